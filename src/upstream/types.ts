@@ -1,0 +1,89 @@
+/**
+ * The Context.IO 2.0 JSON shapes, as the upstream sends them (snake_case, Unix seconds).
+ * These are the codegen mappers' parent types: resolvers receive them and translate field by field.
+ * The emulator produces exactly these shapes too.
+ */
+
+/** A source status as the reference lists it; anything else the upstream sends is kept as a plain string. */
+export type UpstreamSourceStatus =
+  | 'OK'
+  | 'INVALID_CREDENTIALS'
+  | 'CONNECTION_IMPOSSIBLE'
+  | 'NO_ACCESS_TO_ALL_MAIL'
+  | 'TEMP_DISABLED'
+  | 'DISABLED';
+
+export interface UpstreamSource {
+  label: string;
+  email?: string;
+  username?: string;
+  server?: string;
+  port?: number;
+  use_ssl?: boolean;
+  type?: string;
+  authentication_type?: string;
+  status?: UpstreamSourceStatus | (string & {});
+  status_message?: string | null;
+  sync_period?: string;
+  resource_url?: string;
+}
+
+/** The account as embedded in a used connect token: a subset of the full account. */
+export interface UpstreamEmbeddedAccount {
+  id: string;
+  created: number;
+  suspended: number | false;
+  email_addresses: string[];
+  first_name?: string;
+  last_name?: string;
+  sources: UpstreamSource[];
+}
+
+export interface UpstreamAccount extends UpstreamEmbeddedAccount {
+  username?: string;
+  password_expired: number | false;
+  resource_url?: string;
+  /** Older documents only: may be missing. */
+  nb_messages?: number;
+  nb_files?: number;
+}
+
+export interface UpstreamConnectToken {
+  token: string;
+  email?: string;
+  created: number;
+  used: number | false;
+  /** An integer while unused, `false` once used. */
+  expires: number | false;
+  callback_url: string;
+  first_name?: string;
+  last_name?: string;
+  /**
+   * After parsing: the embedded account once used, `null` while unused. On the wire an unused token's
+   * account is `{}`, `[]` or a bare id string; the client normalizes those to `null`.
+   */
+  account: UpstreamEmbeddedAccount | null;
+}
+
+export interface UpstreamCreateConnectTokenResult {
+  success: boolean;
+  token: string;
+  resource_url: string;
+  browser_redirect_url: string;
+}
+
+export interface UpstreamCreateAccountResult {
+  success: boolean;
+  id: string;
+  resource_url: string;
+}
+
+export interface UpstreamSuccess {
+  success: boolean;
+}
+
+export interface UpstreamErrorBody {
+  type: 'error';
+  value: string;
+  code?: number;
+}
