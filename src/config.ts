@@ -1,0 +1,99 @@
+import { LOG_LEVELS, type LogLevel } from './logger.ts';
+
+/** Where the gateway sends its REST calls. */
+export type UpstreamConfig =
+  | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string }
+  /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process and use it. */
+  | { kind: 'embedded' };
+
+export interface GatewayConfig {
+  port: number;
+  host: string;
+  upstream: UpstreamConfig;
+  /** Deadline of one upstream request, retries included. */
+  upstreamTimeoutMs: number;
+  /** Upstream requests in flight at once, per process; further ones queue. */
+  upstreamMaxInFlight: number;
+  logLevel: LogLevel;
+  /** `NODE_ENV=development`: stack traces in error responses. */
+  development: boolean;
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** A configuration problem, as one line that names the variable and never its (possibly secret) value. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+  }
+}
+
+/**
+ * Reads and validates the environment, collecting every problem instead of stopping at the first, so a
+ * misconfigured deployment is fixed in one round.
+ */
+export function loadConfig(env: Env = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return fallback;
+    }
+    return value;
+  };
+
+  const port = integer('PORT', 4000, 0, 65535);
+  const host = read('HOST') ?? '127.0.0.1';
+  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000);
+  const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', 64, 1, 10_000);
+
+  const rawLevel = read('LOG_LEVEL') ?? 'info';
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
+  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${rawLevel}")`);
+
+  let upstream: UpstreamConfig = { kind: 'embedded' };
+  const baseUrl = read('CONTEXTIO_API_URL');
+  const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
+  const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
+  if (baseUrl !== undefined) {
+    if (!isHttpUrl(baseUrl)) {
+      problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
+    }
+    if (consumerKey === undefined) problems.push('CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set');
+    if (consumerSecret === undefined) problems.push('CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set');
+    if (consumerKey !== undefined && consumerSecret !== undefined) {
+      upstream = { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret };
+    }
+  } else if (consumerKey !== undefined || consumerSecret !== undefined) {
+    problems.push(
+      'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
+    );
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    port,
+    host,
+    upstream,
+    upstreamTimeoutMs,
+    upstreamMaxInFlight,
+    logLevel,
+    development: env['NODE_ENV'] === 'development',
+  };
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';
+  } catch {
+    return false;
+  }
+}

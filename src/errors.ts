@@ -1,0 +1,45 @@
+import { GraphQLError } from 'graphql';
+
+/**
+ * The closed set of `extensions.code` values the contract publishes. Every error a client sees carries
+ * one of these; the classes and messages behind them stay internal.
+ */
+export const ErrorCode = {
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  NOT_FOUND: 'NOT_FOUND',
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  RATE_LIMITED: 'RATE_LIMITED',
+  UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
+  UPSTREAM_ERROR: 'UPSTREAM_ERROR',
+  QUERY_TOO_COMPLEX: 'QUERY_TOO_COMPLEX',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Where an upstream failure happened: enough to debug, nothing secret (no query string, no body). */
+export interface UpstreamErrorInfo {
+  /** The HTTP status, or `null` when no response arrived (timeout, broken connection). */
+  status: number | null;
+  method: string;
+  /** Relative to the configured base URL, e.g. `/accounts/52daabefcea6f9c35a4a0997`. */
+  path: string;
+}
+
+/** An error with one of the contract's codes, safe to show to any caller. */
+export function gatewayError(code: ErrorCode, message: string, upstream?: UpstreamErrorInfo): GraphQLError {
+  return new GraphQLError(message, { extensions: upstream ? { code, upstream } : { code } });
+}
+
+/** The code of an error raised by this gateway, or `undefined` for anything unexpected. */
+export function codeOf(error: unknown): ErrorCode | undefined {
+  const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;
+  return typeof code === 'string' && code in ErrorCode ? (code as ErrorCode) : undefined;
+}
+
+/** Fails the compile when a `switch` misses a case of a union, and the run if one slips through anyway. */
+export class UnreachableCaseError extends Error {
+  constructor(value: never) {
+    super(`Unreachable case: ${String(value)}`);
+  }
+}

@@ -1,0 +1,111 @@
+import type DataLoader from 'dataloader';
+import type { UpstreamClient, Params } from '../upstream/client.ts';
+import type { UpstreamAccount, UpstreamConnectToken } from '../upstream/types.ts';
+import { resourceLoader } from './resource-loader.ts';
+
+/** The query of one page of `GET /accounts`. */
+export interface AccountPageQuery {
+  limit: number;
+  offset: number;
+  email?: string | undefined;
+  status?: string | undefined;
+  statusOk?: boolean | undefined;
+}
+
+/** A top-level token (`accountId` null) or one of an account's. */
+interface TokenKey {
+  accountId: string | null;
+  token: string;
+}
+
+/**
+ * Everything a resolver may ask of the upstream during one request, and the only way resolvers reach it.
+ * Reads go through per-request DataLoaders (each resource fetched once, concurrently); lists prime the
+ * loaders of the items they hold; writes go straight to the client, once, and forget what they changed.
+ * Loaders are created on first use, so an operation pays only for the ones it needs.
+ */
+export class RequestApi {
+  readonly #client: UpstreamClient;
+  readonly #signal: AbortSignal | undefined;
+  #accounts?: DataLoader<string, UpstreamAccount, string>;
+  #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
+  #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
+  #tokenLists?: DataLoader<string | null, UpstreamConnectToken[], string | null>;
+
+  constructor(client: UpstreamClient, signal?: AbortSignal) {
+    this.#client = client;
+    this.#signal = signal;
+  }
+
+  account(id: string): Promise<UpstreamAccount> {
+    return this.#accountLoader().load(id);
+  }
+
+  async accountPage(query: AccountPageQuery): Promise<UpstreamAccount[]> {
+    this.#accountPages ??= resourceLoader(
+      ({ limit, offset, email, status, statusOk }: AccountPageQuery) =>
+        this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal),
+      (q) => JSON.stringify([q.limit, q.offset, q.email, q.status, q.statusOk]),
+    );
+    const accounts = await this.#accountPages.load(query);
+    const loader = this.#accountLoader();
+    for (const account of accounts) loader.prime(account.id, account);
+    return accounts;
+  }
+
+  /** A top-level token when `accountId` is null, else one of that account's tokens. */
+  connectToken(accountId: string | null, token: string): Promise<UpstreamConnectToken> {
+    return this.#tokenLoader().load({ accountId, token });
+  }
+
+  /** The top-level tokens when `accountId` is null, else that account's. */
+  async connectTokens(accountId: string | null): Promise<UpstreamConnectToken[]> {
+    this.#tokenLists ??= resourceLoader((key: string | null) => this.#client.listConnectTokens(key, this.#signal));
+    const tokens = await this.#tokenLists.load(accountId);
+    const loader = this.#tokenLoader();
+    for (const token of tokens) loader.prime({ accountId, token: token.token }, token);
+    return tokens;
+  }
+
+  createAccount(form: Params) {
+    return this.#client.createAccount(form, this.#signal);
+  }
+
+  async updateAccount(id: string, form: Params) {
+    const result = await this.#client.updateAccount(id, form, this.#signal);
+    this.#accounts?.clear(id);
+    return result;
+  }
+
+  async deleteAccount(id: string) {
+    const result = await this.#client.deleteAccount(id, this.#signal);
+    this.#accounts?.clear(id);
+    return result;
+  }
+
+  async createConnectToken(accountId: string | null, form: Params) {
+    const result = await this.#client.createConnectToken(accountId, form, this.#signal);
+    this.#tokenLists?.clear(accountId);
+    return result;
+  }
+
+  async deleteConnectToken(accountId: string | null, token: string) {
+    const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
+    this.#tokens?.clear({ accountId, token });
+    this.#tokenLists?.clear(accountId);
+    return result;
+  }
+
+  #accountLoader() {
+    this.#accounts ??= resourceLoader((id: string) => this.#client.getAccount(id, this.#signal));
+    return this.#accounts;
+  }
+
+  #tokenLoader() {
+    this.#tokens ??= resourceLoader(
+      ({ accountId, token }: TokenKey) => this.#client.getConnectToken(accountId, token, this.#signal),
+      ({ accountId, token }) => `${accountId ?? ''}/${token}`,
+    );
+    return this.#tokens;
+  }
+}

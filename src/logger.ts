@@ -1,0 +1,28 @@
+/** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+/**
+ * One JSON object per line, so log collectors need no parser of their own. Callers never pass secrets,
+ * signatures or tokens; fields are values the gateway chose to log, not raw request data.
+ */
+export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+  const threshold = LOG_LEVELS.indexOf(level);
+  const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
+    if (LOG_LEVELS.indexOf(at) < threshold) return;
+    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, message, ...fields })}\n`);
+  };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+}
+
+/** A logger that drops everything, for tests and benchmarks that assert on other output. */
+export const silentLogger: Logger = createLogger('error', () => {});

@@ -1,0 +1,67 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+import type { CreateConnectTokenInput, MutationResolvers } from '../generated/graphql.ts';
+import type { Params } from '../upstream/client.ts';
+
+/** Each mutation is exactly one upstream request, never retried; payload fields load more only if selected. */
+export const Mutation: MutationResolvers = {
+  createConnectToken: async (_, { input }, { api }) => ({
+    result: await api.createConnectToken(null, connectTokenForm(input)),
+    accountId: null,
+  }),
+
+  createAccountConnectToken: async (_, { accountId, input }, { api }) => ({
+    result: await api.createConnectToken(accountId, connectTokenForm(input)),
+    accountId,
+  }),
+
+  deleteConnectToken: async (_, { token }, { api }) => ({ ...(await api.deleteConnectToken(null, token)), token }),
+
+  deleteAccountConnectToken: async (_, { accountId, token }, { api }) => ({
+    ...(await api.deleteConnectToken(accountId, token)),
+    token,
+  }),
+
+  createAccount: (_, { input }, { api }) =>
+    api.createAccount({ email: email(input.email, 'input.email'), first_name: input.firstName, last_name: input.lastName }),
+
+  updateAccount: async (_, { id, input }, { api }) => {
+    if (input.firstName == null && input.lastName == null) {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'input must set firstName or lastName');
+    }
+    return { ...(await api.updateAccount(id, { first_name: input.firstName, last_name: input.lastName })), id };
+  },
+
+  deleteAccount: async (_, { id }, { api }) => ({ ...(await api.deleteAccount(id)), id }),
+};
+
+/** The upstream's form for a new connect token, checked first so a bad input costs no request. */
+function connectTokenForm(input: CreateConnectTokenInput): Params {
+  return {
+    callback_url: httpUrl(input.callbackUrl, 'input.callbackUrl'),
+    email: input.email == null ? undefined : email(input.email, 'input.email'),
+    first_name: input.firstName,
+    last_name: input.lastName,
+    source_callback_url: input.sourceCallbackUrl == null ? undefined : httpUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl'),
+    source_sync_all_folders: input.sourceSyncAllFolders,
+    source_sync_flags: input.sourceSyncFlags,
+    source_raw_file_list: input.sourceRawFileList,
+  };
+}
+
+function httpUrl(value: string, name: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL`);
+  }
+  return value;
+}
+
+function email(value: string, name: string): string {
+  if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address`);
+  return value;
+}

@@ -1,0 +1,47 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+import type { QueryResolvers } from '../generated/graphql.ts';
+import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
+import { fullAccount } from './Account.ts';
+
+export const Query: QueryResolvers = {
+  account: async (_, { id }, { api }) => fullAccount(await api.account(id)),
+
+  accounts: async (_, { filter, first, after }, { api }) => {
+    const size = pageSize(first);
+    const offset = offsetAfter('accounts', after);
+    if (filter?.status === 'UNKNOWN') {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
+    }
+    // One more than asked tells whether another page follows; the upstream's page stops at 100, where a
+    // full page has to be taken to mean "maybe more".
+    const limit = Math.min(size + 1, MAX_PAGE_SIZE);
+    const page = await api.accountPage({
+      limit,
+      offset,
+      email: filter?.email ?? undefined,
+      status: filter?.status ?? undefined,
+      statusOk: filter?.statusOk ?? undefined,
+    });
+    return {
+      items: page.slice(0, size).map(fullAccount),
+      offset,
+      hasNextPage: page.length >= limit,
+      cursorKind: 'accounts',
+    };
+  },
+
+  connectToken: (_, { token }, { api }) => api.connectToken(null, token),
+
+  connectTokens: async (_, { first, after }, { api }) => {
+    const size = pageSize(first);
+    const offset = offsetAfter('connectTokens', after);
+    // The upstream has no paging here: the whole list is fetched once and paged over.
+    const all = await api.connectTokens(null);
+    return {
+      items: all.slice(offset, offset + size),
+      offset,
+      hasNextPage: all.length > offset + size,
+      cursorKind: 'connectTokens',
+    };
+  },
+};

@@ -1,0 +1,50 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+import type { ConnectionParent, EdgeParent } from './parents.ts';
+
+/** The contract's page sizes: the upstream serves at most 100 items a page. */
+export const MAX_PAGE_SIZE = 100;
+
+/** Checks `first` before any upstream call. */
+export function pageSize(first: number | null | undefined): number {
+  const size = first ?? 20;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `first must be from 1 to ${MAX_PAGE_SIZE} (got ${size})`);
+  }
+  return size;
+}
+
+/**
+ * Cursors are opaque to clients: base64url of `<kind>:<index>`. The kind makes a cursor of one
+ * connection useless for another instead of silently paging at a wrong offset.
+ */
+export function encodeCursor(kind: string, index: number): string {
+  return Buffer.from(`${kind}:${index}`).toString('base64url');
+}
+
+/** The offset of the first item after `after`; 0 without a cursor. */
+export function offsetAfter(kind: string, after: string | null | undefined): number {
+  if (after === null || after === undefined) return 0;
+  const match = new RegExp(`^${kind}:(\\d{1,9})$`).exec(Buffer.from(after, 'base64url').toString());
+  if (!match) throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list: "${after.slice(0, 64)}"`);
+  return Number(match[1]) + 1;
+}
+
+/** The edges of a page, each with the cursor that continues after it. */
+export function edgesOf<T>(page: ConnectionParent<T>): EdgeParent<T>[] {
+  return page.items.map((node, i) => ({ node, cursor: encodeCursor(page.cursorKind, page.offset + i) }));
+}
+
+/** Relay's page info: the cursor of the last item, and whether more follow. */
+export function pageInfoOf<T>(page: ConnectionParent<T>) {
+  return {
+    hasNextPage: page.hasNextPage,
+    endCursor: page.items.length > 0 ? encodeCursor(page.cursorKind, page.offset + page.items.length - 1) : null,
+  };
+}
+
+/** The shared field resolvers of every `…Connection` type. */
+export const connectionResolvers = {
+  edges: edgesOf,
+  nodes: <T>(page: ConnectionParent<T>) => page.items,
+  pageInfo: pageInfoOf,
+};

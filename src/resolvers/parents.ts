@@ -1,0 +1,58 @@
+import type {
+  UpstreamAccount,
+  UpstreamConnectToken,
+  UpstreamCreateAccountResult,
+  UpstreamCreateConnectTokenResult,
+  UpstreamEmbeddedAccount,
+} from '../upstream/types.ts';
+
+/**
+ * What each GraphQL object type is resolved from (codegen's `mappers`): upstream JSON, plus the little
+ * the gateway must remember about where it came from.
+ */
+
+/**
+ * An account as far as the gateway has it: the full upstream account, or the subset a used connect token
+ * embeds. Fields the embed lacks load the full account through the per-request loader.
+ */
+export type AccountParent =
+  | { readonly complete: true; readonly account: UpstreamAccount }
+  | { readonly complete: false; readonly account: UpstreamEmbeddedAccount };
+
+export type ConnectTokenParent = UpstreamConnectToken;
+
+/** A page of a connection: the items, and the offset of the first, from which cursors are made. */
+export interface ConnectionParent<T> {
+  readonly items: T[];
+  readonly offset: number;
+  readonly hasNextPage: boolean;
+  readonly cursorKind: string;
+}
+export type AccountConnectionParent = ConnectionParent<AccountParent>;
+export type ConnectTokenConnectionParent = ConnectionParent<ConnectTokenParent>;
+
+export interface EdgeParent<T> {
+  readonly node: T;
+  readonly cursor: string;
+}
+export type AccountEdgeParent = EdgeParent<AccountParent>;
+export type ConnectTokenEdgeParent = EdgeParent<ConnectTokenParent>;
+
+/** A new token, with the account it belongs to (null for a top-level token) to load it from the right path. */
+export interface CreateConnectTokenPayloadParent {
+  readonly result: UpstreamCreateConnectTokenResult;
+  readonly accountId: string | null;
+}
+export type CreateAccountPayloadParent = UpstreamCreateAccountResult;
+export interface UpdateAccountPayloadParent {
+  readonly success: boolean;
+  readonly id: string;
+}
+export interface DeleteAccountPayloadParent {
+  readonly success: boolean;
+  readonly id: string;
+}
+export interface DeleteConnectTokenPayloadParent {
+  readonly success: boolean;
+  readonly token: string;
+}

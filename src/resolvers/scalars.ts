@@ -1,0 +1,28 @@
+import { GraphQLScalarType, Kind } from 'graphql';
+import { ErrorCode, gatewayError } from '../errors.ts';
+
+/** Upstream Unix seconds as the schema's DateTime; `0`/`false` mean "not set" upstream and become null. */
+export function fromUnixSeconds(seconds: number | false | undefined): string | null {
+  return seconds ? new Date(seconds * 1000).toISOString() : null;
+}
+
+const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function parseDateTime(value: unknown): string {
+  if (typeof value !== 'string' || !ISO_8601.test(value) || Number.isNaN(Date.parse(value))) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'DateTime must be an ISO-8601 string such as 2014-01-16T20:41:14Z');
+  }
+  return new Date(value).toISOString();
+}
+
+export const DateTime = new GraphQLScalarType<string, string>({
+  name: 'DateTime',
+  description: 'An instant as an ISO-8601 string in UTC',
+  // Resolvers already produce the ISO string (see fromUnixSeconds); anything else is a bug, not data.
+  serialize: (value) => {
+    if (typeof value !== 'string') throw new TypeError('DateTime resolvers must return an ISO-8601 string');
+    return value;
+  },
+  parseValue: parseDateTime,
+  parseLiteral: (ast) => parseDateTime(ast.kind === Kind.STRING ? ast.value : undefined),
+});

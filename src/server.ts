@@ -1,0 +1,234 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer, HeaderMap } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { createContext, type GatewayContext } from './context.ts';
+import { codeOf, ErrorCode } from './errors.ts';
+import type { Logger } from './logger.ts';
+import { buildSchema } from './schema.ts';
+import { UpstreamClient } from './upstream/client.ts';
+
+export interface GatewayOptions {
+  port: number;
+  host: string;
+  upstream: { baseUrl: string; consumerKey: string; consumerSecret: string };
+  upstreamTimeoutMs: number;
+  upstreamMaxInFlight: number;
+  development: boolean;
+  logger: Logger;
+  /** Largest request body accepted; larger ones get 413 before they are read whole. */
+  maxBodyBytes?: number;
+}
+
+export interface Gateway {
+  /** The GraphQL endpoint, e.g. `http://127.0.0.1:4000/graphql`. */
+  readonly url: string;
+  readonly origin: string;
+  readonly httpServer: Server;
+  /** Stops accepting, lets in-flight operations finish, then closes the upstream pool. */
+  close(): Promise<void>;
+}
+
+/** Error codes that Apollo and graphql-js raise themselves for a refused operation: already safe to show. */
+const OPERATION_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
+/** Whether an error is one the gateway or Apollo raised on purpose (else it is a bug, to mask and log). */
+function isExpected(error: unknown, code: unknown): boolean {
+  return codeOf(unwrapResolverError(error)) !== undefined || (typeof code === 'string' && OPERATION_CODES.has(code));
+}
+
+/**
+ * Starts the gateway: an HTTP server whose `/graphql` hands requests to Apollo Server, whose resolvers
+ * reach the upstream only through the request's loaders and the one upstream client.
+ */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { logger } = options;
+  const client = new UpstreamClient({
+    ...options.upstream,
+    timeoutMs: options.upstreamTimeoutMs,
+    maxInFlight: options.upstreamMaxInFlight,
+    logger,
+  });
+
+  const apollo = new ApolloServer<GatewayContext>({
+    schema: buildSchema(),
+    includeStacktraceInErrorResponses: options.development,
+    status400ForVariableCoercionErrors: true,
+    logger,
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      {
+        // Anything unexpected is logged here, once, with the request id that the masked error lacks.
+        async requestDidStart() {
+          return {
+            async didEncounterErrors({ errors, contextValue }) {
+              for (const error of errors) {
+                const original = unwrapResolverError(error);
+                if (!isExpected(error, error.extensions['code'])) {
+                  logger.error('unexpected error', {
+                    requestId: contextValue.requestId,
+                    error: original instanceof Error ? original.message : String(original),
+                    stack: original instanceof Error ? original.stack : undefined,
+                  });
+                }
+              }
+            },
+          };
+        },
+      },
+    ],
+    formatError: (formatted, error) =>
+      isExpected(error, formatted.extensions?.['code'])
+        ? formatted
+        : {
+            message: 'Unexpected error.',
+            locations: formatted.locations,
+            path: formatted.path,
+            extensions: {
+              code: ErrorCode.INTERNAL_SERVER_ERROR,
+              ...(options.development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
+            },
+          },
+  });
+  await apollo.start();
+
+  const deps = { client, logger };
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const requestId = requestIdOf(req);
+    res.setHeader('x-request-id', requestId);
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    if (url.pathname === '/healthz') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      return sendJson(res, 200, { status: 'ok' });
+    }
+    if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      return sendJson(res, 405, graphqlError('Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED'), { allow: 'GET, POST' });
+    }
+
+    let body: unknown;
+    if (req.method === 'POST') {
+      const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (mediaType !== 'application/json' && mediaType !== 'application/graphql-response+json') {
+        req.resume();
+        return sendJson(res, 415, graphqlError('POST bodies must be application/json', 'UNSUPPORTED_MEDIA_TYPE'));
+      }
+      const text = await readBody(req, maxBodyBytes);
+      if (text === undefined) {
+        return sendJson(res, 413, graphqlError(`The request body exceeds ${maxBodyBytes} bytes`, 'PAYLOAD_TOO_LARGE'), { connection: 'close' });
+      }
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return sendJson(res, 400, graphqlError('The request body is not valid JSON', 'BAD_REQUEST'));
+      }
+    }
+
+    // A client that goes away takes its upstream work with it.
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    const headers = new HeaderMap();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
+      context: async () => createContext(deps, requestId, abort.signal),
+    });
+    for (const [key, value] of response.headers) res.setHeader(key, value);
+    res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  };
+
+  const httpServer = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      logger.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+      if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port, options.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const origin = `http://${host}:${port}`;
+
+  return {
+    url: `${origin}/graphql`,
+    origin,
+    httpServer,
+    async close() {
+      await new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        httpServer.closeIdleConnections();
+      });
+      await apollo.stop();
+      await client.close();
+    },
+  };
+}
+
+/** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+function graphqlError(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/** The body as text, or `undefined` once it passes `limit` bytes (the rest is then not read). */
+function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

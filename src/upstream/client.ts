@@ -1,0 +1,315 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { authorizationHeader, encodeFormPairs, percentEncode, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
+import {
+  listOf,
+  parseAccount,
+  parseConnectToken,
+  parseCreateAccount,
+  parseCreateConnectToken,
+  parseSuccess,
+  ShapeError,
+} from './parse.ts';
+import type {
+  UpstreamAccount,
+  UpstreamConnectToken,
+  UpstreamCreateAccountResult,
+  UpstreamCreateConnectTokenResult,
+  UpstreamSuccess,
+} from './types.ts';
+
+export interface UpstreamClientOptions {
+  /** Base URL including the version, without a trailing slash, e.g. `https://api.context.io/2.0`. */
+  baseUrl: string;
+  consumerKey: string;
+  consumerSecret: string;
+  /** Deadline of one call, retries and queueing included. */
+  timeoutMs: number;
+  /** Connections to the upstream, hence requests in flight at once; the rest wait in the pool's queue. */
+  maxInFlight: number;
+  logger: Logger;
+  /** Attempts for an idempotent call (GET, DELETE), the first included. */
+  maxAttempts?: number;
+  /** First retry delay; doubled each time, with full jitter. */
+  retryBaseDelayMs?: number;
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+type ParamValue = string | number | boolean | null | undefined;
+export type Params = Readonly<Record<string, ParamValue>>;
+
+interface Call<T> {
+  method: Method;
+  /** Path segments after the base URL; each is percent-encoded as exactly one segment. */
+  segments: readonly string[];
+  query?: Params;
+  form?: Params;
+  parse: (json: unknown) => T;
+  /** Aborts the call, e.g. when the GraphQL client went away. */
+  signal?: AbortSignal | undefined;
+  /** What a 404 means, in words a caller understands ("account 52da…"). */
+  resource: string;
+}
+
+/** Statuses worth another attempt on an idempotent call: the upstream may well answer next time. */
+const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
+/** undici's codes for a connection that failed or broke before a response arrived. */
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+]);
+
+/**
+ * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
+ * connection pool (keep-alive, and a cap on requests in flight), OAuth signing, deadlines, retries of
+ * idempotent calls, response parsing, and the mapping of every failure to the contract's error codes.
+ */
+export class UpstreamClient {
+  readonly #pool: Pool;
+  readonly #origin: string;
+  readonly #basePath: string;
+  readonly #options: Required<UpstreamClientOptions>;
+
+  constructor(options: UpstreamClientOptions) {
+    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, ...options };
+    const url = new URL(options.baseUrl);
+    this.#origin = url.origin;
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(this.#origin, {
+      connections: options.maxInFlight,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 120_000,
+    });
+  }
+
+  /** Closes the pool's connections once the requests in it are done. */
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+
+  getAccount(id: string, signal?: AbortSignal): Promise<UpstreamAccount> {
+    return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"` });
+  }
+
+  listAccounts(query: Params, signal?: AbortSignal): Promise<UpstreamAccount[]> {
+    return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts' });
+  }
+
+  createAccount(form: Params, signal?: AbortSignal): Promise<UpstreamCreateAccountResult> {
+    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
+  }
+
+  updateAccount(id: string, form: Params, signal?: AbortSignal): Promise<UpstreamSuccess> {
+    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"` });
+  }
+
+  deleteAccount(id: string, signal?: AbortSignal): Promise<UpstreamSuccess> {
+    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"` });
+  }
+
+  /** Top-level tokens when `accountId` is null, else the tokens of that account. */
+  listConnectTokens(accountId: string | null, signal?: AbortSignal): Promise<UpstreamConnectToken[]> {
+    return this.#call({
+      method: 'GET',
+      segments: connectTokensPath(accountId),
+      parse: listOf(parseConnectToken),
+      signal,
+      resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+    });
+  }
+
+  getConnectToken(accountId: string | null, token: string, signal?: AbortSignal): Promise<UpstreamConnectToken> {
+    return this.#call({
+      method: 'GET',
+      segments: [...connectTokensPath(accountId), token],
+      parse: parseConnectToken,
+      signal,
+      resource: connectTokenResource(accountId, token),
+    });
+  }
+
+  createConnectToken(accountId: string | null, form: Params, signal?: AbortSignal): Promise<UpstreamCreateConnectTokenResult> {
+    return this.#call({
+      method: 'POST',
+      segments: connectTokensPath(accountId),
+      form,
+      parse: parseCreateConnectToken,
+      signal,
+      resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+    });
+  }
+
+  deleteConnectToken(accountId: string | null, token: string, signal?: AbortSignal): Promise<UpstreamSuccess> {
+    return this.#call({
+      method: 'DELETE',
+      segments: [...connectTokensPath(accountId), token],
+      parse: parseSuccess,
+      signal,
+      resource: connectTokenResource(accountId, token),
+    });
+  }
+
+  async #call<T>(call: Call<T>): Promise<T> {
+    const relativePath = `/${call.segments.map(pathSegment).join('/')}`;
+    const query = pairsOf(call.query);
+    const form = pairsOf(call.form);
+    const queryString = query.length > 0 ? `?${encodeFormPairs(query)}` : '';
+    const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
+    const idempotent = call.method !== 'POST';
+    const deadline = Date.now() + this.#options.timeoutMs;
+    const timeout = AbortSignal.timeout(this.#options.timeoutMs);
+    const signal = call.signal ? AbortSignal.any([timeout, call.signal]) : timeout;
+
+    for (let attempt = 1; ; attempt++) {
+      const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
+      let status: number;
+      let text: string;
+      let retryAfter: string | string[] | undefined;
+      try {
+        const headers: Record<string, string> = {
+          authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
+          accept: 'application/json',
+        };
+        let body: string | undefined;
+        if (form.length > 0 || call.method === 'POST') {
+          headers['content-type'] = 'application/x-www-form-urlencoded';
+          body = encodeFormPairs(form);
+        }
+        const response = await this.#pool.request({
+          method: call.method,
+          path: this.#basePath + relativePath + queryString,
+          headers,
+          body,
+          signal,
+        });
+        status = response.statusCode;
+        retryAfter = response.headers['retry-after'];
+        text = await response.body.text();
+      } catch (error) {
+        if (timeout.aborted) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
+        if (call.signal?.aborted) throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+        const code = (error as { code?: string }).code;
+        if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
+          if (await this.#backoff(attempt, undefined, deadline, signal)) continue;
+        }
+        this.#options.logger.warn('upstream connection failed', { method: call.method, path: relativePath, code });
+        throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
+      }
+
+      info.status = status;
+      if (status >= 200 && status < 300) return this.#parse(call, text, info);
+      if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, retryAfter, deadline, signal))) continue;
+      // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.
+      if (call.method === 'DELETE' && status === 404 && attempt > 1) return this.#parse(call, '{"success":true}', info);
+      throw this.#statusError(status, call, text, info);
+    }
+  }
+
+  #authorization(method: Method, path: string, params: OAuthParam[]): string {
+    const protocol = protocolParams(this.#options.consumerKey, randomUUID(), String(Math.floor(Date.now() / 1000)));
+    const signature = sign({
+      method,
+      baseUrl: this.#origin + path,
+      params: [...params, ...protocol],
+      consumerSecret: this.#options.consumerSecret,
+    });
+    return authorizationHeader(protocol, signature);
+  }
+
+  /** Waits before the next attempt; false when that wait would pass the deadline, so the caller gives up now. */
+  async #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, signal: AbortSignal): Promise<boolean> {
+    const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
+    const delay = parseRetryAfter(retryAfter) ?? Math.random() * exponential;
+    if (Date.now() + delay >= deadline) return false;
+    try {
+      await sleep(delay, undefined, { signal });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #parse<T>(call: Call<T>, text: string, info: UpstreamErrorInfo): T {
+    try {
+      return call.parse(JSON.parse(text));
+    } catch (error) {
+      const reason = error instanceof ShapeError ? error.message : 'the body is not JSON';
+      this.#options.logger.error('upstream answered with an unexpected body', { method: info.method, path: info.path, status: info.status, reason });
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
+    }
+  }
+
+  #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo) {
+    // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
+    this.#options.logger.debug('upstream error response', { method: info.method, path: info.path, status, body: text.slice(0, 500) });
+    switch (status) {
+      case 400:
+        return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
+      case 401:
+        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', { method: info.method, path: info.path });
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the gateway’s credentials', info);
+      case 402:
+      case 403:
+        return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}`, info);
+      case 404:
+        return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
+      case 429:
+        return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+      default:
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}`, info);
+    }
+  }
+
+  #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo) {
+    return gatewayError(code, message, { ...info });
+  }
+}
+
+function connectTokensPath(accountId: string | null): string[] {
+  return accountId === null ? ['connect_tokens'] : ['accounts', accountId, 'connect_tokens'];
+}
+
+function connectTokenResource(accountId: string | null, token: string): string {
+  return accountId === null ? `connect token "${token}"` : `connect token "${token}" of account "${accountId}"`;
+}
+
+/**
+ * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
+ * may resolve them as "this" or "parent" directory however they are encoded.
+ */
+function pathSegment(id: string): string {
+  if (id === '' || id === '.' || id === '..') {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
+  }
+  return percentEncode(id);
+}
+
+/** Parameters as the upstream expects them: flags as 0/1, unset values left out. */
+function pairsOf(params: Params | undefined): OAuthParam[] {
+  if (!params) return [];
+  const pairs: OAuthParam[] = [];
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null) continue;
+    pairs.push([key, typeof value === 'boolean' ? (value ? '1' : '0') : String(value)]);
+  }
+  return pairs;
+}
+
+/** `Retry-After` in seconds or as an HTTP date, in milliseconds; undefined when absent or unreadable. */
+function parseRetryAfter(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}

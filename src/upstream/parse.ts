@@ -1,0 +1,170 @@
+import type {
+  UpstreamAccount,
+  UpstreamConnectToken,
+  UpstreamCreateAccountResult,
+  UpstreamCreateConnectTokenResult,
+  UpstreamEmbeddedAccount,
+  UpstreamSource,
+  UpstreamSuccess,
+} from './types.ts';
+
+/**
+ * Turning upstream JSON into the upstream types, tolerating the quirks real servers had (see
+ * shared/contextio-2.0.md) and refusing anything that is not the shape expected, so a resolver never
+ * meets a half-formed object. A refusal is a `ShapeError`, which the client reports as `UPSTREAM_ERROR`.
+ */
+export class ShapeError extends Error {}
+
+type Json = Record<string, unknown>;
+
+function object(value: unknown, what: string): Json {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ShapeError(`${what} is not an object`);
+  return value as Json;
+}
+
+function string(o: Json, key: string, what: string): string {
+  const value = o[key];
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  throw new ShapeError(`${what}.${key} is not a string`);
+}
+
+function optionalString(o: Json, key: string): string | undefined {
+  const value = o[key];
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
+}
+
+/** Unix seconds; `0`, `false`, `null` or a missing field mean "not set" and stay `0`. */
+function timestamp(o: Json, key: string): number {
+  const value = o[key];
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  return 0;
+}
+
+function optionalInt(o: Json, key: string): number | undefined {
+  const value = o[key];
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
+  return undefined;
+}
+
+function optionalBoolean(o: Json, key: string): boolean | undefined {
+  const value = o[key];
+  if (typeof value === 'boolean') return value;
+  if (value === 1 || value === '1' || value === 'true') return true;
+  if (value === 0 || value === '0' || value === 'false') return false;
+  return undefined;
+}
+
+function array(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw new ShapeError(`${what} is not an array`);
+  return value;
+}
+
+function stringArray(o: Json, key: string): string[] {
+  const value = o[key];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/** A list response: a bare JSON array of items. */
+export const listOf =
+  <T>(item: (value: unknown) => T) =>
+  (value: unknown): T[] =>
+    array(value, 'response').map(item);
+
+export function parseSource(value: unknown): UpstreamSource {
+  const o = object(value, 'source');
+  const status = optionalString(o, 'status');
+  const statusMessage = o['status_message'];
+  return {
+    label: string(o, 'label', 'source'),
+    email: optionalString(o, 'email'),
+    username: optionalString(o, 'username'),
+    server: optionalString(o, 'server'),
+    port: optionalInt(o, 'port'),
+    use_ssl: optionalBoolean(o, 'use_ssl'),
+    type: optionalString(o, 'type'),
+    authentication_type: optionalString(o, 'authentication_type'),
+    status,
+    status_message: typeof statusMessage === 'string' ? statusMessage : null,
+    sync_period: optionalString(o, 'sync_period'),
+    resource_url: optionalString(o, 'resource_url'),
+  };
+}
+
+function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
+  return {
+    id: string(o, 'id', what),
+    created: timestamp(o, 'created'),
+    suspended: timestamp(o, 'suspended'),
+    email_addresses: stringArray(o, 'email_addresses'),
+    first_name: optionalString(o, 'first_name'),
+    last_name: optionalString(o, 'last_name'),
+    sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
+  };
+}
+
+export function parseAccount(value: unknown): UpstreamAccount {
+  const o = object(value, 'account');
+  return {
+    ...embeddedFields(o, 'account'),
+    username: optionalString(o, 'username'),
+    password_expired: timestamp(o, 'password_expired'),
+    resource_url: optionalString(o, 'resource_url'),
+    nb_messages: optionalInt(o, 'nb_messages'),
+    nb_files: optionalInt(o, 'nb_files'),
+  };
+}
+
+/** An unused token's account arrives as `{}`, `[]` or a bare id string: all of them mean "none yet". */
+function embeddedAccount(value: unknown): UpstreamEmbeddedAccount | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const o = value as Json;
+  if (o['id'] === undefined || o['id'] === '') return null;
+  return embeddedFields(o, 'connect token account');
+}
+
+export function parseConnectToken(value: unknown): UpstreamConnectToken {
+  const o = object(value, 'connect token');
+  const account = embeddedAccount(o['account']);
+  const used = timestamp(o, 'used');
+  return {
+    token: string(o, 'token', 'connect token'),
+    email: optionalString(o, 'email') || undefined,
+    created: timestamp(o, 'created'),
+    used,
+    // `false` once used; some servers keep sending the old integer, which no longer means anything then.
+    expires: used > 0 ? false : timestamp(o, 'expires'),
+    callback_url: optionalString(o, 'callback_url') ?? '',
+    first_name: optionalString(o, 'first_name') || undefined,
+    last_name: optionalString(o, 'last_name') || undefined,
+    account,
+  };
+}
+
+/** `success` is a JSON boolean, or the string `"true"`/`"false"` in one old document. */
+function success(o: Json): boolean {
+  const value = optionalBoolean(o, 'success');
+  if (value === undefined) throw new ShapeError('response.success is missing');
+  return value;
+}
+
+export function parseSuccess(value: unknown): UpstreamSuccess {
+  return { success: success(object(value, 'response')) };
+}
+
+export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTokenResult {
+  const o = object(value, 'response');
+  return {
+    success: success(o),
+    token: string(o, 'token', 'response'),
+    resource_url: string(o, 'resource_url', 'response'),
+    browser_redirect_url: string(o, 'browser_redirect_url', 'response'),
+  };
+}
+
+export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {
+  const o = object(value, 'response');
+  return { success: success(o), id: string(o, 'id', 'response'), resource_url: string(o, 'resource_url', 'response') };
+}
