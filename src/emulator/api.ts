@@ -1,0 +1,326 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { percentEncode } from '../oauth/signature.ts';
+import type {
+  UpstreamConnectToken,
+  UpstreamCreateAccountResult,
+  UpstreamCreateConnectTokenResult,
+  UpstreamSuccess,
+} from '../upstream/types.ts';
+import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson } from './http.ts';
+import type { OAuthVerifier } from './oauth.ts';
+import { looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
+
+/** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
+
+export interface ApiContext {
+  store: EmulatorStore;
+  verifier: OAuthVerifier;
+  /** `http://host:port`, for `browser_redirect_url`. */
+  origin: string;
+  /** `origin + '/2.0'`, for `resource_url`. */
+  baseUrl: string;
+}
+
+interface Result {
+  status: number;
+  body: unknown;
+}
+
+type Params = Map<string, string>;
+type Handler = () => Result;
+
+/** Handles one API request; `path` is what follows `/2.0`, raw, and `query` the raw query string. */
+export async function handleApiRequest(
+  ctx: ApiContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  query: string,
+): Promise<void> {
+  try {
+    // The body is read whatever its type, so the connection stays usable; only a form is signed and parsed.
+    const body = await readBody(req);
+    const queryPairs = decodePairs(query, 'query string');
+    const formPairs = isFormBody(req) ? decodePairs(body, 'form body') : [];
+
+    const verdict = ctx.verifier.verify({
+      method: req.method ?? 'GET',
+      baseUrl: `${requestScheme(req)}://${requestHost(req)}/2.0${path}`,
+      authorization: req.headers.authorization,
+      params: [...queryPairs, ...formPairs],
+    });
+    if (!verdict.ok) return sendError(res, 401, verdict.reason, 105);
+
+    // Body values win over query values for the same name; the API itself sends forms.
+    const params = firstValues([...formPairs, ...queryPairs]);
+    const result = route(ctx, req.method ?? 'GET', splitPath(path), params);
+    if (req.method !== 'GET') await ctx.store.flush();
+    sendJson(res, result.status, result.body);
+  } catch (error) {
+    if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
+    process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
+    sendError(res, 500, 'internal server error');
+  }
+}
+
+function requestScheme(req: IncomingMessage): string {
+  // Behind a TLS-terminating proxy the client signed an https URL; honour the usual header for that.
+  const forwarded = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]?.trim().toLowerCase();
+  return forwarded === 'https' ? 'https' : 'http';
+}
+
+function requestHost(req: IncomingMessage): string {
+  if (req.headers.host) return req.headers.host;
+  const { localAddress = '127.0.0.1', localPort } = req.socket;
+  return `${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
+}
+
+/** Raw path to decoded segments; a trailing slash is tolerated. */
+function splitPath(path: string): string[] {
+  const raw = path.split('/').slice(1);
+  if (raw.length > 0 && raw[raw.length - 1] === '') raw.pop();
+  return raw.map((segment) => {
+    try {
+      return decodeURIComponent(segment);
+    } catch {
+      throw new HttpError(400, 'malformed path');
+    }
+  });
+}
+
+function route(ctx: ApiContext, method: string, seg: string[], params: Params): Result {
+  const [first, id, sub, item] = seg;
+  const unknown = (): never => {
+    throw new HttpError(404, `unknown resource /${seg.join('/')}`);
+  };
+  if (first === 'accounts') {
+    if (id === undefined) return dispatch(method, { GET: () => listAccounts(ctx, params), POST: () => createAccount(ctx, params) });
+    if (id === '' || seg.length > 4) return unknown();
+    if (sub === undefined) {
+      return dispatch(method, {
+        GET: () => ok(requireAccount(ctx, id)),
+        POST: () => updateAccount(ctx, id, params),
+        DELETE: () => deleteAccount(ctx, id),
+      });
+    }
+    if (sub === 'sources') {
+      if (item === undefined) return dispatch(method, { GET: () => listSources(ctx, id, params) });
+      return dispatch(method, { GET: () => getSource(ctx, id, item) });
+    }
+    if (sub === 'connect_tokens') {
+      if (item === undefined) {
+        return dispatch(method, {
+          GET: () => {
+            requireAccount(ctx, id);
+            return ok(page(ctx.store.listConnectTokens(id), params).map(wireToken));
+          },
+          POST: () => createConnectToken(ctx, id, params),
+        });
+      }
+      return dispatch(method, {
+        GET: () => {
+          requireAccount(ctx, id);
+          return ok(wireToken(requireToken(ctx.store.getConnectToken(item, id), item)));
+        },
+        DELETE: () => {
+          requireAccount(ctx, id);
+          if (!ctx.store.deleteConnectToken(item, id)) throw tokenNotFound(item);
+          return ok(success());
+        },
+      });
+    }
+    return unknown();
+  }
+  if (first === 'connect_tokens' && seg.length <= 2) {
+    if (id === undefined) {
+      return dispatch(method, {
+        GET: () => ok(page(ctx.store.listConnectTokens(null), params).map(wireToken)),
+        POST: () => createConnectToken(ctx, null, params),
+      });
+    }
+    return dispatch(method, {
+      GET: () => ok(wireToken(requireToken(ctx.store.getConnectToken(id), id))),
+      DELETE: () => {
+        if (!ctx.store.deleteConnectToken(id)) throw tokenNotFound(id);
+        return ok(success());
+      },
+    });
+  }
+  return unknown();
+}
+
+function dispatch(method: string, handlers: Partial<Record<string, Handler>>): Result {
+  const handler = handlers[method];
+  if (!handler) {
+    const allow = Object.keys(handlers).join(', ');
+    throw new HttpError(405, `method ${method} is not allowed on this resource (allowed: ${allow})`, undefined, { Allow: allow });
+  }
+  return handler();
+}
+
+const ok = (body: unknown, status = 200): Result => ({ status, body });
+const success = (): UpstreamSuccess => ({ success: true });
+
+// ---- accounts ---------------------------------------------------------------------------------
+
+function listAccounts(ctx: ApiContext, params: Params): Result {
+  const statusOk = flagFilter(params, 'status_ok');
+  const accounts = ctx.store.listAccounts({
+    ...(params.get('email') ? { email: params.get('email')! } : {}),
+    ...(params.get('status') ? { status: params.get('status')! } : {}),
+    ...(statusOk === undefined ? {} : { status_ok: statusOk }),
+  });
+  return ok(page(accounts, params));
+}
+
+function createAccount(ctx: ApiContext, params: Params): Result {
+  const email = params.get('email')?.trim();
+  if (!email) throw new HttpError(400, 'missing required parameter: email');
+  if (!looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
+  // The reference lets POST /accounts carry a first source's parameters.
+  const sources: NewSource[] = [];
+  const server = params.get('server');
+  if (server) {
+    const port = params.has('port') ? integer(params, 'port', 1, 65_535) : undefined;
+    sources.push({
+      email,
+      server,
+      ...(params.get('username') ? { username: params.get('username')! } : {}),
+      ...(port === undefined ? {} : { port }),
+      ...(params.has('use_ssl') ? { use_ssl: truthy(params.get('use_ssl')) } : {}),
+      ...(params.get('type') ? { type: params.get('type')! } : {}),
+    });
+  }
+  const account = ctx.store.createAccount({
+    email,
+    ...(params.has('first_name') ? { first_name: params.get('first_name')! } : {}),
+    ...(params.has('last_name') ? { last_name: params.get('last_name')! } : {}),
+    sources,
+  });
+  const body: UpstreamCreateAccountResult = { success: true, id: account.id, resource_url: account.resource_url! };
+  return ok(body, 201);
+}
+
+function requireAccount(ctx: ApiContext, id: string) {
+  const account = ctx.store.getAccount(id);
+  if (!account) throw new HttpError(404, `account ${id} is invalid`);
+  return account;
+}
+
+function updateAccount(ctx: ApiContext, id: string, params: Params): Result {
+  const patch = {
+    ...(params.has('first_name') ? { first_name: params.get('first_name')! } : {}),
+    ...(params.has('last_name') ? { last_name: params.get('last_name')! } : {}),
+  };
+  if (!ctx.store.updateAccount(id, patch)) throw new HttpError(404, `account ${id} is invalid`);
+  return ok(success());
+}
+
+function deleteAccount(ctx: ApiContext, id: string): Result {
+  if (!ctx.store.deleteAccount(id)) throw new HttpError(404, `account ${id} is invalid`);
+  return ok(success());
+}
+
+// ---- sources ----------------------------------------------------------------------------------
+
+function listSources(ctx: ApiContext, id: string, params: Params): Result {
+  const statusOk = flagFilter(params, 'status_ok');
+  const sources = ctx.store.listSources(id, {
+    ...(params.get('status') ? { status: params.get('status')! } : {}),
+    ...(statusOk === undefined ? {} : { status_ok: statusOk }),
+  });
+  if (!sources) throw new HttpError(404, `account ${id} is invalid`);
+  return ok(page(sources, params));
+}
+
+function getSource(ctx: ApiContext, id: string, label: string): Result {
+  requireAccount(ctx, id);
+  const source = ctx.store.getSource(id, label);
+  if (!source) throw new HttpError(404, `source ${label} is invalid`);
+  return ok(source);
+}
+
+// ---- connect tokens ---------------------------------------------------------------------------
+
+function createConnectToken(ctx: ApiContext, accountId: string | null, params: Params): Result {
+  if (accountId !== null) requireAccount(ctx, accountId);
+  const callbackUrl = params.get('callback_url');
+  if (!callbackUrl) throw new HttpError(400, 'missing required parameter: callback_url');
+  if (!isHttpUrl(callbackUrl)) throw new HttpError(400, 'callback_url is invalid: it must be an absolute http(s) URL');
+  const sourceCallbackUrl = params.get('source_callback_url') || undefined;
+  if (sourceCallbackUrl && !isHttpUrl(sourceCallbackUrl)) throw new HttpError(400, 'source_callback_url is invalid');
+  const email = params.get('email')?.trim() || undefined;
+  if (email && !looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
+
+  const input: NewConnectToken = { callback_url: callbackUrl };
+  if (email) input.email = email;
+  if (params.has('first_name')) input.first_name = params.get('first_name')!;
+  if (params.has('last_name')) input.last_name = params.get('last_name')!;
+  if (sourceCallbackUrl) input.source_callback_url = sourceCallbackUrl;
+  if (params.get('status_callback_url')) input.status_callback_url = params.get('status_callback_url')!;
+  for (const flag of ['source_sync_all_folders', 'source_sync_flags', 'source_raw_file_list'] as const) {
+    if (params.has(flag)) input[flag] = truthy(params.get(flag));
+  }
+  const token = ctx.store.createConnectToken(accountId, input).token;
+  const resourcePath =
+    accountId === null ? '' : `/accounts/${percentEncode(accountId)}`;
+  const body: UpstreamCreateConnectTokenResult = {
+    success: true,
+    token,
+    resource_url: `${ctx.baseUrl}${resourcePath}/connect_tokens/${percentEncode(token)}`,
+    browser_redirect_url: `${ctx.origin}/connect/${percentEncode(token)}`,
+  };
+  return ok(body, 201);
+}
+
+function requireToken(token: UpstreamConnectToken | undefined, id: string): UpstreamConnectToken {
+  if (!token) throw tokenNotFound(id);
+  return token;
+}
+
+function tokenNotFound(token: string): HttpError {
+  return new HttpError(404, `connect_token ${token} is invalid`);
+}
+
+/** On the wire an unused token's account is `{}`, not null. */
+function wireToken(token: UpstreamConnectToken): unknown {
+  return { ...token, account: token.account ?? {} };
+}
+
+// ---- parameters -------------------------------------------------------------------------------
+
+/** Applies `limit` (1–100) and `offset`; without `limit` the whole list is returned. */
+function page<T>(items: T[], params: Params): T[] {
+  const offset = params.has('offset') ? integer(params, 'offset', 0, Number.MAX_SAFE_INTEGER) : 0;
+  const limit = params.has('limit') ? integer(params, 'limit', 1, 100) : undefined;
+  return items.slice(offset, limit === undefined ? undefined : offset + limit);
+}
+
+function integer(params: Params, name: string, min: number, max: number): number {
+  const raw = params.get(name) ?? '';
+  const value = /^\d{1,16}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= min && value <= max)) {
+    throw new HttpError(400, `invalid parameter ${name}: must be an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function flagFilter(params: Params, name: string): boolean | undefined {
+  const raw = params.get(name);
+  if (raw === undefined || raw === '') return undefined;
+  if (raw !== '0' && raw !== '1') throw new HttpError(400, `invalid parameter ${name}: must be 0 or 1`);
+  return raw === '1';
+}
+
+function truthy(value: string | undefined): boolean {
+  return value === '1' || value?.toLowerCase() === 'true';
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}

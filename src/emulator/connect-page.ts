@@ -1,0 +1,215 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpError, decodePairs, firstValues, isFormBody, readBody } from './http.ts';
+import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
+
+/**
+ * The browser side of the connect flow (`/connect/{token}`, outside `/2.0`, no OAuth): a form where the
+ * user "connects" a mailbox, then a 303 back to the app's callback. Self-contained HTML, every value escaped.
+ */
+
+export interface ConnectPageContext {
+  store: EmulatorStore;
+  /** Posts the source callback; fire-and-forget, never blocks the redirect. */
+  notifySourceCallback: (result: ConnectResult) => void;
+}
+
+/** Handles `GET|POST /connect/{token}`; `rawToken` is the raw path segment. */
+export async function handleConnectPage(
+  ctx: ConnectPageContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  rawToken: string,
+): Promise<void> {
+  let token: string;
+  try {
+    token = decodeURIComponent(rawToken);
+  } catch {
+    return sendHtml(res, 404, errorPage('Invalid link', 'This connect link is not valid.'));
+  }
+  try {
+    if (req.method === 'GET' || req.method === 'HEAD') return showForm(ctx, res, token);
+    if (req.method === 'POST') return await submitForm(ctx, req, res, token);
+    res.setHeader('Allow', 'GET, POST');
+    return sendHtml(res, 405, errorPage('Method not allowed', 'Open this page in a browser.'));
+  } catch (error) {
+    if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message));
+    process.stderr.write(`Context.IO emulator: connect page error: ${(error as Error).stack ?? String(error)}\n`);
+    return sendHtml(res, 500, errorPage('Something went wrong', 'The emulator could not complete this request.'));
+  }
+}
+
+function showForm(ctx: ConnectPageContext, res: ServerResponse, token: string): void {
+  const state = ctx.store.connectTokenState(token);
+  if (state !== 'usable') return sendTokenProblem(res, state);
+  const details = ctx.store.connectTokenDetails(token)!;
+  sendHtml(
+    res,
+    200,
+    formPage(token, {
+      email: details.email ?? '',
+      first_name: details.first_name ?? '',
+      last_name: details.last_name ?? '',
+    }, details.email ?? undefined, details.owner !== null),
+  );
+}
+
+async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: ServerResponse, token: string): Promise<void> {
+  const body = await readBody(req);
+  if (!isFormBody(req)) throw new HttpError(415, 'The form must be sent as application/x-www-form-urlencoded.');
+  const form = firstValues(decodePairs(body, 'form body'));
+  const state = ctx.store.connectTokenState(token);
+  if (state !== 'usable') return sendTokenProblem(res, state);
+  const details = ctx.store.connectTokenDetails(token)!;
+
+  const portText = form.get('port')?.trim();
+  const input: ConnectInput = {
+    use_ssl: form.has('use_ssl') && form.get('use_ssl') !== '0',
+  };
+  for (const name of ['email', 'first_name', 'last_name', 'server', 'username', 'password'] as const) {
+    const value = form.get(name);
+    if (value !== undefined) input[name] = value;
+  }
+  if (portText) input.port = /^\d{1,5}$/.test(portText) ? Number(portText) : Number.NaN;
+
+  let result: ConnectResult;
+  try {
+    result = ctx.store.useConnectToken(token, input);
+  } catch (error) {
+    if (!(error instanceof ConnectTokenError)) throw error;
+    if (error.reason !== 'invalid') return sendTokenProblem(res, error.reason);
+    // Re-show what was typed (never the password) with the problem on top.
+    const values: Record<string, string> = {};
+    for (const [k, v] of form) if (k !== 'password') values[k] = v;
+    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, form.has('use_ssl')));
+  }
+  await ctx.store.flush();
+  res.writeHead(303, { Location: result.redirectUrl, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+  res.end();
+  ctx.notifySourceCallback(result);
+}
+
+function sendTokenProblem(res: ServerResponse, state: 'missing' | 'used' | 'expired'): void {
+  if (state === 'used') {
+    return sendHtml(res, 410, errorPage('Link already used', 'This connect link has already been used to connect a mailbox. Ask the application for a new one.'));
+  }
+  if (state === 'expired') {
+    return sendHtml(res, 410, errorPage('Link expired', 'This connect link has expired: links are valid for 24 hours. Ask the application for a new one.'));
+  }
+  return sendHtml(res, 404, errorPage('Unknown link', 'This connect link does not exist or has been deleted.'));
+}
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(html),
+    'Cache-Control': 'no-store',
+    // No external resources at all; form-action is left open because the flow redirects to the app.
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+  });
+  res.end(html);
+}
+
+/** Escapes text for HTML element content and double-quoted attributes. */
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+const STYLE = `
+  *{box-sizing:border-box}
+  body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827}
+  main{max-width:28rem;margin:3rem auto;background:#fff;border-radius:.75rem;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+  h1{font-size:1.35rem;margin:0 0 .5rem}
+  p{margin:.25rem 0 1rem;color:#374151}
+  label{display:block;font-weight:600;margin-top:.9rem}
+  input[type=text],input[type=email],input[type=password],input[type=number]{width:100%;padding:.5rem .6rem;margin-top:.25rem;border:1px solid #d1d5db;border-radius:.375rem;font:inherit}
+  input:focus{outline:2px solid #2563eb;outline-offset:1px}
+  .check{display:flex;gap:.5rem;align-items:center;font-weight:600;margin-top:.9rem}
+  .check input{width:auto;margin:0}
+  fieldset{border:1px solid #e5e7eb;border-radius:.5rem;margin:1.25rem 0 0;padding:.25rem 1rem 1rem}
+  legend{font-weight:700;padding:0 .25rem}
+  .row{display:flex;gap:1rem}.row>div{flex:1}
+  .error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;border-radius:.375rem;padding:.6rem .8rem}
+  .note{font-size:.85rem;color:#6b7280}
+  button{margin-top:1.5rem;width:100%;padding:.65rem;border:0;border-radius:.375rem;background:#2563eb;color:#fff;font:inherit;font-weight:600;cursor:pointer}
+  button:hover{background:#1d4ed8}
+`;
+
+function layout(title: string, body: string, script = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)} · Context.IO emulator</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+${body}
+</main>${script ? `\n<script>${script}</script>` : ''}
+</body>
+</html>
+`;
+}
+
+function errorPage(title: string, message: string): string {
+  return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p role="alert">${escapeHtml(message)}</p>`);
+}
+
+// Until the user edits them, the server and username follow the email they type.
+const DERIVE_SCRIPT = `
+(function(){
+  var email=document.getElementById('email'),server=document.getElementById('server'),user=document.getElementById('username');
+  if(!email||email.type==='hidden')return;
+  [server,user].forEach(function(el){el.addEventListener('input',function(){el.dataset.touched='1';});});
+  email.addEventListener('input',function(){
+    var parts=email.value.split('@');
+    if(!server.dataset.touched&&parts[1])server.value='imap.'+parts[1];
+    if(!user.dataset.touched)user.value=parts[0]||'';
+  });
+})();
+`;
+
+function formPage(
+  token: string,
+  values: Record<string, string>,
+  fixedEmail: string | undefined,
+  addsSource: boolean,
+  error?: string,
+  useSsl = true,
+): string {
+  const email = fixedEmail ?? values.email ?? '';
+  const [local = '', domain = ''] = email.split('@');
+  const value = (name: string, fallback = '') => escapeHtml(values[name] ?? fallback);
+  const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
+    `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}>`;
+
+  const emailBlock = fixedEmail
+    ? `<p>Mailbox: <strong>${escapeHtml(fixedEmail)}</strong></p>\n<input type="hidden" id="email" name="email" value="${escapeHtml(fixedEmail)}">`
+    : field('email', 'Email address', 'email', ' required autocomplete="email"');
+
+  const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
+<p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>
+${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>\n` : ''}<form method="post" action="/connect/${encodeURIComponent(token)}">
+${emailBlock}
+<div class="row">
+<div>${field('first_name', 'First name', 'text', ' autocomplete="given-name"')}</div>
+<div>${field('last_name', 'Last name', 'text', ' autocomplete="family-name"')}</div>
+</div>
+<fieldset>
+<legend>IMAP settings</legend>
+${field('server', 'IMAP server', 'text', ' autocomplete="off" spellcheck="false"', domain ? `imap.${domain}` : '')}
+${field('port', 'Port', 'number', ' required min="1" max="65535" inputmode="numeric"', '993')}
+<div class="check"><input type="checkbox" id="use_ssl" name="use_ssl" value="1"${useSsl ? ' checked' : ''}><label for="use_ssl" style="margin:0">Use SSL/TLS</label></div>
+${field('username', 'Username', 'text', ' autocomplete="username" spellcheck="false"', local)}
+<label for="password">Password</label>
+<input type="password" id="password" name="password" value="" autocomplete="current-password">
+<p class="note">Leave the server and username as they are to use the defaults for your address.</p>
+</fieldset>
+<button type="submit" id="connect">Connect mailbox</button>
+</form>`;
+  return layout(addsSource ? 'Add a mailbox' : 'Connect your mailbox', body, fixedEmail ? '' : DERIVE_SCRIPT);
+}

@@ -1,0 +1,86 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
+import type { UpstreamErrorBody } from '../upstream/types.ts';
+
+/** Small HTTP helpers shared by the API routes and the connect page. */
+
+/** Request bodies larger than this are refused: the API only takes short forms. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code?: number,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    'Cache-Control': 'no-store',
+  });
+  res.end(text);
+}
+
+/** Answers the upstream's error body. */
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  value: string,
+  code?: number,
+  headers: Record<string, string> = {},
+): void {
+  const body: UpstreamErrorBody = code === undefined ? { type: 'error', value } : { type: 'error', code, value };
+  sendJson(res, status, body, headers);
+}
+
+/** Reads the whole body as text, refusing more than {@link MAX_BODY_BYTES}. */
+export async function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Whether a request's body is a form, the only body kind that is signed and parsed. */
+export function isFormBody(req: IncomingMessage): boolean {
+  return /^application\/x-www-form-urlencoded\s*(;|$)/i.test(req.headers['content-type'] ?? '');
+}
+
+/** Decodes a query string or form body; malformed percent-encoding is a 400. */
+export function decodePairs(encoded: string, what: string): OAuthParam[] {
+  try {
+    return parseFormPairs(encoded);
+  } catch {
+    throw new HttpError(400, `malformed ${what}`);
+  }
+}
+
+/** First value of each name, as a lookup; later repeats are ignored. */
+export function firstValues(pairs: readonly OAuthParam[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [k, v] of pairs) if (!map.has(k)) map.set(k, v);
+  return map;
+}
+
+/** Splits a request target into raw path and raw query (without `?`). */
+export function splitTarget(target: string): { path: string; query: string } {
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}

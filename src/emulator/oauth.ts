@@ -1,0 +1,97 @@
+import {
+  parseAuthorizationHeader,
+  sign,
+  signaturesMatch,
+  type OAuthParam,
+} from '../oauth/signature.ts';
+
+/**
+ * Verifies two-legged OAuth 1.0a HMAC-SHA1 requests the way the upstream does, with the same signing
+ * code the gateway's client uses, plus the replay protections a real server has (timestamp window, nonces).
+ */
+
+/** How far a request's timestamp may be from the server clock. */
+export const TIMESTAMP_WINDOW_SECONDS = 300;
+/** How long a nonce is remembered; longer than the timestamp window on both sides, so a replay is always caught. */
+const NONCE_TTL_MS = 10 * 60 * 1000;
+/** Bound on remembered nonces, so a flood of requests cannot grow memory without limit. */
+const MAX_NONCES = 100_000;
+
+export interface OAuthRequest {
+  method: string;
+  /** Scheme, host and raw path as received, without the query. */
+  baseUrl: string;
+  authorization: string | undefined;
+  /** Query parameters plus form-body parameters (when the body is form-urlencoded). */
+  params: readonly OAuthParam[];
+}
+
+export type OAuthVerdict = { ok: true } | { ok: false; reason: string };
+
+export interface OAuthVerifierOptions {
+  consumerKey: string;
+  consumerSecret: string;
+  now?: () => number;
+}
+
+export class OAuthVerifier {
+  private readonly nonces = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: OAuthVerifierOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Checks one request; the reason never contains the secret or the signature. */
+  verify(request: OAuthRequest): OAuthVerdict {
+    const header = parseAuthorizationHeader(request.authorization);
+    if (!header) return fail('missing or malformed OAuth Authorization header');
+    for (const name of ['oauth_consumer_key', 'oauth_nonce', 'oauth_signature_method', 'oauth_timestamp', 'oauth_signature']) {
+      if (!header.get(name)) return fail(`missing ${name}`);
+    }
+    if (header.get('oauth_consumer_key') !== this.options.consumerKey) return fail('unknown consumer key');
+    if (header.get('oauth_signature_method') !== 'HMAC-SHA1') return fail('unsupported signature method, use HMAC-SHA1');
+    const version = header.get('oauth_version');
+    if (version !== undefined && version !== '1.0') return fail('unsupported oauth_version, use 1.0');
+
+    const timestamp = header.get('oauth_timestamp')!;
+    const nowMs = this.now();
+    if (!/^\d{1,12}$/.test(timestamp) || Math.abs(nowMs / 1000 - Number(timestamp)) > TIMESTAMP_WINDOW_SECONDS) {
+      return fail(`timestamp is more than ${TIMESTAMP_WINDOW_SECONDS} seconds from the server clock`);
+    }
+
+    const protocol: OAuthParam[] = [...header]
+      .filter(([name]) => name.startsWith('oauth_') && name !== 'oauth_signature');
+    const expected = sign({
+      method: request.method,
+      baseUrl: request.baseUrl,
+      params: [...request.params, ...protocol],
+      consumerSecret: this.options.consumerSecret,
+    });
+    if (!signaturesMatch(expected, header.get('oauth_signature')!)) {
+      // The base URL helps a client find a host or proxy mismatch; it holds nothing secret.
+      return fail(`signature does not match (base URL ${request.baseUrl})`);
+    }
+
+    // Nonces are recorded only for verified requests, so nobody can burn another client's nonces.
+    const nonce = header.get('oauth_nonce')!;
+    this.pruneNonces(nowMs);
+    const seenUntil = this.nonces.get(nonce);
+    if (seenUntil !== undefined && seenUntil > nowMs) return fail('nonce already used');
+    this.nonces.delete(nonce);
+    this.nonces.set(nonce, nowMs + NONCE_TTL_MS);
+    return { ok: true };
+  }
+
+  private pruneNonces(nowMs: number): void {
+    // Insertion order is expiry order (constant TTL), so expired entries sit at the front.
+    for (const [nonce, until] of this.nonces) {
+      if (until > nowMs && this.nonces.size < MAX_NONCES) break;
+      this.nonces.delete(nonce);
+    }
+  }
+}
+
+function fail(detail: string): OAuthVerdict {
+  return { ok: false, reason: `Invalid signature: ${detail}` };
+}

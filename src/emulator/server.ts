@@ -1,0 +1,293 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { handleApiRequest, type ApiContext } from './api.ts';
+import { handleConnectPage } from './connect-page.ts';
+import { sendError, splitTarget } from './http.ts';
+import { OAuthVerifier } from './oauth.ts';
+import { EmulatorStore, type ConnectResult } from './store.ts';
+
+/**
+ * The emulator's HTTP server: a Context.IO 2.0-compatible API under `/2.0`, the connect pages under
+ * `/connect`, and the test hooks (request log, in-flight counters, injected faults) around the API.
+ */
+
+export interface EmulatorOptions {
+  /** Default 0: a free port. */
+  port?: number;
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** Default `dev-key`. */
+  consumerKey?: string;
+  /** Default `dev-secret`. */
+  consumerSecret?: string;
+  /** Example data when no data file exists; default `demo`. */
+  seed?: 'demo' | 'none';
+  /** Persist state here: loaded on start when it exists, saved atomically after every write and on close. */
+  dataFile?: string;
+  /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
+  now?: () => number;
+}
+
+export interface EmulatorRequestLogEntry {
+  method: string;
+  /** Path after the `/2.0` prefix, raw (still percent-encoded), without the query. */
+  path: string;
+  /** Raw query string without `?`. */
+  query: string;
+  /** Status answered; 0 when the request ended without an answer (a hang, or the client gave up). */
+  status: number;
+}
+
+export interface FaultRule {
+  /** Default: any method. */
+  method?: string;
+  /** Matched against {@link EmulatorRequestLogEntry.path}; a string must match exactly. */
+  path: string | RegExp;
+  /** Answer this status with `{"type":"error","value":"injected fault"}` instead of handling. */
+  status?: number;
+  /** Seconds, sent as `Retry-After`. */
+  retryAfter?: number;
+  /** Delay before handling or answering. */
+  latencyMs?: number;
+  /** Never answer (until the client disconnects or the emulator closes). */
+  hang?: boolean;
+  /** Apply this many times, then stop; default forever. */
+  times?: number;
+}
+
+export interface Emulator {
+  /** Base URL ending in `/2.0`. */
+  readonly url: string;
+  /** `http://host:port`. */
+  readonly origin: string;
+  readonly consumerKey: string;
+  readonly consumerSecret: string;
+  /** API requests served (only `/2.0/...`, rejected ones included), in the order they ended. */
+  readonly requests: readonly EmulatorRequestLogEntry[];
+  clearRequests(): void;
+  /** API requests currently being handled (delayed and hanging ones included). */
+  readonly inFlight: number;
+  /** Highest {@link inFlight} since start or the last {@link resetPeak}. */
+  readonly peakInFlight: number;
+  resetPeak(): void;
+  /** Adds a fault rule; returns a function that removes it. */
+  addFault(rule: FaultRule): () => void;
+  clearFaults(): void;
+  /** Direct data access, bypassing HTTP. */
+  readonly store: EmulatorStore;
+  /** Persists (with a data file), then closes every socket, hanging ones included. */
+  close(): Promise<void>;
+}
+
+/** The request log keeps at most this many entries (oldest dropped), so long benchmarks stay bounded. */
+const MAX_LOG_ENTRIES = 100_000;
+/** How long the source callback POST may take. */
+const SOURCE_CALLBACK_TIMEOUT_MS = 5_000;
+
+interface ActiveFault {
+  rule: FaultRule;
+  remaining: number;
+}
+
+/** Starts an emulator and resolves once it listens. */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const now = options.now ?? Date.now;
+  const host = options.host ?? '127.0.0.1';
+  const consumerKey = options.consumerKey ?? 'dev-key';
+  const consumerSecret = options.consumerSecret ?? 'dev-secret';
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new RangeError(`Context.IO emulator: port must be an integer from 0 to 65535, got ${port}`);
+  }
+
+  const store = await EmulatorStore.open({
+    now,
+    seed: options.seed ?? 'demo',
+    ...(options.dataFile ? { dataFile: options.dataFile } : {}),
+  });
+  const verifier = new OAuthVerifier({ consumerKey, consumerSecret, now });
+
+  let log: EmulatorRequestLogEntry[] = [];
+  let faults: ActiveFault[] = [];
+  let inFlight = 0;
+  let peakInFlight = 0;
+  let closing: Promise<void> | undefined;
+  const callbacks = new Set<AbortController>();
+  /** Settles when each open API response closes; close() waits for them so the log and counters are final. */
+  const openResponses = new Set<Promise<void>>();
+
+  const apiContext: ApiContext = { store, verifier, origin: '', baseUrl: '' };
+
+  const notifySourceCallback = (result: ConnectResult): void => {
+    const target = result.sourceCallbackUrl;
+    if (!target || closing) return;
+    const controller = new AbortController();
+    callbacks.add(controller);
+    const timer = setTimeout(() => controller.abort(), SOURCE_CALLBACK_TIMEOUT_MS);
+    const body = new URLSearchParams({
+      account_id: result.account.id,
+      source_label: result.source.label,
+      token: result.token.token,
+      status: result.source.status ?? 'OK',
+      email: result.source.email ?? '',
+    });
+    // Fire and forget: the app's endpoint being down must not affect the flow.
+    fetch(target, { method: 'POST', body, signal: controller.signal })
+      .then((response) => response.body?.cancel())
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        callbacks.delete(controller);
+      });
+  };
+
+  const takeFault = (method: string, path: string): FaultRule | undefined => {
+    for (const active of faults) {
+      const { rule } = active;
+      if (rule.method && rule.method.toUpperCase() !== method) continue;
+      if (typeof rule.path === 'string') {
+        if (rule.path !== path) continue;
+      } else {
+        rule.path.lastIndex = 0;
+        if (!rule.path.test(path)) continue;
+      }
+      active.remaining--;
+      if (active.remaining <= 0) faults = faults.filter((f) => f !== active);
+      return rule;
+    }
+    return undefined;
+  };
+
+  const handleApi = async (req: IncomingMessage, res: ServerResponse, rawPath: string, query: string) => {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const entry: EmulatorRequestLogEntry = { method, path: rawPath.slice('/2.0'.length), query, status: 0 };
+    inFlight++;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    // 'close' fires once the response is finished or the connection dropped, whichever comes first.
+    const closed = new Promise<void>((resolve) =>
+      res.once('close', () => {
+        inFlight--;
+        entry.status = res.writableFinished ? res.statusCode : 0;
+        log.push(entry);
+        if (log.length > MAX_LOG_ENTRIES) log = log.slice(-MAX_LOG_ENTRIES);
+        openResponses.delete(closed);
+        resolve();
+      }),
+    );
+    openResponses.add(closed);
+
+    const fault = takeFault(method, entry.path);
+    if (fault) {
+      if (fault.latencyMs && fault.latencyMs > 0) {
+        await delayUnlessClosed(fault.latencyMs, res);
+        if (res.destroyed || res.writableEnded) return;
+      }
+      if (fault.hang) return; // answered by nobody: ends when the client or close() drops the socket
+      if (fault.status !== undefined) {
+        const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
+        req.resume();
+        return sendError(res, fault.status, 'injected fault', undefined, headers);
+      }
+    }
+    await handleApiRequest(apiContext, req, res, entry.path, query);
+  };
+
+  const server = createServer((req, res) => {
+    const { path, query } = splitTarget(req.url ?? '/');
+    if (path === '/2.0' || path.startsWith('/2.0/')) {
+      void handleApi(req, res, path, query);
+      return;
+    }
+    const connect = /^\/connect\/([^/]+)\/?$/.exec(path);
+    if (connect) {
+      void handleConnectPage({ store, notifySourceCallback }, req, res, connect[1]!);
+      return;
+    }
+    req.resume();
+    sendError(res, 404, `unknown resource ${path}; the API lives under /2.0`);
+  });
+  // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const address = server.address() as AddressInfo;
+  const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${displayHost(address.address)}]` : displayHost(address.address);
+  const origin = `http://${urlHost}:${address.port}`;
+  const url = `${origin}/2.0`;
+  apiContext.origin = origin;
+  apiContext.baseUrl = url;
+  store.baseUrl = url;
+
+  return {
+    url,
+    origin,
+    consumerKey,
+    consumerSecret,
+    get requests() {
+      return log;
+    },
+    clearRequests() {
+      log = [];
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    get peakInFlight() {
+      return peakInFlight;
+    },
+    resetPeak() {
+      peakInFlight = inFlight;
+    },
+    addFault(rule) {
+      const active: ActiveFault = { rule, remaining: rule.times ?? Number.POSITIVE_INFINITY };
+      if (active.remaining > 0) faults.push(active);
+      return () => {
+        faults = faults.filter((f) => f !== active);
+      };
+    },
+    clearFaults() {
+      faults = [];
+    },
+    store,
+    close() {
+      closing ??= (async () => {
+        faults = [];
+        for (const controller of callbacks) controller.abort();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeAllConnections();
+        await closed;
+        await Promise.all(openResponses);
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A wildcard bind address is reachable on loopback, which is what a URL should name. */
+function displayHost(address: string): string {
+  if (address === '0.0.0.0') return '127.0.0.1';
+  if (address === '::') return '::1';
+  return address;
+}
+
+/** Waits `ms`, returning early if the response closes meanwhile (client gone or emulator closing). */
+function delayUnlessClosed(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      res.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    res.once('close', done);
+  });
+}

@@ -1,0 +1,820 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { percentEncode } from '../oauth/signature.ts';
+import type {
+  UpstreamAccount,
+  UpstreamConnectToken,
+  UpstreamEmbeddedAccount,
+  UpstreamSource,
+} from '../upstream/types.ts';
+
+/**
+ * The emulator's in-memory state: accounts, their sources and connect tokens, with optional
+ * persistence to one JSON file. Records are kept in an internal shape and rendered into the upstream
+ * JSON types on the way out, so callers never hold references into the state.
+ */
+
+/** The source statuses the reference lists. */
+export const SOURCE_STATUSES = [
+  'OK',
+  'INVALID_CREDENTIALS',
+  'CONNECTION_IMPOSSIBLE',
+  'NO_ACCESS_TO_ALL_MAIL',
+  'TEMP_DISABLED',
+  'DISABLED',
+] as const;
+
+/** Unused connect tokens are purged this long after creation (the reference says 24 hours). */
+export const CONNECT_TOKEN_TTL_SECONDS = 86_400;
+
+export type SeedName = 'demo' | 'none';
+
+export interface NewSource {
+  label?: string;
+  email?: string;
+  username?: string;
+  server?: string;
+  port?: number;
+  use_ssl?: boolean;
+  type?: string;
+  authentication_type?: string;
+  status?: string;
+  status_message?: string | null;
+  sync_period?: string;
+}
+
+export interface NewAccount {
+  email: string;
+  first_name?: string;
+  last_name?: string;
+  username?: string;
+  /** Unix seconds; defaults to the clock. */
+  created?: number;
+  nb_messages?: number;
+  nb_files?: number;
+  sources?: NewSource[];
+}
+
+export interface NewConnectToken {
+  callback_url: string;
+  email?: string;
+  first_name?: string;
+  last_name?: string;
+  source_callback_url?: string;
+  source_sync_all_folders?: boolean;
+  source_sync_flags?: boolean;
+  source_raw_file_list?: boolean;
+  status_callback_url?: string;
+  /** Unix seconds; defaults to the clock (set it in the past to make an already-expired token). */
+  created?: number;
+}
+
+/** What the connect page submits: the mailbox the user connects. */
+export interface ConnectInput {
+  email?: string;
+  first_name?: string;
+  last_name?: string;
+  server?: string;
+  username?: string;
+  port?: number;
+  use_ssl?: boolean;
+  /** Accepted and dropped: the emulator never connects to a mail server, so it never keeps passwords. */
+  password?: string;
+}
+
+export interface ConnectResult {
+  token: UpstreamConnectToken;
+  account: UpstreamAccount;
+  source: UpstreamSource;
+  /** Where the browser goes next: callback_url with `contextio_token` appended. */
+  redirectUrl: string;
+  sourceCallbackUrl?: string;
+}
+
+export interface AccountFilter {
+  email?: string;
+  status?: string;
+  status_ok?: boolean;
+}
+
+export type ConnectTokenState = 'usable' | 'used' | 'expired' | 'missing';
+
+/** Why a connect token could not be used; `invalid` means the submitted form was. */
+export class ConnectTokenError extends Error {
+  constructor(
+    readonly reason: 'missing' | 'used' | 'expired' | 'invalid',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConnectTokenError';
+  }
+}
+
+/** Thrown for an unknown account id; the routes turn it into a 404. */
+export class UnknownAccountError extends Error {
+  constructor(readonly accountId: string) {
+    super(`account ${accountId} is invalid`);
+    this.name = 'UnknownAccountError';
+  }
+}
+
+interface SourceRecord {
+  label: string;
+  email: string;
+  username: string;
+  server: string;
+  port: number;
+  use_ssl: boolean;
+  type: string;
+  authentication_type: string;
+  status: string;
+  status_message: string | null;
+  sync_period: string;
+}
+
+interface AccountRecord {
+  id: string;
+  username: string;
+  created: number;
+  suspended: number;
+  email_addresses: string[];
+  first_name: string;
+  last_name: string;
+  password_expired: number;
+  nb_messages: number;
+  nb_files: number;
+  sources: SourceRecord[];
+}
+
+interface TokenRecord {
+  token: string;
+  /** The account an account-level token adds a source to; `null` for a top-level token. */
+  owner: string | null;
+  email?: string;
+  created: number;
+  /** Unix seconds, 0 while unused. */
+  used: number;
+  callback_url: string;
+  first_name?: string;
+  last_name?: string;
+  source_callback_url?: string;
+  status_callback_url?: string;
+  source_sync_all_folders?: boolean;
+  source_sync_flags?: boolean;
+  source_raw_file_list?: boolean;
+  /** The account the token created or added a source to, once used. */
+  account_id?: string;
+  /** The embedded account as it was when used, shown if that account is later deleted. */
+  account_snapshot?: UpstreamEmbeddedAccount;
+}
+
+interface PersistedState {
+  format: 'contextio-emulator';
+  version: 1;
+  accounts: AccountRecord[];
+  tokens: TokenRecord[];
+}
+
+export interface StoreOptions {
+  now?: () => number;
+  dataFile?: string;
+  seed?: SeedName;
+  /** Called when a save fails; the state stays in memory and the next write retries. */
+  onSaveError?: (error: Error) => void;
+}
+
+/** 24 lowercase hex characters, like the upstream's account ids. */
+export function newAccountId(): string {
+  return randomBytes(12).toString('hex');
+}
+
+const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+/** 16 random lowercase alphanumerics, like the upstream's connect tokens. */
+export function newConnectToken(): string {
+  let out = '';
+  for (let i = 0; i < 16; i++) out += TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)];
+  return out;
+}
+
+/** A loose check: one `@` with something on each side and no spaces. */
+export function looksLikeEmail(value: string): boolean {
+  return /^[^\s@]+@[^\s@]+$/.test(value);
+}
+
+/** Appends `contextio_token` to a callback URL, before any fragment. */
+export function callbackWithToken(callbackUrl: string, token: string): string {
+  const hash = callbackUrl.indexOf('#');
+  const base = hash < 0 ? callbackUrl : callbackUrl.slice(0, hash);
+  const fragment = hash < 0 ? '' : callbackUrl.slice(hash);
+  const sep = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
+  return `${base}${sep}contextio_token=${encodeURIComponent(token)}${fragment}`;
+}
+
+export class EmulatorStore {
+  /** Base URL ending in `/2.0`, used for `resource_url`; the server sets it once it listens. */
+  baseUrl = 'http://127.0.0.1/2.0';
+
+  private accounts = new Map<string, AccountRecord>();
+  private tokens = new Map<string, TokenRecord>();
+  private readonly now: () => number;
+  private readonly dataFile: string | undefined;
+  private readonly onSaveError: (error: Error) => void;
+  private saveChain: Promise<void> = Promise.resolve();
+  private saveQueued = false;
+
+  constructor(options: StoreOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.dataFile = options.dataFile;
+    this.onSaveError =
+      options.onSaveError ??
+      ((error) => process.stderr.write(`Context.IO emulator: could not save state: ${error.message}\n`));
+  }
+
+  /**
+   * Creates a store: from `dataFile` when it exists (a corrupt file is an error), else seeded.
+   * A new data file is written at once so a fresh start leaves a file behind.
+   */
+  static async open(options: StoreOptions = {}): Promise<EmulatorStore> {
+    const store = new EmulatorStore(options);
+    const state = options.dataFile ? await readState(options.dataFile) : undefined;
+    if (state) {
+      store.load(state);
+    } else {
+      store.seed(options.seed ?? 'demo');
+      store.scheduleSave();
+      await store.flush();
+    }
+    return store;
+  }
+
+  private nowSeconds(): number {
+    return Math.floor(this.now() / 1000);
+  }
+
+  // ---- accounts -------------------------------------------------------------------------------
+
+  /** Creates an account (with optional sources) and returns it as the API would. */
+  createAccount(input: NewAccount): UpstreamAccount {
+    const email = input.email.trim();
+    if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
+    let id = newAccountId();
+    while (this.accounts.has(id)) id = newAccountId();
+    const record: AccountRecord = {
+      id,
+      username: input.username ?? `${email.replace('@', '.')}_${randomBytes(8).toString('hex')}`,
+      created: input.created ?? this.nowSeconds(),
+      suspended: 0,
+      email_addresses: [email],
+      first_name: input.first_name ?? '',
+      last_name: input.last_name ?? '',
+      password_expired: 0,
+      nb_messages: input.nb_messages ?? 0,
+      nb_files: input.nb_files ?? 0,
+      sources: [],
+    };
+    this.accounts.set(id, record);
+    for (const source of input.sources ?? []) this.addSourceRecord(record, source);
+    this.scheduleSave();
+    return this.renderAccount(record);
+  }
+
+  /** The account, or `undefined` when unknown. */
+  getAccount(id: string): UpstreamAccount | undefined {
+    const record = this.accounts.get(id);
+    return record && this.renderAccount(record);
+  }
+
+  /** All accounts in creation order, optionally filtered like `GET /accounts`. */
+  listAccounts(filter: AccountFilter = {}): UpstreamAccount[] {
+    const email = filter.email?.toLowerCase();
+    return [...this.accounts.values()]
+      .filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email))
+      .filter((a) => filter.status === undefined || a.sources.some((s) => s.status === filter.status))
+      .filter((a) => filter.status_ok === undefined || a.sources.every((s) => s.status === 'OK') === filter.status_ok)
+      .map((a) => this.renderAccount(a));
+  }
+
+  /** Changes the names; returns false for an unknown account. */
+  updateAccount(id: string, patch: { first_name?: string; last_name?: string }): boolean {
+    const record = this.accounts.get(id);
+    if (!record) return false;
+    if (patch.first_name !== undefined) record.first_name = patch.first_name;
+    if (patch.last_name !== undefined) record.last_name = patch.last_name;
+    this.scheduleSave();
+    return true;
+  }
+
+  /** Deletes the account and its account-level tokens; returns false for an unknown account. */
+  deleteAccount(id: string): boolean {
+    if (!this.accounts.delete(id)) return false;
+    for (const [key, token] of this.tokens) if (token.owner === id) this.tokens.delete(key);
+    this.scheduleSave();
+    return true;
+  }
+
+  // ---- sources --------------------------------------------------------------------------------
+
+  /** Adds a source to an account; missing fields get defaults derived from the email. */
+  addSource(accountId: string, source: NewSource): UpstreamSource {
+    const record = this.accounts.get(accountId);
+    if (!record) throw new UnknownAccountError(accountId);
+    const added = this.addSourceRecord(record, source);
+    this.scheduleSave();
+    return this.renderSource(record, added);
+  }
+
+  /** Changes a source (e.g. its status); returns the new source or `undefined` if unknown. */
+  updateSource(accountId: string, label: string, patch: Omit<NewSource, 'label'>): UpstreamSource | undefined {
+    const record = this.accounts.get(accountId);
+    const source = record && findSource(record, label);
+    if (!record || !source) return undefined;
+    Object.assign(source, stripUndefined(patch));
+    this.scheduleSave();
+    return this.renderSource(record, source);
+  }
+
+  /** The account's sources, optionally filtered by status; `undefined` for an unknown account. */
+  listSources(accountId: string, filter: { status?: string; status_ok?: boolean } = {}): UpstreamSource[] | undefined {
+    const record = this.accounts.get(accountId);
+    if (!record) return undefined;
+    return record.sources
+      .filter((s) => filter.status === undefined || s.status === filter.status)
+      .filter((s) => filter.status_ok === undefined || (s.status === 'OK') === filter.status_ok)
+      .map((s) => this.renderSource(record, s));
+  }
+
+  /** One source by label (`0` is the first source); `undefined` when the account or label is unknown. */
+  getSource(accountId: string, label: string): UpstreamSource | undefined {
+    const record = this.accounts.get(accountId);
+    const source = record && findSource(record, label);
+    return record && source && this.renderSource(record, source);
+  }
+
+  private addSourceRecord(account: AccountRecord, input: NewSource): SourceRecord {
+    const email = input.email ?? account.email_addresses[0] ?? '';
+    const [local = '', domain = 'example.com'] = email.split('@');
+    const username = input.username ?? local;
+    const server = input.server ?? `imap.${domain}`;
+    let label = input.label ?? `${username}::${server}`;
+    // Labels identify sources inside an account, so a second connection of the same mailbox gets a suffix.
+    for (let n = 2; account.sources.some((s) => s.label === label); n++) label = `${input.label ?? `${username}::${server}`}-${n}`;
+    const source: SourceRecord = {
+      label,
+      email,
+      username,
+      server,
+      port: input.port ?? 993,
+      use_ssl: input.use_ssl ?? true,
+      type: input.type ?? 'imap',
+      authentication_type: input.authentication_type ?? 'password',
+      status: input.status ?? 'OK',
+      status_message: input.status_message ?? null,
+      sync_period: input.sync_period ?? '1d',
+    };
+    account.sources.push(source);
+    if (email && !account.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase())) {
+      account.email_addresses.push(email);
+    }
+    return source;
+  }
+
+  // ---- connect tokens -------------------------------------------------------------------------
+
+  /** Creates a connect token: top-level when `accountId` is null, else for that account. */
+  createConnectToken(accountId: string | null, input: NewConnectToken): UpstreamConnectToken {
+    if (accountId !== null && !this.accounts.has(accountId)) throw new UnknownAccountError(accountId);
+    let token = newConnectToken();
+    while (this.tokens.has(token)) token = newConnectToken();
+    const record: TokenRecord = {
+      ...stripUndefined({
+        email: input.email,
+        first_name: input.first_name,
+        last_name: input.last_name,
+        source_callback_url: input.source_callback_url,
+        status_callback_url: input.status_callback_url,
+        source_sync_all_folders: input.source_sync_all_folders,
+        source_sync_flags: input.source_sync_flags,
+        source_raw_file_list: input.source_raw_file_list,
+      }),
+      token,
+      owner: accountId,
+      created: input.created ?? this.nowSeconds(),
+      used: 0,
+      callback_url: input.callback_url,
+    };
+    this.tokens.set(token, record);
+    this.scheduleSave();
+    return this.renderToken(record);
+  }
+
+  /**
+   * A token by id. With `accountId`, only that account's account-level tokens are found; without it,
+   * any token (so a frontend holding an account-level token can still read it at `/connect_tokens/{token}`).
+   * Expired unused tokens are purged first.
+   */
+  getConnectToken(token: string, accountId?: string | null): UpstreamConnectToken | undefined {
+    this.purgeExpired();
+    const record = this.tokens.get(token);
+    if (!record || (accountId != null && record.owner !== accountId)) return undefined;
+    return this.renderToken(record);
+  }
+
+  /** Top-level tokens (`null`) or one account's account-level tokens, in creation order. */
+  listConnectTokens(accountId: string | null = null): UpstreamConnectToken[] {
+    this.purgeExpired();
+    return [...this.tokens.values()].filter((t) => t.owner === accountId).map((t) => this.renderToken(t));
+  }
+
+  /** Deletes a token (scoped like {@link getConnectToken}); returns false when not found. */
+  deleteConnectToken(token: string, accountId?: string | null): boolean {
+    this.purgeExpired();
+    const record = this.tokens.get(token);
+    if (!record || (accountId != null && record.owner !== accountId)) return false;
+    this.tokens.delete(token);
+    this.scheduleSave();
+    return true;
+  }
+
+  /** Whether the connect page can use this token; an expired one is reported once, then purged. */
+  connectTokenState(token: string): ConnectTokenState {
+    const record = this.tokens.get(token);
+    if (!record) return 'missing';
+    if (record.used) return 'used';
+    if (this.isExpired(record)) {
+      this.purgeExpired();
+      return 'expired';
+    }
+    return 'usable';
+  }
+
+  /** The token with the fields the connect page needs (including the source callback). */
+  connectTokenDetails(token: string): (UpstreamConnectToken & { owner: string | null }) | undefined {
+    const record = this.tokens.get(token);
+    return record && { ...this.renderToken(record), owner: record.owner };
+  }
+
+  /**
+   * Completes the connect flow, as the connect page does: a top-level token creates an account,
+   * an account-level token adds a source to its account; the new source is OK and the token is used.
+   */
+  useConnectToken(token: string, input: ConnectInput): ConnectResult {
+    const state = this.connectTokenState(token);
+    if (state === 'missing') throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
+    if (state === 'used') throw new ConnectTokenError('used', `connect token ${token} has already been used`);
+    if (state === 'expired') throw new ConnectTokenError('expired', `connect token ${token} has expired`);
+    const record = this.tokens.get(token)!;
+
+    const email = (record.email || input.email || '').trim();
+    if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.');
+    const [local = '', domain = ''] = email.split('@');
+    const server = input.server?.trim() || `imap.${domain}`;
+    const username = input.username?.trim() || local;
+    const port = input.port ?? 993;
+    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+      throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.');
+    }
+    if (!/^[A-Za-z0-9.-]+$/.test(server)) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.');
+    const sourceInput: NewSource = { email, username, server, port, use_ssl: input.use_ssl ?? true, status: 'OK' };
+    const firstName = input.first_name?.trim() || record.first_name;
+    const lastName = input.last_name?.trim() || record.last_name;
+
+    let account: AccountRecord;
+    if (record.owner === null) {
+      const created = this.createAccount({
+        email,
+        first_name: firstName ?? '',
+        last_name: lastName ?? '',
+        sources: [sourceInput],
+      });
+      account = this.accounts.get(created.id)!;
+    } else {
+      const owner = this.accounts.get(record.owner);
+      if (!owner) throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
+      account = owner;
+      this.addSourceRecord(account, sourceInput);
+    }
+    const source = account.sources[account.sources.length - 1]!;
+
+    record.used = this.nowSeconds();
+    record.account_id = account.id;
+    record.account_snapshot = embed(this.renderAccount(account));
+    this.scheduleSave();
+
+    return {
+      token: this.renderToken(record),
+      account: this.renderAccount(account),
+      source: this.renderSource(account, source),
+      redirectUrl: callbackWithToken(record.callback_url, token),
+      ...(record.source_callback_url ? { sourceCallbackUrl: record.source_callback_url } : {}),
+    };
+  }
+
+  private isExpired(record: TokenRecord): boolean {
+    return record.used === 0 && this.nowSeconds() >= record.created + CONNECT_TOKEN_TTL_SECONDS;
+  }
+
+  /** Drops expired unused tokens, as the upstream purges them. */
+  purgeExpired(): void {
+    let purged = false;
+    for (const [key, record] of this.tokens) {
+      if (this.isExpired(record)) {
+        this.tokens.delete(key);
+        purged = true;
+      }
+    }
+    if (purged) this.scheduleSave();
+  }
+
+  // ---- whole state ----------------------------------------------------------------------------
+
+  /** Empties the store, or reseeds it with `seed`. */
+  reset(seed: SeedName = 'none'): void {
+    this.accounts.clear();
+    this.tokens.clear();
+    this.seed(seed);
+    this.scheduleSave();
+  }
+
+  /** Resolves once every write scheduled so far is on disk (never rejects). */
+  flush(): Promise<void> {
+    return this.saveChain;
+  }
+
+  /** Saves (when persisting) and waits for it. */
+  async close(): Promise<void> {
+    this.scheduleSave();
+    await this.flush();
+  }
+
+  private scheduleSave(): void {
+    const file = this.dataFile;
+    if (!file || this.saveQueued) return;
+    // Writes are chained so they never interleave; mutations made before a queued write starts are
+    // coalesced into it because the snapshot is taken when the write begins.
+    this.saveQueued = true;
+    this.saveChain = this.saveChain.then(async () => {
+      this.saveQueued = false;
+      try {
+        await writeAtomically(file, JSON.stringify(this.snapshot(), null, 2));
+      } catch (error) {
+        this.onSaveError(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  private snapshot(): PersistedState {
+    return {
+      format: 'contextio-emulator',
+      version: 1,
+      accounts: [...this.accounts.values()],
+      tokens: [...this.tokens.values()],
+    };
+  }
+
+  private load(state: PersistedState): void {
+    this.accounts = new Map(state.accounts.map((a) => [a.id, structuredClone(a)]));
+    this.tokens = new Map(state.tokens.map((t) => [t.token, structuredClone(t)]));
+  }
+
+  private seed(seed: SeedName): void {
+    if (seed === 'none') return;
+    const now = this.nowSeconds();
+    const day = 86_400;
+    // Fixed ids so a frontend developing offline can bookmark them across restarts.
+    const add = (id: string, record: Omit<AccountRecord, 'id' | 'sources' | 'suspended' | 'password_expired'>, sources: NewSource[]) => {
+      const account: AccountRecord = { id, suspended: 0, password_expired: 0, sources: [], ...record };
+      this.accounts.set(id, account);
+      for (const s of sources) this.addSourceRecord(account, s);
+    };
+    add(
+      '52daabefcea6f9c35a4a0997',
+      {
+        username: 'ada.example.com_8a1f0c3e5b7d9f21',
+        created: now - 90 * day,
+        email_addresses: ['ada@example.com'],
+        first_name: 'Ada',
+        last_name: 'Lovelace',
+        nb_messages: 1284,
+        nb_files: 96,
+      },
+      [{ email: 'ada@example.com', server: 'imap.example.com', username: 'ada' }],
+    );
+    add(
+      '5f3c1e9a2b4d6f8071a3c5e7',
+      {
+        username: 'grace.example.org_0b2d4f6a8c1e3a5b',
+        created: now - 30 * day,
+        email_addresses: ['grace@example.org'],
+        first_name: 'Grace',
+        last_name: 'Hopper',
+        nb_messages: 5312,
+        nb_files: 410,
+      },
+      [
+        { email: 'grace@example.org', server: 'mail.example.org', username: 'grace' },
+        {
+          email: 'grace.hopper@gmail.com',
+          server: 'imap.gmail.com',
+          username: 'grace.hopper',
+          authentication_type: 'oauth2',
+          status: 'INVALID_CREDENTIALS',
+          status_message: 'The mail server refused the credentials.',
+        },
+      ],
+    );
+    add(
+      '60aa0c1d2e3f405162738495',
+      {
+        username: 'alan.example.net_7c9e1a3b5d7f9b0d',
+        created: now - 7 * day,
+        email_addresses: ['alan@example.net'],
+        first_name: 'Alan',
+        last_name: 'Turing',
+        nb_messages: 42,
+        nb_files: 3,
+      },
+      [
+        {
+          email: 'alan@example.net',
+          server: 'imap.example.net',
+          username: 'alan',
+          port: 143,
+          use_ssl: false,
+          status: 'CONNECTION_IMPOSSIBLE',
+          status_message: 'Could not reach imap.example.net:143.',
+        },
+      ],
+    );
+    const ada = this.accounts.get('52daabefcea6f9c35a4a0997')!;
+    this.tokens.set('adaconnected0001', {
+      token: 'adaconnected0001',
+      owner: null,
+      email: 'ada@example.com',
+      created: ada.created,
+      used: ada.created + 120,
+      callback_url: 'http://localhost:3000/connected',
+      first_name: 'Ada',
+      last_name: 'Lovelace',
+      account_id: ada.id,
+      account_snapshot: embed(this.renderAccount(ada)),
+    });
+    this.tokens.set('demounused000001', {
+      token: 'demounused000001',
+      owner: null,
+      email: 'new.user@example.com',
+      created: now - 3600,
+      used: 0,
+      callback_url: 'http://localhost:3000/connected',
+      first_name: 'New',
+      last_name: 'User',
+    });
+    this.tokens.set('demounused000002', {
+      token: 'demounused000002',
+      owner: null,
+      created: now - 600,
+      used: 0,
+      callback_url: 'http://localhost:3000/connected?from=demo',
+    });
+    this.tokens.set('gracesecond00001', {
+      token: 'gracesecond00001',
+      owner: '5f3c1e9a2b4d6f8071a3c5e7',
+      email: 'grace.hopper@navy.example.mil',
+      created: now - 1800,
+      used: 0,
+      callback_url: 'http://localhost:3000/connected',
+      first_name: 'Grace',
+      last_name: 'Hopper',
+    });
+  }
+
+  // ---- rendering ------------------------------------------------------------------------------
+
+  private accountUrl(id: string): string {
+    return `${this.baseUrl}/accounts/${percentEncode(id)}`;
+  }
+
+  private renderSource(account: AccountRecord, s: SourceRecord): UpstreamSource {
+    return { ...s, resource_url: `${this.accountUrl(account.id)}/sources/${percentEncode(s.label)}` };
+  }
+
+  private renderAccount(a: AccountRecord): UpstreamAccount {
+    return {
+      id: a.id,
+      username: a.username,
+      created: a.created,
+      suspended: a.suspended,
+      email_addresses: [...a.email_addresses],
+      first_name: a.first_name,
+      last_name: a.last_name,
+      password_expired: a.password_expired,
+      sources: a.sources.map((s) => this.renderSource(a, s)),
+      resource_url: this.accountUrl(a.id),
+      nb_messages: a.nb_messages,
+      nb_files: a.nb_files,
+    };
+  }
+
+  private renderToken(t: TokenRecord): UpstreamConnectToken {
+    let account: UpstreamEmbeddedAccount | null = null;
+    if (t.used !== 0) {
+      const live = t.account_id === undefined ? undefined : this.accounts.get(t.account_id);
+      account = live ? embed(this.renderAccount(live)) : (structuredClone(t.account_snapshot) ?? null);
+    }
+    return stripUndefined({
+      token: t.token,
+      email: t.email,
+      created: t.created,
+      used: t.used,
+      expires: t.used !== 0 ? false : t.created + CONNECT_TOKEN_TTL_SECONDS,
+      callback_url: t.callback_url,
+      first_name: t.first_name,
+      last_name: t.last_name,
+      account,
+    }) as UpstreamConnectToken;
+  }
+}
+
+function findSource(account: AccountRecord, label: string): SourceRecord | undefined {
+  if (label === '0') return account.sources[0];
+  return account.sources.find((s) => s.label === label);
+}
+
+function embed(a: UpstreamAccount): UpstreamEmbeddedAccount {
+  return {
+    id: a.id,
+    created: a.created,
+    suspended: a.suspended,
+    email_addresses: a.email_addresses,
+    first_name: a.first_name ?? '',
+    last_name: a.last_name ?? '',
+    sources: a.sources,
+  };
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+/** Writes to a temporary file beside the target and renames it over, so a crash never leaves half a file. */
+async function writeAtomically(file: string, contents: string): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await mkdir(dirname(file), { recursive: true });
+  try {
+    await writeFile(tmp, contents, 'utf8');
+    await rename(tmp, file);
+  } catch (error) {
+    await unlink(tmp).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Reads and validates a data file; `undefined` when it does not exist. */
+async function readState(file: string): Promise<PersistedState | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
+  }
+  const fail = (why: string): never => {
+    throw new Error(`Context.IO emulator: data file ${file} is corrupt (${why}); fix or delete it`);
+  };
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return fail('not valid JSON');
+  }
+  if (!isObject(data) || data.format !== 'contextio-emulator' || data.version !== 1) {
+    return fail('not an emulator state file of version 1');
+  }
+  if (!Array.isArray(data.accounts) || !Array.isArray(data.tokens)) return fail('accounts or tokens missing');
+  data.accounts.forEach((a: unknown, i) => {
+    const ok =
+      isObject(a) &&
+      typeof a.id === 'string' &&
+      typeof a.created === 'number' &&
+      Array.isArray(a.email_addresses) &&
+      Array.isArray(a.sources) &&
+      a.sources.every((s: unknown) => isObject(s) && typeof s.label === 'string');
+    if (!ok) fail(`account #${i} is malformed`);
+  });
+  data.tokens.forEach((t: unknown, i) => {
+    const ok =
+      isObject(t) &&
+      typeof t.token === 'string' &&
+      typeof t.created === 'number' &&
+      typeof t.used === 'number' &&
+      typeof t.callback_url === 'string' &&
+      (t.owner === null || typeof t.owner === 'string');
+    if (!ok) fail(`connect token #${i} is malformed`);
+  });
+  return data as unknown as PersistedState;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

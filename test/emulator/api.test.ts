@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
+
+const ADA = '52daabefcea6f9c35a4a0997';
+const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
+
+describe('accounts', () => {
+  test('GET /accounts lists the demo accounts with the upstream shape', async (t) => {
+    const emu = await emulatorFor(t);
+    const res = await api(emu, '/accounts');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/json');
+    assert.ok(Array.isArray(res.body));
+    assert.equal(res.body.length, 3);
+    const ada = res.body[0];
+    assert.deepEqual(Object.keys(ada).sort(), [
+      'created', 'email_addresses', 'first_name', 'id', 'last_name', 'nb_files', 'nb_messages',
+      'password_expired', 'resource_url', 'sources', 'suspended', 'username',
+    ]);
+    assert.equal(ada.id, ADA);
+    assert.match(ada.id, /^[0-9a-f]{24}$/);
+    assert.equal(ada.suspended, 0);
+    assert.equal(ada.password_expired, 0);
+    assert.equal(typeof ada.nb_messages, 'number');
+    assert.equal(ada.resource_url, `${emu.url}/accounts/${ADA}`);
+    assert.deepEqual(ada.email_addresses, ['ada@example.com']);
+    const source = ada.sources[0];
+    assert.equal(source.label, 'ada::imap.example.com');
+    assert.equal(source.port, 993);
+    assert.equal(source.use_ssl, true);
+    assert.equal(source.type, 'imap');
+    assert.equal(source.status, 'OK');
+    assert.equal(source.resource_url, `${emu.url}/accounts/${ADA}/sources/ada%3A%3Aimap.example.com`);
+  });
+
+  test('filters: email, status, status_ok', async (t) => {
+    const emu = await emulatorFor(t);
+    const byEmail = await api(emu, '/accounts?email=GRACE%40example.org');
+    assert.deepEqual(byEmail.body.map((a: { id: string }) => a.id), [GRACE]);
+    const invalid = await api(emu, '/accounts?status=INVALID_CREDENTIALS');
+    assert.deepEqual(invalid.body.map((a: { id: string }) => a.id), [GRACE]);
+    const healthy = await api(emu, '/accounts?status_ok=1');
+    assert.deepEqual(healthy.body.map((a: { id: string }) => a.id), [ADA]);
+    const broken = await api(emu, '/accounts?status_ok=0');
+    assert.equal(broken.body.length, 2);
+    assert.equal((await api(emu, '/accounts?status_ok=yes')).status, 400);
+    assert.equal((await api(emu, '/accounts?service_level=pro')).status, 200, 'unknown parameters are ignored');
+  });
+
+  test('paging with limit and offset; limit over 100 or malformed numbers are 400', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    for (let i = 0; i < 25; i++) emu.store.createAccount({ email: `user${i}@example.com` });
+    const first = await api(emu, '/accounts?limit=10');
+    assert.equal(first.body.length, 10);
+    const third = await api(emu, '/accounts?limit=10&offset=20');
+    assert.deepEqual(third.body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), [
+      'user20@example.com', 'user21@example.com', 'user22@example.com', 'user23@example.com', 'user24@example.com',
+    ]);
+    assert.equal((await api(emu, '/accounts?limit=10&offset=30')).body.length, 0);
+    assert.equal((await api(emu, '/accounts?limit=100')).status, 200);
+    for (const query of ['limit=101', 'limit=abc', 'limit=-1', 'limit=1.5', 'offset=x', 'offset=-3']) {
+      const res = await api(emu, `/accounts?${query}`);
+      assert.equal(res.status, 400, query);
+      assert.equal(res.body.type, 'error');
+      assert.equal(typeof res.body.value, 'string');
+    }
+  });
+
+  test('create, read, update, delete', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const created = await api(emu, '/accounts', { form: { email: 'new@example.com', first_name: 'New', last_name: 'Person' } });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.success, true);
+    assert.match(created.body.id, /^[0-9a-f]{24}$/);
+    assert.equal(created.body.resource_url, `${emu.url}/accounts/${created.body.id}`);
+    const id: string = created.body.id;
+
+    const got = await api(emu, `/accounts/${id}`);
+    assert.equal(got.status, 200);
+    assert.equal(got.body.first_name, 'New');
+    assert.deepEqual(got.body.email_addresses, ['new@example.com']);
+    assert.deepEqual(got.body.sources, []);
+
+    const updated = await api(emu, `/accounts/${id}`, { form: { first_name: 'Renamed', last_name: 'Person' } });
+    assert.equal(updated.status, 200);
+    assert.deepEqual(updated.body, { success: true });
+    assert.equal((await api(emu, `/accounts/${id}`)).body.first_name, 'Renamed');
+
+    const deleted = await api(emu, `/accounts/${id}`, { method: 'DELETE' });
+    assert.equal(deleted.status, 200);
+    assert.deepEqual(deleted.body, { success: true });
+    const gone = await api(emu, `/accounts/${id}`);
+    assert.equal(gone.status, 404);
+    assert.deepEqual(gone.body, { type: 'error', value: `account ${id} is invalid` });
+    assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 404);
+  });
+
+  test('POST /accounts with a first source', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const created = await api(emu, '/accounts', {
+      form: { email: 'me@mail.example.com', server: 'mail.example.com', username: 'me', port: '993', use_ssl: '1' },
+    });
+    assert.equal(created.status, 201);
+    const account = emu.store.getAccount(created.body.id)!;
+    assert.equal(account.sources[0]?.label, 'me::mail.example.com');
+  });
+
+  test('POST /accounts without email, or with a bad one, is 400', async (t) => {
+    const emu = await emulatorFor(t);
+    const missing = await api(emu, '/accounts', { form: { first_name: 'X' } });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.type, 'error');
+    assert.equal((await api(emu, '/accounts', { form: { email: 'not-an-email' } })).status, 400);
+  });
+
+  test('unknown account, unknown route, wrong method, trailing slash', async (t) => {
+    const emu = await emulatorFor(t);
+    const unknownId = '0123456789abcdef01234567';
+    assert.deepEqual((await api(emu, `/accounts/${unknownId}`)).body, { type: 'error', value: `account ${unknownId} is invalid` });
+    assert.equal((await api(emu, '/nothing-here')).status, 404);
+    assert.equal((await api(emu, '/accounts/x/messages')).status, 404);
+    const put = await api(emu, '/accounts', { method: 'PUT' });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.get('allow'), 'GET, POST');
+    assert.equal((await api(emu, `/accounts/${ADA}/sources`, { method: 'DELETE' })).status, 405);
+    assert.equal((await api(emu, '/connect_tokens/abc', { method: 'POST', form: {} })).status, 405);
+    const slash = await api(emu, '/accounts/');
+    assert.equal(slash.status, 200);
+    assert.equal(slash.body.length, 3);
+    assert.equal((await api(emu, `/accounts/${ADA}/`)).body.id, ADA);
+  });
+
+  test('every response is application/json exactly, errors included', async (t) => {
+    const emu = await emulatorFor(t);
+    for (const res of [await api(emu, '/accounts'), await api(emu, '/nope'), await api(emu, '/accounts', { authorization: null })]) {
+      assert.equal(res.headers.get('content-type'), 'application/json');
+    }
+  });
+});
+
+describe('sources', () => {
+  test('list, filter and get by label (encoded, raw "::" and "0")', async (t) => {
+    const emu = await emulatorFor(t);
+    const list = await api(emu, `/accounts/${GRACE}/sources`);
+    assert.equal(list.status, 200);
+    assert.equal(list.body.length, 2);
+    assert.deepEqual((await api(emu, `/accounts/${GRACE}/sources?status=INVALID_CREDENTIALS`)).body.map((s: { label: string }) => s.label), [
+      'grace.hopper::imap.gmail.com',
+    ]);
+    assert.deepEqual((await api(emu, `/accounts/${GRACE}/sources?status_ok=1`)).body.map((s: { label: string }) => s.label), [
+      'grace::mail.example.org',
+    ]);
+
+    const encoded = await api(emu, `/accounts/${GRACE}/sources/grace.hopper%3A%3Aimap.gmail.com`);
+    assert.equal(encoded.status, 200);
+    assert.equal(encoded.body.label, 'grace.hopper::imap.gmail.com');
+    assert.equal(encoded.body.status, 'INVALID_CREDENTIALS');
+    assert.equal(encoded.body.authentication_type, 'oauth2');
+
+    const raw = await api(emu, `/accounts/${GRACE}/sources/grace.hopper::imap.gmail.com`);
+    assert.equal(raw.status, 200, 'unencoded :: is accepted and the signature matches the raw path');
+    assert.equal(raw.body.label, 'grace.hopper::imap.gmail.com');
+
+    assert.equal((await api(emu, `/accounts/${GRACE}/sources/0`)).body.label, 'grace::mail.example.org');
+    assert.equal((await api(emu, `/accounts/${GRACE}/sources/nope%3A%3Ax`)).status, 404);
+    assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/sources')).status, 404);
+  });
+
+  test('store.addSource shows up through HTTP', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const account = emu.store.createAccount({ email: 'x@example.com' });
+    const source = emu.store.addSource(account.id, { status: 'TEMP_DISABLED' });
+    assert.equal(source.label, 'x::imap.example.com');
+    const res = await api(emu, `/accounts/${account.id}/sources/${encodeURIComponent(source.label)}`);
+    assert.equal(res.body.status, 'TEMP_DISABLED');
+  });
+});
+
+describe('connect tokens', () => {
+  test('top-level: create, get, list, delete', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    assert.deepEqual((await api(emu, '/connect_tokens')).body, []);
+    const created = await api(emu, '/connect_tokens', {
+      form: { callback_url: 'https://app.example.com/cb', email: 'who@example.com', first_name: 'Who', service_level: 'pro' },
+    });
+    assert.equal(created.status, 201);
+    const { token } = created.body;
+    assert.match(token, /^[a-z0-9]{16}$/);
+    assert.deepEqual(created.body, {
+      success: true,
+      token,
+      resource_url: `${emu.url}/connect_tokens/${token}`,
+      browser_redirect_url: `${emu.origin}/connect/${token}`,
+    });
+
+    const got = await api(emu, `/connect_tokens/${token}`);
+    assert.equal(got.status, 200);
+    assert.equal(got.body.token, token);
+    assert.equal(got.body.email, 'who@example.com');
+    assert.equal(got.body.first_name, 'Who');
+    assert.equal(got.body.used, 0);
+    assert.equal(got.body.expires, got.body.created + 86400);
+    assert.equal(got.body.callback_url, 'https://app.example.com/cb');
+    assert.deepEqual(got.body.account, {});
+
+    const list = await api(emu, '/connect_tokens');
+    assert.deepEqual(list.body.map((x: { token: string }) => x.token), [token]);
+
+    assert.deepEqual((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).body, { success: true });
+    assert.deepEqual((await api(emu, `/connect_tokens/${token}`)).body, { type: 'error', value: `connect_token ${token} is invalid` });
+    assert.equal((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).status, 404);
+  });
+
+  test('POST without callback_url (or a bad one) is 400', async (t) => {
+    const emu = await emulatorFor(t);
+    const res = await api(emu, '/connect_tokens', { form: { email: 'a@b.c' } });
+    assert.equal(res.status, 400);
+    assert.equal(res.body.type, 'error');
+    assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: 'javascript:alert(1)' } })).status, 400);
+    assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens`, { form: {} })).status, 400);
+  });
+
+  test('account-level: scoped to the account', async (t) => {
+    const emu = await emulatorFor(t);
+    const created = await api(emu, `/accounts/${ADA}/connect_tokens`, { form: { callback_url: 'http://localhost/cb' } });
+    assert.equal(created.status, 201);
+    const { token } = created.body;
+    assert.equal(created.body.resource_url, `${emu.url}/accounts/${ADA}/connect_tokens/${token}`);
+    assert.equal(created.body.browser_redirect_url, `${emu.origin}/connect/${token}`);
+
+    const list = await api(emu, `/accounts/${ADA}/connect_tokens`);
+    assert.deepEqual(list.body.map((x: { token: string }) => x.token), [token]);
+    const graceList = await api(emu, `/accounts/${GRACE}/connect_tokens`);
+    assert.deepEqual(graceList.body.map((x: { token: string }) => x.token), ['gracesecond00001']);
+    const topLevel = await api(emu, '/connect_tokens');
+    assert.ok(!topLevel.body.some((x: { token: string }) => x.token === token), 'top-level list holds only top-level tokens');
+
+    assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens/${token}`)).status, 200);
+    assert.equal((await api(emu, `/accounts/${GRACE}/connect_tokens/${token}`)).status, 404);
+    assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/connect_tokens')).status, 404);
+    assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/connect_tokens', { form: { callback_url: 'http://x/' } })).status, 404);
+
+    assert.equal((await api(emu, `/accounts/${GRACE}/connect_tokens/${token}`, { method: 'DELETE' })).status, 404);
+    assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens/${token}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens/${token}`)).status, 404);
+  });
+
+  test('a used demo token embeds its account; deleting the account removes its account-level tokens', async (t) => {
+    const emu = await emulatorFor(t);
+    const used = await api(emu, '/connect_tokens/adaconnected0001');
+    assert.equal(used.body.expires, false);
+    assert.ok(used.body.used > 0);
+    assert.deepEqual(Object.keys(used.body.account).sort(), [
+      'created', 'email_addresses', 'first_name', 'id', 'last_name', 'sources', 'suspended',
+    ]);
+    assert.equal(used.body.account.id, ADA);
+
+    assert.equal((await api(emu, `/accounts/${GRACE}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await api(emu, '/connect_tokens/gracesecond00001')).status, 404);
+  });
+
+  test('store helpers seed many tokens quickly', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    for (let i = 0; i < 100; i++) {
+      const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+      emu.store.useConnectToken(token.token, { email: `u${i}@example.com`, first_name: 'U', last_name: String(i) });
+    }
+    assert.equal(emu.store.listAccounts().length, 100);
+    const res = await api(emu, '/connect_tokens?limit=100');
+    assert.equal(res.body.length, 100);
+    assert.ok(res.body.every((x: { used: number; account: { id: string } }) => x.used > 0 && x.account.id));
+    emu.store.reset();
+    assert.equal((await api(emu, '/accounts')).body.length, 0);
+  });
+});
+
+describe('transport details', () => {
+  test('a JSON body is neither signed nor parsed', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts?limit=1`;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: signRequest('POST', url, [], emu.consumerKey, emu.consumerSecret),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ email: 'json@example.com' }),
+    });
+    assert.equal(res.status, 400, 'the signature verified (not 401) and the JSON email was not read');
+    assert.match(((await res.json()) as { value: string }).value, /email/);
+  });
+
+  test('paths outside /2.0 are 404 JSON and not logged', async (t) => {
+    const emu = await emulatorFor(t);
+    const res = await rawRequest(emu.origin, { path: '/accounts' });
+    assert.equal(res.status, 404);
+    assert.equal(res.headers['content-type'], 'application/json');
+    assert.equal(emu.requests.length, 0);
+  });
+});

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { api, emulatorFor, manualClock, rawRequest, waitFor } from './helpers.ts';
+
+const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
+
+function submit(origin: string, token: string, form: Record<string, string>) {
+  return rawRequest(origin, {
+    method: 'POST',
+    path: `/connect/${token}`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
+/** A tiny receiver for the source callback, closed when the test ends. */
+async function callbackReceiver(t: TestContext) {
+  const received: Array<{ method: string; contentType: string; body: URLSearchParams }> = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({
+        method: req.method ?? '',
+        contentType: req.headers['content-type'] ?? '',
+        body: new URLSearchParams(Buffer.concat(chunks).toString()),
+      });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/source-done`, received };
+}
+
+describe('connect flow', () => {
+  test('top-level token: page, form, 303 to the callback, token used with the new account', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const created = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done?step=2', first_name: 'Ada' } });
+    const { token, browser_redirect_url: browserUrl } = created.body;
+
+    const page = await fetch(browserUrl);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await page.text();
+    for (const name of ['email', 'first_name', 'last_name', 'server', 'port', 'username', 'password', 'use_ssl']) {
+      assert.match(html, new RegExp(`<label for="${name}"`), `label for ${name}`);
+      assert.match(html, new RegExp(`id="${name}" name="${name}"`), `input ${name}`);
+    }
+    assert.match(html, /<button type="submit" id="connect">/);
+    assert.match(html, /id="first_name" name="first_name" value="Ada"/);
+    assert.match(html, /id="port" name="port" value="993"/);
+    assert.match(html, /id="use_ssl" name="use_ssl" value="1" checked/);
+    assert.doesNotMatch(html, /<(link|img)\b|src=/, 'self-contained');
+    assert.equal(emu.requests.length, 1, 'connect pages are not in the API log');
+
+    const res = await submit(emu.origin, token, {
+      email: 'ada@lovelace.example',
+      first_name: 'Ada',
+      last_name: 'Lovelace',
+      server: '',
+      port: '993',
+      username: '',
+      password: 'secret',
+      use_ssl: '1',
+    });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.location, `https://app.example.com/done?step=2&contextio_token=${token}`);
+
+    const used = await api(emu, `/connect_tokens/${token}`);
+    assert.ok(used.body.used > 0);
+    assert.equal(used.body.expires, false);
+    const account = used.body.account;
+    assert.match(account.id, /^[0-9a-f]{24}$/);
+    assert.deepEqual(account.email_addresses, ['ada@lovelace.example']);
+    assert.equal(account.first_name, 'Ada');
+    assert.equal(account.last_name, 'Lovelace');
+    assert.equal(account.sources.length, 1);
+    assert.equal(account.sources[0].label, 'ada::imap.lovelace.example');
+    assert.equal(account.sources[0].status, 'OK');
+    assert.equal(account.sources[0].use_ssl, true);
+    assert.ok(!JSON.stringify(used.body).includes('secret'), 'the password is not kept');
+    assert.equal((await api(emu, `/accounts/${account.id}`)).status, 200);
+
+    const again = await fetch(browserUrl);
+    assert.equal(again.status, 410);
+    assert.match(await again.text(), /already been used/);
+    assert.equal((await submit(emu.origin, token, { email: 'x@y.z' })).status, 410);
+  });
+
+  test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
+    const html = await (await fetch(`${emu.origin}/connect/${token.token}`)).text();
+    assert.match(html, /type="hidden" id="email" name="email" value="ben@mail.example.org"/);
+    assert.match(html, /id="server" name="server" value="imap.mail.example.org"/);
+    assert.match(html, /id="username" name="username" value="ben"/);
+
+    const res = await submit(emu.origin, token.token, { server: 'imap.mail.example.org', port: '993', username: 'ben', password: 'pw' });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.location, `http://localhost:3000/cb?contextio_token=${token.token}`);
+    assert.equal(emu.store.listAccounts({ email: 'ben@mail.example.org' }).length, 1);
+  });
+
+  test('account-level token adds a source to the account and posts the source callback', async (t) => {
+    const emu = await emulatorFor(t);
+    const receiver = await callbackReceiver(t);
+    const created = await api(emu, `/accounts/${GRACE}/connect_tokens`, {
+      form: { callback_url: 'http://localhost:3000/added', source_callback_url: receiver.url },
+    });
+    const { token } = created.body;
+    const before = emu.store.listAccounts().length;
+
+    const res = await submit(emu.origin, token, {
+      email: 'grace@work.example', server: 'imap.work.example', port: '143', username: 'ghopper', password: 'pw',
+    });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.location, `http://localhost:3000/added?contextio_token=${token}`);
+    assert.equal(emu.store.listAccounts().length, before, 'no new account');
+
+    const sources = (await api(emu, `/accounts/${GRACE}/sources`)).body;
+    assert.equal(sources.length, 3);
+    const added = sources[2];
+    assert.deepEqual(
+      { label: added.label, port: added.port, use_ssl: added.use_ssl, status: added.status, email: added.email },
+      { label: 'ghopper::imap.work.example', port: 143, use_ssl: false, status: 'OK', email: 'grace@work.example' },
+    );
+    const tokenJson = (await api(emu, `/accounts/${GRACE}/connect_tokens/${token}`)).body;
+    assert.equal(tokenJson.account.id, GRACE);
+    assert.equal(tokenJson.account.sources.length, 3);
+
+    await waitFor(() => receiver.received.length === 1);
+    const [call] = receiver.received;
+    assert.equal(call!.method, 'POST');
+    assert.match(call!.contentType, /^application\/x-www-form-urlencoded/);
+    assert.equal(call!.body.get('account_id'), GRACE);
+    assert.equal(call!.body.get('source_label'), 'ghopper::imap.work.example');
+    assert.equal(call!.body.get('token'), token);
+  });
+
+  test('an unreachable source callback does not break the flow', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb', source_callback_url: 'http://127.0.0.1:1/nothing' });
+    const res = await submit(emu.origin, token.token, { email: 'x@example.com', port: '993' });
+    assert.equal(res.status, 303);
+  });
+
+  test('unknown and deleted tokens show an error page', async (t) => {
+    const emu = await emulatorFor(t);
+    const unknown = await rawRequest(emu.origin, { path: '/connect/doesnotexist0000' });
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.headers['content-type'] ?? '', /^text\/html/);
+    assert.match(unknown.text, /does not exist/);
+    await api(emu, '/connect_tokens/demounused000001', { method: 'DELETE' });
+    assert.equal((await rawRequest(emu.origin, { path: '/connect/demounused000001' })).status, 404);
+    assert.equal((await rawRequest(emu.origin, { path: '/connect/adaconnected0001' })).status, 410);
+  });
+
+  test('invalid form input re-shows the form with a message and escapes everything', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, {
+      callback_url: 'http://localhost/cb',
+      first_name: '<script>alert("x")</script>',
+    });
+    const page = await (await fetch(`${emu.origin}/connect/${token.token}`)).text();
+    assert.ok(!page.includes('<script>alert'), 'token values are escaped');
+    assert.match(page, /&#60;script&#62;alert\(&#34;x&#34;\)/);
+
+    const bad = await submit(emu.origin, token.token, { email: 'not-an-email"><b>', port: '993', password: 'hunter2' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /valid email/);
+    assert.ok(!bad.text.includes('"><b>'), 'submitted values are escaped');
+    assert.ok(!bad.text.includes('hunter2'), 'the password is never echoed');
+    assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '99999' })).status, 400);
+    assert.equal(emu.store.connectTokenState(token.token), 'usable');
+  });
+
+  test('unused tokens expire after 24 hours by the injected clock', async (t) => {
+    const clock = manualClock(Date.UTC(2024, 0, 1) + 0);
+    const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
+    const ts = () => Math.floor(clock.now() / 1000);
+    const created = await api(emu, '/connect_tokens', { form: { callback_url: 'http://localhost/cb' }, timestamp: ts() });
+    const { token } = created.body;
+    const usedToken = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    emu.store.useConnectToken(usedToken.token, { email: 'kept@example.com' });
+
+    clock.advance(86_399);
+    const fresh = await api(emu, `/connect_tokens/${token}`, { timestamp: ts() });
+    assert.equal(fresh.status, 200);
+    assert.equal(fresh.body.expires, Date.UTC(2024, 0, 1) / 1000 + 86_400);
+
+    clock.advance(1);
+    const page = await rawRequest(emu.origin, { path: `/connect/${token}` });
+    assert.equal(page.status, 410);
+    assert.match(page.text, /expired/);
+    assert.equal((await api(emu, `/connect_tokens/${token}`, { timestamp: ts() })).status, 404);
+    const list = await api(emu, '/connect_tokens', { timestamp: ts() });
+    assert.deepEqual(list.body.map((x: { token: string }) => x.token), [usedToken.token], 'used tokens never expire');
+  });
+
+  test('a token expired before any access is purged from the API', async (t) => {
+    const clock = manualClock();
+    const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    clock.advance(86_400);
+    assert.equal((await api(emu, `/connect_tokens/${token.token}`, { timestamp: Math.floor(clock.now() / 1000) })).status, 404);
+    assert.equal((await rawRequest(emu.origin, { path: `/connect/${token.token}` })).status, 404);
+  });
+});

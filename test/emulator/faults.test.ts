@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { api, emulatorFor, waitFor } from './helpers.ts';
+
+const ADA = '52daabefcea6f9c35a4a0997';
+
+describe('faults, request log and in-flight counters', () => {
+  test('the request log records method, raw path, query and status, rejected requests included', async (t) => {
+    const emu = await emulatorFor(t);
+    await api(emu, '/accounts?limit=5&offset=0');
+    await api(emu, `/accounts/${ADA}/sources/ada::imap.example.com`);
+    await api(emu, `/accounts/${ADA}/sources/ada%3A%3Aimap.example.com`);
+    await api(emu, '/connect_tokens/', { authorization: null });
+    await api(emu, '/connect_tokens', { form: { callback_url: 'http://localhost/cb' } });
+    assert.deepEqual(emu.requests, [
+      { method: 'GET', path: '/accounts', query: 'limit=5&offset=0', status: 200 },
+      { method: 'GET', path: `/accounts/${ADA}/sources/ada::imap.example.com`, query: '', status: 200 },
+      { method: 'GET', path: `/accounts/${ADA}/sources/ada%3A%3Aimap.example.com`, query: '', status: 200 },
+      { method: 'GET', path: '/connect_tokens/', query: '', status: 401 },
+      { method: 'POST', path: '/connect_tokens', query: '', status: 201 },
+    ]);
+    emu.clearRequests();
+    assert.equal(emu.requests.length, 0);
+  });
+
+  test('a status fault answers the injected error with Retry-After, then stops after `times`', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', status: 429, retryAfter: 2, times: 2 });
+    for (let i = 0; i < 2; i++) {
+      const res = await api(emu, '/accounts');
+      assert.equal(res.status, 429);
+      assert.equal(res.headers.get('retry-after'), '2');
+      assert.equal(res.headers.get('content-type'), 'application/json');
+      assert.deepEqual(res.body, { type: 'error', value: 'injected fault' });
+    }
+    assert.equal((await api(emu, '/accounts')).status, 200);
+    assert.deepEqual(emu.requests.map((r) => r.status), [429, 429, 200]);
+  });
+
+  test('faults match by method and by regular expression, and can be removed', async (t) => {
+    const emu = await emulatorFor(t);
+    const remove = emu.addFault({ method: 'GET', path: /^\/accounts\/[0-9a-f]{24}$/, status: 503 });
+    assert.equal((await api(emu, `/accounts/${ADA}`)).status, 503);
+    assert.equal((await api(emu, `/accounts/${ADA}`, { form: { first_name: 'A' } })).status, 200, 'POST is not matched');
+    assert.equal((await api(emu, '/accounts')).status, 200);
+    remove();
+    assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200);
+    emu.addFault({ path: '/accounts', status: 500 });
+    emu.clearFaults();
+    assert.equal((await api(emu, '/accounts')).status, 200);
+  });
+
+  test('latency delays the answer and counts as in flight', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', latencyMs: 150 });
+    const started = Date.now();
+    const pending = Promise.all([api(emu, '/accounts'), api(emu, '/accounts'), api(emu, '/accounts')]);
+    await waitFor(() => emu.inFlight === 3);
+    const results = await pending;
+    assert.ok(Date.now() - started >= 140);
+    assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+    assert.equal(emu.inFlight, 0);
+    assert.equal(emu.peakInFlight, 3);
+    emu.resetPeak();
+    assert.equal(emu.peakInFlight, 0);
+    await api(emu, `/accounts/${ADA}`);
+    assert.equal(emu.peakInFlight, 1);
+  });
+
+  test('latency then status', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/connect_tokens', latencyMs: 80, status: 500, times: 1 });
+    const started = Date.now();
+    assert.equal((await api(emu, '/connect_tokens')).status, 500);
+    assert.ok(Date.now() - started >= 70);
+  });
+
+  test('a hang never answers; the client aborting ends it with status 0', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: `/accounts/${ADA}`, hang: true, times: 1 });
+    const controller = new AbortController();
+    const pending = api(emu, `/accounts/${ADA}`, { signal: controller.signal });
+    await waitFor(() => emu.inFlight === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(emu.requests.length, 0, 'logged only once it ends');
+    controller.abort();
+    await assert.rejects(pending, { name: 'AbortError' });
+    await waitFor(() => emu.inFlight === 0);
+    assert.deepEqual(emu.requests, [{ method: 'GET', path: `/accounts/${ADA}`, query: '', status: 0 }]);
+    assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200, 'times: 1');
+  });
+
+  test('close() ends hanging requests', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', hang: true });
+    const outcome = api(emu, '/accounts').then(() => 'answered', () => 'connection closed');
+    await waitFor(() => emu.inFlight === 1);
+    await emu.close();
+    assert.equal(await outcome, 'connection closed');
+    assert.equal(emu.inFlight, 0);
+    assert.equal(emu.requests[0]?.status, 0);
+  });
+});

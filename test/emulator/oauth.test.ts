@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { OAuthVerifier } from '../../src/emulator/index.ts';
+import { authorizationHeader, encodeFormPairs, protocolParams } from '../../src/oauth/signature.ts';
+import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
+
+// The reference test vector (contextio-2.0.md, "Authentication").
+const VECTOR = {
+  key: 'consumer_key',
+  secret: 'consumer_secret',
+  nonce: 'static-nonce-for-testing',
+  timestamp: 1456789012,
+  signature: '2AaRHKvlFRrLVbRY7qFAJgP+zjk=',
+};
+const vectorHeader = authorizationHeader(
+  protocolParams(VECTOR.key, VECTOR.nonce, String(VECTOR.timestamp)),
+  VECTOR.signature,
+);
+
+describe('OAuth verification', () => {
+  test('the verifier accepts the reference test vector', () => {
+    const verifier = new OAuthVerifier({
+      consumerKey: VECTOR.key,
+      consumerSecret: VECTOR.secret,
+      now: () => VECTOR.timestamp * 1000,
+    });
+    const verdict = verifier.verify({
+      method: 'POST',
+      baseUrl: 'https://api.context.io/2.0/connect_tokens',
+      authorization: vectorHeader,
+      params: [['email', '@gmail.com']],
+    });
+    assert.deepEqual(verdict, { ok: true });
+    // The same nonce again is a replay.
+    const replay = verifier.verify({
+      method: 'POST',
+      baseUrl: 'https://api.context.io/2.0/connect_tokens',
+      authorization: vectorHeader,
+      params: [['email', '@gmail.com']],
+    });
+    assert.equal(replay.ok, false);
+  });
+
+  test('the server accepts the test vector as sent to api.context.io behind TLS', async (t) => {
+    const emu = await emulatorFor(t, {
+      consumerKey: VECTOR.key,
+      consumerSecret: VECTOR.secret,
+      now: () => VECTOR.timestamp * 1000,
+    });
+    const body = encodeFormPairs([['email', '@gmail.com']]);
+    const send = () =>
+      rawRequest(emu.origin, {
+        method: 'POST',
+        path: '/2.0/connect_tokens',
+        headers: {
+          host: 'api.context.io',
+          'x-forwarded-proto': 'https',
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: vectorHeader,
+        },
+        body,
+      });
+    const res = await send();
+    // Verified: the request got past OAuth to the handler, which wants a callback_url.
+    assert.equal(res.status, 400);
+    assert.match(JSON.parse(res.text).value, /callback_url/);
+    const replay = await send();
+    assert.equal(replay.status, 401);
+    assert.match(JSON.parse(replay.text).value, /nonce/);
+  });
+
+  test('rejections are 401 with code 105 and say why', async (t) => {
+    const emu = await emulatorFor(t);
+    const cases: Array<[string, Parameters<typeof api>[2], RegExp]> = [
+      ['no header', { authorization: null }, /Authorization/],
+      ['not OAuth', { authorization: 'Bearer abc' }, /Authorization/],
+      ['bad signature', { secret: 'wrong-secret' }, /signature does not match/],
+      ['wrong key', { key: 'someone-else' }, /consumer key/],
+      ['stale timestamp', { timestamp: Math.floor(Date.now() / 1000) - 301 }, /timestamp/],
+      ['future timestamp', { timestamp: Math.floor(Date.now() / 1000) + 400 }, /timestamp/],
+    ];
+    for (const [name, options, reason] of cases) {
+      const res = await api(emu, '/accounts', options);
+      assert.equal(res.status, 401, name);
+      assert.equal(res.headers.get('content-type'), 'application/json');
+      assert.equal(res.body.type, 'error', name);
+      assert.equal(res.body.code, 105, name);
+      assert.match(res.body.value, /^Invalid signature/, name);
+      assert.match(res.body.value, reason, name);
+      assert.ok(!res.text.includes(emu.consumerSecret), 'the secret never appears');
+    }
+  });
+
+  test('the signature method must be HMAC-SHA1', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret).replace('HMAC-SHA1', 'PLAINTEXT');
+    const res = await api(emu, '/accounts', { authorization: header });
+    assert.equal(res.status, 401);
+    assert.match(res.body.value, /HMAC-SHA1/);
+  });
+
+  test('a reused nonce is refused', async (t) => {
+    const emu = await emulatorFor(t);
+    assert.equal((await api(emu, '/accounts', { nonce: 'once-only' })).status, 200);
+    const replay = await api(emu, '/accounts', { nonce: 'once-only' });
+    assert.equal(replay.status, 401);
+    assert.match(replay.body.value, /nonce already used/);
+  });
+
+  test('form parameters are part of the signature', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/connect_tokens`;
+    const header = signRequest('POST', url, [['callback_url', 'http://a.example/']], emu.consumerKey, emu.consumerSecret);
+    const tampered = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: header, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'callback_url=http%3A%2F%2Fevil.example%2F',
+    });
+    assert.equal(tampered.status, 401);
+  });
+
+  test('query parameters are part of the signature, and the path is signed as sent', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts?limit=1`, [], emu.consumerKey, emu.consumerSecret);
+    const res = await fetch(`${emu.url}/accounts?limit=2`, { headers: { authorization: header } });
+    assert.equal(res.status, 401);
+    const slashHeader = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const slash = await fetch(`${emu.url}/accounts/`, { headers: { authorization: slashHeader } });
+    assert.equal(slash.status, 401, 'a path signed without the slash does not verify with it');
+  });
+});
