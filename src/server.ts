@@ -7,6 +7,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { createContext, type GatewayContext } from './context.ts';
 import { codeOf, ErrorCode } from './errors.ts';
 import type { Logger } from './logger.ts';
+import { createIde } from './ide/index.ts';
 import { buildSchema } from './schema.ts';
 import { UpstreamClient } from './upstream/client.ts';
 
@@ -107,6 +108,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
+  const ide = createIde();
     res.setHeader('x-request-id', requestId);
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     if (url.pathname === '/healthz') {
@@ -116,6 +118,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
     if (req.method !== 'GET' && req.method !== 'POST') {
       return sendJson(res, 405, graphqlError('Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED'), { allow: 'GET, POST' });
+    // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
+    if (await ide.handle(req, res, url)) return;
     }
 
     let body: unknown;

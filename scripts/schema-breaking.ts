@@ -1,0 +1,57 @@
+// `npm run schema:breaking` (in `npm test`): compares the schema in schema/*.graphql with the last released
+// one (the highest version in releases/*.graphql) and fails on a breaking change that is not marked as
+// intended in releases/ACCEPTED_BREAKING_CHANGES.md. Breaking changes break deployed frontends and
+// consumers' generated clients, so each must be a decision, recorded where the changelog is written from.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
+import { buildASTSchema, buildSchema as buildSchemaFromSdl, concatAST, parse } from 'graphql';
+import { loadTypeDefs, projectRoot } from '../src/schema.ts';
+
+const root = projectRoot();
+const releasesDir = join(root, 'releases');
+const acceptedFile = join(releasesDir, 'ACCEPTED_BREAKING_CHANGES.md');
+
+const releases = readdirSync(releasesDir)
+  .map((name) => /^(\d+)\.(\d+)\.(\d+)\.graphql$/.exec(name))
+  .filter((match) => match !== null)
+  .sort((a, b) => Number(a[1]) - Number(b[1]) || Number(a[2]) - Number(b[2]) || Number(a[3]) - Number(b[3]));
+const last = releases.at(-1);
+if (!last) {
+  console.error('schema:breaking: no releases/<version>.graphql to compare with');
+  process.exit(1);
+}
+const lastVersion = `${last[1]}.${last[2]}.${last[3]}`;
+
+const released = buildSchemaFromSdl(readFileSync(join(releasesDir, last[0]), 'utf8'));
+const current = buildASTSchema(concatAST(loadTypeDefs().map((sdl) => parse(sdl))));
+const changes = await diff(released, current);
+
+/** An accepted change is a list item starting with its id in backticks: `` - `FIELD_REMOVED Account.username` — why ``. */
+const idOf = (change: Change) => `${change.type} ${change.path ?? ''}`.trim();
+const accepted = new Set(
+  readFileSync(acceptedFile, 'utf8')
+    .split('\n')
+    .map((line) => /^\s*[-*]\s+`([^`]+)`/.exec(line)?.[1]?.trim())
+    .filter((id) => id !== undefined),
+);
+
+const breaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
+const dangerous = changes.filter((change) => change.criticality.level === CriticalityLevel.Dangerous);
+const unmarked = breaking.filter((change) => !accepted.has(idOf(change)));
+
+for (const change of dangerous) console.log(`schema:breaking: dangerous (allowed): ${change.message}`);
+for (const change of breaking.filter((c) => accepted.has(idOf(c)))) {
+  console.log(`schema:breaking: breaking, accepted in releases/ACCEPTED_BREAKING_CHANGES.md: ${change.message}`);
+}
+if (unmarked.length > 0) {
+  console.error(`schema:breaking: ${unmarked.length} breaking change(s) since the ${lastVersion} release:`);
+  for (const change of unmarked) console.error(`  ${change.message}${change.criticality.reason ? ` (${change.criticality.reason})` : ''}`);
+  console.error('Keep the old field/type/value (deprecate it instead), or, if the break is intended, add to');
+  console.error('releases/ACCEPTED_BREAKING_CHANGES.md, with a line saying why and what consumers should do:');
+  for (const change of unmarked) console.error(`  - \`${idOf(change)}\` — <why, and what consumers do instead>`);
+  process.exit(1);
+}
+console.log(
+  `schema:breaking: no unmarked breaking change since ${lastVersion} (${changes.length} change(s), ${breaking.length} accepted breaking, ${dangerous.length} dangerous).`,
+);

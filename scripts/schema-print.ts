@@ -1,0 +1,43 @@
+// `npm run schema:print` publishes the merged schema for consumers: the SDL in schema.graphql and the
+// introspection result in schema.json, both at the project root and committed, so a consumer's codegen can
+// use them without a running gateway (or when introspection is turned off). `--check` (in `npm test`) fails
+// when the committed files no longer match schema/*.graphql.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildASTSchema, concatAST, introspectionFromSchema, parse, printSchema } from 'graphql';
+import { loadTypeDefs, projectRoot } from '../src/schema.ts';
+
+const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';
+
+/** The same SDL files the server loads, merged into one schema (no resolvers: the published shape only). */
+function publishedArtifacts(): Record<string, string> {
+  const schema = buildASTSchema(concatAST(loadTypeDefs().map((sdl) => parse(sdl))));
+  return {
+    'schema.graphql': HEADER + printSchema(schema) + '\n',
+    'schema.json': JSON.stringify(introspectionFromSchema(schema), null, 2) + '\n',
+  };
+}
+
+const root = projectRoot();
+const check = process.argv.includes('--check');
+let stale = false;
+for (const [name, content] of Object.entries(publishedArtifacts())) {
+  const path = join(root, name);
+  if (!check) {
+    writeFileSync(path, content);
+    console.log(`schema:print: wrote ${name}`);
+    continue;
+  }
+  let committed: string | undefined;
+  try {
+    committed = readFileSync(path, 'utf8');
+  } catch {
+    committed = undefined;
+  }
+  if (committed !== content) {
+    stale = true;
+    console.error(`schema:check: ${name} ${committed === undefined ? 'is missing' : 'differs from schema/*.graphql'}: run \`npm run schema:print\` and commit it.`);
+  }
+}
+if (stale) process.exit(1);
+if (check) console.log('schema:check: schema.graphql and schema.json match schema/.');

@@ -1,0 +1,63 @@
+/**
+ * The gateway's GraphQL IDE: GraphiQL from the `graphiql` package, bundled by scripts/build-ide.mjs and served
+ * by the gateway under /graphql/ide/, so it works offline and behind firewalls (the page's CSP allows no other
+ * origin at all).
+ */
+import { GraphiQL } from 'graphiql';
+import type { Fetcher } from '@graphiql/toolkit';
+import { createRoot } from 'react-dom/client';
+import 'graphiql/style.css';
+import './ide.css';
+
+/** What the server writes into the page (see src/ide/index.ts): where to send operations and what to show first. */
+interface IdeConfig {
+  endpoint: string;
+  /** Monaco worker script URLs by language label (`editor` for everything else); content-hashed names. */
+  workers: { editor: string; json: string; graphql: string };
+  defaultQuery: string;
+  defaultHeaders: string;
+}
+
+const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? '{}') as IdeConfig;
+
+// Monaco runs its language services in web workers. Bundlers usually wire them up through plugins; here the
+// build emits each worker as its own script next to the app, and Monaco is told where they are. Classic
+// (non-module) workers, because the worker bundles are IIFEs and every browser supports those.
+(globalThis as unknown as { MonacoEnvironment: unknown }).MonacoEnvironment = {
+  getWorker(_workerId: string, label: string): Worker {
+    const url = label === 'json' || label === 'graphql' ? config.workers[label] : config.workers.editor;
+    return new Worker(url, { name: label });
+  },
+};
+
+/**
+ * Plain fetch rather than @graphiql/toolkit's fetcher: the gateway has no subscriptions or incremental
+ * delivery, and the headers typed in the headers editor (e.g. `Authorization: Bearer …`) are sent as they are.
+ */
+const fetcher: Fetcher = async (params, options) => {
+  const response = await fetch(config.endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...options?.headers },
+    body: JSON.stringify(params),
+    credentials: 'same-origin',
+  });
+  const text = await response.text();
+  try {
+    return JSON.parse(text) as Awaited<ReturnType<Fetcher>>;
+  } catch {
+    // A proxy's HTML error page or an empty body: show what came back instead of a bare JSON parse error.
+    return { errors: [{ message: `HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}` }] } as never;
+  }
+};
+
+createRoot(document.getElementById('graphiql')!).render(
+  <GraphiQL
+    fetcher={fetcher}
+    defaultQuery={config.defaultQuery}
+    defaultHeaders={config.defaultHeaders}
+    isHeadersEditorEnabled
+    shouldPersistHeaders={false}
+    defaultEditorToolsVisibility="headers"
+    visiblePlugin="Documentation Explorer"
+  />,
+);

@@ -1,0 +1,255 @@
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { projectRoot } from '../schema.ts';
+
+/**
+ * The GraphQL IDE: `GET /graphql` from a browser gets a GraphiQL page, whose scripts and styles come from
+ * `/graphql/ide/*`, bundled at build time into `dist/ide/` by scripts/build-ide.mjs. Nothing is loaded from
+ * another origin (the page's Content-Security-Policy forbids it), so the IDE works offline.
+ */
+
+/** The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read. */
+export const DEFAULT_QUERY = `# Welcome to the Context.IO GraphQL gateway.
+# Run this with the ▶ button (or Ctrl-Enter); the Docs panel on the left lists every type and field.
+# Put your token in the Headers tab below, e.g. {"Authorization": "Bearer <token>"}.
+query AccountsWithSources {
+  accounts(first: 5) {
+    nodes {
+      id
+      emailAddresses
+      firstName
+      lastName
+      createdAt
+      sources {
+        label
+        email
+        status
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+`;
+
+const DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
+
+export interface IdeOptions {
+  /** Where operations go, as the browser sees it. */
+  endpointPath?: string;
+  /** Folder of the built bundle; default `dist/ide/` in the project. */
+  assetDir?: string;
+}
+
+export interface Ide {
+  /** Serves the request when it is the IDE's (the page or one of its assets); `false` leaves it to the caller. */
+  handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
+}
+
+interface Manifest {
+  /** Logical name (`app.js`) → content-hashed file name (`app-ABCD1234.js`). */
+  assets: Record<string, string>;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
+
+/**
+ * Scripts and workers from this origin only; inline styles because Monaco and GraphiQL set them at run time;
+ * fetches to this origin only, so a copy of the page cannot be pointed at somebody else's endpoint.
+ */
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "worker-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "font-src 'self' data:",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export function createIde(options: IdeOptions = {}): Ide {
+  const endpointPath = options.endpointPath ?? '/graphql';
+  const assetPrefix = `${endpointPath}/ide/`;
+  const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
+
+  /**
+   * Read per request rather than once: a `npm run build` while the gateway runs is picked up, and the
+   * manifest is the allow-list of servable files, so a request path never reaches the file system as such.
+   */
+  const readManifest = async (): Promise<Manifest | undefined> => {
+    try {
+      const manifest = JSON.parse(await readFile(join(assetDir, 'manifest.json'), 'utf8')) as Manifest;
+      return typeof manifest.assets === 'object' && manifest.assets !== null ? manifest : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const servePage = async (res: ServerResponse): Promise<void> => {
+    const manifest = await readManifest();
+    const asset = (name: string) => manifest?.assets[name];
+    if (!manifest || !asset('app.js') || !asset('app.css')) {
+      return sendHtml(res, 503, notBuiltPage());
+    }
+    const config = {
+      endpoint: endpointPath,
+      workers: {
+        editor: assetPrefix + asset('editor.worker.js'),
+        json: assetPrefix + asset('json.worker.js'),
+        graphql: assetPrefix + asset('graphql.worker.js'),
+      },
+      defaultQuery: DEFAULT_QUERY,
+      defaultHeaders: DEFAULT_HEADERS,
+    };
+    sendHtml(
+      res,
+      200,
+      `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>GraphiQL · Context.IO GraphQL gateway</title>
+<link rel="stylesheet" href="${assetPrefix}${asset('app.css')}">
+<script id="ide-config" type="application/json">${jsonForScript(config)}</script>
+<script type="module" src="${assetPrefix}${asset('app.js')}"></script>
+</head>
+<body>
+<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${escapeHtml(endpointPath)} instead.</noscript></div>
+</body>
+</html>
+`,
+    );
+  };
+
+  const serveAsset = async (req: IncomingMessage, res: ServerResponse, name: string): Promise<void> => {
+    const manifest = await readManifest();
+    // Only names the build produced are served; anything else (`..`, `%2e%2e`, absolute paths) is just unknown.
+    const known = manifest !== undefined && Object.values(manifest.assets).includes(name);
+    const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.'))];
+    if (!known || type === undefined) return sendText(res, 404, `no such IDE asset: ${name}`);
+
+    const gzip = acceptsGzip(req);
+    const file = join(assetDir, gzip ? `${name}.gz` : name);
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch {
+      return sendText(res, 404, `no such IDE asset: ${name}`);
+    }
+    res.writeHead(200, {
+      'content-type': type,
+      'content-length': String(size),
+      // The name carries the content's hash: a changed file is a new URL, so this one never goes stale.
+      'cache-control': 'public, max-age=31536000, immutable',
+      'x-content-type-options': 'nosniff',
+      vary: 'accept-encoding',
+      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const stream = createReadStream(file);
+      stream.once('error', () => {
+        res.destroy();
+        resolve();
+      });
+      res.once('close', () => {
+        stream.destroy();
+        resolve();
+      });
+      stream.pipe(res);
+    });
+  };
+
+  return {
+    async handle(req, res, url) {
+      if (url.pathname.startsWith(assetPrefix)) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+          return true;
+        }
+        await serveAsset(req, res, url.pathname.slice(assetPrefix.length));
+        return true;
+      }
+      if (url.pathname === endpointPath && (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url)) {
+        await servePage(res);
+        return true;
+      }
+      return false;
+    },
+  };
+}
+
+/**
+ * A browser navigating to the endpoint, as opposed to a GraphQL client using GET: it asks for HTML and sends
+ * no operation. A GET with `?query=` is always an operation, whatever the Accept header says.
+ */
+function wantsIde(req: IncomingMessage, url: URL): boolean {
+  if (url.searchParams.has('query')) return false;
+  const accept = (req.headers.accept ?? '').toLowerCase();
+  return accept.split(',').some((part) => part.split(';')[0]!.trim() === 'text/html');
+}
+
+function acceptsGzip(req: IncomingMessage): boolean {
+  const header = req.headers['accept-encoding'];
+  const value = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return value.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    return coding === 'gzip' && !params.some((p) => /^\s*q=0(\.0*)?\s*$/.test(p));
+  });
+}
+
+function notBuiltPage(): string {
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>GraphQL IDE not built</title></head>
+<body>
+<h1>The GraphQL IDE is not built</h1>
+<p>Its bundle is missing from <code>dist/ide/</code>. Run <code>npm run build</code> (or <code>npm start</code>, which builds first) and reload this page.</p>
+<p>The GraphQL endpoint itself works without it: send operations with <code>POST /graphql</code>.</p>
+</body>
+</html>
+`;
+}
+
+function sendHtml(res: ServerResponse, status: number, html: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': String(Buffer.byteLength(html)),
+    // The page names the current bundle's hashed files, so it must be revalidated to pick up a rebuild.
+    'cache-control': 'no-cache',
+    'content-security-policy': CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    vary: 'accept',
+  });
+  res.end(res.req.method === 'HEAD' ? undefined : html);
+}
+
+function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff', ...headers });
+  res.end(text);
+}
+
+/** JSON that is safe inside a <script> element: no `</script>` or `<!--` can close or confuse it. */
+function jsonForScript(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}

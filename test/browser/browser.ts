@@ -1,0 +1,88 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { projectRoot } from '../../src/schema.ts';
+
+/**
+ * Browser tests drive Debian's Chromium with playwright-core (never a browser download). Without it they are
+ * skipped, with a message that says how to get it; `.ci/run` installs it, so CI always runs them.
+ */
+export const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
+
+export const skipReason = existsSync(CHROMIUM)
+  ? undefined
+  : `skipped: no Chromium at ${CHROMIUM}. Install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH to run the browser tests`;
+
+if (skipReason) console.log(`# browser tests ${skipReason}`);
+
+/** Where failure screenshots go (git-ignored). */
+export const RESULTS_DIR = join(projectRoot(), 'test-results');
+
+/**
+ * A browser test: a fresh Chromium profile per test, every page's console errors collected, and on failure
+ * a screenshot of each open page in test-results/ before the error is reported.
+ */
+export function browserTest(name: string, body: (context: BrowserContext, page: Page) => Promise<void>): void {
+  test(name, { skip: skipReason, timeout: 120_000 }, async () => {
+    const profile = await mkdtemp(join(tmpdir(), 'contextio-graphql-chromium-'));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 800 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-quic',
+      ],
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      page.setDefaultTimeout(30_000);
+      await body(context, page);
+    } catch (error) {
+      await mkdir(RESULTS_DIR, { recursive: true });
+      const slug = name.replace(/[^\w]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
+      for (const [index, page] of context.pages().entries()) {
+        const file = join(RESULTS_DIR, `${slug}-${index}.png`);
+        await page.screenshot({ path: file, fullPage: true }).catch(() => undefined);
+        console.log(`# screenshot of the failing page: ${file} (${page.url()})`);
+      }
+      throw error;
+    } finally {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    }
+  });
+}
+
+/** Records every request the browser makes to an origin other than the allowed ones: proof of "no CDN". */
+export function foreignRequests(context: BrowserContext, allowedOrigins: string[]): string[] {
+  const foreign: string[] = [];
+  context.on('request', (request) => {
+    const url = request.url();
+    if (url.startsWith('data:') || url.startsWith('blob:')) return;
+    if (!allowedOrigins.some((origin) => url.startsWith(origin + '/'))) foreign.push(url);
+  });
+  return foreign;
+}
+
+/**
+ * `npm test` builds the IDE bundle before the tests; this rebuilds it when it is missing or older than its
+ * sources, so a browser test run on its own never tests a stale bundle.
+ */
+export function ensureIdeBuilt(): void {
+  const manifest = join(projectRoot(), 'dist', 'ide', 'manifest.json');
+  const sources = join(projectRoot(), 'src', 'ide', 'browser');
+  const builtAt = existsSync(manifest) ? statSync(manifest).mtimeMs : 0;
+  const stale = readdirSync(sources).some((name) => statSync(join(sources, name)).mtimeMs > builtAt);
+  if (stale) execFileSync(process.execPath, [join(projectRoot(), 'scripts', 'build-ide.mjs')], { stdio: 'inherit' });
+}

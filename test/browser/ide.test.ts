@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { projectRoot } from '../../src/schema.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
+import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
+
+/**
+ * The IDE as a person uses it: open /graphql in Chromium, press run on the example query, read the answer in
+ * the result pane. Everything must come from the gateway itself.
+ */
+
+let stack: Stack;
+
+before(async () => {
+  if (skipReason) return;
+  ensureIdeBuilt();
+  stack = await startStack({ emulator: { seed: 'demo' } });
+});
+
+after(async () => {
+  await stack?.close();
+});
+
+browserTest('the IDE runs the example query against the gateway and shows the data', async (context, page) => {
+  const foreign = foreignRequests(context, [stack.gateway.origin]);
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-container').waitFor();
+  // The example query is there, and the docs explorer has loaded the schema by introspection.
+  await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
+  await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+  // The headers editor is open, with a place for the token.
+  await page.locator('.graphiql-editor-tool').getByText('Authorization').first().waitFor();
+
+  await page.locator('.graphiql-execute-button').click();
+  const result = page.locator('.graphiql-response');
+  await result.getByText('ada@example.com').first().waitFor();
+  // Monaco renders only the visible lines, and wraps long ones: compare whitespace-insensitively, and only
+  // what is near the top of the result.
+  const text = (await result.innerText()).replace(/\s+/g, ' ');
+  assert.match(text, /"data": \{ "accounts": \{ "nodes": \[/);
+  assert.match(text, /"emailAddresses": \[ "ada@example.com" \]/);
+  assert.match(text, /"sources": \[/);
+  assert.doesNotMatch(text, /"errors"/);
+
+  if (process.env['UPDATE_SCREENSHOT'] === '1') {
+    await page.screenshot({ path: join(projectRoot(), 'docs', 'ide.png') });
+  }
+
+  assert.deepEqual(foreign, [], 'the IDE must load nothing from another origin');
+  assert.deepEqual(pageErrors, []);
+});
