@@ -1,3 +1,4 @@
+import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
 /** Where the gateway sends its REST calls. */
@@ -6,7 +7,7 @@ export type UpstreamConfig =
   /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process and use it. */
   | { kind: 'embedded' };
 
-export interface GatewayConfig {
+export interface GatewayConfig extends AccessConfig {
   port: number;
   host: string;
   upstream: UpstreamConfig;
@@ -77,6 +78,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     );
   }
 
+  const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port,
@@ -86,6 +88,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     upstreamMaxInFlight,
     logLevel,
     development: env['NODE_ENV'] === 'development',
+    ...access,
   };
 }
 

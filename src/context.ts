@@ -1,3 +1,4 @@
+import { AccessGuard, type Identity } from './auth/index.ts';
 import type { Logger } from './logger.ts';
 import { RequestApi } from './loaders/request-api.ts';
 import type { UpstreamClient } from './upstream/client.ts';
@@ -8,6 +9,8 @@ export interface GatewayContext {
   readonly api: RequestApi;
   readonly requestId: string;
   readonly logger: Logger;
+  /** The caller, verified once when the request arrived. */
+  readonly identity: Identity;
 }
 
 export interface ContextDeps {
@@ -15,7 +18,10 @@ export interface ContextDeps {
   logger: Logger;
 }
 
-/** Builds a request's context; `signal` aborts its upstream work when the client goes away. */
-export function createContext(deps: ContextDeps, requestId: string, signal?: AbortSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, signal), requestId, logger: deps.logger };
+/**
+ * Builds a request's context for an already verified caller, whose access every upstream call of the
+ * request is checked against; `signal` aborts its upstream work when the client goes away.
+ */
+export function createContext(deps: ContextDeps, requestId: string, identity: Identity, signal?: AbortSignal): GatewayContext {
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity };
 }

@@ -4,14 +4,16 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
 import { createContext, type GatewayContext } from './context.ts';
 import { codeOf, ErrorCode } from './errors.ts';
-import type { Logger } from './logger.ts';
 import { createIde } from './ide/index.ts';
+import type { Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
 import { UpstreamClient } from './upstream/client.ts';
 
-export interface GatewayOptions {
+/** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
+export interface GatewayOptions extends GatewayAccessOptions {
   port: number;
   host: string;
   upstream: { baseUrl: string; consumerKey: string; consumerSecret: string };
@@ -54,6 +56,7 @@ function isExpected(error: unknown, code: unknown): boolean {
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { logger } = options;
+  const access = createGatewayAccess(options, logger);
   const client = new UpstreamClient({
     ...options.upstream,
     timeoutMs: options.upstreamTimeoutMs,
@@ -64,6 +67,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const apollo = new ApolloServer<GatewayContext>({
     schema: buildSchema(),
     includeStacktraceInErrorResponses: options.development,
+    introspection: access.introspection,
     status400ForVariableCoercionErrors: true,
     logger,
     plugins: [
@@ -105,21 +109,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const deps = { client, logger };
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const ide = createIde();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);
-  const ide = createIde();
     res.setHeader('x-request-id', requestId);
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       return sendJson(res, 200, { status: 'ok' });
     }
-    if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
-    if (req.method !== 'GET' && req.method !== 'POST') {
-      return sendJson(res, 405, graphqlError('Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED'), { allow: 'GET, POST' });
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;
+    if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
+    if (access.cors(req, res)) return;
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      return sendJson(res, 405, graphqlError('Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED'), { allow: 'GET, POST' });
     }
 
     let body: unknown;
@@ -152,7 +157,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-      context: async () => createContext(deps, requestId, abort.signal),
+      // Verified once per request; a refused token ends the operation here (401), before any resolver.
+      context: async () => createContext(deps, requestId, await access.authenticate(headers.get('authorization'), requestId), abort.signal),
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

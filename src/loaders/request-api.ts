@@ -1,4 +1,5 @@
 import type DataLoader from 'dataloader';
+import type { AccessGuard, AccountReach } from '../auth/index.ts';
 import type { UpstreamClient, Params } from '../upstream/client.ts';
 import type { UpstreamAccount, UpstreamConnectToken } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
@@ -23,25 +24,31 @@ interface TokenKey {
  * Reads go through per-request DataLoaders (each resource fetched once, concurrently); lists prime the
  * loaders of the items they hold; writes go straight to the client, once, and forget what they changed.
  * Loaders are created on first use, so an operation pays only for the ones it needs.
+ * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request.
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
   readonly #signal: AbortSignal | undefined;
+  readonly #guard: AccessGuard;
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
   #tokenLists?: DataLoader<string | null, UpstreamConnectToken[], string | null>;
 
-  constructor(client: UpstreamClient, signal?: AbortSignal) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: AbortSignal) {
     this.#client = client;
+    this.#guard = guard;
     this.#signal = signal;
   }
 
-  account(id: string): Promise<UpstreamAccount> {
+  /** An account, reached through the caller's scope or through a connect token the caller knew. */
+  async account(id: string, reach: AccountReach = 'scope'): Promise<UpstreamAccount> {
+    this.#guard.requireAccountReadable(id, reach, 'account');
     return this.#accountLoader().load(id);
   }
 
   async accountPage(query: AccountPageQuery): Promise<UpstreamAccount[]> {
+    this.#guard.requireAdmin('accounts');
     this.#accountPages ??= resourceLoader(
       ({ limit, offset, email, status, statusOk }: AccountPageQuery) =>
         this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal),
@@ -54,12 +61,16 @@ export class RequestApi {
   }
 
   /** A top-level token when `accountId` is null, else one of that account's tokens. */
-  connectToken(accountId: string | null, token: string): Promise<UpstreamConnectToken> {
+  async connectToken(accountId: string | null, token: string): Promise<UpstreamConnectToken> {
+    // Knowing a top-level token is the capability to read it; an account's tokens are the account's.
+    if (accountId !== null) this.#guard.requireAccount(accountId, 'connectToken');
     return this.#tokenLoader().load({ accountId, token });
   }
 
   /** The top-level tokens when `accountId` is null, else that account's. */
   async connectTokens(accountId: string | null): Promise<UpstreamConnectToken[]> {
+    if (accountId === null) this.#guard.requireAdmin('connectTokens');
+    else this.#guard.requireAccount(accountId, 'connectTokens');
     this.#tokenLists ??= resourceLoader((key: string | null) => this.#client.listConnectTokens(key, this.#signal));
     const tokens = await this.#tokenLists.load(accountId);
     const loader = this.#tokenLoader();
@@ -67,29 +78,34 @@ export class RequestApi {
     return tokens;
   }
 
-  createAccount(form: Params) {
+  async createAccount(form: Params) {
+    this.#guard.requireAdmin('createAccount');
     return this.#client.createAccount(form, this.#signal);
   }
 
   async updateAccount(id: string, form: Params) {
+    this.#guard.requireAccount(id, 'updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal);
     this.#accounts?.clear(id);
     return result;
   }
 
   async deleteAccount(id: string) {
+    this.#guard.requireAccount(id, 'deleteAccount');
     const result = await this.#client.deleteAccount(id, this.#signal);
     this.#accounts?.clear(id);
     return result;
   }
 
   async createConnectToken(accountId: string | null, form: Params) {
+    if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal);
     this.#tokenLists?.clear(accountId);
     return result;
   }
 
   async deleteConnectToken(accountId: string | null, token: string) {
+    if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear(accountId);

@@ -13,5 +13,6 @@ export const ConnectToken: ConnectTokenResolvers = {
   firstName: (t) => t.first_name ?? null,
   lastName: (t) => t.last_name ?? null,
   // The embed answers most account fields with no request; the rest load the account (see Account).
-  account: (t) => (t.account ? embeddedAccount(t.account) : null),
+  // Knowing the token is the capability to read the account it created (the contract's rule).
+  account: (t) => (t.account ? embeddedAccount(t.account, 'connect-token') : null),
 };

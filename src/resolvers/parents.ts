@@ -1,3 +1,4 @@
+import type { AccountReach } from '../auth/index.ts';
 import type {
   UpstreamAccount,
   UpstreamConnectToken,
@@ -13,11 +14,12 @@ import type {
 
 /**
  * An account as far as the gateway has it: the full upstream account, or the subset a used connect token
- * embeds. Fields the embed lacks load the full account through the per-request loader.
+ * embeds. Fields the embed lacks load the full account through the per-request loader, with the `reach`
+ * the embed came with: a connect token lets its holder read that account without having it in scope.
  */
 export type AccountParent =
   | { readonly complete: true; readonly account: UpstreamAccount }
-  | { readonly complete: false; readonly account: UpstreamEmbeddedAccount };
+  | { readonly complete: false; readonly account: UpstreamEmbeddedAccount; readonly reach: AccountReach };
 
 export type ConnectTokenParent = UpstreamConnectToken;
 

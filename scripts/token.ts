@@ -1,0 +1,63 @@
+/**
+ * `npm run token -- --accounts <id,...> | --admin [--expires 1h] [--sub <subject>]`: mints a development
+ * token the gateway accepts, signed HS256 with AUTH_JWT_SECRET (with AUTH_ISSUER/AUTH_AUDIENCE as `iss`/
+ * `aud` when set), and prints only the token, so `TOKEN=$(npm run -s token -- --admin)` works.
+ */
+import { parseArgs } from 'node:util';
+import { SignJWT } from 'jose';
+import { ADMIN_SCOPE } from '../src/auth/index.ts';
+
+const USAGE = 'usage: npm run token -- (--accounts <id,...> | --admin) [--expires 1h] [--sub <subject>]';
+
+function fail(message: string): never {
+  console.error(`token: ${message}`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        accounts: { type: 'string' },
+        admin: { type: 'boolean', default: false },
+        expires: { type: 'string', default: '1h' },
+        sub: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (error) {
+    fail(`${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const secret = process.env['AUTH_JWT_SECRET']?.trim();
+  if (!secret) fail('AUTH_JWT_SECRET is not set: it is the secret the gateway verifies HS256 tokens with');
+  const accounts = values.accounts
+    ?.split(',')
+    .map((id) => id.trim())
+    .filter((id) => id !== '');
+  if (!values.admin && (accounts === undefined || accounts.length === 0)) fail(`give --admin or --accounts with at least one id\n${USAGE}`);
+
+  const claims: Record<string, unknown> = {};
+  if (values.admin) claims['scope'] = ADMIN_SCOPE;
+  if (accounts !== undefined && accounts.length > 0) claims['accounts'] = accounts;
+  const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt();
+  const issuer = process.env['AUTH_ISSUER']?.trim();
+  const audience = process.env['AUTH_AUDIENCE']?.trim();
+  if (issuer) jwt.setIssuer(issuer);
+  if (audience) jwt.setAudience(audience);
+  if (values.sub) jwt.setSubject(values.sub);
+  try {
+    jwt.setExpirationTime(values.expires);
+  } catch {
+    fail(`--expires must be a duration such as 15m, 1h or 7d (got "${values.expires}")`);
+  }
+  console.log(await jwt.sign(new TextEncoder().encode(secret)));
+}
+
+main().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

@@ -1,0 +1,47 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+
+/**
+ * Who is calling, as one verified token says, built once per request. `admin` reaches everything the
+ * gateway's API key reaches; `scoped` reaches the listed accounts (their connect tokens and sources
+ * included) plus what needs only a valid token.
+ */
+export type Identity =
+  | { readonly kind: 'admin'; readonly subject: string | undefined; readonly open: boolean }
+  | { readonly kind: 'scoped'; readonly subject: string | undefined; readonly accounts: ReadonlySet<string> };
+
+/** The identity of every caller when the gateway runs without `AUTH_JWT_SECRET`/`AUTH_JWKS_URL`. */
+export const OPEN_IDENTITY: Identity = { kind: 'admin', subject: undefined, open: true };
+
+/**
+ * How an account was reached: through the caller's scope, or through a connect token the caller knew.
+ * Knowing a connect token is the capability to read the account it created (the frontend learns its new
+ * account id that way), never to list its tokens or change it.
+ */
+export type AccountReach = 'scope' | 'connect-token';
+
+/**
+ * The authorization rules of the contract, checked by the request's `RequestApi` before it touches a
+ * loader or the client, so a refused field never costs an upstream request and no resolver repeats them.
+ */
+export class AccessGuard {
+  constructor(readonly identity: Identity) {}
+
+  /** Root lists and account creation: the whole API key's data. */
+  requireAdmin(what: string): void {
+    if (this.identity.kind !== 'admin') {
+      throw gatewayError(ErrorCode.FORBIDDEN, `${what} needs the contextio:admin scope`);
+    }
+  }
+
+  /** Reading or changing one account, its connect tokens or its sources. */
+  requireAccount(accountId: string, what: string): void {
+    if (this.identity.kind === 'admin' || this.identity.accounts.has(accountId)) return;
+    throw gatewayError(ErrorCode.FORBIDDEN, `${what}: account ${accountId} is not in the caller's scope`);
+  }
+
+  /** Reading an account's own fields, which a connect token's holder may do as well. */
+  requireAccountReadable(accountId: string, reach: AccountReach, what: string): void {
+    if (reach === 'connect-token') return;
+    this.requireAccount(accountId, what);
+  }
+}

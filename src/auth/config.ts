@@ -1,0 +1,90 @@
+import { isLoopbackHost } from './index.ts';
+import { isOpen, type AuthSettings } from './verify.ts';
+
+/** The access part of the gateway's configuration, from the environment. */
+export interface AccessConfig {
+  /** `AUTH_*`: how callers are verified; neither key set means open mode (loopback only). */
+  auth: AuthSettings;
+  /** `CORS_ORIGINS`: exact browser origins allowed to call; none by default. */
+  corsOrigins: string[];
+  /** `INTROSPECTION`: on by default in development and in open mode. */
+  introspection: boolean;
+}
+
+/** HS256 secrets shorter than the hash (RFC 7518 §3.2) are guessable offline from any one token. */
+const MIN_SECRET_LENGTH = 32;
+
+/**
+ * Reads `AUTH_*`, `CORS_ORIGINS` and `INTROSPECTION`, adding one line per problem to `problems` (never a
+ * value of a secret). `host` is where the gateway will bind: open mode is refused off loopback.
+ */
+export function readAccessConfig(
+  read: (name: string) => string | undefined,
+  host: string,
+  development: boolean,
+  problems: string[],
+): AccessConfig {
+  const auth = readAuth(read, problems);
+  if (isOpen(auth) && !isLoopbackHost(host)) {
+    problems.push(
+      `HOST=${host} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
+    );
+  }
+  const rawIntrospection = read('INTROSPECTION');
+  let introspection = development || isOpen(auth);
+  if (rawIntrospection !== undefined) {
+    if (rawIntrospection === 'true' || rawIntrospection === 'false') introspection = rawIntrospection === 'true';
+    else problems.push(`INTROSPECTION must be true or false (got "${rawIntrospection}")`);
+  }
+  return { auth, corsOrigins: readOrigins(read('CORS_ORIGINS'), problems), introspection };
+}
+
+function readAuth(read: (name: string) => string | undefined, problems: string[]): AuthSettings {
+  const jwtSecret = read('AUTH_JWT_SECRET');
+  const jwksUrl = read('AUTH_JWKS_URL');
+  const issuer = read('AUTH_ISSUER');
+  const audience = read('AUTH_AUDIENCE');
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_SECRET_LENGTH) {
+    problems.push(`AUTH_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes long (e.g. openssl rand -base64 48)`);
+  }
+  if (jwksUrl !== undefined && !isJwksUrl(jwksUrl)) {
+    problems.push('AUTH_JWKS_URL must be an https URL (http only on a loopback address)');
+  }
+  if (jwtSecret === undefined && jwksUrl === undefined) {
+    if (issuer !== undefined) problems.push('AUTH_ISSUER is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
+    if (audience !== undefined) problems.push('AUTH_AUDIENCE is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
+  }
+  return { jwtSecret, jwksUrl, issuer, audience };
+}
+
+/** Keys fetched over plain http could be swapped by anyone on the path, so only loopback may use it. */
+function isJwksUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname));
+  } catch {
+    return false;
+  }
+}
+
+/** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */
+function readOrigins(raw: string | undefined, problems: string[]): string[] {
+  if (raw === undefined) return [];
+  const origins: string[] = [];
+  for (const entry of raw.split(',').map((o) => o.trim()).filter((o) => o !== '')) {
+    const origin = exactOrigin(entry);
+    if (origin === undefined) problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got "${entry}")`);
+    else origins.push(origin);
+  }
+  return origins;
+}
+
+function exactOrigin(entry: string): string | undefined {
+  try {
+    const url = new URL(entry);
+    const ok = (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === entry.replace(/\/$/, '');
+    return ok ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}

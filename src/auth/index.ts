@@ -1,0 +1,52 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../logger.ts';
+import { applyCors } from './cors.ts';
+import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
+
+export { AccessGuard, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
+export { ADMIN_SCOPE, CLOCK_TOLERANCE_SECONDS, isOpen, type AuthSettings } from './verify.ts';
+
+/** What the gateway's HTTP layer needs to know about who may call it and from where. */
+export interface GatewayAccessOptions {
+  host: string;
+  development: boolean;
+  /** Unset or without a key: open mode (every caller admin), allowed on loopback only. */
+  auth?: AuthSettings | undefined;
+  /** Exact origins (`https://app.example.com`) allowed to call from a browser; none by default. */
+  corsOrigins?: readonly string[] | undefined;
+  /** Default: on in development and in open mode, off otherwise. */
+  introspection?: boolean | undefined;
+}
+
+export interface GatewayAccess {
+  readonly authenticate: Authenticate;
+  readonly introspection: boolean;
+  /** Sets the CORS headers of a `/graphql` response; true when it answered a preflight itself. */
+  cors(req: IncomingMessage, res: ServerResponse): boolean;
+}
+
+/** Whether a host name or address reaches this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The gateway's access policy from its options. Refuses to build an open gateway on a non-loopback
+ * interface (configuration validation says so first; this keeps programmatic starts just as safe).
+ */
+export function createGatewayAccess(options: GatewayAccessOptions, logger: Logger): GatewayAccess {
+  const open = isOpen(options.auth);
+  if (open) {
+    if (!isLoopbackHost(options.host)) {
+      throw new Error(`refusing to serve ${options.host} without authentication: set AUTH_JWT_SECRET or AUTH_JWKS_URL`);
+    }
+    logger.warn('authentication is off (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set): every caller is admin; serving loopback only');
+  }
+  const origins = new Set(options.corsOrigins ?? []);
+  return {
+    authenticate: createAuthenticator(options.auth, logger),
+    introspection: options.introspection ?? (options.development || open),
+    cors: (req, res) => applyCors(req, res, origins),
+  };
+}

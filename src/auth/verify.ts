@@ -1,0 +1,183 @@
+import { GraphQLError } from 'graphql';
+import {
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyOptions,
+} from 'jose';
+import { HeaderMap } from '@apollo/server';
+import { ErrorCode } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { OPEN_IDENTITY, type Identity } from './access.ts';
+
+/** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
+export interface AuthSettings {
+  /** `AUTH_JWT_SECRET`: HS256 tokens are verified with it, and only with it. */
+  jwtSecret?: string | undefined;
+  /** `AUTH_JWKS_URL`: RS256/ES256 tokens are verified against this key set, and only against it. */
+  jwksUrl?: string | undefined;
+  /** `AUTH_ISSUER`: when set, `iss` must equal it. */
+  issuer?: string | undefined;
+  /** `AUTH_AUDIENCE`: when set, `aud` must contain it. */
+  audience?: string | undefined;
+  /**
+   * Least time between two fetches of the key set when a token names a key it lacks (a rotation):
+   * bounds how often forged `kid`s make the gateway refetch. Default 30 s; tests lower it.
+   */
+  jwksCooldownMs?: number | undefined;
+}
+
+/** The admin scope of the contract's `scope` claim. */
+export const ADMIN_SCOPE = 'contextio:admin';
+
+/**
+ * Leeway for `exp`/`nbf` between the token issuer's clock and ours: small enough that an expired token
+ * stops working within half a minute, large enough for ordinary NTP drift.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/** Key set fetches give up after this; the key set is then refetched on a later token. */
+const JWKS_TIMEOUT_MS = 5_000;
+/** Keys are trusted this long before the key set is fetched again even without an unknown `kid`. */
+const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** Real tokens are far smaller; a larger header is refused before any parsing. */
+const MAX_TOKEN_LENGTH = 8_192;
+
+/** The two allow-lists: a key only ever verifies the algorithms of its own kind (no HS/RS confusion). */
+const SECRET_ALGORITHMS = ['HS256'];
+const JWKS_ALGORITHMS = ['RS256', 'ES256'];
+
+/** Whether the gateway runs open: every caller admin. */
+export function isOpen(settings: AuthSettings | undefined): boolean {
+  return !settings?.jwtSecret && !settings?.jwksUrl;
+}
+
+/** Turns a request's `Authorization` header into its identity, or refuses with `UNAUTHENTICATED`. */
+export type Authenticate = (authorization: string | undefined, requestId: string) => Promise<Identity>;
+
+/**
+ * Builds the request authenticator. Messages name what was wrong with a token, never its content: no
+ * claim value, header or part of the token reaches an error or a log line.
+ */
+export function createAuthenticator(settings: AuthSettings | undefined, logger: Logger): Authenticate {
+  if (isOpen(settings)) return async () => OPEN_IDENTITY;
+  const { jwtSecret, jwksUrl, issuer, audience } = settings!;
+  const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
+  const jwks = jwksUrl
+    ? createRemoteJWKSet(new URL(jwksUrl), {
+        timeoutDuration: JWKS_TIMEOUT_MS,
+        cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+      })
+    : undefined;
+  const common: JWTVerifyOptions = {
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    // A token that never expires is a password that cannot be revoked.
+    requiredClaims: ['exp'],
+    ...(issuer ? { issuer } : {}),
+    ...(audience ? { audience } : {}),
+  };
+
+  return async (authorization, requestId) => {
+    const token = bearerToken(authorization);
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      throw unauthenticated('The bearer token is not a well-formed JWT');
+    }
+    let payload: JWTPayload;
+    try {
+      if (alg === 'HS256' && secret) {
+        ({ payload } = await jwtVerify(token, secret, { ...common, algorithms: SECRET_ALGORITHMS }));
+      } else if (typeof alg === 'string' && JWKS_ALGORITHMS.includes(alg) && jwks) {
+        ({ payload } = await jwtVerify(token, jwks, { ...common, algorithms: JWKS_ALGORITHMS }));
+      } else {
+        throw unauthenticated('The token is signed with an algorithm this gateway does not accept');
+      }
+    } catch (error) {
+      if (error instanceof GraphQLError) throw error;
+      throw refusal(error, requestId, logger);
+    }
+    return identityOf(payload);
+  };
+}
+
+/** The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110). */
+function bearerToken(authorization: string | undefined): string {
+  if (authorization === undefined || authorization.trim() === '') {
+    throw unauthenticated('Authentication required: send Authorization: Bearer <token>');
+  }
+  const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization);
+  if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
+    throw unauthenticated('The Authorization header must be "Bearer <token>" with a JWT');
+  }
+  return match[1]!;
+}
+
+/** The identity a verified payload grants; a claim of the wrong shape refuses the token as malformed. */
+export function identityOf(payload: JWTPayload): Identity {
+  const subject = typeof payload.sub === 'string' ? payload.sub : undefined;
+  const scope = payload['scope'];
+  if (scope !== undefined && typeof scope !== 'string') {
+    throw unauthenticated('The token\'s "scope" claim must be a space-separated string');
+  }
+  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', subject, open: false };
+  const accounts = payload['accounts'];
+  if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
+    throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
+  }
+  return { kind: 'scoped', subject, accounts: new Set((accounts as string[] | undefined) ?? []) };
+}
+
+/** jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. */
+function refusal(error: unknown, requestId: string, logger: Logger): GraphQLError {
+  if (error instanceof joseErrors.JWTExpired) return unauthenticated('The token has expired');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (error.claim) {
+      case 'nbf':
+        return unauthenticated('The token is not valid yet');
+      case 'iat':
+        return unauthenticated('The token was issued in the future');
+      case 'iss':
+        return unauthenticated('The token was issued by an issuer this gateway does not accept');
+      case 'aud':
+        return unauthenticated('The token is meant for another audience');
+      case 'exp':
+        return unauthenticated('The token has no valid "exp" claim');
+      default:
+        return unauthenticated('The token has a claim that is not valid');
+    }
+  }
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return unauthenticated('The token\'s signature is not valid');
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) {
+    return unauthenticated('The token is signed with an algorithm this gateway does not accept');
+  }
+  if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
+    return unauthenticated('No key of the configured key set verifies the token');
+  }
+  if (error instanceof joseErrors.JWTInvalid || error instanceof joseErrors.JWSInvalid || error instanceof joseErrors.JOSENotSupported) {
+    return unauthenticated('The bearer token is not a well-formed JWT');
+  }
+  // Left: the key set could not be fetched or read. That is the gateway's fault, not the caller's, so it
+  // is not a 401 that would make a client throw its token away.
+  logger.error('the JWKS could not be fetched or read', {
+    requestId,
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
+  return new GraphQLError('The token could not be verified right now; try again later', {
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, http: { status: 503, headers: new HeaderMap([['retry-after', '5']]) } },
+  });
+}
+
+/** Refuses the operation as a whole: HTTP 401, with the challenge RFC 6750 asks for. */
+function unauthenticated(message: string): GraphQLError {
+  return new GraphQLError(message, {
+    extensions: {
+      code: ErrorCode.UNAUTHENTICATED,
+      http: { status: 401, headers: new HeaderMap([['www-authenticate', 'Bearer realm="contextio-graphql"']]) },
+    },
+  });
+}

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
+
+const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
+const now = () => Math.floor(Date.now() / 1000);
+
+/** Asserts that an operation was refused as a whole: 401, UNAUTHENTICATED, no data, no upstream call. */
+function assertRefused(stack: AuthStack, response: Awaited<ReturnType<AuthStack['gql']>>, message?: RegExp): void {
+  assert.equal(response.status, 401);
+  assert.deepEqual(codes(response), ['UNAUTHENTICATED']);
+  assert.equal(response.body.data, undefined);
+  assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer /);
+  if (message) assert.match(response.body.errors![0]!.message, message);
+  assert.deepEqual(stack.upstreamCalls(), []);
+}
+
+describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
+  let stack: AuthStack;
+  let accountId: string;
+
+  before(async () => {
+    stack = await startAuthStack({ auth: { jwtSecret: SECRET, issuer: 'https://issuer.test', audience: 'contextio-graphql' } });
+    accountId = stack.emulator.store.createAccount({ email: 'ada@example.com', first_name: 'Ada' }).id;
+  });
+  after(() => stack.close());
+
+  const valid = (claims: Record<string, unknown> = {}) =>
+    hsToken({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId], ...claims });
+
+  test('a valid token reads its account', async () => {
+    const response = await stack.gql(ACCOUNT_QUERY, await valid(), { id: accountId });
+    assert.equal(response.status, 200);
+    assert.deepEqual(response.body, { data: { account: { id: accountId, firstName: 'Ada' } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${accountId}`]);
+  });
+
+  test('no token at all', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, undefined, { id: accountId }), /Authorization: Bearer/);
+  });
+
+  test('no token refuses every field, __typename included', async () => {
+    assertRefused(stack, await stack.gql('{ __typename }'));
+  });
+
+  test('an Authorization header that is not a bearer token', async () => {
+    const response = await fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Basic dXNlcjpwYXNz' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    assert.equal(response.status, 401);
+    const body = (await response.json()) as { errors: Array<{ extensions: { code: string } }> };
+    assert.equal(body.errors[0]!.extensions.code, 'UNAUTHENTICATED');
+  });
+
+  test('a malformed token', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'not.a.jwt', { id: accountId }), /well-formed/);
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'garbage', { id: accountId }), /well-formed/);
+  });
+
+  test('an expired token, beyond the clock tolerance', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ exp: now() - 120 }), { id: accountId }), /expired/);
+  });
+
+  test('a token expired within the 30 s clock tolerance still works', async () => {
+    const response = await stack.gql(ACCOUNT_QUERY, await valid({ exp: now() - 5 }), { id: accountId });
+    assert.equal(response.status, 200);
+    assert.deepEqual(codes(response), []);
+    stack.upstreamCalls();
+  });
+
+  test('a token without exp', async () => {
+    const token = await new SignJWT({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET));
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, token, { id: accountId }), /exp/);
+  });
+
+  test('a token not valid yet (nbf in the future)', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ nbf: now() + 600 }), { id: accountId }), /not valid yet/);
+  });
+
+  test('a token signed with another secret', async () => {
+    const token = await hsToken(
+      { iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId] },
+      'another-secret-that-is-long-enough-for-hs256-xyz',
+    );
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, token, { id: accountId }), /signature/);
+  });
+
+  test('a token whose payload was changed after signing', async () => {
+    const [header, , signature] = (await valid()).split('.');
+    const forged = Buffer.from(JSON.stringify({ scope: 'contextio:admin', exp: now() + 3600 })).toString('base64url');
+    assertRefused(stack, await stack.gql('{ accounts { nodes { id } } }', `${header}.${forged}.${signature}`), /signature/);
+  });
+
+  test('a wrong issuer', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ iss: 'https://evil.test' }), { id: accountId }), /issuer/);
+  });
+
+  test('a wrong audience', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ aud: 'someone-else' }), { id: accountId }), /audience/);
+  });
+
+  test('alg none', async () => {
+    const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const token = `${encode({ alg: 'none', typ: 'JWT' })}.${encode({ scope: 'contextio:admin', exp: now() + 3600 })}.`;
+    assertRefused(stack, await stack.gql('{ accounts { nodes { id } } }', token), /algorithm/);
+  });
+
+  test('a claim of the wrong shape', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ accounts: accountId }), { id: accountId }), /accounts/);
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ scope: ['contextio:admin'] }), { id: accountId }), /scope/);
+  });
+
+  test('neither errors nor log lines contain the token', async () => {
+    const token = await valid({ exp: now() - 3600 });
+    const response = await stack.gql(ACCOUNT_QUERY, token, { id: accountId });
+    assertRefused(stack, response);
+    const [, payload, signature] = token.split('.');
+    for (const text of [JSON.stringify(response.body), ...stack.logs]) {
+      assert.ok(!text.includes(payload!) && !text.includes(signature!), 'token content leaked');
+    }
+  });
+});
+
+describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
+  let stack: AuthStack;
+  let jwks: JwksServer;
+  let rsa: { privateKey: CryptoKey; publicKey: CryptoKey; jwk: JWK };
+  let ec: { privateKey: CryptoKey; jwk: JWK };
+
+  const sign = (privateKey: CryptoKey, alg: string, kid: string, claims: Record<string, unknown> = {}) =>
+    new SignJWT({ scope: 'contextio:admin', ...claims })
+      .setProtectedHeader({ alg, kid })
+      .setIssuedAt()
+      .setExpirationTime('10m')
+      .sign(privateKey);
+
+  before(async () => {
+    const rsaPair = await generateKeyPair('RS256', { extractable: true });
+    rsa = { ...rsaPair, jwk: { ...(await exportJWK(rsaPair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' } };
+    const ecPair = await generateKeyPair('ES256', { extractable: true });
+    ec = { privateKey: ecPair.privateKey, jwk: { ...(await exportJWK(ecPair.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' } };
+    jwks = await startJwksServer([rsa.jwk, ec.jwk]);
+    // A short cooldown lets the rotation case refetch the key set without waiting 30 s.
+    stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksCooldownMs: 50 } });
+  });
+  after(async () => {
+    await stack.close();
+    await jwks.close();
+  });
+
+  test('an RS256 token from the key set is admin', async () => {
+    const response = await stack.gql('{ accounts { nodes { id } } }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
+    assert.equal(response.status, 200);
+    assert.deepEqual(response.body, { data: { accounts: { nodes: [] } } });
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+  });
+
+  test('an ES256 token from the key set is accepted', async () => {
+    const response = await stack.gql('{ accounts { nodes { id } } }', await sign(ec.privateKey, 'ES256', 'ec-1'));
+    assert.equal(response.status, 200);
+    assert.deepEqual(codes(response), []);
+    stack.upstreamCalls();
+  });
+
+  test('HS256 is refused when only a key set is configured', async () => {
+    assertRefused(stack, await stack.gql('{ __typename }', await hsToken({ scope: 'contextio:admin' })), /algorithm/);
+  });
+
+  test('HS/RS confusion: an HS256 token keyed with the RSA public key is refused', async () => {
+    const pem = await exportSPKI(rsa.publicKey);
+    const token = await hsToken({ scope: 'contextio:admin' }, new TextEncoder().encode(pem));
+    const withKid = await new SignJWT({ scope: 'contextio:admin' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'rsa-1' })
+      .setExpirationTime('10m')
+      .sign(new TextEncoder().encode(pem));
+    assertRefused(stack, await stack.gql('{ accounts { nodes { id } } }', token));
+    assertRefused(stack, await stack.gql('{ accounts { nodes { id } } }', withKid));
+  });
+
+  test('a token signed by a key that is not in the set', async () => {
+    const stranger = await generateKeyPair('RS256');
+    assertRefused(stack, await stack.gql('{ __typename }', await sign(stranger.privateKey, 'RS256', 'rsa-1')), /signature/);
+    assertRefused(stack, await stack.gql('{ __typename }', await sign(stranger.privateKey, 'RS256', 'unknown-kid')), /key/);
+  });
+
+  test('key rotation: a new key is fetched when a token names it, a retired key stops working', async () => {
+    const next = await generateKeyPair('RS256', { extractable: true });
+    const nextJwk = { ...(await exportJWK(next.publicKey)), kid: 'rsa-2', alg: 'RS256', use: 'sig' };
+    jwks.setKeys([nextJwk, ec.jwk]);
+    const fetchesBefore = jwks.fetches;
+    await new Promise((resolve) => setTimeout(resolve, 100)); // past the cooldown
+
+    const fresh = await stack.gql('{ accounts { nodes { id } } }', await sign(next.privateKey, 'RS256', 'rsa-2'));
+    assert.equal(fresh.status, 200);
+    assert.deepEqual(codes(fresh), []);
+    assert.equal(jwks.fetches, fetchesBefore + 1);
+    stack.upstreamCalls();
+
+    const retired = await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
+    assertRefused(stack, retired, /key/);
+  });
+});
+
+describe('an unreachable key set', () => {
+  test('is the gateway\'s fault: 503, not 401, and no upstream call', async () => {
+    const jwks = await startJwksServer([]);
+    const url = jwks.url;
+    await jwks.close();
+    const stack = await startAuthStack({ auth: { jwksUrl: url } });
+    try {
+      const { privateKey } = await generateKeyPair('RS256');
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setExpirationTime('5m').sign(privateKey);
+      const response = await stack.gql('{ __typename }', token);
+      assert.equal(response.status, 503);
+      assert.deepEqual(codes(response), ['INTERNAL_SERVER_ERROR']);
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.ok(stack.logs.some((line) => line.includes('JWKS')));
+    } finally {
+      await stack.close();
+    }
+  });
+});
