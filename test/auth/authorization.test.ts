@@ -1,0 +1,266 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { codes, hsToken, SECRET, startAuthStack, type AuthStack, type GqlResponse } from './helpers.ts';
+
+/**
+ * The scope rules of the contract with real HS256 tokens against the emulator. Each refusal is checked
+ * twice: the FORBIDDEN code on the field, and no upstream request for it.
+ */
+describe('per-account scope', () => {
+  let stack: AuthStack;
+  /** The caller's own account, with a source and an account-level connect token. */
+  let mine: string;
+  let mineToken: string;
+  /** Someone else's account, created through the connect flow from a top-level connect token. */
+  let other: string;
+  let otherToken: string;
+  let otherCreatedBy: string;
+  /** Tokens: the caller's (accounts: [mine]), an admin's, and a valid one with no accounts at all. */
+  let caller: string;
+  let admin: string;
+  let nobody: string;
+
+  before(async () => {
+    stack = await startAuthStack({ auth: { jwtSecret: SECRET } });
+    const { store } = stack.emulator;
+    mine = store.createAccount({
+      email: 'mine@example.com',
+      first_name: 'Mina',
+      username: 'mina',
+      nb_messages: 7,
+      sources: [{ label: 'mine::imap', email: 'mine@example.com', status: 'OK' }],
+    }).id;
+    mineToken = store.createConnectToken(mine, { callback_url: 'https://app.example.com/cb' }).token;
+    otherCreatedBy = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'other@example.com' }).token;
+    other = store.useConnectToken(otherCreatedBy, { first_name: 'Otto' }).account.id;
+    otherToken = store.createConnectToken(other, { callback_url: 'https://app.example.com/cb' }).token;
+    caller = await hsToken({ sub: 'mina', accounts: [mine] });
+    admin = await hsToken({ sub: 'ops', scope: 'openid contextio:admin' });
+    nobody = await hsToken({ sub: 'fresh-user' });
+    stack.upstreamCalls();
+  });
+  after(() => stack.close());
+
+  /** Asserts FORBIDDEN on exactly the given paths and that the upstream saw exactly `calls`. */
+  function assertForbidden(response: GqlResponse, paths: string[][], calls: string[] = []): void {
+    assert.equal(response.status, 200);
+    assert.deepEqual(codes(response), paths.map(() => 'FORBIDDEN'), JSON.stringify(response.body.errors));
+    assert.deepEqual(
+      (response.body.errors ?? []).map((e) => e.path),
+      paths,
+    );
+    assert.deepEqual(stack.upstreamCalls().sort(), [...calls].sort());
+  }
+
+  describe('a scoped caller on its own account', () => {
+    test('reads the account, its sources and connect tokens through nested fields', async () => {
+      const response = await stack.gql(
+        `query($id: ID!, $token: ID!) {
+          account(id: $id) {
+            id firstName username messageCount
+            sources { label status }
+            connectTokens { token }
+            connectToken(token: $token) { token account { id } }
+          }
+        }`,
+        caller,
+        { id: mine, token: mineToken },
+      );
+      assert.deepEqual(codes(response), []);
+      assert.deepEqual(response.body.data, {
+        account: {
+          id: mine,
+          firstName: 'Mina',
+          username: 'mina',
+          messageCount: 7,
+          sources: [{ label: 'mine::imap', status: 'OK' }],
+          connectTokens: [{ token: mineToken }],
+          connectToken: { token: mineToken, account: null },
+        },
+      });
+      for (const call of stack.upstreamCalls()) assert.match(call, new RegExp(`^GET /accounts/${mine}(/|$)`));
+    });
+
+    test('changes it: updateAccount with its payload, createAccountConnectToken, deleteAccountConnectToken', async () => {
+      const update = await stack.gql(
+        `mutation($id: ID!) { updateAccount(id: $id, input: { lastName: "Lovelace" }) { success account { lastName } } }`,
+        caller,
+        { id: mine },
+      );
+      assert.deepEqual(update.body, { data: { updateAccount: { success: true, account: { lastName: 'Lovelace' } } } });
+
+      const created = await stack.gql(
+        `mutation($id: ID!) {
+          createAccountConnectToken(accountId: $id, input: { callbackUrl: "https://app.example.com/cb" }) {
+            token connectToken { token callbackUrl }
+          }
+        }`,
+        caller,
+        { id: mine },
+      );
+      assert.deepEqual(codes(created), []);
+      const token = (created.body.data!['createAccountConnectToken'] as { token: string }).token;
+
+      const deleted = await stack.gql(
+        `mutation($id: ID!, $token: ID!) { deleteAccountConnectToken(accountId: $id, token: $token) { success } }`,
+        caller,
+        { id: mine, token },
+      );
+      assert.deepEqual(deleted.body, { data: { deleteAccountConnectToken: { success: true } } });
+      for (const call of stack.upstreamCalls()) assert.match(call, new RegExp(` /accounts/${mine}(/|$)`));
+    });
+  });
+
+  describe('the same caller on another account', () => {
+    test('account(id)', async () => {
+      const response = await stack.gql('query($id: ID!) { account(id: $id) { id sources { label } } }', caller, { id: other });
+      assertForbidden(response, [['account']]);
+      assert.deepEqual(response.body.data, { account: null });
+    });
+
+    test('a refused sibling does not blank the caller\'s own account', async () => {
+      const response = await stack.gql('query($a: ID!, $b: ID!) { mine: account(id: $a) { id } theirs: account(id: $b) { id } }', caller, {
+        a: mine,
+        b: other,
+      });
+      assertForbidden(response, [['theirs']], [`GET /accounts/${mine}`]);
+      assert.deepEqual(response.body.data, { mine: { id: mine }, theirs: null });
+    });
+
+    test('connectToken(token).account.connectTokens / connectToken', async () => {
+      const response = await stack.gql(
+        `query($t: ID!, $other: ID!) {
+          connectToken(token: $t) {
+            account {
+              id
+              connectTokens { token }
+              connectToken(token: $other) { token }
+            }
+          }
+        }`,
+        caller,
+        { t: otherCreatedBy, other: otherToken },
+      );
+      // Account.connectTokens is non-null, so its refusal nulls the account; the token itself still resolves.
+      assert.deepEqual(response.body.data, { connectToken: { account: null } });
+      assert.deepEqual(codes(response).sort(), ['FORBIDDEN', 'FORBIDDEN']);
+      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${otherCreatedBy}`]);
+    });
+
+    test('every account mutation', async () => {
+      const input = '{ callbackUrl: "https://app.example.com/cb" }';
+      const cases: Array<[string, string]> = [
+        ['createAccountConnectToken', `mutation($id: ID!) { createAccountConnectToken(accountId: $id, input: ${input}) { token } }`],
+        ['updateAccount', 'mutation($id: ID!) { updateAccount(id: $id, input: { firstName: "Mallory" }) { success account { id } } }'],
+        ['deleteAccount', 'mutation($id: ID!) { deleteAccount(id: $id) { success } }'],
+        ['deleteAccountConnectToken', `mutation($id: ID!) { deleteAccountConnectToken(accountId: $id, token: "${otherToken}") { success } }`],
+      ];
+      for (const [field, query] of cases) {
+        const response = await stack.gql(query, caller, { id: other });
+        assertForbidden(response, [[field]]);
+        assert.equal(response.body.data, null);
+      }
+      const { store } = stack.emulator;
+      assert.equal(store.getAccount(other)?.first_name, 'Otto');
+      assert.ok(store.getConnectToken(otherToken, other));
+    });
+  });
+
+  describe('knowing a connect token is the capability to read its account', () => {
+    test('any valid caller reads the token and its account\'s own fields and sources', async () => {
+      const response = await stack.gql(
+        `query($t: ID!) {
+          connectToken(token: $t) {
+            used
+            account { id firstName emailAddresses sources { email status } username messageCount }
+          }
+        }`,
+        nobody,
+        { t: otherCreatedBy },
+      );
+      const calls = stack.upstreamCalls();
+      assert.deepEqual(codes(response), []);
+      const { username, ...account } = (response.body.data!['connectToken'] as { account: Record<string, unknown> }).account;
+      assert.deepEqual(account, {
+        id: other,
+        firstName: 'Otto',
+        emailAddresses: ['other@example.com'],
+        sources: [{ email: 'other@example.com', status: 'OK' }],
+        messageCount: 0,
+      });
+      assert.equal(typeof username, 'string');
+      // username and messageCount are not in the embed: the capability covers loading the full account.
+      assert.deepEqual(calls.sort(), [`GET /accounts/${other}`, `GET /connect_tokens/${otherCreatedBy}`].sort());
+    });
+
+    test('but not its connect tokens, nor changing it, nor reading it by id', async () => {
+      const tokens = await stack.gql(
+        'query($t: ID!) { connectToken(token: $t) { account { connectTokens { token } } } }',
+        nobody,
+        { t: otherCreatedBy },
+      );
+      assertForbidden(tokens, [['connectToken', 'account', 'connectTokens']], [`GET /connect_tokens/${otherCreatedBy}`]);
+
+      const byId = await stack.gql('query($id: ID!) { account(id: $id) { id } }', nobody, { id: other });
+      assertForbidden(byId, [['account']]);
+
+      const update = await stack.gql('mutation($id: ID!) { updateAccount(id: $id, input: { firstName: "X" }) { success } }', nobody, {
+        id: other,
+      });
+      assertForbidden(update, [['updateAccount']]);
+    });
+
+    test('the capability is the token\'s own: an account-level token of someone else reads nothing more', async () => {
+      const response = await stack.gql('query($t: ID!) { connectToken(token: $t) { token account { id } } }', nobody, { t: otherToken });
+      assert.deepEqual(response.body.data, { connectToken: { token: otherToken, account: null } });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${otherToken}`]);
+    });
+  });
+
+  describe('what needs only a valid token', () => {
+    test('createConnectToken with its payload, then deleteConnectToken', async () => {
+      const created = await stack.gql(
+        `mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb", email: "new@example.com" }) {
+            token connectToken { email used account { id } }
+        } }`,
+        nobody,
+      );
+      assert.deepEqual(codes(created), []);
+      const { token, connectToken } = created.body.data!['createConnectToken'] as { token: string; connectToken: unknown };
+      assert.deepEqual(connectToken, { email: 'new@example.com', used: false, account: null });
+      assert.deepEqual(stack.upstreamCalls().sort(), ['GET /connect_tokens/' + token, 'POST /connect_tokens'].sort());
+
+      const deleted = await stack.gql('mutation($t: ID!) { deleteConnectToken(token: $t) { success token } }', nobody, { t: token });
+      assert.deepEqual(deleted.body, { data: { deleteConnectToken: { success: true, token } } });
+      assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`]);
+    });
+  });
+
+  describe('admin-only root fields', () => {
+    test('accounts, connectTokens and createAccount are FORBIDDEN to a scoped caller', async () => {
+      assertForbidden(await stack.gql('{ accounts { nodes { id } } }', caller), [['accounts']]);
+      assertForbidden(await stack.gql('{ connectTokens { nodes { token } } }', caller), [['connectTokens']]);
+      assertForbidden(await stack.gql('mutation { createAccount(input: { email: "x@example.com" }) { id } }', caller), [['createAccount']]);
+      assert.equal(stack.emulator.store.listAccounts().length, 2);
+    });
+
+    test('the admin scope reaches everything, payloads included', async () => {
+      const lists = await stack.gql('{ accounts { nodes { id } } connectTokens { nodes { token } } }', admin);
+      assert.deepEqual(codes(lists), []);
+      const ids = (lists.body.data!['accounts'] as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id).sort();
+      assert.deepEqual(ids, [mine, other].sort());
+
+      const created = await stack.gql('mutation { createAccount(input: { email: "admin-made@example.com" }) { id account { emailAddresses } } }', admin);
+      assert.deepEqual(codes(created), []);
+      const { id, account } = created.body.data!['createAccount'] as { id: string; account: unknown };
+      assert.deepEqual(account, { emailAddresses: ['admin-made@example.com'] });
+
+      const read = await stack.gql('query($a: ID!, $b: ID!) { a: account(id: $a) { id connectTokens { token } } b: account(id: $b) { id } }', admin, {
+        a: other,
+        b: id,
+      });
+      assert.deepEqual(codes(read), []);
+      stack.upstreamCalls();
+    });
+  });
+});
