@@ -1,0 +1,155 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/logger.ts';
+import { startGateway, type Gateway } from '../../src/server.ts';
+
+/**
+ * Serves the example frontend: bundles src/ with esbuild (in memory) and serves the two pages. Without
+ * `gatewayUrl` it also starts the embedded emulator and a gateway that allows this page's origin (CORS), so
+ * `npm run example:frontend` is a complete offline demo of the connect flow. With `GATEWAY_URL`, it uses that
+ * gateway, which must list this page's origin in its `CORS_ORIGINS`.
+ */
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export interface ExampleOptions {
+  port?: number;
+  host?: string;
+  /** An already running gateway's `/graphql` URL; unset: start emulator + gateway in-process. */
+  gatewayUrl?: string;
+  logger?: Logger;
+}
+
+export interface ExampleServer {
+  /** The start page, e.g. `http://127.0.0.1:5173/`. */
+  readonly url: string;
+  readonly origin: string;
+  readonly gatewayUrl: string;
+  /** Present when this process started them. */
+  readonly gateway?: Gateway;
+  readonly emulator?: Emulator;
+  close(): Promise<void>;
+}
+
+/** Generates the typed documents when they are missing (they are git-ignored; `npm test` makes them). */
+function ensureCodegen(): void {
+  if (existsSync(join(here, 'src', 'gql', 'index.ts'))) return;
+  const bin = join(here, '..', '..', 'node_modules', '@graphql-codegen', 'cli', 'cjs', 'bin.js');
+  execFileSync(process.execPath, [bin, '--config', 'codegen.yml', '--silent'], { cwd: here, stdio: 'inherit' });
+}
+
+async function bundle(): Promise<Map<string, string>> {
+  ensureCodegen();
+  const result = await build({
+    entryPoints: { app: join(here, 'src', 'app.ts'), callback: join(here, 'src', 'callback.ts') },
+    bundle: true,
+    format: 'esm',
+    target: 'es2022',
+    write: false,
+    outdir: '/assets',
+    logLevel: 'warning',
+  });
+  const files = new Map<string, string>();
+  for (const file of result.outputFiles) files.set(`/assets/${file.path.split('/').pop()}`, file.text);
+  files.set('/assets/style.css', readFileSync(join(here, 'style.css'), 'utf8'));
+  return files;
+}
+
+export async function startExample(options: ExampleOptions = {}): Promise<ExampleServer> {
+  const logger = options.logger ?? silentLogger;
+  const assets = await bundle();
+  const pages = {
+    '/': readFileSync(join(here, 'index.html'), 'utf8'),
+    '/callback': readFileSync(join(here, 'callback.html'), 'utf8'),
+  };
+  let gatewayUrl = options.gatewayUrl ?? '';
+
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://example.invalid').pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    const page = pages[path as keyof typeof pages];
+    if (page !== undefined) {
+      // The endpoint is configuration, written into the page rather than built into the bundle.
+      const html = page.replaceAll('%GRAPHQL_ENDPOINT%', gatewayUrl.replace(/[&"<>]/g, ''));
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
+      return;
+    }
+    const asset = assets.get(path);
+    if (asset !== undefined) {
+      const type = path.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8';
+      res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' }).end(asset);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://${options.host ?? '127.0.0.1'}:${port}`;
+
+  let emulator: Emulator | undefined;
+  let gateway: Gateway | undefined;
+  const closeServer = () => new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  if (!options.gatewayUrl) {
+    try {
+      emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'demo' });
+      gateway = await startGateway({
+        port: 0,
+        host: '127.0.0.1',
+        upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret },
+        upstreamTimeoutMs: 10_000,
+        upstreamMaxInFlight: 64,
+        development: false,
+        logger,
+        // The page and the gateway are different origins, as in most deployments: the gateway must allow it.
+        corsOrigins: [origin],
+      });
+      gatewayUrl = gateway.url;
+    } catch (error) {
+      await emulator?.close();
+      await closeServer();
+      throw error;
+    }
+  }
+
+  return {
+    url: `${origin}/`,
+    origin,
+    gatewayUrl,
+    gateway,
+    emulator,
+    async close() {
+      await closeServer();
+      await gateway?.close();
+      await emulator?.close();
+    },
+  };
+}
+
+// `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const logger = createLogger('info');
+  const example = await startExample({
+    port: Number(process.env['EXAMPLE_PORT'] || 5173),
+    gatewayUrl: process.env['GATEWAY_URL'] || undefined,
+    logger,
+  });
+  logger.info('example frontend ready', { app: example.url, graphql: example.gatewayUrl, ide: example.gatewayUrl });
+  const stop = () => void example.close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}

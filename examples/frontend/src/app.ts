@@ -1,0 +1,27 @@
+import { execute } from './client';
+import { CreateConnectToken } from './operations';
+
+// The start page: one button that connects a mailbox through Context.IO's connect flow.
+
+const button = document.querySelector<HTMLButtonElement>('#connect-mailbox')!;
+const emailInput = document.querySelector<HTMLInputElement>('#email')!;
+const status = document.querySelector<HTMLElement>('#status')!;
+
+button.addEventListener('click', async () => {
+  button.disabled = true;
+  status.textContent = 'Creating a connect token…';
+  try {
+    const { createConnectToken } = await execute(CreateConnectToken, {
+      input: {
+        // Context.IO sends the browser back here with ?contextio_token=… once the mailbox is connected.
+        callbackUrl: new URL('callback', location.href).href,
+        email: emailInput.value.trim() || null,
+      },
+    });
+    status.textContent = 'Redirecting to the connect page…';
+    location.assign(createConnectToken.browserRedirectUrl);
+  } catch (error) {
+    status.textContent = `Could not start: ${error instanceof Error ? error.message : String(error)}`;
+    button.disabled = false;
+  }
+});

@@ -1,0 +1,47 @@
+import { execute } from './client';
+import { ConnectedAccount } from './operations';
+
+// The callback page: Context.IO sends the browser here with ?contextio_token=…; show the account it made.
+
+const status = document.querySelector<HTMLElement>('#status')!;
+const accountSection = document.querySelector<HTMLElement>('#account')!;
+
+function cell(row: HTMLTableRowElement, text: string): void {
+  // textContent, never innerHTML: these strings come from a mail server's user.
+  row.insertCell().textContent = text;
+}
+
+async function show(token: string): Promise<void> {
+  const { connectToken } = await execute(ConnectedAccount, { token });
+  if (!connectToken) {
+    status.textContent = 'This connect token does not exist (or has expired).';
+    return;
+  }
+  const account = connectToken.account;
+  if (!connectToken.used || !account) {
+    status.textContent = 'The mailbox was not connected: the connect flow was not completed.';
+    return;
+  }
+  status.textContent = 'Mailbox connected.';
+  accountSection.hidden = false;
+  document.querySelector('#account-id')!.textContent = account.id;
+  document.querySelector('#account-name')!.textContent = [account.firstName, account.lastName].filter(Boolean).join(' ') || '—';
+  document.querySelector('#account-emails')!.textContent = account.emailAddresses.join(', ');
+  const table = document.querySelector<HTMLTableElement>('#sources')!;
+  for (const source of account.sources) {
+    const row = table.tBodies[0]!.insertRow();
+    cell(row, source.label);
+    cell(row, source.email ?? '');
+    cell(row, source.server ?? '');
+    cell(row, source.status ?? 'UNKNOWN');
+  }
+}
+
+const token = new URLSearchParams(location.search).get('contextio_token');
+if (!token) {
+  status.textContent = 'No contextio_token in the address: start from the first page.';
+} else {
+  show(token).catch((error: unknown) => {
+    status.textContent = `Could not load the account: ${error instanceof Error ? error.message : String(error)}`;
+  });
+}

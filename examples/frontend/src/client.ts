@@ -1,0 +1,45 @@
+import type { TypedDocumentString } from './gql/graphql';
+
+/**
+ * A minimal typed GraphQL client over fetch: the document carries its result and variable types (generated
+ * by client-preset), so a query's fields and variables are checked by TypeScript. urql or Apollo Client
+ * accept the same generated documents (see docs/frontend.md).
+ */
+
+/** The gateway's endpoint, written into the page by serve.ts (a deployed app would use its own config). */
+const endpoint = document.querySelector<HTMLMetaElement>('meta[name="graphql-endpoint"]')?.content ?? '/graphql';
+
+export class GraphQLRequestError extends Error {
+  constructor(
+    message: string,
+    readonly codes: string[],
+  ) {
+    super(message);
+  }
+}
+
+export async function execute<TResult, TVariables>(
+  document: TypedDocumentString<TResult, TVariables>,
+  ...[variables]: TVariables extends Record<string, never> ? [] : [TVariables]
+): Promise<TResult> {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+    // With auth on, add `authorization: Bearer <token>` here; the gateway does not use cookies.
+    body: JSON.stringify({ query: document.toString(), variables }),
+  });
+  let body: { data?: TResult | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+  try {
+    body = (await response.json()) as typeof body;
+  } catch {
+    throw new GraphQLRequestError(`The gateway answered HTTP ${response.status} without a GraphQL response`, []);
+  }
+  if (body.errors?.length || body.data == null) {
+    const errors = body.errors ?? [];
+    throw new GraphQLRequestError(
+      errors.map((e) => e.message).join('; ') || `HTTP ${response.status}`,
+      errors.map((e) => e.extensions?.code ?? 'UNKNOWN'),
+    );
+  }
+  return body.data;
+}

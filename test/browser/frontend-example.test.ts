@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { after, before } from 'node:test';
+import { startExample, type ExampleServer } from '../../examples/frontend/serve.ts';
+import { browserTest, skipReason } from './browser.ts';
+
+/**
+ * The example frontend end to end, as a user goes through it: its typed mutation creates a connect token,
+ * the browser goes to the emulator's connect page, the form is filled in and submitted, Context.IO's
+ * redirect brings the browser back to the example's callback page, which shows the new account.
+ */
+
+let example: ExampleServer;
+
+before(async () => {
+  if (skipReason) return;
+  example = await startExample();
+});
+
+after(async () => {
+  await example?.close();
+});
+
+browserTest('the frontend example connects a mailbox through the connect page and shows the account', async (_context, page) => {
+  const emulatorOrigin = new URL(example.emulator!.url).origin;
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+
+  await page.goto(example.url);
+  await page.locator('#connect-mailbox').click();
+
+  // The emulator's connect page, reached through the mutation's browserRedirectUrl.
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+  await page.fill('input[name="email"]', 'katherine@example.com');
+  await page.fill('input[name="first_name"]', 'Katherine');
+  await page.fill('input[name="last_name"]', 'Johnson');
+  await page.fill('input[name="server"]', 'imap.example.com');
+  await page.fill('input[name="port"]', '993');
+  await page.fill('input[name="username"]', 'katherine');
+  await page.fill('input[name="password"]', 'not-kept-by-the-emulator');
+  await page.check('input[name="use_ssl"]');
+  await page.locator('button#connect').click();
+
+  // Back on the example's own callback page, with the token in the address.
+  await page.waitForURL((url) => url.origin === example.origin && url.pathname === '/callback');
+  const token = new URL(page.url()).searchParams.get('contextio_token');
+  assert.ok(token, 'the callback URL carries contextio_token');
+
+  await page.locator('#status').getByText('Mailbox connected.').waitFor();
+  assert.equal(await page.locator('#account-emails').textContent(), 'katherine@example.com');
+  assert.equal(await page.locator('#account-name').textContent(), 'Katherine Johnson');
+  const accountId = await page.locator('#account-id').textContent();
+  assert.match(accountId ?? '', /\S/);
+  const cells = await page.locator('#sources tbody tr').first().locator('td').allTextContents();
+  assert.equal(cells[1], 'katherine@example.com');
+  assert.equal(cells[2], 'imap.example.com');
+  assert.equal(cells[3], 'OK');
+
+  // The account the page shows is the one the emulator created for this token.
+  const created = example.emulator!.store.getConnectToken(token);
+  assert.equal(created?.account?.id, accountId);
+  assert.deepEqual(pageErrors, []);
+});
