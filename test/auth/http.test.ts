@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { decodeJwt, jwtVerify } from 'jose';
+import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { startGateway } from '../../src/server.ts';
+import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
+
+const INTROSPECT = '{ __schema { queryType { name } } }';
+
+/** The problems `loadConfig` reports for an environment, or [] when it is accepted. */
+function problemsOf(env: Env): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
+  let stack: AuthStack;
+  before(async () => {
+    stack = await startAuthStack();
+    stack.emulator.store.createAccount({ email: 'open@example.com' });
+  });
+  after(() => stack.close());
+
+  test('every caller is admin, without a token, and one warning says so', async () => {
+    const response = await stack.gql('{ accounts { nodes { emailAddresses } } }');
+    assert.deepEqual(response.body, { data: { accounts: { nodes: [{ emailAddresses: ['open@example.com'] }] } } });
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+    const warnings = stack.logs.filter((line) => (JSON.parse(line) as { level: string }).level === 'warn');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /AUTH_JWT_SECRET/);
+  });
+
+  test('introspection is on by default', async () => {
+    const response = await stack.gql(INTROSPECT);
+    assert.deepEqual(response.body, { data: { __schema: { queryType: { name: 'Query' } } } });
+  });
+
+  test('a programmatic start on a non-loopback interface is refused', async () => {
+    await assert.rejects(
+      startGateway({
+        port: 0,
+        host: '0.0.0.0',
+        upstream: { baseUrl: stack.emulator.url, consumerKey: 'k', consumerSecret: 's' },
+        upstreamTimeoutMs: 1000,
+        upstreamMaxInFlight: 1,
+        development: false,
+        logger: silentLogger,
+      }),
+      /AUTH_JWT_SECRET or AUTH_JWKS_URL/,
+    );
+  });
+});
+
+describe('configuration', () => {
+  test('open mode on a non-loopback HOST is one line naming the missing settings', () => {
+    const problems = problemsOf({ HOST: '0.0.0.0' });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^HOST=0\.0\.0\.0 .*AUTH_JWT_SECRET or AUTH_JWKS_URL/);
+    assert.deepEqual(problemsOf({ HOST: '0.0.0.0', AUTH_JWT_SECRET: SECRET }), []);
+    assert.deepEqual(problemsOf({ HOST: '::1' }), []);
+  });
+
+  test('bad values are each one line, and a secret is never printed', () => {
+    const problems = problemsOf({
+      AUTH_JWT_SECRET: 'short-secret-value',
+      AUTH_JWKS_URL: 'http://idp.example.com/jwks.json',
+      CORS_ORIGINS: 'https://app.example.com, *, https://x.example.com/path',
+      INTROSPECTION: 'yes',
+    });
+    assert.equal(problems.length, 5, problems.join('\n'));
+    assert.ok(problems.every((p) => !p.includes('short-secret-value')));
+    assert.ok(problems.some((p) => p.startsWith('AUTH_JWT_SECRET must be at least 32 bytes')));
+    assert.ok(problems.some((p) => p.startsWith('AUTH_JWKS_URL must be an https URL')));
+    assert.ok(problems.some((p) => p.includes('"*"')));
+    assert.ok(problems.some((p) => p.includes('"https://x.example.com/path"')));
+    assert.ok(problems.some((p) => p.startsWith('INTROSPECTION must be true or false')));
+  });
+
+  test('AUTH_ISSUER without a key would check nothing', () => {
+    assert.match(problemsOf({ AUTH_ISSUER: 'https://issuer.test' }).join('\n'), /AUTH_ISSUER is set but neither/);
+  });
+
+  test('defaults: no CORS origins; introspection on in open mode and development, off otherwise', () => {
+    assert.deepEqual(loadConfig({}).corsOrigins, []);
+    assert.equal(loadConfig({}).introspection, true);
+    assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET }).introspection, false);
+    assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, NODE_ENV: 'development' }).introspection, true);
+    assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, INTROSPECTION: 'true' }).introspection, true);
+    assert.deepEqual(loadConfig({ CORS_ORIGINS: 'https://app.example.com,http://localhost:5173/' }).corsOrigins, [
+      'https://app.example.com',
+      'http://localhost:5173',
+    ]);
+  });
+});
+
+describe('CORS and introspection with auth on', () => {
+  let stack: AuthStack;
+  let admin: string;
+  before(async () => {
+    stack = await startAuthStack({ auth: { jwtSecret: SECRET }, corsOrigins: ['https://app.example.com'] });
+    admin = await hsToken({ scope: 'contextio:admin' });
+  });
+  after(() => stack.close());
+
+  const preflight = (origin: string) =>
+    fetch(stack.gateway.url, {
+      method: 'OPTIONS',
+      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+    });
+
+  test('a preflight from an allowed origin is answered with the methods and headers a frontend needs', async () => {
+    const response = await preflight('https://app.example.com');
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    assert.match(response.headers.get('access-control-allow-methods') ?? '', /POST/);
+    assert.match(response.headers.get('access-control-allow-headers') ?? '', /authorization/);
+    assert.match(response.headers.get('vary') ?? '', /Origin/);
+    assert.equal(response.headers.get('access-control-allow-credentials'), null);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  test('a preflight from another origin gets no CORS headers', async () => {
+    const response = await preflight('https://evil.example.com');
+    assert.equal(response.status, 204);
+    assert.equal(response.headers.get('access-control-allow-origin'), null);
+    assert.equal(response.headers.get('access-control-allow-headers'), null);
+  });
+
+  test('an actual request from an allowed origin carries the CORS headers, refusals included', async () => {
+    const ok = await fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { origin: 'https://app.example.com', 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    const refused = await fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { origin: 'https://app.example.com', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.headers.get('access-control-allow-origin'), 'https://app.example.com');
+  });
+
+  test('CSRF prevention stays on: a simple cross-site GET without a preflight header is refused', async () => {
+    const response = await fetch(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, {
+      headers: { authorization: `Bearer ${admin}` },
+    });
+    assert.equal(response.status, 400);
+    assert.match(await response.text(), /CSRF/);
+  });
+
+  test('introspection is off by default with auth on, even for an admin', async () => {
+    const response = await stack.gql(INTROSPECT, admin);
+    assert.deepEqual(codes(response), ['GRAPHQL_VALIDATION_FAILED']);
+  });
+
+  test('INTROSPECTION=true turns it on, for authenticated callers only', async () => {
+    const open = await startAuthStack({ auth: { jwtSecret: SECRET }, introspection: true });
+    try {
+      assert.deepEqual((await open.gql(INTROSPECT, admin)).body, { data: { __schema: { queryType: { name: 'Query' } } } });
+      assert.equal((await open.gql(INTROSPECT)).status, 401);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('npm run token', () => {
+  const script = fileURLToPath(new URL('../../scripts/token.ts', import.meta.url));
+  const run = (args: string[], env: Record<string, string | undefined>) =>
+    promisify(execFile)(process.execPath, ['--import', 'tsx', script, ...args], {
+      env: { PATH: process.env['PATH'], ...env },
+    });
+
+  test('mints an HS256 token the gateway accepts, with iss/aud when configured, and prints only the token', async () => {
+    const env = { AUTH_JWT_SECRET: SECRET, AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'gw' };
+    const { stdout } = await run(['--accounts', 'a1, a2', '--expires', '15m', '--sub', 'ada'], env);
+    assert.match(stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/);
+    const { payload, protectedHeader } = await jwtVerify(stdout.trim(), new TextEncoder().encode(SECRET), {
+      issuer: 'https://issuer.test',
+      audience: 'gw',
+    });
+    assert.equal(protectedHeader.alg, 'HS256');
+    assert.deepEqual(payload['accounts'], ['a1', 'a2']);
+    assert.equal(payload.sub, 'ada');
+    assert.ok(payload.exp! - payload.iat! === 15 * 60);
+
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET, issuer: 'https://issuer.test', audience: 'gw' } });
+    try {
+      const admin = (await run(['--admin'], env)).stdout.trim();
+      assert.equal(decodeJwt(admin)['scope'], 'contextio:admin');
+      const response = await stack.gql('{ accounts { nodes { id } } }', admin);
+      assert.deepEqual(response.body, { data: { accounts: { nodes: [] } } });
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('refuses clearly without AUTH_JWT_SECRET, or without --admin/--accounts', async () => {
+    await assert.rejects(run(['--admin'], {}), (error: { code: number; stderr: string; stdout: string }) => {
+      assert.equal(error.code, 1);
+      assert.match(error.stderr, /AUTH_JWT_SECRET is not set/);
+      assert.equal(error.stdout, '');
+      return true;
+    });
+    await assert.rejects(run([], { AUTH_JWT_SECRET: SECRET }), /--admin or --accounts/);
+    await assert.rejects(run(['--admin', '--expires', 'soon'], { AUTH_JWT_SECRET: SECRET }), /--expires must be a duration/);
+  });
+});
