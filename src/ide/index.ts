@@ -11,9 +11,9 @@ import { projectRoot } from '../schema.ts';
  */
 
 /** The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read. */
-export const DEFAULT_QUERY = `# Welcome to the Context.IO GraphQL gateway.
-# Run this with the ▶ button (or Ctrl-Enter); the Docs panel on the left lists every type and field.
-# Put your token in the Headers tab below, e.g. {"Authorization": "Bearer <token>"}.
+export const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
+# Docs: the panel on the left.
+# Token: the Headers tab below.
 query AccountsWithSources {
   accounts(first: 5) {
     nodes {

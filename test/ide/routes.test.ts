@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { after, before, test } from 'node:test';
+import { request } from 'undici';
+import { createIde } from '../../src/ide/index.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
+import { ensureIdeBuilt } from '../browser/browser.ts';
+
+/** The IDE's HTTP surface, without a browser: who gets the page, how assets are served, and what is refused. */
+
+let stack: Stack;
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+
+before(async () => {
+  ensureIdeBuilt();
+  stack = await startStack();
+});
+after(async () => {
+  await stack?.close();
+});
+
+async function get(path: string, headers: Record<string, string> = {}, method: 'GET' | 'HEAD' | 'POST' = 'GET') {
+  const response = await request(stack.gateway.origin + path, { method, headers });
+  const body = Buffer.from(await response.body.arrayBuffer());
+  return { status: response.statusCode, headers: response.headers, body };
+}
+
+test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP', async () => {
+  const page = await get('/graphql', { accept: BROWSER_ACCEPT });
+  assert.equal(page.status, 200);
+  assert.match(String(page.headers['content-type']), /^text\/html; charset=utf-8/);
+  assert.equal(page.headers['cache-control'], 'no-cache');
+  const csp = String(page.headers['content-security-policy']);
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /connect-src 'self'/);
+  const html = page.body.toString('utf8');
+  assert.match(html, /<script type="module" src="\/graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
+  assert.match(html, /<link rel="stylesheet" href="\/graphql\/ide\/app-[A-Z0-9]+\.css">/);
+  assert.doesNotMatch(html, /https?:\/\//, 'the page refers to nothing outside the gateway');
+  assert.match(html, /query AccountsWithSources/);
+});
+
+test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes to the GraphQL endpoint', async () => {
+  const withQuery = await get('/graphql?query=%7B__typename%7D', { accept: BROWSER_ACCEPT, 'apollo-require-preflight': 'true' });
+  assert.equal(withQuery.status, 200);
+  assert.deepEqual(JSON.parse(withQuery.body.toString()), { data: { __typename: 'Query' } });
+
+  const jsonClient = await get('/graphql', { accept: 'application/json' });
+  assert.notEqual(jsonClient.status, 200);
+  assert.match(String(jsonClient.headers['content-type']), /json/);
+});
+
+test('assets are served with their content type, long-lived caching and gzip when accepted', async () => {
+  const html = (await get('/graphql', { accept: 'text/html' })).body.toString();
+  const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec(html)![1]!;
+  const style = /href="(\/graphql\/ide\/app-[A-Z0-9]+\.css)"/.exec(html)![1]!;
+
+  const plain = await get(script);
+  assert.equal(plain.status, 200);
+  assert.equal(plain.headers['content-type'], 'text/javascript; charset=utf-8');
+  assert.equal(plain.headers['cache-control'], 'public, max-age=31536000, immutable');
+  assert.equal(plain.headers['content-encoding'], undefined);
+
+  const gzipped = await get(script, { 'accept-encoding': 'gzip, br' });
+  assert.equal(gzipped.headers['content-encoding'], 'gzip');
+  assert.ok(gunzipSync(gzipped.body).equals(plain.body));
+
+  const css = await get(style, { 'accept-encoding': 'gzip;q=0' });
+  assert.equal(css.headers['content-type'], 'text/css; charset=utf-8');
+  assert.equal(css.headers['content-encoding'], undefined);
+
+  const head = await get(script, {}, 'HEAD');
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+  assert.equal(Number(head.headers['content-length']), plain.body.length);
+
+  assert.equal((await get(script, {}, 'POST')).status, 405);
+});
+
+test('only the built files are servable: traversal, the manifest and unknown names are 404', async () => {
+  for (const path of [
+    '/graphql/ide/../../package.json',
+    '/graphql/ide/..%2f..%2fpackage.json',
+    '/graphql/ide/%2e%2e/%2e%2e/package.json',
+    '/graphql/ide/manifest.json',
+    '/graphql/ide/app.js',
+    '/graphql/ide/',
+    '/graphql/ide/%00',
+  ]) {
+    const response = await get(path);
+    assert.ok(response.status === 404, `${path} -> ${response.status}`);
+    assert.doesNotMatch(response.body.toString(), /"name": "contextio-graphql"/);
+  }
+});
+
+test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
+  const empty = await mkdtemp(join(tmpdir(), 'ide-missing-'));
+  const ide = createIde({ assetDir: empty });
+  const server = createServer((req, res) => {
+    void ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
+      if (!handled) res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rm(empty, { recursive: true, force: true });
+  });
+  const { port } = server.address() as AddressInfo;
+  const response = await request(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
+  assert.equal(response.statusCode, 503);
+  assert.match(String(response.headers['content-type']), /^text\/html/);
+  assert.match(await response.body.text(), /npm run build/);
+});
