@@ -1,0 +1,50 @@
+import { serveParent } from './ipc.ts';
+import { startBare } from './contenders/bare.ts';
+import { startDirect } from './contenders/direct.ts';
+import { startGatewayContender } from './contenders/gateway.ts';
+import type { UpstreamSettings } from './contenders/settings.ts';
+import type { Served } from './http-wrapper.ts';
+import { startNaive } from './naive/gateway.ts';
+
+/**
+ * One contender in its own process, so `process.cpuUsage()` and the peak RSS are its own. The runner asks
+ * for `stats` over IPC before and after each measurement; nothing is added to the contender's HTTP server.
+ */
+const name = process.argv[2];
+const upstream: UpstreamSettings = {
+  baseUrl: process.env['BENCH_UPSTREAM_URL']!,
+  consumerKey: process.env['BENCH_UPSTREAM_KEY']!,
+  consumerSecret: process.env['BENCH_UPSTREAM_SECRET']!,
+  maxInFlight: Number(process.env['BENCH_UPSTREAM_MAX_IN_FLIGHT'] ?? 64),
+};
+
+let served: Served;
+switch (name) {
+  case 'gateway':
+    served = await startGatewayContender(upstream);
+    break;
+  case 'direct':
+    served = await startDirect(upstream);
+    break;
+  case 'naive':
+    served = await startNaive(upstream);
+    break;
+  case 'bare':
+    served = await startBare();
+    break;
+  default:
+    throw new Error(`unknown contender ${name}`);
+}
+
+serveParent({
+  stats: () => {
+    const cpu = process.cpuUsage();
+    return { cpuMicros: cpu.user + cpu.system, maxRssBytes: process.resourceUsage().maxRSS * 1024, rssBytes: process.memoryUsage.rss() };
+  },
+  close: async () => {
+    await served.close();
+    // Let the reply go out first; exiting normally also writes a --cpu-prof profile.
+    setImmediate(() => process.exit(0));
+  },
+});
+process.send?.({ type: 'ready', url: served.url });

@@ -1,0 +1,102 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EmulatorStore, startEmulator } from '../src/emulator/index.ts';
+import { serveParent } from './ipc.ts';
+import type { BenchSeed } from './scenarios.ts';
+
+/**
+ * The upstream of every contender: the project's emulator in its own process, so its CPU time counts
+ * against no contender. The runner drives it over IPC: injected latency, and the request log's length.
+ */
+
+const ACCOUNTS = 20;
+const TOKENS = 100;
+
+/**
+ * 20 accounts with sources, and 100 used top-level connect tokens spread over them (5 each), written as an
+ * emulator data file. The store's API makes each used top-level token create its own account, so the
+ * accounts those 100 uses create are dropped and each token is pointed at one of the 20 instead, through
+ * the data file format (`EMULATOR_DATA_FILE`) the emulator documents.
+ */
+async function writeSeed(file: string): Promise<BenchSeed> {
+  const store = await EmulatorStore.open({ seed: 'none', dataFile: file });
+  const accountIds: string[] = [];
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const email = `user${i}@bench.example.com`;
+    const account = store.createAccount({
+      email,
+      first_name: 'Bench',
+      last_name: `User ${i}`,
+      nb_messages: 1000 + i,
+      nb_files: 10 + i,
+      sources: [
+        { email, server: 'imap.bench.example.com', username: `user${i}` },
+        { email: `user${i}.alt@bench.example.org`, server: 'imap.bench.example.org', username: `user${i}.alt`, status: i % 3 === 0 ? 'INVALID_CREDENTIALS' : 'OK' },
+      ],
+    });
+    accountIds.push(account.id);
+    // Two account-level tokens, for the dashboard's `account.connectTokens`.
+    store.createConnectToken(account.id, { callback_url: 'http://127.0.0.1/callback', email });
+    store.createConnectToken(account.id, { callback_url: 'http://127.0.0.1/callback' });
+  }
+  const tokens: string[] = [];
+  for (let i = 0; i < TOKENS; i++) {
+    const token = store.createConnectToken(null, { callback_url: 'http://127.0.0.1/callback', email: `connect${i}@bench.example.com` }).token;
+    store.useConnectToken(token, {});
+    tokens.push(token);
+  }
+  await store.close();
+
+  const state = JSON.parse(await readFile(file, 'utf8')) as {
+    accounts: { id: string }[];
+    tokens: { token: string; account_id?: string; account_snapshot?: unknown }[];
+  };
+  const keep = new Set(accountIds);
+  state.accounts = state.accounts.filter((a) => keep.has(a.id));
+  const index = new Map(tokens.map((t, i) => [t, i]));
+  for (const record of state.tokens) {
+    const i = index.get(record.token);
+    if (i === undefined) continue;
+    record.account_id = accountIds[i % ACCOUNTS]!;
+    delete record.account_snapshot;
+  }
+  await writeFile(file, JSON.stringify(state));
+  return { accountIds, tokens };
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'contextio-bench-'));
+const dataFile = join(dir, 'emulator.json');
+const seed = await writeSeed(dataFile);
+const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile });
+let removeLatency: (() => void) | undefined;
+
+serveParent({
+  latency: (message) => {
+    removeLatency?.();
+    removeLatency = undefined;
+    const ms = Number(message['ms']);
+    if (ms > 0) removeLatency = emulator.addFault({ path: /^/, latencyMs: ms });
+  },
+  count: () => {
+    const statuses: Record<string, number> = {};
+    for (const entry of emulator.requests) statuses[entry.status] = (statuses[entry.status] ?? 0) + 1;
+    return { count: emulator.requests.length, peakInFlight: emulator.peakInFlight, statuses };
+  },
+  clear: () => {
+    emulator.clearRequests();
+    emulator.resetPeak();
+  },
+  close: async () => {
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+    setImmediate(() => process.exit(0));
+  },
+});
+process.send?.({
+  type: 'ready',
+  url: emulator.url,
+  consumerKey: emulator.consumerKey,
+  consumerSecret: emulator.consumerSecret,
+  seed,
+});

@@ -1,0 +1,93 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * Request/response over the IPC channel between the bench runner and its child processes (the emulator
+ * and each contender), so each child's CPU time and memory are its own and nothing is exposed over HTTP.
+ */
+
+export type Message = { type: string; id?: number } & Record<string, unknown>;
+export type Handler = (message: Message) => Promise<Record<string, unknown> | void> | Record<string, unknown> | void;
+
+/** Child side: answers each request with `{id, ...reply}` (or `{id, error}`), and reports `ready`. */
+export function serveParent(handlers: Record<string, Handler>): void {
+  process.on('message', (raw) => {
+    const message = raw as Message;
+    const handler = handlers[message.type];
+    Promise.resolve(handler ? handler(message) : Promise.reject(new Error(`unknown message ${message.type}`)))
+      .then((reply) => process.send?.({ ...(reply ?? {}), id: message.id }))
+      .catch((error: unknown) => process.send?.({ id: message.id, error: error instanceof Error ? error.stack : String(error) }));
+  });
+  // The runner going away takes the child with it.
+  process.on('disconnect', () => process.exit(0));
+}
+
+export interface Child {
+  readonly process: ChildProcess;
+  /** The `ready` message's payload. */
+  readonly ready: Message;
+  call(type: string, payload?: Record<string, unknown>): Promise<Message>;
+  /** Asks the child to close, then kills it if it lingers. */
+  stop(): Promise<void>;
+}
+
+/** Forks `file` (relative to bench/) under tsx and waits for its `{type: 'ready'}` message. */
+export async function startChild(file: string, args: string[], env: Record<string, string> = {}): Promise<Child> {
+  const execArgv = ['--import', 'tsx'];
+  // BENCH_CPU_PROF=<contender> profiles that contender's processes (node --cpu-prof) into bench/profiles/.
+  if (args[0] !== undefined && process.env['BENCH_CPU_PROF'] === args[0]) {
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./profiles/', import.meta.url))}`);
+  }
+  const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
+    execArgv,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>();
+  const ready = await new Promise<Message>((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`${file} ${args.join(' ')} exited (${code}) before it was ready`));
+    child.once('exit', onExit);
+    child.on('message', (raw) => {
+      const message = raw as Message;
+      if (message.type === 'ready') {
+        child.off('exit', onExit);
+        resolve(message);
+        return;
+      }
+      const waiter = message.id === undefined ? undefined : pending.get(message.id);
+      if (!waiter) return;
+      pending.delete(message.id!);
+      if (typeof message['error'] === 'string') waiter.reject(new Error(`${file}: ${message['error']}`));
+      else waiter.resolve(message);
+    });
+  });
+  child.on('exit', (code) => {
+    for (const waiter of pending.values()) waiter.reject(new Error(`${file} exited (${code})`));
+    pending.clear();
+  });
+  const call = (type: string, payload: Record<string, unknown> = {}): Promise<Message> => {
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      child.send({ ...payload, type, id });
+    });
+  };
+  return {
+    process: child,
+    ready,
+    call,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      try {
+        await call('close');
+      } catch {
+        // It may exit before answering.
+      }
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

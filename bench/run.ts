@@ -1,0 +1,308 @@
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import autocannon, { type Result } from 'autocannon';
+import { startChild, type Child } from './ipc.ts';
+import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
+
+/**
+ * `npm run bench`: every scenario against every contender, on one emulator with injected latency, all on
+ * loopback. Contenders and the emulator run in child processes; this process only generates load.
+ */
+
+const CONTENDERS = ['gateway', 'direct', 'naive', 'bare'] as const;
+type Contender = (typeof CONTENDERS)[number];
+const CONTENDER_LABEL: Record<Contender, string> = {
+  gateway: 'gateway',
+  direct: 'direct REST (floor)',
+  naive: 'naive Apollo + DataLoader',
+  bare: 'bare Apollo (constant)',
+};
+
+const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+/** Seconds of each measurement, and of the warm-up before it. */
+const DURATION_S = env('BENCH_DURATION', 5);
+const WARMUP_S = env('BENCH_WARMUP', 1);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 10);
+const LATENCIES_MS = [0, 20];
+/** Upstream latency while counting round trips: large against everything else an operation spends. */
+const PROBE_LATENCY_MS = 50;
+const PROBE_RUNS = 3;
+const MAX_IN_FLIGHT = 64;
+const ONLY = process.env['BENCH_ONLY']?.split(',');
+
+interface Row {
+  scenario: Scenario;
+  contender: Contender;
+  latencyMs: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  operations: number;
+  /** Upstream requests of one operation run alone; null for the bare contender (none by design). */
+  upstreamPerOp: number | null;
+  /** The same under load: the emulator's log delta over the operations completed. */
+  upstreamPerOpUnderLoad: number | null;
+  roundTrips: number | null;
+  cpuMicrosPerOp: number;
+  peakRssBytes: number;
+}
+
+const failures: string[] = [];
+const fail = (message: string) => {
+  failures.push(message);
+  console.error(`FAIL: ${message}`);
+};
+
+async function post(url: string, body: string): Promise<{ status: number; json: { data?: Record<string, unknown>; errors?: unknown[] }; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const json = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+  return { status: response.status, json, ms: performance.now() - started };
+}
+
+async function load(url: string, body: string, duration: number): Promise<Result> {
+  return await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    connections: CONNECTIONS,
+    duration,
+    // Any GraphQL error counts as a mismatch, and a mismatch fails the run.
+    verifyBody: (text) => !text.includes('"errors"'),
+  });
+}
+
+async function stats(child: Child) {
+  const reply = await child.call('stats');
+  return { cpuMicros: Number(reply['cpuMicros']), maxRssBytes: Number(reply['maxRssBytes']) };
+}
+
+async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
+  const upstreamEnv = {
+    BENCH_UPSTREAM_URL: String(emulator.ready['url']),
+    BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
+    BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
+    BENCH_UPSTREAM_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
+  };
+  const child = await startChild('./contender-child.ts', [contender], upstreamEnv);
+  const rows: Row[] = [];
+  try {
+    const base = String(child.ready['url']);
+    const url = contender === 'direct' ? `${base}/${scenario.id}` : base;
+    const body = JSON.stringify({ query: scenario.query, variables: scenario.variables(seed) });
+    const label = `${scenario.id} × ${contender}`;
+
+    // The answer must be right before it is timed.
+    const first = await post(url, body);
+    if (first.status !== 200 || first.json.errors || !first.json.data) {
+      fail(`${label}: HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 500)}`);
+      return rows;
+    }
+    const problem = scenario.check(first.json.data);
+    if (problem) {
+      fail(`${label}: wrong answer: ${problem}`);
+      return rows;
+    }
+    if (contender === 'gateway' || contender === 'naive') {
+      // Two GraphQL implementations of the same schema over the same data must answer the same.
+      const text = JSON.stringify(first.json.data);
+      const other = reference.get(scenario.id);
+      if (other === undefined) reference.set(scenario.id, text);
+      else if (other !== text) fail(`${label}: answer differs from the other GraphQL contender's:\n  ${text.slice(0, 300)}\n  ${other.slice(0, 300)}`);
+    }
+    for (let i = 0; i < 20; i++) await post(url, body);
+
+    let upstreamPerOp: number | null = null;
+    let roundTrips: number | null = null;
+    if (contender !== 'bare') {
+      await emulator.call('clear');
+      await post(url, body);
+      upstreamPerOp = Number((await emulator.call('count'))['count']);
+      const minimum = async () => {
+        let best = Infinity;
+        for (let i = 0; i < PROBE_RUNS; i++) best = Math.min(best, (await post(url, body)).ms);
+        return best;
+      };
+      const fast = await minimum();
+      await emulator.call('latency', { ms: PROBE_LATENCY_MS });
+      const slow = await minimum();
+      await emulator.call('latency', { ms: 0 });
+      roundTrips = Math.round((slow - fast) / PROBE_LATENCY_MS);
+    }
+
+    for (const latencyMs of contender === 'bare' ? [0] : LATENCIES_MS) {
+      await emulator.call('latency', { ms: latencyMs });
+      if (WARMUP_S > 0) await load(url, body, WARMUP_S);
+      await emulator.call('clear');
+      const before = await stats(child);
+      const result = await load(url, body, DURATION_S);
+      const after = await stats(child);
+      // Operations cut off at the end finish upstream meanwhile; their requests are few against the total.
+      await sleep(latencyMs * 3 + 100);
+      const upstream = await emulator.call('count');
+      const upstreamCount = Number(upstream['count']);
+      const statuses = upstream['statuses'] as Record<string, number>;
+      // Status 0: the operation was cut off when the load stopped and its upstream call cancelled with it.
+      const upstreamFailed = Object.entries(statuses).filter(([status]) => status !== '0' && !status.startsWith('2'));
+      if (upstreamFailed.length > 0) {
+        fail(`${label} at ${latencyMs} ms: the emulator answered ${upstreamFailed.map(([s, n]) => `${n} × ${s}`).join(', ')}`);
+      }
+      const operations = result.requests.total;
+      const broken = result.non2xx + result.errors + result.timeouts + result.mismatches;
+      if (broken > 0 || operations === 0) {
+        fail(
+          `${label} at ${latencyMs} ms: ${operations} operations, ${result.non2xx} non-2xx, ${result.errors} errors, ` +
+            `${result.timeouts} timeouts, ${result.mismatches} with GraphQL errors`,
+        );
+      }
+      rows.push({
+        scenario,
+        contender,
+        latencyMs,
+        rps: result.requests.average,
+        p50: result.latency.p50,
+        p99: result.latency.p99,
+        operations,
+        upstreamPerOp,
+        upstreamPerOpUnderLoad: contender === 'bare' ? null : upstreamCount / Math.max(1, operations),
+        roundTrips,
+        cpuMicrosPerOp: (after.cpuMicros - before.cpuMicros) / Math.max(1, operations),
+        peakRssBytes: after.maxRssBytes,
+      });
+      console.log(
+        `  ${label.padEnd(22)} ${String(latencyMs).padStart(2)} ms: ${result.requests.average.toFixed(0).padStart(6)} req/s, ` +
+          `p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, ${upstreamPerOp ?? '-'} upstream/op, ` +
+          `${roundTrips ?? '-'} round trips, ${((after.cpuMicros - before.cpuMicros) / Math.max(1, operations)).toFixed(0)} µs CPU/op`,
+      );
+    }
+    await emulator.call('latency', { ms: 0 });
+  } finally {
+    await child.stop();
+  }
+  return rows;
+}
+
+const fmt = (n: number | null, digits = 0) => (n === null ? '–' : n.toFixed(digits));
+const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
+
+function table(rows: Row[]): string {
+  const lines = [
+    '| scenario | contender | upstream latency | req/s | p50 ms | p99 ms | upstream req/op | round trips | CPU µs/op | peak RSS MiB |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const perOp = r.upstreamPerOp === null ? '–' : `${r.upstreamPerOp} (${fmt(r.upstreamPerOpUnderLoad, 1)})`;
+    lines.push(
+      `| ${r.scenario.title} | ${CONTENDER_LABEL[r.contender]} | ${r.latencyMs} ms | ${fmt(r.rps)} | ${r.p50} | ${r.p99} | ${perOp} | ${fmt(r.roundTrips)} | ${fmt(r.cpuMicrosPerOp)} | ${mib(r.peakRssBytes)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function targets(rows: Row[]): string {
+  const find = (scenario: Scenario['id'], contender: Contender, latencyMs: number) =>
+    rows.find((r) => r.scenario.id === scenario && r.contender === contender && r.latencyMs === latencyMs);
+  const lines = ['| target | measured | met |', '| --- | --- | :---: |'];
+  const add = (target: string, measured: string, met: boolean | undefined) =>
+    lines.push(`| ${target} | ${measured} | ${met === undefined ? 'n/a' : met ? 'yes' : '**no**'} |`);
+  for (const s of scenarios) {
+    const g = find(s.id, 'gateway', 0);
+    add(
+      `${s.title}: ${s.expected.requests} upstream requests in ${s.expected.roundTrips} round trip(s)`,
+      g ? `${g.upstreamPerOp} in ${g.roundTrips}` : 'not measured',
+      g && g.upstreamPerOp === s.expected.requests && g.roundTrips === s.expected.roundTrips,
+    );
+  }
+  const fan = find('fanout', 'gateway', 20);
+  add('fan-out p50 at 20 ms upstream latency ≤ 2 × 20 + 10 = 50 ms', fan ? `${fan.p50} ms` : 'not measured', fan && fan.p50 <= 50);
+  const g1 = find('account', 'gateway', 0);
+  const b1 = find('account', 'bare', 0);
+  const n1 = find('account', 'naive', 0);
+  add(
+    'scenario 1 at 0 ms: gateway CPU/op ≤ 1.5 × bare Apollo’s',
+    g1 && b1 ? `${fmt(g1.cpuMicrosPerOp)} µs vs ${fmt(b1.cpuMicrosPerOp)} µs (${(g1.cpuMicrosPerOp / b1.cpuMicrosPerOp).toFixed(2)} ×)` : 'not measured',
+    g1 && b1 && g1.cpuMicrosPerOp <= 1.5 * b1.cpuMicrosPerOp,
+  );
+  add(
+    'scenario 1 at 0 ms: gateway throughput ≥ 1.25 × naive’s',
+    g1 && n1 ? `${fmt(g1.rps)} vs ${fmt(n1.rps)} req/s (${(g1.rps / n1.rps).toFixed(2)} ×)` : 'not measured',
+    g1 && n1 && g1.rps >= 1.25 * n1.rps,
+  );
+  return lines.join('\n');
+}
+
+async function main() {
+  const started = new Date();
+  const loadBefore = loadavg();
+  const machine = {
+    cpus: availableParallelism(),
+    model: cpus()[0]?.model ?? 'unknown',
+    memory: `${(totalmem() / 1024 ** 3).toFixed(1)} GiB`,
+    node: process.version,
+  };
+  console.log(`bench: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`bench: ${DURATION_S} s per measurement after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, upstream latency ${LATENCIES_MS.join(' and ')} ms`);
+
+  const emulator = await startChild('./emulator-child.ts', ['emulator']);
+  const seed = emulator.ready['seed'] as BenchSeed;
+  const rows: Row[] = [];
+  try {
+    for (const scenario of scenarios) {
+      if (ONLY && !ONLY.includes(scenario.id)) continue;
+      console.log(scenario.title);
+      const reference = new Map<string, string>();
+      for (const contender of CONTENDERS) {
+        if (ONLY && process.env['BENCH_CONTENDERS'] && !process.env['BENCH_CONTENDERS'].split(',').includes(contender)) continue;
+        rows.push(...(await measure(emulator, scenario, contender, seed, reference)));
+      }
+    }
+  } finally {
+    await emulator.stop();
+  }
+
+  const loadAfter = loadavg();
+  const seconds = (Date.now() - started.getTime()) / 1000;
+  const report = [
+    '# Benchmark results',
+    '',
+    `Produced by \`npm run bench\` on ${started.toISOString()} in ${seconds.toFixed(0)} s. What each figure means and how it`,
+    'is measured: [README.md](README.md).',
+    '',
+    `- Machine: ${machine.cpus} CPUs (\`os.availableParallelism()\`), ${machine.model}, ${machine.memory} RAM`,
+    `- Node.js ${machine.node}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' / ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' / ')} after`,
+    `- Each figure: ${DURATION_S} s of load after ${WARMUP_S} s of warm-up, ${CONNECTIONS} connections, on loopback; the emulator,`,
+    '  each contender and the load generator in separate processes sharing the machine.',
+    '',
+    '## Targets (gateway)',
+    '',
+    targets(rows),
+    '',
+    '## All figures',
+    '',
+    'Upstream req/op: one operation alone (under load in brackets). Round trips: sequential upstream requests on',
+    `the critical path, from the time one operation takes at ${PROBE_LATENCY_MS} ms upstream latency. CPU and peak RSS: the`,
+    'contender process only.',
+    '',
+    table(rows),
+    '',
+  ].join('\n');
+  console.log(`\n${report}`);
+  if (failures.length > 0) {
+    console.error(`\nbench: ${failures.length} failure(s); bench/results.md left unchanged:\n- ${failures.join('\n- ')}`);
+    process.exit(1);
+  }
+  if (ONLY) {
+    console.log('bench: partial run (BENCH_ONLY): bench/results.md left unchanged');
+    return;
+  }
+  await writeFile(new URL('./results.md', import.meta.url), report);
+  console.log('bench: written to bench/results.md');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
