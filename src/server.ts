@@ -68,7 +68,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     schema: buildSchema(),
     includeStacktraceInErrorResponses: options.development,
     introspection: access.introspection,
-    status400ForVariableCoercionErrors: true,
+    // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
+    // main's handler mid-shutdown and the process never exits.
+    stopOnTerminationSignals: false,
     logger,
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
