@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'examples/**/dist/', 'examples/**/src/gql/', 'public/'] },
+  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'examples/**/dist/', 'examples/**/src/gql/', 'public/', 'test-results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
