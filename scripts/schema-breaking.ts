@@ -9,7 +9,9 @@ import { buildASTSchema, buildSchema as buildSchemaFromSdl, concatAST, parse } f
 import { loadTypeDefs, projectRoot } from '../src/schema.ts';
 
 const root = projectRoot();
-const releasesDir = join(root, 'releases');
+// `--releases <dir>` is for the script's own tests; the project's baseline is releases/.
+const dirArg = process.argv.indexOf('--releases');
+const releasesDir = dirArg > 0 && process.argv[dirArg + 1] ? process.argv[dirArg + 1]! : join(root, 'releases');
 const acceptedFile = join(releasesDir, 'ACCEPTED_BREAKING_CHANGES.md');
 
 const releases = readdirSync(releasesDir)

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { projectRoot } from '../../src/schema.ts';
+
+/**
+ * The breaking-change gate as a contributor meets it: against a release that had a field the schema no
+ * longer has, it fails and prints the line to add; with that line in ACCEPTED_BREAKING_CHANGES.md it passes.
+ */
+
+const root = projectRoot();
+
+function run(releasesDir: string) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'schema-breaking.ts'), '--releases', releasesDir], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  return { status: result.status, output: result.stdout + result.stderr };
+}
+
+test('the current schema has no unmarked breaking change against the last release', () => {
+  const { status, output } = run(join(root, 'releases'));
+  assert.equal(status, 0, output);
+});
+
+test('a removed field fails the check until it is listed as accepted', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // An older release 0.0.9 must be ignored in favour of the highest version.
+  copyFileSync(join(root, 'schema.graphql'), join(dir, '0.0.9.graphql'));
+  const released = readFileSync(join(root, 'schema.graphql'), 'utf8').replace('type Account {\n', 'type Account {\n  legacyField: String\n');
+  writeFileSync(join(dir, '0.1.0.graphql'), released);
+  writeFileSync(join(dir, 'ACCEPTED_BREAKING_CHANGES.md'), '# Accepted breaking schema changes\n\n## Since 0.1.0\n\n(none)\n');
+
+  const refused = run(dir);
+  assert.equal(refused.status, 1, refused.output);
+  assert.match(refused.output, /1 breaking change\(s\) since the 0\.1\.0 release/);
+  assert.match(refused.output, /- `FIELD_REMOVED Account\.legacyField`/);
+
+  writeFileSync(
+    join(dir, 'ACCEPTED_BREAKING_CHANGES.md'),
+    '# Accepted breaking schema changes\n\n## Since 0.1.0\n\n- `FIELD_REMOVED Account.legacyField` — never filled by the upstream.\n',
+  );
+  const accepted = run(dir);
+  assert.equal(accepted.status, 0, accepted.output);
+  assert.match(accepted.output, /1 accepted breaking/);
+});
