@@ -1,10 +1,16 @@
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
 import { fullAccount } from './Account.ts';
 
 export const Query: QueryResolvers = {
-  account: async (_, { id }, { api }) => fullAccount(await api.account(id)),
+  account: async (_, { id }, { api }, info) => {
+    // The account's token list needs only the id the caller gave: start it now, beside the account, so the
+    // two cost one round trip, not two. The field's own load then gets the same promise (or error).
+    if (selectsField(info, 'connectTokens')) api.connectTokens(id).catch(() => undefined);
+    return fullAccount(await api.account(id));
+  },
 
   accounts: async (_, { filter, first, after }, { api }) => {
     const size = pageSize(first);
@@ -45,3 +51,14 @@ export const Query: QueryResolvers = {
     };
   },
 };
+
+/** Whether the field being resolved selects `name` directly (through inline fragments and fragment spreads too). */
+function selectsField(info: GraphQLResolveInfo, name: string): boolean {
+  const visit = (set: SelectionSetNode | undefined): boolean =>
+    set?.selections.some((selection) => {
+      if (selection.kind === Kind.FIELD) return selection.name.value === name;
+      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
+      return visit(info.fragments[selection.name.value]?.selectionSet);
+    }) ?? false;
+  return info.fieldNodes.some((node) => visit(node.selectionSet));
+}

@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { codes, startStack, type Stack } from '../helpers/stack.ts';
+
+describe('queries against the emulator', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => stack.close());
+  beforeEach(() => {
+    stack.emulator.store.reset('none');
+    stack.emulator.clearRequests();
+  });
+
+  it('reads an account with camelCase fields, DateTime timestamps and null for unset ones', async () => {
+    const account = stack.emulator.store.createAccount({
+      email: 'jane@example.com',
+      first_name: 'Jane',
+      last_name: 'Doe',
+      username: 'jane_1',
+      created: 1_389_904_874,
+      nb_messages: 42,
+      nb_files: 7,
+      sources: [{ label: 'jane::imap.example.com', server: 'imap.example.com', username: 'jane', port: 993, use_ssl: true, status: 'OK' }],
+    });
+    const res = await stack.gql(
+      `query ($id: ID!) { account(id: $id) { id username createdAt suspendedAt passwordExpiredAt emailAddresses firstName lastName
+         messageCount fileCount sources { label email username server port useSsl type status authenticationType } } }`,
+      { id: account.id },
+    );
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.errors, undefined);
+    assert.deepEqual(res.body.data, {
+      account: {
+        id: account.id,
+        username: 'jane_1',
+        createdAt: '2014-01-16T20:41:14.000Z',
+        suspendedAt: null,
+        passwordExpiredAt: null,
+        emailAddresses: ['jane@example.com'],
+        firstName: 'Jane',
+        lastName: 'Doe',
+        messageCount: 42,
+        fileCount: 7,
+        sources: [
+          {
+            label: 'jane::imap.example.com',
+            email: account.sources[0]!.email ?? null,
+            username: 'jane',
+            server: 'imap.example.com',
+            port: 993,
+            useSsl: true,
+            type: 'imap',
+            status: 'OK',
+            authenticationType: account.sources[0]!.authentication_type ?? null,
+          },
+        ],
+      },
+    });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account.id}`]);
+  });
+
+  it('maps a source status it does not know to UNKNOWN instead of failing the response', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'x@example.com', sources: [{ label: 'x::a', status: 'SOMETHING_NEW' }] });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { sources { label status } } }`, { id: account.id });
+    assert.deepEqual(res.body.data, { account: { sources: [{ label: 'x::a', status: 'UNKNOWN' }] } });
+  });
+
+  it('answers an unknown account with NOT_FOUND and where the upstream said so', async () => {
+    const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } }`);
+    assert.equal(res.body.data?.['account'], null);
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+    assert.deepEqual(res.body.errors?.[0]?.extensions?.['upstream'], {
+      status: 404,
+      method: 'GET',
+      path: '/accounts/0123456789abcdef01234567',
+    });
+  });
+
+  it('pages through accounts with first+1 upstream items, opaque cursors and hasNextPage', async () => {
+    const ids = Array.from({ length: 5 }, (_, i) => stack.emulator.store.createAccount({ email: `u${i}@example.com` }).id);
+    const page = `query ($after: String) { accounts(first: 2, after: $after) {
+      edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`;
+    type Page = { accounts: { edges: { cursor: string; node: { id: string } }[]; nodes: { id: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+    const seen: string[] = [];
+    let after: string | null = null;
+    const pages: boolean[] = [];
+    for (;;) {
+      const res: Awaited<ReturnType<typeof stack.gql<Page>>> = await stack.gql<Page>(page, { after });
+      assert.equal(res.body.errors, undefined);
+      const conn = res.body.data!.accounts;
+      assert.deepEqual(conn.nodes, conn.edges.map((e) => e.node));
+      seen.push(...conn.nodes.map((n) => n.id));
+      pages.push(conn.pageInfo.hasNextPage);
+      if (!conn.pageInfo.hasNextPage) break;
+      after = conn.pageInfo.endCursor;
+    }
+    assert.deepEqual(seen, ids);
+    assert.deepEqual(pages, [true, true, false]);
+    const queries = stack.emulator.requests.map((r) => r.query);
+    assert.deepEqual(queries.map((q) => new URLSearchParams(q).get('limit')), ['3', '3', '3']);
+    assert.deepEqual(queries.map((q) => new URLSearchParams(q).get('offset')), ['0', '2', '4']);
+  });
+
+  it('asks for exactly 100 at first: 100 and calls a full page hasNextPage', async () => {
+    for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `p${i}@example.com` });
+    const res = await stack.gql<{ accounts: { nodes: unknown[]; pageInfo: { hasNextPage: boolean } } }>(
+      `{ accounts(first: 100) { nodes { id } pageInfo { hasNextPage } } }`,
+    );
+    assert.equal(res.body.data?.accounts.nodes.length, 100);
+    assert.equal(res.body.data?.accounts.pageInfo.hasNextPage, true);
+    assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('limit'), '100');
+  });
+
+  it('passes the account filter upstream', async () => {
+    stack.emulator.store.createAccount({ email: 'ok@example.com', sources: [{ label: 'a', status: 'OK' }] });
+    const bad = stack.emulator.store.createAccount({ email: 'bad@example.com', sources: [{ label: 'b', status: 'INVALID_CREDENTIALS' }] });
+    const res = await stack.gql(`{ accounts(filter: { status: INVALID_CREDENTIALS, statusOk: false }) { nodes { id } } }`);
+    assert.deepEqual(res.body.data, { accounts: { nodes: [{ id: bad.id }] } });
+    const query = new URLSearchParams(stack.emulator.requests[0]!.query);
+    assert.equal(query.get('status'), 'INVALID_CREDENTIALS');
+    assert.equal(query.get('status_ok'), '0');
+  });
+
+  for (const [name, query] of [
+    ['accounts first: 0', '{ accounts(first: 0) { nodes { id } } }'],
+    ['accounts first: 101', '{ accounts(first: 101) { nodes { id } } }'],
+    ['connectTokens first: -1', '{ connectTokens(first: -1) { nodes { token } } }'],
+    ['a cursor of another list', `{ accounts(after: "${Buffer.from('connectTokens:3').toString('base64url')}") { nodes { id } } }`],
+    ['a cursor that is not one', '{ connectTokens(after: "not-a-cursor") { nodes { token } } }'],
+    ['a status filter of UNKNOWN', '{ accounts(filter: { status: UNKNOWN }) { nodes { id } } }'],
+  ] as const) {
+    it(`refuses ${name} with BAD_USER_INPUT before any upstream call`, async () => {
+      const res = await stack.gql(query);
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    });
+  }
+
+  it('reads connect tokens, used and unused, and pages over the full list with one upstream call per operation', async () => {
+    const created = Math.floor(Date.now() / 1000) - 60;
+    const tokens = Array.from({ length: 3 }, (_, i) =>
+      stack.emulator.store.createConnectToken(null, { callback_url: `https://app.example.com/cb${i}`, email: `t${i}@example.com`, created }),
+    );
+    stack.emulator.store.useConnectToken(tokens[1]!.token, { email: 't1@example.com', server: 'imap.example.com', username: 't1' });
+    const res = await stack.gql<{ connectTokens: { nodes: Array<Record<string, unknown>>; pageInfo: { hasNextPage: boolean; endCursor: string } } }>(
+      `{ connectTokens(first: 2) { nodes { token email createdAt used usedAt expiresAt callbackUrl account { id emailAddresses } } pageInfo { hasNextPage endCursor } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const [first, second] = res.body.data!.connectTokens.nodes;
+    assert.equal(first!['token'], tokens[0]!.token);
+    assert.equal(first!['used'], false);
+    assert.equal(first!['usedAt'], null);
+    assert.equal(first!['expiresAt'], new Date((created + 86_400) * 1000).toISOString());
+    assert.equal(first!['account'], null);
+    assert.equal(second!['used'], true);
+    assert.equal(second!['expiresAt'], null);
+    assert.equal(typeof second!['usedAt'], 'string');
+    assert.deepEqual((second!['account'] as { emailAddresses: string[] }).emailAddresses, ['t1@example.com']);
+    assert.equal(res.body.data!.connectTokens.pageInfo.hasNextPage, true);
+    assert.deepEqual(stack.upstreamCalls(), ['GET /connect_tokens']);
+
+    const next = await stack.gql<{ connectTokens: { nodes: { token: string }[]; pageInfo: { hasNextPage: boolean } } }>(
+      `query ($after: String) { connectTokens(first: 2, after: $after) { nodes { token } pageInfo { hasNextPage } } }`,
+      { after: res.body.data!.connectTokens.pageInfo.endCursor },
+    );
+    assert.deepEqual(next.body.data, { connectTokens: { nodes: [{ token: tokens[2]!.token }], pageInfo: { hasNextPage: false } } });
+  });
+
+  it('reads one connect token, and an account’s own tokens through nested fields', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'own@example.com' });
+    const own = stack.emulator.store.createConnectToken(account.id, { callback_url: 'https://app.example.com/cb' });
+    const top = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/top' });
+    const res = await stack.gql(
+      `query ($id: ID!, $own: ID!, $top: ID!) {
+        connectToken(token: $top) { token callbackUrl }
+        account(id: $id) { connectTokens { token } connectToken(token: $own) { token callbackUrl } }
+      }`,
+      { id: account.id, own: own.token, top: top.token },
+    );
+    assert.deepEqual(res.body.data, {
+      connectToken: { token: top.token, callbackUrl: 'https://app.example.com/top' },
+      account: { connectTokens: [{ token: own.token }], connectToken: { token: own.token, callbackUrl: 'https://app.example.com/cb' } },
+    });
+    // The account's token list starts beside the account (it needs only the id) and primes the token
+    // loader: when it arrives before the nested connectToken(token) runs, that token costs no request of
+    // its own. Either way each resource is fetched at most once.
+    const calls = stack.upstreamCalls().sort();
+    const ownToken = `GET /accounts/${account.id}/connect_tokens/${own.token}`;
+    assert.deepEqual(calls.filter((call) => call !== ownToken), [
+      `GET /accounts/${account.id}`,
+      `GET /accounts/${account.id}/connect_tokens`,
+      `GET /connect_tokens/${top.token}`,
+    ].sort());
+    assert.ok(calls.filter((call) => call === ownToken).length <= 1);
+  });
+
+  it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'sib@example.com' });
+    const res = await stack.gql(`query ($id: ID!) { connectToken(token: "nope") { token } account(id: $id) { id } }`, { id: account.id });
+    assert.deepEqual(res.body.data, { connectToken: null, account: { id: account.id } });
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+  });
+});
