@@ -1,11 +1,13 @@
+import { emulatorOptionsFromEnv } from './emulator/config.ts';
+import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
   | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string }
-  /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process and use it. */
-  | { kind: 'embedded' };
+  /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process, with these settings, and use it. */
+  | { kind: 'embedded'; emulator: EmulatorOptions };
 
 export interface GatewayConfig extends AccessConfig {
   port: number;
@@ -59,7 +61,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
   if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${rawLevel}")`);
 
-  let upstream: UpstreamConfig = { kind: 'embedded' };
+  let upstream: UpstreamConfig | undefined;
   const baseUrl = read('CONTEXTIO_API_URL');
   const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
   const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
@@ -72,14 +74,17 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     if (consumerKey !== undefined && consumerSecret !== undefined) {
       upstream = { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret };
     }
-  } else if (consumerKey !== undefined || consumerSecret !== undefined) {
-    problems.push(
-      'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
-    );
+  } else {
+    if (consumerKey !== undefined || consumerSecret !== undefined) {
+      problems.push(
+        'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
+      );
+    }
+    upstream = { kind: 'embedded', emulator: emulatorOptionsFromEnv(env, 0, problems) };
   }
 
   const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems);
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || upstream === undefined) throw new ConfigError(problems);
   return {
     port,
     host,

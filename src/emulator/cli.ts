@@ -1,3 +1,4 @@
+import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv } from './config.ts';
 import { startEmulator } from './index.ts';
 
 /**
@@ -5,40 +6,21 @@ import { startEmulator } from './index.ts';
  * "The embedded emulator"). Prints one line on start; SIGINT/SIGTERM persist and exit 0.
  */
 
-const DEFAULT_SECRET = 'dev-secret';
-
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(1);
 }
 
-function readPort(raw: string | undefined): number {
-  if (raw === undefined || raw.trim() === '') return 4010;
-  const text = raw.trim();
-  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN;
-  if (!(port >= 0 && port <= 65_535)) fail(`EMULATOR_PORT must be an integer from 0 to 65535, got "${raw}"`);
-  return port;
-}
-
 async function main(): Promise<void> {
   const env = process.env;
-  const port = readPort(env.EMULATOR_PORT);
-  const seed = env.EMULATOR_SEED?.trim() || 'demo';
-  if (seed !== 'demo' && seed !== 'none') fail(`EMULATOR_SEED must be "demo" or "none", got "${seed}"`);
-  const consumerKey = env.EMULATOR_CONSUMER_KEY || 'dev-key';
-  const consumerSecret = env.EMULATOR_CONSUMER_SECRET || DEFAULT_SECRET;
-  const dataFile = env.EMULATOR_DATA_FILE?.trim() || undefined;
+  const problems: string[] = [];
+  const options = emulatorOptionsFromEnv(env, 4010, problems);
+  if (problems.length > 0) fail(problems.join('\n'));
+  const { port, consumerKey, consumerSecret } = options;
 
   let emulator;
   try {
-    emulator = await startEmulator({
-      port,
-      host: env.EMULATOR_HOST?.trim() || '127.0.0.1',
-      consumerKey,
-      consumerSecret,
-      seed,
-      ...(dataFile ? { dataFile } : {}),
-    });
+    emulator = await startEmulator(options);
   } catch (error) {
     const err = error as NodeJS.ErrnoException;
     if (err.code === 'EADDRINUSE') fail(`Context.IO emulator: port ${port} is already in use (set EMULATOR_PORT, 0 picks a free one)`);
@@ -46,7 +28,7 @@ async function main(): Promise<void> {
     fail(err.message);
   }
 
-  const shownSecret = consumerSecret === DEFAULT_SECRET ? DEFAULT_SECRET : '(hidden)';
+  const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
   process.stdout.write(`Context.IO emulator listening at ${emulator.url} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
 
   let stopping = false;

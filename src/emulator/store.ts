@@ -81,6 +81,12 @@ export interface ConnectInput {
   use_ssl?: boolean;
   /** Accepted and dropped: the emulator never connects to a mail server, so it never keeps passwords. */
   password?: string;
+  /**
+   * Store API only (the connect page never sets it): complete a top-level token by adding the source to
+   * this existing account instead of creating one, so tests and benchmarks can have many used tokens over
+   * few accounts, as an app whose users reconnect does.
+   */
+  existingAccountId?: string;
 }
 
 export interface ConnectResult {
@@ -481,7 +487,8 @@ export class EmulatorStore {
     const lastName = input.last_name?.trim() || record.last_name;
 
     let account: AccountRecord;
-    if (record.owner === null) {
+    const owner = record.owner ?? input.existingAccountId ?? null;
+    if (owner === null) {
       const created = this.createAccount({
         email,
         first_name: firstName ?? '',
@@ -490,9 +497,9 @@ export class EmulatorStore {
       });
       account = this.accounts.get(created.id)!;
     } else {
-      const owner = this.accounts.get(record.owner);
-      if (!owner) throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
-      account = owner;
+      const existing = this.accounts.get(owner);
+      if (!existing) throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
+      account = existing;
       this.addSourceRecord(account, sourceInput);
     }
     const source = account.sources[account.sources.length - 1]!;

@@ -33,7 +33,8 @@ export class RequestApi {
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
-  #tokenLists?: DataLoader<string | null, UpstreamConnectToken[], string | null>;
+  /** Keyed by account id, `''` standing for the top-level list: DataLoader keys cannot be null. */
+  #tokenLists?: DataLoader<string, UpstreamConnectToken[], string>;
 
   constructor(client: UpstreamClient, guard: AccessGuard, signal?: AbortSignal) {
     this.#client = client;
@@ -71,8 +72,8 @@ export class RequestApi {
   async connectTokens(accountId: string | null): Promise<UpstreamConnectToken[]> {
     if (accountId === null) this.#guard.requireAdmin('connectTokens');
     else this.#guard.requireAccount(accountId, 'connectTokens');
-    this.#tokenLists ??= resourceLoader((key: string | null) => this.#client.listConnectTokens(key, this.#signal));
-    const tokens = await this.#tokenLists.load(accountId);
+    this.#tokenLists ??= resourceLoader((key: string) => this.#client.listConnectTokens(key === '' ? null : key, this.#signal));
+    const tokens = await this.#tokenLists.load(accountId ?? '');
     const loader = this.#tokenLoader();
     for (const token of tokens) loader.prime({ accountId, token: token.token }, token);
     return tokens;
@@ -100,7 +101,7 @@ export class RequestApi {
   async createConnectToken(accountId: string | null, form: Params) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal);
-    this.#tokenLists?.clear(accountId);
+    this.#tokenLists?.clear(accountId ?? '');
     return result;
   }
 
@@ -108,7 +109,7 @@ export class RequestApi {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
     this.#tokens?.clear({ accountId, token });
-    this.#tokenLists?.clear(accountId);
+    this.#tokenLists?.clear(accountId ?? '');
     return result;
   }
 

@@ -1,79 +1,35 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
-import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
-import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
+import type { GatewayOptions } from '../../src/server.ts';
+import { codes, startStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 
 /** An HS256 secret of the length the configuration asks for. */
 export const SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
-export interface GqlResponse {
-  status: number;
-  headers: Headers;
-  body: {
-    data?: Record<string, unknown> | null;
-    errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }>;
-  };
-}
+export type GqlResponse = GraphQLResponse;
 
-export interface AuthStack {
-  emulator: Emulator;
-  gateway: Gateway;
+export interface AuthStack extends Omit<Stack, 'gql'> {
   /** Every log line the gateway wrote, to check that no token leaks into them. */
   logs: string[];
   /** POSTs an operation over HTTP, with `Authorization: Bearer <token>` when a token is given. */
   gql(query: string, token?: string, variables?: Record<string, unknown>): Promise<GqlResponse>;
-  /** Upstream requests since the last call, as `METHOD path`. */
-  upstreamCalls(): string[];
-  close(): Promise<void>;
 }
 
-/** The emulator (empty) and a gateway in front of it with the given access options, both on loopback. */
+/** The shared stack (empty emulator, gateway on loopback) with the given access options and a recorded log. */
 export async function startAuthStack(options: Partial<GatewayOptions> = {}): Promise<AuthStack> {
-  const emulator = await startEmulator({ port: 0, seed: 'none' });
   const logs: string[] = [];
   const logger: Logger = createLogger('debug', (line) => logs.push(line));
-  let gateway: Gateway;
-  try {
-    gateway = await startGateway({
-      port: 0,
-      host: '127.0.0.1',
-      upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret },
-      upstreamTimeoutMs: 5_000,
-      upstreamMaxInFlight: 16,
-      development: false,
-      logger,
-      ...options,
-    });
-  } catch (error) {
-    await emulator.close();
-    throw error;
-  }
+  const stack = await startStack({ gateway: { upstreamMaxInFlight: 16, logger, ...options } });
   return {
-    emulator,
-    gateway,
+    ...stack,
     logs,
-    async gql(query, token, variables) {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-      const response = await fetch(gateway.url, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
-      return { status: response.status, headers: response.headers, body: (await response.json()) as GqlResponse['body'] };
-    },
-    upstreamCalls() {
-      const calls = emulator.requests.map((r) => `${r.method} ${r.path}`);
-      emulator.clearRequests();
-      return calls;
-    },
-    async close() {
-      await gateway.close();
-      await emulator.close();
-    },
+    gql: (query, token, variables) => stack.gql(query, variables, token === undefined ? {} : { authorization: `Bearer ${token}` }),
   };
 }
 
-/** The `extensions.code` of every error of a response, in order. */
-export const codes = (response: GqlResponse): unknown[] => (response.body.errors ?? []).map((e) => e.extensions?.['code']);
+export { codes };
 
 /** A token signed HS256 with `secret` (default: {@link SECRET}), valid for an hour unless `exp` is given. */
 export function hsToken(claims: JWTPayload, secret: string | Uint8Array = SECRET): Promise<string> {

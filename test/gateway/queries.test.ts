@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
-import { codes, startStack, type Stack } from '../helpers/stack.ts';
+import { describe, it } from 'node:test';
+import { codes, useStack } from '../helpers/stack.ts';
 
 describe('queries against the emulator', () => {
-  let stack: Stack;
-  before(async () => {
-    stack = await startStack();
-  });
-  after(() => stack.close());
-  beforeEach(() => {
-    stack.emulator.store.reset('none');
-    stack.emulator.clearRequests();
-  });
+  const stack = useStack();
 
   it('reads an account with camelCase fields, DateTime timestamps and null for unset ones', async () => {
     const account = stack.emulator.store.createAccount({

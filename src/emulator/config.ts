@@ -1,0 +1,38 @@
+import type { EmulatorOptions } from './server.ts';
+
+/** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
+export const DEFAULT_CONSUMER_KEY = 'dev-key';
+export const DEFAULT_CONSUMER_SECRET = 'dev-secret';
+
+/**
+ * The emulator's settings from `EMULATOR_*` variables (CONTRACT.md, "The embedded emulator"), shared by
+ * `npm run emulator` (default port 4010) and the embedded one of `npm start` (default: a free port).
+ * Problems are pushed to `problems`, one line each naming the variable.
+ */
+export function emulatorOptionsFromEnv(
+  env: Record<string, string | undefined>,
+  defaultPort: number,
+  problems: string[],
+): EmulatorOptions {
+  const read = (name: string) => env[name]?.trim() || undefined;
+  const rawPort = read('EMULATOR_PORT');
+  let port = defaultPort;
+  if (rawPort !== undefined) {
+    port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
+    if (!(port >= 0 && port <= 65_535)) {
+      problems.push(`EMULATOR_PORT must be a whole number from 0 to 65535 (got "${rawPort}")`);
+      port = defaultPort;
+    }
+  }
+  const seed = read('EMULATOR_SEED') ?? 'demo';
+  if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got "${seed}")`);
+  const dataFile = read('EMULATOR_DATA_FILE');
+  return {
+    port,
+    host: read('EMULATOR_HOST') ?? '127.0.0.1',
+    consumerKey: read('EMULATOR_CONSUMER_KEY') ?? DEFAULT_CONSUMER_KEY,
+    consumerSecret: read('EMULATOR_CONSUMER_SECRET') ?? DEFAULT_CONSUMER_SECRET,
+    seed: seed === 'none' ? 'none' : 'demo',
+    ...(dataFile ? { dataFile } : {}),
+  };
+}

@@ -1,0 +1,50 @@
+import { ConfigError, loadConfig } from './config.ts';
+import { startEmulator, type Emulator } from './emulator/index.ts';
+import { createLogger } from './logger.ts';
+import { startGateway } from './server.ts';
+
+/**
+ * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
+ * the gateway, and an orderly shutdown on SIGTERM/SIGINT.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) console.error(`contextio-graphql: ${problem}`);
+    process.exit(1);
+  }
+  const logger = createLogger(config.logLevel);
+
+  let emulator: Emulator | undefined;
+  let upstream;
+  if (config.upstream.kind === 'remote') {
+    upstream = config.upstream;
+  } else {
+    emulator = await startEmulator(config.upstream.emulator);
+    upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
+    logger.info('CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url });
+  }
+
+  const gateway = await startGateway({ ...config, upstream, logger });
+  logger.info('gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    await gateway.close();
+    await emulator?.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  console.error(`contextio-graphql: failed to start: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { codes, useStack, type Stack } from '../helpers/stack.ts';
+
+/** 20 accounts, and 100 top-level tokens used by them in turn: 5 tokens per account. */
+function seedFanOut(stack: Stack): string[] {
+  const { store } = stack.emulator;
+  const ids = Array.from({ length: 20 }, (_, i) =>
+    store.createAccount({ email: `user${i}@example.com`, first_name: `User${i}`, username: `user${i}`, nb_messages: i }).id,
+  );
+  for (let i = 0; i < 100; i++) {
+    const token = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: `user${i % 20}@example.com` });
+    store.useConnectToken(token.token, { server: 'imap.example.com', username: `u${i}`, existingAccountId: ids[i % 20]! });
+  }
+  return ids;
+}
+
+describe('batching: each upstream resource once per operation', () => {
+  const stack = useStack();
+
+  it('answers the fields a used token embeds with no account request', async () => {
+    seedFanOut(stack);
+    stack.emulator.clearRequests();
+    const res = await stack.gql<{ connectTokens: { nodes: { account: { id: string; firstName: string } }[] } }>(
+      `{ connectTokens(first: 100) { nodes { token account { id firstName createdAt suspendedAt emailAddresses lastName sources { label } } } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    assert.equal(res.body.data!.connectTokens.nodes.length, 100);
+    assert.deepEqual(stack.upstreamCalls(), ['GET /connect_tokens']);
+  });
+
+  it('loads each distinct account once when a field the embed lacks is selected: 1 + 20 requests', async () => {
+    const ids = seedFanOut(stack);
+    // Latency makes requests that go out together visibly overlap at the emulator, even on a busy machine.
+    stack.emulator.addFault({ path: /^\/accounts\/[0-9a-f]{24}$/, latencyMs: 300 });
+    stack.emulator.clearRequests();
+    stack.emulator.resetPeak();
+    const res = await stack.gql<{ connectTokens: { nodes: { account: { id: string; username: string; messageCount: number } }[] } }>(
+      `{ connectTokens(first: 100) { nodes { account { id username messageCount } } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const accounts = res.body.data!.connectTokens.nodes.map((n) => n.account);
+    assert.equal(accounts.length, 100);
+    assert.ok(accounts.every((a) => a.username === `user${ids.indexOf(a.id)}` && a.messageCount === ids.indexOf(a.id)));
+    const calls = stack.upstreamCalls();
+    assert.equal(calls.length, 21);
+    assert.equal(calls[0], 'GET /connect_tokens');
+    assert.deepEqual(calls.slice(1).sort(), ids.map((id) => `GET /accounts/${id}`).sort());
+    // The 20 account requests went out together, not one after another.
+    assert.equal(stack.emulator.peakInFlight, 20);
+  });
+
+  it('fetches an account once for 30 aliases of the same account(id:)', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'alias@example.com' }).id;
+    stack.emulator.clearRequests();
+    const aliases = Array.from({ length: 30 }, (_, i) => `a${i}: account(id: $id) { id username }`).join('\n');
+    const res = await stack.gql(`query ($id: ID!) { ${aliases} }`, { id });
+    assert.equal(Object.keys(res.body.data ?? {}).length, 30);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+  });
+
+  it('fails only the field of an id that failed, and fetches the others concurrently', async () => {
+    const good = stack.emulator.store.createAccount({ email: 'good@example.com' }).id;
+    const broken = stack.emulator.store.createAccount({ email: 'broken@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${broken}`, status: 500 });
+    stack.emulator.clearRequests();
+    const res = await stack.gql(
+      `query ($good: ID!, $broken: ID!, $missing: ID!) {
+        good: account(id: $good) { id } broken: account(id: $broken) { id } missing: account(id: $missing) { id } }`,
+      { good, broken, missing: 'ffffffffffffffffffffffff' },
+    );
+    stack.emulator.clearFaults();
+    assert.deepEqual(res.body.data, { good: { id: good }, broken: null, missing: null });
+    const byPath = Object.fromEntries((res.body.errors ?? []).map((e) => [e.path?.[0], e.extensions?.['code']]));
+    assert.deepEqual(byPath, { broken: 'UPSTREAM_ERROR', missing: 'NOT_FOUND' });
+    assert.equal(stack.upstreamCalls().filter((c) => c === `GET /accounts/${good}`).length, 1);
+  });
+
+  it('primes the account loader with a listed page: nested full-account fields cost nothing more', async () => {
+    for (let i = 0; i < 3; i++) stack.emulator.store.createAccount({ email: `l${i}@example.com`, username: `l${i}` });
+    const listed = await stack.gql<{ accounts: { nodes: { id: string }[] } }>(`{ accounts(first: 3) { nodes { id } } }`);
+    const [first] = listed.body.data!.accounts.nodes;
+    stack.emulator.clearRequests();
+    const res = await stack.gql(
+      `query ($id: ID!) { accounts(first: 3) { nodes { username messageCount } } again: account(id: $id) { username } }`,
+      { id: first!.id },
+    );
+    assert.equal(res.body.errors, undefined);
+    // Both root fields start in the same tick, so the single account fetch may race the list; what must
+    // never happen is a request per listed account.
+    const calls = stack.upstreamCalls();
+    assert.ok(calls.filter((c) => c.startsWith('GET /accounts/')).length <= 1, calls.join(', '));
+    assert.equal(calls.filter((c) => c === 'GET /accounts').length, 1);
+  });
+
+  it('shares one token list between a connection and a nested lookup of the same account', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'n@example.com' }).id;
+    const token = stack.emulator.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' }).token;
+    stack.emulator.clearRequests();
+    const res = await stack.gql(
+      `query ($id: ID!) { account(id: $id) { connectTokens { token } again: connectTokens { token } } }`,
+      { id },
+    );
+    assert.equal(res.body.errors, undefined);
+    assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`].sort());
+    void token;
+    assert.deepEqual(codes(res), []);
+  });
+});

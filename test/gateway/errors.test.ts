@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { codes, startStack, useStack } from '../helpers/stack.ts';
+
+describe('upstream failures map to the contract’s codes', () => {
+  const stack = useStack({ gateway: { upstreamTimeoutMs: 3_000 } });
+  let id: string;
+  beforeEach(() => {
+    id = stack.emulator.store.createAccount({ email: 'e@example.com' }).id;
+    stack.emulator.clearRequests();
+  });
+
+  for (const [status, code] of [
+    [400, 'BAD_USER_INPUT'],
+    [402, 'FORBIDDEN'],
+    [403, 'FORBIDDEN'],
+    [404, 'NOT_FOUND'],
+    [429, 'RATE_LIMITED'],
+    [500, 'UPSTREAM_ERROR'],
+    [503, 'UPSTREAM_ERROR'],
+  ] as const) {
+    it(`upstream ${status} → ${code}, with the upstream's status, method and path, and no upstream body`, async () => {
+      stack.emulator.addFault({ path: `/accounts/${id}`, status, retryAfter: 0 });
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.equal(res.status, 200);
+      assert.deepEqual(res.body.data, { account: null });
+      assert.deepEqual(codes(res), [code]);
+      const error = res.body.errors![0]!;
+      assert.deepEqual(error.extensions?.['upstream'], { status, method: 'GET', path: `/accounts/${id}` });
+      assert.doesNotMatch(JSON.stringify(res.body), /injected fault|stacktrace/);
+    });
+  }
+
+  it('retries an idempotent read on 429/503 and succeeds when the upstream recovers', async () => {
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(res.body, { data: { account: { id } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`, `GET /accounts/${id}`]);
+  });
+
+  it('reports a body that is not the JSON expected as UPSTREAM_ERROR', async () => {
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 200 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+  });
+
+  it('reports an unreachable upstream as UPSTREAM_ERROR without crashing', async () => {
+    const { startGateway } = await import('../../src/server.ts');
+    const { silentLogger } = await import('../../src/logger.ts');
+    const dead = await startGateway({
+      port: 0,
+      host: '127.0.0.1',
+      upstream: { baseUrl: 'http://127.0.0.1:9/2.0', consumerKey: 'k', consumerSecret: 's' },
+      upstreamTimeoutMs: 2_000,
+      upstreamMaxInFlight: 4,
+      development: false,
+      logger: silentLogger,
+    });
+    try {
+      const response = await fetch(dead.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: '{ account(id: "0123456789abcdef01234567") { id } }' }),
+      });
+      const body = (await response.json()) as { errors: { extensions: { code: string; upstream: unknown } }[] };
+      assert.equal(body.errors[0]!.extensions.code, 'UPSTREAM_ERROR');
+      assert.deepEqual(body.errors[0]!.extensions.upstream, { status: null, method: 'GET', path: '/accounts/0123456789abcdef01234567' });
+    } finally {
+      await dead.close();
+    }
+  });
+});
+
+describe('the gateway’s own key refused upstream (401)', () => {
+  it('is UPSTREAM_ERROR, never UNAUTHENTICATED, and the secret appears nowhere', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const stack = await startStack({
+      gateway: { logger: createLogger('debug', (line) => lines.push(line)) },
+      emulator: { consumerSecret: 'the-real-secret' },
+    });
+    try {
+      // Point the gateway at the emulator with a wrong secret by starting a second gateway.
+      const { startGateway } = await import('../../src/server.ts');
+      const wrong = await startGateway({
+        port: 0,
+        host: '127.0.0.1',
+        upstream: { baseUrl: stack.emulator.url, consumerKey: stack.emulator.consumerKey, consumerSecret: 'a-wrong-secret-value' },
+        upstreamTimeoutMs: 2_000,
+        upstreamMaxInFlight: 4,
+        development: false,
+        logger: createLogger('debug', (line) => lines.push(line)),
+      });
+      try {
+        const response = await fetch(wrong.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ connectTokens { nodes { token } } }' }),
+        });
+        const text = await response.text();
+        const body = JSON.parse(text) as { errors: { extensions: { code: string; upstream: { status: number } } }[] };
+        assert.equal(body.errors[0]!.extensions.code, 'UPSTREAM_ERROR');
+        assert.equal(body.errors[0]!.extensions.upstream.status, 401);
+        assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')));
+        for (const output of [text, ...lines]) {
+          assert.doesNotMatch(output, /a-wrong-secret-value|the-real-secret|oauth_signature/);
+        }
+      } finally {
+        await wrong.close();
+      }
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('hostile ids stay one path segment', () => {
+  const stack = useStack();
+
+  for (const hostile of ['../connect_tokens', 'a/b?x=1', '%2e%2e', '%2F..%2F', 'x#frag', '.', '..', '']) {
+    it(`never reaches another upstream path with id ${JSON.stringify(hostile)}`, async () => {
+      stack.emulator.clearRequests();
+      const res = await stack.gql(
+        `query ($id: ID!) { account(id: $id) { id connectToken(token: $id) { token } } connectToken(token: $id) { token } }`,
+        { id: hostile },
+      );
+      assert.deepEqual(res.body.data, { account: null, connectToken: null });
+      const queries = stack.emulator.requests.map((r) => r.query);
+      const calls = stack.upstreamCalls();
+      if (['.', '..', ''].includes(hostile)) {
+        assert.deepEqual(codes(res), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
+        assert.deepEqual(calls, []);
+        return;
+      }
+      assert.deepEqual(codes(res), ['NOT_FOUND', 'NOT_FOUND']);
+      assert.equal(calls.length, 2);
+      for (const call of calls) {
+        // One encoded segment after the collection, and the emulator saw no query string.
+        assert.match(call, /^GET \/(accounts|connect_tokens)\/[^/?#]+$/);
+        assert.equal(decodeURIComponent(call.split('/').pop()!), hostile);
+      }
+      assert.deepEqual(queries, ['', '']);
+    });
+  }
+});

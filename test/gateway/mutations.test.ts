@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { codes, useStack } from '../helpers/stack.ts';
+
+describe('mutations: one upstream request each, payload fields loaded only when selected', () => {
+  const stack = useStack();
+
+  it('createConnectToken sends the form once and returns the redirect URL', async () => {
+    const res = await stack.gql<{ createConnectToken: { token: string; resourceUrl: string; browserRedirectUrl: string } }>(
+      `mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb", email: "new@example.com",
+         firstName: "New", sourceSyncFlags: true }) { token resourceUrl browserRedirectUrl } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const { token, resourceUrl, browserRedirectUrl } = res.body.data!.createConnectToken;
+    assert.equal(resourceUrl, `${stack.emulator.url}/connect_tokens/${token}`);
+    assert.equal(browserRedirectUrl, `${stack.emulator.origin}/connect/${token}`);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+    const stored = stack.emulator.store.getConnectToken(token);
+    assert.equal(stored?.email, 'new@example.com');
+    assert.equal(stored?.first_name, 'New');
+  });
+
+  it('loads the new token only when the payload selects it', async () => {
+    const res = await stack.gql<{ createConnectToken: { connectToken: { token: string; used: boolean; callbackUrl: string } } }>(
+      `mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token connectToken { token used callbackUrl } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const token = res.body.data!.createConnectToken.connectToken.token;
+    assert.deepEqual(res.body.data!.createConnectToken.connectToken, { token, used: false, callbackUrl: 'https://app.example.com/cb' });
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', `GET /connect_tokens/${token}`]);
+  });
+
+  it('createAccountConnectToken and deleteAccountConnectToken use the account’s path', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'owner@example.com' }).id;
+    const created = await stack.gql<{ createAccountConnectToken: { token: string; connectToken: { token: string } } }>(
+      `mutation ($id: ID!) { createAccountConnectToken(accountId: $id, input: { callbackUrl: "https://app.example.com/cb" }) { token connectToken { token } } }`,
+      { id },
+    );
+    assert.equal(created.body.errors, undefined);
+    const token = created.body.data!.createAccountConnectToken.token;
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}/connect_tokens`, `GET /accounts/${id}/connect_tokens/${token}`]);
+
+    const deleted = await stack.gql(`mutation ($id: ID!, $t: ID!) { deleteAccountConnectToken(accountId: $id, token: $t) { success token } }`, { id, t: token });
+    assert.deepEqual(deleted.body.data, { deleteAccountConnectToken: { success: true, token } });
+    assert.deepEqual(stack.upstreamCalls(), [`DELETE /accounts/${id}/connect_tokens/${token}`]);
+    assert.equal(stack.emulator.store.getConnectToken(token, id), undefined);
+  });
+
+  it('deleteConnectToken deletes a top-level token; a second delete is NOT_FOUND', async () => {
+    const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+    const query = `mutation ($t: ID!) { deleteConnectToken(token: $t) { success token } }`;
+    assert.deepEqual((await stack.gql(query, { t: token })).body.data, { deleteConnectToken: { success: true, token } });
+    const again = await stack.gql(query, { t: token });
+    assert.deepEqual(codes(again), ['NOT_FOUND']);
+    assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`, `DELETE /connect_tokens/${token}`]);
+  });
+
+  it('createAccount, updateAccount and deleteAccount change the upstream and return their payloads', async () => {
+    const created = await stack.gql<{ createAccount: { id: string; resourceUrl: string; account: { emailAddresses: string[]; firstName: string } } }>(
+      `mutation { createAccount(input: { email: "made@example.com", firstName: "Made" }) { id resourceUrl account { emailAddresses firstName } } }`,
+    );
+    assert.equal(created.body.errors, undefined);
+    const { id, resourceUrl, account } = created.body.data!.createAccount;
+    assert.equal(resourceUrl, `${stack.emulator.url}/accounts/${id}`);
+    assert.deepEqual(account, { emailAddresses: ['made@example.com'], firstName: 'Made' });
+    assert.deepEqual(stack.upstreamCalls(), ['POST /accounts', `GET /accounts/${id}`]);
+
+    const updated = await stack.gql(
+      `mutation ($id: ID!) { updateAccount(id: $id, input: { lastName: "Changed" }) { success account { firstName lastName } } }`,
+      { id },
+    );
+    assert.deepEqual(updated.body.data, { updateAccount: { success: true, account: { firstName: 'Made', lastName: 'Changed' } } });
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}`, `GET /accounts/${id}`]);
+
+    const deleted = await stack.gql(`mutation ($id: ID!) { deleteAccount(id: $id) { success id } }`, { id });
+    assert.deepEqual(deleted.body.data, { deleteAccount: { success: true, id } });
+    assert.deepEqual(stack.upstreamCalls(), [`DELETE /accounts/${id}`]);
+    assert.equal(stack.emulator.store.getAccount(id), undefined);
+  });
+
+  it('reads an account changed earlier in the same operation afresh', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'twice@example.com', first_name: 'Old' }).id;
+    const res = await stack.gql(
+      `mutation ($id: ID!) {
+        first: updateAccount(id: $id, input: { firstName: "Middle" }) { account { firstName } }
+        second: updateAccount(id: $id, input: { firstName: "New" }) { account { firstName } } }`,
+      { id },
+    );
+    assert.deepEqual(res.body.data, { first: { account: { firstName: 'Middle' } }, second: { account: { firstName: 'New' } } });
+  });
+
+  for (const [name, mutation] of [
+    ['a callback URL that is not http(s)', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
+    ['a relative callback URL', 'mutation { createConnectToken(input: { callbackUrl: "/cb" }) { token } }'],
+    ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
+    ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
+    ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],
+    ['an id that is a dot segment', 'mutation { deleteAccount(id: "..") { success } }'],
+  ] as const) {
+    it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
+      const res = await stack.gql(mutation);
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    });
+  }
+
+  it('never retries a POST the upstream failed', async () => {
+    stack.emulator.addFault({ method: 'POST', path: '/connect_tokens', status: 503, retryAfter: 0 });
+    const res = await stack.gql(`mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }`);
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+  });
+});

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { describe, it } from 'node:test';
+import { startEmulator } from '../../src/emulator/index.ts';
+
+interface Started {
+  lines: string[];
+  url: string;
+  stop(): Promise<number | null>;
+}
+
+/** Runs `src/main.ts` as `npm start` does (without the build step) and waits for its ready line. */
+async function startMain(env: Record<string, string>): Promise<Started> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env['PATH'] ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const ready = new Promise<string>((resolve, reject) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on('line', (line) => {
+        lines.push(line);
+        const match = /"graphql":"([^"]+)"/.exec(line);
+        if (match) resolve(match[1]!);
+      });
+    }
+    child.once('exit', (code) => reject(new Error(`exited ${code} before ready:\n${lines.join('\n')}`)));
+  });
+  const url = await ready;
+  return {
+    lines,
+    url,
+    async stop() {
+      child.kill('SIGTERM');
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code;
+    },
+  };
+}
+
+async function query(url: string, q: string) {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
+  return (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+}
+
+describe('npm start', () => {
+  it('without CONTEXTIO_API_URL serves GraphQL against the embedded emulator, says so once, and stops cleanly', async () => {
+    const started = await startMain({});
+    try {
+      assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 1);
+      const health = await fetch(new URL('/healthz', started.url));
+      assert.deepEqual(await health.json(), { status: 'ok' });
+      const result = await query(started.url, '{ accounts(first: 5) { nodes { id emailAddresses sources { label status } } } }');
+      assert.equal(result.errors, undefined);
+      assert.ok(((result.data!['accounts'] as { nodes: unknown[] }).nodes.length) > 0, 'demo data is seeded');
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
+  it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
+    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    const started = await startMain({
+      CONTEXTIO_API_URL: upstream.url,
+      CONTEXTIO_CONSUMER_KEY: 'remote-key',
+      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+    });
+    try {
+      upstream.store.createAccount({ email: 'remote@example.com' });
+      const result = await query(started.url, '{ accounts { nodes { emailAddresses } } }');
+      assert.deepEqual(result.data, { accounts: { nodes: [{ emailAddresses: ['remote@example.com'] }] } });
+      assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 0);
+      assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
+    } finally {
+      assert.equal(await started.stop(), 0);
+      await upstream.close();
+    }
+  });
+
+  it('refuses a bad configuration with one line per problem and exit code 1', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env['PATH'] ?? '', PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 1);
+    const lines = stderr.trim().split('\n');
+    assert.ok(lines.some((l) => l.includes('PORT')));
+    assert.ok(lines.some((l) => l.includes('CONTEXTIO_CONSUMER_KEY')));
+    assert.doesNotMatch(stderr, /hidden-value/);
+  });
+});

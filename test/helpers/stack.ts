@@ -1,0 +1,89 @@
+import { after, before, beforeEach } from 'node:test';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
+
+export interface GraphQLResponse<D = Record<string, unknown>> {
+  status: number;
+  headers: Headers;
+  body: { data?: D | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }> };
+}
+
+export interface Stack {
+  emulator: Emulator;
+  gateway: Gateway;
+  /** POSTs an operation to the gateway over HTTP, as a frontend would. */
+  gql<D = Record<string, unknown>>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<D>>;
+  /** The upstream requests made since the last call (or since start), as `METHOD path` strings. */
+  upstreamCalls(): string[];
+  close(): Promise<void>;
+}
+
+/**
+ * A real emulator and a real gateway pointed at it, both on loopback with free ports: the setup every
+ * integration test starts from. Upstream requests are counted from the emulator's own log.
+ */
+export async function startStack(
+  options: { emulator?: EmulatorOptions; gateway?: Partial<GatewayOptions> } = {},
+): Promise<Stack> {
+  const emulator = await startEmulator({ port: 0, seed: 'none', ...options.emulator });
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      port: 0,
+      host: '127.0.0.1',
+      upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret },
+      upstreamTimeoutMs: 5_000,
+      upstreamMaxInFlight: 64,
+      development: false,
+      logger: silentLogger,
+      ...options.gateway,
+    });
+  } catch (error) {
+    await emulator.close();
+    throw error;
+  }
+  return {
+    emulator,
+    gateway,
+    async gql<D>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<D>> {
+      const response = await fetch(gateway.url, {
+        signal: AbortSignal.timeout(30_000),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse<D>['body'] };
+    },
+    upstreamCalls() {
+      const calls = emulator.requests.map((r) => `${r.method} ${r.path}`);
+      emulator.clearRequests();
+      return calls;
+    },
+    async close() {
+      await gateway.close();
+      await emulator.close();
+    },
+  };
+}
+
+/** The `extensions.code` of each error, in order. */
+export const codes = (response: GraphQLResponse): unknown[] => (response.body.errors ?? []).map((e) => e.extensions?.['code']);
+
+/**
+ * One stack for a whole `describe`, reset before each test: empty store, no faults, no logged requests.
+ * The stack exists only once `before` has run, so what is returned stands in for it until then.
+ */
+export function useStack(options: Parameters<typeof startStack>[0] = {}): Stack {
+  let stack: Stack | undefined;
+  before(async () => {
+    stack = await startStack(options);
+  });
+  after(() => stack?.close());
+  beforeEach(() => {
+    stack!.emulator.store.reset('none');
+    stack!.emulator.clearFaults();
+    stack!.emulator.clearRequests();
+  });
+  return new Proxy({} as Stack, { get: (_, key) => Reflect.get(stack!, key) });
+}

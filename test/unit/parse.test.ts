@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseAccount, parseConnectToken, parseSuccess, ShapeError } from '../../src/upstream/parse.ts';
+
+const token = { token: 'abcdef0123456789', created: 1, used: 0, expires: 86_401, callback_url: 'https://a.example.com' };
+
+describe('tolerant parsing of upstream JSON', () => {
+  for (const [name, account] of [
+    ['{}', {}],
+    ['[]', []],
+    ['a bare id string', '52daabefcea6f9c35a4a0997'],
+    ['missing', undefined],
+  ] as const) {
+    it(`reads an unused token whose account is ${name} as having none`, () => {
+      assert.equal(parseConnectToken({ ...token, account }).account, null);
+    });
+  }
+
+  it('reads a used token: expires false, account embedded', () => {
+    const parsed = parseConnectToken({
+      ...token,
+      used: 5,
+      expires: false,
+      account: { id: 'x', created: 2, suspended: 0, email_addresses: ['a@b.c'], first_name: 'A', last_name: 'B', sources: [{ label: 'l' }] },
+    });
+    assert.equal(parsed.expires, false);
+    assert.equal(parsed.account?.id, 'x');
+    assert.deepEqual(parsed.account?.sources.map((s) => s.label), ['l']);
+  });
+
+  it('accepts success as a boolean or a string', () => {
+    assert.deepEqual(parseSuccess({ success: true }), { success: true });
+    assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
+    assert.deepEqual(parseSuccess({ success: 'false' }), { success: false });
+    assert.throws(() => parseSuccess({}), ShapeError);
+  });
+
+  it('leaves missing counts undefined instead of inventing them', () => {
+    const account = parseAccount({ id: 'x', created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [] });
+    assert.equal(account.nb_messages, undefined);
+    assert.equal(account.nb_files, undefined);
+  });
+
+  it('refuses what is not the shape expected', () => {
+    assert.throws(() => parseAccount([]), ShapeError);
+    assert.throws(() => parseAccount({ created: 1 }), ShapeError);
+    assert.throws(() => parseConnectToken('x'), ShapeError);
+  });
+});
