@@ -17,6 +17,13 @@ export interface GatewayConfig extends AccessConfig {
   upstreamTimeoutMs: number;
   /** Upstream requests in flight at once, per process; further ones queue. */
   upstreamMaxInFlight: number;
+  /** Deadline of a whole GraphQL operation. */
+  operationTimeoutMs: number;
+  /** How long a shutdown lets in-flight operations finish. */
+  shutdownGraceMs: number;
+  /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
+  breakerFailureThreshold: number;
+  breakerCooldownMs: number;
   logLevel: LogLevel;
   /** `NODE_ENV=development`: stack traces in error responses. */
   development: boolean;
@@ -56,6 +63,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const host = read('HOST') ?? '127.0.0.1';
   const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000);
   const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', 64, 1, 10_000);
+  const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', 30_000, 1, 600_000);
+  const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000);
+  const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', 5, 1, 1_000);
+  const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', 5_000, 1, 600_000);
 
   const rawLevel = read('LOG_LEVEL') ?? 'info';
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
@@ -91,6 +102,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     upstream,
     upstreamTimeoutMs,
     upstreamMaxInFlight,
+    operationTimeoutMs,
+    shutdownGraceMs,
+    breakerFailureThreshold,
+    breakerCooldownMs,
     logLevel,
     development: env['NODE_ENV'] === 'development',
     ...access,

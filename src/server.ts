@@ -10,7 +10,7 @@ import { codeOf, ErrorCode } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import type { Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
-import { UpstreamClient } from './upstream/client.ts';
+import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
 export interface GatewayOptions extends GatewayAccessOptions {
@@ -23,6 +23,13 @@ export interface GatewayOptions extends GatewayAccessOptions {
   logger: Logger;
   /** Largest request body accepted; larger ones get 413 before they are read whole. */
   maxBodyBytes?: number;
+  /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT. Default 30 s. */
+  operationTimeoutMs?: number;
+  /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
+  shutdownGraceMs?: number;
+  /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
+  breakerFailureThreshold?: number;
+  breakerCooldownMs?: number;
 }
 
 export interface Gateway {
@@ -30,7 +37,10 @@ export interface Gateway {
   readonly url: string;
   readonly origin: string;
   readonly httpServer: Server;
-  /** Stops accepting, lets in-flight operations finish, then closes the upstream pool. */
+  /**
+   * Stops accepting connections, lets in-flight operations finish within the grace period (then aborts
+   * them, so each still gets an answer), then closes the upstream pool.
+   */
   close(): Promise<void>;
 }
 
@@ -62,7 +72,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     timeoutMs: options.upstreamTimeoutMs,
     maxInFlight: options.upstreamMaxInFlight,
     logger,
+    ...(options.breakerFailureThreshold !== undefined ? { breakerFailureThreshold: options.breakerFailureThreshold } : {}),
+    ...(options.breakerCooldownMs !== undefined ? { breakerCooldownMs: options.breakerCooldownMs } : {}),
   });
+  const operationTimeoutMs = options.operationTimeoutMs ?? 30_000;
+  /** The operations being answered, to wait for (and at worst abort) on shutdown. */
+  const inFlight = new Set<AbortController>();
+  let shuttingDown = false;
 
   const apollo = new ApolloServer<GatewayContext>({
     schema: buildSchema(),
@@ -147,11 +163,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     }
 
-    // A client that goes away takes its upstream work with it.
+    // A client that goes away takes its upstream work with it, and so does the operation's deadline.
     const abort = new AbortController();
+    const deadline = setTimeout(() => abort.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
+    inFlight.add(abort);
     res.once('close', () => {
+      clearTimeout(deadline);
+      inFlight.delete(abort);
       if (!res.writableFinished) abort.abort();
     });
+    if (shuttingDown) res.setHeader('connection', 'close');
 
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {
@@ -195,10 +216,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     origin,
     httpServer,
     async close() {
-      await new Promise<void>((resolve) => {
-        httpServer.close(() => resolve());
-        httpServer.closeIdleConnections();
-      });
+      shuttingDown = true;
+      const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      httpServer.closeIdleConnections();
+      // Kept-alive connections would keep the server open: each answer from now on closes its connection.
+      const grace = setTimeout(() => {
+        if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
+        for (const operation of inFlight) operation.abort(new OperationDeadlineExceeded(options.shutdownGraceMs ?? 10_000));
+        // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
+        setTimeout(() => httpServer.closeAllConnections(), 1_000).unref();
+      }, options.shutdownGraceMs ?? 10_000);
+      grace.unref();
+      const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
+      await closed;
+      clearTimeout(grace);
+      clearInterval(idle);
       await apollo.stop();
       await client.close();
     },

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { CircuitBreaker } from './breaker.ts';
 import { authorizationHeader, encodeFormPairs, percentEncode, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import {
   listOf,
@@ -35,6 +36,20 @@ export interface UpstreamClientOptions {
   maxAttempts?: number;
   /** First retry delay; doubled each time, with full jitter. */
   retryBaseDelayMs?: number;
+  /** Consecutive "upstream down" failures that open the circuit. */
+  breakerFailureThreshold?: number;
+  /** How long an open circuit fails calls at once before it lets a probe through. */
+  breakerCooldownMs?: number;
+}
+
+/**
+ * The reason to abort a caller's signal with when the whole operation ran out of time: its upstream calls
+ * then fail as UPSTREAM_TIMEOUT, not as cancelled.
+ */
+export class OperationDeadlineExceeded extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`The operation did not complete within ${timeoutMs} ms`);
+  }
 }
 
 type Method = 'GET' | 'POST' | 'DELETE';
@@ -78,9 +93,16 @@ export class UpstreamClient {
   readonly #origin: string;
   readonly #basePath: string;
   readonly #options: Required<UpstreamClientOptions>;
+  readonly #breaker: CircuitBreaker;
 
   constructor(options: UpstreamClientOptions) {
-    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, ...options };
+    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, breakerFailureThreshold: 5, breakerCooldownMs: 5_000, ...options };
+    this.#breaker = new CircuitBreaker({
+      failureThreshold: this.#options.breakerFailureThreshold,
+      cooldownMs: this.#options.breakerCooldownMs,
+      onChange: (state) =>
+        (state === 'open' ? options.logger.error : options.logger.info)('upstream circuit breaker changed state', { state }),
+    });
     const url = new URL(options.baseUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
@@ -90,6 +112,11 @@ export class UpstreamClient {
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 120_000,
     });
+  }
+
+  /** `closed` while the upstream answers; `open` while calls fail fast; `half-open` while a probe is out. */
+  get breakerState() {
+    return this.#breaker.state;
   }
 
   /** Closes the pool's connections once the requests in it are done. */
@@ -197,6 +224,13 @@ export class UpstreamClient {
       let status: number;
       let text: string;
       let retryAfter: string | string[] | undefined;
+      if (!this.#breaker.tryAcquire()) {
+        throw this.#fail(
+          ErrorCode.UPSTREAM_ERROR,
+          `The upstream is failing; calls are paused for ${Math.ceil(this.#breaker.retryInMs() / 1000)} s (circuit open)`,
+          info,
+        );
+      }
       try {
         const headers: Record<string, string> = {
           authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
@@ -218,8 +252,17 @@ export class UpstreamClient {
         retryAfter = response.headers['retry-after'];
         text = await response.body.text();
       } catch (error) {
-        if (timedOut()) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
-        if (call.signal?.aborted) throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+        if (timedOut()) {
+          this.#breaker.recordFailure();
+          throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
+        }
+        if (call.signal?.aborted) {
+          this.#breaker.release();
+          const reason: unknown = call.signal.reason;
+          if (reason instanceof OperationDeadlineExceeded) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+        }
+        this.#breaker.recordFailure();
         const code = (error as { code?: string }).code;
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
           if (await this.#backoff(attempt, undefined, deadline, signal)) continue;
@@ -229,6 +272,9 @@ export class UpstreamClient {
       }
 
       info.status = status;
+      // 502/503/504 say the upstream (or what is in front of it) is down; a 500 is one request failing.
+      if (RETRYABLE_STATUS.has(status) && status !== 429) this.#breaker.recordFailure();
+      else this.#breaker.recordSuccess();
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
       if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, retryAfter, deadline, signal))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.

@@ -37,6 +37,8 @@ export async function startStack(
       upstreamMaxInFlight: 64,
       development: false,
       logger: silentLogger,
+      // Tests inject runs of upstream failures; only the breaker's own tests want it to trip.
+      breakerFailureThreshold: 1_000,
       ...options.gateway,
     });
   } catch (error) {

@@ -1,0 +1,74 @@
+/**
+ * A circuit breaker for the upstream as a whole. While the upstream is down, every call would wait for its
+ * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
+ * failures that say "down" (no connection, timeouts, 5xx), calls fail at once for `cooldownMs`. Then one
+ * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again.
+ */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+export interface BreakerOptions {
+  failureThreshold: number;
+  cooldownMs: number;
+  now?: () => number;
+  onChange?: (state: BreakerState) => void;
+}
+
+export class CircuitBreaker {
+  #state: BreakerState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+  #probing = false;
+  readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
+
+  constructor(options: BreakerOptions) {
+    this.#options = { now: Date.now, ...options };
+  }
+
+  get state(): BreakerState {
+    return this.#state;
+  }
+
+  /** Milliseconds until an open circuit lets a probe through; 0 when it is not open. */
+  retryInMs(): number {
+    return this.#state === 'open' ? Math.max(0, this.#openedAt + this.#options.cooldownMs - this.#options.now()) : 0;
+  }
+
+  /** Whether a call may go out now; a true answer in half-open state makes that call the probe. */
+  tryAcquire(): boolean {
+    if (this.#state === 'closed') return true;
+    if (this.#state === 'open') {
+      if (this.retryInMs() > 0) return false;
+      this.#set('half-open');
+    }
+    if (this.#probing) return false;
+    this.#probing = true;
+    return true;
+  }
+
+  /** The upstream answered (any status that is not a sign of it being down). */
+  recordSuccess(): void {
+    this.#failures = 0;
+    this.#probing = false;
+    if (this.#state !== 'closed') this.#set('closed');
+  }
+
+  /** The upstream looked down: no connection, a timeout, or a 5xx. */
+  recordFailure(): void {
+    this.#probing = false;
+    this.#failures += 1;
+    if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold)) {
+      this.#openedAt = this.#options.now();
+      this.#set('open');
+    }
+  }
+
+  /** A call given the go-ahead ended without telling anything about the upstream (e.g. the caller left). */
+  release(): void {
+    this.#probing = false;
+  }
+
+  #set(state: BreakerState): void {
+    this.#state = state;
+    this.#options.onChange?.(state);
+  }
+}

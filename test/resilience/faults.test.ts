@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { codes, startStack, useStack } from '../helpers/stack.ts';
+
+/** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
+async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('deadlines', () => {
+  const stack = useStack({ gateway: { upstreamTimeoutMs: 400 } });
+
+  it('answers a hanging upstream call with UPSTREAM_TIMEOUT while its siblings resolve', async () => {
+    const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;
+    const stuck = stack.emulator.store.createAccount({ email: 'stuck@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+    const res = await stack.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
+    assert.deepEqual(res.body.data, { ok: { id: ok }, stuck: null });
+    assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
+    assert.deepEqual(res.body.errors![0]!.extensions!['upstream'], { status: null, method: 'GET', path: `/accounts/${stuck}` });
+    // The hung request was abandoned upstream too, not left open.
+    await eventually(() => stack.emulator.inFlight === 0);
+  });
+
+  it('retries a 429 after its Retry-After and succeeds', async () => {
+    // Its own stack: a one-second Retry-After needs a deadline longer than this suite's 400 ms.
+    const slow = await startStack({ gateway: { upstreamTimeoutMs: 5_000 } });
+    try {
+      const account = slow.emulator.store.createAccount({ email: 'limited@example.com' }).id;
+      slow.emulator.addFault({ path: `/accounts/${account}`, status: 429, retryAfter: 1, times: 1 });
+      const res = await slow.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: account });
+      assert.deepEqual(res.body, { data: { account: { id: account } } });
+      assert.deepEqual(slow.upstreamCalls(), [`GET /accounts/${account}`, `GET /accounts/${account}`]);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('gives up retrying when Retry-After is past the deadline, as RATE_LIMITED', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'later@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 30 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(codes(res), ['RATE_LIMITED']);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+  });
+
+  it('bounds a whole operation by its own deadline', async () => {
+    const bounded = await startStack({ gateway: { upstreamTimeoutMs: 10_000, operationTimeoutMs: 300 } });
+    try {
+      const ok = bounded.emulator.store.createAccount({ email: 'a@example.com' }).id;
+      const stuck = bounded.emulator.store.createAccount({ email: 'b@example.com' }).id;
+      bounded.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+      const res = await bounded.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
+      assert.deepEqual(res.body.data, { ok: { id: ok }, stuck: null });
+      assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
+    } finally {
+      await bounded.close();
+    }
+  });
+
+  it('aborts the upstream work of a client that went away', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'gone@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+    const controller = new AbortController();
+    const request = fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await eventually(() => stack.emulator.inFlight === 1);
+    controller.abort();
+    await request;
+    await eventually(() => stack.emulator.inFlight === 0);
+  });
+});
+
+describe('writes are never duplicated', () => {
+  const stack = useStack();
+
+  for (const status of [500, 502, 503, 504]) {
+    it(`a POST answered ${status} reaches the upstream exactly once`, async () => {
+      const id = stack.emulator.store.createAccount({ email: 'w@example.com' }).id;
+      stack.emulator.clearRequests();
+      stack.emulator.addFault({ method: 'POST', path: `/accounts/${id}`, status, retryAfter: 0 });
+      const res = await stack.gql(`mutation ($id: ID!) { updateAccount(id: $id, input: { firstName: "X" }) { success } }`, { id });
+      assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+      assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}`]);
+    });
+  }
+
+  it('retries an idempotent DELETE on 503', async () => {
+    const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+    stack.emulator.addFault({ method: 'DELETE', path: `/connect_tokens/${token}`, status: 503, retryAfter: 0, times: 1 });
+    const res = await stack.gql(`mutation ($t: ID!) { deleteConnectToken(token: $t) { success } }`, { t: token });
+    assert.deepEqual(res.body.data, { deleteConnectToken: { success: true } });
+    assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`, `DELETE /connect_tokens/${token}`]);
+  });
+});
+
+describe('concurrency cap', () => {
+  it('never has more upstream requests in flight than the cap, however many fields ask', async () => {
+    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, maxAliases: 1_000, maxRootFields: 1_000, maxQueryCost: 100_000 } as never });
+    try {
+      const ids = Array.from({ length: 500 }, (_, i) => stack.emulator.store.createAccount({ email: `c${i}@example.com` }).id);
+      stack.emulator.addFault({ path: /^\/accounts\//, latencyMs: 10 });
+      stack.emulator.clearRequests();
+      stack.emulator.resetPeak();
+      const query = `{ ${ids.map((id, i) => `a${i}: account(id: "${id}") { id }`).join(' ')} }`;
+      const res = await stack.gql<Record<string, { id: string }>>(query);
+      assert.equal(res.body.errors, undefined);
+      assert.equal(Object.keys(res.body.data!).length, 500);
+      assert.equal(stack.upstreamCalls().length, 500);
+      assert.equal(stack.emulator.peakInFlight, 8);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('circuit breaker', () => {
+  it('fails fast while the upstream is down, then probes and closes when it recovers', async () => {
+    const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 300, upstreamTimeoutMs: 2_000 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'b@example.com' }).id;
+      const query = `query ($id: ID!) { account(id: $id) { id } }`;
+      stack.emulator.addFault({ path: /.*/, status: 503, retryAfter: 0 });
+      // A read makes up to 3 attempts, each a failure: the first operation opens the circuit.
+      const first = await stack.gql(query, { id });
+      assert.deepEqual(codes(first), ['UPSTREAM_ERROR']);
+      const callsWhileClosed = stack.upstreamCalls().length;
+      assert.ok(callsWhileClosed >= 1 && callsWhileClosed <= 3);
+
+      const fast = await stack.gql(query, { id });
+      assert.deepEqual(codes(fast), ['UPSTREAM_ERROR']);
+      assert.match(fast.body.errors![0]!.message, /circuit open/);
+      assert.deepEqual(stack.upstreamCalls(), [], 'an open circuit sends nothing upstream');
+
+      stack.emulator.clearFaults();
+      await new Promise((r) => setTimeout(r, 350));
+      const recovered = await stack.gql(query, { id });
+      assert.deepEqual(recovered.body, { data: { account: { id } } });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+      const again = await stack.gql(query, { id });
+      assert.deepEqual(again.body, { data: { account: { id } } });
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes the operations in flight, then refuses new connections', async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
+    const id = stack.emulator.store.createAccount({ email: 's@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, latencyMs: 300 });
+    const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    await eventually(() => stack.emulator.inFlight === 1);
+    const closing = stack.gateway.close();
+    const res = await pending;
+    assert.deepEqual(res.body, { data: { account: { id } } });
+    await closing;
+    await assert.rejects(fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' }));
+    await stack.emulator.close();
+  });
+
+  it('aborts what is still running after the grace period, still answering it', async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 200, upstreamTimeoutMs: 10_000 } });
+    const id = stack.emulator.store.createAccount({ email: 'h@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+    const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    await eventually(() => stack.emulator.inFlight === 1);
+    await Promise.all([stack.gateway.close(), pending.then((res) => assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']))]);
+    await stack.emulator.close();
+  });
+});

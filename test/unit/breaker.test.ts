@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { CircuitBreaker } from '../../src/upstream/breaker.ts';
+
+describe('circuit breaker states', () => {
+  const make = () => {
+    const clock = { now: 0 };
+    const changes: string[] = [];
+    const breaker = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 1_000, now: () => clock.now, onChange: (s) => changes.push(s) });
+    return { breaker, clock, changes };
+  };
+
+  it('opens after the threshold of consecutive failures, and a success in between resets the count', () => {
+    const { breaker } = make();
+    breaker.recordFailure();
+    breaker.recordFailure();
+    breaker.recordSuccess();
+    breaker.recordFailure();
+    breaker.recordFailure();
+    assert.equal(breaker.state, 'closed');
+    breaker.recordFailure();
+    assert.equal(breaker.state, 'open');
+    assert.equal(breaker.tryAcquire(), false);
+    assert.equal(breaker.retryInMs(), 1_000);
+  });
+
+  it('lets exactly one probe through after the cooldown; its success closes, its failure reopens', () => {
+    const { breaker, clock, changes } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    clock.now = 1_000;
+    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.state, 'half-open');
+    assert.equal(breaker.tryAcquire(), false, 'a second caller does not probe at the same time');
+    breaker.recordFailure();
+    assert.equal(breaker.state, 'open');
+    clock.now = 2_000;
+    assert.equal(breaker.tryAcquire(), true);
+    breaker.recordSuccess();
+    assert.equal(breaker.state, 'closed');
+    assert.equal(breaker.tryAcquire(), true);
+    assert.deepEqual(changes, ['open', 'half-open', 'open', 'half-open', 'closed']);
+  });
+
+  it('frees the probe slot when the probing call ends without a verdict', () => {
+    const { breaker, clock } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    clock.now = 1_000;
+    assert.equal(breaker.tryAcquire(), true);
+    breaker.release();
+    assert.equal(breaker.tryAcquire(), true);
+  });
+});
