@@ -34,12 +34,15 @@ function optionalString(o: Json, key: string): string | undefined {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
 }
 
+/** The largest Unix time in seconds that a JavaScript Date (hence a DateTime) can hold. */
+const MAX_UNIX_SECONDS = 8.64e12;
+
 /** Unix seconds; `0`, `false`, `null` or a missing field mean "not set" and stay `0`. */
 function timestamp(o: Json, key: string): number {
-  const value = o[key];
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
-  return 0;
+  const raw = o[key];
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : 0;
+  if (!Number.isFinite(value) || value < 0 || value > MAX_UNIX_SECONDS) throw new ShapeError(`${key} is not a Unix time`);
+  return value;
 }
 
 function optionalInt(o: Json, key: string): number | undefined {

@@ -45,5 +45,7 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseAccount([]), ShapeError);
     assert.throws(() => parseAccount({ created: 1 }), ShapeError);
     assert.throws(() => parseConnectToken('x'), ShapeError);
+    assert.throws(() => parseAccount({ id: 'x', created: 1e20 }), ShapeError);
+    assert.throws(() => parseConnectToken({ ...token, created: -5 }), ShapeError);
   });
 });

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RequestApi } from '../../src/loaders/request-api.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startStack } from '../helpers/stack.ts';
+
+/**
+ * A bug anywhere below a resolver must not reach a caller as anything but INTERNAL_SERVER_ERROR, and must
+ * be logged once, with the request id that ties the log line to the response. The bug is simulated by
+ * making one RequestApi method throw a TypeError for the length of a test.
+ */
+async function withBrokenAccountLookup(development: boolean, run: (ctx: Awaited<ReturnType<typeof setUp>>) => Promise<void>) {
+  const ctx = await setUp(development);
+  const original = RequestApi.prototype.account;
+  RequestApi.prototype.account = () => {
+    throw new TypeError('Cannot read properties of undefined (reading "secretInternalDetail")');
+  };
+  try {
+    await run(ctx);
+  } finally {
+    RequestApi.prototype.account = original;
+    await ctx.stack.close();
+  }
+}
+
+async function setUp(development: boolean) {
+  const lines: string[] = [];
+  const stack = await startStack({ gateway: { development, logger: createLogger('info', (line) => lines.push(line)) } });
+  return { stack, lines };
+}
+
+describe('unexpected errors', () => {
+  it('become INTERNAL_SERVER_ERROR with no detail, logged once with the request id', async () => {
+    await withBrokenAccountLookup(false, async ({ stack, lines }) => {
+      const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } connectTokens { nodes { token } } }`, {}, { 'x-request-id': 'req-hygiene-1' });
+      assert.equal(res.headers.get('x-request-id'), 'req-hygiene-1');
+      assert.deepEqual(res.body.data, { account: null, connectTokens: { nodes: [] } });
+      assert.deepEqual(res.body.errors, [
+        { message: 'Unexpected error.', locations: [{ line: 1, column: 3 }], path: ['account'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+      ]);
+      const logged = lines.filter((l) => l.includes('secretInternalDetail'));
+      assert.equal(logged.length, 1);
+      assert.match(logged[0]!, /"requestId":"req-hygiene-1"/);
+    });
+  });
+
+  it('carry the stack trace only in development mode', async () => {
+    await withBrokenAccountLookup(true, async ({ stack }) => {
+      const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } }`);
+      const error = res.body.errors![0]!;
+      assert.equal(error.extensions!['code'], 'INTERNAL_SERVER_ERROR');
+      assert.ok(Array.isArray(error.extensions!['stacktrace']));
+    });
+  });
+
+  it('an upstream timestamp no Date can hold is the upstream’s fault, not a crash', async () => {
+    const { stack } = await setUp(false);
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'future@example.com', created: 1e15 }).id;
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { createdAt } }`, { id });
+      assert.equal(res.body.errors?.[0]?.extensions?.['code'], 'UPSTREAM_ERROR');
+    } finally {
+      await stack.close();
+    }
+  });
+});
