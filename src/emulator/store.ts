@@ -9,40 +9,21 @@ import type {
   UpstreamSource,
 } from '../upstream/types.ts';
 
+export { SOURCE_STATUSES } from '../upstream/types.ts';
+
 /**
  * The emulator's in-memory state: accounts, their sources and connect tokens, with optional
  * persistence to one JSON file. Records are kept in an internal shape and rendered into the upstream
  * JSON types on the way out, so callers never hold references into the state.
  */
 
-/** The source statuses the reference lists. */
-export const SOURCE_STATUSES = [
-  'OK',
-  'INVALID_CREDENTIALS',
-  'CONNECTION_IMPOSSIBLE',
-  'NO_ACCESS_TO_ALL_MAIL',
-  'TEMP_DISABLED',
-  'DISABLED',
-] as const;
-
 /** Unused connect tokens are purged this long after creation (the reference says 24 hours). */
 export const CONNECT_TOKEN_TTL_SECONDS = 86_400;
 
 export type SeedName = 'demo' | 'none';
 
-export interface NewSource {
-  label?: string;
-  email?: string;
-  username?: string;
-  server?: string;
-  port?: number;
-  use_ssl?: boolean;
-  type?: string;
-  authentication_type?: string;
-  status?: string;
-  status_message?: string | null;
-  sync_period?: string;
-}
+/** A source to add: any upstream source field, the label included, may be left for the store to choose. */
+export type NewSource = Partial<Omit<UpstreamSource, 'resource_url'>>;
 
 export interface NewAccount {
   email: string;

@@ -1,13 +1,7 @@
 import type { SourceResolvers, SourceStatus } from '../generated/graphql.ts';
+import { SOURCE_STATUSES } from '../upstream/types.ts';
 
-const KNOWN_STATUSES: ReadonlySet<string> = new Set<SourceStatus>([
-  'OK',
-  'INVALID_CREDENTIALS',
-  'CONNECTION_IMPOSSIBLE',
-  'NO_ACCESS_TO_ALL_MAIL',
-  'TEMP_DISABLED',
-  'DISABLED',
-]);
+const KNOWN_STATUSES: ReadonlySet<string> = new Set<SourceStatus>(SOURCE_STATUSES);
 
 export const Source: SourceResolvers = {
   label: (s) => s.label,

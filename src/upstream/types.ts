@@ -4,14 +4,16 @@
  * The emulator produces exactly these shapes too.
  */
 
-/** A source status as the reference lists it; anything else the upstream sends is kept as a plain string. */
-export type UpstreamSourceStatus =
-  | 'OK'
-  | 'INVALID_CREDENTIALS'
-  | 'CONNECTION_IMPOSSIBLE'
-  | 'NO_ACCESS_TO_ALL_MAIL'
-  | 'TEMP_DISABLED'
-  | 'DISABLED';
+/** The source statuses the reference lists; the upstream may send others, kept as plain strings. */
+export const SOURCE_STATUSES = [
+  'OK',
+  'INVALID_CREDENTIALS',
+  'CONNECTION_IMPOSSIBLE',
+  'NO_ACCESS_TO_ALL_MAIL',
+  'TEMP_DISABLED',
+  'DISABLED',
+] as const;
+export type UpstreamSourceStatus = (typeof SOURCE_STATUSES)[number];
 
 export interface UpstreamSource {
   label: string;
