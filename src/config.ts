@@ -1,6 +1,7 @@
 import { emulatorOptionsFromEnv } from './emulator/config.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
+import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
 /** Where the gateway sends its REST calls. */
@@ -24,6 +25,10 @@ export interface GatewayConfig extends AccessConfig {
   /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
   breakerFailureThreshold: number;
   breakerCooldownMs: number;
+  /** `MAX_BODY_BYTES`: larger request bodies get 413. */
+  maxBodyBytes: number;
+  /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST` (docs/limits.md). */
+  operationLimits: OperationLimits;
   logLevel: LogLevel;
   /** `NODE_ENV=development`: stack traces in error responses. */
   development: boolean;
@@ -67,6 +72,13 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000);
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', 5, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', 5_000, 1, 600_000);
+  const maxBodyBytes = integer('MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024);
+  const operationLimits: OperationLimits = {
+    maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
+    maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
+    maxRootFields: integer('MAX_ROOT_FIELDS', DEFAULT_OPERATION_LIMITS.maxRootFields, 1, 100_000),
+    maxCost: integer('MAX_QUERY_COST', DEFAULT_OPERATION_LIMITS.maxCost, 1, 1_000_000_000),
+  };
 
   const rawLevel = read('LOG_LEVEL') ?? 'info';
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
@@ -106,6 +118,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     shutdownGraceMs,
     breakerFailureThreshold,
     breakerCooldownMs,
+    maxBodyBytes,
+    operationLimits,
     logLevel,
     development: env['NODE_ENV'] === 'development',
     ...access,

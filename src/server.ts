@@ -8,6 +8,8 @@ import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts'
 import { createContext, type GatewayContext } from './context.ts';
 import { codeOf, ErrorCode } from './errors.ts';
 import { createIde } from './ide/index.ts';
+import { parseGraphQLBody } from './limits/body.ts';
+import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
 import type { Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
 import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
@@ -23,6 +25,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   logger: Logger;
   /** Largest request body accepted; larger ones get 413 before they are read whole. */
   maxBodyBytes?: number;
+  /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
+  operationLimits?: Partial<OperationLimits>;
   /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT. Default 30 s. */
   operationTimeoutMs?: number;
   /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
@@ -90,6 +94,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
+      operationLimitsPlugin(resolveLimits(options.operationLimits), logger),
       {
         // Anything unexpected is logged here, once, with the request id that the masked error lacks.
         async requestDidStart() {
@@ -156,11 +161,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (text === undefined) {
         return sendJson(res, 413, graphqlError(`The request body exceeds ${maxBodyBytes} bytes`, 'PAYLOAD_TOO_LARGE'), { connection: 'close' });
       }
-      try {
-        body = JSON.parse(text);
-      } catch {
-        return sendJson(res, 400, graphqlError('The request body is not valid JSON', 'BAD_REQUEST'));
-      }
+      const parsed = parseGraphQLBody(text);
+      if (!parsed.ok) return sendJson(res, 400, graphqlError(parsed.message, 'BAD_REQUEST'));
+      body = parsed.body;
     }
 
     // A client that goes away takes its upstream work with it, and so does the operation's deadline.

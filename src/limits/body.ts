@@ -1,0 +1,27 @@
+/** A POST body read as a GraphQL request, or why it is not one (a message for a 400 answer). */
+export type ParsedBody = { ok: true; body: Record<string, unknown> } | { ok: false; message: string };
+
+const SHAPE = 'send one JSON object {"query": ..., "variables": ..., "operationName": ...}';
+
+/**
+ * Parses a POST body and refuses what Apollo would answer only vaguely ("POST body missing, invalid
+ * Content-Type, or JSON object has no keys."): an empty body, broken JSON, a batch, anything but an object.
+ */
+export function parseGraphQLBody(text: string): ParsedBody {
+  if (text.trim() === '') return { ok: false, message: `The request body is empty: ${SHAPE}` };
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    // V8's message names the position and quotes a few characters of the caller's own body: safe and useful.
+    const detail = error instanceof SyntaxError ? `: ${error.message.slice(0, 200)}` : '';
+    return { ok: false, message: `The request body is not valid JSON${detail}` };
+  }
+  if (Array.isArray(body)) {
+    // One request, one operation: a batch would slip many operations past the per-request limits at once.
+    return { ok: false, message: `Batched requests (a JSON array of operations) are not supported: ${SHAPE} per request` };
+  }
+  if (typeof body !== 'object' || body === null) return { ok: false, message: `The request body is not a JSON object: ${SHAPE}` };
+  if (Object.keys(body).length === 0) return { ok: false, message: `The request body has no query: ${SHAPE}` };
+  return { ok: true, body: body as Record<string, unknown> };
+}

@@ -1,0 +1,116 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, type DocumentNode, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
+import { ErrorCode } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { measureOperation, type OperationMeasure } from './measure.ts';
+
+export { COST, FULL_ACCOUNT_FIELDS, measureOperation, UPSTREAM_FIELDS, type OperationMeasure } from './measure.ts';
+
+/** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
+export interface OperationLimits {
+  /** `MAX_QUERY_DEPTH`: nesting of fields. */
+  maxDepth: number;
+  /** `MAX_ALIASES`: aliased fields in the operation, fragments expanded. */
+  maxAliases: number;
+  /** `MAX_ROOT_FIELDS`: distinct top-level fields. */
+  maxRootFields: number;
+  /** `MAX_QUERY_COST`: the estimated cost (docs/limits.md). */
+  maxCost: number;
+}
+
+/**
+ * Room for every query the tests, the benchmark and the example frontend send (the heaviest: a full page of
+ * 100 accounts, each with its connect tokens and sources, about 9,900), while one operation still cannot
+ * ask for much more than a thousand upstream requests.
+ */
+export const DEFAULT_OPERATION_LIMITS: Readonly<OperationLimits> = {
+  maxDepth: 12,
+  maxAliases: 100,
+  maxRootFields: 50,
+  maxCost: 10_000,
+};
+
+/** Which measure each limit bounds, and the setting that raises it, in the order they are checked. */
+const CHECKS = [
+  { limit: 'maxDepth', measure: 'depth', label: 'depth', setting: 'MAX_QUERY_DEPTH' },
+  { limit: 'maxAliases', measure: 'aliases', label: 'aliases', setting: 'MAX_ALIASES' },
+  { limit: 'maxRootFields', measure: 'rootFields', label: 'root fields', setting: 'MAX_ROOT_FIELDS' },
+  { limit: 'maxCost', measure: 'cost', label: 'estimated cost', setting: 'MAX_QUERY_COST' },
+] as const satisfies ReadonlyArray<{ limit: keyof OperationLimits; measure: keyof OperationMeasure; label: string; setting: string }>;
+
+/** The `QUERY_TOO_COMPLEX` error for the first limit the measure exceeds, or `undefined` when within all. */
+export function checkLimits(measure: OperationMeasure, limits: OperationLimits): GraphQLError | undefined {
+  for (const check of CHECKS) {
+    const value = measure[check.measure];
+    const maximum = limits[check.limit];
+    if (value > maximum) {
+      const shown = Number.isFinite(value) ? value : 'unbounded';
+      return new GraphQLError(`The operation is too complex: its ${check.label} is ${shown}, more than the maximum of ${maximum} (${check.setting}).`, {
+        // `http` sets the status of the response; Apollo strips it from the error before it is sent.
+        extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: check.setting, value: shown, maximum, http: { status: 400 } },
+      });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses an operation over the limits once Apollo has parsed, validated and picked it, before its context's
+ * resolvers run, so a refused operation never reaches the upstream.
+ *
+ * A plugin, not a validation rule: Apollo rewrites every validation error's code to
+ * GRAPHQL_VALIDATION_FAILED, and validation cannot see the variables a `first: $n` depends on. Apollo's
+ * document cache hands back the same document object for a repeated query, so measures that do not depend
+ * on variables are kept per document and operation, and a repeated query costs one map lookup.
+ */
+export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): ApolloServerPlugin<{ requestId: string }> {
+  const cache = new WeakMap<DocumentNode, Map<OperationDefinitionNode, OperationMeasure>>();
+  const measured = (
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Record<string, unknown> | undefined,
+  ): OperationMeasure => {
+    const known = cache.get(document)?.get(operation);
+    if (known) return known;
+    const measure = measureOperation(schema, document, operation, variables);
+    if (!measure.usesVariables) {
+      let operations = cache.get(document);
+      if (!operations) cache.set(document, (operations = new Map()));
+      operations.set(operation, measure);
+    }
+    return measure;
+  };
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ schema, document, operation, request, contextValue }) {
+          // No operation: Apollo answers that itself, before anything runs.
+          if (!operation) return;
+          const measure = measured(schema, document, operation, request.variables);
+          const refusal = checkLimits(measure, limits);
+          if (refusal) {
+            logger.info('operation refused as too complex', {
+              requestId: contextValue.requestId,
+              limit: refusal.extensions['limit'],
+              depth: measure.depth,
+              aliases: measure.aliases,
+              rootFields: measure.rootFields,
+              cost: measure.cost,
+            });
+            throw refusal;
+          }
+        },
+      };
+    },
+  };
+}
+
+/** The limits of one gateway: its overrides over the defaults. */
+export function resolveLimits(overrides: Partial<OperationLimits> | undefined): OperationLimits {
+  const limits = { ...DEFAULT_OPERATION_LIMITS };
+  for (const [name, value] of Object.entries(overrides ?? {}) as Array<[keyof OperationLimits, number | undefined]>) {
+    if (value !== undefined) limits[name] = value;
+  }
+  return limits;
+}

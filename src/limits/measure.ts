@@ -1,0 +1,224 @@
+import {
+  getNamedType,
+  getNullableType,
+  isCompositeType,
+  isListType,
+  Kind,
+  SchemaMetaFieldDef,
+  TypeMetaFieldDef,
+  TypeNameMetaFieldDef,
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLCompositeType,
+  type GraphQLField,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+  type SelectionSetNode,
+  type ValueNode,
+} from 'graphql';
+
+/**
+ * The weights of the cost estimate (see docs/limits.md for the formula). They are not settings: the limit
+ * `MAX_QUERY_COST` is the knob, the weights only say how fields compare.
+ */
+export const COST = {
+  /** Any field answered from what the gateway already holds. */
+  field: 1,
+  /** A field that costs (at worst) one upstream request. */
+  upstream: 10,
+  /** Assumed length of a list with no `first` (an account's sources and connect tokens). */
+  listSize: 10,
+  /** `first` when a connection is asked for without one: the schema's own default. */
+  pageSize: 20,
+} as const;
+
+/**
+ * Fields whose resolver makes an upstream request (besides every mutation field). Kept by name because the
+ * schema has no cost directive; test/resilience/limits.test.ts checks each still exists in the schema.
+ */
+export const UPSTREAM_FIELDS: ReadonlySet<string> = new Set([
+  'Query.account',
+  'Query.accounts',
+  'Query.connectToken',
+  'Query.connectTokens',
+  'Account.connectTokens',
+  'Account.connectToken',
+  'CreateConnectTokenPayload.connectToken',
+  'CreateAccountPayload.account',
+  'UpdateAccountPayload.account',
+]);
+
+/**
+ * Account fields a used connect token does not embed: selecting any of them under `ConnectToken.account`
+ * loads the full account, one request for all of them (the loader shares it), so it is charged once.
+ */
+export const FULL_ACCOUNT_FIELDS: ReadonlySet<string> = new Set([
+  'Account.username',
+  'Account.messageCount',
+  'Account.fileCount',
+  'Account.passwordExpiredAt',
+]);
+const TOKEN_ACCOUNT_FIELD = 'ConnectToken.account';
+
+/** What the operation limits are checked against. */
+export interface OperationMeasure {
+  /** Nesting of fields; `ofType` inside introspection does not count (it only unwraps list/non-null types). */
+  depth: number;
+  /** Aliased fields, each fragment counted every time it is spread. */
+  aliases: number;
+  /** Distinct response keys of the operation's root selection set. */
+  rootFields: number;
+  /** The estimated cost, see COST. */
+  cost: number;
+  /** Whether a `first` was read from a variable, so the measure holds only for these variable values. */
+  usesVariables: boolean;
+}
+
+interface SetMeasure {
+  cost: number;
+  depth: number;
+  aliases: number;
+  /** The set selects a field that a token's embedded account lacks. */
+  needsFullAccount: boolean;
+}
+
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, needsFullAccount: false };
+
+/**
+ * Measures one operation of a validated document. Each fragment is measured once per page size it is used
+ * with, so the work stays linear in the document even when fragments spread each other many times over.
+ */
+export function measureOperation(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> | undefined,
+): OperationMeasure {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  const memo = new Map<string, SetMeasure>();
+  let usesVariables = false;
+
+  const variableDefault = (name: string): ValueNode | undefined =>
+    operation.variableDefinitions?.find((d) => d.variable.name.value === name)?.defaultValue;
+
+  /** The page size a connection field asks for, as its resolver will see it (null and omitted: the default). */
+  const pageSizeOf = (node: FieldNode, schemaDefault: unknown): number => {
+    const fallback = typeof schemaDefault === 'number' ? schemaDefault : COST.pageSize;
+    let value = node.arguments?.find((a) => a.name.value === 'first')?.value;
+    if (value?.kind === Kind.VARIABLE) {
+      usesVariables = true;
+      const given = variables?.[value.name.value];
+      if (typeof given === 'number') return Math.max(0, given);
+      // A value of the wrong type fails coercion before any resolver runs; assume the default meanwhile.
+      if (given !== undefined) return fallback;
+      value = variableDefault(value.name.value);
+    }
+    return value?.kind === Kind.INT ? Math.max(0, Number(value.value)) : fallback;
+  };
+
+  const selectionSet = (type: GraphQLCompositeType, set: SelectionSetNode, pageSize: number | undefined): SetMeasure => {
+    const total = { ...EMPTY };
+    for (const selection of set.selections) {
+      let part: SetMeasure;
+      if (selection.kind === Kind.FIELD) {
+        part = field(type, selection, pageSize);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        const narrowed = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : type;
+        part = isCompositeType(narrowed) ? selectionSet(narrowed, selection.selectionSet, pageSize) : EMPTY;
+      } else {
+        part = fragment(selection.name.value, pageSize);
+      }
+      total.cost += part.cost;
+      total.depth = Math.max(total.depth, part.depth);
+      total.aliases += part.aliases;
+      total.needsFullAccount ||= part.needsFullAccount;
+    }
+    return total;
+  };
+
+  const fragment = (name: string, pageSize: number | undefined): SetMeasure => {
+    const key = `${name}\0${pageSize ?? ''}`;
+    const known = memo.get(key);
+    if (known) return known;
+    // Validation refuses fragment cycles; this entry only keeps a cycle from recursing if one slipped through.
+    memo.set(key, EMPTY);
+    const definition = fragments.get(name);
+    const type = definition && schema.getType(definition.typeCondition.name.value);
+    const measure = definition && isCompositeType(type) ? selectionSet(type, definition.selectionSet, pageSize) : EMPTY;
+    memo.set(key, measure);
+    return measure;
+  };
+
+  const field = (parent: GraphQLCompositeType, node: FieldNode, pageSize: number | undefined): SetMeasure => {
+    const name = node.name.value;
+    const key = `${parent.name}.${name}`;
+    const aliases = node.alias ? 1 : 0;
+    const definition = fieldDefinition(schema, parent, name);
+    // Introspection is answered from the in-memory schema: no upstream cost, but depth and aliases count.
+    const introspection = name.startsWith('__') || parent.name.startsWith('__');
+    const weight = introspection ? 0 : UPSTREAM_FIELDS.has(key) || parent === schema.getMutationType() ? COST.upstream : COST.field;
+    const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
+    const type = definition && getNamedType(definition.type);
+    if (!definition || !node.selectionSet || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, needsFullAccount };
+
+    const first = definition.args.find((a) => a.name === 'first');
+    const child = selectionSet(type, node.selectionSet, first ? pageSizeOf(node, first.defaultValue) : undefined);
+    const multiplier = isListType(getNullableType(definition.type)) ? (pageSize ?? COST.listSize) : 1;
+    const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
+    return {
+      cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
+      depth: (key === '__Type.ofType' ? 0 : 1) + child.depth,
+      aliases: aliases + child.aliases,
+      needsFullAccount,
+    };
+  };
+
+  const root = rootType(schema, operation);
+  const measure = root ? selectionSet(root, operation.selectionSet, undefined) : EMPTY;
+  return {
+    depth: measure.depth,
+    aliases: measure.aliases,
+    rootFields: root ? countRootFields(operation.selectionSet, fragments) : 0,
+    cost: measure.cost,
+    usesVariables,
+  };
+}
+
+function rootType(schema: GraphQLSchema, operation: OperationDefinitionNode): GraphQLCompositeType | undefined {
+  const type = schema.getRootType(operation.operation);
+  return type ?? undefined;
+}
+
+/** A field of a type, the introspection meta-fields included (they are not in `getFields()`). */
+function fieldDefinition(schema: GraphQLSchema, parent: GraphQLCompositeType, name: string): GraphQLField<unknown, unknown> | undefined {
+  if (name === TypeNameMetaFieldDef.name) return TypeNameMetaFieldDef;
+  if (parent === schema.getQueryType()) {
+    if (name === SchemaMetaFieldDef.name) return SchemaMetaFieldDef;
+    if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
+  }
+  return 'getFields' in parent ? parent.getFields()[name] : undefined;
+}
+
+/** Response keys at the root, through fragments; fields sharing a key are merged by execution, so count once. */
+function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): number {
+  const keys = new Set<string>();
+  const seen = new Set<string>();
+  const visit = (current: SelectionSetNode): void => {
+    for (const selection of current.selections) {
+      if (selection.kind === Kind.FIELD) keys.add((selection.alias ?? selection.name).value);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet);
+      else if (!seen.has(selection.name.value)) {
+        // A fragment adds the same keys however often it is spread.
+        seen.add(selection.name.value);
+        const definition = fragments.get(selection.name.value);
+        if (definition) visit(definition.selectionSet);
+      }
+    }
+  };
+  visit(set);
+  return keys.size;
+}

@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { startStack, useStack, type Stack } from '../helpers/stack.ts';
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The parsed body, when it is JSON. */
+  json: { errors?: Array<{ message: string; extensions?: Record<string, unknown> }>; data?: unknown } | undefined;
+}
+
+/** Sends anything at all to the gateway, as a misbehaving client would. */
+async function send(url: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(30_000), ...init });
+  const text = await response.text();
+  let json: Answer['json'];
+  try {
+    json = JSON.parse(text) as Answer['json'];
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json };
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const post = (stack: Stack, body: string, headers: Record<string, string> = JSON_HEADERS) =>
+  send(stack.gateway.url, { method: 'POST', headers, body });
+/** GET needs a header Apollo's CSRF protection accepts as proof the request is not a simple cross-site one. */
+const get = (stack: Stack, query: string) =>
+  send(`${stack.gateway.url}?query=${encodeURIComponent(query)}`, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+
+const firstError = (answer: Answer) => answer.json?.errors?.[0];
+
+/** Asserts a refusal with `status`, a GraphQL-shaped error with `code`, and a message matching `message`. */
+function assertRefused(answer: Answer, status: number, code: string, message: RegExp): void {
+  assert.equal(answer.status, status, answer.text);
+  assert.match(answer.headers.get('content-type') ?? '', /^application\/json/);
+  assert.equal(firstError(answer)?.extensions?.['code'], code);
+  assert.match(firstError(answer)!.message, message);
+}
+
+/** Whether a response body carries a stack trace: Apollo's `stacktrace` extension, or V8's "at file:line:col" frames. */
+const hasStackTrace = (text: string) => /stacktrace/i.test(text) || /\bat .+:\d+:\d+/.test(text);
+
+describe('HTTP hygiene', () => {
+  const stack = useStack();
+
+  it('answers a 2 MB body with 413 before reading it whole, and keeps serving', async () => {
+    const big = JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(2 * 1024 * 1024) } });
+    assertRefused(await post(stack, big), 413, 'PAYLOAD_TOO_LARGE', /exceeds 1048576 bytes/);
+    // The same without a Content-Length: the limit is counted as the body streams in.
+    const chunks = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 32; i++) controller.enqueue(new TextEncoder().encode('x'.repeat(64 * 1024)));
+        controller.close();
+      },
+    });
+    const streamed = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: chunks, duplex: 'half' } as RequestInit);
+    assertRefused(streamed, 413, 'PAYLOAD_TOO_LARGE', /exceeds/);
+    const after = await stack.gql('{ __typename }');
+    assert.deepEqual(after.body, { data: { __typename: 'Query' } });
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('answers malformed JSON with 400 and what is wrong with it', async () => {
+    assertRefused(await post(stack, '{"query": "{ __typename }"'), 400, 'BAD_REQUEST', /^The request body is not valid JSON: .+/);
+  });
+
+  it('answers an empty body, and JSON that is not an object, with 400', async () => {
+    assertRefused(await post(stack, ''), 400, 'BAD_REQUEST', /^The request body is empty: send one JSON object/);
+    assertRefused(await post(stack, '{}'), 400, 'BAD_REQUEST', /^The request body has no query/);
+    assertRefused(await post(stack, '"{ __typename }"'), 400, 'BAD_REQUEST', /^The request body is not a JSON object/);
+    assertRefused(await post(stack, 'null'), 400, 'BAD_REQUEST', /^The request body is not a JSON object/);
+  });
+
+  it('answers a body that is not JSON by its content type with 415', async () => {
+    const text = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'text/plain' });
+    assertRefused(text, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/json/);
+    const form = await post(stack, 'query=%7B__typename%7D', { 'content-type': 'application/x-www-form-urlencoded' });
+    assertRefused(form, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/json/);
+    // A charset parameter is fine.
+    const withCharset = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/json; charset=utf-8' });
+    assert.equal(withCharset.status, 200);
+  });
+
+  it('refuses a batch (a JSON array of operations) with 400 and runs none of it', async () => {
+    const batch = JSON.stringify([{ query: '{ accounts { nodes { id } } }' }, { query: '{ connectTokens { nodes { token } } }' }]);
+    assertRefused(await post(stack, batch), 400, 'BAD_REQUEST', /^Batched requests .* are not supported/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('answers methods /graphql does not serve with 405 and an Allow header', async () => {
+    const put = await send(stack.gateway.url, { method: 'PUT', headers: JSON_HEADERS, body: '{}' });
+    assertRefused(put, 405, 'METHOD_NOT_ALLOWED', /GET and POST/);
+    assert.equal(put.headers.get('allow'), 'GET, POST');
+    const del = await send(stack.gateway.url, { method: 'DELETE' });
+    assert.equal(del.status, 405);
+  });
+
+  it('refuses a mutation over GET with 405, runs queries over GET', async () => {
+    const mutation = await get(stack, 'mutation { deleteAccount(id: "0123456789abcdef01234567") { success } }');
+    assert.equal(mutation.status, 405);
+    assert.equal(mutation.headers.get('allow'), 'POST');
+    assert.match(firstError(mutation)!.message, /GET requests only support query operations/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    const query = await get(stack, '{ __typename }');
+    assert.deepEqual(query.json, { data: { __typename: 'Query' } });
+  });
+
+  it('answers an unknown path with 404', async () => {
+    const answer = await send(`${stack.gateway.origin}/graphql/extra`);
+    assert.equal(answer.status, 404);
+    assert.equal((await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' })).status, 404);
+  });
+
+  it('never shows a stack trace outside development, whatever goes wrong', async () => {
+    const answers = [
+      await post(stack, '{"query": '),
+      await post(stack, 'x'.repeat(2 * 1024 * 1024)),
+      await post(stack, '{}', { 'content-type': 'text/plain' }),
+      await post(stack, '[]'),
+      await send(stack.gateway.url, { method: 'PATCH' }),
+      await send(`${stack.gateway.origin}/nope`),
+      await get(stack, 'mutation { deleteAccount(id: "x") { success } }'),
+      await post(stack, JSON.stringify({ query: '{ nope }' })),
+      await post(stack, JSON.stringify({ query: '{ account(' })),
+      await post(stack, JSON.stringify({ query: '{ accounts(first: 0) { nodes { id } } }' })),
+      await post(stack, JSON.stringify({ query: '{ account(id: "0123456789abcdef01234567") { id } }' })),
+      await post(stack, JSON.stringify({ query: `{ ${Array.from({ length: 200 }, (_, i) => `a${i}: __typename`).join(' ')} }` })),
+      await post(stack, JSON.stringify({ query: 'query ($n: Int!) { accounts(first: $n) { nodes { id } } }', variables: { n: 'ten' } })),
+    ];
+    for (const answer of answers) {
+      assert.ok(answer.status >= 200, answer.text);
+      assert.ok(!hasStackTrace(answer.text), `stack trace in: ${answer.text.slice(0, 500)}`);
+    }
+  });
+});
+
+describe('HTTP settings', () => {
+  it('take the body limit from maxBodyBytes', async () => {
+    const small = await startStack({ gateway: { maxBodyBytes: 1024 } });
+    try {
+      const over = await post(small, JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(2048) } }));
+      assertRefused(over, 413, 'PAYLOAD_TOO_LARGE', /exceeds 1024 bytes/);
+      assert.equal((await small.gql('{ __typename }')).status, 200);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('include stack traces in development mode', async () => {
+    const dev = await startStack({ gateway: { development: true } });
+    try {
+      const invalid = await post(dev, JSON.stringify({ query: '{ nope }' }));
+      assert.equal(firstError(invalid)?.extensions?.['code'], 'GRAPHQL_VALIDATION_FAILED');
+      assert.ok(Array.isArray(firstError(invalid)?.extensions?.['stacktrace']));
+      assert.ok(hasStackTrace(invalid.text));
+    } finally {
+      await dev.close();
+    }
+  });
+});

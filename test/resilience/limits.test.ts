@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { getIntrospectionQuery } from 'graphql';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
+import { buildSchema } from '../../src/schema.ts';
+import { codes, startStack, useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
+
+/**
+ * A query nested exactly `depth` fields deep, through single objects only (a token, its account, one of
+ * that account's tokens, ...), so its cost stays small and only its depth can be refused.
+ */
+function deepQuery(depth: number): string {
+  const fields = ['connectToken(token: "t")'];
+  while (fields.length < depth - 1) fields.push(fields.length % 2 === 1 ? 'account' : 'connectToken(token: "t")');
+  const leaf = fields.length % 2 === 0 ? 'id' : 'token';
+  return `{ ${fields.map((f) => `${f} {`).join(' ')} ${leaf} ${'}'.repeat(fields.length)} }`;
+}
+
+/** The same nesting as `deepQuery`, each level below the root in its own named fragment. */
+function deepFragmentQuery(depth: number): string {
+  const fragments: string[] = [];
+  for (let level = 2; level < depth; level++) {
+    const onToken = level % 2 === 0;
+    const inner = level === depth - 1 ? (onToken ? 'id' : 'token') : `...L${level + 1}`;
+    const field = onToken ? 'account' : 'connectToken(token: "t")';
+    fragments.push(`fragment L${level} on ${onToken ? 'ConnectToken' : 'Account'} { ${field} { ${inner} } }`);
+  }
+  return `{ connectToken(token: "t") { ...L2 } } ${fragments.join('\n')}`;
+}
+
+/** Asserts a refusal for `limit`, naming the measured value, with nothing sent upstream. */
+function assertTooComplex(stack: Stack, res: GraphQLResponse, limit: string, value: number | 'unbounded'): void {
+  assert.equal(res.status, 400);
+  assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+  const [error] = res.body.errors!;
+  assert.equal(error!.extensions!['limit'], limit);
+  assert.equal(error!.extensions!['value'], value);
+  assert.match(error!.message, new RegExp(`is ${value}, more than the maximum of \\d+ \\(${limit}\\)`));
+  assert.equal(res.body.data, undefined);
+  assert.deepEqual(stack.upstreamCalls(), []);
+}
+
+describe('operation limits', () => {
+  const stack = useStack();
+
+  it('refuses a 40-level deep query before any upstream call', async () => {
+    assertTooComplex(stack, await stack.gql(deepQuery(40)), 'MAX_QUERY_DEPTH', 40);
+  });
+
+  it('counts depth through fragments', async () => {
+    assertTooComplex(stack, await stack.gql(deepFragmentQuery(40)), 'MAX_QUERY_DEPTH', 40);
+  });
+
+  it('allows a query at the depth limit', async () => {
+    const res = await stack.gql(deepQuery(DEFAULT_OPERATION_LIMITS.maxDepth));
+    // The token does not exist: what matters is that the operation ran.
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+  });
+
+  it('refuses 1,000 aliases', async () => {
+    const aliases = Array.from({ length: 1000 }, (_, i) => `a${i}: account(id: "${String(i).padStart(24, '0')}") { id }`).join(' ');
+    assertTooComplex(stack, await stack.gql(`{ ${aliases} }`), 'MAX_ALIASES', 1000);
+  });
+
+  it('counts aliases inside fragments each time the fragment is spread', async () => {
+    const many = Array.from({ length: 60 }, (_, i) => `f${i}: id`).join(' ');
+    const query = `{ a: account(id: "x") { ...Many } b: account(id: "y") { ...Many } } fragment Many on Account { ${many} }`;
+    assertTooComplex(stack, await stack.gql(query), 'MAX_ALIASES', 2 + 2 * 60);
+  });
+
+  it('refuses too many root fields', async () => {
+    const roots = Array.from({ length: 60 }, (_, i) => `r${i}: __typename`).join(' ');
+    assertTooComplex(stack, await stack.gql(`{ ${roots} }`), 'MAX_ROOT_FIELDS', 60);
+  });
+
+  it('refuses first: 1000 on a list nested under it by cost, with no upstream call', async () => {
+    const res = await stack.gql(`{ accounts(first: 1000) { nodes { id connectTokens { token } } } }`);
+    assertTooComplex(stack, res, 'MAX_QUERY_COST', 11 + 1000 * (1 + 10 + 10 * 1));
+  });
+
+  it('leaves a flat first: 1000 to the argument check: BAD_USER_INPUT, still with no upstream call', async () => {
+    const res = await stack.gql(`{ accounts(first: 1000) { nodes { id } } }`);
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('refuses nested lists whose cost multiplies, every first legal', async () => {
+    const res = await stack.gql(`{ connectTokens(first: 100) { nodes { account { connectTokens { account { connectTokens { token } } } } } } }`);
+    assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+    assert.equal(res.body.errors![0]!.extensions!['limit'], 'MAX_QUERY_COST');
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('reads first from variables, their defaults included, so one document can pass or be refused', async () => {
+    const query = `query ($n: Int = 100) { accounts(first: $n) { nodes { connectTokens { account { username } } } } }`;
+    // Cost 11 + n × 130: the full-account field loads each token's account, 10 tokens assumed per account.
+    assertTooComplex(stack, await stack.gql(query), 'MAX_QUERY_COST', 11 + 100 * 130);
+    assertTooComplex(stack, await stack.gql(query, { n: 100 }), 'MAX_QUERY_COST', 11 + 100 * 130);
+    const small = await stack.gql(query, { n: 10 });
+    assert.deepEqual(small.body, { data: { accounts: { nodes: [] } } });
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+    // The measure of the small run is not reused for the large one.
+    assertTooComplex(stack, await stack.gql(query, { n: 100 }), 'MAX_QUERY_COST', 11 + 100 * 130);
+  });
+
+  it('refuses the same way over GET', async () => {
+    const url = `${stack.gateway.url}?query=${encodeURIComponent(deepQuery(40))}`;
+    const response = await fetch(url, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+    assert.equal(response.status, 400);
+    const body = (await response.json()) as GraphQLResponse['body'];
+    assert.deepEqual(codes({ status: 400, headers: response.headers, body }), ['QUERY_TOO_COMPLEX']);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('lets legitimate queries through: the benchmark fan-out, 30 aliases, fragments, introspection', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'legit@example.com', username: 'legit' }).id;
+    const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'legit@example.com' }).token;
+    stack.emulator.store.useConnectToken(token, { server: 'imap.example.com', username: 'u', existingAccountId: id });
+
+    const fanOut = await stack.gql<{ connectTokens: { nodes: unknown[] } }>(
+      `{ connectTokens(first: 100) { nodes { token account { username messageCount } } } }`,
+    );
+    assert.equal(fanOut.body.errors, undefined);
+    assert.equal(fanOut.body.data!.connectTokens.nodes.length, 1);
+
+    const aliases = Array.from({ length: 30 }, (_, i) => `a${i}: account(id: $id) { id username }`).join(' ');
+    const aliased = await stack.gql(`query ($id: ID!) { ${aliases} }`, { id });
+    assert.equal(aliased.body.errors, undefined);
+    assert.equal(Object.keys(aliased.body.data!).length, 30);
+
+    const fragments = await stack.gql(
+      `query ($id: ID!) { account(id: $id) { ...Card connectTokens { ...Token } } }
+       fragment Card on Account { id ... on Account { firstName emailAddresses } sources { label } }
+       fragment Token on ConnectToken { token used account { ...Card username } }`,
+      { id },
+    );
+    assert.equal(fragments.body.errors, undefined);
+
+    const admin = await stack.gql(
+      `{ accounts(first: 100) { nodes { id username emailAddresses messageCount fileCount sources { label email status useSsl } connectTokens { token used createdAt expiresAt } } } }`,
+    );
+    assert.equal(admin.body.errors, undefined);
+
+    // GraphiQL's introspection query nests ofType seven levels deep: it only unwraps types, so it adds no depth.
+    const introspection = await stack.gql(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, schemaDescription: true }));
+    assert.equal(introspection.body.errors, undefined);
+  });
+});
+
+describe('operation limits per gateway', () => {
+  it('are overridable per instance: tighter, or raised for an operation the defaults refuse', async () => {
+    const tight = await startStack({ gateway: { operationLimits: { maxDepth: 3 } } });
+    try {
+      const res = await tight.gql(`{ connectToken(token: "t") { account { connectTokens { token } } } }`);
+      assertTooComplex(tight, res, 'MAX_QUERY_DEPTH', 4);
+    } finally {
+      await tight.close();
+    }
+    const raised = await startStack({ gateway: { operationLimits: { maxAliases: 1000, maxRootFields: 1000, maxCost: 100_000 } } });
+    try {
+      const aliases = Array.from({ length: 500 }, (_, i) => `a${i}: account(id: "${String(i).padStart(24, '0')}") { id }`).join(' ');
+      const res = await raised.gql(`{ ${aliases} }`);
+      // Unknown ids: each alias ran and failed on its own.
+      assert.equal(res.status, 200);
+      assert.equal(res.body.errors!.length, 500);
+      assert.ok(codes(res).every((code) => code === 'NOT_FOUND'));
+      assert.equal(raised.upstreamCalls().length, 500);
+    } finally {
+      await raised.close();
+    }
+  });
+});
+
+describe('limit settings', () => {
+  it('default when unset and read MAX_QUERY_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_QUERY_COST, MAX_BODY_BYTES', () => {
+    assert.deepEqual(loadConfig({}).operationLimits, DEFAULT_OPERATION_LIMITS);
+    assert.equal(loadConfig({}).maxBodyBytes, 1024 * 1024);
+    const config = loadConfig({ MAX_QUERY_DEPTH: '20', MAX_ALIASES: '500', MAX_ROOT_FIELDS: '500', MAX_QUERY_COST: '50000', MAX_BODY_BYTES: '2048' });
+    assert.deepEqual(config.operationLimits, { maxDepth: 20, maxAliases: 500, maxRootFields: 500, maxCost: 50_000 });
+    assert.equal(config.maxBodyBytes, 2048);
+  });
+
+  it('refuse malformed values with one line per problem', () => {
+    assert.throws(
+      () => loadConfig({ MAX_QUERY_DEPTH: 'deep', MAX_ALIASES: '-1', MAX_ROOT_FIELDS: '0', MAX_QUERY_COST: '1e6', MAX_BODY_BYTES: '10' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const names = ['MAX_QUERY_DEPTH', 'MAX_ALIASES', 'MAX_ROOT_FIELDS', 'MAX_QUERY_COST', 'MAX_BODY_BYTES'];
+        assert.deepEqual(error.problems.map((p) => names.find((n) => p.startsWith(`${n} `))).sort(), [...names].sort());
+        return true;
+      },
+    );
+  });
+
+  it('weigh only fields that exist in the schema', () => {
+    const schema = buildSchema();
+    for (const name of [...UPSTREAM_FIELDS, ...FULL_ACCOUNT_FIELDS]) {
+      const [type, field] = name.split('.') as [string, string];
+      const found = schema.getType(type);
+      assert.ok(found && 'getFields' in found && field in found.getFields(), `${name} is not in the schema`);
+    }
+  });
+});
