@@ -104,7 +104,7 @@ describe('writes are never duplicated', () => {
 
 describe('concurrency cap', () => {
   it('never has more upstream requests in flight than the cap, however many fields ask', async () => {
-    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, maxAliases: 1_000, maxRootFields: 1_000, maxQueryCost: 100_000 } as never });
+    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000 } } });
     try {
       const ids = Array.from({ length: 500 }, (_, i) => stack.emulator.store.createAccount({ email: `c${i}@example.com` }).id);
       stack.emulator.addFault({ path: /^\/accounts\//, latencyMs: 10 });
