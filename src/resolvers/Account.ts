@@ -2,22 +2,31 @@ import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { UpstreamAccount, UpstreamEmbeddedAccount } from '../upstream/types.ts';
-import type { AccountParent } from './parents.ts';
+import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
 
 /** An account parent from a full upstream account. */
 export const fullAccount = (account: UpstreamAccount): AccountParent => ({ complete: true, account });
 
 /** An account parent from what a used connect token embeds, readable as far as `reach` allows. */
-export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: AccountReach): AccountParent => ({
+export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: AccountReach): EmbeddedAccountParent => ({
   complete: false,
   account,
   reach,
+  full: undefined,
 });
 
-/** The full account: the parent itself, or one load (shared by every field and alias that needs it). */
-function full(parent: AccountParent, { api }: GatewayContext): UpstreamAccount | Promise<UpstreamAccount> {
-  return parent.complete ? parent.account : api.account(parent.account.id, parent.reach);
+/**
+ * A field only the full account has: answered synchronously from a complete parent (no promise, so graphql
+ * completes the object in one pass), else from the parent's one load (see EmbeddedAccountParent.full). A
+ * failed load fails only the fields that needed it, each with the load's error.
+ */
+function fromFull<T>(pick: (account: UpstreamAccount) => T) {
+  return (parent: AccountParent, _: unknown, { api }: GatewayContext): T | Promise<T> => {
+    if (parent.complete) return pick(parent.account);
+    parent.full ??= api.account(parent.account.id, parent.reach);
+    return parent.full.then(pick);
+  };
 }
 
 export const Account: AccountResolvers = {
@@ -31,10 +40,10 @@ export const Account: AccountResolvers = {
   sources: ({ account }) => account.sources,
 
   // Fields only the full account has.
-  username: async (parent, _, ctx) => (await full(parent, ctx)).username ?? null,
-  passwordExpiredAt: async (parent, _, ctx) => fromUnixSeconds((await full(parent, ctx)).password_expired),
-  messageCount: async (parent, _, ctx) => (await full(parent, ctx)).nb_messages ?? null,
-  fileCount: async (parent, _, ctx) => (await full(parent, ctx)).nb_files ?? null,
+  username: fromFull((a) => a.username ?? null),
+  passwordExpiredAt: fromFull((a) => fromUnixSeconds(a.password_expired)),
+  messageCount: fromFull((a) => a.nb_messages ?? null),
+  fileCount: fromFull((a) => a.nb_files ?? null),
 
   // However the account was reached, its tokens need it in the caller's scope (RequestApi checks).
   connectTokens: ({ account }, _, { api }) => api.connectTokens(account.id),

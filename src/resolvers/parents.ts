@@ -17,9 +17,18 @@ import type {
  * embeds. Fields the embed lacks load the full account through the per-request loader, with the `reach`
  * the embed came with: a connect token lets its holder read that account without having it in scope.
  */
-export type AccountParent =
-  | { readonly complete: true; readonly account: UpstreamAccount }
-  | { readonly complete: false; readonly account: UpstreamEmbeddedAccount; readonly reach: AccountReach };
+export type AccountParent = { readonly complete: true; readonly account: UpstreamAccount } | EmbeddedAccountParent;
+
+export interface EmbeddedAccountParent {
+  readonly complete: false;
+  readonly account: UpstreamEmbeddedAccount;
+  readonly reach: AccountReach;
+  /**
+   * The full account's load, started by the first field that needs it and shared by every other field and
+   * alias of this parent: one `load()` per parent, not one per field (the fan-out has 100 parents).
+   */
+  full: Promise<UpstreamAccount> | undefined;
+}
 
 export type ConnectTokenParent = UpstreamConnectToken;
 
