@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap } from '@apollo/server';
+import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
+import type { DocumentNode } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
@@ -48,6 +50,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** The document cache's size, as Apollo's cache measures it (the JSON of each parsed document). */
+const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
+
 /** Error codes that Apollo and graphql-js raise themselves for a refused operation: already safe to show. */
 const OPERATION_CODES = new Set([
   'GRAPHQL_PARSE_FAILED',
@@ -91,6 +96,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
     // main's handler mid-shutdown and the process never exits.
     stopOnTerminationSignals: false,
+    // Parsed, validated documents are cached so a repeated operation skips both steps. Apollo's default
+    // cache holds 30 MiB as measured on the documents' JSON, several times that in heap: a client sending
+    // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
+    // set of operations, which fit many times over in this.
+    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES }),
     logger,
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
