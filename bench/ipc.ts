@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -31,6 +32,14 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/** The node flags of `npm start` (`node <flags> dist/src/main.js` in package.json), e.g. `--max-semi-space-size=32`. */
+export function startNodeFlags(): string[] {
+  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
+  const match = /\bnode ((?:--\S+ )*)dist\/src\/main\.js/.exec(packageJson.scripts['start'] ?? '');
+  if (!match) throw new Error('package.json: the start script no longer runs `node [flags] dist/src/main.js`; update bench/ipc.ts');
+  return match[1]!.split(' ').filter(Boolean);
+}
+
 /** Forks `file` (relative to bench/) under tsx and waits for its `{type: 'ready'}` message. */
 export async function startChild(file: string, args: string[], env: Record<string, string> = {}): Promise<Child> {
   const execArgv = ['--import', 'tsx'];
@@ -38,6 +47,10 @@ export async function startChild(file: string, args: string[], env: Record<strin
   if (args[0] !== undefined && process.env['BENCH_CPU_PROF'] === args[0]) {
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${fileURLToPath(new URL('./profiles/', import.meta.url))}`);
   }
+  // The gateway runs with the node flags `npm start` gives it, so it is measured as it is deployed.
+  if (args[0] === 'gateway') execArgv.push(...startNodeFlags());
+  // BENCH_NODE_FLAGS="--max-semi-space-size=64 …": extra node flags for the contenders (not the emulator), to try some.
+  if (args[0] !== 'emulator' && process.env['BENCH_NODE_FLAGS']) execArgv.push(...process.env['BENCH_NODE_FLAGS'].split(/\s+/).filter(Boolean));
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
     execArgv,
     env: { ...process.env, ...env },
