@@ -1,3 +1,4 @@
+import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type DirectiveNode, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
@@ -15,6 +16,50 @@ export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: Account
   reach,
   full: undefined,
 });
+
+/** The Account fields a used connect token does not embed (src/limits/measure.ts charges them the same way). */
+const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
+
+/**
+ * Whether the account field being resolved selects a field only the full account has (through fragments,
+ * honouring @skip/@include). Cached per field-node list, which graphql shares between the items of a list,
+ * so a page of 100 tokens walks the selection once.
+ */
+const selectsFullCache = new WeakMap<readonly FieldNode[], boolean>();
+export function selectsFullAccountField(info: GraphQLResolveInfo): boolean {
+  const cached = selectsFullCache.get(info.fieldNodes);
+  if (cached !== undefined) return cached;
+  let dependsOnVariables = false;
+  const included = (node: { readonly directives?: readonly DirectiveNode[] | undefined }): boolean => {
+    if (!node.directives?.length) return true;
+    dependsOnVariables = true;
+    if (getDirectiveValues(GraphQLSkipDirective, node, info.variableValues)?.['if'] === true) return false;
+    return getDirectiveValues(GraphQLIncludeDirective, node, info.variableValues)?.['if'] !== false;
+  };
+  const visit = (set: SelectionSetNode | undefined): boolean =>
+    set?.selections.some((selection) => {
+      if (!included(selection)) return false;
+      if (selection.kind === Kind.FIELD) return FULL_ONLY_FIELDS.has(selection.name.value);
+      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
+      return visit(info.fragments[selection.name.value]?.selectionSet);
+    }) ?? false;
+  const selects = info.fieldNodes.some((node) => visit(node.selectionSet));
+  if (!dependsOnVariables) selectsFullCache.set(info.fieldNodes, selects);
+  return selects;
+}
+
+/**
+ * The account a used connect token created, as its parent field resolves it: the embed alone when the
+ * selection needs nothing more (no request), else the full account once loaded, so every field of it then
+ * answers synchronously (one promise per token instead of one per field, and graphql completes the account
+ * in one pass). A failed load yields the embed with the failed load attached: the embedded fields still
+ * answer, and each full-only field fails with the load's error, as a field-by-field load would.
+ */
+export function tokenAccount(account: UpstreamEmbeddedAccount, { api }: GatewayContext, info: GraphQLResolveInfo): AccountParent | Promise<AccountParent> {
+  if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
+  const load = api.account(account.id, 'connect-token');
+  return load.then(fullAccount, () => ({ complete: false, account, reach: 'connect-token', full: load }));
+}
 
 /**
  * A field only the full account has: answered synchronously from a complete parent (no promise, so graphql

@@ -1,5 +1,5 @@
 import type { ConnectTokenResolvers } from '../generated/graphql.ts';
-import { embeddedAccount } from './Account.ts';
+import { tokenAccount } from './Account.ts';
 import { fromUnixSeconds } from './scalars.ts';
 
 export const ConnectToken: ConnectTokenResolvers = {
@@ -12,7 +12,7 @@ export const ConnectToken: ConnectTokenResolvers = {
   callbackUrl: (t) => t.callback_url,
   firstName: (t) => t.first_name ?? null,
   lastName: (t) => t.last_name ?? null,
-  // The embed answers most account fields with no request; the rest load the account (see Account).
+  // The embed answers most account fields with no request; the rest load the account (see tokenAccount).
   // Knowing the token is the capability to read the account it created (the contract's rule).
-  account: (t) => (t.account ? embeddedAccount(t.account, 'connect-token') : null),
+  account: (t, _, ctx, info) => (t.account ? tokenAccount(t.account, ctx, info) : null),
 };
