@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
@@ -36,6 +36,8 @@ export interface UpstreamClientOptions {
   maxAttempts?: number;
   /** First retry delay; doubled each time, with full jitter. */
   retryBaseDelayMs?: number;
+  /** Where requests go instead of the client's own pool: an undici `MockPool` in the client's unit tests. */
+  dispatcher?: Dispatcher;
   /** Consecutive "upstream down" failures that open the circuit. */
   breakerFailureThreshold?: number;
   /** How long an open circuit fails calls at once before it lets a probe through. */
@@ -89,14 +91,15 @@ const CONNECTION_ERROR_CODES = new Set([
  * idempotent calls, response parsing, and the mapping of every failure to the contract's error codes.
  */
 export class UpstreamClient {
-  readonly #pool: Pool;
+  readonly #pool: Dispatcher;
   readonly #origin: string;
   readonly #basePath: string;
-  readonly #options: Required<UpstreamClientOptions>;
+  readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
 
   constructor(options: UpstreamClientOptions) {
-    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, breakerFailureThreshold: 5, breakerCooldownMs: 5_000, ...options };
+    const { dispatcher, ...rest } = options;
+    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, breakerFailureThreshold: 5, breakerCooldownMs: 5_000, ...rest };
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
       cooldownMs: this.#options.breakerCooldownMs,
@@ -106,12 +109,14 @@ export class UpstreamClient {
     const url = new URL(options.baseUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
-    this.#pool = new Pool(this.#origin, {
-      connections: options.maxInFlight,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      keepAliveMaxTimeout: 120_000,
-    });
+    this.#pool =
+      dispatcher ??
+      new Pool(this.#origin, {
+        connections: options.maxInFlight,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 120_000,
+      });
   }
 
   /** `closed` while the upstream answers; `open` while calls fail fast; `half-open` while a probe is out. */

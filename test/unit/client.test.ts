@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { MockAgent, type MockPool } from 'undici';
+import { createLogger } from '../../src/logger.ts';
+import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
+import { UpstreamClient } from '../../src/upstream/client.ts';
+
+const ORIGIN = 'https://api.example.com';
+const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
+
+/** The client alone, in front of an undici MockPool that refuses any request nobody expected. */
+describe('UpstreamClient against a mocked upstream', () => {
+  let agent: MockAgent;
+  let pool: MockPool;
+  let logs: string[];
+  let client: UpstreamClient;
+
+  beforeEach(() => {
+    agent = new MockAgent();
+    agent.disableNetConnect();
+    pool = agent.get(ORIGIN);
+    logs = [];
+    client = new UpstreamClient({
+      baseUrl: `${ORIGIN}/2.0`,
+      consumerKey: 'key',
+      consumerSecret: 'secret-value',
+      timeoutMs: 2_000,
+      maxInFlight: 4,
+      logger: createLogger('debug', (line) => logs.push(line)),
+      retryBaseDelayMs: 1,
+      dispatcher: pool,
+    });
+  });
+  afterEach(async () => {
+    agent.assertNoPendingInterceptors();
+    await agent.close();
+  });
+
+  it('signs query and form parameters, and sends the form url-encoded', async () => {
+    let seen: { headers: Record<string, string>; body: string } | undefined;
+    pool
+      .intercept({ path: '/2.0/accounts/52daabefcea6f9c35a4a0997/connect_tokens', method: 'POST' })
+      .reply(201, (opts) => {
+        seen = { headers: opts.headers as Record<string, string>, body: String(opts.body) };
+        return { success: true, token: 't0k3n', resource_url: 'r', browser_redirect_url: 'b' };
+      }, JSON_HEADERS);
+    const result = await client.createConnectToken('52daabefcea6f9c35a4a0997', { callback_url: 'https://app.example.com/cb?a=1&b=2', source_sync_flags: true, email: undefined });
+    assert.equal(result.token, 't0k3n');
+    assert.equal(seen!.headers['content-type'], 'application/x-www-form-urlencoded');
+    assert.equal(seen!.body, 'callback_url=https%3A%2F%2Fapp.example.com%2Fcb%3Fa%3D1%26b%3D2&source_sync_flags=1');
+    const oauth = parseAuthorizationHeader(seen!.headers['authorization']);
+    assert.equal(oauth?.get('oauth_consumer_key'), 'key');
+    const expected = sign({
+      method: 'POST',
+      baseUrl: `${ORIGIN}/2.0/accounts/52daabefcea6f9c35a4a0997/connect_tokens`,
+      params: [
+        ['callback_url', 'https://app.example.com/cb?a=1&b=2'],
+        ['source_sync_flags', '1'],
+        ...[...oauth!].filter(([k]) => k !== 'oauth_signature'),
+      ],
+      consumerSecret: 'secret-value',
+    });
+    assert.equal(oauth?.get('oauth_signature'), expected);
+  });
+
+  it('counts a DELETE whose retry finds the resource gone as done', async () => {
+    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(503, { type: 'error', value: 'busy' }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
+    assert.deepEqual(await client.deleteConnectToken(null, 'abc'), { success: true });
+  });
+
+  it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
+    pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(404, { type: 'error', value: 'account x is invalid' }, JSON_HEADERS);
+    await assert.rejects(client.deleteAccount('x'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
+  });
+
+  it('tolerates the upstream quirks: an unused token’s account as [] or an id, success as a string', async () => {
+    pool.intercept({ path: '/2.0/connect_tokens', method: 'GET' }).reply(200, [
+      { token: 'a', created: 1, used: 0, expires: 86401, callback_url: 'https://x', account: [] },
+      { token: 'b', created: 1, used: 0, expires: 86401, callback_url: 'https://x', account: '52daabefcea6f9c35a4a0997' },
+    ], JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts/y', method: 'POST' }).reply(200, { success: 'true' }, JSON_HEADERS);
+    const tokens = await client.listConnectTokens(null);
+    assert.deepEqual(tokens.map((t) => t.account), [null, null]);
+    assert.deepEqual(await client.updateAccount('y', { first_name: 'Y' }), { success: true });
+  });
+
+  it('reports the gateway’s own key being refused as UPSTREAM_ERROR, logged as a configuration fault without the secret', async () => {
+    pool.intercept({ path: '/2.0/accounts/z', method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('z'), (e: Error & { extensions?: Record<string, unknown> }) =>
+      e.extensions?.['code'] === 'UPSTREAM_ERROR' && JSON.stringify(e.extensions['upstream']) === '{"status":401,"method":"GET","path":"/accounts/z"}');
+    assert.ok(logs.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET')));
+    assert.ok(logs.every((l) => !l.includes('secret-value') && !l.includes('oauth_signature')));
+  });
+
+  it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
+    pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
+    await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
+  });
+});
