@@ -1,10 +1,11 @@
-import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type DirectiveNode, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { UpstreamAccount, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
+import { childFields, perSelection } from './selection.ts';
 
 /** An account parent from a full upstream account. */
 export const fullAccount = (account: UpstreamAccount): AccountParent => ({ complete: true, account });
@@ -18,35 +19,10 @@ export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: Account
 });
 
 /** The Account fields a used connect token does not embed (src/limits/measure.ts charges them the same way). */
-const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
+export const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
 
-/**
- * Whether the account field being resolved selects a field only the full account has (through fragments,
- * honouring @skip/@include). Cached per field-node list, which graphql shares between the items of a list,
- * so a page of 100 tokens walks the selection once.
- */
-const selectsFullCache = new WeakMap<readonly FieldNode[], boolean>();
-export function selectsFullAccountField(info: GraphQLResolveInfo): boolean {
-  const cached = selectsFullCache.get(info.fieldNodes);
-  if (cached !== undefined) return cached;
-  let dependsOnVariables = false;
-  const included = (node: { readonly directives?: readonly DirectiveNode[] | undefined }): boolean => {
-    if (!node.directives?.length) return true;
-    dependsOnVariables = true;
-    if (getDirectiveValues(GraphQLSkipDirective, node, info.variableValues)?.['if'] === true) return false;
-    return getDirectiveValues(GraphQLIncludeDirective, node, info.variableValues)?.['if'] !== false;
-  };
-  const visit = (set: SelectionSetNode | undefined): boolean =>
-    set?.selections.some((selection) => {
-      if (!included(selection)) return false;
-      if (selection.kind === Kind.FIELD) return FULL_ONLY_FIELDS.has(selection.name.value);
-      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
-      return visit(info.fragments[selection.name.value]?.selectionSet);
-    }) ?? false;
-  const selects = info.fieldNodes.some((node) => visit(node.selectionSet));
-  if (!dependsOnVariables) selectsFullCache.set(info.fieldNodes, selects);
-  return selects;
-}
+/** Whether the account field being resolved selects a field only the full account has. */
+export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_FIELDS, uses).length > 0);
 
 /**
  * The account a used connect token created, as its parent field resolves it: the embed alone when the

@@ -2,7 +2,8 @@ import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
-import { fullAccount } from './Account.ts';
+import { FULL_ONLY_FIELDS, fullAccount } from './Account.ts';
+import { childFields, perSelection } from './selection.ts';
 
 export const Query: QueryResolvers = {
   account: async (_, { id }, { api }, info) => {
@@ -38,19 +39,42 @@ export const Query: QueryResolvers = {
 
   connectToken: (_, { token }, { api }) => api.connectToken(null, token),
 
-  connectTokens: async (_, { first, after }, { api }) => {
+  connectTokens: async (_, { first, after }, { api }, info) => {
     const size = pageSize(first);
     const offset = offsetAfter('connectTokens', after);
     // The upstream has no paging here: the whole list is fetched once and paged over.
     const all = await api.connectTokens(null);
+    const items = all.slice(offset, offset + size);
+    // The tokens' accounts, when the page's selection needs more of them than the embed: requested now,
+    // before graphql walks the page, so they leave as soon as the list is in (each token's account field
+    // then gets the same load: the loader's cache). Failures are the fields' to report.
+    if (selectsTokenFullAccount(info)) {
+      const ids = new Set<string>();
+      for (const token of items) if (token.account) ids.add(token.account.id);
+      for (const id of ids) api.account(id, 'connect-token').catch(() => undefined);
+    }
     return {
-      items: all.slice(offset, offset + size),
+      items,
       offset,
       hasNextPage: all.length > offset + size,
       cursorKind: 'connectTokens',
     };
   },
 };
+
+const NODES = new Set(['nodes']);
+const EDGES = new Set(['edges']);
+const NODE = new Set(['node']);
+const ACCOUNT = new Set(['account']);
+
+/** Whether a page of connect tokens selects, on a token's account, a field only the full account has. */
+const selectsTokenFullAccount = perSelection((info, uses) => {
+  const tokens = [
+    ...childFields(info, info.fieldNodes, NODES, uses),
+    ...childFields(info, childFields(info, info.fieldNodes, EDGES, uses), NODE, uses),
+  ];
+  return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_FIELDS, uses).length > 0;
+});
 
 /** Whether the field being resolved selects `name` directly (through inline fragments and fragment spreads too). */
 function selectsField(info: GraphQLResolveInfo, name: string): boolean {
