@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { ErrorCode, OPERATION_CODES } from '../src/errors.ts';
 import { startEmulator, type Emulator } from '../src/emulator/index.ts';
 
 /**
@@ -84,21 +85,7 @@ const RSS_MARGIN_BYTES = 64 * 1024 * 1024;
 const HEAP_MARGIN_BYTES = 32 * 1024 * 1024;
 
 /** Codes a well-formed answer may carry: the contract's, and those Apollo and graphql-js raise themselves. */
-const KNOWN_CODES = new Set([
-  'BAD_USER_INPUT',
-  'NOT_FOUND',
-  'UNAUTHENTICATED',
-  'FORBIDDEN',
-  'RATE_LIMITED',
-  'UPSTREAM_TIMEOUT',
-  'UPSTREAM_ERROR',
-  'QUERY_TOO_COMPLEX',
-  'INTERNAL_SERVER_ERROR',
-  'GRAPHQL_VALIDATION_FAILED',
-  'GRAPHQL_PARSE_FAILED',
-  'BAD_REQUEST',
-  'OPERATION_RESOLUTION_FAILURE',
-]);
+const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(ErrorCode), ...OPERATION_CODES]);
 
 const MiB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;

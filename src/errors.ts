@@ -17,6 +17,17 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Codes that Apollo and graphql-js raise themselves for a refused operation: safe to show as they are. */
+export const OPERATION_CODES: ReadonlySet<string> = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+]);
+
 /** Where an upstream failure happened: enough to debug, nothing secret (no query string, no body). */
 export interface UpstreamErrorInfo {
   /** The HTTP status, or `null` when no response arrived (timeout, broken connection). */

@@ -8,7 +8,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
 import { createContext, type GatewayContext } from './context.ts';
-import { codeOf, ErrorCode } from './errors.ts';
+import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
 import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
@@ -52,17 +52,6 @@ export interface Gateway {
 
 /** The document cache's size, as Apollo's cache measures it (the JSON of each parsed document). */
 const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
-
-/** Error codes that Apollo and graphql-js raise themselves for a refused operation: already safe to show. */
-const OPERATION_CODES = new Set([
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_USER_INPUT',
-  'BAD_REQUEST',
-  'OPERATION_RESOLUTION_FAILURE',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-]);
 
 /** Whether an error is one the gateway or Apollo raised on purpose (else it is a bug, to mask and log). */
 function isExpected(error: unknown, code: unknown): boolean {
