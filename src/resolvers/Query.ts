@@ -1,4 +1,3 @@
-import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
@@ -9,7 +8,7 @@ export const Query: QueryResolvers = {
   account: async (_, { id }, { api }, info) => {
     // The account's token list needs only the id the caller gave: start it now, beside the account, so the
     // two cost one round trip, not two. The field's own load then gets the same promise (or error).
-    if (selectsField(info, 'connectTokens')) api.connectTokens(id).catch(() => undefined);
+    if (selectsConnectTokens(info)) api.connectTokens(id).catch(() => undefined);
     return fullAccount(await api.account(id));
   },
 
@@ -66,6 +65,10 @@ const NODES = new Set(['nodes']);
 const EDGES = new Set(['edges']);
 const NODE = new Set(['node']);
 const ACCOUNT = new Set(['account']);
+const CONNECT_TOKENS = new Set(['connectTokens']);
+
+/** Whether the account being resolved selects its connect tokens. */
+const selectsConnectTokens = perSelection((info, uses) => childFields(info, info.fieldNodes, CONNECT_TOKENS, uses).length > 0);
 
 /** Whether a page of connect tokens selects, on a token's account, a field only the full account has. */
 const selectsTokenFullAccount = perSelection((info, uses) => {
@@ -75,14 +78,3 @@ const selectsTokenFullAccount = perSelection((info, uses) => {
   ];
   return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_FIELDS, uses).length > 0;
 });
-
-/** Whether the field being resolved selects `name` directly (through inline fragments and fragment spreads too). */
-function selectsField(info: GraphQLResolveInfo, name: string): boolean {
-  const visit = (set: SelectionSetNode | undefined): boolean =>
-    set?.selections.some((selection) => {
-      if (selection.kind === Kind.FIELD) return selection.name.value === name;
-      if (selection.kind === Kind.INLINE_FRAGMENT) return visit(selection.selectionSet);
-      return visit(info.fragments[selection.name.value]?.selectionSet);
-    }) ?? false;
-  return info.fieldNodes.some((node) => visit(node.selectionSet));
-}

@@ -106,4 +106,15 @@ describe('batching: each upstream resource once per operation', () => {
     void token;
     assert.deepEqual(codes(res), []);
   });
+
+  it('fetches an account and its token list side by side: one round trip, not two', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'side@example.com' }).id;
+    stack.emulator.addFault({ path: new RegExp(`^/accounts/${id}`), latencyMs: 300 });
+    stack.emulator.clearRequests();
+    stack.emulator.resetPeak();
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { ... on Account { connectTokens { token } } } }`, { id });
+    assert.equal(res.body.errors, undefined);
+    assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
+    assert.equal(stack.emulator.peakInFlight, 2);
+  });
 });
