@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
@@ -57,6 +60,21 @@ describe('npm start', () => {
       assert.ok(((result.data!['accounts'] as { nodes: unknown[] }).nodes.length) > 0, 'demo data is seeded');
     } finally {
       assert.equal(await started.stop(), 0);
+    }
+  });
+
+  it('on SIGTERM persists the embedded emulator’s state to EMULATOR_DATA_FILE before exiting 0', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    const dataFile = join(dir, 'state.json');
+    try {
+      const started = await startMain({ EMULATOR_DATA_FILE: dataFile, EMULATOR_SEED: 'none' });
+      const created = await query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }');
+      const token = (created.data!['createConnectToken'] as { token: string }).token;
+      assert.equal(await started.stop(), 0);
+      assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
+      assert.deepEqual((await readdir(dir)).filter((f) => f !== 'state.json'), [], 'no temporary file left behind');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
