@@ -70,10 +70,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     timeoutMs: options.upstreamTimeoutMs,
     maxInFlight: options.upstreamMaxInFlight,
     logger,
-    ...(options.breakerFailureThreshold !== undefined ? { breakerFailureThreshold: options.breakerFailureThreshold } : {}),
-    ...(options.breakerCooldownMs !== undefined ? { breakerCooldownMs: options.breakerCooldownMs } : {}),
+    breakerFailureThreshold: options.breakerFailureThreshold,
+    breakerCooldownMs: options.breakerCooldownMs,
   });
   const operationTimeoutMs = options.operationTimeoutMs ?? 30_000;
+  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<AbortController>();
   let shuttingDown = false;
@@ -227,10 +228,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Kept-alive connections would keep the server open: each answer from now on closes its connection.
       const grace = setTimeout(() => {
         if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
-        for (const operation of inFlight) operation.abort(new OperationDeadlineExceeded(options.shutdownGraceMs ?? 10_000));
+        for (const operation of inFlight) operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
         // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
         setTimeout(() => httpServer.closeAllConnections(), 1_000).unref();
-      }, options.shutdownGraceMs ?? 10_000);
+      }, shutdownGraceMs);
       grace.unref();
       const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
       await closed;

@@ -99,7 +99,14 @@ export class UpstreamClient {
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
-    this.#options = { maxAttempts: 3, retryBaseDelayMs: 100, breakerFailureThreshold: 5, breakerCooldownMs: 5_000, ...rest };
+    // `??` rather than spreading defaults first: an option passed as undefined still gets its default.
+    this.#options = {
+      ...rest,
+      maxAttempts: rest.maxAttempts ?? 3,
+      retryBaseDelayMs: rest.retryBaseDelayMs ?? 100,
+      breakerFailureThreshold: rest.breakerFailureThreshold ?? 5,
+      breakerCooldownMs: rest.breakerCooldownMs ?? 5_000,
+    };
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
       cooldownMs: this.#options.breakerCooldownMs,
