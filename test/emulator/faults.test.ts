@@ -23,6 +23,13 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal(emu.requests.length, 0);
   });
 
+  test('the request log keeps the latest entries up to its limit', async (t) => {
+    const emu = await emulatorFor(t, { requestLogLimit: 10 });
+    for (let offset = 0; offset < 25; offset++) await api(emu, `/accounts?limit=1&offset=${offset}`);
+    const shown = emu.requests.map((r) => r.query);
+    assert.deepEqual(shown, Array.from({ length: 10 }, (_, i) => `limit=1&offset=${15 + i}`));
+  });
+
   test('a status fault answers the injected error with Retry-After, then stops after `times`', async (t) => {
     const emu = await emulatorFor(t);
     emu.addFault({ path: '/accounts', status: 429, retryAfter: 2, times: 2 });
