@@ -31,7 +31,8 @@ const PROBE_LATENCY_MS = 50;
 const PROBE_RUNS = 3;
 /** Operations sent one at a time for the unloaded latency. */
 const ALONE_RUNS = 15;
-const MAX_IN_FLIGHT = 64;
+/** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
+const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? 64);
 const ONLY = process.env['BENCH_ONLY']?.split(',');
 
 interface Row {
@@ -233,7 +234,7 @@ function targets(rows: Row[]): string {
     fan && fan.p50Alone <= 50,
   );
   add(
-    `the same under load (${CONNECTIONS} connections; the emulator shares the machine)`,
+    `the same under load (${CONNECTIONS} connections: ${CONNECTIONS * 20} account requests at once against ${MAX_IN_FLIGHT} upstream connections)`,
     fan ? `${fan.p50} ms (direct REST ${fanFloor ? fanFloor.p50 : '–'} ms)` : 'not measured',
     fan && fan.p50 <= 50,
   );
