@@ -135,7 +135,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const deps = { client, logger };
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
-  const ide = createIde();
+  const ide = createIde({ tokenRequired: !access.open });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = requestIdOf(req);

@@ -20,6 +20,8 @@ export interface GatewayAccessOptions {
 
 export interface GatewayAccess {
   readonly authenticate: Authenticate;
+  /** No authentication configured: every caller is admin (loopback only). */
+  readonly open: boolean;
   readonly introspection: boolean;
   /** Sets the CORS headers of a `/graphql` response; true when it answered a preflight itself. */
   cors(req: IncomingMessage, res: ServerResponse): boolean;
@@ -46,6 +48,7 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
   const origins = new Set(options.corsOrigins ?? []);
   return {
     authenticate: createAuthenticator(options.auth, logger),
+    open,
     introspection: options.introspection ?? (options.development || open),
     cors: (req, res) => applyCors(req, res, origins),
   };

@@ -10,10 +10,10 @@ import { projectRoot } from '../schema.ts';
  * another origin (the page's Content-Security-Policy forbids it), so the IDE works offline.
  */
 
-/** The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read. */
+/** The example the IDE opens with (its `{{token}}` line says whether a token is needed): the accounts and how their mailboxes are doing, the gateway's core read. */
 export const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
 # Docs: the panel on the left.
-# Token: the Headers tab below.
+# {{token}}
 query AccountsWithSources {
   accounts(first: 5) {
     nodes {
@@ -36,13 +36,18 @@ query AccountsWithSources {
 }
 `;
 
-const DEFAULT_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
+/** With authentication on, where the caller's token goes; with it off, no header at all, so nothing looks missing. */
+const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
+/** Short enough for the editor's width beside the docs panel. */
+const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
 
 export interface IdeOptions {
   /** Where operations go, as the browser sees it. */
   endpointPath?: string;
   /** Folder of the built bundle; default `dist/ide/` in the project. */
   assetDir?: string;
+  /** Whether callers need a token (default true): the IDE then opens with an Authorization header to fill in. */
+  tokenRequired?: boolean;
 }
 
 export interface Ide {
@@ -81,6 +86,7 @@ export function createIde(options: IdeOptions = {}): Ide {
   const endpointPath = options.endpointPath ?? '/graphql';
   const assetPrefix = `${endpointPath}/ide/`;
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
+  const tokenRequired = options.tokenRequired ?? true;
 
   /**
    * Read per request rather than once: a `npm run build` while the gateway runs is picked up, and the
@@ -108,8 +114,8 @@ export function createIde(options: IdeOptions = {}): Ide {
         json: assetPrefix + asset('json.worker.js'),
         graphql: assetPrefix + asset('graphql.worker.js'),
       },
-      defaultQuery: DEFAULT_QUERY,
-      defaultHeaders: DEFAULT_HEADERS,
+      defaultQuery: DEFAULT_QUERY.replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open),
+      defaultHeaders: tokenRequired ? TOKEN_HEADERS : '',
     };
     sendHtml(
       res,

@@ -45,6 +45,31 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   assert.match(html, /query AccountsWithSources/);
 });
 
+/** The configuration the IDE page hands its script. */
+function ideConfigOf(html: string): { defaultHeaders: string; defaultQuery: string } {
+  const json = /<script id="ide-config" type="application\/json">([^<]*)<\/script>/.exec(html)![1]!;
+  return JSON.parse(json) as { defaultHeaders: string; defaultQuery: string };
+}
+
+test('with authentication off, the IDE opens with no Authorization header and says no token is needed', async () => {
+  const config = ideConfigOf((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'));
+  assert.equal(config.defaultHeaders, '');
+  assert.match(config.defaultQuery, /No token: auth is off here/);
+});
+
+test('with authentication on, the IDE opens with an Authorization header to fill in', async () => {
+  const secured = await startStack({ gateway: { auth: { jwtSecret: 'ide-test-secret-of-at-least-32-bytes!!' } } });
+  try {
+    const response = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: BROWSER_ACCEPT } });
+    assert.equal(response.statusCode, 200, 'the page itself needs no token');
+    const config = ideConfigOf(await response.body.text());
+    assert.deepEqual(JSON.parse(config.defaultHeaders), { Authorization: 'Bearer <token>' });
+    assert.match(config.defaultQuery, /Token: in Headers, below/);
+  } finally {
+    await secured.close();
+  }
+});
+
 test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes to the GraphQL endpoint', async () => {
   const withQuery = await get('/graphql?query=%7B__typename%7D', { accept: BROWSER_ACCEPT, 'apollo-require-preflight': 'true' });
   assert.equal(withQuery.status, 200);
