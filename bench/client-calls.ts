@@ -1,0 +1,61 @@
+import { silentLogger } from '../src/logger.ts';
+import { UpstreamClient } from '../src/upstream/client.ts';
+import { startChild } from './ipc.ts';
+import type { BenchSeed } from './scenarios.ts';
+
+/**
+ * The upstream client alone, in this process, against the benchmark's emulator (in its own process):
+ * the CPU one `getAccount` costs with 1, 3, 10… calls in flight. It shows how much of an upstream call is
+ * paid per event-loop wake-up rather than per call (bench/README.md, "Scenario 1").
+ *
+ *   npx tsx bench/client-calls.ts [in-flight list=1,3,10] [seconds per figure=3]
+ */
+const [inFlightList = '1,3,10', secondsArg = '3'] = process.argv.slice(2);
+const levels = inFlightList.split(',').map(Number);
+const seconds = Number(secondsArg);
+if (levels.some((n) => !Number.isInteger(n) || n < 1) || !(seconds > 0)) {
+  throw new Error('usage: npx tsx bench/client-calls.ts [in-flight list, e.g. 1,3,10] [seconds]');
+}
+
+const emulator = await startChild('./emulator-child.ts', ['emulator']);
+const client = new UpstreamClient({
+  baseUrl: String(emulator.ready['url']),
+  consumerKey: String(emulator.ready['consumerKey']),
+  consumerSecret: String(emulator.ready['consumerSecret']),
+  timeoutMs: 10_000,
+  maxInFlight: 64,
+  logger: silentLogger,
+});
+const { accountIds } = emulator.ready['seed'] as BenchSeed;
+// The gateway passes each operation's signal; so does this, so the per-call bookkeeping is the same.
+const operation = new AbortController();
+
+/** Calls `getAccount` with `inFlight` calls out at all times until `ms` pass; resolves to the calls made. */
+async function load(inFlight: number, ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let calls = 0;
+  const worker = async (offset: number) => {
+    for (let i = offset; performance.now() < end; i += inFlight) {
+      await client.getAccount(accountIds[i % accountIds.length]!, operation.signal);
+      calls++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, (_, i) => worker(i)));
+  return calls;
+}
+
+try {
+  await load(10, 1_000);
+  for (const inFlight of levels) {
+    const before = process.cpuUsage();
+    const calls = await load(inFlight, seconds * 1_000);
+    const cpu = process.cpuUsage(before);
+    console.log(
+      `${String(inFlight).padStart(3)} in flight: ${((cpu.user + cpu.system) / calls).toFixed(1)} µs CPU a call ` +
+        `(user ${(cpu.user / calls).toFixed(1)}, system ${(cpu.system / calls).toFixed(1)}), ${(calls / seconds).toFixed(0)} calls/s`,
+    );
+  }
+} finally {
+  await client.close();
+  await emulator.stop();
+}
