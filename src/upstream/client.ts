@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, type Dispatcher } from 'undici';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -69,6 +68,42 @@ interface Call<T> {
   signal?: AbortSignal | undefined;
   /** What a 404 means, in words a caller understands ("account 52da…"). */
   resource: string;
+}
+
+/** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
+type CancelReason = 'deadline' | 'caller';
+
+/**
+ * One call's cancellation. Whatever the call is doing when it is cancelled (a request on the wire or
+ * waiting in the pool's queue for a connection, or a wait between attempts) registers in `onCancel` how to
+ * stop, so the call settles at once. (An AbortSignal given to undici's `request()` settles a queued request
+ * only once a connection frees up, which can be after the operation's deadline.)
+ */
+class CallCancellation {
+  reason: CancelReason | undefined;
+  onCancel: (() => void) | undefined;
+
+  cancel(reason: CancelReason): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    const stop = this.onCancel;
+    this.onCancel = undefined;
+    stop?.();
+  }
+}
+
+/** What a cancelled request is rejected (and its socket aborted) with. */
+class CallCancelled extends Error {
+  constructor() {
+    super('The upstream call was cancelled');
+  }
+}
+
+/** An upstream answer, read whole. */
+interface UpstreamResponse {
+  status: number;
+  retryAfter: string | string[] | undefined;
+  text: string;
 }
 
 /** Statuses worth another attempt on an idempotent call: the upstream may well answer next time. */
@@ -199,30 +234,26 @@ export class UpstreamClient {
   }
 
   /**
-   * One call: a deadline for all its attempts, and the caller's signal. One controller and one timer per
-   * call: `AbortSignal.timeout` + `AbortSignal.any` cost ~50 µs a call on Node 20 (weak references and
-   * finalizers the GC has to chase), which a 21-request fan-out pays 21 times.
+   * One call: a deadline for all its attempts, and the caller's signal. One cancellation object and one
+   * timer per call: `AbortSignal.timeout` + `AbortSignal.any` cost ~50 µs a call on Node 20 (weak
+   * references and finalizers the GC has to chase), which a 21-request fan-out pays 21 times.
    */
   async #call<T>(call: Call<T>): Promise<T> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.#options.timeoutMs);
+    const cancellation = new CallCancellation();
+    const timer = setTimeout(() => cancellation.cancel('deadline'), this.#options.timeoutMs);
     timer.unref();
     const dependants = call.signal && dependantsOf(call.signal);
-    if (call.signal?.aborted) controller.abort();
-    dependants?.add(controller);
+    if (call.signal?.aborted) cancellation.cancel('caller');
+    dependants?.add(cancellation);
     try {
-      return await this.#attempts(call, controller.signal, () => timedOut);
+      return await this.#attempts(call, cancellation);
     } finally {
       clearTimeout(timer);
-      dependants?.delete(controller);
+      dependants?.delete(cancellation);
     }
   }
 
-  async #attempts<T>(call: Call<T>, signal: AbortSignal, timedOut: () => boolean): Promise<T> {
+  async #attempts<T>(call: Call<T>, cancellation: CallCancellation): Promise<T> {
     const relativePath = `/${call.segments.map(pathSegment).join('/')}`;
     const query = pairsOf(call.query);
     const form = pairsOf(call.form);
@@ -233,9 +264,7 @@ export class UpstreamClient {
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
-      let status: number;
-      let text: string;
-      let retryAfter: string | string[] | undefined;
+      let response: UpstreamResponse;
       if (!this.#breaker.tryAcquire()) {
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,
@@ -253,42 +282,34 @@ export class UpstreamClient {
           headers['content-type'] = 'application/x-www-form-urlencoded';
           body = encodeFormPairs(form);
         }
-        const response = await this.#pool.request({
-          method: call.method,
-          path: this.#basePath + relativePath + queryString,
-          headers,
-          body,
-          signal,
-        });
-        status = response.statusCode;
-        retryAfter = response.headers['retry-after'];
-        text = await response.body.text();
+        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
       } catch (error) {
-        if (timedOut()) {
+        if (cancellation.reason === 'deadline') {
           this.#breaker.recordFailure();
           throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
         }
-        if (call.signal?.aborted) {
+        if (cancellation.reason === 'caller') {
           this.#breaker.release();
-          const reason: unknown = call.signal.reason;
+          const reason: unknown = call.signal?.reason;
           if (reason instanceof OperationDeadlineExceeded) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
         }
         this.#breaker.recordFailure();
         const code = (error as { code?: string }).code;
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
-          if (await this.#backoff(attempt, undefined, deadline, signal)) continue;
+          if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
         }
         this.#options.logger.warn('upstream connection failed', { method: call.method, path: relativePath, code });
         throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
       }
 
+      const { status, text } = response;
       info.status = status;
       // 502/503/504 say the upstream (or what is in front of it) is down; a 500 is one request failing.
       if (RETRYABLE_STATUS.has(status) && status !== 429) this.#breaker.recordFailure();
       else this.#breaker.recordSuccess();
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
-      if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, retryAfter, deadline, signal))) continue;
+      if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.
       if (call.method === 'DELETE' && status === 404 && attempt > 1) return this.#parse(call, '{"success":true}', info);
       throw this.#statusError(status, call, text, info);
@@ -306,17 +327,72 @@ export class UpstreamClient {
     return authorizationHeader(protocol, signature);
   }
 
-  /** Waits before the next attempt; false when that wait would pass the deadline, so the caller gives up now. */
-  async #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, signal: AbortSignal): Promise<boolean> {
+  /**
+   * One request through the pool, its answer read whole: undici's `dispatch` with a handler of our own, so
+   * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
+   * then dropped when its turn comes, never sent).
+   */
+  #send(options: { method: Method; path: string; headers: Record<string, string>; body: string | undefined }, cancellation: CallCancellation): Promise<UpstreamResponse> {
+    return new Promise((resolve, reject) => {
+      if (cancellation.reason !== undefined) {
+        reject(new CallCancelled());
+        return;
+      }
+      let settled = false;
+      let abortRequest: ((reason: Error) => void) | undefined;
+      const settle = (error: Error | undefined, response?: UpstreamResponse) => {
+        if (settled) return;
+        settled = true;
+        cancellation.onCancel = undefined;
+        if (error) reject(error);
+        else resolve(response!);
+      };
+      cancellation.onCancel = () => {
+        const error = new CallCancelled();
+        abortRequest?.(error);
+        settle(error);
+      };
+      const chunks: Buffer[] = [];
+      let status = 0;
+      let retryAfter: string | string[] | undefined;
+      this.#pool.dispatch(
+        { origin: this.#origin, ...options },
+        {
+          onRequestStart: (controller) => {
+            // Cancelled while it waited for a connection: it never goes out.
+            if (settled) controller.abort(new CallCancelled());
+            else abortRequest = (reason) => controller.abort(reason);
+          },
+          onResponseStart: (_controller, statusCode, headers) => {
+            if (statusCode < 200) return; // 1xx: the real answer follows
+            status = statusCode;
+            retryAfter = headers['retry-after'];
+          },
+          onResponseData: (_controller, chunk) => {
+            chunks.push(chunk);
+          },
+          onResponseEnd: () => settle(undefined, { status, retryAfter, text: Buffer.concat(chunks).toString('utf8') }),
+          onResponseError: (_controller, error) => settle(error),
+        },
+      );
+    });
+  }
+
+  /** Waits before the next attempt; false when that wait would pass the deadline or the call is cancelled. */
+  async #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
     const delay = parseRetryAfter(retryAfter) ?? Math.random() * exponential;
-    if (Date.now() + delay >= deadline) return false;
-    try {
-      await sleep(delay, undefined, { signal });
-      return true;
-    } catch {
-      return false;
-    }
+    if (Date.now() + delay >= deadline || cancellation.reason !== undefined) return false;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        cancellation.onCancel = undefined;
+        resolve(true);
+      }, delay);
+      cancellation.onCancel = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+    });
   }
 
   #parse<T>(call: Call<T>, text: string, info: UpstreamErrorInfo): T {
@@ -359,16 +435,16 @@ export class UpstreamClient {
  * The calls in flight under a caller's signal, aborted together by one listener: a listener per call would
  * pass EventTarget's limit of 10 (a warning per request) on any operation that fans out.
  */
-const dependantsBySignal = new WeakMap<AbortSignal, Set<AbortController>>();
+const dependantsBySignal = new WeakMap<AbortSignal, Set<CallCancellation>>();
 
-function dependantsOf(signal: AbortSignal): Set<AbortController> {
+function dependantsOf(signal: AbortSignal): Set<CallCancellation> {
   let dependants = dependantsBySignal.get(signal);
   if (!dependants) {
-    const set = new Set<AbortController>();
+    const set = new Set<CallCancellation>();
     dependants = set;
     dependantsBySignal.set(signal, set);
     signal.addEventListener('abort', () => {
-      for (const controller of set) controller.abort();
+      for (const cancellation of set) cancellation.cancel('caller');
     }, { once: true });
   }
   return dependants;

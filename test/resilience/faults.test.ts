@@ -120,6 +120,44 @@ describe('concurrency cap', () => {
       await stack.close();
     }
   });
+
+  it('answers an operation at its deadline even while its upstream call still waits for a connection', async () => {
+    // One upstream connection. The first operation's token lookup holds it for 300 ms; meanwhile a second
+    // operation queues a request that will hang, then the first operation's account request queues behind
+    // that. The first operation's deadline comes while its account request is still queued, and the hang
+    // keeps the connection until the second operation's own (later) deadline: the first answer must not wait
+    // for it.
+    const stack = await startStack({ gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 900, upstreamTimeoutMs: 10_000 } });
+    try {
+      const { store } = stack.emulator;
+      const owner = store.createAccount({ email: 'owner@example.com' }).id;
+      const stuck = store.createAccount({ email: 'stuck@example.com' }).id;
+      const token = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'owner@example.com' }).token;
+      store.useConnectToken(token, { server: 'imap.example.com', username: 'owner', existingAccountId: owner });
+      stack.emulator.addFault({ path: `/connect_tokens/${token}`, latencyMs: 300 });
+      stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+
+      const answered: string[] = [];
+      const first = stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { messageCount } } }`, { t: token }).then((res) => {
+        answered.push('first');
+        return res;
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const second = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: stuck }).then((res) => {
+        answered.push('second');
+        return res;
+      });
+      const [firstRes, secondRes] = await Promise.all([first, second]);
+      assert.deepEqual(codes(firstRes), ['UPSTREAM_TIMEOUT']);
+      assert.deepEqual(codes(secondRes), ['UPSTREAM_TIMEOUT']);
+      assert.deepEqual(answered, ['first', 'second'], 'the first operation was answered at its own deadline');
+      // The queued request never went out: the upstream saw the token lookup and the hang only.
+      await eventually(() => stack.emulator.inFlight === 0);
+      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token}`, `GET /accounts/${stuck}`]);
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('circuit breaker', () => {

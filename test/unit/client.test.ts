@@ -28,7 +28,7 @@ describe('UpstreamClient against a mocked upstream', () => {
       maxInFlight: 4,
       logger: createLogger('debug', (line) => logs.push(line)),
       retryBaseDelayMs: 1,
-      dispatcher: pool,
+      dispatcher: agent,
     });
   });
   afterEach(async () => {
