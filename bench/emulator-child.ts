@@ -79,9 +79,11 @@ serveParent({
     if (ms > 0) removeLatency = emulator.addFault({ path: /^/, latencyMs: ms });
   },
   count: () => {
+    // Read once: past its limit the log is a fresh copy on each read.
+    const requests = emulator.requests;
     const statuses: Record<string, number> = {};
-    for (const entry of emulator.requests) statuses[entry.status] = (statuses[entry.status] ?? 0) + 1;
-    return { count: emulator.requests.length, peakInFlight: emulator.peakInFlight, statuses };
+    for (const entry of requests) statuses[entry.status] = (statuses[entry.status] ?? 0) + 1;
+    return { count: requests.length, peakInFlight: emulator.peakInFlight, statuses };
   },
   clear: () => {
     emulator.clearRequests();

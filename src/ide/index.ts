@@ -10,7 +10,10 @@ import { projectRoot } from '../schema.ts';
  * another origin (the page's Content-Security-Policy forbids it), so the IDE works offline.
  */
 
-/** The example the IDE opens with (its `{{token}}` line says whether a token is needed): the accounts and how their mailboxes are doing, the gateway's core read. */
+/**
+ * The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read.
+ * Its `{{token}}` line becomes a hint on whether a token is needed.
+ */
 export const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
 # Docs: the panel on the left.
 # {{token}}
@@ -87,6 +90,8 @@ export function createIde(options: IdeOptions = {}): Ide {
   const assetPrefix = `${endpointPath}/ide/`;
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
   const tokenRequired = options.tokenRequired ?? true;
+  const defaultQuery = DEFAULT_QUERY.replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open);
+  const defaultHeaders = tokenRequired ? TOKEN_HEADERS : '';
 
   /**
    * Read per request rather than once: a `npm run build` while the gateway runs is picked up, and the
@@ -114,8 +119,8 @@ export function createIde(options: IdeOptions = {}): Ide {
         json: assetPrefix + asset('json.worker.js'),
         graphql: assetPrefix + asset('graphql.worker.js'),
       },
-      defaultQuery: DEFAULT_QUERY.replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open),
-      defaultHeaders: tokenRequired ? TOKEN_HEADERS : '',
+      defaultQuery,
+      defaultHeaders,
     };
     sendHtml(
       res,

@@ -35,7 +35,10 @@ export interface UpstreamClientOptions {
   maxAttempts?: number;
   /** First retry delay; doubled each time, with full jitter. */
   retryBaseDelayMs?: number;
-  /** Where requests go instead of the client's own pool: an undici `MockPool` in the client's unit tests. */
+  /**
+   * Where requests go instead of the client's own pool: an undici `MockAgent` in the client's unit tests
+   * (a `MockPool` passed directly would not do: it calls only undici's legacy handler methods).
+   */
   dispatcher?: Dispatcher;
   /** Consecutive "upstream down" failures that open the circuit. */
   breakerFailureThreshold?: number;
