@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { codes, startStack, useStack } from '../helpers/stack.ts';
+import { codes, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -11,14 +11,20 @@ async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
+/** One operation reading an account that answers beside one whose upstream request hangs. */
+async function okBesideHanging(stack: Stack) {
+  const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;
+  const stuck = stack.emulator.store.createAccount({ email: 'stuck@example.com' }).id;
+  stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+  const res = await stack.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
+  return { ok, stuck, res };
+}
+
 describe('deadlines', () => {
   const stack = useStack({ gateway: { upstreamTimeoutMs: 400 } });
 
   it('answers a hanging upstream call with UPSTREAM_TIMEOUT while its siblings resolve', async () => {
-    const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;
-    const stuck = stack.emulator.store.createAccount({ email: 'stuck@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
-    const res = await stack.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
+    const { ok, stuck, res } = await okBesideHanging(stack);
     assert.deepEqual(res.body.data, { ok: { id: ok }, stuck: null });
     assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
     assert.deepEqual(res.body.errors![0]!.extensions!['upstream'], { status: null, method: 'GET', path: `/accounts/${stuck}` });
@@ -51,10 +57,7 @@ describe('deadlines', () => {
   it('bounds a whole operation by its own deadline', async () => {
     const bounded = await startStack({ gateway: { upstreamTimeoutMs: 10_000, operationTimeoutMs: 300 } });
     try {
-      const ok = bounded.emulator.store.createAccount({ email: 'a@example.com' }).id;
-      const stuck = bounded.emulator.store.createAccount({ email: 'b@example.com' }).id;
-      bounded.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
-      const res = await bounded.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
+      const { ok, res } = await okBesideHanging(bounded);
       assert.deepEqual(res.body.data, { ok: { id: ok }, stuck: null });
       assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
     } finally {
