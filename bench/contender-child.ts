@@ -1,3 +1,4 @@
+import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
 import { serveParent } from './ipc.ts';
 import { startBare } from './contenders/bare.ts';
 import { startDirect } from './contenders/direct.ts';
@@ -15,7 +16,7 @@ const upstream: UpstreamSettings = {
   baseUrl: process.env['BENCH_UPSTREAM_URL']!,
   consumerKey: process.env['BENCH_UPSTREAM_KEY']!,
   consumerSecret: process.env['BENCH_UPSTREAM_SECRET']!,
-  maxInFlight: Number(process.env['BENCH_UPSTREAM_MAX_IN_FLIGHT'] ?? 64),
+  maxInFlight: Number(process.env['BENCH_UPSTREAM_MAX_IN_FLIGHT'] ?? DEFAULT_UPSTREAM_MAX_IN_FLIGHT),
 };
 
 let served: Served;

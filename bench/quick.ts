@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
 import { startChild } from './ipc.ts';
 import { scenarios } from './scenarios.ts';
 
@@ -18,7 +19,7 @@ const child = await startChild('./contender-child.ts', [contender], {
   BENCH_UPSTREAM_URL: String(emulator.ready['url']),
   BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
   BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
-  BENCH_UPSTREAM_MAX_IN_FLIGHT: '64',
+  BENCH_UPSTREAM_MAX_IN_FLIGHT: String(DEFAULT_UPSTREAM_MAX_IN_FLIGHT),
 });
 try {
   const base = String(child.ready['url']);

@@ -3,6 +3,6 @@ export interface UpstreamSettings {
   baseUrl: string;
   consumerKey: string;
   consumerSecret: string;
-  /** Upstream connections (requests in flight): the gateway's default, `UPSTREAM_MAX_IN_FLIGHT` 64. */
+  /** Upstream connections (requests in flight): the gateway's default, `UPSTREAM_MAX_IN_FLIGHT` (256). */
   maxInFlight: number;
 }
