@@ -27,7 +27,7 @@ try {
   const body = JSON.stringify({ query: scenario.query, variables: scenario.variables(emulator.ready['seed'] as never) });
   const run = (duration: number) =>
     autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections: Number(process.env['BENCH_CONNECTIONS'] ?? 10), duration, verifyBody: (t) => !t.includes('"errors"') });
-  await run(2);
+  await run(5);
   for (let i = 0; i < Number(repeats); i++) {
     const before = Number((await child.call('stats'))['cpuMicros']);
     const result = await run(Number(seconds));

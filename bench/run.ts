@@ -22,9 +22,15 @@ const CONTENDER_LABEL: Record<Contender, string> = {
 };
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
-/** Seconds of each measurement, and of the warm-up before it. */
+/**
+ * Seconds of each measurement, and of the warm-up of a fresh contender process before its first one: on the
+ * Intel machine of bench/README.md, the first 3 s after 1 s or even 3 s of warm-up cost up to twice the CPU
+ * per operation of the runs after them (the JIT and the young generation still growing), for the gateway and
+ * bare Apollo alike. A figure taken later in the same process warms up 1 s.
+ */
 const DURATION_S = env('BENCH_DURATION', 5);
-const WARMUP_S = env('BENCH_WARMUP', 1);
+const WARMUP_S = env('BENCH_WARMUP', 5);
+const REWARM_S = Math.min(1, WARMUP_S);
 const CONNECTIONS = env('BENCH_CONNECTIONS', 10);
 const LATENCIES_MS = [0, 20];
 /** Upstream latency while counting round trips: large against everything else an operation spends. */
@@ -35,6 +41,15 @@ const ALONE_RUNS = 15;
 /** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
 const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULT_UPSTREAM_MAX_IN_FLIGHT);
 const ONLY = process.env['BENCH_ONLY']?.split(',');
+/**
+ * The scenario-1 CPU and throughput targets are judged on interleaved repeats rather than the one figure of
+ * the table: on a shared 2-CPU machine one 5 s figure varies by ±30–40%, and noise only ever adds CPU (and
+ * takes throughput away), so the best of several runs taken in turns is the steadier comparison.
+ */
+const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3);
+/** Seconds of each interleaved run. */
+const CPU_ROUND_S = env('BENCH_CPU_ROUND', 3);
+const CPU_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];
 
 interface Row {
   scenario: Scenario;
@@ -81,24 +96,48 @@ async function load(url: string, body: string, duration: number): Promise<Result
   });
 }
 
+/** Fails the run when a load's answers were not all 2xx without GraphQL errors; returns the operations done. */
+function checkLoad(label: string, result: Result): number {
+  const operations = result.requests.total;
+  const broken = result.non2xx + result.errors + result.timeouts + result.mismatches;
+  if (broken > 0 || operations === 0) {
+    fail(
+      `${label}: ${operations} operations, ${result.non2xx} non-2xx, ${result.errors} errors, ` +
+        `${result.timeouts} timeouts, ${result.mismatches} with GraphQL errors`,
+    );
+  }
+  return operations;
+}
+
 async function stats(child: Child) {
   const reply = await child.call('stats');
   return { cpuMicros: Number(reply['cpuMicros']), maxRssBytes: Number(reply['maxRssBytes']) };
 }
 
-async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
-  const upstreamEnv = {
+/** A contender in a fresh process of its own, given the emulator's address and key. */
+function startContender(emulator: Child, contender: Contender): Promise<Child> {
+  return startChild('./contender-child.ts', [contender], {
     BENCH_UPSTREAM_URL: String(emulator.ready['url']),
     BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
     BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
     BENCH_UPSTREAM_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
+  });
+}
+
+/** Where a scenario is posted on a contender, and with what body. */
+function target(child: Child, contender: Contender, scenario: Scenario, seed: BenchSeed) {
+  const base = String(child.ready['url']);
+  return {
+    url: contender === 'direct' ? `${base}/${scenario.id}` : base,
+    body: JSON.stringify({ query: scenario.query, variables: scenario.variables(seed) }),
   };
-  const child = await startChild('./contender-child.ts', [contender], upstreamEnv);
+}
+
+async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
+  const child = await startContender(emulator, contender);
   const rows: Row[] = [];
   try {
-    const base = String(child.ready['url']);
-    const url = contender === 'direct' ? `${base}/${scenario.id}` : base;
-    const body = JSON.stringify({ query: scenario.query, variables: scenario.variables(seed) });
+    const { url, body } = target(child, contender, scenario, seed);
     const label = `${scenario.id} × ${contender}`;
 
     // The answer must be right before it is timed.
@@ -139,13 +178,15 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       roundTrips = Math.round((slow - fast) / PROBE_LATENCY_MS);
     }
 
+    let warmup = WARMUP_S;
     for (const latencyMs of contender === 'bare' ? [0] : LATENCIES_MS) {
       await emulator.call('latency', { ms: latencyMs });
       const alone: number[] = [];
       for (let i = 0; i < ALONE_RUNS; i++) alone.push((await post(url, body)).ms);
       alone.sort((a, b) => a - b);
       const p50Alone = alone[Math.floor(ALONE_RUNS / 2)]!;
-      if (WARMUP_S > 0) await load(url, body, WARMUP_S);
+      if (warmup > 0) await load(url, body, warmup);
+      warmup = REWARM_S;
       await emulator.call('clear');
       const before = await stats(child);
       const result = await load(url, body, DURATION_S);
@@ -160,14 +201,7 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       if (upstreamFailed.length > 0) {
         fail(`${label} at ${latencyMs} ms: the emulator answered ${upstreamFailed.map(([s, n]) => `${n} × ${s}`).join(', ')}`);
       }
-      const operations = result.requests.total;
-      const broken = result.non2xx + result.errors + result.timeouts + result.mismatches;
-      if (broken > 0 || operations === 0) {
-        fail(
-          `${label} at ${latencyMs} ms: ${operations} operations, ${result.non2xx} non-2xx, ${result.errors} errors, ` +
-            `${result.timeouts} timeouts, ${result.mismatches} with GraphQL errors`,
-        );
-      }
+      const operations = checkLoad(`${label} at ${latencyMs} ms`, result);
       rows.push({
         scenario,
         contender,
@@ -196,6 +230,49 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
   return rows;
 }
 
+/** Each interleaved run of one contender: its CPU µs per operation and its requests per second. */
+type CpuRounds = Map<Contender, { cpu: number[]; rps: number[] }>;
+
+/**
+ * Scenario 1 at 0 ms upstream latency on the gateway, bare Apollo and the naive baseline, all started at
+ * once and loaded in turns (the order rotating each round), so that whatever else the machine does while
+ * one runs is spread over all of them.
+ */
+async function interleavedCpu(emulator: Child, seed: BenchSeed): Promise<CpuRounds> {
+  const scenario = scenarios.find((s) => s.id === 'account')!;
+  const rounds: CpuRounds = new Map();
+  const children: Child[] = [];
+  await emulator.call('latency', { ms: 0 });
+  try {
+    const runners = [];
+    for (const contender of CPU_CONTENDERS) {
+      const child = await startContender(emulator, contender);
+      children.push(child);
+      const { url, body } = target(child, contender, scenario, seed);
+      if (WARMUP_S > 0) await load(url, body, WARMUP_S);
+      const runs = { cpu: [] as number[], rps: [] as number[] };
+      rounds.set(contender, runs);
+      runners.push(async () => {
+        // Idle while the others ran, the process may have shrunk its heap (V8's memory reducer): warm it again.
+        if (REWARM_S > 0) await load(url, body, REWARM_S);
+        const before = await stats(child);
+        const result = await load(url, body, CPU_ROUND_S);
+        const after = await stats(child);
+        const operations = checkLoad(`${scenario.id} × ${contender}, interleaved`, result);
+        runs.cpu.push((after.cpuMicros - before.cpuMicros) / Math.max(1, operations));
+        runs.rps.push(result.requests.average);
+      });
+    }
+    for (let round = 0; round < CPU_ROUNDS; round++) {
+      for (let i = 0; i < runners.length; i++) await runners[(round + i) % runners.length]!();
+    }
+    console.log(`  interleaved CPU µs/op: ${[...rounds].map(([c, r]) => `${c} ${r.cpu.map((x) => x.toFixed(0)).join('/')}`).join(', ')}`);
+  } finally {
+    await Promise.all(children.map((child) => child.stop()));
+  }
+  return rounds;
+}
+
 const fmt = (n: number | null, digits = 0) => (n === null ? '–' : n.toFixed(digits));
 const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(0);
 
@@ -213,7 +290,24 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
-function targets(rows: Row[]): string {
+const lowest = (xs: readonly number[]) => Math.min(...xs);
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function cpuTable(rounds: CpuRounds): string {
+  const lines = [
+    '| contender | CPU µs/op in each run | min | median | req/s in each run | max |',
+    '| --- | --- | ---: | ---: | --- | ---: |',
+  ];
+  for (const [contender, { cpu, rps }] of rounds) {
+    lines.push(
+      `| ${CONTENDER_LABEL[contender]} | ${cpu.map((x) => fmt(x)).join(', ')} | ${fmt(lowest(cpu))} | ${fmt(median(cpu))} | ` +
+        `${rps.map((x) => fmt(x)).join(', ')} | ${fmt(Math.max(...rps))} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function targets(rows: Row[], cpuRounds: CpuRounds | null): string {
   const find = (scenario: Scenario['id'], contender: Contender, latencyMs: number) =>
     rows.find((r) => r.scenario.id === scenario && r.contender === contender && r.latencyMs === latencyMs);
   const lines = ['| target | measured | met |', '| --- | --- | :---: |'];
@@ -241,16 +335,28 @@ function targets(rows: Row[]): string {
     fan ? `${fan.p50} ms (direct REST ${fanFloor ? fanFloor.p50 : '–'} ms)` : 'not measured',
     fan && fan.p50 <= 50,
   );
-  const g1 = find('account', 'gateway', 0);
-  const b1 = find('account', 'bare', 0);
-  const n1 = find('account', 'naive', 0);
+  // From the interleaved runs when made (noise only adds CPU and takes throughput away: the best of each),
+  // else from the one run each of the table.
+  const interleaved = cpuRounds !== null;
+  const best = (contender: Contender, row: Row | undefined) => {
+    const runs = cpuRounds?.get(contender);
+    if (runs) return { cpu: lowest(runs.cpu), rps: Math.max(...runs.rps) };
+    return row && { cpu: row.cpuMicrosPerOp, rps: row.rps };
+  };
+  const g1 = best('gateway', find('account', 'gateway', 0));
+  const b1 = best('bare', find('account', 'bare', 0));
+  const n1 = best('naive', find('account', 'naive', 0));
+  const basis = interleaved ? 'the best of the interleaved runs below' : 'one run each: the interleaved runs were not made';
   add(
-    'scenario 1 at 0 ms: gateway CPU/op ≤ 1.5 × bare Apollo’s',
-    g1 && b1 ? `${fmt(g1.cpuMicrosPerOp)} µs vs ${fmt(b1.cpuMicrosPerOp)} µs (${(g1.cpuMicrosPerOp / b1.cpuMicrosPerOp).toFixed(2)} ×)` : 'not measured',
-    g1 && b1 && g1.cpuMicrosPerOp <= 1.5 * b1.cpuMicrosPerOp,
+    `scenario 1 at 0 ms: gateway CPU/op ≤ 1.5 × bare Apollo’s (${basis})`,
+    g1 && b1
+      ? `${fmt(g1.cpu)} µs vs ${fmt(b1.cpu)} µs (${(g1.cpu / b1.cpu).toFixed(2)} ×)` +
+          (n1 ? `; naive ${fmt(n1.cpu)} µs, the gateway at ${(g1.cpu / n1.cpu).toFixed(2)} × it` : '')
+      : 'not measured',
+    g1 && b1 && g1.cpu <= 1.5 * b1.cpu,
   );
   add(
-    'scenario 1 at 0 ms: gateway throughput ≥ 1.25 × naive’s',
+    `scenario 1 at 0 ms: gateway throughput ≥ 1.25 × naive’s (${basis})`,
     g1 && n1 ? `${fmt(g1.rps)} vs ${fmt(n1.rps)} req/s (${(g1.rps / n1.rps).toFixed(2)} ×)` : 'not measured',
     g1 && n1 && g1.rps >= 1.25 * n1.rps,
   );
@@ -267,11 +373,12 @@ async function main() {
     node: process.version,
   };
   console.log(`bench: ${machine.cpus} CPUs (${machine.model}), Node ${machine.node}, load ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
-  console.log(`bench: ${DURATION_S} s per measurement after ${WARMUP_S} s warm-up, ${CONNECTIONS} connections, upstream latency ${LATENCIES_MS.join(' and ')} ms`);
+  console.log(`bench: ${DURATION_S} s per measurement after ${WARMUP_S} s warm-up (${REWARM_S} s in a warm process), ${CONNECTIONS} connections, upstream latency ${LATENCIES_MS.join(' and ')} ms`);
 
   const emulator = await startChild('./emulator-child.ts', ['emulator']);
   const seed = emulator.ready['seed'] as BenchSeed;
   const rows: Row[] = [];
+  let cpuRounds: CpuRounds | null = null;
   try {
     for (const scenario of scenarios) {
       if (ONLY && !ONLY.includes(scenario.id)) continue;
@@ -281,6 +388,11 @@ async function main() {
         if (ONLY && process.env['BENCH_CONTENDERS'] && !process.env['BENCH_CONTENDERS'].split(',').includes(contender)) continue;
         rows.push(...(await measure(emulator, scenario, contender, seed, reference)));
       }
+    }
+    const contenders = process.env['BENCH_CONTENDERS']?.split(',');
+    if (CPU_ROUNDS > 0 && (!ONLY || ONLY.includes('account')) && (!ONLY || !contenders || CPU_CONTENDERS.every((c) => contenders.includes(c)))) {
+      console.log(`scenario 1 CPU: ${CPU_ROUNDS} interleaved runs of ${CPU_ROUND_S} s each`);
+      cpuRounds = await interleavedCpu(emulator, seed);
     }
   } finally {
     await emulator.stop();
@@ -296,13 +408,26 @@ async function main() {
     '',
     `- Machine: ${machine.cpus} CPUs (\`os.availableParallelism()\`), ${machine.model}, ${machine.memory} RAM`,
     `- Node.js ${machine.node}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' / ')} before, ${loadAfter.map((l) => l.toFixed(2)).join(' / ')} after`,
-    `- Each figure: ${DURATION_S} s of load after ${WARMUP_S} s of warm-up, ${CONNECTIONS} connections, on loopback; the emulator,`,
-    '  each contender and the load generator in separate processes sharing the machine.',
+    `- Each figure: ${DURATION_S} s of load after ${WARMUP_S} s of warm-up (${REWARM_S} s for a later figure of the same process), ${CONNECTIONS}`,
+    '  connections, on loopback; the emulator, each contender and the load generator in separate processes sharing',
+    '  the machine.',
     '',
     '## Targets (gateway)',
     '',
-    targets(rows),
+    targets(rows, cpuRounds),
     '',
+    ...(cpuRounds
+      ? [
+          '## Scenario 1 CPU, interleaved',
+          '',
+          `The gateway, bare Apollo and the naive baseline started together and loaded in turns, ${CPU_ROUNDS} runs of ${CPU_ROUND_S} s each (the`,
+          'order rotating each round) at 0 ms upstream latency. Noise on a shared machine only adds CPU and takes throughput away,',
+          'so the scenario-1 targets are judged on the lowest CPU and the highest throughput of each.',
+          '',
+          cpuTable(cpuRounds),
+          '',
+        ]
+      : []),
     '## All figures',
     '',
     'Upstream req/op: one operation alone (under load in brackets). Round trips: sequential upstream requests on',
