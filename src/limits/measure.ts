@@ -35,7 +35,9 @@ export const COST = {
 
 /**
  * Fields whose resolver makes an upstream request (besides every mutation field). Kept by name because the
- * schema has no cost directive; test/resilience/limits.test.ts checks each still exists in the schema.
+ * schema has no cost directive; test/resilience/cost-weights.test.ts selects every field of the schema
+ * through the gateway and fails when one makes a request this list (or FULL_ACCOUNT_FIELDS) does not charge,
+ * or is charged without making one.
  */
 export const UPSTREAM_FIELDS: ReadonlySet<string> = new Set([
   'Query.account',
