@@ -28,7 +28,8 @@ const HELP = `usage: npm run soak -- [options]
   --max-requests <n>         hard cap on requests sent (default 400000)
   --warmup <s>               seconds before the memory baseline is taken (default 10)
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
-  --max-in-flight <n>        the gateway's cap on upstream requests in flight (default 64)
+  --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default 64, as in the run docs/soak.md
+                             records; the gateway's own default is 256)
   --accounts <n>             seeded accounts (default 40)
   --out <file>               also write the report (markdown) to this file`;
 
