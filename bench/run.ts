@@ -2,8 +2,9 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import autocannon, { type Result } from 'autocannon';
+import type { Result } from 'autocannon';
 import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
@@ -12,8 +13,6 @@ import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
  * loopback. Contenders and the emulator run in child processes; this process only generates load.
  */
 
-const CONTENDERS = ['gateway', 'direct', 'naive', 'bare'] as const;
-type Contender = (typeof CONTENDERS)[number];
 const CONTENDER_LABEL: Record<Contender, string> = {
   gateway: 'gateway',
   direct: 'direct REST (floor)',
@@ -41,6 +40,10 @@ const ALONE_RUNS = 15;
 /** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
 const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULT_UPSTREAM_MAX_IN_FLIGHT);
 const ONLY = process.env['BENCH_ONLY']?.split(',');
+/** BENCH_CONTENDERS narrows a partial (BENCH_ONLY) run to some contenders. */
+const ONLY_CONTENDERS = ONLY && process.env['BENCH_CONTENDERS']?.split(',');
+const scenarioSelected = (id: Scenario['id']) => !ONLY || ONLY.includes(id);
+const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CONTENDERS.includes(contender);
 /**
  * The scenario-1 CPU and throughput targets are judged on interleaved repeats rather than the one figure of
  * the table: on a shared 2-CPU machine one 5 s figure varies by ±30–40%, and noise only ever adds CPU (and
@@ -83,18 +86,8 @@ async function post(url: string, body: string): Promise<{ status: number; json: 
   return { status: response.status, json, ms: performance.now() - started };
 }
 
-async function load(url: string, body: string, duration: number): Promise<Result> {
-  return await autocannon({
-    url,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-    connections: CONNECTIONS,
-    duration,
-    // Any GraphQL error counts as a mismatch, and a mismatch fails the run.
-    verifyBody: (text) => !text.includes('"errors"'),
-  });
-}
+const load = (url: string, body: string, seconds: number) => loadContender(url, body, seconds, CONNECTIONS);
+const measuredLoad = (child: Child, url: string, body: string, seconds: number) => measureLoad(child, url, body, seconds, CONNECTIONS);
 
 /** Fails the run when a load's answers were not all 2xx without GraphQL errors; returns the operations done. */
 function checkLoad(label: string, result: Result): number {
@@ -109,32 +102,9 @@ function checkLoad(label: string, result: Result): number {
   return operations;
 }
 
-async function stats(child: Child) {
-  const reply = await child.call('stats');
-  return { cpuMicros: Number(reply['cpuMicros']), maxRssBytes: Number(reply['maxRssBytes']) };
-}
-
-/** A contender in a fresh process of its own, given the emulator's address and key. */
-function startContender(emulator: Child, contender: Contender): Promise<Child> {
-  return startChild('./contender-child.ts', [contender], {
-    BENCH_UPSTREAM_URL: String(emulator.ready['url']),
-    BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
-    BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
-    BENCH_UPSTREAM_MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
-  });
-}
-
-/** Where a scenario is posted on a contender, and with what body. */
-function target(child: Child, contender: Contender, scenario: Scenario, seed: BenchSeed) {
-  const base = String(child.ready['url']);
-  return {
-    url: contender === 'direct' ? `${base}/${scenario.id}` : base,
-    body: JSON.stringify({ query: scenario.query, variables: scenario.variables(seed) }),
-  };
-}
 
 async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
-  const child = await startContender(emulator, contender);
+  const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
   const rows: Row[] = [];
   try {
     const { url, body } = target(child, contender, scenario, seed);
@@ -188,9 +158,7 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       if (warmup > 0) await load(url, body, warmup);
       warmup = REWARM_S;
       await emulator.call('clear');
-      const before = await stats(child);
-      const result = await load(url, body, DURATION_S);
-      const after = await stats(child);
+      const { result, cpuMicrosPerOp, peakRssBytes } = await measuredLoad(child, url, body, DURATION_S);
       // Operations cut off at the end finish upstream meanwhile; their requests are few against the total.
       await sleep(latencyMs * 3 + 100);
       const upstream = await emulator.call('count');
@@ -214,13 +182,13 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
         upstreamPerOp,
         upstreamPerOpUnderLoad: contender === 'bare' ? null : upstreamCount / Math.max(1, operations),
         roundTrips,
-        cpuMicrosPerOp: (after.cpuMicros - before.cpuMicros) / Math.max(1, operations),
-        peakRssBytes: after.maxRssBytes,
+        cpuMicrosPerOp,
+        peakRssBytes,
       });
       console.log(
         `  ${label.padEnd(22)} ${String(latencyMs).padStart(2)} ms: ${result.requests.average.toFixed(0).padStart(6)} req/s, ` +
           `p50 ${result.latency.p50} ms (alone ${p50Alone.toFixed(1)}), p99 ${result.latency.p99} ms, ${upstreamPerOp ?? '-'} upstream/op, ` +
-          `${roundTrips ?? '-'} round trips, ${((after.cpuMicros - before.cpuMicros) / Math.max(1, operations)).toFixed(0)} µs CPU/op`,
+          `${roundTrips ?? '-'} round trips, ${cpuMicrosPerOp.toFixed(0)} µs CPU/op`,
       );
     }
     await emulator.call('latency', { ms: 0 });
@@ -246,7 +214,7 @@ async function interleavedCpu(emulator: Child, seed: BenchSeed): Promise<CpuRoun
   try {
     const runners = [];
     for (const contender of CPU_CONTENDERS) {
-      const child = await startContender(emulator, contender);
+      const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
       children.push(child);
       const { url, body } = target(child, contender, scenario, seed);
       if (WARMUP_S > 0) await load(url, body, WARMUP_S);
@@ -255,11 +223,9 @@ async function interleavedCpu(emulator: Child, seed: BenchSeed): Promise<CpuRoun
       runners.push(async () => {
         // Idle while the others ran, the process may have shrunk its heap (V8's memory reducer): warm it again.
         if (REWARM_S > 0) await load(url, body, REWARM_S);
-        const before = await stats(child);
-        const result = await load(url, body, CPU_ROUND_S);
-        const after = await stats(child);
-        const operations = checkLoad(`${scenario.id} × ${contender}, interleaved`, result);
-        runs.cpu.push((after.cpuMicros - before.cpuMicros) / Math.max(1, operations));
+        const { result, cpuMicrosPerOp } = await measuredLoad(child, url, body, CPU_ROUND_S);
+        checkLoad(`${scenario.id} × ${contender}, interleaved`, result);
+        runs.cpu.push(cpuMicrosPerOp);
         runs.rps.push(result.requests.average);
       });
     }
@@ -381,16 +347,15 @@ async function main() {
   let cpuRounds: CpuRounds | null = null;
   try {
     for (const scenario of scenarios) {
-      if (ONLY && !ONLY.includes(scenario.id)) continue;
+      if (!scenarioSelected(scenario.id)) continue;
       console.log(scenario.title);
       const reference = new Map<string, string>();
       for (const contender of CONTENDERS) {
-        if (ONLY && process.env['BENCH_CONTENDERS'] && !process.env['BENCH_CONTENDERS'].split(',').includes(contender)) continue;
+        if (!contenderSelected(contender)) continue;
         rows.push(...(await measure(emulator, scenario, contender, seed, reference)));
       }
     }
-    const contenders = process.env['BENCH_CONTENDERS']?.split(',');
-    if (CPU_ROUNDS > 0 && (!ONLY || ONLY.includes('account')) && (!ONLY || !contenders || CPU_CONTENDERS.every((c) => contenders.includes(c)))) {
+    if (CPU_ROUNDS > 0 && scenarioSelected('account') && CPU_CONTENDERS.every(contenderSelected)) {
       console.log(`scenario 1 CPU: ${CPU_ROUNDS} interleaved runs of ${CPU_ROUND_S} s each`);
       cpuRounds = await interleavedCpu(emulator, seed);
     }
