@@ -53,6 +53,9 @@ interface Probe {
 
 const schema = buildSchema();
 
+/** A type as a probe reaches it: the embedded account is probed apart from the account loaded by id. */
+const probeKey = (probe: Probe) => `${probe.type.name}${probe.embedded ? ' (embedded)' : ''}`;
+
 const needsArguments = (field: GraphQLField<unknown, unknown>) => field.args.some((a) => isNonNullType(a.type) && a.defaultValue === undefined);
 
 function fieldText(type: GraphQLObjectType, field: GraphQLField<unknown, unknown>): Selected {
@@ -92,7 +95,7 @@ function probes(): Probe[] {
   }
   while (queue.length > 0) {
     const probe = queue.shift()!;
-    const key = `${probe.type.name}${probe.embedded ? ' (embedded)' : ''}`;
+    const key = probeKey(probe);
     if (seen.has(key)) continue;
     seen.add(key);
     found.push(probe);
@@ -140,8 +143,8 @@ describe('the cost estimate', () => {
 
   it('charges a request for exactly the fields that make one, every field of the schema probed', async () => {
     const all = probes();
-    // The walk must reach what the lists name: every type of the schema's API, and the embedded account.
-    const reached = new Set(all.map((p) => `${p.type.name}${p.embedded ? ' (embedded)' : ''}`));
+    // The walk must reach every type the lists name, and the embedded account.
+    const reached = new Set(all.map(probeKey));
     for (const name of [...UPSTREAM_FIELDS].map((n) => n.split('.')[0]!)) assert.ok(reached.has(name), `${name} not reached`);
     assert.ok(reached.has('Account (embedded)'));
 
