@@ -19,17 +19,31 @@ export class HttpError extends Error {
   }
 }
 
+/** Responses that must not be answered before a time (`performance.now()`): see `FaultRule.answerAfterMs`. */
+const answerNotBefore = new WeakMap<ServerResponse, number>();
+
+export function holdAnswer(res: ServerResponse, notBefore: number): void {
+  answerNotBefore.set(res, notBefore);
+}
+
 /** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'application/json',
-    'Content-Length': Buffer.byteLength(text),
-    'Cache-Control': 'no-store',
-  });
-  res.end(text);
+  const write = () => {
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(status, {
+      ...headers,
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(text),
+      'Cache-Control': 'no-store',
+    });
+    res.end(text);
+  };
+  const wait = (answerNotBefore.get(res) ?? 0) - performance.now();
+  if (wait <= 0) return write();
+  const timer = setTimeout(write, wait);
+  res.once('close', () => clearTimeout(timer));
 }
 
 /** Answers the upstream's error body. */

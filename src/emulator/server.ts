@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
-import { sendError, splitTarget } from './http.ts';
+import { holdAnswer, sendError, splitTarget } from './http.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
@@ -49,8 +49,15 @@ export interface FaultRule {
   status?: number;
   /** Seconds, sent as `Retry-After`. */
   retryAfter?: number;
-  /** Delay before handling or answering. */
+  /** Delay before handling or answering: concurrent requests then also queue for the emulator's one process. */
   latencyMs?: number;
+  /**
+   * Answer no sooner than this many milliseconds after the request arrived, handling it meanwhile: an upstream
+   * whose every answer takes this long however many requests arrive at once, as a fleet of servers would, the
+   * emulator's own work hidden inside the wait (unless it takes longer). Nothing is delayed before handling, so a
+   * change is made when it arrives even if its answer never reaches the client.
+   */
+  answerAfterMs?: number;
   /** Never answer (until the client disconnects or the emulator closes). */
   hang?: boolean;
   /** Apply this many times, then stop; default forever. */
@@ -183,6 +190,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     openResponses.add(closed);
 
     const fault = takeFault(method, entry.path);
+    if (fault?.answerAfterMs && fault.answerAfterMs > 0) holdAnswer(res, performance.now() + fault.answerAfterMs);
     if (fault) {
       if (fault.latencyMs && fault.latencyMs > 0) {
         await delayUnlessClosed(fault.latencyMs, res);

@@ -82,6 +82,50 @@ describe('faults, request log and in-flight counters', () => {
     assert.ok(Date.now() - started >= 70);
   });
 
+  test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ method: 'POST', path: `/accounts/${ADA}`, answerAfterMs: 1500, times: 1 });
+    const started = Date.now();
+    let answered = false;
+    const update = api(emu, `/accounts/${ADA}`, { form: { first_name: 'Held' } }).finally(() => (answered = true));
+    // Handled on arrival: the change shows while its own answer still waits.
+    let firstName: unknown;
+    while (firstName !== 'Held' && Date.now() - started < 1500) {
+      firstName = ((await api(emu, `/accounts/${ADA}`)).body as { first_name?: unknown }).first_name;
+    }
+    assert.equal(firstName, 'Held');
+    assert.equal(answered, false, 'the update is still unanswered');
+    const res = await update;
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body, { success: true });
+    assert.ok(Date.now() - started >= 1490, 'answered no sooner than 1500 ms after arrival');
+  });
+
+  test('answerAfterMs holds each of concurrent requests', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: /^\/accounts\/[0-9a-f]{24}$/, answerAfterMs: 200 });
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 10 }, () => api(emu, `/accounts/${ADA}`)));
+    assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
+    assert.ok(Date.now() - started >= 190);
+    assert.equal(emu.peakInFlight, 10);
+  });
+
+  test('answerAfterMs: a client that leaves during the wait ends its request with status 0', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', answerAfterMs: 60_000 });
+    const controller = new AbortController();
+    const pending = api(emu, '/accounts', { signal: controller.signal });
+    await waitFor(() => emu.inFlight === 1);
+    controller.abort();
+    await assert.rejects(pending, { name: 'AbortError' });
+    await waitFor(() => emu.inFlight === 0);
+    assert.equal(emu.requests[0]?.status, 0);
+    const closing = Date.now();
+    await emu.close();
+    assert.ok(Date.now() - closing < 30_000, 'no held answer keeps close() waiting');
+  });
+
   test('a hang never answers; the client aborting ends it with status 0', async (t) => {
     const emu = await emulatorFor(t);
     emu.addFault({ path: `/accounts/${ADA}`, hang: true, times: 1 });
