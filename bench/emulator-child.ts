@@ -76,7 +76,7 @@ serveParent({
     removeLatency?.();
     removeLatency = undefined;
     const ms = Number(message['ms']);
-    if (ms > 0) removeLatency = emulator.addFault({ path: /^/, latencyMs: ms });
+    if (ms > 0) removeLatency = emulator.addFault({ path: /^/, answerAfterMs: ms });
   },
   count: () => {
     // Read once: past its limit the log is a fresh copy on each read.
