@@ -29,7 +29,6 @@ async function main(): Promise<void> {
   }
 
   const gateway = await startGateway({ ...config, upstream, logger });
-  logger.info('gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -42,6 +41,9 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
+  // outright, without closing the gateway or saving the emulator's data file.
+  logger.info('gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
 }
 
 main().catch((error: unknown) => {
