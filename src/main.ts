@@ -1,3 +1,5 @@
+// First: sets NODE_ENV before graphql-js is imported (see the module).
+import './production-default.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { createLogger } from './logger.ts';

@@ -15,8 +15,8 @@ interface Started {
 }
 
 /** Runs `src/main.ts` as `npm start` does (without the build step) and waits for its ready line. */
-async function startMain(env: Record<string, string>): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+async function startMain(env: Record<string, string>, preload: string[] = []): Promise<Started> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts'], {
     env: { PATH: process.env['PATH'] ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -94,6 +94,22 @@ describe('npm start', () => {
     } finally {
       assert.equal(await started.stop(), 0);
       await upstream.close();
+    }
+  });
+
+  it('runs graphql-js in production mode unless NODE_ENV says otherwise', async () => {
+    const preload = [new URL('./fixtures/graphql-node-env.mjs', import.meta.url).href];
+    for (const [env, expected] of [
+      [{}, 'production'],
+      [{ NODE_ENV: '' }, 'production'],
+      [{ NODE_ENV: 'development' }, 'development'],
+    ] as const) {
+      const started = await startMain(env, preload);
+      try {
+        assert.deepEqual(started.lines.filter((l) => l.startsWith('graphql-js saw')), [`graphql-js saw NODE_ENV=${expected}`], JSON.stringify(env));
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
     }
   });
 

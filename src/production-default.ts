@@ -1,0 +1,8 @@
+/**
+ * `npm start` runs in production unless told otherwise: `NODE_ENV` unset (or empty) becomes `production`.
+ * graphql-js reads it once, when it is first imported, and outside production checks every `instanceof`
+ * of its type predicates for a second copy of the library (several per field resolved: ~3% of a fan-out's
+ * CPU, bench/README.md). So this module is main.ts's first import, evaluated before anything imports
+ * graphql. The gateway's own settings only look for `development` (src/config.ts).
+ */
+if (!process.env['NODE_ENV']) process.env['NODE_ENV'] = 'production';
