@@ -28,9 +28,6 @@ async function main(): Promise<void> {
     fail(err.message);
   }
 
-  const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
-  process.stdout.write(`Context.IO emulator listening at ${emulator.url} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
-
   let stopping = false;
   const stop = () => {
     if (stopping) return;
@@ -42,6 +39,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // Only now: a signal sent on seeing this line before the handlers were installed would kill the
+  // emulator outright, without saving EMULATOR_DATA_FILE.
+  const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
+  process.stdout.write(`Context.IO emulator listening at ${emulator.url} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
 }
 
 void main();
