@@ -1,3 +1,5 @@
+// First, as in src/main.ts: every contender runs graphql-js as `npm start` runs the gateway (NODE_ENV unset → production).
+import '../src/production-default.ts';
 import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
 import { serveParent } from './ipc.ts';
 import { startBare } from './contenders/bare.ts';

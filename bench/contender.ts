@@ -15,8 +15,6 @@ export function startContender(emulator: Child, contender: Contender, maxInFligh
     BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
     BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
     BENCH_UPSTREAM_MAX_IN_FLIGHT: String(maxInFlight),
-    // As `npm start` runs the gateway (src/production-default.ts), and Apollo deployments generally run.
-    NODE_ENV: process.env['NODE_ENV'] || 'production',
   });
 }
 
