@@ -102,7 +102,6 @@ function checkLoad(label: string, result: Result): number {
   return operations;
 }
 
-
 async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
   const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
   const rows: Row[] = [];
@@ -151,18 +150,19 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
     let warmup = WARMUP_S;
     for (const latencyMs of contender === 'bare' ? [0] : LATENCIES_MS) {
       await emulator.call('latency', { ms: latencyMs });
+      // Operations cut off when a load stops still finish upstream; this waits for them.
+      const settle = () => sleep(latencyMs * 3 + 100);
       // Warm before the operations alone too: a cold gateway took twice as long on one fan-out at 0 ms.
       if (warmup > 0) await load(url, body, warmup);
       warmup = REWARM_S;
-      await sleep(latencyMs * 3 + 100); // the warm-up's last operations finish first
+      await settle(); // before the operations alone
       const alone: number[] = [];
       for (let i = 0; i < ALONE_RUNS; i++) alone.push((await post(url, body)).ms);
       alone.sort((a, b) => a - b);
       const p50Alone = alone[Math.floor(ALONE_RUNS / 2)]!;
       await emulator.call('clear');
       const { result, cpuMicrosPerOp, peakRssBytes } = await measuredLoad(child, url, body, DURATION_S);
-      // Operations cut off at the end finish upstream meanwhile; their requests are few against the total.
-      await sleep(latencyMs * 3 + 100);
+      await settle(); // before counting: their requests are few against the total
       const upstream = await emulator.call('count');
       const upstreamCount = Number(upstream['count']);
       const statuses = upstream['statuses'] as Record<string, number>;
