@@ -190,8 +190,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     openResponses.add(closed);
 
     const fault = takeFault(method, entry.path);
-    if (fault?.answerAfterMs && fault.answerAfterMs > 0) holdAnswer(res, performance.now() + fault.answerAfterMs);
     if (fault) {
+      if (fault.answerAfterMs && fault.answerAfterMs > 0) holdAnswer(res, performance.now() + fault.answerAfterMs);
       if (fault.latencyMs && fault.latencyMs > 0) {
         await delayUnlessClosed(fault.latencyMs, res);
         if (res.destroyed || res.writableEnded) return;
