@@ -4,9 +4,9 @@ import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
+import { runScript } from '../helpers/script.ts';
 
 interface Started {
   lines: string[];
@@ -16,28 +16,14 @@ interface Started {
 
 /** Runs `src/main.ts` as `npm start` does (without the build step) and waits for its ready line. */
 async function startMain(env: Record<string, string>, preload: string[] = []): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts'], {
-    env: { PATH: process.env['PATH'] ?? '', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const ready = new Promise<string>((resolve, reject) => {
-    for (const stream of [child.stdout, child.stderr]) {
-      createInterface({ input: stream }).on('line', (line) => {
-        lines.push(line);
-        const match = /"graphql":"([^"]+)"/.exec(line);
-        if (match) resolve(match[1]!);
-      });
-    }
-    child.once('exit', (code) => reject(new Error(`exited ${code} before ready:\n${lines.join('\n')}`)));
-  });
-  const url = await ready;
+  const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', ...env }, preload);
+  const [, url] = await run.waitForLine(/"graphql":"([^"]+)"/);
   return {
-    lines,
-    url,
+    lines: run.lines,
+    url: url!,
     async stop() {
-      child.kill('SIGTERM');
-      const [code] = (await once(child, 'exit')) as [number | null];
+      run.child.kill('SIGTERM');
+      const [code] = await run.exited;
       return code;
     },
   };
