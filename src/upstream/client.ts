@@ -267,6 +267,17 @@ export class UpstreamClient {
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
+      // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
+      // exchange itself, below, can count as the upstream failing.
+      const headers: Record<string, string> = {
+        authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
+        accept: 'application/json',
+      };
+      let body: string | undefined;
+      if (form.length > 0 || call.method === 'POST') {
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+        body = encodeFormPairs(form);
+      }
       let response: UpstreamResponse;
       if (!this.#breaker.tryAcquire()) {
         throw this.#fail(
@@ -276,15 +287,6 @@ export class UpstreamClient {
         );
       }
       try {
-        const headers: Record<string, string> = {
-          authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
-          accept: 'application/json',
-        };
-        let body: string | undefined;
-        if (form.length > 0 || call.method === 'POST') {
-          headers['content-type'] = 'application/x-www-form-urlencoded';
-          body = encodeFormPairs(form);
-        }
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
       } catch (error) {
         if (cancellation.reason === 'deadline') {
@@ -469,7 +471,20 @@ function pathSegment(id: string): string {
   if (id === '' || id === '.' || id === '..') {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
   }
+  assertEncodable(id, 'An id');
   return percentEncode(id);
+}
+
+/**
+ * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
+ * or form body can carry it (encoding it throws). Refused as the caller's input, before any request.
+ */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
+
+function assertEncodable(value: string, what: string): void {
+  if (UNPAIRED_SURROGATE.test(value)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${what} is not valid text: it contains an unpaired UTF-16 surrogate`);
+  }
 }
 
 /** Parameters as the upstream expects them: flags as 0/1, unset values left out. */
@@ -478,7 +493,9 @@ function pairsOf(params: Params | undefined): OAuthParam[] {
   const pairs: OAuthParam[] = [];
   for (const [key, value] of Object.entries(params)) {
     if (value === undefined || value === null) continue;
-    pairs.push([key, typeof value === 'boolean' ? (value ? '1' : '0') : String(value)]);
+    const text = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+    assertEncodable(text, `The value of the upstream parameter "${key}"`);
+    pairs.push([key, text]);
   }
   return pairs;
 }

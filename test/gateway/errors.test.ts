@@ -143,3 +143,36 @@ describe('hostile ids stay one path segment', () => {
     });
   }
 });
+
+describe('text that cannot be encoded for the upstream', () => {
+  const stack = useStack({ gateway: { breakerFailureThreshold: 2 } });
+  // Valid JSON, valid GraphQL variables, but no UTF-8 form: it cannot go in a URL or a form body.
+  const unpaired = 'Ann\ud800';
+
+  it('is BAD_USER_INPUT before any upstream call, in an id, a query parameter or a form field', async () => {
+    stack.emulator.clearRequests();
+    const read = await stack.gql(`query ($id: ID!, $email: String) { account(id: $id) { id } accounts(filter: { email: $email }) { nodes { id } } }`, {
+      id: unpaired,
+      email: unpaired,
+    });
+    assert.equal(read.body.data, null); // `accounts` is non-null: its error reaches the root
+    assert.deepEqual(codes(read).sort(), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
+    const write = await stack.gql(`mutation ($name: String) { createConnectToken(input: { callbackUrl: "https://app.example/cb", firstName: $name }) { token } }`, {
+      name: unpaired,
+    });
+    assert.deepEqual(codes(write), ['BAD_USER_INPUT']);
+    assert.match(write.body.errors![0]!.message, /unpaired UTF-16 surrogate/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('never counts as the upstream failing: the circuit stays closed', async () => {
+    for (let i = 0; i < 4; i++) {
+      const res = await stack.gql(`mutation ($name: String) { createConnectToken(input: { callbackUrl: "https://app.example/cb", firstName: $name }) { token } }`, {
+        name: unpaired,
+      });
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    }
+    const ok = await stack.gql(`mutation { createConnectToken(input: { callbackUrl: "https://app.example/cb", firstName: "Ann" }) { token } }`);
+    assert.equal(ok.body.errors, undefined);
+  });
+});
