@@ -99,7 +99,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ApolloServerPluginCacheControlDisabled(),
       operationLimitsPlugin(resolveLimits(options.operationLimits), logger),
       {
-        // Anything unexpected is logged here, once, with the request id that the masked error lacks.
+        // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
+        // field it failed on. The stack trace only in development: the contract keeps them out of every log
+        // line otherwise.
         async requestDidStart() {
           return {
             async didEncounterErrors({ errors, contextValue }) {
@@ -108,8 +110,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
                 if (!isExpected(error, error.extensions['code'])) {
                   logger.error('unexpected error', {
                     requestId: contextValue.requestId,
-                    error: original instanceof Error ? original.message : String(original),
-                    stack: original instanceof Error ? original.stack : undefined,
+                    path: error.path?.join('.'),
+                    error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
+                    ...(options.development && original instanceof Error ? { stack: original.stack } : {}),
                   });
                 }
               }

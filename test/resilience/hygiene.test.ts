@@ -41,15 +41,22 @@ describe('unexpected errors', () => {
       const logged = lines.filter((l) => l.includes('secretInternalDetail'));
       assert.equal(logged.length, 1);
       assert.match(logged[0]!, /"requestId":"req-hygiene-1"/);
+      assert.match(logged[0]!, /"path":"account"/);
+      assert.match(logged[0]!, /"error":"TypeError: Cannot read properties/);
+      // No stack trace in a log line outside development (the contract): no frame, no file.
+      assert.doesNotMatch(logged[0]!, /"stack"|\bat \S+ \(|hygiene\.test\.ts/);
     });
   });
 
-  it('carry the stack trace only in development mode', async () => {
-    await withBrokenAccountLookup(true, async ({ stack }) => {
+  it('carry the stack trace only in development mode, in the response and in the log', async () => {
+    await withBrokenAccountLookup(true, async ({ stack, lines }) => {
       const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } }`);
       const error = res.body.errors![0]!;
       assert.equal(error.extensions!['code'], 'INTERNAL_SERVER_ERROR');
       assert.ok(Array.isArray(error.extensions!['stacktrace']));
+      const logged = lines.filter((l) => l.includes('secretInternalDetail'));
+      assert.equal(logged.length, 1);
+      assert.match(logged[0]!, /"stack":"TypeError: .*\\n +at .*hygiene\.test\.ts/);
     });
   });
 
