@@ -8,7 +8,7 @@ import { LOG_LEVELS, type LogLevel } from './logger.ts';
 export type UpstreamConfig =
   | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string }
   /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process, with these settings, and use it. */
-  | { kind: 'embedded'; emulator: EmulatorOptions };
+  | { kind: 'embedded'; emulator: EmulatorOptions & { host: string; port: number } };
 
 export interface GatewayConfig extends AccessConfig {
   port: number;

@@ -2,6 +2,7 @@
 import './production-default.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
+import { describeListenFailure } from './listen-errors.ts';
 import { createLogger } from './logger.ts';
 import { startGateway } from './server.ts';
 
@@ -25,12 +26,18 @@ async function main(): Promise<void> {
   if (config.upstream.kind === 'remote') {
     upstream = config.upstream;
   } else {
-    emulator = await startEmulator(config.upstream.emulator);
+    const options = config.upstream.emulator;
+    emulator = await startEmulator(options).catch((error: unknown) =>
+      failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' })),
+    );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
-    logger.info('CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url });
+    logger.info('CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url, consumerKey: emulator.consumerKey });
   }
 
-  const gateway = await startGateway({ ...config, upstream, logger });
+  const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
+    await emulator?.close();
+    return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }));
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -48,7 +55,9 @@ async function main(): Promise<void> {
   logger.info('gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
 }
 
-main().catch((error: unknown) => {
-  console.error(`contextio-graphql: failed to start: ${error instanceof Error ? error.message : String(error)}`);
+function failToStart(reason: string): never {
+  console.error(`contextio-graphql: failed to start: ${reason}`);
   process.exit(1);
-});
+}
+
+main().catch((error: unknown) => failToStart(error instanceof Error ? error.message : String(error)));

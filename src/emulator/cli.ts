@@ -1,9 +1,10 @@
 import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv } from './config.ts';
 import { startEmulator } from './index.ts';
+import { describeListenFailure } from '../listen-errors.ts';
 
 /**
- * `npm run emulator`: the emulator on its own, configured from the environment (see CONTRACT.md,
- * "The embedded emulator"). Prints one line on start; SIGINT/SIGTERM persist and exit 0.
+ * `npm run emulator`: the emulator on its own, configured from the environment (the README's
+ * emulator table). Prints one line on start; SIGINT/SIGTERM persist and exit 0.
  */
 
 function fail(message: string): never {
@@ -22,10 +23,7 @@ async function main(): Promise<void> {
   try {
     emulator = await startEmulator(options);
   } catch (error) {
-    const err = error as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') fail(`Context.IO emulator: port ${port} is already in use (set EMULATOR_PORT, 0 picks a free one)`);
-    if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') fail(`Context.IO emulator: cannot bind EMULATOR_HOST "${env.EMULATOR_HOST}"`);
-    fail(err.message);
+    fail(`Context.IO emulator: ${describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' })}`);
   }
 
   let stopping = false;

@@ -5,7 +5,7 @@ export const DEFAULT_CONSUMER_KEY = 'dev-key';
 export const DEFAULT_CONSUMER_SECRET = 'dev-secret';
 
 /**
- * The emulator's settings from `EMULATOR_*` variables (CONTRACT.md, "The embedded emulator"), shared by
+ * The emulator's settings from `EMULATOR_*` variables (the README's emulator table), shared by
  * `npm run emulator` (default port 4010) and the embedded one of `npm start` (default: a free port).
  * Problems are pushed to `problems`, one line each naming the variable.
  */
@@ -13,7 +13,7 @@ export function emulatorOptionsFromEnv(
   env: Record<string, string | undefined>,
   defaultPort: number,
   problems: string[],
-): EmulatorOptions {
+): EmulatorOptions & { host: string; port: number } {
   const read = (name: string) => env[name]?.trim() || undefined;
   const rawPort = read('EMULATOR_PORT');
   let port = defaultPort;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.ts';
@@ -51,5 +52,19 @@ describe('npm run emulator', () => {
     const [code] = await run.exited;
     assert.equal(code, 1);
     assert.match(run.lines.join('\n'), /EMULATOR_PORT/);
+  });
+
+  test('names EMULATOR_PORT when its port is in use, and exits 1', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const run = runCli({ EMULATOR_PORT: String(port) });
+      const [code] = await run.exited;
+      assert.equal(code, 1);
+      assert.deepEqual(run.lines, [`Context.IO emulator: EMULATOR_PORT=${port}: the port is already in use on 127.0.0.1 (choose another; 0 picks a free one)`]);
+    } finally {
+      taken.close();
+    }
   });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +39,11 @@ describe('npm start', () => {
   it('without CONTEXTIO_API_URL serves GraphQL against the embedded emulator, says so once, and stops cleanly', async () => {
     const started = await startMain({});
     try {
-      assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 1);
+      const emulatorLines = started.lines.filter((l) => l.includes('embedded Context.IO emulator'));
+      assert.equal(emulatorLines.length, 1);
+      // Its base URL and the key, as `npm run emulator` prints them; never the secret.
+      assert.match(emulatorLines[0]!, /"upstream":"http:\/\/127\.0\.0\.1:\d+\/2\.0","consumerKey":"dev-key"/);
+      assert.doesNotMatch(started.lines.join('\n'), /dev-secret/);
       const health = await fetch(new URL('/healthz', started.url));
       assert.deepEqual(await health.json(), { status: 'ok' });
       const result = await query(started.url, '{ accounts(first: 5) { nodes { id emailAddresses sources { label status } } } }');
@@ -100,17 +105,52 @@ describe('npm start', () => {
   });
 
   it('refuses a bad configuration with one line per problem and exit code 1', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { PATH: process.env['PATH'] ?? '', PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const [code] = (await once(child, 'exit')) as [number];
+    const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
     assert.equal(code, 1);
     const lines = stderr.trim().split('\n');
     assert.ok(lines.some((l) => l.includes('PORT')));
     assert.ok(lines.some((l) => l.includes('CONTEXTIO_CONSUMER_KEY')));
     assert.doesNotMatch(stderr, /hidden-value/);
   });
+
+  it('names the variable when it cannot listen: a port in use (PORT, EMULATOR_PORT), a HOST not of this machine', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const cases: Array<[Record<string, string>, RegExp]> = [
+        [{ PORT: String(port) }, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the port is already in use on 127\\.0\\.0\\.1`)],
+        [{ PORT: '0', EMULATOR_PORT: String(port) }, new RegExp(`^contextio-graphql: failed to start: EMULATOR_PORT=${port}: the port is already in use`)],
+        // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine. Off loopback, auth is required.
+        [{ PORT: '0', HOST: '192.0.2.1', AUTH_JWT_SECRET: 'x'.repeat(32) }, /^contextio-graphql: failed to start: HOST=192\.0\.2\.1: not an address of this machine/],
+      ];
+      for (const [env, line] of cases) {
+        const { code, stdout, stderr } = await runToExit(env);
+        assert.equal(code, 1, stderr);
+        // The log (JSON lines, also on stderr) may come first; the reason is one line of its own.
+        const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));
+        assert.equal(reasons.length, 1, stderr);
+        assert.match(reasons[0]!, line);
+        assert.doesNotMatch(stdout, /gateway ready/);
+      }
+    } finally {
+      taken.close();
+    }
+  });
 });
+
+/** Runs `src/main.ts` with only `env` (and PATH) until it exits on its own, stdout and stderr apart. */
+async function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}

@@ -1,0 +1,30 @@
+/** Where a server was asked to listen, and the environment variables that said so. */
+export interface ListenTarget {
+  host: string;
+  port: number;
+  hostVariable: string;
+  portVariable: string;
+}
+
+/**
+ * One line saying why a server could not listen, naming the variable to change: the start-up of `npm start`
+ * and `npm run emulator` promises that for a bad setting, and Node's own message ("listen EADDRINUSE:
+ * address already in use 127.0.0.1:4000") names none. Other failures keep Node's message.
+ */
+export function describeListenFailure(error: unknown, target: ListenTarget): string {
+  const { host, port, hostVariable, portVariable } = target;
+  switch ((error as NodeJS.ErrnoException | undefined)?.code) {
+    case 'EADDRINUSE':
+      return `${portVariable}=${port}: the port is already in use on ${host} (choose another; 0 picks a free one)`;
+    case 'EACCES':
+      return `${portVariable}=${port}: not allowed to listen on this port (ports below 1024 need privileges; choose another)`;
+    case 'EADDRNOTAVAIL':
+      return `${hostVariable}=${host}: not an address of this machine, so nothing can listen on it`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_FAIL':
+      return `${hostVariable}=${host}: the name does not resolve to an address`;
+    default:
+      return error instanceof Error ? error.message : String(error);
+  }
+}
