@@ -146,6 +146,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      // Draining: a load balancer asking over a connection still open takes this instance out of rotation.
+      if (shuttingDown) return sendJson(res, 503, { status: 'shutting down' }, { connection: 'close' });
       return sendJson(res, 200, { status: 'ok' });
     }
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.

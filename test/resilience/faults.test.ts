@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { codes, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -207,6 +209,35 @@ describe('graceful shutdown', () => {
     await closing;
     await assert.rejects(fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' }));
     await stack.emulator.close();
+  });
+
+  it('answers /healthz with 503 while it drains, on a connection still open', async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    let closing: Promise<void> | undefined;
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'd@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, latencyMs: 300 });
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const ended = once(socket, 'end');
+      const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      await eventually(() => stack.emulator.inFlight === 1);
+      closing = stack.gateway.close();
+      // Pipelined behind the operation in flight: read once that is answered, by then the gateway is draining.
+      socket.write('GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n');
+      await ended; // the 503 closes the connection
+      await closing;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 2, received);
+      assert.match(answers[0]!, /^HTTP\/1\.1 200 [\s\S]*"account":\{"id":"/);
+      assert.match(answers[1]!, /^HTTP\/1\.1 503 [\s\S]*\{"status":"shutting down"\}/);
+    } finally {
+      socket.destroy();
+      await (closing ?? stack.gateway.close());
+      await stack.emulator.close();
+    }
   });
 
   it('aborts what is still running after the grace period, still answering it', async () => {
