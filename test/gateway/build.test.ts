@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const root = join(import.meta.dirname, '..', '..');
+
+/** Runs the build step of `npm start` in `dir`, as npm would; its exit code and output. */
+async function buildStep(dir: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(process.execPath, [join(dir, 'scripts', 'build-if-needed.mjs'), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, output };
+}
+
+describe('npm start’s build step', () => {
+  // A copy of what the build reads, with the project's node_modules, so that building it cannot disturb the
+  // dist/ that other tests serve the IDE from.
+  it('builds when the sources changed since the last build, by content, and not otherwise', { timeout: 120_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
+    try {
+      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
+        await cp(join(root, path), join(dir, path), { recursive: true });
+      }
+      await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+
+      assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' });
+      const first = await buildStep(dir);
+      assert.equal(first.code, 0, first.output);
+      assert.match(first.output, /^build: building dist\//);
+      await readFile(join(dir, 'dist', 'src', 'main.js')); // built
+      assert.deepEqual(await buildStep(dir), { code: 0, output: 'build: up to date (dist/)\n' });
+
+      // A changed source needs a build; the same content again does not (a checkout that only touched it).
+      const logger = join(dir, 'src', 'logger.ts');
+      const original = await readFile(logger);
+      await appendFile(logger, '\n// changed\n');
+      assert.equal((await buildStep(dir, '--check')).code, 1);
+      await writeFile(logger, original);
+      assert.equal((await buildStep(dir, '--check')).code, 0);
+
+      // An output gone (a cleaned dist/) needs a build whatever the stamp says.
+      await rm(join(dir, 'dist', 'ide'), { recursive: true });
+      assert.equal((await buildStep(dir, '--check')).code, 1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
