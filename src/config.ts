@@ -45,7 +45,10 @@ export type Env = Record<string, string | undefined>;
  */
 export const DEFAULT_UPSTREAM_MAX_IN_FLIGHT = 256;
 
-/** A configuration problem, as one line that names the variable and never its (possibly secret) value. */
+/**
+ * Configuration problems, one line each naming the variable. A refused value is quoted only where it cannot
+ * be a secret (a port, a log level); secrets, and URLs that may carry credentials, never are.
+ */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(problems.join('\n'));

@@ -67,13 +67,20 @@ function isJwksUrl(value: string): boolean {
   }
 }
 
+/** `user:password@` (or `user@`) after a URL's scheme. */
+const CREDENTIALS_IN_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i;
+
 /** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */
 function readOrigins(raw: string | undefined, problems: string[]): string[] {
   if (raw === undefined) return [];
   const origins: string[] = [];
   for (const entry of raw.split(',').map((o) => o.trim()).filter((o) => o !== '')) {
     const origin = exactOrigin(entry);
-    if (origin === undefined) problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got "${entry}")`);
+    if (origin === undefined) {
+      // An origin never has credentials; an entry that does may hold a real password: not repeated.
+      const shown = CREDENTIALS_IN_URL.test(entry) ? 'an entry with credentials in it, not shown' : `"${entry}"`;
+      problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown})`);
+    }
     else origins.push(origin);
   }
   return origins;

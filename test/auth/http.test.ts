@@ -73,11 +73,12 @@ describe('configuration', () => {
     const problems = problemsOf({
       AUTH_JWT_SECRET: 'short-secret-value',
       AUTH_JWKS_URL: 'http://idp.example.com/jwks.json',
-      CORS_ORIGINS: 'https://app.example.com, *, https://x.example.com/path',
+      CORS_ORIGINS: 'https://app.example.com, *, https://x.example.com/path, https://deploy:cors-password@app.example.com',
       INTROSPECTION: 'yes',
     });
-    assert.equal(problems.length, 5, problems.join('\n'));
-    assert.ok(problems.every((p) => !p.includes('short-secret-value')));
+    assert.equal(problems.length, 6, problems.join('\n'));
+    assert.ok(problems.every((p) => !p.includes('short-secret-value') && !p.includes('cors-password')));
+    assert.ok(problems.some((p) => p.endsWith('(got an entry with credentials in it, not shown)')));
     assert.ok(problems.some((p) => p.startsWith('AUTH_JWT_SECRET must be at least 32 bytes')));
     assert.ok(problems.some((p) => p.startsWith('AUTH_JWKS_URL must be an https URL')));
     assert.ok(problems.some((p) => p.includes('"*"')));
