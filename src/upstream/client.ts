@@ -310,8 +310,10 @@ export class UpstreamClient {
 
       const { status, text } = response;
       info.status = status;
-      // 502/503/504 say the upstream (or what is in front of it) is down; a 500 is one request failing.
-      if (RETRYABLE_STATUS.has(status) && status !== 429) this.#breaker.recordFailure();
+      // 502/504 say the upstream (or what is in front of it) is down. A 500 is one request failing, and a 503
+      // is, in Context.IO's terms, one account's mail server out of reach: the API itself answered, so
+      // neither may pause every caller's calls.
+      if (status === 502 || status === 504) this.#breaker.recordFailure();
       else this.#breaker.recordSuccess();
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
       if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;

@@ -166,12 +166,28 @@ describe('concurrency cap', () => {
 });
 
 describe('circuit breaker', () => {
+  it('stays closed on 503, one account’s mail server out of reach in Context.IO’s terms', async () => {
+    const stack = await startStack({ gateway: { breakerFailureThreshold: 2, upstreamTimeoutMs: 2_000 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'm@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 503, retryAfter: 0 });
+      for (let i = 0; i < 3; i++) {
+        const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+        assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+        assert.doesNotMatch(res.body.errors![0]!.message, /circuit open/);
+        assert.equal(stack.upstreamCalls().length, 3, 'each operation still reaches the upstream, retries included');
+      }
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('fails fast while the upstream is down, then probes and closes when it recovers', async () => {
     const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 300, upstreamTimeoutMs: 2_000 } });
     try {
       const id = stack.emulator.store.createAccount({ email: 'b@example.com' }).id;
       const query = `query ($id: ID!) { account(id: $id) { id } }`;
-      stack.emulator.addFault({ path: /.*/, status: 503, retryAfter: 0 });
+      stack.emulator.addFault({ path: /.*/, status: 502, retryAfter: 0 });
       // A read makes up to 3 attempts, each a failure: the first operation opens the circuit.
       const first = await stack.gql(query, { id });
       assert.deepEqual(codes(first), ['UPSTREAM_ERROR']);
