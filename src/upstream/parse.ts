@@ -37,10 +37,15 @@ function optionalString(o: Json, key: string): string | undefined {
 /** The largest Unix time in seconds that a JavaScript Date (hence a DateTime) can hold. */
 const MAX_UNIX_SECONDS = 8.64e12;
 
-/** Unix seconds; `0`, `false`, `null` or a missing field mean "not set" and stay `0`. */
+/**
+ * Unix seconds, as a number or a string of digits; `0`, `false`, `null` or a missing field mean "not set" and
+ * stay `0`. Anything else ("yesterday", `true`, an object) is refused rather than read as "not set", which
+ * would show a garbled time as 1970 or as never.
+ */
 function timestamp(o: Json, key: string): number {
   const raw = o[key];
-  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : 0;
+  const value =
+    typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw === false || raw === null || raw === undefined ? 0 : Number.NaN;
   if (!Number.isFinite(value) || value < 0 || value > MAX_UNIX_SECONDS) throw new ShapeError(`${key} is not a Unix time`);
   return value;
 }

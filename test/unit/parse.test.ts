@@ -28,6 +28,14 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.deepEqual(parsed.account?.sources.map((s) => s.label), ['l']);
   });
 
+  it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
+    assert.equal(parseConnectToken({ ...token, created: '1700000000' }).created, 1_700_000_000);
+    for (const unset of [0, false, null, undefined]) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
+    for (const garbled of ['yesterday', true, {}, -1, 1e15]) {
+      assert.throws(() => parseConnectToken({ ...token, created: garbled }), (error: unknown) => error instanceof ShapeError && /created is not a Unix time/.test(error.message));
+    }
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
