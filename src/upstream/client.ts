@@ -414,7 +414,8 @@ export class UpstreamClient {
 
   #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
-    this.#options.logger.debug('upstream error response', { method: info.method, path: info.path, status, body: text.slice(0, 500) });
+    // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too.
+    this.#options.logger.debug('upstream error response', { method: info.method, path: info.path, status, body: withoutSignatures(text.slice(0, 500)) });
     switch (status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
@@ -455,6 +456,13 @@ function dependantsOf(signal: AbortSignal): Set<CallCancellation> {
     }, { once: true });
   }
   return dependants;
+}
+
+/** `oauth_signature` values, quoted or not, in a header, a query string or JSON. */
+const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)[^"\\&,\s}]*/gi;
+
+function withoutSignatures(text: string): string {
+  return text.replace(SIGNATURE_VALUE, '$1[redacted]');
 }
 
 function connectTokensPath(accountId: string | null): string[] {

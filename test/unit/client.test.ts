@@ -63,6 +63,21 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(oauth?.get('oauth_signature'), expected);
   });
 
+  it('logs an upstream error body without any signature it echoes', async () => {
+    const echoed = [
+      'OAuth oauth_consumer_key="key", oauth_signature="c2lnbmF0dXJlLTE%3D"',
+      'oauth_nonce=n&oauth_signature=c2lnbmF0dXJlLTI%3D&x=1',
+      '{"oauth_signature": "c2lnbmF0dXJlLTM="}',
+    ].join(' | ');
+    pool.intercept({ path: '/2.0/accounts/abc', method: 'GET' }).reply(400, { type: 'error', value: `bad request: ${echoed}` }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('abc'), /refused the request/);
+    const logged = logs.filter((line) => line.includes('upstream error response'));
+    assert.equal(logged.length, 1);
+    assert.match(logged[0]!, /bad request: OAuth oauth_consumer_key/);
+    assert.equal(logged[0]!.match(/\[redacted\]/g)?.length, 3, logged[0]);
+    assert.doesNotMatch(logged[0]!, /c2lnbmF0dXJl/);
+  });
+
   it('counts a DELETE whose retry finds the resource gone as done', async () => {
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(503, { type: 'error', value: 'busy' }, JSON_HEADERS);
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
