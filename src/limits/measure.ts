@@ -17,6 +17,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
+import { MAX_PAGE_SIZE } from '../resolvers/connection.ts';
 
 /**
  * The weights of the cost estimate (see docs/limits.md for the formula). They are not settings: the limit
@@ -107,19 +108,23 @@ export function measureOperation(
   const variableDefault = (name: string): ValueNode | undefined =>
     operation.variableDefinitions?.find((d) => d.variable.name.value === name)?.defaultValue;
 
-  /** The page size a connection field asks for, as its resolver will see it (null and omitted: the default). */
+  /**
+   * The page size a connection field asks for, as its resolver will see it (null and omitted: the default).
+   * Counted at most at the largest page: a larger `first` is refused by its resolver, before any upstream
+   * call, as BAD_USER_INPUT, the code the contract gives it, rather than here as too complex.
+   */
   const pageSizeOf = (node: FieldNode, schemaDefault: unknown): number => {
     const fallback = typeof schemaDefault === 'number' ? schemaDefault : COST.pageSize;
     let value = node.arguments?.find((a) => a.name.value === 'first')?.value;
     if (value?.kind === Kind.VARIABLE) {
       usesVariables = true;
       const given = variables?.[value.name.value];
-      if (typeof given === 'number') return Math.max(0, given);
+      if (typeof given === 'number') return pageSizeWithin(given);
       // A value of the wrong type fails coercion before any resolver runs; assume the default meanwhile.
       if (given !== undefined) return fallback;
       value = variableDefault(value.name.value);
     }
-    return value?.kind === Kind.INT ? Math.max(0, Number(value.value)) : fallback;
+    return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
   };
 
   const selectionSet = (type: GraphQLCompositeType, set: SelectionSetNode, pageSize: number | undefined): SetMeasure => {
@@ -223,4 +228,8 @@ function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, F
   };
   visit(set);
   return keys.size;
+}
+
+function pageSizeWithin(first: number): number {
+  return Math.min(MAX_PAGE_SIZE, Math.max(0, first));
 }
