@@ -87,15 +87,27 @@ export class RequestApi {
   async updateAccount(id: string, form: Params) {
     this.#guard.requireAccount(id, 'updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal);
-    this.#accounts?.clear(id);
+    this.#forgetAccount(id);
     return result;
   }
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
     const result = await this.#client.deleteAccount(id, this.#signal);
-    this.#accounts?.clear(id);
+    this.#forgetAccount(id);
     return result;
+  }
+
+  /**
+   * After a write to an account, everything loaded that holds a copy of it: the account, the pages it was
+   * listed in, and the connect tokens, whose used ones embed their account (which tokens, their lists do not
+   * say until fetched again). Writes are rare next to reads, so the lists go whole.
+   */
+  #forgetAccount(id: string): void {
+    this.#accounts?.clear(id);
+    this.#accountPages?.clearAll();
+    this.#tokens?.clearAll();
+    this.#tokenLists?.clearAll();
   }
 
   async createConnectToken(accountId: string | null, form: Params) {

@@ -89,6 +89,26 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(res.body.data, { first: { account: { firstName: 'Middle' } }, second: { account: { firstName: 'New' } } });
   });
 
+  it('reads afresh the connect tokens that embed an account changed earlier in the same operation', async () => {
+    const { store } = stack.emulator;
+    const id = store.createAccount({ email: 'embedded@example.com', first_name: 'Old' }).id;
+    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: 'embedded@example.com' });
+    store.useConnectToken(token, { server: 'imap.example.com', username: 'embedded' });
+    stack.emulator.clearRequests();
+    const selection = `account { firstName connectTokens { account { firstName } } }`;
+    const res = await stack.gql(
+      `mutation ($id: ID!) {
+        first: updateAccount(id: $id, input: { firstName: "Middle" }) { ${selection} }
+        second: updateAccount(id: $id, input: { firstName: "New" }) { ${selection} } }`,
+      { id },
+    );
+    const expected = (firstName: string) => ({ account: { firstName, connectTokens: [{ account: { firstName } }] } });
+    assert.deepEqual(res.body.data, { first: expected('Middle'), second: expected('New') });
+    // Each update: the write, the account, its tokens (the used one embeds the account, so no further read).
+    const reads = [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`];
+    assert.deepEqual(stack.upstreamCalls().sort(), [`POST /accounts/${id}`, ...reads, `POST /accounts/${id}`, ...reads].sort());
+  });
+
   for (const [name, mutation] of [
     ['a callback URL that is not http(s)', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
     ['a relative callback URL', 'mutation { createConnectToken(input: { callbackUrl: "/cb" }) { token } }'],
