@@ -50,11 +50,21 @@ function timestamp(o: Json, key: string): number {
   return value;
 }
 
+/** GraphQL's `Int`: what a count or a port must fit in to be shown at all. */
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+
+/**
+ * A whole number (or a string of digits) that fits a GraphQL `Int`; missing or null is undefined. Anything
+ * else is refused here, as an unexpected upstream body: let through, it would fail the `Int` serializer and
+ * reach the caller as an internal error instead.
+ */
 function optionalInt(o: Json, key: string): number | undefined {
-  const value = o[key];
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'string' && /^-?\d+$/.test(value)) return Number(value);
-  return undefined;
+  const raw = o[key];
+  if (raw === undefined || raw === null) return undefined;
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(value) || value < INT_MIN || value > INT_MAX) throw new ShapeError(`${key} is not a whole number within GraphQL's Int`);
+  return value;
 }
 
 function optionalBoolean(o: Json, key: string): boolean | undefined {

@@ -36,6 +36,15 @@ describe('tolerant parsing of upstream JSON', () => {
     }
   });
 
+  it('reads a count as a whole number or digits within GraphQL’s Int, and refuses anything else', () => {
+    const account = { id: 'x', created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [] };
+    assert.equal(parseAccount({ ...account, nb_messages: '42' }).nb_messages, 42);
+    assert.equal(parseAccount({ ...account, nb_messages: null }).nb_messages, undefined);
+    for (const garbled of [3e9, 1.5, 'many', true, {}]) {
+      assert.throws(() => parseAccount({ ...account, nb_messages: garbled }), (error: unknown) => error instanceof ShapeError && /nb_messages is not a whole number/.test(error.message));
+    }
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
