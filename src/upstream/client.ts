@@ -474,12 +474,22 @@ function connectTokenResource(accountId: string | null, token: string): string {
 }
 
 /**
+ * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent
+ * anyway they make a URL that servers and proxies refuse (414/431) or cut the connection over, which would
+ * count as the upstream failing.
+ */
+const MAX_ID_LENGTH = 256;
+
+/**
  * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
  * may resolve them as "this" or "parent" directory however they are encoded.
  */
 function pathSegment(id: string): string {
   if (id === '' || id === '.' || id === '..') {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
+  }
+  if (id.length > MAX_ID_LENGTH) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
   }
   assertEncodable(id, 'An id');
   return percentEncode(id);

@@ -144,6 +144,21 @@ describe('hostile ids stay one path segment', () => {
   }
 });
 
+describe('ids too long to name anything', () => {
+  const stack = useStack();
+
+  it('are BAD_USER_INPUT before any upstream call, without the id repeated', async () => {
+    stack.emulator.clearRequests();
+    const id = 'x'.repeat(20_000);
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } connectToken(token: $id) { token } }`, { id });
+    assert.deepEqual(res.body.data, { account: null, connectToken: null });
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
+    assert.match(res.body.errors![0]!.message, /at most 256 characters long \(got 20000\)/);
+    assert.ok(JSON.stringify(res.body).length < 1_000);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+});
+
 describe('text that cannot be encoded for the upstream', () => {
   const stack = useStack({ gateway: { breakerFailureThreshold: 2 } });
   // Valid JSON, valid GraphQL variables, but no UTF-8 form: it cannot go in a URL or a form body.
