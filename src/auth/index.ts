@@ -25,6 +25,12 @@ export interface GatewayAccess {
   readonly introspection: boolean;
   /** Sets the CORS headers of a `/graphql` response; true when it answered a preflight itself. */
   cors(req: IncomingMessage, res: ServerResponse): boolean;
+  /**
+   * Whether a request's `Host` may be served. In open mode, only loopback names: a web page whose own host
+   * name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with the gateway in the browser's
+   * eyes, and would otherwise act as admin with no CORS check in its way.
+   */
+  acceptsHost(host: string | undefined): boolean;
 }
 
 /** Whether a host name or address reaches this machine only. */
@@ -51,5 +57,14 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     open,
     introspection: options.introspection ?? (options.development || open),
     cors: (req, res) => applyCors(req, res, origins),
+    // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
+    acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
   };
+}
+
+/** The name or address of a `Host` header, without its port: `[::1]:4000` → `[::1]`, `localhost:80` → `localhost`. */
+function hostnameOf(host: string): string {
+  const bracketed = /^(\[[^\]]*\])(:\d*)?$/.exec(host);
+  if (bracketed) return bracketed[1]!;
+  return host.replace(/:\d*$/, '');
 }

@@ -44,6 +44,22 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
     assert.deepEqual(response.body, { data: { __schema: { queryType: { name: 'Query' } } } });
   });
 
+  test('answers only requests addressed to a loopback host name: a rebound DNS name gets 403 and no upstream call', async () => {
+    const query = JSON.stringify({ query: '{ accounts { nodes { emailAddresses } } }' });
+    for (const host of ['rebind.attacker.example', 'rebind.attacker.example:4000', '10.0.0.5', '[2001:db8::1]:4000', '127.0.0.1.attacker.example']) {
+      const answer = await postWithHost(stack.gateway.url, host, query);
+      assert.equal(answer.status, 403, host);
+      assert.match(answer.body, /"code":"FORBIDDEN"/);
+      assert.match(answer.body, /loopback host name/);
+      assert.doesNotMatch(answer.body, /attacker|emailAddresses|open@example/);
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    for (const host of ['127.0.0.1', '127.0.0.1:4000', 'localhost:4000', 'LOCALHOST', '[::1]:4000']) {
+      const answer = await postWithHost(stack.gateway.url, host, query);
+      assert.equal(answer.status, 200, `${host}: ${answer.body}`);
+    }
+  });
+
   test('a programmatic start on a non-loopback interface is refused', async () => {
     await assert.rejects(
       startGateway({
@@ -153,6 +169,12 @@ describe('CORS and introspection with auth on', () => {
     assert.equal(refused.headers.get('access-control-allow-origin'), 'https://app.example.com');
   });
 
+  test('any Host is served: behind a load balancer the name is the public one, and a token is needed anyway', async () => {
+    const answer = await postWithHost(stack.gateway.url, 'graphql.example.com', JSON.stringify({ query: '{ __typename }' }));
+    assert.equal(answer.status, 401); // no token: refused for that, not for the name
+    assert.match(answer.body, /UNAUTHENTICATED/);
+  });
+
   test('CSRF prevention stays on: a simple cross-site GET without a preflight header is refused', async () => {
     const response = await fetch(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, {
       headers: { authorization: `Bearer ${admin}` },
@@ -219,3 +241,17 @@ describe('npm run token', () => {
     await assert.rejects(run(['--admin', '--expires', 'soon'], { AUTH_JWT_SECRET: SECRET }), /--expires must be a duration/);
   });
 });
+
+/** A POST whose Host header says `host` (fetch would not let a test set it), as a rebound DNS name would. */
+async function postWithHost(url: string, host: string, body: string): Promise<{ status: number; body: string }> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
