@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { projectRoot } from '../../src/schema.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
+import { hsToken, SECRET } from '../auth/helpers.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
 
 /**
@@ -54,4 +55,32 @@ browserTest('the IDE runs the example query against the gateway and shows the da
 
   assert.deepEqual(foreign, [], 'the IDE must load nothing from another origin');
   assert.deepEqual(pageErrors, []);
+});
+
+browserTest('with auth on, the token typed into the headers editor is sent but never stored in the browser', async (context, page) => {
+  const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET } } });
+  try {
+    const token = await hsToken({ scope: 'contextio:admin' });
+    await page.goto(authed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    // The headers editor opens with a placeholder; replace it as a person pasting a token would.
+    const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
+    await headers.getByText('<token>').waitFor();
+    await headers.click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.insertText(JSON.stringify({ Authorization: `Bearer ${token}` }));
+    // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
+    await page.keyboard.press('Shift+End');
+    await page.keyboard.press('Delete');
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+
+    // GraphiQL keeps tabs and a query history in localStorage, headers included unless kept out.
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+    assert.match(stored, /AccountsWithSources/, 'the history is still kept');
+    assert.doesNotMatch(stored, new RegExp(token.split('.')[2]!), 'no part of the token in localStorage');
+    assert.doesNotMatch(stored, /Bearer/);
+  } finally {
+    await authed.close();
+  }
 });

@@ -4,7 +4,7 @@
  * origin at all).
  */
 import { GraphiQL } from 'graphiql';
-import type { Fetcher } from '@graphiql/toolkit';
+import type { Fetcher, Storage } from '@graphiql/toolkit';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './ide.css';
@@ -50,9 +50,42 @@ const fetcher: Fetcher = async (params, options) => {
   }
 };
 
+/**
+ * GraphiQL's storage (localStorage, its keys prefixed `graphiql:`), except that no request headers are ever
+ * written: they carry the caller's bearer token, and the history plugin stores each run's headers whatever
+ * `shouldPersistHeaders` says. Anything else (tabs, queries, history, favourites) is kept as GraphiQL wrote it.
+ */
+const NAMESPACE = 'graphiql:';
+const ownKeys = () => Object.keys(localStorage).filter((key) => key.startsWith(NAMESPACE));
+const storage: Storage = {
+  getItem: (key) => localStorage.getItem(key),
+  setItem: (key, value) => {
+    if (key === `${NAMESPACE}headers`) localStorage.removeItem(key);
+    else localStorage.setItem(key, withoutHeaders(value));
+  },
+  removeItem: (key) => localStorage.removeItem(key),
+  clear: () => ownKeys().forEach((key) => localStorage.removeItem(key)),
+  get length() {
+    return ownKeys().length;
+  },
+};
+
+/**
+ * A stored JSON value with every `headers` property, at any depth, set to null (as GraphiQL itself writes
+ * tabs without their headers: a tab without the key would not load back); other text as it is.
+ */
+function withoutHeaders(value: string): string {
+  try {
+    return JSON.stringify(JSON.parse(value), (key, child: unknown) => (key === 'headers' ? null : child));
+  } catch {
+    return value;
+  }
+}
+
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL
     fetcher={fetcher}
+    storage={storage}
     defaultQuery={config.defaultQuery}
     defaultHeaders={config.defaultHeaders}
     isHeadersEditorEnabled
