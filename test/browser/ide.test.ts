@@ -57,7 +57,7 @@ browserTest('the IDE runs the example query against the gateway and shows the da
   assert.deepEqual(pageErrors, []);
 });
 
-browserTest('with auth on, the token typed into the headers editor is sent but never stored in the browser', async (context, page) => {
+browserTest('with auth on, the token typed into the headers editor is sent but never stored in the browser', async (_context, page) => {
   const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET } } });
   try {
     const token = await hsToken({ scope: 'contextio:admin' });
@@ -76,7 +76,7 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
     await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
 
     // GraphiQL keeps tabs and a query history in localStorage, headers included unless kept out.
-    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+    const stored = (await page.evaluate('JSON.stringify({ ...localStorage })')) as string;
     assert.match(stored, /AccountsWithSources/, 'the history is still kept');
     assert.doesNotMatch(stored, new RegExp(token.split('.')[2]!), 'no part of the token in localStorage');
     assert.doesNotMatch(stored, /Bearer/);
