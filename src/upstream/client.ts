@@ -304,7 +304,7 @@ export class UpstreamClient {
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
         }
-        this.#options.logger.warn('upstream connection failed', { method: call.method, path: relativePath, code });
+        this.#options.logger.warn('upstream connection failed', { ...forLog(info), code });
         throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
       }
 
@@ -407,20 +407,21 @@ export class UpstreamClient {
       return call.parse(JSON.parse(text));
     } catch (error) {
       const reason = error instanceof ShapeError ? error.message : 'the body is not JSON';
-      this.#options.logger.error('upstream answered with an unexpected body', { method: info.method, path: info.path, status: info.status, reason });
+      this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info), status: info.status, reason });
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
     }
   }
 
   #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
-    // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too.
-    this.#options.logger.debug('upstream error response', { method: info.method, path: info.path, status, body: withoutSignatures(text.slice(0, 500)) });
+    // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
+    // so is the connect token, which its messages name ("connect_token … is invalid").
+    this.#options.logger.debug('upstream error response', { ...forLog(info), status, body: hideToken(withoutSignatures(text.slice(0, 500)), info) });
     switch (status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
       case 401:
-        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', { method: info.method, path: info.path });
+        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the gateway’s credentials', info);
       case 402:
       case 403:
@@ -463,6 +464,22 @@ const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)[^"\\&,\s}]*/gi;
 
 function withoutSignatures(text: string): string {
   return text.replace(SIGNATURE_VALUE, '$1[redacted]');
+}
+
+/** The connect token a call's path names, percent-encoded as in the path. */
+const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)/;
+
+/**
+ * A call as log lines show it. A connect token is a bearer capability (knowing one reads its account), so
+ * its value stays out of the log, as a JWT would; the caller's own error still shows the whole path.
+ */
+function forLog(info: UpstreamErrorInfo): { method: string; path: string } {
+  return { method: info.method, path: info.path.replace(TOKEN_IN_PATH, '$1[token]') };
+}
+
+function hideToken(text: string, info: UpstreamErrorInfo): string {
+  const encoded = TOKEN_IN_PATH.exec(info.path)?.[2];
+  return encoded === undefined ? text : text.split(decodeURIComponent(encoded)).join('[token]');
 }
 
 function connectTokensPath(accountId: string | null): string[] {

@@ -114,6 +114,32 @@ describe('the gateway’s own key refused upstream (401)', () => {
   });
 });
 
+describe('connect tokens in log lines', () => {
+  it('are left out: a token is a bearer capability; the caller’s own error still names it', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const stack = await startStack({ gateway: { logger: createLogger('debug', (line) => lines.push(line)) } });
+    try {
+      const unknown = 'tok3nNobodyHas0001';
+      const missing = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token } }`, { t: unknown });
+      assert.deepEqual(codes(missing), ['NOT_FOUND']);
+      assert.equal((missing.body.errors![0]!.extensions!['upstream'] as { path: string }).path, `/connect_tokens/${unknown}`);
+
+      const { token } = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+      stack.emulator.addFault({ path: `/connect_tokens/${token}`, status: 200 }); // a body that is not the JSON expected
+      const garbled = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token } }`, { t: token });
+      assert.deepEqual(codes(garbled), ['UPSTREAM_ERROR']);
+
+      const logged = lines.join('\n');
+      assert.match(logged, /upstream error response.*"path":"\/connect_tokens\/\[token\]"/);
+      assert.match(logged, /unexpected body.*"path":"\/connect_tokens\/\[token\]"/);
+      assert.doesNotMatch(logged, new RegExp(`${unknown}|${token}`));
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('hostile ids stay one path segment', () => {
   const stack = useStack();
 
