@@ -51,6 +51,14 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     }
     logger.warn('authentication is off (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set): every caller is admin; serving loopback only');
   }
+  if (options.auth?.jwksUrl && (!options.auth.audience || !options.auth.issuer)) {
+    // An identity provider signs tokens for every application it serves; without these two checks any of
+    // them is good here. Left optional by the contract, so a warning rather than a refusal to start.
+    logger.warn('AUTH_JWKS_URL is set without AUTH_AUDIENCE and AUTH_ISSUER: any token the identity provider signs, for any application, is accepted; set both', {
+      audience: options.auth.audience ? 'set' : 'unset',
+      issuer: options.auth.issuer ? 'set' : 'unset',
+    });
+  }
   const origins = new Set(options.corsOrigins ?? []);
   return {
     authenticate: createAuthenticator(options.auth, logger),

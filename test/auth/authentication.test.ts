@@ -167,6 +167,23 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
     stack.upstreamCalls();
   });
 
+  test('without AUTH_AUDIENCE and AUTH_ISSUER, one warning says any token the provider signs is accepted', () => {
+    const warnings = stack.logs.filter((line) => line.includes('"level":"warn"') && line.includes('AUTH_AUDIENCE'));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /any token the identity provider signs/);
+  });
+
+  test('with both set, no such warning', async () => {
+    const { createGatewayAccess } = await import('../../src/auth/index.ts');
+    const { createLogger } = await import('../../src/logger.ts');
+    const lines: string[] = [];
+    createGatewayAccess(
+      { host: '127.0.0.1', development: false, auth: { jwksUrl: jwks.url, audience: 'contextio-graphql', issuer: 'https://idp.example.com' } },
+      createLogger('debug', (line) => lines.push(line)),
+    );
+    assert.deepEqual(lines, []);
+  });
+
   test('HS256 is refused when only a key set is configured', async () => {
     assertRefused(stack, await stack.gql('{ __typename }', await hsToken({ scope: 'contextio:admin' })), /algorithm/);
   });
