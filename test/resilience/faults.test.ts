@@ -238,11 +238,11 @@ describe('graceful shutdown', () => {
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const ended = once(socket, 'end');
       const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
-      socket.write(`POST /graphql HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       await eventually(() => stack.emulator.inFlight === 1);
       closing = stack.gateway.close();
       // Pipelined behind the operation in flight: read once that is answered, by then the gateway is draining.
-      socket.write('GET /healthz HTTP/1.1\r\nhost: gateway\r\n\r\n');
+      socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
       await ended; // the 503 closes the connection
       await closing;
       const answers = received.split(/(?=HTTP\/1\.1 )/);
