@@ -1,4 +1,4 @@
-import type { GraphQLResolveInfo } from 'graphql';
+import { getArgumentValues, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
@@ -24,6 +24,43 @@ export const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passw
 /** Whether the account field being resolved selects a field only the full account has. */
 export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_FIELDS, uses).length > 0);
 
+const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToken']);
+
+/** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
+const selectedTokenFields = perSelection((info, uses) => childFields(info, info.fieldNodes, TOKEN_FIELDS, uses));
+
+/**
+ * Starts now the loads that the account's selected `connectTokens` and `connectToken(token:)` fields will
+ * make, which need only the account's id: called where the id is known before the account is (the caller
+ * gave it, a write returned it, a connect token embeds it), so those requests leave beside the account's
+ * own, one round trip instead of two. Each field later gets the same load (the loader's cache), or the
+ * same refusal: failures are the fields' to report.
+ */
+export function prefetchTokensOf(accountId: string, { api }: GatewayContext, info: GraphQLResolveInfo): void {
+  for (const node of selectedTokenFields(info)) {
+    if (node.name.value === 'connectTokens') {
+      api.connectTokens(accountId).catch(ignore);
+      continue;
+    }
+    const field = (info.schema.getType('Account') as GraphQLObjectType).getFields()['connectToken']!;
+    let token: unknown;
+    try {
+      token = getArgumentValues(field, node, info.variableValues)['token'];
+    } catch {
+      continue; // graphql reports the bad argument when it reaches the field
+    }
+    if (typeof token === 'string') api.connectToken(accountId, token).catch(ignore);
+  }
+}
+
+function ignore(): void {}
+
+/** An account by id, as a field that returns one resolves it: with its selected token loads started beside it. */
+export async function accountById(id: string, context: GatewayContext, info: GraphQLResolveInfo): Promise<AccountParent> {
+  prefetchTokensOf(id, context, info);
+  return fullAccount(await context.api.account(id));
+}
+
 /**
  * The account a used connect token created, as its parent field resolves it: the embed alone when the
  * selection needs nothing more (no request), else the full account once loaded, so every field of it then
@@ -31,9 +68,10 @@ export const selectsFullAccountField = perSelection((info, uses) => childFields(
  * in one pass). A failed load yields the embed with the failed load attached: the embedded fields still
  * answer, and each full-only field fails with the load's error, as a field-by-field load would.
  */
-export function tokenAccount(account: UpstreamEmbeddedAccount, { api }: GatewayContext, info: GraphQLResolveInfo): AccountParent | Promise<AccountParent> {
+export function tokenAccount(account: UpstreamEmbeddedAccount, context: GatewayContext, info: GraphQLResolveInfo): AccountParent | Promise<AccountParent> {
+  prefetchTokensOf(account.id, context, info);
   if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
-  const load = api.account(account.id, 'connect-token');
+  const load = context.api.account(account.id, 'connect-token');
   return load.then(fullAccount, () => ({ complete: false, account, reach: 'connect-token', full: load }));
 }
 

@@ -1,16 +1,11 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
-import { FULL_ONLY_FIELDS, fullAccount } from './Account.ts';
+import { accountById, FULL_ONLY_FIELDS, fullAccount } from './Account.ts';
 import { childFields, perSelection } from './selection.ts';
 
 export const Query: QueryResolvers = {
-  account: async (_, { id }, { api }, info) => {
-    // The account's token list needs only the id the caller gave: start it now, beside the account, so the
-    // two cost one round trip, not two. The field's own load then gets the same promise (or error).
-    if (selectsConnectTokens(info)) api.connectTokens(id).catch(() => undefined);
-    return fullAccount(await api.account(id));
-  },
+  account: (_, { id }, context, info) => accountById(id, context, info),
 
   accounts: async (_, { filter, first, after }, { api }) => {
     const size = pageSize(first);
@@ -65,10 +60,6 @@ const NODES = new Set(['nodes']);
 const EDGES = new Set(['edges']);
 const NODE = new Set(['node']);
 const ACCOUNT = new Set(['account']);
-const CONNECT_TOKENS = new Set(['connectTokens']);
-
-/** Whether the account being resolved selects its connect tokens. */
-const selectsConnectTokens = perSelection((info, uses) => childFields(info, info.fieldNodes, CONNECT_TOKENS, uses).length > 0);
 
 /** Whether a page of connect tokens selects, on a token's account, a field only the full account has. */
 const selectsTokenFullAccount = perSelection((info, uses) => {

@@ -3,7 +3,7 @@ import type {
   CreateConnectTokenPayloadResolvers,
   UpdateAccountPayloadResolvers,
 } from '../generated/graphql.ts';
-import { fullAccount } from './Account.ts';
+import { accountById } from './Account.ts';
 
 /** Payload fields that load a resource cost a request only when selected. */
 export const CreateConnectTokenPayload: CreateConnectTokenPayloadResolvers = {
@@ -16,9 +16,9 @@ export const CreateConnectTokenPayload: CreateConnectTokenPayloadResolvers = {
 export const CreateAccountPayload: CreateAccountPayloadResolvers = {
   id: (r) => r.id,
   resourceUrl: (r) => r.resource_url,
-  account: async ({ id }, _, { api }) => fullAccount(await api.account(id)),
+  account: ({ id }, _, context, info) => accountById(id, context, info),
 };
 
 export const UpdateAccountPayload: UpdateAccountPayloadResolvers = {
-  account: async ({ id }, _, { api }) => fullAccount(await api.account(id)),
+  account: ({ id }, _, context, info) => accountById(id, context, info),
 };

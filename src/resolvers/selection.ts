@@ -33,15 +33,14 @@ export function childFields(
 }
 
 /**
- * A yes/no question about the selection of the field being resolved, answered once per field-node list:
+ * A question about the selection of the field being resolved, answered once per field-node list:
  * graphql passes the same list for every item of a list, so a page of 100 items asks once. Answers that
  * depend on variables (through @skip/@include) are not cached.
  */
-export function perSelection(question: (info: GraphQLResolveInfo, uses: { variables: boolean }) => boolean): (info: GraphQLResolveInfo) => boolean {
-  const answers = new WeakMap<readonly FieldNode[], boolean>();
+export function perSelection<T>(question: (info: GraphQLResolveInfo, uses: { variables: boolean }) => T): (info: GraphQLResolveInfo) => T {
+  const answers = new WeakMap<readonly FieldNode[], T>();
   return (info) => {
-    const cached = answers.get(info.fieldNodes);
-    if (cached !== undefined) return cached;
+    if (answers.has(info.fieldNodes)) return answers.get(info.fieldNodes)!;
     const uses = { variables: false };
     const answer = question(info, uses);
     if (!uses.variables) answers.set(info.fieldNodes, answer);

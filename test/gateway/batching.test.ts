@@ -117,4 +117,45 @@ describe('batching: each upstream resource once per operation', () => {
     assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
     assert.equal(stack.emulator.peakInFlight, 2);
   });
+
+  /** Runs `query` with every upstream answer 300 ms late; its upstream calls, sorted, and the most at once. */
+  async function slowly(query: string, variables: Record<string, unknown>): Promise<{ calls: string[]; peak: number }> {
+    stack.emulator.addFault({ path: /.*/, answerAfterMs: 300 });
+    stack.emulator.clearRequests();
+    stack.emulator.resetPeak();
+    try {
+      const res = await stack.gql(query, variables);
+      assert.deepEqual(codes(res), [], JSON.stringify(res.body));
+      return { calls: stack.upstreamCalls().sort(), peak: stack.emulator.peakInFlight };
+    } finally {
+      stack.emulator.clearFaults();
+    }
+  }
+
+  it('fetches an account and one of its tokens by the token given side by side', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'one@example.com' }).id;
+    const { token } = stack.emulator.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    const { calls, peak } = await slowly(`query ($id: ID!, $t: ID!) { account(id: $id) { firstName connectToken(token: $t) { token } } }`, { id, t: token });
+    assert.deepEqual(calls, [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens/${token}`]);
+    assert.equal(peak, 2);
+  });
+
+  it('reads a written account and its tokens side by side after the write: two round trips, not three', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'written@example.com' }).id;
+    const { calls, peak } = await slowly(
+      `mutation ($id: ID!) { updateAccount(id: $id, input: { firstName: "W" }) { account { firstName connectTokens { token } } } }`,
+      { id },
+    );
+    assert.deepEqual(calls, [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`, `POST /accounts/${id}`]);
+    assert.equal(peak, 2);
+  });
+
+  it('reads a used token’s full account and that account’s tokens side by side: two round trips, not three', async () => {
+    const { store } = stack.emulator;
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'capability@example.com' });
+    const { account } = store.useConnectToken(token, { server: 'imap.example.com', username: 'capability' });
+    const { calls, peak } = await slowly(`query ($t: ID!) { connectToken(token: $t) { account { username connectTokens { token } } } }`, { t: token });
+    assert.deepEqual(calls, [`GET /accounts/${account.id}`, `GET /accounts/${account.id}/connect_tokens`, `GET /connect_tokens/${token}`]);
+    assert.equal(peak, 2);
+  });
 });
