@@ -1,10 +1,13 @@
 /**
  * A circuit breaker for the upstream as a whole. While the upstream is down, every call would wait for its
  * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
- * failures that say "down" (no connection, timeouts, 5xx), calls fail at once for `cooldownMs`. Then one
+ * failures that say "down" (no connection, timeouts, 502/504), calls fail at once for `cooldownMs`. Then one
  * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** What {@link CircuitBreaker.tryAcquire} let through: an ordinary call, or the half-open circuit's probe. */
+export type BreakerPermit = 'call' | 'probe';
 
 export interface BreakerOptions {
   failureThreshold: number;
@@ -33,16 +36,19 @@ export class CircuitBreaker {
     return this.#state === 'open' ? Math.max(0, this.#openedAt + this.#options.cooldownMs - this.#options.now()) : 0;
   }
 
-  /** Whether a call may go out now; a true answer in half-open state makes that call the probe. */
-  tryAcquire(): boolean {
-    if (this.#state === 'closed') return true;
+  /**
+   * Whether a call may go out now: `'call'` while closed, `'probe'` for the one call let through a
+   * half-open circuit, undefined when it must fail at once. Hand the answer back to {@link release}.
+   */
+  tryAcquire(): BreakerPermit | undefined {
+    if (this.#state === 'closed') return 'call';
     if (this.#state === 'open') {
-      if (this.retryInMs() > 0) return false;
+      if (this.retryInMs() > 0) return undefined;
       this.#set('half-open');
     }
-    if (this.#probing) return false;
+    if (this.#probing) return undefined;
     this.#probing = true;
-    return true;
+    return 'probe';
   }
 
   /** The upstream answered (any status that is not a sign of it being down). */
@@ -52,7 +58,7 @@ export class CircuitBreaker {
     if (this.#state !== 'closed') this.#set('closed');
   }
 
-  /** The upstream looked down: no connection, a timeout, or a 5xx. */
+  /** The upstream looked down: no connection, a timeout, or a 502/504. */
   recordFailure(): void {
     this.#probing = false;
     this.#failures += 1;
@@ -62,9 +68,13 @@ export class CircuitBreaker {
     }
   }
 
-  /** A call given the go-ahead ended without telling anything about the upstream (e.g. the caller left). */
-  release(): void {
-    this.#probing = false;
+  /**
+   * A call given the go-ahead ended without telling anything about the upstream (e.g. the caller left).
+   * Only the probe frees the probe's slot: a call let through before the circuit opened, ending now, must
+   * not let a second probe out beside the first.
+   */
+  release(permit: BreakerPermit): void {
+    if (permit === 'probe') this.#probing = false;
   }
 
   #set(state: BreakerState): void {

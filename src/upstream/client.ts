@@ -279,7 +279,8 @@ export class UpstreamClient {
         body = encodeFormPairs(form);
       }
       let response: UpstreamResponse;
-      if (!this.#breaker.tryAcquire()) {
+      const permit = this.#breaker.tryAcquire();
+      if (!permit) {
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,
           `The upstream is failing; calls are paused for ${Math.ceil(this.#breaker.retryInMs() / 1000)} s (circuit open)`,
@@ -294,7 +295,7 @@ export class UpstreamClient {
           throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
         }
         if (cancellation.reason === 'caller') {
-          this.#breaker.release();
+          this.#breaker.release(permit);
           const reason: unknown = call.signal?.reason;
           if (reason instanceof OperationDeadlineExceeded) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);

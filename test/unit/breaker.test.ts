@@ -20,7 +20,7 @@ describe('circuit breaker states', () => {
     assert.equal(breaker.state, 'closed');
     breaker.recordFailure();
     assert.equal(breaker.state, 'open');
-    assert.equal(breaker.tryAcquire(), false);
+    assert.equal(breaker.tryAcquire(), undefined);
     assert.equal(breaker.retryInMs(), 1_000);
   });
 
@@ -28,16 +28,16 @@ describe('circuit breaker states', () => {
     const { breaker, clock, changes } = make();
     for (let i = 0; i < 3; i++) breaker.recordFailure();
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.tryAcquire(), 'probe');
     assert.equal(breaker.state, 'half-open');
-    assert.equal(breaker.tryAcquire(), false, 'a second caller does not probe at the same time');
+    assert.equal(breaker.tryAcquire(), undefined, 'a second caller does not probe at the same time');
     breaker.recordFailure();
     assert.equal(breaker.state, 'open');
     clock.now = 2_000;
-    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.tryAcquire(), 'probe');
     breaker.recordSuccess();
     assert.equal(breaker.state, 'closed');
-    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.tryAcquire(), 'call');
     assert.deepEqual(changes, ['open', 'half-open', 'open', 'half-open', 'closed']);
   });
 
@@ -45,8 +45,19 @@ describe('circuit breaker states', () => {
     const { breaker, clock } = make();
     for (let i = 0; i < 3; i++) breaker.recordFailure();
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), true);
-    breaker.release();
-    assert.equal(breaker.tryAcquire(), true);
+    assert.equal(breaker.tryAcquire(), 'probe');
+    breaker.release('probe');
+    assert.equal(breaker.tryAcquire(), 'probe');
+  });
+
+  it('keeps the probe slot taken when a call let through before the circuit opened ends without a verdict', () => {
+    const { breaker, clock } = make();
+    const early = breaker.tryAcquire();
+    assert.equal(early, 'call');
+    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    clock.now = 1_000;
+    assert.equal(breaker.tryAcquire(), 'probe');
+    breaker.release(early!); // e.g. its caller went away
+    assert.equal(breaker.tryAcquire(), undefined, 'still one probe at a time');
   });
 });
