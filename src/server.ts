@@ -33,6 +33,12 @@ export interface GatewayOptions extends GatewayAccessOptions {
   operationTimeoutMs?: number;
   /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
   shutdownGraceMs?: number;
+  /**
+   * How long a client may take to send a whole request, headers and body; then it gets 408 and the
+   * connection is closed. Default 30 s (Node's own is 5 minutes: a client trickling a body a byte at a
+   * time would hold a connection that long).
+   */
+  requestReceiveTimeoutMs?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
   breakerFailureThreshold?: number;
   breakerCooldownMs?: number;
@@ -207,13 +213,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.end();
   };
 
-  const httpServer = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      logger.error('request failed', { error: error instanceof Error ? error.message : String(error) });
-      if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
-      else res.destroy();
-    });
-  });
+  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? 30_000;
+  const httpServer = createServer(
+    {
+      requestTimeout: requestReceiveTimeoutMs,
+      headersTimeout: requestReceiveTimeoutMs,
+      // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
+    },
+    (req, res) => {
+      handle(req, res).catch((error: unknown) => {
+        if (req.destroyed && !req.complete) {
+          // The client left (or was cut off for being too slow) while its request was still arriving:
+          // nothing failed here, and nothing can be answered.
+          logger.debug('the client left before its request was complete', { error: error instanceof Error ? error.message : String(error) });
+          return;
+        }
+        logger.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+        if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
+        else res.destroy();
+      });
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { startStack, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -146,6 +148,27 @@ describe('HTTP settings', () => {
       assert.equal((await small.gql('{ __typename }')).status, 200);
     } finally {
       await small.close();
+    }
+  });
+
+  it('answer 408 and close the connection when a body trickles in past requestReceiveTimeoutMs', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('info', (line) => lines.push(line)) } });
+    const socket = connect(Number(new URL(slow.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      socket.write('POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
+      await closed;
+      assert.match(received, /^HTTP\/1\.1 408 /);
+      assert.equal((await slow.gql('{ __typename }')).status, 200, 'and it keeps serving');
+      assert.deepEqual(lines.filter((line) => line.includes('"level":"error"')), []);
+      assert.deepEqual(slow.upstreamCalls(), []);
+    } finally {
+      socket.destroy();
+      await slow.close();
     }
   });
 
