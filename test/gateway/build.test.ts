@@ -8,9 +8,12 @@ import { describe, it } from 'node:test';
 
 const root = join(import.meta.dirname, '..', '..');
 
-/** Runs the build step of `npm start` in `dir`, as npm would; its exit code and output. */
-async function buildStep(dir: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [join(dir, 'scripts', 'build-if-needed.mjs'), ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs the build step of `npm start` in `dir`; its exit code and output. */
+const buildStep = (dir: string, ...args: string[]) => run(dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs'), ...args);
+const npm = (dir: string, ...args: string[]) => run(dir, 'npm', ...args);
+
+async function run(dir: string, command: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -21,7 +24,7 @@ async function buildStep(dir: string, ...args: string[]): Promise<{ code: number
 describe('npm start’s build step', () => {
   // A copy of what the build reads, with the project's node_modules, so that building it cannot disturb the
   // dist/ that other tests serve the IDE from.
-  it('builds when the sources changed since the last build, by content, and not otherwise', { timeout: 120_000 }, async () => {
+  it('builds when the sources changed since the last build (by content), or a build failed, or an output is gone, and not otherwise', { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
     try {
       for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
@@ -30,10 +33,9 @@ describe('npm start’s build step', () => {
       await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
 
       assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' });
-      const first = await buildStep(dir);
-      assert.equal(first.code, 0, first.output);
-      assert.match(first.output, /^build: building dist\//);
-      await readFile(join(dir, 'dist', 'src', 'main.js')); // built
+      // A build run by hand counts as well: `npm run build` stamps what it built from.
+      const byHand = await npm(dir, 'run', 'build', '--silent');
+      assert.equal(byHand.code, 0, byHand.output);
       assert.deepEqual(await buildStep(dir), { code: 0, output: 'build: up to date (dist/)\n' });
 
       // A changed source needs a build; the same content again does not (a checkout that only touched it).
@@ -44,9 +46,21 @@ describe('npm start’s build step', () => {
       await writeFile(logger, original);
       assert.equal((await buildStep(dir, '--check')).code, 0);
 
-      // An output gone (a cleaned dist/) needs a build whatever the stamp says.
-      await rm(join(dir, 'dist', 'ide'), { recursive: true });
+      // A failed build never looks current, even once the sources are back as they were stamped: tsc has
+      // written its output anyway.
+      await appendFile(logger, '\nconst broken: number = "not a number";\n');
+      const failed = await buildStep(dir);
+      assert.notEqual(failed.code, 0, failed.output);
+      await writeFile(logger, original);
       assert.equal((await buildStep(dir, '--check')).code, 1);
+
+      // An output gone (a cleaned dist/) is built again, though tsc's incremental record says it is there.
+      await rm(join(dir, 'dist', 'src', 'main.js'));
+      assert.equal((await buildStep(dir, '--check')).code, 1);
+      const rebuilt = await buildStep(dir);
+      assert.equal(rebuilt.code, 0, rebuilt.output);
+      await readFile(join(dir, 'dist', 'src', 'main.js'));
+      assert.equal((await buildStep(dir, '--check')).code, 0);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
