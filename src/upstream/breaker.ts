@@ -51,16 +51,16 @@ export class CircuitBreaker {
     return 'probe';
   }
 
-  /** The upstream answered (any status that is not a sign of it being down). */
-  recordSuccess(): void {
+  /** The upstream answered (any status that is not a sign of it being down), to a call with this permit. */
+  recordSuccess(permit: BreakerPermit): void {
     this.#failures = 0;
-    this.#probing = false;
+    this.#endProbe(permit);
     if (this.#state !== 'closed') this.#set('closed');
   }
 
-  /** The upstream looked down: no connection, a timeout, or a 502/504. */
-  recordFailure(): void {
-    this.#probing = false;
+  /** The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. */
+  recordFailure(permit: BreakerPermit): void {
+    this.#endProbe(permit);
     this.#failures += 1;
     if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold)) {
       this.#openedAt = this.#options.now();
@@ -68,12 +68,16 @@ export class CircuitBreaker {
     }
   }
 
-  /**
-   * A call given the go-ahead ended without telling anything about the upstream (e.g. the caller left).
-   * Only the probe frees the probe's slot: a call let through before the circuit opened, ending now, must
-   * not let a second probe out beside the first.
-   */
+  /** A call given the go-ahead ended without telling anything about the upstream (e.g. the caller left). */
   release(permit: BreakerPermit): void {
+    this.#endProbe(permit);
+  }
+
+  /**
+   * Only the probe frees the probe's slot: a call let through before the circuit opened, ending while a
+   * probe is out, must not let a second probe out beside it.
+   */
+  #endProbe(permit: BreakerPermit): void {
     if (permit === 'probe') this.#probing = false;
   }
 

@@ -291,7 +291,7 @@ export class UpstreamClient {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
       } catch (error) {
         if (cancellation.reason === 'deadline') {
-          this.#breaker.recordFailure();
+          this.#breaker.recordFailure(permit);
           throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
         }
         if (cancellation.reason === 'caller') {
@@ -300,7 +300,7 @@ export class UpstreamClient {
           if (reason instanceof OperationDeadlineExceeded) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
         }
-        this.#breaker.recordFailure();
+        this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
@@ -314,8 +314,8 @@ export class UpstreamClient {
       // 502/504 say the upstream (or what is in front of it) is down. A 500 is one request failing, and a 503
       // is, in Context.IO's terms, one account's mail server out of reach: the API itself answered, so
       // neither may pause every caller's calls.
-      if (status === 502 || status === 504) this.#breaker.recordFailure();
-      else this.#breaker.recordSuccess();
+      if (status === 502 || status === 504) this.#breaker.recordFailure(permit);
+      else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
       if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.

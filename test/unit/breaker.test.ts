@@ -12,13 +12,13 @@ describe('circuit breaker states', () => {
 
   it('opens after the threshold of consecutive failures, and a success in between resets the count', () => {
     const { breaker } = make();
-    breaker.recordFailure();
-    breaker.recordFailure();
-    breaker.recordSuccess();
-    breaker.recordFailure();
-    breaker.recordFailure();
+    breaker.recordFailure('call');
+    breaker.recordFailure('call');
+    breaker.recordSuccess('call');
+    breaker.recordFailure('call');
+    breaker.recordFailure('call');
     assert.equal(breaker.state, 'closed');
-    breaker.recordFailure();
+    breaker.recordFailure('call');
     assert.equal(breaker.state, 'open');
     assert.equal(breaker.tryAcquire(), undefined);
     assert.equal(breaker.retryInMs(), 1_000);
@@ -26,16 +26,16 @@ describe('circuit breaker states', () => {
 
   it('lets exactly one probe through after the cooldown; its success closes, its failure reopens', () => {
     const { breaker, clock, changes } = make();
-    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
     assert.equal(breaker.tryAcquire(), 'probe');
     assert.equal(breaker.state, 'half-open');
     assert.equal(breaker.tryAcquire(), undefined, 'a second caller does not probe at the same time');
-    breaker.recordFailure();
+    breaker.recordFailure('probe');
     assert.equal(breaker.state, 'open');
     clock.now = 2_000;
     assert.equal(breaker.tryAcquire(), 'probe');
-    breaker.recordSuccess();
+    breaker.recordSuccess('probe');
     assert.equal(breaker.state, 'closed');
     assert.equal(breaker.tryAcquire(), 'call');
     assert.deepEqual(changes, ['open', 'half-open', 'open', 'half-open', 'closed']);
@@ -43,18 +43,32 @@ describe('circuit breaker states', () => {
 
   it('frees the probe slot when the probing call ends without a verdict', () => {
     const { breaker, clock } = make();
-    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
     assert.equal(breaker.tryAcquire(), 'probe');
     breaker.release('probe');
     assert.equal(breaker.tryAcquire(), 'probe');
   });
 
+  it('keeps one probe at a time when a call let through before the circuit opened fails while a probe is out', () => {
+    const { breaker, clock } = make();
+    const early = breaker.tryAcquire()!;
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 1_000;
+    assert.equal(breaker.tryAcquire(), 'probe');
+    breaker.recordFailure(early); // the early call's verdict reopens the circuit…
+    assert.equal(breaker.state, 'open');
+    clock.now = 2_000;
+    assert.equal(breaker.tryAcquire(), undefined, '…but the probe still out keeps its slot');
+    breaker.recordSuccess('probe');
+    assert.equal(breaker.state, 'closed');
+  });
+
   it('keeps the probe slot taken when a call let through before the circuit opened ends without a verdict', () => {
     const { breaker, clock } = make();
     const early = breaker.tryAcquire();
     assert.equal(early, 'call');
-    for (let i = 0; i < 3; i++) breaker.recordFailure();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
     assert.equal(breaker.tryAcquire(), 'probe');
     breaker.release(early!); // e.g. its caller went away
