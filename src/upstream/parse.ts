@@ -38,16 +38,21 @@ function optionalString(o: Json, key: string): string | undefined {
 const MAX_UNIX_SECONDS = 8.64e12;
 
 /**
- * Unix seconds, as a number or a string of digits; `0`, `false`, `null` or a missing field mean "not set" and
- * stay `0`. Anything else ("yesterday", `true`, an object) is refused rather than read as "not set", which
+ * Unix seconds, as a number or a string of digits; `0`, `false`, `null`, `""` or a missing field mean "not
+ * set" and stay `0`. Anything else ("yesterday", `true`, an object) is refused rather than read as "not set", which
  * would show a garbled time as 1970 or as never.
  */
 function timestamp(o: Json, key: string): number {
   const raw = o[key];
   const value =
-    typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw === false || raw === null || raw === undefined ? 0 : Number.NaN;
+    typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : isUnset(raw) || raw === false ? 0 : Number.NaN;
   if (!Number.isFinite(value) || value < 0 || value > MAX_UNIX_SECONDS) throw new ShapeError(`${key} is not a Unix time`);
   return value;
+}
+
+/** Missing, null, or the empty string some APIs send for "no value". */
+function isUnset(raw: unknown): boolean {
+  return raw === undefined || raw === null || raw === '';
 }
 
 /** GraphQL's `Int`: what a count or a port must fit in to be shown at all. */
@@ -55,13 +60,13 @@ const INT_MIN = -(2 ** 31);
 const INT_MAX = 2 ** 31 - 1;
 
 /**
- * A whole number (or a string of digits) that fits a GraphQL `Int`; missing or null is undefined. Anything
+ * A whole number (or a string of digits) that fits a GraphQL `Int`; missing, null or `""` is undefined. Anything
  * else is refused here, as an unexpected upstream body: let through, it would fail the `Int` serializer and
  * reach the caller as an internal error instead.
  */
 function optionalInt(o: Json, key: string): number | undefined {
   const raw = o[key];
-  if (raw === undefined || raw === null) return undefined;
+  if (isUnset(raw)) return undefined;
   const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < INT_MIN || value > INT_MAX) throw new ShapeError(`${key} is not a whole number within GraphQL's Int`);
   return value;

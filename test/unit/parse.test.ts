@@ -30,7 +30,7 @@ describe('tolerant parsing of upstream JSON', () => {
 
   it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
     assert.equal(parseConnectToken({ ...token, created: '1700000000' }).created, 1_700_000_000);
-    for (const unset of [0, false, null, undefined]) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
+    for (const unset of [0, false, null, undefined, '']) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
     for (const garbled of ['yesterday', true, {}, -1, 1e15]) {
       assert.throws(() => parseConnectToken({ ...token, created: garbled }), (error: unknown) => error instanceof ShapeError && /created is not a Unix time/.test(error.message));
     }
@@ -40,6 +40,7 @@ describe('tolerant parsing of upstream JSON', () => {
     const account = { id: 'x', created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [] };
     assert.equal(parseAccount({ ...account, nb_messages: '42' }).nb_messages, 42);
     assert.equal(parseAccount({ ...account, nb_messages: null }).nb_messages, undefined);
+    assert.equal(parseAccount({ ...account, nb_messages: '' }).nb_messages, undefined);
     for (const garbled of [3e9, 1.5, 'many', true, {}]) {
       assert.throws(() => parseAccount({ ...account, nb_messages: garbled }), (error: unknown) => error instanceof ShapeError && /nb_messages is not a whole number/.test(error.message));
     }
