@@ -261,6 +261,10 @@ export class UpstreamClient {
     const query = pairsOf(call.query);
     const form = pairsOf(call.form);
     const queryString = query.length > 0 ? `?${encodeFormPairs(query)}` : '';
+    const urlLength = this.#basePath.length + relativePath.length + queryString.length;
+    if (urlLength > MAX_URL_LENGTH) {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, `The arguments make an upstream URL of ${urlLength} characters, more than the ${MAX_URL_LENGTH} servers accept`);
+    }
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     const deadline = Date.now() + this.#options.timeoutMs;
@@ -320,7 +324,7 @@ export class UpstreamClient {
       if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.
       if (call.method === 'DELETE' && status === 404 && attempt > 1) return this.#parse(call, '{"success":true}', info);
-      throw this.#statusError(status, call, text, info);
+      throw this.#statusError(status, call, text, info, headers.authorization!);
     }
   }
 
@@ -413,11 +417,12 @@ export class UpstreamClient {
     }
   }
 
-  #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo) {
+  #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo, authorization: string) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
-    this.#options.logger.debug('upstream error response', { ...forLog(info), status, body: hideToken(withoutSignatures(text.slice(0, 500)), info) });
+    const body = hideToken(withoutSignatures(text.slice(0, 500), authorization), info);
+    this.#options.logger.debug('upstream error response', { ...forLog(info), status, body });
     switch (status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
@@ -463,12 +468,21 @@ function dependantsOf(signal: AbortSignal): Set<CallCancellation> {
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON. */
 const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)[^"\\&,\s}]*/gi;
 
-function withoutSignatures(text: string): string {
-  return text.replace(SIGNATURE_VALUE, '$1[redacted]');
+/**
+ * `text` without the request's own signature (as sent, percent-encoded, and decoded), wherever and however
+ * it is quoted, nor any value labelled `oauth_signature`.
+ */
+function withoutSignatures(text: string, authorization: string): string {
+  let result = text.replace(SIGNATURE_VALUE, '$1[redacted]');
+  const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
+  if (sent !== undefined) {
+    for (const form of new Set([sent, decodeURIComponent(sent)])) result = result.split(form).join('[redacted]');
+  }
+  return result;
 }
 
-/** The connect token a call's path names, percent-encoded as in the path. */
-const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)/;
+/** The connect token a call's path names (always its last segment), percent-encoded as in the path. */
+const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)$/;
 
 /**
  * A call as log lines show it. A connect token is a bearer capability (knowing one reads its account), so
@@ -490,6 +504,9 @@ function connectTokensPath(accountId: string | null): string[] {
 function connectTokenResource(accountId: string | null, token: string): string {
   return accountId === null ? `connect token "${token}"` : `connect token "${token}" of account "${accountId}"`;
 }
+
+/** Longer URLs are refused (414, 431) or cut off by many servers and proxies, some by closing the connection. */
+const MAX_URL_LENGTH = 4096;
 
 /**
  * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent

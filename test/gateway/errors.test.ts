@@ -130,8 +130,14 @@ describe('connect tokens in log lines', () => {
       const garbled = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token } }`, { t: token });
       assert.deepEqual(codes(garbled), ['UPSTREAM_ERROR']);
 
+      // An account whose id is literally the collection's name: still the token that is left out.
+      const nested = await stack.gql(`{ account(id: "connect_tokens") { connectToken(token: "n3stedTok3n") { token } } }`);
+      assert.ok(codes(nested).includes('NOT_FOUND'));
+
       const logged = lines.join('\n');
       assert.match(logged, /upstream error response.*"path":"\/connect_tokens\/\[token\]"/);
+      assert.match(logged, /"path":"\/accounts\/connect_tokens\/connect_tokens\/\[token\]"/);
+      assert.doesNotMatch(logged, /n3stedTok3n/);
       assert.match(logged, /unexpected body.*"path":"\/connect_tokens\/\[token\]"/);
       assert.doesNotMatch(logged, new RegExp(`${unknown}|${token}`));
     } finally {
@@ -184,6 +190,18 @@ describe('ids too long to name anything', () => {
     assert.deepEqual(codes(res), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
     assert.match(res.body.errors![0]!.message, /at most 256 characters long \(got 20000\)/);
     assert.ok(JSON.stringify(res.body).length < 1_000);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+});
+
+describe('arguments too long for an upstream URL', () => {
+  const stack = useStack();
+
+  it('are BAD_USER_INPUT before any upstream call', async () => {
+    stack.emulator.clearRequests();
+    const res = await stack.gql(`query ($email: String) { accounts(filter: { email: $email }) { nodes { id } } }`, { email: `${'x'.repeat(5_000)}@example.com` });
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    assert.match(res.body.errors![0]!.message, /upstream URL of \d+ characters, more than the 4096/);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 });

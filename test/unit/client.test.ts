@@ -78,6 +78,20 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.doesNotMatch(logged[0]!, /c2lnbmF0dXJl/);
   });
 
+  it('logs an upstream error body without the request’s own signature, however the upstream quotes it', async () => {
+    let sent = '';
+    pool.intercept({ path: '/2.0/accounts/abc', method: 'GET' }).reply(400, (opts) => {
+      sent = parseAuthorizationHeader((opts.headers as Record<string, string>)['authorization'])!.get('oauth_signature')!;
+      return { type: 'error', value: `<oauth_signature>${sent}</oauth_signature> &quot;${encodeURIComponent(sent)}&quot; [${JSON.stringify(sent)}]` };
+    }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('abc'), /refused the request/);
+    const logged = logs.filter((line) => line.includes('upstream error response'));
+    assert.equal(logged.length, 1);
+    assert.ok(sent.length > 10);
+    assert.ok(!logged[0]!.includes(sent) && !logged[0]!.includes(encodeURIComponent(sent)), logged[0]);
+    assert.match(logged[0]!, /<oauth_signature>\[redacted\]<\/oauth_signature>/);
+  });
+
   it('counts a DELETE whose retry finds the resource gone as done', async () => {
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(503, { type: 'error', value: 'busy' }, JSON_HEADERS);
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
