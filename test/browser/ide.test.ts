@@ -63,6 +63,17 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
     const token = await hsToken({ scope: 'contextio:admin' });
     await page.goto(authed.gateway.url);
     await page.locator('.graphiql-container').waitFor();
+    // A token an earlier version of the page let GraphiQL store is gone after the next visit.
+    await page.evaluate(
+      `localStorage.setItem('graphiql:queries', JSON.stringify({ queries: [{ query: '{ __typename }', headers: '{"Authorization":"Bearer 0ld.t0ken.value"}' }] }));` +
+        `localStorage.setItem('graphiql:headers', '{"Authorization":"Bearer 0ld.t0ken.value"}')`,
+    );
+    await page.reload();
+    await page.locator('.graphiql-container').waitFor();
+    const cleaned = (await page.evaluate('JSON.stringify({ ...localStorage })')) as string;
+    assert.match(cleaned, /__typename/);
+    assert.doesNotMatch(cleaned, /0ld\.t0ken/);
+
     // The headers editor opens with a placeholder; replace it as a person pasting a token would.
     const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
     await headers.getByText('<token>').waitFor();

@@ -82,6 +82,12 @@ function withoutHeaders(value: string): string {
   }
 }
 
+// Headers an earlier version of this page let GraphiQL store are removed on the next visit.
+for (const key of ownKeys()) {
+  const value = localStorage.getItem(key);
+  if (value !== null) storage.setItem(key, value);
+}
+
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL
     fetcher={fetcher}
