@@ -151,7 +151,7 @@ describe('HTTP settings', () => {
     }
   });
 
-  it('answer 408 and close the connection when a body trickles in past requestReceiveTimeoutMs', async () => {
+  it('answer 408 and close the connection when a body trickles in past requestReceiveTimeoutMs', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');
     const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('info', (line) => lines.push(line)) } });
