@@ -316,9 +316,10 @@ export class UpstreamClient {
       const { status, text } = response;
       info.status = status;
       // 502/504 say the upstream (or what is in front of it) is down. A 500 is one request failing, and a 503
-      // is, in Context.IO's terms, one account's mail server out of reach: the API itself answered, so
-      // neither may pause every caller's calls.
-      if (status === 502 || status === 504) this.#breaker.recordFailure(permit);
+      // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
+      // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
+      // load balancer answers for an API that is down.
+      if (status === 502 || status === 504 || (status === 503 && !isApiErrorBody(text))) this.#breaker.recordFailure(permit);
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
       if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
@@ -463,6 +464,16 @@ function dependantsOf(signal: AbortSignal): Set<CallCancellation> {
     }, { once: true });
   }
   return dependants;
+}
+
+/** Whether a body is the API's own error, `{"type":"error", …}`, rather than some proxy's page. */
+function isApiErrorBody(text: string): boolean {
+  try {
+    const body: unknown = JSON.parse(text);
+    return typeof body === 'object' && body !== null && (body as { type?: unknown }).type === 'error';
+  } catch {
+    return false;
+  }
 }
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON. */

@@ -92,6 +92,19 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.match(logged[0]!, /<oauth_signature>\[redacted\]<\/oauth_signature>/);
   });
 
+  it('opens the circuit on 503s from something in front of the API, not on the API’s own 503 (a mailbox out of reach)', async () => {
+    const guarded = (threshold: number) =>
+      new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: threshold, dispatcher: agent });
+    const api = guarded(2);
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS).times(3);
+    for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), /HTTP 503/);
+    assert.equal(api.breakerState, 'closed');
+    const proxied = guarded(2);
+    pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(503, '<html><body>Service Unavailable</body></html>', { headers: { 'content-type': 'text/html' } }).times(2);
+    for (let i = 0; i < 2; i++) await assert.rejects(proxied.getAccount('b'), /HTTP 503/);
+    assert.equal(proxied.breakerState, 'open');
+  });
+
   it('counts a DELETE whose retry finds the resource gone as done', async () => {
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(503, { type: 'error', value: 'busy' }, JSON_HEADERS);
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
