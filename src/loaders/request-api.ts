@@ -35,6 +35,8 @@ export class RequestApi {
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
   /** Keyed by account id, `''` standing for the top-level list: DataLoader keys cannot be null. */
   #tokenLists?: DataLoader<string, UpstreamConnectToken[], string>;
+  /** Account writes so far in this request: a list answered after one may no longer prime the loaders. */
+  #accountWrites = 0;
 
   constructor(client: UpstreamClient, guard: AccessGuard, signal?: AbortSignal) {
     this.#client = client;
@@ -55,9 +57,12 @@ export class RequestApi {
         this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal),
       (q) => JSON.stringify([q.limit, q.offset, q.email, q.status, q.statusOk]),
     );
+    const writes = this.#accountWrites;
     const accounts = await this.#accountPages.load(query);
-    const loader = this.#accountLoader();
-    for (const account of accounts) loader.prime(account.id, account);
+    if (writes === this.#accountWrites) {
+      const loader = this.#accountLoader();
+      for (const account of accounts) loader.prime(account.id, account);
+    }
     return accounts;
   }
 
@@ -73,9 +78,14 @@ export class RequestApi {
     if (accountId === null) this.#guard.requireAdmin('connectTokens');
     else this.#guard.requireAccount(accountId, 'connectTokens');
     this.#tokenLists ??= resourceLoader((key: string) => this.#client.listConnectTokens(key === '' ? null : key, this.#signal));
+    const writes = this.#accountWrites;
     const tokens = await this.#tokenLists.load(accountId ?? '');
-    const loader = this.#tokenLoader();
-    for (const token of tokens) loader.prime({ accountId, token: token.token }, token);
+    // A list asked for before an account write in this operation and answered after it may hold the old
+    // account: it must not put those tokens back into the loader the write just cleared.
+    if (writes === this.#accountWrites) {
+      const loader = this.#tokenLoader();
+      for (const token of tokens) loader.prime({ accountId, token: token.token }, token);
+    }
     return tokens;
   }
 
@@ -104,6 +114,7 @@ export class RequestApi {
    * say until fetched again). Writes are rare next to reads, so the lists go whole.
    */
   #forgetAccount(id: string): void {
+    this.#accountWrites += 1;
     this.#accounts?.clear(id);
     this.#accountPages?.clearAll();
     this.#tokens?.clearAll();

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AccessGuard, OPEN_IDENTITY } from '../../src/auth/index.ts';
+import { RequestApi } from '../../src/loaders/request-api.ts';
+import type { UpstreamClient } from '../../src/upstream/client.ts';
+import type { UpstreamConnectToken } from '../../src/upstream/types.ts';
+
+/** A token of account `id` that embeds the account under `firstName`. */
+const usedToken = (id: string, firstName: string): UpstreamConnectToken =>
+  ({ token: 't1', created: 1, used: 2, expires: false, callback_url: 'https://app.example.com/cb', account: { id, first_name: firstName, email_addresses: [], sources: [] } }) as unknown as UpstreamConnectToken;
+
+describe('RequestApi after an account write', () => {
+  it('does not let a token list asked for before the write, answered after it, prime the loader with the old account', async () => {
+    let answerList: (tokens: UpstreamConnectToken[]) => void = () => {};
+    let listRequested: () => void = () => {};
+    const requested = new Promise<void>((resolve) => (listRequested = resolve));
+    const singleReads: string[] = [];
+    const client = {
+      listConnectTokens: () =>
+        new Promise<UpstreamConnectToken[]>((resolve) => {
+          answerList = resolve;
+          listRequested();
+        }),
+      updateAccount: async () => ({ success: true }),
+      getConnectToken: async (accountId: string, token: string) => {
+        singleReads.push(`${accountId}/${token}`);
+        return usedToken(accountId, 'New');
+      },
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+
+    const list = api.connectTokens('a1'); // asked for while the account's first name is still "Old"
+    await requested;
+    await api.updateAccount('a1', { first_name: 'New' });
+    answerList([usedToken('a1', 'Old')]); // answered after the write
+    await list;
+
+    const token = await api.connectToken('a1', 't1');
+    assert.deepEqual(singleReads, ['a1/t1'], 'read afresh, not from the stale list');
+    assert.equal((token.account as { first_name?: string }).first_name, 'New');
+  });
+});
