@@ -5,7 +5,7 @@
 // of `npm run build` itself, so a build run by hand counts too.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -36,25 +36,29 @@ function inputsHash() {
   return hash.digest('hex');
 }
 
-const before = inputsHash();
 const outputsPresent = () => OUTPUTS.every((output) => existsSync(join(root, output)));
 const stampedHash = () => (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : undefined);
-const upToDate = outputsPresent() && stampedHash() === before;
 
 if (process.argv.includes('--stamp')) {
   // The last step of `npm run build`: records what it was built from, so a later start need not rebuild.
-  if (!outputsPresent()) fail('the build left some of its outputs missing');
-  writeFileSync(STAMP, `${before}\n`);
+  if (!outputsPresent()) process.exit(missingOutputs());
+  writeFileSync(STAMP, `${inputsHash()}\n`);
   process.exit(0);
 }
 if (process.argv.includes('--check')) {
   // For a deployment script: exit 0 when the build is current, 1 when `npm run build` is needed.
+  const upToDate = outputsPresent() && stampedHash() === inputsHash();
   console.log(upToDate ? 'build: up to date (dist/)' : 'build: needed');
   process.exit(upToDate ? 0 : 1);
 }
-if (upToDate) {
-  console.log('build: up to date (dist/)');
-} else {
+// `npm start` and `npm run emulator` side by side on a fresh checkout would otherwise build at the same
+// time, one deleting dist/ide while the other writes it: the second waits, then finds the build done.
+const status = withBuildLock(() => {
+  const current = inputsHash(); // inside the lock: another process may have built while this one waited
+  if (outputsPresent() && stampedHash() === current) {
+    console.log('build: up to date (dist/)');
+    return 0;
+  }
   console.log('build: building dist/ (sources changed since the last build)');
   // A failed or interrupted build must never look current (tsc writes its output even with type errors):
   // the stamp goes first. So does tsc's incremental record, which would skip files it believes are in dist/.
@@ -64,13 +68,51 @@ if (upToDate) {
   const result = npm
     ? spawnSync(process.execPath, [npm, 'run', 'build', '--silent'], { cwd: root, stdio: 'inherit' })
     : spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
-  if (result.status !== 0) process.exit(result.status ?? 1);
-  if (!outputsPresent()) fail('the build left some of its outputs missing');
+  if (result.status !== 0) return result.status ?? 1;
+  if (!outputsPresent()) return missingOutputs();
   // Stamped with the inputs as they were when the build began: a file edited during the build rebuilds next time.
-  writeFileSync(STAMP, `${before}\n`);
+  writeFileSync(STAMP, `${current}\n`);
+  return 0;
+});
+process.exit(status);
+
+/** Runs `build` holding dist/.build-lock; waits for another process's lock, or takes it over from a dead one. */
+function withBuildLock(build) {
+  const lock = join(root, 'dist', '.build-lock');
+  mkdirSync(dirname(lock), { recursive: true });
+  for (let announced = false; ; ) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      const holder = Number(readFileSync(lock, 'utf8'));
+      if (holder > 0 && !isAlive(holder)) {
+        rmSync(lock, { force: true });
+        continue;
+      }
+      if (!announced) console.log('build: waiting for the build another process is running');
+      announced = true;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+    }
+  }
+  try {
+    return build();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }
 
-function fail(message) {
-  console.error(`build: ${message} (${OUTPUTS.join(', ')})`);
-  process.exit(1);
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+function missingOutputs() {
+  console.error(`build: the build left some of its outputs missing (${OUTPUTS.join(', ')})`);
+  return 1;
 }

@@ -24,7 +24,7 @@ async function run(dir: string, command: string, ...args: string[]): Promise<{ c
 describe('npm start’s build step', () => {
   // A copy of what the build reads, with the project's node_modules, so that building it cannot disturb the
   // dist/ that other tests serve the IDE from.
-  it('builds when the sources changed since the last build (by content), or a build failed, or an output is gone, and not otherwise', { timeout: 180_000 }, async () => {
+  it('builds when the sources changed since the last build (by content), or a build failed, or an output is gone, once for two starts at once, and not otherwise', { timeout: 180_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
     try {
       for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
@@ -33,6 +33,16 @@ describe('npm start’s build step', () => {
       await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
 
       assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' });
+      // Two starts at once (npm start beside npm run emulator): one builds, the other waits and finds it done.
+      const [one, other] = await Promise.all([buildStep(dir), buildStep(dir)]);
+      assert.equal(one.code, 0, one.output);
+      assert.equal(other.code, 0, other.output);
+      const builders = [one, other].filter((r) => r.output.includes('build: building'));
+      assert.equal(builders.length, 1, one.output + other.output);
+      // The other waited (or, started late, came after): either way it found the build done.
+      assert.match((builders[0] === one ? other : one).output, /build: up to date \(dist\/\)\n$/);
+      await rm(join(dir, 'dist', '.build-inputs'));
+
       // A build run by hand counts as well: `npm run build` stamps what it built from.
       const byHand = await npm(dir, 'run', 'build', '--silent');
       assert.equal(byHand.code, 0, byHand.output);
