@@ -25,7 +25,11 @@ export function encodeCursor(kind: string, index: number): string {
 export function offsetAfter(kind: string, after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
   const match = new RegExp(`^${kind}:(\\d{1,9})$`).exec(Buffer.from(after, 'base64url').toString());
-  if (!match) throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list: "${after.slice(0, 64)}"`);
+  // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
+  // "close enough" strings would otherwise page somewhere nobody asked for.
+  if (!match || encodeCursor(kind, Number(match[1])) !== after) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list: "${after.slice(0, 64)}"`);
+  }
   return Number(match[1]) + 1;
 }
 

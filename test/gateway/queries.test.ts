@@ -121,6 +121,8 @@ describe('queries against the emulator', () => {
     ['connectTokens first: -1', '{ connectTokens(first: -1) { nodes { token } } }'],
     ['a cursor of another list', `{ accounts(after: "${Buffer.from('connectTokens:3').toString('base64url')}") { nodes { id } } }`],
     ['a cursor that is not one', '{ connectTokens(after: "not-a-cursor") { nodes { token } } }'],
+    ['a cursor with a leading zero', `{ accounts(after: "${Buffer.from('accounts:01').toString('base64url')}") { nodes { id } } }`],
+    ['a cursor with padding', `{ accounts(after: "${Buffer.from('accounts:1').toString('base64url')}==") { nodes { id } } }`],
     ['a status filter of UNKNOWN', '{ accounts(filter: { status: UNKNOWN }) { nodes { id } } }'],
   ] as const) {
     it(`refuses ${name} with BAD_USER_INPUT before any upstream call`, async () => {
