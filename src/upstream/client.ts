@@ -109,8 +109,6 @@ interface UpstreamResponse {
   text: string;
 }
 
-/** Statuses worth another attempt on an idempotent call: the upstream may well answer next time. */
-const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /** undici's codes for a connection that failed or broke before a response arrived. */
 const CONNECTION_ERROR_CODES = new Set([
   'ECONNREFUSED',
@@ -319,10 +317,15 @@ export class UpstreamClient {
       // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
-      if (status === 502 || status === 504 || (status === 503 && !isApiErrorBody(text))) this.#breaker.recordFailure(permit);
+      const apiDown = status === 502 || status === 504 || (status === 503 && !isApiErrorBody(text));
+      if (apiDown) this.#breaker.recordFailure(permit);
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
-      if (!lastAttempt && RETRYABLE_STATUS.has(status) && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
+      // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
+      // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
+      // quota (5,000 calls) on each retry.
+      const worthRetrying = status === 429 || apiDown;
+      if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.
       if (call.method === 'DELETE' && status === 404 && attempt > 1) return this.#parse(call, '{"success":true}', info);
       throw this.#statusError(status, call, text, info, headers.authorization!);

@@ -105,8 +105,16 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(proxied.breakerState, 'open');
   });
 
+  it('retries a 503 from something in front of the API, not the API’s own (a mailbox out of reach)', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('a'), /HTTP 503/); // once: a second interceptor would be left pending
+    pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(503, '<html>Service Unavailable</html>');
+    pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(200, { id: 'b', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    assert.equal((await client.getAccount('b')).id, 'b');
+  });
+
   it('counts a DELETE whose retry finds the resource gone as done', async () => {
-    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(503, { type: 'error', value: 'busy' }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(502, '<html>Bad Gateway</html>');
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
     assert.deepEqual(await client.deleteConnectToken(null, 'abc'), { success: true });
   });
