@@ -1,6 +1,7 @@
 import { AccessGuard, type Identity } from './auth/index.ts';
 import type { Logger } from './logger.ts';
 import { RequestApi } from './loaders/request-api.ts';
+import type { CancelSignal } from './upstream/cancellation.ts';
 import type { UpstreamClient } from './upstream/client.ts';
 
 /** What every resolver of one GraphQL request receives. Built per request, so nothing leaks between callers. */
@@ -22,6 +23,6 @@ export interface ContextDeps {
  * Builds a request's context for an already verified caller, whose access every upstream call of the
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
-export function createContext(deps: ContextDeps, requestId: string, identity: Identity, signal?: AbortSignal): GatewayContext {
+export function createContext(deps: ContextDeps, requestId: string, identity: Identity, signal?: CancelSignal): GatewayContext {
   return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity };
 }

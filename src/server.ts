@@ -14,6 +14,7 @@ import { parseGraphQLBody } from './limits/body.ts';
 import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
 import type { Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
+import { OperationCancellation } from './upstream/cancellation.ts';
 import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
@@ -82,7 +83,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const operationTimeoutMs = options.operationTimeoutMs ?? 30_000;
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
-  const inFlight = new Set<AbortController>();
+  const inFlight = new Set<OperationCancellation>();
   let shuttingDown = false;
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -184,13 +185,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
 
     // A client that goes away takes its upstream work with it, and so does the operation's deadline.
-    const abort = new AbortController();
-    const deadline = setTimeout(() => abort.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
-    inFlight.add(abort);
+    const cancellation = new OperationCancellation();
+    const deadline = setTimeout(() => cancellation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
+    inFlight.add(cancellation);
     res.once('close', () => {
       clearTimeout(deadline);
-      inFlight.delete(abort);
-      if (!res.writableFinished) abort.abort();
+      inFlight.delete(cancellation);
+      if (!res.writableFinished) cancellation.abort();
     });
     if (shuttingDown) res.setHeader('connection', 'close');
 
@@ -201,7 +202,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
       // Verified once per request; a refused token ends the operation here (401), before any resolver.
-      context: async () => createContext(deps, requestId, await access.authenticate(headers.get('authorization'), requestId), abort.signal),
+      context: async () => createContext(deps, requestId, await access.authenticate(headers.get('authorization'), requestId), cancellation),
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

@@ -1,5 +1,6 @@
 import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
+import type { CancelSignal } from '../upstream/cancellation.ts';
 import type { UpstreamClient, Params } from '../upstream/client.ts';
 import type { UpstreamAccount, UpstreamConnectToken } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
@@ -28,7 +29,7 @@ interface TokenKey {
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
-  readonly #signal: AbortSignal | undefined;
+  readonly #signal: CancelSignal | undefined;
   readonly #guard: AccessGuard;
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
@@ -38,7 +39,7 @@ export class RequestApi {
   /** Account writes so far in this request: a list answered after one may no longer prime the loaders. */
   #accountWrites = 0;
 
-  constructor(client: UpstreamClient, guard: AccessGuard, signal?: AbortSignal) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal) {
     this.#client = client;
     this.#guard = guard;
     this.#signal = signal;

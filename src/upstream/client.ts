@@ -3,6 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
+import type { CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, percentEncode, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import {
   listOf,
@@ -68,7 +69,7 @@ interface Call<T> {
   form?: Params;
   parse: (json: unknown) => T;
   /** Aborts the call, e.g. when the GraphQL client went away. */
-  signal?: AbortSignal | undefined;
+  signal?: CancelSignal | undefined;
   /** What a 404 means, in words a caller understands ("account 52da…"). */
   resource: string;
 }
@@ -172,28 +173,28 @@ export class UpstreamClient {
     await this.#pool.close();
   }
 
-  getAccount(id: string, signal?: AbortSignal): Promise<UpstreamAccount> {
+  getAccount(id: string, signal?: CancelSignal): Promise<UpstreamAccount> {
     return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"` });
   }
 
-  listAccounts(query: Params, signal?: AbortSignal): Promise<UpstreamAccount[]> {
+  listAccounts(query: Params, signal?: CancelSignal): Promise<UpstreamAccount[]> {
     return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts' });
   }
 
-  createAccount(form: Params, signal?: AbortSignal): Promise<UpstreamCreateAccountResult> {
+  createAccount(form: Params, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
     return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
   }
 
-  updateAccount(id: string, form: Params, signal?: AbortSignal): Promise<UpstreamSuccess> {
+  updateAccount(id: string, form: Params, signal?: CancelSignal): Promise<UpstreamSuccess> {
     return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"` });
   }
 
-  deleteAccount(id: string, signal?: AbortSignal): Promise<UpstreamSuccess> {
+  deleteAccount(id: string, signal?: CancelSignal): Promise<UpstreamSuccess> {
     return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"` });
   }
 
   /** Top-level tokens when `accountId` is null, else the tokens of that account. */
-  listConnectTokens(accountId: string | null, signal?: AbortSignal): Promise<UpstreamConnectToken[]> {
+  listConnectTokens(accountId: string | null, signal?: CancelSignal): Promise<UpstreamConnectToken[]> {
     return this.#call({
       method: 'GET',
       segments: connectTokensPath(accountId),
@@ -203,7 +204,7 @@ export class UpstreamClient {
     });
   }
 
-  getConnectToken(accountId: string | null, token: string, signal?: AbortSignal): Promise<UpstreamConnectToken> {
+  getConnectToken(accountId: string | null, token: string, signal?: CancelSignal): Promise<UpstreamConnectToken> {
     return this.#call({
       method: 'GET',
       segments: [...connectTokensPath(accountId), token],
@@ -213,7 +214,7 @@ export class UpstreamClient {
     });
   }
 
-  createConnectToken(accountId: string | null, form: Params, signal?: AbortSignal): Promise<UpstreamCreateConnectTokenResult> {
+  createConnectToken(accountId: string | null, form: Params, signal?: CancelSignal): Promise<UpstreamCreateConnectTokenResult> {
     return this.#call({
       method: 'POST',
       segments: connectTokensPath(accountId),
@@ -224,7 +225,7 @@ export class UpstreamClient {
     });
   }
 
-  deleteConnectToken(accountId: string | null, token: string, signal?: AbortSignal): Promise<UpstreamSuccess> {
+  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal): Promise<UpstreamSuccess> {
     return this.#call({
       method: 'DELETE',
       segments: [...connectTokensPath(accountId), token],
@@ -454,9 +455,9 @@ export class UpstreamClient {
  * The calls in flight under a caller's signal, aborted together by one listener: a listener per call would
  * pass EventTarget's limit of 10 (a warning per request) on any operation that fans out.
  */
-const dependantsBySignal = new WeakMap<AbortSignal, Set<CallCancellation>>();
+const dependantsBySignal = new WeakMap<CancelSignal, Set<CallCancellation>>();
 
-function dependantsOf(signal: AbortSignal): Set<CallCancellation> {
+function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
   let dependants = dependantsBySignal.get(signal);
   if (!dependants) {
     const set = new Set<CallCancellation>();

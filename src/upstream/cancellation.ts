@@ -1,0 +1,43 @@
+/**
+ * What a caller cancels its upstream calls with: an `AbortSignal`, or the gateway's lighter
+ * {@link OperationCancellation}. Only what the client uses of a signal.
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+}
+
+/**
+ * One GraphQL operation's cancellation: aborted when its client goes away, its deadline passes or the
+ * shutdown grace period ends. An `AbortController` would do the same, but it and its `EventTarget`
+ * listener cost ~3% of a one-account operation's CPU (profile in bench/README.md), for features (events,
+ * propagation, weak listeners) nothing here uses.
+ */
+export class OperationCancellation implements CancelSignal {
+  #aborted = false;
+  #reason: unknown;
+  #listeners: Array<() => void> = [];
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  get reason(): unknown {
+    return this.#reason;
+  }
+
+  /** As AbortSignal's: the listener runs once, on abort; added after the abort, it never runs. */
+  addEventListener(_type: 'abort', listener: () => void): void {
+    if (!this.#aborted) this.#listeners.push(listener);
+  }
+
+  abort(reason: unknown = new Error('The operation was cancelled')): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener();
+  }
+}

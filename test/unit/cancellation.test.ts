@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OperationCancellation } from '../../src/upstream/cancellation.ts';
+
+describe('OperationCancellation', () => {
+  it('runs each listener once, on the first abort, with the reason readable', () => {
+    const cancellation = new OperationCancellation();
+    const seen: unknown[] = [];
+    cancellation.addEventListener('abort', () => seen.push(cancellation.reason));
+    assert.equal(cancellation.aborted, false);
+    const reason = new Error('deadline');
+    cancellation.abort(reason);
+    cancellation.abort(new Error('later'));
+    assert.equal(cancellation.aborted, true);
+    assert.deepEqual(seen, [reason]);
+  });
+
+  it('never runs a listener added after the abort, as AbortSignal does not', () => {
+    const cancellation = new OperationCancellation();
+    cancellation.abort();
+    assert.ok(cancellation.reason instanceof Error);
+    let ran = false;
+    cancellation.addEventListener('abort', () => (ran = true));
+    assert.equal(ran, false);
+  });
+});
