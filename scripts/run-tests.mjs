@@ -14,5 +14,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // One file at a time: several tests count upstream requests in flight, which a parallel file's load would blur.
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], { stdio: 'inherit' });
+// A time limit per test (node:test has none), so that a regression that leaves a wait unanswered fails that
+// test instead of hanging the suite; the slow ones (a browser, a build) set their own.
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=120000', ...files], { stdio: 'inherit' });
 process.exit(result.status ?? 1);

@@ -68,19 +68,25 @@ describe('deadlines', () => {
   });
 
   it('aborts the upstream work of a client that went away', async () => {
-    const id = stack.emulator.store.createAccount({ email: 'gone@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-    const controller = new AbortController();
-    const request = fetch(stack.gateway.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
-      signal: controller.signal,
-    }).catch(() => undefined);
-    await eventually(() => stack.emulator.inFlight === 1);
-    controller.abort();
-    await request;
-    await eventually(() => stack.emulator.inFlight === 0);
+    // Deadlines far beyond the wait below, so that only the client leaving can end the upstream request.
+    const patient = await startStack({ gateway: { upstreamTimeoutMs: 60_000, operationTimeoutMs: 60_000 } });
+    try {
+      const id = patient.emulator.store.createAccount({ email: 'gone@example.com' }).id;
+      patient.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+      const controller = new AbortController();
+      const request = fetch(patient.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
+        signal: controller.signal,
+      }).catch(() => undefined);
+      await eventually(() => patient.emulator.inFlight === 1);
+      controller.abort();
+      await request;
+      await eventually(() => patient.emulator.inFlight === 0);
+    } finally {
+      await patient.close();
+    }
   });
 });
 
