@@ -31,11 +31,27 @@ describe('upstream failures map to the contract’s codes', () => {
     });
   }
 
-  it('retries an idempotent read on 429/503 and succeeds when the upstream recovers', async () => {
-    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
+  for (const status of [429, 502, 504]) {
+    it(`retries an idempotent read on ${status} and succeeds when the upstream recovers`, async () => {
+      stack.emulator.addFault({ path: `/accounts/${id}`, status, retryAfter: 0, times: 1 });
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(res.body, { data: { account: { id } } });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`, `GET /accounts/${id}`]);
+    });
+  }
+
+  it('does not retry the API’s own 503 (a mailbox out of reach): one request, UPSTREAM_ERROR', async () => {
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 503, retryAfter: 0, times: 1 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-    assert.deepEqual(res.body, { data: { account: { id } } });
-    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`, `GET /accounts/${id}`]);
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+  });
+
+  it('is RATE_LIMITED only after the retries: three attempts', async () => {
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(codes(res), ['RATE_LIMITED']);
+    assert.deepEqual(stack.upstreamCalls(), Array(3).fill(`GET /accounts/${id}`));
   });
 
   it('reports a body that is not the JSON expected as UPSTREAM_ERROR', async () => {

@@ -23,7 +23,8 @@ async function okBesideHanging(stack: Stack) {
 }
 
 describe('deadlines', () => {
-  const stack = useStack({ gateway: { upstreamTimeoutMs: 400 } });
+  // Long enough for a healthy sibling to answer on a busy machine, short enough to wait for a hang.
+  const stack = useStack({ gateway: { upstreamTimeoutMs: 1_500 } });
 
   it('answers a hanging upstream call with UPSTREAM_TIMEOUT while its siblings resolve', async () => {
     const { ok, stuck, res } = await okBesideHanging(stack);
@@ -35,7 +36,7 @@ describe('deadlines', () => {
   });
 
   it('retries a 429 after its Retry-After and succeeds', async () => {
-    // Its own stack: a one-second Retry-After needs a deadline longer than this suite's 400 ms.
+    // Its own stack: a one-second Retry-After needs more room than this suite's 1.5 s deadline leaves.
     const slow = await startStack({ gateway: { upstreamTimeoutMs: 5_000 } });
     try {
       const account = slow.emulator.store.createAccount({ email: 'limited@example.com' }).id;
@@ -118,7 +119,8 @@ describe('concurrency cap', () => {
     const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000 } } });
     try {
       const ids = Array.from({ length: 500 }, (_, i) => stack.emulator.store.createAccount({ email: `c${i}@example.com` }).id);
-      stack.emulator.addFault({ path: /^\/accounts\//, latencyMs: 10 });
+      // Each answer held 50 ms after arrival: the 8 requests the cap lets out are surely in flight together.
+      stack.emulator.addFault({ path: /^\/accounts\//, answerAfterMs: 50 });
       stack.emulator.clearRequests();
       stack.emulator.resetPeak();
       const query = `{ ${ids.map((id, i) => `a${i}: account(id: "${id}") { id }`).join(' ')} }`;
@@ -133,19 +135,20 @@ describe('concurrency cap', () => {
   });
 
   it('answers an operation at its deadline even while its upstream call still waits for a connection', async () => {
-    // One upstream connection. The first operation's token lookup holds it for 300 ms; meanwhile a second
+    // One upstream connection. The first operation's token lookup holds it for 900 ms; meanwhile a second
     // operation queues a request that will hang, then the first operation's account request queues behind
     // that. The first operation's deadline comes while its account request is still queued, and the hang
     // keeps the connection until the second operation's own (later) deadline: the first answer must not wait
     // for it.
-    const stack = await startStack({ gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 900, upstreamTimeoutMs: 10_000 } });
+    // (Margins of several hundred ms between the steps, for a busy machine.)
+    const stack = await startStack({ gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 2_000, upstreamTimeoutMs: 10_000 } });
     try {
       const { store } = stack.emulator;
       const owner = store.createAccount({ email: 'owner@example.com' }).id;
       const stuck = store.createAccount({ email: 'stuck@example.com' }).id;
       const token = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'owner@example.com' }).token;
       store.useConnectToken(token, { server: 'imap.example.com', username: 'owner', existingAccountId: owner });
-      stack.emulator.addFault({ path: `/connect_tokens/${token}`, latencyMs: 300 });
+      stack.emulator.addFault({ path: `/connect_tokens/${token}`, answerAfterMs: 900 });
       stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
 
       const answered: string[] = [];
@@ -153,7 +156,7 @@ describe('concurrency cap', () => {
         answered.push('first');
         return res;
       });
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 300));
       const second = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: stuck }).then((res) => {
         answered.push('second');
         return res;
@@ -189,7 +192,7 @@ describe('circuit breaker', () => {
   });
 
   it('fails fast while the upstream is down, then probes and closes when it recovers', async () => {
-    const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 300, upstreamTimeoutMs: 2_000 } });
+    const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 2_000, upstreamTimeoutMs: 2_000 } });
     try {
       const id = stack.emulator.store.createAccount({ email: 'b@example.com' }).id;
       const query = `query ($id: ID!) { account(id: $id) { id } }`;
@@ -206,7 +209,7 @@ describe('circuit breaker', () => {
       assert.deepEqual(stack.upstreamCalls(), [], 'an open circuit sends nothing upstream');
 
       stack.emulator.clearFaults();
-      await new Promise((r) => setTimeout(r, 350));
+      await new Promise((r) => setTimeout(r, 2_100));
       const recovered = await stack.gql(query, { id });
       assert.deepEqual(recovered.body, { data: { account: { id } } });
       assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
