@@ -71,19 +71,22 @@ describe('npm start', () => {
 
   it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
     const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
-    const started = await startMain({
-      CONTEXTIO_API_URL: upstream.url,
-      CONTEXTIO_CONSUMER_KEY: 'remote-key',
-      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
-    });
     try {
-      upstream.store.createAccount({ email: 'remote@example.com' });
-      const result = await query(started.url, '{ accounts { nodes { emailAddresses } } }');
-      assert.deepEqual(result.data, { accounts: { nodes: [{ emailAddresses: ['remote@example.com'] }] } });
-      assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 0);
-      assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
+      const started = await startMain({
+        CONTEXTIO_API_URL: upstream.url,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      });
+      try {
+        upstream.store.createAccount({ email: 'remote@example.com' });
+        const result = await query(started.url, '{ accounts { nodes { emailAddresses } } }');
+        assert.deepEqual(result.data, { accounts: { nodes: [{ emailAddresses: ['remote@example.com'] }] } });
+        assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 0);
+        assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
     } finally {
-      assert.equal(await started.stop(), 0);
       await upstream.close();
     }
   });

@@ -2,6 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 
+/** How long a started command may take to print what a test waits for. */
+const LINE_WAIT_MS = 30_000;
+/** How long a started command may live at all: longer than any test that uses one. */
+const SCRIPT_LIFETIME_MS = 90_000;
+
 export interface RunningScript {
   child: ChildProcess;
   /** Everything it printed so far, stdout and stderr, line by line. */
@@ -30,18 +35,31 @@ export function runScript(script: string, env: Record<string, string>, preload: 
     });
   }
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // However a test ends (an assertion failing before it stops the process, a timeout), the process cannot
+  // outlive it for long: a live child would keep the test file, and so the suite, from ending.
+  const reaper = setTimeout(() => child.kill('SIGKILL'), SCRIPT_LIFETIME_MS);
+  reaper.unref();
+  void exited.then(() => clearTimeout(reaper));
   const waitForLine = (pattern: RegExp) =>
     new Promise<RegExpExecArray>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`${script} did not print ${pattern} within ${LINE_WAIT_MS} ms:\n${lines.join('\n')}`));
+      }, LINE_WAIT_MS);
       const check = (line: string) => {
         const match = pattern.exec(line);
         if (!match) return false;
         listeners.delete(check);
+        clearTimeout(timer);
         resolve(match);
         return true;
       };
       if (lines.some(check)) return;
       listeners.add(check);
-      void exited.then(([code]) => reject(new Error(`${script} exited (${code}) before printing ${pattern}:\n${lines.join('\n')}`)));
+      void exited.then(([code]) => {
+        clearTimeout(timer);
+        reject(new Error(`${script} exited (${code}) before printing ${pattern}:\n${lines.join('\n')}`));
+      });
     });
   return { child, lines, exited, waitForLine };
 }
