@@ -32,6 +32,10 @@ export interface NewAccount {
   username?: string;
   /** Unix seconds; defaults to the clock. */
   created?: number;
+  /** Unix seconds when suspended; 0 (the default) for not suspended. The API has no call that sets it. */
+  suspended?: number;
+  /** Unix seconds when the password expired; 0 (the default) for not expired. Likewise. */
+  password_expired?: number;
   nb_messages?: number;
   nb_files?: number;
   sources?: NewSource[];
@@ -252,11 +256,11 @@ export class EmulatorStore {
       id,
       username: input.username ?? `${email.replace('@', '.')}_${randomBytes(8).toString('hex')}`,
       created: input.created ?? this.nowSeconds(),
-      suspended: 0,
+      suspended: input.suspended ?? 0,
       email_addresses: [email],
       first_name: input.first_name ?? '',
       last_name: input.last_name ?? '',
-      password_expired: 0,
+      password_expired: input.password_expired ?? 0,
       nb_messages: input.nb_messages ?? 0,
       nb_files: input.nb_files ?? 0,
       sources: [],

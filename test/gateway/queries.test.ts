@@ -105,6 +105,20 @@ describe('queries against the emulator', () => {
     assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('limit'), '100');
   });
 
+  it('passes the email filter upstream as email=', async () => {
+    stack.emulator.store.createAccount({ email: 'other@example.com' });
+    const wanted = stack.emulator.store.createAccount({ email: 'wanted@example.com' });
+    const res = await stack.gql(`{ accounts(filter: { email: "wanted@example.com" }) { nodes { id } } }`);
+    assert.deepEqual(res.body.data, { accounts: { nodes: [{ id: wanted.id }] } });
+    assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('email'), 'wanted@example.com');
+  });
+
+  it('shows set suspension and password-expiry times as DateTimes', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'suspended@example.com', suspended: 1_700_000_000, password_expired: 1_700_000_060 }).id;
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { suspendedAt passwordExpiredAt } }`, { id });
+    assert.deepEqual(res.body.data, { account: { suspendedAt: '2023-11-14T22:13:20.000Z', passwordExpiredAt: '2023-11-14T22:14:20.000Z' } });
+  });
+
   it('passes the account filter upstream', async () => {
     stack.emulator.store.createAccount({ email: 'ok@example.com', sources: [{ label: 'a', status: 'OK' }] });
     const bad = stack.emulator.store.createAccount({ email: 'bad@example.com', sources: [{ label: 'b', status: 'INVALID_CREDENTIALS' }] });

@@ -110,6 +110,41 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(query.json, { data: { __typename: 'Query' } });
   });
 
+  it('takes application/graphql-response+json bodies as JSON', async () => {
+    const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
+    assert.equal(answer.status, 200, answer.text);
+    assert.deepEqual(answer.json, { data: { __typename: 'Query' } });
+  });
+
+  it('answers /healthz to GET and HEAD, and 405 with an Allow header to anything else', async () => {
+    const health = `${stack.gateway.origin}/healthz`;
+    assert.deepEqual((await send(health)).json, { status: 'ok' });
+    const head = await send(health, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, '');
+    const post = await send(health, { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  });
+
+  it('refuses an operation that cannot run with 400 and the code that says why, before any upstream call', async () => {
+    assertRefused(await post(stack, JSON.stringify({ query: '{ account(' })), 400, 'GRAPHQL_PARSE_FAILED', /Syntax Error/);
+    assertRefused(await post(stack, JSON.stringify({ query: '{ nope }' })), 400, 'GRAPHQL_VALIDATION_FAILED', /nope/);
+    const two = 'query A { __typename } query B { __typename }';
+    assertRefused(await post(stack, JSON.stringify({ query: two })), 400, 'OPERATION_RESOLUTION_FAILURE', /operation name/i);
+    assertRefused(await post(stack, JSON.stringify({ query: two, operationName: 'C' })), 400, 'OPERATION_RESOLUTION_FAILURE', /"C"/);
+    const badVariable = JSON.stringify({ query: 'query ($n: Int!) { accounts(first: $n) { nodes { id } } }', variables: { n: 'ten' } });
+    assertRefused(await post(stack, badVariable), 400, 'BAD_USER_INPUT', /\$n/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('closes the connection after a 413, the rest of the body unread', async () => {
+    const big = JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(2 * 1024 * 1024) } });
+    const answer = await post(stack, big);
+    assert.equal(answer.status, 413);
+    assert.equal(answer.headers.get('connection'), 'close');
+  });
+
   it('answers an unknown path with 404', async () => {
     const answer = await send(`${stack.gateway.origin}/graphql/extra`);
     assert.equal(answer.status, 404);
@@ -132,10 +167,11 @@ describe('HTTP hygiene', () => {
       await post(stack, JSON.stringify({ query: `{ ${Array.from({ length: 200 }, (_, i) => `a${i}: __typename`).join(' ')} }` })),
       await post(stack, JSON.stringify({ query: 'query ($n: Int!) { accounts(first: $n) { nodes { id } } }', variables: { n: 'ten' } })),
     ];
-    for (const answer of answers) {
-      assert.ok(answer.status >= 200, answer.text);
-      assert.ok(!hasStackTrace(answer.text), `stack trace in: ${answer.text.slice(0, 500)}`);
-    }
+    assert.deepEqual(
+      answers.map((answer) => answer.status),
+      [400, 413, 415, 400, 405, 404, 405, 400, 400, 200, 200, 400, 400],
+    );
+    for (const answer of answers) assert.ok(!hasStackTrace(answer.text), `stack trace in: ${answer.text.slice(0, 500)}`);
   });
 });
 
