@@ -225,17 +225,20 @@ export class EmulatorStore {
 
   /**
    * Creates a store: from `dataFile` when it exists (a corrupt file is an error), else seeded.
-   * A new data file is written at once so a fresh start leaves a file behind.
+   * The data file is written at once, so a fresh start leaves a file behind and one that cannot be written
+   * is an error now rather than lost changes later.
    */
   static async open(options: StoreOptions = {}): Promise<EmulatorStore> {
     const store = new EmulatorStore(options);
     const state = options.dataFile ? await readState(options.dataFile) : undefined;
-    if (state) {
-      store.load(state);
-    } else {
-      store.seed(options.seed ?? 'demo');
-      store.scheduleSave();
-      await store.flush();
+    if (state) store.load(state);
+    else store.seed(options.seed ?? 'demo');
+    if (options.dataFile) {
+      // Written once now, loaded or seeded, and a failure stops the start: a data file that cannot be
+      // written would otherwise leave the state in memory only, with a line on stderr per change.
+      await writeAtomically(options.dataFile, JSON.stringify(store.snapshot(), null, 2)).catch((error: Error) => {
+        throw new Error(`Context.IO emulator: cannot write data file ${options.dataFile}: ${error.message}`);
+      });
     }
     return store;
   }

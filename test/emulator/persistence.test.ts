@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -75,5 +75,14 @@ describe('persistence', () => {
     await assert.rejects(startEmulator({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
     await assert.rejects(startEmulator({ dataFile }), /corrupt/);
+  });
+
+  test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async (t) => {
+    const dir = await tempDir(t);
+    const dataFile = join(dir, 'state.json');
+    // Readable as "no file yet", but not writable: a directory stands where the write's temporary file goes
+    // (permissions would not stop root, which these tests may run as).
+    await mkdir(`${dataFile}.${process.pid}.tmp`);
+    await assert.rejects(startEmulator({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
   });
 });
