@@ -9,9 +9,9 @@ export interface ListenTarget {
 /**
  * One line saying why a server could not listen, naming the variable to change: the start-up of `npm start`
  * and `npm run emulator` promises that for a bad setting, and Node's own message ("listen EADDRINUSE:
- * address already in use 127.0.0.1:4000") names none. Other failures keep Node's message.
+ * address already in use 127.0.0.1:4000") names none. Undefined for any other failure, which keeps its own.
  */
-export function describeListenFailure(error: unknown, target: ListenTarget): string {
+export function describeListenFailure(error: unknown, target: ListenTarget): string | undefined {
   const { host, port, hostVariable, portVariable } = target;
   switch ((error as NodeJS.ErrnoException | undefined)?.code) {
     case 'EADDRINUSE':
@@ -25,6 +25,6 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
     case 'EAI_FAIL':
       return `${hostVariable}=${host}: the name does not resolve to an address`;
     default:
-      return error instanceof Error ? error.message : String(error);
+      return undefined;
   }
 }

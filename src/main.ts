@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   } else {
     const options = config.upstream.emulator;
     emulator = await startEmulator(options).catch((error: unknown) =>
-      failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' })),
+      failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
     );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
     logger.info('CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url, consumerKey: emulator.consumerKey });
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
 
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
     await emulator?.close();
-    return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }));
+    return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
   let stopping = false;
@@ -60,4 +60,8 @@ function failToStart(reason: string): never {
   process.exit(1);
 }
 
-main().catch((error: unknown) => failToStart(error instanceof Error ? error.message : String(error)));
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+main().catch((error: unknown) => failToStart(messageOf(error)));

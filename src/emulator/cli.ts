@@ -23,7 +23,9 @@ async function main(): Promise<void> {
   try {
     emulator = await startEmulator(options);
   } catch (error) {
-    fail(`Context.IO emulator: ${describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' })}`);
+    const listen = describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' });
+    // Other failures (a corrupt or unwritable data file) say what they are, "Context.IO emulator:" included.
+    fail(listen === undefined ? (error as Error).message : `Context.IO emulator: ${listen}`);
   }
 
   let stopping = false;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -52,6 +52,20 @@ describe('npm run emulator', () => {
     const [code] = await run.exited;
     assert.equal(code, 1);
     assert.match(run.lines.join('\n'), /EMULATOR_PORT/);
+  });
+
+  test('refuses a corrupt data file with one line saying so, and exits 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-cli-'));
+    try {
+      const dataFile = join(dir, 'state.json');
+      await writeFile(dataFile, '{ not json');
+      const run = runCli({ EMULATOR_DATA_FILE: dataFile });
+      const [code] = await run.exited;
+      assert.equal(code, 1);
+      assert.deepEqual(run.lines, [`Context.IO emulator: data file ${dataFile} is corrupt (not valid JSON); fix or delete it`]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('names EMULATOR_PORT when its port is in use, and exits 1', async () => {
