@@ -67,9 +67,6 @@ function isJwksUrl(value: string): boolean {
   }
 }
 
-/** `user:password@` (or `user@`) after a URL's scheme. */
-const CREDENTIALS_IN_URL = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i;
-
 /** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */
 function readOrigins(raw: string | undefined, problems: string[]): string[] {
   if (raw === undefined) return [];
@@ -77,8 +74,9 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
   for (const entry of raw.split(',').map((o) => o.trim()).filter((o) => o !== '')) {
     const origin = exactOrigin(entry);
     if (origin === undefined) {
-      // An origin never has credentials; an entry that does may hold a real password: not repeated.
-      const shown = CREDENTIALS_IN_URL.test(entry) ? 'an entry with credentials in it, not shown' : `"${entry}"`;
+      // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
+      // across entries by a comma in it: then no entry of it is repeated.
+      const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : `"${entry}"`;
       problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown})`);
     }
     else origins.push(origin);
