@@ -25,6 +25,9 @@ export type SeedName = 'demo' | 'none';
 /** A source to add: any upstream source field, the label included, may be left for the store to choose. */
 export type NewSource = Partial<Omit<UpstreamSource, 'resource_url'>>;
 
+/** Expired tokens remembered for the connect page's message; a few KB of ids. */
+const MAX_REMEMBERED_EXPIRED = 10_000;
+
 export interface NewAccount {
   email: string;
   first_name?: string;
@@ -206,6 +209,8 @@ export function callbackWithToken(callbackUrl: string, token: string): string {
 export class EmulatorStore {
   /** Base URL ending in `/2.0`, used for `resource_url`; the server sets it once it listens. */
   baseUrl = 'http://127.0.0.1/2.0';
+  /** Tokens purged as expired, most recent last (see purgeExpired). */
+  private readonly recentlyExpired = new Set<string>();
 
   private accounts = new Map<string, AccountRecord>();
   private tokens = new Map<string, TokenRecord>();
@@ -431,10 +436,10 @@ export class EmulatorStore {
     return true;
   }
 
-  /** Whether the connect page can use this token; an expired one is reported once, then purged. */
+  /** Whether the connect page can use this token; an expired one is purged, and still reported as expired after. */
   connectTokenState(token: string): ConnectTokenState {
     const record = this.tokens.get(token);
-    if (!record) return 'missing';
+    if (!record) return this.recentlyExpired.has(token) ? 'expired' : 'missing';
     if (record.used) return 'used';
     if (this.isExpired(record)) {
       this.purgeExpired();
@@ -516,8 +521,15 @@ export class EmulatorStore {
     for (const [key, record] of this.tokens) {
       if (this.isExpired(record)) {
         this.tokens.delete(key);
+        this.recentlyExpired.add(key);
         purged = true;
       }
+    }
+    // Remembered a while (not across restarts), so that a link opened after its token was purged still says
+    // "expired" rather than "unknown"; the oldest are forgotten first.
+    for (const key of this.recentlyExpired) {
+      if (this.recentlyExpired.size <= MAX_REMEMBERED_EXPIRED) break;
+      this.recentlyExpired.delete(key);
     }
     if (purged) this.scheduleSave();
   }

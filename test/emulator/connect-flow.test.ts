@@ -209,14 +209,23 @@ describe('connect flow', () => {
     assert.equal((await api(emu, `/connect_tokens/${token}`, { timestamp: ts() })).status, 404);
     const list = await api(emu, '/connect_tokens', { timestamp: ts() });
     assert.deepEqual(list.body.map((x: { token: string }) => x.token), [usedToken.token], 'used tokens never expire');
+    // Purged from the API by now, the link still says why it does not work, however often it is opened.
+    for (let i = 0; i < 2; i++) {
+      const again = await rawRequest(emu.origin, { path: `/connect/${token}` });
+      assert.equal(again.status, 410);
+      assert.match(again.text, /expired/);
+    }
   });
 
-  test('a token expired before any access is purged from the API', async (t) => {
+  test('a token expired before any access is purged from the API, and its link says it expired', async (t) => {
     const clock = manualClock();
     const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
     clock.advance(86_400);
     assert.equal((await api(emu, `/connect_tokens/${token.token}`, { timestamp: Math.floor(clock.now() / 1000) })).status, 404);
-    assert.equal((await rawRequest(emu.origin, { path: `/connect/${token.token}` })).status, 404);
+    const page = await rawRequest(emu.origin, { path: `/connect/${token.token}` });
+    assert.equal(page.status, 410);
+    assert.match(page.text, /expired/);
+    assert.equal((await rawRequest(emu.origin, { path: '/connect/neverIssued0001' })).status, 404, 'an unknown link is still unknown');
   });
 });
