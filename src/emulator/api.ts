@@ -55,29 +55,12 @@ export async function handleApiRequest(
     const params = firstValues([...formPairs, ...queryPairs]);
     const result = route(ctx, req.method ?? 'GET', splitPath(path), params);
     if (req.method !== 'GET') await ctx.store.flush();
-    sendJson(res, result.status, addressedTo(result.body, ctx.origin, `${requestScheme(req)}://${requestHost(req)}`));
+    sendJson(res, result.status, result.body);
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
     process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
     sendError(res, 500, 'internal server error');
   }
-}
-
-/** The fields whose URLs point back at the emulator. */
-const OWN_URL_FIELDS = new Set(['resource_url', 'browser_redirect_url']);
-
-/**
- * A response with its links to the emulator written for the origin the client addressed, not the one it
- * listens on: a browser in another container, or on another machine, reaching `npm run emulator` (bound to
- * 0.0.0.0) as `devbox.lan:4010` must be sent to the connect page there, not to 127.0.0.1.
- */
-function addressedTo(body: unknown, listening: string, addressed: string): unknown {
-  if (addressed === listening) return body;
-  return JSON.parse(
-    JSON.stringify(body, (key, value: unknown) =>
-      OWN_URL_FIELDS.has(key) && typeof value === 'string' && value.startsWith(listening) ? addressed + value.slice(listening.length) : value,
-    ),
-  );
 }
 
 function requestScheme(req: IncomingMessage): string {
