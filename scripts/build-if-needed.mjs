@@ -5,7 +5,7 @@
 // of `npm run build` itself, so a build run by hand counts too.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,6 +15,8 @@ const INPUTS = ['src', 'schema', 'tsconfig.json', 'tsconfig.build.json', 'script
 /** What it writes that the two commands run: with one missing, the build is not there, whatever the stamp says. */
 const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
 const STAMP = join(root, 'dist', '.build-inputs');
+/** A lock older than this outlived its build (a full build takes seconds): its pid was reused by another process. */
+const STALE_LOCK_MS = 2 * 60_000;
 
 /** The files of an input, a file or a folder (recursively), as paths relative to the root. */
 function filesOf(input) {
@@ -76,7 +78,11 @@ const status = withBuildLock(() => {
 });
 process.exit(status);
 
-/** Runs `build` holding dist/.build-lock; waits for another process's lock, or takes it over from a dead one. */
+/**
+ * Runs `build` holding dist/.build-lock; waits while another live process holds it. A lock is taken over
+ * when its holder is gone: its process no longer runs, it names this very process (a reused pid), or it is
+ * older than any build (a pid reused by some other process). Best effort, for two starts side by side.
+ */
 function withBuildLock(build) {
   const lock = join(root, 'dist', '.build-lock');
   mkdirSync(dirname(lock), { recursive: true });
@@ -86,15 +92,35 @@ function withBuildLock(build) {
       break;
     } catch (error) {
       if (error.code !== 'EEXIST') throw error;
-      const holder = Number(readFileSync(lock, 'utf8'));
-      if (holder > 0 && !isAlive(holder)) {
-        rmSync(lock, { force: true });
-        continue;
-      }
-      if (!announced) console.log('build: waiting for the build another process is running');
-      announced = true;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
     }
+    let holder;
+    let ageMs;
+    try {
+      holder = Number(readFileSync(lock, 'utf8'));
+      ageMs = Date.now() - statSync(lock).mtimeMs;
+    } catch (error) {
+      if (error.code === 'ENOENT') continue; // released meanwhile: try again
+      throw error;
+    }
+    const written = holder > 0; // an empty file is a lock being written right now
+    if ((written && (holder === process.pid || !isAlive(holder))) || ageMs > STALE_LOCK_MS) {
+      // Moved aside rather than deleted: of several processes finding it stale, one succeeds; the others
+      // find no file (ENOENT) and try again. The one that moved it drops it.
+      const aside = `${lock}.stale-${process.pid}`;
+      try {
+        renameSync(lock, aside);
+        rmSync(aside, { force: true });
+      } catch (error) {
+        if (error.code !== 'ENOENT') throw error;
+      }
+      continue;
+    }
+    if (!announced) {
+      const who = written ? `process ${holder}` : 'another process';
+      console.log(`build: waiting for the build ${who} is running (dist/.build-lock; taken over after ${STALE_LOCK_MS / 60_000} minutes)`);
+    }
+    announced = true;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
   }
   try {
     return build();

@@ -43,6 +43,15 @@ describe('npm start’s build step', () => {
       assert.match((builders[0] === one ? other : one).output, /build: up to date \(dist\/\)\n$/);
       await rm(join(dir, 'dist', '.build-inputs'));
 
+      // A lock left by a build that died is taken over at once, not waited on.
+      const dead = spawn(process.execPath, ['-e', '']);
+      await once(dead, 'exit');
+      await writeFile(join(dir, 'dist', '.build-lock'), String(dead.pid));
+      const afterDeath = await buildStep(dir);
+      assert.equal(afterDeath.code, 0, afterDeath.output);
+      assert.doesNotMatch(afterDeath.output, /waiting/);
+      await rm(join(dir, 'dist', '.build-inputs'));
+
       // A build run by hand counts as well: `npm run build` stamps what it built from.
       const byHand = await npm(dir, 'run', 'build', '--silent');
       assert.equal(byHand.code, 0, byHand.output);
