@@ -252,14 +252,11 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   const email = params.get('email')?.trim() || undefined;
   if (email && !looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
 
-  // Kept as the URL parser writes it (non-ASCII percent-encoded, tabs and line breaks dropped): it ends up in
-  // the Location header of the connect page's last redirect, which refuses anything else, and by then the
-  // token is already used.
-  const input: NewConnectToken = { callback_url: new URL(callbackUrl).href };
+  const input: NewConnectToken = { callback_url: callbackUrl };
   if (email) input.email = email;
   if (params.has('first_name')) input.first_name = params.get('first_name')!;
   if (params.has('last_name')) input.last_name = params.get('last_name')!;
-  if (sourceCallbackUrl) input.source_callback_url = new URL(sourceCallbackUrl).href;
+  if (sourceCallbackUrl) input.source_callback_url = sourceCallbackUrl;
   if (params.get('status_callback_url')) input.status_callback_url = params.get('status_callback_url')!;
   for (const flag of ['source_sync_all_folders', 'source_sync_flags', 'source_raw_file_list'] as const) {
     if (params.has(flag)) input[flag] = truthy(params.get(flag));

@@ -198,7 +198,16 @@ export function looksLikeEmail(value: string): boolean {
 }
 
 /** Appends `contextio_token` to a callback URL, before any fragment. */
-export function callbackWithToken(callbackUrl: string, token: string): string {
+export function callbackWithToken(given: string, token: string): string {
+  // As the URL parser writes it (non-ASCII percent-encoded, tabs and line breaks dropped): the result is a
+  // Location header, which refuses anything else, sent once the token is already used. Whatever stored it
+  // (the API, the store's own hook, an older data file).
+  let callbackUrl = given;
+  try {
+    callbackUrl = new URL(given).href;
+  } catch {
+    // Not a URL at all: the API refuses those at creation; left as it is.
+  }
   const hash = callbackUrl.indexOf('#');
   const base = hash < 0 ? callbackUrl : callbackUrl.slice(0, hash);
   const fragment = hash < 0 ? '' : callbackUrl.slice(hash);
@@ -540,6 +549,7 @@ export class EmulatorStore {
   reset(seed: SeedName = 'none'): void {
     this.accounts.clear();
     this.tokens.clear();
+    this.recentlyExpired.clear();
     this.seed(seed);
     this.scheduleSave();
   }

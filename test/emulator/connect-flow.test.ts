@@ -104,15 +104,19 @@ describe('connect flow', () => {
     assert.equal(emu.store.listAccounts({ email: 'ben@mail.example.org' }).length, 1);
   });
 
-  test('a callback URL with non-ASCII characters or line breaks, created through the API, still ends in a redirect', async (t) => {
+  test('a callback URL with non-ASCII characters or line breaks still ends in a redirect, however the token was made', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
-    const created = await api(emu, '/connect_tokens', { form: { callback_url: 'http://app.example/✓\r\nx-evil: 1', email: 'zoe@mail.example.org' } });
+    const callback = 'http://app.example/✓\r\nx-evil: 1';
+    const created = await api(emu, '/connect_tokens', { form: { callback_url: callback, email: 'zoe@mail.example.org' } });
     assert.equal(created.status, 201);
-    const token = (created.body as { token: string }).token;
-    const res = await submit(emu.origin, token, { server: 'imap.mail.example.org', port: '993', username: 'zoe', password: 'pw' });
-    assert.equal(res.status, 303);
-    assert.equal(res.headers.location, `http://app.example/%E2%9C%93x-evil:%201?contextio_token=${token}`);
-    assert.equal(res.headers['x-evil'], undefined);
+    const viaApi = (created.body as { token: string }).token;
+    const viaStore = emu.store.createConnectToken(null, { callback_url: callback, email: 'zed@mail.example.org' }).token;
+    for (const [token, user] of [[viaApi, 'zoe'], [viaStore, 'zed']] as const) {
+      const res = await submit(emu.origin, token, { server: 'imap.mail.example.org', port: '993', username: user, password: 'pw' });
+      assert.equal(res.status, 303);
+      assert.equal(res.headers.location, `http://app.example/%E2%9C%93x-evil:%201?contextio_token=${token}`);
+      assert.equal(res.headers['x-evil'], undefined);
+    }
   });
 
   test('account-level token adds a source to the account and posts the source callback', async (t) => {
