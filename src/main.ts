@@ -2,7 +2,7 @@
 import './production-default.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
-import { describeListenFailure } from './listen-errors.ts';
+import { describeListenFailure, messageOf } from './listen-errors.ts';
 import { createLogger } from './logger.ts';
 import { startGateway } from './server.ts';
 
@@ -58,10 +58,6 @@ async function main(): Promise<void> {
 function failToStart(reason: string): never {
   console.error(`contextio-graphql: failed to start: ${reason}`);
   process.exit(1);
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 main().catch((error: unknown) => failToStart(messageOf(error)));

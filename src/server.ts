@@ -258,7 +258,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Kept-alive connections would keep the server open: each answer from now on closes its connection.
       const grace = setTimeout(() => {
         if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
-        for (const operation of inFlight) operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
+        for (const operation of inFlight) {
+          try {
+            operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
+          } catch (error) {
+            // One operation's cleanup failing must not leave the others running.
+            logger.error('aborting an operation at shutdown failed', { error: error instanceof Error ? error.message : String(error) });
+          }
+        }
         // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
         setTimeout(() => httpServer.closeAllConnections(), 1_000).unref();
       }, shutdownGraceMs);

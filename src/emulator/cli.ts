@@ -1,6 +1,6 @@
 import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv } from './config.ts';
 import { startEmulator } from './index.ts';
-import { describeListenFailure } from '../listen-errors.ts';
+import { describeListenFailure, messageOf } from '../listen-errors.ts';
 
 /**
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
@@ -25,7 +25,7 @@ async function main(): Promise<void> {
   } catch (error) {
     const listen = describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' });
     // Other failures (a corrupt or unwritable data file) say what they are, "Context.IO emulator:" included.
-    fail(listen === undefined ? (error as Error).message : `Context.IO emulator: ${listen}`);
+    fail(listen === undefined ? messageOf(error) : `Context.IO emulator: ${listen}`);
   }
 
   let stopping = false;

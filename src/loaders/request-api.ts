@@ -36,8 +36,8 @@ export class RequestApi {
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
   /** Keyed by account id, `''` standing for the top-level list: DataLoader keys cannot be null. */
   #tokenLists?: DataLoader<string, UpstreamConnectToken[], string>;
-  /** Account writes so far in this request: a list answered after one may no longer prime the loaders. */
-  #accountWrites = 0;
+  /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
+  #writes = 0;
 
   constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal) {
     this.#client = client;
@@ -58,9 +58,9 @@ export class RequestApi {
         this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal),
       (q) => JSON.stringify([q.limit, q.offset, q.email, q.status, q.statusOk]),
     );
-    const writes = this.#accountWrites;
+    const writes = this.#writes;
     const accounts = await this.#accountPages.load(query);
-    if (writes === this.#accountWrites) {
+    if (writes === this.#writes) {
       const loader = this.#accountLoader();
       for (const account of accounts) loader.prime(account.id, account);
     }
@@ -79,11 +79,11 @@ export class RequestApi {
     if (accountId === null) this.#guard.requireAdmin('connectTokens');
     else this.#guard.requireAccount(accountId, 'connectTokens');
     this.#tokenLists ??= resourceLoader((key: string) => this.#client.listConnectTokens(key === '' ? null : key, this.#signal));
-    const writes = this.#accountWrites;
+    const writes = this.#writes;
     const tokens = await this.#tokenLists.load(accountId ?? '');
-    // A list asked for before an account write in this operation and answered after it may hold the old
-    // account: it must not put those tokens back into the loader the write just cleared.
-    if (writes === this.#accountWrites) {
+    // A list asked for before a write in this operation and answered after it may hold the old account, or a
+    // deleted token: it must not put those back into the loader the write just cleared.
+    if (writes === this.#writes) {
       const loader = this.#tokenLoader();
       for (const token of tokens) loader.prime({ accountId, token: token.token }, token);
     }
@@ -115,7 +115,7 @@ export class RequestApi {
    * say until fetched again). Writes are rare next to reads, so the lists go whole.
    */
   #forgetAccount(id: string): void {
-    this.#accountWrites += 1;
+    this.#writes += 1;
     this.#accounts?.clear(id);
     this.#accountPages?.clearAll();
     this.#tokens?.clearAll();
@@ -132,6 +132,7 @@ export class RequestApi {
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
+    this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear(accountId ?? '');
     return result;

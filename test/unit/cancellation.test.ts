@@ -15,6 +15,18 @@ describe('OperationCancellation', () => {
     assert.deepEqual(seen, [reason]);
   });
 
+  it('runs every listener even when one throws, then throws the first error', () => {
+    const cancellation = new OperationCancellation();
+    const ran: number[] = [];
+    cancellation.addEventListener('abort', () => {
+      ran.push(1);
+      throw new Error('first');
+    });
+    cancellation.addEventListener('abort', () => ran.push(2));
+    assert.throws(() => cancellation.abort(), /first/);
+    assert.deepEqual(ran, [1, 2]);
+  });
+
   it('never runs a listener added after the abort, as AbortSignal does not', () => {
     const cancellation = new OperationCancellation();
     cancellation.abort();
