@@ -1,3 +1,4 @@
+import { exactOrigin } from '../url.ts';
 import { isLoopbackHost } from './index.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
@@ -84,12 +85,3 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
   return origins;
 }
 
-function exactOrigin(entry: string): string | undefined {
-  try {
-    const url = new URL(entry);
-    const ok = (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === entry.replace(/\/$/, '');
-    return ok ? url.origin : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -1,3 +1,4 @@
+import { exactOrigin } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
@@ -27,6 +28,11 @@ export function emulatorOptionsFromEnv(
   const seed = read('EMULATOR_SEED') ?? 'demo';
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got "${seed}")`);
   const dataFile = read('EMULATOR_DATA_FILE');
+  const publicUrl = read('EMULATOR_PUBLIC_URL');
+  if (publicUrl !== undefined && exactOrigin(publicUrl) === undefined) {
+    const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : `"${publicUrl}"`;
+    problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown})`);
+  }
   return {
     port,
     host: read('EMULATOR_HOST') ?? '127.0.0.1',
@@ -34,5 +40,7 @@ export function emulatorOptionsFromEnv(
     consumerSecret: read('EMULATOR_CONSUMER_SECRET') ?? DEFAULT_CONSUMER_SECRET,
     seed: seed === 'none' ? 'none' : 'demo',
     ...(dataFile ? { dataFile } : {}),
+    ...(publicUrl && exactOrigin(publicUrl) ? { publicUrl } : {}),
   };
 }
+

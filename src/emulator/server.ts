@@ -28,6 +28,12 @@ export interface EmulatorOptions {
   now?: () => number;
   /** The request log shows this many entries at most, the latest (default 100 000). */
   requestLogLimit?: number;
+  /**
+   * The origin browsers and clients use to reach the emulator, e.g. `http://devbox.lan:4010`, when it is not
+   * the address it listens on (bound to 0.0.0.0, behind a proxy, in a container). The links it writes
+   * (`resource_url`, `browser_redirect_url`) start with it. Default: the address it listens on.
+   */
+  publicUrl?: string;
 }
 
 export interface EmulatorRequestLogEntry {
@@ -236,9 +242,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${displayHost(address.address)}]` : displayHost(address.address);
   const origin = `http://${urlHost}:${address.port}`;
   const url = `${origin}/2.0`;
-  apiContext.origin = origin;
-  apiContext.baseUrl = url;
-  store.baseUrl = url;
+  const linkOrigin = options.publicUrl ? new URL(options.publicUrl).origin : origin;
+  apiContext.origin = linkOrigin;
+  apiContext.baseUrl = `${linkOrigin}/2.0`;
+  store.baseUrl = `${linkOrigin}/2.0`;
 
   return {
     url,

@@ -299,3 +299,33 @@ describe('transport details', () => {
     assert.equal(emu.requests.length, 0);
   });
 });
+
+describe('EMULATOR_PUBLIC_URL', () => {
+  test('links the emulator writes start with it, while it is still reached where it listens', async (t) => {
+    const emu = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010' });
+    const created = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb' } });
+    assert.equal(created.status, 201);
+    const token = created.body as { token: string; resource_url: string; browser_redirect_url: string };
+    assert.equal(token.browser_redirect_url, `http://devbox.lan:4010/connect/${token.token}`);
+    assert.equal(token.resource_url, `http://devbox.lan:4010/2.0/connect_tokens/${token.token}`);
+    const accounts = (await api(emu, '/accounts')).body as Array<{ resource_url: string }>;
+    assert.ok(accounts.length > 0 && accounts.every((a) => a.resource_url.startsWith('http://devbox.lan:4010/2.0/accounts/')));
+    assert.match(emu.url, /^http:\/\/127\.0\.0\.1:\d+\/2\.0$/);
+  });
+
+  test('must be an http(s) origin; one line names it, never quoting credentials', async () => {
+    const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
+    const problemsFor = (value: string) => {
+      const problems: string[] = [];
+      const options = emulatorOptionsFromEnv({ EMULATOR_PUBLIC_URL: value }, 4010, problems);
+      return { problems, options };
+    };
+    assert.deepEqual(problemsFor('http://devbox.lan:4010/').options.publicUrl, 'http://devbox.lan:4010/');
+    for (const bad of ['devbox.lan:4010', 'ftp://devbox.lan', 'http://devbox.lan/emulator']) {
+      assert.match(problemsFor(bad).problems.join('\n'), /^EMULATOR_PUBLIC_URL must be an http\(s\) origin/, bad);
+    }
+    const secret = problemsFor('http://user:hunter2@devbox.lan').problems.join('\n');
+    assert.match(secret, /EMULATOR_PUBLIC_URL/);
+    assert.doesNotMatch(secret, /hunter2/);
+  });
+});
