@@ -234,6 +234,7 @@ describe('an unreachable key set', () => {
       const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setExpirationTime('5m').sign(privateKey);
       const response = await stack.gql('{ __typename }', token);
       assert.equal(response.status, 503);
+      assert.match(response.headers.get('retry-after') ?? '', /^\d+$/);
       assert.deepEqual(codes(response), ['INTERNAL_SERVER_ERROR']);
       assert.deepEqual(stack.upstreamCalls(), []);
       assert.ok(stack.logs.some((line) => line.includes('JWKS')));

@@ -44,6 +44,11 @@ describe('npm start', () => {
       // Its base URL and the key, as `npm run emulator` prints them; never the secret.
       assert.match(emulatorLines[0]!, /"upstream":"http:\/\/127\.0\.0\.1:\d+\/2\.0","consumerKey":"dev-key"/);
       assert.doesNotMatch(started.lines.join('\n'), /dev-secret/);
+      // The README's start-up lines: the emulator's, the open-mode warning, then the ready line with its URLs.
+      assert.equal(started.lines.filter((l) => l.includes('"level":"warn"') && l.includes('authentication is off')).length, 1);
+      const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
+      assert.equal(ready['ide'], started.url);
+      assert.equal(ready['health'], new URL('/healthz', started.url).href);
       const health = await fetch(new URL('/healthz', started.url));
       assert.deepEqual(await health.json(), { status: 'ok' });
       const result = await query(started.url, '{ accounts(first: 5) { nodes { id emailAddresses sources { label status } } } }');
@@ -111,8 +116,9 @@ describe('npm start', () => {
     const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
     assert.equal(code, 1);
     const lines = stderr.trim().split('\n');
-    assert.ok(lines.some((l) => l.includes('PORT')));
-    assert.ok(lines.some((l) => l.includes('CONTEXTIO_CONSUMER_KEY')));
+    assert.equal(lines.length, 2, stderr);
+    assert.match(lines[0]!, /PORT must be a whole number/);
+    assert.match(lines[1]!, /CONTEXTIO_CONSUMER_KEY is required/);
     assert.doesNotMatch(stderr, /hidden-value/);
   });
 

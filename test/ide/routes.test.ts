@@ -75,9 +75,12 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
   assert.equal(withQuery.status, 200);
   assert.deepEqual(JSON.parse(withQuery.body.toString()), { data: { __typename: 'Query' } });
 
+  // A GraphQL client without a query gets Apollo's answer (CSRF prevention asks a GET for a preflight
+  // header first), not the IDE's page.
   const jsonClient = await get('/graphql', { accept: 'application/json' });
-  assert.notEqual(jsonClient.status, 200);
+  assert.equal(jsonClient.status, 400);
   assert.match(String(jsonClient.headers['content-type']), /json/);
+  assert.equal((JSON.parse(jsonClient.body.toString()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code, 'BAD_REQUEST');
 });
 
 test('assets are served with their content type, long-lived caching and gzip when accepted', async () => {
