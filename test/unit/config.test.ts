@@ -42,6 +42,32 @@ describe('configuration from the environment', () => {
     assert.ok(problems.every((p) => !p.includes('super-secret-value') && !p.includes('\n')));
   });
 
+  it('reads the tuning settings from the environment, each checked against its range', () => {
+    const config = loadConfig({
+      UPSTREAM_MAX_IN_FLIGHT: '32',
+      OPERATION_TIMEOUT_MS: '1500',
+      SHUTDOWN_GRACE_MS: '0',
+      BREAKER_FAILURE_THRESHOLD: '7',
+      BREAKER_COOLDOWN_MS: '250',
+      MAX_BODY_BYTES: '2048',
+      MAX_QUERY_DEPTH: '5',
+      MAX_QUERY_COST: '500',
+    });
+    assert.equal(config.upstreamMaxInFlight, 32);
+    assert.equal(config.operationTimeoutMs, 1_500);
+    assert.equal(config.shutdownGraceMs, 0);
+    assert.equal(config.breakerFailureThreshold, 7);
+    assert.equal(config.breakerCooldownMs, 250);
+    assert.equal(config.maxBodyBytes, 2_048);
+    assert.equal(config.operationLimits?.maxDepth, 5);
+    assert.equal(config.operationLimits?.maxCost, 500);
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', BREAKER_FAILURE_THRESHOLD: '1.5', MAX_BODY_BYTES: '10' });
+    assert.deepEqual(
+      problems.map((p) => p.split(' ')[0]),
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'MAX_BODY_BYTES'],
+    );
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(problemsOf({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
