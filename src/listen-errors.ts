@@ -28,8 +28,3 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
       return undefined;
   }
 }
-
-/** An error's message, for a one-line start-up failure; whatever was thrown. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

@@ -26,3 +26,8 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
 
 /** A logger that drops everything, for tests and benchmarks that assert on other output. */
 export const silentLogger: Logger = createLogger('error', () => {});
+
+/** The message of whatever was thrown, for a log line or a one-line start-up failure. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -2,8 +2,8 @@
 import './production-default.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
-import { describeListenFailure, messageOf } from './listen-errors.ts';
-import { createLogger } from './logger.ts';
+import { describeListenFailure } from './listen-errors.ts';
+import { createLogger, messageOf } from './logger.ts';
 import { startGateway } from './server.ts';
 
 /**

@@ -12,7 +12,7 @@ import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
 import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
-import type { Logger } from './logger.ts';
+import { messageOf, type Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
 import { OperationCancellation } from './upstream/cancellation.ts';
 import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
@@ -227,10 +227,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (req.destroyed && !req.complete) {
           // The client left (or was cut off for being too slow) while its request was still arriving:
           // nothing failed here, and nothing can be answered.
-          logger.debug('the client left before its request was complete', { error: error instanceof Error ? error.message : String(error) });
+          logger.debug('the client left before its request was complete', { error: messageOf(error) });
           return;
         }
-        logger.error('request failed', { error: error instanceof Error ? error.message : String(error) });
+        logger.error('request failed', { error: messageOf(error) });
         if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
         else res.destroy();
       });
@@ -263,7 +263,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
           } catch (error) {
             // One operation's cleanup failing must not leave the others running.
-            logger.error('aborting an operation at shutdown failed', { error: error instanceof Error ? error.message : String(error) });
+            logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
           }
         }
         // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.

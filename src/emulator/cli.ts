@@ -1,6 +1,7 @@
 import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv } from './config.ts';
 import { startEmulator } from './index.ts';
-import { describeListenFailure, messageOf } from '../listen-errors.ts';
+import { describeListenFailure } from '../listen-errors.ts';
+import { messageOf } from '../logger.ts';
 
 /**
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
