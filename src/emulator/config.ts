@@ -29,7 +29,8 @@ export function emulatorOptionsFromEnv(
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got "${seed}")`);
   const dataFile = read('EMULATOR_DATA_FILE');
   const publicUrl = read('EMULATOR_PUBLIC_URL');
-  if (publicUrl !== undefined && exactOrigin(publicUrl) === undefined) {
+  const publicOrigin = publicUrl === undefined ? undefined : exactOrigin(publicUrl);
+  if (publicUrl !== undefined && publicOrigin === undefined) {
     const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : `"${publicUrl}"`;
     problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown})`);
   }
@@ -40,7 +41,6 @@ export function emulatorOptionsFromEnv(
     consumerSecret: read('EMULATOR_CONSUMER_SECRET') ?? DEFAULT_CONSUMER_SECRET,
     seed: seed === 'none' ? 'none' : 'demo',
     ...(dataFile ? { dataFile } : {}),
-    ...(publicUrl && exactOrigin(publicUrl) ? { publicUrl } : {}),
+    ...(publicOrigin ? { publicUrl } : {}),
   };
 }
-

@@ -244,8 +244,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const url = `${origin}/2.0`;
   const linkOrigin = options.publicUrl ? new URL(options.publicUrl).origin : origin;
   apiContext.origin = linkOrigin;
-  apiContext.baseUrl = `${linkOrigin}/2.0`;
-  store.baseUrl = `${linkOrigin}/2.0`;
+  apiContext.baseUrl = store.baseUrl = `${linkOrigin}/2.0`;
 
   return {
     url,

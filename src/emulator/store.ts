@@ -250,7 +250,7 @@ export class EmulatorStore {
     if (options.dataFile) {
       // Written once now, loaded or seeded, and a failure stops the start: a data file that cannot be
       // written would otherwise leave the state in memory only, with a line on stderr per change.
-      await writeAtomically(options.dataFile, JSON.stringify(store.snapshot(), null, 2)).catch((error: Error) => {
+      await store.writeTo(options.dataFile).catch((error: Error) => {
         throw new Error(`Context.IO emulator: cannot write data file ${options.dataFile}: ${error.message}`);
       });
     }
@@ -574,11 +574,16 @@ export class EmulatorStore {
     this.saveChain = this.saveChain.then(async () => {
       this.saveQueued = false;
       try {
-        await writeAtomically(file, JSON.stringify(this.snapshot(), null, 2));
+        await this.writeTo(file);
       } catch (error) {
         this.onSaveError(error instanceof Error ? error : new Error(String(error)));
       }
     });
+  }
+
+  /** The whole state, written to `file` atomically. */
+  private writeTo(file: string): Promise<void> {
+    return writeAtomically(file, JSON.stringify(this.snapshot(), null, 2));
   }
 
   private snapshot(): PersistedState {
