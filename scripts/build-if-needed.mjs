@@ -39,7 +39,8 @@ function inputsHash() {
 }
 
 const outputsPresent = () => OUTPUTS.every((output) => existsSync(join(root, output)));
-const stampedHash = () => (existsSync(STAMP) ? readFileSync(STAMP, 'utf8').trim() : undefined);
+/** Whether dist/ is there and was built from inputs with this hash. */
+const builtFrom = (hash) => outputsPresent() && existsSync(STAMP) && readFileSync(STAMP, 'utf8').trim() === hash;
 
 if (process.argv.includes('--stamp')) {
   // The last step of `npm run build`: records what it was built from, so a later start need not rebuild.
@@ -49,7 +50,7 @@ if (process.argv.includes('--stamp')) {
 }
 if (process.argv.includes('--check')) {
   // For a deployment script: exit 0 when the build is current, 1 when `npm run build` is needed.
-  const upToDate = outputsPresent() && stampedHash() === inputsHash();
+  const upToDate = builtFrom(inputsHash());
   console.log(upToDate ? 'build: up to date (dist/)' : 'build: needed');
   process.exit(upToDate ? 0 : 1);
 }
@@ -57,7 +58,7 @@ if (process.argv.includes('--check')) {
 // time, one deleting dist/ide while the other writes it: the second waits, then finds the build done.
 const status = withBuildLock(() => {
   const current = inputsHash(); // inside the lock: another process may have built while this one waited
-  if (outputsPresent() && stampedHash() === current) {
+  if (builtFrom(current)) {
     console.log('build: up to date (dist/)');
     return 0;
   }
