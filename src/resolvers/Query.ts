@@ -1,6 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
-import { offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
+import { filteredCursorKind, offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
 import { accountById, FULL_ONLY_FIELDS, fullAccount } from './Account.ts';
 import { childFields, perSelection } from './selection.ts';
 
@@ -9,25 +9,21 @@ export const Query: QueryResolvers = {
 
   accounts: async (_, { filter, first, after }, { api }) => {
     const size = pageSize(first);
-    const offset = offsetAfter('accounts', after);
     if (filter?.status === 'UNKNOWN') {
       throw gatewayError(ErrorCode.BAD_USER_INPUT, 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
+    const upstreamFilter = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
+    const cursorKind = accountsCursorKind(upstreamFilter);
+    const offset = offsetAfter(cursorKind, after);
     // One more than asked tells whether another page follows; the upstream's page stops at 100, where a
     // full page has to be taken to mean "maybe more".
     const limit = Math.min(size + 1, MAX_PAGE_SIZE);
-    const page = await api.accountPage({
-      limit,
-      offset,
-      email: filter?.email ?? undefined,
-      status: filter?.status ?? undefined,
-      statusOk: filter?.statusOk ?? undefined,
-    });
+    const page = await api.accountPage({ limit, offset, ...upstreamFilter });
     return {
       items: page.slice(0, size).map(fullAccount),
       offset,
       hasNextPage: page.length >= limit,
-      cursorKind: 'accounts',
+      cursorKind,
     };
   },
 
@@ -55,6 +51,14 @@ export const Query: QueryResolvers = {
     };
   },
 };
+
+/**
+ * The accounts list's cursor kind: an offset means something only in the list it came from, so a cursor
+ * also names the filter (a cursor of the unfiltered list would otherwise page a filtered one at that offset).
+ */
+function accountsCursorKind(filter: { email: string | undefined; status: string | undefined; statusOk: boolean | undefined }): string {
+  return filteredCursorKind('accounts', [filter.email, filter.status, filter.statusOk]);
+}
 
 const NODES = new Set(['nodes']);
 const EDGES = new Set(['edges']);

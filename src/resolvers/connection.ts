@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
 
@@ -21,14 +22,26 @@ export function encodeCursor(kind: string, index: number): string {
   return Buffer.from(`${kind}:${index}`).toString('base64url');
 }
 
+/**
+ * A cursor kind for a list under a filter: `<list>` when nothing filters it, else `<list>.<digest>` of the
+ * filter's values, so a cursor only continues the list it came from. A digest keeps the filter's values (an
+ * email address) out of the cursor and its length bounded.
+ */
+export function filteredCursorKind(list: string, filterValues: readonly (string | boolean | undefined)[]): string {
+  if (filterValues.every((value) => value === undefined)) return list;
+  const digest = createHash('sha256').update(JSON.stringify(filterValues.map((value) => value ?? null))).digest('base64url');
+  return `${list}.${digest.slice(0, 12)}`;
+}
+
 /** The offset of the first item after `after`; 0 without a cursor. */
 export function offsetAfter(kind: string, after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
-  const match = new RegExp(`^${kind}:(\\d{1,9})$`).exec(Buffer.from(after, 'base64url').toString());
+  const decoded = Buffer.from(after, 'base64url').toString();
+  const match = decoded.startsWith(`${kind}:`) ? /^(\d{1,9})$/.exec(decoded.slice(kind.length + 1)) : null;
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
   if (!match || encodeCursor(kind, Number(match[1])) !== after) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list: "${after.slice(0, 64)}"`);
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list with this filter: "${after.slice(0, 64)}"`);
   }
   return Number(match[1]) + 1;
 }

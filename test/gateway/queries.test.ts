@@ -105,6 +105,35 @@ describe('queries against the emulator', () => {
     assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('limit'), '100');
   });
 
+  it('continues a filtered list only with its own cursors: another filter’s, or the unfiltered list’s, is BAD_USER_INPUT', async () => {
+    for (let i = 0; i < 3; i++) {
+      stack.emulator.store.createAccount({ email: `ok${i}@example.com`, sources: [{ label: 'a', status: 'OK' }] });
+      stack.emulator.store.createAccount({ email: `bad${i}@example.com`, sources: [{ label: 'b', status: 'INVALID_CREDENTIALS' }] });
+    }
+    const page = `query ($filter: AccountFilter, $after: String) { accounts(filter: $filter, first: 1, after: $after) {
+      nodes { emailAddresses } pageInfo { endCursor } } }`;
+    type Page = { accounts: { nodes: { emailAddresses: string[] }[]; pageInfo: { endCursor: string } } };
+    const failing = { status: 'INVALID_CREDENTIALS' };
+    const first = await stack.gql<Page>(page, { filter: failing });
+    const cursor = first.body.data!.accounts.pageInfo.endCursor;
+    const unfiltered = (await stack.gql<Page>(page, {})).body.data!.accounts.pageInfo.endCursor;
+    const next = await stack.gql<Page>(page, { filter: failing, after: cursor });
+    assert.deepEqual(next.body.data?.accounts.nodes, [{ emailAddresses: ['bad1@example.com'] }]);
+    assert.equal(stack.upstreamCalls().length, 3);
+    for (const [filter, after] of [
+      [{ status: 'OK' }, cursor],
+      [{ status: 'INVALID_CREDENTIALS', statusOk: false }, cursor],
+      [{}, cursor],
+      [failing, unfiltered],
+    ] as const) {
+      const res = await stack.gql(page, { filter, after });
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT'], JSON.stringify(filter));
+      assert.match(res.body.errors![0]!.message, /not a cursor of this list with this filter/);
+    }
+    assert.deepEqual(stack.upstreamCalls(), [], 'refused before any upstream call');
+    assert.doesNotMatch(Buffer.from(cursor, 'base64url').toString(), /INVALID/, 'the filter’s values stay out of the cursor');
+  });
+
   it('passes the email filter upstream as email=', async () => {
     stack.emulator.store.createAccount({ email: 'other@example.com' });
     const wanted = stack.emulator.store.createAccount({ email: 'wanted@example.com' });
