@@ -26,12 +26,23 @@ export function holdAnswer(res: ServerResponse, notBefore: number): void {
   answerNotBefore.set(res, notBefore);
 }
 
+/** Responses whose answer is never sent: the connection is closed instead (`FaultRule.drop`). */
+const droppedAnswers = new WeakSet<ServerResponse>();
+
+export function dropAnswer(res: ServerResponse): void {
+  droppedAnswers.add(res);
+}
+
 /** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
   const write = () => {
     if (res.headersSent || res.destroyed) return;
+    if (droppedAnswers.has(res)) {
+      res.socket?.destroy();
+      return;
+    }
     res.writeHead(status, {
       ...headers,
       'Content-Type': 'application/json',

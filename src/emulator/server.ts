@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
-import { holdAnswer, sendError, splitTarget } from './http.ts';
+import { dropAnswer, holdAnswer, sendError, splitTarget } from './http.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
@@ -66,6 +66,11 @@ export interface FaultRule {
   answerAfterMs?: number;
   /** Never answer (until the client disconnects or the emulator closes). */
   hang?: boolean;
+  /**
+   * Close the connection instead of answering: before handling the request (nothing changes, as when a
+   * connection breaks on the way in), or after (the change is made and its answer lost on the way back).
+   */
+  drop?: 'before-handling' | 'after-handling';
   /** Apply this many times, then stop; default forever. */
   times?: number;
 }
@@ -203,6 +208,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         if (res.destroyed || res.writableEnded) return;
       }
       if (fault.hang) return; // answered by nobody: ends when the client or close() drops the socket
+      if (fault.drop === 'before-handling') {
+        req.socket.destroy();
+        return;
+      }
+      if (fault.drop === 'after-handling') dropAnswer(res);
       if (fault.status !== undefined) {
         const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
         req.resume();

@@ -122,6 +122,9 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_CLOSED',
 ]);
 
+/** Of those, the ones that say the request never left: no connection was made. */
+const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
  * connection pool (keep-alive, and a cap on requests in flight), OAuth signing, deadlines, retries of
@@ -267,6 +270,9 @@ export class UpstreamClient {
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     const deadline = Date.now() + this.#options.timeoutMs;
+    // Whether an earlier attempt may have done what was asked: a connection broken mid-exchange or a 502/504
+    // may come after the upstream acted; a refused connection, a 429 or a load balancer's 503 say it did not.
+    let mayHaveLanded = false;
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
@@ -305,6 +311,7 @@ export class UpstreamClient {
         }
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
+        mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
         }
@@ -326,9 +333,11 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const worthRetrying = status === 429 || apiDown;
+      mayHaveLanded ||= status === 502 || status === 504;
       if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
-      // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for.
-      if (call.method === 'DELETE' && status === 404 && attempt > 1) return this.#parse(call, '{"success":true}', info);
+      // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
+      // only refusals (429s), a 404 means it never existed.
+      if (call.method === 'DELETE' && status === 404 && mayHaveLanded) return this.#parse(call, '{"success":true}', info);
       throw this.#statusError(status, call, text, info, headers.authorization!);
     }
   }

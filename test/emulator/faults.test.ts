@@ -141,6 +141,20 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200, 'times: 1');
   });
 
+  test('drop closes the connection without an answer, before handling (nothing changes) or after (the change is made)', async (t) => {
+    const emu = await emulatorFor(t);
+    const { id } = emu.store.createAccount({ email: 'dropped@example.com' });
+    emu.addFault({ method: 'DELETE', path: `/accounts/${id}`, drop: 'before-handling', times: 1 });
+    await assert.rejects(api(emu, `/accounts/${id}`, { method: 'DELETE' }), TypeError, 'fetch fails: no answer');
+    assert.notEqual(emu.store.getAccount(id), undefined, 'not deleted');
+    emu.addFault({ method: 'DELETE', path: `/accounts/${id}`, drop: 'after-handling', times: 1 });
+    await assert.rejects(api(emu, `/accounts/${id}`, { method: 'DELETE' }), TypeError);
+    assert.equal(emu.store.getAccount(id), undefined, 'deleted, though the answer was lost');
+    await waitFor(() => emu.inFlight === 0);
+    assert.deepEqual(emu.requests.map((r) => r.status), [0, 0]);
+    assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 404, 'times: 1');
+  });
+
   test('close() ends hanging requests', async (t) => {
     const emu = await emulatorFor(t);
     emu.addFault({ path: '/accounts', hang: true });

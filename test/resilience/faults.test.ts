@@ -112,6 +112,29 @@ describe('writes are never duplicated', () => {
     assert.deepEqual(res.body.data, { deleteConnectToken: { success: true } });
     assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`, `DELETE /connect_tokens/${token}`]);
   });
+
+  it('counts a DELETE as done when its answer was lost and the retry finds the token gone', async () => {
+    const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+    stack.emulator.addFault({ method: 'DELETE', path: `/connect_tokens/${token}`, drop: 'after-handling', times: 1 });
+    const res = await stack.gql(`mutation ($t: ID!) { deleteConnectToken(token: $t) { success } }`, { t: token });
+    assert.deepEqual(res.body, { data: { deleteConnectToken: { success: true } } });
+    assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`, `DELETE /connect_tokens/${token}`]);
+  });
+
+  it('answers NOT_FOUND for a DELETE of a token that never existed, even after a rate-limited first attempt', async () => {
+    stack.emulator.addFault({ method: 'DELETE', path: '/connect_tokens/never-was', status: 429, retryAfter: 0, times: 1 });
+    const res = await stack.gql(`mutation { deleteConnectToken(token: "never-was") { success } }`);
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+    assert.deepEqual(stack.upstreamCalls(), ['DELETE /connect_tokens/never-was', 'DELETE /connect_tokens/never-was']);
+  });
+
+  it('retries a read whose connection broke before the upstream answered', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'reset@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, drop: 'before-handling', times: 1 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(res.body, { data: { account: { id } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`, `GET /accounts/${id}`]);
+  });
 });
 
 describe('concurrency cap', () => {

@@ -119,6 +119,20 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.deepEqual(await client.deleteConnectToken(null, 'abc'), { success: true });
   });
 
+  it('answers a DELETE whose only earlier attempts were refused (429, a refused connection) and then 404 as NOT_FOUND', async () => {
+    const notFound = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND';
+    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '0' } });
+    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
+    await assert.rejects(client.deleteConnectToken(null, 'abc'), notFound);
+    pool.intercept({ path: '/2.0/connect_tokens/def', method: 'DELETE' }).replyWithError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
+    pool.intercept({ path: '/2.0/connect_tokens/def', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
+    await assert.rejects(client.deleteConnectToken(null, 'def'), notFound);
+    // A connection that broke mid-exchange may have carried the delete: the retry's 404 is then success.
+    pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
+    assert.deepEqual(await client.deleteConnectToken(null, 'ghi'), { success: true });
+  });
+
   it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
     pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(404, { type: 'error', value: 'account x is invalid' }, JSON_HEADERS);
     await assert.rejects(client.deleteAccount('x'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
