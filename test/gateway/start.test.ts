@@ -7,28 +7,75 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
-import { runScript } from '../helpers/script.ts';
+import { runScript, type RunningScript } from '../helpers/script.ts';
 
 interface Started {
   lines: string[];
   url: string;
-  stop(): Promise<number | null>;
+  /** Sends `signal` (SIGTERM unless told) and resolves to the exit code once all its output has been read. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Runs `src/main.ts` as `npm start` does (without the build step) and waits for its ready line. */
 async function startMain(env: Record<string, string>, preload: string[] = []): Promise<Started> {
   const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', ...env }, preload);
   const [, url] = await run.waitForLine(/"graphql":"([^"]+)"/);
-  return {
-    lines: run.lines,
-    url: url!,
-    async stop() {
-      run.child.kill('SIGTERM');
-      const [code] = await run.exited;
-      return code;
-    },
+  return { lines: run.lines, url: url!, stop: stopper(run) };
+}
+
+/**
+ * Stops a started `src/main.ts` with `signal` and resolves to its exit code after its stdout and stderr
+ * have closed: 'exit' may come before the last lines are read, and a test asserting on the shutdown line
+ * or on the absence of a line must see all of them.
+ */
+function stopper(run: RunningScript): (signal?: NodeJS.Signals) => Promise<number | null> {
+  const closed = once(run.child, 'close');
+  return async (signal = 'SIGTERM') => {
+    run.child.kill(signal);
+    const [code] = await run.exited;
+    await closed;
+    return code;
   };
 }
+
+/** The log lines (JSON objects, one a line) among everything a process printed. */
+function logEntries(lines: string[]): Array<Record<string, unknown>> {
+  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** A loopback port free a moment ago, for a run whose address is not logged at its log level. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Asks `url` until it answers (200 or not), for up to 30 s. */
+async function waitUntilServing(url: URL): Promise<Response> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await fetch(url);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/** Reads `file` until it exists and contains `text`, for up to 30 s. */
+async function waitForFileToHold(file: string, text: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await readFile(file, 'utf8').catch(() => '')).includes(text)) {
+    if (Date.now() > deadline) throw new Error(`${file} did not come to hold ${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A well-formed account id the emulator does not know: the gateway's call for it gets a 404. */
+const MISSING_ACCOUNT = '0123456789abcdef01234567';
 
 async function query(url: string, q: string) {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
@@ -59,19 +106,84 @@ describe('npm start', () => {
     }
   });
 
-  it('on SIGTERM persists the embedded emulator’s state to EMULATOR_DATA_FILE before exiting 0', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
-    const dataFile = join(dir, 'state.json');
+  // The two signals `src/main.ts` stops on: SIGTERM from a process manager, SIGINT from Ctrl-C.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    it(`on ${signal} persists the embedded emulator’s state to EMULATOR_DATA_FILE, says which signal stopped it, and exits 0`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+      const dataFile = join(dir, 'state.json');
+      try {
+        const started = await startMain({ EMULATOR_DATA_FILE: dataFile, EMULATOR_SEED: 'none' });
+        let token: string;
+        let code: number | null;
+        try {
+          const created = await query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }');
+          token = (created.data!['createConnectToken'] as { token: string }).token;
+          // The emulator saves after every change as well: once that save is on disk the file is removed,
+          // so that only the save at shutdown can bring it back.
+          await waitForFileToHold(dataFile, token);
+          await rm(dataFile);
+        } finally {
+          code = await started.stop(signal);
+        }
+        assert.equal(code, 0, started.lines.join('\n'));
+        const shutdown = logEntries(started.lines).filter((entry) => entry['message'] === 'shutting down');
+        assert.deepEqual(
+          shutdown.map((entry) => ({ level: entry['level'], signal: entry['signal'] })),
+          [{ level: 'info', signal }],
+        );
+        assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
+        assert.deepEqual((await readdir(dir)).filter((f) => f !== 'state.json'), [], 'no temporary file left behind');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it('with LOG_LEVEL=warn prints warnings but no info or debug line', async () => {
+    // The ready line, the only one that names the gateway's address, is info-level and so not printed: the
+    // port is chosen here, and the open-mode warning (printed before the gateway listens) then /healthz
+    // answering say it is up.
+    const port = await freePort();
+    const run = runScript('src/main.ts', { PORT: String(port), LOG_LEVEL: 'warn', EMULATOR_SEED: 'none' });
+    const stop = stopper(run);
+    let code: number | null;
     try {
-      const started = await startMain({ EMULATOR_DATA_FILE: dataFile, EMULATOR_SEED: 'none' });
-      const created = await query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }');
-      const token = (created.data!['createConnectToken'] as { token: string }).token;
-      assert.equal(await started.stop(), 0);
-      assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
-      assert.deepEqual((await readdir(dir)).filter((f) => f !== 'state.json'), [], 'no temporary file left behind');
+      await run.waitForLine(/"level":"warn".*authentication is off/);
+      const health = await waitUntilServing(new URL(`http://127.0.0.1:${port}/healthz`));
+      assert.deepEqual(await health.json(), { status: 'ok' });
+      // What logs at debug when LOG_LEVEL=debug (the next test): an upstream 404.
+      const result = await query(`http://127.0.0.1:${port}/graphql`, `{ account(id: "${MISSING_ACCOUNT}") { id } }`);
+      assert.equal((result.errors as Array<{ extensions: { code: string } }>)[0]!.extensions.code, 'NOT_FOUND');
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      // Exit code 0 says the signal handlers were installed, and those are installed just before the ready
+      // line is logged: by now every info line of a start and a stop has been passed to the logger.
+      code = await stop('SIGTERM');
     }
+    assert.equal(code, 0, run.lines.join('\n'));
+    const entries = logEntries(run.lines);
+    assert.deepEqual(
+      entries.filter((entry) => entry['level'] !== 'warn' && entry['level'] !== 'error'),
+      [],
+      'info and debug lines are dropped',
+    );
+    assert.equal(entries.filter((entry) => entry['level'] === 'warn' && String(entry['message']).startsWith('authentication is off')).length, 1);
+  });
+
+  it('with LOG_LEVEL=debug prints debug lines too: an upstream error response', async () => {
+    const started = await startMain({ LOG_LEVEL: 'debug', EMULATOR_SEED: 'none' });
+    let code: number | null;
+    try {
+      const result = await query(started.url, `{ account(id: "${MISSING_ACCOUNT}") { id } }`);
+      assert.equal((result.errors as Array<{ extensions: { code: string } }>)[0]!.extensions.code, 'NOT_FOUND');
+    } finally {
+      code = await started.stop();
+    }
+    assert.equal(code, 0, started.lines.join('\n'));
+    const debug = logEntries(started.lines).filter((entry) => entry['level'] === 'debug' && entry['message'] === 'upstream error response');
+    assert.deepEqual(
+      debug.map(({ method, path, status }) => ({ method, path, status })),
+      [{ method: 'GET', path: `/accounts/${MISSING_ACCOUNT}`, status: 404 }],
+    );
   });
 
   it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
