@@ -41,12 +41,25 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second Ctrl-C (or SIGTERM) is an operator who will not wait for the grace period. The embedded
+      // emulator's last change is still written (it saves each change as it is made).
+      logger.warn('second signal during shutdown: exiting without waiting for operations in flight', { signal });
+      void (emulator?.store.flush() ?? Promise.resolve()).catch(() => undefined).finally(() => process.exit(1));
+      return;
+    }
     stopping = true;
     logger.info('shutting down', { signal });
-    await gateway.close();
-    await emulator?.close();
-    process.exit(0);
+    let failed = false;
+    for (const [part, close] of [['gateway', () => gateway.close()], ['emulator', () => emulator?.close()]] as const) {
+      try {
+        await close();
+      } catch (error) {
+        failed = true;
+        logger.error('shutdown failed', { part, error: messageOf(error) });
+      }
+    }
+    process.exit(failed ? 1 : 0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -186,6 +186,34 @@ describe('npm start', () => {
     );
   });
 
+  it('on a second signal during the grace period exits 1 at once instead of waiting for operations in flight', async () => {
+    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    try {
+      const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
+      upstream.addFault({ path: `/accounts/${id}`, hang: true });
+      const started = await startMain({
+        CONTEXTIO_API_URL: upstream.url,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        // Far longer than the test may take: only the second signal can end the process in time.
+        SHUTDOWN_GRACE_MS: '600000',
+        UPSTREAM_TIMEOUT_MS: '600000',
+        OPERATION_TIMEOUT_MS: '600000',
+      });
+      const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed');
+      const deadline = Date.now() + 30_000;
+      while (upstream.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      started.stop('SIGTERM').catch(() => undefined);
+      while (!started.lines.some((l) => l.includes('shutting down')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await started.stop('SIGINT'), 1, started.lines.join('\n'));
+      const forced = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown'));
+      assert.deepEqual(forced.map((entry) => ({ level: entry['level'], signal: entry['signal'] })), [{ level: 'warn', signal: 'SIGINT' }]);
+      assert.equal(await inFlight, 'connection closed');
+    } finally {
+      await upstream.close();
+    }
+  });
+
   it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
     const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
     try {
