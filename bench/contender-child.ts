@@ -41,8 +41,14 @@ switch (name) {
 
 serveParent({
   stats: () => {
-    const cpu = process.cpuUsage();
-    return { cpuMicros: cpu.user + cpu.system, maxRssBytes: process.resourceUsage().maxRSS * 1024, rssBytes: process.memoryUsage.rss() };
+    const usage = process.resourceUsage();
+    return {
+      cpuMicros: usage.userCPUTime + usage.systemCPUTime,
+      systemMicros: usage.systemCPUTime,
+      contextSwitches: usage.voluntaryContextSwitches + usage.involuntaryContextSwitches,
+      maxRssBytes: usage.maxRSS * 1024,
+      rssBytes: process.memoryUsage.rss(),
+    };
   },
   close: async () => {
     await served.close();

@@ -42,7 +42,12 @@ export async function loadContender(url: string, body: string, seconds: number, 
 
 async function stats(child: Child) {
   const reply = await child.call('stats');
-  return { cpuMicros: Number(reply['cpuMicros']), maxRssBytes: Number(reply['maxRssBytes']) };
+  return {
+    cpuMicros: Number(reply['cpuMicros']),
+    systemMicros: Number(reply['systemMicros']),
+    contextSwitches: Number(reply['contextSwitches']),
+    maxRssBytes: Number(reply['maxRssBytes']),
+  };
 }
 
 /** A load on a contender, with the CPU its process spent per completed operation and its peak RSS after. */
@@ -50,5 +55,12 @@ export async function measureLoad(child: Child, url: string, body: string, secon
   const before = await stats(child);
   const result = await loadContender(url, body, seconds, connections);
   const after = await stats(child);
-  return { result, cpuMicrosPerOp: (after.cpuMicros - before.cpuMicros) / Math.max(1, result.requests.total), peakRssBytes: after.maxRssBytes };
+  const ops = Math.max(1, result.requests.total);
+  return {
+    result,
+    cpuMicrosPerOp: (after.cpuMicros - before.cpuMicros) / ops,
+    systemMicrosPerOp: (after.systemMicros - before.systemMicros) / ops,
+    contextSwitchesPerOp: (after.contextSwitches - before.contextSwitches) / ops,
+    peakRssBytes: after.maxRssBytes,
+  };
 }

@@ -22,10 +22,11 @@ try {
   const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 10);
   await loadContender(url, body, 5, connections);
   for (let i = 0; i < Number(repeats); i++) {
-    const { result, cpuMicrosPerOp } = await measureLoad(child, url, body, Number(seconds), connections);
+    const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, url, body, Number(seconds), connections);
     console.log(
       `${scenario.id} × ${contender}: ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, ` +
-        `${cpuMicrosPerOp.toFixed(0)} µs CPU/op, ${result.non2xx + result.errors + result.mismatches} bad`,
+        `${cpuMicrosPerOp.toFixed(0)} µs CPU/op (${systemMicrosPerOp.toFixed(0)} system), ` +
+        `${contextSwitchesPerOp.toFixed(2)} context switches/op, ${result.non2xx + result.errors + result.mismatches} bad`,
     );
   }
 } finally {
