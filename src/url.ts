@@ -12,3 +12,16 @@ export function exactOrigin(value: string): string | undefined {
     return undefined;
   }
 }
+
+/** Whether a host name or address reaches this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** The name or address of a `Host` header, without its port: `[::1]:4000` → `[::1]`, `localhost:80` → `localhost`. */
+export function hostnameOf(host: string): string {
+  const bracketed = /^(\[[^\]]*\])(:\d*)?$/.exec(host);
+  if (bracketed) return bracketed[1]!;
+  return host.replace(/:\d*$/, '');
+}

@@ -1,5 +1,4 @@
-import { exactOrigin } from '../url.ts';
-import { isLoopbackHost } from './index.ts';
+import { exactOrigin, isLoopbackHost } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
 /** The access part of the gateway's configuration, from the environment. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
+import { hostnameOf, isLoopbackHost } from '../url.ts';
 import { applyCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
@@ -33,12 +34,6 @@ export interface GatewayAccess {
   acceptsHost(host: string | undefined): boolean;
 }
 
-/** Whether a host name or address reaches this machine only. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
-}
-
 /**
  * The gateway's access policy from its options. Refuses to build an open gateway on a non-loopback
  * interface (configuration validation says so first; this keeps programmatic starts just as safe).
@@ -68,11 +63,4 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
   };
-}
-
-/** The name or address of a `Host` header, without its port: `[::1]:4000` → `[::1]`, `localhost:80` → `localhost`. */
-function hostnameOf(host: string): string {
-  const bracketed = /^(\[[^\]]*\])(:\d*)?$/.exec(host);
-  if (bracketed) return bracketed[1]!;
-  return host.replace(/:\d*$/, '');
 }

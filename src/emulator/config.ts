@@ -34,6 +34,9 @@ export function emulatorOptionsFromEnv(
     const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : `"${publicUrl}"`;
     problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown})`);
   }
+  const allowedHosts = read('EMULATOR_ALLOWED_HOSTS')?.split(',').map((name) => name.trim()).filter(Boolean);
+  const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
+  if (badHost !== undefined) problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got "${badHost.slice(0, 100)}")`);
   return {
     port,
     host: read('EMULATOR_HOST') ?? '127.0.0.1',
@@ -42,5 +45,6 @@ export function emulatorOptionsFromEnv(
     seed: seed === 'none' ? 'none' : 'demo',
     ...(dataFile ? { dataFile } : {}),
     ...(publicOrigin ? { publicUrl } : {}),
+    ...(allowedHosts && badHost === undefined ? { allowedHosts } : {}),
   };
 }

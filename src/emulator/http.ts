@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
+import { hostnameOf, isLoopbackHost } from '../url.ts';
 
 /** Small HTTP helpers shared by the API routes and the connect page. */
 
@@ -108,4 +109,20 @@ export function firstValues(pairs: readonly OAuthParam[]): Map<string, string> {
 export function splitTarget(target: string): { path: string; query: string } {
   const q = target.indexOf('?');
   return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}
+
+/**
+ * Which `Host` headers an emulator listening on `listenHost` answers (see `EmulatorOptions.allowedHosts`):
+ * on a loopback address, loopback names, `publicUrl`'s host and `allowed` (`*`: any); elsewhere, any.
+ */
+export function hostFilter(listenHost: string, allowed: readonly string[], publicUrl: string | undefined): (header: string | undefined) => boolean {
+  const names = new Set(allowed.map((name) => hostnameOf(name).toLowerCase()));
+  if (publicUrl) names.add(new URL(publicUrl).hostname);
+  if (!isLoopbackHost(listenHost) || names.has('*')) return () => true;
+  return (header) => {
+    // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
+    if (header === undefined) return true;
+    const name = hostnameOf(header).toLowerCase();
+    return isLoopbackHost(name) || names.has(name);
+  };
 }

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
-import { dropAnswer, holdAnswer, sendError, splitTarget } from './http.ts';
+import { dropAnswer, holdAnswer, hostFilter, sendError, splitTarget } from './http.ts';
+import { hostnameOf } from '../url.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
@@ -34,6 +35,13 @@ export interface EmulatorOptions {
    * (`resource_url`, `browser_redirect_url`) start with it. Default: the address it listens on.
    */
   publicUrl?: string;
+  /**
+   * Host names answered besides loopback names and `publicUrl`'s host, while the emulator listens on a
+   * loopback address; `*` for any. A web page that re-points its own name at 127.0.0.1 (DNS rebinding) could
+   * otherwise use the emulator with the public development key. Listening on another interface, it answers
+   * any name: reaching it from elsewhere is then the point.
+   */
+  allowedHosts?: readonly string[];
 }
 
 export interface EmulatorRequestLogEntry {
@@ -113,6 +121,7 @@ interface ActiveFault {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const now = options.now ?? Date.now;
   const host = options.host ?? '127.0.0.1';
+  const servesHost = hostFilter(host, options.allowedHosts ?? [], options.publicUrl);
   const consumerKey = options.consumerKey ?? 'dev-key';
   const consumerSecret = options.consumerSecret ?? 'dev-secret';
   const port = options.port ?? 0;
@@ -223,6 +232,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
 
   const server = createServer((req, res) => {
+    if (!servesHost(req.headers.host)) {
+      req.resume();
+      const name = hostnameOf(req.headers.host ?? '').slice(0, 100);
+      return sendError(res, 403, `host "${name}" is not served: listening on loopback, the emulator answers loopback names only; add it to EMULATOR_ALLOWED_HOSTS`);
+    }
     const { path, query } = splitTarget(req.url ?? '/');
     if (path === '/2.0' || path.startsWith('/2.0/')) {
       void handleApi(req, res, path, query);

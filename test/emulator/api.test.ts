@@ -329,3 +329,48 @@ describe('EMULATOR_PUBLIC_URL', () => {
     assert.doesNotMatch(secret, /hunter2/);
   });
 });
+
+describe('Host check (DNS rebinding)', () => {
+  const statusFor = async (emu: Awaited<ReturnType<typeof emulatorFor>>, host: string, path = '/2.0/accounts') => {
+    const headers = { host, authorization: signRequest('GET', `http://${host}${path}`, [], emu.consumerKey, emu.consumerSecret) };
+    return rawRequest(emu.origin, { path, headers });
+  };
+
+  test('on loopback it answers loopback names, EMULATOR_PUBLIC_URL’s host and the allowed names; any other is 403 before anything runs', async (t) => {
+    const emu = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010', allowedHosts: ['emulator', 'Proxy.Example:8080'] });
+    const port = new URL(emu.origin).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, 'devbox.lan:4010', 'emulator:4010', 'proxy.example']) {
+      assert.equal((await statusFor(emu, host)).status, 200, host);
+    }
+    emu.clearRequests();
+    for (const path of ['/2.0/accounts', '/connect/some-token']) {
+      const refused = await statusFor(emu, 'rebound.attacker.example', path);
+      assert.equal(refused.status, 403, path);
+      assert.match(JSON.parse(refused.text).value, /host "rebound\.attacker\.example" is not served.*EMULATOR_ALLOWED_HOSTS/);
+    }
+    assert.deepEqual(emu.requests, [], 'refused before the API saw it');
+  });
+
+  test('`*` answers any name; an emulator listening beyond loopback answers any name', async (t) => {
+    const emu = await emulatorFor(t, { allowedHosts: ['*'] });
+    assert.equal((await statusFor(emu, 'anything.example')).status, 200);
+    const { hostFilter } = await import('../../src/emulator/http.ts');
+    assert.equal(hostFilter('0.0.0.0', [], undefined)('anything.example'), true);
+    assert.equal(hostFilter('::', [], undefined)('anything.example'), true);
+    assert.equal(hostFilter('127.0.0.1', [], undefined)('anything.example'), false);
+    assert.equal(hostFilter('127.0.0.1', [], undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
+  });
+
+  test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {
+    const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
+    const read = (value: string) => {
+      const problems: string[] = [];
+      return { problems, options: emulatorOptionsFromEnv({ EMULATOR_ALLOWED_HOSTS: value }, 4010, problems) };
+    };
+    assert.deepEqual(read(' emulator, devbox.lan:4010 ,[::1]').options.allowedHosts, ['emulator', 'devbox.lan:4010', '[::1]']);
+    assert.deepEqual(read('*').options.allowedHosts, ['*']);
+    for (const bad of ['http://emulator', 'emu lator', 'a/b']) {
+      assert.match(read(bad).problems.join('\n'), /^EMULATOR_ALLOWED_HOSTS must be host names/, bad);
+    }
+  });
+});

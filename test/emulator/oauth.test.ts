@@ -46,6 +46,7 @@ describe('OAuth verification', () => {
       consumerKey: VECTOR.key,
       consumerSecret: VECTOR.secret,
       now: () => VECTOR.timestamp * 1000,
+      allowedHosts: ['api.context.io'],
     });
     const body = encodeFormPairs([['email', '@gmail.com']]);
     const send = () =>
