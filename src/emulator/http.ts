@@ -112,13 +112,15 @@ export function splitTarget(target: string): { path: string; query: string } {
 }
 
 /**
- * Which `Host` headers an emulator listening on `listenHost` answers (see `EmulatorOptions.allowedHosts`):
- * on a loopback address, loopback names, `publicUrl`'s host and `allowed` (`*`: any); elsewhere, any.
+ * Which `Host` headers an emulator bound to `boundAddress` (the address it listens on, as the socket reports
+ * it, not a name configured for it) answers; see `EmulatorOptions.allowedHosts`. Loopback names,
+ * `publicUrl`'s host and `allowed` (`*`: any), except that an emulator bound beyond loopback answers any
+ * name unless `allowed` is given.
  */
-export function hostFilter(listenHost: string, allowed: readonly string[], publicUrl: string | undefined): (header: string | undefined) => boolean {
-  const names = new Set(allowed.map((name) => hostnameOf(name).toLowerCase()));
+export function hostFilter(boundAddress: string, allowed: readonly string[] | undefined, publicUrl: string | undefined): (header: string | undefined) => boolean {
+  const names = new Set((allowed ?? []).map((name) => hostnameOf(name).toLowerCase()));
   if (publicUrl) names.add(new URL(publicUrl).hostname);
-  if (!isLoopbackHost(listenHost) || names.has('*')) return () => true;
+  if (names.has('*') || (allowed === undefined && !isLoopbackHost(boundAddress))) return () => true;
   return (header) => {
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     if (header === undefined) return true;

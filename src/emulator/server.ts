@@ -36,10 +36,10 @@ export interface EmulatorOptions {
    */
   publicUrl?: string;
   /**
-   * Host names answered besides loopback names and `publicUrl`'s host, while the emulator listens on a
-   * loopback address; `*` for any. A web page that re-points its own name at 127.0.0.1 (DNS rebinding) could
-   * otherwise use the emulator with the public development key. Listening on another interface, it answers
-   * any name: reaching it from elsewhere is then the point.
+   * Host names answered besides loopback names and `publicUrl`'s host (`*`: any); others get 421. A web page
+   * that re-points its own name at 127.0.0.1 (DNS rebinding) could otherwise use the emulator with the public
+   * development key. Unset, an emulator bound beyond loopback answers any name: reaching it from elsewhere,
+   * by whatever name, is then the point.
    */
   allowedHosts?: readonly string[];
 }
@@ -121,7 +121,8 @@ interface ActiveFault {
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const now = options.now ?? Date.now;
   const host = options.host ?? '127.0.0.1';
-  const servesHost = hostFilter(host, options.allowedHosts ?? [], options.publicUrl);
+  /** Set once listening: whether a `Host` is answered depends on the address actually bound. */
+  let servesHost: (header: string | undefined) => boolean = () => false;
   const consumerKey = options.consumerKey ?? 'dev-key';
   const consumerSecret = options.consumerSecret ?? 'dev-secret';
   const port = options.port ?? 0;
@@ -235,7 +236,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (!servesHost(req.headers.host)) {
       req.resume();
       const name = hostnameOf(req.headers.host ?? '').slice(0, 100);
-      return sendError(res, 403, `host "${name}" is not served: listening on loopback, the emulator answers loopback names only; add it to EMULATOR_ALLOWED_HOSTS`);
+      // 421 Misdirected Request: the client addressed this server by a name it does not answer to. (A 403
+      // would reach the gateway's callers as a permission problem of theirs.)
+      return sendError(res, 421, `host "${name}" is not served: the emulator answers loopback names, EMULATOR_PUBLIC_URL's host and EMULATOR_ALLOWED_HOSTS`);
     }
     const { path, query } = splitTarget(req.url ?? '/');
     if (path === '/2.0' || path.startsWith('/2.0/')) {
@@ -263,6 +266,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
 
   const address = server.address() as AddressInfo;
+  servesHost = hostFilter(address.address, options.allowedHosts, options.publicUrl);
   const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${displayHost(address.address)}]` : displayHost(address.address);
   const origin = `http://${urlHost}:${address.port}`;
   const url = `${origin}/2.0`;

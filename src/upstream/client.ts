@@ -270,8 +270,9 @@ export class UpstreamClient {
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     const deadline = Date.now() + this.#options.timeoutMs;
-    // Whether an earlier attempt may have done what was asked: a connection broken mid-exchange or a 502/504
-    // may come after the upstream acted; a refused connection, a 429 or a load balancer's 503 say it did not.
+    // Whether an earlier attempt may have done what was asked: a connection broken mid-exchange, or a 502, 503
+    // or 504 from in front of the API (a proxy may answer so after forwarding), may come after the upstream
+    // acted; only a refused connection or a 429 says it did not.
     let mayHaveLanded = false;
 
     for (let attempt = 1; ; attempt++) {
@@ -333,7 +334,7 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const worthRetrying = status === 429 || apiDown;
-      mayHaveLanded ||= status === 502 || status === 504;
+      mayHaveLanded ||= apiDown;
       if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.
@@ -448,6 +449,9 @@ export class UpstreamClient {
         return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}`, info);
       case 404:
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
+      case 421:
+        this.#options.logger.error('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info));
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
       case 429:
         return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
       default:

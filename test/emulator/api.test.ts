@@ -336,7 +336,7 @@ describe('Host check (DNS rebinding)', () => {
     return rawRequest(emu.origin, { path, headers });
   };
 
-  test('on loopback it answers loopback names, EMULATOR_PUBLIC_URL’s host and the allowed names; any other is 403 before anything runs', async (t) => {
+  test('on loopback it answers loopback names, EMULATOR_PUBLIC_URL’s host and the allowed names; any other is 421 before anything runs', async (t) => {
     const emu = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010', allowedHosts: ['emulator', 'Proxy.Example:8080'] });
     const port = new URL(emu.origin).port;
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, 'devbox.lan:4010', 'emulator:4010', 'proxy.example']) {
@@ -345,20 +345,30 @@ describe('Host check (DNS rebinding)', () => {
     emu.clearRequests();
     for (const path of ['/2.0/accounts', '/connect/some-token']) {
       const refused = await statusFor(emu, 'rebound.attacker.example', path);
-      assert.equal(refused.status, 403, path);
+      assert.equal(refused.status, 421, path);
       assert.match(JSON.parse(refused.text).value, /host "rebound\.attacker\.example" is not served.*EMULATOR_ALLOWED_HOSTS/);
     }
     assert.deepEqual(emu.requests, [], 'refused before the API saw it');
   });
 
-  test('`*` answers any name; an emulator listening beyond loopback answers any name', async (t) => {
+  test('the check follows the address bound, not how EMULATOR_HOST spells it (127.1 is 127.0.0.1)', async (t) => {
+    const emu = await emulatorFor(t, { host: '127.1' });
+    assert.match(emu.origin, /^http:\/\/127\.0\.0\.1:/);
+    assert.equal((await statusFor(emu, 'rebound.attacker.example')).status, 421);
+  });
+
+  test('`*` answers any name; bound beyond loopback, any name unless names are given', async (t) => {
     const emu = await emulatorFor(t, { allowedHosts: ['*'] });
     assert.equal((await statusFor(emu, 'anything.example')).status, 200);
     const { hostFilter } = await import('../../src/emulator/http.ts');
-    assert.equal(hostFilter('0.0.0.0', [], undefined)('anything.example'), true);
-    assert.equal(hostFilter('::', [], undefined)('anything.example'), true);
-    assert.equal(hostFilter('127.0.0.1', [], undefined)('anything.example'), false);
-    assert.equal(hostFilter('127.0.0.1', [], undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
+    for (const bound of ['0.0.0.0', '::', '192.168.1.20']) {
+      assert.equal(hostFilter(bound, undefined, undefined)('anything.example'), true, bound);
+      assert.equal(hostFilter(bound, undefined, 'http://devbox.lan:4010')('anything.example'), true, bound);
+      const listed = hostFilter(bound, ['emulator'], 'http://devbox.lan:4010');
+      assert.deepEqual(['emulator:4010', 'devbox.lan', '127.0.0.1:4010', 'anything.example'].map(listed), [true, true, true, false], bound);
+    }
+    assert.equal(hostFilter('127.0.0.1', undefined, undefined)('anything.example'), false);
+    assert.equal(hostFilter('127.0.0.1', undefined, undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
   });
 
   test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {

@@ -113,12 +113,6 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal((await client.getAccount('b')).id, 'b');
   });
 
-  it('counts a DELETE whose retry finds the resource gone as done', async () => {
-    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(502, '<html>Bad Gateway</html>');
-    pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(404, { type: 'error', value: 'gone' }, JSON_HEADERS);
-    assert.deepEqual(await client.deleteConnectToken(null, 'abc'), { success: true });
-  });
-
   it('answers a DELETE whose only earlier attempts were refused (429, a refused connection) and then 404 as NOT_FOUND', async () => {
     const notFound = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND';
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '0' } });
@@ -127,10 +121,22 @@ describe('UpstreamClient against a mocked upstream', () => {
     pool.intercept({ path: '/2.0/connect_tokens/def', method: 'DELETE' }).replyWithError(Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }));
     pool.intercept({ path: '/2.0/connect_tokens/def', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
     await assert.rejects(client.deleteConnectToken(null, 'def'), notFound);
-    // A connection that broke mid-exchange may have carried the delete: the retry's 404 is then success.
+    // A connection that broke mid-exchange, or a proxy's 502/503/504 (sent after forwarding, for all the client
+    // knows), may have carried the delete: the retry's 404 is then success.
+    for (const [token, status] of [['p502', 502], ['p503', 503], ['p504', 504]] as const) {
+      pool.intercept({ path: `/2.0/connect_tokens/${token}`, method: 'DELETE' }).reply(status, 'upstream connect error or disconnect/reset before headers');
+      pool.intercept({ path: `/2.0/connect_tokens/${token}`, method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
+      assert.deepEqual(await client.deleteConnectToken(null, token), { success: true }, String(status));
+    }
     pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
     pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
     assert.deepEqual(await client.deleteConnectToken(null, 'ghi'), { success: true });
+  });
+
+  it('maps a 421 (the upstream does not answer to the name it was addressed by) to UPSTREAM_ERROR, logged as a configuration error', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(421, { type: 'error', value: 'host "x" is not served' }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /misdirected/.test(e.message));
+    assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')));
   });
 
   it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
