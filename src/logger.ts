@@ -9,6 +9,11 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
   error(message: string, fields?: LogFields): void;
+  /**
+   * Written whatever `LOG_LEVEL` filters out: the start-up facts an operator needs to run the gateway at
+   * all (where it listens, which upstream it uses, that authentication is off).
+   */
+  announce(level: 'info' | 'warn', message: string, fields?: LogFields): void;
 }
 
 /**
@@ -17,11 +22,12 @@ export interface Logger {
  */
 export function createLogger(level: LogLevel, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
-  const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
-    if (LOG_LEVELS.indexOf(at) < threshold) return;
+  const line = (at: LogLevel, message: string, fields?: LogFields) =>
     write(`${JSON.stringify({ time: new Date().toISOString(), level: at, message, ...fields })}\n`);
+  const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
+    if (LOG_LEVELS.indexOf(at) >= threshold) line(at, message, fields);
   };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
+  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), announce: line };
 }
 
 /** A logger that drops everything, for tests and benchmarks that assert on other output. */

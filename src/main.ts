@@ -20,9 +20,6 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger(config.logLevel);
-  // The start-up lines say where the gateway listens (PORT=0 picks a port) and which upstream it uses: an
-  // operator needs them whatever LOG_LEVEL filters out, so they are written at info in any case.
-  const startupLog = createLogger('info');
 
   let emulator: Emulator | undefined;
   let upstream;
@@ -34,7 +31,7 @@ async function main(): Promise<void> {
       failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
     );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
-    startupLog.info('CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url, consumerKey: emulator.consumerKey });
+    logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url, consumerKey: emulator.consumerKey });
   }
 
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
@@ -68,7 +65,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
   // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
   // outright, without closing the gateway or saving the emulator's data file.
-  startupLog.info('gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
+  // Announced: PORT=0 picks the port, and this line is the only one that says which.
+  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
 }
 
 function failToStart(reason: string): never {

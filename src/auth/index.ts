@@ -44,12 +44,12 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     if (!isLoopbackHost(options.host)) {
       throw new Error(`refusing to serve ${options.host} without authentication: set AUTH_JWT_SECRET or AUTH_JWKS_URL`);
     }
-    logger.warn('authentication is off (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set): every caller is admin; serving loopback only');
+    logger.announce('warn', 'authentication is off (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set): every caller is admin; serving loopback only');
   }
   if (options.auth?.jwksUrl && (!options.auth.audience || !options.auth.issuer)) {
     // An identity provider signs tokens for every application it serves; without these two checks any of
     // them is good here. Left optional by the contract, so a warning rather than a refusal to start.
-    logger.warn('AUTH_JWKS_URL is set without AUTH_AUDIENCE and AUTH_ISSUER: any token the identity provider signs, for any application, is accepted; set both', {
+    logger.announce('warn', 'AUTH_JWKS_URL is set without AUTH_AUDIENCE and AUTH_ISSUER: any token the identity provider signs, for any application, is accepted; set both', {
       audience: options.auth.audience ? 'set' : 'unset',
       issuer: options.auth.issuer ? 'set' : 'unset',
     });
