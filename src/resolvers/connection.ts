@@ -25,7 +25,8 @@ export function encodeCursor(kind: string, index: number): string {
 /**
  * A cursor kind for a list under a filter: `<list>` when nothing filters it, else `<list>.<digest>` of the
  * filter's values, so a cursor only continues the list it came from. A digest keeps the filter's values (an
- * email address) out of the cursor and its length bounded.
+ * email address) from being read off the cursor (a guess can still be checked against it) and its length
+ * bounded.
  */
 export function filteredCursorKind(list: string, filterValues: readonly (string | boolean | undefined)[]): string {
   if (filterValues.every((value) => value === undefined)) return list;
