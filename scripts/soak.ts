@@ -477,7 +477,8 @@ const aliasQuery = (id: string, count: number) => `{ ${Array.from({ length: coun
 
 /** Connect tokens created by the load whose deletion has not succeeded yet; deleted before new ones are made. */
 const undeleted: string[] = [];
-let accountsCursor: string | null = null;
+/** The last cursor of each filter's list (`''`: unfiltered): a cursor continues only the list it came from. */
+const accountsCursors = new Map<string, string | null>();
 let tokensCursor: string | null = null;
 
 type Scenario = { kind: string; weight: number; run: (data: Seed) => Promise<void> };
@@ -508,13 +509,15 @@ const scenarios: Scenario[] = [
     run: async () => {
       const first = between(1, 50);
       const variables: Record<string, unknown> = { first };
-      if (accountsCursor && Math.random() < 0.5) variables['after'] = accountsCursor;
       if (Math.random() < 0.2) variables['filter'] = pick([{ status: 'OK' }, { statusOk: false }, { email: 'user7@soak.example.com' }]);
+      const list = variables['filter'] === undefined ? '' : JSON.stringify(variables['filter']);
+      const cursor = accountsCursors.get(list);
+      if (cursor && Math.random() < 0.5) variables['after'] = cursor;
       const answer = await send('accounts page', post(ACCOUNTS, variables));
       const page = answer?.body.data?.['accounts'] as { nodes: unknown[]; edges: unknown[]; pageInfo: { endCursor: string | null } } | null | undefined;
       if (!answer || !page) return;
       if (page.nodes.length > first || page.edges.length !== page.nodes.length) wrong('accounts page', answer, `first: ${first}`);
-      accountsCursor = page.pageInfo.endCursor;
+      accountsCursors.set(list, page.pageInfo.endCursor);
     },
   },
   {
