@@ -12,6 +12,14 @@ export interface GatewayContext {
   readonly logger: Logger;
   /** The caller, verified once when the request arrived. */
   readonly identity: Identity;
+  /** What the operation's log line reports besides HTTP: filled in as Apollo resolves and answers it. */
+  readonly outcome: OperationOutcome;
+}
+
+export interface OperationOutcome {
+  operationName?: string | null;
+  /** The codes of the errors answered, each once, in order of first appearance. */
+  errorCodes: Set<string>;
 }
 
 export interface ContextDeps {
@@ -23,6 +31,6 @@ export interface ContextDeps {
  * Builds a request's context for an already verified caller, whose access every upstream call of the
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
-export function createContext(deps: ContextDeps, requestId: string, identity: Identity, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity };
+export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity, outcome };
 }

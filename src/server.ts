@@ -7,7 +7,7 @@ import type { DocumentNode } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
-import { createContext, type GatewayContext } from './context.ts';
+import { createContext, type GatewayContext, type OperationOutcome } from './context.ts';
 import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
@@ -111,10 +111,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // line otherwise.
         async requestDidStart() {
           return {
+            async didResolveOperation({ operationName, contextValue }) {
+              contextValue.outcome.operationName = operationName;
+            },
             async didEncounterErrors({ errors, contextValue }) {
               for (const error of errors) {
                 const original = unwrapResolverError(error);
-                if (!isExpected(error, error.extensions['code'])) {
+                const expected = isExpected(error, error.extensions['code']);
+                contextValue.outcome.errorCodes.add(expected ? String(codeOf(original) ?? error.extensions['code']) : ErrorCode.INTERNAL_SERVER_ERROR);
+                if (!expected) {
                   logger.error('unexpected error', {
                     requestId: contextValue.requestId,
                     path: error.path?.join('.'),
@@ -164,8 +169,30 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (await ide.handle(req, res, url)) return;
     if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
     if (access.cors(req, res)) return;
+    const started = performance.now();
+    const outcome: OperationOutcome = { errorCodes: new Set() };
+    // Created now for the log line's count; armed (deadline, client going away) once the body is in.
+    const operation = new OperationCancellation();
+    // One line per operation, once it is answered (or its client went away): what an operator looks up by the
+    // request id a caller quotes. Never its variables, which may hold connect tokens.
+    res.once('close', () =>
+      logger.info('operation', {
+        requestId,
+        operationName: outcome.operationName?.slice(0, 100) ?? null,
+        status: res.writableFinished ? res.statusCode : null,
+        ...(res.writableFinished ? {} : { clientWentAway: true }),
+        ms: Math.round((performance.now() - started) * 10) / 10,
+        upstreamRequests: operation.requests,
+        ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
+      }),
+    );
+    /** Answers a request refused before GraphQL: its code goes into the log line too. */
+    const refuse = (status: number, message: string, code: string, headers?: Record<string, string>) => {
+      outcome.errorCodes.add(code);
+      sendJson(res, status, graphqlError(message, code), headers);
+    };
     if (req.method !== 'GET' && req.method !== 'POST') {
-      return sendJson(res, 405, graphqlError('Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED'), { allow: 'GET, POST' });
+      return refuse(405, 'Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED', { allow: 'GET, POST' });
     }
 
     let body: unknown;
@@ -173,25 +200,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (mediaType !== 'application/json' && mediaType !== 'application/graphql-response+json') {
         req.resume();
-        return sendJson(res, 415, graphqlError('POST bodies must be application/json', 'UNSUPPORTED_MEDIA_TYPE'));
+        return refuse(415, 'POST bodies must be application/json', 'UNSUPPORTED_MEDIA_TYPE');
       }
       const text = await readBody(req, maxBodyBytes);
       if (text === undefined) {
-        return sendJson(res, 413, graphqlError(`The request body exceeds ${maxBodyBytes} bytes`, 'PAYLOAD_TOO_LARGE'), { connection: 'close' });
+        return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, 'PAYLOAD_TOO_LARGE', { connection: 'close' });
       }
       const parsed = parseGraphQLBody(text);
-      if (!parsed.ok) return sendJson(res, 400, graphqlError(parsed.message, 'BAD_REQUEST'));
+      if (!parsed.ok) return refuse(400, parsed.message, 'BAD_REQUEST');
       body = parsed.body;
     }
 
     // A client that goes away takes its upstream work with it, and so does the operation's deadline.
-    const cancellation = new OperationCancellation();
-    const deadline = setTimeout(() => cancellation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
-    inFlight.add(cancellation);
+    const deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
+    inFlight.add(operation);
     res.once('close', () => {
       clearTimeout(deadline);
-      inFlight.delete(cancellation);
-      if (!res.writableFinished) cancellation.abort();
+      inFlight.delete(operation);
+      if (!res.writableFinished) operation.abort();
     });
     if (shuttingDown) res.setHeader('connection', 'close');
 
@@ -202,7 +228,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
       // Verified once per request; a refused token ends the operation here (401), before any resolver.
-      context: async () => createContext(deps, requestId, await access.authenticate(headers.get('authorization'), requestId), cancellation),
+      context: async () => {
+        const identity = await access.authenticate(headers.get('authorization'), requestId).catch((error: unknown) => {
+          // Refused before Apollo's plugins see the request: the log line takes its code from here.
+          outcome.errorCodes.add(codeOf(error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
+          throw error;
+        });
+        return createContext(deps, requestId, identity, outcome, operation);
+      },
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

@@ -6,6 +6,8 @@ export interface CancelSignal {
   readonly aborted: boolean;
   readonly reason: unknown;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
+  /** Called for each request the client sends on the caller's behalf (retries included): its upstream cost. */
+  countRequest?(): void;
 }
 
 /**
@@ -18,6 +20,16 @@ export class OperationCancellation implements CancelSignal {
   #aborted = false;
   #reason: unknown;
   #listeners: Array<() => void> = [];
+  #requests = 0;
+
+  /** Upstream requests sent for the operation so far, retries included: what it cost of the key's quota. */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  countRequest(): void {
+    this.#requests += 1;
+  }
 
   get aborted(): boolean {
     return this.#aborted;

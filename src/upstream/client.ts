@@ -297,6 +297,7 @@ export class UpstreamClient {
           info,
         );
       }
+      call.signal?.countRequest?.();
       try {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
       } catch (error) {

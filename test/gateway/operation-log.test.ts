@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { createLogger } from '../../src/logger.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
+
+/** The gateway's one line per operation, read back from its log as an operator's log search would. */
+describe('the operation log line', () => {
+  const lines: string[] = [];
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ gateway: { logger: createLogger('info', (line) => lines.push(line)) } });
+  });
+  after(() => stack.close());
+  beforeEach(() => {
+    lines.length = 0;
+    stack.emulator.clearRequests();
+    stack.emulator.clearFaults();
+  });
+
+  /** The operation lines logged so far: each is written when its response closes, just after the client read it. */
+  async function operationLines(count: number): Promise<Array<Record<string, unknown>>> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const found = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'operation');
+      if (found.length >= count || Date.now() > deadline) return found;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  it('names the request id, operation, status, duration, upstream requests and the error codes answered', async () => {
+    const found = stack.emulator.store.createAccount({ email: 'logged@example.com' }).id;
+    const res = await stack.gql(`query Dashboard($found: ID!, $missing: ID!) { found: account(id: $found) { id } missing: account(id: $missing) { id } }`, {
+      found,
+      missing: '0123456789abcdef01234567',
+    });
+    assert.deepEqual(res.body.errors?.map((e) => e.extensions?.['code']), ['NOT_FOUND']);
+    const [entry, ...more] = await operationLines(1);
+    assert.deepEqual(more, []);
+    assert.equal(entry!['level'], 'info');
+    assert.equal(entry!['requestId'], res.headers.get('x-request-id'));
+    assert.equal(entry!['operationName'], 'Dashboard');
+    assert.equal(entry!['status'], 200);
+    assert.equal(typeof entry!['ms'], 'number');
+    assert.equal(entry!['upstreamRequests'], stack.upstreamCalls().length);
+    assert.equal(entry!['upstreamRequests'], 2);
+    assert.deepEqual(entry!['errors'], ['NOT_FOUND']);
+  });
+
+  it('counts every request sent, retries included: the operation’s cost of the key’s quota', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'retried@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(res.body, { data: { account: { id } } });
+    const [entry] = await operationLines(1);
+    assert.equal(entry!['upstreamRequests'], 2);
+    assert.equal(entry!['operationName'], null);
+    assert.equal(entry!['errors'], undefined);
+  });
+
+  it('logs refusals before any upstream call with their status and code, and never the variables', async () => {
+    const token = 'tok3nInAVariable0001';
+    await stack.gql('{ account(id: ', {});
+    await stack.gql(`query Lookup($t: ID!) { connectToken(token: $t) { token } }`, { t: token });
+    const [parse, lookup] = await operationLines(2);
+    assert.deepEqual([parse!['status'], parse!['errors'], parse!['upstreamRequests']], [400, ['GRAPHQL_PARSE_FAILED'], 0]);
+    assert.deepEqual([lookup!['operationName'], lookup!['errors'], lookup!['upstreamRequests']], ['Lookup', ['NOT_FOUND'], 1]);
+    assert.doesNotMatch(lines.join('\n'), new RegExp(token));
+    await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
+    const unsupported = (await operationLines(3))[2];
+    assert.deepEqual([unsupported!['status'], unsupported!['errors']], [415, ['UNSUPPORTED_MEDIA_TYPE']]);
+  });
+
+  it('logs a refused token as UNAUTHENTICATED, and never the token', async () => {
+    const authLines: string[] = [];
+    const authed = await startStack({ gateway: { auth: { jwtSecret: 'a-secret-of-at-least-32-characters!!' }, logger: createLogger('info', (line) => authLines.push(line)) } });
+    try {
+      const res = await authed.gql('{ __typename }', {}, { authorization: 'Bearer not.a.jwt' });
+      assert.equal(res.status, 401);
+      const deadline = Date.now() + 10_000;
+      while (!authLines.some((line) => line.includes('"message":"operation"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      const entry = JSON.parse(authLines.find((line) => line.includes('"message":"operation"'))!) as Record<string, unknown>;
+      assert.deepEqual([entry['status'], entry['errors'], entry['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
+      assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
+    } finally {
+      await authed.close();
+    }
+  });
+
+  it('says when the client went away before its answer', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+    const controller = new AbortController();
+    const pending = fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
+      signal: controller.signal,
+    }).catch(() => 'aborted');
+    while (stack.emulator.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    controller.abort();
+    assert.equal(await pending, 'aborted');
+    const [entry] = await operationLines(1);
+    assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
+  });
+
+  it('is not written for /healthz, which load balancers ask every few seconds', async () => {
+    await fetch(new URL('/healthz', stack.gateway.url));
+    await stack.gql('{ __typename }');
+    const entries = await operationLines(1);
+    assert.deepEqual(entries.map((entry) => entry['status']), [200]);
+    assert.equal(lines.length, 1);
+  });
+});
