@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError, decodePairs, firstValues, isFormBody, readBody } from './http.ts';
+import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 
 /**
@@ -96,20 +96,6 @@ function sendTokenProblem(res: ServerResponse, state: 'missing' | 'used' | 'expi
     return sendHtml(res, 410, errorPage('Link expired', 'This connect link has expired: links are valid for 24 hours. Ask the application for a new one.'));
   }
   return sendHtml(res, 404, errorPage('Unknown link', 'This connect link does not exist or has been deleted.'));
-}
-
-function sendHtml(res: ServerResponse, status: number, html: string): void {
-  if (res.headersSent || res.destroyed) return;
-  res.writeHead(status, {
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Length': Buffer.byteLength(html),
-    'Cache-Control': 'no-store',
-    // No external resources at all; form-action is left open because the flow redirects to the app.
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
-    'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
-  });
-  res.end(html);
 }
 
 /** Escapes text for HTML element content and double-quoted attributes. */

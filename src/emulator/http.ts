@@ -37,19 +37,31 @@ export function dropAnswer(res: ServerResponse): void {
 /** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
+  send(res, status, { ...headers, 'Content-Type': 'application/json' }, JSON.stringify(body));
+}
+
+/** Answers an HTML page that loads nothing from anywhere (the connect page, or a proxy's error page). */
+export function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+  send(res, status, {
+    ...headers,
+    'Content-Type': 'text/html; charset=utf-8',
+    // No external resources at all; form-action is left open because the flow redirects to the app.
+    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+    'X-Content-Type-Options': 'nosniff',
+    'Referrer-Policy': 'no-referrer',
+  }, html);
+}
+
+/** Writes a whole answer, no sooner than `holdAnswer` said, or closes the connection instead (`dropAnswer`). */
+function send(res: ServerResponse, status: number, headers: Record<string, string>, text: string): void {
+  if (res.headersSent || res.destroyed) return;
   const write = () => {
     if (res.headersSent || res.destroyed) return;
     if (droppedAnswers.has(res)) {
       res.socket?.destroy();
       return;
     }
-    res.writeHead(status, {
-      ...headers,
-      'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(text),
-      'Cache-Control': 'no-store',
-    });
+    res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
     res.end(text);
   };
   const wait = (answerNotBefore.get(res) ?? 0) - performance.now();

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
-import { dropAnswer, holdAnswer, hostFilter, sendError, splitTarget } from './http.ts';
+import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
@@ -61,6 +61,11 @@ export interface FaultRule {
   path: string | RegExp;
   /** Answer this status with `{"type":"error","value":"injected fault"}` instead of handling. */
   status?: number;
+  /**
+   * With `status`: answer it with an HTML page instead of the API's JSON error body, as a load balancer or
+   * proxy in front of the API does (the gateway treats a 503 so answered as the API down, not a mailbox).
+   */
+  proxyPage?: boolean;
   /** Seconds, sent as `Retry-After`. */
   retryAfter?: number;
   /** Delay before handling or answering: concurrent requests then also queue for the emulator's one process. */
@@ -226,6 +231,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       if (fault.status !== undefined) {
         const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
         req.resume();
+        if (fault.proxyPage) return sendHtml(res, fault.status, `<html><body><h1>${fault.status}</h1>injected fault</body></html>`, headers);
         return sendError(res, fault.status, 'injected fault', undefined, headers);
       }
     }

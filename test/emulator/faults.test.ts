@@ -141,6 +141,17 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200, 'times: 1');
   });
 
+  test('proxyPage answers the status with an HTML page, as a load balancer in front of the API would', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', status: 503, proxyPage: true, retryAfter: 1, times: 1 });
+    const res = await api(emu, '/accounts');
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match(res.text, /^<html>/);
+    assert.equal((await api(emu, '/accounts')).status, 200, 'times: 1');
+  });
+
   test('drop closes the connection without an answer, before handling (nothing changes) or after (the change is made)', async (t) => {
     const emu = await emulatorFor(t);
     const { id } = emu.store.createAccount({ email: 'dropped@example.com' });

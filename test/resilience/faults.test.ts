@@ -214,6 +214,24 @@ describe('circuit breaker', () => {
     }
   });
 
+  it('retries a 503 from a proxy in front of the API (an HTML page), and counts it toward opening the breaker', async () => {
+    const stack = await startStack({ gateway: { breakerFailureThreshold: 2, upstreamTimeoutMs: 2_000 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'p@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 503, proxyPage: true, retryAfter: 0, times: 1 });
+      const retried = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(retried.body, { data: { account: { id } } });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`, `GET /accounts/${id}`]);
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 503, proxyPage: true, retryAfter: 0 });
+      const down = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(down), ['UPSTREAM_ERROR']);
+      const paused = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.match(paused.body.errors![0]!.message, /circuit open/, 'two proxy 503s in a row opened it');
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('fails fast while the upstream is down, then probes and closes when it recovers', async () => {
     const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 2_000, upstreamTimeoutMs: 2_000 } });
     try {
