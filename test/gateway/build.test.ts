@@ -21,16 +21,23 @@ async function run(dir: string, command: string, ...args: string[]): Promise<{ c
   return { code, output };
 }
 
+/**
+ * A copy of what the build reads, with the project's node_modules, so that building it cannot disturb the
+ * dist/ that other tests serve the IDE from.
+ */
+async function projectCopy(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
+  for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
+    await cp(join(root, path), join(dir, path), { recursive: true });
+  }
+  await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return dir;
+}
+
 describe('npm start’s build step', () => {
-  // A copy of what the build reads, with the project's node_modules, so that building it cannot disturb the
-  // dist/ that other tests serve the IDE from.
   it('builds when the sources changed since the last build (by content), or a build failed, or an output is gone, once for two starts at once, and not otherwise', { timeout: 180_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
+    const dir = await projectCopy();
     try {
-      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
-        await cp(join(root, path), join(dir, path), { recursive: true });
-      }
-      await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
 
       assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' });
       // Two starts at once (npm start beside npm run emulator): one builds, the other waits and finds it done.
@@ -84,4 +91,62 @@ describe('npm start’s build step', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('npm start under a supervisor', () => {
+  // A container runtime or process manager signals the process it started, npm, not the whole group as a
+  // terminal's Ctrl-C does. npm passes the signal to its child: the script has to make that child the
+  // gateway itself (exec), or the gateway is orphaned and keeps listening.
+  const readyLines = {
+    start: /"message":"gateway ready","graphql":"(http:\/\/127\.0\.0\.1:\d+)/,
+    emulator: /listening at (http:\/\/127\.0\.0\.1:\d+)/,
+  };
+  for (const script of ['start', 'emulator'] as const) {
+    it(`npm run ${script}: a SIGTERM sent to npm alone stops the server it started`, { timeout: 180_000 }, async () => {
+      const dir = await projectCopy();
+      let cleanup = () => {};
+      try {
+        const child = spawn('npm', ['run', '--silent', script], {
+          cwd: dir,
+          env: { ...process.env, PORT: '0', EMULATOR_PORT: '0', CI: 'true' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          // Its own process group, so that whatever it leaves behind can be cleaned up below.
+          detached: true,
+        });
+        cleanup = () => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL');
+          } catch {
+            // The group is already gone: nothing was left behind.
+          }
+        };
+        let output = '';
+        const ready = new Promise<string>((resolve, reject) => {
+          const read = (chunk: Buffer) => {
+            output += chunk.toString();
+            const url = readyLines[script].exec(output)?.[1];
+            if (url) resolve(url);
+          };
+          child.stdout.on('data', read);
+          child.stderr.on('data', read);
+          child.once('exit', () => reject(new Error(`npm run ${script} exited before it was ready:\n${output}`)));
+        });
+        const origin = await ready;
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        await exited;
+        // Whatever npm did, the server must be gone: its port refuses connections within a few seconds.
+        const deadline = Date.now() + 15_000;
+        let refused = false;
+        while (!refused && Date.now() < deadline) {
+          refused = await fetch(origin).then(() => false, () => true);
+          if (!refused) await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        assert.ok(refused, `${origin} still answers after npm was stopped:\n${output}`);
+      } finally {
+        cleanup();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
