@@ -156,6 +156,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const requestId = requestIdOf(req);
     res.setHeader('x-request-id', requestId);
     if (!access.acceptsHost(req.headers.host)) {
+      logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
@@ -175,7 +176,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const operation = new OperationCancellation();
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
-    res.once('close', () =>
+    res.once('close', () => {
+      // A request that never arrived whole (the client left, or took longer than the 30 s allowed to send it)
+      // was no operation: the debug line of the handler's catch says what happened.
+      if (!req.complete && !res.writableFinished) return;
       logger.info('operation', {
         requestId,
         operationName: outcome.operationName?.slice(0, 100) ?? null,
@@ -184,8 +188,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
-      }),
-    );
+      });
+    });
     /** Answers a request refused before GraphQL: its code goes into the log line too. */
     const refuse = (status: number, message: string, code: string, headers?: Record<string, string>) => {
       outcome.errorCodes.add(code);
@@ -239,6 +243,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;
+    if (response.body.kind === 'complete' && res.statusCode >= 400 && outcome.errorCodes.size === 0) {
+      // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
+      for (const code of errorCodesIn(response.body.string)) outcome.errorCodes.add(code);
+    }
     if (response.body.kind === 'complete') {
       res.end(response.body.string);
       return;
@@ -317,6 +325,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+/** The `extensions.code` of each error in a GraphQL response body. */
+function errorCodesIn(body: string): string[] {
+  try {
+    const { errors } = JSON.parse(body) as { errors?: Array<{ extensions?: { code?: unknown } }> };
+    return (errors ?? []).map((error) => String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
+  } catch {
+    return [];
+  }
 }
 
 function graphqlError(message: string, code: string) {

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
@@ -101,6 +104,35 @@ describe('the operation log line', () => {
     assert.equal(await pending, 'aborted');
     const [entry] = await operationLines(1);
     assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
+  });
+
+  it('takes the code of a refusal Apollo answers before its plugins run: a GET failing the CSRF check', async () => {
+    const res = await fetch(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { accept: 'application/json' } });
+    assert.equal(res.status, 400);
+    const [entry] = await operationLines(1);
+    assert.deepEqual([entry!['status'], entry!['errors']], [400, ['BAD_REQUEST']]);
+  });
+
+  it('is not written for a request that never arrived whole (no operation ran); a refused Host gets its own line', async () => {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    socket.destroy();
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = request(stack.gateway.url, { method: 'POST', headers: { host: 'rebound.attacker.example', 'content-type': 'application/json' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end('{"query":"{ __typename }"}');
+    });
+    assert.equal(rebound, 403);
+    await stack.gql('{ __typename }');
+    const entries = await operationLines(1);
+    assert.deepEqual(entries.map((entry) => entry['status']), [200], 'only the complete request');
+    const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => String(entry['message']).startsWith('request refused'));
+    assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
   });
 
   it('is not written for /healthz, which load balancers ask every few seconds', async () => {
