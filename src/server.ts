@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import type { DocumentNode } from 'graphql';
+import type { DocumentNode, GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
@@ -135,7 +135,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ],
     formatError: (formatted, error) =>
       isExpected(error, formatted.extensions?.['code'])
-        ? formatted
+        ? withOurWording(formatted)
         : {
             message: 'Unexpected error.',
             locations: formatted.locations,
@@ -325,6 +325,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 function requestIdOf(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+/**
+ * Apollo's refusal of introspection tells the caller to "pass introspection: true to ApolloServer": advice
+ * for the gateway's code, not its callers. They get the setting's name instead.
+ */
+function withOurWording(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  if (formatted.extensions?.['code'] === 'GRAPHQL_VALIDATION_FAILED' && formatted.message.startsWith('GraphQL introspection is not allowed')) {
+    return { ...formatted, message: 'Introspection is off on this gateway (its operator can set INTROSPECTION=true); generate clients from the schema.graphql the gateway publishes instead' };
+  }
+  return formatted;
 }
 
 /** The `extensions.code` of each error in a GraphQL response body. */

@@ -142,9 +142,9 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
       case 'iat':
         return unauthenticated('The token was issued in the future');
       case 'iss':
-        return unauthenticated('The token was issued by an issuer this gateway does not accept');
+        return unauthenticated(error.reason === 'missing' ? 'The token has no "iss" (issuer) claim, which this gateway requires' : 'The token was issued by an issuer this gateway does not accept');
       case 'aud':
-        return unauthenticated('The token is meant for another audience');
+        return unauthenticated(error.reason === 'missing' ? 'The token has no "aud" (audience) claim, which this gateway requires' : 'The token is meant for another audience');
       case 'exp':
         return unauthenticated('The token has no valid "exp" claim');
       default:

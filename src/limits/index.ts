@@ -45,7 +45,7 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
     const maximum = limits[check.limit];
     if (value > maximum) {
       const shown = Number.isFinite(value) ? value : 'unbounded';
-      return new GraphQLError(`The operation is too complex: its ${check.label} is ${shown}, more than the maximum of ${maximum} (${check.setting}).`, {
+      return new GraphQLError(`The operation is too complex: ${check.label} ${shown}, more than the maximum of ${maximum} (${check.setting}).`, {
         // `http` sets the status of the response; Apollo strips it from the error before it is sent.
         extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: check.setting, value: shown, maximum, http: { status: 400 } },
       });

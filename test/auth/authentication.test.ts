@@ -100,6 +100,13 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ iss: 'https://evil.test' }), { id: accountId }), /issuer/);
   });
 
+  test('no issuer or no audience at all, when the gateway requires them: the refusal names the missing claim', async () => {
+    const withoutIss = await hsToken({ aud: 'contextio-graphql', accounts: [accountId] });
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, withoutIss, { id: accountId }), /no "iss" \(issuer\) claim/);
+    const withoutAud = await hsToken({ iss: 'https://issuer.test', accounts: [accountId] });
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, withoutAud, { id: accountId }), /no "aud" \(audience\) claim/);
+  });
+
   test('a wrong audience', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ aud: 'someone-else' }), { id: accountId }), /audience/);
   });

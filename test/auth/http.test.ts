@@ -192,6 +192,8 @@ describe('CORS and introspection with auth on', () => {
   test('introspection is off by default with auth on, even for an admin', async () => {
     const response = await stack.gql(INTROSPECT, admin);
     assert.deepEqual(codes(response), ['GRAPHQL_VALIDATION_FAILED']);
+    // Named as the operator's setting, not as Apollo's constructor option.
+    assert.match(response.body.errors![0]!.message, /Introspection is off on this gateway \(its operator can set INTROSPECTION=true\)/);
   });
 
   test('INTROSPECTION=true turns it on, for authenticated callers only', async () => {
