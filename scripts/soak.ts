@@ -27,7 +27,7 @@ const HELP = `usage: npm run soak -- [options]
   --duration <s>             seconds of load after start-up (default 60)
   --connections <n>          concurrent clients (default 64)
   --max-requests <n>         hard cap on requests sent (default 400000)
-  --warmup <s>               seconds before the memory baseline is taken (default 10)
+  --warmup <s>               seconds before the memory baseline is taken (default 10, or a third of a shorter run)
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
   --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULT_UPSTREAM_MAX_IN_FLIGHT})
   --accounts <n>             seeded accounts (default 40)
@@ -38,7 +38,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '60' },
     connections: { type: 'string', default: '64' },
     'max-requests': { type: 'string', default: '400000' },
-    warmup: { type: 'string', default: '10' },
+    warmup: { type: 'string' },
     'upstream-timeout-ms': { type: 'string', default: '2000' },
     'max-in-flight': { type: 'string', default: String(DEFAULT_UPSTREAM_MAX_IN_FLIGHT) },
     accounts: { type: 'string', default: '40' },
@@ -62,7 +62,8 @@ const settings = {
   durationS: positiveInt('duration'),
   connections: positiveInt('connections'),
   maxRequests: positiveInt('max-requests'),
-  warmupS: positiveInt('warmup'),
+  // A short run (--duration 10) gets a proportionate warm-up rather than a refusal.
+  warmupS: args.warmup === undefined ? Math.max(1, Math.min(10, Math.floor(Number(args.duration) / 3))) : positiveInt('warmup'),
   upstreamTimeoutMs: positiveInt('upstream-timeout-ms'),
   maxInFlight: positiveInt('max-in-flight'),
   accounts: Math.max(12, positiveInt('accounts')),
@@ -719,7 +720,7 @@ function report(outcome: Outcome): string {
       '`INTERNAL_SERVER_ERROR` answers are well-formed but listed as findings.',
   );
   lines.push('');
-  lines.push(`Re-run: \`npm run soak -- --duration ${settings.durationS} --connections ${settings.connections} --out docs/soak.md\`.`);
+  lines.push(`Re-run: \`npm run soak -- --duration ${settings.durationS} --warmup ${settings.warmupS} --connections ${settings.connections} --out docs/soak.md\`.`);
   lines.push('');
   lines.push(`## Result: ${outcome.failures.length === 0 ? 'PASS' : 'FAIL'}`);
   lines.push('');
