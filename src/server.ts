@@ -173,7 +173,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const started = performance.now();
     const outcome: OperationOutcome = { errorCodes: new Set() };
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
-    const operation = new OperationCancellation();
+    const operation = new OperationCancellation(requestId);
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {

@@ -1,8 +1,11 @@
 /**
  * What a caller cancels its upstream calls with: an `AbortSignal`, or the gateway's lighter
- * {@link OperationCancellation}. Only what the client uses of a signal.
+ * {@link OperationCancellation}, which also tells the client whose calls they are (for its log lines) and
+ * counts what they sent. Only what the client uses of a signal.
  */
 export interface CancelSignal {
+  /** The id of the request the calls serve: the client's log lines about them carry it. */
+  readonly requestId?: string;
   readonly aborted: boolean;
   readonly reason: unknown;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
@@ -21,6 +24,8 @@ export class OperationCancellation implements CancelSignal {
   #reason: unknown;
   #listeners: Array<() => void> = [];
   #requests = 0;
+
+  constructor(readonly requestId?: string) {}
 
   /** Upstream requests sent for the operation so far, retries included: what it cost of the key's quota. */
   get requests(): number {

@@ -317,7 +317,7 @@ export class UpstreamClient {
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
         }
-        this.#options.logger.warn('upstream connection failed', { ...forLog(info), code });
+        this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code });
         throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
       }
 
@@ -428,7 +428,7 @@ export class UpstreamClient {
       return call.parse(JSON.parse(text));
     } catch (error) {
       const reason = error instanceof ShapeError ? error.message : 'the body is not JSON';
-      this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info), status: info.status, reason });
+      this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), status: info.status, reason });
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
     }
   }
@@ -438,12 +438,12 @@ export class UpstreamClient {
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
     const body = hideToken(withoutSignatures(text.slice(0, 500), authorization), info);
-    this.#options.logger.debug('upstream error response', { ...forLog(info), status, body });
+    this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
     switch (status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
       case 401:
-        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info));
+        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the gateway’s credentials', info);
       case 402:
       case 403:
@@ -451,7 +451,7 @@ export class UpstreamClient {
       case 404:
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
       case 421:
-        this.#options.logger.error('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info));
+        this.#options.logger.error('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
       case 429:
         return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
@@ -514,11 +514,13 @@ function withoutSignatures(text: string, authorization: string): string {
 const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)$/;
 
 /**
- * A call as log lines show it. A connect token is a bearer capability (knowing one reads its account), so
+ * A call as log lines show it, with the id of the request it served when the caller gave one (so it can be
+ * matched with that request's `operation` line). A connect token is a bearer capability (knowing one reads its account), so
  * its value stays out of the log, as a JWT would; the caller's own error still shows the whole path.
  */
-function forLog(info: UpstreamErrorInfo): { method: string; path: string } {
-  return { method: info.method, path: info.path.replace(TOKEN_IN_PATH, '$1[token]') };
+function forLog(info: UpstreamErrorInfo, signal: CancelSignal | undefined): { requestId?: string; method: string; path: string } {
+  const call = { method: info.method, path: info.path.replace(TOKEN_IN_PATH, '$1[token]') };
+  return signal?.requestId === undefined ? call : { requestId: signal.requestId, ...call };
 }
 
 function hideToken(text: string, info: UpstreamErrorInfo): string {

@@ -135,6 +135,19 @@ describe('the operation log line', () => {
     assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
   });
 
+  it('shares its request id with the upstream client’s lines about the same operation', async () => {
+    const debugLines: string[] = [];
+    const debugStack = await startStack({ gateway: { logger: createLogger('debug', (line) => debugLines.push(line)) } });
+    try {
+      const res = await debugStack.gql('{ account(id: "0123456789abcdef01234567") { id } }', {}, { 'x-request-id': 'trace-me-42' });
+      assert.equal(res.headers.get('x-request-id'), 'trace-me-42');
+      const upstream = debugLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'upstream error response');
+      assert.deepEqual(upstream.map((entry) => [entry['requestId'], entry['status']]), [['trace-me-42', 404]]);
+    } finally {
+      await debugStack.close();
+    }
+  });
+
   it('is not written for /healthz, which load balancers ask every few seconds', async () => {
     await fetch(new URL('/healthz', stack.gateway.url));
     await stack.gql('{ __typename }');
