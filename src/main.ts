@@ -11,6 +11,9 @@ import { startGateway } from './server.ts';
  * the gateway, and an orderly shutdown on SIGTERM/SIGINT.
  */
 async function main(): Promise<void> {
+  // A log reader that went away (a pipe closed: EPIPE) would otherwise crash the gateway at its next log
+  // line. Its lines are lost then; the requests are still served.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   let config;
   try {
     config = loadConfig();

@@ -14,6 +14,8 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // Its output piped to a reader that went away (EPIPE) must not stop the emulator serving.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const env = process.env;
   const problems: string[] = [];
   const options = emulatorOptionsFromEnv(env, 4010, problems);

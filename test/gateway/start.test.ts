@@ -184,6 +184,20 @@ describe('npm start', () => {
     }
   });
 
+  it('keeps serving when whatever reads its log goes away (a closed pipe), and still stops cleanly', async () => {
+    const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', EMULATOR_SEED: 'none' });
+    const stop = stopper(run);
+    const [, url] = await run.waitForLine(/"graphql":"([^"]+)"/);
+    run.child.stderr!.destroy();
+    try {
+      // Each answered operation writes a log line to the closed pipe.
+      for (let i = 0; i < 20; i++) assert.deepEqual(await query(url!, '{ __typename }'), { data: { __typename: 'Query' } });
+      assert.equal(run.child.exitCode, null, 'still running');
+    } finally {
+      assert.equal(await stop('SIGTERM'), 0);
+    }
+  });
+
   it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
     const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
     try {
