@@ -38,8 +38,8 @@ export interface UpstreamErrorInfo {
 }
 
 /** An error with one of the contract's codes, safe to show to any caller. */
-export function gatewayError(code: ErrorCode, message: string, upstream?: UpstreamErrorInfo): GraphQLError {
-  return new GraphQLError(message, { extensions: upstream ? { code, upstream } : { code } });
+export function gatewayError(code: ErrorCode, message: string, upstream?: UpstreamErrorInfo, more?: Record<string, unknown>): GraphQLError {
+  return new GraphQLError(message, { extensions: { code, ...(upstream ? { upstream } : {}), ...more } });
 }
 
 /** The code of an error raised by this gateway, or `undefined` for anything unexpected. */

@@ -340,7 +340,7 @@ export class UpstreamClient {
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.
       if (call.method === 'DELETE' && status === 404 && mayHaveLanded) return this.#parse(call, '{"success":true}', info);
-      throw this.#statusError(status, call, text, info, headers.authorization!);
+      throw this.#statusError(status, call, response, info, headers.authorization!);
     }
   }
 
@@ -433,7 +433,7 @@ export class UpstreamClient {
     }
   }
 
-  #statusError<T>(status: number, call: Call<T>, text: string, info: UpstreamErrorInfo, authorization: string) {
+  #statusError<T>(status: number, call: Call<T>, { text, retryAfter }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
@@ -453,15 +453,20 @@ export class UpstreamClient {
       case 421:
         this.#options.logger.error('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
-      case 429:
-        return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+      case 429: {
+        // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
+        const waitMs = parseRetryAfter(retryAfter);
+        if (waitMs === undefined) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+        const retryAfterSeconds = Math.ceil(waitMs / 1000);
+        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
+      }
       default:
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}`, info);
     }
   }
 
-  #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo) {
-    return gatewayError(code, message, { ...info });
+  #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {
+    return gatewayError(code, message, { ...info }, more);
   }
 }
 

@@ -54,6 +54,9 @@ describe('deadlines', () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 30 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
     assert.deepEqual(codes(res), ['RATE_LIMITED']);
+    // The upstream's Retry-After is passed on, for the client to wait that long.
+    assert.equal(res.body.errors![0]!.extensions!['retryAfter'], 30);
+    assert.match(res.body.errors![0]!.message, /try again in 30 s/);
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
   });
 
