@@ -136,6 +136,12 @@ export class UpstreamClient {
   readonly #basePath: string;
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
+  /**
+   * Until when (epoch ms) the upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
+   * limits a key, not an account (5,000 calls an hour), so every call waits for it, or fails at once when
+   * it would not end before the call's deadline, instead of spending a request on another 429.
+   */
+  #rateLimitedUntil = 0;
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
@@ -277,6 +283,12 @@ export class UpstreamClient {
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
+      const pausedMs = this.#rateLimitedUntil - Date.now();
+      if (pausedMs > 0 && !(await this.#sleep(pausedMs, deadline, cancellation))) {
+        if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
+        const retryAfter = Math.ceil((this.#rateLimitedUntil - Date.now()) / 1000);
+        throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
+      }
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
       const headers: Record<string, string> = {
@@ -301,15 +313,11 @@ export class UpstreamClient {
       try {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
       } catch (error) {
-        if (cancellation.reason === 'deadline') {
-          this.#breaker.recordFailure(permit);
-          throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
-        }
-        if (cancellation.reason === 'caller') {
-          this.#breaker.release(permit);
-          const reason: unknown = call.signal?.reason;
-          if (reason instanceof OperationDeadlineExceeded) throw this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
-          throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+        if (cancellation.reason !== undefined) {
+          // Out of time, the upstream counts as failing; a caller that went away says nothing about it.
+          if (cancellation.reason === 'deadline') this.#breaker.recordFailure(permit);
+          else this.#breaker.release(permit);
+          throw this.#cancelledError(call, cancellation, info);
         }
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
@@ -335,6 +343,7 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const worthRetrying = status === 429 || apiDown;
+      if (status === 429) this.#pauseFor(parseRetryAfter(response.retryAfter), call.signal);
       mayHaveLanded ||= apiDown;
       if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
@@ -407,10 +416,35 @@ export class UpstreamClient {
   }
 
   /** Waits before the next attempt; false when that wait would pass the deadline or the call is cancelled. */
-  async #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
+  #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
-    const delay = parseRetryAfter(retryAfter) ?? Math.random() * exponential;
-    if (Date.now() + delay >= deadline || cancellation.reason !== undefined) return false;
+    return this.#sleep(parseRetryAfter(retryAfter) ?? Math.random() * exponential, deadline, cancellation);
+  }
+
+  /** A 429's Retry-After pauses every call of the key (see `#rateLimitedUntil`); said once when it begins. */
+  #pauseFor(waitMs: number | undefined, signal: CancelSignal | undefined): void {
+    if (waitMs === undefined || waitMs <= 0) return;
+    const now = Date.now();
+    if (this.#rateLimitedUntil <= now) {
+      this.#options.logger.warn('the upstream rate limit was reached: calls wait until it says they may resume', {
+        ...(signal?.requestId === undefined ? {} : { requestId: signal.requestId }),
+        seconds: Math.ceil(waitMs / 1000),
+      });
+    }
+    this.#rateLimitedUntil = Math.max(this.#rateLimitedUntil, now + waitMs);
+  }
+
+  /** The error of a call cancelled by its own deadline or by its caller (gone, or out of time). */
+  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo) {
+    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
+    const reason: unknown = call.signal?.reason;
+    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+  }
+
+  /** Waits `delay` ms; false, at once, when that would pass the deadline, or as soon as the call is cancelled. */
+  #sleep(delay: number, deadline: number, cancellation: CallCancellation): Promise<boolean> {
+    if (Date.now() + delay >= deadline || cancellation.reason !== undefined) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         cancellation.onCancel = undefined;

@@ -49,15 +49,49 @@ describe('deadlines', () => {
     }
   });
 
-  it('gives up retrying when Retry-After is past the deadline, as RATE_LIMITED', async () => {
-    const id = stack.emulator.store.createAccount({ email: 'later@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 30 });
-    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-    assert.deepEqual(codes(res), ['RATE_LIMITED']);
-    // The upstream's Retry-After is passed on, for the client to wait that long.
-    assert.equal(res.body.errors![0]!.extensions!['retryAfter'], 30);
-    assert.match(res.body.errors![0]!.message, /try again in 30 s/);
-    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+  it('gives up retrying when Retry-After is past the deadline, as RATE_LIMITED; until then every call fails at once, the limit being the key’s', async () => {
+    // Its own stack: the pause it causes would hold this suite's other calls.
+    const limited = await startStack({ gateway: { upstreamTimeoutMs: 1_500 } });
+    try {
+      const id = limited.emulator.store.createAccount({ email: 'later@example.com' }).id;
+      const other = limited.emulator.store.createAccount({ email: 'other@example.com' }).id;
+      limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 30, times: 1 });
+      const res = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(res), ['RATE_LIMITED']);
+      // The upstream's Retry-After is passed on, for the client to wait that long.
+      assert.equal(res.body.errors![0]!.extensions!['retryAfter'], 30);
+      assert.match(res.body.errors![0]!.message, /try again in 30 s/);
+      assert.deepEqual(limited.upstreamCalls(), [`GET /accounts/${id}`]);
+      // Context.IO limits the key (5,000 calls an hour), so another account's call would get a 429 too: it
+      // fails at once, without spending a request, saying how long is left.
+      const next = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other });
+      assert.deepEqual(codes(next), ['RATE_LIMITED']);
+      const retryAfter = next.body.errors![0]!.extensions!['retryAfter'] as number;
+      assert.ok(retryAfter > 25 && retryAfter <= 30, String(retryAfter));
+      assert.deepEqual(limited.upstreamCalls(), []);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('makes calls that start during a short rate-limit pause wait it out, then go', async () => {
+    const limited = await startStack({ gateway: { upstreamTimeoutMs: 10_000 } });
+    try {
+      const id = limited.emulator.store.createAccount({ email: 'first@example.com' }).id;
+      const other = limited.emulator.store.createAccount({ email: 'second@example.com' }).id;
+      limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 2, times: 1 });
+      const first = limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      await eventually(() => limited.emulator.requests.some((r) => r.status === 429));
+      const started = Date.now();
+      const second = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other });
+      // A lower bound only (a busy machine can only make it longer): it waited for the pause, ~2 s.
+      assert.ok(Date.now() - started >= 1_000, `answered after ${Date.now() - started} ms`);
+      assert.deepEqual(second.body, { data: { account: { id: other } } });
+      assert.deepEqual((await first).body, { data: { account: { id } } });
+      assert.deepEqual(limited.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}`, `GET /accounts/${other}`].sort());
+    } finally {
+      await limited.close();
+    }
   });
 
   it('bounds a whole operation by its own deadline', async () => {
