@@ -151,7 +151,8 @@ function seed(emulator: Emulator): Seed {
 
 const FAULT_DESCRIPTION = [
   '2 accounts answer `GET /accounts/{id}` with 500 always',
-  '1 account answers 429 with `Retry-After: 1` always; 1 more answers 429 once a second (the retry succeeds)',
+  '1 account answers 429 without `Retry-After` always (retried with backoff, then RATE_LIMITED); 1 more answers 429 with `Retry-After: 0` once a second (the retry succeeds)',
+  'every 10 s the next `GET /accounts/{id}` answers 429 with `Retry-After: 1`: the key is limited, so every call waits 1 s (or fails at once when that would pass its deadline)',
   '2 accounts never answer `GET /accounts/{id}` (hang; reached by no connect token)',
   'a third of the other accounts answer after 5–50 ms, `GET /connect_tokens` after 5–50 ms (changing every 0.5 s), `GET /accounts` after 10 ms',
   'every 0.5 s: the next 3 `GET /accounts/{id}` answer 503, the next `GET /connect_tokens/{token}` 500; every 2 s the next `POST /connect_tokens` 500',
@@ -160,7 +161,8 @@ const FAULT_DESCRIPTION = [
 /** Permanent per-account faults, then rotating ones; returns a stop function. */
 function injectFaults(emulator: Emulator, data: Seed): () => void {
   for (const id of data.broken) emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 500 });
-  for (const id of data.throttled) emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 429, retryAfter: 1 });
+  // No Retry-After: the gateway cannot tell how long, so it retries this call alone rather than pausing the key.
+  for (const id of data.throttled) emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 429 });
   for (const id of data.hanging) emulator.addFault({ method: 'GET', path: `/accounts/${id}`, hang: true });
   data.healthy.forEach((id, i) => {
     if (i % 3 === 0) emulator.addFault({ method: 'GET', path: `/accounts/${id}`, latencyMs: between(5, 50) });
@@ -176,7 +178,9 @@ function injectFaults(emulator: Emulator, data: Seed): () => void {
       emulator.addFault({ method: 'GET', path: /^\/accounts\/[0-9a-f]+$/, status: 503, times: 3 }),
       emulator.addFault({ method: 'GET', path: /^\/connect_tokens\/[^/]+$/, status: 500, times: 1 }),
     ];
-    if (ticks % 2 === 0) rotating.push(...data.flaky.map((id) => emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 429, retryAfter: 1, times: 1 })));
+    if (ticks % 2 === 0) rotating.push(...data.flaky.map((id) => emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 })));
+    // The key's limit reached now and then: a 429 with a Retry-After pauses every call of the gateway.
+    if (ticks % 20 === 0) rotating.push(emulator.addFault({ method: 'GET', path: /^\/accounts\/[0-9a-f]+$/, status: 429, retryAfter: 1, times: 1 }));
     if (ticks % 4 === 0) rotating.push(emulator.addFault({ method: 'POST', path: '/connect_tokens', status: 500, times: 1 }));
     ticks++;
   };
