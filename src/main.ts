@@ -11,8 +11,8 @@ import { startGateway } from './server.ts';
  * the gateway, and an orderly shutdown on SIGTERM/SIGINT.
  */
 async function main(): Promise<void> {
-  // A log reader that went away (a pipe closed: EPIPE) would otherwise crash the gateway at its next log
-  // line. Its lines are lost then; the requests are still served.
+  // A log stream that fails (its reader gone: EPIPE; a full disk: ENOSPC) would otherwise crash the gateway
+  // at its next line. Its lines are lost from then on; the requests are still served.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   let config;
   try {
@@ -42,16 +42,19 @@ async function main(): Promise<void> {
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
-  let stopping = false;
+  let stoppingSince: number | undefined;
   const stop = async (signal: string) => {
-    if (stopping) {
-      // A second Ctrl-C (or SIGTERM) is an operator who will not wait for the grace period. The embedded
+    if (stoppingSince !== undefined) {
+      // The same signal twice at once is one request to stop: a terminal's Ctrl-C or a supervisor signalling
+      // the process group reaches the gateway directly and again through npm, which passes it on.
+      if (performance.now() - stoppingSince < REPEAT_SIGNAL_MS) return;
+      // A second Ctrl-C (or SIGTERM) later is an operator who will not wait for the grace period. The embedded
       // emulator's last change is still written (it saves each change as it is made).
       logger.warn('second signal during shutdown: exiting without waiting for operations in flight', { signal });
       void (emulator?.store.flush() ?? Promise.resolve()).catch(() => undefined).finally(() => process.exit(1));
       return;
     }
-    stopping = true;
+    stoppingSince = performance.now();
     logger.info('shutting down', { signal });
     let failed = false;
     for (const [part, close] of [['gateway', () => gateway.close()], ['emulator', () => emulator?.close()]] as const) {
@@ -71,6 +74,9 @@ async function main(): Promise<void> {
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
 }
+
+/** Signals closer together than this are one: see `stop`. */
+const REPEAT_SIGNAL_MS = 1_000;
 
 function failToStart(reason: string): never {
   console.error(`contextio-graphql: failed to start: ${reason}`);

@@ -175,10 +175,41 @@ describe('npm start', () => {
       while (upstream.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       started.stop('SIGTERM').catch(() => undefined);
       while (!started.lines.some((l) => l.includes('shutting down')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Later than a signal repeated within a second (next test): an operator pressing Ctrl-C again.
+      await new Promise((r) => setTimeout(r, 1_200));
       assert.equal(await started.stop('SIGINT'), 1, started.lines.join('\n'));
       const forced = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown'));
       assert.deepEqual(forced.map((entry) => ({ level: entry['level'], signal: entry['signal'] })), [{ level: 'warn', signal: 'SIGINT' }]);
       assert.equal(await inFlight, 'connection closed');
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('takes a signal repeated within a second (the process group signalled: directly and again through npm) as one, and shuts down gracefully', async () => {
+    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    try {
+      const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
+      upstream.addFault({ path: `/accounts/${id}`, hang: true });
+      const started = await startMain({
+        CONTEXTIO_API_URL: upstream.url,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        SHUTDOWN_GRACE_MS: '1000',
+        UPSTREAM_TIMEOUT_MS: '600000',
+        OPERATION_TIMEOUT_MS: '600000',
+      });
+      const inFlight = query(started.url, `{ account(id: "${id}") { id } }`);
+      const deadline = Date.now() + 30_000;
+      while (upstream.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      started.stop('SIGINT').catch(() => undefined);
+      // npm's copy arrives just after the gateway handled its own (two signals sent together would merge).
+      while (!started.lines.some((l) => l.includes('shutting down')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await started.stop('SIGINT'), 0, started.lines.join('\n'));
+      // Answered at the end of the grace period, not cut off.
+      const answer = await inFlight;
+      assert.deepEqual((answer.errors as Array<{ extensions: { code: string } }>).map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
+      assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal')).length, 0);
     } finally {
       await upstream.close();
     }
