@@ -142,6 +142,8 @@ export class UpstreamClient {
    * it would not end before the call's deadline, instead of spending a request on another 429.
    */
   #rateLimitedUntil = 0;
+  /** The time base of `#rateLimitedUntil`: monotonic, so a wall clock stepped back cannot lengthen a pause. */
+  static #now = () => performance.now();
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
@@ -283,11 +285,18 @@ export class UpstreamClient {
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
-      const pausedMs = this.#rateLimitedUntil - Date.now();
-      if (pausedMs > 0 && !(await this.#sleep(pausedMs, deadline, cancellation))) {
-        if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
-        const retryAfter = Math.ceil((this.#rateLimitedUntil - Date.now()) / 1000);
-        throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
+      const pausedMs = this.#rateLimitedUntil - UpstreamClient.#now();
+      if (pausedMs > 0) {
+        // Waited out only when a useful share of the call's time is left after it: calls set free with
+        // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
+        // jitter keeps the waiting calls from all leaving at the same instant.
+        const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
+        const usefulAfter = this.#options.timeoutMs / 4;
+        if (Date.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
+          if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
+          const retryAfter = Math.ceil((this.#rateLimitedUntil - UpstreamClient.#now()) / 1000);
+          throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
+        }
       }
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
@@ -309,13 +318,18 @@ export class UpstreamClient {
           info,
         );
       }
-      call.signal?.countRequest?.();
+      let sent = false;
+      const onSent = () => {
+        sent = true;
+        call.signal?.countRequest?.();
+      };
       try {
-        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation);
+        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
       } catch (error) {
         if (cancellation.reason !== undefined) {
-          // Out of time, the upstream counts as failing; a caller that went away says nothing about it.
-          if (cancellation.reason === 'deadline') this.#breaker.recordFailure(permit);
+          // Out of time with the request out, the upstream counts as failing. Not when it never left the
+          // pool's queue, nor for a caller that went away: neither says anything about the upstream.
+          if (cancellation.reason === 'deadline' && sent) this.#breaker.recordFailure(permit);
           else this.#breaker.release(permit);
           throw this.#cancelledError(call, cancellation, info);
         }
@@ -369,7 +383,11 @@ export class UpstreamClient {
    * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
    * then dropped when its turn comes, never sent).
    */
-  #send(options: { method: Method; path: string; headers: Record<string, string>; body: string | undefined }, cancellation: CallCancellation): Promise<UpstreamResponse> {
+  #send(
+    options: { method: Method; path: string; headers: Record<string, string>; body: string | undefined },
+    cancellation: CallCancellation,
+    onSent: () => void,
+  ): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
       if (cancellation.reason !== undefined) {
         reject(new CallCancelled());
@@ -397,8 +415,12 @@ export class UpstreamClient {
         {
           onRequestStart: (controller) => {
             // Cancelled while it waited for a connection: it never goes out.
-            if (settled) controller.abort(new CallCancelled());
-            else abortRequest = (reason) => controller.abort(reason);
+            if (settled) {
+              controller.abort(new CallCancelled());
+              return;
+            }
+            abortRequest = (reason) => controller.abort(reason);
+            onSent();
           },
           onResponseStart: (_controller, statusCode, headers) => {
             if (statusCode < 200) return; // 1xx: the real answer follows
@@ -424,7 +446,7 @@ export class UpstreamClient {
   /** A 429's Retry-After pauses every call of the key (see `#rateLimitedUntil`); said once when it begins. */
   #pauseFor(waitMs: number | undefined, signal: CancelSignal | undefined): void {
     if (waitMs === undefined || waitMs <= 0) return;
-    const now = Date.now();
+    const now = UpstreamClient.#now();
     if (this.#rateLimitedUntil <= now) {
       this.#options.logger.warn('the upstream rate limit was reached: calls wait until it says they may resume', {
         ...(signal?.requestId === undefined ? {} : { requestId: signal.requestId }),
@@ -629,7 +651,11 @@ function pairsOf(params: Params | undefined): OAuthParam[] {
 function parseRetryAfter(header: string | string[] | undefined): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+  const trimmed = value.trim();
+  const date = /^\d+$/.test(trimmed) ? undefined : Date.parse(trimmed);
+  const ms = date === undefined ? Number(trimmed) * 1000 : Number.isNaN(date) ? undefined : date - Date.now();
+  // An hour is the quota's own window: a longer (or endless, or absurd) wait is taken as that.
+  return ms === undefined ? undefined : Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
+
+const MAX_RETRY_AFTER_MS = 3_600_000;

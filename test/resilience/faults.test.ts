@@ -94,6 +94,26 @@ describe('deadlines', () => {
     }
   });
 
+  it('does not set calls free from a rate-limit pause with too little time left: they would time out together and open the breaker', async () => {
+    const limited = await startStack({ gateway: { upstreamTimeoutMs: 1_500, breakerFailureThreshold: 2 } });
+    try {
+      const [id, ...others] = ['a', 'b', 'c', 'd'].map((name) => limited.emulator.store.createAccount({ email: `${name}@example.com` }).id);
+      limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 2, times: 1 });
+      for (const other of others) limited.emulator.addFault({ path: `/accounts/${other}`, answerAfterMs: 300 });
+      assert.deepEqual(codes(await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['RATE_LIMITED']);
+      // Well into the pause, when what is left of it fits the calls' 1.5 s but leaves them too little after.
+      await new Promise((r) => setTimeout(r, 700));
+      const during = await Promise.all(others.map((other) => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other })));
+      for (const res of during) assert.ok(['RATE_LIMITED', undefined].includes(codes(res)[0] as string | undefined), JSON.stringify(res.body));
+      await eventually(() => limited.emulator.inFlight === 0);
+      await new Promise((r) => setTimeout(r, 1_500)); // the pause is over
+      const after = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: others[0] });
+      assert.deepEqual(after.body, { data: { account: { id: others[0] } } }, 'the breaker stayed closed');
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('bounds a whole operation by its own deadline', async () => {
     const bounded = await startStack({ gateway: { upstreamTimeoutMs: 10_000, operationTimeoutMs: 300 } });
     try {

@@ -139,6 +139,14 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')));
   });
 
+  it('takes a Retry-After longer than an hour (or absurd) as an hour: a pause ends, and retryAfter stays a number', async () => {
+    const limited = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED';
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '9'.repeat(400) } });
+    await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && e.extensions?.['retryAfter'] === 3600);
+    // Every call of the key is paused now, without a request (none is intercepted).
+    await assert.rejects(client.getAccount('b'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && (e.extensions?.['retryAfter'] as number) <= 3600);
+  });
+
   it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
     pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(404, { type: 'error', value: 'account x is invalid' }, JSON_HEADERS);
     await assert.rejects(client.deleteAccount('x'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
