@@ -142,6 +142,8 @@ export class UpstreamClient {
    * it would not end before the call's deadline, instead of spending a request on another 429.
    */
   #rateLimitedUntil = 0;
+  /** Requests written to a connection and not answered yet: when they fill the pool, a new call queues behind them. */
+  #sending = 0;
   /** The time base of `#rateLimitedUntil`: monotonic, so a wall clock stepped back cannot lengthen a pause. */
   static #now = () => performance.now();
 
@@ -285,8 +287,8 @@ export class UpstreamClient {
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
-      const pausedMs = this.#rateLimitedUntil - UpstreamClient.#now();
-      if (pausedMs > 0) {
+      // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
+      for (let pausedMs = this.#pausedMs(); pausedMs > 0; pausedMs = this.#pausedMs()) {
         // Waited out only when a useful share of the call's time is left after it: calls set free with
         // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
         // jitter keeps the waiting calls from all leaving at the same instant.
@@ -294,7 +296,7 @@ export class UpstreamClient {
         const usefulAfter = this.#options.timeoutMs / 4;
         if (Date.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
           if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
-          const retryAfter = Math.ceil((this.#rateLimitedUntil - UpstreamClient.#now()) / 1000);
+          const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
         }
       }
@@ -323,13 +325,17 @@ export class UpstreamClient {
         sent = true;
         call.signal?.countRequest?.();
       };
+      // Whether this request can only wait behind the client's own: every connection busy with a request.
+      // Timed out there, it says nothing about the upstream; timed out connecting, it does.
+      const queuedBehindOwn = this.#sending >= this.#options.maxInFlight;
       try {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
       } catch (error) {
         if (cancellation.reason !== undefined) {
-          // Out of time with the request out, the upstream counts as failing. Not when it never left the
-          // pool's queue, nor for a caller that went away: neither says anything about the upstream.
-          if (cancellation.reason === 'deadline' && sent) this.#breaker.recordFailure(permit);
+          // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
+          // the request only waited for a connection its own client kept busy, nor for a caller that went
+          // away: neither says anything about the upstream.
+          if (cancellation.reason === 'deadline' && (sent || !queuedBehindOwn)) this.#breaker.recordFailure(permit);
           else this.#breaker.release(permit);
           throw this.#cancelledError(call, cancellation, info);
         }
@@ -394,10 +400,12 @@ export class UpstreamClient {
         return;
       }
       let settled = false;
+      let written = false;
       let abortRequest: ((reason: Error) => void) | undefined;
       const settle = (error: Error | undefined, response?: UpstreamResponse) => {
         if (settled) return;
         settled = true;
+        if (written) this.#sending -= 1;
         cancellation.onCancel = undefined;
         if (error) reject(error);
         else resolve(response!);
@@ -414,11 +422,11 @@ export class UpstreamClient {
         { origin: this.#origin, ...options },
         {
           onRequestStart: (controller) => {
-            // Cancelled while it waited for a connection: it never goes out.
-            if (settled) {
-              controller.abort(new CallCancelled());
-              return;
-            }
+            // Cancelled while it waited for a connection: it never goes out. Thrown, not `abort()`ed: undici
+            // then fails this request alone, where an abort destroys the healthy connection it was given.
+            if (settled) throw new CallCancelled();
+            written = true;
+            this.#sending += 1;
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },
@@ -440,7 +448,15 @@ export class UpstreamClient {
   /** Waits before the next attempt; false when that wait would pass the deadline or the call is cancelled. */
   #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
-    return this.#sleep(parseRetryAfter(retryAfter) ?? Math.random() * exponential, deadline, cancellation);
+    // `Retry-After: 0` (or a date already past) says "now", which the jittered wait honours without all the
+    // retrying calls arriving together.
+    return this.#sleep(parseRetryAfter(retryAfter) || Math.random() * exponential, deadline, cancellation);
+  }
+
+  /** What is left of a rate-limit pause, in ms; a few ms of timer slack count as none. */
+  #pausedMs(): number {
+    const left = this.#rateLimitedUntil - UpstreamClient.#now();
+    return left > PAUSE_SLACK_MS ? left : 0;
   }
 
   /** A 429's Retry-After pauses every call of the key (see `#rateLimitedUntil`); said once when it begins. */
@@ -512,7 +528,7 @@ export class UpstreamClient {
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
         const waitMs = parseRetryAfter(retryAfter);
-        if (waitMs === undefined) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+        if (!waitMs) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
         const retryAfterSeconds = Math.ceil(waitMs / 1000);
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
       }
@@ -652,10 +668,19 @@ function parseRetryAfter(header: string | string[] | undefined): number | undefi
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined) return undefined;
   const trimmed = value.trim();
-  const date = /^\d+$/.test(trimmed) ? undefined : Date.parse(trimmed);
-  const ms = date === undefined ? Number(trimmed) * 1000 : Number.isNaN(date) ? undefined : date - Date.now();
+  // Seconds (decimals tolerated), or an HTTP date, which has letters: V8's Date.parse reads "1.5" or "-1"
+  // as a date in 2001, a wait of 0.
+  let ms: number | undefined;
+  if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
+  else if (/[a-z]/i.test(trimmed)) {
+    const date = Date.parse(trimmed);
+    ms = Number.isNaN(date) ? undefined : date - Date.now();
+  }
   // An hour is the quota's own window: a longer (or endless, or absurd) wait is taken as that.
   return ms === undefined ? undefined : Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
 }
 
 const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** Timers may fire a little early against the monotonic clock: a pause this close to its end is over. */
+const PAUSE_SLACK_MS = 5;

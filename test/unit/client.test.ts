@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
@@ -147,6 +149,11 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(client.getAccount('b'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && (e.extensions?.['retryAfter'] as number) <= 3600);
   });
 
+  it('reads a Retry-After of decimal seconds as seconds (V8 would parse "30.5" as a date in 2001: no wait at all)', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '30.5' } });
+    await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 31);
+  });
+
   it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
     pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(404, { type: 'error', value: 'account x is invalid' }, JSON_HEADERS);
     await assert.rejects(client.deleteAccount('x'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
@@ -174,5 +181,76 @@ describe('UpstreamClient against a mocked upstream', () => {
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
     pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
     await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
+  });
+});
+
+/** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
+describe('UpstreamClient against a local server', () => {
+  const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
+
+  it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createNetServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const client = new UpstreamClient({
+      baseUrl: `https://127.0.0.1:${port}/2.0`,
+      consumerKey: 'key',
+      consumerSecret: 'secret',
+      timeoutMs: 300,
+      maxInFlight: 4,
+      logger: createLogger('error', () => {}),
+      maxAttempts: 1,
+      breakerFailureThreshold: 2,
+    });
+    try {
+      const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
+      for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
+      assert.equal(client.breakerState, 'open');
+      await assert.rejects(client.getAccount('b'), /circuit open/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await client.close().catch(() => undefined);
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('drops a request cancelled while it waited for a connection without closing the connection it is given', async () => {
+    let connections = 0;
+    const server = createHttpServer((req, res) => {
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(ACCOUNT);
+      };
+      if (req.url?.endsWith('/hold')) setTimeout(answer, 300);
+      else answer();
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${port}/2.0`,
+      consumerKey: 'key',
+      consumerSecret: 'secret',
+      timeoutMs: 5_000,
+      maxInFlight: 1,
+      logger: createLogger('error', () => {}),
+    });
+    try {
+      const held = client.getAccount('hold');
+      const caller = new AbortController();
+      const queued = client.getAccount('queued', caller.signal);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      caller.abort();
+      await assert.rejects(queued, /cancelled/);
+      assert.equal((await held).id, 'x');
+      // The cancelled request's turn has come and gone: the next call still finds the first connection.
+      assert.equal((await client.getAccount('next')).id, 'x');
+      assert.equal(connections, 1);
+    } finally {
+      await client.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
