@@ -42,19 +42,23 @@ async function main(): Promise<void> {
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
-  let stoppingSince: number | undefined;
+  let stopping: { signal: string; at: number; repeatIgnored: boolean } | undefined;
   const stop = async (signal: string) => {
-    if (stoppingSince !== undefined) {
-      // The same signal twice at once is one request to stop: a terminal's Ctrl-C or a supervisor signalling
-      // the process group reaches the gateway directly and again through npm, which passes it on.
-      if (performance.now() - stoppingSince < REPEAT_SIGNAL_MS) return;
+    if (stopping !== undefined) {
+      // The same signal once more at once is the same request to stop: a terminal's Ctrl-C or a supervisor
+      // signalling the process group reaches the gateway directly and again through npm, which passes it on.
+      if (signal === stopping.signal && !stopping.repeatIgnored && performance.now() - stopping.at < REPEAT_SIGNAL_MS) {
+        stopping.repeatIgnored = true;
+        logger.info('the same signal again (npm passes it on): send it once more to stop at once', { signal });
+        return;
+      }
       // A second Ctrl-C (or SIGTERM) later is an operator who will not wait for the grace period. The embedded
       // emulator's last change is still written (it saves each change as it is made).
       logger.warn('second signal during shutdown: exiting without waiting for operations in flight', { signal });
       void (emulator?.store.flush() ?? Promise.resolve()).catch(() => undefined).finally(() => process.exit(1));
       return;
     }
-    stoppingSince = performance.now();
+    stopping = { signal, at: performance.now(), repeatIgnored: false };
     logger.info('shutting down', { signal });
     let failed = false;
     for (const [part, close] of [['gateway', () => gateway.close()], ['emulator', () => emulator?.close()]] as const) {
