@@ -36,7 +36,6 @@ export function dropAnswer(res: ServerResponse): void {
 
 /** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  if (res.headersSent || res.destroyed) return;
   send(res, status, { ...headers, 'Content-Type': 'application/json' }, JSON.stringify(body));
 }
 

@@ -106,7 +106,8 @@ class CallCancelled extends Error {
 /** An upstream answer, read whole. */
 interface UpstreamResponse {
   status: number;
-  retryAfter: string | string[] | undefined;
+  /** Its `Retry-After`, read once here for the pause, the backoff and the error alike. */
+  retryAfterMs: number | undefined;
   text: string;
 }
 
@@ -137,15 +138,14 @@ export class UpstreamClient {
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
   /**
-   * Until when (epoch ms) the upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
+   * Until when (`performance.now()`: monotonic, so a wall clock stepped back cannot lengthen a pause) the
+   * upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
    * limits a key, not an account (5,000 calls an hour), so every call waits for it, or fails at once when
    * it would not end before the call's deadline, instead of spending a request on another 429.
    */
   #rateLimitedUntil = 0;
   /** Requests written to a connection and not answered yet: when they fill the pool, a new call queues behind them. */
   #sending = 0;
-  /** The time base of `#rateLimitedUntil`: monotonic, so a wall clock stepped back cannot lengthen a pause. */
-  static #now = () => performance.now();
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
@@ -363,9 +363,9 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const worthRetrying = status === 429 || apiDown;
-      if (status === 429) this.#pauseFor(parseRetryAfter(response.retryAfter), call.signal);
+      if (status === 429) this.#pauseFor(response.retryAfterMs, call.signal);
       mayHaveLanded ||= apiDown;
-      if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfter, deadline, cancellation))) continue;
+      if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation))) continue;
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.
       if (call.method === 'DELETE' && status === 404 && mayHaveLanded) return this.#parse(call, '{"success":true}', info);
@@ -438,7 +438,7 @@ export class UpstreamClient {
           onResponseData: (_controller, chunk) => {
             chunks.push(chunk);
           },
-          onResponseEnd: () => settle(undefined, { status, retryAfter, text: Buffer.concat(chunks).toString('utf8') }),
+          onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),
           onResponseError: (_controller, error) => settle(error),
         },
       );
@@ -446,23 +446,23 @@ export class UpstreamClient {
   }
 
   /** Waits before the next attempt; false when that wait would pass the deadline or the call is cancelled. */
-  #backoff(attempt: number, retryAfter: string | string[] | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
+  #backoff(attempt: number, retryAfterMs: number | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
     // `Retry-After: 0` (or a date already past) says "now", which the jittered wait honours without all the
     // retrying calls arriving together.
-    return this.#sleep(parseRetryAfter(retryAfter) || Math.random() * exponential, deadline, cancellation);
+    return this.#sleep(retryAfterMs || Math.random() * exponential, deadline, cancellation);
   }
 
   /** What is left of a rate-limit pause, in ms; a few ms of timer slack count as none. */
   #pausedMs(): number {
-    const left = this.#rateLimitedUntil - UpstreamClient.#now();
+    const left = this.#rateLimitedUntil - performance.now();
     return left > PAUSE_SLACK_MS ? left : 0;
   }
 
   /** A 429's Retry-After pauses every call of the key (see `#rateLimitedUntil`); said once when it begins. */
   #pauseFor(waitMs: number | undefined, signal: CancelSignal | undefined): void {
     if (waitMs === undefined || waitMs <= 0) return;
-    const now = UpstreamClient.#now();
+    const now = performance.now();
     if (this.#rateLimitedUntil <= now) {
       this.#options.logger.warn('the upstream rate limit was reached: calls wait until it says they may resume', {
         ...(signal?.requestId === undefined ? {} : { requestId: signal.requestId }),
@@ -505,7 +505,7 @@ export class UpstreamClient {
     }
   }
 
-  #statusError<T>(status: number, call: Call<T>, { text, retryAfter }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
+  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
@@ -527,9 +527,8 @@ export class UpstreamClient {
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
-        const waitMs = parseRetryAfter(retryAfter);
-        if (!waitMs) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
-        const retryAfterSeconds = Math.ceil(waitMs / 1000);
+        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+        const retryAfterSeconds = Math.ceil(retryAfterMs / 1000);
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
       }
       default:
