@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { leaveWhileUpstreamHangs, startStack, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -90,18 +90,7 @@ describe('the operation log line', () => {
   });
 
   it('says when the client went away before its answer', async () => {
-    const id = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-    const controller = new AbortController();
-    const pending = fetch(stack.gateway.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
-      signal: controller.signal,
-    }).catch(() => 'aborted');
-    while (stack.emulator.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 10));
-    controller.abort();
-    assert.equal(await pending, 'aborted');
+    assert.equal(await leaveWhileUpstreamHangs(stack, 'hung@example.com'), 'aborted');
     const [entry] = await operationLines(1);
     assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
   });

@@ -60,6 +60,61 @@ async function query(url: string, q: string) {
   return (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
 }
 
+/** Polls `condition` every `intervalMs` until it holds, for up to 30 s. */
+async function until(condition: () => boolean, intervalMs = 20): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/**
+ * Starts main at `LOG_LEVEL=level`, asks it for an account the upstream does not know (an upstream 404, which
+ * it logs at debug), stops it, and returns everything it printed.
+ */
+async function linesOfAMissingAccountQuery(level: string): Promise<string[]> {
+  const started = await startMain({ LOG_LEVEL: level, EMULATOR_SEED: 'none' });
+  let code: number | null;
+  try {
+    const result = await query(started.url, `{ account(id: "${MISSING_ACCOUNT}") { id } }`);
+    assert.equal((result.errors as Array<{ extensions: { code: string } }>)[0]!.extensions.code, 'NOT_FOUND');
+  } finally {
+    code = await started.stop();
+  }
+  assert.equal(code, 0, started.lines.join('\n'));
+  return started.lines;
+}
+
+/**
+ * Main against an emulator of the test's own, with an operation in flight on an account whose upstream
+ * request hangs (its deadlines far off), and `SHUTDOWN_GRACE_MS=shutdownGraceMs`. The operation's answer, or
+ * `'connection closed'` when it got none.
+ */
+async function withOperationInFlight(
+  shutdownGraceMs: string,
+  run: (started: Started, inFlight: Promise<Awaited<ReturnType<typeof query>> | 'connection closed'>) => Promise<void>,
+): Promise<void> {
+  const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+  try {
+    const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
+    upstream.addFault({ path: `/accounts/${id}`, hang: true });
+    const started = await startMain({
+      CONTEXTIO_API_URL: upstream.url,
+      CONTEXTIO_CONSUMER_KEY: 'remote-key',
+      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      SHUTDOWN_GRACE_MS: shutdownGraceMs,
+      UPSTREAM_TIMEOUT_MS: '600000',
+      OPERATION_TIMEOUT_MS: '600000',
+    });
+    const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed' as const);
+    await until(() => upstream.inFlight > 0);
+    await run(started, inFlight);
+  } finally {
+    await upstream.close();
+  }
+}
+
 describe('npm start', () => {
   it('without CONTEXTIO_API_URL serves GraphQL against the embedded emulator, says so once, and stops cleanly', async () => {
     const started = await startMain({});
@@ -118,18 +173,9 @@ describe('npm start', () => {
   }
 
   it('with LOG_LEVEL=error still announces the start-up lines (which upstream, authentication off, where it listens), and nothing else below error', async () => {
-    const started = await startMain({ LOG_LEVEL: 'error', EMULATOR_SEED: 'none' });
-    let code: number | null;
-    try {
-      // What logs at debug when LOG_LEVEL=debug (the next test): an upstream 404.
-      const result = await query(started.url, `{ account(id: "${MISSING_ACCOUNT}") { id } }`);
-      assert.equal((result.errors as Array<{ extensions: { code: string } }>)[0]!.extensions.code, 'NOT_FOUND');
-    } finally {
-      code = await started.stop();
-    }
-    assert.equal(code, 0, started.lines.join('\n'));
+    const lines = await linesOfAMissingAccountQuery('error');
     assert.deepEqual(
-      logEntries(started.lines).map((entry) => [entry['level'], String(entry['message']).split(/[:(]/)[0]]),
+      logEntries(lines).map((entry) => [entry['level'], String(entry['message']).split(/[:(]/)[0]]),
       [
         ['info', 'CONTEXTIO_API_URL is not set'],
         ['warn', 'authentication is off '],
@@ -140,16 +186,8 @@ describe('npm start', () => {
   });
 
   it('with LOG_LEVEL=debug prints debug lines too: an upstream error response', async () => {
-    const started = await startMain({ LOG_LEVEL: 'debug', EMULATOR_SEED: 'none' });
-    let code: number | null;
-    try {
-      const result = await query(started.url, `{ account(id: "${MISSING_ACCOUNT}") { id } }`);
-      assert.equal((result.errors as Array<{ extensions: { code: string } }>)[0]!.extensions.code, 'NOT_FOUND');
-    } finally {
-      code = await started.stop();
-    }
-    assert.equal(code, 0, started.lines.join('\n'));
-    const debug = logEntries(started.lines).filter((entry) => entry['level'] === 'debug' && entry['message'] === 'upstream error response');
+    const lines = await linesOfAMissingAccountQuery('debug');
+    const debug = logEntries(lines).filter((entry) => entry['level'] === 'debug' && entry['message'] === 'upstream error response');
     assert.deepEqual(
       debug.map(({ method, path, status }) => ({ method, path, status })),
       [{ method: 'GET', path: `/accounts/${MISSING_ACCOUNT}`, status: 404 }],
@@ -157,61 +195,30 @@ describe('npm start', () => {
   });
 
   it('on a second signal during the grace period exits 1 at once instead of waiting for operations in flight', async () => {
-    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
-    try {
-      const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
-      upstream.addFault({ path: `/accounts/${id}`, hang: true });
-      const started = await startMain({
-        CONTEXTIO_API_URL: upstream.url,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
-        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
-        // Far longer than the test may take: only the second signal can end the process in time.
-        SHUTDOWN_GRACE_MS: '600000',
-        UPSTREAM_TIMEOUT_MS: '600000',
-        OPERATION_TIMEOUT_MS: '600000',
-      });
-      const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed');
-      const deadline = Date.now() + 30_000;
-      while (upstream.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // A grace period far longer than the test may take: only the second signal can end the process in time.
+    await withOperationInFlight('600000', async (started, inFlight) => {
       started.stop('SIGTERM').catch(() => undefined);
-      while (!started.lines.some((l) => l.includes('shutting down')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until(() => started.lines.some((l) => l.includes('shutting down')));
       // Another signal than the first: an operator, not npm passing the first one on (next test).
       assert.equal(await started.stop('SIGINT'), 1, started.lines.join('\n'));
       const forced = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown'));
       assert.deepEqual(forced.map((entry) => ({ level: entry['level'], signal: entry['signal'] })), [{ level: 'warn', signal: 'SIGINT' }]);
       assert.equal(await inFlight, 'connection closed');
-    } finally {
-      await upstream.close();
-    }
+    });
   });
 
   it('takes a signal repeated within a second (the process group signalled: directly and again through npm) as one, and shuts down gracefully', async () => {
-    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
-    try {
-      const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
-      upstream.addFault({ path: `/accounts/${id}`, hang: true });
-      const started = await startMain({
-        CONTEXTIO_API_URL: upstream.url,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
-        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
-        SHUTDOWN_GRACE_MS: '1000',
-        UPSTREAM_TIMEOUT_MS: '600000',
-        OPERATION_TIMEOUT_MS: '600000',
-      });
-      const inFlight = query(started.url, `{ account(id: "${id}") { id } }`);
-      const deadline = Date.now() + 30_000;
-      while (upstream.inFlight === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await withOperationInFlight('1000', async (started, inFlight) => {
       started.stop('SIGINT').catch(() => undefined);
       // npm's copy arrives just after the gateway handled its own (two signals sent together would merge).
-      while (!started.lines.some((l) => l.includes('shutting down')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await until(() => started.lines.some((l) => l.includes('shutting down')), 5);
       assert.equal(await started.stop('SIGINT'), 0, started.lines.join('\n'));
       // Answered at the end of the grace period, not cut off.
       const answer = await inFlight;
-      assert.deepEqual((answer.errors as Array<{ extensions: { code: string } }>).map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
+      assert.notEqual(answer, 'connection closed');
+      assert.deepEqual(((answer as { errors: Array<{ extensions: { code: string } }> }).errors).map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
       assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal')).length, 0);
-    } finally {
-      await upstream.close();
-    }
+    });
   });
 
   it('keeps serving when whatever reads its log goes away (a closed pipe), and still stops cleanly', async () => {

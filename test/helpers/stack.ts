@@ -89,3 +89,30 @@ export function useStack(options: Parameters<typeof startStack>[0] = {}): Stack 
   });
   return new Proxy({} as Stack, { get: (_, key) => Reflect.get(stack!, key) });
 }
+
+/**
+ * A client that goes away mid-operation: asks the gateway for a new account whose upstream request hangs,
+ * and aborts its HTTP request once that upstream request is in flight. `'aborted'` when it left before any
+ * answer (what the callers expect), `'answered'` if one came first.
+ */
+export async function leaveWhileUpstreamHangs(stack: Stack, email: string): Promise<'aborted' | 'answered'> {
+  const id = stack.emulator.store.createAccount({ email }).id;
+  stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+  const controller = new AbortController();
+  const pending = fetch(stack.gateway.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
+    signal: controller.signal,
+  }).then(
+    () => 'answered' as const,
+    () => 'aborted' as const,
+  );
+  const deadline = Date.now() + 10_000;
+  while (stack.emulator.inFlight === 0) {
+    if (Date.now() > deadline) throw new Error('the upstream request never started');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  controller.abort();
+  return pending;
+}

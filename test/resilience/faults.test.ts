@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -134,18 +134,7 @@ describe('deadlines', () => {
     // Deadlines far beyond the wait below, so that only the client leaving can end the upstream request.
     const patient = await startStack({ gateway: { upstreamTimeoutMs: 60_000, operationTimeoutMs: 60_000 } });
     try {
-      const id = patient.emulator.store.createAccount({ email: 'gone@example.com' }).id;
-      patient.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-      const controller = new AbortController();
-      const request = fetch(patient.gateway.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
-        signal: controller.signal,
-      }).catch(() => undefined);
-      await eventually(() => patient.emulator.inFlight === 1);
-      controller.abort();
-      await request;
+      await leaveWhileUpstreamHangs(patient, 'gone@example.com');
       await eventually(() => patient.emulator.inFlight === 0);
     } finally {
       await patient.close();

@@ -187,22 +187,15 @@ describe('UpstreamClient against a mocked upstream', () => {
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
 describe('UpstreamClient against a local server', () => {
   const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
+  const localClient = (baseUrl: string, options: { timeoutMs: number; maxInFlight: number; maxAttempts?: number; breakerFailureThreshold?: number }) =>
+    new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
 
   it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
     const sockets = new Set<Socket>();
     const silent = createNetServer((socket) => sockets.add(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const { port } = silent.address() as AddressInfo;
-    const client = new UpstreamClient({
-      baseUrl: `https://127.0.0.1:${port}/2.0`,
-      consumerKey: 'key',
-      consumerSecret: 'secret',
-      timeoutMs: 300,
-      maxInFlight: 4,
-      logger: createLogger('error', () => {}),
-      maxAttempts: 1,
-      breakerFailureThreshold: 2,
-    });
+    const client = localClient(`https://127.0.0.1:${port}/2.0`, { timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 });
     try {
       const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
       for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
@@ -228,14 +221,7 @@ describe('UpstreamClient against a local server', () => {
     server.on('connection', () => connections++);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${port}/2.0`,
-      consumerKey: 'key',
-      consumerSecret: 'secret',
-      timeoutMs: 5_000,
-      maxInFlight: 1,
-      logger: createLogger('error', () => {}),
-    });
+    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1 });
     try {
       const held = client.getAccount('hold');
       const caller = new AbortController();
