@@ -13,6 +13,7 @@ import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
 import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
+import { endOnceFlushed } from './respond.ts';
 import { buildSchema } from './schema.ts';
 import { OperationCancellation } from './upstream/cancellation.ts';
 import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
@@ -52,7 +53,7 @@ export interface Gateway {
   readonly httpServer: Server;
   /**
    * Stops accepting connections, lets in-flight operations finish within the grace period (then aborts
-   * them, so each still gets an answer), then closes the upstream pool.
+   * them, so each still gets an answer), then closes the upstream pool. A second call returns the same shutdown.
    */
   close(): Promise<void>;
 }
@@ -85,6 +86,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationCancellation>();
   let shuttingDown = false;
+  /** Set when shutdown cuts the connections still open after its grace period. */
+  let connectionsCut = false;
 
   const apollo = new ApolloServer<GatewayContext>({
     schema: buildSchema(),
@@ -152,14 +155,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const ide = createIde({ tokenRequired: !access.open });
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const requestId = requestIdOf(req);
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
     res.setHeader('x-request-id', requestId);
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
-    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    const url = requestUrlOf(req);
+    // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
+    if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', 'BAD_REQUEST'));
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       // Draining: a load balancer asking over a connection still open takes this instance out of rotation.
@@ -171,7 +175,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
     if (access.cors(req, res)) return;
     const started = performance.now();
-    const outcome: OperationOutcome = { errorCodes: new Set() };
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
     const operation = new OperationCancellation(requestId);
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
@@ -184,7 +187,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         requestId,
         operationName: outcome.operationName?.slice(0, 100) ?? null,
         status: res.writableFinished ? res.statusCode : null,
-        ...(res.writableFinished ? {} : { clientWentAway: true }),
+        // Unanswered: the client left, unless shutdown cut the connection after its grace period.
+        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : { clientWentAway: true }),
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
@@ -248,7 +252,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       for (const code of errorCodesIn(response.body.string)) outcome.errorCodes.add(code);
     }
     if (response.body.kind === 'complete') {
-      res.end(response.body.string);
+      endOnceFlushed(res, response.body.string);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);
@@ -264,14 +268,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
     },
     (req, res) => {
-      handle(req, res).catch((error: unknown) => {
+      const requestId = requestIdOf(req);
+      const outcome: OperationOutcome = { errorCodes: new Set() };
+      handle(req, res, requestId, outcome).catch((error: unknown) => {
         if (req.destroyed && !req.complete) {
           // The client left (or was cut off for being too slow) while its request was still arriving:
           // nothing failed here, and nothing can be answered.
           logger.debug('the client left before its request was complete', { error: messageOf(error) });
           return;
         }
-        logger.error('request failed', { error: messageOf(error) });
+        logger.error('request failed', { requestId, error: messageOf(error) });
+        outcome.errorCodes.add(ErrorCode.INTERNAL_SERVER_ERROR);
         if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
         else res.destroy();
       });
@@ -288,37 +295,54 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   const origin = `http://${host}:${port}`;
 
+  let closing: Promise<void> | undefined;
+  async function shutDown(): Promise<void> {
+    shuttingDown = true;
+    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    httpServer.closeIdleConnections();
+    // Kept-alive connections would keep the server open: each answer from now on closes its connection.
+    const grace = setTimeout(() => {
+      if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
+      for (const operation of inFlight) {
+        try {
+          operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
+        } catch (error) {
+          // One operation's cleanup failing must not leave the others running.
+          logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
+        }
+      }
+      // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
+      setTimeout(() => {
+        connectionsCut = true;
+        httpServer.closeAllConnections();
+      }, 1_000).unref();
+    }, shutdownGraceMs);
+    grace.unref();
+    const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
+    await closed;
+    clearTimeout(grace);
+    clearInterval(idle);
+    await apollo.stop();
+    await client.close();
+  }
+
   return {
     url: `${origin}/graphql`,
     origin,
     httpServer,
-    async close() {
-      shuttingDown = true;
-      const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      httpServer.closeIdleConnections();
-      // Kept-alive connections would keep the server open: each answer from now on closes its connection.
-      const grace = setTimeout(() => {
-        if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
-        for (const operation of inFlight) {
-          try {
-            operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
-          } catch (error) {
-            // One operation's cleanup failing must not leave the others running.
-            logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
-          }
-        }
-        // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
-        setTimeout(() => httpServer.closeAllConnections(), 1_000).unref();
-      }, shutdownGraceMs);
-      grace.unref();
-      const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
-      await closed;
-      clearTimeout(grace);
-      clearInterval(idle);
-      await apollo.stop();
-      await client.close();
+    close() {
+      return (closing ??= shutDown());
     },
   };
+}
+
+/** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
+function requestUrlOf(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://gateway.invalid');
+  } catch {
+    return undefined;
+  }
 }
 
 /** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { streamOnceFlushed } from '../respond.ts';
 import { projectRoot } from '../schema.ts';
 
 /**
@@ -173,16 +174,8 @@ export function createIde(options: IdeOptions = {}): Ide {
       return;
     }
     await new Promise<void>((resolve) => {
-      const stream = createReadStream(file);
-      stream.once('error', () => {
-        res.destroy();
-        resolve();
-      });
-      res.once('close', () => {
-        stream.destroy();
-        resolve();
-      });
-      stream.pipe(res);
+      res.once('close', resolve);
+      streamOnceFlushed(createReadStream(file), res);
     });
   };
 

@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { leaveWhileUpstreamHangs, startStack, type Stack } from '../helpers/stack.ts';
+import { leaveWhileUpstreamHangs, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -21,10 +21,10 @@ describe('the operation log line', () => {
   });
 
   /** The operation lines logged so far: each is written when its response closes, just after the client read it. */
-  async function operationLines(count: number): Promise<Array<Record<string, unknown>>> {
+  async function operationLines(count: number, from = lines): Promise<Array<Record<string, unknown>>> {
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const found = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'operation');
+      const found = from.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'operation');
       if (found.length >= count || Date.now() > deadline) return found;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -79,10 +79,8 @@ describe('the operation log line', () => {
     try {
       const res = await authed.gql('{ __typename }', {}, { authorization: 'Bearer not.a.jwt' });
       assert.equal(res.status, 401);
-      const deadline = Date.now() + 10_000;
-      while (!authLines.some((line) => line.includes('"message":"operation"')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      const entry = JSON.parse(authLines.find((line) => line.includes('"message":"operation"'))!) as Record<string, unknown>;
-      assert.deepEqual([entry['status'], entry['errors'], entry['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
+      const [entry] = await operationLines(1, authLines);
+      assert.deepEqual([entry!['status'], entry!['errors'], entry!['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
     } finally {
       await authed.close();
@@ -93,6 +91,25 @@ describe('the operation log line', () => {
     assert.equal(await leaveWhileUpstreamHangs(stack, 'hung@example.com'), 'aborted');
     const [entry] = await operationLines(1);
     assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
+  });
+
+  it('says when shutdown cut an answer its client had stopped reading, rather than that the client left', { timeout: 20_000 }, async () => {
+    const cutLines: string[] = [];
+    const cut = await startStack({ gateway: { shutdownGraceMs: 200, logger: createLogger('info', (line) => cutLines.push(line)) } });
+    let download: SlowRead | undefined;
+    try {
+      download = await startSlowDownload(cut);
+      await cut.gateway.close();
+      // The line is written as the connection's close reaches the response, just after close() returns.
+      const entries = await operationLines(1, cutLines);
+      assert.deepEqual(
+        entries.map((entry) => [entry['status'], entry['cutAtShutdown'], entry['clientWentAway']]),
+        [[null, true, undefined]],
+      );
+    } finally {
+      download?.socket.destroy();
+      await cut.close();
+    }
   });
 
   it('takes the code of a refusal Apollo answers before its plugins run: a GET failing the CSRF check', async () => {

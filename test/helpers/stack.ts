@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { after, before, beforeEach } from 'node:test';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -115,4 +117,51 @@ export async function leaveWhileUpstreamHangs(stack: Stack, email: string): Prom
   }
   controller.abort();
   return pending;
+}
+
+/** A client reading an answer slowly, through the raw socket it sent its request on. */
+export interface SlowRead {
+  /** Paused: it reads nothing until resumed. */
+  socket: Socket;
+  /** The answer's Content-Length. */
+  contentLength: number;
+  /** The answer's body bytes received so far. */
+  received(): number;
+}
+
+/** Sends `request` (raw HTTP/1.1) to the gateway and returns once its answer has begun, reading nothing more. */
+export async function startSlowRead(stack: Stack, request: string): Promise<SlowRead> {
+  const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write(request);
+  const [first] = (await once(socket, 'data')) as [Buffer];
+  socket.pause();
+  const head = first.toString('latin1');
+  const contentLength = Number(/\r\ncontent-length: (\d+)\r\n/i.exec(head)?.[1]);
+  let bodyBytes = first.length - (head.indexOf('\r\n\r\n') + 4);
+  socket.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
+  return { socket, contentLength, received: () => bodyBytes };
+}
+
+/**
+ * A client downloading a ~20 MB GraphQL answer slowly: more than loopback's socket buffers hold, so most of
+ * it waits in the gateway's process.
+ */
+export async function startSlowDownload(stack: Stack): Promise<SlowRead> {
+  for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
+  const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });
+  return startSlowRead(stack, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+}
+
+/**
+ * Starts the gateway's shutdown while `download` reads nothing, lets Node's close() and the gateway's idle
+ * sweeps (every 50 ms) run a while, then reads the rest of the answer until the gateway closes the connection.
+ */
+export async function readRestDuringShutdown(stack: Stack, download: SlowRead): Promise<void> {
+  const closing = stack.gateway.close();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const ended = once(download.socket, 'close');
+  download.socket.resume();
+  await ended;
+  await closing;
 }

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { createIde } from '../../src/ide/index.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { readRestDuringShutdown, startSlowRead, startStack, type Stack } from '../helpers/stack.ts';
 import { ensureIdeBuilt } from '../browser/browser.ts';
 
 /** The IDE's HTTP surface, without a browser: who gets the page, how assets are served, and what is refused. */
@@ -144,4 +144,17 @@ test('without a built bundle the IDE answers 503 saying how to build it', async 
   assert.equal(response.statusCode, 503);
   assert.match(String(response.headers['content-type']), /^text\/html/);
   assert.match(await response.body.text(), /npm run build/);
+});
+
+test('a shutdown lets a browser still downloading the IDE bundle slowly receive all of it', { timeout: 20_000 }, async () => {
+  const own = await startStack({ gateway: { shutdownGraceMs: 10_000 } });
+  try {
+    const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'))![1]!;
+    // Uncompressed, ~5 MB: more than loopback's socket buffers hold while the browser reads nothing.
+    const download = await startSlowRead(own, `GET ${script} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    await readRestDuringShutdown(own, download);
+    assert.equal(download.received(), download.contentLength);
+  } finally {
+    await own.close();
+  }
 });

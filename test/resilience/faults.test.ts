@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, leaveWhileUpstreamHangs, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, readRestDuringShutdown, startSlowDownload, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -355,6 +355,17 @@ describe('graceful shutdown', () => {
       socket.destroy();
       await (closing ?? stack.gateway.close());
       await stack.emulator.close();
+    }
+  });
+
+  it('lets a client reading a large answer slowly receive all of it, within the grace period', { timeout: 20_000 }, async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 10_000 } });
+    try {
+      const download = await startSlowDownload(stack);
+      await readRestDuringShutdown(stack, download);
+      assert.equal(download.received(), download.contentLength);
+    } finally {
+      await stack.close();
     }
   });
 

@@ -151,6 +151,19 @@ describe('HTTP hygiene', () => {
     assert.equal((await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' })).status, 404);
   });
 
+  it('answers a request target that is no URL with 400 BAD_REQUEST: the client’s mistake, not an unexpected error', async () => {
+    for (const target of ['http://[', '//[', 'http://127.0.0.1:99999/graphql']) {
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.write(`GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+      await once(socket, 'close');
+      assert.match(received, /^HTTP\/1\.1 400 /, `${target}: ${received}`);
+      const body = JSON.parse(received.slice(received.indexOf('{'), received.lastIndexOf('}') + 1)) as { errors: Array<{ message: string; extensions: { code: string } }> };
+      assert.deepEqual(body.errors.map((error) => [error.message, error.extensions.code]), [['The request target is not a valid URL', 'BAD_REQUEST']]);
+    }
+  });
+
   it('never shows a stack trace outside development, whatever goes wrong', async () => {
     const answers = [
       await post(stack, '{"query": '),

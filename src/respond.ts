@@ -1,0 +1,60 @@
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+
+/*
+ * Why responses are ended only once their body is out of the process: on shutdown, Node's `server.close()`
+ * (and `closeIdleConnections()`) destroys every connection whose response has been *ended*, even while the
+ * rest of that response still waits in the process's buffer for a client that reads slowly. The client then
+ * gets it cut short. A response not yet ended is left alone, so the functions here end it only once all of
+ * its body has been handed to the socket; what the kernel holds still reaches the client after a close.
+ */
+
+/** Sends `body` as the whole response, with its Content-Length, and ends the response once it is flushed. */
+export function endOnceFlushed(res: ServerResponse, body: string): void {
+  if (body.length === 0) {
+    res.end();
+    return;
+  }
+  if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(body));
+  res.write(body, (error) => {
+    if (flushed(res, error)) res.end();
+  });
+}
+
+/**
+ * Streams `source` into the response (whose headers, Content-Length included, the caller has set), pausing
+ * it while the client is slow, and ends the response once the last chunk is flushed. A failing `source`
+ * destroys the response: a client must not take a truncated body for a whole one.
+ */
+export function streamOnceFlushed(source: Readable, res: ServerResponse): void {
+  let unflushed = 0;
+  let sourceEnded = false;
+  const endIfDone = () => {
+    if (sourceEnded && unflushed === 0) res.end();
+  };
+  source.on('data', (chunk: Buffer) => {
+    unflushed++;
+    const more = res.write(chunk, (error) => {
+      unflushed--;
+      if (flushed(res, error)) endIfDone();
+    });
+    if (!more) {
+      source.pause();
+      res.once('drain', () => source.resume());
+    }
+  });
+  source.once('end', () => {
+    sourceEnded = true;
+    endIfDone();
+  });
+  source.once('error', () => res.destroy());
+  res.once('close', () => source.destroy());
+}
+
+/**
+ * Whether a write's callback means its data reached the socket. Node also calls it, without an error, for
+ * the data a destroyed connection dropped: ending the response then would log it as delivered.
+ */
+function flushed(res: ServerResponse, error: Error | null | undefined): boolean {
+  return !error && res.socket?.destroyed !== true;
+}
