@@ -294,14 +294,19 @@ export class EmulatorStore {
     return record && this.renderAccount(record);
   }
 
-  /** All accounts in creation order, optionally filtered like `GET /accounts`. */
+  /**
+   * All accounts in creation order, optionally filtered like `GET /accounts`. As Context.IO documented it, the
+   * source filters (`status`, `status_ok`) keep the accounts with at least one matching source, and each of
+   * those is listed with its matching sources only.
+   */
   listAccounts(filter: AccountFilter = {}): UpstreamAccount[] {
     const email = filter.email?.toLowerCase();
+    const bySource = filter.status !== undefined || filter.status_ok !== undefined;
+    const wanted = sourceFilter(filter);
     return [...this.accounts.values()]
       .filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email))
-      .filter((a) => filter.status === undefined || a.sources.some((s) => s.status === filter.status))
-      .filter((a) => filter.status_ok === undefined || a.sources.every((s) => s.status === 'OK') === filter.status_ok)
-      .map((a) => this.renderAccount(a));
+      .filter((a) => !bySource || a.sources.some(wanted))
+      .map((a) => this.renderAccount(a, wanted));
   }
 
   /** Changes the names; returns false for an unknown account. */
@@ -347,10 +352,7 @@ export class EmulatorStore {
   listSources(accountId: string, filter: { status?: string; status_ok?: boolean } = {}): UpstreamSource[] | undefined {
     const record = this.accounts.get(accountId);
     if (!record) return undefined;
-    return record.sources
-      .filter((s) => filter.status === undefined || s.status === filter.status)
-      .filter((s) => filter.status_ok === undefined || (s.status === 'OK') === filter.status_ok)
-      .map((s) => this.renderSource(record, s));
+    return record.sources.filter(sourceFilter(filter)).map((s) => this.renderSource(record, s));
   }
 
   /** One source by label (`0` is the first source); `undefined` when the account or label is unknown. */
@@ -721,7 +723,8 @@ export class EmulatorStore {
     return { ...s, resource_url: `${this.accountUrl(account.id)}/sources/${percentEncode(s.label)}` };
   }
 
-  private renderAccount(a: AccountRecord): UpstreamAccount {
+  /** The account as the API shows it, with only the sources `listed` keeps (all by default). */
+  private renderAccount(a: AccountRecord, listed: (source: SourceRecord) => boolean = () => true): UpstreamAccount {
     return {
       id: a.id,
       username: a.username,
@@ -731,7 +734,7 @@ export class EmulatorStore {
       first_name: a.first_name,
       last_name: a.last_name,
       password_expired: a.password_expired,
-      sources: a.sources.map((s) => this.renderSource(a, s)),
+      sources: a.sources.filter(listed).map((s) => this.renderSource(a, s)),
       resource_url: this.accountUrl(a.id),
       nb_messages: a.nb_messages,
       nb_files: a.nb_files,
@@ -839,4 +842,9 @@ async function readState(file: string): Promise<PersistedState | undefined> {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The sources a `status` / `status_ok` filter keeps: both, when both are given. */
+function sourceFilter(filter: { status?: string; status_ok?: boolean }): (source: { status: string }) => boolean {
+  return (s) => (filter.status === undefined || s.status === filter.status) && (filter.status_ok === undefined || (s.status === 'OK') === filter.status_ok);
 }

@@ -77,13 +77,16 @@ export type AccountEdge = {
   node: Account;
 };
 
-/** Criteria that narrow the `accounts` list. */
+/**
+ * Criteria that narrow the `accounts` list. With `status` or `statusOk`, each listed account's `sources` holds
+ * only its sources that match (as Context.IO answers such a list); `account(id:)` always shows all of them.
+ */
 export type AccountFilter = {
   /** Only accounts with this email address among their sources. */
   email?: InputMaybe<Scalars['String']['input']>;
-  /** Only accounts with at least one source in this status. */
+  /** Only accounts with at least one source in this status, each listed with those sources only. */
   status?: InputMaybe<SourceStatus>;
-  /** True: only accounts whose sources are all OK; false: only those with at least one source not OK. */
+  /** True: only accounts with at least one OK source; false: with at least one source not OK. Each is listed with those sources only. */
   statusOk?: InputMaybe<Scalars['Boolean']['input']>;
 };
 

@@ -60,7 +60,10 @@ export class RequestApi {
     );
     const writes = this.#writes;
     const accounts = await this.#accountPages.load(query);
-    if (writes === this.#writes) {
+    // A list filtered by source status shows each account with its matching sources only (as Context.IO
+    // documented it): not the account that `account(id)` and the other fields of this operation must see.
+    const whole = query.status === undefined && query.statusOk === undefined;
+    if (whole && writes === this.#writes) {
       const loader = this.#accountLoader();
       for (const account of accounts) loader.prime(account.id, account);
     }

@@ -34,16 +34,22 @@ describe('accounts', () => {
     assert.equal(source.resource_url, `${emu.url}/accounts/${ADA}/sources/ada%3A%3Aimap.example.com`);
   });
 
-  test('filters: email, status, status_ok', async (t) => {
+  test('filters: email, status, status_ok; the source filters list each account with its matching sources only', async (t) => {
     const emu = await emulatorFor(t);
-    const byEmail = await api(emu, '/accounts?email=GRACE%40example.org');
-    assert.deepEqual(byEmail.body.map((a: { id: string }) => a.id), [GRACE]);
-    const invalid = await api(emu, '/accounts?status=INVALID_CREDENTIALS');
-    assert.deepEqual(invalid.body.map((a: { id: string }) => a.id), [GRACE]);
-    const healthy = await api(emu, '/accounts?status_ok=1');
-    assert.deepEqual(healthy.body.map((a: { id: string }) => a.id), [ADA]);
-    const broken = await api(emu, '/accounts?status_ok=0');
-    assert.equal(broken.body.length, 2);
+    type Listed = Array<{ id: string; sources: Array<{ status: string }> }>;
+    /** Each listed account's id with the statuses of the sources it is listed with. */
+    const listed = async (query: string) => ((await api(emu, `/accounts?${query}`)).body as Listed).map((a) => [a.id, a.sources.map((s) => s.status)]);
+    assert.deepEqual(await listed('email=GRACE%40example.org'), [[GRACE, ['OK', 'INVALID_CREDENTIALS']]]);
+    assert.deepEqual(await listed('status=INVALID_CREDENTIALS'), [[GRACE, ['INVALID_CREDENTIALS']]]);
+    assert.deepEqual(await listed('status_ok=1'), [
+      [ADA, ['OK']],
+      [GRACE, ['OK']],
+    ]);
+    const broken = await listed('status_ok=0');
+    assert.deepEqual(broken.map(([, statuses]) => statuses), [['INVALID_CREDENTIALS'], ['CONNECTION_IMPOSSIBLE']]);
+    assert.deepEqual(await listed('status=OK&status_ok=0'), [], 'both filters apply to the same source');
+    emu.store.createAccount({ email: 'no.sources@example.com' });
+    assert.equal((await listed('status_ok=1')).length, 2, 'an account without sources has none that works');
     assert.equal((await api(emu, '/accounts?status_ok=yes')).status, 400);
     assert.equal((await api(emu, '/accounts?service_level=pro')).status, 200, 'unknown parameters are ignored');
   });
