@@ -166,9 +166,7 @@ export const scenarios: Scenario[] = [
           token: token.token,
           used: Boolean(token.used),
           usedAt: iso(token.used),
-          account: token.account
-            ? { id: token.account.id, emailAddresses: token.account.email_addresses, firstName: token.account.first_name ?? null }
-            : null,
+          account: embeddedOf(token.account),
         },
       };
     },
@@ -198,3 +196,10 @@ export const scenarios: Scenario[] = [
     },
   },
 ];
+
+/** A used token's embedded account as the dashboard shows it. The emulator always embeds the whole account. */
+function embeddedOf(account: UpstreamConnectToken['account']) {
+  if (account === null) return null;
+  if ('reference' in account) throw new Error('the emulator sent a bare account id');
+  return { id: account.id, emailAddresses: account.email_addresses, firstName: account.first_name ?? null };
+}

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
-import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, splitTarget } from './http.ts';
+import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
@@ -66,6 +66,11 @@ export interface FaultRule {
    * proxy in front of the API does (the gateway treats a 503 so answered as the API down, not a mailbox).
    */
   proxyPage?: boolean;
+  /**
+   * Answer this JSON (with `status`, default 200) instead of handling: a shape another Context.IO server has
+   * sent that the emulator itself never produces, such as a used token's account as a bare id string.
+   */
+  body?: unknown;
   /** Seconds, sent as `Retry-After`. */
   retryAfter?: number;
   /** Delay before handling or answering: concurrent requests then also queue for the emulator's one process. */
@@ -228,8 +233,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         return;
       }
       if (fault.drop === 'after-handling') dropAnswer(res);
+      const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
+      if (fault.body !== undefined) {
+        req.resume();
+        return sendJson(res, fault.status ?? 200, fault.body, headers);
+      }
       if (fault.status !== undefined) {
-        const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
         req.resume();
         if (fault.proxyPage) return sendHtml(res, fault.status, `<html><body><h1>${fault.status}</h1>injected fault</body></html>`, headers);
         return sendError(res, fault.status, 'injected fault', undefined, headers);

@@ -2,7 +2,7 @@ import { getArgumentValues, type GraphQLObjectType, type GraphQLResolveInfo } fr
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
-import type { UpstreamAccount, UpstreamEmbeddedAccount } from '../upstream/types.ts';
+import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
 import { childFields, perSelection } from './selection.ts';
@@ -68,8 +68,14 @@ export async function accountById(id: string, context: GatewayContext, info: Gra
  * in one pass). A failed load yields the embed with the failed load attached: the embedded fields still
  * answer, and each full-only field fails with the load's error, as a field-by-field load would.
  */
-export function tokenAccount(account: UpstreamEmbeddedAccount, context: GatewayContext, info: GraphQLResolveInfo): AccountParent | Promise<AccountParent> {
+export function tokenAccount(
+  account: UpstreamEmbeddedAccount | UpstreamAccountReference,
+  context: GatewayContext,
+  info: GraphQLResolveInfo,
+): AccountParent | Promise<AccountParent> {
   prefetchTokensOf(account.id, context, info);
+  // Only the id embedded: every other field needs the account, and a failed load fails the whole field.
+  if ('reference' in account) return context.api.account(account.id, 'connect-token').then(fullAccount);
   if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
   const load = context.api.account(account.id, 'connect-token');
   return load.then(fullAccount, () => ({ complete: false, account, reach: 'connect-token', full: load }));

@@ -1,5 +1,6 @@
 import type {
   UpstreamAccount,
+  UpstreamAccountReference,
   UpstreamConnectToken,
   UpstreamCreateAccountResult,
   UpstreamCreateConnectTokenResult,
@@ -147,8 +148,12 @@ export function parseAccount(value: unknown): UpstreamAccount {
   };
 }
 
-/** An unused token's account arrives as `{}`, `[]` or a bare id string: all of them mean "none yet". */
-function embeddedAccount(value: unknown): UpstreamEmbeddedAccount | null {
+/**
+ * An unused token's account arrives as `{}`, `[]` or a bare id string: all of them mean "none yet". Once the
+ * token is used, a bare id string still names the account the flow connected: what the app needs to learn.
+ */
+function embeddedAccount(value: unknown, used: number | false): UpstreamEmbeddedAccount | UpstreamAccountReference | null {
+  if (typeof value === 'string') return used && value !== '' ? { id: value, reference: true } : null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Json;
   if (o['id'] === undefined || o['id'] === '') return null;
@@ -157,8 +162,8 @@ function embeddedAccount(value: unknown): UpstreamEmbeddedAccount | null {
 
 export function parseConnectToken(value: unknown): UpstreamConnectToken {
   const o = object(value, 'connect token');
-  const account = embeddedAccount(o['account']);
   const used = timestamp(o, 'used');
+  const account = embeddedAccount(o['account'], used);
   return {
     token: string(o, 'token', 'connect token'),
     email: optionalString(o, 'email') || undefined,

@@ -62,9 +62,16 @@ export interface UpstreamConnectToken {
   last_name?: string;
   /**
    * After parsing: the embedded account once used, `null` while unused. On the wire an unused token's
-   * account is `{}`, `[]` or a bare id string; the client normalizes those to `null`.
+   * account is `{}`, `[]` or a bare id string; the client normalizes those to `null`. A used token's account
+   * sent as a bare id string becomes an {@link UpstreamAccountReference}.
    */
-  account: UpstreamEmbeddedAccount | null;
+  account: UpstreamEmbeddedAccount | UpstreamAccountReference | null;
+}
+
+/** A used token's account when the server sent only its id: every field but the id needs the account loaded. */
+export interface UpstreamAccountReference {
+  id: string;
+  reference: true;
 }
 
 export interface UpstreamCreateConnectTokenResult {

@@ -250,6 +250,15 @@ describe('queries against the emulator', () => {
     assert.ok(calls.filter((call) => call === ownToken).length <= 1);
   });
 
+  it('loads the account of a used token whose server sent only the account’s id (a bare string)', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'by.reference@example.com', username: 'byref' }).id;
+    const token = { token: 'bareid0123456789', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: id };
+    stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+    const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { used account { id username emailAddresses } } }`, { t: token.token });
+    assert.deepEqual(res.body, { data: { connectToken: { used: true, account: { id, username: 'byref', emailAddresses: ['by.reference@example.com'] } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}`]);
+  });
+
   it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {
     const account = stack.emulator.store.createAccount({ email: 'sib@example.com' });
     const res = await stack.gql(`query ($id: ID!) { connectToken(token: "nope") { token } account(id: $id) { id } }`, { id: account.id });

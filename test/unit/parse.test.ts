@@ -24,8 +24,17 @@ describe('tolerant parsing of upstream JSON', () => {
       account: { id: 'x', created: 2, suspended: 0, email_addresses: ['a@b.c'], first_name: 'A', last_name: 'B', sources: [{ label: 'l' }] },
     });
     assert.equal(parsed.expires, false);
-    assert.equal(parsed.account?.id, 'x');
-    assert.deepEqual(parsed.account?.sources.map((s) => s.label), ['l']);
+    assert.ok(parsed.account !== null && !('reference' in parsed.account));
+    assert.equal(parsed.account.id, 'x');
+    assert.deepEqual(parsed.account.sources.map((s) => s.label), ['l']);
+  });
+
+  it('reads a used token whose account is a bare id string as a reference to that account, which needs loading', () => {
+    assert.deepEqual(parseConnectToken({ ...token, used: 5, expires: false, account: '52daabefcea6f9c35a4a0997' }).account, {
+      id: '52daabefcea6f9c35a4a0997',
+      reference: true,
+    });
+    assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: '' }).account, null);
   });
 
   it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
