@@ -27,7 +27,7 @@ export interface GatewayConfig extends AccessConfig {
   breakerCooldownMs: number;
   /** `MAX_BODY_BYTES`: larger request bodies get 413. */
   maxBodyBytes: number;
-  /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST` (docs/limits.md). */
+  /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;
   logLevel: LogLevel;
   /** `NODE_ENV=development`: stack traces in error responses. */
@@ -90,6 +90,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
     maxRootFields: integer('MAX_ROOT_FIELDS', DEFAULT_OPERATION_LIMITS.maxRootFields, 1, 100_000),
     maxCost: integer('MAX_QUERY_COST', DEFAULT_OPERATION_LIMITS.maxCost, 1, 1_000_000_000),
+    maxTokens: integer('MAX_QUERY_TOKENS', DEFAULT_OPERATION_LIMITS.maxTokens, 100, 1_000_000),
   };
 
   const rawLevel = read('LOG_LEVEL') ?? 'info';

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import type { DocumentNode, GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
@@ -11,7 +11,7 @@ import { createContext, type GatewayContext, type OperationOutcome } from './con
 import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
-import { operationLimitsPlugin, resolveLimits, type OperationLimits } from './limits/index.ts';
+import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { endOnceFlushed } from './respond.ts';
 import { buildSchema } from './schema.ts';
@@ -58,12 +58,35 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** The document cache's size, as Apollo's cache measures it (the JSON of each parsed document). */
+/** The document cache's size, as `documentSize` measures it. */
 const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
 
-/** Whether an error is one the gateway or Apollo raised on purpose (else it is a bug, to mask and log). */
-function isExpected(error: unknown, code: unknown): boolean {
-  return codeOf(unwrapResolverError(error)) !== undefined || (typeof code === 'string' && OPERATION_CODES.has(code));
+/**
+ * A cached document's size: the JSON of its syntax tree, as Apollo measures it, plus the text it was parsed
+ * from. The tree's locations keep that whole text alive, comments included, and their JSON is two numbers:
+ * measured by its JSON alone, a 900 KB comment around `{ __typename }` cost a few bytes of the cache's
+ * budget, and a few thousand such requests held gigabytes.
+ */
+function documentSize(document: DocumentNode): number {
+  return InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0);
+}
+
+/**
+ * The code a caller sees for an error that reached Apollo, or `undefined` for an unexpected one (a bug, to
+ * mask and log): the gateway's own codes; Apollo's and graphql-js's refusals of an operation; and Apollo's
+ * refusals of a malformed request that carry no code, only a 4xx status (a persisted query's wrong hash or
+ * version), as BAD_REQUEST. graphql-js stopping at `maxTokens` is a limit: QUERY_TOO_COMPLEX.
+ */
+function publicCode(error: unknown): string | undefined {
+  const own = codeOf(unwrapResolverError(error));
+  if (own !== undefined) return own;
+  if (!(error instanceof GraphQLError)) return undefined;
+  const code = error.extensions['code'];
+  if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;
+  if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
+  const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
+  if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return 'BAD_REQUEST';
+  return undefined;
 }
 
 /**
@@ -89,8 +112,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
 
+  const limits = resolveLimits(options.operationLimits);
   const apollo = new ApolloServer<GatewayContext>({
     schema: buildSchema(),
+    parseOptions: { maxTokens: limits.maxTokens },
     includeStacktraceInErrorResponses: options.development,
     introspection: access.introspection,
     // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
@@ -100,29 +125,35 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // cache holds 30 MiB as measured on the documents' JSON, several times that in heap: a client sending
     // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
     // set of operations, which fit many times over in this.
-    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES }),
+    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
     logger,
     plugins: [
       ApolloServerPluginLandingPageDisabled(),
       // The schema has no @cacheControl hints, so Apollo's default cache-control plugin only costs: it wraps
       // every field resolver with a per-field hook (~10% of the fan-out's CPU and allocations, bench/README.md).
       ApolloServerPluginCacheControlDisabled(),
-      operationLimitsPlugin(resolveLimits(options.operationLimits), logger),
+      operationLimitsPlugin(limits, logger),
       {
         // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
         // field it failed on. The stack trace only in development: the contract keeps them out of every log
         // line otherwise.
         async requestDidStart() {
           return {
-            async didResolveOperation({ operationName, contextValue }) {
+            async didResolveOperation({ operationName, operation, contextValue }) {
               contextValue.outcome.operationName = operationName;
+              // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
+              if (operation?.operation === 'subscription') {
+                throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
+                  extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
+                });
+              }
             },
             async didEncounterErrors({ errors, contextValue }) {
               for (const error of errors) {
                 const original = unwrapResolverError(error);
-                const expected = isExpected(error, error.extensions['code']);
-                contextValue.outcome.errorCodes.add(expected ? String(codeOf(original) ?? error.extensions['code']) : ErrorCode.INTERNAL_SERVER_ERROR);
-                if (!expected) {
+                const code = publicCode(error);
+                contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+                if (code === undefined) {
                   logger.error('unexpected error', {
                     requestId: contextValue.requestId,
                     path: error.path?.join('.'),
@@ -136,18 +167,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         },
       },
     ],
-    formatError: (formatted, error) =>
-      isExpected(error, formatted.extensions?.['code'])
-        ? withOurWording(formatted)
-        : {
-            message: 'Unexpected error.',
-            locations: formatted.locations,
-            path: formatted.path,
-            extensions: {
-              code: ErrorCode.INTERNAL_SERVER_ERROR,
-              ...(options.development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
-            },
+    formatError: (formatted, error) => {
+      const code = publicCode(error);
+      if (code === undefined) {
+        return {
+          message: 'Unexpected error.',
+          locations: formatted.locations,
+          path: formatted.path,
+          extensions: {
+            code: ErrorCode.INTERNAL_SERVER_ERROR,
+            ...(options.development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
           },
+        };
+      }
+      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') return tokenLimitRefusal(limits.maxTokens);
+      return withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
+    },
   });
   await apollo.start();
 

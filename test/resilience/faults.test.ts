@@ -190,7 +190,7 @@ describe('writes are never duplicated', () => {
 
 describe('concurrency cap', () => {
   it('never has more upstream requests in flight than the cap, however many fields ask', async () => {
-    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000 } } });
+    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000, maxTokens: 10_000 } } });
     try {
       const ids = Array.from({ length: 500 }, (_, i) => stack.emulator.store.createAccount({ email: `c${i}@example.com` }).id);
       // Each answer held 50 ms after arrival: the 8 requests the cap lets out are surely in flight together.

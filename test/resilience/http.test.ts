@@ -135,7 +135,20 @@ describe('HTTP hygiene', () => {
     assertRefused(await post(stack, JSON.stringify({ query: two, operationName: 'C' })), 400, 'OPERATION_RESOLUTION_FAILURE', /"C"/);
     const badVariable = JSON.stringify({ query: 'query ($n: Int!) { accounts(first: $n) { nodes { id } } }', variables: { n: 'ten' } });
     assertRefused(await post(stack, badVariable), 400, 'BAD_USER_INPUT', /\$n/);
+    // graphql-js validates a subscription against a schema that has none; executing it was an unexpected error.
+    assertRefused(await post(stack, JSON.stringify({ query: 'subscription { __typename }' })), 400, 'GRAPHQL_VALIDATION_FAILED', /no subscriptions/);
     assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('refuses a malformed persisted query with 400 BAD_REQUEST, not as an unexpected error', async () => {
+    const query = '{ __typename }';
+    for (const [persistedQuery, message] of [
+      [{ version: 1, sha256Hash: 'abc' }, /provided sha does not match query/],
+      [{ version: 2, sha256Hash: 'abc' }, /Unsupported persisted query version/],
+      ['x', /Unsupported persisted query version/],
+    ] as const) {
+      assertRefused(await post(stack, JSON.stringify({ query, extensions: { persistedQuery } })), 400, 'BAD_REQUEST', message);
+    }
   });
 
   it('closes the connection after a 413, the rest of the body unread', async () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { getIntrospectionQuery } from 'graphql';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
@@ -58,9 +60,24 @@ describe('operation limits', () => {
     assert.deepEqual(codes(res), ['NOT_FOUND']);
   });
 
-  it('refuses 1,000 aliases', async () => {
-    const aliases = Array.from({ length: 1000 }, (_, i) => `a${i}: account(id: "${String(i).padStart(24, '0')}") { id }`).join(' ');
-    assertTooComplex(stack, await stack.gql(`{ ${aliases} }`), 'MAX_ALIASES', 1000);
+  it('refuses 150 aliases', async () => {
+    const aliases = Array.from({ length: 150 }, (_, i) => `a${i}: account(id: "${String(i).padStart(24, '0')}") { id }`).join(' ');
+    assertTooComplex(stack, await stack.gql(`{ ${aliases} }`), 'MAX_ALIASES', 150);
+  });
+
+  it('stops parsing a document past 3,000 tokens: repeated fields, whose validation work grows with their square', async () => {
+    const repeated = `{ ${'accounts(first: 1) { nodes { id } } '.repeat(400)}}`;
+    const res = await stack.gql(repeated);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body.errors, [
+      {
+        message: 'The operation is too complex: more than the maximum of 3000 tokens (MAX_QUERY_TOKENS).',
+        extensions: { code: 'QUERY_TOO_COMPLEX', limit: 'MAX_QUERY_TOKENS', maximum: 3000 },
+      },
+    ]);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    const commented = await stack.gql(`# ${'a comment is no token '.repeat(2_000)}\n{ accounts(first: 1) { nodes { id } } }`);
+    assert.deepEqual(codes(commented), [], 'comments do not count');
   });
 
   it('counts aliases inside fragments each time the fragment is spread', async () => {
@@ -153,6 +170,30 @@ describe('operation limits', () => {
   });
 });
 
+describe('the parsed-document cache', () => {
+  it('counts the text a document was parsed from: distinct documents padded with large comments cannot pin memory', { timeout: 60_000 }, async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const stack = await startStack();
+    try {
+      const heapAfterGc = () => {
+        gc();
+        gc();
+        return process.memoryUsage().heapUsed;
+      };
+      const padding = `#${' '.repeat(900_000)}\n`;
+      await stack.gql(`${padding}{ __typename }`); // the first of its kind, so the baseline holds what every request leaves
+      const before = heapAfterGc();
+      // 40 distinct valid documents of ~900 KB each: ~36 MB if each stayed cached with its text.
+      for (let i = 0; i < 40; i++) assert.deepEqual((await stack.gql(`${padding}{ __typename } # ${i}`)).body, { data: { __typename: 'Query' } });
+      const grown = heapAfterGc() - before;
+      assert.ok(grown < 12 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MiB`);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('operation limits per gateway', () => {
   it('are overridable per instance: tighter, or raised for an operation the defaults refuse', async () => {
     const tight = await startStack({ gateway: { operationLimits: { maxDepth: 3 } } });
@@ -162,7 +203,7 @@ describe('operation limits per gateway', () => {
     } finally {
       await tight.close();
     }
-    const raised = await startStack({ gateway: { operationLimits: { maxAliases: 1000, maxRootFields: 1000, maxCost: 100_000 } } });
+    const raised = await startStack({ gateway: { operationLimits: { maxAliases: 1000, maxRootFields: 1000, maxCost: 100_000, maxTokens: 10_000 } } });
     try {
       const aliases = Array.from({ length: 500 }, (_, i) => `a${i}: account(id: "${String(i).padStart(24, '0')}") { id }`).join(' ');
       const res = await raised.gql(`{ ${aliases} }`);
@@ -178,20 +219,21 @@ describe('operation limits per gateway', () => {
 });
 
 describe('limit settings', () => {
-  it('default when unset and read MAX_QUERY_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_QUERY_COST, MAX_BODY_BYTES', () => {
+  it('default when unset and read MAX_QUERY_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_QUERY_COST, MAX_QUERY_TOKENS, MAX_BODY_BYTES', () => {
     assert.deepEqual(loadConfig({}).operationLimits, DEFAULT_OPERATION_LIMITS);
     assert.equal(loadConfig({}).maxBodyBytes, 1024 * 1024);
     const config = loadConfig({ MAX_QUERY_DEPTH: '20', MAX_ALIASES: '500', MAX_ROOT_FIELDS: '500', MAX_QUERY_COST: '50000', MAX_BODY_BYTES: '2048' });
-    assert.deepEqual(config.operationLimits, { maxDepth: 20, maxAliases: 500, maxRootFields: 500, maxCost: 50_000 });
+    assert.deepEqual(config.operationLimits, { maxDepth: 20, maxAliases: 500, maxRootFields: 500, maxCost: 50_000, maxTokens: 3_000 });
+    assert.equal(loadConfig({ MAX_QUERY_TOKENS: '20000' }).operationLimits.maxTokens, 20_000);
     assert.equal(config.maxBodyBytes, 2048);
   });
 
   it('refuse malformed values with one line per problem', () => {
     assert.throws(
-      () => loadConfig({ MAX_QUERY_DEPTH: 'deep', MAX_ALIASES: '-1', MAX_ROOT_FIELDS: '0', MAX_QUERY_COST: '1e6', MAX_BODY_BYTES: '10' }),
+      () => loadConfig({ MAX_QUERY_DEPTH: 'deep', MAX_ALIASES: '-1', MAX_ROOT_FIELDS: '0', MAX_QUERY_COST: '1e6', MAX_BODY_BYTES: '10', MAX_QUERY_TOKENS: '99' }),
       (error: unknown) => {
         assert.ok(error instanceof ConfigError);
-        const names = ['MAX_QUERY_DEPTH', 'MAX_ALIASES', 'MAX_ROOT_FIELDS', 'MAX_QUERY_COST', 'MAX_BODY_BYTES'];
+        const names = ['MAX_QUERY_DEPTH', 'MAX_ALIASES', 'MAX_ROOT_FIELDS', 'MAX_QUERY_COST', 'MAX_BODY_BYTES', 'MAX_QUERY_TOKENS'];
         assert.deepEqual(error.problems.map((p) => names.find((n) => p.startsWith(`${n} `))).sort(), [...names].sort());
         return true;
       },
