@@ -103,6 +103,20 @@ class CallCancelled extends Error {
   }
 }
 
+/**
+ * The most of one upstream answer the client reads. The largest the gateway asks for are a page of 100
+ * accounts (some hundreds of KB) and an unpaged token list, which grows with use; past this, an answer is a
+ * misbehaving upstream, and reading it on would hold that much memory per call (and past 512 MiB fail as a
+ * string too long to decode).
+ */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
+class ResponseTooLarge extends Error {
+  constructor() {
+    super(`The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
+  }
+}
+
 /** An upstream answer, read whole. */
 interface UpstreamResponse {
   status: number;
@@ -314,9 +328,12 @@ export class UpstreamClient {
       let response: UpstreamResponse;
       const permit = this.#breaker.tryAcquire();
       if (!permit) {
+        const waitMs = this.#breaker.retryInMs();
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,
-          `The upstream is failing; calls are paused for ${Math.ceil(this.#breaker.retryInMs() / 1000)} s (circuit open)`,
+          waitMs > 0
+            ? `The upstream is failing; calls are paused for ${Math.ceil(waitMs / 1000)} s (circuit open)`
+            : 'The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open)',
           info,
         );
       }
@@ -338,6 +355,12 @@ export class UpstreamClient {
           if (cancellation.reason === 'deadline' && (sent || !queuedBehindOwn)) this.#breaker.recordFailure(permit);
           else this.#breaker.release(permit);
           throw this.#cancelledError(call, cancellation, info);
+        }
+        if (error instanceof ResponseTooLarge) {
+          // It answered: a fault of this answer, not of the upstream's health, and the same on every attempt.
+          this.#breaker.release(permit);
+          this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), reason: error.message });
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${error.message}`, info);
         }
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
@@ -416,6 +439,7 @@ export class UpstreamClient {
         settle(error);
       };
       const chunks: Buffer[] = [];
+      let received = 0;
       let status = 0;
       let retryAfter: string | string[] | undefined;
       this.#pool.dispatch(
@@ -435,8 +459,11 @@ export class UpstreamClient {
             status = statusCode;
             retryAfter = headers['retry-after'];
           },
-          onResponseData: (_controller, chunk) => {
-            chunks.push(chunk);
+          onResponseData: (controller, chunk) => {
+            received += chunk.length;
+            // Given up on at once: the connection is closed, the rest never read.
+            if (received > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge());
+            else chunks.push(chunk);
           },
           onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),
           onResponseError: (_controller, error) => settle(error),

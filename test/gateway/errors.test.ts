@@ -60,6 +60,15 @@ describe('upstream failures map to the contract’s codes', () => {
     assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
   });
 
+  it('stops reading an answer past 32 MiB: UPSTREAM_ERROR that says so, one request, no retry', async () => {
+    const huge = { id, created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [], first_name: 'x'.repeat(33 * 1024 * 1024) };
+    stack.emulator.addFault({ path: `/accounts/${id}`, body: huge });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    assert.match(res.body.errors![0]!.message, /larger than 32 MiB/);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+  });
+
   it('reports an unreachable upstream as UPSTREAM_ERROR without crashing', async () => {
     const { startGateway } = await import('../../src/server.ts');
     const { silentLogger } = await import('../../src/logger.ts');

@@ -112,6 +112,10 @@ describe('mutations: one upstream request each, payload fields loaded only when 
   for (const [name, mutation] of [
     ['a callback URL that is not http(s)', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
     ['a relative callback URL', 'mutation { createConnectToken(input: { callbackUrl: "/cb" }) { token } }'],
+    // The URL parser would strip these before judging; the raw string is what would be forwarded.
+    ['a callback URL with a NUL first', 'mutation { createConnectToken(input: { callbackUrl: "\\u0000https://a.example.com" }) { token } }'],
+    ['a callback URL with a leading space', 'mutation { createConnectToken(input: { callbackUrl: " https://a.example.com" }) { token } }'],
+    ['a callback URL with a header-like line', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\r\\nX-Injected: 1" }) { token } }'],
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],

@@ -107,6 +107,18 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(proxied.breakerState, 'open');
   });
 
+  it('says a half-open circuit is trying one call, not that calls are paused for 0 s', async () => {
+    const guarded = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 20, dispatcher: agent });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+    await assert.rejects(guarded.getAccount('a'), /HTTP 502/);
+    await assert.rejects(guarded.getAccount('a'), /paused for 1 s \(circuit open\)/);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS).delay(100);
+    const probe = guarded.getAccount('a');
+    await assert.rejects(guarded.getAccount('a'), /one trial call is checking whether it has recovered, retry in a moment \(circuit half-open\)/);
+    assert.equal((await probe).id, 'a');
+  });
+
   it('retries a 503 from something in front of the API, not the API’s own (a mailbox out of reach)', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS);
     await assert.rejects(client.getAccount('a'), /HTTP 503/); // once: a second interceptor would be left pending
