@@ -14,6 +14,8 @@ export interface GatewayContext {
   readonly identity: Identity;
   /** What the operation's log line reports besides HTTP: filled in as Apollo resolves and answers it. */
   readonly outcome: OperationOutcome;
+  /** The key of filtered lists' cursor digests (see `filteredCursorKind`). */
+  readonly cursorKey: Buffer;
 }
 
 export interface OperationOutcome {
@@ -25,6 +27,7 @@ export interface OperationOutcome {
 export interface ContextDeps {
   client: UpstreamClient;
   logger: Logger;
+  cursorKey: Buffer;
 }
 
 /**
@@ -32,5 +35,5 @@ export interface ContextDeps {
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
 export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity, outcome };
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity, outcome, cursorKey: deps.cursorKey };
 }

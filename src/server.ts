@@ -13,6 +13,7 @@ import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
 import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
+import { cursorKeyFrom } from './resolvers/connection.ts';
 import { endOnceFlushed } from './respond.ts';
 import { buildSchema } from './schema.ts';
 import { OperationCancellation } from './upstream/cancellation.ts';
@@ -186,7 +187,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   await apollo.start();
 
-  const deps = { client, logger };
+  const deps = { client, logger, cursorKey: cursorKeyFrom(options.upstream.consumerSecret) };
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
   const ide = createIde({ tokenRequired: !access.open });
 

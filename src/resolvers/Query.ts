@@ -7,13 +7,13 @@ import { childFields, perSelection } from './selection.ts';
 export const Query: QueryResolvers = {
   account: (_, { id }, context, info) => accountById(id, context, info),
 
-  accounts: async (_, { filter, first, after }, { api }) => {
+  accounts: async (_, { filter, first, after }, { api, cursorKey }) => {
     const size = pageSize(first);
     if (filter?.status === 'UNKNOWN') {
       throw gatewayError(ErrorCode.BAD_USER_INPUT, 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
     const upstreamFilter = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
-    const cursorKind = accountsCursorKind(upstreamFilter);
+    const cursorKind = accountsCursorKind(upstreamFilter, cursorKey);
     const offset = offsetAfter(cursorKind, after);
     // One more than asked tells whether another page follows; the upstream's page stops at 100, where a
     // full page has to be taken to mean "maybe more".
@@ -56,8 +56,8 @@ export const Query: QueryResolvers = {
  * The accounts list's cursor kind: an offset means something only in the list it came from, so a cursor
  * also names the filter (a cursor of the unfiltered list would otherwise page a filtered one at that offset).
  */
-function accountsCursorKind(filter: { email: string | undefined; status: string | undefined; statusOk: boolean | undefined }): string {
-  return filteredCursorKind('accounts', [filter.email, filter.status, filter.statusOk]);
+function accountsCursorKind(filter: { email: string | undefined; status: string | undefined; statusOk: boolean | undefined }, key: Buffer): string {
+  return filteredCursorKind('accounts', [filter.email, filter.status, filter.statusOk], key);
 }
 
 const NODES = new Set(['nodes']);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
 
@@ -25,13 +25,21 @@ export function encodeCursor(kind: string, index: number): string {
 /**
  * A cursor kind for a list under a filter: `<list>` when nothing filters it, else `<list>.<digest>` of the
  * filter's values, so a cursor only continues the list it came from. A digest keeps the filter's values (an
- * email address) from being read off the cursor (a guess can still be checked against it) and its length
- * bounded.
+ * email address) from being read off the cursor and its length bounded; keyed (an HMAC under `key`), it also
+ * keeps a guessed address from being checked against a cursor that leaked (into a log, a URL).
  */
-export function filteredCursorKind(list: string, filterValues: readonly (string | boolean | undefined)[]): string {
+export function filteredCursorKind(list: string, filterValues: readonly (string | boolean | undefined)[], key: Buffer): string {
   if (filterValues.every((value) => value === undefined)) return list;
-  const digest = createHash('sha256').update(JSON.stringify(filterValues.map((value) => value ?? null))).digest('base64url');
+  const digest = createHmac('sha256', key).update(JSON.stringify(filterValues.map((value) => value ?? null))).digest('base64url');
   return `${list}.${digest.slice(0, 12)}`;
+}
+
+/**
+ * The cursor digests' key, derived from the consumer secret: unknown to callers, and the same on every
+ * instance of the gateway using the same key pair, so a cursor continues on any of them and after a restart.
+ */
+export function cursorKeyFrom(consumerSecret: string): Buffer {
+  return createHmac('sha256', consumerSecret).update('contextio-graphql: cursor filter digests').digest();
 }
 
 /** The offset of the first item after `after`; 0 without a cursor. */

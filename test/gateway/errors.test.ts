@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { codes, startStack, useStack } from '../helpers/stack.ts';
+import { codes, postGraphQL, startStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
 describe('upstream failures map to the contract’s codes', () => {
   const stack = useStack({ gateway: { upstreamTimeoutMs: 3_000 } });
@@ -70,24 +70,9 @@ describe('upstream failures map to the contract’s codes', () => {
   });
 
   it('reports an unreachable upstream as UPSTREAM_ERROR without crashing', async () => {
-    const { startGateway } = await import('../../src/server.ts');
-    const { silentLogger } = await import('../../src/logger.ts');
-    const dead = await startGateway({
-      port: 0,
-      host: '127.0.0.1',
-      upstream: { baseUrl: 'http://127.0.0.1:9/2.0', consumerKey: 'k', consumerSecret: 's' },
-      upstreamTimeoutMs: 2_000,
-      upstreamMaxInFlight: 4,
-      development: false,
-      logger: silentLogger,
-    });
+    const dead = await startTestGateway({ baseUrl: 'http://127.0.0.1:9/2.0', consumerKey: 'k', consumerSecret: 's' }, { upstreamTimeoutMs: 2_000, upstreamMaxInFlight: 4 });
     try {
-      const response = await fetch(dead.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: '{ account(id: "0123456789abcdef01234567") { id } }' }),
-      });
-      const body = (await response.json()) as { errors: { extensions: { code: string; upstream: unknown } }[] };
+      const body = await postGraphQL<{ errors: { extensions: { code: string; upstream: unknown } }[] }>(dead.url, '{ account(id: "0123456789abcdef01234567") { id } }');
       assert.equal(body.errors[0]!.extensions.code, 'UPSTREAM_ERROR');
       assert.deepEqual(body.errors[0]!.extensions.upstream, { status: null, method: 'GET', path: '/accounts/0123456789abcdef01234567' });
     } finally {
@@ -106,16 +91,10 @@ describe('the gateway’s own key refused upstream (401)', () => {
     });
     try {
       // Point the gateway at the emulator with a wrong secret by starting a second gateway.
-      const { startGateway } = await import('../../src/server.ts');
-      const wrong = await startGateway({
-        port: 0,
-        host: '127.0.0.1',
-        upstream: { baseUrl: stack.emulator.url, consumerKey: stack.emulator.consumerKey, consumerSecret: 'a-wrong-secret-value' },
-        upstreamTimeoutMs: 2_000,
-        upstreamMaxInFlight: 4,
-        development: false,
-        logger: createLogger('debug', (line) => lines.push(line)),
-      });
+      const wrong = await startTestGateway(
+        { baseUrl: stack.emulator.url, consumerKey: stack.emulator.consumerKey, consumerSecret: 'a-wrong-secret-value' },
+        { upstreamTimeoutMs: 2_000, upstreamMaxInFlight: 4, logger: createLogger('debug', (line) => lines.push(line)) },
+      );
       try {
         const response = await fetch(wrong.url, {
           method: 'POST',

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { codes, useStack } from '../helpers/stack.ts';
+import { codes, postGraphQL, startTestGateway, useStack } from '../helpers/stack.ts';
 
 describe('queries against the emulator', () => {
   const stack = useStack();
@@ -131,7 +132,19 @@ describe('queries against the emulator', () => {
       assert.match(res.body.errors![0]!.message, /not a cursor of this list with this filter/);
     }
     assert.deepEqual(stack.upstreamCalls(), [], 'refused before any upstream call');
-    assert.doesNotMatch(Buffer.from(cursor, 'base64url').toString(), /INVALID/, 'the filter’s values stay out of the cursor');
+    const kind = Buffer.from(cursor, 'base64url').toString();
+    assert.doesNotMatch(kind, /INVALID/, 'the filter’s values stay out of the cursor');
+    const guess = createHash('sha256').update(JSON.stringify([null, 'INVALID_CREDENTIALS', null])).digest('base64url').slice(0, 12);
+    assert.ok(!kind.includes(guess), 'a guessed filter cannot be checked against the cursor without the gateway’s key');
+
+    // Another instance with the same key pair (behind a load balancer, or after a restart) continues it.
+    const other = await startTestGateway({ baseUrl: stack.emulator.url, consumerKey: stack.emulator.consumerKey, consumerSecret: stack.emulator.consumerSecret });
+    try {
+      const elsewhere = await postGraphQL<{ data: Page }>(other.url, page, { filter: failing, after: cursor });
+      assert.deepEqual(elsewhere.data.accounts.nodes, [{ emailAddresses: ['bad1@example.com'] }]);
+    } finally {
+      await other.close();
+    }
   });
 
   it('lists a source-filtered account with its matching sources only, and shows it whole everywhere else in the operation', async () => {

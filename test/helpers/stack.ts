@@ -31,18 +31,7 @@ export async function startStack(
   const emulator = await startEmulator({ port: 0, seed: 'none', ...options.emulator });
   let gateway: Gateway;
   try {
-    gateway = await startGateway({
-      port: 0,
-      host: '127.0.0.1',
-      upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret },
-      upstreamTimeoutMs: 5_000,
-      upstreamMaxInFlight: 64,
-      development: false,
-      logger: silentLogger,
-      // Tests inject runs of upstream failures; only the breaker's own tests want it to trip.
-      breakerFailureThreshold: 1_000,
-      ...options.gateway,
-    });
+    gateway = await startTestGateway({ baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret }, options.gateway);
   } catch (error) {
     await emulator.close();
     throw error;
@@ -69,6 +58,33 @@ export async function startStack(
       await emulator.close();
     },
   };
+}
+
+/** A gateway on a free loopback port against `upstream`, with the tests' settings (silent, quick deadlines). */
+export function startTestGateway(upstream: GatewayOptions['upstream'], options: Partial<GatewayOptions> = {}): Promise<Gateway> {
+  return startGateway({
+    port: 0,
+    host: '127.0.0.1',
+    upstream,
+    upstreamTimeoutMs: 5_000,
+    upstreamMaxInFlight: 64,
+    development: false,
+    logger: silentLogger,
+    // Tests inject runs of upstream failures; only the breaker's own tests want it to trip.
+    breakerFailureThreshold: 1_000,
+    ...options,
+  });
+}
+
+/** Posts one GraphQL operation to `url`, as a client would, and returns its parsed body. */
+export async function postGraphQL<T = GraphQLResponse['body']>(url: string, query: string, variables?: Record<string, unknown>): Promise<T> {
+  const response = await fetch(url, {
+    signal: AbortSignal.timeout(30_000),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query, variables }),
+  });
+  return (await response.json()) as T;
 }
 
 /** The `extensions.code` of each error, in order. */
