@@ -139,9 +139,10 @@ function route(ctx: ApiContext, method: string, seg: string[], params: Params): 
       });
     }
     return dispatch(method, {
-      GET: () => ok(wireToken(requireToken(ctx.store.getConnectToken(id), id))),
+      // The top-level family only, like the list above: an account's tokens are reached under the account.
+      GET: () => ok(wireToken(requireToken(ctx.store.getConnectToken(id, null), id))),
       DELETE: () => {
-        if (!ctx.store.deleteConnectToken(id)) throw tokenNotFound(id);
+        if (!ctx.store.deleteConnectToken(id, null)) throw tokenNotFound(id);
         return ok(success());
       },
     });

@@ -420,14 +420,14 @@ export class EmulatorStore {
   }
 
   /**
-   * A token by id. With `accountId`, only that account's account-level tokens are found; without it,
-   * any token (so a frontend holding an account-level token can still read it at `/connect_tokens/{token}`).
-   * Expired unused tokens are purged first.
+   * A token by id: with `accountId` an account's id, only that account's tokens are found; with `null`, only
+   * top-level ones (the API's two families, each at its own path); without it, any token (the connect page's
+   * view). Expired unused tokens are purged first.
    */
   getConnectToken(token: string, accountId?: string | null): UpstreamConnectToken | undefined {
     this.purgeExpired();
     const record = this.tokens.get(token);
-    if (!record || (accountId != null && record.owner !== accountId)) return undefined;
+    if (!record || (accountId !== undefined && record.owner !== accountId)) return undefined;
     return this.renderToken(record);
   }
 
@@ -441,7 +441,7 @@ export class EmulatorStore {
   deleteConnectToken(token: string, accountId?: string | null): boolean {
     this.purgeExpired();
     const record = this.tokens.get(token);
-    if (!record || (accountId != null && record.owner !== accountId)) return false;
+    if (!record || (accountId !== undefined && record.owner !== accountId)) return false;
     this.tokens.delete(token);
     this.scheduleSave();
     return true;

@@ -210,10 +210,12 @@ describe('per-account scope', () => {
       assertForbidden(update, [['updateAccount']]);
     });
 
-    test('the capability is the token\'s own: an account-level token of someone else reads nothing more', async () => {
+    test('the capability is the top-level token\'s: someone else\'s account-level token is not one (its family is the account\'s)', async () => {
       const response = await stack.gql('query($t: ID!) { connectToken(token: $t) { token account { id } } }', nobody, { t: otherToken });
-      assert.deepEqual(response.body.data, { connectToken: { token: otherToken, account: null } });
-      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${otherToken}`]);
+      const calls = stack.upstreamCalls();
+      assert.deepEqual(response.body.data, { connectToken: null });
+      assert.deepEqual(codes(response), ['NOT_FOUND']);
+      assert.deepEqual(calls, [`GET /connect_tokens/${otherToken}`]);
     });
   });
 

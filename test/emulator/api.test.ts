@@ -244,6 +244,9 @@ describe('connect tokens', () => {
 
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens/${token}`)).status, 200);
     assert.equal((await api(emu, `/accounts/${GRACE}/connect_tokens/${token}`)).status, 404);
+    // Like the list: the top-level path reaches top-level tokens only, for reading and for deleting.
+    assert.equal((await api(emu, `/connect_tokens/${token}`)).status, 404);
+    assert.equal((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).status, 404);
     assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/connect_tokens')).status, 404);
     assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/connect_tokens', { form: { callback_url: 'http://x/' } })).status, 404);
 
