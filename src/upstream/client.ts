@@ -538,7 +538,8 @@ export class UpstreamClient {
     // so is the connect token, which its messages name ("connect_token … is invalid").
     const body = hideToken(withoutSignatures(text.slice(0, 500), authorization), info);
     this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
-    switch (status) {
+    // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
+    switch (apiErrorCodeOf(text) === SIGNATURE_REFUSED ? 401 : status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
       case 401:
@@ -589,12 +590,25 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
 
 /** Whether a body is the API's own error, `{"type":"error", …}`, rather than some proxy's page. */
 function isApiErrorBody(text: string): boolean {
+  return apiErrorBodyOf(text) !== undefined;
+}
+
+function apiErrorBodyOf(text: string): { code?: unknown } | undefined {
   try {
     const body: unknown = JSON.parse(text);
-    return typeof body === 'object' && body !== null && (body as { type?: unknown }).type === 'error';
+    return typeof body === 'object' && body !== null && (body as { type?: unknown }).type === 'error' ? body : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** The API's error code for a request whose OAuth signature it refused. */
+const SIGNATURE_REFUSED = 105;
+
+/** The numeric `code` of the API's own error body (`{"type":"error","code":105,…}`), if it has one. */
+function apiErrorCodeOf(text: string): number | undefined {
+  const code = apiErrorBodyOf(text)?.code;
+  return typeof code === 'number' ? code : undefined;
 }
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON. */

@@ -118,6 +118,25 @@ describe('the gateway’s own key refused upstream (401)', () => {
   });
 });
 
+describe('the gateway’s own key refused with another status', () => {
+  it('is still the key’s fault when the API’s body says so (code 105), not the caller being FORBIDDEN', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const stack = await startStack({ gateway: { logger: createLogger('error', (line) => lines.push(line)) } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'signed@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 403, body: { type: 'error', code: 105, value: 'Invalid signature' }, times: 1 });
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+      assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')));
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 403, body: { type: 'error', value: 'not your account' } });
+      assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['FORBIDDEN'], 'a plain 403 is still FORBIDDEN');
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('connect tokens in log lines', () => {
   it('are left out: a token is a bearer capability; the caller’s own error still names it', async () => {
     const lines: string[] = [];
