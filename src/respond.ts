@@ -27,6 +27,12 @@ export function endOnceFlushed(res: ServerResponse, body: string): void {
  * destroys the response: a client must not take a truncated body for a whole one.
  */
 export function streamOnceFlushed(source: Readable, res: ServerResponse): void {
+  // Gone while the caller prepared the stream (a client that left during a file lookup): 'close' has fired
+  // already, and a write would pause the source for a 'drain' that never comes, its file left open.
+  if (res.destroyed || res.socket?.destroyed === true) {
+    source.destroy();
+    return;
+  }
   let unflushed = 0;
   let sourceEnded = false;
   const endIfDone = () => {

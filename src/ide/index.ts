@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { finished } from 'node:stream';
 import { streamOnceFlushed } from '../respond.ts';
 import { projectRoot } from '../schema.ts';
 
@@ -173,10 +174,9 @@ export function createIde(options: IdeOptions = {}): Ide {
       res.end();
       return;
     }
-    await new Promise<void>((resolve) => {
-      res.once('close', resolve);
-      streamOnceFlushed(createReadStream(file), res);
-    });
+    streamOnceFlushed(createReadStream(file), res);
+    // Settles on the response's close, or at once when it closed during the lookups above.
+    await new Promise<void>((resolve) => finished(res, () => resolve()));
   };
 
   return {

@@ -24,6 +24,12 @@ export const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passw
 /** Whether the account field being resolved selects a field only the full account has. */
 export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_FIELDS, uses).length > 0);
 
+/** Whether the account field being resolved selects any field but `id` (and `__typename`). */
+const selectsBeyondId = perSelection((info, uses) => {
+  const others = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields()).filter((name) => name !== 'id');
+  return childFields(info, info.fieldNodes, new Set(others), uses).length > 0;
+});
+
 const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToken']);
 
 /** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
@@ -74,8 +80,12 @@ export function tokenAccount(
   info: GraphQLResolveInfo,
 ): AccountParent | Promise<AccountParent> {
   prefetchTokensOf(account.id, context, info);
-  // Only the id embedded: every other field needs the account, and a failed load fails the whole field.
-  if ('reference' in account) return context.api.account(account.id, 'connect-token').then(fullAccount);
+  if ('reference' in account) {
+    // Only the id embedded: asked for the id alone, that is the answer (no field of the stand-in but its id
+    // is read); any other field needs the account.
+    if (!selectsBeyondId(info)) return embeddedAccount({ id: account.id, created: 0, suspended: 0, email_addresses: [], sources: [] }, 'connect-token');
+    return context.api.account(account.id, 'connect-token').then(fullAccount);
+  }
   if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
   const load = context.api.account(account.id, 'connect-token');
   return load.then(fullAccount, () => ({ complete: false, account, reach: 'connect-token', full: load }));

@@ -49,10 +49,11 @@ function connectTokenForm(input: CreateConnectTokenInput): Params {
 }
 
 function httpUrl(value: string, name: string): string {
-  // The URL parser strips tabs, newlines and surrounding spaces before it judges: what is forwarded is the raw
-  // string, so characters no URL holds as they are (spaces, controls) are refused, not sent upstream.
+  // The URL parser strips tabs, newlines and surrounding spaces before it judges, and percent-encodes other
+  // spaces: what is forwarded is the raw string, so characters no URL holds as they are (spaces of any kind,
+  // C0 and C1 controls) are refused, not sent upstream.
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0020\u007f]/.test(value)) {
+  if (/[\s\u0000-\u001f\u007f-\u009f]/.test(value)) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL, with no spaces or control characters (percent-encode them)`);
   }
   let url: URL | undefined;

@@ -112,7 +112,7 @@ class CallCancelled extends Error {
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 class ResponseTooLarge extends Error {
-  constructor() {
+  constructor(readonly status: number) {
     super(`The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
   }
 }
@@ -357,8 +357,11 @@ export class UpstreamClient {
           throw this.#cancelledError(call, cancellation, info);
         }
         if (error instanceof ResponseTooLarge) {
-          // It answered: a fault of this answer, not of the upstream's health, and the same on every attempt.
-          this.#breaker.release(permit);
+          // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
+          // down only when its status says so (a proxy's huge 502 page, say).
+          if (error.status === 502 || error.status === 504) this.#breaker.recordFailure(permit);
+          else this.#breaker.release(permit);
+          info.status = error.status;
           this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), reason: error.message });
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${error.message}`, info);
         }
@@ -454,15 +457,17 @@ export class UpstreamClient {
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },
-          onResponseStart: (_controller, statusCode, headers) => {
+          onResponseStart: (controller, statusCode, headers) => {
             if (statusCode < 200) return; // 1xx: the real answer follows
             status = statusCode;
             retryAfter = headers['retry-after'];
+            // Refused before reading when it says it is too large; else counted as it arrives (below).
+            if (Number(headers['content-length']) > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
           },
           onResponseData: (controller, chunk) => {
             received += chunk.length;
             // Given up on at once: the connection is closed, the rest never read.
-            if (received > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge());
+            if (received > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
             else chunks.push(chunk);
           },
           onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),

@@ -116,6 +116,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a callback URL with a NUL first', 'mutation { createConnectToken(input: { callbackUrl: "\\u0000https://a.example.com" }) { token } }'],
     ['a callback URL with a leading space', 'mutation { createConnectToken(input: { callbackUrl: " https://a.example.com" }) { token } }'],
     ['a callback URL with a header-like line', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\r\\nX-Injected: 1" }) { token } }'],
+    ['a callback URL with a C1 control', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u0085" }) { token } }'],
+    ['a callback URL with a no-break space', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u00a0x" }) { token } }'],
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],

@@ -270,6 +270,10 @@ describe('queries against the emulator', () => {
     const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { used account { id username emailAddresses } } }`, { t: token.token });
     assert.deepEqual(res.body, { data: { connectToken: { used: true, account: { id, username: 'byref', emailAddresses: ['by.reference@example.com'] } } } });
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}`]);
+    // The id alone is in the reference: no load, which the cost estimate does not count on either.
+    const idOnly = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { id __typename } } }`, { t: token.token });
+    assert.deepEqual(idOnly.body, { data: { connectToken: { account: { id, __typename: 'Account' } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`]);
   });
 
   it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {

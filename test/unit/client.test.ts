@@ -108,11 +108,11 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('says a half-open circuit is trying one call, not that calls are paused for 0 s', async () => {
-    const guarded = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 20, dispatcher: agent });
+    const guarded = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 300, dispatcher: agent });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
     await assert.rejects(guarded.getAccount('a'), /HTTP 502/);
     await assert.rejects(guarded.getAccount('a'), /paused for 1 s \(circuit open\)/);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await new Promise((resolve) => setTimeout(resolve, 320));
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS).delay(100);
     const probe = guarded.getAccount('a');
     await assert.rejects(guarded.getAccount('a'), /one trial call is checking whether it has recovered, retry in a moment \(circuit half-open\)/);
@@ -217,6 +217,33 @@ describe('UpstreamClient against a local server', () => {
       for (const socket of sockets) socket.destroy();
       await client.close().catch(() => undefined);
       await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
+  it('stops reading an answer streamed past 32 MiB without a Content-Length, and closes its connection', async () => {
+    let written = 0;
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      const more = () => {
+        while (written < 64 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 });
+    try {
+      await assert.rejects(client.getAccount('big'), /larger than 32 MiB/);
+      assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
+    } finally {
+      await client.close().catch(() => undefined);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 
