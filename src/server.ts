@@ -269,6 +269,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
+    // Apollo's CSRF check asks a GET for a header a cross-site page cannot send without a preflight. A Bearer
+    // token is one: no browser attaches it on its own (unlike cached Basic credentials), so clients sending
+    // queries over GET with their token (urql, for one) need nothing more.
+    if (req.method === 'GET' && /^Bearer\s/i.test(headers.get('authorization') ?? '')) headers.set('apollo-require-preflight', 'bearer');
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
       // Verified once per request; a refused token ends the operation here (401), before any resolver.
