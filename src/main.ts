@@ -12,7 +12,8 @@ import { startGateway } from './server.ts';
  */
 async function main(): Promise<void> {
   // A log stream that fails (its reader gone: EPIPE; a full disk: ENOSPC) would otherwise crash the gateway
-  // at its next line. Its lines are lost from then on; the requests are still served.
+  // at its next line. Its lines are lost while it fails (for good once a pipe's reader is gone; a file on a
+  // full disk takes them again once there is room); the requests are still served.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   let config;
   try {
