@@ -11,7 +11,7 @@ import { createContext, type GatewayContext, type OperationOutcome } from './con
 import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
-import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
+import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { cursorKeyFrom } from './resolvers/connection.ts';
 import { endOnceFlushed } from './respond.ts';
@@ -114,6 +114,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let connectionsCut = false;
 
   const limits = resolveLimits(options.operationLimits);
+  const requestBudget = upstreamRequestBudget(limits);
   const apollo = new ApolloServer<GatewayContext>({
     schema: buildSchema(),
     parseOptions: { maxTokens: limits.maxTokens },
@@ -212,7 +213,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (access.cors(req, res)) return;
     const started = performance.now();
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
-    const operation = new OperationCancellation(requestId);
+    const operation = new OperationCancellation(requestId, requestBudget);
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {

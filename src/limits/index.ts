@@ -2,7 +2,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { measureOperation, type OperationMeasure } from './measure.ts';
+import { COST, measureOperation, type OperationMeasure } from './measure.ts';
 
 export { COST, FULL_ACCOUNT_FIELDS, measureOperation, UPSTREAM_FIELDS, type OperationMeasure } from './measure.ts';
 
@@ -130,6 +130,16 @@ export function tokenLimitRefusal(maxTokens: number): GraphQLFormattedError {
     message: `The operation is too complex: more than the maximum of ${maxTokens} tokens (MAX_QUERY_TOKENS).`,
     extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'MAX_QUERY_TOKENS', maximum: maxTokens },
   };
+}
+
+/**
+ * The most upstream requests one operation may send, retries included: twice what its estimated cost allows
+ * at most (a request weighs COST.upstream). The estimate is checked before the operation runs; this ceiling
+ * holds while it runs, for what the estimate cannot foresee: retries, or a server that sends a used token's
+ * account as a bare id, whose embedded fields then cost a request each.
+ */
+export function upstreamRequestBudget(limits: OperationLimits): number {
+  return 2 * Math.ceil(limits.maxCost / COST.upstream);
 }
 
 /** The limits of one gateway: its overrides over the defaults. */

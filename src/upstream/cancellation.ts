@@ -11,6 +11,13 @@ export interface CancelSignal {
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   /** Called for each request the client sends on the caller's behalf (retries included): its upstream cost. */
   countRequest?(): void;
+  /**
+   * Asked before each request (retries included): false when the caller may send no more, which fails that
+   * call without sending it. Absent: no limit.
+   */
+  claimRequest?(): boolean;
+  /** The most requests {@link claimRequest} grants. */
+  readonly maxRequests?: number;
 }
 
 /**
@@ -24,8 +31,19 @@ export class OperationCancellation implements CancelSignal {
   #reason: unknown;
   #listeners: Array<() => void> = [];
   #requests = 0;
+  #claimed = 0;
 
-  constructor(readonly requestId?: string) {}
+  /** `maxRequests`: the most upstream requests the operation may send, retries included. */
+  constructor(
+    readonly requestId?: string,
+    readonly maxRequests = Infinity,
+  ) {}
+
+  claimRequest(): boolean {
+    if (this.#claimed >= this.maxRequests) return false;
+    this.#claimed += 1;
+    return true;
+  }
 
   /** Upstream requests sent for the operation so far, retries included: what it cost of the key's quota. */
   get requests(): number {

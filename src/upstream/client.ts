@@ -314,6 +314,14 @@ export class UpstreamClient {
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
         }
       }
+      // The operation's budget of requests: a ceiling for what its estimated cost could not foresee.
+      if (call.signal?.claimRequest?.() === false) {
+        throw this.#fail(
+          ErrorCode.QUERY_TOO_COMPLEX,
+          `The operation has sent the most upstream requests one may (${call.signal.maxRequests}, retries included; twice MAX_QUERY_COST ÷ 10)`,
+          info,
+        );
+      }
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
       const headers: Record<string, string> = {

@@ -218,6 +218,30 @@ describe('operation limits per gateway', () => {
   });
 });
 
+describe('the upstream request budget', () => {
+  it('holds while the operation runs: past twice MAX_QUERY_COST ÷ 10 requests, each further field fails QUERY_TOO_COMPLEX', async () => {
+    const stack = await startStack({ gateway: { operationLimits: { maxCost: 150 } } }); // a budget of 30 requests
+    try {
+      const { store } = stack.emulator;
+      const ids = Array.from({ length: 30 }, (_, i) => store.createAccount({ email: `bare${i}@example.com` }).id);
+      // A server sending each used token's account as a bare id: its embedded fields then cost a request
+      // each, which the estimate (checked before the operation runs) cannot see.
+      const tokens = ids.map((id, i) => ({ token: `bare${String(i).padStart(12, '0')}`, created: 1, used: 2, expires: false, callback_url: 'https://app.example/cb', account: id }));
+      stack.emulator.addFault({ method: 'GET', path: '/connect_tokens', body: tokens });
+      stack.emulator.clearRequests();
+      const res = await stack.gql<{ connectTokens: { nodes: Array<{ account: { emailAddresses: string[] } | null }> } }>(
+        '{ connectTokens(first: 30) { nodes { account { emailAddresses } } } }',
+      );
+      assert.equal(stack.upstreamCalls().length, 30, 'the list and 29 accounts: the budget');
+      assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+      assert.match(res.body.errors![0]!.message, /the most upstream requests one may \(30, retries included/);
+      assert.equal(res.body.data!.connectTokens.nodes.filter((node) => node.account !== null).length, 29);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('limit settings', () => {
   it('default when unset and read MAX_QUERY_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_QUERY_COST, MAX_QUERY_TOKENS, MAX_BODY_BYTES', () => {
     assert.deepEqual(loadConfig({}).operationLimits, DEFAULT_OPERATION_LIMITS);
