@@ -49,12 +49,12 @@ function connectTokenForm(input: CreateConnectTokenInput): Params {
 }
 
 function httpUrl(value: string, name: string): string {
-  // The URL parser strips tabs, newlines and surrounding spaces before it judges, and percent-encodes other
-  // spaces: what is forwarded is the raw string, so characters no URL holds as they are (spaces of any kind,
-  // C0 and C1 controls) are refused, not sent upstream.
+  // Characters no URL holds as they are (spaces of any kind, C0 and C1 controls, invisible format characters
+  // such as a soft hyphen or a zero-width space) are refused with a message that says so: the URL parser
+  // would strip or rewrite them silently.
   // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f-\u009f]/.test(value)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL, with no spaces or control characters (percent-encode them)`);
+  if (/[\s\u0000-\u001f\u007f-\u009f\p{Cf}]/u.test(value)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL, with no spaces, control or invisible characters (percent-encode them)`);
   }
   let url: URL | undefined;
   try {
@@ -65,7 +65,9 @@ function httpUrl(value: string, name: string): string {
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL`);
   }
-  return value;
+  // The URL as the parser read it is what is sent: `https:example.com\cb` and the like reach the upstream in
+  // the form that was judged, not in one another parser might read differently.
+  return url.href;
 }
 
 function email(value: string, name: string): string {

@@ -16,6 +16,10 @@ export interface CancelSignal {
    * call without sending it. Absent: no limit.
    */
   claimRequest?(): boolean;
+  /** Gives back a claim whose request was never sent (refused by the breaker, cancelled while queued …). */
+  releaseRequest?(): void;
+  /** The claims left. */
+  readonly requestsLeft?: number;
   /** The most requests {@link claimRequest} grants. */
   readonly maxRequests?: number;
 }
@@ -43,6 +47,14 @@ export class OperationCancellation implements CancelSignal {
     if (this.#claimed >= this.maxRequests) return false;
     this.#claimed += 1;
     return true;
+  }
+
+  releaseRequest(): void {
+    this.#claimed -= 1;
+  }
+
+  get requestsLeft(): number {
+    return this.maxRequests - this.#claimed;
   }
 
   /** Upstream requests sent for the operation so far, retries included: what it cost of the key's quota. */

@@ -298,9 +298,15 @@ export class UpstreamClient {
     // or 504 from in front of the API (a proxy may answer so after forwarding), may come after the upstream
     // acted; only a refused connection or a 429 says it did not.
     let mayHaveLanded = false;
+    // The error the previous attempt would have ended the call with: what a retry the operation's request
+    // budget refuses ends it with instead (the upstream's 502 or 429, not a limit of the gateway's).
+    let previousFailure: (() => Error) | undefined;
+    const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
+      // Before any wait below: a call the budget will refuse must not wait out a rate-limit pause first.
+      if (call.signal?.requestsLeft === 0) throw outOfBudget();
       // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
       for (let pausedMs = this.#pausedMs(); pausedMs > 0; pausedMs = this.#pausedMs()) {
         // Waited out only when a useful share of the call's time is left after it: calls set free with
@@ -313,14 +319,6 @@ export class UpstreamClient {
           const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
         }
-      }
-      // The operation's budget of requests: a ceiling for what its estimated cost could not foresee.
-      if (call.signal?.claimRequest?.() === false) {
-        throw this.#fail(
-          ErrorCode.QUERY_TOO_COMPLEX,
-          `The operation has sent the most upstream requests one may (${call.signal.maxRequests}, retries included; twice MAX_QUERY_COST ÷ 10)`,
-          info,
-        );
       }
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
@@ -345,6 +343,12 @@ export class UpstreamClient {
           info,
         );
       }
+      // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
+      // only now, for a request about to go out, and given back below if it never does.
+      if (call.signal?.claimRequest?.() === false) {
+        this.#breaker.release(permit);
+        throw outOfBudget();
+      }
       let sent = false;
       const onSent = () => {
         sent = true;
@@ -356,6 +360,7 @@ export class UpstreamClient {
       try {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
       } catch (error) {
+        if (!sent) call.signal?.releaseRequest?.();
         if (cancellation.reason !== undefined) {
           // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
           // the request only waited for a connection its own client kept busy, nor for a caller that went
@@ -366,8 +371,9 @@ export class UpstreamClient {
         }
         if (error instanceof ResponseTooLarge) {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
-          // down only when its status says so (a proxy's huge 502 page, say).
-          if (error.status === 502 || error.status === 504) this.#breaker.recordFailure(permit);
+          // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
+          // body, which is a line of JSON).
+          if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit);
           else this.#breaker.release(permit);
           info.status = error.status;
           this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), reason: error.message });
@@ -376,11 +382,15 @@ export class UpstreamClient {
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
         mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
-        if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code)) {
+        const unreachable = () => {
+          this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code });
+          return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
+        };
+        if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0) {
+          previousFailure = unreachable;
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
         }
-        this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code });
-        throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);
+        throw unreachable();
       }
 
       const { status, text } = response;
@@ -399,12 +409,29 @@ export class UpstreamClient {
       const worthRetrying = status === 429 || apiDown;
       if (status === 429) this.#pauseFor(response.retryAfterMs, call.signal);
       mayHaveLanded ||= apiDown;
-      if (!lastAttempt && worthRetrying && (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation))) continue;
+      const failure = () => this.#statusError(status, call, response, info, headers.authorization!);
+      if (!lastAttempt && worthRetrying && call.signal?.requestsLeft !== 0) {
+        previousFailure = failure;
+        if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
+      }
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.
       if (call.method === 'DELETE' && status === 404 && mayHaveLanded) return this.#parse(call, '{"success":true}', info);
-      throw this.#statusError(status, call, response, info, headers.authorization!);
+      throw failure();
     }
+  }
+
+  /** The first call an operation's request budget refuses: said once in the log, a limit as the others are. */
+  #budgetExhausted<T>(call: Call<T>, info: UpstreamErrorInfo): Error {
+    const maximum = call.signal?.maxRequests;
+    if (call.signal !== undefined && !budgetLogged.has(call.signal)) {
+      budgetLogged.add(call.signal);
+      this.#options.logger.warn('operation ran out of upstream requests: its further fields fail', { ...forLog(info, call.signal), maximum });
+    }
+    return gatewayError(ErrorCode.QUERY_TOO_COMPLEX, `The operation has sent the most upstream requests one may (${maximum}, retries included: twice MAX_QUERY_COST ÷ 10)`, undefined, {
+      limit: 'UPSTREAM_REQUESTS',
+      maximum,
+    });
   }
 
   #authorization(method: Method, path: string, params: OAuthParam[]): string {
@@ -587,6 +614,9 @@ export class UpstreamClient {
  * pass EventTarget's limit of 10 (a warning per request) on any operation that fans out.
  */
 const dependantsBySignal = new WeakMap<CancelSignal, Set<CallCancellation>>();
+
+/** The operations whose running out of requests has been logged. */
+const budgetLogged = new WeakSet<CancelSignal>();
 
 function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
   let dependants = dependantsBySignal.get(signal);

@@ -20,6 +20,13 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.equal(stored?.first_name, 'New');
   });
 
+  it('sends the callback URL as the gateway read it, not a form another parser might read differently', async () => {
+    const res = await stack.gql<{ createConnectToken: { connectToken: { callbackUrl: string } } }>(
+      `mutation { createConnectToken(input: { callbackUrl: "HTTPS://App.Example.com\\\\cb" }) { connectToken { callbackUrl } } }`,
+    );
+    assert.deepEqual(res.body.data?.createConnectToken.connectToken, { callbackUrl: 'https://app.example.com/cb' });
+  });
+
   it('loads the new token only when the payload selects it', async () => {
     const res = await stack.gql<{ createConnectToken: { connectToken: { token: string; used: boolean; callbackUrl: string } } }>(
       `mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token connectToken { token used callbackUrl } } }`,
@@ -118,6 +125,7 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a callback URL with a header-like line', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\r\\nX-Injected: 1" }) { token } }'],
     ['a callback URL with a C1 control', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u0085" }) { token } }'],
     ['a callback URL with a no-break space', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u00a0x" }) { token } }'],
+    ['a callback URL with a zero-width space in its host', 'mutation { createConnectToken(input: { callbackUrl: "https://exa\\u200bmple.com/cb" }) { token } }'],
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],

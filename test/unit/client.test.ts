@@ -5,6 +5,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
+import { OperationCancellation } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
 
 const ORIGIN = 'https://api.example.com';
@@ -117,6 +118,42 @@ describe('UpstreamClient against a mocked upstream', () => {
     const probe = guarded.getAccount('a');
     await assert.rejects(guarded.getAccount('a'), /one trial call is checking whether it has recovered, retry in a moment \(circuit half-open\)/);
     assert.equal((await probe).id, 'a');
+  });
+
+  describe('an operation’s request budget', () => {
+    const budgeted = (options: { breakerFailureThreshold?: number; breakerCooldownMs?: number; maxAttempts?: number } = {}) =>
+      new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 3, dispatcher: agent, ...options });
+    const codeOf = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
+
+    it('refuses a call once it is spent, naming the limit, with no upstream request', async () => {
+      const operation = new OperationCancellation('r1', 1);
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await budgeted().getAccount('a', operation)).id, 'a');
+      await assert.rejects(budgeted().getAccount('b', operation), (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.deepEqual(e.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'UPSTREAM_REQUESTS', maximum: 1 });
+        return true;
+      });
+      assert.equal(operation.requests, 1);
+    });
+
+    it('ends a call whose retry it refuses with the upstream’s own failure, not the limit', async () => {
+      const operation = new OperationCancellation('r2', 1);
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+      await assert.rejects(budgeted().getAccount('a', operation), (e: Error & { extensions?: Record<string, unknown> }) => codeOf(e) === 'UPSTREAM_ERROR' && /HTTP 502/.test(e.message));
+      assert.equal(operation.requests, 1);
+    });
+
+    it('takes back what a request never sent claimed (refused by an open breaker)', async () => {
+      const operation = new OperationCancellation('r3', 2);
+      const client = budgeted({ breakerFailureThreshold: 1, breakerCooldownMs: 100, maxAttempts: 1 });
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+      await assert.rejects(client.getAccount('a', operation), /HTTP 502/); // sent: one claim spent, the breaker opens
+      for (let i = 0; i < 3; i++) await assert.rejects(client.getAccount('a', operation), /circuit open/);
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount('a', operation)).id, 'a', 'the refused calls spent nothing');
+      assert.equal(operation.requests, 2);
+    });
   });
 
   it('retries a 503 from something in front of the API, not the API’s own (a mailbox out of reach)', async () => {
