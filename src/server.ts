@@ -59,6 +59,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
+const MAX_MESSAGE_LENGTH = 1_000;
+
 /** The document cache's size, as `documentSize` measures it. */
 const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
 
@@ -84,6 +87,8 @@ function publicCode(error: unknown): string | undefined {
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
   if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;
+  // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
+  if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
   const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
   if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return 'BAD_REQUEST';
@@ -183,7 +188,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         };
       }
       if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') return tokenLimitRefusal(limits.maxTokens);
-      return withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
+      const shown = withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
+      // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
+      return shown.message.length > MAX_MESSAGE_LENGTH
+        ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
+        : shown;
     },
   });
   await apollo.start();

@@ -291,6 +291,11 @@ export class UpstreamClient {
     if (urlLength > MAX_URL_LENGTH) {
       throw gatewayError(ErrorCode.BAD_USER_INPUT, `The arguments make an upstream URL of ${urlLength} characters, more than the ${MAX_URL_LENGTH} servers accept`);
     }
+    for (const [name, value] of form) {
+      if (value.length > MAX_FORM_VALUE_LENGTH) {
+        throw gatewayError(ErrorCode.BAD_USER_INPUT, `The value given for ${name} is ${value.length} characters, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+      }
+    }
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     const deadline = Date.now() + this.#options.timeoutMs;
@@ -576,7 +581,8 @@ export class UpstreamClient {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
-    const body = hideToken(withoutSignatures(text.slice(0, 500), authorization), info);
+    // Cut after the secret is taken out, so that no part of one that straddles the cut is left.
+    const body = hideToken(withoutSignatures(withoutSecret(text.slice(0, 500 + this.#options.consumerSecret.length * 3), this.#options.consumerSecret), authorization), info).slice(0, 500);
     this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
     switch (apiErrorCodeOf(text) === SIGNATURE_REFUSED ? 401 : status) {
@@ -670,6 +676,14 @@ function withoutSignatures(text: string, authorization: string): string {
   return result;
 }
 
+/** `text` without the consumer secret, as is or percent-encoded (the form it takes in a signing key). */
+function withoutSecret(text: string, secret: string): string {
+  if (secret === '') return text;
+  let result = text;
+  for (const form of new Set([secret, percentEncode(secret)])) result = result.split(form).join('[redacted]');
+  return result;
+}
+
 /** The connect token a call's path names (always its last segment), percent-encoded as in the path. */
 const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)$/;
 
@@ -698,6 +712,13 @@ function connectTokenResource(accountId: string | null, token: string): string {
 
 /** Longer URLs are refused (414, 431) or cut off by many servers and proxies, some by closing the connection. */
 const MAX_URL_LENGTH = 4096;
+
+/**
+ * The longest value sent in a form (a name, an email address, a callback URL). The upstream keeps what it is
+ * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token,
+ * pushed the unpaged token list past the 32 MiB an answer may take, and it stayed so until they expired.
+ */
+const MAX_FORM_VALUE_LENGTH = 4096;
 
 /**
  * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent

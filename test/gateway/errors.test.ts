@@ -140,6 +140,26 @@ describe('the gateway’s own key refused with another status', () => {
   });
 });
 
+describe('the consumer secret in an upstream error body', () => {
+  it('is cut out of the debug line that logs the body, as is and percent-encoded', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const stack = await startStack({ gateway: { logger: createLogger('debug', (line) => lines.push(line)) }, emulator: { consumerSecret: 'sec ret/with+marks' } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'echo@example.com' }).id;
+      const echoed = `key secret: sec ret/with+marks, signing key: ${encodeURIComponent('sec ret/with+marks').replace(/%20/g, '%20')}&`;
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 400, body: { type: 'error', value: echoed } });
+      assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['BAD_USER_INPUT']);
+      const logged = lines.find((line) => line.includes('upstream error response'));
+      assert.ok(logged);
+      assert.doesNotMatch(lines.join('\n'), /sec ret\/with\+marks|sec%20ret%2Fwith%2Bmarks/);
+      assert.match(logged, /key secret: \[redacted\], signing key: \[redacted\]&/);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('connect tokens in log lines', () => {
   it('are left out: a token is a bearer capability; the caller’s own error still names it', async () => {
     const lines: string[] = [];

@@ -126,6 +126,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a callback URL with a C1 control', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u0085" }) { token } }'],
     ['a callback URL with a no-break space', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u00a0x" }) { token } }'],
     ['a callback URL with a zero-width space in its host', 'mutation { createConnectToken(input: { callbackUrl: "https://exa\\u200bmple.com/cb" }) { token } }'],
+    // The upstream lists back what it keeps: a few huge names once pushed the token list past what an answer may take.
+    ['a first name over 4096 characters', `mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/cb", firstName: "${'n'.repeat(4097)}" }) { token } }`],
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],

@@ -140,6 +140,26 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('refuses variables over 64 KB before GraphQL quotes them in its errors (a 1 MB object once answered 44 MB)', async () => {
+    const query = 'query ($f: AccountFilter) { accounts(filter: $f, first: 1) { nodes { id } } }';
+    const f = Object.fromEntries(Array.from({ length: 60_000 }, (_, i) => [`k${i}`, 0]));
+    const answer = await post(stack, JSON.stringify({ query, variables: { f } }));
+    assertRefused(answer, 400, 'BAD_REQUEST', /^The variables take \d+ bytes as JSON, more than the 65536 accepted$/);
+    assert.ok(answer.text.length < 1_000, `${answer.text.length} bytes answered`);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('answers many bad variable values as the caller’s mistake, each message kept short', async () => {
+    const query = 'query ($f: AccountFilter) { accounts(filter: $f, first: 1) { nodes { id } } }';
+    const f = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`unknownFieldNumber${i}`, 'x'.repeat(500)]));
+    const answer = await post(stack, JSON.stringify({ query, variables: { f } }));
+    assert.equal(answer.status, 400);
+    const errors = answer.json!.errors!;
+    assert.deepEqual([...new Set(errors.map((error) => error.extensions?.['code']))], ['BAD_USER_INPUT'], 'not INTERNAL_SERVER_ERROR past graphql-js’s 50 errors');
+    assert.ok(errors.every((error) => error.message.length < 1_100), 'each message cut to a readable length');
+    assert.match(errors[0]!.message, /… \(\d+ more characters\)$/);
+  });
+
   it('refuses a malformed persisted query with 400 BAD_REQUEST, not as an unexpected error', async () => {
     const query = '{ __typename }';
     for (const [persistedQuery, message] of [
