@@ -117,6 +117,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let shuttingDown = false;
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
+  /** Called, during shutdown, once the last operation's response has closed (its log line written). */
+  let allClosed: (() => void) | undefined;
 
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
@@ -272,6 +274,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       clearTimeout(deadline);
       inFlight.delete(operation);
       if (!res.writableFinished) operation.abort();
+      if (inFlight.size === 0) allClosed?.();
     });
     if (shuttingDown) res.setHeader('connection', 'close');
 
@@ -372,6 +375,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await closed;
     clearTimeout(grace);
     clearInterval(idle);
+    // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
+    // server's own close: a process exiting next must not lose those lines.
+    if (inFlight.size > 0) {
+      await new Promise<void>((resolve) => {
+        allClosed = resolve;
+        setTimeout(resolve, 1_000).unref();
+      });
+    }
     await apollo.stop();
     await client.close();
   }

@@ -98,7 +98,7 @@ describe('the operation log line', () => {
     const cut = await startStack({ gateway: { shutdownGraceMs: 200, logger: createLogger('info', (line) => cutLines.push(line)) } });
     let download: SlowRead | undefined;
     try {
-      download = await startSlowDownload(cut);
+      download = await startSlowDownload(cut.emulator, cut.gateway.url);
       await cut.gateway.close();
       // The line is written as the connection's close reaches the response, just after close() returns.
       const entries = await operationLines(1, cutLines);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
+import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
 interface Started {
   lines: string[];
@@ -219,6 +220,26 @@ describe('npm start', () => {
       assert.deepEqual(((answer as { errors: Array<{ extensions: { code: string } }> }).errors).map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
       assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal')).length, 0);
     });
+  });
+
+  it('writes the operation line of an answer cut at the end of the grace period before it exits', { timeout: 60_000 }, async () => {
+    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    let download: SlowRead | undefined;
+    try {
+      const started = await startMain({
+        CONTEXTIO_API_URL: upstream.url,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        SHUTDOWN_GRACE_MS: '200',
+      });
+      download = await startSlowDownload(upstream, started.url);
+      assert.equal(await started.stop(), 0, started.lines.join('\n'));
+      const operations = logEntries(started.lines).filter((entry) => entry['message'] === 'operation');
+      assert.deepEqual(operations.map((entry) => [entry['status'], entry['cutAtShutdown']]), [[null, true]]);
+    } finally {
+      download?.socket.destroy();
+      await upstream.close();
+    }
   });
 
   it('keeps serving when whatever reads its log goes away (a closed pipe), and still stops cleanly', async () => {

@@ -145,9 +145,9 @@ export interface SlowRead {
   received(): number;
 }
 
-/** Sends `request` (raw HTTP/1.1) to the gateway and returns once its answer has begun, reading nothing more. */
-export async function startSlowRead(stack: Stack, request: string): Promise<SlowRead> {
-  const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+/** Sends `request` (raw HTTP/1.1) to the gateway at `url` and returns once its answer has begun, reading nothing more. */
+export async function startSlowRead(url: string, request: string): Promise<SlowRead> {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
   await once(socket, 'connect');
   socket.write(request);
   const [first] = (await once(socket, 'data')) as [Buffer];
@@ -163,10 +163,10 @@ export async function startSlowRead(stack: Stack, request: string): Promise<Slow
  * A client downloading a ~20 MB GraphQL answer slowly: more than loopback's socket buffers hold, so most of
  * it waits in the gateway's process.
  */
-export async function startSlowDownload(stack: Stack): Promise<SlowRead> {
-  for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
+export async function startSlowDownload(emulator: Emulator, url: string): Promise<SlowRead> {
+  for (let i = 0; i < 100; i++) emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
   const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });
-  return startSlowRead(stack, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return startSlowRead(url, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
 /**

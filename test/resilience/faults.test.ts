@@ -361,7 +361,7 @@ describe('graceful shutdown', () => {
   it('lets a client reading a large answer slowly receive all of it, within the grace period', { timeout: 20_000 }, async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 10_000 } });
     try {
-      const download = await startSlowDownload(stack);
+      const download = await startSlowDownload(stack.emulator, stack.gateway.url);
       await readRestDuringShutdown(stack, download);
       assert.equal(download.received(), download.contentLength);
     } finally {
