@@ -351,8 +351,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
     shuttingDown = true;
+    // Node's close() also closes the connections it takes to be idle. One whose next request is already in
+    // the socket, unread because the process was busy, looks idle until its data is read: deferred to the
+    // check phase, after the poll phase reads what has arrived, the close spares it.
+    await new Promise((resolve) => setImmediate(resolve));
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    httpServer.closeIdleConnections();
     // Kept-alive connections would keep the server open: each answer from now on closes its connection.
     const grace = setTimeout(() => {
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
@@ -371,7 +374,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }, 1_000).unref();
     }, shutdownGraceMs);
     grace.unref();
-    const idle = setInterval(() => httpServer.closeIdleConnections(), 50);
+    const idle = setInterval(() => setImmediate(() => httpServer.closeIdleConnections()), 50);
     await closed;
     clearTimeout(grace);
     clearInterval(idle);

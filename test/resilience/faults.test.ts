@@ -369,6 +369,43 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('answers a request that reached a kept-alive connection while the process was busy, instead of closing it unread', async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'kept@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: 300, times: 1 });
+      const body = (query: string) => JSON.stringify({ query });
+      const post = (query: string) =>
+        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body(query))}\r\n\r\n${body(query)}`;
+      let received = '';
+      const secondAnswered = new Promise<void>((resolve) => {
+        socket.on('data', (chunk: Buffer) => {
+          const before = received;
+          received += chunk.toString();
+          if (!before.includes('"account"') && received.includes('"account"')) {
+            // The first answer (begun before shutdown, so kept alive) is in: the next request goes out on the
+            // same connection, and the process stays busy past the gateway's 50 ms idle sweep before it can read it.
+            socket.write(post('{ __typename }'));
+            const busyUntil = Date.now() + 120;
+            while (Date.now() < busyUntil);
+          }
+          if (received.includes('"__typename"')) resolve();
+        });
+      });
+      const closedEarly = once(socket, 'close').then(() => 'closed');
+      socket.write(post(`{ account(id: "${id}") { id } }`));
+      await eventually(() => stack.emulator.inFlight === 1);
+      const closing = stack.gateway.close();
+      assert.notEqual(await Promise.race([secondAnswered.then(() => 'answered'), closedEarly]), 'closed', `closed unanswered: ${received}`);
+      assert.match(received, /"__typename":"Query"/);
+      await closing;
+    } finally {
+      socket.destroy();
+      await stack.close();
+    }
+  });
+
   it('aborts what is still running after the grace period, still answering it', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 200, upstreamTimeoutMs: 10_000 } });
     const id = stack.emulator.store.createAccount({ email: 'h@example.com' }).id;
