@@ -356,7 +356,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // check phase, after the poll phase reads what has arrived, the close spares it.
     await new Promise((resolve) => setImmediate(resolve));
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    // Kept-alive connections would keep the server open: each answer from now on closes its connection.
     const grace = setTimeout(() => {
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
       for (const operation of inFlight) {
@@ -374,6 +373,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }, 1_000).unref();
     }, shutdownGraceMs);
     grace.unref();
+    // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
+    // one answered before shutdown began is closed here once it is idle.
     const idle = setInterval(() => setImmediate(() => httpServer.closeIdleConnections()), 50);
     await closed;
     clearTimeout(grace);

@@ -381,8 +381,7 @@ export class UpstreamClient {
           if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit);
           else this.#breaker.release(permit);
           info.status = error.status;
-          this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), reason: error.message });
-          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${error.message}`, info);
+          throw this.#unexpectedBody(call, info, error.message);
         }
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
@@ -571,10 +570,14 @@ export class UpstreamClient {
     try {
       return call.parse(JSON.parse(text));
     } catch (error) {
-      const reason = error instanceof ShapeError ? error.message : 'the body is not JSON';
-      this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), status: info.status, reason });
-      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
+      throw this.#unexpectedBody(call, info, error instanceof ShapeError ? error.message : 'the body is not JSON');
     }
+  }
+
+  /** An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault. */
+  #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string) {
+    this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), status: info.status, reason });
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
   }
 
   #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
