@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { codes, postGraphQL, startStack, startTestGateway, useStack } from '../helpers/stack.ts';
+import { createLogger } from '../../src/logger.ts';
+import { codes, postGraphQL, startLoggingStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
 describe('upstream failures map to the contract’s codes', () => {
   const stack = useStack({ gateway: { upstreamTimeoutMs: 3_000 } });
@@ -86,12 +87,8 @@ describe('upstream failures map to the contract’s codes', () => {
 
 describe('the gateway’s own key refused upstream (401)', () => {
   it('is UPSTREAM_ERROR, never UNAUTHENTICATED, and the secret appears nowhere', async () => {
-    const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
-    const stack = await startStack({
-      gateway: { logger: createLogger('debug', (line) => lines.push(line)) },
-      emulator: { consumerSecret: 'the-real-secret' },
-    });
+    const stack = await startLoggingStack('debug', { emulator: { consumerSecret: 'the-real-secret' } });
+    const { lines } = stack;
     try {
       // Point the gateway at the emulator with a wrong secret by starting a second gateway.
       const wrong = await startTestGateway(
@@ -123,9 +120,8 @@ describe('the gateway’s own key refused upstream (401)', () => {
 
 describe('the gateway’s own key refused with another status', () => {
   it('is still the key’s fault when the API’s body says so (code 105), not the caller being FORBIDDEN', async () => {
-    const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
-    const stack = await startStack({ gateway: { logger: createLogger('error', (line) => lines.push(line)) } });
+    const stack = await startLoggingStack('error');
+    const { lines } = stack;
     try {
       const id = stack.emulator.store.createAccount({ email: 'signed@example.com' }).id;
       stack.emulator.addFault({ path: `/accounts/${id}`, status: 403, body: { type: 'error', code: 105, value: 'Invalid signature' }, times: 1 });
@@ -142,12 +138,11 @@ describe('the gateway’s own key refused with another status', () => {
 
 describe('the consumer secret in an upstream error body', () => {
   it('is cut out of the debug line that logs the body, as is and percent-encoded', async () => {
-    const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
-    const stack = await startStack({ gateway: { logger: createLogger('debug', (line) => lines.push(line)) }, emulator: { consumerSecret: 'sec ret/with+marks' } });
+    const stack = await startLoggingStack('debug', { emulator: { consumerSecret: 'sec ret/with+marks' } });
+    const { lines } = stack;
     try {
       const id = stack.emulator.store.createAccount({ email: 'echo@example.com' }).id;
-      const echoed = `key secret: sec ret/with+marks, signing key: ${encodeURIComponent('sec ret/with+marks').replace(/%20/g, '%20')}&`;
+      const echoed = `key secret: sec ret/with+marks, signing key: ${encodeURIComponent('sec ret/with+marks')}&`;
       stack.emulator.addFault({ path: `/accounts/${id}`, status: 400, body: { type: 'error', value: echoed } });
       assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['BAD_USER_INPUT']);
       const logged = lines.find((line) => line.includes('upstream error response'));
@@ -162,9 +157,8 @@ describe('the consumer secret in an upstream error body', () => {
 
 describe('connect tokens in log lines', () => {
   it('are left out: a token is a bearer capability; the caller’s own error still names it', async () => {
-    const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
-    const stack = await startStack({ gateway: { logger: createLogger('debug', (line) => lines.push(line)) } });
+    const stack = await startLoggingStack('debug');
+    const { lines } = stack;
     try {
       const unknown = 'tok3nNobodyHas0001';
       const missing = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token } }`, { t: unknown });

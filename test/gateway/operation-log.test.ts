@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { leaveWhileUpstreamHangs, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -74,8 +74,8 @@ describe('the operation log line', () => {
   });
 
   it('logs a refused token as UNAUTHENTICATED, and never the token', async () => {
-    const authLines: string[] = [];
-    const authed = await startStack({ gateway: { auth: { jwtSecret: 'a-secret-of-at-least-32-characters!!' }, logger: createLogger('info', (line) => authLines.push(line)) } });
+    const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: 'a-secret-of-at-least-32-characters!!' } } });
+    const authLines = authed.lines;
     try {
       const res = await authed.gql('{ __typename }', {}, { authorization: 'Bearer not.a.jwt' });
       assert.equal(res.status, 401);
@@ -94,8 +94,8 @@ describe('the operation log line', () => {
   });
 
   it('says when shutdown cut an answer its client had stopped reading, rather than that the client left', { timeout: 20_000 }, async () => {
-    const cutLines: string[] = [];
-    const cut = await startStack({ gateway: { shutdownGraceMs: 200, logger: createLogger('info', (line) => cutLines.push(line)) } });
+    const cut = await startLoggingStack('info', { gateway: { shutdownGraceMs: 200 } });
+    const cutLines = cut.lines;
     let download: SlowRead | undefined;
     try {
       download = await startSlowDownload(cut.emulator, cut.gateway.url);
@@ -142,8 +142,8 @@ describe('the operation log line', () => {
   });
 
   it('shares its request id with the upstream client’s lines about the same operation', async () => {
-    const debugLines: string[] = [];
-    const debugStack = await startStack({ gateway: { logger: createLogger('debug', (line) => debugLines.push(line)) } });
+    const debugStack = await startLoggingStack('debug');
+    const debugLines = debugStack.lines;
     try {
       const res = await debugStack.gql('{ account(id: "0123456789abcdef01234567") { id } }', {}, { 'x-request-id': 'trace-me-42' });
       assert.equal(res.headers.get('x-request-id'), 'trace-me-42');

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, beforeEach } from 'node:test';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { createLogger, silentLogger, type LogLevel } from '../../src/logger.ts';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
 
 export interface GraphQLResponse<D = Record<string, unknown>> {
@@ -85,6 +85,13 @@ export async function postGraphQL<T = GraphQLResponse['body']>(url: string, quer
     body: JSON.stringify({ query, variables }),
   });
   return (await response.json()) as T;
+}
+
+/** A stack whose gateway logs at `level` into `lines`, as an operator would read them. */
+export async function startLoggingStack(level: LogLevel, options: Parameters<typeof startStack>[0] = {}): Promise<Stack & { lines: string[] }> {
+  const lines: string[] = [];
+  const stack = await startStack({ ...options, gateway: { ...options.gateway, logger: createLogger(level, (line) => lines.push(line)) } });
+  return Object.assign(stack, { lines });
 }
 
 /** The `extensions.code` of each error, in order. */
