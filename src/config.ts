@@ -22,6 +22,8 @@ export interface GatewayConfig extends AccessConfig {
   operationTimeoutMs: number;
   /** How long a shutdown lets in-flight operations finish. */
   shutdownGraceMs: number;
+  /** How long a shutdown keeps accepting connections, with /healthz at 503, before the grace period. */
+  shutdownDrainMs: number;
   /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
   breakerFailureThreshold: number;
   breakerCooldownMs: number;
@@ -82,6 +84,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', DEFAULT_UPSTREAM_MAX_IN_FLIGHT, 1, 10_000);
   const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', 30_000, 1, 600_000);
   const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000);
+  const shutdownDrainMs = integer('SHUTDOWN_DRAIN_MS', 0, 0, 600_000);
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', 5, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', 5_000, 1, 600_000);
   const maxBodyBytes = integer('MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024);
@@ -129,6 +132,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     upstreamMaxInFlight,
     operationTimeoutMs,
     shutdownGraceMs,
+    shutdownDrainMs,
     breakerFailureThreshold,
     breakerCooldownMs,
     maxBodyBytes,

@@ -37,6 +37,12 @@ export interface GatewayOptions extends GatewayAccessOptions {
   /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
   shutdownGraceMs?: number;
   /**
+   * How long `close()` keeps accepting connections, with `/healthz` at 503, before it closes the listener
+   * and the grace period begins: a load balancer takes a while to notice, and connections it opens after
+   * the listener closed would be refused or reset. Default 0.
+   */
+  shutdownDrainMs?: number;
+  /**
    * How long a client may take to send a whole request, headers and body; then it gets 408 and the
    * connection is closed. Default 30 s (Node's own is 5 minutes: a client trickling a body a byte at a
    * time would hold a connection that long).
@@ -112,6 +118,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const operationTimeoutMs = options.operationTimeoutMs ?? 30_000;
   const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
+  const shutdownDrainMs = options.shutdownDrainMs ?? 0;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationCancellation>();
   let shuttingDown = false;
@@ -205,6 +212,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
     res.setHeader('x-request-id', requestId);
+    // Shutting down (or draining): every answer closes its connection, so its client reconnects elsewhere.
+    if (shuttingDown) res.setHeader('connection', 'close');
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
@@ -276,7 +285,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!res.writableFinished) operation.abort();
       if (inFlight.size === 0) allClosed?.();
     });
-    if (shuttingDown) res.setHeader('connection', 'close');
 
     const headers = new HeaderMap();
     for (const [key, value] of Object.entries(req.headers)) {
@@ -350,7 +358,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
+    // From here /healthz answers 503 and each answer closes its connection, so clients reconnect elsewhere.
     shuttingDown = true;
+    if (shutdownDrainMs > 0) {
+      logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: shutdownDrainMs });
+      await new Promise((resolve) => setTimeout(resolve, shutdownDrainMs));
+    }
     // Node's close() also closes the connections it takes to be idle. One whose next request is already in
     // the socket, unread because the process was busy, looks idle until its data is read: deferred to the
     // check phase, after the poll phase reads what has arrived, the close spares it.

@@ -242,6 +242,20 @@ describe('npm start', () => {
     }
   });
 
+  it('with SHUTDOWN_DRAIN_MS, serves new connections on SIGTERM with /healthz at 503, then exits cleanly', { timeout: 30_000 }, async () => {
+    const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', EMULATOR_SEED: 'none', SHUTDOWN_DRAIN_MS: '3000' });
+    const closed = once(run.child, 'close');
+    const [, url] = await run.waitForLine(/"graphql":"([^"]+)"/);
+    run.child.kill('SIGTERM');
+    await run.waitForLine(/"message":"draining/);
+    const health = await fetch(new URL('/healthz', url));
+    assert.equal(health.status, 503);
+    assert.deepEqual(await query(url!, '{ __typename }'), { data: { __typename: 'Query' } });
+    const [code] = await run.exited;
+    await closed;
+    assert.equal(code, 0, run.lines.join('\n'));
+  });
+
   it('keeps serving when whatever reads its log goes away (a closed pipe), and still stops cleanly', async () => {
     const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', EMULATOR_SEED: 'none' });
     const stop = stopper(run);

@@ -358,6 +358,30 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('with a drain period, keeps serving new connections while /healthz answers 503, then closes the listener', { timeout: 20_000 }, async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 5_000, shutdownDrainMs: 3_000 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'drain@example.com' }).id;
+      const closing = stack.gateway.close();
+      // Each on a connection opened after close() began: a load balancer still sending traffic this way.
+      const health = await fetch(`${stack.gateway.origin}/healthz`);
+      assert.equal(health.status, 503);
+      assert.deepEqual(await health.json(), { status: 'shutting down' });
+      const res = await fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
+      });
+      assert.deepEqual(await res.json(), { data: { account: { id } } });
+      // The client is told to reconnect, by then to another instance.
+      assert.equal(res.headers.get('connection'), 'close');
+      await closing;
+      await assert.rejects(fetch(`${stack.gateway.origin}/healthz`));
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('lets a client reading a large answer slowly receive all of it, within the grace period', { timeout: 20_000 }, async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 10_000 } });
     try {

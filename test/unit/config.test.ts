@@ -19,6 +19,7 @@ describe('configuration from the environment', () => {
     assert.equal(config.host, '127.0.0.1');
     assert.equal(config.upstream.kind, 'embedded');
     assert.equal(config.upstreamTimeoutMs, 10_000);
+    assert.equal(config.shutdownDrainMs, 0);
     assert.equal(config.logLevel, 'info');
   });
 
@@ -47,6 +48,7 @@ describe('configuration from the environment', () => {
       UPSTREAM_MAX_IN_FLIGHT: '32',
       OPERATION_TIMEOUT_MS: '1500',
       SHUTDOWN_GRACE_MS: '0',
+      SHUTDOWN_DRAIN_MS: '5000',
       BREAKER_FAILURE_THRESHOLD: '7',
       BREAKER_COOLDOWN_MS: '250',
       MAX_BODY_BYTES: '2048',
@@ -56,15 +58,16 @@ describe('configuration from the environment', () => {
     assert.equal(config.upstreamMaxInFlight, 32);
     assert.equal(config.operationTimeoutMs, 1_500);
     assert.equal(config.shutdownGraceMs, 0);
+    assert.equal(config.shutdownDrainMs, 5_000);
     assert.equal(config.breakerFailureThreshold, 7);
     assert.equal(config.breakerCooldownMs, 250);
     assert.equal(config.maxBodyBytes, 2_048);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', BREAKER_FAILURE_THRESHOLD: '1.5', MAX_BODY_BYTES: '10' });
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', MAX_BODY_BYTES: '10' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
-      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'MAX_BODY_BYTES'],
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'MAX_BODY_BYTES'],
     );
   });
 
