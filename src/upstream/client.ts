@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Pool, type Dispatcher } from 'undici';
+import { errors, Pool, type Dispatcher } from 'undici';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
@@ -139,6 +139,11 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** Of those, the ones that say the request never left: no connection was made. */
 const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
+function isBrokenHttp(error: unknown, code: string | undefined): boolean {
+  return error instanceof errors.HTTPParserError || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+}
 
 /**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
@@ -386,6 +391,12 @@ export class UpstreamClient {
         this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
         mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
+        if (isBrokenHttp(error, code)) {
+          // It was reached, and answered: saying it could not be would send an operator to the network.
+          this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code });
+          const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
+        }
         const unreachable = () => {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code });
           return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);

@@ -284,6 +284,38 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('says the upstream answered with broken HTTP, not that it could not be reached, and does not retry', async () => {
+    const answers = [
+      // Headers past undici's limit (16 KiB by default).
+      `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${Array.from({ length: 400 }, (_, i) => `x-filler-${i}: ${'y'.repeat(60)}\r\n`).join('')}\r\n`,
+      // No status line at all.
+      'hello, this is not HTTP\r\n\r\n',
+    ];
+    for (const answer of answers) {
+      let requests = 0;
+      const server = createNetServer((socket) => {
+        socket.once('data', () => {
+          requests++;
+          socket.end(answer);
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 });
+      try {
+        await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+          assert.match(e.message, /not valid HTTP/);
+          return true;
+        });
+        assert.equal(requests, 1);
+      } finally {
+        await client.close().catch(() => undefined);
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    }
+  });
+
   it('drops a request cancelled while it waited for a connection without closing the connection it is given', async () => {
     let connections = 0;
     const server = createHttpServer((req, res) => {
