@@ -86,9 +86,20 @@ function array(value: unknown, what: string): unknown[] {
   return value;
 }
 
-function stringArray(o: Json, key: string): string[] {
-  const value = o[key];
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+/**
+ * An account's addresses: strings, as documented. An entry shaped like the API's own email-address resource
+ * (`{email, validated, primary}`, what `GET …/email_addresses` lists) is read for its `email` rather than lost;
+ * anything else is skipped.
+ */
+function emailAddresses(o: Json): string[] {
+  const value = o['email_addresses'];
+  if (!Array.isArray(value)) return [];
+  const addresses: string[] = [];
+  for (const entry of value) {
+    if (typeof entry === 'string') addresses.push(entry);
+    else if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['email'] === 'string') addresses.push((entry as Json)['email'] as string);
+  }
+  return addresses;
 }
 
 /** A list response: a bare JSON array of items. */
@@ -122,7 +133,7 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
     id: string(o, 'id', what),
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
-    email_addresses: stringArray(o, 'email_addresses'),
+    email_addresses: emailAddresses(o),
     first_name: optionalString(o, 'first_name'),
     last_name: optionalString(o, 'last_name'),
     sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
@@ -136,7 +147,7 @@ export function parseAccount(value: unknown): UpstreamAccount {
     id: string(o, 'id', 'account'),
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
-    email_addresses: stringArray(o, 'email_addresses'),
+    email_addresses: emailAddresses(o),
     first_name: optionalString(o, 'first_name'),
     last_name: optionalString(o, 'last_name'),
     sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],

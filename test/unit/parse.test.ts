@@ -55,6 +55,16 @@ describe('tolerant parsing of upstream JSON', () => {
     }
   });
 
+  it('reads email addresses as strings, or objects shaped like the API’s email-address resource, skipping anything else', () => {
+    const account = { id: 'x', created: 1, sources: [] };
+    const addresses = ['a@example.com', { email: 'b@example.com', validated: 1, primary: 0 }, 42, null, { address: 'c@example.com' }];
+    assert.deepEqual(parseAccount({ ...account, email_addresses: addresses }).email_addresses, ['a@example.com', 'b@example.com']);
+    const embedded = parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: addresses } }).account;
+    assert.ok(embedded !== null && 'email_addresses' in embedded);
+    assert.deepEqual(embedded.email_addresses, ['a@example.com', 'b@example.com']);
+    assert.deepEqual(parseAccount({ ...account, email_addresses: 'a@example.com' }).email_addresses, []);
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
