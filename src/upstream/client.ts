@@ -596,7 +596,9 @@ export class UpstreamClient {
     // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
     // so is the connect token, which its messages name ("connect_token … is invalid").
     // Cut after the secret is taken out, so that no part of one that straddles the cut is left.
-    const body = hideToken(withoutSignatures(withoutSecret(text.slice(0, 500 + this.#options.consumerSecret.length * 3), this.#options.consumerSecret), authorization), info).slice(0, 500);
+    // A JSON body is rewritten first, so that no escape its server chose (`\/`, `\u002b`) hides a secret from the search.
+    const readable = text.length <= MAX_REWRITTEN_ERROR_BODY ? rewrittenJson(text) : text;
+    const body = hideToken(withoutSignatures(withoutSecret(readable.slice(0, 500 + this.#options.consumerSecret.length * 6), this.#options.consumerSecret), authorization), info).slice(0, 500);
     this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
     switch (apiErrorCodeOf(text) === SIGNATURE_REFUSED ? 401 : status) {
@@ -674,8 +676,34 @@ function apiErrorCodeOf(text: string): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** `oauth_signature` values, quoted or not, in a header, a query string or JSON. */
-const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)[^"\\&,\s}]*/gi;
+/** `oauth_signature` values, quoted or not, in a header, a query string or JSON (`/` escaped or not). */
+const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|[^"\\&,\s}])*/gi;
+
+/** Error bodies up to this size that are JSON are parsed and written out again before the search for secrets. */
+const MAX_REWRITTEN_ERROR_BODY = 64 * 1024;
+
+/** `text` written out again as `JSON.stringify` does, when it is JSON; as it is when not. */
+function rewrittenJson(text: string): string {
+  try {
+    return JSON.stringify(JSON.parse(text));
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The forms each of `values` can take in a body: as is, and inside a JSON string, escaped as
+ * `JSON.stringify` escapes it and with `/` as `\/` too (PHP's `json_encode` by default).
+ */
+function quotedForms(values: readonly string[]): Set<string> {
+  const forms = new Set<string>();
+  for (const value of values) {
+    if (value === '') continue;
+    const escaped = JSON.stringify(value).slice(1, -1);
+    forms.add(value).add(escaped).add(escaped.replaceAll('/', '\\/'));
+  }
+  return forms;
+}
 
 /**
  * `text` without the request's own signature (as sent, percent-encoded, and decoded), wherever and however
@@ -685,16 +713,15 @@ function withoutSignatures(text: string, authorization: string): string {
   let result = text.replace(SIGNATURE_VALUE, '$1[redacted]');
   const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
   if (sent !== undefined) {
-    for (const form of new Set([sent, decodeURIComponent(sent)])) result = result.split(form).join('[redacted]');
+    for (const form of quotedForms([sent, decodeURIComponent(sent)])) result = result.split(form).join('[redacted]');
   }
   return result;
 }
 
-/** `text` without the consumer secret, as is or percent-encoded (the form it takes in a signing key). */
+/** `text` without the consumer secret, as is or percent-encoded (the form it takes in a signing key), each as JSON quotes it too. */
 function withoutSecret(text: string, secret: string): string {
-  if (secret === '') return text;
   let result = text;
-  for (const form of new Set([secret, percentEncode(secret)])) result = result.split(form).join('[redacted]');
+  for (const form of quotedForms([secret, percentEncode(secret)])) result = result.split(form).join('[redacted]');
   return result;
 }
 

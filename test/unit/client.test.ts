@@ -95,6 +95,37 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.match(logged[0]!, /<oauth_signature>\[redacted\]<\/oauth_signature>/);
   });
 
+  it('logs an upstream error body without the secret or the signature when its JSON escapes them (`\\/`, `\\u002b`)', async () => {
+    const secret = 'ab/cd+ef/GH-secret';
+    const lines: string[] = [];
+    const php = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: secret, timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('debug', (line) => lines.push(line)), retryBaseDelayMs: 1, maxAttempts: 1, dispatcher: agent });
+    let sent = '';
+    // As PHP's json_encode writes it: every `/` as `\/`; and once with `+` as a \u escape, which any encoder may choose.
+    const phpJson = (value: unknown) => JSON.stringify(value).replaceAll('/', '\\/');
+    pool.intercept({ path: '/2.0/accounts/abc', method: 'GET' }).reply(400, (opts) => {
+      sent = decodeURIComponent(parseAuthorizationHeader((opts.headers as Record<string, string>)['authorization'])!.get('oauth_signature')!);
+      return phpJson({ type: 'error', value: `key ${secret} sig ${sent}`, oauth_signature: sent }).replace('+', '\\u002b');
+    }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts/def', method: 'GET' }).reply(400, (opts) => {
+      sent = decodeURIComponent(parseAuthorizationHeader((opts.headers as Record<string, string>)['authorization'])!.get('oauth_signature')!);
+      // Not JSON (cut short): searched as it is.
+      return `<pre>${phpJson({ secret, sig: sent, oauth_signature: sent }).slice(0, -1)}</pre>`;
+    });
+    const signatures: string[] = [];
+    for (const id of ['abc', 'def']) {
+      await assert.rejects(php.getAccount(id), /refused the request/);
+      signatures.push(sent);
+    }
+    const logged = lines.filter((line) => line.includes('upstream error response'));
+    assert.equal(logged.length, 2);
+    for (const line of logged) {
+      const body = JSON.parse(line).body as string;
+      for (const hidden of [secret, ...signatures]) {
+        for (const part of hidden.split('/')) assert.ok(part.length < 4 || !body.includes(part), `${part} in ${body}`);
+      }
+    }
+  });
+
   it('opens the circuit on 503s from something in front of the API, not on the API’s own 503 (a mailbox out of reach)', async () => {
     const guarded = (threshold: number) =>
       new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: threshold, dispatcher: agent });
