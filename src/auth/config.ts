@@ -49,6 +49,9 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
   }
   if (jwksUrl !== undefined && !isJwksUrl(jwksUrl)) {
     problems.push('AUTH_JWKS_URL must be an https URL (http only on a loopback address)');
+  } else if (jwksUrl !== undefined && hasCredentials(jwksUrl)) {
+    // fetch refuses such a URL and quotes it whole in its error, which would reach the log on every token.
+    problems.push('AUTH_JWKS_URL must not carry credentials (user:password@): a key set is public, and fetch refuses such URLs');
   }
   if (jwtSecret === undefined && jwksUrl === undefined) {
     if (issuer !== undefined) problems.push('AUTH_ISSUER is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
@@ -65,6 +68,11 @@ function isJwksUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+function hasCredentials(value: string): boolean {
+  const url = new URL(value);
+  return url.username !== '' || url.password !== '';
 }
 
 /** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */

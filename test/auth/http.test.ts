@@ -101,6 +101,13 @@ describe('configuration', () => {
     assert.ok(problems.some((p) => p.startsWith('INTROSPECTION must be true or false')));
   });
 
+  test('an AUTH_JWKS_URL with credentials is refused without quoting them', () => {
+    const problems = problemsOf({ AUTH_JWKS_URL: 'https://jwksuser:JWKSPASSWD@idp.example.com/jwks.json' });
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0]!, /^AUTH_JWKS_URL must not carry credentials/);
+    assert.doesNotMatch(problems[0]!, /jwksuser|JWKSPASSWD/);
+  });
+
   test('a CORS_ORIGINS list with credentials repeats none of its entries, even a password split by a comma', () => {
     const problems = problemsOf({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
     assert.equal(problems.length, 3, problems.join('\n'));
