@@ -140,7 +140,8 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
       case 'nbf':
         return unauthenticated('The token is not valid yet');
       case 'iat':
-        return unauthenticated('The token was issued in the future');
+        // jose checks only the claim's type here (its age needs `maxTokenAge`, which `exp` makes needless).
+        return unauthenticated(error.reason === 'invalid' ? 'The token has an "iat" claim that is not a number' : 'The token was issued in the future');
       case 'iss':
         return unauthenticated(error.reason === 'missing' ? 'The token has no "iss" (issuer) claim, which this gateway requires' : 'The token was issued by an issuer this gateway does not accept');
       case 'aud':
