@@ -231,6 +231,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (await ide.handle(req, res, url)) return;
     if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
     if (access.cors(req, res)) return;
+    // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
+    res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
     const started = performance.now();
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
     const operation = new OperationCancellation(requestId, requestBudget);

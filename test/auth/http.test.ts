@@ -158,6 +158,12 @@ describe('CORS and introspection with auth on', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  test('an answer varies by Origin (CORS) and by Accept (its media type)', async () => {
+    const answer = await fetch(`${stack.gateway.url}?query=%7B__typename%7D`, { headers: { origin: 'https://app.example.com', authorization: `Bearer ${admin}` } });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('vary'), 'Origin, Accept');
+  });
+
   test('a preflight from another origin gets no CORS headers', async () => {
     const response = await preflight('https://evil.example.com');
     assert.equal(response.status, 204);

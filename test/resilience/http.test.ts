@@ -108,6 +108,8 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
     const query = await get(stack, '{ __typename }');
     assert.deepEqual(query.json, { data: { __typename: 'Query' } });
+    // The media type follows Accept: a cache must not hand a client the answer made for another's.
+    assert.match(query.headers.get('vary') ?? '', /\bAccept\b/);
   });
 
   it('takes application/graphql-response+json bodies as JSON', async () => {
