@@ -211,7 +211,11 @@ export type DeleteConnectTokenPayload = {
   token: Scalars['ID']['output'];
 };
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type Mutation = {
   __typename?: 'Mutation';
   /** Creates an account for an email address (POST /accounts). The account starts with no source. */
@@ -234,45 +238,73 @@ export type Mutation = {
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationCreateAccountArgs = {
   input: CreateAccountInput;
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationCreateAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
   input: CreateConnectTokenInput;
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationCreateConnectTokenArgs = {
   input: CreateConnectTokenInput;
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationDeleteAccountArgs = {
   id: Scalars['ID']['input'];
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationDeleteAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
   token: Scalars['ID']['input'];
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationDeleteConnectTokenArgs = {
   token: Scalars['ID']['input'];
 };
 
 
-/** Creating and changing accounts and connect tokens. Each mutation sends exactly one upstream request. */
+/**
+ * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
+ * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * 503 or 504; the resource then being gone counts as deleted.
+ */
 export type MutationUpdateAccountArgs = {
   id: Scalars['ID']['input'];
   input: UpdateAccountInput;

@@ -2,7 +2,7 @@ import { ErrorCode, gatewayError } from '../errors.ts';
 import type { CreateConnectTokenInput, MutationResolvers } from '../generated/graphql.ts';
 import type { Params } from '../upstream/client.ts';
 
-/** Each mutation is exactly one upstream request, never retried; payload fields load more only if selected. */
+/** Each mutation is one upstream call (the client retries only deletes, which are idempotent); payload fields load more only if selected. */
 export const Mutation: MutationResolvers = {
   createConnectToken: async (_, { input }, { api }) => ({
     result: await api.createConnectToken(null, connectTokenForm(input)),
