@@ -9,9 +9,6 @@ export interface GatewayContext {
   /** The upstream, through this request's loaders. */
   readonly api: RequestApi;
   readonly requestId: string;
-  readonly logger: Logger;
-  /** The caller, verified once when the request arrived. */
-  readonly identity: Identity;
   /** What the operation's log line reports besides HTTP: filled in as Apollo resolves and answers it. */
   readonly outcome: OperationOutcome;
   /** The key of filtered lists' cursor digests (see `filteredCursorKind`). */
@@ -35,5 +32,5 @@ export interface ContextDeps {
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
 export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, logger: deps.logger, identity, outcome, cursorKey: deps.cursorKey };
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, outcome, cursorKey: deps.cursorKey };
 }

@@ -47,10 +47,3 @@ export function codeOf(error: unknown): ErrorCode | undefined {
   const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;
   return typeof code === 'string' && code in ErrorCode ? (code as ErrorCode) : undefined;
 }
-
-/** Fails the compile when a `switch` misses a case of a union, and the run if one slips through anyway. */
-export class UnreachableCaseError extends Error {
-  constructor(value: never) {
-    super(`Unreachable case: ${String(value)}`);
-  }
-}

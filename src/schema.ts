@@ -25,7 +25,7 @@ export function loadTypeDefs(): string[] {
     .map((name) => readFileSync(join(folder, name), 'utf8'));
 }
 
-/** The executable schema, built once per process. */
+/** The executable schema from `schema/`'s SDL and the resolvers: each gateway builds it once, when it starts. */
 export function buildSchema(): GraphQLSchema {
   return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
 }

@@ -9,7 +9,6 @@ import type {
   UpstreamSource,
 } from '../upstream/types.ts';
 
-export { SOURCE_STATUSES } from '../upstream/types.ts';
 
 /**
  * The emulator's in-memory state: accounts, their sources and connect tokens, with optional

@@ -4,7 +4,7 @@ import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { COST, measureOperation, type OperationMeasure } from './measure.ts';
 
-export { COST, FULL_ACCOUNT_FIELDS, measureOperation, UPSTREAM_FIELDS, type OperationMeasure } from './measure.ts';
+export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from './measure.ts';
 
 /** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
 export interface OperationLimits {

@@ -66,13 +66,6 @@ export function signaturesMatch(expected: string, received: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export interface OAuthHeaderParams {
-  consumerKey: string;
-  nonce: string;
-  timestamp: string;
-  signature: string;
-}
-
 /** The `oauth_*` protocol parameters a request carries, in the order they go into the header. */
 export function protocolParams(consumerKey: string, nonce: string, timestamp: string): OAuthParam[] {
   return [

@@ -59,11 +59,3 @@ export interface UpdateAccountPayloadParent {
   readonly success: boolean;
   readonly id: string;
 }
-export interface DeleteAccountPayloadParent {
-  readonly success: boolean;
-  readonly id: string;
-}
-export interface DeleteConnectTokenPayloadParent {
-  readonly success: boolean;
-  readonly token: string;
-}

@@ -10,8 +10,8 @@ import type {
 } from './types.ts';
 
 /**
- * Turning upstream JSON into the upstream types, tolerating the quirks real servers had (see
- * shared/contextio-2.0.md) and refusing anything that is not the shape expected, so a resolver never
+ * Turning upstream JSON into the upstream types, tolerating the quirks real servers had (the API's
+ * documentation records them; each is named where it is handled) and refusing anything that is not the shape expected, so a resolver never
  * meets a half-formed object. A refusal is a `ShapeError`, which the client reports as `UPSTREAM_ERROR`.
  */
 export class ShapeError extends Error {}
