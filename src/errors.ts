@@ -1,8 +1,9 @@
 import { GraphQLError } from 'graphql';
 
 /**
- * The closed set of `extensions.code` values the contract publishes. Every error a client sees carries
- * one of these; the classes and messages behind them stay internal.
+ * The codes of the errors the gateway raises while it runs an operation, as the contract publishes them.
+ * A client sees these, `HttpRefusalCode`'s for a request refused before GraphQL sees it, or Apollo's and
+ * graphql-js's own (`OPERATION_CODES`); the classes and messages behind them stay internal.
  */
 export const ErrorCode = {
   BAD_USER_INPUT: 'BAD_USER_INPUT',
@@ -17,12 +18,25 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** Codes of a request refused at the HTTP layer, before GraphQL sees it (each with its HTTP status). */
+export const HttpRefusalCode = {
+  /** 400: a body that is not a GraphQL request, a request target that is not a URL, a malformed persisted query. */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** 405 */
+  METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
+  /** 413 */
+  PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  /** 415 */
+  UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+} as const;
+export type HttpRefusalCode = (typeof HttpRefusalCode)[keyof typeof HttpRefusalCode];
+
 /** Codes that Apollo and graphql-js raise themselves for a refused operation: safe to show as they are. */
 export const OPERATION_CODES: ReadonlySet<string> = new Set([
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
   'BAD_USER_INPUT',
-  'BAD_REQUEST',
+  HttpRefusalCode.BAD_REQUEST,
   'OPERATION_RESOLUTION_FAILURE',
   'PERSISTED_QUERY_NOT_FOUND',
   'PERSISTED_QUERY_NOT_SUPPORTED',

@@ -8,7 +8,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
 import { createContext, type GatewayContext, type OperationOutcome } from './context.ts';
-import { codeOf, ErrorCode, OPERATION_CODES } from './errors.ts';
+import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
 import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
@@ -97,7 +97,7 @@ function publicCode(error: unknown): string | undefined {
   if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
   const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
-  if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return 'BAD_REQUEST';
+  if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return HttpRefusalCode.BAD_REQUEST;
   return undefined;
 }
 
@@ -220,7 +220,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const url = requestUrlOf(req);
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
-    if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', 'BAD_REQUEST'));
+    if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       // Draining: a load balancer asking over a connection still open takes this instance out of rotation.
@@ -254,12 +254,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     });
     /** Answers a request refused before GraphQL: its code goes into the log line too. */
-    const refuse = (status: number, message: string, code: string, headers?: Record<string, string>) => {
+    const refuse = (status: number, message: string, code: HttpRefusalCode, headers?: Record<string, string>) => {
       outcome.errorCodes.add(code);
       sendJson(res, status, graphqlError(message, code), headers);
     };
     if (req.method !== 'GET' && req.method !== 'POST') {
-      return refuse(405, 'Only GET and POST are supported on /graphql', 'METHOD_NOT_ALLOWED', { allow: 'GET, POST' });
+      return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST' });
     }
 
     let body: unknown;
@@ -267,14 +267,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (mediaType !== 'application/json' && mediaType !== 'application/graphql-response+json') {
         req.resume();
-        return refuse(415, 'POST bodies must be application/json', 'UNSUPPORTED_MEDIA_TYPE');
+        return refuse(415, 'POST bodies must be application/json', HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
       }
       const text = await readBody(req, maxBodyBytes);
       if (text === undefined) {
-        return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, 'PAYLOAD_TOO_LARGE', { connection: 'close' });
+        return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
       }
       const parsed = parseGraphQLBody(text);
-      if (!parsed.ok) return refuse(400, parsed.message, 'BAD_REQUEST');
+      if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
       body = parsed.body;
     }
 
@@ -452,7 +452,7 @@ function errorCodesIn(body: string): string[] {
   }
 }
 
-function graphqlError(message: string, code: string) {
+function graphqlError(message: string, code: ErrorCode | HttpRefusalCode) {
   return { errors: [{ message, extensions: { code } }] };
 }
 
