@@ -17,7 +17,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
-import { MAX_PAGE_SIZE } from '../resolvers/connection.ts';
+import { DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
 
 /**
  * The weights of the cost estimate (see docs/limits.md for the formula). They are not settings: the limit
@@ -30,8 +30,6 @@ export const COST = {
   upstream: 10,
   /** Assumed length of a list with no `first` (an account's sources and connect tokens). */
   listSize: 10,
-  /** `first` when a connection is asked for without one: the schema's own default. */
-  pageSize: 20,
 } as const;
 
 /**
@@ -56,12 +54,7 @@ export const UPSTREAM_FIELDS: ReadonlySet<string> = new Set([
  * Account fields a used connect token does not embed: selecting any of them under `ConnectToken.account`
  * loads the full account, one request for all of them (the loader shares it), so it is charged once.
  */
-export const FULL_ACCOUNT_FIELDS: ReadonlySet<string> = new Set([
-  'Account.username',
-  'Account.messageCount',
-  'Account.fileCount',
-  'Account.passwordExpiredAt',
-]);
+export const FULL_ACCOUNT_FIELDS: ReadonlySet<string> = new Set([...FULL_ONLY_ACCOUNT_FIELDS].map((name) => `Account.${name}`));
 const TOKEN_ACCOUNT_FIELD = 'ConnectToken.account';
 
 /** What the operation limits are checked against. */
@@ -114,7 +107,7 @@ export function measureOperation(
    * call, as BAD_USER_INPUT, the code the contract gives it, rather than here as too complex.
    */
   const pageSizeOf = (node: FieldNode, schemaDefault: unknown): number => {
-    const fallback = typeof schemaDefault === 'number' ? schemaDefault : COST.pageSize;
+    const fallback = typeof schemaDefault === 'number' ? schemaDefault : DEFAULT_PAGE_SIZE;
     let value = node.arguments?.find((a) => a.name.value === 'first')?.value;
     if (value?.kind === Kind.VARIABLE) {
       usesVariables = true;

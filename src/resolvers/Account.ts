@@ -2,6 +2,7 @@ import { getArgumentValues, type GraphQLObjectType, type GraphQLResolveInfo } fr
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
+import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
@@ -18,11 +19,8 @@ export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: Account
   full: undefined,
 });
 
-/** The Account fields a used connect token does not embed (src/limits/measure.ts charges them the same way). */
-export const FULL_ONLY_FIELDS: ReadonlySet<string> = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
-
 /** Whether the account field being resolved selects a field only the full account has. */
-export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_FIELDS, uses).length > 0);
+export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0);
 
 /** Whether the account field being resolved selects any field but `id` (and `__typename`). */
 const selectsBeyondId = perSelection((info, uses) => {

@@ -1,7 +1,8 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
-import { filteredCursorKind, offsetAfter, pageSize, MAX_PAGE_SIZE } from './connection.ts';
-import { accountById, FULL_ONLY_FIELDS, fullAccount } from './Account.ts';
+import { MAX_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
+import { filteredCursorKind, offsetAfter, pageSize } from './connection.ts';
+import { accountById, fullAccount } from './Account.ts';
 import { childFields, perSelection } from './selection.ts';
 
 export const Query: QueryResolvers = {
@@ -71,5 +72,5 @@ const selectsTokenFullAccount = perSelection((info, uses) => {
     ...childFields(info, info.fieldNodes, NODES, uses),
     ...childFields(info, childFields(info, info.fieldNodes, EDGES, uses), NODE, uses),
   ];
-  return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_FIELDS, uses).length > 0;
+  return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0;
 });

@@ -1,13 +1,11 @@
 import { createHmac } from 'node:crypto';
 import { ErrorCode, gatewayError } from '../errors.ts';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../schema-shape.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
-
-/** The contract's page sizes: the upstream serves at most 100 items a page. */
-export const MAX_PAGE_SIZE = 100;
 
 /** Checks `first` before any upstream call. */
 export function pageSize(first: number | null | undefined): number {
-  const size = first ?? 20;
+  const size = first ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `first must be from 1 to ${MAX_PAGE_SIZE} (got ${size})`);
   }

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { getNamedType, isLeafType, isNonNullType, isObjectType, type GraphQLField, type GraphQLObjectType } from 'graphql';
 import { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
 import { buildSchema } from '../../src/schema.ts';
+import { DEFAULT_PAGE_SIZE } from '../../src/schema-shape.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 /**
@@ -114,6 +115,22 @@ function chargedUpstream(probe: Probe, field: string): boolean {
   const name = `${probe.type.name}.${field}`;
   return probe.type === schema.getMutationType() || UPSTREAM_FIELDS.has(name) || (probe.embedded && FULL_ACCOUNT_FIELDS.has(name));
 }
+
+describe('the schema facts the resolvers and the estimate share', () => {
+  it('has DEFAULT_PAGE_SIZE as the default of every connection’s first', () => {
+    const schema = buildSchema();
+    const defaults: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (!isObjectType(type) || type.name.startsWith('__')) continue;
+      for (const field of Object.values(type.getFields())) {
+        const first = field.args.find((arg) => arg.name === 'first');
+        if (first) defaults.push(`${type.name}.${field.name}: ${String(first.defaultValue)}`);
+      }
+    }
+    assert.ok(defaults.length > 0, 'no connection found');
+    assert.deepEqual(defaults.filter((entry) => !entry.endsWith(`: ${DEFAULT_PAGE_SIZE}`)), []);
+  });
+});
 
 describe('the cost estimate', () => {
   let stack: Stack;
