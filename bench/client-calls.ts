@@ -1,4 +1,4 @@
-import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { DEFAULTS } from '../src/defaults.ts';
 import { silentLogger } from '../src/logger.ts';
 import { UpstreamClient } from '../src/upstream/client.ts';
 import { startChild } from './ipc.ts';
@@ -24,7 +24,7 @@ const client = new UpstreamClient({
   consumerKey: String(emulator.ready['consumerKey']),
   consumerSecret: String(emulator.ready['consumerSecret']),
   timeoutMs: 10_000,
-  maxInFlight: DEFAULT_UPSTREAM_MAX_IN_FLIGHT,
+  maxInFlight: DEFAULTS.upstreamMaxInFlight,
   logger: silentLogger,
 });
 const { accountIds } = emulator.ready['seed'] as BenchSeed;

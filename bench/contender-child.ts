@@ -1,6 +1,6 @@
 // First, as in src/main.ts: every contender runs graphql-js as `npm start` runs the gateway (NODE_ENV unset → production).
 import '../src/production-default.ts';
-import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { DEFAULTS } from '../src/defaults.ts';
 import { serveParent } from './ipc.ts';
 import { startBare } from './contenders/bare.ts';
 import { startDirect } from './contenders/direct.ts';
@@ -18,7 +18,7 @@ const upstream: UpstreamSettings = {
   baseUrl: process.env['BENCH_UPSTREAM_URL']!,
   consumerKey: process.env['BENCH_UPSTREAM_KEY']!,
   consumerSecret: process.env['BENCH_UPSTREAM_SECRET']!,
-  maxInFlight: Number(process.env['BENCH_UPSTREAM_MAX_IN_FLIGHT'] ?? DEFAULT_UPSTREAM_MAX_IN_FLIGHT),
+  maxInFlight: Number(process.env['BENCH_UPSTREAM_MAX_IN_FLIGHT'] ?? DEFAULTS.upstreamMaxInFlight),
 };
 
 let served: Served;

@@ -1,4 +1,4 @@
-import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { DEFAULTS } from '../src/defaults.ts';
 import { isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
 import { startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';
@@ -16,7 +16,7 @@ if (!scenario) throw new Error(`unknown scenario ${scenarioId}`);
 if (!isContender(contender)) throw new Error(`unknown contender ${contender}`);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
-const child = await startContender(emulator, contender, DEFAULT_UPSTREAM_MAX_IN_FLIGHT);
+const child = await startContender(emulator, contender, DEFAULTS.upstreamMaxInFlight);
 try {
   const { url, body } = target(child, contender, scenario, emulator.ready['seed'] as BenchSeed);
   const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 10);

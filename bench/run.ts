@@ -3,7 +3,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Result } from 'autocannon';
-import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { DEFAULTS } from '../src/defaults.ts';
 import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
@@ -38,7 +38,7 @@ const PROBE_RUNS = 3;
 /** Operations sent one at a time for the unloaded latency. */
 const ALONE_RUNS = 15;
 /** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
-const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULT_UPSTREAM_MAX_IN_FLIGHT);
+const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULTS.upstreamMaxInFlight);
 const ONLY = process.env['BENCH_ONLY']?.split(',');
 /** BENCH_CONTENDERS narrows a partial (BENCH_ONLY) run to some contenders. */
 const ONLY_CONTENDERS = ONLY && process.env['BENCH_CONTENDERS']?.split(',');

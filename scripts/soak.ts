@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { DEFAULT_UPSTREAM_MAX_IN_FLIGHT } from '../src/config.ts';
+import { DEFAULTS } from '../src/defaults.ts';
 import { ErrorCode, OPERATION_CODES } from '../src/errors.ts';
 import { startEmulator, type Emulator } from '../src/emulator/index.ts';
 
@@ -29,7 +29,7 @@ const HELP = `usage: npm run soak -- [options]
   --max-requests <n>         hard cap on requests sent (default 400000)
   --warmup <s>               seconds before the memory baseline is taken (default 10, or a third of a shorter run)
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
-  --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULT_UPSTREAM_MAX_IN_FLIGHT})
+  --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULTS.upstreamMaxInFlight})
   --accounts <n>             seeded accounts (default 40)
   --out <file>               also write the report (markdown) to this file`;
 
@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     'max-requests': { type: 'string', default: '400000' },
     warmup: { type: 'string' },
     'upstream-timeout-ms': { type: 'string', default: '2000' },
-    'max-in-flight': { type: 'string', default: String(DEFAULT_UPSTREAM_MAX_IN_FLIGHT) },
+    'max-in-flight': { type: 'string', default: String(DEFAULTS.upstreamMaxInFlight) },
     accounts: { type: 'string', default: '40' },
     out: { type: 'string' },
     help: { type: 'boolean', default: false },

@@ -1,3 +1,4 @@
+import { DEFAULTS } from './defaults.ts';
 import { emulatorOptionsFromEnv } from './emulator/config.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
@@ -39,15 +40,6 @@ export interface GatewayConfig extends AccessConfig {
 export type Env = Record<string, string | undefined>;
 
 /**
- * Upstream requests in flight at once, per process. A page's accounts are asked for all at once (the bench's
- * fan-out page names 20; `first: 100` can name 100), so 256 lets a dozen bench fan-outs run without queueing (at 64, ten of them queued behind each other and
- * their p50 at 20 ms upstream latency went from 45 to 83 ms: bench/README.md). It stays bounded so that a
- * burst cannot open thousands of connections to the upstream; connections are opened only when needed and
- * close after 30 s idle.
- */
-export const DEFAULT_UPSTREAM_MAX_IN_FLIGHT = 256;
-
-/**
  * Configuration problems, one line each naming the variable. A refused value is quoted only where it cannot
  * be a secret (a port, a log level); secrets, and URLs that may carry credentials, never are.
  */
@@ -80,14 +72,14 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const port = integer('PORT', 4000, 0, 65535);
   const host = read('HOST') ?? '127.0.0.1';
-  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', 10_000, 1, 600_000);
-  const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', DEFAULT_UPSTREAM_MAX_IN_FLIGHT, 1, 10_000);
-  const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', 30_000, 1, 600_000);
-  const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', 10_000, 0, 600_000);
-  const shutdownDrainMs = integer('SHUTDOWN_DRAIN_MS', 0, 0, 600_000);
-  const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', 5, 1, 1_000);
-  const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', 5_000, 1, 600_000);
-  const maxBodyBytes = integer('MAX_BODY_BYTES', 1024 * 1024, 1024, 100 * 1024 * 1024);
+  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', DEFAULTS.upstreamTimeoutMs, 1, 600_000);
+  const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', DEFAULTS.upstreamMaxInFlight, 1, 10_000);
+  const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', DEFAULTS.operationTimeoutMs, 1, 600_000);
+  const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', DEFAULTS.shutdownGraceMs, 0, 600_000);
+  const shutdownDrainMs = integer('SHUTDOWN_DRAIN_MS', DEFAULTS.shutdownDrainMs, 0, 600_000);
+  const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', DEFAULTS.breakerFailureThreshold, 1, 1_000);
+  const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', DEFAULTS.breakerCooldownMs, 1, 600_000);
+  const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 100 * 1024 * 1024);
   const operationLimits: OperationLimits = {
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),

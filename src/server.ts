@@ -8,6 +8,7 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
 import { createContext, type GatewayContext, type OperationOutcome } from './context.ts';
+import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { createIde } from './ide/index.ts';
 import { parseGraphQLBody } from './limits/body.ts';
@@ -116,9 +117,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     breakerFailureThreshold: options.breakerFailureThreshold,
     breakerCooldownMs: options.breakerCooldownMs,
   });
-  const operationTimeoutMs = options.operationTimeoutMs ?? 30_000;
-  const shutdownGraceMs = options.shutdownGraceMs ?? 10_000;
-  const shutdownDrainMs = options.shutdownDrainMs ?? 0;
+  const operationTimeoutMs = options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs;
+  const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
+  const shutdownDrainMs = options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationCancellation>();
   let shuttingDown = false;
@@ -207,7 +208,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await apollo.start();
 
   const deps = { client, logger, cursorKey: cursorKeyFrom(options.upstream.consumerSecret) };
-  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {

@@ -4,6 +4,7 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage } from './connect-page.ts';
 import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
+import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
@@ -133,8 +134,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const host = options.host ?? '127.0.0.1';
   /** Set once listening: whether a `Host` is answered depends on the address actually bound. */
   let servesHost: (header: string | undefined) => boolean = () => false;
-  const consumerKey = options.consumerKey ?? 'dev-key';
-  const consumerSecret = options.consumerSecret ?? 'dev-secret';
+  const consumerKey = options.consumerKey ?? DEFAULT_CONSUMER_KEY;
+  const consumerSecret = options.consumerSecret ?? DEFAULT_CONSUMER_SECRET;
   const port = options.port ?? 0;
   if (!Number.isInteger(port) || port < 0 || port > 65_535) {
     throw new RangeError(`Context.IO emulator: port must be an integer from 0 to 65535, got ${port}`);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { errors, Pool, type Dispatcher } from 'undici';
+import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
@@ -173,8 +174,8 @@ export class UpstreamClient {
       ...rest,
       maxAttempts: rest.maxAttempts ?? 3,
       retryBaseDelayMs: rest.retryBaseDelayMs ?? 100,
-      breakerFailureThreshold: rest.breakerFailureThreshold ?? 5,
-      breakerCooldownMs: rest.breakerCooldownMs ?? 5_000,
+      breakerFailureThreshold: rest.breakerFailureThreshold ?? DEFAULTS.breakerFailureThreshold,
+      breakerCooldownMs: rest.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs,
     };
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
