@@ -1,7 +1,8 @@
 import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
-import type { UpstreamClient, Params } from '../upstream/client.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
+import type { Params } from '../upstream/request.ts';
 import type { UpstreamAccount, UpstreamConnectToken } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
 

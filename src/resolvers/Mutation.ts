@@ -1,6 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { CreateConnectTokenInput, MutationResolvers } from '../generated/graphql.ts';
-import type { Params } from '../upstream/client.ts';
+import type { Params } from '../upstream/request.ts';
 
 /** Each mutation is one upstream call (the client retries only deletes, which are idempotent); payload fields load more only if selected. */
 export const Mutation: MutationResolvers = {

@@ -5,8 +5,11 @@ import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
 import type { CancelSignal } from './cancellation.ts';
-import { authorizationHeader, encodeFormPairs, percentEncode, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
+import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
+import { forLog, redactedErrorBody } from './redact.ts';
+import { connectTokenResource, connectTokensPath, requestTarget, type Params } from './request.ts';
 import {
+  apiErrorOf,
   listOf,
   parseAccount,
   parseConnectToken,
@@ -59,8 +62,6 @@ export class OperationDeadlineExceeded extends Error {
 }
 
 type Method = 'GET' | 'POST' | 'DELETE';
-type ParamValue = string | number | boolean | null | undefined;
-export type Params = Readonly<Record<string, ParamValue>>;
 
 interface Call<T> {
   method: Method;
@@ -125,6 +126,9 @@ interface UpstreamResponse {
   retryAfterMs: number | undefined;
   text: string;
 }
+
+/** The API's error code for a request whose OAuth signature it refused. */
+const SIGNATURE_REFUSED = 105;
 
 /** undici's codes for a connection that failed or broke before a response arrived. */
 const CONNECTION_ERROR_CODES = new Set([
@@ -289,19 +293,7 @@ export class UpstreamClient {
   }
 
   async #attempts<T>(call: Call<T>, cancellation: CallCancellation): Promise<T> {
-    const relativePath = `/${call.segments.map(pathSegment).join('/')}`;
-    const query = pairsOf(call.query);
-    const form = pairsOf(call.form);
-    const queryString = query.length > 0 ? `?${encodeFormPairs(query)}` : '';
-    const urlLength = this.#basePath.length + relativePath.length + queryString.length;
-    if (urlLength > MAX_URL_LENGTH) {
-      throw gatewayError(ErrorCode.BAD_USER_INPUT, `The arguments make an upstream URL of ${urlLength} characters, more than the ${MAX_URL_LENGTH} servers accept`);
-    }
-    for (const [name, value] of form) {
-      if (value.length > MAX_FORM_VALUE_LENGTH) {
-        throw gatewayError(ErrorCode.BAD_USER_INPUT, `The value given for ${name} is ${value.length} characters, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
-      }
-    }
+    const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     const deadline = Date.now() + this.#options.timeoutMs;
@@ -415,7 +407,7 @@ export class UpstreamClient {
       // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
-      const apiDown = status === 502 || status === 504 || (status === 503 && !isApiErrorBody(text));
+      const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
       if (apiDown) this.#breaker.recordFailure(permit);
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
@@ -594,15 +586,10 @@ export class UpstreamClient {
 
   #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
-    // A signature it echoes (some OAuth servers quote the request's header) is cut out of the log too, and
-    // so is the connect token, which its messages name ("connect_token … is invalid").
-    // Cut after the secret is taken out, so that no part of one that straddles the cut is left.
-    // A JSON body is rewritten first, so that no escape its server chose (`\/`, `\u002b`) hides a secret from the search.
-    const readable = text.length <= MAX_REWRITTEN_ERROR_BODY ? rewrittenJson(text) : text;
-    const body = hideToken(withoutSignatures(withoutSecret(readable.slice(0, 500 + this.#options.consumerSecret.length * 6), this.#options.consumerSecret), authorization), info).slice(0, 500);
+    const body = redactedErrorBody(text, this.#options.consumerSecret, authorization, info);
     this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
-    switch (apiErrorCodeOf(text) === SIGNATURE_REFUSED ? 401 : status) {
+    switch (apiErrorOf(text)?.code === SIGNATURE_REFUSED ? 401 : status) {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
       case 401:
@@ -654,160 +641,6 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
   return dependants;
 }
 
-/** Whether a body is the API's own error, `{"type":"error", …}`, rather than some proxy's page. */
-function isApiErrorBody(text: string): boolean {
-  return apiErrorBodyOf(text) !== undefined;
-}
-
-function apiErrorBodyOf(text: string): { code?: unknown } | undefined {
-  try {
-    const body: unknown = JSON.parse(text);
-    return typeof body === 'object' && body !== null && (body as { type?: unknown }).type === 'error' ? body : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The API's error code for a request whose OAuth signature it refused. */
-const SIGNATURE_REFUSED = 105;
-
-/** The numeric `code` of the API's own error body (`{"type":"error","code":105,…}`), if it has one. */
-function apiErrorCodeOf(text: string): number | undefined {
-  const code = apiErrorBodyOf(text)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** `oauth_signature` values, quoted or not, in a header, a query string or JSON (`/` escaped or not). */
-const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|[^"\\&,\s}])*/gi;
-
-/** Error bodies up to this size that are JSON are parsed and written out again before the search for secrets. */
-const MAX_REWRITTEN_ERROR_BODY = 64 * 1024;
-
-/** `text` written out again as `JSON.stringify` does, when it is JSON; as it is when not. */
-function rewrittenJson(text: string): string {
-  try {
-    return JSON.stringify(JSON.parse(text));
-  } catch {
-    return text;
-  }
-}
-
-/**
- * The forms each of `values` can take in a body: as is, and inside a JSON string, escaped as
- * `JSON.stringify` escapes it and with `/` as `\/` too (PHP's `json_encode` by default).
- */
-function quotedForms(values: readonly string[]): Set<string> {
-  const forms = new Set<string>();
-  for (const value of values) {
-    if (value === '') continue;
-    const escaped = JSON.stringify(value).slice(1, -1);
-    forms.add(value).add(escaped).add(escaped.replaceAll('/', '\\/'));
-  }
-  return forms;
-}
-
-/**
- * `text` without the request's own signature (as sent, percent-encoded, and decoded), wherever and however
- * it is quoted, nor any value labelled `oauth_signature`.
- */
-function withoutSignatures(text: string, authorization: string): string {
-  let result = text.replace(SIGNATURE_VALUE, '$1[redacted]');
-  const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
-  if (sent !== undefined) {
-    for (const form of quotedForms([sent, decodeURIComponent(sent)])) result = result.split(form).join('[redacted]');
-  }
-  return result;
-}
-
-/** `text` without the consumer secret, as is or percent-encoded (the form it takes in a signing key), each as JSON quotes it too. */
-function withoutSecret(text: string, secret: string): string {
-  let result = text;
-  for (const form of quotedForms([secret, percentEncode(secret)])) result = result.split(form).join('[redacted]');
-  return result;
-}
-
-/** The connect token a call's path names (always its last segment), percent-encoded as in the path. */
-const TOKEN_IN_PATH = /(\/connect_tokens\/)([^/]+)$/;
-
-/**
- * A call as log lines show it, with the id of the request it served when the caller gave one (so it can be
- * matched with that request's `operation` line). A connect token is a bearer capability (knowing one reads its account), so
- * its value stays out of the log, as a JWT would; the caller's own error still shows the whole path.
- */
-function forLog(info: UpstreamErrorInfo, signal: CancelSignal | undefined): { requestId?: string; method: string; path: string } {
-  const call = { method: info.method, path: info.path.replace(TOKEN_IN_PATH, '$1[token]') };
-  return signal?.requestId === undefined ? call : { requestId: signal.requestId, ...call };
-}
-
-function hideToken(text: string, info: UpstreamErrorInfo): string {
-  const encoded = TOKEN_IN_PATH.exec(info.path)?.[2];
-  return encoded === undefined ? text : text.split(decodeURIComponent(encoded)).join('[token]');
-}
-
-function connectTokensPath(accountId: string | null): string[] {
-  return accountId === null ? ['connect_tokens'] : ['accounts', accountId, 'connect_tokens'];
-}
-
-function connectTokenResource(accountId: string | null, token: string): string {
-  return accountId === null ? `connect token "${token}"` : `connect token "${token}" of account "${accountId}"`;
-}
-
-/** Longer URLs are refused (414, 431) or cut off by many servers and proxies, some by closing the connection. */
-const MAX_URL_LENGTH = 4096;
-
-/**
- * The longest value sent in a form (a name, an email address, a callback URL). The upstream keeps what it is
- * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token,
- * pushed the unpaged token list past the 32 MiB an answer may take, and it stayed so until they expired.
- */
-const MAX_FORM_VALUE_LENGTH = 4096;
-
-/**
- * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent
- * anyway they make a URL that servers and proxies refuse (414/431) or cut the connection over, which would
- * count as the upstream failing.
- */
-const MAX_ID_LENGTH = 256;
-
-/**
- * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
- * may resolve them as "this" or "parent" directory however they are encoded.
- */
-function pathSegment(id: string): string {
-  if (id === '' || id === '.' || id === '..') {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
-  }
-  if (id.length > MAX_ID_LENGTH) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
-  }
-  assertEncodable(id, 'An id');
-  return percentEncode(id);
-}
-
-/**
- * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
- * or form body can carry it (encoding it throws). Refused as the caller's input, before any request.
- */
-const UNPAIRED_SURROGATE = /\p{Cs}/u;
-
-function assertEncodable(value: string, what: string): void {
-  if (UNPAIRED_SURROGATE.test(value)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${what} is not valid text: it contains an unpaired UTF-16 surrogate`);
-  }
-}
-
-/** Parameters as the upstream expects them: flags as 0/1, unset values left out. */
-function pairsOf(params: Params | undefined): OAuthParam[] {
-  if (!params) return [];
-  const pairs: OAuthParam[] = [];
-  for (const [key, value] of Object.entries(params)) {
-    if (value === undefined || value === null) continue;
-    const text = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
-    assertEncodable(text, `The value of the upstream parameter "${key}"`);
-    pairs.push([key, text]);
-  }
-  return pairs;
-}
 
 /** `Retry-After` in seconds or as an HTTP date, in milliseconds; undefined when absent or unreadable. */
 function parseRetryAfter(header: string | string[] | undefined): number | undefined {

@@ -214,3 +214,19 @@ export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult 
   const o = object(value, 'response');
   return { success: success(o), id: string(o, 'id', 'response'), resource_url: string(o, 'resource_url', 'response') };
 }
+
+/**
+ * The API's own error body (`{"type":"error","value":…,"code":105}`), or `undefined` for anything else (a
+ * proxy's page, an empty body): what tells Context.IO's 503 for one mailbox from a load balancer's.
+ */
+export function apiErrorOf(text: string): { code: number | undefined } | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof body !== 'object' || body === null || (body as Json)['type'] !== 'error') return undefined;
+  const code = (body as Json)['code'];
+  return { code: typeof code === 'number' ? code : undefined };
+}

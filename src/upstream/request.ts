@@ -1,0 +1,102 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+import { encodeFormPairs, percentEncode, type OAuthParam } from '../oauth/signature.ts';
+
+/**
+ * A call's request as the upstream will receive it: its path, query and form, each checked before anything
+ * is sent, so that input no URL or form can carry is the caller's error and never the upstream's failure.
+ */
+
+type ParamValue = string | number | boolean | null | undefined;
+export type Params = Readonly<Record<string, ParamValue>>;
+
+export interface RequestTarget {
+  /** The path after the base URL, each segment percent-encoded. */
+  relativePath: string;
+  query: OAuthParam[];
+  form: OAuthParam[];
+  /** `?…` or empty. */
+  queryString: string;
+}
+
+/** The request for `segments`, `query` and `form` under `basePath`, refused (BAD_USER_INPUT) when it cannot be sent. */
+export function requestTarget(basePath: string, segments: readonly string[], query: Params | undefined, form: Params | undefined): RequestTarget {
+  const relativePath = `/${segments.map(pathSegment).join('/')}`;
+  const queryPairs = pairsOf(query);
+  const formPairs = pairsOf(form);
+  const queryString = queryPairs.length > 0 ? `?${encodeFormPairs(queryPairs)}` : '';
+  const urlLength = basePath.length + relativePath.length + queryString.length;
+  if (urlLength > MAX_URL_LENGTH) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `The arguments make an upstream URL of ${urlLength} characters, more than the ${MAX_URL_LENGTH} servers accept`);
+  }
+  for (const [name, value] of formPairs) {
+    if (value.length > MAX_FORM_VALUE_LENGTH) {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, `The value given for ${name} is ${value.length} characters, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+    }
+  }
+  return { relativePath, query: queryPairs, form: formPairs, queryString };
+}
+
+export function connectTokensPath(accountId: string | null): string[] {
+  return accountId === null ? ['connect_tokens'] : ['accounts', accountId, 'connect_tokens'];
+}
+
+export function connectTokenResource(accountId: string | null, token: string): string {
+  return accountId === null ? `connect token "${token}"` : `connect token "${token}" of account "${accountId}"`;
+}
+
+/** Longer URLs are refused (414, 431) or cut off by many servers and proxies, some by closing the connection. */
+const MAX_URL_LENGTH = 4096;
+
+/**
+ * The longest value sent in a form (a name, an email address, a callback URL). The upstream keeps what it is
+ * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token,
+ * pushed the unpaged token list past the 32 MiB an answer may take, and it stayed so until they expired.
+ */
+const MAX_FORM_VALUE_LENGTH = 4096;
+
+/**
+ * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent
+ * anyway they make a URL that servers and proxies refuse (414/431) or cut the connection over, which would
+ * count as the upstream failing.
+ */
+const MAX_ID_LENGTH = 256;
+
+/**
+ * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
+ * may resolve them as "this" or "parent" directory however they are encoded.
+ */
+function pathSegment(id: string): string {
+  if (id === '' || id === '.' || id === '..') {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
+  }
+  if (id.length > MAX_ID_LENGTH) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
+  }
+  assertEncodable(id, 'An id');
+  return percentEncode(id);
+}
+
+/**
+ * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
+ * or form body can carry it (encoding it throws). Refused as the caller's input, before any request.
+ */
+const UNPAIRED_SURROGATE = /\p{Cs}/u;
+
+function assertEncodable(value: string, what: string): void {
+  if (UNPAIRED_SURROGATE.test(value)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${what} is not valid text: it contains an unpaired UTF-16 surrogate`);
+  }
+}
+
+/** Parameters as the upstream expects them: flags as 0/1, unset values left out. */
+function pairsOf(params: Params | undefined): OAuthParam[] {
+  if (!params) return [];
+  const pairs: OAuthParam[] = [];
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null) continue;
+    const text = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+    assertEncodable(text, `The value of the upstream parameter "${key}"`);
+    pairs.push([key, text]);
+  }
+  return pairs;
+}
