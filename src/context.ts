@@ -1,6 +1,6 @@
 import { AccessGuard, type Identity } from './auth/index.ts';
-import type { Logger } from './logger.ts';
 import { RequestApi } from './loaders/request-api.ts';
+import { cursorKeyFrom } from './resolvers/connection.ts';
 import type { CancelSignal } from './upstream/cancellation.ts';
 import type { UpstreamClient } from './upstream/client.ts';
 
@@ -21,10 +21,15 @@ export interface OperationOutcome {
   errorCodes: Set<string>;
 }
 
+/** What every request's context is built from, made once per gateway. */
 export interface ContextDeps {
   client: UpstreamClient;
-  logger: Logger;
+  /** The key of filtered lists' cursor digests, derived from the consumer secret. */
   cursorKey: Buffer;
+}
+
+export function contextDeps(client: UpstreamClient, consumerSecret: string): ContextDeps {
+  return { client, cursorKey: cursorKeyFrom(consumerSecret) };
 }
 
 /**

@@ -1,22 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, HeaderMap } from '@apollo/server';
-import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
-import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { HeaderMap } from '@apollo/server';
+import { createApollo } from './apollo.ts';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
-import { createContext, type GatewayContext, type OperationOutcome } from './context.ts';
+import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
-import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
+import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
+import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf } from './http/request.ts';
+import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
-import { parseGraphQLBody } from './limits/body.ts';
-import { isTokenLimitError, operationLimitsPlugin, resolveLimits, tokenLimitRefusal, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
+import { resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
-import { cursorKeyFrom } from './resolvers/connection.ts';
-import { endOnceFlushed } from './respond.ts';
-import { buildSchema } from './schema.ts';
 import { OperationCancellation } from './upstream/cancellation.ts';
 import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
 
@@ -66,41 +60,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-/** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
-const MAX_MESSAGE_LENGTH = 1_000;
-
-/** The document cache's size, as `documentSize` measures it. */
-const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
-
-/**
- * A cached document's size: the JSON of its syntax tree, as Apollo measures it, plus the text it was parsed
- * from. The tree's locations keep that whole text alive, comments included, and their JSON is two numbers:
- * measured by its JSON alone, a 900 KB comment around `{ __typename }` cost a few bytes of the cache's
- * budget, and a few thousand such requests held gigabytes.
- */
-function documentSize(document: DocumentNode): number {
-  return InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0);
-}
-
-/**
- * The code a caller sees for an error that reached Apollo, or `undefined` for an unexpected one (a bug, to
- * mask and log): the gateway's own codes; Apollo's and graphql-js's refusals of an operation; and Apollo's
- * refusals of a malformed request that carry no code, only a 4xx status (a persisted query's wrong hash or
- * version), as BAD_REQUEST. graphql-js stopping at `maxTokens` is a limit: QUERY_TOO_COMPLEX.
- */
-function publicCode(error: unknown): string | undefined {
-  const own = codeOf(unwrapResolverError(error));
-  if (own !== undefined) return own;
-  if (!(error instanceof GraphQLError)) return undefined;
-  const code = error.extensions['code'];
-  if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;
-  // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
-  if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
-  if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
-  const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
-  if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return HttpRefusalCode.BAD_REQUEST;
-  return undefined;
-}
 
 /**
  * Starts the gateway: an HTTP server whose `/graphql` hands requests to Apollo Server, whose resolvers
@@ -130,84 +89,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
-  const apollo = new ApolloServer<GatewayContext>({
-    schema: buildSchema(),
-    parseOptions: { maxTokens: limits.maxTokens },
-    includeStacktraceInErrorResponses: options.development,
-    introspection: access.introspection,
-    // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
-    // main's handler mid-shutdown and the process never exits.
-    stopOnTerminationSignals: false,
-    // Parsed, validated documents are cached so a repeated operation skips both steps. Apollo's default
-    // cache holds 30 MiB as measured on the documents' JSON, several times that in heap: a client sending
-    // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
-    // set of operations, which fit many times over in this.
-    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
-    logger,
-    plugins: [
-      ApolloServerPluginLandingPageDisabled(),
-      // The schema has no @cacheControl hints, so Apollo's default cache-control plugin only costs: it wraps
-      // every field resolver with a per-field hook (~10% of the fan-out's CPU and allocations, bench/README.md).
-      ApolloServerPluginCacheControlDisabled(),
-      operationLimitsPlugin(limits, logger),
-      {
-        // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
-        // field it failed on. The stack trace only in development: the contract keeps them out of every log
-        // line otherwise.
-        async requestDidStart() {
-          return {
-            async didResolveOperation({ operationName, operation, contextValue }) {
-              contextValue.outcome.operationName = operationName;
-              // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
-              if (operation?.operation === 'subscription') {
-                throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
-                  extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
-                });
-              }
-            },
-            async didEncounterErrors({ errors, contextValue }) {
-              for (const error of errors) {
-                const original = unwrapResolverError(error);
-                const code = publicCode(error);
-                contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
-                if (code === undefined) {
-                  logger.error('unexpected error', {
-                    requestId: contextValue.requestId,
-                    path: error.path?.join('.'),
-                    error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
-                    ...(options.development && original instanceof Error ? { stack: original.stack } : {}),
-                  });
-                }
-              }
-            },
-          };
-        },
-      },
-    ],
-    formatError: (formatted, error) => {
-      const code = publicCode(error);
-      if (code === undefined) {
-        return {
-          message: 'Unexpected error.',
-          locations: formatted.locations,
-          path: formatted.path,
-          extensions: {
-            code: ErrorCode.INTERNAL_SERVER_ERROR,
-            ...(options.development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
-          },
-        };
-      }
-      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') return tokenLimitRefusal(limits.maxTokens);
-      const shown = withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
-      // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
-      return shown.message.length > MAX_MESSAGE_LENGTH
-        ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
-        : shown;
-    },
-  });
+  const apollo = createApollo({ limits, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
 
-  const deps = { client, logger, cursorKey: cursorKeyFrom(options.upstream.consumerSecret) };
+  const deps = contextDeps(client, options.upstream.consumerSecret);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open });
 
@@ -417,31 +302,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-/** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
-function requestUrlOf(req: IncomingMessage): URL | undefined {
-  try {
-    return new URL(req.url ?? '/', 'http://gateway.invalid');
-  } catch {
-    return undefined;
-  }
-}
 
-/** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */
-function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers['x-request-id'];
-  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
-}
 
-/**
- * Apollo's refusal of introspection tells the caller to "pass introspection: true to ApolloServer": advice
- * for the gateway's code, not its callers. They get the setting's name instead.
- */
-function withOurWording(formatted: GraphQLFormattedError): GraphQLFormattedError {
-  if (formatted.extensions?.['code'] === 'GRAPHQL_VALIDATION_FAILED' && formatted.message.startsWith('GraphQL introspection is not allowed')) {
-    return { ...formatted, message: 'Introspection is off on this gateway (its operator can set INTROSPECTION=true); generate clients from the schema.graphql the gateway publishes instead' };
-  }
-  return formatted;
-}
 
 /** The `extensions.code` of each error in a GraphQL response body. */
 function errorCodesIn(body: string): string[] {
@@ -453,36 +315,5 @@ function errorCodesIn(body: string): string[] {
   }
 }
 
-function graphqlError(message: string, code: ErrorCode | HttpRefusalCode) {
-  return { errors: [{ message, extensions: { code } }] };
-}
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
-}
 
-/** The body as text, or `undefined` once it passes `limit` bytes (the rest is then not read). */
-function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve(undefined);
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}

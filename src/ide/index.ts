@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { finished } from 'node:stream';
-import { streamOnceFlushed } from '../respond.ts';
+import { streamOnceFlushed } from '../http/respond.ts';
 import { projectRoot } from '../schema.ts';
 
 /**

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import type { ErrorCode, HttpRefusalCode } from '../errors.ts';
 
 /*
  * Why responses are ended only once their body is out of the process: on shutdown, Node's `server.close()`
@@ -63,4 +64,15 @@ export function streamOnceFlushed(source: Readable, res: ServerResponse): void {
  */
 function flushed(res: ServerResponse, error: Error | null | undefined): boolean {
   return !error && res.socket?.destroyed !== true;
+}
+
+/** A GraphQL-shaped error body for a request refused before GraphQL saw it. */
+export function graphqlError(message: string, code: ErrorCode | HttpRefusalCode) {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+/** A small JSON answer (a refusal, `/healthz`), sent at once. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(JSON.stringify(body));
 }

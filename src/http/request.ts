@@ -1,3 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+/** Reading a request: its target, its id, and its body as a GraphQL request. */
+
 /** A POST body read as a GraphQL request, or why it is not one (a message for a 400 answer). */
 export type ParsedBody = { ok: true; body: Record<string, unknown> } | { ok: false; message: string };
 
@@ -41,3 +46,43 @@ export function parseGraphQLBody(text: string): ParsedBody {
  * 44 MB and held the event loop 3 s.
  */
 export const MAX_VARIABLES_BYTES = 64 * 1024;
+
+/** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
+export function requestUrlOf(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? '/', 'http://gateway.invalid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+/** The body as text, or `undefined` once it passes `limit` bytes (the rest is then not read). */
+export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) {
+    req.resume();
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

@@ -1,0 +1,149 @@
+import { ApolloServer } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
+import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import type { GatewayContext } from './context.ts';
+import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
+import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
+import type { Logger } from './logger.ts';
+import { buildSchema } from './schema.ts';
+
+/**
+ * The Apollo Server the HTTP layer hands `/graphql` to: the schema, the operation limits, the document cache,
+ * and the rules by which an error reaches a caller (its code, its wording, masked when unexpected) and the log.
+ */
+
+/** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
+const MAX_MESSAGE_LENGTH = 1_000;
+
+/** The document cache's size, as `documentSize` measures it. */
+const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A cached document's size: the JSON of its syntax tree, as Apollo measures it, plus the text it was parsed
+ * from. The tree's locations keep that whole text alive, comments included, and their JSON is two numbers:
+ * measured by its JSON alone, a 900 KB comment around `{ __typename }` cost a few bytes of the cache's
+ * budget, and a few thousand such requests held gigabytes.
+ */
+function documentSize(document: DocumentNode): number {
+  return InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0);
+}
+
+/**
+ * The code a caller sees for an error that reached Apollo, or `undefined` for an unexpected one (a bug, to
+ * mask and log): the gateway's own codes; Apollo's and graphql-js's refusals of an operation; and Apollo's
+ * refusals of a malformed request that carry no code, only a 4xx status (a persisted query's wrong hash or
+ * version), as BAD_REQUEST. graphql-js stopping at `maxTokens` is a limit: QUERY_TOO_COMPLEX.
+ */
+function publicCode(error: unknown): string | undefined {
+  const own = codeOf(unwrapResolverError(error));
+  if (own !== undefined) return own;
+  if (!(error instanceof GraphQLError)) return undefined;
+  const code = error.extensions['code'];
+  if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;
+  // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
+  if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
+  if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
+  const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
+  if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return HttpRefusalCode.BAD_REQUEST;
+  return undefined;
+}
+
+export interface ApolloSettings {
+  limits: OperationLimits;
+  logger: Logger;
+  /** Stack traces in answers and in the log line of an unexpected error. */
+  development: boolean;
+  introspection: boolean;
+}
+
+/** Apollo Server for the gateway; the caller starts it. */
+export function createApollo({ limits, logger, development, introspection }: ApolloSettings): ApolloServer<GatewayContext> {
+  return new ApolloServer<GatewayContext>({
+    schema: buildSchema(),
+    parseOptions: { maxTokens: limits.maxTokens },
+    includeStacktraceInErrorResponses: development,
+    introspection,
+    // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
+    // main's handler mid-shutdown and the process never exits.
+    stopOnTerminationSignals: false,
+    // Parsed, validated documents are cached so a repeated operation skips both steps. Apollo's default
+    // cache holds 30 MiB as measured on the documents' JSON, several times that in heap: a client sending
+    // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
+    // set of operations, which fit many times over in this.
+    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
+    logger,
+    plugins: [
+      ApolloServerPluginLandingPageDisabled(),
+      // The schema has no @cacheControl hints, so Apollo's default cache-control plugin only costs: it wraps
+      // every field resolver with a per-field hook (~10% of the fan-out's CPU and allocations, bench/README.md).
+      ApolloServerPluginCacheControlDisabled(),
+      operationLimitsPlugin(limits, logger),
+      {
+        // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
+        // field it failed on. The stack trace only in development: the contract keeps them out of every log
+        // line otherwise.
+        async requestDidStart() {
+          return {
+            async didResolveOperation({ operationName, operation, contextValue }) {
+              contextValue.outcome.operationName = operationName;
+              // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
+              if (operation?.operation === 'subscription') {
+                throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
+                  extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
+                });
+              }
+            },
+            async didEncounterErrors({ errors, contextValue }) {
+              for (const error of errors) {
+                const original = unwrapResolverError(error);
+                const code = publicCode(error);
+                contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+                if (code === undefined) {
+                  logger.error('unexpected error', {
+                    requestId: contextValue.requestId,
+                    path: error.path?.join('.'),
+                    error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
+                    ...(development && original instanceof Error ? { stack: original.stack } : {}),
+                  });
+                }
+              }
+            },
+          };
+        },
+      },
+    ],
+    formatError: (formatted, error) => {
+      const code = publicCode(error);
+      if (code === undefined) {
+        return {
+          message: 'Unexpected error.',
+          locations: formatted.locations,
+          path: formatted.path,
+          extensions: {
+            code: ErrorCode.INTERNAL_SERVER_ERROR,
+            ...(development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
+          },
+        };
+      }
+      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') return tokenLimitRefusal(limits.maxTokens);
+      const shown = withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
+      // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
+      return shown.message.length > MAX_MESSAGE_LENGTH
+        ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
+        : shown;
+    },
+  });
+}
+
+/**
+ * Apollo's refusal of introspection tells the caller to "pass introspection: true to ApolloServer": advice
+ * for the gateway's code, not its callers. They get the setting's name instead.
+ */
+function withOurWording(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  if (formatted.extensions?.['code'] === 'GRAPHQL_VALIDATION_FAILED' && formatted.message.startsWith('GraphQL introspection is not allowed')) {
+    return { ...formatted, message: 'Introspection is off on this gateway (its operator can set INTROSPECTION=true); generate clients from the schema.graphql the gateway publishes instead' };
+  }
+  return formatted;
+}
