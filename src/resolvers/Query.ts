@@ -1,55 +1,42 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
-import { MAX_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
-import { filteredCursorKind, offsetAfter, pageSize } from './connection.ts';
+import type { AccountPageQuery } from '../loaders/request-api.ts';
+import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
+import { filteredCursorKind, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
 import { accountById, fullAccount } from './Account.ts';
 import { childFields, perSelection } from './selection.ts';
+
+/** The accounts list's filter, as the upstream query takes it. */
+type AccountFilterValues = Pick<AccountPageQuery, 'email' | 'status' | 'statusOk'>;
 
 export const Query: QueryResolvers = {
   account: (_, { id }, context, info) => accountById(id, context, info),
 
   accounts: async (_, { filter, first, after }, { api, cursorKey }) => {
-    const size = pageSize(first);
     if (filter?.status === 'UNKNOWN') {
       throw gatewayError(ErrorCode.BAD_USER_INPUT, 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
-    const upstreamFilter = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
-    const cursorKind = accountsCursorKind(upstreamFilter, cursorKey);
-    const offset = offsetAfter(cursorKind, after);
-    // One more than asked tells whether another page follows; the upstream's page stops at 100, where a
-    // full page has to be taken to mean "maybe more".
-    const limit = Math.min(size + 1, MAX_PAGE_SIZE);
-    const page = await api.accountPage({ limit, offset, ...upstreamFilter });
-    return {
-      items: page.slice(0, size).map(fullAccount),
-      offset,
-      hasNextPage: page.length >= limit,
-      cursorKind,
-    };
+    const filterValues: AccountFilterValues = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
+    const window = pageWindow(accountsCursorKind(filterValues, cursorKey), first, after);
+    const page = await api.accountPage({ limit: upstreamLimit(window), offset: window.offset, ...filterValues });
+    return pageFromUpstream(page.map(fullAccount), window);
   },
 
   connectToken: (_, { token }, { api }) => api.connectToken(null, token),
 
   connectTokens: async (_, { first, after }, { api }, info) => {
-    const size = pageSize(first);
-    const offset = offsetAfter('connectTokens', after);
+    const window = pageWindow('connectTokens', first, after);
     // The upstream has no paging here: the whole list is fetched once and paged over.
-    const all = await api.connectTokens(null);
-    const items = all.slice(offset, offset + size);
+    const page = pageOfList(await api.connectTokens(null), window);
     // The tokens' accounts, when the page's selection needs more of them than the embed: requested now,
     // before graphql walks the page, so they leave as soon as the list is in (each token's account field
     // then gets the same load: the loader's cache). Failures are the fields' to report.
     if (selectsTokenFullAccount(info)) {
       const ids = new Set<string>();
-      for (const token of items) if (token.account) ids.add(token.account.id);
+      for (const token of page.items) if (token.account) ids.add(token.account.id);
       for (const id of ids) api.account(id, 'connect-token').catch(() => undefined);
     }
-    return {
-      items,
-      offset,
-      hasNextPage: all.length > offset + size,
-      cursorKind: 'connectTokens',
-    };
+    return page;
   },
 };
 
@@ -57,7 +44,7 @@ export const Query: QueryResolvers = {
  * The accounts list's cursor kind: an offset means something only in the list it came from, so a cursor
  * also names the filter (a cursor of the unfiltered list would otherwise page a filtered one at that offset).
  */
-function accountsCursorKind(filter: { email: string | undefined; status: string | undefined; statusOk: boolean | undefined }, key: Buffer): string {
+function accountsCursorKind(filter: AccountFilterValues, key: Buffer): string {
   return filteredCursorKind('accounts', [filter.email, filter.status, filter.statusOk], key);
 }
 

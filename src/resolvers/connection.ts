@@ -4,12 +4,42 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../schema-shape.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
 
 /** Checks `first` before any upstream call. */
-export function pageSize(first: number | null | undefined): number {
+function pageSize(first: number | null | undefined): number {
   const size = first ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `first must be from 1 to ${MAX_PAGE_SIZE} (got ${size})`);
   }
   return size;
+}
+
+/** The part of a list a connection field asks for, from its `first` and `after`, checked before any upstream call. */
+export interface PageWindow {
+  readonly size: number;
+  readonly offset: number;
+  readonly cursorKind: string;
+}
+
+export function pageWindow(cursorKind: string, first: number | null | undefined, after: string | null | undefined): PageWindow {
+  return { size: pageSize(first), offset: offsetAfter(cursorKind, after), cursorKind };
+}
+
+/**
+ * How many items to ask an upstream page for: one more than asked tells whether another page follows. The
+ * upstream's page stops at 100, where a full page has to be taken to mean "maybe more".
+ */
+export function upstreamLimit(window: PageWindow): number {
+  return Math.min(window.size + 1, MAX_PAGE_SIZE);
+}
+
+/** The page, from the items an upstream page of `upstreamLimit(window)` returned. */
+export function pageFromUpstream<T>(fetched: readonly T[], window: PageWindow): ConnectionParent<T> {
+  return { items: fetched.slice(0, window.size), offset: window.offset, hasNextPage: fetched.length >= upstreamLimit(window), cursorKind: window.cursorKind };
+}
+
+/** The page of a list held whole (an upstream list without paging). */
+export function pageOfList<T>(all: readonly T[], window: PageWindow): ConnectionParent<T> {
+  const end = window.offset + window.size;
+  return { items: all.slice(window.offset, end), offset: window.offset, hasNextPage: all.length > end, cursorKind: window.cursorKind };
 }
 
 /**
@@ -41,7 +71,7 @@ export function cursorKeyFrom(consumerSecret: string): Buffer {
 }
 
 /** The offset of the first item after `after`; 0 without a cursor. */
-export function offsetAfter(kind: string, after: string | null | undefined): number {
+function offsetAfter(kind: string, after: string | null | undefined): number {
   if (after === null || after === undefined) return 0;
   const decoded = Buffer.from(after, 'base64url').toString();
   const match = decoded.startsWith(`${kind}:`) ? /^(\d{1,9})$/.exec(decoded.slice(kind.length + 1)) : null;
