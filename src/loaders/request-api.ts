@@ -94,6 +94,25 @@ export class RequestApi {
     return tokens;
   }
 
+  /*
+   * Prefetches: loads a resolver starts before the fields that need them are reached, so their requests
+   * leave at once, beside those already going, instead of a round trip later. A failure is dropped here:
+   * the field that later asks for the same load gets the same answer or error (the loader's cache, or the
+   * same refusal) and reports it.
+   */
+
+  prefetchAccount(id: string, reach: AccountReach): void {
+    this.account(id, reach).catch(dropped);
+  }
+
+  prefetchConnectTokens(accountId: string): void {
+    this.connectTokens(accountId).catch(dropped);
+  }
+
+  prefetchConnectToken(accountId: string, token: string): void {
+    this.connectToken(accountId, token).catch(dropped);
+  }
+
   async createAccount(form: Params) {
     this.#guard.requireAdmin('createAccount');
     return this.#client.createAccount(form, this.#signal);
@@ -155,3 +174,6 @@ export class RequestApi {
     return this.#tokens;
   }
 }
+
+/** A prefetch's failure: reported by the field that asks for the same load. */
+function dropped(): void {}

@@ -1,12 +1,12 @@
-import { getArgumentValues, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
+import type { GraphQLResolveInfo } from 'graphql';
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
-import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
-import { childFields, perSelection } from './selection.ts';
+import { prefetchTokensOf } from './prefetch.ts';
+import { selectsBeyondId, selectsFullAccountField } from './selection.ts';
 
 /** An account parent from a full upstream account. */
 export const fullAccount = (account: UpstreamAccount): AccountParent => ({ complete: true, account });
@@ -19,45 +19,6 @@ export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: Account
   full: undefined,
 });
 
-/** Whether the account field being resolved selects a field only the full account has. */
-export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0);
-
-/** Whether the account field being resolved selects any field but `id` (and `__typename`). */
-const selectsBeyondId = perSelection((info, uses) => {
-  const others = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields()).filter((name) => name !== 'id');
-  return childFields(info, info.fieldNodes, new Set(others), uses).length > 0;
-});
-
-const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToken']);
-
-/** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
-const selectedTokenFields = perSelection((info, uses) => childFields(info, info.fieldNodes, TOKEN_FIELDS, uses));
-
-/**
- * Starts now the loads that the account's selected `connectTokens` and `connectToken(token:)` fields will
- * make, which need only the account's id: called where the id is known before the account is (the caller
- * gave it, a write returned it, a connect token embeds it), so those requests leave beside the account's
- * own, one round trip instead of two. Each field later gets the same load (the loader's cache), or the
- * same refusal: failures are the fields' to report.
- */
-export function prefetchTokensOf(accountId: string, { api }: GatewayContext, info: GraphQLResolveInfo): void {
-  for (const node of selectedTokenFields(info)) {
-    if (node.name.value === 'connectTokens') {
-      api.connectTokens(accountId).catch(ignore);
-      continue;
-    }
-    const field = (info.schema.getType('Account') as GraphQLObjectType).getFields()['connectToken']!;
-    let token: unknown;
-    try {
-      token = getArgumentValues(field, node, info.variableValues)['token'];
-    } catch {
-      continue; // graphql reports the bad argument when it reaches the field
-    }
-    if (typeof token === 'string') api.connectToken(accountId, token).catch(ignore);
-  }
-}
-
-function ignore(): void {}
 
 /** An account by id, as a field that returns one resolves it: with its selected token loads started beside it. */
 export async function accountById(id: string, context: GatewayContext, info: GraphQLResolveInfo): Promise<AccountParent> {

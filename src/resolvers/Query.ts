@@ -1,10 +1,9 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import type { AccountPageQuery } from '../loaders/request-api.ts';
-import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 import { filteredCursorKind, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
 import { accountById, fullAccount } from './Account.ts';
-import { childFields, perSelection } from './selection.ts';
+import { prefetchTokenAccounts } from './prefetch.ts';
 
 /** The accounts list's filter, as the upstream query takes it. */
 type AccountFilterValues = Pick<AccountPageQuery, 'email' | 'status' | 'statusOk'>;
@@ -28,14 +27,7 @@ export const Query: QueryResolvers = {
     const window = pageWindow('connectTokens', first, after);
     // The upstream has no paging here: the whole list is fetched once and paged over.
     const page = pageOfList(await api.connectTokens(null), window);
-    // The tokens' accounts, when the page's selection needs more of them than the embed: requested now,
-    // before graphql walks the page, so they leave as soon as the list is in (each token's account field
-    // then gets the same load: the loader's cache). Failures are the fields' to report.
-    if (selectsTokenFullAccount(info)) {
-      const ids = new Set<string>();
-      for (const token of page.items) if (token.account) ids.add(token.account.id);
-      for (const id of ids) api.account(id, 'connect-token').catch(() => undefined);
-    }
+    prefetchTokenAccounts(page.items, api, info);
     return page;
   },
 };
@@ -47,17 +39,3 @@ export const Query: QueryResolvers = {
 function accountsCursorKind(filter: AccountFilterValues, key: Buffer): string {
   return filteredCursorKind('accounts', [filter.email, filter.status, filter.statusOk], key);
 }
-
-const NODES = new Set(['nodes']);
-const EDGES = new Set(['edges']);
-const NODE = new Set(['node']);
-const ACCOUNT = new Set(['account']);
-
-/** Whether a page of connect tokens selects, on a token's account, a field only the full account has. */
-const selectsTokenFullAccount = perSelection((info, uses) => {
-  const tokens = [
-    ...childFields(info, info.fieldNodes, NODES, uses),
-    ...childFields(info, childFields(info, info.fieldNodes, EDGES, uses), NODE, uses),
-  ];
-  return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0;
-});

@@ -1,4 +1,5 @@
-import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 
 /**
  * The fields named in `names` directly in the selection sets of `parents`, through inline fragments and
@@ -47,3 +48,34 @@ export function perSelection<T>(question: (info: GraphQLResolveInfo, uses: { var
     return answer;
   };
 }
+
+// What an account field's selection needs: whether the account must be loaded, and which of its token
+// fields will be.
+
+/** Whether the account field being resolved selects a field only the full account has. */
+export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0);
+
+/** Whether the account field being resolved selects any field but `id` (and `__typename`). */
+export const selectsBeyondId = perSelection((info, uses) => {
+  const others = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields()).filter((name) => name !== 'id');
+  return childFields(info, info.fieldNodes, new Set(others), uses).length > 0;
+});
+
+const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToken']);
+
+/** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
+export const selectedTokenFields = perSelection((info, uses) => childFields(info, info.fieldNodes, TOKEN_FIELDS, uses));
+
+const NODES = new Set(['nodes']);
+const EDGES = new Set(['edges']);
+const NODE = new Set(['node']);
+const ACCOUNT = new Set(['account']);
+
+/** Whether a page of connect tokens selects, on a token's account, a field only the full account has. */
+export const selectsTokenFullAccount = perSelection((info, uses) => {
+  const tokens = [
+    ...childFields(info, info.fieldNodes, NODES, uses),
+    ...childFields(info, childFields(info, info.fieldNodes, EDGES, uses), NODE, uses),
+  ];
+  return childFields(info, childFields(info, tokens, ACCOUNT, uses), FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0;
+});
