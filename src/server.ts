@@ -11,8 +11,8 @@ import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
 import { resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
-import { OperationCancellation } from './upstream/cancellation.ts';
-import { OperationDeadlineExceeded, UpstreamClient } from './upstream/client.ts';
+import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
+import { UpstreamClient } from './upstream/client.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
 export interface GatewayOptions extends GatewayAccessOptions {
@@ -80,7 +80,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
   const shutdownDrainMs = options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
-  const inFlight = new Set<OperationCancellation>();
+  const inFlight = new Set<OperationScope>();
   let shuttingDown = false;
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
@@ -121,7 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
     const started = performance.now();
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
-    const operation = new OperationCancellation(requestId, requestBudget);
+    const operation = new OperationScope(requestId, requestBudget);
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {

@@ -1,7 +1,7 @@
 /**
  * What a caller cancels its upstream calls with: an `AbortSignal`, or the gateway's lighter
- * {@link OperationCancellation}, which also tells the client whose calls they are (for its log lines) and
- * counts what they sent. Only what the client uses of a signal.
+ * {@link OperationScope}, which also tells the client whose calls they are (for its log lines), counts
+ * what they sent and bounds how many they may send. Only what the client uses of a signal.
  */
 export interface CancelSignal {
   /** The id of the request the calls serve: the client's log lines about them carry it. */
@@ -25,12 +25,13 @@ export interface CancelSignal {
 }
 
 /**
- * One GraphQL operation's cancellation: aborted when its client goes away, its deadline passes or the
- * shutdown grace period ends. An `AbortController` would do the same, but it and its `EventTarget`
- * listener cost ~3% of a one-account operation's CPU (profile in bench/README.md), for features (events,
- * propagation, weak listeners) nothing here uses.
+ * What one GraphQL operation's upstream calls share: its request id (for the client's log lines), its
+ * budget of upstream requests and their count, and its cancellation, aborted when its client goes away,
+ * its deadline passes or the shutdown grace period ends. An `AbortController` would do the cancelling, but
+ * it and its `EventTarget` listener cost ~3% of a one-account operation's CPU (profile in bench/README.md),
+ * for features (events, propagation, weak listeners) nothing here uses.
  */
-export class OperationCancellation implements CancelSignal {
+export class OperationScope implements CancelSignal {
   #aborted = false;
   #reason: unknown;
   #listeners: Array<() => void> = [];
@@ -95,5 +96,15 @@ export class OperationCancellation implements CancelSignal {
       }
     }
     if (failure) throw failure.error;
+  }
+}
+
+/**
+ * The reason an operation is aborted with when it ran out of time (its deadline, or the shutdown grace
+ * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled.
+ */
+export class OperationDeadlineExceeded extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`The operation did not complete within ${timeoutMs} ms`);
   }
 }

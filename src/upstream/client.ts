@@ -4,7 +4,7 @@ import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
-import type { CancelSignal } from './cancellation.ts';
+import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Params } from './request.ts';
@@ -49,16 +49,6 @@ export interface UpstreamClientOptions {
   breakerFailureThreshold?: number;
   /** How long an open circuit fails calls at once before it lets a probe through. */
   breakerCooldownMs?: number;
-}
-
-/**
- * The reason to abort a caller's signal with when the whole operation ran out of time: its upstream calls
- * then fail as UPSTREAM_TIMEOUT, not as cancelled.
- */
-export class OperationDeadlineExceeded extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`The operation did not complete within ${timeoutMs} ms`);
-  }
 }
 
 type Method = 'GET' | 'POST' | 'DELETE';

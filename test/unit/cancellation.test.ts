@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { OperationCancellation } from '../../src/upstream/cancellation.ts';
+import { OperationScope } from '../../src/upstream/cancellation.ts';
 
-describe('OperationCancellation', () => {
+describe('OperationScope', () => {
   it('runs each listener once, on the first abort, with the reason readable', () => {
-    const cancellation = new OperationCancellation();
+    const cancellation = new OperationScope();
     const seen: unknown[] = [];
     cancellation.addEventListener('abort', () => seen.push(cancellation.reason));
     assert.equal(cancellation.aborted, false);
@@ -16,7 +16,7 @@ describe('OperationCancellation', () => {
   });
 
   it('runs every listener even when one throws, then throws the first error', () => {
-    const cancellation = new OperationCancellation();
+    const cancellation = new OperationScope();
     const ran: number[] = [];
     cancellation.addEventListener('abort', () => {
       ran.push(1);
@@ -28,7 +28,7 @@ describe('OperationCancellation', () => {
   });
 
   it('never runs a listener added after the abort, as AbortSignal does not', () => {
-    const cancellation = new OperationCancellation();
+    const cancellation = new OperationScope();
     cancellation.abort();
     assert.ok(cancellation.reason instanceof Error);
     let ran = false;

@@ -5,7 +5,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
-import { OperationCancellation } from '../../src/upstream/cancellation.ts';
+import { OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
 
 const ORIGIN = 'https://api.example.com';
@@ -157,7 +157,7 @@ describe('UpstreamClient against a mocked upstream', () => {
     const codeOf = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
 
     it('refuses a call once it is spent, naming the limit, with no upstream request', async () => {
-      const operation = new OperationCancellation('r1', 1);
+      const operation = new OperationScope('r1', 1);
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
       assert.equal((await budgeted().getAccount('a', operation)).id, 'a');
       await assert.rejects(budgeted().getAccount('b', operation), (e: Error & { extensions?: Record<string, unknown> }) => {
@@ -168,14 +168,14 @@ describe('UpstreamClient against a mocked upstream', () => {
     });
 
     it('ends a call whose retry it refuses with the upstream’s own failure, not the limit', async () => {
-      const operation = new OperationCancellation('r2', 1);
+      const operation = new OperationScope('r2', 1);
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
       await assert.rejects(budgeted().getAccount('a', operation), (e: Error & { extensions?: Record<string, unknown> }) => codeOf(e) === 'UPSTREAM_ERROR' && /HTTP 502/.test(e.message));
       assert.equal(operation.requests, 1);
     });
 
     it('takes back what a request never sent claimed (refused by an open breaker)', async () => {
-      const operation = new OperationCancellation('r3', 2);
+      const operation = new OperationScope('r3', 2);
       const client = budgeted({ breakerFailureThreshold: 1, breakerCooldownMs: 100, maxAttempts: 1 });
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
       await assert.rejects(client.getAccount('a', operation), /HTTP 502/); // sent: one claim spent, the breaker opens
