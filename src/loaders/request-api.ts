@@ -2,8 +2,7 @@ import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
-import type { Params } from '../upstream/request.ts';
-import type { UpstreamAccount, UpstreamConnectToken } from '../upstream/types.ts';
+import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
 
 /** The query of one page of `GET /accounts`. */
@@ -113,12 +112,12 @@ export class RequestApi {
     this.connectToken(accountId, token).catch(dropped);
   }
 
-  async createAccount(form: Params) {
+  async createAccount(form: UpstreamNewAccountForm) {
     this.#guard.requireAdmin('createAccount');
     return this.#client.createAccount(form, this.#signal);
   }
 
-  async updateAccount(id: string, form: Params) {
+  async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal);
     this.#forgetAccount(id);
@@ -145,7 +144,7 @@ export class RequestApi {
     this.#tokenLists?.clearAll();
   }
 
-  async createConnectToken(accountId: string | null, form: Params) {
+  async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal);
     this.#tokenLists?.clear(accountId ?? '');

@@ -20,6 +20,10 @@ import {
 } from './parse.ts';
 import type {
   UpstreamAccount,
+  UpstreamAccountListQuery,
+  UpstreamAccountUpdateForm,
+  UpstreamConnectTokenForm,
+  UpstreamNewAccountForm,
   UpstreamConnectToken,
   UpstreamCreateAccountResult,
   UpstreamCreateConnectTokenResult,
@@ -204,15 +208,15 @@ export class UpstreamClient {
     return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"` });
   }
 
-  listAccounts(query: Params, signal?: CancelSignal): Promise<UpstreamAccount[]> {
+  listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal): Promise<UpstreamAccount[]> {
     return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts' });
   }
 
-  createAccount(form: Params, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
+  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
     return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
   }
 
-  updateAccount(id: string, form: Params, signal?: CancelSignal): Promise<UpstreamSuccess> {
+  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal): Promise<UpstreamSuccess> {
     return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"` });
   }
 
@@ -241,7 +245,7 @@ export class UpstreamClient {
     });
   }
 
-  createConnectToken(accountId: string | null, form: Params, signal?: CancelSignal): Promise<UpstreamCreateConnectTokenResult> {
+  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal): Promise<UpstreamCreateConnectTokenResult> {
     return this.#call({
       method: 'POST',
       segments: connectTokensPath(accountId),

@@ -96,3 +96,36 @@ export interface UpstreamErrorBody {
   value: string;
   code?: number;
 }
+
+// What the client sends: the query and forms of the calls that take parameters, named as the upstream
+// names them. Unset (null or undefined) values are left out; flags are sent as 0/1.
+
+type Unset = null | undefined;
+
+/** The query of `GET /accounts`. */
+export type UpstreamAccountListQuery = {
+  readonly limit: number;
+  readonly offset: number;
+  readonly email?: string | Unset;
+  readonly status?: string | Unset;
+  readonly status_ok?: boolean | Unset;
+};
+
+/** The form of `POST /accounts/{id}`: the account holder's name, what an account's update may change. */
+export type UpstreamAccountUpdateForm = {
+  readonly first_name?: string | Unset;
+  readonly last_name?: string | Unset;
+};
+
+/** The form of `POST /accounts`. */
+export type UpstreamNewAccountForm = UpstreamAccountUpdateForm & { readonly email: string };
+
+/** The form of `POST /connect_tokens` and `POST /accounts/{id}/connect_tokens`. */
+export type UpstreamConnectTokenForm = UpstreamAccountUpdateForm & {
+  readonly callback_url: string;
+  readonly email?: string | Unset;
+  readonly source_callback_url?: string | Unset;
+  readonly source_sync_all_folders?: boolean | Unset;
+  readonly source_sync_flags?: boolean | Unset;
+  readonly source_raw_file_list?: boolean | Unset;
+};
