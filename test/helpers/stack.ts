@@ -40,12 +40,7 @@ export async function startStack(
     emulator,
     gateway,
     async gql<D>(query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<GraphQLResponse<D>> {
-      const response = await fetch(gateway.url, {
-        signal: AbortSignal.timeout(30_000),
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...headers },
-        body: JSON.stringify({ query, variables }),
-      });
+      const response = await sendGraphQL(gateway.url, query, variables, headers);
       return { status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse<D>['body'] };
     },
     upstreamCalls() {
@@ -78,13 +73,17 @@ export function startTestGateway(upstream: GatewayOptions['upstream'], options: 
 
 /** Posts one GraphQL operation to `url`, as a client would, and returns its parsed body. */
 export async function postGraphQL<T = GraphQLResponse['body']>(url: string, query: string, variables?: Record<string, unknown>): Promise<T> {
-  const response = await fetch(url, {
+  return (await (await sendGraphQL(url, query, variables)).json()) as T;
+}
+
+/** The POST a GraphQL client makes, given up after 30 s so that a hung gateway fails its test instead of stalling it. */
+function sendGraphQL(url: string, query: string, variables?: Record<string, unknown>, headers?: Record<string, string>): Promise<Response> {
+  return fetch(url, {
     signal: AbortSignal.timeout(30_000),
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ query, variables }),
   });
-  return (await response.json()) as T;
 }
 
 /** A stack whose gateway logs at `level` into `lines`, as an operator would read them. */
