@@ -1,7 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { percentEncode } from '../oauth/signature.ts';
+import { readState, writeAtomically, type PersistedState } from './persistence.ts';
+import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
   UpstreamConnectToken,
@@ -112,7 +112,7 @@ export class UnknownAccountError extends Error {
   }
 }
 
-interface SourceRecord {
+export interface SourceRecord {
   label: string;
   email: string;
   username: string;
@@ -126,7 +126,7 @@ interface SourceRecord {
   sync_period: string;
 }
 
-interface AccountRecord {
+export interface AccountRecord {
   id: string;
   username: string;
   created: number;
@@ -140,7 +140,7 @@ interface AccountRecord {
   sources: SourceRecord[];
 }
 
-interface TokenRecord {
+export interface TokenRecord {
   token: string;
   /** The account an account-level token adds a source to; `null` for a top-level token. */
   owner: string | null;
@@ -160,13 +160,6 @@ interface TokenRecord {
   account_id?: string;
   /** The embedded account as it was when used, shown if that account is later deleted. */
   account_snapshot?: UpstreamEmbeddedAccount;
-}
-
-interface PersistedState {
-  format: 'contextio-emulator';
-  version: 1;
-  accounts: AccountRecord[];
-  tokens: TokenRecord[];
 }
 
 export interface StoreOptions {
@@ -604,112 +597,12 @@ export class EmulatorStore {
   private seed(seed: SeedName): void {
     if (seed === 'none') return;
     const now = this.nowSeconds();
-    const day = 86_400;
-    // Fixed ids so a frontend developing offline can bookmark them across restarts.
-    const add = (id: string, record: Omit<AccountRecord, 'id' | 'sources' | 'suspended' | 'password_expired'>, sources: NewSource[]) => {
+    for (const { id, record, sources } of demoAccounts(now)) {
       const account: AccountRecord = { id, suspended: 0, password_expired: 0, sources: [], ...record };
       this.accounts.set(id, account);
-      for (const s of sources) this.addSourceRecord(account, s);
-    };
-    add(
-      '52daabefcea6f9c35a4a0997',
-      {
-        username: 'ada.example.com_8a1f0c3e5b7d9f21',
-        created: now - 90 * day,
-        email_addresses: ['ada@example.com'],
-        first_name: 'Ada',
-        last_name: 'Lovelace',
-        nb_messages: 1284,
-        nb_files: 96,
-      },
-      [{ email: 'ada@example.com', server: 'imap.example.com', username: 'ada' }],
-    );
-    add(
-      '5f3c1e9a2b4d6f8071a3c5e7',
-      {
-        username: 'grace.example.org_0b2d4f6a8c1e3a5b',
-        created: now - 30 * day,
-        email_addresses: ['grace@example.org'],
-        first_name: 'Grace',
-        last_name: 'Hopper',
-        nb_messages: 5312,
-        nb_files: 410,
-      },
-      [
-        { email: 'grace@example.org', server: 'mail.example.org', username: 'grace' },
-        {
-          email: 'grace.hopper@gmail.com',
-          server: 'imap.gmail.com',
-          username: 'grace.hopper',
-          authentication_type: 'oauth2',
-          status: 'INVALID_CREDENTIALS',
-          status_message: 'The mail server refused the credentials.',
-        },
-      ],
-    );
-    add(
-      '60aa0c1d2e3f405162738495',
-      {
-        username: 'alan.example.net_7c9e1a3b5d7f9b0d',
-        created: now - 7 * day,
-        email_addresses: ['alan@example.net'],
-        first_name: 'Alan',
-        last_name: 'Turing',
-        nb_messages: 42,
-        nb_files: 3,
-      },
-      [
-        {
-          email: 'alan@example.net',
-          server: 'imap.example.net',
-          username: 'alan',
-          port: 143,
-          use_ssl: false,
-          status: 'CONNECTION_IMPOSSIBLE',
-          status_message: 'Could not reach imap.example.net:143.',
-        },
-      ],
-    );
-    const ada = this.accounts.get('52daabefcea6f9c35a4a0997')!;
-    this.tokens.set('adaconnected0001', {
-      token: 'adaconnected0001',
-      owner: null,
-      email: 'ada@example.com',
-      created: ada.created,
-      used: ada.created + 120,
-      callback_url: 'http://localhost:3000/connected',
-      first_name: 'Ada',
-      last_name: 'Lovelace',
-      account_id: ada.id,
-      account_snapshot: embed(this.renderAccount(ada)),
-    });
-    this.tokens.set('demounused000001', {
-      token: 'demounused000001',
-      owner: null,
-      email: 'new.user@example.com',
-      created: now - 3600,
-      used: 0,
-      callback_url: 'http://localhost:3000/connected',
-      first_name: 'New',
-      last_name: 'User',
-    });
-    this.tokens.set('demounused000002', {
-      token: 'demounused000002',
-      owner: null,
-      created: now - 600,
-      used: 0,
-      callback_url: 'http://localhost:3000/connected?from=demo',
-    });
-    this.tokens.set('gracesecond00001', {
-      token: 'gracesecond00001',
-      owner: '5f3c1e9a2b4d6f8071a3c5e7',
-      email: 'grace.hopper@navy.example.mil',
-      created: now - 1800,
-      used: 0,
-      callback_url: 'http://localhost:3000/connected',
-      first_name: 'Grace',
-      last_name: 'Hopper',
-    });
+      for (const source of sources) this.addSourceRecord(account, source);
+    }
+    for (const token of demoTokens(now, (id) => embed(this.renderAccount(this.accounts.get(id)!)))) this.tokens.set(token.token, token);
   }
 
   // ---- rendering ------------------------------------------------------------------------------
@@ -779,68 +672,6 @@ function embed(a: UpstreamAccount): UpstreamEmbeddedAccount {
 
 function stripUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-}
-
-/** Writes to a temporary file beside the target and renames it over, so a crash never leaves half a file. */
-async function writeAtomically(file: string, contents: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await mkdir(dirname(file), { recursive: true });
-  try {
-    await writeFile(tmp, contents, 'utf8');
-    await rename(tmp, file);
-  } catch (error) {
-    await unlink(tmp).catch(() => undefined);
-    throw error;
-  }
-}
-
-/** Reads and validates a data file; `undefined` when it does not exist. */
-async function readState(file: string): Promise<PersistedState | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
-  }
-  const fail = (why: string): never => {
-    throw new Error(`Context.IO emulator: data file ${file} is corrupt (${why}); fix or delete it`);
-  };
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    return fail('not valid JSON');
-  }
-  if (!isObject(data) || data.format !== 'contextio-emulator' || data.version !== 1) {
-    return fail('not an emulator state file of version 1');
-  }
-  if (!Array.isArray(data.accounts) || !Array.isArray(data.tokens)) return fail('accounts or tokens missing');
-  data.accounts.forEach((a: unknown, i) => {
-    const ok =
-      isObject(a) &&
-      typeof a.id === 'string' &&
-      typeof a.created === 'number' &&
-      Array.isArray(a.email_addresses) &&
-      Array.isArray(a.sources) &&
-      a.sources.every((s: unknown) => isObject(s) && typeof s.label === 'string');
-    if (!ok) fail(`account #${i} is malformed`);
-  });
-  data.tokens.forEach((t: unknown, i) => {
-    const ok =
-      isObject(t) &&
-      typeof t.token === 'string' &&
-      typeof t.created === 'number' &&
-      typeof t.used === 'number' &&
-      typeof t.callback_url === 'string' &&
-      (t.owner === null || typeof t.owner === 'string');
-    if (!ok) fail(`connect token #${i} is malformed`);
-  });
-  return data as unknown as PersistedState;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The sources a `status` / `status_ok` filter keeps: both, when both are given. */
