@@ -9,7 +9,6 @@ import type {
   UpstreamSource,
 } from '../upstream/types.ts';
 
-
 /**
  * The emulator's in-memory state: accounts, their sources and connect tokens, with optional
  * persistence to one JSON file. Records are kept in an internal shape and rendered into the upstream
