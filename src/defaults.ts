@@ -19,4 +19,9 @@ export const DEFAULTS = {
   breakerFailureThreshold: 5,
   breakerCooldownMs: 5_000,
   maxBodyBytes: 1024 * 1024,
+  /**
+   * How long a client may take to send a whole request, headers and body (Node's own is 5 minutes: a client
+   * trickling a body a byte at a time would hold a connection that long). Not a setting.
+   */
+  requestReceiveTimeoutMs: 30_000,
 } as const;

@@ -54,12 +54,12 @@ export interface Gateway {
   readonly origin: string;
   readonly httpServer: Server;
   /**
-   * Stops accepting connections, lets in-flight operations finish within the grace period (then aborts
-   * them, so each still gets an answer), then closes the upstream pool. A second call returns the same shutdown.
+   * Fails `/healthz` and closes each connection after its answer; once the drain period is over, stops
+   * accepting connections, lets in-flight operations finish within the grace period (then aborts them, so
+   * each still gets an answer), then closes the upstream pool. A second call returns the same shutdown.
    */
   close(): Promise<void>;
 }
-
 
 /**
  * Starts the gateway: an HTTP server whose `/graphql` hands requests to Apollo Server, whose resolvers
@@ -125,7 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {
-      // A request that never arrived whole (the client left, or took longer than the 30 s allowed to send it)
+      // A request that never arrived whole (the client left, or took longer than it is allowed to send it)
       // was no operation: the debug line of the handler's catch says what happened.
       if (!req.complete && !res.writableFinished) return;
       logger.info('operation', {
@@ -208,7 +208,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.end();
   };
 
-  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? 30_000;
+  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
     {
       requestTimeout: requestReceiveTimeoutMs,
@@ -302,9 +302,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-
-
-
 /** The `extensions.code` of each error in a GraphQL response body. */
 function errorCodesIn(body: string): string[] {
   try {
@@ -314,6 +311,4 @@ function errorCodesIn(body: string): string[] {
     return [];
   }
 }
-
-
 

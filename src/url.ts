@@ -25,3 +25,13 @@ export function hostnameOf(host: string): string {
   if (bracketed) return bracketed[1]!;
   return host.replace(/:\d*$/, '');
 }
+
+/** Whether a URL carries a user name or password (`https://user:secret@host/…`); false for no URL at all. */
+export function hasCredentials(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}

@@ -1,4 +1,4 @@
-import { exactOrigin, isLoopbackHost } from '../url.ts';
+import { exactOrigin, hasCredentials, isLoopbackHost } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
 /** The access part of the gateway's configuration, from the environment. */
@@ -68,11 +68,6 @@ function isJwksUrl(value: string): boolean {
   } catch {
     return false;
   }
-}
-
-function hasCredentials(value: string): boolean {
-  const url = new URL(value);
-  return url.username !== '' || url.password !== '';
 }
 
 /** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
-import { hostnameOf, isLoopbackHost } from '../url.ts';
+import { hasCredentials, hostnameOf, isLoopbackHost } from '../url.ts';
 import { applyCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
@@ -45,6 +45,10 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
       throw new Error(`refusing to serve ${options.host} without authentication: set AUTH_JWT_SECRET or AUTH_JWKS_URL`);
     }
     logger.announce('warn', 'authentication is off (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is set): every caller is admin; serving loopback only');
+  }
+  // fetch refuses such a URL and quotes it whole in its error, which would reach the log on every token.
+  if (options.auth?.jwksUrl && hasCredentials(options.auth.jwksUrl)) {
+    throw new Error('the JWKS URL must not carry credentials (user:password@): a key set is public, and fetch refuses such URLs');
   }
   if (options.auth?.jwksUrl && (!options.auth.audience || !options.auth.issuer)) {
     // An identity provider signs tokens for every application it serves; without these two checks any of

@@ -138,10 +138,10 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     switch (error.claim) {
       case 'nbf':
-        return unauthenticated('The token is not valid yet');
+        return unauthenticated(error.reason === 'invalid' ? 'The token has an "nbf" claim that is not a number' : 'The token is not valid yet');
       case 'iat':
-        // jose checks only the claim's type here (its age needs `maxTokenAge`, which `exp` makes needless).
-        return unauthenticated(error.reason === 'invalid' ? 'The token has an "iat" claim that is not a number' : 'The token was issued in the future');
+        // jose checks only the claim's type (its age needs `maxTokenAge`, which `exp` makes needless).
+        return unauthenticated('The token has an "iat" claim that is not a number');
       case 'iss':
         return unauthenticated(error.reason === 'missing' ? 'The token has no "iss" (issuer) claim, which this gateway requires' : 'The token was issued by an issuer this gateway does not accept');
       case 'aud':

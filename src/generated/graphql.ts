@@ -214,7 +214,9 @@ export type DeleteConnectTokenPayload = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type Mutation = {
   __typename?: 'Mutation';
@@ -241,7 +243,9 @@ export type Mutation = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationCreateAccountArgs = {
   input: CreateAccountInput;
@@ -251,7 +255,9 @@ export type MutationCreateAccountArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationCreateAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -262,7 +268,9 @@ export type MutationCreateAccountConnectTokenArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationCreateConnectTokenArgs = {
   input: CreateConnectTokenInput;
@@ -272,7 +280,9 @@ export type MutationCreateConnectTokenArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationDeleteAccountArgs = {
   id: Scalars['ID']['input'];
@@ -282,7 +292,9 @@ export type MutationDeleteAccountArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationDeleteAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -293,7 +305,9 @@ export type MutationDeleteAccountConnectTokenArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationDeleteConnectTokenArgs = {
   token: Scalars['ID']['input'];
@@ -303,7 +317,9 @@ export type MutationDeleteConnectTokenArgs = {
 /**
  * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
- * 503 or 504; the resource then being gone counts as deleted.
+ * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
+ * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
+ * refusals (a 429, a refused connection).
  */
 export type MutationUpdateAccountArgs = {
   id: Scalars['ID']['input'];

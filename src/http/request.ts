@@ -45,7 +45,7 @@ export function parseGraphQLBody(text: string): ParsedBody {
  * error it reports about a variable, up to 50 of them: 1 MB of variables with 60,000 unknown keys answered
  * 44 MB and held the event loop 3 s.
  */
-export const MAX_VARIABLES_BYTES = 64 * 1024;
+const MAX_VARIABLES_BYTES = 64 * 1024;
 
 /** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {

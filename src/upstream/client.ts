@@ -134,6 +134,8 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_CLOSED',
+  // An answer cut short: its connection closed before the body its Content-Length announced was in.
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
 /** Of those, the ones that say the request never left: no connection was made. */
@@ -141,7 +143,7 @@ const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_
 
 /** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
 function isBrokenHttp(error: unknown, code: string | undefined): boolean {
-  return error instanceof errors.HTTPParserError || code === 'UND_ERR_HEADERS_OVERFLOW' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH';
+  return error instanceof errors.HTTPParserError || code === 'UND_ERR_HEADERS_OVERFLOW';
 }
 
 /**
@@ -375,15 +377,18 @@ export class UpstreamClient {
           info.status = error.status;
           throw this.#unexpectedBody(call, info, error.message);
         }
-        this.#breaker.recordFailure(permit);
         const code = (error as { code?: string }).code;
-        mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
         if (isBrokenHttp(error, code)) {
-          // It was reached, and answered: saying it could not be would send an operator to the network.
+          // It was reached, and answered: saying it could not be would send an operator to the network. A
+          // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
+          // does not count it.
+          this.#breaker.release(permit);
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code });
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
         }
+        this.#breaker.recordFailure(permit);
+        mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
         const unreachable = () => {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code });
           return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream could not be reached', info);

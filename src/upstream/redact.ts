@@ -10,20 +10,21 @@ import type { CancelSignal } from './cancellation.ts';
 /**
  * The start of an upstream error body, fit for a debug line. The upstream's own message may quote a
  * signature (some OAuth servers echo the request's header), the secret, or the connect token ("connect_token
- * … is invalid"): each is cut out. A JSON body is rewritten first, so that no escape its server chose (`\/`,
- * `\u002b`) hides one from the search; the cut comes after, so no part of one that straddles it is left.
+ * … is invalid"): each is cut out. The body is searched as sent, then, when it is JSON, written out again and
+ * searched once more, so that no escape its server chose (`\/`, `\u002b`) hides one; whole, and only then
+ * cut to length, so that no part of one is left at the cut. A body too large to search cheaply is not shown.
  */
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
-  const readable = text.length <= MAX_REWRITTEN_ERROR_BODY ? rewrittenJson(text) : text;
-  const start = readable.slice(0, MAX_LOGGED_BODY + secret.length * 6);
-  return hideToken(withoutSignatures(withoutSecret(start, secret), authorization), info).slice(0, MAX_LOGGED_BODY);
+  if (text.length > MAX_SEARCHED_ERROR_BODY) return `(${text.length} characters, not shown)`;
+  const redact = (body: string) => hideToken(withoutSignatures(withoutSecret(body, secret), authorization), info);
+  return redact(rewrittenJson(redact(text))).slice(0, MAX_LOGGED_BODY);
 }
 
-/** `oauth_signature` values, quoted or not, in a header, a query string or JSON (`/` escaped or not). */
-const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|[^"\\&,\s}])*/gi;
+/** `oauth_signature` values, quoted or not, in a header, a query string or JSON (escaped or not). */
+const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|\\u[0-9a-fA-F]{4}|[^"\\&,\s}])*/gi;
 
-/** Error bodies up to this size that are JSON are parsed and written out again before the search for secrets. */
-const MAX_REWRITTEN_ERROR_BODY = 64 * 1024;
+/** The largest error body searched for secrets and shown (an API error body is a line of JSON). */
+const MAX_SEARCHED_ERROR_BODY = 64 * 1024;
 
 /** Logged of an error body: its start, at most this long. */
 const MAX_LOGGED_BODY = 500;

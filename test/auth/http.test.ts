@@ -74,6 +74,22 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
       /AUTH_JWT_SECRET or AUTH_JWKS_URL/,
     );
   });
+
+  test('a programmatic start with a JWKS URL carrying credentials is refused without quoting them', async () => {
+    await assert.rejects(
+      startGateway({
+        port: 0,
+        host: '127.0.0.1',
+        upstream: { baseUrl: stack.emulator.url, consumerKey: 'k', consumerSecret: 's' },
+        upstreamTimeoutMs: 1000,
+        upstreamMaxInFlight: 1,
+        development: false,
+        logger: silentLogger,
+        auth: { jwksUrl: 'https://jwksuser:S3cretPass@idp.example.com/jwks.json' },
+      }),
+      (error: Error) => /must not carry credentials/.test(error.message) && !/jwksuser|S3cretPass/.test(error.message),
+    );
+  });
 });
 
 describe('configuration', () => {

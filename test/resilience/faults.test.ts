@@ -373,8 +373,11 @@ describe('graceful shutdown', () => {
         body: JSON.stringify({ query: `{ account(id: "${id}") { id } }` }),
       });
       assert.deepEqual(await res.json(), { data: { account: { id } } });
-      // The client is told to reconnect, by then to another instance.
+      // The client is told to reconnect, by then to another instance: after every answer, whatever it is.
       assert.equal(res.headers.get('connection'), 'close');
+      const other = await fetch(`${stack.gateway.origin}/no-such-path`);
+      assert.equal(other.status, 404);
+      assert.equal(other.headers.get('connection'), 'close');
       await closing;
       await assert.rejects(fetch(`${stack.gateway.origin}/healthz`));
     } finally {

@@ -104,7 +104,7 @@ describe('UpstreamClient against a mocked upstream', () => {
     const phpJson = (value: unknown) => JSON.stringify(value).replaceAll('/', '\\/');
     pool.intercept({ path: '/2.0/accounts/abc', method: 'GET' }).reply(400, (opts) => {
       sent = decodeURIComponent(parseAuthorizationHeader((opts.headers as Record<string, string>)['authorization'])!.get('oauth_signature')!);
-      return phpJson({ type: 'error', value: `key ${secret} sig ${sent}`, oauth_signature: sent }).replace('+', '\\u002b');
+      return phpJson({ type: 'error', value: `key ${secret} sig ${sent}`, oauth_signature: sent }).replaceAll('+', '\\u002b');
     }, JSON_HEADERS);
     pool.intercept({ path: '/2.0/accounts/def', method: 'GET' }).reply(400, (opts) => {
       sent = decodeURIComponent(parseAuthorizationHeader((opts.headers as Record<string, string>)['authorization'])!.get('oauth_signature')!);
@@ -332,7 +332,7 @@ describe('UpstreamClient against a local server', () => {
       });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const { port } = server.address() as AddressInfo;
-      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 });
+      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
       try {
         await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
@@ -340,10 +340,32 @@ describe('UpstreamClient against a local server', () => {
           return true;
         });
         assert.equal(requests, 1);
+        // A fault of this answer, not a sign of the upstream being down: the breaker does not count it.
+        assert.equal(client.breakerState, 'closed');
       } finally {
         await client.close().catch(() => undefined);
         await new Promise<void>((resolve) => server.close(() => resolve()));
       }
+    }
+  });
+
+  it('retries an answer cut short (its connection closed before the announced body was in) as a broken connection', async () => {
+    let requests = 0;
+    const server = createNetServer((socket) => {
+      socket.once('data', () => {
+        requests++;
+        socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{"id":');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 });
+    try {
+      await assert.rejects(client.getAccount('a'), /could not be reached/);
+      assert.equal(requests, 3);
+    } finally {
+      await client.close().catch(() => undefined);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 
