@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt, jwtVerify } from 'jose';
 import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { startGateway } from '../../src/server.ts';
+import { startGateway, type GatewayOptions } from '../../src/server.ts';
 import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
@@ -60,33 +60,26 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
     }
   });
 
+  /** A gateway started from code, as an embedding application would, with `options` over minimal settings. */
+  const startFromCode = (options: Partial<GatewayOptions>) =>
+    startGateway({
+      port: 0,
+      host: '127.0.0.1',
+      upstream: { baseUrl: stack.emulator.url, consumerKey: 'k', consumerSecret: 's' },
+      upstreamTimeoutMs: 1000,
+      upstreamMaxInFlight: 1,
+      development: false,
+      logger: silentLogger,
+      ...options,
+    });
+
   test('a programmatic start on a non-loopback interface is refused', async () => {
-    await assert.rejects(
-      startGateway({
-        port: 0,
-        host: '0.0.0.0',
-        upstream: { baseUrl: stack.emulator.url, consumerKey: 'k', consumerSecret: 's' },
-        upstreamTimeoutMs: 1000,
-        upstreamMaxInFlight: 1,
-        development: false,
-        logger: silentLogger,
-      }),
-      /AUTH_JWT_SECRET or AUTH_JWKS_URL/,
-    );
+    await assert.rejects(startFromCode({ host: '0.0.0.0' }), /AUTH_JWT_SECRET or AUTH_JWKS_URL/);
   });
 
   test('a programmatic start with a JWKS URL carrying credentials is refused without quoting them', async () => {
     await assert.rejects(
-      startGateway({
-        port: 0,
-        host: '127.0.0.1',
-        upstream: { baseUrl: stack.emulator.url, consumerKey: 'k', consumerSecret: 's' },
-        upstreamTimeoutMs: 1000,
-        upstreamMaxInFlight: 1,
-        development: false,
-        logger: silentLogger,
-        auth: { jwksUrl: 'https://jwksuser:S3cretPass@idp.example.com/jwks.json' },
-      }),
+      startFromCode({ host: '127.0.0.1', auth: { jwksUrl: 'https://jwksuser:S3cretPass@idp.example.com/jwks.json' } }),
       (error: Error) => /must not carry credentials/.test(error.message) && !/jwksuser|S3cretPass/.test(error.message),
     );
   });
