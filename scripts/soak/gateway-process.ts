@@ -1,8 +1,8 @@
-import { createLogger } from '../src/logger.ts';
-import { startGateway } from '../src/server.ts';
+import { createLogger } from '../../src/logger.ts';
+import { startGateway } from '../../src/server.ts';
 
 /**
- * The gateway under soak, in its own process (forked by scripts/soak.ts with `--import tsx --expose-gc`),
+ * The gateway under soak, in its own process (forked by scripts/soak/gateway.ts with `--import tsx --expose-gc`),
  * so its memory and a crash are its own. Settings come from the environment; it answers the parent over IPC:
  * `stats` (memory now and peak), `gc` (a full collection first, then `stats`) and `close`. Log lines go to
  * stderr, which the parent reads and tallies.
@@ -10,7 +10,7 @@ import { startGateway } from '../src/server.ts';
 
 const env = (name: string): string => {
   const value = process.env[name];
-  if (value === undefined) throw new Error(`soak-gateway: ${name} is not set`);
+  if (value === undefined) throw new Error(`soak gateway process: ${name} is not set`);
   return value;
 };
 

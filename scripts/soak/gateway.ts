@@ -1,0 +1,114 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { Emulator } from '../../src/emulator/index.ts';
+import { settings } from './settings.ts';
+
+/** The gateway under soak, in a child process of its own (`gateway-process.ts`): its memory and a crash are its own. */
+
+export interface MemoryStats {
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+  maxRssBytes: number;
+}
+
+export interface GatewayChild {
+  url: string;
+  origin: string;
+  process: ChildProcess;
+  /** Set when the process ended without being asked to. */
+  crashed: string | undefined;
+  /** Log lines by `level: message`, and the first error lines. */
+  logCounts: Map<string, number>;
+  errorSamples: string[];
+  call(type: 'stats' | 'gc'): Promise<MemoryStats>;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayChild(emulator: Emulator): Promise<GatewayChild> {
+  const file = fileURLToPath(new URL('./gateway-process.ts', import.meta.url));
+  const child = fork(file, [], {
+    execArgv: ['--import', 'tsx', '--expose-gc'],
+    env: {
+      ...process.env,
+      NODE_ENV: 'production',
+      SOAK_UPSTREAM_URL: emulator.url,
+      SOAK_UPSTREAM_KEY: emulator.consumerKey,
+      SOAK_UPSTREAM_SECRET: emulator.consumerSecret,
+      SOAK_UPSTREAM_TIMEOUT_MS: String(settings.upstreamTimeoutMs),
+      SOAK_UPSTREAM_MAX_IN_FLIGHT: String(settings.maxInFlight),
+    },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    // Its own process group: Ctrl-C reaches only this script, which then stops the gateway itself.
+    detached: true,
+  });
+  const logCounts = new Map<string, number>();
+  const errorSamples: string[] = [];
+  const tally = (line: string) => {
+    let key = `(not JSON) ${line.slice(0, 120)}`;
+    let level = 'unknown';
+    try {
+      const entry = JSON.parse(line) as { level?: string; message?: string };
+      level = String(entry.level);
+      key = `${level}: ${entry.message}`;
+    } catch {
+      // counted as not JSON
+    }
+    logCounts.set(key, (logCounts.get(key) ?? 0) + 1);
+    if (level !== 'warn' && level !== 'info' && errorSamples.length < 5) errorSamples.push(line.slice(0, 600));
+  };
+  createInterface({ input: child.stdout! }).on('line', tally);
+  createInterface({ input: child.stderr! }).on('line', tally);
+
+  let nextId = 1;
+  const pending = new Map<number, { resolve: (m: Record<string, unknown>) => void; reject: (e: Error) => void }>();
+  let stopping = false;
+  const handle: GatewayChild = {
+    url: '',
+    origin: '',
+    process: child,
+    crashed: undefined,
+    logCounts,
+    errorSamples,
+    call(type) {
+      const id = nextId++;
+      return new Promise((resolve, reject) => {
+        if (child.exitCode !== null || child.signalCode !== null) return reject(new Error('the gateway process has exited'));
+        pending.set(id, { resolve: (m) => resolve(m as unknown as MemoryStats), reject });
+        child.send({ type, id });
+      });
+    },
+    async stop() {
+      stopping = true;
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.send({ type: 'close', id: nextId++ }, () => undefined);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const ready = new Promise<string>((resolveReady, rejectReady) => {
+    child.on('message', (raw) => {
+      const message = raw as Record<string, unknown>;
+      if (message['type'] === 'ready') return resolveReady(String(message['url']));
+      const waiter = pending.get(Number(message['id']));
+      if (!waiter) return;
+      pending.delete(Number(message['id']));
+      if (typeof message['error'] === 'string') waiter.reject(new Error(message['error']));
+      else waiter.resolve(message);
+    });
+    child.once('exit', (code, signal) => {
+      rejectReady(new Error(`the gateway process exited (${signal ?? code}) before it was ready`));
+      for (const waiter of pending.values()) waiter.reject(new Error('the gateway process exited'));
+      pending.clear();
+      if (!stopping) handle.crashed = `exited unasked with ${signal ? `signal ${signal}` : `code ${code}`}`;
+    });
+  });
+  handle.url = await ready;
+  handle.origin = new URL(handle.url).origin;
+  return handle;
+}

@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { DEFAULTS } from '../../src/defaults.ts';
+
+/** The soak's command line, the settings read from it, and the small helpers every part uses. */
+
+const HELP = `usage: npm run soak -- [options]
+  --duration <s>             seconds of load after start-up (default 60)
+  --connections <n>          concurrent clients (default 64)
+  --max-requests <n>         hard cap on requests sent (default 400000)
+  --warmup <s>               seconds before the memory baseline is taken (default 10, or a third of a shorter run)
+  --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
+  --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULTS.upstreamMaxInFlight})
+  --accounts <n>             seeded accounts (default 40)
+  --out <file>               also write the report (markdown) to this file`;
+
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '60' },
+    connections: { type: 'string', default: '64' },
+    'max-requests': { type: 'string', default: '400000' },
+    warmup: { type: 'string' },
+    'upstream-timeout-ms': { type: 'string', default: '2000' },
+    'max-in-flight': { type: 'string', default: String(DEFAULTS.upstreamMaxInFlight) },
+    accounts: { type: 'string', default: '40' },
+    out: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+const positiveInt = (name: keyof typeof args): number => {
+  const value = Number(args[name]);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`soak: --${name} must be a positive integer\n${HELP}`);
+    process.exit(2);
+  }
+  return value;
+};
+export const settings = {
+  durationS: positiveInt('duration'),
+  connections: positiveInt('connections'),
+  maxRequests: positiveInt('max-requests'),
+  // A short run (--duration 10) gets a proportionate warm-up rather than a refusal.
+  warmupS: args.warmup === undefined ? Math.max(1, Math.min(10, Math.floor(Number(args.duration) / 3))) : positiveInt('warmup'),
+  upstreamTimeoutMs: positiveInt('upstream-timeout-ms'),
+  maxInFlight: positiveInt('max-in-flight'),
+  accounts: Math.max(12, positiveInt('accounts')),
+  usedTokens: 100,
+  unusedTokens: 20,
+};
+if (settings.warmupS >= settings.durationS) {
+  console.error('soak: --warmup must be shorter than --duration');
+  process.exit(2);
+}
+
+/** A request with no answer after this long is a failure (the gateway's own deadlines are far shorter). */
+export const CLIENT_TIMEOUT_MS = 30_000;
+/**
+ * MEMORY RULE. The baseline is the gateway's peak RSS over the first window after warm-up, the end figure
+ * its peak RSS over the last window of load (a window is a quarter of the measured time, 5 to 10 s). The
+ * memory is judged unbounded when end > 2 × baseline + RSS_MARGIN, or when the heap left after a full GC
+ * once the load has drained exceeds 2 × the heap after a full GC at the end of warm-up + HEAP_MARGIN.
+ */
+export const RSS_MARGIN_BYTES = 64 * 1024 * 1024;
+export const HEAP_MARGIN_BYTES = 32 * 1024 * 1024;
+
+export const MiB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+export const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
+export const between = (low: number, high: number) => low + Math.floor(Math.random() * (high - low + 1));
+export const hex24 = () => randomBytes(12).toString('hex');
+
+/** `--out`: where the report is also written. */
+export const outFile: string | undefined = args.out;
