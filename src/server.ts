@@ -82,6 +82,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationScope>();
   let shuttingDown = false;
+  /** Responses not yet finished: those whose answer has not begun when shutdown begins are told to close too. */
+  const unanswered = new Set<ServerResponse>();
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
   /** Called, during shutdown, once the last operation's response has closed (its log line written). */
@@ -217,6 +219,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
     },
     (req, res) => {
+      unanswered.add(res);
+      res.once('close', () => unanswered.delete(res));
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
@@ -246,8 +250,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
-    // From here /healthz answers 503 and each answer closes its connection, so clients reconnect elsewhere.
+    // From here /healthz answers 503 and each answer closes its connection, so clients reconnect elsewhere:
+    // those of requests that arrive from now on, and those of requests under way whose answer has not begun.
+    // (One already begun has promised to keep its connection; the idle sweep closes it once it is idle.)
     shuttingDown = true;
+    for (const res of unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
     if (shutdownDrainMs > 0) {
       logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: shutdownDrainMs });
       await new Promise((resolve) => setTimeout(resolve, shutdownDrainMs));
