@@ -113,6 +113,23 @@ class ResponseTooLarge extends Error {
   }
 }
 
+/**
+ * An answer undici could not read as HTTP but reported as something else: a parse error once a
+ * Content-Length was seen (as a length mismatch), an unsolicited 100 or 101 (as a socket error). Told apart
+ * by coming before any response began.
+ */
+class UnreadableAnswer extends Error {
+  constructor(readonly code: string | undefined, reason: string) {
+    super(reason);
+  }
+}
+
+/** undici's errors that, before any response began, mean the answer was not HTTP it could read. */
+function unreadableBeforeResponse(error: Error): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message));
+}
+
 /** An upstream answer, read whole. */
 interface UpstreamResponse {
   status: number;
@@ -143,7 +160,7 @@ const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_
 
 /** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
 function isBrokenHttp(error: unknown, code: string | undefined): boolean {
-  return error instanceof errors.HTTPParserError || code === 'UND_ERR_HEADERS_OVERFLOW';
+  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW';
 }
 
 /**
@@ -383,7 +400,9 @@ export class UpstreamClient {
           // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
           // does not count it.
           this.#breaker.release(permit);
-          this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code });
+          // undici's reason is fixed text (never the answer's bytes), cut short all the same.
+          const reason = error instanceof Error ? error.message.slice(0, 200) : undefined;
+          this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
         }
@@ -513,7 +532,7 @@ export class UpstreamClient {
             else chunks.push(chunk);
           },
           onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),
-          onResponseError: (_controller, error) => settle(error),
+          onResponseError: (_controller, error) => settle(status === 0 && unreadableBeforeResponse(error) ? new UnreadableAnswer((error as { code?: string }).code, error.message) : error),
         },
       );
     });

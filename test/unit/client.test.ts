@@ -321,6 +321,10 @@ describe('UpstreamClient against a local server', () => {
       `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${Array.from({ length: 400 }, (_, i) => `x-filler-${i}: ${'y'.repeat(60)}\r\n`).join('')}\r\n`,
       // No status line at all.
       'hello, this is not HTTP\r\n\r\n',
+      // Both a length and chunked encoding (a request-smuggling shape): undici reports it as a length mismatch.
+      'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      // An unsolicited 100 Continue before the answer: undici reports a socket error ("bad response").
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
     ];
     for (const answer of answers) {
       let requests = 0;
