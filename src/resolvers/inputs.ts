@@ -1,5 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
+import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import type { UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -9,8 +10,8 @@ export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnec
   return {
     callback_url: httpUrl(input.callbackUrl, 'input.callbackUrl'),
     email: input.email == null ? undefined : email(input.email, 'input.email'),
-    first_name: input.firstName,
-    last_name: input.lastName,
+    first_name: optionalText(input.firstName, 'input.firstName'),
+    last_name: optionalText(input.lastName, 'input.lastName'),
     source_callback_url: input.sourceCallbackUrl == null ? undefined : httpUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl'),
     source_sync_all_folders: input.sourceSyncAllFolders,
     source_sync_flags: input.sourceSyncFlags,
@@ -20,6 +21,7 @@ export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnec
 
 /** An absolute http(s) URL, sent in the form the gateway's parser read it. */
 function httpUrl(value: string, name: string): string {
+  text(value, name);
   // Characters no URL holds as they are (spaces of any kind, C0 and C1 controls, invisible format characters
   // such as a soft hyphen or a zero-width space) are refused with a message that says so: the URL parser
   // would strip or rewrite them silently.
@@ -41,8 +43,29 @@ function httpUrl(value: string, name: string): string {
   return url.href;
 }
 
-/** An email address, as far as the gateway checks one: text on both sides of one `@`. */
+/**
+ * An email address, as far as the gateway checks one: text on both sides of one `@`, with no spaces,
+ * control or invisible characters.
+ */
 export function email(value: string, name: string): string {
-  if (!/^[^\s@]+@[^\s@]+$/.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address`);
+  text(value, name);
+  if (!/^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+$/u.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address`);
   return value;
+}
+
+/**
+ * A value sent as it is in a form (a name), checked under the input's own name: text a URL or form can carry
+ * (no unpaired UTF-16 surrogate, which the URL parser would silently turn into U+FFFD), and no longer than
+ * the client accepts.
+ */
+export function text(value: string, name: string): string {
+  if (/\p{Cs}/u.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
+  if (value.length > MAX_FORM_VALUE_LENGTH) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is ${value.length} UTF-16 code units long, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+  }
+  return value;
+}
+
+export function optionalText(value: string | null | undefined, name: string): string | null | undefined {
+  return value == null ? value : text(value, name);
 }

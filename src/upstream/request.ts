@@ -52,7 +52,7 @@ const MAX_URL_LENGTH = 4096;
  * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token,
  * pushed the unpaged token list past the 32 MiB an answer may take, and it stayed so until they expired.
  */
-const MAX_FORM_VALUE_LENGTH = 4096;
+export const MAX_FORM_VALUE_LENGTH = 4096;
 
 /**
  * Context.IO's ids and tokens are a few dozen characters. Far longer ones cannot name anything, and sent

@@ -140,6 +140,23 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     });
   }
 
+  for (const [name, input, said] of [
+    // The URL parser turns it into U+FFFD, so what would be sent is not what was given.
+    ['a callback URL with an unpaired surrogate', { callbackUrl: 'https://app.example.com/cb\ud800' }, /input\.callbackUrl is not valid text: it contains an unpaired UTF-16 surrogate/],
+    ['a name with an unpaired surrogate', { callbackUrl: 'https://app.example.com/cb', lastName: 'x\udc00' }, /input\.lastName is not valid text/],
+    ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
+    ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
+    // Named as the caller named it, not as the upstream's parameter.
+    ['a first name over 4096 characters, by its input name', { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(4097) }, /input\.firstName is 4097 UTF-16 code units long, more than the 4096 accepted/],
+  ] as const) {
+    it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
+      const res = await stack.gql(`mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { token } }`, { input });
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+      assert.match(res.body.errors![0]!.message, said);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    });
+  }
+
   it('never retries a POST the upstream failed', async () => {
     stack.emulator.addFault({ method: 'POST', path: '/connect_tokens', status: 503, retryAfter: 0 });
     const res = await stack.gql(`mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }`);
