@@ -268,7 +268,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
       for (const operation of inFlight) {
         try {
-          operation.abort(new OperationDeadlineExceeded(shutdownGraceMs));
+          operation.abort(new OperationDeadlineExceeded(shutdownGraceMs, 'shutdown'));
         } catch (error) {
           // One operation's cleanup failing must not leave the others running.
           logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });

@@ -104,7 +104,15 @@ export class OperationScope implements CancelSignal {
  * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled.
  */
 export class OperationDeadlineExceeded extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`The operation did not complete within ${timeoutMs} ms`);
+  /** `cause`: its deadline (`OPERATION_TIMEOUT_MS`), or the end of the shutdown grace period. */
+  constructor(
+    readonly timeoutMs: number,
+    cause: 'deadline' | 'shutdown' = 'deadline',
+  ) {
+    super(
+      cause === 'deadline'
+        ? `The operation did not complete within ${timeoutMs} ms`
+        : `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`,
+    );
   }
 }
