@@ -1,5 +1,4 @@
 import type { UpstreamErrorInfo } from '../errors.ts';
-import { percentEncode } from '../oauth/signature.ts';
 import type { CancelSignal } from './cancellation.ts';
 
 /**
@@ -8,68 +7,83 @@ import type { CancelSignal } from './cancellation.ts';
  */
 
 /**
- * The start of an upstream error body, fit for a debug line. The upstream's own message may quote a
- * signature (some OAuth servers echo the request's header), the secret, or the connect token ("connect_token
- * … is invalid"): each is cut out. The body is searched as sent, then, when it is JSON, written out again and
- * searched once more, so that no escape its server chose (`\/`, `\u002b`) hides one; whole, and only then
- * cut to length, so that no part of one is left at the cut. A body too large to search cheaply is not shown.
+ * The start of an upstream error body, fit for a debug line. The upstream's own message may quote the
+ * gateway's credentials (some OAuth servers echo the request's header, or the signing key), encoded in any of
+ * the ways servers write text: such a body is not shown at all, since no list of encodings to cut out is ever
+ * complete, and its status and path say what failed. Otherwise the connect token its path names and any value
+ * labelled `oauth_signature` are cut out, and it is cut to length. A body too large to search cheaply is not
+ * shown either.
  */
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
   if (text.length > MAX_SEARCHED_ERROR_BODY) return `(${text.length} characters, not shown)`;
-  const redact = (body: string) => hideToken(withoutSignatures(withoutSecret(body, secret), authorization), info);
-  return redact(rewrittenJson(redact(text))).slice(0, MAX_LOGGED_BODY);
+  const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
+  const credentials = [secret, ...(sent === undefined ? [] : [decodeURIComponent(sent)])];
+  if (quotesCredential(text, credentials)) return '(not shown: it quotes the gateway’s credentials)';
+  return hideToken(text.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY);
 }
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON (escaped or not). */
 const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|\\u[0-9a-fA-F]{4}|[^"\\&,\s}])*/gi;
 
-/** The largest error body searched for secrets and shown (an API error body is a line of JSON). */
+/** The largest error body searched for credentials and shown (an API error body is a line of JSON). */
 const MAX_SEARCHED_ERROR_BODY = 64 * 1024;
 
 /** Logged of an error body: its start, at most this long. */
 const MAX_LOGGED_BODY = 500;
 
-/** `text` written out again as `JSON.stringify` does, when it is JSON; as it is when not. */
-function rewrittenJson(text: string): string {
-  try {
-    return JSON.stringify(JSON.parse(text));
-  } catch {
-    return text;
-  }
-}
+/** A run this long of a credential's characters (or of its bytes, encoded) in a body is taken as quoting it. */
+const WINDOW = 8;
 
 /**
- * The forms each of `values` can take in a body: as is, and inside a JSON string, escaped as
- * `JSON.stringify` escapes it and with `/` as `\/` too (PHP's `json_encode` by default).
+ * Whether `text` quotes one of `credentials`, or any run of `WINDOW` of its characters (a secret cut short
+ * still gives most of it away): as written, in any case, after undoing the escapes servers write text with
+ * (percent-encoding, once or twice, in either case; HTML character references; `\uXXXX` and `\/`), or
+ * encoded as base64, base64url or hex, alone or inside a longer encoded string (a signing key, a header).
  */
-function quotedForms(values: readonly string[]): Set<string> {
-  const forms = new Set<string>();
-  for (const value of values) {
-    if (value === '') continue;
-    const escaped = JSON.stringify(value).slice(1, -1);
-    forms.add(value).add(escaped).add(escaped.replaceAll('/', '\\/'));
+function quotesCredential(text: string, credentials: readonly string[]): boolean {
+  const decoded = percentDecoded(percentDecoded(unescaped(text)));
+  const lower = `${text}\n${decoded}`.toLowerCase();
+  const kept = `${text}\n${decoded}`;
+  for (const credential of credentials) {
+    if (credential === '') continue;
+    if (runsOf(credential.toLowerCase(), WINDOW).some((run) => lower.includes(run))) return true;
+    const bytes = Buffer.from(credential);
+    // Hex is case-free, and the hex of any part of the credential starts at an even offset of its whole hex.
+    const hex = bytes.toString('hex');
+    for (let i = 0; i + 2 * WINDOW <= hex.length; i += 2) if (lower.includes(hex.slice(i, i + 2 * WINDOW))) return true;
+    // Inside a longer base64 string the credential starts at one of three byte offsets from a 3-byte group:
+    // each gives a run of base64 that appears whatever came before it.
+    for (let skip = 0; skip < 3; skip++) {
+      const encoded = bytes.subarray(skip).toString('base64');
+      const run = encoded.slice(0, Math.floor((bytes.length - skip) / 3) * 4).slice(0, 12);
+      if (run.length < WINDOW) continue;
+      if (kept.includes(run) || kept.includes(run.replaceAll('+', '-').replaceAll('/', '_'))) return true;
+    }
   }
-  return forms;
+  return false;
 }
 
-/**
- * `text` without the request's own signature (as sent, percent-encoded, and decoded), wherever and however
- * it is quoted, nor any value labelled `oauth_signature`.
- */
-function withoutSignatures(text: string, authorization: string): string {
-  let result = text.replace(SIGNATURE_VALUE, '$1[redacted]');
-  const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
-  if (sent !== undefined) {
-    for (const form of quotedForms([sent, decodeURIComponent(sent)])) result = result.split(form).join('[redacted]');
-  }
-  return result;
+/** Every run of `length` characters of `value` (all of it when shorter). */
+function runsOf(value: string, length: number): string[] {
+  if (value.length <= length) return [value];
+  return Array.from({ length: value.length - length + 1 }, (_, i) => value.slice(i, i + length));
 }
 
-/** `text` without the consumer secret, as is or percent-encoded (the form it takes in a signing key), each as JSON quotes it too. */
-function withoutSecret(text: string, secret: string): string {
-  let result = text;
-  for (const form of quotedForms([secret, percentEncode(secret)])) result = result.split(form).join('[redacted]');
-  return result;
+/** `text` with HTML character references, `\uXXXX` escapes and `\/` undone. */
+function unescaped(text: string): string {
+  return text
+    .replace(/&#x([0-9a-f]{1,6});?/gi, (_, hex: string) => String.fromCodePoint(Math.min(Number.parseInt(hex, 16), 0x10ffff)))
+    .replace(/&#([0-9]{1,7});?/g, (_, dec: string) => String.fromCodePoint(Math.min(Number.parseInt(dec, 10), 0x10ffff)))
+    .replace(/&(amp|quot|apos|lt|gt|plus|equals|sol);/gi, (_, name: string) => HTML_NAMED[name.toLowerCase()]!)
+    .replace(/\\u([0-9a-f]{4})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+    .replaceAll('\\/', '/');
+}
+
+const HTML_NAMED: Readonly<Record<string, string>> = { amp: '&', quot: '"', apos: "'", lt: '<', gt: '>', plus: '+', equals: '=', sol: '/' };
+
+/** `text` with each `%XX` decoded to that byte's character (in either case; enough to find ASCII credentials). */
+function percentDecoded(text: string): string {
+  return text.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 /** The connect token a call's path names (always its last segment), percent-encoded as in the path. */

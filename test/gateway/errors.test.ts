@@ -137,7 +137,7 @@ describe('the gateway’s own key refused with another status', () => {
 });
 
 describe('the consumer secret in an upstream error body', () => {
-  it('is cut out of the debug line that logs the body, as is and percent-encoded', async () => {
+  it('keeps the body out of the debug line when it quotes the secret, as is or percent-encoded', async () => {
     const stack = await startLoggingStack('debug', { emulator: { consumerSecret: 'sec ret/with+marks' } });
     const { lines } = stack;
     try {
@@ -148,7 +148,7 @@ describe('the consumer secret in an upstream error body', () => {
       const logged = lines.find((line) => line.includes('upstream error response'));
       assert.ok(logged);
       assert.doesNotMatch(lines.join('\n'), /sec ret\/with\+marks|sec%20ret%2Fwith%2Bmarks/);
-      assert.match(logged, /key secret: \[redacted\], signing key: \[redacted\]&/);
+      assert.equal(JSON.parse(logged).body, '(not shown: it quotes the gateway’s credentials)');
     } finally {
       await stack.close();
     }
