@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap } from '@apollo/server';
 import { createApollo } from './apollo.ts';
 import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
@@ -82,8 +82,36 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationScope>();
   let shuttingDown = false;
-  /** Responses not yet finished: those whose answer has not begun when shutdown begins are told to close too. */
-  const unanswered = new Set<ServerResponse>();
+  /**
+   * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
+   * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun
+   * before has promised to keep its connection; the idle sweep closes it once it is idle.)
+   */
+  class GatewayResponse extends ServerResponse {
+    override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
+      if (shuttingDown && !this.headersSent) this.setHeader('connection', 'close');
+      return typeof statusMessage === 'string' ? super.writeHead(statusCode, statusMessage, headers) : super.writeHead(statusCode, statusMessage);
+    }
+  }
+  /**
+   * Responses not yet closed, by connection. Node 20 never closes a response queued behind another on a
+   * connection (pipelining) when that connection drops; those are closed here, so their operations stop and
+   * their log lines are written.
+   */
+  const openBySocket = new WeakMap<Socket, Set<ServerResponse>>();
+  const trackUntilClosed = (socket: Socket, res: ServerResponse) => {
+    let open = openBySocket.get(socket);
+    if (open === undefined) {
+      const responses = new Set<ServerResponse>();
+      open = responses;
+      openBySocket.set(socket, responses);
+      // After Node's own close of the response it was writing, which comes in the same turn.
+      socket.once('close', () => setImmediate(() => [...responses].forEach((left) => left.emit('close'))));
+    }
+    const responses = open;
+    responses.add(res);
+    res.once('close', () => responses.delete(res));
+  };
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
   /** Called, during shutdown, once the last operation's response has closed (its log line written). */
@@ -100,8 +128,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
     res.setHeader('x-request-id', requestId);
-    // Shutting down (or draining): every answer closes its connection, so its client reconnects elsewhere.
-    if (shuttingDown) res.setHeader('connection', 'close');
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
@@ -213,14 +239,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
     {
+      ServerResponse: GatewayResponse,
       requestTimeout: requestReceiveTimeoutMs,
       headersTimeout: requestReceiveTimeoutMs,
       // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
     },
     (req, res) => {
-      unanswered.add(res);
-      res.once('close', () => unanswered.delete(res));
+      trackUntilClosed(req.socket, res);
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
@@ -250,11 +276,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
-    // From here /healthz answers 503 and each answer closes its connection, so clients reconnect elsewhere:
-    // those of requests that arrive from now on, and those of requests under way whose answer has not begun.
-    // (One already begun has promised to keep its connection; the idle sweep closes it once it is idle.)
+    // From here /healthz answers 503 and each answer closes its connection (see GatewayResponse).
     shuttingDown = true;
-    for (const res of unanswered) if (!res.headersSent) res.setHeader('connection', 'close');
     if (shutdownDrainMs > 0) {
       logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: shutdownDrainMs });
       await new Promise((resolve) => setTimeout(resolve, shutdownDrainMs));

@@ -93,6 +93,24 @@ describe('the operation log line', () => {
     assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
   });
 
+  it('is written for requests queued behind another on a connection that drops: none of them is left running', async () => {
+    // Node 20 never closes a response still queued behind another (pipelining) when the connection drops.
+    const id = stack.emulator.store.createAccount({ email: 'queue@example.com' }).id;
+    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    const post = (query: string) => {
+      const body = JSON.stringify({ query });
+      return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    };
+    socket.write(post(`{ account(id: "${id}") { id } }`) + post('{ __typename }').repeat(20));
+    await once(socket, 'connect');
+    for (let i = 0; i < 200 && stack.emulator.inFlight === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    socket.destroy();
+    const found = await operationLines(21);
+    assert.equal(found.length, 21);
+    assert.ok(found.every((entry) => entry['clientWentAway'] === true), JSON.stringify(found));
+  });
+
   it('says when shutdown cut an answer its client had stopped reading, rather than that the client left', { timeout: 20_000 }, async () => {
     const cut = await startLoggingStack('info', { gateway: { shutdownGraceMs: 200 } });
     const cutLines = cut.lines;
