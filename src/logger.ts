@@ -14,6 +14,8 @@ export interface Logger {
    * all (where it listens, which upstream it uses, that authentication is off).
    */
   announce(level: 'info' | 'warn', message: string, fields?: LogFields): void;
+  /** Whether lines at `level` are written: for a field that costs something to compute. */
+  enabled(level: LogLevel): boolean;
 }
 
 /**
@@ -27,7 +29,14 @@ export function createLogger(level: LogLevel, write: (line: string) => void = (l
   const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(at) >= threshold) line(at, message, fields);
   };
-  return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), announce: line };
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    announce: line,
+    enabled: (at) => LOG_LEVELS.indexOf(at) >= threshold,
+  };
 }
 
 /** A logger that drops everything, for tests and benchmarks that assert on other output. */

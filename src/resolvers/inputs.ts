@@ -40,6 +40,9 @@ function httpUrl(value: string, name: string): string {
   }
   // The URL as the parser read it is what is sent: `https:example.com\cb` and the like reach the upstream in
   // the form that was judged, not in one another parser might read differently.
+  if (url.href.length > MAX_FORM_VALUE_LENGTH) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is ${url.href.length} characters once written as a URL (non-ASCII percent-encoded), more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+  }
   return url.href;
 }
 

@@ -1,4 +1,5 @@
 import type { UpstreamErrorInfo } from '../errors.ts';
+import { percentEncode } from '../oauth/signature.ts';
 import type { CancelSignal } from './cancellation.ts';
 
 /**
@@ -9,24 +10,24 @@ import type { CancelSignal } from './cancellation.ts';
 /**
  * The start of an upstream error body, fit for a debug line. The upstream's own message may quote the
  * gateway's credentials (some OAuth servers echo the request's header, or the signing key), encoded in any of
- * the ways servers write text: such a body is not shown at all, since no list of encodings to cut out is ever
- * complete, and its status and path say what failed. Otherwise the connect token its path names and any value
- * labelled `oauth_signature` are cut out, and it is cut to length. A body too large to search cheaply is not
- * shown either.
+ * the ways servers write text: such an excerpt is not shown at all, since no list of encodings to cut out is
+ * ever complete, and the line's status and path still say what failed. Otherwise the connect token its path
+ * names and any value labelled `oauth_signature` are cut out. What is searched is what would be shown.
  */
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
-  if (text.length > MAX_SEARCHED_ERROR_BODY) return `(${text.length} characters, not shown)`;
+  // A little more than is shown, so that a token or a labelled value at the cut is cut out whole first.
+  const head = text.slice(0, MAX_LOGGED_BODY + 256);
+  const excerpt = hideToken(head.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY);
   const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
-  const credentials = [secret, ...(sent === undefined ? [] : [decodeURIComponent(sent)])];
-  if (quotesCredential(text, credentials)) return '(not shown: it quotes the gateway’s credentials)';
-  return hideToken(text.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY);
+  const signature = sent === undefined ? undefined : decodeURIComponent(sent);
+  const credentials = [secret, percentEncode(secret), ...(sent === undefined || signature === undefined ? [] : [sent, signature])];
+  // The signature's digest, as a server might print it (in hex, say) rather than in the base64 sent.
+  const digests = signature === undefined ? [] : [Buffer.from(signature, 'base64')];
+  return quotesCredential(excerpt, credentials, digests) ? '(not shown: it quotes the gateway’s credentials)' : excerpt;
 }
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON (escaped or not). */
 const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|\\u[0-9a-fA-F]{4}|[^"\\&,\s}])*/gi;
-
-/** The largest error body searched for credentials and shown (an API error body is a line of JSON). */
-const MAX_SEARCHED_ERROR_BODY = 64 * 1024;
 
 /** Logged of an error body: its start, at most this long. */
 const MAX_LOGGED_BODY = 500;
@@ -36,46 +37,63 @@ const WINDOW = 8;
 
 /**
  * Whether `text` quotes one of `credentials`, or any run of `WINDOW` of its characters (a secret cut short
- * still gives most of it away): as written, in any case, after undoing the escapes servers write text with
- * (percent-encoding, once or twice, in either case; HTML character references; `\uXXXX` and `\/`), or
- * encoded as base64, base64url or hex, alone or inside a longer encoded string (a signing key, a header).
+ * still gives most of it away), or any run of `WINDOW` bytes of it or of `digests`: as written, in any case
+ * (a short credential: exactly), after undoing the escapes servers write text with (percent-encoding, HTML
+ * character references, `\uXXXX`, `\u{…}`, `\xNN`, `\/`, repeatedly), or encoded as hex (with or without
+ * separators) or base64/base64url (wrapped or not), alone or inside a longer encoded string.
  */
-function quotesCredential(text: string, credentials: readonly string[]): boolean {
-  const decoded = percentDecoded(percentDecoded(unescaped(text)));
-  const lower = `${text}\n${decoded}`.toLowerCase();
-  const kept = `${text}\n${decoded}`;
+function quotesCredential(text: string, credentials: readonly string[], digests: readonly Buffer[]): boolean {
+  const decoded = fullyDecoded(text);
+  const kept = `${text}\n${decoded}\n${decoded.replace(/\s+/g, '')}`;
+  const lower = `${kept}\n${decoded.replace(/([0-9a-f]{2})[:\s-](?=[0-9a-f]{2})/gi, '$1')}`.toLowerCase();
   for (const credential of credentials) {
     if (credential === '') continue;
-    if (runsOf(credential.toLowerCase(), WINDOW).some((run) => lower.includes(run))) return true;
-    const bytes = Buffer.from(credential);
-    // Hex is case-free, and the hex of any part of the credential starts at an even offset of its whole hex.
+    if (credential.length <= WINDOW ? kept.includes(credential) : runsOf(credential.toLowerCase(), WINDOW).some((run) => lower.includes(run))) return true;
+  }
+  for (const bytes of [...credentials.filter((c) => c !== '').map((c) => Buffer.from(c)), ...digests]) {
+    // Hex is case-free, and the hex of any part of the bytes starts at an even offset of their whole hex.
     const hex = bytes.toString('hex');
     for (let i = 0; i + 2 * WINDOW <= hex.length; i += 2) if (lower.includes(hex.slice(i, i + 2 * WINDOW))) return true;
-    // Inside a longer base64 string the credential starts at one of three byte offsets from a 3-byte group:
-    // each gives a run of base64 that appears whatever came before it.
+    // Inside a longer base64 string the bytes start at one of three offsets from a 3-byte group; from the
+    // next group on, each group of theirs is encoded as 4 characters whatever came before: any 3 whole groups
+    // (9 bytes) are searched for.
     for (let skip = 0; skip < 3; skip++) {
-      const encoded = bytes.subarray(skip).toString('base64');
-      const run = encoded.slice(0, Math.floor((bytes.length - skip) / 3) * 4).slice(0, 12);
-      if (run.length < WINDOW) continue;
-      if (kept.includes(run) || kept.includes(run.replaceAll('+', '-').replaceAll('/', '_'))) return true;
+      const groups = bytes.subarray(skip, skip + Math.floor((bytes.length - skip) / 3) * 3).toString('base64');
+      for (let i = 0; i + 12 <= groups.length; i += 4) {
+        const run = groups.slice(i, i + 12);
+        if (kept.includes(run) || kept.includes(run.replaceAll('+', '-').replaceAll('/', '_'))) return true;
+      }
     }
   }
   return false;
 }
 
-/** Every run of `length` characters of `value` (all of it when shorter). */
+/** Every run of `length` characters of `value`. */
 function runsOf(value: string, length: number): string[] {
-  if (value.length <= length) return [value];
   return Array.from({ length: value.length - length + 1 }, (_, i) => value.slice(i, i + length));
 }
 
-/** `text` with HTML character references, `\uXXXX` escapes and `\/` undone. */
+/** `text` with its escapes undone until none is left (at most three rounds: double encoding, and one more). */
+function fullyDecoded(text: string): string {
+  let current = text;
+  for (let round = 0; round < 3; round++) {
+    const next = percentDecoded(unescaped(current));
+    if (next === current) break;
+    current = next;
+  }
+  return current;
+}
+
+/** `text` with HTML character references, `\uXXXX`, `\u{…}` and `\xNN` escapes and `\/` undone. */
 function unescaped(text: string): string {
+  const codePoint = (digits: string, radix: number) => String.fromCodePoint(Math.min(Number.parseInt(digits, radix), 0x10ffff));
   return text
-    .replace(/&#x([0-9a-f]{1,6});?/gi, (_, hex: string) => String.fromCodePoint(Math.min(Number.parseInt(hex, 16), 0x10ffff)))
-    .replace(/&#([0-9]{1,7});?/g, (_, dec: string) => String.fromCodePoint(Math.min(Number.parseInt(dec, 10), 0x10ffff)))
+    .replace(/&#x([0-9a-f]{1,6});?/gi, (_, hex: string) => codePoint(hex, 16))
+    .replace(/&#([0-9]{1,7});?/g, (_, dec: string) => codePoint(dec, 10))
     .replace(/&(amp|quot|apos|lt|gt|plus|equals|sol);/gi, (_, name: string) => HTML_NAMED[name.toLowerCase()]!)
+    .replace(/\\u\{([0-9a-f]{1,6})\}/gi, (_, hex: string) => codePoint(hex, 16))
     .replace(/\\u([0-9a-f]{4})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
+    .replace(/\\x([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
     .replaceAll('\\/', '/');
 }
 

@@ -148,6 +148,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
     // Named as the caller named it, not as the upstream's parameter.
     ['a first name over 4096 characters, by its input name', { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(4097) }, /input\.firstName is 4097 UTF-16 code units long, more than the 4096 accepted/],
+    // 1,029 characters given, 9,029 as the URL that would be sent.
+    ['a callback URL that percent-encoding takes over 4096 characters', { callbackUrl: `https://app.example.com/cb?n=${'€'.repeat(1000)}` }, /input\.callbackUrl is 9029 characters once written as a URL/],
   ] as const) {
     it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
       const res = await stack.gql(`mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { token } }`, { input });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { percentEncode } from '../../src/oauth/signature.ts';
 import { redactedErrorBody } from '../../src/upstream/redact.ts';
 
 const info = { status: 400, method: 'GET', path: '/connect_tokens/tok3n0001' };
@@ -21,6 +22,11 @@ describe('the logged excerpt of an upstream error body', () => {
     ['in base64, inside a signing key', Buffer.from(`consumer-key&${secret}`).toString('base64')],
     ['in base64url', Buffer.from(`x${secret}`).toString('base64url')],
     ['in hex', Buffer.from(secret).toString('hex')],
+    ['in hex with colons', Buffer.from(secret).toString('hex').replace(/(..)(?!$)/g, '$1:')],
+    ['as \\x escapes', [...secret].map((c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')],
+    ['as the signing key the gateway builds, in base64', Buffer.from(`${percentEncode(secret)}&`).toString('base64')],
+    ['in base64 from its fourth character on', Buffer.from(secret.slice(3)).toString('base64')],
+    ['in base64 wrapped over two lines', Buffer.from(`key=${secret}`).toString('base64').replace(/^(.{10})/, '$1\n')],
     ['in upper case', secret.toUpperCase()],
     ['less its last character', secret.slice(0, -1)],
   ];
@@ -48,7 +54,15 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.match(excerpt, /^\{"type":"error","value":"connect_token \[token\] is invalid","oauth_signature":"\[redacted\]"\}/);
   });
 
-  it('shows nothing of a body too large to search', () => {
-    assert.equal(shown('y'.repeat(70_000)), '(70000 characters, not shown)');
+  it('is not shown when it quotes, in base64, a header whose signature has a + or / early on', () => {
+    const early = 'R+eo/pJhCGnlOO0HR9k8Nyij1xE=';
+    const header = `OAuth oauth_consumer_key="k", oauth_signature="${encodeURIComponent(early)}"`;
+    assert.equal(redactedErrorBody(`{"got":"${Buffer.from(header).toString('base64')}"}`, secret, header, info), WITHHELD);
+    // Or the digest behind it, in hex.
+    assert.equal(redactedErrorBody(`got ${Buffer.from(early, 'base64').toString('hex')}`, secret, header, info), WITHHELD);
+  });
+
+  it('shows the start of a large body, searched as shown', () => {
+    assert.equal(shown(`${'y'.repeat(70_000)}${secret}`), 'y'.repeat(500));
   });
 });
