@@ -90,7 +90,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   class GatewayResponse extends ServerResponse {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
       if (shuttingDown && !this.headersSent) this.setHeader('connection', 'close');
-      return typeof statusMessage === 'string' ? super.writeHead(statusCode, statusMessage, headers) : super.writeHead(statusCode, statusMessage);
+      // Node reads the headers from either position, as its own writeHead is called.
+      return super.writeHead(statusCode, statusMessage as string | undefined, headers);
     }
   }
   /**
@@ -105,8 +106,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const responses = new Set<ServerResponse>();
       open = responses;
       openBySocket.set(socket, responses);
-      // After Node's own close of the response it was writing, which comes in the same turn.
-      socket.once('close', () => setImmediate(() => [...responses].forEach((left) => left.emit('close'))));
+      // After Node's own close of the response it was writing, which comes in the same turn; as Node closes
+      // one (destroyed, and marked closed, so that whatever waits on it with `finished()` sees it end).
+      socket.once('close', () =>
+        setImmediate(() => {
+          for (const left of [...responses]) {
+            try {
+              left.destroy();
+              (left as unknown as { _closed: boolean })._closed = true;
+              left.emit('close');
+            } catch (error) {
+              // One response's cleanup failing must not leave the others open.
+              logger.error('closing a response its connection dropped failed', { error: messageOf(error) });
+            }
+          }
+        }),
+      );
     }
     const responses = open;
     responses.add(res);

@@ -38,29 +38,32 @@ const WINDOW = 8;
 /**
  * Whether `text` quotes one of `credentials`, or any run of `WINDOW` of its characters (a secret cut short
  * still gives most of it away), or any run of `WINDOW` bytes of it or of `digests`: as written, in any case
- * (a short credential: exactly), after undoing the escapes servers write text with (percent-encoding, HTML
+ * (a credential shorter than that: whole, exactly), after undoing the escapes servers write text with (percent-encoding, HTML
  * character references, `\uXXXX`, `\u{…}`, `\xNN`, `\/`, repeatedly), or encoded as hex (with or without
  * separators) or base64/base64url (wrapped or not), alone or inside a longer encoded string.
  */
 function quotesCredential(text: string, credentials: readonly string[], digests: readonly Buffer[]): boolean {
   const decoded = fullyDecoded(text);
   const kept = `${text}\n${decoded}\n${decoded.replace(/\s+/g, '')}`;
-  const lower = `${kept}\n${decoded.replace(/([0-9a-f]{2})[:\s-](?=[0-9a-f]{2})/gi, '$1')}`.toLowerCase();
+  // Hex with separators (`4a:6b`, `4a 6b`) or as a byte list (`0x4a, 0x6b`), joined up.
+  const joinedHex = decoded.replace(/([0-9a-f]{2})[:\s-](?=[0-9a-f]{2})/gi, '$1').replace(/0x([0-9a-f]{2})(?:\s*,\s*)?/gi, '$1');
+  const lower = `${kept}\n${joinedHex}`.toLowerCase();
   for (const credential of credentials) {
     if (credential === '') continue;
-    if (credential.length <= WINDOW ? kept.includes(credential) : runsOf(credential.toLowerCase(), WINDOW).some((run) => lower.includes(run))) return true;
+    if (credential.length < WINDOW ? kept.includes(credential) : runsOf(credential.toLowerCase(), WINDOW).some((run) => lower.includes(run))) return true;
   }
   for (const bytes of [...credentials.filter((c) => c !== '').map((c) => Buffer.from(c)), ...digests]) {
     // Hex is case-free, and the hex of any part of the bytes starts at an even offset of their whole hex.
     const hex = bytes.toString('hex');
+    if (bytes.length < WINDOW && lower.includes(hex)) return true;
     for (let i = 0; i + 2 * WINDOW <= hex.length; i += 2) if (lower.includes(hex.slice(i, i + 2 * WINDOW))) return true;
     // Inside a longer base64 string the bytes start at one of three offsets from a 3-byte group; from the
-    // next group on, each group of theirs is encoded as 4 characters whatever came before: any 3 whole groups
-    // (9 bytes) are searched for.
+    // next group on, each group of theirs is encoded as 4 characters whatever came before. Any `WINDOW` bytes
+    // hold 2 whole groups at some offset, so every 2 consecutive whole groups (8 characters) are searched for.
     for (let skip = 0; skip < 3; skip++) {
       const groups = bytes.subarray(skip, skip + Math.floor((bytes.length - skip) / 3) * 3).toString('base64');
-      for (let i = 0; i + 12 <= groups.length; i += 4) {
-        const run = groups.slice(i, i + 12);
+      for (let i = 0; i + 8 <= groups.length; i += 4) {
+        const run = groups.slice(i, i + 8);
         if (kept.includes(run) || kept.includes(run.replaceAll('+', '-').replaceAll('/', '_'))) return true;
       }
     }
@@ -84,7 +87,7 @@ function fullyDecoded(text: string): string {
   return current;
 }
 
-/** `text` with HTML character references, `\uXXXX`, `\u{…}` and `\xNN` escapes and `\/` undone. */
+/** `text` with HTML character references, `\uXXXX`, `\u{…}` and `\xNN` escapes, and `\"`, `\\`, `\/`, undone. */
 function unescaped(text: string): string {
   const codePoint = (digits: string, radix: number) => String.fromCodePoint(Math.min(Number.parseInt(digits, radix), 0x10ffff));
   return text
@@ -94,7 +97,7 @@ function unescaped(text: string): string {
     .replace(/\\u\{([0-9a-f]{1,6})\}/gi, (_, hex: string) => codePoint(hex, 16))
     .replace(/\\u([0-9a-f]{4})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
     .replace(/\\x([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)))
-    .replaceAll('\\/', '/');
+    .replace(/\\(["\\/])/g, '$1');
 }
 
 const HTML_NAMED: Readonly<Record<string, string>> = { amp: '&', quot: '"', apos: "'", lt: '<', gt: '>', plus: '+', equals: '=', sol: '/' };

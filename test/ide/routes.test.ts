@@ -164,3 +164,24 @@ test('a client that leaves while its asset is looked up leaves no open file behi
   assert.ok(openFiles() <= before + 5, `${openFiles() - before} more open files than before`);
   assert.equal((await get(script)).status, 200, 'and it still serves the asset');
 });
+
+test('assets queued behind a hung request on a connection that drops leave no open file behind', async () => {
+  // Node 20 never closes a response queued behind another (pipelining) when its connection drops.
+  const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'))![1]!;
+  const id = stack.emulator.store.createAccount({ email: 'queued-assets@example.com' }).id;
+  stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+  const openFiles = () => readdirSync('/proc/self/fd').length;
+  const before = openFiles();
+  const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
+  for (let i = 0; i < 3; i++) {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(`GET ${script} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(50));
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    socket.destroy();
+  }
+  const deadline = Date.now() + 5_000;
+  while (openFiles() > before + 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(openFiles() <= before + 5, `${openFiles() - before} more open files than before`);
+});

@@ -27,6 +27,9 @@ describe('the logged excerpt of an upstream error body', () => {
     ['as the signing key the gateway builds, in base64', Buffer.from(`${percentEncode(secret)}&`).toString('base64')],
     ['in base64 from its fourth character on', Buffer.from(secret.slice(3)).toString('base64')],
     ['in base64 wrapped over two lines', Buffer.from(`key=${secret}`).toString('base64').replace(/^(.{10})/, '$1\n')],
+    ['8 of its characters in base64, after a byte', Buffer.from(`k${secret.slice(4, 12)}`).toString('base64')],
+    ['8 of its characters in base64, after two bytes', Buffer.from(`k=${secret.slice(2, 10)}`).toString('base64')],
+    ['as a list of bytes', [...Buffer.from(secret)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')],
     ['in upper case', secret.toUpperCase()],
     ['less its last character', secret.slice(0, -1)],
   ];
@@ -60,6 +63,16 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`{"got":"${Buffer.from(header).toString('base64')}"}`, secret, header, info), WITHHELD);
     // Or the digest behind it, in hex.
     assert.equal(redactedErrorBody(`got ${Buffer.from(early, 'base64').toString('hex')}`, secret, header, info), WITHHELD);
+  });
+
+  it('is not shown when it quotes, JSON-escaped, a secret with a quote in every run of 8 characters', () => {
+    const quoted = 'ab"cdefg"hijklm"nopq';
+    assert.equal(redactedErrorBody(`{"value":${JSON.stringify(quoted)}}`, quoted, authorization, info), WITHHELD);
+  });
+
+  it('is not shown when it quotes a secret of 8 characters in another case, or a shorter one in hex', () => {
+    assert.equal(redactedErrorBody('bad key ABCDEFGH', 'abcdefgh', authorization, info), WITHHELD);
+    assert.equal(redactedErrorBody(`bad key ${Buffer.from('hunter2').toString('hex')}`, 'hunter2', authorization, info), WITHHELD);
   });
 
   it('shows the start of a large body, searched as shown', () => {
