@@ -85,11 +85,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /**
    * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
    * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun
-   * before has promised to keep its connection; the idle sweep closes it once it is idle.)
+   * before has promised to keep its connection; the idle sweep closes it once it is idle.) Not while other
+   * answers wait behind it on the connection (pipelining): Node would drop them, their operations done; the
+   * last of them closes it.
    */
   class GatewayResponse extends ServerResponse {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-      if (shuttingDown && !this.headersSent) this.setHeader('connection', 'close');
+      const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
+      if (shuttingDown && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
       // Node reads the headers from either position, as its own writeHead is called.
       return super.writeHead(statusCode, statusMessage as string | undefined, headers);
     }

@@ -427,6 +427,37 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('delivers every answer pipelined on a connection when shutdown comes, then closes the connection', { timeout: 20_000 }, async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 300, upstreamTimeoutMs: 10_000 } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'piped@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+      const post = (query: string) => {
+        const body = JSON.stringify({ query });
+        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      };
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const ended = once(socket, 'end');
+      socket.write(post(`{ account(id: "${id}") { id } }`) + post('{ a: __typename }') + post('{ b: __typename }'));
+      await eventually(() => stack.emulator.inFlight === 1);
+      const closing = stack.gateway.close();
+      await ended;
+      await closing;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 3, received);
+      assert.match(answers[0]!, /UPSTREAM_TIMEOUT/);
+      assert.match(answers[1]!, /"a":"Query"/);
+      // Answered before the shutdown began (they waited only for the first to go out): each promised to keep
+      // the connection, which the shutdown closes once they are out.
+      assert.match(answers[2]!, /"b":"Query"/);
+    } finally {
+      socket.destroy();
+      await stack.close().catch(() => undefined);
+    }
+  });
+
   it('aborts what is still running after the grace period, still answering it', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 200, upstreamTimeoutMs: 10_000 } });
     const id = stack.emulator.store.createAccount({ email: 'h@example.com' }).id;
