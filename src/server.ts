@@ -155,8 +155,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
-      // Draining: a load balancer asking over a connection still open takes this instance out of rotation.
-      if (shuttingDown) return sendJson(res, 503, { status: 'shutting down' }, { connection: 'close' });
+      // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
+      // every answer during shutdown, this one closes its connection (GatewayResponse).
+      if (shuttingDown) return sendJson(res, 503, { status: 'shutting down' });
       return sendJson(res, 200, { status: 'ok' });
     }
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
