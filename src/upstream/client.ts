@@ -124,16 +124,15 @@ class UnreadableAnswer extends Error {
   }
 }
 
-/** undici's errors that, before any response began, mean the answer was not HTTP it could read. */
-function unreadableBeforeResponse(error: Error): boolean {
+/**
+ * `error`, raised before any response began, as the unreadable answer it means, or `undefined` when it means
+ * something else. undici's own message would call a header that did not parse a length mismatch.
+ */
+function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
   const code = (error as { code?: string }).code;
-  return code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message));
-}
-
-/** `error` as what it means here; undici's own message would call a header that did not parse a length mismatch. */
-function unreadable(error: Error): UnreadableAnswer {
-  const code = (error as { code?: string }).code;
-  return new UnreadableAnswer(code, code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ? 'the answer did not parse as HTTP once it had sent a Content-Length' : error.message);
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UnreadableAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
+  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new UnreadableAnswer(code, error.message);
+  return undefined;
 }
 
 /** An upstream answer, read whole. */
@@ -538,7 +537,7 @@ export class UpstreamClient {
             else chunks.push(chunk);
           },
           onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),
-          onResponseError: (_controller, error) => settle(status === 0 && unreadableBeforeResponse(error) ? unreadable(error) : error),
+          onResponseError: (_controller, error) => settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error),
         },
       );
     });
