@@ -1,6 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
-import { connectTokenForm, email, optionalText } from './inputs.ts';
+import { connectTokenForm, email, nameForm } from './inputs.ts';
 
 /** Each mutation is one upstream call (the client retries only deletes, which are idempotent); payload fields load more only if selected. */
 export const Mutation: MutationResolvers = {
@@ -22,13 +22,13 @@ export const Mutation: MutationResolvers = {
   }),
 
   createAccount: (_, { input }, { api }) =>
-    api.createAccount({ email: email(input.email, 'input.email'), first_name: optionalText(input.firstName, 'input.firstName'), last_name: optionalText(input.lastName, 'input.lastName') }),
+    api.createAccount({ email: email(input.email, 'input.email'), ...nameForm(input) }),
 
   updateAccount: async (_, { id, input }, { api }) => {
     if (input.firstName == null && input.lastName == null) {
       throw gatewayError(ErrorCode.BAD_USER_INPUT, 'input must set firstName or lastName');
     }
-    return { ...(await api.updateAccount(id, { first_name: optionalText(input.firstName, 'input.firstName'), last_name: optionalText(input.lastName, 'input.lastName') })), id };
+    return { ...(await api.updateAccount(id, nameForm(input))), id };
   },
 
   deleteAccount: async (_, { id }, { api }) => ({ ...(await api.deleteAccount(id)), id }),

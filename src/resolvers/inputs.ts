@@ -1,7 +1,7 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
-import type { UpstreamConnectTokenForm } from '../upstream/types.ts';
+import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
 
@@ -10,13 +10,17 @@ export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnec
   return {
     callback_url: httpUrl(input.callbackUrl, 'input.callbackUrl'),
     email: input.email == null ? undefined : email(input.email, 'input.email'),
-    first_name: optionalText(input.firstName, 'input.firstName'),
-    last_name: optionalText(input.lastName, 'input.lastName'),
+    ...nameForm(input),
     source_callback_url: input.sourceCallbackUrl == null ? undefined : httpUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl'),
     source_sync_all_folders: input.sourceSyncAllFolders,
     source_sync_flags: input.sourceSyncFlags,
     source_raw_file_list: input.sourceRawFileList,
   };
+}
+
+/** The account holder's name, as every form that takes one (a new account, an update, a connect token) sends it. */
+export function nameForm(input: { firstName?: string | null; lastName?: string | null }): UpstreamAccountUpdateForm {
+  return { first_name: optionalText(input.firstName, 'input.firstName'), last_name: optionalText(input.lastName, 'input.lastName') };
 }
 
 /** An absolute http(s) URL, sent in the form the gateway's parser read it. */
@@ -61,7 +65,7 @@ export function email(value: string, name: string): string {
  * (no unpaired UTF-16 surrogate, which the URL parser would silently turn into U+FFFD), and no longer than
  * the client accepts.
  */
-export function text(value: string, name: string): string {
+function text(value: string, name: string): string {
   if (/\p{Cs}/u.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
   if (value.length > MAX_FORM_VALUE_LENGTH) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is ${value.length} UTF-16 code units long, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
@@ -69,6 +73,6 @@ export function text(value: string, name: string): string {
   return value;
 }
 
-export function optionalText(value: string | null | undefined, name: string): string | null | undefined {
+function optionalText(value: string | null | undefined, name: string): string | null | undefined {
   return value == null ? value : text(value, name);
 }
