@@ -1,5 +1,5 @@
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { chmod, mkdir, open, readdir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
@@ -11,16 +11,63 @@ export interface PersistedState {
   tokens: TokenRecord[];
 }
 
-/** Writes to a temporary file beside the target and renames it over, so a crash never leaves half a file. */
+/**
+ * Writes to a temporary file beside the target, flushed to the disk, and renames it over, so neither a crash
+ * nor a power cut leaves half a file (or, on some file systems, an empty one after the rename). A symbolic
+ * link is followed, so the state goes where the link points and the link stays; the file keeps its
+ * permissions.
+ */
 export async function writeAtomically(file: string, contents: string): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  await mkdir(dirname(file), { recursive: true });
+  const target = await realpath(file).catch(() => file);
+  const dir = dirname(target);
+  await mkdir(dir, { recursive: true });
+  const mode = await stat(target).then((s) => s.mode & 0o7777, () => undefined);
+  // Per process: its saves are chained, never concurrent (store.ts).
+  const tmp = `${target}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, contents, 'utf8');
-    await rename(tmp, file);
+    const handle = await open(tmp, 'w', mode ?? 0o644);
+    try {
+      await handle.writeFile(contents, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    // The process's umask may have narrowed the mode asked for at creation.
+    if (mode !== undefined) await chmod(tmp, mode);
+    await rename(tmp, target);
   } catch (error) {
     await unlink(tmp).catch(() => undefined);
     throw error;
+  }
+  // The rename itself reaches the disk with the directory; not every platform can open one (best effort).
+  const dirHandle = await open(dir, 'r').catch(() => undefined);
+  await dirHandle?.sync().catch(() => undefined);
+  await dirHandle?.close();
+}
+
+/**
+ * Removes the temporary files that writes of a process killed mid-save left beside `file` (their names
+ * carry the writer's pid; those of a process still running are left alone).
+ */
+export async function removeStaleTemporaryFiles(file: string): Promise<void> {
+  const target = await realpath(file).catch(() => file);
+  const prefix = `${basename(target)}.`;
+  const names = await readdir(dirname(target)).catch(() => [] as string[]);
+  for (const name of names) {
+    const match = /^(\d+)\.tmp$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '');
+    if (!match || isRunning(Number(match[1]))) continue;
+    await unlink(join(dirname(target), name)).catch(() => undefined);
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -46,28 +93,120 @@ export async function readState(file: string): Promise<PersistedState | undefine
     return fail('not an emulator state file of version 1');
   }
   if (!Array.isArray(data.accounts) || !Array.isArray(data.tokens)) return fail('accounts or tokens missing');
-  data.accounts.forEach((a: unknown, i) => {
-    const ok =
-      isObject(a) &&
-      typeof a.id === 'string' &&
-      typeof a.created === 'number' &&
-      Array.isArray(a.email_addresses) &&
-      Array.isArray(a.sources) &&
-      a.sources.every((s: unknown) => isObject(s) && typeof s.label === 'string');
-    if (!ok) fail(`account #${i} is malformed`);
+  // Every field the API renders is checked: a record missing one would be served in a shape the API never
+  // has, or fail a request with a 500 long after the start.
+  const accountIds = new Set<string>();
+  data.accounts.forEach((account: unknown, i) => {
+    const problem = problemOf(account, ACCOUNT_RECORD);
+    if (problem) fail(`account #${i} is malformed: ${problem}`);
+    const { id } = account as AccountRecord;
+    if (accountIds.has(id)) fail(`account #${i} repeats the id ${id}`);
+    accountIds.add(id);
   });
-  data.tokens.forEach((t: unknown, i) => {
-    const ok =
-      isObject(t) &&
-      typeof t.token === 'string' &&
-      typeof t.created === 'number' &&
-      typeof t.used === 'number' &&
-      typeof t.callback_url === 'string' &&
-      (t.owner === null || typeof t.owner === 'string');
-    if (!ok) fail(`connect token #${i} is malformed`);
+  const tokens = new Set<string>();
+  data.tokens.forEach((token: unknown, i) => {
+    const problem = problemOf(token, TOKEN_RECORD);
+    if (problem) fail(`connect token #${i} is malformed: ${problem}`);
+    const record = token as TokenRecord;
+    if (tokens.has(record.token)) fail(`connect token #${i} repeats the token ${record.token}`);
+    tokens.add(record.token);
+    // An account's deletion takes its own tokens with it.
+    if (record.owner !== null && !accountIds.has(record.owner)) fail(`connect token #${i} belongs to no account of the file`);
+    if (record.used > 0 && record.account_id === undefined) fail(`connect token #${i} is used but names no account`);
   });
   return data as unknown as PersistedState;
 }
+
+/** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
+type Check = (value: unknown) => { at: string; why: string } | undefined;
+
+const is = (what: string, test: (value: unknown) => boolean): Check => (value) => (test(value) ? undefined : { at: '', why: `must be ${what}` });
+const string = is('a string', (v) => typeof v === 'string');
+const boolean = is('true or false', (v) => typeof v === 'boolean');
+/** Unix seconds, counts, ports: whole numbers from 0. */
+const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
+const optional = (check: Check): Check => (value) => (value === undefined ? undefined : check(value));
+const orNull = (check: Check): Check => (value) => (value === null ? undefined : check(value));
+const orFalse = (check: Check): Check => (value) => (value === false ? undefined : check(value));
+const listOf = (check: Check): Check => (value) => {
+  if (!Array.isArray(value)) return { at: '', why: 'must be a list' };
+  for (let i = 0; i < value.length; i++) {
+    const problem = check(value[i]);
+    if (problem) return { at: `[${i}]${problem.at}`, why: problem.why };
+  }
+  return undefined;
+};
+const shaped = (fields: Record<string, Check>): Check => (value) => {
+  if (!isObject(value)) return { at: '', why: 'must be an object' };
+  for (const [name, check] of Object.entries(fields)) {
+    const problem = check(value[name]);
+    if (problem) return { at: `.${name}${problem.at}`, why: problem.why };
+  }
+  return undefined;
+};
+
+/** Why a record is malformed (`sources[1].port must be a whole number from 0`), or `undefined`. */
+function problemOf(value: unknown, check: Check): string | undefined {
+  const problem = check(value);
+  return problem && `${problem.at.replace(/^\./, '')} ${problem.why}`.trim();
+}
+
+const SOURCE_RECORD = shaped({
+  label: string,
+  email: string,
+  username: string,
+  server: string,
+  port: whole,
+  use_ssl: boolean,
+  type: string,
+  authentication_type: string,
+  status: string,
+  status_message: orNull(string),
+  sync_period: string,
+});
+
+const ACCOUNT_RECORD = shaped({
+  id: string,
+  username: string,
+  created: whole,
+  suspended: whole,
+  email_addresses: listOf(string),
+  first_name: string,
+  last_name: string,
+  password_expired: whole,
+  nb_messages: whole,
+  nb_files: whole,
+  sources: listOf(SOURCE_RECORD),
+});
+
+/** A used token's account as it was when used (`UpstreamEmbeddedAccount`), shown once that account is deleted. */
+const ACCOUNT_SNAPSHOT = shaped({
+  id: string,
+  created: whole,
+  suspended: orFalse(whole),
+  email_addresses: listOf(string),
+  first_name: optional(string),
+  last_name: optional(string),
+  sources: listOf(shaped({ label: string })),
+});
+
+const TOKEN_RECORD = shaped({
+  token: string,
+  owner: orNull(string),
+  email: optional(string),
+  created: whole,
+  used: whole,
+  callback_url: string,
+  first_name: optional(string),
+  last_name: optional(string),
+  source_callback_url: optional(string),
+  status_callback_url: optional(string),
+  source_sync_all_folders: optional(boolean),
+  source_sync_flags: optional(boolean),
+  source_raw_file_list: optional(boolean),
+  account_id: optional(string),
+  account_snapshot: optional(ACCOUNT_SNAPSHOT),
+});
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { percentEncode } from '../oauth/signature.ts';
-import { readState, writeAtomically, type PersistedState } from './persistence.ts';
+import { readState, removeStaleTemporaryFiles, writeAtomically, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -239,6 +239,7 @@ export class EmulatorStore {
     if (state) store.load(state);
     else store.seed(options.seed ?? 'demo');
     if (options.dataFile) {
+      await removeStaleTemporaryFiles(options.dataFile);
       // Written once now, loaded or seeded, and a failure stops the start: a data file that cannot be
       // written would otherwise leave the state in memory only, with a line on stderr per change.
       await store.writeTo(options.dataFile).catch((error: Error) => {

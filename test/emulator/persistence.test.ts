@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
@@ -84,5 +84,71 @@ describe('persistence', () => {
     // (permissions would not stop root, which these tests may run as).
     await mkdir(`${dataFile}.${process.pid}.tmp`);
     await assert.rejects(startEmulator({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
+  });
+});
+
+describe('the data file as read and written', () => {
+  /** A data file holding one account with one source and one used top-level token, each shaped as saved. */
+  async function savedState(t: TestContext) {
+    const dir = await tempDir(t);
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    const account = await api(emu, '/accounts', { form: { email: 'saved@example.com' } });
+    emu.store.addSource(account.body.id, {});
+    await emu.close();
+    return { dir, dataFile, state: JSON.parse(await readFile(dataFile, 'utf8')) };
+  }
+
+  test('a record missing a field the API renders, or holding the wrong type, stops the start and is named', async (t) => {
+    const { dataFile, state } = await savedState(t);
+    const broken = (edit: (copy: typeof state) => void) => {
+      const copy = structuredClone(state);
+      edit(copy);
+      return writeFile(dataFile, JSON.stringify(copy));
+    };
+    const cases: Array<[(s: typeof state) => void, RegExp]> = [
+      // Served as [null], and GET /accounts?email= then failed with a 500.
+      [(s) => (s.accounts[0].email_addresses = [null]), /account #0 is malformed: email_addresses\[0\] must be a string/],
+      [(s) => delete s.accounts[0].first_name, /account #0 is malformed: first_name must be a string/],
+      [(s) => (s.accounts[0].sources[0].port = '993'), /account #0 is malformed: sources\[0\]\.port must be a whole number from 0/],
+      [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
+      [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
+      [(s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_sync_flags: 'yes' }), /connect token #0 is malformed: source_sync_flags must be true or false/],
+    ];
+    for (const [edit, error] of cases) {
+      await broken(edit);
+      await assert.rejects(startEmulator({ dataFile }), error);
+    }
+    // The file as saved loads: the checks match what the store writes.
+    await writeFile(dataFile, JSON.stringify(state));
+    const emu = await startEmulator({ dataFile });
+    await emu.close();
+  });
+
+  test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async (t) => {
+    const { dir, dataFile } = await savedState(t);
+    await chmod(dataFile, 0o600);
+    const link = join(dir, 'link.json');
+    await symlink(dataFile, link);
+    const emu = await startEmulator({ dataFile: link });
+    await api(emu, '/accounts', { form: { email: 'second@example.com' } });
+    await emu.close();
+    assert.ok((await lstat(link)).isSymbolicLink(), 'the link was replaced by a file');
+    assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts.length, 2, 'the state went where the link points');
+    assert.equal((await stat(dataFile)).mode & 0o777, 0o600);
+  });
+
+  test('temporary files a killed process left beside the data file are removed at the next start', async (t) => {
+    const { dir, dataFile } = await savedState(t);
+    // Beyond Linux's largest pid: no process has it.
+    const leftover = `${dataFile}.99999999.tmp`;
+    await writeFile(leftover, '{"half": ');
+    const unrelated = join(dir, 'state.json.backup.tmp');
+    await writeFile(unrelated, 'mine');
+    const emu = await startEmulator({ dataFile });
+    await emu.close();
+    assert.deepEqual((await readdir(dir)).sort(), ['state.json', 'state.json.backup.tmp']);
   });
 });
