@@ -114,7 +114,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     upstream = { kind: 'embedded', emulator: emulatorOptionsFromEnv(env, 0, problems) };
   }
 
-  const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems);
+  const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;
+  const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems, setButBlank);
   if (problems.length > 0 || upstream === undefined) throw new ConfigError(problems);
   return {
     port,

@@ -11,6 +11,8 @@ export interface AccessConfig {
   introspection: boolean;
 }
 
+const AUTH_VARIABLES = ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
+
 /** HS256 secrets shorter than the hash (RFC 7518 §3.2) are guessable offline from any one token. */
 const MIN_SECRET_LENGTH = 32;
 
@@ -23,7 +25,13 @@ export function readAccessConfig(
   host: string,
   development: boolean,
   problems: string[],
+  setButBlank: (name: string) => boolean = () => false,
 ): AccessConfig {
+  // Blank elsewhere means unset; here that would turn a deployment whose template left the secret empty into
+  // open mode, every caller admin, on loopback behind a proxy on the same host, for one.
+  for (const name of AUTH_VARIABLES) {
+    if (setButBlank(name)) problems.push(`${name} is set but empty: give it a value, or unset it`);
+  }
   const auth = readAuth(read, problems);
   if (isOpen(auth) && !isLoopbackHost(host)) {
     problems.push(

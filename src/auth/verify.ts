@@ -5,6 +5,7 @@ import {
   errors as joseErrors,
   jwtVerify,
   type JWTPayload,
+  type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose';
 import { HeaderMap } from '@apollo/server';
@@ -27,6 +28,8 @@ export interface AuthSettings {
    * bounds how often forged `kid`s make the gateway refetch. Default 30 s; tests lower it.
    */
   jwksCooldownMs?: number | undefined;
+  /** How long the key set is not asked for again after it could not be fetched. Default 5 s; tests lower it. */
+  jwksFailureBackoffMs?: number | undefined;
 }
 
 /** The admin scope of the contract's `scope` claim. */
@@ -40,6 +43,13 @@ export const CLOCK_TOLERANCE_SECONDS = 30;
 
 /** Key set fetches give up after this; the key set is then refetched on a later token. */
 const JWKS_TIMEOUT_MS = 5_000;
+/**
+ * After the key set could not be fetched (the identity provider down, a wrong URL), tokens are answered 503
+ * for this long without asking again: jose's own cooldown starts only after a fetch that succeeded, so
+ * without this every request, anyone's, unauthenticated ones included, made the gateway fetch the key set
+ * and write an error line.
+ */
+const JWKS_FAILURE_BACKOFF_MS = 5_000;
 /** Keys are trusted this long before the key set is fetched again even without an unknown `kid`. */
 const JWKS_MAX_AGE_MS = 10 * 60_000;
 /** Real tokens are far smaller; a larger header is refused before any parsing. */
@@ -66,11 +76,14 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   const jwks = jwksUrl
-    ? createRemoteJWKSet(new URL(jwksUrl), {
-        timeoutDuration: JWKS_TIMEOUT_MS,
-        cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
-        cacheMaxAge: JWKS_MAX_AGE_MS,
-      })
+    ? backingOffAfterFailure(
+        createRemoteJWKSet(new URL(jwksUrl), {
+          timeoutDuration: JWKS_TIMEOUT_MS,
+          cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
+          cacheMaxAge: JWKS_MAX_AGE_MS,
+        }),
+        settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
+      )
     : undefined;
   const common: JWTVerifyOptions = {
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
@@ -102,6 +115,39 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       throw refusal(error, requestId, logger);
     }
     return identityOf(payload);
+  };
+}
+
+/** Failures of the key set already logged. */
+const reportedFailures = new WeakSet<object>();
+
+/** Thrown instead of fetching the key set while the last fetch's failure is recent; already logged. */
+class KeySetBackingOff extends Error {
+  constructor(readonly retryAfterSeconds: number) {
+    super('the key set could not be fetched a moment ago');
+  }
+}
+
+/** What jose throws when the key set itself could not be had (fetched in time, as JSON), not a token's fault. */
+function isKeySetFailure(error: unknown): boolean {
+  if (!(error instanceof joseErrors.JOSEError)) return true; // fetch's own network errors
+  return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || error.code === 'ERR_JOSE_GENERIC';
+}
+
+/** The key set, not asked for again for `backoffMs` after it could not be fetched. */
+function backingOffAfterFailure(keySet: JWTVerifyGetKey, backoffMs: number): JWTVerifyGetKey {
+  let failedAt: number | undefined;
+  return async (header, token) => {
+    const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
+    if (waited < backoffMs) throw new KeySetBackingOff(Math.max(1, Math.ceil((backoffMs - waited) / 1000)));
+    try {
+      const key = await keySet(header, token);
+      failedAt = undefined;
+      return key;
+    } catch (error) {
+      if (isKeySetFailure(error)) failedAt = performance.now();
+      throw error;
+    }
   };
 }
 
@@ -163,13 +209,19 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
     return unauthenticated('The bearer token is not a well-formed JWT');
   }
   // Left: the key set could not be fetched or read. That is the gateway's fault, not the caller's, so it
-  // is not a 401 that would make a client throw its token away.
-  logger.error('the JWKS could not be fetched or read', {
-    requestId,
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-  });
+  // is not a 401 that would make a client throw its token away. Said once per failed fetch.
+  // Requests that waited on the same fetch all get its one error object.
+  const alreadySaid = error instanceof KeySetBackingOff || (error instanceof Object && reportedFailures.has(error));
+  if (!alreadySaid) {
+    if (error instanceof Object) reportedFailures.add(error);
+    logger.error('the JWKS could not be fetched or read', {
+      requestId,
+      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    });
+  }
+  const retryAfter = error instanceof KeySetBackingOff ? error.retryAfterSeconds : Math.ceil(JWKS_FAILURE_BACKOFF_MS / 1000);
   return new GraphQLError('The token could not be verified right now; try again later', {
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, http: { status: 503, headers: new HeaderMap([['retry-after', '5']]) } },
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, http: { status: 503, headers: new HeaderMap([['retry-after', String(retryAfter)]]) } },
   });
 }
 

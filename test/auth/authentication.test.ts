@@ -256,4 +256,32 @@ describe('an unreachable key set', () => {
       await stack.close();
     }
   });
+
+  test('is not asked for again for a while after a failed fetch: no fetch and no error line per request', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    jwks.setFailing(true);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 1_000 } });
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setExpirationTime('5m').sign(privateKey);
+      // Anyone can send such a header: a forged token names a key, and each request used to refetch the set.
+      // The first ones at once, all waiting on the same fetch; then one at a time.
+      const statuses = (await Promise.all(Array.from({ length: 10 }, () => stack.gql('{ __typename }', token)))).map((r) => r.status);
+      for (let i = 0; i < 10; i++) statuses.push((await stack.gql('{ __typename }', token)).status);
+      assert.deepEqual(new Set(statuses), new Set([503]));
+      assert.equal(jwks.fetches, 1);
+      assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')).length, 1);
+
+      // Once the identity provider is back and the pause is over, tokens verify again.
+      jwks.setFailing(false);
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
+      const response = await stack.gql('{ __typename }', token);
+      assert.equal(response.status, 200);
+      assert.equal(jwks.fetches, 2);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
 });

@@ -44,15 +44,21 @@ export interface JwksServer {
   fetches: number;
   /** Replaces the served keys (a rotation). */
   setKeys(keys: JWK[]): void;
+  /** While failing, every fetch answers 500 (an identity provider that is down). */
+  setFailing(failing: boolean): void;
   close(): Promise<void>;
 }
 
 /** A JWKS endpoint on loopback, as an identity provider serves one. */
 export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   let served = keys;
-  const state = { fetches: 0 };
+  const state = { fetches: 0, failing: false };
   const server = createServer((_req, res) => {
     state.fetches += 1;
+    if (state.failing) {
+      res.writeHead(500).end('identity provider down');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ keys: served }));
   });
@@ -65,6 +71,9 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
     },
     setKeys(next) {
       served = next;
+    },
+    setFailing(failing) {
+      state.failing = failing;
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -124,6 +124,13 @@ describe('configuration', () => {
     assert.ok(problems.every((p) => !/pass|word|secret|deploy/.test(p)), problems.join('\n'));
   });
 
+  test('an AUTH_* variable set but blank is refused, rather than read as unset (open mode, for the secret)', () => {
+    // A deployment template that left the secret empty ran open: every caller admin, on loopback.
+    const problems = problemsOf({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '  ', AUTH_ISSUER: '', AUTH_AUDIENCE: '\t' });
+    assert.deepEqual(problems, ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'].map((name) => `${name} is set but empty: give it a value, or unset it`));
+    assert.deepEqual(problemsOf({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: '' }), ['AUTH_AUDIENCE is set but empty: give it a value, or unset it']);
+  });
+
   test('AUTH_ISSUER without a key would check nothing', () => {
     assert.match(problemsOf({ AUTH_ISSUER: 'https://issuer.test' }).join('\n'), /AUTH_ISSUER is set but neither/);
   });
