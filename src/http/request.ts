@@ -29,7 +29,8 @@ export function parseGraphQLBody(text: string): ParsedBody {
   if (typeof body !== 'object' || body === null) return { ok: false, message: `The request body is not a JSON object: ${SHAPE}` };
   if (Object.keys(body).length === 0) return { ok: false, message: `The request body has no query: ${SHAPE}` };
   // Only a body this large can hold variables this large: the common case costs no second serialization.
-  if (text.length > MAX_VARIABLES_BYTES) {
+  // In bytes, as the limit is: a character may take up to three.
+  if (text.length * 3 > MAX_VARIABLES_BYTES && Buffer.byteLength(text) > MAX_VARIABLES_BYTES) {
     const variables = (body as { variables?: unknown }).variables;
     const size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
     if (size > MAX_VARIABLES_BYTES) {

@@ -148,6 +148,9 @@ describe('HTTP hygiene', () => {
     const answer = await post(stack, JSON.stringify({ query, variables: { f } }));
     assertRefused(answer, 400, 'BAD_REQUEST', /^The variables take \d+ bytes as JSON, more than the 65536 accepted$/);
     assert.ok(answer.text.length < 1_000, `${answer.text.length} bytes answered`);
+    // Counted in bytes, not characters: 60,000 '€' are 180,000 bytes in a body of under 65,536 characters.
+    const euros = await post(stack, JSON.stringify({ query, variables: { f: { email: '€'.repeat(60_000) } } }));
+    assertRefused(euros, 400, 'BAD_REQUEST', /^The variables take 180\d{3} bytes as JSON, more than the 65536 accepted$/);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
