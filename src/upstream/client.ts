@@ -11,6 +11,7 @@ import { connectTokenResource, connectTokensPath, requestTarget, type Params } f
 import {
   apiErrorOf,
   listOf,
+  NotCreated,
   parseAccount,
   parseConnectToken,
   parseCreateAccount,
@@ -597,6 +598,10 @@ export class UpstreamClient {
     try {
       return call.parse(JSON.parse(text));
     } catch (error) {
+      if (error instanceof NotCreated) {
+        this.#options.logger.warn('upstream answered that it created nothing', { ...forLog(info, call.signal), status: info.status });
+        throw this.#fail(ErrorCode.UPSTREAM_ERROR, error.message, info);
+      }
       throw this.#unexpectedBody(call, info, error instanceof ShapeError ? error.message : 'the body is not JSON');
     }
   }

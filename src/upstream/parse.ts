@@ -16,6 +16,9 @@ import type {
  */
 export class ShapeError extends Error {}
 
+/** A create answered `success: false`: the upstream said, in the expected shape, that nothing was created. */
+export class NotCreated extends Error {}
+
 type Json = Record<string, unknown>;
 
 function object(value: unknown, what: string): Json {
@@ -200,19 +203,32 @@ export function parseSuccess(value: unknown): UpstreamSuccess {
   return { success: success(object(value, 'response')) };
 }
 
+/** A create's `success`, which must be true: its other fields then name what was made. */
+function created(o: Json, what: string): true {
+  if (!success(o)) throw new NotCreated(`The upstream answered that it did not create the ${what} (success: false)`);
+  return true;
+}
+
+/** The new resource's token or id, which names it from then on: never empty. */
+function newName(o: Json, key: string): string {
+  const value = string(o, key, 'response');
+  if (value === '') throw new ShapeError(`response.${key} is empty`);
+  return value;
+}
+
 export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTokenResult {
   const o = object(value, 'response');
   return {
-    success: success(o),
-    token: string(o, 'token', 'response'),
+    success: created(o, 'connect token'),
+    token: newName(o, 'token'),
     resource_url: string(o, 'resource_url', 'response'),
-    browser_redirect_url: string(o, 'browser_redirect_url', 'response'),
+    browser_redirect_url: newName(o, 'browser_redirect_url'),
   };
 }
 
 export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {
   const o = object(value, 'response');
-  return { success: success(o), id: string(o, 'id', 'response'), resource_url: string(o, 'resource_url', 'response') };
+  return { success: created(o, 'account'), id: newName(o, 'id'), resource_url: string(o, 'resource_url', 'response') };
 }
 
 /**

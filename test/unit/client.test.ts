@@ -215,6 +215,23 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.deepEqual(await client.deleteConnectToken(null, 'ghi'), { success: true });
   });
 
+  it('takes a create answered success: false (or naming nothing) as failed, not as a token or account to hand out', async () => {
+    const failed = (message: RegExp, path: string) => (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+      assert.deepEqual(e.extensions?.['upstream'], { status: 201, method: 'POST', path });
+      assert.match(e.message, message);
+      return true;
+    };
+    const declined = { success: false, token: '', resource_url: '', browser_redirect_url: '' };
+    pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(201, declined, JSON_HEADERS);
+    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/did not create the connect token/, '/connect_tokens'));
+    pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(201, { success: 'false', id: 'abcdef0123456789abcdef01', resource_url: 'r' }, JSON_HEADERS);
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), failed(/did not create the account/, '/accounts'));
+    pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(201, { ...declined, success: true }, JSON_HEADERS);
+    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/unexpected body: response\.token is empty/, '/connect_tokens'));
+    assert.equal(logs.filter((line) => line.includes('created nothing')).length, 2);
+  });
+
   it('maps a 421 (the upstream does not answer to the name it was addressed by) to UPSTREAM_ERROR, logged as a configuration error', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(421, { type: 'error', value: 'host "x" is not served' }, JSON_HEADERS);
     await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /misdirected/.test(e.message));
