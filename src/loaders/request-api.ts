@@ -35,7 +35,8 @@ export class RequestApi {
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
   /** Keyed by account id, `''` standing for the top-level list: DataLoader keys cannot be null. */
-  #tokenLists?: DataLoader<string, UpstreamConnectToken[], string>;
+  /** Keyed by owner: `{accountId: null}` for the top-level tokens (DataLoader takes no null key). */
+  #tokenLists?: DataLoader<{ accountId: string | null }, UpstreamConnectToken[], string>;
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
 
@@ -81,9 +82,12 @@ export class RequestApi {
   async connectTokens(accountId: string | null): Promise<UpstreamConnectToken[]> {
     if (accountId === null) this.#guard.requireAdmin('connectTokens');
     else this.#guard.requireAccount(accountId, 'connectTokens');
-    this.#tokenLists ??= resourceLoader((key: string) => this.#client.listConnectTokens(key === '' ? null : key, this.#signal));
+    this.#tokenLists ??= resourceLoader(
+      (owner: { accountId: string | null }) => this.#client.listConnectTokens(owner.accountId, this.#signal),
+      (owner) => cacheKey(owner.accountId),
+    );
     const writes = this.#writes;
-    const tokens = await this.#tokenLists.load(accountId ?? '');
+    const tokens = await this.#tokenLists.load({ accountId });
     // A list asked for before a write in this operation and answered after it may hold the old account, or a
     // deleted token: it must not put those back into the loader the write just cleared.
     if (writes === this.#writes) {
@@ -147,7 +151,7 @@ export class RequestApi {
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal);
-    this.#tokenLists?.clear(accountId ?? '');
+    this.#tokenLists?.clear({ accountId });
     return result;
   }
 
@@ -156,7 +160,7 @@ export class RequestApi {
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
-    this.#tokenLists?.clear(accountId ?? '');
+    this.#tokenLists?.clear({ accountId });
     return result;
   }
 
@@ -168,10 +172,18 @@ export class RequestApi {
   #tokenLoader() {
     this.#tokens ??= resourceLoader(
       ({ accountId, token }: TokenKey) => this.#client.getConnectToken(accountId, token, this.#signal),
-      ({ accountId, token }) => `${accountId ?? ''}/${token}`,
+      ({ accountId, token }) => cacheKey([accountId, token]),
     );
     return this.#tokens;
   }
+}
+
+/**
+ * A loader's cache key: JSON, so that no id or token, however spelt, stands for another (an account id `""`
+ * for the top-level tokens, or `a/b` and token `c` for account `a` and token `b/c`).
+ */
+function cacheKey(key: string | null | readonly [string | null, string]): string {
+  return JSON.stringify(key);
 }
 
 /** A prefetch's failure: reported by the field that asks for the same load. */

@@ -107,6 +107,20 @@ describe('batching: each upstream resource once per operation', () => {
     assert.deepEqual(codes(res), []);
   });
 
+  it('never takes one account’s or token’s load for another’s, however the ids are spelt', async () => {
+    const { token } = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    stack.emulator.clearRequests();
+    // account(id: "") once shared the top-level tokens' loads: its token list fetched GET /connect_tokens
+    // (every token of the key) for an id refused as invalid, and its connectToken's refusal failed the sibling.
+    const res = await stack.gql<{ connectToken: { token: string } | null }>(
+      `query ($t: ID!) { account(id: "") { connectTokens { token } connectToken(token: $t) { token } } connectToken(token: $t) { token } }`,
+      { t: token },
+    );
+    assert.deepEqual(res.body.data?.connectToken, { token });
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token}`]);
+  });
+
   it('fetches an account and its token list side by side: one round trip, not two', async () => {
     const id = stack.emulator.store.createAccount({ email: 'side@example.com' }).id;
     stack.emulator.addFault({ path: new RegExp(`^/accounts/${id}`), latencyMs: 300 });
