@@ -33,11 +33,11 @@ export type Account = {
   emailAddresses: Array<Scalars['String']['output']>;
   /** How many files the account holds (upstream `nb_files`); null when the upstream does not say. */
   fileCount?: Maybe<Scalars['Int']['output']>;
-  /** The account holder's first name. */
+  /** The account holder's first name; null when none was given. */
   firstName?: Maybe<Scalars['String']['output']>;
   /** The account's id, 24 hex characters. */
   id: Scalars['ID']['output'];
-  /** The account holder's last name. */
+  /** The account holder's last name; null when none was given. */
   lastName?: Maybe<Scalars['String']['output']>;
   /** How many messages the account holds (upstream `nb_messages`); null when the upstream does not say. */
   messageCount?: Maybe<Scalars['Int']['output']>;
@@ -107,9 +107,9 @@ export type ConnectToken = {
   email?: Maybe<Scalars['String']['output']>;
   /** When the unused token expires and is purged; null once used. */
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
-  /** The first name given at creation. */
+  /** The first name given at creation; null when none was. */
   firstName?: Maybe<Scalars['String']['output']>;
-  /** The last name given at creation. */
+  /** The last name given at creation; null when none was. */
   lastName?: Maybe<Scalars['String']['output']>;
   /** The token string. */
   token: Scalars['ID']['output'];

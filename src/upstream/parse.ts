@@ -131,14 +131,19 @@ export function parseSource(value: unknown): UpstreamSource {
   };
 }
 
+/** A person's name, which the API sends as `""` when none was given: absent then, as for a missing one. */
+function name(o: Json, key: string): string | undefined {
+  return optionalString(o, key) || undefined;
+}
+
 function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
   return {
     id: string(o, 'id', what),
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
-    first_name: optionalString(o, 'first_name'),
-    last_name: optionalString(o, 'last_name'),
+    first_name: name(o, 'first_name'),
+    last_name: name(o, 'last_name'),
     sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
   };
 }
@@ -151,8 +156,8 @@ export function parseAccount(value: unknown): UpstreamAccount {
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
-    first_name: optionalString(o, 'first_name'),
-    last_name: optionalString(o, 'last_name'),
+    first_name: name(o, 'first_name'),
+    last_name: name(o, 'last_name'),
     sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
     username: optionalString(o, 'username'),
     password_expired: timestamp(o, 'password_expired'),
@@ -167,7 +172,9 @@ export function parseAccount(value: unknown): UpstreamAccount {
  * token is used, a bare id string still names the account the flow connected: what the app needs to learn.
  */
 function embeddedAccount(value: unknown, used: number | false): UpstreamEmbeddedAccount | UpstreamAccountReference | null {
-  if (typeof value === 'string') return used && value !== '' ? { id: value, reference: true } : null;
+  // Whatever an unused token's account holds, it has none yet.
+  if (!used) return null;
+  if (typeof value === 'string') return value !== '' ? { id: value, reference: true } : null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Json;
   if (o['id'] === undefined || o['id'] === '') return null;
@@ -186,8 +193,8 @@ export function parseConnectToken(value: unknown): UpstreamConnectToken {
     // `false` once used; some servers keep sending the old integer, which no longer means anything then.
     expires: used > 0 ? false : timestamp(o, 'expires'),
     callback_url: optionalString(o, 'callback_url') ?? '',
-    first_name: optionalString(o, 'first_name') || undefined,
-    last_name: optionalString(o, 'last_name') || undefined,
+    first_name: name(o, 'first_name'),
+    last_name: name(o, 'last_name'),
     account,
   };
 }

@@ -54,6 +54,16 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account.id}`]);
   });
 
+  it('answers null for names the account was given none of (the API sends ""), as connect tokens do', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'nameless@example.com' });
+    const { token } = stack.emulator.store.createConnectToken(account.id, { callback_url: 'https://app.example.com/cb', first_name: '' });
+    const res = await stack.gql(
+      `query ($id: ID!, $t: ID!) { account(id: $id) { firstName lastName connectToken(token: $t) { firstName lastName } } }`,
+      { id: account.id, t: token },
+    );
+    assert.deepEqual(res.body, { data: { account: { firstName: null, lastName: null, connectToken: { firstName: null, lastName: null } } } });
+  });
+
   it('maps a source status it does not know to UNKNOWN instead of failing the response', async () => {
     const account = stack.emulator.store.createAccount({ email: 'x@example.com', sources: [{ label: 'x::a', status: 'SOMETHING_NEW' }] });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { sources { label status } } }`, { id: account.id });

@@ -65,6 +65,21 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.deepEqual(parseAccount({ ...account, email_addresses: 'a@example.com' }).email_addresses, []);
   });
 
+  it('gives an unused token no account, whatever its account field holds', () => {
+    const account = { id: 'abc', created: 1, suspended: 0, email_addresses: [], sources: [] };
+    assert.equal(parseConnectToken({ ...token, used: 0, account }).account, null);
+    assert.equal(parseConnectToken({ ...token, used: false, account }).account, null);
+    assert.equal((parseConnectToken({ ...token, used: 5, account }).account as { id: string }).id, 'abc');
+  });
+
+  it('reads an empty name as none, in accounts, embedded accounts and tokens alike', () => {
+    const account = { id: 'abc', created: 1, suspended: 0, email_addresses: [], sources: [], first_name: '', last_name: 'Doe' };
+    assert.deepEqual([parseAccount(account).first_name, parseAccount(account).last_name], [undefined, 'Doe']);
+    const used = parseConnectToken({ ...token, used: 5, first_name: '', account });
+    assert.equal(used.first_name, undefined);
+    assert.equal((used.account as { first_name?: string }).first_name, undefined);
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
