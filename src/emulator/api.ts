@@ -43,9 +43,11 @@ export async function handleApiRequest(
     const queryPairs = decodePairs(query, 'query string');
     const formPairs = isFormBody(req) ? decodePairs(body, 'form body') : [];
 
+    const received = `${requestScheme(req)}://${requestHost(req)}/2.0${path}`;
+    const published = `${ctx.baseUrl}${path}`;
     const verdict = ctx.verifier.verify({
       method: req.method ?? 'GET',
-      baseUrl: `${requestScheme(req)}://${requestHost(req)}/2.0${path}`,
+      baseUrls: received === published ? [received] : [received, published],
       authorization: req.headers.authorization,
       params: [...queryPairs, ...formPairs],
     });

@@ -45,7 +45,9 @@ async function main(): Promise<void> {
   // Only now: a signal sent on seeing this line before the handlers were installed would kill the
   // emulator outright, without saving EMULATOR_DATA_FILE.
   const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
-  process.stdout.write(`Context.IO emulator listening at ${emulator.url} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
+  // Clients behind the proxy or in the container use the public address: the one to copy from this line.
+  const published = options.publicUrl ? `, reached at ${new URL(options.publicUrl).origin}/2.0` : '';
+  process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
 }
 
 void main();

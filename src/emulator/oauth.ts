@@ -19,8 +19,12 @@ const MAX_NONCES = 100_000;
 
 export interface OAuthRequest {
   method: string;
-  /** Scheme, host and raw path as received, without the query. */
-  baseUrl: string;
+  /**
+   * Scheme, host and raw path as received, without the query; then any other URL the same resource is
+   * addressed by (at `EMULATOR_PUBLIC_URL`, when a proxy in front rewrites the Host header). A signature of
+   * any of them is accepted.
+   */
+  baseUrls: readonly [string, ...string[]];
   authorization: string | undefined;
   /** Query parameters plus form-body parameters (when the body is form-urlencoded). */
   params: readonly OAuthParam[];
@@ -62,15 +66,11 @@ export class OAuthVerifier {
 
     const protocol: OAuthParam[] = [...header]
       .filter(([name]) => name.startsWith('oauth_') && name !== 'oauth_signature');
-    const expected = sign({
-      method: request.method,
-      baseUrl: request.baseUrl,
-      params: [...request.params, ...protocol],
-      consumerSecret: this.options.consumerSecret,
-    });
-    if (!signaturesMatch(expected, header.get('oauth_signature')!)) {
+    const signedFor = (baseUrl: string) =>
+      signaturesMatch(sign({ method: request.method, baseUrl, params: [...request.params, ...protocol], consumerSecret: this.options.consumerSecret }), header.get('oauth_signature')!);
+    if (!request.baseUrls.some(signedFor)) {
       // The base URL helps a client find a host or proxy mismatch; it holds nothing secret.
-      return fail(`signature does not match (base URL ${request.baseUrl})`);
+      return fail(`signature does not match (base URL ${request.baseUrls.join(' or ')})`);
     }
 
     // Nonces are recorded only for verified requests, so nobody can burn another client's nonces.

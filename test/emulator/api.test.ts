@@ -322,6 +322,18 @@ describe('EMULATOR_PUBLIC_URL', () => {
     assert.match(emu.url, /^http:\/\/127\.0\.0\.1:\d+\/2\.0$/);
   });
 
+  test('a request signed for it is accepted where a proxy forwards it with its own Host header', async (t) => {
+    const emu = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010' });
+    // As nginx's proxy_pass sends it by default: Host is the emulator's own address, the client signed the public one.
+    const get = (signedFor: string) =>
+      fetch(`${emu.url}/accounts`, { headers: { authorization: signRequest('GET', `${signedFor}/accounts`, [], emu.consumerKey, emu.consumerSecret) } });
+    assert.equal((await get('http://devbox.lan:4010/2.0')).status, 200);
+    assert.equal((await get(emu.url)).status, 200);
+    const elsewhere = await get('http://other.example:4010/2.0');
+    assert.equal(elsewhere.status, 401);
+    assert.match(await elsewhere.text(), /base URL http:\/\/127\.0\.0\.1:\d+\/2\.0\/accounts or http:\/\/devbox\.lan:4010\/2\.0\/accounts/);
+  });
+
   test('must be an http(s) origin; one line names it, never quoting credentials', async () => {
     const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
     const problemsFor = (value: string) => {

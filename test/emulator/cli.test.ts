@@ -47,6 +47,17 @@ describe('npm run emulator', () => {
     }
   });
 
+  test('names the public address on its line when EMULATOR_PUBLIC_URL is set', async () => {
+    const run = runCli({ EMULATOR_PORT: '0', EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010' });
+    try {
+      const { input: line } = await run.waitForLine(LISTENING);
+      assert.match(line, /listening at http:\/\/127\.0\.0\.1:\d+\/2\.0, reached at http:\/\/devbox\.lan:4010\/2\.0 \(consumer key dev-key, secret dev-secret\)$/);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
+  });
+
   test('refuses a bad configuration with a message and exit code 1', async () => {
     const run = runCli({ EMULATOR_PORT: 'not-a-port' });
     const [code] = await run.exited;

@@ -26,7 +26,7 @@ describe('OAuth verification', () => {
     });
     const verdict = verifier.verify({
       method: 'POST',
-      baseUrl: 'https://api.context.io/2.0/connect_tokens',
+      baseUrls: ['https://api.context.io/2.0/connect_tokens'],
       authorization: vectorHeader,
       params: [['email', '@gmail.com']],
     });
@@ -34,7 +34,7 @@ describe('OAuth verification', () => {
     // The same nonce again is a replay.
     const replay = verifier.verify({
       method: 'POST',
-      baseUrl: 'https://api.context.io/2.0/connect_tokens',
+      baseUrls: ['https://api.context.io/2.0/connect_tokens'],
       authorization: vectorHeader,
       params: [['email', '@gmail.com']],
     });
