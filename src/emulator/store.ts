@@ -313,8 +313,15 @@ export class EmulatorStore {
 
   /** Deletes the account and its account-level tokens; returns false for an unknown account. */
   deleteAccount(id: string): boolean {
-    if (!this.accounts.delete(id)) return false;
-    for (const [key, token] of this.tokens) if (token.owner === id) this.tokens.delete(key);
+    const record = this.accounts.get(id);
+    if (!record) return false;
+    this.accounts.delete(id);
+    // A used top-level token goes on embedding the account it created, as it last was.
+    const last = embed(this.renderAccount(record));
+    for (const [key, token] of this.tokens) {
+      if (token.owner === id) this.tokens.delete(key);
+      else if (token.account_id === id) token.account_snapshot = structuredClone(last);
+    }
     this.scheduleSave();
     return true;
   }

@@ -102,6 +102,17 @@ describe('accounts', () => {
     assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 404);
   });
 
+  test('a used token goes on embedding its account as it last was once that account is deleted', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    const { account } = emu.store.useConnectToken(token, { email: 'ada@example.com', first_name: 'Ada' });
+    assert.equal((await api(emu, `/accounts/${account.id}`, { form: { first_name: 'Renamed' } })).status, 200);
+    assert.equal((await api(emu, `/accounts/${account.id}`, { method: 'DELETE' })).status, 200);
+    const embedded = (await api(emu, `/connect_tokens/${token}`)).body.account;
+    assert.equal(embedded.id, account.id);
+    assert.equal(embedded.first_name, 'Renamed', 'not the name it had when the token was used');
+  });
+
   test('POST /accounts with a first source', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const created = await api(emu, '/accounts', {
