@@ -6,7 +6,7 @@ import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds } from './scalars.ts';
 import { prefetchTokensOf } from './prefetch.ts';
-import { selectsBeyondId, selectsFullAccountField } from './selection.ts';
+import { selectsAccountData, selectsFullAccountField } from './selection.ts';
 
 /** An account parent from a full upstream account. */
 export const fullAccount = (account: UpstreamAccount): AccountParent => ({ complete: true, account });
@@ -40,9 +40,9 @@ export function tokenAccount(
 ): AccountParent | Promise<AccountParent> {
   prefetchTokensOf(account.id, context, info);
   if ('reference' in account) {
-    // Only the id embedded: asked for the id alone, that is the answer (no field of the stand-in but its id
-    // is read); any other field needs the account.
-    if (!selectsBeyondId(info)) return embeddedAccount({ id: account.id, created: 0, suspended: 0, email_addresses: [], sources: [] }, 'connect-token');
+    // Only the id embedded: asked for the id (and the account's tokens, fetched by id) alone, that is the
+    // answer (no field of the stand-in but its id is read); any other field needs the account.
+    if (!selectsAccountData(info)) return embeddedAccount({ id: account.id, created: 0, suspended: 0, email_addresses: [], sources: [] }, 'connect-token');
     return context.api.account(account.id, 'connect-token').then(fullAccount);
   }
   if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');

@@ -55,13 +55,17 @@ export function perSelection<T>(question: (info: GraphQLResolveInfo, uses: { var
 /** Whether the account field being resolved selects a field only the full account has. */
 export const selectsFullAccountField = perSelection((info, uses) => childFields(info, info.fieldNodes, FULL_ONLY_ACCOUNT_FIELDS, uses).length > 0);
 
-/** Whether the account field being resolved selects any field but `id` (and `__typename`). */
-export const selectsBeyondId = perSelection((info, uses) => {
-  const others = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields()).filter((name) => name !== 'id');
-  return childFields(info, info.fieldNodes, new Set(others), uses).length > 0;
-});
-
 const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToken']);
+
+/**
+ * Whether the account field being resolved selects a field the account's own data answers: any but `id`
+ * (and `__typename`) and its token fields, which make requests of their own that need only the id.
+ */
+export const selectsAccountData = perSelection((info, uses) => {
+  const fields = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields());
+  const answeredByData = fields.filter((name) => name !== 'id' && !TOKEN_FIELDS.has(name));
+  return childFields(info, info.fieldNodes, new Set(answeredByData), uses).length > 0;
+});
 
 /** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
 export const selectedTokenFields = perSelection((info, uses) => childFields(info, info.fieldNodes, TOKEN_FIELDS, uses));

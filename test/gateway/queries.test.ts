@@ -284,6 +284,10 @@ describe('queries against the emulator', () => {
     const idOnly = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { id __typename } } }`, { t: token.token });
     assert.deepEqual(idOnly.body, { data: { connectToken: { account: { id, __typename: 'Account' } } } });
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`]);
+    // Its tokens are fetched by the id too: the account itself is not needed for them.
+    const tokens = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { id connectTokens { token } } } }`, { t: token.token });
+    assert.deepEqual(tokens.body, { data: { connectToken: { account: { id, connectTokens: [] } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}/connect_tokens`]);
   });
 
   it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {
