@@ -382,8 +382,11 @@ describe('UpstreamClient against a local server', () => {
     const { port } = server.address() as AddressInfo;
     const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 });
     try {
-      await assert.rejects(client.getAccount('a'), /could not be reached/);
+      await assert.rejects(client.getAccount('a'), /^The connection to the upstream broke before it answered$/);
       assert.equal(requests, 3);
+      // A POST is sent once, and may have been carried out: the message says so.
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), /broke before it answered: the request may have taken effect/);
+      assert.equal(requests, 4);
     } finally {
       await client.close().catch(() => undefined);
       await new Promise<void>((resolve) => server.close(() => resolve()));
