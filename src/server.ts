@@ -218,7 +218,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.once('close', () => {
       clearTimeout(deadline);
       inFlight.delete(operation);
-      if (!res.writableFinished) operation.abort();
+      // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
+      // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
+      // up shutdown.
+      operation.abort();
       if (inFlight.size === 0) allClosed?.();
     });
 

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, leaveWhileUpstreamHangs, readRestDuringShutdown, startSlowDownload, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, readRestDuringShutdown, startLoggingStack, startSlowDownload, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -138,6 +138,27 @@ describe('deadlines', () => {
       await eventually(() => patient.emulator.inFlight === 0);
     } finally {
       await patient.close();
+    }
+  });
+});
+
+describe('an answered operation leaves no upstream work behind', () => {
+  it('stops a load started early for a field graphql never reached, once the answer is out', async () => {
+    const stack = await startLoggingStack('info', { gateway: { upstreamTimeoutMs: 60_000, operationTimeoutMs: 60_000 } });
+    try {
+      // The account's token list is asked for beside the account; the account is unknown (404 at once), so
+      // graphql never reaches connectTokens, and its list, hanging, used to be waited on (and retried) after
+      // the answer, unlogged, and held up shutdown.
+      const missing = '0123456789abcdef01234567';
+      stack.emulator.addFault({ path: `/accounts/${missing}/connect_tokens`, hang: true });
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id connectTokens { token } } }`, { id: missing });
+      assert.deepEqual(codes(res), ['NOT_FOUND']);
+      await eventually(() => stack.emulator.inFlight === 0);
+      const line = stack.lines.map((l) => JSON.parse(l) as { message: string; upstreamRequests?: number }).find((l) => l.message === 'operation');
+      assert.equal(line?.upstreamRequests, 2);
+      assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${missing}`, `GET /accounts/${missing}/connect_tokens`]);
+    } finally {
+      await stack.close();
     }
   });
 });
