@@ -1,12 +1,15 @@
 import { GraphQLError } from 'graphql';
 import {
+  createLocalJWKSet,
   createRemoteJWKSet,
   decodeProtectedHeader,
   errors as joseErrors,
   jwtVerify,
+  type JSONWebKeySet,
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
+  type RemoteJWKSet,
 } from 'jose';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
@@ -118,13 +121,19 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   };
 }
 
-/** Failures of the key set already logged. */
+/** Failures of the key set already logged: requests that waited on the same fetch all get its one error. */
 const reportedFailures = new WeakSet<object>();
 
-/** Thrown instead of fetching the key set while the last fetch's failure is recent; already logged. */
-class KeySetBackingOff extends Error {
-  constructor(readonly retryAfterSeconds: number) {
-    super('the key set could not be fetched a moment ago');
+/**
+ * The key set could not be had for a token: its fetch failed just now (`cause`), or it was not asked for again
+ * so soon after a failure and the keys already fetched lack the token's.
+ */
+class KeySetUnavailable extends Error {
+  constructor(
+    readonly retryAfterSeconds: number,
+    override readonly cause?: unknown,
+  ) {
+    super('the key set could not be fetched');
   }
 }
 
@@ -134,19 +143,36 @@ function isKeySetFailure(error: unknown): boolean {
   return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || error.code === 'ERR_JOSE_GENERIC';
 }
 
-/** The key set, not asked for again for `backoffMs` after it could not be fetched. */
-function backingOffAfterFailure(keySet: JWTVerifyGetKey, backoffMs: number): JWTVerifyGetKey {
+/**
+ * The key set, not fetched again for `backoffMs` after a fetch failed. Meanwhile the keys fetched before, while
+ * jose still counts them fresh, go on verifying the tokens they sign: only a token naming another key (a
+ * rotation, or a forged `kid`, which anyone can send) waits for the pause to end.
+ */
+function backingOffAfterFailure(remote: RemoteJWKSet, backoffMs: number): JWTVerifyGetKey {
   let failedAt: number | undefined;
+  let cached: { jwks: JSONWebKeySet; keyOf: JWTVerifyGetKey } | undefined;
+  const retryAfter = (waited: number) => Math.max(1, Math.ceil((backoffMs - waited) / 1000));
   return async (header, token) => {
     const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
-    if (waited < backoffMs) throw new KeySetBackingOff(Math.max(1, Math.ceil((backoffMs - waited) / 1000)));
+    if (waited < backoffMs) {
+      const jwks = remote.fresh ? remote.jwks() : undefined;
+      if (jwks === undefined) throw new KeySetUnavailable(retryAfter(waited));
+      if (cached?.jwks !== jwks) cached = { jwks, keyOf: createLocalJWKSet(jwks) };
+      try {
+        return await cached.keyOf(header, token);
+      } catch (error) {
+        if (error instanceof joseErrors.JWKSNoMatchingKey) throw new KeySetUnavailable(retryAfter(waited));
+        throw error;
+      }
+    }
     try {
-      const key = await keySet(header, token);
+      const key = await remote(header, token);
       failedAt = undefined;
       return key;
     } catch (error) {
-      if (isKeySetFailure(error)) failedAt = performance.now();
-      throw error;
+      if (!isKeySetFailure(error)) throw error;
+      failedAt = performance.now();
+      throw new KeySetUnavailable(retryAfter(0), error);
     }
   };
 }
@@ -210,18 +236,20 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
   }
   // Left: the key set could not be fetched or read. That is the gateway's fault, not the caller's, so it
   // is not a 401 that would make a client throw its token away. Said once per failed fetch.
-  // Requests that waited on the same fetch all get its one error object.
-  const alreadySaid = error instanceof KeySetBackingOff || (error instanceof Object && reportedFailures.has(error));
-  if (!alreadySaid) {
-    if (error instanceof Object) reportedFailures.add(error);
+  const unavailable = error instanceof KeySetUnavailable ? error : new KeySetUnavailable(Math.ceil(JWKS_FAILURE_BACKOFF_MS / 1000), error);
+  const cause = unavailable.cause;
+  if (cause !== undefined && !(cause instanceof Object && reportedFailures.has(cause))) {
+    if (cause instanceof Object) reportedFailures.add(cause);
     logger.error('the JWKS could not be fetched or read', {
       requestId,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
     });
   }
-  const retryAfter = error instanceof KeySetBackingOff ? error.retryAfterSeconds : Math.ceil(JWKS_FAILURE_BACKOFF_MS / 1000);
   return new GraphQLError('The token could not be verified right now; try again later', {
-    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR, http: { status: 503, headers: new HeaderMap([['retry-after', String(retryAfter)]]) } },
+    extensions: {
+      code: ErrorCode.INTERNAL_SERVER_ERROR,
+      http: { status: 503, headers: new HeaderMap([['retry-after', String(unavailable.retryAfterSeconds)]]) },
+    },
   });
 }
 

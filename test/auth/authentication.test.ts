@@ -284,4 +284,29 @@ describe('an unreachable key set', () => {
       await jwks.close();
     }
   });
+
+  test('while it is not asked for again, the keys fetched before still verify their tokens: only other kids wait', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    // jose refetches for an unknown kid 10 ms after a fetch: the forged token below makes it try at once.
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksCooldownMs: 10, jwksFailureBackoffMs: 60_000 } });
+    try {
+      const sign = (kid: string) => new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid }).setExpirationTime('5m').sign(privateKey);
+      const good = await sign('k');
+      assert.equal((await stack.gql('{ __typename }', good)).status, 200);
+      jwks.setFailing(true);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Anyone can name a kid the set lacks: the refetch fails, and the pause begins.
+      const forged = await stack.gql('{ __typename }', await sign('forged'));
+      assert.equal(forged.status, 503);
+      assert.equal(forged.headers.get('retry-after'), '60');
+      const fetches = jwks.fetches;
+      for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', good)).status, 200, 'a cached key went on verifying');
+      assert.equal((await stack.gql('{ __typename }', await sign('forged'))).status, 503);
+      assert.equal(jwks.fetches, fetches, 'nothing fetched during the pause');
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
 });
