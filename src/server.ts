@@ -1,9 +1,8 @@
 import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap } from '@apollo/server';
-import { GraphQLError } from 'graphql';
 import { createApollo } from './apollo.ts';
-import { createGatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
+import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
@@ -231,23 +230,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     // Apollo's CSRF check asks a GET for a header a cross-site page cannot send without a preflight. A Bearer
     // token is one: no browser attaches it on its own (unlike cached Basic credentials), so clients sending
-    // queries over GET with their token (urql, for one) need nothing more.
-    if (req.method === 'GET' && /^Bearer\s/i.test(headers.get('authorization') ?? '')) headers.set('apollo-require-preflight', 'bearer');
-    // Verified once per request, before Apollo: a missing or refused token is answered 401 whatever else is
-    // wrong, a GET without one included (Apollo's CSRF check would have answered it a 400 about preflights).
-    let identity: Identity;
-    try {
-      identity = await access.authenticate(headers.get('authorization'), requestId);
-    } catch (error) {
-      if (!(error instanceof GraphQLError)) throw error;
-      const code = codeOf(error) ?? ErrorCode.INTERNAL_SERVER_ERROR;
-      outcome.errorCodes.add(code);
-      const http = error.extensions['http'] as { status: number; headers?: HeaderMap } | undefined;
-      return sendJson(res, http?.status ?? 500, graphqlError(error.message, code), Object.fromEntries(http?.headers ?? []));
+    // queries over GET with their token (urql, for one) need nothing more. With authentication on, nothing
+    // runs without such a token: the check adds nothing there, and would answer a GET without one a 400
+    // about preflights where the contract says UNAUTHENTICATED (the context's 401 below).
+    if (req.method === 'GET' && (!access.open || /^Bearer\s/i.test(headers.get('authorization') ?? ''))) {
+      headers.set('apollo-require-preflight', 'bearer');
     }
     const response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-      context: async () => createContext(deps, requestId, identity, outcome, operation),
+      // Verified once per request; a refused token ends the operation here (401), before any resolver.
+      context: async () => {
+        const identity = await access.authenticate(headers.get('authorization'), requestId).catch((error: unknown) => {
+          // Refused before Apollo's plugins see the request: the log line takes its code from here.
+          outcome.errorCodes.add(codeOf(error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
+          throw error;
+        });
+        return createContext(deps, requestId, identity, outcome, operation);
+      },
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;

@@ -222,6 +222,10 @@ describe('CORS and introspection with auth on', () => {
       const body = (await response.json()) as { errors: { extensions: { code: string } }[] };
       assert.deepEqual(body.errors.map((e) => e.extensions.code), ['UNAUTHENTICATED']);
     }
+    // Answered in the media type the client asked for, as every GraphQL answer is.
+    const typed = await get({ accept: 'application/graphql-response+json' });
+    assert.equal(typed.status, 401);
+    assert.match(typed.headers.get('content-type') ?? '', /^application\/graphql-response\+json/);
     // A Bearer token no browser attaches on its own: the request was preflighted, or comes from no browser.
     const withToken = await get({ authorization: `Bearer ${admin}` });
     assert.equal(withToken.status, 200);
