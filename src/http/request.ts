@@ -28,9 +28,9 @@ export function parseGraphQLBody(text: string): ParsedBody {
   }
   if (typeof body !== 'object' || body === null) return { ok: false, message: `The request body is not a JSON object: ${SHAPE}` };
   if (Object.keys(body).length === 0) return { ok: false, message: `The request body has no query: ${SHAPE}` };
-  // Only a body this large can hold variables this large: the common case costs no second serialization.
-  // In bytes, as the limit is: a character may take up to three.
-  if (text.length * 3 > MAX_VARIABLES_BYTES && Buffer.byteLength(text) > MAX_VARIABLES_BYTES) {
+  // Only a body this large can hold variables this large: the common case costs no second serialization. A
+  // character takes up to 3 bytes, and a number may serialize longer than it was sent (1e20 as 21 digits).
+  if (text.length * MAX_GROWTH > MAX_VARIABLES_BYTES) {
     const variables = (body as { variables?: unknown }).variables;
     const size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
     if (size > MAX_VARIABLES_BYTES) {
@@ -47,6 +47,12 @@ export function parseGraphQLBody(text: string): ParsedBody {
  * 44 MB and held the event loop 3 s.
  */
 const MAX_VARIABLES_BYTES = 64 * 1024;
+
+/**
+ * How many times larger than the body's characters its variables may take as JSON: 3 bytes a character, times
+ * 21/4 for a number sent as `1e20` (JSON.stringify writes up to 21 digits before switching to an exponent).
+ */
+const MAX_GROWTH = 3 * (21 / 4);
 
 /** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {
