@@ -1,5 +1,5 @@
-import { chmod, mkdir, open, readdir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, mkdir, open, readdir, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
@@ -18,17 +18,18 @@ export interface PersistedState {
  * permissions.
  */
 export async function writeAtomically(file: string, contents: string): Promise<void> {
-  const target = await realpath(file).catch(() => file);
+  const target = await linkTarget(file);
   const dir = dirname(target);
   await mkdir(dir, { recursive: true });
   const mode = await stat(target).then((s) => s.mode & 0o7777, () => undefined);
   // Per process: its saves are chained, never concurrent (store.ts).
   const tmp = `${target}.${process.pid}.tmp`;
   try {
-    const handle = await open(tmp, 'w', mode ?? 0o644);
+    // A new file gets what writeFile would give it: 0666 less the umask.
+    const handle = await open(tmp, 'w', mode ?? 0o666);
     try {
       await handle.writeFile(contents, 'utf8');
-      await handle.sync();
+      await handle.sync().catch(ignoreUnsupportedSync);
     } finally {
       await handle.close();
     }
@@ -45,12 +46,33 @@ export async function writeAtomically(file: string, contents: string): Promise<v
   await dirHandle?.close();
 }
 
+/** Some file systems (and pipes) cannot flush a file: the write stands as written. */
+function ignoreUnsupportedSync(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EINVAL' && error.code !== 'ENOTSUP' && error.code !== 'EOPNOTSUPP') throw error;
+}
+
+/** Where `file` leads through symbolic links, even to a file that does not exist yet (a link made ahead of it). */
+async function linkTarget(file: string): Promise<string> {
+  let path = file;
+  // As many hops as Linux follows before ELOOP.
+  for (let hops = 0; hops < 40; hops++) {
+    let link: string;
+    try {
+      link = await readlink(path);
+    } catch {
+      return path; // not a link, or not there: the file itself
+    }
+    path = resolve(dirname(path), link);
+  }
+  return path;
+}
+
 /**
  * Removes the temporary files that writes of a process killed mid-save left beside `file` (their names
  * carry the writer's pid; those of a process still running are left alone).
  */
 export async function removeStaleTemporaryFiles(file: string): Promise<void> {
-  const target = await realpath(file).catch(() => file);
+  const target = await linkTarget(file);
   const prefix = `${basename(target)}.`;
   const names = await readdir(dirname(target)).catch(() => [] as string[]);
   for (const name of names) {
@@ -179,6 +201,22 @@ const ACCOUNT_RECORD = shaped({
   sources: listOf(SOURCE_RECORD),
 });
 
+/** A source as the API renders it (`UpstreamSource`), in a snapshot. */
+const UPSTREAM_SOURCE = shaped({
+  label: string,
+  email: optional(string),
+  username: optional(string),
+  server: optional(string),
+  port: optional(whole),
+  use_ssl: optional(boolean),
+  type: optional(string),
+  authentication_type: optional(string),
+  status: optional(string),
+  status_message: optional(orNull(string)),
+  sync_period: optional(string),
+  resource_url: optional(string),
+});
+
 /** A used token's account as it was when used (`UpstreamEmbeddedAccount`), shown once that account is deleted. */
 const ACCOUNT_SNAPSHOT = shaped({
   id: string,
@@ -187,7 +225,7 @@ const ACCOUNT_SNAPSHOT = shaped({
   email_addresses: listOf(string),
   first_name: optional(string),
   last_name: optional(string),
-  sources: listOf(shaped({ label: string })),
+  sources: listOf(UPSTREAM_SOURCE),
 });
 
 const TOKEN_RECORD = shaped({

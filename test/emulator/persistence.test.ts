@@ -116,6 +116,14 @@ describe('the data file as read and written', () => {
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_sync_flags: 'yes' }), /connect token #0 is malformed: source_sync_flags must be true or false/],
+      [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token abc/],
+      [
+        (s) => {
+          const snapshot = { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [{ label: 'l', port: '993' }] };
+          s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: snapshot });
+        },
+        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a whole number from 0/,
+      ],
     ];
     for (const [edit, error] of cases) {
       await broken(edit);
@@ -138,6 +146,21 @@ describe('the data file as read and written', () => {
     assert.ok((await lstat(link)).isSymbolicLink(), 'the link was replaced by a file');
     assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts.length, 2, 'the state went where the link points');
     assert.equal((await stat(dataFile)).mode & 0o777, 0o600);
+  });
+
+  test('a symbolic link made ahead of its data file stays a link; a new file gets 0666 less the umask', async (t) => {
+    const dir = await tempDir(t);
+    const link = join(dir, 'link.json');
+    await symlink(join(dir, 'volume', 'state.json'), link);
+    const umask = process.umask(0o002);
+    try {
+      const emu = await startEmulator({ seed: 'none', dataFile: link });
+      await emu.close();
+    } finally {
+      process.umask(umask);
+    }
+    assert.ok((await lstat(link)).isSymbolicLink());
+    assert.equal((await stat(join(dir, 'volume', 'state.json'))).mode & 0o777, 0o664);
   });
 
   test('temporary files a killed process left beside the data file are removed at the next start', async (t) => {
