@@ -34,7 +34,6 @@ export class RequestApi {
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
-  /** Keyed by account id, `''` standing for the top-level list: DataLoader keys cannot be null. */
   /** Keyed by owner: `{accountId: null}` for the top-level tokens (DataLoader takes no null key). */
   #tokenLists?: DataLoader<{ accountId: string | null }, UpstreamConnectToken[], string>;
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */

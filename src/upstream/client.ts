@@ -416,13 +416,14 @@ export class UpstreamClient {
         mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
         const unreachable = () => {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code, sent });
-          // Sent, a write may have been carried out (a POST is never sent twice): the caller must not take
-          // the failure for a refusal.
-          const message = !sent
-            ? 'The upstream could not be reached'
-            : call.method === 'POST'
-              ? 'The connection to the upstream broke before it answered: the request may have taken effect'
-              : 'The connection to the upstream broke before it answered';
+          // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
+          // take the failure for a refusal.
+          const message =
+            call.method !== 'GET' && mayHaveLanded
+              ? `${sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached'}: the request may have taken effect`
+              : sent
+                ? 'The connection to the upstream broke before it answered'
+                : 'The upstream could not be reached';
           return this.#fail(ErrorCode.UPSTREAM_ERROR, message, info);
         };
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0) {

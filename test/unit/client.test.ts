@@ -387,6 +387,9 @@ describe('UpstreamClient against a local server', () => {
       // A POST is sent once, and may have been carried out: the message says so.
       await assert.rejects(client.createAccount({ email: 'a@example.com' }), /broke before it answered: the request may have taken effect/);
       assert.equal(requests, 4);
+      // So may a DELETE, retried as it is.
+      await assert.rejects(client.deleteConnectToken(null, 't'), /broke before it answered: the request may have taken effect/);
+      assert.equal(requests, 7);
     } finally {
       await client.close().catch(() => undefined);
       await new Promise<void>((resolve) => server.close(() => resolve()));
