@@ -225,8 +225,13 @@ export class UpstreamClient {
   }
 
   /** Closes the pool's connections once the requests in it are done. */
+  /**
+   * Closes every connection at once. For when nothing waits on a call any more (the gateway closes it once
+   * every operation is answered): what is left in the pool was cancelled, and a graceful close would still
+   * wait on it, a connection that never completes included, for undici's 10 s connect timeout.
+   */
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#pool.destroy();
   }
 
   getAccount(id: string, signal?: CancelSignal): Promise<UpstreamAccount> {

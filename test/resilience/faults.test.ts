@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, leaveWhileUpstreamHangs, readRestDuringShutdown, startLoggingStack, startSlowDownload, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -159,6 +159,29 @@ describe('an answered operation leaves no upstream work behind', () => {
       assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${missing}`, `GET /accounts/${missing}/connect_tokens`]);
     } finally {
       await stack.close();
+    }
+  });
+});
+
+describe('shutdown with an upstream connection that never completes', () => {
+  it('does not wait for it: the operation was answered at its deadline, and nothing waits on its call', async () => {
+    // A TLS handshake that never comes: undici keeps connecting for its own 10 s timeout.
+    const sockets = new Set<Socket>();
+    const silent = createNetServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const gateway = await startTestGateway({ baseUrl: `https://127.0.0.1:${port}/2.0`, consumerKey: 'k', consumerSecret: 's' }, { upstreamTimeoutMs: 300, shutdownGraceMs: 0 });
+    try {
+      const answer = await postGraphQL<{ errors?: { extensions: { code: string } }[] }>(gateway.url, '{ account(id: "a") { id } }');
+      assert.deepEqual(answer.errors?.map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
+      let timer: NodeJS.Timeout | undefined;
+      const stuck = new Promise((resolve) => (timer = setTimeout(resolve, 5_000, 'still closing after 5 s')));
+      assert.equal(await Promise.race([gateway.close().then(() => 'closed'), stuck]), 'closed');
+      clearTimeout(timer);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await gateway.close();
     }
   });
 });
