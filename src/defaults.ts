@@ -24,4 +24,6 @@ export const DEFAULTS = {
    * trickling a body a byte at a time would hold a connection that long). Not a setting.
    */
   requestReceiveTimeoutMs: 30_000,
+  /** How long an answer may wait for its client to take any of it before the connection is cut. Not a setting. */
+  answerStallTimeoutMs: 30_000,
 } as const;

@@ -43,6 +43,12 @@ export interface GatewayOptions extends GatewayAccessOptions {
    * time would hold a connection that long).
    */
   requestReceiveTimeoutMs?: number;
+  /**
+   * How long an answer may wait for its client to take any of it; then the connection is closed and the
+   * answer's memory freed. Default 30 s: a client that stops reading would otherwise hold its whole answer
+   * in the gateway for as long as it keeps the connection open.
+   */
+  answerStallTimeoutMs?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
   breakerFailureThreshold?: number;
   breakerCooldownMs?: number;
@@ -93,10 +99,33 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
       const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
       if (shuttingDown && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
+      if (!this.headersSent) watchForStall(this);
       // Node reads the headers from either position, as its own writeHead is called.
       return super.writeHead(statusCode, statusMessage as string | undefined, headers);
     }
   }
+  /**
+   * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
+   * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
+   * of the write resets, so a slow but steady client is never cut. Disarmed at the end, before Node arms its
+   * keep-alive timer on the same socket.
+   */
+  const answerStallTimeoutMs = options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs;
+  const stalledAnswers = new WeakSet<ServerResponse>();
+  const watchForStall = (res: ServerResponse) => {
+    const socket = res.socket;
+    if (!socket) return;
+    socket.setTimeout(answerStallTimeoutMs);
+    const onStall = () => {
+      stalledAnswers.add(res);
+      res.destroy();
+    };
+    res.once('timeout', onStall);
+    res.once('prefinish', () => {
+      socket.setTimeout(0);
+      res.off('timeout', onStall);
+    });
+  };
   /**
    * Responses not yet closed, by connection. Node 20 never closes a response queued behind another on a
    * connection (pipelining) when that connection drops; those are closed here, so their operations stop and
@@ -180,7 +209,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         operationName: outcome.operationName?.slice(0, 100) ?? null,
         status: res.writableFinished ? res.statusCode : null,
         // Unanswered: the client left, unless shutdown cut the connection after its grace period.
-        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : { clientWentAway: true }),
+        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : stalledAnswers.has(res) ? { answerStalled: true } : { clientWentAway: true }),
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
@@ -182,6 +182,39 @@ describe('shutdown with an upstream connection that never completes', () => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
       await gateway.close();
+    }
+  });
+});
+
+describe('a client that stops taking its answer', () => {
+  it('has its connection cut once it has taken nothing for a while, freeing the answer; a slow steady reader gets all of it', { timeout: 30_000 }, async () => {
+    const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 500 } });
+    try {
+      // ~20 MB, far more than loopback's buffers: most of it waits in the gateway for the client.
+      const stalled = await startSlowDownload(stack.emulator, stack.gateway.url);
+      await eventually(() => stack.lines.some((line) => line.includes('"message":"operation"')));
+      const line = JSON.parse(stack.lines.find((l) => l.includes('"message":"operation"'))!) as Record<string, unknown>;
+      assert.equal(line['answerStalled'], true);
+      assert.equal(line['status'], null);
+      // What the kernel held still arrives, then the connection ends: the rest was dropped.
+      const closed = once(stalled.socket, 'close');
+      stalled.socket.resume();
+      await closed;
+      assert.ok(stalled.received() < stalled.contentLength);
+
+      // Pausing for less than the stall time between reads, however long the whole takes.
+      const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });
+      const steady = await startSlowRead(stack.gateway.url, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      while (steady.received() < steady.contentLength && !steady.socket.destroyed) {
+        steady.socket.resume();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        steady.socket.pause();
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      assert.equal(steady.received(), steady.contentLength);
+      steady.socket.destroy();
+    } finally {
+      await stack.close();
     }
   });
 });
