@@ -164,6 +164,9 @@ const CONNECTION_ERROR_CODES = new Set([
 /** Of those, the ones that say the request never left: no connection was made. */
 const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
+const LOCAL_RESOURCE_CODES = new Set(['EMFILE', 'ENFILE']);
+
 /** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
 function isBrokenHttp(error: unknown, code: string | undefined): boolean {
   return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW';
@@ -416,6 +419,13 @@ export class UpstreamClient {
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
+        }
+        if (code !== undefined && LOCAL_RESOURCE_CODES.has(code)) {
+          // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
+          // would send an operator to the upstream. Not retried at once either: it would fail the same way.
+          this.#breaker.release(permit);
+          this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, 'The gateway could not open a connection to the upstream (it is out of file descriptors)', info);
         }
         this.#breaker.recordFailure(permit);
         mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);

@@ -232,6 +232,19 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(logs.filter((line) => line.includes('created nothing')).length, 2);
   });
 
+  it('takes the gateway running out of file descriptors as its own fault: no retry, and the breaker stays closed', async () => {
+    for (let i = 0; i < 8; i++) {
+      pool.intercept({ path: `/2.0/accounts/a${i}`, method: 'GET' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
+      await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+        assert.match(e.message, /out of file descriptors/);
+        return true;
+      });
+    }
+    assert.equal(client.breakerState, 'closed');
+    assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('ulimit -n')));
+  });
+
   it('maps a 421 (the upstream does not answer to the name it was addressed by) to UPSTREAM_ERROR, logged as a configuration error', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(421, { type: 'error', value: 'host "x" is not served' }, JSON_HEADERS);
     await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /misdirected/.test(e.message));
