@@ -62,7 +62,7 @@ const status = withBuildLock(() => {
     console.log('build: up to date (dist/)');
     return 0;
   }
-  console.log('build: building dist/ (sources changed since the last build)');
+  console.log(`build: building dist/ (${existsSync(STAMP) ? 'sources changed since the last build' : 'no build yet'})`);
   // A failed or interrupted build must never look current (tsc writes its output even with type errors):
   // the stamp goes first. So does tsc's incremental record, which would skip files it believes are in dist/.
   rmSync(STAMP, { force: true });

@@ -35,7 +35,12 @@ async function main(): Promise<void> {
       failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
     );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
-    logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', { upstream: emulator.url, consumerKey: emulator.consumerKey });
+    logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', {
+      upstream: emulator.url,
+      // Where browsers and other clients reach it (EMULATOR_PUBLIC_URL): its links start there.
+      ...(emulator.publicUrl !== emulator.url ? { publicUrl: emulator.publicUrl } : {}),
+      consumerKey: emulator.consumerKey,
+    });
   }
 
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {

@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   // emulator outright, without saving EMULATOR_DATA_FILE.
   const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
   // Clients behind the proxy or in the container use the public address: the one to copy from this line.
-  const published = options.publicUrl ? `, reached at ${new URL(options.publicUrl).origin}/2.0` : '';
+  const published = emulator.publicUrl !== emulator.url ? `, reached at ${emulator.publicUrl}` : '';
   process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
 }
 

@@ -97,6 +97,8 @@ export interface FaultRule {
 export interface Emulator {
   /** Base URL ending in `/2.0`. */
   readonly url: string;
+  /** The base URL clients elsewhere use (`publicUrl`'s origin + `/2.0`); `url` when none is set. */
+  readonly publicUrl: string;
   /** `http://host:port`. */
   readonly origin: string;
   readonly consumerKey: string;
@@ -292,6 +294,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   return {
     url,
+    publicUrl: apiContext.baseUrl,
     origin,
     consumerKey,
     consumerSecret,

@@ -117,6 +117,16 @@ async function withOperationInFlight(
 }
 
 describe('npm start', () => {
+  it('names the embedded emulator’s public address in its line when EMULATOR_PUBLIC_URL is set', async () => {
+    const started = await startMain({ EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010' });
+    try {
+      const line = started.lines.find((l) => l.includes('embedded Context.IO emulator'))!;
+      assert.match(line, /"upstream":"http:\/\/127\.0\.0\.1:\d+\/2\.0","publicUrl":"http:\/\/devbox\.lan:4010\/2\.0","consumerKey":"dev-key"/);
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
   it('without CONTEXTIO_API_URL serves GraphQL against the embedded emulator, says so once, and stops cleanly', async () => {
     const started = await startMain({});
     try {
