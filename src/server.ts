@@ -114,7 +114,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const stalledAnswers = new WeakSet<ServerResponse>();
   const watchForStall = (res: ServerResponse) => {
     const socket = res.socket;
-    if (!socket) return;
+    if (!socket) {
+      // Queued behind another answer on its connection (pipelining): watched from its turn.
+      res.once('socket', () => watchForStall(res));
+      return;
+    }
     socket.setTimeout(answerStallTimeoutMs);
     const onStall = () => {
       stalledAnswers.add(res);
@@ -249,7 +253,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
       // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
       // up shutdown.
-      operation.abort();
+      operation.abort(OPERATION_OVER);
       if (inFlight.size === 0) allClosed?.();
     });
 
@@ -386,6 +390,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   };
 }
+
+/** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
+const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
 /** The `extensions.code` of each error in a GraphQL response body. */
 function errorCodesIn(body: string): string[] {

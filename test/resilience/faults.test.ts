@@ -217,6 +217,30 @@ describe('a client that stops taking its answer', () => {
       await stack.close();
     }
   });
+
+  it('is cut too when its answer waited behind another on the connection (pipelining)', { timeout: 30_000 }, async () => {
+    const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 500 } });
+    try {
+      const slow = stack.emulator.store.createAccount({ email: 'slow@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${slow}`, latencyMs: 1_000 });
+      for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
+      const request = (query: string) => {
+        const body = JSON.stringify({ query });
+        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+      };
+      // The large answer is ready first, and waits for the slow one ahead of it; then nobody reads it.
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(request(`{ account(id: "${slow}") { id } }`) + request('{ accounts(first: 100) { nodes { firstName } } }'));
+      socket.pause();
+      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 2, 10_000);
+      const lines = stack.lines.filter((l) => l.includes('"message":"operation"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(lines.map((l) => [l['status'], l['answerStalled']]), [[200, undefined], [null, true]]);
+      socket.destroy();
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('writes are never duplicated', () => {
