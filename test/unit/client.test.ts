@@ -243,6 +243,13 @@ describe('UpstreamClient against a mocked upstream', () => {
     }
     assert.equal(client.breakerState, 'closed');
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('ulimit -n')));
+    // After an attempt that reached the upstream, that attempt's failure is the one reported.
+    pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
+    await assert.rejects(client.deleteConnectToken(null, 't'), /the request may have taken effect/);
+    // A failed name lookup is the upstream's unless the process cannot open a file either.
+    pool.intercept({ path: '/2.0/accounts/dns', method: 'GET' }).replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }));
+    await assert.rejects(client.getAccount('dns'), /could not be reached/);
   });
 
   it('maps a 421 (the upstream does not answer to the name it was addressed by) to UPSTREAM_ERROR, logged as a configuration error', async () => {
