@@ -4,8 +4,9 @@ import {
   createRemoteJWKSet,
   decodeProtectedHeader,
   errors as joseErrors,
+  jwksCache,
   jwtVerify,
-  type JSONWebKeySet,
+  type JWKSCacheInput,
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
@@ -78,13 +79,17 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   if (isOpen(settings)) return async () => OPEN_IDENTITY;
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
+  // jose writes each key set it fetches here (the same object, `uat` the time of the fetch).
+  const fetched: JWKSCacheInput = {};
   const jwks = jwksUrl
     ? backingOffAfterFailure(
         createRemoteJWKSet(new URL(jwksUrl), {
           timeoutDuration: JWKS_TIMEOUT_MS,
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
+          [jwksCache]: fetched,
         }),
+        fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
       )
     : undefined;
@@ -148,16 +153,16 @@ function isKeySetFailure(error: unknown): boolean {
  * jose still counts them fresh, go on verifying the tokens they sign: only a token naming another key (a
  * rotation, or a forged `kid`, which anyone can send) waits for the pause to end.
  */
-function backingOffAfterFailure(remote: RemoteJWKSet, backoffMs: number): JWTVerifyGetKey {
+function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, backoffMs: number): JWTVerifyGetKey {
   let failedAt: number | undefined;
-  let cached: { jwks: JSONWebKeySet; keyOf: JWTVerifyGetKey } | undefined;
+  /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
+  let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;
   const retryAfter = (waited: number) => Math.max(1, Math.ceil((backoffMs - waited) / 1000));
   return async (header, token) => {
     const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
     if (waited < backoffMs) {
-      const jwks = remote.fresh ? remote.jwks() : undefined;
-      if (jwks === undefined) throw new KeySetUnavailable(retryAfter(waited));
-      if (cached?.jwks !== jwks) cached = { jwks, keyOf: createLocalJWKSet(jwks) };
+      if (!remote.fresh || fetched.uat === undefined || fetched.jwks === undefined) throw new KeySetUnavailable(retryAfter(waited));
+      if (cached?.uat !== fetched.uat) cached = { uat: fetched.uat, keyOf: createLocalJWKSet(fetched.jwks) };
       try {
         return await cached.keyOf(header, token);
       } catch (error) {
