@@ -1,4 +1,4 @@
-import { chmod, mkdir, open, readdir, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 
@@ -53,6 +53,11 @@ function ignoreUnsupportedSync(error: NodeJS.ErrnoException): void {
 
 /** Where `file` leads through symbolic links, even to a file that does not exist yet (a link made ahead of it). */
 async function linkTarget(file: string): Promise<string> {
+  try {
+    return await realpath(file);
+  } catch {
+    // Not there yet, or a link to what is not there yet: followed hop by hop below.
+  }
   let path = file;
   // As many hops as Linux follows before ELOOP.
   for (let hops = 0; hops < 40; hops++) {
@@ -62,7 +67,8 @@ async function linkTarget(file: string): Promise<string> {
     } catch {
       return path; // not a link, or not there: the file itself
     }
-    path = resolve(dirname(path), link);
+    // Relative to the link's real folder, as the kernel reads it: `..` in a link inside a linked folder.
+    path = resolve(await realpath(dirname(path)).catch(() => dirname(path)), link);
   }
   return path;
 }

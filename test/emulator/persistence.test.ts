@@ -161,6 +161,16 @@ describe('the data file as read and written', () => {
     }
     assert.ok((await lstat(link)).isSymbolicLink());
     assert.equal((await stat(join(dir, 'volume', 'state.json'))).mode & 0o777, 0o664);
+
+    // `..` in a link inside a linked folder is read from the link's real folder, as the kernel reads it.
+    await mkdir(join(dir, 'real', 'sub'), { recursive: true });
+    await symlink(join(dir, 'real', 'sub'), join(dir, 'alias'));
+    await symlink('../data.json', join(dir, 'real', 'sub', 'link.json'));
+    const emu = await startEmulator({ seed: 'none', dataFile: join(dir, 'alias', 'link.json') });
+    await api(emu, '/accounts', { form: { email: 'kept@example.com' } });
+    await emu.close();
+    assert.equal(JSON.parse(await readFile(join(dir, 'real', 'data.json'), 'utf8')).accounts.length, 1);
+    assert.deepEqual((await readdir(dir)).sort(), ['alias', 'link.json', 'real', 'volume']);
   });
 
   test('temporary files a killed process left beside the data file are removed at the next start', async (t) => {
