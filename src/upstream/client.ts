@@ -164,17 +164,17 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 /** Of those, the ones that say the request never left: no connection was made. */
-const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN']);
 
-/** The process (or the system) out of file descriptors, or of local ports: no connection could be opened to anywhere. */
-const LOCAL_SHORTAGE_CODES = new Set(['EMFILE', 'ENFILE', 'EADDRNOTAVAIL']);
+/** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
+const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
 /** Name lookups fail so too when no descriptor is left for them (getaddrinfo says ENOTFOUND or EAI_AGAIN). */
 const LOOKUP_FAILURE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
 
-/** Whether a connection failed for want of the gateway's own resources rather than anything upstream. */
-function isLocalShortage(code: string | undefined): boolean {
+/** Whether a connection failed for want of the gateway's own file descriptors rather than anything upstream. */
+function isOutOfFileDescriptors(code: string | undefined): boolean {
   if (code === undefined) return false;
-  if (LOCAL_SHORTAGE_CODES.has(code)) return true;
+  if (OUT_OF_DESCRIPTORS_CODES.has(code)) return true;
   if (!LOOKUP_FAILURE_CODES.has(code)) return false;
   // A failed lookup costs this check only: can the process open a file at all?
   try {
@@ -439,13 +439,13 @@ export class UpstreamClient {
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
         }
-        if (isLocalShortage(code)) {
+        if (isOutOfFileDescriptors(code)) {
           // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
           // would send an operator to the upstream. Not retried at once either: it would fail the same way.
-          // An earlier attempt's failure, the upstream's own, is the one to report.
           this.#breaker.release(permit);
-          this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors or local ports (raise ulimit -n)', { ...forLog(info, call.signal), code });
-          throw previousFailure?.() ?? this.#fail(ErrorCode.UPSTREAM_ERROR, 'The gateway could not open a connection to the upstream (it is out of file descriptors or local ports)', info);
+          this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
+          const landed = call.method !== 'GET' && mayHaveLanded ? ': an earlier attempt may have taken effect' : '';
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
         this.#breaker.recordFailure(permit);
         mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);

@@ -243,10 +243,14 @@ describe('UpstreamClient against a mocked upstream', () => {
     }
     assert.equal(client.breakerState, 'closed');
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('ulimit -n')));
-    // After an attempt that reached the upstream, that attempt's failure is the one reported.
+    // After an attempt that reached the upstream, the shortage is still what failed; the earlier attempt may have landed.
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
-    await assert.rejects(client.deleteConnectToken(null, 't'), /the request may have taken effect/);
+    await assert.rejects(client.deleteConnectToken(null, 't'), /out of file descriptors\): an earlier attempt may have taken effect$/);
+    // Not a rate limit the retry already waited out.
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
+    await assert.rejects(client.getAccount('limited'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /out of file descriptors\)$/.test(e.message));
     // A failed name lookup is the upstream's unless the process cannot open a file either.
     pool.intercept({ path: '/2.0/accounts/dns', method: 'GET' }).replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }));
     await assert.rejects(client.getAccount('dns'), /could not be reached/);
