@@ -1,5 +1,5 @@
 import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
@@ -67,10 +67,12 @@ async function linkTarget(file: string): Promise<string> {
     } catch {
       return path; // not a link, or not there: the file itself
     }
-    // Relative to the link's real folder, as the kernel reads it: `..` in a link inside a linked folder.
-    path = resolve(await realpath(dirname(path)).catch(() => dirname(path)), link);
+    // The link's text read as the kernel reads it: from the link's real folder, each folder link in it
+    // followed before a `..` after it is applied (which joining the strings would cancel out on paper).
+    const raw = isAbsolute(link) ? link : `${await realpath(dirname(path)).catch(() => dirname(path))}${sep}${link}`;
+    path = await realpath(dirname(raw)).then((dir) => join(dir, basename(raw)), () => resolve(raw));
   }
-  return path;
+  throw Object.assign(new Error(`too many symbolic links from ${file}`), { code: 'ELOOP' });
 }
 
 /**

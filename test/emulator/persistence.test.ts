@@ -170,7 +170,15 @@ describe('the data file as read and written', () => {
     await api(emu, '/accounts', { form: { email: 'kept@example.com' } });
     await emu.close();
     assert.equal(JSON.parse(await readFile(join(dir, 'real', 'data.json'), 'utf8')).accounts.length, 1);
-    assert.deepEqual((await readdir(dir)).sort(), ['alias', 'link.json', 'real', 'volume']);
+    // And a `..` after a folder link within the link's own text.
+    await mkdir(join(dir, 'work'));
+    await symlink('../real/sub', join(dir, 'work', 'sl'));
+    await symlink('sl/../other.json', join(dir, 'work', 'other-link.json'));
+    const other = await startEmulator({ seed: 'none', dataFile: join(dir, 'work', 'other-link.json') });
+    await other.close();
+    assert.equal(JSON.parse(await readFile(join(dir, 'work', 'other-link.json'), 'utf8')).accounts.length, 0, 'read back through the link');
+    assert.deepEqual((await readdir(join(dir, 'real'))).sort(), ['data.json', 'other.json', 'sub']);
+    assert.deepEqual((await readdir(dir)).sort(), ['alias', 'link.json', 'real', 'volume', 'work']);
   });
 
   test('temporary files a killed process left beside the data file are removed at the next start', async (t) => {
