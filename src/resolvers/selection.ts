@@ -13,6 +13,9 @@ export function childFields(
   uses: { variables: boolean },
 ): FieldNode[] {
   const found: FieldNode[] = [];
+  // Each fragment once, as graphql's own field collection does: spread twice by each of K nested fragments,
+  // one would otherwise be walked 2^K times (a 1 KB query held the event loop for seconds).
+  const visited = new Set<string>();
   const visit = (set: SelectionSetNode | undefined): void => {
     for (const selection of set?.selections ?? []) {
       if (selection.directives?.length) {
@@ -24,7 +27,8 @@ export function childFields(
         if (names.has(selection.name.value)) found.push(selection);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         visit(selection.selectionSet);
-      } else {
+      } else if (!visited.has(selection.name.value)) {
+        visited.add(selection.name.value);
         visit(info.fragments[selection.name.value]?.selectionSet);
       }
     }

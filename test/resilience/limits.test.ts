@@ -86,6 +86,16 @@ describe('operation limits', () => {
     assertTooComplex(stack, await stack.gql(query), 'MAX_ALIASES', 2 + 2 * 60);
   });
 
+  it('reads a selection of fragments spreading each other twice over in time linear in the document', { timeout: 30_000 }, async () => {
+    // F0 spreads F1 twice, F1 spreads F2 twice, …: 2^40 spreads of F40 if each were walked each time, which
+    // the resolvers' look at the account's selection did (a 1 KB query held the event loop for seconds).
+    const levels = 40;
+    const fragments = Array.from({ length: levels }, (_, i) => `fragment F${i} on Account { ...F${i + 1} ...F${i + 1} }`).join('\n');
+    const id = stack.emulator.store.createAccount({ email: 'fragments@example.com' }).id;
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id ...F0 } }\n${fragments}\nfragment F${levels} on Account { __typename }`, { id });
+    assert.deepEqual(res.body, { data: { account: { id, __typename: 'Account' } } });
+  });
+
   it('refuses too many root fields', async () => {
     const roots = Array.from({ length: 60 }, (_, i) => `r${i}: __typename`).join(' ');
     assertTooComplex(stack, await stack.gql(`{ ${roots} }`), 'MAX_ROOT_FIELDS', 60);
