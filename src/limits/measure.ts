@@ -63,6 +63,8 @@ export interface OperationMeasure {
   depth: number;
   /** Aliased fields, each fragment counted every time it is spread. */
   aliases: number;
+  /** The longest alias's length: each one is repeated in the answer for every item of every list around it. */
+  longestAlias: number;
   /** Distinct response keys of the operation's root selection set. */
   rootFields: number;
   /** The estimated cost, see COST. */
@@ -75,11 +77,12 @@ interface SetMeasure {
   cost: number;
   depth: number;
   aliases: number;
+  longestAlias: number;
   /** The set selects a field that a token's embedded account lacks. */
   needsFullAccount: boolean;
 }
 
-const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, needsFullAccount: false };
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false };
 
 /**
  * Measures one operation of a validated document. Each fragment is measured once per page size it is used
@@ -135,6 +138,7 @@ export function measureOperation(
       total.cost += part.cost;
       total.depth = Math.max(total.depth, part.depth);
       total.aliases += part.aliases;
+      total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
       total.needsFullAccount ||= part.needsFullAccount;
     }
     return total;
@@ -157,13 +161,14 @@ export function measureOperation(
     const name = node.name.value;
     const key = `${parent.name}.${name}`;
     const aliases = node.alias ? 1 : 0;
+    const longestAlias = node.alias?.value.length ?? 0;
     const definition = fieldDefinition(schema, parent, name);
     // Introspection is answered from the in-memory schema: no upstream cost, but depth and aliases count.
     const introspection = name.startsWith('__') || parent.name.startsWith('__');
     const weight = introspection ? 0 : UPSTREAM_FIELDS.has(key) || parent === schema.getMutationType() ? COST.upstream : COST.field;
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
     const type = definition && getNamedType(definition.type);
-    if (!definition || !node.selectionSet || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, needsFullAccount };
+    if (!definition || !node.selectionSet || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount };
 
     const first = definition.args.find((a) => a.name === 'first');
     const child = selectionSet(type, node.selectionSet, first ? pageSizeOf(node, first.defaultValue) : undefined);
@@ -173,6 +178,7 @@ export function measureOperation(
       cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
       depth: (key === '__Type.ofType' ? 0 : 1) + child.depth,
       aliases: aliases + child.aliases,
+      longestAlias: Math.max(longestAlias, child.longestAlias),
       needsFullAccount,
     };
   };
@@ -182,6 +188,7 @@ export function measureOperation(
   return {
     depth: measure.depth,
     aliases: measure.aliases,
+    longestAlias: measure.longestAlias,
     rootFields: root ? countRootFields(operation.selectionSet, fragments) : 0,
     cost: measure.cost,
     usesVariables,

@@ -96,6 +96,21 @@ describe('operation limits', () => {
     assert.deepEqual(res.body, { data: { account: { id, __typename: 'Account' } } });
   });
 
+  it('refuses an alias longer than 128 characters: each is repeated in the answer for every item around it', async () => {
+    // 1 MB of alias under a page of 100 accounts was a 100 MB answer for a cost of 111.
+    const res = await stack.gql(`{ accounts(first: 100) { nodes { ${'a'.repeat(129)}: id } } }`);
+    assert.equal(res.status, 400);
+    assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+    assert.deepEqual(res.body.errors![0]!.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'ALIAS_LENGTH', value: 129, maximum: 128 });
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // Inside a fragment too; 128 characters pass.
+    const viaFragment = await stack.gql(`{ accounts(first: 1) { nodes { ...A } } } fragment A on Account { ${'b'.repeat(200)}: id }`);
+    assert.equal(viaFragment.body.errors![0]!.extensions!['value'], 200);
+    const longest = await stack.gql(`{ accounts(first: 1) { nodes { ${'c'.repeat(128)}: id } } }`);
+    assert.deepEqual(codes(longest), []);
+    stack.upstreamCalls();
+  });
+
   it('refuses too many root fields', async () => {
     const roots = Array.from({ length: 60 }, (_, i) => `r${i}: __typename`).join(' ');
     assertTooComplex(stack, await stack.gql(`{ ${roots} }`), 'MAX_ROOT_FIELDS', 60);
