@@ -58,6 +58,14 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   if (!isFormBody(req)) throw new HttpError(415, 'The form must be sent as application/x-www-form-urlencoded.');
   const form = firstValues(decodePairs(body, 'form body'));
   const state = ctx.store.connectTokenState(token);
+  // The same form sent again (a double click, a slow answer): the browser is taken where the first
+  // submission went, the app's callback, instead of stranding the user on "already used".
+  const again = state === 'used' ? ctx.store.redirectOfRecentUse(token, RESUBMIT_WINDOW_SECONDS) : undefined;
+  if (again !== undefined) {
+    res.writeHead(303, { Location: again, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+    res.end();
+    return;
+  }
   if (state !== 'usable') return sendTokenProblem(res, state);
   const details = ctx.store.connectTokenDetails(token)!;
 
@@ -87,6 +95,9 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   res.end();
   ctx.notifySourceCallback(result);
 }
+
+/** How long after its use a token's form, sent again, still leads to the app's callback. */
+const RESUBMIT_WINDOW_SECONDS = 10 * 60;
 
 function sendTokenProblem(res: ServerResponse, state: 'missing' | 'used' | 'expired'): void {
   if (state === 'used') {
