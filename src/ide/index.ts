@@ -44,8 +44,7 @@ query AccountsWithSources {
 /** With authentication on, where the caller's token goes; with it off, no header at all, so nothing looks missing. */
 const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
 /** Short enough for the editor's width beside the docs panel. */
-// The docs are loaded as the page opens, before a token is typed in: GraphiQL loads them again on Shift-Ctrl-R.
-const TOKEN_HINT = { required: 'Token: in Headers, below; then Shift-Ctrl-R loads the docs.', open: 'No token: auth is off here.' };
+const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
 
 export interface IdeOptions {
   /** Where operations go, as the browser sees it. */

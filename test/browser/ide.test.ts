@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
+import type { Page } from 'playwright-core';
 import { projectRoot } from '../../src/schema.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
@@ -12,6 +13,23 @@ import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './brow
  */
 
 let stack: Stack;
+
+/**
+ * Replaces the headers editor's placeholder with `token`, as a person pasting it would, and runs the example
+ * query until its answer shows.
+ */
+async function runWithToken(page: Page, token: string): Promise<void> {
+  const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
+  await headers.getByText('<token>').waitFor();
+  await headers.click();
+  await page.keyboard.press('ControlOrMeta+A');
+  await page.keyboard.insertText(JSON.stringify({ Authorization: `Bearer ${token}` }));
+  // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
+  await page.keyboard.press('Shift+End');
+  await page.keyboard.press('Delete');
+  await page.locator('.graphiql-execute-button').click();
+  await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+}
 
 before(async () => {
   if (skipReason) return;
@@ -74,23 +92,30 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
     assert.match(cleaned, /__typename/);
     assert.doesNotMatch(cleaned, /0ld\.t0ken/);
 
-    // The headers editor opens with a placeholder; replace it as a person pasting a token would.
-    const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
-    await headers.getByText('<token>').waitFor();
-    await headers.click();
-    await page.keyboard.press('ControlOrMeta+A');
-    await page.keyboard.insertText(JSON.stringify({ Authorization: `Bearer ${token}` }));
-    // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
-    await page.keyboard.press('Shift+End');
-    await page.keyboard.press('Delete');
-    await page.locator('.graphiql-execute-button').click();
-    await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+    await runWithToken(page, token);
 
     // GraphiQL keeps tabs and a query history in localStorage, headers included unless kept out.
     const stored = (await page.evaluate('JSON.stringify({ ...localStorage })')) as string;
     assert.match(stored, /AccountsWithSources/, 'the history is still kept');
     assert.doesNotMatch(stored, new RegExp(token.split('.')[2]!), 'no part of the token in localStorage');
     assert.doesNotMatch(stored, /Bearer/);
+  } finally {
+    await authed.close();
+  }
+});
+
+browserTest('with auth and introspection on, the docs load once an operation has run with the token', async (_context, page) => {
+  const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET }, introspection: true } });
+  try {
+    const token = await hsToken({ scope: 'contextio:admin' });
+    await page.goto(authed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    // Asked for as the page opened, with the placeholder token: refused.
+    await page.locator('.graphiql-doc-explorer').getByText(/Error fetching schema/).waitFor();
+
+    await runWithToken(page, token);
+    // Then asked for again, with the token: the docs are there without anyone pressing Shift-Ctrl-R.
+    await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
   } finally {
     await authed.close();
   }

@@ -4,7 +4,9 @@
  * origin at all).
  */
 import { GraphiQL } from 'graphiql';
+import { useGraphiQL, useGraphiQLActions } from '@graphiql/react';
 import type { Fetcher, Storage } from '@graphiql/toolkit';
+import { useEffect, useRef } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './ide.css';
@@ -88,6 +90,23 @@ for (const key of ownKeys()) {
   if (value !== null) storage.setItem(key, value);
 }
 
+/**
+ * GraphiQL asks for the schema (the docs panel) once, as the page opens: with authentication on, before anyone
+ * has typed a token in, so it is refused. Once an operation has run since (with the token, presumably), it is
+ * asked for again, with the headers now in the editor; it stays as it is when that is refused too.
+ */
+function SchemaAfterToken(): null {
+  const isFetching = useGraphiQL((state) => state.isFetching);
+  const schemaMissing = useGraphiQL((state) => !state.schema && state.fetchError !== null && !state.isIntrospecting);
+  const { introspect } = useGraphiQLActions();
+  const wasFetching = useRef(false);
+  useEffect(() => {
+    if (wasFetching.current && !isFetching && schemaMissing) void introspect();
+    wasFetching.current = isFetching;
+  }, [isFetching, schemaMissing, introspect]);
+  return null;
+}
+
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL
     fetcher={fetcher}
@@ -98,5 +117,9 @@ createRoot(document.getElementById('graphiql')!).render(
     shouldPersistHeaders={false}
     defaultEditorToolsVisibility="headers"
     visiblePlugin="Documentation Explorer"
-  />,
+  >
+    <GraphiQL.Footer>
+      <SchemaAfterToken />
+    </GraphiQL.Footer>
+  </GraphiQL>,
 );
