@@ -93,6 +93,18 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
     assert.doesNotMatch(cleaned, /0ld\.t0ken/);
 
     await runWithToken(page, token);
+    // Introspection is off here: the schema, asked for again once with the token, is refused as before, and
+    // not asked for after each further operation.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const schemaRequests: string[] = [];
+    page.on('request', (request) => {
+      if (request.postData()?.includes('IntrospectionQuery')) schemaRequests.push(request.url());
+    });
+    const answered = page.waitForResponse((response) => response.request().method() === 'POST' && !response.request().postData()?.includes('IntrospectionQuery'));
+    await page.locator('.graphiql-execute-button').click();
+    await answered;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.deepEqual(schemaRequests, []);
 
     // GraphiQL keeps tabs and a query history in localStorage, headers included unless kept out.
     const stored = (await page.evaluate('JSON.stringify({ ...localStorage })')) as string;

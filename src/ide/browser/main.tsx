@@ -32,6 +32,14 @@ const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? 
   },
 };
 
+/** GraphiQL's name for its schema request (its `introspectionQueryName` default). */
+const INTROSPECTION_QUERY_NAME = 'IntrospectionQuery';
+/** Whether the last schema request was refused for want of a token (not because introspection is off). */
+let schemaNeedsToken = false;
+/** The headers the last schema request and the last operation were sent with: the schema is asked for again only with new ones. */
+let schemaHeaders = '';
+let operationHeaders = '';
+
 /**
  * Plain fetch rather than @graphiql/toolkit's fetcher: the gateway has no subscriptions or incremental
  * delivery, and the headers typed in the headers editor (e.g. `Authorization: Bearer …`) are sent as they are.
@@ -43,6 +51,13 @@ const fetcher: Fetcher = async (params, options) => {
     body: JSON.stringify(params),
     credentials: 'same-origin',
   });
+  const headers = JSON.stringify(options?.headers ?? {});
+  if (params.operationName === INTROSPECTION_QUERY_NAME) {
+    schemaNeedsToken = response.status === 401;
+    schemaHeaders = headers;
+  } else {
+    operationHeaders = headers;
+  }
   const text = await response.text();
   try {
     return JSON.parse(text) as Awaited<ReturnType<Fetcher>>;
@@ -92,8 +107,9 @@ for (const key of ownKeys()) {
 
 /**
  * GraphiQL asks for the schema (the docs panel) once, as the page opens: with authentication on, before anyone
- * has typed a token in, so it is refused. Once an operation has run since (with the token, presumably), it is
- * asked for again, with the headers now in the editor; it stays as it is when that is refused too.
+ * has typed a token in, so it is refused (401). Once an operation has run since (with the token, presumably),
+ * it is asked for again, with the headers now in the editor. Not when introspection is off (that refusal
+ * stands whatever the token), nor again with the same headers (a wrong token stays wrong).
  */
 function SchemaAfterToken(): null {
   const isFetching = useGraphiQL((state) => state.isFetching);
@@ -101,7 +117,7 @@ function SchemaAfterToken(): null {
   const { introspect } = useGraphiQLActions();
   const wasFetching = useRef(false);
   useEffect(() => {
-    if (wasFetching.current && !isFetching && schemaMissing) void introspect();
+    if (wasFetching.current && !isFetching && schemaMissing && schemaNeedsToken && operationHeaders !== schemaHeaders) void introspect();
     wasFetching.current = isFetching;
   }, [isFetching, schemaMissing, introspect]);
   return null;
