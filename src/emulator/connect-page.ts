@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
@@ -11,7 +12,18 @@ export interface ConnectPageContext {
   store: EmulatorStore;
   /** Posts the source callback; fire-and-forget, never blocks the redirect. */
   notifySourceCallback: (result: ConnectResult) => void;
+  /**
+   * Tokens used through this page lately, with the mark of the form page that used them and where it went:
+   * the same form sent again (a double click, a slow first answer) goes there too, instead of "already
+   * used". Only a submission carrying that page's mark: the link alone does not reveal the app's callback.
+   */
+  recentlyUsed: Map<string, { submission: string; redirectUrl: string; until: number }>;
 }
+
+/** How long after its use a token's form, sent again from the same page, still leads to the app's callback. */
+const RESUBMIT_WINDOW_MS = 10 * 60_000;
+/** Bound on remembered submissions (a few hundred bytes each). */
+const MAX_RECENTLY_USED = 10_000;
 
 /** Handles `GET|POST /connect/{token}`; `rawToken` is the raw path segment. */
 export async function handleConnectPage(
@@ -58,11 +70,10 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   if (!isFormBody(req)) throw new HttpError(415, 'The form must be sent as application/x-www-form-urlencoded.');
   const form = firstValues(decodePairs(body, 'form body'));
   const state = ctx.store.connectTokenState(token);
-  // The same form sent again (a double click, a slow answer): the browser is taken where the first
-  // submission went, the app's callback, instead of stranding the user on "already used".
-  const again = state === 'used' ? ctx.store.redirectOfRecentUse(token, RESUBMIT_WINDOW_SECONDS) : undefined;
-  if (again !== undefined) {
-    res.writeHead(303, { Location: again, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+  const earlier = ctx.recentlyUsed.get(token);
+  const submission = form.get('submission') ?? '';
+  if (state === 'used' && earlier && submission !== '' && earlier.submission === submission && Date.now() < earlier.until) {
+    res.writeHead(303, { Location: earlier.redirectUrl, 'Cache-Control': 'no-store', 'Content-Length': 0 });
     res.end();
     return;
   }
@@ -91,13 +102,20 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
     return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, form.has('use_ssl')));
   }
   await ctx.store.flush();
+  if (submission !== '') remember(ctx.recentlyUsed, token, { submission, redirectUrl: result.redirectUrl, until: Date.now() + RESUBMIT_WINDOW_MS });
   res.writeHead(303, { Location: result.redirectUrl, 'Cache-Control': 'no-store', 'Content-Length': 0 });
   res.end();
   ctx.notifySourceCallback(result);
 }
 
-/** How long after its use a token's form, sent again, still leads to the app's callback. */
-const RESUBMIT_WINDOW_SECONDS = 10 * 60;
+function remember(recent: ConnectPageContext['recentlyUsed'], token: string, entry: { submission: string; redirectUrl: string; until: number }): void {
+  // Insertion order is expiry order: the oldest go first, the expired ones, then any beyond the bound.
+  for (const [key, { until }] of recent) {
+    if (until > Date.now() && recent.size < MAX_RECENTLY_USED) break;
+    recent.delete(key);
+  }
+  recent.set(token, entry);
+}
 
 function sendTokenProblem(res: ServerResponse, state: 'missing' | 'used' | 'expired'): void {
   if (state === 'used') {
@@ -191,6 +209,7 @@ function formPage(
   const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
 <p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>
 ${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>\n` : ''}<form method="post" action="/connect/${encodeURIComponent(token)}">
+<input type="hidden" name="submission" value="${randomBytes(12).toString('hex')}">
 ${emailBlock}
 <div class="row">
 <div>${field('first_name', 'First name', 'text', ' autocomplete="given-name"')}</div>

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
-import { handleConnectPage } from './connect-page.ts';
+import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
 import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET } from './config.ts';
@@ -165,6 +165,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const apiContext: ApiContext = { store, verifier, origin: '', baseUrl: '' };
 
+  /** Tokens the connect page used lately (connect-page.ts). */
+  const recentlyUsed: ConnectPageContext['recentlyUsed'] = new Map();
   const notifySourceCallback = (result: ConnectResult): void => {
     const target = result.sourceCallbackUrl;
     if (!target || closing) return;
@@ -265,7 +267,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
     const connect = /^\/connect\/([^/]+)\/?$/.exec(path);
     if (connect) {
-      void handleConnectPage({ store, notifySourceCallback }, req, res, connect[1]!);
+      void handleConnectPage({ store, notifySourceCallback, recentlyUsed }, req, res, connect[1]!);
       return;
     }
     req.resume();

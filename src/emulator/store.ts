@@ -459,13 +459,6 @@ export class EmulatorStore {
   }
 
   /** The token with the fields the connect page needs (including the source callback). */
-  /** Where a connect form sent again within `seconds` of using its token goes: the app's callback, as the first time did. */
-  redirectOfRecentUse(token: string, seconds: number): string | undefined {
-    const record = this.tokens.get(token);
-    if (!record || record.used === 0 || this.nowSeconds() - record.used > seconds) return undefined;
-    return callbackWithToken(record.callback_url, token);
-  }
-
   connectTokenDetails(token: string): (UpstreamConnectToken & { owner: string | null }) | undefined {
     const record = this.tokens.get(token);
     return record && { ...this.renderToken(record), owner: record.owner };

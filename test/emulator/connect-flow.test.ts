@@ -56,7 +56,10 @@ describe('connect flow', () => {
     assert.doesNotMatch(html, /<(link|img)\b|src=/, 'self-contained');
     assert.equal(emu.requests.length, 1, 'connect pages are not in the API log');
 
+    const submission = /name="submission" value="([0-9a-f]{24})"/.exec(html)?.[1];
+    assert.ok(submission, 'the form carries its page’s mark');
     const res = await submit(emu.origin, token, {
+      submission,
       email: 'ada@lovelace.example',
       first_name: 'Ada',
       last_name: 'Lovelace',
@@ -87,13 +90,19 @@ describe('connect flow', () => {
     const again = await fetch(browserUrl);
     assert.equal(again.status, 410);
     assert.match(await again.text(), /already been used/);
-    // The form sent again (a double click, a slow first answer) leads where the first one did, not to "already
-    // used"; the token is not used twice.
-    const resent = await submit(emu.origin, token, { email: 'x@y.z' });
+    // The same page's form sent again (a double click, a slow first answer) leads where the first one did,
+    // not to "already used"; the token is not used twice.
+    const resent = await submit(emu.origin, token, { submission, email: 'x@y.z' });
     assert.equal(resent.status, 303);
     assert.equal(resent.headers.location, `https://app.example.com/done?step=2&contextio_token=${token}`);
     assert.equal((await api(emu, `/connect_tokens/${token}`)).body.account.id, account.id);
     assert.equal((await api(emu, '/accounts')).body.length, 1);
+    // Anyone else holding the link (no mark, or another page's) learns nothing of the app's callback.
+    for (const other of [{}, { submission: 'f'.repeat(24) }]) {
+      const stranger = await submit(emu.origin, token, { ...other, email: 'x@y.z' });
+      assert.equal(stranger.status, 410);
+      assert.equal(stranger.headers.location, undefined);
+    }
   });
 
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
