@@ -98,7 +98,7 @@ describe('connect flow', () => {
     assert.equal((await api(emu, `/connect_tokens/${token}`)).body.account.id, account.id);
     assert.equal((await api(emu, '/accounts')).body.length, 1);
     // Anyone else holding the link (no mark, or another page's) learns nothing of the app's callback.
-    for (const other of [{}, { submission: 'f'.repeat(24) }]) {
+    for (const other of [{}, { submission: 'f'.repeat(24) }] as Record<string, string>[]) {
       const stranger = await submit(emu.origin, token, { ...other, email: 'x@y.z' });
       assert.equal(stranger.status, 410);
       assert.equal(stranger.headers.location, undefined);
