@@ -70,7 +70,15 @@ async function linkTarget(file: string): Promise<string> {
     // The link's text read as the kernel reads it: from the link's real folder, each folder link in it
     // followed before a `..` after it is applied (which joining the strings would cancel out on paper).
     const raw = isAbsolute(link) ? link : `${await realpath(dirname(path)).catch(() => dirname(path))}${sep}${link}`;
-    path = await realpath(dirname(raw)).then((dir) => join(dir, basename(raw)), () => resolve(raw));
+    path = await realpath(dirname(raw)).then(
+      (dir) => join(dir, basename(raw)),
+      (error: unknown) => {
+        // A folder not there yet: made by the write, unless a `..` must step out of it, which the kernel
+        // cannot do either.
+        if (raw.split(sep).includes('..')) throw error;
+        return resolve(raw);
+      },
+    );
   }
   throw Object.assign(new Error(`too many symbolic links from ${file}`), { code: 'ELOOP' });
 }

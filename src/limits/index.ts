@@ -119,6 +119,7 @@ export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): 
               limit: refusal.extensions['limit'],
               depth: measure.depth,
               aliases: measure.aliases,
+              longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,
               cost: measure.cost,
             });

@@ -164,7 +164,7 @@ const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 /** Of those, the ones that say the request never left: no connection was made. */
-const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN']);
+const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
 const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
