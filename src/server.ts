@@ -121,7 +121,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     socket.setTimeout(answerStallTimeoutMs);
     const onStall = () => {
-      stalledAnswers.add(res);
+      // Those queued behind it on the connection go with it, for the same reason.
+      for (const cut of openBySocket.get(socket) ?? [res]) stalledAnswers.add(cut);
       res.destroy();
     };
     res.once('timeout', onStall);

@@ -228,14 +228,17 @@ describe('a client that stops taking its answer', () => {
         const body = JSON.stringify({ query });
         return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
       };
-      // The large answer is ready first, and waits for the slow one ahead of it; then nobody reads it.
+      // The large answer is ready first, and waits for the slow one ahead of it; then nobody reads it. A third
+      // request waits behind it, and is cut with it.
+      const later = stack.emulator.store.createAccount({ email: 'later@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${later}`, latencyMs: 3_000 });
       const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
       await once(socket, 'connect');
-      socket.write(request(`{ account(id: "${slow}") { id } }`) + request('{ accounts(first: 100) { nodes { firstName } } }'));
+      socket.write(request(`{ account(id: "${slow}") { id } }`) + request('{ accounts(first: 100) { nodes { firstName } } }') + request(`{ account(id: "${later}") { id } }`));
       socket.pause();
-      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 2, 10_000);
+      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 3, 10_000);
       const lines = stack.lines.filter((l) => l.includes('"message":"operation"')).map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.deepEqual(lines.map((l) => [l['status'], l['answerStalled']]), [[200, undefined], [null, true]]);
+      assert.deepEqual(lines.map((l) => [l['status'], l['answerStalled'], l['clientWentAway']]), [[200, undefined, undefined], [null, true, undefined], [null, true, undefined]]);
       socket.destroy();
     } finally {
       await stack.close();
