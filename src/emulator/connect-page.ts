@@ -17,7 +17,14 @@ export interface ConnectPageContext {
    * the same form sent again (a double click, a slow first answer) goes there too, instead of "already
    * used". Only a submission carrying that page's mark: the link alone does not reveal the app's callback.
    */
-  recentlyUsed: Map<string, { submission: string; redirectUrl: string; until: number }>;
+  recentlyUsed: Map<string, RecentUse>;
+}
+
+/** A token the connect page used: the mark of the form page that used it, where it went, and until when. */
+interface RecentUse {
+  submission: string;
+  redirectUrl: string;
+  until: number;
 }
 
 /** How long after its use a token's form, sent again from the same page, still leads to the app's callback. */
@@ -108,7 +115,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   ctx.notifySourceCallback(result);
 }
 
-function remember(recent: ConnectPageContext['recentlyUsed'], token: string, entry: { submission: string; redirectUrl: string; until: number }): void {
+function remember(recent: Map<string, RecentUse>, token: string, entry: RecentUse): void {
   // Insertion order is expiry order: the oldest go first, the expired ones, then any beyond the bound.
   for (const [key, { until }] of recent) {
     if (until > Date.now() && recent.size < MAX_RECENTLY_USED) break;

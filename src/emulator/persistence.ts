@@ -67,9 +67,10 @@ async function linkTarget(file: string): Promise<string> {
     } catch {
       return path; // not a link, or not there: the file itself
     }
-    // The link's text read as the kernel reads it: from the link's real folder, each folder link in it
-    // followed before a `..` after it is applied (which joining the strings would cancel out on paper).
-    const raw = isAbsolute(link) ? link : `${await realpath(dirname(path)).catch(() => dirname(path))}${sep}${link}`;
+    // The link's text read as the kernel reads it, by realpath below: from the link's folder, each folder
+    // link on the way followed before a `..` after it is applied (joining the strings with path.join would
+    // cancel them out on paper).
+    const raw = isAbsolute(link) ? link : `${dirname(path)}${sep}${link}`;
     path = await realpath(dirname(raw)).then(
       (dir) => join(dir, basename(raw)),
       (error: unknown) => {

@@ -246,7 +246,6 @@ export class UpstreamClient {
     return this.#breaker.state;
   }
 
-  /** Closes the pool's connections once the requests in it are done. */
   /**
    * Closes every connection at once. For when nothing waits on a call any more (the gateway closes it once
    * every operation is answered): what is left in the pool was cancelled, and a graceful close would still
@@ -453,12 +452,8 @@ export class UpstreamClient {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
-          const message =
-            call.method !== 'GET' && mayHaveLanded
-              ? `${sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached'}: the request may have taken effect`
-              : sent
-                ? 'The connection to the upstream broke before it answered'
-                : 'The upstream could not be reached';
+          const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
+          const message = call.method !== 'GET' && mayHaveLanded ? `${what}: the request may have taken effect` : what;
           return this.#fail(ErrorCode.UPSTREAM_ERROR, message, info);
         };
         if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0) {
