@@ -1,4 +1,5 @@
 import { AccessGuard, type Identity } from './auth/index.ts';
+import { ListLengthBudget } from './limits/index.ts';
 import { RequestApi } from './loaders/request-api.ts';
 import { cursorKeyFrom } from './resolvers/connection.ts';
 import type { CancelSignal } from './upstream/cancellation.ts';
@@ -13,6 +14,8 @@ export interface GatewayContext {
   readonly outcome: OperationOutcome;
   /** The key of filtered lists' cursor digests (see `filteredCursorKind`). */
   readonly cursorKey: Buffer;
+  /** What lists longer than the cost estimate assumed add to it while the operation runs. */
+  readonly lists: ListLengthBudget;
 }
 
 export interface OperationOutcome {
@@ -37,5 +40,5 @@ export function contextDeps(client: UpstreamClient, consumerSecret: string): Con
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
 export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, outcome, cursorKey: deps.cursorKey };
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, outcome, cursorKey: deps.cursorKey, lists: new ListLengthBudget() };
 }

@@ -2,8 +2,10 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { ListLengthBudget } from './lists.ts';
 import { COST, measureOperation, type OperationMeasure } from './measure.ts';
 
+export { ListLengthBudget } from './lists.ts';
 export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from './measure.ts';
 
 /** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
@@ -87,7 +89,7 @@ function tooComplex(what: string, limit: string, value: number | string, maximum
  * document cache hands back the same document object for a repeated query, so measures that do not depend
  * on variables are kept per document and operation, and a repeated query costs one map lookup.
  */
-export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): ApolloServerPlugin<{ requestId: string }> {
+export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget }> {
   const cache = new WeakMap<DocumentNode, Map<OperationDefinitionNode, OperationMeasure>>();
   const measured = (
     schema: GraphQLSchema,
@@ -125,6 +127,9 @@ export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): 
             });
             throw refusal;
           }
+          contextValue.lists.plan(measure, maxCostWhileRunning(limits), (overrun) => {
+            logger.warn('operation has lists longer than its cost allows: they fail', { requestId: contextValue.requestId, ...overrun });
+          });
         },
       };
     },
@@ -155,6 +160,16 @@ export function tokenLimitRefusal(maxTokens: number): GraphQLFormattedError {
  */
 export function upstreamRequestBudget(limits: OperationLimits): number {
   return 2 * Math.ceil(limits.maxCost / COST.upstream);
+}
+
+/**
+ * The most an operation's cost may reach while it runs, once the lists the estimate assumed COST.listSize
+ * long arrive with their real lengths (ListLengthBudget): twice `MAX_QUERY_COST`, the same room the request
+ * budget leaves, since what the estimate overcounts (shorter lists, an account loaded once for many tokens)
+ * is not credited.
+ */
+export function maxCostWhileRunning(limits: OperationLimits): number {
+  return 2 * limits.maxCost;
 }
 
 /** The limits of one gateway: its overrides over the defaults. */

@@ -71,6 +71,11 @@ export interface OperationMeasure {
   cost: number;
   /** Whether a `first` was read from a variable, so the measure holds only for these variable values. */
   usesVariables: boolean;
+  /**
+   * The cost of one item of each list field the estimate assumed COST.listSize long (no `first` bounds it),
+   * by its node in the document: what each item past the assumed ones adds while the operation runs.
+   */
+  assumedListItemCosts: ReadonlyMap<FieldNode, number>;
 }
 
 interface SetMeasure {
@@ -99,6 +104,7 @@ export function measureOperation(
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
   const memo = new Map<string, SetMeasure>();
+  const assumedListItemCosts = new Map<FieldNode, number>();
   let usesVariables = false;
 
   const variableDefault = (name: string): ValueNode | undefined =>
@@ -172,7 +178,9 @@ export function measureOperation(
 
     const first = definition.args.find((a) => a.name === 'first');
     const child = selectionSet(type, node.selectionSet, first ? pageSizeOf(node, first.defaultValue) : undefined);
-    const multiplier = isListType(getNullableType(definition.type)) ? (pageSize ?? COST.listSize) : 1;
+    const isList = isListType(getNullableType(definition.type));
+    if (isList && pageSize === undefined && !introspection) assumedListItemCosts.set(node, child.cost);
+    const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
     const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
     return {
       cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
@@ -192,6 +200,7 @@ export function measureOperation(
     rootFields: root ? countRootFields(operation.selectionSet, fragments) : 0,
     cost: measure.cost,
     usesVariables,
+    assumedListItemCosts,
   };
 }
 

@@ -71,7 +71,7 @@ export const Account: AccountResolvers = {
   emailAddresses: ({ account }) => account.email_addresses,
   firstName: ({ account }) => account.first_name ?? null,
   lastName: ({ account }) => account.last_name ?? null,
-  sources: ({ account }) => account.sources,
+  sources: ({ account }, _, { lists }, info) => lists.charge(info, account.sources),
 
   // Fields only the full account has.
   username: fromFull((a) => a.username ?? null),
@@ -80,6 +80,6 @@ export const Account: AccountResolvers = {
   fileCount: fromFull((a) => a.nb_files ?? null),
 
   // However the account was reached, its tokens need it in the caller's scope (RequestApi checks).
-  connectTokens: ({ account }, _, { api }) => api.connectTokens(account.id),
+  connectTokens: async ({ account }, _, { api, lists }, info) => lists.charge(info, await api.connectTokens(account.id)),
   connectToken: ({ account }, { token }, { api }) => api.connectToken(account.id, token),
 };

@@ -6,7 +6,7 @@ import { getIntrospectionQuery } from 'graphql';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
 import { buildSchema } from '../../src/schema.ts';
-import { codes, startStack, useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
+import { codes, startLoggingStack, startStack, useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 
 /**
  * A query nested exactly `depth` fields deep, through single objects only (a token, its account, one of
@@ -261,6 +261,60 @@ describe('the upstream request budget', () => {
       assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
       assert.match(res.body.errors![0]!.message, /the most upstream requests one may \(30, retries included/);
       assert.equal(res.body.data!.connectTokens.nodes.filter((node) => node.account !== null).length, 29);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('lists longer than the estimate assumed', () => {
+  it('charge their further items while the operation runs: a list past twice MAX_QUERY_COST fails, once logged', async () => {
+    const stack = await startLoggingStack('warn');
+    try {
+      const { store } = stack.emulator;
+      const id = store.createAccount({ email: 'many@example.com' }).id;
+      for (let i = 0; i < 3000; i++) store.createConnectToken(id, { callback_url: 'https://app.example/cb' });
+      stack.emulator.clearRequests();
+      // Each alias is estimated at 10 + 10 + 10 × 3 = 50 (1,000 for 20); each list's 2,990 further items
+      // add 2,990 × 3 = 8,970: the first two lists fit in 20,000, the third would take it to 27,910.
+      const aliases = Array.from({ length: 20 }, (_, i) => `a${i}: account(id: "${id}") { connectTokens { token email callbackUrl } }`);
+      const res = await stack.gql<Record<string, { connectTokens: unknown[] } | null>>(`{ ${aliases.join(' ')} }`);
+      assert.equal(res.status, 200);
+      assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
+      const answered = Object.values(res.body.data!).filter((account) => account !== null);
+      assert.equal(answered.length, 2);
+      assert.ok(answered.every((account) => account!.connectTokens.length === 3000));
+      assert.equal(res.body.errors!.length, 18);
+      assert.ok(codes(res).every((code) => code === 'QUERY_TOO_COMPLEX'));
+      const [first] = res.body.errors!;
+      assert.deepEqual(first!.extensions!['limit'], 'LIST_LENGTHS');
+      assert.deepEqual([first!.extensions!['value'], first!.extensions!['maximum']], [27_910, 20_000]);
+      assert.match(first!.message, /Account\.connectTokens has 3000 items where the estimate assumed 10, which takes its cost to 27910, more than the maximum of 20000/);
+      const warned = stack.lines.filter((line) => line.includes('lists longer than its cost allows'));
+      assert.equal(warned.length, 1);
+      assert.match(warned[0]!, /"field":"Account\.connectTokens","length":3000,"value":27910,"maximum":20000/);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('answer one long list whole, and count sources the same way', async () => {
+    const stack = await startStack({ gateway: { operationLimits: { maxCost: 100 } } }); // 200 while running
+    try {
+      const { store } = stack.emulator;
+      const sources = Array.from({ length: 50 }, (_, i) => ({ label: `source${i}`, username: `u${i}@example.com` }));
+      const id = store.createAccount({ email: 'sources@example.com', sources }).id;
+      // 10 + 1 + 10 × 2 = 31 estimated, plus 40 × 2 = 80 for the further sources: 111, within 200.
+      const one = await stack.gql<{ account: { sources: unknown[] } }>(`{ account(id: "${id}") { sources { label username } } }`);
+      assert.equal(one.body.errors, undefined);
+      assert.equal(one.body.data!.account.sources.length, 50);
+      // Twice: 62 estimated, 142 with the first list, 222 with the second.
+      const two = await stack.gql<Record<string, { sources: unknown[] } | null>>(
+        `{ a: account(id: "${id}") { sources { label username } } b: account(id: "${id}") { sources { label username } } }`,
+      );
+      assert.deepEqual(codes(two), ['QUERY_TOO_COMPLEX']);
+      assert.equal(two.body.errors![0]!.extensions!['value'], 222);
+      assert.deepEqual(Object.values(two.body.data!).map((account) => account?.sources.length ?? null).sort(), [50, null]);
     } finally {
       await stack.close();
     }

@@ -1,0 +1,63 @@
+import type { FieldNode, GraphQLResolveInfo } from 'graphql';
+import { ErrorCode, gatewayError } from '../errors.ts';
+import { COST, type OperationMeasure } from './measure.ts';
+
+/** What the first list refused for its length tells the log. */
+export interface LongListRefusal {
+  field: string;
+  length: number;
+  /** The cost the operation would have reached with the list. */
+  value: number;
+  maximum: number;
+}
+
+/**
+ * The estimated cost assumes COST.listSize items in a list no `first` bounds (an account's sources and
+ * connect tokens), and real lists can be far longer: an account's user can create thousands of connect
+ * tokens, and each item repeats the work and the answer of the list's selection. So while the operation
+ * runs, each such list longer than assumed adds what its further items cost to the estimate, and a list that
+ * would take the total past `maximum` fails with `QUERY_TOO_COMPLEX` instead (its siblings keep theirs).
+ *
+ * Lists shorter than assumed are not credited: what a list adds does not depend on which lists arrived
+ * before it, so whether an operation fits does not depend on the order its upstream answers come in.
+ */
+const UNMEASURED: ReadonlyMap<FieldNode, number> = new Map();
+
+export class ListLengthBudget {
+  #itemCosts = UNMEASURED;
+  #cost = 0;
+  #maximum = Infinity;
+  #onFirstRefusal: ((refusal: LongListRefusal) => void) | undefined;
+
+  /** Called once the operation is measured, before it runs; until then nothing is refused. */
+  plan(measure: OperationMeasure, maximum: number, onFirstRefusal: (refusal: LongListRefusal) => void): void {
+    this.#itemCosts = measure.assumedListItemCosts;
+    this.#cost = measure.cost;
+    this.#maximum = maximum;
+    this.#onFirstRefusal = onFirstRefusal;
+  }
+
+  /** The list a field resolves to, once what its items past the assumed ones cost is within the budget. */
+  charge<T>(info: GraphQLResolveInfo, items: T[]): T[] {
+    const further = items.length - COST.listSize;
+    if (further <= 0) return items;
+    // Every node of a merged field was counted by the estimate; an unmeasured one counts at least its field.
+    let itemCost = 0;
+    for (const node of info.fieldNodes) itemCost += this.#itemCosts.get(node) ?? COST.field;
+    const value = this.#cost + further * itemCost;
+    if (value <= this.#maximum) {
+      this.#cost = value;
+      return items;
+    }
+    const field = `${info.parentType.name}.${info.fieldName}`;
+    this.#onFirstRefusal?.({ field, length: items.length, value, maximum: this.#maximum });
+    this.#onFirstRefusal = undefined;
+    throw gatewayError(
+      ErrorCode.QUERY_TOO_COMPLEX,
+      `The operation is too complex: ${field} has ${items.length} items where the estimate assumed ${COST.listSize}, ` +
+        `which takes its cost to ${value}, more than the maximum of ${this.#maximum} while it runs (twice MAX_QUERY_COST)`,
+      undefined,
+      { limit: 'LIST_LENGTHS', value, maximum: this.#maximum },
+    );
+  }
+}
