@@ -30,6 +30,8 @@ export interface GatewayConfig extends AccessConfig {
   breakerCooldownMs: number;
   /** `MAX_BODY_BYTES`: larger request bodies get 413. */
   maxBodyBytes: number;
+  /** `MAX_ANSWER_BYTES`: larger answers are not sent (QUERY_TOO_COMPLEX). */
+  maxAnswerBytes: number;
   /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;
   logLevel: LogLevel;
@@ -80,6 +82,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', DEFAULTS.breakerFailureThreshold, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', DEFAULTS.breakerCooldownMs, 1, 600_000);
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 100 * 1024 * 1024);
+  // At most what one JavaScript string holds (2^29 − 24 UTF-16 units): larger answers cannot be made at all.
+  const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
   const operationLimits: OperationLimits = {
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
@@ -129,6 +133,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     breakerFailureThreshold,
     breakerCooldownMs,
     maxBodyBytes,
+    maxAnswerBytes,
     operationLimits,
     logLevel,
     development: env['NODE_ENV'] === 'development',

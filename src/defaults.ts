@@ -20,6 +20,12 @@ export const DEFAULTS = {
   breakerCooldownMs: 5_000,
   maxBodyBytes: 1024 * 1024,
   /**
+   * The largest answer sent. The limits bound how many fields an answer has, not how large the upstream's
+   * values in them are: 64 MiB is far above any page the limits allow with ordinary values (the heaviest,
+   * 100 accounts with their sources and tokens, is about 1 MB), and below what one slow client may hold.
+   */
+  maxAnswerBytes: 64 * 1024 * 1024,
+  /**
    * How long a client may take to send a whole request, headers and body (Node's own is 5 minutes: a client
    * trickling a body a byte at a time would hold a connection that long). Not a setting.
    */

@@ -9,7 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
-import { resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
+import { answerTooLarge, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
@@ -25,6 +25,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   logger: Logger;
   /** Largest request body accepted; larger ones get 413 before they are read whole. */
   maxBodyBytes?: number;
+  /** Largest answer sent; a larger one is replaced by a QUERY_TOO_COMPLEX error. Default 64 MiB. */
+  maxAnswerBytes?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
   /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT. Default 30 s. */
@@ -171,7 +173,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
-  const apollo = createApollo({ limits, logger, development: options.development, introspection: access.introspection });
+  const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULTS.maxAnswerBytes;
+  const apollo = createApollo({ limits, maxAnswerBytes, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
 
   const deps = contextDeps(client, options.upstream.consumerSecret);
@@ -284,12 +287,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     for (const [key, value] of response.headers) res.setHeader(key, value);
     res.statusCode = response.status ?? 200;
-    if (response.body.kind === 'complete' && res.statusCode >= 400 && outcome.errorCodes.size === 0) {
-      // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
-      for (const code of errorCodesIn(response.body.string)) outcome.errorCodes.add(code);
-    }
     if (response.body.kind === 'complete') {
-      endOnceFlushed(res, response.body.string);
+      let answer = response.body.string;
+      if (res.statusCode >= 400) {
+        // Refused by Apollo before its plugins ran (its CSRF check), or failed after them (an answer too large
+        // to be made at all): the log line takes the codes from the answer.
+        const errors = errorsIn(answer);
+        for (const error of errors) outcome.errorCodes.add(String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
+        if (errors.some((error) => error.extensions?.['limit'] === 'MAX_ANSWER_BYTES')) {
+          logger.warn('answer too large to send', { requestId, maximum: maxAnswerBytes });
+        }
+      } else if (byteLengthOver(answer, maxAnswerBytes)) {
+        const bytes = Buffer.byteLength(answer);
+        logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
+        outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
+        res.statusCode = 400;
+        answer = JSON.stringify({ errors: [answerTooLarge(bytes, maxAnswerBytes)] });
+      }
+      endOnceFlushed(res, answer);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);
@@ -395,13 +410,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
-/** The `extensions.code` of each error in a GraphQL response body. */
-function errorCodesIn(body: string): string[] {
+/** The errors of a GraphQL response body (none when it is not one). */
+function errorsIn(body: string): Array<{ extensions?: Record<string, unknown> }> {
   try {
-    const { errors } = JSON.parse(body) as { errors?: Array<{ extensions?: { code?: unknown } }> };
-    return (errors ?? []).map((error) => String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
+    const { errors } = JSON.parse(body) as { errors?: Array<{ extensions?: Record<string, unknown> }> };
+    return Array.isArray(errors) ? errors : [];
   } catch {
     return [];
   }
+}
+
+/** Whether `text` takes more than `maximum` bytes in UTF-8, counted only when its length leaves it in doubt. */
+function byteLengthOver(text: string, maximum: number): boolean {
+  return text.length > maximum || (text.length * 3 > maximum && Buffer.byteLength(text) > maximum);
 }
 

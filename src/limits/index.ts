@@ -153,6 +153,20 @@ export function tokenLimitRefusal(maxTokens: number): GraphQLFormattedError {
 }
 
 /**
+ * The error that replaces an answer larger than `MAX_ANSWER_BYTES` (`bytes` unknown: larger than one
+ * JavaScript string can hold, so it could not even be made). The operation has run by then.
+ */
+export function answerTooLarge(bytes: number | undefined, maximum: number): GraphQLFormattedError {
+  const size = bytes === undefined ? 'more than one JavaScript string can hold (512 MiB)' : `${bytes} bytes`;
+  return {
+    message:
+      `The answer is too large to send: ${size}, more than the maximum of ${maximum} (MAX_ANSWER_BYTES). ` +
+      'The operation ran (a mutation in it took effect); ask for fewer items or fields.',
+    extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'MAX_ANSWER_BYTES', ...(bytes === undefined ? {} : { value: bytes }), maximum },
+  };
+}
+
+/**
  * The most upstream requests one operation may send, retries included: twice what its estimated cost allows
  * at most (a request weighs COST.upstream). The estimate is checked before the operation runs; this ceiling
  * holds while it runs, for what the estimate cannot foresee: retries, or a server that sends a used token's

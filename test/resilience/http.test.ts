@@ -262,6 +262,63 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX, in the media type asked for, logged with the request id', async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const small = await startStack({ gateway: { maxAnswerBytes: 4096, logger: createLogger('info', (line) => lines.push(line)) } });
+    try {
+      for (let i = 0; i < 40; i++) small.emulator.store.createAccount({ email: `answer${i}@example.com`, first_name: 'F'.repeat(100) });
+      const query = '{ accounts(first: 40) { nodes { id firstName } } }';
+      const over = await post(small, JSON.stringify({ query }), { ...JSON_HEADERS, accept: 'application/graphql-response+json', 'x-request-id': 'too-large-1' });
+      assert.equal(over.status, 400);
+      assert.match(over.headers.get('content-type') ?? '', /^application\/graphql-response\+json/);
+      const error = firstError(over)!;
+      assert.equal(error.extensions?.['code'], 'QUERY_TOO_COMPLEX');
+      assert.equal(error.extensions?.['limit'], 'MAX_ANSWER_BYTES');
+      assert.equal(error.extensions?.['maximum'], 4096);
+      const bytes = error.extensions?.['value'] as number;
+      assert.ok(bytes > 40 * 100 && bytes < 10_000, `the answer's size: ${bytes}`);
+      assert.match(error.message, new RegExp(`too large to send: ${bytes} bytes, more than the maximum of 4096 \\(MAX_ANSWER_BYTES\\)\\. The operation ran`));
+      assert.equal(over.json?.data, undefined);
+      const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['requestId'] === 'too-large-1');
+      assert.deepEqual(logged.map((line) => line['msg'] ?? line['message']).sort(), ['answer too large to send', 'operation'].sort());
+      assert.deepEqual(logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!['errors'], ['QUERY_TOO_COMPLEX']);
+      // Within the limit, and the same limit's nearest neighbour: answered.
+      const within = await small.gql<{ accounts: { nodes: unknown[] } }>('{ accounts(first: 10) { nodes { id firstName } } }');
+      assert.equal(within.status, 200);
+      assert.equal(within.body.data!.accounts.nodes.length, 10);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('refuse an answer larger than a JavaScript string can hold with QUERY_TOO_COMPLEX, not a masked 500', { timeout: 120_000 }, async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const huge = await startStack({ gateway: { logger: createLogger('info', (line) => lines.push(line)) } });
+    try {
+      // An upstream page of 100 accounts with 280,000-character names (28 MB, within the 32 MiB a body may
+      // have); twenty aliases of it, well within every limit, make 560 M characters, past V8's 2^29 − 24.
+      const name = 'N'.repeat(280_000);
+      const accounts = Array.from({ length: 100 }, (_, i) => ({ id: `a${String(i).padStart(23, '0')}`, created: 1, suspended: 0, email_addresses: [`n${i}@example.com`], first_name: name, sources: [] }));
+      huge.emulator.addFault({ method: 'GET', path: '/accounts', body: accounts });
+      const aliases = Array.from({ length: 20 }, (_, i) => `a${i}: accounts(first: 99) { nodes { firstName } }`).join(' ');
+      const res = await post(huge, JSON.stringify({ query: `{ ${aliases} }` }), { ...JSON_HEADERS, 'x-request-id': 'too-large-2' });
+      assert.equal(res.status, 400);
+      const error = firstError(res)!;
+      assert.equal(error.extensions?.['code'], 'QUERY_TOO_COMPLEX');
+      assert.equal(error.extensions?.['limit'], 'MAX_ANSWER_BYTES');
+      assert.match(error.message, /more than one JavaScript string can hold/);
+      assert.equal(huge.upstreamCalls().length, 1, 'one page, shared by the aliases');
+      const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['requestId'] === 'too-large-2');
+      assert.ok(logged.some((line) => (line['msg'] ?? line['message']) === 'answer too large to send'), JSON.stringify(logged));
+      assert.deepEqual(logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!['errors'], ['QUERY_TOO_COMPLEX']);
+      assert.equal((await huge.gql('{ __typename }')).status, 200, 'and it keeps serving');
+    } finally {
+      await huge.close();
+    }
+  });
+
   it('include stack traces in development mode', async () => {
     const dev = await startStack({ gateway: { development: true } });
     try {
