@@ -13,6 +13,17 @@ export function exactOrigin(value: string): string | undefined {
   }
 }
 
+/**
+ * Whether a URL's scheme (`new URL(…).protocol`) is one a browser runs or reads locally rather than hands to a
+ * site or an app: a connect flow's callback with one would run script or open local content in the user's
+ * browser once the mailbox is connected. An app's own scheme (`cio-api-auth:`) is not.
+ */
+export function isBrowserLocalScheme(protocol: string): boolean {
+  return BROWSER_LOCAL_SCHEMES.has(protocol);
+}
+
+const BROWSER_LOCAL_SCHEMES: ReadonlySet<string> = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'filesystem:', 'about:', 'view-source:']);
+
 /** Whether a host name or address reaches this machine only. */
 export function isLoopbackHost(host: string): boolean {
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');

@@ -8,7 +8,8 @@ import type {
 } from '../upstream/types.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson } from './http.ts';
 import type { OAuthVerifier } from './oauth.ts';
-import { looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
+import { isBrowserLocalScheme } from '../url.ts';
+import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
 
@@ -249,11 +250,11 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   if (accountId !== null) requireAccount(ctx, accountId);
   const callbackUrl = params.get('callback_url');
   if (!callbackUrl) throw new HttpError(400, 'missing required parameter: callback_url');
-  if (!isHttpUrl(callbackUrl)) throw new HttpError(400, 'callback_url is invalid: it must be an absolute http(s) URL');
+  if (!isCallbackUrl(callbackUrl)) throw new HttpError(400, 'callback_url is invalid: it must be an absolute URL, http(s) or an app\'s own scheme');
   const sourceCallbackUrl = params.get('source_callback_url') || undefined;
   if (sourceCallbackUrl && !isHttpUrl(sourceCallbackUrl)) throw new HttpError(400, 'source_callback_url is invalid');
   const email = params.get('email')?.trim() || undefined;
-  if (email && !looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
+  if (email && !looksLikeEmail(email) && !isDomainHint(email)) throw new HttpError(400, `email ${email} is invalid`);
 
   const input: NewConnectToken = { callback_url: callbackUrl };
   if (email) input.email = email;
@@ -317,6 +318,15 @@ function flagFilter(params: Params, name: string): boolean | undefined {
 
 function truthy(value: string | undefined): boolean {
   return value === '1' || value?.toLowerCase() === 'true';
+}
+
+/** Where the connect page may send the browser: a web page, or an app's own scheme (`cio-api-auth://`). */
+function isCallbackUrl(value: string): boolean {
+  try {
+    return !isBrowserLocalScheme(new URL(value).protocol);
+  } catch {
+    return false;
+  }
 }
 
 function isHttpUrl(value: string): boolean {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
-import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
+import { ConnectTokenError, isDomainHint, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 
 /**
  * The browser side of the connect flow (`/connect/{token}`, outside `/2.0`, no OAuth): a form where the
@@ -65,7 +65,6 @@ function showForm(ctx: ConnectPageContext, res: ServerResponse, token: string): 
     res,
     200,
     formPage(token, {
-      email: details.email ?? '',
       first_name: details.first_name ?? '',
       last_name: details.last_name ?? '',
     }, details.email ?? undefined, details.owner !== null),
@@ -198,20 +197,24 @@ const DERIVE_SCRIPT = `
 function formPage(
   token: string,
   values: Record<string, string>,
-  fixedEmail: string | undefined,
+  tokenEmail: string | undefined,
   addsSource: boolean,
   error?: string,
   useSsl = true,
 ): string {
+  // The token's address is the mailbox, not asked again; a domain hint (`@gmail.com`) only suggests one.
+  const hint = tokenEmail !== undefined && isDomainHint(tokenEmail) ? tokenEmail : undefined;
+  const fixedEmail = hint === undefined ? tokenEmail : undefined;
   const email = fixedEmail ?? values.email ?? '';
-  const [local = '', domain = ''] = email.split('@');
+  const [local = '', domain = hint?.slice(1) ?? ''] = email.split('@');
   const value = (name: string, fallback = '') => escapeHtml(values[name] ?? fallback);
   const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
     `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}>`;
 
+  const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail
     ? `<p>Mailbox: <strong>${escapeHtml(fixedEmail)}</strong></p>\n<input type="hidden" id="email" name="email" value="${escapeHtml(fixedEmail)}">`
-    : field('email', 'Email address', 'email', ' required autocomplete="email"');
+    : field('email', 'Email address', 'email', ` required autocomplete="email"${placeholder}`);
 
   const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
 <p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>

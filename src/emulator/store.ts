@@ -188,6 +188,14 @@ export function looksLikeEmail(value: string): boolean {
   return /^[^\s@]+@[^\s@]+$/.test(value);
 }
 
+/**
+ * A connect token's `email` may be only the part from the `@` on (`@gmail.com`, as the API's own signing
+ * example sends): it picks the user's provider, and the connect page still asks for the address.
+ */
+export function isDomainHint(value: string): boolean {
+  return /^@[^\s@]+$/.test(value);
+}
+
 /** Appends `contextio_token` to a callback URL, before any fragment. */
 export function callbackWithToken(given: string, token: string): string {
   // As the URL parser writes it (non-ASCII percent-encoded, tabs and line breaks dropped): the result is a
@@ -475,7 +483,9 @@ export class EmulatorStore {
     if (state === 'expired') throw new ConnectTokenError('expired', `connect token ${token} has expired`);
     const record = this.tokens.get(token)!;
 
-    const email = (record.email || input.email || '').trim();
+    // A domain hint (`@gmail.com`) is no address: the user's own is what the form sent.
+    const given = record.email && !isDomainHint(record.email) ? record.email : input.email;
+    const email = (given ?? '').trim();
     if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.');
     const [local = '', domain = ''] = email.split('@');
     const server = input.server?.trim() || `imap.${domain}`;

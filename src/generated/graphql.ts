@@ -103,7 +103,7 @@ export type ConnectToken = {
   callbackUrl: Scalars['String']['output'];
   /** When the token was created. */
   createdAt: Scalars['DateTime']['output'];
-  /** The email address given at creation; the connect page skips asking for it when set. */
+  /** The email address given at creation, or the part from its `@` on (`@gmail.com`) that picks the provider. */
   email?: Maybe<Scalars['String']['output']>;
   /** When the unused token expires and is purged; null once used. */
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
@@ -162,9 +162,16 @@ export type CreateAccountPayload = {
 
 /** The settings of a new connect token. */
 export type CreateConnectTokenInput = {
-  /** Where the browser goes once the mailbox is connected (receives `?contextio_token=<token>`). */
+  /**
+   * Where the browser goes once the mailbox is connected (receives `?contextio_token=<token>`): an absolute
+   * URL, http(s) or an app's own scheme (`myapp://connected`); not one a browser runs or reads locally
+   * (`javascript:`, `data:`, `file:` …).
+   */
   callbackUrl: Scalars['String']['input'];
-  /** The user's email address; when given, the connect page does not ask for it. */
+  /**
+   * The user's email address: when given, the connect page does not ask for it. Or only the part from its `@`
+   * on (`@gmail.com`), which picks the user's provider and still lets them type the address.
+   */
   email?: InputMaybe<Scalars['String']['input']>;
   /** The account holder's first name. */
   firstName?: InputMaybe<Scalars['String']['input']>;
@@ -349,7 +356,7 @@ export type Query = {
    * of the previous page.
    */
   accounts: AccountConnection;
-  /** One top-level connect token; null with `NOT_FOUND` when it is unknown, deleted or expired. */
+  /** One top-level connect token; null with `NOT_FOUND` when it is unknown or deleted, or once the upstream has purged it (an unused one is, 24 hours after it was created; until then it answers with its past `expiresAt`). */
   connectToken?: Maybe<ConnectToken>;
   /**
    * The API key's top-level connect tokens, a page at a time. `first` is 1 to 100. The upstream has no paging

@@ -1,6 +1,7 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
+import { isBrowserLocalScheme } from '../url.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -8,10 +9,12 @@ import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../ups
 /** The upstream's form for a new connect token, checked first so a bad input costs no request. */
 export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnectTokenForm {
   return {
-    callback_url: httpUrl(input.callbackUrl, 'input.callbackUrl'),
-    email: input.email == null ? undefined : email(input.email, 'input.email'),
+    // The browser is sent there: a mobile app's own scheme (`cio-api-auth://`, as Context.IO's iOS example
+    // registers) as much as a web page. The upstream's own server POSTs to the source callback: http(s) only.
+    callback_url: absoluteUrl(input.callbackUrl, 'input.callbackUrl', 'browser'),
+    email: input.email == null ? undefined : email(input.email, 'input.email', 'or a domain hint'),
     ...nameForm(input),
-    source_callback_url: input.sourceCallbackUrl == null ? undefined : httpUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl'),
+    source_callback_url: input.sourceCallbackUrl == null ? undefined : absoluteUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl', 'http'),
     source_sync_all_folders: input.sourceSyncAllFolders,
     source_sync_flags: input.sourceSyncFlags,
     source_raw_file_list: input.sourceRawFileList,
@@ -23,15 +26,19 @@ export function nameForm(input: { firstName?: string | null; lastName?: string |
   return { first_name: optionalText(input.firstName, 'input.firstName'), last_name: optionalText(input.lastName, 'input.lastName') };
 }
 
-/** An absolute http(s) URL, sent in the form the gateway's parser read it. */
-function httpUrl(value: string, name: string): string {
+/**
+ * An absolute URL, sent in the form the gateway's parser read it: http(s) only, or (`browser`) any a browser
+ * hands to a site or an app, an app's own scheme included.
+ */
+function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): string {
+  const what = kind === 'http' ? 'an absolute http(s) URL' : 'an absolute URL (http(s), or an app\'s own scheme)';
   text(value, name);
   // Characters no URL holds as they are (spaces of any kind, C0 and C1 controls, invisible format characters
   // such as a soft hyphen or a zero-width space) are refused with a message that says so: the URL parser
   // would strip or rewrite them silently.
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f-\u009f\p{Cf}]/u.test(value)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL, with no spaces, control or invisible characters (percent-encode them)`);
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be ${what}, with no spaces, control or invisible characters (percent-encode them)`);
   }
   let url: URL | undefined;
   try {
@@ -39,9 +46,8 @@ function httpUrl(value: string, name: string): string {
   } catch {
     url = undefined;
   }
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an absolute http(s) URL`);
-  }
+  const allowed = kind === 'http' ? url?.protocol === 'http:' || url?.protocol === 'https:' : url !== undefined && !isBrowserLocalScheme(url.protocol);
+  if (!url || !allowed) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be ${what}`);
   // The URL as the parser read it is what is sent: `https:example.com\cb` and the like reach the upstream in
   // the form that was judged, not in one another parser might read differently.
   if (url.href.length > MAX_FORM_VALUE_LENGTH) {
@@ -52,11 +58,15 @@ function httpUrl(value: string, name: string): string {
 
 /**
  * An email address, as far as the gateway checks one: text on both sides of one `@`, with no spaces,
- * control or invisible characters.
+ * control or invisible characters. A connect token also takes only the part from the `@` on (`@gmail.com`:
+ * the API's own signing example sends it, and Context.IO's clients pick the user's provider so).
  */
-export function email(value: string, name: string): string {
+export function email(value: string, name: string, domainHint?: 'or a domain hint'): string {
   text(value, name);
-  if (!/^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+$/u.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address`);
+  const shape = domainHint ? /^[^\s@\p{Cc}\p{Cf}]*@[^\s@\p{Cc}\p{Cf}]+$/u : /^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+$/u;
+  if (!shape.test(value)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address${domainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
+  }
   return value;
 }
 

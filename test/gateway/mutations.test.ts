@@ -117,7 +117,12 @@ describe('mutations: one upstream request each, payload fields loaded only when 
   });
 
   for (const [name, mutation] of [
-    ['a callback URL that is not http(s)', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
+    ['a javascript: callback URL', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
+    ['a data: callback URL', 'mutation { createConnectToken(input: { callbackUrl: "data:text/html,<script>alert(1)</script>" }) { token } }'],
+    ['a file: callback URL', 'mutation { createConnectToken(input: { callbackUrl: "file:///etc/passwd" }) { token } }'],
+    ['a source callback URL that is not http(s)', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", sourceCallbackUrl: "myapp://synced" }) { token } }'],
+    ['an email that is only an @', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "@" }) { token } }'],
+    ['an account whose email is only a domain', 'mutation { createAccount(input: { email: "@gmail.com" }) { id } }'],
     ['a relative callback URL', 'mutation { createConnectToken(input: { callbackUrl: "/cb" }) { token } }'],
     // The URL parser would strip these before judging; the raw string is what would be forwarded.
     ['a callback URL with a NUL first', 'mutation { createConnectToken(input: { callbackUrl: "\\u0000https://a.example.com" }) { token } }'],
@@ -158,6 +163,30 @@ describe('mutations: one upstream request each, payload fields loaded only when 
       assert.deepEqual(stack.upstreamCalls(), []);
     });
   }
+
+  it('takes an app scheme callback and a domain hint as the email (@gmail.com, as the API documents), through to the connect page', async () => {
+    const res = await stack.gql<{ createConnectToken: { token: string; browserRedirectUrl: string; connectToken: { email: string; callbackUrl: string } } }>(
+      'mutation { createConnectToken(input: { callbackUrl: "cio-api-auth://connected", email: "@gmail.com" }) { token browserRedirectUrl connectToken { email callbackUrl } } }',
+    );
+    assert.equal(res.body.errors, undefined);
+    const created = res.body.data!.createConnectToken;
+    assert.deepEqual(created.connectToken, { email: '@gmail.com', callbackUrl: 'cio-api-auth://connected' });
+    // The connect page asks for the address (the hint is no mailbox), suggesting the provider's server.
+    const page = await (await fetch(created.browserRedirectUrl)).text();
+    assert.match(page, /<input type="email" id="email" name="email" value="" required autocomplete="email" placeholder="you@gmail.com">/);
+    assert.match(page, /id="server" name="server" value="imap\.gmail\.com"/);
+    const submission = /name="submission" value="([0-9a-f]+)"/.exec(page)![1]!;
+    const done = await fetch(created.browserRedirectUrl, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ submission, email: 'ada@gmail.com', server: 'imap.gmail.com', port: '993', use_ssl: '1', username: 'ada', password: 'x' }),
+    });
+    assert.equal(done.status, 303);
+    assert.equal(done.headers.get('location'), `cio-api-auth://connected?contextio_token=${created.token}`);
+    const used = await stack.gql<{ connectToken: { used: boolean; account: { emailAddresses: string[] } } }>(`{ connectToken(token: "${created.token}") { used account { emailAddresses } } }`);
+    assert.deepEqual(used.body.data!.connectToken, { used: true, account: { emailAddresses: ['ada@gmail.com'] } });
+  });
 
   it('never retries a POST the upstream failed', async () => {
     stack.emulator.addFault({ method: 'POST', path: '/connect_tokens', status: 503, retryAfter: 0 });
