@@ -5,7 +5,7 @@ import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './context.ts';
 import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
-import { answerTooLarge, isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
+import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
 import type { Logger } from './logger.ts';
 import { buildSchema } from './schema.ts';
 
@@ -52,8 +52,8 @@ function publicCode(error: unknown): string | undefined {
 
 export interface ApolloSettings {
   limits: OperationLimits;
-  /** MAX_ANSWER_BYTES, named in the error for an answer too large to be made at all. */
-  maxAnswerBytes: number;
+  /** The answer for a result larger than one JavaScript string can hold (the HTTP layer logs it). */
+  unmakeableAnswer: string;
   logger: Logger;
   /** Stack traces in answers and in the log line of an unexpected error. */
   development: boolean;
@@ -61,7 +61,7 @@ export interface ApolloSettings {
 }
 
 /** Apollo Server for the gateway; the caller starts it. */
-export function createApollo({ limits, maxAnswerBytes, logger, development, introspection }: ApolloSettings): ApolloServer<GatewayContext> {
+export function createApollo({ limits, unmakeableAnswer, logger, development, introspection }: ApolloSettings): ApolloServer<GatewayContext> {
   return new ApolloServer<GatewayContext>({
     schema: buildSchema(),
     parseOptions: { maxTokens: limits.maxTokens },
@@ -76,8 +76,8 @@ export function createApollo({ limits, maxAnswerBytes, logger, development, intr
     // set of operations, which fit many times over in this.
     documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
     logger,
-    // Apollo's own (JSON.stringify and a newline), except that an answer larger than one string can hold
-    // (possible within every limit when the upstream's values are large) is refused in words, where
+    // Apollo's own (JSON.stringify and a newline), except that a result larger than one string can hold
+    // (possible within every limit when the upstream's values are large) gets an answer saying so, where
     // Apollo's error path would answer a masked 500 that no plugin sees. The HTTP layer logs it and applies
     // MAX_ANSWER_BYTES to every other answer.
     stringifyResult: (result) => {
@@ -85,8 +85,7 @@ export function createApollo({ limits, maxAnswerBytes, logger, development, intr
         return `${JSON.stringify(result)}\n`;
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
-        const { message, extensions } = answerTooLarge(undefined, maxAnswerBytes);
-        throw new GraphQLError(message, { extensions: { ...extensions, http: { status: 400 } } });
+        return unmakeableAnswer;
       }
     },
     plugins: [

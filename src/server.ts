@@ -9,7 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
-import { answerTooLarge, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
+import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
@@ -174,7 +174,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
   const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULTS.maxAnswerBytes;
-  const apollo = createApollo({ limits, maxAnswerBytes, logger, development: options.development, introspection: access.introspection });
+  // What Apollo answers for a result larger than one JavaScript string can hold; recognized below to log it.
+  const unmakeableAnswer = answerTooLargeBody(undefined, maxAnswerBytes, true);
+  const apollo = createApollo({ limits, unmakeableAnswer, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
 
   const deps = contextDeps(client, options.upstream.consumerSecret);
@@ -289,20 +291,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     res.statusCode = response.status ?? 200;
     if (response.body.kind === 'complete') {
       let answer = response.body.string;
-      if (res.statusCode >= 400) {
-        // Refused by Apollo before its plugins ran (its CSRF check), or failed after them (an answer too large
-        // to be made at all): the log line takes the codes from the answer.
-        const errors = errorsIn(answer);
-        for (const error of errors) outcome.errorCodes.add(String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
-        if (errors.some((error) => error.extensions?.['limit'] === 'MAX_ANSWER_BYTES')) {
-          logger.warn('answer too large to send', { requestId, maximum: maxAnswerBytes });
-        }
-      } else if (byteLengthOver(answer, maxAnswerBytes)) {
-        const bytes = Buffer.byteLength(answer);
-        logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
+      if (res.statusCode >= 400 && outcome.errorCodes.size === 0) {
+        // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
+        for (const code of errorCodesIn(answer)) outcome.errorCodes.add(code);
+      }
+      const tooLarge = answer === unmakeableAnswer ? { bytes: undefined } : byteLengthOver(answer, maxAnswerBytes) ? { bytes: Buffer.byteLength(answer) } : undefined;
+      if (tooLarge) {
+        logger.warn('answer too large to send', { requestId, ...tooLarge, maximum: maxAnswerBytes });
         outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
-        res.statusCode = 400;
-        answer = JSON.stringify({ errors: [answerTooLarge(bytes, maxAnswerBytes)] });
+        // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
+        // refusal before execution (an error answer) keeps its status and has no `data`.
+        if (answer !== unmakeableAnswer) answer = answerTooLargeBody(tooLarge.bytes, maxAnswerBytes, res.statusCode < 400);
       }
       endOnceFlushed(res, answer);
       return;
@@ -410,11 +409,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
-/** The errors of a GraphQL response body (none when it is not one). */
-function errorsIn(body: string): Array<{ extensions?: Record<string, unknown> }> {
+/** The `extensions.code` of each error in a GraphQL response body. */
+function errorCodesIn(body: string): string[] {
   try {
-    const { errors } = JSON.parse(body) as { errors?: Array<{ extensions?: Record<string, unknown> }> };
-    return Array.isArray(errors) ? errors : [];
+    const { errors } = JSON.parse(body) as { errors?: Array<{ extensions?: { code?: unknown } }> };
+    return (errors ?? []).map((error) => String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
   } catch {
     return [];
   }

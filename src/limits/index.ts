@@ -127,7 +127,7 @@ export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): 
             });
             throw refusal;
           }
-          contextValue.lists.plan(measure, maxCostWhileRunning(limits), (overrun) => {
+          contextValue.lists.plan(measure, maxListOverrun(limits), (overrun) => {
             logger.warn('operation has lists longer than its cost allows: they fail', { requestId: contextValue.requestId, ...overrun });
           });
         },
@@ -153,17 +153,19 @@ export function tokenLimitRefusal(maxTokens: number): GraphQLFormattedError {
 }
 
 /**
- * The error that replaces an answer larger than `MAX_ANSWER_BYTES` (`bytes` unknown: larger than one
- * JavaScript string can hold, so it could not even be made). The operation has run by then.
+ * The answer that replaces one larger than `MAX_ANSWER_BYTES` (`bytes` unknown: larger than one JavaScript
+ * string can hold, so it could not even be made): `data: null` when the operation ran, and the message says
+ * so, since a mutation in it took effect.
  */
-export function answerTooLarge(bytes: number | undefined, maximum: number): GraphQLFormattedError {
+export function answerTooLargeBody(bytes: number | undefined, maximum: number, ran: boolean): string {
   const size = bytes === undefined ? 'more than one JavaScript string can hold (512 MiB)' : `${bytes} bytes`;
-  return {
+  const error: GraphQLFormattedError = {
     message:
       `The answer is too large to send: ${size}, more than the maximum of ${maximum} (MAX_ANSWER_BYTES). ` +
-      'The operation ran (a mutation in it took effect); ask for fewer items or fields.',
+      (ran ? 'The operation ran (a mutation in it took effect); ask for fewer items or fields.' : 'Its errors were not sent.'),
     extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'MAX_ANSWER_BYTES', ...(bytes === undefined ? {} : { value: bytes }), maximum },
   };
+  return `${JSON.stringify(ran ? { errors: [error], data: null } : { errors: [error] })}\n`;
 }
 
 /**
@@ -177,12 +179,11 @@ export function upstreamRequestBudget(limits: OperationLimits): number {
 }
 
 /**
- * The most an operation's cost may reach while it runs, once the lists the estimate assumed COST.listSize
- * long arrive with their real lengths (ListLengthBudget): twice `MAX_QUERY_COST`, the same room the request
- * budget leaves, since what the estimate overcounts (shorter lists, an account loaded once for many tokens)
- * is not credited.
+ * The most the items of lists longer than the estimate assumed may add to an operation's cost while it runs
+ * (ListLengthBudget): twice `MAX_QUERY_COST`, as for the request budget, whatever the estimate came to, so
+ * that the heaviest operation the estimate allows still has room for a few long lists.
  */
-export function maxCostWhileRunning(limits: OperationLimits): number {
+export function maxListOverrun(limits: OperationLimits): number {
   return 2 * limits.maxCost;
 }
 

@@ -6,7 +6,7 @@ import { COST, type OperationMeasure } from './measure.ts';
 export interface LongListRefusal {
   field: string;
   length: number;
-  /** The cost the operation would have reached with the list. */
+  /** What the further items of the operation's long lists would have added to its cost with this list. */
   value: number;
   maximum: number;
 }
@@ -15,24 +15,25 @@ export interface LongListRefusal {
  * The estimated cost assumes COST.listSize items in a list no `first` bounds (an account's sources and
  * connect tokens), and real lists can be far longer: an account's user can create thousands of connect
  * tokens, and each item repeats the work and the answer of the list's selection. So while the operation
- * runs, each such list longer than assumed adds what its further items cost to the estimate, and a list that
- * would take the total past `maximum` fails with `QUERY_TOO_COMPLEX` instead (its siblings keep theirs).
+ * runs, each such list longer than assumed adds what its further items cost, and a list that would take what
+ * they add past `maximum` fails with `QUERY_TOO_COMPLEX` instead (its nearest nullable parent is null).
  *
- * Lists shorter than assumed are not credited: what a list adds does not depend on which lists arrived
- * before it, so whether an operation fits does not depend on the order its upstream answers come in.
+ * What they add is counted apart from the estimate, so an operation near MAX_QUERY_COST (a full page of
+ * accounts with their tokens) has the same room for long lists as a small one. Lists shorter than assumed
+ * are not credited: what a list adds does not depend on which lists arrived before it, so whether an
+ * operation fits does not depend on the order its upstream answers come in.
  */
 const UNMEASURED: ReadonlyMap<FieldNode, number> = new Map();
 
 export class ListLengthBudget {
   #itemCosts = UNMEASURED;
-  #cost = 0;
+  #added = 0;
   #maximum = Infinity;
   #onFirstRefusal: ((refusal: LongListRefusal) => void) | undefined;
 
   /** Called once the operation is measured, before it runs; until then nothing is refused. */
   plan(measure: OperationMeasure, maximum: number, onFirstRefusal: (refusal: LongListRefusal) => void): void {
     this.#itemCosts = measure.assumedListItemCosts;
-    this.#cost = measure.cost;
     this.#maximum = maximum;
     this.#onFirstRefusal = onFirstRefusal;
   }
@@ -44,9 +45,9 @@ export class ListLengthBudget {
     // Every node of a merged field was counted by the estimate; an unmeasured one counts at least its field.
     let itemCost = 0;
     for (const node of info.fieldNodes) itemCost += this.#itemCosts.get(node) ?? COST.field;
-    const value = this.#cost + further * itemCost;
+    const value = this.#added + further * itemCost;
     if (value <= this.#maximum) {
-      this.#cost = value;
+      this.#added = value;
       return items;
     }
     const field = `${info.parentType.name}.${info.fieldName}`;
@@ -54,8 +55,8 @@ export class ListLengthBudget {
     this.#onFirstRefusal = undefined;
     throw gatewayError(
       ErrorCode.QUERY_TOO_COMPLEX,
-      `The operation is too complex: ${field} has ${items.length} items where the estimate assumed ${COST.listSize}, ` +
-        `which takes its cost to ${value}, more than the maximum of ${this.#maximum} while it runs (twice MAX_QUERY_COST)`,
+      `The operation is too complex: ${field} has ${items.length} items where the estimate assumed ${COST.listSize}; ` +
+        `the lists' further items would add ${value} to its cost, more than the maximum of ${this.#maximum} (twice MAX_QUERY_COST)`,
       undefined,
       { limit: 'LIST_LENGTHS', value, maximum: this.#maximum },
     );

@@ -129,7 +129,11 @@ export function measureOperation(
     return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
   };
 
-  const selectionSet = (type: GraphQLCompositeType, set: SelectionSetNode, pageSize: number | undefined): SetMeasure => {
+  /**
+   * `spread`: the fragments already spread into this selection set (through its inline fragments too), which
+   * graphql-js runs once however often they are spread there (`{ ...A ...A }`), so they count once.
+   */
+  const selectionSet = (type: GraphQLCompositeType, set: SelectionSetNode, pageSize: number | undefined, spread = new Set<string>()): SetMeasure => {
     const total = { ...EMPTY };
     for (const selection of set.selections) {
       let part: SetMeasure;
@@ -137,8 +141,11 @@ export function measureOperation(
         part = field(type, selection, pageSize);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const narrowed = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : type;
-        part = isCompositeType(narrowed) ? selectionSet(narrowed, selection.selectionSet, pageSize) : EMPTY;
+        part = isCompositeType(narrowed) ? selectionSet(narrowed, selection.selectionSet, pageSize, spread) : EMPTY;
+      } else if (spread.has(selection.name.value)) {
+        part = EMPTY;
       } else {
+        spread.add(selection.name.value);
         part = fragment(selection.name.value, pageSize);
       }
       total.cost += part.cost;
@@ -179,7 +186,8 @@ export function measureOperation(
     const first = definition.args.find((a) => a.name === 'first');
     const child = selectionSet(type, node.selectionSet, first ? pageSizeOf(node, first.defaultValue) : undefined);
     const isList = isListType(getNullableType(definition.type));
-    if (isList && pageSize === undefined && !introspection) assumedListItemCosts.set(node, child.cost);
+    // An item costs at least a field: `{ __typename }` weighs nothing, yet each item is answered.
+    if (isList && pageSize === undefined && !introspection) assumedListItemCosts.set(node, Math.max(child.cost, COST.field));
     const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
     const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
     return {

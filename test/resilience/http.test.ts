@@ -262,7 +262,7 @@ describe('HTTP settings', () => {
     }
   });
 
-  it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX, in the media type asked for, logged with the request id', async () => {
+  it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX and data: null, in the media type asked for, logged with the request id', async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');
     const small = await startStack({ gateway: { maxAnswerBytes: 4096, logger: createLogger('info', (line) => lines.push(line)) } });
@@ -270,7 +270,8 @@ describe('HTTP settings', () => {
       for (let i = 0; i < 40; i++) small.emulator.store.createAccount({ email: `answer${i}@example.com`, first_name: 'F'.repeat(100) });
       const query = '{ accounts(first: 40) { nodes { id firstName } } }';
       const over = await post(small, JSON.stringify({ query }), { ...JSON_HEADERS, accept: 'application/graphql-response+json', 'x-request-id': 'too-large-1' });
-      assert.equal(over.status, 400);
+      // The operation ran: GraphQL over HTTP answers it 200 with `data: null`.
+      assert.equal(over.status, 200);
       assert.match(over.headers.get('content-type') ?? '', /^application\/graphql-response\+json/);
       const error = firstError(over)!;
       assert.equal(error.extensions?.['code'], 'QUERY_TOO_COMPLEX');
@@ -279,14 +280,20 @@ describe('HTTP settings', () => {
       const bytes = error.extensions?.['value'] as number;
       assert.ok(bytes > 40 * 100 && bytes < 10_000, `the answer's size: ${bytes}`);
       assert.match(error.message, new RegExp(`too large to send: ${bytes} bytes, more than the maximum of 4096 \\(MAX_ANSWER_BYTES\\)\\. The operation ran`));
-      assert.equal(over.json?.data, undefined);
+      assert.equal(over.json?.data, null);
       const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['requestId'] === 'too-large-1');
       assert.deepEqual(logged.map((line) => line['msg'] ?? line['message']).sort(), ['answer too large to send', 'operation'].sort());
       assert.deepEqual(logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!['errors'], ['QUERY_TOO_COMPLEX']);
-      // Within the limit, and the same limit's nearest neighbour: answered.
+      // Within the limit: answered.
       const within = await small.gql<{ accounts: { nodes: unknown[] } }>('{ accounts(first: 10) { nodes { id firstName } } }');
       assert.equal(within.status, 200);
       assert.equal(within.body.data!.accounts.nodes.length, 10);
+      // A refusal before execution over the limit (many long unknown field names) keeps its status, no data.
+      const invalid = await post(small, JSON.stringify({ query: `{ ${Array.from({ length: 20 }, (_, i) => `f${i}${'x'.repeat(300)}`).join(' ')} }` }));
+      assert.equal(invalid.status, 400);
+      assert.equal(firstError(invalid)?.extensions?.['limit'], 'MAX_ANSWER_BYTES');
+      assert.match(firstError(invalid)!.message, /Its errors were not sent\.$/);
+      assert.ok(invalid.json && !('data' in invalid.json));
     } finally {
       await small.close();
     }
@@ -304,7 +311,8 @@ describe('HTTP settings', () => {
       huge.emulator.addFault({ method: 'GET', path: '/accounts', body: accounts });
       const aliases = Array.from({ length: 20 }, (_, i) => `a${i}: accounts(first: 99) { nodes { firstName } }`).join(' ');
       const res = await post(huge, JSON.stringify({ query: `{ ${aliases} }` }), { ...JSON_HEADERS, 'x-request-id': 'too-large-2' });
-      assert.equal(res.status, 400);
+      assert.equal(res.status, 200);
+      assert.equal(res.json?.data, null);
       const error = firstError(res)!;
       assert.equal(error.extensions?.['code'], 'QUERY_TOO_COMPLEX');
       assert.equal(error.extensions?.['limit'], 'MAX_ANSWER_BYTES');
