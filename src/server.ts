@@ -205,6 +205,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (access.cors(req, res)) return;
     // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
     res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
+    // Every answer is one caller's: no cache may keep it. A shared cache already skips requests carrying
+    // Authorization, but not behind a proxy that turns a session cookie into the Bearer header (docs/auth.md).
+    res.setHeader('cache-control', 'private, no-store');
     const started = performance.now();
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
     const operation = new OperationScope(requestId, requestBudget);

@@ -110,6 +110,10 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(query.json, { data: { __typename: 'Query' } });
     // The media type follows Accept: a cache must not hand a client the answer made for another's.
     assert.match(query.headers.get('vary') ?? '', /\bAccept\b/);
+    // Nor keep one caller's answer for anyone (a proxy may have turned a cookie into the Bearer header), the
+    // refusals included.
+    assert.equal(query.headers.get('cache-control'), 'private, no-store');
+    assert.equal(mutation.headers.get('cache-control'), 'private, no-store');
   });
 
   it('takes application/graphql-response+json bodies as JSON', async () => {
