@@ -1,15 +1,22 @@
+import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from './defaults.ts';
 import { emulatorOptionsFromEnv } from './emulator/config.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
+import { isLoopbackHost } from './url.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
   | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string }
   /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process, with these settings, and use it. */
-  | { kind: 'embedded'; emulator: EmulatorOptions & { host: string; port: number } };
+  | {
+      kind: 'embedded';
+      emulator: EmulatorOptions & { host: string; port: number };
+      /** The emulator's secret was made up at start (it listens beyond loopback and none was set). */
+      randomSecret: boolean;
+    };
 
 export interface GatewayConfig extends AccessConfig {
   port: number;
@@ -115,7 +122,13 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
         'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
       );
     }
-    upstream = { kind: 'embedded', emulator: emulatorOptionsFromEnv(env, 0, problems) };
+    const emulator = emulatorOptionsFromEnv(env, 0, problems);
+    // Embedded, only this process calls the emulator's API. Listening beyond loopback (for the connect page)
+    // with the public development secret, it would let anyone who reaches it read and change every account,
+    // past the gateway's authentication: a secret made up at start instead, unless one is set.
+    const randomSecret = !isLoopbackHost(emulator.host) && read('EMULATOR_CONSUMER_SECRET') === undefined;
+    if (randomSecret) emulator.consumerSecret = randomBytes(24).toString('base64url');
+    upstream = { kind: 'embedded', emulator, randomSecret };
   }
 
   const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;

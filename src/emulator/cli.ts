@@ -1,4 +1,4 @@
-import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv } from './config.ts';
+import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } from './config.ts';
 import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../listen-errors.ts';
 import { messageOf } from '../logger.ts';
@@ -48,6 +48,8 @@ async function main(): Promise<void> {
   // Clients behind the proxy or in the container use the public address: the one to copy from this line.
   const published = emulator.publicUrl !== emulator.url ? `, reached at ${emulator.publicUrl}` : '';
   process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
+  const warning = publicSecretWarning(options);
+  if (warning !== undefined) process.stderr.write(`Context.IO emulator: warning: ${warning}\n`);
 }
 
 void main();

@@ -1,9 +1,18 @@
-import { exactOrigin } from '../url.ts';
+import { exactOrigin, isLoopbackHost } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
 export const DEFAULT_CONSUMER_SECRET = 'dev-secret';
+
+/**
+ * What `npm run emulator` warns of when it listens beyond loopback with the public development secret: anyone
+ * who reaches it can use its API (the embedded one makes a secret up instead, src/config.ts).
+ */
+export function publicSecretWarning(options: { host: string; consumerSecret?: string }): string | undefined {
+  if ((options.consumerSecret ?? DEFAULT_CONSUMER_SECRET) !== DEFAULT_CONSUMER_SECRET || isLoopbackHost(options.host)) return undefined;
+  return `listening beyond loopback (${options.host}) with the public development secret: anyone who reaches it can read and change its accounts; set EMULATOR_CONSUMER_SECRET`;
+}
 
 /**
  * The emulator's settings from `EMULATOR_*` variables (the README's emulator table), shared by

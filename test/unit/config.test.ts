@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { publicSecretWarning } from '../../src/emulator/config.ts';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -21,6 +22,23 @@ describe('configuration from the environment', () => {
     assert.equal(config.upstreamTimeoutMs, 10_000);
     assert.equal(config.shutdownDrainMs, 0);
     assert.equal(config.logLevel, 'info');
+  });
+
+  it('makes the embedded emulator a secret up when it listens beyond loopback, unless one is set', () => {
+    const local = loadConfig({});
+    assert.ok(local.upstream.kind === 'embedded' && !local.upstream.randomSecret);
+    assert.equal(local.upstream.emulator.consumerSecret, 'dev-secret');
+    const wide = loadConfig({ EMULATOR_HOST: '0.0.0.0' });
+    assert.ok(wide.upstream.kind === 'embedded' && wide.upstream.randomSecret);
+    assert.match(wide.upstream.emulator.consumerSecret!, /^[\w-]{32}$/);
+    assert.notEqual((loadConfig({ EMULATOR_HOST: '::' }).upstream as typeof wide.upstream).emulator.consumerSecret, 'dev-secret');
+    const set = loadConfig({ EMULATOR_HOST: '0.0.0.0', EMULATOR_CONSUMER_SECRET: 'chosen' });
+    assert.ok(set.upstream.kind === 'embedded' && !set.upstream.randomSecret);
+    assert.equal(set.upstream.emulator.consumerSecret, 'chosen');
+    // `npm run emulator` keeps the development secret there, and warns.
+    assert.match(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'dev-secret' }) ?? '', /beyond loopback \(0\.0\.0\.0\) with the public development secret/);
+    assert.equal(publicSecretWarning({ host: '127.0.0.1', consumerSecret: 'dev-secret' }), undefined);
+    assert.equal(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'chosen' }), undefined);
   });
 
   it('uses a configured upstream with its key pair', () => {
