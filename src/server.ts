@@ -181,7 +181,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const deps = contextDeps(client, options.upstream.consumerSecret);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
-  const ide = createIde({ tokenRequired: !access.open });
+  const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
     res.setHeader('x-request-id', requestId);

@@ -53,6 +53,11 @@ export interface IdeOptions {
   assetDir?: string;
   /** Whether callers need a token (default true): the IDE then opens with an Authorization header to fill in. */
   tokenRequired?: boolean;
+  /**
+   * Whether the gateway answers introspection (default true): without it the IDE asks for no schema (its
+   * docs panel stays empty), where the refusal would otherwise fill the result pane.
+   */
+  introspection?: boolean;
 }
 
 export interface Ide {
@@ -123,6 +128,7 @@ export function createIde(options: IdeOptions = {}): Ide {
       },
       defaultQuery,
       defaultHeaders,
+      introspection: options.introspection ?? true,
     };
     sendHtml(
       res,

@@ -18,6 +18,8 @@ interface IdeConfig {
   workers: { editor: string; json: string; graphql: string };
   defaultQuery: string;
   defaultHeaders: string;
+  /** Whether the gateway answers introspection: when not, no schema is asked for. */
+  introspection: boolean;
 }
 
 const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? '{}') as IdeConfig;
@@ -108,8 +110,10 @@ for (const key of ownKeys()) {
 /**
  * GraphiQL asks for the schema (the docs panel) once, as the page opens: with authentication on, before anyone
  * has typed a token in, so it is refused (401). Once an operation has run since (with the token, presumably),
- * it is asked for again, with the headers now in the editor. Not when introspection is off (that refusal
- * stands whatever the token), nor again with the same headers (a wrong token stays wrong).
+ * it is asked for again, with the headers now in the editor; not again with the same headers (a wrong token
+ * stays wrong). With introspection off, it is never asked for (`schema={null}` below): the refusal would
+ * stand whatever the token, and GraphiQL shows a refused schema request in the result pane, over the
+ * operation's answer.
  */
 function SchemaAfterToken(): null {
   const isFetching = useGraphiQL((state) => state.isFetching);
@@ -126,6 +130,7 @@ function SchemaAfterToken(): null {
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL
     fetcher={fetcher}
+    {...(config.introspection ? {} : { schema: null })}
     storage={storage}
     defaultQuery={config.defaultQuery}
     defaultHeaders={config.defaultHeaders}
