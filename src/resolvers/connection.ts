@@ -88,11 +88,14 @@ export function edgesOf<T>(page: ConnectionParent<T>): EdgeParent<T>[] {
   return page.items.map((node, i) => ({ node, cursor: encodeCursor(page.cursorKind, page.offset + i) }));
 }
 
-/** Relay's page info: the cursor of the last item, and whether more follow. */
+/** Relay's page info: the cursors of the first and last items, and whether items come before and after. */
 export function pageInfoOf<T>(page: ConnectionParent<T>) {
+  const empty = page.items.length === 0;
   return {
     hasNextPage: page.hasNextPage,
-    endCursor: page.items.length > 0 ? encodeCursor(page.cursorKind, page.offset + page.items.length - 1) : null,
+    endCursor: empty ? null : encodeCursor(page.cursorKind, page.offset + page.items.length - 1),
+    hasPreviousPage: page.offset > 0,
+    startCursor: empty ? null : encodeCursor(page.cursorKind, page.offset),
   };
 }
 

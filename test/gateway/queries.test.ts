@@ -84,8 +84,9 @@ describe('queries against the emulator', () => {
   it('pages through accounts with first+1 upstream items, opaque cursors and hasNextPage', async () => {
     const ids = Array.from({ length: 5 }, (_, i) => stack.emulator.store.createAccount({ email: `u${i}@example.com` }).id);
     const page = `query ($after: String) { accounts(first: 2, after: $after) {
-      edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor } } }`;
-    type Page = { accounts: { edges: { cursor: string; node: { id: string } }[]; nodes: { id: string }[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+      edges { cursor node { id } } nodes { id } pageInfo { hasNextPage endCursor hasPreviousPage startCursor } } }`;
+    type PageInfo = { hasNextPage: boolean; endCursor: string | null; hasPreviousPage: boolean; startCursor: string | null };
+    type Page = { accounts: { edges: { cursor: string; node: { id: string } }[]; nodes: { id: string }[]; pageInfo: PageInfo } };
     const seen: string[] = [];
     let after: string | null = null;
     const pages: boolean[] = [];
@@ -96,6 +97,10 @@ describe('queries against the emulator', () => {
       assert.deepEqual(conn.nodes, conn.edges.map((e) => e.node));
       seen.push(...conn.nodes.map((n) => n.id));
       pages.push(conn.pageInfo.hasNextPage);
+      // Relay's other two: the first edge's cursor, and whether this page was asked for after another.
+      assert.equal(conn.pageInfo.startCursor, conn.edges[0]!.cursor);
+      assert.equal(conn.pageInfo.endCursor, conn.edges.at(-1)!.cursor);
+      assert.equal(conn.pageInfo.hasPreviousPage, after !== null);
       if (!conn.pageInfo.hasNextPage) break;
       after = conn.pageInfo.endCursor;
     }
