@@ -58,5 +58,9 @@ browserTest('the frontend example connects a mailbox through the connect page an
   // The account the page shows is the one the emulator created for this token.
   const created = example.emulator!.store.getConnectToken(token);
   assert.equal(created?.account?.id, accountId);
+
+  // A token that does not exist is told as such (the gateway's NOT_FOUND), not as a failure to load.
+  await page.goto(`${example.url.replace(/\/$/, '')}/callback?contextio_token=bogustoken000001`);
+  await page.locator('#status').getByText('This connect token does not exist (or has expired).').waitFor();
   assert.deepEqual(pageErrors, []);
 });

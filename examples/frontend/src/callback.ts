@@ -1,4 +1,4 @@
-import { execute } from './client';
+import { execute, GraphQLRequestError } from './client';
 import { ConnectedAccount } from './operations';
 
 // The callback page: Context.IO sends the browser here with ?contextio_token=…; show the account it made.
@@ -12,7 +12,14 @@ function cell(row: HTMLTableRowElement, text: string): void {
 }
 
 async function show(token: string): Promise<void> {
-  const { connectToken } = await execute(ConnectedAccount, { token });
+  let connectToken;
+  try {
+    ({ connectToken } = await execute(ConnectedAccount, { token }));
+  } catch (error) {
+    // Branch on the error's code, never on its message.
+    if (!(error instanceof GraphQLRequestError && error.codes.includes('NOT_FOUND'))) throw error;
+    connectToken = null;
+  }
   if (!connectToken) {
     status.textContent = 'This connect token does not exist (or has expired).';
     return;
