@@ -1,13 +1,15 @@
 /**
- * `npm run token -- --accounts <id,...> | --admin [--expires 1h] [--sub <subject>]`: mints a development
- * token the gateway accepts, signed HS256 with AUTH_JWT_SECRET (with AUTH_ISSUER/AUTH_AUDIENCE as `iss`/
+ * `npm run token -- --accounts <id,...> | --admin | --sub <subject> [--expires 1h]`: mints a development
+ * token the gateway accepts (with `--sub` alone, one with no account yet: a new user's, who may start a
+ * connect flow), signed HS256 with AUTH_JWT_SECRET (with AUTH_ISSUER/AUTH_AUDIENCE as `iss`/
  * `aud` when set), and prints only the token, so `TOKEN=$(npm run -s token -- --admin)` works.
  */
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
 import { ADMIN_SCOPE } from '../src/auth/index.ts';
 
-const USAGE = 'usage: npm run token -- (--accounts <id,...> | --admin) [--expires 1h] [--sub <subject>]';
+const USAGE =
+  'usage: npm run token -- [--accounts <id,...>] [--admin] [--sub <subject>] [--expires 1h], with at least one of the first three (--sub alone: a user with no account yet)';
 
 function fail(message: string): never {
   console.error(`token: ${message}`);
@@ -41,7 +43,9 @@ async function main(): Promise<void> {
     ?.split(',')
     .map((id) => id.trim())
     .filter((id) => id !== '');
-  if (!values.admin && (accounts === undefined || accounts.length === 0)) fail(`give --admin or --accounts with at least one id\n${USAGE}`);
+  if (!values.admin && (accounts === undefined || accounts.length === 0) && !values.sub) {
+    fail(`give --admin, --accounts with at least one id, or --sub for a user with no account yet\n${USAGE}`);
+  }
 
   const claims: Record<string, unknown> = {};
   if (values.admin) claims['scope'] = ADMIN_SCOPE;

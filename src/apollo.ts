@@ -157,7 +157,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
  */
 function withOurWording(formatted: GraphQLFormattedError): GraphQLFormattedError {
   if (formatted.extensions?.['code'] === 'GRAPHQL_VALIDATION_FAILED' && formatted.message.startsWith('GraphQL introspection is not allowed')) {
-    return { ...formatted, message: 'Introspection is off on this gateway (its operator can set INTROSPECTION=true); generate clients from the schema.graphql the gateway publishes instead' };
+    return { ...formatted, message: 'Introspection is off on this gateway (its operator can set INTROSPECTION=true); generate clients from the schema.graphql published with the gateway’s source and releases instead' };
   }
   return formatted;
 }

@@ -43,7 +43,11 @@ export type Account = {
   messageCount?: Maybe<Scalars['Int']['output']>;
   /** When the account's password expired; null when it has not. */
   passwordExpiredAt?: Maybe<Scalars['DateTime']['output']>;
-  /** The mailboxes the account reads mail from. */
+  /**
+   * The mailboxes the account reads mail from. In a page of `accounts` filtered by `status` or `statusOk`, only
+   * those that match, as Context.IO lists them: a client cache that merges objects by id should not let such a
+   * page's account replace one read elsewhere (docs/frontend.md).
+   */
   sources: Array<Source>;
   /** When the account was suspended; null when it is not. */
   suspendedAt?: Maybe<Scalars['DateTime']['output']>;
@@ -84,7 +88,7 @@ export type AccountEdge = {
 export type AccountFilter = {
   /** Only accounts with this email address among their sources. */
   email?: InputMaybe<Scalars['String']['input']>;
-  /** Only accounts with at least one source in this status, each listed with those sources only. */
+  /** Only accounts with at least one source in this status, each listed with those sources only. Not `UNKNOWN` (`BAD_USER_INPUT`): it stands for statuses the gateway does not know. */
   status?: InputMaybe<SourceStatus>;
   /** True: only accounts with at least one OK source; false: with at least one source not OK. Each is listed with those sources only. */
   statusOk?: InputMaybe<Scalars['Boolean']['input']>;
@@ -352,7 +356,6 @@ export type PageInfo = {
 /**
  * Reading the accounts of a Context.IO 2.0 API key, their mail sources, and the connect tokens through which
  * users link a mailbox. Every upstream resource an operation needs is fetched once per operation, in parallel.
- * The fields are added by the domain files beside this one.
  */
 export type Query = {
   __typename?: 'Query';
@@ -376,7 +379,6 @@ export type Query = {
 /**
  * Reading the accounts of a Context.IO 2.0 API key, their mail sources, and the connect tokens through which
  * users link a mailbox. Every upstream resource an operation needs is fetched once per operation, in parallel.
- * The fields are added by the domain files beside this one.
  */
 export type QueryAccountArgs = {
   id: Scalars['ID']['input'];
@@ -386,7 +388,6 @@ export type QueryAccountArgs = {
 /**
  * Reading the accounts of a Context.IO 2.0 API key, their mail sources, and the connect tokens through which
  * users link a mailbox. Every upstream resource an operation needs is fetched once per operation, in parallel.
- * The fields are added by the domain files beside this one.
  */
 export type QueryAccountsArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
@@ -398,7 +399,6 @@ export type QueryAccountsArgs = {
 /**
  * Reading the accounts of a Context.IO 2.0 API key, their mail sources, and the connect tokens through which
  * users link a mailbox. Every upstream resource an operation needs is fetched once per operation, in parallel.
- * The fields are added by the domain files beside this one.
  */
 export type QueryConnectTokenArgs = {
   token: Scalars['ID']['input'];
@@ -408,7 +408,6 @@ export type QueryConnectTokenArgs = {
 /**
  * Reading the accounts of a Context.IO 2.0 API key, their mail sources, and the connect tokens through which
  * users link a mailbox. Every upstream resource an operation needs is fetched once per operation, in parallel.
- * The fields are added by the domain files beside this one.
  */
 export type QueryConnectTokensArgs = {
   after?: InputMaybe<Scalars['String']['input']>;
@@ -457,11 +456,11 @@ export type SourceStatus =
   /** The upstream reported a status this gateway does not know. */
   | 'UNKNOWN';
 
-/** The fields of an account that can be changed. */
+/** The fields of an account that can be changed; at least one must be given. */
 export type UpdateAccountInput = {
-  /** The account holder's new first name. */
+  /** The account holder's new first name; null or omitted leaves it as it is, `""` clears it. */
   firstName?: InputMaybe<Scalars['String']['input']>;
-  /** The account holder's new last name. */
+  /** The account holder's new last name; null or omitted leaves it as it is, `""` clears it. */
   lastName?: InputMaybe<Scalars['String']['input']>;
 };
 

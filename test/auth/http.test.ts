@@ -281,14 +281,29 @@ describe('npm run token', () => {
     }
   });
 
-  test('refuses clearly without AUTH_JWT_SECRET, or without --admin/--accounts', async () => {
+  test('mints with --sub alone the token of a user with no account yet, who may start a connect flow', async () => {
+    const { stdout } = await run(['--sub', 'newcomer'], { AUTH_JWT_SECRET: SECRET });
+    const claims = decodeJwt(stdout.trim());
+    assert.equal(claims.sub, 'newcomer');
+    assert.equal(claims['scope'], undefined);
+    assert.equal(claims['accounts'], undefined);
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET } });
+    try {
+      const response = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }', stdout.trim());
+      assert.equal(response.body.errors, undefined);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('refuses clearly without AUTH_JWT_SECRET, or without --admin/--accounts/--sub', async () => {
     await assert.rejects(run(['--admin'], {}), (error: { code: number; stderr: string; stdout: string }) => {
       assert.equal(error.code, 1);
       assert.match(error.stderr, /AUTH_JWT_SECRET is not set/);
       assert.equal(error.stdout, '');
       return true;
     });
-    await assert.rejects(run([], { AUTH_JWT_SECRET: SECRET }), /--admin or --accounts/);
+    await assert.rejects(run([], { AUTH_JWT_SECRET: SECRET }), /give --admin, --accounts with at least one id, or --sub/);
     await assert.rejects(run(['--admin', '--expires', 'soon'], { AUTH_JWT_SECRET: SECRET }), /--expires must be a duration/);
   });
 });
