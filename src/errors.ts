@@ -56,6 +56,14 @@ export function gatewayError(code: ErrorCode, message: string, upstream?: Upstre
   return new GraphQLError(message, { extensions: { code, ...(upstream ? { upstream } : {}), ...more } });
 }
 
+/**
+ * A refused argument (`BAD_USER_INPUT`), naming it in `extensions.field` as the operation spells it
+ * (`first`, `input.email`, `filter.status`), so that a form can mark the input without reading the message.
+ */
+export function argumentError(field: string, message: string): GraphQLError {
+  return gatewayError(ErrorCode.BAD_USER_INPUT, message, undefined, { field });
+}
+
 /** The code of an error raised by this gateway, or `undefined` for anything unexpected. */
 export function codeOf(error: unknown): ErrorCode | undefined {
   const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;

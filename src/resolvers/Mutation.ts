@@ -1,4 +1,4 @@
-import { ErrorCode, gatewayError } from '../errors.ts';
+import { argumentError } from '../errors.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 import { connectTokenForm, email, nameForm } from './inputs.ts';
 
@@ -26,7 +26,7 @@ export const Mutation: MutationResolvers = {
 
   updateAccount: async (_, { id, input }, { api }) => {
     if (input.firstName == null && input.lastName == null) {
-      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'input must set firstName or lastName');
+      throw argumentError('input', 'input must set firstName or lastName');
     }
     return { ...(await api.updateAccount(id, nameForm(input))), id };
   },

@@ -1,4 +1,4 @@
-import { ErrorCode, gatewayError } from '../errors.ts';
+import { argumentError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import type { AccountPageQuery } from '../loaders/request-api.ts';
 import { filteredCursorKind, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
@@ -13,7 +13,7 @@ export const Query: QueryResolvers = {
 
   accounts: async (_, { filter, first, after }, { api, cursorKey }) => {
     if (filter?.status === 'UNKNOWN') {
-      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
+      throw argumentError('filter.status', 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
     const filterValues: AccountFilterValues = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
     const window = pageWindow(accountsCursorKind(filterValues, cursorKey), first, after);

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { ErrorCode, gatewayError } from '../errors.ts';
+import { argumentError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../schema-shape.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
 
@@ -7,7 +7,7 @@ import type { ConnectionParent, EdgeParent } from './parents.ts';
 function pageSize(first: number | null | undefined): number {
   const size = first ?? DEFAULT_PAGE_SIZE;
   if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `first must be from 1 to ${MAX_PAGE_SIZE} (got ${size})`);
+    throw argumentError('first', `first must be from 1 to ${MAX_PAGE_SIZE} (got ${size})`);
   }
   return size;
 }
@@ -78,7 +78,7 @@ function offsetAfter(kind: string, after: string | null | undefined): number {
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
   if (!match || encodeCursor(kind, Number(match[1])) !== after) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `after is not a cursor of this list with this filter: "${after.slice(0, 64)}"`);
+    throw argumentError('after', `after is not a cursor of this list with this filter: "${after.slice(0, 64)}"`);
   }
   return Number(match[1]) + 1;
 }

@@ -1,4 +1,4 @@
-import { ErrorCode, gatewayError } from '../errors.ts';
+import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import { isBrowserLocalScheme } from '../url.ts';
@@ -38,7 +38,7 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
   // would strip or rewrite them silently.
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f-\u009f\p{Cf}]/u.test(value)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be ${what}, with no spaces, control or invisible characters (percent-encode them)`);
+    throw argumentError(name, `${name} must be ${what}, with no spaces, control or invisible characters (percent-encode them)`);
   }
   let url: URL | undefined;
   try {
@@ -47,11 +47,11 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
     url = undefined;
   }
   const allowed = kind === 'http' ? url?.protocol === 'http:' || url?.protocol === 'https:' : url !== undefined && !isBrowserLocalScheme(url.protocol);
-  if (!url || !allowed) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be ${what}`);
+  if (!url || !allowed) throw argumentError(name, `${name} must be ${what}`);
   // The URL as the parser read it is what is sent: `https:example.com\cb` and the like reach the upstream in
   // the form that was judged, not in one another parser might read differently.
   if (url.href.length > MAX_FORM_VALUE_LENGTH) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is ${url.href.length} characters once written as a URL (non-ASCII percent-encoded), more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+    throw argumentError(name, `${name} is ${url.href.length} characters once written as a URL (non-ASCII percent-encoded), more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
   }
   return url.href;
 }
@@ -65,7 +65,7 @@ export function email(value: string, name: string, domainHint?: 'or a domain hin
   text(value, name);
   const shape = domainHint ? /^[^\s@\p{Cc}\p{Cf}]*@[^\s@\p{Cc}\p{Cf}]+$/u : /^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+$/u;
   if (!shape.test(value)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} must be an email address${domainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
+    throw argumentError(name, `${name} must be an email address${domainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
   }
   return value;
 }
@@ -76,9 +76,9 @@ export function email(value: string, name: string, domainHint?: 'or a domain hin
  * the client accepts.
  */
 function text(value: string, name: string): string {
-  if (/\p{Cs}/u.test(value)) throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
+  if (/\p{Cs}/u.test(value)) throw argumentError(name, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
   if (value.length > MAX_FORM_VALUE_LENGTH) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${name} is ${value.length} UTF-16 code units long, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+    throw argumentError(name, `${name} is ${value.length} UTF-16 code units long, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
   }
   return value;
 }

@@ -160,6 +160,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
       const res = await stack.gql(`mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { token } }`, { input });
       assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
       assert.match(res.body.errors![0]!.message, said);
+      // The input it names, for a form to mark without reading the message.
+      assert.equal(res.body.errors![0]!.extensions!['field'], /^(input\.\w+)/.exec(res.body.errors![0]!.message)![1]);
       assert.deepEqual(stack.upstreamCalls(), []);
     });
   }

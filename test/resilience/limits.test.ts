@@ -126,6 +126,7 @@ describe('operation limits', () => {
       const res = await stack.gql(query);
       assert.deepEqual(codes(res), ['BAD_USER_INPUT'], query);
       assert.match(res.body.errors![0]!.message, /first must be from 1 to 100/);
+      assert.equal(res.body.errors![0]!.extensions!['field'], 'first');
     }
     const variable = await stack.gql(`query ($n: Int) { connectTokens(first: $n) { nodes { token } } }`, { n: 2_147_483_647 });
     assert.deepEqual(codes(variable), ['BAD_USER_INPUT']);
