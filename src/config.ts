@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from './defaults.ts';
-import { emulatorOptionsFromEnv } from './emulator/config.ts';
+import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/config.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
-import { isLoopbackHost } from './url.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -123,10 +122,11 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
       );
     }
     const emulator = emulatorOptionsFromEnv(env, 0, problems);
-    // Embedded, only this process calls the emulator's API. Listening beyond loopback (for the connect page)
-    // with the public development secret, it would let anyone who reaches it read and change every account,
-    // past the gateway's authentication: a secret made up at start instead, unless one is set.
-    const randomSecret = !isLoopbackHost(emulator.host) && read('EMULATOR_CONSUMER_SECRET') === undefined;
+    // Embedded, only this process calls the emulator's API. Reachable from elsewhere (for the connect page:
+    // listening beyond loopback, or behind a proxy) with the public development secret, it would let anyone
+    // who reaches it read and change every account, past the gateway's authentication: a secret made up at
+    // start instead, unless one is set.
+    const randomSecret = reachableFromElsewhere(emulator) && read('EMULATOR_CONSUMER_SECRET') === undefined;
     if (randomSecret) emulator.consumerSecret = randomBytes(24).toString('base64url');
     upstream = { kind: 'embedded', emulator, randomSecret };
   }

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
       // Where browsers and other clients reach it (EMULATOR_PUBLIC_URL): its links start there.
       ...(emulator.publicUrl !== emulator.url ? { publicUrl: emulator.publicUrl } : {}),
       consumerKey: emulator.consumerKey,
-      ...(config.upstream.randomSecret ? { consumerSecret: 'made up at start: EMULATOR_HOST is beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself)' } : {}),
+      ...(config.upstream.randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
     });
   }
 

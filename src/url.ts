@@ -22,7 +22,11 @@ export function isBrowserLocalScheme(protocol: string): boolean {
   return BROWSER_LOCAL_SCHEMES.has(protocol);
 }
 
-const BROWSER_LOCAL_SCHEMES: ReadonlySet<string> = new Set(['javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'filesystem:', 'about:', 'view-source:']);
+const BROWSER_LOCAL_SCHEMES: ReadonlySet<string> = new Set([
+  'javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'filesystem:', 'about:', 'view-source:',
+  // Archives and browser-internal pages some browsers open in place.
+  'jar:', 'mhtml:', 'ms-its:', 'its:', 'mk:', 'chrome:', 'resource:',
+]);
 
 /** Whether a host name or address reaches this machine only. */
 export function isLoopbackHost(host: string): boolean {

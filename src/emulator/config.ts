@@ -1,4 +1,4 @@
-import { exactOrigin, isLoopbackHost } from '../url.ts';
+import { exactOrigin, hostnameOf, isLoopbackHost } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
@@ -6,12 +6,21 @@ export const DEFAULT_CONSUMER_KEY = 'dev-key';
 export const DEFAULT_CONSUMER_SECRET = 'dev-secret';
 
 /**
- * What `npm run emulator` warns of when it listens beyond loopback with the public development secret: anyone
- * who reaches it can use its API (the embedded one makes a secret up instead, src/config.ts).
+ * Whether other machines may reach the emulator: it listens beyond loopback, or answers a name that is not a
+ * loopback one (`EMULATOR_PUBLIC_URL`'s, `EMULATOR_ALLOWED_HOSTS`), as behind a proxy that forwards to it.
  */
-export function publicSecretWarning(options: { host: string; consumerSecret?: string }): string | undefined {
-  if ((options.consumerSecret ?? DEFAULT_CONSUMER_SECRET) !== DEFAULT_CONSUMER_SECRET || isLoopbackHost(options.host)) return undefined;
-  return `listening beyond loopback (${options.host}) with the public development secret: anyone who reaches it can read and change its accounts; set EMULATOR_CONSUMER_SECRET`;
+export function reachableFromElsewhere(options: Pick<EmulatorOptions, 'publicUrl' | 'allowedHosts'> & { host: string }): boolean {
+  const names = [options.host, ...(options.publicUrl ? [new URL(options.publicUrl).host] : []), ...(options.allowedHosts ?? [])];
+  return names.some((name) => name === '*' || !isLoopbackHost(hostnameOf(name)));
+}
+
+/**
+ * What `npm run emulator` warns of when others may reach it while it takes the public development secret:
+ * anyone can then use its API (the embedded one makes a secret up instead, src/config.ts).
+ */
+export function publicSecretWarning(options: Parameters<typeof reachableFromElsewhere>[0] & { consumerSecret?: string }): string | undefined {
+  if ((options.consumerSecret ?? DEFAULT_CONSUMER_SECRET) !== DEFAULT_CONSUMER_SECRET || !reachableFromElsewhere(options)) return undefined;
+  return 'reachable beyond loopback (EMULATOR_HOST, EMULATOR_PUBLIC_URL or EMULATOR_ALLOWED_HOSTS) with the public development secret: anyone who reaches it can read and change its accounts; set EMULATOR_CONSUMER_SECRET';
 }
 
 /**

@@ -366,7 +366,7 @@ export type Query = {
    * of the previous page.
    */
   accounts: AccountConnection;
-  /** One top-level connect token; null with `NOT_FOUND` when it is unknown or deleted, or once the upstream has purged it (an unused one is, 24 hours after it was created; until then it answers with its past `expiresAt`). */
+  /** One top-level connect token; null with `NOT_FOUND` when it is unknown or deleted, or once the upstream has purged it (an unused one, at its `expiresAt`, 24 hours after it was created; a server that purges late answers it meanwhile, its `expiresAt` past). */
   connectToken?: Maybe<ConnectToken>;
   /**
    * The API key's top-level connect tokens, a page at a time. `first` is 1 to 100. The upstream has no paging

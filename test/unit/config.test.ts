@@ -32,11 +32,19 @@ describe('configuration from the environment', () => {
     assert.ok(wide.upstream.kind === 'embedded' && wide.upstream.randomSecret);
     assert.match(wide.upstream.emulator.consumerSecret!, /^[\w-]{32}$/);
     assert.notEqual((loadConfig({ EMULATOR_HOST: '::' }).upstream as typeof wide.upstream).emulator.consumerSecret, 'dev-secret');
+    // Behind a proxy (the README's EMULATOR_PUBLIC_URL setup), or answering other names, likewise.
+    for (const env of [{ EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010' }, { EMULATOR_ALLOWED_HOSTS: 'devbox.lan' }, { EMULATOR_ALLOWED_HOSTS: '*' }]) {
+      const proxied = loadConfig(env);
+      assert.ok(proxied.upstream.kind === 'embedded' && proxied.upstream.randomSecret, JSON.stringify(env));
+    }
+    const loopbackNames = loadConfig({ EMULATOR_PUBLIC_URL: 'http://localhost:4010', EMULATOR_ALLOWED_HOSTS: '127.0.0.1:4010,[::1]' });
+    assert.ok(loopbackNames.upstream.kind === 'embedded' && !loopbackNames.upstream.randomSecret);
     const set = loadConfig({ EMULATOR_HOST: '0.0.0.0', EMULATOR_CONSUMER_SECRET: 'chosen' });
     assert.ok(set.upstream.kind === 'embedded' && !set.upstream.randomSecret);
     assert.equal(set.upstream.emulator.consumerSecret, 'chosen');
     // `npm run emulator` keeps the development secret there, and warns.
-    assert.match(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'dev-secret' }) ?? '', /beyond loopback \(0\.0\.0\.0\) with the public development secret/);
+    assert.match(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'dev-secret' }) ?? '', /reachable beyond loopback .* with the public development secret/);
+    assert.ok(publicSecretWarning({ host: '127.0.0.1', publicUrl: 'http://devbox.lan:4010' }));
     assert.equal(publicSecretWarning({ host: '127.0.0.1', consumerSecret: 'dev-secret' }), undefined);
     assert.equal(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'chosen' }), undefined);
   });
