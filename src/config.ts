@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from './defaults.ts';
 import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/config.ts';
+import { hasCredentials } from './url.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
@@ -109,6 +110,10 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   if (baseUrl !== undefined) {
     if (!isHttpUrl(baseUrl)) {
       problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
+    } else if (hasCredentials(baseUrl)) {
+      // They would never be sent (requests are signed with the key pair), and a 401 would then send the
+      // operator to the key pair instead.
+      problems.push('CONTEXTIO_API_URL must not carry a user name or password (not shown): the gateway signs its requests with CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET');
     }
     if (consumerKey === undefined) problems.push('CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set');
     if (consumerSecret === undefined) problems.push('CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set');

@@ -30,6 +30,11 @@ export const DEFAULTS = {
    * trickling a body a byte at a time would hold a connection that long). Not a setting.
    */
   requestReceiveTimeoutMs: 30_000,
-  /** How long an answer may wait for its client to take any of it before the connection is cut. Not a setting. */
-  answerStallTimeoutMs: 30_000,
+  /**
+   * How long an answer may wait for its client to take any of it before the connection is cut. Not a setting.
+   * The gateway sees a client's progress only when the kernel takes more of the answer, which on Linux waits
+   * until a third of its send buffer (up to 4 MiB) has drained: at 30 s, a client reading 40 KB/s all along was
+   * cut. Two minutes cut only clients slower than ~11 KB/s, and still free the memory of those that stopped.
+   */
+  answerStallTimeoutMs: 120_000,
 } as const;

@@ -83,7 +83,9 @@ async function main(): Promise<void> {
   // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
   // outright, without closing the gateway or saving the emulator's data file.
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
-  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz` });
+  // Which upstream it calls: the embedded emulator has its own line above.
+  const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
+  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote });
 }
 
 /** Signals closer together than this are one: see `stop`. */

@@ -109,7 +109,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /**
    * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
    * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
-   * of the write resets, so a slow but steady client is never cut. Disarmed at the end, before Node arms its
+   * of the write resets, so a slow but steady client is not cut unless it is slower than the kernel's send
+   * buffer lets the gateway see (DEFAULTS.answerStallTimeoutMs). Disarmed at the end, before Node arms its
    * keep-alive timer on the same socket.
    */
   const answerStallTimeoutMs = options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs;

@@ -9,22 +9,29 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 /** What {@link CircuitBreaker.tryAcquire} let through: an ordinary call, or the half-open circuit's probe. */
 export type BreakerPermit = 'call' | 'probe';
 
+/** What a failure was, for the line saying the circuit opened: the call that made it open. */
+export type FailureCause = Record<string, unknown>;
+
 export interface BreakerOptions {
   failureThreshold: number;
   cooldownMs: number;
+  /** Monotonic by default (`performance.now`): a wall clock stepped back must not hold the circuit open. */
   now?: () => number;
-  onChange?: (state: BreakerState) => void;
+  /** `cause`: on opening, the failure that opened it; `openForMs`: on closing, how long it was not closed. */
+  onChange?: (state: BreakerState, detail: { cause?: FailureCause; openForMs?: number }) => void;
 }
 
 export class CircuitBreaker {
   #state: BreakerState = 'closed';
   #failures = 0;
   #openedAt = 0;
+  /** When the circuit last left `closed` (a reopening from half-open keeps it). */
+  #openedSince = 0;
   #probing = false;
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
   constructor(options: BreakerOptions) {
-    this.#options = { now: Date.now, ...options };
+    this.#options = { now: () => performance.now(), ...options };
   }
 
   get state(): BreakerState {
@@ -55,16 +62,17 @@ export class CircuitBreaker {
   recordSuccess(permit: BreakerPermit): void {
     this.#failures = 0;
     this.#endProbe(permit);
-    if (this.#state !== 'closed') this.#set('closed');
+    if (this.#state !== 'closed') this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#openedSince) });
   }
 
   /** The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. */
-  recordFailure(permit: BreakerPermit): void {
+  recordFailure(permit: BreakerPermit, cause?: FailureCause): void {
     this.#endProbe(permit);
     this.#failures += 1;
     if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold)) {
       this.#openedAt = this.#options.now();
-      this.#set('open');
+      if (this.#state === 'closed') this.#openedSince = this.#openedAt;
+      this.#set('open', cause === undefined ? {} : { cause });
     }
   }
 
@@ -81,8 +89,8 @@ export class CircuitBreaker {
     if (permit === 'probe') this.#probing = false;
   }
 
-  #set(state: BreakerState): void {
+  #set(state: BreakerState, detail: { cause?: FailureCause; openForMs?: number } = {}): void {
     this.#state = state;
-    this.#options.onChange?.(state);
+    this.#options.onChange?.(state, detail);
   }
 }

@@ -163,6 +163,9 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
+/** How often a configuration fault every call meets (the key refused) is logged at most. */
+const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
+
 /** Of those, the ones that say the request never left: no connection was made. */
 const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN']);
 
@@ -202,6 +205,8 @@ export class UpstreamClient {
   readonly #basePath: string;
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
+  /** When each configuration fault was last logged, and how many calls met it since (see #configurationFault). */
+  readonly #faultsLogged = new Map<string, { at: number; unlogged: number }>();
   /**
    * Until when (`performance.now()`: monotonic, so a wall clock stepped back cannot lengthen a pause) the
    * upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
@@ -209,8 +214,13 @@ export class UpstreamClient {
    * it would not end before the call's deadline, instead of spending a request on another 429.
    */
   #rateLimitedUntil = 0;
-  /** Requests written to a connection and not answered yet: when they fill the pool, a new call queues behind them. */
-  #sending = 0;
+  /**
+   * When the upstream last began an answer (`performance.now()`). A request not sent by its deadline though
+   * the upstream answered others meanwhile waited for its turn behind the client's own requests (a gateway
+   * short of connections), which says nothing about the upstream; with no answer meanwhile, it waited for a
+   * connection that never came, which does.
+   */
+  #lastAnswerAt = -Infinity;
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
@@ -225,8 +235,13 @@ export class UpstreamClient {
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
       cooldownMs: this.#options.breakerCooldownMs,
-      onChange: (state) =>
-        (state === 'open' ? options.logger.error : options.logger.info)('upstream circuit breaker changed state', { state }),
+      // Opening and closing at the same level, so that a log read at `error` shows the upstream back too; the
+      // half-open trials in between at `info`.
+      onChange: (state, { cause, openForMs }) => {
+        if (state === 'open') options.logger.error('upstream circuit breaker opened: calls fail at once for a while', { state, cooldownMs: this.#options.breakerCooldownMs, lastFailure: cause });
+        else if (state === 'closed') options.logger.error('upstream circuit breaker closed: the upstream answers again', { state, openForMs });
+        else options.logger.info('upstream circuit breaker changed state', { state });
+      },
     });
     const url = new URL(options.baseUrl);
     this.#origin = url.origin;
@@ -341,7 +356,8 @@ export class UpstreamClient {
     const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
-    const deadline = Date.now() + this.#options.timeoutMs;
+    // Monotonic, as every time the client keeps: a wall clock stepped back must not lengthen a wait.
+    const deadline = performance.now() + this.#options.timeoutMs;
     // Whether an earlier attempt may have done what was asked: a connection broken mid-exchange, or a 502, 503
     // or 504 from in front of the API (a proxy may answer so after forwarding), may come after the upstream
     // acted; only a refused connection or a 429 says it did not.
@@ -362,7 +378,7 @@ export class UpstreamClient {
         // jitter keeps the waiting calls from all leaving at the same instant.
         const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
         const usefulAfter = this.#options.timeoutMs / 4;
-        if (Date.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
+        if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
           if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
           const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
@@ -398,22 +414,25 @@ export class UpstreamClient {
         throw outOfBudget();
       }
       let sent = false;
+      let sentAt = 0;
+      const waitingSince = performance.now();
       const onSent = () => {
         sent = true;
+        sentAt = performance.now();
         call.signal?.countRequest?.();
       };
-      // Whether this request can only wait behind the client's own: every connection busy with a request.
-      // Timed out there, it says nothing about the upstream; timed out connecting, it does.
-      const queuedBehindOwn = this.#sending >= this.#options.maxInFlight;
       try {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
       } catch (error) {
         if (!sent) call.signal?.releaseRequest?.();
         if (cancellation.reason !== undefined) {
           // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
-          // the request only waited for a connection its own client kept busy, nor for a caller that went
-          // away: neither says anything about the upstream.
-          if (cancellation.reason === 'deadline' && (sent || !queuedBehindOwn)) this.#breaker.recordFailure(permit);
+          // the request only waited for its turn while the upstream answered others (the client's own requests
+          // kept its connections busy), nor when it went out with too little of its time left for the upstream
+          // to be blamed (it spent the rest in that queue: a gateway short of connections is no upstream down),
+          // nor for a caller that went away: none says anything about the upstream.
+          const upstreamHadItsTime = sent ? performance.now() - sentAt >= this.#options.timeoutMs / 2 : this.#lastAnswerAt < waitingSince;
+          if (cancellation.reason === 'deadline' && upstreamHadItsTime) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
           else this.#breaker.release(permit);
           throw this.#cancelledError(call, cancellation, info);
         }
@@ -421,7 +440,7 @@ export class UpstreamClient {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
           // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
           // body, which is a line of JSON).
-          if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit);
+          if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
           else this.#breaker.release(permit);
           info.status = error.status;
           throw this.#unexpectedBody(call, info, error.message);
@@ -446,8 +465,9 @@ export class UpstreamClient {
           const landed = call.method !== 'GET' && mayHaveLanded ? ': an earlier attempt may have taken effect' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
-        this.#breaker.recordFailure(permit);
-        mayHaveLanded ||= code === undefined || !NEVER_CONNECTED_CODES.has(code);
+        this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), code });
+        // Only a request that went out may have been carried out (a TLS handshake refused, say, never sent it).
+        mayHaveLanded ||= sent && (code === undefined || !NEVER_CONNECTED_CODES.has(code));
         const unreachable = () => {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
@@ -470,7 +490,7 @@ export class UpstreamClient {
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
       const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
-      if (apiDown) this.#breaker.recordFailure(permit);
+      if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) return this.#parse(call, text, info);
       // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
@@ -531,12 +551,10 @@ export class UpstreamClient {
         return;
       }
       let settled = false;
-      let written = false;
       let abortRequest: ((reason: Error) => void) | undefined;
       const settle = (error: Error | undefined, response?: UpstreamResponse) => {
         if (settled) return;
         settled = true;
-        if (written) this.#sending -= 1;
         cancellation.onCancel = undefined;
         if (error) reject(error);
         else resolve(response!);
@@ -557,12 +575,11 @@ export class UpstreamClient {
             // Cancelled while it waited for a connection: it never goes out. Thrown, not `abort()`ed: undici
             // then fails this request alone, where an abort destroys the healthy connection it was given.
             if (settled) throw new CallCancelled();
-            written = true;
-            this.#sending += 1;
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },
           onResponseStart: (controller, statusCode, headers) => {
+            this.#lastAnswerAt = performance.now();
             if (statusCode < 200) return; // 1xx: the real answer follows
             status = statusCode;
             retryAfter = headers['retry-after'];
@@ -619,7 +636,7 @@ export class UpstreamClient {
 
   /** Waits `delay` ms; false, at once, when that would pass the deadline, or as soon as the call is cancelled. */
   #sleep(delay: number, deadline: number, cancellation: CallCancellation): Promise<boolean> {
-    if (Date.now() + delay >= deadline || cancellation.reason !== undefined) return Promise.resolve(false);
+    if (performance.now() + delay >= deadline || cancellation.reason !== undefined) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         cancellation.onCancel = undefined;
@@ -662,7 +679,7 @@ export class UpstreamClient {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
       case 401:
-        this.#options.logger.error('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info, call.signal));
+        this.#configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the gateway’s credentials', info);
       case 402:
       case 403:
@@ -670,7 +687,7 @@ export class UpstreamClient {
       case 404:
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
       case 421:
-        this.#options.logger.error('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
+        this.#configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
@@ -681,6 +698,22 @@ export class UpstreamClient {
       default:
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}`, info);
     }
+  }
+
+  /**
+   * A fault of the gateway's own configuration that every call meets until it is fixed (its key refused):
+   * logged at `error` once a minute at most, with how many calls met it since the last line, rather than once
+   * a call (a busy gateway wrote thousands of identical lines a second).
+   */
+  #configurationFault(message: string, fields: Record<string, unknown>): void {
+    const now = performance.now();
+    const last = this.#faultsLogged.get(message);
+    if (last !== undefined && now - last.at < CONFIGURATION_FAULT_LOG_INTERVAL_MS) {
+      last.unlogged += 1;
+      return;
+    }
+    this.#faultsLogged.set(message, { at: now, unlogged: 0 });
+    this.#options.logger.error(message, { ...fields, ...(last?.unlogged ? { sinceLastLine: last.unlogged } : {}) });
   }
 
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {

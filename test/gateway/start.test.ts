@@ -293,6 +293,9 @@ describe('npm start', () => {
         const result = await query(started.url, '{ accounts { nodes { emailAddresses } } }');
         assert.deepEqual(result.data, { accounts: { nodes: [{ emailAddresses: ['remote@example.com'] }] } });
         assert.equal(started.lines.filter((l) => l.includes('embedded Context.IO emulator')).length, 0);
+        // The ready line names the upstream it calls.
+        const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
+        assert.equal(ready['upstream'], upstream.url);
         assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
       } finally {
         assert.equal(await started.stop(), 0);

@@ -74,4 +74,37 @@ describe('circuit breaker states', () => {
     breaker.release(early!); // e.g. its caller went away
     assert.equal(breaker.tryAcquire(), undefined, 'still one probe at a time');
   });
+
+  it('says which failure opened it, and how long it was not closed when it closes', () => {
+    const { clock } = make();
+    const details: unknown[] = [];
+    const breaker = new CircuitBreaker({ failureThreshold: 2, cooldownMs: 1_000, now: () => clock.now, onChange: (state, detail) => details.push({ state, ...detail }) });
+    breaker.recordFailure('call', { status: 502 });
+    breaker.recordFailure('call', { status: 504, path: '/accounts/a' });
+    clock.now = 1_000;
+    breaker.tryAcquire();
+    breaker.recordFailure('probe', { code: 'ECONNREFUSED' });
+    clock.now = 2_500;
+    breaker.tryAcquire();
+    breaker.recordSuccess('probe');
+    assert.deepEqual(details, [
+      { state: 'open', cause: { status: 504, path: '/accounts/a' } },
+      { state: 'half-open' },
+      { state: 'open', cause: { code: 'ECONNREFUSED' } },
+      { state: 'half-open' },
+      { state: 'closed', openForMs: 2_500 },
+    ]);
+  });
+
+  it('keeps time with a monotonic clock: a wall clock stepped back an hour does not hold the circuit open', () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000 });
+    const realNow = Date.now;
+    try {
+      breaker.recordFailure('call');
+      Date.now = () => realNow() - 3_600_000;
+      assert.ok(breaker.retryInMs() <= 1_000, `open for ${breaker.retryInMs()} ms more`);
+    } finally {
+      Date.now = realNow;
+    }
+  });
 });

@@ -210,9 +210,12 @@ describe('UpstreamClient against a mocked upstream', () => {
       pool.intercept({ path: `/2.0/connect_tokens/${token}`, method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
       assert.deepEqual(await client.deleteConnectToken(null, token), { success: true }, String(status));
     }
+    // A connection that failed before the request went out (the mock fails it so; a refused TLS handshake
+    // does), whatever its code, carried nothing: the retry's 404 is the answer. One broken after the request
+    // went out: the real-socket test below.
     pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
     pool.intercept({ path: '/2.0/connect_tokens/ghi', method: 'DELETE' }).reply(404, { type: 'error', value: 'unknown' }, JSON_HEADERS);
-    assert.deepEqual(await client.deleteConnectToken(null, 'ghi'), { success: true });
+    await assert.rejects(client.deleteConnectToken(null, 'ghi'), notFound);
   });
 
   it('takes a create answered success: false (or naming nothing) as failed, not as a token or account to hand out', async () => {
@@ -244,7 +247,7 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(client.breakerState, 'closed');
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('ulimit -n')));
     // After an attempt that reached the upstream, the shortage is still what failed; the earlier attempt may have landed.
-    pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).reply(502, 'upstream connect error or disconnect/reset before headers');
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
     await assert.rejects(client.deleteConnectToken(null, 't'), /out of file descriptors\): an earlier attempt may have taken effect$/);
     // Not a rate limit the retry already waited out.
@@ -297,6 +300,13 @@ describe('UpstreamClient against a mocked upstream', () => {
       e.extensions?.['code'] === 'UPSTREAM_ERROR' && JSON.stringify(e.extensions['upstream']) === '{"status":401,"method":"GET","path":"/accounts/z"}');
     assert.ok(logs.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET')));
     assert.ok(logs.every((l) => !l.includes('secret-value') && !l.includes('oauth_signature')));
+    // Every call meets it until it is fixed: said once a minute at most, not once a call (a busy gateway wrote
+    // thousands of identical lines a second).
+    for (let i = 0; i < 20; i++) {
+      pool.intercept({ path: `/2.0/accounts/z${i}`, method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
+      await assert.rejects(client.getAccount(`z${i}`), /refused the gateway’s credentials/);
+    }
+    assert.equal(logs.filter((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET')).length, 1);
   });
 
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
@@ -416,6 +426,51 @@ describe('UpstreamClient against a local server', () => {
       await assert.rejects(client.deleteConnectToken(null, 't'), /broke before it answered: the request may have taken effect/);
       assert.equal(requests, 7);
     } finally {
+      await client.close().catch(() => undefined);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async () => {
+    // The upstream answers every request in 150 ms; one connection, 400 ms a call: of six calls at once, the
+    // third goes out at ~300 ms and is cut at 400, and the rest never go out. None says the upstream is down.
+    const server = createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 150));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const lines: string[] = [];
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('info', (line) => lines.push(line)),
+      timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1,
+    });
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
+      assert.ok(results.filter((r) => r.status === 'rejected').length >= 3, 'some timed out');
+      assert.equal(client.breakerState, 'closed', lines.join('\n'));
+    } finally {
+      await client.close().catch(() => undefined);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('says a write whose connection failed before it went out (a TLS handshake refused) could not be reached, never that it may have taken effect', async () => {
+    // A plain HTTP server behind an https: base URL: the TLS handshake fails before any request is written.
+    const sockets = new Set<Socket>();
+    const server = createNetServer((socket) => {
+      sockets.add(socket);
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = localClient(`https://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
+    try {
+      for (const write of [() => client.createAccount({ email: 'a@example.com' }), () => client.deleteConnectToken(null, 't')]) {
+        await assert.rejects(write(), (e: Error) => {
+          assert.equal(e.message, 'The upstream could not be reached');
+          return true;
+        });
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await client.close().catch(() => undefined);
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }

@@ -49,6 +49,13 @@ describe('configuration from the environment', () => {
     assert.equal(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'chosen' }), undefined);
   });
 
+  it('refuses credentials in CONTEXTIO_API_URL, never sent, without showing them', () => {
+    const problems = problemsOf({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
+    assert.doesNotMatch(problems[0]!, /hunter2/);
+  });
+
   it('uses a configured upstream with its key pair', () => {
     const config = loadConfig({ CONTEXTIO_API_URL: 'https://api.example.com/2.0/', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.deepEqual(config.upstream, { kind: 'remote', baseUrl: 'https://api.example.com/2.0', consumerKey: 'k', consumerSecret: 's' });
