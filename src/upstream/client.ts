@@ -431,7 +431,7 @@ export class UpstreamClient {
           // kept its connections busy), nor when it went out with too little of its time left for the upstream
           // to be blamed (it spent the rest in that queue: a gateway short of connections is no upstream down),
           // nor for a caller that went away: none says anything about the upstream.
-          const upstreamHadItsTime = sent ? performance.now() - sentAt >= this.#options.timeoutMs / 2 : this.#lastAnswerAt < waitingSince;
+          const upstreamHadItsTime = this.#lastAnswerAt < waitingSince || (sent && performance.now() - sentAt >= this.#options.timeoutMs / 2);
           if (cancellation.reason === 'deadline' && upstreamHadItsTime) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
           else this.#breaker.release(permit);
           throw this.#cancelledError(call, cancellation, info);
@@ -492,7 +492,10 @@ export class UpstreamClient {
       const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
       if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
-      if (status >= 200 && status < 300) return this.#parse(call, text, info);
+      if (status >= 200 && status < 300) {
+        if (this.#faultsLogged.size > 0) this.#faultCleared();
+        return this.#parse(call, text, info);
+      }
       // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
@@ -579,8 +582,8 @@ export class UpstreamClient {
             onSent();
           },
           onResponseStart: (controller, statusCode, headers) => {
-            this.#lastAnswerAt = performance.now();
             if (statusCode < 200) return; // 1xx: the real answer follows
+            this.#lastAnswerAt = performance.now();
             status = statusCode;
             retryAfter = headers['retry-after'];
             // Refused before reading when it says it is too large; else counted as it arrives (below).
@@ -714,6 +717,14 @@ export class UpstreamClient {
     }
     this.#faultsLogged.set(message, { at: now, unlogged: 0 });
     this.#options.logger.error(message, { ...fields, ...(last?.unlogged ? { sinceLastLine: last.unlogged } : {}) });
+  }
+
+  /** An answer came: the faults are fixed. Their unlogged calls are said now, and a recurrence logs at once. */
+  #faultCleared(): void {
+    for (const [message, { unlogged }] of this.#faultsLogged) {
+      if (unlogged > 0) this.#options.logger.error(message, { sinceLastLine: unlogged, cleared: true });
+    }
+    this.#faultsLogged.clear();
   }
 
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {

@@ -306,7 +306,16 @@ describe('UpstreamClient against a mocked upstream', () => {
       pool.intercept({ path: `/2.0/accounts/z${i}`, method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
       await assert.rejects(client.getAccount(`z${i}`), /refused the gateway’s credentials/);
     }
-    assert.equal(logs.filter((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET')).length, 1);
+    const refusals = () => logs.filter((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET'));
+    assert.equal(refusals().length, 1);
+    // Fixed (an answer comes): the calls left unsaid are said, and its return is logged at once.
+    pool.intercept({ path: '/2.0/accounts/fixed', method: 'GET' }).reply(200, { id: 'fixed', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    await client.getAccount('fixed');
+    assert.equal(refusals().length, 2);
+    assert.deepEqual([JSON.parse(refusals()[1]!).sinceLastLine, JSON.parse(refusals()[1]!).cleared], [20, true]);
+    pool.intercept({ path: '/2.0/accounts/again', method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('again'), /refused the gateway’s credentials/);
+    assert.equal(refusals().length, 3);
   });
 
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
@@ -449,6 +458,37 @@ describe('UpstreamClient against a local server', () => {
     } finally {
       await client.close().catch(() => undefined);
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async () => {
+    for (const interim of [false, true]) {
+      // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
+      // with little of its time left, and the queue never empties; no answer came while they waited.
+      const sockets = new Set<Socket>();
+      const server = createNetServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('data', () => {
+          if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as AddressInfo;
+      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 });
+      try {
+        const calls: Array<Promise<unknown>> = [];
+        for (let i = 0; i < 20 && client.breakerState === 'closed'; i++) {
+          calls.push(client.getAccount(`a${i}`).catch(() => undefined));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        await Promise.all(calls);
+        assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        await client.close().catch(() => undefined);
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
     }
   });
 
