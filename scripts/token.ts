@@ -1,7 +1,7 @@
 /**
- * `npm run token -- --accounts <id,...> | --admin | --sub <subject> [--expires 1h]`: mints a development
- * token the gateway accepts (with `--sub` alone, one with no account yet: a new user's, who may start a
- * connect flow), signed HS256 with AUTH_JWT_SECRET (with AUTH_ISSUER/AUTH_AUDIENCE as `iss`/
+ * `npm run token -- [--accounts <id,...>] [--admin] [--sub <subject>] [--expires 1h]`, with at least one of
+ * the first three: mints a development token the gateway accepts (with `--sub` alone, one with no account
+ * yet: a new user's, who may start a connect flow), signed HS256 with AUTH_JWT_SECRET (with AUTH_ISSUER/AUTH_AUDIENCE as `iss`/
  * `aud` when set), and prints only the token, so `TOKEN=$(npm run -s token -- --admin)` works.
  */
 import { parseArgs } from 'node:util';

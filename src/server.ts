@@ -47,8 +47,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   requestReceiveTimeoutMs?: number;
   /**
    * How long an answer may wait for its client to take any of it; then the connection is closed and the
-   * answer's memory freed. Default 30 s: a client that stops reading would otherwise hold its whole answer
-   * in the gateway for as long as it keeps the connection open.
+   * answer's memory freed. Default 2 minutes (DEFAULTS.answerStallTimeoutMs): a client that stops reading
+   * would otherwise hold its whole answer in the gateway for as long as it keeps the connection open.
    */
   answerStallTimeoutMs?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
@@ -109,9 +109,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /**
    * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
    * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
-   * of the write resets, so a slow but steady client is not cut unless it is slower than the kernel's send
-   * buffer lets the gateway see (DEFAULTS.answerStallTimeoutMs). Disarmed at the end, before Node arms its
-   * keep-alive timer on the same socket.
+   * of the write resets, so a steady client is cut only when slower than ~11 KB/s (why: DEFAULTS.
+   * answerStallTimeoutMs). Disarmed at the end, before Node arms its keep-alive timer on the same socket.
    */
   const answerStallTimeoutMs = options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs;
   const stalledAnswers = new WeakSet<ServerResponse>();
@@ -299,13 +298,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
         for (const code of errorCodesIn(answer)) outcome.errorCodes.add(code);
       }
-      const tooLarge = answer === unmakeableAnswer ? { bytes: undefined } : byteLengthOver(answer, maxAnswerBytes) ? { bytes: Buffer.byteLength(answer) } : undefined;
-      if (tooLarge) {
-        logger.warn('answer too large to send', { requestId, ...tooLarge, maximum: maxAnswerBytes });
+      const unmakeable = answer === unmakeableAnswer;
+      const bytes = unmakeable ? undefined : bytesOver(answer, maxAnswerBytes);
+      if (unmakeable || bytes !== undefined) {
+        logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
         outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
         // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
         // refusal before execution (an error answer) keeps its status and has no `data`.
-        if (answer !== unmakeableAnswer) answer = answerTooLargeBody(tooLarge.bytes, maxAnswerBytes, res.statusCode < 400);
+        if (!unmakeable) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400);
       }
       endOnceFlushed(res, answer);
       return;
@@ -423,8 +423,9 @@ function errorCodesIn(body: string): string[] {
   }
 }
 
-/** Whether `text` takes more than `maximum` bytes in UTF-8, counted only when its length leaves it in doubt. */
-function byteLengthOver(text: string, maximum: number): boolean {
-  return text.length > maximum || (text.length * 3 > maximum && Buffer.byteLength(text) > maximum);
+/** `text`'s size in UTF-8 when it is more than `maximum` bytes, else undefined; counted only when its length leaves it in doubt. */
+function bytesOver(text: string, maximum: number): number | undefined {
+  if (text.length * 3 <= maximum) return undefined;
+  const bytes = Buffer.byteLength(text);
+  return bytes > maximum ? bytes : undefined;
 }
-

@@ -337,7 +337,7 @@ export type MutationUpdateAccountArgs = {
   input: UpdateAccountInput;
 };
 
-/** Where a page of a connection ends and whether more follows (Relay cursor connections). */
+/** Where a page of a connection starts and ends, and whether items come before and after it (Relay cursor connections). */
 export type PageInfo = {
   __typename?: 'PageInfo';
   /** The cursor of the last edge of this page, to pass as `after` for the next; null on an empty page. */
@@ -346,7 +346,8 @@ export type PageInfo = {
   hasNextPage: Scalars['Boolean']['output'];
   /**
    * True when items come before this page (it was asked for with `after`). Pages go forward only (`first` and
-   * `after`); with the two fields below, Relay's connection spec is met, which Relay's compiler checks.
+   * `after`); with `startCursor`, PageInfo has the four fields Relay's connection spec requires, which Relay's
+   * compiler checks.
    */
   hasPreviousPage: Scalars['Boolean']['output'];
   /** The cursor of the first edge of this page; null on an empty page. */

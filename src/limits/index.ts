@@ -183,7 +183,7 @@ export function upstreamRequestBudget(limits: OperationLimits): number {
  * (ListLengthBudget): twice `MAX_QUERY_COST`, as for the request budget, whatever the estimate came to, so
  * that the heaviest operation the estimate allows still has room for a few long lists.
  */
-export function maxListOverrun(limits: OperationLimits): number {
+function maxListOverrun(limits: OperationLimits): number {
   return 2 * limits.maxCost;
 }
 

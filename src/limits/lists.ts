@@ -3,13 +3,16 @@ import { ErrorCode, gatewayError } from '../errors.ts';
 import { COST, type OperationMeasure } from './measure.ts';
 
 /** What the first list refused for its length tells the log. */
-export interface LongListRefusal {
+interface LongListRefusal {
   field: string;
   length: number;
   /** What the further items of the operation's long lists would have added to its cost with this list. */
   value: number;
   maximum: number;
 }
+
+/** Before `plan`, no list node is known: each item then counts its field. */
+const UNMEASURED: ReadonlyMap<FieldNode, number> = new Map();
 
 /**
  * The estimated cost assumes COST.listSize items in a list no `first` bounds (an account's sources and
@@ -23,8 +26,6 @@ export interface LongListRefusal {
  * are not credited: what a list adds does not depend on which lists arrived before it, so whether an
  * operation fits does not depend on the order its upstream answers come in.
  */
-const UNMEASURED: ReadonlyMap<FieldNode, number> = new Map();
-
 export class ListLengthBudget {
   #itemCosts = UNMEASURED;
   #added = 0;

@@ -12,7 +12,7 @@ export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnec
     // The browser is sent there: a mobile app's own scheme (`cio-api-auth://`, as Context.IO's iOS example
     // registers) as much as a web page. The upstream's own server POSTs to the source callback: http(s) only.
     callback_url: absoluteUrl(input.callbackUrl, 'input.callbackUrl', 'browser'),
-    email: input.email == null ? undefined : email(input.email, 'input.email', 'or a domain hint'),
+    email: input.email == null ? undefined : email(input.email, 'input.email', true),
     ...nameForm(input),
     source_callback_url: input.sourceCallbackUrl == null ? undefined : absoluteUrl(input.sourceCallbackUrl, 'input.sourceCallbackUrl', 'http'),
     source_sync_all_folders: input.sourceSyncAllFolders,
@@ -61,11 +61,11 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
  * control or invisible characters. A connect token also takes only the part from the `@` on (`@gmail.com`:
  * the API's own signing example sends it, and Context.IO's clients pick the user's provider so).
  */
-export function email(value: string, name: string, domainHint?: 'or a domain hint'): string {
+export function email(value: string, name: string, allowDomainHint = false): string {
   text(value, name);
-  const shape = domainHint ? /^[^\s@\p{Cc}\p{Cf}]*@[^\s@\p{Cc}\p{Cf}]+$/u : /^[^\s@\p{Cc}\p{Cf}]+@[^\s@\p{Cc}\p{Cf}]+$/u;
-  if (!shape.test(value)) {
-    throw argumentError(name, `${name} must be an email address${domainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
+  const local = /^([^\s@\p{Cc}\p{Cf}]*)@[^\s@\p{Cc}\p{Cf}]+$/u.exec(value)?.[1];
+  if (local === undefined || (local === '' && !allowDomainHint)) {
+    throw argumentError(name, `${name} must be an email address${allowDomainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
   }
   return value;
 }

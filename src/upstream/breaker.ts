@@ -10,15 +10,20 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 export type BreakerPermit = 'call' | 'probe';
 
 /** What a failure was, for the line saying the circuit opened: the call that made it open. */
-export type FailureCause = Record<string, unknown>;
+type FailureCause = Record<string, unknown>;
+
+/** What a change of state tells: on opening, the failure that opened it; on closing, how long it was not closed. */
+interface ChangeDetail {
+  cause?: FailureCause;
+  openForMs?: number;
+}
 
 export interface BreakerOptions {
   failureThreshold: number;
   cooldownMs: number;
   /** Monotonic by default (`performance.now`): a wall clock stepped back must not hold the circuit open. */
   now?: () => number;
-  /** `cause`: on opening, the failure that opened it; `openForMs`: on closing, how long it was not closed. */
-  onChange?: (state: BreakerState, detail: { cause?: FailureCause; openForMs?: number }) => void;
+  onChange?: (state: BreakerState, detail: ChangeDetail) => void;
 }
 
 export class CircuitBreaker {
@@ -26,7 +31,7 @@ export class CircuitBreaker {
   #failures = 0;
   #openedAt = 0;
   /** When the circuit last left `closed` (a reopening from half-open keeps it). */
-  #openedSince = 0;
+  #leftClosedAt = 0;
   #probing = false;
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
@@ -62,7 +67,7 @@ export class CircuitBreaker {
   recordSuccess(permit: BreakerPermit): void {
     this.#failures = 0;
     this.#endProbe(permit);
-    if (this.#state !== 'closed') this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#openedSince) });
+    if (this.#state !== 'closed') this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#leftClosedAt) });
   }
 
   /** The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. */
@@ -71,7 +76,7 @@ export class CircuitBreaker {
     this.#failures += 1;
     if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold)) {
       this.#openedAt = this.#options.now();
-      if (this.#state === 'closed') this.#openedSince = this.#openedAt;
+      if (this.#state === 'closed') this.#leftClosedAt = this.#openedAt;
       this.#set('open', cause === undefined ? {} : { cause });
     }
   }
@@ -89,7 +94,7 @@ export class CircuitBreaker {
     if (permit === 'probe') this.#probing = false;
   }
 
-  #set(state: BreakerState, detail: { cause?: FailureCause; openForMs?: number } = {}): void {
+  #set(state: BreakerState, detail: ChangeDetail = {}): void {
     this.#state = state;
     this.#options.onChange?.(state, detail);
   }

@@ -166,9 +166,6 @@ const CONNECTION_ERROR_CODES = new Set([
 /** How often a configuration fault every call meets (the key refused) is logged at most. */
 const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
 
-/** Of those, the ones that say the request never left: no connection was made. */
-const NEVER_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN']);
-
 /** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
 const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
 /** Name lookups fail so too when no descriptor is left for them (getaddrinfo says ENOTFOUND or EAI_AGAIN). */
@@ -215,10 +212,10 @@ export class UpstreamClient {
    */
   #rateLimitedUntil = 0;
   /**
-   * When the upstream last began an answer (`performance.now()`). A request not sent by its deadline though
-   * the upstream answered others meanwhile waited for its turn behind the client's own requests (a gateway
-   * short of connections), which says nothing about the upstream; with no answer meanwhile, it waited for a
-   * connection that never came, which does.
+   * When the upstream last began an answer (`performance.now()`, 1xx aside). A request that timed out though
+   * the upstream answered others while it waited, and that never went out or went out with under half its
+   * time left, spent that time behind the client's own requests (a gateway short of connections), which says
+   * nothing about the upstream; with no answer meanwhile, it says the upstream is failing.
    */
   #lastAnswerAt = -Infinity;
 
@@ -358,9 +355,9 @@ export class UpstreamClient {
     const idempotent = call.method !== 'POST';
     // Monotonic, as every time the client keeps: a wall clock stepped back must not lengthen a wait.
     const deadline = performance.now() + this.#options.timeoutMs;
-    // Whether an earlier attempt may have done what was asked: a connection broken mid-exchange, or a 502, 503
-    // or 504 from in front of the API (a proxy may answer so after forwarding), may come after the upstream
-    // acted; only a refused connection or a 429 says it did not.
+    // Whether an earlier attempt may have done what was asked: a connection broken after the request went
+    // out, or a 502, 503 or 504 from in front of the API (a proxy may answer so after forwarding), may come
+    // after the upstream acted; only a request that never went out, or a 429, says it did not.
     let mayHaveLanded = false;
     // The error the previous attempt would have ended the call with: what a retry the operation's request
     // budget refuses ends it with instead (the upstream's 502 or 429, not a limit of the gateway's).
@@ -427,10 +424,9 @@ export class UpstreamClient {
         if (!sent) call.signal?.releaseRequest?.();
         if (cancellation.reason !== undefined) {
           // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
-          // the request only waited for its turn while the upstream answered others (the client's own requests
-          // kept its connections busy), nor when it went out with too little of its time left for the upstream
-          // to be blamed (it spent the rest in that queue: a gateway short of connections is no upstream down),
-          // nor for a caller that went away: none says anything about the upstream.
+          // the upstream answered others while this one waited and it never went out, or went out with under
+          // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
+          // no upstream down), nor for a caller that went away: neither says anything about the upstream.
           const upstreamHadItsTime = this.#lastAnswerAt < waitingSince || (sent && performance.now() - sentAt >= this.#options.timeoutMs / 2);
           if (cancellation.reason === 'deadline' && upstreamHadItsTime) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
           else this.#breaker.release(permit);
@@ -466,8 +462,9 @@ export class UpstreamClient {
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
         this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), code });
-        // Only a request that went out may have been carried out (a TLS handshake refused, say, never sent it).
-        mayHaveLanded ||= sent && (code === undefined || !NEVER_CONNECTED_CODES.has(code));
+        // Only a request that went out may have been carried out (a refused connection or TLS handshake never
+        // sent it; undici starts a request only on a connected socket).
+        mayHaveLanded ||= sent;
         const unreachable = () => {
           this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not

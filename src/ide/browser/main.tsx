@@ -36,7 +36,7 @@ const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? 
 
 /** GraphiQL's name for its schema request (its `introspectionQueryName` default). */
 const INTROSPECTION_QUERY_NAME = 'IntrospectionQuery';
-/** Whether the last schema request was refused for want of a token (not because introspection is off). */
+/** Whether the last schema request was refused for want of a token (401), not for another reason. */
 let schemaNeedsToken = false;
 /** The headers the last schema request and the last operation were sent with: the schema is asked for again only with new ones. */
 let schemaHeaders = '';
