@@ -67,12 +67,13 @@ const MAX_ID_LENGTH = 256;
  */
 function pathSegment(id: string): string {
   if (id === '' || id === '.' || id === '..') {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id`);
+    // The client sends what it is given without knowing the argument's name: an id or a connect token.
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id or token`);
   }
   if (id.length > MAX_ID_LENGTH) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id or token is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
   }
-  assertEncodable(id, 'An id');
+  assertEncodable(id, 'An id or token');
   return percentEncode(id);
 }
 
