@@ -165,6 +165,11 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** How often a configuration fault every call meets (the key refused) is logged at most. */
 const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
+/** How long a configuration fault must go unseen, answers coming meanwhile, to count as fixed. */
+const CONFIGURATION_FAULT_QUIET_MS = 10_000;
+
+/** What a write's failure adds when the request went out: the caller must not take it for a refusal. */
+const MAY_HAVE_TAKEN_EFFECT = ': the request may have taken effect';
 
 /** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
 const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
@@ -203,7 +208,7 @@ export class UpstreamClient {
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
   /** When each configuration fault was last logged, and how many calls met it since (see #configurationFault). */
-  readonly #faultsLogged = new Map<string, { at: number; unlogged: number }>();
+  readonly #faultsLogged = new Map<string, { at: number; seenAt: number; unlogged: number }>();
   /**
    * Until when (`performance.now()`: monotonic, so a wall clock stepped back cannot lengthen a pause) the
    * upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
@@ -218,6 +223,12 @@ export class UpstreamClient {
    * nothing about the upstream; with no answer meanwhile, it says the upstream is failing.
    */
   #lastAnswerAt = -Infinity;
+  /**
+   * When an answer last arrived whole (1xx aside). A request that went out with time to be answered and timed
+   * out while others were answered whole is one slow resource (one account's mailbox hanging, say), not an
+   * upstream down: counting it would let one caller's request pause every caller's calls.
+   */
+  #lastAnswerEndAt = -Infinity;
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, ...rest } = options;
@@ -426,11 +437,13 @@ export class UpstreamClient {
           // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
           // the upstream answered others while this one waited and it never went out, or went out with under
           // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
-          // no upstream down), nor for a caller that went away: neither says anything about the upstream.
-          const upstreamHadItsTime = this.#lastAnswerAt < waitingSince || (sent && performance.now() - sentAt >= this.#options.timeoutMs / 2);
-          if (cancellation.reason === 'deadline' && upstreamHadItsTime) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
+          // no upstream down); nor when it went out in time but others were answered whole meanwhile (one
+          // resource hanging); nor for a caller that went away: none says the upstream is down.
+          const hadItsTime = sent && performance.now() - sentAt >= this.#options.timeoutMs / 2;
+          const upstreamFailing = hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince;
+          if (cancellation.reason === 'deadline' && upstreamFailing) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
           else this.#breaker.release(permit);
-          throw this.#cancelledError(call, cancellation, info);
+          throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
         }
         if (error instanceof ResponseTooLarge) {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
@@ -461,7 +474,13 @@ export class UpstreamClient {
           const landed = call.method !== 'GET' && mayHaveLanded ? ': an earlier attempt may have taken effect' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
-        this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), code });
+        // Counted once a call, when it fails for good: its retry goes out on a fresh connection, and one stale
+        // keep-alive connection reset per retried call would otherwise open the breaker against a healthy
+        // upstream (16 such resets in a row did). The half-open probe's verdict is its own attempt's.
+        const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
+        const cause = { ...forLog(info, call.signal), code };
+        if (willRetry && permit === 'call') this.#breaker.release(permit);
+        else this.#breaker.recordFailure(permit, cause);
         // Only a request that went out may have been carried out (a refused connection or TLS handshake never
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
@@ -470,12 +489,13 @@ export class UpstreamClient {
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
           const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
-          const message = call.method !== 'GET' && mayHaveLanded ? `${what}: the request may have taken effect` : what;
+          const message = call.method !== 'GET' && mayHaveLanded ? `${what}${MAY_HAVE_TAKEN_EFFECT}` : what;
           return this.#fail(ErrorCode.UPSTREAM_ERROR, message, info);
         };
-        if (!lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0) {
+        if (willRetry) {
           previousFailure = unreachable;
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
+          if (permit === 'call') this.#breaker.recordFailure(permit, cause);
         }
         throw unreachable();
       }
@@ -490,7 +510,7 @@ export class UpstreamClient {
       if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) {
-        if (this.#faultsLogged.size > 0) this.#faultCleared();
+        if (this.#faultsLogged.size > 0) this.#faultsQuiet();
         return this.#parse(call, text, info);
       }
       // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
@@ -499,7 +519,7 @@ export class UpstreamClient {
       const worthRetrying = status === 429 || apiDown;
       if (status === 429) this.#pauseFor(response.retryAfterMs, call.signal);
       mayHaveLanded ||= apiDown;
-      const failure = () => this.#statusError(status, call, response, info, headers.authorization!);
+      const failure = () => this.#statusError(status, call, response, info, headers.authorization!, mayHaveLanded);
       if (!lastAttempt && worthRetrying && call.signal?.requestsLeft !== 0) {
         previousFailure = failure;
         if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
@@ -592,7 +612,10 @@ export class UpstreamClient {
             if (received > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
             else chunks.push(chunk);
           },
-          onResponseEnd: () => settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') }),
+          onResponseEnd: () => {
+            this.#lastAnswerEndAt = performance.now();
+            settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') });
+          },
           onResponseError: (_controller, error) => settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error),
         },
       );
@@ -626,12 +649,16 @@ export class UpstreamClient {
     this.#rateLimitedUntil = Math.max(this.#rateLimitedUntil, now + waitMs);
   }
 
-  /** The error of a call cancelled by its own deadline or by its caller (gone, or out of time). */
-  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo) {
-    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms`, info);
+  /**
+   * The error of a call cancelled by its own deadline or by its caller (gone, or out of time). `mayHaveLanded`:
+   * a request of it went out, so a write may have been carried out all the same, which its message then says.
+   */
+  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded = false) {
+    const landed = call.method !== 'GET' && mayHaveLanded ? MAY_HAVE_TAKEN_EFFECT : '';
+    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
     const reason: unknown = call.signal?.reason;
-    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, reason.message, info);
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The request was cancelled', info);
+    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message}${landed}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
   }
 
   /** Waits `delay` ms; false, at once, when that would pass the deadline, or as soon as the call is cancelled. */
@@ -667,7 +694,7 @@ export class UpstreamClient {
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
   }
 
-  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string) {
+  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // Searching it for the gateway's credentials costs ~0.1 ms: done only when the line is written.
     if (this.#options.logger.enabled('debug')) {
@@ -695,8 +722,11 @@ export class UpstreamClient {
         const retryAfterSeconds = Math.ceil(retryAfterMs / 1000);
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
       }
-      default:
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}`, info);
+      default: {
+        // A proxy's 502 or 504 (or an earlier attempt's) may come after the API acted on a write.
+        const landed = call.method !== 'GET' && mayHaveLanded ? MAY_HAVE_TAKEN_EFFECT : '';
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${landed}`, info);
+      }
     }
   }
 
@@ -710,18 +740,24 @@ export class UpstreamClient {
     const last = this.#faultsLogged.get(message);
     if (last !== undefined && now - last.at < CONFIGURATION_FAULT_LOG_INTERVAL_MS) {
       last.unlogged += 1;
+      last.seenAt = now;
       return;
     }
-    this.#faultsLogged.set(message, { at: now, unlogged: 0 });
+    this.#faultsLogged.set(message, { at: now, seenAt: now, unlogged: 0 });
     this.#options.logger.error(message, { ...fields, ...(last?.unlogged ? { sinceLastLine: last.unlogged } : {}) });
   }
 
-  /** An answer came: the faults are fixed. Their unlogged calls are said now, and a recurrence logs at once. */
-  #faultCleared(): void {
-    for (const [message, { unlogged }] of this.#faultsLogged) {
-      if (unlogged > 0) this.#options.logger.error(message, { sinceLastLine: unlogged, cleared: true });
+  /**
+   * An answer came: a fault not seen for a while is fixed. Its calls left unsaid are said now, and a return
+   * logs at once. One still seen now and then (a fault of some paths or servers only) stays throttled.
+   */
+  #faultsQuiet(): void {
+    const now = performance.now();
+    for (const [message, { seenAt, unlogged }] of this.#faultsLogged) {
+      if (now - seenAt < CONFIGURATION_FAULT_QUIET_MS) continue;
+      this.#faultsLogged.delete(message);
+      this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unlogged });
     }
-    this.#faultsLogged.clear();
   }
 
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {

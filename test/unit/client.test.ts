@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
@@ -305,16 +305,42 @@ describe('UpstreamClient against a mocked upstream', () => {
       pool.intercept({ path: `/2.0/accounts/z${i}`, method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
       await assert.rejects(client.getAccount(`z${i}`), /refused the gateway’s credentials/);
     }
-    const refusals = () => logs.filter((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET'));
+    const refusals = () => logs.filter((l) => l.includes('"level":"error"') && l.includes('"message":"the upstream refused the gateway’s API key'));
     assert.equal(refusals().length, 1);
-    // Fixed (an answer comes): the calls left unsaid are said, and its return is logged at once.
-    pool.intercept({ path: '/2.0/accounts/fixed', method: 'GET' }).reply(200, { id: 'fixed', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
-    await client.getAccount('fixed');
-    assert.equal(refusals().length, 2);
-    assert.deepEqual([JSON.parse(refusals()[1]!).sinceLastLine, JSON.parse(refusals()[1]!).cleared], [20, true]);
-    pool.intercept({ path: '/2.0/accounts/again', method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
-    await assert.rejects(client.getAccount('again'), /refused the gateway’s credentials/);
-    assert.equal(refusals().length, 3);
+    const account = (id: string) => pool.intercept({ path: `/2.0/accounts/${id}`, method: 'GET' }).reply(200, { id, created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const refused = (id: string) => pool.intercept({ path: `/2.0/accounts/${id}`, method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
+    // Some answers between refusals (a fault of some servers only): still throttled.
+    for (let i = 0; i < 10; i++) {
+      account(`ok${i}`);
+      await client.getAccount(`ok${i}`);
+      refused(`no${i}`);
+      await assert.rejects(client.getAccount(`no${i}`));
+    }
+    assert.equal(refusals().length, 1);
+    // Unseen for 10 s while answers come: fixed, and the calls left unsaid are said; its return logs at once.
+    const realNow = performance.now.bind(performance);
+    performance.now = () => realNow() + 11_000;
+    try {
+      account('fixed');
+      await client.getAccount('fixed');
+      const fixed = logs.filter((l) => l.includes('no longer seen')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.equal(fixed.length, 1);
+      assert.equal(fixed[0]!['sinceLastLine'], 30);
+      assert.match(String(fixed[0]!['fault']), /CONTEXTIO_CONSUMER_SECRET/);
+      refused('again');
+      await assert.rejects(client.getAccount('again'), /refused the gateway’s credentials/);
+      assert.equal(refusals().length, 2);
+    } finally {
+      performance.now = realNow;
+    }
+  });
+
+  it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
+    pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(504, 'gateway timeout');
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 504: the request may have taken effect$/);
+    // A GET says nothing of the kind.
+    for (let i = 0; i < 3; i++) pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout');
+    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 504$/);
   });
 
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
@@ -328,6 +354,20 @@ describe('UpstreamClient against a local server', () => {
   const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
   const localClient = (baseUrl: string, options: { timeoutMs: number; maxInFlight: number; maxAttempts?: number; breakerFailureThreshold?: number }) =>
     new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
+
+  /** `server` on a free loopback port, and how to close it with every connection still open to it. */
+  const serve = async (server: NetServer | HttpServer): Promise<{ port: number; close(): Promise<void> }> => {
+    const sockets = new Set<Socket>();
+    server.on('connection', (socket: Socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as AddressInfo).port,
+      async close() {
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  };
 
   it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
     const sockets = new Set<Socket>();
@@ -513,16 +553,72 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('does not open the breaker for one resource hanging while the others are answered (one caller could pause every caller)', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        if (req.url?.startsWith('/2.0/accounts/bad')) return; // never answered
+        res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 });
+    let healthy = true;
+    const others = (async () => {
+      while (healthy) {
+        await client.getAccount('good');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    try {
+      const bad = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`)));
+      assert.ok(bad.every((r) => r.status === 'rejected'));
+      assert.equal(client.breakerState, 'closed');
+    } finally {
+      healthy = false;
+      await others.catch(() => undefined);
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+    // With nothing answered at all, the same timeouts open it.
+    const silent = await serve(createHttpServer(() => undefined));
+    const down = localClient(`http://127.0.0.1:${silent.port}/2.0`, { timeoutMs: 300, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 });
+    try {
+      await Promise.allSettled(Array.from({ length: 5 }, (_, i) => down.getAccount(`a${i}`)));
+      assert.equal(down.breakerState, 'open');
+    } finally {
+      await down.close().catch(() => undefined);
+      await silent.close();
+    }
+  });
+
+  it('retries a request whose kept-alive connection was reset without opening the breaker', async () => {
+    // Each connection's first request is answered; a later one is reset once written (a middlebox that forgot
+    // the connection). The retry goes out on a fresh connection.
+    const upstream = await serve(
+      createNetServer((socket) => {
+        let requests = 0;
+        socket.on('error', () => {});
+        socket.on('data', () => {
+          requests++;
+          if (requests > 1) return void socket.resetAndDestroy();
+          socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ACCOUNT.length}\r\nkeep-alive: timeout=30\r\n\r\n${ACCOUNT}`);
+        });
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
+    try {
+      await client.getAccount('warm');
+      assert.equal((await client.getAccount('again')).id, 'x');
+      assert.equal(client.breakerState, 'closed');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('says a write whose connection failed before it went out (a TLS handshake refused) could not be reached, never that it may have taken effect', async () => {
     // A plain HTTP server behind an https: base URL: the TLS handshake fails before any request is written.
-    const sockets = new Set<Socket>();
-    const server = createNetServer((socket) => {
-      sockets.add(socket);
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const client = localClient(`https://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
+    const upstream = await serve(createNetServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n')));
+    const client = localClient(`https://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
     try {
       for (const write of [() => client.createAccount({ email: 'a@example.com' }), () => client.deleteConnectToken(null, 't')]) {
         await assert.rejects(write(), (e: Error) => {
@@ -531,9 +627,8 @@ describe('UpstreamClient against a local server', () => {
         });
       }
     } finally {
-      for (const socket of sockets) socket.destroy();
       await client.close().catch(() => undefined);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 
