@@ -33,7 +33,6 @@ export class CircuitBreaker {
   /** When the circuit last left `closed` (a reopening from half-open keeps it). */
   #leftClosedAt = 0;
   #probing = false;
-  #probeSentAt = 0;
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
   constructor(options: BreakerOptions) {
@@ -52,8 +51,6 @@ export class CircuitBreaker {
   /**
    * Whether a call may go out now: `'call'` while closed, `'probe'` for the one call let through a
    * half-open circuit, undefined when it must fail at once. Hand the answer back to {@link release}.
-   * A probe out longer than the cooldown no longer holds the slot: its request may have been lost, and an
-   * upstream that recovered meanwhile would otherwise be refused until the probe's whole deadline ran out.
    */
   tryAcquire(): BreakerPermit | undefined {
     if (this.#state === 'closed') return 'call';
@@ -61,10 +58,8 @@ export class CircuitBreaker {
       if (this.retryInMs() > 0) return undefined;
       this.#set('half-open');
     }
-    const now = this.#options.now();
-    if (this.#probing && now - this.#probeSentAt < this.#options.cooldownMs) return undefined;
+    if (this.#probing) return undefined;
     this.#probing = true;
-    this.#probeSentAt = now;
     return 'probe';
   }
 
