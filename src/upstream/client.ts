@@ -165,8 +165,11 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** How often a configuration fault every call meets (the key refused) is logged at most. */
 const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
-/** How long a configuration fault must go unseen, answers coming meanwhile, to count as fixed. */
-const CONFIGURATION_FAULT_QUIET_MS = 10_000;
+/**
+ * How long a configuration fault must go unseen to count as fixed at the next successful answer: as long as
+ * the interval it is logged at, so that a fault coming back now and then is still said once a minute at most.
+ */
+const CONFIGURATION_FAULT_QUIET_MS = CONFIGURATION_FAULT_LOG_INTERVAL_MS;
 
 /** What a write's failure adds when the request went out: the caller must not take it for a refusal. */
 const MAY_HAVE_TAKEN_EFFECT = ': the request may have taken effect';
@@ -373,12 +376,21 @@ export class UpstreamClient {
     // The error the previous attempt would have ended the call with: what a retry the operation's request
     // budget refuses ends it with instead (the upstream's 502 or 429, not a limit of the gateway's).
     let previousFailure: (() => Error) | undefined;
+    // A connection failure released for a retry: recorded if the call ends without a later verdict.
+    let owed: Record<string, unknown> | undefined;
+    const settleOwed = () => {
+      if (owed !== undefined) this.#breaker.recordFailure('call', owed);
+      owed = undefined;
+    };
     const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
       // Before any wait below: a call the budget will refuse must not wait out a rate-limit pause first.
-      if (call.signal?.requestsLeft === 0) throw outOfBudget();
+      if (call.signal?.requestsLeft === 0) {
+        settleOwed();
+        throw outOfBudget();
+      }
       // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
       for (let pausedMs = this.#pausedMs(); pausedMs > 0; pausedMs = this.#pausedMs()) {
         // Waited out only when a useful share of the call's time is left after it: calls set free with
@@ -387,7 +399,9 @@ export class UpstreamClient {
         const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
         const usefulAfter = this.#options.timeoutMs / 4;
         if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
-          if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info);
+          settleOwed();
+          if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
+          if (previousFailure) throw previousFailure();
           const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
         }
@@ -406,6 +420,8 @@ export class UpstreamClient {
       let response: UpstreamResponse;
       const permit = this.#breaker.tryAcquire();
       if (!permit) {
+        owed = undefined; // the circuit is not closed: nothing left to open
+        if (previousFailure) throw previousFailure();
         const waitMs = this.#breaker.retryInMs();
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,
@@ -419,6 +435,7 @@ export class UpstreamClient {
       // only now, for a request about to go out, and given back below if it never does.
       if (call.signal?.claimRequest?.() === false) {
         this.#breaker.release(permit);
+        settleOwed();
         throw outOfBudget();
       }
       let sent = false;
@@ -441,8 +458,13 @@ export class UpstreamClient {
           // resource hanging); nor for a caller that went away: none says the upstream is down.
           const hadItsTime = sent && performance.now() - sentAt >= this.#options.timeoutMs / 2;
           const upstreamFailing = hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince;
-          if (cancellation.reason === 'deadline' && upstreamFailing) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
-          else this.#breaker.release(permit);
+          if (cancellation.reason === 'deadline' && upstreamFailing) {
+            owed = undefined;
+            this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
+          } else {
+            this.#breaker.release(permit);
+            settleOwed();
+          }
           throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
         }
         if (error instanceof ResponseTooLarge) {
@@ -479,8 +501,13 @@ export class UpstreamClient {
         // upstream (16 such resets in a row did). The half-open probe's verdict is its own attempt's.
         const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
         const cause = { ...forLog(info, call.signal), code };
-        if (willRetry && permit === 'call') this.#breaker.release(permit);
-        else this.#breaker.recordFailure(permit, cause);
+        if (willRetry && permit === 'call') {
+          this.#breaker.release(permit);
+          owed = cause;
+        } else {
+          owed = undefined;
+          this.#breaker.recordFailure(permit, cause);
+        }
         // Only a request that went out may have been carried out (a refused connection or TLS handshake never
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
@@ -495,7 +522,7 @@ export class UpstreamClient {
         if (willRetry) {
           previousFailure = unreachable;
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
-          if (permit === 'call') this.#breaker.recordFailure(permit, cause);
+          settleOwed();
         }
         throw unreachable();
       }
@@ -507,6 +534,7 @@ export class UpstreamClient {
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
       const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
+      owed = undefined;
       if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) {

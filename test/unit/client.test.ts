@@ -317,9 +317,10 @@ describe('UpstreamClient against a mocked upstream', () => {
       await assert.rejects(client.getAccount(`no${i}`));
     }
     assert.equal(refusals().length, 1);
-    // Unseen for 10 s while answers come: fixed, and the calls left unsaid are said; its return logs at once.
+    // Unseen for a minute, at the next successful answer: fixed, and the calls left unsaid are said; its
+    // return logs at once.
     const realNow = performance.now.bind(performance);
-    performance.now = () => realNow() + 11_000;
+    performance.now = () => realNow() + 61_000;
     try {
       account('fixed');
       await client.getAccount('fixed');
@@ -333,6 +334,12 @@ describe('UpstreamClient against a mocked upstream', () => {
     } finally {
       performance.now = realNow;
     }
+  });
+
+  it('says a DELETE may have taken effect when, after a 502, the breaker refuses its retry', async () => {
+    const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 1, dispatcher: agent, logger: createLogger('error', () => {}) });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+    await assert.rejects(breaking.deleteAccount('a'), /HTTP 502: the request may have taken effect$/);
   });
 
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
@@ -609,6 +616,48 @@ describe('UpstreamClient against a local server', () => {
       await client.getAccount('warm');
       assert.equal((await client.getAccount('again')).id, 'x');
       assert.equal(client.breakerState, 'closed');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('records a retried connection error when the call then fails for good another way (its operation out of requests)', async () => {
+    // A closed port: every connection refused.
+    const closed = await serve(createNetServer());
+    await closed.close();
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${closed.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1,
+    });
+    try {
+      const operation = new OperationScope('r', 2);
+      const call = client.getAccount('a', operation);
+      // Sibling fields spend the operation's requests meanwhile (the refused one's was given back).
+      setTimeout(() => operation.claimRequest() && operation.claimRequest(), 5);
+      await assert.rejects(call, /could not be reached/);
+      assert.equal(client.breakerState, 'open');
+    } finally {
+      await client.close().catch(() => undefined);
+    }
+  });
+
+  it('says a DELETE may have taken effect when, after a 502, its retry is refused by a rate-limit pause', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+        else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      }),
+    );
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100,
+    });
+    try {
+      const deletion = client.deleteAccount('a');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await client.getAccount('b').catch(() => undefined); // its 429 pauses the key for 60 s
+      await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
