@@ -373,8 +373,9 @@ export class UpstreamClient {
     // out, or a 502, 503 or 504 from in front of the API (a proxy may answer so after forwarding), may come
     // after the upstream acted; only a request that never went out, or a 429, says it did not.
     let mayHaveLanded = false;
-    // The error the previous attempt would have ended the call with: what a retry the operation's request
-    // budget refuses ends it with instead (the upstream's 502 or 429, not a limit of the gateway's).
+    // The error the previous attempt would have ended the call with: what a retry refused by the operation's
+    // request budget, the breaker or a rate-limit pause ends it with instead (the upstream's 502 or 429, which
+    // also says whether a write may have taken effect, not a limit of the gateway's).
     let previousFailure: (() => Error) | undefined;
     // A connection failure released for a retry: recorded if the call ends without a later verdict.
     let owed: Record<string, unknown> | undefined;
