@@ -377,10 +377,11 @@ export class UpstreamClient {
     // request budget, the breaker or a rate-limit pause ends it with instead (the upstream's 502 or 429, which
     // also says whether a write may have taken effect, not a limit of the gateway's).
     let previousFailure: (() => Error) | undefined;
-    // A connection failure released for a retry: recorded if the call ends without a later verdict.
+    // A connection failure released for a retry: recorded if the call ends without a later verdict, and only
+    // while the circuit is closed (it happened then; recorded half-open, it would reopen the circuit on no news).
     let owed: Record<string, unknown> | undefined;
     const settleOwed = () => {
-      if (owed !== undefined) this.#breaker.recordFailure('call', owed);
+      if (owed !== undefined && this.#breaker.state === 'closed') this.#breaker.recordFailure('call', owed);
       owed = undefined;
     };
     const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);

@@ -342,6 +342,30 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(breaking.deleteAccount('a'), /HTTP 502: the request may have taken effect$/);
   });
 
+  it('does not let a retried connection error from before the circuit opened reopen it half-open, when the call holding the probe is cancelled', async () => {
+    const random = Math.random;
+    Math.random = () => 0.99; // a backoff of ~198 ms, past the 30 ms cooldown
+    const client2 = new UpstreamClient({
+      baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}),
+      retryBaseDelayMs: 200, maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 30, dispatcher: agent,
+    });
+    try {
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }).delay(1_000);
+      pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(502, 'bad gateway');
+      const caller = new AbortController();
+      const pending = client2.getAccount('a', caller.signal); // reset: owed, the circuit closed, a backoff
+      await assert.rejects(client2.createAccount({ email: 'x@example.com' }), /HTTP 502/); // opens the circuit
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the retry took the probe (half-open)
+      assert.equal(client2.breakerState, 'half-open');
+      caller.abort(); // the probe is released: nothing new about the upstream
+      await assert.rejects(pending, /cancelled/);
+      assert.equal(client2.breakerState, 'half-open');
+    } finally {
+      Math.random = random;
+    }
+  });
+
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(504, 'gateway timeout');
     await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 504: the request may have taken effect$/);
