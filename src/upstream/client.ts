@@ -171,8 +171,13 @@ const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
  */
 const CONFIGURATION_FAULT_QUIET_MS = CONFIGURATION_FAULT_LOG_INTERVAL_MS;
 
-/** What a write's failure adds when the request went out: the caller must not take it for a refusal. */
-const MAY_HAVE_TAKEN_EFFECT = ': the request may have taken effect';
+/**
+ * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
+ * take the failure for a refusal. Nothing for a GET.
+ */
+function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what = 'the request'): string {
+  return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
+}
 
 /** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
 const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
@@ -495,7 +500,7 @@ export class UpstreamClient {
           // would send an operator to the upstream. Not retried at once either: it would fail the same way.
           this.#breaker.release(permit);
           this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
-          const landed = call.method !== 'GET' && mayHaveLanded ? ': an earlier attempt may have taken effect' : '';
+          const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
         // Counted once a call, when it fails for good: its retry goes out on a fresh connection, and one stale
@@ -518,8 +523,7 @@ export class UpstreamClient {
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
           const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
-          const message = call.method !== 'GET' && mayHaveLanded ? `${what}${MAY_HAVE_TAKEN_EFFECT}` : what;
-          return this.#fail(ErrorCode.UPSTREAM_ERROR, message, info);
+          return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
         };
         if (willRetry) {
           previousFailure = unreachable;
@@ -684,7 +688,7 @@ export class UpstreamClient {
    * a request of it went out, so a write may have been carried out all the same, which its message then says.
    */
   #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded = false) {
-    const landed = call.method !== 'GET' && mayHaveLanded ? MAY_HAVE_TAKEN_EFFECT : '';
+    const landed = mayHaveTakenEffect(call.method, mayHaveLanded);
     if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
     const reason: unknown = call.signal?.reason;
     if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message}${landed}`, info);
@@ -754,8 +758,7 @@ export class UpstreamClient {
       }
       default: {
         // A proxy's 502 or 504 (or an earlier attempt's) may come after the API acted on a write.
-        const landed = call.method !== 'GET' && mayHaveLanded ? MAY_HAVE_TAKEN_EFFECT : '';
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${landed}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
       }
     }
   }

@@ -512,35 +512,33 @@ describe('UpstreamClient against a local server', () => {
 
   it('takes a DELETE retried after its connection broke once the request went out, then answered 404, as done', async () => {
     let requests = 0;
-    const server = createNetServer((socket) => {
-      socket.once('data', () => {
-        requests++;
-        // The first attempt's connection breaks after the request arrived; the retry finds the token gone.
-        if (requests === 1) socket.destroy();
-        else socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 45\r\nconnection: close\r\n\r\n{"type":"error","value":"connect_token gone!"}');
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
+    const upstream = await serve(
+      createNetServer((socket) => {
+        socket.once('data', () => {
+          requests++;
+          // The first attempt's connection breaks after the request arrived; the retry finds the token gone.
+          if (requests === 1) socket.destroy();
+          else socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 45\r\nconnection: close\r\n\r\n{"type":"error","value":"connect_token gone!"}');
+        });
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
     try {
       assert.deepEqual(await client.deleteConnectToken(null, 't'), { success: true });
       assert.equal(requests, 2);
     } finally {
       await client.close().catch(() => undefined);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async () => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // fourth goes out at ~1.8 s and is cut at 2, and the rest never go out. None says the upstream is down.
-    const server = createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const upstream = await serve(createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600)));
     const lines: string[] = [];
     const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('info', (line) => lines.push(line)),
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('info', (line) => lines.push(line)),
       timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1,
     });
     try {
@@ -549,7 +547,7 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(client.breakerState, 'closed', lines.join('\n'));
     } finally {
       await client.close().catch(() => undefined);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 
@@ -557,17 +555,15 @@ describe('UpstreamClient against a local server', () => {
     for (const interim of [false, true]) {
       // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
       // with little of its time left, and the queue never empties; no answer came while they waited.
-      const sockets = new Set<Socket>();
-      const server = createNetServer((socket) => {
-        sockets.add(socket);
-        socket.on('error', () => {});
-        socket.on('data', () => {
-          if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 });
+      const upstream = await serve(
+        createNetServer((socket) => {
+          socket.on('error', () => {});
+          socket.on('data', () => {
+            if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
+          });
+        }),
+      );
+      const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 });
       try {
         const calls: Array<Promise<unknown>> = [];
         for (let i = 0; i < 20 && client.breakerState === 'closed'; i++) {
@@ -577,9 +573,8 @@ describe('UpstreamClient against a local server', () => {
         await Promise.all(calls);
         assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
       } finally {
-        for (const socket of sockets) socket.destroy();
         await client.close().catch(() => undefined);
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await upstream.close();
       }
     }
   });
