@@ -110,6 +110,17 @@ class CallCancelled extends Error {
  */
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
+/**
+ * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on: kept back
+ * unsent, its call waits the pause out and sends it then. Sent, it would spend a request of the key's quota
+ * on another 429.
+ */
+class HeldByPause extends Error {
+  constructor() {
+    super('The upstream call was held back by a rate-limit pause');
+  }
+}
+
 class ResponseTooLarge extends Error {
   constructor(readonly status: number) {
     super(`The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
@@ -457,6 +468,12 @@ export class UpstreamClient {
         response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
       } catch (error) {
         if (!sent) call.signal?.releaseRequest?.();
+        if (error instanceof HeldByPause) {
+          // Not an attempt: nothing went out. The loop's head waits the pause out (or ends the call if it may not).
+          this.#breaker.release(permit);
+          attempt--;
+          continue;
+        }
         if (cancellation.reason !== undefined) {
           // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
           // the upstream answered others while this one waited and it never went out, or went out with under
@@ -626,9 +643,11 @@ export class UpstreamClient {
         { origin: this.#origin, ...options },
         {
           onRequestStart: (controller) => {
-            // Cancelled while it waited for a connection: it never goes out. Thrown, not `abort()`ed: undici
-            // then fails this request alone, where an abort destroys the healthy connection it was given.
+            // Cancelled, or held back by a pause begun meanwhile, while it waited for a connection: it never goes
+            // out. Thrown, not `abort()`ed: undici then fails this request alone, where an abort destroys the
+            // healthy connection it was given.
             if (settled) throw new CallCancelled();
+            if (this.#pausedMs() > 0) throw new HeldByPause();
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },

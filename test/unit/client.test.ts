@@ -700,6 +700,37 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
+    const arrivals: { path: string; at: number }[] = [];
+    let limitedUntil = 0;
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        arrivals.push({ path: req.url!, at: Date.now() });
+        if (req.url!.endsWith('/first')) {
+          limitedUntil = Date.now() + 1_000;
+          setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
+        } else if (Date.now() < limitedUntil) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      }),
+    );
+    // One connection: the three later calls wait in the pool's queue behind the first when its 429 comes.
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 });
+    try {
+      const first = client.getAccount('first');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
+      await assert.rejects(first, /rate limit/);
+      const answers = await Promise.all(queued);
+      assert.deepEqual(answers.map((a) => a.id), ['x', 'x', 'x']);
+      // Each queued call went out once, after the pause: none spent a request of the key's quota on a 429.
+      assert.deepEqual(arrivals.map((a) => a.path.split('/').pop()).sort(), ['first', 'q1', 'q2', 'q3']);
+      for (const arrival of arrivals.slice(1)) assert.ok(arrival.at >= limitedUntil - 50, `${arrival.path} went out ${limitedUntil - arrival.at} ms before the pause ended`);
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('drops a request cancelled while it waited for a connection without closing the connection it is given', async () => {
     let connections = 0;
     const server = createHttpServer((req, res) => {
