@@ -6,8 +6,17 @@
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
+/**
+ * The half-open circuit's trial call. One object per probe, so that the breaker can tell a probe it has given
+ * up waiting for (see {@link CircuitBreaker.tryAcquire}) from the one out now: the stale one's end must not
+ * free the current one's slot.
+ */
+export class Probe {
+  constructor(readonly startedAt: number) {}
+}
+
 /** What {@link CircuitBreaker.tryAcquire} let through: an ordinary call, or the half-open circuit's probe. */
-export type BreakerPermit = 'call' | 'probe';
+export type BreakerPermit = 'call' | Probe;
 
 /** What a failure was, for the line saying the circuit opened: the call that made it open. */
 type FailureCause = Record<string, unknown>;
@@ -32,7 +41,8 @@ export class CircuitBreaker {
   #openedAt = 0;
   /** When the circuit last left `closed` (a reopening from half-open keeps it). */
   #leftClosedAt = 0;
-  #probing = false;
+  /** The half-open circuit's probe out now, if any. */
+  #probe: Probe | undefined;
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
   constructor(options: BreakerOptions) {
@@ -49,18 +59,25 @@ export class CircuitBreaker {
   }
 
   /**
-   * Whether a call may go out now: `'call'` while closed, `'probe'` for the one call let through a
-   * half-open circuit, undefined when it must fail at once. Hand the answer back to {@link release}.
+   * Whether a call may go out now: `'call'` while closed, a {@link Probe} for the one call let through a
+   * half-open circuit, undefined when it must fail at once. Hand the answer back to the breaker (a verdict,
+   * or {@link release}).
+   *
+   * A probe out for longer than the cooldown is given up on: the next call is let through as the probe in
+   * its place. Else a probe lost to a hanging connection would keep the circuit refusing an upstream that
+   * has recovered meanwhile until the probe's deadline, and its timeout would then reopen it for another
+   * cooldown.
    */
   tryAcquire(): BreakerPermit | undefined {
     if (this.#state === 'closed') return 'call';
+    const now = this.#options.now();
     if (this.#state === 'open') {
       if (this.retryInMs() > 0) return undefined;
       this.#set('half-open');
     }
-    if (this.#probing) return undefined;
-    this.#probing = true;
-    return 'probe';
+    if (this.#probe !== undefined && now - this.#probe.startedAt < this.#options.cooldownMs) return undefined;
+    this.#probe = new Probe(now);
+    return this.#probe;
   }
 
   /** The upstream answered (any status that is not a sign of it being down), to a call with this permit. */
@@ -87,11 +104,11 @@ export class CircuitBreaker {
   }
 
   /**
-   * Only the probe frees the probe's slot: a call let through before the circuit opened, ending while a
-   * probe is out, must not let a second probe out beside it.
+   * Only the probe out now frees the probe's slot: a call let through before the circuit opened, or a probe
+   * given up on, ending while a probe is out must not let a second probe out beside it.
    */
   #endProbe(permit: BreakerPermit): void {
-    if (permit === 'probe') this.#probing = false;
+    if (permit === this.#probe) this.#probe = undefined;
   }
 
   #set(state: BreakerState, detail: ChangeDetail = {}): void {

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CircuitBreaker } from '../../src/upstream/breaker.ts';
+import { CircuitBreaker, Probe, type BreakerPermit } from '../../src/upstream/breaker.ts';
+
+/** The permit asked for, which must be a half-open circuit's probe. */
+const probeOf = (permit: BreakerPermit | undefined): Probe => {
+  assert.ok(permit instanceof Probe, `a probe, not ${String(permit)}`);
+  return permit;
+};
 
 describe('circuit breaker states', () => {
   const make = () => {
@@ -28,14 +34,13 @@ describe('circuit breaker states', () => {
     const { breaker, clock, changes } = make();
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), 'probe');
+    const first = probeOf(breaker.tryAcquire());
     assert.equal(breaker.state, 'half-open');
     assert.equal(breaker.tryAcquire(), undefined, 'a second caller does not probe at the same time');
-    breaker.recordFailure('probe');
+    breaker.recordFailure(first);
     assert.equal(breaker.state, 'open');
     clock.now = 2_000;
-    assert.equal(breaker.tryAcquire(), 'probe');
-    breaker.recordSuccess('probe');
+    breaker.recordSuccess(probeOf(breaker.tryAcquire()));
     assert.equal(breaker.state, 'closed');
     assert.equal(breaker.tryAcquire(), 'call');
     assert.deepEqual(changes, ['open', 'half-open', 'open', 'half-open', 'closed']);
@@ -45,9 +50,8 @@ describe('circuit breaker states', () => {
     const { breaker, clock } = make();
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), 'probe');
-    breaker.release('probe');
-    assert.equal(breaker.tryAcquire(), 'probe');
+    breaker.release(probeOf(breaker.tryAcquire()));
+    probeOf(breaker.tryAcquire());
   });
 
   it('keeps one probe at a time when a call let through before the circuit opened fails while a probe is out', () => {
@@ -55,12 +59,12 @@ describe('circuit breaker states', () => {
     const early = breaker.tryAcquire()!;
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), 'probe');
+    const probe = probeOf(breaker.tryAcquire());
     breaker.recordFailure(early); // the early call's verdict reopens the circuit…
     assert.equal(breaker.state, 'open');
-    clock.now = 2_000;
+    clock.now = 1_999;
     assert.equal(breaker.tryAcquire(), undefined, '…but the probe still out keeps its slot');
-    breaker.recordSuccess('probe');
+    breaker.recordSuccess(probe);
     assert.equal(breaker.state, 'closed');
   });
 
@@ -70,9 +74,32 @@ describe('circuit breaker states', () => {
     assert.equal(early, 'call');
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
-    assert.equal(breaker.tryAcquire(), 'probe');
+    probeOf(breaker.tryAcquire());
     breaker.release(early!); // e.g. its caller went away
     assert.equal(breaker.tryAcquire(), undefined, 'still one probe at a time');
+  });
+
+  it('gives up on a probe out for longer than the cooldown (lost to a hanging connection): the next call probes in its place', () => {
+    const { breaker, clock, changes } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 1_000;
+    const lost = probeOf(breaker.tryAcquire());
+    clock.now = 1_999;
+    assert.equal(breaker.tryAcquire(), undefined, 'within the cooldown the probe out keeps its slot');
+    clock.now = 2_000;
+    const next = probeOf(breaker.tryAcquire());
+    assert.notEqual(next, lost);
+    // The lost probe's end, whatever it is, does not free the slot of the one out now…
+    breaker.release(lost);
+    assert.equal(breaker.tryAcquire(), undefined, 'one probe at a time');
+    breaker.recordFailure(lost, { timedOut: true });
+    assert.equal(breaker.state, 'open');
+    clock.now = 2_999;
+    assert.equal(breaker.tryAcquire(), undefined);
+    // …and the one out now decides.
+    breaker.recordSuccess(next);
+    assert.equal(breaker.state, 'closed');
+    assert.deepEqual(changes, ['open', 'half-open', 'open', 'closed']);
   });
 
   it('says which failure opened it, and how long it was not closed when it closes', () => {
@@ -82,11 +109,9 @@ describe('circuit breaker states', () => {
     breaker.recordFailure('call', { status: 502 });
     breaker.recordFailure('call', { status: 504, path: '/accounts/a' });
     clock.now = 1_000;
-    breaker.tryAcquire();
-    breaker.recordFailure('probe', { code: 'ECONNREFUSED' });
+    breaker.recordFailure(probeOf(breaker.tryAcquire()), { code: 'ECONNREFUSED' });
     clock.now = 2_500;
-    breaker.tryAcquire();
-    breaker.recordSuccess('probe');
+    breaker.recordSuccess(probeOf(breaker.tryAcquire()));
     assert.deepEqual(details, [
       { state: 'open', cause: { status: 504, path: '/accounts/a' } },
       { state: 'half-open' },

@@ -700,6 +700,35 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      }),
+    );
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200,
+    });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      await assert.rejects(client.getAccount('hang-1'), /did not answer/);
+      assert.equal(client.breakerState, 'open');
+      await sleep(250);
+      const lost = client.getAccount('hang-2'); // the probe, which will hang
+      await sleep(50);
+      await assert.rejects(client.getAccount('early'), /circuit half-open/);
+      await sleep(200);
+      assert.equal((await client.getAccount('recovered')).id, 'x');
+      assert.equal(client.breakerState, 'closed');
+      await assert.rejects(lost, /did not answer/);
+      assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
