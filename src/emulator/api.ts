@@ -57,7 +57,11 @@ export async function handleApiRequest(
     // Body values win over query values for the same name; the API itself sends forms.
     const params = firstValues([...formPairs, ...queryPairs]);
     const result = route(ctx, req.method ?? 'GET', splitPath(path), params);
-    if (req.method !== 'GET') await ctx.store.flush();
+    // A write is answered once it is on disk. Not saved, it stands in memory (served, and saved with the next
+    // write that is) but a restart would lose it: the client must not take it for done.
+    if (req.method !== 'GET' && (await ctx.store.flush()) !== undefined) {
+      throw new HttpError(500, 'the change was made but could not be saved to the data file (see the emulator’s log): a restart would lose it');
+    }
     sendJson(res, result.status, result.body);
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);

@@ -225,7 +225,8 @@ export class EmulatorStore {
   private readonly now: () => number;
   private readonly dataFile: string | undefined;
   private readonly onSaveError: (error: Error) => void;
-  private saveChain: Promise<void> = Promise.resolve();
+  /** The saves, chained; each resolves to its error when it failed. */
+  private saveChain: Promise<Error | undefined> = Promise.resolve(undefined);
   private saveQueued = false;
 
   constructor(options: StoreOptions = {}) {
@@ -565,15 +566,19 @@ export class EmulatorStore {
     this.scheduleSave();
   }
 
-  /** Resolves once every write scheduled so far is on disk (never rejects). */
-  flush(): Promise<void> {
+  /**
+   * Resolves once every write scheduled so far is on disk, or the save carrying them failed: then to its
+   * error (already reported through `onSaveError`). Never rejects.
+   */
+  flush(): Promise<Error | undefined> {
     return this.saveChain;
   }
 
-  /** Saves (when persisting) and waits for it. */
+  /** Saves (when persisting) and waits for it; rejects when that last save failed: the changes since are lost. */
   async close(): Promise<void> {
     this.scheduleSave();
-    await this.flush();
+    const failure = await this.flush();
+    if (failure) throw new Error(`Context.IO emulator: could not save state on closing: ${failure.message}`);
   }
 
   private scheduleSave(): void {
@@ -586,8 +591,11 @@ export class EmulatorStore {
       this.saveQueued = false;
       try {
         await this.writeTo(file);
-      } catch (error) {
-        this.onSaveError(error instanceof Error ? error : new Error(String(error)));
+        return undefined;
+      } catch (thrown) {
+        const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+        this.onSaveError(error);
+        return error;
       }
     });
   }

@@ -85,6 +85,34 @@ describe('persistence', () => {
     await mkdir(`${dataFile}.${process.pid}.tmp`);
     await assert.rejects(startEmulator({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
   });
+
+  test('a write that cannot be saved is answered 500, not taken for done; saved with the next write that can be; a close that cannot save rejects', async (t) => {
+    const dir = await tempDir(t);
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    const blocker = `${dataFile}.${process.pid}.tmp`;
+    const stderr = process.stderr.write;
+    const saveErrors: string[] = [];
+    process.stderr.write = ((chunk: string) => saveErrors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      await mkdir(blocker); // every save fails from now on (see the start-up test above)
+      const refused = await api(emu, '/accounts', { form: { email: 'unsaved@example.com' } });
+      assert.equal(refused.status, 500);
+      assert.match(refused.body.value, /could not be saved to the data file .*a restart would lose it/);
+      assert.equal(saveErrors.length, 1);
+      assert.match(saveErrors[0]!, /could not save state: EISDIR/);
+      await rm(blocker, { recursive: true });
+      assert.equal((await api(emu, '/accounts', { form: { email: 'saved@example.com' } })).status, 201);
+      const onDisk = JSON.parse(await readFile(dataFile, 'utf8'));
+      assert.deepEqual(onDisk.accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort(), ['saved@example.com', 'unsaved@example.com']);
+      await mkdir(blocker);
+      emu.store.addSource(onDisk.accounts[0].id, { status: 'DISABLED' });
+      await assert.rejects(emu.close(), /could not save state on closing: EISDIR/);
+    } finally {
+      process.stderr.write = stderr;
+      await emu.close().catch(() => undefined);
+    }
+  });
 });
 
 describe('the data file as read and written', () => {
