@@ -578,7 +578,7 @@ export class EmulatorStore {
   async close(): Promise<void> {
     this.scheduleSave();
     const failure = await this.flush();
-    if (failure) throw new Error(`Context.IO emulator: could not save state on closing: ${failure.message}`);
+    if (failure) throw new Error(`could not save state on closing: ${failure.message}`);
   }
 
   private scheduleSave(): void {
