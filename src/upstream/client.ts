@@ -480,8 +480,15 @@ export class UpstreamClient {
           // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
           // no upstream down); nor when it went out in time but others were answered whole meanwhile (one
           // resource hanging); nor for a caller that went away: none says the upstream is down.
-          const hadItsTime = sent && performance.now() - sentAt >= this.#options.timeoutMs / 2;
+          const now = performance.now();
+          const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
           const upstreamFailing = hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince;
+          if (cancellation.reason === 'deadline') {
+            // Which resource did not answer, and where the time went: waiting for one of the gateway's own
+            // upstream connections (`queuedMs`, all of it when it never went out) or for the upstream.
+            const queuedMs = Math.round((sent ? sentAt : now) - waitingSince);
+            this.#options.logger.warn('upstream call timed out', { ...forLog(info, call.signal), sent, queuedMs, countedByBreaker: upstreamFailing });
+          }
           if (cancellation.reason === 'deadline' && upstreamFailing) {
             owed = undefined;
             this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });

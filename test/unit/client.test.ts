@@ -729,6 +729,28 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('logs each call that timed out with its path, whether it went out, and how long it waited for a connection', async () => {
+    const upstream = await serve(createHttpServer(() => {})); // answers nothing
+    const lines: string[] = [];
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
+      timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100,
+    });
+    try {
+      // One connection: the second call waits behind the first for all but the last moments of its time.
+      const calls = [client.getAccount('hanging'), client.getAccount('queued', new OperationScope('req-7', 10))];
+      for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
+      const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
+      assert.deepEqual(timedOut.map((line) => [line['path'], line['method'], line['requestId']]), [['/accounts/hanging', 'GET', undefined], ['/accounts/queued', 'GET', 'req-7']]);
+      assert.ok((timedOut[0]!['queuedMs'] as number) < 150, JSON.stringify(timedOut[0]));
+      assert.equal(timedOut[0]!['sent'], true);
+      assert.ok((timedOut[1]!['queuedMs'] as number) >= 250, JSON.stringify(timedOut[1]));
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
