@@ -401,47 +401,42 @@ describe('UpstreamClient against a local server', () => {
   };
 
   it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
-    const sockets = new Set<Socket>();
-    const silent = createNetServer((socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as AddressInfo;
-    const client = localClient(`https://127.0.0.1:${port}/2.0`, { timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 });
+    const silent = await serve(createNetServer());
+    const client = localClient(`https://127.0.0.1:${silent.port}/2.0`, { timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 });
     try {
       const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
       for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
       assert.equal(client.breakerState, 'open');
       await assert.rejects(client.getAccount('b'), /circuit open/);
     } finally {
-      for (const socket of sockets) socket.destroy();
       await client.close().catch(() => undefined);
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await silent.close();
     }
   });
 
   it('stops reading an answer streamed past 32 MiB without a Content-Length, and closes its connection', async () => {
     let written = 0;
-    const server = createHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
-      const chunk = Buffer.alloc(1024 * 1024, 0x20);
-      const more = () => {
-        while (written < 64 * 1024 * 1024) {
-          written += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      more();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 });
+    const upstream = await serve(
+      createHttpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
+        const chunk = Buffer.alloc(1024 * 1024, 0x20);
+        const more = () => {
+          while (written < 64 * 1024 * 1024) {
+            written += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 });
     try {
       await assert.rejects(client.getAccount('big'), /larger than 32 MiB/);
       assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
     } finally {
       await client.close().catch(() => undefined);
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 
@@ -458,15 +453,15 @@ describe('UpstreamClient against a local server', () => {
     ];
     for (const answer of answers) {
       let requests = 0;
-      const server = createNetServer((socket) => {
-        socket.once('data', () => {
-          requests++;
-          socket.end(answer);
-        });
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = server.address() as AddressInfo;
-      const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
+      const upstream = await serve(
+        createNetServer((socket) => {
+          socket.once('data', () => {
+            requests++;
+            socket.end(answer);
+          });
+        }),
+      );
+      const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
       try {
         await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
@@ -478,23 +473,23 @@ describe('UpstreamClient against a local server', () => {
         assert.equal(client.breakerState, 'closed');
       } finally {
         await client.close().catch(() => undefined);
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await upstream.close();
       }
     }
   });
 
   it('retries an answer cut short (its connection closed before the announced body was in) as a broken connection', async () => {
     let requests = 0;
-    const server = createNetServer((socket) => {
-      socket.once('data', () => {
-        requests++;
-        socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{"id":');
-      });
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
+    const upstream = await serve(
+      createNetServer((socket) => {
+        socket.once('data', () => {
+          requests++;
+          socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{"id":');
+        });
+      }),
+    );
     // Seven broken answers in a row: the breaker is not what this is about.
-    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
     try {
       await assert.rejects(client.getAccount('a'), /^The connection to the upstream broke before it answered$/);
       assert.equal(requests, 3);
@@ -506,7 +501,7 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(requests, 7);
     } finally {
       await client.close().catch(() => undefined);
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 
@@ -793,9 +788,8 @@ describe('UpstreamClient against a local server', () => {
       else answer();
     });
     server.on('connection', () => connections++);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const client = localClient(`http://127.0.0.1:${port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1 });
+    const upstream = await serve(server);
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1 });
     try {
       const held = client.getAccount('hold');
       const caller = new AbortController();
@@ -809,8 +803,7 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(connections, 1);
     } finally {
       await client.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await upstream.close();
     }
   });
 });
