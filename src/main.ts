@@ -31,7 +31,9 @@ async function main(): Promise<void> {
     upstream = config.upstream;
   } else {
     const options = config.upstream.emulator;
-    emulator = await startEmulator(options).catch((error: unknown) =>
+    // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.
+    const onSaveError = (error: Error) => logger.error('the embedded emulator could not save its state to EMULATOR_DATA_FILE', { error: error.message });
+    emulator = await startEmulator({ ...options, onSaveError }).catch((error: unknown) =>
       failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
     );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
@@ -45,7 +47,8 @@ async function main(): Promise<void> {
   }
 
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
-    await emulator?.close();
+    // A failed save on the way out is already logged: the reason the gateway could not start comes next.
+    await emulator?.close().catch(() => undefined);
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 

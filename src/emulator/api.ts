@@ -58,9 +58,9 @@ export async function handleApiRequest(
     const params = firstValues([...formPairs, ...queryPairs]);
     const result = route(ctx, req.method ?? 'GET', splitPath(path), params);
     // A write is answered once it is on disk. Not saved, it stands in memory (served, and saved with the next
-    // write that is) but a restart would lose it: the client must not take it for done.
+    // save that succeeds) but a stop before then loses it: the client must not take it for done.
     if (req.method !== 'GET' && (await ctx.store.flush()) !== undefined) {
-      throw new HttpError(500, 'the change was made but could not be saved to the data file (see the emulator’s log): a restart would lose it');
+      throw new HttpError(500, 'the change was made but could not be saved to the data file (see the emulator’s log): it is lost if the emulator stops before a later save succeeds');
     }
     sendJson(res, result.status, result.body);
   } catch (error) {

@@ -26,6 +26,8 @@ export interface EmulatorOptions {
   seed?: 'demo' | 'none';
   /** Persist state here: loaded on start when it exists, saved atomically after every write and on close. */
   dataFile?: string;
+  /** Told of each save to `dataFile` that failed (default: a line on stderr); the state stays in memory. */
+  onSaveError?: (error: Error) => void;
   /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
   now?: () => number;
   /** The request log shows this many entries at most, the latest (default 100 000). */
@@ -147,6 +149,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     now,
     seed: options.seed ?? 'demo',
     ...(options.dataFile ? { dataFile: options.dataFile } : {}),
+    ...(options.onSaveError ? { onSaveError: options.onSaveError } : {}),
   });
   const verifier = new OAuthVerifier({ consumerKey, consumerSecret, now });
 

@@ -578,7 +578,7 @@ export class EmulatorStore {
   async close(): Promise<void> {
     this.scheduleSave();
     const failure = await this.flush();
-    if (failure) throw new Error(`could not save state on closing: ${failure.message}`);
+    if (failure) throw new Error(`could not save state on closing (the changes since the last save are lost): ${failure.message}`);
   }
 
   private scheduleSave(): void {

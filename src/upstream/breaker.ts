@@ -2,7 +2,8 @@
  * A circuit breaker for the upstream as a whole. While the upstream is down, every call would wait for its
  * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
  * failures that say "down" (no connection, timeouts, 502/504), calls fail at once for `cooldownMs`. Then one
- * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again.
+ * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again. (A probe
+ * that has not answered within another cooldown stops holding the way: see `tryAcquire`.)
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -17,6 +18,12 @@ export class Probe {
 
 /** What {@link CircuitBreaker.tryAcquire} let through: an ordinary call, or the half-open circuit's probe. */
 export type BreakerPermit = 'call' | Probe;
+
+/**
+ * Probes out at once at most: the current one and one given up on. More would pile requests onto an upstream
+ * that hangs, one each cooldown until the first reaches its deadline.
+ */
+const MAX_PROBES_OUT = 2;
 
 /** What a failure was, for the line saying the circuit opened: the call that made it open. */
 type FailureCause = Record<string, unknown>;
@@ -41,8 +48,10 @@ export class CircuitBreaker {
   #openedAt = 0;
   /** When the circuit last left `closed` (a reopening from half-open keeps it). */
   #leftClosedAt = 0;
-  /** The half-open circuit's probe out now, if any. */
+  /** The half-open circuit's probe holding the way now, if any. */
   #probe: Probe | undefined;
+  /** Every probe not ended yet: the current one and those given up on (still waiting for their answer). */
+  readonly #probesOut = new Set<Probe>();
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
   constructor(options: BreakerOptions) {
@@ -63,10 +72,10 @@ export class CircuitBreaker {
    * half-open circuit, undefined when it must fail at once. Hand the answer back to the breaker (a verdict,
    * or {@link release}).
    *
-   * A probe out for longer than the cooldown is given up on: the next call is let through as the probe in
-   * its place. Else a probe lost to a hanging connection would keep the circuit refusing an upstream that
-   * has recovered meanwhile until the probe's deadline, and its timeout would then reopen it for another
-   * cooldown.
+   * A probe out for longer than the cooldown is given up on, when no other is still out: the next call is
+   * let through as the probe in its place (the one given up on runs on, to its answer or deadline). Else a
+   * probe lost to a hanging connection would keep the circuit refusing an upstream that has recovered
+   * meanwhile until the probe's deadline, and its timeout would then reopen it for another cooldown.
    */
   tryAcquire(): BreakerPermit | undefined {
     if (this.#state === 'closed') return 'call';
@@ -76,8 +85,18 @@ export class CircuitBreaker {
       this.#set('half-open');
     }
     if (this.#probe !== undefined && now - this.#probe.startedAt < this.#options.cooldownMs) return undefined;
+    if (this.#probesOut.size >= MAX_PROBES_OUT) return undefined;
     this.#probe = new Probe(now);
+    this.#probesOut.add(this.#probe);
     return this.#probe;
+  }
+
+  /**
+   * Whether `permit` is the probe holding the way now, whose verdict is its own. One given up on is like a
+   * call let through before: it only adds to what the others tell.
+   */
+  isCurrentProbe(permit: BreakerPermit): boolean {
+    return permit === this.#probe;
   }
 
   /** The upstream answered (any status that is not a sign of it being down), to a call with this permit. */
@@ -108,6 +127,8 @@ export class CircuitBreaker {
    * given up on, ending while a probe is out must not let a second probe out beside it.
    */
   #endProbe(permit: BreakerPermit): void {
+    if (permit === 'call') return;
+    this.#probesOut.delete(permit);
     if (permit === this.#probe) this.#probe = undefined;
   }
 

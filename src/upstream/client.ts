@@ -529,10 +529,10 @@ export class UpstreamClient {
         }
         // Counted once a call, when it fails for good: its retry goes out on a fresh connection, and one stale
         // keep-alive connection reset per retried call would otherwise open the breaker against a healthy
-        // upstream (16 such resets in a row did). The half-open probe's verdict is its own attempt's.
+        // upstream (16 such resets in a row did). The current half-open probe's verdict is its own attempt's.
         const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
         const cause = { ...forLog(info, call.signal), code };
-        if (willRetry && permit === 'call') {
+        if (willRetry && !this.#breaker.isCurrentProbe(permit)) {
           this.#breaker.release(permit);
           owed = cause;
         } else {
@@ -783,8 +783,9 @@ export class UpstreamClient {
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
       }
       default: {
-        // A proxy's 502 or 504 (or an earlier attempt's) may come after the API acted on a write.
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
+        // Any server error may come after a write was carried out: the API's own 500 failing after the change
+        // (the emulator's, when its data file could not be saved), a proxy's 502 or 504; or an earlier attempt's.
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || status >= 500)}`, info);
       }
     }
   }

@@ -98,7 +98,7 @@ describe('persistence', () => {
       await mkdir(blocker); // every save fails from now on (see the start-up test above)
       const refused = await api(emu, '/accounts', { form: { email: 'unsaved@example.com' } });
       assert.equal(refused.status, 500);
-      assert.match(refused.body.value, /could not be saved to the data file .*a restart would lose it/);
+      assert.match(refused.body.value, /could not be saved to the data file .*lost if the emulator stops before a later save succeeds/);
       assert.equal(saveErrors.length, 1);
       assert.match(saveErrors[0]!, /could not save state: EISDIR/);
       await rm(blocker, { recursive: true });
@@ -107,7 +107,7 @@ describe('persistence', () => {
       assert.deepEqual(onDisk.accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort(), ['saved@example.com', 'unsaved@example.com']);
       await mkdir(blocker);
       emu.store.addSource(onDisk.accounts[0].id, { status: 'DISABLED' });
-      await assert.rejects(emu.close(), /could not save state on closing: EISDIR/);
+      await assert.rejects(emu.close(), /could not save state on closing \(the changes since the last save are lost\): EISDIR/);
     } finally {
       process.stderr.write = stderr;
       await emu.close().catch(() => undefined);

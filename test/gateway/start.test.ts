@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
 interface Started {
   lines: string[];
+  pid: number;
   url: string;
   /** Sends `signal` (SIGTERM unless told) and resolves to the exit code once all its output has been read. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -21,7 +22,7 @@ interface Started {
 async function startMain(env: Record<string, string>, preload: string[] = []): Promise<Started> {
   const run = runScript('src/main.ts', { PORT: '0', LOG_LEVEL: 'info', ...env }, preload);
   const [, url] = await run.waitForLine(/"graphql":"([^"]+)"/);
-  return { lines: run.lines, url: url!, stop: stopper(run) };
+  return { lines: run.lines, pid: run.child.pid!, url: url!, stop: stopper(run) };
 }
 
 /**
@@ -182,6 +183,38 @@ describe('npm start', () => {
       }
     });
   }
+
+  it('says when the embedded emulator cannot save a change: the mutation may have taken effect, a JSON log line, and exit 1 when the last save fails', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    const dataFile = join(dir, 'state.json');
+    try {
+      const started = await startMain({ EMULATOR_DATA_FILE: dataFile, EMULATOR_SEED: 'none' });
+      let code: number | null;
+      try {
+        // A directory where the emulator's save writes its temporary file: every save fails from now on.
+        await mkdir(`${dataFile}.${started.pid}.tmp`);
+        const created = await query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }');
+        assert.deepEqual((created.errors as { message: string; extensions?: Record<string, unknown> }[] | undefined)?.map((e) => [e.extensions?.['code'], e.message]), [
+          ['UPSTREAM_ERROR', 'The upstream failed with HTTP 500: the request may have taken effect'],
+        ]);
+      } finally {
+        code = await started.stop();
+      }
+      assert.equal(code, 1, started.lines.join('\n'));
+      const entries = logEntries(started.lines);
+      assert.deepEqual(
+        entries.filter((entry) => entry['message'] === 'the embedded emulator could not save its state to EMULATOR_DATA_FILE').map((entry) => entry['level']),
+        ['error', 'error'],
+        'the change’s save, then the one on the way out',
+      );
+      const failed = entries.find((entry) => entry['message'] === 'shutdown failed')!;
+      assert.equal(failed['part'], 'emulator');
+      assert.match(String(failed['error']), /could not save state on closing \(the changes since the last save are lost\)/);
+      assert.deepEqual(started.lines.filter((line) => !line.startsWith('{')), [], 'every line a JSON log line');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 
   it('with LOG_LEVEL=error still announces the start-up lines (which upstream, authentication off, where it listens), and nothing else below error', async () => {
     const lines = await linesOfAMissingAccountQuery('error');
@@ -355,11 +388,30 @@ describe('npm start', () => {
       taken.close();
     }
   });
+
+  it('names the port in use even when the embedded emulator then cannot save its state on the way out', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    try {
+      const preload = [new URL('./fixtures/fail-saves-after-first.mjs', import.meta.url).href];
+      const { code, stderr } = await runToExit({ PORT: String(port), EMULATOR_DATA_FILE: join(dir, 'state.json') }, preload);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /could not save its state to EMULATOR_DATA_FILE.*ENOSPC/, 'the failed save is logged');
+      const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));
+      assert.equal(reasons.length, 1, stderr);
+      assert.match(reasons[0]!, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the port is already in use`));
+    } finally {
+      taken.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 /** Runs `src/main.ts` with only `env` (and PATH) until it exits on its own, stdout and stderr apart. */
-async function runToExit(env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+async function runToExit(env: Record<string, string>, preload: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts'], {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -102,6 +102,21 @@ describe('circuit breaker states', () => {
     assert.deepEqual(changes, ['open', 'half-open', 'open', 'closed']);
   });
 
+  it('lets no more than one probe given up on run beside the current one: against an upstream that hangs they would pile up', () => {
+    const { breaker, clock } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 1_000;
+    const first = probeOf(breaker.tryAcquire());
+    clock.now = 2_000;
+    const second = probeOf(breaker.tryAcquire());
+    assert.ok(breaker.isCurrentProbe(second) && !breaker.isCurrentProbe(first) && !breaker.isCurrentProbe('call'));
+    clock.now = 5_000;
+    assert.equal(breaker.tryAcquire(), undefined, 'two probes out, neither answered: no third');
+    breaker.release(first);
+    const third = probeOf(breaker.tryAcquire());
+    assert.ok(breaker.isCurrentProbe(third));
+  });
+
   it('says which failure opened it, and how long it was not closed when it closes', () => {
     const { clock } = make();
     const details: unknown[] = [];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
@@ -374,6 +374,17 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 504$/);
   });
 
+  it('says a write answered with any server error may have taken effect (a 500 can come after the API acted); a 4xx, not', async () => {
+    pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(500, '{"type":"error","value":"internal error"}');
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 500: the request may have taken effect$/);
+    pool.intercept({ path: '/2.0/accounts/a/connect_tokens/t', method: 'DELETE' }).reply(500, 'oops');
+    await assert.rejects(client.deleteConnectToken('a', 't'), /^The upstream failed with HTTP 500: the request may have taken effect$/);
+    pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(409, 'conflict');
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 409$/);
+    pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(500, 'oops');
+    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 500$/);
+  });
+
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
     pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
     await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
@@ -718,6 +729,47 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(client.breakerState, 'closed');
       await assert.rejects(lost, /did not answer/);
       assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('does not let a probe given up on open the circuit again once it has closed, when its hung connection is reset', async () => {
+    const hung: ServerResponse[] = [];
+    let failing = true;
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        if (req.url!.includes('/hang')) return void hung.push(res);
+        if (failing) return void res.writeHead(502).end('bad gateway');
+        res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      }),
+    );
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100,
+    });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** Resets the connection of the next request to hang, once it has arrived. */
+    const resetNextHung = async () => {
+      while (hung.length === 0) await sleep(5);
+      hung.shift()!.socket!.destroy();
+    };
+    try {
+      await assert.rejects(client.getAccount('down'), /HTTP 502/); // its 502s open the circuit
+      failing = false;
+      await sleep(120);
+      const lost = client.getAccount('hang'); // the probe, which hangs
+      await sleep(120);
+      assert.equal((await client.getAccount('recovered')).id, 'x', 'the probe in its place');
+      assert.equal(client.breakerState, 'closed');
+      // The lost probe's connection is reset, and its retry's too: one call's connection failures, counted once
+      // (as any call's), not one for the probe it was and one more for the call.
+      await resetNextHung();
+      await resetNextHung();
+      await resetNextHung();
+      await assert.rejects(lost, /connection to the upstream broke/);
+      assert.equal(client.breakerState, 'closed');
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
