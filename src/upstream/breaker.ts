@@ -103,7 +103,12 @@ export class CircuitBreaker {
   recordSuccess(permit: BreakerPermit): void {
     this.#failures = 0;
     this.#endProbe(permit);
-    if (this.#state !== 'closed') this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#leftClosedAt) });
+    if (this.#state === 'closed') return;
+    // Probes still out (given up on) are ordinary calls from now on: left counted, they would hold the next
+    // half-open circuit's probe slots until their deadlines.
+    this.#probesOut.clear();
+    this.#probe = undefined;
+    this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#leftClosedAt) });
   }
 
   /** The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. */

@@ -104,6 +104,9 @@ export class OperationScope implements CancelSignal {
  * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled.
  */
 export class OperationDeadlineExceeded extends Error {
+  /** The setting whose time ran out, for the log. */
+  readonly setting: 'OPERATION_TIMEOUT_MS' | 'SHUTDOWN_GRACE_MS';
+
   /** `cause`: its deadline (`OPERATION_TIMEOUT_MS`), or the end of the shutdown grace period. */
   constructor(
     readonly timeoutMs: number,
@@ -114,5 +117,6 @@ export class OperationDeadlineExceeded extends Error {
         ? `The operation did not complete within ${timeoutMs} ms`
         : `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`,
     );
+    this.setting = cause === 'deadline' ? 'OPERATION_TIMEOUT_MS' : 'SHUTDOWN_GRACE_MS';
   }
 }

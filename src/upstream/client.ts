@@ -6,6 +6,7 @@ import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker } from './breaker.ts';
+import { LineThrottle } from './line-throttle.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
@@ -181,6 +182,8 @@ const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
  * the interval it is logged at, so that a fault coming back now and then is still said once a minute at most.
  */
 const CONFIGURATION_FAULT_QUIET_MS = CONFIGURATION_FAULT_LOG_INTERVAL_MS;
+/** How often one kind of call failure (a timeout, a connection failed) is logged at most. */
+const CALL_FAILURE_LOG_INTERVAL_MS = 1_000;
 
 /**
  * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
@@ -188,6 +191,14 @@ const CONFIGURATION_FAULT_QUIET_MS = CONFIGURATION_FAULT_LOG_INTERVAL_MS;
  */
 function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what = 'the request'): string {
   return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
+}
+
+/**
+ * Whether an answer with this status may come after the upstream carried out a write: a success, or a server
+ * error (the API's own 500 failing after the change, a proxy's 502 or 504). A 4xx is a refusal.
+ */
+function answerMayFollowTheChange(status: number): boolean {
+  return status < 400 || status >= 500;
 }
 
 /** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
@@ -227,7 +238,9 @@ export class UpstreamClient {
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
   /** When each configuration fault was last logged, and how many calls met it since (see #configurationFault). */
-  readonly #faultsLogged = new Map<string, { at: number; seenAt: number; unlogged: number }>();
+  readonly #faultsLogged = new LineThrottle(CONFIGURATION_FAULT_LOG_INTERVAL_MS);
+  /** One call's failures (a timeout, a connection failed) come by the thousand in an outage: see `#callFailure`. */
+  readonly #callFailuresLogged = new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS);
   /**
    * Until when (`performance.now()`: monotonic, so a wall clock stepped back cannot lengthen a pause) the
    * upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
@@ -483,11 +496,13 @@ export class UpstreamClient {
           const now = performance.now();
           const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
           const upstreamFailing = hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince;
-          if (cancellation.reason === 'deadline') {
-            // Which resource did not answer, and where the time went: waiting for one of the gateway's own
-            // upstream connections (`queuedMs`, all of it when it never went out) or for the upstream.
+          // Which resource did not answer, whose time ran out, and where it went: waiting for one of the
+          // gateway's own upstream connections (`queuedMs`, all of it when it never went out) or for the upstream.
+          const signalReason = call.signal?.reason;
+          const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : signalReason instanceof OperationDeadlineExceeded ? signalReason.setting : undefined;
+          if (timeout !== undefined) {
             const queuedMs = Math.round((sent ? sentAt : now) - waitingSince);
-            this.#options.logger.warn('upstream call timed out', { ...forLog(info, call.signal), sent, queuedMs, countedByBreaker: upstreamFailing });
+            this.#callFailure('upstream call timed out', { ...forLog(info, call.signal), timeout, sent, queuedMs, countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
           }
           if (cancellation.reason === 'deadline' && upstreamFailing) {
             owed = undefined;
@@ -505,7 +520,7 @@ export class UpstreamClient {
           if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
           else this.#breaker.release(permit);
           info.status = error.status;
-          throw this.#unexpectedBody(call, info, error.message);
+          throw this.#unexpectedBody(call, info, error.message, mayHaveLanded || answerMayFollowTheChange(error.status));
         }
         const code = (error as { code?: string }).code;
         if (isBrokenHttp(error, code)) {
@@ -517,7 +532,7 @@ export class UpstreamClient {
           const reason = error instanceof Error ? error.message.slice(0, 200) : undefined;
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
-          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}`, info);
+          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, mayHaveLanded || sent)}`, info);
         }
         if (isOutOfFileDescriptors(code)) {
           // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
@@ -543,7 +558,7 @@ export class UpstreamClient {
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
         const unreachable = () => {
-          this.#options.logger.warn('upstream connection failed', { ...forLog(info, call.signal), code, sent });
+          this.#callFailure('upstream connection failed', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
           const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
@@ -744,14 +759,18 @@ export class UpstreamClient {
         this.#options.logger.warn('upstream answered that it created nothing', { ...forLog(info, call.signal), status: info.status });
         throw this.#fail(ErrorCode.UPSTREAM_ERROR, error.message, info);
       }
-      throw this.#unexpectedBody(call, info, error instanceof ShapeError ? error.message : 'the body is not JSON');
+      // Only a success's body is parsed: a write was carried out, whatever its body says.
+      throw this.#unexpectedBody(call, info, error instanceof ShapeError ? error.message : 'the body is not JSON', true);
     }
   }
 
-  /** An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault. */
-  #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string) {
+  /**
+   * An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault.
+   * `mayHaveLanded`: the write it answered may have been carried out, which the message then says.
+   */
+  #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string, mayHaveLanded: boolean) {
     this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), status: info.status, reason });
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 
   #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
@@ -785,7 +804,7 @@ export class UpstreamClient {
       default: {
         // Any server error may come after a write was carried out: the API's own 500 failing after the change
         // (the emulator's, when its data file could not be saved), a proxy's 502 or 504; or an earlier attempt's.
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || status >= 500)}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status))}`, info);
       }
     }
   }
@@ -796,15 +815,18 @@ export class UpstreamClient {
    * a call (a busy gateway wrote thousands of identical lines a second).
    */
   #configurationFault(message: string, fields: Record<string, unknown>): void {
-    const now = performance.now();
-    const last = this.#faultsLogged.get(message);
-    if (last !== undefined && now - last.at < CONFIGURATION_FAULT_LOG_INTERVAL_MS) {
-      last.unlogged += 1;
-      last.seenAt = now;
-      return;
-    }
-    this.#faultsLogged.set(message, { at: now, seenAt: now, unlogged: 0 });
-    this.#options.logger.error(message, { ...fields, ...(last?.unlogged ? { sinceLastLine: last.unlogged } : {}) });
+    const unsaid = this.#faultsLogged.admit(message, performance.now());
+    if (unsaid !== undefined) this.#options.logger.error(message, { ...fields, ...(unsaid > 0 ? { sinceLastLine: unsaid } : {}) });
+  }
+
+  /**
+   * One call's failure (it timed out, its connection failed), at `warn`: once a second at most for each, with
+   * the calls left unsaid since the last line. In an outage every call in flight and queued fails within one
+   * `UPSTREAM_TIMEOUT_MS` (5,000 lines a second were seen); the `operation` lines still count each.
+   */
+  #callFailure(message: string, fields: Record<string, unknown>): void {
+    const unsaid = this.#callFailuresLogged.admit(message, performance.now());
+    if (unsaid !== undefined) this.#options.logger.warn(message, { ...fields, ...(unsaid > 0 ? { sinceLastLine: unsaid } : {}) });
   }
 
   /**
@@ -812,11 +834,8 @@ export class UpstreamClient {
    * logs at once. One still seen now and then (a fault of some paths or servers only) stays throttled.
    */
   #faultsQuiet(): void {
-    const now = performance.now();
-    for (const [message, { seenAt, unlogged }] of this.#faultsLogged) {
-      if (now - seenAt < CONFIGURATION_FAULT_QUIET_MS) continue;
-      this.#faultsLogged.delete(message);
-      this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unlogged });
+    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(performance.now(), CONFIGURATION_FAULT_QUIET_MS)) {
+      this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
     }
   }
 

@@ -117,6 +117,26 @@ describe('circuit breaker states', () => {
     assert.ok(breaker.isCurrentProbe(third));
   });
 
+  it('forgets the probes still out when it closes: the next half-open circuit has its own', () => {
+    const { breaker, clock } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 1_000;
+    const lost = probeOf(breaker.tryAcquire());
+    clock.now = 2_000;
+    const answered = probeOf(breaker.tryAcquire());
+    breaker.recordSuccess(answered);
+    assert.equal(breaker.state, 'closed');
+    assert.ok(!breaker.isCurrentProbe(lost) && !breaker.isCurrentProbe(answered));
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 3_000;
+    const again = probeOf(breaker.tryAcquire());
+    clock.now = 4_000;
+    probeOf(breaker.tryAcquire()); // in place of `again`, though `lost` is still out
+    breaker.release(lost); // …and its end changes nothing
+    assert.ok(!breaker.isCurrentProbe(again));
+    assert.equal(breaker.tryAcquire(), undefined);
+  });
+
   it('says which failure opened it, and how long it was not closed when it closes', () => {
     const { clock } = make();
     const details: unknown[] = [];

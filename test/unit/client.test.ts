@@ -5,7 +5,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
-import { OperationScope } from '../../src/upstream/cancellation.ts';
+import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
 
 const ORIGIN = 'https://api.example.com';
@@ -776,22 +776,55 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('logs each call that timed out with its path, whether it went out, and how long it waited for a connection', async () => {
+  it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; once a second at most', async () => {
     const upstream = await serve(createHttpServer(() => {})); // answers nothing
     const lines: string[] = [];
     const client = new UpstreamClient({
       baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
       timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100,
     });
+    const timedOut = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
     try {
-      // One connection: the second call waits behind the first for all but the last moments of its time.
-      const calls = [client.getAccount('hanging'), client.getAccount('queued', new OperationScope('req-7', 10))];
+      // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
+      const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
       for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
-      const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
-      assert.deepEqual(timedOut.map((line) => [line['path'], line['method'], line['requestId']]), [['/accounts/hanging', 'GET', undefined], ['/accounts/queued', 'GET', 'req-7']]);
-      assert.ok((timedOut[0]!['queuedMs'] as number) < 150, JSON.stringify(timedOut[0]));
-      assert.equal(timedOut[0]!['sent'], true);
-      assert.ok((timedOut[1]!['queuedMs'] as number) >= 250, JSON.stringify(timedOut[1]));
+      assert.equal(timedOut().length, 1);
+      assert.deepEqual(timedOut()[0], { ...timedOut()[0], path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, countedByBreaker: true });
+      assert.ok((timedOut()[0]!['queuedMs'] as number) < 150, JSON.stringify(timedOut()[0]));
+      // A second later, the next says how many went unsaid; one cut by its operation's deadline says so.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const operation = new OperationScope('req-7', 10);
+      const call = client.getAccount('cut', operation);
+      setTimeout(() => operation.abort(new OperationDeadlineExceeded(100)), 100);
+      await assert.rejects(call, /did not complete within 100 ms/);
+      assert.deepEqual(timedOut()[1], { ...timedOut()[1], path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false, sinceLastLine: 2 });
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('says a write may have taken effect when its answer could not be used: too large, not valid HTTP once sent, or a success not understood', async () => {
+    const answers: Record<string, (res: ServerResponse) => void> = {
+      large: (res) => void res.writeHead(500, { 'content-length': String(40 * 1024 * 1024) }).write('x'),
+      broken: (res) => void res.socket!.end('HTTP/1.1 2OO OK\r\n\r\n'),
+      garbled: (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"success": tru'),
+      refused: (res) => void res.writeHead(400, { 'content-length': String(40 * 1024 * 1024) }).write('x'),
+    };
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        req.resume();
+        answers[req.url!.split('/').pop()!]?.(res);
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 100 });
+    try {
+      for (const [answer, landed] of [['large', true], ['broken', true], ['garbled', true], ['refused', false]] as const) {
+        await assert.rejects(client.updateAccount(answer, { first_name: 'x' }), (e: Error) => {
+          assert.equal(/: the request may have taken effect$/.test(e.message), landed, `${answer}: ${e.message}`);
+          return true;
+        });
+      }
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();

@@ -1,0 +1,37 @@
+/**
+ * Log lines that come in bursts, said at most once per `intervalMs` each (keyed by message), with how many
+ * went unsaid since the line before. Times are `performance.now()`: monotonic.
+ */
+export class LineThrottle {
+  readonly #lines = new Map<string, { at: number; seenAt: number; unsaid: number }>();
+
+  constructor(readonly intervalMs: number) {}
+
+  get size(): number {
+    return this.#lines.size;
+  }
+
+  /**
+   * Whether `message`'s line is to be written now: then the count of its occurrences left unsaid since its
+   * last line (0 for none); undefined when this one goes unsaid (it is counted).
+   */
+  admit(message: string, now: number): number | undefined {
+    const last = this.#lines.get(message);
+    if (last !== undefined && now - last.at < this.intervalMs) {
+      last.unsaid += 1;
+      last.seenAt = now;
+      return undefined;
+    }
+    this.#lines.set(message, { at: now, seenAt: now, unsaid: 0 });
+    return last?.unsaid ?? 0;
+  }
+
+  /** The messages not seen for `quietMs`, forgotten as they are listed, each with its occurrences left unsaid. */
+  *forgetQuiet(now: number, quietMs: number): Generator<[message: string, unsaid: number]> {
+    for (const [message, { seenAt, unsaid }] of this.#lines) {
+      if (now - seenAt < quietMs) continue;
+      this.#lines.delete(message);
+      yield [message, unsaid];
+    }
+  }
+}
