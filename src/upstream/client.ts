@@ -5,7 +5,7 @@ import { errors, Pool, type Dispatcher } from 'undici';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { CircuitBreaker } from './breaker.ts';
+import { CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { LineThrottle } from './line-throttle.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
@@ -112,13 +112,14 @@ class CallCancelled extends Error {
 export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
- * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on: kept back
- * unsent, its call waits the pause out and sends it then. Sent, it would spend a request of the key's quota
- * on another 429.
+ * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on, or after
+ * the circuit opened: kept back unsent, its call asks again as a new one would, and waits the pause out or
+ * fails at once. Sent, it would spend a request of the key's quota on another 429, or add to the load of an
+ * upstream found failing (as a second probe, when half-open).
  */
-class HeldByPause extends Error {
+class HeldBack extends Error {
   constructor() {
-    super('The upstream call was held back by a rate-limit pause');
+    super('The upstream call was held back by a rate-limit pause or an open circuit');
   }
 }
 
@@ -478,11 +479,12 @@ export class UpstreamClient {
         call.signal?.countRequest?.();
       };
       try {
-        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, cancellation, onSent);
+        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, permit, cancellation, onSent);
       } catch (error) {
         if (!sent) call.signal?.releaseRequest?.();
-        if (error instanceof HeldByPause) {
-          // Not an attempt: nothing went out. The loop's head waits the pause out (or ends the call if it may not).
+        if (error instanceof HeldBack) {
+          // Not an attempt: nothing went out. The loop's head waits the pause out, asks the breaker again, or
+          // ends the call.
           this.#breaker.release(permit);
           attempt--;
           continue;
@@ -631,10 +633,12 @@ export class UpstreamClient {
   /**
    * One request through the pool, its answer read whole: undici's `dispatch` with a handler of our own, so
    * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
-   * then dropped when its turn comes, never sent).
+   * then dropped when its turn comes, never sent). `permit`: the breaker's, so that a call let through while
+   * the circuit was closed is held back if it has opened by the time a connection is free.
    */
   #send(
     options: { method: Method; path: string; headers: Record<string, string>; body: string | undefined },
+    permit: BreakerPermit,
     cancellation: CallCancellation,
     onSent: () => void,
   ): Promise<UpstreamResponse> {
@@ -665,11 +669,11 @@ export class UpstreamClient {
         { origin: this.#origin, ...options },
         {
           onRequestStart: (controller) => {
-            // Cancelled, or held back by a pause begun meanwhile, while it waited for a connection: it never goes
-            // out. Thrown, not `abort()`ed: undici then fails this request alone, where an abort destroys the
-            // healthy connection it was given.
+            // Cancelled, or held back by a pause begun or a circuit opened meanwhile, while it waited for a
+            // connection: it never goes out. Thrown, not `abort()`ed: undici then fails this request alone, where
+            // an abort destroys the healthy connection it was given.
             if (settled) throw new CallCancelled();
-            if (this.#pausedMs() > 0) throw new HeldByPause();
+            if (this.#pausedMs() > 0 || (permit === 'call' && this.#breaker.state !== 'closed')) throw new HeldBack();
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },

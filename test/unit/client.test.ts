@@ -831,6 +831,29 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('fails requests queued for a connection at once when the circuit opens before their turn, unsent', async () => {
+    let requests = 0;
+    const upstream = await serve(
+      createHttpServer((_req, res) => {
+        requests++;
+        setTimeout(() => res.writeHead(502).end('bad gateway'), 50);
+      }),
+    );
+    // One connection: the later calls wait in the pool's queue behind the first when its 502 opens the circuit.
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 });
+    try {
+      const first = client.getAccount('first');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
+      await assert.rejects(first, /HTTP 502/);
+      for (const call of queued) await assert.rejects(call, /circuit open/);
+      assert.equal(requests, 1);
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
