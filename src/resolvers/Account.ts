@@ -16,7 +16,17 @@ export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: Account
   complete: false,
   account,
   reach,
+  idOnly: false,
   full: undefined,
+});
+
+/** An account parent from its id alone (what some used tokens embed), `full` its load if started. */
+const accountOfId = (id: string, reach: AccountReach, full: Promise<UpstreamAccount> | undefined): EmbeddedAccountParent => ({
+  complete: false,
+  account: { id, created: 0, suspended: 0, email_addresses: [], sources: [] },
+  reach,
+  idOnly: true,
+  full,
 });
 
 
@@ -41,13 +51,15 @@ export function tokenAccount(
   prefetchTokensOf(account.id, context, info);
   if ('reference' in account) {
     // Only the id embedded: asked for the id (and the account's tokens, fetched by id) alone, that is the
-    // answer (no field of the stand-in but its id is read); any other field needs the account.
-    if (!selectsAccountData(info)) return embeddedAccount({ id: account.id, created: 0, suspended: 0, email_addresses: [], sources: [] }, 'connect-token');
-    return context.api.account(account.id, 'connect-token').then(fullAccount);
+    // answer; any other field needs the account. Its load failed, the id and the tokens still answer, and
+    // each field that needed it fails with its error (as under an embed, below).
+    if (!selectsAccountData(info)) return accountOfId(account.id, 'connect-token', undefined);
+    const load = context.api.account(account.id, 'connect-token');
+    return load.then(fullAccount, () => accountOfId(account.id, 'connect-token', load));
   }
   if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
   const load = context.api.account(account.id, 'connect-token');
-  return load.then(fullAccount, () => ({ complete: false, account, reach: 'connect-token', full: load }));
+  return load.then(fullAccount, () => ({ ...embeddedAccount(account, 'connect-token'), full: load }));
 }
 
 /**
@@ -63,15 +75,27 @@ function fromFull<T>(pick: (account: UpstreamAccount) => T) {
   };
 }
 
+/** A field a connect token embeds: answered from the parent, unless it holds the id alone (then as `fromFull`). */
+function fromEmbed<T>(pick: (account: UpstreamEmbeddedAccount) => T) {
+  const full = fromFull(pick);
+  return (parent: AccountParent, args: unknown, context: GatewayContext): T | Promise<T> =>
+    parent.complete || !parent.idOnly ? pick(parent.account) : full(parent, args, context);
+}
+
+const sourcesOf = fromEmbed((a) => a.sources);
+
 export const Account: AccountResolvers = {
-  // Fields a connect token embeds: answered from the parent, whatever it is.
   id: ({ account }) => account.id,
-  createdAt: ({ account }) => fromUnixSeconds(account.created) ?? new Date(0).toISOString(),
-  suspendedAt: ({ account }) => fromUnixSeconds(account.suspended),
-  emailAddresses: ({ account }) => account.email_addresses,
-  firstName: ({ account }) => account.first_name ?? null,
-  lastName: ({ account }) => account.last_name ?? null,
-  sources: ({ account }, _, { lists }, info) => lists.charge(info, account.sources),
+  // Fields a connect token embeds.
+  createdAt: fromEmbed((a) => fromUnixSeconds(a.created) ?? new Date(0).toISOString()),
+  suspendedAt: fromEmbed((a) => fromUnixSeconds(a.suspended)),
+  emailAddresses: fromEmbed((a) => a.email_addresses),
+  firstName: fromEmbed((a) => a.first_name ?? null),
+  lastName: fromEmbed((a) => a.last_name ?? null),
+  sources: (parent, args, context, info) => {
+    const sources = sourcesOf(parent, args, context);
+    return sources instanceof Promise ? sources.then((list) => context.lists.charge(info, list)) : context.lists.charge(info, sources);
+  },
 
   // Fields only the full account has.
   username: fromFull((a) => a.username ?? null),

@@ -24,6 +24,11 @@ export interface EmbeddedAccountParent {
   readonly account: UpstreamEmbeddedAccount;
   readonly reach: AccountReach;
   /**
+   * The token named its account by id alone: `account` is a stand-in holding only the id, and every other
+   * field, embedded ones included, needs the full account.
+   */
+  readonly idOnly: boolean;
+  /**
    * The full account's load, started by the first field that needs it and shared by every other field and
    * alias of this parent: one `load()` per parent, not one per field (the fan-out has 100 parents).
    */

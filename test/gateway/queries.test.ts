@@ -295,6 +295,22 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}/connect_tokens`]);
   });
 
+  it('keeps the id of a used token’s account sent as a bare id when the account fails to load: only the fields that needed it fail', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'ref@example.com', first_name: 'Ref' }).id;
+    const token = { token: 'bareid0123456789', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: id };
+    stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${id}`, status: 500 });
+    const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { used account { id firstName lastName connectTokens { token } } } }`, { t: token.token });
+    // The id is in the token's own answer, and the account's tokens are fetched by it; the embedded fields
+    // come from the account, whose load failed (a stand-in's empty values are never shown).
+    assert.deepEqual(res.body.data, { connectToken: { used: true, account: { id, firstName: null, lastName: null, connectTokens: [] } } });
+    assert.deepEqual(res.body.errors?.map((e) => [e.path, e.extensions?.['code']]), [
+      [['connectToken', 'account', 'firstName'], 'UPSTREAM_ERROR'],
+      [['connectToken', 'account', 'lastName'], 'UPSTREAM_ERROR'],
+    ]);
+    assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`, `GET /connect_tokens/${token.token}`]);
+  });
+
   it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {
     const account = stack.emulator.store.createAccount({ email: 'sib@example.com' });
     const res = await stack.gql(`query ($id: ID!) { connectToken(token: "nope") { token } account(id: $id) { id } }`, { id: account.id });
