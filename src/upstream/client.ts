@@ -450,7 +450,14 @@ export class UpstreamClient {
         body = encodeFormPairs(form);
       }
       let response: UpstreamResponse;
-      const permit = this.#breaker.tryAcquire();
+      let permit = this.#breaker.tryAcquire();
+      if (permit !== undefined && permit !== 'call' && deadline - performance.now() < this.#options.timeoutMs / 2) {
+        // The half-open circuit's trial decides for every caller: one with under half its time left (spent in
+        // the pool's queue, or a pause) could time out on a recovered upstream and reopen the circuit. It
+        // leaves the trial to a call that has the time.
+        this.#breaker.release(permit);
+        permit = undefined;
+      }
       if (!permit) {
         owed = undefined; // the circuit is not closed: nothing left to open
         if (previousFailure) throw previousFailure();
@@ -504,7 +511,8 @@ export class UpstreamClient {
           const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : signalReason instanceof OperationDeadlineExceeded ? signalReason.setting : undefined;
           if (timeout !== undefined) {
             const queuedMs = Math.round((sent ? sentAt : now) - waitingSince);
-            this.#callFailure('upstream call timed out', { ...forLog(info, call.signal), timeout, sent, queuedMs, countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
+            const countedByBreaker = cancellation.reason === 'deadline' && upstreamFailing;
+            this.#callFailure('upstream call timed out', `${timeout}${countedByBreaker ? ', counted by the breaker' : ''}`, { ...forLog(info, call.signal), timeout, sent, queuedMs, countedByBreaker });
           }
           if (cancellation.reason === 'deadline' && upstreamFailing) {
             owed = undefined;
@@ -560,7 +568,7 @@ export class UpstreamClient {
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
         const unreachable = () => {
-          this.#callFailure('upstream connection failed', { ...forLog(info, call.signal), code, sent });
+          this.#callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
           const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
@@ -585,7 +593,7 @@ export class UpstreamClient {
       if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) {
-        if (this.#faultsLogged.size > 0) this.#faultsQuiet();
+        if (this.#faultsLogged.size > 0 || this.#callFailuresLogged.size > 0) this.#faultsQuiet();
         return this.#parse(call, text, info);
       }
       // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
@@ -824,22 +832,30 @@ export class UpstreamClient {
   }
 
   /**
-   * One call's failure (it timed out, its connection failed), at `warn`: once a second at most for each, with
-   * the calls left unsaid since the last line. In an outage every call in flight and queued fails within one
-   * `UPSTREAM_TIMEOUT_MS` (5,000 lines a second were seen); the `operation` lines still count each.
+   * One call's failure (it timed out, its connection failed), at `warn`: once a second at most for each
+   * `kind` of it (whose time ran out and whether the breaker counted it; the connection's error code), with
+   * the calls left unsaid since the last line of that kind. In an outage every call in flight and queued
+   * fails within one `UPSTREAM_TIMEOUT_MS` (5,000 lines a second were seen); a kind apart, the line telling
+   * the upstream stopped answering is not hidden by one telling an operation ran out of time.
    */
-  #callFailure(message: string, fields: Record<string, unknown>): void {
-    const unsaid = this.#callFailuresLogged.admit(message, performance.now());
+  #callFailure(message: string, kind: string, fields: Record<string, unknown>): void {
+    const unsaid = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
     if (unsaid !== undefined) this.#options.logger.warn(message, { ...fields, ...(unsaid > 0 ? { sinceLastLine: unsaid } : {}) });
   }
 
   /**
    * An answer came: a fault not seen for a while is fixed. Its calls left unsaid are said now, and a return
-   * logs at once. One still seen now and then (a fault of some paths or servers only) stays throttled.
+   * logs at once. One still seen now and then (a fault of some paths or servers only) stays throttled. So
+   * are the call failures of a kind unseen for a second: their count left unsaid, which no later line of
+   * theirs would carry until the next outage.
    */
   #faultsQuiet(): void {
-    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(performance.now(), CONFIGURATION_FAULT_QUIET_MS)) {
+    const now = performance.now();
+    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now, CONFIGURATION_FAULT_QUIET_MS)) {
       this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
+    }
+    for (const [failure, unsaid] of this.#callFailuresLogged.forgetQuiet(now, CALL_FAILURE_LOG_INTERVAL_MS)) {
+      if (unsaid > 0) this.#options.logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
     }
   }
 

@@ -776,28 +776,70 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; once a second at most', async () => {
-    const upstream = await serve(createHttpServer(() => {})); // answers nothing
+  it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async () => {
+    // Answers only /ok.
+    const upstream = await serve(createHttpServer((req, res) => void (req.url!.endsWith('/ok') && res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT))));
     const lines: string[] = [];
     const client = new UpstreamClient({
       baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
       timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100,
     });
-    const timedOut = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
+    const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
     try {
       // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
       const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
       for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
-      assert.equal(timedOut().length, 1);
-      assert.deepEqual(timedOut()[0], { ...timedOut()[0], path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, countedByBreaker: true });
-      assert.ok((timedOut()[0]!['queuedMs'] as number) < 150, JSON.stringify(timedOut()[0]));
-      // A second later, the next says how many went unsaid; one cut by its operation's deadline says so.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const [first, ...others] = logged('upstream call timed out');
+      assert.deepEqual(others, []);
+      assert.ok((first!['queuedMs'] as number) < 150, JSON.stringify(first));
+      assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, countedByBreaker: true });
+      // Another kind (cut by its operation's deadline, not counted) has its own line at once.
       const operation = new OperationScope('req-7', 10);
       const call = client.getAccount('cut', operation);
       setTimeout(() => operation.abort(new OperationDeadlineExceeded(100)), 100);
       await assert.rejects(call, /did not complete within 100 ms/);
-      assert.deepEqual(timedOut()[1], { ...timedOut()[1], path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false, sinceLastLine: 2 });
+      const cut = logged('upstream call timed out')[1];
+      assert.equal(cut!['sinceLastLine'], undefined);
+      assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
+      // Unseen for a second, a kind's calls left unsaid are said at the next answer.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await client.getAccount('ok');
+      assert.deepEqual(
+        logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
+        [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
+      );
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('leaves the half-open circuit’s trial to a call with at least half its time left: one held back in the queue would time out on a recovered upstream and reopen it', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        const id = req.url!.split('/').pop();
+        if (id === 'reset') setTimeout(() => req.socket.destroy(), 900); // after the request went out
+        else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 300);
+        // 'hang': never answers
+      }),
+    );
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300,
+    });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
+      await sleep(600);
+      const hang = client.getAccount('hang'); // out at 900 ms, hangs until 3.6 s
+      await sleep(50);
+      const late = client.getAccount('late'); // its turn at ~3.6 s, after the cooldown, with ~50 ms left
+      await assert.rejects(reset, /did not answer within/);
+      assert.equal(client.breakerState, 'open');
+      await assert.rejects(hang, /did not answer within/);
+      await assert.rejects(late);
+      assert.equal((await client.getAccount('ok')).id, 'x');
+      assert.equal(client.breakerState, 'closed');
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
