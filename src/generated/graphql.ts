@@ -364,7 +364,8 @@ export type Query = {
   account?: Maybe<Account>;
   /**
    * The accounts of the API key, filtered, a page at a time. `first` is 1 to 100; `after` is the `endCursor`
-   * of the previous page.
+   * of the previous page. The upstream pages by position: accounts deleted before a cursor meanwhile make the
+   * next page skip as many, so reload from the first page after deleting accounts.
    */
   accounts: AccountConnection;
   /** One top-level connect token; null with `NOT_FOUND` when it is unknown or deleted, or once the upstream has purged it (an unused one, at its `expiresAt`, 24 hours after it was created; a server that purges late answers it meanwhile, its `expiresAt` past). */

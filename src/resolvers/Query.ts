@@ -1,7 +1,7 @@
 import { argumentError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import type { AccountPageQuery } from '../loaders/request-api.ts';
-import { filteredCursorKind, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
+import { filteredCursorKind, itemAnchors, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
 import { accountById, fullAccount } from './Account.ts';
 import { prefetchTokenAccounts } from './prefetch.ts';
 
@@ -23,10 +23,11 @@ export const Query: QueryResolvers = {
 
   connectToken: (_, { token }, { api }) => api.connectToken(null, token),
 
-  connectTokens: async (_, { first, after }, { api }, info) => {
+  connectTokens: async (_, { first, after }, { api, cursorKey }, info) => {
     const window = pageWindow('connectTokens', first, after);
-    // The upstream has no paging here: the whole list is fetched once and paged over.
-    const page = pageOfList(await api.connectTokens(null), window);
+    // The upstream has no paging here: the whole list is fetched once and paged over, after the token the
+    // cursor names.
+    const page = pageOfList(await api.connectTokens(null), window, itemAnchors((token) => token.token, cursorKey));
     prefetchTokenAccounts(page.items, api, info);
     return page;
   },

@@ -15,13 +15,33 @@ function pageSize(first: number | null | undefined): number {
 /** The part of a list a connection field asks for, from its `first` and `after`, checked before any upstream call. */
 export interface PageWindow {
   readonly size: number;
+  /** Where the page starts: just after the position `after` names. */
   readonly offset: number;
   readonly cursorKind: string;
+  /** The anchor `after` carries (see {@link ItemAnchors}), if any. */
+  readonly after?: string;
 }
 
 export function pageWindow(cursorKind: string, first: number | null | undefined, after: string | null | undefined): PageWindow {
-  return { size: pageSize(first), offset: offsetAfter(cursorKind, after), cursorKind };
+  return { size: pageSize(first), cursorKind, ...positionAfter(cursorKind, after) };
 }
+
+/**
+ * Cursors that name their item, not only its position: a list held whole (fetched whole each time) then
+ * continues after that very item even when items before it have gone meanwhile (a deleted or purged connect
+ * token), where a position alone would skip as many. The anchor is a keyed digest of the item's key, so a
+ * cursor (which may end up in a URL or a log) does not show the item's key (a connect token is a credential).
+ */
+export interface ItemAnchors<T> {
+  readonly of: (item: T) => string;
+}
+
+export function itemAnchors<T>(keyOf: (item: T) => string, cursorKey: Buffer): ItemAnchors<T> {
+  return { of: (item) => createHmac('sha256', cursorKey).update(keyOf(item)).digest('base64url').slice(0, ANCHOR_LENGTH) };
+}
+
+/** Characters of an anchor: 72 bits of the digest. */
+const ANCHOR_LENGTH = 12;
 
 /**
  * How many items to ask an upstream page for: one more than asked tells whether another page follows. The
@@ -36,18 +56,28 @@ export function pageFromUpstream<T>(fetched: readonly T[], window: PageWindow): 
   return { items: fetched.slice(0, window.size), offset: window.offset, hasNextPage: fetched.length >= upstreamLimit(window), cursorKind: window.cursorKind };
 }
 
-/** The page of a list held whole (an upstream list without paging). */
-export function pageOfList<T>(all: readonly T[], window: PageWindow): ConnectionParent<T> {
-  const end = window.offset + window.size;
-  return { items: all.slice(window.offset, end), offset: window.offset, hasNextPage: all.length > end, cursorKind: window.cursorKind };
+/**
+ * The page of a list held whole (an upstream list without paging), its cursors naming their items. It starts
+ * after the item `after` names, wherever that is now; that item gone, at the position it had (the items
+ * after it have moved up by one at least).
+ */
+export function pageOfList<T>(all: readonly T[], window: PageWindow, anchors: ItemAnchors<T>): ConnectionParent<T> {
+  let offset = window.offset;
+  if (window.after !== undefined) {
+    const at = all.findIndex((item) => anchors.of(item) === window.after);
+    offset = at >= 0 ? at + 1 : Math.max(0, offset - 1);
+  }
+  const end = offset + window.size;
+  return { items: all.slice(offset, end), offset, hasNextPage: all.length > end, cursorKind: window.cursorKind, anchors };
 }
 
 /**
- * Cursors are opaque to clients: base64url of `<kind>:<index>`. The kind makes a cursor of one
- * connection useless for another instead of silently paging at a wrong offset.
+ * Cursors are opaque to clients: base64url of `<kind>:<index>`, or `<kind>:<index>:<anchor>` in a list whose
+ * cursors name their items (see {@link ItemAnchors}). The kind makes a cursor of one connection useless for
+ * another instead of silently paging at a wrong offset.
  */
-export function encodeCursor(kind: string, index: number): string {
-  return Buffer.from(`${kind}:${index}`).toString('base64url');
+export function encodeCursor(kind: string, index: number, anchor?: string): string {
+  return Buffer.from(anchor === undefined ? `${kind}:${index}` : `${kind}:${index}:${anchor}`).toString('base64url');
 }
 
 /**
@@ -70,22 +100,23 @@ export function cursorKeyFrom(consumerSecret: string): Buffer {
   return createHmac('sha256', consumerSecret).update('contextio-graphql: cursor filter digests').digest();
 }
 
-/** The offset of the first item after `after`; 0 without a cursor. */
-function offsetAfter(kind: string, after: string | null | undefined): number {
-  if (after === null || after === undefined) return 0;
+/** The offset of the first item after `after` (0 without a cursor), and the anchor it carries. */
+function positionAfter(kind: string, after: string | null | undefined): { offset: number; after?: string } {
+  if (after === null || after === undefined) return { offset: 0 };
   const decoded = Buffer.from(after, 'base64url').toString();
-  const match = decoded.startsWith(`${kind}:`) ? /^(\d{1,9})$/.exec(decoded.slice(kind.length + 1)) : null;
+  const match = decoded.startsWith(`${kind}:`) ? /^(\d{1,9})(?::([A-Za-z0-9_-]{12}))?$/.exec(decoded.slice(kind.length + 1)) : null;
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
-  if (!match || encodeCursor(kind, Number(match[1])) !== after) {
+  if (!match || encodeCursor(kind, Number(match[1]), match[2]) !== after) {
     throw argumentError('after', `after is not a cursor of this list with this filter: "${after.slice(0, 64)}"`);
   }
-  return Number(match[1]) + 1;
+  const offset = Number(match[1]) + 1;
+  return match[2] === undefined ? { offset } : { offset, after: match[2] };
 }
 
 /** The edges of a page, each with the cursor that continues after it. */
 export function edgesOf<T>(page: ConnectionParent<T>): EdgeParent<T>[] {
-  return page.items.map((node, i) => ({ node, cursor: encodeCursor(page.cursorKind, page.offset + i) }));
+  return page.items.map((node, i) => ({ node, cursor: cursorOf(page, i) }));
 }
 
 /** Relay's page info: the cursors of the first and last items, and whether items come before and after. */
@@ -93,10 +124,15 @@ export function pageInfoOf<T>(page: ConnectionParent<T>) {
   const empty = page.items.length === 0;
   return {
     hasNextPage: page.hasNextPage,
-    endCursor: empty ? null : encodeCursor(page.cursorKind, page.offset + page.items.length - 1),
+    endCursor: empty ? null : cursorOf(page, page.items.length - 1),
     hasPreviousPage: page.offset > 0,
-    startCursor: empty ? null : encodeCursor(page.cursorKind, page.offset),
+    startCursor: empty ? null : cursorOf(page, 0),
   };
+}
+
+/** The cursor of the page's `i`th item. */
+function cursorOf<T>(page: ConnectionParent<T>, i: number): string {
+  return encodeCursor(page.cursorKind, page.offset + i, page.anchors?.of(page.items[i]!));
 }
 
 /** The shared field resolvers of every `…Connection` type. */

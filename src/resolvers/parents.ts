@@ -1,4 +1,5 @@
 import type { AccountReach } from '../auth/index.ts';
+import type { ItemAnchors } from './connection.ts';
 import type {
   UpstreamAccount,
   UpstreamConnectToken,
@@ -43,6 +44,8 @@ export interface ConnectionParent<T> {
   readonly offset: number;
   readonly hasNextPage: boolean;
   readonly cursorKind: string;
+  /** In a list whose cursors name their items: how (see `ItemAnchors`). */
+  readonly anchors?: ItemAnchors<T>;
 }
 export type AccountConnectionParent = ConnectionParent<AccountParent>;
 export type ConnectTokenConnectionParent = ConnectionParent<ConnectTokenParent>;

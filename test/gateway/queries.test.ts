@@ -250,6 +250,30 @@ describe('queries against the emulator', () => {
     assert.deepEqual(next.body.data, { connectTokens: { nodes: [{ token: tokens[2]!.token }], pageInfo: { hasNextPage: false } } });
   });
 
+  it('continues connect tokens after the token a cursor names, though tokens before it were deleted meanwhile', async () => {
+    const { store } = stack.emulator;
+    const tokens = Array.from({ length: 5 }, (_, i) => store.createConnectToken(null, { callback_url: `https://app.example.com/cb${i}` }).token);
+    type Page = { connectTokens: { edges: { cursor: string; node: { token: string } }[]; pageInfo: { endCursor: string } } };
+    const page = `query ($after: String) { connectTokens(first: 2, after: $after) { edges { cursor node { token } } pageInfo { endCursor } } }`;
+    const tokensOf = (body: { data?: Page | null }) => body.data!.connectTokens.edges.map((edge) => edge.node.token);
+    const first = await stack.gql<Page>(page, {});
+    assert.deepEqual(tokensOf(first.body), [tokens[0], tokens[1]]);
+    const [, afterFirst] = first.body.data!.connectTokens.edges;
+    // A cursor does not show the token it names (a credential): a keyed digest of it.
+    assert.ok(!Buffer.from(afterFirst!.cursor, 'base64url').toString().includes(tokens[1]!));
+    const deleted = await stack.gql(`mutation ($t: ID!) { deleteConnectToken(token: $t) { success } }`, { t: tokens[0] });
+    assert.deepEqual(deleted.body.data, { deleteConnectToken: { success: true } });
+    const second = await stack.gql<Page>(page, { after: afterFirst!.cursor });
+    assert.deepEqual(tokensOf(second.body), [tokens[2], tokens[3]]);
+    // The token a cursor names gone too, the page starts where it was: what came after it.
+    store.deleteConnectToken(tokens[3]!, null);
+    const third = await stack.gql<Page>(page, { after: second.body.data!.connectTokens.pageInfo.endCursor });
+    assert.deepEqual(tokensOf(third.body), [tokens[4]]);
+    // A cursor of the earlier kind (a position alone) still pages by position.
+    const positional = Buffer.from('connectTokens:0').toString('base64url');
+    assert.deepEqual(tokensOf((await stack.gql<Page>(page, { after: positional })).body), [tokens[2], tokens[4]]);
+  });
+
   it('reads one connect token, and an account’s own tokens through nested fields', async () => {
     const account = stack.emulator.store.createAccount({ email: 'own@example.com' });
     const own = stack.emulator.store.createConnectToken(account.id, { callback_url: 'https://app.example.com/cb' });
