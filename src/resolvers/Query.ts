@@ -1,7 +1,7 @@
 import { argumentError } from '../errors.ts';
 import type { QueryResolvers } from '../generated/graphql.ts';
 import type { AccountPageQuery } from '../loaders/request-api.ts';
-import { filteredCursorKind, itemAnchors, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
+import { filteredCursorKind, ItemAnchors, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
 import { accountById, fullAccount } from './Account.ts';
 import { prefetchTokenAccounts } from './prefetch.ts';
 
@@ -24,10 +24,10 @@ export const Query: QueryResolvers = {
   connectToken: (_, { token }, { api }) => api.connectToken(null, token),
 
   connectTokens: async (_, { first, after }, { api, cursorKey }, info) => {
-    const window = pageWindow('connectTokens', first, after);
+    const window = pageWindow('connectTokens', first, after, true);
     // The upstream has no paging here: the whole list is fetched once and paged over, after the token the
     // cursor names.
-    const page = pageOfList(await api.connectTokens(null), window, itemAnchors((token) => token.token, cursorKey));
+    const page = pageOfList(await api.connectTokens(null), window, new ItemAnchors((token) => token.token, (token) => token.created, cursorKey));
     prefetchTokenAccounts(page.items, api, info);
     return page;
   },

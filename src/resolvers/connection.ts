@@ -22,26 +22,67 @@ export interface PageWindow {
   readonly after?: string;
 }
 
-export function pageWindow(cursorKind: string, first: number | null | undefined, after: string | null | undefined): PageWindow {
-  return { size: pageSize(first), cursorKind, ...positionAfter(cursorKind, after) };
+/** `anchored`: the list's cursors name their items (see {@link ItemAnchors}); else a cursor that does is refused. */
+export function pageWindow(cursorKind: string, first: number | null | undefined, after: string | null | undefined, anchored = false): PageWindow {
+  return { size: pageSize(first), cursorKind, ...positionAfter(cursorKind, after, anchored) };
 }
 
 /**
- * Cursors that name their item, not only its position: a list held whole (fetched whole each time) then
- * continues after that very item even when items before it have gone meanwhile (a deleted or purged connect
- * token), where a position alone would skip as many. The anchor is a keyed digest of the item's key, so a
- * cursor (which may end up in a URL or a log) does not show the item's key (a connect token is a credential).
+ * Cursors that name their item, not only its position, in a list held whole (fetched whole each time, in
+ * the order the items were created): the next page then starts after that very item even when items before
+ * it have gone meanwhile (a deleted connect token, or unused ones purged after a day), where a position
+ * alone would skip as many. An anchor is the item's creation time (seconds) and a mark: a tag of the key
+ * (an anchor written under another key, say before a restart with a secret made up at start, is read as a
+ * position) and a keyed digest of the item's key, so that a cursor (which may end up in a URL or a log) does
+ * not show it (a connect token is a credential).
  */
-export interface ItemAnchors<T> {
-  readonly of: (item: T) => string;
+export class ItemAnchors<T> {
+  readonly #tag: string;
+
+  constructor(
+    private readonly keyOf: (item: T) => string,
+    private readonly createdOf: (item: T) => number,
+    private readonly cursorKey: Buffer,
+  ) {
+    this.#tag = this.#digest('contextio-graphql: cursor anchors').slice(0, TAG_LENGTH);
+  }
+
+  /** The anchor of `item`'s cursor. */
+  of(item: T): string {
+    return `${this.#secondOf(item)}.${this.#tag}${this.#digest(this.keyOf(item)).slice(0, DIGEST_LENGTH)}`;
+  }
+
+  /**
+   * Where the page after the cursor of `anchor`, written for the item then at `index`, starts in `all`: after
+   * that item, found where it was or before (items before it gone); that item gone too, at the first item
+   * created in its second or later (one of its second already shown is shown again, rather than one not
+   * yet shown skipped). Digests only the items of its second on the way back, usually one.
+   */
+  offsetAfter(all: readonly T[], index: number, anchor: string): number {
+    const dot = anchor.indexOf('.');
+    const created = Number(anchor.slice(0, dot));
+    if (!anchor.startsWith(this.#tag, dot + 1)) return index + 1; // another key's: its position is all it says
+    let i = Math.min(index, all.length - 1);
+    for (; i >= 0 && this.#secondOf(all[i]!) >= created; i--) {
+      if (this.#secondOf(all[i]!) === created && this.of(all[i]!) === anchor) return i + 1;
+    }
+    return i + 1;
+  }
+
+  /** Its creation time as a cursor holds it: whole seconds, none before 1970 (an upstream's odd value, too). */
+  #secondOf(item: T): number {
+    return Math.max(0, Math.trunc(this.createdOf(item)) || 0);
+  }
+
+  #digest(text: string): string {
+    return createHmac('sha256', this.cursorKey).update(text).digest('base64url');
+  }
 }
 
-export function itemAnchors<T>(keyOf: (item: T) => string, cursorKey: Buffer): ItemAnchors<T> {
-  return { of: (item) => createHmac('sha256', cursorKey).update(keyOf(item)).digest('base64url').slice(0, ANCHOR_LENGTH) };
-}
-
-/** Characters of an anchor: 72 bits of the digest. */
-const ANCHOR_LENGTH = 12;
+/** Characters of an anchor's key tag (24 bits) and item digest (72 bits). */
+const TAG_LENGTH = 4;
+const DIGEST_LENGTH = 12;
+const ANCHOR_PATTERN = `\\d{1,12}\\.[A-Za-z0-9_-]{${TAG_LENGTH + DIGEST_LENGTH}}`;
 
 /**
  * How many items to ask an upstream page for: one more than asked tells whether another page follows. The
@@ -57,23 +98,18 @@ export function pageFromUpstream<T>(fetched: readonly T[], window: PageWindow): 
 }
 
 /**
- * The page of a list held whole (an upstream list without paging), its cursors naming their items. It starts
- * after the item `after` names, wherever that is now; that item gone, at the position it had (the items
- * after it have moved up by one at least).
+ * The page of a list held whole (an upstream list without paging), its cursors naming their items: it starts
+ * after the item `after` names, wherever that is now (see {@link ItemAnchors.offsetAfter}).
  */
 export function pageOfList<T>(all: readonly T[], window: PageWindow, anchors: ItemAnchors<T>): ConnectionParent<T> {
-  let offset = window.offset;
-  if (window.after !== undefined) {
-    const at = all.findIndex((item) => anchors.of(item) === window.after);
-    offset = at >= 0 ? at + 1 : Math.max(0, offset - 1);
-  }
+  const offset = window.after === undefined ? window.offset : anchors.offsetAfter(all, window.offset - 1, window.after);
   const end = offset + window.size;
   return { items: all.slice(offset, end), offset, hasNextPage: all.length > end, cursorKind: window.cursorKind, anchors };
 }
 
 /**
  * Cursors are opaque to clients: base64url of `<kind>:<index>`, or `<kind>:<index>:<anchor>` in a list whose
- * cursors name their items (see {@link ItemAnchors}). The kind makes a cursor of one connection useless for
+ * cursors name their items (see {@link ItemAnchors}; such a list still takes the first form, written before). The kind makes a cursor of one connection useless for
  * another instead of silently paging at a wrong offset.
  */
 export function encodeCursor(kind: string, index: number, anchor?: string): string {
@@ -100,11 +136,14 @@ export function cursorKeyFrom(consumerSecret: string): Buffer {
   return createHmac('sha256', consumerSecret).update('contextio-graphql: cursor filter digests').digest();
 }
 
+const POSITION = /^(\d{1,9})$/;
+const ANCHORED_POSITION = new RegExp(`^(\\d{1,9})(?::(${ANCHOR_PATTERN}))?$`);
+
 /** The offset of the first item after `after` (0 without a cursor), and the anchor it carries. */
-function positionAfter(kind: string, after: string | null | undefined): { offset: number; after?: string } {
+function positionAfter(kind: string, after: string | null | undefined, anchored: boolean): { offset: number; after?: string } {
   if (after === null || after === undefined) return { offset: 0 };
   const decoded = Buffer.from(after, 'base64url').toString();
-  const match = decoded.startsWith(`${kind}:`) ? /^(\d{1,9})(?::([A-Za-z0-9_-]{12}))?$/.exec(decoded.slice(kind.length + 1)) : null;
+  const match = decoded.startsWith(`${kind}:`) ? (anchored ? ANCHORED_POSITION : POSITION).exec(decoded.slice(kind.length + 1)) : null;
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
   if (!match || encodeCursor(kind, Number(match[1]), match[2]) !== after) {
@@ -116,7 +155,13 @@ function positionAfter(kind: string, after: string | null | undefined): { offset
 
 /** The edges of a page, each with the cursor that continues after it. */
 export function edgesOf<T>(page: ConnectionParent<T>): EdgeParent<T>[] {
-  return page.items.map((node, i) => ({ node, cursor: cursorOf(page, i) }));
+  // Cursors made only when asked for: one naming its item costs a digest.
+  return page.items.map((node, i) => ({
+    node,
+    get cursor() {
+      return cursorOf(page, i);
+    },
+  }));
 }
 
 /** Relay's page info: the cursors of the first and last items, and whether items come before and after. */
@@ -124,9 +169,13 @@ export function pageInfoOf<T>(page: ConnectionParent<T>) {
   const empty = page.items.length === 0;
   return {
     hasNextPage: page.hasNextPage,
-    endCursor: empty ? null : cursorOf(page, page.items.length - 1),
+    get endCursor() {
+      return empty ? null : cursorOf(page, page.items.length - 1);
+    },
     hasPreviousPage: page.offset > 0,
-    startCursor: empty ? null : cursorOf(page, 0),
+    get startCursor() {
+      return empty ? null : cursorOf(page, 0);
+    },
   };
 }
 

@@ -252,7 +252,8 @@ describe('queries against the emulator', () => {
 
   it('continues connect tokens after the token a cursor names, though tokens before it were deleted meanwhile', async () => {
     const { store } = stack.emulator;
-    const tokens = Array.from({ length: 5 }, (_, i) => store.createConnectToken(null, { callback_url: `https://app.example.com/cb${i}` }).token);
+    const created = Math.floor(Date.now() / 1000) - 60;
+    const tokens = Array.from({ length: 5 }, (_, i) => store.createConnectToken(null, { callback_url: `https://app.example.com/cb${i}`, created: created + i }).token);
     type Page = { connectTokens: { edges: { cursor: string; node: { token: string } }[]; pageInfo: { endCursor: string } } };
     const page = `query ($after: String) { connectTokens(first: 2, after: $after) { edges { cursor node { token } } pageInfo { endCursor } } }`;
     const tokensOf = (body: { data?: Page | null }) => body.data!.connectTokens.edges.map((edge) => edge.node.token);
@@ -265,13 +266,17 @@ describe('queries against the emulator', () => {
     assert.deepEqual(deleted.body.data, { deleteConnectToken: { success: true } });
     const second = await stack.gql<Page>(page, { after: afterFirst!.cursor });
     assert.deepEqual(tokensOf(second.body), [tokens[2], tokens[3]]);
-    // The token a cursor names gone too, the page starts where it was: what came after it.
+    // The token a cursor names gone too, the page starts at the first created after it.
     store.deleteConnectToken(tokens[3]!, null);
     const third = await stack.gql<Page>(page, { after: second.body.data!.connectTokens.pageInfo.endCursor });
     assert.deepEqual(tokensOf(third.body), [tokens[4]]);
     // A cursor of the earlier kind (a position alone) still pages by position.
     const positional = Buffer.from('connectTokens:0').toString('base64url');
     assert.deepEqual(tokensOf((await stack.gql<Page>(page, { after: positional })).body), [tokens[2], tokens[4]]);
+    // The accounts list pages by position: a cursor naming an item is none of its own.
+    const anchored = Buffer.from(`accounts:0:${Buffer.from(afterFirst!.cursor, 'base64url').toString().split(':').slice(2).join(':')}`).toString('base64url');
+    const refused = await stack.gql(`query ($after: String) { accounts(first: 1, after: $after) { nodes { id } } }`, { after: anchored });
+    assert.deepEqual(refused.body.errors?.map((e) => e.extensions?.['code']), ['BAD_USER_INPUT']);
   });
 
   it('reads one connect token, and an account’s own tokens through nested fields', async () => {

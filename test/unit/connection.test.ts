@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { cursorKeyFrom, edgesOf, encodeCursor, ItemAnchors, pageInfoOf, pageOfList, pageWindow } from '../../src/resolvers/connection.ts';
+
+interface Token {
+  token: string;
+  created: number;
+}
+
+/** Anchors over tokens, counting the digests they compute. */
+function anchorsFor(secret: string) {
+  const counter = { digests: 0 };
+  const anchors = new ItemAnchors<Token>(
+    (t) => {
+      counter.digests++;
+      return t.token;
+    },
+    (t) => t.created,
+    cursorKeyFrom(secret),
+  );
+  return { anchors, counter };
+}
+
+const tokens = (n: number, createdOf = (i: number) => 1_700_000_000 + i): Token[] => Array.from({ length: n }, (_, i) => ({ token: `tok${i}`, created: createdOf(i) }));
+const names = (items: Token[]) => items.map((t) => t.token);
+/** The cursor after `list[index]`, as a page of `list` wrote it. */
+const cursorAfter = (list: Token[], index: number, anchors: ItemAnchors<Token>) => encodeCursor('connectTokens', index, anchors.of(list[index]!));
+const next = (list: Token[], after: string, anchors: ItemAnchors<Token>, first = 2) => names(pageOfList(list, pageWindow('connectTokens', first, after, true), anchors).items);
+
+describe('cursors that name their item (connect tokens)', () => {
+  it('resume after their item, found where it was at the cost of one digest, or earlier once items before it are gone', () => {
+    const all = tokens(10_000);
+    const { anchors, counter } = anchorsFor('s');
+    const after = cursorAfter(all, 9_900, anchors);
+    counter.digests = 0;
+    assert.deepEqual(next(all, after, anchors), ['tok9901', 'tok9902']);
+    assert.equal(counter.digests, 1);
+    // The oldest two purged: the item is two places earlier, and the page still follows it.
+    assert.deepEqual(next(all.slice(2), after, anchors), ['tok9901', 'tok9902']);
+  });
+
+  it('resume at the first item created after theirs when it is gone too, the older ones purged with it', () => {
+    const all = tokens(6);
+    const { anchors } = anchorsFor('s');
+    const after = cursorAfter(all, 1, anchors);
+    assert.deepEqual(next(all.slice(2), after, anchors), ['tok2', 'tok3']);
+    assert.deepEqual(next([all[0]!, ...all.slice(2)], after, anchors), ['tok2', 'tok3']);
+  });
+
+  it('show an item of the same second again rather than skip one, when theirs is gone', () => {
+    const all = tokens(4, () => 1_700_000_000);
+    const { anchors } = anchorsFor('s');
+    const after = cursorAfter(all, 1, anchors);
+    assert.deepEqual(next(all.filter((t) => t.token !== 'tok1'), after, anchors, 3), ['tok0', 'tok2', 'tok3']);
+  });
+
+  it('page by position when written under another key (a secret made up at each start)', () => {
+    const all = tokens(4);
+    const before = anchorsFor('made-up-1').anchors;
+    const after = cursorAfter(all, 1, before);
+    assert.deepEqual(next(all, after, anchorsFor('made-up-2').anchors), ['tok2', 'tok3']);
+  });
+
+  it('are digested only when a cursor is asked for', () => {
+    const all = tokens(100);
+    const { anchors, counter } = anchorsFor('s');
+    const page = pageOfList(all, pageWindow('connectTokens', 100, undefined, true), anchors);
+    const edges = edgesOf(page);
+    const info = pageInfoOf(page);
+    assert.equal(edges.length + Number(info.hasNextPage) + Number(info.hasPreviousPage), 100);
+    assert.equal(counter.digests, 0);
+    assert.equal(info.endCursor, edges[99]!.cursor);
+    assert.equal(counter.digests, 2);
+  });
+
+  it('are refused by a list whose cursors are positions, and must be exactly as written', () => {
+    const all = tokens(3);
+    const { anchors } = anchorsFor('s');
+    const after = cursorAfter(all, 0, anchors);
+    const decoded = Buffer.from(after, 'base64url').toString();
+    assert.throws(() => pageWindow('connectTokens', 2, after), /not a cursor of this list/);
+    for (const tampered of [decoded.replace(':0:', ':00:'), `${decoded}x`, decoded.replace(/\.[^.]*$/, '.short')]) {
+      assert.throws(() => pageWindow('connectTokens', 2, Buffer.from(tampered).toString('base64url'), true), /not a cursor of this list/, tampered);
+    }
+  });
+});
