@@ -54,19 +54,37 @@ export class ItemAnchors<T> {
 
   /**
    * Where the page after the cursor of `anchor`, written for the item then at `index`, starts in `all`: after
-   * that item, found where it was or before (items before it gone); that item gone too, at the first item
-   * created in its second or later (one of its second already shown is shown again, rather than one not
-   * yet shown skipped). Digests only the items of its second on the way back, usually one.
+   * that item, wherever it is now (looked for where it was, then before, then after: only the items of its
+   * second are digested, at most {@link MAX_ANCHOR_DIGESTS}). That item gone: in a list in creation order,
+   * at the first item created in its second or later (one of its second already shown is shown again,
+   * rather than one not yet shown skipped); in any other order, or with no creation time (0), at its
+   * position (the items after it have moved up by one at least).
    */
   offsetAfter(all: readonly T[], index: number, anchor: string): number {
     const dot = anchor.indexOf('.');
     const created = Number(anchor.slice(0, dot));
     if (!anchor.startsWith(this.#tag, dot + 1)) return index + 1; // another key's: its position is all it says
-    let i = Math.min(index, all.length - 1);
-    for (; i >= 0 && this.#secondOf(all[i]!) >= created; i--) {
-      if (this.#secondOf(all[i]!) === created && this.of(all[i]!) === anchor) return i + 1;
+    const found = this.#find(all, index, created, anchor);
+    if (found !== undefined) return found + 1;
+    if (created > 0 && this.#inCreationOrder(all)) {
+      const next = all.findIndex((item) => this.#secondOf(item) >= created);
+      return next === -1 ? all.length : next;
     }
-    return i + 1;
+    return Math.min(index, all.length);
+  }
+
+  /** Where the item of `anchor` is now, if found: see `offsetAfter`. */
+  #find(all: readonly T[], index: number, created: number, anchor: string): number | undefined {
+    let digests = 0;
+    const isAnchor = (i: number) => this.#secondOf(all[i]!) === created && ++digests <= MAX_ANCHOR_DIGESTS && this.of(all[i]!) === anchor;
+    for (let i = Math.min(index, all.length - 1); i >= 0; i--) if (isAnchor(i)) return i;
+    for (let i = index + 1; i < all.length; i++) if (isAnchor(i)) return i;
+    return undefined;
+  }
+
+  #inCreationOrder(all: readonly T[]): boolean {
+    for (let i = 1; i < all.length; i++) if (this.#secondOf(all[i]!) < this.#secondOf(all[i - 1]!)) return false;
+    return true;
   }
 
   /** Its creation time as a cursor holds it: whole seconds, none before 1970 (an upstream's odd value, too). */
@@ -82,7 +100,14 @@ export class ItemAnchors<T> {
 /** Characters of an anchor's key tag (24 bits) and item digest (72 bits). */
 const TAG_LENGTH = 4;
 const DIGEST_LENGTH = 12;
-const ANCHOR_PATTERN = `\\d{1,12}\\.[A-Za-z0-9_-]{${TAG_LENGTH + DIGEST_LENGTH}}`;
+/** A creation second as the upstream's parser takes one (up to 8.64e12: 13 digits), written without leading zeros. */
+const ANCHOR_PATTERN = `(?:0|[1-9]\\d{0,12})\\.[A-Za-z0-9_-]{${TAG_LENGTH + DIGEST_LENGTH}}`;
+/**
+ * The most items of one creation second a search for an anchor digests: more (tokens without a creation time
+ * are all of second 0) and the anchor counts as gone, so that a cursor cannot make a request digest the
+ * whole list.
+ */
+const MAX_ANCHOR_DIGESTS = 64;
 
 /**
  * How many items to ask an upstream page for: one more than asked tells whether another page follows. The

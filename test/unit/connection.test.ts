@@ -54,6 +54,37 @@ describe('cursors that name their item (connect tokens)', () => {
     assert.deepEqual(next(all.filter((t) => t.token !== 'tok1'), after, anchors, 3), ['tok0', 'tok2', 'tok3']);
   });
 
+  it('find their item in a list in any order (the upstream does not say it lists tokens by creation), however it moved', () => {
+    const { anchors } = anchorsFor('s');
+    const list = (...created: number[]) => created.map((c, i) => ({ token: `tok${i}`, created: c }));
+    const without = (all: Token[], gone: string) => all.filter((t) => t.token !== gone);
+    // Newest first, one created meanwhile.
+    const newest = list(105, 104, 103, 102, 101);
+    assert.deepEqual(next([{ token: 'new', created: 106 }, ...newest], cursorAfter(newest, 1, anchors), anchors), ['tok2', 'tok3']);
+    // Any order, or a clock off by a second: one deleted before the cursor.
+    const shuffled = list(105, 101, 103, 102, 104);
+    assert.deepEqual(next(without(shuffled, 'tok0'), cursorAfter(shuffled, 2, anchors), anchors), ['tok3', 'tok4']);
+    const skewed = list(100, 101, 100, 102);
+    assert.deepEqual(next(without(skewed, 'tok0'), cursorAfter(skewed, 1, anchors), anchors), ['tok2', 'tok3']);
+    // Gone itself in a list not in creation order: its position.
+    assert.deepEqual(next(without(shuffled, 'tok2'), cursorAfter(shuffled, 2, anchors), anchors), ['tok3', 'tok4']);
+  });
+
+  it('digest a bounded number of items of one second (tokens without a creation time are all of second 0)', () => {
+    const all = tokens(1_000, () => 0);
+    const { anchors, counter } = anchorsFor('s');
+    const after = cursorAfter(all, 998, anchors);
+    counter.digests = 0;
+    assert.deepEqual(next(all.filter((t) => t.token !== 'tok998'), after, anchors), ['tok999']);
+    assert.ok(counter.digests <= 64, `${counter.digests} digests`);
+  });
+
+  it('take a creation time of 13 digits (milliseconds sent for seconds)', () => {
+    const all = tokens(3, (i) => 1_700_000_000_000 + i);
+    const { anchors } = anchorsFor('s');
+    assert.deepEqual(next(all, cursorAfter(all, 0, anchors), anchors), ['tok1', 'tok2']);
+  });
+
   it('page by position when written under another key (a secret made up at each start)', () => {
     const all = tokens(4);
     const before = anchorsFor('made-up-1').anchors;
@@ -79,7 +110,7 @@ describe('cursors that name their item (connect tokens)', () => {
     const after = cursorAfter(all, 0, anchors);
     const decoded = Buffer.from(after, 'base64url').toString();
     assert.throws(() => pageWindow('connectTokens', 2, after), /not a cursor of this list/);
-    for (const tampered of [decoded.replace(':0:', ':00:'), `${decoded}x`, decoded.replace(/\.[^.]*$/, '.short')]) {
+    for (const tampered of [decoded.replace(':0:', ':00:'), `${decoded}x`, decoded.replace(/\.[^.]*$/, '.short'), decoded.replace(':1700', ':01700')]) {
       assert.throws(() => pageWindow('connectTokens', 2, Buffer.from(tampered).toString('base64url'), true), /not a cursor of this list/, tampered);
     }
   });
