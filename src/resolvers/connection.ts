@@ -28,9 +28,8 @@ export function pageWindow(cursorKind: string, first: number | null | undefined,
 }
 
 /**
- * Cursors that name their item, not only its position, in a list held whole (fetched whole each time, in
- * the order the items were created): the next page then starts after that very item even when items before
- * it have gone meanwhile (a deleted connect token, or unused ones purged after a day), where a position
+ * Cursors that name their item, not only its position, in a list held whole (fetched whole each time): the
+ * next page then starts after that very item even when items before it have gone meanwhile (a deleted connect token, or unused ones purged after a day), where a position
  * alone would skip as many. An anchor is the item's creation time (seconds) and a mark: a tag of the key
  * (an anchor written under another key, say before a restart with a secret made up at start, is read as a
  * position) and a keyed digest of the item's key, so that a cursor (which may end up in a URL or a log) does
