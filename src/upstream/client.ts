@@ -407,6 +407,8 @@ export class UpstreamClient {
     // request budget, the breaker or a rate-limit pause ends it with instead (the upstream's 502 or 429, which
     // also says whether a write may have taken effect, not a limit of the gateway's).
     let previousFailure: (() => Error) | undefined;
+    // Whether that was a 429: a pause that the call cannot wait out then says more (how long it is now).
+    let previousRateLimited = false;
     // A connection failure released for a retry: recorded if the call ends without a later verdict, and only
     // while the circuit is closed (it happened then; recorded half-open, it would reopen the circuit on no news).
     let owed: Record<string, unknown> | undefined;
@@ -433,7 +435,7 @@ export class UpstreamClient {
         if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
           settleOwed();
           if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
-          if (previousFailure) throw previousFailure();
+          if (previousFailure && !previousRateLimited) throw previousFailure();
           const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
         }
@@ -576,6 +578,7 @@ export class UpstreamClient {
         };
         if (willRetry) {
           previousFailure = unreachable;
+          previousRateLimited = false;
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
           settleOwed();
         }
@@ -605,6 +608,7 @@ export class UpstreamClient {
       const failure = () => this.#statusError(status, call, response, info, headers.authorization!, mayHaveLanded);
       if (!lastAttempt && worthRetrying && call.signal?.requestsLeft !== 0) {
         previousFailure = failure;
+        previousRateLimited = status === 429;
         if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
       }
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After

@@ -896,6 +896,30 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        const limited = (seconds: number) => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+        if (req.url!.endsWith('/short')) setTimeout(() => limited(2), 200);
+        else setTimeout(() => limited(60), 300);
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100 });
+    try {
+      const short = client.getAccount('short'); // its 429 says 2 s: it waits to retry…
+      const long = client.getAccount('long'); // …and meanwhile this one's 429 pauses the key for 60 s
+      await assert.rejects(long, /rate limit/);
+      await assert.rejects(short, (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+        assert.ok((e.extensions?.['retryAfter'] as number) > 30, `${e.message} (retryAfter ${String(e.extensions?.['retryAfter'])})`);
+        return true;
+      });
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
