@@ -43,7 +43,10 @@ export class ItemAnchors<T> {
     private readonly createdOf: (item: T) => number,
     private readonly cursorKey: Buffer,
   ) {
-    this.#tag = this.#digest('contextio-graphql: cursor anchors').slice(0, TAG_LENGTH);
+    // Made once per key, not per operation: every page of a list builds its anchors, cursors asked for or not.
+    let tag = keyTags.get(cursorKey);
+    if (tag === undefined) keyTags.set(cursorKey, (tag = this.#digest('contextio-graphql: cursor anchors').slice(0, TAG_LENGTH)));
+    this.#tag = tag;
   }
 
   /** The anchor of `item`'s cursor. */
@@ -95,6 +98,9 @@ export class ItemAnchors<T> {
     return createHmac('sha256', this.cursorKey).update(text).digest('base64url');
   }
 }
+
+/** Each cursor key's tag (see `ItemAnchors`). */
+const keyTags = new WeakMap<Buffer, string>();
 
 /** Characters of an anchor's key tag (24 bits) and item digest (72 bits). */
 const TAG_LENGTH = 4;

@@ -176,13 +176,12 @@ const CONNECTION_ERROR_CODES = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
-/** How often a configuration fault every call meets (the key refused) is logged at most. */
-const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
 /**
- * How long a configuration fault must go unseen to count as fixed at the next successful answer: as long as
- * the interval it is logged at, so that a fault coming back now and then is still said once a minute at most.
+ * How often a configuration fault every call meets (the key refused) is logged at most; and how long it must
+ * go unseen to count as fixed at the next successful answer, so that a fault coming back now and then is
+ * still said once a minute at most.
  */
-const CONFIGURATION_FAULT_QUIET_MS = CONFIGURATION_FAULT_LOG_INTERVAL_MS;
+const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
 /** How often one kind of call failure (a timeout, a connection failed) is logged at most. */
 const CALL_FAILURE_LOG_INTERVAL_MS = 1_000;
 
@@ -434,7 +433,10 @@ export class UpstreamClient {
         const usefulAfter = this.#options.timeoutMs / 4;
         if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
           settleOwed();
-          if (cancellation.reason !== undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
+          if (cancellation.reason !== undefined) {
+            this.#timedOut(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
+            throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
+          }
           if (previousFailure && !previousRateLimited) throw previousFailure();
           const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
           throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
@@ -452,14 +454,7 @@ export class UpstreamClient {
         body = encodeFormPairs(form);
       }
       let response: UpstreamResponse;
-      let permit = this.#breaker.tryAcquire();
-      if (permit !== undefined && permit !== 'call' && deadline - performance.now() < this.#options.timeoutMs / 2) {
-        // The half-open circuit's trial decides for every caller: one with under half its time left (spent in
-        // the pool's queue, or a pause) could time out on a recovered upstream and reopen the circuit. It
-        // leaves the trial to a call that has the time.
-        this.#breaker.release(permit);
-        permit = undefined;
-      }
+      const permit = this.#breaker.tryAcquire();
       if (!permit) {
         owed = undefined; // the circuit is not closed: nothing left to open
         if (previousFailure) throw previousFailure();
@@ -504,18 +499,16 @@ export class UpstreamClient {
           // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
           // no upstream down); nor when it went out in time but others were answered whole meanwhile (one
           // resource hanging); nor for a caller that went away: none says the upstream is down.
+          // Nor for the half-open circuit's trial when it began with under half its time left (it spent the rest
+          // queued, or waiting out a pause): timed out, it says nothing of an upstream that may have recovered,
+          // and the circuit stays half-open for the next call to try.
           const now = performance.now();
           const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
-          const upstreamFailing = hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince;
-          // Which resource did not answer, whose time ran out, and where it went: waiting for one of the
-          // gateway's own upstream connections (`queuedMs`, all of it when it never went out) or for the upstream.
-          const signalReason = call.signal?.reason;
-          const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : signalReason instanceof OperationDeadlineExceeded ? signalReason.setting : undefined;
-          if (timeout !== undefined) {
-            const queuedMs = Math.round((sent ? sentAt : now) - waitingSince);
-            const countedByBreaker = cancellation.reason === 'deadline' && upstreamFailing;
-            this.#callFailure('upstream call timed out', `${timeout}${countedByBreaker ? ', counted by the breaker' : ''}`, { ...forLog(info, call.signal), timeout, sent, queuedMs, countedByBreaker });
-          }
+          const lateTrial = permit !== 'call' && deadline - waitingSince < this.#options.timeoutMs / 2;
+          const upstreamFailing = !lateTrial && (hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince);
+          // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
+          // it when it never went out) or for the upstream.
+          this.#timedOut(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
           if (cancellation.reason === 'deadline' && upstreamFailing) {
             owed = undefined;
             this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
@@ -836,6 +829,17 @@ export class UpstreamClient {
   }
 
   /**
+   * A call out of time (its own `UPSTREAM_TIMEOUT_MS`, its operation's deadline or the shutdown grace; not a
+   * caller gone away), said with which resource did not answer and whose time ran out.
+   */
+  #timedOut<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, fields: { sent: boolean; countedByBreaker: boolean } & Record<string, unknown>): void {
+    const reason = call.signal?.reason;
+    const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : reason instanceof OperationDeadlineExceeded ? reason.setting : undefined;
+    if (timeout === undefined) return;
+    this.#callFailure('upstream call timed out', `${timeout}${fields.countedByBreaker ? ', counted by the breaker' : ''}`, { ...forLog(info, call.signal), timeout, ...fields });
+  }
+
+  /**
    * One call's failure (it timed out, its connection failed), at `warn`: once a second at most for each
    * `kind` of it (whose time ran out and whether the breaker counted it; the connection's error code), with
    * the calls left unsaid since the last line of that kind. In an outage every call in flight and queued
@@ -855,10 +859,10 @@ export class UpstreamClient {
    */
   #faultsQuiet(): void {
     const now = performance.now();
-    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now, CONFIGURATION_FAULT_QUIET_MS)) {
+    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now)) {
       this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
     }
-    for (const [failure, unsaid] of this.#callFailuresLogged.forgetQuiet(now, CALL_FAILURE_LOG_INTERVAL_MS)) {
+    for (const [failure, unsaid] of this.#callFailuresLogged.forgetQuiet(now)) {
       if (unsaid > 0) this.#options.logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
     }
   }

@@ -26,10 +26,13 @@ export class LineThrottle {
     return last?.unsaid ?? 0;
   }
 
-  /** The messages not seen for `quietMs`, forgotten as they are listed, each with its occurrences left unsaid. */
-  *forgetQuiet(now: number, quietMs: number): Generator<[message: string, unsaid: number]> {
+  /**
+   * The messages not seen for an interval, forgotten as they are listed, each with its occurrences left
+   * unsaid: one seen again now and then stays throttled, and a return is said at once.
+   */
+  *forgetQuiet(now: number): Generator<[message: string, unsaid: number]> {
     for (const [message, { seenAt, unsaid }] of this.#lines) {
-      if (now - seenAt < quietMs) continue;
+      if (now - seenAt < this.intervalMs) continue;
       this.#lines.delete(message);
       yield [message, unsaid];
     }

@@ -62,6 +62,7 @@ describe('circuit breaker states', () => {
     const probe = probeOf(breaker.tryAcquire());
     breaker.recordFailure(early); // the early call's verdict reopens the circuit…
     assert.equal(breaker.state, 'open');
+    assert.ok(breaker.isCurrentProbe(probe), 'the probe out keeps its slot');
     clock.now = 1_999;
     assert.equal(breaker.tryAcquire(), undefined, '…but the probe still out keeps its slot');
     breaker.recordSuccess(probe);

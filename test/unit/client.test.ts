@@ -814,7 +814,7 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('leaves the half-open circuit’s trial to a call with at least half its time left: one held back in the queue would time out on a recovered upstream and reopen it', async () => {
+  it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async () => {
     const upstream = await serve(
       createHttpServer((req, res) => {
         const id = req.url!.split('/').pop();
@@ -890,6 +890,40 @@ describe('UpstreamClient against a local server', () => {
       await assert.rejects(first, /HTTP 502/);
       for (const call of queued) await assert.rejects(call, /circuit open/);
       assert.equal(requests, 1);
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('lets a call that waited out a rate-limit pause be the half-open trial, and logs one cut by its operation while it waits', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        const id = req.url!.split('/').pop();
+        if (id === 'limited') setTimeout(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
+        else if (id === 'down') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+        else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      }),
+    );
+    const lines: string[] = [];
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
+      timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100,
+    });
+    try {
+      await Promise.all([assert.rejects(client.getAccount('limited'), /rate limit/), assert.rejects(client.getAccount('down'), /HTTP 502/)]);
+      assert.equal(client.breakerState, 'open');
+      // Both wait the pause out (3 s of their 5); the first is cut by its operation's deadline meanwhile.
+      const operation = new OperationScope('req-9', 10);
+      const cut = client.getAccount('cut', operation);
+      const waited = client.getAccount('waited');
+      setTimeout(() => operation.abort(new OperationDeadlineExceeded(300)), 300);
+      await assert.rejects(cut, /did not complete within 300 ms/);
+      const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
+      assert.deepEqual(timedOut.map((line) => [line['path'], line['timeout'], line['sent'], line['waitedForRateLimit']]), [['/accounts/cut', 'OPERATION_TIMEOUT_MS', false, true]]);
+      // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
+      assert.equal((await waited).id, 'x');
+      assert.equal(client.breakerState, 'closed');
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
