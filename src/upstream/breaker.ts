@@ -111,10 +111,17 @@ export class CircuitBreaker {
     this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#leftClosedAt) });
   }
 
-  /** The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. */
+  /**
+   * The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. While
+   * half-open only the current probe's failure reopens the circuit: a call let through before it opened, or a
+   * probe given up on, failing now tells of the outage already known, and reopening for it would refuse a
+   * recovered upstream for another cooldown.
+   */
   recordFailure(permit: BreakerPermit, cause?: FailureCause): void {
+    const decides = this.#state !== 'half-open' || this.isCurrentProbe(permit);
     this.#endProbe(permit);
     this.#failures += 1;
+    if (!decides) return;
     if (this.#state === 'half-open' || (this.#state === 'closed' && this.#failures >= this.#options.failureThreshold)) {
       this.#openedAt = this.#options.now();
       if (this.#state === 'closed') this.#leftClosedAt = this.#openedAt;

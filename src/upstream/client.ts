@@ -585,24 +585,31 @@ export class UpstreamClient {
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
       const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
+      // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
+      // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
+      // quota (5,000 calls) on each retry.
+      const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
       owed = undefined;
-      if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
+      if (apiDown && willRetry && !this.#breaker.isCurrentProbe(permit)) {
+        // Counted once a call, when it fails for good, as a retried connection error is: behind a proxy with
+        // one backend in three down, a 502 now and then opened the circuit on attempts whose retries then
+        // succeeded, dozens of times a minute, refusing a fifth of the calls.
+        this.#breaker.release(permit);
+        owed = { ...forLog(info, call.signal), status };
+      } else if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
       else this.#breaker.recordSuccess(permit);
       if (status >= 200 && status < 300) {
         if (this.#faultsLogged.size > 0 || this.#callFailuresLogged.size > 0) this.#faultsQuiet();
         return this.#parse(call, text, info);
       }
-      // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
-      // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
-      // quota (5,000 calls) on each retry.
-      const worthRetrying = status === 429 || apiDown;
       if (status === 429) this.#pauseFor(response.retryAfterMs, call.signal);
       mayHaveLanded ||= apiDown;
       const failure = () => this.#statusError(status, call, response, info, headers.authorization!, mayHaveLanded);
-      if (!lastAttempt && worthRetrying && call.signal?.requestsLeft !== 0) {
+      if (willRetry) {
         previousFailure = failure;
         previousRateLimited = status === 429;
         if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
+        settleOwed();
       }
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.

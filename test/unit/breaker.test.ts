@@ -54,17 +54,16 @@ describe('circuit breaker states', () => {
     probeOf(breaker.tryAcquire());
   });
 
-  it('keeps one probe at a time when a call let through before the circuit opened fails while a probe is out', () => {
+  it('leaves the verdict to the probe when a call let through before the circuit opened fails while it is out', () => {
     const { breaker, clock } = make();
     const early = breaker.tryAcquire()!;
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 1_000;
     const probe = probeOf(breaker.tryAcquire());
-    breaker.recordFailure(early); // the early call's verdict reopens the circuit…
-    assert.equal(breaker.state, 'open');
+    breaker.recordFailure(early); // old news of the outage already known: no reopening…
+    assert.equal(breaker.state, 'half-open');
     assert.ok(breaker.isCurrentProbe(probe), 'the probe out keeps its slot');
-    clock.now = 1_999;
-    assert.equal(breaker.tryAcquire(), undefined, '…but the probe still out keeps its slot');
+    assert.equal(breaker.tryAcquire(), undefined, '…and still one probe at a time');
     breaker.recordSuccess(probe);
     assert.equal(breaker.state, 'closed');
   });
@@ -93,14 +92,14 @@ describe('circuit breaker states', () => {
     // The lost probe's end, whatever it is, does not free the slot of the one out now…
     breaker.release(lost);
     assert.equal(breaker.tryAcquire(), undefined, 'one probe at a time');
-    breaker.recordFailure(lost, { timedOut: true });
-    assert.equal(breaker.state, 'open');
+    breaker.recordFailure(lost, { timedOut: true }); // nor does its failure reopen the circuit…
+    assert.equal(breaker.state, 'half-open');
     clock.now = 2_999;
     assert.equal(breaker.tryAcquire(), undefined);
-    // …and the one out now decides.
+    // …the one out now decides.
     breaker.recordSuccess(next);
     assert.equal(breaker.state, 'closed');
-    assert.deepEqual(changes, ['open', 'half-open', 'open', 'closed']);
+    assert.deepEqual(changes, ['open', 'half-open', 'closed']);
   });
 
   it('lets no more than one probe given up on run beside the current one: against an upstream that hangs they would pile up', () => {

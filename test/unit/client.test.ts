@@ -337,9 +337,34 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('says a DELETE may have taken effect when, after a 502, the breaker refuses its retry', async () => {
-    const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 1, dispatcher: agent, logger: createLogger('error', () => {}) });
-    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
-    await assert.rejects(breaking.deleteAccount('a'), /HTTP 502: the request may have taken effect$/);
+    const random = Math.random;
+    let first = true;
+    Math.random = () => (first ? ((first = false), 0.99) : 0.01); // the DELETE's backoff ~200 ms, the GET's ~2 ms
+    try {
+      const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 200, breakerFailureThreshold: 1, dispatcher: agent, logger: createLogger('error', () => {}) });
+      pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+      pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout').times(3);
+      const deletion = breaking.deleteAccount('a');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await assert.rejects(breaking.getAccount('g'), /HTTP 504/); // fails for good: the circuit opens
+      assert.equal(breaking.breakerState, 'open');
+      await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
+    } finally {
+      Math.random = random;
+    }
+  });
+
+  it('counts a retried 502 once for its call, when the call fails for good: a retry that succeeds leaves nothing counted', async () => {
+    const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 2, dispatcher: agent, logger: createLogger('error', () => {}) });
+    for (let i = 0; i < 3; i++) {
+      pool.intercept({ path: `/2.0/accounts/a${i}`, method: 'GET' }).reply(502, 'bad gateway');
+      pool.intercept({ path: `/2.0/accounts/a${i}`, method: 'GET' }).reply(200, { id: `a${i}`, created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    }
+    for (let i = 0; i < 3; i++) assert.equal((await breaking.getAccount(`a${i}`)).id, `a${i}`);
+    assert.equal(breaking.breakerState, 'closed');
+    pool.intercept({ path: '/2.0/accounts/down', method: 'GET' }).reply(502, 'bad gateway').times(3);
+    await assert.rejects(breaking.getAccount('down'), /HTTP 502/);
+    assert.equal(breaking.breakerState, 'closed', 'one call failed for good: one failure of the two');
   });
 
   it('does not let a retried connection error from before the circuit opened reopen it half-open, when the call holding the probe is cancelled', async () => {
