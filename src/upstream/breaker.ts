@@ -113,12 +113,13 @@ export class CircuitBreaker {
 
   /**
    * The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. While
-   * half-open only the current probe's failure reopens the circuit: a call let through before it opened, or a
-   * probe given up on, failing now tells of the outage already known, and reopening for it would refuse a
-   * recovered upstream for another cooldown.
+   * half-open only a probe's failure reopens the circuit: a call let through before it opened, failing now,
+   * tells of the outage already known. A probe given up on does (against an upstream that hangs longer than
+   * the cooldown, every probe is given up on before it fails: the circuit would stay half-open for good);
+   * the probe out now still closes it when it answers.
    */
   recordFailure(permit: BreakerPermit, cause?: FailureCause): void {
-    const decides = this.#state !== 'half-open' || this.isCurrentProbe(permit);
+    const decides = this.#state !== 'half-open' || permit !== 'call';
     this.#endProbe(permit);
     this.#failures += 1;
     if (!decides) return;

@@ -522,8 +522,14 @@ export class UpstreamClient {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
           // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
           // body, which is a line of JSON).
-          if (error.status === 502 || error.status === 503 || error.status === 504) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
-          else this.#breaker.release(permit);
+          // An earlier attempt's failure owed is recorded now: the call has failed for good.
+          if (error.status === 502 || error.status === 503 || error.status === 504) {
+            owed = undefined;
+            this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
+          } else {
+            this.#breaker.release(permit);
+            settleOwed();
+          }
           info.status = error.status;
           throw this.#unexpectedBody(call, info, error.message, mayHaveLanded || answerMayFollowTheChange(error.status));
         }
@@ -531,8 +537,9 @@ export class UpstreamClient {
         if (isBrokenHttp(error, code)) {
           // It was reached, and answered: saying it could not be would send an operator to the network. A
           // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
-          // does not count it.
+          // does not count it (an earlier attempt's failure owed is recorded: the call has failed for good).
           this.#breaker.release(permit);
+          settleOwed();
           // undici's reason is fixed text (never the answer's bytes), cut short all the same.
           const reason = error instanceof Error ? error.message.slice(0, 200) : undefined;
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
@@ -543,6 +550,7 @@ export class UpstreamClient {
           // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
           // would send an operator to the upstream. Not retried at once either: it would fail the same way.
           this.#breaker.release(permit);
+          settleOwed();
           this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);

@@ -92,14 +92,14 @@ describe('circuit breaker states', () => {
     // The lost probe's end, whatever it is, does not free the slot of the one out now…
     breaker.release(lost);
     assert.equal(breaker.tryAcquire(), undefined, 'one probe at a time');
-    breaker.recordFailure(lost, { timedOut: true }); // nor does its failure reopen the circuit…
-    assert.equal(breaker.state, 'half-open');
+    breaker.recordFailure(lost, { timedOut: true }); // its failure reopens the circuit…
+    assert.equal(breaker.state, 'open');
     clock.now = 2_999;
     assert.equal(breaker.tryAcquire(), undefined);
-    // …the one out now decides.
+    // …and the one out now closes it when it answers.
     breaker.recordSuccess(next);
     assert.equal(breaker.state, 'closed');
-    assert.deepEqual(changes, ['open', 'half-open', 'closed']);
+    assert.deepEqual(changes, ['open', 'half-open', 'open', 'closed']);
   });
 
   it('lets no more than one probe given up on run beside the current one: against an upstream that hangs they would pile up', () => {
@@ -135,6 +135,22 @@ describe('circuit breaker states', () => {
     breaker.release(lost); // …and its end changes nothing
     assert.ok(!breaker.isCurrentProbe(again));
     assert.equal(breaker.tryAcquire(), undefined);
+  });
+
+  it('reopens against an upstream that hangs longer than the cooldown, though every probe is given up on before it fails', () => {
+    const { breaker, clock, changes } = make();
+    const timeoutMs = 2_000;
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    const out: { probe: Probe; endsAt: number }[] = [];
+    for (clock.now = 1_000; clock.now <= 21_000; clock.now += 100) {
+      for (const o of out.filter((o) => o.endsAt <= clock.now)) {
+        breaker.recordFailure(o.probe, { timedOut: true });
+        out.splice(out.indexOf(o), 1);
+      }
+      const permit = breaker.tryAcquire();
+      if (permit instanceof Probe) out.push({ probe: permit, endsAt: clock.now + timeoutMs });
+    }
+    assert.ok(changes.filter((c) => c === 'open').length > 3, changes.join(' '));
   });
 
   it('says which failure opened it, and how long it was not closed when it closes', () => {

@@ -979,6 +979,28 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
+  it('records a retried 502 when the call then fails for good on an answer it cannot use (too large)', async () => {
+    let requests = 0;
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        req.resume();
+        if (++requests === 1) res.writeHead(502).end('bad gateway');
+        else res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) }).write('x');
+      }),
+    );
+    const client = new UpstreamClient({
+      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
+      timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 1,
+    });
+    try {
+      await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
+      assert.equal(client.breakerState, 'open');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
