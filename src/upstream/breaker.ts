@@ -92,8 +92,8 @@ export class CircuitBreaker {
   }
 
   /**
-   * Whether `permit` is the probe holding the way now, whose verdict is its own. One given up on is like a
-   * call let through before: it only adds to what the others tell.
+   * Whether `permit` is the probe holding the way now, whose failure is recorded at once, a retried one too.
+   * One given up on, like a call, has a retried failure counted once, when its call fails for good.
    */
   isCurrentProbe(permit: BreakerPermit): boolean {
     return permit === this.#probe;
