@@ -408,12 +408,33 @@ export class UpstreamClient {
     let previousFailure: (() => Error) | undefined;
     // Whether that was a 429: a pause that the call cannot wait out then says more (how long it is now).
     let previousRateLimited = false;
-    // A connection failure released for a retry: recorded if the call ends without a later verdict, and only
-    // while the circuit is closed (it happened then; recorded half-open, it would reopen the circuit on no news).
+    // A failure released for a retry (a broken connection, a proxy's 502): recorded if the call ends without a
+    // later verdict, and only while the circuit is closed (it happened then; recorded half-open, it would
+    // reopen the circuit on no news).
     let owed: Record<string, unknown> | undefined;
     const settleOwed = () => {
       if (owed !== undefined && this.#breaker.state === 'closed') this.#breaker.recordFailure('call', owed);
       owed = undefined;
+    };
+    // How an attempt that did not succeed hands its permit back. The upstream failing, counted now (an owed
+    // failure with it: once a call):
+    const recordFailure = (permit: BreakerPermit, cause: Record<string, unknown>) => {
+      owed = undefined;
+      this.#breaker.recordFailure(permit, cause);
+    };
+    // Or a failure the call retries, owed until it ends (unless this is the current trial, whose verdict it is):
+    // its retry goes out on a fresh connection or after a proxy's 502, and counted once per attempt, one stale
+    // keep-alive connection reset or one backend of three down would open the breaker against an upstream
+    // that answers the retries (16 resets in a row did; a partial outage opened it dozens of times a minute).
+    const failureRetried = (permit: BreakerPermit, cause: Record<string, unknown>, willRetry: boolean) => {
+      if (!willRetry || this.#breaker.isCurrentProbe(permit)) return recordFailure(permit, cause);
+      this.#breaker.release(permit);
+      owed = cause;
+    };
+    // Or no verdict on the upstream from this attempt: the call has failed for good, and an owed failure counts.
+    const noVerdict = (permit: BreakerPermit) => {
+      this.#breaker.release(permit);
+      settleOwed();
     };
     const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
 
@@ -470,8 +491,7 @@ export class UpstreamClient {
       // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
       // only now, for a request about to go out, and given back below if it never does.
       if (call.signal?.claimRequest?.() === false) {
-        this.#breaker.release(permit);
-        settleOwed();
+        noVerdict(permit);
         throw outOfBudget();
       }
       let sent = false;
@@ -509,27 +529,16 @@ export class UpstreamClient {
           // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
           // it when it never went out) or for the upstream.
           this.#timedOut(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
-          if (cancellation.reason === 'deadline' && upstreamFailing) {
-            owed = undefined;
-            this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
-          } else {
-            this.#breaker.release(permit);
-            settleOwed();
-          }
+          if (cancellation.reason === 'deadline' && upstreamFailing) recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
+          else noVerdict(permit);
           throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
         }
         if (error instanceof ResponseTooLarge) {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
           // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
           // body, which is a line of JSON).
-          // An earlier attempt's failure owed is recorded now: the call has failed for good.
-          if (error.status === 502 || error.status === 503 || error.status === 504) {
-            owed = undefined;
-            this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
-          } else {
-            this.#breaker.release(permit);
-            settleOwed();
-          }
+          if (error.status === 502 || error.status === 503 || error.status === 504) recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
+          else noVerdict(permit);
           info.status = error.status;
           throw this.#unexpectedBody(call, info, error.message, mayHaveLanded || answerMayFollowTheChange(error.status));
         }
@@ -537,9 +546,8 @@ export class UpstreamClient {
         if (isBrokenHttp(error, code)) {
           // It was reached, and answered: saying it could not be would send an operator to the network. A
           // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
-          // does not count it (an earlier attempt's failure owed is recorded: the call has failed for good).
-          this.#breaker.release(permit);
-          settleOwed();
+          // does not count it.
+          noVerdict(permit);
           // undici's reason is fixed text (never the answer's bytes), cut short all the same.
           const reason = error instanceof Error ? error.message.slice(0, 200) : undefined;
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
@@ -549,24 +557,13 @@ export class UpstreamClient {
         if (isOutOfFileDescriptors(code)) {
           // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
           // would send an operator to the upstream. Not retried at once either: it would fail the same way.
-          this.#breaker.release(permit);
-          settleOwed();
+          noVerdict(permit);
           this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
-        // Counted once a call, when it fails for good: its retry goes out on a fresh connection, and one stale
-        // keep-alive connection reset per retried call would otherwise open the breaker against a healthy
-        // upstream (16 such resets in a row did). The current half-open probe's verdict is its own attempt's.
         const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
-        const cause = { ...forLog(info, call.signal), code };
-        if (willRetry && !this.#breaker.isCurrentProbe(permit)) {
-          this.#breaker.release(permit);
-          owed = cause;
-        } else {
-          owed = undefined;
-          this.#breaker.recordFailure(permit, cause);
-        }
+        failureRetried(permit, { ...forLog(info, call.signal), code }, willRetry);
         // Only a request that went out may have been carried out (a refused connection or TLS handshake never
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
@@ -597,15 +594,11 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
-      owed = undefined;
-      if (apiDown && willRetry && !this.#breaker.isCurrentProbe(permit)) {
-        // Counted once a call, when it fails for good, as a retried connection error is: behind a proxy with
-        // one backend in three down, a 502 now and then opened the circuit on attempts whose retries then
-        // succeeded, dozens of times a minute, refusing a fifth of the calls.
-        this.#breaker.release(permit);
-        owed = { ...forLog(info, call.signal), status };
-      } else if (apiDown) this.#breaker.recordFailure(permit, { ...forLog(info, call.signal), status });
-      else this.#breaker.recordSuccess(permit);
+      if (apiDown) failureRetried(permit, { ...forLog(info, call.signal), status }, willRetry);
+      else {
+        owed = undefined;
+        this.#breaker.recordSuccess(permit);
+      }
       if (status >= 200 && status < 300) {
         if (this.#faultsLogged.size > 0 || this.#callFailuresLogged.size > 0) this.#faultsQuiet();
         return this.#parse(call, text, info);
@@ -839,8 +832,8 @@ export class UpstreamClient {
    * a call (a busy gateway wrote thousands of identical lines a second).
    */
   #configurationFault(message: string, fields: Record<string, unknown>): void {
-    const unsaid = this.#faultsLogged.admit(message, performance.now());
-    if (unsaid !== undefined) this.#options.logger.error(message, { ...fields, ...(unsaid > 0 ? { sinceLastLine: unsaid } : {}) });
+    const due = this.#faultsLogged.admit(message, performance.now());
+    if (due) this.#options.logger.error(message, { ...fields, ...due });
   }
 
   /**
@@ -862,8 +855,8 @@ export class UpstreamClient {
    * the upstream stopped answering is not hidden by one telling an operation ran out of time.
    */
   #callFailure(message: string, kind: string, fields: Record<string, unknown>): void {
-    const unsaid = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
-    if (unsaid !== undefined) this.#options.logger.warn(message, { ...fields, ...(unsaid > 0 ? { sinceLastLine: unsaid } : {}) });
+    const due = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
+    if (due) this.#options.logger.warn(message, { ...fields, ...due });
   }
 
   /**

@@ -12,10 +12,10 @@ export class LineThrottle {
   }
 
   /**
-   * Whether `message`'s line is to be written now: then the count of its occurrences left unsaid since its
-   * last line (0 for none); undefined when this one goes unsaid (it is counted).
+   * Whether `message`'s line is to be written now: then the fields it adds (`sinceLastLine`, its occurrences
+   * left unsaid since its last line, when there were any); undefined when this one goes unsaid (it is counted).
    */
-  admit(message: string, now: number): number | undefined {
+  admit(message: string, now: number): { sinceLastLine?: number } | undefined {
     const last = this.#lines.get(message);
     if (last !== undefined && now - last.at < this.intervalMs) {
       last.unsaid += 1;
@@ -23,7 +23,7 @@ export class LineThrottle {
       return undefined;
     }
     this.#lines.set(message, { at: now, seenAt: now, unsaid: 0 });
-    return last?.unsaid ?? 0;
+    return last?.unsaid ? { sinceLastLine: last.unsaid } : {};
   }
 
   /**
