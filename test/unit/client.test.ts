@@ -3,10 +3,10 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { MockAgent, type MockPool } from 'undici';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
-import { UpstreamClient } from '../../src/upstream/client.ts';
+import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
@@ -38,6 +38,9 @@ describe('UpstreamClient against a mocked upstream', () => {
     agent.assertNoPendingInterceptors();
     await agent.close();
   });
+  /** Another client of the mocked upstream, with these options, logging nothing unless given a logger. */
+  const mockedClient = (options: Partial<UpstreamClientOptions>) =>
+    new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, dispatcher: agent, ...options });
 
   it('signs query and form parameters, and sends the form url-encoded', async () => {
     let seen: { headers: Record<string, string>; body: string } | undefined;
@@ -98,7 +101,7 @@ describe('UpstreamClient against a mocked upstream', () => {
   it('logs an upstream error body without the secret or the signature when its JSON escapes them (`\\/`, `\\u002b`)', async () => {
     const secret = 'ab/cd+ef/GH-secret';
     const lines: string[] = [];
-    const php = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: secret, timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('debug', (line) => lines.push(line)), retryBaseDelayMs: 1, maxAttempts: 1, dispatcher: agent });
+    const php = mockedClient({ consumerSecret: secret, logger: createLogger('debug', (line) => lines.push(line)), maxAttempts: 1 });
     let sent = '';
     // As PHP's json_encode writes it: every `/` as `\/`; and once with `+` as a \u escape, which any encoder may choose.
     const phpJson = (value: unknown) => JSON.stringify(value).replaceAll('/', '\\/');
@@ -128,7 +131,7 @@ describe('UpstreamClient against a mocked upstream', () => {
 
   it('opens the circuit on 503s from something in front of the API, not on the API’s own 503 (a mailbox out of reach)', async () => {
     const guarded = (threshold: number) =>
-      new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: threshold, dispatcher: agent });
+      mockedClient({ maxAttempts: 1, breakerFailureThreshold: threshold });
     const api = guarded(2);
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS).times(3);
     for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), /HTTP 503/);
@@ -140,7 +143,7 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('says a half-open circuit is trying one call, not that calls are paused for 0 s', async () => {
-    const guarded = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 300, dispatcher: agent });
+    const guarded = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 300 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
     await assert.rejects(guarded.getAccount('a'), /HTTP 502/);
     await assert.rejects(guarded.getAccount('a'), /paused for 1 s \(circuit open\)/);
@@ -153,7 +156,7 @@ describe('UpstreamClient against a mocked upstream', () => {
 
   describe('an operation’s request budget', () => {
     const budgeted = (options: { breakerFailureThreshold?: number; breakerCooldownMs?: number; maxAttempts?: number } = {}) =>
-      new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 's', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}), retryBaseDelayMs: 1, maxAttempts: 3, dispatcher: agent, ...options });
+      mockedClient({ maxAttempts: 3, ...options });
     const codeOf = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
 
     it('refuses a call once it is spent, naming the limit, with no upstream request', async () => {
@@ -341,7 +344,7 @@ describe('UpstreamClient against a mocked upstream', () => {
     let first = true;
     Math.random = () => (first ? ((first = false), 0.99) : 0.01); // the DELETE's backoff ~200 ms, the GET's ~2 ms
     try {
-      const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 200, breakerFailureThreshold: 1, dispatcher: agent, logger: createLogger('error', () => {}) });
+      const breaking = mockedClient({ maxInFlight: 2, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
       pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
       pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout').times(3);
       const deletion = breaking.deleteAccount('a');
@@ -355,7 +358,7 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('counts a retried 502 once for its call, when the call fails for good: a retry that succeeds leaves nothing counted', async () => {
-    const breaking = new UpstreamClient({ baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 2, dispatcher: agent, logger: createLogger('error', () => {}) });
+    const breaking = mockedClient({ maxInFlight: 2, breakerFailureThreshold: 2 });
     for (let i = 0; i < 3; i++) {
       pool.intercept({ path: `/2.0/accounts/a${i}`, method: 'GET' }).reply(502, 'bad gateway');
       pool.intercept({ path: `/2.0/accounts/a${i}`, method: 'GET' }).reply(200, { id: `a${i}`, created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
@@ -370,10 +373,7 @@ describe('UpstreamClient against a mocked upstream', () => {
   it('does not let a retried connection error from before the circuit opened reopen it half-open, when the call holding the probe is cancelled', async () => {
     const random = Math.random;
     Math.random = () => 0.99; // a backoff of ~198 ms, past the 30 ms cooldown
-    const client2 = new UpstreamClient({
-      baseUrl: `${ORIGIN}/2.0`, consumerKey: 'key', consumerSecret: 'secret', timeoutMs: 2_000, maxInFlight: 4, logger: createLogger('error', () => {}),
-      retryBaseDelayMs: 200, maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 30, dispatcher: agent,
-    });
+    const client2 = mockedClient({ retryBaseDelayMs: 200, maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 30 });
     try {
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }).delay(1_000);
@@ -419,7 +419,8 @@ describe('UpstreamClient against a mocked upstream', () => {
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
 describe('UpstreamClient against a local server', () => {
   const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
-  const localClient = (baseUrl: string, options: { timeoutMs: number; maxInFlight: number; maxAttempts?: number; breakerFailureThreshold?: number }) =>
+  /** A client of the local server at `baseUrl`, logging nothing unless given a logger. */
+  const localClient = (baseUrl: string, options: Omit<UpstreamClientOptions, 'baseUrl' | 'consumerKey' | 'consumerSecret' | 'logger'> & { logger?: Logger }) =>
     new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
 
   /** `server` on a free loopback port, and how to close it with every connection still open to it. */
@@ -568,10 +569,7 @@ describe('UpstreamClient against a local server', () => {
     // fourth goes out at ~1.8 s and is cut at 2, and the rest never go out. None says the upstream is down.
     const upstream = await serve(createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600)));
     const lines: string[] = [];
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('info', (line) => lines.push(line)),
-      timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) });
     try {
       const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
       assert.ok(results.some((r) => r.status === 'rejected'), 'some timed out');
@@ -676,10 +674,7 @@ describe('UpstreamClient against a local server', () => {
     // A closed port: every connection refused.
     const closed = await serve(createNetServer());
     await closed.close();
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${closed.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1,
-    });
+    const client = localClient(`http://127.0.0.1:${closed.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
     try {
       const operation = new OperationScope('r', 2);
       const call = client.getAccount('a', operation);
@@ -699,10 +694,7 @@ describe('UpstreamClient against a local server', () => {
         else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
       }),
     );
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100 });
     try {
       const deletion = client.deleteAccount('a');
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -737,10 +729,7 @@ describe('UpstreamClient against a local server', () => {
         if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
       }),
     );
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 });
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     try {
       await assert.rejects(client.getAccount('hang-1'), /did not answer/);
@@ -770,10 +759,7 @@ describe('UpstreamClient against a local server', () => {
         res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
       }),
     );
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100 });
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     /** Resets the connection of the next request to hang, once it has arrived. */
     const resetNextHung = async () => {
@@ -805,10 +791,7 @@ describe('UpstreamClient against a local server', () => {
     // Answers only /ok.
     const upstream = await serve(createHttpServer((req, res) => void (req.url!.endsWith('/ok') && res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT))));
     const lines: string[] = [];
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
-      timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) });
     const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
     try {
       // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
@@ -848,10 +831,7 @@ describe('UpstreamClient against a local server', () => {
         // 'hang': never answers
       }),
     );
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300 });
     const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     try {
       const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
@@ -931,10 +911,7 @@ describe('UpstreamClient against a local server', () => {
       }),
     );
     const lines: string[] = [];
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('warn', (line) => lines.push(line)),
-      timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)) });
     try {
       await Promise.all([assert.rejects(client.getAccount('limited'), /rate limit/), assert.rejects(client.getAccount('down'), /HTTP 502/)]);
       assert.equal(client.breakerState, 'open');
@@ -988,10 +965,7 @@ describe('UpstreamClient against a local server', () => {
         else res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) }).write('x');
       }),
     );
-    const client = new UpstreamClient({
-      baseUrl: `http://127.0.0.1:${upstream.port}/2.0`, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}),
-      timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 1,
-    });
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 1 });
     try {
       await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
       assert.equal(client.breakerState, 'open');
