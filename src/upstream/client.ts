@@ -454,13 +454,20 @@ export class UpstreamClient {
         const usefulAfter = this.#options.timeoutMs / 4;
         if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
           settleOwed();
+          const reason: unknown = call.signal?.reason;
+          // Cut while it waited: by its operation's deadline or the shutdown, it ends as one that could not
+          // wait (below): the rate limit is what kept it, the upstream never had it to answer, and when calls
+          // resume is what its caller can act on. Cut by its caller leaving, nobody reads the answer.
+          const stoppedBy = cancellation.reason !== undefined && reason instanceof OperationDeadlineExceeded ? reason : undefined;
           if (cancellation.reason !== undefined) {
             this.#timedOut(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
-            throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
+            if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
           }
           if (previousFailure && !previousRateLimited) throw previousFailure();
-          const retryAfter = Math.max(1, Math.ceil(pausedMs / 1000));
-          throw this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; calls resume in ${retryAfter} s`, info, { retryAfter });
+          const retryAfter = Math.max(1, Math.ceil(this.#pausedMs() / 1000));
+          const what = stoppedBy ? `${stoppedBy.message} while it waited out the upstream rate limit` : 'The upstream rate limit was reached';
+          const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
+          throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
         }
       }
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the

@@ -901,7 +901,7 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('lets a call that waited out a rate-limit pause be the half-open trial, and logs one cut by its operation while it waits', async () => {
+  it('lets a call that waited out a rate-limit pause be the half-open trial; one cut by its operation while it waits is logged, and ends RATE_LIMITED', async () => {
     const upstream = await serve(
       createHttpServer((req, res) => {
         const id = req.url!.split('/').pop();
@@ -920,7 +920,12 @@ describe('UpstreamClient against a local server', () => {
       const cut = client.getAccount('cut', operation);
       const waited = client.getAccount('waited');
       setTimeout(() => operation.abort(new OperationDeadlineExceeded(300)), 300);
-      await assert.rejects(cut, /did not complete within 300 ms/);
+      // The rate limit kept it: its caller learns when calls resume, not that the upstream was slow.
+      await assert.rejects(cut, (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.match(e.message, /^The operation did not complete within 300 ms while it waited out the upstream rate limit; calls resume in 3 s$/);
+        assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 3]);
+        return true;
+      });
       const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
       assert.deepEqual(timedOut.map((line) => [line['path'], line['timeout'], line['sent'], line['waitedForRateLimit']]), [['/accounts/cut', 'OPERATION_TIMEOUT_MS', false, true]]);
       // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
