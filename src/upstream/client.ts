@@ -804,26 +804,28 @@ export class UpstreamClient {
       const body = redactedErrorBody(text, this.#options.consumerSecret, authorization, info);
       this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
     }
+    // A refusal of a retried DELETE (a 502 first, say) does not undo what an earlier attempt may have done.
+    const earlier = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
     switch (apiErrorOf(text)?.code === SIGNATURE_REFUSED ? 401 : status) {
       case 400:
-        return this.#fail(ErrorCode.BAD_USER_INPUT, 'The upstream refused the request’s parameters as invalid', info);
+        return this.#fail(ErrorCode.BAD_USER_INPUT, `The upstream refused the request’s parameters as invalid${earlier}`, info);
       case 401:
         this.#configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info, call.signal));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the gateway’s credentials', info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the gateway’s credentials${earlier}`, info);
       case 402:
       case 403:
-        return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}`, info);
+        return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}${earlier}`, info);
       case 404:
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
       case 421:
         this.#configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, 'The upstream refused the request as misdirected', info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected${earlier}`, info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
-        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, 'The upstream rate limit was reached; try again later', info);
+        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again later${earlier}`, info);
         const retryAfterSeconds = Math.ceil(retryAfterMs / 1000);
-        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s`, info, { retryAfter: retryAfterSeconds });
+        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s${earlier}`, info, { retryAfter: retryAfterSeconds });
       }
       default: {
         // Any server error may come after a write was carried out: the API's own 500 failing after the change

@@ -410,6 +410,22 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 500$/);
   });
 
+  it('says a retried DELETE refused after an earlier attempt that may have landed (a 502) that the earlier one may have taken effect', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, JSON_HEADERS).times(2);
+    await assert.rejects(client.deleteAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+      assert.equal(e.message, 'The upstream rate limit was reached; try again later: an earlier attempt may have taken effect');
+      return true;
+    });
+    pool.intercept({ path: '/2.0/accounts/b', method: 'DELETE' }).reply(504, 'gateway timeout');
+    pool.intercept({ path: '/2.0/accounts/b', method: 'DELETE' }).reply(403, { type: 'error', value: 'no' }, JSON_HEADERS);
+    await assert.rejects(client.deleteAccount('b'), /^The upstream does not allow access to .*: an earlier attempt may have taken effect$/);
+    // After only refusals, nothing can have landed.
+    pool.intercept({ path: '/2.0/accounts/c', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, JSON_HEADERS).times(3);
+    await assert.rejects(client.deleteAccount('c'), /^The upstream rate limit was reached; try again later$/);
+  });
+
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
     pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
     await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
