@@ -85,6 +85,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     breakerCooldownMs: options.breakerCooldownMs,
   });
   const operationTimeoutMs = options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs;
+  if (operationTimeoutMs <= options.upstreamTimeoutMs) {
+    // Allowed (an operator may want operations cut sooner), but it disarms a protection: the breaker counts
+    // only calls that ran out of their own UPSTREAM_TIMEOUT_MS, never ones their operation stopped first.
+    logger.announce('warn', 'OPERATION_TIMEOUT_MS is not above UPSTREAM_TIMEOUT_MS: operations end before their upstream calls time out, so an upstream that stops answering never opens the circuit breaker and every operation waits out its deadline; set UPSTREAM_TIMEOUT_MS below OPERATION_TIMEOUT_MS', {
+      operationTimeoutMs,
+      upstreamTimeoutMs: options.upstreamTimeoutMs,
+    });
+  }
   const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
   const shutdownDrainMs = options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */

@@ -229,6 +229,20 @@ describe('npm start', () => {
     );
   });
 
+  it('warns at start, at any log level, when OPERATION_TIMEOUT_MS is not above UPSTREAM_TIMEOUT_MS (the breaker would never see a hung upstream)', async () => {
+    const started = await startMain({ LOG_LEVEL: 'error', EMULATOR_SEED: 'none', OPERATION_TIMEOUT_MS: '5000', UPSTREAM_TIMEOUT_MS: '5000' });
+    try {
+      const warnings = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('OPERATION_TIMEOUT_MS is not above UPSTREAM_TIMEOUT_MS'));
+      assert.deepEqual(
+        warnings.map(({ level, operationTimeoutMs, upstreamTimeoutMs }) => ({ level, operationTimeoutMs, upstreamTimeoutMs })),
+        [{ level: 'warn', operationTimeoutMs: 5000, upstreamTimeoutMs: 5000 }],
+      );
+      assert.match(String(warnings[0]!['message']), /set UPSTREAM_TIMEOUT_MS below OPERATION_TIMEOUT_MS$/);
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
   it('with LOG_LEVEL=debug prints debug lines too: an upstream error response', async () => {
     const lines = await linesOfAMissingAccountQuery('debug');
     const debug = logEntries(lines).filter((entry) => entry['level'] === 'debug' && entry['message'] === 'upstream error response');
