@@ -23,7 +23,19 @@ export function connectTokenForm(input: CreateConnectTokenInput): UpstreamConnec
 
 /** The account holder's name, as every form that takes one (a new account, an update, a connect token) sends it. */
 export function nameForm(input: { firstName?: string | null; lastName?: string | null }): UpstreamAccountUpdateForm {
-  return { first_name: optionalText(input.firstName, 'input.firstName'), last_name: optionalText(input.lastName, 'input.lastName') };
+  return { first_name: optionalName(input.firstName, 'input.firstName'), last_name: optionalName(input.lastName, 'input.lastName') };
+}
+
+/**
+ * A person's name: text (below) without control characters (a NUL, a line break, an escape sequence that a
+ * terminal showing a log or an export would act on). Invisible format characters stay: joiners are part of
+ * how names are written in Persian and Indic scripts.
+ */
+function optionalName(value: string | null | undefined, name: string): string | null | undefined {
+  if (value == null) return value;
+  text(value, name);
+  if (/\p{Cc}/u.test(value)) throw argumentError(name, `${name} must not contain control characters (line breaks, tabs, NUL …)`);
+  return value;
 }
 
 /**
@@ -83,6 +95,3 @@ function text(value: string, name: string): string {
   return value;
 }
 
-function optionalText(value: string | null | undefined, name: string): string | null | undefined {
-  return value == null ? value : text(value, name);
-}

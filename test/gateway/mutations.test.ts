@@ -149,6 +149,9 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     // The URL parser turns it into U+FFFD, so what would be sent is not what was given.
     ['a callback URL with an unpaired surrogate', { callbackUrl: 'https://app.example.com/cb\ud800' }, /input\.callbackUrl is not valid text: it contains an unpaired UTF-16 surrogate/],
     ['a name with an unpaired surrogate', { callbackUrl: 'https://app.example.com/cb', lastName: 'x\udc00' }, /input\.lastName is not valid text/],
+    ['a name with a NUL', { callbackUrl: 'https://app.example.com/cb', firstName: 'a\u0000b' }, /input\.firstName must not contain control characters/],
+    ['a name with a line break', { callbackUrl: 'https://app.example.com/cb', lastName: 'Lovelace\nX-Injected: 1' }, /input\.lastName must not contain control characters/],
+    ['a name with a terminal escape sequence', { callbackUrl: 'https://app.example.com/cb', lastName: '\u001b[2JAda' }, /input\.lastName must not contain control characters/],
     ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
     // Named as the caller named it, not as the upstream's parameter.
@@ -165,6 +168,20 @@ describe('mutations: one upstream request each, payload fields loaded only when 
       assert.deepEqual(stack.upstreamCalls(), []);
     });
   }
+
+  it('keeps invisible joiners in names (Persian and Indic scripts write names with them), and refuses control characters in an update too', async () => {
+    const name = 'مهر\u200cناز';
+    const created = await stack.gql<{ createConnectToken: { connectToken: { firstName: string } } }>(
+      'mutation ($name: String) { createConnectToken(input: { callbackUrl: "https://app.example.com/cb", firstName: $name }) { connectToken { firstName } } }',
+      { name },
+    );
+    assert.equal(created.body.errors, undefined);
+    assert.equal(created.body.data!.createConnectToken.connectToken.firstName, name);
+    stack.emulator.clearRequests();
+    const update = await stack.gql('mutation { updateAccount(id: "0123456789abcdef01234567", input: { lastName: "a\\tb" }) { success } }');
+    assert.deepEqual(codes(update), ['BAD_USER_INPUT']);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
 
   it('takes an app scheme callback and a domain hint as the email (@gmail.com, as the API documents), through to the connect page', async () => {
     const res = await stack.gql<{ createConnectToken: { token: string; browserRedirectUrl: string; connectToken: { email: string; callbackUrl: string } } }>(
