@@ -32,7 +32,15 @@ export function parseGraphQLBody(text: string): ParsedBody {
   // character takes up to 3 bytes, and a number may serialize longer than it was sent (1e20 as 21 digits).
   if (text.length * MAX_GROWTH > MAX_VARIABLES_BYTES) {
     const variables = (body as { variables?: unknown }).variables;
-    const size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
+    let size: number;
+    try {
+      size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
+    } catch (error) {
+      // JSON.parse reads any depth; JSON.stringify recurses, and a few thousand nested arrays (10 KB) overflow
+      // its stack. No input of this schema nests more than a few levels.
+      if (!(error instanceof RangeError)) throw error;
+      return { ok: false, message: 'The variables are nested too deeply to be read' };
+    }
     if (size > MAX_VARIABLES_BYTES) {
       return { ok: false, message: `The variables take ${size} bytes as JSON, more than the ${MAX_VARIABLES_BYTES} accepted` };
     }

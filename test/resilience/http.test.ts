@@ -161,6 +161,15 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('refuses variables nested too deeply to measure with 400, not an unexpected error (a 10 KB body once overflowed the stack)', async () => {
+    const deep = `{"query":"{ __typename }","variables":{"v":${'['.repeat(5_000)}${']'.repeat(5_000)}}}`;
+    const answer = await post(stack, deep);
+    assertRefused(answer, 400, 'BAD_REQUEST', /^The variables are nested too deeply to be read$/);
+    // Still serving.
+    assert.equal((await post(stack, JSON.stringify({ query: '{ __typename }' }))).status, 200);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('answers many bad variable values as the caller’s mistake, each message kept short', async () => {
     const query = 'query ($f: AccountFilter) { accounts(filter: $f, first: 1) { nodes { id } } }';
     const f = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`unknownFieldNumber${i}`, 'x'.repeat(500)]));
