@@ -6,7 +6,7 @@ import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts'
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf } from './http/request.ts';
+import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
@@ -109,6 +109,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
       const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
       if (shuttingDown && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
+      // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host) closes
+      // its connection: Node would otherwise read and discard the rest, however long, until the request's
+      // deadline (gigabytes in a test). A body the gateway reads is all in before its answer begins.
+      if (!this.headersSent && !this.req.complete && hasBody(this.req)) this.setHeader('connection', 'close');
       if (!this.headersSent) watchForStall(this);
       // Node reads the headers from either position, as its own writeHead is called.
       return super.writeHead(statusCode, statusMessage as string | undefined, headers);
@@ -247,15 +251,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
     let body: unknown;
     if (req.method === 'POST') {
-      const mediaType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-      if (mediaType !== 'application/json' && mediaType !== 'application/graphql-response+json') {
-        req.resume();
-        return refuse(415, 'POST bodies must be application/json', HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-      }
-      const text = await readBody(req, maxBodyBytes);
-      if (text === undefined) {
+      const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
+      if (unreadable !== undefined) return refuse(415, unreadable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
+      const bytes = await readBody(req, maxBodyBytes);
+      if (bytes === undefined) {
         return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
       }
+      const text = utf8Text(bytes);
+      if (text === undefined) return refuse(400, 'The request body is not valid UTF-8', HttpRefusalCode.BAD_REQUEST);
       const parsed = parseGraphQLBody(text);
       if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
       body = parsed.body;
@@ -436,4 +439,10 @@ function bytesOver(text: string, maximum: number): number | undefined {
   if (text.length * 3 <= maximum) return undefined;
   const bytes = Buffer.byteLength(text);
   return bytes > maximum ? bytes : undefined;
+}
+
+/** Whether a request comes with a body (framed by its length, or chunked). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request. */
@@ -77,8 +78,8 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-/** The body as text, or `undefined` once it passes `limit` bytes (the rest is then not read). */
-export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+/** The body's bytes, or `undefined` once it passes `limit` bytes (the rest is then not read). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
@@ -97,7 +98,37 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/**
+ * A JSON body's text (UTF-8, as RFC 8259 has JSON exchanged; a byte order mark, which it lets a reader
+ * ignore, dropped), or `undefined` when it is not UTF-8: decoded anyway, each bad byte would become U+FFFD,
+ * and a Latin-1 `René` would reach the upstream as `Ren\uFFFD`.
+ */
+export function utf8Text(bytes: Buffer): string | undefined {
+  if (!isUtf8(bytes)) return undefined;
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return bytes.toString('utf8', bom ? 3 : 0);
+}
+
+/**
+ * Why a POST body of this `Content-Type` and `Content-Encoding` cannot be read as JSON (a message for a 415
+ * answer), or `undefined` when it can: JSON, in UTF-8 (no charset, or that one), not compressed.
+ */
+export function unreadableBodyType(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
+  const [mediaType = '', ...parameters] = (contentType ?? '').split(';');
+  const type = mediaType.trim().toLowerCase();
+  if (type !== 'application/json' && type !== 'application/graphql-response+json') return 'POST bodies must be application/json';
+  for (const parameter of parameters) {
+    const [name = '', value = ''] = parameter.split('=');
+    if (name.trim().toLowerCase() !== 'charset') continue;
+    const charset = value.trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    if (charset !== 'utf-8' && charset !== 'utf8') return 'POST bodies must be JSON in UTF-8: send them without a charset, or with charset=utf-8';
+  }
+  const encoding = (contentEncoding ?? '').trim().toLowerCase();
+  if (encoding !== '' && encoding !== 'identity') return 'Compressed request bodies are not supported: send the JSON without a Content-Encoding';
+  return undefined;
 }

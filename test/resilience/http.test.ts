@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { startStack, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -81,9 +82,49 @@ describe('HTTP hygiene', () => {
     assertRefused(text, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/json/);
     const form = await post(stack, 'query=%7B__typename%7D', { 'content-type': 'application/x-www-form-urlencoded' });
     assertRefused(form, 415, 'UNSUPPORTED_MEDIA_TYPE', /application\/json/);
-    // A charset parameter is fine.
-    const withCharset = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/json; charset=utf-8' });
-    assert.equal(withCharset.status, 200);
+    // A charset parameter is fine when it says UTF-8.
+    for (const contentType of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+      assert.equal((await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': contentType })).status, 200, contentType);
+    }
+  });
+
+  it('reads JSON in UTF-8 only: another charset or a compressed body is 415, bytes that are not UTF-8 are 400, before any upstream call', async () => {
+    // A Latin-1 `René` (0xE9) was decoded to `Ren\uFFFD` and sent upstream.
+    const latin1 = Buffer.from('{"query":"mutation { updateAccount(id: \\"0123456789abcdef01234567\\", input: { firstName: \\"Ren\xe9\\" }) { success } }"}', 'latin1');
+    const charset = await send(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json; charset=iso-8859-1' }, body: latin1 });
+    assertRefused(charset, 415, 'UNSUPPORTED_MEDIA_TYPE', /^POST bodies must be JSON in UTF-8/);
+    const undeclared = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: latin1 });
+    assertRefused(undeclared, 400, 'BAD_REQUEST', /^The request body is not valid UTF-8$/);
+    const gzipped = await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, 'content-encoding': 'gzip' }, body: gzipSync('{"query":"{ __typename }"}') });
+    assertRefused(gzipped, 415, 'UNSUPPORTED_MEDIA_TYPE', /^Compressed request bodies are not supported/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // A byte order mark, which JSON lets a reader ignore, is.
+    const bom = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"query":"{ __typename }"}')]) });
+    assert.equal(bom.status, 200, bom.text);
+  });
+
+  it('closes the connection of a request refused before its body is read, instead of reading an endless body until the deadline', { timeout: 20_000 }, async () => {
+    for (const [method, path, contentType, status] of [
+      ['POST', '/graphql', 'text/plain', 415],
+      ['PUT', '/graphql', 'application/json', 405],
+      ['POST', '/nope', 'application/json', 404],
+    ] as const) {
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('error', () => {}); // the gateway may reset a connection it closed while the body still came
+      socket.write(`${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: ${contentType}\r\ntransfer-encoding: chunked\r\n\r\n`);
+      const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`;
+      // The body never ends: it stops only when the gateway closes the connection (the test's timeout otherwise).
+      const pump = setInterval(() => socket.writable && socket.write(chunk), 5);
+      try {
+        await once(socket, 'close');
+      } finally {
+        clearInterval(pump);
+      }
+      assert.match(received, new RegExp(`^HTTP/1\\.1 ${status} `), `${method} ${path}: ${received.slice(0, 200)}`);
+      assert.match(received, /\r\nconnection: close\r\n/i);
+    }
   });
 
   it('refuses a batch (a JSON array of operations) with 400 and runs none of it', async () => {
