@@ -811,7 +811,12 @@ export class UpstreamClient {
       case 400:
         return this.#fail(ErrorCode.BAD_USER_INPUT, `The upstream refused the request’s parameters as invalid${earlier}`, info);
       case 401:
-        this.#configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET', forLog(info, call.signal));
+        // A signature is refused for a wrong key pair, and also for a clock far off (it carries its time): the
+        // upstream's own words, cleared of credentials, tell which.
+        this.#configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET, and this machine’s clock (a signature carries its time)', () => ({
+          ...forLog(info, call.signal),
+          upstreamSaid: redactedErrorBody(text, this.#options.consumerSecret, authorization, info),
+        }));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the gateway’s credentials${earlier}`, info);
       case 402:
       case 403:
@@ -840,9 +845,9 @@ export class UpstreamClient {
    * logged at `error` once a minute at most, with how many calls met it since the last line, rather than once
    * a call (a busy gateway wrote thousands of identical lines a second).
    */
-  #configurationFault(message: string, fields: Record<string, unknown>): void {
+  #configurationFault(message: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
     const due = this.#faultsLogged.admit(message, performance.now());
-    if (due) this.#options.logger.error(message, { ...fields, ...due });
+    if (due) this.#options.logger.error(message, { ...(typeof fields === 'function' ? fields() : fields), ...due });
   }
 
   /**

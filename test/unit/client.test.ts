@@ -297,10 +297,13 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('reports the gateway’s own key being refused as UPSTREAM_ERROR, logged as a configuration fault without the secret', async () => {
-    pool.intercept({ path: '/2.0/accounts/z', method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature' }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts/z', method: 'GET' }).reply(401, { type: 'error', code: 105, value: 'Invalid signature: timestamp is more than 300 seconds from the server clock' }, JSON_HEADERS);
     await assert.rejects(client.getAccount('z'), (e: Error & { extensions?: Record<string, unknown> }) =>
       e.extensions?.['code'] === 'UPSTREAM_ERROR' && JSON.stringify(e.extensions['upstream']) === '{"status":401,"method":"GET","path":"/accounts/z"}');
-    assert.ok(logs.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_SECRET')));
+    const fault = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['level'] === 'error' && String(l['message']).includes('CONTEXTIO_CONSUMER_SECRET'));
+    // The upstream's own words say which of the two it is (a key pair, or this machine's clock).
+    assert.match(String(fault?.['message']), /and this machine’s clock/);
+    assert.match(String(fault?.['upstreamSaid']), /timestamp is more than 300 seconds from the server clock/);
     assert.ok(logs.every((l) => !l.includes('secret-value') && !l.includes('oauth_signature')));
     // Every call meets it until it is fixed: said once a minute at most, not once a call (a busy gateway wrote
     // thousands of identical lines a second).
