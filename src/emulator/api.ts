@@ -195,7 +195,7 @@ function createAccount(ctx: ApiContext, params: Params): Result {
       server,
       ...(params.get('username') ? { username: params.get('username')! } : {}),
       ...(port === undefined ? {} : { port }),
-      ...(params.has('use_ssl') ? { use_ssl: truthy(params.get('use_ssl')) } : {}),
+      ...(params.has('use_ssl') ? { use_ssl: requestFlag(params, 'use_ssl') } : {}),
       ...(params.get('type') ? { type: params.get('type')! } : {}),
     });
   }
@@ -267,7 +267,7 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   if (sourceCallbackUrl) input.source_callback_url = sourceCallbackUrl;
   if (params.get('status_callback_url')) input.status_callback_url = params.get('status_callback_url')!;
   for (const flag of ['source_sync_all_folders', 'source_sync_flags', 'source_raw_file_list'] as const) {
-    if (params.has(flag)) input[flag] = truthy(params.get(flag));
+    if (params.has(flag)) input[flag] = requestFlag(params, flag);
   }
   const token = ctx.store.createConnectToken(accountId, input).token;
   const resourcePath =
@@ -315,13 +315,17 @@ function integer(params: Params, name: string, min: number, max: number): number
 
 function flagFilter(params: Params, name: string): boolean | undefined {
   const raw = params.get(name);
-  if (raw === undefined || raw === '') return undefined;
-  if (raw !== '0' && raw !== '1') throw new HttpError(400, `invalid parameter ${name}: must be 0 or 1`);
-  return raw === '1';
+  return raw === undefined || raw === '' ? undefined : requestFlag(params, name);
 }
 
-function truthy(value: string | undefined): boolean {
-  return value === '1' || value?.toLowerCase() === 'true';
+/**
+ * A request flag, `0` or `1` as the API takes them (anything else is refused, as the API refuses an invalid
+ * parameter): a client sending `true` would otherwise pass here and fail against the real API.
+ */
+function requestFlag(params: Params, name: string): boolean {
+  const raw = params.get(name);
+  if (raw !== '0' && raw !== '1') throw new HttpError(400, `invalid parameter ${name}: must be 0 or 1`);
+  return raw === '1';
 }
 
 /** Where the connect page may send the browser: a web page, or an app's own scheme (`cio-api-auth://`). */
