@@ -20,7 +20,7 @@ export interface PersistedState {
 export async function writeAtomically(file: string, contents: string): Promise<void> {
   const target = await linkTarget(file);
   const dir = dirname(target);
-  await mkdir(dir, { recursive: true });
+  await makeDirectory(dir);
   const mode = await stat(target).then((s) => s.mode & 0o7777, () => undefined);
   // Per process: its saves are chained, never concurrent (store.ts).
   const tmp = `${target}.${process.pid}.tmp`;
@@ -44,6 +44,25 @@ export async function writeAtomically(file: string, contents: string): Promise<v
   const dirHandle = await open(dir, 'r').catch(() => undefined);
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
+}
+
+/**
+ * `mkdir -p`, written out: Node 20's own (`recursive: true`) never settles, spinning a CPU, when a directory
+ * says it does not exist yet cannot be made (`/proc/nope`: ENOENT however often its parent is there).
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  const made = (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  };
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    const parent = dirname(dir);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === dir) return made(error as NodeJS.ErrnoException);
+    await makeDirectory(parent);
+    // The parent is there now: a second ENOENT is thrown, not retried.
+    await mkdir(dir).catch(made);
+  }
 }
 
 /** Some file systems (and pipes) cannot flush a file: the write stands as written. */

@@ -86,6 +86,10 @@ describe('persistence', () => {
     await assert.rejects(startEmulator({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
   });
 
+  test('a data file in a directory that cannot be made fails start-up (under /proc, Node’s own mkdir -p spun forever)', { timeout: 10_000 }, async () => {
+    await assert.rejects(startEmulator({ dataFile: '/proc/no-such-process/deeper/state.json' }), /cannot write data file .*state\.json: E[A-Z]+/);
+  });
+
   test('a write that cannot be saved is answered 500, not taken for done; saved with the next write that can be; a close that cannot save rejects', async (t) => {
     const dir = await tempDir(t);
     const dataFile = join(dir, 'state.json');
