@@ -197,6 +197,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
     res.setHeader('x-request-id', requestId);
+    // Every answer is one caller's: no cache may keep it (the IDE's pages and files say otherwise for
+    // themselves). A shared cache already skips requests carrying Authorization, but not behind a proxy that
+    // turns a session cookie into the Bearer header (docs/auth.md); refusals and preflights included.
+    res.setHeader('cache-control', 'private, no-store');
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
@@ -217,9 +221,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (access.cors(req, res)) return;
     // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
     res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
-    // Every answer is one caller's: no cache may keep it. A shared cache already skips requests carrying
-    // Authorization, but not behind a proxy that turns a session cookie into the Bearer header (docs/auth.md).
-    res.setHeader('cache-control', 'private, no-store');
     const started = performance.now();
     // Created now for the log line's count; armed (deadline, client going away) once the body is in.
     const operation = new OperationScope(requestId, requestBudget);

@@ -54,7 +54,11 @@ export function emulatorOptionsFromEnv(
   }
   const allowedHosts = read('EMULATOR_ALLOWED_HOSTS')?.split(',').map((name) => name.trim()).filter(Boolean);
   const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
-  if (badHost !== undefined) problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got "${badHost.slice(0, 100)}")`);
+  if (badHost !== undefined) {
+    // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake.
+    const shown = badHost.includes('@') ? 'a value with an @, not shown' : `"${badHost.slice(0, 100)}"`;
+    problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got ${shown})`);
+  }
   return {
     port,
     host: read('EMULATOR_HOST') ?? '127.0.0.1',

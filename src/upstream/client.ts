@@ -633,7 +633,7 @@ export class UpstreamClient {
       budgetLogged.add(call.signal);
       this.#options.logger.warn('operation ran out of upstream requests: its further fields fail', { ...forLog(info, call.signal), maximum });
     }
-    return gatewayError(ErrorCode.QUERY_TOO_COMPLEX, `The operation has sent the most upstream requests one may (${maximum}, retries included: twice MAX_QUERY_COST ÷ 10)`, undefined, {
+    return gatewayError(ErrorCode.QUERY_TOO_COMPLEX, `The operation has sent the most upstream requests one may (${maximum}, retries included: twice MAX_QUERY_COST ÷ 10, rounded up)`, undefined, {
       limit: 'UPSTREAM_REQUESTS',
       maximum,
     });

@@ -52,6 +52,8 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
       assert.match(answer.body, /"code":"FORBIDDEN"/);
       assert.match(answer.body, /loopback host name/);
       assert.doesNotMatch(answer.body, /attacker|emailAddresses|open@example/);
+      // Like every answer of the gateway's own, kept by no cache.
+      assert.equal(answer.cacheControl, 'private, no-store');
     }
     assert.deepEqual(stack.upstreamCalls(), []);
     for (const host of ['127.0.0.1', '127.0.0.1:4000', 'localhost:4000', 'LOCALHOST', '[::1]:4000']) {
@@ -309,13 +311,13 @@ describe('npm run token', () => {
 });
 
 /** A POST whose Host header says `host` (fetch would not let a test set it), as a rebound DNS name would. */
-async function postWithHost(url: string, host: string, body: string): Promise<{ status: number; body: string }> {
+async function postWithHost(url: string, host: string, body: string): Promise<{ status: number; body: string; cacheControl: string | undefined }> {
   const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text, cacheControl: res.headers['cache-control'] }));
     });
     req.on('error', reject);
     req.end(body);

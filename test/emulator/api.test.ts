@@ -425,5 +425,7 @@ describe('Host check (DNS rebinding)', () => {
     for (const bad of ['http://emulator', 'emu lator', 'a/b']) {
       assert.match(read(bad).problems.join('\n'), /^EMULATOR_ALLOWED_HOSTS must be host names/, bad);
     }
+    // Credentials pasted in by mistake are not repeated in the problem.
+    assert.deepEqual(read('devbox.lan, user:hunter2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
   });
 });

@@ -243,6 +243,7 @@ describe('HTTP hygiene', () => {
   it('answers an unknown path with 404', async () => {
     const answer = await send(`${stack.gateway.origin}/graphql/extra`);
     assert.equal(answer.status, 404);
+    assert.equal(answer.headers.get('cache-control'), 'private, no-store');
     assert.equal((await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' })).status, 404);
   });
 
