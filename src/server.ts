@@ -6,7 +6,7 @@ import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts'
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { parseGraphQLBody, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
+import { parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
@@ -29,7 +29,7 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxAnswerBytes?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
-  /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT. Default 30 s. */
+  /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause). Default 30 s. */
   operationTimeoutMs?: number;
   /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
   shutdownGraceMs?: number;
@@ -250,6 +250,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST' });
     }
 
+    if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
+      return refuse(400, 'The query string is not valid UTF-8 once percent-decoded', HttpRefusalCode.BAD_REQUEST);
+    }
     let body: unknown;
     if (req.method === 'POST') {
       const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);

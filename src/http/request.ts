@@ -29,19 +29,16 @@ export function parseGraphQLBody(text: string): ParsedBody {
   }
   if (typeof body !== 'object' || body === null) return { ok: false, message: `The request body is not a JSON object: ${SHAPE}` };
   if (Object.keys(body).length === 0) return { ok: false, message: `The request body has no query: ${SHAPE}` };
+  const variables = (body as { variables?: unknown }).variables;
+  // No input of this schema nests more than a few levels. Far deeper variables (5,000 nested arrays fit in 10
+  // KB) would overflow the stack of anything recursing over them: JSON.stringify, below, did.
+  if (nestedDeeperThan(variables, MAX_VARIABLES_DEPTH)) {
+    return { ok: false, message: `The variables nest deeper than the ${MAX_VARIABLES_DEPTH} levels accepted` };
+  }
   // Only a body this large can hold variables this large: the common case costs no second serialization. A
   // character takes up to 3 bytes, and a number may serialize longer than it was sent (1e20 as 21 digits).
   if (text.length * MAX_GROWTH > MAX_VARIABLES_BYTES) {
-    const variables = (body as { variables?: unknown }).variables;
-    let size: number;
-    try {
-      size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
-    } catch (error) {
-      // JSON.parse reads any depth; JSON.stringify recurses, and a few thousand nested arrays (10 KB) overflow
-      // its stack. No input of this schema nests more than a few levels.
-      if (!(error instanceof RangeError)) throw error;
-      return { ok: false, message: 'The variables are nested too deeply to be read' };
-    }
+    const size = variables === undefined ? 0 : Buffer.byteLength(JSON.stringify(variables));
     if (size > MAX_VARIABLES_BYTES) {
       return { ok: false, message: `The variables take ${size} bytes as JSON, more than the ${MAX_VARIABLES_BYTES} accepted` };
     }
@@ -56,6 +53,22 @@ export function parseGraphQLBody(text: string): ParsedBody {
  * 44 MB and held the event loop 3 s.
  */
 const MAX_VARIABLES_BYTES = 64 * 1024;
+
+/** How deep the variables may nest (objects and lists within each other). */
+const MAX_VARIABLES_DEPTH = 32;
+
+/** Whether `value` holds objects or lists nested more than `limit` deep: walked without recursion, whatever its depth. */
+function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const pending: Array<{ value: object; depth: number }> = [{ value, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    if (next.depth > limit) return true;
+    for (const child of Array.isArray(next.value) ? next.value : Object.values(next.value)) {
+      if (typeof child === 'object' && child !== null) pending.push({ value: child as object, depth: next.depth + 1 });
+    }
+  }
+  return false;
+}
 
 /**
  * How many times larger than the body's characters its variables may take as JSON: 3 bytes a character, times
@@ -112,6 +125,17 @@ export function utf8Text(bytes: Buffer): string | undefined {
   if (!isUtf8(bytes)) return undefined;
   const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
   return bytes.toString('utf8', bom ? 3 : 0);
+}
+
+/**
+ * Whether a query string's percent-escapes spell UTF-8 (`%E9` alone does not): decoded anyway, each bad byte
+ * would become U+FFFD, as in a POST body (`utf8Text`). A valid character's bytes are always escaped in one run.
+ */
+export function percentEncodedUtf8(search: string): boolean {
+  for (const run of search.match(/(?:%[0-9a-fA-F]{2})+/g) ?? []) {
+    if (!isUtf8(Buffer.from(run.replaceAll('%', ''), 'hex'))) return false;
+  }
+  return true;
 }
 
 /**

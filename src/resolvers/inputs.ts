@@ -28,13 +28,17 @@ export function nameForm(input: { firstName?: string | null; lastName?: string |
 
 /**
  * A person's name: text (below) without control characters (a NUL, a line break, an escape sequence that a
- * terminal showing a log or an export would act on). Invisible format characters stay: joiners are part of
- * how names are written in Persian and Indic scripts.
+ * terminal showing a log or an export would act on), Unicode's line and paragraph separators, or the
+ * directional embeddings, overrides and isolates that make text display in another order than it is stored.
+ * Other invisible format characters stay: joiners are part of how names are written in Persian and Indic
+ * scripts, and the left-to-right and right-to-left marks of mixed-direction names.
  */
 function optionalName(value: string | null | undefined, name: string): string | null | undefined {
   if (value == null) return value;
   text(value, name);
-  if (/\p{Cc}/u.test(value)) throw argumentError(name, `${name} must not contain control characters (line breaks, tabs, NUL …)`);
+  if (/[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u.test(value)) {
+    throw argumentError(name, `${name} must not contain control characters (line breaks, tabs, NUL, directional overrides …)`);
+  }
   return value;
 }
 

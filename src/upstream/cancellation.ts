@@ -101,7 +101,8 @@ export class OperationScope implements CancelSignal {
 
 /**
  * The reason an operation is aborted with when it ran out of time (its deadline, or the shutdown grace
- * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled.
+ * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled (RATE_LIMITED those waiting out a
+ * rate-limit pause).
  */
 export class OperationDeadlineExceeded extends Error {
   /** The setting whose time ran out, for the log. */

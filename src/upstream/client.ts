@@ -457,7 +457,8 @@ export class UpstreamClient {
           const reason: unknown = call.signal?.reason;
           // Cut while it waited: by its operation's deadline or the shutdown, it ends as one that could not
           // wait (below): the rate limit is what kept it, the upstream never had it to answer, and when calls
-          // resume is what its caller can act on. Cut by its caller leaving, nobody reads the answer.
+          // resume is what its caller can act on; unless an earlier attempt failed otherwise (a 502 after
+          // which a write may have taken effect says more). Cut by its caller leaving, nobody reads the answer.
           const stoppedBy = cancellation.reason !== undefined && reason instanceof OperationDeadlineExceeded ? reason : undefined;
           if (cancellation.reason !== undefined) {
             this.#timedOut(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
@@ -465,7 +466,7 @@ export class UpstreamClient {
           }
           if (previousFailure && !previousRateLimited) throw previousFailure();
           const retryAfter = Math.max(1, Math.ceil(this.#pausedMs() / 1000));
-          const what = stoppedBy ? `${stoppedBy.message} while it waited out the upstream rate limit` : 'The upstream rate limit was reached';
+          const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
         }

@@ -152,6 +152,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a name with a NUL', { callbackUrl: 'https://app.example.com/cb', firstName: 'a\u0000b' }, /input\.firstName must not contain control characters/],
     ['a name with a line break', { callbackUrl: 'https://app.example.com/cb', lastName: 'Lovelace\nX-Injected: 1' }, /input\.lastName must not contain control characters/],
     ['a name with a terminal escape sequence', { callbackUrl: 'https://app.example.com/cb', lastName: '\u001b[2JAda' }, /input\.lastName must not contain control characters/],
+    ['a name with a Unicode line separator', { callbackUrl: 'https://app.example.com/cb', firstName: 'Ada\u2028X-Injected: 1' }, /input\.firstName must not contain control characters/],
+    ['a name with a right-to-left override', { callbackUrl: 'https://app.example.com/cb', firstName: 'Ada\u202eecilA' }, /input\.firstName must not contain control characters/],
     ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
     // Named as the caller named it, not as the upstream's parameter.
@@ -169,8 +171,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     });
   }
 
-  it('keeps invisible joiners in names (Persian and Indic scripts write names with them), and refuses control characters in an update too', async () => {
-    const name = 'مهر\u200cناز';
+  it('keeps invisible joiners and direction marks in names (Persian and Indic scripts write names with them), and refuses control characters in an update too', async () => {
+    const name = 'مهر\u200cناز \u200fRay';
     const created = await stack.gql<{ createConnectToken: { connectToken: { firstName: string } } }>(
       'mutation ($name: String) { createConnectToken(input: { callbackUrl: "https://app.example.com/cb", firstName: $name }) { connectToken { firstName } } }',
       { name },

@@ -98,6 +98,15 @@ describe('HTTP hygiene', () => {
     const gzipped = await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, 'content-encoding': 'gzip' }, body: gzipSync('{"query":"{ __typename }"}') });
     assertRefused(gzipped, 415, 'UNSUPPORTED_MEDIA_TYPE', /^Compressed request bodies are not supported/);
     assert.deepEqual(stack.upstreamCalls(), []);
+    // Nor over GET: a percent-escaped Latin-1 byte reached the upstream as U+FFFD.
+    const latin1Get = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ accounts(filter: { email: "ren')}%E9${encodeURIComponent('@example.com" }) { nodes { id } } }')}`, {
+      headers: { accept: 'application/json', 'apollo-require-preflight': 'true' },
+    });
+    assertRefused(latin1Get, 400, 'BAD_REQUEST', /^The query string is not valid UTF-8 once percent-decoded$/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    assert.deepEqual((await get(stack, '{ __typename }')).json, { data: { __typename: 'Query' } });
+    const utf8Get = await get(stack, '{ accounts(filter: { email: "rené@example.com" }) { nodes { id } } }');
+    assert.deepEqual(utf8Get.json, { data: { accounts: { nodes: [] } } });
     // A byte order mark, which JSON lets a reader ignore, is.
     const bom = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"query":"{ __typename }"}')]) });
     assert.equal(bom.status, 200, bom.text);
@@ -202,12 +211,11 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
-  it('refuses variables nested too deeply to measure with 400, not an unexpected error (a 10 KB body once overflowed the stack)', async () => {
-    const deep = `{"query":"{ __typename }","variables":{"v":${'['.repeat(5_000)}${']'.repeat(5_000)}}}`;
-    const answer = await post(stack, deep);
-    assertRefused(answer, 400, 'BAD_REQUEST', /^The variables are nested too deeply to be read$/);
-    // Still serving.
-    assert.equal((await post(stack, JSON.stringify({ query: '{ __typename }' }))).status, 200);
+  it('refuses variables nested more than 32 levels deep with 400, not an unexpected error (a 10 KB body once overflowed the stack)', async () => {
+    // The variables object is the first level, `v` and the lists within it the others.
+    const nested = (lists: number) => `{"query":"{ __typename }","variables":{"v":${'['.repeat(lists)}${']'.repeat(lists)}}}`;
+    for (const lists of [32, 5_000]) assertRefused(await post(stack, nested(lists)), 400, 'BAD_REQUEST', /^The variables nest deeper than the 32 levels accepted$/);
+    assert.equal((await post(stack, nested(31))).status, 200);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 

@@ -941,7 +941,7 @@ describe('UpstreamClient against a local server', () => {
       setTimeout(() => operation.abort(new OperationDeadlineExceeded(300)), 300);
       // The rate limit kept it: its caller learns when calls resume, not that the upstream was slow.
       await assert.rejects(cut, (e: Error & { extensions?: Record<string, unknown> }) => {
-        assert.match(e.message, /^The operation did not complete within 300 ms while it waited out the upstream rate limit; calls resume in 3 s$/);
+        assert.match(e.message, /^The operation did not complete within 300 ms \(it was waiting out the upstream rate limit\); calls resume in 3 s$/);
         assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 3]);
         return true;
       });
@@ -950,6 +950,33 @@ describe('UpstreamClient against a local server', () => {
       // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
       assert.equal((await waited).id, 'x');
       assert.equal(client.breakerState, 'closed');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('ends a retried call cut by its operation while it waits out another call’s pause with its own earlier failure (a 502 after which a DELETE may have taken effect)', async () => {
+    const upstream = await serve(
+      createHttpServer((req, res) => {
+        if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+        else res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 2, retryBaseDelayMs: 10, breakerFailureThreshold: 100 });
+    try {
+      const operation = new OperationScope('req-11', 10);
+      // Its first attempt out; then another call's 429 pauses the key for 3 s; then its 502 asks for a retry.
+      const deletion = client.deleteAccount('a', operation);
+      const limiter = new OperationScope('req-12', 10);
+      const limited = client.getAccount('limited', limiter);
+      setTimeout(() => operation.abort(new OperationDeadlineExceeded(600)), 600);
+      await assert.rejects(deletion, (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.deepEqual([e.extensions?.['code'], e.message], ['UPSTREAM_ERROR', 'The upstream failed with HTTP 502: the request may have taken effect']);
+        return true;
+      });
+      limiter.abort(new OperationDeadlineExceeded(600));
+      await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED');
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
