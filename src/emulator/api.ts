@@ -8,6 +8,7 @@ import type {
 } from '../upstream/types.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson } from './http.ts';
 import type { OAuthVerifier } from './oauth.ts';
+import type { HourlyRateLimit } from './rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
@@ -16,6 +17,9 @@ import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken,
 export interface ApiContext {
   store: EmulatorStore;
   verifier: OAuthVerifier;
+  /** The key's calls an hour (`rateLimitPerHour`), counted on `now`'s clock; absent, no limit. */
+  rateLimit?: HourlyRateLimit;
+  now?: () => number;
   /** `http://host:port`, for `browser_redirect_url`. */
   origin: string;
   /** `origin + '/2.0'`, for `resource_url`. */
@@ -53,6 +57,10 @@ export async function handleApiRequest(
       params: [...queryPairs, ...formPairs],
     });
     if (!verdict.ok) return sendError(res, 401, verdict.reason, 105);
+    const wait = ctx.rateLimit?.take((ctx.now ?? Date.now)()) ?? 0;
+    if (wait > 0) {
+      throw new HttpError(429, `rate limit reached: ${ctx.rateLimit!.limit} calls an hour for this key`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+    }
 
     // Body values win over query values for the same name; the API itself sends forms.
     const params = firstValues([...formPairs, ...queryPairs]);

@@ -43,6 +43,15 @@ export function emulatorOptionsFromEnv(
       port = defaultPort;
     }
   }
+  const rawRateLimit = read('EMULATOR_RATE_LIMIT');
+  let rateLimitPerHour: number | undefined;
+  if (rawRateLimit !== undefined) {
+    rateLimitPerHour = /^\d{1,10}$/.test(rawRateLimit) ? Number(rawRateLimit) : Number.NaN;
+    if (!(rateLimitPerHour >= 1 && rateLimitPerHour <= 1_000_000)) {
+      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got "${rawRateLimit.slice(0, 100)}")`);
+      rateLimitPerHour = undefined;
+    }
+  }
   const seed = read('EMULATOR_SEED') ?? 'demo';
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got "${seed}")`);
   const dataFile = read('EMULATOR_DATA_FILE');
@@ -68,5 +77,6 @@ export function emulatorOptionsFromEnv(
     ...(dataFile ? { dataFile } : {}),
     ...(publicOrigin ? { publicUrl } : {}),
     ...(allowedHosts && badHost === undefined ? { allowedHosts } : {}),
+    ...(rateLimitPerHour === undefined ? {} : { rateLimitPerHour }),
   };
 }

@@ -6,6 +6,7 @@ import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, spli
 import { hostnameOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
+import { HourlyRateLimit } from './rate-limit.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
 /**
@@ -45,6 +46,11 @@ export interface EmulatorOptions {
    * by whatever name, is then the point.
    */
   allowedHosts?: readonly string[];
+  /**
+   * Calls the key may make in any hour, as Context.IO limits a key (5,000 at the start): past it each API
+   * call is answered 429 with `Retry-After` until the hour's oldest call is an hour old. Default: no limit.
+   */
+  rateLimitPerHour?: number;
 }
 
 export interface EmulatorRequestLogEntry {
@@ -166,7 +172,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   /** Settles when each open API response closes; close() waits for them so the log and counters are final. */
   const openResponses = new Set<Promise<void>>();
 
-  const apiContext: ApiContext = { store, verifier, origin: '', baseUrl: '' };
+  const apiContext: ApiContext = {
+    store,
+    verifier,
+    origin: '',
+    baseUrl: '',
+    ...(options.rateLimitPerHour === undefined ? {} : { rateLimit: new HourlyRateLimit(options.rateLimitPerHour), now }),
+  };
 
   /** Tokens the connect page used lately (connect-page.ts). */
   const recentlyUsed: ConnectPageContext['recentlyUsed'] = new Map();

@@ -414,6 +414,33 @@ describe('Host check (DNS rebinding)', () => {
     assert.equal(hostFilter('127.0.0.1', undefined, undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
   });
 
+  test('EMULATOR_RATE_LIMIT: the key’s calls in any hour; past them 429 with Retry-After until the hour’s oldest call is an hour old', async (t) => {
+    let clock = Date.parse('2026-01-01T00:00:00Z');
+    const emu = await emulatorFor(t, { seed: 'none', rateLimitPerHour: 2, now: () => clock });
+    const call = (options: { secret?: string } = {}) => api(emu, '/accounts', { ...options, timestamp: Math.floor(clock / 1000) });
+    assert.equal((await call()).status, 200);
+    clock += 10 * 60_000;
+    // A refused signature is not the key's call.
+    assert.equal((await call({ secret: 'wrong' })).status, 401);
+    assert.equal((await call()).status, 200);
+    clock += 60_000;
+    const refused = await call();
+    assert.deepEqual([refused.status, refused.headers.get('retry-after'), refused.body], [429, String(3600 - 11 * 60), { type: 'error', value: 'rate limit reached: 2 calls an hour for this key' }]);
+    // A refused call is not counted either: an hour after the first, one call may be made again.
+    clock = Date.parse('2026-01-01T01:00:00Z');
+    assert.equal((await call()).status, 200);
+    const next = await call();
+    assert.deepEqual([next.status, next.headers.get('retry-after')], [429, String(10 * 60)]);
+
+    const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
+    const problems: string[] = [];
+    assert.equal(emulatorOptionsFromEnv({ EMULATOR_RATE_LIMIT: '5000' }, 4010, problems).rateLimitPerHour, 5000);
+    assert.equal(emulatorOptionsFromEnv({}, 4010, problems).rateLimitPerHour, undefined);
+    for (const bad of ['0', '-1', '5e3', 'many', '1000001']) emulatorOptionsFromEnv({ EMULATOR_RATE_LIMIT: bad }, 4010, problems);
+    assert.equal(problems.length, 5);
+    assert.match(problems[0]!, /^EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 \(got "0"\)$/);
+  });
+
   test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {
     const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
     const read = (value: string) => {

@@ -75,6 +75,24 @@ describe('deadlines', () => {
     }
   });
 
+  it('meets the key’s hourly limit of an emulator that enforces one (EMULATOR_RATE_LIMIT) as RATE_LIMITED, then pauses the key’s calls', async () => {
+    const limited = await startStack({ emulator: { rateLimitPerHour: 2 } });
+    try {
+      const id = limited.emulator.store.createAccount({ email: 'quota@example.com' }).id;
+      const account = () => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      for (let i = 0; i < 2; i++) assert.deepEqual((await account()).body, { data: { account: { id } } });
+      const refused = await account();
+      assert.deepEqual(codes(refused), ['RATE_LIMITED']);
+      assert.equal(refused.body.errors![0]!.extensions!['retryAfter'], 3600);
+      assert.equal(limited.upstreamCalls().length, 3);
+      // The key's pause, an hour long: nothing more is sent meanwhile.
+      assert.deepEqual(codes(await account()), ['RATE_LIMITED']);
+      assert.deepEqual(limited.upstreamCalls(), []);
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('makes calls that start during a short rate-limit pause wait it out, then go', async () => {
     const lines: string[] = [];
     const limited = await startStack({ gateway: { upstreamTimeoutMs: 10_000, logger: createLogger('warn', (line) => lines.push(line)) } });
