@@ -414,6 +414,23 @@ describe('Host check (DNS rebinding)', () => {
     assert.equal(hostFilter('127.0.0.1', undefined, undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
   });
 
+  test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {
+    const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
+    const read = (value: string) => {
+      const problems: string[] = [];
+      return { problems, options: emulatorOptionsFromEnv({ EMULATOR_ALLOWED_HOSTS: value }, 4010, problems) };
+    };
+    assert.deepEqual(read(' emulator, devbox.lan:4010 ,[::1]').options.allowedHosts, ['emulator', 'devbox.lan:4010', '[::1]']);
+    assert.deepEqual(read('*').options.allowedHosts, ['*']);
+    for (const bad of ['http://emulator', 'emu lator', 'a/b']) {
+      assert.match(read(bad).problems.join('\n'), /^EMULATOR_ALLOWED_HOSTS must be host names/, bad);
+    }
+    // Credentials pasted in by mistake are not repeated in the problem.
+    assert.deepEqual(read('devbox.lan, user:hunter2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
+  });
+});
+
+describe('the key’s hourly limit', () => {
   test('EMULATOR_RATE_LIMIT: the key’s calls in any hour; past them 429 with Retry-After until the hour’s oldest call is an hour old', async (t) => {
     let clock = Date.parse('2026-01-01T00:00:00Z');
     const emu = await emulatorFor(t, { seed: 'none', rateLimitPerHour: 2, now: () => clock });
@@ -439,20 +456,5 @@ describe('Host check (DNS rebinding)', () => {
     for (const bad of ['0', '-1', '5e3', 'many', '1000001']) emulatorOptionsFromEnv({ EMULATOR_RATE_LIMIT: bad }, 4010, problems);
     assert.equal(problems.length, 5);
     assert.match(problems[0]!, /^EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 \(got "0"\)$/);
-  });
-
-  test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {
-    const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
-    const read = (value: string) => {
-      const problems: string[] = [];
-      return { problems, options: emulatorOptionsFromEnv({ EMULATOR_ALLOWED_HOSTS: value }, 4010, problems) };
-    };
-    assert.deepEqual(read(' emulator, devbox.lan:4010 ,[::1]').options.allowedHosts, ['emulator', 'devbox.lan:4010', '[::1]']);
-    assert.deepEqual(read('*').options.allowedHosts, ['*']);
-    for (const bad of ['http://emulator', 'emu lator', 'a/b']) {
-      assert.match(read(bad).problems.join('\n'), /^EMULATOR_ALLOWED_HOSTS must be host names/, bad);
-    }
-    // Credentials pasted in by mistake are not repeated in the problem.
-    assert.deepEqual(read('devbox.lan, user:hunter2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
   });
 });
