@@ -285,6 +285,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     for (const [key, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
     }
+    // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
+    // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
+    if (req.headers.authorization !== undefined) {
+      const authorizations = req.headersDistinct['authorization'] ?? [];
+      if (authorizations.length > 1) headers.set('authorization', authorizations.join(', '));
+    }
     // Apollo's CSRF check asks a GET for a header a cross-site page cannot send without a preflight. A Bearer
     // token is one: no browser attaches it on its own (unlike cached Basic credentials), so clients sending
     // queries over GET with their token (urql, for one) need nothing more. With authentication on, nothing

@@ -104,8 +104,9 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   return async (authorization, requestId) => {
     const token = bearerToken(authorization);
     let alg: unknown;
+    let kid: unknown;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      ({ alg, kid } = decodeProtectedHeader(token));
     } catch {
       throw unauthenticated('The bearer token is not a well-formed JWT');
     }
@@ -114,16 +115,57 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       if (alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { ...common, algorithms: SECRET_ALGORITHMS }));
       } else if (typeof alg === 'string' && JWKS_ALGORITHMS.includes(alg) && jwks) {
-        ({ payload } = await jwtVerify(token, jwks, { ...common, algorithms: JWKS_ALGORITHMS }));
+        ({ payload } = await verifyWithKeySet(token, jwks, { ...common, algorithms: JWKS_ALGORITHMS }));
       } else {
         throw unauthenticated('The token is signed with an algorithm this gateway does not accept');
       }
     } catch (error) {
       if (error instanceof GraphQLError) throw error;
+      if (!(error instanceof joseErrors.JOSEError) && !(error instanceof KeySetUnavailable)) {
+        // Not the fetch (KeySetUnavailable wraps each of its failures) nor the token: a key of the set this
+        // gateway cannot use (an RSA key under 2048 bits, say). A 503 would tell the caller to retry, for ever.
+        unusableKey(kid, error, requestId, logger);
+        throw unauthenticated('No key of the configured key set verifies the token');
+      }
       throw refusal(error, requestId, logger);
     }
     return identityOf(payload);
   };
+}
+
+/**
+ * jwtVerify against a key set, trying in turn each key that fits a token without a `kid` (optional, RFC 7517):
+ * during a rotation the set holds two of one type, and jose leaves choosing to its caller. The set is the
+ * identity provider's, so the keys tried are few.
+ */
+async function verifyWithKeySet(token: string, keySet: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<{ payload: JWTPayload }> {
+  try {
+    return await jwtVerify(token, keySet, options);
+  } catch (error) {
+    if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
+    for await (const key of error) {
+      try {
+        return await jwtVerify(token, key, options);
+      } catch (inner) {
+        if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw inner;
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+}
+
+/** The keys already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
+const unusableKeysSaid = new Set<string>();
+
+function unusableKey(kid: unknown, error: unknown, requestId: string, logger: Logger): void {
+  const name = typeof kid === 'string' ? kid.slice(0, 100) : '(no kid)';
+  if (unusableKeysSaid.has(name) || unusableKeysSaid.size >= 100) return;
+  unusableKeysSaid.add(name);
+  logger.warn('a key of the JWKS cannot verify tokens: the tokens it signs are refused', {
+    requestId,
+    kid: name,
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
 }
 
 /** Failures of the key set already logged: requests that waited on the same fetch all get its one error. */

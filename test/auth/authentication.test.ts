@@ -55,6 +55,24 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assert.equal(body.errors[0]!.extensions.code, 'UNAUTHENTICATED');
   });
 
+  test('two Authorization headers, even each a valid token: refused, not the first taken (a proxy may add its own)', async () => {
+    const { connect } = await import('node:net');
+    const { once } = await import('node:events');
+    const [mine, admin] = [await hsToken({ sub: 'nobody' }), await valid()];
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    socket.write(
+      `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${mine}\r\nauthorization: Bearer ${admin}\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    await once(socket, 'close');
+    assert.match(received, /^HTTP\/1\.1 401 /);
+    assert.match(received, /"code":"UNAUTHENTICATED"/);
+    assert.match(received, /The Authorization header must be \\"Bearer <token>\\" with a JWT/);
+  });
+
   test('a malformed token', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'not.a.jwt', { id: accountId }), /well-formed/);
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'garbage', { id: accountId }), /well-formed/);
@@ -234,6 +252,45 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
 
     const retired = await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
     assertRefused(stack, retired, /key/);
+  });
+});
+
+describe('a key set during a rotation, or holding a key the gateway cannot use', () => {
+  test('a token without a kid is verified by whichever of the set’s keys of its type signed it', async () => {
+    const [older, newer, stranger] = await Promise.all([1, 2, 3].map(() => generateKeyPair('RS256', { extractable: true })));
+    const jwk = async (pair: typeof older, kid: string) => ({ ...(await exportJWK(pair!.publicKey)), kid, alg: 'RS256', use: 'sig' });
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const jwks = await startJwksServer([await jwk(older, 'rsa-old'), await jwk(newer, 'rsa-new'), { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    try {
+      const withoutKid = (pair: typeof older) =>
+        new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(pair!.privateKey);
+      for (const pair of [older, newer]) assert.deepEqual((await stack.gql('{ __typename }', await withoutKid(pair))).body, { data: { __typename: 'Query' } });
+      assertRefused(stack, await stack.gql('{ __typename }', await withoutKid(stranger)), /signature/);
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
+
+  test('a token naming a key the gateway cannot use (RSA under 2048 bits) is refused with 401, the key said once', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const legacy = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    const usable = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...legacy, kid: 'legacy-1024', alg: 'RS256', use: 'sig' } as JWK, { ...(await exportJWK(usable.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'legacy-1024' }).setExpirationTime('10m').sign(usable.privateKey);
+      for (let i = 0; i < 5; i++) assertRefused(stack, await stack.gql('{ __typename }', token), /^No key of the configured key set verifies the token$/);
+      assert.equal(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens') && line.includes('"kid":"legacy-1024"')).length, 1);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+      // The set's other keys go on working.
+      const fine = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setExpirationTime('10m').sign(usable.privateKey);
+      assert.equal((await stack.gql('{ __typename }', fine)).status, 200);
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
   });
 });
 
