@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ByteCollector } from '../byte-collector.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
 import { hostnameOf, isLoopbackHost } from '../url.ts';
@@ -85,14 +86,11 @@ export function sendError(
 export async function readBody(req: IncomingMessage): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
+  const body = new ByteCollector(MAX_BODY_BYTES, Number.isFinite(declared) ? declared : undefined);
   for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
-    chunks.push(chunk);
+    if (!body.add(chunk)) throw new HttpError(413, 'request body too large');
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return body.bytes().toString('utf8');
 }
 
 /** Whether a request's body is a form, the only body kind that is signed and parsed. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import { ByteCollector } from '../byte-collector.ts';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request. */
 
@@ -99,19 +100,15 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     return Promise.resolve(undefined);
   }
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    const body = new ByteCollector(limit, Number.isFinite(declared) ? declared : undefined);
     req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
+      if (!body.add(chunk)) {
         req.removeAllListeners('data');
         req.resume();
         resolve(undefined);
-        return;
       }
-      chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => resolve(body.bytes()));
     req.on('error', reject);
   });
 }

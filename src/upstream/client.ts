@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { devNull } from 'node:os';
 import { errors, Pool, type Dispatcher } from 'undici';
+import { ByteCollector } from '../byte-collector.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -682,8 +683,7 @@ export class UpstreamClient {
         abortRequest?.(error);
         settle(error);
       };
-      const chunks: Buffer[] = [];
-      let received = 0;
+      let body: ByteCollector | undefined;
       let status = 0;
       let retryAfter: string | string[] | undefined;
       this.#pool.dispatch(
@@ -704,17 +704,17 @@ export class UpstreamClient {
             status = statusCode;
             retryAfter = headers['retry-after'];
             // Refused before reading when it says it is too large; else counted as it arrives (below).
-            if (Number(headers['content-length']) > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
+            const declared = Number(headers['content-length']);
+            if (declared > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
+            else body = new ByteCollector(MAX_RESPONSE_BYTES, declared);
           },
           onResponseData: (controller, chunk) => {
-            received += chunk.length;
             // Given up on at once: the connection is closed, the rest never read.
-            if (received > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
-            else chunks.push(chunk);
+            if (body !== undefined && !body.add(chunk)) controller.abort(new ResponseTooLarge(status));
           },
           onResponseEnd: () => {
             this.#lastAnswerEndAt = performance.now();
-            settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: Buffer.concat(chunks).toString('utf8') });
+            settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: body?.bytes().toString('utf8') ?? '' });
           },
           onResponseError: (_controller, error) => settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error),
         },
@@ -923,12 +923,13 @@ function parseRetryAfter(header: string | string[] | undefined): number | undefi
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined) return undefined;
   const trimmed = value.trim();
-  // Seconds (decimals tolerated), or an HTTP date, which has letters: V8's Date.parse reads "1.5" or "-1"
-  // as a date in 2001, a wait of 0.
+  // Seconds (decimals tolerated), or an HTTP date in one of its three forms (RFC 9110): V8's Date.parse alone
+  // reads "1.5" or "-1" as a date in 2001 (no wait at all), "x 2030" as 2030 and "120 (2 min)" as the year 120.
   let ms: number | undefined;
   if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else if (/[a-z]/i.test(trimmed)) {
-    const date = Date.parse(trimmed);
+  else if (HTTP_DATE.test(trimmed)) {
+    // asctime's form is in GMT too, without saying so: Date.parse would read it as local time.
+    const date = Date.parse(trimmed.endsWith('GMT') ? trimmed : `${trimmed} GMT`);
     ms = Number.isNaN(date) ? undefined : date - Date.now();
   }
   // An hour is the quota's own window: a longer (or endless, or absurd) wait is taken as that.
@@ -936,6 +937,15 @@ function parseRetryAfter(header: string | string[] | undefined): number | undefi
 }
 
 const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** An HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or the obsolete RFC 850 and asctime forms. */
+const HTTP_DATE = new RegExp(
+  [
+    '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$',
+    '^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$',
+    '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$',
+  ].join('|'),
+);
 
 /** Timers may fire a little early against the monotonic clock: a pause this close to its end is over. */
 const PAUSE_SLACK_MS = 5;

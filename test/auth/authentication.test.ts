@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
@@ -56,8 +58,6 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
   });
 
   test('two Authorization headers, even each a valid token: refused, not the first taken (a proxy may add its own)', async () => {
-    const { connect } = await import('node:net');
-    const { once } = await import('node:events');
     const [mine, admin] = [await hsToken({ sub: 'nobody' }), await valid()];
     const body = JSON.stringify({ query: '{ __typename }' });
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');

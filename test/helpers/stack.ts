@@ -187,3 +187,12 @@ export async function readRestDuringShutdown(stack: Stack, download: SlowRead): 
   await ended;
   await closing;
 }
+
+/** Waits until `condition` holds, checking every 20 ms, for `ms` at most (then throws). */
+export async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

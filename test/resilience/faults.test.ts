@@ -3,17 +3,9 @@ import { once } from 'node:events';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
-import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
-async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** One operation reading an account that answers beside one whose upstream request hangs. */
 async function okBesideHanging(stack: Stack) {
   const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { eventually, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
   status: number;
@@ -110,6 +112,37 @@ describe('HTTP hygiene', () => {
     // A byte order mark, which JSON lets a reader ignore, is.
     const bom = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"query":"{ __typename }"}')]) });
     assert.equal(bom.status, 200, bom.text);
+  });
+
+  it('holds a body sent a byte per chunk in about its own size, not a buffer per byte (1 MiB once held ~220 MB, before any token was checked)', { timeout: 60_000 }, async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pad = 512 * 1024;
+    const body = `{"query":"{ __typename } # ${'x'.repeat(pad)}"}`;
+    // Watched by its socket's bytes read: a 'data' listener of the test's own would take the body's first
+    // chunks before the gateway listens.
+    let server: Socket | undefined;
+    stack.gateway.httpServer.once('connection', (socket: Socket) => (server = socket));
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      const head = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n`;
+      const chunks = [...body].map((c) => `1\r\n${c}\r\n`).join('');
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      socket.write(head + chunks);
+      // Every byte in, the body not ended: what the gateway holds of it now is all it will hold.
+      await eventually(() => server?.bytesRead === head.length + chunks.length, 30_000);
+      gc();
+      const held = process.memoryUsage().heapUsed - before;
+      assert.ok(held < 40 * 1024 * 1024, `${Math.round(held / 1024 / 1024)} MB held for a ${pad / 1024} KB body`);
+      socket.end('0\r\n\r\n');
+      await once(socket, 'close');
+      assert.match(answer, /^HTTP\/1\.1 200 /);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('closes the connection of a request refused before its body is read, instead of reading an endless body until the deadline', { timeout: 20_000 }, async () => {

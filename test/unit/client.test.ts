@@ -275,6 +275,26 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(client.getAccount('b'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && (e.extensions?.['retryAfter'] as number) <= 3600);
   });
 
+  it('reads a Retry-After date only in HTTP’s own forms: garbage with a year in it is no pause of an hour', async () => {
+    const retryAfterOf = async (path: string, header: string) => {
+      pool.intercept({ path: `/2.0/accounts/${path}`, method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': header } });
+      // A client of its own each time: a pause would hold the next.
+      const error = await mockedClient({ maxAttempts: 1 }).getAccount(path).then(() => undefined, (e: Error & { extensions?: Record<string, unknown> }) => e);
+      assert.equal(error?.extensions?.['code'], 'RATE_LIMITED');
+      return error.extensions['retryAfter'];
+    };
+    const inTenMinutes = new Date(Date.now() + 600_000);
+    const near = (seconds: unknown) => typeof seconds === 'number' && seconds > 590 && seconds <= 601;
+    assert.ok(near(await retryAfterOf('imf', inTenMinutes.toUTCString())));
+    // RFC 850's form, and asctime's (in GMT, though it does not say so).
+    const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inTenMinutes.toUTCString())!.slice(1);
+    const long = { Mon: 'Monday', Tue: 'Tuesday', Wed: 'Wednesday', Thu: 'Thursday', Fri: 'Friday', Sat: 'Saturday', Sun: 'Sunday' }[weekday!];
+    assert.ok(near(await retryAfterOf('rfc850', `${long}, ${day}-${month}-${year!.slice(2)} ${time} GMT`)));
+    assert.ok(near(await retryAfterOf('asctime', `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`)));
+    // Not dates: unreadable, so no Retry-After to pass on (and no pause of the key).
+    for (const garbage of ['x 2030', 'wait 2030', 'Retry in 2100', '120 (2 min)']) assert.equal(await retryAfterOf('garbage', garbage), undefined, garbage);
+  });
+
   it('reads a Retry-After of decimal seconds as seconds (V8 would parse "30.5" as a date in 2001: no wait at all)', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '30.5' } });
     await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 31);
@@ -977,6 +997,25 @@ describe('UpstreamClient against a local server', () => {
       });
       limiter.abort(new OperationDeadlineExceeded(600));
       await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED');
+    } finally {
+      await client.close().catch(() => undefined);
+      await upstream.close();
+    }
+  });
+
+  it('reads an answer sent a byte per chunk whole (each chunk copied into one buffer as it comes)', async () => {
+    const padded = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [], first_name: 'p'.repeat(50_000) });
+    const upstream = await serve(
+      createNetServer((socket) => {
+        socket.once('data', () => {
+          socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n');
+          socket.end(`${[...padded].map((c) => `1\r\n${c}\r\n`).join('')}0\r\n\r\n`);
+        });
+      }),
+    );
+    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 2, maxAttempts: 1 });
+    try {
+      assert.equal((await client.getAccount('x')).first_name, 'p'.repeat(50_000));
     } finally {
       await client.close().catch(() => undefined);
       await upstream.close();
