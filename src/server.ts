@@ -177,6 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const responses = open;
     responses.add(res);
     res.once('close', () => responses.delete(res));
+    return responses.size;
   };
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
@@ -345,7 +346,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
     },
     (req, res) => {
-      trackUntilClosed(req.socket, res);
+      if (trackUntilClosed(req.socket, res) > MAX_PIPELINED) {
+        // The rest of what it sent in the same read may still arrive here: said once.
+        if (req.socket.destroyed) return;
+        // Node runs every request a connection pipelines at once: 3,000 sent in one write ran 3,000
+        // operations, holding every upstream connection from other clients. A client waits for answers long
+        // before this many; one that does not loses its connection, and its operations stop with it.
+        logger.warn('connection closed: it pipelined more requests than the gateway runs at once for one connection', {
+          requestId: requestIdOf(req),
+          maximum: MAX_PIPELINED,
+        });
+        req.socket.destroy();
+        return;
+      }
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
@@ -430,6 +443,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   };
 }
+
+/** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
+const MAX_PIPELINED = 32;
 
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 const OPERATION_OVER = new Error('The operation is over: its response has closed');

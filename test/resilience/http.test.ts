@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { eventually, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { eventually, startLoggingStack, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
   status: number;
@@ -322,6 +322,50 @@ describe('HTTP hygiene', () => {
       [400, 413, 415, 400, 405, 404, 405, 400, 400, 200, 200, 400, 400],
     );
     for (const answer of answers) assert.ok(!hasStackTrace(answer.text), `stack trace in: ${answer.text.slice(0, 500)}`);
+  });
+});
+
+describe('HTTP pipelining', () => {
+  it('closes a connection that pipelines more than 32 requests at once, stopping their operations; other clients are served', { timeout: 30_000 }, async () => {
+    const stack = await startLoggingStack('warn');
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'piped@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: 2_000 });
+      const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
+      const request = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.resume();
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.write(request.repeat(500));
+      await closed;
+      assert.equal(stack.lines.filter((line) => line.includes('pipelined more requests than the gateway runs at once')).length, 1);
+      // The ones begun before the cut stop with it: no more than 32 went upstream, and none is left waiting.
+      assert.ok(stack.upstreamCalls().length <= 32);
+      await eventually(() => stack.emulator.inFlight === 0, 10_000);
+      assert.deepEqual((await stack.gql('{ __typename }')).body, { data: { __typename: 'Query' } });
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('serves a few pipelined requests on one connection, in order', async () => {
+    const stack = await startStack();
+    try {
+      const request = (n: number) => {
+        const body = JSON.stringify({ query: `{ n${n}: __typename }` });
+        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      };
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.write(Array.from({ length: 20 }, (_, n) => request(n)).join(''));
+      await eventually(() => (received.match(/HTTP\/1\.1 200 /g) ?? []).length === 20, 10_000);
+      assert.deepEqual([...received.matchAll(/"(n\d+)":"Query"/g)].map((m) => m[1]), Array.from({ length: 20 }, (_, n) => `n${n}`));
+      socket.destroy();
+    } finally {
+      await stack.close();
+    }
   });
 });
 
