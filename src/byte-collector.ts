@@ -8,12 +8,17 @@ export class ByteCollector {
   #buffer: Buffer;
   #length = 0;
 
-  /** `expected`: the size announced (Content-Length), if any, to allocate once; never more than `limit`. */
+  /**
+   * `expected`: the size announced (Content-Length), if any, allocated at once up to `MAX_UPFRONT_BYTES`:
+   * a header alone must not reserve the whole limit (1,000 connections announcing 1 MiB and sending a byte
+   * reserved 1 GB).
+   */
   constructor(
     readonly limit: number,
     expected?: number,
   ) {
-    this.#buffer = Buffer.allocUnsafe(Math.min(limit, expected !== undefined && Number.isFinite(expected) && expected > 0 ? expected : INITIAL_BYTES));
+    const announced = expected !== undefined && Number.isFinite(expected) && expected > 0 ? Math.min(expected, MAX_UPFRONT_BYTES) : INITIAL_BYTES;
+    this.#buffer = Buffer.allocUnsafe(Math.min(limit, announced));
   }
 
   get length(): number {
@@ -43,3 +48,6 @@ export class ByteCollector {
 
 /** Without a Content-Length: enough for the usual GraphQL request or REST answer at once. */
 const INITIAL_BYTES = 16 * 1024;
+
+/** The most allocated before the bytes come, whatever size is announced; beyond it the buffer doubles as they do. */
+const MAX_UPFRONT_BYTES = 64 * 1024;

@@ -143,14 +143,19 @@ async function verifyWithKeySet(token: string, keySet: JWTVerifyGetKey, options:
     return await jwtVerify(token, keySet, options);
   } catch (error) {
     if (!(error instanceof joseErrors.JWKSMultipleMatchingKeys)) throw error;
+    // A key the gateway cannot use (an RSA key under 2048 bits) is passed over for the next: only when none
+    // verifies the token is it said.
+    let unusable: unknown;
     for await (const key of error) {
       try {
         return await jwtVerify(token, key, options);
       } catch (inner) {
-        if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw inner;
+        if (inner instanceof joseErrors.JWSSignatureVerificationFailed) continue;
+        if (inner instanceof joseErrors.JOSEError) throw inner;
+        unusable ??= inner;
       }
     }
-    throw new joseErrors.JWSSignatureVerificationFailed();
+    throw unusable ?? new joseErrors.JWSSignatureVerificationFailed();
   }
 }
 
@@ -184,9 +189,14 @@ class KeySetUnavailable extends Error {
   }
 }
 
-/** What jose throws when the key set itself could not be had (fetched in time, as JSON), not a token's fault. */
+/**
+ * What jose throws when the key set itself could not be had (fetched in time, as JSON), not a token's fault.
+ * Anything else it throws while getting a key comes from importing that one key (WebCrypto's DataError for a
+ * point off its curve, say): the key is unusable, the set is not unavailable.
+ */
 function isKeySetFailure(error: unknown): boolean {
-  if (!(error instanceof joseErrors.JOSEError)) return true; // fetch's own network errors
+  // fetch's own failures (refused, DNS, TLS, reset) are all this one TypeError, with the reason as its cause.
+  if (!(error instanceof joseErrors.JOSEError)) return error instanceof TypeError && error.message === 'fetch failed';
   return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || error.code === 'ERR_JOSE_GENERIC';
 }
 

@@ -273,6 +273,39 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     }
   });
 
+  test('a key the gateway cannot use is passed over for the next that verifies a token without a kid', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
+    const good = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...weak, alg: 'RS256', use: 'sig' } as JWK, { ...(await exportJWK(good.publicKey)), alg: 'RS256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(good.privateKey);
+      assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
+
+  test('a key that cannot even be imported (a point off its curve) refuses its tokens with 401, not a 503 for a key set unavailable', async () => {
+    const real = await generateKeyPair('ES256', { extractable: true });
+    const jwk = await exportJWK(real.publicKey);
+    const jwks = await startJwksServer([{ ...jwk, y: jwk.x, kid: 'bad', alg: 'ES256', use: 'sig' }, { ...jwk, kid: 'ec-1', alg: 'ES256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    try {
+      const signed = (kid: string) => new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('10m').sign(real.privateKey);
+      for (let i = 0; i < 3; i++) assertRefused(stack, await stack.gql('{ __typename }', await signed('bad')), /^No key of the configured key set verifies the token$/);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+      assert.equal(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens') && line.includes('"kid":"bad"')).length, 1);
+      // No backoff began: the set's good key works at once.
+      assert.equal((await stack.gql('{ __typename }', await signed('ec-1'))).status, 200);
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
+
   test('a token naming a key the gateway cannot use (RSA under 2048 bits) is refused with 401, the key said once', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const legacy = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });

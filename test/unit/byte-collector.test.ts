@@ -28,4 +28,16 @@ describe('ByteCollector', () => {
     assert.equal(body.length, 1 << 20);
     assert.equal(body.bytes().subarray(-3).toString(), 'xxx');
   });
+
+  it('allocates at most 64 KiB before the bytes come, whatever size is announced', () => {
+    const before = process.memoryUsage().arrayBuffers;
+    const held = Array.from({ length: 100 }, () => new ByteCollector(1 << 20, 1 << 20));
+    const grown = process.memoryUsage().arrayBuffers - before;
+    assert.ok(grown < 20 * 1024 * 1024, `${Math.round(grown / 1024 / 1024)} MiB for ${held.length} announced bodies of 1 MiB`);
+    // Still takes the whole body announced, growing as it comes.
+    const body = held[0]!;
+    for (let i = 0; i < 16; i++) assert.equal(body.add(Buffer.alloc(64 * 1024, i)), true);
+    assert.equal(body.length, 1 << 20);
+    assert.equal(body.add(Buffer.from('x')), false);
+  });
 });
