@@ -2,6 +2,7 @@ import { GraphQLError } from 'graphql';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
   errors as joseErrors,
   jwksCache,
@@ -10,8 +11,10 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
+  type FetchImplementation,
   type RemoteJWKSet,
 } from 'jose';
+import { ByteCollector } from '../byte-collector.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -88,6 +91,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
+          [customFetch]: fetchCapped,
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -172,6 +176,28 @@ function unusableKey(kid: unknown, error: unknown, requestId: string, logger: Lo
     error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
   });
 }
+
+/**
+ * The key set's fetch, its body read up to `MAX_JWKS_BYTES`: a provider's set is a few KB, and a 90 MB one was
+ * taken whole (every verification then cost ~25 ms). Larger, it is a set that could not be read.
+ */
+const fetchCapped: FetchImplementation = async (url, options) => {
+  const response = await fetch(url, options);
+  if (response.status !== 200 || response.body === null) return response;
+  const tooLarge = () => new joseErrors.JWKSInvalid(`the key set is larger than the ${MAX_JWKS_BYTES} bytes accepted`);
+  const declared = Number(response.headers.get('content-length'));
+  if (declared > MAX_JWKS_BYTES) {
+    await response.body.cancel();
+    throw tooLarge();
+  }
+  const body = new ByteCollector(MAX_JWKS_BYTES, declared);
+  // Leaving the loop by the throw cancels the rest of the body.
+  for await (const chunk of response.body) if (!body.add(chunk)) throw tooLarge();
+  return new Response(body.bytes(), { status: 200, headers: response.headers });
+};
+
+/** The largest key set read. */
+const MAX_JWKS_BYTES = 1024 * 1024;
 
 /** Failures of the key set already logged: requests that waited on the same fetch all get its one error. */
 const reportedFailures = new WeakSet<object>();

@@ -255,6 +255,27 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
   });
 });
 
+describe('a key set larger than 1 MiB', () => {
+  test('is not read whole: a key set that could not be had (503, one error line), and smaller ones are read as before', async () => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    const key = { ...(await exportJWK(pair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
+    const jwks = await startJwksServer([key, { kty: 'oct', kid: 'padding', k: 'x'.repeat(2 * 1024 * 1024) }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 50 } });
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setExpirationTime('10m').sign(pair.privateKey);
+      const refused = await stack.gql('{ __typename }', token);
+      assert.equal(refused.status, 503);
+      assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read') && line.includes('larger than the 1048576 bytes accepted')).length, 1);
+      jwks.setKeys([key]);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // past the backoff
+      assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
+});
+
 describe('a key set during a rotation, or holding a key the gateway cannot use', () => {
   test('a token without a kid is verified by whichever of the set’s keys of its type signed it', async () => {
     const [older, newer, stranger] = await Promise.all([1, 2, 3].map(() => generateKeyPair('RS256', { extractable: true })));
