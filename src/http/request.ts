@@ -147,7 +147,8 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
     const [name = '', value = ''] = parameter.split('=');
     if (name.trim().toLowerCase() !== 'charset') continue;
     const charset = value.trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (charset !== 'utf-8' && charset !== 'utf8') return 'POST bodies must be JSON in UTF-8: send them without a charset, or with charset=utf-8';
+    // ASCII is UTF-8's first 128 characters: a body so labelled reads the same.
+    if (charset !== 'utf-8' && charset !== 'utf8' && charset !== 'us-ascii') return 'POST bodies must be JSON in UTF-8: send them without a charset, or with charset=utf-8';
   }
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') return 'Compressed request bodies are not supported: send the JSON without a Content-Encoding';
