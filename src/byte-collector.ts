@@ -30,7 +30,7 @@ export class ByteCollector {
     const length = this.#length + chunk.length;
     if (length > this.limit) return false;
     if (length > this.#buffer.length) {
-      // Doubling: a body of n bytes is copied O(n) times in all, however it was cut.
+      // Doubling: the bytes copied in all stay under twice the body's size, however it was cut.
       const grown = Buffer.allocUnsafe(Math.min(this.limit, Math.max(length, this.#buffer.length * 2)));
       this.#buffer.copy(grown, 0, 0, this.#length);
       this.#buffer = grown;
