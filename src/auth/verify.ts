@@ -84,6 +84,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   // jose writes each key set it fetches here (the same object, `uat` the time of the fetch).
   const fetched: JWKSCacheInput = {};
+  /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
+  const unusableKeysSaid = new Set<string>();
   const jwks = jwksUrl
     ? backingOffAfterFailure(
         createRemoteJWKSet(new URL(jwksUrl), {
@@ -128,7 +130,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       if (!(error instanceof joseErrors.JOSEError) && !(error instanceof KeySetUnavailable)) {
         // Not the fetch (KeySetUnavailable wraps each of its failures) nor the token: a key of the set this
         // gateway cannot use (an RSA key under 2048 bits, say). A 503 would tell the caller to retry, for ever.
-        unusableKey(kid, error, requestId, logger);
+        unusableKey(unusableKeysSaid, kid, error, requestId, logger);
         throw unauthenticated('No key of the configured key set verifies the token');
       }
       throw refusal(error, requestId, logger);
@@ -163,13 +165,11 @@ async function verifyWithKeySet(token: string, keySet: JWTVerifyGetKey, options:
   }
 }
 
-/** The keys already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
-const unusableKeysSaid = new Set<string>();
-
-function unusableKey(kid: unknown, error: unknown, requestId: string, logger: Logger): void {
+/** Says once (by `kid`, in `said`) that a key of the set cannot verify tokens. */
+function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId: string, logger: Logger): void {
   const name = typeof kid === 'string' ? kid.slice(0, 100) : '(no kid)';
-  if (unusableKeysSaid.has(name) || unusableKeysSaid.size >= 100) return;
-  unusableKeysSaid.add(name);
+  if (said.has(name) || said.size >= 100) return;
+  said.add(name);
   logger.warn('a key of the JWKS cannot verify tokens: the tokens it signs are refused', {
     requestId,
     kid: name,
