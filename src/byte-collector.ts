@@ -9,7 +9,7 @@ export class ByteCollector {
   #length = 0;
 
   /**
-   * `expected`: the size announced (Content-Length), if any, allocated at once up to `MAX_UPFRONT_BYTES`:
+   * `expected`: the size announced (Content-Length; NaN or undefined when none), allocated at once up to `MAX_UPFRONT_BYTES`:
    * a header alone must not reserve the whole limit (1,000 connections announcing 1 MiB and sending a byte
    * reserved 1 GB).
    */

@@ -86,7 +86,7 @@ export function sendError(
 export async function readBody(req: IncomingMessage): Promise<string> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
-  const body = new ByteCollector(MAX_BODY_BYTES, Number.isFinite(declared) ? declared : undefined);
+  const body = new ByteCollector(MAX_BODY_BYTES, declared);
   for await (const chunk of req as AsyncIterable<Buffer>) {
     if (!body.add(chunk)) throw new HttpError(413, 'request body too large');
   }

@@ -100,7 +100,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
     return Promise.resolve(undefined);
   }
   return new Promise((resolve, reject) => {
-    const body = new ByteCollector(limit, Number.isFinite(declared) ? declared : undefined);
+    const body = new ByteCollector(limit, declared);
     req.on('data', (chunk: Buffer) => {
       if (!body.add(chunk)) {
         req.removeAllListeners('data');
