@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,29 @@ function assertRefused(stack: AuthStack, response: Awaited<ReturnType<AuthStack[
   if (message) assert.match(response.body.errors![0]!.message, message);
   assert.deepEqual(stack.upstreamCalls(), []);
 }
+
+/** An admin token signed with `privateKey`, its header naming `kid` when given. */
+const sign = (privateKey: CryptoKey, alg: string, kid?: string, claims: Record<string, unknown> = {}) =>
+  new SignJWT({ scope: 'contextio:admin', ...claims })
+    .setProtectedHeader(kid === undefined ? { alg } : { alg, kid })
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(privateKey);
+
+/** A gateway verifying tokens against a key set serving `keys` (with these auth settings besides), handed to `use`; both stopped after. */
+async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number } = {}): Promise<void> {
+  const jwks = await startJwksServer(keys);
+  const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, ...auth } });
+  try {
+    await use(stack, jwks);
+  } finally {
+    await stack.close();
+    await jwks.close();
+  }
+}
+
+/** The public JWK of an RSA key too short for RS256 (1024 bits): jose refuses to verify with it. */
+const weakRsaJwk = () => generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) as JWK;
 
 describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
   let stack: AuthStack;
@@ -164,13 +188,6 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
   let rsa: { privateKey: CryptoKey; publicKey: CryptoKey; jwk: JWK };
   let ec: { privateKey: CryptoKey; jwk: JWK };
 
-  const sign = (privateKey: CryptoKey, alg: string, kid: string, claims: Record<string, unknown> = {}) =>
-    new SignJWT({ scope: 'contextio:admin', ...claims })
-      .setProtectedHeader({ alg, kid })
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .sign(privateKey);
-
   before(async () => {
     const rsaPair = await generateKeyPair('RS256', { extractable: true });
     rsa = { ...rsaPair, jwk: { ...(await exportJWK(rsaPair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' } };
@@ -259,20 +276,20 @@ describe('a key set larger than 1 MiB', () => {
   test('is not read whole: a key set that could not be had (503, one error line), and smaller ones are read as before', async () => {
     const pair = await generateKeyPair('RS256', { extractable: true });
     const key = { ...(await exportJWK(pair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
-    const jwks = await startJwksServer([key, { kty: 'oct', kid: 'padding', k: 'x'.repeat(2 * 1024 * 1024) }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 50 } });
-    try {
-      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setExpirationTime('10m').sign(pair.privateKey);
-      const refused = await stack.gql('{ __typename }', token);
-      assert.equal(refused.status, 503);
-      assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read') && line.includes('larger than the 1048576 bytes accepted')).length, 1);
-      jwks.setKeys([key]);
-      await new Promise((resolve) => setTimeout(resolve, 100)); // past the backoff
-      assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
-    } finally {
-      await stack.close();
-      await jwks.close();
-    }
+    const padding = { kty: 'oct', kid: 'padding', k: 'x'.repeat(2 * 1024 * 1024) };
+    await withKeySet(
+      [key, padding],
+      async (stack, jwks) => {
+        const token = await sign(pair.privateKey, 'RS256', 'rsa-1');
+        const refused = await stack.gql('{ __typename }', token);
+        assert.equal(refused.status, 503);
+        assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read') && line.includes('larger than the 1048576 bytes accepted')).length, 1);
+        jwks.setKeys([key]);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // past the backoff
+        assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
+      },
+      { jwksFailureBackoffMs: 50 },
+    );
   });
 });
 
@@ -281,70 +298,41 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     const [older, newer, stranger] = await Promise.all([1, 2, 3].map(() => generateKeyPair('RS256', { extractable: true })));
     const jwk = async (pair: typeof older, kid: string) => ({ ...(await exportJWK(pair!.publicKey)), kid, alg: 'RS256', use: 'sig' });
     const ec = await generateKeyPair('ES256', { extractable: true });
-    const jwks = await startJwksServer([await jwk(older, 'rsa-old'), await jwk(newer, 'rsa-new'), { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
-    try {
-      const withoutKid = (pair: typeof older) =>
-        new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(pair!.privateKey);
-      for (const pair of [older, newer]) assert.deepEqual((await stack.gql('{ __typename }', await withoutKid(pair))).body, { data: { __typename: 'Query' } });
-      assertRefused(stack, await stack.gql('{ __typename }', await withoutKid(stranger)), /signature/);
-    } finally {
-      await stack.close();
-      await jwks.close();
-    }
+    await withKeySet([await jwk(older, 'rsa-old'), await jwk(newer, 'rsa-new'), { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }], async (stack) => {
+      for (const pair of [older, newer]) assert.deepEqual((await stack.gql('{ __typename }', await sign(pair!.privateKey, 'RS256'))).body, { data: { __typename: 'Query' } });
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(stranger!.privateKey, 'RS256')), /signature/);
+    });
   });
 
   test('a key the gateway cannot use is passed over for the next that verifies a token without a kid', async () => {
-    const { generateKeyPairSync } = await import('node:crypto');
-    const weak = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
     const good = await generateKeyPair('RS256', { extractable: true });
-    const jwks = await startJwksServer([{ ...weak, alg: 'RS256', use: 'sig' } as JWK, { ...(await exportJWK(good.publicKey)), alg: 'RS256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
-    try {
-      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256' }).setExpirationTime('10m').sign(good.privateKey);
-      assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
-    } finally {
-      await stack.close();
-      await jwks.close();
-    }
+    await withKeySet([{ ...weakRsaJwk(), alg: 'RS256', use: 'sig' }, { ...(await exportJWK(good.publicKey)), alg: 'RS256', use: 'sig' }], async (stack) => {
+      assert.deepEqual((await stack.gql('{ __typename }', await sign(good.privateKey, 'RS256'))).body, { data: { __typename: 'Query' } });
+    });
   });
 
   test('a key that cannot even be imported (a point off its curve) refuses its tokens with 401, not a 503 for a key set unavailable', async () => {
     const real = await generateKeyPair('ES256', { extractable: true });
     const jwk = await exportJWK(real.publicKey);
-    const jwks = await startJwksServer([{ ...jwk, y: jwk.x, kid: 'bad', alg: 'ES256', use: 'sig' }, { ...jwk, kid: 'ec-1', alg: 'ES256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
-    try {
-      const signed = (kid: string) => new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('10m').sign(real.privateKey);
-      for (let i = 0; i < 3; i++) assertRefused(stack, await stack.gql('{ __typename }', await signed('bad')), /^No key of the configured key set verifies the token$/);
+    await withKeySet([{ ...jwk, y: jwk.x, kid: 'bad', alg: 'ES256', use: 'sig' }, { ...jwk, kid: 'ec-1', alg: 'ES256', use: 'sig' }], async (stack) => {
+      for (let i = 0; i < 3; i++) assertRefused(stack, await stack.gql('{ __typename }', await sign(real.privateKey, 'ES256', 'bad')), /^No key of the configured key set verifies the token$/);
       assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
       assert.equal(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens') && line.includes('"kid":"bad"')).length, 1);
       // No backoff began: the set's good key works at once.
-      assert.equal((await stack.gql('{ __typename }', await signed('ec-1'))).status, 200);
-    } finally {
-      await stack.close();
-      await jwks.close();
-    }
+      assert.equal((await stack.gql('{ __typename }', await sign(real.privateKey, 'ES256', 'ec-1'))).status, 200);
+    });
   });
 
   test('a token naming a key the gateway cannot use (RSA under 2048 bits) is refused with 401, the key said once', async () => {
-    const { generateKeyPairSync } = await import('node:crypto');
-    const legacy = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' });
     const usable = await generateKeyPair('RS256', { extractable: true });
-    const jwks = await startJwksServer([{ ...legacy, kid: 'legacy-1024', alg: 'RS256', use: 'sig' } as JWK, { ...(await exportJWK(usable.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
-    try {
-      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'legacy-1024' }).setExpirationTime('10m').sign(usable.privateKey);
+    await withKeySet([{ ...weakRsaJwk(), kid: 'legacy-1024', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(usable.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }], async (stack) => {
+      const token = await sign(usable.privateKey, 'RS256', 'legacy-1024');
       for (let i = 0; i < 5; i++) assertRefused(stack, await stack.gql('{ __typename }', token), /^No key of the configured key set verifies the token$/);
       assert.equal(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens') && line.includes('"kid":"legacy-1024"')).length, 1);
       assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
       // The set's other keys go on working.
-      const fine = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setExpirationTime('10m').sign(usable.privateKey);
-      assert.equal((await stack.gql('{ __typename }', fine)).status, 200);
-    } finally {
-      await stack.close();
-      await jwks.close();
-    }
+      assert.equal((await stack.gql('{ __typename }', await sign(usable.privateKey, 'RS256', 'rsa-1'))).status, 200);
+    });
   });
 });
 
