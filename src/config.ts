@@ -35,6 +35,8 @@ export interface GatewayConfig extends AccessConfig {
   /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
   breakerFailureThreshold: number;
   breakerCooldownMs: number;
+  /** `CALLER_WRITES_PER_HOUR`: upstream writes a caller without the admin scope may make in any hour; 0, not counted. */
+  callerWritesPerHour: number;
   /** `MAX_BODY_BYTES`: larger request bodies get 413. */
   maxBodyBytes: number;
   /** `MAX_ANSWER_BYTES`: larger answers are not sent (QUERY_TOO_COMPLEX). */
@@ -88,6 +90,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const shutdownDrainMs = integer('SHUTDOWN_DRAIN_MS', DEFAULTS.shutdownDrainMs, 0, 600_000);
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', DEFAULTS.breakerFailureThreshold, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', DEFAULTS.breakerCooldownMs, 1, 600_000);
+  const callerWritesPerHour = integer('CALLER_WRITES_PER_HOUR', DEFAULTS.callerWritesPerHour, 0, 1_000_000);
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 100 * 1024 * 1024);
   // At most what one JavaScript string holds (2^29 − 24 UTF-16 units): larger answers cannot be made at all.
   const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
@@ -150,6 +153,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     shutdownDrainMs,
     breakerFailureThreshold,
     breakerCooldownMs,
+    callerWritesPerHour,
     maxBodyBytes,
     maxAnswerBytes,
     operationLimits,

@@ -1,4 +1,5 @@
 import { AccessGuard, type Identity } from './auth/index.ts';
+import type { CallerWriteBudget } from './limits/caller-writes.ts';
 import { ListLengthBudget } from './limits/index.ts';
 import { RequestApi } from './loaders/request-api.ts';
 import { cursorKeyFrom } from './resolvers/connection.ts';
@@ -29,10 +30,12 @@ export interface ContextDeps {
   client: UpstreamClient;
   /** The key of filtered lists' cursor digests, derived from the consumer secret. */
   cursorKey: Buffer;
+  /** Each non-admin caller's writes of the last hour; absent, writes are not counted. */
+  writeBudget: CallerWriteBudget | undefined;
 }
 
-export function contextDeps(client: UpstreamClient, consumerSecret: string): ContextDeps {
-  return { client, cursorKey: cursorKeyFrom(consumerSecret) };
+export function contextDeps(client: UpstreamClient, consumerSecret: string, writeBudget?: CallerWriteBudget): ContextDeps {
+  return { client, cursorKey: cursorKeyFrom(consumerSecret), writeBudget };
 }
 
 /**
@@ -40,5 +43,5 @@ export function contextDeps(client: UpstreamClient, consumerSecret: string): Con
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
 export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal), requestId, outcome, cursorKey: deps.cursorKey, lists: new ListLengthBudget() };
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal, deps.writeBudget), requestId, outcome, cursorKey: deps.cursorKey, lists: new ListLengthBudget() };
 }

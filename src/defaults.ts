@@ -20,6 +20,13 @@ export const DEFAULTS = {
   breakerCooldownMs: 5_000,
   maxBodyBytes: 1024 * 1024,
   /**
+   * Upstream writes a caller without the admin scope may make in any hour (0: not counted). A frontend user
+   * links a mailbox with one connect token, and changes an account now and then: 60 leaves room for retries
+   * and a busy session, while a day of a caller's connect tokens (they expire after 24 h unused) stays far
+   * below what makes the API key's unpaged token list too large to read (src/limits/caller-writes.ts).
+   */
+  callerWritesPerHour: 60,
+  /**
    * The largest answer sent. The limits bound how many fields an answer has, not how large the upstream's
    * values in them are: 64 MiB is far above any page the limits allow with ordinary values (the heaviest,
    * 100 accounts with their sources and tokens, is about 1 MB), and below what one slow client may hold.

@@ -9,6 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
+import { CallerWriteBudget } from './limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
@@ -51,6 +52,11 @@ export interface GatewayOptions extends GatewayAccessOptions {
    * would otherwise hold its whole answer in the gateway for as long as it keeps the connection open.
    */
   answerStallTimeoutMs?: number;
+  /**
+   * Upstream writes (mutations) each caller without the admin scope may make in any hour; past it they are
+   * refused `RATE_LIMITED` before any upstream call. Default 60; 0 counts none.
+   */
+  callerWritesPerHour?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
   breakerFailureThreshold?: number;
   breakerCooldownMs?: number;
@@ -192,7 +198,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const apollo = createApollo({ limits, unmakeableAnswer, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
 
-  const deps = contextDeps(client, options.upstream.consumerSecret);
+  const callerWritesPerHour = options.callerWritesPerHour ?? DEFAULTS.callerWritesPerHour;
+  const writeBudget = callerWritesPerHour > 0 && !access.open ? new CallerWriteBudget(callerWritesPerHour) : undefined;
+  const deps = contextDeps(client, options.upstream.consumerSecret, writeBudget);
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 

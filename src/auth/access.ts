@@ -7,7 +7,13 @@ import { ErrorCode, gatewayError } from '../errors.ts';
  */
 export type Identity =
   | { readonly kind: 'admin'; readonly subject: string | undefined; readonly open: boolean }
-  | { readonly kind: 'scoped'; readonly subject: string | undefined; readonly accounts: ReadonlySet<string> };
+  | {
+      readonly kind: 'scoped';
+      readonly subject: string | undefined;
+      readonly accounts: ReadonlySet<string>;
+      /** Who is counted for the caller's budget of writes: its issuer and subject, or the token itself when it names no subject. */
+      readonly caller: string;
+    };
 
 /** The identity of every caller when the gateway runs without `AUTH_JWT_SECRET`/`AUTH_JWKS_URL`. */
 export const OPEN_IDENTITY: Identity = { kind: 'admin', subject: undefined, open: true };

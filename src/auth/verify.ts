@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import {
   createLocalJWKSet,
@@ -135,7 +136,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       }
       throw refusal(error, requestId, logger);
     }
-    return identityOf(payload);
+    return identityOf(payload, token);
   };
 }
 
@@ -272,8 +273,8 @@ function bearerToken(authorization: string | undefined): string {
   return match[1]!;
 }
 
-/** The identity a verified payload grants; a claim of the wrong shape refuses the token as malformed. */
-export function identityOf(payload: JWTPayload): Identity {
+/** The identity a verified token (`payload`, from `token`) grants; a claim of the wrong shape refuses the token as malformed. */
+export function identityOf(payload: JWTPayload, token: string): Identity {
   const subject = typeof payload.sub === 'string' ? payload.sub : undefined;
   const scope = payload['scope'];
   if (scope !== undefined && typeof scope !== 'string') {
@@ -284,7 +285,9 @@ export function identityOf(payload: JWTPayload): Identity {
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
     throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
   }
-  return { kind: 'scoped', subject, accounts: new Set((accounts as string[] | undefined) ?? []) };
+  // Subjects are unique per issuer; a token without one is counted on its own (a digest: no token is kept).
+  const caller = subject === undefined ? `token ${createHash('sha256').update(token).digest('base64url')}` : JSON.stringify([payload.iss ?? null, subject]);
+  return { kind: 'scoped', subject, accounts: new Set((accounts as string[] | undefined) ?? []), caller };
 }
 
 /** jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. */

@@ -8,7 +8,7 @@ import type {
 } from '../upstream/types.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson } from './http.ts';
 import type { OAuthVerifier } from './oauth.ts';
-import type { HourlyRateLimit } from './rate-limit.ts';
+import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 

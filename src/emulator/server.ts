@@ -6,7 +6,7 @@ import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, spli
 import { hostnameOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
-import { HourlyRateLimit } from './rate-limit.ts';
+import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
 /**

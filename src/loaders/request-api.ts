@@ -1,5 +1,6 @@
 import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
+import type { CallerWriteBudget } from '../limits/caller-writes.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
@@ -25,12 +26,14 @@ interface TokenKey {
  * Reads go through per-request DataLoaders (each resource fetched once, concurrently); lists prime the
  * loaders of the items they hold; writes go straight to the client, once, and forget what they changed.
  * Loaders are created on first use, so an operation pays only for the ones it needs.
- * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request.
+ * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request; each
+ * write of a caller without the admin scope is then counted against its hourly budget (`CallerWriteBudget`).
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
   readonly #signal: CancelSignal | undefined;
   readonly #guard: AccessGuard;
+  readonly #writeBudget: CallerWriteBudget | undefined;
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
@@ -39,10 +42,11 @@ export class RequestApi {
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
 
-  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget) {
     this.#client = client;
     this.#guard = guard;
     this.#signal = signal;
+    this.#writeBudget = writeBudget;
   }
 
   /** An account, reached through the caller's scope or through a connect token the caller knew. */
@@ -122,6 +126,7 @@ export class RequestApi {
 
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
+    this.#countWrite('updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal);
     this.#forgetAccount(id);
     return result;
@@ -129,6 +134,7 @@ export class RequestApi {
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
+    this.#countWrite('deleteAccount');
     const result = await this.#client.deleteAccount(id, this.#signal);
     this.#forgetAccount(id);
     return result;
@@ -149,6 +155,7 @@ export class RequestApi {
 
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
+    this.#countWrite(accountId === null ? 'createConnectToken' : 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal);
     this.#tokenLists?.clear({ accountId });
     return result;
@@ -156,11 +163,22 @@ export class RequestApi {
 
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
+    this.#countWrite(accountId === null ? 'deleteConnectToken' : 'deleteAccountConnectToken');
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear({ accountId });
     return result;
+  }
+
+  /**
+   * Counts a write the caller is about to make, refusing it past the caller's budget. Admins are not counted
+   * (`createAccount` is theirs alone). A write is counted whatever the upstream answers: each costs a call of
+   * the key's quota, and a refused write may have taken effect.
+   */
+  #countWrite(what: string): void {
+    const { identity } = this.#guard;
+    if (identity.kind === 'scoped') this.#writeBudget?.take(identity.caller, what);
   }
 
   #accountLoader() {

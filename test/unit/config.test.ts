@@ -84,6 +84,7 @@ describe('configuration from the environment', () => {
       SHUTDOWN_DRAIN_MS: '5000',
       BREAKER_FAILURE_THRESHOLD: '7',
       BREAKER_COOLDOWN_MS: '250',
+      CALLER_WRITES_PER_HOUR: '0',
       MAX_BODY_BYTES: '2048',
       MAX_ANSWER_BYTES: '1048576',
       MAX_QUERY_DEPTH: '5',
@@ -95,14 +96,16 @@ describe('configuration from the environment', () => {
     assert.equal(config.shutdownDrainMs, 5_000);
     assert.equal(config.breakerFailureThreshold, 7);
     assert.equal(config.breakerCooldownMs, 250);
+    assert.equal(config.callerWritesPerHour, 0);
+    assert.equal(loadConfig({}).callerWritesPerHour, 60);
     assert.equal(config.maxBodyBytes, 2_048);
     assert.equal(config.maxAnswerBytes, 1_048_576);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
-      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
     );
   });
 

@@ -1,0 +1,64 @@
+import { ErrorCode, gatewayError } from '../errors.ts';
+import { HourlyRateLimit } from './hourly-rate-limit.ts';
+
+/**
+ * How many upstream writes each caller without the admin scope may make in any hour (`CALLER_WRITES_PER_HOUR`).
+ * The contract lets any caller with a valid token create and delete top-level connect tokens, and the API key's
+ * quota and its unpaged list of connect tokens are shared by everyone: without a bound, one frontend user in a
+ * loop created tokens (4 KB values each) until `GET /connect_tokens` was larger than the gateway reads, and the
+ * admins' `connectTokens` failed until the tokens expired a day later. Admins (trusted back ends, and every
+ * caller of a gateway running open) are not counted.
+ *
+ * Each gateway process counts on its own: behind N instances without sticky sessions a caller gets up to N
+ * times the budget.
+ */
+export class CallerWriteBudget {
+  /** Each caller's writes of the last hour; callers idle for an hour are forgotten (see `#sweep`). */
+  readonly #callers = new Map<string, HourlyRateLimit>();
+  readonly #now: () => number;
+  #sweptAt = -Infinity;
+
+  /** `now`: ms on a clock that does not jump (the system clock may be set back). */
+  constructor(
+    readonly perHour: number,
+    now: () => number = () => performance.now(),
+  ) {
+    this.#now = now;
+  }
+
+  /** Counts one write of `caller` (the identity's `caller` key); past the budget, throws `RATE_LIMITED` instead. */
+  take(caller: string, what: string): void {
+    const now = this.#now();
+    this.#sweep(now);
+    let writes = this.#callers.get(caller);
+    if (writes === undefined) {
+      writes = new HourlyRateLimit(this.perHour);
+      this.#callers.set(caller, writes);
+    }
+    const waitMs = writes.take(now);
+    if (waitMs === 0) return;
+    const retryAfter = Math.ceil(waitMs / 1000);
+    throw gatewayError(
+      ErrorCode.RATE_LIMITED,
+      `${what}: the caller has made the ${this.perHour} writes it may make in an hour (CALLER_WRITES_PER_HOUR); the next may be made in ${retryAfter} s`,
+      undefined,
+      { limit: 'CALLER_WRITES_PER_HOUR', maximum: this.perHour, retryAfter },
+    );
+  }
+
+  /** Callers counted now (for tests: memory follows the callers of the last hour). */
+  get size(): number {
+    return this.#callers.size;
+  }
+
+  /** At most once a minute, forgets the callers with no write in the last hour. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < SWEEP_INTERVAL_MS) return;
+    this.#sweptAt = now;
+    for (const [caller, writes] of this.#callers) {
+      if (writes.idle(now)) this.#callers.delete(caller);
+    }
+  }
+}
+
+const SWEEP_INTERVAL_MS = 60_000;
