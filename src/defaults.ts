@@ -22,8 +22,9 @@ export const DEFAULTS = {
   /**
    * Upstream writes a caller without the admin scope may make in any hour (0: not counted). A frontend user
    * links a mailbox with one connect token, and changes an account now and then: 60 leaves room for retries
-   * and a busy session, while a day of a caller's connect tokens (they expire after 24 h unused) stays far
-   * below what makes the API key's unpaged token list too large to read (src/limits/caller-writes.ts).
+   * and a busy session, while a day of a caller's connect tokens (they expire after 24 h unused), with every
+   * value at its longest, stays below what makes the API key's unpaged token list too large to read (32 MiB;
+   * docs/auth.md, "The budget of writes").
    */
   callerWritesPerHour: 60,
   /**

@@ -35,7 +35,7 @@ export function nameForm(input: { firstName?: string | null; lastName?: string |
  */
 function optionalName(value: string | null | undefined, name: string): string | null | undefined {
   if (value == null) return value;
-  text(value, name);
+  text(value, name, MAX_NAME_LENGTH);
   if (/[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u.test(value)) {
     throw argumentError(name, `${name} must not contain control characters (line breaks, tabs, NUL, directional overrides …)`);
   }
@@ -78,7 +78,7 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
  * the API's own signing example sends it, and Context.IO's clients pick the user's provider so).
  */
 export function email(value: string, name: string, allowDomainHint = false): string {
-  text(value, name);
+  text(value, name, MAX_EMAIL_LENGTH);
   const local = /^([^\s@\p{Cc}\p{Cf}]*)@[^\s@\p{Cc}\p{Cf}]+$/u.exec(value)?.[1];
   if (local === undefined || (local === '' && !allowDomainHint)) {
     throw argumentError(name, `${name} must be an email address${allowDomainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
@@ -89,13 +89,24 @@ export function email(value: string, name: string, allowDomainHint = false): str
 /**
  * A value sent as it is in a form (a name), checked under the input's own name: text a URL or form can carry
  * (no unpaired UTF-16 surrogate, which the URL parser would silently turn into U+FFFD), and no longer than
- * the client accepts.
+ * `maxLength` (at most what the client accepts).
  */
-function text(value: string, name: string): string {
+function text(value: string, name: string, maxLength = MAX_FORM_VALUE_LENGTH): string {
   if (/\p{Cs}/u.test(value)) throw argumentError(name, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
-  if (value.length > MAX_FORM_VALUE_LENGTH) {
-    throw argumentError(name, `${name} is ${value.length} UTF-16 code units long, more than the ${MAX_FORM_VALUE_LENGTH} accepted`);
+  if (value.length > maxLength) {
+    throw argumentError(name, `${name} is ${value.length} UTF-16 code units long, more than the ${maxLength} accepted`);
   }
   return value;
 }
+
+/*
+ * The upstream keeps what a form gives it and lists it back, whole, in the connect-token list that is never
+ * paged: each character a caller may store there is one every admin's `connectTokens` reads for a day. A name
+ * or an email address needs far less than the 4096 a URL may (with a state parameter) take.
+ */
+
+/** A first or last name: longer than any person's, as long as most systems' columns. */
+const MAX_NAME_LENGTH = 256;
+/** The longest address SMTP can carry (RFC 5321's 256-octet path, less its angle brackets). */
+const MAX_EMAIL_LENGTH = 254;
 

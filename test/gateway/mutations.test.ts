@@ -132,7 +132,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a callback URL with a no-break space', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/\\u00a0x" }) { token } }'],
     ['a callback URL with a zero-width space in its host', 'mutation { createConnectToken(input: { callbackUrl: "https://exa\\u200bmple.com/cb" }) { token } }'],
     // The upstream lists back what it keeps: a few huge names once pushed the token list past what an answer may take.
-    ['a first name over 4096 characters', `mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/cb", firstName: "${'n'.repeat(4097)}" }) { token } }`],
+    ['a first name over 256 characters', `mutation { createConnectToken(input: { callbackUrl: "https://a.example.com/cb", firstName: "${'n'.repeat(257)}" }) { token } }`],
+    ['an account email over 254 characters', `mutation { createAccount(input: { email: "${'a'.repeat(243)}@example.com" }) { id } }`],
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],
@@ -157,7 +158,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
     // Named as the caller named it, not as the upstream's parameter.
-    ['a first name over 4096 characters, by its input name', { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(4097) }, /input\.firstName is 4097 UTF-16 code units long, more than the 4096 accepted/],
+    ['a first name over 256 characters, by its input name', { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(257) }, /input\.firstName is 257 UTF-16 code units long, more than the 256 accepted/],
+    ['an email over 254 characters', { callbackUrl: 'https://app.example.com/cb', email: `${'a'.repeat(243)}@example.com` }, /input\.email is 255 UTF-16 code units long, more than the 254 accepted/],
     // 1,029 characters given, 9,029 as the URL that would be sent.
     ['a callback URL that percent-encoding takes over 4096 characters', { callbackUrl: `https://app.example.com/cb?n=${'€'.repeat(1000)}` }, /input\.callbackUrl is 9029 characters once written as a URL/],
   ] as const) {
@@ -183,6 +185,16 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     const update = await stack.gql('mutation { updateAccount(id: "0123456789abcdef01234567", input: { lastName: "a\\tb" }) { success } }');
     assert.deepEqual(codes(update), ['BAD_USER_INPUT']);
     assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('takes a name of 256 characters and an email address of 254, the longest each may be', async () => {
+    const input = { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(256), email: `${'a'.repeat(242)}@example.com` };
+    const created = await stack.gql<{ createConnectToken: { connectToken: { firstName: string; email: string } } }>(
+      'mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { connectToken { firstName email } } }',
+      { input },
+    );
+    assert.equal(created.body.errors, undefined);
+    assert.deepEqual(created.body.data!.createConnectToken.connectToken, { firstName: input.firstName, email: input.email });
   });
 
   it('takes an app scheme callback and a domain hint as the email (@gmail.com, as the API documents), through to the connect page', async () => {
