@@ -458,8 +458,9 @@ describe('UpstreamClient against a mocked upstream', () => {
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
 describe('UpstreamClient against a local server', () => {
   const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
+  type LocalClientOptions = Omit<UpstreamClientOptions, 'baseUrl' | 'consumerKey' | 'consumerSecret' | 'logger'> & { logger?: Logger };
   /** A client of the local server at `baseUrl`, logging nothing unless given a logger. */
-  const localClient = (baseUrl: string, options: Omit<UpstreamClientOptions, 'baseUrl' | 'consumerKey' | 'consumerSecret' | 'logger'> & { logger?: Logger }) =>
+  const localClient = (baseUrl: string, options: LocalClientOptions) =>
     new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
 
   /** `server` on a free loopback port, and how to close it with every connection still open to it. */
@@ -476,44 +477,55 @@ describe('UpstreamClient against a local server', () => {
     };
   };
 
-  it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
-    const silent = await serve(createNetServer());
-    const client = localClient(`https://127.0.0.1:${silent.port}/2.0`, { timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 });
+  /**
+   * `server` on a free loopback port and a client of it with these options (over `https:` for `scheme: 'https'`),
+   * handed to `use`; both closed after, the client first, however `use` ends.
+   */
+  const withLocalUpstream = async (
+    server: NetServer | HttpServer,
+    { scheme = 'http', ...options }: LocalClientOptions & { scheme?: 'http' | 'https' },
+    use: (client: UpstreamClient) => Promise<void>,
+  ): Promise<void> => {
+    const upstream = await serve(server);
     try {
+      const client = localClient(`${scheme}://127.0.0.1:${upstream.port}/2.0`, options);
+      try {
+        await use(client);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    } finally {
+      await upstream.close();
+    }
+  };
+
+  it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
+    await withLocalUpstream(createNetServer(), { scheme: 'https', timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 }, async (client) => {
       const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
       for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
       assert.equal(client.breakerState, 'open');
       await assert.rejects(client.getAccount('b'), /circuit open/);
-    } finally {
-      await client.close().catch(() => undefined);
-      await silent.close();
-    }
+    });
   });
 
   it('stops reading an answer streamed past 32 MiB without a Content-Length, and closes its connection', async () => {
     let written = 0;
-    const upstream = await serve(
-      createHttpServer((_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
-        const chunk = Buffer.alloc(1024 * 1024, 0x20);
-        const more = () => {
-          while (written < 64 * 1024 * 1024) {
-            written += chunk.length;
-            if (!res.write(chunk)) return void res.once('drain', more);
-          }
-          res.end();
-        };
-        more();
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 });
-    try {
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      const more = () => {
+        while (written < 64 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
+    });
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
       await assert.rejects(client.getAccount('big'), /larger than 32 MiB/);
       assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('says the upstream answered with broken HTTP, not that it could not be reached, and does not retry', async () => {
@@ -529,16 +541,13 @@ describe('UpstreamClient against a local server', () => {
     ];
     for (const answer of answers) {
       let requests = 0;
-      const upstream = await serve(
-        createNetServer((socket) => {
-          socket.once('data', () => {
-            requests++;
-            socket.end(answer);
-          });
-        }),
-      );
-      const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
-      try {
+      const server = createNetServer((socket) => {
+        socket.once('data', () => {
+          requests++;
+          socket.end(answer);
+        });
+      });
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
         await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
           assert.match(e.message, /not valid HTTP/);
@@ -547,26 +556,20 @@ describe('UpstreamClient against a local server', () => {
         assert.equal(requests, 1);
         // A fault of this answer, not a sign of the upstream being down: the breaker does not count it.
         assert.equal(client.breakerState, 'closed');
-      } finally {
-        await client.close().catch(() => undefined);
-        await upstream.close();
-      }
+      });
     }
   });
 
   it('retries an answer cut short (its connection closed before the announced body was in) as a broken connection', async () => {
     let requests = 0;
-    const upstream = await serve(
-      createNetServer((socket) => {
-        socket.once('data', () => {
-          requests++;
-          socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{"id":');
-        });
-      }),
-    );
+    const server = createNetServer((socket) => {
+      socket.once('data', () => {
+        requests++;
+        socket.end('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\nconnection: close\r\n\r\n{"id":');
+      });
+    });
     // Seven broken answers in a row: the breaker is not what this is about.
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
       await assert.rejects(client.getAccount('a'), /^The connection to the upstream broke before it answered$/);
       assert.equal(requests, 3);
       // A POST is sent once, and may have been carried out: the message says so.
@@ -575,64 +578,48 @@ describe('UpstreamClient against a local server', () => {
       // So may a DELETE, retried as it is.
       await assert.rejects(client.deleteConnectToken(null, 't'), /broke before it answered: the request may have taken effect/);
       assert.equal(requests, 7);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('takes a DELETE retried after its connection broke once the request went out, then answered 404, as done', async () => {
     let requests = 0;
-    const upstream = await serve(
-      createNetServer((socket) => {
-        socket.once('data', () => {
-          requests++;
-          // The first attempt's connection breaks after the request arrived; the retry finds the token gone.
-          if (requests === 1) socket.destroy();
-          else socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 45\r\nconnection: close\r\n\r\n{"type":"error","value":"connect_token gone!"}');
-        });
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
-    try {
+    const server = createNetServer((socket) => {
+      socket.once('data', () => {
+        requests++;
+        // The first attempt's connection breaks after the request arrived; the retry finds the token gone.
+        if (requests === 1) socket.destroy();
+        else socket.end('HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 45\r\nconnection: close\r\n\r\n{"type":"error","value":"connect_token gone!"}');
+      });
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
       assert.deepEqual(await client.deleteConnectToken(null, 't'), { success: true });
       assert.equal(requests, 2);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async () => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // fourth goes out at ~1.8 s and is cut at 2, and the rest never go out. None says the upstream is down.
-    const upstream = await serve(createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600)));
+    const server = createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600));
     const lines: string[] = [];
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) }, async (client) => {
       const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
       assert.ok(results.some((r) => r.status === 'rejected'), 'some timed out');
       assert.equal(client.breakerState, 'closed', lines.join('\n'));
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async () => {
     for (const interim of [false, true]) {
       // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
       // with little of its time left, and the queue never empties; no answer came while they waited.
-      const upstream = await serve(
-        createNetServer((socket) => {
-          socket.on('error', () => {});
-          socket.on('data', () => {
-            if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
-          });
-        }),
-      );
-      const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 });
-      try {
+      const server = createNetServer((socket) => {
+        socket.on('error', () => {});
+        socket.on('data', () => {
+          if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
+        });
+      });
+      await withLocalUpstream(server, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 }, async (client) => {
         const calls: Array<Promise<unknown>> = [];
         for (let i = 0; i < 20 && client.breakerState === 'closed'; i++) {
           calls.push(client.getAccount(`a${i}`).catch(() => undefined));
@@ -640,73 +627,56 @@ describe('UpstreamClient against a local server', () => {
         }
         await Promise.all(calls);
         assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
-      } finally {
-        await client.close().catch(() => undefined);
-        await upstream.close();
-      }
+      });
     }
   });
 
   it('does not open the breaker for one resource hanging while the others are answered (one caller could pause every caller)', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        if (req.url?.startsWith('/2.0/accounts/bad')) return; // never answered
-        res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 });
-    let healthy = true;
-    const others = (async () => {
-      while (healthy) {
-        await client.getAccount('good');
-        await new Promise((resolve) => setTimeout(resolve, 10));
+    const server = createHttpServer((req, res) => {
+      if (req.url?.startsWith('/2.0/accounts/bad')) return; // never answered
+      res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+    });
+    await withLocalUpstream(server, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
+      let healthy = true;
+      const others = (async () => {
+        while (healthy) {
+          await client.getAccount('good');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      })();
+      try {
+        const bad = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`)));
+        assert.ok(bad.every((r) => r.status === 'rejected'));
+        assert.equal(client.breakerState, 'closed');
+      } finally {
+        healthy = false;
+        await others.catch(() => undefined);
       }
-    })();
-    try {
-      const bad = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`)));
-      assert.ok(bad.every((r) => r.status === 'rejected'));
-      assert.equal(client.breakerState, 'closed');
-    } finally {
-      healthy = false;
-      await others.catch(() => undefined);
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
     // With nothing answered at all, the same timeouts open it.
-    const silent = await serve(createHttpServer(() => undefined));
-    const down = localClient(`http://127.0.0.1:${silent.port}/2.0`, { timeoutMs: 300, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 });
-    try {
+    await withLocalUpstream(createHttpServer(() => undefined), { timeoutMs: 300, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (down) => {
       await Promise.allSettled(Array.from({ length: 5 }, (_, i) => down.getAccount(`a${i}`)));
       assert.equal(down.breakerState, 'open');
-    } finally {
-      await down.close().catch(() => undefined);
-      await silent.close();
-    }
+    });
   });
 
   it('retries a request whose kept-alive connection was reset without opening the breaker', async () => {
     // Each connection's first request is answered; a later one is reset once written (a middlebox that forgot
     // the connection). The retry goes out on a fresh connection.
-    const upstream = await serve(
-      createNetServer((socket) => {
-        let requests = 0;
-        socket.on('error', () => {});
-        socket.on('data', () => {
-          requests++;
-          if (requests > 1) return void socket.resetAndDestroy();
-          socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ACCOUNT.length}\r\nkeep-alive: timeout=30\r\n\r\n${ACCOUNT}`);
-        });
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 });
-    try {
+    const server = createNetServer((socket) => {
+      let requests = 0;
+      socket.on('error', () => {});
+      socket.on('data', () => {
+        requests++;
+        if (requests > 1) return void socket.resetAndDestroy();
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ACCOUNT.length}\r\nkeep-alive: timeout=30\r\n\r\n${ACCOUNT}`);
+      });
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
       await client.getAccount('warm');
       assert.equal((await client.getAccount('again')).id, 'x');
       assert.equal(client.breakerState, 'closed');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('records a retried connection error when the call then fails for good another way (its operation out of requests)', async () => {
@@ -727,50 +697,37 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('says a DELETE may have taken effect when, after a 502, its retry is refused by a rate-limit pause', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
-        else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100 });
-    try {
+    const server = createHttpServer((req, res) => {
+      if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+    });
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
       const deletion = client.deleteAccount('a');
       await new Promise((resolve) => setTimeout(resolve, 20));
       await client.getAccount('b').catch(() => undefined); // its 429 pauses the key for 60 s
       await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('says a write whose connection failed before it went out (a TLS handshake refused) could not be reached, never that it may have taken effect', async () => {
     // A plain HTTP server behind an https: base URL: the TLS handshake fails before any request is written.
-    const upstream = await serve(createNetServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n')));
-    const client = localClient(`https://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 });
-    try {
+    const server = createNetServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n'));
+    await withLocalUpstream(server, { scheme: 'https', timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
       for (const write of [() => client.createAccount({ email: 'a@example.com' }), () => client.deleteConnectToken(null, 't')]) {
         await assert.rejects(write(), (e: Error) => {
           assert.equal(e.message, 'The upstream could not be reached');
           return true;
         });
       }
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 });
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    try {
+    const server = createHttpServer((req, res) => {
+      if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+    });
+    await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 }, async (client) => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       await assert.rejects(client.getAccount('hang-1'), /did not answer/);
       assert.equal(client.breakerState, 'open');
       await sleep(250);
@@ -782,30 +739,24 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(client.breakerState, 'closed');
       await assert.rejects(lost, /did not answer/);
       assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('does not let a probe given up on open the circuit again once it has closed, when its hung connection is reset', async () => {
     const hung: ServerResponse[] = [];
     let failing = true;
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        if (req.url!.includes('/hang')) return void hung.push(res);
-        if (failing) return void res.writeHead(502).end('bad gateway');
-        res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100 });
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    /** Resets the connection of the next request to hang, once it has arrived. */
-    const resetNextHung = async () => {
-      while (hung.length === 0) await sleep(5);
-      hung.shift()!.socket!.destroy();
-    };
-    try {
+    const server = createHttpServer((req, res) => {
+      if (req.url!.includes('/hang')) return void hung.push(res);
+      if (failing) return void res.writeHead(502).end('bad gateway');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100 }, async (client) => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      /** Resets the connection of the next request to hang, once it has arrived. */
+      const resetNextHung = async () => {
+        while (hung.length === 0) await sleep(5);
+        hung.shift()!.socket!.destroy();
+      };
       await assert.rejects(client.getAccount('down'), /HTTP 502/); // its 502s open the circuit
       failing = false;
       await sleep(120);
@@ -820,19 +771,15 @@ describe('UpstreamClient against a local server', () => {
       await resetNextHung();
       await assert.rejects(lost, /connection to the upstream broke/);
       assert.equal(client.breakerState, 'closed');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async () => {
     // Answers only /ok.
-    const upstream = await serve(createHttpServer((req, res) => void (req.url!.endsWith('/ok') && res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT))));
+    const server = createHttpServer((req, res) => void (req.url!.endsWith('/ok') && res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT)));
     const lines: string[] = [];
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) });
-    const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
-    try {
+    await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
+      const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
       // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
       const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
       for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
@@ -855,24 +802,18 @@ describe('UpstreamClient against a local server', () => {
         logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
         [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
       );
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        const id = req.url!.split('/').pop();
-        if (id === 'reset') setTimeout(() => req.socket.destroy(), 900); // after the request went out
-        else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 300);
-        // 'hang': never answers
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300 });
-    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-    try {
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop();
+      if (id === 'reset') setTimeout(() => req.socket.destroy(), 900); // after the request went out
+      else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 300);
+      // 'hang': never answers
+    });
+    await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300 }, async (client) => {
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
       const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
       await sleep(600);
       const hang = client.getAccount('hang'); // out at 900 ms, hangs until 3.6 s
@@ -884,10 +825,7 @@ describe('UpstreamClient against a local server', () => {
       await assert.rejects(late);
       assert.equal((await client.getAccount('ok')).id, 'x');
       assert.equal(client.breakerState, 'closed');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('says a write may have taken effect when its answer could not be used: too large, not valid HTTP once sent, or a success not understood', async () => {
@@ -897,61 +835,46 @@ describe('UpstreamClient against a local server', () => {
       garbled: (res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"success": tru'),
       refused: (res) => void res.writeHead(400, { 'content-length': String(40 * 1024 * 1024) }).write('x'),
     };
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        req.resume();
-        answers[req.url!.split('/').pop()!]?.(res);
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 100 });
-    try {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      answers[req.url!.split('/').pop()!]?.(res);
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
       for (const [answer, landed] of [['large', true], ['broken', true], ['garbled', true], ['refused', false]] as const) {
         await assert.rejects(client.updateAccount(answer, { first_name: 'x' }), (e: Error) => {
           assert.equal(/: the request may have taken effect$/.test(e.message), landed, `${answer}: ${e.message}`);
           return true;
         });
       }
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('fails requests queued for a connection at once when the circuit opens before their turn, unsent', async () => {
     let requests = 0;
-    const upstream = await serve(
-      createHttpServer((_req, res) => {
-        requests++;
-        setTimeout(() => res.writeHead(502).end('bad gateway'), 50);
-      }),
-    );
+    const server = createHttpServer((_req, res) => {
+      requests++;
+      setTimeout(() => res.writeHead(502).end('bad gateway'), 50);
+    });
     // One connection: the later calls wait in the pool's queue behind the first when its 502 opens the circuit.
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
       const first = client.getAccount('first');
       await new Promise((resolve) => setTimeout(resolve, 10));
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
       await assert.rejects(first, /HTTP 502/);
       for (const call of queued) await assert.rejects(call, /circuit open/);
       assert.equal(requests, 1);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('lets a call that waited out a rate-limit pause be the half-open trial; one cut by its operation while it waits is logged, and ends RATE_LIMITED', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        const id = req.url!.split('/').pop();
-        if (id === 'limited') setTimeout(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
-        else if (id === 'down') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
-        else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
-      }),
-    );
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop();
+      if (id === 'limited') setTimeout(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
+      else if (id === 'down') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+    });
     const lines: string[] = [];
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)) });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
       await Promise.all([assert.rejects(client.getAccount('limited'), /rate limit/), assert.rejects(client.getAccount('down'), /HTTP 502/)]);
       assert.equal(client.breakerState, 'open');
       // Both wait the pause out (3 s of their 5); the first is cut by its operation's deadline meanwhile.
@@ -970,21 +893,15 @@ describe('UpstreamClient against a local server', () => {
       // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
       assert.equal((await waited).id, 'x');
       assert.equal(client.breakerState, 'closed');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('ends a retried call cut by its operation while it waits out another call’s pause with its own earlier failure (a 502 after which a DELETE may have taken effect)', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
-        else res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 2, retryBaseDelayMs: 10, breakerFailureThreshold: 100 });
-    try {
+    const server = createHttpServer((req, res) => {
+      if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      else res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 2, retryBaseDelayMs: 10, breakerFailureThreshold: 100 }, async (client) => {
       const operation = new OperationScope('req-11', 10);
       // Its first attempt out; then another call's 429 pauses the key for 3 s; then its 502 asks for a retry.
       const deletion = client.deleteAccount('a', operation);
@@ -997,41 +914,29 @@ describe('UpstreamClient against a local server', () => {
       });
       limiter.abort(new OperationDeadlineExceeded(600));
       await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('reads an answer sent a byte per chunk whole (each chunk copied into one buffer as it comes)', async () => {
     const padded = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [], first_name: 'p'.repeat(50_000) });
-    const upstream = await serve(
-      createNetServer((socket) => {
-        socket.once('data', () => {
-          socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n');
-          socket.end(`${[...padded].map((c) => `1\r\n${c}\r\n`).join('')}0\r\n\r\n`);
-        });
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 2, maxAttempts: 1 });
-    try {
+    const server = createNetServer((socket) => {
+      socket.once('data', () => {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n');
+        socket.end(`${[...padded].map((c) => `1\r\n${c}\r\n`).join('')}0\r\n\r\n`);
+      });
+    });
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 2, maxAttempts: 1 }, async (client) => {
       assert.equal((await client.getAccount('x')).first_name, 'p'.repeat(50_000));
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async () => {
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        const limited = (seconds: number) => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-        if (req.url!.endsWith('/short')) setTimeout(() => limited(2), 200);
-        else setTimeout(() => limited(60), 300);
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100 });
-    try {
+    const server = createHttpServer((req, res) => {
+      const limited = (seconds: number) => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      if (req.url!.endsWith('/short')) setTimeout(() => limited(2), 200);
+      else setTimeout(() => limited(60), 300);
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100 }, async (client) => {
       const short = client.getAccount('short'); // its 429 says 2 s: it waits to retry…
       const long = client.getAccount('long'); // …and meanwhile this one's 429 pauses the key for 60 s
       await assert.rejects(long, /rate limit/);
@@ -1040,47 +945,35 @@ describe('UpstreamClient against a local server', () => {
         assert.ok((e.extensions?.['retryAfter'] as number) > 30, `${e.message} (retryAfter ${String(e.extensions?.['retryAfter'])})`);
         return true;
       });
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('records a retried 502 when the call then fails for good on an answer it cannot use (too large)', async () => {
     let requests = 0;
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        req.resume();
-        if (++requests === 1) res.writeHead(502).end('bad gateway');
-        else res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) }).write('x');
-      }),
-    );
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 1 });
-    try {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      if (++requests === 1) res.writeHead(502).end('bad gateway');
+      else res.writeHead(200, { 'content-length': String(64 * 1024 * 1024) }).write('x');
+    });
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 1 }, async (client) => {
       await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
       assert.equal(client.breakerState, 'open');
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: { path: string; at: number }[] = [];
     let limitedUntil = 0;
-    const upstream = await serve(
-      createHttpServer((req, res) => {
-        arrivals.push({ path: req.url!, at: Date.now() });
-        if (req.url!.endsWith('/first')) {
-          limitedUntil = Date.now() + 1_000;
-          setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
-        } else if (Date.now() < limitedUntil) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-        else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
-      }),
-    );
+    const server = createHttpServer((req, res) => {
+      arrivals.push({ path: req.url!, at: Date.now() });
+      if (req.url!.endsWith('/first')) {
+        limitedUntil = Date.now() + 1_000;
+        setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
+      } else if (Date.now() < limitedUntil) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+    });
     // One connection: the three later calls wait in the pool's queue behind the first when its 429 comes.
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
       const first = client.getAccount('first');
       await new Promise((resolve) => setTimeout(resolve, 10));
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
@@ -1090,10 +983,7 @@ describe('UpstreamClient against a local server', () => {
       // Each queued call went out once, after the pause: none spent a request of the key's quota on a 429.
       assert.deepEqual(arrivals.map((a) => a.path.split('/').pop()).sort(), ['first', 'q1', 'q2', 'q3']);
       for (const arrival of arrivals.slice(1)) assert.ok(arrival.at >= limitedUntil - 50, `${arrival.path} went out ${limitedUntil - arrival.at} ms before the pause ended`);
-    } finally {
-      await client.close().catch(() => undefined);
-      await upstream.close();
-    }
+    });
   });
 
   it('drops a request cancelled while it waited for a connection without closing the connection it is given', async () => {
@@ -1107,9 +997,7 @@ describe('UpstreamClient against a local server', () => {
       else answer();
     });
     server.on('connection', () => connections++);
-    const upstream = await serve(server);
-    const client = localClient(`http://127.0.0.1:${upstream.port}/2.0`, { timeoutMs: 5_000, maxInFlight: 1 });
-    try {
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1 }, async (client) => {
       const held = client.getAccount('hold');
       const caller = new AbortController();
       const queued = client.getAccount('queued', caller.signal);
@@ -1120,9 +1008,6 @@ describe('UpstreamClient against a local server', () => {
       // The cancelled request's turn has come and gone: the next call still finds the first connection.
       assert.equal((await client.getAccount('next')).id, 'x');
       assert.equal(connections, 1);
-    } finally {
-      await client.close();
-      await upstream.close();
-    }
+    });
   });
 });
