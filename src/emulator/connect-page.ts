@@ -51,7 +51,7 @@ export async function handleConnectPage(
     res.setHeader('Allow', 'GET, POST');
     return sendHtml(res, 405, errorPage('Method not allowed', 'Open this page in a browser.'));
   } catch (error) {
-    if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message));
+    if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message), error.headers);
     process.stderr.write(`Context.IO emulator: connect page error: ${(error as Error).stack ?? String(error)}\n`);
     return sendHtml(res, 500, errorPage('Something went wrong', 'The emulator could not complete this request.'));
   }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ByteCollector } from '../byte-collector.ts';
+import { readBody as readBodyUpTo } from '../http/request.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
 import { hostnameOf, isLoopbackHost } from '../url.ts';
@@ -82,15 +82,15 @@ export function sendError(
   sendJson(res, status, body, headers);
 }
 
-/** Reads the whole body as text, refusing more than {@link MAX_BODY_BYTES}. */
+/**
+ * Reads the whole body as text, refusing more than {@link MAX_BODY_BYTES} as the gateway does (the same
+ * reader): the rest of a refused body is discarded, not kept, and the 413 closes the connection, so that a
+ * client sending without end is not read on.
+ */
 export async function readBody(req: IncomingMessage): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) throw new HttpError(413, 'request body too large');
-  const body = new ByteCollector(MAX_BODY_BYTES, declared);
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    if (!body.add(chunk)) throw new HttpError(413, 'request body too large');
-  }
-  return body.bytes().toString('utf8');
+  const bytes = await readBodyUpTo(req, MAX_BODY_BYTES);
+  if (bytes === undefined) throw new HttpError(413, 'request body too large', undefined, { connection: 'close' });
+  return bytes.toString('utf8');
 }
 
 /** Whether a request's body is a form, the only body kind that is signed and parsed. */

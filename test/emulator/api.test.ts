@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
 
@@ -329,6 +330,47 @@ describe('transport details', () => {
     assert.equal(res.headers['content-type'], 'application/json');
     assert.equal(emu.requests.length, 0);
   });
+});
+
+/**
+ * Sends `POST path` with a chunked body that does not end (64 KiB chunks, up to 64 MiB) and returns what the
+ * server answered and how much had been sent when it closed the connection (`closed: false` if it never did).
+ */
+async function endlessBody(origin: string, path: string): Promise<{ answer: string; closed: boolean }> {
+  const { hostname, port } = new URL(origin);
+  const socket = connect(Number(port), hostname);
+  const answer: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => answer.push(chunk));
+  socket.on('error', () => {});
+  const closed = new Promise<boolean>((resolve) => socket.once('close', () => resolve(true)));
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  const chunk = Buffer.concat([Buffer.from('10000\r\n'), Buffer.alloc(0x10000, 0x61), Buffer.from('\r\n')]);
+  let sent = 0;
+  let isClosed = false;
+  void closed.then(() => (isClosed = true));
+  while (!isClosed && sent < 64 * 1024 * 1024) {
+    sent += 0x10000;
+    if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+  }
+  const result = isClosed || (await Promise.race([closed, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000))]));
+  socket.destroy();
+  return { answer: Buffer.concat(answer).toString('latin1'), closed: result };
+}
+
+describe('request bodies over the limit', () => {
+  for (const [what, path] of [
+    ['an API call', '/2.0/accounts'],
+    ['the connect page', '/connect/demounused000001'],
+  ] as const) {
+    test(`${what}: a body without end is answered 413 once past 1 MiB, and its connection closed`, async (t) => {
+      const emu = await emulatorFor(t, { seed: 'demo' });
+      const { answer, closed } = await endlessBody(emu.origin, path);
+      assert.match(answer, /^HTTP\/1\.1 413 /);
+      assert.match(answer, /\r\nconnection: close\r\n/i);
+      assert.equal(closed, true);
+    });
+  }
 });
 
 describe('EMULATOR_PUBLIC_URL', () => {
