@@ -275,7 +275,12 @@ function bearerToken(authorization: string | undefined): string {
 
 /** The identity a verified token (`payload`, from `token`) grants; a claim of the wrong shape refuses the token as malformed. */
 export function identityOf(payload: JWTPayload, token: string): Identity {
-  const subject = typeof payload.sub === 'string' ? payload.sub : undefined;
+  const sub: unknown = payload.sub;
+  // RFC 7519 makes it a string; some identity providers write a numeric user id as a number.
+  if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isFinite(sub))) {
+    throw unauthenticated('The token\'s "sub" claim must be a string');
+  }
+  const subject = sub === undefined || sub === '' ? undefined : String(sub);
   const scope = payload['scope'];
   if (scope !== undefined && typeof scope !== 'string') {
     throw unauthenticated('The token\'s "scope" claim must be a space-separated string');
@@ -285,8 +290,11 @@ export function identityOf(payload: JWTPayload, token: string): Identity {
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
     throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
   }
-  // Subjects are unique per issuer; a token without one is counted on its own (a digest: no token is kept).
-  const caller = subject === undefined ? `token ${createHash('sha256').update(token).digest('base64url')}` : JSON.stringify([payload.iss ?? null, subject]);
+  // Subjects are unique per issuer; a token without one is counted on its own, by a digest of what is signed
+  // (no token is kept): the signature can be respelt and still verify (a trailing `=`, unused low bits of its
+  // last character, ES256's mirrored S), and each spelling would be a new caller.
+  const signed = token.slice(0, token.lastIndexOf('.'));
+  const caller = subject === undefined ? `token ${createHash('sha256').update(signed).digest('base64url')}` : JSON.stringify([payload.iss ?? null, subject]);
   return { kind: 'scoped', subject, accounts: new Set((accounts as string[] | undefined) ?? []), caller };
 }
 

@@ -1,3 +1,5 @@
+import { HeaderMap } from '@apollo/server';
+import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { HourlyRateLimit } from './hourly-rate-limit.ts';
 
@@ -36,14 +38,43 @@ export class CallerWriteBudget {
       this.#callers.set(caller, writes);
     }
     const waitMs = writes.take(now);
+    if (waitMs > 0) throw this.#refusal(`${what}: the caller has made ${this.#allowed()}; the next may be made in ${seconds(waitMs)} s`, waitMs);
+  }
+
+  /**
+   * Refuses, before anything runs, an operation whose `count` writes would not all fit in what `caller` has
+   * left: run, it would make the first ones and fail the rest (and, the payloads being non-null, answer
+   * `data: null`, the writes made unreported). Counts nothing: each write still takes its share when sent.
+   * HTTP 429 with `Retry-After`, as a refusal of the whole request.
+   */
+  ensureRoom(caller: string, count: number): void {
+    const waitMs = this.#callers.get(caller)?.waitFor(count, this.#now()) ?? (count > this.perHour ? Infinity : 0);
     if (waitMs === 0) return;
-    const retryAfter = Math.ceil(waitMs / 1000);
-    throw gatewayError(
-      ErrorCode.RATE_LIMITED,
-      `${what}: the caller has made the ${this.perHour} writes it may make in an hour (CALLER_WRITES_PER_HOUR); the next may be made in ${retryAfter} s`,
-      undefined,
-      { limit: 'CALLER_WRITES_PER_HOUR', maximum: this.perHour, retryAfter },
-    );
+    let message: string;
+    if (waitMs === Infinity) {
+      message = `The operation makes ${count} writes, more than the ${this.perHour} a caller may make in an hour (CALLER_WRITES_PER_HOUR): send them in several operations`;
+    } else if (count === 1) {
+      message = `The caller has made ${this.#allowed()}; the next may be made in ${seconds(waitMs)} s`;
+    } else {
+      message = `The operation makes ${count} writes, more than the caller has left of ${this.#allowed()}; they may be made in ${seconds(waitMs)} s`;
+    }
+    throw this.#refusal(message, waitMs, 429);
+  }
+
+  #allowed(): string {
+    return `the ${this.perHour} ${this.perHour === 1 ? 'write' : 'writes'} it may make in an hour (CALLER_WRITES_PER_HOUR)`;
+  }
+
+  /** RATE_LIMITED, with when the next write (or all of them) may be made, unless never; `status`: refusing the whole request. */
+  #refusal(message: string, waitMs: number, status?: number): GraphQLError {
+    const retryAfter = Number.isFinite(waitMs) ? seconds(waitMs) : undefined;
+    const http = status === undefined ? undefined : { status, headers: new HeaderMap(retryAfter === undefined ? [] : [['retry-after', String(retryAfter)]]) };
+    return gatewayError(ErrorCode.RATE_LIMITED, message, undefined, {
+      limit: 'CALLER_WRITES_PER_HOUR',
+      maximum: this.perHour,
+      ...(retryAfter === undefined ? {} : { retryAfter }),
+      ...(http === undefined ? {} : { http }),
+    });
   }
 
   /** Callers counted now (for tests: memory follows the callers of the last hour). */
@@ -62,3 +93,7 @@ export class CallerWriteBudget {
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
+
+function seconds(ms: number): number {
+  return Math.ceil(ms / 1000);
+}

@@ -14,19 +14,27 @@ export class HourlyRateLimit {
 
   /** Counts a call made at `now` (ms) and returns 0, or, past the limit, the ms until one may be made (not counted). */
   take(now: number): number {
+    const wait = this.waitFor(1, now);
+    if (wait > 0) return wait;
     if (this.#takenAt.length < this.limit) {
       this.#takenAt.push(now);
-      this.#newest = now;
-      return 0;
+    } else {
+      // The oldest call is an hour old: its slot takes this one, and the next oldest becomes the oldest.
+      this.#takenAt[this.#oldest] = now;
+      this.#oldest = (this.#oldest + 1) % this.limit;
     }
-    const oldest = this.#takenAt[this.#oldest]!;
-    const wait = oldest + HOUR_MS - now;
-    if (wait > 0) return wait;
-    // The oldest call is an hour old: its slot takes this one, and the next oldest becomes the oldest.
-    this.#takenAt[this.#oldest] = now;
-    this.#oldest = (this.#oldest + 1) % this.limit;
     this.#newest = now;
     return 0;
+  }
+
+  /** The ms from `now` until `count` calls could be made (0: at once; Infinity: never, more than the limit). Counts nothing. */
+  waitFor(count: number, now: number): number {
+    if (count > this.limit) return Infinity;
+    // Calls that must leave the window first: the oldest `leaving` of those counted (the ring wraps only once full).
+    const leaving = this.#takenAt.length + count - this.limit;
+    if (leaving <= 0) return 0;
+    const last = this.#takenAt[(this.#oldest + leaving - 1) % this.#takenAt.length]!;
+    return Math.max(0, last + HOUR_MS - now);
   }
 
   /** No call counted in the hour before `now`: forgetting this limit changes nothing. */

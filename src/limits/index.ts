@@ -82,14 +82,18 @@ function tooComplex(what: string, limit: string, value: number | string, maximum
 
 /**
  * Refuses an operation over the limits once Apollo has parsed, validated and picked it, before its context's
- * resolvers run, so a refused operation never reaches the upstream.
+ * resolvers run, so a refused operation never reaches the upstream; and a mutation making more writes than
+ * its caller has left of `CALLER_WRITES_PER_HOUR`.
  *
  * A plugin, not a validation rule: Apollo rewrites every validation error's code to
  * GRAPHQL_VALIDATION_FAILED, and validation cannot see the variables a `first: $n` depends on. Apollo's
  * document cache hands back the same document object for a repeated query, so measures that do not depend
  * on variables are kept per document and operation, and a repeated query costs one map lookup.
  */
-export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget }> {
+export function operationLimitsPlugin(
+  limits: OperationLimits,
+  logger: Logger,
+): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget; api: { ensureWriteRoom(count: number): void } }> {
   const cache = new WeakMap<DocumentNode, Map<OperationDefinitionNode, OperationMeasure>>();
   const measured = (
     schema: GraphQLSchema,
@@ -127,6 +131,8 @@ export function operationLimitsPlugin(limits: OperationLimits, logger: Logger): 
             });
             throw refusal;
           }
+          // A mutation whose writes the caller's budget cannot all take is refused whole, before any is made.
+          contextValue.api.ensureWriteRoom(measure.writes);
           contextValue.lists.plan(measure, maxListOverrun(limits), (overrun) => {
             logger.warn('operation has lists longer than its cost allows: they fail', { requestId: contextValue.requestId, ...overrun });
           });

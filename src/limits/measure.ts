@@ -4,6 +4,7 @@ import {
   isCompositeType,
   isListType,
   Kind,
+  OperationTypeNode,
   SchemaMetaFieldDef,
   TypeMetaFieldDef,
   TypeNameMetaFieldDef,
@@ -67,6 +68,11 @@ export interface OperationMeasure {
   longestAlias: number;
   /** Distinct response keys of the operation's root selection set. */
   rootFields: number;
+  /**
+   * The upstream writes a mutation makes: its root fields but `__typename`, each one call (0 for a query). A
+   * field an `@skip`/`@include` leaves out is counted all the same: the most the operation may make.
+   */
+  writes: number;
   /** The estimated cost, see COST. */
   cost: number;
   /** Whether a `first` was read from a variable, so the measure holds only for these variable values. */
@@ -201,11 +207,13 @@ export function measureOperation(
 
   const root = rootType(schema, operation);
   const measure = root ? selectionSet(root, operation.selectionSet, undefined) : EMPTY;
+  const rootFields = root ? rootFieldsOf(operation.selectionSet, fragments) : new Map<string, string>();
   return {
     depth: measure.depth,
     aliases: measure.aliases,
     longestAlias: measure.longestAlias,
-    rootFields: root ? countRootFields(operation.selectionSet, fragments) : 0,
+    rootFields: rootFields.size,
+    writes: operation.operation === OperationTypeNode.MUTATION ? writesOf(rootFields) : 0,
     cost: measure.cost,
     usesVariables,
     assumedListItemCosts,
@@ -228,12 +236,13 @@ function fieldDefinition(schema: GraphQLSchema, parent: GraphQLCompositeType, na
 }
 
 /** Response keys at the root, through fragments; fields sharing a key are merged by execution, so count once. */
-function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): number {
-  const keys = new Set<string>();
+/** Each response key of the root selection set, with the field it names. */
+function rootFieldsOf(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): Map<string, string> {
+  const keys = new Map<string, string>();
   const seen = new Set<string>();
   const visit = (current: SelectionSetNode): void => {
     for (const selection of current.selections) {
-      if (selection.kind === Kind.FIELD) keys.add((selection.alias ?? selection.name).value);
+      if (selection.kind === Kind.FIELD) keys.set((selection.alias ?? selection.name).value, selection.name.value);
       else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet);
       else if (!seen.has(selection.name.value)) {
         // A fragment adds the same keys however often it is spread.
@@ -244,7 +253,13 @@ function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, F
     }
   };
   visit(set);
-  return keys.size;
+  return keys;
+}
+
+function writesOf(rootFields: ReadonlyMap<string, string>): number {
+  let writes = 0;
+  for (const field of rootFields.values()) if (field !== '__typename') writes += 1;
+  return writes;
 }
 
 function pageSizeWithin(first: number): number {

@@ -27,7 +27,8 @@ interface TokenKey {
  * loaders of the items they hold; writes go straight to the client, once, and forget what they changed.
  * Loaders are created on first use, so an operation pays only for the ones it needs.
  * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request; each
- * write of a caller without the admin scope is then counted against its hourly budget (`CallerWriteBudget`).
+ * write of a caller without the admin scope is then counted against its hourly budget (`CallerWriteBudget`)
+ * when the client sends it.
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
@@ -126,16 +127,14 @@ export class RequestApi {
 
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
-    this.#countWrite('updateAccount');
-    const result = await this.#client.updateAccount(id, form, this.#signal);
+    const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim('updateAccount'));
     this.#forgetAccount(id);
     return result;
   }
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
-    this.#countWrite('deleteAccount');
-    const result = await this.#client.deleteAccount(id, this.#signal);
+    const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim('deleteAccount'));
     this.#forgetAccount(id);
     return result;
   }
@@ -155,16 +154,16 @@ export class RequestApi {
 
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
-    this.#countWrite(accountId === null ? 'createConnectToken' : 'createAccountConnectToken');
-    const result = await this.#client.createConnectToken(accountId, form, this.#signal);
+    const claim = this.#writeClaim(accountId === null ? 'createConnectToken' : 'createAccountConnectToken');
+    const result = await this.#client.createConnectToken(accountId, form, this.#signal, claim);
     this.#tokenLists?.clear({ accountId });
     return result;
   }
 
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
-    this.#countWrite(accountId === null ? 'deleteConnectToken' : 'deleteAccountConnectToken');
-    const result = await this.#client.deleteConnectToken(accountId, token, this.#signal);
+    const claim = this.#writeClaim(accountId === null ? 'deleteConnectToken' : 'deleteAccountConnectToken');
+    const result = await this.#client.deleteConnectToken(accountId, token, this.#signal, claim);
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear({ accountId });
@@ -172,13 +171,25 @@ export class RequestApi {
   }
 
   /**
-   * Counts a write the caller is about to make, refusing it past the caller's budget. Admins are not counted
-   * (`createAccount` is theirs alone). A write is counted whatever the upstream answers: each costs a call of
-   * the key's quota, and a refused write may have taken effect.
+   * Refuses an operation of `count` writes that the caller's budget cannot take whole, before any of them is
+   * made (`CallerWriteBudget.ensureRoom`). Admins are not counted.
    */
-  #countWrite(what: string): void {
+  ensureWriteRoom(count: number): void {
     const { identity } = this.#guard;
-    if (identity.kind === 'scoped') this.#writeBudget?.take(identity.caller, what);
+    if (identity.kind === 'scoped' && count > 0) this.#writeBudget?.ensureRoom(identity.caller, count);
+  }
+
+  /**
+   * A write's claim on its caller's budget, spent by the client when the write is about to be sent, so that a
+   * write refused before (a bad id, the key-wide rate-limit pause, an open circuit) costs none; retries are
+   * the same write. Spent whatever the upstream answers: each costs a call of the key's quota, and a refused
+   * write may have taken effect. Admins are not counted (`createAccount` is theirs alone).
+   */
+  #writeClaim(what: string): (() => void) | undefined {
+    const { identity } = this.#guard;
+    const budget = this.#writeBudget;
+    if (identity.kind !== 'scoped' || budget === undefined) return undefined;
+    return () => budget.take(identity.caller, what);
   }
 
   #accountLoader() {

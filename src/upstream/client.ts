@@ -73,6 +73,12 @@ interface Call<T> {
   signal?: CancelSignal | undefined;
   /** What a 404 means, in words a caller understands ("account 52da…"). */
   resource: string;
+  /**
+   * Called once, when the call's first request is about to be sent (its checks passed, a rate-limit pause
+   * waited out, the breaker and the operation's request budget willing), before it is: a write's share of its
+   * caller's budget (`CallerWriteBudget`), which may refuse it by throwing. Retries do not call it again.
+   */
+  claim?: (() => void) | undefined;
 }
 
 /** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
@@ -319,16 +325,18 @@ export class UpstreamClient {
     return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts' });
   }
 
-  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
-    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
+  /* Writes: `claim`, see `Call.claim`. */
+
+  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamCreateAccountResult> {
+    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts', claim });
   }
 
-  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"` });
+  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
+    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
-  deleteAccount(id: string, signal?: CancelSignal): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"` });
+  deleteAccount(id: string, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
+    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
   /** Top-level tokens when `accountId` is null, else the tokens of that account. */
@@ -352,7 +360,7 @@ export class UpstreamClient {
     });
   }
 
-  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal): Promise<UpstreamCreateConnectTokenResult> {
+  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamCreateConnectTokenResult> {
     return this.#call({
       method: 'POST',
       segments: connectTokensPath(accountId),
@@ -360,16 +368,18 @@ export class UpstreamClient {
       parse: parseCreateConnectToken,
       signal,
       resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+      claim,
     });
   }
 
-  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal): Promise<UpstreamSuccess> {
+  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
     return this.#call({
       method: 'DELETE',
       segments: [...connectTokensPath(accountId), token],
       parse: parseSuccess,
       signal,
       resource: connectTokenResource(accountId, token),
+      claim,
     });
   }
 
@@ -438,6 +448,8 @@ export class UpstreamClient {
       settleOwed();
     };
     const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
+    // The first request's claim, spent once it is about to go out.
+    let claim = call.claim;
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
@@ -502,6 +514,16 @@ export class UpstreamClient {
       if (call.signal?.claimRequest?.() === false) {
         noVerdict(permit);
         throw outOfBudget();
+      }
+      if (claim !== undefined) {
+        try {
+          claim();
+        } catch (refusal) {
+          call.signal?.releaseRequest?.();
+          noVerdict(permit);
+          throw refusal;
+        }
+        claim = undefined;
       }
       let sent = false;
       let sentAt = 0;

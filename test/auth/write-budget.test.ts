@@ -1,12 +1,40 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
+import { eventually } from '../helpers/stack.ts';
+import { codes, hsToken, SECRET, startAuthStack, type AuthStack, type GqlResponse } from './helpers.ts';
 
 const CREATE = 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }';
 
+/** `count` aliased top-level connect-token creations in one mutation. */
+function creates(count: number): string {
+  const fields = Array.from({ length: count }, (_, i) => `c${i}: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }`);
+  return `mutation { ${fields.join(' ')} }`;
+}
+
+/** The refusal of a whole operation by the budget: HTTP 429 with Retry-After (unless never), nothing run. */
+function assertRefusedWhole(response: GqlResponse, message: RegExp, retryAfter: 'soon' | 'never'): void {
+  assert.equal(response.status, 429, JSON.stringify(response.body));
+  assert.equal(response.body.data, undefined);
+  const [error, ...more] = response.body.errors!;
+  assert.equal(more.length, 0);
+  assert.match(error!.message, message);
+  const { code, limit, maximum, upstream, http } = error!.extensions!;
+  assert.deepEqual({ code, limit, upstream, http }, { code: 'RATE_LIMITED', limit: 'CALLER_WRITES_PER_HOUR', upstream: undefined, http: undefined });
+  assert.equal(typeof maximum, 'number');
+  if (retryAfter === 'never') {
+    assert.equal(response.headers.get('retry-after'), null);
+    assert.equal(error!.extensions!['retryAfter'], undefined);
+  } else {
+    const seconds = error!.extensions!['retryAfter'] as number;
+    assert.ok(seconds > 3500 && seconds <= 3600, String(seconds));
+    assert.equal(response.headers.get('retry-after'), String(seconds));
+  }
+}
+
 /**
  * CALLER_WRITES_PER_HOUR over real HTTP: each caller without the admin scope may make so many upstream writes
- * in an hour; past them a write is RATE_LIMITED before any upstream call, and other callers are not affected.
+ * in an hour; past them a mutation is refused RATE_LIMITED before any upstream call, and other callers are not
+ * affected.
  */
 describe('the budget of writes of each caller', () => {
   let stack: AuthStack;
@@ -24,7 +52,7 @@ describe('the budget of writes of each caller', () => {
     return { response, calls: stack.upstreamCalls() };
   }
 
-  test('refuses a caller its third write of the hour, RATE_LIMITED, without an upstream call; others still write', async () => {
+  test('refuses a caller its third write of the hour, HTTP 429 with Retry-After, without an upstream call; others still write', async () => {
     const user = await hsToken({ sub: 'user-1' });
     const first = await create(user);
     assert.deepEqual(codes(first.response), []);
@@ -37,28 +65,45 @@ describe('the budget of writes of each caller', () => {
 
     const refused = await create(user);
     assert.deepEqual(refused.calls, []);
-    // The payload is non-null in the schema: its error blanks `data`.
-    assert.equal(refused.response.body.data, null);
-    const [error] = refused.response.body.errors!;
-    assert.equal(error!.extensions!['code'], 'RATE_LIMITED');
-    assert.equal(error!.extensions!['limit'], 'CALLER_WRITES_PER_HOUR');
-    assert.equal(error!.extensions!['maximum'], 2);
-    const retryAfter = error!.extensions!['retryAfter'] as number;
-    assert.ok(retryAfter > 3500 && retryAfter <= 3600, String(retryAfter));
-    assert.equal(error!.extensions!['upstream'], undefined);
-    assert.match(error!.message, /^createConnectToken: the caller has made the 2 writes it may make in an hour/);
+    assertRefusedWhole(refused.response, /^The caller has made the 2 writes it may make in an hour \(CALLER_WRITES_PER_HOUR\); the next may be made in \d+ s$/, 'soon');
 
     // Another token of the same subject is the same caller; another subject is not.
     assert.deepEqual(codes((await create(await hsToken({ sub: 'user-1', accounts: [account] }))).response), ['RATE_LIMITED']);
     assert.deepEqual(codes((await create(await hsToken({ sub: 'user-2' }))).response), []);
   });
 
-  test('counts the account mutations of a scoped caller; refusals before the upstream (scope, input) are not counted', async () => {
+  test('refuses whole, before any write, an operation whose writes the caller has not all left', async () => {
+    const user = await hsToken({ sub: 'user-3' });
+    // More than the budget itself: never, so no Retry-After.
+    const tooMany = await stack.gql(creates(3), user);
+    assertRefusedWhole(tooMany, /^The operation makes 3 writes, more than the 2 a caller may make in an hour \(CALLER_WRITES_PER_HOUR\): send them in several operations$/, 'never');
+    assert.deepEqual(stack.upstreamCalls(), []);
+
+    // `__typename` at the root is no write: two creations fit.
+    const two = await stack.gql(`mutation { __typename ${creates(2).slice('mutation { '.length)}`, user);
+    assert.deepEqual(codes(two), []);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+    const another = await hsToken({ sub: 'user-4' });
+    assert.deepEqual(codes(await stack.gql(CREATE, another)), []);
+    stack.upstreamCalls();
+    const tokensBefore = stack.emulator.store.listConnectTokens().length;
+    assertRefusedWhole(await stack.gql(creates(2), another), /^The operation makes 2 writes, more than the caller has left of the 2 writes it may make in an hour \(CALLER_WRITES_PER_HOUR\); they may be made in \d+ s$/, 'soon');
+    assert.deepEqual(stack.upstreamCalls(), []);
+    assert.equal(stack.emulator.store.listConnectTokens().length, tokensBefore);
+    assert.deepEqual(codes(await stack.gql(CREATE, another)), []);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+  });
+
+  test('counts the account mutations of a scoped caller; refusals before the upstream (scope, input, ids) are not counted', async () => {
     const owner = await hsToken({ sub: 'owner', accounts: [account] });
     const forbidden = await stack.gql('mutation($id: ID!) { updateAccount(id: $id, input: { firstName: "X" }) { success } }', owner, { id: 'someone-else' });
     assert.deepEqual(codes(forbidden), ['FORBIDDEN']);
     const invalid = await stack.gql('mutation($id: ID!) { updateAccount(id: $id, input: {}) { success } }', owner, { id: account });
     assert.deepEqual(codes(invalid), ['BAD_USER_INPUT']);
+    // Ids the client refuses to put in a URL: no request goes out, so nothing is counted.
+    for (const token of ['..', 'x'.repeat(257)]) {
+      assert.deepEqual(codes(await stack.gql('mutation($t: ID!) { deleteConnectToken(token: $t) { success } }', owner, { t: token })), ['BAD_USER_INPUT']);
+    }
     assert.deepEqual(stack.upstreamCalls(), []);
 
     const update = 'mutation($id: ID!, $name: String!) { updateAccount(id: $id, input: { firstName: $name }) { success } }';
@@ -72,17 +117,61 @@ describe('the budget of writes of each caller', () => {
     assert.equal(stack.emulator.store.getAccount(account)?.first_name, 'Mira');
   });
 
-  test('counts a token without a subject on its own, and never an admin', async () => {
+  test('counts a token without a subject on its own, however its signature is spelt, and never an admin', async () => {
     const anonymous = await hsToken({});
     const admin = await hsToken({ sub: 'ops', scope: 'contextio:admin' });
     const outcomes = [];
-    for (const token of [anonymous, anonymous, anonymous, admin, admin, admin, admin]) {
+    // A trailing `=` still verifies: the same token, so the same caller.
+    for (const token of [anonymous, `${anonymous}=`, anonymous, admin, admin, admin, admin]) {
       const { response, calls } = await create(token);
       outcomes.push([...codes(response), calls.length]);
     }
     assert.deepEqual(outcomes, [[1], [1], ['RATE_LIMITED', 0], [1], [1], [1], [1]]);
     // Another token without a subject (another `exp`) is another caller.
     assert.deepEqual(codes((await create(await hsToken({ exp: Math.floor(Date.now() / 1000) + 600 }))).response), []);
+  });
+
+  test('takes a numeric sub as that subject, and refuses a sub of another type', async () => {
+    const outcomes = [];
+    for (const sub of [42, '42', 42]) outcomes.push(codes((await create(await hsToken({ sub } as never))).response));
+    assert.deepEqual(outcomes, [[], [], ['RATE_LIMITED']]);
+    for (const sub of [['a'], { id: 'a' }, true, null]) {
+      const refused = await create(await hsToken({ sub } as never));
+      assert.equal(refused.response.status, 401, JSON.stringify(sub));
+      assert.deepEqual(codes(refused.response), ['UNAUTHENTICATED']);
+      assert.match(refused.response.body.errors![0]!.message, /"sub" claim must be a string/);
+      assert.deepEqual(refused.calls, []);
+    }
+  });
+});
+
+describe('the budget of writes and the key-wide rate-limit pause', () => {
+  let stack: AuthStack;
+  before(async () => {
+    // A short deadline: a call that meets the pause fails at once instead of waiting it out.
+    stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2, upstreamTimeoutMs: 1_000 });
+  });
+  after(() => stack.close());
+
+  test('does not count writes the pause refused before they were sent', async () => {
+    const user = await hsToken({ sub: 'user-1' });
+    stack.emulator.addFault({ method: 'POST', path: '/connect_tokens', status: 429, retryAfter: 1, times: 1 });
+    const limited = await stack.gql(CREATE, user);
+    assert.deepEqual(codes(limited), ['RATE_LIMITED']);
+    assert.equal((limited.body.errors![0]!.extensions!['upstream'] as { status: number }).status, 429);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+    const start = Date.now();
+    for (let i = 0; i < 2; i += 1) {
+      const paused = await stack.gql(CREATE, user);
+      assert.deepEqual(codes(paused), ['RATE_LIMITED']);
+      assert.equal(paused.body.errors![0]!.extensions!['limit'], undefined, 'refused by the pause, not the budget');
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    await eventually(() => Date.now() - start > 1_200, 5_000);
+    // The 429'd write was sent, so it counted; the two the pause kept back did not.
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
   });
 });
 
@@ -96,5 +185,6 @@ describe('a gateway whose writes are not counted (callerWritesPerHour: 0)', () =
   test('lets a caller write as often as it asks', async () => {
     const user = await hsToken({ sub: 'user-1' });
     for (let i = 0; i < 5; i += 1) assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    assert.deepEqual(codes(await stack.gql(creates(5), user)), []);
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphQLError } from 'graphql';
 import { CallerWriteBudget } from '../../src/limits/caller-writes.ts';
+import { HourlyRateLimit } from '../../src/limits/hourly-rate-limit.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -62,5 +63,45 @@ describe('CallerWriteBudget', () => {
     // A forgotten caller starts afresh: nothing it did before the hour counts.
     for (let i = 0; i < 5; i += 1) budget.take('caller 0', 'w');
     refusal(() => budget.take('caller 0', 'w'));
+  });
+
+  it('checks that an operation\'s writes all fit, counting none, and says when they will', () => {
+    const { clock, budget } = budgetAt(3);
+    budget.ensureRoom('alice', 3);
+    assert.equal(budget.size, 0, 'a caller who has written nothing is not remembered');
+    assert.equal(refusal(() => budget.ensureRoom('alice', 4)).extensions['retryAfter'], undefined);
+    budget.take('alice', 'w');
+    clock.now = 10 * MINUTE;
+    budget.take('alice', 'w');
+    budget.ensureRoom('alice', 1);
+    // Two more need the write at 0 gone: at 60 minutes, 50 from now.
+    const error = refusal(() => budget.ensureRoom('alice', 2));
+    assert.equal(error.extensions['retryAfter'], 50 * 60);
+    assert.equal((error.extensions['http'] as { status: number }).status, 429);
+    clock.now = HOUR;
+    budget.ensureRoom('alice', 2);
+    // Checking took nothing: two writes still fit, the third (the one at 10 minutes still in) does not.
+    budget.take('alice', 'w');
+    budget.take('alice', 'w');
+    assert.equal(refusal(() => budget.take('alice', 'w')).extensions['retryAfter'], 10 * 60);
+  });
+});
+
+describe('HourlyRateLimit.waitFor', () => {
+  it('is the time until the calls that must leave the window have, before and after the ring wraps', () => {
+    const limit = new HourlyRateLimit(3);
+    assert.equal(limit.waitFor(3, 0), 0);
+    assert.equal(limit.waitFor(4, 0), Infinity);
+    limit.take(0);
+    limit.take(MINUTE);
+    assert.equal(limit.waitFor(1, 2 * MINUTE), 0);
+    assert.equal(limit.waitFor(2, 2 * MINUTE), HOUR - 2 * MINUTE);
+    assert.equal(limit.waitFor(3, 2 * MINUTE), HOUR - MINUTE);
+    limit.take(2 * MINUTE);
+    assert.equal(limit.take(HOUR), 0); // the call at 0 leaves; the ring wraps
+    // In the window now: 1, 2 and 60 minutes.
+    assert.equal(limit.waitFor(1, HOUR), MINUTE);
+    assert.equal(limit.waitFor(2, HOUR), 2 * MINUTE);
+    assert.equal(limit.waitFor(3, HOUR), HOUR);
   });
 });
