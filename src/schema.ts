@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import type { GraphQLSchema } from 'graphql';
+import { isScalarType, type GraphQLSchema } from 'graphql';
 import { resolvers } from './resolvers/index.ts';
 
 /** The project's root folder, found from this file whether it runs from `src/` or from the build in `dist/`. */
@@ -27,5 +27,11 @@ export function loadTypeDefs(): string[] {
 
 /** The executable schema from `schema/`'s SDL and the resolvers: each gateway builds it once, when it starts. */
 export function buildSchema(): GraphQLSchema {
-  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
+  const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
+  // graphql-tools copies a scalar resolver's own fields over the SDL's type, its `description` even when unset:
+  // the SDL's text is the one published (schema.graphql), and the one introspection must show.
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (isScalarType(type) && type.description == null && type.astNode?.description) type.description = type.astNode.description.value;
+  }
+  return schema;
 }

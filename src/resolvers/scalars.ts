@@ -15,9 +15,9 @@ function parseDateTime(value: unknown): string {
   return new Date(value).toISOString();
 }
 
+/** No description here: the SDL's (schema/scalars.graphql) is the one served and published, and this one would replace it. */
 export const DateTime = new GraphQLScalarType<string, string>({
   name: 'DateTime',
-  description: 'An instant as an ISO-8601 string in UTC',
   // Resolvers already produce the ISO string (see fromUnixSeconds); anything else is a bug, not data.
   serialize: (value) => {
     if (typeof value !== 'string') throw new TypeError('DateTime resolvers must return an ISO-8601 string');
