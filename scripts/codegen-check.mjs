@@ -11,7 +11,7 @@ try {
   const config = readFileSync('codegen.yml', 'utf8').replace(`  ${committed}:`, `  ${join(dir, 'graphql.ts')}:`);
   // Paths in the config are relative to the output file, so the check's copy points back at src/.
   writeFileSync(join(dir, 'codegen.yml'), config);
-  execFileSync('npx', ['graphql-codegen', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
+  execFileSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
   const fresh = readFileSync(join(dir, 'graphql.ts'), 'utf8');
   if (fresh !== readFileSync(committed, 'utf8')) {
     console.error(`${committed} is stale: run \`npm run codegen\` and commit the result.`);

@@ -40,8 +40,8 @@ export interface ExampleServer {
 /** Generates the typed documents when they are missing (they are git-ignored; `npm test` makes them). */
 function ensureCodegen(): void {
   if (existsSync(join(here, 'src', 'gql', 'index.ts'))) return;
-  const bin = join(here, '..', '..', 'node_modules', '@graphql-codegen', 'cli', 'cjs', 'bin.js');
-  execFileSync(process.execPath, [bin, '--config', 'codegen.yml', '--silent'], { cwd: here, stdio: 'inherit' });
+  const codegen = join(here, '..', '..', 'scripts', 'codegen.mjs');
+  execFileSync(process.execPath, [codegen, '--config', 'codegen.yml', '--silent'], { cwd: here, stdio: 'inherit' });
 }
 
 async function bundle(): Promise<Map<string, string>> {

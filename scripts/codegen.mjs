@@ -1,0 +1,13 @@
+// GraphQL Code Generator's CLI, run with require() of ES modules on: it require()s packages published as ES
+// modules only (yargs 18, auto-bind), which Node does without a flag only from 20.19; this project supports
+// 20.18 (package.json `engines`), where `graphql-codegen` alone stops with ERR_REQUIRE_ESM. The arguments are
+// the CLI's (`--config codegen.yml`, `--silent` …); the exit code is its.
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js');
+const flags = ['--experimental-require-module', '--disable-warning=ExperimentalWarning'];
+const run = spawnSync(process.execPath, [...flags, bin, ...process.argv.slice(2)], { stdio: 'inherit' });
+if (run.error) throw run.error;
+process.exit(run.status ?? 1);
