@@ -3,6 +3,7 @@ import type { QueryResolvers } from '../generated/graphql.ts';
 import type { AccountPageQuery } from '../loaders/request-api.ts';
 import { filteredCursorKind, ItemAnchors, pageFromUpstream, pageOfList, pageWindow, upstreamLimit } from './connection.ts';
 import { accountById, fullAccount } from './Account.ts';
+import { email } from './inputs.ts';
 import { prefetchTokenAccounts } from './prefetch.ts';
 
 /** The accounts list's filter, as the upstream query takes it. */
@@ -15,7 +16,9 @@ export const Query: QueryResolvers = {
     if (filter?.status === 'UNKNOWN') {
       throw argumentError('filter.status', 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
-    const filterValues: AccountFilterValues = { email: filter?.email ?? undefined, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
+    // The upstream matches a whole address; an empty one it takes for no filter at all, and answered every account.
+    const address = filter?.email == null ? undefined : email(filter.email, 'filter.email');
+    const filterValues: AccountFilterValues = { email: address, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
     const window = pageWindow(accountsCursorKind(filterValues, cursorKey), first, after);
     const page = await api.accountPage({ limit: upstreamLimit(window), offset: window.offset, ...filterValues });
     return pageFromUpstream(page.map(fullAccount), window);

@@ -1,0 +1,19 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { GraphQLError } from 'graphql';
+import { requestTarget } from '../../src/upstream/request.ts';
+
+/** The last check before a request is signed: what no argument check of the resolvers lets through today. */
+describe('requestTarget', () => {
+  const refused = (run: () => unknown, message: RegExp) =>
+    assert.throws(run, (error: unknown) => error instanceof GraphQLError && error.extensions['code'] === 'BAD_USER_INPUT' && message.test(error.message));
+
+  it('refuses a query string that makes the URL longer than servers accept', () => {
+    refused(() => requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(5_000) }, undefined), /upstream URL of \d+ characters, more than the 4096/);
+    assert.equal(requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(4_000) }, undefined).relativePath, '/accounts');
+  });
+
+  it('refuses a form value longer than 4096 characters', () => {
+    refused(() => requestTarget('/2.0', ['accounts'], undefined, { first_name: 'n'.repeat(4_097) }), /first_name is 4097 characters, more than the 4096/);
+  });
+});
