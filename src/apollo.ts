@@ -7,6 +7,7 @@ import type { GatewayContext } from './context.ts';
 import { codeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
 import type { Logger } from './logger.ts';
+import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 
 /**
@@ -94,6 +95,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       // every field resolver with a per-field hook (~10% of the fan-out's CPU and allocations, bench/README.md).
       ApolloServerPluginCacheControlDisabled(),
       operationLimitsPlugin(limits, logger),
+      mutationPrecheckPlugin(),
       {
         // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
         // field it failed on. The stack trace only in development: the contract keeps them out of every log

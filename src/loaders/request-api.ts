@@ -3,6 +3,7 @@ import type { AccessGuard, AccountReach } from '../auth/index.ts';
 import type { CallerWriteBudget } from '../limits/caller-writes.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
+import { pathSegment } from '../upstream/request.ts';
 import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
 
@@ -42,12 +43,24 @@ export class RequestApi {
   #tokenLists?: DataLoader<{ accountId: string | null }, UpstreamConnectToken[], string>;
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
+  /** Writes are checked, then end in `WriteChecked` instead of being made (see `forChecks`). */
+  readonly #checkOnly: boolean;
 
-  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget, checkOnly = false) {
     this.#client = client;
     this.#guard = guard;
     this.#signal = signal;
     this.#writeBudget = writeBudget;
+    this.#checkOnly = checkOnly;
+  }
+
+  /**
+   * The same caller's API in which each write method runs every check the gateway makes before an upstream
+   * request (access, and the ids the client will put in its URL), then throws `WriteChecked` instead of
+   * writing: a mutation's resolvers run against it check all the operation's writes before the first is made.
+   */
+  forChecks(): RequestApi {
+    return new RequestApi(this.#client, this.#guard, this.#signal, this.#writeBudget, true);
   }
 
   /** An account, reached through the caller's scope or through a connect token the caller knew. */
@@ -122,11 +135,13 @@ export class RequestApi {
 
   async createAccount(form: UpstreamNewAccountForm) {
     this.#guard.requireAdmin('createAccount');
+    this.#checkedOnly();
     return this.#client.createAccount(form, this.#signal);
   }
 
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
+    this.#checkedOnly(id);
     const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim('updateAccount'));
     this.#forgetAccount(id);
     return result;
@@ -134,6 +149,7 @@ export class RequestApi {
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
+    this.#checkedOnly(id);
     const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim('deleteAccount'));
     this.#forgetAccount(id);
     return result;
@@ -154,6 +170,7 @@ export class RequestApi {
 
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
+    this.#checkedOnly(accountId);
     const claim = this.#writeClaim(accountId === null ? 'createConnectToken' : 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal, claim);
     this.#tokenLists?.clear({ accountId });
@@ -162,12 +179,20 @@ export class RequestApi {
 
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
+    this.#checkedOnly(accountId, token);
     const claim = this.#writeClaim(accountId === null ? 'deleteConnectToken' : 'deleteAccountConnectToken');
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal, claim);
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear({ accountId });
     return result;
+  }
+
+  /** In check-only mode, checks the ids a write puts in its URL (as the client will), then ends the write. */
+  #checkedOnly(...ids: Array<string | null>): void {
+    if (!this.#checkOnly) return;
+    for (const id of ids) if (id !== null) pathSegment(id);
+    throw new WriteChecked();
   }
 
   /**
@@ -212,6 +237,14 @@ export class RequestApi {
  */
 function cacheKey(key: string | null | readonly [string | null, string]): string {
   return JSON.stringify(key);
+}
+
+/** How a write of a check-only RequestApi ends once every check before its request has passed. */
+export class WriteChecked extends Error {
+  constructor() {
+    super('write checked, not made');
+    this.name = 'WriteChecked';
+  }
 }
 
 /** A prefetch's failure: reported by the field that asks for the same load. */

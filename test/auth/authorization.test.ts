@@ -164,6 +164,23 @@ describe('per-account scope', () => {
       assert.equal(store.getAccount(other)?.first_name, 'Otto');
       assert.ok(store.getConnectToken(otherToken, other));
     });
+
+    test('a mutation writing to its own account and to another is refused whole (403) before the first write', async () => {
+      const tokens = stack.emulator.store.listConnectTokens(mine).length;
+      const response = await stack.gql(
+        `mutation($mine: ID!, $other: ID!) {
+          a: createAccountConnectToken(accountId: $mine, input: { callbackUrl: "https://app.example.com/cb" }) { token }
+          b: updateAccount(id: $other, input: { firstName: "Mallory" }) { success }
+        }`,
+        caller,
+        { mine, other },
+      );
+      assert.equal(response.status, 403);
+      assert.equal(response.body.data, undefined);
+      assert.deepEqual(response.body.errors?.map((e) => [e.path, e.extensions?.['code']]), [[['b'], 'FORBIDDEN']]);
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.equal(stack.emulator.store.listConnectTokens(mine).length, tokens);
+    });
   });
 
   describe('knowing a connect token is the capability to read its account', () => {

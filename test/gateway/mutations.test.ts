@@ -228,3 +228,71 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
   });
 });
+
+describe('a mutation of several writes: all checked before the first is made', () => {
+  const stack = useStack();
+
+  /** Asserts the whole operation refused with `code` for the field at `key`, and nothing sent upstream. */
+  function assertRefusedWhole(res: Awaited<ReturnType<typeof stack.gql>>, status: number, code: string, key: string, message: RegExp): void {
+    assert.equal(res.status, status, JSON.stringify(res.body));
+    assert.equal(res.body.data, undefined);
+    assert.equal(res.body.errors!.length, 1);
+    const [error] = res.body.errors!;
+    assert.equal(error!.extensions!['code'], code);
+    assert.deepEqual(error!.path, [key]);
+    assert.match(error!.message, message);
+    assert.match(error!.message, /\(no write of the operation was made\)$/);
+    assert.equal(error!.extensions!['http'], undefined);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  }
+
+  it('refuses the whole operation, HTTP 400, when a later field has bad input: the earlier write is not made', async () => {
+    stack.emulator.clearRequests();
+    const accounts = stack.emulator.store.listAccounts().length;
+    const res = await stack.gql(`mutation {
+      a: createAccount(input: { email: "ok@example.com" }) { id }
+      b: createAccount(input: { email: "not-an-email" }) { id }
+    }`);
+    assertRefusedWhole(res, 400, 'BAD_USER_INPUT', 'b', /^input\.email must be an email address/);
+    assert.equal(res.body.errors![0]!.extensions!['field'], 'input.email');
+    assert.equal(stack.emulator.store.listAccounts().length, accounts);
+  });
+
+  it('checks the ids each write puts in its URL, and the writes of fragments', async () => {
+    stack.emulator.clearRequests();
+    const res = await stack.gql(`mutation {
+      ...Deletes
+      c: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
+    }
+    fragment Deletes on Mutation { a: deleteConnectToken(token: "abc") { success } b: deleteConnectToken(token: "..") { success } }`);
+    assertRefusedWhole(res, 400, 'BAD_USER_INPUT', 'b', /^"\.\." is not a valid id or token/);
+  });
+
+  it('leaves out a field @skip leaves out, and lets every write run when all pass', async () => {
+    stack.emulator.clearRequests();
+    const res = await stack.gql(
+      `mutation ($bad: Boolean!) {
+        a: createConnectToken(input: { callbackUrl: "https://app.example.com/a" }) { token }
+        b: createAccount(input: { email: "nope" }) @skip(if: $bad) { id }
+        c: createConnectToken(input: { callbackUrl: "https://app.example.com/c" }) { token }
+      }`,
+      { bad: true },
+    );
+    assert.deepEqual(codes(res), []);
+    assert.deepEqual(Object.keys(res.body.data!), ['a', 'c']);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+  });
+
+  it('still runs the writes in order when the upstream fails one: that failure shows only as it runs', async () => {
+    stack.emulator.clearRequests();
+    stack.emulator.addFault({ method: 'POST', path: '/accounts', status: 400, times: 1 });
+    const res = await stack.gql(`mutation {
+      a: createConnectToken(input: { callbackUrl: "https://app.example.com/a" }) { token }
+      b: createAccount(input: { email: "fine@example.com" }) { id }
+    }`);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.data, null); // the payloads are non-null: b's error blanks the answer
+    assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /accounts']);
+  });
+});
