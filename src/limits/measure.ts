@@ -13,6 +13,7 @@ import {
   type FragmentDefinitionNode,
   type GraphQLCompositeType,
   type GraphQLField,
+  type GraphQLNamedType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode,
@@ -96,8 +97,8 @@ interface SetMeasure {
 const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false };
 
 /**
- * Measures one operation of a validated document. Each fragment is measured once per page size it is used
- * with, so the work stays linear in the document even when fragments spread each other many times over.
+ * Measures one operation of a validated document as graphql-js will run it: fields sharing a response key
+ * (selected by overlapping fragments, say) are one field, counted once.
  */
 export function measureOperation(
   schema: GraphQLSchema,
@@ -109,7 +110,6 @@ export function measureOperation(
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
-  const memo = new Map<string, SetMeasure>();
   const assumedListItemCosts = new Map<FieldNode, number>();
   let usesVariables = false;
 
@@ -135,65 +135,99 @@ export function measureOperation(
     return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
   };
 
+  /** A number for each selection set of the document, for the memo's keys. */
+  const setIds = new Map<SelectionSetNode, number>();
+  const setId = (set: SelectionSetNode): number => {
+    let id = setIds.get(set);
+    if (id === undefined) setIds.set(set, (id = setIds.size));
+    return id;
+  };
+  const memo = new Map<string, SetMeasure>();
+
   /**
-   * `spread`: the fragments already spread into this selection set (through its inline fragments too), which
-   * graphql-js runs once however often they are spread there (`{ ...A ...A }`), so they count once.
+   * What one object of the answer costs: the selection sets of every field node that execution merges into
+   * the field answering it (`sets`: fields sharing a response key run once, their selections together), their
+   * fields grouped by response key as graphql-js groups them, each group measured once. A fragment counts
+   * once however often it is spread into these sets (`{ ...A ...A }` runs it once), and each time it is spread
+   * elsewhere. Memoized by the sets and page size, so the work stays linear in the document even when
+   * fragments spread each other many times over.
    */
-  const selectionSet = (type: GraphQLCompositeType, set: SelectionSetNode, pageSize: number | undefined, spread = new Set<string>()): SetMeasure => {
-    const total = { ...EMPTY };
-    for (const selection of set.selections) {
-      let part: SetMeasure;
-      if (selection.kind === Kind.FIELD) {
-        part = field(type, selection, pageSize);
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        const narrowed = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : type;
-        part = isCompositeType(narrowed) ? selectionSet(narrowed, selection.selectionSet, pageSize, spread) : EMPTY;
-      } else if (spread.has(selection.name.value)) {
-        part = EMPTY;
-      } else {
-        spread.add(selection.name.value);
-        part = fragment(selection.name.value, pageSize);
+  const selectionSets = (type: GraphQLCompositeType, sets: readonly SelectionSetNode[], pageSize: number | undefined): SetMeasure => {
+    const key = `${type.name}\0${pageSize ?? ''}\0${sets.map(setId).join(',')}`;
+    const known = memo.get(key);
+    if (known) return known;
+    // Validation refuses fragment cycles; this entry only keeps a cycle from recursing if one slipped through.
+    memo.set(key, EMPTY);
+    const groups = new Map<string, { parent: GraphQLCompositeType; nodes: FieldNode[] }>();
+    const spread = new Set<string>();
+    const collect = (parent: GraphQLCompositeType, set: SelectionSetNode): void => {
+      for (const selection of set.selections) {
+        if (selection.kind === Kind.FIELD) {
+          const responseKey = (selection.alias ?? selection.name).value;
+          const group = groups.get(responseKey);
+          if (group) group.nodes.push(selection);
+          else groups.set(responseKey, { parent, nodes: [selection] });
+          continue;
+        }
+        let narrowed: GraphQLNamedType | undefined | null = parent;
+        let inner: SelectionSetNode | undefined;
+        if (selection.kind === Kind.INLINE_FRAGMENT) {
+          if (selection.typeCondition) narrowed = schema.getType(selection.typeCondition.name.value);
+          inner = selection.selectionSet;
+        } else if (!spread.has(selection.name.value)) {
+          spread.add(selection.name.value);
+          const definition = fragments.get(selection.name.value);
+          narrowed = definition && schema.getType(definition.typeCondition.name.value);
+          inner = definition?.selectionSet;
+        }
+        if (inner && isCompositeType(narrowed)) collect(narrowed, inner);
       }
+    };
+    for (const set of sets) collect(type, set);
+    const total = { ...EMPTY };
+    for (const { parent, nodes } of groups.values()) {
+      const part = field(parent, nodes, pageSize);
       total.cost += part.cost;
       total.depth = Math.max(total.depth, part.depth);
       total.aliases += part.aliases;
       total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
       total.needsFullAccount ||= part.needsFullAccount;
     }
+    memo.set(key, total);
     return total;
   };
 
-  const fragment = (name: string, pageSize: number | undefined): SetMeasure => {
-    const key = `${name}\0${pageSize ?? ''}`;
-    const known = memo.get(key);
-    if (known) return known;
-    // Validation refuses fragment cycles; this entry only keeps a cycle from recursing if one slipped through.
-    memo.set(key, EMPTY);
-    const definition = fragments.get(name);
-    const type = definition && schema.getType(definition.typeCondition.name.value);
-    const measure = definition && isCompositeType(type) ? selectionSet(type, definition.selectionSet, pageSize) : EMPTY;
-    memo.set(key, measure);
-    return measure;
-  };
-
-  const field = (parent: GraphQLCompositeType, node: FieldNode, pageSize: number | undefined): SetMeasure => {
+  /** One field of the answer: `nodes`, the field nodes sharing its response key (same field, same arguments). */
+  const field = (parent: GraphQLCompositeType, nodes: readonly FieldNode[], pageSize: number | undefined): SetMeasure => {
+    const node = nodes[0]!;
     const name = node.name.value;
     const key = `${parent.name}.${name}`;
-    const aliases = node.alias ? 1 : 0;
-    const longestAlias = node.alias?.value.length ?? 0;
+    let aliases = 0;
+    let longestAlias = 0;
+    for (const each of nodes) {
+      if (!each.alias) continue;
+      aliases += 1;
+      longestAlias = Math.max(longestAlias, each.alias.value.length);
+    }
     const definition = fieldDefinition(schema, parent, name);
     // Introspection is answered from the in-memory schema: no upstream cost, but depth and aliases count.
     const introspection = name.startsWith('__') || parent.name.startsWith('__');
     const weight = introspection ? 0 : UPSTREAM_FIELDS.has(key) || parent === schema.getMutationType() ? COST.upstream : COST.field;
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
     const type = definition && getNamedType(definition.type);
-    if (!definition || !node.selectionSet || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount };
+    const sets = nodes.flatMap((each) => (each.selectionSet ? [each.selectionSet] : []));
+    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount };
 
     const first = definition.args.find((a) => a.name === 'first');
-    const child = selectionSet(type, node.selectionSet, first ? pageSizeOf(node, first.defaultValue) : undefined);
+    const child = selectionSets(type, sets, first ? pageSizeOf(node, first.defaultValue) : undefined);
     const isList = isListType(getNullableType(definition.type));
-    // An item costs at least a field: `{ __typename }` weighs nothing, yet each item is answered.
-    if (isList && pageSize === undefined && !introspection) assumedListItemCosts.set(node, Math.max(child.cost, COST.field));
+    if (isList && pageSize === undefined && !introspection) {
+      // An item costs at least a field: `{ __typename }` weighs nothing, yet each item is answered. The list's
+      // nodes run as one field, and ListLengthBudget adds up what its nodes carry: the first carries the
+      // item's cost, the others nothing (a node merged elsewhere too keeps the most it was given).
+      const itemCost = Math.max(child.cost, COST.field);
+      nodes.forEach((each, i) => assumedListItemCosts.set(each, Math.max(assumedListItemCosts.get(each) ?? 0, i === 0 ? itemCost : 0)));
+    }
     const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
     const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
     return {
@@ -206,7 +240,7 @@ export function measureOperation(
   };
 
   const root = rootType(schema, operation);
-  const measure = root ? selectionSet(root, operation.selectionSet, undefined) : EMPTY;
+  const measure = root ? selectionSets(root, [operation.selectionSet], undefined) : EMPTY;
   const rootFields = root ? rootFieldsOf(operation.selectionSet, fragments) : new Map<string, string>();
   return {
     depth: measure.depth,

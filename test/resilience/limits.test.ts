@@ -189,6 +189,14 @@ describe('operation limits', () => {
       `{ accounts(first: 100) { nodes { id username emailAddresses messageCount fileCount sources { label email status useSsl } connectTokens { token used createdAt expiresAt } } } }`,
     );
     assert.equal(admin.body.errors, undefined);
+    // The same page as a client colocating fragments writes it, the lists selected by both: run once, counted once.
+    const colocated = await stack.gql(
+      `{ accounts(first: 100) { nodes { ...Row ...Detail } } }
+       fragment Row on Account { id username emailAddresses sources { label email status useSsl } connectTokens { token used createdAt expiresAt } }
+       fragment Detail on Account { id messageCount fileCount sources { label email status useSsl } connectTokens { token used createdAt expiresAt } }`,
+    );
+    assert.deepEqual(codes(colocated), []);
+    assert.deepEqual(colocated.body.data, admin.body.data);
 
     // GraphiQL's introspection query nests ofType seven levels deep: it only unwraps types, so it adds no depth.
     const introspection = await stack.gql(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, schemaDescription: true }));
