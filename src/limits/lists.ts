@@ -43,9 +43,9 @@ export class ListLengthBudget {
   charge<T>(info: GraphQLResolveInfo, items: T[]): T[] {
     const further = items.length - COST.listSize;
     if (further <= 0) return items;
-    // Every node of a merged field was counted by the estimate; an unmeasured one counts at least its field.
+    // The estimate gave each node of a merged field the merged item's cost; an unmeasured one counts at least its field.
     let itemCost = 0;
-    for (const node of info.fieldNodes) itemCost += this.#itemCosts.get(node) ?? COST.field;
+    for (const node of info.fieldNodes) itemCost = Math.max(itemCost, this.#itemCosts.get(node) ?? COST.field);
     const value = this.#added + further * itemCost;
     if (value <= this.#maximum) {
       this.#added = value;

@@ -161,6 +161,8 @@ export function measureOperation(
     const groups = new Map<string, { parent: GraphQLCompositeType; nodes: FieldNode[] }>();
     const spread = new Set<string>();
     const collect = (parent: GraphQLCompositeType, set: SelectionSetNode): void => {
+      visited += set.selections.length;
+      if (visited > MAX_SELECTIONS_VISITED) throw new TooManyToMeasure();
       for (const selection of set.selections) {
         if (selection.kind === Kind.FIELD) {
           const responseKey = (selection.alias ?? selection.name).value;
@@ -223,10 +225,11 @@ export function measureOperation(
     const isList = isListType(getNullableType(definition.type));
     if (isList && pageSize === undefined && !introspection) {
       // An item costs at least a field: `{ __typename }` weighs nothing, yet each item is answered. The list's
-      // nodes run as one field, and ListLengthBudget adds up what its nodes carry: the first carries the
-      // item's cost, the others nothing (a node merged elsewhere too keeps the most it was given).
+      // nodes run as one field, which ListLengthBudget charges the most any of them carries: each carries the
+      // merged item's cost (a node merged elsewhere too, the most it was given), so that a node @skip leaves
+      // out of the field at run time takes nothing with it.
       const itemCost = Math.max(child.cost, COST.field);
-      nodes.forEach((each, i) => assumedListItemCosts.set(each, Math.max(assumedListItemCosts.get(each) ?? 0, i === 0 ? itemCost : 0)));
+      for (const each of nodes) assumedListItemCosts.set(each, Math.max(assumedListItemCosts.get(each) ?? 0, itemCost));
     }
     const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
     const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
@@ -240,7 +243,15 @@ export function measureOperation(
   };
 
   const root = rootType(schema, operation);
-  const measure = root ? selectionSets(root, [operation.selectionSet], undefined) : EMPTY;
+  let visited = 0;
+  let measure: SetMeasure;
+  try {
+    measure = root ? selectionSets(root, [operation.selectionSet], undefined) : EMPTY;
+  } catch (error) {
+    if (!(error instanceof TooManyToMeasure)) throw error;
+    // Refused as an estimated cost past any limit: what such a document would make the gateway do is unknown.
+    measure = { ...EMPTY, cost: Infinity };
+  }
   const rootFields = root ? rootFieldsOf(operation.selectionSet, fragments) : new Map<string, string>();
   return {
     depth: measure.depth,
@@ -253,6 +264,15 @@ export function measureOperation(
     assumedListItemCosts,
   };
 }
+
+/**
+ * The most selections measuring one operation visits. Fields merged across fragments make sets of selections
+ * the memo cannot share, and a document can double them at each level: a 2,900-token one took a second. No
+ * document the limits let through comes near (a full page of 100 accounts with their lists visits ~30).
+ */
+const MAX_SELECTIONS_VISITED = 20_000;
+
+class TooManyToMeasure extends Error {}
 
 function rootType(schema: GraphQLSchema, operation: OperationDefinitionNode): GraphQLCompositeType | undefined {
   const type = schema.getRootType(operation.operation);

@@ -330,6 +330,15 @@ describe('lists longer than the estimate assumed', () => {
       // ... and a fragment spread twice in one selection is run, and charged, once.
       const twice = await stack.gql(`{ ${aliases.slice(0, 2).join(' ').replaceAll('label username', '...S ...S')} } fragment S on Source { label username }`);
       assert.equal(twice.body.errors, undefined);
+      // A list selected twice (here by a fragment, merged in one place and not in the other) runs, and is
+      // charged, as one: two such fit, as two plain lists do ...
+      const merged = await stack.gql(`{ a: account(id: "${id}") { ...F } b: account(id: "${id}") { sources { label } ...F } } fragment F on Account { sources { label username } }`);
+      assert.deepEqual(codes(merged), []);
+      // ... and a node @skip leaves out does not take the list's charge with it: the third is refused still.
+      const skipped = ['a', 'b', 'c'].map((alias) => `${alias}: account(id: "${id}") { sources @skip(if: true) { label } sources { label username } }`);
+      const third = await stack.gql(`{ ${skipped.join(' ')} }`);
+      assert.deepEqual(codes(third), ['QUERY_TOO_COMPLEX']);
+      assert.equal(third.body.errors![0]!.extensions!['value'], 300);
     } finally {
       await stack.close();
     }

@@ -12,11 +12,29 @@ function measure(query: string) {
   return measureOperation(schema, document, operation, undefined);
 }
 
-/** What ListLengthBudget charges for one further item of each list: the sum over the nodes execution merges into it. */
+/** What ListLengthBudget charges for one further item of each list: the most any node execution merges into it carries. */
 function itemCostsByField(query: string): number[] {
   const costs = new Map<string, number>();
-  for (const [node, cost] of measure(query).assumedListItemCosts) costs.set(node.name.value, (costs.get(node.name.value) ?? 0) + cost);
+  for (const [node, cost] of measure(query).assumedListItemCosts) costs.set(node.name.value, Math.max(costs.get(node.name.value) ?? 0, cost));
   return [...costs.values()];
+}
+
+/**
+ * A document whose sets of merged selections double at each level (choosing alias `a` starts a chain of
+ * fragments that keeps merging into both keys below): 15 levels are 2,890 tokens, within MAX_QUERY_TOKENS.
+ */
+function doublingDocument(levels: number): string {
+  const parts = ['{ account(id: "x") { ...M1 } }'];
+  for (let i = 1; i <= levels; i++) {
+    const next = i < levels ? `...M${i + 1}` : 'id';
+    const chain = i < levels ? ` ...C${i}_${i + 1}` : '';
+    parts.push(`fragment M${i} on Account { a: connectTokens { account { ${next}${chain} } } connectTokens { account { ${next} } } }`);
+    for (let j = i + 1; j <= levels; j++) {
+      const inner = j < levels ? `...C${i}_${j + 1}` : 'id';
+      parts.push(`fragment C${i}_${j} on Account { a: connectTokens { account { ${inner} } } connectTokens { account { ${inner} } } }`);
+    }
+  }
+  return parts.join('\n');
 }
 
 const FLAT = '{ accounts(first: 100) { nodes { id firstName lastName sources { label status email } connectTokens { token used email } } } }';
@@ -50,5 +68,11 @@ describe('measureOperation', () => {
     assert.equal(twice.cost, 2 * once.cost);
     assert.equal(twice.aliases, 2 * once.aliases);
     assert.equal(once.aliases, 1 + 2);
+  });
+
+  it('counts a document whose merged selections it cannot measure within bounds as of unbounded cost', () => {
+    // Measured fully, 15 levels took a second (and changing a literal defeats every cache).
+    assert.equal(measure(doublingDocument(15)).cost, Infinity);
+    assert.ok(Number.isFinite(measure(doublingDocument(5)).cost));
   });
 });
