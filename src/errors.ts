@@ -64,6 +64,15 @@ export function argumentError(field: string, message: string): GraphQLError {
   return gatewayError(ErrorCode.BAD_USER_INPUT, message, undefined, { field });
 }
 
+/**
+ * graphql-js refusing an argument as it runs the field: `null` for a non-null argument, sent through a
+ * variable whose default the caller overrode (`query($id: ID = "x") { account(id: $id) }` with `{"id": null}`),
+ * which validation cannot see. The caller's input, not a bug: `BAD_USER_INPUT`.
+ */
+export function isArgumentRefusal(error: unknown): boolean {
+  return error instanceof GraphQLError && error.originalError == null && error.extensions['code'] === undefined && error.message.startsWith('Argument "');
+}
+
 /** The code of an error raised by this gateway, or `undefined` for anything unexpected. */
 export function codeOf(error: unknown): ErrorCode | undefined {
   const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;

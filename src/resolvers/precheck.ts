@@ -17,7 +17,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
-import { codeOf, ErrorCode } from '../errors.ts';
+import { codeOf, ErrorCode, isArgumentRefusal } from '../errors.ts';
 import { WriteChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 
@@ -72,12 +72,12 @@ async function firstRefusal(
       await resolve({}, getArgumentValues(definition, node, coerced) as never, { ...context, api }, undefined as never);
     } catch (error) {
       if (error instanceof WriteChecked) continue;
-      const code = codeOf(error);
+      const code = codeOf(error) ?? (isArgumentRefusal(error) ? ErrorCode.BAD_USER_INPUT : undefined);
       // Anything else (a bug) is left to execution, which reports it as it does any.
       if (code === undefined || !(error instanceof GraphQLError)) continue;
       return new GraphQLError(`${error.message} (no write of the operation was made)`, {
         path: [key],
-        extensions: { ...error.extensions, http: { status: STATUS[code] ?? 400 } },
+        extensions: { ...error.extensions, code, http: { status: STATUS[code] ?? 400 } },
       });
     }
   }

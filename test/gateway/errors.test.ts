@@ -285,3 +285,27 @@ describe('text that cannot be encoded for the upstream', () => {
     assert.equal(ok.body.errors, undefined);
   });
 });
+
+describe('null for a non-null argument, through a variable whose default the caller overrode', () => {
+  it('is BAD_USER_INPUT, not an unexpected error, before any upstream call; in a mutation of several writes, none is made', async () => {
+    const stack = await startLoggingStack('info');
+    try {
+      const read = await stack.gql('query ($id: ID = "x") { account(id: $id) { id } }', { id: null });
+      assert.deepEqual(codes(read), ['BAD_USER_INPUT']);
+      assert.match(read.body.errors![0]!.message, /^Argument "id" of non-null type "ID!" must not be null\.$/);
+      const write = await stack.gql(
+        `mutation ($t: ID = "x") {
+          a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
+          b: deleteConnectToken(token: $t) { success }
+        }`,
+        { t: null },
+      );
+      assert.equal(write.status, 400);
+      assert.deepEqual(write.body.errors!.map((e) => [e.path, e.extensions!['code']]), [[['b'], 'BAD_USER_INPUT']]);
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.deepEqual(stack.lines.filter((line) => line.includes('unexpected error')), []);
+    } finally {
+      await stack.close();
+    }
+  });
+});
