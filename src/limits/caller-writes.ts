@@ -28,28 +28,31 @@ export class CallerWriteBudget {
     this.#now = now;
   }
 
-  /** Counts one write of `caller` (the identity's `caller` key); past the budget, throws `RATE_LIMITED` instead. */
-  take(caller: string, what: string): void {
+  /**
+   * Counts one write of `caller` (the identity's `caller` key) and returns how to give it back (a write that
+   * was never sent after all); past the budget, throws `RATE_LIMITED` instead.
+   */
+  take(caller: string, what: string): () => void {
     const now = this.#now();
-    this.#sweep(now);
-    let writes = this.#callers.get(caller);
-    if (writes === undefined) {
-      writes = new HourlyRateLimit(this.perHour);
-      this.#callers.set(caller, writes);
-    }
+    const writes = this.#writesOf(caller, now);
     const waitMs = writes.take(now);
     if (waitMs > 0) throw this.#refusal(`${what}: the caller has made ${this.#allowed()}; the next may be made in ${seconds(waitMs)} s`, waitMs);
+    return () => writes.release(now);
   }
 
   /**
-   * Refuses, before anything runs, an operation whose `count` writes would not all fit in what `caller` has
-   * left: run, it would make the first ones and fail the rest (and, the payloads being non-null, answer
-   * `data: null`, the writes made unreported). Counts nothing: each write still takes its share when sent.
-   * HTTP 429 with `Retry-After`, as a refusal of the whole request.
+   * Takes at once the `count` writes an operation will make, before anything runs, or refuses it whole when
+   * they do not all fit in what `caller` has left: run, it would make the first ones and fail the rest (and,
+   * the payloads being non-null, answer `data: null`, the writes made unreported). Taken, they cannot be
+   * taken by another operation of the caller meanwhile; each write spends one as it is sent, and what the
+   * operation did not spend is given back when it ends (`WriteReservation.release`). HTTP 429 with
+   * `Retry-After`, as a refusal of the whole request.
    */
-  ensureRoom(caller: string, count: number): void {
-    const waitMs = this.#callers.get(caller)?.waitFor(count, this.#now()) ?? (count > this.perHour ? Infinity : 0);
-    if (waitMs === 0) return;
+  reserve(caller: string, count: number): WriteReservation {
+    const now = this.#now();
+    const writes = this.#writesOf(caller, now);
+    const waitMs = writes.takeMany(count, now);
+    if (waitMs === 0) return new WriteReservation(writes, now, count);
     let message: string;
     if (waitMs === Infinity) {
       message = `The operation makes ${count} writes, more than the ${this.perHour} a caller may make in an hour (CALLER_WRITES_PER_HOUR): send them in several operations`;
@@ -59,6 +62,16 @@ export class CallerWriteBudget {
       message = `The operation makes ${count} writes, more than the caller has left of ${this.#allowed()}; they may be made in ${seconds(waitMs)} s`;
     }
     throw this.#refusal(message, waitMs, 429);
+  }
+
+  #writesOf(caller: string, now: number): HourlyRateLimit {
+    this.#sweep(now);
+    let writes = this.#callers.get(caller);
+    if (writes === undefined) {
+      writes = new HourlyRateLimit(this.perHour);
+      this.#callers.set(caller, writes);
+    }
+    return writes;
   }
 
   #allowed(): string {
@@ -89,6 +102,36 @@ export class CallerWriteBudget {
     for (const [caller, writes] of this.#callers) {
       if (writes.idle(now)) this.#callers.delete(caller);
     }
+  }
+}
+
+/**
+ * The writes an operation took ahead (`CallerWriteBudget.reserve`): spent one by one as its writes are sent,
+ * the rest given back when it ends.
+ */
+export class WriteReservation {
+  readonly #writes: HourlyRateLimit;
+  readonly #takenAt: number;
+  #left: number;
+
+  constructor(writes: HourlyRateLimit, takenAt: number, count: number) {
+    this.#writes = writes;
+    this.#takenAt = takenAt;
+    this.#left = count;
+  }
+
+  /** One reserved write for a write about to be sent, and how to put it back; `undefined` when none is left. */
+  spend(): (() => void) | undefined {
+    if (this.#left === 0) return undefined;
+    this.#left -= 1;
+    return () => {
+      this.#left += 1;
+    };
+  }
+
+  /** Gives back to the caller's budget the writes the operation did not spend. */
+  release(): void {
+    for (; this.#left > 0; this.#left -= 1) this.#writes.release(this.#takenAt);
   }
 }
 

@@ -5,41 +5,55 @@
  * leaves the window, until then.
  */
 export class HourlyRateLimit {
-  /** When each call of the last hour was taken (ms), oldest first, as a ring of `limit` slots. */
-  readonly #takenAt: number[] = [];
-  #oldest = 0;
-  #newest = -Infinity;
+  /** When each call was taken (ms), oldest first, from `#head` on: those before it are an hour old, dropped lazily. */
+  #takenAt: number[] = [];
+  #head = 0;
 
   constructor(readonly limit: number) {}
 
   /** Counts a call made at `now` (ms) and returns 0, or, past the limit, the ms until one may be made (not counted). */
   take(now: number): number {
-    const wait = this.waitFor(1, now);
+    return this.takeMany(1, now);
+  }
+
+  /** Counts `count` calls made at `now` and returns 0, or, when they do not all fit, the ms until they would (none counted). */
+  takeMany(count: number, now: number): number {
+    const wait = this.waitFor(count, now);
     if (wait > 0) return wait;
-    if (this.#takenAt.length < this.limit) {
-      this.#takenAt.push(now);
-    } else {
-      // The oldest call is an hour old: its slot takes this one, and the next oldest becomes the oldest.
-      this.#takenAt[this.#oldest] = now;
-      this.#oldest = (this.#oldest + 1) % this.limit;
-    }
-    this.#newest = now;
+    for (let i = 0; i < count; i += 1) this.#takenAt.push(now);
     return 0;
   }
 
   /** The ms from `now` until `count` calls could be made (0: at once; Infinity: never, more than the limit). Counts nothing. */
   waitFor(count: number, now: number): number {
     if (count > this.limit) return Infinity;
-    // Calls that must leave the window first: the oldest `leaving` of those counted (the ring wraps only once full).
-    const leaving = this.#takenAt.length + count - this.limit;
+    this.#forget(now);
+    // Calls that must leave the window first: the oldest `leaving` of those in it.
+    const leaving = this.#takenAt.length - this.#head + count - this.limit;
     if (leaving <= 0) return 0;
-    const last = this.#takenAt[(this.#oldest + leaving - 1) % this.#takenAt.length]!;
-    return Math.max(0, last + HOUR_MS - now);
+    return this.#takenAt[this.#head + leaving - 1]! + HOUR_MS - now;
+  }
+
+  /** Uncounts a call taken at `takenAt` (a write that was never sent after all). */
+  release(takenAt: number): void {
+    // Given back soon after it was taken: looked for from the newest.
+    const index = this.#takenAt.lastIndexOf(takenAt);
+    if (index >= this.#head) this.#takenAt.splice(index, 1);
   }
 
   /** No call counted in the hour before `now`: forgetting this limit changes nothing. */
   idle(now: number): boolean {
-    return this.#newest + HOUR_MS <= now;
+    this.#forget(now);
+    return this.#head === this.#takenAt.length;
+  }
+
+  /** Drops the calls an hour old; the array is copied down once the dropped ones are most of it. */
+  #forget(now: number): void {
+    while (this.#head < this.#takenAt.length && this.#takenAt[this.#head]! + HOUR_MS <= now) this.#head += 1;
+    if (this.#head > 64 && this.#head * 2 >= this.#takenAt.length) {
+      this.#takenAt = this.#takenAt.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }
 

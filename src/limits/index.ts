@@ -93,7 +93,7 @@ function tooComplex(what: string, limit: string, value: number | string, maximum
 export function operationLimitsPlugin(
   limits: OperationLimits,
   logger: Logger,
-): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget; api: { ensureWriteRoom(count: number): void } }> {
+): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget; api: { reserveWrites(count: number): void; releaseUnspentWrites(): void } }> {
   const cache = new WeakMap<DocumentNode, Map<OperationDefinitionNode, OperationMeasure>>();
   const measured = (
     schema: GraphQLSchema,
@@ -132,10 +132,14 @@ export function operationLimitsPlugin(
             throw refusal;
           }
           // A mutation whose writes the caller's budget cannot all take is refused whole, before any is made.
-          contextValue.api.ensureWriteRoom(measure.writes);
+          contextValue.api.reserveWrites(measure.writes);
           contextValue.lists.plan(measure, maxListOverrun(limits), (overrun) => {
             logger.warn('operation has lists longer than its cost allows: they fail', { requestId: contextValue.requestId, ...overrun });
           });
+        },
+        // Run or refused (by another plugin), the operation is over: what it reserved and did not write is given back.
+        async willSendResponse({ contextValue }) {
+          contextValue.api.releaseUnspentWrites();
         },
       };
     },

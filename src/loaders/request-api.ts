@@ -1,8 +1,8 @@
 import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
-import type { CallerWriteBudget } from '../limits/caller-writes.ts';
+import type { CallerWriteBudget, WriteReservation } from '../limits/caller-writes.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
-import type { UpstreamClient } from '../upstream/client.ts';
+import type { UpstreamClient, WriteClaim } from '../upstream/client.ts';
 import { pathSegment } from '../upstream/request.ts';
 import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
@@ -36,6 +36,8 @@ export class RequestApi {
   readonly #signal: CancelSignal | undefined;
   readonly #guard: AccessGuard;
   readonly #writeBudget: CallerWriteBudget | undefined;
+  /** The writes this operation took ahead of its budget (`reserveWrites`), spent as they are sent. */
+  #reservation: WriteReservation | undefined;
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
@@ -196,25 +198,35 @@ export class RequestApi {
   }
 
   /**
-   * Refuses an operation of `count` writes that the caller's budget cannot take whole, before any of them is
-   * made (`CallerWriteBudget.ensureRoom`). Admins are not counted.
+   * Takes ahead the `count` writes the operation will make, refusing it whole, before any of them is made,
+   * when the caller's budget cannot take them all (`CallerWriteBudget.reserve`); `releaseUnspentWrites` gives
+   * back what it did not spend. Admins are not counted.
    */
-  ensureWriteRoom(count: number): void {
+  reserveWrites(count: number): void {
     const { identity } = this.#guard;
-    if (identity.kind === 'scoped' && count > 0) this.#writeBudget?.ensureRoom(identity.caller, count);
+    if (identity.kind === 'scoped' && count > 0 && this.#writeBudget !== undefined) {
+      this.#reservation = this.#writeBudget.reserve(identity.caller, count);
+    }
+  }
+
+  /** Once the operation has run: the writes it reserved and did not send go back to the caller's budget. */
+  releaseUnspentWrites(): void {
+    this.#reservation?.release();
+    this.#reservation = undefined;
   }
 
   /**
    * A write's claim on its caller's budget, spent by the client when the write is about to be sent, so that a
-   * write refused before (a bad id, the key-wide rate-limit pause, an open circuit) costs none; retries are
-   * the same write. Spent whatever the upstream answers: each costs a call of the key's quota, and a refused
-   * write may have taken effect. Admins are not counted (`createAccount` is theirs alone).
+   * write refused before (a bad id, the key-wide rate-limit pause, an open circuit) costs none, and given back
+   * if it is held back after all; retries are the same write. Spent whatever the upstream answers: each
+   * costs a call of the key's quota, and a refused write may have taken effect. One the operation reserved
+   * is spent from the reservation. Admins are not counted (`createAccount` is theirs alone).
    */
-  #writeClaim(what: string): (() => void) | undefined {
+  #writeClaim(what: string): WriteClaim | undefined {
     const { identity } = this.#guard;
     const budget = this.#writeBudget;
     if (identity.kind !== 'scoped' || budget === undefined) return undefined;
-    return () => budget.take(identity.caller, what);
+    return () => this.#reservation?.spend() ?? budget.take(identity.caller, what);
   }
 
   #accountLoader() {

@@ -76,9 +76,20 @@ interface Call<T> {
   /**
    * Called once, when the call's first request is about to be sent (its checks passed, a rate-limit pause
    * waited out, the breaker and the operation's request budget willing), before it is: a write's share of its
-   * caller's budget (`CallerWriteBudget`), which may refuse it by throwing. Retries do not call it again.
+   * caller's budget (`CallerWriteBudget`), which may refuse it by throwing. Retries do not call it again. What
+   * it returns is called if the call ends without any request having gone out after all (held back in the
+   * pool's queue by a pause or the breaker, cancelled there): the share is given back.
    */
-  claim?: (() => void) | undefined;
+  claim?: WriteClaim | undefined;
+}
+
+/** A write's share of its caller's budget, taken as its first request is about to be sent (see `Call.claim`). */
+export type WriteClaim = () => (() => void) | undefined;
+
+/** A call's claim (`Call.claim`): how to give it back, and whether any request went out, which keeps it spent. */
+interface ClaimState {
+  giveBack: (() => void) | undefined;
+  sent: boolean;
 }
 
 /** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
@@ -327,15 +338,15 @@ export class UpstreamClient {
 
   /* Writes: `claim`, see `Call.claim`. */
 
-  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamCreateAccountResult> {
+  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamCreateAccountResult> {
     return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts', claim });
   }
 
-  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
+  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
     return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
-  deleteAccount(id: string, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
+  deleteAccount(id: string, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
     return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
@@ -360,7 +371,7 @@ export class UpstreamClient {
     });
   }
 
-  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal, claim?: () => void): Promise<UpstreamCreateConnectTokenResult> {
+  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamCreateConnectTokenResult> {
     return this.#call({
       method: 'POST',
       segments: connectTokensPath(accountId),
@@ -372,7 +383,7 @@ export class UpstreamClient {
     });
   }
 
-  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: () => void): Promise<UpstreamSuccess> {
+  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
     return this.#call({
       method: 'DELETE',
       segments: [...connectTokensPath(accountId), token],
@@ -395,15 +406,17 @@ export class UpstreamClient {
     const dependants = call.signal && dependantsOf(call.signal);
     if (call.signal?.aborted) cancellation.cancel('caller');
     dependants?.add(cancellation);
+    const claimed: ClaimState = { giveBack: undefined, sent: false };
     try {
-      return await this.#attempts(call, cancellation);
+      return await this.#attempts(call, cancellation, claimed);
     } finally {
       clearTimeout(timer);
       dependants?.delete(cancellation);
+      if (!claimed.sent) claimed.giveBack?.();
     }
   }
 
-  async #attempts<T>(call: Call<T>, cancellation: CallCancellation): Promise<T> {
+  async #attempts<T>(call: Call<T>, cancellation: CallCancellation, claimed: ClaimState): Promise<T> {
     const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
@@ -517,7 +530,7 @@ export class UpstreamClient {
       }
       if (claim !== undefined) {
         try {
-          claim();
+          claimed.giveBack = claim();
         } catch (refusal) {
           call.signal?.releaseRequest?.();
           noVerdict(permit);
@@ -530,6 +543,7 @@ export class UpstreamClient {
       const waitingSince = performance.now();
       const onSent = () => {
         sent = true;
+        claimed.sent = true;
         sentAt = performance.now();
         call.signal?.countRequest?.();
       };

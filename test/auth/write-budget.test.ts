@@ -175,6 +175,52 @@ describe('the budget of writes and the key-wide rate-limit pause', () => {
   });
 });
 
+describe('the budget of writes under concurrency', () => {
+  test('two operations of one caller racing for its last writes: one runs whole, the other is refused whole', async () => {
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 3 });
+    try {
+      const user = await hsToken({ sub: 'racer' });
+      // Slow answers keep the two operations running side by side.
+      stack.emulator.addFault({ method: 'POST', path: '/connect_tokens', answerAfterMs: 200 });
+      const answers = await Promise.all([stack.gql(creates(2), user), stack.gql(creates(2), user)]);
+      assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 429]);
+      const ran = answers.find((answer) => answer.status === 200)!;
+      assert.deepEqual(codes(ran), []);
+      assert.equal(Object.keys(ran.body.data!).length, 2);
+      assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+      // What the refused one did not take is left: one write.
+      assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+      assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('gives back a write held back in the queue by a pause that began meanwhile: it was never sent', async () => {
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 1, upstreamMaxInFlight: 1 });
+    try {
+      const admin = await hsToken({ sub: 'ops', scope: 'contextio:admin' });
+      const user = await hsToken({ sub: 'queued' });
+      // The only upstream connection is taken by an admin's read, answered 429 (every call paused an hour) ...
+      stack.emulator.addFault({ method: 'GET', path: '/accounts', status: 429, retryAfter: 3600, answerAfterMs: 500, times: 1 });
+      const read = stack.gql('{ accounts(first: 1) { nodes { id } } }', admin);
+      await eventually(() => stack.emulator.inFlight === 1);
+      // ... while the user's write waits for it, then is held back by the pause.
+      const write = await stack.gql(CREATE, user);
+      await read;
+      assert.deepEqual(codes(write), ['RATE_LIMITED']);
+      assert.equal(write.body.errors![0]!.extensions!['limit'], undefined);
+      assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+      // Its write was not counted: the next is refused by the pause again, not by the caller's budget.
+      const next = await stack.gql(CREATE, user);
+      assert.deepEqual(codes(next), ['RATE_LIMITED']);
+      assert.equal(next.body.errors![0]!.extensions!['limit'], undefined, JSON.stringify(next.body.errors));
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('a gateway whose writes are not counted (callerWritesPerHour: 0)', () => {
   let stack: AuthStack;
   before(async () => {

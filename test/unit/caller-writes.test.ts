@@ -65,25 +65,34 @@ describe('CallerWriteBudget', () => {
     refusal(() => budget.take('caller 0', 'w'));
   });
 
-  it('checks that an operation\'s writes all fit, counting none, and says when they will', () => {
+  it('reserves an operation\'s writes whole or refuses them, spends them as they are sent, and gives back the rest', () => {
     const { clock, budget } = budgetAt(3);
-    budget.ensureRoom('alice', 3);
-    assert.equal(budget.size, 0, 'a caller who has written nothing is not remembered');
-    assert.equal(refusal(() => budget.ensureRoom('alice', 4)).extensions['retryAfter'], undefined);
+    assert.equal(refusal(() => budget.reserve('alice', 4)).extensions['retryAfter'], undefined, 'more than the budget: never');
     budget.take('alice', 'w');
     clock.now = 10 * MINUTE;
-    budget.take('alice', 'w');
-    budget.ensureRoom('alice', 1);
-    // Two more need the write at 0 gone: at 60 minutes, 50 from now.
-    const error = refusal(() => budget.ensureRoom('alice', 2));
+    // Two are left: three fit once the write at 0 has left the window, at 60 minutes.
+    const error = refusal(() => budget.reserve('alice', 3));
     assert.equal(error.extensions['retryAfter'], 50 * 60);
     assert.equal((error.extensions['http'] as { status: number }).status, 429);
-    clock.now = HOUR;
-    budget.ensureRoom('alice', 2);
-    // Checking took nothing: two writes still fit, the third (the one at 10 minutes still in) does not.
-    budget.take('alice', 'w');
-    budget.take('alice', 'w');
-    assert.equal(refusal(() => budget.take('alice', 'w')).extensions['retryAfter'], 10 * 60);
+    const reservation = budget.reserve('alice', 2);
+    // Taken: another operation of the caller finds none left.
+    assert.equal(refusal(() => budget.take('alice', 'w')).extensions['retryAfter'], 50 * 60);
+    const giveBack = reservation.spend()!;
+    giveBack(); // held back, never sent: back in the reservation
+    reservation.spend();
+    assert.ok(reservation.spend());
+    assert.equal(reservation.spend(), undefined, 'two reserved, two spent');
+  });
+
+  it('gives back a write that was never sent', () => {
+    const { budget } = budgetAt(2);
+    const reservation = budget.reserve('bob', 2);
+    reservation.spend();
+    reservation.release(); // one unspent: back to the budget
+    const giveBack = budget.take('bob', 'w');
+    refusal(() => budget.take('bob', 'w'));
+    giveBack();
+    budget.take('bob', 'w');
   });
 });
 
