@@ -52,7 +52,7 @@ export class CallerWriteBudget {
     const now = this.#now();
     const writes = this.#writesOf(caller, now);
     const waitMs = writes.takeMany(count, now);
-    if (waitMs === 0) return new WriteReservation(writes, now, count);
+    if (waitMs === 0) return new WriteReservation(writes, this.#now, now, count);
     let message: string;
     if (waitMs === Infinity) {
       message = `The operation makes ${count} writes, more than the ${this.perHour} a caller may make in an hour (CALLER_WRITES_PER_HOUR): send them in several operations`;
@@ -106,32 +106,35 @@ export class CallerWriteBudget {
 }
 
 /**
- * The writes an operation took ahead (`CallerWriteBudget.reserve`): spent one by one as its writes are sent,
- * the rest given back when it ends.
+ * The writes an operation took ahead (`CallerWriteBudget.reserve`): each spent as a write is sent, dated
+ * then (its hour starts when it is made, not when the operation began), the rest given back when it ends.
  */
 export class WriteReservation {
   readonly #writes: HourlyRateLimit;
-  readonly #takenAt: number;
-  #left: number;
+  readonly #now: () => number;
+  /** When each write not yet spent was taken. */
+  readonly #unspent: number[];
 
-  constructor(writes: HourlyRateLimit, takenAt: number, count: number) {
+  constructor(writes: HourlyRateLimit, now: () => number, takenAt: number, count: number) {
     this.#writes = writes;
-    this.#takenAt = takenAt;
-    this.#left = count;
+    this.#now = now;
+    this.#unspent = Array.from({ length: count }, () => takenAt);
   }
 
   /** One reserved write for a write about to be sent, and how to put it back; `undefined` when none is left. */
   spend(): (() => void) | undefined {
-    if (this.#left === 0) return undefined;
-    this.#left -= 1;
+    const takenAt = this.#unspent.pop();
+    if (takenAt === undefined) return undefined;
+    const now = this.#now();
+    this.#writes.retake(takenAt, now);
     return () => {
-      this.#left += 1;
+      this.#unspent.push(now);
     };
   }
 
   /** Gives back to the caller's budget the writes the operation did not spend. */
   release(): void {
-    for (; this.#left > 0; this.#left -= 1) this.#writes.release(this.#takenAt);
+    for (const takenAt of this.#unspent.splice(0)) this.#writes.release(takenAt);
   }
 }
 

@@ -34,6 +34,12 @@ export class HourlyRateLimit {
     return this.#takenAt[this.#head + leaving - 1]! + HOUR_MS - now;
   }
 
+  /** Moves a call taken at `takenAt` to `now` (a write reserved ahead, sent now): its hour starts now. */
+  retake(takenAt: number, now: number): void {
+    this.release(takenAt);
+    this.#takenAt.push(now);
+  }
+
   /** Uncounts a call taken at `takenAt` (a write that was never sent after all). */
   release(takenAt: number): void {
     // Given back soon after it was taken: looked for from the newest.

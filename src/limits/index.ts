@@ -3,7 +3,7 @@ import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type Graph
 import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ListLengthBudget } from './lists.ts';
-import { COST, measureOperation, type OperationMeasure } from './measure.ts';
+import { COST, MAX_SELECTIONS_VISITED, measureOperation, type OperationMeasure } from './measure.ts';
 
 export { ListLengthBudget } from './lists.ts';
 export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from './measure.ts';
@@ -59,6 +59,14 @@ export const MAX_ALIAS_LENGTH = 128;
 
 /** The `QUERY_TOO_COMPLEX` error for the first limit the measure exceeds, or `undefined` when within all. */
 export function checkLimits(measure: OperationMeasure, limits: OperationLimits): GraphQLError | undefined {
+  if (measure.selectionsVisited > MAX_SELECTIONS_VISITED) {
+    return tooComplex(
+      `its fields merge across fragments in more ways than the gateway measures (more than ${MAX_SELECTIONS_VISITED} selections to visit; not a setting)`,
+      'MERGED_SELECTIONS',
+      measure.selectionsVisited,
+      MAX_SELECTIONS_VISITED,
+    );
+  }
   if (measure.longestAlias > MAX_ALIAS_LENGTH) {
     return tooComplex(`an alias of ${measure.longestAlias} characters, more than the maximum of ${MAX_ALIAS_LENGTH}`, 'ALIAS_LENGTH', measure.longestAlias, MAX_ALIAS_LENGTH);
   }

@@ -11,6 +11,7 @@ import {
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
+  type InlineFragmentNode,
   type GraphQLCompositeType,
   type GraphQLField,
   type GraphQLNamedType,
@@ -74,8 +75,10 @@ export interface OperationMeasure {
    * field an `@skip`/`@include` leaves out is counted all the same: the most the operation may make.
    */
   writes: number;
-  /** The estimated cost, see COST. */
+  /** The estimated cost, see COST; Infinity when measuring stopped at MAX_SELECTIONS_VISITED. */
   cost: number;
+  /** Selections visited while measuring: past MAX_SELECTIONS_VISITED the operation is refused unmeasured. */
+  selectionsVisited: number;
   /** Whether a `first` was read from a variable, so the measure holds only for these variable values. */
   usesVariables: boolean;
   /**
@@ -135,12 +138,25 @@ export function measureOperation(
     return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
   };
 
-  /** A number for each selection set of the document, for the memo's keys. */
-  const setIds = new Map<SelectionSetNode, number>();
-  const setId = (set: SelectionSetNode): number => {
-    let id = setIds.get(set);
-    if (id === undefined) setIds.set(set, (id = setIds.size));
+  /** A number for each field and inline fragment of the document, for the memo's keys. */
+  const nodeIds = new Map<FieldNode | InlineFragmentNode, number>();
+  const nodeId = (node: FieldNode | InlineFragmentNode): number => {
+    let id = nodeIds.get(node);
+    if (id === undefined) nodeIds.set(node, (id = nodeIds.size));
     return id;
+  };
+  /**
+   * A selection set by what it selects: its fields and inline fragments by node, its fragment spreads by name.
+   * Sets that only spread the same fragments (`{ ...Card }` under each of 100 aliases) measure the same.
+   */
+  const contentKeys = new Map<SelectionSetNode, string>();
+  const contentKey = (set: SelectionSetNode): string => {
+    let key = contentKeys.get(set);
+    if (key === undefined) {
+      key = set.selections.map((selection) => (selection.kind === Kind.FRAGMENT_SPREAD ? `.${selection.name.value}` : String(nodeId(selection)))).join(' ');
+      contentKeys.set(set, key);
+    }
+    return key;
   };
   const memo = new Map<string, SetMeasure>();
 
@@ -149,11 +165,11 @@ export function measureOperation(
    * the field answering it (`sets`: fields sharing a response key run once, their selections together), their
    * fields grouped by response key as graphql-js groups them, each group measured once. A fragment counts
    * once however often it is spread into these sets (`{ ...A ...A }` runs it once), and each time it is spread
-   * elsewhere. Memoized by the sets and page size, so the work stays linear in the document even when
-   * fragments spread each other many times over.
+   * elsewhere. Memoized by what the sets select and the page size, so the work stays linear in the document
+   * even when fragments spread each other many times over.
    */
   const selectionSets = (type: GraphQLCompositeType, sets: readonly SelectionSetNode[], pageSize: number | undefined): SetMeasure => {
-    const key = `${type.name}\0${pageSize ?? ''}\0${sets.map(setId).join(',')}`;
+    const key = `${type.name}\0${pageSize ?? ''}\0${sets.map(contentKey).join('|')}`;
     const known = memo.get(key);
     if (known) return known;
     // Validation refuses fragment cycles; this entry only keeps a cycle from recursing if one slipped through.
@@ -249,7 +265,7 @@ export function measureOperation(
     measure = root ? selectionSets(root, [operation.selectionSet], undefined) : EMPTY;
   } catch (error) {
     if (!(error instanceof TooManyToMeasure)) throw error;
-    // Refused as an estimated cost past any limit: what such a document would make the gateway do is unknown.
+    // Refused (checkLimits): what such a document would make the gateway do is unknown.
     measure = { ...EMPTY, cost: Infinity };
   }
   const rootFields = root ? rootFieldsOf(operation.selectionSet, fragments) : new Map<string, string>();
@@ -260,17 +276,19 @@ export function measureOperation(
     rootFields: rootFields.size,
     writes: operation.operation === OperationTypeNode.MUTATION ? writesOf(rootFields) : 0,
     cost: measure.cost,
+    selectionsVisited: visited,
     usesVariables,
     assumedListItemCosts,
   };
 }
 
 /**
- * The most selections measuring one operation visits. Fields merged across fragments make sets of selections
- * the memo cannot share, and a document can double them at each level: a 2,900-token one took a second. No
- * document the limits let through comes near (a full page of 100 accounts with their lists visits ~30).
+ * The most selections measuring one operation visits (not a setting). Fields merged across fragments make
+ * sets of selections the memo cannot share, and a document can double them at each level: a 2,900-token one
+ * took a second. Legitimate documents are far below: GraphiQL's introspection query visits ~100, a page of 100
+ * accounts with their lists ~30, 100 aliases spreading a fragment of 21 fragments ~150.
  */
-const MAX_SELECTIONS_VISITED = 20_000;
+export const MAX_SELECTIONS_VISITED = 20_000;
 
 class TooManyToMeasure extends Error {}
 

@@ -61,7 +61,14 @@ async function firstRefusal(
   const { coerced } = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
   // Variables that do not fit are refused by execution itself, before any field runs.
   if (mutationType == null || coerced === undefined) return undefined;
-  const fields = writeFields(document, operation.selectionSet, coerced);
+  let fields: Array<[string, FieldNode]>;
+  try {
+    fields = writeFields(document, operation.selectionSet, coerced);
+  } catch {
+    // A directive's argument refused (`@skip(if: $s)` with `{"s": null}`): execution refuses the operation
+    // itself, collecting its fields the same way, before any field runs.
+    return undefined;
+  }
   if (fields.length < 2) return undefined;
   const api = context.api.forChecks();
   for (const [key, node] of fields) {

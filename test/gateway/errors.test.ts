@@ -303,6 +303,17 @@ describe('null for a non-null argument, through a variable whose default the cal
       assert.equal(write.status, 400);
       assert.deepEqual(write.body.errors!.map((e) => [e.path, e.extensions!['code']]), [[['b'], 'BAD_USER_INPUT']]);
       assert.deepEqual(stack.upstreamCalls(), []);
+      // The same through a directive's argument: refused as the fields are collected, before any runs.
+      const skipped = await stack.gql(
+        `mutation ($s: Boolean = false) {
+          a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
+          b: deleteConnectToken(token: "t1") @skip(if: $s) { success }
+        }`,
+        { s: null },
+      );
+      assert.deepEqual([skipped.status, codes(skipped)], [200, ['BAD_USER_INPUT']]);
+      assert.match(skipped.body.errors![0]!.message, /^Argument "if" of non-null type "Boolean!" must not be null\.$/);
+      assert.deepEqual(stack.upstreamCalls(), []);
       assert.deepEqual(stack.lines.filter((line) => line.includes('unexpected error')), []);
     } finally {
       await stack.close();

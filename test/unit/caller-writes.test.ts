@@ -84,6 +84,18 @@ describe('CallerWriteBudget', () => {
     assert.equal(reservation.spend(), undefined, 'two reserved, two spent');
   });
 
+  it('dates a reserved write when it is sent: its hour starts then, not when the operation began', () => {
+    const { clock, budget } = budgetAt(2);
+    const reservation = budget.reserve('carol', 2);
+    reservation.spend();
+    clock.now = 10 * MINUTE;
+    reservation.spend();
+    clock.now = HOUR;
+    // The write sent at 10 minutes is still in the window: two more fit only at 70 minutes.
+    assert.equal(refusal(() => budget.reserve('carol', 2)).extensions['retryAfter'], 10 * 60);
+    budget.reserve('carol', 1).release();
+  });
+
   it('gives back a write that was never sent', () => {
     const { budget } = budgetAt(2);
     const reservation = budget.reserve('bob', 2);

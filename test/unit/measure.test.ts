@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { measureOperation } from '../../src/limits/measure.ts';
+import { checkLimits, DEFAULT_OPERATION_LIMITS } from '../../src/limits/index.ts';
+import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 
 const schema = buildSchema();
@@ -70,9 +71,28 @@ describe('measureOperation', () => {
     assert.equal(once.aliases, 1 + 2);
   });
 
-  it('counts a document whose merged selections it cannot measure within bounds as of unbounded cost', () => {
+  it('stops measuring a document whose merged selections it cannot measure within bounds', () => {
     // Measured fully, 15 levels took a second (and changing a literal defeats every cache).
-    assert.equal(measure(doublingDocument(15)).cost, Infinity);
+    const doubling = measure(doublingDocument(15));
+    assert.ok(doubling.selectionsVisited > MAX_SELECTIONS_VISITED);
+    assert.equal(doubling.cost, Infinity);
+    // Refused under a name of its own: no setting raises it (MAX_QUERY_COST would not help).
+    const refusal = checkLimits(doubling, DEFAULT_OPERATION_LIMITS)!;
+    assert.deepEqual([refusal.extensions['code'], refusal.extensions['limit'], refusal.extensions['maximum']], ['QUERY_TOO_COMPLEX', 'MERGED_SELECTIONS', MAX_SELECTIONS_VISITED]);
+    assert.match(refusal.message, /merge across fragments in more ways than the gateway measures/);
     assert.ok(Number.isFinite(measure(doublingDocument(5)).cost));
+  });
+
+  it('measures sets that spread the same fragments once, whatever field they are under', () => {
+    // 100 aliased tokens, each a card of 21 colocated fragments: each alias's `{ ...TokenCard }` is the same.
+    const fields = 'token email createdAt used usedAt expiresAt callbackUrl firstName lastName';
+    const fragments = Array.from({ length: 21 }, (_, i) => `fragment T${i} on ConnectToken { ${fields} }`).join('\n');
+    const card = `fragment TokenCard on ConnectToken { ${Array.from({ length: 21 }, (_, i) => `...T${i}`).join(' ')} }`;
+    const aliases = Array.from({ length: 100 }, (_, i) => `t${i}: connectToken(token: "t${i}") { ...TokenCard }`).join(' ');
+    const cards = measure(`{ account(id: "x") { id ${aliases} } }\n${card}\n${fragments}`);
+    // The root, the account's 101 selections, and one card: 1 + 21 + 21 × 9 (each alias's walked anew: 21,100).
+    assert.equal(cards.selectionsVisited, 1 + 101 + 1 + 21 + 21 * 9);
+    // The account, and 100 tokens of 9 fields, each an upstream request.
+    assert.equal(cards.cost, 10 + 1 + 100 * (10 + 9));
   });
 });
