@@ -1,4 +1,4 @@
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import {
   getArgumentValues,
   getDirectiveValues,
@@ -31,15 +31,17 @@ import { Mutation } from './Mutation.ts';
  * the HTTP status of its code. One write alone needs no such round: its refusal is then all that happens.
  */
 export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
+  // It keeps nothing per request: one listener serves them all (a query pays one call that returns at once).
+  const listener: GraphQLRequestListener<GatewayContext> = {
+    async didResolveOperation({ schema, document, operation, request, contextValue }) {
+      if (operation?.operation !== OperationTypeNode.MUTATION) return;
+      const refusal = await firstRefusal(schema, document, operation, request.variables, contextValue);
+      if (refusal) throw refusal;
+    },
+  };
   return {
     async requestDidStart() {
-      return {
-        async didResolveOperation({ schema, document, operation, request, contextValue }) {
-          if (operation?.operation !== OperationTypeNode.MUTATION) return;
-          const refusal = await firstRefusal(schema, document, operation, request.variables, contextValue);
-          if (refusal) throw refusal;
-        },
-      };
+      return listener;
     },
   };
 }
