@@ -54,7 +54,7 @@ export interface GatewayOptions extends GatewayAccessOptions {
   answerStallTimeoutMs?: number;
   /**
    * Upstream writes (mutations) each caller without the admin scope may make in any hour; past it they are
-   * refused `RATE_LIMITED` before any upstream call. Default 60; 0 counts none.
+   * refused `RATE_LIMITED` before any upstream call. Default 60; 0 turns the budget off.
    */
   callerWritesPerHour?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */

@@ -18,7 +18,8 @@ export function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrig
   const allowed = origin !== undefined && allowedOrigins.has(origin);
   if (allowed) {
     res.setHeader('access-control-allow-origin', origin);
-    res.setHeader('access-control-expose-headers', 'x-request-id, www-authenticate');
+    // A page reads only the headers listed here: when to retry (a budget's 429, a key set's 503) included.
+    res.setHeader('access-control-expose-headers', 'x-request-id, www-authenticate, retry-after');
   }
   if (req.method !== 'OPTIONS') return false;
   req.resume();

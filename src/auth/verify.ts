@@ -278,7 +278,7 @@ export function identityOf(payload: JWTPayload, token: string): Identity {
   const sub: unknown = payload.sub;
   // RFC 7519 makes it a string; some identity providers write a numeric user id as a number.
   if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isFinite(sub))) {
-    throw unauthenticated('The token\'s "sub" claim must be a string');
+    throw unauthenticated('The token\'s "sub" claim must be a string (or a number)');
   }
   const subject = sub === undefined || sub === '' ? undefined : String(sub);
   const scope = payload['scope'];

@@ -90,8 +90,7 @@ function tooComplex(what: string, limit: string, value: number | string, maximum
 
 /**
  * Refuses an operation over the limits once Apollo has parsed, validated and picked it, before its context's
- * resolvers run, so a refused operation never reaches the upstream; and a mutation making more writes than
- * its caller has left of `CALLER_WRITES_PER_HOUR`.
+ * resolvers run, so a refused operation never reaches the upstream.
  *
  * A plugin, not a validation rule: Apollo rewrites every validation error's code to
  * GRAPHQL_VALIDATION_FAILED, and validation cannot see the variables a `first: $n` depends on. Apollo's
@@ -101,7 +100,7 @@ function tooComplex(what: string, limit: string, value: number | string, maximum
 export function operationLimitsPlugin(
   limits: OperationLimits,
   logger: Logger,
-): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget; api: { reserveWrites(count: number): void; releaseUnspentWrites(): void } }> {
+): ApolloServerPlugin<{ requestId: string; lists: ListLengthBudget }> {
   const cache = new WeakMap<DocumentNode, Map<OperationDefinitionNode, OperationMeasure>>();
   const measured = (
     schema: GraphQLSchema,
@@ -136,18 +135,13 @@ export function operationLimitsPlugin(
               longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,
               cost: measure.cost,
+              selectionsVisited: measure.selectionsVisited,
             });
             throw refusal;
           }
-          // A mutation whose writes the caller's budget cannot all take is refused whole, before any is made.
-          contextValue.api.reserveWrites(measure.writes);
           contextValue.lists.plan(measure, maxListOverrun(limits), (overrun) => {
             logger.warn('operation has lists longer than its cost allows: they fail', { requestId: contextValue.requestId, ...overrun });
           });
-        },
-        // Run or refused (by another plugin), the operation is over: what it reserved and did not write is given back.
-        async willSendResponse({ contextValue }) {
-          contextValue.api.releaseUnspentWrites();
         },
       };
     },

@@ -4,7 +4,6 @@ import {
   isCompositeType,
   isListType,
   Kind,
-  OperationTypeNode,
   SchemaMetaFieldDef,
   TypeMetaFieldDef,
   TypeNameMetaFieldDef,
@@ -70,11 +69,6 @@ export interface OperationMeasure {
   longestAlias: number;
   /** Distinct response keys of the operation's root selection set. */
   rootFields: number;
-  /**
-   * The upstream writes a mutation makes: its root fields but `__typename`, each one call (0 for a query). A
-   * field an `@skip`/`@include` leaves out is counted all the same: the most the operation may make.
-   */
-  writes: number;
   /** The estimated cost, see COST; Infinity when measuring stopped at MAX_SELECTIONS_VISITED. */
   cost: number;
   /** Selections visited while measuring: past MAX_SELECTIONS_VISITED the operation is refused unmeasured. */
@@ -268,13 +262,12 @@ export function measureOperation(
     // Refused (checkLimits): what such a document would make the gateway do is unknown.
     measure = { ...EMPTY, cost: Infinity };
   }
-  const rootFields = root ? rootFieldsOf(operation.selectionSet, fragments) : new Map<string, string>();
+  const rootFields = root ? countRootFields(operation.selectionSet, fragments) : 0;
   return {
     depth: measure.depth,
     aliases: measure.aliases,
     longestAlias: measure.longestAlias,
-    rootFields: rootFields.size,
-    writes: operation.operation === OperationTypeNode.MUTATION ? writesOf(rootFields) : 0,
+    rootFields,
     cost: measure.cost,
     selectionsVisited: visited,
     usesVariables,
@@ -308,13 +301,12 @@ function fieldDefinition(schema: GraphQLSchema, parent: GraphQLCompositeType, na
 }
 
 /** Response keys at the root, through fragments; fields sharing a key are merged by execution, so count once. */
-/** Each response key of the root selection set, with the field it names. */
-function rootFieldsOf(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): Map<string, string> {
-  const keys = new Map<string, string>();
+function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): number {
+  const keys = new Set<string>();
   const seen = new Set<string>();
   const visit = (current: SelectionSetNode): void => {
     for (const selection of current.selections) {
-      if (selection.kind === Kind.FIELD) keys.set((selection.alias ?? selection.name).value, selection.name.value);
+      if (selection.kind === Kind.FIELD) keys.add((selection.alias ?? selection.name).value);
       else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet);
       else if (!seen.has(selection.name.value)) {
         // A fragment adds the same keys however often it is spread.
@@ -325,13 +317,7 @@ function rootFieldsOf(set: SelectionSetNode, fragments: ReadonlyMap<string, Frag
     }
   };
   visit(set);
-  return keys;
-}
-
-function writesOf(rootFields: ReadonlyMap<string, string>): number {
-  let writes = 0;
-  for (const field of rootFields.values()) if (field !== '__typename') writes += 1;
-  return writes;
+  return keys.size;
 }
 
 function pageSizeWithin(first: number): number {

@@ -22,21 +22,31 @@ import { WriteChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 
 /**
- * Checks every write of a mutation before the first is made. graphql-js runs a mutation's fields one after
- * another, and its payloads are non-null: a later field refused by the gateway's own checks (its input, the
- * caller's scope, an id no URL can carry) answered `data: null`, after the earlier fields had written
- * upstream, their results (new ids, tokens) unreported, and a client retrying made them again. So each
- * field's resolver first runs against a check-only API (`RequestApi.forChecks`: every check, no request);
- * the first refusal refuses the whole operation, nothing written, with that field's error and path, and
- * the HTTP status of its code. One write alone needs no such round: its refusal is then all that happens.
+ * Checks every write of a mutation before the first is made, then takes them from the caller's budget.
+ * graphql-js runs a mutation's fields one after another, and its payloads are non-null: a later field refused
+ * by the gateway's own checks (its input, the caller's scope, an id no URL can carry) answered `data: null`,
+ * after the earlier fields had written upstream, their results (new ids, tokens) unreported, and a client
+ * retrying made them again. So each field's resolver first runs against a check-only API
+ * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
+ * operation, nothing written, with that field's error and path, and the HTTP status of its code; one field
+ * alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only writes
+ * that passed are reserved from `CALLER_WRITES_PER_HOUR` (`RequestApi.reserveWrites`, refused whole with 429
+ * when they do not all fit), so that a mutation that can never succeed is told why, not to wait an hour;
+ * what the operation did not spend is given back when it ends.
  */
 export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
-  // It keeps nothing per request: one listener serves them all (a query pays one call that returns at once).
+  // It keeps nothing per request: one listener serves them all (a query pays calls that return at once).
   const listener: GraphQLRequestListener<GatewayContext> = {
     async didResolveOperation({ schema, document, operation, request, contextValue }) {
       if (operation?.operation !== OperationTypeNode.MUTATION) return;
-      const refusal = await firstRefusal(schema, document, operation, request.variables, contextValue);
-      if (refusal) throw refusal;
+      const checked = await checkWrites(schema, document, operation, request.variables, contextValue);
+      if (checked === undefined) return;
+      if (checked.refusal === undefined) contextValue.api.reserveWrites(checked.writes);
+      else if (checked.writes > 1) throw checked.refusal;
+    },
+    // Run or refused (by another plugin), the operation is over: what it reserved and did not write is given back.
+    async willSendResponse({ contextValue }) {
+      contextValue.api.releaseUnspentWrites();
     },
   };
   return {
@@ -49,19 +59,19 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
 /** The HTTP status of a whole operation refused for one of its fields (the checks raise these two). */
 const STATUS: Partial<Record<string, number>> = { [ErrorCode.BAD_USER_INPUT]: 400, [ErrorCode.FORBIDDEN]: 403 };
 
-async function firstRefusal(
+/**
+ * How many writes the mutation makes and the first of them the checks refuse, or `undefined` when execution
+ * refuses the operation itself before any field runs (variables or a directive's argument that do not fit).
+ */
+async function checkWrites(
   schema: GraphQLSchema,
   document: DocumentNode,
   operation: OperationDefinitionNode,
   rawVariables: Record<string, unknown> | undefined,
   context: GatewayContext,
-): Promise<GraphQLError | undefined> {
-  // One field, the usual mutation: its refusal is all that happens, nothing to check ahead of it.
-  const [first, ...more] = operation.selectionSet.selections;
-  if (more.length === 0 && first?.kind === Kind.FIELD) return undefined;
+): Promise<{ writes: number; refusal: GraphQLError | undefined } | undefined> {
   const mutationType = schema.getMutationType();
   const { coerced } = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
-  // Variables that do not fit are refused by execution itself, before any field runs.
   if (mutationType == null || coerced === undefined) return undefined;
   let fields: Array<[string, FieldNode]>;
   try {
@@ -71,7 +81,6 @@ async function firstRefusal(
     // itself, collecting its fields the same way, before any field runs.
     return undefined;
   }
-  if (fields.length < 2) return undefined;
   const api = context.api.forChecks();
   for (const [key, node] of fields) {
     const resolve = Mutation[node.name.value as keyof typeof Mutation];
@@ -84,13 +93,14 @@ async function firstRefusal(
       const code = codeOf(error) ?? (isArgumentRefusal(error) ? ErrorCode.BAD_USER_INPUT : undefined);
       // Anything else (a bug) is left to execution, which reports it as it does any.
       if (code === undefined || !(error instanceof GraphQLError)) continue;
-      return new GraphQLError(`${error.message} (no write of the operation was made)`, {
+      const refusal = new GraphQLError(`${error.message} (no write of the operation was made)`, {
         path: [key],
         extensions: { ...error.extensions, code, http: { status: STATUS[code] ?? 400 } },
       });
+      return { writes: fields.length, refusal };
     }
   }
-  return undefined;
+  return { writes: fields.length, refusal: undefined };
 }
 
 /** The mutation's root fields that write, in order, by response key (one per key, as execution merges them), `@skip`/`@include` applied. */

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { after, before } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createLogger, type Logger } from '../../src/logger.ts';
@@ -27,6 +28,19 @@ export async function startAuthStack(options: Partial<GatewayOptions> = {}): Pro
     logs,
     gql: (query, token, variables) => stack.gql(query, variables, token === undefined ? {} : { authorization: `Bearer ${token}` }),
   };
+}
+
+/**
+ * `startAuthStack(options)` started before the suite's tests and stopped after them, as a stand-in that reaches
+ * it; unlike `useStack`, its state carries over from one test to the next.
+ */
+export function useAuthStack(options: Partial<GatewayOptions> = {}): AuthStack {
+  let stack: AuthStack | undefined;
+  before(async () => {
+    stack = await startAuthStack(options);
+  });
+  after(() => stack?.close());
+  return new Proxy({} as AuthStack, { get: (_, key) => Reflect.get(stack!, key) });
 }
 
 export { codes };

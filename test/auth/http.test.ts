@@ -204,6 +204,8 @@ describe('CORS and introspection with auth on', () => {
     });
     assert.equal(refused.status, 401);
     assert.equal(refused.headers.get('access-control-allow-origin'), 'https://app.example.com');
+    // What a frontend reads of a refusal: the request id, the 401's challenge, when to retry a 429 or 503.
+    assert.deepEqual(refused.headers.get('access-control-expose-headers')?.split(', ').sort(), ['retry-after', 'www-authenticate', 'x-request-id']);
   });
 
   test('any Host is served: behind a load balancer the name is the public one, and a token is needed anyway', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { eventually } from '../helpers/stack.ts';
-import { codes, hsToken, SECRET, startAuthStack, type AuthStack, type GqlResponse } from './helpers.ts';
+import { codes, hsToken, SECRET, startAuthStack, useAuthStack, type GqlResponse } from './helpers.ts';
 
 const CREATE = 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }';
 
@@ -37,15 +37,13 @@ function assertRefusedWhole(response: GqlResponse, message: RegExp, retryAfter: 
  * affected.
  */
 describe('the budget of writes of each caller', () => {
-  let stack: AuthStack;
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2 });
   let account: string;
 
-  before(async () => {
-    stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2 });
+  before(() => {
     account = stack.emulator.store.createAccount({ email: 'mine@example.com', first_name: 'Mina' }).id;
     stack.upstreamCalls();
   });
-  after(() => stack.close());
 
   async function create(token: string) {
     const response = await stack.gql(CREATE, token);
@@ -146,12 +144,8 @@ describe('the budget of writes of each caller', () => {
 });
 
 describe('the budget of writes and the key-wide rate-limit pause', () => {
-  let stack: AuthStack;
-  before(async () => {
-    // A short deadline: a call that meets the pause fails at once instead of waiting it out.
-    stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2, upstreamTimeoutMs: 1_000 });
-  });
-  after(() => stack.close());
+  // A short deadline: a call that meets the pause fails at once instead of waiting it out.
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2, upstreamTimeoutMs: 1_000 });
 
   test('does not count writes the pause refused before they were sent', async () => {
     const user = await hsToken({ sub: 'user-1' });
@@ -172,6 +166,28 @@ describe('the budget of writes and the key-wide rate-limit pause', () => {
     assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
     assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
     assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+  });
+});
+
+describe('the budget of writes and the other checks of a mutation', () => {
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2 });
+
+  test('a mutation that can never succeed is told why, not to wait: the checks come before the budget', async () => {
+    const user = await hsToken({ sub: 'checked' });
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    // One write left: two writes, one of them admin-only, are refused for that (403), not for the budget (429).
+    const forbidden = await stack.gql(`mutation { ${creates(1).slice('mutation { '.length, -2)} b: createAccount(input: { email: "x@example.com" }) { id } }`, user);
+    assert.equal(forbidden.status, 403);
+    assert.deepEqual(forbidden.body.errors!.map((e) => [e.path, e.extensions!['code']]), [[['b'], 'FORBIDDEN']]);
+    // A field @skip leaves out is no write: two fields, one write, and it fits.
+    const skipped = await stack.gql(`mutation { ${creates(1).slice('mutation { '.length, -2)} b: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) @skip(if: true) { token } }`, user);
+    assert.deepEqual(codes(skipped), []);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+    // None left: one bad write is refused for its input, as a field error, not for the budget.
+    const bad = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }', user);
+    assert.deepEqual([bad.status, codes(bad)], [200, ['BAD_USER_INPUT']]);
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 });
 
@@ -222,11 +238,7 @@ describe('the budget of writes under concurrency', () => {
 });
 
 describe('a gateway whose writes are not counted (callerWritesPerHour: 0)', () => {
-  let stack: AuthStack;
-  before(async () => {
-    stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 0 });
-  });
-  after(() => stack.close());
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 0 });
 
   test('lets a caller write as often as it asks', async () => {
     const user = await hsToken({ sub: 'user-1' });
