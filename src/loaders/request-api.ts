@@ -197,6 +197,11 @@ export class RequestApi {
     throw new WriteChecked();
   }
 
+  /** Whether this caller's writes are counted against a budget (not an admin's, nor with the budget off). */
+  get countsWrites(): boolean {
+    return this.#guard.identity.kind === 'scoped' && this.#writeBudget !== undefined;
+  }
+
   /**
    * Takes ahead the `count` writes the operation will make, refusing it whole, before any of them is made,
    * when the caller's budget cannot take them all (`CallerWriteBudget.reserve`); `releaseUnspentWrites` gives

@@ -81,6 +81,8 @@ async function checkWrites(
     // itself, collecting its fields the same way, before any field runs.
     return undefined;
   }
+  // One write of a caller no budget counts: nothing to refuse ahead of it, nothing to reserve.
+  if (fields.length < 2 && !context.api.countsWrites) return { writes: fields.length, refusal: undefined };
   const api = context.api.forChecks();
   for (const [key, node] of fields) {
     const resolve = Mutation[node.name.value as keyof typeof Mutation];
