@@ -4,7 +4,7 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './context.ts';
-import { codeOf, ErrorCode, HttpRefusalCode, isArgumentRefusal, OPERATION_CODES } from './errors.ts';
+import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
 import type { Logger } from './logger.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
@@ -38,10 +38,8 @@ function documentSize(document: DocumentNode): number {
  * version), as BAD_REQUEST. graphql-js stopping at `maxTokens` is a limit: QUERY_TOO_COMPLEX.
  */
 function publicCode(error: unknown): string | undefined {
-  const cause = unwrapResolverError(error);
-  const own = codeOf(cause);
+  const own = callerCodeOf(unwrapResolverError(error));
   if (own !== undefined) return own;
-  if (isArgumentRefusal(cause)) return ErrorCode.BAD_USER_INPUT;
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
   if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;

@@ -73,6 +73,11 @@ export function isArgumentRefusal(error: unknown): boolean {
   return error instanceof GraphQLError && error.originalError == null && error.extensions['code'] === undefined && error.message.startsWith('Argument "');
 }
 
+/** The code a caller is shown for an error raised while running an operation: the gateway's own, or BAD_USER_INPUT for graphql-js's refusal of an argument; `undefined` for anything unexpected. */
+export function callerCodeOf(error: unknown): ErrorCode | undefined {
+  return codeOf(error) ?? (isArgumentRefusal(error) ? ErrorCode.BAD_USER_INPUT : undefined);
+}
+
 /** The code of an error raised by this gateway, or `undefined` for anything unexpected. */
 export function codeOf(error: unknown): ErrorCode | undefined {
   const code = error instanceof GraphQLError ? error.extensions['code'] : undefined;

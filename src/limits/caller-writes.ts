@@ -29,22 +29,10 @@ export class CallerWriteBudget {
   }
 
   /**
-   * Counts one write of `caller` (the identity's `caller` key) and returns how to give it back (a write that
-   * was never sent after all); past the budget, throws `RATE_LIMITED` instead.
-   */
-  take(caller: string, what: string): () => void {
-    const now = this.#now();
-    const writes = this.#writesOf(caller, now);
-    const waitMs = writes.take(now);
-    if (waitMs > 0) throw this.#refusal(`${what}: the caller has made ${this.#allowed()}; the next may be made in ${seconds(waitMs)} s`, waitMs);
-    return () => writes.release(now);
-  }
-
-  /**
-   * Takes at once the `count` writes an operation will make, before anything runs, or refuses it whole when
-   * they do not all fit in what `caller` has left: run, it would make the first ones and fail the rest (and,
-   * the payloads being non-null, answer `data: null`, the writes made unreported). Taken, they cannot be
-   * taken by another operation of the caller meanwhile; each write spends one as it is sent, and what the
+   * Takes at once the `count` writes an operation will make, before any of them is sent, or refuses it whole
+   * when they do not all fit in what `caller` has left: run, it would make the first ones and fail the rest
+   * (and, the payloads being non-null, answer `data: null`, the writes made unreported). Taken, they cannot
+   * be taken by another operation of the caller meanwhile; each write spends one as it is sent, and what the
    * operation did not spend is given back when it ends (`WriteReservation.release`). HTTP 429 with
    * `Retry-After`, as a refusal of the whole request.
    */
@@ -61,7 +49,7 @@ export class CallerWriteBudget {
     } else {
       message = `The operation makes ${count} writes, more than the caller has left of ${this.#allowed()}; they may be made in ${seconds(waitMs)} s`;
     }
-    throw this.#refusal(message, waitMs, 429);
+    throw this.#refusal(message, waitMs);
   }
 
   #writesOf(caller: string, now: number): HourlyRateLimit {
@@ -78,15 +66,14 @@ export class CallerWriteBudget {
     return `the ${this.perHour} ${this.perHour === 1 ? 'write' : 'writes'} it may make in an hour (CALLER_WRITES_PER_HOUR)`;
   }
 
-  /** RATE_LIMITED, with when the next write (or all of them) may be made, unless never; `status`: refusing the whole request. */
-  #refusal(message: string, waitMs: number, status?: number): GraphQLError {
+  /** The whole request refused (429), with when the writes may be made, unless never. */
+  #refusal(message: string, waitMs: number): GraphQLError {
     const retryAfter = Number.isFinite(waitMs) ? seconds(waitMs) : undefined;
-    const http = status === undefined ? undefined : { status, headers: new HeaderMap(retryAfter === undefined ? [] : [['retry-after', String(retryAfter)]]) };
     return gatewayError(ErrorCode.RATE_LIMITED, message, undefined, {
       limit: 'CALLER_WRITES_PER_HOUR',
       maximum: this.perHour,
       ...(retryAfter === undefined ? {} : { retryAfter }),
-      ...(http === undefined ? {} : { http }),
+      http: { status: 429, headers: new HeaderMap(retryAfter === undefined ? [] : [['retry-after', String(retryAfter)]]) },
     });
   }
 

@@ -1,8 +1,8 @@
 /**
  * So many calls in any hour, over a sliding hour: Context.IO's limit on a key ("5,000 calls an hour a key at
  * the start"), which the emulator enforces, and the gateway's own budget of each caller's writes
- * (`CallerWriteBudget`). Past the limit each call is refused, with how long until the hour's oldest call
- * leaves the window, until then.
+ * (`CallerWriteBudget`). Past the limit each call is refused, with how long until enough of the hour's
+ * oldest calls have left the window, until then.
  */
 export class HourlyRateLimit {
   /** When each call was taken (ms), oldest first, from `#head` on: those before it are an hour old, dropped lazily. */

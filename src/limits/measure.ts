@@ -63,7 +63,7 @@ const TOKEN_ACCOUNT_FIELD = 'ConnectToken.account';
 export interface OperationMeasure {
   /** Nesting of fields; `ofType` inside introspection does not count (it only unwraps list/non-null types). */
   depth: number;
-  /** Aliased fields, each fragment counted every time it is spread. */
+  /** Aliased fields, each fragment counted every time it is spread (once into the selections merged at one place). */
   aliases: number;
   /** The longest alias's length: each one is repeated in the answer for every item of every list around it. */
   longestAlias: number;

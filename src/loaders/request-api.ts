@@ -27,9 +27,9 @@ interface TokenKey {
  * Reads go through per-request DataLoaders (each resource fetched once, concurrently); lists prime the
  * loaders of the items they hold; writes go straight to the client, once, and forget what they changed.
  * Loaders are created on first use, so an operation pays only for the ones it needs.
- * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request; each
- * write of a caller without the admin scope is then counted against its hourly budget (`CallerWriteBudget`)
- * when the client sends it.
+ * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request. The
+ * writes of a caller without the admin scope are reserved from its hourly budget (`CallerWriteBudget`) before
+ * the operation makes any (`reserveWrites`), and each is spent when the client sends it.
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
@@ -38,6 +38,8 @@ export class RequestApi {
   readonly #writeBudget: CallerWriteBudget | undefined;
   /** The writes this operation took ahead of its budget (`reserveWrites`), spent as they are sent. */
   #reservation: WriteReservation | undefined;
+  /** The operation is over (`releaseUnspentWrites`). */
+  #ended = false;
   #accounts?: DataLoader<string, UpstreamAccount, string>;
   #accountPages?: DataLoader<AccountPageQuery, UpstreamAccount[], string>;
   #tokens?: DataLoader<TokenKey, UpstreamConnectToken, string>;
@@ -137,22 +139,22 @@ export class RequestApi {
 
   async createAccount(form: UpstreamNewAccountForm) {
     this.#guard.requireAdmin('createAccount');
-    this.#checkedOnly();
+    this.#endIfCheckOnly();
     return this.#client.createAccount(form, this.#signal);
   }
 
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
-    this.#checkedOnly(id);
-    const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim('updateAccount'));
+    this.#endIfCheckOnly(id);
+    const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim());
     this.#forgetAccount(id);
     return result;
   }
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
-    this.#checkedOnly(id);
-    const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim('deleteAccount'));
+    this.#endIfCheckOnly(id);
+    const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim());
     this.#forgetAccount(id);
     return result;
   }
@@ -172,18 +174,16 @@ export class RequestApi {
 
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
-    this.#checkedOnly(accountId);
-    const claim = this.#writeClaim(accountId === null ? 'createConnectToken' : 'createAccountConnectToken');
-    const result = await this.#client.createConnectToken(accountId, form, this.#signal, claim);
+    this.#endIfCheckOnly(accountId);
+    const result = await this.#client.createConnectToken(accountId, form, this.#signal, this.#writeClaim());
     this.#tokenLists?.clear({ accountId });
     return result;
   }
 
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
-    this.#checkedOnly(accountId, token);
-    const claim = this.#writeClaim(accountId === null ? 'deleteConnectToken' : 'deleteAccountConnectToken');
-    const result = await this.#client.deleteConnectToken(accountId, token, this.#signal, claim);
+    this.#endIfCheckOnly(accountId, token);
+    const result = await this.#client.deleteConnectToken(accountId, token, this.#signal, this.#writeClaim());
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear({ accountId });
@@ -191,7 +191,7 @@ export class RequestApi {
   }
 
   /** In check-only mode, checks the ids a write puts in its URL (as the client will), then ends the write. */
-  #checkedOnly(...ids: Array<string | null>): void {
+  #endIfCheckOnly(...ids: Array<string | null>): void {
     if (!this.#checkOnly) return;
     for (const id of ids) if (id !== null) pathSegment(id);
     throw new WriteChecked();
@@ -199,39 +199,49 @@ export class RequestApi {
 
   /** Whether this caller's writes are counted against a budget (not an admin's, nor with the budget off). */
   get countsWrites(): boolean {
-    return this.#guard.identity.kind === 'scoped' && this.#writeBudget !== undefined;
+    return this.#budgeted() !== undefined;
   }
 
   /**
    * Takes ahead the `count` writes the operation will make, refusing it whole, before any of them is made,
    * when the caller's budget cannot take them all (`CallerWriteBudget.reserve`); `releaseUnspentWrites` gives
-   * back what it did not spend. Admins are not counted.
+   * back what it did not spend. Admins are not counted. Once the operation has ended (refused by another
+   * plugin while its writes were being checked), nothing is reserved any more.
    */
   reserveWrites(count: number): void {
-    const { identity } = this.#guard;
-    if (identity.kind === 'scoped' && count > 0 && this.#writeBudget !== undefined) {
-      this.#reservation = this.#writeBudget.reserve(identity.caller, count);
-    }
+    const budgeted = this.#budgeted();
+    if (budgeted === undefined || count === 0 || this.#ended) return;
+    this.#reservation = budgeted.budget.reserve(budgeted.caller, count);
   }
 
-  /** Once the operation has run: the writes it reserved and did not send go back to the caller's budget. */
+  /** Once the operation has run (or was refused): the writes it reserved and did not send go back to the caller's budget. */
   releaseUnspentWrites(): void {
+    this.#ended = true;
     this.#reservation?.release();
     this.#reservation = undefined;
   }
 
   /**
-   * A write's claim on its caller's budget, spent by the client when the write is about to be sent, so that a
-   * write refused before (a bad id, the key-wide rate-limit pause, an open circuit) costs none, and given back
-   * if it is held back after all; retries are the same write. Spent whatever the upstream answers: each
-   * costs a call of the key's quota, and a refused write may have taken effect. One the operation reserved
-   * is spent from the reservation. Admins are not counted (`createAccount` is theirs alone).
+   * A write's claim on its operation's reservation, spent by the client when the write is about to be sent
+   * (retries are the same write) and given back if it is held back after all. Spent whatever the upstream
+   * answers: each costs a call of the key's quota, and a refused write may have taken effect. Admins are not
+   * counted (`createAccount` is theirs alone).
    */
-  #writeClaim(what: string): WriteClaim | undefined {
+  #writeClaim(): WriteClaim | undefined {
+    if (this.#budgeted() === undefined) return undefined;
+    return () => {
+      const giveBack = this.#reservation?.spend();
+      // The precheck reserves every write of a counted caller's mutation before any runs.
+      if (giveBack === undefined) throw new Error('a write of a caller whose writes are counted, without its reservation');
+      return giveBack;
+    };
+  }
+
+  /** The budget this caller's writes are counted against, and its key there; `undefined` when they are not. */
+  #budgeted(): { budget: CallerWriteBudget; caller: string } | undefined {
     const { identity } = this.#guard;
-    const budget = this.#writeBudget;
-    if (identity.kind !== 'scoped' || budget === undefined) return undefined;
-    return () => this.#reservation?.spend() ?? budget.take(identity.caller, what);
+    if (identity.kind !== 'scoped' || this.#writeBudget === undefined) return undefined;
+    return { budget: this.#writeBudget, caller: identity.caller };
   }
 
   #accountLoader() {

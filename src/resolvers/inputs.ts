@@ -99,13 +99,12 @@ function text(value: string, name: string, maxLength = MAX_FORM_VALUE_LENGTH): s
   return value;
 }
 
-/*
- * The upstream keeps what a form gives it and lists it back, whole, in the connect-token list that is never
- * paged: each character a caller may store there is one every admin's `connectTokens` reads for a day. A name
- * or an email address needs far less than the 4096 a URL may (with a state parameter) take.
+/**
+ * A first or last name: longer than any person's, as long as most systems' columns. The upstream keeps what a
+ * form gives it and lists it back, whole, in the connect-token list that is never paged: each character a
+ * caller may store there is one every admin's `connectTokens` reads for a day, and a name or an email address
+ * needs far less than the 4096 a URL (with a state parameter) may take.
  */
-
-/** A first or last name: longer than any person's, as long as most systems' columns. */
 const MAX_NAME_LENGTH = 256;
 /** The longest address SMTP can carry (RFC 5321's 256-octet path, less its angle brackets). */
 const MAX_EMAIL_LENGTH = 254;

@@ -17,7 +17,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
-import { codeOf, ErrorCode, isArgumentRefusal } from '../errors.ts';
+import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { WriteChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 
@@ -29,10 +29,10 @@ import { Mutation } from './Mutation.ts';
  * retrying made them again. So each field's resolver first runs against a check-only API
  * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
  * operation, nothing written, with that field's error and path, and the HTTP status of its code; one field
- * alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only writes
- * that passed are reserved from `CALLER_WRITES_PER_HOUR` (`RequestApi.reserveWrites`, refused whole with 429
- * when they do not all fit), so that a mutation that can never succeed is told why, not to wait an hour;
- * what the operation did not spend is given back when it ends.
+ * alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only when
+ * every write passed are they reserved, all together, from `CALLER_WRITES_PER_HOUR`
+ * (`RequestApi.reserveWrites`, refused whole with 429 when they do not all fit), so that a mutation that can
+ * never succeed is told why, not to wait an hour; what the operation did not spend is given back when it ends.
  */
 export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
   // It keeps nothing per request: one listener serves them all (a query pays calls that return at once).
@@ -44,7 +44,8 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
       if (checked.refusal === undefined) contextValue.api.reserveWrites(checked.writes);
       else if (checked.writes > 1) throw checked.refusal;
     },
-    // Run or refused (by another plugin), the operation is over: what it reserved and did not write is given back.
+    // Run or refused, the operation is over: what it reserved and did not write is given back. Refused by
+    // another plugin, this may come while its writes are still being checked: RequestApi then reserves none.
     async willSendResponse({ contextValue }) {
       contextValue.api.releaseUnspentWrites();
     },
@@ -57,7 +58,7 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
 }
 
 /** The HTTP status of a whole operation refused for one of its fields (the checks raise these two). */
-const STATUS: Partial<Record<string, number>> = { [ErrorCode.BAD_USER_INPUT]: 400, [ErrorCode.FORBIDDEN]: 403 };
+const REFUSAL_STATUS: Partial<Record<string, number>> = { [ErrorCode.BAD_USER_INPUT]: 400, [ErrorCode.FORBIDDEN]: 403 };
 
 /**
  * How many writes the mutation makes and the first of them the checks refuse, or `undefined` when execution
@@ -92,12 +93,12 @@ async function checkWrites(
       await resolve({}, getArgumentValues(definition, node, coerced) as never, { ...context, api }, undefined as never);
     } catch (error) {
       if (error instanceof WriteChecked) continue;
-      const code = codeOf(error) ?? (isArgumentRefusal(error) ? ErrorCode.BAD_USER_INPUT : undefined);
+      const code = callerCodeOf(error);
       // Anything else (a bug) is left to execution, which reports it as it does any.
       if (code === undefined || !(error instanceof GraphQLError)) continue;
       const refusal = new GraphQLError(`${error.message} (no write of the operation was made)`, {
         path: [key],
-        extensions: { ...error.extensions, code, http: { status: STATUS[code] ?? 400 } },
+        extensions: { ...error.extensions, code, http: { status: REFUSAL_STATUS[code] ?? 400 } },
       });
       return { writes: fields.length, refusal };
     }

@@ -75,21 +75,21 @@ interface Call<T> {
   resource: string;
   /**
    * Called once, when the call's first request is about to be sent (its checks passed, a rate-limit pause
-   * waited out, the breaker and the operation's request budget willing), before it is: a write's share of its
-   * caller's budget (`CallerWriteBudget`), which may refuse it by throwing. Retries do not call it again. What
-   * it returns is called if the call ends without any request having gone out after all (held back in the
-   * pool's queue by a pause or the breaker, cancelled there): the share is given back.
+   * waited out, the breaker and the operation's request budget willing), before it is; a throw refuses the
+   * call. Retries do not call it again. What it returns is called if the call ends without any request having
+   * gone out after all (held back in the pool's queue by a pause or the breaker, cancelled there). The
+   * gateway spends a write's share of its caller's budget so, and gets it back.
    */
   claim?: WriteClaim | undefined;
 }
 
-/** A write's share of its caller's budget, taken as its first request is about to be sent (see `Call.claim`). */
+/** Taken as a call's first request is about to be sent, and how to give it back (see `Call.claim`). */
 export type WriteClaim = () => (() => void) | undefined;
 
 /** A call's claim (`Call.claim`): how to give it back, and whether any request went out, which keeps it spent. */
 interface ClaimState {
   giveBack: (() => void) | undefined;
-  sent: boolean;
+  anySent: boolean;
 }
 
 /** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
@@ -338,8 +338,8 @@ export class UpstreamClient {
 
   /* Writes: `claim`, see `Call.claim`. */
 
-  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamCreateAccountResult> {
-    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts', claim });
+  createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
+    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
   }
 
   updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
@@ -406,17 +406,17 @@ export class UpstreamClient {
     const dependants = call.signal && dependantsOf(call.signal);
     if (call.signal?.aborted) cancellation.cancel('caller');
     dependants?.add(cancellation);
-    const claimed: ClaimState = { giveBack: undefined, sent: false };
+    const claimState: ClaimState = { giveBack: undefined, anySent: false };
     try {
-      return await this.#attempts(call, cancellation, claimed);
+      return await this.#attempts(call, cancellation, claimState);
     } finally {
       clearTimeout(timer);
       dependants?.delete(cancellation);
-      if (!claimed.sent) claimed.giveBack?.();
+      if (!claimState.anySent) claimState.giveBack?.();
     }
   }
 
-  async #attempts<T>(call: Call<T>, cancellation: CallCancellation, claimed: ClaimState): Promise<T> {
+  async #attempts<T>(call: Call<T>, cancellation: CallCancellation, claimState: ClaimState): Promise<T> {
     const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
@@ -530,7 +530,7 @@ export class UpstreamClient {
       }
       if (claim !== undefined) {
         try {
-          claimed.giveBack = claim();
+          claimState.giveBack = claim();
         } catch (refusal) {
           call.signal?.releaseRequest?.();
           noVerdict(permit);
@@ -543,7 +543,7 @@ export class UpstreamClient {
       const waitingSince = performance.now();
       const onSent = () => {
         sent = true;
-        claimed.sent = true;
+        claimState.anySent = true;
         sentAt = performance.now();
         call.signal?.countRequest?.();
       };

@@ -191,6 +191,19 @@ describe('the budget of writes and the other checks of a mutation', () => {
   });
 });
 
+describe('the budget of writes and the operation limits', () => {
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 2, operationLimits: { maxRootFields: 1 } });
+
+  test('a mutation the limits refuse while its writes are being checked keeps none of them', async () => {
+    const user = await hsToken({ sub: 'limited' });
+    const refused = await stack.gql(creates(2), user);
+    assert.deepEqual([refused.status, codes(refused)], [400, ['QUERY_TOO_COMPLEX']]);
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+  });
+});
+
 describe('the budget of writes under concurrency', () => {
   test('two operations of one caller racing for its last writes: one runs whole, the other is refused whole', async () => {
     const stack = await startAuthStack({ auth: { jwtSecret: SECRET }, callerWritesPerHour: 3 });

@@ -13,6 +13,11 @@ function budgetAt(perHour: number) {
   return { clock, budget: new CallerWriteBudget(perHour, () => clock.now) };
 }
 
+/** One write of `caller` sent now: reserved by its operation, then spent. */
+function write(budget: CallerWriteBudget, caller: string): () => void {
+  return budget.reserve(caller, 1).spend()!;
+}
+
 function refusal(take: () => void): GraphQLError {
   try {
     take();
@@ -26,49 +31,51 @@ function refusal(take: () => void): GraphQLError {
 describe('CallerWriteBudget', () => {
   it('counts each caller apart and refuses past the budget, saying when the next write may be made', () => {
     const { clock, budget } = budgetAt(2);
-    budget.take('alice', 'createConnectToken');
+    write(budget, 'alice');
     clock.now = 10 * MINUTE;
-    budget.take('alice', 'createConnectToken');
-    budget.take('bob', 'createConnectToken');
+    write(budget, 'alice');
+    write(budget, 'bob');
     clock.now = 20 * MINUTE;
-    const error = refusal(() => budget.take('alice', 'deleteConnectToken'));
-    assert.deepEqual(error.extensions, { code: 'RATE_LIMITED', limit: 'CALLER_WRITES_PER_HOUR', maximum: 2, retryAfter: 40 * 60 });
-    assert.match(error.message, /^deleteConnectToken: .*2 writes.*CALLER_WRITES_PER_HOUR.* 2400 s$/);
-    budget.take('bob', 'createConnectToken');
+    const error = refusal(() => write(budget, 'alice'));
+    const { http, ...extensions } = error.extensions;
+    assert.deepEqual(extensions, { code: 'RATE_LIMITED', limit: 'CALLER_WRITES_PER_HOUR', maximum: 2, retryAfter: 40 * 60 });
+    assert.equal((http as { status: number }).status, 429);
+    assert.match(error.message, /^The caller has made the 2 writes .*CALLER_WRITES_PER_HOUR.* 2400 s$/);
+    write(budget, 'bob');
   });
 
   it('lets a write through again once the oldest of the hour is an hour old; a refused write is not counted', () => {
     const { clock, budget } = budgetAt(2);
-    budget.take('alice', 'w');
+    write(budget, 'alice');
     clock.now = 30 * MINUTE;
-    budget.take('alice', 'w');
+    write(budget, 'alice');
     clock.now = HOUR - 1;
-    refusal(() => budget.take('alice', 'w'));
+    refusal(() => write(budget, 'alice'));
     clock.now = HOUR;
-    budget.take('alice', 'w');
+    write(budget, 'alice');
     // The window slid by one write: the one at 30 minutes is now the oldest.
-    assert.equal(refusal(() => budget.take('alice', 'w')).extensions['retryAfter'], 30 * 60);
+    assert.equal(refusal(() => write(budget, 'alice')).extensions['retryAfter'], 30 * 60);
   });
 
   it('forgets callers idle for an hour, so memory follows the callers of the last hour', () => {
     const { clock, budget } = budgetAt(5);
-    for (let i = 0; i < 1_000; i += 1) budget.take(`caller ${i}`, 'w');
+    for (let i = 0; i < 1_000; i += 1) write(budget, `caller ${i}`);
     assert.equal(budget.size, 1_000);
     clock.now = 30 * MINUTE;
-    budget.take('late', 'w');
+    write(budget, 'late');
     assert.equal(budget.size, 1_001);
     clock.now = HOUR;
-    budget.take('late', 'w');
+    write(budget, 'late');
     assert.equal(budget.size, 1);
     // A forgotten caller starts afresh: nothing it did before the hour counts.
-    for (let i = 0; i < 5; i += 1) budget.take('caller 0', 'w');
-    refusal(() => budget.take('caller 0', 'w'));
+    for (let i = 0; i < 5; i += 1) write(budget, 'caller 0');
+    refusal(() => write(budget, 'caller 0'));
   });
 
   it('reserves an operation\'s writes whole or refuses them, spends them as they are sent, and gives back the rest', () => {
     const { clock, budget } = budgetAt(3);
     assert.equal(refusal(() => budget.reserve('alice', 4)).extensions['retryAfter'], undefined, 'more than the budget: never');
-    budget.take('alice', 'w');
+    write(budget, 'alice');
     clock.now = 10 * MINUTE;
     // Two are left: three fit once the write at 0 has left the window, at 60 minutes.
     const error = refusal(() => budget.reserve('alice', 3));
@@ -76,7 +83,7 @@ describe('CallerWriteBudget', () => {
     assert.equal((error.extensions['http'] as { status: number }).status, 429);
     const reservation = budget.reserve('alice', 2);
     // Taken: another operation of the caller finds none left.
-    assert.equal(refusal(() => budget.take('alice', 'w')).extensions['retryAfter'], 50 * 60);
+    assert.equal(refusal(() => write(budget, 'alice')).extensions['retryAfter'], 50 * 60);
     const giveBack = reservation.spend()!;
     giveBack(); // held back, never sent: back in the reservation
     reservation.spend();
@@ -101,10 +108,13 @@ describe('CallerWriteBudget', () => {
     const reservation = budget.reserve('bob', 2);
     reservation.spend();
     reservation.release(); // one unspent: back to the budget
-    const giveBack = budget.take('bob', 'w');
-    refusal(() => budget.take('bob', 'w'));
+    const next = budget.reserve('bob', 1);
+    const giveBack = next.spend()!;
+    refusal(() => write(budget, 'bob'));
+    // Held back, never sent: back to its operation's reservation, and with it to the budget when it ends.
     giveBack();
-    budget.take('bob', 'w');
+    next.release();
+    write(budget, 'bob');
   });
 });
 
@@ -119,7 +129,7 @@ describe('HourlyRateLimit.waitFor', () => {
     assert.equal(limit.waitFor(2, 2 * MINUTE), HOUR - 2 * MINUTE);
     assert.equal(limit.waitFor(3, 2 * MINUTE), HOUR - MINUTE);
     limit.take(2 * MINUTE);
-    assert.equal(limit.take(HOUR), 0); // the call at 0 leaves; the ring wraps
+    assert.equal(limit.take(HOUR), 0); // the call at 0 leaves the window
     // In the window now: 1, 2 and 60 minutes.
     assert.equal(limit.waitFor(1, HOUR), MINUTE);
     assert.equal(limit.waitFor(2, HOUR), 2 * MINUTE);
