@@ -2,8 +2,7 @@ import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
 import type { CallerWriteBudget, WriteReservation } from '../limits/caller-writes.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
-import type { UpstreamClient, WriteClaim } from '../upstream/client.ts';
-import { pathSegment } from '../upstream/request.ts';
+import { CallChecked, type UpstreamClient, type WriteClaim } from '../upstream/client.ts';
 import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
 
@@ -47,24 +46,22 @@ export class RequestApi {
   #tokenLists?: DataLoader<{ accountId: string | null }, UpstreamConnectToken[], string>;
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
-  /** Writes are checked, then end in `WriteChecked` instead of being made (see `forChecks`). */
-  readonly #checkOnly: boolean;
 
-  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget, checkOnly = false) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget) {
     this.#client = client;
     this.#guard = guard;
     this.#signal = signal;
     this.#writeBudget = writeBudget;
-    this.#checkOnly = checkOnly;
   }
 
   /**
-   * The same caller's API in which each write method runs every check the gateway makes before an upstream
-   * request (access, and the ids the client will put in its URL), then throws `WriteChecked` instead of
-   * writing: a mutation's resolvers run against it check all the operation's writes before the first is made.
+   * The same caller's API whose calls are only checked (`CancelSignal.checkOnly`): each write runs every check
+   * the gateway makes before an upstream request (access here, then the client's own on what it would send)
+   * and ends in `WriteChecked` instead of being made. A mutation's resolvers run against it check all the
+   * operation's writes before the first is made.
    */
   forChecks(): RequestApi {
-    return new RequestApi(this.#client, this.#guard, this.#signal, this.#writeBudget, true);
+    return new RequestApi(this.#client, this.#guard, { ...CHECK_ONLY, requestId: this.#signal?.requestId }, this.#writeBudget);
   }
 
   /** An account, reached through the caller's scope or through a connect token the caller knew. */
@@ -139,13 +136,11 @@ export class RequestApi {
 
   async createAccount(form: UpstreamNewAccountForm) {
     this.#guard.requireAdmin('createAccount');
-    this.#endIfCheckOnly();
     return this.#client.createAccount(form, this.#signal);
   }
 
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
-    this.#endIfCheckOnly(id);
     const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim());
     this.#forgetAccount(id);
     return result;
@@ -153,7 +148,6 @@ export class RequestApi {
 
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
-    this.#endIfCheckOnly(id);
     const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim());
     this.#forgetAccount(id);
     return result;
@@ -174,7 +168,6 @@ export class RequestApi {
 
   async createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
-    this.#endIfCheckOnly(accountId);
     const result = await this.#client.createConnectToken(accountId, form, this.#signal, this.#writeClaim());
     this.#tokenLists?.clear({ accountId });
     return result;
@@ -182,19 +175,11 @@ export class RequestApi {
 
   async deleteConnectToken(accountId: string | null, token: string) {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'deleteAccountConnectToken');
-    this.#endIfCheckOnly(accountId, token);
     const result = await this.#client.deleteConnectToken(accountId, token, this.#signal, this.#writeClaim());
     this.#writes += 1;
     this.#tokens?.clear({ accountId, token });
     this.#tokenLists?.clear({ accountId });
     return result;
-  }
-
-  /** In check-only mode, checks the ids a write puts in its URL (as the client will), then ends the write. */
-  #endIfCheckOnly(...ids: Array<string | null>): void {
-    if (!this.#checkOnly) return;
-    for (const id of ids) if (id !== null) pathSegment(id);
-    throw new WriteChecked();
   }
 
   /** Whether this caller's writes are counted against a budget (not an admin's, nor with the budget off). */
@@ -266,13 +251,16 @@ function cacheKey(key: string | null | readonly [string | null, string]): string
   return JSON.stringify(key);
 }
 
-/** How a write of a check-only RequestApi ends once every check before its request has passed. */
-export class WriteChecked extends Error {
-  constructor() {
-    super('write checked, not made');
-    this.name = 'WriteChecked';
-  }
-}
+/** How a write of a check-only RequestApi (`forChecks`) ends once every check before its request has passed. */
+export { CallChecked as WriteChecked };
+
+/** Calls that are only checked, never sent, for `forChecks`: no deadline of their own, nothing to abort. */
+const CHECK_ONLY: CancelSignal = {
+  aborted: false,
+  reason: undefined,
+  checkOnly: true,
+  addEventListener: () => {},
+};
 
 /** A prefetch's failure: reported by the field that asks for the same load. */
 function dropped(): void {}

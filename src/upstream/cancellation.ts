@@ -22,6 +22,11 @@ export interface CancelSignal {
   readonly requestsLeft?: number;
   /** The most requests {@link claimRequest} grants. */
   readonly maxRequests?: number;
+  /**
+   * The calls are only checked: each builds its request (its ids, query and form refused as they would be),
+   * then ends in `CallChecked`, never sent (a mutation's writes, checked all before the first is made).
+   */
+  readonly checkOnly?: boolean;
 }
 
 /**

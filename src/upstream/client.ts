@@ -92,6 +92,14 @@ interface ClaimState {
   anySent: boolean;
 }
 
+/** How a call of a check-only signal (`CancelSignal.checkOnly`) ends once its request could be built. */
+export class CallChecked extends Error {
+  constructor() {
+    super('call checked, not sent');
+    this.name = 'CallChecked';
+  }
+}
+
 /** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
 type CancelReason = 'deadline' | 'caller';
 
@@ -418,6 +426,7 @@ export class UpstreamClient {
 
   async #attempts<T>(call: Call<T>, cancellation: CallCancellation, claimState: ClaimState): Promise<T> {
     const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
+    if (call.signal?.checkOnly) throw new CallChecked();
     const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
     const idempotent = call.method !== 'POST';
     // Monotonic, as every time the client keeps: a wall clock stepped back must not lengthen a wait.
