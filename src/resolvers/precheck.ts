@@ -1,25 +1,22 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import {
   getArgumentValues,
-  getDirectiveValues,
   getVariableValues,
   GraphQLError,
-  GraphQLIncludeDirective,
-  GraphQLSkipDirective,
   Kind,
   OperationTypeNode,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
+  type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
-  type SelectionNode,
-  type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { WriteChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
+import { childFields } from './selection.ts';
 
 /**
  * Checks every write of a mutation before the first is made, then takes them from the caller's budget.
@@ -76,7 +73,7 @@ async function checkWrites(
   if (mutationType == null || coerced === undefined) return undefined;
   let fields: Array<[string, FieldNode]>;
   try {
-    fields = writeFields(document, operation.selectionSet, coerced);
+    fields = writeFields(document, operation, mutationType, coerced);
   } catch {
     // A directive's argument refused (`@skip(if: $s)` with `{"s": null}`): execution refuses the operation
     // itself, collecting its fields the same way, before any field runs.
@@ -107,30 +104,15 @@ async function checkWrites(
 }
 
 /** The mutation's root fields that write, in order, by response key (one per key, as execution merges them), `@skip`/`@include` applied. */
-function writeFields(document: DocumentNode, set: SelectionSetNode, variables: Record<string, unknown>): Array<[string, FieldNode]> {
-  const fragments = new Map<string, FragmentDefinitionNode>();
+function writeFields(document: DocumentNode, operation: OperationDefinitionNode, mutationType: GraphQLObjectType, variableValues: Record<string, unknown>): Array<[string, FieldNode]> {
+  const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
   for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
   }
   const fields = new Map<string, FieldNode>();
-  const spread = new Set<string>();
-  const included = (node: SelectionNode) =>
-    getDirectiveValues(GraphQLSkipDirective, node, variables)?.['if'] !== true && getDirectiveValues(GraphQLIncludeDirective, node, variables)?.['if'] !== false;
-  const visit = (current: SelectionSetNode): void => {
-    for (const selection of current.selections) {
-      if (!included(selection)) continue;
-      if (selection.kind === Kind.FIELD) {
-        const key = (selection.alias ?? selection.name).value;
-        if (selection.name.value !== '__typename' && !fields.has(key)) fields.set(key, selection);
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        visit(selection.selectionSet);
-      } else if (!spread.has(selection.name.value)) {
-        spread.add(selection.name.value);
-        const definition = fragments.get(selection.name.value);
-        if (definition) visit(definition.selectionSet);
-      }
-    }
-  };
-  visit(set);
+  for (const node of childFields({ fragments, variableValues }, [operation], new Set(Object.keys(mutationType.getFields())), { variables: false })) {
+    const key = (node.alias ?? node.name).value;
+    if (!fields.has(key)) fields.set(key, node);
+  }
   return [...fields];
 }

@@ -4,11 +4,12 @@ import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 /**
  * The fields named in `names` directly in the selection sets of `parents`, through inline fragments and
  * fragment spreads, leaving out what @skip/@include leave out: what graphql itself will resolve there.
- * `uses.variables` is set when a directive made the answer depend on the operation's variables.
+ * `uses.variables` is set when a directive made the answer depend on the operation's variables. `info`: a
+ * resolver's, or the same two things for an operation not yet running (the mutation precheck).
  */
 export function childFields(
-  info: GraphQLResolveInfo,
-  parents: readonly FieldNode[],
+  info: Pick<GraphQLResolveInfo, 'fragments' | 'variableValues'>,
+  parents: ReadonlyArray<{ readonly selectionSet?: SelectionSetNode | undefined }>,
   names: ReadonlySet<string>,
   uses: { variables: boolean },
 ): FieldNode[] {
