@@ -51,6 +51,15 @@ function publicCode(error: unknown): string | undefined {
   return undefined;
 }
 
+/** The setting whose limit an error with this public code reports (`extensions.limit`), for the operation's log line. */
+function limitNamedBy(error: GraphQLError, code: string | undefined): string | undefined {
+  if (code === undefined) return undefined;
+  const limit = error.extensions['limit'];
+  if (typeof limit === 'string') return limit;
+  // Refused by graphql-js's parser; `formatError` answers it as the MAX_QUERY_TOKENS refusal.
+  return code === ErrorCode.QUERY_TOO_COMPLEX && isTokenLimitError(error.message) ? 'MAX_QUERY_TOKENS' : undefined;
+}
+
 export interface ApolloSettings {
   limits: OperationLimits;
   /** The answer for a result larger than one JavaScript string can hold (the HTTP layer logs it). */
@@ -116,6 +125,8 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
                 const original = unwrapResolverError(error);
                 const code = publicCode(error);
                 contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+                const limit = limitNamedBy(error, code);
+                if (limit !== undefined) contextValue.outcome.limits.add(limit);
                 if (code === undefined) {
                   logger.error('unexpected error', {
                     requestId: contextValue.requestId,

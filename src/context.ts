@@ -23,6 +23,12 @@ export interface OperationOutcome {
   operationName?: string | null;
   /** The codes of the errors answered, each once, in order of first appearance. */
   errorCodes: Set<string>;
+  /**
+   * The settings named by the errors' `extensions.limit` (MAX_QUERY_COST, CALLER_WRITES_PER_HOUR,
+   * UPSTREAM_REQUESTS…), each once: which limit refused the operation, where its code alone (RATE_LIMITED for
+   * the upstream's 429 and for the caller's budget alike) does not say.
+   */
+  limits: Set<string>;
 }
 
 /** What every request's context is built from, made once per gateway. */

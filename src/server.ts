@@ -248,6 +248,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
+        ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
       });
     });
     /** Answers a request refused before GraphQL: its code goes into the log line too. */
@@ -333,6 +334,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (unmakeable || bytes !== undefined) {
         logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
         outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
+        outcome.limits.add('MAX_ANSWER_BYTES');
         // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
         // refusal before execution (an error answer) keeps its status and has no `data`.
         if (!unmakeable) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400);
@@ -368,7 +370,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         return;
       }
       const requestId = requestIdOf(req);
-      const outcome: OperationOutcome = { errorCodes: new Set() };
+      const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
         if (req.destroyed && !req.complete) {
           // The client left (or was cut off for being too slow) while its request was still arriving:

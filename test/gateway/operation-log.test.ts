@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
+import { hsToken, SECRET } from '../auth/helpers.ts';
 import { leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
@@ -84,6 +85,33 @@ describe('the operation log line', () => {
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
     } finally {
       await authed.close();
+    }
+  });
+
+  it('names the setting of the limit that refused an operation, where its code alone does not say which', async () => {
+    await stack.gql(`{ ${'__typename '.repeat(3_001)}}`, {});
+    const tokens = (depth: number): string => (depth === 0 ? 'token' : `account { connectTokens { ${tokens(depth - 1)} } }`);
+    await stack.gql(`{ connectToken(token: "t0123456789") { ${tokens(6)} } }`, {});
+    const [long, depth] = await operationLines(2);
+    assert.deepEqual([long!['status'], long!['errors'], long!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_TOKENS']]);
+    assert.deepEqual([depth!['status'], depth!['errors'], depth!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_DEPTH']]);
+
+    // RATE_LIMITED is the upstream's 429 (no limit of the gateway's) or the caller's budget of writes.
+    const budgeted = await startLoggingStack('info', { gateway: { auth: { jwtSecret: SECRET }, callerWritesPerHour: 1 } });
+    try {
+      const caller = { authorization: `Bearer ${await hsToken({ sub: 'user-1' })}` };
+      const create = 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }';
+      const { token } = (await budgeted.gql(create, {}, caller)).body.data!['createConnectToken'] as { token: string };
+      assert.equal((await budgeted.gql(create, {}, caller)).status, 429);
+      budgeted.emulator.addFault({ path: `/connect_tokens/${token}`, status: 429, retryAfter: 0 });
+      const upstream = await budgeted.gql('query ($t: ID!) { connectToken(token: $t) { token } }', { t: token }, caller);
+      assert.deepEqual(upstream.body.errors?.map((e) => e.extensions?.['code']), ['RATE_LIMITED']);
+      const [made, refused, limited] = await operationLines(3, budgeted.lines);
+      assert.deepEqual([made!['status'], made!['errors'], made!['limits']], [200, undefined, undefined]);
+      assert.deepEqual([refused!['status'], refused!['errors'], refused!['limits']], [429, ['RATE_LIMITED'], ['CALLER_WRITES_PER_HOUR']]);
+      assert.deepEqual([limited!['status'], limited!['errors'], limited!['limits']], [200, ['RATE_LIMITED'], undefined]);
+    } finally {
+      await budgeted.close();
     }
   });
 

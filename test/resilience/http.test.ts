@@ -423,7 +423,8 @@ describe('HTTP settings', () => {
       assert.equal(over.json?.data, null);
       const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['requestId'] === 'too-large-1');
       assert.deepEqual(logged.map((line) => line['msg'] ?? line['message']).sort(), ['answer too large to send', 'operation'].sort());
-      assert.deepEqual(logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!['errors'], ['QUERY_TOO_COMPLEX']);
+      const operationLine = logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!;
+      assert.deepEqual([operationLine['errors'], operationLine['limits']], [['QUERY_TOO_COMPLEX'], ['MAX_ANSWER_BYTES']]);
       // Within the limit: answered.
       const within = await small.gql<{ accounts: { nodes: unknown[] } }>('{ accounts(first: 10) { nodes { id firstName } } }');
       assert.equal(within.status, 200);
@@ -460,7 +461,8 @@ describe('HTTP settings', () => {
       assert.equal(huge.upstreamCalls().length, 1, 'one page, shared by the aliases');
       const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['requestId'] === 'too-large-2');
       assert.ok(logged.some((line) => (line['msg'] ?? line['message']) === 'answer too large to send'), JSON.stringify(logged));
-      assert.deepEqual(logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!['errors'], ['QUERY_TOO_COMPLEX']);
+      const operationLine = logged.find((line) => (line['msg'] ?? line['message']) === 'operation')!;
+      assert.deepEqual([operationLine['errors'], operationLine['limits']], [['QUERY_TOO_COMPLEX'], ['MAX_ANSWER_BYTES']]);
       assert.equal((await huge.gql('{ __typename }')).status, 200, 'and it keeps serving');
     } finally {
       await huge.close();
