@@ -42,6 +42,8 @@ async function main(): Promise<void> {
       // Where browsers and other clients reach it (EMULATOR_PUBLIC_URL): its links start there.
       ...(emulator.publicUrl !== emulator.url ? { publicUrl: emulator.publicUrl } : {}),
       consumerKey: emulator.consumerKey,
+      // It answers 429 past it, as the real API would: the operator who set it sees it took effect.
+      ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
       ...(config.upstream.randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
     });
   }

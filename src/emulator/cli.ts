@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';
   // Clients behind the proxy or in the container use the public address: the one to copy from this line.
   const published = emulator.publicUrl !== emulator.url ? `, reached at ${emulator.publicUrl}` : '';
-  process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})\n`);
+  // A limit answers 429s that would otherwise surprise whoever tries the API: said where they will look.
+  const limited = options.rateLimitPerHour === undefined ? '' : `; at most ${options.rateLimitPerHour} calls an hour (EMULATOR_RATE_LIMIT)`;
+  process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})${limited}\n`);
   const warning = publicSecretWarning(options);
   if (warning !== undefined) process.stderr.write(`Context.IO emulator: warning: ${warning}\n`);
 }

@@ -58,6 +58,17 @@ describe('npm run emulator', () => {
     }
   });
 
+  test('names its rate limit on its line when EMULATOR_RATE_LIMIT is set', async () => {
+    const run = runCli({ EMULATOR_RATE_LIMIT: '120' });
+    try {
+      const { input: line } = await run.waitForLine(LISTENING);
+      assert.match(line, /\(consumer key dev-key, secret dev-secret\); at most 120 calls an hour \(EMULATOR_RATE_LIMIT\)$/);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
+  });
+
   test('refuses a bad configuration with a message and exit code 1', async () => {
     const run = runCli({ EMULATOR_PORT: 'not-a-port' });
     const [code] = await run.exited;

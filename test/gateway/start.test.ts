@@ -128,6 +128,16 @@ describe('npm start', () => {
     }
   });
 
+  it('names the embedded emulator’s rate limit in its line when EMULATOR_RATE_LIMIT is set', async () => {
+    const started = await startMain({ EMULATOR_RATE_LIMIT: '120' });
+    try {
+      const line = started.lines.find((l) => l.includes('embedded Context.IO emulator'))!;
+      assert.match(line, /"consumerKey":"dev-key","rateLimitPerHour":120[,}]/);
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
   it('without CONTEXTIO_API_URL serves GraphQL against the embedded emulator, says so once, and stops cleanly', async () => {
     const started = await startMain({});
     try {
