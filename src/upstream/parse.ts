@@ -95,14 +95,25 @@ function array(value: unknown, what: string): unknown[] {
  * anything else is skipped.
  */
 function emailAddresses(o: Json): string[] {
-  const value = o['email_addresses'];
-  if (!Array.isArray(value)) return [];
   const addresses: string[] = [];
-  for (const entry of value) {
+  for (const entry of optionalList(o, 'email_addresses')) {
     if (typeof entry === 'string') addresses.push(entry);
     else if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['email'] === 'string') addresses.push((entry as Json)['email'] as string);
   }
   return addresses;
+}
+
+/**
+ * A list field of an object: missing, null or `{}` (what a PHP server encodes an empty array as, the way the
+ * documented `account: {}` of an unused token came) is empty. Any other value is refused: read as empty, a
+ * list sent in another shape (one address as a string, sources keyed by position) would lose its items unsaid.
+ */
+function optionalList(o: Json, key: string): unknown[] {
+  const value = o[key];
+  if (Array.isArray(value)) return value;
+  if (value === undefined || value === null) return [];
+  if (typeof value === 'object' && Object.keys(value).length === 0) return [];
+  throw new ShapeError(`${key} is not a list`);
 }
 
 /** A list response: a bare JSON array of items. */
@@ -144,7 +155,7 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
     email_addresses: emailAddresses(o),
     first_name: name(o, 'first_name'),
     last_name: name(o, 'last_name'),
-    sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
+    sources: optionalList(o, 'sources').map(parseSource),
   };
 }
 
@@ -158,7 +169,7 @@ export function parseAccount(value: unknown): UpstreamAccount {
     email_addresses: emailAddresses(o),
     first_name: name(o, 'first_name'),
     last_name: name(o, 'last_name'),
-    sources: Array.isArray(o['sources']) ? o['sources'].map(parseSource) : [],
+    sources: optionalList(o, 'sources').map(parseSource),
     username: optionalString(o, 'username'),
     password_expired: timestamp(o, 'password_expired'),
     resource_url: optionalString(o, 'resource_url'),

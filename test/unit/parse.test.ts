@@ -62,7 +62,24 @@ describe('tolerant parsing of upstream JSON', () => {
     const embedded = parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: addresses } }).account;
     assert.ok(embedded !== null && 'email_addresses' in embedded);
     assert.deepEqual(embedded.email_addresses, ['a@example.com', 'b@example.com']);
-    assert.deepEqual(parseAccount({ ...account, email_addresses: 'a@example.com' }).email_addresses, []);
+  });
+
+  it('reads a list field missing, null or {} (a PHP server’s empty array) as empty, and refuses any other shape rather than lose its items', () => {
+    const account = { id: 'x', created: 1 };
+    for (const empty of [undefined, null, {}]) {
+      const parsed = parseAccount({ ...account, email_addresses: empty, sources: empty });
+      assert.deepEqual([parsed.email_addresses, parsed.sources], [[], []]);
+    }
+    for (const [key, value] of [
+      ['email_addresses', 'a@example.com'],
+      ['email_addresses', { 0: 'a@example.com' }],
+      ['sources', { 0: { label: 'l' } }],
+      ['sources', 'l'],
+      ['sources', 1],
+    ] as const) {
+      assert.throws(() => parseAccount({ ...account, [key]: value }), (error) => error instanceof ShapeError && error.message === `${key} is not a list`, `${key}: ${JSON.stringify(value)}`);
+      assert.throws(() => parseConnectToken({ ...token, used: 5, account: { ...account, [key]: value } }), ShapeError);
+    }
   });
 
   it('gives an unused token no account, whatever its account field holds', () => {
