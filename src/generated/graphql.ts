@@ -27,7 +27,7 @@ export type Account = {
   connectToken?: Maybe<ConnectToken>;
   /** The account-level connect tokens created for this account, used or not (GET /accounts/{id}/connect_tokens). */
   connectTokens: Array<ConnectToken>;
-  /** When the account was created. */
+  /** When the account was created; 1970-01-01T00:00:00.000Z when the upstream gives no time (`0` or none), which it does not for an account it made. */
   createdAt: Scalars['DateTime']['output'];
   /** The email addresses of the account's sources. */
   emailAddresses: Array<Scalars['String']['output']>;
@@ -105,7 +105,7 @@ export type ConnectToken = {
   account?: Maybe<Account>;
   /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`. */
   callbackUrl: Scalars['String']['output'];
-  /** When the token was created. */
+  /** When the token was created; 1970-01-01T00:00:00.000Z when the upstream gives no time (`0` or none), which it does not for a token it made. */
   createdAt: Scalars['DateTime']['output'];
   /** The email address given at creation, or the part from its `@` on (`@gmail.com`) that picks the provider. */
   email?: Maybe<Scalars['String']['output']>;

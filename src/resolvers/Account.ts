@@ -4,7 +4,7 @@ import type { AccountReach } from '../auth/index.ts';
 import type { GatewayContext } from '../context.ts';
 import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
-import { fromUnixSeconds } from './scalars.ts';
+import { fromUnixSeconds, requiredFromUnixSeconds } from './scalars.ts';
 import { prefetchTokensOf } from './prefetch.ts';
 import { selectsAccountData, selectsFullAccountField } from './selection.ts';
 
@@ -87,7 +87,7 @@ const sourcesOf = fromEmbed((a) => a.sources);
 export const Account: AccountResolvers = {
   id: ({ account }) => account.id,
   // Fields a connect token embeds.
-  createdAt: fromEmbed((a) => fromUnixSeconds(a.created) ?? new Date(0).toISOString()),
+  createdAt: fromEmbed((a) => requiredFromUnixSeconds(a.created)),
   suspendedAt: fromEmbed((a) => fromUnixSeconds(a.suspended)),
   emailAddresses: fromEmbed((a) => a.email_addresses),
   firstName: fromEmbed((a) => a.first_name ?? null),

@@ -1,11 +1,11 @@
 import type { ConnectTokenResolvers } from '../generated/graphql.ts';
 import { tokenAccount } from './Account.ts';
-import { fromUnixSeconds } from './scalars.ts';
+import { fromUnixSeconds, requiredFromUnixSeconds } from './scalars.ts';
 
 export const ConnectToken: ConnectTokenResolvers = {
   token: (t) => t.token,
   email: (t) => t.email ?? null,
-  createdAt: (t) => fromUnixSeconds(t.created) ?? new Date(0).toISOString(),
+  createdAt: (t) => requiredFromUnixSeconds(t.created),
   used: (t) => Boolean(t.used),
   usedAt: (t) => fromUnixSeconds(t.used),
   expiresAt: (t) => fromUnixSeconds(t.expires),

@@ -6,6 +6,17 @@ export function fromUnixSeconds(seconds: number | false | undefined): string | n
   return seconds ? new Date(seconds * 1000).toISOString() : null;
 }
 
+/**
+ * The same for a time the schema cannot leave null (`createdAt: DateTime!`, the contract's): none becomes the
+ * Unix epoch, as the field's description says. An error instead would blank the whole account or token (its
+ * parent) for want of one date the upstream always sets on what it made.
+ */
+export function requiredFromUnixSeconds(seconds: number | false | undefined): string {
+  return fromUnixSeconds(seconds) ?? EPOCH;
+}
+
+const EPOCH = new Date(0).toISOString();
+
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 function parseDateTime(value: unknown): string {

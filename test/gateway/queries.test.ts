@@ -193,6 +193,16 @@ describe('queries against the emulator', () => {
     assert.deepEqual(res.body.data, { account: { suspendedAt: '2023-11-14T22:13:20.000Z', passwordExpiredAt: '2023-11-14T22:14:20.000Z' } });
   });
 
+  it('shows a creation time the upstream leaves out (0 or none) as the Unix epoch, as createdAt’s description says: non-null, the rest kept', async () => {
+    const id = '52daabefcea6f9c35a4a0997';
+    stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', times: 1, body: { id, email_addresses: ['e@example.com'], sources: [] } });
+    stack.emulator.addFault({ path: '/connect_tokens/abc0123456', method: 'GET', times: 1, body: { token: 'abc0123456', created: 0, used: 0, expires: 0, callback_url: 'https://x.example/' } });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { createdAt emailAddresses } connectToken(token: "abc0123456") { createdAt } }`, { id });
+    assert.deepEqual(res.body, {
+      data: { account: { createdAt: '1970-01-01T00:00:00.000Z', emailAddresses: ['e@example.com'] }, connectToken: { createdAt: '1970-01-01T00:00:00.000Z' } },
+    });
+  });
+
   it('passes the account filter upstream', async () => {
     stack.emulator.store.createAccount({ email: 'ok@example.com', sources: [{ label: 'a', status: 'OK' }] });
     const bad = stack.emulator.store.createAccount({ email: 'bad@example.com', sources: [{ label: 'b', status: 'INVALID_CREDENTIALS' }] });
