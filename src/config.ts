@@ -83,7 +83,11 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const port = integer('PORT', 4000, 0, 65535);
   const host = read('HOST') ?? '127.0.0.1';
-  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', DEFAULTS.upstreamTimeoutMs, 1, 600_000);
+  // At most 2 minutes: a request is signed (its oauth_timestamp) before it waits for one of the gateway's
+  // connections, and that wait counts within this deadline. OAuth servers refuse timestamps a few minutes old
+  // (the emulator, 5): a longer deadline let a request queued that long go out stale, refused as if the key
+  // or the clock were wrong.
+  const upstreamTimeoutMs = integer('UPSTREAM_TIMEOUT_MS', DEFAULTS.upstreamTimeoutMs, 1, 120_000);
   const upstreamMaxInFlight = integer('UPSTREAM_MAX_IN_FLIGHT', DEFAULTS.upstreamMaxInFlight, 1, 10_000);
   const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', DEFAULTS.operationTimeoutMs, 1, 600_000);
   const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', DEFAULTS.shutdownGraceMs, 0, 600_000);

@@ -106,7 +106,7 @@ async function withOperationInFlight(
       CONTEXTIO_CONSUMER_KEY: 'remote-key',
       CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
       SHUTDOWN_GRACE_MS: shutdownGraceMs,
-      UPSTREAM_TIMEOUT_MS: '600000',
+      UPSTREAM_TIMEOUT_MS: '120000',
       OPERATION_TIMEOUT_MS: '600000',
     });
     const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed' as const);

@@ -109,6 +109,11 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
+    assert.equal(loadConfig({ UPSTREAM_TIMEOUT_MS: '120000' }).upstreamTimeoutMs, 120_000);
+    assert.deepEqual(problemsOf({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(problemsOf({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
