@@ -37,6 +37,8 @@ export interface GatewayConfig extends AccessConfig {
   breakerCooldownMs: number;
   /** `CALLER_WRITES_PER_HOUR`: upstream writes a caller without the admin scope may make in any hour; 0, not counted. */
   callerWritesPerHour: number;
+  /** `CALLER_READS_PER_HOUR`: upstream reads a caller without the admin scope may make an hour; 0, not counted. */
+  callerReadsPerHour: number;
   /** `MAX_BODY_BYTES`: larger request bodies get 413. */
   maxBodyBytes: number;
   /** `MAX_ANSWER_BYTES`: larger answers are not sent (QUERY_TOO_COMPLEX). */
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', DEFAULTS.breakerFailureThreshold, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', DEFAULTS.breakerCooldownMs, 1, 600_000);
   const callerWritesPerHour = integer('CALLER_WRITES_PER_HOUR', DEFAULTS.callerWritesPerHour, 0, 1_000_000);
+  const callerReadsPerHour = integer('CALLER_READS_PER_HOUR', DEFAULTS.callerReadsPerHour, 0, 1_000_000);
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 100 * 1024 * 1024);
   // At most what one JavaScript string holds (2^29 − 24 UTF-16 units): larger answers cannot be made at all.
   const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
@@ -158,6 +161,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     breakerFailureThreshold,
     breakerCooldownMs,
     callerWritesPerHour,
+    callerReadsPerHour,
     maxBodyBytes,
     maxAnswerBytes,
     operationLimits,

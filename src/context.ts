@@ -1,7 +1,6 @@
 import { AccessGuard, type Identity } from './auth/index.ts';
-import type { CallerWriteBudget } from './limits/caller-writes.ts';
 import { ListLengthBudget } from './limits/index.ts';
-import { RequestApi } from './loaders/request-api.ts';
+import { RequestApi, type CallerBudgets } from './loaders/request-api.ts';
 import { cursorKeyFrom } from './resolvers/connection.ts';
 import type { CancelSignal } from './upstream/cancellation.ts';
 import type { UpstreamClient } from './upstream/client.ts';
@@ -36,12 +35,12 @@ export interface ContextDeps {
   client: UpstreamClient;
   /** The key of filtered lists' cursor digests, derived from the consumer secret. */
   cursorKey: Buffer;
-  /** Each non-admin caller's writes of the last hour; absent, writes are not counted. */
-  writeBudget: CallerWriteBudget | undefined;
+  /** What each non-admin caller's writes and reads are counted against; absent, they are not. */
+  budgets: CallerBudgets;
 }
 
-export function contextDeps(client: UpstreamClient, consumerSecret: string, writeBudget?: CallerWriteBudget): ContextDeps {
-  return { client, cursorKey: cursorKeyFrom(consumerSecret), writeBudget };
+export function contextDeps(client: UpstreamClient, consumerSecret: string, budgets: CallerBudgets = {}): ContextDeps {
+  return { client, cursorKey: cursorKeyFrom(consumerSecret), budgets };
 }
 
 /**
@@ -49,5 +48,5 @@ export function contextDeps(client: UpstreamClient, consumerSecret: string, writ
  * request is checked against; `signal` aborts its upstream work when the client goes away.
  */
 export function createContext(deps: ContextDeps, requestId: string, identity: Identity, outcome: OperationOutcome, signal?: CancelSignal): GatewayContext {
-  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal, deps.writeBudget), requestId, outcome, cursorKey: deps.cursorKey, lists: new ListLengthBudget() };
+  return { api: new RequestApi(deps.client, new AccessGuard(identity), signal, deps.budgets), requestId, outcome, cursorKey: deps.cursorKey, lists: new ListLengthBudget() };
 }

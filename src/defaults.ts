@@ -28,6 +28,13 @@ export const DEFAULTS = {
    */
   callerWritesPerHour: 60,
   /**
+   * Upstream reads a caller without the admin scope may make an hour (0: not counted). The API key's quota
+   * (5,000 calls an hour at the start) is everyone's: a frontend user's dashboard refreshed every 15 s with
+   * 3 reads needs 720 an hour, while one caller can take at most a fifth of the key's (docs/auth.md, "The
+   * budgets of each caller").
+   */
+  callerReadsPerHour: 1_000,
+  /**
    * The largest answer sent. The limits bound how many fields an answer has, not how large the upstream's
    * values in them are: 64 MiB is far above any page the limits allow with ordinary values (the heaviest,
    * 100 accounts with their sources and tokens, is about 1 MB), and below what one slow client may hold.

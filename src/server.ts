@@ -9,6 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
+import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
@@ -57,6 +58,11 @@ export interface GatewayOptions extends GatewayAccessOptions {
    * refused `RATE_LIMITED` before any upstream call. Default 60; 0 turns the budget off.
    */
   callerWritesPerHour?: number;
+  /**
+   * Upstream reads each caller without the admin scope may make an hour (a bucket of so many, refilled at
+   * that rate); past it they fail `RATE_LIMITED` before any upstream call. Default 1,000; 0 turns it off.
+   */
+  callerReadsPerHour?: number;
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
   breakerFailureThreshold?: number;
   breakerCooldownMs?: number;
@@ -199,8 +205,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await apollo.start();
 
   const callerWritesPerHour = options.callerWritesPerHour ?? DEFAULTS.callerWritesPerHour;
-  const writeBudget = callerWritesPerHour > 0 && !access.open ? new CallerWriteBudget(callerWritesPerHour) : undefined;
-  const deps = contextDeps(client, options.upstream.consumerSecret, writeBudget);
+  const callerReadsPerHour = options.callerReadsPerHour ?? DEFAULTS.callerReadsPerHour;
+  // Open, every caller is an admin: nothing would count.
+  const deps = contextDeps(client, options.upstream.consumerSecret, {
+    writes: callerWritesPerHour > 0 && !access.open ? new CallerWriteBudget(callerWritesPerHour) : undefined,
+    reads: callerReadsPerHour > 0 && !access.open ? new CallerReadBudget(callerReadsPerHour) : undefined,
+  });
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 

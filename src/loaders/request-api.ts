@@ -1,8 +1,9 @@
 import type DataLoader from 'dataloader';
 import type { AccessGuard, AccountReach } from '../auth/index.ts';
+import type { CallerReadBudget } from '../limits/caller-reads.ts';
 import type { CallerWriteBudget, WriteReservation } from '../limits/caller-writes.ts';
 import type { CancelSignal } from '../upstream/cancellation.ts';
-import { CallChecked, type UpstreamClient, type WriteClaim } from '../upstream/client.ts';
+import { CallChecked, type CallClaim, type UpstreamClient } from '../upstream/client.ts';
 import type { UpstreamAccount, UpstreamAccountUpdateForm, UpstreamConnectToken, UpstreamConnectTokenForm, UpstreamNewAccountForm } from '../upstream/types.ts';
 import { resourceLoader } from './resource-loader.ts';
 
@@ -13,6 +14,12 @@ export interface AccountPageQuery {
   email?: string | undefined;
   status?: string | undefined;
   statusOk?: boolean | undefined;
+}
+
+/** What the calls of each caller without the admin scope are counted against; absent, they are not. */
+export interface CallerBudgets {
+  writes?: CallerWriteBudget | undefined;
+  reads?: CallerReadBudget | undefined;
 }
 
 /** A top-level token (`accountId` null) or one of an account's. */
@@ -28,13 +35,14 @@ interface TokenKey {
  * Loaders are created on first use, so an operation pays only for the ones it needs.
  * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request. The
  * writes of a caller without the admin scope are reserved from its hourly budget (`CallerWriteBudget`) before
- * the operation makes any (`reserveWrites`), and each is spent when the client sends it.
+ * the operation makes any (`reserveWrites`), and each is spent when the client sends it; each read is taken
+ * from its budget of reads (`CallerReadBudget`) when the client sends it.
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
   readonly #signal: CancelSignal | undefined;
   readonly #guard: AccessGuard;
-  readonly #writeBudget: CallerWriteBudget | undefined;
+  readonly #budgets: CallerBudgets;
   /** The writes this operation took ahead of its budget (`reserveWrites`), spent as they are sent. */
   #reservation: WriteReservation | undefined;
   /** The operation is over (`releaseUnspentWrites`). */
@@ -47,11 +55,11 @@ export class RequestApi {
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
 
-  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, writeBudget?: CallerWriteBudget) {
+  constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, budgets: CallerBudgets = {}) {
     this.#client = client;
     this.#guard = guard;
     this.#signal = signal;
-    this.#writeBudget = writeBudget;
+    this.#budgets = budgets;
   }
 
   /**
@@ -61,7 +69,7 @@ export class RequestApi {
    * operation's writes before the first is made.
    */
   forChecks(): RequestApi {
-    return new RequestApi(this.#client, this.#guard, { ...CHECK_ONLY, requestId: this.#signal?.requestId }, this.#writeBudget);
+    return new RequestApi(this.#client, this.#guard, { ...CHECK_ONLY, requestId: this.#signal?.requestId }, this.#budgets);
   }
 
   /** An account, reached through the caller's scope or through a connect token the caller knew. */
@@ -74,7 +82,7 @@ export class RequestApi {
     this.#guard.requireAdmin('accounts');
     this.#accountPages ??= resourceLoader(
       ({ limit, offset, email, status, statusOk }: AccountPageQuery) =>
-        this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal),
+        this.#client.listAccounts({ limit, offset, email, status, status_ok: statusOk }, this.#signal, this.#readClaim()),
       (q) => JSON.stringify([q.limit, q.offset, q.email, q.status, q.statusOk]),
     );
     const writes = this.#writes;
@@ -101,7 +109,7 @@ export class RequestApi {
     if (accountId === null) this.#guard.requireAdmin('connectTokens');
     else this.#guard.requireAccount(accountId, 'connectTokens');
     this.#tokenLists ??= resourceLoader(
-      (owner: { accountId: string | null }) => this.#client.listConnectTokens(owner.accountId, this.#signal),
+      (owner: { accountId: string | null }) => this.#client.listConnectTokens(owner.accountId, this.#signal, this.#readClaim()),
       (owner) => cacheKey(owner.accountId),
     );
     const writes = this.#writes;
@@ -212,7 +220,7 @@ export class RequestApi {
    * answers: each costs a call of the key's quota, and a refused write may have taken effect. Admins are not
    * counted (`createAccount` is theirs alone).
    */
-  #writeClaim(): WriteClaim | undefined {
+  #writeClaim(): CallClaim | undefined {
     if (this.#budgeted() === undefined) return undefined;
     return () => {
       const giveBack = this.#reservation?.spend();
@@ -222,21 +230,32 @@ export class RequestApi {
     };
   }
 
+  /**
+   * A read's claim on the caller's budget of reads, taken by the client when the read is about to be sent
+   * (once, whatever its retries), or its RATE_LIMITED refusal; given back if it is held back after all.
+   */
+  #readClaim(): CallClaim | undefined {
+    const { identity } = this.#guard;
+    const budget = this.#budgets.reads;
+    if (identity.kind !== 'scoped' || budget === undefined) return undefined;
+    return () => budget.take(identity.caller);
+  }
+
   /** The budget this caller's writes are counted against, and its key there; `undefined` when they are not. */
   #budgeted(): { budget: CallerWriteBudget; caller: string } | undefined {
     const { identity } = this.#guard;
-    if (identity.kind !== 'scoped' || this.#writeBudget === undefined) return undefined;
-    return { budget: this.#writeBudget, caller: identity.caller };
+    if (identity.kind !== 'scoped' || this.#budgets.writes === undefined) return undefined;
+    return { budget: this.#budgets.writes, caller: identity.caller };
   }
 
   #accountLoader() {
-    this.#accounts ??= resourceLoader((id: string) => this.#client.getAccount(id, this.#signal));
+    this.#accounts ??= resourceLoader((id: string) => this.#client.getAccount(id, this.#signal, this.#readClaim()));
     return this.#accounts;
   }
 
   #tokenLoader() {
     this.#tokens ??= resourceLoader(
-      ({ accountId, token }: TokenKey) => this.#client.getConnectToken(accountId, token, this.#signal),
+      ({ accountId, token }: TokenKey) => this.#client.getConnectToken(accountId, token, this.#signal, this.#readClaim()),
       ({ accountId, token }) => cacheKey([accountId, token]),
     );
     return this.#tokens;

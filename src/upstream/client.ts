@@ -78,13 +78,13 @@ interface Call<T> {
    * waited out, the breaker and the operation's request budget willing), before it is; a throw refuses the
    * call. Retries do not call it again. What it returns is called if the call ends without any request having
    * gone out after all (held back in the pool's queue by a pause or the breaker, cancelled there). The
-   * gateway spends a write's share of its caller's budget so, and gets it back.
+   * gateway spends a write's or a read's share of its caller's budget so, and gets it back.
    */
-  claim?: WriteClaim | undefined;
+  claim?: CallClaim | undefined;
 }
 
 /** Taken as a call's first request is about to be sent, and how to give it back (see `Call.claim`). */
-export type WriteClaim = () => (() => void) | undefined;
+export type CallClaim = () => (() => void) | undefined;
 
 /** A call's claim (`Call.claim`): how to give it back, and whether any request went out, which keeps it spent. */
 interface ClaimState {
@@ -336,50 +336,52 @@ export class UpstreamClient {
     await this.#pool.destroy();
   }
 
-  getAccount(id: string, signal?: CancelSignal): Promise<UpstreamAccount> {
-    return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"` });
+  /* `claim`: see `Call.claim`. */
+
+  getAccount(id: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount> {
+    return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"`, claim });
   }
 
-  listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal): Promise<UpstreamAccount[]> {
-    return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts' });
+  listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount[]> {
+    return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts', claim });
   }
-
-  /* Writes: `claim`, see `Call.claim`. */
 
   createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
     return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
   }
 
-  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
+  updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
     return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
-  deleteAccount(id: string, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
+  deleteAccount(id: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
     return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, claim });
   }
 
   /** Top-level tokens when `accountId` is null, else the tokens of that account. */
-  listConnectTokens(accountId: string | null, signal?: CancelSignal): Promise<UpstreamConnectToken[]> {
+  listConnectTokens(accountId: string | null, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamConnectToken[]> {
     return this.#call({
       method: 'GET',
       segments: connectTokensPath(accountId),
       parse: listOf(parseConnectToken),
       signal,
       resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+      claim,
     });
   }
 
-  getConnectToken(accountId: string | null, token: string, signal?: CancelSignal): Promise<UpstreamConnectToken> {
+  getConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamConnectToken> {
     return this.#call({
       method: 'GET',
       segments: [...connectTokensPath(accountId), token],
       parse: parseConnectToken,
       signal,
       resource: connectTokenResource(accountId, token),
+      claim,
     });
   }
 
-  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamCreateConnectTokenResult> {
+  createConnectToken(accountId: string | null, form: UpstreamConnectTokenForm, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamCreateConnectTokenResult> {
     return this.#call({
       method: 'POST',
       segments: connectTokensPath(accountId),
@@ -391,7 +393,7 @@ export class UpstreamClient {
     });
   }
 
-  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: WriteClaim): Promise<UpstreamSuccess> {
+  deleteConnectToken(accountId: string | null, token: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
     return this.#call({
       method: 'DELETE',
       segments: [...connectTokensPath(accountId), token],

@@ -85,6 +85,7 @@ describe('configuration from the environment', () => {
       BREAKER_FAILURE_THRESHOLD: '7',
       BREAKER_COOLDOWN_MS: '250',
       CALLER_WRITES_PER_HOUR: '0',
+      CALLER_READS_PER_HOUR: '250',
       MAX_BODY_BYTES: '2048',
       MAX_ANSWER_BYTES: '1048576',
       MAX_QUERY_DEPTH: '5',
@@ -98,14 +99,16 @@ describe('configuration from the environment', () => {
     assert.equal(config.breakerCooldownMs, 250);
     assert.equal(config.callerWritesPerHour, 0);
     assert.equal(loadConfig({}).callerWritesPerHour, 60);
+    assert.equal(config.callerReadsPerHour, 250);
+    assert.equal(loadConfig({}).callerReadsPerHour, 1_000);
     assert.equal(config.maxBodyBytes, 2_048);
     assert.equal(config.maxAnswerBytes, 1_048_576);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
-      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
     );
   });
 

@@ -1,0 +1,87 @@
+import type { GraphQLError } from 'graphql';
+import { ErrorCode, gatewayError } from '../errors.ts';
+
+/**
+ * How many upstream reads each caller without the admin scope may make an hour (`CALLER_READS_PER_HOUR`).
+ * The API key's quota (5,000 calls an hour at the start) is shared by every caller, and a key that reached it
+ * is paused for everyone: without a bound, any valid token (a user who just signed up) spent it in seconds
+ * with operations of 50 aliased `connectToken` lookups, and the admins' next query answered RATE_LIMITED for
+ * the rest of the hour. Admins (trusted back ends, and every caller of a gateway running open) are not counted.
+ *
+ * A token bucket, not the sliding hour of the budget of writes: a caller may make up to `perHour` reads at
+ * once and regains them at `perHour` an hour, in constant memory and time per caller (reads come by the
+ * thousand, each on the hot path). Each read counts once, whatever its retries; one held back before it was
+ * sent is given back. Each gateway process counts on its own.
+ */
+export class CallerReadBudget {
+  /** Each caller's reads left and when that was counted; callers whose bucket is full again are forgotten. */
+  readonly #callers = new Map<string, { left: number; at: number }>();
+  readonly #now: () => number;
+  readonly #perMs: number;
+  #sweptAt = -Infinity;
+
+  /** `now`: ms on a clock that does not jump (the system clock may be set back). */
+  constructor(
+    readonly perHour: number,
+    now: () => number = () => performance.now(),
+  ) {
+    this.#now = now;
+    this.#perMs = perHour / HOUR_MS;
+  }
+
+  /**
+   * Takes one read of `caller`'s for a request about to be sent, and returns how to give it back (a request
+   * held back after all); throws the RATE_LIMITED refusal, with when the next read may be made, when none is left.
+   */
+  take(caller: string): () => void {
+    const now = this.#now();
+    this.#sweep(now);
+    let bucket = this.#callers.get(caller);
+    if (bucket === undefined) {
+      bucket = { left: this.perHour, at: now };
+      this.#callers.set(caller, bucket);
+    }
+    this.#refill(bucket, now);
+    if (bucket.left < 1) throw this.#refusal(((1 - bucket.left) / this.#perMs));
+    bucket.left -= 1;
+    const taken = bucket;
+    return () => {
+      this.#refill(taken, this.#now());
+      taken.left = Math.min(this.perHour, taken.left + 1);
+    };
+  }
+
+  /** Callers counted now (for tests: memory follows the callers who read in the last hour). */
+  get size(): number {
+    return this.#callers.size;
+  }
+
+  #refill(bucket: { left: number; at: number }, now: number): void {
+    bucket.left = Math.min(this.perHour, bucket.left + (now - bucket.at) * this.#perMs);
+    bucket.at = now;
+  }
+
+  /** A field error, as for the upstream's own 429, with the setting to tell them apart. */
+  #refusal(waitMs: number): GraphQLError {
+    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+    return gatewayError(
+      ErrorCode.RATE_LIMITED,
+      `The caller has made the ${this.perHour} upstream reads it may make in an hour (CALLER_READS_PER_HOUR); the next may be made in ${retryAfter} s`,
+      undefined,
+      { limit: 'CALLER_READS_PER_HOUR', maximum: this.perHour, retryAfter },
+    );
+  }
+
+  /** At most once a minute, forgets the callers whose bucket has filled up again: they are as if new. */
+  #sweep(now: number): void {
+    if (now - this.#sweptAt < SWEEP_INTERVAL_MS) return;
+    this.#sweptAt = now;
+    for (const [caller, bucket] of this.#callers) {
+      this.#refill(bucket, now);
+      if (bucket.left >= this.perHour) this.#callers.delete(caller);
+    }
+  }
+}
+
+const HOUR_MS = 60 * 60 * 1000;
+const SWEEP_INTERVAL_MS = 60_000;

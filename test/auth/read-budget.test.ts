@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { startStack } from '../helpers/stack.ts';
+import { codes, hsToken, SECRET, useAuthStack, type GqlResponse } from './helpers.ts';
+
+const ACCOUNT = 'query($id: ID!) { account(id: $id) { id } }';
+
+/** The one error of a read refused by the budget: RATE_LIMITED naming the setting, with when to retry. */
+function assertReadRefused(response: GqlResponse, maximum: number): void {
+  assert.equal(response.status, 200, JSON.stringify(response.body));
+  const refused = (response.body.errors ?? []).filter((e) => e.extensions?.['limit'] === 'CALLER_READS_PER_HOUR');
+  assert.ok(refused.length > 0, JSON.stringify(response.body));
+  for (const error of refused) {
+    const { code, limit, retryAfter, upstream } = error.extensions!;
+    assert.deepEqual({ code, limit, max: error.extensions!['maximum'], upstream }, { code: 'RATE_LIMITED', limit: 'CALLER_READS_PER_HOUR', max: maximum, upstream: undefined });
+    // A bucket of `maximum` refilled at `maximum` an hour: one read comes back every 3600 / maximum s.
+    assert.ok(typeof retryAfter === 'number' && retryAfter >= 1 && retryAfter <= Math.ceil(3600 / maximum), String(retryAfter));
+    assert.match(error.message, new RegExp(`^The caller has made the ${maximum} upstream reads it may make in an hour \\(CALLER_READS_PER_HOUR\\); the next may be made in ${retryAfter} s$`));
+  }
+}
+
+/**
+ * CALLER_READS_PER_HOUR over real HTTP: the API key's quota is everyone's, so each caller without the admin
+ * scope may make so many upstream reads an hour; past them its reads fail RATE_LIMITED before any upstream
+ * call, and other callers, admins included, still read.
+ */
+describe('the budget of reads of each caller', () => {
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 3 });
+  let account: string;
+
+  before(() => {
+    account = stack.emulator.store.createAccount({ email: 'mine@example.com' }).id;
+    stack.upstreamCalls();
+  });
+
+  test('refuses a caller its fourth read, without an upstream call, while other callers and admins still read', async () => {
+    const user = await hsToken({ sub: 'reader-1', accounts: [account] });
+    for (let i = 0; i < 3; i += 1) assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
+    assert.equal(stack.upstreamCalls().length, 3);
+    const refused = await stack.gql(ACCOUNT, user, { id: account });
+    assertReadRefused(refused, 3);
+    assert.deepEqual(refused.body.data, { account: null });
+    assert.deepEqual(stack.upstreamCalls(), []);
+
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, await hsToken({ sub: 'reader-2', accounts: [account] }), { id: account })), []);
+    const admin = await hsToken({ sub: 'ops', scope: 'contextio:admin' });
+    for (let i = 0; i < 5; i += 1) assert.deepEqual(codes(await stack.gql(ACCOUNT, admin, { id: account })), []);
+    assert.equal(stack.upstreamCalls().length, 6);
+  });
+
+  test('stops a token holder spending the key’s quota on guessed connect tokens: the reads past the budget are never sent', async () => {
+    // Any valid token may look connect tokens up; fifty aliases an operation made 1,000 calls in seconds.
+    const guesser = await hsToken({ sub: 'guesser' });
+    const fields = Array.from({ length: 8 }, (_, i) => `g${i}: connectToken(token: "guess${i}abcdef") { token }`);
+    const response = await stack.gql(`{ ${fields.join(' ')} }`, guesser);
+    assert.equal(stack.upstreamCalls().length, 3);
+    assert.deepEqual(
+      codes(response).sort(),
+      ['NOT_FOUND', 'NOT_FOUND', 'NOT_FOUND', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED', 'RATE_LIMITED'],
+    );
+    assertReadRefused(response, 3);
+  });
+
+  test('counts a read retried after a 502 once', async () => {
+    const user = await hsToken({ sub: 'reader-3', accounts: [account] });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${account}`, status: 502, times: 1 });
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
+    assert.equal(stack.upstreamCalls().length, 2, 'the read and its retry');
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
+    assertReadRefused(await stack.gql(ACCOUNT, user, { id: account }), 3);
+    assert.equal(stack.upstreamCalls().length, 2);
+  });
+});
+
+describe('the budget of reads and the key-wide rate-limit pause', () => {
+  // A short deadline: a call that meets the pause fails at once instead of waiting it out.
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 2, upstreamTimeoutMs: 1_000 });
+
+  test('does not count reads the pause refused before they were sent', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'paused@example.com' }).id;
+    const user = await hsToken({ sub: 'reader', accounts: [account] });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${account}`, status: 429, retryAfter: 1, times: 1 });
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), ['RATE_LIMITED']);
+    assert.equal(stack.upstreamCalls().length, 1);
+    for (let i = 0; i < 3; i += 1) {
+      const paused = await stack.gql(ACCOUNT, user, { id: account });
+      assert.deepEqual(codes(paused), ['RATE_LIMITED']);
+      assert.equal(paused.body.errors![0]!.extensions!['limit'], undefined, 'refused by the pause, not the budget');
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    // The 429'd read was sent, so it counted; the three the pause kept back did not: one is left.
+    assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
+    assertReadRefused(await stack.gql(ACCOUNT, user, { id: account }), 2);
+    assert.equal(stack.upstreamCalls().length, 1);
+  });
+});
+
+describe('the budget of reads, off', () => {
+  test('counts nothing with CALLER_READS_PER_HOUR=0, nor anyone of a gateway running open (every caller an admin)', async () => {
+    for (const gateway of [{ auth: { jwtSecret: SECRET }, callerReadsPerHour: 0 }, { callerReadsPerHour: 1 }]) {
+      const stack = await startStack({ gateway });
+      try {
+        const account = stack.emulator.store.createAccount({ email: 'free@example.com' }).id;
+        const headers: Record<string, string> = gateway.auth ? { authorization: `Bearer ${await hsToken({ sub: 'reader', accounts: [account] })}` } : {};
+        for (let i = 0; i < 3; i += 1) assert.deepEqual(codes(await stack.gql(ACCOUNT, { id: account }, headers)), []);
+        assert.equal(stack.upstreamCalls().length, 3);
+      } finally {
+        await stack.close();
+      }
+    }
+  });
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { GraphQLError } from 'graphql';
+import { CallerReadBudget } from '../../src/limits/caller-reads.ts';
+
+const MINUTE = 60_000;
+
+/** The budget on a clock the test moves. */
+function budgetAt(perHour: number) {
+  const clock = { now: 0 };
+  return { clock, budget: new CallerReadBudget(perHour, () => clock.now) };
+}
+
+function retryAfterOf(take: () => void): number {
+  try {
+    take();
+  } catch (error) {
+    assert.ok(error instanceof GraphQLError);
+    assert.equal(error.extensions['code'], 'RATE_LIMITED');
+    assert.equal(error.extensions['limit'], 'CALLER_READS_PER_HOUR');
+    return error.extensions['retryAfter'] as number;
+  }
+  assert.fail('the read was not refused');
+}
+
+describe('CallerReadBudget', () => {
+  it('lets a caller make its whole budget at once, then one more each 1/perHour of an hour; callers apart', () => {
+    const { clock, budget } = budgetAt(60);
+    for (let i = 0; i < 60; i += 1) budget.take('alice');
+    assert.equal(retryAfterOf(() => budget.take('alice')), 60);
+    budget.take('bob');
+    clock.now = 30_000;
+    assert.equal(retryAfterOf(() => budget.take('alice')), 30);
+    clock.now = MINUTE;
+    budget.take('alice');
+    assert.equal(retryAfterOf(() => budget.take('alice')), 60);
+    // An hour idle refills the bucket, never past the budget.
+    clock.now = 10 * 60 * MINUTE;
+    for (let i = 0; i < 60; i += 1) budget.take('alice');
+    assert.equal(retryAfterOf(() => budget.take('alice')), 60);
+  });
+
+  it('takes back a read given back (held back before it was sent), never past the budget', () => {
+    const { budget } = budgetAt(2);
+    const giveBack = budget.take('alice');
+    budget.take('alice');
+    retryAfterOf(() => budget.take('alice'));
+    giveBack();
+    budget.take('alice');
+    retryAfterOf(() => budget.take('alice'));
+    const fresh = budgetAt(2).budget;
+    const back = fresh.take('carol');
+    back();
+    back();
+    fresh.take('carol');
+    fresh.take('carol');
+    retryAfterOf(() => fresh.take('carol'));
+  });
+
+  it('forgets the callers whose budget has filled up again, so memory follows the callers of the last hour', () => {
+    const { clock, budget } = budgetAt(60);
+    for (let i = 0; i < 1_000; i += 1) budget.take(`caller-${i}`);
+    assert.equal(budget.size, 1_000);
+    // A minute later each has its read back: all forgotten at the next read, which counts only its own caller.
+    clock.now = MINUTE;
+    budget.take('late');
+    assert.equal(budget.size, 1);
+    // Still refilling: kept.
+    for (let i = 0; i < 60; i += 1) budget.take('busy');
+    clock.now = 3 * MINUTE;
+    budget.take('other');
+    assert.equal(budget.size, 2);
+    assert.equal(retryAfterOf(() => {
+      for (let i = 0; i < 3; i += 1) budget.take('busy');
+    }), 60);
+  });
+});
