@@ -93,22 +93,38 @@ export function requestIdOf(req: IncomingMessage): string {
 }
 
 /** The body's bytes, or `undefined` once it passes `limit` bytes (the rest is then not read). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  // Made with the first chunk: a body refused for its declared length reserves nothing.
+  let body: ByteCollector | undefined;
+  const read = await consumeBody(req, limit, (chunk) => (body ??= new ByteCollector(limit, Number(req.headers['content-length']))).add(chunk));
+  return read ? (body?.bytes() ?? Buffer.alloc(0)) : undefined;
+}
+
+/**
+ * Reads the body and keeps none of it (a request refused before its body matters): true once it has all
+ * arrived, so that the connection can serve the next request; false once it passes `limit` bytes.
+ */
+export function discardBody(req: IncomingMessage, limit: number): Promise<boolean> {
+  let bytes = 0;
+  return consumeBody(req, limit, (chunk) => (bytes += chunk.length) <= limit);
+}
+
+/** Feeds the body to `take` until it ends (true) or `take` refuses a chunk or the declared length passes `limit` (false; the rest is not read). */
+function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) => boolean): Promise<boolean> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
-    return Promise.resolve(undefined);
+    return Promise.resolve(false);
   }
   return new Promise((resolve, reject) => {
-    const body = new ByteCollector(limit, declared);
     req.on('data', (chunk: Buffer) => {
-      if (!body.add(chunk)) {
+      if (!take(chunk)) {
         req.removeAllListeners('data');
         req.resume();
-        resolve(undefined);
+        resolve(false);
       }
     });
-    req.on('end', () => resolve(body.bytes()));
+    req.on('end', () => resolve(true));
     req.on('error', reject);
   });
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -234,6 +235,37 @@ describe('CORS and introspection with auth on', () => {
     const withToken = await get({ authorization: `Bearer ${admin}` });
     assert.equal(withToken.status, 200);
     assert.deepEqual(await withToken.json(), { data: { __typename: 'Query' } });
+  });
+
+  test('verifies the token before reading the body: without one, a body too large or not JSON is 401, and the connection stays usable', async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: Buffer | string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+        const req = request(stack.gateway.url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      // Read first, these were buffered (up to MAX_BODY_BYTES each) and parsed for anyone: 400 and 413.
+      const notJson = await post('{"query": ');
+      assert.equal(notJson.status, 401);
+      assert.match(notJson.body, /UNAUTHENTICATED/);
+      // Node discards the unread body: the connection serves the next request (a token refreshed after a 401).
+      const ok = await post(JSON.stringify({ query: '{ __typename }' }), { authorization: `Bearer ${admin}` });
+      assert.deepEqual([ok.status, JSON.parse(ok.body), ok.reused], [200, { data: { __typename: 'Query' } }, true]);
+      // With a token the body is read and checked as before.
+      assert.equal((await post('{"query": ', { authorization: `Bearer ${admin}` })).status, 400);
+      const large = await post(Buffer.alloc(2 * 1024 * 1024, 0x20));
+      assert.equal(large.status, 401);
+      assert.match(large.body, /UNAUTHENTICATED/);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('introspection is off by default with auth on, even for an admin', async () => {
