@@ -33,7 +33,9 @@ async function main(): Promise<void> {
     const options = config.upstream.emulator;
     // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.
     const onSaveError = (error: Error) => logger.error('the embedded emulator could not save its state to EMULATOR_DATA_FILE', { error: error.message });
-    emulator = await startEmulator({ ...options, onSaveError }).catch((error: unknown) =>
+    // A developer whose app never hears of a completed flow looks here first.
+    const onSourceCallbackFailed = (error: Error) => logger.warn('the embedded emulator could not POST a source_callback_url', { error: error.message });
+    emulator = await startEmulator({ ...options, onSaveError, onSourceCallbackFailed }).catch((error: unknown) =>
       failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
     );
     upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };

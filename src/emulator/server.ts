@@ -4,9 +4,10 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
 import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
-import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET } from './config.ts';
+import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
+import { SourceCallbacks } from './source-callback.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 
 /**
@@ -29,6 +30,11 @@ export interface EmulatorOptions {
   dataFile?: string;
   /** Told of each save to `dataFile` that failed (default: a line on stderr); the state stays in memory. */
   onSaveError?: (error: Error) => void;
+  /**
+   * Told of each source callback that could not be made (refused address, unreachable, timed out; see
+   * source-callback.ts): the flow goes on regardless, as Context.IO's did. Default: nothing said.
+   */
+  onSourceCallbackFailed?: (error: Error) => void;
   /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
   now?: () => number;
   /** The request log shows this many entries at most, the latest (default 100 000). */
@@ -169,6 +175,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let peakInFlight = 0;
   let closing: Promise<void> | undefined;
   const callbacks = new Set<AbortController>();
+  const sourceCallbacks = new SourceCallbacks({
+    allowLoopback: !reachableFromElsewhere({ host, publicUrl: options.publicUrl, allowedHosts: options.allowedHosts }),
+  });
   /** Settles when each open API response closes; close() waits for them so the log and counters are final. */
   const openResponses = new Set<Promise<void>>();
 
@@ -196,9 +205,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       email: result.source.email ?? '',
     });
     // Fire and forget: the app's endpoint being down must not affect the flow.
-    fetch(target, { method: 'POST', body, signal: controller.signal })
-      .then((response) => response.body?.cancel())
-      .catch(() => undefined)
+    sourceCallbacks
+      .post(target, body, controller.signal)
+      .catch((error: unknown) => {
+        if (!closing) options.onSourceCallbackFailed?.(error instanceof Error ? error : new Error(String(error)));
+      })
       .finally(() => {
         clearTimeout(timer);
         callbacks.delete(controller);
@@ -345,6 +356,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       closing ??= (async () => {
         faults = [];
         for (const controller of callbacks) controller.abort();
+        await sourceCallbacks.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
         await closed;

@@ -170,6 +170,20 @@ describe('connect flow', () => {
     assert.equal(call!.body.get('token'), token);
   });
 
+  test('an emulator open to other machines does not POST a source callback to this machine, and says so', async (t) => {
+    // Whoever reaches its connect page could otherwise make it (in `npm start`, the gateway's process) POST
+    // to the machine's own services.
+    const failures: Error[] = [];
+    const emu = await emulatorFor(t, { seed: 'none', publicUrl: 'http://devbox.lan:4010', onSourceCallbackFailed: (error) => failures.push(error) });
+    const receiver = await callbackReceiver(t);
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb', source_callback_url: receiver.url });
+    const res = await submit(emu.origin, token.token, { email: 'x@example.com', port: '993' });
+    assert.equal(res.status, 303);
+    await waitFor(() => failures.length === 1);
+    assert.match(failures[0]!.message, /^source callback to 127\.0\.0\.1:\d+ refused: /);
+    assert.deepEqual(receiver.received, []);
+  });
+
   test('an unreachable source callback does not break the flow', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb', source_callback_url: 'http://127.0.0.1:1/nothing' });

@@ -1,0 +1,97 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { BlockList, isIP } from 'node:net';
+import { Agent, fetch } from 'undici';
+
+/**
+ * Where the emulator may POST a token's `source_callback_url` when its connect flow completes. Context.IO made
+ * that call from its own servers; the emulator makes it from the machine it runs on (with `npm start`, the
+ * gateway's), for whoever created the token and submitted its page: anyone who reaches the connect page of an
+ * emulator open to other machines. So the call never goes to a link-local address (169.254.169.254 holds
+ * cloud credentials) or the unspecified one, nor, from an emulator open to other machines, to this machine
+ * itself (loopback); names are checked as they resolve, at connect time (a name re-pointed after a check
+ * would otherwise pass), and redirects are not followed. An emulator answering loopback only (one developer's
+ * machine) may call an app on localhost, which is what it is for. Private networks (10/8, 192.168/16…) stay
+ * reachable: a shared development emulator calls the developers' machines there.
+ */
+export class SourceCallbacks {
+  readonly #blocked: BlockList;
+  readonly #agent: Agent;
+
+  constructor(options: { allowLoopback: boolean }) {
+    const blocked = new BlockList();
+    blocked.addSubnet('0.0.0.0', 8, 'ipv4');
+    blocked.addSubnet('169.254.0.0', 16, 'ipv4');
+    blocked.addAddress('::', 'ipv6');
+    blocked.addSubnet('fe80::', 10, 'ipv6');
+    if (!options.allowLoopback) {
+      blocked.addSubnet('127.0.0.0', 8, 'ipv4');
+      blocked.addAddress('::1', 'ipv6');
+    }
+    this.#blocked = blocked;
+    this.#agent = new Agent({ connect: { lookup: this.#lookup } });
+  }
+
+  /** Whether the call may go to this IP address (an IPv4 address mapped into IPv6 is checked as itself). */
+  allows(address: string): boolean {
+    const mapped = ipv4MappedIn(address);
+    if (mapped !== undefined) return !this.#blocked.check(mapped, 'ipv4');
+    const family = isIP(address);
+    return family !== 0 && !this.#blocked.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  }
+
+  /**
+   * POSTs `body` to `target`, unless it names an address refused above. Fails, saying why with the target's
+   * host only (its path and query may hold the app's secrets), on a refusal, an error or an answer other than
+   * 2xx.
+   */
+  async post(target: string, body: URLSearchParams, signal: AbortSignal): Promise<void> {
+    const url = new URL(target);
+    // An address in the URL is connected to without a lookup: checked here.
+    const address = url.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(address) !== 0 && !this.allows(address)) throw new Error(`source callback to ${url.host} refused: ${REFUSED}`);
+    let status: number;
+    try {
+      const response = await fetch(url, { method: 'POST', body, signal, redirect: 'manual', dispatcher: this.#agent });
+      await response.body?.cancel();
+      status = response.status;
+    } catch (error) {
+      const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+      throw new Error(`source callback to ${url.host} failed: ${cause}`);
+    }
+    if (status >= 300) throw new Error(`source callback to ${url.host} answered ${status}${status < 400 ? ' (redirects are not followed)' : ''}`);
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+
+  /** `dns.lookup` keeping only the addresses a callback may reach; none left is a lookup error. */
+  readonly #lookup = (
+    hostname: string,
+    options: LookupOptions,
+    callback: (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
+    dnsLookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, []);
+      const allowed = addresses.filter((entry) => this.allows(entry.address));
+      if (allowed.length === 0) {
+        return callback(Object.assign(new Error(`${hostname} resolves to no address it may reach: ${REFUSED}`), { code: 'ENOTFOUND' }), []);
+      }
+      if (options.all) return callback(null, allowed);
+      return callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+const REFUSED = 'link-local and unspecified addresses are never called, nor loopback by an emulator open to other machines';
+
+/** The IPv4 address inside `::ffff:a.b.c.d` or `::ffff:xxxx:xxxx`, if that is what `address` is. */
+function ipv4MappedIn(address: string): string | undefined {
+  const dotted = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted) return dotted[1];
+  const hex = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (!hex) return undefined;
+  const high = parseInt(hex[1]!, 16);
+  const low = parseInt(hex[2]!, 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { SourceCallbacks } from '../../src/emulator/source-callback.ts';
+
+/** A loopback listener counting the POSTs it gets; `redirectTo` answers 307 there instead of 200. */
+async function receiver(redirectTo?: string): Promise<{ server: Server; port: number; hits: () => number }> {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits += 1;
+    req.resume();
+    if (redirectTo) res.writeHead(307, { location: redirectTo }).end();
+    else res.end('ok');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port, hits: () => hits };
+}
+
+const BODY = new URLSearchParams({ token: 't' });
+const post = (callbacks: SourceCallbacks, url: string) => callbacks.post(url, BODY, AbortSignal.timeout(5_000));
+
+describe('the emulator’s source callbacks', () => {
+  let target: Awaited<ReturnType<typeof receiver>>;
+  let redirecting: Awaited<ReturnType<typeof receiver>>;
+  const local = new SourceCallbacks({ allowLoopback: true });
+  const exposed = new SourceCallbacks({ allowLoopback: false });
+  before(async () => {
+    target = await receiver();
+    redirecting = await receiver(`http://127.0.0.1:${target.port}/elsewhere`);
+  });
+  after(async () => {
+    await Promise.all([local.close(), exposed.close()]);
+    for (const { server } of [target, redirecting]) await new Promise((resolve) => server.close(resolve));
+  });
+
+  test('never reach link-local (cloud metadata) or unspecified addresses, in any spelling; loopback only from an emulator answering loopback alone', () => {
+    for (const address of ['169.254.169.254', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '0:0:0:0:0:ffff:a9fe:a9fe', 'fe80::1', '0.0.0.0', '::', '0.1.2.3']) {
+      assert.equal(local.allows(address), false, address);
+      assert.equal(exposed.allows(address), false, address);
+    }
+    for (const address of ['127.0.0.1', '127.1.2.3', '::1', '::ffff:127.0.0.1', '::ffff:7f00:1']) {
+      assert.equal(local.allows(address), true, address);
+      assert.equal(exposed.allows(address), false, address);
+    }
+    for (const address of ['10.0.0.7', '192.168.1.20', '93.184.216.34', '2001:db8::1']) {
+      assert.equal(exposed.allows(address), true, address);
+    }
+    assert.equal(exposed.allows('not-an-address'), false);
+  });
+
+  test('from an emulator open to other machines, refuse this machine by address or by a name resolving to it, before connecting', async () => {
+    for (const host of ['127.0.0.1', '[::ffff:7f00:1]', 'localhost']) {
+      await assert.rejects(post(exposed, `http://${host}:${target.port}/cb?secret=s3cr3t`), (error: Error) => {
+        assert.match(error.message, new RegExp(`^source callback to .*:${target.port} (refused|failed): .*never called`));
+        assert.doesNotMatch(error.message, /s3cr3t|\/cb/);
+        return true;
+      });
+    }
+    assert.equal(target.hits(), 0);
+    await post(local, `http://localhost:${target.port}/cb`);
+    assert.equal(target.hits(), 1);
+  });
+
+  test('do not follow a redirect: it could lead anywhere the checks would refuse', async () => {
+    await assert.rejects(post(local, `http://127.0.0.1:${redirecting.port}/cb`), /answered 307 \(redirects are not followed\)$/);
+    assert.equal(redirecting.hits(), 1);
+    assert.equal(target.hits(), 1, 'the redirect’s target was not called');
+  });
+});
