@@ -29,6 +29,12 @@ async function main(): Promise<void> {
   let upstream;
   if (config.upstream.kind === 'remote') {
     upstream = config.upstream;
+    // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
+    if (!/\/\d+(\.\d+)*$/.test(new URL(upstream.baseUrl).pathname)) {
+      logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
+        upstream: upstream.baseUrl,
+      });
+    }
   } else {
     const options = config.upstream.emulator;
     // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.

@@ -870,6 +870,12 @@ export class UpstreamClient {
       case 403:
         return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}${earlier}`, info);
       case 404:
+        // The API's own collections (`/accounts`, `/connect_tokens`) always exist: their 404 is a base URL
+        // that is not the API's (its version left out, say), which no caller's data explains.
+        if (call.segments.length === 1) {
+          this.#configurationFault('the upstream has no such resource as the API’s own collections at CONTEXTIO_API_URL: is it the API’s base URL, version included (…/2.0)?', forLog(info, call.signal));
+          return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream does not serve ${call.resource} at the gateway’s configured address${earlier}`, info);
+        }
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
       case 421:
         this.#configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
@@ -881,6 +887,9 @@ export class UpstreamClient {
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s${earlier}`, info, { retryAfter: retryAfterSeconds });
       }
       default: {
+        // Said at warn (once a second at most for each status): callers only see UPSTREAM_ERROR, and the
+        // operation's line only its code, not which call failed how.
+        this.#callFailure('upstream answered with an error', `HTTP ${status}`, { ...forLog(info, call.signal), status });
         // Any server error may come after a write was carried out: the API's own 500 failing after the change
         // (the emulator's, when its data file could not be saved), a proxy's 502 or 504; or an earlier attempt's.
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status))}`, info);

@@ -59,7 +59,7 @@ const MISSING_ACCOUNT = '0123456789abcdef01234567';
 
 async function query(url: string, q: string) {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q }) });
-  return (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
+  return (await response.json()) as { data?: Record<string, unknown>; errors?: Array<{ extensions?: Record<string, unknown> }> };
 }
 
 /** Polls `condition` every `intervalMs` until it holds, for up to 30 s. */
@@ -354,8 +354,25 @@ describe('npm start', () => {
         const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
         assert.equal(ready['upstream'], upstream.url);
         assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
+        assert.ok(started.lines.every((l) => !l.includes('names no API version')));
       } finally {
         assert.equal(await started.stop(), 0);
+      }
+
+      // The version left out: a warning at start, and each call fails as a configuration fault, not as data
+      // the caller asked for that does not exist.
+      const unversioned = await startMain({
+        CONTEXTIO_API_URL: upstream.origin,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      });
+      try {
+        const warning = logEntries(unversioned.lines).find((entry) => entry['level'] === 'warn' && String(entry['message']).includes('names no API version'));
+        assert.equal(warning?.['upstream'], upstream.origin);
+        const result = await query(unversioned.url, '{ accounts { nodes { id } } }');
+        assert.deepEqual(result.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
+      } finally {
+        assert.equal(await unversioned.stop(), 0);
       }
     } finally {
       await upstream.close();

@@ -267,6 +267,30 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')));
   });
 
+  it('takes a 404 of the API’s own collections as a base URL that is not the API’s: UPSTREAM_ERROR, logged as a configuration error; an item’s 404 stays NOT_FOUND', async () => {
+    const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
+    pool.intercept({ path: '/2.0/accounts?limit=1&offset=0', method: 'GET' }).reply(404, { type: 'error', value: 'unknown resource' }, JSON_HEADERS);
+    await assert.rejects(client.listAccounts({ limit: 1, offset: 0 }), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /configured address/.test(e.message));
+    pool.intercept({ path: '/2.0/connect_tokens', method: 'GET' }).reply(404, { type: 'error', value: 'unknown resource' }, JSON_HEADERS);
+    await assert.rejects(client.listConnectTokens(null), (e: Error) => code(e) === 'UPSTREAM_ERROR');
+    const faults = logs.filter((line) => line.includes('"level":"error"') && line.includes('version included'));
+    assert.equal(faults.length, 1, 'once a minute at most');
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(404, { type: 'error', value: 'no such account' }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('a'), (e: Error) => code(e) === 'NOT_FOUND');
+    pool.intercept({ path: '/2.0/accounts/a/connect_tokens', method: 'GET' }).reply(404, { type: 'error', value: 'no such account' }, JSON_HEADERS);
+    await assert.rejects(client.listConnectTokens('a'), (e: Error) => code(e) === 'NOT_FOUND');
+  });
+
+  it('logs an upstream server error at warn, with its status and path, once a second at most for each status', async () => {
+    for (const id of ['a', 'b']) {
+      pool.intercept({ path: `/2.0/accounts/${id}`, method: 'GET' }).reply(500, { type: 'error', value: 'boom' }, JSON_HEADERS);
+      await assert.rejects(client.getAccount(id), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
+    }
+    const warned = logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream answered with an error');
+    assert.equal(warned.length, 1);
+    assert.deepEqual([warned[0]!['level'], warned[0]!['status'], warned[0]!['path']], ['warn', 500, '/accounts/a']);
+  });
+
   it('takes a Retry-After longer than an hour (or absurd) as an hour: a pause ends, and retryAfter stays a number', async () => {
     const limited = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED';
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '9'.repeat(400) } });
