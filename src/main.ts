@@ -5,6 +5,7 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
 import { createLogger, messageOf } from './logger.ts';
 import { startGateway } from './server.ts';
+import { unknownSettings } from './settings.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -24,6 +25,8 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger(config.logLevel);
+  // A typo of a setting leaves the default in force, authentication off included: said at start.
+  for (const line of unknownSettings(process.env)) logger.announce('warn', line);
 
   let emulator: Emulator | undefined;
   let upstream;

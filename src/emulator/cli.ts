@@ -2,6 +2,7 @@ import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } 
 import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../listen-errors.ts';
 import { messageOf } from '../logger.ts';
+import { unknownSettings } from '../settings.ts';
 
 /**
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   // A limit answers 429s that would otherwise surprise whoever tries the API: said where they will look.
   const limited = options.rateLimitPerHour === undefined ? '' : `; at most ${options.rateLimitPerHour} calls an hour (EMULATOR_RATE_LIMIT)`;
   process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})${limited}\n`);
+  for (const line of unknownSettings(env, ['EMULATOR_'])) process.stderr.write(`Context.IO emulator: warning: ${line}\n`);
   const warning = publicSecretWarning(options);
   if (warning !== undefined) process.stderr.write(`Context.IO emulator: warning: ${warning}\n`);
 }

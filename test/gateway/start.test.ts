@@ -128,6 +128,17 @@ describe('npm start', () => {
     }
   });
 
+  it('warns of a variable that looks like a setting and is none: a misspelt AUTH_JWT_SECRET left authentication off', async () => {
+    const started = await startMain({ AUTH_JWT_SECRETS: 'a-secret-of-at-least-32-characters!!' });
+    try {
+      const warnings = logEntries(started.lines).filter((entry) => entry['level'] === 'warn').map((entry) => entry['message']);
+      assert.ok(warnings.includes('AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)'), JSON.stringify(warnings));
+      assert.doesNotMatch(started.lines.join('\n'), /a-secret-of-at-least/);
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
   it('names the embedded emulator’s rate limit in its line when EMULATOR_RATE_LIMIT is set', async () => {
     const started = await startMain({ EMULATOR_RATE_LIMIT: '120' });
     try {

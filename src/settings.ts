@@ -1,0 +1,86 @@
+/**
+ * Every environment variable the gateway and its emulator read (the README's configuration tables), and the
+ * prefixes they own. A variable under one of those prefixes that is not a setting is a typo the gateway
+ * would otherwise ignore in silence: `AUTH_JWT_SECRETS=…` started it with authentication off.
+ */
+export const SETTINGS = [
+  'PORT',
+  'HOST',
+  'LOG_LEVEL',
+  'NODE_ENV',
+  'INTROSPECTION',
+  'CORS_ORIGINS',
+  'CONTEXTIO_API_URL',
+  'CONTEXTIO_CONSUMER_KEY',
+  'CONTEXTIO_CONSUMER_SECRET',
+  'UPSTREAM_TIMEOUT_MS',
+  'UPSTREAM_MAX_IN_FLIGHT',
+  'OPERATION_TIMEOUT_MS',
+  'SHUTDOWN_GRACE_MS',
+  'SHUTDOWN_DRAIN_MS',
+  'BREAKER_FAILURE_THRESHOLD',
+  'BREAKER_COOLDOWN_MS',
+  'CALLER_WRITES_PER_HOUR',
+  'CALLER_READS_PER_HOUR',
+  'MAX_BODY_BYTES',
+  'MAX_ANSWER_BYTES',
+  'MAX_QUERY_DEPTH',
+  'MAX_ALIASES',
+  'MAX_ROOT_FIELDS',
+  'MAX_QUERY_COST',
+  'MAX_QUERY_TOKENS',
+  'AUTH_JWT_SECRET',
+  'AUTH_JWKS_URL',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'EMULATOR_PORT',
+  'EMULATOR_HOST',
+  'EMULATOR_PUBLIC_URL',
+  'EMULATOR_ALLOWED_HOSTS',
+  'EMULATOR_CONSUMER_KEY',
+  'EMULATOR_CONSUMER_SECRET',
+  'EMULATOR_SEED',
+  'EMULATOR_DATA_FILE',
+  'EMULATOR_RATE_LIMIT',
+] as const;
+
+const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_'];
+
+/**
+ * One line for each variable of `env` under the prefixes above that is no setting, naming the closest
+ * setting when one is a few letters away. `only`: the prefixes to look at (the emulator on its own reads its
+ * own only).
+ */
+export function unknownSettings(env: Record<string, string | undefined>, only: readonly string[] = OWN_PREFIXES): string[] {
+  const known = new Set<string>(SETTINGS);
+  const lines: string[] = [];
+  for (const name of Object.keys(env).sort()) {
+    if (known.has(name) || !only.some((prefix) => name.startsWith(prefix))) continue;
+    const closest = closestSetting(name);
+    lines.push(`${name} is not a setting and is ignored${closest === undefined ? '' : ` (did you mean ${closest}?)`}`);
+  }
+  return lines;
+}
+
+/** The setting spelt most like `name`, within a fifth of its letters (at least 2) of edits. */
+function closestSetting(name: string): string | undefined {
+  let best: { setting: string; distance: number } | undefined;
+  for (const setting of SETTINGS) {
+    const distance = editDistance(name, setting);
+    if (distance <= Math.max(2, Math.floor(setting.length / 5)) && (best === undefined || distance < best.distance)) best = { setting, distance };
+  }
+  return best?.setting;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

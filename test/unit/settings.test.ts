@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
+import { SETTINGS, unknownSettings } from '../../src/settings.ts';
+
+/** The variables `loadConfig` reads from `env`, whether it accepts them or not. */
+function namesRead(env: Env): Set<string> {
+  const read = new Set<string>();
+  const tracked = new Proxy(env, {
+    get(target, name) {
+      if (typeof name === 'string') read.add(name);
+      return Reflect.get(target, name);
+    },
+  });
+  try {
+    loadConfig(tracked);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+  }
+  return read;
+}
+
+describe('the settings', () => {
+  it('names a variable under the gateway’s prefixes that is no setting, with the setting it is closest to', () => {
+    const env = {
+      AUTH_JWT_SECRETS: 'a-secret',
+      MAX_QUERY_DEPT: '5',
+      EMULATOR_FOO: '1',
+      UPSTREAM_TIMEOUT: '1500',
+      AUTH_JWT_SECRET: 'a-secret',
+      PORT: '4000',
+      PATH: '/usr/bin',
+      MAXIMUM: '1',
+    };
+    assert.deepEqual(unknownSettings(env), [
+      'AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
+      'EMULATOR_FOO is not a setting and is ignored',
+      'MAX_QUERY_DEPT is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
+      'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
+    ]);
+    assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['EMULATOR_FOO is not a setting and is ignored']);
+    assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')));
+  });
+
+  it('are exactly what the configuration reads, in either mode, and what the README’s tables list', () => {
+    const read = new Set([
+      ...namesRead({}),
+      ...namesRead({ CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' }),
+    ]);
+    assert.deepEqual([...read].sort(), [...SETTINGS].sort());
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const documented = new Set(
+      readme
+        .split('\n')
+        .filter((line) => line.startsWith('| `'))
+        .flatMap((line) => [...line.split(' | ')[0]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]!)),
+    );
+    for (const name of SETTINGS) if (name !== 'NODE_ENV') assert.ok(documented.has(name), `${name} in the README's tables`);
+  });
+});
