@@ -1,5 +1,6 @@
 // First: sets NODE_ENV before graphql-js is imported (see the module).
 import './production-default.ts';
+import type { AccessConfig } from './auth/config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
@@ -101,7 +102,22 @@ async function main(): Promise<void> {
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
-  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote });
+  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+}
+
+/**
+ * How callers are let in, for the ready line: with authentication on nothing else at start says it is (open
+ * mode has its warning). Never a secret: the HS256 one is named by its variable only.
+ */
+function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record<string, unknown> {
+  const authentication = auth.jwtSecret ? 'HS256 (AUTH_JWT_SECRET)' : auth.jwksUrl ? `JWKS ${auth.jwksUrl}` : 'off';
+  return {
+    authentication,
+    ...(auth.issuer ? { issuer: auth.issuer } : {}),
+    ...(auth.audience ? { audience: auth.audience } : {}),
+    introspection,
+    ...(corsOrigins.length > 0 ? { corsOrigins } : {}),
+  };
 }
 
 /** Signals closer together than this are one: see `stop`. */

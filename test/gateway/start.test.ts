@@ -137,6 +137,18 @@ describe('npm start', () => {
     } finally {
       assert.equal(await started.stop(), 0);
     }
+    // Spelt right: the ready line says how callers are let in (nothing else at start does), never the secret.
+    const authenticated = await startMain({ AUTH_JWT_SECRET: 'a-secret-of-at-least-32-characters!!', AUTH_ISSUER: 'https://id.example.com/', CORS_ORIGINS: 'https://app.example.com' });
+    try {
+      const ready = logEntries(authenticated.lines).find((entry) => entry['message'] === 'gateway ready')!;
+      assert.deepEqual(
+        [ready['authentication'], ready['issuer'], ready['audience'], ready['introspection'], ready['corsOrigins']],
+        ['HS256 (AUTH_JWT_SECRET)', 'https://id.example.com/', undefined, false, ['https://app.example.com']],
+      );
+      assert.doesNotMatch(authenticated.lines.join('\n'), /a-secret-of-at-least|is not a setting/);
+    } finally {
+      assert.equal(await authenticated.stop(), 0);
+    }
   });
 
   it('names the embedded emulator’s rate limit in its line when EMULATOR_RATE_LIMIT is set', async () => {
@@ -162,6 +174,7 @@ describe('npm start', () => {
       const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
       assert.equal(ready['ide'], started.url);
       assert.equal(ready['health'], new URL('/healthz', started.url).href);
+      assert.deepEqual([ready['authentication'], ready['introspection']], ['off', true]);
       const health = await fetch(new URL('/healthz', started.url));
       assert.deepEqual(await health.json(), { status: 'ok' });
       const result = await query(started.url, '{ accounts(first: 5) { nodes { id emailAddresses sources { label status } } } }');
