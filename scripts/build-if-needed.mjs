@@ -62,7 +62,14 @@ const status = withBuildLock(() => {
     console.log('build: up to date (dist/)');
     return 0;
   }
-  console.log(`build: building dist/ (${existsSync(STAMP) ? 'sources changed since the last build' : 'no build yet'})`);
+  const why = existsSync(STAMP) ? 'sources changed since the last build' : 'no build yet';
+  // Deployed with `npm prune --omit=dev` after building, an edited source cannot be built: said plainly, not
+  // as npm's `tsc: not found`.
+  if (!existsSync(join(root, 'node_modules', 'typescript', 'bin', 'tsc'))) {
+    console.error(`build: dist/ must be built (${why}), but the build tools are not installed (development dependencies pruned?): run \`npm ci\`, then start again`);
+    return 1;
+  }
+  console.log(`build: building dist/ (${why})`);
   // A failed or interrupted build must never look current (tsc writes its output even with type errors):
   // the stamp goes first. So does tsc's incremental record, which would skip files it believes are in dist/.
   rmSync(STAMP, { force: true });

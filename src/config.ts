@@ -77,7 +77,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     if (raw === undefined) return fallback;
     const value = Number(raw);
     if (!/^\d+$/.test(raw) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw.length > 100 ? `${raw.slice(0, 100)}…` : raw}")`);
       return fallback;
     }
     return value;

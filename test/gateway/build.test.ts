@@ -93,6 +93,22 @@ describe('npm start’s build step', () => {
   });
 });
 
+describe('npm start’s build step without the build tools', () => {
+  it('says what to do when dist/ must be built and the development dependencies were pruned', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-pruned-'));
+    try {
+      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
+        await cp(join(root, path), join(dir, path), { recursive: true });
+      }
+      const { code, output } = await buildStep(dir);
+      assert.equal(code, 1);
+      assert.match(output, /^build: dist\/ must be built \(no build yet\), but the build tools are not installed \(development dependencies pruned\?\): run `npm ci`, then start again\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('npm start under a supervisor', () => {
   // A container runtime or process manager signals the process it started, npm, not the whole group as a
   // terminal's Ctrl-C does. npm passes the signal to its child: the script has to make that child the

@@ -112,6 +112,10 @@ describe('configuration from the environment', () => {
     );
   });
 
+  it('quotes at most 100 characters of a value it refuses: a line stays a line', () => {
+    assert.deepEqual(problemsOf({ PORT: '9'.repeat(3000) }), [`PORT must be a whole number from 0 to 65535 (got "${'9'.repeat(100)}…")`]);
+  });
+
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
     assert.equal(loadConfig({ UPSTREAM_TIMEOUT_MS: '120000' }).upstreamTimeoutMs, 120_000);
     assert.deepEqual(problemsOf({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
