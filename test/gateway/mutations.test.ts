@@ -116,6 +116,26 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(stack.upstreamCalls().sort(), [`POST /accounts/${id}`, ...reads, `POST /accounts/${id}`, ...reads].sort());
   });
 
+  it('reads afresh a connect token asked for by name whose embedded account was changed earlier in the same operation', async () => {
+    const { store } = stack.emulator;
+    const id = store.createAccount({ email: 'named@example.com', first_name: 'Old' }).id;
+    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: 'named@example.com' });
+    store.useConnectToken(token, { server: 'imap.example.com', username: 'named' });
+    stack.emulator.clearRequests();
+    // The token loaded for the first update embeds the account as it was then: the second update must not reuse it.
+    const selection = `account { connectToken(token: $t) { account { firstName } } }`;
+    const res = await stack.gql(
+      `mutation ($id: ID!, $t: ID!) {
+        first: updateAccount(id: $id, input: { firstName: "Middle" }) { ${selection} }
+        second: updateAccount(id: $id, input: { firstName: "New" }) { ${selection} } }`,
+      { id, t: token },
+    );
+    const expected = (firstName: string) => ({ account: { connectToken: { account: { firstName } } } });
+    assert.deepEqual(res.body.data, { first: expected('Middle'), second: expected('New') });
+    const reads = [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens/${token}`];
+    assert.deepEqual(stack.upstreamCalls().sort(), [`POST /accounts/${id}`, ...reads, `POST /accounts/${id}`, ...reads].sort());
+  });
+
   for (const [name, mutation] of [
     ['a javascript: callback URL', 'mutation { createConnectToken(input: { callbackUrl: "javascript:alert(1)" }) { token } }'],
     ['a data: callback URL', 'mutation { createConnectToken(input: { callbackUrl: "data:text/html,<script>alert(1)</script>" }) { token } }'],
