@@ -93,6 +93,25 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(calls.filter((c) => c === 'GET /accounts').length, 1);
   });
 
+  it('primes the account loader with a listed page: an account reached again through its used token costs no request', async () => {
+    const { store } = stack.emulator;
+    for (let i = 0; i < 3; i++) {
+      const id = store.createAccount({ email: `p${i}@example.com`, username: `p${i}` }).id;
+      const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: `p${i}@example.com` });
+      store.useConnectToken(token, { server: 'imap.example.com', username: `p${i}` });
+    }
+    stack.emulator.clearRequests();
+    // `username` is not in the token's embed: each token's account is loaded whole, which the page already was.
+    const res = await stack.gql<{ accounts: { nodes: { connectTokens: { account: { username: string } }[] }[] } }>(
+      `{ accounts(first: 3) { nodes { connectTokens { account { username } } } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const usernames = res.body.data!.accounts.nodes.map((n) => n.connectTokens.map((t) => t.account.username));
+    assert.deepEqual(usernames.sort(), [['p0'], ['p1'], ['p2']]);
+    const ids = store.listAccounts().map((a) => a.id);
+    assert.deepEqual(stack.upstreamCalls().sort(), ['GET /accounts', ...ids.map((id) => `GET /accounts/${id}/connect_tokens`)].sort());
+  });
+
   it('shares one token list between a connection and a nested lookup of the same account', async () => {
     const id = stack.emulator.store.createAccount({ email: 'n@example.com' }).id;
     const token = stack.emulator.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' }).token;
