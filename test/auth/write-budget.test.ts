@@ -189,6 +189,19 @@ describe('the budget of writes and the other checks of a mutation', () => {
     assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
+  test('counts fields that share a response key as the one write execution merges them into', async () => {
+    const user = await hsToken({ sub: 'merged' });
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), []);
+    stack.upstreamCalls();
+    // One write left: the same field twice under one key is one write, so it runs instead of a 429.
+    const field = 'a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }';
+    const merged = await stack.gql(`mutation { ${field} ${field} }`, user);
+    assert.equal(merged.status, 200, JSON.stringify(merged.body));
+    assert.deepEqual(codes(merged), []);
+    assert.deepEqual(Object.keys(merged.body.data!), ['a']);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+    assert.deepEqual(codes(await stack.gql(CREATE, user)), ['RATE_LIMITED']);
+  });
 });
 
 describe('the budget of writes and the operation limits', () => {
