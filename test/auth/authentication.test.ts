@@ -106,6 +106,10 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ exp: now() - 120 }), { id: accountId }), /expired/);
   });
 
+  test('a token expired 45 s ago, past the 30 s clock tolerance yet within a wider one', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ exp: now() - 45 }), { id: accountId }), /expired/);
+  });
+
   test('a token expired within the 30 s clock tolerance still works', async () => {
     const response = await stack.gql(ACCOUNT_QUERY, await valid({ exp: now() - 5 }), { id: accountId });
     assert.equal(response.status, 200);
