@@ -57,6 +57,17 @@ describe('CallerWriteBudget', () => {
     assert.equal(refusal(() => write(budget, 'alice')).extensions['retryAfter'], 30 * 60);
   });
 
+  it('rounds a wait of part of a second up: a caller retrying after the seconds it is told is not refused again', () => {
+    const { clock, budget } = budgetAt(1);
+    write(budget, 'alice');
+    clock.now = 600; // 3599.4 s left
+    const error = refusal(() => write(budget, 'alice'));
+    assert.equal(error.extensions['retryAfter'], 3600);
+    assert.match(error.message, / 3600 s$/);
+    clock.now = HOUR - 1; // 1 ms left: 1 s, never 0
+    assert.equal(refusal(() => write(budget, 'alice')).extensions['retryAfter'], 1);
+  });
+
   it('forgets callers idle for an hour, so memory follows the callers of the last hour', () => {
     const { clock, budget } = budgetAt(5);
     for (let i = 0; i < 1_000; i += 1) write(budget, `caller ${i}`);
