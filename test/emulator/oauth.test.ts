@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { OAuthVerifier } from '../../src/emulator/index.ts';
-import { authorizationHeader, encodeFormPairs, protocolParams } from '../../src/oauth/signature.ts';
+import { authorizationHeader, encodeFormPairs, protocolParams, sign } from '../../src/oauth/signature.ts';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
 
 // The reference test vector (contextio-2.0.md, "Authentication").
@@ -89,6 +90,30 @@ describe('OAuth verification', () => {
       assert.match(res.body.value, /^Invalid signature/, name);
       assert.match(res.body.value, reason, name);
       assert.ok(!res.text.includes(emu.consumerSecret), 'the secret never appears');
+    }
+  });
+
+  test('an oauth_version other than 1.0 and an oauth_timestamp that is no number are refused, though correctly signed', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    /** A GET of /accounts signed with these protocol parameters in place of the usual ones. */
+    const signedWith = (changed: Record<string, string>) => {
+      const protocol = protocolParams(emu.consumerKey, randomBytes(12).toString('hex'), String(Math.floor(Date.now() / 1000)))
+        .map(([name, value]) => [name, changed[name] ?? value] as [string, string]);
+      return authorizationHeader(protocol, sign({ method: 'GET', baseUrl: url, params: protocol, consumerSecret: emu.consumerSecret }));
+    };
+    // The same signing, unchanged, is accepted: what follows is refused for the one parameter changed.
+    assert.equal((await api(emu, '/accounts', { authorization: signedWith({}) })).status, 200);
+    for (const [changed, reason] of [
+      [{ oauth_version: '2.0' }, /oauth_version/],
+      // Not a number: no distance from the clock can be measured, so it is no fresh request.
+      [{ oauth_timestamp: 'abc' }, /timestamp/],
+    ] as const) {
+      const res = await api(emu, '/accounts', { authorization: signedWith(changed) });
+      assert.equal(res.status, 401, JSON.stringify(changed));
+      assert.equal(res.body.code, 105);
+      assert.match(res.body.value, /^Invalid signature/);
+      assert.match(res.body.value, reason);
     }
   });
 
