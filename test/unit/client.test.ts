@@ -53,6 +53,8 @@ describe('UpstreamClient against a mocked upstream', () => {
     const result = await client.createConnectToken('52daabefcea6f9c35a4a0997', { callback_url: 'https://app.example.com/cb?a=1&b=2', source_sync_flags: true, email: undefined });
     assert.equal(result.token, 't0k3n');
     assert.equal(seen!.headers['content-type'], 'application/x-www-form-urlencoded');
+    // The API answers in the format asked for: JSON, which is all the client reads.
+    assert.equal(seen!.headers['accept'], 'application/json');
     assert.equal(seen!.body, 'callback_url=https%3A%2F%2Fapp.example.com%2Fcb%3Fa%3D1%26b%3D2&source_sync_flags=1');
     const oauth = parseAuthorizationHeader(seen!.headers['authorization']);
     assert.equal(oauth?.get('oauth_consumer_key'), 'key');
