@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
+import { closedPort } from '../helpers/net.ts';
 import { codes, postGraphQL, startLoggingStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
 describe('upstream failures map to the contract’s codes', () => {
@@ -74,7 +75,7 @@ describe('upstream failures map to the contract’s codes', () => {
   });
 
   it('reports an unreachable upstream as UPSTREAM_ERROR without crashing', async () => {
-    const dead = await startTestGateway({ baseUrl: 'http://127.0.0.1:9/2.0', consumerKey: 'k', consumerSecret: 's' }, { upstreamTimeoutMs: 2_000, upstreamMaxInFlight: 4 });
+    const dead = await startTestGateway({ baseUrl: `http://127.0.0.1:${await closedPort()}/2.0`, consumerKey: 'k', consumerSecret: 's' }, { upstreamTimeoutMs: 2_000, upstreamMaxInFlight: 4 });
     try {
       const body = await postGraphQL<{ errors: { extensions: { code: string; upstream: unknown } }[] }>(dead.url, '{ account(id: "0123456789abcdef01234567") { id } }');
       assert.equal(body.errors[0]!.extensions.code, 'UPSTREAM_ERROR');

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
+import { closedPort } from '../helpers/net.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
@@ -707,9 +708,7 @@ describe('UpstreamClient against a local server', () => {
 
   it('records a retried connection error when the call then fails for good another way (its operation out of requests)', async () => {
     // A closed port: every connection refused.
-    const closed = await serve(createNetServer());
-    await closed.close();
-    const client = localClient(`http://127.0.0.1:${closed.port}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
+    const client = localClient(`http://127.0.0.1:${await closedPort()}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
     try {
       const operation = new OperationScope('r', 2);
       const call = client.getAccount('a', operation);
