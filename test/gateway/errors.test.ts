@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { closedPort } from '../helpers/net.ts';
-import { codes, postGraphQL, startLoggingStack, startTestGateway, useStack } from '../helpers/stack.ts';
+import { codes, postGraphQL, startLoggingStack, startStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
 describe('upstream failures map to the contract’s codes', () => {
   const stack = useStack({ gateway: { upstreamTimeoutMs: 3_000 } });
@@ -63,15 +63,24 @@ describe('upstream failures map to the contract’s codes', () => {
   });
 
   it('stops reading an answer past 32 MiB: UPSTREAM_ERROR that says so, one request, no retry', async () => {
-    const huge = { id, created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [], first_name: 'x'.repeat(33 * 1024 * 1024) };
-    stack.emulator.addFault({ path: `/accounts/${id}`, body: huge });
-    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
-    assert.match(res.body.errors![0]!.message, /larger than 32 MiB/);
-    // Refused on its Content-Length, the connection closed: the emulator logs the request as that close reaches it.
-    const deadline = Date.now() + 5_000;
-    while (stack.emulator.requests.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+    // A stack of its own with a generous deadline: the in-process emulator takes seconds to serialise 33 MB on
+    // a busy machine, and the suite's 3 s answered UPSTREAM_TIMEOUT before the size was ever seen.
+    const big = await startStack({ gateway: { upstreamTimeoutMs: 60_000 } });
+    try {
+      const bigId = big.emulator.store.createAccount({ email: 'e@example.com' }).id;
+      big.emulator.clearRequests();
+      const huge = { id: bigId, created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [], first_name: 'x'.repeat(33 * 1024 * 1024) };
+      big.emulator.addFault({ path: `/accounts/${bigId}`, body: huge });
+      const res = await big.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: bigId });
+      assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+      assert.match(res.body.errors![0]!.message, /larger than 32 MiB/);
+      // Refused on its Content-Length, the connection closed: the emulator logs the request as that close reaches it.
+      const deadline = Date.now() + 5_000;
+      while (big.emulator.requests.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.deepEqual(big.upstreamCalls(), [`GET /accounts/${bigId}`]);
+    } finally {
+      await big.close();
+    }
   });
 
   it('reports an unreachable upstream as UPSTREAM_ERROR without crashing', async () => {
