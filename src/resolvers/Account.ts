@@ -32,8 +32,11 @@ const accountOfId = (id: string, reach: AccountReach, full: Promise<UpstreamAcco
 
 /** An account by id, as a field that returns one resolves it: with its selected token loads started beside it. */
 export async function accountById(id: string, context: GatewayContext, info: GraphQLResolveInfo): Promise<AccountParent> {
+  // The account's own load first, its tokens' prefetch beside it: requests are sent (and take from the
+  // caller's budget of reads) in the order their loads began, and with one read left it is the account's.
+  const load = context.api.account(id);
   prefetchTokensOf(id, context, info);
-  return fullAccount(await context.api.account(id));
+  return fullAccount(await load);
 }
 
 /**
@@ -48,17 +51,19 @@ export function tokenAccount(
   context: GatewayContext,
   info: GraphQLResolveInfo,
 ): AccountParent | Promise<AccountParent> {
+  // Only the id embedded: asked for the id (and the account's tokens, fetched by id) alone, that is the
+  // answer; any other field needs the account. Else the embed answers unless a field only the full account
+  // has is selected. The account's load begins before its tokens' prefetch, as in `accountById`.
+  const reference = 'reference' in account;
+  const load = (reference ? selectsAccountData(info) : selectsFullAccountField(info)) ? context.api.account(account.id, 'connect-token') : undefined;
   prefetchTokensOf(account.id, context, info);
-  if ('reference' in account) {
-    // Only the id embedded: asked for the id (and the account's tokens, fetched by id) alone, that is the
-    // answer; any other field needs the account. Its load failed, the id and the tokens still answer, and
-    // each field that needed it fails with its error (as under an embed, below).
-    if (!selectsAccountData(info)) return accountOfId(account.id, 'connect-token', undefined);
-    const load = context.api.account(account.id, 'connect-token');
+  if (reference) {
+    // Its load failed, the id and the tokens still answer, and each field that needed it fails with its
+    // error (as under an embed, below).
+    if (load === undefined) return accountOfId(account.id, 'connect-token', undefined);
     return load.then(fullAccount, () => accountOfId(account.id, 'connect-token', load));
   }
-  if (!selectsFullAccountField(info)) return embeddedAccount(account, 'connect-token');
-  const load = context.api.account(account.id, 'connect-token');
+  if (load === undefined) return embeddedAccount(account, 'connect-token');
   return load.then(fullAccount, () => ({ ...embeddedAccount(account, 'connect-token'), full: load }));
 }
 

@@ -73,6 +73,20 @@ describe('the budget of reads of each caller', () => {
   });
 });
 
+describe('the budget of reads within one operation', () => {
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 1 });
+
+  test('gives the last read to the account asked for, not to the prefetch of a token field under it', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'last@example.com' }).id;
+    const user = await hsToken({ sub: 'last-read', accounts: [account] });
+    const response = await stack.gql('query($id: ID!) { account(id: $id) { id connectToken(token: "t0123456789") { token } } }', user, { id: account });
+    assert.deepEqual(response.body.data, { account: { id: account, connectToken: null } });
+    assert.deepEqual(response.body.errors?.map((e) => e.path), [['account', 'connectToken']]);
+    assertReadRefused(response, 1);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
+  });
+});
+
 describe('the budget of reads and the key-wide rate-limit pause', () => {
   // A short deadline: a call that meets the pause fails at once instead of waiting it out.
   const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 2, upstreamTimeoutMs: 1_000 });
