@@ -288,6 +288,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // the 30 s a request may take to arrive, and each JSON body of nested values took ~0.3 s of the event loop.
     // Its refusal is still Apollo's answer (the context below), once the body has arrived and been dropped (so
     // that the connection serves the next request, with a refreshed token), or at once past MAX_BODY_BYTES.
+    // The operation is in flight from here: a shutdown waits for it (or aborts it), and a client that goes away
+    // while its token is checked or its body read leaves nothing to run.
+    let closed = false;
+    let deadline: NodeJS.Timeout | undefined = undefined;
+    inFlight.add(operation);
+    res.once('close', () => {
+      closed = true;
+      clearTimeout(deadline);
+      inFlight.delete(operation);
+      // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
+      // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
+      // up shutdown.
+      operation.abort(OPERATION_OVER);
+      if (inFlight.size === 0) allClosed?.();
+    });
     const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
       (identity) => ({ identity }),
       (error: unknown) => ({ error }),
@@ -309,26 +324,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
       body = parsed.body;
     }
+    // Gone meanwhile (a GET's client left while its token was checked; a shutdown cut the connection).
+    if (closed) return;
+    // The operation's deadline runs from here: a body's upload has its own limit (the request timeout).
+    deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
 
-    // A client that goes away takes its upstream work with it, and so does the operation's deadline.
-    const deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
-    inFlight.add(operation);
-    res.once('close', () => {
-      clearTimeout(deadline);
-      inFlight.delete(operation);
-      // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
-      // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
-      // up shutdown.
-      operation.abort(OPERATION_OVER);
-      if (inFlight.size === 0) allClosed?.();
-    });
-
-    // Apollo's CSRF check asks a GET for a header a cross-site page cannot send without a preflight. A Bearer
-    // token is one: no browser attaches it on its own (unlike cached Basic credentials), so clients sending
-    // queries over GET with their token (urql, for one) need nothing more. With authentication on, nothing
-    // runs without such a token: the check adds nothing there, and would answer a GET without one a 400
+    // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
+    // cannot send without a preflight. A Bearer token is one: no browser attaches it on its own (unlike cached
+    // Basic credentials), so clients sending queries over GET with their token (urql, for one) need nothing
+    // more. With authentication on, nothing runs without such a token: the check adds nothing there, and
+    // would answer a request without one (a POST refused before its content type is looked at, too) a 400
     // about preflights where the contract says UNAUTHENTICATED (the context's 401 below).
-    if (req.method === 'GET' && (!access.open || /^Bearer\s/i.test(headers.get('authorization') ?? ''))) {
+    if (!access.open || (req.method === 'GET' && /^Bearer\s/i.test(headers.get('authorization') ?? ''))) {
       headers.set('apollo-require-preflight', 'bearer');
     }
     const response = await apollo.executeHTTPGraphQLRequest({

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { eventually } from '../helpers/stack.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -407,6 +408,37 @@ describe('an unreachable key set', () => {
       for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', good)).status, 200, 'a cached key went on verifying');
       assert.equal((await stack.gql('{ __typename }', await sign('forged'))).status, 503);
       assert.equal(jwks.fetches, fetches, 'nothing fetched during the pause');
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
+});
+
+describe('a client leaving while its token is verified', () => {
+  test('leaves nothing to run: no upstream call, no operation in flight at shutdown', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url }, shutdownGraceMs: 60_000 });
+    try {
+      const account = stack.emulator.store.createAccount({ email: 'left@example.com' }).id;
+      const token = await sign(privateKey, 'RS256', 'k', { scope: 'contextio:admin' });
+      const held = jwks.hold();
+      // A GET: nothing left to read once its headers are in, so only the closed connection can stop it.
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      const path = `/graphql?query=${encodeURIComponent(`{ account(id: "${account}") { id } }`)}`;
+      socket.end(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n\r\n`);
+      await held.arrived;
+      socket.destroy();
+      await eventually(() => stack.logs.some((line) => line.includes('"message":"operation"') && line.includes('"clientWentAway":true')));
+      held.release();
+      // The same token, its key set now fetched: answered, and the only upstream call made.
+      const answered = await stack.gql(`{ account(id: "${account}") { id } }`, token);
+      assert.deepEqual(answered.body, { data: { account: { id: account } } });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
+      // Nothing of the first is left in flight: shutdown does not wait out its grace period.
+      await stack.gateway.close();
+      assert.ok(!stack.logs.some((line) => line.includes('shutdown grace period over')));
     } finally {
       await stack.close();
       await jwks.close();

@@ -60,6 +60,8 @@ export interface JwksServer {
   setKeys(keys: JWK[]): void;
   /** While failing, every fetch answers 500 (an identity provider that is down). */
   setFailing(failing: boolean): void;
+  /** Holds the answers of the fetches from now on until `release` (a slow identity provider); `arrived` once one came. */
+  hold(): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
 }
 
@@ -67,8 +69,13 @@ export interface JwksServer {
 export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   let served = keys;
   const state = { fetches: 0, failing: false };
-  const server = createServer((_req, res) => {
+  let held: { released: Promise<void>; arrived: () => void } | undefined;
+  const server = createServer(async (_req, res) => {
     state.fetches += 1;
+    if (held) {
+      held.arrived();
+      await held.released;
+    }
     if (state.failing) {
       res.writeHead(500).end('identity provider down');
       return;
@@ -88,6 +95,19 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
     },
     setFailing(failing) {
       state.failing = failing;
+    },
+    hold() {
+      let arrived!: () => void;
+      let release!: () => void;
+      const arrival = new Promise<void>((resolve) => (arrived = resolve));
+      held = { released: new Promise<void>((resolve) => (release = resolve)), arrived };
+      return {
+        arrived: arrival,
+        release: () => {
+          held = undefined;
+          release();
+        },
+      };
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -151,6 +151,9 @@ describe('configuration', () => {
   });
 });
 
+/** The codes of a JSON answer's errors. */
+const codesOf = (body: unknown) => ((body as { errors?: Array<{ extensions?: { code?: string } }> }).errors ?? []).map((e) => e.extensions?.code);
+
 describe('CORS and introspection with auth on', () => {
   let stack: AuthStack;
   let admin: string;
@@ -269,6 +272,11 @@ describe('CORS and introspection with auth on', () => {
       const large = await post(Buffer.alloc(2 * 1024 * 1024, 0x20));
       assert.equal(large.status, 401);
       assert.match(large.body, /UNAUTHENTICATED/);
+      // Nor is its content type looked at: a form's, or none (curl -d), is no 400 about CSRF preflights.
+      for (const type of ['text/plain', 'application/x-www-form-urlencoded', undefined]) {
+        const typed = await fetch(stack.gateway.url, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: '{"query":"{__typename}"}' });
+        assert.deepEqual([type, typed.status, codesOf(await typed.json())], [type, 401, ['UNAUTHENTICATED']]);
+      }
       assert.deepEqual(stack.upstreamCalls(), []);
     } finally {
       agent.destroy();
