@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   if (config.upstream.kind === 'remote') {
     upstream = config.upstream;
     // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
-    if (!/\/\d+(\.\d+)*$/.test(new URL(upstream.baseUrl).pathname)) {
+    if (!/\/v?\d+(\.\d+)*$/i.test(new URL(upstream.baseUrl).pathname)) {
       logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
         upstream: upstream.baseUrl,
       });
@@ -110,7 +110,8 @@ async function main(): Promise<void> {
  * mode has its warning). Never a secret: the HS256 one is named by its variable only.
  */
 function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record<string, unknown> {
-  const authentication = auth.jwtSecret ? 'HS256 (AUTH_JWT_SECRET)' : auth.jwksUrl ? `JWKS ${auth.jwksUrl}` : 'off';
+  const modes = [...(auth.jwtSecret ? ['HS256 (AUTH_JWT_SECRET)'] : []), ...(auth.jwksUrl ? [`JWKS ${auth.jwksUrl}`] : [])];
+  const authentication = modes.length > 0 ? modes.join(' and ') : 'off';
   return {
     authentication,
     ...(auth.issuer ? { issuer: auth.issuer } : {}),

@@ -138,12 +138,17 @@ describe('npm start', () => {
       assert.equal(await started.stop(), 0);
     }
     // Spelt right: the ready line says how callers are let in (nothing else at start does), never the secret.
-    const authenticated = await startMain({ AUTH_JWT_SECRET: 'a-secret-of-at-least-32-characters!!', AUTH_ISSUER: 'https://id.example.com/', CORS_ORIGINS: 'https://app.example.com' });
+    const authenticated = await startMain({
+      AUTH_JWT_SECRET: 'a-secret-of-at-least-32-characters!!',
+      AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json',
+      AUTH_ISSUER: 'https://id.example.com/',
+      CORS_ORIGINS: 'https://app.example.com',
+    });
     try {
       const ready = logEntries(authenticated.lines).find((entry) => entry['message'] === 'gateway ready')!;
       assert.deepEqual(
         [ready['authentication'], ready['issuer'], ready['audience'], ready['introspection'], ready['corsOrigins']],
-        ['HS256 (AUTH_JWT_SECRET)', 'https://id.example.com/', undefined, false, ['https://app.example.com']],
+        ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json', 'https://id.example.com/', undefined, false, ['https://app.example.com']],
       );
       assert.doesNotMatch(authenticated.lines.join('\n'), /a-secret-of-at-least|is not a setting/);
     } finally {
