@@ -127,7 +127,8 @@ function route(ctx: ApiContext, method: string, seg: string[], params: Params): 
         return dispatch(method, {
           GET: () => {
             requireAccount(ctx, id);
-            return ok(page(ctx.store.listConnectTokens(id), params).map(wireToken));
+            // Unpaged, as the reference has it: `limit`/`offset` are unknown here, so ignored.
+            return ok(ctx.store.listConnectTokens(id).map(wireToken));
           },
           POST: () => createConnectToken(ctx, id, params),
         });
@@ -149,7 +150,7 @@ function route(ctx: ApiContext, method: string, seg: string[], params: Params): 
   if (first === 'connect_tokens' && seg.length <= 2) {
     if (id === undefined) {
       return dispatch(method, {
-        GET: () => ok(page(ctx.store.listConnectTokens(null), params).map(wireToken)),
+        GET: () => ok(ctx.store.listConnectTokens(null).map(wireToken)),
         POST: () => createConnectToken(ctx, null, params),
       });
     }
@@ -246,7 +247,8 @@ function listSources(ctx: ApiContext, id: string, params: Params): Result {
     ...(statusOk === undefined ? {} : { status_ok: statusOk }),
   });
   if (!sources) throw new HttpError(404, `account ${id} is invalid`);
-  return ok(page(sources, params));
+  // Unpaged, as the reference has it: a frontend developing here must not come to rely on paging it lacks.
+  return ok(sources);
 }
 
 function getSource(ctx: ApiContext, id: string, label: string): Result {

@@ -163,6 +163,8 @@ describe('sources', () => {
     const list = await api(emu, `/accounts/${GRACE}/sources`);
     assert.equal(list.status, 200);
     assert.equal(list.body.length, 2);
+    // Not paged: `limit` and `offset` are ignored, as any parameter a resource does not know.
+    assert.equal((await api(emu, `/accounts/${GRACE}/sources?limit=1&offset=-1`)).body.length, 2);
     assert.deepEqual((await api(emu, `/accounts/${GRACE}/sources?status=INVALID_CREDENTIALS`)).body.map((s: { label: string }) => s.label), [
       'grace.hopper::imap.gmail.com',
     ]);
@@ -299,7 +301,10 @@ describe('connect tokens', () => {
       emu.store.useConnectToken(token.token, { email: `u${i}@example.com`, first_name: 'U', last_name: String(i) });
     }
     assert.equal(emu.store.listAccounts().length, 100);
-    const res = await api(emu, '/connect_tokens?limit=100');
+    // The lists of tokens (and of sources) are not paged: `limit` and `offset` are ignored there, as any
+    // parameter a resource does not know.
+    const res = await api(emu, '/connect_tokens?limit=1&offset=x');
+    assert.equal(res.status, 200);
     assert.equal(res.body.length, 100);
     assert.ok(res.body.every((x: { used: number; account: { id: string } }) => x.used > 0 && x.account.id));
     emu.store.reset();
