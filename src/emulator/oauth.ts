@@ -12,9 +12,13 @@ import {
 
 /** How far a request's timestamp may be from the server clock. */
 export const TIMESTAMP_WINDOW_SECONDS = 300;
-/** How long a nonce is remembered; longer than the timestamp window on both sides, so a replay is always caught. */
+/** How long a nonce is remembered: longer than the timestamp window on both sides, so a replay within it is caught. */
 const NONCE_TTL_MS = 10 * 60 * 1000;
-/** Bound on remembered nonces, so a flood of requests cannot grow memory without limit. */
+/**
+ * Bound on remembered nonces, so a flood of requests cannot grow memory without limit. Past it the oldest
+ * are forgotten though still within the window: a replay after 100,000 other requests in ten minutes passes.
+ * A development emulator's trade; the real API's own bound is its business.
+ */
 const MAX_NONCES = 100_000;
 
 export interface OAuthRequest {
