@@ -7,11 +7,12 @@ import { Agent, fetch } from 'undici';
  * that call from its own servers; the emulator makes it from the machine it runs on (with `npm start`, the
  * gateway's), for whoever created the token and submitted its page: anyone who reaches the connect page of an
  * emulator open to other machines. So the call never goes to a link-local address (169.254.169.254 holds
- * cloud credentials) or the unspecified one, nor, from an emulator open to other machines, to this machine
- * itself (loopback); names are checked as they resolve, at connect time (a name re-pointed after a check
- * would otherwise pass), and redirects are not followed. An emulator answering loopback only (one developer's
- * machine) may call an app on localhost, which is what it is for. Private networks (10/8, 192.168/16…) stay
- * reachable: a shared development emulator calls the developers' machines there.
+ * cloud credentials), the unspecified one or the metadata services that sit elsewhere, nor, from an emulator
+ * open to other machines, to this machine itself (loopback). Names are checked as they resolve, at connect
+ * time (a name re-pointed after a check would otherwise pass), and redirects are not followed. An emulator
+ * answering loopback only (one developer's machine) may call an app on localhost, which is what it is for.
+ * Private networks (10/8, 192.168/16…) stay reachable: a shared development emulator calls the developers'
+ * machines there.
  */
 export class SourceCallbacks {
   readonly #blocked: BlockList;
@@ -23,6 +24,9 @@ export class SourceCallbacks {
     blocked.addSubnet('169.254.0.0', 16, 'ipv4');
     blocked.addAddress('::', 'ipv6');
     blocked.addSubnet('fe80::', 10, 'ipv6');
+    // Cloud metadata services outside link-local: AWS's over IPv6, Alibaba Cloud's.
+    blocked.addAddress('fd00:ec2::254', 'ipv6');
+    blocked.addAddress('100.100.100.200', 'ipv4');
     if (!options.allowLoopback) {
       blocked.addSubnet('127.0.0.0', 8, 'ipv4');
       blocked.addAddress('::1', 'ipv6');
