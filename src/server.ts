@@ -288,25 +288,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // the 30 s a request may take to arrive, and each JSON body of nested values took ~0.3 s of the event loop.
     // Its refusal is still Apollo's answer (the context below), once the body has arrived and been dropped (so
     // that the connection serves the next request, with a refreshed token), or at once past MAX_BODY_BYTES.
-    // The operation is in flight from here: a shutdown waits for it (or aborts it), and a client that goes away
-    // while its token is checked or its body read leaves nothing to run.
+    // A client that goes away while its token is checked or its body read leaves nothing to run.
     let closed = false;
     let deadline: NodeJS.Timeout | undefined = undefined;
-    inFlight.add(operation);
     res.once('close', () => {
       closed = true;
       clearTimeout(deadline);
-      inFlight.delete(operation);
       // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
       // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
       // up shutdown.
       operation.abort(OPERATION_OVER);
-      if (inFlight.size === 0) allClosed?.();
+      if (inFlight.delete(operation) && inFlight.size === 0) allClosed?.();
     });
     const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
       (identity) => ({ identity }),
       (error: unknown) => ({ error }),
     );
+    if (closed) {
+      // Gone while its token was verified (the client left; a shutdown cut the connection).
+      if (!req.complete) logger.debug('the client left before its request was complete', { requestId });
+      return;
+    }
     let body: unknown;
     if ('error' in authenticated) {
       if (req.method === 'POST' && !(await discardBody(req, maxBodyBytes))) res.setHeader('connection', 'close');
@@ -324,9 +326,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
       body = parsed.body;
     }
-    // Gone meanwhile (a GET's client left while its token was checked; a shutdown cut the connection).
     if (closed) return;
-    // The operation's deadline runs from here: a body's upload has its own limit (the request timeout).
+    // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
+    // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
+    inFlight.add(operation);
     deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
 
     // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page

@@ -117,6 +117,12 @@ function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) 
     return Promise.resolve(false);
   }
   return new Promise((resolve, reject) => {
+    // Its client gone before it all came (perhaps before these listeners: while its token was verified).
+    const gone = () => reject(new Error('the connection closed before the request was complete'));
+    if (req.destroyed && !req.complete) return gone();
+    req.on('close', () => {
+      if (!req.complete) gone();
+    });
     req.on('data', (chunk: Buffer) => {
       if (!take(chunk)) {
         req.removeAllListeners('data');

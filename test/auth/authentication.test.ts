@@ -444,4 +444,25 @@ describe('a client leaving while its token is verified', () => {
       await jwks.close();
     }
   });
+
+  test('in the middle of its body: said at debug, as for any client leaving before its request was complete', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    try {
+      const token = await sign(privateKey, 'RS256', 'k', { scope: 'contextio:admin' });
+      const held = jwks.hold();
+      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: 100\r\n\r\n{"query"`);
+      await held.arrived;
+      socket.destroy();
+      held.release();
+      await eventually(() => stack.logs.some((line) => line.includes('the client left before its request was complete')));
+      assert.deepEqual(stack.upstreamCalls(), []);
+    } finally {
+      await stack.close();
+      await jwks.close();
+    }
+  });
 });

@@ -447,6 +447,42 @@ describe('graceful shutdown', () => {
     await stack.emulator.close();
   });
 
+  it('does not count a request still arriving as an operation in flight: the grace period’s end stops only those running', { timeout: 20_000 }, async () => {
+    const stack = await startLoggingStack('info', { gateway: { shutdownGraceMs: 0 } });
+    let socket: Socket | undefined;
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'arriving@example.com' }).id;
+      const hung = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${hung}`, hang: true });
+      const running = stack.gql(`{ account(id: "${hung}") { id } }`);
+      await eventually(() => stack.emulator.inFlight === 1);
+      // A request whose body has not all arrived when the grace period ends.
+      const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
+      let answer = '';
+      socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      socket.on('error', () => {});
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      await once(socket, 'connect');
+      // `Expect: 100-continue`: Node answers it as it hands the request to the gateway, which then waits for the body.
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+      await eventually(() => answer.includes('100 Continue'));
+      socket.write(body.slice(0, 5));
+      const closing = stack.gateway.close();
+      await eventually(() => stack.lines.some((line) => line.includes('shutdown grace period over')));
+      const over = JSON.parse(stack.lines.find((line) => line.includes('shutdown grace period over'))!) as { count: number };
+      assert.equal(over.count, 1, 'the hung operation alone');
+      // Its body completed now, it runs as any request that came before the listener closed.
+      socket.write(body.slice(5));
+      await eventually(() => answer.includes('"data"'));
+      assert.match(answer, new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`));
+      assert.deepEqual(codes(await running), ['UPSTREAM_TIMEOUT']);
+      await closing;
+    } finally {
+      socket?.destroy();
+      await stack.close();
+    }
+  });
+
   it('answers /healthz with 503 on a connection kept alive from before the shutdown, and closes it', { timeout: 20_000 }, async () => {
     // A load balancer's health checks reuse one connection: opened before the shutdown, still open during the drain.
     const stack = await startStack({ gateway: { shutdownGraceMs: 5_000, shutdownDrainMs: 1_000 } });
