@@ -241,7 +241,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
     res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
     const started = performance.now();
-    // Created now for the log line's count; armed (deadline, client going away) once the body is in.
+    // Created now for the log line's count; stopped if its client goes away from the token check on, and given
+    // its deadline (and counted in flight for a shutdown) once the body is in.
     const operation = new OperationScope(requestId, requestBudget);
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
