@@ -1,5 +1,6 @@
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
+import { PerCaller, retryAfterSeconds } from './per-caller.ts';
 
 /**
  * How many upstream reads each caller without the admin scope may make an hour (`CALLER_READS_PER_HOUR`).
@@ -14,11 +15,10 @@ import { ErrorCode, gatewayError } from '../errors.ts';
  * sent is given back. Each gateway process counts on its own.
  */
 export class CallerReadBudget {
-  /** Each caller's reads left and when that was counted; callers whose bucket is full again are forgotten. */
-  readonly #callers = new Map<string, { left: number; at: number }>();
+  /** Each caller's reads left and when that was counted; one whose bucket has filled up again is forgotten. */
+  readonly #callers: PerCaller<Bucket>;
   readonly #now: () => number;
   readonly #perMs: number;
-  #sweptAt = -Infinity;
 
   /** `now`: ms on a clock that does not jump (the system clock may be set back). */
   constructor(
@@ -27,6 +27,13 @@ export class CallerReadBudget {
   ) {
     this.#now = now;
     this.#perMs = perHour / HOUR_MS;
+    this.#callers = new PerCaller(
+      (at): Bucket => ({ left: perHour, at }),
+      (bucket, at) => {
+        this.#refill(bucket, at);
+        return bucket.left >= perHour;
+      },
+    );
   }
 
   /**
@@ -35,19 +42,13 @@ export class CallerReadBudget {
    */
   take(caller: string): () => void {
     const now = this.#now();
-    this.#sweep(now);
-    let bucket = this.#callers.get(caller);
-    if (bucket === undefined) {
-      bucket = { left: this.perHour, at: now };
-      this.#callers.set(caller, bucket);
-    }
+    const bucket = this.#callers.of(caller, now);
     this.#refill(bucket, now);
-    if (bucket.left < 1) throw this.#refusal(((1 - bucket.left) / this.#perMs));
+    if (bucket.left < 1) throw this.#refusal((1 - bucket.left) / this.#perMs);
     bucket.left -= 1;
-    const taken = bucket;
     return () => {
-      this.#refill(taken, this.#now());
-      taken.left = Math.min(this.perHour, taken.left + 1);
+      this.#refill(bucket, this.#now());
+      bucket.left = Math.min(this.perHour, bucket.left + 1);
     };
   }
 
@@ -56,14 +57,14 @@ export class CallerReadBudget {
     return this.#callers.size;
   }
 
-  #refill(bucket: { left: number; at: number }, now: number): void {
+  #refill(bucket: Bucket, now: number): void {
     bucket.left = Math.min(this.perHour, bucket.left + (now - bucket.at) * this.#perMs);
     bucket.at = now;
   }
 
   /** A field error, as for the upstream's own 429, with the setting to tell them apart. */
   #refusal(waitMs: number): GraphQLError {
-    const retryAfter = Math.max(1, Math.ceil(waitMs / 1000));
+    const retryAfter = retryAfterSeconds(waitMs);
     return gatewayError(
       ErrorCode.RATE_LIMITED,
       `The caller has made the ${this.perHour} upstream reads it may make in an hour (CALLER_READS_PER_HOUR); the next may be made in ${retryAfter} s`,
@@ -71,17 +72,12 @@ export class CallerReadBudget {
       { limit: 'CALLER_READS_PER_HOUR', maximum: this.perHour, retryAfter },
     );
   }
+}
 
-  /** At most once a minute, forgets the callers whose bucket has filled up again: they are as if new. */
-  #sweep(now: number): void {
-    if (now - this.#sweptAt < SWEEP_INTERVAL_MS) return;
-    this.#sweptAt = now;
-    for (const [caller, bucket] of this.#callers) {
-      this.#refill(bucket, now);
-      if (bucket.left >= this.perHour) this.#callers.delete(caller);
-    }
-  }
+/** A caller's reads left (fractions refill) and when that was counted (ms). */
+interface Bucket {
+  left: number;
+  at: number;
 }
 
 const HOUR_MS = 60 * 60 * 1000;
-const SWEEP_INTERVAL_MS = 60_000;

@@ -2,6 +2,7 @@ import { HeaderMap } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { HourlyRateLimit } from './hourly-rate-limit.ts';
+import { PerCaller, retryAfterSeconds as seconds } from './per-caller.ts';
 
 /**
  * How many upstream writes each caller without the admin scope may make in any hour (`CALLER_WRITES_PER_HOUR`).
@@ -15,10 +16,9 @@ import { HourlyRateLimit } from './hourly-rate-limit.ts';
  * times the budget.
  */
 export class CallerWriteBudget {
-  /** Each caller's writes of the last hour; callers idle for an hour are forgotten (see `#sweep`). */
-  readonly #callers = new Map<string, HourlyRateLimit>();
+  /** Each caller's writes of the last hour; callers with none are forgotten. */
+  readonly #callers: PerCaller<HourlyRateLimit>;
   readonly #now: () => number;
-  #sweptAt = -Infinity;
 
   /** `now`: ms on a clock that does not jump (the system clock may be set back). */
   constructor(
@@ -26,6 +26,10 @@ export class CallerWriteBudget {
     now: () => number = () => performance.now(),
   ) {
     this.#now = now;
+    this.#callers = new PerCaller(
+      () => new HourlyRateLimit(perHour),
+      (writes, at) => writes.idle(at),
+    );
   }
 
   /**
@@ -38,7 +42,7 @@ export class CallerWriteBudget {
    */
   reserve(caller: string, count: number): WriteReservation {
     const now = this.#now();
-    const writes = this.#writesOf(caller, now);
+    const writes = this.#callers.of(caller, now);
     const waitMs = writes.takeMany(count, now);
     if (waitMs === 0) return new WriteReservation(writes, this.#now, now, count);
     let message: string;
@@ -50,16 +54,6 @@ export class CallerWriteBudget {
       message = `The operation makes ${count} writes, more than the caller has left of ${this.#allowed()}; they may be made in ${seconds(waitMs)} s`;
     }
     throw this.#refusal(message, waitMs);
-  }
-
-  #writesOf(caller: string, now: number): HourlyRateLimit {
-    this.#sweep(now);
-    let writes = this.#callers.get(caller);
-    if (writes === undefined) {
-      writes = new HourlyRateLimit(this.perHour);
-      this.#callers.set(caller, writes);
-    }
-    return writes;
   }
 
   #allowed(): string {
@@ -80,15 +74,6 @@ export class CallerWriteBudget {
   /** Callers counted now (for tests: memory follows the callers of the last hour). */
   get size(): number {
     return this.#callers.size;
-  }
-
-  /** At most once a minute, forgets the callers with no write in the last hour. */
-  #sweep(now: number): void {
-    if (now - this.#sweptAt < SWEEP_INTERVAL_MS) return;
-    this.#sweptAt = now;
-    for (const [caller, writes] of this.#callers) {
-      if (writes.idle(now)) this.#callers.delete(caller);
-    }
   }
 }
 
@@ -123,10 +108,4 @@ export class WriteReservation {
   release(): void {
     for (const takenAt of this.#unspent.splice(0)) this.#writes.release(takenAt);
   }
-}
-
-const SWEEP_INTERVAL_MS = 60_000;
-
-function seconds(ms: number): number {
-  return Math.ceil(ms / 1000);
 }

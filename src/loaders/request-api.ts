@@ -235,17 +235,24 @@ export class RequestApi {
    * (once, whatever its retries), or its RATE_LIMITED refusal; given back if it is held back after all.
    */
   #readClaim(): CallClaim | undefined {
-    const { identity } = this.#guard;
+    const caller = this.#countedCaller();
     const budget = this.#budgets.reads;
-    if (identity.kind !== 'scoped' || budget === undefined) return undefined;
-    return () => budget.take(identity.caller);
+    if (caller === undefined || budget === undefined) return undefined;
+    return () => budget.take(caller);
   }
 
   /** The budget this caller's writes are counted against, and its key there; `undefined` when they are not. */
   #budgeted(): { budget: CallerWriteBudget; caller: string } | undefined {
+    const caller = this.#countedCaller();
+    const budget = this.#budgets.writes;
+    if (caller === undefined || budget === undefined) return undefined;
+    return { budget, caller };
+  }
+
+  /** The budgets' key of this caller, or `undefined` for an admin (and every caller of a gateway running open), whom they do not count. */
+  #countedCaller(): string | undefined {
     const { identity } = this.#guard;
-    if (identity.kind !== 'scoped' || this.#budgets.writes === undefined) return undefined;
-    return { budget: this.#budgets.writes, caller: identity.caller };
+    return identity.kind === 'scoped' ? identity.caller : undefined;
   }
 
   #accountLoader() {
