@@ -96,19 +96,27 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(res.body.data, { first: { account: { firstName: 'Middle' } }, second: { account: { firstName: 'New' } } });
   });
 
-  it('reads afresh the connect tokens that embed an account changed earlier in the same operation', async () => {
+  /**
+   * One mutation updating an account twice (its first name Middle, then New), each payload selecting
+   * `selection`; the account holds a used connect token, which embeds it (`$t` in the selection).
+   */
+  async function updateTwiceWithUsedToken(name: string, selection: string) {
     const { store } = stack.emulator;
-    const id = store.createAccount({ email: 'embedded@example.com', first_name: 'Old' }).id;
-    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: 'embedded@example.com' });
-    store.useConnectToken(token, { server: 'imap.example.com', username: 'embedded' });
+    const id = store.createAccount({ email: `${name}@example.com`, first_name: 'Old' }).id;
+    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: `${name}@example.com` });
+    store.useConnectToken(token, { server: 'imap.example.com', username: name });
     stack.emulator.clearRequests();
-    const selection = `account { firstName connectTokens { account { firstName } } }`;
     const res = await stack.gql(
-      `mutation ($id: ID!) {
+      `mutation ($id: ID!${selection.includes('$t') ? ', $t: ID!' : ''}) {
         first: updateAccount(id: $id, input: { firstName: "Middle" }) { ${selection} }
         second: updateAccount(id: $id, input: { firstName: "New" }) { ${selection} } }`,
-      { id },
+      { id, t: token },
     );
+    return { id, token, res };
+  }
+
+  it('reads afresh the connect tokens that embed an account changed earlier in the same operation', async () => {
+    const { id, res } = await updateTwiceWithUsedToken('embedded', `account { firstName connectTokens { account { firstName } } }`);
     const expected = (firstName: string) => ({ account: { firstName, connectTokens: [{ account: { firstName } }] } });
     assert.deepEqual(res.body.data, { first: expected('Middle'), second: expected('New') });
     // Each update: the write, the account, its tokens (the used one embeds the account, so no further read).
@@ -117,19 +125,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
   });
 
   it('reads afresh a connect token asked for by name whose embedded account was changed earlier in the same operation', async () => {
-    const { store } = stack.emulator;
-    const id = store.createAccount({ email: 'named@example.com', first_name: 'Old' }).id;
-    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb', email: 'named@example.com' });
-    store.useConnectToken(token, { server: 'imap.example.com', username: 'named' });
-    stack.emulator.clearRequests();
     // The token loaded for the first update embeds the account as it was then: the second update must not reuse it.
-    const selection = `account { connectToken(token: $t) { account { firstName } } }`;
-    const res = await stack.gql(
-      `mutation ($id: ID!, $t: ID!) {
-        first: updateAccount(id: $id, input: { firstName: "Middle" }) { ${selection} }
-        second: updateAccount(id: $id, input: { firstName: "New" }) { ${selection} } }`,
-      { id, t: token },
-    );
+    const { id, token, res } = await updateTwiceWithUsedToken('named', `account { connectToken(token: $t) { account { firstName } } }`);
     const expected = (firstName: string) => ({ account: { connectToken: { account: { firstName } } } });
     assert.deepEqual(res.body.data, { first: expected('Middle'), second: expected('New') });
     const reads = [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens/${token}`];
