@@ -18,6 +18,7 @@ import {
 import { ByteCollector } from '../byte-collector.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
+import { retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 
@@ -236,7 +237,7 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
   let failedAt: number | undefined;
   /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
   let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;
-  const retryAfter = (waited: number) => Math.max(1, Math.ceil((backoffMs - waited) / 1000));
+  const retryAfter = (waited: number) => retryAfterSeconds(backoffMs - waited);
   return async (header, token) => {
     const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
     if (waited < backoffMs) {
@@ -330,7 +331,7 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
   }
   // Left: the key set could not be fetched or read. That is the gateway's fault, not the caller's, so it
   // is not a 401 that would make a client throw its token away. Said once per failed fetch.
-  const unavailable = error instanceof KeySetUnavailable ? error : new KeySetUnavailable(Math.ceil(JWKS_FAILURE_BACKOFF_MS / 1000), error);
+  const unavailable = error instanceof KeySetUnavailable ? error : new KeySetUnavailable(retryAfterSeconds(JWKS_FAILURE_BACKOFF_MS), error);
   const cause = unavailable.cause;
   if (cause !== undefined && !(cause instanceof Object && reportedFailures.has(cause))) {
     if (cause instanceof Object) reportedFailures.add(cause);

@@ -10,6 +10,7 @@ import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, s
 import type { OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
+import { retryAfterSeconds } from '../http/retry-after.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
@@ -59,7 +60,7 @@ export async function handleApiRequest(
     if (!verdict.ok) return sendError(res, 401, verdict.reason, 105);
     const wait = ctx.rateLimit?.take((ctx.now ?? Date.now)()) ?? 0;
     if (wait > 0) {
-      throw new HttpError(429, `rate limit reached: ${ctx.rateLimit!.limit} calls an hour for this key`, undefined, { 'retry-after': String(Math.ceil(wait / 1000)) });
+      throw new HttpError(429, `rate limit reached: ${ctx.rateLimit!.limit} calls an hour for this key`, undefined, { 'retry-after': String(retryAfterSeconds(wait)) });
     }
 
     // Body values win over query values for the same name; the API itself sends forms.

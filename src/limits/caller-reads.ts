@@ -1,6 +1,7 @@
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
-import { PerCaller, retryAfterSeconds } from './per-caller.ts';
+import { retryAfterSeconds } from '../http/retry-after.ts';
+import { PerCaller } from './per-caller.ts';
 
 /**
  * How many upstream reads each caller without the admin scope may make an hour (`CALLER_READS_PER_HOUR`).

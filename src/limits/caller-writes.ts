@@ -2,7 +2,8 @@ import { HeaderMap } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { HourlyRateLimit } from './hourly-rate-limit.ts';
-import { PerCaller, retryAfterSeconds as seconds } from './per-caller.ts';
+import { retryAfterSeconds as seconds } from '../http/retry-after.ts';
+import { PerCaller } from './per-caller.ts';
 
 /**
  * How many upstream writes each caller without the admin scope may make in any hour (`CALLER_WRITES_PER_HOUR`).

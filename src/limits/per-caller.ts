@@ -41,8 +41,3 @@ export class PerCaller<T> {
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
-
-/** A wait in ms as whole seconds, rounded up: a client retrying after `Retry-After` is not refused again. */
-export function retryAfterSeconds(ms: number): number {
-  return Math.ceil(ms / 1000);
-}

@@ -5,6 +5,7 @@ import { errors, Pool, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
+import { retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { LineThrottle } from './line-throttle.ts';
@@ -502,7 +503,7 @@ export class UpstreamClient {
             if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
           }
           if (previousFailure && !previousRateLimited) throw previousFailure();
-          const retryAfter = Math.max(1, Math.ceil(this.#pausedMs() / 1000));
+          const retryAfter = retryAfterSeconds(this.#pausedMs());
           const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
@@ -528,7 +529,7 @@ export class UpstreamClient {
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,
           waitMs > 0
-            ? `The upstream is failing; calls are paused for ${Math.ceil(waitMs / 1000)} s (circuit open)`
+            ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open)`
             : 'The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open)',
           info,
         );
@@ -790,7 +791,7 @@ export class UpstreamClient {
     if (this.#rateLimitedUntil <= now) {
       this.#options.logger.warn('the upstream rate limit was reached: calls wait until it says they may resume', {
         ...(signal?.requestId === undefined ? {} : { requestId: signal.requestId }),
-        seconds: Math.ceil(waitMs / 1000),
+        seconds: retryAfterSeconds(waitMs),
       });
     }
     this.#rateLimitedUntil = Math.max(this.#rateLimitedUntil, now + waitMs);
@@ -883,8 +884,8 @@ export class UpstreamClient {
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
         if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again later${earlier}`, info);
-        const retryAfterSeconds = Math.ceil(retryAfterMs / 1000);
-        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfterSeconds} s${earlier}`, info, { retryAfter: retryAfterSeconds });
+        const retryAfter = retryAfterSeconds(retryAfterMs);
+        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfter} s${earlier}`, info, { retryAfter });
       }
       default: {
         // Said at warn (once a second at most for each status): callers only see UPSTREAM_ERROR, and the
