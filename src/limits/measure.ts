@@ -67,7 +67,7 @@ export interface OperationMeasure {
   aliases: number;
   /** The longest alias's length: each one is repeated in the answer for every item of every list around it. */
   longestAlias: number;
-  /** Distinct response keys of the operation's root selection set. */
+  /** Distinct response keys of the operation's root selection set (0 when measuring stopped: cost is Infinity). */
   rootFields: number;
   /** The estimated cost, see COST; Infinity when measuring stopped at MAX_SELECTIONS_VISITED. */
   cost: number;
@@ -89,9 +89,11 @@ interface SetMeasure {
   longestAlias: number;
   /** The set selects a field that a token's embedded account lacks. */
   needsFullAccount: boolean;
+  /** Distinct response keys of the set itself, through its fragments (0 for a field's own measure). */
+  responseKeys: number;
 }
 
-const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false };
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0 };
 
 /**
  * Measures one operation of a validated document as graphql-js will run it: fields sharing a response key
@@ -196,7 +198,7 @@ export function measureOperation(
       }
     };
     for (const set of sets) collect(type, set);
-    const total = { ...EMPTY };
+    const total = { ...EMPTY, responseKeys: groups.size };
     for (const { parent, nodes } of groups.values()) {
       const part = field(parent, nodes, pageSize);
       total.cost += part.cost;
@@ -228,7 +230,7 @@ export function measureOperation(
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
     const type = definition && getNamedType(definition.type);
     const sets = nodes.flatMap((each) => (each.selectionSet ? [each.selectionSet] : []));
-    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount };
+    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0 };
 
     const first = definition.args.find((a) => a.name === 'first');
     const child = selectionSets(type, sets, first ? pageSizeOf(node, first.defaultValue) : undefined);
@@ -249,6 +251,7 @@ export function measureOperation(
       aliases: aliases + child.aliases,
       longestAlias: Math.max(longestAlias, child.longestAlias),
       needsFullAccount,
+      responseKeys: 0,
     };
   };
 
@@ -262,12 +265,11 @@ export function measureOperation(
     // Refused (checkLimits): what such a document would make the gateway do is unknown.
     measure = { ...EMPTY, cost: Infinity };
   }
-  const rootFields = root ? countRootFields(operation.selectionSet, fragments) : 0;
   return {
     depth: measure.depth,
     aliases: measure.aliases,
     longestAlias: measure.longestAlias,
-    rootFields,
+    rootFields: measure.responseKeys,
     cost: measure.cost,
     selectionsVisited: visited,
     usesVariables,
@@ -298,26 +300,6 @@ function fieldDefinition(schema: GraphQLSchema, parent: GraphQLCompositeType, na
     if (name === TypeMetaFieldDef.name) return TypeMetaFieldDef;
   }
   return 'getFields' in parent ? parent.getFields()[name] : undefined;
-}
-
-/** Response keys at the root, through fragments; fields sharing a key are merged by execution, so count once. */
-function countRootFields(set: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): number {
-  const keys = new Set<string>();
-  const seen = new Set<string>();
-  const visit = (current: SelectionSetNode): void => {
-    for (const selection of current.selections) {
-      if (selection.kind === Kind.FIELD) keys.add((selection.alias ?? selection.name).value);
-      else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet);
-      else if (!seen.has(selection.name.value)) {
-        // A fragment adds the same keys however often it is spread.
-        seen.add(selection.name.value);
-        const definition = fragments.get(selection.name.value);
-        if (definition) visit(definition.selectionSet);
-      }
-    }
-  };
-  visit(set);
-  return keys.size;
 }
 
 function pageSizeWithin(first: number): number {

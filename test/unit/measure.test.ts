@@ -95,4 +95,11 @@ describe('measureOperation', () => {
     // The account, and 100 tokens of 9 fields, each an upstream request.
     assert.equal(cards.cost, 10 + 1 + 100 * (10 + 9));
   });
+
+  it('counts the root response keys as execution groups them: through fragments, merged by key, aliases apart', () => {
+    const query = `query { a: account(id: "1") { id } account(id: "2") { id } ...Roots ... on Query { accounts { nodes { id } } a: account(id: "1") { username } } ...Roots }
+      fragment Roots on Query { connectTokens { nodes { token } } account(id: "2") { username } }`;
+    // a, account, connectTokens, accounts: a fragment spread twice and keys selected again add nothing.
+    assert.equal(measure(query).rootFields, 4);
+  });
 });
