@@ -2,7 +2,7 @@ import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHe
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap } from '@apollo/server';
 import { createApollo } from './apollo.ts';
-import { createGatewayAccess, type GatewayAccessOptions } from './auth/index.ts';
+import { callerForLog, createGatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
@@ -244,6 +244,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Created now for the log line's count; stopped if its client goes away from the token check on, and given
     // its deadline (and counted in flight for a shutdown) once the body is in.
     const operation = new OperationScope(requestId, requestBudget);
+    /** Whom the token names, once verified: the log line says who made the operation. */
+    let identity: Identity | undefined;
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {
@@ -254,6 +256,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         requestId,
         operationName: outcome.operationName?.slice(0, 100) ?? null,
         status: res.writableFinished ? res.statusCode : null,
+        ...(identity === undefined ? {} : callerForLog(identity)),
         // Unanswered: the client left, unless shutdown cut the connection after its grace period.
         ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : stalledAnswers.has(res) ? { answerStalled: true } : { clientWentAway: true }),
         ms: Math.round((performance.now() - started) * 10) / 10,
@@ -310,6 +313,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!req.complete) logger.debug('the client left before its request was complete', { requestId });
       return;
     }
+    if (!('error' in authenticated)) identity = authenticated.identity;
     let body: unknown;
     if ('error' in authenticated) {
       if (req.method === 'POST' && !(await discardBody(req, maxBodyBytes))) res.setHeader('connection', 'close');

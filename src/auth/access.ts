@@ -19,6 +19,15 @@ export type Identity =
 export const OPEN_IDENTITY: Identity = { kind: 'admin', subject: undefined, open: true };
 
 /**
+ * Who made an operation, for its log line: what an operator auditing a write or a spent budget looks up.
+ * The token's subject (an identifier its issuer chose, not a credential), never the token itself.
+ */
+export function callerForLog(identity: Identity): { caller: 'open' | 'admin' | 'scoped'; subject?: string } {
+  const caller = identity.kind === 'admin' && identity.open ? 'open' : identity.kind;
+  return identity.subject === undefined ? { caller } : { caller, subject: identity.subject.slice(0, 200) };
+}
+
+/**
  * How an account was reached: through the caller's scope, or through a connect token the caller knew.
  * Knowing a connect token is the capability to read the account it created (the frontend learns its new
  * account id that way), never to list its tokens or change it.

@@ -4,7 +4,7 @@ import { hasCredentials, hostnameOf, isLoopbackHost } from '../url.ts';
 import { applyCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
-export { AccessGuard, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
+export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
 export { ADMIN_SCOPE, CLOCK_TOLERANCE_SECONDS, isOpen, type AuthSettings } from './verify.ts';
 
 /** What the gateway's HTTP layer needs to know about who may call it and from where. */

@@ -48,6 +48,8 @@ describe('the operation log line', () => {
     assert.equal(entry!['upstreamRequests'], stack.upstreamCalls().length);
     assert.equal(entry!['upstreamRequests'], 2);
     assert.deepEqual(entry!['errors'], ['NOT_FOUND']);
+    assert.equal(entry!['caller'], 'open');
+    assert.equal('subject' in entry!, false);
   });
 
   it('counts every request sent, retries included: the operation’s cost of the key’s quota', async () => {
@@ -82,6 +84,7 @@ describe('the operation log line', () => {
       assert.equal(res.status, 401);
       const [entry] = await operationLines(1, authLines);
       assert.deepEqual([entry!['status'], entry!['errors'], entry!['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
+      assert.equal('caller' in entry!, false, 'a refused token names nobody');
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
     } finally {
       await authed.close();
@@ -109,6 +112,9 @@ describe('the operation log line', () => {
       const [made, refused, limited] = await operationLines(3, budgeted.lines);
       assert.deepEqual([made!['status'], made!['errors'], made!['limits']], [200, undefined, undefined]);
       assert.deepEqual([refused!['status'], refused!['errors'], refused!['limits']], [429, ['RATE_LIMITED'], ['CALLER_WRITES_PER_HOUR']]);
+      // Who spent the budget: the token's kind and subject, never the token.
+      assert.deepEqual([refused!['caller'], refused!['subject']], ['scoped', 'user-1']);
+      assert.equal(budgeted.lines.join('\n').includes(caller.authorization.split('.')[2]!), false);
       assert.deepEqual([limited!['status'], limited!['errors'], limited!['limits']], [200, ['RATE_LIMITED'], undefined]);
     } finally {
       await budgeted.close();
