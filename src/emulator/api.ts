@@ -301,9 +301,12 @@ function tokenNotFound(token: string): HttpError {
   return new HttpError(404, `connect_token ${token} is invalid`);
 }
 
-/** On the wire an unused token's account is `{}`, not null. */
+/**
+ * On the wire an unused token's account is `{}`, not null, and the strings the reference lists are there even
+ * when none was given at creation: `""`, as an account's names are.
+ */
 function wireToken(token: UpstreamConnectToken): unknown {
-  return { ...token, account: token.account ?? {} };
+  return { ...token, email: token.email ?? '', first_name: token.first_name ?? '', last_name: token.last_name ?? '', account: token.account ?? {} };
 }
 
 // ---- parameters -------------------------------------------------------------------------------

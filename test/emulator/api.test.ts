@@ -232,6 +232,17 @@ describe('connect tokens', () => {
     assert.equal((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).status, 404);
   });
 
+  test('a token carries every field the reference lists, its names and email "" when none were given', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = (await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb' } })).body;
+    for (const res of [await api(emu, `/connect_tokens/${token}`), { body: (await api(emu, '/connect_tokens')).body[0] }]) {
+      assert.deepEqual(Object.keys(res.body).sort(), [
+        'account', 'callback_url', 'created', 'email', 'expires', 'first_name', 'last_name', 'token', 'used',
+      ]);
+      assert.deepEqual([res.body.email, res.body.first_name, res.body.last_name], ['', '', '']);
+    }
+  });
+
   test('request flags are 0 or 1, as the API takes them: anything else is 400', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     for (const value of ['true', 'yes', '2', '']) {
