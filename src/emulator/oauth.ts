@@ -12,8 +12,12 @@ import {
 
 /** How far a request's timestamp may be from the server clock. */
 export const TIMESTAMP_WINDOW_SECONDS = 300;
-/** How long a nonce is remembered: longer than the timestamp window on both sides, so a replay within it is caught. */
-const NONCE_TTL_MS = 10 * 60 * 1000;
+/**
+ * How long a nonce is remembered. Its request may carry a timestamp the window ahead of the clock and then
+ * passes the timestamp check until the window after that timestamp, both ends included: twice the window from
+ * its first use. A second more, so that a replay at the very last instant is caught too (exactly twice, it passed).
+ */
+const NONCE_TTL_MS = (2 * TIMESTAMP_WINDOW_SECONDS + 1) * 1000;
 /**
  * Bound on remembered nonces, so a flood of requests cannot grow memory without limit. Past it the oldest
  * are forgotten though still within the window: a replay after 100,000 other requests in ten minutes passes.

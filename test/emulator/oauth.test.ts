@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { OAuthVerifier } from '../../src/emulator/index.ts';
+import { TIMESTAMP_WINDOW_SECONDS } from '../../src/emulator/oauth.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign } from '../../src/oauth/signature.ts';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
 
@@ -131,6 +132,25 @@ describe('OAuth verification', () => {
     const replay = await api(emu, '/accounts', { nonce: 'once-only' });
     assert.equal(replay.status, 401);
     assert.match(replay.body.value, /nonce already used/);
+  });
+
+  test('a nonce is remembered as long as its request passes the timestamp check, the window’s last instant included', () => {
+    // The first use at a timestamp the window ahead of the clock: that request verifies again until the clock
+    // is the window past its timestamp, twice the window after the first use.
+    const first = 1_700_000_000;
+    let nowMs = first * 1000;
+    const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret, now: () => nowMs });
+    const baseUrl = 'https://api.context.io/2.0/accounts';
+    const protocol = protocolParams(VECTOR.key, 'edge-nonce', String(first + TIMESTAMP_WINDOW_SECONDS));
+    const request = {
+      method: 'GET',
+      baseUrls: [baseUrl] as const,
+      authorization: authorizationHeader(protocol, sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: VECTOR.secret })),
+      params: [],
+    };
+    assert.deepEqual(verifier.verify(request), { ok: true });
+    nowMs = (first + 2 * TIMESTAMP_WINDOW_SECONDS) * 1000;
+    assert.deepEqual(verifier.verify(request), { ok: false, reason: 'Invalid signature: nonce already used' });
   });
 
   test('form parameters are part of the signature', async (t) => {
