@@ -14,10 +14,10 @@ import { projectRoot } from '../schema.ts';
 
 /**
  * The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read.
- * Its `{{token}}` line becomes a hint on whether a token is needed.
+ * Its `{{docs}}` line says where the schema's documentation is, its `{{token}}` line whether a token is needed.
  */
 export const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
-# Docs: the panel on the left.
+# {{docs}}
 # {{token}}
 query AccountsWithSources {
   accounts(first: 5) {
@@ -45,6 +45,8 @@ query AccountsWithSources {
 const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
 /** Short enough for the editor's width beside the docs panel. */
 const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
+/** With introspection off the docs panel stays empty ("No GraphQL schema available"): not pointed at, then. */
+const DOCS_HINT = { on: 'Docs: the panel on the left.', off: 'No docs: introspection off.' };
 
 export interface IdeOptions {
   /** Where operations go, as the browser sees it. */
@@ -97,7 +99,11 @@ export function createIde(options: IdeOptions = {}): Ide {
   const assetPrefix = `${endpointPath}/ide/`;
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
   const tokenRequired = options.tokenRequired ?? true;
-  const defaultQuery = DEFAULT_QUERY.replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open);
+  const introspection = options.introspection ?? true;
+  const defaultQuery = DEFAULT_QUERY.replace('{{docs}}', introspection ? DOCS_HINT.on : DOCS_HINT.off).replace(
+    '{{token}}',
+    tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open,
+  );
   const defaultHeaders = tokenRequired ? TOKEN_HEADERS : '';
 
   /**
@@ -128,7 +134,7 @@ export function createIde(options: IdeOptions = {}): Ide {
       },
       defaultQuery,
       defaultHeaders,
-      introspection: options.introspection ?? true,
+      introspection,
     };
     sendHtml(
       res,
@@ -140,6 +146,7 @@ export function createIde(options: IdeOptions = {}): Ide {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
 <title>GraphiQL · Context.IO GraphQL gateway</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${assetPrefix}${asset('app.css')}">
 <script id="ide-config" type="application/json">${jsonForScript(config)}</script>
 <script type="module" src="${assetPrefix}${asset('app.js')}"></script>

@@ -44,6 +44,9 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   assert.match(html, /<script type="module" src="\/graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
   assert.match(html, /<link rel="stylesheet" href="\/graphql\/ide\/app-[A-Z0-9]+\.css">/);
   assert.doesNotMatch(html, /https?:\/\//, 'the page refers to nothing outside the gateway');
+  // An empty icon of its own: else the browser asks for /favicon.ico, a 404 in its console at every visit.
+  assert.match(html, /<link rel="icon" href="data:,">/);
+  assert.match(String(page.headers['content-security-policy']), /img-src [^;]*data:/, 'the CSP lets the icon load');
   assert.match(html, /query AccountsWithSources/);
 });
 
@@ -57,6 +60,7 @@ test('with authentication off, the IDE opens with no Authorization header and sa
   const config = ideConfigOf((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'));
   assert.equal(config.defaultHeaders, '');
   assert.match(config.defaultQuery, /No token: auth is off here/);
+  assert.match(config.defaultQuery, /Docs: the panel on the left/, 'introspection is on in open mode');
 });
 
 test('with authentication on, the IDE opens with an Authorization header to fill in', async () => {
@@ -67,6 +71,10 @@ test('with authentication on, the IDE opens with an Authorization header to fill
     const config = ideConfigOf(await response.body.text());
     assert.deepEqual(JSON.parse(config.defaultHeaders), { Authorization: 'Bearer <token>' });
     assert.match(config.defaultQuery, /Token: in Headers, below/);
+    // Introspection is off by default with authentication on: the docs panel stays empty, so the example
+    // does not send the reader there.
+    assert.doesNotMatch(config.defaultQuery, /Docs: the panel/);
+    assert.match(config.defaultQuery, /No docs: introspection off/);
   } finally {
     await secured.close();
   }
