@@ -62,14 +62,29 @@ export function unknownSettings(env: Record<string, string | undefined>, only: r
   return lines;
 }
 
-/** The setting spelt most like `name`, within a fifth of its letters (at least 2) of edits. */
+/**
+ * The setting spelt most like `name`, within a fifth of its letters (at least 2) of edits; else the one setting
+ * that has all of `name`'s words in their order with some left out (`MAX_DEPTH`: `MAX_QUERY_DEPTH`,
+ * `BREAKER_THRESHOLD`: `BREAKER_FAILURE_THRESHOLD`, `CALLER_WRITES`: `CALLER_WRITES_PER_HOUR`), when only one does.
+ */
 function closestSetting(name: string): string | undefined {
   let best: { setting: string; distance: number } | undefined;
   for (const setting of SETTINGS) {
     const distance = editDistance(name, setting);
     if (distance <= Math.max(2, Math.floor(setting.length / 5)) && (best === undefined || distance < best.distance)) best = { setting, distance };
   }
-  return best?.setting;
+  if (best !== undefined) return best.setting;
+  const words = name.split('_');
+  if (words.length < 2 || words.includes('')) return undefined;
+  const holding = SETTINGS.filter((setting) => hasWordsInOrder(setting.split('_'), words));
+  return holding.length === 1 ? holding[0] : undefined;
+}
+
+/** Whether `words` appear in `setting`'s words in the same order (others may come between and after). */
+function hasWordsInOrder(settingWords: readonly string[], words: readonly string[]): boolean {
+  let next = 0;
+  for (const word of settingWords) if (word === words[next]) next += 1;
+  return next === words.length;
 }
 
 /** Levenshtein distance: insertions, deletions and substitutions. */

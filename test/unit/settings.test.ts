@@ -43,6 +43,19 @@ describe('the settings', () => {
     assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')));
   });
 
+  it('names the one setting a shortened name leaves words out of, however many letters that is', () => {
+    const env = { MAX_DEPTH: '5', BREAKER_THRESHOLD: '3', CALLER_WRITES: '10', CONTEXTIO_URL: 'https://api.example.com/2.0', MAX_QUERY: '1', AUTH_: 'x' };
+    assert.deepEqual(unknownSettings(env), [
+      'AUTH_ is not a setting and is ignored',
+      'BREAKER_THRESHOLD is not a setting and is ignored (did you mean BREAKER_FAILURE_THRESHOLD?)',
+      'CALLER_WRITES is not a setting and is ignored (did you mean CALLER_WRITES_PER_HOUR?)',
+      'CONTEXTIO_URL is not a setting and is ignored (did you mean CONTEXTIO_API_URL?)',
+      'MAX_DEPTH is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
+      // MAX_QUERY_DEPTH, MAX_QUERY_COST and MAX_QUERY_TOKENS all fit: naming one would be a guess.
+      'MAX_QUERY is not a setting and is ignored',
+    ]);
+  });
+
   it('are exactly what the configuration reads, in either mode, and what the README’s tables list', () => {
     const read = new Set([
       ...namesRead({}),
