@@ -63,7 +63,7 @@ export function report(outcome: Outcome): string {
       '`INTERNAL_SERVER_ERROR` answers are well-formed but listed as findings.',
   );
   lines.push('');
-  lines.push(`Re-run: \`npm run soak -- --duration ${settings.durationS} --warmup ${settings.warmupS} --connections ${settings.connections} --out docs/soak.md\`.`);
+  lines.push(`Re-run: \`npm run soak -- --duration ${settings.durationS} --warmup ${settings.warmupS} --connections ${settings.connections} --out docs/soak.md\` (without \`--out\` the report is only printed; \`npm run soak -- --help\` lists the options).`);
   lines.push('');
   lines.push(`## Result: ${outcome.failures.length === 0 ? 'PASS' : 'FAIL'}`);
   lines.push('');

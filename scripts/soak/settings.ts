@@ -14,19 +14,28 @@ const HELP = `usage: npm run soak -- [options]
   --accounts <n>             seeded accounts (default 40)
   --out <file>               also write the report (markdown) to this file`;
 
-const { values: args } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '60' },
-    connections: { type: 'string', default: '64' },
-    'max-requests': { type: 'string', default: '400000' },
-    warmup: { type: 'string' },
-    'upstream-timeout-ms': { type: 'string', default: '2000' },
-    'max-in-flight': { type: 'string', default: String(DEFAULTS.upstreamMaxInFlight) },
-    accounts: { type: 'string', default: '40' },
-    out: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-});
+const OPTIONS = {
+  duration: { type: 'string', default: '60' },
+  connections: { type: 'string', default: '64' },
+  'max-requests': { type: 'string', default: '400000' },
+  warmup: { type: 'string' },
+  'upstream-timeout-ms': { type: 'string', default: '2000' },
+  'max-in-flight': { type: 'string', default: String(DEFAULTS.upstreamMaxInFlight) },
+  accounts: { type: 'string', default: '40' },
+  out: { type: 'string' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+/** The command line; a mistyped option (`--durration`) is said with the usage, as the other refusals are, not as a stack trace. */
+function readArgs() {
+  try {
+    return parseArgs({ options: OPTIONS }).values;
+  } catch (error) {
+    console.error(`soak: ${error instanceof Error ? error.message : String(error)}\n${HELP}`);
+    return process.exit(2);
+  }
+}
+const args = readArgs();
 if (args.help) {
   console.log(HELP);
   process.exit(0);
