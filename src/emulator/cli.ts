@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   const env = process.env;
   const problems: string[] = [];
   const options = emulatorOptionsFromEnv(env, 4010, problems);
-  if (problems.length > 0) fail(problems.join('\n'));
+  // Each problem on its own line, named as the emulator's other lines are (beside a gateway's, in one terminal).
+  if (problems.length > 0) fail(problems.map((problem) => `Context.IO emulator: ${problem}`).join('\n'));
   const { port, consumerKey, consumerSecret } = options;
 
   let emulator;

@@ -70,10 +70,13 @@ describe('npm run emulator', () => {
   });
 
   test('refuses a bad configuration with a message and exit code 1', async () => {
-    const run = runCli({ EMULATOR_PORT: 'not-a-port' });
+    const run = runCli({ EMULATOR_PORT: 'not-a-port', EMULATOR_SEED: 'empty' });
     const [code] = await run.exited;
     assert.equal(code, 1);
-    assert.match(run.lines.join('\n'), /EMULATOR_PORT/);
+    assert.deepEqual(run.lines, [
+      'Context.IO emulator: EMULATOR_PORT must be a whole number from 0 to 65535 (got "not-a-port")',
+      'Context.IO emulator: EMULATOR_SEED must be "demo" or "none" (got "empty")',
+    ]);
   });
 
   test('refuses a corrupt data file with one line saying so, and exits 1', async () => {
