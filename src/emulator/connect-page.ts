@@ -167,6 +167,7 @@ function layout(title: string, body: string, script = ''): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)} · Context.IO emulator</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>

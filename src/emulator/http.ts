@@ -46,7 +46,7 @@ export function sendHtml(res: ServerResponse, status: number, html: string, head
     ...headers,
     'Content-Type': 'text/html; charset=utf-8',
     // No external resources at all; form-action is left open because the flow redirects to the app.
-    'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+    'Content-Security-Policy': "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
   }, html);

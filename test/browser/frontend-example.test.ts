@@ -24,6 +24,11 @@ browserTest('the frontend example connects a mailbox through the connect page an
   const emulatorOrigin = new URL(example.emulator!.url).origin;
   const pageErrors: string[] = [];
   page.on('pageerror', (error) => pageErrors.push(error.message));
+  // What a developer sees in the console: a 404 for /favicon.ico on every page, or a CSP refusal, would show here.
+  const consoleErrors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') consoleErrors.push(`${message.text()} (${page.url()})`);
+  });
 
   await page.goto(example.url);
   await page.locator('#connect-mailbox').click();
@@ -63,4 +68,5 @@ browserTest('the frontend example connects a mailbox through the connect page an
   await page.goto(`${example.url.replace(/\/$/, '')}/callback?contextio_token=bogustoken000001`);
   await page.locator('#status').getByText('This connect token does not exist (or has expired).').waitFor();
   assert.deepEqual(pageErrors, []);
+  assert.deepEqual(consoleErrors, []);
 });

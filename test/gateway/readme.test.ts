@@ -1,15 +1,31 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { useStack } from '../helpers/stack.ts';
+import { startStack, useStack } from '../helpers/stack.ts';
 
 /** The README's GraphQL examples, so that the documentation stays true to the schema and the gateway. */
-const examples = [...readFileSync('README.md', 'utf8').matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]!);
+const readme = readFileSync('README.md', 'utf8');
+const examples = [...readme.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m[1]!);
 
 describe('the README examples', () => {
   const stack = useStack();
 
   it('has examples to check', () => assert.ok(examples.length >= 3));
+
+  it('suggests a demo account for the Dashboard example that has what it shows: sources and connect tokens', async () => {
+    const id = /with the demo data, `\{"id": "(\w+)"\}`/.exec(readme)?.[1];
+    assert.ok(id, 'the README names a demo account for Dashboard');
+    const dashboard = examples.find((example) => example.includes('query Dashboard'))!;
+    const demo = await startStack({ emulator: { seed: 'demo' } });
+    try {
+      const res = await demo.gql(dashboard, { id });
+      assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
+      const account = res.body.data!['account'] as { sources: unknown[]; connectTokens: unknown[] };
+      assert.ok(account.sources.length > 0 && account.connectTokens.length > 0, JSON.stringify(account));
+    } finally {
+      await demo.close();
+    }
+  });
 
   for (const example of examples) {
     const name = /(query|mutation) (\w+)/.exec(example)?.[2] ?? 'anonymous';
