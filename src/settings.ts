@@ -44,7 +44,7 @@ export const SETTINGS = [
   'EMULATOR_RATE_LIMIT',
 ] as const;
 
-const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_'];
+const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_'];
 
 /**
  * One line for each variable of `env` under the prefixes above that is no setting, naming the closest

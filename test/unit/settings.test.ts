@@ -32,10 +32,13 @@ describe('the settings', () => {
       PORT: '4000',
       PATH: '/usr/bin',
       MAXIMUM: '1',
+      LOG_LEVL: 'debug',
+      LOGNAME: 'root',
     };
     assert.deepEqual(unknownSettings(env), [
       'AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
       'EMULATOR_FOO is not a setting and is ignored',
+      'LOG_LEVL is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'MAX_QUERY_DEPT is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
       'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
     ]);
