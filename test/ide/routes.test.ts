@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { hsToken } from '../auth/helpers.ts';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -75,6 +76,14 @@ test('with authentication on, the IDE opens with an Authorization header to fill
     // does not send the reader there.
     assert.doesNotMatch(config.defaultQuery, /Docs: the panel/);
     assert.match(config.defaultQuery, /No docs: introspection off/);
+    // A client without a query and without a token learns first that it needs a token; with one, what to send.
+    const tokenless = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: 'application/json' } });
+    assert.equal(tokenless.statusCode, 401);
+    await tokenless.body.dump();
+    const token = await hsToken({ sub: 'ide-user' }, 'ide-test-secret-of-at-least-32-bytes!!');
+    const queryless = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
+    assert.equal(queryless.statusCode, 400);
+    assert.match(await queryless.body.text(), /GET \/graphql needs a query/);
   } finally {
     await secured.close();
   }
@@ -85,12 +94,22 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
   assert.equal(withQuery.status, 200);
   assert.deepEqual(JSON.parse(withQuery.body.toString()), { data: { __typename: 'Query' } });
 
-  // A GraphQL client without a query gets Apollo's answer (CSRF prevention asks a GET for a preflight
-  // header first), not the IDE's page.
-  const jsonClient = await get('/graphql', { accept: 'application/json' });
-  assert.equal(jsonClient.status, 400);
-  assert.match(String(jsonClient.headers['content-type']), /json/);
-  assert.equal((JSON.parse(jsonClient.body.toString()) as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code, 'BAD_REQUEST');
+  // A GraphQL client (or curl) without a query is told what to send, not the IDE's page, nor Apollo's answer
+  // that it was blocked as a possible cross-site request forgery (which asks for a preflight header first).
+  for (const accept of ['application/json', '*/*']) {
+    const client = await get('/graphql', { accept });
+    assert.equal(client.status, 400);
+    assert.match(String(client.headers['content-type']), /json/);
+    const { errors } = JSON.parse(client.body.toString()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    assert.equal(errors[0]!.extensions.code, 'BAD_REQUEST');
+    assert.match(errors[0]!.message, /^GET \/graphql needs a query: \?query=/);
+  }
+  // A persisted query's hash alone is a query: Apollo's to answer (here, as one it does not know yet).
+  const persisted = await get(`/graphql?extensions=${encodeURIComponent(JSON.stringify({ persistedQuery: { version: 1, sha256Hash: 'ab'.repeat(32) } }))}`, {
+    accept: 'application/json',
+    'apollo-require-preflight': 'true',
+  });
+  assert.match(persisted.body.toString(), /PERSISTED_QUERY_NOT_FOUND/);
 });
 
 test('assets are served with their content type, long-lived caching and gzip when accepted', async () => {
