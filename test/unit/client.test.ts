@@ -800,34 +800,45 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async () => {
-    // Answers only /ok.
-    const server = createHttpServer((req, res) => void (req.url!.endsWith('/ok') && res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT)));
-    const lines: string[] = [];
-    await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
-      const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
-      // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
-      const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
-      for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
-      const [first, ...others] = logged('upstream call timed out');
-      assert.deepEqual(others, []);
-      assert.ok((first!['queuedMs'] as number) < 150, JSON.stringify(first));
-      assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, countedByBreaker: true });
-      // Another kind (cut by its operation's deadline, not counted) has its own line at once.
-      const operation = new OperationScope('req-7', 10);
-      const call = client.getAccount('cut', operation);
-      setTimeout(() => operation.abort(new OperationDeadlineExceeded(100)), 100);
-      await assert.rejects(call, /did not complete within 100 ms/);
-      const cut = logged('upstream call timed out')[1];
-      assert.equal(cut!['sinceLastLine'], undefined);
-      assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
-      // Unseen for a second, a kind's calls left unsaid are said at the next answer.
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      await client.getAccount('ok');
-      assert.deepEqual(
-        logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
-        [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
-      );
+    // The client's clock (`performance.now`) is the test's, moved on by hand: how long a call queued, and
+    // whether a second has passed, are then known exactly, however loaded the machine.
+    const realNow = performance.now.bind(performance);
+    let now = realNow();
+    performance.now = () => now;
+    // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
+    const server = createHttpServer((req, res) => {
+      if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      else if (req.url!.endsWith('/hanging')) now += 300;
     });
+    const lines: string[] = [];
+    try {
+      await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
+        const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
+        // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
+        const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
+        for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
+        const [first, ...others] = logged('upstream call timed out');
+        assert.deepEqual(others, []);
+        assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, queuedMs: 0, countedByBreaker: true });
+        // Another kind (cut by its operation's deadline, not counted) has its own line at once.
+        const operation = new OperationScope('req-7', 10);
+        const call = client.getAccount('cut', operation);
+        setTimeout(() => operation.abort(new OperationDeadlineExceeded(100)), 100);
+        await assert.rejects(call, /did not complete within 100 ms/);
+        const cut = logged('upstream call timed out')[1];
+        assert.equal(cut!['sinceLastLine'], undefined);
+        assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
+        // Unseen for a second, a kind's calls left unsaid are said at the next answer.
+        now += 1_000;
+        await client.getAccount('ok');
+        assert.deepEqual(
+          logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
+          [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
+        );
+      });
+    } finally {
+      performance.now = realNow;
+    }
   });
 
   it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async () => {
