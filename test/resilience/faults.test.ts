@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
+import { withClockAhead } from '../helpers/clock.ts';
 import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
@@ -418,12 +419,14 @@ describe('circuit breaker', () => {
       assert.deepEqual(stack.upstreamCalls(), [], 'an open circuit sends nothing upstream');
 
       stack.emulator.clearFaults();
-      await new Promise((r) => setTimeout(r, 2_100));
-      const recovered = await stack.gql(query, { id });
-      assert.deepEqual(recovered.body, { data: { account: { id } } });
-      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
-      const again = await stack.gql(query, { id });
-      assert.deepEqual(again.body, { data: { account: { id } } });
+      // Past the cooldown.
+      await withClockAhead(2_100, async () => {
+        const recovered = await stack.gql(query, { id });
+        assert.deepEqual(recovered.body, { data: { account: { id } } });
+        assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+        const again = await stack.gql(query, { id });
+        assert.deepEqual(again.body, { data: { account: { id } } });
+      });
     } finally {
       await stack.close();
     }
