@@ -111,7 +111,8 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal(emu.peakInFlight, 10);
   });
 
-  test('answerAfterMs: a client that leaves during the wait ends its request with status 0', async (t) => {
+  // A close() kept waiting by the held answer (60 s) fails at the time limit.
+  test('answerAfterMs: a client that leaves during the wait ends its request with status 0', { timeout: 30_000 }, async (t) => {
     const emu = await emulatorFor(t);
     emu.addFault({ path: '/accounts', answerAfterMs: 60_000 });
     const controller = new AbortController();
@@ -121,9 +122,7 @@ describe('faults, request log and in-flight counters', () => {
     await assert.rejects(pending, { name: 'AbortError' });
     await waitFor(() => emu.inFlight === 0);
     assert.equal(emu.requests[0]?.status, 0);
-    const closing = Date.now();
     await emu.close();
-    assert.ok(Date.now() - closing < 30_000, 'no held answer keeps close() waiting');
   });
 
   test('a hang never answers; the client aborting ends it with status 0', async (t) => {
@@ -131,8 +130,8 @@ describe('faults, request log and in-flight counters', () => {
     emu.addFault({ path: `/accounts/${ADA}`, hang: true, times: 1 });
     const controller = new AbortController();
     const pending = api(emu, `/accounts/${ADA}`, { signal: controller.signal });
+    // In flight: the emulator has taken it in, and would have logged it by now if it logged on arrival.
     await waitFor(() => emu.inFlight === 1);
-    await new Promise((r) => setTimeout(r, 50));
     assert.equal(emu.requests.length, 0, 'logged only once it ends');
     controller.abort();
     await assert.rejects(pending, { name: 'AbortError' });
