@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
-import { leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { eventually, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -138,7 +138,8 @@ describe('the operation log line', () => {
     };
     socket.write(post(`{ account(id: "${id}") { id } }`) + post('{ __typename }').repeat(20));
     await once(socket, 'connect');
-    for (let i = 0; i < 200 && stack.emulator.inFlight === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    // The first request has reached the upstream, and hangs there: the 20 behind it wait for it.
+    await eventually(() => stack.emulator.inFlight === 1);
     socket.destroy();
     const found = await operationLines(21);
     assert.equal(found.length, 21);
