@@ -76,13 +76,16 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
       ...options,
     });
 
+  /** A start that must be refused; a gateway that starts all the same is closed, so that it fails the test and no more. */
+  const refusedStart = (options: Partial<GatewayOptions>) => startFromCode(options).then((gateway) => gateway.close());
+
   test('a programmatic start on a non-loopback interface is refused', async () => {
-    await assert.rejects(startFromCode({ host: '0.0.0.0' }), /AUTH_JWT_SECRET or AUTH_JWKS_URL/);
+    await assert.rejects(refusedStart({ host: '0.0.0.0' }), /AUTH_JWT_SECRET or AUTH_JWKS_URL/);
   });
 
   test('a programmatic start with a JWKS URL carrying credentials is refused without quoting them', async () => {
     await assert.rejects(
-      startFromCode({ host: '127.0.0.1', auth: { jwksUrl: 'https://jwksuser:S3cretPass@idp.example.com/jwks.json' } }),
+      refusedStart({ host: '127.0.0.1', auth: { jwksUrl: 'https://jwksuser:S3cretPass@idp.example.com/jwks.json' } }),
       (error: Error) => /must not carry credentials/.test(error.message) && !/jwksuser|S3cretPass/.test(error.message),
     );
   });

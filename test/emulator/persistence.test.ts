@@ -3,7 +3,7 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { startEmulator } from '../../src/emulator/index.ts';
+import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { api } from './helpers.ts';
 
 async function tempDir(t: TestContext): Promise<string> {
@@ -11,6 +11,9 @@ async function tempDir(t: TestContext): Promise<string> {
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
+
+/** Starts an emulator that must be refused; one that starts all the same is closed, so that it fails the test and no more. */
+const refusedStart = (options: EmulatorOptions) => startEmulator(options).then((emulator) => emulator.close());
 
 describe('persistence', () => {
   test('state survives a restart from the same data file; no temp file is left', async (t) => {
@@ -70,11 +73,11 @@ describe('persistence', () => {
     const dir = await tempDir(t);
     const dataFile = join(dir, 'state.json');
     await writeFile(dataFile, '{"format":"contextio-emulator","version":1,"accounts":[');
-    await assert.rejects(startEmulator({ dataFile }), /data file .*state\.json is corrupt \(not valid JSON\)/);
+    await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(not valid JSON\)/);
     await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 1, accounts: [{ id: 5 }], tokens: [] }));
-    await assert.rejects(startEmulator({ dataFile }), /account #0 is malformed/);
+    await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
-    await assert.rejects(startEmulator({ dataFile }), /corrupt/);
+    await assert.rejects(refusedStart({ dataFile }), /corrupt/);
   });
 
   test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async (t) => {
@@ -83,11 +86,11 @@ describe('persistence', () => {
     // Readable as "no file yet", but not writable: a directory stands where the write's temporary file goes
     // (permissions would not stop root, which these tests may run as).
     await mkdir(`${dataFile}.${process.pid}.tmp`);
-    await assert.rejects(startEmulator({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
+    await assert.rejects(refusedStart({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
   });
 
   test('a data file in a directory that cannot be made fails start-up (under /proc, Node’s own mkdir -p spun forever)', { timeout: 10_000 }, async () => {
-    await assert.rejects(startEmulator({ dataFile: '/proc/no-such-process/deeper/state.json' }), /cannot write data file .*state\.json: E[A-Z]+/);
+    await assert.rejects(refusedStart({ dataFile: '/proc/no-such-process/deeper/state.json' }), /cannot write data file .*state\.json: E[A-Z]+/);
   });
 
   test('a write that cannot be saved is answered 500, not taken for done; saved with the next write that can be; a close that cannot save rejects', async (t) => {
@@ -159,7 +162,7 @@ describe('the data file as read and written', () => {
     ];
     for (const [edit, error] of cases) {
       await broken(edit);
-      await assert.rejects(startEmulator({ dataFile }), error);
+      await assert.rejects(refusedStart({ dataFile }), error);
     }
     // The file as saved loads: the checks match what the store writes.
     await writeFile(dataFile, JSON.stringify(state));
