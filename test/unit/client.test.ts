@@ -509,6 +509,24 @@ describe('UpstreamClient against a local server', () => {
    * `server` on a free loopback port and a client of it with these options (over `https:` for `scheme: 'https'`),
    * handed to `use`; both closed after, the client first, however `use` ends.
    */
+  /**
+   * A request the local upstream holds: its handler calls `hold(answer)`, which resolves `arrived`, and the
+   * request stays unanswered until the test calls `answer()`.
+   */
+  const heldRequest = () => {
+    let answer: (() => void) | undefined;
+    let arrive: () => void = () => undefined;
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    return {
+      hold: (answerLater: () => void) => {
+        answer = answerLater;
+        arrive();
+      },
+      arrived,
+      answer: () => answer!(),
+    };
+  };
+
   const withLocalUpstream = async (
     server: NetServer | HttpServer,
     { scheme = 'http', ...options }: LocalClientOptions & { scheme?: 'http' | 'https' },
@@ -723,15 +741,18 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('says a DELETE may have taken effect when, after a 502, its retry is refused by a rate-limit pause', async () => {
+    // The DELETE is answered 502 once the GET's 429 has paused the key.
+    const deletion = heldRequest();
     const server = createHttpServer((req, res) => {
-      if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      if (req.method === 'DELETE') deletion.hold(() => res.writeHead(502).end('bad gateway'));
       else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
     });
     await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
-      const deletion = client.deleteAccount('a');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      const deleted = client.deleteAccount('a');
+      await deletion.arrived;
       await client.getAccount('b').catch(() => undefined); // its 429 pauses the key for 60 s
-      await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
+      deletion.answer();
+      await assert.rejects(deleted, /HTTP 502: the request may have taken effect$/);
     });
   });
 
@@ -894,8 +915,8 @@ describe('UpstreamClient against a local server', () => {
     });
     // One connection: the later calls wait in the pool's queue behind the first when its 502 opens the circuit.
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
+      // Each call is handed to the pool as it is made: the first takes the connection, the others queue.
       const first = client.getAccount('first');
-      await new Promise((resolve) => setTimeout(resolve, 10));
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
       await assert.rejects(first, /HTTP 502/);
       for (const call of queued) await assert.rejects(call, /circuit open/);
@@ -1011,8 +1032,8 @@ describe('UpstreamClient against a local server', () => {
     });
     // One connection: the three later calls wait in the pool's queue behind the first when its 429 comes.
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
+      // Each call is handed to the pool as it is made: the first takes the connection, the others queue.
       const first = client.getAccount('first');
-      await new Promise((resolve) => setTimeout(resolve, 10));
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
       await assert.rejects(first, /rate limit/);
       const answers = await Promise.all(queued);
@@ -1026,27 +1047,24 @@ describe('UpstreamClient against a local server', () => {
   it('drops a request cancelled while it waited for a connection without closing the connection it is given', async () => {
     let connections = 0;
     // /hold keeps the one connection from its arrival until the test answers it.
-    let answerHeld: (() => void) | undefined;
-    let heldArrived: () => void = () => undefined;
-    const arrived = new Promise<void>((resolve) => (heldArrived = resolve));
+    const hold = heldRequest();
     const server = createHttpServer((req, res) => {
       const answer = () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(ACCOUNT);
       };
-      if (!req.url?.endsWith('/hold')) return answer();
-      answerHeld = answer;
-      heldArrived();
+      if (req.url?.endsWith('/hold')) hold.hold(answer);
+      else answer();
     });
     server.on('connection', () => connections++);
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1 }, async (client) => {
       const held = client.getAccount('hold');
       const caller = new AbortController();
       const queued = client.getAccount('queued', caller.signal);
-      await arrived;
+      await hold.arrived;
       caller.abort();
       await assert.rejects(queued, /cancelled/);
-      answerHeld!();
+      hold.answer();
       assert.equal((await held).id, 'x');
       // The cancelled request's turn has come and gone: the next call still finds the first connection.
       assert.equal((await client.getAccount('next')).id, 'x');
