@@ -427,12 +427,21 @@ describe('UpstreamClient against a mocked upstream', () => {
     const client2 = mockedClient({ retryBaseDelayMs: 200, maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 30 });
     try {
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
-      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }).delay(1_000);
+      // The retry is answered (after a second): it has gone out, so it took the probe.
+      let retried: () => void = () => undefined;
+      const retrySent = new Promise<void>((resolve) => (retried = resolve));
+      pool
+        .intercept({ path: '/2.0/accounts/a', method: 'GET' })
+        .reply(() => {
+          retried();
+          return { statusCode: 200, data: { id: 'a', created: 1, email_addresses: [], sources: [] } };
+        })
+        .delay(1_000);
       pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(502, 'bad gateway');
       const caller = new AbortController();
       const pending = client2.getAccount('a', caller.signal); // reset: owed, the circuit closed, a backoff
       await assert.rejects(client2.createAccount({ email: 'x@example.com' }), /HTTP 502/); // opens the circuit
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the retry took the probe (half-open)
+      await retrySent; // the retry took the probe (half-open)
       assert.equal(client2.breakerState, 'half-open');
       caller.abort(); // the probe is released: nothing new about the upstream
       await assert.rejects(pending, /cancelled/);
