@@ -12,7 +12,8 @@ describe('the operation log line', () => {
   const lines: string[] = [];
   let stack: Stack;
   before(async () => {
-    stack = await startStack({ gateway: { logger: createLogger('info', (line) => lines.push(line)) } });
+    // At debug: a request that never arrived whole is told by its debug line alone.
+    stack = await startStack({ gateway: { logger: createLogger('debug', (line) => lines.push(line)) } });
   });
   after(() => stack.close());
   beforeEach(() => {
@@ -175,9 +176,12 @@ describe('the operation log line', () => {
   it('is not written for a request that never arrived whole (no operation ran); a refused Host gets its own line', async () => {
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     await once(socket, 'connect');
-    socket.write('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => {
+      socket.write('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":', resolve);
+    });
     socket.destroy();
+    // The gateway saw it, and its client leave: its debug line (not an operation line) says so.
+    await eventually(() => lines.some((line) => line.includes('the client left before its request was complete')));
     const rebound = await new Promise<number>((resolve, reject) => {
       const req = request(stack.gateway.url, { method: 'POST', headers: { host: 'rebound.attacker.example', 'content-type': 'application/json' } }, (res) => {
         res.resume();
