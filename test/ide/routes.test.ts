@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { hsToken } from '../auth/helpers.ts';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -11,7 +10,8 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { createIde } from '../../src/ide/index.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
+import { hsToken } from '../auth/helpers.ts';
+import { eventually, startStack, type Stack } from '../helpers/stack.ts';
 import { ensureIdeBuilt } from '../browser/browser.ts';
 
 /** The IDE's HTTP surface, without a browser: who gets the page, how assets are served, and what is refused. */
@@ -204,9 +204,13 @@ test('assets queued behind a hung request on a connection that drops leave no op
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     await once(socket, 'connect');
     socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    socket.write(`GET ${script} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(50));
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    // 20, within what one connection may pipeline (MAX_PIPELINED, 32): past it the connection is closed at once.
+    socket.write(`GET ${script} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(20));
+    // The POST hangs upstream, so the assets are queued behind it when the connection drops.
+    await eventually(() => stack.emulator.inFlight === 1);
     socket.destroy();
+    // Its client gone, the operation is stopped, its upstream request too.
+    await eventually(() => stack.emulator.inFlight === 0);
   }
   const deadline = Date.now() + 5_000;
   while (openFiles() > before + 5 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
