@@ -2,7 +2,7 @@ import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHe
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap } from '@apollo/server';
 import { createApollo } from './apollo.ts';
-import { callerForLog, createGatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
+import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
@@ -244,8 +244,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Created now for the log line's count; stopped if its client goes away from the token check on, and given
     // its deadline (and counted in flight for a shutdown) once the body is in.
     const operation = new OperationScope(requestId, requestBudget);
-    /** Whom the token names, once verified: the log line says who made the operation. */
-    let identity: Identity | undefined;
+    /**
+     * Whom the token names, once verified: the log line says who made the operation. In open mode everyone is
+     * the open admin, token or not, so it is known from the start: a request refused before the token check
+     * (another method, a query string that is not UTF-8) is said to be `open` too.
+     */
+    let identity: Identity | undefined = access.open ? OPEN_IDENTITY : undefined;
     // One line per operation, once it is answered (or its client went away): what an operator looks up by the
     // request id a caller quotes. Never its variables, which may hold connect tokens.
     res.once('close', () => {

@@ -77,6 +77,19 @@ describe('the operation log line', () => {
     assert.deepEqual([unsupported!['status'], unsupported!['errors']], [415, ['UNSUPPORTED_MEDIA_TYPE']]);
   });
 
+  it('says the caller is open in open mode even for a request refused before any token is looked at', async () => {
+    assert.equal((await fetch(stack.gateway.url, { method: 'PUT' })).status, 405);
+    assert.equal((await fetch(`${stack.gateway.url}?query=%E9`, { headers: { accept: 'application/json' } })).status, 400);
+    const entries = await operationLines(2);
+    assert.deepEqual(
+      entries.map((entry) => [entry['status'], entry['errors'], entry['caller']]),
+      [
+        [405, ['METHOD_NOT_ALLOWED'], 'open'],
+        [400, ['BAD_REQUEST'], 'open'],
+      ],
+    );
+  });
+
   it('logs a refused token as UNAUTHENTICATED, and never the token', async () => {
     const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: 'a-secret-of-at-least-32-characters!!' } } });
     const authLines = authed.lines;
