@@ -172,7 +172,10 @@ test('without a built bundle the IDE answers 503 saying how to build it', async 
   const response = await request(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
   assert.equal(response.statusCode, 503);
   assert.match(String(response.headers['content-type']), /^text\/html/);
-  assert.match(await response.body.text(), /npm run build/);
+  const html = await response.body.text();
+  assert.match(html, /npm run build/);
+  // Where a developer looks at the console, as on the built page: no /favicon.ico 404 beside the 503.
+  assert.match(html, /<link rel="icon" href="data:,">/);
 });
 
 test('a client that leaves while its asset is looked up leaves no open file behind', async () => {
