@@ -6,7 +6,7 @@ import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccessOpt
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { discardBody, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
 import { CallerReadBudget } from './limits/caller-reads.ts';
@@ -345,6 +345,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
         HttpRefusalCode.BAD_REQUEST,
       );
+    }
+    // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
+    // mutation was made upstream while its caller was told the request was refused (and a retry made it again).
+    // Asked here, with Apollo's own negotiation and answer, nothing runs.
+    if (!('error' in authenticated) && !acceptsGraphQLAnswer(headers.get('accept'))) {
+      return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
     }
     // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
     // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.

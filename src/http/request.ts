@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import Negotiator from 'negotiator';
 import { ByteCollector } from '../byte-collector.ts';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request. */
@@ -175,4 +176,24 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') return 'Compressed request bodies are not supported: send the JSON without a Content-Encoding';
   return undefined;
+}
+
+/**
+ * The media types Apollo Server answers an operation in, as it names them when it picks one by `Accept`
+ * (its `chooseContentTypeForSingleResultResponse`).
+ */
+const ANSWER_MEDIA_TYPES = ['application/json; charset=utf-8', 'application/graphql-response+json; charset=utf-8', 'application/json; callbackSpec=1.0; charset=utf-8'];
+
+/** Apollo's answer to a request whose `Accept` allows none of them (406), word for word. */
+export const NOT_ACCEPTABLE_MESSAGE =
+  "An 'accept' header was provided for this request which does not accept application/json; charset=utf-8 or application/graphql-response+json; charset=utf-8";
+
+/**
+ * Whether an answer can be given in a media type this `Accept` header allows, decided as Apollo Server decides
+ * it (the same negotiator, the same types). Apollo asks only once the operation has run, and then answers 406
+ * with the result thrown away: a mutation was made upstream and its caller told it was refused.
+ */
+export function acceptsGraphQLAnswer(accept: string | undefined): boolean {
+  if (!accept) return true;
+  return Boolean(new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES));
 }

@@ -199,6 +199,26 @@ describe('HTTP hygiene', () => {
     assert.equal(mutation.headers.get('cache-control'), 'private, no-store');
   });
 
+  it('refuses an Accept header that allows no JSON answer with 406 before the operation runs: a mutation in it is not made', async () => {
+    const mutation = JSON.stringify({ query: 'mutation { createAccount(input: { email: "accept@example.com" }) { id } }' });
+    for (const accept of ['text/plain', 'application/json;q=0, application/graphql-response+json;q=0', 'image/png']) {
+      // Apollo picks the answer's media type only once the operation has run: this made the account upstream,
+      // then answered 406, the caller never told of it (a retry made another).
+      assertRefused(await post(stack, mutation, { ...JSON_HEADERS, accept }), 406, 'BAD_REQUEST', /^An 'accept' header was provided for this request which does not accept application\/json/);
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    assert.deepEqual(stack.emulator.store.listAccounts(), []);
+    // Over GET too, before its upstream request.
+    const query = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ accounts { nodes { id } } }')}`, { headers: { accept: 'text/plain', 'apollo-require-preflight': 'true' } });
+    assertRefused(query, 406, 'BAD_REQUEST', /does not accept application\/json/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // Whatever allows one of the two is served as before.
+    for (const accept of ['*/*', 'application/*', 'text/html, application/json;q=0.1', 'application/graphql-response+json']) {
+      const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { ...JSON_HEADERS, accept });
+      assert.equal(answer.status, 200, `${accept}: ${answer.text}`);
+    }
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
