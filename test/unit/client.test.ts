@@ -392,14 +392,18 @@ describe('UpstreamClient against a mocked upstream', () => {
 
   it('says a DELETE may have taken effect when, after a 502, the breaker refuses its retry', async () => {
     const random = Math.random;
+    // The first draw is the DELETE's backoff after its 502 (~200 ms); the GET's draws are ~2 ms each.
+    let backingOff: () => void;
+    const deletionBackingOff = new Promise<void>((resolve) => (backingOff = resolve));
     let first = true;
-    Math.random = () => (first ? ((first = false), 0.99) : 0.01); // the DELETE's backoff ~200 ms, the GET's ~2 ms
+    Math.random = () => (first ? ((first = false), backingOff(), 0.99) : 0.01);
     try {
       const breaking = mockedClient({ maxInFlight: 2, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
       pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
       pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout').times(3);
       const deletion = breaking.deleteAccount('a');
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      // Answered 502, the DELETE waits to retry, the retry already decided, when the GET begins.
+      await deletionBackingOff;
       await assert.rejects(breaking.getAccount('g'), /HTTP 504/); // fails for good: the circuit opens
       assert.equal(breaking.breakerState, 'open');
       await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
