@@ -752,10 +752,19 @@ describe('UpstreamClient against a local server', () => {
     const client = localClient(`http://127.0.0.1:${await closedPort()}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
     try {
       const operation = new OperationScope('r', 2);
-      const call = client.getAccount('a', operation);
-      // Sibling fields spend the operation's requests meanwhile (the refused one's was given back).
-      setTimeout(() => operation.claimRequest() && operation.claimRequest(), 5);
-      await assert.rejects(call, /could not be reached/);
+      // Sibling fields spend the operation's requests while the call waits to retry. Not at a set time: a
+      // timer could fire while the first attempt is still out, and the call would then retry until its
+      // attempts ran out, failing for good on a connection error. The refused attempt gives its request
+      // back, then decides to retry and begins its backoff without awaiting anything in between: a microtask
+      // queued as it gives the request back runs once the backoff has begun.
+      const giveBack = operation.releaseRequest.bind(operation);
+      let spent = false;
+      operation.releaseRequest = () => {
+        giveBack();
+        queueMicrotask(() => (spent ||= operation.claimRequest() && operation.claimRequest()));
+      };
+      await assert.rejects(client.getAccount('a', operation), /could not be reached/);
+      assert.ok(spent, 'the siblings spent the operation’s two requests');
       assert.equal(client.breakerState, 'open');
     } finally {
       await client.close().catch(() => undefined);
