@@ -176,12 +176,24 @@ export async function startSlowDownload(emulator: Emulator, url: string): Promis
 }
 
 /**
- * Starts the gateway's shutdown while `download` reads nothing, lets Node's close() and the gateway's idle
- * sweeps (every 50 ms) run a while, then reads the rest of the answer until the gateway closes the connection.
+ * Starts the gateway's shutdown while `download` reads nothing, waits until Node's close() and two of the
+ * gateway's idle sweeps (every 50 ms) have passed over its connection, then reads the rest of the answer until
+ * the gateway closes the connection. Counted, not waited for by a sleep: each pass is one call of the
+ * server's closeIdleConnections() (close() makes one too), so a connection they wrongly close is closed by then.
  */
 export async function readRestDuringShutdown(stack: Stack, download: SlowRead): Promise<void> {
+  const { httpServer } = stack.gateway;
+  let passes = 0;
+  let swept: () => void;
+  const sweptThrice = new Promise<void>((resolve) => (swept = resolve));
+  const closeIdle = httpServer.closeIdleConnections.bind(httpServer);
+  httpServer.closeIdleConnections = () => {
+    closeIdle();
+    if (++passes === 3) swept();
+  };
   const closing = stack.gateway.close();
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Or the shutdown's end, should the connection be closed before then: the caller's checks then fail.
+  await Promise.race([sweptThrice, closing]);
   const ended = once(download.socket, 'close');
   download.socket.resume();
   await ended;
