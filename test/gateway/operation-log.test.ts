@@ -22,14 +22,38 @@ describe('the operation log line', () => {
     stack.emulator.clearFaults();
   });
 
-  /** The operation lines logged so far: each is written when its response closes, just after the client read it. */
+  /** The operation lines logged so far, markers' left out: each is written when its response closes, just after the client read it. */
+  const loggedOperations = (from: string[]) =>
+    from
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((entry) => entry['message'] === 'operation' && !String(entry['requestId']).startsWith(MARKER));
+
+  /** The operation lines logged so far, once there are at least `count` (or after 10 s). */
   async function operationLines(count: number, from = lines): Promise<Array<Record<string, unknown>>> {
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const found = from.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'operation');
+      const found = loggedOperations(from);
       if (found.length >= count || Date.now() > deadline) return found;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
+  }
+
+  const MARKER = 'operation-log-marker-';
+  let markers = 0;
+  /**
+   * Exactly `count` operation lines, checked to be all: once they are there, a marker operation is sent to
+   * `gateway` (the one logging into `from`) and its line must come next, and last. A line more for the requests
+   * before it (written twice, or late, as its connection closed) is in by the time the marker's answer has
+   * gone a whole round trip, where `operationLines` alone returns before it and misses it.
+   */
+  async function exactOperationLines(count: number, gateway: { url: string } = stack.gateway, from = lines): Promise<Array<Record<string, unknown>>> {
+    const found = await operationLines(count, from);
+    const marker = `${MARKER}${++markers}`;
+    await (await fetch(gateway.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': marker }, body: '{"query":"{ __typename }"}' })).text();
+    await eventually(() => from.some((line) => line.includes(marker)));
+    assert.equal(JSON.parse(from.at(-1)!)['requestId'], marker, 'the marker’s line is the last');
+    assert.equal(loggedOperations(from).length, count, JSON.stringify(loggedOperations(from)));
+    return found;
   }
 
   it('names the request id, operation, status, duration, upstream requests and the error codes answered', async () => {
@@ -39,8 +63,7 @@ describe('the operation log line', () => {
       missing: '0123456789abcdef01234567',
     });
     assert.deepEqual(res.body.errors?.map((e) => e.extensions?.['code']), ['NOT_FOUND']);
-    const [entry, ...more] = await operationLines(1);
-    assert.deepEqual(more, []);
+    const [entry] = await exactOperationLines(1);
     assert.equal(entry!['level'], 'info');
     assert.equal(entry!['requestId'], res.headers.get('x-request-id'));
     assert.equal(entry!['operationName'], 'Dashboard');
@@ -58,7 +81,7 @@ describe('the operation log line', () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
     assert.deepEqual(res.body, { data: { account: { id } } });
-    const [entry] = await operationLines(1);
+    const [entry] = await exactOperationLines(1);
     assert.equal(entry!['upstreamRequests'], 2);
     assert.equal(entry!['operationName'], null);
     assert.equal(entry!['errors'], undefined);
@@ -73,14 +96,14 @@ describe('the operation log line', () => {
     assert.deepEqual([lookup!['operationName'], lookup!['errors'], lookup!['upstreamRequests']], ['Lookup', ['NOT_FOUND'], 1]);
     assert.doesNotMatch(lines.join('\n'), new RegExp(token));
     await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{}' });
-    const unsupported = (await operationLines(3))[2];
+    const unsupported = (await exactOperationLines(3))[2];
     assert.deepEqual([unsupported!['status'], unsupported!['errors']], [415, ['UNSUPPORTED_MEDIA_TYPE']]);
   });
 
   it('says the caller is open in open mode even for a request refused before any token is looked at', async () => {
     assert.equal((await fetch(stack.gateway.url, { method: 'PUT' })).status, 405);
     assert.equal((await fetch(`${stack.gateway.url}?query=%E9`, { headers: { accept: 'application/json' } })).status, 400);
-    const entries = await operationLines(2);
+    const entries = await exactOperationLines(2);
     assert.deepEqual(
       entries.map((entry) => [entry['status'], entry['errors'], entry['caller']]),
       [
@@ -96,7 +119,7 @@ describe('the operation log line', () => {
     try {
       const res = await authed.gql('{ __typename }', {}, { authorization: 'Bearer not.a.jwt' });
       assert.equal(res.status, 401);
-      const [entry] = await operationLines(1, authLines);
+      const [entry] = await exactOperationLines(1, authed.gateway, authLines);
       assert.deepEqual([entry!['status'], entry!['errors'], entry!['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
       assert.equal('caller' in entry!, false, 'a refused token names nobody');
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
@@ -109,7 +132,7 @@ describe('the operation log line', () => {
     await stack.gql(`{ ${'__typename '.repeat(3_001)}}`, {});
     const tokens = (depth: number): string => (depth === 0 ? 'token' : `account { connectTokens { ${tokens(depth - 1)} } }`);
     await stack.gql(`{ connectToken(token: "t0123456789") { ${tokens(6)} } }`, {});
-    const [long, depth] = await operationLines(2);
+    const [long, depth] = await exactOperationLines(2);
     assert.deepEqual([long!['status'], long!['errors'], long!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_TOKENS']]);
     assert.deepEqual([depth!['status'], depth!['errors'], depth!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_DEPTH']]);
 
@@ -123,7 +146,7 @@ describe('the operation log line', () => {
       budgeted.emulator.addFault({ path: `/connect_tokens/${token}`, status: 429, retryAfter: 0 });
       const upstream = await budgeted.gql('query ($t: ID!) { connectToken(token: $t) { token } }', { t: token }, caller);
       assert.deepEqual(upstream.body.errors?.map((e) => e.extensions?.['code']), ['RATE_LIMITED']);
-      const [made, refused, limited] = await operationLines(3, budgeted.lines);
+      const [made, refused, limited] = await exactOperationLines(3, budgeted.gateway, budgeted.lines);
       assert.deepEqual([made!['status'], made!['errors'], made!['limits']], [200, undefined, undefined]);
       assert.deepEqual([refused!['status'], refused!['errors'], refused!['limits']], [429, ['RATE_LIMITED'], ['CALLER_WRITES_PER_HOUR']]);
       // Who spent the budget: the token's kind and subject, never the token.
@@ -137,7 +160,7 @@ describe('the operation log line', () => {
 
   it('says when the client went away before its answer', async () => {
     assert.equal(await leaveWhileUpstreamHangs(stack, 'hung@example.com'), 'aborted');
-    const [entry] = await operationLines(1);
+    const [entry] = await exactOperationLines(1);
     assert.deepEqual([entry!['status'], entry!['clientWentAway'], entry!['upstreamRequests']], [null, true, 1]);
   });
 
@@ -155,8 +178,7 @@ describe('the operation log line', () => {
     // The first request has reached the upstream, and hangs there: the 20 behind it wait for it.
     await eventually(() => stack.emulator.inFlight === 1);
     socket.destroy();
-    const found = await operationLines(21);
-    assert.equal(found.length, 21);
+    const found = await exactOperationLines(21);
     assert.ok(found.every((entry) => entry['clientWentAway'] === true), JSON.stringify(found));
   });
 
@@ -182,7 +204,7 @@ describe('the operation log line', () => {
   it('takes the code of a refusal Apollo answers before its plugins run: a GET failing the CSRF check', async () => {
     const res = await fetch(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { accept: 'application/json' } });
     assert.equal(res.status, 400);
-    const [entry] = await operationLines(1);
+    const [entry] = await exactOperationLines(1);
     assert.deepEqual([entry!['status'], entry!['errors']], [400, ['BAD_REQUEST']]);
   });
 
@@ -205,7 +227,7 @@ describe('the operation log line', () => {
     });
     assert.equal(rebound, 403);
     await stack.gql('{ __typename }');
-    const entries = await operationLines(1);
+    const entries = await exactOperationLines(1);
     assert.deepEqual(entries.map((entry) => entry['status']), [200], 'only the complete request');
     const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => String(entry['message']).startsWith('request refused'));
     assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
@@ -227,8 +249,8 @@ describe('the operation log line', () => {
   it('is not written for /healthz, which load balancers ask every few seconds', async () => {
     await fetch(new URL('/healthz', stack.gateway.url));
     await stack.gql('{ __typename }');
-    const entries = await operationLines(1);
+    const entries = await exactOperationLines(1);
     assert.deepEqual(entries.map((entry) => entry['status']), [200]);
-    assert.equal(lines.length, 1);
+    assert.equal(lines.length, 2, 'the operation’s line and the marker’s');
   });
 });
