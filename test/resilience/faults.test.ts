@@ -329,7 +329,8 @@ describe('concurrency cap', () => {
     // that. The first operation's deadline comes while its account request is still queued, and the hang
     // keeps the connection until the second operation's own (later) deadline: the first answer must not wait
     // for it.
-    // (Margins of several hundred ms between the steps, for a busy machine.)
+    // The second operation is sent once the first's token lookup has reached the upstream: its deadline is
+    // then surely the later, and its request is queued within the ~900 ms the lookup holds the connection.
     const stack = await startStack({ gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 2_000, upstreamTimeoutMs: 10_000 } });
     try {
       const { store } = stack.emulator;
@@ -345,7 +346,7 @@ describe('concurrency cap', () => {
         answered.push('first');
         return res;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      await eventually(() => stack.emulator.inFlight === 1);
       const second = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: stuck }).then((res) => {
         answered.push('second');
         return res;
