@@ -14,6 +14,7 @@ import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthP
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Params } from './request.ts';
 import {
+  answeredFor,
   apiErrorOf,
   listOf,
   NotCreated,
@@ -340,7 +341,12 @@ export class UpstreamClient {
   /* `claim`: see `Call.claim`. */
 
   getAccount(id: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount> {
-    return this.#call({ method: 'GET', segments: ['accounts', id], parse: parseAccount, signal, resource: `account "${id}"`, claim });
+    const parse = (value: unknown) => {
+      const account = parseAccount(value);
+      answeredFor(account.id, id, 'account');
+      return account;
+    };
+    return this.#call({ method: 'GET', segments: ['accounts', id], parse, signal, resource: `account "${id}"`, claim });
   }
 
   listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount[]> {
@@ -375,7 +381,11 @@ export class UpstreamClient {
     return this.#call({
       method: 'GET',
       segments: [...connectTokensPath(accountId), token],
-      parse: parseConnectToken,
+      parse: (value) => {
+        const found = parseConnectToken(value);
+        answeredFor(found.token, token, 'connect token');
+        return found;
+      },
       signal,
       resource: connectTokenResource(accountId, token),
       claim,

@@ -159,6 +159,15 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
   };
 }
 
+/**
+ * Checks that the upstream answered with the resource asked for. Access is checked on the id or token the
+ * caller asked about, so an answer naming another (a caching proxy keyed wrongly, a faulty upstream) would be
+ * served as the one the caller may see. Case aside: ids are hexadecimal, and no case rule is documented.
+ */
+export function answeredFor(answered: string, asked: string, what: string): void {
+  if (answered.toLowerCase() !== asked.toLowerCase()) throw new ShapeError(`the upstream answered with another ${what} than the one asked for`);
+}
+
 export function parseAccount(value: unknown): UpstreamAccount {
   const o = object(value, 'account');
   // Written out rather than spread from embeddedFields: one object, no intermediate copy (a fan-out parses 20).

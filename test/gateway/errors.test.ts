@@ -56,6 +56,26 @@ describe('upstream failures map to the contract’s codes', () => {
     assert.deepEqual(stack.upstreamCalls(), Array(3).fill(`GET /accounts/${id}`));
   });
 
+  it('reports an answer naming another account or token than the one asked for as UPSTREAM_ERROR, its data unserved', async () => {
+    const other = stack.emulator.store.createAccount({ email: 'other@example.com', first_name: 'Other' });
+    stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', body: { id: other.id, created: 1, first_name: 'Other', email_addresses: ['other@example.com'], sources: [] } });
+    const account = await stack.gql(`query ($id: ID!) { account(id: $id) { id firstName emailAddresses } }`, { id });
+    assert.deepEqual(codes(account), ['UPSTREAM_ERROR']);
+    assert.match(account.body.errors![0]!.message, /another account than the one asked for/);
+    assert.equal(JSON.stringify(account.body).includes('other@example.com'), false);
+
+    const { token } = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    stack.emulator.addFault({ path: `/connect_tokens/${token}`, method: 'GET', body: { token: 'someoneElsesT0ken', created: 1, used: 0, expires: 0, callback_url: 'https://x.example/' } });
+    const lookup = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token } }`, { t: token });
+    assert.deepEqual(codes(lookup), ['UPSTREAM_ERROR']);
+    assert.equal(JSON.stringify(lookup.body).includes('someoneElsesT0ken'), false);
+
+    // The same id in another case is the same account.
+    stack.emulator.clearFaults();
+    stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', body: { id: id.toUpperCase(), created: 1, email_addresses: [], sources: [] } });
+    assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), []);
+  });
+
   it('reports a body that is not the JSON expected as UPSTREAM_ERROR', async () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 200 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });

@@ -498,7 +498,9 @@ describe('UpstreamClient against a mocked upstream', () => {
 
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
 describe('UpstreamClient against a local server', () => {
-  const ACCOUNT = JSON.stringify({ id: 'x', created: 1, email_addresses: [], sources: [] });
+  /** The account the local upstream answers a request for `url` with: the one asked for (the client checks). */
+  const accountAt = (url: string | undefined) =>
+    JSON.stringify({ id: decodeURIComponent((url ?? '').split('?')[0]!.split('/').pop()!), created: 1, email_addresses: [], sources: [] });
   type LocalClientOptions = Omit<UpstreamClientOptions, 'baseUrl' | 'consumerKey' | 'consumerSecret' | 'logger'> & { logger?: Logger };
   /** A client of the local server at `baseUrl`, logging nothing unless given a logger. */
   const localClient = (baseUrl: string, options: LocalClientOptions) =>
@@ -659,7 +661,7 @@ describe('UpstreamClient against a local server', () => {
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async () => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // fourth goes out at ~1.8 s and is cut at 2, and the rest never go out. None says the upstream is down.
-    const server = createHttpServer((_req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 600));
+    const server = createHttpServer((req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)), 600));
     const lines: string[] = [];
     await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) }, async (client) => {
       const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
@@ -702,7 +704,7 @@ describe('UpstreamClient against a local server', () => {
   it('does not open the breaker for one resource hanging while the others are answered (one caller could pause every caller)', async () => {
     const server = createHttpServer((req, res) => {
       if (req.url?.startsWith('/2.0/accounts/bad')) return; // never answered
-      res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     await withLocalUpstream(server, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
       let healthy = true;
@@ -734,15 +736,16 @@ describe('UpstreamClient against a local server', () => {
     const server = createNetServer((socket) => {
       let requests = 0;
       socket.on('error', () => {});
-      socket.on('data', () => {
+      socket.on('data', (chunk: Buffer) => {
         requests++;
         if (requests > 1) return void socket.resetAndDestroy();
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${ACCOUNT.length}\r\nkeep-alive: timeout=30\r\n\r\n${ACCOUNT}`);
+        const account = accountAt(/^\S+ (\S+)/.exec(chunk.toString('latin1'))?.[1]);
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${account.length}\r\nkeep-alive: timeout=30\r\n\r\n${account}`);
       });
     });
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
       await client.getAccount('warm');
-      assert.equal((await client.getAccount('again')).id, 'x');
+      assert.equal((await client.getAccount('again')).id, 'again');
       assert.equal(client.breakerState, 'closed');
     });
   });
@@ -802,7 +805,7 @@ describe('UpstreamClient against a local server', () => {
 
   it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async () => {
     const server = createHttpServer((req, res) => {
-      if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 }, async (client) => {
       const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -813,7 +816,7 @@ describe('UpstreamClient against a local server', () => {
       await sleep(50);
       await assert.rejects(client.getAccount('early'), /circuit half-open/);
       await sleep(200);
-      assert.equal((await client.getAccount('recovered')).id, 'x');
+      assert.equal((await client.getAccount('recovered')).id, 'recovered');
       assert.equal(client.breakerState, 'closed');
       await assert.rejects(lost, /did not answer/);
       assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
@@ -826,7 +829,7 @@ describe('UpstreamClient against a local server', () => {
     const server = createHttpServer((req, res) => {
       if (req.url!.includes('/hang')) return void hung.push(res);
       if (failing) return void res.writeHead(502).end('bad gateway');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100 }, async (client) => {
       const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -840,7 +843,7 @@ describe('UpstreamClient against a local server', () => {
       await sleep(120);
       const lost = client.getAccount('hang'); // the probe, which hangs
       await sleep(120);
-      assert.equal((await client.getAccount('recovered')).id, 'x', 'the probe in its place');
+      assert.equal((await client.getAccount('recovered')).id, 'recovered', 'the probe in its place');
       assert.equal(client.breakerState, 'closed');
       // The lost probe's connection is reset, and its retry's too: one call's connection failures, counted once
       // (as any call's), not one for the probe it was and one more for the call.
@@ -860,7 +863,7 @@ describe('UpstreamClient against a local server', () => {
     performance.now = () => now;
     // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
     const server = createHttpServer((req, res) => {
-      if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
       else if (req.url!.endsWith('/hanging')) now += 300;
     });
     const lines: string[] = [];
@@ -898,7 +901,7 @@ describe('UpstreamClient against a local server', () => {
     const server = createHttpServer((req, res) => {
       const id = req.url!.split('/').pop();
       if (id === 'reset') setTimeout(() => req.socket.destroy(), 900); // after the request went out
-      else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT), 300);
+      else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)), 300);
       // 'hang': never answers
     });
     await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300 }, async (client) => {
@@ -912,7 +915,7 @@ describe('UpstreamClient against a local server', () => {
       assert.equal(client.breakerState, 'open');
       await assert.rejects(hang, /did not answer within/);
       await assert.rejects(late);
-      assert.equal((await client.getAccount('ok')).id, 'x');
+      assert.equal((await client.getAccount('ok')).id, 'ok');
       assert.equal(client.breakerState, 'closed');
     });
   });
@@ -960,7 +963,7 @@ describe('UpstreamClient against a local server', () => {
       const id = req.url!.split('/').pop();
       if (id === 'limited') setTimeout(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
       else if (id === 'down') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     const lines: string[] = [];
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
@@ -980,7 +983,7 @@ describe('UpstreamClient against a local server', () => {
       const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
       assert.deepEqual(timedOut.map((line) => [line['path'], line['timeout'], line['sent'], line['waitedForRateLimit']]), [['/accounts/cut', 'OPERATION_TIMEOUT_MS', false, true]]);
       // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
-      assert.equal((await waited).id, 'x');
+      assert.equal((await waited).id, 'waited');
       assert.equal(client.breakerState, 'closed');
     });
   });
@@ -1059,7 +1062,7 @@ describe('UpstreamClient against a local server', () => {
         limitedUntil = Date.now() + 1_000;
         setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
       } else if (Date.now() < limitedUntil) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(ACCOUNT);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     // One connection: the three later calls wait in the pool's queue behind the first when its 429 comes.
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
@@ -1068,7 +1071,7 @@ describe('UpstreamClient against a local server', () => {
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
       await assert.rejects(first, /rate limit/);
       const answers = await Promise.all(queued);
-      assert.deepEqual(answers.map((a) => a.id), ['x', 'x', 'x']);
+      assert.deepEqual(answers.map((a) => a.id), ['q1', 'q2', 'q3']);
       // Each queued call went out once, after the pause (one sent during it is answered 429, and fails): none
       // spent a request of the key's quota on a 429.
       assert.deepEqual(arrivals.sort(), ['first', 'q1', 'q2', 'q3']);
@@ -1082,7 +1085,7 @@ describe('UpstreamClient against a local server', () => {
     const server = createHttpServer((req, res) => {
       const answer = () => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(ACCOUNT);
+        res.end(accountAt(req.url));
       };
       if (req.url?.endsWith('/hold')) hold.hold(answer);
       else answer();
@@ -1096,9 +1099,9 @@ describe('UpstreamClient against a local server', () => {
       caller.abort();
       await assert.rejects(queued, /cancelled/);
       hold.answer();
-      assert.equal((await held).id, 'x');
+      assert.equal((await held).id, 'hold');
       // The cancelled request's turn has come and gone: the next call still finds the first connection.
-      assert.equal((await client.getAccount('next')).id, 'x');
+      assert.equal((await client.getAccount('next')).id, 'next');
       assert.equal(connections, 1);
     });
   });
