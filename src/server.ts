@@ -336,21 +336,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       body = parsed.body;
     }
     if (closed) return;
-    // A GET with nothing to run (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
-    // answer it, in open mode, that it was blocked as a possible cross-site request forgery. Only with a valid
-    // identity, so a caller without one still learns first that it needs a token.
-    if (req.method === 'GET' && !('error' in authenticated) && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {
-      return refuse(
-        400,
-        'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
-        HttpRefusalCode.BAD_REQUEST,
-      );
-    }
-    // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
-    // mutation was made upstream while its caller was told the request was refused (and a retry made it again).
-    // Asked here, with Apollo's own negotiation and answer, nothing runs.
-    if (!('error' in authenticated) && !acceptsGraphQLAnswer(headers.get('accept'))) {
-      return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
+    // Refusals of a request that has nothing to run, made only with a valid identity: a caller without one
+    // still learns first that it needs a token (the context's 401 below).
+    if (!('error' in authenticated)) {
+      // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
+      // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
+      if (req.method === 'GET' && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {
+        return refuse(
+          400,
+          'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
+          HttpRefusalCode.BAD_REQUEST,
+        );
+      }
+      // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
+      // mutation was made upstream while its caller was told the request was refused (and a retry made it
+      // again). Asked here, with Apollo's own negotiation and answer, nothing runs.
+      if (!acceptsGraphQLAnswer(headers.get('accept'))) return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
     }
     // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
     // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.

@@ -1,8 +1,8 @@
 import { HeaderMap } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
-import { HourlyRateLimit } from './hourly-rate-limit.ts';
 import { retryAfterSeconds as seconds } from '../http/retry-after.ts';
+import { HourlyRateLimit } from './hourly-rate-limit.ts';
 import { PerCaller } from './per-caller.ts';
 
 /**
