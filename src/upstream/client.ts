@@ -24,6 +24,7 @@ import {
   parseCreateConnectToken,
   parseSuccess,
   ShapeError,
+  tokenOf,
 } from './parse.ts';
 import type {
   UpstreamAccount,
@@ -186,6 +187,8 @@ interface UpstreamResponse {
   retryAfterMs: number | undefined;
   text: string;
 }
+
+const parseConnectTokens = listOf(parseConnectToken);
 
 /** The API's error code for a request whose OAuth signature it refused. */
 const SIGNATURE_REFUSED = 105;
@@ -370,7 +373,11 @@ export class UpstreamClient {
     return this.#call({
       method: 'GET',
       segments: connectTokensPath(accountId),
-      parse: listOf(parseConnectToken),
+      parse: (value) => {
+        const tokens = parseConnectTokens(value);
+        if (accountId !== null) for (const found of tokens) tokenOf(found, accountId);
+        return tokens;
+      },
       signal,
       resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
       claim,
@@ -384,6 +391,7 @@ export class UpstreamClient {
       parse: (value) => {
         const found = parseConnectToken(value);
         answeredFor(found.token, token, 'connect token');
+        if (accountId !== null) tokenOf(found, accountId);
         return found;
       },
       signal,

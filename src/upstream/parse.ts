@@ -168,6 +168,18 @@ export function answeredFor(answered: string, asked: string, what: string): void
   if (answered.toLowerCase() !== asked.toLowerCase()) throw new ShapeError(`the upstream answered with another ${what} than the one asked for`);
 }
 
+/**
+ * Checks that a connect token listed or looked up under an account belongs to it: a used one names the
+ * account its flow added a source to, which must be that account. The token's account is served to whoever
+ * may see the account it was listed under (knowing a token is the capability to read its account), so one
+ * naming another account would serve that account's addresses and sources to a caller who may not see it.
+ */
+export function tokenOf(found: UpstreamConnectToken, accountId: string): void {
+  if (found.account && found.account.id.toLowerCase() !== accountId.toLowerCase()) {
+    throw new ShapeError('the upstream answered with a connect token of another account than the one asked for');
+  }
+}
+
 export function parseAccount(value: unknown): UpstreamAccount {
   const o = object(value, 'account');
   // Written out rather than spread from embeddedFields: one object, no intermediate copy (a fan-out parses 20).

@@ -76,6 +76,41 @@ describe('upstream failures map to the contract’s codes', () => {
     assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), []);
   });
 
+  it('reports a connect token listed or looked up under an account but naming another as UPSTREAM_ERROR, that account unserved', async () => {
+    const other = stack.emulator.store.createAccount({ email: 'other@example.com', first_name: 'Other' });
+    const usedBy = (accountId: string) => ({
+      token: 'usedT0ken',
+      created: 1,
+      used: 2,
+      expires: false,
+      callback_url: 'https://app.example.com/cb',
+      account: { id: accountId, created: 1, email_addresses: [`${accountId}@example.com`], sources: [] },
+    });
+    const list = `query ($id: ID!) { account(id: $id) { connectTokens { token account { emailAddresses } } } }`;
+    const lookup = `query ($id: ID!) { account(id: $id) { connectToken(token: "usedT0ken") { token account { emailAddresses } } } }`;
+
+    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens`, method: 'GET', body: [usedBy(other.id)] });
+    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens/usedT0ken`, method: 'GET', body: usedBy(other.id) });
+    for (const query of [list, lookup]) {
+      const res = await stack.gql(query, { id });
+      assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+      assert.match(res.body.errors![0]!.message, /connect token of another account than the one asked for/);
+      assert.equal(JSON.stringify(res.body).includes(other.id), false);
+    }
+
+    // Its own account, in another case, is served.
+    stack.emulator.clearFaults();
+    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens`, method: 'GET', body: [usedBy(id.toUpperCase())] });
+    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens/usedT0ken`, method: 'GET', body: usedBy(id.toUpperCase()) });
+    for (const query of [list, lookup]) assert.deepEqual(codes(await stack.gql(query, { id })), []);
+
+    // A top-level token names whichever account its flow created.
+    stack.emulator.clearFaults();
+    stack.emulator.addFault({ path: '/connect_tokens/usedT0ken', method: 'GET', body: usedBy(other.id) });
+    const topLevel = await stack.gql(`{ connectToken(token: "usedT0ken") { account { emailAddresses } } }`);
+    assert.deepEqual(topLevel.body.data, { connectToken: { account: { emailAddresses: [`${other.id}@example.com`] } } });
+  });
+
   it('reports a body that is not the JSON expected as UPSTREAM_ERROR', async () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 200 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
