@@ -6,6 +6,7 @@ import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
+import { shortened } from './shortened.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -77,7 +78,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     if (raw === undefined) return fallback;
     const value = Number(raw);
     if (!/^\d+$/.test(raw) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw.length > 100 ? `${raw.slice(0, 100)}…` : raw}")`);
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${shortened(raw, 100)}")`);
       return fallback;
     }
     return value;

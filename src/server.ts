@@ -15,6 +15,7 @@ import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type Operatio
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
+import { shortened } from './shortened.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
 export interface GatewayOptions extends GatewayAccessOptions {
@@ -221,7 +222,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // turns a session cookie into the Bearer header (docs/auth.md); refusals and preflights included.
     res.setHeader('cache-control', 'private, no-store');
     if (!access.acceptsHost(req.headers.host)) {
-      logger.info('request refused: open mode answers loopback host names only', { requestId, host: String(req.headers.host).slice(0, 100) });
+      logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
     const url = requestUrlOf(req);
@@ -258,7 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       if (!req.complete && !res.writableFinished) return;
       logger.info('operation', {
         requestId,
-        operationName: outcome.operationName?.slice(0, 100) ?? null,
+        operationName: outcome.operationName == null ? null : shortened(outcome.operationName, 100),
         status: res.writableFinished ? res.statusCode : null,
         ...(identity === undefined ? {} : callerForLog(identity)),
         // Unanswered: the client left, unless shutdown cut the connection after its grace period.

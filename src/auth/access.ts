@@ -1,4 +1,5 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
+import { shortened } from '../shortened.ts';
 
 /**
  * Who is calling, as one verified token says, built once per request. `admin` reaches everything the
@@ -24,7 +25,7 @@ export const OPEN_IDENTITY: Identity = { kind: 'admin', subject: undefined, open
  */
 export function callerForLog(identity: Identity): { caller: 'open' | 'admin' | 'scoped'; subject?: string } {
   const caller = identity.kind === 'admin' && identity.open ? 'open' : identity.kind;
-  return identity.subject === undefined ? { caller } : { caller, subject: identity.subject.slice(0, 200) };
+  return identity.subject === undefined ? { caller } : { caller, subject: shortened(identity.subject, 200) };
 }
 
 /**

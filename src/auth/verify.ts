@@ -21,6 +21,7 @@ import { ErrorCode } from '../errors.ts';
 import { retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
+import { shortened } from '../shortened.ts';
 
 /** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
 export interface AuthSettings {
@@ -169,7 +170,7 @@ async function verifyWithKeySet(token: string, keySet: JWTVerifyGetKey, options:
 
 /** Says once (by `kid`, in `said`) that a key of the set cannot verify tokens. */
 function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId: string, logger: Logger): void {
-  const name = typeof kid === 'string' ? kid.slice(0, 100) : '(no kid)';
+  const name = typeof kid === 'string' ? shortened(kid, 100) : '(no kid)';
   if (said.has(name) || said.size >= 100) return;
   said.add(name);
   logger.warn('a key of the JWKS cannot verify tokens: the tokens it signs are refused', {

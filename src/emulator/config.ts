@@ -1,5 +1,6 @@
 import { exactOrigin, hostnameOf, isLoopbackHost } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
+import { shortened } from '../shortened.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -48,7 +49,7 @@ export function emulatorOptionsFromEnv(
   if (rawRateLimit !== undefined) {
     rateLimitPerHour = /^\d{1,10}$/.test(rawRateLimit) ? Number(rawRateLimit) : Number.NaN;
     if (!(rateLimitPerHour >= 1 && rateLimitPerHour <= 1_000_000)) {
-      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got "${rawRateLimit.slice(0, 100)}")`);
+      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got "${shortened(rawRateLimit, 100)}")`);
       rateLimitPerHour = undefined;
     }
   }
@@ -65,7 +66,7 @@ export function emulatorOptionsFromEnv(
   const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
   if (badHost !== undefined) {
     // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake.
-    const shown = badHost.includes('@') ? 'a value with an @, not shown' : `"${badHost.slice(0, 100)}"`;
+    const shown = badHost.includes('@') ? 'a value with an @, not shown' : `"${shortened(badHost, 100)}"`;
     problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got ${shown})`);
   }
   return {

@@ -9,6 +9,7 @@ import { OAuthVerifier } from './oauth.ts';
 import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { SourceCallbacks } from './source-callback.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
+import { shortened } from '../shortened.ts';
 
 /**
  * The emulator's HTTP server: a Context.IO 2.0-compatible API under `/2.0`, the connect pages under
@@ -281,7 +282,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const server = createServer((req, res) => {
     if (!servesHost(req.headers.host)) {
       req.resume();
-      const name = hostnameOf(req.headers.host ?? '').slice(0, 100);
+      const name = shortened(hostnameOf(req.headers.host ?? ''), 100);
       // 421 Misdirected Request: the client addressed this server by a name it does not answer to. (A 403
       // would reach the gateway's callers as a permission problem of theirs.)
       return sendError(res, 421, `host "${name}" is not served: the emulator answers loopback names, EMULATOR_PUBLIC_URL's host and EMULATOR_ALLOWED_HOSTS`);

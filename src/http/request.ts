@@ -3,6 +3,7 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import Negotiator from 'negotiator';
 import { ByteCollector } from '../byte-collector.ts';
+import { shortened } from '../shortened.ts';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request. */
 
@@ -22,7 +23,7 @@ export function parseGraphQLBody(text: string): ParsedBody {
     body = JSON.parse(text);
   } catch (error) {
     // V8's message names the position and quotes a few characters of the caller's own body: safe and useful.
-    const detail = error instanceof SyntaxError ? `: ${error.message.slice(0, 200)}` : '';
+    const detail = error instanceof SyntaxError ? `: ${shortened(error.message, 200)}` : '';
     return { ok: false, message: `The request body is not valid JSON${detail}` };
   }
   if (Array.isArray(body)) {

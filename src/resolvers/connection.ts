@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { argumentError } from '../errors.ts';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../schema-shape.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
+import { shortened } from '../shortened.ts';
 
 /** Checks `first` before any upstream call. */
 function pageSize(first: number | null | undefined): number {
@@ -177,7 +178,7 @@ function positionAfter(kind: string, after: string | null | undefined, anchored:
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
   if (!match || encodeCursor(kind, Number(match[1]), match[2]) !== after) {
-    throw argumentError('after', `after is not a cursor of this list with this filter: "${after.slice(0, 64)}"`);
+    throw argumentError('after', `after is not a cursor of this list with this filter: "${shortened(after, 64)}"`);
   }
   const offset = Number(match[1]) + 1;
   return match[2] === undefined ? { offset } : { offset, after: match[2] };

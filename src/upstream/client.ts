@@ -37,6 +37,7 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from './types.ts';
+import { shortened } from '../shortened.ts';
 
 export interface UpstreamClientOptions {
   /** Base URL including the version, without a trailing slash, e.g. `https://api.context.io/2.0`. */
@@ -624,7 +625,7 @@ export class UpstreamClient {
           // does not count it.
           noVerdict(permit);
           // undici's reason is fixed text (never the answer's bytes), cut short all the same.
-          const reason = error instanceof Error ? error.message.slice(0, 200) : undefined;
+          const reason = error instanceof Error ? shortened(error.message, 200) : undefined;
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
           const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, mayHaveLanded || sent)}`, info);

@@ -1,0 +1,11 @@
+/**
+ * A value quoted back in an error or a log line, cut to `max` UTF-16 code units plus an ellipsis when longer:
+ * enough to recognise, bounded whatever was sent. The cut never falls inside a surrogate pair, whose lone
+ * half JSON would carry as an escape and a terminal would show as a replacement character.
+ */
+export function shortened(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const last = text.charCodeAt(max - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
+  return `${text.slice(0, end)}…`;
+}

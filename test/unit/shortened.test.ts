@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { shortened } from '../../src/shortened.ts';
+
+describe('shortened', () => {
+  it('keeps a value up to the limit as it is', () => {
+    assert.equal(shortened('', 3), '');
+    assert.equal(shortened('abc', 3), 'abc');
+  });
+
+  it('cuts a longer value to the limit and says so with an ellipsis', () => {
+    assert.equal(shortened('abcd', 3), 'abc…');
+    assert.equal(shortened('x'.repeat(5_000), 100), `${'x'.repeat(100)}…`);
+  });
+
+  it('never leaves half a surrogate pair', () => {
+    // '😀' is two UTF-16 code units: a cut after its first would leave a lone high surrogate.
+    assert.equal(shortened('ab😀cd', 3), 'ab…');
+    assert.equal(shortened('ab😀cd', 4), 'ab😀…');
+    assert.equal(JSON.stringify(shortened('😀'.repeat(150), 201)).includes('\\u'), false);
+  });
+});
