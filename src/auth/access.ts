@@ -7,25 +7,40 @@ import { shortened } from '../shortened.ts';
  * included) plus what needs only a valid token.
  */
 export type Identity =
-  | { readonly kind: 'admin'; readonly subject: string | undefined; readonly open: boolean }
+  | { readonly kind: 'admin'; readonly issuer: string | undefined; readonly subject: string | undefined; readonly open: boolean }
   | {
       readonly kind: 'scoped';
+      readonly issuer: string | undefined;
       readonly subject: string | undefined;
       readonly accounts: ReadonlySet<string>;
-      /** Who is counted for the caller's budget of writes: its issuer and subject, or the token itself when it names no subject. */
+      /** A digest of the token's signed part when it names no subject: what tells such callers apart. */
+      readonly tokenDigest: string | undefined;
+      /** Who is counted for the caller's budgets: its issuer and subject, or the token's digest when it names no subject. */
       readonly caller: string;
     };
 
 /** The identity of every caller when the gateway runs without `AUTH_JWT_SECRET`/`AUTH_JWKS_URL`. */
-export const OPEN_IDENTITY: Identity = { kind: 'admin', subject: undefined, open: true };
+export const OPEN_IDENTITY: Identity = { kind: 'admin', issuer: undefined, subject: undefined, open: true };
+
+/** An operation's log line's account of its caller. */
+export interface CallerLogFields {
+  caller: 'open' | 'admin' | 'scoped';
+  issuer?: string;
+  subject?: string;
+  tokenDigest?: string;
+}
 
 /**
  * Who made an operation, for its log line: what an operator auditing a write or a spent budget looks up.
- * The token's subject (an identifier its issuer chose, not a credential), never the token itself.
+ * The token's issuer and subject (identifiers, not credentials), or for a scoped token without a subject
+ * the digest its budgets count it by; never the token itself. One subject from two issuers is two callers.
  */
-export function callerForLog(identity: Identity): { caller: 'open' | 'admin' | 'scoped'; subject?: string } {
-  const caller = identity.kind === 'admin' && identity.open ? 'open' : identity.kind;
-  return identity.subject === undefined ? { caller } : { caller, subject: shortened(identity.subject, 200) };
+export function callerForLog(identity: Identity): CallerLogFields {
+  const fields: CallerLogFields = { caller: identity.kind === 'admin' && identity.open ? 'open' : identity.kind };
+  if (identity.issuer !== undefined) fields.issuer = shortened(identity.issuer, 200);
+  if (identity.subject !== undefined) fields.subject = shortened(identity.subject, 200);
+  if (identity.kind === 'scoped' && identity.tokenDigest !== undefined) fields.tokenDigest = identity.tokenDigest;
+  return fields;
 }
 
 /**

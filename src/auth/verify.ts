@@ -283,11 +283,13 @@ export function identityOf(payload: JWTPayload, token: string): Identity {
     throw unauthenticated('The token\'s "sub" claim must be a string (or a number)');
   }
   const subject = sub === undefined || sub === '' ? undefined : String(sub);
+  // Validated by jose where an issuer is required; otherwise only logged, so any other shape is left out.
+  const issuer = typeof payload.iss === 'string' && payload.iss !== '' ? payload.iss : undefined;
   const scope = payload['scope'];
   if (scope !== undefined && typeof scope !== 'string') {
     throw unauthenticated('The token\'s "scope" claim must be a space-separated string');
   }
-  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', subject, open: false };
+  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', issuer, subject, open: false };
   const accounts = payload['accounts'];
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
     throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
@@ -295,9 +297,9 @@ export function identityOf(payload: JWTPayload, token: string): Identity {
   // Subjects are unique per issuer; a token without one is counted on its own, by a digest of what is signed
   // (no token is kept): the signature can be respelt and still verify (a trailing `=`, unused low bits of its
   // last character, ES256's mirrored S), and each spelling would be a new caller.
-  const signed = token.slice(0, token.lastIndexOf('.'));
-  const caller = subject === undefined ? `token ${createHash('sha256').update(signed).digest('base64url')}` : JSON.stringify([payload.iss ?? null, subject]);
-  return { kind: 'scoped', subject, accounts: new Set((accounts as string[] | undefined) ?? []), caller };
+  const tokenDigest = subject === undefined ? createHash('sha256').update(token.slice(0, token.lastIndexOf('.'))).digest('base64url') : undefined;
+  const caller = tokenDigest !== undefined ? `token ${tokenDigest}` : JSON.stringify([payload.iss ?? null, subject]);
+  return { kind: 'scoped', issuer, subject, accounts: new Set((accounts as string[] | undefined) ?? []), tokenDigest, caller };
 }
 
 /** jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. */

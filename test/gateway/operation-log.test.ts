@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
 import { connect } from 'node:net';
@@ -123,6 +124,32 @@ describe('the operation log line', () => {
       assert.deepEqual([entry!['status'], entry!['errors'], entry!['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
       assert.equal('caller' in entry!, false, 'a refused token names nobody');
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
+    } finally {
+      await authed.close();
+    }
+  });
+
+  it('names a token’s issuer and subject, or for a scoped token without a subject the digest its budgets count it by; never the token', async () => {
+    const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: SECRET } } });
+    try {
+      const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+      const admin = await hsToken({ iss: 'https://id.example.com', sub: 'ops-1', scope: 'contextio:admin' });
+      const user = await hsToken({ iss: 'https://id.example.com', sub: 'user-1', accounts: [] });
+      const service = await hsToken({ accounts: ['0123456789abcdef01234567'] });
+      const otherService = await hsToken({ accounts: ['76543210fedcba9876543210'] });
+      for (const token of [admin, user, service, service, otherService]) assert.equal((await authed.gql('{ __typename }', {}, bearer(token))).status, 200);
+      const entries = await exactOperationLines(5, authed.gateway, authed.lines);
+      const said = entries.map((entry) => [entry['caller'], entry['issuer'], entry['subject'], entry['tokenDigest']]);
+      const digest = (token: string) => createHash('sha256').update(token.slice(0, token.lastIndexOf('.'))).digest('base64url');
+      assert.deepEqual(said, [
+        ['admin', 'https://id.example.com', 'ops-1', undefined],
+        ['scoped', 'https://id.example.com', 'user-1', undefined],
+        ['scoped', undefined, undefined, digest(service)],
+        ['scoped', undefined, undefined, digest(service)],
+        ['scoped', undefined, undefined, digest(otherService)],
+      ]);
+      assert.notEqual(digest(service), digest(otherService));
+      for (const token of [admin, user, service, otherService]) assert.equal(authed.lines.join('\n').includes(token.split('.')[2]!), false);
     } finally {
       await authed.close();
     }
