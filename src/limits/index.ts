@@ -57,6 +57,11 @@ const CHECKS = [
  */
 export const MAX_ALIAS_LENGTH = 128;
 
+/** A measured figure as the refusal and its log line show it: Infinity (measuring stopped) is `unbounded`, where JSON would write null. */
+function shownFigure(value: number): number | 'unbounded' {
+  return Number.isFinite(value) ? value : 'unbounded';
+}
+
 /** The `QUERY_TOO_COMPLEX` error for the first limit the measure exceeds, or `undefined` when within all. */
 export function checkLimits(measure: OperationMeasure, limits: OperationLimits): GraphQLError | undefined {
   if (measure.selectionsVisited > MAX_SELECTIONS_VISITED) {
@@ -74,7 +79,7 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
     const value = measure[check.measure];
     const maximum = limits[check.limit];
     if (value > maximum) {
-      const shown = Number.isFinite(value) ? value : 'unbounded';
+      const shown = shownFigure(value);
       return tooComplex(`${check.label} ${shown}, more than the maximum of ${maximum} (${check.setting})`, check.setting, shown, maximum);
     }
   }
@@ -134,7 +139,7 @@ export function operationLimitsPlugin(
               aliases: measure.aliases,
               longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,
-              cost: measure.cost,
+              cost: shownFigure(measure.cost),
               selectionsVisited: measure.selectionsVisited,
             });
             throw refusal;

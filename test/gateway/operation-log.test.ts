@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
+import { doublingDocument } from '../helpers/documents.ts';
 import { eventually, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
@@ -153,6 +154,13 @@ describe('the operation log line', () => {
     } finally {
       await authed.close();
     }
+  });
+
+  it('says a document it stopped measuring has an unbounded cost (JSON would write Infinity as null)', async () => {
+    const res = await stack.gql(doublingDocument(15), {});
+    assert.equal(res.status, 400);
+    const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'operation refused as too complex');
+    assert.deepEqual([refused?.['limit'], refused?.['cost']], ['MERGED_SELECTIONS', 'unbounded']);
   });
 
   it('names the setting of the limit that refused an operation, where its code alone does not say which', async () => {

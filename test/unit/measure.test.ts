@@ -4,6 +4,7 @@ import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { checkLimits, DEFAULT_OPERATION_LIMITS } from '../../src/limits/index.ts';
 import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
+import { doublingDocument } from '../helpers/documents.ts';
 
 const schema = buildSchema();
 
@@ -18,24 +19,6 @@ function itemCostsByField(query: string): number[] {
   const costs = new Map<string, number>();
   for (const [node, cost] of measure(query).assumedListItemCosts) costs.set(node.name.value, Math.max(costs.get(node.name.value) ?? 0, cost));
   return [...costs.values()];
-}
-
-/**
- * A document whose sets of merged selections double at each level (choosing alias `a` starts a chain of
- * fragments that keeps merging into both keys below): 15 levels are 2,890 tokens, within MAX_QUERY_TOKENS.
- */
-function doublingDocument(levels: number): string {
-  const parts = ['{ account(id: "x") { ...M1 } }'];
-  for (let i = 1; i <= levels; i++) {
-    const next = i < levels ? `...M${i + 1}` : 'id';
-    const chain = i < levels ? ` ...C${i}_${i + 1}` : '';
-    parts.push(`fragment M${i} on Account { a: connectTokens { account { ${next}${chain} } } connectTokens { account { ${next} } } }`);
-    for (let j = i + 1; j <= levels; j++) {
-      const inner = j < levels ? `...C${i}_${j + 1}` : 'id';
-      parts.push(`fragment C${i}_${j} on Account { a: connectTokens { account { ${inner} } } connectTokens { account { ${inner} } } }`);
-    }
-  }
-  return parts.join('\n');
 }
 
 const FLAT = '{ accounts(first: 100) { nodes { id firstName lastName sources { label status email } connectTokens { token used email } } } }';
