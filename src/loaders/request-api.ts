@@ -78,6 +78,16 @@ export class RequestApi {
     return this.#accountLoader().load(id);
   }
 
+  /**
+   * The accounts list's access check, which its resolver makes before it reads `after`: a cursor is checked
+   * against the list's filter under the gateway's key, so read first, its refusal (BAD_USER_INPUT) or its
+   * acceptance (then FORBIDDEN) told a caller who may not list accounts whether a guessed filter (an email
+   * address) was the one a leaked cursor was written for, and so that an account with that address exists.
+   */
+  requireAccountList(): void {
+    this.#guard.requireAdmin('accounts');
+  }
+
   async accountPage(query: AccountPageQuery): Promise<UpstreamAccount[]> {
     this.#guard.requireAdmin('accounts');
     this.#accountPages ??= resourceLoader(

@@ -19,6 +19,8 @@ export const Query: QueryResolvers = {
     // The upstream matches a whole address; an empty one it takes for no filter at all, and answered every account.
     const address = filter?.email == null ? undefined : email(filter.email, 'filter.email');
     const filterValues: AccountFilterValues = { email: address, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
+    // Before the cursor is read, which would tell whether a guessed filter is a leaked cursor's (RequestApi).
+    api.requireAccountList();
     const window = pageWindow(accountsCursorKind(filterValues, cursorKey), first, after);
     const page = await api.accountPage({ limit: upstreamLimit(window), offset: window.offset, ...filterValues });
     return pageFromUpstream(page.map(fullAccount), window);

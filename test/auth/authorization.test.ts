@@ -263,6 +263,22 @@ describe('per-account scope', () => {
       assert.equal(stack.emulator.store.listAccounts().length, 2);
     });
 
+    test('a cursor an admin was given tells a scoped caller nothing of its filter: FORBIDDEN whatever filter it is tried with', async () => {
+      // The cursor of a filtered list carries a keyed digest of its filter, so that one leaked into a log or a
+      // URL does not say which address was looked up, nor that an account has it.
+      const page = await stack.gql('{ accounts(filter: { email: "other@example.com" }, first: 1) { pageInfo { endCursor } } }', admin);
+      const cursor = (page.body.data!['accounts'] as { pageInfo: { endCursor: string } }).pageInfo.endCursor;
+      stack.upstreamCalls();
+      const query = 'query($email: String, $after: String) { accounts(filter: { email: $email }, after: $after) { nodes { id } } }';
+      const answers = [];
+      for (const guess of ['other@example.com', 'nobody@example.com']) {
+        const response = await stack.gql(query, caller, { email: guess, after: cursor });
+        assertForbidden(response, [['accounts']]);
+        answers.push(response.body);
+      }
+      assert.deepEqual(answers[0], answers[1]);
+    });
+
     test('the admin scope reaches everything, payloads included', async () => {
       const lists = await stack.gql('{ accounts { nodes { id } } connectTokens { nodes { token } } }', admin);
       assert.deepEqual(codes(lists), []);
