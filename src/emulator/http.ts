@@ -21,11 +21,17 @@ export class HttpError extends Error {
   }
 }
 
-/** Responses that must not be answered before a time (`performance.now()`): see `FaultRule.answerAfterMs`. */
-const answerNotBefore = new WeakMap<ServerResponse, number>();
+/** Answers held back until released (`FaultRule.answerAfterMs`), with the write that waits for the release. */
+const heldAnswers = new WeakMap<ServerResponse, { released: boolean; write?: () => void }>();
 
-export function holdAnswer(res: ServerResponse, notBefore: number): void {
-  answerNotBefore.set(res, notBefore);
+/** Holds `res`'s answer until the returned function is called; an answer ready by then is sent at once. */
+export function holdAnswer(res: ServerResponse): () => void {
+  const held: { released: boolean; write?: () => void } = { released: false };
+  heldAnswers.set(res, held);
+  return () => {
+    held.released = true;
+    held.write?.();
+  };
 }
 
 /** Responses whose answer is never sent: the connection is closed instead (`FaultRule.drop`). */
@@ -52,7 +58,7 @@ export function sendHtml(res: ServerResponse, status: number, html: string, head
   }, html);
 }
 
-/** Writes a whole answer, no sooner than `holdAnswer` said, or closes the connection instead (`dropAnswer`). */
+/** Writes a whole answer, once `holdAnswer`'s hold is released, or closes the connection instead (`dropAnswer`). */
 function send(res: ServerResponse, status: number, headers: Record<string, string>, text: string): void {
   if (res.headersSent || res.destroyed) return;
   const write = () => {
@@ -64,10 +70,9 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
     res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
     res.end(text);
   };
-  const wait = (answerNotBefore.get(res) ?? 0) - performance.now();
-  if (wait <= 0) return write();
-  const timer = setTimeout(write, wait);
-  res.once('close', () => clearTimeout(timer));
+  const held = heldAnswers.get(res);
+  if (!held || held.released) return write();
+  held.write ??= write;
 }
 
 /** Answers the upstream's error body. */

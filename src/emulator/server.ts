@@ -38,6 +38,12 @@ export interface EmulatorOptions {
   onSourceCallbackFailed?: (error: Error) => void;
   /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
   now?: () => number;
+  /**
+   * The timer of the injected faults' waits (`latencyMs`, `answerAfterMs`): calls `callback` after `ms` and
+   * returns what cancels it. Default: `setTimeout`. A test passes its own to see each wait asked for, and how
+   * long, and to end it when it chooses instead of waiting it out.
+   */
+  faultTimer?: FaultTimer;
   /** The request log shows this many entries at most, the latest (default 100 000). */
   requestLogLimit?: number;
   /**
@@ -59,6 +65,8 @@ export interface EmulatorOptions {
    */
   rateLimitPerHour?: number;
 }
+
+export type FaultTimer = (callback: () => void, ms: number) => () => void;
 
 export interface EmulatorRequestLogEntry {
   method: string;
@@ -145,9 +153,16 @@ interface ActiveFault {
   remaining: number;
 }
 
+/** The faults' timer outside tests: real time. */
+const realTimer: FaultTimer = (callback, ms) => {
+  const timer = setTimeout(callback, ms);
+  return () => clearTimeout(timer);
+};
+
 /** Starts an emulator and resolves once it listens. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const now = options.now ?? Date.now;
+  const faultTimer = options.faultTimer ?? realTimer;
   const host = options.host ?? '127.0.0.1';
   /** Set once listening: whether a `Host` is answered depends on the address actually bound. */
   let servesHost: (header: string | undefined) => boolean = () => false;
@@ -254,9 +269,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
     const fault = takeFault(method, entry.path);
     if (fault) {
-      if (fault.answerAfterMs && fault.answerAfterMs > 0) holdAnswer(res, performance.now() + fault.answerAfterMs);
+      // The answer's wait runs from arrival, whatever handling takes; a request closed first has its wait cancelled.
+      if (fault.answerAfterMs && fault.answerAfterMs > 0) res.once('close', faultTimer(holdAnswer(res), fault.answerAfterMs));
       if (fault.latencyMs && fault.latencyMs > 0) {
-        await delayUnlessClosed(fault.latencyMs, res);
+        await delayUnlessClosed(faultTimer, fault.latencyMs, res);
         if (res.destroyed || res.writableEnded) return;
       }
       if (fault.hang) return; // answered by nobody: ends when the client or close() drops the socket
@@ -376,15 +392,15 @@ function displayHost(address: string): string {
   return address;
 }
 
-/** Waits `ms`, returning early if the response closes meanwhile (client gone or emulator closing). */
-function delayUnlessClosed(ms: number, res: ServerResponse): Promise<void> {
+/** Waits `ms` on `timer`, returning early if the response closes meanwhile (client gone or emulator closing). */
+function delayUnlessClosed(timer: FaultTimer, ms: number, res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
-      clearTimeout(timer);
+      cancel();
       res.off('close', done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const cancel = timer(done, ms);
     res.once('close', done);
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { api, emulatorFor, waitFor } from './helpers.ts';
+import { api, emulatorFor, manualFaultTimer, waitFor } from './helpers.ts';
 
 const ADA = '52daabefcea6f9c35a4a0997';
 
@@ -57,17 +57,25 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await api(emu, '/accounts')).status, 200);
   });
 
+  // The faults' waits run on a timer of the test's own: each is seen asked for, with its length, and ended when
+  // the test fires it. That a held request was not answered before is shown by a request without the fault,
+  // sent and answered meanwhile: the held one, answered early, would be in the request log by then.
+
   test('latency delays the answer and counts as in flight', async (t) => {
-    const emu = await emulatorFor(t);
+    const { timer, waiting, fireAll } = manualFaultTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/accounts', latencyMs: 150 });
-    const started = Date.now();
     const pending = Promise.all([api(emu, '/accounts'), api(emu, '/accounts'), api(emu, '/accounts')]);
-    await waitFor(() => emu.inFlight === 3);
+    await waitFor(() => waiting().length === 3);
+    assert.deepEqual(waiting(), [150, 150, 150]);
+    assert.equal(emu.inFlight, 3);
+    assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200);
+    assert.deepEqual(emu.requests.map((r) => r.path), [`/accounts/${ADA}`], 'the delayed ones are still unanswered');
+    fireAll();
     const results = await pending;
-    assert.ok(Date.now() - started >= 140);
     assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
     assert.equal(emu.inFlight, 0);
-    assert.equal(emu.peakInFlight, 3);
+    assert.equal(emu.peakInFlight, 4);
     emu.resetPeak();
     assert.equal(emu.peakInFlight, 0);
     await api(emu, `/accounts/${ADA}`);
@@ -75,40 +83,51 @@ describe('faults, request log and in-flight counters', () => {
   });
 
   test('latency then status', async (t) => {
-    const emu = await emulatorFor(t);
+    const { timer, waiting, fireAll } = manualFaultTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/connect_tokens', latencyMs: 80, status: 500, times: 1 });
-    const started = Date.now();
-    assert.equal((await api(emu, '/connect_tokens')).status, 500);
-    assert.ok(Date.now() - started >= 70);
+    const pending = api(emu, '/connect_tokens');
+    await waitFor(() => waiting().length === 1);
+    assert.deepEqual(waiting(), [80]);
+    assert.equal((await api(emu, '/accounts')).status, 200);
+    assert.deepEqual(emu.requests.map((r) => r.path), ['/accounts'], 'the delayed one is still unanswered');
+    fireAll();
+    assert.equal((await pending).status, 500);
   });
 
   test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
-    const emu = await emulatorFor(t);
+    const { timer, waiting, fireAll } = manualFaultTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ method: 'POST', path: `/accounts/${ADA}`, answerAfterMs: 1500, times: 1 });
-    const started = Date.now();
     let answered = false;
     const update = api(emu, `/accounts/${ADA}`, { form: { first_name: 'Held' } }).finally(() => (answered = true));
-    // Handled on arrival: the change shows while its own answer still waits.
-    let firstName: unknown;
-    while (firstName !== 'Held' && Date.now() - started < 1500) {
-      firstName = ((await api(emu, `/accounts/${ADA}`)).body as { first_name?: unknown }).first_name;
-    }
-    assert.equal(firstName, 'Held');
-    assert.equal(answered, false, 'the update is still unanswered');
+    // Handled on arrival: the change shows while its own answer still waits, its wait asked for as it arrived.
+    await waitFor(() => emu.store.getAccount(ADA)?.first_name === 'Held');
+    assert.deepEqual(waiting(), [1500]);
+    assert.equal(((await api(emu, `/accounts/${ADA}`)).body as { first_name?: unknown }).first_name, 'Held');
+    assert.deepEqual(emu.requests.map((r) => r.method), ['GET'], 'the update is still unanswered');
+    assert.equal(answered, false);
+    fireAll();
     const res = await update;
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { success: true });
-    assert.ok(Date.now() - started >= 1490, 'answered no sooner than 1500 ms after arrival');
   });
 
   test('answerAfterMs holds each of concurrent requests', async (t) => {
-    const emu = await emulatorFor(t);
+    const { timer, waiting, fireAll } = manualFaultTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: /^\/accounts\/[0-9a-f]{24}$/, answerAfterMs: 200 });
-    const started = Date.now();
-    const results = await Promise.all(Array.from({ length: 10 }, () => api(emu, `/accounts/${ADA}`)));
+    const pending = Promise.all(Array.from({ length: 10 }, () => api(emu, `/accounts/${ADA}`)));
+    // All ten held at once, each with a wait of its own.
+    await waitFor(() => waiting().length === 10);
+    assert.deepEqual(waiting(), Array(10).fill(200));
+    assert.equal(emu.inFlight, 10);
+    assert.equal((await api(emu, '/accounts')).status, 200);
+    assert.deepEqual(emu.requests.map((r) => r.path), ['/accounts'], 'the held ones are still unanswered');
+    fireAll();
+    const results = await pending;
     assert.deepEqual(results.map((r) => r.status), Array(10).fill(200));
-    assert.ok(Date.now() - started >= 190);
-    assert.equal(emu.peakInFlight, 10);
+    assert.equal(emu.peakInFlight, 11);
   });
 
   // A close() kept waiting by the held answer (60 s) fails at the time limit.
