@@ -658,25 +658,41 @@ describe('UpstreamClient against a local server', () => {
     });
   });
 
-  it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async () => {
+  it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
-    // fourth goes out at ~1.8 s and is cut at 2, and the rest never go out. None says the upstream is down.
-    const server = createHttpServer((req, res) => setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)), 600));
-    const lines: string[] = [];
-    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) }, async (client) => {
-      const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
-      // The first is answered at ~0.6 s. The fourth to sixth cannot be answered before 2.4 s (each answer
-      // comes 600 ms after its request, and one request is out at a time): they time out. Not asserted
-      // one way or the other: the second and third, answered at ~1.2 and ~1.8 s on a machine keeping up,
-      // the third past the 2 s deadline on a busy one. Whichever it is, the answered ones come first.
-      const answered = results.filter((r) => r.status === 'fulfilled').length;
-      assert.ok(answered >= 1 && answered <= 3, `${answered} answered`);
-      assert.deepEqual(
-        results.map((r) => (r.status === 'fulfilled' ? 'answered' : (r.reason as Error).message)),
-        [...Array<string>(answered).fill('answered'), ...Array<string>(6 - answered).fill('The upstream did not answer within 2000 ms')],
-      );
-      assert.equal(client.breakerState, 'closed', lines.join('\n'));
+    // first three are answered at 0.6, 1.2 and 1.8 s, the fourth goes out at 1.8 s and is cut at 2, and the
+    // rest never go out. None says the upstream is down. The time is the test's, so that a busy machine cannot
+    // change which calls are answered: the client's clock (`performance.now`) moves on as each request
+    // arrives (and by a microsecond at each reading, as time does between two events), and its calls' 2 s
+    // deadlines (timers, mocked) pass once the fourth has arrived.
+    const realNow = performance.now.bind(performance);
+    let now = realNow();
+    performance.now = () => (now += 0.001);
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    let arrived = 0;
+    const server = createHttpServer((req, res) => {
+      if (++arrived <= 3) {
+        now += 600;
+        res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      } else {
+        now += 200;
+        t.mock.timers.tick(2_000);
+      }
     });
+    const lines: string[] = [];
+    try {
+      await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) }, async (client) => {
+        const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
+        assert.deepEqual(
+          results.map((r) => (r.status === 'fulfilled' ? 'answered' : (r.reason as Error).message)),
+          [...Array<string>(3).fill('answered'), ...Array<string>(3).fill('The upstream did not answer within 2000 ms')],
+        );
+        assert.equal(arrived, 4, 'the fifth and sixth never went out');
+        assert.equal(client.breakerState, 'closed', lines.join('\n'));
+      });
+    } finally {
+      performance.now = realNow;
+    }
   });
 
   it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async () => {
