@@ -1,11 +1,12 @@
-import { createServer, ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { HeaderMap } from '@apollo/server';
 import { createApollo } from './apollo.ts';
 import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
+import { createConnections } from './http/connections.ts';
 import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { createIde } from './ide/index.ts';
@@ -111,87 +112,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   const inFlight = new Set<OperationScope>();
   let shuttingDown = false;
-  /**
-   * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
-   * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun
-   * before has promised to keep its connection; the idle sweep closes it once it is idle.) Not while other
-   * answers wait behind it on the connection (pipelining): Node would drop them, their operations done; the
-   * last of them closes it.
-   */
-  class GatewayResponse extends ServerResponse {
-    override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-      const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
-      if (shuttingDown && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
-      // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host) closes
-      // its connection: Node would otherwise read and discard the rest, however long, until the request's
-      // deadline (gigabytes in a test). A body the gateway reads is all in before its answer begins.
-      if (!this.headersSent && !this.req.complete && hasBody(this.req)) this.setHeader('connection', 'close');
-      if (!this.headersSent) watchForStall(this);
-      // Node reads the headers from either position, as its own writeHead is called.
-      return super.writeHead(statusCode, statusMessage as string | undefined, headers);
-    }
-  }
-  /**
-   * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
-   * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
-   * of the write resets, so a steady client is cut only when slower than ~11 KB/s (why: DEFAULTS.
-   * answerStallTimeoutMs). Disarmed at the end, before Node arms its keep-alive timer on the same socket.
-   */
-  const answerStallTimeoutMs = options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs;
-  const stalledAnswers = new WeakSet<ServerResponse>();
-  const watchForStall = (res: ServerResponse) => {
-    const socket = res.socket;
-    if (!socket) {
-      // Queued behind another answer on its connection (pipelining): watched from its turn.
-      res.once('socket', () => watchForStall(res));
-      return;
-    }
-    socket.setTimeout(answerStallTimeoutMs);
-    const onStall = () => {
-      // Those queued behind it on the connection go with it, for the same reason.
-      for (const cut of openBySocket.get(socket) ?? [res]) stalledAnswers.add(cut);
-      res.destroy();
-    };
-    res.once('timeout', onStall);
-    res.once('prefinish', () => {
-      socket.setTimeout(0);
-      res.off('timeout', onStall);
-    });
-  };
-  /**
-   * Responses not yet closed, by connection. Node 20 never closes a response queued behind another on a
-   * connection (pipelining) when that connection drops; those are closed here, so their operations stop and
-   * their log lines are written.
-   */
-  const openBySocket = new WeakMap<Socket, Set<ServerResponse>>();
-  const trackUntilClosed = (socket: Socket, res: ServerResponse) => {
-    let open = openBySocket.get(socket);
-    if (open === undefined) {
-      const responses = new Set<ServerResponse>();
-      open = responses;
-      openBySocket.set(socket, responses);
-      // After Node's own close of the response it was writing, which comes in the same turn; as Node closes
-      // one (destroyed, and marked closed, so that whatever waits on it with `finished()` sees it end).
-      socket.once('close', () =>
-        setImmediate(() => {
-          for (const left of [...responses]) {
-            try {
-              left.destroy();
-              (left as unknown as { _closed: boolean })._closed = true;
-              left.emit('close');
-            } catch (error) {
-              // One response's cleanup failing must not leave the others open.
-              logger.error('closing a response its connection dropped failed', { error: messageOf(error) });
-            }
-          }
-        }),
-      );
-    }
-    const responses = open;
-    responses.add(res);
-    res.once('close', () => responses.delete(res));
-    return responses.size;
-  };
+  const connections = createConnections({
+    logger,
+    answerStallTimeoutMs: options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs,
+    shuttingDown: () => shuttingDown,
+  });
   /** Set when shutdown cuts the connections still open after its grace period. */
   let connectionsCut = false;
   /** Called, during shutdown, once the last operation's response has closed (its log line written). */
@@ -263,7 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         status: res.writableFinished ? res.statusCode : null,
         ...(identity === undefined ? {} : callerForLog(identity)),
         // Unanswered: the client left, unless shutdown cut the connection after its grace period.
-        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : stalledAnswers.has(res) ? { answerStalled: true } : { clientWentAway: true }),
+        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
@@ -408,26 +333,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
     {
-      ServerResponse: GatewayResponse,
+      ServerResponse: connections.Response,
       requestTimeout: requestReceiveTimeoutMs,
       headersTimeout: requestReceiveTimeoutMs,
       // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
     },
     (req, res) => {
-      if (trackUntilClosed(req.socket, res) > MAX_PIPELINED) {
-        // The rest of what it sent in the same read may still arrive here: said once.
-        if (req.socket.destroyed) return;
-        // Node runs every request a connection pipelines at once: 3,000 sent in one write ran 3,000
-        // operations, holding every upstream connection from other clients. A client waits for answers long
-        // before this many; one that does not loses its connection, and its operations stop with it.
-        logger.warn('connection closed: it pipelined more requests than the gateway runs at once for one connection', {
-          requestId: requestIdOf(req),
-          maximum: MAX_PIPELINED,
-        });
-        req.socket.destroy();
-        return;
-      }
+      if (!connections.admit(req, res)) return;
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
@@ -513,9 +426,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-/** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
-const MAX_PIPELINED = 32;
-
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
@@ -534,10 +444,4 @@ function bytesOver(text: string, maximum: number): number | undefined {
   if (text.length * 3 <= maximum) return undefined;
   const bytes = Buffer.byteLength(text);
   return bytes > maximum ? bytes : undefined;
-}
-
-/** Whether a request comes with a body (framed by its length, or chunked). */
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

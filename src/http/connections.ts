@@ -1,0 +1,137 @@
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { messageOf, type Logger } from '../logger.ts';
+import { requestIdOf } from './request.ts';
+
+/** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
+const MAX_PIPELINED = 32;
+
+export interface ConnectionsOptions {
+  logger: Logger;
+  /** How long an answer may wait for its client to take any of it (GatewayOptions.answerStallTimeoutMs). */
+  answerStallTimeoutMs: number;
+  /** Whether shutdown (or its drain) has begun: from then each answer closes its connection. */
+  shuttingDown(): boolean;
+}
+
+/** What the gateway's connections carry at once: the responses open on each, and their answers' progress. */
+export interface Connections {
+  /** The `ServerResponse` class for `createServer`: decides, as each answer begins, whether it closes its connection, and watches it for a stall. */
+  readonly Response: typeof ServerResponse<IncomingMessage>;
+  /**
+   * Tracks a new request's response until it closes; false when its connection now has more than
+   * MAX_PIPELINED open, which destroys the connection (the request is then not to be handled).
+   */
+  admit(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Whether `res` was cut because an answer on its connection took too long to be taken (its log line says so). */
+  answerStalled(res: ServerResponse): boolean;
+}
+
+export function createConnections(options: ConnectionsOptions): Connections {
+  const { logger, answerStallTimeoutMs, shuttingDown } = options;
+  /**
+   * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
+   * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun
+   * before has promised to keep its connection; the idle sweep closes it once it is idle.) Not while other
+   * answers wait behind it on the connection (pipelining): Node would drop them, their operations done; the
+   * last of them closes it.
+   */
+  class GatewayResponse extends ServerResponse {
+    override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
+      const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
+      if (shuttingDown() && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
+      // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host) closes
+      // its connection: Node would otherwise read and discard the rest, however long, until the request's
+      // deadline (gigabytes in a test). A body the gateway reads is all in before its answer begins.
+      if (!this.headersSent && !this.req.complete && hasBody(this.req)) this.setHeader('connection', 'close');
+      if (!this.headersSent) watchForStall(this);
+      // Node reads the headers from either position, as its own writeHead is called.
+      return super.writeHead(statusCode, statusMessage as string | undefined, headers);
+    }
+  }
+  /**
+   * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
+   * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
+   * of the write resets, so a steady client is cut only when slower than ~11 KB/s (why: DEFAULTS.
+   * answerStallTimeoutMs). Disarmed at the end, before Node arms its keep-alive timer on the same socket.
+   */
+  const stalledAnswers = new WeakSet<ServerResponse>();
+  const watchForStall = (res: ServerResponse) => {
+    const socket = res.socket;
+    if (!socket) {
+      // Queued behind another answer on its connection (pipelining): watched from its turn.
+      res.once('socket', () => watchForStall(res));
+      return;
+    }
+    socket.setTimeout(answerStallTimeoutMs);
+    const onStall = () => {
+      // Those queued behind it on the connection go with it, for the same reason.
+      for (const cut of openBySocket.get(socket) ?? [res]) stalledAnswers.add(cut);
+      res.destroy();
+    };
+    res.once('timeout', onStall);
+    res.once('prefinish', () => {
+      socket.setTimeout(0);
+      res.off('timeout', onStall);
+    });
+  };
+  /**
+   * Responses not yet closed, by connection. Node 20 never closes a response queued behind another on a
+   * connection (pipelining) when that connection drops; those are closed here, so their operations stop and
+   * their log lines are written.
+   */
+  const openBySocket = new WeakMap<Socket, Set<ServerResponse>>();
+  const trackUntilClosed = (socket: Socket, res: ServerResponse) => {
+    let open = openBySocket.get(socket);
+    if (open === undefined) {
+      const responses = new Set<ServerResponse>();
+      open = responses;
+      openBySocket.set(socket, responses);
+      // After Node's own close of the response it was writing, which comes in the same turn; as Node closes
+      // one (destroyed, and marked closed, so that whatever waits on it with `finished()` sees it end).
+      socket.once('close', () =>
+        setImmediate(() => {
+          for (const left of [...responses]) {
+            try {
+              left.destroy();
+              (left as unknown as { _closed: boolean })._closed = true;
+              left.emit('close');
+            } catch (error) {
+              // One response's cleanup failing must not leave the others open.
+              logger.error('closing a response its connection dropped failed', { error: messageOf(error) });
+            }
+          }
+        }),
+      );
+    }
+    const responses = open;
+    responses.add(res);
+    res.once('close', () => responses.delete(res));
+    return responses.size;
+  };
+
+  return {
+    Response: GatewayResponse,
+    admit(req, res) {
+      if (trackUntilClosed(req.socket, res) <= MAX_PIPELINED) return true;
+      // The rest of what it sent in the same read may still arrive here: said once.
+      if (req.socket.destroyed) return false;
+      // Node runs every request a connection pipelines at once: 3,000 sent in one write ran 3,000
+      // operations, holding every upstream connection from other clients. A client waits for answers long
+      // before this many; one that does not loses its connection, and its operations stop with it.
+      logger.warn('connection closed: it pipelined more requests than the gateway runs at once for one connection', {
+        requestId: requestIdOf(req),
+        maximum: MAX_PIPELINED,
+      });
+      req.socket.destroy();
+      return false;
+    },
+    answerStalled: (res) => stalledAnswers.has(res),
+  };
+}
+
+/** Whether a request comes with a body (framed by its length, or chunked). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
