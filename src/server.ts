@@ -9,6 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections } from './http/connections.ts';
 import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
+import { Shutdown } from './http/shutdown.ts';
 import { createIde } from './ide/index.ts';
 import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
@@ -107,20 +108,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       upstreamTimeoutMs: options.upstreamTimeoutMs,
     });
   }
-  const shutdownGraceMs = options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs;
-  const shutdownDrainMs = options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs;
-  /** The operations being answered, to wait for (and at worst abort) on shutdown. */
-  const inFlight = new Set<OperationScope>();
-  let shuttingDown = false;
+  const shutdown = new Shutdown({
+    logger,
+    drainMs: options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs,
+    graceMs: options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
+  });
   const connections = createConnections({
     logger,
     answerStallTimeoutMs: options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs,
-    shuttingDown: () => shuttingDown,
+    shuttingDown: () => shutdown.begun,
   });
-  /** Set when shutdown cuts the connections still open after its grace period. */
-  let connectionsCut = false;
-  /** Called, during shutdown, once the last operation's response has closed (its log line written). */
-  let allClosed: (() => void) | undefined;
 
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
@@ -156,8 +153,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (url.pathname === '/healthz') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
-      // every answer during shutdown, this one closes its connection (GatewayResponse).
-      if (shuttingDown) return sendJson(res, 503, { status: 'shutting down' });
+      // every answer during shutdown, this one closes its connection (GatewayResponse, http/connections.ts).
+      if (shutdown.begun) return sendJson(res, 503, { status: 'shutting down' });
       return sendJson(res, 200, { status: 'ok' });
     }
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
@@ -188,7 +185,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         status: res.writableFinished ? res.statusCode : null,
         ...(identity === undefined ? {} : callerForLog(identity)),
         // Unanswered: the client left, unless shutdown cut the connection after its grace period.
-        ...(res.writableFinished ? {} : connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
+        ...(res.writableFinished ? {} : shutdown.connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
         ms: Math.round((performance.now() - started) * 10) / 10,
         upstreamRequests: operation.requests,
         ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
@@ -232,7 +229,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
       // up shutdown.
       operation.abort(OPERATION_OVER);
-      if (inFlight.delete(operation) && inFlight.size === 0) allClosed?.();
+      shutdown.operationClosed(operation);
     });
     const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
       (identity) => ({ identity }),
@@ -281,7 +278,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
     // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
-    inFlight.add(operation);
+    shutdown.operationStarted(operation);
     deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
 
     // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
@@ -370,48 +367,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
-    // From here /healthz answers 503 and each answer closes its connection (see GatewayResponse).
-    shuttingDown = true;
-    if (shutdownDrainMs > 0) {
-      logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: shutdownDrainMs });
-      await new Promise((resolve) => setTimeout(resolve, shutdownDrainMs));
-    }
-    // Node's close() also closes the connections it takes to be idle. One whose next request is already in
-    // the socket, unread because the process was busy, looks idle until its data is read: deferred to the
-    // check phase, after the poll phase reads what has arrived, the close spares it.
-    await new Promise((resolve) => setImmediate(resolve));
-    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    const grace = setTimeout(() => {
-      if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
-      for (const operation of inFlight) {
-        try {
-          operation.abort(new OperationDeadlineExceeded(shutdownGraceMs, 'shutdown'));
-        } catch (error) {
-          // One operation's cleanup failing must not leave the others running.
-          logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
-        }
-      }
-      // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
-      setTimeout(() => {
-        connectionsCut = true;
-        httpServer.closeAllConnections();
-      }, 1_000).unref();
-    }, shutdownGraceMs);
-    grace.unref();
-    // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
-    // one answered before shutdown began is closed here once it is idle.
-    const idle = setInterval(() => setImmediate(() => httpServer.closeIdleConnections()), 50);
-    await closed;
-    clearTimeout(grace);
-    clearInterval(idle);
-    // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
-    // server's own close: a process exiting next must not lose those lines.
-    if (inFlight.size > 0) {
-      await new Promise<void>((resolve) => {
-        allClosed = resolve;
-        setTimeout(resolve, 1_000).unref();
-      });
-    }
+    await shutdown.closeServer(httpServer);
     await apollo.stop();
     await client.close();
   }

@@ -1,0 +1,102 @@
+import type { Server } from 'node:http';
+import { messageOf, type Logger } from '../logger.ts';
+import { OperationDeadlineExceeded, type OperationScope } from '../upstream/cancellation.ts';
+
+export interface ShutdownOptions {
+  logger: Logger;
+  /** How long the listener stays open, with `/healthz` at 503, before it closes (GatewayOptions.shutdownDrainMs). */
+  drainMs: number;
+  /** How long in-flight operations may finish once the listener is closed (GatewayOptions.shutdownGraceMs). */
+  graceMs: number;
+}
+
+/**
+ * The HTTP server's shutdown: whether it has begun (which `/healthz` and each answer's connection follow),
+ * the operations it waits for, and the sequence that closes the server: drain, close, grace period, abort
+ * what still runs, cut the connections, wait for the last log lines.
+ */
+export class Shutdown {
+  readonly #logger: Logger;
+  readonly #drainMs: number;
+  readonly #graceMs: number;
+  #begun = false;
+  #connectionsCut = false;
+  /** The operations being answered, to wait for (and at worst abort) on shutdown. */
+  readonly #inFlight = new Set<OperationScope>();
+  /** Called, during shutdown, once the last operation's response has closed (its log line written). */
+  #allClosed: (() => void) | undefined;
+
+  constructor(options: ShutdownOptions) {
+    this.#logger = options.logger;
+    this.#drainMs = options.drainMs;
+    this.#graceMs = options.graceMs;
+  }
+
+  /** Whether shutdown (or its drain) has begun: `/healthz` answers 503 and each answer closes its connection. */
+  get begun(): boolean {
+    return this.#begun;
+  }
+
+  /** Set when shutdown cuts the connections still open after its grace period. */
+  get connectionsCut(): boolean {
+    return this.#connectionsCut;
+  }
+
+  /** In flight from now: a shutdown waits for the operation, then at worst aborts it. */
+  operationStarted(operation: OperationScope): void {
+    this.#inFlight.add(operation);
+  }
+
+  /** The operation's response has closed (its log line written): a shutdown no longer waits for it. */
+  operationClosed(operation: OperationScope): void {
+    if (this.#inFlight.delete(operation) && this.#inFlight.size === 0) this.#allClosed?.();
+  }
+
+  /** Runs the sequence on `httpServer`; resolves once it is closed and the last operation lines are written. */
+  async closeServer(httpServer: Server): Promise<void> {
+    const logger = this.#logger;
+    const inFlight = this.#inFlight;
+    // From here /healthz answers 503 and each answer closes its connection (see GatewayResponse, connections.ts).
+    this.#begun = true;
+    if (this.#drainMs > 0) {
+      logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: this.#drainMs });
+      await new Promise((resolve) => setTimeout(resolve, this.#drainMs));
+    }
+    // Node's close() also closes the connections it takes to be idle. One whose next request is already in
+    // the socket, unread because the process was busy, looks idle until its data is read: deferred to the
+    // check phase, after the poll phase reads what has arrived, the close spares it.
+    await new Promise((resolve) => setImmediate(resolve));
+    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    const grace = setTimeout(() => {
+      if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
+      for (const operation of inFlight) {
+        try {
+          operation.abort(new OperationDeadlineExceeded(this.#graceMs, 'shutdown'));
+        } catch (error) {
+          // One operation's cleanup failing must not leave the others running.
+          logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
+        }
+      }
+      // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
+      setTimeout(() => {
+        this.#connectionsCut = true;
+        httpServer.closeAllConnections();
+      }, 1_000).unref();
+    }, this.#graceMs);
+    grace.unref();
+    // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
+    // one answered before shutdown began is closed here once it is idle.
+    const idle = setInterval(() => setImmediate(() => httpServer.closeIdleConnections()), 50);
+    await closed;
+    clearTimeout(grace);
+    clearInterval(idle);
+    // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
+    // server's own close: a process exiting next must not lose those lines.
+    if (inFlight.size > 0) {
+      await new Promise<void>((resolve) => {
+        this.#allClosed = resolve;
+        setTimeout(resolve, 1_000).unref();
+      });
+    }
+  }
+}
