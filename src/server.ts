@@ -1,16 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HeaderMap } from '@apollo/server';
+import { HeaderMap, type ApolloServer } from '@apollo/server';
 import { createApollo } from './apollo.ts';
-import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccessOptions, type Identity } from './auth/index.ts';
-import { contextDeps, createContext, type OperationOutcome } from './context.ts';
+import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
+import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { createConnections } from './http/connections.ts';
+import { createConnections, type Connections } from './http/connections.ts';
 import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
-import { createIde } from './ide/index.ts';
+import { createIde, type Ide } from './ide/index.ts';
 import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
@@ -137,7 +137,102 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome): Promise<void> => {
+  const handle = createHandler({
+    logger,
+    access,
+    ide,
+    apollo,
+    deps,
+    requestBudget,
+    operationTimeoutMs,
+    maxBodyBytes,
+    maxAnswerBytes,
+    unmakeableAnswer,
+    shutdown,
+    connections,
+  });
+
+  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
+  const httpServer = createServer(
+    {
+      ServerResponse: connections.Response,
+      requestTimeout: requestReceiveTimeoutMs,
+      headersTimeout: requestReceiveTimeoutMs,
+      // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
+    },
+    (req, res) => {
+      if (!connections.admit(req, res)) return;
+      const requestId = requestIdOf(req);
+      const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
+      handle(req, res, requestId, outcome).catch((error: unknown) => {
+        if (req.destroyed && !req.complete) {
+          // The client left (or was cut off for being too slow) while its request was still arriving:
+          // nothing failed here, and nothing can be answered.
+          logger.debug('the client left before its request was complete', { error: messageOf(error) });
+          return;
+        }
+        logger.error('request failed', { requestId, error: messageOf(error) });
+        outcome.errorCodes.add(ErrorCode.INTERNAL_SERVER_ERROR);
+        if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
+        else res.destroy();
+      });
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(options.port, options.host, () => {
+      httpServer.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = httpServer.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const origin = `http://${host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  async function shutDown(): Promise<void> {
+    await shutdown.closeServer(httpServer);
+    await apollo.stop();
+    await client.close();
+  }
+
+  return {
+    url: `${origin}/graphql`,
+    origin,
+    httpServer,
+    close() {
+      return (closing ??= shutDown());
+    },
+  };
+}
+
+/** What the request handler works with, made once by startGateway. */
+interface HandlerParts {
+  logger: Logger;
+  access: GatewayAccess;
+  ide: Ide;
+  apollo: ApolloServer<GatewayContext>;
+  /** What each operation's context is made of. */
+  deps: ContextDeps;
+  /** The upstream requests one operation may send. */
+  requestBudget: number;
+  operationTimeoutMs: number;
+  maxBodyBytes: number;
+  maxAnswerBytes: number;
+  /** What Apollo answers for a result larger than one JavaScript string can hold; recognized to log it. */
+  unmakeableAnswer: string;
+  shutdown: Shutdown;
+  connections: Connections;
+}
+
+/** One request's answer, its route picked and its refusals made before Apollo; `outcome` feeds its log line. */
+type Handler = (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome) => Promise<void>;
+
+/** The request handler: `/healthz`, the IDE, and `/graphql` (its refusals before Apollo, the Apollo call, the answer's size), with the operation log line. */
+function createHandler(parts: HandlerParts): Handler {
+  const { logger, access, ide, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections } = parts;
+  return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
     // Every answer is one caller's: no cache may keep it (the IDE's pages and files say otherwise for
     // themselves). A shared cache already skips requests carrying Authorization, but not behind a proxy that
@@ -325,60 +420,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);
     res.end();
-  };
-
-  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
-  const httpServer = createServer(
-    {
-      ServerResponse: connections.Response,
-      requestTimeout: requestReceiveTimeoutMs,
-      headersTimeout: requestReceiveTimeoutMs,
-      // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
-    },
-    (req, res) => {
-      if (!connections.admit(req, res)) return;
-      const requestId = requestIdOf(req);
-      const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
-      handle(req, res, requestId, outcome).catch((error: unknown) => {
-        if (req.destroyed && !req.complete) {
-          // The client left (or was cut off for being too slow) while its request was still arriving:
-          // nothing failed here, and nothing can be answered.
-          logger.debug('the client left before its request was complete', { error: messageOf(error) });
-          return;
-        }
-        logger.error('request failed', { requestId, error: messageOf(error) });
-        outcome.errorCodes.add(ErrorCode.INTERNAL_SERVER_ERROR);
-        if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
-        else res.destroy();
-      });
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(options.port, options.host, () => {
-      httpServer.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = httpServer.address() as AddressInfo;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  const origin = `http://${host}:${port}`;
-
-  let closing: Promise<void> | undefined;
-  async function shutDown(): Promise<void> {
-    await shutdown.closeServer(httpServer);
-    await apollo.stop();
-    await client.close();
-  }
-
-  return {
-    url: `${origin}/graphql`,
-    origin,
-    httpServer,
-    close() {
-      return (closing ??= shutDown());
-    },
   };
 }
 
