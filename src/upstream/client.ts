@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
-import { devNull } from 'node:os';
-import { errors, Pool, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
@@ -12,7 +10,16 @@ import { LineThrottle } from './line-throttle.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
-import { connectTokenResource, connectTokensPath, requestTarget, type Params } from './request.ts';
+import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import {
+  answerMayFollowTheChange,
+  CONNECTION_ERROR_CODES,
+  isBrokenHttp,
+  isOutOfFileDescriptors,
+  mayHaveTakenEffect,
+  SIGNATURE_REFUSED,
+  unreadableAnswerOf,
+} from './failures.ts';
 import {
   answeredFor,
   apiErrorOf,
@@ -63,8 +70,6 @@ export interface UpstreamClientOptions {
   /** How long an open circuit fails calls at once before it lets a probe through. */
   breakerCooldownMs?: number;
 }
-
-type Method = 'GET' | 'POST' | 'DELETE';
 
 interface Call<T> {
   method: Method;
@@ -159,28 +164,6 @@ class ResponseTooLarge extends Error {
   }
 }
 
-/**
- * An answer undici could not read as HTTP but reported as something else: a parse error once a
- * Content-Length was seen (as a length mismatch), an unsolicited 100 or 101 (as a socket error). Told apart
- * by coming before any response began.
- */
-class UnreadableAnswer extends Error {
-  constructor(readonly code: string | undefined, reason: string) {
-    super(reason);
-  }
-}
-
-/**
- * `error`, raised before any response began, as the unreadable answer it means, or `undefined` when it means
- * something else. undici's own message would call a header that did not parse a length mismatch.
- */
-function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
-  const code = (error as { code?: string }).code;
-  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UnreadableAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
-  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new UnreadableAnswer(code, error.message);
-  return undefined;
-}
-
 /** An upstream answer, read whole. */
 interface UpstreamResponse {
   status: number;
@@ -191,23 +174,6 @@ interface UpstreamResponse {
 
 const parseConnectTokens = listOf(parseConnectToken);
 
-/** The API's error code for a request whose OAuth signature it refused. */
-const SIGNATURE_REFUSED = 105;
-
-/** undici's codes for a connection that failed or broke before a response arrived. */
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_CLOSED',
-  // An answer cut short: its connection closed before the body its Content-Length announced was in.
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
-
 /**
  * How often a configuration fault every call meets (the key refused) is logged at most; and how long it must
  * go unseen to count as fixed at the next successful answer, so that a fault coming back now and then is
@@ -216,47 +182,6 @@ const CONNECTION_ERROR_CODES = new Set([
 const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
 /** How often one kind of call failure (a timeout, a connection failed) is logged at most. */
 const CALL_FAILURE_LOG_INTERVAL_MS = 1_000;
-
-/**
- * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
- * take the failure for a refusal. Nothing for a GET.
- */
-function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what = 'the request'): string {
-  return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
-}
-
-/**
- * Whether an answer with this status may come after the upstream carried out a write: a success, or a server
- * error (the API's own 500 failing after the change, a proxy's 502 or 504). A 4xx is a refusal.
- */
-function answerMayFollowTheChange(status: number): boolean {
-  return status < 400 || status >= 500;
-}
-
-/** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
-const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
-/** Name lookups fail so too when no descriptor is left for them (getaddrinfo says ENOTFOUND or EAI_AGAIN). */
-const LOOKUP_FAILURE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
-
-/** Whether a connection failed for want of the gateway's own file descriptors rather than anything upstream. */
-function isOutOfFileDescriptors(code: string | undefined): boolean {
-  if (code === undefined) return false;
-  if (OUT_OF_DESCRIPTORS_CODES.has(code)) return true;
-  if (!LOOKUP_FAILURE_CODES.has(code)) return false;
-  // A failed lookup costs this check only: can the process open a file at all?
-  try {
-    closeSync(openSync(devNull, 'r'));
-    return false;
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code;
-    return reason === 'EMFILE' || reason === 'ENFILE';
-  }
-}
-
-/** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
-function isBrokenHttp(error: unknown, code: string | undefined): boolean {
-  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW';
-}
 
 /**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the

@@ -6,6 +6,9 @@ import { encodeFormPairs, percentEncode, type OAuthParam } from '../oauth/signat
  * is sent, so that input no URL or form can carry is the caller's error and never the upstream's failure.
  */
 
+/** The methods the client sends (the API's reads, writes and deletes). */
+export type Method = 'GET' | 'POST' | 'DELETE';
+
 type ParamValue = string | number | boolean | null | undefined;
 export type Params = Readonly<Record<string, ParamValue>>;
 

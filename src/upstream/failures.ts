@@ -1,0 +1,90 @@
+import { closeSync, openSync } from 'node:fs';
+import { devNull } from 'node:os';
+import { errors } from 'undici';
+import type { Method } from './request.ts';
+
+/**
+ * How the client reads a failed exchange: which errors are a connection that failed or broke (retried), the
+ * gateway's own shortage of descriptors, or an answer that was not HTTP; whether a write may have taken
+ * effect all the same; and the API's code for a refused signature.
+ */
+
+/** The API's error code for a request whose OAuth signature it refused. */
+export const SIGNATURE_REFUSED = 105;
+
+/** undici's codes for a connection that failed or broke before a response arrived. */
+export const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_CLOSED',
+  // An answer cut short: its connection closed before the body its Content-Length announced was in.
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
+
+/**
+ * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
+ * take the failure for a refusal. Nothing for a GET.
+ */
+export function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what = 'the request'): string {
+  return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
+}
+
+/**
+ * Whether an answer with this status may come after the upstream carried out a write: a success, or a server
+ * error (the API's own 500 failing after the change, a proxy's 502 or 504). A 4xx is a refusal.
+ */
+export function answerMayFollowTheChange(status: number): boolean {
+  return status < 400 || status >= 500;
+}
+
+/**
+ * An answer undici could not read as HTTP but reported as something else: a parse error once a
+ * Content-Length was seen (as a length mismatch), an unsolicited 100 or 101 (as a socket error). Told apart
+ * by coming before any response began.
+ */
+class UnreadableAnswer extends Error {
+  constructor(readonly code: string | undefined, reason: string) {
+    super(reason);
+  }
+}
+
+/**
+ * `error`, raised before any response began, as the unreadable answer it means, or `undefined` when it means
+ * something else. undici's own message would call a header that did not parse a length mismatch.
+ */
+export function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
+  const code = (error as { code?: string }).code;
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UnreadableAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
+  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new UnreadableAnswer(code, error.message);
+  return undefined;
+}
+
+/** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
+const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
+/** Name lookups fail so too when no descriptor is left for them (getaddrinfo says ENOTFOUND or EAI_AGAIN). */
+const LOOKUP_FAILURE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
+
+/** Whether a connection failed for want of the gateway's own file descriptors rather than anything upstream. */
+export function isOutOfFileDescriptors(code: string | undefined): boolean {
+  if (code === undefined) return false;
+  if (OUT_OF_DESCRIPTORS_CODES.has(code)) return true;
+  if (!LOOKUP_FAILURE_CODES.has(code)) return false;
+  // A failed lookup costs this check only: can the process open a file at all?
+  try {
+    closeSync(openSync(devNull, 'r'));
+    return false;
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code;
+    return reason === 'EMFILE' || reason === 'ENFILE';
+  }
+}
+
+/** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
+export function isBrokenHttp(error: unknown, code: string | undefined): boolean {
+  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW';
+}
