@@ -11,6 +11,7 @@ import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts'
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import { parseRetryAfter } from './retry-after-header.ts';
 import {
   answerMayFollowTheChange,
   CONNECTION_ERROR_CODES,
@@ -918,35 +919,6 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
   return dependants;
 }
 
-
-/** `Retry-After` in seconds or as an HTTP date, in milliseconds; undefined when absent or unreadable. */
-function parseRetryAfter(header: string | string[] | undefined): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  // Seconds (decimals tolerated), or an HTTP date in one of its three forms (RFC 9110): V8's Date.parse alone
-  // reads "1.5" or "-1" as a date in 2001 (no wait at all), "x 2030" as 2030 and "120 (2 min)" as the year 120.
-  let ms: number | undefined;
-  if (/^\d+(\.\d+)?$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else if (HTTP_DATE.test(trimmed)) {
-    // asctime's form is in GMT too, without saying so: Date.parse would read it as local time.
-    const date = Date.parse(trimmed.endsWith('GMT') ? trimmed : `${trimmed} GMT`);
-    ms = Number.isNaN(date) ? undefined : date - Date.now();
-  }
-  // An hour is the quota's own window: a longer (or endless, or absurd) wait is taken as that.
-  return ms === undefined ? undefined : Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS);
-}
-
-const MAX_RETRY_AFTER_MS = 3_600_000;
-
-/** An HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), or the obsolete RFC 850 and asctime forms. */
-const HTTP_DATE = new RegExp(
-  [
-    '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \\d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \\d{4} \\d{2}:\\d{2}:\\d{2} GMT$',
-    '^(Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), \\d{2}-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-\\d{2} \\d{2}:\\d{2}:\\d{2} GMT$',
-    '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \\d]\\d \\d{2}:\\d{2}:\\d{2} \\d{4}$',
-  ].join('|'),
-);
 
 /** Timers may fire a little early against the monotonic clock: a pause this close to its end is over. */
 const PAUSE_SLACK_MS = 5;
