@@ -11,6 +11,7 @@ import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts'
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import { RateLimitPause } from './rate-limit-pause.ts';
 import { parseRetryAfter } from './retry-after-header.ts';
 import {
   answerMayFollowTheChange,
@@ -199,13 +200,8 @@ export class UpstreamClient {
   readonly #faultsLogged = new LineThrottle(CONFIGURATION_FAULT_LOG_INTERVAL_MS);
   /** One call's failures (a timeout, a connection failed) come by the thousand in an outage: see `#callFailure`. */
   readonly #callFailuresLogged = new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS);
-  /**
-   * Until when (`performance.now()`: monotonic, so a wall clock stepped back cannot lengthen a pause) the
-   * upstream asked, with a 429's Retry-After, that no calls be made. Context.IO
-   * limits a key, not an account (5,000 calls an hour), so every call waits for it, or fails at once when
-   * it would not end before the call's deadline, instead of spending a request on another 429.
-   */
-  #rateLimitedUntil = 0;
+  /** The key-wide pause a 429 begins: every call waits it out (see `RateLimitPause`). */
+  readonly #pause: RateLimitPause;
   /**
    * When the upstream last began an answer (`performance.now()`, 1xx aside). A request that timed out though
    * the upstream answered others while it waited, and that never went out or went out with under half its
@@ -230,6 +226,7 @@ export class UpstreamClient {
       breakerFailureThreshold: rest.breakerFailureThreshold ?? DEFAULTS.breakerFailureThreshold,
       breakerCooldownMs: rest.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs,
     };
+    this.#pause = new RateLimitPause(options.logger);
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
       cooldownMs: this.#options.breakerCooldownMs,
@@ -429,7 +426,7 @@ export class UpstreamClient {
         throw outOfBudget();
       }
       // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
-      for (let pausedMs = this.#pausedMs(); pausedMs > 0; pausedMs = this.#pausedMs()) {
+      for (let pausedMs = this.#pause.leftMs(); pausedMs > 0; pausedMs = this.#pause.leftMs()) {
         // Waited out only when a useful share of the call's time is left after it: calls set free with
         // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
         // jitter keeps the waiting calls from all leaving at the same instant.
@@ -448,7 +445,7 @@ export class UpstreamClient {
             if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
           }
           if (previousFailure && !previousRateLimited) throw previousFailure();
-          const retryAfter = retryAfterSeconds(this.#pausedMs());
+          const retryAfter = retryAfterSeconds(this.#pause.leftMs());
           const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
@@ -605,7 +602,7 @@ export class UpstreamClient {
         if (this.#faultsLogged.size > 0 || this.#callFailuresLogged.size > 0) this.#faultsQuiet();
         return this.#parse(call, text, info);
       }
-      if (status === 429) this.#pauseFor(response.retryAfterMs, call.signal);
+      if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
       mayHaveLanded ||= apiDown;
       const failure = () => this.#statusError(status, call, response, info, headers.authorization!, mayHaveLanded);
       if (willRetry) {
@@ -687,7 +684,7 @@ export class UpstreamClient {
             // connection: it never goes out. Thrown, not `abort()`ed: undici then fails this request alone, where
             // an abort destroys the healthy connection it was given.
             if (settled) throw new CallCancelled();
-            if (this.#pausedMs() > 0 || (permit === 'call' && this.#breaker.state !== 'closed')) throw new HeldBack();
+            if (this.#pause.leftMs() > 0 || (permit === 'call' && this.#breaker.state !== 'closed')) throw new HeldBack();
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },
@@ -721,25 +718,6 @@ export class UpstreamClient {
     // `Retry-After: 0` (or a date already past) says "now", which the jittered wait honours without all the
     // retrying calls arriving together.
     return this.#sleep(retryAfterMs || Math.random() * exponential, deadline, cancellation);
-  }
-
-  /** What is left of a rate-limit pause, in ms; a few ms of timer slack count as none. */
-  #pausedMs(): number {
-    const left = this.#rateLimitedUntil - performance.now();
-    return left > PAUSE_SLACK_MS ? left : 0;
-  }
-
-  /** A 429's Retry-After pauses every call of the key (see `#rateLimitedUntil`); said once when it begins. */
-  #pauseFor(waitMs: number | undefined, signal: CancelSignal | undefined): void {
-    if (waitMs === undefined || waitMs <= 0) return;
-    const now = performance.now();
-    if (this.#rateLimitedUntil <= now) {
-      this.#options.logger.warn('the upstream rate limit was reached: calls wait until it says they may resume', {
-        ...(signal?.requestId === undefined ? {} : { requestId: signal.requestId }),
-        seconds: retryAfterSeconds(waitMs),
-      });
-    }
-    this.#rateLimitedUntil = Math.max(this.#rateLimitedUntil, now + waitMs);
   }
 
   /**
@@ -918,7 +896,3 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
   }
   return dependants;
 }
-
-
-/** Timers may fire a little early against the monotonic clock: a pause this close to its end is over. */
-const PAUSE_SLACK_MS = 5;
