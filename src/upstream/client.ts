@@ -6,11 +6,11 @@ import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import { retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker, type BreakerPermit } from './breaker.ts';
-import { LineThrottle } from './line-throttle.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import { FailureLog } from './failure-log.ts';
 import { RateLimitPause } from './rate-limit-pause.ts';
 import { parseRetryAfter } from './retry-after-header.ts';
 import {
@@ -177,15 +177,6 @@ interface UpstreamResponse {
 const parseConnectTokens = listOf(parseConnectToken);
 
 /**
- * How often a configuration fault every call meets (the key refused) is logged at most; and how long it must
- * go unseen to count as fixed at the next successful answer, so that a fault coming back now and then is
- * still said once a minute at most.
- */
-const CONFIGURATION_FAULT_LOG_INTERVAL_MS = 60_000;
-/** How often one kind of call failure (a timeout, a connection failed) is logged at most. */
-const CALL_FAILURE_LOG_INTERVAL_MS = 1_000;
-
-/**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
  * connection pool (keep-alive, and a cap on requests in flight), OAuth signing, deadlines, retries of
  * idempotent calls, response parsing, and the mapping of every failure to the contract's error codes.
@@ -196,10 +187,8 @@ export class UpstreamClient {
   readonly #basePath: string;
   readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
   readonly #breaker: CircuitBreaker;
-  /** When each configuration fault was last logged, and how many calls met it since (see #configurationFault). */
-  readonly #faultsLogged = new LineThrottle(CONFIGURATION_FAULT_LOG_INTERVAL_MS);
-  /** One call's failures (a timeout, a connection failed) come by the thousand in an outage: see `#callFailure`. */
-  readonly #callFailuresLogged = new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS);
+  /** Configuration faults and call failures, said at most once a while each (see `FailureLog`). */
+  readonly #failures: FailureLog;
   /** The key-wide pause a 429 begins: every call waits it out (see `RateLimitPause`). */
   readonly #pause: RateLimitPause;
   /**
@@ -227,6 +216,7 @@ export class UpstreamClient {
       breakerCooldownMs: rest.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs,
     };
     this.#pause = new RateLimitPause(options.logger);
+    this.#failures = new FailureLog(options.logger);
     this.#breaker = new CircuitBreaker({
       failureThreshold: this.#options.breakerFailureThreshold,
       cooldownMs: this.#options.breakerCooldownMs,
@@ -567,7 +557,7 @@ export class UpstreamClient {
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
         const unreachable = () => {
-          this.#callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
+          this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
           // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
           // take the failure for a refusal.
           const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
@@ -599,7 +589,7 @@ export class UpstreamClient {
         this.#breaker.recordSuccess(permit);
       }
       if (status >= 200 && status < 300) {
-        if (this.#faultsLogged.size > 0 || this.#callFailuresLogged.size > 0) this.#faultsQuiet();
+        this.#failures.answered();
         return this.#parse(call, text, info);
       }
       if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
@@ -785,7 +775,7 @@ export class UpstreamClient {
       case 401:
         // A signature is refused for a wrong key pair, and also for a clock far off (it carries its time): the
         // upstream's own words, cleared of credentials, tell which.
-        this.#configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET, and this machine’s clock (a signature carries its time)', () => ({
+        this.#failures.configurationFault('the upstream refused the gateway’s API key: check CONTEXTIO_CONSUMER_KEY and CONTEXTIO_CONSUMER_SECRET, and this machine’s clock (a signature carries its time)', () => ({
           ...forLog(info, call.signal),
           upstreamSaid: redactedErrorBody(text, this.#options.consumerSecret, authorization, info),
         }));
@@ -797,12 +787,12 @@ export class UpstreamClient {
         // The API's own collections (`/accounts`, `/connect_tokens`) always exist: their 404 is a base URL
         // that is not the API's (its version left out, say), which no caller's data explains.
         if (call.segments.length === 1) {
-          this.#configurationFault('the upstream has no such resource as the API’s own collections at CONTEXTIO_API_URL: is it the API’s base URL, version included (…/2.0)?', forLog(info, call.signal));
+          this.#failures.configurationFault('the upstream has no such resource as the API’s own collections at CONTEXTIO_API_URL: is it the API’s base URL, version included (…/2.0)?', forLog(info, call.signal));
           return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream does not serve ${call.resource} at the gateway’s configured address${earlier}`, info);
         }
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
       case 421:
-        this.#configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
+        this.#failures.configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected${earlier}`, info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
@@ -813,22 +803,12 @@ export class UpstreamClient {
       default: {
         // Said at warn (once a second at most for each status): callers only see UPSTREAM_ERROR, and the
         // operation's line only its code, not which call failed how.
-        this.#callFailure('upstream answered with an error', `HTTP ${status}`, { ...forLog(info, call.signal), status });
+        this.#failures.callFailure('upstream answered with an error', `HTTP ${status}`, { ...forLog(info, call.signal), status });
         // Any server error may come after a write was carried out: the API's own 500 failing after the change
         // (the emulator's, when its data file could not be saved), a proxy's 502 or 504; or an earlier attempt's.
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status))}`, info);
       }
     }
-  }
-
-  /**
-   * A fault of the gateway's own configuration that every call meets until it is fixed (its key refused):
-   * logged at `error` once a minute at most, with how many calls met it since the last line, rather than once
-   * a call (a busy gateway wrote thousands of identical lines a second).
-   */
-  #configurationFault(message: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
-    const due = this.#faultsLogged.admit(message, performance.now());
-    if (due) this.#options.logger.error(message, { ...(typeof fields === 'function' ? fields() : fields), ...due });
   }
 
   /**
@@ -839,35 +819,7 @@ export class UpstreamClient {
     const reason = call.signal?.reason;
     const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : reason instanceof OperationDeadlineExceeded ? reason.setting : undefined;
     if (timeout === undefined) return;
-    this.#callFailure('upstream call timed out', `${timeout}${fields.countedByBreaker ? ', counted by the breaker' : ''}`, { ...forLog(info, call.signal), timeout, ...fields });
-  }
-
-  /**
-   * One call's failure (it timed out, its connection failed), at `warn`: once a second at most for each
-   * `kind` of it (whose time ran out and whether the breaker counted it; the connection's error code), with
-   * the calls left unsaid since the last line of that kind. In an outage every call in flight and queued
-   * fails within one `UPSTREAM_TIMEOUT_MS` (5,000 lines a second were seen); a kind apart, the line telling
-   * the upstream stopped answering is not hidden by one telling an operation ran out of time.
-   */
-  #callFailure(message: string, kind: string, fields: Record<string, unknown>): void {
-    const due = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
-    if (due) this.#options.logger.warn(message, { ...fields, ...due });
-  }
-
-  /**
-   * An answer came: a fault not seen for a while is fixed. Its calls left unsaid are said now, and a return
-   * logs at once. One still seen now and then (a fault of some paths or servers only) stays throttled. So
-   * are the call failures of a kind unseen for a second: their count left unsaid, which no later line of
-   * theirs would carry until the next outage.
-   */
-  #faultsQuiet(): void {
-    const now = performance.now();
-    for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now)) {
-      this.#options.logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
-    }
-    for (const [failure, unsaid] of this.#callFailuresLogged.forgetQuiet(now)) {
-      if (unsaid > 0) this.#options.logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
-    }
+    this.#failures.callFailure('upstream call timed out', `${timeout}${fields.countedByBreaker ? ', counted by the breaker' : ''}`, { ...forLog(info, call.signal), timeout, ...fields });
   }
 
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {
