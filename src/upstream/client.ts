@@ -3,7 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
-import { retryAfterSeconds } from '../http/retry-after.ts';
+import { parseRetryAfter, retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
@@ -12,7 +12,6 @@ import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
 import { FailureLog } from './failure-log.ts';
 import { RateLimitPause } from './rate-limit-pause.ts';
-import { parseRetryAfter } from './retry-after-header.ts';
 import {
   answerMayFollowTheChange,
   CONNECTION_ERROR_CODES,
