@@ -159,13 +159,18 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
   };
 }
 
+/** Whether two ids (or tokens) name the same resource. Case aside: ids are hexadecimal, and no case rule is documented. */
+function sameId(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
 /**
  * Checks that the upstream answered with the resource asked for. Access is checked on the id or token the
  * caller asked about, so an answer naming another (a caching proxy keyed wrongly, a faulty upstream) would be
- * served as the one the caller may see. Case aside: ids are hexadecimal, and no case rule is documented.
+ * served as the one the caller may see.
  */
 export function answeredFor(answered: string, asked: string, what: string): void {
-  if (answered.toLowerCase() !== asked.toLowerCase()) throw new ShapeError(`the upstream answered with another ${what} than the one asked for`);
+  if (!sameId(answered, asked)) throw new ShapeError(`the upstream answered with another ${what} than the one asked for`);
 }
 
 /**
@@ -175,7 +180,7 @@ export function answeredFor(answered: string, asked: string, what: string): void
  * naming another account would serve that account's addresses and sources to a caller who may not see it.
  */
 export function tokenOf(found: UpstreamConnectToken, accountId: string): void {
-  if (found.account && found.account.id.toLowerCase() !== accountId.toLowerCase()) {
+  if (found.account && !sameId(found.account.id, accountId)) {
     throw new ShapeError('the upstream answered with a connect token of another account than the one asked for');
   }
 }
