@@ -31,7 +31,7 @@ export const DEFAULTS = {
    * Upstream reads a caller without the admin scope may make an hour (0: not counted). The API key's quota
    * (5,000 calls an hour at the start) is everyone's: a frontend user's dashboard refreshed every 15 s with
    * 3 reads needs 720 an hour, while one caller can take at most a fifth of the key's (docs/auth.md, "The
-   * budgets of each caller").
+   * budget of reads").
    */
   callerReadsPerHour: 1_000,
   /**

@@ -293,7 +293,7 @@ function createHandler(parts: HandlerParts): Handler {
       sendJson(res, status, graphqlError(message, code), headers);
     };
     if (req.method !== 'GET' && req.method !== 'POST') {
-      return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST' });
+      return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST, OPTIONS' });
     }
 
     if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {

@@ -175,10 +175,10 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
-  it('answers methods /graphql does not serve with 405 and an Allow header', async () => {
+  it('answers methods /graphql does not serve with 405 and an Allow header naming those it does (OPTIONS too: it answers preflights)', async () => {
     const put = await send(stack.gateway.url, { method: 'PUT', headers: JSON_HEADERS, body: '{}' });
     assertRefused(put, 405, 'METHOD_NOT_ALLOWED', /GET and POST/);
-    assert.equal(put.headers.get('allow'), 'GET, POST');
+    assert.equal(put.headers.get('allow'), 'GET, POST, OPTIONS');
     const del = await send(stack.gateway.url, { method: 'DELETE' });
     assert.equal(del.status, 405);
   });
