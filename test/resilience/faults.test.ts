@@ -3,7 +3,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
+import { Pool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
+import { manualFaultTimer } from '../emulator/helpers.ts';
 import { withClockAhead } from '../helpers/clock.ts';
 import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -15,6 +17,31 @@ async function okBesideHanging(stack: Stack) {
   stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
   const res = await stack.gql(`query ($ok: ID!, $stuck: ID!) { ok: account(id: $ok) { id } stuck: account(id: $stuck) { id } }`, { ok, stuck });
   return { ok, stuck, res };
+}
+
+/**
+ * The requests the gateway hands its upstream pool for `origin` (undici's `Pool`, whose `dispatch` is watched
+ * until `restore()`; the test's own fetch goes through undici pools too), as `METHOD path`, and how many of
+ * them wait in its queue for a connection (`stats.queued`).
+ */
+function watchUpstreamPool(origin: string) {
+  const dispatched: string[] = [];
+  let queued = () => 0;
+  const dispatch = Pool.prototype.dispatch;
+  Pool.prototype.dispatch = function (this: Pool, options, handler) {
+    if (String(options.origin) === origin) {
+      queued = () => this.stats.queued;
+      dispatched.push(`${options.method} ${options.path}`);
+    }
+    return dispatch.call(this, options, handler);
+  };
+  return {
+    dispatched,
+    queued: () => queued(),
+    restore: () => {
+      Pool.prototype.dispatch = dispatch;
+    },
+  };
 }
 
 describe('deadlines', () => {
@@ -338,20 +365,23 @@ describe('concurrency cap', () => {
   });
 
   it('answers an operation at its deadline even while its upstream call still waits for a connection', async () => {
-    // One upstream connection. The first operation's token lookup holds it for 900 ms; meanwhile a second
-    // operation queues a request that will hang, then the first operation's account request queues behind
-    // that. The first operation's deadline comes while its account request is still queued, and the hang
-    // keeps the connection until the second operation's own (later) deadline: the first answer must not wait
-    // for it.
-    // The second operation is sent once the first's token lookup has reached the upstream: its deadline is
-    // then surely the later, and its request is queued within the ~900 ms the lookup holds the connection.
-    const stack = await startStack({ gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 2_000, upstreamTimeoutMs: 10_000 } });
+    // One upstream connection. The first operation's token lookup holds it, its answer kept back by the
+    // emulator until the test lets it go; meanwhile a second operation queues a request that will hang. Let go,
+    // the lookup frees the connection for the hang, and the first operation's account request queues behind
+    // that. The first operation's deadline comes while its account request is still queued, and the hang keeps
+    // the connection until the second operation's own (later) deadline: the first answer must not wait for it.
+    // The second operation is sent once the first's token lookup has reached the upstream (its deadline is then
+    // surely the later), and the lookup is let go once the pool holds the second's request in its queue.
+    const hold = manualFaultTimer();
+    const stack = await startStack({ emulator: { faultTimer: hold.timer }, gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 2_000, upstreamTimeoutMs: 10_000 } });
+    const pool = watchUpstreamPool(stack.emulator.origin);
     try {
       const { store } = stack.emulator;
       const owner = store.createAccount({ email: 'owner@example.com' }).id;
       const stuck = store.createAccount({ email: 'stuck@example.com' }).id;
       const token = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'owner@example.com' }).token;
       store.useConnectToken(token, { server: 'imap.example.com', username: 'owner', existingAccountId: owner });
+      // Its length is the test's timer's to end: until `hold.fireAll()`, however long that takes.
       stack.emulator.addFault({ path: `/connect_tokens/${token}`, answerAfterMs: 900 });
       stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
 
@@ -360,19 +390,24 @@ describe('concurrency cap', () => {
         answered.push('first');
         return res;
       });
-      await eventually(() => stack.emulator.inFlight === 1);
+      await eventually(() => hold.waiting().length === 1);
       const second = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: stuck }).then((res) => {
         answered.push('second');
         return res;
       });
+      await eventually(() => pool.queued() === 1);
+      hold.fireAll();
       const [firstRes, secondRes] = await Promise.all([first, second]);
       assert.deepEqual(codes(firstRes), ['UPSTREAM_TIMEOUT']);
       assert.deepEqual(codes(secondRes), ['UPSTREAM_TIMEOUT']);
       assert.deepEqual(answered, ['first', 'second'], 'the first operation was answered at its own deadline');
-      // The queued request never went out: the upstream saw the token lookup and the hang only.
+      // The first operation's account request was made, behind the hang, and never went out: the upstream saw
+      // the token lookup and the hang only.
+      assert.deepEqual(pool.dispatched, [`GET /2.0/connect_tokens/${token}`, `GET /2.0/accounts/${stuck}`, `GET /2.0/accounts/${owner}`]);
       await eventually(() => stack.emulator.inFlight === 0);
       assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token}`, `GET /accounts/${stuck}`]);
     } finally {
+      pool.restore();
       await stack.close();
     }
   });
