@@ -140,19 +140,23 @@ describe('deadlines', () => {
     // A 5 s pause, calls of 4 s starting 1.5 s into it, an upstream answering in 0.8 s. Set free at its end they
     // would have 0.5 s left, too little: refused at once instead (a quarter of 4 s must be left after the
     // pause). Should a slow machine start them later, they wait and have over 1 s left: answered.
+    // The 1.5 s into the pause, and its end, are reached on a clock moved ahead (withClockAhead), not slept.
     const limited = await startStack({ gateway: { upstreamTimeoutMs: 4_000, breakerFailureThreshold: 2 } });
     try {
       const [id, ...others] = ['a', 'b', 'c', 'd'].map((name) => limited.emulator.store.createAccount({ email: `${name}@example.com` }).id);
       limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 5, times: 1 });
       for (const other of others) limited.emulator.addFault({ path: `/accounts/${other}`, answerAfterMs: 800 });
       assert.deepEqual(codes(await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['RATE_LIMITED']);
-      await new Promise((r) => setTimeout(r, 1_500));
-      const during = await Promise.all(others.map((other) => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other })));
-      for (const res of during) assert.ok(['RATE_LIMITED', undefined].includes(codes(res)[0] as string | undefined), JSON.stringify(res.body));
-      await eventually(() => limited.emulator.inFlight === 0, 10_000);
-      await new Promise((r) => setTimeout(r, 3_600)); // the pause is over
-      const after = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: others[0] });
-      assert.deepEqual(after.body, { data: { account: { id: others[0] } } }, 'the breaker stayed closed');
+      await withClockAhead(1_500, async () => {
+        const during = await Promise.all(others.map((other) => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other })));
+        for (const res of during) assert.ok(['RATE_LIMITED', undefined].includes(codes(res)[0] as string | undefined), JSON.stringify(res.body));
+        await eventually(() => limited.emulator.inFlight === 0, 10_000);
+      });
+      // The pause is over.
+      await withClockAhead(5_000, async () => {
+        const after = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: others[0] });
+        assert.deepEqual(after.body, { data: { account: { id: others[0] } } }, 'the breaker stayed closed');
+      });
     } finally {
       await limited.close();
     }
