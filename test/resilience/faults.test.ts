@@ -9,7 +9,6 @@ import { manualFaultTimer } from '../emulator/helpers.ts';
 import { withClockAhead } from '../helpers/clock.ts';
 import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
-/** Polls `condition` every 20 ms, failing after `ms`: for effects that follow a response, not timings. */
 /** One operation reading an account that answers beside one whose upstream request hangs. */
 async function okBesideHanging(stack: Stack) {
   const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;
