@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startNodeFlags } from '../scripts/start-flags.ts';
 
 /**
  * Request/response over the IPC channel between the bench runner and its child processes (the emulator
@@ -30,14 +30,6 @@ export interface Child {
   call(type: string, payload?: Record<string, unknown>): Promise<Message>;
   /** Asks the child to close, then kills it if it lingers. */
   stop(): Promise<void>;
-}
-
-/** The node flags of `npm start` (`node <flags> dist/src/main.js` in package.json), e.g. `--max-semi-space-size=32`. */
-export function startNodeFlags(): string[] {
-  const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> };
-  const match = /\bnode ((?:--\S+ )*)dist\/src\/main\.js/.exec(packageJson.scripts['start'] ?? '');
-  if (!match) throw new Error('package.json: the start script no longer runs `node [flags] dist/src/main.js`; update bench/ipc.ts');
-  return match[1]!.split(' ').filter(Boolean);
 }
 
 /** Forks `file` (relative to bench/) under tsx and waits for its `{type: 'ready'}` message. */

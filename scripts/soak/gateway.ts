@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Emulator } from '../../src/emulator/index.ts';
+import { startNodeFlags } from '../start-flags.ts';
 import { settings } from './settings.ts';
 
 /** The gateway under soak, in a child process of its own (`gateway-process.ts`): its memory and a crash are its own. */
@@ -31,7 +32,8 @@ export interface GatewayChild {
 export async function startGatewayChild(emulator: Emulator): Promise<GatewayChild> {
   const file = fileURLToPath(new URL('./gateway-process.ts', import.meta.url));
   const child = fork(file, [], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
+    // Run with the node flags of `npm start`: its memory is measured as deployed.
+    execArgv: ['--import', 'tsx', '--expose-gc', ...startNodeFlags()],
     env: {
       ...process.env,
       NODE_ENV: 'production',

@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { totals } from './client.ts';
 import type { GatewayChild, MemoryStats } from './gateway.ts';
+import { startNodeFlags } from '../start-flags.ts';
 import { HEAP_MARGIN_BYTES, MiB, RSS_MARGIN_BYTES, settings } from './settings.ts';
 import { FAULT_DESCRIPTION } from './upstream.ts';
 
@@ -83,7 +84,7 @@ export function report(outcome: Outcome): string {
         ['duration (load)', `${settings.durationS} s (measured ${outcome.elapsedS.toFixed(1)} s), warm-up ${settings.warmupS} s`],
         ['concurrent clients', settings.connections],
         ['request cap', settings.maxRequests],
-        ['gateway', `child process, UPSTREAM_TIMEOUT_MS=${settings.upstreamTimeoutMs}, upstream in-flight cap ${settings.maxInFlight}, log level warn`],
+        ['gateway', `child process (node flags of npm start: ${startNodeFlags().join(' ')}), UPSTREAM_TIMEOUT_MS=${settings.upstreamTimeoutMs}, upstream in-flight cap ${settings.maxInFlight}, log level warn`],
         ['data', `${settings.accounts} accounts (1–3 sources each, half with 2 account-level tokens), ${settings.usedTokens} used connect tokens over them, ${settings.unusedTokens} unused`],
       ],
     ),
