@@ -9,8 +9,9 @@ export const DEFAULTS = {
    * Upstream requests in flight at once, per process. A page's accounts are asked for all at once (the
    * bench's fan-out page names 20; `first: 100` can name 100), so 256 lets a dozen bench fan-outs run
    * without queueing (at 64, ten of them queued behind each other and their p50 at 20 ms upstream latency
-   * went from 45 to 83 ms: bench/README.md). It stays bounded so that a burst cannot open thousands of
-   * connections to the upstream; connections are opened only when needed and close after 30 s idle.
+   * went from 45 to over 80 ms: bench/README.md, "Fan-out latency"). It stays bounded so that a burst cannot
+   * open thousands of connections to the upstream; connections are opened only when needed and close after
+   * 30 s idle.
    */
   upstreamMaxInFlight: 256,
   operationTimeoutMs: 30_000,
