@@ -10,6 +10,7 @@ import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { SourceCallbacks } from './source-callback.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 import { shortened } from '../shortened.ts';
+import { realTimer, type WaitTimer } from '../wait-timer.ts';
 
 /**
  * The emulator's HTTP server: a Context.IO 2.0-compatible API under `/2.0`, the connect pages under
@@ -43,7 +44,7 @@ export interface EmulatorOptions {
    * returns what cancels it. Default: `setTimeout`. A test passes its own to see each wait asked for, and how
    * long, and to end it when it chooses instead of waiting it out.
    */
-  faultTimer?: FaultTimer;
+  faultTimer?: WaitTimer;
   /** The request log shows this many entries at most, the latest (default 100 000). */
   requestLogLimit?: number;
   /**
@@ -65,8 +66,6 @@ export interface EmulatorOptions {
    */
   rateLimitPerHour?: number;
 }
-
-export type FaultTimer = (callback: () => void, ms: number) => () => void;
 
 export interface EmulatorRequestLogEntry {
   method: string;
@@ -152,12 +151,6 @@ interface ActiveFault {
   rule: FaultRule;
   remaining: number;
 }
-
-/** The faults' timer outside tests: real time. */
-const realTimer: FaultTimer = (callback, ms) => {
-  const timer = setTimeout(callback, ms);
-  return () => clearTimeout(timer);
-};
 
 /** Starts an emulator and resolves once it listens. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
@@ -393,7 +386,7 @@ function displayHost(address: string): string {
 }
 
 /** Waits `ms` on `timer`, returning early if the response closes meanwhile (client gone or emulator closing). */
-function delayUnlessClosed(timer: FaultTimer, ms: number, res: ServerResponse): Promise<void> {
+function delayUnlessClosed(timer: WaitTimer, ms: number, res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       cancel();

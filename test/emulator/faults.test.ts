@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { api, emulatorFor, manualFaultTimer, waitFor } from './helpers.ts';
+import { manualTimer } from '../helpers/clock.ts';
+import { api, emulatorFor, waitFor } from './helpers.ts';
 
 const ADA = '52daabefcea6f9c35a4a0997';
 
@@ -62,7 +63,7 @@ describe('faults, request log and in-flight counters', () => {
   // sent and answered meanwhile: the held one, answered early, would be in the request log by then.
 
   test('latency delays the answer and counts as in flight', async (t) => {
-    const { timer, waiting, fireAll } = manualFaultTimer();
+    const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/accounts', latencyMs: 150 });
     const pending = Promise.all([api(emu, '/accounts'), api(emu, '/accounts'), api(emu, '/accounts')]);
@@ -83,7 +84,7 @@ describe('faults, request log and in-flight counters', () => {
   });
 
   test('latency then status', async (t) => {
-    const { timer, waiting, fireAll } = manualFaultTimer();
+    const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/connect_tokens', latencyMs: 80, status: 500, times: 1 });
     const pending = api(emu, '/connect_tokens');
@@ -96,7 +97,7 @@ describe('faults, request log and in-flight counters', () => {
   });
 
   test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
-    const { timer, waiting, fireAll } = manualFaultTimer();
+    const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ method: 'POST', path: `/accounts/${ADA}`, answerAfterMs: 1500, times: 1 });
     let answered = false;
@@ -114,7 +115,7 @@ describe('faults, request log and in-flight counters', () => {
   });
 
   test('answerAfterMs holds each of concurrent requests', async (t) => {
-    const { timer, waiting, fireAll } = manualFaultTimer();
+    const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: /^\/accounts\/[0-9a-f]{24}$/, answerAfterMs: 200 });
     const pending = Promise.all(Array.from({ length: 10 }, () => api(emu, `/accounts/${ADA}`)));

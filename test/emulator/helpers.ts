@@ -10,7 +10,6 @@ import {
   type OAuthParam,
 } from '../../src/oauth/signature.ts';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import type { FaultTimer } from '../../src/emulator/server.ts';
 
 /** Test helpers: a started emulator that closes itself, and requests signed like a real client. */
 
@@ -158,30 +157,6 @@ export function manualClock(startMs = Date.now()): { now: () => number; advance:
     now: () => current,
     advance: (seconds) => {
       current += seconds * 1000;
-    },
-  };
-}
-
-/**
- * A timer for `EmulatorOptions.faultTimer` that the test runs by hand: each wait a fault asks for is kept,
- * with its length, until the test fires it (or the emulator cancels it). Time itself never ends one.
- */
-export function manualFaultTimer(): { timer: FaultTimer; waiting: () => number[]; fireAll: () => void } {
-  let waits: Array<{ ms: number; fire: () => void }> = [];
-  return {
-    timer: (callback, ms) => {
-      const wait = { ms, fire: callback };
-      waits.push(wait);
-      return () => {
-        waits = waits.filter((w) => w !== wait);
-      };
-    },
-    /** The lengths of the waits asked for and not yet fired or cancelled, in the order asked. */
-    waiting: () => waits.map((w) => w.ms),
-    fireAll: () => {
-      const due = waits;
-      waits = [];
-      for (const wait of due) wait.fire();
     },
   };
 }

@@ -5,8 +5,7 @@ import { connect, createServer as createNetServer, type AddressInfo, type Socket
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
-import { manualFaultTimer } from '../emulator/helpers.ts';
-import { withClockAhead } from '../helpers/clock.ts';
+import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
@@ -375,7 +374,7 @@ describe('concurrency cap', () => {
     // the connection until the second operation's own (later) deadline: the first answer must not wait for it.
     // The second operation is sent once the first's token lookup has reached the upstream (its deadline is then
     // surely the later), and the lookup is let go once the pool holds the second's request in its queue.
-    const hold = manualFaultTimer();
+    const hold = manualTimer();
     const stack = await startStack({ emulator: { faultTimer: hold.timer }, gateway: { upstreamMaxInFlight: 1, operationTimeoutMs: 2_000, upstreamTimeoutMs: 10_000 } });
     const pool = watchUpstreamPool(stack.emulator.origin);
     try {

@@ -1,0 +1,13 @@
+/**
+ * The timer of a wait a test may want to run by hand (the emulator's injected faults, the upstream client's
+ * waits between attempts): calls `callback` after `ms` and returns what cancels it. Outside tests it is
+ * `realTimer`; a test passes its own to see each wait asked for, and how long, and to end it when it chooses
+ * instead of waiting it out.
+ */
+export type WaitTimer = (callback: () => void, ms: number) => () => void;
+
+/** The waits' timer outside tests: real time. */
+export const realTimer: WaitTimer = (callback, ms) => {
+  const timer = setTimeout(callback, ms);
+  return () => clearTimeout(timer);
+};
