@@ -18,6 +18,7 @@ import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
 import { shortened } from './shortened.ts';
+import type { WaitTimer } from './wait-timer.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
 export interface GatewayOptions extends GatewayAccessOptions {
@@ -69,6 +70,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   /** Consecutive upstream failures that open the circuit breaker (default 5), and how long it stays open (5 s). */
   breakerFailureThreshold?: number;
   breakerCooldownMs?: number;
+  /** The timer of the upstream client's waits between attempts and out of rate-limit pauses (`UpstreamClientOptions.waitTimer`); for tests. */
+  upstreamWaitTimer?: WaitTimer;
 }
 
 export interface Gateway {
@@ -98,6 +101,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     logger,
     breakerFailureThreshold: options.breakerFailureThreshold,
     breakerCooldownMs: options.breakerCooldownMs,
+    waitTimer: options.upstreamWaitTimer,
   });
   const operationTimeoutMs = options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs;
   if (operationTimeoutMs <= options.upstreamTimeoutMs) {

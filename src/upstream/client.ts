@@ -46,6 +46,7 @@ import type {
   UpstreamSuccess,
 } from './types.ts';
 import { shortened } from '../shortened.ts';
+import { realTimer, type WaitTimer } from '../wait-timer.ts';
 
 export interface UpstreamClientOptions {
   /** Base URL including the version, without a trailing slash, e.g. `https://api.context.io/2.0`. */
@@ -70,6 +71,12 @@ export interface UpstreamClientOptions {
   breakerFailureThreshold?: number;
   /** How long an open circuit fails calls at once before it lets a probe through. */
   breakerCooldownMs?: number;
+  /**
+   * The timer of the client's own waits: a retry's backoff or a 429's Retry-After, and a rate-limit pause
+   * waited out (not the calls' deadlines, nor undici's timers). Default: `setTimeout`. A test passes its own
+   * to see each wait asked for, and how long, and to end it when it chooses instead of waiting it out.
+   */
+  waitTimer?: WaitTimer;
 }
 
 interface Call<T> {
@@ -213,6 +220,7 @@ export class UpstreamClient {
       retryBaseDelayMs: rest.retryBaseDelayMs ?? 100,
       breakerFailureThreshold: rest.breakerFailureThreshold ?? DEFAULTS.breakerFailureThreshold,
       breakerCooldownMs: rest.breakerCooldownMs ?? DEFAULTS.breakerCooldownMs,
+      waitTimer: rest.waitTimer ?? realTimer,
     };
     this.#pause = new RateLimitPause(options.logger);
     this.#failures = new FailureLog(options.logger);
@@ -725,12 +733,12 @@ export class UpstreamClient {
   #sleep(delay: number, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     if (performance.now() + delay >= deadline || cancellation.reason !== undefined) return Promise.resolve(false);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const cancelWait = this.#options.waitTimer(() => {
         cancellation.onCancel = undefined;
         resolve(true);
       }, delay);
       cancellation.onCancel = () => {
-        clearTimeout(timer);
+        cancelWait();
         resolve(false);
       };
     });
