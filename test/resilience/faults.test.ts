@@ -56,14 +56,25 @@ describe('deadlines', () => {
   });
 
   it('retries a 429 after its Retry-After and succeeds', async () => {
-    // Its own stack: a one-second Retry-After needs more room than this suite's 1.5 s deadline leaves.
-    const slow = await startStack({ gateway: { upstreamTimeoutMs: 5_000 } });
+    // Its own stack, whose upstream client's waits the test's timer ends (with the clock moved past the pause
+    // the 429 began), not time: the suite's would sleep them.
+    const waits = manualTimer();
+    const slow = await startStack({ gateway: { upstreamTimeoutMs: 5_000, upstreamWaitTimer: waits.timer } });
     try {
       const account = slow.emulator.store.createAccount({ email: 'limited@example.com' }).id;
       slow.emulator.addFault({ path: `/accounts/${account}`, status: 429, retryAfter: 1, times: 1 });
-      const res = await slow.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: account });
+      const pending = slow.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: account });
+      // One wait before the retry, as long as the Retry-After says at least; nothing sent meanwhile.
+      await eventually(() => waits.waiting().length === 1);
+      assert.ok(waits.waiting()[0]! >= 1_000, `waited ${waits.waiting()[0]} ms`);
+      assert.deepEqual(slow.upstreamCalls(), [`GET /accounts/${account}`]);
+      const res = await withClockAhead(1_000, async () => {
+        waits.fireAll();
+        return pending;
+      });
       assert.deepEqual(res.body, { data: { account: { id: account } } });
-      assert.deepEqual(slow.upstreamCalls(), [`GET /accounts/${account}`, `GET /accounts/${account}`]);
+      assert.deepEqual(slow.upstreamCalls(), [`GET /accounts/${account}`]);
+      assert.deepEqual(waits.waiting(), []);
     } finally {
       await slow.close();
     }
