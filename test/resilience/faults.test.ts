@@ -125,21 +125,39 @@ describe('deadlines', () => {
 
   it('makes calls that start during a short rate-limit pause wait it out, then go', async () => {
     const lines: string[] = [];
-    const limited = await startStack({ gateway: { upstreamTimeoutMs: 10_000, logger: createLogger('warn', (line) => lines.push(line)) } });
+    // The upstream client's waits are the test's timer's to end, with the clock moved past the pause: not slept.
+    const waits = manualTimer();
+    const limited = await startStack({ gateway: { upstreamTimeoutMs: 10_000, logger: createLogger('warn', (line) => lines.push(line)), upstreamWaitTimer: waits.timer } });
     try {
       const id = limited.emulator.store.createAccount({ email: 'first@example.com' }).id;
       const other = limited.emulator.store.createAccount({ email: 'second@example.com' }).id;
       limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 2, times: 1 });
+      // The pause begins with the 429's arrival, after this: at most 2 s from now are left of it at any time.
+      const sentAt = performance.now();
       const first = limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-      // The gateway says when the pause begins: the second operation starts only once it has.
-      await eventually(() => lines.some((line) => line.includes('rate limit was reached')));
-      const pauseBegan = Date.parse((JSON.parse(lines.find((line) => line.includes('rate limit was reached'))!) as { time: string }).time);
-      const second = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other });
-      // Answered no sooner than the pause's end (a busy machine can only make it later).
-      assert.ok(Date.now() >= pauseBegan + 1_900, `answered ${Date.now() - pauseBegan} ms after the pause began`);
-      assert.deepEqual(second.body, { data: { account: { id: other } } });
-      assert.deepEqual((await first).body, { data: { account: { id } } });
-      assert.deepEqual(limited.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}`, `GET /accounts/${other}`].sort());
+      // The first call waits its Retry-After before its retry: the pause has begun (the gateway says so) when
+      // the second operation starts.
+      await eventually(() => waits.waiting().length === 1);
+      assert.equal(lines.filter((line) => line.includes('rate limit was reached')).length, 1);
+      const second = limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other });
+      await eventually(() => waits.waiting().length === 2);
+      // It waits out what is left of the pause at least (no less than 2 s less the time since the first was
+      // sent), and sends nothing meanwhile.
+      const [retryWait, pauseWait] = waits.waiting() as [number, number];
+      assert.ok(retryWait >= 2_000, `the retry waits ${retryWait} ms`);
+      const left = 2_000 - (performance.now() - sentAt);
+      assert.ok(pauseWait >= left, `the second call waits ${pauseWait} ms of a pause with ${left} ms or more left`);
+      assert.deepEqual(limited.upstreamCalls(), [`GET /accounts/${id}`]);
+      // The pause is over.
+      const [firstRes, secondRes] = await withClockAhead(2_000, async () => {
+        waits.fireAll();
+        return Promise.all([first, second]);
+      });
+      assert.deepEqual(secondRes.body, { data: { account: { id: other } } });
+      assert.deepEqual(firstRes.body, { data: { account: { id } } });
+      assert.deepEqual(limited.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${other}`].sort());
+      assert.deepEqual(waits.waiting(), []);
+      assert.equal(lines.filter((line) => line.includes('rate limit was reached')).length, 1, 'said once, when the pause began');
     } finally {
       await limited.close();
     }
