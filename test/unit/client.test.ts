@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
-import { withClockAhead } from '../helpers/clock.ts';
+import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/net.ts';
 
 const ORIGIN = 'https://api.example.com';
@@ -542,6 +542,14 @@ describe('UpstreamClient against a local server', () => {
     };
   };
 
+  /** Resolves once `count` of the client's waits are asked for of `waits` and not yet fired (checked every 5 ms, for 5 s at most). */
+  const waitsAsked = async (waits: ReturnType<typeof manualTimer>, count: number) => {
+    for (let checks = 0; waits.waiting().length < count; checks++) {
+      if (checks === 1_000) throw new Error(`${waits.waiting().length} waits asked for, not ${count}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+
   const withLocalUpstream = async (
     server: NetServer | HttpServer,
     { scheme = 'http', ...options }: LocalClientOptions & { scheme?: 'http' | 'https' },
@@ -1071,22 +1079,36 @@ describe('UpstreamClient against a local server', () => {
 
   it('holds back requests queued for a connection when a 429 pauses the key: they go out when the pause ends, not onto another 429', async () => {
     const arrivals: string[] = [];
-    let limitedUntil = 0;
+    // The upstream's limit, from the first call's arrival until the test lifts it as the pause ends.
+    let limited = false;
     const server = createHttpServer((req, res) => {
       arrivals.push(req.url!.split('/').pop()!);
       if (req.url!.endsWith('/first')) {
-        limitedUntil = Date.now() + 1_000;
+        limited = true;
         setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
-      } else if (Date.now() < limitedUntil) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      } else if (limited) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
+    // The pause is waited out on the test's timer, fired with the clock moved past its end: not slept.
+    const waits = manualTimer();
     // One connection: the three later calls wait in the pool's queue behind the first when its 429 comes.
-    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
       // Each call is handed to the pool as it is made: the first takes the connection, the others queue.
+      const sentAt = performance.now();
       const first = client.getAccount('first');
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
       await assert.rejects(first, /rate limit/);
-      const answers = await Promise.all(queued);
+      // Their turns came during the pause: held back unsent, each waits out what is left of it at least (no
+      // less than its 1 s less the time since the first was sent).
+      await waitsAsked(waits, 3);
+      const left = 1_000 - (performance.now() - sentAt);
+      for (const ms of waits.waiting()) assert.ok(ms >= left, `waits ${ms} ms of a pause with ${left} ms or more left`);
+      assert.deepEqual(arrivals, ['first']);
+      limited = false;
+      const answers = await withClockAhead(1_000, async () => {
+        waits.fireAll();
+        return Promise.all(queued);
+      });
       assert.deepEqual(answers.map((a) => a.id), ['q1', 'q2', 'q3']);
       // Each queued call went out once, after the pause (one sent during it is answered 429, and fails): none
       // spent a request of the key's quota on a 429.
