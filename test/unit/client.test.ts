@@ -1052,14 +1052,21 @@ describe('UpstreamClient against a local server', () => {
       if (req.url!.endsWith('/short')) setTimeout(() => limited(2), 200);
       else setTimeout(() => limited(60), 300);
     });
-    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100 }, async (client) => {
+    // The short wait is the test's timer's to end, with the clock moved past it: not slept.
+    const waits = manualTimer();
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
       const short = client.getAccount('short'); // its 429 says 2 s: it waits to retry…
       const long = client.getAccount('long'); // …and meanwhile this one's 429 pauses the key for 60 s
       await assert.rejects(long, /rate limit/);
-      await assert.rejects(short, (e: Error & { extensions?: Record<string, unknown> }) => {
-        assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
-        assert.ok((e.extensions?.['retryAfter'] as number) > 30, `${e.message} (retryAfter ${String(e.extensions?.['retryAfter'])})`);
-        return true;
+      await waitsAsked(waits, 1);
+      assert.deepEqual(waits.waiting(), [2_000], 'the short one waits its own 2 s (the long one, past its deadline, none)');
+      await withClockAhead(2_000, async () => {
+        waits.fireAll();
+        await assert.rejects(short, (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+          assert.ok((e.extensions?.['retryAfter'] as number) > 30, `${e.message} (retryAfter ${String(e.extensions?.['retryAfter'])})`);
+          return true;
+        });
       });
     });
   });
