@@ -990,14 +990,21 @@ describe('UpstreamClient against a local server', () => {
       else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     const lines: string[] = [];
-    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
+    // The pause is waited out on the test's timer, fired with the clock moved past its end: not slept.
+    const waits = manualTimer();
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)), waitTimer: waits.timer }, async (client) => {
+      const sentAt = performance.now();
       await Promise.all([assert.rejects(client.getAccount('limited'), /rate limit/), assert.rejects(client.getAccount('down'), /HTTP 502/)]);
       assert.equal(client.breakerState, 'open');
-      // Both wait the pause out (3 s of their 5); the first is cut by its operation's deadline meanwhile.
+      // Both wait the pause out (3 s of their 5: no less than 3 s less the time since the 429 was asked for);
+      // the first is cut by its operation's deadline meanwhile.
       const operation = new OperationScope('req-9', 10);
       const cut = client.getAccount('cut', operation);
       const waited = client.getAccount('waited');
-      setTimeout(() => operation.abort(new OperationDeadlineExceeded(300)), 300);
+      await waitsAsked(waits, 2);
+      const left = 3_000 - (performance.now() - sentAt);
+      for (const ms of waits.waiting()) assert.ok(ms >= left, `waits ${ms} ms of a pause with ${left} ms or more left`);
+      operation.abort(new OperationDeadlineExceeded(300));
       // The rate limit kept it: its caller learns when calls resume, not that the upstream was slow.
       await assert.rejects(cut, (e: Error & { extensions?: Record<string, unknown> }) => {
         assert.match(e.message, /^The operation did not complete within 300 ms \(it was waiting out the upstream rate limit\); calls resume in 3 s$/);
@@ -1007,8 +1014,12 @@ describe('UpstreamClient against a local server', () => {
       const timedOut = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream call timed out');
       assert.deepEqual(timedOut.map((line) => [line['path'], line['timeout'], line['sent'], line['waitedForRateLimit']]), [['/accounts/cut', 'OPERATION_TIMEOUT_MS', false, true]]);
       // With 2 s of its 5 left, the other is the trial; the upstream answers, and the circuit closes.
-      assert.equal((await waited).id, 'waited');
-      assert.equal(client.breakerState, 'closed');
+      assert.equal(waits.waiting().length, 1, 'the cut call’s wait was given up');
+      await withClockAhead(3_000, async () => {
+        waits.fireAll();
+        assert.equal((await waited).id, 'waited');
+        assert.equal(client.breakerState, 'closed');
+      });
     });
   });
 
