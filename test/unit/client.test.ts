@@ -881,9 +881,10 @@ describe('UpstreamClient against a local server', () => {
 
   it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async () => {
     // The client's clock (`performance.now`) is the test's, moved on by hand: how long a call queued, and
-    // whether a second has passed, are then known exactly, however loaded the machine.
+    // whether a second has passed, are then known exactly, however loaded the machine. A whole number: moved on
+    // by 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of the second.
     const realNow = performance.now.bind(performance);
-    let now = realNow();
+    let now = Math.ceil(realNow());
     performance.now = () => now;
     // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
     const server = createHttpServer((req, res) => {
