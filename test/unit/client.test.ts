@@ -9,6 +9,7 @@ import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/ca
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/net.ts';
+import { eventually } from '../helpers/stack.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
@@ -542,14 +543,6 @@ describe('UpstreamClient against a local server', () => {
     };
   };
 
-  /** Resolves once `count` of the client's waits are asked for of `waits` and not yet fired (checked every 5 ms, for 5 s at most). */
-  const waitsAsked = async (waits: ReturnType<typeof manualTimer>, count: number) => {
-    for (let checks = 0; waits.waiting().length < count; checks++) {
-      if (checks === 1_000) throw new Error(`${waits.waiting().length} waits asked for, not ${count}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
-
   const withLocalUpstream = async (
     server: NetServer | HttpServer,
     { scheme = 'http', ...options }: LocalClientOptions & { scheme?: 'http' | 'https' },
@@ -1002,7 +995,7 @@ describe('UpstreamClient against a local server', () => {
       const operation = new OperationScope('req-9', 10);
       const cut = client.getAccount('cut', operation);
       const waited = client.getAccount('waited');
-      await waitsAsked(waits, 2);
+      await eventually(() => waits.waiting().length >= 2);
       const left = 3_000 - (performance.now() - sentAt);
       for (const ms of waits.waiting()) assert.ok(ms >= left, `waits ${ms} ms of a pause with ${left} ms or more left`);
       operation.abort(new OperationDeadlineExceeded(300));
@@ -1070,7 +1063,7 @@ describe('UpstreamClient against a local server', () => {
       const short = client.getAccount('short'); // its 429 says 2 s: it waits to retry…
       const long = client.getAccount('long'); // …and meanwhile this one's 429 pauses the key for 60 s
       await assert.rejects(long, /rate limit/);
-      await waitsAsked(waits, 1);
+      await eventually(() => waits.waiting().length >= 1);
       assert.deepEqual(waits.waiting(), [2_000], 'the short one waits its own 2 s (the long one, past its deadline, none)');
       await withClockAhead(2_000, async () => {
         waits.fireAll();
@@ -1119,7 +1112,7 @@ describe('UpstreamClient against a local server', () => {
       await assert.rejects(first, /rate limit/);
       // Their turns came during the pause: held back unsent, each waits out what is left of it at least (no
       // less than its 1 s less the time since the first was sent).
-      await waitsAsked(waits, 3);
+      await eventually(() => waits.waiting().length >= 3);
       const left = 1_000 - (performance.now() - sentAt);
       for (const ms of waits.waiting()) assert.ok(ms >= left, `waits ${ms} ms of a pause with ${left} ms or more left`);
       assert.deepEqual(arrivals, ['first']);
