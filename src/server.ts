@@ -250,7 +250,9 @@ function createHandler(parts: HandlerParts): Handler {
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
     if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        return sendJson(res, 405, graphqlError('Only GET and HEAD are supported on /healthz', HttpRefusalCode.METHOD_NOT_ALLOWED), { allow: 'GET, HEAD' });
+      }
       // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
       // every answer during shutdown, this one closes its connection (GatewayResponse, http/connections.ts).
       if (shutdown.begun) return sendJson(res, 503, { status: 'shutting down' });
@@ -258,7 +260,10 @@ function createHandler(parts: HandlerParts): Handler {
     }
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;
-    if (url.pathname !== '/graphql') return sendJson(res, 404, { error: `no such endpoint: ${url.pathname}` });
+    // The same envelope and codes as every other refusal, so a client reads them all one way.
+    if (url.pathname !== '/graphql') {
+      return sendJson(res, 404, graphqlError(`No such endpoint: ${shortened(url.pathname, 100)}. GraphQL is served on /graphql, health on /healthz`, ErrorCode.NOT_FOUND));
+    }
     if (access.cors(req, res)) return;
     // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
     res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');

@@ -232,7 +232,7 @@ describe('HTTP hygiene', () => {
     assert.equal(head.status, 200);
     assert.equal(head.text, '');
     const post = await send(health, { method: 'POST' });
-    assert.equal(post.status, 405);
+    assertRefused(post, 405, 'METHOD_NOT_ALLOWED', /GET and HEAD/);
     assert.equal(post.headers.get('allow'), 'GET, HEAD');
   });
 
@@ -301,11 +301,15 @@ describe('HTTP hygiene', () => {
     assert.equal(answer.headers.get('connection'), 'close');
   });
 
-  it('answers an unknown path with 404', async () => {
+  it('answers an unknown path with 404 NOT_FOUND in the envelope of every other refusal, naming the paths it serves', async () => {
     const answer = await send(`${stack.gateway.origin}/graphql/extra`);
-    assert.equal(answer.status, 404);
+    assertRefused(answer, 404, 'NOT_FOUND', /^No such endpoint: \/graphql\/extra\. GraphQL is served on \/graphql/);
     assert.equal(answer.headers.get('cache-control'), 'private, no-store');
-    assert.equal((await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' })).status, 404);
+    assertRefused(await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' }), 404, 'NOT_FOUND', /\/nope/);
+    // A long path is not echoed whole.
+    const long = await send(`${stack.gateway.origin}/${'x'.repeat(5000)}`);
+    assertRefused(long, 404, 'NOT_FOUND', /^No such endpoint: \/x+…/);
+    assert.ok(long.text.length < 500, long.text);
   });
 
   it('answers a request target that is no URL with 400 BAD_REQUEST: the client’s mistake, not an unexpected error', async () => {
