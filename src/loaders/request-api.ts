@@ -79,13 +79,17 @@ export class RequestApi {
   }
 
   /**
-   * The accounts list's access check, which its resolver makes before it reads `after`: a cursor is checked
-   * against the list's filter under the gateway's key, so read first, its refusal (BAD_USER_INPUT) or its
-   * acceptance (then FORBIDDEN) told a caller who may not list accounts whether a guessed filter (an email
-   * address) was the one a leaked cursor was written for, and so that an account with that address exists.
+   * The access checks a resolver makes before it judges its arguments, so a caller who may not use a field
+   * learns nothing from it: not which values it would accept, nor (the accounts list's cursor is checked against
+   * its filter under the gateway's key) whether a guessed filter, an email address, was the one a leaked cursor
+   * was written for, and so that an account with that address exists. Each call below checks again.
    */
-  requireAccountList(): void {
-    this.#guard.requireAdmin('accounts');
+  requireAdmin(field: string): void {
+    this.#guard.requireAdmin(field);
+  }
+
+  requireAccount(id: string, field: string): void {
+    this.#guard.requireAccount(id, field);
   }
 
   async accountPage(query: AccountPageQuery): Promise<UpstreamAccount[]> {

@@ -9,10 +9,10 @@ export const Mutation: MutationResolvers = {
     accountId: null,
   }),
 
-  createAccountConnectToken: async (_, { accountId, input }, { api }) => ({
-    result: await api.createConnectToken(accountId, connectTokenForm(input)),
-    accountId,
-  }),
+  createAccountConnectToken: async (_, { accountId, input }, { api }) => {
+    api.requireAccount(accountId, 'createAccountConnectToken');
+    return { result: await api.createConnectToken(accountId, connectTokenForm(input)), accountId };
+  },
 
   deleteConnectToken: async (_, { token }, { api }) => ({ ...(await api.deleteConnectToken(null, token)), token }),
 
@@ -21,10 +21,13 @@ export const Mutation: MutationResolvers = {
     token,
   }),
 
-  createAccount: (_, { input }, { api }) =>
-    api.createAccount({ email: email(input.email, 'input.email'), ...nameForm(input) }),
+  createAccount: (_, { input }, { api }) => {
+    api.requireAdmin('createAccount');
+    return api.createAccount({ email: email(input.email, 'input.email'), ...nameForm(input) });
+  },
 
   updateAccount: async (_, { id, input }, { api }) => {
+    api.requireAccount(id, 'updateAccount');
     if (input.firstName == null && input.lastName == null) {
       throw argumentError('input', 'input must set firstName or lastName');
     }

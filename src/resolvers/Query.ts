@@ -13,14 +13,13 @@ export const Query: QueryResolvers = {
   account: (_, { id }, context, info) => accountById(id, context, info),
 
   accounts: async (_, { filter, first, after }, { api, cursorKey }) => {
+    api.requireAdmin('accounts');
     if (filter?.status === 'UNKNOWN') {
       throw argumentError('filter.status', 'filter.status UNKNOWN stands for statuses the gateway does not know and cannot be filtered on');
     }
     // The upstream matches a whole address; an empty one it takes for no filter at all, and answered every account.
     const address = filter?.email == null ? undefined : email(filter.email, 'filter.email');
     const filterValues: AccountFilterValues = { email: address, status: filter?.status ?? undefined, statusOk: filter?.statusOk ?? undefined };
-    // Before the cursor is read, which would tell whether a guessed filter is a leaked cursor's (RequestApi).
-    api.requireAccountList();
     const window = pageWindow(accountsCursorKind(filterValues, cursorKey), first, after);
     const page = await api.accountPage({ limit: upstreamLimit(window), offset: window.offset, ...filterValues });
     return pageFromUpstream(page.map(fullAccount), window);
@@ -29,6 +28,7 @@ export const Query: QueryResolvers = {
   connectToken: (_, { token }, { api }) => api.connectToken(null, token),
 
   connectTokens: async (_, { first, after }, { api, cursorKey }, info) => {
+    api.requireAdmin('connectTokens');
     const window = pageWindow('connectTokens', first, after, true);
     // The upstream has no paging here: the whole list is fetched once and paged over, after the token the
     // cursor names.

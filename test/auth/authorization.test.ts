@@ -263,6 +263,28 @@ describe('per-account scope', () => {
       assert.equal(stack.emulator.store.listAccounts().length, 2);
     });
 
+    test('a field the caller may not use is FORBIDDEN before its arguments are judged: it learns nothing of what they would accept', async () => {
+      const refusals = [
+        '{ accounts(filter: { email: "" }) { nodes { id } } }',
+        '{ accounts(filter: { status: UNKNOWN }) { nodes { id } } }',
+        '{ accounts(first: 100000) { nodes { id } } }',
+        '{ accounts(after: "not a cursor") { nodes { id } } }',
+        '{ connectTokens(first: -1) { nodes { token } } }',
+        '{ connectTokens(after: "not a cursor") { nodes { token } } }',
+        'mutation { createAccount(input: { email: "not an address" }) { id } }',
+        // Fields open to a scoped caller on its own accounts: on another's, the same.
+        `mutation { updateAccount(id: "${other}", input: {}) { success } }`,
+        `mutation { createAccountConnectToken(accountId: "${other}", input: { callbackUrl: "not a URL" }) { token } }`,
+      ];
+      for (const query of refusals) {
+        const response = await stack.gql(query, caller);
+        assert.deepEqual(codes(response), ['FORBIDDEN'], query);
+      }
+      // The same arguments from an admin are judged, and refused for what they are.
+      for (const query of refusals) assert.deepEqual(codes(await stack.gql(query, admin)), ['BAD_USER_INPUT'], query);
+      assert.equal(stack.upstreamCalls().length, 0);
+    });
+
     test('a cursor an admin was given tells a scoped caller nothing of its filter: FORBIDDEN whatever filter it is tried with', async () => {
       // The cursor of a filtered list carries a keyed digest of its filter, so that one leaked into a log or a
       // URL does not say which address was looked up, nor that an account has it.
