@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { withClockAhead } from '../helpers/clock.ts';
-import { eventually } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { codes, hsToken, SECRET, startAuthStack, useAuthStack, type GqlResponse } from './helpers.ts';
 
 const CREATE = 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }';

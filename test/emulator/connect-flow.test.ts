@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { api, emulatorFor, manualClock, rawRequest, waitFor } from './helpers.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { api, emulatorFor, manualClock, rawRequest } from './helpers.ts';
 
 const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
 
@@ -162,7 +163,7 @@ describe('connect flow', () => {
     assert.equal(tokenJson.account.id, GRACE);
     assert.equal(tokenJson.account.sources.length, 3);
 
-    await waitFor(() => receiver.received.length === 1);
+    await eventually(() => receiver.received.length === 1);
     const [call] = receiver.received;
     assert.equal(call!.method, 'POST');
     assert.match(call!.contentType, /^application\/x-www-form-urlencoded/);
@@ -180,7 +181,7 @@ describe('connect flow', () => {
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb', source_callback_url: receiver.url });
     const res = await submit(emu.origin, token.token, { email: 'x@example.com', port: '993' });
     assert.equal(res.status, 303);
-    await waitFor(() => failures.length === 1);
+    await eventually(() => failures.length === 1);
     assert.match(failures[0]!.message, /^source callback to 127\.0\.0\.1:\d+ refused: /);
     assert.deepEqual(receiver.received, []);
   });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { manualTimer } from '../helpers/clock.ts';
-import { api, emulatorFor, waitFor } from './helpers.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { api, emulatorFor } from './helpers.ts';
 
 const ADA = '52daabefcea6f9c35a4a0997';
 
@@ -67,7 +68,7 @@ describe('faults, request log and in-flight counters', () => {
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/accounts', latencyMs: 150 });
     const pending = Promise.all([api(emu, '/accounts'), api(emu, '/accounts'), api(emu, '/accounts')]);
-    await waitFor(() => waiting().length === 3);
+    await eventually(() => waiting().length === 3);
     assert.deepEqual(waiting(), [150, 150, 150]);
     assert.equal(emu.inFlight, 3);
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200);
@@ -88,7 +89,7 @@ describe('faults, request log and in-flight counters', () => {
     const emu = await emulatorFor(t, { faultTimer: timer });
     emu.addFault({ path: '/connect_tokens', latencyMs: 80, status: 500, times: 1 });
     const pending = api(emu, '/connect_tokens');
-    await waitFor(() => waiting().length === 1);
+    await eventually(() => waiting().length === 1);
     assert.deepEqual(waiting(), [80]);
     assert.equal((await api(emu, '/accounts')).status, 200);
     assert.deepEqual(emu.requests.map((r) => r.path), ['/accounts'], 'the delayed one is still unanswered');
@@ -103,7 +104,7 @@ describe('faults, request log and in-flight counters', () => {
     let answered = false;
     const update = api(emu, `/accounts/${ADA}`, { form: { first_name: 'Held' } }).finally(() => (answered = true));
     // Handled on arrival: the change shows while its own answer still waits, its wait asked for as it arrived.
-    await waitFor(() => emu.store.getAccount(ADA)?.first_name === 'Held');
+    await eventually(() => emu.store.getAccount(ADA)?.first_name === 'Held');
     assert.deepEqual(waiting(), [1500]);
     assert.equal(((await api(emu, `/accounts/${ADA}`)).body as { first_name?: unknown }).first_name, 'Held');
     assert.deepEqual(emu.requests.map((r) => r.method), ['GET'], 'the update is still unanswered');
@@ -120,7 +121,7 @@ describe('faults, request log and in-flight counters', () => {
     emu.addFault({ path: /^\/accounts\/[0-9a-f]{24}$/, answerAfterMs: 200 });
     const pending = Promise.all(Array.from({ length: 10 }, () => api(emu, `/accounts/${ADA}`)));
     // All ten held at once, each with a wait of its own.
-    await waitFor(() => waiting().length === 10);
+    await eventually(() => waiting().length === 10);
     assert.deepEqual(waiting(), Array(10).fill(200));
     assert.equal(emu.inFlight, 10);
     assert.equal((await api(emu, '/accounts')).status, 200);
@@ -137,10 +138,10 @@ describe('faults, request log and in-flight counters', () => {
     emu.addFault({ path: '/accounts', answerAfterMs: 60_000 });
     const controller = new AbortController();
     const pending = api(emu, '/accounts', { signal: controller.signal });
-    await waitFor(() => emu.inFlight === 1);
+    await eventually(() => emu.inFlight === 1);
     controller.abort();
     await assert.rejects(pending, { name: 'AbortError' });
-    await waitFor(() => emu.inFlight === 0);
+    await eventually(() => emu.inFlight === 0);
     assert.equal(emu.requests[0]?.status, 0);
     await emu.close();
   });
@@ -151,11 +152,11 @@ describe('faults, request log and in-flight counters', () => {
     const controller = new AbortController();
     const pending = api(emu, `/accounts/${ADA}`, { signal: controller.signal });
     // In flight: the emulator has taken it in, and would have logged it by now if it logged on arrival.
-    await waitFor(() => emu.inFlight === 1);
+    await eventually(() => emu.inFlight === 1);
     assert.equal(emu.requests.length, 0, 'logged only once it ends');
     controller.abort();
     await assert.rejects(pending, { name: 'AbortError' });
-    await waitFor(() => emu.inFlight === 0);
+    await eventually(() => emu.inFlight === 0);
     assert.deepEqual(emu.requests, [{ method: 'GET', path: `/accounts/${ADA}`, query: '', status: 0 }]);
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200, 'times: 1');
   });
@@ -180,7 +181,7 @@ describe('faults, request log and in-flight counters', () => {
     emu.addFault({ method: 'DELETE', path: `/accounts/${id}`, drop: 'after-handling', times: 1 });
     await assert.rejects(api(emu, `/accounts/${id}`, { method: 'DELETE' }), TypeError);
     assert.equal(emu.store.getAccount(id), undefined, 'deleted, though the answer was lost');
-    await waitFor(() => emu.inFlight === 0);
+    await eventually(() => emu.inFlight === 0);
     assert.deepEqual(emu.requests.map((r) => r.status), [0, 0]);
     assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 404, 'times: 1');
   });
@@ -189,7 +190,7 @@ describe('faults, request log and in-flight counters', () => {
     const emu = await emulatorFor(t);
     emu.addFault({ path: '/accounts', hang: true });
     const outcome = api(emu, '/accounts').then(() => 'answered', () => 'connection closed');
-    await waitFor(() => emu.inFlight === 1);
+    await eventually(() => emu.inFlight === 1);
     await emu.close();
     assert.equal(await outcome, 'connection closed');
     assert.equal(emu.inFlight, 0);

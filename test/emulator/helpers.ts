@@ -141,15 +141,6 @@ export function rawRequest(
   });
 }
 
-/** Waits until `predicate` holds, polling; fails after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A controllable clock in ms for `EmulatorOptions.now`. */
 export function manualClock(startMs = Date.now()): { now: () => number; advance: (seconds: number) => void } {
   let current = startMs;

@@ -7,7 +7,8 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
-import { eventually, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {

@@ -4,6 +4,7 @@ import { after, before, beforeEach } from 'node:test';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { createLogger, silentLogger, type LogLevel } from '../../src/logger.ts';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
+import { eventually } from './eventually.ts';
 
 export interface GraphQLResponse<D = Record<string, unknown>> {
   status: number;
@@ -200,11 +201,5 @@ export async function readRestDuringShutdown(stack: Stack, download: SlowRead): 
   await closing;
 }
 
-/** Waits until `condition` holds, checking every 20 ms, for `ms` at most (then throws). */
-export async function eventually(condition: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** Kept for the tests that still import it from here; it lives in ./eventually.ts. */
+export { eventually };

@@ -11,7 +11,8 @@ import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { createIde } from '../../src/ide/index.ts';
 import { hsToken } from '../auth/helpers.ts';
-import { eventually, startStack, type Stack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
 import { ensureIdeBuilt } from '../browser/browser.ts';
 
 /** The IDE's HTTP surface, without a browser: who gets the page, how assets are served, and what is refused. */

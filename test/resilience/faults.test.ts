@@ -6,7 +6,8 @@ import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
-import { codes, eventually, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
 async function okBesideHanging(stack: Stack) {
@@ -177,7 +178,7 @@ describe('deadlines', () => {
       await withClockAhead(1_500, async () => {
         const during = await Promise.all(others.map((other) => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: other })));
         for (const res of during) assert.ok(['RATE_LIMITED', undefined].includes(codes(res)[0] as string | undefined), JSON.stringify(res.body));
-        await eventually(() => limited.emulator.inFlight === 0, 10_000);
+        await eventually(() => limited.emulator.inFlight === 0, { timeoutMs: 10_000 });
       });
       // The pause is over.
       await withClockAhead(5_000, async () => {
@@ -319,7 +320,7 @@ describe('a client that stops taking its answer', () => {
       await once(socket, 'connect');
       socket.write(request(`{ account(id: "${slow}") { id } }`) + request('{ accounts(first: 100) { nodes { firstName } } }') + request(`{ account(id: "${later}") { id } }`));
       socket.pause();
-      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 3, 10_000);
+      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 3, { timeoutMs: 10_000 });
       const lines = stack.lines.filter((l) => l.includes('"message":"operation"')).map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual(lines.map((l) => [l['status'], l['answerStalled'], l['clientWentAway']]), [[200, undefined, undefined], [null, true, undefined], [null, true, undefined]]);
       socket.destroy();

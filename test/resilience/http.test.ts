@@ -5,7 +5,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { eventually, startLoggingStack, startStack, useStack, type Stack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { startLoggingStack, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
   status: number;
@@ -133,7 +134,7 @@ describe('HTTP hygiene', () => {
       const before = process.memoryUsage().heapUsed;
       socket.write(head + chunks);
       // Every byte in, the body not ended: what the gateway holds of it now is all it will hold.
-      await eventually(() => server?.bytesRead === head.length + chunks.length, 30_000);
+      await eventually(() => server?.bytesRead === head.length + chunks.length, { timeoutMs: 30_000 });
       gc();
       const held = process.memoryUsage().heapUsed - before;
       assert.ok(held < 40 * 1024 * 1024, `${Math.round(held / 1024 / 1024)} MB held for a ${pad / 1024} KB body`);
@@ -366,7 +367,7 @@ describe('HTTP pipelining', () => {
       assert.equal(stack.lines.filter((line) => line.includes('pipelined more requests than the gateway runs at once')).length, 1);
       // The ones begun before the cut stop with it: no more than 32 went upstream, and none is left waiting.
       assert.ok(stack.upstreamCalls().length <= 32);
-      await eventually(() => stack.emulator.inFlight === 0, 10_000);
+      await eventually(() => stack.emulator.inFlight === 0, { timeoutMs: 10_000 });
       assert.deepEqual((await stack.gql('{ __typename }')).body, { data: { __typename: 'Query' } });
     } finally {
       await stack.close();
@@ -384,7 +385,7 @@ describe('HTTP pipelining', () => {
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       socket.write(Array.from({ length: 20 }, (_, n) => request(n)).join(''));
-      await eventually(() => (received.match(/HTTP\/1\.1 200 /g) ?? []).length === 20, 10_000);
+      await eventually(() => (received.match(/HTTP\/1\.1 200 /g) ?? []).length === 20, { timeoutMs: 10_000 });
       assert.deepEqual([...received.matchAll(/"(n\d+)":"Query"/g)].map((m) => m[1]), Array.from({ length: 20 }, (_, n) => `n${n}`));
       socket.destroy();
     } finally {
