@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { closedPort } from '../helpers/net.ts';
 import { codes, postGraphQL, startLoggingStack, startStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
@@ -130,8 +131,7 @@ describe('upstream failures map to the contract’s codes', () => {
       assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
       assert.match(res.body.errors![0]!.message, /larger than 32 MiB/);
       // Refused on its Content-Length, the connection closed: the emulator logs the request as that close reaches it.
-      const deadline = Date.now() + 5_000;
-      while (big.emulator.requests.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await eventually(() => big.emulator.requests.length > 0, { what: 'the emulator logging the request' });
       assert.deepEqual(big.upstreamCalls(), [`GET /accounts/${bigId}`]);
     } finally {
       await big.close();

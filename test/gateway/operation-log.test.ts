@@ -33,12 +33,9 @@ describe('the operation log line', () => {
 
   /** The operation lines logged so far, once there are at least `count` (or after 10 s). */
   async function operationLines(count: number, from = lines): Promise<Array<Record<string, unknown>>> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const found = loggedOperations(from);
-      if (found.length >= count || Date.now() > deadline) return found;
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
+    // Not there in time, what there is goes back all the same: the callers' checks of it say more than a timeout.
+    await eventually(() => loggedOperations(from).length >= count, { timeoutMs: 10_000 }).catch(() => {});
+    return loggedOperations(from);
   }
 
   const MARKER = 'operation-log-marker-';

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
 import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
@@ -45,15 +46,6 @@ function logEntries(lines: string[]): Array<Record<string, unknown>> {
   return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-/** Reads `file` until it exists and contains `text`, for up to 30 s. */
-async function waitForFileToHold(file: string, text: string): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!(await readFile(file, 'utf8').catch(() => '')).includes(text)) {
-    if (Date.now() > deadline) throw new Error(`${file} did not come to hold ${text}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** A well-formed account id the emulator does not know: the gateway's call for it gets a 404. */
 const MISSING_ACCOUNT = '0123456789abcdef01234567';
 
@@ -62,14 +54,8 @@ async function query(url: string, q: string) {
   return (await response.json()) as { data?: Record<string, unknown>; errors?: Array<{ extensions?: Record<string, unknown> }> };
 }
 
-/** Polls `condition` every `intervalMs` until it holds, for up to 30 s. */
-async function until(condition: () => boolean, intervalMs = 20): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+/** How long to wait for what main does: a process of its own, started under tsx, on a machine that may be busy. */
+const IN_MAIN = { timeoutMs: 30_000 };
 
 /**
  * Starts main at `LOG_LEVEL=level`, asks it for an account the upstream does not know (an upstream 404, which
@@ -110,7 +96,7 @@ async function withOperationInFlight(
       OPERATION_TIMEOUT_MS: '600000',
     });
     const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed' as const);
-    await until(() => upstream.inFlight > 0);
+    await eventually(() => upstream.inFlight > 0, IN_MAIN);
     await run(started, inFlight);
   } finally {
     await upstream.close();
@@ -204,7 +190,7 @@ describe('npm start', () => {
           token = (created.data!['createConnectToken'] as { token: string }).token;
           // The emulator saves after every change as well: once that save is on disk the file is removed,
           // so that only the save at shutdown can bring it back.
-          await waitForFileToHold(dataFile, token);
+          await eventually(async () => (await readFile(dataFile, 'utf8').catch(() => '')).includes(token), { ...IN_MAIN, what: `${dataFile} to hold ${token}` });
           await rm(dataFile);
         } finally {
           code = await started.stop(signal);
@@ -295,7 +281,7 @@ describe('npm start', () => {
     // A grace period far longer than the test may take: only the second signal can end the process in time.
     await withOperationInFlight('600000', async (started, inFlight) => {
       started.stop('SIGTERM').catch(() => undefined);
-      await until(() => started.lines.some((l) => l.includes('shutting down')));
+      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
       // Another signal than the first: an operator, not npm passing the first one on (next test).
       assert.equal(await started.stop('SIGINT'), 1, started.lines.join('\n'));
       const forced = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown'));
@@ -308,7 +294,7 @@ describe('npm start', () => {
     await withOperationInFlight('1000', async (started, inFlight) => {
       started.stop('SIGINT').catch(() => undefined);
       // npm's copy arrives just after the gateway handled its own (two signals sent together would merge).
-      await until(() => started.lines.some((l) => l.includes('shutting down')), 5);
+      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
       assert.equal(await started.stop('SIGINT'), 0, started.lines.join('\n'));
       // Answered at the end of the grace period, not cut off.
       const answer = await inFlight;

@@ -133,11 +133,7 @@ export async function leaveWhileUpstreamHangs(stack: Stack, email: string): Prom
     () => 'answered' as const,
     () => 'aborted' as const,
   );
-  const deadline = Date.now() + 10_000;
-  while (stack.emulator.inFlight === 0) {
-    if (Date.now() > deadline) throw new Error('the upstream request never started');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await eventually(() => stack.emulator.inFlight > 0, { timeoutMs: 10_000, what: 'the upstream request started' });
   controller.abort();
   return pending;
 }
