@@ -7,12 +7,20 @@ import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
+import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/net.ts';
 import { eventually } from '../helpers/stack.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
+
+/** A promise and what settles it: an answer the test gives when it chooses (Node 20 has no `Promise.withResolvers`). */
+function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((settle) => (resolve = settle));
+  return { promise, resolve };
+}
 
 /** The client alone, in front of an undici MockPool that refuses any request nobody expected. */
 describe('UpstreamClient against a mocked upstream', () => {
@@ -152,11 +160,13 @@ describe('UpstreamClient against a mocked upstream', () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
     await assert.rejects(guarded.getAccount('a'), /HTTP 502/);
     await assert.rejects(guarded.getAccount('a'), /paused for 1 s \(circuit open\)/);
-    // Past the cooldown.
+    // Past the cooldown. The probe is answered when the test says, once the second call has been refused.
     await withClockAhead(320, async () => {
-      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS).delay(100);
+      const answer = deferred();
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, () => answer.promise.then(() => ({ id: 'a', created: 1, email_addresses: [], sources: [] })), JSON_HEADERS);
       const probe = guarded.getAccount('a');
       await assert.rejects(guarded.getAccount('a'), /one trial call is checking whether it has recovered, retry in a moment \(circuit half-open\)/);
+      answer.resolve();
       assert.equal((await probe).id, 'a');
     });
   });
@@ -392,25 +402,21 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('says a DELETE may have taken effect when, after a 502, the breaker refuses its retry', async () => {
-    const random = Math.random;
-    // The first draw is the DELETE's backoff after its 502 (~200 ms); the GET's draws are ~2 ms each.
-    let backingOff: () => void;
-    const deletionBackingOff = new Promise<void>((resolve) => (backingOff = resolve));
+    // The DELETE's backoff (the first wait asked for) is the test's to end, once the GET has failed for good;
+    // the GET's own short ones are waited out as usual.
+    const held = manualTimer();
     let first = true;
-    Math.random = () => (first ? ((first = false), backingOff(), 0.99) : 0.01);
-    try {
-      const breaking = mockedClient({ maxInFlight: 2, retryBaseDelayMs: 200, breakerFailureThreshold: 1 });
-      pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
-      pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout').times(3);
-      const deletion = breaking.deleteAccount('a');
-      // Answered 502, the DELETE waits to retry, the retry already decided, when the GET begins.
-      await deletionBackingOff;
-      await assert.rejects(breaking.getAccount('g'), /HTTP 504/); // fails for good: the circuit opens
-      assert.equal(breaking.breakerState, 'open');
-      await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
-    } finally {
-      Math.random = random;
-    }
+    const waitTimer: WaitTimer = (callback, ms) => (first ? ((first = false), held.timer(callback, ms)) : realTimer(callback, ms));
+    const breaking = mockedClient({ maxInFlight: 2, breakerFailureThreshold: 1, waitTimer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+    pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout').times(3);
+    const deletion = breaking.deleteAccount('a');
+    // Answered 502, the DELETE waits to retry, the retry already decided, when the GET begins.
+    await eventually(() => held.waiting().length === 1);
+    await assert.rejects(breaking.getAccount('g'), /HTTP 504/); // fails for good: the circuit opens
+    assert.equal(breaking.breakerState, 'open');
+    held.fireAll();
+    await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
   });
 
   it('counts a retried 502 once for its call, when the call fails for good: a retry that succeeds leaves nothing counted', async () => {
@@ -427,33 +433,30 @@ describe('UpstreamClient against a mocked upstream', () => {
   });
 
   it('does not let a retried connection error from before the circuit opened reopen it half-open, when the call holding the probe is cancelled', async () => {
-    const random = Math.random;
-    Math.random = () => 0.99; // a backoff of ~198 ms, past the 30 ms cooldown
-    const client2 = mockedClient({ retryBaseDelayMs: 200, maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 30 });
-    try {
-      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
-      // The retry is answered (after a second): it has gone out, so it took the probe.
-      let retried: () => void = () => undefined;
-      const retrySent = new Promise<void>((resolve) => (retried = resolve));
-      pool
-        .intercept({ path: '/2.0/accounts/a', method: 'GET' })
-        .reply(() => {
-          retried();
-          return { statusCode: 200, data: { id: 'a', created: 1, email_addresses: [], sources: [] } };
-        })
-        .delay(1_000);
-      pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(502, 'bad gateway');
-      const caller = new AbortController();
-      const pending = client2.getAccount('a', caller.signal); // reset: owed, the circuit closed, a backoff
-      await assert.rejects(client2.createAccount({ email: 'x@example.com' }), /HTTP 502/); // opens the circuit
-      await retrySent; // the retry took the probe (half-open)
+    // The backoff is the test's timer's to end, with the clock moved past the cooldown: not slept.
+    const waits = manualTimer();
+    const client2 = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 1, breakerCooldownMs: 1_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    // The retry is never answered: it has gone out, so it took the probe.
+    const retrySent = deferred();
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, () => {
+      retrySent.resolve();
+      return new Promise<never>(() => undefined);
+    }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(502, 'bad gateway');
+    const caller = new AbortController();
+    const pending = client2.getAccount('a', caller.signal); // reset: owed, the circuit closed, a backoff
+    await assert.rejects(client2.createAccount({ email: 'x@example.com' }), /HTTP 502/); // opens the circuit
+    assert.equal(client2.breakerState, 'open');
+    await eventually(() => waits.waiting().length === 1);
+    await withClockAhead(1_000, async () => {
+      waits.fireAll();
+      await retrySent.promise; // the retry took the probe (half-open)
       assert.equal(client2.breakerState, 'half-open');
       caller.abort(); // the probe is released: nothing new about the upstream
       await assert.rejects(pending, /cancelled/);
       assert.equal(client2.breakerState, 'half-open');
-    } finally {
-      Math.random = random;
-    }
+    });
   });
 
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
