@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
-import { createServer as createHttpServer, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { afterEach, beforeEach, describe, it, type TestContext } from 'node:test';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
@@ -20,6 +21,24 @@ function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => voi
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((settle) => (resolve = settle));
   return { promise, resolve };
+}
+
+/**
+ * What happens, in turn (requests reaching a test's server, say): each `next()` is the next one, whether it
+ * happened before or after it was asked for. A test waits for the event itself, not for a time by which it
+ * should have come.
+ */
+function happenings<T = void>(): { push: (value: T) => void; next: () => Promise<T> } {
+  const happened: T[] = [];
+  const waiting: Array<(value: T) => void> = [];
+  return {
+    push: (value) => {
+      const waiter = waiting.shift();
+      if (waiter) waiter(value);
+      else happened.push(value);
+    },
+    next: () => (happened.length > 0 ? Promise.resolve(happened.shift()!) : new Promise<T>((resolve) => waiting.push(resolve))),
+  };
 }
 
 /** The client alone, in front of an undici MockPool that refuses any request nobody expected. */
@@ -564,6 +583,29 @@ describe('UpstreamClient against a local server', () => {
     }
   };
 
+  /**
+   * Runs `body` on the test's own time: the client's clock (`performance.now`) held still, but for a microsecond
+   * at each reading (as time moves on between two events), until `advance(ms)` moves it on; and, given the
+   * test's context `t`, `setTimeout` too (the calls' deadlines), mocked and moved on with it. A busy machine
+   * then cannot change which call runs out of time, or when it went out. Both put back after `body`. (No
+   * `eventually()` inside with `t`: it waits on `setTimeout`.)
+   */
+  const onTestTime = async (t: TestContext | undefined, body: (advance: (ms: number) => void) => Promise<void>): Promise<void> => {
+    const realNow = performance.now.bind(performance);
+    let now = realNow();
+    performance.now = () => (now += 0.001);
+    t?.mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      await body((ms) => {
+        now += ms;
+        t?.mock.timers.tick(ms);
+      });
+    } finally {
+      performance.now = realNow;
+      t?.mock.timers.reset();
+    }
+  };
+
   it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
     await withLocalUpstream(createNetServer(), { scheme: 'https', timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 }, async (client) => {
       const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
@@ -699,54 +741,76 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async () => {
+  it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async (t) => {
     for (const interim of [false, true]) {
       // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
       // with little of its time left, and the queue never empties; no answer came while they waited.
+      // A request a connection: each cut closes its own.
+      const arrived = happenings();
       const server = createNetServer((socket) => {
         socket.on('error', () => {});
-        socket.on('data', () => {
+        socket.once('data', () => {
           if (interim) socket.write('HTTP/1.1 103 Early Hints\r\n\r\n');
+          else arrived.push();
         });
       });
-      await withLocalUpstream(server, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 }, async (client) => {
-        const calls: Array<Promise<unknown>> = [];
-        for (let i = 0; i < 20 && client.breakerState === 'closed'; i++) {
-          calls.push(client.getAccount(`a${i}`).catch(() => undefined));
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-        await Promise.all(calls);
-        assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
-      });
+      // With a 103, the call counts as out once the client has read it: a cut before would not test it.
+      const interimRead = (message: unknown) => {
+        if ((message as { response: { statusCode: number } }).response.statusCode === 103) arrived.push();
+      };
+      subscribe('undici:request:headers', interimRead);
+      try {
+        await onTestTime(t, async (advance) => {
+          await withLocalUpstream(server, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 }, async (client) => {
+            // A call every 100 ms while the circuit is closed, each with 400 ms: from the fifth on, as each is
+            // made, the one made 400 ms before it is cut, and the next in the queue goes out.
+            const calls: Array<Promise<unknown>> = [];
+            for (let i = 0; i < 20; i++) {
+              if (i >= 4) {
+                await calls[i - 4];
+                if (client.breakerState !== 'closed') break;
+              }
+              calls.push(client.getAccount(`a${i}`).catch(() => undefined));
+              if (i === 0 || i >= 4) await arrived.next();
+              advance(100);
+            }
+            advance(400); // what is left, cut
+            await Promise.all(calls);
+            assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
+          });
+        });
+      } finally {
+        unsubscribe('undici:request:headers', interimRead);
+      }
     }
   });
 
-  it('does not open the breaker for one resource hanging while the others are answered (one caller could pause every caller)', async () => {
+  it('does not open the breaker for one resource hanging while the others are answered (one caller could pause every caller)', async (t) => {
+    const hanging = happenings();
     const server = createHttpServer((req, res) => {
-      if (req.url?.startsWith('/2.0/accounts/bad')) return; // never answered
+      if (req.url?.startsWith('/2.0/accounts/bad')) return void hanging.push(); // never answered
       res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
-    await withLocalUpstream(server, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
-      let healthy = true;
-      const others = (async () => {
-        while (healthy) {
-          await client.getAccount('good');
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      })();
-      try {
-        const bad = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`)));
-        assert.ok(bad.every((r) => r.status === 'rejected'));
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
+        const bad = Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`));
+        for (let i = 0; i < 5; i++) await hanging.next();
+        // While they hang, another caller's call is answered whole.
+        advance(100);
+        assert.equal((await client.getAccount('good')).id, 'good');
+        advance(400);
+        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'));
         assert.equal(client.breakerState, 'closed');
-      } finally {
-        healthy = false;
-        await others.catch(() => undefined);
-      }
-    });
-    // With nothing answered at all, the same timeouts open it.
-    await withLocalUpstream(createHttpServer(() => undefined), { timeoutMs: 300, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (down) => {
-      await Promise.allSettled(Array.from({ length: 5 }, (_, i) => down.getAccount(`a${i}`)));
-      assert.equal(down.breakerState, 'open');
+      });
+      // With nothing answered at all, the same timeouts open it.
+      const down = happenings();
+      await withLocalUpstream(createHttpServer(() => down.push()), { timeoutMs: 300, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
+        const calls = Array.from({ length: 5 }, (_, i) => client.getAccount(`a${i}`));
+        for (let i = 0; i < 5; i++) await down.next();
+        advance(300);
+        await Promise.allSettled(calls);
+        assert.equal(client.breakerState, 'open');
+      });
     });
   });
 
@@ -823,23 +887,31 @@ describe('UpstreamClient against a local server', () => {
     });
   });
 
-  it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async () => {
+  it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async (t) => {
+    const hanging = happenings();
     const server = createHttpServer((req, res) => {
-      if (!req.url!.includes('/hang')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      if (req.url!.includes('/hang')) hanging.push();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
-    await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 }, async (client) => {
-      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      await assert.rejects(client.getAccount('hang-1'), /did not answer/);
-      assert.equal(client.breakerState, 'open');
-      await sleep(250);
-      const lost = client.getAccount('hang-2'); // the probe, which will hang
-      await sleep(50);
-      await assert.rejects(client.getAccount('early'), /circuit half-open/);
-      await sleep(200);
-      assert.equal((await client.getAccount('recovered')).id, 'recovered');
-      assert.equal(client.breakerState, 'closed');
-      await assert.rejects(lost, /did not answer/);
-      assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 200 }, async (client) => {
+        const first = client.getAccount('hang-1');
+        await hanging.next();
+        advance(1_000);
+        await assert.rejects(first, /did not answer/);
+        assert.equal(client.breakerState, 'open');
+        advance(250);
+        const lost = client.getAccount('hang-2'); // the probe, which will hang
+        await hanging.next();
+        advance(50);
+        await assert.rejects(client.getAccount('early'), /circuit half-open/);
+        advance(200);
+        assert.equal((await client.getAccount('recovered')).id, 'recovered');
+        assert.equal(client.breakerState, 'closed');
+        advance(750); // the lost probe's deadline
+        await assert.rejects(lost, /did not answer/);
+        assert.equal(client.breakerState, 'closed', 'the lost probe’s timeout does not reopen it: the upstream answered after it went out');
+      });
     });
   });
 
@@ -918,26 +990,47 @@ describe('UpstreamClient against a local server', () => {
     }
   });
 
-  it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async () => {
+  it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async (t) => {
+    const arrived = happenings<{ id: string; req: IncomingMessage }>();
     const server = createHttpServer((req, res) => {
-      const id = req.url!.split('/').pop();
-      if (id === 'reset') setTimeout(() => req.socket.destroy(), 900); // after the request went out
-      else if (id === 'ok' || id === 'late') setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)), 300);
-      // 'hang': never answers
+      const id = req.url!.split('/').pop()!;
+      if (id === 'ok') res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      else arrived.push({ id, req }); // 'reset': reset when the test says; 'hang' and 'late': never answered
     });
-    await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300 }, async (client) => {
-      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
-      await sleep(600);
-      const hang = client.getAccount('hang'); // out at 900 ms, hangs until 3.6 s
-      await sleep(50);
-      const late = client.getAccount('late'); // its turn at ~3.6 s, after the cooldown, with ~50 ms left
-      await assert.rejects(reset, /did not answer within/);
-      assert.equal(client.breakerState, 'open');
-      await assert.rejects(hang, /did not answer within/);
-      await assert.rejects(late);
-      assert.equal((await client.getAccount('ok')).id, 'ok');
-      assert.equal(client.breakerState, 'closed');
+    // The retry's backoff is the test's to end: it is asked for once the reset has been seen.
+    const waits = manualTimer();
+    const backoffAsked = deferred();
+    const waitTimer: WaitTimer = (callback, ms) => (backoffAsked.resolve(), waits.timer(callback, ms));
+    /** The next request to reach the upstream, which must be `id`'s. */
+    const nextArrival = async (id: string) => {
+      const arrival = await arrived.next();
+      assert.equal(arrival.id, id);
+      return arrival.req;
+    };
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300, waitTimer }, async (client) => {
+        const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
+        const resetRequest = await nextArrival('reset');
+        advance(600);
+        const hang = client.getAccount('hang'); // out at 900 ms, hangs until 3.6 s
+        advance(50);
+        const late = client.getAccount('late'); // its turn at 3.6 s, after the cooldown, with 50 ms left
+        advance(250);
+        resetRequest.socket.destroy(); // after the request went out
+        await backoffAsked.promise;
+        await nextArrival('hang');
+        waits.fireAll(); // the retry queues behind 'late'
+        advance(2_100);
+        await assert.rejects(reset, /did not answer within/);
+        assert.equal(client.breakerState, 'open');
+        advance(600);
+        await assert.rejects(hang, /did not answer within/);
+        await nextArrival('late'); // the trial
+        advance(50);
+        await assert.rejects(late, /did not answer within/);
+        assert.equal((await client.getAccount('ok')).id, 'ok');
+        assert.equal(client.breakerState, 'closed');
+      });
     });
   });
 
