@@ -916,34 +916,36 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('does not let a probe given up on open the circuit again once it has closed, when its hung connection is reset', async () => {
-    const hung: ServerResponse[] = [];
+    const hung = happenings<ServerResponse>();
     let failing = true;
     const server = createHttpServer((req, res) => {
       if (req.url!.includes('/hang')) return void hung.push(res);
       if (failing) return void res.writeHead(502).end('bad gateway');
       res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
-    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 20, breakerFailureThreshold: 2, breakerCooldownMs: 100 }, async (client) => {
-      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-      /** Resets the connection of the next request to hang, once it has arrived. */
-      const resetNextHung = async () => {
-        while (hung.length === 0) await sleep(5);
-        hung.shift()!.socket!.destroy();
-      };
-      await assert.rejects(client.getAccount('down'), /HTTP 502/); // its 502s open the circuit
-      failing = false;
-      await sleep(120);
-      const lost = client.getAccount('hang'); // the probe, which hangs
-      await sleep(120);
-      assert.equal((await client.getAccount('recovered')).id, 'recovered', 'the probe in its place');
-      assert.equal(client.breakerState, 'closed');
-      // The lost probe's connection is reset, and its retry's too: one call's connection failures, counted once
-      // (as any call's), not one for the probe it was and one more for the call.
-      await resetNextHung();
-      await resetNextHung();
-      await resetNextHung();
-      await assert.rejects(lost, /connection to the upstream broke/);
-      assert.equal(client.breakerState, 'closed');
+    // The cooldowns pass on the test's clock; the retries' backoffs (1 ms at most) are waited out.
+    await onTestTime(undefined, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 16, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 2, breakerCooldownMs: 100 }, async (client) => {
+        /** Resets the connection of the next request to hang, once it has arrived. */
+        const resetNextHung = async () => (await hung.next()).socket!.destroy();
+        // Two calls failing for good open the circuit (a call's retried 502s count once).
+        for (const id of ['down-1', 'down-2']) await assert.rejects(client.getAccount(id), /HTTP 502/);
+        assert.equal(client.breakerState, 'open');
+        failing = false;
+        advance(120);
+        const lost = client.getAccount('hang'); // the probe, which hangs
+        const lostRequest = await hung.next();
+        advance(120);
+        assert.equal((await client.getAccount('recovered')).id, 'recovered', 'the probe in its place');
+        assert.equal(client.breakerState, 'closed');
+        // The lost probe's connection is reset, and its retries' too: one call's connection failures, counted
+        // once (as any call's), not one for the probe it was and one more for the call.
+        lostRequest.socket!.destroy();
+        await resetNextHung();
+        await resetNextHung();
+        await assert.rejects(lost, /connection to the upstream broke/);
+        assert.equal(client.breakerState, 'closed');
+      });
     });
   });
 
