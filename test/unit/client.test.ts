@@ -957,9 +957,11 @@ describe('UpstreamClient against a local server', () => {
     let now = Math.ceil(realNow());
     performance.now = () => now;
     // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
+    const cutArrived = deferred();
     const server = createHttpServer((req, res) => {
       if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
       else if (req.url!.endsWith('/hanging')) now += 300;
+      else if (req.url!.endsWith('/cut')) cutArrived.resolve();
     });
     const lines: string[] = [];
     try {
@@ -974,7 +976,8 @@ describe('UpstreamClient against a local server', () => {
         // Another kind (cut by its operation's deadline, not counted) has its own line at once.
         const operation = new OperationScope('req-7', 10);
         const call = client.getAccount('cut', operation);
-        setTimeout(() => operation.abort(new OperationDeadlineExceeded(100)), 100);
+        await cutArrived.promise;
+        operation.abort(new OperationDeadlineExceeded(100));
         await assert.rejects(call, /did not complete within 100 ms/);
         const cut = logged('upstream call timed out')[1];
         assert.equal(cut!['sinceLastLine'], undefined);
@@ -1059,15 +1062,19 @@ describe('UpstreamClient against a local server', () => {
 
   it('fails requests queued for a connection at once when the circuit opens before their turn, unsent', async () => {
     let requests = 0;
+    // The first is answered 502 once the others are queued behind it.
+    const firstHeld = heldRequest();
     const server = createHttpServer((_req, res) => {
       requests++;
-      setTimeout(() => res.writeHead(502).end('bad gateway'), 50);
+      firstHeld.hold(() => res.writeHead(502).end('bad gateway'));
     });
     // One connection: the later calls wait in the pool's queue behind the first when its 502 opens the circuit.
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
       // Each call is handed to the pool as it is made: the first takes the connection, the others queue.
       const first = client.getAccount('first');
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
+      await firstHeld.arrived;
+      firstHeld.answer();
       await assert.rejects(first, /HTTP 502/);
       for (const call of queued) await assert.rejects(call, /circuit open/);
       assert.equal(requests, 1);
@@ -1075,10 +1082,14 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('lets a call that waited out a rate-limit pause be the half-open trial; one cut by its operation while it waits is logged, and ends RATE_LIMITED', async () => {
+    // 'limited' is answered 429 and then 'down' 502 (which opens the circuit), each when the test says: the
+    // other way round, the 429 would close the circuit again (the upstream answered).
+    const limitedHeld = heldRequest();
+    const downHeld = heldRequest();
     const server = createHttpServer((req, res) => {
       const id = req.url!.split('/').pop();
-      if (id === 'limited') setTimeout(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
-      else if (id === 'down') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      if (id === 'limited') limitedHeld.hold(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
+      else if (id === 'down') downHeld.hold(() => res.writeHead(502).end('bad gateway'));
       else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
     const lines: string[] = [];
@@ -1086,7 +1097,12 @@ describe('UpstreamClient against a local server', () => {
     const waits = manualTimer();
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)), waitTimer: waits.timer }, async (client) => {
       const sentAt = performance.now();
-      await Promise.all([assert.rejects(client.getAccount('limited'), /rate limit/), assert.rejects(client.getAccount('down'), /HTTP 502/)]);
+      const [limited, down] = [client.getAccount('limited'), client.getAccount('down')];
+      await Promise.all([limitedHeld.arrived, downHeld.arrived]);
+      limitedHeld.answer();
+      await assert.rejects(limited, /rate limit/);
+      downHeld.answer();
+      await assert.rejects(down, /HTTP 502/);
       assert.equal(client.breakerState, 'open');
       // Both wait the pause out (3 s of their 5: no less than 3 s less the time since the 429 was asked for);
       // the first is cut by its operation's deadline meanwhile.
@@ -1116,24 +1132,36 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('ends a retried call cut by its operation while it waits out another call’s pause with its own earlier failure (a 502 after which a DELETE may have taken effect)', async () => {
+    const deletionHeld = heldRequest();
     const server = createHttpServer((req, res) => {
-      if (req.method === 'DELETE') setTimeout(() => res.writeHead(502).end('bad gateway'), 100);
+      if (req.method === 'DELETE') deletionHeld.hold(() => res.writeHead(502).end('bad gateway'));
       else res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
     });
-    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 2, retryBaseDelayMs: 10, breakerFailureThreshold: 100 }, async (client) => {
+    // The waits (the retries' backoffs, the pause) are the test's timer's, ended or cut when it says; on the
+    // test's clock, held still, the pause always leaves the DELETE time enough to wait it out.
+    const waits = manualTimer();
+    await onTestTime(undefined, () => withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 2, retryBaseDelayMs: 10, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
       const operation = new OperationScope('req-11', 10);
       // Its first attempt out; then another call's 429 pauses the key for 3 s; then its 502 asks for a retry.
       const deletion = client.deleteAccount('a', operation);
+      await deletionHeld.arrived;
       const limiter = new OperationScope('req-12', 10);
       const limited = client.getAccount('limited', limiter);
-      setTimeout(() => operation.abort(new OperationDeadlineExceeded(600)), 600);
+      await eventually(() => waits.waiting().length === 1); // the 429's Retry-After, waited out to retry
+      deletionHeld.answer();
+      await eventually(() => waits.waiting().length === 2); // and the DELETE's backoff
+      // Both retries then wait out what is left of the pause; the DELETE is cut meanwhile.
+      waits.fireAll();
+      await eventually(() => waits.waiting().length === 2);
+      assert.ok(waits.waiting().every((ms) => ms > 2_000), `the pause waited out: ${waits.waiting().join(', ')} ms`);
+      operation.abort(new OperationDeadlineExceeded(600));
       await assert.rejects(deletion, (e: Error & { extensions?: Record<string, unknown> }) => {
         assert.deepEqual([e.extensions?.['code'], e.message], ['UPSTREAM_ERROR', 'The upstream failed with HTTP 502: the request may have taken effect']);
         return true;
       });
       limiter.abort(new OperationDeadlineExceeded(600));
       await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED');
-    });
+    }));
   });
 
   it('reads an answer sent a byte per chunk whole (each chunk copied into one buffer as it comes)', async () => {
@@ -1150,18 +1178,24 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async () => {
+    // Each is answered 429 when the test says: 'short' first, then 'long'.
+    const shortHeld = heldRequest();
+    const longHeld = heldRequest();
     const server = createHttpServer((req, res) => {
-      const limited = (seconds: number) => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
-      if (req.url!.endsWith('/short')) setTimeout(() => limited(2), 200);
-      else setTimeout(() => limited(60), 300);
+      const limited = (seconds: number) => () => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      if (req.url!.endsWith('/short')) shortHeld.hold(limited(2));
+      else longHeld.hold(limited(60));
     });
     // The short wait is the test's timer's to end, with the clock moved past it: not slept.
     const waits = manualTimer();
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
       const short = client.getAccount('short'); // its 429 says 2 s: it waits to retry…
       const long = client.getAccount('long'); // …and meanwhile this one's 429 pauses the key for 60 s
-      await assert.rejects(long, /rate limit/);
+      await Promise.all([shortHeld.arrived, longHeld.arrived]);
+      shortHeld.answer();
       await eventually(() => waits.waiting().length >= 1);
+      longHeld.answer();
+      await assert.rejects(long, /rate limit/);
       assert.deepEqual(waits.waiting(), [2_000], 'the short one waits its own 2 s (the long one, past its deadline, none)');
       await withClockAhead(2_000, async () => {
         waits.fireAll();
@@ -1191,11 +1225,13 @@ describe('UpstreamClient against a local server', () => {
     const arrivals: string[] = [];
     // The upstream's limit, from the first call's arrival until the test lifts it as the pause ends.
     let limited = false;
+    // The first is answered 429 once the others are queued behind it.
+    const firstHeld = heldRequest();
     const server = createHttpServer((req, res) => {
       arrivals.push(req.url!.split('/').pop()!);
       if (req.url!.endsWith('/first')) {
         limited = true;
-        setTimeout(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'), 50);
+        firstHeld.hold(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
       } else if (limited) res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
@@ -1207,6 +1243,8 @@ describe('UpstreamClient against a local server', () => {
       const sentAt = performance.now();
       const first = client.getAccount('first');
       const queued = ['q1', 'q2', 'q3'].map((id) => client.getAccount(id));
+      await firstHeld.arrived;
+      firstHeld.answer();
       await assert.rejects(first, /rate limit/);
       // Their turns came during the pause: held back unsent, each waits out what is left of it at least (no
       // less than its 1 s less the time since the first was sent).
