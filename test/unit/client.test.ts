@@ -606,12 +606,22 @@ describe('UpstreamClient against a local server', () => {
     }
   };
 
-  it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async () => {
-    await withLocalUpstream(createNetServer(), { scheme: 'https', timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 }, async (client) => {
-      const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
-      for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount(`a${i}`), (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
-      assert.equal(client.breakerState, 'open');
-      await assert.rejects(client.getAccount('b'), /circuit open/);
+  it('counts a connection that never completes (a TLS handshake that hangs) toward opening the breaker', async (t) => {
+    // Accepted, and never a word of TLS: each call's deadline passes, on the test's time, once its connection is in.
+    const connected = happenings();
+    const server = createNetServer(() => connected.push());
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { scheme: 'https', timeoutMs: 300, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 2 }, async (client) => {
+        const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
+        for (let i = 0; i < 2; i++) {
+          const call = client.getAccount(`a${i}`);
+          await connected.next();
+          advance(300);
+          await assert.rejects(call, (e: Error & { extensions?: Record<string, unknown> }) => code(e) === 'UPSTREAM_TIMEOUT');
+        }
+        assert.equal(client.breakerState, 'open');
+        await assert.rejects(client.getAccount('b'), /circuit open/);
+      });
     });
   });
 
@@ -676,7 +686,7 @@ describe('UpstreamClient against a local server', () => {
       });
     });
     // Seven broken answers in a row: the breaker is not what this is about.
-    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
       await assert.rejects(client.getAccount('a'), /^The connection to the upstream broke before it answered$/);
       assert.equal(requests, 3);
       // A POST is sent once, and may have been carried out: the message says so.
@@ -949,19 +959,23 @@ describe('UpstreamClient against a local server', () => {
     });
   });
 
-  it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async () => {
+  it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async (t) => {
     // The client's clock (`performance.now`) is the test's, moved on by hand: how long a call queued, and
     // whether a second has passed, are then known exactly, however loaded the machine. A whole number: moved on
-    // by 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of the second.
+    // by 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of the second. The
+    // calls' deadlines (timers, mocked) pass with it.
     const realNow = performance.now.bind(performance);
     let now = Math.ceil(realNow());
     performance.now = () => now;
+    t.mock.timers.enable({ apis: ['setTimeout'] });
     // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
     const cutArrived = deferred();
     const server = createHttpServer((req, res) => {
       if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-      else if (req.url!.endsWith('/hanging')) now += 300;
-      else if (req.url!.endsWith('/cut')) cutArrived.resolve();
+      else if (req.url!.endsWith('/hanging')) {
+        now += 300;
+        t.mock.timers.tick(300);
+      } else if (req.url!.endsWith('/cut')) cutArrived.resolve();
     });
     const lines: string[] = [];
     try {
