@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/stack.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
@@ -199,8 +200,8 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
     const ecPair = await generateKeyPair('ES256', { extractable: true });
     ec = { privateKey: ecPair.privateKey, jwk: { ...(await exportJWK(ecPair.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' } };
     jwks = await startJwksServer([rsa.jwk, ec.jwk]);
-    // A short cooldown lets the rotation case refetch the key set without waiting 30 s.
-    stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksCooldownMs: 50 } });
+    // jose's own cooldown (30 s): the rotation case moves the clock past it instead of waiting it out.
+    stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
   });
   after(async () => {
     await stack.close();
@@ -264,16 +265,18 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
     const nextJwk = { ...(await exportJWK(next.publicKey)), kid: 'rsa-2', alg: 'RS256', use: 'sig' };
     jwks.setKeys([nextJwk, ec.jwk]);
     const fetchesBefore = jwks.fetches;
-    await new Promise((resolve) => setTimeout(resolve, 100)); // past the cooldown
 
-    const fresh = await stack.gql('{ accounts { nodes { id } } }', await sign(next.privateKey, 'RS256', 'rsa-2'));
-    assert.equal(fresh.status, 200);
-    assert.deepEqual(codes(fresh), []);
-    assert.equal(jwks.fetches, fetchesBefore + 1);
-    stack.upstreamCalls();
+    // Past the cooldown.
+    await withClockAhead(30_000, async () => {
+      const fresh = await stack.gql('{ accounts { nodes { id } } }', await sign(next.privateKey, 'RS256', 'rsa-2'));
+      assert.equal(fresh.status, 200);
+      assert.deepEqual(codes(fresh), []);
+      assert.equal(jwks.fetches, fetchesBefore + 1);
+      stack.upstreamCalls();
 
-    const retired = await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
-    assertRefused(stack, retired, /key/);
+      const retired = await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
+      assertRefused(stack, retired, /key/);
+    }, { wallClock: true });
   });
 });
 
@@ -290,10 +293,10 @@ describe('a key set larger than 1 MiB', () => {
         assert.equal(refused.status, 503);
         assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read') && line.includes('larger than the 1048576 bytes accepted')).length, 1);
         jwks.setKeys([key]);
-        await new Promise((resolve) => setTimeout(resolve, 100)); // past the backoff
-        assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
+        // Past the backoff.
+        await withClockAhead(60_000, async () => assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } }));
       },
-      { jwksFailureBackoffMs: 50 },
+      { jwksFailureBackoffMs: 60_000 },
     );
   });
 });
@@ -365,7 +368,7 @@ describe('an unreachable key set', () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
     jwks.setFailing(true);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 1_000 } });
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
     try {
       const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setExpirationTime('5m').sign(privateKey);
       // Anyone can send such a header: a forged token names a key, and each request used to refetch the set.
@@ -378,10 +381,11 @@ describe('an unreachable key set', () => {
 
       // Once the identity provider is back and the pause is over, tokens verify again.
       jwks.setFailing(false);
-      await new Promise((resolve) => setTimeout(resolve, 1_100));
-      const response = await stack.gql('{ __typename }', token);
-      assert.equal(response.status, 200);
-      assert.equal(jwks.fetches, 2);
+      await withClockAhead(60_000, async () => {
+        const response = await stack.gql('{ __typename }', token);
+        assert.equal(response.status, 200);
+        assert.equal(jwks.fetches, 2);
+      });
       assert.deepEqual(stack.upstreamCalls(), []);
     } finally {
       await stack.close();
@@ -392,22 +396,25 @@ describe('an unreachable key set', () => {
   test('while it is not asked for again, the keys fetched before still verify their tokens: only other kids wait', async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
-    // jose refetches for an unknown kid 10 ms after a fetch: the forged token below makes it try at once.
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksCooldownMs: 10, jwksFailureBackoffMs: 60_000 } });
+    // jose refetches for an unknown kid once its cooldown after a fetch (30 s) is over: the clock is moved past
+    // it below, so that the forged token makes it try.
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
     try {
       const sign = (kid: string) => new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid }).setExpirationTime('5m').sign(privateKey);
       const good = await sign('k');
       assert.equal((await stack.gql('{ __typename }', good)).status, 200);
       jwks.setFailing(true);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      // Anyone can name a kid the set lacks: the refetch fails, and the pause begins.
-      const forged = await stack.gql('{ __typename }', await sign('forged'));
-      assert.equal(forged.status, 503);
-      assert.equal(forged.headers.get('retry-after'), '60');
-      const fetches = jwks.fetches;
-      for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', good)).status, 200, 'a cached key went on verifying');
-      assert.equal((await stack.gql('{ __typename }', await sign('forged'))).status, 503);
-      assert.equal(jwks.fetches, fetches, 'nothing fetched during the pause');
+      await withClockAhead(30_000, async () => {
+        // Anyone can name a kid the set lacks: the refetch fails, and the pause begins.
+        const fetches = jwks.fetches;
+        const forged = await stack.gql('{ __typename }', await sign('forged'));
+        assert.equal(forged.status, 503);
+        assert.equal(forged.headers.get('retry-after'), '60');
+        assert.equal(jwks.fetches, fetches + 1, 'the forged kid made it try');
+        for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', good)).status, 200, 'a cached key went on verifying');
+        assert.equal((await stack.gql('{ __typename }', await sign('forged'))).status, 503);
+        assert.equal(jwks.fetches, fetches + 1, 'nothing fetched during the pause');
+      }, { wallClock: true });
     } finally {
       await stack.close();
       await jwks.close();
