@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead } from '../helpers/clock.ts';
-import { eventually } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';

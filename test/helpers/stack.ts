@@ -197,5 +197,3 @@ export async function readRestDuringShutdown(stack: Stack, download: SlowRead): 
   await closing;
 }
 
-/** Kept for the tests that still import it from here; it lives in ./eventually.ts. */
-export { eventually };

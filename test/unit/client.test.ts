@@ -11,7 +11,7 @@ import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/c
 import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/net.ts';
-import { eventually } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
@@ -544,10 +544,6 @@ describe('UpstreamClient against a local server', () => {
   };
 
   /**
-   * `server` on a free loopback port and a client of it with these options (over `https:` for `scheme: 'https'`),
-   * handed to `use`; both closed after, the client first, however `use` ends.
-   */
-  /**
    * A request the local upstream holds: its handler calls `hold(answer)`, which resolves `arrived`, and the
    * request stays unanswered until the test calls `answer()`.
    */
@@ -565,6 +561,10 @@ describe('UpstreamClient against a local server', () => {
     };
   };
 
+  /**
+   * `server` on a free loopback port and a client of it with these options (over `https:` for `scheme: 'https'`),
+   * handed to `use`; both closed after, the client first, however `use` ends.
+   */
   const withLocalUpstream = async (
     server: NetServer | HttpServer,
     { scheme = 'http', ...options }: LocalClientOptions & { scheme?: 'http' | 'https' },
