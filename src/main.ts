@@ -4,7 +4,7 @@ import type { AccessConfig } from './auth/config.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
-import { createLogger, messageOf } from './logger.ts';
+import { createLogger, messageOf, stderrLines } from './logger.ts';
 import { startGateway } from './server.ts';
 import { unknownSettings } from './settings.ts';
 
@@ -125,6 +125,8 @@ function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record
 const REPEAT_SIGNAL_MS = 1_000;
 
 function failToStart(reason: string): never {
+  // After the log lines that led here, which are held until the turn ends.
+  stderrLines.flush();
   console.error(`contextio-graphql: failed to start: ${reason}`);
   process.exit(1);
 }
