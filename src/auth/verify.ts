@@ -21,6 +21,7 @@ import { ErrorCode } from '../errors.ts';
 import { retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
+import { VerifiedTokens } from './verified-tokens.ts';
 import { shortened } from '../shortened.ts';
 
 /** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
@@ -110,8 +111,12 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     ...(audience ? { audience } : {}),
   };
 
+  const verified = new VerifiedTokens(VERIFIED_TOKENS);
+
   return async (authorization, requestId) => {
     const token = bearerToken(authorization);
+    const known = verified.get(token, fetched.uat);
+    if (known !== undefined) return known;
     let alg: unknown;
     let kid: unknown;
     try {
@@ -138,9 +143,18 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       }
       throw refusal(error, requestId, logger);
     }
-    return identityOf(payload, token);
+    const identity = identityOf(payload, token);
+    // `exp` is required, so a number here; a token is accepted until then and the tolerance after.
+    verified.set(token, identity, ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000, alg !== 'HS256', fetched.uat);
+    return identity;
   };
 }
+
+/**
+ * Tokens whose verification is remembered (src/auth/verified-tokens.ts): a few thousand callers' tokens, a few
+ * MB at most, each re-verified after 5 minutes at the latest.
+ */
+const VERIFIED_TOKENS = { capacity: 10_000, maxChars: 4 * 1024 * 1024, maxAgeMs: 5 * 60_000 };
 
 /**
  * jwtVerify against a key set, trying in turn each key that fits a token without a `kid` (optional, RFC 7517):

@@ -119,6 +119,15 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     stack.upstreamCalls();
   });
 
+  test('a token verified before is refused once it has expired: remembering its verification never extends it', async (t) => {
+    const token = await valid({ exp: now() + 60 });
+    assert.deepEqual(codes(await stack.gql(ACCOUNT_QUERY, token, { id: accountId })), []);
+    stack.upstreamCalls();
+    // Past its exp and the 30 s tolerance, on every clock the gateway and jose read.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 91_000 });
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, token, { id: accountId }), /expired/);
+  });
+
   test('a token without exp', async () => {
     const token = await new SignJWT({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId] })
       .setProtectedHeader({ alg: 'HS256' })
@@ -261,6 +270,9 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
   });
 
   test('key rotation: a new key is fetched when a token names it, a retired key stops working', async () => {
+    // A token of the key about to retire, verified (and so remembered) before the rotation.
+    const beforeRotation = await sign(rsa.privateKey, 'RS256', 'rsa-1');
+    assert.deepEqual(codes(await stack.gql('{ __typename }', beforeRotation)), []);
     const next = await generateKeyPair('RS256', { extractable: true });
     const nextJwk = { ...(await exportJWK(next.publicKey)), kid: 'rsa-2', alg: 'RS256', use: 'sig' };
     jwks.setKeys([nextJwk, ec.jwk]);
@@ -276,6 +288,8 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
 
       const retired = await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'));
       assertRefused(stack, retired, /key/);
+      // The same for the token verified before: the set it was verified with has been fetched again since.
+      assertRefused(stack, await stack.gql('{ __typename }', beforeRotation), /key/);
     }, { wallClock: true });
   });
 });

@@ -1,0 +1,70 @@
+import type { Identity } from './access.ts';
+
+/**
+ * The identities of tokens verified lately, by each token's exact text. A frontend sends one token with every
+ * request until it expires, and verifying its signature again each time (jose, through WebCrypto) cost 55–100
+ * µs of CPU a request (HS256; an RSA or EC signature more), a third of what a whole operation of the bench's
+ * scenario 1 costs: a token seen again is answered from here.
+ *
+ * An entry ends when its token does (`exp`, with the tolerance verification allows), after `maxAgeMs` at most,
+ * and, for a token verified with a key set, as soon as that set has been fetched again, so that a key withdrawn
+ * from it stops verifying the tokens it signed once the gateway knows. Only tokens that verified are kept; at
+ * most `capacity` of them, and `maxChars` characters of tokens in all (a token may be 8 KB), the oldest
+ * let go first.
+ */
+export class VerifiedTokens {
+  readonly #entries = new Map<string, Entry>();
+  #chars = 0;
+
+  constructor(
+    private readonly limits: { capacity: number; maxChars: number; maxAgeMs: number },
+    /** Wall-clock ms, as `exp` is. */
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** The identity `token` was verified to, unless that no longer holds; `keySetFetch`: the key set's fetch now. */
+  get(token: string, keySetFetch: unknown): Identity | undefined {
+    const entry = this.#entries.get(token);
+    if (entry === undefined) return undefined;
+    if (entry.until > this.now() && (!entry.viaKeySet || entry.keySetFetch === keySetFetch)) return entry.identity;
+    this.#forget(token, entry);
+    return undefined;
+  }
+
+  /**
+   * Keeps what `token` verified to until `expiresAtMs` (or `maxAgeMs` from now, whichever is first). Verified
+   * with a key set (`viaKeySet`), it holds while the set is the one of `keySetFetch`.
+   */
+  set(token: string, identity: Identity, expiresAtMs: number, viaKeySet: boolean, keySetFetch?: unknown): void {
+    const until = Math.min(expiresAtMs, this.now() + this.limits.maxAgeMs);
+    if (until <= this.now() || token.length > this.limits.maxChars) return;
+    const before = this.#entries.get(token);
+    if (before !== undefined) this.#forget(token, before);
+    for (const [oldest, entry] of this.#entries) {
+      if (this.#entries.size < this.limits.capacity && this.#chars + token.length <= this.limits.maxChars) break;
+      this.#forget(oldest, entry);
+    }
+    this.#entries.set(token, { identity, until, viaKeySet, keySetFetch });
+    this.#chars += token.length;
+  }
+
+  /** Tokens kept now (for tests). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #forget(token: string, entry: Entry): void {
+    if (this.#entries.get(token) !== entry) return;
+    this.#entries.delete(token);
+    this.#chars -= token.length;
+  }
+}
+
+interface Entry {
+  readonly identity: Identity;
+  /** Wall-clock ms. */
+  readonly until: number;
+  readonly viaKeySet: boolean;
+  /** Which fetch of the key set verified it (jose's `uat`). */
+  readonly keySetFetch: unknown;
+}

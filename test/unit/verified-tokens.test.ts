@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Identity } from '../../src/auth/access.ts';
+import { VerifiedTokens } from '../../src/auth/verified-tokens.ts';
+import { createAuthenticator } from '../../src/auth/verify.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { hsToken, SECRET } from '../auth/helpers.ts';
+
+const identity = (subject: string): Identity => ({ kind: 'scoped', issuer: undefined, subject, accounts: new Set(['a']), tokenDigest: undefined, caller: subject });
+
+/** A cache on a clock the test moves. */
+const onClock = (limits: Partial<{ capacity: number; maxChars: number; maxAgeMs: number }> = {}) => {
+  const clock = { now: 1_000_000 };
+  const tokens = new VerifiedTokens({ capacity: 100, maxChars: 10_000, maxAgeMs: 60_000, ...limits }, () => clock.now);
+  return { clock, tokens };
+};
+
+describe('VerifiedTokens', () => {
+  it('remembers a token until it expires, and no longer', () => {
+    const { clock, tokens } = onClock();
+    const who = identity('u1');
+    tokens.set('t1', who, clock.now + 10_000, false);
+    assert.equal(tokens.get('t1', undefined), who);
+    assert.equal(tokens.get('t2', undefined), undefined);
+    clock.now += 9_999;
+    assert.equal(tokens.get('t1', undefined), who);
+    clock.now += 1;
+    assert.equal(tokens.get('t1', undefined), undefined);
+    assert.equal(tokens.size, 0, 'forgotten once found expired');
+  });
+
+  it('verifies a token again after maxAgeMs however far off its expiry, and keeps none already expired', () => {
+    const { clock, tokens } = onClock({ maxAgeMs: 5_000 });
+    tokens.set('t1', identity('u1'), clock.now + 3_600_000, false);
+    clock.now += 5_000;
+    assert.equal(tokens.get('t1', undefined), undefined);
+    tokens.set('old', identity('u2'), clock.now, false);
+    assert.equal(tokens.size, 0);
+  });
+
+  it('drops a token verified with a key set once the set has been fetched again (a key may have been withdrawn)', () => {
+    const { clock, tokens } = onClock();
+    tokens.set('rs', identity('u1'), clock.now + 10_000, true, 1);
+    tokens.set('hs', identity('u2'), clock.now + 10_000, false, 1);
+    assert.ok(tokens.get('rs', 1));
+    assert.equal(tokens.get('rs', 2), undefined);
+    assert.ok(tokens.get('hs', 2), 'the shared secret does not change with the key set');
+  });
+
+  it('keeps at most `capacity` tokens and `maxChars` characters of them, letting the oldest go first', () => {
+    const { clock, tokens } = onClock({ capacity: 3, maxChars: 10 });
+    const until = clock.now + 10_000;
+    for (const token of ['a', 'b', 'c', 'd']) tokens.set(token, identity(token), until, false);
+    assert.deepEqual(['a', 'b', 'c', 'd'].map((t) => tokens.get(t, undefined) !== undefined), [false, true, true, true]);
+    tokens.set('eeeeeeeee', identity('e'), until, false); // 9 characters: only 'd' (1) may stay beside it
+    assert.deepEqual(['b', 'c', 'd', 'eeeeeeeee'].map((t) => tokens.get(t, undefined) !== undefined), [false, false, true, true]);
+    tokens.set('x'.repeat(11), identity('x'), until, false);
+    assert.equal(tokens.get('x'.repeat(11), undefined), undefined, 'a token longer than all the room is not kept');
+    assert.ok(tokens.get('d', undefined), 'nor does it push the others out');
+    tokens.set('d', identity('d2'), until, false);
+    assert.equal(tokens.size, 2, 'a token kept again replaces its entry');
+  });
+});
+
+describe('the authenticator', () => {
+  it('verifies a token once and answers it again from memory, a token that fails each time', async () => {
+    const authenticate = createAuthenticator({ jwtSecret: SECRET }, silentLogger);
+    const token = await hsToken({ sub: 'user-1', accounts: ['a'] });
+    const first = await authenticate(`Bearer ${token}`, 'r1');
+    assert.equal(await authenticate(`Bearer ${token}`, 'r2'), first, 'the same identity, not one verified again');
+    const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(43)}`;
+    for (const requestId of ['r3', 'r4']) await assert.rejects(authenticate(`Bearer ${forged}`, requestId), /signature/);
+  });
+});
