@@ -16,11 +16,13 @@ export async function eventually(
   condition: () => boolean | Promise<boolean>,
   { timeoutMs = 5_000, what }: EventuallyOptions = {},
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  // Not Date.now() nor performance.now(): tests move those ahead (test/helpers/clock.ts), and a wait begun before
+  // would end early.
+  const deadline = process.hrtime.bigint() + BigInt(timeoutMs) * 1_000_000n;
   for (;;) {
     const result = condition();
     if (typeof result === 'boolean' ? result : await result) return;
-    if (Date.now() > deadline) throw new Error(`not met within ${timeoutMs} ms: ${what ?? String(condition).replace(/\s+/g, ' ')}`);
+    if (process.hrtime.bigint() > deadline) throw new Error(`not met within ${timeoutMs} ms: ${what ?? String(condition).replace(/\s+/g, ' ')}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
