@@ -27,7 +27,7 @@ export class VerifiedTokens {
     const entry = this.#entries.get(token);
     if (entry === undefined) return undefined;
     if (entry.until > this.now() && (!entry.viaKeySet || entry.keySetFetch === keySetFetch)) return entry.identity;
-    this.#forget(token, entry);
+    this.#forget(token);
     return undefined;
   }
 
@@ -36,13 +36,13 @@ export class VerifiedTokens {
    * with a key set (`viaKeySet`), it holds while the set is the one of `keySetFetch`.
    */
   set(token: string, identity: Identity, expiresAtMs: number, viaKeySet: boolean, keySetFetch?: unknown): void {
-    const until = Math.min(expiresAtMs, this.now() + this.limits.maxAgeMs);
-    if (until <= this.now() || token.length > this.limits.maxChars) return;
-    const before = this.#entries.get(token);
-    if (before !== undefined) this.#forget(token, before);
-    for (const [oldest, entry] of this.#entries) {
+    const now = this.now();
+    const until = Math.min(expiresAtMs, now + this.limits.maxAgeMs);
+    if (until <= now || token.length > this.limits.maxChars) return;
+    if (this.#entries.has(token)) this.#forget(token);
+    for (const oldest of this.#entries.keys()) {
       if (this.#entries.size < this.limits.capacity && this.#chars + token.length <= this.limits.maxChars) break;
-      this.#forget(oldest, entry);
+      this.#forget(oldest);
     }
     this.#entries.set(token, { identity, until, viaKeySet, keySetFetch });
     this.#chars += token.length;
@@ -53,8 +53,8 @@ export class VerifiedTokens {
     return this.#entries.size;
   }
 
-  #forget(token: string, entry: Entry): void {
-    if (this.#entries.get(token) !== entry) return;
+  /** Forgets a token kept now. */
+  #forget(token: string): void {
     this.#entries.delete(token);
     this.#chars -= token.length;
   }
