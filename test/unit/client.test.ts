@@ -721,22 +721,17 @@ describe('UpstreamClient against a local server', () => {
     // change which calls are answered: the client's clock (`performance.now`) moves on as each request
     // arrives (and by a microsecond at each reading, as time does between two events), and its calls' 2 s
     // deadlines (timers, mocked) pass once the fourth has arrived.
-    const realNow = performance.now.bind(performance);
-    let now = realNow();
-    performance.now = () => (now += 0.001);
-    t.mock.timers.enable({ apis: ['setTimeout'] });
-    let arrived = 0;
-    const server = createHttpServer((req, res) => {
-      if (++arrived <= 3) {
-        now += 600;
-        res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-      } else {
-        now += 200;
-        t.mock.timers.tick(2_000);
-      }
-    });
-    const lines: string[] = [];
-    try {
+    await onTestTime(t, async (advance) => {
+      let arrived = 0;
+      const server = createHttpServer((req, res) => {
+        if (++arrived <= 3) {
+          advance(600);
+          res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+        } else {
+          advance(200); // 2 s since the calls began: their deadlines pass
+        }
+      });
+      const lines: string[] = [];
       await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1, logger: createLogger('info', (line) => lines.push(line)) }, async (client) => {
         const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
         assert.deepEqual(
@@ -746,9 +741,7 @@ describe('UpstreamClient against a local server', () => {
         assert.equal(arrived, 4, 'the fifth and sixth never went out');
         assert.equal(client.breakerState, 'closed', lines.join('\n'));
       });
-    } finally {
-      performance.now = realNow;
-    }
+    });
   });
 
   it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async (t) => {
