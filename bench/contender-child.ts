@@ -24,7 +24,8 @@ const upstream: UpstreamSettings = {
 let served: Served;
 switch (name) {
   case 'gateway':
-    served = await startGatewayContender(upstream);
+  case 'deployed':
+    served = await startGatewayContender(upstream, { deployed: name === 'deployed' });
     break;
   case 'direct':
     served = await startDirect(upstream);
@@ -56,4 +57,4 @@ serveParent({
     setImmediate(() => process.exit(0));
   },
 });
-process.send?.({ type: 'ready', url: served.url });
+process.send?.({ type: 'ready', url: served.url, headers: served.headers ?? {} });

@@ -3,36 +3,50 @@ import { startChild, type Child } from './ipc.ts';
 import type { BenchSeed, Scenario } from './scenarios.ts';
 
 /** What the benchmark measures, each in a process of its own (`contender-child.ts`). */
-export const CONTENDERS = ['gateway', 'direct', 'naive', 'bare'] as const;
+export const CONTENDERS = ['gateway', 'deployed', 'direct', 'naive', 'bare'] as const;
 export type Contender = (typeof CONTENDERS)[number];
 
 export const isContender = (name: string): name is Contender => (CONTENDERS as readonly string[]).includes(name);
 
 /** A contender in a fresh process of its own, given the emulator's address and key and the connection cap. */
 export function startContender(emulator: Child, contender: Contender, maxInFlight: number): Promise<Child> {
-  return startChild('./contender-child.ts', [contender], {
-    BENCH_UPSTREAM_URL: String(emulator.ready['url']),
-    BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
-    BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
-    BENCH_UPSTREAM_MAX_IN_FLIGHT: String(maxInFlight),
-  });
+  return startChild(
+    './contender-child.ts',
+    [contender],
+    {
+      BENCH_UPSTREAM_URL: String(emulator.ready['url']),
+      BENCH_UPSTREAM_KEY: String(emulator.ready['consumerKey']),
+      BENCH_UPSTREAM_SECRET: String(emulator.ready['consumerSecret']),
+      BENCH_UPSTREAM_MAX_IN_FLIGHT: String(maxInFlight),
+    },
+    // The deployed gateway logs a line an operation: read from a pipe, as a log collector would, not printed.
+    { drainStderr: contender === 'deployed' },
+  );
 }
 
-/** Where a scenario is posted on a contender, and with what body (the direct contender has a path per scenario). */
-export function target(child: Child, contender: Contender, scenario: Scenario, seed: BenchSeed): { url: string; body: string } {
+/** What a scenario's operations are sent as: where, with what body, with which headers besides the JSON content type. */
+export interface Target {
+  url: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** Where a scenario is posted on a contender (the direct contender has a path per scenario), with what body and headers. */
+export function target(child: Child, contender: Contender, scenario: Scenario, seed: BenchSeed): Target {
   const base = String(child.ready['url']);
   return {
     url: contender === 'direct' ? `${base}/${scenario.id}` : base,
     body: JSON.stringify({ query: scenario.query, variables: scenario.variables(seed) }),
+    headers: { 'content-type': 'application/json', ...(child.ready['headers'] as Record<string, string> | undefined) },
   };
 }
 
-/** `connections` clients POSTing `body` to `url` for `seconds`; any GraphQL error counts as a mismatch. */
-export async function loadContender(url: string, body: string, seconds: number, connections: number): Promise<Result> {
+/** `connections` clients POSTing the target's body for `seconds`; any GraphQL error counts as a mismatch. */
+export async function loadContender({ url, body, headers }: Target, seconds: number, connections: number): Promise<Result> {
   return await autocannon({
     url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers,
     body,
     connections,
     duration: seconds,
@@ -51,9 +65,9 @@ async function stats(child: Child) {
 }
 
 /** A load on a contender, with the CPU its process spent per completed operation and its peak RSS after. */
-export async function measureLoad(child: Child, url: string, body: string, seconds: number, connections: number) {
+export async function measureLoad(child: Child, to: Target, seconds: number, connections: number) {
   const before = await stats(child);
-  const result = await loadContender(url, body, seconds, connections);
+  const result = await loadContender(to, seconds, connections);
   const after = await stats(child);
   const ops = Math.max(1, result.requests.total);
   return {

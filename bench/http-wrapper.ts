@@ -9,6 +9,8 @@ import { HeaderMap, type ApolloServer, type BaseContext } from '@apollo/server';
  */
 export interface Served {
   url: string;
+  /** Headers every request to it carries (the deployed gateway's Bearer token). */
+  headers?: Record<string, string>;
   close(): Promise<void>;
 }
 

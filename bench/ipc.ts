@@ -27,13 +27,22 @@ export interface Child {
   readonly process: ChildProcess;
   /** The `ready` message's payload. */
   readonly ready: Message;
+  /** Lines the child wrote to stderr so far, when started with `drainStderr` (else 0: its stderr is the runner's). */
+  stderrLines(): number;
   call(type: string, payload?: Record<string, unknown>): Promise<Message>;
   /** Asks the child to close, then kills it if it lingers. */
   stop(): Promise<void>;
 }
 
-/** Forks `file` (relative to bench/) under tsx and waits for its `{type: 'ready'}` message. */
-export async function startChild(file: string, args: string[], env: Record<string, string> = {}): Promise<Child> {
+/** How much of a drained stderr is kept, to show with a child that failed. */
+const STDERR_TAIL_BYTES = 4096;
+
+/**
+ * Forks `file` (relative to bench/) under tsx and waits for its `{type: 'ready'}` message. With `drainStderr`,
+ * the child's stderr goes into a pipe this process reads and counts instead of onto the runner's terminal;
+ * its last few KiB are printed if the child exits with a failure.
+ */
+export async function startChild(file: string, args: string[], env: Record<string, string> = {}, { drainStderr = false } = {}): Promise<Child> {
   const execArgv = ['--import', 'tsx'];
   // BENCH_CPU_PROF=<contender> profiles that contender's processes (node --cpu-prof) into bench/profiles/.
   if (args[0] !== undefined && process.env['BENCH_CPU_PROF'] === args[0]) {
@@ -43,13 +52,22 @@ export async function startChild(file: string, args: string[], env: Record<strin
   // direct REST floor, the same upstream client without GraphQL, so that it stays the floor of that deployment
   // (with node's defaults its scenario-1 CPU measured ~12% more). Bare Apollo and the naive baseline, the
   // others, keep node's defaults.
-  if (args[0] === 'gateway' || args[0] === 'direct') execArgv.push(...startNodeFlags());
+  if (args[0] === 'gateway' || args[0] === 'deployed' || args[0] === 'direct') execArgv.push(...startNodeFlags());
   // BENCH_NODE_FLAGS="--max-semi-space-size=64 …": extra node flags for the contenders (not the emulator), to try some.
   if (args[0] !== 'emulator' && process.env['BENCH_NODE_FLAGS']) execArgv.push(...process.env['BENCH_NODE_FLAGS'].split(/\s+/).filter(Boolean));
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
     execArgv,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    stdio: ['ignore', 'inherit', drainStderr ? 'pipe' : 'inherit', 'ipc'],
+  });
+  let lines = 0;
+  let tail = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines++;
+    tail = (tail + text).slice(-STDERR_TAIL_BYTES);
+  });
+  child.once('exit', (code) => {
+    if (code !== 0 && tail) console.error(`${file} ${args.join(' ')} exited (${code}); the end of its stderr:\n${tail}`);
   });
   let nextId = 1;
   const pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>();
@@ -84,6 +102,7 @@ export async function startChild(file: string, args: string[], env: Record<strin
   return {
     process: child,
     ready,
+    stderrLines: () => lines,
     call,
     async stop() {
       if (child.exitCode !== null) return;

@@ -18,11 +18,11 @@ if (!isContender(contender)) throw new Error(`unknown contender ${contender}`);
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
 const child = await startContender(emulator, contender, DEFAULTS.upstreamMaxInFlight);
 try {
-  const { url, body } = target(child, contender, scenario, emulator.ready['seed'] as BenchSeed);
+  const to = target(child, contender, scenario, emulator.ready['seed'] as BenchSeed);
   const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 10);
-  await loadContender(url, body, 5, connections);
+  await loadContender(to, 5, connections);
   for (let i = 0; i < Number(repeats); i++) {
-    const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, url, body, Number(seconds), connections);
+    const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, to, Number(seconds), connections);
     console.log(
       `${scenario.id} × ${contender}: ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, ` +
         `${cpuMicrosPerOp.toFixed(0)} µs CPU/op (${systemMicrosPerOp.toFixed(0)} system), ` +

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/defaults.ts';
-import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender } from './contender.ts';
+import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
@@ -15,6 +15,7 @@ import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
 const CONTENDER_LABEL: Record<Contender, string> = {
   gateway: 'gateway',
+  deployed: 'gateway as deployed (token, info log)',
   direct: 'direct REST (floor)',
   naive: 'naive Apollo + DataLoader',
   bare: 'bare Apollo (constant)',
@@ -52,7 +53,14 @@ const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CON
 const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3);
 /** Seconds of each interleaved run. */
 const CPU_ROUND_S = env('BENCH_CPU_ROUND', 3);
-const CPU_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];
+/** The interleaved runs need the three the targets compare; the deployed gateway joins them when selected. */
+const CPU_TARGET_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];
+const CPU_CONTENDERS: readonly Contender[] = ['gateway', 'deployed', 'bare', 'naive'];
+/**
+ * Measured at 0 ms upstream latency only: bare Apollo never calls the upstream, and what the deployed gateway
+ * adds to the gateway (a token verified, a log line) does not depend on the upstream's latency.
+ */
+const ONLY_AT_0_MS: readonly Contender[] = ['deployed', 'bare'];
 
 interface Row {
   scenario: Scenario;
@@ -79,15 +87,15 @@ const fail = (message: string) => {
   console.error(`FAIL: ${message}`);
 };
 
-async function post(url: string, body: string): Promise<{ status: number; json: { data?: Record<string, unknown>; errors?: unknown[] }; ms: number }> {
+async function post({ url, body, headers }: Target): Promise<{ status: number; json: { data?: Record<string, unknown>; errors?: unknown[] }; ms: number }> {
   const started = performance.now();
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const response = await fetch(url, { method: 'POST', headers, body });
   const json = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
   return { status: response.status, json, ms: performance.now() - started };
 }
 
-const load = (url: string, body: string, seconds: number) => loadContender(url, body, seconds, CONNECTIONS);
-const measuredLoad = (child: Child, url: string, body: string, seconds: number) => measureLoad(child, url, body, seconds, CONNECTIONS);
+const load = (to: Target, seconds: number) => loadContender(to, seconds, CONNECTIONS);
+const measuredLoad = (child: Child, to: Target, seconds: number) => measureLoad(child, to, seconds, CONNECTIONS);
 
 /** Fails the run when a load's answers were not all 2xx without GraphQL errors; returns the operations done. */
 function checkLoad(label: string, result: Result): number {
@@ -106,11 +114,11 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
   const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
   const rows: Row[] = [];
   try {
-    const { url, body } = target(child, contender, scenario, seed);
+    const to = target(child, contender, scenario, seed);
     const label = `${scenario.id} × ${contender}`;
 
     // The answer must be right before it is timed.
-    const first = await post(url, body);
+    const first = await post(to);
     if (first.status !== 200 || first.json.errors || !first.json.data) {
       fail(`${label}: HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 500)}`);
       return rows;
@@ -120,24 +128,24 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       fail(`${label}: wrong answer: ${problem}`);
       return rows;
     }
-    if (contender === 'gateway' || contender === 'naive') {
+    if (contender === 'gateway' || contender === 'deployed' || contender === 'naive') {
       // Two GraphQL implementations of the same schema over the same data must answer the same.
       const text = JSON.stringify(first.json.data);
       const other = reference.get(scenario.id);
       if (other === undefined) reference.set(scenario.id, text);
       else if (other !== text) fail(`${label}: answer differs from the other GraphQL contender's:\n  ${text.slice(0, 300)}\n  ${other.slice(0, 300)}`);
     }
-    for (let i = 0; i < 20; i++) await post(url, body);
+    for (let i = 0; i < 20; i++) await post(to);
 
     let upstreamPerOp: number | null = null;
     let roundTrips: number | null = null;
     if (contender !== 'bare') {
       await emulator.call('clear');
-      await post(url, body);
+      await post(to);
       upstreamPerOp = Number((await emulator.call('count'))['count']);
       const minimum = async () => {
         let best = Infinity;
-        for (let i = 0; i < PROBE_RUNS; i++) best = Math.min(best, (await post(url, body)).ms);
+        for (let i = 0; i < PROBE_RUNS; i++) best = Math.min(best, (await post(to)).ms);
         return best;
       };
       const fast = await minimum();
@@ -148,20 +156,21 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
     }
 
     let warmup = WARMUP_S;
-    for (const latencyMs of contender === 'bare' ? [0] : LATENCIES_MS) {
+    for (const latencyMs of ONLY_AT_0_MS.includes(contender) ? [0] : LATENCIES_MS) {
       await emulator.call('latency', { ms: latencyMs });
       // Operations cut off when a load stops still finish upstream; this waits for them.
       const settle = () => sleep(latencyMs * 3 + 100);
       // Warm before the operations alone too: a cold gateway took twice as long on one fan-out at 0 ms.
-      if (warmup > 0) await load(url, body, warmup);
+      if (warmup > 0) await load(to, warmup);
       warmup = REWARM_S;
       await settle(); // before the operations alone
       const alone: number[] = [];
-      for (let i = 0; i < ALONE_RUNS; i++) alone.push((await post(url, body)).ms);
+      for (let i = 0; i < ALONE_RUNS; i++) alone.push((await post(to)).ms);
       alone.sort((a, b) => a - b);
       const p50Alone = alone[Math.floor(ALONE_RUNS / 2)]!;
       await emulator.call('clear');
-      const { result, cpuMicrosPerOp, peakRssBytes } = await measuredLoad(child, url, body, DURATION_S);
+      const linesBefore = child.stderrLines();
+      const { result, cpuMicrosPerOp, peakRssBytes } = await measuredLoad(child, to, DURATION_S);
       await settle(); // before counting: their requests are few against the total
       const upstream = await emulator.call('count');
       const upstreamCount = Number(upstream['count']);
@@ -172,6 +181,12 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
         fail(`${label} at ${latencyMs} ms: the emulator answered ${upstreamFailed.map(([s, n]) => `${n} × ${s}`).join(', ')}`);
       }
       const operations = checkLoad(`${label} at ${latencyMs} ms`, result);
+      if (contender === 'deployed') {
+        // Its figures are what logging costs only if it logged: its `operation` line for every operation.
+        await sleep(50); // the pipe's last lines
+        const logged = child.stderrLines() - linesBefore;
+        if (logged < operations) fail(`${label} at ${latencyMs} ms: ${logged} log lines for ${operations} operations`);
+      }
       rows.push({
         scenario,
         contender,
@@ -204,7 +219,7 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
 type CpuRounds = Map<Contender, { cpu: number[]; rps: number[] }>;
 
 /**
- * Scenario 1 at 0 ms upstream latency on the gateway, bare Apollo and the naive baseline, all started at
+ * Scenario 1 at 0 ms upstream latency on the gateway (open, and as deployed when selected), bare Apollo and the naive baseline, all started at
  * once and loaded in turns (the order rotating each round), so that whatever else the machine does while
  * one runs is spread over all of them.
  */
@@ -215,17 +230,17 @@ async function interleavedCpu(emulator: Child, seed: BenchSeed): Promise<CpuRoun
   await emulator.call('latency', { ms: 0 });
   try {
     const runners = [];
-    for (const contender of CPU_CONTENDERS) {
+    for (const contender of CPU_CONTENDERS.filter(contenderSelected)) {
       const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
       children.push(child);
-      const { url, body } = target(child, contender, scenario, seed);
-      if (WARMUP_S > 0) await load(url, body, WARMUP_S);
+      const to = target(child, contender, scenario, seed);
+      if (WARMUP_S > 0) await load(to, WARMUP_S);
       const runs = { cpu: [] as number[], rps: [] as number[] };
       rounds.set(contender, runs);
       runners.push(async () => {
         // Idle while the others ran, the process may have shrunk its heap (V8's memory reducer): warm it again.
-        if (REWARM_S > 0) await load(url, body, REWARM_S);
-        const { result, cpuMicrosPerOp } = await measuredLoad(child, url, body, CPU_ROUND_S);
+        if (REWARM_S > 0) await load(to, REWARM_S);
+        const { result, cpuMicrosPerOp } = await measuredLoad(child, to, CPU_ROUND_S);
         checkLoad(`${scenario.id} × ${contender}, interleaved`, result);
         runs.cpu.push(cpuMicrosPerOp);
         runs.rps.push(result.requests.average);
@@ -328,6 +343,16 @@ function targets(rows: Row[], cpuRounds: CpuRounds | null): string {
     g1 && n1 ? `${fmt(g1.rps)} vs ${fmt(n1.rps)} req/s (${(g1.rps / n1.rps).toFixed(2)} ×)` : 'not measured',
     g1 && n1 && g1.rps >= 1.25 * n1.rps,
   );
+  // Not a target: the same figures with authentication and logging on, as a deployment runs.
+  const d1 = best('deployed', find('account', 'deployed', 0));
+  if (d1) {
+    add(
+      `scenario 1 at 0 ms as deployed (a Bearer token on every request, \`info\` log into a pipe; ${basis})`,
+      `${fmt(d1.cpu)} µs CPU/op (${b1 ? `${(d1.cpu / b1.cpu).toFixed(2)} × bare Apollo’s, ` : ''}${g1 ? `${fmt(d1.cpu - g1.cpu)} µs over the open gateway` : ''}); ` +
+        `${fmt(d1.rps)} req/s${n1 ? ` (${(d1.rps / n1.rps).toFixed(2)} × naive’s)` : ''}`,
+      undefined,
+    );
+  }
   return lines.join('\n');
 }
 
@@ -357,7 +382,7 @@ async function main() {
         rows.push(...(await measure(emulator, scenario, contender, seed, reference)));
       }
     }
-    if (CPU_ROUNDS > 0 && scenarioSelected('account') && CPU_CONTENDERS.every(contenderSelected)) {
+    if (CPU_ROUNDS > 0 && scenarioSelected('account') && CPU_TARGET_CONTENDERS.every(contenderSelected)) {
       console.log(`scenario 1 CPU: ${CPU_ROUNDS} interleaved runs of ${CPU_ROUND_S} s each`);
       cpuRounds = await interleavedCpu(emulator, seed);
     }
@@ -387,7 +412,7 @@ async function main() {
       ? [
           '## Scenario 1 CPU, interleaved',
           '',
-          `The gateway, bare Apollo and the naive baseline started together and loaded in turns, ${CPU_ROUNDS} runs of ${CPU_ROUND_S} s each (the`,
+          `${[...cpuRounds.keys()].map((c) => CONTENDER_LABEL[c]).join(', ')}: started together and loaded in turns, ${CPU_ROUNDS} runs of ${CPU_ROUND_S} s each (the`,
           'order rotating each round) at 0 ms upstream latency. Noise on a shared machine only adds CPU and takes throughput away,',
           'so the scenario-1 targets are judged on the lowest CPU and the highest throughput of each.',
           '',
