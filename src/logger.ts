@@ -1,3 +1,6 @@
+import { performance } from 'node:perf_hooks';
+import { realTimer, type WaitTimer } from './wait-timer.ts';
+
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -18,34 +21,74 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
 }
 
+/** Least time between two writes of the gateway's log (see `LineBatcher`). */
+const LOG_WRITE_INTERVAL_MS = 20;
+/** Held log text written at once, however recent the last write: bounds the memory a burst of lines holds. */
+const LOG_MAX_HELD_CHARS = 1024 * 1024;
+
+export interface LineBatcherOptions {
+  /** Least time between two writes; a line waits at most this long. Default 20 ms. */
+  minIntervalMs?: number;
+  /** Held text of this length or more is written at once. Default 1 Mi characters. */
+  maxHeldChars?: number;
+  /** What times the wait for the next write (tests run it by hand). Default `setTimeout`. */
+  timer?: WaitTimer;
+  /** The clock the interval is kept by. Default `performance.now`. */
+  now?: () => number;
+}
+
 /**
- * Lines written to `stream` once per event-loop turn, in order, rather than one write each. The gateway logs a
- * line per operation, and on a busy gateway a turn answers several: written one by one to a pipe (a log
- * collector's, a container runtime's), each write is a system call that may also wake the reader. Batched, a
- * turn's lines cost one: scenario 1 of the bench, logging at `info` into a pipe, measured 326–354 µs an
- * operation against 371–386 written line by line (bench/README.md). What a turn logs goes out at its end
- * (`setImmediate`), and what is held when the process exits is written then, so that only a process killed
- * outright loses the last turn's lines.
+ * Lines written to `stream` together, in order, rather than one write each. The gateway logs a line per
+ * operation: written one by one to a pipe (a log collector's, a container runtime's), each write is a system
+ * call that may also wake the reader, and on a busy gateway that is a tenth of an operation's CPU. So what a
+ * turn logs goes out at its end (`setImmediate`) in one write, and on a busy gateway at most one write every
+ * `minIntervalMs`: lines logged sooner after the last write wait for the rest of that interval, so that a
+ * write carries many operations' lines (bench/README.md, "a turn's log lines written together"). A quiet
+ * gateway's line still goes out at the end of its turn. What is held when the process exits is written then,
+ * so that only a process killed outright (SIGKILL) loses lines, those of its last 20 ms at most.
  */
 export class LineBatcher {
   #held = '';
-  #scheduled = false;
+  /** Cancels the write scheduled for what is held; unset when none is. */
+  #cancelScheduled: (() => void) | undefined;
+  #lastWrite = -Infinity;
+  readonly #minIntervalMs: number;
+  readonly #maxHeldChars: number;
+  readonly #timer: WaitTimer;
+  readonly #now: () => number;
 
-  constructor(private readonly stream: { write(text: string): unknown }) {}
+  constructor(
+    private readonly stream: { write(text: string): unknown },
+    { minIntervalMs = LOG_WRITE_INTERVAL_MS, maxHeldChars = LOG_MAX_HELD_CHARS, timer = realTimer, now = () => performance.now() }: LineBatcherOptions = {},
+  ) {
+    this.#minIntervalMs = minIntervalMs;
+    this.#maxHeldChars = maxHeldChars;
+    this.#timer = timer;
+    this.#now = now;
+  }
 
   readonly write = (line: string): void => {
     this.#held += line;
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(this.flush);
+    if (this.#held.length >= this.#maxHeldChars) return this.flush();
+    if (this.#cancelScheduled) return;
+    // At most the interval: a clock that jumped back (or a test's moved clock put back) must not hold lines longer.
+    const wait = Math.min(this.#minIntervalMs, this.#lastWrite + this.#minIntervalMs - this.#now());
+    if (wait > 0) {
+      this.#cancelScheduled = this.#timer(this.flush, wait);
+    } else {
+      const immediate = setImmediate(this.flush);
+      this.#cancelScheduled = () => clearImmediate(immediate);
+    }
   };
 
   /** Writes what is held now (at exit, and before a line written around the logger, so that it comes after). */
   readonly flush = (): void => {
-    this.#scheduled = false;
+    this.#cancelScheduled?.();
+    this.#cancelScheduled = undefined;
     if (this.#held === '') return;
     const text = this.#held;
     this.#held = '';
+    this.#lastWrite = this.#now();
     this.stream.write(text);
   };
 }
