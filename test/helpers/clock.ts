@@ -3,20 +3,39 @@ import type { WaitTimer } from '../../src/wait-timer.ts';
 /**
  * Runs `body` with `performance.now()` (the monotonic clock the upstream client, its breaker and the callers'
  * budgets keep time by) `ms` ahead: a test waits out a pause or a cooldown at once, where a sleep would cost
- * its length and, on a busy machine, might not be long enough. With `wallClock`, `Date.now()` too: jose times
- * the key set's refetch cooldown by it (a token's own claims it checks against `new Date()`, which stays). The
- * clocks are put back after `body`, so nothing that keeps time by them may still be running then.
+ * its length and, on a busy machine, might not be long enough. With `wallClock`, the wall clock too
+ * (`withWallClockAhead`): jose times the key set's refetch cooldown by `Date.now()`, and checks a token's `exp`
+ * against `new Date()`. The clocks are put back after `body`, so nothing that keeps time by them may still be
+ * running then.
  */
 export async function withClockAhead<T>(ms: number, body: () => Promise<T>, { wallClock = false }: { wallClock?: boolean } = {}): Promise<T> {
   const realNow = performance.now.bind(performance);
-  const realDateNow = Date.now;
   performance.now = () => realNow() + ms;
-  if (wallClock) Date.now = () => realDateNow() + ms;
+  try {
+    return await (wallClock ? withWallClockAhead(ms, body) : body());
+  } finally {
+    performance.now = realNow;
+  }
+}
+
+/**
+ * Runs `body` with the wall clock `ms` ahead (behind, for a negative `ms`), the whole of it: `Date.now()`,
+ * `new Date()` and `Date()`. The global `Date` is replaced by a proxy of itself that reads the time moved on
+ * (as `t.mock.timers` does with `Date`, but the clock keeps running); a date of a given time is made as ever,
+ * and every date, made before or after, is still `instanceof Date`. Put back after `body`.
+ */
+export async function withWallClockAhead<T>(ms: number, body: () => Promise<T>): Promise<T> {
+  const RealDate = Date;
+  const now = () => RealDate.now() + ms;
+  globalThis.Date = new Proxy(RealDate, {
+    construct: (target, args: unknown[], newTarget: NewableFunction) => Reflect.construct(target, args.length === 0 ? [now()] : args, newTarget) as object,
+    apply: () => new RealDate(now()).toString(),
+    get: (target, key, receiver) => (key === 'now' ? now : Reflect.get(target, key, receiver)),
+  });
   try {
     return await body();
   } finally {
-    performance.now = realNow;
-    Date.now = realDateNow;
+    globalThis.Date = RealDate;
   }
 }
 
