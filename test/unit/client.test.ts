@@ -588,12 +588,15 @@ describe('UpstreamClient against a local server', () => {
    * at each reading (as time moves on between two events), until `advance(ms)` moves it on; and, given the
    * test's context `t`, `setTimeout` too (the calls' deadlines), mocked and moved on with it. A busy machine
    * then cannot change which call runs out of time, or when it went out. Both put back after `body`. (No
-   * `eventually()` inside with `t`: it waits on `setTimeout`.)
+   * `eventually()` inside with `t`: it waits on `setTimeout`.) `exact`: the clock moves only by `advance`, from
+   * a whole number, so that a difference of two readings is exactly the time advanced between them (moved on by
+   * 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of a second).
    */
-  const onTestTime = async (t: TestContext | undefined, body: (advance: (ms: number) => void) => Promise<void>): Promise<void> => {
+  const onTestTime = async (t: TestContext | undefined, body: (advance: (ms: number) => void) => Promise<void>, { exact = false }: { exact?: boolean } = {}): Promise<void> => {
     const realNow = performance.now.bind(performance);
-    let now = realNow();
-    performance.now = () => (now += 0.001);
+    let now = exact ? Math.ceil(realNow()) : realNow();
+    const eachReading = exact ? 0 : 0.001;
+    performance.now = () => (now += eachReading);
     t?.mock.timers.enable({ apis: ['setTimeout'] });
     try {
       await body((ms) => {
@@ -955,53 +958,48 @@ describe('UpstreamClient against a local server', () => {
   });
 
   it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async (t) => {
-    // The client's clock (`performance.now`) is the test's, moved on by hand: how long a call queued, and
-    // whether a second has passed, are then known exactly, however loaded the machine. A whole number: moved on
-    // by 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of the second. The
-    // calls' deadlines (timers, mocked) pass with it.
-    const realNow = performance.now.bind(performance);
-    let now = Math.ceil(realNow());
-    performance.now = () => now;
-    t.mock.timers.enable({ apis: ['setTimeout'] });
-    // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
-    const cutArrived = deferred();
-    const server = createHttpServer((req, res) => {
-      if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-      else if (req.url!.endsWith('/hanging')) {
-        now += 300;
-        t.mock.timers.tick(300);
-      } else if (req.url!.endsWith('/cut')) cutArrived.resolve();
-    });
-    const lines: string[] = [];
-    try {
-      await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
-        const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
-        // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
-        const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
-        for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
-        const [first, ...others] = logged('upstream call timed out');
-        assert.deepEqual(others, []);
-        assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, queuedMs: 0, countedByBreaker: true });
-        // Another kind (cut by its operation's deadline, not counted) has its own line at once.
-        const operation = new OperationScope('req-7', 10);
-        const call = client.getAccount('cut', operation);
-        await cutArrived.promise;
-        operation.abort(new OperationDeadlineExceeded(100));
-        await assert.rejects(call, /did not complete within 100 ms/);
-        const cut = logged('upstream call timed out')[1];
-        assert.equal(cut!['sinceLastLine'], undefined);
-        assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
-        // Unseen for a second, a kind's calls left unsaid are said at the next answer.
-        now += 1_000;
-        await client.getAccount('ok');
-        assert.deepEqual(
-          logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
-          [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
-        );
-      });
-    } finally {
-      performance.now = realNow;
-    }
+    // The client's clock (`performance.now`) is the test's, moved on by hand, and exactly: how long a call
+    // queued, and whether a second has passed, are then known exactly, however loaded the machine. The calls'
+    // deadlines (timers, mocked) pass with it.
+    await onTestTime(
+      t,
+      async (advance) => {
+        // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
+        const cutArrived = deferred();
+        const server = createHttpServer((req, res) => {
+          if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+          else if (req.url!.endsWith('/hanging')) advance(300);
+          else if (req.url!.endsWith('/cut')) cutArrived.resolve();
+        });
+        const lines: string[] = [];
+        await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
+          const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
+          // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
+          const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
+          for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
+          const [first, ...others] = logged('upstream call timed out');
+          assert.deepEqual(others, []);
+          assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, queuedMs: 0, countedByBreaker: true });
+          // Another kind (cut by its operation's deadline, not counted) has its own line at once.
+          const operation = new OperationScope('req-7', 10);
+          const call = client.getAccount('cut', operation);
+          await cutArrived.promise;
+          operation.abort(new OperationDeadlineExceeded(100));
+          await assert.rejects(call, /did not complete within 100 ms/);
+          const cut = logged('upstream call timed out')[1];
+          assert.equal(cut!['sinceLastLine'], undefined);
+          assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
+          // Unseen for a second, a kind's calls left unsaid are said at the next answer.
+          advance(1_000);
+          await client.getAccount('ok');
+          assert.deepEqual(
+            logged('upstream call failures left unsaid').map((line) => [line['failure'], line['sinceLastLine']]),
+            [['upstream call timed out (UPSTREAM_TIMEOUT_MS, counted by the breaker)', 2]],
+          );
+        });
+      },
+      { exact: true },
+    );
   });
 
   it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async (t) => {
