@@ -1,3 +1,4 @@
+import type { TestContext } from 'node:test';
 import type { WaitTimer } from '../../src/wait-timer.ts';
 
 /**
@@ -36,6 +37,36 @@ export async function withWallClockAhead<T>(ms: number, body: () => Promise<T>):
     return await body();
   } finally {
     globalThis.Date = RealDate;
+  }
+}
+
+/**
+ * Runs `body` on the test's own time: the monotonic clock (`performance.now`, the upstream client's) held still,
+ * but for a microsecond at each reading (as time moves on between two events), until `advance(ms)` moves it on;
+ * and, given the test's context `t`, `setTimeout` too (the calls' deadlines), mocked and moved on with it. A busy
+ * machine then cannot change which call runs out of time, or when it went out. Both put back after `body`. (No
+ * `eventually()` inside with `t`: it waits on `setTimeout`.) `exact`: the clock moves only by `advance`, from a
+ * whole number, so that a difference of two readings is exactly the time advanced between them (moved on by
+ * 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of a second).
+ */
+export async function onTestTime(
+  t: TestContext | undefined,
+  body: (advance: (ms: number) => void) => Promise<void>,
+  { exact = false }: { exact?: boolean } = {},
+): Promise<void> {
+  const realNow = performance.now.bind(performance);
+  let now = exact ? Math.ceil(realNow()) : realNow();
+  const eachReading = exact ? 0 : 0.001;
+  performance.now = () => (now += eachReading);
+  t?.mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    await body((ms) => {
+      now += ms;
+      t?.mock.timers.tick(ms);
+    });
+  } finally {
+    performance.now = realNow;
+    t?.mock.timers.reset();
   }
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it, type TestContext } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
@@ -9,7 +9,7 @@ import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
-import { manualTimer, withClockAhead } from '../helpers/clock.ts';
+import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
 import { closedPort } from '../helpers/net.ts';
 import { eventually } from '../helpers/eventually.ts';
 
@@ -580,32 +580,6 @@ describe('UpstreamClient against a local server', () => {
       }
     } finally {
       await upstream.close();
-    }
-  };
-
-  /**
-   * Runs `body` on the test's own time: the client's clock (`performance.now`) held still, but for a microsecond
-   * at each reading (as time moves on between two events), until `advance(ms)` moves it on; and, given the
-   * test's context `t`, `setTimeout` too (the calls' deadlines), mocked and moved on with it. A busy machine
-   * then cannot change which call runs out of time, or when it went out. Both put back after `body`. (No
-   * `eventually()` inside with `t`: it waits on `setTimeout`.) `exact`: the clock moves only by `advance`, from
-   * a whole number, so that a difference of two readings is exactly the time advanced between them (moved on by
-   * 1,000 from a fraction like 901.718266, the clock read 999.9999999999 ms later, short of a second).
-   */
-  const onTestTime = async (t: TestContext | undefined, body: (advance: (ms: number) => void) => Promise<void>, { exact = false }: { exact?: boolean } = {}): Promise<void> => {
-    const realNow = performance.now.bind(performance);
-    let now = exact ? Math.ceil(realNow()) : realNow();
-    const eachReading = exact ? 0 : 0.001;
-    performance.now = () => (now += eachReading);
-    t?.mock.timers.enable({ apis: ['setTimeout'] });
-    try {
-      await body((ms) => {
-        now += ms;
-        t?.mock.timers.tick(ms);
-      });
-    } finally {
-      performance.now = realNow;
-      t?.mock.timers.reset();
     }
   };
 
