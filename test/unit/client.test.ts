@@ -817,7 +817,7 @@ describe('UpstreamClient against a local server', () => {
   it('records a retried connection error when the call then fails for good another way (its operation out of requests)', async () => {
     // A closed port: every connection refused. The backoff is the test's timer's, ended once asked for: not slept.
     const waits = manualTimer();
-    const client = localClient(`http://127.0.0.1:${await closedPort()}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 200, breakerFailureThreshold: 1, waitTimer: waits.timer });
+    const client = localClient(`http://127.0.0.1:${await closedPort()}/2.0`, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 3, breakerFailureThreshold: 1, waitTimer: waits.timer });
     try {
       const operation = new OperationScope('r', 2);
       // Sibling fields spend the operation's requests while the call waits to retry. Not at a set time: a
