@@ -6,7 +6,7 @@ import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
-import { shortened } from './shortened.ts';
+import { quotedSetting } from './shortened.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -78,7 +78,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     if (raw === undefined) return fallback;
     const value = Number(raw);
     if (!/^\d+$/.test(raw) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${shortened(raw, 100)}")`);
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got ${quotedSetting(raw)})`);
       return fallback;
     }
     return value;
@@ -112,7 +112,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const rawLevel = read('LOG_LEVEL') ?? 'info';
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
-  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${rawLevel}")`);
+  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${quotedSetting(rawLevel)})`);
 
   let upstream: UpstreamConfig | undefined;
   const baseUrl = read('CONTEXTIO_API_URL');

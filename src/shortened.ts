@@ -9,3 +9,8 @@ export function shortened(text: string, max: number): string {
   const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
   return `${text.slice(0, end)}…`;
 }
+
+/** A refused setting's value as its error quotes it: in quotes, cut to 100 characters (a setting may hold anything pasted in). */
+export function quotedSetting(value: string): string {
+  return `"${shortened(value, 100)}"`;
+}

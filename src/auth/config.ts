@@ -1,3 +1,4 @@
+import { quotedSetting } from '../shortened.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
@@ -42,7 +43,7 @@ export function readAccessConfig(
   let introspection = development || isOpen(auth);
   if (rawIntrospection !== undefined) {
     if (rawIntrospection === 'true' || rawIntrospection === 'false') introspection = rawIntrospection === 'true';
-    else problems.push(`INTROSPECTION must be true or false (got "${rawIntrospection}")`);
+    else problems.push(`INTROSPECTION must be true or false (got ${quotedSetting(rawIntrospection)})`);
   }
   return { auth, corsOrigins: readOrigins(read('CORS_ORIGINS'), problems), introspection };
 }
@@ -87,7 +88,7 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
     if (origin === undefined) {
       // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
       // across entries by a comma in it: then no entry of it is repeated.
-      const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : `"${entry}"`;
+      const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : quotedSetting(entry);
       problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown})`);
     }
     else origins.push(origin);

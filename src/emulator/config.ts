@@ -1,6 +1,6 @@
 import { exactOrigin, hostnameOf, isLoopbackHost } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
-import { shortened } from '../shortened.ts';
+import { quotedSetting } from '../shortened.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -40,7 +40,7 @@ export function emulatorOptionsFromEnv(
   if (rawPort !== undefined) {
     port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
     if (!(port >= 0 && port <= 65_535)) {
-      problems.push(`EMULATOR_PORT must be a whole number from 0 to 65535 (got "${rawPort}")`);
+      problems.push(`EMULATOR_PORT must be a whole number from 0 to 65535 (got ${quotedSetting(rawPort)})`);
       port = defaultPort;
     }
   }
@@ -49,24 +49,24 @@ export function emulatorOptionsFromEnv(
   if (rawRateLimit !== undefined) {
     rateLimitPerHour = /^\d{1,10}$/.test(rawRateLimit) ? Number(rawRateLimit) : Number.NaN;
     if (!(rateLimitPerHour >= 1 && rateLimitPerHour <= 1_000_000)) {
-      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got "${shortened(rawRateLimit, 100)}")`);
+      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got ${quotedSetting(rawRateLimit)})`);
       rateLimitPerHour = undefined;
     }
   }
   const seed = read('EMULATOR_SEED') ?? 'demo';
-  if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got "${seed}")`);
+  if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${quotedSetting(seed)})`);
   const dataFile = read('EMULATOR_DATA_FILE');
   const publicUrl = read('EMULATOR_PUBLIC_URL');
   const publicOrigin = publicUrl === undefined ? undefined : exactOrigin(publicUrl);
   if (publicUrl !== undefined && publicOrigin === undefined) {
-    const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : `"${publicUrl}"`;
+    const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : quotedSetting(publicUrl);
     problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown})`);
   }
   const allowedHosts = read('EMULATOR_ALLOWED_HOSTS')?.split(',').map((name) => name.trim()).filter(Boolean);
   const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
   if (badHost !== undefined) {
     // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake.
-    const shown = badHost.includes('@') ? 'a value with an @, not shown' : `"${shortened(badHost, 100)}"`;
+    const shown = badHost.includes('@') ? 'a value with an @, not shown' : quotedSetting(badHost);
     problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got ${shown})`);
   }
   return {

@@ -29,7 +29,7 @@ export interface OperationLimits {
 
 /**
  * Room for every query the tests, the benchmark and the example frontend send (the heaviest: a full page of
- * 100 accounts, each with its connect tokens and sources, about 9,900), while one operation still cannot
+ * 100 accounts, each with its connect tokens and sources, 9,611: docs/limits.md), while one operation still cannot
  * ask for much more than a thousand upstream requests.
  */
 export const DEFAULT_OPERATION_LIMITS: Readonly<OperationLimits> = {

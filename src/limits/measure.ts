@@ -280,8 +280,8 @@ export function measureOperation(
 /**
  * The most selections measuring one operation visits (not a setting). Fields merged across fragments make
  * sets of selections the memo cannot share, and a document can double them at each level: a 2,900-token one
- * took a second. Legitimate documents are far below: GraphiQL's introspection query visits ~100, a page of 100
- * accounts with their lists ~30, 100 aliases spreading a fragment of 21 fragments ~150.
+ * took a second. Legitimate documents are far below: GraphiQL's introspection query visits ~75, a page of 100
+ * accounts with their lists 20–40, 100 aliases spreading a fragment of 21 fragments ~150.
  */
 export const MAX_SELECTIONS_VISITED = 20_000;
 

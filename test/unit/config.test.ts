@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { publicSecretWarning } from '../../src/emulator/config.ts';
+import { emulatorOptionsFromEnv, publicSecretWarning } from '../../src/emulator/config.ts';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -112,8 +112,17 @@ describe('configuration from the environment', () => {
     );
   });
 
-  it('quotes at most 100 characters of a value it refuses: a line stays a line', () => {
+  it('quotes at most 100 characters of a value it refuses, whichever the setting: a line stays a line', () => {
     assert.deepEqual(problemsOf({ PORT: '9'.repeat(3000) }), [`PORT must be a whole number from 0 to 65535 (got "${'9'.repeat(100)}…")`]);
+    const long = 'x'.repeat(3000);
+    const quoted = `(got "${'x'.repeat(100)}…")`;
+    const gateway = problemsOf({ LOG_LEVEL: long, INTROSPECTION: long, CORS_ORIGINS: long });
+    const emulator: string[] = [];
+    emulatorOptionsFromEnv({ EMULATOR_PORT: long, EMULATOR_RATE_LIMIT: long, EMULATOR_SEED: long, EMULATOR_PUBLIC_URL: long, EMULATOR_ALLOWED_HOSTS: `${long}!` }, 4010, emulator);
+    assert.equal(gateway.length + emulator.length, 8);
+    for (const problem of [...gateway, ...emulator]) {
+      assert.ok(problem.endsWith(quoted), problem.slice(0, 200));
+    }
   });
 
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
