@@ -144,8 +144,12 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       throw refusal(error, requestId, logger);
     }
     const identity = identityOf(payload, token);
-    // `exp` is required, so a number here; a token is accepted until then and the tolerance after.
-    verified.set(token, identity, ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000, alg !== 'HS256', fetched.uat);
+    // `exp` is required, so a number here; a token is accepted until then and the tolerance after. One verified
+    // with a key set is remembered no longer than its keys are trusted without fetching the set again: past
+    // that, verifying it would have fetched the set, and found its key withdrawn.
+    const viaKeySet = alg !== 'HS256';
+    const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
+    verified.set(token, identity, viaKeySet ? Math.min(expiresAtMs, (fetched.uat ?? 0) + JWKS_MAX_AGE_MS) : expiresAtMs, viaKeySet, fetched.uat);
     return identity;
   };
 }

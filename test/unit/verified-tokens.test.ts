@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { Identity } from '../../src/auth/access.ts';
 import { VerifiedTokens } from '../../src/auth/verified-tokens.ts';
 import { createAuthenticator } from '../../src/auth/verify.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { hsToken, SECRET } from '../auth/helpers.ts';
+import { withClockAhead } from '../helpers/clock.ts';
+import { hsToken, SECRET, startJwksServer } from '../auth/helpers.ts';
 
 const identity = (subject: string): Identity => ({ kind: 'scoped', issuer: undefined, subject, accounts: new Set(['a']), tokenDigest: undefined, caller: subject });
 
@@ -70,5 +72,38 @@ describe('the authenticator', () => {
     assert.equal(await authenticate(`Bearer ${token}`, 'r2'), first, 'the same identity, not one verified again');
     const forged = `${token.slice(0, token.lastIndexOf('.'))}.${'A'.repeat(43)}`;
     for (const requestId of ['r3', 'r4']) await assert.rejects(authenticate(`Bearer ${forged}`, requestId), /signature/);
+  });
+
+  /** An RS256 key pair, its public JWK named `kid`; `sign` makes a token of it (its own `jti`, so no two alike). */
+  const rsaKey = async (kid: string) => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
+    const sign = (jti: string) => new SignJWT({ sub: 'user-1', accounts: ['a'], jti }).setProtectedHeader({ alg: 'RS256', kid }).setExpirationTime('1h').sign(privateKey as CryptoKey);
+    return { jwk, sign };
+  };
+
+  it('forgets a token verified with a key set once those keys are too old to be trusted without fetching the set again', async () => {
+    const [kept, next] = await Promise.all([rsaKey('kept'), rsaKey('next')]);
+    const jwks = await startJwksServer([kept.jwk]);
+    try {
+      const authenticate = createAuthenticator({ jwksUrl: jwks.url }, silentLogger);
+      await authenticate(`Bearer ${await kept.sign('first')}`, 'r1');
+      // Nine minutes on, the keys fetched then are still fresh (10 min): a new token is verified with them, no fetch.
+      const token = await withClockAhead(9 * 60_000, async () => {
+        const late = await kept.sign('late');
+        await authenticate(`Bearer ${late}`, 'r2');
+        return late;
+      }, { wallClock: true });
+      assert.equal(jwks.fetches, 1);
+      // The identity provider withdraws the key. Twelve minutes after the fetch the keys are stale: the set is
+      // fetched again before any token is trusted, and the withdrawn key's tokens are refused.
+      jwks.setKeys([next.jwk]);
+      await withClockAhead(12 * 60_000, async () => {
+        await assert.rejects(authenticate(`Bearer ${token}`, 'r3'), /No key of the configured key set verifies the token/);
+        assert.equal(jwks.fetches, 2);
+      }, { wallClock: true });
+    } finally {
+      await jwks.close();
+    }
   });
 });
