@@ -115,7 +115,11 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
 
   return async (authorization, requestId) => {
     const token = bearerToken(authorization);
-    const known = verified.get(token, fetched.uat);
+    // The key set's fetch as verification begins: a token verified with a key set is remembered for it, not for
+    // a fetch that lands while its signature is checked (whose set may lack its key). One whose verification
+    // fetched the set is then verified once more before it is answered from memory.
+    const keySetFetch = fetched.uat;
+    const known = verified.get(token, keySetFetch);
     if (known !== undefined) return known;
     let alg: unknown;
     let kid: unknown;
@@ -149,7 +153,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     // that, verifying it would have fetched the set, and found its key withdrawn.
     const viaKeySet = alg !== 'HS256';
     const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
-    verified.set(token, identity, viaKeySet ? Math.min(expiresAtMs, (fetched.uat ?? 0) + JWKS_MAX_AGE_MS) : expiresAtMs, viaKeySet, fetched.uat);
+    verified.set(token, identity, viaKeySet ? Math.min(expiresAtMs, (keySetFetch ?? 0) + JWKS_MAX_AGE_MS) : expiresAtMs, viaKeySet, keySetFetch);
     return identity;
   };
 }

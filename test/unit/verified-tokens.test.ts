@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { Identity } from '../../src/auth/access.ts';
 import { VerifiedTokens } from '../../src/auth/verified-tokens.ts';
@@ -102,6 +103,47 @@ describe('the authenticator', () => {
         await assert.rejects(authenticate(`Bearer ${token}`, 'r3'), /No key of the configured key set verifies the token/);
         assert.equal(jwks.fetches, 2);
       }, { wallClock: true });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('does not remember a token as verified by a key set fetched again while its signature was being checked', async (t) => {
+    const [withdrawn, next] = await Promise.all([rsaKey('withdrawn'), rsaKey('next')]);
+    const jwks = await startJwksServer([withdrawn.jwk]);
+    try {
+      // No cooldown: a token naming a key the set lacks makes it fetch the set again at once.
+      const authenticate = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
+      await authenticate(`Bearer ${await withdrawn.sign('first')}`, 'r1');
+      // The signature check of the next token is held until the set has been fetched again.
+      const verify = crypto.subtle.verify.bind(crypto.subtle);
+      let checking!: () => void;
+      const checkBegun = new Promise<void>((resolve) => (checking = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let held = false;
+      t.mock.method(crypto.subtle, 'verify', async (...args: Parameters<typeof verify>) => {
+        if (!held) {
+          held = true;
+          checking();
+          await released;
+        }
+        return verify(...args);
+      });
+      const token = await withdrawn.sign('checked');
+      const verified = authenticate(`Bearer ${token}`, 'r2');
+      await checkBegun;
+      // Meanwhile the identity provider withdraws its key, and a token of the next makes the gateway fetch the
+      // set again (a millisecond on, so that the fetch is told from the first by its time).
+      jwks.setKeys([next.jwk]);
+      await delay(2);
+      await authenticate(`Bearer ${await next.sign('rotated')}`, 'r3');
+      assert.equal(jwks.fetches, 2);
+      release();
+      // Its key was in the set when its check began: accepted, this once.
+      await verified;
+      // Sent again, it is verified against the set the gateway now has, which lacks its key.
+      await assert.rejects(authenticate(`Bearer ${token}`, 'r4'), /No key of the configured key set verifies the token/);
     } finally {
       await jwks.close();
     }
