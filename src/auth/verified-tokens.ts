@@ -8,7 +8,8 @@ import type { Identity } from './access.ts';
  *
  * An entry ends when its token does (`exp`, with the tolerance verification allows), after `maxAgeMs` at most,
  * and, for a token verified with a key set, as soon as that set has been fetched again, so that a key withdrawn
- * from it stops verifying the tokens it signed once the gateway knows. Only tokens that verified are kept; at
+ * from it stops verifying the tokens it signed once the gateway knows (the caller also ends such an entry when
+ * the set's keys are no longer trusted without a fetch: src/auth/verify.ts). Only tokens that verified are kept; at
  * most `capacity` of them, and `maxChars` characters of tokens in all (a token may be 8 KB), the oldest
  * let go first.
  */
