@@ -348,7 +348,7 @@ function targets(rows: Row[], cpuRounds: CpuRounds | null): string {
   if (d1) {
     add(
       `scenario 1 at 0 ms as deployed (a Bearer token on every request, \`info\` log into a pipe; ${basis})`,
-      `${fmt(d1.cpu)} µs CPU/op (${b1 ? `${(d1.cpu / b1.cpu).toFixed(2)} × bare Apollo’s, ` : ''}${g1 ? `${fmt(d1.cpu - g1.cpu)} µs over the open gateway` : ''}); ` +
+      `${fmt(d1.cpu)} µs CPU/op (${b1 ? `${(d1.cpu / b1.cpu).toFixed(2)} × bare Apollo’s, ` : ''}${g1 ? `${d1.cpu >= g1.cpu ? '+' : '−'}${fmt(Math.abs(d1.cpu - g1.cpu))} µs against the open gateway’s` : ''}); ` +
         `${fmt(d1.rps)} req/s${n1 ? ` (${(d1.rps / n1.rps).toFixed(2)} × naive’s)` : ''}`,
       undefined,
     );
