@@ -436,6 +436,31 @@ describe('an unreachable key set', () => {
       await jwks.close();
     }
   });
+
+  test('while it is not asked for again, keys older than the set\'s max age (10 min) verify nothing: an outage does not keep them trusted', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    await withKeySet(
+      [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
+      async (stack, jwks) => {
+        // Each token its own jti: one verified before would be answered from memory, never reaching the key set.
+        let issued = 0;
+        const signed = () => sign(privateKey, 'RS256', 'k', { jti: String(++issued) });
+        assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+        jwks.setFailing(true);
+        // Eleven minutes on, the keys fetched are stale (past the 10 min max age): the set is asked for again, and that fails.
+        await withClockAhead(11 * 60_000, async () => {
+          assert.equal((await stack.gql('{ __typename }', await signed())).status, 503);
+          assert.equal(jwks.fetches, 2);
+          // In the pause that follows, a new token of the same key waits with the rest: no stale key verifies it.
+          const paused = await stack.gql('{ __typename }', await signed());
+          assert.equal(paused.status, 503);
+          assert.deepEqual(codes(paused), ['INTERNAL_SERVER_ERROR']);
+          assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
+        }, { wallClock: true });
+      },
+      { jwksFailureBackoffMs: 60_000 },
+    );
+  });
 });
 
 describe('a client leaving while its token is verified', () => {
