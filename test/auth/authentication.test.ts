@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { withClockAhead } from '../helpers/clock.ts';
+import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
@@ -30,7 +30,7 @@ const sign = (privateKey: CryptoKey, alg: string, kid?: string, claims: Record<s
     .sign(privateKey);
 
 /** A gateway verifying tokens against a key set serving `keys` (with these auth settings besides), handed to `use`; both stopped after. */
-async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number } = {}): Promise<void> {
+async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number; jwksCooldownMs?: number } = {}): Promise<void> {
   const jwks = await startJwksServer(keys);
   const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, ...auth } });
   try {
@@ -290,6 +290,26 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
       // The same for the token verified before: the set it was verified with has been fetched again since.
       assertRefused(stack, await stack.gql('{ __typename }', beforeRotation), /key/);
     }, { wallClock: true });
+  });
+
+  test('a configured refetch cooldown (jwksCooldownMs) is the one kept: a kid the set lacks is refetched only once it is over, not after jose\'s own 30 s', async () => {
+    const [current, next] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
+    const jwk = async (pair: typeof current, kid: string) => ({ ...(await exportJWK(pair!.publicKey)), kid, alg: 'RS256', use: 'sig' });
+    await withKeySet(
+      [await jwk(current, 'rsa-1')],
+      async (stack, jwks) => {
+        assert.equal((await stack.gql('{ __typename }', await sign(current!.privateKey, 'RS256', 'rsa-1'))).status, 200);
+        jwks.setKeys([await jwk(current, 'rsa-1'), await jwk(next, 'rsa-2')]);
+        // Refused tokens are not remembered: the same one is sent each time.
+        const rotated = await sign(next!.privateKey, 'RS256', 'rsa-2');
+        // 45 s after the fetch: past jose's own default, within the 60 s configured. jose times it by Date.now().
+        await withWallClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', rotated), /key/));
+        assert.equal(jwks.fetches, 1, 'not refetched within the cooldown');
+        await withWallClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', rotated)).status, 200));
+        assert.equal(jwks.fetches, 2, 'refetched once the cooldown was over');
+      },
+      { jwksCooldownMs: 60_000 },
+    );
   });
 });
 
