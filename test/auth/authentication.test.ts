@@ -500,7 +500,9 @@ describe('a client leaving while its token is verified', () => {
       socket.destroy();
       await eventually(() => stack.logs.some((line) => line.includes('"message":"operation"') && line.includes('"clientWentAway":true')));
       held.release();
-      // The same token, its key set now fetched: answered, and the only upstream call made.
+      // The same token, verified again with the keys the first one's held fetch brought (no fetch of its own); not
+      // answered from the tokens remembered as verified, since the first's verification began before the set was
+      // fetched. Answered, and the only upstream call made.
       const answered = await stack.gql(`{ account(id: "${account}") { id } }`, token);
       assert.deepEqual(answered.body, { data: { account: { id: account } } });
       assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
