@@ -813,7 +813,13 @@ export class UpstreamClient {
         this.#failures.callFailure('upstream answered with an error', `HTTP ${status}`, { ...forLog(info, call.signal), status });
         // Any server error may come after a write was carried out: the API's own 500 failing after the change
         // (the emulator's, when its data file could not be saved), a proxy's 502 or 504; or an earlier attempt's.
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status))}`, info);
+        const effect = mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status));
+        // The API's own 503 is one mailbox out of reach, not the API down (see the retry rule): a caller told
+        // "failed" would retry at once, or report an outage, where the account's mail settings are at fault.
+        if (status === 503 && apiErrorOf(text) !== undefined) {
+          return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream could not reach a mail server it needed for ${call.resource} (HTTP 503)${effect}`, info);
+        }
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${effect}`, info);
       }
     }
   }

@@ -166,11 +166,11 @@ describe('UpstreamClient against a mocked upstream', () => {
       mockedClient({ maxAttempts: 1, breakerFailureThreshold: threshold });
     const api = guarded(2);
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS).times(3);
-    for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), /HTTP 503/);
+    for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), { message: 'The upstream could not reach a mail server it needed for account "a" (HTTP 503)' });
     assert.equal(api.breakerState, 'closed');
     const proxied = guarded(2);
     pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(503, '<html><body>Service Unavailable</body></html>', { headers: { 'content-type': 'text/html' } }).times(2);
-    for (let i = 0; i < 2; i++) await assert.rejects(proxied.getAccount('b'), /HTTP 503/);
+    for (let i = 0; i < 2; i++) await assert.rejects(proxied.getAccount('b'), /The upstream failed with HTTP 503/);
     assert.equal(proxied.breakerState, 'open');
   });
 
