@@ -7,7 +7,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { createIde, type Ide } from './ide/index.ts';
@@ -366,6 +366,10 @@ function createHandler(parts: HandlerParts): Handler {
     // Refusals of a request that has nothing to run, made only with a valid identity: a caller without one
     // still learns first that it needs a token (the context's 401 below).
     if (!('error' in authenticated)) {
+      // Apollo would refuse it too, with the same status but not the code of the other 415s (a GET has no body
+      // whose type matters; its content type is checked as Apollo checks it, first).
+      const unacceptable = req.method === 'GET' ? unacceptableGetType(req.headers['content-type']) : undefined;
+      if (unacceptable !== undefined) return refuse(415, unacceptable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
       // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
       // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
       if (req.method === 'GET' && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {

@@ -180,6 +180,17 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
 }
 
 /**
+ * Why a GET with this `Content-Type` is refused (a message for a 415 answer), or `undefined` when it is not: none,
+ * or JSON's, as Apollo Server has it. Apollo refuses any other itself, but as a 415 whose code is BAD_REQUEST,
+ * where every other 415 (and the README) says UNSUPPORTED_MEDIA_TYPE.
+ */
+export function unacceptableGetType(contentType: string | undefined): string | undefined {
+  if (contentType === undefined) return undefined;
+  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return type === 'application/json' ? undefined : 'GET requests may not have a Content-Type other than application/json: send the operation in the query string, or POST it as JSON';
+}
+
+/**
  * The media types Apollo Server answers an operation in, as it names them when it picks one by `Accept`
  * (its `chooseContentTypeForSingleResultResponse`).
  */

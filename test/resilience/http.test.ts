@@ -91,6 +91,20 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('answers a GET with a Content-Type other than JSON with the same 415 UNSUPPORTED_MEDIA_TYPE, not Apollo’s 415 BAD_REQUEST', async () => {
+    const query = `${stack.gateway.url}?query=${encodeURIComponent('{ accounts { nodes { id } } }')}`;
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/graphql-response+json']) {
+      const answer = await send(query, { headers: { 'content-type': contentType, 'apollo-require-preflight': 'true' } });
+      assertRefused(answer, 415, 'UNSUPPORTED_MEDIA_TYPE', /^GET requests may not have a Content-Type other than application\/json/);
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // JSON's (some clients send it on every request), or none, is served as before.
+    for (const headers of [{ 'content-type': 'application/json; charset=utf-8' }, {}] as Record<string, string>[]) {
+      const answer = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { ...headers, 'apollo-require-preflight': 'true' } });
+      assert.deepEqual(answer.json, { data: { __typename: 'Query' } });
+    }
+  });
+
   it('reads JSON in UTF-8 only: another charset or a compressed body is 415, bytes that are not UTF-8 are 400, before any upstream call', async () => {
     // A Latin-1 `René` (0xE9) was decoded to `Ren\uFFFD` and sent upstream.
     const latin1 = Buffer.from('{"query":"mutation { updateAccount(id: \\"0123456789abcdef01234567\\", input: { firstName: \\"Ren\xe9\\" }) { success } }"}', 'latin1');
