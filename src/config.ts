@@ -33,6 +33,7 @@ export interface GatewayConfig extends AccessConfig {
   shutdownGraceMs: number;
   /** How long a shutdown keeps accepting connections, with /healthz at 503, before the grace period. */
   shutdownDrainMs: number;
+  keepAliveTimeoutMs: number;
   /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
   breakerFailureThreshold: number;
   breakerCooldownMs: number;
@@ -95,6 +96,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const operationTimeoutMs = integer('OPERATION_TIMEOUT_MS', DEFAULTS.operationTimeoutMs, 1, 600_000);
   const shutdownGraceMs = integer('SHUTDOWN_GRACE_MS', DEFAULTS.shutdownGraceMs, 0, 600_000);
   const shutdownDrainMs = integer('SHUTDOWN_DRAIN_MS', DEFAULTS.shutdownDrainMs, 0, 600_000);
+  // Not 0, which Node reads as "never": idle connections would pile up for good.
+  const keepAliveTimeoutMs = integer('KEEP_ALIVE_TIMEOUT_MS', DEFAULTS.keepAliveTimeoutMs, 1_000, 3_600_000);
   const breakerFailureThreshold = integer('BREAKER_FAILURE_THRESHOLD', DEFAULTS.breakerFailureThreshold, 1, 1_000);
   const breakerCooldownMs = integer('BREAKER_COOLDOWN_MS', DEFAULTS.breakerCooldownMs, 1, 600_000);
   const callerWritesPerHour = integer('CALLER_WRITES_PER_HOUR', DEFAULTS.callerWritesPerHour, 0, 1_000_000);
@@ -159,6 +162,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     operationTimeoutMs,
     shutdownGraceMs,
     shutdownDrainMs,
+    keepAliveTimeoutMs,
     breakerFailureThreshold,
     breakerCooldownMs,
     callerWritesPerHour,

@@ -47,6 +47,13 @@ export const DEFAULTS = {
    */
   requestReceiveTimeoutMs: 30_000,
   /**
+   * How long an idle keep-alive connection stays open for the client's next request. Node's own is 5 s: behind
+   * a load balancer that keeps its connections to the gateway open longer (AWS's ALB: 60 s), the gateway closes
+   * one just as the balancer sends a request down it, which the balancer answers with a 502. 72 s outlasts the
+   * usual 60 s idle timeouts (Fastify's default, for the same reason).
+   */
+  keepAliveTimeoutMs: 72_000,
+  /**
    * How long an answer may wait for its client to take any of it before the connection is cut. Not a setting.
    * The gateway sees a client's progress only when the kernel takes more of the answer, which on Linux waits
    * until a third of its send buffer (up to 4 MiB) has drained: at 30 s, a client reading 40 KB/s all along was

@@ -52,6 +52,11 @@ export interface GatewayOptions extends GatewayAccessOptions {
    */
   requestReceiveTimeoutMs?: number;
   /**
+   * How long an idle keep-alive connection waits for the client's next request before it is closed. Default
+   * 72 s (DEFAULTS.keepAliveTimeoutMs): longer than a load balancer's own idle timeout, or it gets 502s.
+   */
+  keepAliveTimeoutMs?: number;
+  /**
    * How long an answer may wait for its client to take any of it; then the connection is closed and the
    * answer's memory freed. Default 2 minutes (DEFAULTS.answerStallTimeoutMs): a client that stops reading
    * would otherwise hold its whole answer in the gateway for as long as it keeps the connection open.
@@ -183,6 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     },
   );
+  httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {

@@ -18,6 +18,7 @@ export const SETTINGS = [
   'OPERATION_TIMEOUT_MS',
   'SHUTDOWN_GRACE_MS',
   'SHUTDOWN_DRAIN_MS',
+  'KEEP_ALIVE_TIMEOUT_MS',
   'BREAKER_FAILURE_THRESHOLD',
   'BREAKER_COOLDOWN_MS',
   'CALLER_WRITES_PER_HOUR',
@@ -44,7 +45,7 @@ export const SETTINGS = [
   'EMULATOR_RATE_LIMIT',
 ] as const;
 
-const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_'];
+const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'KEEP_ALIVE_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_'];
 
 /**
  * One line for each variable of `env` under the prefixes above that is no setting, naming the closest

@@ -441,6 +441,30 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('keep an idle connection open for keepAliveTimeoutMs (72 s by default, past a load balancer’s 60), and say so in Keep-Alive', { timeout: 20_000 }, async () => {
+    // Node's own 5 s closed connections a load balancer still held open for its next request: a 502 each time.
+    const usual = await startStack();
+    try {
+      assert.equal((await get(usual, '{ __typename }')).headers.get('keep-alive'), 'timeout=72');
+    } finally {
+      await usual.close();
+    }
+    const brief = await startStack({ gateway: { keepAliveTimeoutMs: 1_000 } });
+    const socket = connect(Number(new URL(brief.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+      await closed; // by the gateway, once the connection has been idle that long
+      assert.match(received, /^HTTP\/1\.1 200 /);
+      assert.match(received, /\r\nKeep-Alive: timeout=1\r\n/i);
+    } finally {
+      socket.destroy();
+      await brief.close();
+    }
+  });
+
   it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX and data: null, in the media type asked for, logged with the request id', async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');

@@ -21,6 +21,7 @@ describe('configuration from the environment', () => {
     assert.equal(config.upstream.kind, 'embedded');
     assert.equal(config.upstreamTimeoutMs, 10_000);
     assert.equal(config.shutdownDrainMs, 0);
+    assert.equal(config.keepAliveTimeoutMs, 72_000);
     assert.equal(config.logLevel, 'info');
   });
 
@@ -82,6 +83,7 @@ describe('configuration from the environment', () => {
       OPERATION_TIMEOUT_MS: '1500',
       SHUTDOWN_GRACE_MS: '0',
       SHUTDOWN_DRAIN_MS: '5000',
+      KEEP_ALIVE_TIMEOUT_MS: '65000',
       BREAKER_FAILURE_THRESHOLD: '7',
       BREAKER_COOLDOWN_MS: '250',
       CALLER_WRITES_PER_HOUR: '0',
@@ -95,6 +97,7 @@ describe('configuration from the environment', () => {
     assert.equal(config.operationTimeoutMs, 1_500);
     assert.equal(config.shutdownGraceMs, 0);
     assert.equal(config.shutdownDrainMs, 5_000);
+    assert.equal(config.keepAliveTimeoutMs, 65_000);
     assert.equal(config.breakerFailureThreshold, 7);
     assert.equal(config.breakerCooldownMs, 250);
     assert.equal(config.callerWritesPerHour, 0);
@@ -105,10 +108,10 @@ describe('configuration from the environment', () => {
     assert.equal(config.maxAnswerBytes, 1_048_576);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
-      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
     );
   });
 
