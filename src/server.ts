@@ -7,7 +7,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { acceptsGraphQLAnswer, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, awaitsContinue, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { createIde, type Ide } from './ide/index.ts';
@@ -189,6 +189,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
   );
   httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
+  // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
+  // it means to read the body (readBody), where Node would send it before anything could be refused.
+  httpServer.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(options.port, options.host, () => {
@@ -353,12 +356,14 @@ function createHandler(parts: HandlerParts): Handler {
     if (!('error' in authenticated)) identity = authenticated.identity;
     let body: unknown;
     if ('error' in authenticated) {
-      if (req.method === 'POST' && !(await discardBody(req, maxBodyBytes))) res.setHeader('connection', 'close');
+      // A client waiting for `100 Continue` is not asked for a body that would be thrown away: without it, Node
+      // closes the connection after the answer.
+      if (req.method === 'POST' && (awaitsContinue(req) || !(await discardBody(req, maxBodyBytes)))) res.setHeader('connection', 'close');
       body = {};
     } else if (req.method === 'POST') {
       const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
       if (unreadable !== undefined) return refuse(415, unreadable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-      const bytes = await readBody(req, maxBodyBytes);
+      const bytes = await readBody(req, maxBodyBytes, res);
       if (bytes === undefined) {
         return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
       }

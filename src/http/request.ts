@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Negotiator from 'negotiator';
 import { ByteCollector } from '../byte-collector.ts';
 import { shortened } from '../shortened.ts';
@@ -94,11 +94,24 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
-/** The body's bytes, or `undefined` once it passes `limit` bytes (the rest is then not read). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+/**
+ * Whether the client waits for `100 Continue` before it sends its body (`Expect: 100-continue`, as Node tests
+ * it): curl does for bodies over 1 MiB. Node would send it at once; the gateway sends it only once it means to
+ * read the body, so that a refused one (too large, no valid token) is never uploaded.
+ */
+export function awaitsContinue(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && /(?:^|\W)100-continue(?:$|\W)/i.test(req.headers.expect ?? '');
+}
+
+/**
+ * The body's bytes, or `undefined` once it passes `limit` bytes (the rest is then not read). `res`: its
+ * `100 Continue` is sent when the client waits for one and the body's declared length is within `limit`.
+ */
+export async function readBody(req: IncomingMessage, limit: number, res?: ServerResponse): Promise<Buffer | undefined> {
   // Made with the first chunk: a body refused for its declared length reserves nothing.
   let body: ByteCollector | undefined;
-  const read = await consumeBody(req, limit, (chunk) => (body ??= new ByteCollector(limit, Number(req.headers['content-length']))).add(chunk));
+  const askForBody = res !== undefined && awaitsContinue(req) ? () => res.writeContinue() : undefined;
+  const read = await consumeBody(req, limit, (chunk) => (body ??= new ByteCollector(limit, Number(req.headers['content-length']))).add(chunk), askForBody);
   return read ? (body?.bytes() ?? Buffer.alloc(0)) : undefined;
 }
 
@@ -111,13 +124,17 @@ export function discardBody(req: IncomingMessage, limit: number): Promise<boolea
   return consumeBody(req, limit, (chunk) => (bytes += chunk.length) <= limit);
 }
 
-/** Feeds the body to `take` until it ends (true) or `take` refuses a chunk or the declared length passes `limit` (false; the rest is not read). */
-function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) => boolean): Promise<boolean> {
+/**
+ * Feeds the body to `take` until it ends (true) or `take` refuses a chunk or the declared length passes `limit`
+ * (false; the rest is not read). `askForBody` is called once the body is to be read.
+ */
+function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) => boolean, askForBody?: () => void): Promise<boolean> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) {
     req.resume();
     return Promise.resolve(false);
   }
+  askForBody?.();
   return new Promise((resolve, reject) => {
     // Its client gone before it all came (perhaps before these listeners: while its token was verified).
     const gone = () => reject(new Error('the connection closed before the request was complete'));

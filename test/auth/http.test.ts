@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -284,6 +286,17 @@ describe('CORS and introspection with auth on', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  test('does not ask a client waiting for 100 Continue to send a body it would refuse for want of a token: 401 at once, the connection closed', async () => {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const closed = once(socket, 'close');
+    socket.write('POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 500000\r\n\r\n');
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 401 .*"code":"UNAUTHENTICATED"/s);
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 
   test('introspection is off by default with auth on, even for an admin', async () => {

@@ -316,6 +316,35 @@ describe('HTTP hygiene', () => {
     assert.equal(answer.headers.get('connection'), 'close');
   });
 
+  it('asks for a body with 100 Continue only once it means to read it: one too large is refused before it is sent', async () => {
+    // curl waits for it before bodies over 1 MiB; Node sent it at once, so the body was uploaded only to be refused.
+    const port = Number(new URL(stack.gateway.url).port);
+    const head = (length: number) =>
+      `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: ${length}\r\n\r\n`;
+    const tooLarge = connect(port, '127.0.0.1');
+    let refusal = '';
+    tooLarge.on('data', (chunk: Buffer) => (refusal += chunk.toString()));
+    const closed = once(tooLarge, 'close');
+    tooLarge.write(head(2 * 1024 * 1024));
+    await closed;
+    assert.match(refusal, /^HTTP\/1\.1 413 .*"code":"PAYLOAD_TOO_LARGE"/s);
+
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const within = connect(port, '127.0.0.1');
+    try {
+      let received = '';
+      within.on('data', (chunk: Buffer) => {
+        received += chunk.toString();
+        if (received === 'HTTP/1.1 100 Continue\r\n\r\n') within.write(body);
+      });
+      within.write(head(Buffer.byteLength(body)));
+      await eventually(() => received.includes('"__typename":"Query"'));
+      assert.match(received, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+    } finally {
+      within.destroy();
+    }
+  });
+
   it('answers an unknown path with 404 NOT_FOUND in the envelope of every other refusal, naming the paths it serves', async () => {
     const answer = await send(`${stack.gateway.origin}/graphql/extra`);
     assertRefused(answer, 404, 'NOT_FOUND', /^No such endpoint: \/graphql\/extra\. GraphQL is served on \/graphql/);
