@@ -79,10 +79,15 @@ function nestedDeeperThan(value: unknown, limit: number): boolean {
  */
 const MAX_GROWTH = 3 * (21 / 4);
 
-/** The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through). */
+/**
+ * The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through).
+ * A target starting with `/` is a path (HTTP's origin form), `//graphql` too: resolved against a base, it read as
+ * a URL without a scheme whose host was `graphql`, so `//x/healthz` was served as `/healthz`.
+ */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {
+  const target = req.url ?? '/';
   try {
-    return new URL(req.url ?? '/', 'http://gateway.invalid');
+    return target.startsWith('/') ? new URL(`http://gateway.invalid${target}`) : new URL(target);
   } catch {
     return undefined;
   }

@@ -38,6 +38,24 @@ const get = (stack: Stack, query: string) =>
 
 const firstError = (answer: Answer) => answer.json?.errors?.[0];
 
+/**
+ * Writes `bytes` on a new connection to the gateway at `url` and resolves with all it wrote back, once it has
+ * closed the connection (the test's timeout otherwise): for what `fetch` cannot send or does not show.
+ */
+async function exchange(url: string, bytes: string): Promise<string> {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
+  try {
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+    const closed = once(socket, 'close');
+    socket.write(bytes);
+    await closed;
+    return received;
+  } finally {
+    socket.destroy();
+  }
+}
+
 /** Asserts a refusal with `status`, a GraphQL-shaped error with `code`, and a message matching `message`. */
 function assertRefused(answer: Answer, status: number, code: string, message: RegExp): void {
   assert.equal(answer.status, status, answer.text);
@@ -318,19 +336,12 @@ describe('HTTP hygiene', () => {
 
   it('asks for a body with 100 Continue only once it means to read it: one too large is refused before it is sent', async () => {
     // curl waits for it before bodies over 1 MiB; Node sent it at once, so the body was uploaded only to be refused.
-    const port = Number(new URL(stack.gateway.url).port);
     const head = (length: number) =>
       `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: ${length}\r\n\r\n`;
-    const tooLarge = connect(port, '127.0.0.1');
-    let refusal = '';
-    tooLarge.on('data', (chunk: Buffer) => (refusal += chunk.toString()));
-    const closed = once(tooLarge, 'close');
-    tooLarge.write(head(2 * 1024 * 1024));
-    await closed;
-    assert.match(refusal, /^HTTP\/1\.1 413 .*"code":"PAYLOAD_TOO_LARGE"/s);
+    assert.match(await exchange(stack.gateway.url, head(2 * 1024 * 1024)), /^HTTP\/1\.1 413 .*"code":"PAYLOAD_TOO_LARGE"/s);
 
     const body = JSON.stringify({ query: '{ __typename }' });
-    const within = connect(port, '127.0.0.1');
+    const within = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     try {
       let received = '';
       within.on('data', (chunk: Buffer) => {
@@ -350,6 +361,12 @@ describe('HTTP hygiene', () => {
     assertRefused(answer, 404, 'NOT_FOUND', /^No such endpoint: \/graphql\/extra\. GraphQL is served on \/graphql/);
     assert.equal(answer.headers.get('cache-control'), 'private, no-store');
     assertRefused(await send(`${stack.gateway.origin}/nope`, { method: 'POST', headers: JSON_HEADERS, body: '{}' }), 404, 'NOT_FOUND', /\/nope/);
+    // A path that starts with two slashes is a path, not another host's: `//x/healthz` was served as /healthz.
+    for (const target of ['//graphql', '//x/healthz', '//[']) {
+      const received = await exchange(stack.gateway.url, `GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+      assert.match(received, /^HTTP\/1\.1 404 /, `${target}: ${received}`);
+      assert.ok(received.includes(`"No such endpoint: ${target}.`), received);
+    }
     // A long path is not echoed whole.
     const long = await send(`${stack.gateway.origin}/${'x'.repeat(5000)}`);
     assertRefused(long, 404, 'NOT_FOUND', /^No such endpoint: \/x+…/);
@@ -357,12 +374,8 @@ describe('HTTP hygiene', () => {
   });
 
   it('answers a request target that is no URL with 400 BAD_REQUEST: the client’s mistake, not an unexpected error', async () => {
-    for (const target of ['http://[', '//[', 'http://127.0.0.1:99999/graphql']) {
-      const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      socket.write(`GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
-      await once(socket, 'close');
+    for (const target of ['http://[', 'http://127.0.0.1:99999/graphql']) {
+      const received = await exchange(stack.gateway.url, `GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
       assert.match(received, /^HTTP\/1\.1 400 /, `${target}: ${received}`);
       const body = JSON.parse(received.slice(received.indexOf('{'), received.lastIndexOf('}') + 1)) as { errors: Array<{ message: string; extensions: { code: string } }> };
       assert.deepEqual(body.errors.map((error) => [error.message, error.extensions.code]), [['The request target is not a valid URL', 'BAD_REQUEST']]);
@@ -453,19 +466,13 @@ describe('HTTP settings', () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');
     const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('info', (line) => lines.push(line)) } });
-    const socket = connect(Number(new URL(slow.gateway.url).port), '127.0.0.1');
     try {
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const closed = once(socket, 'close');
-      socket.write('POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
-      await closed;
+      const received = await exchange(slow.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
       assert.match(received, /^HTTP\/1\.1 408 /);
       assert.equal((await slow.gql('{ __typename }')).status, 200, 'and it keeps serving');
       assert.deepEqual(lines.filter((line) => line.includes('"level":"error"')), []);
       assert.deepEqual(slow.upstreamCalls(), []);
     } finally {
-      socket.destroy();
       await slow.close();
     }
   });
@@ -479,17 +486,12 @@ describe('HTTP settings', () => {
       await usual.close();
     }
     const brief = await startStack({ gateway: { keepAliveTimeoutMs: 1_000 } });
-    const socket = connect(Number(new URL(brief.gateway.url).port), '127.0.0.1');
     try {
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const closed = once(socket, 'close');
-      socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-      await closed; // by the gateway, once the connection has been idle that long
+      // Closed by the gateway, once the connection has been idle that long.
+      const received = await exchange(brief.gateway.url, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
       assert.match(received, /^HTTP\/1\.1 200 /);
       assert.match(received, /\r\nKeep-Alive: timeout=1\r\n/i);
     } finally {
-      socket.destroy();
       await brief.close();
     }
   });
