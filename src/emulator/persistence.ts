@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
@@ -11,17 +12,36 @@ export interface PersistedState {
   tokens: TokenRecord[];
 }
 
+/** Which file a write left, as the file system tells it from any other: another write or an edit changes it. */
+export interface FileVersion {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
+const versionOf = (s: Stats): FileVersion => ({ dev: s.dev, ino: s.ino, size: s.size, mtimeMs: s.mtimeMs });
+
 /**
  * Writes to a temporary file beside the target, flushed to the disk, and renames it over, so neither a crash
  * nor a power cut leaves half a file (or, on some file systems, an empty one after the rename). A symbolic
  * link is followed, so the state goes where the link points and the link stays; the file keeps its
- * permissions.
+ * permissions. Resolves to the version written.
+ *
+ * With `expected` (the version this process last wrote), a file that is no longer that version is not
+ * overwritten: another process wrote it since (a second emulator given the same data file, whose state
+ * the write would erase, as its next write would erase this one's), or someone edited it. A file that is
+ * gone is written.
  */
-export async function writeAtomically(file: string, contents: string): Promise<void> {
+export async function writeAtomically(file: string, contents: string, expected?: FileVersion): Promise<FileVersion> {
   const target = await linkTarget(file);
   const dir = dirname(target);
   await makeDirectory(dir);
-  const mode = await stat(target).then((s) => s.mode & 0o7777, () => undefined);
+  const current = await stat(target).catch(() => undefined);
+  if (expected && current && !sameVersion(versionOf(current), expected)) {
+    throw new Error(`${file} was changed by another process since this emulator last saved it (another emulator with the same data file?): not overwritten, so that its changes are kept; restart this emulator to load them`);
+  }
+  const mode = current && current.mode & 0o7777;
   // Per process: its saves are chained, never concurrent (store.ts).
   const tmp = `${target}.${process.pid}.tmp`;
   try {
@@ -44,6 +64,13 @@ export async function writeAtomically(file: string, contents: string): Promise<v
   const dirHandle = await open(dir, 'r').catch(() => undefined);
   await dirHandle?.sync().catch(() => undefined);
   await dirHandle?.close();
+  // Read back as the next write's check reads it (by path, not from the handle), so that both agree wherever
+  // a file system reports the two differently.
+  return versionOf(await stat(target));
+}
+
+function sameVersion(a: FileVersion, b: FileVersion): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { percentEncode } from '../oauth/signature.ts';
-import { readState, removeStaleTemporaryFiles, writeAtomically, type PersistedState } from './persistence.ts';
+import { readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -228,6 +228,8 @@ export class EmulatorStore {
   /** The saves, chained; each resolves to its error when it failed. */
   private saveChain: Promise<Error | undefined> = Promise.resolve(undefined);
   private saveQueued = false;
+  /** The data file as this store last wrote it: a file changed since is another process's, not overwritten. */
+  private savedVersion: FileVersion | undefined;
 
   constructor(options: StoreOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -601,8 +603,8 @@ export class EmulatorStore {
   }
 
   /** The whole state, written to `file` atomically. */
-  private writeTo(file: string): Promise<void> {
-    return writeAtomically(file, JSON.stringify(this.snapshot(), null, 2));
+  private async writeTo(file: string): Promise<void> {
+    this.savedVersion = await writeAtomically(file, JSON.stringify(this.snapshot(), null, 2), this.savedVersion);
   }
 
   private snapshot(): PersistedState {

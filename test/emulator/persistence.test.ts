@@ -120,6 +120,35 @@ describe('persistence', () => {
       await emu.close().catch(() => undefined);
     }
   });
+  test('a data file another process wrote meanwhile (a second emulator on it) is not overwritten: the write is answered 500', async (t) => {
+    const dir = await tempDir(t);
+    const dataFile = join(dir, 'state.json');
+    const accountsOnDisk = async () =>
+      JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort();
+    const saveErrors: Error[] = [];
+    const first = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+    t.after(() => first.close().catch(() => undefined));
+    assert.equal((await api(first, '/accounts', { form: { email: 'before@example.com' } })).status, 201);
+    // Loads what the first saved, and writes the file anew.
+    const second = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => second.close());
+    assert.equal((await api(second, '/accounts', { form: { email: 'second@example.com' } })).status, 201);
+
+    // Saved, the first's state (without the second's account) would erase the second's from the file.
+    const refused = await api(first, '/accounts', { form: { email: 'first@example.com' } });
+    assert.equal(refused.status, 500);
+    assert.equal(saveErrors.length, 1);
+    assert.match(saveErrors[0]!.message, /changed by another process since this emulator last saved it .*not overwritten/);
+    assert.deepEqual(await accountsOnDisk(), ['before@example.com', 'second@example.com']);
+    await assert.rejects(first.close(), /could not save state on closing/);
+    assert.deepEqual(await accountsOnDisk(), ['before@example.com', 'second@example.com']);
+
+    // The file deleted (by hand, to start afresh) is written again.
+    assert.equal((await api(second, '/accounts', { form: { email: 'later@example.com' } })).status, 201);
+    await rm(dataFile);
+    assert.equal((await api(second, '/accounts', { form: { email: 'last@example.com' } })).status, 201);
+    assert.equal((await accountsOnDisk()).length, 4);
+  });
 });
 
 describe('the data file as read and written', () => {
