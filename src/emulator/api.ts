@@ -74,6 +74,8 @@ export async function handleApiRequest(
     sendJson(res, result.status, result.body);
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
+    // The client left while its body was arriving: nothing failed here, and nothing can be answered.
+    if (req.destroyed && !req.complete) return;
     process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
     sendError(res, 500, 'internal server error');
   }

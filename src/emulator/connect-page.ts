@@ -52,6 +52,8 @@ export async function handleConnectPage(
     return sendHtml(res, 405, errorPage('Method not allowed', 'Open this page in a browser.'));
   } catch (error) {
     if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message), error.headers);
+    // The browser left while the form was arriving: nothing failed here, and nothing can be answered.
+    if (req.destroyed && !req.complete) return;
     process.stderr.write(`Context.IO emulator: connect page error: ${(error as Error).stack ?? String(error)}\n`);
     return sendHtml(res, 500, errorPage('Something went wrong', 'The emulator could not complete this request.'));
   }

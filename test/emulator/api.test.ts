@@ -392,6 +392,37 @@ describe('request bodies over the limit', () => {
   }
 });
 
+describe('a client that leaves while its body is arriving', () => {
+  for (const [what, path] of [
+    ['an API call', '/2.0/accounts'],
+    ['the connect page', '/connect/demounused000001'],
+  ] as const) {
+    test(`${what}: ends with status 0, and nothing is logged as an internal error`, async (t) => {
+      const emu = await emulatorFor(t, { seed: 'demo' });
+      const { hostname, port } = new URL(emu.origin);
+      const stderr = process.stderr.write;
+      const written: string[] = [];
+      process.stderr.write = ((chunk: string) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
+      try {
+        const socket = connect(Number(port), hostname);
+        socket.on('error', () => {});
+        await new Promise<void>((resolve) => socket.once('connect', resolve));
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=`);
+        // The server has the request and waits for the rest of its body.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        socket.destroy();
+        if (path.startsWith('/2.0')) await eventually(() => emu.requests.length === 1);
+        // Its handling had until the request log's entry (or these 100 ms) to say anything.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      } finally {
+        process.stderr.write = stderr;
+      }
+      assert.deepEqual(written, []);
+      if (path.startsWith('/2.0')) assert.deepEqual(emu.requests.map((entry) => entry.status), [0]);
+    });
+  }
+});
+
 describe('EMULATOR_PUBLIC_URL', () => {
   test('links the emulator writes start with it, while it is still reached where it listens', async (t) => {
     const emu = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010' });
