@@ -126,6 +126,20 @@ describe('OAuth verification', () => {
     assert.match(res.body.value, /HMAC-SHA1/);
   });
 
+  test('a long malformed Authorization header is refused in time proportional to its length', () => {
+    // Parsed before anything is verified, so anyone who reaches the emulator sends it. The parse was quadratic:
+    // a 16 KB header (Node's limit) held the event loop ~150 ms, a 64 KB one (a larger --max-http-header-size) 2.5 s.
+    const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret });
+    const long = 64 * 1024;
+    for (const shape of ['a'.repeat(long), `a=${' '.repeat(long)}`, `a="${'b'.repeat(long)}`, `a${' '.repeat(long)}`]) {
+      const started = performance.now();
+      const verdict = verifier.verify({ method: 'GET', baseUrls: ['http://127.0.0.1/2.0/accounts'], authorization: `OAuth ${shape}`, params: [] });
+      const ms = performance.now() - started;
+      assert.equal(verdict.ok, false);
+      assert.ok(ms < 100, `${JSON.stringify(shape.slice(0, 3))}…: ${ms.toFixed(0)} ms`);
+    }
+  });
+
   test('a reused nonce is refused', async (t) => {
     const emu = await emulatorFor(t);
     assert.equal((await api(emu, '/accounts', { nonce: 'once-only' })).status, 200);
