@@ -45,7 +45,7 @@ export interface EmulatorOptions {
    * long, and to end it when it chooses instead of waiting it out.
    */
   faultTimer?: WaitTimer;
-  /** The request log shows this many entries at most, the latest (default 100 000). */
+  /** The request log shows this many entries at most, the latest (default 100 000; 0 keeps none). */
   requestLogLimit?: number;
   /**
    * The origin browsers and clients use to reach the emulator, e.g. `http://devbox.lan:4010`, when it is not
@@ -252,7 +252,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       res.once('close', () => {
         inFlight--;
         entry.status = res.writableFinished ? res.statusCode : 0;
-        log.push(entry);
+        // (`slice(-0)` is the whole log: a limit of 0 kept every entry, copying them all each time.)
+        if (logLimit > 0) log.push(entry);
         if (log.length >= logTrimAt) log = log.slice(-logLimit);
         openResponses.delete(closed);
         resolve();

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { emulatorOptionsFromEnv } from '../../src/emulator/config.ts';
 import { api, emulatorFor } from './helpers.ts';
 
 const ADA = '52daabefcea6f9c35a4a0997';
@@ -30,6 +31,19 @@ describe('faults, request log and in-flight counters', () => {
     for (let offset = 0; offset < 25; offset++) await api(emu, `/accounts?limit=1&offset=${offset}`);
     const shown = emu.requests.map((r) => r.query);
     assert.deepEqual(shown, Array.from({ length: 10 }, (_, i) => `limit=1&offset=${15 + i}`));
+  });
+
+  test('an emulator configured from the environment (npm run emulator, npm start) keeps no request log; nor does a limit of 0', async (t) => {
+    // Nothing there reads it, and kept it held up to 100,000 URLs of up to 16 KB each, requests refused for their
+    // signature included: 1.6 GB anyone who reaches the emulator could fill in seconds.
+    const problems: string[] = [];
+    for (const options of [emulatorOptionsFromEnv({ EMULATOR_SEED: 'none' }, 0, problems), { requestLogLimit: 0 }]) {
+      const emu = await emulatorFor(t, options);
+      assert.equal((await api(emu, '/accounts')).status, 200);
+      assert.equal((await api(emu, `/accounts?${'a'.repeat(8_000)}`, { authorization: null })).status, 401);
+      assert.equal(emu.requests.length, 0);
+    }
+    assert.deepEqual(problems, []);
   });
 
   test('a status fault answers the injected error with Retry-After, then stops after `times`', async (t) => {
