@@ -75,12 +75,18 @@ const fetcher: Fetcher = async (params, options) => {
  * `shouldPersistHeaders` says. Anything else (tabs, queries, history, favourites) is kept as GraphiQL wrote it.
  */
 const NAMESPACE = 'graphiql:';
+/**
+ * The query and variables editors' own texts, stored as typed: they hold no headers, and variables read as
+ * JSON and written back lost their layout (`{"first":2}`), so they no longer matched their tab's, and
+ * GraphiQL opened a second tab with them at the next visit.
+ */
+const EDITOR_TEXTS = new Set([`${NAMESPACE}query`, `${NAMESPACE}variables`]);
 const ownKeys = () => Object.keys(localStorage).filter((key) => key.startsWith(NAMESPACE));
 const storage: Storage = {
   getItem: (key) => localStorage.getItem(key),
   setItem: (key, value) => {
     if (key === `${NAMESPACE}headers`) localStorage.removeItem(key);
-    else localStorage.setItem(key, withoutHeaders(value));
+    else localStorage.setItem(key, EDITOR_TEXTS.has(key) ? value : withoutHeaders(value));
   },
   removeItem: (key) => localStorage.removeItem(key),
   clear: () => ownKeys().forEach((key) => localStorage.removeItem(key)),
