@@ -251,6 +251,8 @@ function createHandler(parts: HandlerParts): Handler {
     // themselves). A shared cache already skips requests carrying Authorization, but not behind a proxy that
     // turns a session cookie into the Bearer header (docs/auth.md); refusals and preflights included.
     res.setHeader('cache-control', 'private, no-store');
+    // Every answer says its media type; none may be read as another (a JSON answer sniffed as HTML or script).
+    res.setHeader('x-content-type-options', 'nosniff');
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));

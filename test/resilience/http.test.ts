@@ -230,6 +230,10 @@ describe('HTTP hygiene', () => {
     // refusals included.
     assert.equal(query.headers.get('cache-control'), 'private, no-store');
     assert.equal(mutation.headers.get('cache-control'), 'private, no-store');
+    // Nor be read as anything but the media type it says, as a security scanner checks.
+    for (const answer of [query, mutation, await send(`${stack.gateway.origin}/healthz`), await send(`${stack.gateway.origin}/nope`)]) {
+      assert.equal(answer.headers.get('x-content-type-options'), 'nosniff');
+    }
   });
 
   it('refuses an Accept header that allows no JSON answer with 406 before the operation runs: a mutation in it is not made', async () => {
