@@ -144,8 +144,6 @@ export interface Emulator {
 
 /** The request log's default limit, so long benchmarks stay bounded. */
 const DEFAULT_REQUEST_LOG_LIMIT = 100_000;
-/** How long the source callback POST may take. */
-const SOURCE_CALLBACK_TIMEOUT_MS = 5_000;
 
 interface ActiveFault {
   rule: FaultRule;
@@ -205,7 +203,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (!target || closing) return;
     const controller = new AbortController();
     callbacks.add(controller);
-    const timer = setTimeout(() => controller.abort(), SOURCE_CALLBACK_TIMEOUT_MS);
     const body = new URLSearchParams({
       account_id: result.account.id,
       source_label: result.source.label,
@@ -219,10 +216,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       .catch((error: unknown) => {
         if (!closing) options.onSourceCallbackFailed?.(error instanceof Error ? error : new Error(String(error)));
       })
-      .finally(() => {
-        clearTimeout(timer);
-        callbacks.delete(controller);
-      });
+      .finally(() => callbacks.delete(controller));
   };
 
   const takeFault = (method: string, path: string): FaultRule | undefined => {

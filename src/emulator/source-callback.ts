@@ -17,8 +17,11 @@ import { Agent, fetch } from 'undici';
 export class SourceCallbacks {
   readonly #blocked: BlockList;
   readonly #agent: Agent;
+  readonly #timeoutMs: number;
 
-  constructor(options: { allowLoopback: boolean }) {
+  /** `timeoutMs`: how long a call may take, connection included (5 s unless given). */
+  constructor(options: { allowLoopback: boolean; timeoutMs?: number }) {
+    this.#timeoutMs = options.timeoutMs ?? 5_000;
     const blocked = new BlockList();
     blocked.addSubnet('0.0.0.0', 8, 'ipv4');
     blocked.addSubnet('169.254.0.0', 16, 'ipv4');
@@ -45,8 +48,8 @@ export class SourceCallbacks {
 
   /**
    * POSTs `body` to `target`, unless it names an address refused above. Fails, saying why with the target's
-   * host only (its path and query may hold the app's secrets), on a refusal, an error or an answer other than
-   * 2xx.
+   * host only (its path and query may hold the app's secrets), on a refusal, an error, no answer in time or an
+   * answer other than 2xx. `signal`: the caller's, to stop it sooner (the emulator closing).
    */
   async post(target: string, body: URLSearchParams, signal: AbortSignal): Promise<void> {
     const url = new URL(target);
@@ -54,12 +57,16 @@ export class SourceCallbacks {
     const address = url.hostname.replace(/^\[|\]$/g, '');
     if (isIP(address) !== 0 && !this.allows(address)) throw new Error(`source callback to ${url.host} refused: ${REFUSED}`);
     let status: number;
+    const deadline = AbortSignal.timeout(this.#timeoutMs);
     try {
-      const response = await fetch(url, { method: 'POST', body, signal, redirect: 'manual', dispatcher: this.#agent });
+      const response = await fetch(url, { method: 'POST', body, signal: AbortSignal.any([signal, deadline]), redirect: 'manual', dispatcher: this.#agent });
       await response.body?.cancel();
       status = response.status;
     } catch (error) {
-      const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+      // Said as what happened: undici's own words for it were "This operation was aborted".
+      const cause = deadline.aborted
+        ? `no answer within ${this.#timeoutMs / 1000} s`
+        : error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
       throw new Error(`source callback to ${url.host} failed: ${cause}`);
     }
     if (status >= 300) throw new Error(`source callback to ${url.host} answered ${status}${status < 400 ? ' (redirects are not followed)' : ''}`);

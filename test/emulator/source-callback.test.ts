@@ -67,4 +67,18 @@ describe('the emulator’s source callbacks', () => {
     assert.equal(redirecting.hits(), 1);
     assert.equal(target.hits(), 1, 'the redirect’s target was not called');
   });
+
+  test('say a call that got no answer in time timed out, not that it was aborted', async () => {
+    const silent = createServer((req) => req.resume()); // takes the request, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const brief = new SourceCallbacks({ allowLoopback: true, timeoutMs: 200 });
+    try {
+      const { port } = silent.address() as AddressInfo;
+      await assert.rejects(post(brief, `http://127.0.0.1:${port}/cb`), { message: `source callback to 127.0.0.1:${port} failed: no answer within 0.2 s` });
+    } finally {
+      await brief.close();
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
 });
