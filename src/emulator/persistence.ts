@@ -170,7 +170,8 @@ export async function readState(file: string): Promise<PersistedState | undefine
   };
   let data: unknown;
   try {
-    data = JSON.parse(text);
+    // Less a byte order mark, which editors on Windows (Notepad) put before the JSON of a file edited by hand.
+    data = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
   } catch {
     return fail('not valid JSON');
   }

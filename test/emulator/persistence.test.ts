@@ -69,6 +69,18 @@ describe('persistence', () => {
     assert.deepEqual(await readdir(dir), ['state.json']);
   });
 
+  test('a data file edited by hand is read with a byte order mark before its JSON (Notepad puts one)', async (t) => {
+    const dir = await tempDir(t);
+    const dataFile = join(dir, 'state.json');
+    const first = await startEmulator({ seed: 'none', dataFile });
+    assert.equal((await api(first, '/accounts', { form: { email: 'marked@example.com' } })).status, 201);
+    await first.close();
+    await writeFile(dataFile, `\uFEFF${await readFile(dataFile, 'utf8')}`);
+    const second = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => second.close());
+    assert.deepEqual((await api(second, '/accounts')).body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), ['marked@example.com']);
+  });
+
   test('a corrupt data file fails start-up with a clear error', async (t) => {
     const dir = await tempDir(t);
     const dataFile = join(dir, 'state.json');
