@@ -453,7 +453,11 @@ export class UpstreamClient {
       const headers: Record<string, string> = {
         authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
         accept: 'application/json',
+        // Who calls (undici sends no User-Agent of its own), and for which operation: the id the gateway's log
+        // lines carry, so that an upstream's logs and the gateway's can be put side by side.
+        'user-agent': 'contextio-graphql',
       };
+      if (call.signal?.requestId !== undefined) headers['x-request-id'] = call.signal.requestId;
       let body: string | undefined;
       if (form.length > 0 || call.method === 'POST') {
         headers['content-type'] = 'application/x-www-form-urlencoded';

@@ -101,6 +101,16 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.equal(oauth?.get('oauth_signature'), expected);
   });
 
+  it('names itself and the operation it calls for: User-Agent, and X-Request-Id when the caller has one', async () => {
+    // An upstream's operators see who sends what, and a request id finds the gateway's lines about a call.
+    const seen: Array<Record<string, string>> = [];
+    const account = { id: 'a', created: 1, email_addresses: [], sources: [] };
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, (opts) => (seen.push(opts.headers as Record<string, string>), account), JSON_HEADERS).times(2);
+    await client.getAccount('a', new OperationScope('req-42'));
+    await client.getAccount('a');
+    assert.deepEqual(seen.map((headers) => [headers['user-agent'], headers['x-request-id']]), [['contextio-graphql', 'req-42'], ['contextio-graphql', undefined]]);
+  });
+
   it('logs an upstream error body without any signature it echoes', async () => {
     const echoed = [
       'OAuth oauth_consumer_key="key", oauth_signature="c2lnbmF0dXJlLTE%3D"',
