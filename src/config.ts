@@ -33,6 +33,7 @@ export interface GatewayConfig extends AccessConfig {
   shutdownGraceMs: number;
   /** How long a shutdown keeps accepting connections, with /healthz at 503, before the grace period. */
   shutdownDrainMs: number;
+  /** How long an idle keep-alive connection waits for its client's next request. */
   keepAliveTimeoutMs: number;
   /** Consecutive upstream failures that open the circuit breaker, and how long it stays open. */
   breakerFailureThreshold: number;
