@@ -263,6 +263,15 @@ describe('per-account scope', () => {
       assert.equal(stack.emulator.store.listAccounts().length, 2);
     });
 
+    test('the admin scope is one whole word of the space-separated scope: a scope that only contains its letters is not it', async () => {
+      // An identity provider's other scopes (`contextio:admin-readonly`, say) must not grant what the word grants.
+      for (const scope of ['contextio:admin-readonly', 'openid contextio:administrator', 'x-contextio:admin', 'contextio:admin,openid']) {
+        const token = await hsToken({ sub: 'almost-admin', scope, accounts: [mine] });
+        assertForbidden(await stack.gql('{ accounts { nodes { id } } }', token), [['accounts']]);
+        assertForbidden(await stack.gql('query($id: ID!) { account(id: $id) { id } }', token, { id: other }), [['account']]);
+      }
+    });
+
     test('a field the caller may not use is FORBIDDEN before its arguments are judged: it learns nothing of what they would accept', async () => {
       const refusals = [
         '{ accounts(filter: { email: "" }) { nodes { id } } }',
