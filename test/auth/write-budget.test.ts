@@ -130,6 +130,17 @@ describe('the budget of writes of each caller', () => {
     assert.deepEqual(codes((await create(await hsToken({ exp: Math.floor(Date.now() / 1000) + 600 }))).response), []);
   });
 
+  test('counts a caller by issuer and subject: tokens refreshed for one user share a budget, one subject from two issuers is two callers', async () => {
+    const exp = (minutes: number) => Math.floor(Date.now() / 1000) + minutes * 60;
+    const outcomes = [];
+    // Three tokens of one user, each refreshed (another exp), then the same subject from another issuer.
+    for (const claims of [{ exp: exp(30) }, { exp: exp(40) }, { exp: exp(50) }]) {
+      outcomes.push(codes((await create(await hsToken({ iss: 'https://idp-a.example.com', sub: 'same-user', ...claims }))).response));
+    }
+    outcomes.push(codes((await create(await hsToken({ iss: 'https://idp-b.example.com', sub: 'same-user' }))).response));
+    assert.deepEqual(outcomes, [[], [], ['RATE_LIMITED'], []]);
+  });
+
   test('takes a numeric sub as that subject, and refuses a sub of another type', async () => {
     const outcomes = [];
     for (const sub of [42, '42', 42]) outcomes.push(codes((await create(await hsToken({ sub } as never))).response));
