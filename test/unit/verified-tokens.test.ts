@@ -108,6 +108,29 @@ describe('the authenticator', () => {
     }
   });
 
+  it('forgets an ES256 token as an RS256 one once the key set has been fetched again without its key', async () => {
+    const ecKey = async (kid: string) => {
+      const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
+      const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' };
+      const sign = () => new SignJWT({ sub: 'user-1', accounts: ['a'] }).setProtectedHeader({ alg: 'ES256', kid }).setExpirationTime('1h').sign(privateKey as CryptoKey);
+      return { jwk, sign };
+    };
+    const [withdrawn, next] = await Promise.all([ecKey('withdrawn'), ecKey('next')]);
+    const jwks = await startJwksServer([withdrawn.jwk]);
+    try {
+      const authenticate = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
+      const token = await withdrawn.sign();
+      await authenticate(`Bearer ${token}`, 'r1');
+      // The identity provider withdraws the key; a token of the next one makes the gateway fetch the set again.
+      jwks.setKeys([next.jwk]);
+      await authenticate(`Bearer ${await next.sign()}`, 'r2');
+      assert.equal(jwks.fetches, 2);
+      await assert.rejects(authenticate(`Bearer ${token}`, 'r3'), /No key of the configured key set verifies the token/);
+    } finally {
+      await jwks.close();
+    }
+  });
+
   it('does not remember a token as verified by a key set fetched again while its signature was being checked', async (t) => {
     const [withdrawn, next] = await Promise.all([rsaKey('withdrawn'), rsaKey('next')]);
     const jwks = await startJwksServer([withdrawn.jwk]);
