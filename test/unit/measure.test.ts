@@ -54,6 +54,18 @@ describe('measureOperation', () => {
     assert.equal(once.aliases, 1 + 2);
   });
 
+  it('counts an alias on each field that carries one, fields merged under that key included', () => {
+    // Run once (one response key), yet each aliased node counts: what MAX_ALIASES bounds is what the document asks.
+    assert.equal(measure('{ a: account(id: "1") { id } a: account(id: "1") { username } a: account(id: "1") { id } }').aliases, 3);
+    assert.equal(measure('{ account(id: "1") { x: id x: id id } }').aliases, 2);
+  });
+
+  it('weighs every mutation field as an upstream request, whatever its payload selects', () => {
+    // The write (10) and the payload's own field (1), as docs/limits.md has it: "every Mutation field" weighs 10.
+    assert.equal(measure('mutation { deleteConnectToken(token: "t") { success } }').cost, 10 + 1);
+    assert.equal(measure('mutation { a: deleteConnectToken(token: "t") { success } b: deleteAccount(id: "1") { success } }').cost, 2 * (10 + 1));
+  });
+
   it('stops measuring a document whose merged selections it cannot measure within bounds', () => {
     // Measured fully, 15 levels took a second (and changing a literal defeats every cache).
     const doubling = measure(doublingDocument(15));
