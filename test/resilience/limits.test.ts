@@ -369,6 +369,8 @@ describe('lists longer than assumed under a heavy operation', () => {
 describe('limit settings', () => {
   it('default when unset and read MAX_QUERY_DEPTH, MAX_ALIASES, MAX_ROOT_FIELDS, MAX_QUERY_COST, MAX_QUERY_TOKENS, MAX_BODY_BYTES', () => {
     assert.deepEqual(loadConfig({}).operationLimits, DEFAULT_OPERATION_LIMITS);
+    // The defaults docs/limits.md and the README promise, spelt out: an operator relies on them unset.
+    assert.deepEqual({ ...DEFAULT_OPERATION_LIMITS }, { maxDepth: 12, maxAliases: 100, maxRootFields: 50, maxCost: 10_000, maxTokens: 3_000 });
     assert.equal(loadConfig({}).maxBodyBytes, 1024 * 1024);
     const config = loadConfig({ MAX_QUERY_DEPTH: '20', MAX_ALIASES: '500', MAX_ROOT_FIELDS: '500', MAX_QUERY_COST: '50000', MAX_BODY_BYTES: '2048' });
     assert.deepEqual(config.operationLimits, { maxDepth: 20, maxAliases: 500, maxRootFields: 500, maxCost: 50_000, maxTokens: 3_000 });
