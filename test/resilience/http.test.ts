@@ -466,6 +466,27 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('accept a body of exactly maxBodyBytes, declared or streamed, and refuse one byte more', async () => {
+    const small = await startStack({ gateway: { maxBodyBytes: 1024 } });
+    /** A GraphQL body of exactly `bytes` bytes. */
+    const sized = (bytes: number) => {
+      const bare = JSON.stringify({ query: '{ __typename }', variables: { pad: '' } });
+      return JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(bytes - bare.length) } });
+    };
+    const streamed = (body: string) =>
+      send(small.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: new Blob([body]).stream(), duplex: 'half' } as RequestInit);
+    try {
+      assert.equal(sized(1024).length, 1024);
+      for (const answer of [await post(small, sized(1024)), await streamed(sized(1024))]) {
+        assert.equal(answer.status, 200, answer.text);
+        assert.deepEqual(answer.json, { data: { __typename: 'Query' } });
+      }
+      for (const answer of [await post(small, sized(1025)), await streamed(sized(1025))]) assertRefused(answer, 413, 'PAYLOAD_TOO_LARGE', /exceeds 1024 bytes/);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('answer 408 and close the connection when a body trickles in past requestReceiveTimeoutMs', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');
@@ -533,6 +554,23 @@ describe('HTTP settings', () => {
       assert.equal(firstError(invalid)?.extensions?.['limit'], 'MAX_ANSWER_BYTES');
       assert.match(firstError(invalid)!.message, /Its errors were not sent\.$/);
       assert.ok(invalid.json && !('data' in invalid.json));
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('count an answer against maxAnswerBytes in UTF-8 bytes, not characters', async () => {
+    const small = await startStack({ gateway: { maxAnswerBytes: 4096 } });
+    try {
+      // 20 names of 100 euro signs: some 3,300 characters, 7,300 bytes.
+      for (let i = 0; i < 20; i++) small.emulator.store.createAccount({ email: `euro${i}@example.com`, first_name: '€'.repeat(100) });
+      const over = await post(small, JSON.stringify({ query: '{ accounts(first: 20) { nodes { id firstName } } }' }));
+      assert.equal(over.status, 200);
+      assert.equal(firstError(over)?.extensions?.['limit'], 'MAX_ANSWER_BYTES', over.text.slice(0, 200));
+      // Each name is 300 bytes in 100 characters: measured in characters, the answer would fit.
+      const bytes = firstError(over)?.extensions?.['value'] as number;
+      assert.ok(bytes > 20 * 300 && bytes < 10_000, `the answer's size: ${bytes}`);
+      assert.equal(over.json?.data, null);
     } finally {
       await small.close();
     }
