@@ -216,6 +216,26 @@ describe('UpstreamClient against a mocked upstream', () => {
       assert.equal(operation.requests, 1);
     });
 
+    it('refuses a call it has no request left for at once, not once a rate-limit pause has been waited out', async () => {
+      const waits = manualTimer();
+      const client = mockedClient({ maxAttempts: 1, timeoutMs: 4_000, waitTimer: waits.timer });
+      const operation = new OperationScope('r4', 1);
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount('a', operation)).id, 'a'); // its one request spent
+      // Another operation's 429 pauses the key for a second, which a call with time left would wait out.
+      pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1' } });
+      await assert.rejects(client.getAccount('limited'), (e: Error & { extensions?: Record<string, unknown> }) => codeOf(e) === 'RATE_LIMITED');
+      const refused = client.getAccount('b', operation);
+      let settled = false;
+      refused.catch(() => {}).finally(() => (settled = true));
+      await eventually(() => settled || waits.waiting().length > 0);
+      assert.deepEqual(waits.waiting(), [], 'it waited for the pause first');
+      await assert.rejects(refused, (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.deepEqual(e.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'UPSTREAM_REQUESTS', maximum: 1 });
+        return true;
+      });
+    });
+
     it('ends a call whose retry it refuses with the upstream’s own failure, not the limit', async () => {
       const operation = new OperationScope('r2', 1);
       pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
