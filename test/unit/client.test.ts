@@ -508,6 +508,26 @@ describe('UpstreamClient against a mocked upstream', () => {
     });
   });
 
+  it('waits before a retry at most its base delay, then twice that: full jitter over a doubling ceiling', async (t) => {
+    // The jitter drawn at its top: each wait is as long as its ceiling lets it be.
+    t.mock.method(Math, 'random', () => 0.999);
+    const waits = manualTimer();
+    const retrying = mockedClient({ maxAttempts: 3, retryBaseDelayMs: 1_000, timeoutMs: 10_000, breakerFailureThreshold: 100, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway').times(2);
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const pending = retrying.getAccount('a');
+    const asked: number[] = [];
+    for (let retry = 0; retry < 2; retry++) {
+      await eventually(() => waits.waiting().length === 1);
+      asked.push(...waits.waiting());
+      waits.fireAll();
+    }
+    assert.equal((await pending).id, 'a');
+    assert.deepEqual(asked, [999, 1_998]);
+  });
+
+  });
+
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(504, 'gateway timeout');
     await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 504: the request may have taken effect$/);
