@@ -526,6 +526,26 @@ describe('UpstreamClient against a mocked upstream', () => {
     assert.deepEqual(asked, [999, 1_998]);
   });
 
+  it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
+    // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
+    const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
+    const arrived = happenings();
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, () => {
+      arrived.push();
+      return new Promise<never>(() => undefined);
+    }, JSON_HEADERS).times(2);
+    const operation = new OperationScope('req-1');
+    const cut = breaking.getAccount('a', operation);
+    await arrived.next();
+    operation.abort(new OperationDeadlineExceeded(600));
+    await assert.rejects(cut, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_TIMEOUT');
+    assert.equal(breaking.breakerState, 'closed');
+    const caller = new AbortController();
+    const gone = breaking.getAccount('a', caller.signal);
+    await arrived.next();
+    caller.abort();
+    await assert.rejects(gone, /cancelled/);
+    assert.equal(breaking.breakerState, 'closed');
   });
 
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
