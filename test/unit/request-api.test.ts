@@ -40,3 +40,33 @@ describe('RequestApi after an account write', () => {
     assert.equal((token.account as { first_name?: string }).first_name, 'New');
   });
 });
+
+describe('RequestApi after a connect token is deleted', () => {
+  it('reads the token and its list afresh later in the same operation, not from what it loaded before', async () => {
+    const reads: string[] = [];
+    let deleted = false;
+    const client = {
+      getConnectToken: async (accountId: string | null, token: string) => {
+        reads.push(`get ${accountId}/${token}`);
+        if (deleted) throw new Error(`Not found: connect token "${token}"`);
+        return usedToken('a1', 'Ann');
+      },
+      listConnectTokens: async (accountId: string | null) => {
+        reads.push(`list ${accountId}`);
+        return deleted ? [] : [usedToken('a1', 'Ann')];
+      },
+      deleteConnectToken: async () => {
+        deleted = true;
+        return { success: true };
+      },
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+
+    assert.equal((await api.connectToken('a1', 't1')).token, 't1');
+    assert.equal((await api.connectTokens('a1')).length, 1);
+    await api.deleteConnectToken('a1', 't1');
+    await assert.rejects(api.connectToken('a1', 't1'), /Not found/);
+    assert.deepEqual(await api.connectTokens('a1'), []);
+    assert.deepEqual(reads, ['get a1/t1', 'list a1', 'get a1/t1', 'list a1']);
+  });
+});
