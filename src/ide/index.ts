@@ -97,6 +97,10 @@ const CSP = [
 export function createIde(options: IdeOptions = {}): Ide {
   const endpointPath = options.endpointPath ?? '/graphql';
   const assetPrefix = `${endpointPath}/ide/`;
+  // The page names the endpoint and its files relative to its own address (`graphql`, `graphql/ide/…`): behind a
+  // proxy that mounts the gateway under a prefix (`/api/graphql`), absolute paths would miss it.
+  const pageEndpoint = endpointPath.slice(endpointPath.lastIndexOf('/') + 1);
+  const pageAssetPrefix = `${pageEndpoint}/ide/`;
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
   const tokenRequired = options.tokenRequired ?? true;
   const introspection = options.introspection ?? true;
@@ -126,11 +130,11 @@ export function createIde(options: IdeOptions = {}): Ide {
       return sendHtml(res, 503, notBuiltPage());
     }
     const config = {
-      endpoint: endpointPath,
+      endpoint: pageEndpoint,
       workers: {
-        editor: assetPrefix + asset('editor.worker.js'),
-        json: assetPrefix + asset('json.worker.js'),
-        graphql: assetPrefix + asset('graphql.worker.js'),
+        editor: pageAssetPrefix + asset('editor.worker.js'),
+        json: pageAssetPrefix + asset('json.worker.js'),
+        graphql: pageAssetPrefix + asset('graphql.worker.js'),
       },
       defaultQuery,
       defaultHeaders,
@@ -147,9 +151,9 @@ export function createIde(options: IdeOptions = {}): Ide {
 <meta name="robots" content="noindex">
 <title>GraphiQL · Context.IO GraphQL gateway</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="${assetPrefix}${asset('app.css')}">
+<link rel="stylesheet" href="${pageAssetPrefix}${asset('app.css')}">
 <script id="ide-config" type="application/json">${jsonForScript(config)}</script>
-<script type="module" src="${assetPrefix}${asset('app.js')}"></script>
+<script type="module" src="${pageAssetPrefix}${asset('app.js')}"></script>
 </head>
 <body>
 <div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${escapeHtml(endpointPath)} instead.</noscript></div>

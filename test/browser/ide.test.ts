@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { Page } from 'playwright-core';
@@ -94,6 +96,37 @@ browserTest('the IDE runs the example query against the gateway and shows the da
 
   assert.deepEqual(foreign, [], 'the IDE must load nothing from another origin');
   assert.deepEqual(pageErrors, []);
+});
+
+browserTest('the IDE works behind a proxy that mounts the gateway under a prefix (/api/graphql)', async (context, page) => {
+  // What a deployment behind an ingress does: /api/graphql… reaches the gateway's /graphql…. The page once named
+  // its scripts and its endpoint by absolute paths, which reached the proxy's own /graphql instead.
+  const gateway = new URL(stack.gateway.origin);
+  const proxy = createServer((req, res) => {
+    if (!req.url?.startsWith('/api/')) return void res.writeHead(404).end();
+    const upstream = httpRequest({ host: gateway.hostname, port: gateway.port, method: req.method, path: req.url.slice('/api'.length), headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  try {
+    const origin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const foreign = foreignRequests(context, [origin]);
+    const pageErrors: string[] = [];
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(`${origin}/api/graphql`);
+    await page.locator('.graphiql-container').waitFor();
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+    assert.deepEqual(foreign, []);
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    proxy.closeAllConnections();
+    await new Promise((resolve) => proxy.close(resolve));
+  }
 });
 
 browserTest('with auth on, the token typed into the headers editor is sent but never stored in the browser', async (_context, page) => {

@@ -43,14 +43,21 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   assert.match(csp, /script-src 'self'/);
   assert.match(csp, /connect-src 'self'/);
   const html = page.body.toString('utf8');
-  assert.match(html, /<script type="module" src="\/graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
-  assert.match(html, /<link rel="stylesheet" href="\/graphql\/ide\/app-[A-Z0-9]+\.css">/);
+  // Relative to the page's own address, so that a proxy mounting the gateway under a prefix serves them too.
+  assert.match(html, /<script type="module" src="graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
+  assert.match(html, /<link rel="stylesheet" href="graphql\/ide\/app-[A-Z0-9]+\.css">/);
   assert.doesNotMatch(html, /https?:\/\//, 'the page refers to nothing outside the gateway');
   // An empty icon of its own: else the browser asks for /favicon.ico, a 404 in its console at every visit.
   assert.match(html, /<link rel="icon" href="data:,">/);
   assert.match(String(page.headers['content-security-policy']), /img-src [^;]*data:/, 'the CSP lets the icon load');
   assert.match(html, /query AccountsWithSources/);
 });
+
+/** The gateway's path of the IDE page's script, which the page names relative to its own address. */
+async function appScriptPath(): Promise<string> {
+  const html = (await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8');
+  return `/${/src="(graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec(html)![1]!}`;
+}
 
 /** The configuration the IDE page hands its script. */
 function ideConfigOf(html: string): { defaultHeaders: string; defaultQuery: string } {
@@ -115,8 +122,8 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
 
 test('assets are served with their content type, long-lived caching and gzip when accepted', async () => {
   const html = (await get('/graphql', { accept: 'text/html' })).body.toString();
-  const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec(html)![1]!;
-  const style = /href="(\/graphql\/ide\/app-[A-Z0-9]+\.css)"/.exec(html)![1]!;
+  const script = await appScriptPath();
+  const style = `/${/href="(graphql\/ide\/app-[A-Z0-9]+\.css)"/.exec(html)![1]!}`;
 
   const plain = await get(script);
   assert.equal(plain.status, 200);
@@ -180,7 +187,7 @@ test('without a built bundle the IDE answers 503 saying how to build it', async 
 });
 
 test('a client that leaves while its asset is looked up leaves no open file behind', async () => {
-  const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'))![1]!;
+  const script = await appScriptPath();
   const openFiles = () => readdirSync('/proc/self/fd').length;
   const before = openFiles();
   for (let i = 0; i < 50; i++) {
@@ -198,7 +205,7 @@ test('a client that leaves while its asset is looked up leaves no open file behi
 
 test('assets queued behind a hung request on a connection that drops leave no open file behind', async () => {
   // Node 20 never closes a response queued behind another (pipelining) when its connection drops.
-  const script = /src="(\/graphql\/ide\/app-[A-Z0-9]+\.js)"/.exec((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'))![1]!;
+  const script = await appScriptPath();
   const id = stack.emulator.store.createAccount({ email: 'queued-assets@example.com' }).id;
   stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
   const openFiles = () => readdirSync('/proc/self/fd').length;
