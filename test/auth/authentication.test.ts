@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { once } from 'node:events';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { exchange } from '../helpers/net.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -86,14 +86,11 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
   test('two Authorization headers, even each a valid token: refused, not the first taken (a proxy may add its own)', async () => {
     const [mine, admin] = [await hsToken({ sub: 'nobody' }), await valid()];
     const body = JSON.stringify({ query: '{ __typename }' });
-    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-    socket.write(
+    const received = await exchange(
+      stack.gateway.url,
       `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${mine}\r\nauthorization: Bearer ${admin}\r\n` +
         `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
-    await once(socket, 'close');
     assert.match(received, /^HTTP\/1\.1 401 /);
     assert.match(received, /"code":"UNAUTHENTICATED"/);
     assert.match(received, /The Authorization header must be \\"Bearer <token>\\" with a JWT/);

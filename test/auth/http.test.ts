@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { Agent, request } from 'node:http';
-import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +8,7 @@ import { decodeJwt, jwtVerify } from 'jose';
 import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
+import { exchange } from '../helpers/net.ts';
 import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
@@ -289,12 +288,10 @@ describe('CORS and introspection with auth on', () => {
   });
 
   test('does not ask a client waiting for 100 Continue to send a body it would refuse for want of a token: 401 at once, the connection closed', async () => {
-    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-    const closed = once(socket, 'close');
-    socket.write('POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 500000\r\n\r\n');
-    await closed;
+    const received = await exchange(
+      stack.gateway.url,
+      'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-continue\r\ncontent-length: 500000\r\n\r\n',
+    );
     assert.match(received, /^HTTP\/1\.1 401 .*"code":"UNAUTHENTICATED"/s);
     assert.deepEqual(stack.upstreamCalls(), []);
   });

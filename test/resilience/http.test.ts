@@ -6,6 +6,7 @@ import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
+import { exchange } from '../helpers/net.ts';
 import { startLoggingStack, startStack, useStack, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
@@ -37,24 +38,6 @@ const get = (stack: Stack, query: string) =>
   send(`${stack.gateway.url}?query=${encodeURIComponent(query)}`, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
 
 const firstError = (answer: Answer) => answer.json?.errors?.[0];
-
-/**
- * Writes `bytes` on a new connection to the gateway at `url` and resolves with all it wrote back, once it has
- * closed the connection (the test's timeout otherwise): for what `fetch` cannot send or does not show.
- */
-async function exchange(url: string, bytes: string): Promise<string> {
-  const socket = connect(Number(new URL(url).port), '127.0.0.1');
-  try {
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-    const closed = once(socket, 'close');
-    socket.write(bytes);
-    await closed;
-    return received;
-  } finally {
-    socket.destroy();
-  }
-}
 
 /** Asserts a refusal with `status`, a GraphQL-shaped error with `code`, and a message matching `message`. */
 function assertRefused(answer: Answer, status: number, code: string, message: RegExp): void {
