@@ -181,13 +181,18 @@ export function percentEncodedUtf8(search: string): boolean {
   return true;
 }
 
+/** A `Content-Type`'s media type, lower-cased, and its parameters as written (`name=value`, untrimmed). */
+function parsedContentType(contentType: string): { type: string; parameters: string[] } {
+  const [mediaType = '', ...parameters] = contentType.split(';');
+  return { type: mediaType.trim().toLowerCase(), parameters };
+}
+
 /**
  * Why a POST body of this `Content-Type` and `Content-Encoding` cannot be read as JSON (a message for a 415
  * answer), or `undefined` when it can: JSON, in UTF-8 (no charset, or that one), not compressed.
  */
 export function unreadableBodyType(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
-  const [mediaType = '', ...parameters] = (contentType ?? '').split(';');
-  const type = mediaType.trim().toLowerCase();
+  const { type, parameters } = parsedContentType(contentType ?? '');
   if (type !== 'application/json' && type !== 'application/graphql-response+json') return 'POST bodies must be application/json';
   for (const parameter of parameters) {
     const [name = '', value = ''] = parameter.split('=');
@@ -208,8 +213,7 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
  */
 export function unacceptableGetType(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;
-  const type = (contentType.split(';')[0] ?? '').trim().toLowerCase();
-  return type === 'application/json' ? undefined : 'GET requests may not have a Content-Type other than application/json: send the operation in the query string, or POST it as JSON';
+  return parsedContentType(contentType).type === 'application/json' ? undefined : 'GET requests may not have a Content-Type other than application/json: send the operation in the query string, or POST it as JSON';
 }
 
 /**
