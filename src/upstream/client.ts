@@ -24,6 +24,7 @@ import {
 import {
   answeredFor,
   apiErrorOf,
+  isMailboxUnreachable,
   listOf,
   NotCreated,
   parseAccount,
@@ -589,7 +590,7 @@ export class UpstreamClient {
       // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
       // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
       // load balancer answers for an API that is down.
-      const apiDown = status === 502 || status === 504 || (status === 503 && apiErrorOf(text) === undefined);
+      const apiDown = status === 502 || status === 504 || (status === 503 && !isMailboxUnreachable(status, text));
       // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
@@ -820,7 +821,7 @@ export class UpstreamClient {
         const effect = mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status));
         // The API's own 503 is one mailbox out of reach, not the API down (see the retry rule): a caller told
         // "failed" would retry at once, or report an outage, where the account's mail settings are at fault.
-        if (status === 503 && apiErrorOf(text) !== undefined) {
+        if (isMailboxUnreachable(status, text)) {
           return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream could not reach a mail server it needed for ${call.resource} (HTTP 503)${effect}`, info);
         }
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${effect}`, info);

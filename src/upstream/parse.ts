@@ -276,6 +276,15 @@ export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult 
 }
 
 /**
+ * Whether an answer is Context.IO's own 503: one account's mail server out of reach, said with the API's error
+ * body. Not the API down, as a 503 without that body (a load balancer's) is: not retried, nor counted by the
+ * breaker, and said to the caller as what it is.
+ */
+export function isMailboxUnreachable(status: number, text: string): boolean {
+  return status === 503 && apiErrorOf(text) !== undefined;
+}
+
+/**
  * The API's own error body (`{"type":"error","value":…,"code":105}`), or `undefined` for anything else (a
  * proxy's page, an empty body): what tells Context.IO's 503 for one mailbox from a load balancer's.
  */
