@@ -150,3 +150,57 @@ export class CircuitBreaker {
     this.#options.onChange?.(state, detail);
   }
 }
+
+/**
+ * One call's verdicts on the upstream, across its attempts, handed to the breaker. A failure the call retries
+ * (a broken connection, a proxy's 502) is owed until the call ends: its retry goes out on a fresh connection
+ * or after a proxy's 502, and counted once per attempt, one stale keep-alive connection reset or one backend
+ * of three down would open the breaker against an upstream that answers the retries (16 resets in a row did;
+ * a partial outage opened it dozens of times a minute). An owed failure is recorded if the call ends without
+ * a later verdict, as an ordinary call's (so an open or half-open circuit takes it for news of the outage it
+ * knows: it cannot reopen a half-open circuit on no news of the upstream).
+ */
+export class CallVerdicts {
+  readonly #breaker: CircuitBreaker;
+  #owed: FailureCause | undefined;
+
+  constructor(breaker: CircuitBreaker) {
+    this.#breaker = breaker;
+  }
+
+  /** The upstream answered, with a status that is no sign of it being down: an owed failure is forgotten. */
+  answered(permit: BreakerPermit): void {
+    this.#owed = undefined;
+    this.#breaker.recordSuccess(permit);
+  }
+
+  /** The upstream failing, counted now (an owed failure with it: once a call). */
+  failed(permit: BreakerPermit, cause: FailureCause): void {
+    this.#owed = undefined;
+    this.#breaker.recordFailure(permit, cause);
+  }
+
+  /** A failure: owed when the call retries it, unless this is the current trial, whose verdict it is. */
+  failedRetrying(permit: BreakerPermit, cause: FailureCause, willRetry: boolean): void {
+    if (!willRetry || this.#breaker.isCurrentProbe(permit)) return this.failed(permit, cause);
+    this.#breaker.release(permit);
+    this.#owed = cause;
+  }
+
+  /** No verdict on the upstream from this attempt, and the call has failed for good: an owed failure counts. */
+  noVerdict(permit: BreakerPermit): void {
+    this.#breaker.release(permit);
+    this.settle();
+  }
+
+  /** The call ends without a verdict of this attempt's: an owed failure counts. */
+  settle(): void {
+    if (this.#owed !== undefined) this.#breaker.recordFailure('call', this.#owed);
+    this.#owed = undefined;
+  }
+
+  /** No permit: the circuit is not closed, so there is nothing left for an owed failure to open. */
+  refused(): void {
+    this.#owed = undefined;
+  }
+}

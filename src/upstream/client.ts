@@ -5,7 +5,7 @@ import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import { parseRetryAfter, retryAfterSeconds } from '../http/retry-after.ts';
 import type { Logger } from '../logger.ts';
-import { CircuitBreaker, type BreakerPermit } from './breaker.ts';
+import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
@@ -384,34 +384,7 @@ export class UpstreamClient {
     let previousFailure: (() => Error) | undefined;
     // Whether that was a 429: a pause that the call cannot wait out then says more (how long it is now).
     let previousRateLimited = false;
-    // A failure released for a retry (a broken connection, a proxy's 502): recorded if the call ends without a
-    // later verdict, and only while the circuit is closed (it happened then; recorded half-open, it would
-    // reopen the circuit on no news).
-    let owed: Record<string, unknown> | undefined;
-    const settleOwed = () => {
-      if (owed !== undefined && this.#breaker.state === 'closed') this.#breaker.recordFailure('call', owed);
-      owed = undefined;
-    };
-    // How an attempt that did not succeed hands its permit back. The upstream failing, counted now (an owed
-    // failure with it: once a call):
-    const recordFailure = (permit: BreakerPermit, cause: Record<string, unknown>) => {
-      owed = undefined;
-      this.#breaker.recordFailure(permit, cause);
-    };
-    // Or a failure the call retries, owed until it ends (unless this is the current trial, whose verdict it is):
-    // its retry goes out on a fresh connection or after a proxy's 502, and counted once per attempt, one stale
-    // keep-alive connection reset or one backend of three down would open the breaker against an upstream
-    // that answers the retries (16 resets in a row did; a partial outage opened it dozens of times a minute).
-    const failureRetried = (permit: BreakerPermit, cause: Record<string, unknown>, willRetry: boolean) => {
-      if (!willRetry || this.#breaker.isCurrentProbe(permit)) return recordFailure(permit, cause);
-      this.#breaker.release(permit);
-      owed = cause;
-    };
-    // Or no verdict on the upstream from this attempt: the call has failed for good, and an owed failure counts.
-    const noVerdict = (permit: BreakerPermit) => {
-      this.#breaker.release(permit);
-      settleOwed();
-    };
+    const verdicts = new CallVerdicts(this.#breaker);
     const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
     // The first request's claim, spent once it is about to go out.
     let claim = call.claim;
@@ -420,7 +393,7 @@ export class UpstreamClient {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
       // Before any wait below: a call the budget will refuse must not wait out a rate-limit pause first.
       if (call.signal?.requestsLeft === 0) {
-        settleOwed();
+        verdicts.settle();
         throw outOfBudget();
       }
       // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
@@ -431,7 +404,7 @@ export class UpstreamClient {
         const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
         const usefulAfter = this.#options.timeoutMs / 4;
         if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
-          settleOwed();
+          verdicts.settle();
           const reason: unknown = call.signal?.reason;
           // Cut while it waited: by its operation's deadline or the shutdown, it ends as one that could not
           // wait (below): the rate limit is what kept it, the upstream never had it to answer, and when calls
@@ -467,7 +440,7 @@ export class UpstreamClient {
       let response: UpstreamResponse;
       const permit = this.#breaker.tryAcquire();
       if (!permit) {
-        owed = undefined; // the circuit is not closed: nothing left to open
+        verdicts.refused();
         if (previousFailure) throw previousFailure();
         const waitMs = this.#breaker.retryInMs();
         throw this.#fail(
@@ -481,7 +454,7 @@ export class UpstreamClient {
       // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
       // only now, for a request about to go out, and given back below if it never does.
       if (call.signal?.claimRequest?.() === false) {
-        noVerdict(permit);
+        verdicts.noVerdict(permit);
         throw outOfBudget();
       }
       if (claim !== undefined) {
@@ -489,7 +462,7 @@ export class UpstreamClient {
           claimState.giveBack = claim();
         } catch (refusal) {
           call.signal?.releaseRequest?.();
-          noVerdict(permit);
+          verdicts.noVerdict(permit);
           throw refusal;
         }
         claim = undefined;
@@ -530,16 +503,16 @@ export class UpstreamClient {
           // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
           // it when it never went out) or for the upstream.
           this.#timedOut(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
-          if (cancellation.reason === 'deadline' && upstreamFailing) recordFailure(permit, { ...forLog(info, call.signal), timedOut: true, sent });
-          else noVerdict(permit);
+          if (cancellation.reason === 'deadline' && upstreamFailing) verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
+          else verdicts.noVerdict(permit);
           throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
         }
         if (error instanceof ResponseTooLarge) {
           // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
           // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
           // body, which is a line of JSON).
-          if (error.status === 502 || error.status === 503 || error.status === 504) recordFailure(permit, { ...forLog(info, call.signal), status: error.status });
-          else noVerdict(permit);
+          if (error.status === 502 || error.status === 503 || error.status === 504) verdicts.failed(permit, { ...forLog(info, call.signal), status: error.status });
+          else verdicts.noVerdict(permit);
           info.status = error.status;
           throw this.#unexpectedBody(call, info, error.message, mayHaveLanded || answerMayFollowTheChange(error.status));
         }
@@ -548,7 +521,7 @@ export class UpstreamClient {
           // It was reached, and answered: saying it could not be would send an operator to the network. A
           // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
           // does not count it.
-          noVerdict(permit);
+          verdicts.noVerdict(permit);
           // undici's reason is fixed text (never the answer's bytes), cut short all the same.
           const reason = error instanceof Error ? shortened(error.message, 200) : undefined;
           this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
@@ -558,13 +531,13 @@ export class UpstreamClient {
         if (isOutOfFileDescriptors(code)) {
           // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
           // would send an operator to the upstream. Not retried at once either: it would fail the same way.
-          noVerdict(permit);
+          verdicts.noVerdict(permit);
           this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
           const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
           throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
         }
         const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
-        failureRetried(permit, { ...forLog(info, call.signal), code }, willRetry);
+        verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
         // Only a request that went out may have been carried out (a refused connection or TLS handshake never
         // sent it; undici starts a request only on a connected socket).
         mayHaveLanded ||= sent;
@@ -579,7 +552,7 @@ export class UpstreamClient {
           previousFailure = unreachable;
           previousRateLimited = false;
           if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
-          settleOwed();
+          verdicts.settle();
         }
         throw unreachable();
       }
@@ -595,10 +568,9 @@ export class UpstreamClient {
       // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
       // quota (5,000 calls) on each retry.
       const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
-      if (apiDown) failureRetried(permit, { ...forLog(info, call.signal), status }, willRetry);
+      if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
       else {
-        owed = undefined;
-        this.#breaker.recordSuccess(permit);
+        verdicts.answered(permit);
       }
       if (status >= 200 && status < 300) {
         this.#failures.answered();
@@ -611,7 +583,7 @@ export class UpstreamClient {
         previousFailure = failure;
         previousRateLimited = status === 429;
         if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
-        settleOwed();
+        verdicts.settle();
       }
       // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
       // only refusals (429s), a 404 means it never existed.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CircuitBreaker, Probe, type BreakerPermit } from '../../src/upstream/breaker.ts';
+import { CallVerdicts, CircuitBreaker, Probe, type BreakerPermit } from '../../src/upstream/breaker.ts';
 import { withWallClockAhead } from '../helpers/clock.ts';
 
 /** The permit asked for, which must be a half-open circuit's probe. */
@@ -177,5 +177,49 @@ describe('circuit breaker states', () => {
     const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000 });
     breaker.recordFailure('call');
     await withWallClockAhead(-3_600_000, async () => assert.ok(breaker.retryInMs() <= 1_000, `open for ${breaker.retryInMs()} ms more`));
+  });
+});
+
+describe('one call’s verdicts across its attempts', () => {
+  const make = () => {
+    const clock = { now: 0 };
+    const breaker = new CircuitBreaker({ failureThreshold: 2, cooldownMs: 1_000, now: () => clock.now });
+    return { breaker, clock };
+  };
+
+  it('counts a failure it retried once, when the call fails for good, however many attempts failed', () => {
+    const { breaker } = make();
+    const verdicts = new CallVerdicts(breaker);
+    for (let attempt = 0; attempt < 5; attempt++) verdicts.failedRetrying(breaker.tryAcquire()!, { attempt }, true);
+    assert.equal(breaker.state, 'closed', 'nothing counted while the call retries');
+    verdicts.settle();
+    assert.equal(breaker.state, 'closed', 'one failure of a threshold of two');
+    const other = new CallVerdicts(breaker);
+    other.failedRetrying(breaker.tryAcquire()!, { call: 2 }, true);
+    other.noVerdict(breaker.tryAcquire()!); // its retry cancelled: the call failed for good
+    assert.equal(breaker.state, 'open', 'the second call’s owed failure made two');
+  });
+
+  it('forgets a retried failure when a later attempt is answered, and counts one it will not retry at once', () => {
+    const { breaker } = make();
+    const answered = new CallVerdicts(breaker);
+    answered.failedRetrying(breaker.tryAcquire()!, {}, true);
+    answered.answered(breaker.tryAcquire()!);
+    answered.settle();
+    const failed = new CallVerdicts(breaker);
+    failed.failedRetrying(breaker.tryAcquire()!, {}, false);
+    assert.equal(breaker.state, 'closed', 'the answered call’s failure was forgotten: one failure so far');
+    failed.failed(breaker.tryAcquire()!, {});
+    assert.equal(breaker.state, 'open');
+  });
+
+  it('counts the half-open circuit’s trial failing at once, retried or not: it is the verdict the circuit waits for', () => {
+    const { breaker, clock } = make();
+    breaker.recordFailure('call');
+    breaker.recordFailure('call');
+    clock.now = 1_000;
+    const probe = probeOf(breaker.tryAcquire());
+    new CallVerdicts(breaker).failedRetrying(probe, {}, true);
+    assert.equal(breaker.state, 'open');
   });
 });
