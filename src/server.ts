@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HeaderMap, type ApolloServer } from '@apollo/server';
+import { HeaderMap, type ApolloServer, type HTTPGraphQLResponse } from '@apollo/server';
 import { createApollo } from './apollo.ts';
 import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
@@ -242,9 +242,9 @@ interface HandlerParts {
 /** One request's answer, its route picked and its refusals made before Apollo; `outcome` feeds its log line. */
 type Handler = (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome) => Promise<void>;
 
-/** The request handler: `/healthz`, the IDE, and `/graphql` (its refusals before Apollo, the Apollo call, the answer's size), with the operation log line. */
+/** The request handler: the headers every answer carries, open mode's host check, and the routes (`/healthz`, the IDE, `/graphql`). */
 function createHandler(parts: HandlerParts): Handler {
-  const { logger, access, ide, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections } = parts;
+  const { logger, access, ide, shutdown } = parts;
   return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
     // Every answer is one caller's: no cache may keep it (the IDE's pages and files say otherwise for
@@ -260,193 +260,234 @@ function createHandler(parts: HandlerParts): Handler {
     const url = requestUrlOf(req);
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
     if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
-    if (url.pathname === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        return sendJson(res, 405, graphqlError('Only GET and HEAD are supported on /healthz', HttpRefusalCode.METHOD_NOT_ALLOWED), { allow: 'GET, HEAD' });
-      }
-      // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
-      // every answer during shutdown, this one closes its connection (GatewayResponse, http/connections.ts).
-      if (shutdown.begun) return sendJson(res, 503, { status: 'shutting down' });
-      return sendJson(res, 200, { status: 'ok' });
-    }
+    if (url.pathname === '/healthz') return answerHealth(req, res, shutdown);
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;
     // The same envelope and codes as every other refusal, so a client reads them all one way.
     if (url.pathname !== '/graphql') {
       return sendJson(res, 404, graphqlError(`No such endpoint: ${shortened(url.pathname, 100)}. GraphQL is served on /graphql, health on /healthz`, ErrorCode.NOT_FOUND));
     }
-    if (access.cors(req, res)) return;
-    // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
-    res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
-    const started = performance.now();
-    // Created now for the log line's count; stopped if its client goes away from the token check on, and given
-    // its deadline (and counted in flight for a shutdown) once the body is in.
-    const operation = new OperationScope(requestId, requestBudget);
-    /**
-     * Whom the token names, once verified: the log line says who made the operation. In open mode everyone is
-     * the open admin, token or not, so it is known from the start: a request refused before the token check
-     * (another method, a query string that is not UTF-8) is said to be `open` too.
-     */
-    let identity: Identity | undefined = access.open ? OPEN_IDENTITY : undefined;
-    // One line per operation, once it is answered (or its client went away): what an operator looks up by the
-    // request id a caller quotes. Never its variables, which may hold connect tokens.
-    res.once('close', () => {
-      // A request that never arrived whole (the client left, or took longer than it is allowed to send it)
-      // was no operation: the debug line of the handler's catch says what happened.
-      if (!req.complete && !res.writableFinished) return;
-      logger.info('operation', {
-        requestId,
-        operationName: outcome.operationName == null ? null : shortened(outcome.operationName, 100),
-        status: res.writableFinished ? res.statusCode : null,
-        ...(identity === undefined ? {} : callerForLog(identity)),
-        // Unanswered: the client left, unless shutdown cut the connection after its grace period.
-        ...(res.writableFinished ? {} : shutdown.connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
-        ms: Math.round((performance.now() - started) * 10) / 10,
-        upstreamRequests: operation.requests,
-        ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
-        ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
-      });
-    });
-    /** Answers a request refused before GraphQL: its code goes into the log line too. */
-    const refuse = (status: number, message: string, code: HttpRefusalCode, headers?: Record<string, string>) => {
-      outcome.errorCodes.add(code);
-      sendJson(res, status, graphqlError(message, code), headers);
-    };
-    if (req.method !== 'GET' && req.method !== 'POST') {
-      return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST, OPTIONS' });
-    }
-
-    if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
-      return refuse(400, 'The query string is not valid UTF-8 once percent-decoded', HttpRefusalCode.BAD_REQUEST);
-    }
-    const headers = new HeaderMap();
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
-    }
-    // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
-    // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
-    if (req.headers.authorization !== undefined) {
-      const authorizations = req.headersDistinct['authorization'] ?? [];
-      if (authorizations.length > 1) headers.set('authorization', authorizations.join(', '));
-    }
-    // The token is verified before the body is read: a request without a valid one (with authentication on)
-    // costs no buffer of up to MAX_BODY_BYTES and no JSON parse. Read first, 400 such bodies held 420 MB for
-    // the 30 s a request may take to arrive, and each JSON body of nested values took ~0.3 s of the event loop.
-    // Its refusal is still Apollo's answer (the context below), once the body has arrived and been dropped (so
-    // that the connection serves the next request, with a refreshed token), or at once past MAX_BODY_BYTES.
-    // A client that goes away while its token is checked or its body read leaves nothing to run.
-    let closed = false;
-    let deadline: NodeJS.Timeout | undefined = undefined;
-    res.once('close', () => {
-      closed = true;
-      clearTimeout(deadline);
-      // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
-      // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
-      // up shutdown.
-      operation.abort(OPERATION_OVER);
-      shutdown.operationClosed(operation);
-    });
-    const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
-      (identity) => ({ identity }),
-      (error: unknown) => ({ error }),
-    );
-    if (closed) {
-      // Gone while its token was verified (the client left; a shutdown cut the connection).
-      if (!req.complete) logger.debug('the client left before its request was complete', { requestId });
-      return;
-    }
-    if (!('error' in authenticated)) identity = authenticated.identity;
-    let body: unknown;
-    if ('error' in authenticated) {
-      // A client waiting for `100 Continue` is not asked for a body that would be thrown away: without it, Node
-      // closes the connection after the answer.
-      if (req.method === 'POST' && (awaitsContinue(req) || !(await discardBody(req, maxBodyBytes)))) res.setHeader('connection', 'close');
-      body = {};
-    } else if (req.method === 'POST') {
-      const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
-      if (unreadable !== undefined) return refuse(415, unreadable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-      const bytes = await readBody(req, maxBodyBytes, res);
-      if (bytes === undefined) {
-        return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
-      }
-      const text = utf8Text(bytes);
-      if (text === undefined) return refuse(400, 'The request body is not valid UTF-8', HttpRefusalCode.BAD_REQUEST);
-      const parsed = parseGraphQLBody(text);
-      if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
-      body = parsed.body;
-    }
-    if (closed) return;
-    // Refusals of a request that has nothing to run, made only with a valid identity: a caller without one
-    // still learns first that it needs a token (the context's 401 below).
-    if (!('error' in authenticated)) {
-      // Apollo would refuse it too, with the same status but not the code of the other 415s (a GET has no body
-      // whose type matters; its content type is checked as Apollo checks it, first).
-      const unacceptable = req.method === 'GET' ? unacceptableGetType(req.headers['content-type']) : undefined;
-      if (unacceptable !== undefined) return refuse(415, unacceptable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-      // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
-      // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
-      if (req.method === 'GET' && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {
-        return refuse(
-          400,
-          'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
-          HttpRefusalCode.BAD_REQUEST,
-        );
-      }
-      // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
-      // mutation was made upstream while its caller was told the request was refused (and a retry made it
-      // again). Asked here, with Apollo's own negotiation and answer, nothing runs.
-      if (!acceptsGraphQLAnswer(headers.get('accept'))) return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
-    }
-    // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
-    // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
-    shutdown.operationStarted(operation);
-    deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
-
-    // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
-    // cannot send without a preflight. A Bearer token is one: no browser attaches it on its own (unlike cached
-    // Basic credentials), so clients sending queries over GET with their token (urql, for one) need nothing
-    // more. With authentication on, nothing runs without such a token: the check adds nothing there, and
-    // would answer a request without one (a POST refused before its content type is looked at, too) a 400
-    // about preflights where the contract says UNAUTHENTICATED (the context's 401 below).
-    if (!access.open || (req.method === 'GET' && /^Bearer\s/i.test(headers.get('authorization') ?? ''))) {
-      headers.set('apollo-require-preflight', 'bearer');
-    }
-    const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-      // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
-      context: async () => {
-        if ('error' in authenticated) {
-          // Refused before Apollo's plugins see the request: the log line takes its code from here.
-          outcome.errorCodes.add(codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
-          throw authenticated.error;
-        }
-        return createContext(deps, requestId, authenticated.identity, outcome, operation);
-      },
-    });
-    for (const [key, value] of response.headers) res.setHeader(key, value);
-    res.statusCode = response.status ?? 200;
-    if (response.body.kind === 'complete') {
-      let answer = response.body.string;
-      if (res.statusCode >= 400 && outcome.errorCodes.size === 0) {
-        // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
-        for (const code of errorCodesIn(answer)) outcome.errorCodes.add(code);
-      }
-      const unmakeable = answer === unmakeableAnswer;
-      const bytes = unmakeable ? undefined : bytesOver(answer, maxAnswerBytes);
-      if (unmakeable || bytes !== undefined) {
-        logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
-        outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
-        outcome.limits.add('MAX_ANSWER_BYTES');
-        // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
-        // refusal before execution (an error answer) keeps its status and has no `data`.
-        if (!unmakeable) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400);
-      }
-      endOnceFlushed(res, answer);
-      return;
-    }
-    for await (const chunk of response.body.asyncIterator) res.write(chunk);
-    res.end();
+    return serveGraphql(parts, req, res, url, requestId, outcome);
   };
+}
+
+/**
+ * `/graphql`: CORS, the refusals made before Apollo (method, token, body, media types), the Apollo call with the
+ * operation's deadline, and the answer, with the operation's log line.
+ */
+async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, outcome: OperationOutcome): Promise<void> {
+  const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections } = parts;
+  if (access.cors(req, res)) return;
+  // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
+  res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
+  const started = performance.now();
+  // Created now for the log line's count; stopped if its client goes away from the token check on, and given
+  // its deadline (and counted in flight for a shutdown) once the body is in.
+  const operation = new OperationScope(requestId, requestBudget);
+  /**
+   * Whom the token names, once verified: the log line says who made the operation. In open mode everyone is
+   * the open admin, token or not, so it is known from the start: a request refused before the token check
+   * (another method, a query string that is not UTF-8) is said to be `open` too.
+   */
+  let identity: Identity | undefined = access.open ? OPEN_IDENTITY : undefined;
+  logOperationOnClose({ logger, shutdown, connections }, req, res, { requestId, outcome, operation, started, identity: () => identity });
+  /** Answers a request refused before GraphQL: its code goes into the log line too. */
+  const refuse = (status: number, message: string, code: HttpRefusalCode, headers?: Record<string, string>) => {
+    outcome.errorCodes.add(code);
+    sendJson(res, status, graphqlError(message, code), headers);
+  };
+  if (req.method !== 'GET' && req.method !== 'POST') {
+    return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST, OPTIONS' });
+  }
+
+  if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
+    return refuse(400, 'The query string is not valid UTF-8 once percent-decoded', HttpRefusalCode.BAD_REQUEST);
+  }
+  const headers = new HeaderMap();
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+  }
+  // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
+  // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
+  if (req.headers.authorization !== undefined) {
+    const authorizations = req.headersDistinct['authorization'] ?? [];
+    if (authorizations.length > 1) headers.set('authorization', authorizations.join(', '));
+  }
+  // The token is verified before the body is read: a request without a valid one (with authentication on)
+  // costs no buffer of up to MAX_BODY_BYTES and no JSON parse. Read first, 400 such bodies held 420 MB for
+  // the 30 s a request may take to arrive, and each JSON body of nested values took ~0.3 s of the event loop.
+  // Its refusal is still Apollo's answer (the context below), once the body has arrived and been dropped (so
+  // that the connection serves the next request, with a refreshed token), or at once past MAX_BODY_BYTES.
+  // A client that goes away while its token is checked or its body read leaves nothing to run.
+  let closed = false;
+  let deadline: NodeJS.Timeout | undefined = undefined;
+  res.once('close', () => {
+    closed = true;
+    clearTimeout(deadline);
+    // Answered or not, nothing of the operation may go on: a load started early for a field graphql then
+    // never reached (its parent failed) would otherwise retry for its whole deadline, unlogged, and hold
+    // up shutdown.
+    operation.abort(OPERATION_OVER);
+    shutdown.operationClosed(operation);
+  });
+  const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
+    (identity) => ({ identity }),
+    (error: unknown) => ({ error }),
+  );
+  if (closed) {
+    // Gone while its token was verified (the client left; a shutdown cut the connection).
+    if (!req.complete) logger.debug('the client left before its request was complete', { requestId });
+    return;
+  }
+  if (!('error' in authenticated)) identity = authenticated.identity;
+  let body: unknown;
+  if ('error' in authenticated) {
+    // A client waiting for `100 Continue` is not asked for a body that would be thrown away: without it, Node
+    // closes the connection after the answer.
+    if (req.method === 'POST' && (awaitsContinue(req) || !(await discardBody(req, maxBodyBytes)))) res.setHeader('connection', 'close');
+    body = {};
+  } else if (req.method === 'POST') {
+    const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
+    if (unreadable !== undefined) return refuse(415, unreadable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
+    const bytes = await readBody(req, maxBodyBytes, res);
+    if (bytes === undefined) {
+      return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
+    }
+    const text = utf8Text(bytes);
+    if (text === undefined) return refuse(400, 'The request body is not valid UTF-8', HttpRefusalCode.BAD_REQUEST);
+    const parsed = parseGraphQLBody(text);
+    if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
+    body = parsed.body;
+  }
+  if (closed) return;
+  // Refusals of a request that has nothing to run, made only with a valid identity: a caller without one
+  // still learns first that it needs a token (the context's 401 below).
+  if (!('error' in authenticated)) {
+    // Apollo would refuse it too, with the same status but not the code of the other 415s (a GET has no body
+    // whose type matters; its content type is checked as Apollo checks it, first).
+    const unacceptable = req.method === 'GET' ? unacceptableGetType(req.headers['content-type']) : undefined;
+    if (unacceptable !== undefined) return refuse(415, unacceptable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
+    // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
+    // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
+    if (req.method === 'GET' && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {
+      return refuse(
+        400,
+        'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
+        HttpRefusalCode.BAD_REQUEST,
+      );
+    }
+    // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
+    // mutation was made upstream while its caller was told the request was refused (and a retry made it
+    // again). Asked here, with Apollo's own negotiation and answer, nothing runs.
+    if (!acceptsGraphQLAnswer(headers.get('accept'))) return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
+  }
+  // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
+  // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
+  shutdown.operationStarted(operation);
+  deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
+
+  // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
+  // cannot send without a preflight. A Bearer token is one: no browser attaches it on its own (unlike cached
+  // Basic credentials), so clients sending queries over GET with their token (urql, for one) need nothing
+  // more. With authentication on, nothing runs without such a token: the check adds nothing there, and
+  // would answer a request without one (a POST refused before its content type is looked at, too) a 400
+  // about preflights where the contract says UNAUTHENTICATED (the context's 401 below).
+  if (!access.open || (req.method === 'GET' && /^Bearer\s/i.test(headers.get('authorization') ?? ''))) {
+    headers.set('apollo-require-preflight', 'bearer');
+  }
+  const response = await apollo.executeHTTPGraphQLRequest({
+    httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
+    // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
+    context: async () => {
+      if ('error' in authenticated) {
+        // Refused before Apollo's plugins see the request: the log line takes its code from here.
+        outcome.errorCodes.add(codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
+        throw authenticated.error;
+      }
+      return createContext(deps, requestId, authenticated.identity, outcome, operation);
+    },
+  });
+  await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
+}
+
+/** `/healthz`: ok while the gateway serves requests, 503 once its shutdown has begun. */
+function answerHealth(req: IncomingMessage, res: ServerResponse, shutdown: Shutdown): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    return sendJson(res, 405, graphqlError('Only GET and HEAD are supported on /healthz', HttpRefusalCode.METHOD_NOT_ALLOWED), { allow: 'GET, HEAD' });
+  }
+  // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
+  // every answer during shutdown, this one closes its connection (GatewayResponse, http/connections.ts).
+  if (shutdown.begun) return sendJson(res, 503, { status: 'shutting down' });
+  return sendJson(res, 200, { status: 'ok' });
+}
+
+/** What the operation's log line says, gathered while it runs. */
+interface OperationRecord {
+  requestId: string;
+  outcome: OperationOutcome;
+  operation: OperationScope;
+  /** `performance.now()` when the request reached `/graphql`'s handling. */
+  started: number;
+  /** Whom the token names, once verified (or open mode's identity from the start). */
+  identity: () => Identity | undefined;
+}
+
+/**
+ * One line per operation, once it is answered (or its client went away): what an operator looks up by the
+ * request id a caller quotes. Never its variables, which may hold connect tokens.
+ */
+function logOperationOnClose(parts: Pick<HandlerParts, 'logger' | 'shutdown' | 'connections'>, req: IncomingMessage, res: ServerResponse, record: OperationRecord): void {
+  const { logger, shutdown, connections } = parts;
+  const { requestId, outcome, operation, started } = record;
+  res.once('close', () => {
+    // A request that never arrived whole (the client left, or took longer than it is allowed to send it)
+    // was no operation: the debug line of the handler's catch says what happened.
+    if (!req.complete && !res.writableFinished) return;
+    const identity = record.identity();
+    logger.info('operation', {
+      requestId,
+      operationName: outcome.operationName == null ? null : shortened(outcome.operationName, 100),
+      status: res.writableFinished ? res.statusCode : null,
+      ...(identity === undefined ? {} : callerForLog(identity)),
+      // Unanswered: the client left, unless shutdown cut the connection after its grace period.
+      ...(res.writableFinished ? {} : shutdown.connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
+      ms: Math.round((performance.now() - started) * 10) / 10,
+      upstreamRequests: operation.requests,
+      ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
+      ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
+    });
+  });
+}
+
+/** Apollo's answer, sent: its codes into the log line when Apollo refused the request itself, its size checked. */
+async function sendAnswer(
+  res: ServerResponse,
+  response: HTTPGraphQLResponse,
+  { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer }: Pick<HandlerParts, 'logger' | 'maxAnswerBytes' | 'unmakeableAnswer'> & { requestId: string; outcome: OperationOutcome },
+): Promise<void> {
+  for (const [key, value] of response.headers) res.setHeader(key, value);
+  res.statusCode = response.status ?? 200;
+  if (response.body.kind === 'complete') {
+    let answer = response.body.string;
+    if (res.statusCode >= 400 && outcome.errorCodes.size === 0) {
+      // Refused by Apollo before its plugins ran (its CSRF check): the log line takes the codes from the answer.
+      for (const code of errorCodesIn(answer)) outcome.errorCodes.add(code);
+    }
+    const unmakeable = answer === unmakeableAnswer;
+    const bytes = unmakeable ? undefined : bytesOver(answer, maxAnswerBytes);
+    if (unmakeable || bytes !== undefined) {
+      logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
+      outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
+      outcome.limits.add('MAX_ANSWER_BYTES');
+      // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
+      // refusal before execution (an error answer) keeps its status and has no `data`.
+      if (!unmakeable) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400);
+    }
+    endOnceFlushed(res, answer);
+    return;
+  }
+  for await (const chunk of response.body.asyncIterator) res.write(chunk);
+  res.end();
 }
 
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
