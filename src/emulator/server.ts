@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
-import { dropAnswer, holdAnswer, hostFilter, sendError, sendHtml, sendJson, splitTarget } from './http.ts';
+import { hostFilter, sendError, splitTarget } from './http.ts';
 import { hostnameOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -11,10 +11,13 @@ import { SourceCallbacks } from './source-callback.ts';
 import { EmulatorStore, type ConnectResult } from './store.ts';
 import { shortened } from '../shortened.ts';
 import { realTimer, type WaitTimer } from '../wait-timer.ts';
+import { applyFault, FaultRules, RequestLog, type EmulatorRequestLogEntry, type FaultRule } from './test-hooks.ts';
+
+export type { EmulatorRequestLogEntry, FaultRule } from './test-hooks.ts';
 
 /**
  * The emulator's HTTP server: a Context.IO 2.0-compatible API under `/2.0`, the connect pages under
- * `/connect`, and the test hooks (request log, in-flight counters, injected faults) around the API.
+ * `/connect`, and around the API the test hooks of test-hooks.ts (request log, in-flight counters, injected faults).
  */
 
 export interface EmulatorOptions {
@@ -67,55 +70,6 @@ export interface EmulatorOptions {
   rateLimitPerHour?: number;
 }
 
-export interface EmulatorRequestLogEntry {
-  method: string;
-  /** Path after the `/2.0` prefix, raw (still percent-encoded), without the query. */
-  path: string;
-  /** Raw query string without `?`. */
-  query: string;
-  /** Status answered; 0 when the request ended without an answer (a hang, or the client gave up). */
-  status: number;
-}
-
-export interface FaultRule {
-  /** Default: any method. */
-  method?: string;
-  /** Matched against {@link EmulatorRequestLogEntry.path}; a string must match exactly. */
-  path: string | RegExp;
-  /** Answer this status with `{"type":"error","value":"injected fault"}` instead of handling. */
-  status?: number;
-  /**
-   * With `status`: answer it with an HTML page instead of the API's JSON error body, as a load balancer or
-   * proxy in front of the API does (the gateway treats a 503 so answered as the API down, not a mailbox).
-   */
-  proxyPage?: boolean;
-  /**
-   * Answer this JSON (with `status`, default 200) instead of handling: a shape another Context.IO server has
-   * sent that the emulator itself never produces, such as a used token's account as a bare id string.
-   */
-  body?: unknown;
-  /** Seconds, sent as `Retry-After`. */
-  retryAfter?: number;
-  /** Delay before handling or answering: concurrent requests then also queue for the emulator's one process. */
-  latencyMs?: number;
-  /**
-   * Answer no sooner than this many milliseconds after the request arrived, handling it meanwhile: an upstream
-   * whose every answer takes this long however many requests arrive at once, as a fleet of servers would, the
-   * emulator's own work hidden inside the wait (unless it takes longer). Nothing is delayed before handling, so a
-   * change is made when it arrives even if its answer never reaches the client.
-   */
-  answerAfterMs?: number;
-  /** Never answer (until the client disconnects or the emulator closes). */
-  hang?: boolean;
-  /**
-   * Close the connection instead of answering: before handling the request (nothing changes, as when a
-   * connection breaks on the way in), or after (the change is made and its answer lost on the way back).
-   */
-  drop?: 'before-handling' | 'after-handling';
-  /** Apply this many times, then stop; default forever. */
-  times?: number;
-}
-
 export interface Emulator {
   /** Base URL ending in `/2.0`. */
   readonly url: string;
@@ -145,11 +99,6 @@ export interface Emulator {
 /** The request log's default limit, so long benchmarks stay bounded. */
 const DEFAULT_REQUEST_LOG_LIMIT = 100_000;
 
-interface ActiveFault {
-  rule: FaultRule;
-  remaining: number;
-}
-
 /** Starts an emulator and resolves once it listens. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const now = options.now ?? Date.now;
@@ -172,14 +121,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   const verifier = new OAuthVerifier({ consumerKey, consumerSecret, now });
 
-  const logLimit = options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT;
-  // Entries past the limit are dropped a tenth of it at a time: trimming on every request copied the whole
-  // log each time (~1 ms a request once full), which throttled long benchmarks to ~900 requests/s.
-  const logTrimAt = logLimit + Math.max(1, Math.floor(logLimit / 10));
-  let log: EmulatorRequestLogEntry[] = [];
-  let faults: ActiveFault[] = [];
-  let inFlight = 0;
-  let peakInFlight = 0;
+  const requestLog = new RequestLog(options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT);
+  const faults = new FaultRules();
   let closing: Promise<void> | undefined;
   const callbacks = new Set<AbortController>();
   const sourceCallbacks = new SourceCallbacks({
@@ -219,67 +162,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       .finally(() => callbacks.delete(controller));
   };
 
-  const takeFault = (method: string, path: string): FaultRule | undefined => {
-    for (const active of faults) {
-      const { rule } = active;
-      if (rule.method && rule.method.toUpperCase() !== method) continue;
-      if (typeof rule.path === 'string') {
-        if (rule.path !== path) continue;
-      } else {
-        rule.path.lastIndex = 0;
-        if (!rule.path.test(path)) continue;
-      }
-      active.remaining--;
-      if (active.remaining <= 0) faults = faults.filter((f) => f !== active);
-      return rule;
-    }
-    return undefined;
-  };
-
   const handleApi = async (req: IncomingMessage, res: ServerResponse, rawPath: string, query: string) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const entry: EmulatorRequestLogEntry = { method, path: rawPath.slice('/2.0'.length), query, status: 0 };
-    inFlight++;
-    peakInFlight = Math.max(peakInFlight, inFlight);
-    // 'close' fires once the response is finished or the connection dropped, whichever comes first.
-    const closed = new Promise<void>((resolve) =>
-      res.once('close', () => {
-        inFlight--;
-        entry.status = res.writableFinished ? res.statusCode : 0;
-        // (`slice(-0)` is the whole log: a limit of 0 kept every entry, copying them all each time.)
-        if (logLimit > 0) log.push(entry);
-        if (log.length >= logTrimAt) log = log.slice(-logLimit);
-        openResponses.delete(closed);
-        resolve();
-      }),
-    );
+    const closed = requestLog.track(entry, res).then(() => {
+      openResponses.delete(closed);
+    });
     openResponses.add(closed);
-
-    const fault = takeFault(method, entry.path);
-    if (fault) {
-      // The answer's wait runs from arrival, whatever handling takes; a request closed first has its wait cancelled.
-      if (fault.answerAfterMs && fault.answerAfterMs > 0) res.once('close', faultTimer(holdAnswer(res), fault.answerAfterMs));
-      if (fault.latencyMs && fault.latencyMs > 0) {
-        await delayUnlessClosed(faultTimer, fault.latencyMs, res);
-        if (res.destroyed || res.writableEnded) return;
-      }
-      if (fault.hang) return; // answered by nobody: ends when the client or close() drops the socket
-      if (fault.drop === 'before-handling') {
-        req.socket.destroy();
-        return;
-      }
-      if (fault.drop === 'after-handling') dropAnswer(res);
-      const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'Retry-After': String(fault.retryAfter) };
-      if (fault.body !== undefined) {
-        req.resume();
-        return sendJson(res, fault.status ?? 200, fault.body, headers);
-      }
-      if (fault.status !== undefined) {
-        req.resume();
-        if (fault.proxyPage) return sendHtml(res, fault.status, `<html><body><h1>${fault.status}</h1>injected fault</body></html>`, headers);
-        return sendError(res, fault.status, 'injected fault', undefined, headers);
-      }
-    }
+    const fault = faults.take(method, entry.path);
+    if (fault && (await applyFault(fault, req, res, faultTimer))) return;
     await handleApiRequest(apiContext, req, res, entry.path, query);
   };
 
@@ -332,34 +223,30 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     consumerKey,
     consumerSecret,
     get requests() {
-      return log.length > logLimit ? log.slice(-logLimit) : log;
+      return requestLog.entries;
     },
     clearRequests() {
-      log = [];
+      requestLog.clear();
     },
     get inFlight() {
-      return inFlight;
+      return requestLog.inFlight;
     },
     get peakInFlight() {
-      return peakInFlight;
+      return requestLog.peakInFlight;
     },
     resetPeak() {
-      peakInFlight = inFlight;
+      requestLog.resetPeak();
     },
     addFault(rule) {
-      const active: ActiveFault = { rule, remaining: rule.times ?? Number.POSITIVE_INFINITY };
-      if (active.remaining > 0) faults.push(active);
-      return () => {
-        faults = faults.filter((f) => f !== active);
-      };
+      return faults.add(rule);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     store,
     close() {
       closing ??= (async () => {
-        faults = [];
+        faults.clear();
         for (const controller of callbacks) controller.abort();
         await sourceCallbacks.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -378,17 +265,4 @@ function displayHost(address: string): string {
   if (address === '0.0.0.0') return '127.0.0.1';
   if (address === '::') return '::1';
   return address;
-}
-
-/** Waits `ms` on `timer`, returning early if the response closes meanwhile (client gone or emulator closing). */
-function delayUnlessClosed(timer: WaitTimer, ms: number, res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      cancel();
-      res.off('close', done);
-      resolve();
-    };
-    const cancel = timer(done, ms);
-    res.once('close', done);
-  });
 }
