@@ -217,20 +217,27 @@ export function createIde(options: IdeOptions = {}): Ide {
 
 /**
  * A browser navigating to the endpoint, as opposed to a GraphQL client using GET: it asks for HTML and sends
- * no operation. A GET with `?query=` is always an operation, whatever the Accept header says.
+ * no operation. A GET with `?query=`, or a persisted query's `?extensions=`, is always an operation, whatever
+ * the Accept header says.
  */
 function wantsIde(req: IncomingMessage, url: URL): boolean {
-  if (url.searchParams.has('query')) return false;
-  const accept = (req.headers.accept ?? '').toLowerCase();
-  return accept.split(',').some((part) => part.split(';')[0]!.trim() === 'text/html');
+  if (url.searchParams.has('query') || url.searchParams.has('extensions')) return false;
+  return namesAcceptably(req.headers.accept, 'text/html');
 }
 
 function acceptsGzip(req: IncomingMessage): boolean {
-  const header = req.headers['accept-encoding'];
-  const value = Array.isArray(header) ? header.join(',') : (header ?? '');
-  return value.split(',').some((part) => {
-    const [coding, ...params] = part.trim().toLowerCase().split(';');
-    return coding === 'gzip' && !params.some((p) => /^\s*q=0(\.0*)?\s*$/.test(p));
+  return namesAcceptably(req.headers['accept-encoding'], 'gzip');
+}
+
+/**
+ * Whether a comma-separated header of the Accept kind names `value` itself with a quality above 0
+ * (`text/html;q=0` says "never HTML"). A wildcard does not count: curl accepting any type is no browser.
+ */
+function namesAcceptably(header: string | string[] | undefined, value: string): boolean {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return text.split(',').some((part) => {
+    const [name, ...params] = part.toLowerCase().split(';');
+    return name!.trim() === value && !params.some((param) => /^\s*q=0(\.0*)?\s*$/.test(param));
   });
 }
 

@@ -104,7 +104,7 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
 
   // A GraphQL client (or curl) without a query is told what to send, not the IDE's page, nor Apollo's answer
   // that it was blocked as a possible cross-site request forgery (which asks for a preflight header first).
-  for (const accept of ['application/json', '*/*']) {
+  for (const accept of ['application/json', '*/*', 'text/html;q=0, application/json']) {
     const client = await get('/graphql', { accept });
     assert.equal(client.status, 400);
     assert.match(String(client.headers['content-type']), /json/);
@@ -112,12 +112,15 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
     assert.equal(errors[0]!.extensions.code, 'BAD_REQUEST');
     assert.match(errors[0]!.message, /^GET \/graphql needs a query: \?query=/);
   }
-  // A persisted query's hash alone is a query: Apollo's to answer (here, as one it does not know yet).
-  const persisted = await get(`/graphql?extensions=${encodeURIComponent(JSON.stringify({ persistedQuery: { version: 1, sha256Hash: 'ab'.repeat(32) } }))}`, {
-    accept: 'application/json',
-    'apollo-require-preflight': 'true',
-  });
-  assert.match(persisted.body.toString(), /PERSISTED_QUERY_NOT_FOUND/);
+  // A persisted query's hash alone is a query: Apollo's to answer (here, as one it does not know yet), whatever
+  // the Accept header says.
+  for (const accept of ['application/json', BROWSER_ACCEPT]) {
+    const persisted = await get(`/graphql?extensions=${encodeURIComponent(JSON.stringify({ persistedQuery: { version: 1, sha256Hash: 'ab'.repeat(32) } }))}`, {
+      accept,
+      'apollo-require-preflight': 'true',
+    });
+    assert.match(persisted.body.toString(), /PERSISTED_QUERY_NOT_FOUND/, accept);
+  }
 });
 
 test('assets are served with their content type, long-lived caching and gzip when accepted', async () => {
