@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
+import { MIN_SECRET_LENGTH } from '../src/auth/config.ts';
 import { ADMIN_SCOPE } from '../src/auth/index.ts';
 
 const USAGE =
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
   }
   const secret = process.env['AUTH_JWT_SECRET']?.trim();
   if (!secret) fail('AUTH_JWT_SECRET is not set: it is the secret the gateway verifies HS256 tokens with');
+  // The gateway refuses to start with a shorter one: a token signed with it would verify nowhere.
+  if (Buffer.byteLength(secret) < MIN_SECRET_LENGTH) {
+    fail(`AUTH_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes long, as the gateway requires (e.g. openssl rand -base64 48)`);
+  }
   const accounts = values.accounts
     ?.split(',')
     .map((id) => id.trim())

@@ -14,8 +14,11 @@ export interface AccessConfig {
 
 const AUTH_VARIABLES = ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'];
 
-/** HS256 secrets shorter than the hash (RFC 7518 §3.2) are guessable offline from any one token. */
-const MIN_SECRET_LENGTH = 32;
+/**
+ * HS256 secrets shorter than the hash (RFC 7518 §3.2) are guessable offline from any one token. `npm run token`
+ * refuses them too: a token signed with one is for a gateway that will not start.
+ */
+export const MIN_SECRET_LENGTH = 32;
 
 /**
  * Reads `AUTH_*`, `CORS_ORIGINS` and `INTROSPECTION`, adding one line per problem to `problems` (never a

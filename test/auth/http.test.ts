@@ -370,6 +370,18 @@ describe('npm run token', () => {
     await assert.rejects(run([], { AUTH_JWT_SECRET: SECRET }), /give --admin, --accounts with at least one id, or --sub/);
     await assert.rejects(run(['--admin', '--expires', 'soon'], { AUTH_JWT_SECRET: SECRET }), /--expires must be a duration/);
   });
+
+  test('refuses a secret shorter than the gateway accepts, printing no token', async () => {
+    // The gateway will not start with it (AUTH_JWT_SECRET must be at least 32 bytes), so a token signed with it
+    // would verify nowhere; the secret itself is not quoted.
+    await assert.rejects(run(['--admin'], { AUTH_JWT_SECRET: 'short-secret' }), (error: { code: number; stderr: string; stdout: string }) => {
+      assert.equal(error.code, 1);
+      assert.match(error.stderr, /AUTH_JWT_SECRET must be at least 32 bytes long/);
+      assert.doesNotMatch(error.stderr, /short-secret/);
+      assert.equal(error.stdout, '');
+      return true;
+    });
+  });
 });
 
 /** A POST whose Host header says `host` (fetch would not let a test set it), as a rebound DNS name would. */
