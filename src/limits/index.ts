@@ -179,7 +179,7 @@ export function answerTooLargeBody(bytes: number | undefined, maximum: number, r
   const error: GraphQLFormattedError = {
     message:
       `The answer is too large to send: ${size}, more than the maximum of ${maximum} (MAX_ANSWER_BYTES). ` +
-      (ran ? 'The operation ran (a mutation in it took effect); ask for fewer items or fields.' : 'Its errors were not sent.'),
+      (ran ? 'The operation ran (any mutation in it took effect); ask for fewer items or fields.' : 'Its errors were not sent.'),
     extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'MAX_ANSWER_BYTES', ...(bytes === undefined ? {} : { value: bytes }), maximum },
   };
   return `${JSON.stringify(ran ? { errors: [error], data: null } : { errors: [error] })}\n`;
