@@ -93,7 +93,10 @@ async function main(): Promise<void> {
         logger.error('shutdown failed', { part, error: messageOf(error) });
       }
     }
-    process.exit(failed ? 1 : 0);
+    // The last line: the shutdown ended here, not by a kill, and how (a supervisor's log shows only the code).
+    const exitCode = failed ? 1 : 0;
+    logger.info('stopped', { exitCode });
+    process.exit(exitCode);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

@@ -201,6 +201,8 @@ describe('npm start', () => {
           shutdown.map((entry) => ({ level: entry['level'], signal: entry['signal'] })),
           [{ level: 'info', signal }],
         );
+        const last = logEntries(started.lines).at(-1)!;
+        assert.deepEqual([last['level'], last['message'], last['exitCode']], ['info', 'stopped', 0], 'the last line says the shutdown ended');
         assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
         assert.deepEqual((await readdir(dir)).filter((f) => f !== 'state.json'), [], 'no temporary file left behind');
       } finally {
@@ -235,6 +237,7 @@ describe('npm start', () => {
       const failed = entries.find((entry) => entry['message'] === 'shutdown failed')!;
       assert.equal(failed['part'], 'emulator');
       assert.match(String(failed['error']), /could not save state on closing \(the changes since the last save are lost\)/);
+      assert.deepEqual([entries.at(-1)!['message'], entries.at(-1)!['exitCode']], ['stopped', 1]);
       assert.deepEqual(started.lines.filter((line) => !line.startsWith('{')), [], 'every line a JSON log line');
     } finally {
       await rm(dir, { recursive: true, force: true });
