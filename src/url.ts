@@ -14,6 +14,22 @@ export function exactOrigin(value: string): string | undefined {
 }
 
 /**
+ * How a browser spells `value` in its `Origin` header, when `value` is an http(s) origin written another way
+ * (capitals, its scheme's default port, `https://App.Example.com:443`): what a refusal of it can suggest.
+ * Undefined for anything else (a path, a query, credentials, another scheme), and for an exact origin.
+ */
+export function originAsBrowsersSendIt(value: string): string | undefined {
+  try {
+    const url = new URL(value);
+    const bare = (url.protocol === 'http:' || url.protocol === 'https:') && !url.username && !url.password && !/[?#]/.test(value);
+    const pathless = url.pathname === '/' && !/^[a-z]+:\/\/[^/]*\/./i.test(value);
+    return bare && pathless && url.origin !== value.replace(/\/$/, '') ? url.origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Whether a URL's scheme (`new URL(…).protocol`) is one a browser runs or reads locally rather than hands to a
  * site or an app: a connect flow's callback with one would run script or open local content in the user's
  * browser once the mailbox is connected. An app's own scheme (`cio-api-auth:`) is not.

@@ -1,5 +1,5 @@
 import { quotedSetting } from '../shortened.ts';
-import { exactOrigin, hasCredentials, isLoopbackHost } from '../url.ts';
+import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
 /** The access part of the gateway's configuration, from the environment. */
@@ -92,7 +92,9 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
       // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
       // across entries by a comma in it: then no entry of it is repeated.
       const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : quotedSetting(entry);
-      problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown})`);
+      const spelling = raw.includes('@') ? undefined : originAsBrowsersSendIt(entry);
+      const suggestion = spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
+      problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown}${suggestion})`);
     }
     else origins.push(origin);
   }

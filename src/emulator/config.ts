@@ -1,4 +1,4 @@
-import { exactOrigin, hostnameOf, isLoopbackHost } from '../url.ts';
+import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting } from '../shortened.ts';
 
@@ -60,7 +60,9 @@ export function emulatorOptionsFromEnv(
   const publicOrigin = publicUrl === undefined ? undefined : exactOrigin(publicUrl);
   if (publicUrl !== undefined && publicOrigin === undefined) {
     const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : quotedSetting(publicUrl);
-    problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown})`);
+    const spelling = publicUrl.includes('@') ? undefined : originAsBrowsersSendIt(publicUrl);
+    const suggestion = spelling === undefined ? '' : `: written as browsers send it, ${spelling}`;
+    problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown}${suggestion})`);
   }
   const allowedHosts = read('EMULATOR_ALLOWED_HOSTS')?.split(',').map((name) => name.trim()).filter(Boolean);
   const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));

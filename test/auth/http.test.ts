@@ -124,6 +124,15 @@ describe('configuration', () => {
     assert.doesNotMatch(problems[0]!, /jwksuser|JWKSPASSWD/);
   });
 
+  test('a CORS_ORIGINS entry spelt otherwise than browsers send it (capitals, a default port) is refused with the spelling to list', () => {
+    // Browsers send `Origin` lowercase and without their scheme's default port: listed otherwise, it would never match.
+    assert.deepEqual(problemsOf({ CORS_ORIGINS: 'https://App.Example.com, https://b.example.com:443, https://c.example.com/path' }), [
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://App.Example.com": browsers send it as https://app.example.com, which is what to list)',
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://b.example.com:443": browsers send it as https://b.example.com, which is what to list)',
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://c.example.com/path")',
+    ]);
+  });
+
   test('a CORS_ORIGINS list with credentials repeats none of its entries, even a password split by a comma', () => {
     const problems = problemsOf({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
     assert.equal(problems.length, 3, problems.join('\n'));

@@ -459,6 +459,7 @@ describe('EMULATOR_PUBLIC_URL', () => {
     for (const bad of ['devbox.lan:4010', 'ftp://devbox.lan', 'http://devbox.lan/emulator']) {
       assert.match(problemsFor(bad).problems.join('\n'), /^EMULATOR_PUBLIC_URL must be an http\(s\) origin/, bad);
     }
+    assert.match(problemsFor('http://DevBox.lan:4010').problems.join('\n'), /\(got "http:\/\/DevBox\.lan:4010": written as browsers send it, http:\/\/devbox\.lan:4010\)$/);
     const secret = problemsFor('http://user:hunter2@devbox.lan').problems.join('\n');
     assert.match(secret, /EMULATOR_PUBLIC_URL/);
     assert.doesNotMatch(secret, /hunter2/);
