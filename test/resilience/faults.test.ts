@@ -272,11 +272,15 @@ describe('shutdown with an upstream connection that never completes', () => {
 
 describe('a client that stops taking its answer', () => {
   it('has its connection cut once it has taken nothing for a while, freeing the answer; a slow steady reader gets all of it', { timeout: 30_000 }, async () => {
-    const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 500 } });
+    // The steady reader below pauses 250 ms between reads; on a busy machine its timers fire late (reads ~310 ms
+    // apart were seen with two CPU hogs running), and the gateway and the reader share one process. A stall of
+    // 1 s leaves that reader ~700 ms of slack rather than ~190 ms, while its whole download (~2 s) still
+    // outlasts the stall time, so a cut on total time instead of on no progress would still fail the test.
+    const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 1_000 } });
     try {
       // ~20 MB, far more than loopback's buffers: most of it waits in the gateway for the client.
       const stalled = await startSlowDownload(stack.emulator, stack.gateway.url);
-      await eventually(() => stack.lines.some((line) => line.includes('"message":"operation"')));
+      await eventually(() => stack.lines.some((line) => line.includes('"message":"operation"')), { timeoutMs: 10_000 });
       const line = JSON.parse(stack.lines.find((l) => l.includes('"message":"operation"'))!) as Record<string, unknown>;
       assert.equal(line['answerStalled'], true);
       assert.equal(line['status'], null);
