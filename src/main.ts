@@ -1,6 +1,7 @@
 // First: sets NODE_ENV before graphql-js is imported (see the module).
 import './production-default.ts';
 import type { AccessConfig } from './auth/config.ts';
+import { keySetProblem } from './auth/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
@@ -106,6 +107,17 @@ async function main(): Promise<void> {
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+  // After the ready line, without holding it up: a key set that cannot be used is said now, not at the first
+  // token. Its own fetch, apart from the one verifying tokens, whose pause after a failure it must not start.
+  const { jwksUrl } = config.auth;
+  if (jwksUrl !== undefined) {
+    void keySetProblem(jwksUrl)
+      .catch((error: unknown) => `it could not be checked (${messageOf(error)})`)
+      .then((problem) => {
+        if (problem === undefined) return;
+        logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl });
+      });
+  }
 }
 
 /**

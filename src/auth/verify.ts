@@ -285,6 +285,29 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
   };
 }
 
+/**
+ * What keeps the key set at `jwksUrl` from verifying tokens, fetched once now as a token's verification would
+ * fetch it (its deadline, its size cap, jose's checks of its shape); undefined when it holds a key of a type the
+ * gateway verifies (RSA or EC). For a check at start: a wrong URL or an identity provider out of reach would
+ * otherwise show only with the first token, as a 503 and an error line.
+ */
+export async function keySetProblem(jwksUrl: string): Promise<string | undefined> {
+  const remote = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchCapped });
+  try {
+    await remote.reload();
+  } catch (error) {
+    // fetch's own failures are one TypeError, whose cause says why (refused, a name not found, TLS).
+    const cause: unknown = error instanceof TypeError ? error.cause : undefined;
+    const reason = cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : error instanceof Error ? error.message : String(error);
+    return `it could not be fetched and read (${shortened(reason, 200)})`;
+  }
+  const keys = remote.jwks()?.keys ?? [];
+  if (!keys.some((key) => key.kty === 'RSA' || key.kty === 'EC')) {
+    return `it holds no RSA or EC key (${keys.length} key${keys.length === 1 ? '' : 's'} of other types), and tokens are verified against those only`;
+  }
+  return undefined;
+}
+
 /** The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110). */
 function bearerToken(authorization: string | undefined): string {
   if (authorization === undefined || authorization.trim() === '') {

@@ -6,6 +6,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type J
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
+import { keySetProblem } from '../../src/auth/verify.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -371,6 +372,29 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       // The set's other keys go on working.
       assert.equal((await stack.gql('{ __typename }', await sign(usable.privateKey, 'RS256', 'rsa-1'))).status, 200);
     });
+  });
+});
+
+describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
+  test('says nothing of a set holding an RSA or EC key, and why any other cannot be used', async () => {
+    const rsa = await exportJWK((await generateKeyPair('RS256')).publicKey);
+    const ec = await exportJWK((await generateKeyPair('ES256')).publicKey);
+    const jwks = await startJwksServer([rsa]);
+    try {
+      assert.equal(await keySetProblem(jwks.url), undefined);
+      jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }, ec]);
+      assert.equal(await keySetProblem(jwks.url), undefined, 'an EC key is one');
+      jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }]);
+      assert.equal(await keySetProblem(jwks.url), 'it holds no RSA or EC key (1 key of other types), and tokens are verified against those only');
+      jwks.setFailing(true);
+      assert.equal(await keySetProblem(jwks.url), 'it could not be fetched and read (Expected 200 OK from the JSON Web Key Set HTTP response)');
+      assert.equal(jwks.fetches, 4, 'each check fetched the set once');
+    } finally {
+      await jwks.close();
+    }
+    const gone = await startJwksServer([]);
+    await gone.close();
+    assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(ECONNREFUSED: /, 'a closed port');
   });
 });
 

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
+import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
 import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
@@ -268,6 +269,27 @@ describe('npm start', () => {
       assert.match(String(warnings[0]!['message']), /set UPSTREAM_TIMEOUT_MS below OPERATION_TIMEOUT_MS$/);
     } finally {
       assert.equal(await started.stop(), 0);
+    }
+  });
+
+  it('warns after its ready line, at any log level, when AUTH_JWKS_URL’s key set cannot be had, instead of at the first token', async () => {
+    const jwks = await startJwksServer([]);
+    jwks.setFailing(true);
+    try {
+      const started = await startMain({ LOG_LEVEL: 'error', EMULATOR_SEED: 'none', AUTH_JWKS_URL: jwks.url, AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'contextio-graphql' });
+      try {
+        const warning = /AUTH_JWKS_URL's key set cannot be used now: it could not be fetched and read \(Expected 200 OK/;
+        await eventually(() => started.lines.some((line) => warning.test(line)), { ...IN_MAIN, what: 'the key set warning' });
+        const entries = logEntries(started.lines);
+        const at = entries.findIndex((entry) => warning.test(String(entry['message'])));
+        assert.deepEqual([entries[at]!['level'], entries[at]!['jwksUrl']], ['warn', jwks.url]);
+        assert.ok(entries.findIndex((entry) => entry['message'] === 'gateway ready') < at, 'the ready line is not held up by the check');
+        assert.equal(jwks.fetches, 1);
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
+    } finally {
+      await jwks.close();
     }
   });
 
