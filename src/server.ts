@@ -18,6 +18,7 @@ import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
 import { shortened } from './shortened.ts';
+import { urlHostOf } from './url.ts';
 import type { WaitTimer } from './wait-timer.ts';
 
 /** `auth`, `corsOrigins`, `introspection`: see src/auth; without `auth` the gateway runs open, on loopback only. */
@@ -200,8 +201,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   });
   const { port } = httpServer.address() as AddressInfo;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-  const origin = `http://${host}:${port}`;
+  const origin = `http://${urlHostOf(options.host)}:${port}`;
 
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {

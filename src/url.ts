@@ -14,6 +14,16 @@ export function exactOrigin(value: string): string | undefined {
 }
 
 /**
+ * The host to write in a URL for a server listening on `host`: a wildcard address (every interface) is reached
+ * on loopback, which is what a URL should name (`http://0.0.0.0:4000` is no address to give anyone); an IPv6
+ * address goes in brackets.
+ */
+export function urlHostOf(host: string): string {
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return reachable.includes(':') ? `[${reachable}]` : reachable;
+}
+
+/**
  * How a browser spells `value` in its `Origin` header, when `value` is an http(s) origin written another way
  * (capitals, its scheme's default port, `https://App.Example.com:443`): what a refusal of it can suggest.
  * Undefined for anything else (a path, a query, credentials, another scheme), and for an exact origin.

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
 import { hostFilter, sendError, splitTarget } from './http.ts';
-import { hostnameOf } from '../url.ts';
+import { hostnameOf, urlHostOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
@@ -209,8 +209,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const address = server.address() as AddressInfo;
   servesHost = hostFilter(address.address, options.allowedHosts, options.publicUrl);
-  const urlHost = address.family === 'IPv6' || address.address.includes(':') ? `[${displayHost(address.address)}]` : displayHost(address.address);
-  const origin = `http://${urlHost}:${address.port}`;
+  const origin = `http://${urlHostOf(address.address)}:${address.port}`;
   const url = `${origin}/2.0`;
   const linkOrigin = options.publicUrl ? new URL(options.publicUrl).origin : origin;
   apiContext.origin = linkOrigin;
@@ -258,11 +257,4 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       return closing;
     },
   };
-}
-
-/** A wildcard bind address is reachable on loopback, which is what a URL should name. */
-function displayHost(address: string): string {
-  if (address === '0.0.0.0') return '127.0.0.1';
-  if (address === '::') return '::1';
-  return address;
 }
