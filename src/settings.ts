@@ -45,7 +45,9 @@ export const SETTINGS = [
   'EMULATOR_RATE_LIMIT',
 ] as const;
 
-const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'KEEP_ALIVE_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_'];
+// `INTROSPECT`: INTROSPECTION has no prefix of its own, and `INTROSPECTIONS=true` went unsaid (no other program's
+// variable starts so). The other lone settings (PORT, HOST, NODE_ENV) are too common to guess typos of.
+const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'KEEP_ALIVE_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_', 'INTROSPECT'];
 
 /**
  * One line for each variable of `env` under the prefixes above that is no setting, naming the closest

@@ -34,10 +34,13 @@ describe('the settings', () => {
       MAXIMUM: '1',
       LOG_LEVL: 'debug',
       LOGNAME: 'root',
+      INTROSPECTIONS: 'true',
+      INTROSPECTION: 'true',
     };
     assert.deepEqual(unknownSettings(env), [
       'AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
       'EMULATOR_FOO is not a setting and is ignored',
+      'INTROSPECTIONS is not a setting and is ignored (did you mean INTROSPECTION?)',
       'LOG_LEVL is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'MAX_QUERY_DEPT is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
       'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
