@@ -67,7 +67,7 @@ describe('accounts', () => {
     ]);
     assert.equal((await api(emu, '/accounts?limit=10&offset=30')).body.length, 0);
     assert.equal((await api(emu, '/accounts?limit=100')).status, 200);
-    for (const query of ['limit=101', 'limit=abc', 'limit=-1', 'limit=1.5', 'offset=x', 'offset=-3']) {
+    for (const query of ['limit=0', 'limit=101', 'limit=abc', 'limit=-1', 'limit=1.5', 'offset=x', 'offset=-3']) {
       const res = await api(emu, `/accounts?${query}`);
       assert.equal(res.status, 400, query);
       assert.equal(res.body.type, 'error');
@@ -125,6 +125,32 @@ describe('accounts', () => {
     assert.equal(account.sources[0]?.label, 'me::mail.example.com');
   });
 
+  test('a form value wins over the query string’s of the same name; of a repeated name the first counts', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const created = await api(emu, '/accounts?email=query%40example.com', { form: { email: 'form@example.com' } });
+    assert.equal(created.status, 201);
+    assert.deepEqual(emu.store.getAccount(created.body.id)?.email_addresses, ['form@example.com']);
+    emu.store.createAccount({ email: 'other@example.com' });
+    const listed = await api(emu, '/accounts?email=other%40example.com&email=form%40example.com');
+    assert.deepEqual(listed.body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), ['other@example.com']);
+  });
+
+  test('the email filter ignores case; an empty status_ok filters nothing', async (t) => {
+    const emu = await emulatorFor(t);
+    assert.deepEqual((await api(emu, '/accounts?email=ADA%40Example.COM')).body.map((a: { id: string }) => a.id), [ADA]);
+    const mixed = emu.store.createAccount({ email: 'Mixed.Case@Example.com' });
+    assert.deepEqual((await api(emu, '/accounts?email=mixed.case%40example.com')).body.map((a: { id: string }) => a.id), [mixed.id]);
+    const empty = await api(emu, '/accounts?status_ok=');
+    assert.equal(empty.status, 200);
+    assert.equal(empty.body.length, 4);
+  });
+
+  test('POST /accounts with a first source on port 0 is 400', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const res = await api(emu, '/accounts', { form: { email: 'new@example.com', server: 'imap.example.com', port: '0' } });
+    assert.deepEqual([res.status, res.body.value], [400, 'invalid parameter port: must be an integer from 1 to 65535']);
+  });
+
   test('POST /accounts without email, or with a bad one, is 400', async (t) => {
     const emu = await emulatorFor(t);
     const missing = await api(emu, '/accounts', { form: { first_name: 'X' } });
@@ -139,6 +165,10 @@ describe('accounts', () => {
     assert.deepEqual((await api(emu, `/accounts/${unknownId}`)).body, { type: 'error', value: `account ${unknownId} is invalid` });
     assert.equal((await api(emu, '/nothing-here')).status, 404);
     assert.equal((await api(emu, '/accounts/x/messages')).status, 404);
+    // A known resource with a segment more is no route: not the resource, its last segment ignored.
+    assert.equal((await api(emu, `/accounts/${ADA}/sources/0/extra`)).status, 404);
+    assert.equal((await api(emu, '/connect_tokens/adaconnected0001')).status, 200);
+    assert.equal((await api(emu, '/connect_tokens/adaconnected0001/extra')).status, 404);
     const put = await api(emu, '/accounts', { method: 'PUT' });
     assert.equal(put.status, 405);
     assert.equal(put.headers.get('allow'), 'GET, POST');
@@ -150,10 +180,11 @@ describe('accounts', () => {
     assert.equal((await api(emu, `/accounts/${ADA}/`)).body.id, ADA);
   });
 
-  test('every response is application/json exactly, errors included', async (t) => {
+  test('every response is application/json exactly, errors included, and kept by no cache', async (t) => {
     const emu = await emulatorFor(t);
     for (const res of [await api(emu, '/accounts'), await api(emu, '/nope'), await api(emu, '/accounts', { authorization: null })]) {
       assert.equal(res.headers.get('content-type'), 'application/json');
+      assert.equal(res.headers.get('cache-control'), 'no-store');
     }
   });
 });
@@ -261,6 +292,9 @@ describe('connect tokens', () => {
     assert.equal(res.status, 400);
     assert.equal(res.body.type, 'error');
     assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: 'javascript:alert(1)' } })).status, 400);
+    // The emulator POSTs to source_callback_url itself: only http(s) is called.
+    const ftp = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', source_callback_url: 'ftp://a.example/' } });
+    assert.deepEqual([ftp.status, ftp.body.value], [400, 'source_callback_url is invalid']);
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens`, { form: {} })).status, 400);
   });
 

@@ -168,6 +168,13 @@ describe('OAuth verification', () => {
     assert.deepEqual(verifier.verify(request), { ok: false, reason: 'Invalid signature: nonce already used' });
   });
 
+  test('a realm in the Authorization header is not signed, as OAuth 1.0a has it', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const res = await fetch(`${emu.url}/accounts`, { headers: { authorization: header.replace(/^OAuth /, 'OAuth realm="https://api.context.io/", ') } });
+    assert.equal(res.status, 200);
+  });
+
   test('form parameters are part of the signature', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/connect_tokens`;
