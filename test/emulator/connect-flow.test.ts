@@ -202,6 +202,30 @@ describe('connect flow', () => {
     await api(emu, '/connect_tokens/demounused000001', { method: 'DELETE' });
     assert.equal((await rawRequest(emu.origin, { path: '/connect/demounused000001' })).status, 404);
     assert.equal((await rawRequest(emu.origin, { path: '/connect/adaconnected0001' })).status, 410);
+    // An account's deletion takes its account-level tokens with it: their links no longer lead to a form.
+    const orphan = emu.store.createConnectToken(GRACE, { callback_url: 'http://localhost/cb' });
+    assert.equal((await api(emu, `/accounts/${GRACE}`, { method: 'DELETE' })).status, 200);
+    assert.equal((await rawRequest(emu.origin, { path: `/connect/${orphan.token}` })).status, 404);
+  });
+
+  test('the page answers HEAD, and forbids framing and sniffing', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    const head = await rawRequest(emu.origin, { method: 'HEAD', path: `/connect/${token.token}` });
+    assert.equal(head.status, 200);
+    assert.equal(head.text, '');
+    assert.match(String(head.headers['content-security-policy']), /frame-ancestors 'none'/);
+    assert.equal(head.headers['x-content-type-options'], 'nosniff');
+  });
+
+  test('a domain hint is no address: the one typed is connected; use_ssl=0 is off; a callback ending in ? gets no extra &', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb?', email: '@gmail.com' });
+    const res = await submit(emu.origin, token.token, { email: 'lin@gmail.com', port: '993', use_ssl: '0' });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.location, `http://localhost/cb?contextio_token=${token.token}`);
+    const [account] = emu.store.listAccounts({ email: 'lin@gmail.com' });
+    assert.equal(account?.sources[0]?.use_ssl, false);
   });
 
   test('invalid form input re-shows the form with a message and escapes everything', async (t) => {
@@ -220,6 +244,10 @@ describe('connect flow', () => {
     assert.ok(!bad.text.includes('"><b>'), 'submitted values are escaped');
     assert.ok(!bad.text.includes('hunter2'), 'the password is never echoed');
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '99999' })).status, 400);
+    assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0' })).status, 400);
+    assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '993', server: 'imap.b.example/x' })).status, 400);
+    const json = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/json' }, body: '{"email":"a@b.example"}' });
+    assert.equal(json.status, 415);
     assert.equal(emu.store.connectTokenState(token.token), 'usable');
   });
 
