@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
+import { writeAtomically } from '../../src/emulator/persistence.ts';
 import { api } from './helpers.ts';
 
 async function tempDir(t: TestContext): Promise<string> {
@@ -187,6 +188,7 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].email_addresses = [null]), /account #0 is malformed: email_addresses\[0\] must be a string/],
       [(s) => delete s.accounts[0].first_name, /account #0 is malformed: first_name must be a string/],
       [(s) => (s.accounts[0].sources[0].port = '993'), /account #0 is malformed: sources\[0\]\.port must be a whole number from 0/],
+      [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
@@ -222,6 +224,24 @@ describe('the data file as read and written', () => {
     assert.ok((await lstat(link)).isSymbolicLink(), 'the link was replaced by a file');
     assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts.length, 2, 'the state went where the link points');
     assert.equal((await stat(dataFile)).mode & 0o777, 0o600);
+  });
+
+  test('a file keeps a mode wider than the umask, and a failed write leaves no temporary file', async (t) => {
+    const { dir, dataFile } = await savedState(t);
+    await chmod(dataFile, 0o666);
+    const umask = process.umask(0o022);
+    try {
+      const emu = await startEmulator({ dataFile });
+      await emu.close();
+    } finally {
+      process.umask(umask);
+    }
+    assert.equal((await stat(dataFile)).mode & 0o777, 0o666);
+    // A folder where the file should be: the rename over it fails, after the temporary file was written.
+    const folder = join(dir, 'folder.json');
+    await mkdir(folder);
+    await assert.rejects(writeAtomically(folder, '{}'));
+    assert.deepEqual((await readdir(dir)).sort(), ['folder.json', 'state.json']);
   });
 
   test('a symbolic link made ahead of its data file stays a link; a new file gets 0666 less the umask', async (t) => {
@@ -264,8 +284,11 @@ describe('the data file as read and written', () => {
     await writeFile(leftover, '{"half": ');
     const unrelated = join(dir, 'state.json.backup.tmp');
     await writeFile(unrelated, 'mine');
+    // One of a process still running (this one's parent) is its own, perhaps mid-save: left alone.
+    const running = `${dataFile}.${process.ppid}.tmp`;
+    await writeFile(running, '{"half": ');
     const emu = await startEmulator({ dataFile });
     await emu.close();
-    assert.deepEqual((await readdir(dir)).sort(), ['state.json', 'state.json.backup.tmp']);
+    assert.deepEqual((await readdir(dir)).sort(), ['state.json', `state.json.${process.ppid}.tmp`, 'state.json.backup.tmp']);
   });
 });
