@@ -374,6 +374,20 @@ describe('transport details', () => {
     assert.match(((await res.json()) as { value: string }).value, /email/);
   });
 
+  test('only a form type exactly is a form: a longer type that starts like one is not signed or parsed', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: signRequest('POST', url, [], emu.consumerKey, emu.consumerSecret),
+        'content-type': 'application/x-www-form-urlencodedx',
+      },
+      body: 'email=form%40example.com',
+    });
+    assert.equal(res.status, 400, 'the signature verified without the body (not 401) and no email was read');
+  });
+
   test('paths outside /2.0 are 404 JSON and not logged', async (t) => {
     const emu = await emulatorFor(t);
     const res = await rawRequest(emu.origin, { path: '/accounts' });

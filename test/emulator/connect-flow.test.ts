@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
+import { EmulatorStore } from '../../src/emulator/store.ts';
 import { api, emulatorFor, manualClock, rawRequest } from './helpers.ts';
 
 const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
@@ -278,6 +279,18 @@ describe('connect flow', () => {
       assert.equal(again.status, 410);
       assert.match(again.text, /expired/);
     }
+  });
+
+  test('the purged tokens remembered as expired are bounded: the oldest are forgotten first', (t) => {
+    const clock = manualClock(Date.UTC(2024, 0, 1));
+    const store = new EmulatorStore({ seed: 'none', now: clock.now });
+    t.after(() => store.close());
+    const tokens = Array.from({ length: 10_001 }, () => store.createConnectToken(null, { callback_url: 'http://localhost/cb' }).token);
+    clock.advance(86_400);
+    store.purgeExpired();
+    assert.equal(store.connectTokenState(tokens[0]!), 'missing');
+    assert.equal(store.connectTokenState(tokens[1]!), 'expired');
+    assert.equal(store.connectTokenState(tokens[10_000]!), 'expired');
   });
 
   test('a token expired before any access is purged from the API, and its link says it expired', async (t) => {
