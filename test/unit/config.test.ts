@@ -57,6 +57,15 @@ describe('configuration from the environment', () => {
     assert.doesNotMatch(problems[0]!, /hunter2/);
   });
 
+  it('refuses a number written otherwise than in digits, and an upstream URL with a query or a fragment', () => {
+    for (const value of ['1e3', '0x10', '+80', '80.0']) {
+      assert.match(problemsOf({ PORT: value })[0] ?? '', /^PORT must be a whole number/, value);
+    }
+    for (const url of ['https://api.example.com/2.0?key=1', 'https://api.example.com/2.0#top']) {
+      assert.match(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' })[0] ?? '', /^CONTEXTIO_API_URL must be an http\(s\) URL/, url);
+    }
+  });
+
   it('uses a configured upstream with its key pair', () => {
     const config = loadConfig({ CONTEXTIO_API_URL: 'https://api.example.com/2.0/', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.deepEqual(config.upstream, { kind: 'remote', baseUrl: 'https://api.example.com/2.0', consumerKey: 'k', consumerSecret: 's' });

@@ -36,11 +36,14 @@ describe('the settings', () => {
       LOGNAME: 'root',
       INTROSPECTIONS: 'true',
       INTROSPECTION: 'true',
+      // Two edits from LOG_LEVEL: the least distance still named, however short the setting.
+      LOG_LEVELXX: 'debug',
     };
     assert.deepEqual(unknownSettings(env), [
       'AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
       'EMULATOR_FOO is not a setting and is ignored',
       'INTROSPECTIONS is not a setting and is ignored (did you mean INTROSPECTION?)',
+      'LOG_LEVELXX is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'LOG_LEVL is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'MAX_QUERY_DEPT is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
       'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
