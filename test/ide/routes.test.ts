@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { connect, type AddressInfo } from 'node:net';
@@ -164,6 +164,30 @@ test('only the built files are servable: traversal, the manifest and unknown nam
     assert.ok(response.status === 404, `${path} -> ${response.status}`);
     assert.doesNotMatch(response.body.toString(), /"name": "contextio-graphql"/);
   }
+});
+
+test('a file beside the bundle that the manifest does not name (an older build’s) is 404', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ide-stale-'));
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js' } }));
+  await writeFile(join(dir, 'app-NEW.js'), 'new();');
+  await writeFile(join(dir, 'app-OLD.js'), 'old();');
+  const ide = createIde({ assetDir: dir });
+  const server = createServer((req, res) => {
+    void ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
+      if (!handled) res.writeHead(404).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  });
+  const { port } = server.address() as AddressInfo;
+  const fresh = await request(`http://127.0.0.1:${port}/graphql/ide/app-NEW.js`);
+  assert.deepEqual([fresh.statusCode, await fresh.body.text()], [200, 'new();']);
+  const stale = await request(`http://127.0.0.1:${port}/graphql/ide/app-OLD.js`);
+  assert.equal(stale.statusCode, 404);
+  await stale.body.dump();
 });
 
 test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
