@@ -33,6 +33,26 @@ describe('faults, request log and in-flight counters', () => {
     assert.deepEqual(shown, Array.from({ length: 10 }, (_, i) => `limit=1&offset=${15 + i}`));
   });
 
+  test('the request log shows no more than its limit, between two trims too', async (t) => {
+    // Trimmed a tenth of the limit at a time (at 22 entries for 20): 21 held, the oldest not shown.
+    const emu = await emulatorFor(t, { requestLogLimit: 20 });
+    for (let offset = 0; offset < 21; offset++) await api(emu, `/accounts?limit=1&offset=${offset}`);
+    assert.deepEqual(emu.requests.map((r) => r.query), Array.from({ length: 20 }, (_, i) => `limit=1&offset=${1 + i}`));
+  });
+
+  test('resetPeak starts the peak again from the requests still in flight', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', hang: true, times: 1 });
+    const controller = new AbortController();
+    const hung = api(emu, '/accounts', { signal: controller.signal }).catch(() => undefined);
+    await eventually(() => emu.inFlight === 1);
+    emu.resetPeak();
+    assert.equal(emu.peakInFlight, 1);
+    controller.abort();
+    await hung;
+    await eventually(() => emu.inFlight === 0);
+  });
+
   test('an emulator configured from the environment (npm run emulator, npm start) keeps no request log; nor does a limit of 0', async (t) => {
     // Nothing there reads it, and kept it held up to 100,000 URLs of up to 16 KB each, requests refused for their
     // signature included: 1.6 GB anyone who reaches the emulator could fill in seconds.
