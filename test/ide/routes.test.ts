@@ -6,10 +6,12 @@ import { once } from 'node:events';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
 import { createIde } from '../../src/ide/index.ts';
+import { streamOnceFlushed } from '../../src/http/respond.ts';
 import { hsToken } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
@@ -188,6 +190,21 @@ test('a file beside the bundle that the manifest does not name (an older buildâ€
   const stale = await request(`http://127.0.0.1:${port}/graphql/ide/app-OLD.js`);
   assert.equal(stale.statusCode, 404);
   await stale.body.dump();
+});
+
+test('an asset whose file fails while it is sent is cut off, not ended as if whole', async (t) => {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' });
+    const source = new Readable({ read() {} });
+    streamOnceFlushed(source, res);
+    source.push('first part;');
+    setImmediate(() => source.destroy(new Error('EIO: the disk failed')));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  const response = await request(`http://127.0.0.1:${port}/graphql/ide/app.js`);
+  await assert.rejects(response.body.text(), 'the client sees the answer fail, not a complete one');
 });
 
 test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
