@@ -247,7 +247,9 @@ describe('HTTP hygiene', () => {
 
   it('answers /healthz to GET and HEAD, and 405 with an Allow header to anything else', async () => {
     const health = `${stack.gateway.origin}/healthz`;
-    assert.deepEqual((await send(health)).json, { status: 'ok' });
+    const ok = await send(health);
+    assert.deepEqual(ok.json, { status: 'ok' });
+    assert.equal(ok.headers.get('content-type'), 'application/json; charset=utf-8');
     const head = await send(health, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.text, '');
