@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
-import { after, before, test } from 'node:test';
+import { after, before, test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { createIde } from '../../src/ide/index.ts';
 import { streamOnceFlushed } from '../../src/http/respond.ts';
@@ -168,11 +168,11 @@ test('only the built files are servable: traversal, the manifest and unknown nam
   }
 });
 
-test('a file beside the bundle that the manifest does not name (an older build’s) is 404', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'ide-stale-'));
-  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js' } }));
-  await writeFile(join(dir, 'app-NEW.js'), 'new();');
-  await writeFile(join(dir, 'app-OLD.js'), 'old();');
+/**
+ * The origin of a server on loopback answering with an IDE whose assets are read from `dir` (404 for whatever
+ * the IDE does not handle); the server is stopped and `dir` removed when the test `t` ends.
+ */
+async function serveIdeFrom(t: TestContext, dir: string): Promise<string> {
   const ide = createIde({ assetDir: dir });
   const server = createServer((req, res) => {
     void ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
@@ -184,10 +184,18 @@ test('a file beside the bundle that the manifest does not name (an older build�
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await rm(dir, { recursive: true, force: true });
   });
-  const { port } = server.address() as AddressInfo;
-  const fresh = await request(`http://127.0.0.1:${port}/graphql/ide/app-NEW.js`);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+test('a file beside the bundle that the manifest does not name (an older build’s) is 404', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ide-stale-'));
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js' } }));
+  await writeFile(join(dir, 'app-NEW.js'), 'new();');
+  await writeFile(join(dir, 'app-OLD.js'), 'old();');
+  const origin = await serveIdeFrom(t, dir);
+  const fresh = await request(`${origin}/graphql/ide/app-NEW.js`);
   assert.deepEqual([fresh.statusCode, await fresh.body.text()], [200, 'new();']);
-  const stale = await request(`http://127.0.0.1:${port}/graphql/ide/app-OLD.js`);
+  const stale = await request(`${origin}/graphql/ide/app-OLD.js`);
   assert.equal(stale.statusCode, 404);
   await stale.body.dump();
 });
@@ -209,19 +217,8 @@ test('an asset whose file fails while it is sent is cut off, not ended as if who
 
 test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
   const empty = await mkdtemp(join(tmpdir(), 'ide-missing-'));
-  const ide = createIde({ assetDir: empty });
-  const server = createServer((req, res) => {
-    void ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
-      if (!handled) res.writeHead(404).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await rm(empty, { recursive: true, force: true });
-  });
-  const { port } = server.address() as AddressInfo;
-  const response = await request(`http://127.0.0.1:${port}/graphql`, { headers: { accept: 'text/html' } });
+  const origin = await serveIdeFrom(t, empty);
+  const response = await request(`${origin}/graphql`, { headers: { accept: 'text/html' } });
   assert.equal(response.statusCode, 503);
   assert.match(String(response.headers['content-type']), /^text\/html/);
   const html = await response.body.text();
