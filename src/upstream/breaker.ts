@@ -198,9 +198,4 @@ export class CallVerdicts {
     if (this.#owed !== undefined) this.#breaker.recordFailure('call', this.#owed);
     this.#owed = undefined;
   }
-
-  /** No permit: the circuit is not closed, so there is nothing left for an owed failure to open. */
-  refused(): void {
-    this.#owed = undefined;
-  }
 }

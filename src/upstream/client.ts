@@ -440,7 +440,7 @@ export class UpstreamClient {
       let response: UpstreamResponse;
       const permit = this.#breaker.tryAcquire();
       if (!permit) {
-        verdicts.refused();
+        // The call ends here, an owed failure unrecorded: the circuit is not closed, so it has nothing left to open.
         if (previousFailure) throw previousFailure();
         const waitMs = this.#breaker.retryInMs();
         throw this.#fail(
