@@ -7,7 +7,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { acceptsGraphQLAnswer, awaitsContinue, discardBody, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, awaitsContinue, discardBody, leftMidRequest, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { createIde, type Ide } from './ide/index.ts';
@@ -176,9 +176,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
-        if (req.destroyed && !req.complete) {
-          // The client left (or was cut off for being too slow) while its request was still arriving:
-          // nothing failed here, and nothing can be answered.
+        if (leftMidRequest(req)) {
           logger.debug('the client left before its request was complete', { error: messageOf(error) });
           return;
         }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { leftMidRequest } from '../http/request.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import type {
   UpstreamConnectToken,
@@ -74,8 +75,7 @@ export async function handleApiRequest(
     sendJson(res, result.status, result.body);
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
-    // The client left while its body was arriving: nothing failed here, and nothing can be answered.
-    if (req.destroyed && !req.complete) return;
+    if (leftMidRequest(req)) return;
     process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
     sendError(res, 500, 'internal server error');
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { leftMidRequest } from '../http/request.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, isDomainHint, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 
@@ -52,8 +53,7 @@ export async function handleConnectPage(
     return sendHtml(res, 405, errorPage('Method not allowed', 'Open this page in a browser.'));
   } catch (error) {
     if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message), error.headers);
-    // The browser left while the form was arriving: nothing failed here, and nothing can be answered.
-    if (req.destroyed && !req.complete) return;
+    if (leftMidRequest(req)) return;
     process.stderr.write(`Context.IO emulator: connect page error: ${(error as Error).stack ?? String(error)}\n`);
     return sendHtml(res, 500, errorPage('Something went wrong', 'The emulator could not complete this request.'));
   }

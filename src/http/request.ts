@@ -100,6 +100,14 @@ export function requestIdOf(req: IncomingMessage): string {
 }
 
 /**
+ * Whether the client went away (or was cut off for being too slow) while its request was still arriving: an
+ * error reading it is then no failure of the server's, and nothing can be answered.
+ */
+export function leftMidRequest(req: IncomingMessage): boolean {
+  return req.destroyed && !req.complete;
+}
+
+/**
  * Whether the client waits for `100 Continue` before it sends its body (`Expect: 100-continue`, as Node tests
  * it): curl does for bodies over 1 MiB. Node would send it at once; the gateway sends it only once it means to
  * read the body, so that a refused one (too large, no valid token) is never uploaded.
@@ -143,7 +151,7 @@ function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) 
   return new Promise((resolve, reject) => {
     // Its client gone before it all came (perhaps before these listeners: while its token was verified).
     const gone = () => reject(new Error('the connection closed before the request was complete'));
-    if (req.destroyed && !req.complete) return gone();
+    if (leftMidRequest(req)) return gone();
     req.on('close', () => {
       if (!req.complete) gone();
     });
