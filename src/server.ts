@@ -7,7 +7,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { acceptsGraphQLAnswer, awaitsContinue, discardBody, leftMidRequest, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, awaitsContinue, carriesOperation, discardBody, leftMidRequest, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { createIde, type Ide } from './ide/index.ts';
@@ -367,7 +367,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     if (unacceptable !== undefined) return refuse(415, unacceptable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
     // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
     // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
-    if (req.method === 'GET' && !url.searchParams.has('query') && !url.searchParams.has('extensions')) {
+    if (req.method === 'GET' && !carriesOperation(url)) {
       return refuse(
         400,
         'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',

@@ -99,6 +99,11 @@ export function requestIdOf(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
 }
 
+/** Whether a GET's query string carries an operation: its text (`?query=`), or a persisted query's hash (`?extensions=`). */
+export function carriesOperation(url: URL): boolean {
+  return url.searchParams.has('query') || url.searchParams.has('extensions');
+}
+
 /**
  * Whether the client went away (or was cut off for being too slow) while its request was still arriving: an
  * error reading it is then no failure of the server's, and nothing can be answered.

@@ -3,6 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { finished } from 'node:stream';
+import { carriesOperation } from '../http/request.ts';
 import { streamOnceFlushed } from '../http/respond.ts';
 import { projectRoot } from '../schema.ts';
 
@@ -221,8 +222,7 @@ export function createIde(options: IdeOptions = {}): Ide {
  * the Accept header says.
  */
 function wantsIde(req: IncomingMessage, url: URL): boolean {
-  if (url.searchParams.has('query') || url.searchParams.has('extensions')) return false;
-  return namesAcceptably(req.headers.accept, 'text/html');
+  return !carriesOperation(url) && namesAcceptably(req.headers.accept, 'text/html');
 }
 
 function acceptsGzip(req: IncomingMessage): boolean {
