@@ -8,6 +8,7 @@ import {
   errors as joseErrors,
   jwksCache,
   jwtVerify,
+  type JWK,
   type JWKSCacheInput,
   type JWTPayload,
   type JWTVerifyGetKey,
@@ -23,6 +24,7 @@ import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { shortened } from '../shortened.ts';
+import { failureReason } from '../failure-reason.ts';
 
 /** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
 export interface AuthSettings {
@@ -296,16 +298,34 @@ export async function keySetProblem(jwksUrl: string): Promise<string | undefined
   try {
     await remote.reload();
   } catch (error) {
-    // fetch's own failures are one TypeError, whose cause says why (refused, a name not found, TLS).
-    const cause: unknown = error instanceof TypeError ? error.cause : undefined;
-    const reason = cause instanceof Error ? `${(cause as { code?: string }).code ?? cause.name}: ${cause.message}` : error instanceof Error ? error.message : String(error);
-    return `it could not be fetched and read (${shortened(reason, 200)})`;
+    return `it could not be fetched and read (${shortened(failureReason(error), 200)})`;
   }
   const keys = remote.jwks()?.keys ?? [];
-  if (!keys.some((key) => key.kty === 'RSA' || key.kty === 'EC')) {
-    return `it holds no RSA or EC key (${keys.length} key${keys.length === 1 ? '' : 's'} of other types), and tokens are verified against those only`;
+  if (!keys.some(verifiesTokens)) {
+    return `it holds no key that verifies tokens, an EC key or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys)})`;
   }
   return undefined;
+}
+
+/** jose's floor for RS256 keys: it refuses to verify with a smaller modulus. */
+const MIN_RSA_BITS = 2048;
+
+/** Whether `key` is of a kind the gateway verifies tokens with (whether it imports is another matter). */
+function verifiesTokens(key: JWK): boolean {
+  return key.kty === 'EC' || (key.kty === 'RSA' && rsaModulusBits(key) >= MIN_RSA_BITS);
+}
+
+/** The bit length of an RSA key's modulus `n` (0 when it has none). */
+function rsaModulusBits(key: JWK): number {
+  const modulus = Buffer.from(typeof key.n === 'string' ? key.n : '', 'base64url');
+  const first = modulus.findIndex((byte) => byte !== 0);
+  return first === -1 ? 0 : (modulus.length - first - 1) * 8 + (32 - Math.clz32(modulus[first]!));
+}
+
+/** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */
+function describedKeys(keys: JWK[]): string {
+  const kinds = new Set(keys.map((key) => (key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : String(key.kty))));
+  return shortened([...kinds].join(', '), 200);
 }
 
 /** The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110). */
@@ -385,7 +405,7 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
     if (cause instanceof Object) reportedFailures.add(cause);
     logger.error('the JWKS could not be fetched or read', {
       requestId,
-      error: cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause),
+      error: failureReason(cause),
     });
   }
   return new GraphQLError('The token could not be verified right now; try again later', {

@@ -1,6 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { Agent, fetch } from 'undici';
+import { failureReason } from '../failure-reason.ts';
 
 /**
  * Where the emulator may POST a token's `source_callback_url` when its connect flow completes. Context.IO made
@@ -66,7 +67,7 @@ export class SourceCallbacks {
       // Said as what happened: undici's own words for it were "This operation was aborted".
       const cause = deadline.aborted
         ? `no answer within ${this.#timeoutMs / 1000} s`
-        : error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+        : failureReason(error);
       throw new Error(`source callback to ${url.host} failed: ${cause}`);
     }
     if (status >= 300) throw new Error(`source callback to ${url.host} answered ${status}${status < 400 ? ' (redirects are not followed)' : ''}`);

@@ -376,7 +376,7 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
 });
 
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
-  test('says nothing of a set holding an RSA or EC key, and why any other cannot be used', async () => {
+  test('says nothing of a set holding an EC key or an RSA key of 2048 bits or more, and why any other cannot be used', async () => {
     const rsa = await exportJWK((await generateKeyPair('RS256')).publicKey);
     const ec = await exportJWK((await generateKeyPair('ES256')).publicKey);
     const jwks = await startJwksServer([rsa]);
@@ -384,17 +384,23 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       assert.equal(await keySetProblem(jwks.url), undefined);
       jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }, ec]);
       assert.equal(await keySetProblem(jwks.url), undefined, 'an EC key is one');
+      const unusable = 'it holds no key that verifies tokens, an EC key or an RSA key of at least 2048 bits';
       jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }]);
-      assert.equal(await keySetProblem(jwks.url), 'it holds no RSA or EC key (1 key of other types), and tokens are verified against those only');
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: oct)`);
+      // jose refuses to verify with an RSA modulus under 2048 bits: such a set verifies nothing either.
+      jwks.setKeys([weakRsaJwk(), weakRsaJwk(), { kty: 'oct', k: 'c2VjcmV0' }]);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 1024 bits, oct)`);
+      jwks.setKeys([weakRsaJwk(), rsa]);
+      assert.equal(await keySetProblem(jwks.url), undefined, 'one usable key is enough');
       jwks.setFailing(true);
       assert.equal(await keySetProblem(jwks.url), 'it could not be fetched and read (Expected 200 OK from the JSON Web Key Set HTTP response)');
-      assert.equal(jwks.fetches, 4, 'each check fetched the set once');
+      assert.equal(jwks.fetches, 6, 'each check fetched the set once');
     } finally {
       await jwks.close();
     }
     const gone = await startJwksServer([]);
     await gone.close();
-    assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(ECONNREFUSED: /, 'a closed port');
+    assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/, 'a closed port: the reason, not "fetch failed"');
   });
 });
 
@@ -412,7 +418,10 @@ describe('an unreachable key set', () => {
       assert.match(response.headers.get('retry-after') ?? '', /^\d+$/);
       assert.deepEqual(codes(response), ['INTERNAL_SERVER_ERROR']);
       assert.deepEqual(stack.upstreamCalls(), []);
-      assert.ok(stack.logs.some((line) => line.includes('JWKS')));
+      // The reason, as the start-up check says it, not fetch's "TypeError: fetch failed".
+      const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+      assert.equal(logged.length, 1);
+      assert.match(String(JSON.parse(logged[0]!)['error']), /^connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
     } finally {
       await stack.close();
     }
