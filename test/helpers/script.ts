@@ -11,7 +11,7 @@ export interface RunningScript {
   child: ChildProcess;
   /** Everything it printed so far, stdout and stderr, line by line. */
   lines: string[];
-  /** Its exit code and signal, once it exits. */
+  /** Its exit code and signal, once it exited and all it printed is in `lines`. */
   exited: Promise<[code: number | null, signal: NodeJS.Signals | null]>;
   /** The first line matching `pattern`, printed already or later; rejects if the process exits first. */
   waitForLine(pattern: RegExp): Promise<RegExpExecArray>;
@@ -34,7 +34,8 @@ export function runScript(script: string, env: Record<string, string>, preload: 
       for (const listener of listeners) listener(line);
     });
   }
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes (Node's docs).
+  const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   // However a test ends (an assertion failing before it stops the process, a timeout), the process cannot
   // outlive it for long: a live child would keep the test file, and so the suite, from ending.
   const reaper = setTimeout(() => child.kill('SIGKILL'), SCRIPT_LIFETIME_MS);
