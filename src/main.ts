@@ -8,6 +8,7 @@ import { describeListenFailure } from './listen-errors.ts';
 import { createLogger, messageOf, stderrLines } from './logger.ts';
 import { startGateway } from './server.ts';
 import { unknownSettings } from './settings.ts';
+import { exitOnceSaved, StopSignals } from './stop-signals.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -67,23 +68,7 @@ async function main(): Promise<void> {
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
-  let stopping: { signal: string; at: number; repeatIgnored: boolean } | undefined;
   const stop = async (signal: string) => {
-    if (stopping !== undefined) {
-      // The same signal once more at once is the same request to stop: a terminal's Ctrl-C or a supervisor
-      // signalling the process group reaches the gateway directly and again through npm, which passes it on.
-      if (signal === stopping.signal && !stopping.repeatIgnored && performance.now() - stopping.at < REPEAT_SIGNAL_MS) {
-        stopping.repeatIgnored = true;
-        logger.info('the same signal again (npm passes it on): send it once more to stop at once', { signal });
-        return;
-      }
-      // A second Ctrl-C (or SIGTERM) later is an operator who will not wait for the grace period. The embedded
-      // emulator's last change is still written (it saves each change as it is made).
-      logger.warn('second signal during shutdown: exiting without waiting for operations in flight', { signal });
-      void (emulator?.store.flush() ?? Promise.resolve()).catch(() => undefined).finally(() => process.exit(1));
-      return;
-    }
-    stopping = { signal, at: performance.now(), repeatIgnored: false };
     logger.info('shutting down', { signal });
     let failed = false;
     for (const [part, close] of [['gateway', () => gateway.close()], ['emulator', () => emulator?.close()]] as const) {
@@ -99,8 +84,16 @@ async function main(): Promise<void> {
     logger.info('stopped', { exitCode });
     process.exit(exitCode);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  new StopSignals().listen({
+    stop: (signal) => void stop(signal),
+    repeat: (signal) => logger.info('the same signal again (npm passes it on): send it once more to stop at once', { signal }),
+    force: (signal) => {
+      // An operator who will not wait for the grace period. The embedded emulator's last change is still
+      // written (it saves each change as it is made), unless its save hangs.
+      logger.warn('second signal during shutdown: exiting without waiting for operations in flight', { signal });
+      exitOnceSaved(emulator?.store.flush() ?? Promise.resolve(), 1);
+    },
+  });
   // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
   // outright, without closing the gateway or saving the emulator's data file.
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
@@ -136,8 +129,6 @@ function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record
   };
 }
 
-/** Signals closer together than this are one: see `stop`. */
-const REPEAT_SIGNAL_MS = 1_000;
 
 function failToStart(reason: string): never {
   // After the log lines that led here, which are held until the turn ends (on a busy gateway, up to 20 ms).

@@ -3,10 +3,12 @@ import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../listen-errors.ts';
 import { messageOf } from '../logger.ts';
 import { unknownSettings } from '../settings.ts';
+import { exitOnceSaved, StopSignals } from '../stop-signals.ts';
 
 /**
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
- * emulator table). Prints one line on start; SIGINT/SIGTERM persist and exit 0.
+ * emulator table). Prints one line on start; SIGINT/SIGTERM persist and exit 0 (a second one, while a save
+ * hangs, exits 1 without it).
  */
 
 function fail(message: string): never {
@@ -33,17 +35,20 @@ async function main(): Promise<void> {
     fail(listen === undefined ? messageOf(error) : `Context.IO emulator: ${listen}`);
   }
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    emulator.close().then(
-      () => process.exit(0),
-      (error: Error) => fail(`Context.IO emulator: error while closing: ${error.message}`),
-    );
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  new StopSignals().listen({
+    stop: () =>
+      emulator.close().then(
+        () => process.exit(0),
+        (error: Error) => fail(`Context.IO emulator: error while closing: ${error.message}`),
+      ),
+    repeat: () => undefined,
+    // Closing waits for the data file's last save (and the answers waiting on it): a disk that hangs would
+    // otherwise hold the emulator until it is killed, with no word of why.
+    force: () => {
+      process.stderr.write('Context.IO emulator: second signal while closing: exiting now (a save under way gets 2 s at most)\n');
+      exitOnceSaved(emulator.store.flush(), 1);
+    },
+  });
   // Only now: a signal sent on seeing this line before the handlers were installed would kill the
   // emulator outright, without saving EMULATOR_DATA_FILE.
   const shownSecret = consumerSecret === DEFAULT_CONSUMER_SECRET ? DEFAULT_CONSUMER_SECRET : '(hidden)';

@@ -1,16 +1,17 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { api } from './helpers.ts';
 
 /** `npm run emulator` without its build step, printing its one line. */
 const LISTENING = /listening at /;
-const runCli = (env: Record<string, string>) => runScript('src/emulator/cli.ts', { EMULATOR_PORT: '0', ...env });
+const runCli = (env: Record<string, string>, preload: string[] = []) => runScript('src/emulator/cli.ts', { EMULATOR_PORT: '0', ...env }, preload);
 
 describe('npm run emulator', () => {
   test('prints one line with its URL and key, never a custom secret, serves signed requests and, signalled on that line, saves its data file and exits 0', async () => {
@@ -43,6 +44,27 @@ describe('npm run emulator', () => {
       assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
     } finally {
       for (const run of runs) run.child.kill('SIGKILL'); // after a failed assertion; a no-op once exited
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('signalled again while its closing save hangs (a disk that hangs), exits 1 at once instead of never', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
+    const preload = [new URL('./fixtures/hang-saves-after-first.mjs', import.meta.url).href];
+    const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: join(dir, 'state.json') }, preload);
+    try {
+      const { input: line } = await run.waitForLine(LISTENING);
+      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(line)![1]);
+      run.child.kill('SIGTERM');
+      // Closing began: the port no longer takes connections, and the save on closing hangs.
+      await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
+      run.child.kill('SIGINT');
+      // Without the second signal's forced exit this never ends: the process waits on the save for ever.
+      const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
+      assert.deepEqual(await Promise.race([run.exited, hung]), [1, null], run.lines.join('\n'));
+      assert.deepEqual(run.lines.slice(1), ['Context.IO emulator: second signal while closing: exiting now (a save under way gets 2 s at most)']);
+    } finally {
+      run.child.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -107,3 +129,15 @@ describe('npm run emulator', () => {
     }
   });
 });
+
+/** Whether a connection to `port` on loopback is taken. */
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}

@@ -27,17 +27,11 @@ async function startMain(env: Record<string, string>, preload: string[] = []): P
   return { lines: run.lines, pid: run.child.pid!, url: url!, stop: stopper(run) };
 }
 
-/**
- * Stops a started `src/main.ts` with `signal` and resolves to its exit code after its stdout and stderr
- * have closed: 'exit' may come before the last lines are read, and a test asserting on the shutdown line
- * or on the absence of a line must see all of them.
- */
+/** Stops a started `src/main.ts` with `signal` and resolves to its exit code once all it printed is read. */
 function stopper(run: RunningScript): (signal?: NodeJS.Signals) => Promise<number | null> {
-  const closed = once(run.child, 'close');
   return async (signal = 'SIGTERM') => {
     run.child.kill(signal);
     const [code] = await run.exited;
-    await closed;
     return code;
   };
 }
@@ -313,6 +307,30 @@ describe('npm start', () => {
       assert.deepEqual(forced.map((entry) => ({ level: entry['level'], signal: entry['signal'] })), [{ level: 'warn', signal: 'SIGINT' }]);
       assert.equal(await inFlight, 'connection closed');
     });
+  });
+
+  it('on a second signal while the embedded emulator’s save hangs (a disk that hangs), exits 1 instead of waiting on it for ever', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    const preload = [new URL('../emulator/fixtures/hang-saves-after-first.mjs', import.meta.url).href];
+    const started = await startMain({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: join(dir, 'state.json'), SHUTDOWN_DRAIN_MS: '0' }, preload);
+    try {
+      // A change whose save hangs (its answer waits on it, so it is not awaited).
+      void query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }').catch(() => undefined);
+      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { ...IN_MAIN, what: 'the save to begin' });
+      started.stop('SIGTERM').catch(() => undefined);
+      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
+      // Without a bound on the wait for the save, this never ends.
+      const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
+      assert.equal(await Promise.race([started.stop('SIGINT'), hung]), 1, started.lines.join('\n'));
+      assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown')).length, 1);
+    } finally {
+      try {
+        process.kill(started.pid, 'SIGKILL'); // after a failed assertion
+      } catch {
+        // It exited.
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes a signal repeated within a second (the process group signalled: directly and again through npm) as one, and shuts down gracefully', async () => {

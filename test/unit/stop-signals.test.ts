@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { REPEAT_SIGNAL_MS, StopSignals } from '../../src/stop-signals.ts';
+
+/** A `StopSignals` on a clock the test moves: `at(ms)` sets it. */
+function onClock(): { signals: StopSignals; at: (ms: number) => void } {
+  let now = 1_000;
+  return { signals: new StopSignals(() => now), at: (ms) => (now = 1_000 + ms) };
+}
+
+describe('StopSignals', () => {
+  it('takes the first signal for a stop, the same one again within a second for the same request once, and any later one as forcing', () => {
+    const { signals, at } = onClock();
+    assert.equal(signals.read('SIGINT'), 'stop');
+    at(REPEAT_SIGNAL_MS - 1);
+    assert.equal(signals.read('SIGINT'), 'repeat', 'npm passing the terminal’s Ctrl-C on');
+    assert.equal(signals.read('SIGINT'), 'force', 'a repeat is taken once');
+  });
+
+  it('forces on the same signal a second or more after the first, and on another signal at once', () => {
+    const late = onClock();
+    late.signals.read('SIGTERM');
+    late.at(REPEAT_SIGNAL_MS);
+    assert.equal(late.signals.read('SIGTERM'), 'force');
+
+    const other = onClock();
+    other.signals.read('SIGTERM');
+    assert.equal(other.signals.read('SIGINT'), 'force');
+  });
+});
