@@ -34,8 +34,12 @@ const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? 
   },
 };
 
-/** GraphiQL's name for its schema request (its `introspectionQueryName` default). */
-const INTROSPECTION_QUERY_NAME = 'IntrospectionQuery';
+/**
+ * The name GraphiQL gives its schema request, by which the fetcher tells it from a person's operations. Not its
+ * default, `IntrospectionQuery`: that is also the name of graphql-js's introspection query, which people paste
+ * in and run, and whose answer would then have been taken for the schema request's.
+ */
+const INTROSPECTION_QUERY_NAME = 'IdeSchema';
 /** Whether the last schema request was refused for want of a token (401), not for another reason. */
 let schemaNeedsToken = false;
 /** The headers the last schema request and the last operation were sent with: the schema is asked for again only with new ones. */
@@ -136,6 +140,7 @@ function SchemaAfterToken(): null {
 createRoot(document.getElementById('graphiql')!).render(
   <GraphiQL
     fetcher={fetcher}
+    introspectionQueryName={INTROSPECTION_QUERY_NAME}
     {...(config.introspection ? {} : { schema: null })}
     storage={storage}
     defaultQuery={config.defaultQuery}
