@@ -76,15 +76,24 @@ function runsOf(value: string, length: number): string[] {
   return Array.from({ length: value.length - length + 1 }, (_, i) => value.slice(i, i + length));
 }
 
-/** `text` with its escapes undone until none is left (at most three rounds: double encoding, and one more). */
+/**
+ * `text` with its escapes undone until none is left (at most three rounds: double encoding, and one more), and
+ * without NUL characters: a body in UTF-16 (a charset some servers write their pages in), read as UTF-8, holds
+ * each ASCII character beside a NUL, which would otherwise keep every run of a credential from matching.
+ */
 function fullyDecoded(text: string): string {
-  let current = text;
+  let current = withoutNuls(text);
   for (let round = 0; round < 3; round++) {
-    const next = percentDecoded(unescaped(current));
+    const next = withoutNuls(percentDecoded(unescaped(current)));
     if (next === current) break;
     current = next;
   }
   return current;
+}
+
+/** `text` without its NUL characters. */
+function withoutNuls(text: string): string {
+  return text.replaceAll('\u0000', '');
 }
 
 /** `text` with HTML character references, `\uXXXX`, `\u{…}` and `\xNN` escapes, and `\"`, `\\`, `\/`, undone. */

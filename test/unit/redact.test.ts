@@ -32,6 +32,10 @@ describe('the logged excerpt of an upstream error body', () => {
     ['as a list of bytes', [...Buffer.from(secret)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')],
     ['in upper case', secret.toUpperCase()],
     ['less its last character', secret.slice(0, -1)],
+    // A body in UTF-16 (a charset some servers write their error pages in), read as the UTF-8 it is taken for.
+    ['in UTF-16, little-endian', Buffer.from(secret, 'utf16le').toString('utf8')],
+    ['in UTF-16, big-endian', Buffer.from(secret, 'utf16le').swap16().toString('utf8')],
+    ['in UTF-16, JSON-escaped', JSON.stringify(Buffer.from(secret, 'utf16le').toString('utf8'))],
   ];
   for (const [name, form] of encodings) {
     it(`is not shown when it quotes the secret ${name}`, () => {
@@ -44,6 +48,7 @@ describe('the logged excerpt of an upstream error body', () => {
     ['with HTML entities', signature.replace(/[+/=]/g, (c) => `&#${c.charCodeAt(0)};`)],
     ['in the whole header, base64', Buffer.from(authorization).toString('base64')],
     ['decoded, in hex', Buffer.from(signature).toString('hex')],
+    ['in a UTF-16 body', Buffer.from(`oauth signature ${signature}`, 'utf16le').toString('utf8')],
   ] as const) {
     it(`is not shown when it quotes the request's signature ${name}`, () => {
       assert.equal(shown(`<p>${form}</p>`), WITHHELD);
