@@ -15,6 +15,12 @@ import { buildSchema } from './schema.ts';
  * and the rules by which an error reaches a caller (its code, its wording, masked when unexpected) and the log.
  */
 
+/** The answer for a document the parser could not read for its nesting (`parserOutOfStack`): no setting governs it. */
+const NESTED_TOO_DEEPLY: GraphQLFormattedError = {
+  message: 'The operation is too complex: it is nested too deeply to be read (its lists, objects or selections).',
+  extensions: { code: ErrorCode.QUERY_TOO_COMPLEX },
+};
+
 /** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
 const MAX_MESSAGE_LENGTH = 1_000;
 
@@ -42,13 +48,27 @@ function publicCode(error: unknown): string | undefined {
   if (own !== undefined) return own;
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
-  if (code === 'GRAPHQL_PARSE_FAILED' && isTokenLimitError(error.message)) return ErrorCode.QUERY_TOO_COMPLEX;
+  if (code === 'GRAPHQL_PARSE_FAILED' && (isTokenLimitError(error.message) || parserOutOfStack(error))) return ErrorCode.QUERY_TOO_COMPLEX;
   // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
   if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
   const status = (error.extensions['http'] as { status?: unknown } | undefined)?.status;
   if (code === undefined && typeof status === 'number' && status >= 400 && status < 500) return HttpRefusalCode.BAD_REQUEST;
   return undefined;
+}
+
+/**
+ * Whether graphql-js's parser ran out of stack: it reads nested lists, objects and selections recursively, and
+ * a document nested a few thousand levels deep (well within `MAX_QUERY_TOKENS`' maximum) overflows it before
+ * its token count reaches the limit. Apollo wraps the RangeError in a GraphQLError, then in its SyntaxError.
+ */
+function parserOutOfStack(error: GraphQLError): boolean {
+  let cause: unknown = error.originalError;
+  for (let depth = 0; depth < 3 && cause instanceof Error; depth++) {
+    if (cause instanceof RangeError) return true;
+    cause = (cause as { originalError?: unknown }).originalError;
+  }
+  return false;
 }
 
 /** The setting whose limit an error with this public code reports (`extensions.limit`), for the operation's log line. */
@@ -154,7 +174,9 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
           },
         };
       }
-      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') return tokenLimitRefusal(limits.maxTokens);
+      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
+        return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
+      }
       const shown = withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
       // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
       return shown.message.length > MAX_MESSAGE_LENGTH

@@ -80,6 +80,32 @@ describe('operation limits', () => {
     assert.deepEqual(codes(commented), [], 'comments do not count');
   });
 
+  it('refuses a document nested too deeply for the parser (which reads nesting recursively) as too complex, not as a stack overflow', async () => {
+    const nested = (depth: number, open: string, close: string, inner: string) => `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
+    const documents = [
+      `{ account(id: ${nested(20_000, '[', ']', '1')}) { id } }`,
+      `{ account(id: ${nested(20_000, '{a:', '}', '1')}) { id } }`,
+      `{ ${nested(20_000, 'a {', '}', 'b')} }`,
+    ];
+    // With the most tokens the setting allows, so that the parser's stack, not the token count, runs out first.
+    const roomy = await startStack({ gateway: { operationLimits: { maxTokens: 1_000_000 } } });
+    try {
+      for (const document of documents) {
+        const res = await roomy.gql(document);
+        assert.equal(res.status, 400);
+        assert.deepEqual(res.body.errors, [
+          {
+            message: 'The operation is too complex: it is nested too deeply to be read (its lists, objects or selections).',
+            extensions: { code: 'QUERY_TOO_COMPLEX' },
+          },
+        ]);
+      }
+      assert.deepEqual(roomy.upstreamCalls(), []);
+    } finally {
+      await roomy.close();
+    }
+  });
+
   it('counts aliases inside fragments each time the fragment is spread', async () => {
     const many = Array.from({ length: 60 }, (_, i) => `f${i}: id`).join(' ');
     const query = `{ a: account(id: "x") { ...Many } b: account(id: "y") { ...Many } } fragment Many on Account { ${many} }`;
