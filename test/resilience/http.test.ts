@@ -211,6 +211,13 @@ describe('HTTP hygiene', () => {
     // sending queries over GET with its token (urql, for one) needs no other header, in open mode too.
     const withToken = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { accept: 'application/json', authorization: 'Bearer any-token' } });
     assert.deepEqual(withToken.json, { data: { __typename: 'Query' } });
+    // The scheme alone too: what a frontend sends before it has a token (`Bearer ${getToken()}` of nothing) is
+    // no more a header a browser adds by itself. Basic credentials are: a cached password goes with any request.
+    const sendWith = (authorization: string) => send(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`, { headers: { accept: 'application/json', authorization } });
+    for (const scheme of ['Bearer', 'bearer ']) assert.deepEqual((await sendWith(scheme)).json, { data: { __typename: 'Query' } }, scheme);
+    const basic = await sendWith('Basic dXNlcjpwYXNz');
+    assert.equal(basic.status, 400);
+    assert.match(firstError(basic)!.message, /Cross-Site Request Forgery/);
     // The media type follows Accept: a cache must not hand a client the answer made for another's.
     assert.match(query.headers.get('vary') ?? '', /\bAccept\b/);
     // Nor keep one caller's answer for anyone (a proxy may have turned a cookie into the Bearer header), the
