@@ -47,7 +47,7 @@ const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
 /** Short enough for the editor's width beside the docs panel. */
 const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
 /** With introspection off the docs panel stays empty ("No GraphQL schema available"): not pointed at, then. */
-const DOCS_HINT = { on: 'Docs: the panel on the left.', off: 'No docs: introspection off.' };
+const DOCS_HINT = { on: 'Docs: the panel on the left.', afterToken: 'Docs: on the left, once a query ran.', off: 'No docs: introspection off.' };
 
 export interface IdeOptions {
   /** Where operations go, as the browser sees it. */
@@ -105,7 +105,8 @@ export function createIde(options: IdeOptions = {}): Ide {
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
   const tokenRequired = options.tokenRequired ?? true;
   const introspection = options.introspection ?? true;
-  const defaultQuery = DEFAULT_QUERY.replace('{{docs}}', introspection ? DOCS_HINT.on : DOCS_HINT.off).replace(
+  const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
+  const defaultQuery = DEFAULT_QUERY.replace('{{docs}}', docsHint).replace(
     '{{token}}',
     tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open,
   );
@@ -140,6 +141,7 @@ export function createIde(options: IdeOptions = {}): Ide {
       defaultQuery,
       defaultHeaders,
       introspection,
+      tokenRequired,
     };
     sendHtml(
       res,

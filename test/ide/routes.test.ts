@@ -62,9 +62,9 @@ async function appScriptPath(): Promise<string> {
 }
 
 /** The configuration the IDE page hands its script. */
-function ideConfigOf(html: string): { defaultHeaders: string; defaultQuery: string } {
+function ideConfigOf(html: string): { defaultHeaders: string; defaultQuery: string; tokenRequired: boolean } {
   const json = /<script id="ide-config" type="application\/json">([^<]*)<\/script>/.exec(html)![1]!;
-  return JSON.parse(json) as { defaultHeaders: string; defaultQuery: string };
+  return JSON.parse(json) as { defaultHeaders: string; defaultQuery: string; tokenRequired: boolean };
 }
 
 test('with authentication off, the IDE opens with no Authorization header and says no token is needed', async () => {
@@ -94,6 +94,18 @@ test('with authentication on, the IDE opens with an Authorization header to fill
     const queryless = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: 'application/json', authorization: `Bearer ${token}` } });
     assert.equal(queryless.statusCode, 400);
     assert.match(await queryless.body.text(), /GET \/graphql needs a query/);
+  } finally {
+    await secured.close();
+  }
+});
+
+test('with authentication and introspection on, the IDE says the docs come once a query has run (with the token)', async () => {
+  const secured = await startStack({ gateway: { auth: { jwtSecret: 'ide-test-secret-of-at-least-32-bytes!!' }, introspection: true } });
+  try {
+    const response = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: BROWSER_ACCEPT } });
+    const config = ideConfigOf(await response.body.text());
+    assert.match(config.defaultQuery, /Docs: on the left, once a query ran\./);
+    assert.equal(config.tokenRequired, true, 'the page asks for the schema only once a token was taken');
   } finally {
     await secured.close();
   }

@@ -6,7 +6,7 @@
 import { GraphiQL } from 'graphiql';
 import { useGraphiQL, useGraphiQLActions } from '@graphiql/react';
 import type { Fetcher, Storage } from '@graphiql/toolkit';
-import { useEffect, useRef } from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './ide.css';
@@ -20,6 +20,8 @@ interface IdeConfig {
   defaultHeaders: string;
   /** Whether the gateway answers introspection: when not, no schema is asked for. */
   introspection: boolean;
+  /** Whether every request needs a token: the schema is then asked for once one has been taken. */
+  tokenRequired: boolean;
 }
 
 const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? '{}') as IdeConfig;
@@ -45,6 +47,8 @@ let schemaNeedsToken = false;
 /** The headers the last schema request and the last operation were sent with: the schema is asked for again only with new ones. */
 let schemaHeaders = '';
 let operationHeaders = '';
+/** The HTTP status of the last operation a person ran (not the schema request): 401 while their token is missing or wrong. */
+let operationStatus: number | undefined;
 
 /**
  * Plain fetch rather than @graphiql/toolkit's fetcher: the gateway has no subscriptions or incremental
@@ -63,6 +67,7 @@ const fetcher: Fetcher = async (params, options) => {
     schemaHeaders = headers;
   } else {
     operationHeaders = headers;
+    operationStatus = response.status;
   }
   const text = await response.text();
   try {
@@ -118,40 +123,53 @@ for (const key of ownKeys()) {
 }
 
 /**
- * GraphiQL asks for the schema (the docs panel) once, as the page opens: with authentication on, before anyone
- * has typed a token in, so it is refused (401). Once an operation has run since (with the token, presumably),
- * it is asked for again, with the headers now in the editor; not again with the same headers (a wrong token
- * stays wrong). With introspection off, it is never asked for (`schema={null}` below): the refusal would
- * stand whatever the token, and GraphiQL shows a refused schema request in the result pane, over the
- * operation's answer.
+ * When the schema (the docs panel) is asked for. With introspection off, never (`schema={null}`): the refusal
+ * would stand whatever the token, and GraphiQL shows a refused schema request in the result pane. With
+ * authentication on, not as the page opens, before anyone has typed a token in (the refusal, a 401, filled the
+ * result pane as the page opened), but once an operation has run with a token the gateway took (any answer but
+ * a 401), with the headers then in the editor: `schema` goes from null to unset, and GraphiQL asks. Should that
+ * request be refused for want of a token all the same (the token expired meanwhile), it is asked for again
+ * after an operation with other headers; not again with the same (a wrong token stays wrong).
  */
-function SchemaAfterToken(): null {
+function SchemaAfterToken({ wanted, want }: { wanted: boolean; want: () => void }): null {
   const isFetching = useGraphiQL((state) => state.isFetching);
   const schemaMissing = useGraphiQL((state) => !state.schema && state.fetchError !== null && !state.isIntrospecting);
   const { introspect } = useGraphiQLActions();
   const wasFetching = useRef(false);
   useEffect(() => {
-    if (wasFetching.current && !isFetching && schemaMissing && schemaNeedsToken && operationHeaders !== schemaHeaders) void introspect();
+    const operationEnded = wasFetching.current && !isFetching;
     wasFetching.current = isFetching;
-  }, [isFetching, schemaMissing, introspect]);
+    if (!operationEnded || !config.introspection) return;
+    if (!wanted) {
+      if (operationStatus !== undefined && operationStatus !== 401) want();
+    } else if (schemaMissing && schemaNeedsToken && operationHeaders !== schemaHeaders) {
+      void introspect();
+    }
+  }, [isFetching, schemaMissing, introspect, wanted, want]);
   return null;
 }
 
-createRoot(document.getElementById('graphiql')!).render(
-  <GraphiQL
-    fetcher={fetcher}
-    introspectionQueryName={INTROSPECTION_QUERY_NAME}
-    {...(config.introspection ? {} : { schema: null })}
-    storage={storage}
-    defaultQuery={config.defaultQuery}
-    defaultHeaders={config.defaultHeaders}
-    isHeadersEditorEnabled
-    shouldPersistHeaders={false}
-    defaultEditorToolsVisibility="headers"
-    visiblePlugin="Documentation Explorer"
-  >
-    <GraphiQL.Footer>
-      <SchemaAfterToken />
-    </GraphiQL.Footer>
-  </GraphiQL>,
-);
+function Ide() {
+  const [schemaWanted, setSchemaWanted] = useState(config.introspection && !config.tokenRequired);
+  const want = useCallback(() => setSchemaWanted(true), []);
+  return (
+    <GraphiQL
+      fetcher={fetcher}
+      introspectionQueryName={INTROSPECTION_QUERY_NAME}
+      {...(schemaWanted ? {} : { schema: null })}
+      storage={storage}
+      defaultQuery={config.defaultQuery}
+      defaultHeaders={config.defaultHeaders}
+      isHeadersEditorEnabled
+      shouldPersistHeaders={false}
+      defaultEditorToolsVisibility="headers"
+      visiblePlugin="Documentation Explorer"
+    >
+      <GraphiQL.Footer>
+        <SchemaAfterToken wanted={schemaWanted} want={want} />
+      </GraphiQL.Footer>
+    </GraphiQL>
+  );
+}
+
+createRoot(document.getElementById('graphiql')!).render(<Ide />);
