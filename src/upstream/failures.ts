@@ -1,3 +1,4 @@
+import { AssertionError } from 'node:assert';
 import { closeSync, openSync } from 'node:fs';
 import { devNull } from 'node:os';
 import { errors } from 'undici';
@@ -84,7 +85,11 @@ export function isOutOfFileDescriptors(code: string | undefined): boolean {
   }
 }
 
-/** An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large headers. */
+/**
+ * An answer that came but was not HTTP undici could read: llhttp's parse errors (some without a code), too-large
+ * headers, and what undici refuses by an assertion of its own while reading an answer (a status under 100,
+ * which llhttp lets through).
+ */
 export function isBrokenHttp(error: unknown, code: string | undefined): boolean {
-  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW';
+  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW' || error instanceof AssertionError;
 }
