@@ -324,7 +324,7 @@ function rsaModulusBits(key: JWK): number {
 
 /** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */
 function describedKeys(keys: JWK[]): string {
-  const kinds = new Set(keys.map((key) => (key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : String(key.kty))));
+  const kinds = new Set(keys.map((key) => (key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : (key.kty ?? 'no type'))));
   return shortened([...kinds].join(', '), 200);
 }
 
