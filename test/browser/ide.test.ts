@@ -244,3 +244,41 @@ browserTest('variables typed into the IDE come back after a reload as they were 
   assert.match(variables, /\{ "first": 2 \}/);
   assert.ok((await page.locator('.graphiql-tab').count()) <= 1, 'no second tab for the same query and variables');
 });
+
+browserTest('with the gateway gone, or a header fetch refuses, the result pane says what happened, not a stack trace', async (_context, page) => {
+  // fetch's own TypeError ("Failed to fetch") reached GraphiQL, which showed it with the minified bundle's
+  // stack: twenty lines of `at lTi (…/graphql/ide/app-….js:1150:79310)`.
+  const doomed = await startStack({ emulator: { seed: 'demo' } });
+  let closed = false;
+  try {
+    await page.goto(doomed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+
+    // A token pasted with a typographic quote in it: no such header can be sent.
+    await page.getByRole('button', { name: /Headers/ }).click();
+    await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.insertText('{ "Authorization": "Bearer “abc”" }');
+    await page.keyboard.press('Shift+ControlOrMeta+End');
+    await page.keyboard.press('Delete');
+    await page.locator('.graphiql-execute-button').click();
+    const result = page.locator('.graphiql-response');
+    await result.getByText('Request not sent').first().waitFor();
+    assert.doesNotMatch(await result.innerText(), /"stack"|\.js:\d+/);
+
+    await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').click();
+    await page.keyboard.press('ControlOrMeta+A');
+    await page.keyboard.press('Delete');
+    await doomed.close();
+    closed = true;
+    await page.locator('.graphiql-execute-button').click();
+    await result.getByText('No answer from the gateway').first().waitFor();
+    const shown = (await result.innerText()).replace(/\s+/g, '');
+    assert.ok(shown.includes(doomed.gateway.url.replace(/\s+/g, '')), 'the message names the endpoint it could not reach');
+    assert.doesNotMatch(shown, /"stack"|\.js:\d+/);
+  } finally {
+    if (!closed) await doomed.close();
+  }
+});

@@ -55,12 +55,26 @@ let operationStatus: number | undefined;
  * delivery, and the headers typed in the headers editor (e.g. `Authorization: Bearer …`) are sent as they are.
  */
 const fetcher: Fetcher = async (params, options) => {
-  const response = await fetch(config.endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...options?.headers },
-    body: JSON.stringify(params),
-    credentials: 'same-origin',
-  });
+  // The headers are checked before anything is sent: a name or value fetch refuses (a token pasted with a
+  // typographic quote or ellipsis in it, a space in a name) made fetch throw, and GraphiQL showed its
+  // TypeError with the bundle's stack.
+  let requestHeaders: Headers;
+  try {
+    requestHeaders = new Headers({ 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...options?.headers });
+  } catch (error) {
+    return failure(`Request not sent: a header in the Headers editor is not one HTTP allows (${messageOf(error)}).`);
+  }
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(config.endpoint, { method: 'POST', headers: requestHeaders, body: JSON.stringify(params), credentials: 'same-origin' });
+    text = await response.text();
+  } catch (error) {
+    // The gateway stopped, or the network is down: fetch's bare "Failed to fetch", with the minified bundle's
+    // stack trace, was all the result pane showed.
+    const endpoint = new URL(config.endpoint, document.baseURI).href;
+    return failure(`No answer from the gateway at ${endpoint} (${messageOf(error)}): is it running and reachable? Run the operation again once it is.`);
+  }
   const headers = JSON.stringify(options?.headers ?? {});
   if (params.operationName === INTROSPECTION_QUERY_NAME) {
     schemaNeedsToken = response.status === 401;
@@ -69,14 +83,22 @@ const fetcher: Fetcher = async (params, options) => {
     operationHeaders = headers;
     operationStatus = response.status;
   }
-  const text = await response.text();
   try {
     return JSON.parse(text) as Awaited<ReturnType<Fetcher>>;
   } catch {
     // A proxy's HTML error page or an empty body: show what came back instead of a bare JSON parse error.
-    return { errors: [{ message: `HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}` }] } as never;
+    return failure(`HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}`);
   }
 };
+
+/** An answer the page makes up when the gateway's could not be had: a GraphQL error, as the result pane shows them. */
+function failure(message: string): Awaited<ReturnType<Fetcher>> {
+  return { errors: [{ message }] } as never;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 /**
  * GraphiQL's storage (localStorage, its keys prefixed `graphiql:`), except that no request headers are ever
