@@ -282,3 +282,27 @@ browserTest('with the gateway gone, or a header fetch refuses, the result pane s
     if (!closed) await doomed.close();
   }
 });
+
+browserTest('the docs panel opens at a first visit in a wide window, stays closed once closed, and leaves a narrow window to the editors', async (_context, page) => {
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-container').waitFor();
+  const docs = page.locator('.graphiql-doc-explorer');
+  await docs.getByText('Query', { exact: true }).first().waitFor();
+  // Closed, it came back at every reload: GraphiQL stores a closed panel as none, which the page's default overrode.
+  await page.getByRole('button', { name: /Documentation Explorer/i }).click();
+  await docs.waitFor({ state: 'detached' });
+  await page.reload();
+  await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
+  await page.locator('.graphiql-execute-button').waitFor();
+  assert.equal(await docs.count(), 0, 'the docs panel stays closed after a reload');
+
+  // A first visit in a phone's width: the panel's 200 pixels pushed the editors and the run button out of the window.
+  await page.evaluate('localStorage.clear()');
+  await page.setViewportSize({ width: 400, height: 800 });
+  await page.reload();
+  await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
+  const button = (await page.locator('.graphiql-execute-button').boundingBox())!;
+  assert.ok(button.x + button.width <= 400, `the run button is in the window (its right edge at ${button.x + button.width})`);
+  assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 400, 'nothing wider than the window');
+  assert.equal(await docs.count(), 0);
+});

@@ -138,6 +138,15 @@ function withoutHeaders(value: string): string {
   }
 }
 
+/**
+ * The docs panel opens by itself at a person's first visit only (nothing of GraphiQL's stored yet), and only in a
+ * window wide enough for it beside the editors. Given at every visit, it came back at each reload after being
+ * closed (GraphiQL stores a closed panel as no panel, which the prop then overrides); and in a narrow window
+ * (a phone's, a split screen) its 200 pixels at least pushed the editors and the run button out of sight.
+ */
+const DOCS_PANEL_MIN_WINDOW_WIDTH = 768;
+const openDocsPanel = ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
+
 // Headers an earlier version of this page let GraphiQL store are removed on the next visit.
 for (const key of ownKeys()) {
   const value = localStorage.getItem(key);
@@ -185,7 +194,7 @@ function Ide() {
       isHeadersEditorEnabled
       shouldPersistHeaders={false}
       defaultEditorToolsVisibility="headers"
-      visiblePlugin="Documentation Explorer"
+      {...(openDocsPanel ? { visiblePlugin: 'Documentation Explorer' } : {})}
     >
       <GraphiQL.Footer>
         <SchemaAfterToken wanted={schemaWanted} want={want} />
