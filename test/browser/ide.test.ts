@@ -3,7 +3,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { projectRoot } from '../../src/schema.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
@@ -21,24 +21,24 @@ let stack: Stack;
  * query until its answer shows; or `query`, typed in its place, until `answer` shows.
  */
 async function runWithToken(page: Page, token: string, { query, answer = 'ada@example.com' }: { query?: string; answer?: string } = {}): Promise<void> {
-  if (query !== undefined) {
-    await page.locator('.graphiql-query-editor').click();
-    await page.keyboard.press('ControlOrMeta+A');
-    await page.keyboard.insertText(query);
-    await page.keyboard.press('Shift+End');
-    await page.keyboard.press('Delete');
-  }
+  if (query !== undefined) await replaceText(page, page.locator('.graphiql-query-editor'), query);
   const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
   // The editor holds the page's placeholder, or the token of an earlier run.
   await headers.getByText(/Bearer/).first().waitFor();
-  await headers.click();
-  await page.keyboard.press('ControlOrMeta+A');
-  await page.keyboard.insertText(JSON.stringify({ Authorization: `Bearer ${token}` }));
-  // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
-  await page.keyboard.press('Shift+End');
-  await page.keyboard.press('Delete');
+  await replaceText(page, headers, JSON.stringify({ Authorization: `Bearer ${token}` }));
   await page.locator('.graphiql-execute-button').click();
   await page.locator('.graphiql-response').getByText(answer).first().waitFor();
+}
+
+/** Replaces the whole text of one of the page's Monaco editors (`editor`) with `text`, as a person pasting it would. */
+async function replaceText(page: Page, editor: Locator, text: string): Promise<void> {
+  await editor.click();
+  await page.keyboard.press('ControlOrMeta+A');
+  if (text === '') return page.keyboard.press('Delete');
+  await page.keyboard.insertText(text);
+  // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
+  await page.keyboard.press('Shift+ControlOrMeta+End');
+  await page.keyboard.press('Delete');
 }
 
 /** Where `recordSentOperations` keeps the operation names, in the page (functions run there see it). */
@@ -216,16 +216,9 @@ browserTest('with auth and introspection on, the docs load after an operation of
 browserTest('variables typed into the IDE come back after a reload as they were typed, in the same tab', async (_context, page) => {
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();
-  await page.locator('.graphiql-query-editor').click();
-  await page.keyboard.press('ControlOrMeta+A');
-  await page.keyboard.insertText('query Two($first: Int) { accounts(first: $first) { nodes { id } } }');
+  await replaceText(page, page.locator('.graphiql-query-editor'), 'query Two($first: Int) { accounts(first: $first) { nodes { id } } }');
   await page.getByRole('button', { name: /Variables/ }).click();
-  await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').click();
-  await page.keyboard.press('ControlOrMeta+A');
-  await page.keyboard.insertText('{ "first": 2 }');
-  // Monaco closes quotes and braces as they are typed: drop what it added after the cursor.
-  await page.keyboard.press('Shift+End');
-  await page.keyboard.press('Delete');
+  await replaceText(page, page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)'), '{ "first": 2 }');
   // GraphiQL stores the editor's text, and the tab holding it, a while after the last key.
   await page.waitForFunction(() => {
     const { localStorage } = globalThis as unknown as { localStorage: { getItem(key: string): string | null } };
@@ -258,19 +251,14 @@ browserTest('with the gateway gone, or a header fetch refuses, the result pane s
 
     // A token pasted with a typographic quote in it: no such header can be sent.
     await page.getByRole('button', { name: /Headers/ }).click();
-    await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').click();
-    await page.keyboard.press('ControlOrMeta+A');
-    await page.keyboard.insertText('{ "Authorization": "Bearer “abc”" }');
-    await page.keyboard.press('Shift+ControlOrMeta+End');
-    await page.keyboard.press('Delete');
+    const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
+    await replaceText(page, headers, '{ "Authorization": "Bearer “abc”" }');
     await page.locator('.graphiql-execute-button').click();
     const result = page.locator('.graphiql-response');
     await result.getByText('Request not sent').first().waitFor();
     assert.doesNotMatch(await result.innerText(), /"stack"|\.js:\d+/);
 
-    await page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)').click();
-    await page.keyboard.press('ControlOrMeta+A');
-    await page.keyboard.press('Delete');
+    await replaceText(page, headers, '');
     await doomed.close();
     closed = true;
     await page.locator('.graphiql-execute-button').click();
