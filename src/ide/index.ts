@@ -209,8 +209,15 @@ export function createIde(options: IdeOptions = {}): Ide {
         await serveAsset(req, res, url.pathname.slice(assetPrefix.length));
         return true;
       }
-      if (url.pathname === endpointPath && (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url)) {
+      const pageAsked = (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
+      if (pageAsked && url.pathname === endpointPath) {
         await servePage(res);
+        return true;
+      }
+      // The address typed with a trailing slash: the page, whose links are relative to its own address, would
+      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
+      if (pageAsked && url.pathname === `${endpointPath}/`) {
+        sendText(res, 308, `the IDE is at ${endpointPath}`, { location: `../${pageEndpoint}${url.search}` });
         return true;
       }
       return false;

@@ -111,6 +111,22 @@ test('with authentication and introspection on, the IDE says the docs come once 
   }
 });
 
+test('a browser opening /graphql/ (a trailing slash) is sent to /graphql, relatively (a proxy’s prefix kept); a client gets the 404', async () => {
+  for (const [path, location] of [
+    ['/graphql/', '../graphql'],
+    ['/graphql/?tab=2', '../graphql?tab=2'],
+  ]) {
+    const redirected = await get(path!, { accept: BROWSER_ACCEPT });
+    assert.equal(redirected.status, 308, path);
+    assert.equal(redirected.headers['location'], location);
+    // Resolved by the browser against the address it asked for, behind a proxy's prefix too.
+    assert.equal(new URL(location!, `https://example.com/api${path}`).pathname, '/api/graphql');
+  }
+  const client = await get('/graphql/', { accept: 'application/json' });
+  assert.equal(client.status, 404);
+  assert.match(client.body.toString(), /GraphQL is served on \/graphql/);
+});
+
 test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes to the GraphQL endpoint', async () => {
   const withQuery = await get('/graphql?query=%7B__typename%7D', { accept: BROWSER_ACCEPT, 'apollo-require-preflight': 'true' });
   assert.equal(withQuery.status, 200);
