@@ -143,6 +143,9 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
     const token = await hsToken({ scope: 'contextio:admin' });
     await page.goto(authed.gateway.url);
     await page.locator('.graphiql-container').waitFor();
+    await page.locator('.graphiql-execute-button').waitFor();
+    // A first visit, in a wide window, but introspection is off: the docs panel could only say it has no schema.
+    assert.equal(await page.locator('.graphiql-doc-explorer').count(), 0, 'no docs panel with introspection off');
     // A token an earlier version of the page let GraphiQL store is gone after the next visit.
     await page.evaluate(
       `localStorage.setItem('graphiql:queries', JSON.stringify({ queries: [{ query: '{ __typename }', headers: '{"Authorization":"Bearer 0ld.t0ken.value"}' }] }));` +

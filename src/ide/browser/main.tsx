@@ -139,13 +139,15 @@ function withoutHeaders(value: string): string {
 }
 
 /**
- * The docs panel opens by itself at a person's first visit only (nothing of GraphiQL's stored yet), and only in a
- * window wide enough for it beside the editors. Given at every visit, it came back at each reload after being
- * closed (GraphiQL stores a closed panel as no panel, which the prop then overrides); and in a narrow window
- * (a phone's, a split screen) its 200 pixels at least pushed the editors and the run button out of sight.
+ * The docs panel opens by itself at a person's first visit only (nothing of GraphiQL's stored yet), only in a
+ * window wide enough for it beside the editors, and only when the gateway answers introspection. Given at every
+ * visit, it came back at each reload after being closed (GraphiQL stores a closed panel as no panel, which the
+ * prop then overrides); in a narrow window (a phone's, a split screen) its 200 pixels at least pushed the
+ * editors and the run button out of sight; and with introspection off it could only ever show GraphiQL's red
+ * "No GraphQL schema available".
  */
 const DOCS_PANEL_MIN_WINDOW_WIDTH = 768;
-const openDocsPanel = ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
+const openDocsPanel = config.introspection && ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
 
 // Headers an earlier version of this page let GraphiQL store are removed on the next visit.
 for (const key of ownKeys()) {
