@@ -402,6 +402,23 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     await gone.close();
     assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/, 'a closed port: the reason, not "fetch failed"');
   });
+
+  test('counts an RSA modulus to the bit, and names a key without a modulus or a type as such, the list cut to 200 characters', async () => {
+    const unusable = 'it holds no key that verifies tokens, an EC key or an RSA key of at least 2048 bits';
+    // 256 bytes whose first is 0x7f: 2047 bits, one short of jose's floor (not 2048, as whole bytes would have it).
+    const short = { kty: 'RSA', e: 'AQAB', n: Buffer.concat([Buffer.from([0x7f]), Buffer.alloc(255, 0xff)]).toString('base64url') };
+    const jwks = await startJwksServer([short, { kty: 'RSA', e: 'AQAB' }, { k: 'c2VjcmV0' }]);
+    try {
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 2047 bits, RSA of 0 bits, no type)`);
+      // A set of many kinds (a misconfigured URL serving something else's keys): the warning stays one readable line.
+      const kinds = Array.from({ length: 40 }, (_, i) => ({ kty: `kind-${i}` }));
+      jwks.setKeys(kinds);
+      const listed = kinds.map((key) => key.kty).join(', ');
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (40 keys: ${listed.slice(0, 200)}…)`);
+    } finally {
+      await jwks.close();
+    }
+  });
 });
 
 describe('an unreachable key set', () => {
