@@ -1,0 +1,15 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { failureReason } from '../../src/failure-reason.ts';
+
+describe('failureReason', () => {
+  it('gives fetch’s own failure by its cause, and any other error by its own message, a cause or not', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' });
+    assert.equal(failureReason(new TypeError('fetch failed', { cause: refused })), 'connect ECONNREFUSED 127.0.0.1:9');
+    // Another TypeError of fetch's, whose message already says what failed (its cause only repeats a part of it).
+    assert.equal(failureReason(new TypeError('Failed to parse URL from ht!tp://x', { cause: new TypeError('Invalid URL') })), 'Failed to parse URL from ht!tp://x');
+    assert.equal(failureReason(new Error('Expected 200 OK', { cause: new Error('inner') })), 'Expected 200 OK');
+    assert.equal(failureReason(new TypeError('fetch failed')), 'fetch failed');
+    assert.equal(failureReason('a string thrown'), 'a string thrown');
+  });
+});
