@@ -218,6 +218,13 @@ describe('HTTP hygiene', () => {
     const basic = await sendWith('Basic dXNlcjpwYXNz');
     assert.equal(basic.status, 400);
     assert.match(firstError(basic)!.message, /Cross-Site Request Forgery/);
+    // The scheme is the header's first word, whole: not a word it begins with, nor a word further on (Digest
+    // credentials, which a browser also sends by itself, with a user named so).
+    for (const other of ['BearerToken abc', 'Digest username="Bearer ada", realm="gateway"']) {
+      const refused = await sendWith(other);
+      assert.equal(refused.status, 400, other);
+      assert.match(firstError(refused)!.message, /Cross-Site Request Forgery/, other);
+    }
     // The media type follows Accept: a cache must not hand a client the answer made for another's.
     assert.match(query.headers.get('vary') ?? '', /\bAccept\b/);
     // Nor keep one caller's answer for anyone (a proxy may have turned a cookie into the Bearer header), the
