@@ -36,6 +36,11 @@ describe('the logged excerpt of an upstream error body', () => {
     ['in UTF-16, little-endian', Buffer.from(secret, 'utf16le').toString('utf8')],
     ['in UTF-16, big-endian', Buffer.from(secret, 'utf16le').swap16().toString('utf8')],
     ['in UTF-16, JSON-escaped', JSON.stringify(Buffer.from(secret, 'utf16le').toString('utf8'))],
+    // Three layers of escapes, the most undone, in UTF-16: its NULs take none of the three rounds.
+    [
+      'in UTF-16, \\u-escaped, then percent-encoded twice',
+      Buffer.from(encodeURIComponent(encodeURIComponent([...secret].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(''))), 'utf16le').toString('utf8'),
+    ],
   ];
   for (const [name, form] of encodings) {
     it(`is not shown when it quotes the secret ${name}`, () => {
