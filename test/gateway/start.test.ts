@@ -333,6 +333,35 @@ describe('npm start', () => {
     }
   });
 
+  it('on a second signal while the embedded emulator’s save is under way (a slow disk), exits 1 once the save is done: the change is kept', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    const dataFile = join(dir, 'state.json');
+    const preload = [new URL('../emulator/fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
+    const started = await startMain({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile, SHUTDOWN_DRAIN_MS: '0' }, preload);
+    try {
+      // A change whose save is held (its answer waits on it, so it is not awaited).
+      const created = query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }').catch(() => undefined);
+      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { ...IN_MAIN, what: 'the save to begin' });
+      started.stop('SIGTERM').catch(() => undefined);
+      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
+      const exited = started.stop('SIGINT');
+      await eventually(() => started.lines.some((l) => l.includes('second signal during shutdown')), IN_MAIN);
+      // The disk finishes the save the forced stop waits for.
+      process.kill(started.pid, 'SIGUSR2');
+      assert.equal(await exited, 1, started.lines.join('\n'));
+      const saved = JSON.stringify(JSON.parse(await readFile(dataFile, 'utf8')));
+      assert.match(saved, /app\.example\.com\/cb/, 'the change whose save was under way is in the data file');
+      await created;
+    } finally {
+      try {
+        process.kill(started.pid, 'SIGKILL'); // after a failed assertion
+      } catch {
+        // It exited.
+      }
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('takes a signal repeated within a second (the process group signalled: directly and again through npm) as one, and shuts down gracefully', async () => {
     await withOperationInFlight('1000', async (started, inFlight) => {
       started.stop('SIGINT').catch(() => undefined);
@@ -344,6 +373,9 @@ describe('npm start', () => {
       assert.notEqual(answer, 'connection closed');
       assert.deepEqual(((answer as { errors: Array<{ extensions: { code: string } }> }).errors).map((e) => e.extensions.code), ['UPSTREAM_TIMEOUT']);
       assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal')).length, 0);
+      // Said, though: one more such signal would stop the gateway at once.
+      const repeated = logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('the same signal again'));
+      assert.deepEqual(repeated.map((entry) => ({ level: entry['level'], signal: entry['signal'] })), [{ level: 'info', signal: 'SIGINT' }]);
     });
   });
 
