@@ -216,6 +216,56 @@ browserTest('with auth and introspection on, the docs load after an operation of
   await docsLoadAfter(page, 'IntrospectionQuery', (token) => runWithToken(page, token, { query: 'query IntrospectionQuery { __schema { queryType { name } } }', answer: '"queryType"' }));
 });
 
+browserTest('with auth and introspection on, a schema request refused for want of a token is asked again after an operation with other headers only; one failing otherwise is not', async (_context, page) => {
+  const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET }, introspection: true } });
+  try {
+    const token = await hsToken({ scope: 'contextio:admin' });
+    const another = await hsToken({ scope: 'contextio:admin', sub: 'another' });
+    // The page's schema requests are answered here instead of by the gateway: with `token`, as if it expired
+    // between the operation and the schema request (401); with any token, once `failing` is set, as by a
+    // gateway failing (503). GraphiQL sends each schema request twice when the first gets no data.
+    let failing = false;
+    await page.route(authed.gateway.url, async (route) => {
+      const request = route.request();
+      if ((request.postDataJSON() as { operationName?: string } | null)?.operationName !== 'IdeSchema') return route.continue();
+      const expired = request.headers()['authorization'] === `Bearer ${token}`;
+      if (!failing && !expired) return route.continue();
+      const [status, message] = failing ? [503, 'The gateway is failing'] : [401, 'The token expired meanwhile'];
+      return route.fulfill({ status, contentType: 'application/json', body: JSON.stringify({ errors: [{ message }] }) });
+    });
+    const sentOperations = await recordSentOperations(page);
+    /** Runs the operation again with the same headers, until its answer is taken in (see the test with auth on, above). */
+    const runAgain = async (runs: number) => {
+      await page.locator('.graphiql-execute-button').click();
+      await page.waitForFunction((n) => (globalThis as unknown as Recorded).sentOperations.filter((name) => name === 'AccountsWithSources').length === n, runs);
+      await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+    };
+
+    await page.goto(authed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    await runWithToken(page, token);
+    await page.locator('.graphiql-response').getByText('The token expired meanwhile').first().waitFor();
+    // The same headers again: a token refused stays refused, so the schema is not asked for with it.
+    await runAgain(2);
+    await runWithToken(page, another);
+    await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+    const schema = ['IdeSchema', 'IdeSchema'];
+    assert.deepEqual(await sentOperations(), ['AccountsWithSources', ...schema, 'AccountsWithSources', 'AccountsWithSources', 'IdeSchema']);
+
+    // Refused for another reason than a token, the schema is not asked for again by other headers either.
+    failing = true;
+    await page.reload();
+    await page.locator('.graphiql-container').waitFor();
+    await runWithToken(page, token);
+    await page.locator('.graphiql-response').getByText('The gateway is failing').first().waitFor();
+    await runWithToken(page, another);
+    await runAgain(3);
+    assert.deepEqual(await sentOperations(), ['AccountsWithSources', ...schema, 'AccountsWithSources', 'AccountsWithSources']);
+  } finally {
+    await authed.close();
+  }
+});
+
 browserTest('variables typed into the IDE come back after a reload as they were typed, in the same tab', async (_context, page) => {
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();
