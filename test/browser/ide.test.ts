@@ -266,6 +266,25 @@ browserTest('with auth and introspection on, a schema request refused for want o
   }
 });
 
+browserTest('a schema request that gets no data is tried once more under the same name, which its document then defines', async (_context, page) => {
+  // GraphiQL tries again (without subscriptionType, for older servers) when its schema request gets no data,
+  // with the operation name it was given but graphql-js's document, named IntrospectionQuery: the gateway
+  // answered "Unknown operation named IdeSchema", and the docs stayed out after a moment's failure.
+  const documents: string[] = [];
+  let refused = false;
+  await page.route(stack.gateway.url, async (route) => {
+    const body = route.request().postDataJSON() as { operationName?: string; query?: string } | null;
+    if (body?.operationName !== 'IdeSchema') return route.continue();
+    documents.push(/^\s*query\s+(\w+)/.exec(body.query ?? '')?.[1] ?? '');
+    if (refused) return route.continue();
+    refused = true;
+    return route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ errors: [{ message: 'The gateway is starting' }] }) });
+  });
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+  assert.deepEqual(documents, ['IdeSchema', 'IdeSchema']);
+});
+
 browserTest('variables typed into the IDE come back after a reload as they were typed, in the same tab', async (_context, page) => {
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();

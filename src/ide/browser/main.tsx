@@ -54,7 +54,12 @@ let operationStatus: number | undefined;
  * Plain fetch rather than @graphiql/toolkit's fetcher: the gateway has no subscriptions or incremental
  * delivery, and the headers typed in the headers editor (e.g. `Authorization: Bearer …`) are sent as they are.
  */
-const fetcher: Fetcher = async (params, options) => {
+const fetcher: Fetcher = async (given, options) => {
+  // GraphiQL names its first schema request as told, but not the one it sends when that gets no data (without
+  // subscriptionType, for older servers): graphql-js's document, named IntrospectionQuery, under the name told,
+  // which the gateway answers "Unknown operation named IdeSchema". Named here as the first was.
+  const params =
+    given.operationName === INTROSPECTION_QUERY_NAME ? { ...given, query: given.query.replace(/^(\s*query\s+)IntrospectionQuery\b/, `$1${INTROSPECTION_QUERY_NAME}`) } : given;
   // The headers are checked before anything is sent: a name or value fetch refuses (a token pasted with a
   // typographic quote or ellipsis in it, a space in a name) made fetch throw, and GraphiQL showed its
   // TypeError with the bundle's stack.
