@@ -70,18 +70,7 @@ describe('npm run emulator', () => {
   });
 
   test('signalled again while its closing save is under way (a slow disk), exits 1 once the save is done: the change is kept', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
-    const dataFile = join(dir, 'state.json');
-    const preload = [new URL('./fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
-    const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile }, preload);
-    try {
-      const { input: line } = await run.waitForLine(LISTENING);
-      const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
-      const port = Number(new URL(url).port);
-      const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
-      // A change whose save is held (its answer waits on it, so it is not awaited).
-      void api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => undefined);
-      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { what: 'the save to begin' });
+    await withSaveUnderWay(async (run, port, dataFile) => {
       run.child.kill('SIGTERM');
       await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
       run.child.kill('SIGINT');
@@ -90,24 +79,11 @@ describe('npm run emulator', () => {
       run.child.kill('SIGUSR2');
       assert.deepEqual(await run.exited, [1, null], run.lines.join('\n'));
       assert.match(await readFile(dataFile, 'utf8'), /app\.example\.com\/held/, 'the change whose save was under way is in the data file');
-    } finally {
-      run.child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('takes the same signal again within a second (npm passing on a Ctrl-C the emulator got too) as the same request: it closes in order, exit 0', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
-    const dataFile = join(dir, 'state.json');
-    const preload = [new URL('./fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
-    const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile }, preload);
-    try {
-      const { input: line } = await run.waitForLine(LISTENING);
-      const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
-      const port = Number(new URL(url).port);
-      const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
-      void api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => undefined);
-      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { what: 'the save to begin' });
+    await withSaveUnderWay(async (run, port, dataFile) => {
       run.child.kill('SIGINT');
       // npm's copy arrives just after the emulator handled its own (two signals sent together would merge).
       await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
@@ -116,10 +92,7 @@ describe('npm run emulator', () => {
       assert.deepEqual(await run.exited, [0, null], run.lines.join('\n'));
       assert.deepEqual(run.lines.slice(1), [], 'no forced exit');
       assert.match(await readFile(dataFile, 'utf8'), /app\.example\.com\/held/);
-    } finally {
-      run.child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('names the public address on its line when EMULATOR_PUBLIC_URL is set', async () => {
@@ -193,4 +166,27 @@ function connects(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * `npm run emulator` on a data file of its own, whose saves are held until it gets SIGUSR2 (a slow disk), with a
+ * change made whose save is under way (its answer waits on it, so it is not awaited); then `use(run, its port,
+ * the data file)`.
+ */
+async function withSaveUnderWay(use: (run: RunningScript, port: number, dataFile: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
+  const dataFile = join(dir, 'state.json');
+  const preload = [new URL('./fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
+  const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile }, preload);
+  try {
+    const { input: line } = await run.waitForLine(LISTENING);
+    const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
+    const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
+    void api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => undefined);
+    await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { what: 'the save to begin' });
+    await use(run, Number(new URL(url).port), dataFile);
+  } finally {
+    run.child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
 }
