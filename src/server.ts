@@ -387,9 +387,10 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
   // cannot send without a preflight. A Bearer token is one: no browser attaches it on its own (unlike cached
   // Basic credentials), so clients sending queries over GET with their token (urql, for one) need nothing
-  // more; nor does the scheme alone, what such a client sends before it has a token. With authentication on, nothing runs without such a token: the check adds nothing there, and
-  // would answer a request without one (a POST refused before its content type is looked at, too) a 400
-  // about preflights where the contract says UNAUTHENTICATED (the context's 401 below).
+  // more; nor does the scheme alone, what such a client sends before it has a token. With authentication on,
+  // nothing runs without such a token: the check adds nothing there, and would answer a request without one
+  // (a POST refused before its content type is looked at, too) a 400 about preflights where the contract
+  // says UNAUTHENTICATED (the context's 401 below).
   if (!access.open || (req.method === 'GET' && /^Bearer(\s|$)/i.test(headers.get('authorization') ?? ''))) {
     headers.set('apollo-require-preflight', 'bearer');
   }
