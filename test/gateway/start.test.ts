@@ -310,40 +310,16 @@ describe('npm start', () => {
   });
 
   it('on a second signal while the embedded emulator’s save hangs (a disk that hangs), exits 1 instead of waiting on it for ever', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
-    const preload = [new URL('../emulator/fixtures/hang-saves-after-first.mjs', import.meta.url).href];
-    const started = await startMain({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: join(dir, 'state.json'), SHUTDOWN_DRAIN_MS: '0' }, preload);
-    try {
-      // A change whose save hangs (its answer waits on it, so it is not awaited).
-      void query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }').catch(() => undefined);
-      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { ...IN_MAIN, what: 'the save to begin' });
-      started.stop('SIGTERM').catch(() => undefined);
-      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
+    await withSaveUnderWay('hang-saves-after-first.mjs', async (started) => {
       // Without a bound on the wait for the save, this never ends.
       const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
       assert.equal(await Promise.race([started.stop('SIGINT'), hung]), 1, started.lines.join('\n'));
       assert.equal(logEntries(started.lines).filter((entry) => String(entry['message']).startsWith('second signal during shutdown')).length, 1);
-    } finally {
-      try {
-        process.kill(started.pid, 'SIGKILL'); // after a failed assertion
-      } catch {
-        // It exited.
-      }
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('on a second signal while the embedded emulator’s save is under way (a slow disk), exits 1 once the save is done: the change is kept', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
-    const dataFile = join(dir, 'state.json');
-    const preload = [new URL('../emulator/fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
-    const started = await startMain({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile, SHUTDOWN_DRAIN_MS: '0' }, preload);
-    try {
-      // A change whose save is held (its answer waits on it, so it is not awaited).
-      const created = query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }').catch(() => undefined);
-      await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { ...IN_MAIN, what: 'the save to begin' });
-      started.stop('SIGTERM').catch(() => undefined);
-      await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
+    await withSaveUnderWay('hold-saves-until-sigusr2.mjs', async (started, dataFile, created) => {
       const exited = started.stop('SIGINT');
       await eventually(() => started.lines.some((l) => l.includes('second signal during shutdown')), IN_MAIN);
       // The disk finishes the save the forced stop waits for.
@@ -352,14 +328,7 @@ describe('npm start', () => {
       const saved = JSON.stringify(JSON.parse(await readFile(dataFile, 'utf8')));
       assert.match(saved, /app\.example\.com\/cb/, 'the change whose save was under way is in the data file');
       await created;
-    } finally {
-      try {
-        process.kill(started.pid, 'SIGKILL'); // after a failed assertion
-      } catch {
-        // It exited.
-      }
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it('takes a signal repeated within a second (the process group signalled: directly and again through npm) as one, and shuts down gracefully', async () => {
@@ -554,4 +523,30 @@ async function runToExit(env: Record<string, string>, preload: string[] = []): P
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   return { code, stdout, stderr };
+}
+
+/**
+ * `npm start` with the embedded emulator on a data file of its own, its saves slowed by `fixture` (one of
+ * test/emulator/fixtures/), a change made whose save is under way (its answer waits on it, so it is only
+ * handed over, as `created`), and its shutdown begun (SIGTERM); then `use`. The process is killed after.
+ */
+async function withSaveUnderWay(fixture: string, use: (started: Started, dataFile: string, created: Promise<unknown>) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+  const dataFile = join(dir, 'state.json');
+  const preload = [new URL(`../emulator/fixtures/${fixture}`, import.meta.url).href];
+  const started = await startMain({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile, SHUTDOWN_DRAIN_MS: '0' }, preload);
+  try {
+    const created = query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }').catch(() => undefined);
+    await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { ...IN_MAIN, what: 'the save to begin' });
+    started.stop('SIGTERM').catch(() => undefined);
+    await eventually(() => started.lines.some((l) => l.includes('shutting down')), IN_MAIN);
+    await use(started, dataFile, created);
+  } finally {
+    try {
+      process.kill(started.pid, 'SIGKILL'); // after a failed assertion
+    } catch {
+      // It exited.
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
 }
