@@ -125,9 +125,7 @@ export class FaultRules {
   add(rule: FaultRule): () => void {
     const active: ActiveFault = { rule, remaining: rule.times ?? Number.POSITIVE_INFINITY };
     if (active.remaining > 0) this.#active.push(active);
-    return () => {
-      this.#active = this.#active.filter((f) => f !== active);
-    };
+    return () => this.#remove(active);
   }
 
   clear(): void {
@@ -146,10 +144,14 @@ export class FaultRules {
         if (!rule.path.test(path)) continue;
       }
       active.remaining--;
-      if (active.remaining <= 0) this.#active = this.#active.filter((f) => f !== active);
+      if (active.remaining <= 0) this.#remove(active);
       return rule;
     }
     return undefined;
+  }
+
+  #remove(active: ActiveFault): void {
+    this.#active = this.#active.filter((f) => f !== active);
   }
 }
 

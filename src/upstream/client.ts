@@ -569,9 +569,7 @@ export class UpstreamClient {
       // quota (5,000 calls) on each retry.
       const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
       if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
-      else {
-        verdicts.answered(permit);
-      }
+      else verdicts.answered(permit);
       if (status >= 200 && status < 300) {
         this.#failures.answered();
         return this.#parse(call, text, info);
