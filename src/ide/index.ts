@@ -46,7 +46,10 @@ query AccountsWithSources {
 const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
 /** Short enough for the editor's width beside the docs panel. */
 const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
-/** With introspection off the docs panel stays empty ("No GraphQL schema available"): not pointed at, then. */
+/**
+ * With introspection off the docs panel stays empty ("No GraphQL schema available"): not pointed at, then. With a
+ * token required, it fills once an operation has run with one (the page asks for the schema only then).
+ */
 const DOCS_HINT = { on: 'Docs: the panel on the left.', afterToken: 'Docs: on the left, once a query ran.', off: 'No docs: introspection off.' };
 
 export interface IdeOptions {
