@@ -189,13 +189,16 @@ export async function readState(file: string): Promise<PersistedState | undefine
     if (accountIds.has(id)) fail(`account #${i} repeats the id ${id}`);
     accountIds.add(id);
   });
-  const tokens = new Set<string>();
+  // Which record holds each token: a repeat names the first one, never the token, which lets a browser
+  // connect a mailbox and would otherwise reach whatever collects the start's error output.
+  const tokens = new Map<string, number>();
   data.tokens.forEach((token: unknown, i) => {
     const problem = problemOf(token, TOKEN_RECORD);
     if (problem) fail(`connect token #${i} is malformed: ${problem}`);
     const record = token as TokenRecord;
-    if (tokens.has(record.token)) fail(`connect token #${i} repeats the token ${record.token}`);
-    tokens.add(record.token);
+    const first = tokens.get(record.token);
+    if (first !== undefined) fail(`connect token #${i} repeats the token of connect token #${first}`);
+    tokens.set(record.token, i);
     // An account's deletion takes its own tokens with it.
     if (record.owner !== null && !accountIds.has(record.owner)) fail(`connect token #${i} belongs to no account of the file`);
     if (record.used > 0 && record.account_id === undefined) fail(`connect token #${i} is used but names no account`);
