@@ -12,18 +12,23 @@ import type { CancelSignal } from './cancellation.ts';
  * gateway's credentials (some OAuth servers echo the request's header, or the signing key), encoded in any of
  * the ways servers write text: such an excerpt is not shown at all, since no list of encodings to cut out is
  * ever complete, and the line's status and path still say what failed. Otherwise the connect token its path
- * names and any value labelled `oauth_signature` are cut out. What is searched is what would be shown.
+ * names and any value labelled `oauth_signature` are cut out. What is searched is what would be shown and the
+ * 256 characters after it.
  */
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
-  // A little more than is shown, so that a token or a labelled value at the cut is cut out whole first.
-  const head = text.slice(0, MAX_LOGGED_BODY + 256);
-  const excerpt = hideToken(head.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY);
+  // A little more than is shown, so that a token or a labelled value at the cut is cut out whole first. Without
+  // NULs: a body in UTF-16 (a charset some servers write their pages in), read as the UTF-8 it is taken for,
+  // holds one beside each ASCII character, which would keep its connect token from being found and cut out.
+  const head = withoutNuls(text.slice(0, 2 * (MAX_LOGGED_BODY + 256)));
+  const redacted = hideToken(head.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY + 256);
+  const excerpt = redacted.slice(0, MAX_LOGGED_BODY);
   const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
   const signature = sent === undefined ? undefined : decodeURIComponent(sent);
   const credentials = [secret, percentEncode(secret), ...(sent === undefined || signature === undefined ? [] : [sent, signature])];
   // The signature's digest, as a server might print it (in hex, say) rather than in the base64 sent.
   const digests = signature === undefined ? [] : [Buffer.from(signature, 'base64')];
-  return quotesCredential(excerpt, credentials, digests) ? '(not shown: it quotes the gateway’s credentials)' : excerpt;
+  // Searched past the cut too: a credential straddling it leaves what is shown too few of its characters to match.
+  return quotesCredential(redacted, credentials, digests) ? '(not shown: it quotes the gateway’s credentials)' : excerpt;
 }
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON (escaped or not). */

@@ -88,4 +88,14 @@ describe('the logged excerpt of an upstream error body', () => {
   it('shows the start of a large body, searched as shown', () => {
     assert.equal(shown(`${'y'.repeat(70_000)}${secret}`), 'y'.repeat(500));
   });
+
+  it('is not shown when a credential straddles the cut, its first characters too few to match on their own', () => {
+    assert.equal(shown(`${'y'.repeat(493)}${secret}`), WITHHELD);
+    assert.equal(shown(`${'y'.repeat(496)}${encodeURIComponent(signature)}`), WITHHELD);
+  });
+
+  it('shows a body in UTF-16 as its text, with the connect token cut out', () => {
+    const excerpt = shown(Buffer.from('{"error":"connect_token tok3n0001 is invalid"}', 'utf16le').toString('utf8'));
+    assert.equal(excerpt, '{"error":"connect_token [token] is invalid"}');
+  });
 });
