@@ -103,7 +103,10 @@ export class ConnectTokenError extends Error {
   }
 }
 
-/** Thrown for an unknown account id; the routes turn it into a 404. */
+/**
+ * Thrown by the store's own API (to tests, benchmarks and the soak run) for an unknown account id. The API
+ * routes never meet it: they look the account up first and answer the 404 themselves (api.ts, `requireAccount`).
+ */
 export class UnknownAccountError extends Error {
   constructor(readonly accountId: string) {
     super(`account ${accountId} is invalid`);
