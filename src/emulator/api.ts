@@ -223,8 +223,13 @@ function createAccount(ctx: ApiContext, params: Params): Result {
 
 function requireAccount(ctx: ApiContext, id: string) {
   const account = ctx.store.getAccount(id);
-  if (!account) throw new HttpError(404, `account ${id} is invalid`);
+  if (!account) throw accountNotFound(id);
   return account;
+}
+
+/** The 404 of an account id the store does not know: one wording for every call, as `tokenNotFound` for tokens. */
+function accountNotFound(id: string): HttpError {
+  return new HttpError(404, `account ${id} is invalid`);
 }
 
 function updateAccount(ctx: ApiContext, id: string, params: Params): Result {
@@ -232,12 +237,12 @@ function updateAccount(ctx: ApiContext, id: string, params: Params): Result {
     ...(params.has('first_name') ? { first_name: params.get('first_name')! } : {}),
     ...(params.has('last_name') ? { last_name: params.get('last_name')! } : {}),
   };
-  if (!ctx.store.updateAccount(id, patch)) throw new HttpError(404, `account ${id} is invalid`);
+  if (!ctx.store.updateAccount(id, patch)) throw accountNotFound(id);
   return ok(success());
 }
 
 function deleteAccount(ctx: ApiContext, id: string): Result {
-  if (!ctx.store.deleteAccount(id)) throw new HttpError(404, `account ${id} is invalid`);
+  if (!ctx.store.deleteAccount(id)) throw accountNotFound(id);
   return ok(success());
 }
 
@@ -249,7 +254,7 @@ function listSources(ctx: ApiContext, id: string, params: Params): Result {
     ...(params.get('status') ? { status: params.get('status')! } : {}),
     ...(statusOk === undefined ? {} : { status_ok: statusOk }),
   });
-  if (!sources) throw new HttpError(404, `account ${id} is invalid`);
+  if (!sources) throw accountNotFound(id);
   // Unpaged, as the reference has it: a frontend developing here must not come to rely on paging it lacks.
   return ok(sources);
 }
