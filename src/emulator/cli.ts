@@ -3,7 +3,7 @@ import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../listen-errors.ts';
 import { messageOf } from '../logger.ts';
 import { unknownSettings } from '../settings.ts';
-import { exitOnceSaved, StopSignals } from '../stop-signals.ts';
+import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../stop-signals.ts';
 
 /**
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
     // Closing waits for the data file's last save (and the answers waiting on it): a disk that hangs would
     // otherwise hold the emulator until it is killed, with no word of why.
     force: () => {
-      process.stderr.write('Context.IO emulator: second signal while closing: exiting now (a save under way gets 2 s at most)\n');
+      process.stderr.write(`Context.IO emulator: second signal while closing: exiting now (a save under way gets ${FORCED_SAVE_WAIT_MS / 1000} s at most)\n`);
       exitOnceSaved(emulator.store.flush(), 1);
     },
   });
