@@ -69,7 +69,7 @@ export function argumentError(field: string, message: string): GraphQLError {
  * variable whose default the caller overrode (`query($id: ID = "x") { account(id: $id) }` with `{"id": null}`),
  * which validation cannot see. The caller's input, not a bug: `BAD_USER_INPUT`.
  */
-export function isArgumentRefusal(error: unknown): boolean {
+function isArgumentRefusal(error: unknown): boolean {
   return error instanceof GraphQLError && error.originalError == null && error.extensions['code'] === undefined && error.message.startsWith('Argument "');
 }
 

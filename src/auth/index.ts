@@ -5,7 +5,7 @@ import { applyCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
 export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
-export { ADMIN_SCOPE, CLOCK_TOLERANCE_SECONDS, isOpen, keySetProblem, type AuthSettings } from './verify.ts';
+export { ADMIN_SCOPE, isOpen, keySetProblem, type AuthSettings } from './verify.ts';
 
 /** What the gateway's HTTP layer needs to know about who may call it and from where. */
 export interface GatewayAccessOptions {

@@ -52,7 +52,7 @@ export const ADMIN_SCOPE = 'contextio:admin';
  * Leeway for `exp`/`nbf` between the token issuer's clock and ours: small enough that an expired token
  * stops working within half a minute, large enough for ordinary NTP drift.
  */
-export const CLOCK_TOLERANCE_SECONDS = 30;
+const CLOCK_TOLERANCE_SECONDS = 30;
 
 /** Key set fetches give up after this; the key set is then refetched on a later token. */
 const JWKS_TIMEOUT_MS = 5_000;
@@ -341,7 +341,7 @@ function bearerToken(authorization: string | undefined): string {
 }
 
 /** The identity a verified token (`payload`, from `token`) grants; a claim of the wrong shape refuses the token as malformed. */
-export function identityOf(payload: JWTPayload, token: string): Identity {
+function identityOf(payload: JWTPayload, token: string): Identity {
   const sub: unknown = payload.sub;
   // RFC 7519 makes it a string; some identity providers write a numeric user id as a number.
   if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isFinite(sub))) {

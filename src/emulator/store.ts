@@ -16,7 +16,7 @@ import type {
  */
 
 /** Unused connect tokens are purged this long after creation (the reference says 24 hours). */
-export const CONNECT_TOKEN_TTL_SECONDS = 86_400;
+const CONNECT_TOKEN_TTL_SECONDS = 86_400;
 
 export type SeedName = 'demo' | 'none';
 
@@ -173,14 +173,14 @@ export interface StoreOptions {
 }
 
 /** 24 lowercase hex characters, like the upstream's account ids. */
-export function newAccountId(): string {
+function newAccountId(): string {
   return randomBytes(12).toString('hex');
 }
 
 const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
 /** 16 random lowercase alphanumerics, like the upstream's connect tokens. */
-export function newConnectToken(): string {
+function newConnectToken(): string {
   let out = '';
   for (let i = 0; i < 16; i++) out += TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)];
   return out;
@@ -200,7 +200,7 @@ export function isDomainHint(value: string): boolean {
 }
 
 /** Appends `contextio_token` to a callback URL, before any fragment. */
-export function callbackWithToken(given: string, token: string): string {
+function callbackWithToken(given: string, token: string): string {
   // As the URL parser writes it (non-ASCII percent-encoded, tabs and line breaks dropped): the result is a
   // Location header, which refuses anything else, sent once the token is already used. Whatever stored it
   // (the API, the store's own hook, an older data file).

@@ -17,7 +17,7 @@ import { projectRoot } from '../schema.ts';
  * The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read.
  * Its `{{docs}}` line says where the schema's documentation is, its `{{token}}` line whether a token is needed.
  */
-export const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
+const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
 # {{docs}}
 # {{token}}
 query AccountsWithSources {

@@ -55,7 +55,7 @@ const CHECKS = [
  * every list around it, which the estimated cost does not see: a 1 MB alias under a page of 100 accounts made
  * a 100 MB answer, fifty such pages one too large to serialize, holding the event loop 18 s on the way.
  */
-export const MAX_ALIAS_LENGTH = 128;
+const MAX_ALIAS_LENGTH = 128;
 
 /** A measured figure as the refusal and its log line show it: Infinity (measuring stopped) is `unbounded`, where JSON would write null. */
 function shownFigure(value: number): number | 'unbounded' {

@@ -43,7 +43,7 @@ export function childFields(
  * graphql passes the same list for every item of a list, so a page of 100 items asks once. Answers that
  * depend on variables (through @skip/@include) are not cached.
  */
-export function perSelection<T>(question: (info: GraphQLResolveInfo, uses: { variables: boolean }) => T): (info: GraphQLResolveInfo) => T {
+function perSelection<T>(question: (info: GraphQLResolveInfo, uses: { variables: boolean }) => T): (info: GraphQLResolveInfo) => T {
   const answers = new WeakMap<readonly FieldNode[], T>();
   return (info) => {
     if (answers.has(info.fieldNodes)) return answers.get(info.fieldNodes)!;

@@ -153,7 +153,7 @@ class CallCancelled extends Error {
  * misbehaving upstream, and reading it on would hold that much memory per call (and past 512 MiB fail as a
  * string too long to decode).
  */
-export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on, or after

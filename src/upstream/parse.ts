@@ -122,7 +122,7 @@ export const listOf =
   (value: unknown): T[] =>
     array(value, 'response').map(item);
 
-export function parseSource(value: unknown): UpstreamSource {
+function parseSource(value: unknown): UpstreamSource {
   const o = object(value, 'source');
   const status = optionalString(o, 'status');
   const statusMessage = o['status_message'];

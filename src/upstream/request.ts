@@ -68,7 +68,7 @@ const MAX_ID_LENGTH = 256;
  * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
  * may resolve them as "this" or "parent" directory however they are encoded.
  */
-export function pathSegment(id: string): string {
+function pathSegment(id: string): string {
   if (id === '' || id === '.' || id === '..') {
     // The client sends what it is given without knowing the argument's name: an id or a connect token.
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id or token`);
