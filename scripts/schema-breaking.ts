@@ -6,7 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
 import { buildASTSchema, buildSchema as buildSchemaFromSdl, concatAST, parse } from 'graphql';
-import { loadTypeDefs, projectRoot } from '../src/schema.ts';
+import { projectRoot } from '../src/project-root.ts';
+import { loadTypeDefs } from '../src/schema.ts';
 
 const root = projectRoot();
 // `--releases <dir>` is for the script's own tests; the project's baseline is releases/.

@@ -5,7 +5,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildASTSchema, concatAST, introspectionFromSchema, parse, printSchema } from 'graphql';
-import { loadTypeDefs, projectRoot } from '../src/schema.ts';
+import { projectRoot } from '../src/project-root.ts';
+import { loadTypeDefs } from '../src/schema.ts';
 
 const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';
 

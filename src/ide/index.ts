@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream';
 import { carriesOperation } from '../http/request.ts';
 import { streamOnceFlushed } from '../http/respond.ts';
-import { projectRoot } from '../schema.ts';
+import { projectRoot } from '../project-root.ts';
 
 /**
  * The GraphQL IDE: `GET /graphql` from a browser gets a GraphiQL page, whose scripts and styles come from

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { Locator, Page } from 'playwright-core';
-import { projectRoot } from '../../src/schema.ts';
+import { projectRoot } from '../../src/project-root.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';

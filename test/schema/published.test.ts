@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildClientSchema, buildSchema as buildFromSdl, lexicographicSortSchema, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql';
-import { buildSchema, projectRoot } from '../../src/schema.ts';
+import { projectRoot } from '../../src/project-root.ts';
+import { buildSchema } from '../../src/schema.ts';
 
 /**
  * What the running gateway introspects as must be what it publishes (schema.graphql, schema.json): a
