@@ -412,7 +412,7 @@ export class UpstreamClient {
           // which a write may have taken effect says more). Cut by its caller leaving, nobody reads the answer.
           const stoppedBy = cancellation.reason !== undefined && reason instanceof OperationDeadlineExceeded ? reason : undefined;
           if (cancellation.reason !== undefined) {
-            this.#timedOut(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
+            this.#logTimeout(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
             if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
           }
           if (previousFailure && !previousRateLimited) throw previousFailure();
@@ -502,7 +502,7 @@ export class UpstreamClient {
           const upstreamFailing = !lateTrial && (hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince);
           // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
           // it when it never went out) or for the upstream.
-          this.#timedOut(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
+          this.#logTimeout(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
           if (cancellation.reason === 'deadline' && upstreamFailing) verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
           else verdicts.noVerdict(permit);
           throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
@@ -800,10 +800,10 @@ export class UpstreamClient {
   }
 
   /**
-   * A call out of time (its own `UPSTREAM_TIMEOUT_MS`, its operation's deadline or the shutdown grace; not a
-   * caller gone away), said with which resource did not answer and whose time ran out.
+   * Logs a call out of time (its own `UPSTREAM_TIMEOUT_MS`, its operation's deadline or the shutdown grace),
+   * with which resource did not answer and whose time ran out; nothing for a call whose caller went away.
    */
-  #timedOut<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, fields: { sent: boolean; countedByBreaker: boolean } & Record<string, unknown>): void {
+  #logTimeout<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, fields: { sent: boolean; countedByBreaker: boolean } & Record<string, unknown>): void {
     const reason = call.signal?.reason;
     const timeout = cancellation.reason === 'deadline' ? 'UPSTREAM_TIMEOUT_MS' : reason instanceof OperationDeadlineExceeded ? reason.setting : undefined;
     if (timeout === undefined) return;
