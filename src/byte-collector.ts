@@ -1,8 +1,8 @@
 /**
  * A body received in pieces, copied into one buffer as they arrive. Keeping the pieces costs far more than
  * their bytes when they are small: Node and undici hand each chunk of a chunked body over as its own Buffer
- * (~200 bytes of heap each), so a 1 MiB request sent a byte per chunk held ~220 MB until it ended, and a
- * few such requests, before any token was checked, ran the gateway out of memory.
+ * (~200 bytes of heap each), so a 1 MiB request sent a byte per chunk would hold ~220 MB until it ended, and
+ * a few such requests, before any token was checked, would run the gateway out of memory.
  */
 export class ByteCollector {
   #buffer: Buffer;
@@ -11,7 +11,7 @@ export class ByteCollector {
   /**
    * `expected`: the size announced (Content-Length; NaN or undefined when none), allocated at once up to `MAX_UPFRONT_BYTES`:
    * a header alone must not reserve the whole limit (1,000 connections announcing 1 MiB and sending a byte
-   * reserved 1 GB).
+   * would reserve 1 GB).
    */
   constructor(
     readonly limit: number,

@@ -40,7 +40,7 @@ export interface LineBatcherOptions {
 /**
  * Lines written to `stream` together, in order, rather than one write each. The gateway logs a line per
  * operation: written one by one to a pipe (a log collector's, a container runtime's), each write is a system
- * call that may also wake the reader, and on a busy gateway that was up to a tenth of an operation's CPU. So what a
+ * call that may also wake the reader, and on a busy gateway that is up to a tenth of an operation's CPU. So what a
  * turn logs goes out at its end (`setImmediate`) in one write, and on a busy gateway at most one write every
  * `minIntervalMs`: lines logged sooner after the last write wait for the rest of that interval, so that a
  * write carries many operations' lines (bench/README.md, "a turn's log lines written together"). A quiet

@@ -1,7 +1,7 @@
 /**
  * Every environment variable the gateway and its emulator read (the README's configuration tables), and the
  * prefixes they own. A variable under one of those prefixes that is not a setting is a typo the gateway
- * would otherwise ignore in silence: `AUTH_JWT_SECRETS=…` started it with authentication off.
+ * would otherwise ignore in silence: `AUTH_JWT_SECRETS=…` would start it with authentication off.
  */
 export const SETTINGS = [
   'PORT',
@@ -45,8 +45,8 @@ export const SETTINGS = [
   'EMULATOR_RATE_LIMIT',
 ] as const;
 
-// `INTROSPECT`: INTROSPECTION has no prefix of its own, and `INTROSPECTIONS=true` went unsaid (no other program's
-// variable starts so). The other lone settings (PORT, HOST, NODE_ENV) are too common to guess typos of.
+// `INTROSPECT`: INTROSPECTION has no prefix of its own, and `INTROSPECTIONS=true` would go unsaid (no other
+// program's variable starts so). The other lone settings (PORT, HOST, NODE_ENV) are too common to guess typos of.
 const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'KEEP_ALIVE_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_', 'INTROSPECT'];
 
 /**

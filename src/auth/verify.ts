@@ -59,8 +59,8 @@ const JWKS_TIMEOUT_MS = 5_000;
 /**
  * After the key set could not be fetched (the identity provider down, a wrong URL), tokens are answered 503
  * for this long without asking again: jose's own cooldown starts only after a fetch that succeeded, so
- * without this every request, anyone's, unauthenticated ones included, made the gateway fetch the key set
- * and write an error line.
+ * without this every request, anyone's, unauthenticated ones included, would make the gateway fetch the key
+ * set and write an error line.
  */
 const JWKS_FAILURE_BACKOFF_MS = 5_000;
 /** Keys are trusted this long before the key set is fetched again even without an unknown `kid`. */
@@ -205,8 +205,8 @@ function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId:
 }
 
 /**
- * The key set's fetch, its body read up to `MAX_JWKS_BYTES`: a provider's set is a few KB, and a 90 MB one was
- * taken whole (every verification then cost ~25 ms). Larger, it is a set that could not be read.
+ * The key set's fetch, its body read up to `MAX_JWKS_BYTES`: a provider's set is a few KB, and a 90 MB one would
+ * otherwise be taken whole (every verification then costing ~25 ms). Larger, it is a set that could not be read.
  */
 const fetchCapped: FetchImplementation = async (url, options) => {
   const response = await fetch(url, options);

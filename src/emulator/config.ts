@@ -81,8 +81,8 @@ export function emulatorOptionsFromEnv(
     ...(publicOrigin ? { publicUrl } : {}),
     ...(allowedHosts && badHost === undefined ? { allowedHosts } : {}),
     ...(rateLimitPerHour === undefined ? {} : { rateLimitPerHour }),
-    // The request log is for tests and benchmarks, which start the emulator from code: nothing reads it here, and
-    // kept it held up to 100,000 URLs of up to 16 KB each (refused requests included), 1.6 GB anyone could fill.
+    // The request log is for tests and benchmarks, which start the emulator from code: nothing reads it here,
+    // where it would hold up to 100,000 URLs of up to 16 KB each (refused requests included), 1.6 GB anyone could fill.
     requestLogLimit: 0,
   };
 }

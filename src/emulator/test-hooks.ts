@@ -60,8 +60,8 @@ export interface FaultRule {
 export class RequestLog {
   readonly #limit: number;
   /**
-   * Entries past the limit are dropped a tenth of it at a time: trimming on every request copied the whole
-   * log each time (~1 ms a request once full), which throttled long benchmarks to ~900 requests/s.
+   * Entries past the limit are dropped a tenth of it at a time: trimming on every request would copy the whole
+   * log each time (~1 ms a request once full), throttling long benchmarks to ~900 requests/s.
    */
   readonly #trimAt: number;
   #entries: EmulatorRequestLogEntry[] = [];
@@ -83,7 +83,7 @@ export class RequestLog {
       res.once('close', () => {
         this.#inFlight--;
         entry.status = res.writableFinished ? res.statusCode : 0;
-        // (`slice(-0)` is the whole log: a limit of 0 kept every entry, copying them all each time.)
+        // None kept at a limit of 0: `slice(-0)` is the whole log, so trimming would keep every entry, copying them all.
         if (this.#limit > 0) this.#entries.push(entry);
         if (this.#entries.length >= this.#trimAt) this.#entries = this.#entries.slice(-this.#limit);
         resolve();

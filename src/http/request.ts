@@ -34,7 +34,7 @@ export function parseGraphQLBody(text: string): ParsedBody {
   if (Object.keys(body).length === 0) return { ok: false, message: `The request body has no query: ${SHAPE}` };
   const variables = (body as { variables?: unknown }).variables;
   // No input of this schema nests more than a few levels. Far deeper variables (5,000 nested arrays fit in 10
-  // KB) would overflow the stack of anything recursing over them: JSON.stringify, below, did.
+  // KB) would overflow the stack of anything recursing over them, JSON.stringify below among them.
   if (nestedDeeperThan(variables, MAX_VARIABLES_DEPTH)) {
     return { ok: false, message: `The variables nest deeper than the ${MAX_VARIABLES_DEPTH} levels accepted` };
   }
@@ -81,8 +81,8 @@ const MAX_GROWTH = 3 * (21 / 4);
 
 /**
  * The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through).
- * A target starting with `/` is a path (HTTP's origin form), `//graphql` too: resolved against a base, it read as
- * a URL without a scheme whose host was `graphql`, so `//x/healthz` was served as `/healthz`.
+ * A target starting with `/` is a path (HTTP's origin form), `//graphql` too: resolved against a base, it would
+ * read as a URL without a scheme whose host is `graphql`, and `//x/healthz` would be served as `/healthz`.
  */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {
   const target = req.url ?? '/';

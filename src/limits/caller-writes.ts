@@ -9,8 +9,8 @@ import { PerCaller } from './per-caller.ts';
  * How many upstream writes each caller without the admin scope may make in any hour (`CALLER_WRITES_PER_HOUR`).
  * The contract lets any caller with a valid token create and delete top-level connect tokens, and the API key's
  * quota and its unpaged list of connect tokens are shared by everyone: without a bound, one frontend user in a
- * loop created tokens (4 KB values each) until `GET /connect_tokens` was larger than the gateway reads, and the
- * admins' `connectTokens` failed until the tokens expired a day later. Admins (trusted back ends, and every
+ * loop could create tokens (4 KB values each) until `GET /connect_tokens` is larger than the gateway reads, and
+ * the admins' `connectTokens` would fail until the tokens expired a day later. Admins (trusted back ends, and every
  * caller of a gateway running open) are not counted.
  *
  * Each gateway process counts on its own: behind N instances without sticky sessions a caller gets up to N

@@ -21,8 +21,8 @@ export interface OperationLimits {
   /**
    * `MAX_QUERY_TOKENS`: the document's lexical tokens (names, punctuation, values; not comments), checked
    * while parsing. Validation's work grows faster than the document (the check that repeated fields can be
-   * merged compares them pairwise): without this bound, 1,000 repeated fields (a 36 KB body) held the event
-   * loop ~270 ms, before any other limit could be checked.
+   * merged compares them pairwise): without this bound, 1,000 repeated fields (a 36 KB body) would hold the
+   * event loop ~270 ms, before any other limit could be checked.
    */
   maxTokens: number;
 }
@@ -52,7 +52,7 @@ const CHECKS = [
 
 /**
  * The longest alias an operation may use (not a setting). An alias is repeated in the answer for every item of
- * every list around it, which the estimated cost does not see: a 1 MB alias under a page of 100 accounts made
+ * every list around it, which the estimated cost does not see: a 1 MB alias under a page of 100 accounts makes
  * a 100 MB answer, fifty such pages one too large to serialize, holding the event loop 18 s on the way.
  */
 const MAX_ALIAS_LENGTH = 128;

@@ -21,9 +21,9 @@ import { childFields } from './selection.ts';
 /**
  * Checks every write of a mutation before the first is made, then takes them from the caller's budget.
  * graphql-js runs a mutation's fields one after another, and its payloads are non-null: a later field refused
- * by the gateway's own checks (its input, the caller's scope, an id no URL can carry) answered `data: null`,
+ * by the gateway's own checks (its input, the caller's scope, an id no URL can carry) would answer `data: null`
  * after the earlier fields had written upstream, their results (new ids, tokens) unreported, and a client
- * retrying made them again. So each field's resolver first runs against a check-only API
+ * retrying would make them again. So each field's resolver first runs against a check-only API
  * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
  * operation, nothing written, with that field's error and path, and the HTTP status of its code; one field
  * alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only when

@@ -28,7 +28,7 @@ export class FailureLog {
   /**
    * A fault of the gateway's own configuration that every call meets until it is fixed (its key refused):
    * logged at `error` once a minute at most, with how many calls met it since the last line, rather than once
-   * a call (a busy gateway wrote thousands of identical lines a second).
+   * a call (a busy gateway would write thousands of identical lines a second).
    */
   configurationFault(message: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
     const due = this.#faultsLogged.admit(message, performance.now());

@@ -52,8 +52,8 @@ const MAX_URL_LENGTH = 4096;
 
 /**
  * The longest value sent in a form (a name, an email address, a callback URL). The upstream keeps what it is
- * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token,
- * pushed the unpaged token list past the 32 MiB an answer may take, and it stayed so until they expired.
+ * given and lists it back: forty connect tokens with 900 KB names, made by any caller with a valid token, would
+ * push the unpaged token list past the 32 MiB an answer may take, and it would stay so until they expired.
  */
 export const MAX_FORM_VALUE_LENGTH = 4096;
 
