@@ -61,7 +61,7 @@ const fetcher: Fetcher = async (given, options) => {
   const params =
     given.operationName === INTROSPECTION_QUERY_NAME ? { ...given, query: given.query.replace(/^(\s*query\s+)IntrospectionQuery\b/, `$1${INTROSPECTION_QUERY_NAME}`) } : given;
   // The headers are checked before anything is sent: a name or value fetch refuses (a token pasted with a
-  // typographic quote or ellipsis in it, a space in a name) made fetch throw, and GraphiQL showed its
+  // typographic quote or ellipsis in it, a space in a name) would make fetch throw, and GraphiQL would show its
   // TypeError with the bundle's stack.
   let requestHeaders: Headers;
   try {
@@ -76,7 +76,7 @@ const fetcher: Fetcher = async (given, options) => {
     text = await response.text();
   } catch (error) {
     // The gateway stopped, or the network is down: fetch's bare "Failed to fetch", with the minified bundle's
-    // stack trace, was all the result pane showed.
+    // stack trace, would otherwise be all the result pane shows.
     const endpoint = new URL(config.endpoint, document.baseURI).href;
     return failure(`No answer from the gateway at ${endpoint} (${messageOf(error)}): is it running and reachable? Run the operation again once it is.`);
   }
@@ -113,8 +113,8 @@ function messageOf(error: unknown): string {
 const NAMESPACE = 'graphiql:';
 /**
  * The query and variables editors' own texts, stored as typed: they hold no headers, and variables read as
- * JSON and written back lost their layout (`{"first":2}`), so they no longer matched their tab's, and
- * GraphiQL opened a second tab with them at the next visit.
+ * JSON and written back would lose their layout (`{"first":2}`), no longer match their tab's, and GraphiQL
+ * would open a second tab with them at the next visit.
  */
 const EDITOR_TEXTS = new Set([`${NAMESPACE}query`, `${NAMESPACE}variables`]);
 const ownKeys = () => Object.keys(localStorage).filter((key) => key.startsWith(NAMESPACE));
@@ -146,8 +146,8 @@ function withoutHeaders(value: string): string {
 /**
  * The docs panel opens by itself at a person's first visit only (nothing of GraphiQL's stored yet), only in a
  * window wide enough for it beside the editors, and only when the gateway answers introspection. Given at every
- * visit, it came back at each reload after being closed (GraphiQL stores a closed panel as no panel, which the
- * prop then overrides); in a narrow window (a phone's, a split screen) its 200 pixels at least pushed the
+ * visit, it would come back at each reload after being closed (GraphiQL stores a closed panel as no panel, which
+ * the prop then overrides); in a narrow window (a phone's, a split screen) its 200 pixels at least would push the
  * editors and the run button out of sight; and with introspection off it could only ever show GraphiQL's red
  * "No GraphQL schema available".
  */
@@ -163,8 +163,8 @@ for (const key of ownKeys()) {
 /**
  * When the schema (the docs panel) is asked for. With introspection off, never (`schema={null}`): the refusal
  * would stand whatever the token, and GraphiQL shows a refused schema request in the result pane. With
- * authentication on, not as the page opens, before anyone has typed a token in (the refusal, a 401, filled the
- * result pane as the page opened), but once an operation has run with a token the gateway took (any answer but
+ * authentication on, not as the page opens, before anyone has typed a token in (the refusal, a 401, would fill
+ * the result pane as the page opens), but once an operation has run with a token the gateway took (any answer but
  * a 401), with the headers then in the editor: `schema` goes from null to unset, and GraphiQL asks. Should that
  * request be refused for want of a token all the same (the token expired meanwhile), it is asked for again
  * after an operation with other headers; not again with the same (a wrong token stays wrong).
