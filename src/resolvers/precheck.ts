@@ -14,6 +14,7 @@ import {
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
+import { messageOf } from '../logger.ts';
 import { WriteChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 import { childFields } from './selection.ts';
@@ -25,8 +26,8 @@ import { childFields } from './selection.ts';
  * after the earlier fields had written upstream, their results (new ids, tokens) unreported, and a client
  * retrying would make them again. So each field's resolver first runs against a check-only API
  * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
- * operation, nothing written, with that field's error and path, and the HTTP status of its code; one field
- * alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only when
+ * operation, nothing written, with that field's error and path, and the HTTP status of its code (a check
+ * that fails unexpectedly, a bug, refuses it as an unexpected error, 500); one field alone is left to fail as it runs (its refusal is all that happens, a field error as for any). Only when
  * every write passed are they reserved, all together, from `CALLER_WRITES_PER_HOUR`
  * (`RequestApi.reserveWrites`, refused whole with 429 when they do not all fit), so that a mutation that can
  * never succeed is told why, not to wait an hour; what the operation did not spend is given back when it ends.
@@ -87,12 +88,15 @@ async function checkWrites(
     const definition = mutationType.getFields()[node.name.value];
     if (typeof resolve !== 'function' || definition === undefined) continue;
     try {
-      await resolve({}, getArgumentValues(definition, node, coerced) as never, { ...context, api }, undefined as never);
+      await resolve({}, getArgumentValues(definition, node, coerced) as never, { ...context, api });
     } catch (error) {
       if (error instanceof WriteChecked) continue;
       const code = callerCodeOf(error);
-      // Anything else (a bug) is left to execution, which reports it as it does any.
-      if (code === undefined || !(error instanceof GraphQLError)) continue;
+      if (code === undefined || !(error instanceof GraphQLError)) {
+        // A bug in the field's checks, which it would meet again as it runs, after the writes before it: it
+        // refuses the operation as any unexpected error fails a field (masked, logged with its path).
+        return { writes: fields.length, refusal: new GraphQLError(messageOf(error), { path: [key], originalError: error instanceof Error ? error : undefined }) };
+      }
       const refusal = new GraphQLError(`${error.message} (no write of the operation was made)`, {
         path: [key],
         extensions: { ...error.extensions, code, http: { status: REFUSAL_STATUS[code] ?? 400 } },

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Mutation } from '../../src/resolvers/Mutation.ts';
 import { codes, useStack } from '../helpers/stack.ts';
 
 describe('mutations: one upstream request each, payload fields loaded only when selected', () => {
@@ -298,6 +299,27 @@ describe('a mutation of several writes: all checked before the first is made', (
     assert.deepEqual(codes(res), []);
     assert.deepEqual(Object.keys(res.body.data!), ['a', 'c']);
     assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /connect_tokens']);
+  });
+
+  it("refuses the whole operation when a later field's own checks fail unexpectedly (a bug): the earlier write is not made", async (t) => {
+    // The schema holds the resolvers it was built with; the precheck looks each up as it runs, so this
+    // stands for a bug it meets before the operation, and the field would meet again as it ran.
+    const deleteAccount = Mutation.deleteAccount;
+    Mutation.deleteAccount = () => {
+      throw new TypeError("Cannot read properties of undefined (reading 'fieldName')");
+    };
+    t.after(() => {
+      Mutation.deleteAccount = deleteAccount;
+    });
+    stack.emulator.clearRequests();
+    const res = await stack.gql(`mutation {
+      a: createAccount(input: { email: "first@example.com" }) { id }
+      b: deleteAccount(id: "some-account") { success }
+    }`);
+    assert.equal(res.status, 500, JSON.stringify(res.body));
+    assert.equal(res.body.data, undefined, JSON.stringify(res.body));
+    assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 
   it('still runs the writes in order when the upstream fails one: that failure shows only as it runs', async () => {
