@@ -65,7 +65,7 @@ export class RequestApi {
   /**
    * The same caller's API whose calls are only checked (`CancelSignal.checkOnly`): each write runs every check
    * the gateway makes before an upstream request (access here, then the client's own on what it would send)
-   * and ends in `WriteChecked` instead of being made. A mutation's resolvers run against it check all the
+   * and ends in `CallChecked` instead of being made. A mutation's resolvers run against it check all the
    * operation's writes before the first is made.
    */
   forChecks(): RequestApi {
@@ -291,8 +291,11 @@ function cacheKey(key: string | null | readonly [string | null, string]): string
   return JSON.stringify(key);
 }
 
-/** How a write of a check-only RequestApi (`forChecks`) ends once every check before its request has passed. */
-export { CallChecked as WriteChecked };
+/**
+ * How a write of a check-only RequestApi (`forChecks`) ends once every check before its request has passed:
+ * the client's own error, offered here so that resolvers reach the upstream layer only through this API.
+ */
+export { CallChecked };
 
 /** Calls that are only checked, never sent, for `forChecks`: no deadline of their own, nothing to abort. */
 const CHECK_ONLY: CancelSignal = {

@@ -15,7 +15,7 @@ import {
 import type { GatewayContext } from '../context.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { messageOf } from '../logger.ts';
-import { WriteChecked } from '../loaders/request-api.ts';
+import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 import { childFields } from './selection.ts';
 
@@ -90,7 +90,7 @@ async function checkWrites(
     try {
       await resolve({}, getArgumentValues(definition, node, coerced) as never, { ...context, api });
     } catch (error) {
-      if (error instanceof WriteChecked) continue;
+      if (error instanceof CallChecked) continue;
       const code = callerCodeOf(error);
       if (code === undefined || !(error instanceof GraphQLError)) {
         // A bug in the field's checks, which it would meet again as it runs, after the writes before it: it
