@@ -7,7 +7,8 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { acceptsGraphQLAnswer, awaitsContinue, carriesOperation, discardBody, leftMidRequest, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, readBody, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
+import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { createIde, type Ide } from './ide/index.ts';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { leftMidRequest } from '../http/request.ts';
+import { leftMidRequest } from '../http/body.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import type {
   UpstreamConnectToken,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { leftMidRequest } from '../http/request.ts';
+import { leftMidRequest } from '../http/body.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, isDomainHint, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readBody as readBodyUpTo } from '../http/request.ts';
+import { readBody as readBodyUpTo } from '../http/body.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
 import { hostnameOf, isLoopbackHost } from '../url.ts';
