@@ -95,8 +95,9 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
       const spelling = raw.includes('@') ? undefined : originAsBrowsersSendIt(entry);
       const suggestion = spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
       problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown}${suggestion})`);
+    } else {
+      origins.push(origin);
     }
-    else origins.push(origin);
   }
   return origins;
 }

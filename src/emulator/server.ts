@@ -8,7 +8,7 @@ import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere }
 import { OAuthVerifier } from './oauth.ts';
 import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { SourceCallbacks } from './source-callback.ts';
-import { EmulatorStore, type ConnectResult } from './store.ts';
+import { EmulatorStore, type ConnectResult, type SeedName } from './store.ts';
 import { shortened } from '../shortened.ts';
 import { realTimer, type WaitTimer } from '../wait-timer.ts';
 import { applyFault, FaultRules, RequestLog, type EmulatorRequestLogEntry, type FaultRule } from './test-hooks.ts';
@@ -30,7 +30,7 @@ export interface EmulatorOptions {
   /** Default `dev-secret`. */
   consumerSecret?: string;
   /** Example data when no data file exists; default `demo`. */
-  seed?: 'demo' | 'none';
+  seed?: SeedName;
   /** Persist state here: loaded on start when it exists, saved atomically after every write and on close. */
   dataFile?: string;
   /** Told of each save to `dataFile` that failed (default: a line on stderr); the state stays in memory. */
