@@ -5,7 +5,7 @@ import { messageOf } from '../logger.ts';
 import { unknownSettings } from '../settings.ts';
 import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../stop-signals.ts';
 
-/**
+/*
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
  * emulator table). Prints one line on start; SIGINT/SIGTERM persist and exit 0 (a second one, while a save
  * hangs, exits 1 without it).

@@ -1,4 +1,4 @@
-/**
+/*
  * A circuit breaker for the upstream as a whole. While the upstream is down, every call would wait for its
  * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
  * failures that say "down" (no connection, timeouts, 502/504), calls fail at once for `cooldownMs`. Then one
