@@ -14,7 +14,8 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
   /**
    * Written whatever `LOG_LEVEL` filters out: the start-up facts an operator needs to run the gateway at
-   * all (where it listens, which upstream it uses, that authentication is off).
+   * all (where it listens, which upstream it uses, that authentication is off), and the first and last lines
+   * of a shutdown (without them, a graceful stop read at `warn` looks like a kill).
    */
   announce(level: 'info' | 'warn', message: string, fields?: LogFields): void;
   /** Whether lines at `level` are written: for a field that costs something to compute. */

@@ -69,7 +69,9 @@ async function main(): Promise<void> {
   });
 
   const stop = async (signal: string) => {
-    logger.info('shutting down', { signal });
+    // Announced, as the start-up lines are: a log read at warn or error must still tell a graceful stop (this
+    // line, then `stopped`) from a process that was killed or crashed (neither).
+    logger.announce('info', 'shutting down', { signal });
     let failed = false;
     for (const [part, close] of [['gateway', () => gateway.close()], ['emulator', () => emulator?.close()]] as const) {
       try {
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
     }
     // The last line: the shutdown ended here, not by a kill, and how (a supervisor's log shows only the code).
     const exitCode = failed ? 1 : 0;
-    logger.info('stopped', { exitCode });
+    logger.announce('info', 'stopped', { exitCode });
     process.exit(exitCode);
   };
   new StopSignals().listen({

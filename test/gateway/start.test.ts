@@ -239,7 +239,7 @@ describe('npm start', () => {
     }
   });
 
-  it('with LOG_LEVEL=error still announces the start-up lines (which upstream, authentication off, where it listens), and nothing else below error', async () => {
+  it('with LOG_LEVEL=error still announces the start-up lines (which upstream, authentication off, where it listens) and the shutdown’s first and last, and nothing else below error', async () => {
     const lines = await linesOfAMissingAccountQuery('error');
     assert.deepEqual(
       logEntries(lines).map((entry) => [entry['level'], String(entry['message']).split(/[:(]/)[0]]),
@@ -247,8 +247,12 @@ describe('npm start', () => {
         ['info', 'CONTEXTIO_API_URL is not set'],
         ['warn', 'authentication is off '],
         ['info', 'gateway ready'],
+        // A log without `stopped` is of a process killed or crashed (the README): at any level, or a graceful
+        // stop read at warn or error would look like one.
+        ['info', 'shutting down'],
+        ['info', 'stopped'],
       ],
-      'the shutdown line and the debug line are dropped',
+      'the operation line and the debug line are dropped',
     );
   });
 
