@@ -28,6 +28,11 @@ export interface OperationOutcome {
    * the upstream's 429 and for the caller's budget alike) does not say.
    */
   limits: Set<string>;
+  /**
+   * Why the token was refused (`UNAUTHENTICATED`): the refusal's message, one of the authenticator's fixed
+   * texts, which name what was wrong with a token and never what it contained.
+   */
+  authFailure?: string;
 }
 
 /** What every request's context is built from, made once per gateway. */

@@ -401,7 +401,11 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     context: async () => {
       if ('error' in authenticated) {
         // Refused before Apollo's plugins see the request: the log line takes its code from here.
-        outcome.errorCodes.add(codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR);
+        const code = codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR;
+        outcome.errorCodes.add(code);
+        // The log line says why, as the caller is told: an expired token, a key the gateway lacks and a clock
+        // off all look alike by their code.
+        if (code === ErrorCode.UNAUTHENTICATED && authenticated.error instanceof Error) outcome.authFailure = authenticated.error.message;
         throw authenticated.error;
       }
       return createContext(deps, requestId, authenticated.identity, outcome, operation);
@@ -455,6 +459,7 @@ function logOperationOnClose(parts: Pick<HandlerParts, 'logger' | 'shutdown' | '
       upstreamRequests: operation.requests,
       ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
       ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
+      ...(outcome.authFailure === undefined ? {} : { authFailure: outcome.authFailure }),
     });
   });
 }

@@ -113,16 +113,34 @@ describe('the operation log line', () => {
     );
   });
 
-  it('logs a refused token as UNAUTHENTICATED, and never the token', async () => {
-    const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: 'a-secret-of-at-least-32-characters!!' } } });
+  it('logs a refused token as UNAUTHENTICATED with why it was refused, and never the token', async () => {
+    const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: SECRET } } });
     const authLines = authed.lines;
     try {
-      const res = await authed.gql('{ __typename }', {}, { authorization: 'Bearer not.a.jwt' });
-      assert.equal(res.status, 401);
-      const [entry] = await exactOperationLines(1, authed.gateway, authLines);
-      assert.deepEqual([entry!['status'], entry!['errors'], entry!['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
-      assert.equal('caller' in entry!, false, 'a refused token names nobody');
+      const expired = await hsToken({ scope: 'contextio:admin', exp: Math.floor(Date.now() / 1000) - 3600 });
+      const wronglySigned = await hsToken({ scope: 'contextio:admin' }, 'another-secret-of-at-least-32-characters!!');
+      for (const token of ['not.a.jwt', expired, wronglySigned]) {
+        assert.equal((await authed.gql('{ __typename }', {}, { authorization: `Bearer ${token}` })).status, 401);
+      }
+      assert.equal((await authed.gql('{ __typename }', {})).status, 401);
+      const entries = await exactOperationLines(4, authed.gateway, authLines);
+      for (const entry of entries) {
+        assert.deepEqual([entry['status'], entry['errors'], entry['upstreamRequests']], [401, ['UNAUTHENTICATED'], 0]);
+        assert.equal('caller' in entry, false, 'a refused token names nobody');
+      }
+      // What the caller was told, so that an operator looking up a 401 by its request id learns the cause (an
+      // expired token, a key the gateway lacks, a clock off) without asking the caller for it.
+      assert.deepEqual(
+        entries.map((entry) => entry['authFailure']),
+        [
+          'The bearer token is not a well-formed JWT',
+          'The token has expired',
+          'The token\'s signature is not valid',
+          'Authentication required: send Authorization: Bearer <token>',
+        ],
+      );
       assert.doesNotMatch(authLines.join('\n'), /not\.a\.jwt/);
+      for (const token of [expired, wronglySigned]) assert.equal(authLines.join('\n').includes(token.split('.')[2]!), false);
     } finally {
       await authed.close();
     }
