@@ -54,6 +54,13 @@ if (process.argv.includes('--check')) {
   console.log(upToDate ? 'build: up to date (dist/)' : 'build: needed');
   process.exit(upToDate ? 0 : 1);
 }
+// Up to date, there is nothing to build and so no lock to take: a deployment whose files its user cannot
+// write (the image's files root's, the gateway run as another user; a read-only filesystem) starts all the
+// same. A build under way has removed the stamp first, so this never takes a half-written dist/ for current.
+if (builtFrom(inputsHash())) {
+  console.log('build: up to date (dist/)');
+  process.exit(0);
+}
 // `npm start` and `npm run emulator` side by side on a fresh checkout would otherwise build at the same
 // time, one deleting dist/ide while the other writes it: the second waits, then finds the build done.
 const status = withBuildLock(() => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, cp, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -13,7 +13,12 @@ const buildStep = (dir: string, ...args: string[]) => run(dir, process.execPath,
 const npm = (dir: string, ...args: string[]) => run(dir, 'npm', ...args);
 
 async function run(dir: string, command: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
-  const child = spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  return runAs({}, dir, command, ...args);
+}
+
+/** `run`, as another user when `user` names one (`uid`, `gid`: only root may). */
+async function runAs(user: { uid?: number; gid?: number }, dir: string, command: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
+  const child = spawn(command, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], ...user });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -87,6 +92,38 @@ describe('npm start’s build step', () => {
       assert.equal(rebuilt.code, 0, rebuilt.output);
       await readFile(join(dir, 'dist', 'src', 'main.js'));
       assert.equal((await buildStep(dir, '--check')).code, 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('npm start’s build step where its files cannot be written', () => {
+  // A hardened deployment: the image's files belong to root and the gateway runs as another user (a
+  // Dockerfile's `USER node`), or the container's filesystem is read-only. Built in the image, dist/ is up to
+  // date, and npm start must start without writing anything there.
+  it('finds an up-to-date build up to date without writing in dist/', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-read-only-'));
+    try {
+      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
+        await cp(join(root, path), join(dir, path), { recursive: true });
+      }
+      // What the build leaves, without a build: its three outputs, and its stamp of the inputs.
+      for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
+        await mkdir(join(dir, output, '..'), { recursive: true });
+        await writeFile(join(dir, output), '');
+      }
+      assert.equal((await buildStep(dir, '--stamp')).code, 0);
+      // Root writes whatever the modes say: the step then runs as nobody, who can read the copy but not write it.
+      const root_ = process.getuid?.() === 0;
+      await chmod(dir, 0o755);
+      if (!root_) await chmod(join(dir, 'dist'), 0o555);
+      try {
+        const user = root_ ? { uid: 65534, gid: 65534 } : {};
+        assert.deepEqual(await runAs(user, dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs')), { code: 0, output: 'build: up to date (dist/)\n' });
+      } finally {
+        await chmod(join(dir, 'dist'), 0o755);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
