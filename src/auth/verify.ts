@@ -65,6 +65,14 @@ const JWKS_TIMEOUT_MS = 5_000;
 const JWKS_FAILURE_BACKOFF_MS = 5_000;
 /** Keys are trusted this long before the key set is fetched again even without an unknown `kid`. */
 const JWKS_MAX_AGE_MS = 10 * 60_000;
+/**
+ * While the key set cannot be fetched, the keys of the last fetch go on verifying their tokens until this long
+ * after it (as .NET's identity libraries keep their "last known good" keys for an hour): an outage of the
+ * provider's key set alone does not refuse every caller 10 minutes into it. A key the provider withdraws
+ * meanwhile cannot be known of until the set can be fetched; past this, the gateway stops trusting what it
+ * cannot check, and answers 503.
+ */
+const JWKS_LAST_GOOD_MS = 60 * 60_000;
 /** Real tokens are far smaller; a larger header is refused before any parsing. */
 const MAX_TOKEN_LENGTH = 8_192;
 
@@ -103,6 +111,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
+        logger,
       )
     : undefined;
   const common: JWTVerifyOptions = {
@@ -135,7 +144,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       if (alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { ...common, algorithms: SECRET_ALGORITHMS }));
       } else if (typeof alg === 'string' && JWKS_ALGORITHMS.includes(alg) && jwks) {
-        ({ payload } = await verifyWithKeySet(token, jwks, { ...common, algorithms: JWKS_ALGORITHMS }));
+        ({ payload } = await verifyWithKeySet(token, (header, jws) => jwks(header, jws, requestId), { ...common, algorithms: JWKS_ALGORITHMS }));
       } else {
         throw unauthenticated('The token is signed with an algorithm this gateway does not accept');
       }
@@ -253,28 +262,37 @@ function isKeySetFailure(error: unknown): boolean {
   return error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || error.code === 'ERR_JOSE_GENERIC';
 }
 
+/** What jose gives a key set to find a token's key: its protected header, and the token. */
+type KeyRequest = Parameters<JWTVerifyGetKey>;
+/** A key of the key set for a token, as jose asks for it, with the id of the request it verifies. */
+type KeySetKeyOf = (...args: [...KeyRequest, requestId: string]) => ReturnType<JWTVerifyGetKey>;
+
 /**
- * The key set, not fetched again for `backoffMs` after a fetch failed. Meanwhile the keys fetched before, while
- * jose still counts them fresh, go on verifying the tokens they sign: only a token naming another key (a
- * rotation, or a forged `kid`, which anyone can send) waits for the pause to end.
+ * The key set, not fetched again for `backoffMs` after a fetch failed. Meanwhile, and whenever a fetch fails,
+ * the keys of the last fetch go on verifying the tokens they sign while jose counts them fresh, and after
+ * that until `JWKS_LAST_GOOD_MS` past their fetch (each failed fetch said once, at error): only a token
+ * naming another key (a rotation, or a forged `kid`, which anyone can send) gets the 503.
  */
-function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, backoffMs: number): JWTVerifyGetKey {
+function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, backoffMs: number, logger: Logger): KeySetKeyOf {
   let failedAt: number | undefined;
   /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
   let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;
   const retryAfter = (waited: number) => retryAfterSeconds(backoffMs - waited);
-  return async (header, token) => {
-    const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
-    if (waited < backoffMs) {
-      if (!remote.fresh || fetched.uat === undefined || fetched.jwks === undefined) throw new KeySetUnavailable(retryAfter(waited));
-      if (cached?.uat !== fetched.uat) cached = { uat: fetched.uat, keyOf: createLocalJWKSet(fetched.jwks) };
-      try {
-        return await cached.keyOf(header, token);
-      } catch (error) {
-        if (error instanceof joseErrors.JWKSNoMatchingKey) throw new KeySetUnavailable(retryAfter(waited));
-        throw error;
-      }
+  /** The token's key among those of the last fetch, while they may be used; else the set is unavailable. */
+  const lastGoodKey = async (...[header, token, unavailable]: [...KeyRequest, unavailable: () => KeySetUnavailable]) => {
+    const { uat, jwks } = fetched;
+    if (uat === undefined || jwks === undefined || !(remote.fresh || Date.now() - uat < JWKS_LAST_GOOD_MS)) throw unavailable();
+    if (cached?.uat !== uat) cached = { uat, keyOf: createLocalJWKSet(jwks) };
+    try {
+      return await cached.keyOf(header, token);
+    } catch (error) {
+      if (error instanceof joseErrors.JWKSNoMatchingKey) throw unavailable();
+      throw error;
     }
+  };
+  return async (header, token, requestId) => {
+    const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
+    if (waited < backoffMs) return lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(waited)));
     try {
       const key = await remote(header, token);
       failedAt = undefined;
@@ -282,7 +300,10 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
     } catch (error) {
       if (!isKeySetFailure(error)) throw error;
       failedAt = performance.now();
-      throw new KeySetUnavailable(retryAfter(0), error);
+      // Thrown with the failure as its cause, the 503's refusal says it; a key found says it here.
+      const key = await lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(0), error));
+      reportKeySetFailure(error, requestId, logger, { lastFetchedSecondsAgo: Math.round((Date.now() - fetched.uat!) / 1000) });
+      return key;
     }
   };
 }
@@ -400,20 +421,26 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
   // Left: the key set could not be fetched or read. That is the gateway's fault, not the caller's, so it
   // is not a 401 that would make a client throw its token away. Said once per failed fetch.
   const unavailable = error instanceof KeySetUnavailable ? error : new KeySetUnavailable(retryAfterSeconds(JWKS_FAILURE_BACKOFF_MS), error);
-  const cause = unavailable.cause;
-  if (cause !== undefined && !(cause instanceof Object && reportedFailures.has(cause))) {
-    if (cause instanceof Object) reportedFailures.add(cause);
-    logger.error('the JWKS could not be fetched or read', {
-      requestId,
-      error: failureReason(cause),
-    });
-  }
+  if (unavailable.cause !== undefined) reportKeySetFailure(unavailable.cause, requestId, logger);
   return new GraphQLError('The token could not be verified right now; try again later', {
     extensions: {
       code: ErrorCode.INTERNAL_SERVER_ERROR,
       http: { status: 503, headers: new HeaderMap([['retry-after', String(unavailable.retryAfterSeconds)]]) },
     },
   });
+}
+
+/**
+ * Logs a failed fetch of the key set once, however many requests waited on it. `lastGood`: the keys of the
+ * last fetch verified the token all the same, fetched that long ago.
+ */
+function reportKeySetFailure(cause: unknown, requestId: string, logger: Logger, lastGood?: { lastFetchedSecondsAgo: number }): void {
+  if (cause instanceof Object && reportedFailures.has(cause)) return;
+  if (cause instanceof Object) reportedFailures.add(cause);
+  const message = lastGood === undefined
+    ? 'the JWKS could not be fetched or read'
+    : `the JWKS could not be fetched or read: the keys of its last fetch verify tokens meanwhile, up to ${JWKS_LAST_GOOD_MS / 60_000} minutes after it`;
+  logger.error(message, { requestId, error: failureReason(cause), ...lastGood });
 }
 
 /** Refuses the operation as a whole: HTTP 401, with the challenge RFC 6750 asks for. */

@@ -504,25 +504,46 @@ describe('an unreachable key set', () => {
     }
   });
 
-  test('while it is not asked for again, keys older than the set\'s max age (10 min) verify nothing: an outage does not keep them trusted', async () => {
+  test('while it cannot be fetched, the keys of its last fetch verify their tokens up to an hour after it, and no longer', async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     await withKeySet(
       [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
       async (stack, jwks) => {
         // Each token its own jti: one verified before would be answered from memory, never reaching the key set.
         let issued = 0;
-        const signed = () => sign(privateKey, 'RS256', 'k', { jti: String(++issued) });
+        const signed = (kid = 'k') => sign(privateKey, 'RS256', kid, { jti: String(++issued) });
         assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
         jwks.setFailing(true);
-        // Eleven minutes on, the keys fetched are stale (past the 10 min max age): the set is asked for again, and that fails.
+        const failures = () => stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read')).map((line) => JSON.parse(line) as Record<string, unknown>);
+        // Eleven minutes on, past the 10 min max age: the set is asked for again, that fails, and the keys of the
+        // last fetch verify the token all the same (an outage of the set alone refuses nobody), said at error.
         await withClockAhead(11 * 60_000, async () => {
-          assert.equal((await stack.gql('{ __typename }', await signed())).status, 503);
+          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
           assert.equal(jwks.fetches, 2);
-          // In the pause that follows, a new token of the same key waits with the rest: no stale key verifies it.
-          const paused = await stack.gql('{ __typename }', await signed());
-          assert.equal(paused.status, 503);
-          assert.deepEqual(codes(paused), ['INTERNAL_SERVER_ERROR']);
+          const [failure] = failures();
+          assert.match(String(failure!['message']), /: the keys of its last fetch verify tokens meanwhile, up to 60 minutes after it$/);
+          assert.ok(Math.abs(Number(failure!['lastFetchedSecondsAgo']) - 660) < 30, String(failure!['lastFetchedSecondsAgo']));
+          // In the pause that follows, the same without a fetch; a key the last fetch lacked gets the 503.
+          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+          assert.equal((await stack.gql('{ __typename }', await signed('another'))).status, 503);
           assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
+          assert.equal(failures().length, 1, 'the one failed fetch said once');
+        }, { wallClock: true });
+        // An hour and a minute on, the keys are trusted no longer: 503, and the same in the pause after.
+        await withClockAhead(61 * 60_000, async () => {
+          const refused = await stack.gql('{ __typename }', await signed());
+          assert.equal(refused.status, 503);
+          assert.deepEqual(codes(refused), ['INTERNAL_SERVER_ERROR']);
+          assert.equal(jwks.fetches, 3);
+          assert.equal((await stack.gql('{ __typename }', await signed())).status, 503);
+          assert.equal(jwks.fetches, 3, 'nothing fetched during the pause');
+          assert.equal(failures().at(-1)!['message'], 'the JWKS could not be fetched or read');
+        }, { wallClock: true });
+        // Back, the set is fetched once the pause is over, and its keys verify again.
+        jwks.setFailing(false);
+        await withClockAhead(63 * 60_000, async () => {
+          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+          assert.equal(jwks.fetches, 4);
         }, { wallClock: true });
       },
       { jwksFailureBackoffMs: 60_000 },
