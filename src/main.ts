@@ -68,7 +68,9 @@ async function main(): Promise<void> {
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
+  let stopping = false;
   const stop = async (signal: string) => {
+    stopping = true;
     // Announced, as the start-up lines are: a log read at warn or error must still tell a graceful stop (this
     // line, then `stopped`) from a process that was killed or crashed (neither).
     logger.announce('info', 'shutting down', { signal });
@@ -112,6 +114,17 @@ async function main(): Promise<void> {
         if (problem === undefined) return;
         logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl });
       });
+  }
+  // The same for the upstream, whose wrong URL or key pair would otherwise show only with the first operation
+  // (the health check answers for the gateway alone): one call of the key's quota per start. The embedded
+  // emulator is the gateway's own, started with the key pair it is given.
+  if (config.upstream.kind === 'remote') {
+    const { baseUrl } = config.upstream;
+    void gateway.upstreamProblem().then((problem) => {
+      // A call cut short by a shutdown says nothing of the upstream.
+      if (problem === undefined || stopping) return;
+      logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: baseUrl });
+    });
   }
 }
 

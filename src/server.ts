@@ -92,6 +92,12 @@ export interface Gateway {
    * each still gets an answer), then closes the upstream pool. A second call returns the same shutdown.
    */
   close(): Promise<void>;
+  /**
+   * What keeps the upstream from serving operations now (a wrong URL or key pair, an upstream down), from one
+   * call of the cheapest kind (`GET /accounts?limit=1`), as any operation's call would fail: `undefined` when
+   * it answered. For a check at start, which the health check (the gateway's own) cannot make.
+   */
+  upstreamProblem(): Promise<string | undefined>;
 }
 
 /**
@@ -216,6 +222,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     close() {
       return (closing ??= shutDown());
     },
+    // Its log lines (the client's) name it as an operation's name their request.
+    upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
   };
 }
 

@@ -90,6 +90,8 @@ async function withOperationInFlight(
       UPSTREAM_TIMEOUT_MS: '120000',
       OPERATION_TIMEOUT_MS: '600000',
     });
+    // Its check of the upstream at start answered first: the request in flight below is then the operation's.
+    await eventually(() => upstream.requests.length > 0, IN_MAIN);
     const inFlight = query(started.url, `{ account(id: "${id}") { id } }`).catch(() => 'connection closed' as const);
     await eventually(() => upstream.inFlight > 0, IN_MAIN);
     await run(started, inFlight);
@@ -436,6 +438,38 @@ describe('npm start', () => {
         assert.deepEqual(result.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
       } finally {
         assert.equal(await unversioned.stop(), 0);
+      }
+    } finally {
+      await upstream.close();
+    }
+  });
+
+  it('with CONTEXTIO_API_URL checks the upstream with one call after its ready line: a key pair it refuses is said at any log level', async () => {
+    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    try {
+      const calls = () => upstream.requests.map((r) => [r.method, r.path, r.query, r.status]);
+      const good = await startMain({ CONTEXTIO_API_URL: upstream.url, CONTEXTIO_CONSUMER_KEY: 'remote-key', CONTEXTIO_CONSUMER_SECRET: 'remote-secret' });
+      try {
+        await eventually(() => upstream.requests.length > 0, IN_MAIN);
+        assert.deepEqual(calls(), [['GET', '/accounts', 'limit=1&offset=0', 200]]);
+      } finally {
+        assert.equal(await good.stop(), 0);
+      }
+      assert.equal(good.lines.filter((l) => l.includes('cannot be used now')).length, 0, good.lines.join('\n'));
+
+      upstream.clearRequests();
+      // The secret wrong: every operation would fail; the health check (the gateway's own) would not say so.
+      const wrong = await startMain({ LOG_LEVEL: 'error', CONTEXTIO_API_URL: upstream.url, CONTEXTIO_CONSUMER_KEY: 'remote-key', CONTEXTIO_CONSUMER_SECRET: 'not-the-secret' });
+      try {
+        await eventually(() => wrong.lines.some((l) => l.includes('cannot be used now')), IN_MAIN);
+        const warning = logEntries(wrong.lines).find((entry) => String(entry['message']).startsWith('CONTEXTIO_API_URL cannot be used now'))!;
+        assert.equal(warning['level'], 'warn');
+        assert.match(String(warning['message']), /^CONTEXTIO_API_URL cannot be used now: The upstream refused the gateway’s credentials\. Operations that need it fail until it can$/);
+        assert.equal(warning['upstream'], upstream.url);
+        assert.deepEqual(calls(), [['GET', '/accounts', 'limit=1&offset=0', 401]]);
+        assert.ok(wrong.lines.every((l) => !l.includes('not-the-secret')));
+      } finally {
+        assert.equal(await wrong.stop(), 0);
       }
     } finally {
       await upstream.close();
