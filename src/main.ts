@@ -7,7 +7,7 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
 import { createLogger, messageOf, stderrLines } from './logger.ts';
 import { startGateway } from './server.ts';
-import { unknownSettings } from './settings.ts';
+import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
 import { exitOnceSaved, StopSignals } from './stop-signals.ts';
 
 /**
@@ -35,6 +35,8 @@ async function main(): Promise<void> {
   let upstream;
   if (config.upstream.kind === 'remote') {
     upstream = config.upstream;
+    const ignored = ignoredEmulatorSettings(process.env);
+    if (ignored !== undefined) logger.announce('warn', ignored);
     // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
     if (!/\/v?\d+(\.\d+)*$/i.test(new URL(upstream.baseUrl).pathname)) {
       logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {

@@ -66,6 +66,17 @@ export function unknownSettings(env: Record<string, string | undefined>, only: r
 }
 
 /**
+ * The line saying that the embedded emulator's settings set in `env` are ignored, since `CONTEXTIO_API_URL`
+ * names another upstream (the emulator does not run); `undefined` when none is set. Left from a development
+ * `.env`, an `EMULATOR_DATA_FILE` or `EMULATOR_PORT` would otherwise seem to be in force.
+ */
+export function ignoredEmulatorSettings(env: Record<string, string | undefined>): string | undefined {
+  const set = SETTINGS.filter((name) => name.startsWith('EMULATOR_') && (env[name] ?? '').trim() !== '');
+  if (set.length === 0) return undefined;
+  return `${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run`;
+}
+
+/**
  * The setting spelt most like `name`, within a fifth of its letters (at least 2) of edits; else the one setting
  * that has all of `name`'s words in their order with some left out (`MAX_DEPTH`: `MAX_QUERY_DEPTH`,
  * `BREAKER_THRESHOLD`: `BREAKER_FAILURE_THRESHOLD`, `CALLER_WRITES`: `CALLER_WRITES_PER_HOUR`), when only one does.

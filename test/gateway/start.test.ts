@@ -409,6 +409,8 @@ describe('npm start', () => {
         CONTEXTIO_API_URL: upstream.url,
         CONTEXTIO_CONSUMER_KEY: 'remote-key',
         CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        // Left from a development .env: not in force, and said so.
+        EMULATOR_DATA_FILE: '/nonexistent/emulator.json',
       });
       try {
         upstream.store.createAccount({ email: 'remote@example.com' });
@@ -420,6 +422,8 @@ describe('npm start', () => {
         assert.equal(ready['upstream'], upstream.url);
         assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
         assert.ok(started.lines.every((l) => !l.includes('names no API version')));
+        const ignored = logEntries(started.lines).filter((entry) => String(entry['message']).includes('ignored: CONTEXTIO_API_URL is set'));
+        assert.deepEqual(ignored.map((entry) => [entry['level'], entry['message']]), [['warn', 'EMULATOR_DATA_FILE is ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run']]);
       } finally {
         assert.equal(await started.stop(), 0);
       }

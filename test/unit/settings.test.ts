@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
-import { SETTINGS, unknownSettings } from '../../src/settings.ts';
+import { ignoredEmulatorSettings, SETTINGS, unknownSettings } from '../../src/settings.ts';
 
 /** The variables `loadConfig` reads from `env`, whether it accepts them or not. */
 function namesRead(env: Env): Set<string> {
@@ -50,6 +50,15 @@ describe('the settings', () => {
     ]);
     assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['EMULATOR_FOO is not a setting and is ignored']);
     assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')));
+  });
+
+  it('names the emulator settings set where CONTEXTIO_API_URL keeps the emulator from running, in the table\'s order, never their values', () => {
+    assert.equal(ignoredEmulatorSettings({ PORT: '4000', EMULATOR_FOO: 'x', EMULATOR_SEED: ' ' }), undefined, 'blank counts as unset, and a typo is said apart');
+    assert.equal(ignoredEmulatorSettings({ EMULATOR_PORT: '4010' }), 'EMULATOR_PORT is ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run');
+    assert.equal(
+      ignoredEmulatorSettings({ EMULATOR_DATA_FILE: '/var/lib/emu.json', EMULATOR_CONSUMER_SECRET: 'a-secret', EMULATOR_PORT: '4010' }),
+      'EMULATOR_PORT, EMULATOR_CONSUMER_SECRET, EMULATOR_DATA_FILE are ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run',
+    );
   });
 
   it('names the one setting a shortened name leaves words out of, however many letters that is', () => {
