@@ -146,6 +146,23 @@ describe('npm start’s build step without the build tools', () => {
   });
 });
 
+describe('npm in the project', () => {
+  it('never asks the registry for a newer npm at npm start, whatever the user\'s own npm settings (a fresh HOME)', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'contextio-home-'));
+    try {
+      // A server's npm, run with a fresh HOME, otherwise contacts the registry at each start and logs the offer.
+      const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !/^npm_config_/i.test(name)));
+      const child = spawn('npm', ['config', 'get', 'update-notifier'], { cwd: root, env: { ...env, HOME: home }, stdio: ['ignore', 'pipe', 'inherit'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      await once(child, 'close');
+      assert.equal(output.trim(), 'false');
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('npm start under a supervisor', () => {
   // A container runtime or process manager signals the process it started, npm, not the whole group as a
   // terminal's Ctrl-C does. npm passes the signal to its child: the script has to make that child the
