@@ -17,6 +17,8 @@ import { CallerWriteBudget } from './limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
+import { isOutOfFileDescriptors } from './upstream/failures.ts';
+import { LineThrottle } from './upstream/line-throttle.ts';
 import { UpstreamClient } from './upstream/client.ts';
 import { shortened } from './shortened.ts';
 import { urlHostOf } from './url.ts';
@@ -204,6 +206,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       httpServer.off('error', reject);
       resolve();
     });
+  });
+  // Node reports a connection it could not accept (the process out of file descriptors, EMFILE, when libuv
+  // could not shed it by itself) as an error of the server: unheard, that ends the process. Said at error,
+  // once a minute at most, with how many went unsaid.
+  const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
+  httpServer.on('error', (error: NodeJS.ErrnoException) => {
+    const due = acceptFailures.admit(error.code ?? error.message, performance.now());
+    if (due) logger.error('a connection could not be accepted', { error: error.message, ...(isOutOfFileDescriptors(error.code) ? { hint: 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)' } : {}), ...due });
   });
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
@@ -504,6 +514,9 @@ async function sendAnswer(
 }
 
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
+/** How often a failure to accept connections is logged at most (each comes by the connection). */
+const ACCEPT_FAILURE_LOG_INTERVAL_MS = 60_000;
+
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
 /** The `extensions.code` of each error in a GraphQL response body. */

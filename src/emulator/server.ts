@@ -207,6 +207,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     });
   });
 
+  // A connection Node could not accept (the process out of file descriptors) is an error of the server, which
+  // unheard ends the process (the gateway's too, for the embedded one). Its client sees the connection fail.
+  server.on('error', () => {});
   const address = server.address() as AddressInfo;
   servesHost = hostFilter(address.address, options.allowedHosts, options.publicUrl);
   const origin = `http://${urlHostOf(address.address)}:${address.port}`;

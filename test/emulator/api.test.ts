@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, Server } from 'node:net';
 import { describe, test } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
@@ -359,6 +359,26 @@ describe('connect tokens', () => {
 });
 
 describe('transport details', () => {
+  test('a connection it could not accept (out of file descriptors) ends nothing: it goes on serving', async (t) => {
+    // The server is the emulator's own: taken as it starts listening.
+    const servers: Server[] = [];
+    const listen = Server.prototype.listen;
+    Server.prototype.listen = function (this: Server, ...args: unknown[]) {
+      servers.push(this);
+      return listen.apply(this, args as Parameters<typeof listen>);
+    } as typeof listen;
+    let emu;
+    try {
+      emu = await emulatorFor(t);
+    } finally {
+      Server.prototype.listen = listen;
+    }
+    assert.equal(servers.length, 1);
+    // What Node does when accept() fails where libuv could not shed the connection: an error of the server.
+    servers[0]!.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
+    assert.equal((await api(emu, '/accounts')).status, 200);
+  });
+
   test('a JSON body is neither signed nor parsed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts?limit=1`;

@@ -5,6 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
+import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { startLoggingStack, startStack, useStack, type Stack } from '../helpers/stack.ts';
@@ -617,6 +618,29 @@ describe('HTTP settings', () => {
       assert.ok(hasStackTrace(invalid.text));
     } finally {
       await dev.close();
+    }
+  });
+});
+
+describe('a connection the gateway could not accept', () => {
+  it('is logged (once a minute at most, with how many since), and the gateway goes on serving', async () => {
+    const stack = await startLoggingStack('info');
+    try {
+      // What Node does when accept() fails (the process out of file descriptors, where libuv could not shed the
+      // connection by itself): an error of the server. Unheard, the first would have ended the process.
+      const outOfDescriptors = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
+      for (let i = 0; i < 3; i++) stack.gateway.httpServer.emit('error', outOfDescriptors());
+      assert.equal((await stack.gql('{ __typename }')).status, 200);
+      const said = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
+      assert.deepEqual(said.map((line) => [line['level'], line['error'], line['hint']]), [['error', 'accept EMFILE', 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)']]);
+      await withClockAhead(60_000, async () => {
+        stack.gateway.httpServer.emit('error', outOfDescriptors());
+        await stack.gql('{ __typename }');
+      });
+      const again = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
+      assert.deepEqual(again.map((line) => line['sinceLastLine']), [undefined, 2]);
+    } finally {
+      await stack.close();
     }
   });
 });
