@@ -87,6 +87,8 @@ describe('the logged excerpt of an upstream error body', () => {
 
   it('shows the start of a large body, searched as shown', () => {
     assert.equal(shown(`${'y'.repeat(70_000)}${secret}`), 'y'.repeat(500));
+    // Searched no further than 256 characters past the cut: a credential quoted beyond is not in what is shown.
+    assert.equal(shown(`${'y'.repeat(800)}${secret}`), 'y'.repeat(500));
   });
 
   it('is not shown when a credential straddles the cut, its first characters too few to match on their own', () => {
@@ -97,5 +99,13 @@ describe('the logged excerpt of an upstream error body', () => {
   it('shows a body in UTF-16 as its text, with the connect token cut out', () => {
     const excerpt = shown(Buffer.from('{"error":"connect_token tok3n0001 is invalid"}', 'utf16le').toString('utf8'));
     assert.equal(excerpt, '{"error":"connect_token [token] is invalid"}');
+  });
+
+  it('shows as many characters of a body in UTF-16 as of any, and searches it as far past the cut', () => {
+    const utf16 = (text: string) => Buffer.from(text, 'utf16le').toString('utf8');
+    // Its NULs take none of the 500 characters shown.
+    assert.equal(shown(utf16('y'.repeat(600))), 'y'.repeat(500));
+    // A credential straddling the cut: its first 7 characters would be shown, too few to match on their own.
+    assert.equal(shown(utf16(`${'y'.repeat(493)}${secret}`)), WITHHELD);
   });
 });
