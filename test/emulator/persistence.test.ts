@@ -195,6 +195,11 @@ describe('the data file as read and written', () => {
       [(s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_sync_flags: 'yes' }), /connect token #0 is malformed: source_sync_flags must be true or false/],
       [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0\)/],
+      // The record named is the first that holds the token, not merely the first of the file.
+      [
+        (s) => s.tokens.push(...['first', 'abc', 'abc'].map((token) => ({ token, owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }))),
+        /connect token #2 repeats the token of connect token #1\)/,
+      ],
       [
         (s) => {
           const snapshot = { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [{ label: 'l', port: '993' }] };
