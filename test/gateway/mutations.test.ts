@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { GraphQLError } from 'graphql';
 import { Mutation } from '../../src/resolvers/Mutation.ts';
-import { codes, useStack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { codes, startLoggingStack, useStack } from '../helpers/stack.ts';
 
 describe('mutations: one upstream request each, payload fields loaded only when selected', () => {
   const stack = useStack();
@@ -320,6 +322,31 @@ describe('a mutation of several writes: all checked before the first is made', (
     assert.equal(res.body.data, undefined, JSON.stringify(res.body));
     assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
     assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('logs such a failed check as any unexpected error, with the error the check met and its path; a GraphQLError of no gateway code is one too', async (t) => {
+    const logging = await startLoggingStack('info');
+    const deleteAccount = Mutation.deleteAccount;
+    t.after(async () => {
+      Mutation.deleteAccount = deleteAccount;
+      await logging.close();
+    });
+    for (const thrown of [new TypeError("Cannot read properties of undefined (reading 'fieldName')"), new GraphQLError('a check that went wrong')]) {
+      Mutation.deleteAccount = () => {
+        throw thrown;
+      };
+      logging.lines.length = 0;
+      const res = await logging.gql(`mutation {
+        a: createAccount(input: { email: "first@example.com" }) { id }
+        b: deleteAccount(id: "some-account") { success }
+      }`);
+      assert.equal(res.status, 500, JSON.stringify(res.body));
+      assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
+      assert.deepEqual(logging.upstreamCalls(), []);
+      await eventually(() => logging.lines.some((line) => line.includes('"message":"unexpected error"')));
+      const logged = logging.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'unexpected error');
+      assert.deepEqual(logged.map((entry) => [entry['path'], entry['error']]), [['b', `${thrown.name}: ${thrown.message}`]]);
+    }
   });
 
   it('still runs the writes in order when the upstream fails one: that failure shows only as it runs', async () => {
