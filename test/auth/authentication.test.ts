@@ -439,6 +439,10 @@ describe('an unreachable key set', () => {
       const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
       assert.equal(logged.length, 1);
       assert.match(String(JSON.parse(logged[0]!)['error']), /^connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+      // Its operation line: a token that could not be checked is no token refused, so no `authFailure`.
+      await eventually(() => stack.logs.some((line) => line.includes('"message":"operation"')));
+      const operation = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'operation')!;
+      assert.deepEqual([operation['status'], operation['errors'], 'authFailure' in operation], [503, ['INTERNAL_SERVER_ERROR'], false]);
     } finally {
       await stack.close();
     }
@@ -518,9 +522,12 @@ describe('an unreachable key set', () => {
         // Eleven minutes on, past the 10 min max age: the set is asked for again, that fails, and the keys of the
         // last fetch verify the token all the same (an outage of the set alone refuses nobody), said at error.
         await withClockAhead(11 * 60_000, async () => {
-          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+          const verified = await stack.gql('{ __typename }', await signed());
+          assert.equal(verified.status, 200);
           assert.equal(jwks.fetches, 2);
           const [failure] = failures();
+          // Said with the id of the request that met the failure, as the 503's line is.
+          assert.equal(failure!['requestId'], verified.headers.get('x-request-id'));
           assert.match(String(failure!['message']), /: the keys of its last fetch verify tokens meanwhile, up to 60 minutes after it$/);
           assert.ok(Math.abs(Number(failure!['lastFetchedSecondsAgo']) - 660) < 30, String(failure!['lastFetchedSecondsAgo']));
           // In the pause that follows, the same without a fetch; a key the last fetch lacked gets the 503.
@@ -544,6 +551,39 @@ describe('an unreachable key set', () => {
         await withClockAhead(63 * 60_000, async () => {
           assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
           assert.equal(jwks.fetches, 4);
+        }, { wallClock: true });
+      },
+      { jwksFailureBackoffMs: 60_000 },
+    );
+  });
+  test('in an outage after a rotation, the keys of the last fetch are those trusted, not those of an earlier one', async () => {
+    const first = await generateKeyPair('RS256', { extractable: true });
+    const second = await generateKeyPair('RS256', { extractable: true });
+    const jwkOf = async (publicKey: CryptoKey, kid: string) => ({ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' });
+    await withKeySet(
+      [await jwkOf(first.publicKey, 'k1')],
+      async (stack, jwks) => {
+        let issued = 0;
+        const signed = (kid: 'k1' | 'k2') => sign(kid === 'k1' ? first.privateKey : second.privateKey, 'RS256', kid, { jti: String(++issued) });
+        const status = async (kid: 'k1' | 'k2') => (await stack.gql('{ __typename }', await signed(kid))).status;
+        assert.equal(await status('k1'), 200);
+        // A first outage: k1 verified with the keys of the first fetch.
+        jwks.setFailing(true);
+        await withClockAhead(11 * 60_000, async () => assert.equal(await status('k1'), 200), { wallClock: true });
+        assert.equal(jwks.fetches, 2);
+        // Back, with k1 withdrawn for k2: a token naming k2 has the set fetched.
+        jwks.setKeys([await jwkOf(second.publicKey, 'k2')]);
+        jwks.setFailing(false);
+        await withClockAhead(13 * 60_000, async () => assert.equal(await status('k2'), 200), { wallClock: true });
+        assert.equal(jwks.fetches, 3);
+        // A second outage, past that fetch's max age: k2 still verifies, and the withdrawn k1 no longer does.
+        jwks.setFailing(true);
+        await withClockAhead(25 * 60_000, async () => {
+          assert.equal(await status('k2'), 200);
+          assert.equal(jwks.fetches, 4);
+          assert.equal(await status('k1'), 503);
+          assert.equal(await status('k2'), 200);
+          assert.equal(jwks.fetches, 4, 'nothing fetched during the pause');
         }, { wallClock: true });
       },
       { jwksFailureBackoffMs: 60_000 },
