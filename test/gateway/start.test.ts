@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -463,13 +463,24 @@ describe('npm start', () => {
 
       upstream.clearRequests();
       // The secret wrong: every operation would fail; the health check (the gateway's own) would not say so.
-      const wrong = await startMain({ LOG_LEVEL: 'error', CONTEXTIO_API_URL: upstream.url, CONTEXTIO_CONSUMER_KEY: 'remote-key', CONTEXTIO_CONSUMER_SECRET: 'not-the-secret' });
+      const wrong = await startMain({
+        LOG_LEVEL: 'error',
+        CONTEXTIO_API_URL: upstream.url,
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'not-the-secret',
+        EMULATOR_SEED: 'demo',
+      });
       try {
         await eventually(() => wrong.lines.some((l) => l.includes('cannot be used now')), IN_MAIN);
         const warning = logEntries(wrong.lines).find((entry) => String(entry['message']).startsWith('CONTEXTIO_API_URL cannot be used now'))!;
         assert.equal(warning['level'], 'warn');
         assert.match(String(warning['message']), /^CONTEXTIO_API_URL cannot be used now: The upstream refused the gateway’s credentials\. Operations that need it fail until it can$/);
         assert.equal(warning['upstream'], upstream.url);
+        // The client's own line of the refusal names the check as an operation's id would (an operator tells
+        // it from an operation's), and the ignored emulator setting is said at this level too.
+        const refused = logEntries(wrong.lines).find((entry) => String(entry['message']).startsWith('the upstream refused the gateway’s API key'));
+        assert.equal(refused?.['requestId'], 'start-check', wrong.lines.join('\n'));
+        assert.ok(wrong.lines.some((l) => l.includes('EMULATOR_SEED is ignored: CONTEXTIO_API_URL is set')), wrong.lines.join('\n'));
         assert.deepEqual(calls(), [['GET', '/accounts', 'limit=1&offset=0', 401]]);
         assert.ok(wrong.lines.every((l) => !l.includes('not-the-secret')));
       } finally {
@@ -477,6 +488,30 @@ describe('npm start', () => {
       }
     } finally {
       await upstream.close();
+    }
+  });
+
+  it('with CONTEXTIO_API_URL says nothing of the upstream when a shutdown cuts its check short', async () => {
+    // An upstream that takes the check's request and never answers it.
+    const sockets: Socket[] = [];
+    let arrived!: () => void;
+    const requested = new Promise<void>((resolve) => (arrived = resolve));
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      socket.once('data', () => arrived());
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = silent.address() as AddressInfo;
+      const started = await startMain({ CONTEXTIO_API_URL: `http://127.0.0.1:${port}/2.0`, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+      await requested;
+      assert.equal(await started.stop(), 0, started.lines.join('\n'));
+      assert.deepEqual(started.lines.filter((l) => l.includes('cannot be used now')), [], 'a check cut short is no problem of the upstream');
+      assert.equal(logEntries(started.lines).at(-1)!['message'], 'stopped');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 
