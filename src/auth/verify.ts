@@ -57,8 +57,9 @@ const CLOCK_TOLERANCE_SECONDS = 30;
 /** Key set fetches give up after this; the key set is then refetched on a later token. */
 const JWKS_TIMEOUT_MS = 5_000;
 /**
- * After the key set could not be fetched (the identity provider down, a wrong URL), tokens are answered 503
- * for this long without asking again: jose's own cooldown starts only after a fetch that succeeded, so
+ * After the key set could not be fetched (the identity provider down, a wrong URL), it is not asked for again
+ * for this long (tokens the keys already fetched cannot verify are answered 503): jose's own cooldown starts
+ * only after a fetch that succeeded, so
  * without this every request, anyone's, unauthenticated ones included, would make the gateway fetch the key
  * set and write an error line.
  */
