@@ -59,9 +59,8 @@ const JWKS_TIMEOUT_MS = 5_000;
 /**
  * After the key set could not be fetched (the identity provider down, a wrong URL), it is not asked for again
  * for this long (tokens the keys already fetched cannot verify are answered 503): jose's own cooldown starts
- * only after a fetch that succeeded, so
- * without this every request, anyone's, unauthenticated ones included, would make the gateway fetch the key
- * set and write an error line.
+ * only after a fetch that succeeded, so without this every request, anyone's, unauthenticated ones included,
+ * would make the gateway fetch the key set and write an error line.
  */
 const JWKS_FAILURE_BACKOFF_MS = 5_000;
 /** Keys are trusted this long before the key set is fetched again even without an unknown `kid`. */
