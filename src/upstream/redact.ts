@@ -18,7 +18,8 @@ import type { CancelSignal } from './cancellation.ts';
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
   // A little more than is shown, so that a token or a labelled value at the cut is cut out whole first. Without
   // NULs: a body in UTF-16 (a charset some servers write their pages in), read as the UTF-8 it is taken for,
-  // holds one beside each ASCII character, which would keep its connect token from being found and cut out.
+  // holds one beside each ASCII character, which would keep its connect token from being found and cut out
+  // (so twice the characters are taken before they go).
   const head = withoutNuls(text.slice(0, 2 * (MAX_LOGGED_BODY + 256)));
   const redacted = hideToken(head.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY + 256);
   const excerpt = redacted.slice(0, MAX_LOGGED_BODY);
