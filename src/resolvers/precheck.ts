@@ -28,9 +28,10 @@ import { childFields } from './selection.ts';
  * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
  * operation, nothing written, with that field's error and path, and the HTTP status of its code (a check
  * that fails unexpectedly, a bug, refuses it as an unexpected error, 500); one field alone is left to fail
- * as it runs (its refusal is all that happens, a field error as for any). Only when every write passed are they reserved, all together, from `CALLER_WRITES_PER_HOUR`
- * (`RequestApi.reserveWrites`, refused whole with 429 when they do not all fit), so that a mutation that can
- * never succeed is told why, not to wait an hour; what the operation did not spend is given back when it ends.
+ * as it runs (its refusal is all that happens, a field error as for any). Only when every write passed are
+ * they reserved, all together, from `CALLER_WRITES_PER_HOUR` (`RequestApi.reserveWrites`, refused whole with
+ * 429 when they do not all fit), so that a mutation that can never succeed is told why, not to wait an hour;
+ * what the operation did not spend is given back when it ends.
  */
 export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
   // It keeps nothing per request: one listener serves them all (a query pays calls that return at once).
