@@ -47,10 +47,15 @@ const TOKEN_HEADERS = '{\n  "Authorization": "Bearer <token>"\n}\n';
 /** Short enough for the editor's width beside the docs panel. */
 const TOKEN_HINT = { required: 'Token: in Headers, below.', open: 'No token: auth is off here.' };
 /**
- * With introspection off the docs panel stays empty ("No GraphQL schema available"): not pointed at, then. With a
- * token required, it fills once an operation has run with one (the page asks for the schema only then).
+ * With introspection off the page has no docs panel: the example says where the schema is instead, as the gateway's
+ * refusal of introspection does (on a second line: with no panel beside it the editor has the width). With a
+ * token required, the panel fills once an operation has run with one (the page asks for the schema only then).
  */
-const DOCS_HINT = { on: 'Docs: the panel on the left.', afterToken: 'Docs: on the left, once a query ran.', off: 'No docs: introspection off.' };
+const DOCS_HINT = {
+  on: 'Docs: the panel on the left.',
+  afterToken: 'Docs: on the left, once a query ran.',
+  off: 'No docs: introspection off.\n# Schema: schema.graphql in the gateway’s source.',
+};
 
 export interface IdeOptions {
   /** Where operations go, as the browser sees it. */
@@ -60,8 +65,8 @@ export interface IdeOptions {
   /** Whether callers need a token (default true): the IDE then opens with an Authorization header to fill in. */
   tokenRequired?: boolean;
   /**
-   * Whether the gateway answers introspection (default true): without it the IDE asks for no schema (its
-   * docs panel stays empty), where the refusal would otherwise fill the result pane.
+   * Whether the gateway answers introspection (default true): without it the IDE asks for no schema, where the
+   * refusal would otherwise fill the result pane, and has no docs panel, which could only say it has no schema.
    */
   introspection?: boolean;
 }

@@ -266,6 +266,75 @@ browserTest('with auth and introspection on, a schema request refused for want o
   }
 });
 
+/** The buttons down the IDE's left edge, GraphiQL's sidebar: the panels', then re-fetch, short keys, settings. */
+const sidebar = (page: Page) => page.locator('.graphiql-sidebar');
+/** GraphiQL's sidebar button that asks for the schema again; getByRole finds it only while shown. */
+const refetchButton = (page: Page) => sidebar(page).getByRole('button', { name: /Re-fetch GraphQL schema/ });
+
+/** Whether the sidebar's settings button is still at its foot, where the re-fetch button, when shown, holds them. */
+async function settingsAtSidebarFoot(page: Page): Promise<boolean> {
+  const settings = (await sidebar(page).getByRole('button', { name: /settings/ }).boundingBox())!;
+  const bar = (await sidebar(page).boundingBox())!;
+  return settings.y + settings.height > bar.y + bar.height - 100;
+}
+
+browserTest('with introspection off, the IDE offers no docs panel and no schema re-fetch, and its example says where the schema is', async (_context, page) => {
+  // GraphiQL's docs button opened a panel saying "No GraphQL schema available" in red, and its re-fetch button
+  // did nothing: neither could ever work against this gateway.
+  const closed = await startStack({ emulator: { seed: 'demo' }, gateway: { introspection: false } });
+  try {
+    const sentOperations = await recordSentOperations(page);
+    await page.goto(closed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    await page.locator('.graphiql-query-editor').getByText('Schema: schema.graphql in the gateway’s source.').waitFor();
+    await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
+    assert.equal(await sidebar(page).getByRole('button', { name: /Documentation Explorer/ }).count(), 0, 'no docs button');
+    assert.equal(await page.locator('.graphiql-doc-explorer').count(), 0, 'no docs panel');
+    assert.equal(await refetchButton(page).count(), 0, 'no re-fetch button');
+    assert.ok(await settingsAtSidebarFoot(page), 'the short keys and settings buttons stay at the sidebar’s foot');
+    // The queries still run, and nothing asks for the schema.
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+    await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+    assert.deepEqual(await sentOperations(), ['AccountsWithSources']);
+  } finally {
+    await closed.close();
+  }
+});
+
+browserTest('with auth and introspection on, the schema re-fetch is offered once a token was taken, and asks with the headers then in the editor', async (_context, page) => {
+  // Before a token was taken the page does not ask for the schema (`schema={null}`), and GraphiQL's re-fetch
+  // button, shown all the same, did nothing when pressed.
+  const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET }, introspection: true } });
+  try {
+    const token = await hsToken({ scope: 'contextio:admin' });
+    const another = await hsToken({ scope: 'contextio:admin', sub: 'another' });
+    await page.goto(authed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
+    assert.equal(await refetchButton(page).count(), 0, 'no re-fetch button before a token was taken');
+    assert.ok(await settingsAtSidebarFoot(page), 'the short keys and settings buttons stay at the sidebar’s foot');
+    await runWithToken(page, 'not.a.token', { answer: 'The bearer token is not a well-formed JWT' });
+    await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+    assert.equal(await refetchButton(page).count(), 0, 'nor after a token the gateway refused');
+
+    await runWithToken(page, token);
+    await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+    await refetchButton(page).waitFor();
+    assert.ok(await settingsAtSidebarFoot(page));
+    // Pressed, it asks for the schema with the headers now in the editor.
+    const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
+    await replaceText(page, headers, JSON.stringify({ Authorization: `Bearer ${another}` }));
+    const asked = page.waitForRequest((request) => (request.postDataJSON() as { operationName?: string } | null)?.operationName === 'IdeSchema');
+    await refetchButton(page).click();
+    const request = await asked;
+    assert.equal(request.headers()['authorization'], `Bearer ${another}`);
+    assert.equal((await request.response())?.status(), 200);
+  } finally {
+    await authed.close();
+  }
+});
+
 browserTest('a schema request that gets no data is tried once more under the same name, which its document then defines', async (_context, page) => {
   // GraphiQL tries again (without subscriptionType, for older servers) when its schema request gets no data,
   // with the operation name it was given but graphql-js's document, named IntrospectionQuery: the gateway

@@ -82,10 +82,10 @@ test('with authentication on, the IDE opens with an Authorization header to fill
     const config = ideConfigOf(await response.body.text());
     assert.deepEqual(JSON.parse(config.defaultHeaders), { Authorization: 'Bearer <token>' });
     assert.match(config.defaultQuery, /Token: in Headers, below/);
-    // Introspection is off by default with authentication on: the docs panel stays empty, so the example
-    // does not send the reader there.
+    // Introspection is off by default with authentication on: the page has no docs panel, so the example does
+    // not send the reader there, but to the published schema.
     assert.doesNotMatch(config.defaultQuery, /Docs: the panel/);
-    assert.match(config.defaultQuery, /No docs: introspection off/);
+    assert.match(config.defaultQuery, /^# No docs: introspection off\.\n# Schema: schema\.graphql in the gateway’s source\.\n/m);
     // A client without a query and without a token learns first that it needs a token; with one, what to send.
     const tokenless = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: 'application/json' } });
     assert.equal(tokenless.statusCode, 401);

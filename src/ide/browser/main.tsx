@@ -148,8 +148,7 @@ function withoutHeaders(value: string): string {
  * window wide enough for it beside the editors, and only when the gateway answers introspection. Given at every
  * visit, it would come back at each reload after being closed (GraphiQL stores a closed panel as no panel, which
  * the prop then overrides); in a narrow window (a phone's, a split screen) its 200 pixels at least would push the
- * editors and the run button out of sight; and with introspection off it could only ever show GraphiQL's red
- * "No GraphQL schema available".
+ * editors and the run button out of sight; and with introspection off there is no docs panel (see `Ide`).
  */
 const DOCS_PANEL_MIN_WINDOW_WIDTH = 768;
 const openDocsPanel = config.introspection && ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
@@ -187,6 +186,15 @@ function SchemaAfterToken({ wanted, want }: { wanted: boolean; want: () => void 
   return null;
 }
 
+/**
+ * The class the page's container has while the schema is not to be asked for (`schema={null}`: introspection
+ * off, or no token taken yet). GraphiQL's sidebar button "Re-fetch GraphQL schema" then does nothing at all
+ * (GraphiQL introspects only without a `schema` prop), and GraphiQL 5 has no prop to leave it out, so ide.css
+ * hides it. Once the schema is wanted it is shown, and asks with the headers then in the editor. Its short key,
+ * Shift-Ctrl-R, does nothing meanwhile either, but offers nothing on the screen.
+ */
+const SCHEMA_UNASKED_CLASS = 'ide-schema-unasked';
+
 function Ide() {
   const [schemaWanted, setSchemaWanted] = useState(config.introspection && !config.tokenRequired);
   const want = useCallback(() => setSchemaWanted(true), []);
@@ -194,7 +202,10 @@ function Ide() {
     <GraphiQL
       fetcher={fetcher}
       introspectionQueryName={INTROSPECTION_QUERY_NAME}
-      {...(schemaWanted ? {} : { schema: null })}
+      {...(schemaWanted ? {} : { schema: null, className: SCHEMA_UNASKED_CLASS })}
+      // With introspection off, no docs explorer at all (GraphiQL's documented `null`): its button opened a panel
+      // that could only say "No GraphQL schema available". The example's first lines say where the schema is.
+      {...(config.introspection ? {} : { referencePlugin: null })}
       storage={storage}
       defaultQuery={config.defaultQuery}
       defaultHeaders={config.defaultHeaders}
