@@ -196,9 +196,14 @@ async function docsLoadAfter(page: Page, name: string, run: (token: string) => P
     const sentOperations = await recordSentOperations(page);
     await page.goto(authed.gateway.url);
     await page.locator('.graphiql-container').waitFor();
+    await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
+    // A first visit in a wide window, but the schema waits for a token: the docs panel, open, could only say
+    // in red that there is no schema. It stays closed; the example's hint says where the docs will be.
+    assert.equal(await page.locator('.graphiql-doc-explorer').count(), 0, 'no docs panel before a token');
     // A wrong token, refused (401), is not taken: the schema is not asked for with it.
     await runWithToken(page, 'not.a.token', { answer: 'The bearer token is not a well-formed JWT' });
     await run(token);
+    await openDocs(page);
     await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
     assert.deepEqual(await sentOperations(), ['AccountsWithSources', name, 'IdeSchema']);
   } finally {
@@ -248,6 +253,7 @@ browserTest('with auth and introspection on, a schema request refused for want o
     // The same headers again: a token refused stays refused, so the schema is not asked for with it.
     await runAgain(2);
     await runWithToken(page, another);
+    await openDocs(page);
     await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
     const schema = ['IdeSchema', 'IdeSchema'];
     assert.deepEqual(await sentOperations(), ['AccountsWithSources', ...schema, 'AccountsWithSources', 'AccountsWithSources', 'IdeSchema']);
@@ -270,6 +276,8 @@ browserTest('with auth and introspection on, a schema request refused for want o
 const sidebar = (page: Page) => page.locator('.graphiql-sidebar');
 /** GraphiQL's sidebar button that asks for the schema again; getByRole finds it only while shown. */
 const refetchButton = (page: Page) => sidebar(page).getByRole('button', { name: /Re-fetch GraphQL schema/ });
+/** Opens the docs panel by its sidebar button, as a person would where it does not open by itself. */
+const openDocs = (page: Page) => sidebar(page).getByRole('button', { name: /Show Documentation Explorer/ }).click();
 
 /** Whether the sidebar's settings button is still at its foot, where the re-fetch button, when shown, holds them. */
 async function settingsAtSidebarFoot(page: Page): Promise<boolean> {
@@ -319,6 +327,7 @@ browserTest('with auth and introspection on, the schema re-fetch is offered once
     assert.equal(await refetchButton(page).count(), 0, 'nor after a token the gateway refused');
 
     await runWithToken(page, token);
+    await openDocs(page);
     await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
     await refetchButton(page).waitFor();
     assert.ok(await settingsAtSidebarFoot(page));
@@ -420,6 +429,9 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   // Closed, it came back at every reload: GraphiQL stores a closed panel as none, which the page's default overrode.
   await page.getByRole('button', { name: /Documentation Explorer/i }).click();
   await docs.waitFor({ state: 'detached' });
+  // And a reload at once, before GraphiQL stores its tabs (half a second after a change), found nothing stored
+  // at all, a first visit again: what the page keeps of its own is all that is left here.
+  await page.evaluate(() => Object.keys(localStorage).filter((key) => key !== 'graphiql:visited').forEach((key) => localStorage.removeItem(key)));
   await page.reload();
   await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
   await page.locator('.graphiql-execute-button').waitFor();

@@ -145,13 +145,21 @@ function withoutHeaders(value: string): string {
 
 /**
  * The docs panel opens by itself at a person's first visit only (nothing of GraphiQL's stored yet), only in a
- * window wide enough for it beside the editors, and only when the gateway answers introspection. Given at every
- * visit, it would come back at each reload after being closed (GraphiQL stores a closed panel as no panel, which
- * the prop then overrides); in a narrow window (a phone's, a split screen) its 200 pixels at least would push the
- * editors and the run button out of sight; and with introspection off there is no docs panel (see `Ide`).
+ * window wide enough for it beside the editors, and only when the gateway answers introspection without a token
+ * first. Given at every visit, it would come back at each reload after being closed (GraphiQL stores a closed
+ * panel as no panel, which the prop then overrides); in a narrow window (a phone's, a split screen) its 200
+ * pixels at least would push the editors and the run button out of sight; with introspection off there is no
+ * docs panel (see `Ide`); and where the schema waits for a token, the panel would show GraphiQL's red "No GraphQL
+ * schema available" until one was taken (GraphiQL decides whether the panel shows at its first render only; the
+ * example's hint says where the docs are then).
  */
 const DOCS_PANEL_MIN_WINDOW_WIDTH = 768;
-const openDocsPanel = config.introspection && ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
+const openDocsPanel =
+  config.introspection && !config.tokenRequired && ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
+// Kept from the first visit on, so that a later one is never taken for the first by what GraphiQL has stored
+// meanwhile: a closed panel is stored as no key at all, and its tabs only half a second after a change, so a
+// reload soon after closing the panel at a first visit found nothing, and the panel came back.
+localStorage.setItem(`${NAMESPACE}visited`, '1');
 
 // Headers an earlier version of this page let GraphiQL store are removed on the next visit.
 for (const key of ownKeys()) {
