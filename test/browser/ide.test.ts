@@ -431,7 +431,7 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   await docs.waitFor({ state: 'detached' });
   // And a reload at once, before GraphiQL stores its tabs (half a second after a change), found nothing stored
   // at all, a first visit again: what the page keeps of its own is all that is left here.
-  await page.evaluate(() => Object.keys(localStorage).filter((key) => key !== 'graphiql:visited').forEach((key) => localStorage.removeItem(key)));
+  await page.evaluate("Object.keys(localStorage).filter((key) => key !== 'graphiql:visited').forEach((key) => localStorage.removeItem(key))");
   await page.reload();
   await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
   await page.locator('.graphiql-execute-button').waitFor();
