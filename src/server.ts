@@ -475,6 +475,8 @@ function logOperationOnClose(parts: Pick<HandlerParts, 'logger' | 'shutdown' | '
       ...(res.writableFinished ? {} : shutdown.connectionsCut ? { cutAtShutdown: true } : connections.answerStalled(res) ? { answerStalled: true } : { clientWentAway: true }),
       ms: Math.round((performance.now() - started) * 10) / 10,
       upstreamRequests: operation.requests,
+      // An operation failing UPSTREAM_ERROR with no request sent: the circuit breaker's doing, said so.
+      ...(operation.breakerRefusals > 0 ? { breakerRefusals: operation.breakerRefusals } : {}),
       ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
       ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
       ...(outcome.authFailure === undefined ? {} : { authFailure: outcome.authFailure }),

@@ -11,6 +11,8 @@ export interface CancelSignal {
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   /** Called for each request the client sends on the caller's behalf (retries included): its upstream cost. */
   countRequest?(): void;
+  /** Called for each call the circuit breaker fails at once (open, or half-open with its trial call out). */
+  countBreakerRefusal?(): void;
   /**
    * Asked before each request (retries included): false when the caller may send no more, which fails that
    * call without sending it. Absent: no limit.
@@ -41,6 +43,7 @@ export class OperationScope implements CancelSignal {
   #reason: unknown;
   #listeners: Array<() => void> = [];
   #requests = 0;
+  #breakerRefusals = 0;
   #claimed = 0;
 
   /** `maxRequests`: the most upstream requests the operation may send, retries included. */
@@ -70,6 +73,15 @@ export class OperationScope implements CancelSignal {
 
   countRequest(): void {
     this.#requests += 1;
+  }
+
+  /** Calls the circuit breaker failed at once: what an operation line with no request sent failed on. */
+  get breakerRefusals(): number {
+    return this.#breakerRefusals;
+  }
+
+  countBreakerRefusal(): void {
+    this.#breakerRefusals += 1;
   }
 
   get aborted(): boolean {

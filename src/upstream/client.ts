@@ -442,6 +442,7 @@ export class UpstreamClient {
       if (!permit) {
         // The call ends here, an owed failure unrecorded: the circuit is not closed, so it has nothing left to open.
         if (previousFailure) throw previousFailure();
+        call.signal?.countBreakerRefusal?.();
         const waitMs = this.#breaker.retryInMs();
         throw this.#fail(
           ErrorCode.UPSTREAM_ERROR,

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -282,6 +282,24 @@ describe('the operation log line', () => {
     assert.deepEqual(entries.map((entry) => entry['status']), [200], 'only the complete request');
     const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => String(entry['message']).startsWith('request refused'));
     assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
+  });
+
+  it('says how many of its calls the circuit breaker failed at once, where no request was sent', async () => {
+    const breaking: string[] = [];
+    const guarded = await startStack({ gateway: { breakerFailureThreshold: 1, logger: createLogger('info', (line) => breaking.push(line)) } });
+    try {
+      const { id } = guarded.emulator.store.createAccount({ email: 'down@example.com' });
+      guarded.emulator.addFault({ path: `/accounts/${id}`, status: 502 });
+      const query = `{ account(id: "${id}") { id } }`;
+      // The first fails at the upstream (its retries included) and opens the circuit; the second is failed at once.
+      for (let i = 0; i < 2; i++) assert.deepEqual(codes(await guarded.gql(query)), ['UPSTREAM_ERROR']);
+      const [failed, refused] = await exactOperationLines(2, guarded.gateway, breaking);
+      assert.equal(failed!['breakerRefusals'], undefined);
+      assert.ok(Number(failed!['upstreamRequests']) > 0);
+      assert.deepEqual([refused!['errors'], refused!['upstreamRequests'], refused!['breakerRefusals']], [['UPSTREAM_ERROR'], 0, 1]);
+    } finally {
+      await guarded.close();
+    }
   });
 
   it('shares its request id with the upstream client’s lines about the same operation', async () => {
