@@ -31,11 +31,17 @@ async function runAs(user: { uid?: number; gid?: number }, dir: string, command:
  * dist/ that other tests serve the IDE from.
  */
 async function projectCopy(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'contextio-build-'));
+  const dir = await sourcesCopy('contextio-build-');
+  await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  return dir;
+}
+
+/** A new temporary folder (its name starting `prefix`) holding what the build reads, and no dependencies. */
+async function sourcesCopy(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
   for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
     await cp(join(root, path), join(dir, path), { recursive: true });
   }
-  await symlink(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
   return dir;
 }
 
@@ -103,11 +109,8 @@ describe('npm start’s build step where its files cannot be written', () => {
   // Dockerfile's `USER node`), or the container's filesystem is read-only. Built in the image, dist/ is up to
   // date, and npm start must start without writing anything there.
   it('finds an up-to-date build up to date without writing in dist/', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-read-only-'));
+    const dir = await sourcesCopy('contextio-read-only-');
     try {
-      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
-        await cp(join(root, path), join(dir, path), { recursive: true });
-      }
       // What the build leaves, without a build: its three outputs, and its stamp of the inputs.
       for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
         await mkdir(join(dir, output, '..'), { recursive: true });
@@ -132,11 +135,8 @@ describe('npm start’s build step where its files cannot be written', () => {
 
 describe('npm start’s build step without the build tools', () => {
   it('says what to do when dist/ must be built and the development dependencies were pruned', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-pruned-'));
+    const dir = await sourcesCopy('contextio-pruned-');
     try {
-      for (const path of ['src', 'schema', 'scripts', 'tsconfig.json', 'tsconfig.build.json', 'package.json', 'package-lock.json']) {
-        await cp(join(root, path), join(dir, path), { recursive: true });
-      }
       const { code, output } = await buildStep(dir);
       assert.equal(code, 1);
       assert.match(output, /^build: dist\/ must be built \(no build yet\), but the build tools are not installed \(development dependencies pruned\?\): run `npm ci`, then start again\n$/);
