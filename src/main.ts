@@ -70,9 +70,8 @@ async function main(): Promise<void> {
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
 
-  let stopping = false;
+  const signals = new StopSignals();
   const stop = async (signal: string) => {
-    stopping = true;
     // Announced, as the start-up lines are: a log read at warn or error must still tell a graceful stop (this
     // line, then `stopped`) from a process that was killed or crashed (neither).
     logger.announce('info', 'shutting down', { signal });
@@ -90,7 +89,7 @@ async function main(): Promise<void> {
     logger.announce('info', 'stopped', { exitCode });
     process.exit(exitCode);
   };
-  new StopSignals().listen({
+  signals.listen({
     stop: (signal) => void stop(signal),
     repeat: (signal) => logger.info('the same signal again (npm passes it on): send it once more to stop at once', { signal }),
     force: (signal) => {
@@ -124,7 +123,7 @@ async function main(): Promise<void> {
     const { baseUrl } = config.upstream;
     void gateway.upstreamProblem().then((problem) => {
       // A call cut short by a shutdown says nothing of the upstream.
-      if (problem === undefined || stopping) return;
+      if (problem === undefined || signals.stopping) return;
       logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: baseUrl });
     });
   }

@@ -16,6 +16,11 @@ export class StopSignals {
 
   constructor(private readonly now: () => number = () => performance.now()) {}
 
+  /** Whether a stop has been asked for: the first signal came. */
+  get stopping(): boolean {
+    return this.#first !== undefined;
+  }
+
   read(signal: string): StopRequest {
     const first = this.#first;
     if (first === undefined) {

@@ -11,7 +11,9 @@ function onClock(): { signals: StopSignals; at: (ms: number) => void } {
 describe('StopSignals', () => {
   it('takes the first signal for a stop, the same one again within a second for the same request once, and any later one as forcing', () => {
     const { signals, at } = onClock();
+    assert.equal(signals.stopping, false);
     assert.equal(signals.read('SIGINT'), 'stop');
+    assert.equal(signals.stopping, true);
     at(REPEAT_SIGNAL_MS - 1);
     assert.equal(signals.read('SIGINT'), 'repeat', 'npm passing the terminal’s Ctrl-C on');
     assert.equal(signals.read('SIGINT'), 'force', 'a repeat is taken once');
