@@ -2,14 +2,19 @@ import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
 import { api } from './helpers.ts';
 
-async function tempDir(t: TestContext): Promise<string> {
+// Removed once every test is over: a test's own after-hooks run in the order they were added, so an
+// emulator closed by one (closing saves its state) would otherwise write its folder back after removal.
+const tempDirs: string[] = [];
+after(() => Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'cio-emulator-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  tempDirs.push(dir);
   return dir;
 }
 
@@ -18,7 +23,7 @@ const refusedStart = (options: EmulatorOptions) => startEmulator(options).then((
 
 describe('persistence', () => {
   test('state survives a restart from the same data file; no temp file is left', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await tempDir();
     const dataFile = join(dir, 'nested', 'state.json');
 
     const first = await startEmulator({ seed: 'none', dataFile });
@@ -51,7 +56,7 @@ describe('persistence', () => {
   });
 
   test('a fresh data file is created with the seed', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const emu = await startEmulator({ dataFile });
     t.after(() => emu.close());
@@ -59,8 +64,8 @@ describe('persistence', () => {
     assert.equal(onDisk.accounts.length, 3);
   });
 
-  test('many concurrent writes leave a valid file', async (t) => {
-    const dir = await tempDir(t);
+  test('many concurrent writes leave a valid file', async () => {
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const emu = await startEmulator({ seed: 'none', dataFile });
     await Promise.all(Array.from({ length: 30 }, (_, i) => api(emu, '/accounts', { form: { email: `c${i}@example.com` } })));
@@ -71,7 +76,7 @@ describe('persistence', () => {
   });
 
   test('a data file edited by hand is read with a byte order mark before its JSON (Notepad puts one)', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const first = await startEmulator({ seed: 'none', dataFile });
     assert.equal((await api(first, '/accounts', { form: { email: 'marked@example.com' } })).status, 201);
@@ -82,8 +87,8 @@ describe('persistence', () => {
     assert.deepEqual((await api(second, '/accounts')).body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), ['marked@example.com']);
   });
 
-  test('a corrupt data file fails start-up with a clear error', async (t) => {
-    const dir = await tempDir(t);
+  test('a corrupt data file fails start-up with a clear error', async () => {
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     await writeFile(dataFile, '{"format":"contextio-emulator","version":1,"accounts":[');
     await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(not valid JSON\)/);
@@ -93,8 +98,8 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile }), /corrupt/);
   });
 
-  test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async (t) => {
-    const dir = await tempDir(t);
+  test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async () => {
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     // Readable as "no file yet", but not writable: a directory stands where the write's temporary file goes
     // (permissions would not stop root, which these tests may run as).
@@ -106,8 +111,8 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile: '/proc/no-such-process/deeper/state.json' }), /cannot write data file .*state\.json: E[A-Z]+/);
   });
 
-  test('a write that cannot be saved is answered 500, not taken for done; saved with the next write that can be; a close that cannot save rejects', async (t) => {
-    const dir = await tempDir(t);
+  test('a write that cannot be saved is answered 500, not taken for done; saved with the next write that can be; a close that cannot save rejects', async () => {
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const emu = await startEmulator({ seed: 'none', dataFile });
     const blocker = `${dataFile}.${process.pid}.tmp`;
@@ -134,7 +139,7 @@ describe('persistence', () => {
     }
   });
   test('a data file another process wrote meanwhile (a second emulator on it) is not overwritten: the write is answered 500', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const accountsOnDisk = async () =>
       JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort();
@@ -166,8 +171,8 @@ describe('persistence', () => {
 
 describe('the data file as read and written', () => {
   /** A data file holding one account with one source and one used top-level token, each shaped as saved. */
-  async function savedState(t: TestContext) {
-    const dir = await tempDir(t);
+  async function savedState() {
+    const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const emu = await startEmulator({ seed: 'none', dataFile });
     const account = await api(emu, '/accounts', { form: { email: 'saved@example.com' } });
@@ -176,8 +181,8 @@ describe('the data file as read and written', () => {
     return { dir, dataFile, state: JSON.parse(await readFile(dataFile, 'utf8')) };
   }
 
-  test('a record missing a field the API renders, or holding the wrong type, stops the start and is named', async (t) => {
-    const { dataFile, state } = await savedState(t);
+  test('a record missing a field the API renders, or holding the wrong type, stops the start and is named', async () => {
+    const { dataFile, state } = await savedState();
     const broken = (edit: (copy: typeof state) => void) => {
       const copy = structuredClone(state);
       edit(copy);
@@ -218,8 +223,8 @@ describe('the data file as read and written', () => {
     await emu.close();
   });
 
-  test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async (t) => {
-    const { dir, dataFile } = await savedState(t);
+  test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async () => {
+    const { dir, dataFile } = await savedState();
     await chmod(dataFile, 0o600);
     const link = join(dir, 'link.json');
     await symlink(dataFile, link);
@@ -231,8 +236,8 @@ describe('the data file as read and written', () => {
     assert.equal((await stat(dataFile)).mode & 0o777, 0o600);
   });
 
-  test('a file keeps a mode wider than the umask, and a failed write leaves no temporary file', async (t) => {
-    const { dir, dataFile } = await savedState(t);
+  test('a file keeps a mode wider than the umask, and a failed write leaves no temporary file', async () => {
+    const { dir, dataFile } = await savedState();
     await chmod(dataFile, 0o666);
     const umask = process.umask(0o022);
     try {
@@ -249,8 +254,8 @@ describe('the data file as read and written', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['folder.json', 'state.json']);
   });
 
-  test('a symbolic link made ahead of its data file stays a link; a new file gets 0666 less the umask', async (t) => {
-    const dir = await tempDir(t);
+  test('a symbolic link made ahead of its data file stays a link; a new file gets 0666 less the umask', async () => {
+    const dir = await tempDir();
     const link = join(dir, 'link.json');
     await symlink(join(dir, 'volume', 'state.json'), link);
     const umask = process.umask(0o002);
@@ -282,8 +287,8 @@ describe('the data file as read and written', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['alias', 'link.json', 'real', 'volume', 'work']);
   });
 
-  test('temporary files a killed process left beside the data file are removed at the next start', async (t) => {
-    const { dir, dataFile } = await savedState(t);
+  test('temporary files a killed process left beside the data file are removed at the next start', async () => {
+    const { dir, dataFile } = await savedState();
     // Beyond Linux's largest pid: no process has it.
     const leftover = `${dataFile}.99999999.tmp`;
     await writeFile(leftover, '{"half": ');
