@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, jwtVerify } from 'jose';
 import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
+import { DEFAULTS } from '../../src/defaults.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
 import { exchange } from '../helpers/net.ts';
@@ -263,11 +264,11 @@ describe('CORS and introspection with auth on', () => {
   test('verifies the token before reading the body: without one, a body too large or not JSON is 401, and the connection stays usable', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const post = (body: Buffer | string, headers: Record<string, string> = {}) =>
-      new Promise<{ status: number; body: string; reused: boolean }>((resolve, reject) => {
+      new Promise<{ status: number; body: string; reused: boolean; closes: boolean }>((resolve, reject) => {
         const req = request(stack.gateway.url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
           let text = '';
           res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode!, body: text, reused: req.reusedSocket }));
+          res.on('end', () => resolve({ status: res.statusCode!, body: text, reused: req.reusedSocket, closes: res.headers.connection === 'close' }));
         });
         req.on('error', reject);
         req.end(body);
@@ -285,6 +286,12 @@ describe('CORS and introspection with auth on', () => {
       const large = await post(Buffer.alloc(2 * 1024 * 1024, 0x20));
       assert.equal(large.status, 401);
       assert.match(large.body, /UNAUTHENTICATED/);
+      // A chunked body, of no declared length, is read to its end up to MAX_BODY_BYTES (the default's 1 MiB)
+      // and thrown away, the connection kept; past it the rest is left unread and the connection closed.
+      const chunked = { 'transfer-encoding': 'chunked' };
+      assert.deepEqual(await post(Buffer.alloc(DEFAULTS.maxBodyBytes, 0x20), chunked).then((r) => [r.status, r.closes]), [401, false]);
+      assert.equal((await post(JSON.stringify({ query: '{ __typename }' }), { authorization: `Bearer ${admin}` })).reused, true);
+      assert.deepEqual(await post(Buffer.alloc(DEFAULTS.maxBodyBytes + 1, 0x20), chunked).then((r) => [r.status, r.closes]), [401, true]);
       // Nor is its content type looked at: a form's, or none (curl -d), is no 400 about CSRF preflights.
       for (const type of ['text/plain', 'application/x-www-form-urlencoded', undefined]) {
         const typed = await fetch(stack.gateway.url, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: '{"query":"{__typename}"}' });

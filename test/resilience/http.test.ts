@@ -362,6 +362,9 @@ describe('HTTP hygiene', () => {
     } finally {
       within.destroy();
     }
+    // An HTTP/1.0 client knows no 100 Continue (RFC 9110, 10.1.1): it sends its body at once and gets none.
+    const old = await exchange(stack.gateway.url, head(Buffer.byteLength(body)).replace('HTTP/1.1', 'HTTP/1.0') + body);
+    assert.match(old, /^HTTP\/1\.1 200 .*"__typename":"Query"/s);
   });
 
   it('answers an unknown path with 404 NOT_FOUND in the envelope of every other refusal, naming the paths it serves', async () => {
