@@ -110,6 +110,56 @@ interface ClaimState {
   anySent: boolean;
 }
 
+/** What a call's attempts share (see `#attempts`): where it stands, carried from one attempt to the next. */
+interface CallRun<T> {
+  readonly call: Call<T>;
+  readonly cancellation: CallCancellation;
+  readonly claimState: ClaimState;
+  /** What its errors say of the call; `status` is the last answer's. */
+  readonly info: UpstreamErrorInfo;
+  /** `performance.now()` past which the call is cut. */
+  readonly deadline: number;
+  readonly verdicts: CallVerdicts;
+  /**
+   * Whether an earlier attempt may have done what was asked: a connection broken after the request went
+   * out, or a 502, 503 or 504 from in front of the API (a proxy may answer so after forwarding), may come
+   * after the upstream acted; only a request that never went out, or a 429, says it did not.
+   */
+  mayHaveLanded: boolean;
+  /**
+   * The error the previous attempt would have ended the call with: what a retry refused by the operation's
+   * request budget, the breaker or a rate-limit pause ends it with instead (the upstream's 502 or 429, which
+   * also says whether a write may have taken effect, not a limit of the gateway's).
+   */
+  previousFailure: (() => Error) | undefined;
+  /** Whether that was a 429: a pause that the call cannot wait out then says more (how long it is now). */
+  previousRateLimited: boolean;
+  /** The call's claim (`Call.claim`) until its first request is about to go out. */
+  claim: CallClaim | undefined;
+}
+
+/** One attempt's exchange: the breaker's permit it went with, whether and when its request went out. */
+interface Exchange {
+  readonly permit: BreakerPermit;
+  sent: boolean;
+  /** `performance.now()` when it went out. */
+  sentAt: number;
+  /** `performance.now()` when it began to wait for a connection. */
+  readonly waitingSince: number;
+}
+
+/** One attempt's request, signed. */
+interface UpstreamRequest {
+  method: Method;
+  /** From the origin, with the query string. */
+  path: string;
+  headers: Record<string, string>;
+  body: string | undefined;
+}
+
+/** What `#answeredInError` returns when the call is to be tried again. */
+const TRY_AGAIN = Symbol('try again');
+
 /** How a call of a check-only signal (`CancelSignal.checkOnly`) ends once its request could be built. */
 export class CallChecked extends Error {
   constructor() {
@@ -367,120 +417,52 @@ export class UpstreamClient {
     }
   }
 
+  /**
+   * A call's attempts: the first, and the retries an idempotent call is allowed (a broken connection, a 429 or
+   * an API that looked down), each after the waits it owes (a rate-limit pause, a backoff), within the call's
+   * deadline and its operation's request budget. Each attempt goes out only with the breaker's permit.
+   */
   async #attempts<T>(call: Call<T>, cancellation: CallCancellation, claimState: ClaimState): Promise<T> {
     const { relativePath, query, form, queryString } = requestTarget(this.#basePath, call.segments, call.query, call.form);
     if (call.signal?.checkOnly) throw new CallChecked();
-    const info: UpstreamErrorInfo = { status: null, method: call.method, path: relativePath };
+    const run: CallRun<T> = {
+      call,
+      cancellation,
+      claimState,
+      info: { status: null, method: call.method, path: relativePath },
+      // Monotonic, as every time the client keeps: a wall clock stepped back must not lengthen a wait.
+      deadline: performance.now() + this.#options.timeoutMs,
+      verdicts: new CallVerdicts(this.#breaker),
+      mayHaveLanded: false,
+      previousFailure: undefined,
+      previousRateLimited: false,
+      claim: call.claim,
+    };
     const idempotent = call.method !== 'POST';
-    // Monotonic, as every time the client keeps: a wall clock stepped back must not lengthen a wait.
-    const deadline = performance.now() + this.#options.timeoutMs;
-    // Whether an earlier attempt may have done what was asked: a connection broken after the request went
-    // out, or a 502, 503 or 504 from in front of the API (a proxy may answer so after forwarding), may come
-    // after the upstream acted; only a request that never went out, or a 429, says it did not.
-    let mayHaveLanded = false;
-    // The error the previous attempt would have ended the call with: what a retry refused by the operation's
-    // request budget, the breaker or a rate-limit pause ends it with instead (the upstream's 502 or 429, which
-    // also says whether a write may have taken effect, not a limit of the gateway's).
-    let previousFailure: (() => Error) | undefined;
-    // Whether that was a 429: a pause that the call cannot wait out then says more (how long it is now).
-    let previousRateLimited = false;
-    const verdicts = new CallVerdicts(this.#breaker);
-    const outOfBudget = () => previousFailure?.() ?? this.#budgetExhausted(call, info);
-    // The first request's claim, spent once it is about to go out.
-    let claim = call.claim;
 
     for (let attempt = 1; ; attempt++) {
       const lastAttempt = !idempotent || attempt >= this.#options.maxAttempts;
       // Before any wait below: a call the budget will refuse must not wait out a rate-limit pause first.
       if (call.signal?.requestsLeft === 0) {
-        verdicts.settle();
-        throw outOfBudget();
+        run.verdicts.settle();
+        throw this.#outOfBudget(run);
       }
-      // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
-      for (let pausedMs = this.#pause.leftMs(); pausedMs > 0; pausedMs = this.#pause.leftMs()) {
-        // Waited out only when a useful share of the call's time is left after it: calls set free with
-        // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
-        // jitter keeps the waiting calls from all leaving at the same instant.
-        const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
-        const usefulAfter = this.#options.timeoutMs / 4;
-        if (performance.now() + wait + usefulAfter >= deadline || !(await this.#sleep(wait, deadline, cancellation))) {
-          verdicts.settle();
-          const reason: unknown = call.signal?.reason;
-          // Cut while it waited: by its operation's deadline or the shutdown, it ends as one that could not
-          // wait (below): the rate limit is what kept it, the upstream never had it to answer, and when calls
-          // resume is what its caller can act on; unless an earlier attempt failed otherwise (a 502 after
-          // which a write may have taken effect says more). Cut by its caller leaving, nobody reads the answer.
-          const stoppedBy = cancellation.reason !== undefined && reason instanceof OperationDeadlineExceeded ? reason : undefined;
-          if (cancellation.reason !== undefined) {
-            this.#logTimeout(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
-            if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, mayHaveLanded);
-          }
-          if (previousFailure && !previousRateLimited) throw previousFailure();
-          const retryAfter = retryAfterSeconds(this.#pause.leftMs());
-          const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
-          const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
-          throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
-        }
-      }
+      if (this.#pause.leftMs() > 0) await this.#waitOutPause(run);
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
-      const headers: Record<string, string> = {
-        authorization: this.#authorization(call.method, this.#basePath + relativePath, [...query, ...form]),
-        accept: 'application/json',
-        // Who calls (undici sends no User-Agent of its own), and for which operation: the id the gateway's log
-        // lines carry, so that an upstream's logs and the gateway's can be put side by side.
-        'user-agent': 'contextio-graphql',
-      };
-      if (call.signal?.requestId !== undefined) headers['x-request-id'] = call.signal.requestId;
-      let body: string | undefined;
-      if (form.length > 0 || call.method === 'POST') {
-        headers['content-type'] = 'application/x-www-form-urlencoded';
-        body = encodeFormPairs(form);
-      }
+      const request = this.#request(call.method, this.#basePath + relativePath, query, form, queryString, call.signal?.requestId);
+      const permit = this.#admit(run);
+      const exchange: Exchange = { permit, sent: false, sentAt: 0, waitingSince: performance.now() };
       let response: UpstreamResponse;
-      const permit = this.#breaker.tryAcquire();
-      if (!permit) {
-        // The call ends here, an owed failure unrecorded: the circuit is not closed, so it has nothing left to open.
-        if (previousFailure) throw previousFailure();
-        call.signal?.countBreakerRefusal?.();
-        const waitMs = this.#breaker.retryInMs();
-        throw this.#fail(
-          ErrorCode.UPSTREAM_ERROR,
-          waitMs > 0
-            ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open)`
-            : 'The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open)',
-          info,
-        );
-      }
-      // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
-      // only now, for a request about to go out, and given back below if it never does.
-      if (call.signal?.claimRequest?.() === false) {
-        verdicts.noVerdict(permit);
-        throw outOfBudget();
-      }
-      if (claim !== undefined) {
-        try {
-          claimState.giveBack = claim();
-        } catch (refusal) {
-          call.signal?.releaseRequest?.();
-          verdicts.noVerdict(permit);
-          throw refusal;
-        }
-        claim = undefined;
-      }
-      let sent = false;
-      let sentAt = 0;
-      const waitingSince = performance.now();
-      const onSent = () => {
-        sent = true;
-        claimState.anySent = true;
-        sentAt = performance.now();
-        call.signal?.countRequest?.();
-      };
       try {
-        response = await this.#send({ method: call.method, path: this.#basePath + relativePath + queryString, headers, body }, permit, cancellation, onSent);
+        response = await this.#send(request, permit, cancellation, () => {
+          exchange.sent = true;
+          claimState.anySent = true;
+          exchange.sentAt = performance.now();
+          call.signal?.countRequest?.();
+        });
       } catch (error) {
-        if (!sent) call.signal?.releaseRequest?.();
+        if (!exchange.sent) call.signal?.releaseRequest?.();
         if (error instanceof HeldBack) {
           // Not an attempt: nothing went out. The loop's head waits the pause out, asks the breaker again, or
           // ends the call.
@@ -488,107 +470,235 @@ export class UpstreamClient {
           attempt--;
           continue;
         }
-        if (cancellation.reason !== undefined) {
-          // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
-          // the upstream answered others while this one waited and it never went out, or went out with under
-          // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
-          // no upstream down); nor when it went out in time but others were answered whole meanwhile (one
-          // resource hanging); nor for a caller that went away: none says the upstream is down.
-          // Nor for the half-open circuit's trial when it began with under half its time left (it spent the rest
-          // queued, or waiting out a pause): timed out, it says nothing of an upstream that may have recovered,
-          // and the circuit stays half-open for the next call to try.
-          const now = performance.now();
-          const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
-          const lateTrial = permit !== 'call' && deadline - waitingSince < this.#options.timeoutMs / 2;
-          const upstreamFailing = !lateTrial && (hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince);
-          // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
-          // it when it never went out) or for the upstream.
-          this.#logTimeout(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: cancellation.reason === 'deadline' && upstreamFailing });
-          if (cancellation.reason === 'deadline' && upstreamFailing) verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
-          else verdicts.noVerdict(permit);
-          throw this.#cancelledError(call, cancellation, info, mayHaveLanded || sent);
-        }
-        if (error instanceof ResponseTooLarge) {
-          // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
-          // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
-          // body, which is a line of JSON).
-          if (error.status === 502 || error.status === 503 || error.status === 504) verdicts.failed(permit, { ...forLog(info, call.signal), status: error.status });
-          else verdicts.noVerdict(permit);
-          info.status = error.status;
-          throw this.#unexpectedBody(call, info, error.message, mayHaveLanded || answerMayFollowTheChange(error.status));
-        }
-        const code = (error as { code?: string }).code;
-        if (isBrokenHttp(error, code)) {
-          // It was reached, and answered: saying it could not be would send an operator to the network. A
-          // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
-          // does not count it.
-          verdicts.noVerdict(permit);
-          // undici's reason is fixed text (never the answer's bytes), cut short all the same.
-          const reason = error instanceof Error ? shortened(error.message, 200) : undefined;
-          this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
-          const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
-          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, mayHaveLanded || sent)}`, info);
-        }
-        if (isOutOfFileDescriptors(code)) {
-          // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
-          // would send an operator to the upstream. Not retried at once either: it would fail the same way.
-          verdicts.noVerdict(permit);
-          this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
-          const landed = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
-          throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
-        }
-        const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
-        verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
-        // Only a request that went out may have been carried out (a refused connection or TLS handshake never
-        // sent it; undici starts a request only on a connected socket).
-        mayHaveLanded ||= sent;
-        const unreachable = () => {
-          this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
-          // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
-          // take the failure for a refusal.
-          const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
-          return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
-        };
-        if (willRetry) {
-          previousFailure = unreachable;
-          previousRateLimited = false;
-          if (await this.#backoff(attempt, undefined, deadline, cancellation)) continue;
-          verdicts.settle();
-        }
-        throw unreachable();
+        await this.#retryAfterFailedExchange(run, error, exchange, attempt, lastAttempt);
+        continue;
       }
-
-      const { status, text } = response;
-      info.status = status;
-      // 502/504 say the upstream (or what is in front of it) is down. A 500 is one request failing, and a 503
-      // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
-      // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
-      // load balancer answers for an API that is down.
-      const apiDown = status === 502 || status === 504 || (status === 503 && !isMailboxUnreachable(status, text));
-      // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
-      // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
-      // quota (5,000 calls) on each retry.
-      const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
-      if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
-      else verdicts.answered(permit);
-      if (status >= 200 && status < 300) {
+      // Succeeded, the call's value comes with no further wait (this is every call's path but a failing one's).
+      if (response.status >= 200 && response.status < 300) {
+        run.info.status = response.status;
+        run.verdicts.answered(permit);
         this.#failures.answered();
-        return this.#parse(call, text, info);
+        return this.#parse(call, response.text, run.info);
       }
-      if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
-      mayHaveLanded ||= apiDown;
-      const failure = () => this.#statusError(status, call, response, info, headers.authorization!, mayHaveLanded);
-      if (willRetry) {
-        previousFailure = failure;
-        previousRateLimited = status === 429;
-        if (await this.#backoff(attempt, response.retryAfterMs, deadline, cancellation)) continue;
-        verdicts.settle();
-      }
-      // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
-      // only refusals (429s), a 404 means it never existed.
-      if (call.method === 'DELETE' && status === 404 && mayHaveLanded) return this.#parse(call, '{"success":true}', info);
-      throw failure();
+      const answer = await this.#answeredInError(run, response, permit, request.headers.authorization!, attempt, lastAttempt);
+      if (answer !== TRY_AGAIN) return answer;
     }
+  }
+
+  /**
+   * Waits out the key-wide rate-limit pause (another call's 429) when a useful share of the call's time is
+   * left after it; ends the call otherwise.
+   */
+  async #waitOutPause<T>(run: CallRun<T>): Promise<void> {
+    const { call, cancellation, info } = run;
+    // Checked again after each wait: another call's 429 may have made the pause longer meanwhile.
+    for (let pausedMs = this.#pause.leftMs(); pausedMs > 0; pausedMs = this.#pause.leftMs()) {
+      // Waited out only when a useful share of the call's time is left after it: calls set free with
+      // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
+      // jitter keeps the waiting calls from all leaving at the same instant.
+      const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
+      const usefulAfter = this.#options.timeoutMs / 4;
+      if (performance.now() + wait + usefulAfter < run.deadline && (await this.#sleep(wait, run.deadline, cancellation))) continue;
+      run.verdicts.settle();
+      const reason: unknown = call.signal?.reason;
+      // Cut while it waited: by its operation's deadline or the shutdown, it ends as one that could not
+      // wait (below): the rate limit is what kept it, the upstream never had it to answer, and when calls
+      // resume is what its caller can act on; unless an earlier attempt failed otherwise (a 502 after
+      // which a write may have taken effect says more). Cut by its caller leaving, nobody reads the answer.
+      const stoppedBy = cancellation.reason !== undefined && reason instanceof OperationDeadlineExceeded ? reason : undefined;
+      if (cancellation.reason !== undefined) {
+        this.#logTimeout(call, cancellation, info, { sent: false, waitedForRateLimit: true, countedByBreaker: false });
+        if (stoppedBy === undefined) throw this.#cancelledError(call, cancellation, info, run.mayHaveLanded);
+      }
+      if (run.previousFailure && !run.previousRateLimited) throw run.previousFailure();
+      const retryAfter = retryAfterSeconds(this.#pause.leftMs());
+      const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
+      const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
+      throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
+    }
+  }
+
+  /** One attempt's request, signed: its path, headers and form body. */
+  #request(method: Method, path: string, query: OAuthParam[], form: OAuthParam[], queryString: string, requestId: string | undefined): UpstreamRequest {
+    const headers: Record<string, string> = {
+      authorization: this.#authorization(method, path, [...query, ...form]),
+      accept: 'application/json',
+      // Who calls (undici sends no User-Agent of its own), and for which operation: the id the gateway's log
+      // lines carry, so that an upstream's logs and the gateway's can be put side by side.
+      'user-agent': 'contextio-graphql',
+    };
+    if (requestId !== undefined) headers['x-request-id'] = requestId;
+    let body: string | undefined;
+    if (form.length > 0 || method === 'POST') {
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      body = encodeFormPairs(form);
+    }
+    return { method, path: path + queryString, headers, body };
+  }
+
+  /**
+   * Lets an attempt go out: the breaker's permit, a request of the operation's budget, and for the call's first
+   * request its claim. Ends the call when one of them refuses.
+   */
+  #admit<T>(run: CallRun<T>): BreakerPermit {
+    const { call, info } = run;
+    const permit = this.#breaker.tryAcquire();
+    if (!permit) {
+      // The call ends here, an owed failure unrecorded: the circuit is not closed, so it has nothing left to open.
+      if (run.previousFailure) throw run.previousFailure();
+      call.signal?.countBreakerRefusal?.();
+      const waitMs = this.#breaker.retryInMs();
+      throw this.#fail(
+        ErrorCode.UPSTREAM_ERROR,
+        waitMs > 0
+          ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open)`
+          : 'The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open)',
+        info,
+      );
+    }
+    // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
+    // only now, for a request about to go out, and given back if it never does.
+    if (call.signal?.claimRequest?.() === false) {
+      run.verdicts.noVerdict(permit);
+      throw this.#outOfBudget(run);
+    }
+    if (run.claim !== undefined) {
+      try {
+        run.claimState.giveBack = run.claim();
+      } catch (refusal) {
+        call.signal?.releaseRequest?.();
+        run.verdicts.noVerdict(permit);
+        throw refusal;
+      }
+      run.claim = undefined;
+    }
+    return permit;
+  }
+
+  /**
+   * After an exchange that brought no answer (cancelled, broken, unreadable): resolves when the call is to
+   * try again (a connection that failed, an idempotent call with attempts and time left, after its backoff);
+   * throws the call's error otherwise.
+   */
+  async #retryAfterFailedExchange<T>(run: CallRun<T>, error: unknown, exchange: Exchange, attempt: number, lastAttempt: boolean): Promise<void> {
+    const { call, cancellation, info, verdicts } = run;
+    const { permit, sent } = exchange;
+    if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
+    if (error instanceof ResponseTooLarge) {
+      // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
+      // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
+      // body, which is a line of JSON).
+      if (error.status === 502 || error.status === 503 || error.status === 504) verdicts.failed(permit, { ...forLog(info, call.signal), status: error.status });
+      else verdicts.noVerdict(permit);
+      info.status = error.status;
+      throw this.#unexpectedBody(call, info, error.message, run.mayHaveLanded || answerMayFollowTheChange(error.status));
+    }
+    const code = (error as { code?: string }).code;
+    if (isBrokenHttp(error, code)) {
+      // It was reached, and answered: saying it could not be would send an operator to the network. A
+      // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
+      // does not count it.
+      verdicts.noVerdict(permit);
+      // undici's reason is fixed text (never the answer's bytes), cut short all the same.
+      const reason = error instanceof Error ? shortened(error.message, 200) : undefined;
+      this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
+      const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, run.mayHaveLanded || sent)}`, info);
+    }
+    if (isOutOfFileDescriptors(code)) {
+      // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
+      // would send an operator to the upstream. Not retried at once either: it would fail the same way.
+      verdicts.noVerdict(permit);
+      this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
+      const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
+    }
+    const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
+    verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
+    // Only a request that went out may have been carried out (a refused connection or TLS handshake never
+    // sent it; undici starts a request only on a connected socket).
+    run.mayHaveLanded ||= sent;
+    const unreachable = () => {
+      this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
+      // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
+      // take the failure for a refusal.
+      const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
+      return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
+    };
+    if (willRetry) {
+      run.previousFailure = unreachable;
+      run.previousRateLimited = false;
+      if (await this.#backoff(attempt, undefined, run.deadline, cancellation)) return;
+      verdicts.settle();
+    }
+    throw unreachable();
+  }
+
+  /**
+   * The error of an exchange cut by the call's deadline or its caller, the breaker told whether it says the
+   * upstream is failing.
+   */
+  #timedOut<T>(run: CallRun<T>, { permit, sent, sentAt, waitingSince }: Exchange): Error {
+    const { call, cancellation, info } = run;
+    // Out of time, the upstream counts as failing (an answer or a connection that never came). Not when
+    // the upstream answered others while this one waited and it never went out, or went out with under
+    // half its time left (it spent the rest in the client's own queue: a gateway short of connections is
+    // no upstream down); nor when it went out in time but others were answered whole meanwhile (one
+    // resource hanging); nor for a caller that went away: none says the upstream is down.
+    // Nor for the half-open circuit's trial when it began with under half its time left (it spent the rest
+    // queued, or waiting out a pause): timed out, it says nothing of an upstream that may have recovered,
+    // and the circuit stays half-open for the next call to try.
+    const now = performance.now();
+    const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
+    const lateTrial = permit !== 'call' && run.deadline - waitingSince < this.#options.timeoutMs / 2;
+    const upstreamFailing = !lateTrial && (hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince);
+    const counted = cancellation.reason === 'deadline' && upstreamFailing;
+    // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
+    // it when it never went out) or for the upstream.
+    this.#logTimeout(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: counted });
+    if (counted) run.verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
+    else run.verdicts.noVerdict(permit);
+    return this.#cancelledError(call, cancellation, info, run.mayHaveLanded || sent);
+  }
+
+  /**
+   * An attempt's answer with an error status: `TRY_AGAIN` when a retry is due (a 429 or an API that looked
+   * down, with attempts and time left, after its wait); the call's error otherwise, but for a DELETE whose
+   * resource is gone after an earlier attempt may have deleted it.
+   */
+  async #answeredInError<T>(run: CallRun<T>, response: UpstreamResponse, permit: BreakerPermit, authorization: string, attempt: number, lastAttempt: boolean): Promise<T | typeof TRY_AGAIN> {
+    const { call, info, verdicts } = run;
+    const { status, text } = response;
+    info.status = status;
+    // 502/504 say the upstream (or what is in front of it) is down. A 500 is one request failing, and a 503
+    // with the API's own error body is, in Context.IO's terms, one account's mail server out of reach: the
+    // API itself answered, so neither may pause every caller's calls. A 503 without that body is what a
+    // load balancer answers for an API that is down.
+    const apiDown = status === 502 || status === 504 || (status === 503 && !isMailboxUnreachable(status, text));
+    // Worth another attempt: a rate limit (after its Retry-After), or an API that looked down. Not a
+    // mailbox out of reach, which will not be back in a few hundred ms and would spend the key's hourly
+    // quota (5,000 calls) on each retry.
+    const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
+    if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
+    else verdicts.answered(permit);
+    if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
+    run.mayHaveLanded ||= apiDown;
+    const failure = () => this.#statusError(status, call, response, info, authorization, run.mayHaveLanded);
+    if (willRetry) {
+      run.previousFailure = failure;
+      run.previousRateLimited = status === 429;
+      if (await this.#backoff(attempt, response.retryAfterMs, run.deadline, run.cancellation)) return TRY_AGAIN;
+      verdicts.settle();
+    }
+    // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
+    // only refusals (429s), a 404 means it never existed.
+    if (call.method === 'DELETE' && status === 404 && run.mayHaveLanded) return this.#parse(call, '{"success":true}', info);
+    throw failure();
+  }
+
+  /** The error of a call the operation's request budget refuses: what the previous attempt failed with, if any. */
+  #outOfBudget<T>(run: CallRun<T>): Error {
+    return run.previousFailure?.() ?? this.#budgetExhausted(run.call, run.info);
   }
 
   /** The first call an operation's request budget refuses: said once in the log, a limit as the others are. */
@@ -622,7 +732,7 @@ export class UpstreamClient {
    * the circuit was closed is held back if it has opened by the time a connection is free.
    */
   #send(
-    options: { method: Method; path: string; headers: Record<string, string>; body: string | undefined },
+    options: UpstreamRequest,
     permit: BreakerPermit,
     cancellation: CallCancellation,
     onSent: () => void,
