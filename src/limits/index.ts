@@ -57,6 +57,13 @@ const CHECKS = [
  */
 const MAX_ALIAS_LENGTH = 128;
 
+/**
+ * How often an operation may ask for the schema (not a setting). Each `__schema` is answered in full from
+ * memory, which the estimated cost does not weigh (introspection costs 0), and once is all any client needs:
+ * 50 aliases of one (what `MAX_ROOT_FIELDS` allows) made a 1.7 MB answer and held the event loop ~200 ms.
+ */
+const MAX_SCHEMA_FIELDS = 1;
+
 /** A measured figure as the refusal and its log line show it: Infinity (measuring stopped) is `unbounded`, where JSON would write null. */
 function shownFigure(value: number): number | 'unbounded' {
   return Number.isFinite(value) ? value : 'unbounded';
@@ -74,6 +81,14 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
   }
   if (measure.longestAlias > MAX_ALIAS_LENGTH) {
     return tooComplex(`an alias of ${measure.longestAlias} characters, more than the maximum of ${MAX_ALIAS_LENGTH}`, 'ALIAS_LENGTH', measure.longestAlias, MAX_ALIAS_LENGTH);
+  }
+  if (measure.schemaFields > MAX_SCHEMA_FIELDS) {
+    return tooComplex(
+      `the schema (__schema) asked for ${measure.schemaFields} times, more than the maximum of ${MAX_SCHEMA_FIELDS} (not a setting: ask for it once)`,
+      'SCHEMA_FIELDS',
+      measure.schemaFields,
+      MAX_SCHEMA_FIELDS,
+    );
   }
   for (const check of CHECKS) {
     const value = measure[check.measure];
@@ -139,6 +154,7 @@ export function operationLimitsPlugin(
               aliases: measure.aliases,
               longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,
+              schemaFields: measure.schemaFields,
               cost: shownFigure(measure.cost),
               selectionsVisited: measure.selectionsVisited,
             });

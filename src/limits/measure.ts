@@ -69,6 +69,8 @@ export interface OperationMeasure {
   longestAlias: number;
   /** Distinct response keys of the operation's root selection set (0 when measuring stopped: cost is Infinity). */
   rootFields: number;
+  /** `__schema` fields, by response key: each answers the whole schema, which the cost (0 for introspection) does not weigh. */
+  schemaFields: number;
   /** The estimated cost, see COST; Infinity when measuring stopped at MAX_SELECTIONS_VISITED. */
   cost: number;
   /** Selections visited while measuring: past MAX_SELECTIONS_VISITED the operation is refused unmeasured. */
@@ -91,9 +93,10 @@ interface SetMeasure {
   needsFullAccount: boolean;
   /** Distinct response keys of the set itself, through its fragments (0 for a field's own measure). */
   responseKeys: number;
+  schemaFields: number;
 }
 
-const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0 };
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0, schemaFields: 0 };
 
 /**
  * Measures one operation of a validated document as graphql-js will run it: fields sharing a response key
@@ -206,6 +209,7 @@ export function measureOperation(
       total.aliases += part.aliases;
       total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
       total.needsFullAccount ||= part.needsFullAccount;
+      total.schemaFields += part.schemaFields;
     }
     memo.set(key, total);
     return total;
@@ -230,7 +234,8 @@ export function measureOperation(
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
     const type = definition && getNamedType(definition.type);
     const sets = nodes.flatMap((each) => (each.selectionSet ? [each.selectionSet] : []));
-    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0 };
+    const schemaFields = definition === SchemaMetaFieldDef ? 1 : 0;
+    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0, schemaFields };
 
     const first = definition.args.find((a) => a.name === 'first');
     const child = selectionSets(type, sets, first ? pageSizeOf(node, first.defaultValue) : undefined);
@@ -252,6 +257,7 @@ export function measureOperation(
       longestAlias: Math.max(longestAlias, child.longestAlias),
       needsFullAccount,
       responseKeys: 0,
+      schemaFields: schemaFields + child.schemaFields,
     };
   };
 
@@ -270,6 +276,7 @@ export function measureOperation(
     aliases: measure.aliases,
     longestAlias: measure.longestAlias,
     rootFields: measure.responseKeys,
+    schemaFields: measure.schemaFields,
     cost: measure.cost,
     selectionsVisited: visited,
     usesVariables,

@@ -122,6 +122,22 @@ describe('operation limits', () => {
     assert.deepEqual(res.body, { data: { account: { id, __typename: 'Account' } } });
   });
 
+  it('refuses the schema asked for more than once in an operation: each is the whole schema, answered in full', async () => {
+    // Introspection costs nothing in the estimate (it is answered from memory), so 50 aliases of `__schema`
+    // (one MAX_ROOT_FIELDS allows) made a 1.7 MB answer and held the event loop ~200 ms for one request.
+    const schema = '__schema { types { name fields { name args { name type { name } } } } }';
+    const res = await stack.gql(`{ ${schema} again: ${schema} }`);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body.errors![0]!.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'SCHEMA_FIELDS', value: 2, maximum: 1 });
+    assert.match(res.body.errors![0]!.message, /^The operation is too complex: the schema \(__schema\) asked for 2 times/);
+    // Through fragments too; a field repeated under the same name is one field, run once.
+    const viaFragments = await stack.gql(`{ ...A ...B } fragment A on Query { ${schema} } fragment B on Query { copy: ${schema} }`);
+    assert.equal(viaFragments.body.errors![0]!.extensions!['limit'], 'SCHEMA_FIELDS');
+    const merged = await stack.gql(`{ ...A ...B } fragment A on Query { __schema { types { name } } } fragment B on Query { __schema { queryType { name } } }`);
+    assert.equal(merged.body.errors, undefined);
+    assert.ok(merged.body.data);
+  });
+
   it('refuses an alias longer than 128 characters: each is repeated in the answer for every item around it', async () => {
     // 1 MB of alias under a page of 100 accounts was a 100 MB answer for a cost of 111.
     const res = await stack.gql(`{ accounts(first: 100) { nodes { ${'a'.repeat(129)}: id } } }`);
