@@ -309,27 +309,17 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   let identity: Identity | undefined = access.open ? OPEN_IDENTITY : undefined;
   logOperationOnClose({ logger, shutdown, connections }, req, res, { requestId, outcome, operation, started, identity: () => identity });
   /** Answers a request refused before GraphQL: its code goes into the log line too. */
-  const refuse = (status: number, message: string, code: HttpRefusalCode, headers?: Record<string, string>) => {
+  const refuse = ({ status, message, code, headers }: Refusal) => {
     outcome.errorCodes.add(code);
     sendJson(res, status, graphqlError(message, code), headers);
   };
   if (req.method !== 'GET' && req.method !== 'POST') {
-    return refuse(405, 'Only GET and POST are supported on /graphql', HttpRefusalCode.METHOD_NOT_ALLOWED, { allow: 'GET, POST, OPTIONS' });
+    return refuse({ status: 405, message: 'Only GET and POST are supported on /graphql', code: HttpRefusalCode.METHOD_NOT_ALLOWED, headers: { allow: 'GET, POST, OPTIONS' } });
   }
-
   if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
-    return refuse(400, 'The query string is not valid UTF-8 once percent-decoded', HttpRefusalCode.BAD_REQUEST);
+    return refuse({ status: 400, message: 'The query string is not valid UTF-8 once percent-decoded', code: HttpRefusalCode.BAD_REQUEST });
   }
-  const headers = new HeaderMap();
-  for (const [key, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
-  }
-  // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
-  // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
-  if (req.headers.authorization !== undefined) {
-    const authorizations = req.headersDistinct['authorization'] ?? [];
-    if (authorizations.length > 1) headers.set('authorization', authorizations.join(', '));
-  }
+  const headers = apolloHeaders(req);
   // The token is verified before the body is read: a request without a valid one (with authentication on)
   // costs no buffer of up to MAX_BODY_BYTES and no JSON parse. Read first, 400 such bodies held 420 MB for
   // the 30 s a request may take to arrive, and each JSON body of nested values took ~0.3 s of the event loop.
@@ -364,40 +354,15 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     if (req.method === 'POST' && (awaitsContinue(req) || !(await discardBody(req, maxBodyBytes)))) res.setHeader('connection', 'close');
     body = {};
   } else if (req.method === 'POST') {
-    const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
-    if (unreadable !== undefined) return refuse(415, unreadable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-    const bytes = await readBody(req, maxBodyBytes, res);
-    if (bytes === undefined) {
-      return refuse(413, `The request body exceeds ${maxBodyBytes} bytes`, HttpRefusalCode.PAYLOAD_TOO_LARGE, { connection: 'close' });
-    }
-    const text = utf8Text(bytes);
-    if (text === undefined) return refuse(400, 'The request body is not valid UTF-8', HttpRefusalCode.BAD_REQUEST);
-    const parsed = parseGraphQLBody(text);
-    if (!parsed.ok) return refuse(400, parsed.message, HttpRefusalCode.BAD_REQUEST);
-    body = parsed.body;
+    const read = await readGraphQLBody(req, res, maxBodyBytes);
+    if ('status' in read) return refuse(read);
+    body = read.body;
   }
   if (closed) return;
   // Refusals of a request that has nothing to run, made only with a valid identity: a caller without one
   // still learns first that it needs a token (the context's 401 below).
-  if (!('error' in authenticated)) {
-    // Apollo would refuse it too, with the same status but not the code of the other 415s (a GET has no body
-    // whose type matters; its content type is checked as Apollo checks it, first).
-    const unacceptable = req.method === 'GET' ? unacceptableGetType(req.headers['content-type']) : undefined;
-    if (unacceptable !== undefined) return refuse(415, unacceptable, HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE);
-    // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
-    // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
-    if (req.method === 'GET' && !carriesOperation(url)) {
-      return refuse(
-        400,
-        'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
-        HttpRefusalCode.BAD_REQUEST,
-      );
-    }
-    // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
-    // mutation was made upstream while its caller was told the request was refused (and a retry made it
-    // again). Asked here, with Apollo's own negotiation and answer, nothing runs.
-    if (!acceptsGraphQLAnswer(headers.get('accept'))) return refuse(406, NOT_ACCEPTABLE_MESSAGE, HttpRefusalCode.BAD_REQUEST);
-  }
+  const refusal = 'error' in authenticated ? undefined : nothingToRun(req, url, headers);
+  if (refusal) return refuse(refusal);
   // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
   // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
   shutdown.operationStarted(operation);
@@ -430,6 +395,66 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     },
   });
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
+}
+
+/** A request refused before GraphQL: its status, its message and code (the log line's too), any headers. */
+interface Refusal {
+  status: number;
+  message: string;
+  code: HttpRefusalCode;
+  headers?: Record<string, string>;
+}
+
+/** The request's headers as Apollo takes them. */
+function apolloHeaders(req: IncomingMessage): HeaderMap {
+  const headers = new HeaderMap();
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
+  }
+  // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
+  // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
+  if (req.headers.authorization !== undefined) {
+    const authorizations = req.headersDistinct['authorization'] ?? [];
+    if (authorizations.length > 1) headers.set('authorization', authorizations.join(', '));
+  }
+  return headers;
+}
+
+/** A POST's body, read and parsed as a GraphQL request; or why it cannot be (its type, size, encoding or JSON). */
+async function readGraphQLBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): Promise<{ body: unknown } | Refusal> {
+  const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
+  if (unreadable !== undefined) return { status: 415, message: unreadable, code: HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE };
+  const bytes = await readBody(req, maxBodyBytes, res);
+  if (bytes === undefined) {
+    return { status: 413, message: `The request body exceeds ${maxBodyBytes} bytes`, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
+  }
+  const text = utf8Text(bytes);
+  if (text === undefined) return { status: 400, message: 'The request body is not valid UTF-8', code: HttpRefusalCode.BAD_REQUEST };
+  const parsed = parseGraphQLBody(text);
+  if (!parsed.ok) return { status: 400, message: parsed.message, code: HttpRefusalCode.BAD_REQUEST };
+  return { body: parsed.body };
+}
+
+/** The refusal of a request with nothing to run, for a caller with a valid identity; `undefined` when it has. */
+function nothingToRun(req: IncomingMessage, url: URL, headers: HeaderMap): Refusal | undefined {
+  // Apollo would refuse it too, with the same status but not the code of the other 415s (a GET has no body
+  // whose type matters; its content type is checked as Apollo checks it, first).
+  const unacceptable = req.method === 'GET' ? unacceptableGetType(req.headers['content-type']) : undefined;
+  if (unacceptable !== undefined) return { status: 415, message: unacceptable, code: HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE };
+  // A GET with no query (`curl …/graphql`, a newcomer's first try) is told what to send. Apollo would
+  // answer it, in open mode, that it was blocked as a possible cross-site request forgery.
+  if (req.method === 'GET' && !carriesOperation(url)) {
+    return {
+      status: 400,
+      message: 'GET /graphql needs a query: ?query={ … } (with variables and operationName as parameters), or POST it as JSON; a browser opening /graphql gets the IDE',
+      code: HttpRefusalCode.BAD_REQUEST,
+    };
+  }
+  // Apollo looks at Accept only once the operation has run, and then throws its result away with a 406: a
+  // mutation was made upstream while its caller was told the request was refused (and a retry made it
+  // again). Asked here, with Apollo's own negotiation and answer, nothing runs.
+  if (!acceptsGraphQLAnswer(headers.get('accept'))) return { status: 406, message: NOT_ACCEPTABLE_MESSAGE, code: HttpRefusalCode.BAD_REQUEST };
+  return undefined;
 }
 
 /** `/healthz`: ok while the gateway serves requests, 503 once its shutdown has begun. */
