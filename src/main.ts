@@ -9,6 +9,7 @@ import { createLogger, messageOf, stderrLines } from './logger.ts';
 import { startGateway } from './server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
 import { exitOnceSaved, StopSignals } from './stop-signals.ts';
+import { urlForLog } from './url.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -113,7 +114,7 @@ async function main(): Promise<void> {
       .catch((error: unknown) => `it could not be checked (${messageOf(error)})`)
       .then((problem) => {
         if (problem === undefined) return;
-        logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl });
+        logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl: urlForLog(jwksUrl) });
       });
   }
   // The same for the upstream, whose wrong URL or key pair would otherwise show only with the first operation
@@ -134,7 +135,7 @@ async function main(): Promise<void> {
  * mode has its warning). Never a secret: the HS256 one is named by its variable only.
  */
 function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record<string, unknown> {
-  const modes = [...(auth.jwtSecret ? ['HS256 (AUTH_JWT_SECRET)'] : []), ...(auth.jwksUrl ? [`JWKS ${auth.jwksUrl}`] : [])];
+  const modes = [...(auth.jwtSecret ? ['HS256 (AUTH_JWT_SECRET)'] : []), ...(auth.jwksUrl ? [`JWKS ${urlForLog(auth.jwksUrl)}`] : [])];
   const authentication = modes.length > 0 ? modes.join(' and ') : 'off';
   return {
     authentication,

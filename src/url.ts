@@ -76,3 +76,18 @@ export function hasCredentials(value: string): boolean {
     return false;
   }
 }
+
+/**
+ * A URL as a log line shows it: its query's values left out (`?code=…`), for a query may carry a key (a
+ * function host's, say); its names stay, to tell one setting from another. The text as given when not a URL.
+ */
+export function urlForLog(value: string): string {
+  const queryAt = value.indexOf('?');
+  if (queryAt === -1) return value;
+  const [query = '', fragment] = value.slice(queryAt + 1).split('#', 2);
+  const names = query.split('&').map((pair) => {
+    const equals = pair.indexOf('=');
+    return equals === -1 ? pair : `${pair.slice(0, equals)}=…`;
+  });
+  return `${value.slice(0, queryAt)}?${names.join('&')}${fragment === undefined ? '' : '#…'}`;
+}

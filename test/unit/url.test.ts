@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { originAsBrowsersSendIt, urlHostOf } from '../../src/url.ts';
+import { originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/url.ts';
 
 test('a server on every interface is named by a loopback address in its URLs, an IPv6 one in brackets', () => {
   assert.equal(urlHostOf('0.0.0.0'), '127.0.0.1');
@@ -18,4 +18,11 @@ test('an origin spelt otherwise than browsers send it is given in their spelling
   for (const value of ['https://app.example.com', 'https://app.example.com/', 'https://app.example.com:8443', 'https://App.example.com/path', 'https://App.example.com/?', 'https://App.example.com#x', 'https://user:pw@App.example.com', 'ftp://App.example.com', '*', 'App.example.com']) {
     assert.equal(originAsBrowsersSendIt(value), undefined, value);
   }
+});
+
+test('a URL in a log line keeps its query’s names, not their values: a query may carry a key', () => {
+  assert.equal(urlForLog('https://keys.example.com/jwks.json'), 'https://keys.example.com/jwks.json');
+  assert.equal(urlForLog('https://fn.example.net/api/keys?code=abc123&api-version=2'), 'https://fn.example.net/api/keys?code=…&api-version=…');
+  assert.equal(urlForLog('https://x.example/k?flag&=v&a=b=c#frag'), 'https://x.example/k?flag&=…&a=…#…');
+  assert.equal(urlForLog('https://x.example/k?'), 'https://x.example/k?');
 });
