@@ -29,7 +29,7 @@ export type Account = {
   connectTokens: Array<ConnectToken>;
   /** When the account was created; 1970-01-01T00:00:00.000Z when the upstream gives no time (`0` or none), which it does not for an account it made. */
   createdAt: Scalars['DateTime']['output'];
-  /** The email addresses of the account's sources. */
+  /** The account's email addresses: the one it was created with (kept when it has no source) and those of its sources. */
   emailAddresses: Array<Scalars['String']['output']>;
   /** How many files the account holds (upstream `nb_files`); null when the upstream does not say. */
   fileCount?: Maybe<Scalars['Int']['output']>;
@@ -86,7 +86,7 @@ export type AccountEdge = {
  * only its sources that match (as Context.IO answers such a list); `account(id:)` always shows all of them.
  */
 export type AccountFilter = {
-  /** Only accounts with this email address among their sources. */
+  /** Only accounts with this email address among their `emailAddresses` (an account with no source included). */
   email?: InputMaybe<Scalars['String']['input']>;
   /** Only accounts with at least one source in this status, each listed with those sources only. Not `UNKNOWN` (`BAD_USER_INPUT`): it stands for statuses the gateway does not know. */
   status?: InputMaybe<SourceStatus>;

@@ -54,6 +54,24 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account.id}`]);
   });
 
+  it('lists the address an account was created with, source or not, as emailAddresses and the email filter say', async () => {
+    // A consumer reads the descriptions to know what to show: "the addresses of the account's sources" would
+    // promise an empty list for an account created with createAccount, which starts with no source.
+    const { id } = stack.emulator.store.createAccount({ email: 'sourceless@example.com' });
+    const res = await stack.gql<{ account: unknown; accounts: { nodes: unknown[] }; account_t: { fields: { name: string; description: string }[] }; filter_t: { inputFields: { name: string; description: string }[] } }>(
+      `query ($id: ID!) { account(id: $id) { emailAddresses sources { label } } accounts(filter: { email: "sourceless@example.com" }) { nodes { id } }
+         account_t: __type(name: "Account") { fields { name description } } filter_t: __type(name: "AccountFilter") { inputFields { name description } } }`,
+      { id },
+    );
+    assert.deepEqual(res.body.errors, undefined);
+    assert.deepEqual(res.body.data?.account, { emailAddresses: ['sourceless@example.com'], sources: [] });
+    assert.deepEqual(res.body.data?.accounts.nodes, [{ id }]);
+    const emailAddresses = res.body.data!.account_t.fields.find((f) => f.name === 'emailAddresses')!.description;
+    const emailFilter = res.body.data!.filter_t.inputFields.find((f) => f.name === 'email')!.description;
+    assert.match(emailAddresses, /created with/);
+    assert.doesNotMatch(emailFilter, /among their sources/);
+  });
+
   it('answers null for names the account was given none of (the API sends ""), as connect tokens do', async () => {
     const account = stack.emulator.store.createAccount({ email: 'nameless@example.com' });
     const { token } = stack.emulator.store.createConnectToken(account.id, { callback_url: 'https://app.example.com/cb', first_name: '' });
