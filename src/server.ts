@@ -171,6 +171,35 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connections,
   });
 
+  const httpServer = await listen(options, handle, connections);
+  const { port } = httpServer.address() as AddressInfo;
+  const origin = `http://${urlHostOf(options.host)}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  async function shutDown(): Promise<void> {
+    await shutdown.closeServer(httpServer);
+    await apollo.stop();
+    await client.close();
+  }
+
+  return {
+    url: `${origin}/graphql`,
+    origin,
+    httpServer,
+    close() {
+      return (closing ??= shutDown());
+    },
+    // Its log lines (the client's) name it as an operation's name their request.
+    upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
+  };
+}
+
+/**
+ * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
+ * `connections` goes to `handle`, and what escapes it is answered 500 (or the connection cut, its answer begun).
+ */
+async function listen(options: GatewayOptions, handle: Handler, connections: Connections): Promise<Server> {
+  const { logger } = options;
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
     {
@@ -215,26 +244,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const due = acceptFailures.admit(error.code ?? error.message, performance.now());
     if (due) logger.error('a connection could not be accepted', { error: error.message, ...(isOutOfFileDescriptors(error.code) ? { hint: 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)' } : {}), ...due });
   });
-  const { port } = httpServer.address() as AddressInfo;
-  const origin = `http://${urlHostOf(options.host)}:${port}`;
-
-  let closing: Promise<void> | undefined;
-  async function shutDown(): Promise<void> {
-    await shutdown.closeServer(httpServer);
-    await apollo.stop();
-    await client.close();
-  }
-
-  return {
-    url: `${origin}/graphql`,
-    origin,
-    httpServer,
-    close() {
-      return (closing ??= shutDown());
-    },
-    // Its log lines (the client's) name it as an operation's name their request.
-    upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
-  };
+  return httpServer;
 }
 
 /** What the request handler works with, made once by startGateway. */
