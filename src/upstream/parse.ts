@@ -38,7 +38,7 @@ function optionalString(o: Json, key: string): string | undefined {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
 }
 
-/** The largest Unix time in seconds that a JavaScript Date (hence a DateTime) can hold. */
+/** The largest Unix time in seconds that a JavaScript Date can hold (a DateTime reads one past the year 9999 as milliseconds: `fromUnixSeconds`). */
 const MAX_UNIX_SECONDS = 8.64e12;
 
 /**
