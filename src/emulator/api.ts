@@ -208,7 +208,7 @@ function createAccount(ctx: ApiContext, params: Params): Result {
       ...(params.get('username') ? { username: params.get('username')! } : {}),
       ...(port === undefined ? {} : { port }),
       ...(params.has('use_ssl') ? { use_ssl: requestFlag(params, 'use_ssl') } : {}),
-      ...(params.get('type') ? { type: params.get('type')! } : {}),
+      ...(params.get('type') ? { type: sourceType(params) } : {}),
     });
   }
   const account = ctx.store.createAccount({
@@ -347,6 +347,16 @@ function requestFlag(params: Params, name: string): boolean {
   const raw = params.get(name);
   if (raw !== '0' && raw !== '1') throw new HttpError(400, `invalid parameter ${name}: must be 0 or 1`);
   return raw === '1';
+}
+
+/**
+ * A first source's `type`. IMAP is the only type the API serves, and a source names it `"imap"` (the reference's
+ * sample), whatever case the request spelt it in (Context.IO's own documentation asks for `IMAP`); any other type
+ * is an invalid parameter rather than a source shown with a type no Context.IO source has.
+ */
+function sourceType(params: Params): string {
+  if (params.get('type')!.toLowerCase() !== 'imap') throw new HttpError(400, 'invalid parameter type: the only source type is IMAP');
+  return 'imap';
 }
 
 /** Where the connect page may send the browser: a web page, or an app's own scheme (`cio-api-auth://`). */
