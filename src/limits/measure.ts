@@ -93,6 +93,7 @@ interface SetMeasure {
   needsFullAccount: boolean;
   /** Distinct response keys of the set itself, through its fragments (0 for a field's own measure). */
   responseKeys: number;
+  /** `__schema` fields, by response key, through its fragments (see OperationMeasure). */
   schemaFields: number;
 }
 
