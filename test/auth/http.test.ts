@@ -261,6 +261,19 @@ describe('CORS and introspection with auth on', () => {
     assert.deepEqual(await withToken.json(), { data: { __typename: 'Query' } });
   });
 
+  test('a request with nothing to run is told first that it needs a token: 401, where a caller with one gets 400, 406 or 415', async () => {
+    const withQuery = `${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}`;
+    const requests: Array<[string, string, Record<string, string>, number]> = [
+      ['no query', stack.gateway.url, { accept: 'application/json' }, 400],
+      ['no JSON answer accepted', withQuery, { accept: 'application/xml' }, 406],
+      ['a GET typed otherwise than JSON', withQuery, { accept: 'application/json', 'content-type': 'text/plain' }, 415],
+    ];
+    for (const [what, url, headers, refused] of requests) {
+      assert.equal((await fetch(url, { headers })).status, 401, what);
+      assert.equal((await fetch(url, { headers: { ...headers, authorization: `Bearer ${admin}` } })).status, refused, what);
+    }
+  });
+
   test('verifies the token before reading the body: without one, a body too large or not JSON is 401, and the connection stays usable', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const post = (body: Buffer | string, headers: Record<string, string> = {}) =>

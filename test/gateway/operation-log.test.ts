@@ -179,6 +179,13 @@ describe('the operation log line', () => {
     assert.deepEqual([refused?.['limit'], refused?.['cost']], ['MERGED_SELECTIONS', 'unbounded']);
   });
 
+  it('says how often an operation refused for asking for the schema more than once asked for it', async () => {
+    const res = await stack.gql('{ __schema { queryType { name } } again: __schema { queryType { name } } }', {});
+    assert.equal(res.status, 400);
+    const refused = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'operation refused as too complex');
+    assert.deepEqual([refused?.['limit'], refused?.['schemaFields']], ['SCHEMA_FIELDS', 2]);
+  });
+
   it('names the setting of the limit that refused an operation, where its code alone does not say which', async () => {
     await stack.gql(`{ ${'__typename '.repeat(3_001)}}`, {});
     const tokens = (depth: number): string => (depth === 0 ? 'token' : `account { connectTokens { ${tokens(depth - 1)} } }`);

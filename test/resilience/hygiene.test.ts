@@ -71,3 +71,20 @@ describe('unexpected errors', () => {
     }
   });
 });
+
+describe('closing', () => {
+  it('is one shutdown however often it is asked for: a later close() is the first one’s, not another run of it', async () => {
+    // Not the sequence run again: the server closed, Apollo stopped and the upstream client closed a second time.
+    const stack = await startStack();
+    const first = stack.gateway.close();
+    const second = stack.gateway.close();
+    try {
+      assert.equal(second, first);
+      await first;
+      assert.equal(stack.gateway.close(), first);
+    } finally {
+      await Promise.allSettled([first, second]);
+      await stack.close();
+    }
+  });
+});

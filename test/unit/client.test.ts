@@ -583,6 +583,99 @@ describe('UpstreamClient against a mocked upstream', () => {
     await assert.rejects(client.deleteAccount('c'), /^The upstream rate limit was reached; try again later$/);
   });
 
+  it('sends a POST its form body and type even when the form is empty', async () => {
+    // The update form leaves out what is not set: a POST with nothing to change still says what it sends.
+    let seen: { headers: Record<string, string>; body: string } | undefined;
+    pool.intercept({ path: '/2.0/accounts/a', method: 'POST' }).reply(200, (opts) => {
+      seen = { headers: opts.headers as Record<string, string>, body: String(opts.body) };
+      return { success: true };
+    }, JSON_HEADERS);
+    assert.deepEqual(await client.updateAccount('a', { first_name: undefined }), { success: true });
+    assert.equal(seen!.headers['content-type'], 'application/x-www-form-urlencoded');
+    assert.equal(seen!.body, '');
+  });
+
+  it('gives back what a claim refused took: the operation’s request, and the half-open circuit’s trial', async () => {
+    const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100 });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+    await assert.rejects(client.getAccount('a'), /HTTP 502/); // the circuit opens
+    const operation = new OperationScope('r8', 1);
+    const refusal = new Error('the caller has no reads left');
+    await withClockAhead(120, async () => {
+      // Past the cooldown: the call is the trial, until its claim is refused.
+      await assert.rejects(
+        client.getAccount('a', operation, () => {
+          throw refusal;
+        }),
+        (e) => e === refusal,
+      );
+      assert.equal(operation.requestsLeft, 1, 'the operation’s request is given back');
+      assert.equal(operation.requests, 0);
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount('a')).id, 'a', 'the next call is let through as the trial');
+      assert.equal(client.breakerState, 'closed');
+    });
+  });
+
+  it('records a retried connection error when the retry fails on the gateway’s own shortage of file descriptors', async () => {
+    const client = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 1 });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
+    await assert.rejects(client.getAccount('a'), /out of file descriptors/);
+    // The shortage says nothing of the upstream; the reset before it does, counted once the call has failed for good.
+    assert.equal(client.breakerState, 'open');
+  });
+
+  it('records a retried failure whose caller leaves while it waits to retry', async () => {
+    for (const [id, fail] of [
+      ['reset', (i: ReturnType<MockPool['intercept']>) => i.replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))],
+      ['proxy', (i: ReturnType<MockPool['intercept']>) => i.reply(502, 'bad gateway')],
+    ] as const) {
+      const waits = manualTimer();
+      const client = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 1, waitTimer: waits.timer });
+      fail(pool.intercept({ path: `/2.0/accounts/${id}`, method: 'GET' }));
+      const operation = new OperationScope('r9');
+      const call = client.getAccount(id, operation);
+      await eventually(() => waits.waiting().length === 1); // its backoff
+      operation.abort();
+      await assert.rejects(call, /could not be reached|HTTP 502/);
+      assert.equal(client.breakerState, 'open', id);
+    }
+  });
+
+  it('records a retried 502 whose retry the operation’s budget refuses once a rate-limit pause is waited out', async () => {
+    const waits = manualTimer();
+    const client = mockedClient({ maxAttempts: 3, timeoutMs: 4_000, breakerFailureThreshold: 1, waitTimer: waits.timer });
+    const operation = new OperationScope('r10', 2);
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+    const call = client.getAccount('a', operation);
+    await eventually(() => waits.waiting().length === 1); // its backoff, a request left for its retry
+    // Another caller's 429 pauses the key for a second: the retry waits it out...
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1' } });
+    await assert.rejects(client.getAccount('limited', new OperationScope('other', 1)), /rate limit/);
+    waits.fireAll();
+    await eventually(() => waits.waiting().length === 1);
+    // ... while another call of its operation spends the last request.
+    assert.equal(operation.claimRequest(), true);
+    await withClockAhead(1_600, async () => {
+      waits.fireAll();
+      await assert.rejects(call, /HTTP 502/);
+    });
+    assert.equal(client.breakerState, 'open');
+  });
+
+  it('ends a call answered 429 whose operation has no request left for a retry at once, without waiting its Retry-After first', async () => {
+    const waits = manualTimer();
+    const client = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 100, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '2' } });
+    const call = client.getAccount('limited', new OperationScope('r12', 1));
+    let settled = false;
+    call.catch(() => {}).finally(() => (settled = true));
+    await eventually(() => settled || waits.waiting().length > 0);
+    assert.deepEqual(waits.waiting(), [], 'it waited for a retry it could not send');
+    await assert.rejects(call, /rate limit/);
+  });
+
   it('reports a body that is not JSON as UPSTREAM_ERROR', async () => {
     pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
     await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
@@ -1348,5 +1441,253 @@ describe('UpstreamClient against a local server', () => {
       assert.equal((await client.getAccount('next')).id, 'next');
       assert.equal(connections, 1);
     });
+  });
+
+  it('does not spend an attempt on a request held back by a rate-limit pause: it is retried as often once sent', async () => {
+    const firstHeld = heldRequest();
+    const arrivals: string[] = [];
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop()!;
+      arrivals.push(id);
+      if (id === 'first') firstHeld.hold(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
+      else if (arrivals.filter((each) => each === id).length === 1) res.writeHead(502).end('bad gateway');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+    });
+    const waits = manualTimer();
+    // One connection: the second call queues behind the first, and its turn comes in the first's pause.
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
+      const first = client.getAccount('first', new OperationScope('first', 1)); // no request left to retry its 429
+      let settled = false;
+      const queued = client.getAccount('queued').then((account) => account.id, (e: Error) => e.message).finally(() => (settled = true));
+      await firstHeld.arrived;
+      firstHeld.answer();
+      await assert.rejects(first, /rate limit/);
+      await eventually(() => waits.waiting().length === 1); // held back: it waits the pause out
+      assert.deepEqual(arrivals, ['first']);
+      await withClockAhead(1_000, async () => {
+        waits.fireAll();
+        await eventually(() => settled || waits.waiting().length === 1); // sent, answered 502: its backoff
+        waits.fireAll();
+        assert.equal(await queued, 'queued');
+      });
+      assert.deepEqual(arrivals, ['first', 'queued', 'queued']);
+    });
+  });
+
+  it('records a retried 502 whose retry a rate-limit pause refuses', async () => {
+    // As 'says a DELETE may have taken effect when, after a 502, its retry is refused by a rate-limit pause': the
+    // 502 the call ends with is counted by the breaker.
+    const deletion = heldRequest();
+    const server = createHttpServer((req, res) => {
+      if (req.method === 'DELETE') deletion.hold(() => res.writeHead(502).end('bad gateway'));
+      else res.writeHead(429, { 'retry-after': '60', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+    });
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, retryBaseDelayMs: 1, breakerFailureThreshold: 1 }, async (client) => {
+      const deleted = client.deleteAccount('a');
+      await deletion.arrived;
+      await client.getAccount('b').catch(() => undefined); // its 429 pauses the key for 60 s
+      assert.equal(client.breakerState, 'closed');
+      deletion.answer();
+      await assert.rejects(deleted, /HTTP 502: the request may have taken effect$/);
+      assert.equal(client.breakerState, 'open');
+    });
+  });
+
+  it('says a DELETE may have taken effect when a rate-limit pause refuses its retry after a 502 and then a 429', async () => {
+    const retryHeld = heldRequest();
+    const longHeld = heldRequest();
+    let deletes = 0;
+    const server = createHttpServer((req, res) => {
+      const limited = (seconds: number) => () => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      if (req.method === 'DELETE' && ++deletes === 1) res.writeHead(502).end('bad gateway');
+      else if (req.method === 'DELETE') retryHeld.hold(limited(2));
+      else longHeld.hold(limited(60));
+    });
+    const waits = manualTimer();
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
+      const deleted = client.deleteAccount('a');
+      await eventually(() => waits.waiting().length === 1); // the 502's backoff
+      waits.fireAll();
+      const long = client.getAccount('long');
+      await Promise.all([retryHeld.arrived, longHeld.arrived]);
+      retryHeld.answer(); // 429, 2 s: it waits to retry…
+      await eventually(() => waits.waiting().length === 1);
+      longHeld.answer(); // …and meanwhile this one's 429 pauses the key for 60 s
+      await assert.rejects(long, /rate limit/);
+      await withClockAhead(2_000, async () => {
+        waits.fireAll();
+        await assert.rejects(deleted, (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+          assert.match(e.message, /^The upstream rate limit was reached; calls resume in \d+ s: an earlier attempt may have taken effect$/);
+          return true;
+        });
+      });
+    });
+  });
+
+  it('says a DELETE whose connection broke once sent may have taken effect when its retry cannot connect', async () => {
+    // The first connection is closed once the request is in, and the server then stops listening: the retry is refused.
+    const server: NetServer = createNetServer((socket) => {
+      socket.once('data', () => {
+        socket.destroy();
+        server.close();
+      });
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
+      await assert.rejects(client.deleteAccount('a'), (e: Error) => {
+        assert.equal(e.message, 'The upstream could not be reached: the request may have taken effect');
+        return true;
+      });
+    });
+  });
+
+  it('ends a call whose connection broke after a 429, its retry refused by a pause, with the broken connection, not the rate limit', async () => {
+    const retryHeld = heldRequest();
+    const longHeld = heldRequest();
+    let requests = 0;
+    const server = createHttpServer((req, res) => {
+      const limited = (seconds: number) => res.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      if (req.url!.endsWith('/long')) longHeld.hold(() => limited(60));
+      else if (++requests === 1) limited(1);
+      else retryHeld.hold(() => res.socket!.destroy()); // broken once the request is in
+    });
+    const waits = manualTimer();
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 3, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
+      const call = client.getAccount('x');
+      await eventually(() => waits.waiting().length === 1); // its 429's Retry-After
+      await withClockAhead(1_100, async () => {
+        waits.fireAll();
+        await retryHeld.arrived;
+        const long = client.getAccount('long'); // its 429 pauses the key for 60 s
+        await longHeld.arrived;
+        longHeld.answer();
+        await assert.rejects(long, /rate limit/);
+        retryHeld.answer();
+        await eventually(() => waits.waiting().length === 1); // the broken connection's backoff
+        waits.fireAll();
+        await assert.rejects(call, (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+          assert.equal(e.message, 'The connection to the upstream broke before it answered');
+          return true;
+        });
+      });
+    });
+  });
+
+  it('counts an answer too large as the upstream down when its status says so: a 503 from in front of the API', async () => {
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-length': String(64 * 1024 * 1024) }).write('x');
+    });
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
+      await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
+      assert.equal(client.breakerState, 'open');
+    });
+  });
+
+  it('says a DELETE refused with an answer too large may have taken effect when an earlier attempt was answered 502', async () => {
+    let deletes = 0;
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      if (++deletes === 1) res.writeHead(502).end('bad gateway');
+      else res.writeHead(400, { 'content-length': String(40 * 1024 * 1024) }).write('x');
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
+      await assert.rejects(client.deleteAccount('a'), /larger than 32 MiB: the request may have taken effect$/);
+    });
+  });
+
+  it('says a DELETE cut while its retry waited for a connection may have taken effect, after a 502', async () => {
+    const hold = heldRequest();
+    let deletes = 0;
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      if (req.method === 'DELETE' && ++deletes === 1) res.writeHead(502).end('bad gateway');
+      else if (req.method === 'GET') hold.hold(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)));
+    });
+    const waits = manualTimer();
+    // One connection: the DELETE's retry queues behind the GET, which the upstream holds.
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
+      const operation = new OperationScope('r11');
+      const deleted = client.deleteAccount('a', operation);
+      await eventually(() => waits.waiting().length === 1); // the 502's backoff
+      const held = client.getAccount('held');
+      await hold.arrived;
+      waits.fireAll();
+      await new Promise((resolve) => setImmediate(resolve));
+      operation.abort();
+      await assert.rejects(deleted, (e: Error) => {
+        assert.equal(e.message, 'The request was cancelled: the request may have taken effect');
+        return true;
+      });
+      hold.answer();
+      assert.equal((await held).id, 'held');
+      assert.equal(deletes, 1);
+    });
+  });
+
+  it('ends a call whose connection broke once sent at once when its operation has no request left for a retry, without a backoff', async () => {
+    const server = createNetServer((socket) => socket.once('data', () => socket.destroy()));
+    const waits = manualTimer();
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100, waitTimer: waits.timer }, async (client) => {
+      const call = client.getAccount('a', new OperationScope('r13', 1));
+      let settled = false;
+      call.catch(() => {}).finally(() => (settled = true));
+      await eventually(() => settled || waits.waiting().length > 0);
+      assert.deepEqual(waits.waiting(), [], 'it waited for a retry it could not send');
+      await assert.rejects(call, /connection to the upstream broke/);
+    });
+  });
+
+  it('counts a call timed out in the queue toward opening the breaker when nothing was answered since it began to wait, earlier answers notwithstanding', async (t) => {
+    const hanging = happenings();
+    const server = createHttpServer((req, res) => {
+      if (req.url!.endsWith('/hang')) hanging.push();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+    });
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 2 }, async (client) => {
+        assert.equal((await client.getAccount('ok')).id, 'ok');
+        const hang = client.getAccount('hang');
+        await hanging.next();
+        const queued = client.getAccount('queued'); // behind 'hang', never sent
+        advance(1_000);
+        await assert.rejects(hang, /did not answer/);
+        await assert.rejects(queued, /did not answer/);
+        assert.equal(client.breakerState, 'open');
+      });
+    });
+  });
+
+  it('counts calls timed out while the upstream begins answers but finishes none toward opening the breaker', async (t) => {
+    const arrived = happenings();
+    const server = createHttpServer((req, res) => {
+      // Headers, and a body that never comes whole.
+      if (req.url!.endsWith('/slow')) res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' }).write('{');
+      arrived.push();
+    });
+    // The client has read the slow answer's headers (its handler runs as the channel is told).
+    const begun = happenings();
+    const headersRead = (message: unknown) => {
+      if ((message as { response: { statusCode: number } }).response.statusCode === 200) begun.push();
+    };
+    subscribe('undici:request:headers', headersRead);
+    try {
+      await onTestTime(t, async (advance) => {
+        await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
+          const hang = client.getAccount('hang');
+          await arrived.next();
+          const slow = client.getAccount('slow');
+          await arrived.next();
+          await begun.next();
+          advance(1_000);
+          await assert.rejects(hang, /did not answer/);
+          await assert.rejects(slow, /did not answer/);
+          assert.equal(client.breakerState, 'open');
+        });
+      });
+    } finally {
+      unsubscribe('undici:request:headers', headersRead);
+    }
   });
 });
