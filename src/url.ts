@@ -79,7 +79,8 @@ export function hasCredentials(value: string): boolean {
 
 /**
  * A URL as a log line shows it: its query's values left out (`?code=…`), for a query may carry a key (a
- * function host's, say); its names stay, to tell one setting from another. The text as given when not a URL.
+ * function host's, say); its names stay, to tell one setting from another. Read as text, not parsed, so that
+ * whatever was configured shows as it was written; a fragment after a query is left out too.
  */
 export function urlForLog(value: string): string {
   const queryAt = value.indexOf('?');
