@@ -41,8 +41,15 @@ function happenings<T = void>(): { push: (value: T) => void; next: () => Promise
   };
 }
 
+/**
+ * The whole file runs in about a second: a suite still running after this long waits for something that will
+ * not come (a regression that leaves a wait unanswered, or a retry loop against a refusing upstream), and fails
+ * here instead of at the run's per-test limit of five minutes.
+ */
+const HUNG_SUITE_MS = 30_000;
+
 /** The client alone, in front of an undici MockPool that refuses any request nobody expected. */
-describe('UpstreamClient against a mocked upstream', () => {
+describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS }, () => {
   let agent: MockAgent;
   let pool: MockPool;
   let logs: string[];
@@ -683,27 +690,41 @@ describe('UpstreamClient against a mocked upstream', () => {
 });
 
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
-describe('UpstreamClient against a local server', () => {
+describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, () => {
   /** The account the local upstream answers a request for `url` with: the one asked for (the client checks). */
   const accountAt = (url: string | undefined) =>
     JSON.stringify({ id: decodeURIComponent((url ?? '').split('?')[0]!.split('/').pop()!), created: 1, email_addresses: [], sources: [] });
   type LocalClientOptions = Omit<UpstreamClientOptions, 'baseUrl' | 'consumerKey' | 'consumerSecret' | 'logger'> & { logger?: Logger };
+  /**
+   * What each test's servers and clients are closed by. A test closes its own; one cut short (by the suite's
+   * time limit, say) leaves them open, and an open socket would keep the file's process alive, until the run's
+   * limit for the whole file, after its tests have failed: they are closed after each test however it ended.
+   */
+  const closers = new Set<() => Promise<void>>();
+  afterEach(async () => {
+    await Promise.all([...closers].map((close) => close()));
+    closers.clear();
+  });
+
   /** A client of the local server at `baseUrl`, logging nothing unless given a logger. */
-  const localClient = (baseUrl: string, options: LocalClientOptions) =>
-    new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
+  const localClient = (baseUrl: string, options: LocalClientOptions) => {
+    const client = new UpstreamClient({ baseUrl, consumerKey: 'key', consumerSecret: 'secret', logger: createLogger('error', () => {}), ...options });
+    closers.add(() => client.close().catch(() => undefined));
+    return client;
+  };
 
   /** `server` on a free loopback port, and how to close it with every connection still open to it. */
   const serve = async (server: NetServer | HttpServer): Promise<{ port: number; close(): Promise<void> }> => {
     const sockets = new Set<Socket>();
     server.on('connection', (socket: Socket) => sockets.add(socket));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    return {
-      port: (server.address() as AddressInfo).port,
-      async close() {
-        for (const socket of sockets) socket.destroy();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      },
+    const close = async () => {
+      for (const socket of sockets) socket.destroy();
+      // A server already closed answers with an error, which says only that.
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     };
+    closers.add(close);
+    return { port: (server.address() as AddressInfo).port, close };
   };
 
   /**
