@@ -177,13 +177,25 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
         return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
       }
-      const shown = withOurWording(code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } });
+      const recoded = code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } };
+      const shown = withOurWording(introspection ? recoded : withoutSuggestions(recoded));
       // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
       return shown.message.length > MAX_MESSAGE_LENGTH
         ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
         : shown;
     },
   });
+}
+
+/**
+ * graphql-js suggests the schema's names nearest a misspelt one (`Cannot query field "acount" on type "Query".
+ * Did you mean "account"?`), in validation errors and in those of a variable's value alike. With introspection
+ * off the schema is not the caller's to explore, by guessing either. (Apollo's `hideSchemaDetailsFromClientErrors`
+ * does it for validation errors only, and adds a plugin hook to every request; here only an error pays.)
+ */
+function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const message = formatted.message.replace(/ ?Did you mean .+\?$/, '');
+  return message === formatted.message ? formatted : { ...formatted, message };
 }
 
 /**

@@ -10,6 +10,7 @@ import { DEFAULTS } from '../../src/defaults.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
 import { exchange } from '../helpers/net.ts';
+import { messages } from '../helpers/stack.ts';
 import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
@@ -332,11 +333,30 @@ describe('CORS and introspection with auth on', () => {
     assert.match(response.body.errors![0]!.message, /Introspection is off on this gateway \(its operator can set INTROSPECTION=true\)/);
   });
 
+  /** The messages of the errors answering a misspelt field and a misspelt field of a variable's input object. */
+  const misspelt = async (gql: typeof stack.gql) => [
+    ...messages(await gql('{ acount(id: "a") { id } }', admin)),
+    ...messages(await gql('mutation ($input: UpdateAccountInput!) { updateAccount(id: "a", input: $input) { account { id } } }', admin, { input: { fristName: 'x' } })),
+  ];
+
+  test('with introspection off, an error names no field the caller did not (graphql-js suggests the nearest ones)', async () => {
+    assert.deepEqual(await misspelt(stack.gql), [
+      'Cannot query field "acount" on type "Query".',
+      'Variable "$input" got invalid value { fristName: "x" }; Field "fristName" is not defined by type "UpdateAccountInput".',
+    ]);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   test('INTROSPECTION=true turns it on, for authenticated callers only', async () => {
     const open = await startAuthStack({ auth: { jwtSecret: SECRET }, introspection: true });
     try {
       assert.deepEqual((await open.gql(INTROSPECT, admin)).body, { data: { __schema: { queryType: { name: 'Query' } } } });
       assert.equal((await open.gql(INTROSPECT)).status, 401);
+      // Whoever may read the schema is helped with its names.
+      assert.deepEqual(await misspelt(open.gql), [
+        'Cannot query field "acount" on type "Query". Did you mean "account" or "accounts"?',
+        'Variable "$input" got invalid value { fristName: "x" }; Field "fristName" is not defined by type "UpdateAccountInput". Did you mean "firstName" or "lastName"?',
+      ]);
     } finally {
       await open.close();
     }

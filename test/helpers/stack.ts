@@ -97,6 +97,9 @@ export async function startLoggingStack(level: LogLevel, options: Parameters<typ
 /** The `extensions.code` of each error, in order. */
 export const codes = (response: GraphQLResponse): unknown[] => (response.body.errors ?? []).map((e) => e.extensions?.['code']);
 
+/** The message of each error, in order. */
+export const messages = (response: GraphQLResponse): string[] => (response.body.errors ?? []).map((e) => e.message);
+
 /**
  * One stack for a whole `describe`, reset before each test: empty store, no faults, no logged requests.
  * The stack exists only once `before` has run, so what is returned stands in for it until then.
