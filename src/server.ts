@@ -11,6 +11,7 @@ import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/bo
 import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
+import { isOutOfFileDescriptors } from './file-descriptors.ts';
 import { createIde, type Ide } from './ide/index.ts';
 import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
@@ -18,7 +19,6 @@ import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type Operatio
 import { LineThrottle } from './line-throttle.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
-import { isOutOfFileDescriptors } from './upstream/failures.ts';
 import { UpstreamClient } from './upstream/client.ts';
 import { shortened } from './shortened.ts';
 import { urlHostOf } from './url.ts';

@@ -16,11 +16,11 @@ import {
   answerMayFollowTheChange,
   CONNECTION_ERROR_CODES,
   isBrokenHttp,
-  isOutOfFileDescriptors,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
   unreadableAnswerOf,
 } from './failures.ts';
+import { isOutOfFileDescriptors } from '../file-descriptors.ts';
 import {
   answeredFor,
   apiErrorOf,

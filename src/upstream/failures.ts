@@ -1,13 +1,11 @@
 import { AssertionError } from 'node:assert';
-import { closeSync, openSync } from 'node:fs';
-import { devNull } from 'node:os';
 import { errors } from 'undici';
 import type { Method } from './request.ts';
 
 /**
- * How the client reads a failed exchange: which errors are a connection that failed or broke (retried), the
- * gateway's own shortage of descriptors, or an answer that was not HTTP; whether a write may have taken
- * effect all the same; and the API's code for a refused signature.
+ * How the client reads a failed exchange: which errors are a connection that failed or broke (retried) or an
+ * answer that was not HTTP; whether a write may have taken effect all the same; and the API's code for a
+ * refused signature. (The gateway's own shortage of descriptors is `src/file-descriptors.ts`'s.)
  */
 
 /** The API's error code for a request whose OAuth signature it refused. */
@@ -63,26 +61,6 @@ export function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
   if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UnreadableAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
   if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new UnreadableAnswer(code, error.message);
   return undefined;
-}
-
-/** The process (or the system) out of file descriptors: no connection could be opened to anywhere. */
-const OUT_OF_DESCRIPTORS_CODES = new Set(['EMFILE', 'ENFILE']);
-/** Name lookups fail so too when no descriptor is left for them (getaddrinfo says ENOTFOUND or EAI_AGAIN). */
-const LOOKUP_FAILURE_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN']);
-
-/** Whether a connection failed for want of the gateway's own file descriptors rather than anything upstream. */
-export function isOutOfFileDescriptors(code: string | undefined): boolean {
-  if (code === undefined) return false;
-  if (OUT_OF_DESCRIPTORS_CODES.has(code)) return true;
-  if (!LOOKUP_FAILURE_CODES.has(code)) return false;
-  // A failed lookup costs this check only: can the process open a file at all?
-  try {
-    closeSync(openSync(devNull, 'r'));
-    return false;
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code;
-    return reason === 'EMFILE' || reason === 'ENFILE';
-  }
 }
 
 /**
