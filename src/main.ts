@@ -2,11 +2,11 @@
 import './production-default.ts';
 import type { AccessConfig } from './auth/config.ts';
 import { keySetProblem } from './auth/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen-errors.ts';
-import { createLogger, messageOf, stderrLines } from './logger.ts';
-import { startGateway } from './server.ts';
+import { createLogger, messageOf, stderrLines, type Logger } from './logger.ts';
+import { startGateway, type Gateway } from './server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
 import { exitOnceSaved, StopSignals } from './stop-signals.ts';
 import { urlForLog } from './url.ts';
@@ -20,57 +20,84 @@ async function main(): Promise<void> {
   // at its next line. Its lines are lost while it fails (for good once a pipe's reader is gone; a file on a
   // full disk takes them again once there is room); the requests are still served.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  let config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    for (const problem of error.problems) console.error(`contextio-graphql: ${problem}`);
-    process.exit(1);
-  }
+  const config = configOrExit();
   const logger = createLogger(config.logLevel);
   // A typo of a setting leaves the default in force, authentication off included: said at start.
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
 
-  let emulator: Emulator | undefined;
-  let upstream;
-  if (config.upstream.kind === 'remote') {
-    upstream = config.upstream;
-    const ignored = ignoredEmulatorSettings(process.env);
-    if (ignored !== undefined) logger.announce('warn', ignored);
-    // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
-    if (!/\/v?\d+(\.\d+)*$/i.test(new URL(upstream.baseUrl).pathname)) {
-      logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
-        upstream: upstream.baseUrl,
-      });
-    }
-  } else {
-    const options = config.upstream.emulator;
-    // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.
-    const onSaveError = (error: Error) => logger.error('the embedded emulator could not save its state to EMULATOR_DATA_FILE', { error: error.message });
-    // A developer whose app never hears of a completed flow looks here first.
-    const onSourceCallbackFailed = (error: Error) => logger.warn('the embedded emulator could not POST a source_callback_url', { error: error.message });
-    emulator = await startEmulator({ ...options, onSaveError, onSourceCallbackFailed }).catch((error: unknown) =>
-      failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
-    );
-    upstream = { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret };
-    logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', {
-      upstream: emulator.url,
-      // Where browsers and other clients reach it (EMULATOR_PUBLIC_URL): its links start there.
-      ...(emulator.publicUrl !== emulator.url ? { publicUrl: emulator.publicUrl } : {}),
-      consumerKey: emulator.consumerKey,
-      // It answers 429 past it, as the real API would: the operator who set it sees it took effect.
-      ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
-      ...(config.upstream.randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
-    });
-  }
-
+  const { upstream, emulator } = config.upstream.kind === 'remote' ? remoteUpstream(config.upstream, logger) : await embeddedUpstream(config.upstream, logger);
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
     // A failed save on the way out is already logged: the reason the gateway could not start comes next.
     await emulator?.close().catch(() => undefined);
     return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
+  const signals = stopOnSignals(gateway, emulator, logger);
 
+  // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
+  // outright, without closing the gateway or saving the emulator's data file.
+  // Announced: PORT=0 picks the port, and this line is the only one that says which.
+  // Which upstream it calls: the embedded emulator has its own line above.
+  const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
+  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+  warnOfUnusableKeySet(config.auth.jwksUrl, logger);
+  if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream.baseUrl, signals, logger);
+}
+
+/** The configuration, or each of its problems on a line of its own and exit code 1. */
+function configOrExit(): GatewayConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    for (const problem of error.problems) console.error(`contextio-graphql: ${problem}`);
+    process.exit(1);
+  }
+}
+
+type RemoteConfig = Extract<UpstreamConfig, { kind: 'remote' }>;
+type EmbeddedConfig = Extract<UpstreamConfig, { kind: 'embedded' }>;
+/** The upstream the gateway calls, and the embedded emulator serving it when it does. */
+interface Upstream {
+  upstream: { baseUrl: string; consumerKey: string; consumerSecret: string };
+  emulator?: Emulator;
+}
+
+/** `CONTEXTIO_API_URL`'s upstream, with a warning for what is set that it makes pointless or likely wrong. */
+function remoteUpstream(upstream: RemoteConfig, logger: Logger): Upstream {
+  const ignored = ignoredEmulatorSettings(process.env);
+  if (ignored !== undefined) logger.announce('warn', ignored);
+  // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
+  if (!/\/v?\d+(\.\d+)*$/i.test(new URL(upstream.baseUrl).pathname)) {
+    logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
+      upstream: upstream.baseUrl,
+    });
+  }
+  return { upstream };
+}
+
+/** The embedded emulator, started, and a line saying where it is and with which key. */
+async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedConfig, logger: Logger): Promise<Upstream> {
+  // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.
+  const onSaveError = (error: Error) => logger.error('the embedded emulator could not save its state to EMULATOR_DATA_FILE', { error: error.message });
+  // A developer whose app never hears of a completed flow looks here first.
+  const onSourceCallbackFailed = (error: Error) => logger.warn('the embedded emulator could not POST a source_callback_url', { error: error.message });
+  const emulator = await startEmulator({ ...options, onSaveError, onSourceCallbackFailed }).catch((error: unknown) =>
+    failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
+  );
+  logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', {
+    upstream: emulator.url,
+    // Where browsers and other clients reach it (EMULATOR_PUBLIC_URL): its links start there.
+    ...(emulator.publicUrl !== emulator.url ? { publicUrl: emulator.publicUrl } : {}),
+    consumerKey: emulator.consumerKey,
+    // It answers 429 past it, as the real API would: the operator who set it sees it took effect.
+    ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
+    ...(randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
+  });
+  return { upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret }, emulator };
+}
+
+/** SIGTERM/SIGINT close the gateway, then the emulator; a second one during that exits at once. */
+function stopOnSignals(gateway: Gateway, emulator: Emulator | undefined, logger: Logger): StopSignals {
   const signals = new StopSignals();
   const stop = async (signal: string) => {
     // Announced, as the start-up lines are: a log read at warn or error must still tell a graceful stop (this
@@ -100,34 +127,34 @@ async function main(): Promise<void> {
       exitOnceSaved(emulator?.store.flush() ?? Promise.resolve(), 1);
     },
   });
-  // Only now: until a handler is installed, a SIGTERM sent on seeing this line would kill the process
-  // outright, without closing the gateway or saving the emulator's data file.
-  // Announced: PORT=0 picks the port, and this line is the only one that says which.
-  // Which upstream it calls: the embedded emulator has its own line above.
-  const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
-  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
-  // After the ready line, without holding it up: a key set that cannot be used is said now, not at the first
-  // token. Its own fetch, apart from the one verifying tokens, whose pause after a failure it must not start.
-  const { jwksUrl } = config.auth;
-  if (jwksUrl !== undefined) {
-    void keySetProblem(jwksUrl)
-      .catch((error: unknown) => `it could not be checked (${messageOf(error)})`)
-      .then((problem) => {
-        if (problem === undefined) return;
-        logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl: urlForLog(jwksUrl) });
-      });
-  }
-  // The same for the upstream, whose wrong URL or key pair would otherwise show only with the first operation
-  // (the health check answers for the gateway alone): one call of the key's quota per start. The embedded
-  // emulator is the gateway's own, started with the key pair it is given.
-  if (config.upstream.kind === 'remote') {
-    const { baseUrl } = config.upstream;
-    void gateway.upstreamProblem().then((problem) => {
-      // A call cut short by a shutdown says nothing of the upstream.
-      if (problem === undefined || signals.stopping) return;
-      logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: baseUrl });
+  return signals;
+}
+
+/**
+ * After the ready line, without holding it up: a key set that cannot be used is said now, not at the first
+ * token. Its own fetch, apart from the one verifying tokens, whose pause after a failure it must not start.
+ */
+function warnOfUnusableKeySet(jwksUrl: string | undefined, logger: Logger): void {
+  if (jwksUrl === undefined) return;
+  void keySetProblem(jwksUrl)
+    .catch((error: unknown) => `it could not be checked (${messageOf(error)})`)
+    .then((problem) => {
+      if (problem === undefined) return;
+      logger.announce('warn', `AUTH_JWKS_URL's key set cannot be used now: ${problem}. Tokens it should verify are refused until it can (503 while it cannot be fetched)`, { jwksUrl: urlForLog(jwksUrl) });
     });
-  }
+}
+
+/**
+ * The same for the upstream, whose wrong URL or key pair would otherwise show only with the first operation
+ * (the health check answers for the gateway alone): one call of the key's quota per start. The embedded
+ * emulator is the gateway's own, started with the key pair it is given.
+ */
+function warnOfUnusableUpstream(gateway: Gateway, baseUrl: string, signals: StopSignals, logger: Logger): void {
+  void gateway.upstreamProblem().then((problem) => {
+    // A call cut short by a shutdown says nothing of the upstream.
+    if (problem === undefined || signals.stopping) return;
+    logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: baseUrl });
+  });
 }
 
 /**
