@@ -118,38 +118,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
   if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${quotedSetting(rawLevel)})`);
 
-  let upstream: UpstreamConfig | undefined;
-  const baseUrl = read('CONTEXTIO_API_URL');
-  const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
-  const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
-  if (baseUrl !== undefined) {
-    if (!isHttpUrl(baseUrl)) {
-      problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
-    } else if (hasCredentials(baseUrl)) {
-      // They would never be sent (requests are signed with the key pair), and a 401 would then send the
-      // operator to the key pair instead.
-      problems.push('CONTEXTIO_API_URL must not carry a user name or password (not shown): the gateway signs its requests with CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET');
-    }
-    if (consumerKey === undefined) problems.push('CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set');
-    if (consumerSecret === undefined) problems.push('CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set');
-    if (consumerKey !== undefined && consumerSecret !== undefined) {
-      upstream = { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret };
-    }
-  } else {
-    if (consumerKey !== undefined || consumerSecret !== undefined) {
-      problems.push(
-        'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
-      );
-    }
-    const emulator = emulatorOptionsFromEnv(env, 0, problems);
-    // Embedded, only this process calls the emulator's API. Reachable from elsewhere (for the connect page:
-    // listening beyond loopback, or behind a proxy) with the public development secret, it would let anyone
-    // who reaches it read and change every account, past the gateway's authentication: a secret made up at
-    // start instead, unless one is set.
-    const randomSecret = reachableFromElsewhere(emulator) && read('EMULATOR_CONSUMER_SECRET') === undefined;
-    if (randomSecret) emulator.consumerSecret = randomBytes(24).toString('base64url');
-    upstream = { kind: 'embedded', emulator, randomSecret };
-  }
+  const upstream = readUpstreamConfig(read, env, problems);
 
   const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;
   const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems, setButBlank);
@@ -175,6 +144,45 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     development: env['NODE_ENV'] === 'development',
     ...access,
   };
+}
+
+/**
+ * `CONTEXTIO_API_URL` and its key pair, or the embedded emulator's settings when it is unset; undefined when
+ * what is set cannot make either (each problem pushed onto `problems`).
+ */
+function readUpstreamConfig(read: (name: string) => string | undefined, env: Env, problems: string[]): UpstreamConfig | undefined {
+  const baseUrl = read('CONTEXTIO_API_URL');
+  const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
+  const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
+  if (baseUrl !== undefined) {
+    if (!isHttpUrl(baseUrl)) {
+      problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
+    } else if (hasCredentials(baseUrl)) {
+      // They would never be sent (requests are signed with the key pair), and a 401 would then send the
+      // operator to the key pair instead.
+      problems.push('CONTEXTIO_API_URL must not carry a user name or password (not shown): the gateway signs its requests with CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET');
+    }
+    if (consumerKey === undefined) problems.push('CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set');
+    if (consumerSecret === undefined) problems.push('CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set');
+    if (consumerKey !== undefined && consumerSecret !== undefined) {
+      return { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret };
+    }
+    return undefined;
+  } else {
+    if (consumerKey !== undefined || consumerSecret !== undefined) {
+      problems.push(
+        'CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET are set but CONTEXTIO_API_URL is not: set it, or unset both to use the embedded emulator',
+      );
+    }
+    const emulator = emulatorOptionsFromEnv(env, 0, problems);
+    // Embedded, only this process calls the emulator's API. Reachable from elsewhere (for the connect page:
+    // listening beyond loopback, or behind a proxy) with the public development secret, it would let anyone
+    // who reaches it read and change every account, past the gateway's authentication: a secret made up at
+    // start instead, unless one is set.
+    const randomSecret = reachableFromElsewhere(emulator) && read('EMULATOR_CONSUMER_SECRET') === undefined;
+    if (randomSecret) emulator.consumerSecret = randomBytes(24).toString('base64url');
+    return { kind: 'embedded', emulator, randomSecret };
+  }
 }
 
 function isHttpUrl(value: string): boolean {
