@@ -106,55 +106,89 @@ const CSP = [
 export function createIde(options: IdeOptions = {}): Ide {
   const endpointPath = options.endpointPath ?? '/graphql';
   const assetPrefix = `${endpointPath}/ide/`;
+  const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
   // The page names the endpoint and its files relative to its own address (`graphql`, `graphql/ide/…`): behind a
   // proxy that mounts the gateway under a prefix (`/api/graphql`), absolute paths would miss it.
   const pageEndpoint = endpointPath.slice(endpointPath.lastIndexOf('/') + 1);
-  const pageAssetPrefix = `${pageEndpoint}/ide/`;
-  const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
-  const tokenRequired = options.tokenRequired ?? true;
-  const introspection = options.introspection ?? true;
-  const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
-  const defaultQuery = DEFAULT_QUERY.replace('{{docs}}', docsHint).replace(
-    '{{token}}',
-    tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open,
-  );
-  const defaultHeaders = tokenRequired ? TOKEN_HEADERS : '';
-
-  /**
-   * Read per request rather than once: a `npm run build` while the gateway runs is picked up, and the
-   * manifest is the allow-list of servable files, so a request path never reaches the file system as such.
-   */
-  const readManifest = async (): Promise<Manifest | undefined> => {
-    try {
-      const manifest = JSON.parse(await readFile(join(assetDir, 'manifest.json'), 'utf8')) as Manifest;
-      return typeof manifest.assets === 'object' && manifest.assets !== null ? manifest : undefined;
-    } catch {
-      return undefined;
-    }
+  const page: PageSettings = {
+    endpointPath,
+    pageEndpoint,
+    pageAssetPrefix: `${pageEndpoint}/ide/`,
+    tokenRequired: options.tokenRequired ?? true,
+    introspection: options.introspection ?? true,
   };
 
-  const servePage = async (res: ServerResponse): Promise<void> => {
-    const manifest = await readManifest();
-    const asset = (name: string) => manifest?.assets[name];
-    if (!manifest || !asset('app.js') || !asset('app.css')) {
-      return sendHtml(res, 503, notBuiltPage());
-    }
-    const config = {
-      endpoint: pageEndpoint,
-      workers: {
-        editor: pageAssetPrefix + asset('editor.worker.js'),
-        json: pageAssetPrefix + asset('json.worker.js'),
-        graphql: pageAssetPrefix + asset('graphql.worker.js'),
-      },
-      defaultQuery,
-      defaultHeaders,
-      introspection,
-      tokenRequired,
-    };
-    sendHtml(
-      res,
-      200,
-      `<!doctype html>
+  return {
+    async handle(req, res, url) {
+      if (url.pathname.startsWith(assetPrefix)) {
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+          return true;
+        }
+        await serveAsset(req, res, assetDir, url.pathname.slice(assetPrefix.length));
+        return true;
+      }
+      const pageAsked = (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
+      if (pageAsked && url.pathname === endpointPath) {
+        const manifest = await readManifest(assetDir);
+        const html = manifest && pageHtml(page, manifest);
+        if (html === undefined) sendHtml(res, 503, notBuiltPage());
+        else sendHtml(res, 200, html);
+        return true;
+      }
+      // The address typed with a trailing slash: the page, whose links are relative to its own address, would
+      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
+      if (pageAsked && url.pathname === `${endpointPath}/`) {
+        sendText(res, 308, `the IDE is at ${endpointPath}`, { location: `../${pageEndpoint}${url.search}` });
+        return true;
+      }
+      return false;
+    },
+  };
+}
+
+/** What the page says and where it points, from the gateway's settings. */
+interface PageSettings {
+  /** Where operations go, as the browser sees it (`/graphql`), and relative to the page itself (`graphql`). */
+  endpointPath: string;
+  pageEndpoint: string;
+  /** Where the page's files are, relative to the page (`graphql/ide/`). */
+  pageAssetPrefix: string;
+  tokenRequired: boolean;
+  introspection: boolean;
+}
+
+/**
+ * Read per request rather than once: a `npm run build` while the gateway runs is picked up, and the
+ * manifest is the allow-list of servable files, so a request path never reaches the file system as such.
+ */
+async function readManifest(assetDir: string): Promise<Manifest | undefined> {
+  try {
+    const manifest = JSON.parse(await readFile(join(assetDir, 'manifest.json'), 'utf8')) as Manifest;
+    return typeof manifest.assets === 'object' && manifest.assets !== null ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */
+function pageHtml({ endpointPath, pageEndpoint, pageAssetPrefix, tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
+  const asset = (name: string) => manifest.assets[name];
+  if (!asset('app.js') || !asset('app.css')) return undefined;
+  const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
+  const config = {
+    endpoint: pageEndpoint,
+    workers: {
+      editor: pageAssetPrefix + asset('editor.worker.js'),
+      json: pageAssetPrefix + asset('json.worker.js'),
+      graphql: pageAssetPrefix + asset('graphql.worker.js'),
+    },
+    defaultQuery: DEFAULT_QUERY.replace('{{docs}}', docsHint).replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open),
+    defaultHeaders: tokenRequired ? TOKEN_HEADERS : '',
+    introspection,
+    tokenRequired,
+  };
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -170,67 +204,41 @@ export function createIde(options: IdeOptions = {}): Ide {
 <div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${escapeHtml(endpointPath)} instead.</noscript></div>
 </body>
 </html>
-`,
-    );
-  };
+`;
+}
 
-  const serveAsset = async (req: IncomingMessage, res: ServerResponse, name: string): Promise<void> => {
-    const manifest = await readManifest();
-    // Only names the build produced are served; anything else (`..`, `%2e%2e`, absolute paths) is just unknown.
-    const known = manifest !== undefined && Object.values(manifest.assets).includes(name);
-    const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.'))];
-    if (!known || type === undefined) return sendText(res, 404, `no such IDE asset: ${name}`);
+/** One of the build's files (`name` as the page asks for it), gzipped when the browser takes that. */
+async function serveAsset(req: IncomingMessage, res: ServerResponse, assetDir: string, name: string): Promise<void> {
+  const manifest = await readManifest(assetDir);
+  // Only names the build produced are served; anything else (`..`, `%2e%2e`, absolute paths) is just unknown.
+  const known = manifest !== undefined && Object.values(manifest.assets).includes(name);
+  const type = CONTENT_TYPES[name.slice(name.lastIndexOf('.'))];
+  if (!known || type === undefined) return sendText(res, 404, `no such IDE asset: ${name}`);
 
-    const gzip = acceptsGzip(req);
-    const file = join(assetDir, gzip ? `${name}.gz` : name);
-    let size: number;
-    try {
-      size = (await stat(file)).size;
-    } catch {
-      return sendText(res, 404, `no such IDE asset: ${name}`);
-    }
-    res.writeHead(200, {
-      'content-type': type,
-      'content-length': String(size),
-      // The name carries the content's hash: a changed file is a new URL, so this one never goes stale.
-      'cache-control': 'public, max-age=31536000, immutable',
-      'x-content-type-options': 'nosniff',
-      vary: 'accept-encoding',
-      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
-    });
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    streamOnceFlushed(createReadStream(file), res);
-    // Settles on the response's close, or at once when it closed during the lookups above.
-    await new Promise<void>((resolve) => finished(res, () => resolve()));
-  };
-
-  return {
-    async handle(req, res, url) {
-      if (url.pathname.startsWith(assetPrefix)) {
-        if (req.method !== 'GET' && req.method !== 'HEAD') {
-          sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-          return true;
-        }
-        await serveAsset(req, res, url.pathname.slice(assetPrefix.length));
-        return true;
-      }
-      const pageAsked = (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
-      if (pageAsked && url.pathname === endpointPath) {
-        await servePage(res);
-        return true;
-      }
-      // The address typed with a trailing slash: the page, whose links are relative to its own address, would
-      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
-      if (pageAsked && url.pathname === `${endpointPath}/`) {
-        sendText(res, 308, `the IDE is at ${endpointPath}`, { location: `../${pageEndpoint}${url.search}` });
-        return true;
-      }
-      return false;
-    },
-  };
+  const gzip = acceptsGzip(req);
+  const file = join(assetDir, gzip ? `${name}.gz` : name);
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch {
+    return sendText(res, 404, `no such IDE asset: ${name}`);
+  }
+  res.writeHead(200, {
+    'content-type': type,
+    'content-length': String(size),
+    // The name carries the content's hash: a changed file is a new URL, so this one never goes stale.
+    'cache-control': 'public, max-age=31536000, immutable',
+    'x-content-type-options': 'nosniff',
+    vary: 'accept-encoding',
+    ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  streamOnceFlushed(createReadStream(file), res);
+  // Settles on the response's close, or at once when it closed during the lookups above.
+  await new Promise<void>((resolve) => finished(res, () => resolve()));
 }
 
 /**
