@@ -378,33 +378,48 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   shutdown.operationStarted(operation);
   deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
 
-  // Apollo's CSRF check asks a GET (or a POST of a type a form can send) for a header a cross-site page
-  // cannot send without a preflight. A Bearer token is one: no browser attaches it on its own (unlike cached
-  // Basic credentials), so clients sending queries over GET with their token (urql, for one) need nothing
-  // more; nor does the scheme alone, what such a client sends before it has a token. With authentication on,
-  // nothing runs without such a token: the check adds nothing there, and would answer a request without one
-  // (a POST refused before its content type is looked at, too) a 400 about preflights where the contract
-  // says UNAUTHENTICATED (the context's 401 below).
-  if (!access.open || (req.method === 'GET' && /^Bearer(\s|$)/i.test(headers.get('authorization') ?? ''))) {
-    headers.set('apollo-require-preflight', 'bearer');
-  }
+  // Apollo's CSRF check looks for one of a few headers a cross-site page cannot send without a preflight.
+  if (safeFromCrossSitePages(access.open, req.method, headers)) headers.set('apollo-require-preflight', 'bearer');
   const response = await apollo.executeHTTPGraphQLRequest({
     httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
     // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
-    context: async () => {
-      if ('error' in authenticated) {
-        // Refused before Apollo's plugins see the request: the log line takes its code from here.
-        const code = codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR;
-        outcome.errorCodes.add(code);
-        // The log line says why, as the caller is told: an expired token, a key the gateway lacks and a clock
-        // off all look alike by their code.
-        if (code === ErrorCode.UNAUTHENTICATED && authenticated.error instanceof Error) outcome.authFailure = authenticated.error.message;
-        throw authenticated.error;
-      }
-      return createContext(deps, requestId, authenticated.identity, outcome, operation);
-    },
+    context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
   });
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
+}
+
+/**
+ * Whether the request is one a cross-site page could not have sent, so that Apollo's CSRF check is told to let
+ * it through (the header below is what it looks for). The check asks
+ * a GET (or a POST of a type a form can send) for a header such a page cannot send without a preflight. A
+ * Bearer token is one: no browser attaches it on its own (unlike cached Basic credentials), so clients sending
+ * queries over GET with their token (urql, for one) need nothing more; nor does the scheme alone, what such a
+ * client sends before it has a token. With authentication on, nothing runs without such a token: the check adds
+ * nothing there, and would answer a request without one (a POST refused before its content type is looked at,
+ * too) a 400 about preflights where the contract says UNAUTHENTICATED (the context's 401).
+ */
+function safeFromCrossSitePages(open: boolean, method: string | undefined, headers: HeaderMap): boolean {
+  return !open || (method === 'GET' && /^Bearer(\s|$)/i.test(headers.get('authorization') ?? ''));
+}
+
+/** The operation's context for the verified identity; for a refused token, its error, noted for the log line. */
+function operationContext(
+  deps: ContextDeps,
+  requestId: string,
+  authenticated: { identity: Identity } | { error: unknown },
+  outcome: OperationOutcome,
+  operation: OperationScope,
+): GatewayContext {
+  if ('error' in authenticated) {
+    // Refused before Apollo's plugins see the request: the log line takes its code from here.
+    const code = codeOf(authenticated.error) ?? ErrorCode.INTERNAL_SERVER_ERROR;
+    outcome.errorCodes.add(code);
+    // The log line says why, as the caller is told: an expired token, a key the gateway lacks and a clock
+    // off all look alike by their code.
+    if (code === ErrorCode.UNAUTHENTICATED && authenticated.error instanceof Error) outcome.authFailure = authenticated.error.message;
+    throw authenticated.error;
+  }
+  return createContext(deps, requestId, authenticated.identity, outcome, operation);
 }
 
 /** A request refused before GraphQL: its status, its message and code (the log line's too), any headers. */
