@@ -1,4 +1,4 @@
-import { ApolloServer } from '@apollo/server';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
@@ -125,66 +125,83 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       ApolloServerPluginCacheControlDisabled(),
       operationLimitsPlugin(limits, logger),
       mutationPrecheckPlugin(),
-      {
-        // Anything unexpected is logged here, once, with the request id that the masked error lacks, and the
-        // field it failed on. The stack trace only in development: the contract keeps them out of every log
-        // line otherwise.
-        async requestDidStart() {
-          return {
-            async didResolveOperation({ operationName, operation, contextValue }) {
-              contextValue.outcome.operationName = operationName;
-              // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
-              if (operation?.operation === 'subscription') {
-                throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
-                  extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
-                });
-              }
-            },
-            async didEncounterErrors({ errors, contextValue }) {
-              for (const error of errors) {
-                const original = unwrapResolverError(error);
-                const code = publicCode(error);
-                contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
-                const limit = limitNamedBy(error, code);
-                if (limit !== undefined) contextValue.outcome.limits.add(limit);
-                if (code === undefined) {
-                  logger.error('unexpected error', {
-                    requestId: contextValue.requestId,
-                    path: error.path?.join('.'),
-                    error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
-                    ...(development && original instanceof Error ? { stack: original.stack } : {}),
-                  });
-                }
-              }
-            },
-          };
-        },
-      },
+      outcomePlugin(logger, development),
     ],
-    formatError: (formatted, error) => {
-      const code = publicCode(error);
-      if (code === undefined) {
-        return {
-          message: 'Unexpected error.',
-          locations: formatted.locations,
-          path: formatted.path,
-          extensions: {
-            code: ErrorCode.INTERNAL_SERVER_ERROR,
-            ...(development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
-          },
-        };
-      }
-      if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
-        return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
-      }
-      const recoded = code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } };
-      const shown = withOurWording(introspection ? recoded : withoutSuggestions(recoded));
-      // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
-      return shown.message.length > MAX_MESSAGE_LENGTH
-        ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
-        : shown;
-    },
+    formatError: (formatted, error) => formatForCaller(formatted, error, { limits, development, introspection }),
   });
+}
+
+/**
+ * Notes the operation's outcome for its log line (its name, every error's code and limit), refuses a
+ * subscription, and logs anything unexpected: once, with the request id that the masked error lacks, and the
+ * field it failed on. The stack trace only in development: the contract keeps them out of every log line
+ * otherwise.
+ */
+function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operationName, operation, contextValue }) {
+          contextValue.outcome.operationName = operationName;
+          // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
+          if (operation?.operation === 'subscription') {
+            throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
+              extensions: { code: 'GRAPHQL_VALIDATION_FAILED', http: { status: 400 } },
+            });
+          }
+        },
+        async didEncounterErrors({ errors, contextValue }) {
+          for (const error of errors) {
+            const original = unwrapResolverError(error);
+            const code = publicCode(error);
+            contextValue.outcome.errorCodes.add(code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+            const limit = limitNamedBy(error, code);
+            if (limit !== undefined) contextValue.outcome.limits.add(limit);
+            if (code === undefined) {
+              logger.error('unexpected error', {
+                requestId: contextValue.requestId,
+                path: error.path?.join('.'),
+                error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
+                ...(development && original instanceof Error ? { stack: original.stack } : {}),
+              });
+            }
+          }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * What a caller is shown of an error: a contract code on every one (anything else is masked as an unexpected
+ * error), the limits' own wording, and a bounded message.
+ */
+function formatForCaller(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+  { limits, development, introspection }: Pick<ApolloSettings, 'limits' | 'development' | 'introspection'>,
+): GraphQLFormattedError {
+  const code = publicCode(error);
+  if (code === undefined) {
+    return {
+      message: 'Unexpected error.',
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: {
+        code: ErrorCode.INTERNAL_SERVER_ERROR,
+        ...(development ? { stacktrace: formatted.extensions?.['stacktrace'] } : {}),
+      },
+    };
+  }
+  if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
+    return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
+  }
+  const recoded = code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } };
+  const shown = withOurWording(introspection ? recoded : withoutSuggestions(recoded));
+  // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
+  return shown.message.length > MAX_MESSAGE_LENGTH
+    ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
+    : shown;
 }
 
 /**
