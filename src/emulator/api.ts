@@ -44,6 +44,7 @@ export async function handleApiRequest(
   path: string,
   query: string,
 ): Promise<void> {
+  const method = req.method ?? 'GET';
   try {
     // The body is read whatever its type, so the connection stays usable; only a form is signed and parsed.
     const body = await readBody(req);
@@ -53,7 +54,7 @@ export async function handleApiRequest(
     const received = `${requestScheme(req)}://${requestHost(req)}/2.0${path}`;
     const published = `${ctx.baseUrl}${path}`;
     const verdict = ctx.verifier.verify({
-      method: req.method ?? 'GET',
+      method,
       baseUrls: received === published ? [received] : [received, published],
       authorization: req.headers.authorization,
       params: [...queryPairs, ...formPairs],
@@ -66,10 +67,11 @@ export async function handleApiRequest(
 
     // Body values win over query values for the same name; the API itself sends forms.
     const params = firstValues([...formPairs, ...queryPairs]);
-    const result = route(ctx, req.method ?? 'GET', splitPath(path), params);
+    const result = route(ctx, method, splitPath(path), params);
     // A write is answered once it is on disk. Not saved, it stands in memory (served, and saved with the next
-    // save that succeeds) but a stop before then loses it: the client must not take it for done.
-    if (req.method !== 'GET' && (await ctx.store.flush()) !== undefined) {
+    // save that succeeds) but a stop before then loses it: the client must not take it for done. A read
+    // changes nothing: it is answered whatever became of an earlier write's save.
+    if (!READS.has(method) && (await ctx.store.flush()) !== undefined) {
       throw new HttpError(500, 'the change was made but could not be saved to the data file (see the emulator’s log): it is lost if the emulator stops before a later save succeeds');
     }
     sendJson(res, result.status, result.body);
@@ -169,10 +171,18 @@ function route(ctx: ApiContext, method: string, seg: string[], params: Params): 
   return unknown();
 }
 
+/** The methods that only read: GET, and HEAD, which is a GET whose answer is sent without its body. */
+const READS: ReadonlySet<string> = new Set(['GET', 'HEAD']);
+
+/**
+ * Runs the handler of `method`. HEAD runs GET's and is answered with the same status and headers,
+ * `Content-Length` included, without the body (RFC 9110 §9.3.2; node:http leaves the body of a HEAD's answer
+ * out): a resource read with GET can be probed with HEAD, as on any standard HTTP server. `Allow` says so too.
+ */
 function dispatch(method: string, handlers: Partial<Record<string, Handler>>): Result {
-  const handler = handlers[method];
+  const handler = handlers[method === 'HEAD' ? 'GET' : method];
   if (!handler) {
-    const allow = Object.keys(handlers).join(', ');
+    const allow = Object.keys(handlers).flatMap((name) => (name === 'GET' ? ['GET', 'HEAD'] : [name])).join(', ');
     throw new HttpError(405, `method ${method} is not allowed on this resource (allowed: ${allow})`, undefined, { Allow: allow });
   }
   return handler();

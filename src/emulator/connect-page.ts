@@ -49,7 +49,7 @@ export async function handleConnectPage(
   try {
     if (req.method === 'GET' || req.method === 'HEAD') return showForm(ctx, res, token);
     if (req.method === 'POST') return await submitForm(ctx, req, res, token);
-    res.setHeader('Allow', 'GET, POST');
+    res.setHeader('Allow', 'GET, HEAD, POST');
     return sendHtml(res, 405, errorPage('Method not allowed', 'Open this page in a browser.'));
   } catch (error) {
     if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message), error.headers);

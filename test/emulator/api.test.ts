@@ -182,7 +182,8 @@ describe('accounts', () => {
     assert.equal((await api(emu, '/connect_tokens/adaconnected0001/extra')).status, 404);
     const put = await api(emu, '/accounts', { method: 'PUT' });
     assert.equal(put.status, 405);
-    assert.equal(put.headers.get('allow'), 'GET, POST');
+    assert.equal(put.headers.get('allow'), 'GET, HEAD, POST');
+    assert.equal((await api(emu, `/accounts/${ADA}`, { method: 'PUT' })).headers.get('allow'), 'GET, HEAD, POST, DELETE');
     assert.equal((await api(emu, `/accounts/${ADA}/sources`, { method: 'DELETE' })).status, 405);
     assert.equal((await api(emu, '/connect_tokens/abc', { method: 'POST', form: {} })).status, 405);
     const slash = await api(emu, '/accounts/');
@@ -417,6 +418,29 @@ describe('transport details', () => {
       body: 'email=form%40example.com',
     });
     assert.equal(res.status, 400, 'the signature verified without the body (not 401) and no email was read');
+  });
+
+  test('HEAD is answered as GET is, the same status and headers (Content-Length included) without the body, and is signed as HEAD', async (t) => {
+    const emu = await emulatorFor(t);
+    for (const path of ['/accounts', `/accounts/${ADA}/sources`, '/connect_tokens/adaconnected0001', '/accounts/0123456789abcdef01234567']) {
+      const get = await api(emu, path);
+      const head = await api(emu, path, { method: 'HEAD' });
+      assert.equal(head.status, get.status, path);
+      assert.equal(head.text, '', path);
+      for (const name of ['content-type', 'content-length', 'cache-control']) {
+        assert.equal(head.headers.get(name), get.headers.get(name), `${path} ${name}`);
+      }
+      assert.equal(Number(head.headers.get('content-length')), Buffer.byteLength(get.text), path);
+    }
+    // The signature base string starts with the method sent: a HEAD signed as a GET does not verify.
+    const url = `${emu.url}/accounts`;
+    const signedAsGet = await api(emu, '/accounts', { method: 'HEAD', authorization: signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret) });
+    assert.equal(signedAsGet.status, 401);
+    assert.equal(emu.requests.at(-1)?.method, 'HEAD');
+    // The connect page takes HEAD too, and says so where it refuses a method.
+    const put = await rawRequest(emu.origin, { method: 'PUT', path: '/connect/anything' });
+    assert.equal(put.status, 405);
+    assert.equal(put.headers.allow, 'GET, HEAD, POST');
   });
 
   test('paths outside /2.0 are 404 JSON and not logged', async (t) => {
