@@ -7,7 +7,7 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from '../upstream/types.ts';
-import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson } from './http.ts';
+import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
 import type { OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
@@ -36,13 +36,12 @@ interface Result {
 type Params = Map<string, string>;
 type Handler = () => Result;
 
-/** Handles one API request; `path` is what follows `/2.0`, raw, and `query` the raw query string. */
+/** Handles one API request; the target's `path` is what follows `/2.0`, raw. */
 export async function handleApiRequest(
   ctx: ApiContext,
   req: IncomingMessage,
   res: ServerResponse,
-  path: string,
-  query: string,
+  { path, query, origin }: RequestTarget,
 ): Promise<void> {
   const method = req.method ?? 'GET';
   try {
@@ -51,7 +50,7 @@ export async function handleApiRequest(
     const queryPairs = decodePairs(query, 'query string');
     const formPairs = isFormBody(req) ? decodePairs(body, 'form body') : [];
 
-    const received = `${requestScheme(req)}://${requestHost(req)}/2.0${path}`;
+    const received = `${addressedOrigin(req, origin)}/2.0${path}`;
     const published = `${ctx.baseUrl}${path}`;
     const verdict = ctx.verifier.verify({
       method,
@@ -81,6 +80,11 @@ export async function handleApiRequest(
     process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
     sendError(res, 500, 'internal server error');
   }
+}
+
+/** The scheme and host the client addressed: an absolute-form target's own, else the Host header's. */
+function addressedOrigin(req: IncomingMessage, origin: RequestTarget['origin']): string {
+  return origin ? `${origin.scheme}://${origin.host}` : `${requestScheme(req)}://${requestHost(req)}`;
 }
 
 function requestScheme(req: IncomingMessage): string {

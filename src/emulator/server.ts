@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
-import { hostFilter, sendError, splitTarget } from './http.ts';
+import { hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../url.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -162,29 +162,32 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       .finally(() => callbacks.delete(controller));
   };
 
-  const handleApi = async (req: IncomingMessage, res: ServerResponse, rawPath: string, query: string) => {
+  const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const entry: EmulatorRequestLogEntry = { method, path: rawPath.slice('/2.0'.length), query, status: 0 };
+    const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0 };
     const closed = requestLog.track(entry, res).then(() => {
       openResponses.delete(closed);
     });
     openResponses.add(closed);
     const fault = faults.take(method, entry.path);
     if (fault && (await applyFault(fault, req, res, faultTimer))) return;
-    await handleApiRequest(apiContext, req, res, entry.path, query);
+    await handleApiRequest(apiContext, req, res, { ...target, path: entry.path });
   };
 
   const server = createServer((req, res) => {
-    if (!servesHost(req.headers.host)) {
+    const target = splitTarget(req.url ?? '/');
+    // An absolute-form target's authority stands in for the Host header (RFC 9112 §3.2.2).
+    const host = target.origin?.host ?? req.headers.host;
+    if (!servesHost(host)) {
       req.resume();
-      const name = shortened(hostnameOf(req.headers.host ?? ''), 100);
+      const name = shortened(hostnameOf(host ?? ''), 100);
       // 421 Misdirected Request: the client addressed this server by a name it does not answer to. (A 403
       // would reach the gateway's callers as a permission problem of theirs.)
       return sendError(res, 421, `host "${name}" is not served: the emulator answers loopback names, EMULATOR_PUBLIC_URL's host and EMULATOR_ALLOWED_HOSTS`);
     }
-    const { path, query } = splitTarget(req.url ?? '/');
+    const { path } = target;
     if (path === '/2.0' || path.startsWith('/2.0/')) {
-      void handleApi(req, res, path, query);
+      void handleApi(req, res, target);
       return;
     }
     const connect = /^\/connect\/([^/]+)\/?$/.exec(path);

@@ -443,6 +443,47 @@ describe('transport details', () => {
     assert.equal(put.headers.allow, 'GET, HEAD, POST');
   });
 
+  test('a request target in absolute form (as sent to a forward proxy) is routed by its path and signed for its URL', async (t) => {
+    const emu = await emulatorFor(t);
+    const { port } = new URL(emu.origin);
+    /** `method target`, the target an absolute URL, with the Host header `host` and signed for `signedFor`. */
+    const send = (method: string, target: string, { host = `127.0.0.1:${port}`, signedFor = target, form }: { host?: string; signedFor?: string; form?: [string, string][] } = {}) =>
+      rawRequest(emu.origin, {
+        method,
+        path: target,
+        headers: {
+          host,
+          authorization: signRequest(method, signedFor, form ?? [], emu.consumerKey, emu.consumerSecret),
+          ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        },
+        ...(form ? { body: new URLSearchParams(form).toString() } : {}),
+      });
+    const listed = await send('GET', `${emu.url}/accounts?limit=1`);
+    assert.equal(listed.status, 200, listed.text);
+    assert.equal(JSON.parse(listed.text).length, 1);
+    assert.deepEqual(emu.requests.at(-1), { method: 'GET', path: '/accounts', query: 'limit=1', status: 200 });
+    assert.equal((await send('POST', `${emu.url}/accounts`, { form: [['email', 'proxied@example.com']] })).status, 201);
+    // The target URI is the target itself: its authority, not the Host header, is the URL signed and the name checked.
+    assert.equal((await send('GET', `http://localhost:${port}/2.0/accounts`)).status, 200);
+    const signedForHost = await send('GET', `http://[::1]:${port}/2.0/accounts`, { host: `localhost:${port}`, signedFor: `http://localhost:${port}/2.0/accounts` });
+    assert.equal(signedForHost.status, 401);
+    assert.match(signedForHost.text, /base URL http:\/\/\[::1\]:\d+\/2\.0\/accounts or/);
+    assert.equal((await send('GET', 'http://elsewhere.example/2.0/accounts')).status, 421);
+    // Outside /2.0 it is routed as in origin form too.
+    const page = await send('GET', `${emu.origin}/connect/no-such-token`);
+    assert.equal(page.status, 404);
+    assert.match(page.headers['content-type'] ?? '', /^text\/html/);
+  });
+
+  test('a request target is split into path, query and, in absolute form, the origin it names', async () => {
+    const { splitTarget } = await import('../../src/emulator/http.ts');
+    assert.deepEqual(splitTarget('/2.0/accounts?limit=1'), { path: '/2.0/accounts', query: 'limit=1' });
+    assert.deepEqual(splitTarget('HTTP://Emu.Example:4010/2.0/accounts?limit=1'), { path: '/2.0/accounts', query: 'limit=1', origin: { scheme: 'http', host: 'Emu.Example:4010' } });
+    assert.deepEqual(splitTarget('https://emu.example?x=1'), { path: '/', query: 'x=1', origin: { scheme: 'https', host: 'emu.example' } });
+    // User information in the target is an error (RFC 9110 §4.2.4): no origin is taken from it, and no route has that path.
+    assert.deepEqual(splitTarget('http://user@emu.example/2.0'), { path: 'http://user@emu.example/2.0', query: '' });
+  });
+
   test('paths outside /2.0 are 404 JSON and not logged', async (t) => {
     const emu = await emulatorFor(t);
     const res = await rawRequest(emu.origin, { path: '/accounts' });
