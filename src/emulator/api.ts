@@ -8,7 +8,7 @@ import type {
   UpstreamSuccess,
 } from '../upstream/types.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
-import type { OAuthVerifier } from './oauth.ts';
+import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
 import { retryAfterSeconds } from '../http/retry-after.ts';
@@ -58,7 +58,7 @@ export async function handleApiRequest(
       authorization: req.headers.authorization,
       params: [...queryPairs, ...formPairs],
     });
-    if (!verdict.ok) return sendError(res, 401, verdict.reason, 105);
+    if (!verdict.ok) return sendError(res, 401, verdict.reason, 105, { 'WWW-Authenticate': oauthChallenge(ctx.baseUrl) });
     const wait = ctx.rateLimit?.take((ctx.now ?? Date.now)()) ?? 0;
     if (wait > 0) {
       throw new HttpError(429, `rate limit reached: ${ctx.rateLimit!.limit} calls an hour for this key`, undefined, { 'retry-after': String(retryAfterSeconds(wait)) });

@@ -46,6 +46,15 @@ export interface OAuthVerifierOptions {
   now?: () => number;
 }
 
+/**
+ * The challenge a refused request is answered with: a 401 must say how to authenticate (RFC 9110 §11.6.1), here
+ * the OAuth scheme with a `realm`, the parameter RFC 5849 §3.5.1 defines. The realm is the API's base URL (the
+ * connect pages outside it take no signature), a URL as OAuth Core 1.0 §5.4.2's example has it.
+ */
+export function oauthChallenge(apiBaseUrl: string): string {
+  return `OAuth realm="${apiBaseUrl}"`;
+}
+
 export class OAuthVerifier {
   private readonly nonces = new Map<string, number>();
   private readonly now: () => number;

@@ -589,6 +589,7 @@ describe('EMULATOR_PUBLIC_URL', () => {
     assert.equal((await get(emu.url)).status, 200);
     const elsewhere = await get('http://other.example:4010/2.0');
     assert.equal(elsewhere.status, 401);
+    assert.equal(elsewhere.headers.get('www-authenticate'), 'OAuth realm="http://devbox.lan:4010/2.0"', 'the realm is the API where clients reach it');
     assert.match(await elsewhere.text(), /base URL http:\/\/127\.0\.0\.1:\d+\/2\.0\/accounts or http:\/\/devbox\.lan:4010\/2\.0\/accounts/);
   });
 

@@ -86,6 +86,7 @@ describe('OAuth verification', () => {
     for (const [name, options, reason] of cases) {
       const res = await api(emu, '/accounts', options);
       assert.equal(res.status, 401, name);
+      assert.equal(res.headers.get('www-authenticate'), `OAuth realm="${emu.url}"`, name);
       assert.equal(res.headers.get('content-type'), 'application/json');
       assert.equal(res.body.type, 'error', name);
       assert.equal(res.body.code, 105, name);
