@@ -7,7 +7,7 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from '../upstream/types.ts';
-import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
+import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
@@ -47,16 +47,14 @@ export async function handleApiRequest(
   try {
     // The body is read whatever its type, so the connection stays usable; only a form is signed and parsed.
     const body = await readBody(req);
-    const queryPairs = decodePairs(query, 'query string');
-    const formPairs = isFormBody(req) ? decodePairs(body, 'form body') : [];
-
     const received = `${addressedOrigin(req, origin)}/2.0${path}`;
     const published = `${ctx.baseUrl}${path}`;
     const verdict = ctx.verifier.verify({
       method,
       baseUrls: received === published ? [received] : [received, published],
       authorization: req.headers.authorization,
-      params: [...queryPairs, ...formPairs],
+      query,
+      form: isFormBody(req) ? body : '',
     });
     if (!verdict.ok) return sendError(res, 401, verdict.reason, 105, { 'WWW-Authenticate': oauthChallenge(ctx.baseUrl) });
     const wait = ctx.rateLimit?.take((ctx.now ?? Date.now)()) ?? 0;
@@ -65,7 +63,7 @@ export async function handleApiRequest(
     }
 
     // Body values win over query values for the same name; the API itself sends forms.
-    const params = firstValues([...formPairs, ...queryPairs]);
+    const params = firstValues([...verdict.form, ...verdict.query]);
     const result = route(ctx, method, splitPath(path), params);
     // A write is answered once it is on disk. Not saved, it stands in memory (served, and saved with the next
     // save that succeeds) but a stop before then loses it: the client must not take it for done. A read

@@ -103,13 +103,20 @@ export function isFormBody(req: IncomingMessage): boolean {
   return /^application\/x-www-form-urlencoded\s*(;|$)/i.test(req.headers['content-type'] ?? '');
 }
 
-/** Decodes a query string or form body; malformed percent-encoding is a 400. */
-export function decodePairs(encoded: string, what: string): OAuthParam[] {
+/** Decodes a query string or form body; `undefined` when its percent-encoding is malformed. */
+export function tryDecodePairs(encoded: string): OAuthParam[] | undefined {
   try {
     return parseFormPairs(encoded);
   } catch {
-    throw new HttpError(400, `malformed ${what}`);
+    return undefined;
   }
+}
+
+/** Decodes a query string or form body; malformed percent-encoding is a 400. */
+export function decodePairs(encoded: string, what: string): OAuthParam[] {
+  const pairs = tryDecodePairs(encoded);
+  if (!pairs) throw new HttpError(400, `malformed ${what}`);
+  return pairs;
 }
 
 /** First value of each name, as a lookup; later repeats are ignored. */

@@ -4,6 +4,7 @@ import {
   signaturesMatch,
   type OAuthParam,
 } from '../oauth/signature.ts';
+import { tryDecodePairs } from './http.ts';
 
 /**
  * Verifies two-legged OAuth 1.0a HMAC-SHA1 requests the way the upstream does, with the same signing
@@ -34,11 +35,16 @@ export interface OAuthRequest {
    */
   baseUrls: readonly [string, ...string[]];
   authorization: string | undefined;
-  /** Query parameters plus form-body parameters (when the body is form-urlencoded). */
-  params: readonly OAuthParam[];
+  /** The raw query string, without `?`. */
+  query: string;
+  /** The raw body when it is form-urlencoded, else `''`: no other body is signed. */
+  form: string;
 }
 
-export type OAuthVerdict = { ok: true } | { ok: false; reason: string };
+/** A verified request comes with its query and form parameters, decoded. */
+export type OAuthVerdict =
+  | { ok: true; query: readonly OAuthParam[]; form: readonly OAuthParam[] }
+  | { ok: false; reason: string };
 
 export interface OAuthVerifierOptions {
   consumerKey: string;
@@ -81,10 +87,18 @@ export class OAuthVerifier {
       return fail(`timestamp is more than ${TIMESTAMP_WINDOW_SECONDS} seconds from the server clock`);
     }
 
+    // The parameters are decoded only once the header has passed, so that a caller without a usable one learns
+    // nothing of the rest of its request (a 400 for its query would tell it, before the 401 it is owed).
+    // Malformed, they have no base string, so no signature can match them.
+    const query = tryDecodePairs(request.query);
+    if (!query) return fail('the query string is malformed (invalid percent-encoding), so no signature can match it');
+    const form = tryDecodePairs(request.form);
+    if (!form) return fail('the form body is malformed (invalid percent-encoding), so no signature can match it');
+
     const protocol: OAuthParam[] = [...header]
       .filter(([name]) => name.startsWith('oauth_') && name !== 'oauth_signature');
     const signedFor = (baseUrl: string) =>
-      signaturesMatch(sign({ method: request.method, baseUrl, params: [...request.params, ...protocol], consumerSecret: this.options.consumerSecret }), header.get('oauth_signature')!);
+      signaturesMatch(sign({ method: request.method, baseUrl, params: [...query, ...form, ...protocol], consumerSecret: this.options.consumerSecret }), header.get('oauth_signature')!);
     if (!request.baseUrls.some(signedFor)) {
       // The base URL helps a client find a host or proxy mismatch; it holds nothing secret.
       return fail(`signature does not match (base URL ${request.baseUrls.join(' or ')})`);
@@ -97,7 +111,7 @@ export class OAuthVerifier {
     if (seenUntil !== undefined && seenUntil > nowMs) return fail('nonce already used');
     this.nonces.delete(nonce);
     this.nonces.set(nonce, nowMs + NONCE_TTL_MS);
-    return { ok: true };
+    return { ok: true, query, form };
   }
 
   private pruneNonces(nowMs: number): void {

@@ -27,20 +27,16 @@ describe('OAuth verification', () => {
       consumerSecret: VECTOR.secret,
       now: () => VECTOR.timestamp * 1000,
     });
-    const verdict = verifier.verify({
+    const request = {
       method: 'POST',
-      baseUrls: ['https://api.context.io/2.0/connect_tokens'],
+      baseUrls: ['https://api.context.io/2.0/connect_tokens'] as const,
       authorization: vectorHeader,
-      params: [['email', '@gmail.com']],
-    });
-    assert.deepEqual(verdict, { ok: true });
+      query: '',
+      form: 'email=%40gmail.com',
+    };
+    assert.deepEqual(verifier.verify(request), { ok: true, query: [], form: [['email', '@gmail.com']] });
     // The same nonce again is a replay.
-    const replay = verifier.verify({
-      method: 'POST',
-      baseUrls: ['https://api.context.io/2.0/connect_tokens'],
-      authorization: vectorHeader,
-      params: [['email', '@gmail.com']],
-    });
+    const replay = verifier.verify(request);
     assert.equal(replay.ok, false);
   });
 
@@ -96,6 +92,34 @@ describe('OAuth verification', () => {
     }
   });
 
+  test('a malformed query string or form body is answered 401, not 400: authentication comes first, and only a caller with a usable header is told what was malformed', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    const formPost = (authorization: string | undefined) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization ? { authorization } : {}) },
+        body: 'email=100%off@example.com',
+      });
+    // Without a usable Authorization header the answer is that header's 401, and nothing of the query or body.
+    for (const res of [await api(emu, '/accounts?limit=%zz', { authorization: null }), await api(emu, '/accounts?limit=%zz', { authorization: 'OAuth x="y"' })]) {
+      assert.equal(res.status, 401);
+      assert.match(res.body.value, /Authorization header|missing oauth_/);
+      assert.doesNotMatch(res.body.value, /query|malformed query/);
+    }
+    const unsignedForm = await formPost(undefined);
+    assert.equal(unsignedForm.status, 401);
+    assert.doesNotMatch(await unsignedForm.text(), /form body/);
+    // With one, no signature can match what cannot be decoded: a 401 that says why, as a bad signature's does.
+    const query = await api(emu, '/accounts?limit=%zz', { authorization: signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret) });
+    assert.equal(query.status, 401);
+    assert.equal(query.body.code, 105);
+    assert.match(query.body.value, /^Invalid signature: the query string is malformed/);
+    const form = await formPost(signRequest('POST', url, [], emu.consumerKey, emu.consumerSecret));
+    assert.equal(form.status, 401);
+    assert.match(((await form.json()) as { value: string }).value, /^Invalid signature: the form body is malformed/);
+  });
+
   test('an oauth_version other than 1.0 and an oauth_timestamp that is no number are refused, though correctly signed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts`;
@@ -136,7 +160,7 @@ describe('OAuth verification', () => {
     const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret });
     const long = 1024 * 1024;
     for (const shape of ['a'.repeat(long), `a=${' '.repeat(long)}`, `a="${'b'.repeat(long)}`, `a${' '.repeat(long)}`]) {
-      const verify = () => verifier.verify({ method: 'GET', baseUrls: ['http://127.0.0.1/2.0/accounts'], authorization: `OAuth ${shape}`, params: [] });
+      const verify = () => verifier.verify({ method: 'GET', baseUrls: ['http://127.0.0.1/2.0/accounts'], authorization: `OAuth ${shape}`, query: '', form: '' });
       const verdict = runInNewContext('verify()', { verify }, { timeout: 10_000 }) as ReturnType<typeof verify>;
       assert.equal(verdict.ok, false);
     }
@@ -162,9 +186,10 @@ describe('OAuth verification', () => {
       method: 'GET',
       baseUrls: [baseUrl] as const,
       authorization: authorizationHeader(protocol, sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: VECTOR.secret })),
-      params: [],
+      query: '',
+      form: '',
     };
-    assert.deepEqual(verifier.verify(request), { ok: true });
+    assert.deepEqual(verifier.verify(request), { ok: true, query: [], form: [] });
     nowMs = (first + 2 * TIMESTAMP_WINDOW_SECONDS) * 1000;
     assert.deepEqual(verifier.verify(request), { ok: false, reason: 'Invalid signature: nonce already used' });
   });
