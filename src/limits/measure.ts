@@ -7,15 +7,17 @@ import {
   SchemaMetaFieldDef,
   TypeMetaFieldDef,
   TypeNameMetaFieldDef,
+  type ArgumentNode,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
   type InlineFragmentNode,
+  type GraphQLArgument,
   type GraphQLCompositeType,
   type GraphQLField,
-  type GraphQLNamedType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionNode,
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
@@ -84,6 +86,7 @@ export interface OperationMeasure {
   assumedListItemCosts: ReadonlyMap<FieldNode, number>;
 }
 
+/** The figures of a selection set, or of one field with its selections, that the operation's measure is summed from. */
 interface SetMeasure {
   cost: number;
   depth: number;
@@ -99,6 +102,12 @@ interface SetMeasure {
 
 const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0, schemaFields: 0 };
 
+/** The field nodes that execution runs as one field (they share a response key), and the type they are selected on. */
+interface MergedField {
+  parent: GraphQLCompositeType;
+  nodes: FieldNode[];
+}
+
 /**
  * Measures one operation of a validated document as graphql-js will run it: fields sharing a response key
  * (selected by overlapping fragments, say) are one field, counted once.
@@ -109,150 +118,166 @@ export function measureOperation(
   operation: OperationDefinitionNode,
   variables: Readonly<Record<string, unknown>> | undefined,
 ): OperationMeasure {
-  const fragments = new Map<string, FragmentDefinitionNode>();
-  for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-  }
-  const assumedListItemCosts = new Map<FieldNode, number>();
-  let usesVariables = false;
+  return new OperationMeasurer(schema, document, operation, variables).measure();
+}
 
-  const variableDefault = (name: string): ValueNode | undefined =>
-    operation.variableDefinitions?.find((d) => d.variable.name.value === name)?.defaultValue;
-
-  /**
-   * The page size a connection field asks for, as its resolver will see it (null and omitted: the default).
-   * Counted at most at the largest page: a larger `first` is refused by its resolver, before any upstream
-   * call, as BAD_USER_INPUT, the code the contract gives it, rather than here as too complex.
-   */
-  const pageSizeOf = (node: FieldNode, schemaDefault: unknown): number => {
-    const fallback = typeof schemaDefault === 'number' ? schemaDefault : DEFAULT_PAGE_SIZE;
-    let value = node.arguments?.find((a) => a.name.value === 'first')?.value;
-    if (value?.kind === Kind.VARIABLE) {
-      usesVariables = true;
-      const given = variables?.[value.name.value];
-      if (typeof given === 'number') return pageSizeWithin(given);
-      // A value of the wrong type fails coercion before any resolver runs; assume the default meanwhile.
-      if (given !== undefined) return fallback;
-      value = variableDefault(value.name.value);
-    }
-    return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
-  };
-
+/**
+ * One operation's measuring. It walks down from the root a merged field at a time: #selectionSets merges
+ * the sets that answer one object into fields as execution will (#mergeFields) and sums what #field
+ * measures of each; #field measures a field's own selections through #selectionSets again. Where the
+ * figures come from:
+ * - cost: #field, the field's weight (fieldWeight) plus its selections' cost times the length of a list:
+ *   the page its connection asked for (#pageSizeOf), else COST.listSize;
+ * - depth, aliases, longestAlias, schemaFields: #field, from the nodes of each merged field;
+ * - rootFields: the merged fields of the root's set;
+ * - selectionsVisited: #collectFields, which stops the walk past MAX_SELECTIONS_VISITED;
+ * - usesVariables: #pageSizeOf; assumedListItemCosts: #assumeListLength.
+ * The last three belong to the walk and are kept here. The others are summed set by set (addUp) and
+ * memoized with the set, so that every place selecting what a measured set selects reuses its figures.
+ */
+class OperationMeasurer {
+  readonly #schema: GraphQLSchema;
+  readonly #operation: OperationDefinitionNode;
+  readonly #variables: Readonly<Record<string, unknown>> | undefined;
+  readonly #fragments = new Map<string, FragmentDefinitionNode>();
+  readonly #assumedListItemCosts = new Map<FieldNode, number>();
+  #usesVariables = false;
+  #visited = 0;
+  /** Measured sets, by #memoKey. */
+  readonly #memo = new Map<string, SetMeasure>();
+  readonly #contentKeys = new Map<SelectionSetNode, string>();
   /** A number for each field and inline fragment of the document, for the memo's keys. */
-  const nodeIds = new Map<FieldNode | InlineFragmentNode, number>();
-  const nodeId = (node: FieldNode | InlineFragmentNode): number => {
-    let id = nodeIds.get(node);
-    if (id === undefined) nodeIds.set(node, (id = nodeIds.size));
-    return id;
-  };
-  /**
-   * A selection set by what it selects: its fields and inline fragments by node, its fragment spreads by name.
-   * Sets that only spread the same fragments (`{ ...Card }` under each of 100 aliases) measure the same.
-   */
-  const contentKeys = new Map<SelectionSetNode, string>();
-  const contentKey = (set: SelectionSetNode): string => {
-    let key = contentKeys.get(set);
-    if (key === undefined) {
-      key = set.selections.map((selection) => (selection.kind === Kind.FRAGMENT_SPREAD ? `.${selection.name.value}` : String(nodeId(selection)))).join(' ');
-      contentKeys.set(set, key);
+  readonly #nodeIds = new Map<FieldNode | InlineFragmentNode, number>();
+
+  constructor(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Readonly<Record<string, unknown>> | undefined,
+  ) {
+    this.#schema = schema;
+    this.#operation = operation;
+    this.#variables = variables;
+    for (const definition of document.definitions) {
+      if (definition.kind === Kind.FRAGMENT_DEFINITION) this.#fragments.set(definition.name.value, definition);
     }
-    return key;
-  };
-  const memo = new Map<string, SetMeasure>();
+  }
+
+  measure(): OperationMeasure {
+    const root = rootType(this.#schema, this.#operation);
+    let measure: SetMeasure;
+    try {
+      measure = root ? this.#selectionSets(root, [this.#operation.selectionSet], undefined) : EMPTY;
+    } catch (error) {
+      if (!(error instanceof TooManyToMeasure)) throw error;
+      // Refused (checkLimits): what such a document would make the gateway do is unknown.
+      measure = { ...EMPTY, cost: Infinity };
+    }
+    return {
+      depth: measure.depth,
+      aliases: measure.aliases,
+      longestAlias: measure.longestAlias,
+      rootFields: measure.responseKeys,
+      schemaFields: measure.schemaFields,
+      cost: measure.cost,
+      selectionsVisited: this.#visited,
+      usesVariables: this.#usesVariables,
+      assumedListItemCosts: this.#assumedListItemCosts,
+    };
+  }
 
   /**
    * What one object of the answer costs: the selection sets of every field node that execution merges into
-   * the field answering it (`sets`: fields sharing a response key run once, their selections together), their
-   * fields grouped by response key as graphql-js groups them, each group measured once. A fragment counts
-   * once however often it is spread into these sets (`{ ...A ...A }` runs it once), and each time it is spread
-   * elsewhere. Memoized by what the sets select and the page size, so the work stays linear in the document
-   * even when fragments spread each other many times over.
+   * the field answering it (`sets`), merged into fields as graphql-js merges them, each measured once.
+   * `pageSize` is the `first` of the connection whose object this is: its lists (`nodes`, `edges`) are that
+   * long. Memoized by what the sets select and the page size, so the work stays linear in the document even
+   * when fragments spread each other many times over.
    */
-  const selectionSets = (type: GraphQLCompositeType, sets: readonly SelectionSetNode[], pageSize: number | undefined): SetMeasure => {
-    const key = `${type.name}\0${pageSize ?? ''}\0${sets.map(contentKey).join('|')}`;
-    const known = memo.get(key);
+  #selectionSets(type: GraphQLCompositeType, sets: readonly SelectionSetNode[], pageSize: number | undefined): SetMeasure {
+    const key = this.#memoKey(type, sets, pageSize);
+    const known = this.#memo.get(key);
     if (known) return known;
     // Validation refuses fragment cycles; this entry only keeps a cycle from recursing if one slipped through.
-    memo.set(key, EMPTY);
-    const groups = new Map<string, { parent: GraphQLCompositeType; nodes: FieldNode[] }>();
-    const spread = new Set<string>();
-    const collect = (parent: GraphQLCompositeType, set: SelectionSetNode): void => {
-      visited += set.selections.length;
-      if (visited > MAX_SELECTIONS_VISITED) throw new TooManyToMeasure();
-      for (const selection of set.selections) {
-        if (selection.kind === Kind.FIELD) {
-          const responseKey = (selection.alias ?? selection.name).value;
-          const group = groups.get(responseKey);
-          if (group) group.nodes.push(selection);
-          else groups.set(responseKey, { parent, nodes: [selection] });
-          continue;
-        }
-        let narrowed: GraphQLNamedType | undefined | null = parent;
-        let inner: SelectionSetNode | undefined;
-        if (selection.kind === Kind.INLINE_FRAGMENT) {
-          if (selection.typeCondition) narrowed = schema.getType(selection.typeCondition.name.value);
-          inner = selection.selectionSet;
-        } else if (!spread.has(selection.name.value)) {
-          spread.add(selection.name.value);
-          const definition = fragments.get(selection.name.value);
-          narrowed = definition && schema.getType(definition.typeCondition.name.value);
-          inner = definition?.selectionSet;
-        }
-        if (inner && isCompositeType(narrowed)) collect(narrowed, inner);
-      }
-    };
-    for (const set of sets) collect(type, set);
-    const total = { ...EMPTY, responseKeys: groups.size };
-    for (const { parent, nodes } of groups.values()) {
-      const part = field(parent, nodes, pageSize);
-      total.cost += part.cost;
-      total.depth = Math.max(total.depth, part.depth);
-      total.aliases += part.aliases;
-      total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
-      total.needsFullAccount ||= part.needsFullAccount;
-      total.schemaFields += part.schemaFields;
-    }
-    memo.set(key, total);
+    this.#memo.set(key, EMPTY);
+    const fields = this.#mergeFields(type, sets);
+    const total: SetMeasure = { ...EMPTY, responseKeys: fields.size };
+    for (const { parent, nodes } of fields.values()) addUp(total, this.#field(parent, nodes, pageSize));
+    this.#memo.set(key, total);
     return total;
-  };
+  }
 
-  /** One field of the answer: `nodes`, the field nodes sharing its response key (same field, same arguments). */
-  const field = (parent: GraphQLCompositeType, nodes: readonly FieldNode[], pageSize: number | undefined): SetMeasure => {
+  /**
+   * The fields of `sets`, through their fragments, grouped by response key as graphql-js groups them to run
+   * each group as one field. A fragment counts once however often it is spread into these sets
+   * (`{ ...A ...A }` runs it once), and each time it is spread elsewhere.
+   */
+  #mergeFields(type: GraphQLCompositeType, sets: readonly SelectionSetNode[]): Map<string, MergedField> {
+    const fields = new Map<string, MergedField>();
+    const spread = new Set<string>();
+    for (const set of sets) this.#collectFields(fields, spread, type, set);
+    return fields;
+  }
+
+  #collectFields(fields: Map<string, MergedField>, spread: Set<string>, parent: GraphQLCompositeType, set: SelectionSetNode): void {
+    this.#visited += set.selections.length;
+    if (this.#visited > MAX_SELECTIONS_VISITED) throw new TooManyToMeasure();
+    for (const selection of set.selections) {
+      switch (selection.kind) {
+        case Kind.FIELD: {
+          const responseKey = (selection.alias ?? selection.name).value;
+          const field = fields.get(responseKey);
+          if (field) field.nodes.push(selection);
+          else fields.set(responseKey, { parent, nodes: [selection] });
+          break;
+        }
+        case Kind.INLINE_FRAGMENT: {
+          const type = selection.typeCondition ? this.#schema.getType(selection.typeCondition.name.value) : parent;
+          if (isCompositeType(type)) this.#collectFields(fields, spread, type, selection.selectionSet);
+          break;
+        }
+        case Kind.FRAGMENT_SPREAD: {
+          if (spread.has(selection.name.value)) break;
+          spread.add(selection.name.value);
+          const definition = this.#fragments.get(selection.name.value);
+          const type = definition && this.#schema.getType(definition.typeCondition.name.value);
+          if (definition && isCompositeType(type)) this.#collectFields(fields, spread, type, definition.selectionSet);
+          break;
+        }
+      }
+    }
+  }
+
+  /**
+   * One field of the answer: `nodes`, the field nodes sharing its response key (same field, same arguments),
+   * selected on `parent`; `pageSize` as for #selectionSets.
+   */
+  #field(parent: GraphQLCompositeType, nodes: readonly FieldNode[], pageSize: number | undefined): SetMeasure {
     const node = nodes[0]!;
     const name = node.name.value;
     const key = `${parent.name}.${name}`;
-    let aliases = 0;
-    let longestAlias = 0;
-    for (const each of nodes) {
-      if (!each.alias) continue;
-      aliases += 1;
-      longestAlias = Math.max(longestAlias, each.alias.value.length);
-    }
-    const definition = fieldDefinition(schema, parent, name);
+    const definition = fieldDefinition(this.#schema, parent, name);
     // Introspection is answered from the in-memory schema: no upstream cost, but depth and aliases count.
     const introspection = name.startsWith('__') || parent.name.startsWith('__');
-    const weight = introspection ? 0 : UPSTREAM_FIELDS.has(key) || parent === schema.getMutationType() ? COST.upstream : COST.field;
+    const weight = introspection ? 0 : fieldWeight(this.#schema, parent, key);
+    // Every node that carries an alias counts, merged or not: MAX_ALIASES bounds what the document asks.
+    const aliases = aliasCount(nodes);
+    const longestAlias = longestAliasOf(nodes);
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
-    const type = definition && getNamedType(definition.type);
-    const sets = nodes.flatMap((each) => (each.selectionSet ? [each.selectionSet] : []));
     const schemaFields = definition === SchemaMetaFieldDef ? 1 : 0;
+    const type = definition && getNamedType(definition.type);
+    const sets = selectionSetsOf(nodes);
     if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0, schemaFields };
 
-    const first = definition.args.find((a) => a.name === 'first');
-    const child = selectionSets(type, sets, first ? pageSizeOf(node, first.defaultValue) : undefined);
+    const first = definition.args.find(isFirstArgument);
+    const child = this.#selectionSets(type, sets, first ? this.#pageSizeOf(node, first.defaultValue) : undefined);
     const isList = isListType(getNullableType(definition.type));
-    if (isList && pageSize === undefined && !introspection) {
-      // An item costs at least a field: `{ __typename }` weighs nothing, yet each item is answered. The list's
-      // nodes run as one field, which ListLengthBudget charges the most any of them carries: each carries the
-      // merged item's cost (a node merged elsewhere too, the most it was given), so that a node @skip leaves
-      // out of the field at run time takes nothing with it.
-      const itemCost = Math.max(child.cost, COST.field);
-      for (const each of nodes) assumedListItemCosts.set(each, Math.max(assumedListItemCosts.get(each) ?? 0, itemCost));
-    }
+    if (isList && pageSize === undefined && !introspection) this.#assumeListLength(nodes, child.cost);
     const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
+    // One request loads the full account, however many of its fields need it.
     const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
     return {
       cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
+      // `ofType` only unwraps list and non-null types, nested seven deep by GraphiQL's introspection query.
       depth: (key === '__Type.ofType' ? 0 : 1) + child.depth,
       aliases: aliases + child.aliases,
       longestAlias: Math.max(longestAlias, child.longestAlias),
@@ -260,29 +285,116 @@ export function measureOperation(
       responseKeys: 0,
       schemaFields: schemaFields + child.schemaFields,
     };
+  }
+
+  /**
+   * Keeps what each item of a list adds past the COST.listSize items its cost assumed, for ListLengthBudget
+   * to charge while the operation runs. An item costs at least a field: `{ __typename }` weighs nothing, yet
+   * each item is answered. The list's nodes run as one field, which ListLengthBudget charges the most any of
+   * them carries: each carries the merged item's cost (a node merged elsewhere too, the most it was given),
+   * so that a node @skip leaves out of the field at run time takes nothing with it.
+   */
+  #assumeListLength(nodes: readonly FieldNode[], selectionsCost: number): void {
+    const itemCost = Math.max(selectionsCost, COST.field);
+    for (const each of nodes) this.#assumedListItemCosts.set(each, Math.max(this.#assumedListItemCosts.get(each) ?? 0, itemCost));
+  }
+
+  /**
+   * The page size a connection field asks for, as its resolver will see it (null and omitted: the default).
+   * Counted at most at the largest page: a larger `first` is refused by its resolver, before any upstream
+   * call, as BAD_USER_INPUT, the code the contract gives it, rather than here as too complex.
+   */
+  #pageSizeOf(node: FieldNode, schemaDefault: unknown): number {
+    const fallback = typeof schemaDefault === 'number' ? schemaDefault : DEFAULT_PAGE_SIZE;
+    let value = node.arguments?.find(isFirstArgumentNode)?.value;
+    if (value?.kind === Kind.VARIABLE) {
+      this.#usesVariables = true;
+      const given = this.#variables?.[value.name.value];
+      if (typeof given === 'number') return pageSizeWithin(given);
+      // A value of the wrong type fails coercion before any resolver runs; assume the default meanwhile.
+      if (given !== undefined) return fallback;
+      value = this.#variableDefault(value.name.value);
+    }
+    return value?.kind === Kind.INT ? pageSizeWithin(Number(value.value)) : fallback;
+  }
+
+  #variableDefault(name: string): ValueNode | undefined {
+    for (const definition of this.#operation.variableDefinitions ?? []) {
+      if (definition.variable.name.value === name) return definition.defaultValue;
+    }
+    return undefined;
+  }
+
+  #memoKey(type: GraphQLCompositeType, sets: readonly SelectionSetNode[], pageSize: number | undefined): string {
+    return `${type.name}\0${pageSize ?? ''}\0${sets.map(this.#contentKey).join('|')}`;
+  }
+
+  // #contentKey and #selectionKey are arrow functions, made once per operation, so that `map` takes them as
+  // they are rather than a closure made for each set.
+
+  /**
+   * A selection set by what it selects: its fields and inline fragments by node, its fragment spreads by name.
+   * Sets that only spread the same fragments (`{ ...Card }` under each of 100 aliases) measure the same.
+   */
+  readonly #contentKey = (set: SelectionSetNode): string => {
+    let key = this.#contentKeys.get(set);
+    if (key === undefined) {
+      key = set.selections.map(this.#selectionKey).join(' ');
+      this.#contentKeys.set(set, key);
+    }
+    return key;
   };
 
-  const root = rootType(schema, operation);
-  let visited = 0;
-  let measure: SetMeasure;
-  try {
-    measure = root ? selectionSets(root, [operation.selectionSet], undefined) : EMPTY;
-  } catch (error) {
-    if (!(error instanceof TooManyToMeasure)) throw error;
-    // Refused (checkLimits): what such a document would make the gateway do is unknown.
-    measure = { ...EMPTY, cost: Infinity };
+  readonly #selectionKey = (selection: SelectionNode): string =>
+    selection.kind === Kind.FRAGMENT_SPREAD ? `.${selection.name.value}` : String(this.#nodeId(selection));
+
+  #nodeId(node: FieldNode | InlineFragmentNode): number {
+    let id = this.#nodeIds.get(node);
+    if (id === undefined) this.#nodeIds.set(node, (id = this.#nodeIds.size));
+    return id;
   }
-  return {
-    depth: measure.depth,
-    aliases: measure.aliases,
-    longestAlias: measure.longestAlias,
-    rootFields: measure.responseKeys,
-    schemaFields: measure.schemaFields,
-    cost: measure.cost,
-    selectionsVisited: visited,
-    usesVariables,
-    assumedListItemCosts,
-  };
+}
+
+/** A set's figures from its fields': answered side by side, they add up, but for the deepest and the longest. */
+function addUp(total: SetMeasure, part: SetMeasure): void {
+  total.cost += part.cost;
+  total.depth = Math.max(total.depth, part.depth);
+  total.aliases += part.aliases;
+  total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
+  total.needsFullAccount ||= part.needsFullAccount;
+  total.schemaFields += part.schemaFields;
+}
+
+/** What a field itself costs, before its selections (COST). */
+function fieldWeight(schema: GraphQLSchema, parent: GraphQLCompositeType, key: string): number {
+  return UPSTREAM_FIELDS.has(key) || parent === schema.getMutationType() ? COST.upstream : COST.field;
+}
+
+function aliasCount(nodes: readonly FieldNode[]): number {
+  let count = 0;
+  for (const node of nodes) if (node.alias) count += 1;
+  return count;
+}
+
+function longestAliasOf(nodes: readonly FieldNode[]): number {
+  let longest = 0;
+  for (const node of nodes) if (node.alias) longest = Math.max(longest, node.alias.value.length);
+  return longest;
+}
+
+/** The nodes' selection sets, which execution runs together as the merged field's. */
+function selectionSetsOf(nodes: readonly FieldNode[]): SelectionSetNode[] {
+  const sets: SelectionSetNode[] = [];
+  for (const node of nodes) if (node.selectionSet) sets.push(node.selectionSet);
+  return sets;
+}
+
+function isFirstArgument(argument: GraphQLArgument): boolean {
+  return argument.name === 'first';
+}
+
+function isFirstArgumentNode(argument: ArgumentNode): boolean {
+  return argument.name.value === 'first';
 }
 
 /**
