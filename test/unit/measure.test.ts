@@ -58,6 +58,10 @@ describe('measureOperation', () => {
     // Run once (one response key), yet each aliased node counts: what MAX_ALIASES bounds is what the document asks.
     assert.equal(measure('{ a: account(id: "1") { id } a: account(id: "1") { username } a: account(id: "1") { id } }').aliases, 3);
     assert.equal(measure('{ account(id: "1") { x: id x: id id } }').aliases, 2);
+    // In two inline fragments the same: two nodes written. A named fragment spread twice is one node, run once.
+    const inline = measure('{ ... on Query { a: account(id: "1") { id } } ... on Query { a: account(id: "1") { id } } }');
+    const spread = measure('{ ...F ...F } fragment F on Query { a: account(id: "1") { id } }');
+    assert.deepEqual([inline.aliases, spread.aliases, inline.cost], [2, 1, spread.cost]);
   });
 
   it('weighs every mutation field as an upstream request, whatever its payload selects', () => {
