@@ -4,7 +4,7 @@ import type { AccessConfig } from './auth/config.ts';
 import { keySetProblem } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
-import { describeListenFailure } from './listen-errors.ts';
+import { describeListenFailure } from './listen.ts';
 import { createLogger, messageOf, stderrLines, type Logger } from './logger.ts';
 import { startGateway, type Gateway } from './server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';

@@ -17,6 +17,7 @@ import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { LineThrottle } from './line-throttle.ts';
+import { listenOn } from './listen.ts';
 import { messageOf, type Logger } from './logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from './upstream/cancellation.ts';
 import { UpstreamClient } from './upstream/client.ts';
@@ -229,13 +230,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
   // it means to read the body (readBody), where Node would send it before anything could be refused.
   httpServer.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(options.port, options.host, () => {
-      httpServer.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(httpServer, options.port, options.host);
   // Node reports a connection it could not accept (the process out of file descriptors, EMFILE, when libuv
   // could not shed it by itself) as an error of the server: unheard, that ends the process. Said at error,
   // once a minute at most, with how many went unsaid.

@@ -1,6 +1,6 @@
 import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } from './config.ts';
 import { startEmulator } from './index.ts';
-import { describeListenFailure } from '../listen-errors.ts';
+import { describeListenFailure } from '../listen.ts';
 import { messageOf } from '../logger.ts';
 import { unknownSettings } from '../settings.ts';
 import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../stop-signals.ts';

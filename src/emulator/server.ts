@@ -4,11 +4,12 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
 import { hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../url.ts';
+import { listenOn } from '../listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
 import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { SourceCallbacks } from './source-callback.ts';
-import { EmulatorStore, type ConnectResult, type SeedName } from './store.ts';
+import { EmulatorStore, type SeedName } from './store.ts';
 import { shortened } from '../shortened.ts';
 import { realTimer, type WaitTimer } from '../wait-timer.ts';
 import { applyFault, FaultRules, RequestLog, type EmulatorRequestLogEntry, type FaultRule } from './test-hooks.ts';
@@ -124,9 +125,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const requestLog = new RequestLog(options.requestLogLimit ?? DEFAULT_REQUEST_LOG_LIMIT);
   const faults = new FaultRules();
   let closing: Promise<void> | undefined;
-  const callbacks = new Set<AbortController>();
   const sourceCallbacks = new SourceCallbacks({
     allowLoopback: !reachableFromElsewhere({ host, publicUrl: options.publicUrl, allowedHosts: options.allowedHosts }),
+    onFailed: options.onSourceCallbackFailed,
   });
   /** Settles when each open API response closes; close() waits for them so the log and counters are final. */
   const openResponses = new Set<Promise<void>>();
@@ -141,27 +142,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   /** Tokens the connect page used lately (connect-page.ts). */
   const recentlyUsed: ConnectPageContext['recentlyUsed'] = new Map();
-  const notifySourceCallback = (result: ConnectResult): void => {
-    const target = result.sourceCallbackUrl;
-    if (!target || closing) return;
-    const controller = new AbortController();
-    callbacks.add(controller);
-    const body = new URLSearchParams({
-      account_id: result.account.id,
-      source_label: result.source.label,
-      token: result.token.token,
-      status: result.source.status ?? 'OK',
-      email: result.source.email ?? '',
-    });
-    // Fire and forget: the app's endpoint being down must not affect the flow.
-    sourceCallbacks
-      .post(target, body, controller.signal)
-      .catch((error: unknown) => {
-        if (!closing) options.onSourceCallbackFailed?.(error instanceof Error ? error : new Error(String(error)));
-      })
-      .finally(() => callbacks.delete(controller));
-  };
-
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0 };
@@ -192,7 +172,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
     const connect = /^\/connect\/([^/]+)\/?$/.exec(path);
     if (connect) {
-      void handleConnectPage({ store, notifySourceCallback, recentlyUsed }, req, res, connect[1]!);
+      void handleConnectPage({ store, notifySourceCallback: (result) => sourceCallbacks.notify(result), recentlyUsed }, req, res, connect[1]!);
       return;
     }
     req.resume();
@@ -201,14 +181,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.
   server.keepAliveTimeout = 5_000;
 
-  await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error) => reject(error);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  await listenOn(server, port, host);
 
   // A connection Node could not accept (the process out of file descriptors) is an error of the server, which
   // unheard ends the process (the gateway's too, for the embedded one). Its client sees the connection fail.
@@ -252,7 +225,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     close() {
       closing ??= (async () => {
         faults.clear();
-        for (const controller of callbacks) controller.abort();
         await sourceCallbacks.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();

@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { BlockList, isIP } from 'node:net';
 import { Agent, fetch } from 'undici';
 import { failureReason } from '../failure-reason.ts';
+import type { ConnectResult } from './store.ts';
 
 /**
  * Where the emulator may POST a token's `source_callback_url` when its connect flow completes. Context.IO made
@@ -19,10 +20,18 @@ export class SourceCallbacks {
   readonly #blocked: BlockList;
   readonly #agent: Agent;
   readonly #timeoutMs: number;
+  readonly #onFailed: ((error: Error) => void) | undefined;
+  /** The calls under way, stopped by close(). */
+  readonly #inFlight = new Set<AbortController>();
+  #closed = false;
 
-  /** `timeoutMs`: how long a call may take, connection included (5 s unless given). */
-  constructor(options: { allowLoopback: boolean; timeoutMs?: number }) {
+  /**
+   * `timeoutMs`: how long a call may take, connection included (5 s unless given); `onFailed`: told of each
+   * call of `notify` that failed, unless the emulator was closing.
+   */
+  constructor(options: { allowLoopback: boolean; timeoutMs?: number; onFailed?: (error: Error) => void }) {
     this.#timeoutMs = options.timeoutMs ?? 5_000;
+    this.#onFailed = options.onFailed;
     const blocked = new BlockList();
     blocked.addSubnet('0.0.0.0', 8, 'ipv4');
     blocked.addSubnet('169.254.0.0', 16, 'ipv4');
@@ -73,7 +82,33 @@ export class SourceCallbacks {
     if (status >= 300) throw new Error(`source callback to ${url.host} answered ${status}${status < 400 ? ' (redirects are not followed)' : ''}`);
   }
 
+  /**
+   * Tells the token's `source_callback_url`, if it has one, that its flow completed, as Context.IO did: fire
+   * and forget, since the app's endpoint being down must not affect the flow. Nothing once closing.
+   */
+  notify(result: ConnectResult): void {
+    const target = result.sourceCallbackUrl;
+    if (!target || this.#closed) return;
+    const controller = new AbortController();
+    this.#inFlight.add(controller);
+    const body = new URLSearchParams({
+      account_id: result.account.id,
+      source_label: result.source.label,
+      token: result.token.token,
+      status: result.source.status ?? 'OK',
+      email: result.source.email ?? '',
+    });
+    this.post(target, body, controller.signal)
+      .catch((error: unknown) => {
+        if (!this.#closed) this.#onFailed?.(error instanceof Error ? error : new Error(String(error)));
+      })
+      .finally(() => this.#inFlight.delete(controller));
+  }
+
+  /** Stops the calls under way (their failures said to nobody) and closes the connections. */
   close(): Promise<void> {
+    this.#closed = true;
+    for (const controller of this.#inFlight) controller.abort();
     return this.#agent.close();
   }
 

@@ -1,3 +1,5 @@
+import type { Server } from 'node:net';
+
 /** Where a server was asked to listen, and the environment variables that said so. */
 export interface ListenTarget {
   host: string;
@@ -27,4 +29,15 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
     default:
       return undefined;
   }
+}
+
+/** Listens on `host`:`port`; rejects with the server's error (a port in use, an address not this machine's). */
+export function listenOn(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
