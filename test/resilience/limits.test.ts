@@ -148,6 +148,9 @@ describe('operation limits', () => {
     // Inside a fragment too; 128 characters pass.
     const viaFragment = await stack.gql(`{ accounts(first: 1) { nodes { ...A } } } fragment A on Account { ${'b'.repeat(200)}: id }`);
     assert.equal(viaFragment.body.errors![0]!.extensions!['value'], 200);
+    // On a field with selections of its own too.
+    const onObject = await stack.gql(`{ ${'d'.repeat(129)}: accounts(first: 1) { nodes { id } } }`);
+    assert.equal(onObject.body.errors![0]!.extensions!['value'], 129);
     const longest = await stack.gql(`{ accounts(first: 1) { nodes { ${'c'.repeat(128)}: id } } }`);
     assert.deepEqual(codes(longest), []);
     stack.upstreamCalls();

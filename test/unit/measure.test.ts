@@ -8,10 +8,10 @@ import { doublingDocument } from '../helpers/documents.ts';
 
 const schema = buildSchema();
 
-function measure(query: string) {
+function measure(query: string, variables?: Record<string, unknown>) {
   const document = parse(query);
   const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
-  return measureOperation(schema, document, operation, undefined);
+  return measureOperation(schema, document, operation, variables);
 }
 
 /** What ListLengthBudget charges for one further item of each list: the most any node execution merges into it carries. */
@@ -62,12 +62,49 @@ describe('measureOperation', () => {
     const inline = measure('{ ... on Query { a: account(id: "1") { id } } ... on Query { a: account(id: "1") { id } } }');
     const spread = measure('{ ...F ...F } fragment F on Query { a: account(id: "1") { id } }');
     assert.deepEqual([inline.aliases, spread.aliases, inline.cost], [2, 1, spread.cost]);
+    // Spread under each of two fields merged into one: execution runs the merged field's fragment once too.
+    assert.equal(measure('{ account(id: "1") { ...F } account(id: "1") { ...F } } fragment F on Account { a: id }').aliases, 1);
+  });
+
+  it('measures the fields of an inline fragment with no type condition, as of the type it is in', () => {
+    const bare = measure('{ ... @include(if: true) { account(id: "1") { id } } }');
+    assert.deepEqual([bare.cost, bare.depth, bare.rootFields], [10 + 1, 2, 1]);
   });
 
   it('weighs every mutation field as an upstream request, whatever its payload selects', () => {
     // The write (10) and the payload's own field (1), as docs/limits.md has it: "every Mutation field" weighs 10.
     assert.equal(measure('mutation { deleteConnectToken(token: "t") { success } }').cost, 10 + 1);
     assert.equal(measure('mutation { a: deleteConnectToken(token: "t") { success } b: deleteAccount(id: "1") { success } }').cost, 2 * (10 + 1));
+  });
+
+  it('loads the full account once under a used token’s account, and nowhere else', () => {
+    // `account(id:)` already loads the full account: its full-only fields cost a field each.
+    assert.equal(measure('{ account(id: "1") { username messageCount } }').cost, 10 + 2);
+    assert.equal(measure('{ connectToken(token: "t") { account { username messageCount } } }').cost, 10 + 1 + 10 + 2);
+    // The inner token's account is loaded; the outer one, selecting only a token of it, is not.
+    const nested = measure('{ connectToken(token: "t") { account { connectToken(token: "u") { account { username } } } } }');
+    assert.equal(nested.cost, 10 + 1 + 10 + (1 + 10 + 1));
+  });
+
+  it('counts first as its resolver sees it: an explicit null is the default, not the variable’s, and below 0 an empty page', () => {
+    const query = 'query ($n: Int = 5) { accounts(first: $n) { nodes { id } } }';
+    assert.equal(measure(query, { n: null }).cost, 10 + 1 + 20);
+    assert.equal(measure(query).cost, 10 + 1 + 5);
+    // A negative `first` is refused by its resolver; counted negative, it would pay for the operation's other fields.
+    assert.equal(measure('{ accounts(first: -1000) { nodes { id } } }').cost, 10 + 1);
+    assert.equal(measure(query, { n: -1000 }).cost, 10 + 1);
+  });
+
+  it('measures a set spread under connections of different page sizes once for each', () => {
+    const pages = measure('{ a: accounts(first: 1) { ...Page } b: accounts(first: 100) { ...Page } } fragment Page on AccountConnection { nodes { id } }');
+    assert.equal(pages.cost, 10 + 1 + 1 + (10 + 1 + 100));
+  });
+
+  it('gives each node of a long list the most its merged items cost, so that no field it runs in is charged less', () => {
+    // Under `a` the sources of F and G run as one list of 3 fields an item; under `b` and `c` each runs alone.
+    const query = `{ a: account(id: "1") { ...F ...G } b: account(id: "2") { ...F } c: account(id: "3") { ...G } }
+      fragment F on Account { sources { label } } fragment G on Account { sources { status email } }`;
+    assert.deepEqual(itemCostsByField(query), [3]);
   });
 
   it('stops measuring a document whose merged selections it cannot measure within bounds', () => {
@@ -80,6 +117,10 @@ describe('measureOperation', () => {
     assert.deepEqual([refusal.extensions['code'], refusal.extensions['limit'], refusal.extensions['maximum']], ['QUERY_TOO_COMPLEX', 'MERGED_SELECTIONS', MAX_SELECTIONS_VISITED]);
     assert.match(refusal.message, /merge across fragments in more ways than the gateway measures/);
     assert.ok(Number.isFinite(measure(doublingDocument(5)).cost));
+    // The bound docs/limits.md states: 20,000 selections are measured, one more is not.
+    const flat = (selections: number) => measure(`{ ${'__typename '.repeat(selections)}}`);
+    assert.deepEqual([flat(20_000).selectionsVisited, flat(20_000).cost], [20_000, 0]);
+    assert.equal(flat(20_001).cost, Infinity);
   });
 
   it('measures sets that spread the same fragments once, whatever field they are under', () => {
