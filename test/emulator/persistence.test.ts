@@ -79,8 +79,9 @@ describe('persistence', () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const first = await startEmulator({ seed: 'none', dataFile });
-    assert.equal((await api(first, '/accounts', { form: { email: 'marked@example.com' } })).status, 201);
+    const created = await api(first, '/accounts', { form: { email: 'marked@example.com' } });
     await first.close();
+    assert.equal(created.status, 201);
     await writeFile(dataFile, `\uFEFF${await readFile(dataFile, 'utf8')}`);
     const second = await startEmulator({ seed: 'none', dataFile });
     t.after(() => second.close());
@@ -177,9 +178,13 @@ describe('the data file as read and written', () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     const emu = await startEmulator({ seed: 'none', dataFile });
-    const account = await api(emu, '/accounts', { form: { email: 'saved@example.com' } });
-    emu.store.addSource(account.body.id, {});
-    await emu.close();
+    try {
+      const account = await api(emu, '/accounts', { form: { email: 'saved@example.com' } });
+      emu.store.addSource(account.body.id, {});
+    } finally {
+      // Left open by a failure, the emulator kept the file's process alive to the run's time limit.
+      await emu.close();
+    }
     return { dir, dataFile, state: JSON.parse(await readFile(dataFile, 'utf8')) };
   }
 
