@@ -465,10 +465,14 @@ describe('transport details', () => {
     assert.equal((await send('POST', `${emu.url}/accounts`, { form: [['email', 'proxied@example.com']] })).status, 201);
     // The target URI is the target itself: its authority, not the Host header, is the URL signed and the name checked.
     assert.equal((await send('GET', `http://localhost:${port}/2.0/accounts`)).status, 200);
+    // Its scheme too: an https target (from a TLS-terminating proxy) is signed as https.
+    assert.equal((await send('GET', `https://127.0.0.1:${port}/2.0/accounts`)).status, 200);
     const signedForHost = await send('GET', `http://[::1]:${port}/2.0/accounts`, { host: `localhost:${port}`, signedFor: `http://localhost:${port}/2.0/accounts` });
     assert.equal(signedForHost.status, 401);
     assert.match(signedForHost.text, /base URL http:\/\/\[::1\]:\d+\/2\.0\/accounts or/);
-    assert.equal((await send('GET', 'http://elsewhere.example/2.0/accounts')).status, 421);
+    const elsewhere = await send('GET', 'http://elsewhere.example/2.0/accounts');
+    assert.equal(elsewhere.status, 421);
+    assert.match(JSON.parse(elsewhere.text).value, /^host "elsewhere\.example" is not served/);
     // Outside /2.0 it is routed as in origin form too.
     const page = await send('GET', `${emu.origin}/connect/no-such-token`);
     assert.equal(page.status, 404);

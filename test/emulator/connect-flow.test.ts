@@ -249,6 +249,9 @@ describe('connect flow', () => {
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '993', server: 'imap.b.example/x' })).status, 400);
     const json = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/json' }, body: '{"email":"a@b.example"}' });
     assert.equal(json.status, 415);
+    const malformed = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'email=a%zz' });
+    assert.equal(malformed.status, 400);
+    assert.match(malformed.text, /malformed form body/);
     assert.equal(emu.store.connectTokenState(token.token), 'usable');
   });
 

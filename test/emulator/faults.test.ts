@@ -85,6 +85,7 @@ describe('faults, request log and in-flight counters', () => {
     const remove = emu.addFault({ method: 'GET', path: /^\/accounts\/[0-9a-f]{24}$/, status: 503 });
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 503);
     assert.equal((await api(emu, `/accounts/${ADA}`, { form: { first_name: 'A' } })).status, 200, 'POST is not matched');
+    assert.equal((await api(emu, `/accounts/${ADA}`, { method: 'HEAD' })).status, 200, 'nor HEAD, though answered as GET is');
     assert.equal((await api(emu, '/accounts')).status, 200);
     remove();
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200);

@@ -110,6 +110,10 @@ describe('OAuth verification', () => {
     const unsignedForm = await formPost(undefined);
     assert.equal(unsignedForm.status, 401);
     assert.doesNotMatch(await unsignedForm.text(), /form body/);
+    // Nor with a header that fails its own checks: its key is refused before the body is decoded.
+    const unknownKey = await formPost(signRequest('POST', url, [], 'not-the-key', emu.consumerSecret));
+    assert.equal(unknownKey.status, 401);
+    assert.match(((await unknownKey.json()) as { value: string }).value, /^Invalid signature: unknown consumer key$/);
     // With one, no signature can match what cannot be decoded: a 401 that says why, as a bad signature's does.
     const query = await api(emu, '/accounts?limit=%zz', { authorization: signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret) });
     assert.equal(query.status, 401);
