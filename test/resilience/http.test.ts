@@ -322,6 +322,10 @@ describe('HTTP hygiene', () => {
     assert.deepEqual([...new Set(errors.map((error) => error.extensions?.['code']))], ['BAD_USER_INPUT'], 'not INTERNAL_SERVER_ERROR past graphql-js’s 50 errors');
     assert.ok(errors.every((error) => error.message.length < 1_100), 'each message cut to a readable length');
     assert.match(errors[0]!.message, /… \(\d+ more characters\)$/);
+    // Cut past 1,000 characters, not at them: a misspelt field's message is its name and 38 characters more.
+    const misspelt = async (length: number) => (await post(stack, JSON.stringify({ query: `{ ${'z'.repeat(length - 38)} }` }))).json!.errors![0]!.message;
+    assert.equal((await misspelt(1_000)).length, 1_000);
+    assert.match(await misspelt(1_001), /^Cannot query field "z+" on type "Query"… \(1 more characters\)$/);
   });
 
   it('refuses a malformed persisted query with 400 BAD_REQUEST, not as an unexpected error', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import { createLogger } from '../../src/logger.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { startStack } from '../helpers/stack.ts';
 
 /**
@@ -45,6 +46,10 @@ describe('unexpected errors', () => {
       assert.match(logged[0]!, /"error":"TypeError: Cannot read properties/);
       // No stack trace in a log line outside development (the contract): no frame, no file.
       assert.doesNotMatch(logged[0]!, /"stack"|\bat \S+ \(|hygiene\.test\.ts/);
+      // The operation's own line (written as its answer closes) counts it among the codes answered.
+      const operationLine = () => lines.find((l) => l.includes('"message":"operation"') && l.includes('"requestId":"req-hygiene-1"'));
+      await eventually(() => operationLine() !== undefined);
+      assert.deepEqual(JSON.parse(operationLine()!)['errors'], ['INTERNAL_SERVER_ERROR']);
     });
   });
 
