@@ -171,6 +171,8 @@ describe('connect flow', () => {
     assert.equal(call!.body.get('account_id'), GRACE);
     assert.equal(call!.body.get('source_label'), 'ghopper::imap.work.example');
     assert.equal(call!.body.get('token'), token);
+    assert.equal(call!.body.get('status'), 'OK');
+    assert.equal(call!.body.get('email'), 'grace@work.example');
   });
 
   test('an emulator open to other machines does not POST a source callback to this machine, and says so', async (t) => {

@@ -3,6 +3,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SourceCallbacks } from '../../src/emulator/source-callback.ts';
+import type { ConnectResult } from '../../src/emulator/store.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 /** A loopback listener counting the POSTs it gets; `redirectTo` answers 307 there instead of 200. */
 async function receiver(redirectTo?: string): Promise<{ server: Server; port: number; hits: () => number }> {
@@ -77,6 +79,39 @@ describe('the emulator’s source callbacks', () => {
       await assert.rejects(post(brief, `http://127.0.0.1:${port}/cb`), { message: `source callback to 127.0.0.1:${port} failed: no answer within 0.2 s` });
     } finally {
       await brief.close();
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+  test('close() stops the calls under way, and says their failure to nobody', { timeout: 30_000 }, async () => {
+    const requests: Array<{ closed: boolean }> = [];
+    const silent = createServer((req) => {
+      const request = { closed: false };
+      requests.push(request);
+      req.socket.on('close', () => (request.closed = true));
+      req.resume(); // takes the request, never answers
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const failures: Error[] = [];
+    // A deadline past the test's time limit: only close() can end the call in time.
+    const callbacks = new SourceCallbacks({ allowLoopback: true, timeoutMs: 120_000, onFailed: (error) => failures.push(error) });
+    const result = {
+      token: { token: 't' },
+      account: { id: 'a' },
+      source: { label: 'l', status: 'OK', email: 'e@example.com' },
+      redirectUrl: 'http://localhost/cb',
+      sourceCallbackUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/cb`,
+    } as unknown as ConnectResult;
+    let open = true;
+    try {
+      callbacks.notify(result);
+      await eventually(() => requests.length === 1);
+      open = false;
+      await callbacks.close();
+      await eventually(() => requests[0]!.closed);
+      assert.deepEqual(failures, []);
+    } finally {
+      if (open) await callbacks.close();
       silent.closeAllConnections();
       await new Promise((resolve) => silent.close(resolve));
     }

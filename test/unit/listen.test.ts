@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { describeListenFailure, listenOn } from '../../src/listen.ts';
+
+const TARGET = { host: 'gateway.invalid', port: 80, hostVariable: 'HOST', portVariable: 'PORT' };
+const failure = (code: string) => describeListenFailure(Object.assign(new Error(`listen ${code}`), { code }), TARGET);
+
+describe('listening', () => {
+  it('says which variable to change for each failure a setting causes, and leaves any other failure its own words', () => {
+    assert.equal(failure('EADDRINUSE'), 'PORT=80: the port is already in use on gateway.invalid (choose another; 0 picks a free one)');
+    assert.equal(failure('EACCES'), 'PORT=80: not allowed to listen on this port (ports below 1024 need privileges; choose another)');
+    assert.equal(failure('EADDRNOTAVAIL'), 'HOST=gateway.invalid: not an address of this machine, so nothing can listen on it');
+    // A name that does not resolve, or a resolver that cannot answer: the host's setting either way.
+    for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']) assert.equal(failure(code), 'HOST=gateway.invalid: the name does not resolve to an address', code);
+    assert.equal(failure('EMFILE'), undefined);
+    assert.equal(describeListenFailure(new Error('no code'), TARGET), undefined);
+  });
+
+  it('rejects with the server’s own error, and once listening leaves the server’s later errors to its owner', async () => {
+    const first = createServer();
+    const second = createServer();
+    try {
+      await listenOn(first, 0, '127.0.0.1');
+      // A listener of its own left behind would take every later error (a failed accept) unseen.
+      assert.equal(first.listenerCount('error'), 0);
+      await assert.rejects(listenOn(second, (first.address() as AddressInfo).port, '127.0.0.1'), { code: 'EADDRINUSE' });
+    } finally {
+      first.close();
+      second.close();
+    }
+  });
+});
