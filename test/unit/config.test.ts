@@ -145,4 +145,10 @@ describe('configuration from the environment', () => {
   it('refuses a key pair without an upstream URL', () => {
     assert.match(problemsOf({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
+
+  it('names the missing half of the key pair of an upstream URL', () => {
+    const url = 'https://api.example.com/2.0';
+    assert.deepEqual(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k' }), ['CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set']);
+    assert.deepEqual(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_SECRET: 's' }), ['CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set']);
+  });
 });
