@@ -53,6 +53,10 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   assert.match(html, /<link rel="icon" href="data:,">/);
   assert.match(String(page.headers['content-security-policy']), /img-src [^;]*data:/, 'the CSP lets the icon load');
   assert.match(html, /query AccountsWithSources/);
+  // HEAD is answered as GET is, without the page.
+  const head = await get('/graphql', { accept: BROWSER_ACCEPT }, 'HEAD');
+  assert.deepEqual([head.status, head.headers['content-type'], head.body.length], [200, page.headers['content-type'], 0]);
+  assert.equal(Number(head.headers['content-length']), page.body.length);
 });
 
 /** The gateway's path of the IDE page's script, which the page names relative to its own address. */
@@ -62,9 +66,16 @@ async function appScriptPath(): Promise<string> {
 }
 
 /** The configuration the IDE page hands its script. */
-function ideConfigOf(html: string): { defaultHeaders: string; defaultQuery: string; tokenRequired: boolean } {
+interface IdeConfig {
+  defaultHeaders: string;
+  defaultQuery: string;
+  tokenRequired: boolean;
+  introspection: boolean;
+  workers: Record<string, string>;
+}
+function ideConfigOf(html: string): IdeConfig {
   const json = /<script id="ide-config" type="application\/json">([^<]*)<\/script>/.exec(html)![1]!;
-  return JSON.parse(json) as { defaultHeaders: string; defaultQuery: string; tokenRequired: boolean };
+  return JSON.parse(json) as IdeConfig;
 }
 
 test('with authentication off, the IDE opens with no Authorization header and says no token is needed', async () => {
@@ -72,6 +83,10 @@ test('with authentication off, the IDE opens with no Authorization header and sa
   assert.equal(config.defaultHeaders, '');
   assert.match(config.defaultQuery, /No token: auth is off here/);
   assert.match(config.defaultQuery, /Docs: the panel on the left/, 'introspection is on in open mode');
+  assert.deepEqual([config.tokenRequired, config.introspection], [false, true]);
+  // Each of the editor's workers is its own built file, relative to the page.
+  for (const [name, path] of Object.entries(config.workers)) assert.match(path, new RegExp(`^graphql/ide/${name}\\.worker-[A-Z0-9]+\\.js$`), name);
+  assert.deepEqual(Object.keys(config.workers).sort(), ['editor', 'graphql', 'json']);
 });
 
 test('with authentication on, the IDE opens with an Authorization header to fill in', async () => {
@@ -86,6 +101,7 @@ test('with authentication on, the IDE opens with an Authorization header to fill
     // not send the reader there, but to the published schema.
     assert.doesNotMatch(config.defaultQuery, /Docs: the panel/);
     assert.match(config.defaultQuery, /^# No docs: introspection off\.\n# Schema: schema\.graphql in the gateway’s source\.\n/m);
+    assert.equal(config.introspection, false, 'the page asks for no schema');
     // A client without a query and without a token learns first that it needs a token; with one, what to send.
     const tokenless = await request(`${secured.gateway.origin}/graphql`, { headers: { accept: 'application/json' } });
     assert.equal(tokenless.statusCode, 401);
@@ -163,6 +179,8 @@ test('assets are served with their content type, long-lived caching and gzip whe
   assert.equal(plain.headers['content-type'], 'text/javascript; charset=utf-8');
   assert.equal(plain.headers['cache-control'], 'public, max-age=31536000, immutable');
   assert.equal(plain.headers['content-encoding'], undefined);
+  // Gzipped or not by the request's Accept-Encoding: a cache must keep the two apart.
+  assert.equal(plain.headers['vary'], 'accept-encoding');
 
   const gzipped = await get(script, { 'accept-encoding': 'gzip, br' });
   assert.equal(gzipped.headers['content-encoding'], 'gzip');
@@ -198,14 +216,18 @@ test('only the built files are servable: traversal, the manifest and unknown nam
 
 /**
  * The origin of a server on loopback answering with an IDE whose assets are read from `dir` (404 for whatever
- * the IDE does not handle); the server is stopped and `dir` removed when the test `t` ends.
+ * the IDE does not handle, 500 when it fails); the server is stopped and `dir` removed when the test `t` ends.
  */
 async function serveIdeFrom(t: TestContext, dir: string): Promise<string> {
   const ide = createIde({ assetDir: dir });
   const server = createServer((req, res) => {
-    void ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then((handled) => {
-      if (!handled) res.writeHead(404).end();
-    });
+    ide.handle(req, res, new URL(req.url ?? '/', 'http://x')).then(
+      (handled) => {
+        if (!handled) res.writeHead(404).end();
+      },
+      // As the gateway answers an error of its handler: a failing IDE fails the test's request instead of hanging it.
+      () => res.writeHead(500).end(),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(async () => {
@@ -217,15 +239,20 @@ async function serveIdeFrom(t: TestContext, dir: string): Promise<string> {
 
 test('a file beside the bundle that the manifest does not name (an older build’s) is 404', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ide-stale-'));
-  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js' } }));
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js', 'notes.txt': 'notes-NEW.txt' } }));
   await writeFile(join(dir, 'app-NEW.js'), 'new();');
   await writeFile(join(dir, 'app-OLD.js'), 'old();');
+  await writeFile(join(dir, 'notes-NEW.txt'), 'notes');
   const origin = await serveIdeFrom(t, dir);
   const fresh = await request(`${origin}/graphql/ide/app-NEW.js`);
   assert.deepEqual([fresh.statusCode, await fresh.body.text()], [200, 'new();']);
   const stale = await request(`${origin}/graphql/ide/app-OLD.js`);
   assert.equal(stale.statusCode, 404);
   await stale.body.dump();
+  // Named, but of no type the IDE serves (scripts and styles only).
+  const untyped = await request(`${origin}/graphql/ide/notes-NEW.txt`);
+  assert.equal(untyped.statusCode, 404);
+  await untyped.body.dump();
 });
 
 test('an asset whose file fails while it is sent is cut off, not ended as if whole', async (t) => {
@@ -253,6 +280,17 @@ test('without a built bundle the IDE answers 503 saying how to build it', async 
   assert.match(html, /npm run build/);
   // Where a developer looks at the console, as on the built page: no /favicon.ico 404 beside the 503.
   assert.match(html, /<link rel="icon" href="data:,">/);
+});
+
+test('a build that left out the page’s script or style, or a manifest of no assets, is answered as not built', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'ide-partial-'));
+  const origin = await serveIdeFrom(t, dir);
+  for (const manifest of [{ assets: { 'app.js': 'app-X.js' } }, { assets: { 'app.css': 'app-X.css' } }, {}, { assets: null }]) {
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest));
+    const response = await request(`${origin}/graphql`, { headers: { accept: 'text/html' } });
+    assert.equal(response.statusCode, 503, JSON.stringify(manifest));
+    assert.match(await response.body.text(), /npm run build/);
+  }
 });
 
 test('a client that leaves while its asset is looked up leaves no open file behind', async () => {
