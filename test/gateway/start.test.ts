@@ -101,11 +101,17 @@ async function withOperationInFlight(
 }
 
 describe('npm start', () => {
-  it('names the embedded emulator’s public address in its line when EMULATOR_PUBLIC_URL is set', async () => {
+  it('names the embedded emulator’s public address in its line when EMULATOR_PUBLIC_URL is set, and signs with the secret made up for it', async () => {
     const started = await startMain({ EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010' });
     try {
       const line = started.lines.find((l) => l.includes('embedded Context.IO emulator'))!;
       assert.match(line, /"upstream":"http:\/\/127\.0\.0\.1:\d+\/2\.0","publicUrl":"http:\/\/devbox\.lan:4010\/2\.0","consumerKey":"dev-key"/);
+      // Reachable beyond loopback, the emulator's secret is made up at start (and said to be, never shown): the
+      // gateway calls it with that one, not the public development secret.
+      assert.match(line, /"consumerSecret":"made up at start: /);
+      const answer = await query(started.url, '{ accounts(first: 1) { nodes { id } } }');
+      assert.equal(answer.errors, undefined, JSON.stringify(answer.errors));
+      assert.equal((answer.data!['accounts'] as { nodes: unknown[] }).nodes.length, 1);
     } finally {
       assert.equal(await started.stop(), 0);
     }
