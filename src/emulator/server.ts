@@ -140,8 +140,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     ...(options.rateLimitPerHour === undefined ? {} : { rateLimit: new HourlyRateLimit(options.rateLimitPerHour), now }),
   };
 
-  /** Tokens the connect page used lately (connect-page.ts). */
-  const recentlyUsed: ConnectPageContext['recentlyUsed'] = new Map();
+  /** What the connect page works with, the tokens it used lately among it (connect-page.ts). */
+  const connectPage: ConnectPageContext = { store, notifySourceCallback: (result) => sourceCallbacks.notify(result), recentlyUsed: new Map() };
+
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();
     const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0 };
@@ -172,7 +173,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
     const connect = /^\/connect\/([^/]+)\/?$/.exec(path);
     if (connect) {
-      void handleConnectPage({ store, notifySourceCallback: (result) => sourceCallbacks.notify(result), recentlyUsed }, req, res, connect[1]!);
+      void handleConnectPage(connectPage, req, res, connect[1]!);
       return;
     }
     req.resume();

@@ -113,7 +113,6 @@ export function createIde(options: IdeOptions = {}): Ide {
   const page: PageSettings = {
     endpointPath,
     pageEndpoint,
-    pageAssetPrefix: `${pageEndpoint}/ide/`,
     tokenRequired: options.tokenRequired ?? true,
     introspection: options.introspection ?? true,
   };
@@ -152,8 +151,6 @@ interface PageSettings {
   /** Where operations go, as the browser sees it (`/graphql`), and relative to the page itself (`graphql`). */
   endpointPath: string;
   pageEndpoint: string;
-  /** Where the page's files are, relative to the page (`graphql/ide/`). */
-  pageAssetPrefix: string;
   tokenRequired: boolean;
   introspection: boolean;
 }
@@ -172,7 +169,9 @@ async function readManifest(assetDir: string): Promise<Manifest | undefined> {
 }
 
 /** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */
-function pageHtml({ endpointPath, pageEndpoint, pageAssetPrefix, tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
+function pageHtml({ endpointPath, pageEndpoint, tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
+  // Where the page's files are, relative to the page (`graphql/ide/`).
+  const pageAssetPrefix = `${pageEndpoint}/ide/`;
   const asset = (name: string) => manifest.assets[name];
   if (!asset('app.js') || !asset('app.css')) return undefined;
   const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
