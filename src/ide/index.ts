@@ -58,8 +58,6 @@ const DOCS_HINT = {
 };
 
 export interface IdeOptions {
-  /** Where operations go, as the browser sees it. */
-  endpointPath?: string;
   /** Folder of the built bundle; default `dist/ide/` in the project. */
   assetDir?: string;
   /** Whether callers need a token (default true): the IDE then opens with an Authorization header to fill in. */
@@ -103,32 +101,35 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/** The contract's endpoint, where the page is served beside the operations it sends. */
+const ENDPOINT_PATH = '/graphql';
+/**
+ * The endpoint as the page names it, relative to its own address, and its files (`graphql/ide/…`): behind a
+ * proxy that mounts the gateway under a prefix (`/api/graphql`), absolute paths would miss it.
+ */
+const PAGE_ENDPOINT = 'graphql';
+const ASSET_PREFIX = `${ENDPOINT_PATH}/ide/`;
+const PAGE_ASSET_PREFIX = `${PAGE_ENDPOINT}/ide/`;
+
 export function createIde(options: IdeOptions = {}): Ide {
-  const endpointPath = options.endpointPath ?? '/graphql';
-  const assetPrefix = `${endpointPath}/ide/`;
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
-  // The page names the endpoint and its files relative to its own address (`graphql`, `graphql/ide/…`): behind a
-  // proxy that mounts the gateway under a prefix (`/api/graphql`), absolute paths would miss it.
-  const pageEndpoint = endpointPath.slice(endpointPath.lastIndexOf('/') + 1);
   const page: PageSettings = {
-    endpointPath,
-    pageEndpoint,
     tokenRequired: options.tokenRequired ?? true,
     introspection: options.introspection ?? true,
   };
 
   return {
     async handle(req, res, url) {
-      if (url.pathname.startsWith(assetPrefix)) {
+      if (url.pathname.startsWith(ASSET_PREFIX)) {
         if (req.method !== 'GET' && req.method !== 'HEAD') {
           sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
           return true;
         }
-        await serveAsset(req, res, assetDir, url.pathname.slice(assetPrefix.length));
+        await serveAsset(req, res, assetDir, url.pathname.slice(ASSET_PREFIX.length));
         return true;
       }
       const pageAsked = (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
-      if (pageAsked && url.pathname === endpointPath) {
+      if (pageAsked && url.pathname === ENDPOINT_PATH) {
         const manifest = await readManifest(assetDir);
         const html = manifest && pageHtml(page, manifest);
         if (html === undefined) sendHtml(res, 503, notBuiltPage());
@@ -137,8 +138,8 @@ export function createIde(options: IdeOptions = {}): Ide {
       }
       // The address typed with a trailing slash: the page, whose links are relative to its own address, would
       // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
-      if (pageAsked && url.pathname === `${endpointPath}/`) {
-        sendText(res, 308, `the IDE is at ${endpointPath}`, { location: `../${pageEndpoint}${url.search}` });
+      if (pageAsked && url.pathname === `${ENDPOINT_PATH}/`) {
+        sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}` });
         return true;
       }
       return false;
@@ -146,11 +147,8 @@ export function createIde(options: IdeOptions = {}): Ide {
   };
 }
 
-/** What the page says and where it points, from the gateway's settings. */
+/** What the page says, from the gateway's settings. */
 interface PageSettings {
-  /** Where operations go, as the browser sees it (`/graphql`), and relative to the page itself (`graphql`). */
-  endpointPath: string;
-  pageEndpoint: string;
   tokenRequired: boolean;
   introspection: boolean;
 }
@@ -169,18 +167,16 @@ async function readManifest(assetDir: string): Promise<Manifest | undefined> {
 }
 
 /** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */
-function pageHtml({ endpointPath, pageEndpoint, tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
-  // Where the page's files are, relative to the page (`graphql/ide/`).
-  const pageAssetPrefix = `${pageEndpoint}/ide/`;
+function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
   const asset = (name: string) => manifest.assets[name];
   if (!asset('app.js') || !asset('app.css')) return undefined;
   const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
   const config = {
-    endpoint: pageEndpoint,
+    endpoint: PAGE_ENDPOINT,
     workers: {
-      editor: pageAssetPrefix + asset('editor.worker.js'),
-      json: pageAssetPrefix + asset('json.worker.js'),
-      graphql: pageAssetPrefix + asset('graphql.worker.js'),
+      editor: PAGE_ASSET_PREFIX + asset('editor.worker.js'),
+      json: PAGE_ASSET_PREFIX + asset('json.worker.js'),
+      graphql: PAGE_ASSET_PREFIX + asset('graphql.worker.js'),
     },
     defaultQuery: DEFAULT_QUERY.replace('{{docs}}', docsHint).replace('{{token}}', tokenRequired ? TOKEN_HINT.required : TOKEN_HINT.open),
     defaultHeaders: tokenRequired ? TOKEN_HEADERS : '',
@@ -195,12 +191,12 @@ function pageHtml({ endpointPath, pageEndpoint, tokenRequired, introspection }: 
 <meta name="robots" content="noindex">
 <title>GraphiQL · Context.IO GraphQL gateway</title>
 <link rel="icon" href="data:,">
-<link rel="stylesheet" href="${pageAssetPrefix}${asset('app.css')}">
+<link rel="stylesheet" href="${PAGE_ASSET_PREFIX}${asset('app.css')}">
 <script id="ide-config" type="application/json">${jsonForScript(config)}</script>
-<script type="module" src="${pageAssetPrefix}${asset('app.js')}"></script>
+<script type="module" src="${PAGE_ASSET_PREFIX}${asset('app.js')}"></script>
 </head>
 <body>
-<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${escapeHtml(endpointPath)} instead.</noscript></div>
+<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></div>
 </body>
 </html>
 `;
@@ -300,8 +296,4 @@ function sendText(res: ServerResponse, status: number, text: string, headers: Re
 /** JSON that is safe inside a <script> element: no `</script>` or `<!--` can close or confuse it. */
 function jsonForScript(value: unknown): string {
   return JSON.stringify(value).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
