@@ -23,7 +23,8 @@ export class SourceCallbacks {
   readonly #onFailed: ((error: Error) => void) | undefined;
   /** The calls under way, stopped by close(). */
   readonly #inFlight = new Set<AbortController>();
-  #closed = false;
+  /** Set by the first close(), which later ones wait for: undici refuses to close an agent twice. */
+  #closing: Promise<void> | undefined;
 
   /**
    * `timeoutMs`: how long a call may take, connection included (5 s unless given); `onFailed`: told of each
@@ -88,7 +89,7 @@ export class SourceCallbacks {
    */
   notify(result: ConnectResult): void {
     const target = result.sourceCallbackUrl;
-    if (!target || this.#closed) return;
+    if (!target || this.#closing) return;
     const controller = new AbortController();
     this.#inFlight.add(controller);
     const body = new URLSearchParams({
@@ -100,16 +101,18 @@ export class SourceCallbacks {
     });
     this.post(target, body, controller.signal)
       .catch((error: unknown) => {
-        if (!this.#closed) this.#onFailed?.(error instanceof Error ? error : new Error(String(error)));
+        if (!this.#closing) this.#onFailed?.(error instanceof Error ? error : new Error(String(error)));
       })
       .finally(() => this.#inFlight.delete(controller));
   }
 
   /** Stops the calls under way (their failures said to nobody) and closes the connections. */
   close(): Promise<void> {
-    this.#closed = true;
-    for (const controller of this.#inFlight) controller.abort();
-    return this.#agent.close();
+    if (!this.#closing) {
+      for (const controller of this.#inFlight) controller.abort();
+      this.#closing = this.#agent.close();
+    }
+    return this.#closing;
   }
 
   /** `dns.lookup` keeping only the addresses a callback may reach; none left is a lookup error. */

@@ -110,6 +110,8 @@ describe('the emulator’s source callbacks', () => {
       await callbacks.close();
       await eventually(() => requests[0]!.closed);
       assert.deepEqual(failures, []);
+      // Closing again (a second shutdown path) is answered as the first was, not with undici's "destroyed".
+      await callbacks.close();
     } finally {
       if (open) await callbacks.close();
       silent.closeAllConnections();
