@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { Agent, fetch } from 'undici';
-import { failureReason } from '../failure-reason.ts';
+import { asError, failureReason } from '../failure-reason.ts';
 import type { ConnectResult } from './store.ts';
 
 /**
@@ -101,7 +101,7 @@ export class SourceCallbacks {
     });
     this.post(target, body, controller.signal)
       .catch((error: unknown) => {
-        if (!this.#closing) this.#onFailed?.(error instanceof Error ? error : new Error(String(error)));
+        if (!this.#closing) this.#onFailed?.(asError(error));
       })
       .finally(() => this.#inFlight.delete(controller));
   }

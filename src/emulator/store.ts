@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import { asError } from '../failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
@@ -598,7 +599,7 @@ export class EmulatorStore {
         await this.writeTo(file);
         return undefined;
       } catch (thrown) {
-        const error = thrown instanceof Error ? thrown : new Error(String(thrown));
+        const error = asError(thrown);
         this.onSaveError(error);
         return error;
       }

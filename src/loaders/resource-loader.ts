@@ -1,4 +1,5 @@
 import DataLoader from 'dataloader';
+import { asError } from '../failure-reason.ts';
 
 /**
  * A per-request loader for a resource the upstream serves one at a time (there is no multi-id lookup):
@@ -10,11 +11,7 @@ export function resourceLoader<K, V>(
   cacheKeyFn?: (key: K) => string,
 ): DataLoader<K, V, K | string> {
   return new DataLoader<K, V, K | string>(
-    (keys) => Promise.all(keys.map((key) => fetchOne(key).catch((error: unknown) => asError(error)))),
+    (keys) => Promise.all(keys.map((key) => fetchOne(key).catch(asError))),
     cacheKeyFn ? { cacheKeyFn } : {},
   );
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

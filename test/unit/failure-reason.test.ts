@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { failureReason } from '../../src/failure-reason.ts';
+import { asError, failureReason } from '../../src/failure-reason.ts';
 
 describe('failureReason', () => {
   it('gives fetch’s own failure by its cause, and any other error by its own message, a cause or not', () => {
@@ -11,5 +11,14 @@ describe('failureReason', () => {
     assert.equal(failureReason(new Error('Expected 200 OK', { cause: new Error('inner') })), 'Expected 200 OK');
     assert.equal(failureReason(new TypeError('fetch failed')), 'fetch failed');
     assert.equal(failureReason('a string thrown'), 'a string thrown');
+  });
+
+  it('asError keeps an error as it is and makes one of anything else thrown', () => {
+    const error = new RangeError('out of range');
+    assert.equal(asError(error), error);
+    const made = asError('a string thrown');
+    assert.ok(made instanceof Error);
+    assert.equal(made.message, 'a string thrown');
+    assert.equal(asError(undefined).message, 'undefined');
   });
 });
