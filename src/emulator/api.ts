@@ -325,7 +325,17 @@ function tokenNotFound(token: string): HttpError {
  * when none was given at creation: `""`, as an account's names are.
  */
 function wireToken(token: UpstreamConnectToken): unknown {
-  return { ...token, email: token.email ?? '', first_name: token.first_name ?? '', last_name: token.last_name ?? '', account: token.account ?? {} };
+  return {
+    token: token.token,
+    email: token.email ?? '',
+    created: token.created,
+    used: token.used,
+    expires: token.expires,
+    callback_url: token.callback_url,
+    first_name: token.first_name ?? '',
+    last_name: token.last_name ?? '',
+    account: token.account ?? {},
+  };
 }
 
 // ---- parameters -------------------------------------------------------------------------------

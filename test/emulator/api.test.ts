@@ -231,6 +231,19 @@ describe('sources', () => {
     assert.equal((await api(emu, '/accounts/0123456789abcdef01234567/sources')).status, 404);
   });
 
+  test('a source carries every field the reference lists, listed, got alone or embedded in its account', async (t) => {
+    const emu = await emulatorFor(t);
+    const listed = (await api(emu, `/accounts/${GRACE}/sources`)).body[0];
+    const alone = (await api(emu, `/accounts/${GRACE}/sources/0`)).body;
+    const embedded = (await api(emu, `/accounts/${GRACE}`)).body.sources[0];
+    for (const source of [listed, alone, embedded]) {
+      assert.deepEqual(Object.keys(source).sort(), [
+        'authentication_type', 'email', 'label', 'port', 'resource_url', 'server', 'status', 'status_message', 'sync_period', 'type', 'use_ssl', 'username',
+      ]);
+    }
+    assert.deepEqual(alone, listed);
+  });
+
   test('store.addSource shows up through HTTP', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const account = emu.store.createAccount({ email: 'x@example.com' });
