@@ -46,6 +46,8 @@ export interface GatewayConfig extends AccessConfig {
   maxBodyBytes: number;
   /** `MAX_ANSWER_BYTES`: larger answers are not sent (QUERY_TOO_COMPLEX). */
   maxAnswerBytes: number;
+  /** `MAX_OPERATIONS_IN_FLIGHT`: GraphQL requests held at once; past it, 503. */
+  maxOperationsInFlight: number;
   /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;
   logLevel: LogLevel;
@@ -106,6 +108,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULTS.maxBodyBytes, 1024, 100 * 1024 * 1024);
   // At most what one JavaScript string holds (2^29 − 24 UTF-16 units): larger answers cannot be made at all.
   const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
+  const maxOperationsInFlight = integer('MAX_OPERATIONS_IN_FLIGHT', DEFAULTS.maxOperationsInFlight, 1, 1_000_000);
   const operationLimits: OperationLimits = {
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
@@ -139,6 +142,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     callerReadsPerHour,
     maxBodyBytes,
     maxAnswerBytes,
+    maxOperationsInFlight,
     operationLimits,
     logLevel,
     development: env['NODE_ENV'] === 'development',

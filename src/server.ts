@@ -6,6 +6,7 @@ import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, t
 import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
+import { OperationAdmission } from './http/admission.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
@@ -38,6 +39,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxBodyBytes?: number;
   /** Largest answer sent; a larger one is replaced by a QUERY_TOO_COMPLEX error. Default 64 MiB. */
   maxAnswerBytes?: number;
+  /** GraphQL requests held at once; past it a request is refused with 503 and Retry-After. Default 1,000. */
+  maxOperationsInFlight?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
   /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause). Default 30 s. */
@@ -170,6 +173,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     unmakeableAnswer,
     shutdown,
     connections,
+    admission: new OperationAdmission(options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight),
+    refusalsForLoad: new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS),
   });
 
   const httpServer = await listen(options, handle, connections);
@@ -259,6 +264,10 @@ interface HandlerParts {
   unmakeableAnswer: string;
   shutdown: Shutdown;
   connections: Connections;
+  /** The cap on GraphQL requests held at once. */
+  admission: OperationAdmission;
+  /** The log line of the requests the cap refuses: one every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
+  refusalsForLoad: LineThrottle;
 }
 
 /** One request's answer, its route picked and its refusals made before Apollo; `outcome` feeds its log line. */
@@ -300,6 +309,7 @@ function createHandler(parts: HandlerParts): Handler {
 async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, outcome: OperationOutcome): Promise<void> {
   const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections } = parts;
   if (access.cors(req, res)) return;
+  if (!parts.admission.admit(res)) return refuseForLoad(parts, res, requestId);
   // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
   res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
   const started = performance.now();
@@ -381,6 +391,22 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
   });
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
+}
+
+/**
+ * A request past MAX_OPERATIONS_IN_FLIGHT: refused with 503 before anything else is done for it, and logged once
+ * every LOAD_REFUSAL_LOG_INTERVAL_MS at most with how many were refused since, not a line each, when the
+ * gateway has the least time to spare.
+ */
+function refuseForLoad({ logger, admission, refusalsForLoad }: HandlerParts, res: ServerResponse, requestId: string): void {
+  const due = refusalsForLoad.admit('load', performance.now());
+  if (due) logger.warn('request refused: the gateway holds as many GraphQL requests as MAX_OPERATIONS_IN_FLIGHT allows', { requestId, maximum: admission.limit, ...due });
+  sendJson(
+    res,
+    503,
+    graphqlError(`The gateway is serving as many operations as it may at once (${admission.limit}); retry shortly`, HttpRefusalCode.SERVICE_UNAVAILABLE),
+    { 'retry-after': '1' },
+  );
 }
 
 /**
@@ -563,6 +589,7 @@ async function sendAnswer(
 /** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 /** How often a failure to accept connections is logged at most (each comes by the connection). */
 const ACCEPT_FAILURE_LOG_INTERVAL_MS = 60_000;
+const LOAD_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 

@@ -477,6 +477,45 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('refuse a request past maxOperationsInFlight with 503 SERVICE_UNAVAILABLE and Retry-After, before any upstream call or token check, logged once; admit again once one ends', async () => {
+    const stack = await startLoggingStack('info', { gateway: { maxOperationsInFlight: 2 } });
+    const hung: AbortController[] = [];
+    try {
+      const ok = stack.emulator.store.createAccount({ email: 'ok@example.com' }).id;
+      const stuck = stack.emulator.store.createAccount({ email: 'stuck@example.com' }).id;
+      const read = (id: string) => JSON.stringify({ query: 'query ($id: ID!) { account(id: $id) { id } }', variables: { id } });
+      // Answered operations are counted out: more of them, one after another, than the cap.
+      for (let i = 0; i < 3; i++) assert.equal((await post(stack, read(ok))).status, 200);
+      stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+      const pending = [0, 1].map(() => {
+        const controller = new AbortController();
+        hung.push(controller);
+        return send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: read(stuck), signal: controller.signal }).catch(() => undefined);
+      });
+      await eventually(() => stack.emulator.inFlight === 2);
+      stack.upstreamCalls();
+      // A token the gateway would refuse, and a body it would have to read: neither is looked at.
+      for (const headers of [JSON_HEADERS, { ...JSON_HEADERS, authorization: 'Bearer not-a-token' }]) {
+        const refused = await post(stack, read(ok), headers);
+        assertRefused(refused, 503, 'SERVICE_UNAVAILABLE', /as many operations as it may at once \(2\); retry shortly/);
+        assert.equal(refused.headers.get('retry-after'), '1');
+      }
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.equal((await send(`${stack.gateway.origin}/healthz`)).status, 200, 'the health check is no operation');
+      const refusals = stack.lines.filter((line) => line.includes('MAX_OPERATIONS_IN_FLIGHT'));
+      assert.equal(refusals.length, 1, 'one line for a burst of refusals, not one each');
+      assert.equal(JSON.parse(refusals[0]!).maximum, 2);
+
+      // A client that gives up frees its place.
+      hung[0]!.abort();
+      await pending[0];
+      await eventually(async () => (await post(stack, read(ok))).status === 200, { what: 'a request admitted once a held one ended' });
+    } finally {
+      for (const controller of hung) controller.abort();
+      await stack.close();
+    }
+  });
+
   it('accept a body of exactly maxBodyBytes, declared or streamed, and refuse one byte more', async () => {
     const small = await startStack({ gateway: { maxBodyBytes: 1024 } });
     /** A GraphQL body of exactly `bytes` bytes. */

@@ -99,6 +99,7 @@ describe('configuration from the environment', () => {
       CALLER_READS_PER_HOUR: '250',
       MAX_BODY_BYTES: '2048',
       MAX_ANSWER_BYTES: '1048576',
+      MAX_OPERATIONS_IN_FLIGHT: '50',
       MAX_QUERY_DEPTH: '5',
       MAX_QUERY_COST: '500',
     });
@@ -115,12 +116,14 @@ describe('configuration from the environment', () => {
     assert.equal(loadConfig({}).callerReadsPerHour, 1_000);
     assert.equal(config.maxBodyBytes, 2_048);
     assert.equal(config.maxAnswerBytes, 1_048_576);
+    assert.equal(config.maxOperationsInFlight, 50);
+    assert.equal(loadConfig({}).maxOperationsInFlight, 1_000);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024' });
+    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024', MAX_OPERATIONS_IN_FLIGHT: '0' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
-      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES'],
+      ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES', 'MAX_OPERATIONS_IN_FLIGHT'],
     );
   });
 
