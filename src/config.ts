@@ -46,7 +46,7 @@ export interface GatewayConfig extends AccessConfig {
   maxBodyBytes: number;
   /** `MAX_ANSWER_BYTES`: larger answers are not sent (QUERY_TOO_COMPLEX). */
   maxAnswerBytes: number;
-  /** `MAX_OPERATIONS_IN_FLIGHT`: GraphQL requests held at once; past it, 503. */
+  /** `MAX_OPERATIONS_IN_FLIGHT`: operations running at once; past it, 503. */
   maxOperationsInFlight: number;
   /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;

@@ -21,11 +21,11 @@ export const DEFAULTS = {
   breakerCooldownMs: 5_000,
   maxBodyBytes: 1024 * 1024,
   /**
-   * GraphQL requests held at once, per process; past it a request gets 503 (src/http/admission.ts). Far above
-   * what the gateway serves in time: ~1,500 operations a second on 2 CPUs (bench/results.md), so 1,000 held is
-   * most of a second of work queued at 0 ms upstream latency, or 2.5 s of the bench's fan-outs at 20 ms. Each
-   * holds a few KB to a few MB (its body, objects, answer), so the cap keeps a burst's memory to a few GB at
-   * worst instead of whatever arrives within the operations' 30 s deadline.
+   * Operations running at once, per process; past it one gets 503 (src/http/admission.ts). Far above what the
+   * gateway serves in time: ~1,500 operations a second on 2 CPUs (bench/results.md), so 1,000 running is most
+   * of a second of work queued at 0 ms upstream latency, or several seconds of the bench's fan-outs at 20 ms.
+   * Each holds a few KB to a few MB, so the cap keeps a burst's memory to a few GB at worst instead of
+   * whatever arrives within the operations' 30 s deadline.
    */
   maxOperationsInFlight: 1_000,
   /**

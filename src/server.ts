@@ -39,7 +39,7 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxBodyBytes?: number;
   /** Largest answer sent; a larger one is replaced by a QUERY_TOO_COMPLEX error. Default 64 MiB. */
   maxAnswerBytes?: number;
-  /** GraphQL requests held at once; past it a request is refused with 503 and Retry-After. Default 1,000. */
+  /** Operations running at once; past it one is refused with 503 and Retry-After before it runs. Default 1,000. */
   maxOperationsInFlight?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
@@ -264,7 +264,7 @@ interface HandlerParts {
   unmakeableAnswer: string;
   shutdown: Shutdown;
   connections: Connections;
-  /** The cap on GraphQL requests held at once. */
+  /** The cap on operations running at once. */
   admission: OperationAdmission;
   /** The log line of the requests the cap refuses: one every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
   refusalsForLoad: LineThrottle;
@@ -307,9 +307,8 @@ function createHandler(parts: HandlerParts): Handler {
  * operation's deadline, and the answer, with the operation's log line.
  */
 async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, outcome: OperationOutcome): Promise<void> {
-  const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections } = parts;
+  const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections, admission } = parts;
   if (access.cors(req, res)) return;
-  if (!parts.admission.admit(res)) return refuseForLoad(parts, res, requestId);
   // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
   res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
   const started = performance.now();
@@ -378,6 +377,9 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   // still learns first that it needs a token (the context's 401 below).
   const refusal = 'error' in authenticated ? undefined : nothingToRun(req, url, headers);
   if (refusal) return refuse(refusal);
+  // One refused for its token runs nothing: it is answered 401 whatever the load.
+  const leave = 'error' in authenticated ? () => undefined : admission.enter();
+  if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
   // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
   // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
   shutdown.operationStarted(operation);
@@ -385,28 +387,33 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
 
   // Apollo's CSRF check looks for one of a few headers a cross-site page cannot send without a preflight.
   if (safeFromCrossSitePages(access.open, req.method, headers)) headers.set('apollo-require-preflight', 'bearer');
-  const response = await apollo.executeHTTPGraphQLRequest({
-    httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
-    // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
-    context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
-  });
+  let response: HTTPGraphQLResponse;
+  try {
+    response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
+      // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
+      context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
+    });
+  } finally {
+    // Its answer made (or its run failed): the place is another's, however long its client takes to read it.
+    leave();
+  }
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
 }
 
 /**
- * A request past MAX_OPERATIONS_IN_FLIGHT: refused with 503 before anything else is done for it, and logged once
- * every LOAD_REFUSAL_LOG_INTERVAL_MS at most with how many were refused since, not a line each, when the
- * gateway has the least time to spare.
+ * An operation past MAX_OPERATIONS_IN_FLIGHT, refused before it runs. Besides its own `operation` line, a
+ * warning an operator looks for: once every LOAD_REFUSAL_LOG_INTERVAL_MS at most, with how many since.
  */
-function refuseForLoad({ logger, admission, refusalsForLoad }: HandlerParts, res: ServerResponse, requestId: string): void {
+function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, requestId: string): Refusal {
   const due = refusalsForLoad.admit('load', performance.now());
-  if (due) logger.warn('request refused: the gateway holds as many GraphQL requests as MAX_OPERATIONS_IN_FLIGHT allows', { requestId, maximum: admission.limit, ...due });
-  sendJson(
-    res,
-    503,
-    graphqlError(`The gateway is serving as many operations as it may at once (${admission.limit}); retry shortly`, HttpRefusalCode.SERVICE_UNAVAILABLE),
-    { 'retry-after': '1' },
-  );
+  if (due) logger.warn('operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows', { requestId, maximum: admission.limit, ...due });
+  return {
+    status: 503,
+    message: `The gateway is running as many operations as it may at once (${admission.limit}); retry shortly`,
+    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
+    headers: { 'retry-after': '1' },
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
 import { DEFAULTS } from '../../src/defaults.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { messages } from '../helpers/stack.ts';
 import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
@@ -359,6 +360,36 @@ describe('CORS and introspection with auth on', () => {
       ]);
     } finally {
       await open.close();
+    }
+  });
+});
+
+describe('MAX_OPERATIONS_IN_FLIGHT with auth on', () => {
+  test('a caller without a valid token is answered 401 while the operations running fill the cap; one with a token, 503', async () => {
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET }, maxOperationsInFlight: 1 });
+    const hung = new AbortController();
+    try {
+      const admin = await hsToken({ scope: 'contextio:admin' });
+      const stuck = stack.emulator.store.createAccount({ email: 'stuck@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
+      const pending = fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ query: `{ account(id: "${stuck}") { id } }` }),
+        signal: hung.signal,
+      }).catch(() => undefined);
+      await eventually(() => stack.emulator.inFlight === 1);
+      const withoutToken = await stack.gql('{ __typename }');
+      assert.equal(withoutToken.status, 401);
+      assert.deepEqual(codes(withoutToken), ['UNAUTHENTICATED']);
+      const withToken = await stack.gql('{ __typename }', admin);
+      assert.equal(withToken.status, 503);
+      assert.deepEqual(codes(withToken), ['SERVICE_UNAVAILABLE']);
+      hung.abort();
+      await pending;
+    } finally {
+      hung.abort();
+      await stack.close();
     }
   });
 });
