@@ -1,12 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'undici';
-import { ErrorCode, OPERATION_CODES } from '../../src/errors.ts';
+import { ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts';
 import { CLIENT_TIMEOUT_MS, settings } from './settings.ts';
 
 /** The soak's clients: one request sent and its answer checked, and the tallies of all of them. */
 
-/** Codes a well-formed answer may carry: the contract's, and those Apollo and graphql-js raise themselves. */
-const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(ErrorCode), ...OPERATION_CODES]);
+/**
+ * Codes a well-formed answer may carry: the contract's, those Apollo and graphql-js raise themselves, and the
+ * gateway's refusal of an operation past MAX_OPERATIONS_IN_FLIGHT (with `--connections` above it).
+ */
+const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(ErrorCode), ...OPERATION_CODES, HttpRefusalCode.SERVICE_UNAVAILABLE]);
 
 export interface KindStats {
   sent: number;
@@ -61,7 +64,9 @@ function malformation(status: number, contentType: string, text: string, secret:
   if (data !== undefined && data !== null && (typeof data !== 'object' || Array.isArray(data))) return 'data is not an object';
   if (status === 200 && data === undefined) return '200 without data';
   if (status !== 200 && errors === undefined) return `${status} without errors`;
-  if (status >= 500) return `HTTP ${status}`;
+  // The one 5xx a well-behaved gateway answers: an operation refused for load, to be retried.
+  const refusedForLoad = status === 503 && Array.isArray(errors) && errors.every((error) => error?.extensions?.code === HttpRefusalCode.SERVICE_UNAVAILABLE);
+  if (status >= 500 && !refusedForLoad) return `HTTP ${status}`;
   if (errors !== undefined) {
     if (!Array.isArray(errors) || errors.length === 0) return 'errors is not a non-empty array';
     for (const error of errors) {
