@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { decodeJwt, jwtVerify } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
 import { DEFAULTS } from '../../src/defaults.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
+import { assertEveryPlaceFree } from '../helpers/admission.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { messages } from '../helpers/stack.ts';
-import { codes, hsToken, SECRET, startAuthStack, type AuthStack } from './helpers.ts';
+import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
 
@@ -390,6 +392,78 @@ describe('MAX_OPERATIONS_IN_FLIGHT with auth on', () => {
     } finally {
       hung.abort();
       await stack.close();
+    }
+  });
+
+  test('every place is given back after callers refused for their token, over POST and GET, and mutations refused for a caller’s write budget or scope', async () => {
+    const cap = 2;
+    const stack = await startAuthStack({ auth: { jwtSecret: SECRET }, maxOperationsInFlight: cap, callerWritesPerHour: 1 });
+    try {
+      const admin = { authorization: `Bearer ${await hsToken({ scope: 'contextio:admin' })}` };
+      const user = await hsToken({ sub: 'user-1' });
+      const theirs = stack.emulator.store.createAccount({ email: 'theirs@example.com' }).id;
+      const expired = await hsToken({ scope: 'contextio:admin', exp: Math.floor(Date.now() / 1000) - 3600 });
+      const forged = await hsToken({ scope: 'contextio:admin' }, `${SECRET}-not-this-one`);
+      const createToken = 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }';
+      assert.deepEqual(codes(await stack.gql(createToken, user)), [], 'the one write of the hour');
+      for (let i = 0; i <= cap; i++) {
+        for (const token of [undefined, expired, forged]) {
+          assert.equal((await stack.gql('{ __typename }', token)).status, 401);
+          const get = await fetch(`${stack.gateway.url}?query=%7B__typename%7D`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+          assert.equal(get.status, 401, await get.text());
+        }
+        const overBudget = await stack.gql(createToken, user);
+        assert.equal(overBudget.status, 429);
+        assert.deepEqual(codes(overBudget), ['RATE_LIMITED']);
+        assert.deepEqual(codes(await stack.gql(`{ account(id: "${theirs}") { id } }`, user)), ['FORBIDDEN']);
+      }
+      await assertEveryPlaceFree(stack, cap, admin);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  test('every place is given back after clients that left while their token was verified', async () => {
+    const cap = 2;
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url }, maxOperationsInFlight: cap });
+    const sockets: Socket[] = [];
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuedAt().setExpirationTime('10m').sign(privateKey);
+      let arrived = 0;
+      stack.gateway.httpServer.on('request', () => (arrived += 1));
+      const held = jwks.hold();
+      // Each waits for the key set the first one's verification fetches: a GET whole, a POST with its body in
+      // part and in full.
+      const body = JSON.stringify({ query: '{ __typename }' });
+      const requests = [
+        `GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${token}\r\n\r\n`,
+        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: 100\r\n\r\n{"query"`,
+        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      ];
+      for (let i = 0; i <= cap; i++) {
+        for (const request of requests) {
+          const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+          socket.on('error', () => {});
+          socket.write(request);
+          sockets.push(socket);
+        }
+      }
+      await held.arrived;
+      await eventually(() => arrived === sockets.length, { what: 'every request arrived, its token being verified' });
+      for (const socket of sockets) socket.destroy();
+      held.release();
+      // Each was an operation that never ran: a request whose whole body had come is logged as one whose
+      // client went away, the others as requests that never arrived whole (once their verification ended).
+      await eventually(() => stack.logs.filter((line) => line.includes('"clientWentAway":true') || line.includes('the client left before its request was complete')).length === sockets.length, {
+        what: 'every client gone while its token was verified, logged',
+      });
+      await assertEveryPlaceFree(stack, cap, { authorization: `Bearer ${token}` });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await stack.close();
+      await jwks.close();
     }
   });
 });
