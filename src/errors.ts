@@ -28,7 +28,7 @@ export const HttpRefusalCode = {
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** 415 */
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  /** 503: `MAX_OPERATIONS_IN_FLIGHT` requests are held already; Retry-After says when to try again. */
+  /** 503: `MAX_OPERATIONS_IN_FLIGHT` operations are running already; Retry-After says when to try again. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 } as const;
 export type HttpRefusalCode = (typeof HttpRefusalCode)[keyof typeof HttpRefusalCode];
