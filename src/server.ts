@@ -380,22 +380,22 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   // One refused for its token runs nothing: it is answered 401 whatever the load.
   const leave = 'error' in authenticated ? () => undefined : admission.enter();
   if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
-  // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
-  // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
-  shutdown.operationStarted(operation);
-  deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
-
-  // Apollo's CSRF check looks for one of a few headers a cross-site page cannot send without a preflight.
-  if (safeFromCrossSitePages(access.open, req.method, headers)) headers.set('apollo-require-preflight', 'bearer');
   let response: HTTPGraphQLResponse;
   try {
+    // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
+    // still arriving is bounded by the time it may take to arrive instead, and is not stopped at shutdown.
+    shutdown.operationStarted(operation);
+    deadline = setTimeout(() => operation.abort(new OperationDeadlineExceeded(operationTimeoutMs)), operationTimeoutMs);
+    // Apollo's CSRF check looks for one of a few headers a cross-site page cannot send without a preflight.
+    if (safeFromCrossSitePages(access.open, req.method, headers)) headers.set('apollo-require-preflight', 'bearer');
     response = await apollo.executeHTTPGraphQLRequest({
       httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
       // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
       context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
     });
   } finally {
-    // Its answer made (or its run failed): the place is another's, however long its client takes to read it.
+    // Its answer made (or its run failed, or anything between failed): the place is another's, however long
+    // its client takes to read the answer.
     leave();
   }
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
