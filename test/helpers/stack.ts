@@ -200,3 +200,34 @@ export async function readRestDuringShutdown(stack: Stack, download: SlowRead): 
   await closing;
 }
 
+
+/** A POST to the gateway whose body has not all arrived: see {@link startArrivingPost}. */
+export interface ArrivingPost {
+  socket: Socket;
+  /** What the gateway sent back so far, as text. */
+  answer(): string;
+  /** Sends the rest of the body. */
+  finish(): void;
+}
+
+/**
+ * Sends a POST of `body` to the gateway at `url` with `Expect: 100-continue` and, once the gateway asked for the
+ * body (Node answers it as it hands the request to the gateway, which then waits for the body), only its first
+ * 5 bytes: a request still arriving, until `finish()`. The caller destroys `socket`.
+ */
+export async function startArrivingPost(url: string, body: string): Promise<ArrivingPost> {
+  let answer = '';
+  const socket = connect(Number(new URL(url).port), '127.0.0.1');
+  try {
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    await once(socket, 'connect');
+    socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+    await eventually(() => answer.includes('100 Continue'));
+    socket.write(body.slice(0, 5));
+  } catch (error) {
+    socket.destroy();
+    throw error;
+  }
+  return { socket, answer: () => answer, finish: () => socket.write(body.slice(5)) };
+}

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Mutation } from '../../src/resolvers/Mutation.ts';
 import { assertEveryPlaceFree, holdOperations } from '../helpers/admission.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { leaveWhileUpstreamHangs, startSlowRead, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { leaveWhileUpstreamHangs, startArrivingPost, startSlowRead, startStack, type ArrivingPost, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /**
  * MAX_OPERATIONS_IN_FLIGHT's places (src/http/admission.ts) along every way a request to /graphql can end: a
@@ -259,7 +259,7 @@ describe('MAX_OPERATIONS_IN_FLIGHT and OPERATION_TIMEOUT_MS', () => {
 describe('MAX_OPERATIONS_IN_FLIGHT at shutdown', () => {
   it('gives back the place of an operation stopped at the end of the grace period: a request completed afterwards runs', { timeout: 20_000 }, async () => {
     const stack = await startStack({ gateway: { maxOperationsInFlight: 1, shutdownGraceMs: 0 } });
-    let socket: Socket | undefined;
+    let arriving: ArrivingPost | undefined;
     try {
       const id = stack.emulator.store.createAccount({ email: 'arriving@example.com' }).id;
       const hung = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
@@ -267,24 +267,17 @@ describe('MAX_OPERATIONS_IN_FLIGHT at shutdown', () => {
       const running = postQuery(stack, readAccount(hung));
       await eventually(() => stack.emulator.inFlight === 1);
       // A request still arriving when the grace period ends (its connection opened before the listener closed).
-      const body = JSON.stringify(readAccount(id));
-      let answer = '';
-      socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
-      await once(socket, 'connect');
-      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
-      await eventually(() => answer.includes('100 Continue'));
-      socket.write(body.slice(0, 5));
+      arriving = await startArrivingPost(stack.gateway.url, JSON.stringify(readAccount(id)));
       const closing = stack.gateway.close();
       // Answered once Apollo has returned, so its place is given back by then.
       assertAnswered(await running, 200, 'UPSTREAM_TIMEOUT', 'the operation stopped at the end of the grace period');
-      socket.write(body.slice(5));
-      await eventually(() => answer.includes('"data"') || answer.includes('"errors"'));
-      assert.match(answer, new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`), 'admitted, not 503');
+      arriving.finish();
+      const { answer } = arriving;
+      await eventually(() => answer().includes('"data"') || answer().includes('"errors"'));
+      assert.match(answer(), new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`), 'admitted, not 503');
       await closing;
     } finally {
-      socket?.destroy();
+      arriving?.socket.destroy();
       await stack.close();
     }
   });

@@ -7,7 +7,7 @@ import { Pool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
 async function okBesideHanging(stack: Stack) {
@@ -539,7 +539,7 @@ describe('graceful shutdown', () => {
 
   it('does not count a request still arriving as an operation in flight: the grace period’s end stops only those running', { timeout: 20_000 }, async () => {
     const stack = await startLoggingStack('info', { gateway: { shutdownGraceMs: 0 } });
-    let socket: Socket | undefined;
+    let arriving: ArrivingPost | undefined;
     try {
       const id = stack.emulator.store.createAccount({ email: 'arriving@example.com' }).id;
       const hung = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
@@ -547,28 +547,20 @@ describe('graceful shutdown', () => {
       const running = stack.gql(`{ account(id: "${hung}") { id } }`);
       await eventually(() => stack.emulator.inFlight === 1);
       // A request whose body has not all arrived when the grace period ends.
-      const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
-      let answer = '';
-      socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-      socket.on('error', () => {});
-      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
-      await once(socket, 'connect');
-      // `Expect: 100-continue`: Node answers it as it hands the request to the gateway, which then waits for the body.
-      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
-      await eventually(() => answer.includes('100 Continue'));
-      socket.write(body.slice(0, 5));
+      arriving = await startArrivingPost(stack.gateway.url, JSON.stringify({ query: `{ account(id: "${id}") { id } }` }));
       const closing = stack.gateway.close();
       await eventually(() => stack.lines.some((line) => line.includes('shutdown grace period over')));
       const over = JSON.parse(stack.lines.find((line) => line.includes('shutdown grace period over'))!) as { count: number };
       assert.equal(over.count, 1, 'the hung operation alone');
       // Its body completed now, it runs as any request that came before the listener closed.
-      socket.write(body.slice(5));
-      await eventually(() => answer.includes('"data"'));
-      assert.match(answer, new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`));
+      arriving.finish();
+      const { answer } = arriving;
+      await eventually(() => answer().includes('"data"'));
+      assert.match(answer(), new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`));
       assert.deepEqual(codes(await running), ['UPSTREAM_TIMEOUT']);
       await closing;
     } finally {
-      socket?.destroy();
+      arriving?.socket.destroy();
       await stack.close();
     }
   });
