@@ -66,7 +66,10 @@ const MAX_ID_LENGTH = 256;
 
 /**
  * One id as one path segment. `.` and `..` are refused outright: URL parsers anywhere along the way
- * may resolve them as "this" or "parent" directory however they are encoded.
+ * may resolve them as "this" or "parent" directory however they are encoded. So are ids with a slash or a
+ * backslash, which no Context.IO id, token or source label has: encoded (`%2F`, `%5C`) they are one segment
+ * to the API, but a proxy or server that decodes them before routing would see more, and
+ * `deleteConnectToken(token: "../accounts/<id>")`, which needs only a valid token, would reach another path.
  */
 function pathSegment(id: string): string {
   if (id === '' || id === '.' || id === '..') {
@@ -76,9 +79,14 @@ function pathSegment(id: string): string {
   if (id.length > MAX_ID_LENGTH) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id or token is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);
   }
+  if (PATH_SEPARATOR.test(id)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'An id or token cannot contain "/" or "\\": none does, and servers on the way may take either for a path separator');
+  }
   assertEncodable(id, 'An id or token');
   return percentEncode(id);
 }
+
+const PATH_SEPARATOR = /[/\\]/;
 
 /**
  * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL

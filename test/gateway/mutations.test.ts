@@ -158,6 +158,9 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],
     ['an id that is a dot segment', 'mutation { deleteAccount(id: "..") { success } }'],
+    // Encoded it is one segment, but a proxy that decodes %2F before routing would send DELETE /accounts/….
+    ['a connect token with a slash', 'mutation { deleteConnectToken(token: "../accounts/0123456789abcdef01234567") { success } }'],
+    ['an id with a backslash', 'mutation { deleteAccount(id: "..\\\\0123456789abcdef01234567") { success } }'],
   ] as const) {
     it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
       const res = await stack.gql(mutation);

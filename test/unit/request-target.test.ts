@@ -13,6 +13,13 @@ describe('requestTarget', () => {
     assert.equal(requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(4_000) }, undefined).relativePath, '/accounts');
   });
 
+  it('refuses an id with a slash or a backslash, and encodes every other character it reserves', () => {
+    for (const id of ['../accounts/x', 'a\\b']) {
+      refused(() => requestTarget('/2.0', ['connect_tokens', id], undefined, undefined), /cannot contain "\/" or "\\": none does/);
+    }
+    assert.equal(requestTarget('/2.0', ['connect_tokens', '%2F?#:@'], undefined, undefined).relativePath, '/connect_tokens/%252F%3F%23%3A%40');
+  });
+
   it('refuses a form value longer than 4096 characters', () => {
     refused(() => requestTarget('/2.0', ['accounts'], undefined, { first_name: 'n'.repeat(4_097) }), /first_name is 4097 characters, more than the 4096/);
   });
