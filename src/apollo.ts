@@ -1,6 +1,12 @@
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginInlineTraceDisabled,
+  ApolloServerPluginLandingPageDisabled,
+  ApolloServerPluginSchemaReportingDisabled,
+  ApolloServerPluginUsageReportingDisabled,
+} from '@apollo/server/plugin/disabled';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from './context.ts';
@@ -123,6 +129,14 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       // The schema has no @cacheControl hints, so Apollo's default cache-control plugin only costs: it wraps
       // every field resolver with a per-field hook (~10% of the fan-out's CPU and allocations, bench/README.md).
       ApolloServerPluginCacheControlDisabled(),
+      // Apollo installs these by itself when the environment asks: APOLLO_KEY and APOLLO_GRAPH_REF (set for
+      // another service of the same deployment, say) would send every operation's shape and timing to Apollo
+      // Studio, and APOLLO_SCHEMA_REPORTING=true without a key would stop the gateway from starting. The
+      // gateway reports to no one its configuration does not name. Inline traces are for federated subgraphs,
+      // which this schema is not: off, their hook no longer runs on each request.
+      ApolloServerPluginUsageReportingDisabled(),
+      ApolloServerPluginSchemaReportingDisabled(),
+      ApolloServerPluginInlineTraceDisabled(),
       operationLimitsPlugin(limits, logger),
       mutationPrecheckPlugin(),
       outcomePlugin(logger, development),

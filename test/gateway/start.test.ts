@@ -182,6 +182,21 @@ describe('npm start', () => {
     }
   });
 
+  it('reports to no one its configuration does not name: Apollo Studio’s variables neither start reporting nor stop it from starting', async () => {
+    // Without a key, APOLLO_SCHEMA_REPORTING=true alone made Apollo refuse to start.
+    const environments: Array<Record<string, string>> = [{ APOLLO_SCHEMA_REPORTING: 'true' }, { APOLLO_KEY: 'service:some-graph:not-a-key', APOLLO_GRAPH_REF: 'some-graph@current', APOLLO_SCHEMA_REPORTING: 'true' }];
+    for (const env of environments) {
+      const started = await startMain(env);
+      try {
+        const result = await query(started.url, '{ accounts(first: 1) { nodes { id } } }');
+        assert.equal(result.errors, undefined);
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
+      assert.doesNotMatch(started.lines.join('\n'), /usage report|schema report|apollographql|Studio/i);
+    }
+  });
+
   // The two signals `src/main.ts` stops on: SIGTERM from a process manager, SIGINT from Ctrl-C.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`on ${signal} persists the embedded emulator’s state to EMULATOR_DATA_FILE, says which signal stopped it, and exits 0`, async () => {
