@@ -1,7 +1,25 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Request headers a browser frontend may send: Apollo's CSRF-preflight ones and the bearer token. */
-const ALLOWED_HEADERS = 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name, x-request-id';
+/**
+ * Request headers a browser frontend may send: the bearer token, the JSON body's type, a request id, Apollo's
+ * CSRF-preflight ones, and those common client libraries add by themselves once configured: Apollo Client's
+ * client name and version (its `clientAwareness`), W3C Trace Context and Baggage, Sentry's trace. One header
+ * missing here fails the browser's preflight, and with it every request of that frontend. The gateway reads
+ * none of the added ones; allowing them gives a page nothing it could not send without CORS.
+ */
+const ALLOWED_HEADERS = [
+  'authorization',
+  'content-type',
+  'x-request-id',
+  'apollo-require-preflight',
+  'x-apollo-operation-name',
+  'apollographql-client-name',
+  'apollographql-client-version',
+  'traceparent',
+  'tracestate',
+  'baggage',
+  'sentry-trace',
+].join(', ');
 /** How long a browser may reuse a preflight answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 

@@ -192,11 +192,18 @@ describe('CORS and introspection with auth on', () => {
     assert.equal(response.status, 204);
     assert.equal(response.headers.get('access-control-allow-origin'), 'https://app.example.com');
     assert.deepEqual(response.headers.get('access-control-allow-methods')?.split(', ').sort(), ['GET', 'OPTIONS', 'POST']);
-    // Every header a frontend sends: the token, the JSON body, a request id to trace, and Apollo's CSRF-preflight ones.
+    // Every header a frontend sends: the token, the JSON body, a request id to trace, Apollo's CSRF-preflight
+    // ones, and what client libraries add once configured (Apollo Client's name and version, tracing).
     assert.deepEqual(response.headers.get('access-control-allow-headers')?.split(', ').sort(), [
       'apollo-require-preflight',
+      'apollographql-client-name',
+      'apollographql-client-version',
       'authorization',
+      'baggage',
       'content-type',
+      'sentry-trace',
+      'traceparent',
+      'tracestate',
       'x-apollo-operation-name',
       'x-request-id',
     ]);
