@@ -5,7 +5,17 @@
  */
 export function failureReason(error: unknown): string {
   const reason = error instanceof TypeError && error.message === 'fetch failed' && error.cause instanceof Error ? error.cause : error;
-  return reason instanceof Error ? reason.message : String(reason);
+  return describe(reason);
+}
+
+function describe(reason: unknown): string {
+  if (!(reason instanceof Error)) return String(reason);
+  if (reason.message !== '') return reason.message;
+  // A connection to a name with several addresses (`localhost`: ::1 and 127.0.0.1) that fails on each fails
+  // with an AggregateError whose own message is empty: the reasons are its errors'.
+  if (reason instanceof AggregateError && reason.errors.length > 0) return [...new Set(reason.errors.map(describe))].join('; ');
+  const code = (reason as { code?: unknown }).code;
+  return typeof code === 'string' ? code : reason.name;
 }
 
 /** A thrown value as an `Error`: JavaScript lets anything be thrown, and the callers' callers take errors. */

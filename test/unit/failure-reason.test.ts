@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { asError, failureReason } from '../../src/failure-reason.ts';
+import { closedPort } from '../helpers/net.ts';
 
 describe('failureReason', () => {
   it('gives fetch’s own failure by its cause, and any other error by its own message, a cause or not', () => {
@@ -11,6 +13,24 @@ describe('failureReason', () => {
     assert.equal(failureReason(new Error('Expected 200 OK', { cause: new Error('inner') })), 'Expected 200 OK');
     assert.equal(failureReason(new TypeError('fetch failed')), 'fetch failed');
     assert.equal(failureReason('a string thrown'), 'a string thrown');
+  });
+
+  it('gives a connection refused on every address of a name (localhost: ::1 and 127.0.0.1) by each address’s reason', async () => {
+    // What Node itself fails with: an AggregateError whose own message is empty.
+    const port = await closedPort();
+    const failure = await new Promise<Error>((resolve) => {
+      const socket = connect({
+        host: 'localhost',
+        port,
+        autoSelectFamily: true,
+        lookup: (_host, _options, callback) => callback(null, [{ address: '::1', family: 6 }, { address: '127.0.0.1', family: 4 }]),
+      });
+      socket.on('error', resolve);
+    });
+    assert.equal(failure.message, '');
+    assert.match(failureReason(new TypeError('fetch failed', { cause: failure })), /^connect E[A-Z]+ ::1:\d+; connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+    assert.equal(failureReason(Object.assign(new Error(''), { code: 'ECONNRESET' })), 'ECONNRESET');
+    assert.equal(failureReason(new RangeError('')), 'RangeError');
   });
 
   it('asError keeps an error as it is and makes one of anything else thrown', () => {
