@@ -658,7 +658,7 @@ export class UpstreamClient {
     this.#logTimeout(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: counted });
     if (counted) run.verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
     else run.verdicts.noVerdict(permit);
-    return this.#cancelledError(call, cancellation, info, run.mayHaveLanded || sent);
+    return this.#cancelledError(call, cancellation, info, run.mayHaveLanded || sent, !run.claimState.anySent);
   }
 
   /**
@@ -806,11 +806,23 @@ export class UpstreamClient {
   /**
    * The error of a call cancelled by its own deadline or by its caller (gone, or out of time). `mayHaveLanded`:
    * a request of it went out, so a write may have been carried out all the same, which its message then says.
+   * `neverSent`: no request of it went out, its whole time spent waiting for a connection (all of the
+   * gateway's in use, or one to the upstream that could not be opened): the upstream was never asked, and a
+   * write was not carried out, which is what its caller needs to know to try again.
    */
-  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded = false) {
+  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded = false, neverSent = false) {
     const landed = mayHaveTakenEffect(call.method, mayHaveLanded);
-    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
     const reason: unknown = call.signal?.reason;
+    const timedOut = cancellation.reason === 'deadline' || reason instanceof OperationDeadlineExceeded;
+    if (timedOut && neverSent) {
+      const effect = call.method === 'GET' ? '' : ', so it did not take effect';
+      const message =
+        reason instanceof OperationDeadlineExceeded
+          ? `${reason.message} (the request never went out: no connection to the upstream became free or could be opened in time${effect})`
+          : `No connection to the upstream became free or could be opened within ${this.#options.timeoutMs} ms: the request never went out${effect}`;
+      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, message, info);
+    }
+    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
     if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message}${landed}`, info);
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
   }

@@ -901,7 +901,12 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => client.getAccount(`a${i}`)));
         assert.deepEqual(
           results.map((r) => (r.status === 'fulfilled' ? 'answered' : (r.reason as Error).message)),
-          [...Array<string>(3).fill('answered'), ...Array<string>(3).fill('The upstream did not answer within 2000 ms')],
+          [
+            ...Array<string>(3).fill('answered'),
+            'The upstream did not answer within 2000 ms',
+            // The upstream never had these: said so, rather than that it did not answer.
+            ...Array<string>(2).fill('No connection to the upstream became free or could be opened within 2000 ms: the request never went out'),
+          ],
         );
         assert.equal(arrived, 4, 'the fifth and sixth never went out');
         assert.equal(client.breakerState, 'closed', lines.join('\n'));
@@ -1126,6 +1131,35 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('says of a call whose request never went out (waiting for a connection) that it never did, and of a write that it did not take effect', async (t) => {
+    await onTestTime(t, async (advance) => {
+      const arrived: string[] = [];
+      const heldArrived = deferred();
+      const server = createHttpServer((req) => {
+        arrived.push(`${req.method} ${req.url}`);
+        if (req.url!.endsWith('/hanging')) advance(300); // its deadline, and the queued write's, pass
+        if (req.url!.endsWith('/held')) heldArrived.resolve();
+      });
+      await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
+        // One connection, held by a call that is never answered: the write waits behind it, by its own deadline…
+        const hanging = client.getAccount('hanging');
+        const write = client.createAccount({ email: 'a@example.com' });
+        await assert.rejects(hanging, /The upstream did not answer within 300 ms$/);
+        await assert.rejects(write, /No connection to the upstream became free or could be opened within 300 ms: the request never went out, so it did not take effect$/);
+        // …and by its operation's.
+        const operation = new OperationScope('req-8', 10);
+        const held = client.getAccount('held');
+        await heldArrived.promise;
+        const cut = client.deleteAccount('0123456789abcdef01234567', operation);
+        operation.abort(new OperationDeadlineExceeded(100));
+        await assert.rejects(cut, /did not complete within 100 ms \(the request never went out: no connection to the upstream became free or could be opened in time, so it did not take effect\)$/);
+        advance(300);
+        await assert.rejects(held, /did not answer within 300 ms/);
+        assert.deepEqual(arrived, ['GET /2.0/accounts/hanging', 'GET /2.0/accounts/held']);
+      });
+    });
+  });
+
   it('logs a call that timed out with its path, whose time ran out, whether it went out and how long it queued; each kind once a second at most', async (t) => {
     // The client's clock (`performance.now`) is the test's, moved on by hand, and exactly: how long a call
     // queued, and whether a second has passed, are then known exactly, however loaded the machine. The calls'
@@ -1145,7 +1179,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
           // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
           const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
-          for (const call of calls) await assert.rejects(call, /did not answer within 300 ms/);
+          await assert.rejects(calls[0]!, /The upstream did not answer within 300 ms$/);
+          for (const call of calls.slice(1)) await assert.rejects(call, /within 300 ms: the request never went out$/);
           const [first, ...others] = logged('upstream call timed out');
           assert.deepEqual(others, []);
           assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, queuedMs: 0, countedByBreaker: true });
@@ -1659,7 +1694,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         const queued = client.getAccount('queued'); // behind 'hang', never sent
         advance(1_000);
         await assert.rejects(hang, /did not answer/);
-        await assert.rejects(queued, /did not answer/);
+        await assert.rejects(queued, /the request never went out/);
         assert.equal(client.breakerState, 'open');
       });
     });
