@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
+import { Kind, parse, type OperationDefinitionNode } from 'graphql';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts';
+import { measureOperation } from '../../src/limits/measure.ts';
+import { buildSchema } from '../../src/schema.ts';
+import { SETTINGS } from '../../src/settings.ts';
 import { startStack, useStack } from '../helpers/stack.ts';
 
 /** The README's GraphQL examples, so that the documentation stays true to the schema and the gateway. */
@@ -38,4 +45,194 @@ describe('the README examples', () => {
       assert.ok(res.body.data && Object.values(res.body.data).every((value) => value !== null));
     });
   }
+});
+
+/** The README's and docs' other concrete claims, checked against the code: a newcomer copies them as they are. */
+const documents = ['README.md', 'docs/auth.md', 'docs/frontend.md', 'docs/limits.md', 'docs/soak.md'].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+
+/** The cells of a Markdown table row (`| a | b |`), trimmed. */
+function cells(line: string): string[] {
+  return line.slice(1, -1).split(' | ').map((cell) => cell.trim());
+}
+
+/** The rows of every table of `text` whose header starts with `header` (its cells as written). */
+function tableRows(text: string, header: string): string[][] {
+  const rows: string[][] = [];
+  let inTable = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`| ${header} |`)) inTable = true;
+    else if (!line.startsWith('|')) inTable = false;
+    else if (inTable && !line.startsWith('| ---')) rows.push(cells(line));
+  }
+  return rows;
+}
+
+/** A number as the docs write it: `1048576`, `1 KiB`, `100 MiB`, `10⁹`. */
+function documentedNumber(text: string): number {
+  const superscripts = '⁰¹²³⁴⁵⁶⁷⁸⁹';
+  const power = /^10([⁰¹²³⁴⁵⁶⁷⁸⁹]+)$/.exec(text);
+  if (power) return 10 ** Number([...power[1]!].map((digit) => superscripts.indexOf(digit)).join(''));
+  const [, digits, unit] = /^(\d+)(?: (KiB|MiB))?$/.exec(text) ?? [];
+  assert.ok(digits !== undefined, `a number: ${text}`);
+  return Number(digits) * (unit === 'KiB' ? 1024 : unit === 'MiB' ? 1024 * 1024 : 1);
+}
+
+/** The configuration's problems with `env`, or none. */
+function problemsWith(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+}
+
+describe('the configuration tables of the README and docs', () => {
+  const rows = documents.flatMap(({ path, text }) =>
+    tableRows(text, 'variable').map(([variable, fallback, meaning]) => ({ path, names: [...variable!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), fallback: fallback!, meaning: meaning! })),
+  );
+
+  it('has rows to check, each naming settings', () => {
+    assert.ok(rows.length >= 40);
+    for (const row of rows) for (const name of row.names) assert.ok((SETTINGS as readonly string[]).includes(name), `${row.path}: ${name} is a setting`);
+  });
+
+  it('gives each setting the default it has: set to its documented default, the configuration is what it is unset', () => {
+    const unset = loadConfig({});
+    let checked = 0;
+    for (const row of rows) {
+      // `4000`, `1048576` (1 MiB), `dev-key` / `dev-secret`; a default in words (`unset`, `on in open mode …`) is not a value.
+      const literals = /^`([^`]+)`(?: \/ `([^`]+)`)?(?: \(.*\))?$/.exec(row.fallback)?.slice(1).filter((value) => value !== undefined);
+      if (literals === undefined) continue;
+      assert.equal(literals.length, row.names.length, `${row.path}: one default for each of ${row.names.join(', ')}`);
+      row.names.forEach((name, i) => {
+        assert.deepEqual(loadConfig({ [name]: literals[i]! }), unset, `${row.path}: ${name}'s default is ${literals[i]}`);
+        checked += 1;
+      });
+    }
+    assert.ok(checked >= 25, `${checked} defaults checked`);
+  });
+
+  it('gives each setting the range it accepts: both ends taken, one past either refused naming the setting', () => {
+    const ranges = rows.flatMap((row): Array<{ path: string; name: string; min: number | undefined; max: number }> => {
+      const found = [...row.meaning.matchAll(/(?<![\w.])(\d+(?: KiB| MiB)?)–(\d+(?: KiB| MiB)?)(?![\w.])/g)];
+      const atMost = /at most `(\d+)`/.exec(row.meaning);
+      if (found.length === 1) return [{ path: row.path, name: row.names[0]!, min: documentedNumber(found[0]![1]!), max: documentedNumber(found[0]![2]!) }];
+      if (atMost) return [{ path: row.path, name: row.names[0]!, min: undefined, max: Number(atMost[1]) }];
+      return [];
+    });
+    // docs/limits.md lists its ranges in a sentence: "Each must be a whole number (`MAX_QUERY_DEPTH` 1–1000, …)".
+    const limits = documents.find((document) => document.path === 'docs/limits.md')!.text;
+    const sentence = /Each must be a whole number \(([^)]*)\)/.exec(limits.replace(/\n/g, ' '))?.[1];
+    assert.ok(sentence, 'docs/limits.md states the limits\' ranges');
+    for (const [, name, min, max] of sentence.matchAll(/`([A-Z_]+)` ([^,–]+)–([^,]+)/g)) {
+      ranges.push({ path: 'docs/limits.md', name: name!, min: documentedNumber(min!), max: documentedNumber(max!) });
+    }
+    assert.ok(ranges.length >= 20, `${ranges.length} ranges checked`);
+    for (const { path, name, min, max } of ranges) {
+      const refused = (value: number) => problemsWith({ [name]: String(value) }).some((problem) => problem.startsWith(`${name} `));
+      if (min !== undefined) assert.deepEqual(problemsWith({ [name]: String(min) }), [], `${path}: ${name}=${min} is taken`);
+      if (min !== undefined && min > 0) assert.ok(refused(min - 1), `${path}: ${name}=${min - 1} is refused`);
+      assert.deepEqual(problemsWith({ [name]: String(max) }), [], `${path}: ${name}=${max} is taken`);
+      assert.ok(refused(max + 1), `${path}: ${name}=${max + 1} is refused`);
+    }
+  });
+});
+
+describe('the README and docs name what exists', () => {
+  it('names only npm scripts of package.json', () => {
+    const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    for (const { path, text } of documents) {
+      for (const [, script] of text.matchAll(/npm run (?:-s )?([a-z][a-z:-]*)/g)) assert.ok(script! in scripts, `${path}: npm run ${script}`);
+    }
+  });
+
+  it('gives npm run token and npm run soak only options they take', () => {
+    const optionsOf = { token: readFileSync('scripts/token.ts', 'utf8'), soak: readFileSync('scripts/soak/settings.ts', 'utf8') };
+    let checked = 0;
+    for (const { path, text } of documents) {
+      for (const [, script, args] of text.matchAll(/npm run (?:-s )?(token|soak) -- ([^`)\n]*)/g)) {
+        for (const [, option] of args!.matchAll(/--([a-z][a-z-]*)/g)) {
+          // Declared in the script's parseArgs options as `name: { type: … }` or `'name': { type: … }`.
+          assert.match(optionsOf[script as 'token' | 'soak'], new RegExp(`(^|\\s)'?${option}'?: \\{ type:`, 'm'), `${path}: npm run ${script} -- --${option}`);
+          checked += 1;
+        }
+      }
+    }
+    assert.ok(checked >= 8, `${checked} options checked`);
+  });
+
+  it('names only files and folders of the repository', () => {
+    for (const { path, text } of documents) {
+      const folder = dirname(path);
+      // Markdown links to files of the repository, relative to the document.
+      for (const [, target] of text.matchAll(/\]\(((?!https?:|#)[^)#\s]+)(?:#[^)]*)?\)/g)) {
+        assert.ok(existsSync(join(folder, target!)), `${path}: link to ${target}`);
+      }
+      // Paths spelt out from the repository's root.
+      for (const [, named] of text.matchAll(/`((?:src|test|scripts|docs|bench|examples|releases|schema)\/[\w./-]*)`/g)) {
+        // docs/frontend.md's `src/gql/` and `src/client.ts` are the frontend's own (examples/frontend/ for the example).
+        if (path === 'docs/frontend.md' && named!.startsWith('src/')) continue;
+        assert.ok(existsSync(named!), `${path}: ${named}`);
+      }
+    }
+  });
+
+  it('names in each row of "How it is built" files of that row\'s folder', () => {
+    const rows = tableRows(readme, 'folder');
+    assert.ok(rows.length >= 20);
+    for (const [what, description] of rows) {
+      const folder = /^`([\w/]+\/)`$/.exec(what!)?.[1];
+      if (folder === undefined) continue;
+      for (const [, file] of description!.matchAll(/`([\w-]+\.(?:ts|mjs))`/g)) assert.ok(existsSync(join(folder, file!)), `${folder}${file}`);
+    }
+  });
+
+  it('gives only error codes a client can get', () => {
+    const known = new Set<string>([...Object.values(ErrorCode), ...Object.values(HttpRefusalCode), ...OPERATION_CODES]);
+    for (const { path, text } of documents) {
+      for (const header of ['code', 'request']) {
+        for (const row of tableRows(text, header)) {
+          const code = header === 'code' ? row[0] : row[2];
+          const name = /^`([A-Z_]+)`$/.exec(code ?? '')?.[1];
+          if (name !== undefined) assert.ok(known.has(name), `${path}: ${name}`);
+        }
+      }
+    }
+  });
+});
+
+describe('the README quick start', () => {
+  it('answers its curl example with the demo data as the README shows, on one line', async () => {
+    const quickStart = readme.slice(readme.indexOf('## Quick start'));
+    const payload = /curl -s http:\/\/127\.0\.0\.1:4000\/graphql [^\n]*\\\n\s*-d '([^']+)'/.exec(quickStart)?.[1];
+    const shown = /```json\n(.*)\n```/.exec(quickStart)?.[1];
+    assert.ok(payload && shown, 'the quick start has a curl example and its answer');
+    const { query } = JSON.parse(payload) as { query: string };
+    const demo = await startStack({ emulator: { seed: 'demo' } });
+    try {
+      assert.equal(JSON.stringify((await demo.gql(query)).body), shown);
+    } finally {
+      await demo.close();
+    }
+  });
+});
+
+describe('docs/limits.md', () => {
+  it('gives each example of its cost table the cost the gateway estimates', () => {
+    const limits = documents.find((document) => document.path === 'docs/limits.md')!.text;
+    const schema = buildSchema();
+    const rows = tableRows(limits, 'operation');
+    assert.ok(rows.length >= 5);
+    for (const [operation, cost] of rows) {
+      const query = /^`(.*)`$/.exec(operation!)![1]!;
+      // `10 + 1 + … = 23`, `22,111: refused`, `counted as \`first: 100\`, 2,111; then …`
+      const stated = cost!.includes('=') ? cost!.slice(cost!.lastIndexOf('=') + 1) : cost!.replace(/`[^`]*`/g, '');
+      const figure = Number(/\d[\d,]*/.exec(stated)![0].replace(/,/g, ''));
+      const document = parse(query);
+      const definition = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
+      assert.equal(measureOperation(schema, document, definition, {}).cost, figure, query);
+    }
+  });
 });
