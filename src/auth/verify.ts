@@ -227,10 +227,27 @@ const fetchCapped: FetchImplementation = async (url, options) => {
     throw tooLarge();
   }
   const body = new ByteCollector(MAX_JWKS_BYTES, declared);
-  // Leaving the loop by the throw cancels the rest of the body.
-  for await (const chunk of response.body) if (!body.add(chunk)) throw tooLarge();
+  try {
+    // Leaving the loop by the throw cancels the rest of the body.
+    for await (const chunk of response.body) if (!body.add(chunk)) throw tooLarge();
+  } catch (error) {
+    throw bodyReadFailure(error, options?.signal);
+  }
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
+
+/**
+ * A failure while the key set's body was read, as jose says a body it cannot read itself: past the deadline a
+ * `JWKSTimeout`, else the set unreadable (`ERR_JOSE_GENERIC`). Left as undici throws it (a connection broken
+ * off mid-answer is a bare `TypeError: terminated`), it would be taken for a key that cannot be imported: every
+ * token refused with 401 instead of the keys of the last fetch verifying them, and a fetch per request.
+ */
+function bodyReadFailure(error: unknown, signal: AbortSignal | null | undefined): unknown {
+  if (error instanceof joseErrors.JOSEError) return error;
+  if (signal?.aborted) return new joseErrors.JWKSTimeout(undefined, { cause: error });
+  const reason = failureReason(error instanceof Error && error.cause instanceof Error ? error.cause : error);
+  return new joseErrors.JOSEError(`the key set's answer broke off before its end (${shortened(reason, 200)})`, { cause: error });
+}
 
 /** The largest key set read. */
 const MAX_JWKS_BYTES = 1024 * 1024;

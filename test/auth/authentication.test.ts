@@ -556,6 +556,32 @@ describe('an unreachable key set', () => {
       { jwksFailureBackoffMs: 60_000 },
     );
   });
+  test('an answer broken off mid-body is a key set that could not be read: the last keys verify, no 401, no fetch per request', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    await withKeySet(
+      [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
+      async (stack, jwks) => {
+        let issued = 0;
+        const signed = (kid = 'k') => sign(privateKey, 'RS256', kid, { jti: String(++issued) });
+        assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+        jwks.setFailing(true, 'broken off');
+        // Past the 10 min max age, the set is asked for again and its answer breaks off after half the set.
+        await withClockAhead(11 * 60_000, async () => {
+          for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', await signed())).status, 200, 'the keys of the last fetch verify');
+          const other = await stack.gql('{ __typename }', await signed('another'));
+          assert.equal(other.status, 503);
+          assert.deepEqual(codes(other), ['INTERNAL_SERVER_ERROR']);
+          assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
+        }, { wallClock: true });
+        const failures = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.equal(failures.length, 1);
+        assert.match(String(JSON.parse(failures[0]!)['error']), /broke off/);
+        assert.equal(stack.logs.filter((line) => line.includes('cannot verify tokens')).length, 0, 'no key of the set is blamed');
+      },
+      { jwksFailureBackoffMs: 60_000 },
+    );
+  });
+
   test('in an outage after a rotation, the keys of the last fetch are those trusted, not those of an earlier one', async () => {
     const first = await generateKeyPair('RS256', { extractable: true });
     const second = await generateKeyPair('RS256', { extractable: true });

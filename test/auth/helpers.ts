@@ -58,8 +58,11 @@ export interface JwksServer {
   fetches: number;
   /** Replaces the served keys (a rotation). */
   setKeys(keys: JWK[]): void;
-  /** While failing, every fetch answers 500 (an identity provider that is down). */
-  setFailing(failing: boolean): void;
+  /**
+   * While failing, every fetch answers 500 (an identity provider that is down), or with `how: 'broken off'`, 200
+   * and the start of the set before the connection breaks (a proxy or provider restarting mid-answer).
+   */
+  setFailing(failing: boolean, how?: 'status' | 'broken off'): void;
   /** Holds the answers of the fetches from now on until `release` (a slow identity provider); `arrived` once one came. */
   hold(): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
@@ -68,7 +71,7 @@ export interface JwksServer {
 /** A JWKS endpoint on loopback, as an identity provider serves one. */
 export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   let served = keys;
-  const state = { fetches: 0, failing: false };
+  const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
   let held: { released: Promise<void>; arrived: () => void } | undefined;
   const server = createServer(async (_req, res) => {
     state.fetches += 1;
@@ -76,8 +79,14 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
       held.arrived();
       await held.released;
     }
-    if (state.failing) {
+    if (state.failing === 'status') {
       res.writeHead(500).end('identity provider down');
+      return;
+    }
+    if (state.failing === 'broken off') {
+      const body = JSON.stringify({ keys: served });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) });
+      res.write(body.slice(0, body.length / 2), () => res.destroy());
       return;
     }
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -93,8 +102,8 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
     setKeys(next) {
       served = next;
     },
-    setFailing(failing) {
-      state.failing = failing;
+    setFailing(failing, how = 'status') {
+      state.failing = failing && how;
     },
     hold() {
       let arrived!: () => void;
