@@ -340,7 +340,7 @@ export async function keySetProblem(jwksUrl: string): Promise<string | undefined
   }
   const keys = remote.jwks()?.keys ?? [];
   if (!keys.some(verifiesTokens)) {
-    return `it holds no key that verifies tokens, an EC key or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys)})`;
+    return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys)})`;
   }
   return undefined;
 }
@@ -348,9 +348,24 @@ export async function keySetProblem(jwksUrl: string): Promise<string | undefined
 /** jose's floor for RS256 keys: it refuses to verify with a smaller modulus. */
 const MIN_RSA_BITS = 2048;
 
-/** Whether `key` is of a kind the gateway verifies tokens with (whether it imports is another matter). */
+/**
+ * Whether `key` is one jose would pick for an RS256 or ES256 token (whether it imports is another matter): an EC
+ * key on another curve (an identity provider signing ES384), or one its own `alg`, `use` or `key_ops` keep from
+ * verifying these signatures, verifies none of the tokens the gateway accepts.
+ */
 function verifiesTokens(key: JWK): boolean {
-  return key.kty === 'EC' || (key.kty === 'RSA' && rsaModulusBits(key) >= MIN_RSA_BITS);
+  if (key.kty === 'EC') return key.crv === 'P-256' && restrictionOf(key, 'ES256') === undefined;
+  return key.kty === 'RSA' && rsaModulusBits(key) >= MIN_RSA_BITS && restrictionOf(key, 'RS256') === undefined;
+}
+
+/** What of `key` keeps it from verifying `alg` signatures, as jose reads it (its `alg`, `use`, `key_ops`); undefined when nothing does. */
+function restrictionOf(key: JWK, alg: string): string | undefined {
+  if (key.alg !== undefined && key.alg !== alg) return String(key.alg);
+  if (key.use !== undefined && key.use !== 'sig') return String(key.use);
+  if (key.key_ops !== undefined && !(Array.isArray(key.key_ops) && key.key_ops.includes('verify'))) {
+    return Array.isArray(key.key_ops) ? key.key_ops.join('/') : String(key.key_ops);
+  }
+  return undefined;
 }
 
 /** The bit length of an RSA key's modulus `n` (0 when it has none). */
@@ -360,9 +375,19 @@ function rsaModulusBits(key: JWK): number {
   return first === -1 ? 0 : (modulus.length - first - 1) * 8 + (32 - Math.clz32(modulus[first]!));
 }
 
+/** One key as a start-up warning names it: its type, an RSA key's size, an EC key's curve, what it is restricted to. */
+function describedKey(key: JWK): string {
+  if (key.kty === 'RSA' || key.kty === 'EC') {
+    const kind = key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : `EC ${key.crv ?? 'without a curve'}`;
+    const restriction = restrictionOf(key, key.kty === 'RSA' ? 'RS256' : 'ES256');
+    return restriction === undefined ? kind : `${kind} for ${restriction}`;
+  }
+  return key.kty ?? 'no type';
+}
+
 /** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */
 function describedKeys(keys: JWK[]): string {
-  const kinds = new Set(keys.map((key) => (key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : (key.kty ?? 'no type'))));
+  const kinds = new Set(keys.map(describedKey));
   return shortened([...kinds].join(', '), 200);
 }
 

@@ -376,7 +376,7 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
 });
 
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
-  test('says nothing of a set holding an EC key or an RSA key of 2048 bits or more, and why any other cannot be used', async () => {
+  test('says nothing of a set holding an EC key on P-256 or an RSA key of 2048 bits or more, and why any other cannot be used', async () => {
     const rsa = await exportJWK((await generateKeyPair('RS256')).publicKey);
     const ec = await exportJWK((await generateKeyPair('ES256')).publicKey);
     const jwks = await startJwksServer([rsa]);
@@ -384,7 +384,7 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       assert.equal(await keySetProblem(jwks.url), undefined);
       jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }, ec]);
       assert.equal(await keySetProblem(jwks.url), undefined, 'an EC key is one');
-      const unusable = 'it holds no key that verifies tokens, an EC key or an RSA key of at least 2048 bits';
+      const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
       jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }]);
       assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: oct)`);
       // jose refuses to verify with an RSA modulus under 2048 bits: such a set verifies nothing either.
@@ -403,8 +403,28 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/, 'a closed port: the reason, not "fetch failed"');
   });
 
+  test('counts only the keys jose would pick for an RS256 or ES256 token: an EC key on P-256, and keys whose alg and use allow it', async () => {
+    const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
+    const p256 = await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey);
+    const p384 = await exportJWK((await generateKeyPair('ES384', { extractable: true })).publicKey);
+    const rsa = await exportJWK((await generateKeyPair('RS256', { extractable: true })).publicKey);
+    const jwks = await startJwksServer([p384]);
+    try {
+      // An identity provider signing ES384 only: every one of its tokens is refused, so it is said at start.
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: EC P-384)`);
+      jwks.setKeys([{ ...p256, alg: 'ES256', use: 'sig' }]);
+      assert.equal(await keySetProblem(jwks.url), undefined);
+      jwks.setKeys([{ ...rsa, alg: 'RS512' }, { ...rsa, use: 'enc' }, { ...p256, key_ops: ['encrypt'] }]);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 2048 bits for RS512, RSA of 2048 bits for enc, EC P-256 for encrypt)`);
+      jwks.setKeys([{ ...rsa, alg: 'RS256', use: 'sig', key_ops: ['verify'] }]);
+      assert.equal(await keySetProblem(jwks.url), undefined);
+    } finally {
+      await jwks.close();
+    }
+  });
+
   test('counts an RSA modulus to the bit, and names a key without a modulus or a type as such, the list cut to 200 characters', async () => {
-    const unusable = 'it holds no key that verifies tokens, an EC key or an RSA key of at least 2048 bits';
+    const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
     // 256 bytes whose first is 0x7f: 2047 bits, one short of jose's floor (not 2048, as whole bytes would have it).
     const short = { kty: 'RSA', e: 'AQAB', n: Buffer.concat([Buffer.from([0x7f]), Buffer.alloc(255, 0xff)]).toString('base64url') };
     const jwks = await startJwksServer([short, { kty: 'RSA', e: 'AQAB' }, { k: 'c2VjcmV0' }]);
