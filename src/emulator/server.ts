@@ -93,7 +93,7 @@ export interface Emulator {
   clearFaults(): void;
   /** Direct data access, bypassing HTTP. */
   readonly store: EmulatorStore;
-  /** Persists (with a data file), then closes every socket, hanging ones included. */
+  /** Answers the writes in flight once saved, persists (with a data file), then closes every socket, hanging ones included. */
   close(): Promise<void>;
 }
 
@@ -228,6 +228,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         faults.clear();
         await sourceCallbacks.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // A write in flight is made already and waits for its save, which the close keeps: cut now, its client
+        // would take a change that stays for one that failed (and a retry would make it twice). Answered once
+        // saved (a save that hangs is the second signal's to end), each answer handed to its socket by the
+        // turn after; only then is what still runs (a hanging fault, a body still arriving) cut.
+        await store.flush();
+        await new Promise((resolve) => setImmediate(resolve));
         server.closeAllConnections();
         await closed;
         await Promise.all(openResponses);

@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { api } from './helpers.ts';
+import { api, type ApiResponse } from './helpers.ts';
 
 /** `npm run emulator` without its build step, printing its one line. */
 const LISTENING = /listening at /;
@@ -79,6 +79,21 @@ describe('npm run emulator', () => {
       run.child.kill('SIGUSR2');
       assert.deepEqual(await run.exited, [1, null], run.lines.join('\n'));
       assert.match(await readFile(dataFile, 'utf8'), /app\.example\.com\/held/, 'the change whose save was under way is in the data file');
+    });
+  });
+
+  test('signalled while a change’s save is under way, answers that change once it is saved, then exits 0: its client is not cut off from a change that was kept', async () => {
+    await withSaveUnderWay(async (run, port, dataFile, answer) => {
+      run.child.kill('SIGTERM');
+      await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
+      // The disk finishes the save.
+      run.child.kill('SIGUSR2');
+      assert.deepEqual(await run.exited, [0, null], run.lines.join('\n'));
+      const answered = await answer;
+      assert.ok(answered !== 'connection failed', 'the change is in the data file, yet its client was told nothing');
+      assert.equal(answered.status, 201);
+      const { token } = answered.body as { token: string };
+      assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
     });
   });
 
@@ -173,7 +188,9 @@ function connects(port: number): Promise<boolean> {
  * change made whose save is under way (its answer waits on it, so it is not awaited); then `use(run, its port,
  * the data file)`.
  */
-async function withSaveUnderWay(use: (run: RunningScript, port: number, dataFile: string) => Promise<void>): Promise<void> {
+async function withSaveUnderWay(
+  use: (run: RunningScript, port: number, dataFile: string, answer: Promise<ApiResponse | 'connection failed'>) => Promise<void>,
+): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
   const dataFile = join(dir, 'state.json');
   const preload = [new URL('./fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
@@ -182,9 +199,9 @@ async function withSaveUnderWay(use: (run: RunningScript, port: number, dataFile
     const { input: line } = await run.waitForLine(LISTENING);
     const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
     const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
-    void api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => undefined);
+    const answer = api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => 'connection failed' as const);
     await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { what: 'the save to begin' });
-    await use(run, Number(new URL(url).port), dataFile);
+    await use(run, Number(new URL(url).port), dataFile, answer);
   } finally {
     run.child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
