@@ -158,12 +158,23 @@ function isRunning(pid: number): boolean {
 
 /** Reads and validates a data file; `undefined` when it does not exist. */
 export async function readState(file: string): Promise<PersistedState | undefined> {
+  const cannotRead = (error: unknown) => new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
+  let found: Stats;
+  try {
+    found = await stat(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw cannotRead(error);
+  }
+  // Read, a pipe no one writes to would hold the start for ever (a device such as /dev/zero never ends), and
+  // /dev/null would be called corrupt, with "delete it".
+  if (!found.isFile()) throw new Error(`Context.IO emulator: data file ${file} is not a file (a folder, a pipe or a device): set EMULATOR_DATA_FILE to a file's path`);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
+    throw cannotRead(error);
   }
   const fail = (why: string): never => {
     throw new Error(`Context.IO emulator: data file ${file} is corrupt (${why}); fix or delete it`);

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { constants } from 'node:fs';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -97,6 +99,21 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
     await assert.rejects(refusedStart({ dataFile }), /corrupt/);
+  });
+
+  test('a data file that is no file (a named pipe, a device) fails start-up with a line saying so, instead of a start that never ends', { timeout: 10_000 }, async () => {
+    const dir = await tempDir();
+    const pipe = join(dir, 'state.json');
+    execFileSync('mkfifo', [pipe]);
+    try {
+      // Read, a pipe no one writes to blocks the start for ever.
+      await assert.rejects(refusedStart({ dataFile: pipe }), new RegExp(`data file ${pipe} is not a file \\(a folder, a pipe or a device\\)`));
+    } finally {
+      // A read left blocked on the pipe (without the check) would keep the test process alive: a writer ends it.
+      await open(pipe, constants.O_WRONLY | constants.O_NONBLOCK).then((handle) => handle.close(), () => undefined);
+    }
+    // And /dev/null, read, is an empty file: corrupt, it said, "fix or delete it".
+    await assert.rejects(refusedStart({ dataFile: '/dev/null' }), /data file \/dev\/null is not a file/);
   });
 
   test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async () => {
