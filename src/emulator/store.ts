@@ -232,6 +232,9 @@ export class EmulatorStore {
   /** The saves, chained; each resolves to its error when it failed. */
   private saveChain: Promise<Error | undefined> = Promise.resolve(undefined);
   private saveQueued = false;
+  /** Changes made so far, and how many of them the data file holds (as of the last save that succeeded). */
+  private changes = 0;
+  private changesSaved = 0;
   /** The data file as this store last wrote it: a file changed since is another process's, not overwritten. */
   private savedVersion: FileVersion | undefined;
 
@@ -580,14 +583,24 @@ export class EmulatorStore {
     return this.saveChain;
   }
 
-  /** Saves (when persisting) and waits for it; rejects when that last save failed: the changes since are lost. */
+  /**
+   * Saves (when persisting) and waits for it; rejects when that last save failed with changes the file does not
+   * hold: they are lost. With none, a save that fails loses nothing (reported all the same): the file holds this
+   * state already, or an edit made since, to be loaded by a restart.
+   */
   async close(): Promise<void> {
-    this.scheduleSave();
+    this.queueSave();
     const failure = await this.flush();
-    if (failure) throw new Error(`could not save state on closing (the changes since the last save are lost): ${failure.message}`);
+    if (failure && this.changesSaved < this.changes) throw new Error(`could not save state on closing (the changes since the last save are lost): ${failure.message}`);
   }
 
+  /** After a change: saves it. */
   private scheduleSave(): void {
+    this.changes += 1;
+    this.queueSave();
+  }
+
+  private queueSave(): void {
     const file = this.dataFile;
     if (!file || this.saveQueued) return;
     // Writes are chained so they never interleave; mutations made before a queued write starts are
@@ -595,8 +608,10 @@ export class EmulatorStore {
     this.saveQueued = true;
     this.saveChain = this.saveChain.then(async () => {
       this.saveQueued = false;
+      const through = this.changes;
       try {
         await this.writeTo(file);
+        this.changesSaved = through;
         return undefined;
       } catch (thrown) {
         const error = asError(thrown);

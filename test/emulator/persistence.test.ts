@@ -187,6 +187,26 @@ describe('persistence', () => {
     assert.equal((await api(second, '/accounts', { form: { email: 'last@example.com' } })).status, 201);
     assert.equal((await accountsOnDisk()).length, 4);
   });
+
+  test('a stop with no change left to save loses nothing: it does not fail when it cannot save, and writes over no edit made meanwhile (for the restart that loads it)', async () => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const saveErrors: Error[] = [];
+    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+    try {
+      assert.equal((await api(emu, '/accounts', { form: { email: 'saved@example.com' } })).status, 201);
+      // Edited by hand while the emulator runs, to be loaded by its restart, as the emulator says to do.
+      const edited = JSON.parse(await readFile(dataFile, 'utf8'));
+      edited.accounts[0].first_name = 'Edited';
+      await writeFile(dataFile, JSON.stringify(edited));
+      await emu.close();
+      assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts[0].first_name, 'Edited');
+      assert.equal(saveErrors.length, 1, 'the save on closing, refused, is reported all the same');
+      assert.match(saveErrors[0]!.message, /changed by another process/);
+    } finally {
+      await emu.close().catch(() => undefined);
+    }
+  });
 });
 
 describe('the data file as read and written', () => {
