@@ -22,6 +22,9 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
       return `${portVariable}=${port}: not allowed to listen on this port (ports below 1024 need privileges; choose another)`;
     case 'EADDRNOTAVAIL':
       return `${hostVariable}=${host}: not an address of this machine, so nothing can listen on it`;
+    // Node's own line ("listen EINVAL: invalid argument fe80::1") names neither the variable nor the reason.
+    case 'EINVAL':
+      return `${hostVariable}=${host}: not an address a server can listen on (an IPv6 link-local address needs its interface, as in fe80::1%eth0)`;
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
     case 'EAI_FAIL':

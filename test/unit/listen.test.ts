@@ -13,6 +13,8 @@ describe('listening', () => {
     assert.equal(failure('EADDRNOTAVAIL'), 'HOST=gateway.invalid: not an address of this machine, so nothing can listen on it');
     // A name that does not resolve, or a resolver that cannot answer: the host's setting either way.
     for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']) assert.equal(failure(code), 'HOST=gateway.invalid: the name does not resolve to an address', code);
+    // An IPv6 link-local address without its interface (fe80::1, as `ip addr` shows it), or a multicast one.
+    assert.equal(failure('EINVAL'), 'HOST=gateway.invalid: not an address a server can listen on (an IPv6 link-local address needs its interface, as in fe80::1%eth0)');
     assert.equal(failure('EMFILE'), undefined);
     assert.equal(describeListenFailure(new Error('no code'), TARGET), undefined);
   });
