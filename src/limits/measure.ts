@@ -309,7 +309,9 @@ class OperationMeasurer {
     let value = node.arguments?.find(isFirstArgumentNode)?.value;
     if (value?.kind === Kind.VARIABLE) {
       this.#usesVariables = true;
-      const given = this.#variables?.[value.name.value];
+      // Its own properties only, as graphql-js reads them: `$constructor` left out of the variables takes its
+      // default (`first: 100`), where the object's inherited `constructor` would be read as a wrong type (20).
+      const given = this.#variables !== undefined && Object.hasOwn(this.#variables, value.name.value) ? this.#variables[value.name.value] : undefined;
       if (typeof given === 'number') return pageSizeWithin(given);
       // A value of the wrong type fails coercion before any resolver runs; assume the default meanwhile.
       if (given !== undefined) return fallback;

@@ -197,6 +197,13 @@ describe('operation limits', () => {
     assertTooComplex(stack, await stack.gql(query, { n: 100 }), 'MAX_QUERY_COST', 11 + 100 * 130);
   });
 
+  it('reads a variable’s default when the variables leave it out, whatever its name: `$constructor` is no property of theirs', async () => {
+    for (const name of ['constructor', '__proto__', 'toString']) {
+      const query = `query ($${name}: Int = 100) { accounts(first: $${name}) { nodes { connectTokens { account { username } } } } }`;
+      assertTooComplex(stack, await stack.gql(query, {}), 'MAX_QUERY_COST', 11 + 100 * 130);
+    }
+  });
+
   it('refuses the same way over GET', async () => {
     const url = `${stack.gateway.url}?query=${encodeURIComponent(deepQuery(40))}`;
     const response = await fetch(url, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
