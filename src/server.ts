@@ -16,7 +16,7 @@ import { isOutOfFileDescriptors } from './file-descriptors.ts';
 import { createIde, type Ide } from './ide/index.ts';
 import { CallerReadBudget } from './limits/caller-reads.ts';
 import { CallerWriteBudget } from './limits/caller-writes.ts';
-import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
+import { answerTooLargeBody, documentLinesRefusal, resolveLimits, upstreamRequestBudget, type OperationLimits } from './limits/index.ts';
 import { LineThrottle } from './line-throttle.ts';
 import { listenOn } from './listen.ts';
 import { messageOf, type Logger } from './logger.ts';
@@ -170,6 +170,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     operationTimeoutMs,
     maxBodyBytes,
     maxAnswerBytes,
+    maxDocumentLines: limits.maxTokens,
     unmakeableAnswer,
     shutdown,
     connections,
@@ -260,6 +261,8 @@ interface HandlerParts {
   operationTimeoutMs: number;
   maxBodyBytes: number;
   maxAnswerBytes: number;
+  /** The line breaks a document's text may have (MAX_QUERY_TOKENS: see documentLinesRefusal). */
+  maxDocumentLines: number;
   /** What Apollo answers for a result larger than one JavaScript string can hold; recognized to log it. */
   unmakeableAnswer: string;
   shutdown: Shutdown;
@@ -307,7 +310,7 @@ function createHandler(parts: HandlerParts): Handler {
  * operation's deadline, and the answer, with the operation's log line.
  */
 async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, outcome: OperationOutcome): Promise<void> {
-  const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, unmakeableAnswer, shutdown, connections, admission } = parts;
+  const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, maxDocumentLines, unmakeableAnswer, shutdown, connections, admission } = parts;
   if (access.cors(req, res)) return;
   // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
   res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
@@ -377,6 +380,15 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   // still learns first that it needs a token (the context's 401 below).
   const refusal = 'error' in authenticated ? undefined : nothingToRun(req, url, headers);
   if (refusal) return refuse(refusal);
+  // Here, before Apollo parses the text: no Apollo hook before parsing can refuse a request (a plugin throwing
+  // there answers 500). The refusal is a limit's, as MAX_QUERY_TOKENS' is.
+  const query = 'error' in authenticated ? undefined : queryTextOf(req, url, body);
+  const tooManyLines = query === undefined ? undefined : documentLinesRefusal(query, maxDocumentLines);
+  if (tooManyLines) {
+    outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
+    outcome.limits.add('DOCUMENT_LINES');
+    return sendJson(res, 400, { errors: [tooManyLines] });
+  }
   // One refused for its token runs nothing: it is answered 401 whatever the load.
   const leave = 'error' in authenticated ? () => undefined : admission.enter();
   if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
@@ -486,6 +498,12 @@ async function readGraphQLBody(req: IncomingMessage, res: ServerResponse, maxBod
   const parsed = parseGraphQLBody(text);
   if (!parsed.ok) return { status: 400, message: parsed.message, code: HttpRefusalCode.BAD_REQUEST };
   return { body: parsed.body };
+}
+
+/** The operation's text as Apollo will read it: a GET's `?query=`, a POST body's `query` (when a string). */
+function queryTextOf(req: IncomingMessage, url: URL, body: unknown): string | undefined {
+  const query = req.method === 'GET' ? url.searchParams.get('query') : (body as { query?: unknown } | undefined)?.query;
+  return typeof query === 'string' ? query : undefined;
 }
 
 /** The refusal of a request with nothing to run, for a caller with a valid identity; `undefined` when it has. */

@@ -186,6 +186,39 @@ export function tokenLimitRefusal(maxTokens: number): GraphQLFormattedError {
 }
 
 /**
+ * The answer for a document whose text has more line breaks than `maxLines` (MAX_QUERY_TOKENS: one token a
+ * line at most), or `undefined`. Line breaks are no tokens (blank lines, comments, a block string's lines), and
+ * graphql-js gives each error the line of each node it names by counting the line breaks before that node from
+ * the start of the text: 900 errors under 500,000 blank lines (a 500 KB body, 2,000 tokens) held the event loop
+ * 13 s, 100 validation errors 3.6 s. Checked on the text, before it is parsed.
+ */
+export function documentLinesRefusal(text: string, maxLines: number): GraphQLFormattedError | undefined {
+  const lines = lineBreaks(text);
+  if (lines <= maxLines) return undefined;
+  return {
+    message: `The operation is too complex: its text has ${lines} line breaks, more than the maximum of ${maxLines} (as many as MAX_QUERY_TOKENS).`,
+    extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'DOCUMENT_LINES', value: lines, maximum: maxLines },
+  };
+}
+
+/** Line breaks as graphql-js counts lines: `\r\n` is one, and so is a lone `\n` or `\r`. */
+function lineBreaks(text: string): number {
+  let count = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === LINE_FEED) count++;
+    else if (code === CARRIAGE_RETURN) {
+      count++;
+      if (text.charCodeAt(i + 1) === LINE_FEED) i++;
+    }
+  }
+  return count;
+}
+
+const LINE_FEED = 0x0a;
+const CARRIAGE_RETURN = 0x0d;
+
+/**
  * The answer that replaces one larger than `MAX_ANSWER_BYTES` (`bytes` unknown: larger than one JavaScript
  * string can hold, so it could not even be made): `data: null` when the operation ran, and the message says
  * so, since a mutation in it took effect.

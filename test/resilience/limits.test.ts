@@ -80,6 +80,30 @@ describe('operation limits', () => {
     assert.deepEqual(codes(commented), [], 'comments do not count');
   });
 
+  it('refuses a document of more lines than MAX_QUERY_TOKENS before reading it: each error’s line is counted from its start', async () => {
+    // Line breaks are no tokens, and graphql-js counts those before each node an error names: 900 errors
+    // under 500,000 blank lines (a 500 KB body) held the event loop 13 s.
+    const failing = '{ a: account(id: "a/b") { id } }';
+    const long = `${'\n'.repeat(2_000)}${'\r\n'.repeat(1_000)}\r${failing}`;
+    const res = await stack.gql(long);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body.errors, [
+      {
+        message: 'The operation is too complex: its text has 3001 line breaks, more than the maximum of 3000 (as many as MAX_QUERY_TOKENS).',
+        extensions: { code: 'QUERY_TOO_COMPLEX', limit: 'DOCUMENT_LINES', value: 3_001, maximum: 3_000 },
+      },
+    ]);
+    const url = `${stack.gateway.url}?query=${encodeURIComponent(long)}`;
+    const overGet = await fetch(url, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+    assert.equal(overGet.status, 400);
+    assert.deepEqual(((await overGet.json()) as GraphQLResponse['body']).errors, res.body.errors);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // One at the maximum is read, `\r\n` a line break as graphql-js counts it.
+    const atMaximum = await stack.gql(`${'\n'.repeat(2_000)}${'\r\n'.repeat(1_000)}${failing}`);
+    assert.deepEqual(codes(atMaximum), ['BAD_USER_INPUT']);
+    assert.deepEqual((atMaximum.body.errors![0] as { locations?: unknown }).locations, [{ line: 3_001, column: 3 }]);
+  });
+
   it('refuses a document nested too deeply for the parser (which reads nesting recursively) as too complex, not as a stack overflow', async () => {
     const nested = (depth: number, open: string, close: string, inner: string) => `${open.repeat(depth)}${inner}${close.repeat(depth)}`;
     const documents = [
