@@ -64,6 +64,14 @@ const MAX_ALIAS_LENGTH = 128;
  */
 const MAX_SCHEMA_FIELDS = 1;
 
+/**
+ * Aliases an operation may use inside introspection (not a setting): none. Each answers its part of the schema
+ * again, which the estimated cost does not weigh either, and no introspection client needs one: asked for once,
+ * the schema answered its types 99 times over under aliases, a 28 MB answer holding the event loop ~2 s.
+ * (Aliases of `__type` itself ask for different types: they are not inside introspection.)
+ */
+const MAX_INTROSPECTION_ALIASES = 0;
+
 /** A measured figure as the refusal and its log line show it: Infinity (measuring stopped) is `unbounded`, where JSON would write null. */
 function shownFigure(value: number): number | 'unbounded' {
   return Number.isFinite(value) ? value : 'unbounded';
@@ -88,6 +96,15 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
       'SCHEMA_FIELDS',
       measure.schemaFields,
       MAX_SCHEMA_FIELDS,
+    );
+  }
+  if (measure.introspectionAliases > MAX_INTROSPECTION_ALIASES) {
+    const count = measure.introspectionAliases;
+    return tooComplex(
+      `${count} ${count === 1 ? 'alias' : 'aliases'} inside introspection (__schema, __type), more than the maximum of ${MAX_INTROSPECTION_ALIASES} (not a setting: each answers its part of the schema again)`,
+      'INTROSPECTION_ALIASES',
+      count,
+      MAX_INTROSPECTION_ALIASES,
     );
   }
   for (const check of CHECKS) {
@@ -155,6 +172,7 @@ export function operationLimitsPlugin(
               longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,
               schemaFields: measure.schemaFields,
+              introspectionAliases: measure.introspectionAliases,
               cost: shownFigure(measure.cost),
               selectionsVisited: measure.selectionsVisited,
             });

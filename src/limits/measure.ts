@@ -73,6 +73,8 @@ export interface OperationMeasure {
   rootFields: number;
   /** `__schema` fields, by response key: each answers the whole schema, which the cost (0 for introspection) does not weigh. */
   schemaFields: number;
+  /** Aliased fields inside introspection (of `__Schema`, `__Type`, …), counted as `aliases` are: each answers its part of the schema again. */
+  introspectionAliases: number;
   /** The estimated cost, see COST; Infinity when measuring stopped at MAX_SELECTIONS_VISITED. */
   cost: number;
   /** Selections visited while measuring: past MAX_SELECTIONS_VISITED the operation is refused unmeasured. */
@@ -98,9 +100,11 @@ interface SetMeasure {
   responseKeys: number;
   /** `__schema` fields, by response key, through its fragments (see OperationMeasure). */
   schemaFields: number;
+  /** Aliased fields inside introspection, through its fragments (see OperationMeasure). */
+  introspectionAliases: number;
 }
 
-const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0, schemaFields: 0 };
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0, schemaFields: 0, introspectionAliases: 0 };
 
 /** The field nodes that execution runs as one field (they share a response key), and the type they are selected on. */
 interface MergedField {
@@ -128,7 +132,7 @@ export function measureOperation(
  * figures come from:
  * - cost: #field, the field's weight (fieldWeight) plus its selections' cost times the length of a list:
  *   the page its connection asked for (#pageSizeOf), else COST.listSize;
- * - depth, aliases, longestAlias, schemaFields: #field, from the nodes of each merged field;
+ * - depth, aliases, longestAlias, schemaFields, introspectionAliases: #field, from the nodes of each merged field;
  * - rootFields: the merged fields of the root's set;
  * - selectionsVisited: #collectFields, which stops the walk past MAX_SELECTIONS_VISITED;
  * - usesVariables: #pageSizeOf; assumedListItemCosts: #assumeListLength.
@@ -179,6 +183,7 @@ class OperationMeasurer {
       longestAlias: measure.longestAlias,
       rootFields: measure.responseKeys,
       schemaFields: measure.schemaFields,
+      introspectionAliases: measure.introspectionAliases,
       cost: measure.cost,
       selectionsVisited: this.#visited,
       usesVariables: this.#usesVariables,
@@ -264,9 +269,13 @@ class OperationMeasurer {
     const longestAlias = longestAliasOf(nodes);
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
     const schemaFields = definition === SchemaMetaFieldDef ? 1 : 0;
+    // Inside `__schema` or `__type` (of their types, not the root's fields themselves: `__type` aliases ask for other types).
+    const introspectionAliases = parent.name.startsWith('__') ? aliases : 0;
     const type = definition && getNamedType(definition.type);
     const sets = selectionSetsOf(nodes);
-    if (!definition || sets.length === 0 || !isCompositeType(type)) return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0, schemaFields };
+    if (!definition || sets.length === 0 || !isCompositeType(type)) {
+      return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0, schemaFields, introspectionAliases };
+    }
 
     const first = definition.args.find(isFirstArgument);
     const child = this.#selectionSets(type, sets, first ? this.#pageSizeOf(node, first.defaultValue) : undefined);
@@ -284,6 +293,7 @@ class OperationMeasurer {
       needsFullAccount,
       responseKeys: 0,
       schemaFields: schemaFields + child.schemaFields,
+      introspectionAliases: introspectionAliases + child.introspectionAliases,
     };
   }
 
@@ -365,6 +375,7 @@ function addUp(total: SetMeasure, part: SetMeasure): void {
   total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
   total.needsFullAccount ||= part.needsFullAccount;
   total.schemaFields += part.schemaFields;
+  total.introspectionAliases += part.introspectionAliases;
 }
 
 /** What a field itself costs, before its selections (COST). */

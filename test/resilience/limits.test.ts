@@ -162,6 +162,23 @@ describe('operation limits', () => {
     assert.ok(merged.body.data);
   });
 
+  it('refuses aliases inside introspection: each answers its part of the schema again', async () => {
+    // Asked for once, the schema still answered its types 99 times over under aliases: a 28 MB answer,
+    // ~2 s of the event loop, for an estimated cost of 0.
+    const types = 'types { name fields { name type { name fields { name } } } }';
+    const res = await stack.gql(`{ __schema { ${types} again: ${types} } }`);
+    assert.equal(res.status, 400);
+    assert.deepEqual(res.body.errors![0]!.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'INTROSPECTION_ALIASES', value: 1, maximum: 0 });
+    assert.match(res.body.errors![0]!.message, /^The operation is too complex: 1 alias inside introspection/);
+    // Under `__type` too, through fragments, each place a fragment is spread counted.
+    const typeFields = await stack.gql(`{ __type(name: "Query") { ...F } account(id: "x") { __typename } } fragment F on __Type { a: fields { name } b: fields { name } }`);
+    assert.deepEqual(typeFields.body.errors![0]!.extensions, { code: 'QUERY_TOO_COMPLEX', limit: 'INTROSPECTION_ALIASES', value: 2, maximum: 0 });
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // Aliases of `__type` itself ask for different types, and are kept.
+    const aliasedTypes = await stack.gql(`{ query: __type(name: "Query") { name } account: __type(name: "Account") { name } }`);
+    assert.deepEqual(aliasedTypes.body, { data: { query: { name: 'Query' }, account: { name: 'Account' } } });
+  });
+
   it('refuses an alias longer than 128 characters: each is repeated in the answer for every item around it', async () => {
     // 1 MB of alias under a page of 100 accounts was a 100 MB answer for a cost of 111.
     const res = await stack.gql(`{ accounts(first: 100) { nodes { ${'a'.repeat(129)}: id } } }`);
