@@ -228,6 +228,8 @@ interface UpstreamResponse {
   status: number;
   /** Its `Retry-After`, read once here for the pause, the backoff and the error alike. */
   retryAfterMs: number | undefined;
+  /** A redirect's `Location`: where the upstream says it now is, for the configuration fault that logs it. */
+  location: string | undefined;
   text: string;
 }
 
@@ -759,6 +761,7 @@ export class UpstreamClient {
       let body: ByteCollector | undefined;
       let status = 0;
       let retryAfter: string | string[] | undefined;
+      let location: string | string[] | undefined;
       this.#pool.dispatch(
         { origin: this.#origin, ...options },
         {
@@ -776,6 +779,7 @@ export class UpstreamClient {
             this.#lastAnswerAt = performance.now();
             status = statusCode;
             retryAfter = headers['retry-after'];
+            if (statusCode < 400) location = headers['location'];
             // Refused before reading when it says it is too large; else counted as it arrives (below).
             const declared = Number(headers['content-length']);
             if (declared > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
@@ -787,7 +791,12 @@ export class UpstreamClient {
           },
           onResponseEnd: () => {
             this.#lastAnswerEndAt = performance.now();
-            settle(undefined, { status, retryAfterMs: parseRetryAfter(retryAfter), text: body?.bytes().toString('utf8') ?? '' });
+            settle(undefined, {
+              status,
+              retryAfterMs: parseRetryAfter(retryAfter),
+              location: Array.isArray(location) ? location[0] : location,
+              text: body?.bytes().toString('utf8') ?? '',
+            });
           },
           onResponseError: (_controller, error) => settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error),
         },
@@ -864,7 +873,7 @@ export class UpstreamClient {
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 
-  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
+  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs, location }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // Searching it for the gateway's credentials costs ~0.1 ms: done only when the line is written.
     if (this.#options.logger.enabled('debug')) {
@@ -896,6 +905,20 @@ export class UpstreamClient {
           return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream does not serve ${call.resource} at the gateway’s configured address${earlier}`, info);
         }
         return this.#fail(ErrorCode.NOT_FOUND, `Not found: ${call.resource}`, info);
+      case 301:
+      case 302:
+      case 303:
+      case 307:
+      case 308:
+        // The API redirecting its own calls is an address that moved (http:// to https://, another host), which
+        // every call meets until CONTEXTIO_API_URL follows it. Not followed here: a request is signed for its URL.
+        // Where to is logged cleared of credentials and tokens, as the upstream's words are.
+        this.#failures.configurationFault('the upstream redirects the gateway’s requests: set CONTEXTIO_API_URL to the address it now answers at', () => ({
+          ...forLog(info, call.signal),
+          status,
+          location: location === undefined ? undefined : redactedErrorBody(location, this.#options.consumerSecret, authorization, info),
+        }));
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status})${earlier}`, info);
       case 421:
         this.#failures.configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected${earlier}`, info);

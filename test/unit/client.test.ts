@@ -344,6 +344,20 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')));
   });
 
+  it('takes a redirect as an address that moved: UPSTREAM_ERROR, not followed, logged as a configuration error with where to, tokens cleared', async () => {
+    const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
+    pool.intercept({ path: '/2.0/connect_tokens/s3cr3tTok', method: 'GET' }).reply(301, '', { headers: { location: 'https://api.example.com/2.0/connect_tokens/s3cr3tTok' } });
+    await assert.rejects(client.getConnectToken(null, 's3cr3tTok'), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /no longer at the gateway’s configured address \(it redirects, HTTP 301\)$/.test(e.message));
+    const faults = logs.filter((line) => line.includes('"level":"error"') && line.includes('set CONTEXTIO_API_URL'));
+    assert.equal(faults.length, 1);
+    assert.match(faults[0]!, /"status":301,"location":"https:\/\/api\.example\.com\/2\.0\/connect_tokens\/\[token\]"/);
+    assert.equal(logs.join('\n').includes('s3cr3tTok'), false);
+    // Said once a minute at most, whatever the redirect.
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(308, '', { headers: { location: 'https://api.example.com/2.0/accounts/a' } });
+    await assert.rejects(client.getAccount('a'), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /HTTP 308/.test(e.message));
+    assert.equal(logs.filter((line) => line.includes('set CONTEXTIO_API_URL')).length, 1);
+  });
+
   it('takes a 404 of the API’s own collections as a base URL that is not the API’s: UPSTREAM_ERROR, logged as a configuration error; an item’s 404 stays NOT_FOUND', async () => {
     const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
     pool.intercept({ path: '/2.0/accounts?limit=1&offset=0', method: 'GET' }).reply(404, { type: 'error', value: 'unknown resource' }, JSON_HEADERS);
