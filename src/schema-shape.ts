@@ -13,6 +13,13 @@ export const MAX_PAGE_SIZE = 100;
 export const DEFAULT_PAGE_SIZE = 20;
 
 /**
+ * The Account fields its id alone answers (its connect tokens are fetched by the account's id): an account known
+ * only by its id (a write just named it, a used token sent only its id) is loaded for any other field, and not
+ * for these.
+ */
+export const ACCOUNT_FIELDS_ANSWERED_BY_ID: ReadonlySet<string> = new Set(['id', 'connectTokens', 'connectToken']);
+
+/**
  * The Account fields a used connect token's embedded account lacks: selecting any of them under
  * `ConnectToken.account` loads the full account, one request for all of them.
  */

@@ -6,7 +6,7 @@ import type { ListLengthBudget } from './lists.ts';
 import { COST, MAX_SELECTIONS_VISITED, measureOperation, type OperationMeasure } from './measure.ts';
 
 export { ListLengthBudget } from './lists.ts';
-export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from './measure.ts';
+export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS, WRITTEN_ACCOUNT_FIELDS } from './measure.ts';
 
 /** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
 export interface OperationLimits {

@@ -21,7 +21,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
-import { DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
+import { ACCOUNT_FIELDS_ANSWERED_BY_ID, DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
 
 /**
  * The weights of the cost estimate (see docs/limits.md for the formula). They are not settings: the limit
@@ -50,8 +50,6 @@ export const UPSTREAM_FIELDS: ReadonlySet<string> = new Set([
   'Account.connectTokens',
   'Account.connectToken',
   'CreateConnectTokenPayload.connectToken',
-  'CreateAccountPayload.account',
-  'UpdateAccountPayload.account',
 ]);
 
 /**
@@ -60,6 +58,12 @@ export const UPSTREAM_FIELDS: ReadonlySet<string> = new Set([
  */
 export const FULL_ACCOUNT_FIELDS: ReadonlySet<string> = new Set([...FULL_ONLY_ACCOUNT_FIELDS].map((name) => `Account.${name}`));
 const TOKEN_ACCOUNT_FIELD = 'ConnectToken.account';
+
+/**
+ * Payload fields of the account a write just made or changed: known by its id, it is loaded (one request)
+ * only when their selection needs more than the id (ACCOUNT_FIELDS_ANSWERED_BY_ID).
+ */
+export const WRITTEN_ACCOUNT_FIELDS: ReadonlySet<string> = new Set(['CreateAccountPayload.account', 'UpdateAccountPayload.account']);
 
 /** What the operation limits are checked against. */
 export interface OperationMeasure {
@@ -96,6 +100,8 @@ interface SetMeasure {
   longestAlias: number;
   /** The set selects a field that a token's embedded account lacks. */
   needsFullAccount: boolean;
+  /** The set selects an account field that its id alone does not answer. */
+  needsAccountData: boolean;
   /** Distinct response keys of the set itself, through its fragments (0 for a field's own measure). */
   responseKeys: number;
   /** `__schema` fields, by response key, through its fragments (see OperationMeasure). */
@@ -104,7 +110,7 @@ interface SetMeasure {
   introspectionAliases: number;
 }
 
-const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, responseKeys: 0, schemaFields: 0, introspectionAliases: 0 };
+const EMPTY: SetMeasure = { cost: 0, depth: 0, aliases: 0, longestAlias: 0, needsFullAccount: false, needsAccountData: false, responseKeys: 0, schemaFields: 0, introspectionAliases: 0 };
 
 /** The field nodes that execution runs as one field (they share a response key), and the type they are selected on. */
 interface MergedField {
@@ -268,13 +274,14 @@ class OperationMeasurer {
     const aliases = aliasCount(nodes);
     const longestAlias = longestAliasOf(nodes);
     const needsFullAccount = FULL_ACCOUNT_FIELDS.has(key);
+    const needsAccountData = parent.name === 'Account' && !introspection && !ACCOUNT_FIELDS_ANSWERED_BY_ID.has(name);
     const schemaFields = definition === SchemaMetaFieldDef ? 1 : 0;
     // Inside `__schema` or `__type` (of their types, not the root's fields themselves: `__type` aliases ask for other types).
     const introspectionAliases = parent.name.startsWith('__') ? aliases : 0;
     const type = definition && getNamedType(definition.type);
     const sets = selectionSetsOf(nodes);
     if (!definition || sets.length === 0 || !isCompositeType(type)) {
-      return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, responseKeys: 0, schemaFields, introspectionAliases };
+      return { cost: weight, depth: 1, aliases, longestAlias, needsFullAccount, needsAccountData, responseKeys: 0, schemaFields, introspectionAliases };
     }
 
     const first = definition.args.find(isFirstArgument);
@@ -283,7 +290,8 @@ class OperationMeasurer {
     if (isList && pageSize === undefined && !introspection) this.#assumeListLength(nodes, child.cost);
     const multiplier = isList ? (pageSize ?? COST.listSize) : 1;
     // One request loads the full account, however many of its fields need it.
-    const accountLoad = key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount ? COST.upstream : 0;
+    const accountLoad =
+      (key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount) || (WRITTEN_ACCOUNT_FIELDS.has(key) && child.needsAccountData) ? COST.upstream : 0;
     return {
       cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
       // `ofType` only unwraps list and non-null types, nested seven deep by GraphiQL's introspection query.
@@ -291,6 +299,7 @@ class OperationMeasurer {
       aliases: aliases + child.aliases,
       longestAlias: Math.max(longestAlias, child.longestAlias),
       needsFullAccount,
+      needsAccountData,
       responseKeys: 0,
       schemaFields: schemaFields + child.schemaFields,
       introspectionAliases: introspectionAliases + child.introspectionAliases,
@@ -374,6 +383,7 @@ function addUp(total: SetMeasure, part: SetMeasure): void {
   total.aliases += part.aliases;
   total.longestAlias = Math.max(total.longestAlias, part.longestAlias);
   total.needsFullAccount ||= part.needsFullAccount;
+  total.needsAccountData ||= part.needsAccountData;
   total.schemaFields += part.schemaFields;
   total.introspectionAliases += part.introspectionAliases;
 }

@@ -40,6 +40,15 @@ export async function accountById(id: string, context: GatewayContext, info: Gra
 }
 
 /**
+ * The account a write just created or changed, as its payload's `account` resolves it: the write named it and
+ * was answered, so asked for its id (and its tokens, fetched by id) alone, that is the answer with no request,
+ * as under a token that embeds only the id; any other field loads it as `accountById` does.
+ */
+export function writtenAccount(id: string, context: GatewayContext, info: GraphQLResolveInfo): AccountParent | Promise<AccountParent> {
+  return selectsAccountData(info) ? accountById(id, context, info) : accountOfId(id, 'scope', undefined);
+}
+
+/**
  * The account a used connect token created, as its parent field resolves it: the embed alone when the
  * selection needs nothing more (no request), else the full account once loaded, so every field of it then
  * answers synchronously (one promise per token instead of one per field, and graphql completes the account

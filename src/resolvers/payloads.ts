@@ -3,7 +3,7 @@ import type {
   CreateConnectTokenPayloadResolvers,
   UpdateAccountPayloadResolvers,
 } from '../generated/graphql.ts';
-import { accountById } from './Account.ts';
+import { writtenAccount } from './Account.ts';
 
 /** Payload fields that load a resource cost a request only when selected. */
 export const CreateConnectTokenPayload: CreateConnectTokenPayloadResolvers = {
@@ -16,9 +16,9 @@ export const CreateConnectTokenPayload: CreateConnectTokenPayloadResolvers = {
 export const CreateAccountPayload: CreateAccountPayloadResolvers = {
   id: (r) => r.id,
   resourceUrl: (r) => r.resource_url,
-  account: ({ id }, _, context, info) => accountById(id, context, info),
+  account: ({ id }, _, context, info) => writtenAccount(id, context, info),
 };
 
 export const UpdateAccountPayload: UpdateAccountPayloadResolvers = {
-  account: ({ id }, _, context, info) => accountById(id, context, info),
+  account: ({ id }, _, context, info) => writtenAccount(id, context, info),
 };

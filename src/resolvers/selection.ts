@@ -1,5 +1,5 @@
 import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
-import { FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
+import { ACCOUNT_FIELDS_ANSWERED_BY_ID, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 
 /**
  * The fields named in `names` directly in the selection sets of `parents`, through inline fragments and
@@ -71,7 +71,7 @@ const TOKEN_FIELDS: ReadonlySet<string> = new Set(['connectTokens', 'connectToke
  */
 export const selectsAccountData = perSelection((info, uses) => {
   const fields = Object.keys((info.schema.getType('Account') as GraphQLObjectType).getFields());
-  const answeredByData = fields.filter((name) => name !== 'id' && !TOKEN_FIELDS.has(name));
+  const answeredByData = fields.filter((name) => !ACCOUNT_FIELDS_ANSWERED_BY_ID.has(name));
   return childFields(info, info.fieldNodes, new Set(answeredByData), uses).length > 0;
 });
 

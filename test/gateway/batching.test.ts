@@ -150,6 +150,25 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(stack.emulator.peakInFlight, 2);
   });
 
+  it('answers a written account’s id from its write: no read of the account for the id alone', async () => {
+    const created = await stack.gql<{ createAccount: { id: string; account: { id: string } } }>(
+      `mutation { createAccount(input: { email: "made@example.com" }) { id account { id } } }`,
+    );
+    assert.equal(created.body.errors, undefined);
+    const { id, account } = created.body.data!.createAccount;
+    assert.equal(account.id, id);
+    assert.deepEqual(stack.upstreamCalls(), ['POST /accounts']);
+
+    const { token } = stack.emulator.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    const updated = await stack.gql(
+      `mutation ($id: ID!) { updateAccount(id: $id, input: { firstName: "W" }) { account { __typename id connectTokens { token } } } }`,
+      { id },
+    );
+    assert.deepEqual(updated.body.data, { updateAccount: { account: { __typename: 'Account', id, connectTokens: [{ token }] } } });
+    // The tokens need only the id: the account itself is not read.
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
+  });
+
   /** Runs `query` with every upstream answer 300 ms late; its upstream calls, sorted, and the most at once. */
   async function slowly(query: string, variables: Record<string, unknown>): Promise<{ calls: string[]; peak: number }> {
     stack.emulator.addFault({ path: /.*/, answerAfterMs: 300 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { getNamedType, isLeafType, isNonNullType, isObjectType, type GraphQLField, type GraphQLObjectType } from 'graphql';
-import { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
+import { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS, WRITTEN_ACCOUNT_FIELDS } from '../../src/limits/index.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { DEFAULT_PAGE_SIZE } from '../../src/schema-shape.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
@@ -110,10 +110,18 @@ function probes(): Probe[] {
   return found;
 }
 
-/** What the estimate charges a request for. */
-function chargedUpstream(probe: Probe, field: string): boolean {
+/**
+ * What the estimate charges a request for, the field selected with `cheapestSelection` (an account's id, which
+ * a written account's id answers) or, with `accountData`, with a field an account's id does not answer.
+ */
+function chargedUpstream(probe: Probe, field: string, accountData = false): boolean {
   const name = `${probe.type.name}.${field}`;
-  return probe.type === schema.getMutationType() || UPSTREAM_FIELDS.has(name) || (probe.embedded && FULL_ACCOUNT_FIELDS.has(name));
+  return (
+    probe.type === schema.getMutationType() ||
+    UPSTREAM_FIELDS.has(name) ||
+    (probe.embedded && FULL_ACCOUNT_FIELDS.has(name)) ||
+    (accountData && WRITTEN_ACCOUNT_FIELDS.has(name))
+  );
 }
 
 describe('the schema facts the resolvers and the estimate share', () => {
@@ -176,6 +184,10 @@ describe('the cost estimate', () => {
         if ((made > 0) !== charged) {
           wrong.push(`${probe.type.name}.${field.name}${probe.embedded ? ' (embedded account)' : ''}: ${made} request(s) made, ${charged ? '' : 'not '}charged`);
         }
+        if (!WRITTEN_ACCOUNT_FIELDS.has(`${probe.type.name}.${field.name}`)) continue;
+        // Past its id, a written account is read.
+        const withData = (await requestsOf(probe, () => `${field.name} { firstName }`)) - base;
+        if ((withData > 0) !== chargedUpstream(probe, field.name, true)) wrong.push(`${probe.type.name}.${field.name} { firstName }: ${withData} request(s) made`);
       }
     }
     assert.deepEqual(wrong, []);

@@ -86,6 +86,16 @@ describe('measureOperation', () => {
     assert.equal(nested.cost, 10 + 1 + 10 + (1 + 10 + 1));
   });
 
+  it('reads a written account only when its payload selects more than its id and its tokens', () => {
+    // The write (10), the payload's account (1), its id (1) and its tokens (10 + 10 × 1): no read of the account.
+    const byId = 'mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { __typename id connectTokens { token } } } }';
+    assert.equal(measure(byId).cost, 10 + 1 + 1 + (10 + 10 * 1));
+    assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { id } } }').cost, 10 + 1 + 1);
+    // Any other field reads it: one request for all of them.
+    assert.equal(measure('mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { id firstName username } } }').cost, 10 + 1 + 10 + 3);
+    assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { ... on Account { sources { label } } } } }').cost, 10 + 1 + 10 + (1 + 10 * 1));
+  });
+
   it('counts first as its resolver sees it: an explicit null is the default, not the variable’s, and below 0 an empty page', () => {
     const query = 'query ($n: Int = 5) { accounts(first: $n) { nodes { id } } }';
     assert.equal(measure(query, { n: null }).cost, 10 + 1 + 20);
