@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { manualTimer } from '../helpers/clock.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { codes, useStack, type Stack } from '../helpers/stack.ts';
 
 /** 20 accounts, and 100 top-level tokens used by them in turn: 5 tokens per account. */
@@ -208,5 +210,40 @@ describe('batching: each upstream resource once per operation', () => {
     const { calls, peak } = await slowly(`query ($t: ID!) { connectToken(token: $t) { account { username connectTokens { token } } } }`, { t: token });
     assert.deepEqual(calls, [`GET /accounts/${account.id}`, `GET /accounts/${account.id}/connect_tokens`, `GET /connect_tokens/${token}`]);
     assert.equal(peak, 2);
+  });
+});
+
+describe('batching: a request waits only for those it depends on', () => {
+  // Held answers are let go by the test (the emulator's fault waits run on this timer), not by time.
+  const held = manualTimer();
+  const stack = useStack({ emulator: { faultTimer: held.timer } });
+
+  it('sends a used token’s account request once that token is in, while another token asked beside it is unanswered', async () => {
+    const { store } = stack.emulator;
+    const account = store.createAccount({ email: 'quick@example.com', username: 'quick' }).id;
+    const quick = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'quick@example.com' }).token;
+    store.useConnectToken(quick, { server: 'imap.example.com', username: 'quick', existingAccountId: account });
+    const slow = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+    stack.emulator.addFault({ path: `/connect_tokens/${slow}`, answerAfterMs: 1 });
+    stack.emulator.clearRequests();
+    const pending = stack.gql<{ quick: { account: { username: string } }; slow: { token: string } }>(
+      `query ($quick: ID!, $slow: ID!) { quick: connectToken(token: $quick) { account { username } } slow: connectToken(token: $slow) { token } }`,
+      { quick, slow },
+    );
+    try {
+      await eventually(() => held.waiting().length === 1, { what: 'the slow token’s request held' });
+      // Both token requests left together; the account depends on the quick one alone. (Well within the
+      // gateway's 5 s upstream deadline, which would end the held request.)
+      await eventually(() => stack.emulator.requests.some((r) => r.path === `/accounts/${account}`), {
+        timeoutMs: 3_000,
+        what: 'the account requested while the slow token is still unanswered',
+      });
+      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${quick}`, `GET /accounts/${account}`]);
+    } finally {
+      held.fireAll();
+    }
+    const res = await pending;
+    assert.deepEqual(res.body, { data: { quick: { account: { username: 'quick' } }, slow: { token: slow } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${slow}`]);
   });
 });
