@@ -6,28 +6,18 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
-import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
 import { DEFAULTS } from '../../src/defaults.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/server.ts';
 import { assertEveryPlaceFree } from '../helpers/admission.ts';
+import { configProblems } from '../helpers/config.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { messages } from '../helpers/stack.ts';
 import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
-
-/** The problems `loadConfig` reports for an environment, or [] when it is accepted. */
-function problemsOf(env: Env): string[] {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-}
 
 describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
   let stack: AuthStack;
@@ -99,15 +89,15 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
 
 describe('configuration', () => {
   test('open mode on a non-loopback HOST is one line naming the missing settings', () => {
-    const problems = problemsOf({ HOST: '0.0.0.0' });
+    const problems = configProblems({ HOST: '0.0.0.0' });
     assert.equal(problems.length, 1);
     assert.match(problems[0]!, /^HOST=0\.0\.0\.0 .*AUTH_JWT_SECRET or AUTH_JWKS_URL/);
-    assert.deepEqual(problemsOf({ HOST: '0.0.0.0', AUTH_JWT_SECRET: SECRET }), []);
-    assert.deepEqual(problemsOf({ HOST: '::1' }), []);
+    assert.deepEqual(configProblems({ HOST: '0.0.0.0', AUTH_JWT_SECRET: SECRET }), []);
+    assert.deepEqual(configProblems({ HOST: '::1' }), []);
   });
 
   test('bad values are each one line, and a secret is never printed', () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       AUTH_JWT_SECRET: 'short-secret-value',
       AUTH_JWKS_URL: 'http://idp.example.com/jwks.json',
       CORS_ORIGINS: 'https://app.example.com, *, https://x.example.com/path',
@@ -123,7 +113,7 @@ describe('configuration', () => {
   });
 
   test('an AUTH_JWKS_URL with credentials is refused without quoting them', () => {
-    const problems = problemsOf({ AUTH_JWKS_URL: 'https://jwksuser:JWKSPASSWD@idp.example.com/jwks.json' });
+    const problems = configProblems({ AUTH_JWKS_URL: 'https://jwksuser:JWKSPASSWD@idp.example.com/jwks.json' });
     assert.equal(problems.length, 1, problems.join('\n'));
     assert.match(problems[0]!, /^AUTH_JWKS_URL must not carry credentials/);
     assert.doesNotMatch(problems[0]!, /jwksuser|JWKSPASSWD/);
@@ -131,7 +121,7 @@ describe('configuration', () => {
 
   test('a CORS_ORIGINS entry spelt otherwise than browsers send it (capitals, a default port) is refused with the spelling to list', () => {
     // Browsers send `Origin` lowercase and without their scheme's default port: listed otherwise, it would never match.
-    assert.deepEqual(problemsOf({ CORS_ORIGINS: 'https://App.Example.com, https://b.example.com:443, https://c.example.com/path' }), [
+    assert.deepEqual(configProblems({ CORS_ORIGINS: 'https://App.Example.com, https://b.example.com:443, https://c.example.com/path' }), [
       'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://App.Example.com": browsers send it as https://app.example.com, which is what to list)',
       'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://b.example.com:443": browsers send it as https://b.example.com, which is what to list)',
       'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://c.example.com/path")',
@@ -139,7 +129,7 @@ describe('configuration', () => {
   });
 
   test('a CORS_ORIGINS list with credentials repeats none of its entries, even a password split by a comma', () => {
-    const problems = problemsOf({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
+    const problems = configProblems({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
     assert.equal(problems.length, 3, problems.join('\n'));
     assert.ok(problems.every((p) => p.endsWith('(got an entry, not shown: the list holds an @, as credentials in a URL would)')));
     assert.ok(problems.every((p) => !/pass|word|secret|deploy/.test(p)), problems.join('\n'));
@@ -147,13 +137,13 @@ describe('configuration', () => {
 
   test('an AUTH_* variable set but blank is refused, rather than read as unset (open mode, for the secret)', () => {
     // A deployment template that left the secret empty ran open: every caller admin, on loopback.
-    const problems = problemsOf({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '  ', AUTH_ISSUER: '', AUTH_AUDIENCE: '\t' });
+    const problems = configProblems({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '  ', AUTH_ISSUER: '', AUTH_AUDIENCE: '\t' });
     assert.deepEqual(problems, ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'].map((name) => `${name} is set but empty: give it a value, or unset it`));
-    assert.deepEqual(problemsOf({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: '' }), ['AUTH_AUDIENCE is set but empty: give it a value, or unset it']);
+    assert.deepEqual(configProblems({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: '' }), ['AUTH_AUDIENCE is set but empty: give it a value, or unset it']);
   });
 
   test('AUTH_ISSUER without a key would check nothing', () => {
-    assert.match(problemsOf({ AUTH_ISSUER: 'https://issuer.test' }).join('\n'), /AUTH_ISSUER is set but neither/);
+    assert.match(configProblems({ AUTH_ISSUER: 'https://issuer.test' }).join('\n'), /AUTH_ISSUER is set but neither/);
   });
 
   test('defaults: no CORS origins; introspection on in open mode and development, off otherwise', () => {

@@ -3,11 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
 import { ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts';
 import { measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { SETTINGS } from '../../src/settings.ts';
+import { configProblems } from '../helpers/config.ts';
 import { startStack, useStack } from '../helpers/stack.ts';
 
 /** The README's GraphQL examples, so that the documentation stays true to the schema and the gateway. */
@@ -77,17 +78,6 @@ function documentedNumber(text: string): number {
   return Number(digits) * (unit === 'KiB' ? 1024 : unit === 'MiB' ? 1024 * 1024 : 1);
 }
 
-/** The configuration's problems with `env`, or none. */
-function problemsWith(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-}
-
 describe('the configuration tables of the README and docs', () => {
   const rows = documents.flatMap(({ path, text }) =>
     tableRows(text, 'variable').map(([variable, fallback, meaning]) => ({ path, names: [...variable!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), fallback: fallback!, meaning: meaning! })),
@@ -131,10 +121,10 @@ describe('the configuration tables of the README and docs', () => {
     }
     assert.ok(ranges.length >= 20, `${ranges.length} ranges checked`);
     for (const { path, name, min, max } of ranges) {
-      const refused = (value: number) => problemsWith({ [name]: String(value) }).some((problem) => problem.startsWith(`${name} `));
-      if (min !== undefined) assert.deepEqual(problemsWith({ [name]: String(min) }), [], `${path}: ${name}=${min} is taken`);
+      const refused = (value: number) => configProblems({ [name]: String(value) }).some((problem) => problem.startsWith(`${name} `));
+      if (min !== undefined) assert.deepEqual(configProblems({ [name]: String(min) }), [], `${path}: ${name}=${min} is taken`);
       if (min !== undefined && min > 0) assert.ok(refused(min - 1), `${path}: ${name}=${min - 1} is refused`);
-      assert.deepEqual(problemsWith({ [name]: String(max) }), [], `${path}: ${name}=${max} is taken`);
+      assert.deepEqual(configProblems({ [name]: String(max) }), [], `${path}: ${name}=${max} is taken`);
       assert.ok(refused(max + 1), `${path}: ${name}=${max + 1} is refused`);
     }
   });

@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config.ts';
 import { emulatorOptionsFromEnv, publicSecretWarning } from '../../src/emulator/config.ts';
-
-function problemsOf(env: Record<string, string>): string[] {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-}
+import { configProblems } from '../helpers/config.ts';
 
 describe('configuration from the environment', () => {
   it('defaults to the embedded emulator on 127.0.0.1:4000', () => {
@@ -51,7 +42,7 @@ describe('configuration from the environment', () => {
   });
 
   it('refuses credentials in CONTEXTIO_API_URL, never sent, without showing them', () => {
-    const problems = problemsOf({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+    const problems = configProblems({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.equal(problems.length, 1);
     assert.match(problems[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
     assert.doesNotMatch(problems[0]!, /hunter2/);
@@ -59,10 +50,10 @@ describe('configuration from the environment', () => {
 
   it('refuses a number written otherwise than in digits, and an upstream URL with a query or a fragment', () => {
     for (const value of ['1e3', '0x10', '+80', '80.0']) {
-      assert.match(problemsOf({ PORT: value })[0] ?? '', /^PORT must be a whole number/, value);
+      assert.match(configProblems({ PORT: value })[0] ?? '', /^PORT must be a whole number/, value);
     }
     for (const url of ['https://api.example.com/2.0?key=1', 'https://api.example.com/2.0#top']) {
-      assert.match(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' })[0] ?? '', /^CONTEXTIO_API_URL must be an http\(s\) URL/, url);
+      assert.match(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' })[0] ?? '', /^CONTEXTIO_API_URL must be an http\(s\) URL/, url);
     }
   });
 
@@ -72,7 +63,7 @@ describe('configuration from the environment', () => {
   });
 
   it('reports every problem, one line each, naming the variable and never a secret', () => {
-    const problems = problemsOf({
+    const problems = configProblems({
       PORT: 'eighty',
       UPSTREAM_TIMEOUT_MS: '-5',
       LOG_LEVEL: 'loud',
@@ -120,7 +111,7 @@ describe('configuration from the environment', () => {
     assert.equal(loadConfig({}).maxOperationsInFlight, 1_000);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
-    const problems = problemsOf({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024', MAX_OPERATIONS_IN_FLIGHT: '0' });
+    const problems = configProblems({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024', MAX_OPERATIONS_IN_FLIGHT: '0' });
     assert.deepEqual(
       problems.map((p) => p.split(' ')[0]),
       ['UPSTREAM_MAX_IN_FLIGHT', 'OPERATION_TIMEOUT_MS', 'SHUTDOWN_DRAIN_MS', 'KEEP_ALIVE_TIMEOUT_MS', 'BREAKER_FAILURE_THRESHOLD', 'CALLER_WRITES_PER_HOUR', 'CALLER_READS_PER_HOUR', 'MAX_BODY_BYTES', 'MAX_ANSWER_BYTES', 'MAX_OPERATIONS_IN_FLIGHT'],
@@ -128,10 +119,10 @@ describe('configuration from the environment', () => {
   });
 
   it('quotes at most 100 characters of a value it refuses, whichever the setting: a line stays a line', () => {
-    assert.deepEqual(problemsOf({ PORT: '9'.repeat(3000) }), [`PORT must be a whole number from 0 to 65535 (got "${'9'.repeat(100)}…")`]);
+    assert.deepEqual(configProblems({ PORT: '9'.repeat(3000) }), [`PORT must be a whole number from 0 to 65535 (got "${'9'.repeat(100)}…")`]);
     const long = 'x'.repeat(3000);
     const quoted = `(got "${'x'.repeat(100)}…")`;
-    const gateway = problemsOf({ LOG_LEVEL: long, INTROSPECTION: long, CORS_ORIGINS: long });
+    const gateway = configProblems({ LOG_LEVEL: long, INTROSPECTION: long, CORS_ORIGINS: long });
     const emulator: string[] = [];
     emulatorOptionsFromEnv({ EMULATOR_PORT: long, EMULATOR_RATE_LIMIT: long, EMULATOR_SEED: long, EMULATOR_PUBLIC_URL: long, EMULATOR_ALLOWED_HOSTS: `${long}!` }, 4010, emulator);
     assert.equal(gateway.length + emulator.length, 8);
@@ -142,16 +133,16 @@ describe('configuration from the environment', () => {
 
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
     assert.equal(loadConfig({ UPSTREAM_TIMEOUT_MS: '120000' }).upstreamTimeoutMs, 120_000);
-    assert.deepEqual(problemsOf({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
+    assert.deepEqual(configProblems({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
   });
 
   it('refuses a key pair without an upstream URL', () => {
-    assert.match(problemsOf({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
+    assert.match(configProblems({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
 
   it('names the missing half of the key pair of an upstream URL', () => {
     const url = 'https://api.example.com/2.0';
-    assert.deepEqual(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k' }), ['CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set']);
-    assert.deepEqual(problemsOf({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_SECRET: 's' }), ['CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set']);
+    assert.deepEqual(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k' }), ['CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set']);
+    assert.deepEqual(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_SECRET: 's' }), ['CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set']);
   });
 });
