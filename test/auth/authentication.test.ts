@@ -42,6 +42,29 @@ async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer)
   }
 }
 
+/**
+ * A key set of one RS256 key, `k`, fetched once (a token of it verifies), then failing `how`, with a 60 s pause
+ * after a failed fetch. `signed` makes a token of `k` (or of another kid), each with its own jti: one verified
+ * before would be answered from the tokens remembered, never reaching the key set.
+ */
+async function withKeySetThenFailing(
+  how: 'status' | 'broken off',
+  use: (stack: AuthStack, jwks: JwksServer, signed: (kid?: string) => Promise<string>) => Promise<void>,
+): Promise<void> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  await withKeySet(
+    [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
+    async (stack, jwks) => {
+      let issued = 0;
+      const signed = (kid = 'k') => sign(privateKey, 'RS256', kid, { jti: String(++issued) });
+      assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+      jwks.setFailing(true, how);
+      await use(stack, jwks, signed);
+    },
+    { jwksFailureBackoffMs: 60_000 },
+  );
+}
+
 /** The public JWK of an RSA key too short for RS256 (1024 bits): jose refuses to verify with it. */
 const weakRsaJwk = () => generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) as JWK;
 
@@ -529,77 +552,59 @@ describe('an unreachable key set', () => {
   });
 
   test('while it cannot be fetched, the keys of its last fetch verify their tokens up to an hour after it, and no longer', async () => {
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    await withKeySet(
-      [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
-      async (stack, jwks) => {
-        // Each token its own jti: one verified before would be answered from memory, never reaching the key set.
-        let issued = 0;
-        const signed = (kid = 'k') => sign(privateKey, 'RS256', kid, { jti: String(++issued) });
+    await withKeySetThenFailing('status', async (stack, jwks, signed) => {
+      const failures = () => stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read')).map((line) => JSON.parse(line) as Record<string, unknown>);
+      // Eleven minutes on, past the 10 min max age: the set is asked for again, that fails, and the keys of the
+      // last fetch verify the token all the same (an outage of the set alone refuses nobody), said at error.
+      await withClockAhead(11 * 60_000, async () => {
+        const verified = await stack.gql('{ __typename }', await signed());
+        assert.equal(verified.status, 200);
+        assert.equal(jwks.fetches, 2);
+        const [failure] = failures();
+        // Said with the id of the request that met the failure, as the 503's line is.
+        assert.equal(failure!['requestId'], verified.headers.get('x-request-id'));
+        assert.match(String(failure!['message']), /: the keys of its last fetch verify tokens meanwhile, up to 60 minutes after it$/);
+        assert.ok(Math.abs(Number(failure!['lastFetchedSecondsAgo']) - 660) < 30, String(failure!['lastFetchedSecondsAgo']));
+        // In the pause that follows, the same without a fetch; a key the last fetch lacked gets the 503.
         assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
-        jwks.setFailing(true);
-        const failures = () => stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read')).map((line) => JSON.parse(line) as Record<string, unknown>);
-        // Eleven minutes on, past the 10 min max age: the set is asked for again, that fails, and the keys of the
-        // last fetch verify the token all the same (an outage of the set alone refuses nobody), said at error.
-        await withClockAhead(11 * 60_000, async () => {
-          const verified = await stack.gql('{ __typename }', await signed());
-          assert.equal(verified.status, 200);
-          assert.equal(jwks.fetches, 2);
-          const [failure] = failures();
-          // Said with the id of the request that met the failure, as the 503's line is.
-          assert.equal(failure!['requestId'], verified.headers.get('x-request-id'));
-          assert.match(String(failure!['message']), /: the keys of its last fetch verify tokens meanwhile, up to 60 minutes after it$/);
-          assert.ok(Math.abs(Number(failure!['lastFetchedSecondsAgo']) - 660) < 30, String(failure!['lastFetchedSecondsAgo']));
-          // In the pause that follows, the same without a fetch; a key the last fetch lacked gets the 503.
-          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
-          assert.equal((await stack.gql('{ __typename }', await signed('another'))).status, 503);
-          assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
-          assert.equal(failures().length, 1, 'the one failed fetch said once');
-        }, { wallClock: true });
-        // An hour and a minute on, the keys are trusted no longer: 503, and the same in the pause after.
-        await withClockAhead(61 * 60_000, async () => {
-          const refused = await stack.gql('{ __typename }', await signed());
-          assert.equal(refused.status, 503);
-          assert.deepEqual(codes(refused), ['INTERNAL_SERVER_ERROR']);
-          assert.equal(jwks.fetches, 3);
-          assert.equal((await stack.gql('{ __typename }', await signed())).status, 503);
-          assert.equal(jwks.fetches, 3, 'nothing fetched during the pause');
-          assert.equal(failures().at(-1)!['message'], 'the JWKS could not be fetched or read');
-        }, { wallClock: true });
-        // Back, the set is fetched once the pause is over, and its keys verify again.
-        jwks.setFailing(false);
-        await withClockAhead(63 * 60_000, async () => {
-          assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
-          assert.equal(jwks.fetches, 4);
-        }, { wallClock: true });
-      },
-      { jwksFailureBackoffMs: 60_000 },
-    );
+        assert.equal((await stack.gql('{ __typename }', await signed('another'))).status, 503);
+        assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
+        assert.equal(failures().length, 1, 'the one failed fetch said once');
+      }, { wallClock: true });
+      // An hour and a minute on, the keys are trusted no longer: 503, and the same in the pause after.
+      await withClockAhead(61 * 60_000, async () => {
+        const refused = await stack.gql('{ __typename }', await signed());
+        assert.equal(refused.status, 503);
+        assert.deepEqual(codes(refused), ['INTERNAL_SERVER_ERROR']);
+        assert.equal(jwks.fetches, 3);
+        assert.equal((await stack.gql('{ __typename }', await signed())).status, 503);
+        assert.equal(jwks.fetches, 3, 'nothing fetched during the pause');
+        assert.equal(failures().at(-1)!['message'], 'the JWKS could not be fetched or read');
+      }, { wallClock: true });
+      // Back, the set is fetched once the pause is over, and its keys verify again.
+      jwks.setFailing(false);
+      await withClockAhead(63 * 60_000, async () => {
+        assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
+        assert.equal(jwks.fetches, 4);
+      }, { wallClock: true });
+    });
   });
+
   test('an answer broken off mid-body is a key set that could not be read: the last keys verify, no 401, no fetch per request', async () => {
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-    await withKeySet(
-      [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }],
-      async (stack, jwks) => {
-        let issued = 0;
-        const signed = (kid = 'k') => sign(privateKey, 'RS256', kid, { jti: String(++issued) });
-        assert.equal((await stack.gql('{ __typename }', await signed())).status, 200);
-        jwks.setFailing(true, 'broken off');
-        // Past the 10 min max age, the set is asked for again and its answer breaks off after half the set.
-        await withClockAhead(11 * 60_000, async () => {
-          for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', await signed())).status, 200, 'the keys of the last fetch verify');
-          const other = await stack.gql('{ __typename }', await signed('another'));
-          assert.equal(other.status, 503);
-          assert.deepEqual(codes(other), ['INTERNAL_SERVER_ERROR']);
-          assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
-        }, { wallClock: true });
-        const failures = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
-        assert.equal(failures.length, 1);
-        assert.match(String(JSON.parse(failures[0]!)['error']), /broke off/);
-        assert.equal(stack.logs.filter((line) => line.includes('cannot verify tokens')).length, 0, 'no key of the set is blamed');
-      },
-      { jwksFailureBackoffMs: 60_000 },
-    );
+    await withKeySetThenFailing('broken off', async (stack, jwks, signed) => {
+      // Past the 10 min max age, the set is asked for again and its answer breaks off after half the set.
+      await withClockAhead(11 * 60_000, async () => {
+        for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }', await signed())).status, 200, 'the keys of the last fetch verify');
+        const other = await stack.gql('{ __typename }', await signed('another'));
+        assert.equal(other.status, 503);
+        assert.deepEqual(codes(other), ['INTERNAL_SERVER_ERROR']);
+        assert.equal(jwks.fetches, 2, 'nothing fetched during the pause');
+      }, { wallClock: true });
+      const failures = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+      assert.equal(failures.length, 1);
+      assert.match(String(JSON.parse(failures[0]!)['error']), /broke off/);
+      assert.equal(stack.logs.filter((line) => line.includes('cannot verify tokens')).length, 0, 'no key of the set is blamed');
+    });
   });
 
   test('in an outage after a rotation, the keys of the last fetch are those trusted, not those of an earlier one', async () => {
