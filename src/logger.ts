@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from './wait-timer.ts';
 
@@ -26,12 +27,40 @@ export interface Logger {
 const LOG_WRITE_INTERVAL_MS = 20;
 /** Held log text written at once, however recent the last write: bounds the memory a burst of lines holds. */
 const LOG_MAX_HELD_CHARS = 1024 * 1024;
+/** How long an exiting process waits at most for its log's output to take the lines still held. */
+const LOG_EXIT_WAIT_MS = 2_000;
+
+/**
+ * Where a batcher's lines go: takes what it can of `bytes` now and says how many bytes it took (none when its
+ * output is full).
+ */
+export type LineSink = (bytes: Buffer) => number;
+
+/**
+ * A file descriptor as a sink, written synchronously. Not a stream: a pipe's stream queues, in the process,
+ * what the pipe does not take at once (a burst over its 64 KiB, a reader that is slow), and writes it only on
+ * later turns, so that an exit (the gateway's `stopped`, a crash) loses it. Here what the pipe does not take
+ * stays with the batcher, which knows what is left and writes it before the process exits.
+ */
+export function descriptorSink(fd: number): LineSink {
+  return (bytes) => {
+    try {
+      return writeSync(fd, bytes);
+    } catch (error) {
+      // Full (a pipe, which Node makes non-blocking): written later. Any other failure (its reader gone, EPIPE;
+      // a full disk) loses these lines, as a stream's error would: the requests are still served.
+      return (error as NodeJS.ErrnoException).code === 'EAGAIN' ? 0 : bytes.length;
+    }
+  };
+}
 
 export interface LineBatcherOptions {
-  /** Least time between two writes; a line waits at most this long. Default 20 ms. */
+  /** Least time between two writes; a line waits at most this long (unless its output is full). Default 20 ms. */
   minIntervalMs?: number;
   /** Held text of this length or more is written at once. Default 1 Mi characters. */
   maxHeldChars?: number;
+  /** How long `finish` waits at most for the output to take what is held. Default 2 s. */
+  exitWaitMs?: number;
   /** What times the wait for the next write (tests run it by hand). Default `setTimeout`. */
   timer?: WaitTimer;
   /** The clock the interval is kept by. Default `performance.now`. */
@@ -39,37 +68,50 @@ export interface LineBatcherOptions {
 }
 
 /**
- * Lines written to `stream` together, in order, rather than one write each. The gateway logs a line per
+ * Lines written to `sink` together, in order, rather than one write each. The gateway logs a line per
  * operation: written one by one to a pipe (a log collector's, a container runtime's), each write is a system
  * call that may also wake the reader, and on a busy gateway that is up to a tenth of an operation's CPU. So what a
  * turn logs goes out at its end (`setImmediate`) in one write, and on a busy gateway at most one write every
  * `minIntervalMs`: lines logged sooner after the last write wait for the rest of that interval, so that a
  * write carries many operations' lines (bench/README.md, "a turn's log lines written together"). A quiet
- * gateway's line still goes out at the end of its turn. What is held when the process exits is written then,
- * so that only a process killed outright (SIGKILL) loses lines, those of its last 20 ms at most.
+ * gateway's line still goes out at the end of its turn. What the output does not take (a full pipe) is held
+ * and written again an interval later. What is held when the process exits is written then (`finish`), so that
+ * only a process killed outright (SIGKILL) loses lines, those of its last 20 ms at most.
  */
 export class LineBatcher {
   #held = '';
+  /** Written already, but not taken by the sink (its output full): goes out before what is held. */
+  #untaken: Buffer = Buffer.alloc(0);
   /** Cancels the write scheduled for what is held; unset when none is. */
   #cancelScheduled: (() => void) | undefined;
   #lastWrite = -Infinity;
   readonly #minIntervalMs: number;
   readonly #maxHeldChars: number;
+  readonly #exitWaitMs: number;
   readonly #timer: WaitTimer;
   readonly #now: () => number;
 
   constructor(
-    private readonly stream: { write(text: string): unknown },
-    { minIntervalMs = LOG_WRITE_INTERVAL_MS, maxHeldChars = LOG_MAX_HELD_CHARS, timer = realTimer, now = () => performance.now() }: LineBatcherOptions = {},
+    private readonly sink: LineSink,
+    {
+      minIntervalMs = LOG_WRITE_INTERVAL_MS,
+      maxHeldChars = LOG_MAX_HELD_CHARS,
+      exitWaitMs = LOG_EXIT_WAIT_MS,
+      timer = realTimer,
+      now = () => performance.now(),
+    }: LineBatcherOptions = {},
   ) {
     this.#minIntervalMs = minIntervalMs;
     this.#maxHeldChars = maxHeldChars;
+    this.#exitWaitMs = exitWaitMs;
     this.#timer = timer;
     this.#now = now;
   }
 
   readonly write = (line: string): void => {
     this.#held += line;
+    // Its output full, the write already scheduled takes this line too: not one attempt a line meanwhile.
+    if (this.#untaken.length > 0) return;
     if (this.#held.length >= this.#maxHeldChars) return this.flush();
     if (this.#cancelScheduled) return;
     // At most the interval: a clock that jumped back (or a test's moved clock put back) must not hold lines longer.
@@ -82,21 +124,57 @@ export class LineBatcher {
     }
   };
 
-  /** Writes what is held now (at exit, and before a line written around the logger, so that it comes after). */
+  /**
+   * Writes what is held now (before a line written around the logger, so that it comes after); what the output
+   * does not take is tried again an interval later.
+   */
   readonly flush = (): void => {
     this.#cancelScheduled?.();
     this.#cancelScheduled = undefined;
-    if (this.#held === '') return;
-    const text = this.#held;
-    this.#held = '';
-    this.#lastWrite = this.#now();
-    this.stream.write(text);
+    for (;;) {
+      if (this.#untaken.length === 0) {
+        // All before taken: what is held. (Held apart until then: joined to what its output does not take, it
+        // would be copied at each try.)
+        if (this.#held === '') return;
+        this.#untaken = Buffer.from(this.#held);
+        this.#held = '';
+      }
+      this.#lastWrite = this.#now();
+      this.#untaken = this.#untaken.subarray(this.sink(this.#untaken));
+      if (this.#untaken.length > 0) {
+        this.#cancelScheduled = this.#timer(this.flush, this.#minIntervalMs);
+        return;
+      }
+    }
+  };
+
+  /**
+   * Writes what is held, waiting for the output to take it (`exitWaitMs` at most): at exit, when no later turn
+   * will write it.
+   */
+  readonly finish = (): void => {
+    this.flush();
+    const giveUpAt = this.#now() + this.#exitWaitMs;
+    while (this.#untaken.length > 0 && this.#now() < giveUpAt) {
+      sleepSync(EXIT_RETRY_MS);
+      this.flush();
+    }
+    this.#cancelScheduled?.();
+    this.#cancelScheduled = undefined;
   };
 }
 
-/** The gateway's log lines, on standard error. */
-export const stderrLines = new LineBatcher(process.stderr);
-process.on('exit', stderrLines.flush);
+/** How long `finish` sleeps between two attempts at an output that is full. */
+const EXIT_RETRY_MS = 5;
+
+/** Blocks the thread for `ms`: at exit, no later turn can do the waiting. */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** The gateway's log lines, on standard error (touched first: Node makes a pipe non-blocking as it opens it). */
+export const stderrLines = new LineBatcher(descriptorSink(process.stderr.fd));
+process.on('exit', stderrLines.finish);
 
 /**
  * One JSON object per line, so log collectors need no parser of their own. Callers never pass secrets,

@@ -175,7 +175,7 @@ function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record
 
 function failToStart(reason: string): never {
   // After the log lines that led here, which are held until the turn ends (on a busy gateway, up to 20 ms).
-  stderrLines.flush();
+  stderrLines.finish();
   console.error(`contextio-graphql: failed to start: ${reason}`);
   process.exit(1);
 }

@@ -1,24 +1,29 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createLogger, LineBatcher } from '../../src/logger.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
-/** A stream that keeps each write it is given. */
+/** A sink that takes and keeps each write it is given. */
 const recorder = () => {
   const writes: string[] = [];
-  return { writes, stream: { write: (text: string) => writes.push(text) } };
+  const sink = (bytes: Buffer) => {
+    writes.push(bytes.toString());
+    return bytes.length;
+  };
+  return { writes, sink };
 };
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** A batcher on a clock and a timer the test moves and fires by hand. */
 const manualBatcher = (options: { maxHeldChars?: number } = {}) => {
-  const { writes, stream } = recorder();
+  const { writes, sink } = recorder();
   const waits = manualTimer();
   let now = 1_000;
-  const lines = new LineBatcher(stream, { minIntervalMs: 20, timer: waits.timer, now: () => now, ...options });
+  const lines = new LineBatcher(sink, { minIntervalMs: 20, timer: waits.timer, now: () => now, ...options });
   return { writes, lines, waits, advance: (ms: number) => (now += ms) };
 };
 
@@ -100,6 +105,39 @@ describe('log lines', () => {
     assert.deepEqual(writes, ['a\n', 'b\n']);
   });
 
+  it('its output does not take are written again an interval later, in order, and by finish() at once', async () => {
+    const writes: string[] = [];
+    let room = 3;
+    // An output that takes `room` bytes, then none until it has room again (a pipe whose reader is slow).
+    const sink = (bytes: Buffer) => {
+      const taken = Math.min(room, bytes.length);
+      room -= taken;
+      if (taken > 0) writes.push(bytes.subarray(0, taken).toString());
+      return taken;
+    };
+    const waits = manualTimer();
+    const lines = new LineBatcher(sink, { minIntervalMs: 20, timer: waits.timer, now: () => 1_000, exitWaitMs: 0 });
+    lines.write('aaaa\n');
+    await nextTurn();
+    assert.deepEqual(writes, ['aaa']);
+    assert.deepEqual(waits.waiting(), [20], 'tried again an interval later');
+    lines.write('b\n');
+    await nextTurn();
+    assert.deepEqual(waits.waiting(), [20], 'a line logged meanwhile waits for that write');
+    room = 4;
+    waits.fireAll();
+    assert.equal(writes.join(''), 'aaaa\nb\n');
+    assert.deepEqual(waits.waiting(), []);
+    lines.write('c\n');
+    room = 1;
+    lines.finish();
+    assert.equal(writes.join(''), 'aaaa\nb\nc', 'what the output took');
+    room = 1;
+    lines.finish();
+    assert.equal(writes.join(''), 'aaaa\nb\nc\n', 'the rest, nothing twice');
+    assert.deepEqual(waits.waiting(), []);
+  });
+
   it('still held when the process exits are written then', async () => {
     // The gateway's own logger, in a process that exits in the same turn it logs.
     const logger = fileURLToPath(new URL('../../src/logger.ts', import.meta.url));
@@ -108,5 +146,28 @@ describe('log lines', () => {
     const failure = (await run.then(() => assert.fail('exited 0'), (error: unknown) => error)) as { code: number; stderr: string };
     assert.equal(failure.code, 3);
     assert.equal((JSON.parse(failure.stderr) as { message: string }).message, 'the last line');
+  });
+
+  it('written while their output was full are all written before the process exits, not lost with it', async () => {
+    // A burst larger than a pipe takes at once (64 KiB), written while its reader is not reading (a log
+    // collector that is slow, busy, or reads in turns); then the process exits, as a stopped gateway does.
+    const logger = fileURLToPath(new URL('../../src/logger.ts', import.meta.url));
+    const code = `import { createLogger } from ${JSON.stringify(logger)};
+      const logger = createLogger('info');
+      for (let n = 0; n < 2000; n++) logger.info('a line', { n, padding: 'x'.repeat(500) });
+      logger.info('the last line');
+      setImmediate(() => process.stdout.write('written', () => process.exit(3)));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stderr.pause();
+    let stderr = '';
+    // Read only once the lines were written (the turn that logged them is over): the reader comes late.
+    child.stdout.once('data', () => child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString())).resume());
+    const [exitCode] = (await once(child, 'close')) as [number | null];
+    assert.equal(exitCode, 3);
+    const lines = stderr.split('\n');
+    assert.equal(lines.pop(), '', 'the output ends with a whole line');
+    const messages = lines.map((line) => (JSON.parse(line) as { message: string }).message);
+    assert.equal(messages.length, 2001, 'every line written');
+    assert.equal(messages.at(-1), 'the last line');
   });
 });
