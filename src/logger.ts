@@ -27,6 +27,11 @@ export interface Logger {
 const LOG_WRITE_INTERVAL_MS = 20;
 /** Held log text written at once, however recent the last write: bounds the memory a burst of lines holds. */
 const LOG_MAX_HELD_CHARS = 1024 * 1024;
+/**
+ * Full batches of log text held at most while its output takes none (a log reader that stopped reading):
+ * further lines are dropped, and counted, rather than held in memory without end.
+ */
+const LOG_MAX_UNWRITTEN_BATCHES = 8;
 /** How long an exiting process waits at most for its log's output to take the lines still held. */
 const LOG_EXIT_WAIT_MS = 2_000;
 
@@ -59,6 +64,10 @@ export interface LineBatcherOptions {
   minIntervalMs?: number;
   /** Held text of this length or more is written at once. Default 1 Mi characters. */
   maxHeldChars?: number;
+  /** Text held at most while the output takes none; further lines are dropped. Default 8 times `maxHeldChars`. */
+  maxUnwrittenChars?: number;
+  /** The line that says how many lines were dropped. Default a JSON line at `error`. */
+  droppedLine?: (dropped: number) => string;
   /** How long `finish` waits at most for the output to take what is held. Default 2 s. */
   exitWaitMs?: number;
   /** What times the wait for the next write (tests run it by hand). Default `setTimeout`. */
@@ -75,7 +84,8 @@ export interface LineBatcherOptions {
  * `minIntervalMs`: lines logged sooner after the last write wait for the rest of that interval, so that a
  * write carries many operations' lines (bench/README.md, "a turn's log lines written together"). A quiet
  * gateway's line still goes out at the end of its turn. What the output does not take (a full pipe) is held
- * and written again an interval later. What is held when the process exits is written then (`finish`), so that
+ * and written again an interval later; past `maxUnwrittenChars` lines are dropped, and how many is said once
+ * the output takes lines again. What is held when the process exits is written then (`finish`), so that
  * only a process killed outright (SIGKILL) loses lines, those of its last 20 ms at most.
  */
 export class LineBatcher {
@@ -84,9 +94,13 @@ export class LineBatcher {
   #untaken: Buffer = Buffer.alloc(0);
   /** Cancels the write scheduled for what is held; unset when none is. */
   #cancelScheduled: (() => void) | undefined;
+  /** Lines dropped since the output last took everything: said once it does again. */
+  #dropped = 0;
   #lastWrite = -Infinity;
   readonly #minIntervalMs: number;
   readonly #maxHeldChars: number;
+  readonly #maxUnwrittenChars: number;
+  readonly #droppedLine: (dropped: number) => string;
   readonly #exitWaitMs: number;
   readonly #timer: WaitTimer;
   readonly #now: () => number;
@@ -96,6 +110,8 @@ export class LineBatcher {
     {
       minIntervalMs = LOG_WRITE_INTERVAL_MS,
       maxHeldChars = LOG_MAX_HELD_CHARS,
+      maxUnwrittenChars = LOG_MAX_UNWRITTEN_BATCHES * maxHeldChars,
+      droppedLine = droppedLogLine,
       exitWaitMs = LOG_EXIT_WAIT_MS,
       timer = realTimer,
       now = () => performance.now(),
@@ -103,12 +119,18 @@ export class LineBatcher {
   ) {
     this.#minIntervalMs = minIntervalMs;
     this.#maxHeldChars = maxHeldChars;
+    this.#maxUnwrittenChars = maxUnwrittenChars;
+    this.#droppedLine = droppedLine;
     this.#exitWaitMs = exitWaitMs;
     this.#timer = timer;
     this.#now = now;
   }
 
   readonly write = (line: string): void => {
+    if (this.#untaken.length + this.#held.length + line.length > this.#maxUnwrittenChars) {
+      this.#dropped += 1;
+      return;
+    }
     this.#held += line;
     // Its output full, the write already scheduled takes this line too: not one attempt a line meanwhile.
     if (this.#untaken.length > 0) return;
@@ -133,11 +155,13 @@ export class LineBatcher {
     this.#cancelScheduled = undefined;
     for (;;) {
       if (this.#untaken.length === 0) {
-        // All before taken: what is held. (Held apart until then: joined to what its output does not take, it
-        // would be copied at each try.)
-        if (this.#held === '') return;
-        this.#untaken = Buffer.from(this.#held);
+        // All before taken: the lines dropped meanwhile are said where they are missing, then what is held.
+        // (Held apart until then: joined to what its output does not take, it would be copied at each try.)
+        const text = (this.#dropped > 0 ? this.#droppedLine(this.#dropped) : '') + this.#held;
+        this.#dropped = 0;
         this.#held = '';
+        if (text === '') return;
+        this.#untaken = Buffer.from(text);
       }
       this.#lastWrite = this.#now();
       this.#untaken = this.#untaken.subarray(this.sink(this.#untaken));
@@ -162,6 +186,12 @@ export class LineBatcher {
     this.#cancelScheduled?.();
     this.#cancelScheduled = undefined;
   };
+}
+
+/** Says how many log lines were dropped, at any `LOG_LEVEL`: a log with a gap must say so. */
+function droppedLogLine(dropped: number): string {
+  const message = 'log lines dropped: their output (standard error) took none of them for too long, and the process holds only so many';
+  return `${JSON.stringify({ time: new Date().toISOString(), level: 'error', message, dropped })}\n`;
 }
 
 /** How long `finish` sleeps between two attempts at an output that is full. */

@@ -138,6 +138,39 @@ describe('log lines', () => {
     assert.deepEqual(waits.waiting(), []);
   });
 
+  it('are dropped past a bound while their output takes none, and how many is said once it takes them again', async () => {
+    // A log reader that stopped reading: every line would otherwise stay in the process's memory.
+    const writes: string[] = [];
+    let full = true;
+    const sink = (bytes: Buffer) => {
+      if (full) return 0;
+      writes.push(bytes.toString());
+      return bytes.length;
+    };
+    const waits = manualTimer();
+    const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, timer: waits.timer, now: () => 1_000 });
+    for (let n = 0; n < 1_000; n++) {
+      lines.write(`line ${String(n).padStart(3, '0')}\n`);
+      if (n % 100 === 99) waits.fireAll();
+    }
+    full = false;
+    waits.fireAll();
+    const written = writes.join('').split('\n');
+    assert.equal(written.pop(), '');
+    const kept = written.filter((line) => line.startsWith('line '));
+    assert.ok(kept.join('\n').length <= 64, `as many lines held as eight batches hold at most (${kept.length} were)`);
+    assert.deepEqual(kept, [...kept].sort(), 'in order');
+    const notes = written.filter((line) => !line.startsWith('line '));
+    assert.equal(notes.length, 1);
+    const note = JSON.parse(notes[0]!) as { level: string; message: string; dropped: number };
+    assert.equal(note.level, 'error');
+    assert.match(note.message, /^log lines dropped/);
+    assert.equal(note.dropped, 1_000 - kept.length);
+    lines.write('after\n');
+    waits.fireAll();
+    assert.equal(writes.at(-1), 'after\n', 'said once');
+  });
+
   it('still held when the process exits are written then', async () => {
     // The gateway's own logger, in a process that exits in the same turn it logs.
     const logger = fileURLToPath(new URL('../../src/logger.ts', import.meta.url));
