@@ -19,7 +19,7 @@ import { injectFaults, seed } from './soak/upstream.ts';
  * memory and a crash are its own). Many concurrent clients send a mix of reads, fan-outs, mutations,
  * refused operations and requests they abort mid-flight, for a bounded time and a bounded number of
  * requests, on loopback only. Every answer is checked to be well-formed GraphQL. Exit 1 when an answer is
- * malformed or wrong, a request gets no answer, the gateway crashes, or its memory grows without bound
+ * malformed or wrong, a request gets no answer, the gateway crashes or stops answering, or its memory grows without bound
  * (see MEMORY RULE in soak/settings.ts). `--out docs/soak.md` writes the report.
  *
  * Its parts, in scripts/soak/: the command line and settings, the seeded upstream and its faults, the
@@ -118,9 +118,15 @@ async function main(): Promise<number> {
     const after = samples.filter((s) => s.atS >= settings.warmupS);
     let end: MemoryStats | undefined;
     let drainedGc: MemoryStats | undefined;
+    // A process that no longer answers (stuck) fails the run: its memory after the load is then unknown.
+    let unanswered: string | undefined;
     if (!child.crashed) {
-      end = await child.call('stats').catch(() => undefined);
-      drainedGc = await child.call('gc').catch(() => undefined);
+      try {
+        end = await child.call('stats');
+        drainedGc = await child.call('gc');
+      } catch (error) {
+        if (!child.crashed) unanswered = error instanceof Error ? error.message : String(error);
+      }
     }
     tallyUpstream();
     upstream.peakInFlight = emulator.peakInFlight;
@@ -140,6 +146,7 @@ async function main(): Promise<number> {
     const failures: string[] = [];
     if (interrupted) failures.push('interrupted before the end');
     if (child.crashed) failures.push(`the gateway process crashed: ${child.crashed}`);
+    if (unanswered) failures.push(unanswered);
     if (totals.malformed > 0) failures.push(`${totals.malformed} malformed answers`);
     if (totals.wrong > 0) failures.push(`${totals.wrong} wrong answers`);
     if (totals.noAnswer > 0) failures.push(`${totals.noAnswer} requests without an answer within ${CLIENT_TIMEOUT_MS} ms`);

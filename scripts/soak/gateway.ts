@@ -25,9 +25,16 @@ export interface GatewayChild {
   /** Log lines by `level: message`, and the first error lines. */
   logCounts: Map<string, number>;
   errorSamples: string[];
+  /** Rejects when the process has exited, or has not answered within CALL_TIMEOUT_MS (its event loop stuck). */
   call(type: 'stats' | 'gc'): Promise<MemoryStats>;
   stop(): Promise<void>;
 }
+
+/**
+ * How long the gateway process may take to answer `stats` or `gc` (a full GC of its few hundred MiB takes well
+ * under a second). Past it the process is stuck: waiting on for ever would hang the soak, Ctrl-C included.
+ */
+const CALL_TIMEOUT_MS = 10_000;
 
 export async function startGatewayChild(emulator: Emulator): Promise<GatewayChild> {
   const file = fileURLToPath(new URL('./gateway-process.ts', import.meta.url));
@@ -79,7 +86,20 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
       const id = nextId++;
       return new Promise((resolve, reject) => {
         if (child.exitCode !== null || child.signalCode !== null) return reject(new Error('the gateway process has exited'));
-        pending.set(id, { resolve: (m) => resolve(m as unknown as MemoryStats), reject });
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`the gateway process did not answer \`${type}\` within ${CALL_TIMEOUT_MS / 1000} s (its event loop stuck?)`));
+        }, CALL_TIMEOUT_MS);
+        pending.set(id, {
+          resolve: (m) => {
+            clearTimeout(timer);
+            resolve(m as unknown as MemoryStats);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
         child.send({ type, id });
       });
     },

@@ -58,7 +58,7 @@ export function report(outcome: Outcome): string {
       '`extensions.code`, no stack trace, no secret; `data` on every 200, `errors` on every other status, no 5xx but the 503 `SERVICE_UNAVAILABLE` of an operation past `MAX_OPERATIONS_IN_FLIGHT`); ' +
       'an answer must also be for the question asked (the account or token requested). The run fails on any ' +
       'malformed or wrong answer, a request without an answer (30 s) or a broken connection that the client did ' +
-      'not cause, a crash of the gateway, or unbounded memory: peak RSS over the last window of load above ' +
+      'not cause, a crash of the gateway or its process no longer answering the memory queries (10 s), or unbounded memory: peak RSS over the last window of load above ' +
       `2 × the peak RSS over the first window after warm-up + ${MiB(RSS_MARGIN_BYTES)}, or the heap left after a ` +
       `full GC once the load has drained above 2 × the heap after a full GC at the end of warm-up + ${MiB(HEAP_MARGIN_BYTES)}. ` +
       '`INTERNAL_SERVER_ERROR` answers are well-formed but listed as findings.',
