@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
     // A failed save on the way out is already logged: the reason the gateway could not start comes next.
     await emulator?.close().catch(() => undefined);
-    return failToStart(describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
+    return failToStart(portTakenByEmulator(error, config, emulator) ?? describeListenFailure(error, { host: config.host, port: config.port, hostVariable: 'HOST', portVariable: 'PORT' }) ?? messageOf(error));
   });
   const signals = stopOnSignals(gateway, emulator, logger);
 
@@ -94,6 +94,19 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
     ...(randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
   });
   return { upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret }, emulator };
+}
+
+/**
+ * PORT taken by the gateway's own embedded emulator (EMULATOR_PORT set to it): said as such, since "already in
+ * use" sends the operator looking for another process, and none holds the port once this one has exited.
+ */
+function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Emulator | undefined): string | undefined {
+  if ((error as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE' || emulator === undefined || config.upstream.kind !== 'embedded') return undefined;
+  const emulatorHost = config.upstream.emulator.host;
+  const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
+  const sameInterface = emulatorHost === config.host || wildcard(emulatorHost) || wildcard(config.host);
+  if (Number(new URL(emulator.url).port) !== config.port || !sameInterface) return undefined;
+  return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 
 /** SIGTERM/SIGINT close the gateway, then the emulator; a second one during that exits at once. */

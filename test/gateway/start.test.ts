@@ -590,6 +590,19 @@ describe('npm start', () => {
     }
   });
 
+  it('says so when PORT is taken by its own embedded emulator (EMULATOR_PORT set to the same), not as a port some other process holds', async () => {
+    // A port free now: once the process has exited, nothing holds it, which is what misled.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const { code, stderr } = await runToExit({ PORT: String(port), EMULATOR_PORT: String(port) });
+    assert.equal(code, 1, stderr);
+    const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));
+    assert.equal(reasons.length, 1, stderr);
+    assert.match(reasons[0]!, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the embedded emulator listens on this port \\(EMULATOR_PORT=${port}\\)`));
+  });
+
   it('names the port in use even when the embedded emulator then cannot save its state on the way out', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
