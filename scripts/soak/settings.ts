@@ -61,7 +61,8 @@ export const settings = {
   unusedTokens: 20,
 };
 if (settings.warmupS >= settings.durationS) {
-  console.error('soak: --warmup must be shorter than --duration');
+  // Without --warmup, only a --duration of 1 gets here (its warm-up is at least a second): named, not the option not given.
+  console.error(args.warmup === undefined ? `soak: --duration must be at least 2: the load's first second is its warm-up\n${HELP}` : 'soak: --warmup must be shorter than --duration');
   process.exit(2);
 }
 

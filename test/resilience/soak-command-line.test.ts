@@ -25,3 +25,10 @@ test('an option without its value is said the same way', () => {
   assert.match(result.stderr, /^soak: Option '--duration <value>' argument missing/);
   assert.match(result.stderr, /usage: npm run soak/);
 });
+
+test('a run too short for its own warm-up says so of --duration, not of a --warmup it was not given', () => {
+  const result = runSoak('--duration', '1');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^soak: --duration must be at least 2/);
+  assert.match(result.stderr, /usage: npm run soak/);
+});
