@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLResponse } from '@apollo/server';
 import { createApollo } from './apollo.ts';
 import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
@@ -178,7 +178,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     refusalsForLoad: new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS),
   });
 
-  const httpServer = await listen(options, handle, connections);
+  const httpServer = await listen(options, handle, connections, shutdown);
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
 
@@ -205,7 +205,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
  * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
  * `connections` goes to `handle`, and what escapes it is answered 500 (or the connection cut, its answer begun).
  */
-async function listen(options: GatewayOptions, handle: Handler, connections: Connections): Promise<Server> {
+async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown): Promise<Server> {
   const { logger } = options;
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
@@ -233,6 +233,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
     },
   );
   httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
+  httpServer.on('connection', (socket: Socket) => shutdown.connectionOpened(socket));
   // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
   // it means to read the body (readBody), where Node would send it before anything could be refused.
   httpServer.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logger.ts';
 import { OperationDeadlineExceeded, type OperationScope } from '../upstream/cancellation.ts';
 
@@ -23,6 +24,8 @@ export class Shutdown {
   #connectionsCut = false;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   readonly #inFlight = new Set<OperationScope>();
+  /** The server's open connections: those that have sent nothing yet are closed by the shutdown's idle sweep. */
+  readonly #connections = new Set<Socket>();
   /** Called, during shutdown, once the last operation's response has closed (its log line written). */
   #allClosed: (() => void) | undefined;
 
@@ -50,6 +53,22 @@ export class Shutdown {
   /** The operation's response has closed (its log line written): a shutdown no longer waits for it. */
   operationClosed(operation: OperationScope): void {
     if (this.#inFlight.delete(operation) && this.#inFlight.size === 0) this.#allClosed?.();
+  }
+
+  /** A connection the server accepted: tracked until it closes. */
+  connectionOpened(socket: Socket): void {
+    this.#connections.add(socket);
+    socket.once('close', () => this.#connections.delete(socket));
+  }
+
+  /**
+   * Closes the connections that have not sent a byte (a browser's or a balancer's preconnected socket). Node
+   * counts a connection active from its accept, so that its headers deadline applies: its idle sweep never
+   * closes one, which held every shutdown to the end of its grace period. Called in the check phase, as that
+   * sweep is: a first request already in the socket has been read by then, and its connection is spared.
+   */
+  #closeUnusedConnections(): void {
+    for (const socket of this.#connections) if (socket.bytesRead === 0) socket.destroy();
   }
 
   /** Runs the sequence on `httpServer`; resolves once it is closed and the last operation lines are written. */
@@ -85,8 +104,15 @@ export class Shutdown {
     }, this.#graceMs);
     grace.unref();
     // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
-    // one answered before shutdown began is closed here once it is idle.
-    const idle = setInterval(() => setImmediate(() => httpServer.closeIdleConnections()), 50);
+    // one answered before shutdown began is closed here once it is idle, as is one that never sent a request.
+    const idle = setInterval(
+      () =>
+        setImmediate(() => {
+          httpServer.closeIdleConnections();
+          this.#closeUnusedConnections();
+        }),
+      50,
+    );
     await closed;
     clearTimeout(grace);
     clearInterval(idle);

@@ -629,6 +629,25 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('closes a connection that has sent nothing yet (a preconnected socket) instead of waiting out the grace period for it', { timeout: 20_000 }, async () => {
+    // Grace period and request deadline far beyond the test's own timeout: only the shutdown itself may close it.
+    const stack = await startStack({ gateway: { shutdownGraceMs: 600_000, requestReceiveTimeoutMs: 600_000 } });
+    const server = stack.gateway.httpServer;
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    try {
+      const closed = once(socket, 'close');
+      const openConnections = () => new Promise<number>((resolve) => server.getConnections((_error, count) => resolve(count)));
+      await eventually(async () => (await openConnections()) === 1, { what: 'the connection accepted' });
+      await stack.gateway.close();
+      await closed;
+      assert.equal(socket.bytesRead, 0, 'closed without an answer: it asked nothing');
+    } finally {
+      socket.destroy();
+      await stack.close();
+    }
+  });
+
   it('answers a request that reached a kept-alive connection while the process was busy, instead of closing it unread', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
