@@ -19,7 +19,8 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
     case 'EADDRINUSE':
       return `${portVariable}=${port}: the port is already in use on ${host} (choose another; 0 picks a free one)`;
     case 'EACCES':
-      return `${portVariable}=${port}: not allowed to listen on this port (ports below 1024 need privileges; choose another)`;
+      // Only the ports below 1024 need privileges: above them the system itself refused this one.
+      return `${portVariable}=${port}: not allowed to listen on this port (${port > 0 && port < 1024 ? 'ports below 1024 need privileges' : 'the system forbids it: a port it reserves, or its security policy such as SELinux'}; choose another)`;
     case 'EADDRNOTAVAIL':
       return `${hostVariable}=${host}: not an address of this machine, so nothing can listen on it`;
     // Node's own line ("listen EINVAL: invalid argument fe80::1") names neither the variable nor the reason.

@@ -10,6 +10,9 @@ describe('listening', () => {
   it('says which variable to change for each failure a setting causes, and leaves any other failure its own words', () => {
     assert.equal(failure('EADDRINUSE'), 'PORT=80: the port is already in use on gateway.invalid (choose another; 0 picks a free one)');
     assert.equal(failure('EACCES'), 'PORT=80: not allowed to listen on this port (ports below 1024 need privileges; choose another)');
+    // Above 1023 no privilege is needed: the system refused it (a port it reserves, a security policy).
+    const unprivileged = describeListenFailure(Object.assign(new Error('listen EACCES'), { code: 'EACCES' }), { ...TARGET, port: 4000 });
+    assert.equal(unprivileged, 'PORT=4000: not allowed to listen on this port (the system forbids it: a port it reserves, or its security policy such as SELinux; choose another)');
     assert.equal(failure('EADDRNOTAVAIL'), 'HOST=gateway.invalid: not an address of this machine, so nothing can listen on it');
     // A name that does not resolve, or a resolver that cannot answer: the host's setting either way.
     for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']) assert.equal(failure(code), 'HOST=gateway.invalid: the name does not resolve to an address', code);
