@@ -555,6 +555,26 @@ describe('npm start', () => {
     }
   });
 
+  for (const [crash, env] of [
+    ['an uncaught exception', {}],
+    ['an unhandled rejection', { CRASH_BY: 'rejection' }],
+  ] as const) {
+    it(`on ${crash} writes it as one JSON line at error, its stack only in development, and exits 1`, async () => {
+      for (const nodeEnv of ['production', 'development']) {
+        const preload = [new URL('./fixtures/crash-on-sigusr2.mjs', import.meta.url).href];
+        const started = await startMain({ ...env, NODE_ENV: nodeEnv, EMULATOR_SEED: 'none' }, preload);
+        const code = await started.stop('SIGUSR2');
+        assert.equal(code, 1, started.lines.join('\n'));
+        // Every line a log collector reads is JSON: Node's own plain-text report is not among them.
+        assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
+        const crashes = logEntries(started.lines).filter((entry) => entry['level'] === 'error');
+        assert.equal(crashes.length, 1, started.lines.join('\n'));
+        assert.match(String(crashes[0]!['error']), /injected crash/);
+        assert.equal(typeof crashes[0]!['stack'], nodeEnv === 'development' ? 'string' : 'undefined', nodeEnv);
+      }
+    });
+  }
+
   it('refuses a bad configuration with one line per problem and exit code 1', async () => {
     const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
     assert.equal(code, 1);
