@@ -5,7 +5,7 @@ import { keySetProblem } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen.ts';
-import { createLogger, messageOf, stderrLines, type Logger } from './logger.ts';
+import { createLogger, messageOf, stderrLines, type LogFields, type Logger } from './logger.ts';
 import { startGateway, type Gateway } from './server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
 import { exitOnceSaved, StopSignals } from './stop-signals.ts';
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   // A typo of a setting leaves the default in force, authentication off included: said at start.
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
 
-  const { upstream, emulator } = config.upstream.kind === 'remote' ? remoteUpstream(config.upstream, logger) : await embeddedUpstream(config.upstream, logger);
+  const { upstream, emulator } = config.upstream.kind === 'remote' ? remoteUpstream(config.upstream, logger) : await embeddedUpstream(config.upstream, config.development, logger);
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
     // A failed save on the way out is already logged: the reason the gateway could not start comes next.
     await emulator?.close().catch(() => undefined);
@@ -77,12 +77,15 @@ function remoteUpstream(upstream: RemoteConfig, logger: Logger): Upstream {
 }
 
 /** The embedded emulator, started, and a line saying where it is and with which key. */
-async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedConfig, logger: Logger): Promise<Upstream> {
+async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedConfig, development: boolean, logger: Logger): Promise<Upstream> {
   // Its failed saves as the gateway's log lines (JSON), not a bare line of text among them.
   const onSaveError = (error: Error) => logger.error('the embedded emulator could not save its state to EMULATOR_DATA_FILE', { error: error.message });
   // A developer whose app never hears of a completed flow looks here first.
   const onSourceCallbackFailed = (error: Error) => logger.warn('the embedded emulator could not POST a source_callback_url', { error: error.message });
-  const emulator = await startEmulator({ ...options, onSaveError, onSourceCallbackFailed }).catch((error: unknown) =>
+  // Its own errors too (a bug: the request answered 500), the stack only in development, as the gateway's.
+  const onInternalError = (error: unknown, request: string) =>
+    logger.error('the embedded emulator failed on an error of its own', { request, ...errorFields(error, development) });
+  const emulator = await startEmulator({ ...options, onSaveError, onSourceCallbackFailed, onInternalError }).catch((error: unknown) =>
     failToStart(describeListenFailure(error, { host: options.host, port: options.port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' }) ?? messageOf(error)),
   );
   logger.announce('info', 'CONTEXTIO_API_URL is not set: using the embedded Context.IO emulator', {
@@ -190,18 +193,21 @@ function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record
 /**
  * An uncaught exception or unhandled rejection (a bug): one JSON line at `error`, as every other line, and
  * exit code 1, as Node's own handling gives. Node's report is plain text and a stack, which a log collector
- * reading JSON lines misses. The stack only in development: the contract keeps it out of every log line
- * otherwise. The lines still held are written on exit (the logger's `exit` hook).
+ * reading JSON lines misses. The lines still held are written on exit (the logger's `exit` hook).
  */
 function exitOnCrash(logger: Logger, development: boolean): void {
   process.on('uncaughtException', (error: unknown, origin: string) => {
-    logger.error('crashed: exiting', {
-      origin,
-      error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-      ...(development && error instanceof Error ? { stack: error.stack } : {}),
-    });
+    logger.error('crashed: exiting', { origin, ...errorFields(error, development) });
     process.exit(1);
   });
+}
+
+/** An error of a bug as log fields: its stack only in development, the contract keeps it out of every log line otherwise. */
+function errorFields(error: unknown, development: boolean): LogFields {
+  return {
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    ...(development && error instanceof Error ? { stack: error.stack } : {}),
+  };
 }
 
 function failToStart(reason: string): never {

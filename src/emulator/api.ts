@@ -26,6 +26,8 @@ export interface ApiContext {
   origin: string;
   /** `origin + '/2.0'`, for `resource_url`. */
   baseUrl: string;
+  /** Told of a request answered 500 for an error of the emulator's own (`EmulatorOptions.onInternalError`). */
+  onInternalError: (error: unknown, request: string) => void;
 }
 
 interface Result {
@@ -75,7 +77,7 @@ export async function handleApiRequest(
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
     if (leftMidRequest(req)) return;
-    process.stderr.write(`Context.IO emulator: internal error on ${req.method} /2.0${path}: ${(error as Error).stack ?? String(error)}\n`);
+    ctx.onInternalError(error, `${req.method} /2.0${path}`);
     sendError(res, 500, 'internal server error');
   }
 }

@@ -13,6 +13,8 @@ export interface ConnectPageContext {
   store: EmulatorStore;
   /** Posts the source callback; fire-and-forget, never blocks the redirect. */
   notifySourceCallback: (result: ConnectResult) => void;
+  /** Told of a request answered 500 for an error of the emulator's own (`EmulatorOptions.onInternalError`). */
+  onInternalError: (error: unknown, request: string) => void;
   /**
    * Tokens used through this page lately, with the mark of the form page that used them and where it went:
    * the same form sent again (a double click, a slow first answer) goes there too, instead of "already
@@ -54,7 +56,8 @@ export async function handleConnectPage(
   } catch (error) {
     if (error instanceof HttpError) return sendHtml(res, error.status, errorPage('Bad request', error.message), error.headers);
     if (leftMidRequest(req)) return;
-    process.stderr.write(`Context.IO emulator: connect page error: ${(error as Error).stack ?? String(error)}\n`);
+    // Its token left out: whoever holds it can connect a mailbox until it is used.
+    ctx.onInternalError(error, `${req.method} /connect/{token}`);
     return sendHtml(res, 500, errorPage('Something went wrong', 'The emulator could not complete this request.'));
   }
 }

@@ -41,6 +41,11 @@ export interface EmulatorOptions {
    * source-callback.ts): the flow goes on regardless, as Context.IO's did. Default: nothing said.
    */
   onSourceCallbackFailed?: (error: Error) => void;
+  /**
+   * Told of each request answered 500 for an error of the emulator's own (a bug), with its method and path
+   * (a connect page's token left out). Default: a line on stderr with the error's stack.
+   */
+  onInternalError?: (error: unknown, request: string) => void;
   /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
   now?: () => number;
   /**
@@ -132,16 +137,20 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   /** Settles when each open API response closes; close() waits for them so the log and counters are final. */
   const openResponses = new Set<Promise<void>>();
 
+  const onInternalError =
+    options.onInternalError ??
+    ((error: unknown, request: string) => process.stderr.write(`Context.IO emulator: internal error on ${request}: ${(error as Error | undefined)?.stack ?? String(error)}\n`));
   const apiContext: ApiContext = {
     store,
     verifier,
     origin: '',
     baseUrl: '',
+    onInternalError,
     ...(options.rateLimitPerHour === undefined ? {} : { rateLimit: new HourlyRateLimit(options.rateLimitPerHour), now }),
   };
 
   /** What the connect page works with, the tokens it used lately among it (connect-page.ts). */
-  const connectPage: ConnectPageContext = { store, notifySourceCallback: (result) => sourceCallbacks.notify(result), recentlyUsed: new Map() };
+  const connectPage: ConnectPageContext = { store, notifySourceCallback: (result) => sourceCallbacks.notify(result), onInternalError, recentlyUsed: new Map() };
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();

@@ -555,6 +555,33 @@ describe('npm start', () => {
     }
   });
 
+  it('logs the embedded emulator’s internal errors as JSON lines at error, its stack only in development, the connect token left out', async () => {
+    for (const nodeEnv of ['production', 'development']) {
+      const preload = [new URL('./fixtures/emulator-internal-errors.mjs', import.meta.url).href];
+      const started = await startMain({ NODE_ENV: nodeEnv }, preload);
+      let code: number | null;
+      try {
+        const answer = await query(started.url, '{ accounts(first: 1) { nodes { id } } }');
+        assert.equal(answer.errors?.[0]?.extensions?.['code'], 'UPSTREAM_ERROR', JSON.stringify(answer));
+        const [, emulatorUrl] = /"upstream":"([^"]+)"/.exec(started.lines.join('\n'))!;
+        const page = await fetch(`${new URL(emulatorUrl!).origin}/connect/secret-connect-token`);
+        await page.body?.cancel();
+        assert.equal(page.status, 500);
+        await eventually(() => started.lines.filter((l) => l.includes('injected emulator fault')).length === 2, IN_MAIN);
+      } finally {
+        code = await started.stop();
+      }
+      assert.equal(code, 0, started.lines.join('\n'));
+      assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
+      const faults = logEntries(started.lines).filter((entry) => String(entry['error']).includes('injected emulator fault'));
+      assert.deepEqual(faults.map((entry) => [entry['level'], entry['request'], typeof entry['stack']]), [
+        ['error', 'GET /2.0/accounts', nodeEnv === 'development' ? 'string' : 'undefined'],
+        ['error', 'GET /connect/{token}', nodeEnv === 'development' ? 'string' : 'undefined'],
+      ]);
+      assert.doesNotMatch(started.lines.join('\n'), /secret-connect-token/);
+    }
+  });
+
   for (const [crash, env] of [
     ['an uncaught exception', {}],
     ['an unhandled rejection', { CRASH_BY: 'rejection' }],
