@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { startEmulator } from '../src/emulator/index.ts';
 import { bump, run, totals } from './soak/client.ts';
-import { startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
+import { GatewayStartFailure, startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
 import { report, slope, type MemorySample } from './soak/report.ts';
 import { pickScenario, undeleted } from './soak/scenarios.ts';
 import { CLIENT_TIMEOUT_MS, HEAP_MARGIN_BYTES, MiB, outFile, RSS_MARGIN_BYTES, settings } from './soak/settings.ts';
@@ -19,8 +19,8 @@ import { injectFaults, seed } from './soak/upstream.ts';
  * memory and a crash are its own). Many concurrent clients send a mix of reads, fan-outs, mutations,
  * refused operations and requests they abort mid-flight, for a bounded time and a bounded number of
  * requests, on loopback only. Every answer is checked to be well-formed GraphQL. Exit 1 when an answer is
- * malformed or wrong, a request gets no answer, the gateway crashes or stops answering, or its memory grows without bound
- * (see MEMORY RULE in soak/settings.ts). `--out docs/soak.md` writes the report.
+ * malformed or wrong, a request gets no answer, the gateway is not ready within 30 s, crashes or stops answering,
+ * or its memory grows without bound (see MEMORY RULE in soak/settings.ts). `--out docs/soak.md` writes the report.
  *
  * Its parts, in scripts/soak/: the command line and settings, the seeded upstream and its faults, the
  * gateway's child process, the clients and their checks, the scenarios, and the report.
@@ -187,7 +187,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(`soak: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    // A gateway that could not be started is an outcome of the run, said as such; anything else is a bug here.
+    const said = error instanceof GatewayStartFailure ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+    console.error(`soak: ${said}`);
     process.exit(1);
   },
 );

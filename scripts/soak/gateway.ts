@@ -35,6 +35,14 @@ export interface GatewayChild {
  * under a second). Past it the process is stuck: waiting on for ever would hang the soak, Ctrl-C included.
  */
 const CALL_TIMEOUT_MS = 10_000;
+/**
+ * How long the gateway process may take to say it is ready (it takes a few seconds, tsx compiling included).
+ * Past it the process is stuck starting up: waiting on for ever would hang the soak, Ctrl-C included.
+ */
+const READY_TIMEOUT_MS = 30_000;
+
+/** The gateway process could not be started: said in one line, no stack trace, the run failed. */
+export class GatewayStartFailure extends Error {}
 
 export async function startGatewayChild(emulator: Emulator): Promise<GatewayChild> {
   const file = fileURLToPath(new URL('./gateway-process.ts', import.meta.url));
@@ -114,9 +122,16 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
     },
   };
   const ready = new Promise<string>((resolveReady, rejectReady) => {
+    const notReady = setTimeout(
+      () => rejectReady(new GatewayStartFailure(`the gateway process (pid ${child.pid}) did not say it was ready within ${READY_TIMEOUT_MS / 1000} s (stuck starting up?), so it was stopped`)),
+      READY_TIMEOUT_MS,
+    );
     child.on('message', (raw) => {
       const message = raw as Record<string, unknown>;
-      if (message['type'] === 'ready') return resolveReady(String(message['url']));
+      if (message['type'] === 'ready') {
+        clearTimeout(notReady);
+        return resolveReady(String(message['url']));
+      }
       const waiter = pending.get(Number(message['id']));
       if (!waiter) return;
       pending.delete(Number(message['id']));
@@ -124,13 +139,29 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
       else waiter.resolve(message);
     });
     child.once('exit', (code, signal) => {
-      rejectReady(new Error(`the gateway process exited (${signal ?? code}) before it was ready`));
+      clearTimeout(notReady);
+      rejectReady(new GatewayStartFailure(`the gateway process exited (${signal ?? code}) before it was ready`));
       for (const waiter of pending.values()) waiter.reject(new Error('the gateway process exited'));
       pending.clear();
       if (!stopping) handle.crashed = `exited unasked with ${signal ? `signal ${signal}` : `code ${code}`}`;
     });
   });
-  handle.url = await ready;
+  try {
+    handle.url = await ready;
+  } catch (error) {
+    // Not ready, it has nothing to shut down gracefully, and stuck it would not hear `close`: the caller
+    // never gets a handle to stop it with, so it is stopped here (its own process group outlives the soak).
+    stopping = true;
+    await kill(child);
+    throw error;
+  }
   handle.origin = new URL(handle.url).origin;
   return handle;
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGKILL');
+  await exited;
 }
