@@ -63,7 +63,10 @@ if (builtFrom(inputsHash())) {
 }
 // `npm start` and `npm run emulator` side by side on a fresh checkout would otherwise build at the same
 // time, one deleting dist/ide while the other writes it: the second waits, then finds the build done.
-const status = withBuildLock(() => {
+process.exit(unlessUnwritable(() => withBuildLock(buildDist)));
+
+/** The build, holding the lock: exit status 0 when dist/ is built from the inputs as they are now. */
+function buildDist() {
   const current = inputsHash(); // inside the lock: another process may have built while this one waited
   if (builtFrom(current)) {
     console.log('build: up to date (dist/)');
@@ -90,8 +93,25 @@ const status = withBuildLock(() => {
   // Stamped with the inputs as they were when the build began: a file edited during the build rebuilds next time.
   writeFileSync(STAMP, `${current}\n`);
   return 0;
-});
-process.exit(status);
+}
+
+/**
+ * Runs `build`; where it cannot write (the hardened deployment above, with sources changed since its build),
+ * says so in one line with what to do, and fails, rather than with the stack trace of the first file refused.
+ */
+function unlessUnwritable(build) {
+  const why = existsSync(STAMP) ? 'sources changed since the last build' : 'no build yet';
+  try {
+    return build();
+  } catch (error) {
+    if (!['EACCES', 'EPERM', 'EROFS'].includes(error?.code) || typeof error.path !== 'string') throw error;
+    console.error(
+      `build: dist/ must be built (${why}), but ${relative(root, error.path)} cannot be written (${error.code}): ` +
+        'build as a user who may write dist/ (`npm run build`, in the image or as its owner), then start again',
+    );
+    return 1;
+  }
+}
 
 /**
  * Runs `build` holding dist/.build-lock; waits while another live process holds it. A lock is taken over

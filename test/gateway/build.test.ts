@@ -133,6 +133,50 @@ describe('npm start’s build step where its files cannot be written', () => {
   });
 });
 
+describe('npm start’s build step where dist/ must be built but cannot be written', () => {
+  // The same hardened deployment, its sources changed after the image's build (a file edited, copied in), or
+  // never built there: the build cannot proceed, and says so in a line, not as a stack trace of the first
+  // file it could not write.
+  const whatToDo = 'build as a user who may write dist/ (`npm run build`, in the image or as its owner), then start again';
+
+  /** The build step in `dir` by a user who cannot write `readOnly` (root writes whatever the modes say: then nobody). */
+  async function buildStepUnprivileged(dir: string, readOnly: string) {
+    const root_ = process.getuid?.() === 0;
+    await chmod(dir, 0o755);
+    if (!root_) await chmod(readOnly, 0o555);
+    try {
+      return await runAs(root_ ? { uid: 65534, gid: 65534 } : {}, dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs'));
+    } finally {
+      await chmod(readOnly, 0o755);
+    }
+  }
+
+  it('says in one line what it could not write and what to do, and fails', async () => {
+    const dir = await sourcesCopy('contextio-unwritable-');
+    try {
+      for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
+        await mkdir(join(dir, output, '..'), { recursive: true });
+        await writeFile(join(dir, output), '');
+      }
+      assert.equal((await buildStep(dir, '--stamp')).code, 0);
+      await appendFile(join(dir, 'src', 'logger.ts'), '\n// changed\n');
+      assert.deepEqual(await buildStepUnprivileged(dir, join(dir, 'dist')), {
+        code: 1,
+        output: `build: dist/ must be built (sources changed since the last build), but dist/.build-lock cannot be written (EACCES): ${whatToDo}\n`,
+      });
+
+      // No dist/ at all, in a project folder this user cannot write.
+      await rm(join(dir, 'dist'), { recursive: true });
+      assert.deepEqual(await buildStepUnprivileged(dir, dir), {
+        code: 1,
+        output: `build: dist/ must be built (no build yet), but dist cannot be written (EACCES): ${whatToDo}\n`,
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('npm start’s build step without the build tools', () => {
   it('says what to do when dist/ must be built and the development dependencies were pruned', async () => {
     const dir = await sourcesCopy('contextio-pruned-');
