@@ -19,7 +19,7 @@ import { injectFaults, seed } from './soak/upstream.ts';
  * memory and a crash are its own). Many concurrent clients send a mix of reads, fan-outs, mutations,
  * refused operations and requests they abort mid-flight, for a bounded time and a bounded number of
  * requests, on loopback only. Every answer is checked to be well-formed GraphQL. Exit 1 when an answer is
- * malformed or wrong, a request gets no answer, the gateway is not ready within 30 s, crashes or stops answering,
+ * malformed or wrong, a request gets no answer, the gateway is not ready within --ready-timeout (30 s), crashes or stops answering,
  * or its memory grows without bound (see MEMORY RULE in soak/settings.ts). `--out docs/soak.md` writes the report.
  *
  * Its parts, in scripts/soak/: the command line and settings, the seeded upstream and its faults, the

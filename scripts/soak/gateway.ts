@@ -35,12 +35,6 @@ export interface GatewayChild {
  * under a second). Past it the process is stuck: waiting on for ever would hang the soak, Ctrl-C included.
  */
 const CALL_TIMEOUT_MS = 10_000;
-/**
- * How long the gateway process may take to say it is ready (it takes a few seconds, tsx compiling included).
- * Past it the process is stuck starting up: waiting on for ever would hang the soak, Ctrl-C included.
- */
-const READY_TIMEOUT_MS = 30_000;
-
 /** The gateway process could not be started: said in one line, no stack trace, the run failed. */
 export class GatewayStartFailure extends Error {}
 
@@ -121,10 +115,11 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
       clearTimeout(timer);
     },
   };
+  // A process stuck starting up would otherwise hang the soak for ever, Ctrl-C included (--ready-timeout).
   const ready = new Promise<string>((resolveReady, rejectReady) => {
     const notReady = setTimeout(
-      () => rejectReady(new GatewayStartFailure(`the gateway process (pid ${child.pid}) did not say it was ready within ${READY_TIMEOUT_MS / 1000} s (stuck starting up?), so it was stopped`)),
-      READY_TIMEOUT_MS,
+      () => rejectReady(new GatewayStartFailure(`the gateway process (pid ${child.pid}) did not say it was ready within ${settings.readyTimeoutS} s (stuck starting up?), so it was stopped`)),
+      settings.readyTimeoutS * 1000,
     );
     child.on('message', (raw) => {
       const message = raw as Record<string, unknown>;

@@ -12,6 +12,7 @@ const HELP = `usage: npm run soak -- [options]
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
   --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULTS.upstreamMaxInFlight})
   --accounts <n>             seeded accounts (default 40)
+  --ready-timeout <s>        seconds the gateway process may take to start (default 30; a slow machine may need more)
   --out <file>               also write the report (markdown) to this file`;
 
 const OPTIONS = {
@@ -22,6 +23,7 @@ const OPTIONS = {
   'upstream-timeout-ms': { type: 'string', default: '2000' },
   'max-in-flight': { type: 'string', default: String(DEFAULTS.upstreamMaxInFlight) },
   accounts: { type: 'string', default: '40' },
+  'ready-timeout': { type: 'string', default: '30' },
   out: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
@@ -57,6 +59,7 @@ export const settings = {
   upstreamTimeoutMs: positiveInt('upstream-timeout-ms'),
   maxInFlight: positiveInt('max-in-flight'),
   accounts: Math.max(12, positiveInt('accounts')),
+  readyTimeoutS: positiveInt('ready-timeout'),
   usedTokens: 100,
   unusedTokens: 20,
 };

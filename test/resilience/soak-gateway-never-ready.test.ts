@@ -24,7 +24,7 @@ test('a gateway process that never says it is ready fails the run, which ends, a
   const dir = mkdtempSync(join(tmpdir(), 'soak-never-ready-'));
   const pidFile = join(dir, 'gateway.pid');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const result = spawnSync(process.execPath, ['--import', 'tsx', soak, '--duration', '2', '--connections', '1'], {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', soak, '--duration', '2', '--connections', '1', '--ready-timeout', '3'], {
     encoding: 'utf8',
     env: { PATH: process.env['PATH'] ?? '', NODE_OPTIONS: `--import ${stuckGateway}`, SOAK_FIXTURE_PID_FILE: pidFile },
     // Before the fix the run waited for the 'ready' message for ever (SIGTERM only set its "interrupted" flag).
@@ -40,7 +40,7 @@ test('a gateway process that never says it is ready fails the run, which ends, a
   assert.equal(result.status, 1, result.stdout + result.stderr);
   assert.equal(
     result.stderr.trim(),
-    `soak: the gateway process (pid ${gatewayPid}) did not say it was ready within 30 s (stuck starting up?), so it was stopped`,
+    `soak: the gateway process (pid ${gatewayPid}) did not say it was ready within 3 s (stuck starting up?), so it was stopped`,
   );
   assert.equal(gatewayLeftRunning, false, 'the soak left its gateway process running');
 });
