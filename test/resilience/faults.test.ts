@@ -523,18 +523,22 @@ describe('circuit breaker', () => {
 describe('graceful shutdown', () => {
   it('finishes the operations in flight, then refuses new connections', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
-    const id = stack.emulator.store.createAccount({ email: 's@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${id}`, latencyMs: 300 });
-    const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-    await eventually(() => stack.emulator.inFlight === 1);
-    const closing = stack.gateway.close();
-    const res = await pending;
-    assert.deepEqual(res.body, { data: { account: { id } } });
-    // Its answer began after shutdown did: it closes its connection rather than promise to keep it open.
-    assert.equal(res.headers.get('connection'), 'close');
-    await closing;
-    await assert.rejects(fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' }));
-    await stack.emulator.close();
+    // Left open by a failed check, the emulator kept the file's process alive to the run's time limit.
+    try {
+      const id = stack.emulator.store.createAccount({ email: 's@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, latencyMs: 300 });
+      const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      await eventually(() => stack.emulator.inFlight === 1);
+      const closing = stack.gateway.close();
+      const res = await pending;
+      assert.deepEqual(res.body, { data: { account: { id } } });
+      // Its answer began after shutdown did: it closes its connection rather than promise to keep it open.
+      assert.equal(res.headers.get('connection'), 'close');
+      await closing;
+      await assert.rejects(fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{__typename}"}' }));
+    } finally {
+      await stack.close();
+    }
   });
 
   it('does not count a request still arriving as an operation in flight: the grace period’s end stops only those running', { timeout: 20_000 }, async () => {
@@ -714,18 +718,21 @@ describe('graceful shutdown', () => {
 
   it('aborts what is still running after the grace period, still answering it', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 200, upstreamTimeoutMs: 10_000 } });
-    const id = stack.emulator.store.createAccount({ email: 'h@example.com' }).id;
-    stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-    const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
-    await eventually(() => stack.emulator.inFlight === 1);
-    await Promise.all([
-      stack.gateway.close(),
-      pending.then((res) => {
-        assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
-        // Said as what happened: not an operation deadline it never had.
-        assert.match(res.body.errors![0]!.message, /shutting down: the operation was stopped at the end of the 200 ms/);
-      }),
-    ]);
-    await stack.emulator.close();
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'h@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+      const pending = stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      await eventually(() => stack.emulator.inFlight === 1);
+      await Promise.all([
+        stack.gateway.close(),
+        pending.then((res) => {
+          assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
+          // Said as what happened: not an operation deadline it never had.
+          assert.match(res.body.errors![0]!.message, /shutting down: the operation was stopped at the end of the 200 ms/);
+        }),
+      ]);
+    } finally {
+      await stack.close();
+    }
   });
 });
