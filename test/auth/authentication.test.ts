@@ -7,7 +7,7 @@ import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { keySetProblem } from '../../src/auth/verify.ts';
-import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
+import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
 const now = () => Math.floor(Date.now() / 1000);
@@ -33,7 +33,7 @@ const sign = (privateKey: CryptoKey, alg: string, kid?: string, claims: Record<s
 /** A gateway verifying tokens against a key set serving `keys` (with these auth settings besides), handed to `use`; both stopped after. */
 async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number; jwksCooldownMs?: number } = {}): Promise<void> {
   const jwks = await startJwksServer(keys);
-  const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, ...auth } });
+  const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url, ...auth } });
   try {
     await use(stack, jwks);
   } finally {
@@ -230,7 +230,7 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
     ec = { privateKey: ecPair.privateKey, jwk: { ...(await exportJWK(ecPair.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' } };
     jwks = await startJwksServer([rsa.jwk, ec.jwk]);
     // jose's own cooldown (30 s): the rotation case moves the clock past it instead of waiting it out.
-    stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url } });
   });
   after(async () => {
     await stack.close();
@@ -495,7 +495,7 @@ describe('an unreachable key set', () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
     jwks.setFailing(true);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
     try {
       const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setExpirationTime('5m').sign(privateKey);
       // Anyone can send such a header: a forged token names a key, and each request used to refetch the set.
@@ -525,7 +525,7 @@ describe('an unreachable key set', () => {
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
     // jose refetches for an unknown kid once its cooldown after a fetch (30 s) is over: the clock is moved past
     // it below, so that the forged token makes it try.
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url, jwksFailureBackoffMs: 60_000 } });
     try {
       // Each token unlike the last (its own jti): one seen before would be answered from the verified tokens
       // remembered, never reaching the key set, so it would say nothing of how the keys behave in the pause.
@@ -646,7 +646,7 @@ describe('a client leaving while its token is verified', () => {
   test('leaves nothing to run: no upstream call, no operation in flight at shutdown', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url }, shutdownGraceMs: 60_000 });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url }, shutdownGraceMs: 60_000 });
     try {
       const account = stack.emulator.store.createAccount({ email: 'left@example.com' }).id;
       const token = await sign(privateKey, 'RS256', 'k', { scope: 'contextio:admin' });
@@ -677,7 +677,7 @@ describe('a client leaving while its token is verified', () => {
   test('in the middle of its body: said at debug, as for any client leaving before its request was complete', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url } });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url } });
     try {
       const token = await sign(privateKey, 'RS256', 'k', { scope: 'contextio:admin' });
       const held = jwks.hold();

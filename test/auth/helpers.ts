@@ -31,6 +31,19 @@ export async function startAuthStack(options: Partial<GatewayOptions> = {}): Pro
 }
 
 /**
+ * `startAuthStack(options)` for a gateway verifying tokens against `jwks`, whose server is closed should the stack
+ * not start: left open, it kept the test file's process alive to the run's time limit instead of failing at once.
+ */
+export async function startAuthStackWithKeySet(jwks: JwksServer, options: Partial<GatewayOptions> = {}): Promise<AuthStack> {
+  try {
+    return await startAuthStack(options);
+  } catch (error) {
+    await jwks.close();
+    throw error;
+  }
+}
+
+/**
  * `startAuthStack(options)` started before the suite's tests and stopped after them, as a stand-in that reaches
  * it; unlike `useStack`, its state carries over from one test to the next.
  */

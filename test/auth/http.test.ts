@@ -15,7 +15,7 @@ import { configProblems } from '../helpers/config.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { messages } from '../helpers/stack.ts';
-import { codes, hsToken, SECRET, startAuthStack, startJwksServer, type AuthStack } from './helpers.ts';
+import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack } from './helpers.ts';
 
 const INTROSPECT = '{ __schema { queryType { name } } }';
 
@@ -424,7 +424,7 @@ describe('MAX_OPERATIONS_IN_FLIGHT with auth on', () => {
     const cap = 2;
     const { publicKey, privateKey } = await generateKeyPair('RS256');
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
-    const stack = await startAuthStack({ auth: { jwksUrl: jwks.url }, maxOperationsInFlight: cap });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url }, maxOperationsInFlight: cap });
     const sockets: Socket[] = [];
     try {
       const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuedAt().setExpirationTime('10m').sign(privateKey);
