@@ -104,6 +104,30 @@ describe('npm start’s build step', () => {
   });
 });
 
+/** What the build leaves in `dir`, without a build: its three outputs (empty), and its stamp of the inputs. */
+async function stampedBuild(dir: string): Promise<void> {
+  for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
+    await mkdir(join(dir, output, '..'), { recursive: true });
+    await writeFile(join(dir, output), '');
+  }
+  assert.equal((await buildStep(dir, '--stamp')).code, 0);
+}
+
+/**
+ * The build step in `dir` by a user who can read it but not write `readOnly`. Root writes whatever the modes
+ * say: the step then runs as nobody.
+ */
+async function buildStepUnprivileged(dir: string, readOnly: string) {
+  const root_ = process.getuid?.() === 0;
+  await chmod(dir, 0o755);
+  if (!root_) await chmod(readOnly, 0o555);
+  try {
+    return await runAs(root_ ? { uid: 65534, gid: 65534 } : {}, dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs'));
+  } finally {
+    await chmod(readOnly, 0o755);
+  }
+}
+
 describe('npm start’s build step where its files cannot be written', () => {
   // A hardened deployment: the image's files belong to root and the gateway runs as another user (a
   // Dockerfile's `USER node`), or the container's filesystem is read-only. Built in the image, dist/ is up to
@@ -111,22 +135,8 @@ describe('npm start’s build step where its files cannot be written', () => {
   it('finds an up-to-date build up to date without writing in dist/', async () => {
     const dir = await sourcesCopy('contextio-read-only-');
     try {
-      // What the build leaves, without a build: its three outputs, and its stamp of the inputs.
-      for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
-        await mkdir(join(dir, output, '..'), { recursive: true });
-        await writeFile(join(dir, output), '');
-      }
-      assert.equal((await buildStep(dir, '--stamp')).code, 0);
-      // Root writes whatever the modes say: the step then runs as nobody, who can read the copy but not write it.
-      const root_ = process.getuid?.() === 0;
-      await chmod(dir, 0o755);
-      if (!root_) await chmod(join(dir, 'dist'), 0o555);
-      try {
-        const user = root_ ? { uid: 65534, gid: 65534 } : {};
-        assert.deepEqual(await runAs(user, dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs')), { code: 0, output: 'build: up to date (dist/)\n' });
-      } finally {
-        await chmod(join(dir, 'dist'), 0o755);
-      }
+      await stampedBuild(dir);
+      assert.deepEqual(await buildStepUnprivileged(dir, join(dir, 'dist')), { code: 0, output: 'build: up to date (dist/)\n' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -139,26 +149,10 @@ describe('npm start’s build step where dist/ must be built but cannot be writt
   // file it could not write.
   const whatToDo = 'build as a user who may write dist/ (`npm run build`, in the image or as its owner), then start again';
 
-  /** The build step in `dir` by a user who cannot write `readOnly` (root writes whatever the modes say: then nobody). */
-  async function buildStepUnprivileged(dir: string, readOnly: string) {
-    const root_ = process.getuid?.() === 0;
-    await chmod(dir, 0o755);
-    if (!root_) await chmod(readOnly, 0o555);
-    try {
-      return await runAs(root_ ? { uid: 65534, gid: 65534 } : {}, dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs'));
-    } finally {
-      await chmod(readOnly, 0o755);
-    }
-  }
-
   it('says in one line what it could not write and what to do, and fails', async () => {
     const dir = await sourcesCopy('contextio-unwritable-');
     try {
-      for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
-        await mkdir(join(dir, output, '..'), { recursive: true });
-        await writeFile(join(dir, output), '');
-      }
-      assert.equal((await buildStep(dir, '--stamp')).code, 0);
+      await stampedBuild(dir);
       await appendFile(join(dir, 'src', 'logger.ts'), '\n// changed\n');
       assert.deepEqual(await buildStepUnprivileged(dir, join(dir, 'dist')), {
         code: 1,
