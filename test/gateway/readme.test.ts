@@ -133,9 +133,15 @@ describe('the configuration tables of the README and docs', () => {
 describe('the README and docs name what exists', () => {
   it('names only npm scripts of package.json', () => {
     const scripts = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> }).scripts;
+    let checked = 0;
     for (const { path, text } of documents) {
-      for (const [, script] of text.matchAll(/npm run (?:-s )?([a-z][a-z:-]*)/g)) assert.ok(script! in scripts, `${path}: npm run ${script}`);
+      for (const [, script] of text.matchAll(/npm run (?:-s )?([a-z][a-z:-]*)/g)) {
+        assert.ok(script! in scripts, `${path}: npm run ${script}`);
+        checked += 1;
+      }
     }
+    // Counted, so that a pattern that no longer matches the documents fails rather than checks nothing.
+    assert.ok(checked >= 20, `${checked} npm scripts checked`);
   });
 
   it('gives npm run token and npm run soak only options they take', () => {
@@ -154,42 +160,56 @@ describe('the README and docs name what exists', () => {
   });
 
   it('names only files and folders of the repository', () => {
+    let links = 0;
+    let paths = 0;
     for (const { path, text } of documents) {
       const folder = dirname(path);
       // Markdown links to files of the repository, relative to the document.
       for (const [, target] of text.matchAll(/\]\(((?!https?:|#)[^)#\s]+)(?:#[^)]*)?\)/g)) {
         assert.ok(existsSync(join(folder, target!)), `${path}: link to ${target}`);
+        links += 1;
       }
       // Paths spelt out from the repository's root.
       for (const [, named] of text.matchAll(/`((?:src|test|scripts|docs|bench|examples|releases|schema)\/[\w./-]*)`/g)) {
         // docs/frontend.md's `src/gql/` and `src/client.ts` are the frontend's own (examples/frontend/ for the example).
         if (path === 'docs/frontend.md' && named!.startsWith('src/')) continue;
         assert.ok(existsSync(named!), `${path}: ${named}`);
+        paths += 1;
       }
     }
+    assert.ok(links >= 20 && paths >= 40, `${links} links and ${paths} paths checked`);
   });
 
   it('names in each row of "How it is built" files of that row\'s folder', () => {
     const rows = tableRows(readme, 'folder');
     assert.ok(rows.length >= 20);
+    let checked = 0;
     for (const [what, description] of rows) {
       const folder = /^`([\w/]+\/)`$/.exec(what!)?.[1];
       if (folder === undefined) continue;
-      for (const [, file] of description!.matchAll(/`([\w-]+\.(?:ts|mjs))`/g)) assert.ok(existsSync(join(folder, file!)), `${folder}${file}`);
+      for (const [, file] of description!.matchAll(/`([\w-]+\.(?:ts|mjs))`/g)) {
+        assert.ok(existsSync(join(folder, file!)), `${folder}${file}`);
+        checked += 1;
+      }
     }
+    assert.ok(checked >= 20, `${checked} files checked`);
   });
 
   it('gives only error codes a client can get', () => {
     const known = new Set<string>([...Object.values(ErrorCode), ...Object.values(HttpRefusalCode), ...OPERATION_CODES]);
+    let checked = 0;
     for (const { path, text } of documents) {
       for (const header of ['code', 'request']) {
         for (const row of tableRows(text, header)) {
           const code = header === 'code' ? row[0] : row[2];
           const name = /^`([A-Z_]+)`$/.exec(code ?? '')?.[1];
-          if (name !== undefined) assert.ok(known.has(name), `${path}: ${name}`);
+          if (name === undefined) continue;
+          assert.ok(known.has(name), `${path}: ${name}`);
+          checked += 1;
         }
       }
     }
+    assert.ok(checked >= 30, `${checked} error codes checked`);
   });
 });
 
