@@ -87,13 +87,16 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
   if (raw === undefined) return [];
   const origins: string[] = [];
   for (const entry of raw.split(',').map((o) => o.trim()).filter((o) => o !== '')) {
-    const origin = exactOrigin(entry);
+    // A URL's host may hold a `*`, so `https://*.example.com` parses as an origin, one no browser sends: it
+    // would match nothing, and the sites it was meant for would be refused without a word.
+    const wildcard = entry.includes('*');
+    const origin = wildcard ? undefined : exactOrigin(entry);
     if (origin === undefined) {
       // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
       // across entries by a comma in it: then no entry of it is repeated.
       const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : quotedSetting(entry);
-      const spelling = raw.includes('@') ? undefined : originAsBrowsersSendIt(entry);
-      const suggestion = spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
+      const spelling = raw.includes('@') || wildcard ? undefined : originAsBrowsersSendIt(entry);
+      const suggestion = wildcard && !raw.includes('@') ? ': wildcards are not supported, list each origin' : spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
       problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown}${suggestion})`);
     } else {
       origins.push(origin);

@@ -128,6 +128,16 @@ describe('configuration', () => {
     ]);
   });
 
+  test('a CORS_ORIGINS entry with a wildcard in its host is refused: no browser sends one, so it would match nothing', () => {
+    // `*` may stand in a URL's host, so `https://*.example.com` parses as an origin of its own, which no
+    // `Origin` header ever equals: its subdomains were refused in silence.
+    assert.deepEqual(configProblems({ CORS_ORIGINS: 'https://*.example.com, http://localhost:*, https://app.example.*' }), [
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://*.example.com": wildcards are not supported, list each origin)',
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "http://localhost:*": wildcards are not supported, list each origin)',
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://app.example.*": wildcards are not supported, list each origin)',
+    ]);
+  });
+
   test('a CORS_ORIGINS list with credentials repeats none of its entries, even a password split by a comma', () => {
     const problems = configProblems({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
     assert.equal(problems.length, 3, problems.join('\n'));
