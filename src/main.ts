@@ -3,6 +3,7 @@ import './production-default.ts';
 import type { AccessConfig } from './auth/config.ts';
 import { keySetProblem } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
+import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen.ts';
 import { createLogger, messageOf, stderrLines, type LogFields, type Logger } from './logger.ts';
@@ -97,6 +98,14 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
     ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
     ...(randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
   });
+  // A secret is made up only when none is set: one set to the public development secret is kept, and anyone who
+  // reaches the emulator may then use its API past the gateway's authentication (`npm run emulator` says so too).
+  if (publicSecretWarning(options) !== undefined) {
+    logger.announce(
+      'warn',
+      "EMULATOR_CONSUMER_SECRET is the public development secret while the embedded emulator is reachable beyond loopback (EMULATOR_HOST, EMULATOR_PUBLIC_URL or EMULATOR_ALLOWED_HOSTS): anyone who reaches it can read and change every account, past the gateway's authentication; unset it (a secret is then made up at start) or set another",
+    );
+  }
   return { upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret }, emulator };
 }
 

@@ -117,6 +117,28 @@ describe('npm start', () => {
     }
   });
 
+  it('warns at start when EMULATOR_CONSUMER_SECRET sets the public development secret on an embedded emulator others may reach', async () => {
+    // Set, the secret is kept rather than made up: anyone reaching the emulator could use its API with the public
+    // key pair, past the gateway's authentication. `npm run emulator` says so; the embedded one said nothing.
+    const warning = /EMULATOR_CONSUMER_SECRET is the public development secret while the embedded emulator is reachable beyond loopback/;
+    const exposed = await startMain({ EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010', EMULATOR_CONSUMER_SECRET: 'dev-secret', LOG_LEVEL: 'error' });
+    try {
+      assert.equal(logEntries(exposed.lines).filter((entry) => entry['level'] === 'warn' && warning.test(String(entry['message']))).length, 1, exposed.lines.join('\n'));
+    } finally {
+      assert.equal(await exposed.stop(), 0);
+    }
+    // Loopback only, or with a secret of its own, there is nothing to say.
+    const quiet: Array<Record<string, string>> = [{ EMULATOR_CONSUMER_SECRET: 'dev-secret' }, { EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010', EMULATOR_CONSUMER_SECRET: 'chosen-secret' }];
+    for (const env of quiet) {
+      const started = await startMain(env);
+      try {
+        assert.doesNotMatch(started.lines.join('\n'), warning, JSON.stringify(env));
+      } finally {
+        assert.equal(await started.stop(), 0);
+      }
+    }
+  });
+
   it('warns of a variable that looks like a setting and is none: a misspelt AUTH_JWT_SECRET left authentication off', async () => {
     const started = await startMain({ AUTH_JWT_SECRETS: 'a-secret-of-at-least-32-characters!!' });
     try {
