@@ -12,7 +12,7 @@ import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'gra
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
-import type { Logger } from './logger.ts';
+import { errorFields, type Logger } from './logger.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 
@@ -175,8 +175,7 @@ function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin
               logger.error('unexpected error', {
                 requestId: contextValue.requestId,
                 path: error.path?.join('.'),
-                error: original instanceof Error ? `${original.name}: ${original.message}` : String(original),
-                ...(development && original instanceof Error ? { stack: original.stack } : {}),
+                ...errorFields(original, development),
               });
             }
           }

@@ -191,7 +191,12 @@ export class LineBatcher {
 /** Says how many log lines were dropped, at any `LOG_LEVEL`: a log with a gap must say so. */
 function droppedLogLine(dropped: number): string {
   const message = 'log lines dropped: their output (standard error) took none of them for too long, and the process holds only so many';
-  return `${JSON.stringify({ time: new Date().toISOString(), level: 'error', message, dropped })}\n`;
+  return logLine('error', message, { dropped });
+}
+
+/** One log line: a JSON object, its time, level and message first. */
+function logLine(level: LogLevel, message: string, fields?: LogFields): string {
+  return `${JSON.stringify({ time: new Date().toISOString(), level, message, ...fields })}\n`;
 }
 
 /** How long `finish` sleeps between two attempts at an output that is full. */
@@ -212,8 +217,7 @@ process.on('exit', stderrLines.finish);
  */
 export function createLogger(level: LogLevel, write: (line: string) => void = stderrLines.write): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
-  const line = (at: LogLevel, message: string, fields?: LogFields) =>
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, message, ...fields })}\n`);
+  const line = (at: LogLevel, message: string, fields?: LogFields) => write(logLine(at, message, fields));
   const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(at) >= threshold) line(at, message, fields);
   };
@@ -233,4 +237,12 @@ export const silentLogger: Logger = createLogger('error', () => {});
 /** The message of whatever was thrown, for a log line or a one-line start-up failure. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** An error of a bug as log fields: its stack only in development, the contract keeps it out of every log line otherwise. */
+export function errorFields(error: unknown, development: boolean): LogFields {
+  return {
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    ...(development && error instanceof Error ? { stack: error.stack } : {}),
+  };
 }

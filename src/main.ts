@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from
 import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure } from './listen.ts';
-import { createLogger, messageOf, stderrLines, type LogFields, type Logger } from './logger.ts';
+import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logger.ts';
 import { startGateway, type Gateway } from './server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
 import { exitOnceSaved, StopSignals } from './stop-signals.ts';
@@ -209,14 +209,6 @@ function exitOnCrash(logger: Logger, development: boolean): void {
     logger.error('crashed: exiting', { origin, ...errorFields(error, development) });
     process.exit(1);
   });
-}
-
-/** An error of a bug as log fields: its stack only in development, the contract keeps it out of every log line otherwise. */
-function errorFields(error: unknown, development: boolean): LogFields {
-  return {
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-    ...(development && error instanceof Error ? { stack: error.stack } : {}),
-  };
 }
 
 function failToStart(reason: string): never {
