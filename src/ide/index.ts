@@ -101,6 +101,12 @@ const CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+/**
+ * The policy of the page's files themselves. A worker runs under the policy of its own script's answer, not the
+ * page's: the editors' language workers need nothing beyond their own code, so they may load and fetch nothing.
+ */
+const ASSET_CSP = "default-src 'none'; frame-ancestors 'none'";
+
 /** The contract's endpoint, where the page is served beside the operations it sends. */
 const ENDPOINT_PATH = '/graphql';
 /**
@@ -223,6 +229,7 @@ async function serveAsset(req: IncomingMessage, res: ServerResponse, assetDir: s
     'content-length': String(size),
     // The name carries the content's hash: a changed file is a new URL, so this one never goes stale.
     'cache-control': 'public, max-age=31536000, immutable',
+    'content-security-policy': ASSET_CSP,
     'x-content-type-options': 'nosniff',
     vary: 'accept-encoding',
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),

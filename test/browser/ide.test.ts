@@ -3,7 +3,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import type { Locator, Page } from 'playwright-core';
+import type { Locator, Page, Worker } from 'playwright-core';
 import { projectRoot } from '../../src/project-root.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
@@ -446,4 +446,33 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   assert.ok(button.x + button.width <= 400, `the run button is in the window (its right edge at ${button.x + button.width})`);
   assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 400, 'nothing wider than the window');
   assert.equal(await docs.count(), 0);
+});
+
+browserTest('the editors’ language services run in their workers: an unknown field is marked, a field of the schema is offered', async (_context, page) => {
+  const violations: string[] = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  const workers: Worker[] = [];
+  page.on('worker', (worker) => workers.push(worker));
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+  const editor = page.locator('.graphiql-query-editor');
+  // Validation against the schema is the GraphQL worker's: a field the schema lacks gets an error marker.
+  await replaceText(page, editor, '{ noSuchField }');
+  await editor.locator('.squiggly-error').first().waitFor();
+  // Completion too: the schema's query fields offered as a person types.
+  await replaceText(page, editor, '{ acc');
+  await page.keyboard.press('Control+Space');
+  await page.locator('.suggest-widget').getByText('accounts', { exact: true }).first().waitFor();
+  const graphqlWorker = workers.find((worker) => /\/graphql\/ide\/graphql\.worker-[\w-]+\.js$/.test(new URL(worker.url()).pathname));
+  assert.ok(graphqlWorker, `the GraphQL worker started (${workers.map((worker) => worker.url()).join(', ')})`);
+  assert.deepEqual(violations, []);
+  // A worker runs under its own script's policy, not the page's: this one may fetch nothing, not even from the
+  // gateway (what a script injected into it could otherwise send anywhere).
+  const fetched = await graphqlWorker.evaluate(() => fetch('/healthz').then(
+    (response) => `fetched: ${response.status}`,
+    (error: unknown) => `refused: ${String(error)}`,
+  ));
+  assert.match(fetched, /^refused/);
 });

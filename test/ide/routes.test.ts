@@ -181,6 +181,8 @@ test('assets are served with their content type, long-lived caching and gzip whe
   assert.equal(plain.headers['content-encoding'], undefined);
   // Gzipped or not by the request's Accept-Encoding: a cache must keep the two apart.
   assert.equal(plain.headers['vary'], 'accept-encoding');
+  // A worker runs under its own script's policy, not the page's: the editors' workers may load and fetch nothing.
+  assert.equal(plain.headers['content-security-policy'], "default-src 'none'; frame-ancestors 'none'");
 
   const gzipped = await get(script, { 'accept-encoding': 'gzip, br' });
   assert.equal(gzipped.headers['content-encoding'], 'gzip');
