@@ -38,6 +38,9 @@ const CALL_TIMEOUT_MS = 10_000;
 /** The gateway process could not be started: said in one line, no stack trace, the run failed. */
 export class GatewayStartFailure extends Error {}
 
+/** How many of its last lines the soak says when the gateway process exits before it is ready. */
+const LAST_LINES_KEPT = 10;
+
 export async function startGatewayChild(emulator: Emulator): Promise<GatewayChild> {
   const file = fileURLToPath(new URL('./gateway-process.ts', import.meta.url));
   const child = fork(file, [], {
@@ -58,7 +61,10 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
   });
   const logCounts = new Map<string, number>();
   const errorSamples: string[] = [];
+  /** Its last few lines: what it said before it exited, when it did so before it was ready. */
+  const lastLines: string[] = [];
   const tally = (line: string) => {
+    if (line.trim() !== '' && lastLines.push(line.slice(0, 600)) > LAST_LINES_KEPT) lastLines.shift();
     let key = `(not JSON) ${line.slice(0, 120)}`;
     let level = 'unknown';
     try {
@@ -133,9 +139,13 @@ export async function startGatewayChild(emulator: Emulator): Promise<GatewayChil
       if (typeof message['error'] === 'string') waiter.reject(new Error(message['error']));
       else waiter.resolve(message);
     });
-    child.once('exit', (code, signal) => {
+    // Once its output has been read to the end ('close', after 'exit'): what it said is the reason.
+    child.once('close', (code, signal) => {
       clearTimeout(notReady);
-      rejectReady(new GatewayStartFailure(`the gateway process exited (${signal ?? code}) before it was ready`));
+      const said = lastLines.length === 0 ? '' : `; its last lines:\n${lastLines.join('\n')}`;
+      rejectReady(new GatewayStartFailure(`the gateway process exited (${signal ?? code}) before it was ready${said}`));
+    });
+    child.once('exit', (code, signal) => {
       for (const waiter of pending.values()) waiter.reject(new Error('the gateway process exited'));
       pending.clear();
       if (!stopping) handle.crashed = `exited unasked with ${signal ? `signal ${signal}` : `code ${code}`}`;

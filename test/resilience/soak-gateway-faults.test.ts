@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+
+/**
+ * `npm run soak` whose gateway process misbehaves (a fixture preloaded into it through NODE_OPTIONS): the run
+ * ends, fails, and says why, instead of hanging or failing without a reason.
+ */
+
+const soak = fileURLToPath(new URL('../../scripts/soak.ts', import.meta.url));
+const fixture = (name: string) => new URL(`./fixtures/${name}`, import.meta.url).href;
+
+/** A short soak run with `fixtureName` preloaded, killed if it hangs (what the fixes here prevent). */
+function soakWith(fixtureName: string, args: string[] = [], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, ['--import', 'tsx', soak, '--duration', '2', '--connections', '1', ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'] ?? '', NODE_OPTIONS: `--import ${fixture(fixtureName)}`, ...env },
+    timeout: 90_000,
+    killSignal: 'SIGKILL',
+  });
+}
+
+/** The run ended by itself (before the fixes it waited for ever: SIGTERM only set its "interrupted" flag), and failed. */
+function assertEndedFailing(result: ReturnType<typeof soakWith>): void {
+  assert.equal(result.signal, null, `the soak hung and was killed:\n${result.stdout}\n${result.stderr}`);
+  assert.equal(result.status, 1, result.stdout + result.stderr);
+}
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('a gateway process that no longer answers the memory queries fails the run, which ends', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-silent.mjs');
+  assertEndedFailing(result);
+  assert.match(result.stdout, /## Result: FAIL/);
+  assert.match(result.stdout, /- the gateway process did not answer `stats` within 10 s/);
+});
+
+test('a gateway process that never says it is ready fails the run, which ends, and is stopped', { timeout: 120_000 }, (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'soak-never-ready-'));
+  const pidFile = join(dir, 'gateway.pid');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const result = soakWith('soak-gateway-never-ready.mjs', ['--ready-timeout', '3'], { SOAK_FIXTURE_PID_FILE: pidFile });
+  const gatewayPid = Number(readFileSync(pidFile, 'utf8'));
+  // Left running (the soak hung, or ended without stopping it), it is stopped here: the assertion below says so.
+  const gatewayLeftRunning = isAlive(gatewayPid);
+  if (gatewayLeftRunning) process.kill(gatewayPid, 'SIGKILL');
+
+  assertEndedFailing(result);
+  assert.equal(
+    result.stderr.trim(),
+    `soak: the gateway process (pid ${gatewayPid}) did not say it was ready within 3 s (stuck starting up?), so it was stopped`,
+  );
+  assert.equal(gatewayLeftRunning, false, 'the soak left its gateway process running');
+});
+
+test('a gateway process that exits before it is ready fails the run with its last lines, the reason', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-fails-to-start.mjs');
+  assertEndedFailing(result);
+  // Before, only "exited (1) before it was ready": the operator had to rerun the gateway by hand to learn why.
+  assert.equal(
+    result.stderr.trim(),
+    'soak: the gateway process exited (1) before it was ready; its last lines:\ncontextio-graphql: failed to start: injected start-up failure',
+  );
+});
