@@ -1,8 +1,11 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import {
   getArgumentValues,
+  getDirectiveValues,
   getVariableValues,
   GraphQLError,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
   Kind,
   OperationTypeNode,
   type DocumentNode,
@@ -11,6 +14,8 @@ import {
   type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionNode,
+  type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
@@ -28,7 +33,8 @@ import { childFields } from './selection.ts';
  * (`RequestApi.forChecks`: every check, no request). With several fields, the first refusal refuses the whole
  * operation, nothing written, with that field's error and path, and the HTTP status of its code (a check
  * that fails unexpectedly, a bug, refuses it as an unexpected error, 500); one field alone is left to fail
- * as it runs (its refusal is all that happens, a field error as for any). Only when every write passed are
+ * as it runs (its refusal is all that happens, a field error as for any), unless its refusal would come only
+ * after its write (`unreadableDirective`). Only when every write passed are
  * they reserved, all together, from `CALLER_WRITES_PER_HOUR` (`RequestApi.reserveWrites`, refused whole with
  * 429 when they do not all fit), so that a mutation that can never succeed is told why, not to wait an hour;
  * what the operation did not spend is given back when it ends.
@@ -41,7 +47,7 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
       const checked = await checkWrites(schema, document, operation, request.variables, contextValue);
       if (checked === undefined) return;
       if (checked.refusal === undefined) contextValue.api.reserveWrites(checked.writes);
-      else if (checked.writes > 1) throw checked.refusal;
+      else if (checked.writes > 1 || checked.afterWrites) throw checked.refusal;
     },
     // Run or refused, the operation is over: what it reserved and did not write is given back. Refused by
     // another plugin, this may come while its writes are still being checked: RequestApi then reserves none.
@@ -60,6 +66,17 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
 const REFUSAL_STATUS: Partial<Record<string, number>> = { [ErrorCode.BAD_USER_INPUT]: 400, [ErrorCode.FORBIDDEN]: 403 };
 
 /**
+ * What the checks found: how many writes the mutation makes and the first refusal, if any. `afterWrites`: as it
+ * runs, the operation would meet this refusal only once the write it names is made, so it is refused whole
+ * however many writes it makes.
+ */
+interface CheckedWrites {
+  writes: number;
+  refusal: GraphQLError | undefined;
+  afterWrites?: boolean;
+}
+
+/**
  * How many writes the mutation makes and the first of them the checks refuse, or `undefined` when execution
  * refuses the operation itself before any field runs (variables or a directive's argument that do not fit).
  */
@@ -69,18 +86,22 @@ async function checkWrites(
   operation: OperationDefinitionNode,
   rawVariables: Record<string, unknown> | undefined,
   context: GatewayContext,
-): Promise<{ writes: number; refusal: GraphQLError | undefined } | undefined> {
+): Promise<CheckedWrites | undefined> {
   const mutationType = schema.getMutationType();
   const { coerced } = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
   if (mutationType == null || coerced === undefined) return undefined;
-  let fields: Array<[string, FieldNode]>;
+  const fragments = fragmentsOf(document);
+  let nodes: FieldNode[];
   try {
-    fields = writeFields(document, operation, mutationType, coerced);
+    nodes = writeFields(fragments, operation, mutationType, coerced);
   } catch {
     // A directive's argument refused (`@skip(if: $s)` with `{"s": null}`): execution refuses the operation
     // itself, collecting its fields the same way, before any field runs.
     return undefined;
   }
+  const fields = byResponseKey(nodes);
+  const unreadable = unreadableDirective(nodes, fragments, coerced);
+  if (unreadable !== undefined) return { writes: fields.length, refusal: unreadable, afterWrites: true };
   // One write of a caller no budget counts: nothing to refuse ahead of it, nothing to reserve.
   if (fields.length < 2 && !context.api.countsWrites) return { writes: fields.length, refusal: undefined };
   const api = context.api.forChecks();
@@ -108,16 +129,63 @@ async function checkWrites(
   return { writes: fields.length, refusal: undefined };
 }
 
-/** The mutation's root fields that write, in order, by response key (one per key, as execution merges them), `@skip`/`@include` applied. */
-function writeFields(document: DocumentNode, operation: OperationDefinitionNode, mutationType: GraphQLObjectType, variableValues: Record<string, unknown>): Array<[string, FieldNode]> {
+function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
   const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
   }
+  return fragments;
+}
+
+/** The mutation's root fields that write, in order, every node of each, `@skip`/`@include` applied. */
+function writeFields(fragments: Record<string, FragmentDefinitionNode>, operation: OperationDefinitionNode, mutationType: GraphQLObjectType, variableValues: Record<string, unknown>): FieldNode[] {
+  return childFields({ fragments, variableValues }, [operation], new Set(Object.keys(mutationType.getFields())), { variables: false });
+}
+
+/** The writes by response key, in order: one per key, as execution merges the nodes of one key into one field. */
+function byResponseKey(nodes: readonly FieldNode[]): Array<[string, FieldNode]> {
   const fields = new Map<string, FieldNode>();
-  for (const node of childFields({ fragments, variableValues }, [operation], new Set(Object.keys(mutationType.getFields())), { variables: false })) {
-    const key = (node.alias ?? node.name).value;
+  for (const node of nodes) {
+    const key = responseKey(node);
     if (!fields.has(key)) fields.set(key, node);
   }
   return [...fields];
+}
+
+const responseKey = (node: FieldNode): string => (node.alias ?? node.name).value;
+
+/**
+ * The refusal of a `@skip`/`@include` within a write's selection whose argument does not fit (`@include(if: $x)`
+ * with `{"x": null}`, through a variable whose default the caller overrode), if any. Execution reads these only
+ * as it completes the write's payload, once the write is made: its non-null payload then fails, `data: null`,
+ * and the write's result (a new id, a token) is lost to a caller told that its input was refused. Read here as
+ * execution would, selections it leaves out unread, each fragment once (variables are the same everywhere).
+ */
+function unreadableDirective(nodes: readonly FieldNode[], fragments: Record<string, FragmentDefinitionNode>, variableValues: Record<string, unknown>): GraphQLError | undefined {
+  const visited = new Set<string>();
+  const included = (selection: SelectionNode): boolean =>
+    getDirectiveValues(GraphQLSkipDirective, selection, variableValues)?.['if'] !== true &&
+    getDirectiveValues(GraphQLIncludeDirective, selection, variableValues)?.['if'] !== false;
+  const read = (set: SelectionSetNode | undefined): void => {
+    for (const selection of set?.selections ?? []) {
+      if (selection.directives?.length && !included(selection)) continue;
+      if (selection.kind !== Kind.FRAGMENT_SPREAD) read(selection.selectionSet);
+      else if (!visited.has(selection.name.value)) {
+        visited.add(selection.name.value);
+        read(fragments[selection.name.value]?.selectionSet);
+      }
+    }
+  };
+  for (const node of nodes) {
+    try {
+      read(node.selectionSet);
+    } catch (error) {
+      if (!(error instanceof GraphQLError)) throw error;
+      return new GraphQLError(`${error.message} (no write of the operation was made)`, {
+        path: [responseKey(node)],
+        extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: REFUSAL_STATUS[ErrorCode.BAD_USER_INPUT] } },
+      });
+    }
+  }
+  return undefined;
 }

@@ -392,4 +392,46 @@ describe('null for a non-null argument, through a variable whose default the cal
       await stack.close();
     }
   });
+
+  it('in a directive within a write’s selection, refuses the mutation before its write, whose result it would otherwise lose', async () => {
+    const stack = await startStack();
+    try {
+      const refused = [
+        { path: ['createAccount'], document: 'mutation ($x: Boolean = true) { createAccount(input: { email: "ann@example.com" }) { id @include(if: $x) } }' },
+        // Execution merges the selections of one response key's nodes: the second's is read too.
+        {
+          path: ['made'],
+          document: `mutation ($x: Boolean = true) {
+            made: createAccount(input: { email: "ann@example.com" }) { id }
+            made: createAccount(input: { email: "ann@example.com" }) { resourceUrl @include(if: $x) }
+          }`,
+        },
+        {
+          path: ['b'],
+          document: `mutation ($x: Boolean = false) {
+            a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
+            b: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { ...Payload }
+          }
+          fragment Payload on CreateConnectTokenPayload { token connectToken { ... on ConnectToken { used @skip(if: $x) } } }`,
+        },
+      ];
+      for (const { path, document } of refused) {
+        const res = await stack.gql(document, { x: null });
+        assert.equal(res.status, 400, document);
+        assert.deepEqual(res.body.errors!.map((e) => [e.path, e.extensions!['code']]), [[path, 'BAD_USER_INPUT']]);
+        assert.match(res.body.errors![0]!.message, /^Argument "if" of non-null type "Boolean!" must not be null\. \(no write of the operation was made\)$/);
+        assert.equal(res.body.data, undefined);
+        assert.deepEqual(stack.upstreamCalls(), [], 'no write made');
+      }
+      // A selection that execution leaves out is not read, as execution does not read it.
+      const leftOut = await stack.gql(
+        'mutation ($x: Boolean = true) { createAccount(input: { email: "ann@example.com" }) { id account @include(if: false) { id @include(if: $x) } } }',
+        { x: null },
+      );
+      assert.equal(leftOut.body.errors, undefined);
+      assert.deepEqual(stack.upstreamCalls(), ['POST /accounts']);
+    } finally {
+      await stack.close();
+    }
+  });
 });
