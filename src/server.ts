@@ -393,6 +393,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   // One refused for its token runs nothing: it is answered 401 whatever the load.
   const leave = 'error' in authenticated ? () => undefined : admission.enter();
   if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
+  refusalsForLoadOver(parts);
   let response: HTTPGraphQLResponse;
   try {
     // In flight from here, as a shutdown sees it (it waits for it, then aborts it), with its deadline: a request
@@ -427,6 +428,17 @@ function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, re
     code: HttpRefusalCode.SERVICE_UNAVAILABLE,
     headers: { 'retry-after': '1' },
   };
+}
+
+/**
+ * Once refusals for load have stopped for an interval, the first operation admitted says how many went unsaid
+ * since the last warning: without it, the count of a burst's end waited for the next burst, perhaps for ever.
+ */
+function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
+  if (refusalsForLoad.size === 0) return;
+  for (const [, unsaid] of refusalsForLoad.forgetQuiet(performance.now())) {
+    if (unsaid > 0) logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
+  }
 }
 
 /**

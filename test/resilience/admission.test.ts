@@ -4,8 +4,9 @@ import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Mutation } from '../../src/resolvers/Mutation.ts';
 import { assertEveryPlaceFree, holdOperations } from '../helpers/admission.ts';
+import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { leaveWhileUpstreamHangs, startArrivingPost, startSlowRead, startStack, type ArrivingPost, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { leaveWhileUpstreamHangs, startArrivingPost, startLoggingStack, startSlowRead, startStack, type ArrivingPost, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /**
  * MAX_OPERATIONS_IN_FLIGHT's places (src/http/admission.ts) along every way a request to /graphql can end: a
@@ -278,6 +279,31 @@ describe('MAX_OPERATIONS_IN_FLIGHT at shutdown', () => {
       await closing;
     } finally {
       arriving?.socket.destroy();
+      await stack.close();
+    }
+  });
+});
+
+describe('MAX_OPERATIONS_IN_FLIGHT refusals in the log', () => {
+  it('are warned of once an interval, and once they stop, the next operation admitted says how many went unsaid', async () => {
+    const stack = await startLoggingStack('warn', { gateway: { maxOperationsInFlight: 1 } });
+    const said = () => stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line['message']).startsWith('operation'));
+    try {
+      const held = await holdOperations(stack, 1);
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }')).status, 503);
+      } finally {
+        await held.release();
+      }
+      assert.equal((await stack.gql('{ __typename }')).status, 200, 'admitted again, within the interval: nothing to say yet');
+      assert.deepEqual(said().map((line) => [line['message'], line['sinceLastLine']]), [['operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows', undefined]]);
+      // The refusals stopped for an interval: the next operation admitted gives the count of the burst's end.
+      await withClockAhead(10_000, async () => assert.equal((await stack.gql('{ __typename }')).status, 200));
+      assert.deepEqual(said().map((line) => [line['level'], line['sinceLastLine']]).slice(1), [['warn', 2]]);
+      assert.match(String(said()[1]!['message']), /^operations refused for load left unsaid/);
+      assert.equal((await stack.gql('{ __typename }')).status, 200);
+      assert.equal(said().length, 2, 'said once');
+    } finally {
       await stack.close();
     }
   });
