@@ -246,6 +246,14 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
     const due = acceptFailures.admit(error.code ?? error.message, performance.now());
     if (due) logger.error('a connection could not be accepted', { error: error.message, ...(isOutOfFileDescriptors(error.code) ? { hint: 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)' } : {}), ...due });
   });
+  // Once they have stopped for an interval, the next connection accepted says how many went unsaid since that
+  // line: the count of a burst's end would otherwise wait for the next burst.
+  httpServer.on('connection', () => {
+    if (acceptFailures.size === 0) return;
+    for (const [failure, unsaid] of acceptFailures.forgetQuiet(performance.now())) {
+      if (unsaid > 0) logger.error('connections not accepted left unsaid', { failure, sinceLastLine: unsaid });
+    }
+  });
   return httpServer;
 }
 

@@ -699,6 +699,19 @@ describe('a connection the gateway could not accept', () => {
       });
       const again = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
       assert.deepEqual(again.map((line) => line['sinceLastLine']), [undefined, 2]);
+
+      // A burst that ends unsaid (all three within the minute of the line just said): once it has stopped for a
+      // minute, the next connection accepted gives its count.
+      for (let i = 0; i < 3; i++) stack.gateway.httpServer.emit('error', outOfDescriptors());
+      const unsaid = () => stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'connections not accepted left unsaid');
+      await withClockAhead(120_000, async () => {
+        // A connection of its own: fetch's would be one kept alive from before.
+        const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+        await once(socket, 'connect');
+        socket.destroy();
+        await eventually(() => unsaid().length > 0, { what: 'the unsaid count said' });
+      });
+      assert.deepEqual(unsaid().map((line) => [line['level'], line['failure'], line['sinceLastLine']]), [['error', 'EMFILE', 3]]);
     } finally {
       await stack.close();
     }
