@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/defaults.ts';
 import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
@@ -20,6 +21,38 @@ const CONTENDER_LABEL: Record<Contender, string> = {
   naive: 'naive Apollo + DataLoader',
   bare: 'bare Apollo (constant)',
 };
+
+const USAGE = `usage: npm run bench (no options: it is set through the environment; bench/README.md says more)
+  BENCH_ONLY=<scenario,...>       only these scenarios (account, fanout, dashboard, mutation); bench/results.md untouched
+  BENCH_CONTENDERS=<contender,...> with BENCH_ONLY, only these contenders (gateway, deployed, direct, naive, bare)
+  BENCH_DURATION=<s>              seconds of each measurement (default 5)
+  BENCH_WARMUP=<s>                seconds of a fresh contender's warm-up (default 5)
+  BENCH_CONNECTIONS=<n>           concurrent connections (default 10)
+  BENCH_CPU_ROUNDS=<n>            interleaved scenario-1 CPU rounds (default 3; 0: none)
+  BENCH_CPU_ROUND=<s>             seconds of each round (default 3)
+  BENCH_MAX_IN_FLIGHT=<n>         the gateway's UPSTREAM_MAX_IN_FLIGHT (default ${DEFAULTS.upstreamMaxInFlight})
+  BENCH_NODE_FLAGS=<flags>        node flags for the contenders
+  BENCH_CPU_PROF=<contender>      node --cpu-prof of that contender, into bench/profiles/
+The full run takes about 7 minutes and, when every check passes, rewrites bench/results.md.`;
+
+/**
+ * The command line, read before anything starts: the bench takes no argument, and one given (`--help`, as
+ * `npm run soak` takes, or a mistyped setting) must not start a run of several minutes that rewrites results.md.
+ */
+function readCommandLine(): void {
+  let help: boolean | undefined;
+  try {
+    help = parseArgs({ options: { help: { type: 'boolean', short: 'h' } } }).values.help;
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+}
+readCommandLine();
 
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 /**

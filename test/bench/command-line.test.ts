@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+
+/**
+ * `npm run bench -- …`: the bench is set through the environment and takes no argument. One given (`--help`, as
+ * `npm run soak` takes it) is answered before anything starts: ignored, it started a run of several minutes
+ * that rewrites bench/results.md.
+ */
+
+const bench = fileURLToPath(new URL('../../bench/run.ts', import.meta.url));
+/** The bench's first line once a run has begun (the machine it measures on). */
+const RUN_BEGUN = /^bench: \d+ CPUs/m;
+
+interface Outcome {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  runBegun: boolean;
+}
+
+/** Runs the bench with `args`; a run that begins is stopped at its first line (with whatever it started) and said so. */
+function runBench(...args: string[]): Promise<Outcome> {
+  const child = spawn(process.execPath, ['--import', 'tsx', bench, ...args], { detached: true, env: { PATH: process.env['PATH'] ?? '' } });
+  let stdout = '';
+  let stderr = '';
+  let runBegun = false;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    if (!runBegun && RUN_BEGUN.test(stdout)) {
+      runBegun = true;
+      process.kill(-child.pid!, 'SIGKILL');
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, runBegun })));
+}
+
+test('--help prints how the bench is set, and starts no run', async () => {
+  const result = await runBench('--help');
+  assert.equal(result.runBegun, false, 'a run began');
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /^usage: npm run bench/);
+  for (const setting of ['BENCH_ONLY', 'BENCH_CONTENDERS', 'BENCH_DURATION', 'BENCH_WARMUP', 'BENCH_CONNECTIONS', 'BENCH_CPU_ROUNDS', 'BENCH_MAX_IN_FLIGHT']) {
+    assert.match(result.stdout, new RegExp(`^\\s+${setting}=`, 'm'), setting);
+  }
+});
+
+test('an option it does not take is refused with the usage, and starts no run', async () => {
+  const result = await runBench('--duration', '10');
+  assert.equal(result.runBegun, false, 'a run began');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^bench: Unknown option '--duration'/);
+  assert.match(result.stderr, /usage: npm run bench/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('a scenario given as an argument (as bench/quick.ts takes it) is refused, not ignored for a full run', async () => {
+  const result = await runBench('fanout');
+  assert.equal(result.runBegun, false, 'a run began');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^bench: Unexpected argument 'fanout'/);
+});
