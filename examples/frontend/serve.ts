@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { describeListenFailure } from '../../src/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.ts';
 import { startGateway, type Gateway } from '../../src/server.ts';
 
@@ -143,13 +144,30 @@ export async function startExample(options: ExampleOptions = {}): Promise<Exampl
   };
 }
 
+/** Says why the example cannot start, in one line, and exits: a bad setting is not a bug to show a stack trace for. */
+function refuseToStart(reason: string): never {
+  process.stderr.write(`example:frontend: ${reason}\n`);
+  return process.exit(1);
+}
+
+/** EXAMPLE_PORT, checked before anything starts (Number('abc') would reach listen() as NaN). */
+function examplePort(): number {
+  const raw = process.env['EXAMPLE_PORT'] || '5173';
+  const port = Number(raw);
+  if (!/^\d+$/.test(raw) || port > 65535) refuseToStart(`EXAMPLE_PORT must be a whole number from 0 to 65535 (got ${JSON.stringify(raw)})`);
+  return port;
+}
+
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const logger = createLogger('info');
-  const example = await startExample({
-    port: Number(process.env['EXAMPLE_PORT'] || 5173),
-    gatewayUrl: process.env['GATEWAY_URL'] || undefined,
-    logger,
+  const port = examplePort();
+  const example = await startExample({ port, gatewayUrl: process.env['GATEWAY_URL'] || undefined, logger }).catch((error: unknown) => {
+    // 5173 is Vite's default port too, so a frontend developer often has it taken: say which variable moves it.
+    // The host is fixed (127.0.0.1), so only the port's failures (in use, not allowed) come here.
+    const reason = describeListenFailure(error, { host: '127.0.0.1', port, hostVariable: 'host', portVariable: 'EXAMPLE_PORT' });
+    if (reason === undefined) throw error;
+    return refuseToStart(reason);
   });
   logger.info('example frontend ready', { app: example.url, graphql: example.gatewayUrl, ide: example.gatewayUrl });
   const stop = () => void example.close().then(() => process.exit(0));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
@@ -47,5 +48,39 @@ describe('the example frontend', () => {
     assert.match(query, /\bquery ConnectedAccount\b/);
     assert.match(query, /\bserver\b/);
     assert.equal(parse(query).definitions.length, 1);
+  });
+});
+
+/**
+ * `npm run example:frontend` with a port it cannot use says so in one line naming EXAMPLE_PORT, as `npm start`
+ * does for PORT, rather than a stack trace: its default, 5173, is Vite's too, so a frontend developer often has
+ * it taken.
+ */
+describe('npm run example:frontend on a port it cannot use', () => {
+  const serve = join(projectRoot(), 'examples', 'frontend', 'serve.ts');
+  const runExample = (port: string) =>
+    new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', serve], { env: { PATH: process.env['PATH'] ?? '', EXAMPLE_PORT: port } }, (error, _stdout, stderr) =>
+        resolve({ status: error ? (error.code as number | null) : 0, stderr }),
+      );
+    });
+
+  it('names EXAMPLE_PORT when the port is in use, without a stack trace', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as AddressInfo;
+      const result = await runExample(String(port));
+      assert.equal(result.status, 1, result.stderr);
+      assert.equal(result.stderr, `example:frontend: EXAMPLE_PORT=${port}: the port is already in use on 127.0.0.1 (choose another; 0 picks a free one)\n`);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
+  });
+
+  it('refuses an EXAMPLE_PORT that is no port, quoting it', async () => {
+    const result = await runExample('abc');
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(result.stderr, 'example:frontend: EXAMPLE_PORT must be a whole number from 0 to 65535 (got "abc")\n');
   });
 });
