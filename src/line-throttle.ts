@@ -37,4 +37,13 @@ export class LineThrottle {
       yield [message, unsaid];
     }
   }
+
+  /**
+   * `forgetQuiet`, keeping only the messages with occurrences left unsaid: what a burst's end is owed a line
+   * for ("this many more since"), once the burst is over. Nothing to do, and no walk, while none is held.
+   */
+  *unsaidOnceQuiet(now: number): Generator<[message: string, unsaid: number]> {
+    if (this.#lines.size === 0) return;
+    for (const [message, unsaid] of this.forgetQuiet(now)) if (unsaid > 0) yield [message, unsaid];
+  }
 }

@@ -233,26 +233,26 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
     },
   );
   httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
-  httpServer.on('connection', (socket: Socket) => shutdown.connectionOpened(socket));
+  const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
+  httpServer.on('connection', (socket: Socket) => {
+    shutdown.connectionOpened(socket);
+    // Once failures have stopped for an interval, the next connection accepted says how many went unsaid
+    // since their line: the count of a burst's end would otherwise wait for the next burst.
+    for (const [failure, unsaid] of acceptFailures.unsaidOnceQuiet(performance.now())) {
+      logger.error('connections not accepted left unsaid', { failure, sinceLastLine: unsaid });
+    }
+  });
   // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
   // it means to read the body (readBody), where Node would send it before anything could be refused.
   httpServer.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
   await listenOn(httpServer, options.port, options.host);
   // Node reports a connection it could not accept (the process out of file descriptors, EMFILE, when libuv
   // could not shed it by itself) as an error of the server: unheard, that ends the process. Said at error,
-  // once a minute at most, with how many went unsaid.
-  const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
+  // once a minute at most, with how many went unsaid. (Listened for once listening: a failure to listen is
+  // start-up's to report.)
   httpServer.on('error', (error: NodeJS.ErrnoException) => {
     const due = acceptFailures.admit(error.code ?? error.message, performance.now());
     if (due) logger.error('a connection could not be accepted', { error: error.message, ...(isOutOfFileDescriptors(error.code) ? { hint: 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)' } : {}), ...due });
-  });
-  // Once they have stopped for an interval, the next connection accepted says how many went unsaid since that
-  // line: the count of a burst's end would otherwise wait for the next burst.
-  httpServer.on('connection', () => {
-    if (acceptFailures.size === 0) return;
-    for (const [failure, unsaid] of acceptFailures.forgetQuiet(performance.now())) {
-      if (unsaid > 0) logger.error('connections not accepted left unsaid', { failure, sinceLastLine: unsaid });
-    }
   });
   return httpServer;
 }
@@ -443,9 +443,8 @@ function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, re
  * since the last warning: without it, the count of a burst's end waited for the next burst, perhaps for ever.
  */
 function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
-  if (refusalsForLoad.size === 0) return;
-  for (const [, unsaid] of refusalsForLoad.forgetQuiet(performance.now())) {
-    if (unsaid > 0) logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
+  for (const [, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) {
+    logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
   }
 }
 

@@ -59,8 +59,8 @@ export class FailureLog {
     for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now)) {
       this.#logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
     }
-    for (const [failure, unsaid] of this.#callFailuresLogged.forgetQuiet(now)) {
-      if (unsaid > 0) this.#logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
+    for (const [failure, unsaid] of this.#callFailuresLogged.unsaidOnceQuiet(now)) {
+      this.#logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
     }
   }
 }
