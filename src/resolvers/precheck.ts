@@ -1,11 +1,8 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import {
   getArgumentValues,
-  getDirectiveValues,
   getVariableValues,
   GraphQLError,
-  GraphQLIncludeDirective,
-  GraphQLSkipDirective,
   Kind,
   OperationTypeNode,
   type DocumentNode,
@@ -14,7 +11,6 @@ import {
   type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
-  type SelectionNode,
   type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
@@ -22,7 +18,7 @@ import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { messageOf } from '../logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
-import { childFields } from './selection.ts';
+import { childFields, isIncluded } from './selection.ts';
 
 /**
  * Checks every write of a mutation before the first is made, then takes them from the caller's budget.
@@ -163,12 +159,9 @@ const responseKey = (node: FieldNode): string => (node.alias ?? node.name).value
  */
 function unreadableDirective(nodes: readonly FieldNode[], fragments: Record<string, FragmentDefinitionNode>, variableValues: Record<string, unknown>): GraphQLError | undefined {
   const visited = new Set<string>();
-  const included = (selection: SelectionNode): boolean =>
-    getDirectiveValues(GraphQLSkipDirective, selection, variableValues)?.['if'] !== true &&
-    getDirectiveValues(GraphQLIncludeDirective, selection, variableValues)?.['if'] !== false;
   const read = (set: SelectionSetNode | undefined): void => {
     for (const selection of set?.selections ?? []) {
-      if (selection.directives?.length && !included(selection)) continue;
+      if (selection.directives?.length && !isIncluded(selection, variableValues)) continue;
       if (selection.kind !== Kind.FRAGMENT_SPREAD) read(selection.selectionSet);
       else if (!visited.has(selection.name.value)) {
         visited.add(selection.name.value);

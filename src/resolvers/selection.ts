@@ -1,4 +1,4 @@
-import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode } from 'graphql';
 import { ACCOUNT_FIELDS_ANSWERED_BY_ID, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
 
 /**
@@ -21,8 +21,7 @@ export function childFields(
     for (const selection of set?.selections ?? []) {
       if (selection.directives?.length) {
         uses.variables = true;
-        if (getDirectiveValues(GraphQLSkipDirective, selection, info.variableValues)?.['if'] === true) continue;
-        if (getDirectiveValues(GraphQLIncludeDirective, selection, info.variableValues)?.['if'] === false) continue;
+        if (!isIncluded(selection, info.variableValues)) continue;
       }
       if (selection.kind === Kind.FIELD) {
         if (names.has(selection.name.value)) found.push(selection);
@@ -36,6 +35,17 @@ export function childFields(
   };
   for (const parent of parents) visit(parent.selectionSet);
   return found;
+}
+
+/**
+ * Whether `@skip`/`@include` keep `selection`, read as graphql-js reads them; throws graphql-js's own error when
+ * their argument does not fit (`@include(if: $x)` with `{"x": null}`).
+ */
+export function isIncluded(selection: SelectionNode, variableValues: GraphQLResolveInfo['variableValues']): boolean {
+  return (
+    getDirectiveValues(GraphQLSkipDirective, selection, variableValues)?.['if'] !== true &&
+    getDirectiveValues(GraphQLIncludeDirective, selection, variableValues)?.['if'] !== false
+  );
 }
 
 /**
