@@ -7,6 +7,7 @@ import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 import { quotedSetting } from './shortened.ts';
+import { wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -77,16 +78,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     const value = env[name];
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = read(name);
-    if (raw === undefined) return fallback;
-    const value = Number(raw);
-    if (!/^\d+$/.test(raw) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max} (got ${quotedSetting(raw)})`);
-      return fallback;
-    }
-    return value;
-  };
+  const integer = (name: string, fallback: number, min: number, max: number): number =>
+    wholeNumberSetting(name, read(name), { min, max }, problems) ?? fallback;
 
   const port = integer('PORT', 4000, 0, 65535);
   const host = read('HOST') ?? '127.0.0.1';

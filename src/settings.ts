@@ -1,3 +1,5 @@
+import { quotedSetting } from './shortened.ts';
+
 /**
  * Every environment variable the gateway and its emulator read (the README's configuration tables), and the
  * prefixes they own. A variable under one of those prefixes that is not a setting is a typo the gateway
@@ -113,4 +115,24 @@ function editDistance(a: string, b: string): number {
     previous = current;
   }
   return previous[b.length]!;
+}
+
+/**
+ * A whole-number setting from its text (trimmed, `undefined` when unset): its value, or `undefined` with one
+ * line pushed to `problems`, naming the variable, when the text is not a whole number from `min` to `max`
+ * (`Number('abc')` would reach `listen()` as NaN, `Number('1e3')` pass for 1000). `unit` says what the
+ * number counts (`of calls an hour`). The gateway's, the emulator's and the example's settings read alike.
+ */
+export function wholeNumberSetting(
+  name: string,
+  raw: string | undefined,
+  range: { min: number; max: number; unit?: string },
+  problems: string[],
+): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (/^\d+$/.test(raw) && value >= range.min && value <= range.max) return value;
+  const what = range.unit === undefined ? 'a whole number' : `a whole number ${range.unit}`;
+  problems.push(`${name} must be ${what} from ${range.min} to ${range.max} (got ${quotedSetting(raw)})`);
+  return undefined;
 }

@@ -8,6 +8,7 @@ import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { describeListenFailure } from '../../src/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logger.ts';
+import { wholeNumberSetting } from '../../src/settings.ts';
 import { startGateway, type Gateway } from '../../src/server.ts';
 
 /**
@@ -150,12 +151,12 @@ function refuseToStart(reason: string): never {
   return process.exit(1);
 }
 
-/** EXAMPLE_PORT, checked before anything starts (Number('abc') would reach listen() as NaN). */
+/** EXAMPLE_PORT (default 5173), checked before anything starts, as the gateway's own settings are. */
 function examplePort(): number {
-  const raw = process.env['EXAMPLE_PORT'] || '5173';
-  const port = Number(raw);
-  if (!/^\d+$/.test(raw) || port > 65535) refuseToStart(`EXAMPLE_PORT must be a whole number from 0 to 65535 (got ${JSON.stringify(raw)})`);
-  return port;
+  const problems: string[] = [];
+  const port = wholeNumberSetting('EXAMPLE_PORT', process.env['EXAMPLE_PORT']?.trim() || undefined, { min: 0, max: 65_535 }, problems);
+  if (problems[0] !== undefined) refuseToStart(problems[0]);
+  return port ?? 5173;
 }
 
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).

@@ -1,6 +1,7 @@
 import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting } from '../shortened.ts';
+import { wholeNumberSetting } from '../settings.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -35,24 +36,8 @@ export function emulatorOptionsFromEnv(
   problems: string[],
 ): EmulatorOptions & { host: string; port: number } {
   const read = (name: string) => env[name]?.trim() || undefined;
-  const rawPort = read('EMULATOR_PORT');
-  let port = defaultPort;
-  if (rawPort !== undefined) {
-    port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-    if (!(port >= 0 && port <= 65_535)) {
-      problems.push(`EMULATOR_PORT must be a whole number from 0 to 65535 (got ${quotedSetting(rawPort)})`);
-      port = defaultPort;
-    }
-  }
-  const rawRateLimit = read('EMULATOR_RATE_LIMIT');
-  let rateLimitPerHour: number | undefined;
-  if (rawRateLimit !== undefined) {
-    rateLimitPerHour = /^\d{1,10}$/.test(rawRateLimit) ? Number(rawRateLimit) : Number.NaN;
-    if (!(rateLimitPerHour >= 1 && rateLimitPerHour <= 1_000_000)) {
-      problems.push(`EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 (got ${quotedSetting(rawRateLimit)})`);
-      rateLimitPerHour = undefined;
-    }
-  }
+  const port = wholeNumberSetting('EMULATOR_PORT', read('EMULATOR_PORT'), { min: 0, max: 65_535 }, problems) ?? defaultPort;
+  const rateLimitPerHour = wholeNumberSetting('EMULATOR_RATE_LIMIT', read('EMULATOR_RATE_LIMIT'), { min: 1, max: 1_000_000, unit: 'of calls an hour' }, problems);
   const seed = read('EMULATOR_SEED') ?? 'demo';
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${quotedSetting(seed)})`);
   const dataFile = read('EMULATOR_DATA_FILE');
