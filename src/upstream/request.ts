@@ -82,11 +82,17 @@ function pathSegment(id: string): string {
   if (PATH_SEPARATOR.test(id)) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'An id or token cannot contain "/" or "\\": none does, and servers on the way may take either for a path separator');
   }
+  // A value copied with its line break or a space around it would otherwise cost a request and come back
+  // NOT_FOUND, which says nothing of why: no Context.IO id or token holds such a character.
+  if (NOT_IN_ANY_ID.test(id)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'An id or token cannot contain a space, a line break, a control or an invisible character: none does (copied with one around it?)');
+  }
   assertEncodable(id, 'An id or token');
   return percentEncode(id);
 }
 
 const PATH_SEPARATOR = /[/\\]/;
+const NOT_IN_ANY_ID = /[\s\p{Cc}\p{Cf}]/u;
 
 /**
  * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL

@@ -307,6 +307,23 @@ describe('ids too long to name anything', () => {
   });
 });
 
+describe('ids with a space, a control or an invisible character', () => {
+  const stack = useStack();
+
+  // No Context.IO id or token has one: a value copied with a line break or a space around it is told so,
+  // where it cost a request and came back NOT_FOUND.
+  for (const id of ['abcdef0123456789\n', ' abcdef0123456789', 'abcdef\t0123456789', 'abc\u0000def', '\u200babcdef0123456789', 'abcdef0123456789\u00a0']) {
+    it(`are BAD_USER_INPUT before any upstream call: ${JSON.stringify(id)}`, async () => {
+      stack.emulator.clearRequests();
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } connectToken(token: $id) { token } }`, { id });
+      assert.deepEqual(res.body.data, { account: null, connectToken: null });
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
+      assert.match(res.body.errors![0]!.message, /^An id or token cannot contain a space, a line break, a control or an invisible character/);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    });
+  }
+});
+
 describe('a filter that is no email address', () => {
   const stack = useStack();
 
