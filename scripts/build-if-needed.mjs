@@ -79,7 +79,9 @@ function buildDist() {
     console.error(`build: dist/ must be built (${why}), but the build tools are not installed (development dependencies pruned?): run \`npm ci\`, then start again`);
     return 1;
   }
-  console.log(`build: building dist/ (${why})`);
+  // The first build compiles every source and bundles the IDE's editors: tens of seconds in which nothing
+  // else is printed, which a newcomer could take for a hang.
+  console.log(`build: building dist/ (${why}); the first build takes up to a minute, then the gateway starts`);
   // A failed or interrupted build must never look current (tsc writes its output even with type errors):
   // the stamp goes first. So does tsc's incremental record, which would skip files it believes are in dist/.
   rmSync(STAMP, { force: true });

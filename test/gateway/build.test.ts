@@ -57,6 +57,8 @@ describe('npm start’s build step', () => {
       assert.equal(other.code, 0, other.output);
       const builders = [one, other].filter((r) => r.output.includes('build: building'));
       assert.equal(builders.length, 1, one.output + other.output);
+      // Tens of seconds with nothing else printed: the line says how long to expect.
+      assert.match(builders[0]!.output, /^build: building dist\/ \(no build yet\); the first build takes up to a minute, then the gateway starts\n/);
       // The other waited (or, started late, came after): either way it found the build done.
       assert.match((builders[0] === one ? other : one).output, /build: up to date \(dist\/\)\n$/);
       await rm(join(dir, 'dist', '.build-inputs'));
