@@ -762,6 +762,12 @@ export class UpstreamClient {
       let status = 0;
       let retryAfter: string | string[] | undefined;
       let location: string | string[] | undefined;
+      const answer = (): UpstreamResponse => ({
+        status,
+        retryAfterMs: parseRetryAfter(retryAfter),
+        location: Array.isArray(location) ? location[0] : location,
+        text: body?.bytes().toString('utf8') ?? '',
+      });
       this.#pool.dispatch(
         { origin: this.#origin, ...options },
         {
@@ -791,14 +797,16 @@ export class UpstreamClient {
           },
           onResponseEnd: () => {
             this.#lastAnswerEndAt = performance.now();
-            settle(undefined, {
-              status,
-              retryAfterMs: parseRetryAfter(retryAfter),
-              location: Array.isArray(location) ? location[0] : location,
-              text: body?.bytes().toString('utf8') ?? '',
-            });
+            settle(undefined, answer());
           },
-          onResponseError: (_controller, error) => settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error),
+          onResponseError: (_controller, error) => {
+            // An error answer whose connection broke during its body was still answered: its status and headers
+            // say what failed (a 404, a 429 and its Retry-After, a refusal that took no effect), and its body is
+            // only logged. Taken for no answer at all, a refused write would be said to have maybe taken effect,
+            // a DELETE retried onto a 404 taken as done, and a 429 retried at once.
+            if (status >= 300 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) settle(undefined, answer());
+            else settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error);
+          },
         },
       );
     });

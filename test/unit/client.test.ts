@@ -893,6 +893,41 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('reads an error answer whose connection broke during its body by its status: not as no answer at all', async () => {
+    // Each answer's status line and headers arrive whole, then the connection closes before the body it announced.
+    const cutShort = (status: string, headers = '') =>
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: 60\r\nconnection: close\r\n${headers}\r\n{"type":"error","val`;
+    const answers: string[] = [];
+    let requests = 0;
+    const server = createNetServer((socket) => {
+      socket.once('data', () => {
+        requests++;
+        socket.end(answers.shift() ?? '');
+      });
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
+      const failsWith = (code: string, upstream: Record<string, unknown>, message: RegExp) => (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], code);
+        assert.deepEqual(e.extensions?.['upstream'], upstream);
+        assert.match(e.message, message);
+        return true;
+      };
+      // A DELETE of a token that does not exist: its 404 is not a lost answer after which a retry's whole 404
+      // would mean "deleted".
+      answers.splice(0, Infinity, cutShort('404 Not Found'), 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      await assert.rejects(client.deleteConnectToken(null, 'never-was'), failsWith('NOT_FOUND', { status: 404, method: 'DELETE', path: '/connect_tokens/never-was' }, /^Not found: connect token "never-was"$/));
+      assert.equal(requests, 1);
+      // A refused write took no effect, whatever became of the refusal's body.
+      answers.splice(0, Infinity, cutShort('400 Bad Request'));
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('BAD_USER_INPUT', { status: 400, method: 'POST', path: '/accounts' }, /^The upstream refused the request’s parameters as invalid$/));
+      assert.equal(requests, 2);
+      // A 429's Retry-After is kept to, not retried at once (its wait is past the deadline: no retry at all).
+      answers.splice(0, Infinity, ...Array<string>(3).fill(cutShort('429 Too Many Requests', 'retry-after: 30\r\n')));
+      await assert.rejects(client.getAccount('a'), failsWith('RATE_LIMITED', { status: 429, method: 'GET', path: '/accounts/a' }, /try again in 30 s$/));
+      assert.equal(requests, 3);
+    });
+  });
+
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // first three are answered at 0.6, 1.2 and 1.8 s, the fourth goes out at 1.8 s and is cut at 2, and the
