@@ -9,7 +9,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { OperationAdmission } from './http/admission.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
-import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { isOutOfFileDescriptors } from './file-descriptors.ts';
@@ -337,7 +337,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   /** Answers a request refused before GraphQL: its code goes into the log line too. */
   const refuse = ({ status, message, code, headers }: Refusal) => {
     outcome.errorCodes.add(code);
-    sendJson(res, status, graphqlError(message, code), headers);
+    sendJson(res, status, graphqlError(message, code), { 'content-type': refusalMediaType(req.headers.accept), ...headers });
   };
   if (req.method !== 'GET' && req.method !== 'POST') {
     return refuse({ status: 405, message: 'Only GET and POST are supported on /graphql', code: HttpRefusalCode.METHOD_NOT_ALLOWED, headers: { allow: 'GET, POST, OPTIONS' } });
@@ -396,7 +396,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   if (tooManyLines) {
     outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
     outcome.limits.add('DOCUMENT_LINES');
-    return sendJson(res, 400, { errors: [tooManyLines] });
+    return sendJson(res, 400, { errors: [tooManyLines] }, { 'content-type': refusalMediaType(req.headers.accept) });
   }
   // One refused for its token runs nothing: it is answered 401 whatever the load.
   const leave = 'error' in authenticated ? () => undefined : admission.enter();

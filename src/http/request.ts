@@ -179,3 +179,14 @@ export function acceptsGraphQLAnswer(accept: string | undefined): boolean {
   if (!accept) return true;
   return Boolean(new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES));
 }
+
+/**
+ * The media type of a refusal the gateway answers itself (a bad body, a method, a token, a limit), picked by
+ * `Accept` as Apollo picks its answers' and refusals': a client that accepts only
+ * `application/graphql-response+json` gets its errors in it too. `application/json` otherwise, an `Accept`
+ * that allows neither included (the refusal is then the answer, not a 406).
+ */
+export function refusalMediaType(accept: string | undefined): string {
+  if (!accept) return ANSWER_MEDIA_TYPES[0]!;
+  return new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES) === ANSWER_MEDIA_TYPES[1] ? ANSWER_MEDIA_TYPES[1]! : ANSWER_MEDIA_TYPES[0]!;
+}

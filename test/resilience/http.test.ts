@@ -258,6 +258,27 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('answers its own refusals in application/graphql-response+json to a client that accepts only that, as Apollo answers its own', async () => {
+    const accept = 'application/graphql-response+json';
+    const refusals = [
+      [await post(stack, '{"query": ', { ...JSON_HEADERS, accept }), 400, 'BAD_REQUEST'],
+      [await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'text/plain', accept }), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+      [await send(stack.gateway.url, { method: 'PUT', headers: { ...JSON_HEADERS, accept }, body: '{}' }), 405, 'METHOD_NOT_ALLOWED'],
+      [await post(stack, JSON.stringify({ query: `{\n${' __typename\n'.repeat(20_000)}}` }), { ...JSON_HEADERS, accept }), 400, 'QUERY_TOO_COMPLEX'],
+      // Apollo's own refusal, for comparison: it always followed Accept.
+      [await post(stack, JSON.stringify({ query: '{ nope }' }), { ...JSON_HEADERS, accept }), 400, 'GRAPHQL_VALIDATION_FAILED'],
+    ] as const;
+    for (const [answer, status, code] of refusals) {
+      assert.equal(answer.status, status, answer.text);
+      assert.equal(answer.headers.get('content-type'), 'application/graphql-response+json; charset=utf-8', code);
+      assert.equal(firstError(answer)?.extensions?.['code'], code);
+    }
+    // Without a preference for it, they stay application/json.
+    for (const headers of [JSON_HEADERS, { ...JSON_HEADERS, accept: '*/*' }, { ...JSON_HEADERS, accept: 'application/json, application/graphql-response+json' }]) {
+      assertRefused(await post(stack, '{"query": ', headers), 400, 'BAD_REQUEST', /./);
+    }
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
