@@ -217,6 +217,19 @@ class HeldBack extends Error {
   }
 }
 
+/**
+ * A success whose connection broke while its body was arriving: the call needs that body, so it fails as a
+ * broken connection does (retried where that is safe; a write may have taken effect), said as what it was.
+ * `code` is the connection's, by which it is retried.
+ */
+class AnswerCutShort extends Error {
+  readonly code: string | undefined;
+  constructor(readonly status: number, cause: Error & { code?: string }) {
+    super(`The connection broke during the upstream's HTTP ${status} answer`, { cause });
+    this.code = cause.code;
+  }
+}
+
 class ResponseTooLarge extends Error {
   constructor(readonly status: number) {
     super(`The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
@@ -624,7 +637,14 @@ export class UpstreamClient {
       this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
       // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
       // take the failure for a refusal.
-      const what = sent ? 'The connection to the upstream broke before it answered' : 'The upstream could not be reached';
+      const what =
+        error instanceof AnswerCutShort
+          ? `The connection to the upstream broke while its answer (HTTP ${error.status}) was arriving`
+          : sent
+            ? 'The connection to the upstream broke before it answered'
+            : 'The upstream could not be reached';
+      // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
+      if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
     };
     if (willRetry) {
@@ -804,8 +824,10 @@ export class UpstreamClient {
             // say what failed (a 404, a 429 and its Retry-After, a refusal that took no effect), and its body is
             // only logged. Taken for no answer at all, a refused write would be said to have maybe taken effect,
             // a DELETE retried onto a 404 taken as done, and a 429 retried at once.
-            if (status >= 300 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) settle(undefined, answer());
-            else settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error);
+            if (status !== 0 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) {
+              if (status >= 300) settle(undefined, answer());
+              else settle(new AnswerCutShort(status, error));
+            } else settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error);
           },
         },
       );
