@@ -507,7 +507,7 @@ function apolloHeaders(req: IncomingMessage): HeaderMap {
 
 /** A POST's body, read and parsed as a GraphQL request; or why it cannot be (its type, size, encoding or JSON). */
 async function readGraphQLBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): Promise<{ body: unknown } | Refusal> {
-  const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding']);
+  const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding'], req.headers['transfer-encoding']);
   if (unreadable !== undefined) return { status: 415, message: unreadable, code: HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE };
   const bytes = await readBody(req, maxBodyBytes, res);
   if (bytes === undefined) {

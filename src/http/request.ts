@@ -132,10 +132,12 @@ function parsedContentType(contentType: string): { type: string; parameters: str
 }
 
 /**
- * Why a POST body of this `Content-Type` and `Content-Encoding` cannot be read as JSON (a message for a 415
- * answer), or `undefined` when it can: JSON, in UTF-8 (no charset, or that one), not compressed.
+ * Why a POST body of this `Content-Type`, `Content-Encoding` and `Transfer-Encoding` cannot be read as JSON (a
+ * message for a 415 answer), or `undefined` when it can: JSON, in UTF-8 (no charset, or that one), not
+ * compressed. Node's parser undoes `chunked` only: a body sent `Transfer-Encoding: gzip, chunked` reached the
+ * JSON reader still compressed, refused as "not valid UTF-8".
  */
-export function unreadableBodyType(contentType: string | undefined, contentEncoding: string | undefined): string | undefined {
+export function unreadableBodyType(contentType: string | undefined, contentEncoding: string | undefined, transferEncoding?: string): string | undefined {
   const { type, parameters } = parsedContentType(contentType ?? '');
   if (type !== 'application/json' && type !== 'application/graphql-response+json') return 'POST bodies must be application/json';
   for (const parameter of parameters) {
@@ -147,6 +149,10 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
   }
   const encoding = (contentEncoding ?? '').trim().toLowerCase();
   if (encoding !== '' && encoding !== 'identity') return 'Compressed request bodies are not supported: send the JSON without a Content-Encoding';
+  const codings = (transferEncoding ?? '').split(',').map((coding) => coding.trim().toLowerCase());
+  if (codings.some((coding) => coding !== '' && coding !== 'chunked')) {
+    return 'Compressed request bodies are not supported: send the JSON without a Transfer-Encoding other than chunked';
+  }
   return undefined;
 }
 

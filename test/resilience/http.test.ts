@@ -116,6 +116,15 @@ describe('HTTP hygiene', () => {
     assertRefused(undeclared, 400, 'BAD_REQUEST', /^The request body is not valid UTF-8$/);
     const gzipped = await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, 'content-encoding': 'gzip' }, body: gzipSync('{"query":"{ __typename }"}') });
     assertRefused(gzipped, 415, 'UNSUPPORTED_MEDIA_TYPE', /^Compressed request bodies are not supported/);
+    // Compressed as a transfer coding: Node's parser undoes the chunks only, and the body reached the JSON
+    // reader still gzipped ("not valid UTF-8").
+    const zipped = gzipSync('{"query":"{ __typename }"}');
+    const chunked = `${zipped.length.toString(16)}\r\n${zipped.toString('latin1')}\r\n0\r\n\r\n`;
+    const transferGzip = await exchange(
+      stack.gateway.url,
+      `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: gzip, chunked\r\nconnection: close\r\n\r\n${chunked}`,
+    );
+    assert.match(transferGzip, /^HTTP\/1\.1 415 .*without a Transfer-Encoding other than chunked.*"code":"UNSUPPORTED_MEDIA_TYPE"/s);
     assert.deepEqual(stack.upstreamCalls(), []);
     // Nor over GET: a percent-escaped Latin-1 byte reached the upstream as U+FFFD.
     const latin1Get = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ accounts(filter: { email: "ren')}%E9${encodeURIComponent('@example.com" }) { nodes { id } } }')}`, {
