@@ -288,6 +288,15 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('answers a GET whose query string takes the headers past 16 KiB with Node\'s 431, as docs/limits.md says, and keeps serving', async () => {
+    const long = `# ${'x'.repeat(20_000)}\n{ __typename }`;
+    const answer = await exchange(stack.gateway.url, `GET /graphql?query=${encodeURIComponent(long)} HTTP/1.1\r\nhost: 127.0.0.1\r\napollo-require-preflight: true\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 431 /);
+    // The same document by POST is served.
+    const posted = await post(stack, JSON.stringify({ query: long }));
+    assert.equal(posted.status, 200, posted.text);
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
