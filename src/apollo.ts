@@ -43,6 +43,30 @@ function documentSize(document: DocumentNode): number {
   return InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0);
 }
 
+/** The automatic persisted queries' cache's size, as `persistedQuerySize` measures it. */
+const PERSISTED_QUERY_CACHE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What one persisted query holds besides its text: its key (`apq:` and a SHA-256 in hex, 68 characters) and
+ * the LRU's bookkeeping, ~180 bytes of heap measured, rounded up.
+ */
+const PERSISTED_QUERY_ENTRY_BYTES = 256;
+
+/**
+ * A persisted query's size: its text, as Apollo measures it, plus what its entry holds besides. Apollo's
+ * default cache counts the text alone, up to 30 MiB: registering distinct small queries (`{ __typename } #1`,
+ * #2, …, any valid token may) kept ~230 bytes of heap each while counting ~18, two million of them ~450 MB
+ * held for good; and distinct large ones pinned the 30 MiB of text the document cache is kept from pinning.
+ */
+function persistedQuerySize(query: string): number {
+  return query.length + PERSISTED_QUERY_ENTRY_BYTES;
+}
+
+/** The cache of the queries clients registered with a hash (automatic persisted queries): see `persistedQuerySize`. */
+export function persistedQueryCache(): InMemoryLRUCache<string> {
+  return new InMemoryLRUCache<string>({ maxSize: PERSISTED_QUERY_CACHE_BYTES, sizeCalculation: persistedQuerySize });
+}
+
 /**
  * The code a caller sees for an error that reached Apollo, or `undefined` for an unexpected one (a bug, to
  * mask and log): the gateway's own codes; Apollo's and graphql-js's refusals of an operation; and Apollo's
@@ -111,6 +135,8 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
     // set of operations, which fit many times over in this.
     documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
+    // Queries registered by hash: Apollo's default cache counts their text alone, up to 30 MiB (persistedQuerySize).
+    persistedQueries: { cache: persistedQueryCache() },
     logger,
     // Apollo's own (JSON.stringify and a newline), except that a result larger than one string can hold
     // (possible within every limit when the upstream's values are large) gets an answer saying so, where

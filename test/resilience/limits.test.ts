@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -315,6 +316,28 @@ describe('the parsed-document cache', () => {
       for (let i = 0; i < 40; i++) assert.deepEqual((await stack.gql(`${padding}{ __typename } # ${i}`)).body, { data: { __typename: 'Query' } });
       const grown = heapAfterGc() - before;
       assert.ok(grown < 12 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MiB`);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('the persisted-query cache', () => {
+  it('holds a few MB of query text: distinct large queries registered by hash are forgotten, oldest first', { timeout: 60_000 }, async () => {
+    const stack = await startStack();
+    try {
+      const padding = `#${' '.repeat(900_000)}\n`;
+      const queries = Array.from({ length: 40 }, (_, i) => `${padding}{ __typename } # ${i}`);
+      const persisted = (query: string) => ({ persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') } });
+      const send = async (body: Record<string, unknown>) => {
+        const res = await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        return (await res.json()) as GraphQLResponse['body'];
+      };
+      // 40 distinct valid queries of ~900 KB each, registered: ~36 MB of text if each stayed.
+      for (const query of queries) assert.deepEqual(await send({ query, extensions: persisted(query) }), { data: { __typename: 'Query' } });
+      let known = 0;
+      for (const query of queries) if ((await send({ extensions: persisted(query) })).data !== undefined) known += 1;
+      assert.ok(known >= 1 && known <= 5, `${known} of the 40 queries are still known by their hash`);
     } finally {
       await stack.close();
     }
