@@ -19,9 +19,12 @@ import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken,
 export interface ApiContext {
   store: EmulatorStore;
   verifier: OAuthVerifier;
-  /** The key's calls an hour (`rateLimitPerHour`), counted on `now`'s clock; absent, no limit. */
+  /**
+   * The key's calls an hour (`rateLimitPerHour`); absent, no limit. Counted on the monotonic clock, not the
+   * emulator's wall clock (`EmulatorOptions.now`): set back (a day, by NTP or by hand), that clock would keep the
+   * hour's calls in the window until it came round to them again, refusing every call for a day.
+   */
   rateLimit?: HourlyRateLimit;
-  now?: () => number;
   /** `http://host:port`, for `browser_redirect_url`. */
   origin: string;
   /** `origin + '/2.0'`, for `resource_url`. */
@@ -59,7 +62,7 @@ export async function handleApiRequest(
       form: isFormBody(req) ? body : '',
     });
     if (!verdict.ok) return sendError(res, 401, verdict.reason, 105, { 'WWW-Authenticate': oauthChallenge(ctx.baseUrl) });
-    const wait = ctx.rateLimit?.take((ctx.now ?? Date.now)()) ?? 0;
+    const wait = ctx.rateLimit?.take(performance.now()) ?? 0;
     if (wait > 0) {
       throw new HttpError(429, `rate limit reached: ${ctx.rateLimit!.limit} calls an hour for this key`, undefined, { 'retry-after': String(retryAfterSeconds(wait)) });
     }

@@ -146,7 +146,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     origin: '',
     baseUrl: '',
     onInternalError,
-    ...(options.rateLimitPerHour === undefined ? {} : { rateLimit: new HourlyRateLimit(options.rateLimitPerHour), now }),
+    ...(options.rateLimitPerHour === undefined ? {} : { rateLimit: new HourlyRateLimit(options.rateLimitPerHour) }),
   };
 
   /** What the connect page works with, the tokens it used lately among it (connect-page.ts). */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, Server } from 'node:net';
 import { describe, test } from 'node:test';
+import { onTestTime } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
 
@@ -687,22 +688,33 @@ describe('Host check (DNS rebinding)', () => {
 
 describe('the key’s hourly limit', () => {
   test('EMULATOR_RATE_LIMIT: the key’s calls in any hour; past them 429 with Retry-After until the hour’s oldest call is an hour old', async (t) => {
+    // The wall clock (`now`: the signatures' timestamps) and the monotonic one the limit counts on, moved on together.
     let clock = Date.parse('2026-01-01T00:00:00Z');
     const emu = await emulatorFor(t, { seed: 'none', rateLimitPerHour: 2, now: () => clock });
     const call = (options: { secret?: string } = {}) => api(emu, '/accounts', { ...options, timestamp: Math.floor(clock / 1000) });
-    assert.equal((await call()).status, 200);
-    clock += 10 * 60_000;
-    // A refused signature is not the key's call.
-    assert.equal((await call({ secret: 'wrong' })).status, 401);
-    assert.equal((await call()).status, 200);
-    clock += 60_000;
-    const refused = await call();
-    assert.deepEqual([refused.status, refused.headers.get('retry-after'), refused.body], [429, String(3600 - 11 * 60), { type: 'error', value: 'rate limit reached: 2 calls an hour for this key' }]);
-    // A refused call is not counted either: an hour after the first, one call may be made again.
-    clock = Date.parse('2026-01-01T01:00:00Z');
-    assert.equal((await call()).status, 200);
-    const next = await call();
-    assert.deepEqual([next.status, next.headers.get('retry-after')], [429, String(10 * 60)]);
+    await onTestTime(
+      undefined,
+      async (advance) => {
+        const later = (ms: number) => {
+          clock += ms;
+          advance(ms);
+        };
+        assert.equal((await call()).status, 200);
+        later(10 * 60_000);
+        // A refused signature is not the key's call.
+        assert.equal((await call({ secret: 'wrong' })).status, 401);
+        assert.equal((await call()).status, 200);
+        later(60_000);
+        const refused = await call();
+        assert.deepEqual([refused.status, refused.headers.get('retry-after'), refused.body], [429, String(3600 - 11 * 60), { type: 'error', value: 'rate limit reached: 2 calls an hour for this key' }]);
+        // A refused call is not counted either: an hour after the first, one call may be made again.
+        later(49 * 60_000);
+        assert.equal((await call()).status, 200);
+        const next = await call();
+        assert.deepEqual([next.status, next.headers.get('retry-after')], [429, String(10 * 60)]);
+      },
+      { exact: true },
+    );
 
     const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
     const problems: string[] = [];
@@ -711,5 +723,25 @@ describe('the key’s hourly limit', () => {
     for (const bad of ['0', '-1', '5e3', 'many', '1000001']) emulatorOptionsFromEnv({ EMULATOR_RATE_LIMIT: bad }, 4010, problems);
     assert.equal(problems.length, 5);
     assert.match(problems[0]!, /^EMULATOR_RATE_LIMIT must be a whole number of calls an hour from 1 to 1000000 \(got "0"\)$/);
+  });
+
+  test('a wall clock set back does not stretch the hour: the calls before it leave the window an hour after they were made', async (t) => {
+    let clock = Date.parse('2026-01-02T00:00:00Z');
+    const emu = await emulatorFor(t, { seed: 'none', rateLimitPerHour: 1, now: () => clock });
+    const call = () => api(emu, '/accounts', { timestamp: Math.floor(clock / 1000) });
+    await onTestTime(
+      undefined,
+      async (advance) => {
+        assert.equal((await call()).status, 200);
+        // The machine's clock corrected by a day (NTP, or by hand): the emulator's hour is still an hour.
+        clock -= 86_400_000;
+        const refused = await call();
+        assert.deepEqual([refused.status, refused.headers.get('retry-after')], [429, '3600']);
+        clock += 3_600_000;
+        advance(3_600_000);
+        assert.equal((await call()).status, 200);
+      },
+      { exact: true },
+    );
   });
 });
