@@ -32,12 +32,22 @@ const changes = await diff(released, current);
 
 /** An accepted change is a list item starting with its id in backticks: `` - `FIELD_REMOVED Account.username` — why ``. */
 const idOf = (change: Change) => `${change.type} ${change.path ?? ''}`.trim();
-const accepted = new Set(
-  readFileSync(acceptedFile, 'utf8')
-    .split('\n')
-    .map((line) => /^\s*[-*]\s+`([^`]+)`/.exec(line)?.[1]?.trim())
-    .filter((id) => id !== undefined),
-);
+const acceptedSection = `## Since ${lastVersion}`;
+/**
+ * The ids listed under `## Since <last release>` only: the file's other lists (its how-to's example, the
+ * behaviour changes) also start with backticks, and must not accept the breaks they merely name.
+ */
+function acceptedIds(markdown: string): Set<string> {
+  const ids = new Set<string>();
+  let inSection = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('#')) inSection = line.trim() === acceptedSection;
+    const id = inSection ? /^\s*[-*]\s+`([^`]+)`/.exec(line)?.[1]?.trim() : undefined;
+    if (id !== undefined) ids.add(id);
+  }
+  return ids;
+}
+const accepted = acceptedIds(readFileSync(acceptedFile, 'utf8'));
 
 const breaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
 const dangerous = changes.filter((change) => change.criticality.level === CriticalityLevel.Dangerous);
@@ -50,8 +60,8 @@ for (const change of breaking.filter((c) => accepted.has(idOf(c)))) {
 if (unmarked.length > 0) {
   console.error(`schema:breaking: ${unmarked.length} breaking change(s) since the ${lastVersion} release:`);
   for (const change of unmarked) console.error(`  ${change.message}${change.criticality.reason ? ` (${change.criticality.reason})` : ''}`);
-  console.error('Keep the old field/type/value (deprecate it instead), or, if the break is intended, add to');
-  console.error('releases/ACCEPTED_BREAKING_CHANGES.md, with a line saying why and what consumers should do:');
+  console.error('Keep the old field/type/value (deprecate it instead), or, if the break is intended, add under');
+  console.error(`\`${acceptedSection}\` in releases/ACCEPTED_BREAKING_CHANGES.md, with a line saying why and what consumers should do:`);
   for (const change of unmarked) console.error(`  - \`${idOf(change)}\` — <why, and what consumers do instead>`);
   process.exit(1);
 }

@@ -48,3 +48,27 @@ test('a removed field fails the check until it is listed as accepted', (t) => {
   assert.equal(accepted.status, 0, accepted.output);
   assert.match(accepted.output, /1 accepted breaking/);
 });
+
+test("the accepted-changes file's example and behaviour-change lists accept no break, only its Since list does", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const released = readFileSync(join(root, 'schema.graphql'), 'utf8').replace('type Account {\n', 'type Account {\n  legacyField: String\n');
+  writeFileSync(join(dir, '0.1.0.graphql'), released);
+  // The project's own file, its how-to example naming the field this release has and the schema lost.
+  const projectFile = readFileSync(join(root, 'releases', 'ACCEPTED_BREAKING_CHANGES.md'), 'utf8');
+  assert.match(projectFile, /^ +- `FIELD_REMOVED Account\.username`/m);
+  const withExample = projectFile.replace('`FIELD_REMOVED Account.username`', '`FIELD_REMOVED Account.legacyField`');
+  writeFileSync(join(dir, 'ACCEPTED_BREAKING_CHANGES.md'), withExample + '\n- `FIELD_REMOVED Account.legacyField` — under another heading.\n');
+
+  const refused = run(dir);
+  assert.equal(refused.status, 1, refused.output);
+  assert.match(refused.output, /add under\n`## Since 0\.1\.0` in releases\/ACCEPTED_BREAKING_CHANGES\.md/);
+  assert.match(refused.output, /- `FIELD_REMOVED Account\.legacyField`/);
+
+  const listed = withExample.replace('## Since 0.1.0\n\n(none)\n', '## Since 0.1.0\n\n- `FIELD_REMOVED Account.legacyField` — never filled.\n');
+  assert.notEqual(listed, withExample);
+  writeFileSync(join(dir, 'ACCEPTED_BREAKING_CHANGES.md'), listed);
+  const accepted = run(dir);
+  assert.equal(accepted.status, 0, accepted.output);
+  assert.match(accepted.output, /1 accepted breaking/);
+});
