@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import { buildClientSchema, buildSchema as buildFromSdl, lexicographicSortSchema, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql';
 import { projectRoot } from '../../src/project-root.ts';
 import { buildSchema } from '../../src/schema.ts';
@@ -24,4 +25,19 @@ describe('the published schema', () => {
   it('is the schema the gateway serves (schema.json)', () => {
     assert.equal(printed(buildClientSchema(JSON.parse(published('schema.json')) as IntrospectionQuery)), served);
   });
+});
+
+/**
+ * The drift checks compare these files byte for byte with their generators' LF output: a checkout with CRLF
+ * lines (Git for Windows' core.autocrlf) failed `npm test` on a clean clone, asking for a regeneration that
+ * left nothing to commit. .gitattributes keeps them LF in every checkout.
+ */
+test('the generated and published files are checked out with LF lines, whatever core.autocrlf says', (t) => {
+  const files = ['src/generated/graphql.ts', 'schema.graphql', 'schema.json'];
+  const attributes = spawnSync('git', ['check-attr', 'eol', '--', ...files], { cwd: projectRoot(), encoding: 'utf8' });
+  if (attributes.status !== 0) {
+    t.skip(`not a git checkout (git check-attr: ${attributes.error?.message ?? attributes.stderr.trim()})`);
+    return;
+  }
+  assert.deepEqual(attributes.stdout.trim().split('\n'), files.map((file) => `${file}: eol: lf`));
 });
