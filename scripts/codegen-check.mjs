@@ -6,19 +6,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const committed = 'src/generated/graphql.ts';
-const dir = mkdtempSync(join(tmpdir(), 'codegen-check-'));
-try {
-  const config = readFileSync('codegen.yml', 'utf8').replace(`  ${committed}:`, `  ${join(dir, 'graphql.ts')}:`);
-  // The config's import paths (contextType, mappers) are written into the output as they are, not resolved:
-  // the copy generated here has the same text as the committed file, though its imports lead nowhere.
-  writeFileSync(join(dir, 'codegen.yml'), config);
-  execFileSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
-  const fresh = readFileSync(join(dir, 'graphql.ts'), 'utf8');
-  if (fresh !== readFileSync(committed, 'utf8')) {
-    console.error(`${committed} is stale: run \`npm run codegen\` and commit the result.`);
-    process.exit(1);
+
+/** Why the committed file fails the check, or undefined when it is what the generator writes now. */
+function problemWithCommitted() {
+  const dir = mkdtempSync(join(tmpdir(), 'codegen-check-'));
+  try {
+    const config = readFileSync('codegen.yml', 'utf8').replace(`  ${committed}:`, `  ${join(dir, 'graphql.ts')}:`);
+    // The config's import paths (contextType, mappers) are written into the output as they are, not resolved:
+    // the copy generated here has the same text as the committed file, though its imports lead nowhere.
+    writeFileSync(join(dir, 'codegen.yml'), config);
+    execFileSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
+    if (readFileSync(join(dir, 'graphql.ts'), 'utf8') !== readFileSync(committed, 'utf8')) {
+      return `${committed} is stale: run \`npm run codegen\` and commit the result.`;
+    }
+    return undefined;
+  } finally {
+    // Before any exit: process.exit() would skip it and leave the directory behind.
+    rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`${committed} is up to date with schema/.`);
-} finally {
-  rmSync(dir, { recursive: true, force: true });
 }
+
+const problem = problemWithCommitted();
+if (problem) {
+  console.error(problem);
+  process.exit(1);
+}
+console.log(`${committed} is up to date with schema/.`);

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { projectRoot } from '../../src/project-root.ts';
+
+/**
+ * `npm run codegen:check` (the first step of `npm test`) as a contributor meets it after editing schema/, run
+ * on a copy of the files it reads so that the project's own schema stays as it is.
+ */
+
+const root = projectRoot();
+
+/** A copy of what the check reads, with `edit` applied to schema/account.graphql, and an empty temporary folder. */
+function projectWithAccountSchema(t: TestContext, edit: (sdl: string) => string) {
+  const dir = mkdtempSync(join(tmpdir(), 'codegen-check-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const path of ['scripts/codegen-check.mjs', 'scripts/codegen.mjs', 'codegen.yml', 'schema', 'src/generated/graphql.ts']) {
+    cpSync(join(root, path), join(dir, path), { recursive: true });
+  }
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const account = join(dir, 'schema', 'account.graphql');
+  const sdl = readFileSync(account, 'utf8');
+  assert.notEqual(edit(sdl), sdl, 'the edit changes the schema');
+  writeFileSync(account, edit(sdl));
+  const temporary = join(dir, 'tmp');
+  mkdirSync(temporary);
+  return { dir, temporary };
+}
+
+function runCheck(dir: string, temporary: string) {
+  const result = spawnSync(process.execPath, ['scripts/codegen-check.mjs'], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, TMPDIR: temporary },
+  });
+  return { status: result.status, output: result.stdout + result.stderr };
+}
+
+test('a schema change not regenerated fails the check, names the command, and leaves no temporary folder', (t) => {
+  const { dir, temporary } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."));
+  const { status, output } = runCheck(dir, temporary);
+  assert.equal(status, 1, output);
+  assert.match(output, /src\/generated\/graphql\.ts is stale: run `npm run codegen` and commit the result\./);
+  assert.deepEqual(readdirSync(temporary), []);
+});
