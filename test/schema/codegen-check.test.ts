@@ -39,6 +39,16 @@ function runCheck(dir: string, temporary: string) {
   return { status: result.status, output: result.stdout + result.stderr };
 }
 
+test('a syntax error in schema/ fails the check with the parser error, its file and line, not only "Command failed"', (t) => {
+  const { dir, temporary } = projectWithAccountSchema(t, (sdl) => sdl.replace('  firstName: String\n', '  firstName String\n'));
+  const { status, output } = runCheck(dir, temporary);
+  assert.equal(status, 1, output);
+  assert.match(output, /Syntax Error: Expected ":", found Name "String"/);
+  assert.match(output, /schema\/account\.graphql:\d+:13/);
+  assert.match(output, /codegen:check: GraphQL Code Generator failed on schema\/\*\.graphql/);
+  assert.deepEqual(readdirSync(temporary), []);
+});
+
 test('a schema change not regenerated fails the check, names the command, and leaves no temporary folder', (t) => {
   const { dir, temporary } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."));
   const { status, output } = runCheck(dir, temporary);
