@@ -12,6 +12,11 @@ import type { BenchSeed } from './scenarios.ts';
 
 const ACCOUNTS = 20;
 const TOKENS = 100;
+/**
+ * The request log's length (the emulator's default), which `count` reads: past it the log keeps only the latest
+ * entries, so a longer count is short and `count` says the log is `full`. A second argument sets another (test/bench).
+ */
+const REQUEST_LOG_LIMIT = Number(process.argv[3] ?? 100_000);
 
 /**
  * 20 accounts with sources, and 100 used top-level connect tokens spread over them (5 each), written as an
@@ -68,7 +73,7 @@ async function writeSeed(file: string): Promise<BenchSeed> {
 const dir = await mkdtemp(join(tmpdir(), 'contextio-bench-'));
 const dataFile = join(dir, 'emulator.json');
 const seed = await writeSeed(dataFile);
-const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile });
+const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile, requestLogLimit: REQUEST_LOG_LIMIT });
 let removeLatency: (() => void) | undefined;
 
 serveParent({
@@ -83,7 +88,7 @@ serveParent({
     const requests = emulator.requests;
     const statuses: Record<string, number> = {};
     for (const entry of requests) statuses[entry.status] = (statuses[entry.status] ?? 0) + 1;
-    return { count: requests.length, peakInFlight: emulator.peakInFlight, statuses };
+    return { count: requests.length, full: requests.length >= REQUEST_LOG_LIMIT, peakInFlight: emulator.peakInFlight, statuses };
   },
   clear: () => {
     emulator.clearRequests();

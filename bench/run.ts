@@ -208,6 +208,10 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       const upstream = await emulator.call('count');
       const upstreamCount = Number(upstream['count']);
       const statuses = upstream['statuses'] as Record<string, number>;
+      if (upstream['full'] === true) {
+        // The log kept only its latest entries: the count, hence the req/op under load, and the statuses are short.
+        fail(`${label} at ${latencyMs} ms: ${upstreamCount} upstream requests or more filled the emulator's request log; shorten BENCH_DURATION`);
+      }
       // Status 0: the operation was cut off when the load stopped and its upstream call cancelled with it.
       const upstreamFailed = Object.entries(statuses).filter(([status]) => status !== '0' && !status.startsWith('2'));
       if (upstreamFailed.length > 0) {
