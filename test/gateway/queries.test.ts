@@ -139,6 +139,22 @@ describe('queries against the emulator', () => {
     assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('limit'), '100');
   });
 
+  it('pages 20 at a time when first is omitted (the contract’s default), accounts and connect tokens alike', async () => {
+    const { store } = stack.emulator;
+    for (let i = 0; i < 25; i++) store.createAccount({ email: `d${i}@example.com` });
+    for (let i = 0; i < 25; i++) store.createConnectToken(null, { callback_url: 'https://app.example/cb' });
+    stack.emulator.clearRequests();
+    type Page = { nodes: unknown[]; pageInfo: { hasNextPage: boolean } };
+    const res = await stack.gql<{ accounts: Page; connectTokens: Page }>(
+      `{ accounts { nodes { id } pageInfo { hasNextPage } } connectTokens { nodes { token } pageInfo { hasNextPage } } }`,
+    );
+    assert.deepEqual(res.body.errors, undefined);
+    assert.deepEqual([res.body.data?.accounts.nodes.length, res.body.data?.accounts.pageInfo.hasNextPage], [20, true]);
+    assert.deepEqual([res.body.data?.connectTokens.nodes.length, res.body.data?.connectTokens.pageInfo.hasNextPage], [20, true]);
+    const listed = stack.emulator.requests.find((r) => r.path === '/accounts')!;
+    assert.equal(new URLSearchParams(listed.query).get('limit'), '21');
+  });
+
   it('continues a filtered list only with its own cursors: another filter’s, or the unfiltered list’s, is BAD_USER_INPUT', async () => {
     for (let i = 0; i < 3; i++) {
       stack.emulator.store.createAccount({ email: `ok${i}@example.com`, sources: [{ label: 'a', status: 'OK' }] });
