@@ -453,6 +453,10 @@ export class UpstreamClient {
       previousRateLimited: false,
       claim: call.claim,
     };
+    // Its operation was stopped (out of time, or by the shutdown) before this call began, while earlier fields
+    // ran: a mutation's next write, a read nested under a slow one. Nothing is sent or waited for, and its
+    // error says so, not that it waited for a connection (which would send an operator to the pool's size).
+    if (call.signal?.aborted) throw this.#stoppedBeforeItBegan(call, run.info);
     const idempotent = call.method !== 'POST';
 
     for (let attempt = 1; ; attempt++) {
@@ -864,6 +868,16 @@ export class UpstreamClient {
     if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
     if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message}${landed}`, info);
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
+  }
+
+  /** The error of a call whose operation was stopped before it began: nothing went out, so a write did not take effect. */
+  #stoppedBeforeItBegan<T>(call: Call<T>, info: UpstreamErrorInfo) {
+    const effect = call.method === 'GET' ? '' : ', so it did not take effect';
+    const reason: unknown = call.signal?.reason;
+    if (reason instanceof OperationDeadlineExceeded) {
+      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} (the request was not sent: the operation had been stopped before it began${effect})`, info);
+    }
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled before it was sent${effect}`, info);
   }
 
   /** Waits `delay` ms; false, at once, when that would pass the deadline, or as soon as the call is cancelled. */

@@ -366,3 +366,26 @@ describe('a mutation of several writes: all checked before the first is made', (
     assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /accounts']);
   });
 });
+
+describe('a write begun once its operation is out of time', () => {
+  // The operation's deadline passes while the first write's payload is being read; the upstream's own deadline
+  // for that read is later (it began once the write, held 300 ms, was answered).
+  const stack = useStack({ gateway: { upstreamTimeoutMs: 2_000, operationTimeoutMs: 2_100 } });
+
+  it('is not sent, and says so: not that it waited for a connection', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'late@example.com' }).id;
+    stack.emulator.addFault({ method: 'POST', path: `/accounts/${id}`, answerAfterMs: 300 });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${id}`, hang: true });
+    stack.emulator.clearRequests();
+    const res = await stack.gql(`mutation {
+      a: updateAccount(id: "${id}", input: { firstName: "Late" }) { success account { firstName } }
+      b: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
+    }`);
+    const late = res.body.errors?.find((error) => error.path?.[0] === 'b');
+    assert.equal(late?.extensions?.['code'], 'UPSTREAM_TIMEOUT', JSON.stringify(res.body));
+    assert.equal(late?.message, 'The operation did not complete within 2100 ms (the request was not sent: the operation had been stopped before it began, so it did not take effect)');
+    // The write was never made (the hung read is logged by the emulator only once the gateway has left it).
+    assert.deepEqual(stack.emulator.store.listConnectTokens(), []);
+    assert.equal(stack.upstreamCalls().includes('POST /connect_tokens'), false);
+  });
+});
