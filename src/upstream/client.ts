@@ -909,11 +909,12 @@ export class UpstreamClient {
   }
 
   /**
-   * An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault.
+   * An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault, at
+   * error, once a second at most for each status and reason (an upstream answering them all so comes by the call).
    * `mayHaveLanded`: the write it answered may have been carried out, which the message then says.
    */
   #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string, mayHaveLanded: boolean) {
-    this.#options.logger.error('upstream answered with an unexpected body', { ...forLog(info, call.signal), status: info.status, reason });
+    this.#failures.callFailure('upstream answered with an unexpected body', `HTTP ${info.status}: ${reason}`, { ...forLog(info, call.signal), status: info.status, reason }, 'error');
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 

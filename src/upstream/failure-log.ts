@@ -40,11 +40,13 @@ export class FailureLog {
    * `kind` of it (whose time ran out and whether the breaker counted it; the connection's error code), with
    * the calls left unsaid since the last line of that kind. In an outage every call in flight and queued
    * fails within one `UPSTREAM_TIMEOUT_MS` (5,000 lines a second were seen); a kind apart, the line telling
-   * the upstream stopped answering is not hidden by one telling an operation ran out of time.
+   * the upstream stopped answering is not hidden by one telling an operation ran out of time. `level`: `error`
+   * for an answer the gateway could not use (an upstream answering every call with a body not the API's comes
+   * by the call as an outage does: five lines an operation, at error, for an operation reading five accounts).
    */
-  callFailure(message: string, kind: string, fields: Record<string, unknown>): void {
+  callFailure(message: string, kind: string, fields: Record<string, unknown>, level: 'warn' | 'error' = 'warn'): void {
     const due = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
-    if (due) this.#logger.warn(message, { ...fields, ...due });
+    if (due) this.#logger[level](message, { ...fields, ...due });
   }
 
   /**

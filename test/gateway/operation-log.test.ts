@@ -322,6 +322,24 @@ describe('the operation log line', () => {
     }
   });
 
+  it('is not joined by an error line for each upstream call of an upstream answering bodies it cannot use', async () => {
+    const garbling = await startLoggingStack('info');
+    try {
+      const ids = ['a', 'b', 'c', 'd', 'e'].map((name) => garbling.emulator.store.createAccount({ email: `${name}@example.com` }).id);
+      garbling.emulator.addFault({ path: /^\/accounts\//, body: 'not an account' });
+      const res = await garbling.gql(`{ ${ids.map((id, i) => `a${i}: account(id: "${id}") { id }`).join(' ')} }`);
+      assert.deepEqual(codes(res), Array(5).fill('UPSTREAM_ERROR'));
+      assert.equal(garbling.upstreamCalls().length, 5);
+      const [entry] = await exactOperationLines(1, garbling.gateway, garbling.lines);
+      assert.deepEqual(entry!['errors'], ['UPSTREAM_ERROR']);
+      // Its five calls, met within the same few milliseconds, are one error line, not five.
+      const unusable = garbling.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream answered with an unexpected body');
+      assert.deepEqual(unusable.map((line) => [line['level'], line['reason']]), [['error', 'account is not an object']]);
+    } finally {
+      await garbling.close();
+    }
+  });
+
   it('is not written for /healthz, which load balancers ask every few seconds', async () => {
     await fetch(new URL('/healthz', stack.gateway.url));
     await stack.gql('{ __typename }');
