@@ -620,7 +620,9 @@ export class UpstreamClient {
       verdicts.noVerdict(permit);
       // undici's reason is fixed text (never the answer's bytes), cut short all the same.
       const reason = error instanceof Error ? shortened(error.message, 200) : undefined;
-      this.#options.logger.warn('upstream answer was not valid HTTP', { ...forLog(info, call.signal), code, reason });
+      // Once a second at most for each code: an upstream (or what is in front of it) answering every call so
+      // would write a line a call.
+      this.#failures.callFailure('upstream answer was not valid HTTP', code ?? 'no code', { ...forLog(info, call.signal), code, reason });
       const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, run.mayHaveLanded || sent)}`, info);
     }

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, startLoggingStack, startSlowDownload, startStack, startTestGateway, type GraphQLResponse, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
 describe('the operation log line', () => {
@@ -337,6 +337,31 @@ describe('the operation log line', () => {
       assert.deepEqual(unusable.map((line) => [line['level'], line['reason']]), [['error', 'account is not an object']]);
     } finally {
       await garbling.close();
+    }
+  });
+
+  it('is not joined by a warning for each upstream call of an upstream whose answers are not valid HTTP', async () => {
+    const broken = createNetServer((socket) => {
+      socket.on('error', () => {});
+      socket.on('data', () => socket.end('HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n'));
+    });
+    broken.listen(0, '127.0.0.1');
+    await once(broken, 'listening');
+    const brokenLines: string[] = [];
+    const { port } = broken.address() as AddressInfo;
+    const gateway = await startTestGateway({ baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'key', consumerSecret: 'secret' }, { logger: createLogger('info', (line) => brokenLines.push(line)) });
+    try {
+      const ids = ['1', '2', '3', '4', '5'].map((digit) => `0123456789abcdef0123456${digit}`);
+      const res = await postGraphQL<GraphQLResponse['body']>(gateway.url, `{ ${ids.map((id, i) => `a${i}: account(id: "${id}") { id }`).join(' ')} }`);
+      assert.equal(res.errors?.length, 5);
+      const [entry] = await exactOperationLines(1, gateway, brokenLines);
+      assert.equal(entry!['upstreamRequests'], 5);
+      // Its five calls, met within the same few milliseconds, are one warning, not five.
+      const invalid = brokenLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream answer was not valid HTTP');
+      assert.deepEqual(invalid.map((line) => [line['level'], line['sinceLastLine']]), [['warn', undefined]]);
+    } finally {
+      await gateway.close();
+      broken.close();
     }
   });
 
