@@ -630,7 +630,8 @@ export class UpstreamClient {
       // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
       // would send an operator to the upstream. Not retried at once either: it would fail the same way.
       verdicts.noVerdict(permit);
-      this.#options.logger.error('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', { ...forLog(info, call.signal), code });
+      // Every call meets it until descriptors are freed: once a second at most for each code, at error.
+      this.#failures.callFailure('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', code ?? 'no code', { ...forLog(info, call.signal), code }, 'error');
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
     }

@@ -324,7 +324,9 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
       });
     }
     assert.equal(client.breakerState, 'closed');
-    assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('ulimit -n')));
+    // Every call meets the shortage: one line for each code, not one a call.
+    const shortages = logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line['message']).includes('ulimit -n'));
+    assert.deepEqual(shortages.map((line) => [line['level'], line['code'], line['sinceLastLine']]), [['error', 'EMFILE', undefined], ['error', 'ENFILE', undefined]]);
     // After an attempt that reached the upstream, the shortage is still what failed; the earlier attempt may have landed.
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).reply(502, 'upstream connect error or disconnect/reset before headers');
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
