@@ -17,8 +17,12 @@ const CALL_FAILURE_LOG_INTERVAL_MS = 1_000;
 export class FailureLog {
   /** When each configuration fault was last logged, and how many calls met it since (see `configurationFault`). */
   readonly #faultsLogged = new LineThrottle(CONFIGURATION_FAULT_LOG_INTERVAL_MS);
-  /** One call's failures (a timeout, a connection failed) come by the thousand in an outage: see `callFailure`. */
-  readonly #callFailuresLogged = new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS);
+  /**
+   * One call's failures (a timeout, a connection failed) come by the thousand in an outage: see `callFailure`.
+   * By the level of their lines: the count left unsaid is said at that level too (at `warn`, an `error` kind's
+   * count would be missing from a log kept at `error`, which has its lines).
+   */
+  readonly #callFailuresLogged = { warn: new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS), error: new LineThrottle(CALL_FAILURE_LOG_INTERVAL_MS) };
   readonly #logger: Logger;
 
   constructor(logger: Logger) {
@@ -45,7 +49,7 @@ export class FailureLog {
    * by the call as an outage does: five lines an operation, at error, for an operation reading five accounts).
    */
   callFailure(message: string, kind: string, fields: Record<string, unknown>, level: 'warn' | 'error' = 'warn'): void {
-    const due = this.#callFailuresLogged.admit(`${message} (${kind})`, performance.now());
+    const due = this.#callFailuresLogged[level].admit(`${message} (${kind})`, performance.now());
     if (due) this.#logger[level](message, { ...fields, ...due });
   }
 
@@ -56,13 +60,16 @@ export class FailureLog {
    * theirs would carry until the next outage.
    */
   answered(): void {
-    if (this.#faultsLogged.size === 0 && this.#callFailuresLogged.size === 0) return;
+    const { warn, error } = this.#callFailuresLogged;
+    if (this.#faultsLogged.size === 0 && warn.size === 0 && error.size === 0) return;
     const now = performance.now();
     for (const [message, unsaid] of this.#faultsLogged.forgetQuiet(now)) {
       this.#logger.error('an upstream configuration fault is no longer seen', { fault: message, sinceLastLine: unsaid });
     }
-    for (const [failure, unsaid] of this.#callFailuresLogged.unsaidOnceQuiet(now)) {
-      this.#logger.warn('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
+    for (const level of ['warn', 'error'] as const) {
+      for (const [failure, unsaid] of this.#callFailuresLogged[level].unsaidOnceQuiet(now)) {
+        this.#logger[level]('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
+      }
     }
   }
 }

@@ -1,0 +1,29 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createLogger } from '../../src/logger.ts';
+import { FailureLog } from '../../src/upstream/failure-log.ts';
+import { onTestTime } from '../helpers/clock.ts';
+
+test('the count of throttled call failures left unsaid is said at the level of their own lines', async () => {
+  // Read at `error` (an operator who keeps only errors): an error-level kind's line is seen, and so must be how
+  // many of it went unsaid, which was written at `warn` and so never reached that log.
+  const lines: Array<Record<string, unknown>> = [];
+  const log = new FailureLog(createLogger('error', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
+  await onTestTime(
+    undefined,
+    async (advance) => {
+      for (let i = 0; i < 3; i++) log.callFailure('upstream answered with an unexpected body', 'HTTP 200: account is not an object', { status: 200 }, 'error');
+      for (let i = 0; i < 3; i++) log.callFailure('upstream call timed out', 'UPSTREAM_TIMEOUT_MS', {});
+      advance(1_000);
+      log.answered();
+    },
+    { exact: true },
+  );
+  assert.deepEqual(
+    lines.map((line) => [line['level'], line['message'], line['failure'], line['sinceLastLine']]),
+    [
+      ['error', 'upstream answered with an unexpected body', undefined, undefined],
+      ['error', 'upstream call failures left unsaid', 'upstream answered with an unexpected body (HTTP 200: account is not an object)', 2],
+    ],
+  );
+});
