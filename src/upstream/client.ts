@@ -18,6 +18,7 @@ import {
   isBrokenHttp,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
+  tookNoEffect,
   unreadableAnswerOf,
 } from './failures.ts';
 import { isOutOfFileDescriptors } from '../file-descriptors.ts';
@@ -861,7 +862,7 @@ export class UpstreamClient {
     const reason: unknown = call.signal?.reason;
     const timedOut = cancellation.reason === 'deadline' || reason instanceof OperationDeadlineExceeded;
     if (timedOut && neverSent) {
-      const effect = call.method === 'GET' ? '' : ', so it did not take effect';
+      const effect = tookNoEffect(call.method);
       const message =
         reason instanceof OperationDeadlineExceeded
           ? `${reason.message} (the request never went out: no connection to the upstream became free or could be opened in time${effect})`
@@ -875,7 +876,7 @@ export class UpstreamClient {
 
   /** The error of a call whose operation was stopped before it began: nothing went out, so a write did not take effect. */
   #stoppedBeforeItBegan<T>(call: Call<T>, info: UpstreamErrorInfo) {
-    const effect = call.method === 'GET' ? '' : ', so it did not take effect';
+    const effect = tookNoEffect(call.method);
     const reason: unknown = call.signal?.reason;
     if (reason instanceof OperationDeadlineExceeded) {
       return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} (the request was not sent: the operation had been stopped before it began${effect})`, info);

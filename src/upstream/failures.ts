@@ -33,6 +33,11 @@ export function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what 
   return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
 }
 
+/** What a call's message adds when its request was never sent: a write's did not take effect (a read has none to take). */
+export function tookNoEffect(method: Method): string {
+  return method === 'GET' ? '' : ', so it did not take effect';
+}
+
 /**
  * Whether an answer with this status may come after the upstream carried out a write: a success, or a server
  * error (the API's own 500 failing after the change, a proxy's 502 or 504). A 4xx is a refusal.
