@@ -170,7 +170,9 @@ export function unacceptableGetType(contentType: string | undefined): string | u
  * The media types Apollo Server answers an operation in, as it names them when it picks one by `Accept`
  * (its `chooseContentTypeForSingleResultResponse`).
  */
-const ANSWER_MEDIA_TYPES = ['application/json; charset=utf-8', 'application/graphql-response+json; charset=utf-8', 'application/json; callbackSpec=1.0; charset=utf-8'];
+const JSON_ANSWER = 'application/json; charset=utf-8';
+const GRAPHQL_RESPONSE_ANSWER = 'application/graphql-response+json; charset=utf-8';
+const ANSWER_MEDIA_TYPES = [JSON_ANSWER, GRAPHQL_RESPONSE_ANSWER, 'application/json; callbackSpec=1.0; charset=utf-8'];
 
 /** Apollo's answer to a request whose `Accept` allows none of them (406), word for word. */
 export const NOT_ACCEPTABLE_MESSAGE =
@@ -182,8 +184,12 @@ export const NOT_ACCEPTABLE_MESSAGE =
  * with the result thrown away: a mutation was made upstream and its caller told it was refused.
  */
 export function acceptsGraphQLAnswer(accept: string | undefined): boolean {
-  if (!accept) return true;
-  return Boolean(new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES));
+  return !accept || answerMediaType(accept) !== undefined;
+}
+
+/** The media type Apollo would answer in for this `Accept` header, or `undefined` when it allows none. */
+function answerMediaType(accept: string): string | undefined {
+  return new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES);
 }
 
 /**
@@ -193,6 +199,5 @@ export function acceptsGraphQLAnswer(accept: string | undefined): boolean {
  * that allows neither included (the refusal is then the answer, not a 406).
  */
 export function refusalMediaType(accept: string | undefined): string {
-  if (!accept) return ANSWER_MEDIA_TYPES[0]!;
-  return new Negotiator({ headers: { accept } }).mediaType(ANSWER_MEDIA_TYPES) === ANSWER_MEDIA_TYPES[1] ? ANSWER_MEDIA_TYPES[1]! : ANSWER_MEDIA_TYPES[0]!;
+  return accept && answerMediaType(accept) === GRAPHQL_RESPONSE_ANSWER ? GRAPHQL_RESPONSE_ANSWER : JSON_ANSWER;
 }
