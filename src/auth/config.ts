@@ -82,6 +82,13 @@ function isJwksUrl(value: string): boolean {
   }
 }
 
+/** What to list instead of an entry that is no exact origin (shown only for a list without credentials). */
+function originAdvice(entry: string, wildcard: boolean): string {
+  if (wildcard) return ': wildcards are not supported, list each origin';
+  const spelling = originAsBrowsersSendIt(entry);
+  return spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
+}
+
 /** `CORS_ORIGINS`: comma-separated exact origins; no wildcard, which would let any site use a caller's token. */
 function readOrigins(raw: string | undefined, problems: string[]): string[] {
   if (raw === undefined) return [];
@@ -94,10 +101,9 @@ function readOrigins(raw: string | undefined, problems: string[]): string[] {
     if (origin === undefined) {
       // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
       // across entries by a comma in it: then no entry of it is repeated.
-      const shown = raw.includes('@') ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : quotedSetting(entry);
-      const spelling = raw.includes('@') || wildcard ? undefined : originAsBrowsersSendIt(entry);
-      const suggestion = wildcard && !raw.includes('@') ? ': wildcards are not supported, list each origin' : spelling === undefined ? '' : `: browsers send it as ${spelling}, which is what to list`;
-      problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown}${suggestion})`);
+      const credentials = raw.includes('@');
+      const shown = credentials ? 'an entry, not shown: the list holds an @, as credentials in a URL would' : quotedSetting(entry);
+      problems.push(`CORS_ORIGINS must list exact origins such as https://app.example.com (got ${shown}${credentials ? '' : originAdvice(entry, wildcard)})`);
     } else {
       origins.push(origin);
     }
