@@ -3,7 +3,8 @@
  * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
  * failures that say "down" (no connection, timeouts, 502/504), calls fail at once for `cooldownMs`. Then one
  * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again. (A probe
- * that has not answered within another cooldown stops holding the way: see `tryAcquire`.)
+ * that has not answered within another cooldown stops holding the way: see `tryAcquire`.) What a call's
+ * failure counts for, across its attempts and beside other calls: see `CallVerdicts`.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -48,6 +49,8 @@ export class CircuitBreaker {
   #openedAt = 0;
   /** When the circuit last left `closed` (a reopening from half-open keeps it). */
   #leftClosedAt = 0;
+  /** When the upstream last served a call: answered it with a success (2xx). */
+  #lastServedAt = Number.NEGATIVE_INFINITY;
   /** The half-open circuit's probe holding the way now, if any. */
   #probe: Probe | undefined;
   /** Every probe not ended yet: the current one and those given up on (still waiting for their answer). */
@@ -60,6 +63,16 @@ export class CircuitBreaker {
 
   get state(): BreakerState {
     return this.#state;
+  }
+
+  /** The breaker's clock: monotonic unless a test gave it another. */
+  now(): number {
+    return this.#options.now();
+  }
+
+  /** Whether the upstream served a call (answered it with a success) after `time`. */
+  servedSince(time: number): boolean {
+    return this.#lastServedAt > time;
   }
 
   /** Milliseconds until an open circuit lets a probe through; 0 when it is not open. */
@@ -99,8 +112,13 @@ export class CircuitBreaker {
     return permit === this.#probe;
   }
 
-  /** The upstream answered (any status that is not a sign of it being down), to a call with this permit. */
-  recordSuccess(permit: BreakerPermit): void {
+  /**
+   * The upstream answered (any status that is not a sign of it being down), to a call with this permit.
+   * `served`: with a success (2xx), which says the whole way to the API works; a 4xx or a 429 may come from
+   * something in front of it.
+   */
+  recordSuccess(permit: BreakerPermit, served = true): void {
+    if (served) this.#lastServedAt = this.#options.now();
     this.#failures = 0;
     this.#endProbe(permit);
     if (this.#state === 'closed') return;
@@ -159,25 +177,39 @@ export class CircuitBreaker {
  * a partial outage opened it dozens of times a minute). An owed failure is recorded if the call ends without
  * a later verdict, as an ordinary call's (so an open or half-open circuit takes it for news of the outage it
  * knows: it cannot reopen a half-open circuit on no news of the upstream).
+ *
+ * Nor does a call's failure count when the upstream served other calls (answered them with a success) after its
+ * first request went out: that is one path or resource failing (one endpoint resetting its connections, one account's answers lost
+ * behind a proxy), not the upstream down. Counted, a few such calls out at once opened the circuit against an
+ * upstream answering everything else, the next answer closed it again, and the calls asked in between were
+ * refused: 136 openings in 20 s of load with one path failing, two error lines each.
  */
 export class CallVerdicts {
   readonly #breaker: CircuitBreaker;
   #owed: FailureCause | undefined;
+  /** When the call's first request went out, on the breaker's clock; undefined while none has. */
+  #outSince: number | undefined;
 
   constructor(breaker: CircuitBreaker) {
     this.#breaker = breaker;
   }
 
-  /** The upstream answered, with a status that is no sign of it being down: an owed failure is forgotten. */
-  answered(permit: BreakerPermit): void {
-    this.#owed = undefined;
-    this.#breaker.recordSuccess(permit);
+  /** A request of the call's is going out now (the first one's time is kept). */
+  wentOut(): void {
+    this.#outSince ??= this.#breaker.now();
   }
 
-  /** The upstream failing, counted now (an owed failure with it: once a call). */
+  /** The upstream answered `status`, no sign of it being down: an owed failure is forgotten. */
+  answered(permit: BreakerPermit, status: number): void {
+    this.#owed = undefined;
+    this.#breaker.recordSuccess(permit, status >= 200 && status < 300);
+  }
+
+  /** The upstream failing, counted now (an owed failure with it: once a call), unless it served others meanwhile. */
   failed(permit: BreakerPermit, cause: FailureCause): void {
     this.#owed = undefined;
-    this.#breaker.recordFailure(permit, cause);
+    if (this.#othersServed()) this.#breaker.release(permit);
+    else this.#breaker.recordFailure(permit, cause);
   }
 
   /** A failure: owed when the call retries it, unless this is the current trial, whose verdict it is. */
@@ -193,9 +225,17 @@ export class CallVerdicts {
     this.settle();
   }
 
-  /** The call ends without a verdict of this attempt's: an owed failure counts. */
+  /** The call ends without a verdict of this attempt's: an owed failure counts, unless others were served meanwhile. */
   settle(): void {
-    if (this.#owed !== undefined) this.#breaker.recordFailure('call', this.#owed);
+    if (this.#owed !== undefined && !this.#othersServed()) this.#breaker.recordFailure('call', this.#owed);
     this.#owed = undefined;
+  }
+
+  /**
+   * Whether the upstream served another call after this one's first request went out. (The half-open
+   * circuit's trial loses nothing by it: that answer closed the circuit.)
+   */
+  #othersServed(): boolean {
+    return this.#outSince !== undefined && this.#breaker.servedSince(this.#outSince);
   }
 }

@@ -479,6 +479,7 @@ export class UpstreamClient {
           exchange.sent = true;
           claimState.anySent = true;
           exchange.sentAt = performance.now();
+          run.verdicts.wentOut();
           call.signal?.countRequest?.();
         });
       } catch (error) {
@@ -496,7 +497,7 @@ export class UpstreamClient {
       // Succeeded, the call's value comes with no further wait (this is every call's path but a failing one's).
       if (response.status >= 200 && response.status < 300) {
         run.info.status = response.status;
-        run.verdicts.answered(permit);
+        run.verdicts.answered(permit, response.status);
         this.#failures.answered();
         return this.#parse(call, response.text, run.info);
       }
@@ -710,7 +711,7 @@ export class UpstreamClient {
     // quota (5,000 calls) on each retry.
     const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
     if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
-    else verdicts.answered(permit);
+    else verdicts.answered(permit, status);
     if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
     run.mayHaveLanded ||= apiDown;
     const failure = () => this.#statusError(status, call, response, info, authorization, run.mayHaveLanded);

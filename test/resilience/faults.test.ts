@@ -488,6 +488,37 @@ describe('circuit breaker', () => {
     }
   });
 
+  it('stays closed when one path fails while the upstream serves the others: its calls failing together do not open it', async () => {
+    // Two reads of a path whose connections break go out together; a read of another path is answered while
+    // they wait (the emulator holds each of their requests on the test's timer, then closes its connection);
+    // then both fail for good. With a threshold of two, counting them opened the circuit on an upstream
+    // answering everything else, and the next healthy read was refused.
+    const hold = manualTimer();
+    const stack = await startStack({ emulator: { faultTimer: hold.timer }, gateway: { breakerFailureThreshold: 2, breakerCooldownMs: 600_000, upstreamTimeoutMs: 10_000 } });
+    try {
+      const { store } = stack.emulator;
+      const [broken1, broken2, healthy] = ['b1', 'b2', 'h'].map((name) => store.createAccount({ email: `${name}@example.com` }).id);
+      stack.emulator.addFault({ path: new RegExp(`^/accounts/(${broken1}|${broken2})$`), latencyMs: 1_000, drop: 'before-handling' });
+      let settled = false;
+      const failing = stack.gql(`{ a: account(id: "${broken1}") { id } b: account(id: "${broken2}") { id } }`).finally(() => (settled = true));
+      await eventually(() => hold.waiting().length === 2);
+      const served = await stack.gql(`{ account(id: "${healthy}") { id } }`);
+      assert.deepEqual(served.body, { data: { account: { id: healthy } } });
+      // Each attempt (a read is tried three times) is held, then its connection closed.
+      while (!settled) {
+        await eventually(() => settled || hold.waiting().length > 0);
+        hold.fireAll();
+      }
+      const res = await failing;
+      assert.deepEqual(codes(res), ['UPSTREAM_ERROR', 'UPSTREAM_ERROR']);
+      for (const error of res.body.errors!) assert.match(error.message, /broke before it answered/);
+      const after = await stack.gql(`{ account(id: "${healthy}") { id } }`);
+      assert.deepEqual(after.body, { data: { account: { id: healthy } } }, 'the breaker stayed closed');
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('fails fast while the upstream is down, then probes and closes when it recovers', async () => {
     const stack = await startStack({ gateway: { breakerFailureThreshold: 3, breakerCooldownMs: 2_000, upstreamTimeoutMs: 2_000 } });
     try {

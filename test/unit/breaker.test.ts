@@ -204,13 +204,51 @@ describe('one call’s verdicts across its attempts', () => {
     const { breaker } = make();
     const answered = new CallVerdicts(breaker);
     answered.failedRetrying(breaker.tryAcquire()!, {}, true);
-    answered.answered(breaker.tryAcquire()!);
+    answered.answered(breaker.tryAcquire()!, 200);
     answered.settle();
     const failed = new CallVerdicts(breaker);
     failed.failedRetrying(breaker.tryAcquire()!, {}, false);
     assert.equal(breaker.state, 'closed', 'the answered call’s failure was forgotten: one failure so far');
     failed.failed(breaker.tryAcquire()!, {});
     assert.equal(breaker.state, 'open');
+  });
+
+  it('does not count calls failing while the upstream served others after they went out: one path failing is not the upstream down', () => {
+    const { breaker, clock } = make();
+    // Two calls to a path that resets its connections go out; the upstream serves a call to another path
+    // meanwhile; both then fail for good. Counted, they would open the circuit on the healthy upstream.
+    const [first, second] = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
+    first.wentOut();
+    second.wentOut();
+    clock.now = 5;
+    new CallVerdicts(breaker).answered(breaker.tryAcquire()!, 200);
+    clock.now = 10;
+    first.failedRetrying(breaker.tryAcquire()!, { call: 1 }, true);
+    first.wentOut(); // its retry
+    second.failed(breaker.tryAcquire()!, { call: 2 });
+    first.settle();
+    assert.equal(breaker.state, 'closed');
+    // Those that went out after the last call served do count: nothing the upstream did since says it is up.
+    const [third, fourth] = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
+    third.wentOut();
+    fourth.wentOut();
+    clock.now = 15;
+    third.failed(breaker.tryAcquire()!, { call: 3 });
+    fourth.failed(breaker.tryAcquire()!, { call: 4 });
+    assert.equal(breaker.state, 'open');
+  });
+
+  it('takes only a success for the upstream serving: failures meanwhile count after a 4xx or a 429, which something in front of it may answer', () => {
+    for (const status of [404, 429, 500]) {
+      const { breaker, clock } = make();
+      const calls = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
+      for (const call of calls) call.wentOut();
+      clock.now = 5;
+      new CallVerdicts(breaker).answered(breaker.tryAcquire()!, status);
+      clock.now = 10;
+      for (const call of calls) call.failed(breaker.tryAcquire()!, {});
+      assert.equal(breaker.state, 'open', String(status));
+    }
   });
 
   it('counts the half-open circuit’s trial failing at once, retried or not: it is the verdict the circuit waits for', () => {
