@@ -5,9 +5,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
-import { buildASTSchema, buildSchema as buildSchemaFromSdl, concatAST, parse } from 'graphql';
+import { buildASTSchema, buildSchema as buildSchemaFromSdl } from 'graphql';
 import { projectRoot } from '../src/project-root.ts';
-import { loadTypeDefs } from '../src/schema.ts';
+import { schemaDocument } from './schema-source.ts';
 
 const root = projectRoot();
 // `--releases <dir>` is for the script's own tests; the project's baseline is releases/.
@@ -27,7 +27,7 @@ if (!last) {
 const lastVersion = `${last[1]}.${last[2]}.${last[3]}`;
 
 const released = buildSchemaFromSdl(readFileSync(join(releasesDir, last[0]), 'utf8'));
-const current = buildASTSchema(concatAST(loadTypeDefs().map((sdl) => parse(sdl))));
+const current = buildASTSchema(schemaDocument('schema:breaking'));
 const changes = await diff(released, current);
 
 /** An accepted change is a list item starting with its id in backticks: `` - `FIELD_REMOVED Account.username` — why ``. */

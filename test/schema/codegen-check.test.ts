@@ -7,17 +7,19 @@ import { test, type TestContext } from 'node:test';
 import { projectRoot } from '../../src/project-root.ts';
 
 /**
- * `npm run codegen:check` (the first step of `npm test`) as a contributor meets it after editing schema/, run
- * on a copy of the files it reads so that the project's own schema stays as it is.
+ * `npm run codegen:check` (the first step of `npm test`) and the schema scripts as a contributor meets them after
+ * editing schema/, run on a copy of the files they read so that the project's own schema stays as it is.
  */
 
 const root = projectRoot();
 
-/** A copy of what the check reads, with `edit` applied to schema/account.graphql, and an empty temporary folder. */
-function projectWithAccountSchema(t: TestContext, edit: (sdl: string) => string) {
+const CODEGEN_CHECK_READS = ['scripts/codegen-check.mjs', 'scripts/codegen.mjs', 'codegen.yml', 'schema', 'src/generated/graphql.ts'];
+
+/** A copy of `paths` (what the check reads), with `edit` applied to schema/account.graphql, and an empty temporary folder. */
+function projectWithAccountSchema(t: TestContext, edit: (sdl: string) => string, paths = CODEGEN_CHECK_READS) {
   const dir = mkdtempSync(join(tmpdir(), 'codegen-check-test-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  for (const path of ['scripts/codegen-check.mjs', 'scripts/codegen.mjs', 'codegen.yml', 'schema', 'src/generated/graphql.ts']) {
+  for (const path of paths) {
     cpSync(join(root, path), join(dir, path), { recursive: true });
   }
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
@@ -55,4 +57,15 @@ test('a schema change not regenerated fails the check, names the command, and le
   assert.equal(status, 1, output);
   assert.match(output, /src\/generated\/graphql\.ts is stale: run `npm run codegen` and commit the result\./);
   assert.deepEqual(readdirSync(temporary), []);
+});
+
+test('a syntax error in schema/ fails schema:check and schema:breaking with its file, line and column, without a stack trace', (t) => {
+  const reads = ['scripts', 'src', 'schema', 'releases', 'schema.graphql', 'schema.json', 'package.json', 'tsconfig.json'];
+  const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace('  firstName: String\n', '  firstName String\n'), reads);
+  for (const [tool, args] of [['schema:check', ['scripts/schema-print.ts', '--check']], ['schema:breaking', ['scripts/schema-breaking.ts']]] as const) {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: dir, encoding: 'utf8' });
+    const output = result.stdout + result.stderr;
+    assert.equal(result.status, 1, output);
+    assert.match(output, new RegExp(`^${tool}: schema/account\\.graphql:\\d+:13: Syntax Error: Expected ":", found Name "String"\\.\\n$`), output);
+  }
 });
