@@ -93,6 +93,11 @@ interface Call<T> {
   /** What a 404 means, in words a caller understands ("account 52da…"). */
   resource: string;
   /**
+   * What the call was doing, for its other failures' messages ("reading account 52da…"): beside aliases
+   * and list items of one type, a caller must not have to read `extensions.upstream.path` to tell which failed.
+   */
+  action: string;
+  /**
    * Called once, when the call's first request is about to be sent (its checks passed, a rate-limit pause
    * waited out, the breaker and the operation's request budget willing), before it is; a throw refuses the
    * call. Retries do not call it again. What it returns is called if the call ends without any request having
@@ -337,23 +342,23 @@ export class UpstreamClient {
       answeredFor(account.id, id, 'account');
       return account;
     };
-    return this.#call({ method: 'GET', segments: ['accounts', id], parse, signal, resource: `account "${id}"`, claim });
+    return this.#call({ method: 'GET', segments: ['accounts', id], parse, signal, resource: `account "${id}"`, action: `reading account "${id}"`, claim });
   }
 
   listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount[]> {
-    return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts', claim });
+    return this.#call({ method: 'GET', segments: ['accounts'], query, parse: listOf(parseAccount), signal, resource: 'accounts', action: 'listing accounts', claim });
   }
 
   createAccount(form: UpstreamNewAccountForm, signal?: CancelSignal): Promise<UpstreamCreateAccountResult> {
-    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts' });
+    return this.#call({ method: 'POST', segments: ['accounts'], form, parse: parseCreateAccount, signal, resource: 'accounts', action: 'creating an account' });
   }
 
   updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, claim });
+    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, action: `updating account "${id}"`, claim });
   }
 
   deleteAccount(id: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, claim });
+    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, action: `deleting account "${id}"`, claim });
   }
 
   /** Top-level tokens when `accountId` is null, else the tokens of that account. */
@@ -368,6 +373,7 @@ export class UpstreamClient {
       },
       signal,
       resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+      action: accountId === null ? 'listing connect tokens' : `listing the connect tokens of account "${accountId}"`,
       claim,
     });
   }
@@ -384,6 +390,7 @@ export class UpstreamClient {
       },
       signal,
       resource: connectTokenResource(accountId, token),
+      action: `reading ${connectTokenResource(accountId, token)}`,
       claim,
     });
   }
@@ -396,6 +403,7 @@ export class UpstreamClient {
       parse: parseCreateConnectToken,
       signal,
       resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
+      action: accountId === null ? 'creating a connect token' : `creating a connect token for account "${accountId}"`,
       claim,
     });
   }
@@ -407,6 +415,7 @@ export class UpstreamClient {
       parse: parseSuccess,
       signal,
       resource: connectTokenResource(accountId, token),
+      action: `deleting ${connectTokenResource(accountId, token)}`,
       claim,
     });
   }
@@ -533,7 +542,7 @@ export class UpstreamClient {
       }
       if (run.previousFailure && !run.previousRateLimited) throw run.previousFailure();
       const retryAfter = retryAfterSeconds(this.#pause.leftMs());
-      const what = stoppedBy ? `${stoppedBy.message} (it was waiting out the upstream rate limit)` : 'The upstream rate limit was reached';
+      const what = stoppedBy ? `${stoppedBy.message} while ${call.action} (it was waiting out the upstream rate limit)` : `The upstream rate limit was reached while ${call.action}`;
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
       throw this.#fail(ErrorCode.RATE_LIMITED, `${what}; calls resume in ${retryAfter} s${landed}`, info, { retryAfter });
     }
@@ -572,8 +581,8 @@ export class UpstreamClient {
       throw this.#fail(
         ErrorCode.UPSTREAM_ERROR,
         waitMs > 0
-          ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open)`
-          : 'The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open)',
+          ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open): the request ${call.action} was not sent`
+          : `The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open): the request ${call.action} was not sent`,
         info,
       );
     }
@@ -626,7 +635,7 @@ export class UpstreamClient {
       // would write a line a call.
       this.#failures.callFailure('upstream answer was not valid HTTP', code ?? 'no code', { ...forLog(info, call.signal), code, reason });
       const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
-      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail}${mayHaveTakenEffect(call.method, run.mayHaveLanded || sent)}`, info);
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded || sent)}`, info);
     }
     if (isOutOfFileDescriptors(code)) {
       // The gateway's own shortage, not the upstream's: pausing every caller's calls would not help, and
@@ -635,7 +644,7 @@ export class UpstreamClient {
       // Every call meets it until descriptors are freed: once a second at most for each code, at error.
       this.#failures.callFailure('the gateway could not open an upstream connection: it is out of file descriptors (raise its limit, ulimit -n)', code ?? 'no code', { ...forLog(info, call.signal), code }, 'error');
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
-      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors)${landed}`, info);
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors) while ${call.action}${landed}`, info);
     }
     const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
     verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
@@ -648,13 +657,13 @@ export class UpstreamClient {
       // take the failure for a refusal.
       const what =
         error instanceof AnswerCutShort
-          ? `The connection to the upstream broke while its answer (HTTP ${error.status}) was arriving`
+          ? `The connection to the upstream broke during its answer (HTTP ${error.status})`
           : sent
             ? 'The connection to the upstream broke before it answered'
             : 'The upstream could not be reached';
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
-      return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
+      return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
     };
     if (willRetry) {
       run.previousFailure = unreachable;
@@ -866,12 +875,12 @@ export class UpstreamClient {
       const effect = tookNoEffect(call.method);
       const message =
         reason instanceof OperationDeadlineExceeded
-          ? `${reason.message} (the request never went out: no connection to the upstream became free or could be opened in time${effect})`
-          : `No connection to the upstream became free or could be opened within ${this.#options.timeoutMs} ms: the request never went out${effect}`;
+          ? `${reason.message} while ${call.action} (the request never went out: no connection to the upstream became free or could be opened in time${effect})`
+          : `No connection to the upstream became free or could be opened within ${this.#options.timeoutMs} ms while ${call.action}: the request never went out${effect}`;
       return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, message, info);
     }
-    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms${landed}`, info);
-    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message}${landed}`, info);
+    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms while ${call.action}${landed}`, info);
+    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} while ${call.action}${landed}`, info);
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
   }
 
@@ -880,9 +889,9 @@ export class UpstreamClient {
     const effect = tookNoEffect(call.method);
     const reason: unknown = call.signal?.reason;
     if (reason instanceof OperationDeadlineExceeded) {
-      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} (the request was not sent: the operation had been stopped before it began${effect})`, info);
+      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} (the request ${call.action} was not sent: the operation had been stopped before it began${effect})`, info);
     }
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled before it was sent${effect}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request ${call.action} was cancelled before it was sent${effect}`, info);
   }
 
   /** Waits `delay` ms; false, at once, when that would pass the deadline, or as soon as the call is cancelled. */
@@ -920,7 +929,7 @@ export class UpstreamClient {
    */
   #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string, mayHaveLanded: boolean) {
     this.#failures.callFailure('upstream answered with an unexpected body', `HTTP ${info.status}: ${reason}`, { ...forLog(info, call.signal), status: info.status, reason }, 'error');
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body while ${call.action}: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 
   #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs, location }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
@@ -935,7 +944,7 @@ export class UpstreamClient {
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
     switch (apiErrorOf(text)?.code === SIGNATURE_REFUSED ? 401 : status) {
       case 400:
-        return this.#fail(ErrorCode.BAD_USER_INPUT, `The upstream refused the request’s parameters as invalid${earlier}`, info);
+        return this.#fail(ErrorCode.BAD_USER_INPUT, `The upstream refused the request’s parameters as invalid while ${call.action}${earlier}`, info);
       case 401:
         // A signature is refused for a wrong key pair, and also for a clock far off (it carries its time): the
         // upstream's own words, cleared of credentials, tell which.
@@ -943,7 +952,7 @@ export class UpstreamClient {
           ...forLog(info, call.signal),
           upstreamSaid: redactedErrorBody(text, this.#options.consumerSecret, authorization, info),
         }));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the gateway’s credentials${earlier}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the gateway’s credentials while ${call.action}${earlier}`, info);
       case 402:
       case 403:
         return this.#fail(ErrorCode.FORBIDDEN, `The upstream does not allow access to ${call.resource}${earlier}`, info);
@@ -968,15 +977,15 @@ export class UpstreamClient {
           status,
           location: location === undefined ? undefined : redactedErrorBody(location, this.#options.consumerSecret, authorization, info),
         }));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status})${earlier}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status}) while ${call.action}${earlier}`, info);
       case 421:
         this.#failures.configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected${earlier}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected while ${call.action}${earlier}`, info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
-        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again later${earlier}`, info);
+        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again later${earlier}`, info);
         const retryAfter = retryAfterSeconds(retryAfterMs);
-        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached; try again in ${retryAfter} s${earlier}`, info, { retryAfter });
+        return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again in ${retryAfter} s${earlier}`, info, { retryAfter });
       }
       default: {
         // Said at warn (once a second at most for each status): callers only see UPSTREAM_ERROR, and the
@@ -990,7 +999,7 @@ export class UpstreamClient {
         if (isMailboxUnreachable(status, text)) {
           return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream could not reach a mail server it needed for ${call.resource} (HTTP 503)${effect}`, info);
         }
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status}${effect}`, info);
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status} while ${call.action}${effect}`, info);
       }
     }
   }

@@ -152,6 +152,75 @@ describe('upstream failures map to the contract’s codes', () => {
   });
 });
 
+describe('an upstream failure’s message', () => {
+  const stack = useStack({ gateway: { upstreamTimeoutMs: 1_500 } });
+  const callbackUrl = 'https://app.example.com/cb';
+
+  // Beside aliases and list items of the same type, `extensions.upstream.path` alone told which one failed: a
+  // caller (or a person reading a log of answers) shown "The upstream failed with HTTP 500" had to decode a URL.
+  it('names what was asked for, and the id, whatever failed: a status, a timeout, a broken connection, a body', async () => {
+    const failing = stack.emulator.store.createAccount({ email: 'failing@example.com' }).id;
+    const fine = stack.emulator.store.createAccount({ email: 'fine@example.com' }).id;
+    const both = `{ x: account(id: "${failing}") { id } y: account(id: "${fine}") { id } }`;
+    for (const [fault, code, said] of [
+      [{ status: 400 }, 'BAD_USER_INPUT', `The upstream refused the request’s parameters as invalid while reading account "${failing}"`],
+      [{ status: 429, retryAfter: 0 }, 'RATE_LIMITED', `The upstream rate limit was reached while reading account "${failing}"; try again later`],
+      [{ status: 500 }, 'UPSTREAM_ERROR', `The upstream failed with HTTP 500 while reading account "${failing}"`],
+      [{ status: 503, proxyPage: true }, 'UPSTREAM_ERROR', `The upstream failed with HTTP 503 while reading account "${failing}"`],
+      [{ hang: true }, 'UPSTREAM_TIMEOUT', `The upstream did not answer within 1500 ms while reading account "${failing}"`],
+      [{ drop: 'before-handling' }, 'UPSTREAM_ERROR', `The connection to the upstream broke before it answered while reading account "${failing}"`],
+      [{ body: { id: failing, created: 'soon', email_addresses: [], sources: [] } }, 'UPSTREAM_ERROR', `The upstream answered with an unexpected body while reading account "${failing}": created is not a Unix time`],
+    ] as const) {
+      stack.emulator.clearFaults();
+      stack.emulator.addFault({ path: `/accounts/${failing}`, ...fault });
+      for (const accept of ['application/json', 'application/graphql-response+json']) {
+        const res = await stack.gql(both, undefined, { accept });
+        assert.deepEqual(res.body.data, { x: null, y: { id: fine } }, JSON.stringify(fault));
+        assert.deepEqual(res.body.errors!.map((e) => [e.path, e.extensions!['code'], e.message]), [[['x'], code, said]]);
+      }
+    }
+  });
+
+  it('names the list, the token, the item’s own account and the write that failed', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'owner@example.com' }).id;
+    const other = stack.emulator.store.createAccount({ email: 'other@example.com' }).id;
+    const { token } = stack.emulator.store.createConnectToken(id, { callback_url: callbackUrl });
+    const cases: { fault: Parameters<typeof stack.emulator.addFault>[0]; query: string; errors: [unknown[], string][] }[] = [
+      {
+        fault: { path: `/accounts/${id}/connect_tokens`, method: 'GET', status: 500 },
+        query: `{ account(id: "${id}") { list: connectTokens { token } } }`,
+        errors: [[['account', 'list'], `The upstream failed with HTTP 500 while listing the connect tokens of account "${id}"`]],
+      },
+      {
+        fault: { path: `/accounts/${id}/connect_tokens/${token}`, status: 500 },
+        query: `{ account(id: "${id}") { id one: connectToken(token: "${token}") { token } } }`,
+        errors: [[['account', 'one'], `The upstream failed with HTTP 500 while reading connect token "${token}" of account "${id}"`]],
+      },
+      {
+        fault: { path: `/accounts/${id}/connect_tokens`, method: 'POST', status: 500 },
+        query: `mutation { made: createAccountConnectToken(accountId: "${id}", input: { callbackUrl: "${callbackUrl}" }) { token } }`,
+        errors: [[['made'], `The upstream failed with HTTP 500 while creating a connect token for account "${id}": the request may have taken effect`]],
+      },
+    ];
+    for (const { fault, query, errors } of cases) {
+      stack.emulator.clearFaults();
+      stack.emulator.addFault(fault);
+      const res = await stack.gql(query);
+      assert.deepEqual(res.body.errors!.map((e) => [e.path, e.message]), errors);
+    }
+
+    // Tokens of two accounts, one of which fails to load: each item's error names its own account, and the
+    // other item keeps its data.
+    stack.emulator.clearFaults();
+    const usedBy = (t: string, accountId: string) => ({ token: t, created: 1, used: 2, expires: false, callback_url: callbackUrl, account: { id: accountId, created: 1, email_addresses: [], sources: [] } });
+    stack.emulator.addFault({ path: '/connect_tokens', method: 'GET', body: [usedBy('tok0', other), usedBy('tok1', id)] });
+    stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', status: 500 });
+    const res = await stack.gql('{ connectTokens { nodes { token account { id messageCount } } } }');
+    assert.deepEqual(res.body.data, { connectTokens: { nodes: [{ token: 'tok0', account: { id: other, messageCount: 0 } }, { token: 'tok1', account: { id, messageCount: null } }] } });
+    assert.deepEqual(res.body.errors!.map((e) => [e.path, e.message]), [[['connectTokens', 'nodes', 1, 'account', 'messageCount'], `The upstream failed with HTTP 500 while reading account "${id}"`]]);
+  });
+});
+
 describe('the gateway’s own key refused upstream (401)', () => {
   it('is UPSTREAM_ERROR, never UNAUTHENTICATED, and the secret appears nowhere', async () => {
     const stack = await startLoggingStack('debug', { emulator: { consumerSecret: 'the-real-secret' } });

@@ -383,7 +383,7 @@ describe('a write begun once its operation is out of time', () => {
     }`);
     const late = res.body.errors?.find((error) => error.path?.[0] === 'b');
     assert.equal(late?.extensions?.['code'], 'UPSTREAM_TIMEOUT', JSON.stringify(res.body));
-    assert.equal(late?.message, 'The operation did not complete within 2100 ms (the request was not sent: the operation had been stopped before it began, so it did not take effect)');
+    assert.equal(late?.message, 'The operation did not complete within 2100 ms (the request creating a connect token was not sent: the operation had been stopped before it began, so it did not take effect)');
     // The write was never made (the hung read is logged by the emulator only once the gateway has left it).
     assert.deepEqual(stack.emulator.store.listConnectTokens(), []);
     assert.equal(stack.upstreamCalls().includes('POST /connect_tokens'), false);

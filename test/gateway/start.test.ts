@@ -265,7 +265,7 @@ describe('npm start', () => {
         await mkdir(`${dataFile}.${started.pid}.tmp`);
         const created = await query(started.url, 'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token } }');
         assert.deepEqual((created.errors as { message: string; extensions?: Record<string, unknown> }[] | undefined)?.map((e) => [e.extensions?.['code'], e.message]), [
-          ['UPSTREAM_ERROR', 'The upstream failed with HTTP 500: the request may have taken effect'],
+          ['UPSTREAM_ERROR', 'The upstream failed with HTTP 500 while creating a connect token: the request may have taken effect'],
         ]);
       } finally {
         code = await started.stop();
@@ -520,7 +520,7 @@ describe('npm start', () => {
         await eventually(() => wrong.lines.some((l) => l.includes('cannot be used now')), IN_MAIN);
         const warning = logEntries(wrong.lines).find((entry) => String(entry['message']).startsWith('CONTEXTIO_API_URL cannot be used now'))!;
         assert.equal(warning['level'], 'warn');
-        assert.match(String(warning['message']), /^CONTEXTIO_API_URL cannot be used now: The upstream refused the gateway’s credentials\. Operations that need it fail until it can$/);
+        assert.match(String(warning['message']), /^CONTEXTIO_API_URL cannot be used now: The upstream refused the gateway’s credentials while listing accounts\. Operations that need it fail until it can$/);
         assert.equal(warning['upstream'], upstream.url);
         // The client's own line of the refusal names the check as an operation's id would (an operator tells
         // it from an operation's), and the ignored emulator setting is said at this level too.

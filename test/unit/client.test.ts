@@ -308,7 +308,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(201, { success: 'false', id: 'abcdef0123456789abcdef01', resource_url: 'r' }, JSON_HEADERS);
     await assert.rejects(client.createAccount({ email: 'a@example.com' }), failed(/did not create the account/, '/accounts'));
     pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(201, { ...declined, success: true }, JSON_HEADERS);
-    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/unexpected body: response\.token is empty/, '/connect_tokens'));
+    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/unexpected body while creating a connect token: response\.token is empty/, '/connect_tokens'));
     assert.equal(logs.filter((line) => line.includes('created nothing')).length, 2);
   });
 
@@ -330,11 +330,11 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     // After an attempt that reached the upstream, the shortage is still what failed; the earlier attempt may have landed.
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).reply(502, 'upstream connect error or disconnect/reset before headers');
     pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
-    await assert.rejects(client.deleteConnectToken(null, 't'), /out of file descriptors\): an earlier attempt may have taken effect$/);
+    await assert.rejects(client.deleteConnectToken(null, 't'), /out of file descriptors\) while deleting connect token "t": an earlier attempt may have taken effect$/);
     // Not a rate limit the retry already waited out.
     pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
     pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).replyWithError(Object.assign(new Error('too many open files'), { code: 'EMFILE' }));
-    await assert.rejects(client.getAccount('limited'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /out of file descriptors\)$/.test(e.message));
+    await assert.rejects(client.getAccount('limited'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /out of file descriptors\) while reading account "limited"$/.test(e.message));
     // A failed name lookup is the upstream's unless the process cannot open a file either.
     pool.intercept({ path: '/2.0/accounts/dns', method: 'GET' }).replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }));
     await assert.rejects(client.getAccount('dns'), /could not be reached/);
@@ -349,7 +349,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
   it('takes a redirect as an address that moved: UPSTREAM_ERROR, not followed, logged as a configuration error with where to, tokens cleared', async () => {
     const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
     pool.intercept({ path: '/2.0/connect_tokens/s3cr3tTok', method: 'GET' }).reply(301, '', { headers: { location: 'https://api.example.com/2.0/connect_tokens/s3cr3tTok' } });
-    await assert.rejects(client.getConnectToken(null, 's3cr3tTok'), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /no longer at the gateway’s configured address \(it redirects, HTTP 301\)$/.test(e.message));
+    await assert.rejects(client.getConnectToken(null, 's3cr3tTok'), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /no longer at the gateway’s configured address \(it redirects, HTTP 301\) while reading connect token "s3cr3tTok"$/.test(e.message));
     const faults = logs.filter((line) => line.includes('"level":"error"') && line.includes('set CONTEXTIO_API_URL'));
     assert.equal(faults.length, 1);
     assert.match(faults[0]!, /"status":301,"location":"https:\/\/api\.example\.com\/2\.0\/connect_tokens\/\[token\]"/);
@@ -490,7 +490,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(breaking.getAccount('g'), /HTTP 504/); // fails for good: the circuit opens
     assert.equal(breaking.breakerState, 'open');
     held.fireAll();
-    await assert.rejects(deletion, /HTTP 502: the request may have taken effect$/);
+    await assert.rejects(deletion, /HTTP 502 while deleting account "a": the request may have taken effect$/);
   });
 
   it('counts a retried 502 once for its call, when the call fails for good: a retry that succeeds leaves nothing counted', async () => {
@@ -575,21 +575,21 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
 
   it('says a write may have taken effect after a proxy’s 504, or when it timed out once sent', async () => {
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(504, 'gateway timeout');
-    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 504: the request may have taken effect$/);
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 504 while creating an account: the request may have taken effect$/);
     // A GET says nothing of the kind.
     for (let i = 0; i < 3; i++) pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(504, 'gateway timeout');
-    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 504$/);
+    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 504 while reading account "g"$/);
   });
 
   it('says a write answered with any server error may have taken effect (a 500 can come after the API acted); a 4xx, not', async () => {
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(500, '{"type":"error","value":"internal error"}');
-    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 500: the request may have taken effect$/);
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 500 while creating an account: the request may have taken effect$/);
     pool.intercept({ path: '/2.0/accounts/a/connect_tokens/t', method: 'DELETE' }).reply(500, 'oops');
-    await assert.rejects(client.deleteConnectToken('a', 't'), /^The upstream failed with HTTP 500: the request may have taken effect$/);
+    await assert.rejects(client.deleteConnectToken('a', 't'), /^The upstream failed with HTTP 500 while deleting connect token "t" of account "a": the request may have taken effect$/);
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(409, 'conflict');
-    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 409$/);
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream failed with HTTP 409 while creating an account$/);
     pool.intercept({ path: '/2.0/accounts/g', method: 'GET' }).reply(500, 'oops');
-    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 500$/);
+    await assert.rejects(client.getAccount('g'), /^The upstream failed with HTTP 500 while reading account "g"$/);
   });
 
   it('says a retried DELETE refused after an earlier attempt that may have landed (a 502) that the earlier one may have taken effect', async () => {
@@ -597,7 +597,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, JSON_HEADERS).times(2);
     await assert.rejects(client.deleteAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
       assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
-      assert.equal(e.message, 'The upstream rate limit was reached; try again later: an earlier attempt may have taken effect');
+      assert.equal(e.message, 'The upstream rate limit was reached while deleting account "a"; try again later: an earlier attempt may have taken effect');
       return true;
     });
     pool.intercept({ path: '/2.0/accounts/b', method: 'DELETE' }).reply(504, 'gateway timeout');
@@ -605,7 +605,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(client.deleteAccount('b'), /^The upstream does not allow access to .*: an earlier attempt may have taken effect$/);
     // After only refusals, nothing can have landed.
     pool.intercept({ path: '/2.0/accounts/c', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, JSON_HEADERS).times(3);
-    await assert.rejects(client.deleteAccount('c'), /^The upstream rate limit was reached; try again later$/);
+    await assert.rejects(client.deleteAccount('c'), /^The upstream rate limit was reached while deleting account "c"; try again later$/);
   });
 
   it('sends a POST its form body and type even when the form is empty', async () => {
@@ -870,13 +870,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
       // Each says what broke: its status came, its body did not (`extensions.upstream.status` is that status).
       const cutShort = (message: RegExp) => (error: Error & { extensions: Record<string, unknown> }) => message.test(error.message) && (error.extensions['upstream'] as { status: unknown }).status === 200;
-      await assert.rejects(client.getAccount('a'), cutShort(/^The connection to the upstream broke while its answer \(HTTP 200\) was arriving$/));
+      await assert.rejects(client.getAccount('a'), cutShort(/^The connection to the upstream broke during its answer \(HTTP 200\) while reading account "a"$/));
       assert.equal(requests, 3);
       // A POST is sent once, and may have been carried out: the message says so.
-      await assert.rejects(client.createAccount({ email: 'a@example.com' }), cutShort(/\(HTTP 200\) was arriving: the request may have taken effect/));
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), cutShort(/during its answer \(HTTP 200\) while (creating an account|deleting connect token "t"): the request may have taken effect$/));
       assert.equal(requests, 4);
       // So may a DELETE, retried as it is.
-      await assert.rejects(client.deleteConnectToken(null, 't'), cutShort(/\(HTTP 200\) was arriving: the request may have taken effect/));
+      await assert.rejects(client.deleteConnectToken(null, 't'), cutShort(/during its answer \(HTTP 200\) while (creating an account|deleting connect token "t"): the request may have taken effect$/));
       assert.equal(requests, 7);
     });
   });
@@ -923,7 +923,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.equal(requests, 1);
       // A refused write took no effect, whatever became of the refusal's body.
       answers.splice(0, Infinity, cutShort('400 Bad Request'));
-      await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('BAD_USER_INPUT', { status: 400, method: 'POST', path: '/accounts' }, /^The upstream refused the request’s parameters as invalid$/));
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('BAD_USER_INPUT', { status: 400, method: 'POST', path: '/accounts' }, /^The upstream refused the request’s parameters as invalid while creating an account$/));
       assert.equal(requests, 2);
       // A 429's Retry-After is kept to, not retried at once (its wait is past the deadline: no retry at all).
       answers.splice(0, Infinity, ...Array<string>(3).fill(cutShort('429 Too Many Requests', 'retry-after: 30\r\n')));
@@ -956,9 +956,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           results.map((r) => (r.status === 'fulfilled' ? 'answered' : (r.reason as Error).message)),
           [
             ...Array<string>(3).fill('answered'),
-            'The upstream did not answer within 2000 ms',
+            'The upstream did not answer within 2000 ms while reading account "a3"',
             // The upstream never had these: said so, rather than that it did not answer.
-            ...Array<string>(2).fill('No connection to the upstream became free or could be opened within 2000 ms: the request never went out'),
+            ...[4, 5].map((i) => `No connection to the upstream became free or could be opened within 2000 ms while reading account "a${i}": the request never went out`),
           ],
         );
         assert.equal(arrived, 4, 'the fifth and sixth never went out');
@@ -1102,7 +1102,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       await client.getAccount('b').catch(() => undefined); // its 429 pauses the key for 60 s
       assert.equal(client.breakerState, 'closed');
       deletion.answer();
-      await assert.rejects(deleted, /HTTP 502: the request may have taken effect$/);
+      await assert.rejects(deleted, /HTTP 502 while deleting account "a": the request may have taken effect$/);
       assert.equal(client.breakerState, 'open');
     });
   });
@@ -1113,7 +1113,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     await withLocalUpstream(server, { scheme: 'https', timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
       for (const write of [() => client.createAccount({ email: 'a@example.com' }), () => client.deleteConnectToken(null, 't')]) {
         await assert.rejects(write(), (e: Error) => {
-          assert.equal(e.message, 'The upstream could not be reached');
+          assert.match(e.message, /^The upstream could not be reached while (creating an account|deleting connect token "t")$/);
           return true;
         });
       }
@@ -1197,15 +1197,15 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         // One connection, held by a call that is never answered: the write waits behind it, by its own deadline…
         const hanging = client.getAccount('hanging');
         const write = client.createAccount({ email: 'a@example.com' });
-        await assert.rejects(hanging, /The upstream did not answer within 300 ms$/);
-        await assert.rejects(write, /No connection to the upstream became free or could be opened within 300 ms: the request never went out, so it did not take effect$/);
+        await assert.rejects(hanging, /The upstream did not answer within 300 ms while reading account "hanging"$/);
+        await assert.rejects(write, /No connection to the upstream became free or could be opened within 300 ms while creating an account: the request never went out, so it did not take effect$/);
         // …and by its operation's.
         const operation = new OperationScope('req-8', 10);
         const held = client.getAccount('held');
         await heldArrived.promise;
         const cut = client.deleteAccount('0123456789abcdef01234567', operation);
         operation.abort(new OperationDeadlineExceeded(100));
-        await assert.rejects(cut, /did not complete within 100 ms \(the request never went out: no connection to the upstream became free or could be opened in time, so it did not take effect\)$/);
+        await assert.rejects(cut, /did not complete within 100 ms while deleting account "0123456789abcdef01234567" \(the request never went out: no connection to the upstream became free or could be opened in time, so it did not take effect\)$/);
         advance(300);
         await assert.rejects(held, /did not answer within 300 ms/);
         assert.deepEqual(arrived, ['GET /2.0/accounts/hanging', 'GET /2.0/accounts/held']);
@@ -1232,8 +1232,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           const logged = (message: string) => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === message);
           // One connection: the second and third calls wait behind the first, and time out with it, unsaid.
           const calls = [client.getAccount('hanging'), client.getAccount('queued'), client.getAccount('queued-too')];
-          await assert.rejects(calls[0]!, /The upstream did not answer within 300 ms$/);
-          for (const call of calls.slice(1)) await assert.rejects(call, /within 300 ms: the request never went out$/);
+          await assert.rejects(calls[0]!, /The upstream did not answer within 300 ms while reading account "hanging"$/);
+          for (const call of calls.slice(1)) await assert.rejects(call, /within 300 ms while reading account "queued(-too)?": the request never went out$/);
           const [first, ...others] = logged('upstream call timed out');
           assert.deepEqual(others, []);
           assert.deepEqual(first, { ...first, path: '/accounts/hanging', method: 'GET', timeout: 'UPSTREAM_TIMEOUT_MS', sent: true, queuedMs: 0, countedByBreaker: true });
@@ -1379,7 +1379,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       operation.abort(new OperationDeadlineExceeded(300));
       // The rate limit kept it: its caller learns when calls resume, not that the upstream was slow.
       await assert.rejects(cut, (e: Error & { extensions?: Record<string, unknown> }) => {
-        assert.match(e.message, /^The operation did not complete within 300 ms \(it was waiting out the upstream rate limit\); calls resume in 3 s$/);
+        assert.match(e.message, /^The operation did not complete within 300 ms while reading account "cut" \(it was waiting out the upstream rate limit\); calls resume in 3 s$/);
         assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 3]);
         return true;
       });
@@ -1420,7 +1420,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.ok(waits.waiting().every((ms) => ms > 2_000), `the pause waited out: ${waits.waiting().join(', ')} ms`);
       operation.abort(new OperationDeadlineExceeded(600));
       await assert.rejects(deletion, (e: Error & { extensions?: Record<string, unknown> }) => {
-        assert.deepEqual([e.extensions?.['code'], e.message], ['UPSTREAM_ERROR', 'The upstream failed with HTTP 502: the request may have taken effect']);
+        assert.deepEqual([e.extensions?.['code'], e.message], ['UPSTREAM_ERROR', 'The upstream failed with HTTP 502 while deleting account "a": the request may have taken effect']);
         return true;
       });
       limiter.abort(new OperationDeadlineExceeded(600));
@@ -1612,7 +1612,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         waits.fireAll();
         await assert.rejects(deleted, (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
-          assert.match(e.message, /^The upstream rate limit was reached; calls resume in \d+ s: an earlier attempt may have taken effect$/);
+          assert.match(e.message, /^The upstream rate limit was reached while deleting account "a"; calls resume in \d+ s: an earlier attempt may have taken effect$/);
           return true;
         });
       });
@@ -1629,7 +1629,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 2, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
       await assert.rejects(client.deleteAccount('a'), (e: Error) => {
-        assert.equal(e.message, 'The upstream could not be reached: the request may have taken effect');
+        assert.equal(e.message, 'The upstream could not be reached while deleting account "a": the request may have taken effect');
         return true;
       });
     });
@@ -1661,7 +1661,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         waits.fireAll();
         await assert.rejects(call, (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
-          assert.equal(e.message, 'The connection to the upstream broke before it answered');
+          assert.equal(e.message, 'The connection to the upstream broke before it answered while reading account "x"');
           return true;
         });
       });
