@@ -500,6 +500,9 @@ export class UpstreamClient {
           attempt--;
           continue;
         }
+        // No answer to this attempt: an earlier attempt's status (a 502, a 429) must not stand beside an
+        // error saying none came. One that came and was cut short or too large sets its own below.
+        run.info.status = null;
         await this.#retryAfterFailedExchange(run, error, exchange, attempt, lastAttempt);
         continue;
       }

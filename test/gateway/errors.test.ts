@@ -52,6 +52,25 @@ describe('upstream failures map to the contract’s codes', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
   });
 
+  it('gives the status of the attempt that failed it: null when the last retry got no answer, whatever an earlier one got', async () => {
+    // The message says no answer came; a status of an earlier attempt beside it (a 502, a 429) said the contrary.
+    for (const [earlier, last, code, said] of [
+      [{ status: 502 }, { drop: 'before-handling' }, 'UPSTREAM_ERROR', /^The connection to the upstream broke before it answered while reading account "/],
+      [{ status: 429, retryAfter: 0 }, { drop: 'before-handling' }, 'UPSTREAM_ERROR', /^The connection to the upstream broke before it answered while reading account "/],
+      [{ status: 429, retryAfter: 0 }, { hang: true }, 'UPSTREAM_TIMEOUT', /^The upstream did not answer within 3000 ms while reading account "/],
+    ] as const) {
+      stack.emulator.clearFaults();
+      stack.emulator.addFault({ path: `/accounts/${id}`, times: 1, ...earlier });
+      stack.emulator.addFault({ path: `/accounts/${id}`, ...last });
+      const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(res), [code]);
+      assert.match(res.body.errors![0]!.message, said);
+      assert.deepEqual(res.body.errors![0]!.extensions?.['upstream'], { status: null, method: 'GET', path: `/accounts/${id}` }, JSON.stringify(earlier));
+    }
+    // The hung request, given up on, is logged by the emulator once its close reaches it: not in the next test's count.
+    await eventually(() => stack.emulator.inFlight === 0, { what: 'the hung request closed' });
+  });
+
   it('is RATE_LIMITED only after the retries: three attempts', async () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
