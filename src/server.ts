@@ -606,7 +606,11 @@ async function sendAnswer(
   response: HTTPGraphQLResponse,
   { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer }: Pick<HandlerParts, 'logger' | 'maxAnswerBytes' | 'unmakeableAnswer'> & { requestId: string; outcome: OperationOutcome },
 ): Promise<void> {
-  for (const [key, value] of response.headers) res.setHeader(key, value);
+  for (const [key, value] of response.headers) {
+    // Apollo answers a persisted query's miss `private, no-cache, must-revalidate`, which lets a browser keep it:
+    // every answer here is the handler's `private, no-store` (docs/auth.md).
+    if (key !== 'cache-control') res.setHeader(key, value);
+  }
   res.statusCode = response.status ?? 200;
   if (response.body.kind === 'complete') {
     let answer = response.body.string;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
@@ -376,6 +377,22 @@ describe('HTTP hygiene', () => {
     ] as const) {
       assertRefused(await post(stack, JSON.stringify({ query, extensions: { persistedQuery } })), 400, 'BAD_REQUEST', message);
     }
+  });
+
+  it('keeps Cache-Control private, no-store on a persisted query’s miss, where Apollo answers its own, as on its hit', async () => {
+    const query = '{ cacheControlOfPersistedQuery: __typename }';
+    const persistedQuery = { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') };
+    const byGet = () =>
+      send(`${stack.gateway.url}?extensions=${encodeURIComponent(JSON.stringify({ persistedQuery }))}`, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+    // Apollo's `private, no-cache, must-revalidate` let a browser keep the miss; docs/auth.md promises every answer no-store.
+    for (const miss of [await byGet(), await post(stack, JSON.stringify({ extensions: { persistedQuery } }))]) {
+      assert.equal(firstError(miss)?.extensions?.['code'], 'PERSISTED_QUERY_NOT_FOUND', miss.text);
+      assert.equal(miss.headers.get('cache-control'), 'private, no-store');
+    }
+    assert.equal((await post(stack, JSON.stringify({ query, extensions: { persistedQuery } }))).headers.get('cache-control'), 'private, no-store');
+    const hit = await byGet();
+    assert.deepEqual(hit.json, { data: { cacheControlOfPersistedQuery: 'Query' } });
+    assert.equal(hit.headers.get('cache-control'), 'private, no-store');
   });
 
   it('closes the connection after a 413, the rest of the body unread', async () => {
