@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import { domainToASCII } from 'node:url';
 import { asError } from '../failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
@@ -198,6 +199,15 @@ export function looksLikeEmail(value: string): boolean {
  */
 export function isDomainHint(value: string): boolean {
   return /^@[^\s@]+$/.test(value);
+}
+
+/**
+ * A mail server's name as an IMAP client connects to it: an internationalized one (`imap.exämple.com`, the
+ * default the connect page suggests for `zoë@exämple.com`) in its ASCII form (`imap.xn--exmple-cua.com`), else as
+ * given. `''` when it is no domain name at all.
+ */
+function imapServerName(name: string): string {
+  return /[\u0080-\uffff]/.test(name) ? domainToASCII(name) : name;
 }
 
 /** Appends `contextio_token` to a callback URL, before any fragment. */
@@ -498,7 +508,7 @@ export class EmulatorStore {
     const email = (given ?? '').trim();
     if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.');
     const [local = '', domain = ''] = email.split('@');
-    const server = input.server?.trim() || `imap.${domain}`;
+    const server = imapServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
     const port = input.port ?? 993;
     if (!Number.isInteger(port) || port < 1 || port > 65_535) {

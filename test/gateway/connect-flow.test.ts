@@ -69,6 +69,23 @@ describe('the connect flow end to end, through the gateway and the emulator’s 
     assert.equal(again.status, 410);
   });
 
+  it('completes the flow of a token made for an internationalized address (zoë@exämple.com), kept as given', async () => {
+    const created = await stack.gql<{ createConnectToken: { token: string; browserRedirectUrl: string; connectToken: { email: string } } }>(
+      `mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/connected", email: "zoë@exämple.com" }) { token browserRedirectUrl connectToken { email } } }`,
+    );
+    assert.equal(created.body.errors, undefined);
+    const { token, browserRedirectUrl, connectToken } = created.body.data!.createConnectToken;
+    assert.equal(connectToken.email, 'zoë@exämple.com');
+
+    // The page suggests the server from the address's domain, as for any other; left as it is, it is taken.
+    const callback = await connectLikeABrowser(browserRedirectUrl, { password: 'pw' });
+    assert.equal(callback.searchParams.get('contextio_token'), token);
+    const after = await tokenThroughGateway(stack, token);
+    assert.deepEqual(after.account.emailAddresses, ['zoë@exämple.com']);
+    // An IMAP client connects to a name in its ASCII (IDNA) form.
+    assert.equal(after.account.sources[0]!.server, 'imap.xn--exmple-cua.com');
+  });
+
   it('createAccountConnectToken → connect page → a source added to the existing account', async () => {
     const account = stack.emulator.store.createAccount({ email: 'owner@example.com', sources: [{ label: 'owner::imap.example.com', status: 'OK' }] });
     const created = await stack.gql<{ createAccountConnectToken: { token: string; browserRedirectUrl: string } }>(
