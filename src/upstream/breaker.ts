@@ -26,6 +26,12 @@ export type BreakerPermit = 'call' | Probe;
  */
 const MAX_PROBES_OUT = 2;
 
+/**
+ * A failure within this long of a call served (a 2xx) is one path's, not the upstream down (see `CallVerdicts`).
+ * Under load a whole outage serves nothing for a second soon enough: the circuit opens about a second later.
+ */
+const SERVED_RECENTLY_MS = 1_000;
+
 /** What a failure was, for the line saying the circuit opened: the call that made it open. */
 type FailureCause = Record<string, unknown>;
 
@@ -179,10 +185,13 @@ export class CircuitBreaker {
  * knows: it cannot reopen a half-open circuit on no news of the upstream).
  *
  * Nor does a call's failure count when the upstream served other calls (answered them with a success) after its
- * first request went out: that is one path or resource failing (one endpoint resetting its connections, one account's answers lost
- * behind a proxy), not the upstream down. Counted, a few such calls out at once opened the circuit against an
- * upstream answering everything else, the next answer closed it again, and the calls asked in between were
- * refused: 136 openings in 20 s of load with one path failing, two error lines each.
+ * first request went out, or in the second before it failed: that is one path or resource failing (one endpoint
+ * resetting its connections, one account's answers lost behind a proxy), not the upstream down. Counted, a few
+ * such calls out at once opened the circuit against an upstream answering everything else, the next answer
+ * closed it again, and the calls asked in between were refused: 136 openings in 20 s of load with one path
+ * failing, two error lines each. The second matters when that path carries most of the traffic: its calls
+ * fail in milliseconds, between two successes, and with three in four calls on it the circuit opened and each
+ * half-open trial, most likely one of its calls, reopened it, refusing the healthy calls for the whole fault.
  */
 export class CallVerdicts {
   readonly #breaker: CircuitBreaker;
@@ -236,6 +245,7 @@ export class CallVerdicts {
    * circuit's trial loses nothing by it: that answer closed the circuit.)
    */
   #othersServed(): boolean {
-    return this.#outSince !== undefined && this.#breaker.servedSince(this.#outSince);
+    const recently = this.#breaker.now() - SERVED_RECENTLY_MS;
+    return this.#breaker.servedSince(this.#outSince === undefined ? recently : Math.min(this.#outSince, recently));
   }
 }

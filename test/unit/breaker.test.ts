@@ -201,11 +201,12 @@ describe('one call’s verdicts across its attempts', () => {
   });
 
   it('forgets a retried failure when a later attempt is answered, and counts one it will not retry at once', () => {
-    const { breaker } = make();
+    const { breaker, clock } = make();
     const answered = new CallVerdicts(breaker);
     answered.failedRetrying(breaker.tryAcquire()!, {}, true);
     answered.answered(breaker.tryAcquire()!, 200);
     answered.settle();
+    clock.now = 5_000; // past the second after it in which a failure is one path's (see below)
     const failed = new CallVerdicts(breaker);
     failed.failedRetrying(breaker.tryAcquire()!, {}, false);
     assert.equal(breaker.state, 'closed', 'the answered call’s failure was forgotten: one failure so far');
@@ -213,7 +214,7 @@ describe('one call’s verdicts across its attempts', () => {
     assert.equal(breaker.state, 'open');
   });
 
-  it('does not count calls failing while the upstream served others after they went out: one path failing is not the upstream down', () => {
+  it('does not count calls failing while the upstream served others after they went out, or within a second before: one path failing is not the upstream down', () => {
     const { breaker, clock } = make();
     // Two calls to a path that resets its connections go out; the upstream serves a call to another path
     // meanwhile; both then fail for good. Counted, they would open the circuit on the healthy upstream.
@@ -228,11 +229,20 @@ describe('one call’s verdicts across its attempts', () => {
     second.failed(breaker.tryAcquire()!, { call: 2 });
     first.settle();
     assert.equal(breaker.state, 'closed');
-    // Those that went out after the last call served do count: nothing the upstream did since says it is up.
+    // Calls that went out after it and fail fast, within a second of it: a path whose calls fail in a few
+    // milliseconds fails between two successes when the rest of the traffic is sparse.
+    const quick = [new CallVerdicts(breaker), new CallVerdicts(breaker), new CallVerdicts(breaker)];
+    clock.now = 900;
+    for (const call of quick) call.wentOut();
+    clock.now = 1_004;
+    for (const call of quick) call.failed(breaker.tryAcquire()!, {});
+    assert.equal(breaker.state, 'closed');
+    // A second after the last call served, with nothing served since they went out, they count: the upstream
+    // serves nothing.
     const [third, fourth] = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
     third.wentOut();
     fourth.wentOut();
-    clock.now = 15;
+    clock.now = 1_006;
     third.failed(breaker.tryAcquire()!, { call: 3 });
     fourth.failed(breaker.tryAcquire()!, { call: 4 });
     assert.equal(breaker.state, 'open');
