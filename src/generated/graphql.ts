@@ -169,7 +169,8 @@ export type CreateConnectTokenInput = {
   /**
    * Where the browser goes once the mailbox is connected (receives `?contextio_token=<token>`): an absolute
    * URL, http(s) or an app's own scheme (`myapp://connected`); not one a browser runs or reads locally
-   * (`javascript:`, `data:`, `file:` …).
+   * (`javascript:`, `data:`, `file:` …). Sent and answered as a URL parser writes it: non-ASCII characters
+   * percent-encoded, the scheme and host in lower case, a default port and `.` / `..` path segments dropped.
    */
   callbackUrl: Scalars['String']['input'];
   /**
@@ -181,7 +182,10 @@ export type CreateConnectTokenInput = {
   firstName?: InputMaybe<Scalars['String']['input']>;
   /** The account holder's last name. */
   lastName?: InputMaybe<Scalars['String']['input']>;
-  /** A URL the upstream POSTs to when the new source's first sync is done. */
+  /**
+   * A URL the upstream POSTs to when the new source's first sync is done: absolute, http(s). Sent as a URL
+   * parser writes it, as `callbackUrl` is.
+   */
   sourceCallbackUrl?: InputMaybe<Scalars['String']['input']>;
   /** Keep the raw file list of the source. */
   sourceRawFileList?: InputMaybe<Scalars['Boolean']['input']>;
