@@ -918,7 +918,8 @@ export class UpstreamClient {
     } catch (error) {
       if (error instanceof NotCreated) {
         this.#options.logger.warn('upstream answered that it created nothing', { ...forLog(info, call.signal), status: info.status });
-        throw this.#fail(ErrorCode.UPSTREAM_ERROR, error.message, info);
+        // What the call was creating, and for which account: beside aliases of one mutation, which one declined.
+        throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered success: false to ${call.action}: nothing was created`, info);
       }
       // Only a success's body is parsed: a write was carried out, whatever its body says.
       throw this.#unexpectedBody(call, info, error instanceof ShapeError ? error.message : 'the body is not JSON', true);

@@ -248,8 +248,8 @@ export function parseSuccess(value: unknown): UpstreamSuccess {
 }
 
 /** A create's `success`, which must be true: its other fields then name what was made. */
-function created(o: Json, what: string): true {
-  if (!success(o)) throw new NotCreated(`The upstream answered that it did not create the ${what} (success: false)`);
+function created(o: Json): true {
+  if (!success(o)) throw new NotCreated('success: false');
   return true;
 }
 
@@ -263,7 +263,7 @@ function newName(o: Json, key: string): string {
 export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTokenResult {
   const o = object(value, 'response');
   return {
-    success: created(o, 'connect token'),
+    success: created(o),
     token: newName(o, 'token'),
     resource_url: string(o, 'resource_url', 'response'),
     browser_redirect_url: newName(o, 'browser_redirect_url'),
@@ -272,7 +272,7 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
 
 export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {
   const o = object(value, 'response');
-  return { success: created(o, 'account'), id: newName(o, 'id'), resource_url: string(o, 'resource_url', 'response') };
+  return { success: created(o), id: newName(o, 'id'), resource_url: string(o, 'resource_url', 'response') };
 }
 
 /**

@@ -304,12 +304,17 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     };
     const declined = { success: false, token: '', resource_url: '', browser_redirect_url: '' };
     pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(201, declined, JSON_HEADERS);
-    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/did not create the connect token/, '/connect_tokens'));
+    await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/^The upstream answered success: false to creating a connect token: nothing was created$/, '/connect_tokens'));
+    pool.intercept({ path: '/2.0/accounts/abcdef0123456789abcdef01/connect_tokens', method: 'POST' }).reply(201, declined, JSON_HEADERS);
+    await assert.rejects(
+      client.createConnectToken('abcdef0123456789abcdef01', { callback_url: 'https://app.example.com/cb' }),
+      failed(/^The upstream answered success: false to creating a connect token for account "abcdef0123456789abcdef01": nothing was created$/, '/accounts/abcdef0123456789abcdef01/connect_tokens'),
+    );
     pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(201, { success: 'false', id: 'abcdef0123456789abcdef01', resource_url: 'r' }, JSON_HEADERS);
-    await assert.rejects(client.createAccount({ email: 'a@example.com' }), failed(/did not create the account/, '/accounts'));
+    await assert.rejects(client.createAccount({ email: 'a@example.com' }), failed(/^The upstream answered success: false to creating an account: nothing was created$/, '/accounts'));
     pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(201, { ...declined, success: true }, JSON_HEADERS);
     await assert.rejects(client.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }), failed(/unexpected body while creating a connect token: response\.token is empty/, '/connect_tokens'));
-    assert.equal(logs.filter((line) => line.includes('created nothing')).length, 2);
+    assert.equal(logs.filter((line) => line.includes('created nothing')).length, 3);
   });
 
   it('takes the gateway running out of file descriptors as its own fault: no retry, and the breaker stays closed', async () => {
