@@ -24,10 +24,14 @@ export const HttpRefusalCode = {
   BAD_REQUEST: 'BAD_REQUEST',
   /** 405 */
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
-  /** 413 */
+  /** 408: the request line, headers and body did not all arrive within the time a request may take. */
+  REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** 413: a body over the limit, or a chunk extension over Node's. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** 415 */
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  /** 431: the request line and headers take more than Node's parser reads (16 KiB). */
+  REQUEST_HEADER_FIELDS_TOO_LARGE: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
   /** 503: `MAX_OPERATIONS_IN_FLIGHT` operations are running already; Retry-After says when to try again. */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 } as const;

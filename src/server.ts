@@ -7,6 +7,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { OperationAdmission } from './http/admission.ts';
+import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
@@ -233,6 +234,9 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
     },
   );
   httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
+  // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
+  // took too long to arrive) is answered in the envelope and with the headers of every other refusal.
+  httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs }));
   const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
   httpServer.on('connection', (socket: Socket) => {
     shutdown.connectionOpened(socket);

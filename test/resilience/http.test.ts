@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -47,6 +48,27 @@ function assertRefused(answer: Answer, status: number, code: string, message: Re
   assert.match(answer.headers.get('content-type') ?? '', /^application\/json/);
   assert.equal(firstError(answer)?.extensions?.['code'], code);
   assert.match(firstError(answer)!.message, message);
+}
+
+/**
+ * Asserts that the raw bytes `received` are one refusal answered before the request could be read (Node's parser
+ * refused it, or it took too long to arrive): `status`, the headers every answer carries, a GraphQL-shaped error
+ * with `code` and a message matching `message`, and the connection closed.
+ */
+function assertRawRefusal(received: string, status: number, code: string, message: RegExp): void {
+  const [head = '', body = ''] = received.split('\r\n\r\n', 2);
+  assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), received);
+  const headers = new Map(head.split('\r\n').slice(1).map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  assert.equal(headers.get('content-type'), 'application/json; charset=utf-8');
+  assert.equal(headers.get('cache-control'), 'private, no-store');
+  assert.equal(headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(headers.get('connection'), 'close');
+  assert.match(headers.get('x-request-id') ?? '', /^[\w-]{36}$/);
+  assert.equal(Number(headers.get('content-length')), Buffer.byteLength(body));
+  const { errors } = JSON.parse(body) as { errors: Array<{ message: string; extensions: { code: string } }> };
+  assert.equal(errors.length, 1);
+  assert.equal(errors[0]!.extensions.code, code);
+  assert.match(errors[0]!.message, message);
 }
 
 /** Whether a response body carries a stack trace: Apollo's `stacktrace` extension, or V8's "at file:line:col" frames. */
@@ -289,13 +311,77 @@ describe('HTTP hygiene', () => {
     }
   });
 
-  it('answers a GET whose query string takes the headers past 16 KiB with Node\'s 431, as docs/limits.md says, and keeps serving', async () => {
+  it('answers a GET whose query string takes the headers past 16 KiB with 431 in the envelope of every refusal, saying to POST it, and keeps serving', async () => {
     const long = `# ${'x'.repeat(20_000)}\n{ __typename }`;
     const answer = await exchange(stack.gateway.url, `GET /graphql?query=${encodeURIComponent(long)} HTTP/1.1\r\nhost: 127.0.0.1\r\napollo-require-preflight: true\r\n\r\n`);
-    assert.match(answer, /^HTTP\/1\.1 431 /);
+    assertRawRefusal(answer, 431, 'REQUEST_HEADER_FIELDS_TOO_LARGE', /^The request line and headers exceed 16 KiB: send a long document by POST/);
+    assert.ok(!answer.includes('xxxxxxxx'), 'nothing of the request is echoed');
     // The same document by POST is served.
     const posted = await post(stack, JSON.stringify({ query: long }));
     assert.equal(posted.status, 200, posted.text);
+  });
+
+  it('answers a request Node cannot parse with 400 BAD_REQUEST in the envelope of every refusal, echoing none of it, and closes the connection', async () => {
+    const requests = [
+      // A method that is no token.
+      'G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer secret-token-1\r\n\r\n',
+      // A request line whose HTTP version is none.
+      'GET /graphql?query=secret-token-1 HTTP/1.x\r\nhost: 127.0.0.1\r\n\r\n',
+      // Two lengths for one body.
+      'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nsecret-token-1',
+      // A header with no colon.
+      'GET /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nsecret-token-1\r\n\r\n',
+    ];
+    for (const request of requests) {
+      const answer = await exchange(stack.gateway.url, request);
+      assertRawRefusal(answer, 400, 'BAD_REQUEST', /^The request is not valid HTTP/);
+      assert.ok(!answer.includes('secret-token-1'), answer);
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('answers a chunk extension past what Node accepts with 413 PAYLOAD_TOO_LARGE in the envelope of every refusal', async () => {
+    const answer = await exchange(
+      stack.gateway.url,
+      `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n2;${'x'.repeat(20_000)}\r\n{}\r\n0\r\n\r\n`,
+    );
+    assertRawRefusal(answer, 413, 'PAYLOAD_TOO_LARGE', /chunk extension/);
+    assert.ok(!answer.includes('xxxxxxxx'), 'nothing of the request is echoed');
+  });
+
+  it('answers a malformed request on a keep-alive connection after the first was answered, then closes it', async () => {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+      // Its answer comes chunked: whole once its last chunk is in.
+      const firstAnswerEnd = '\r\n0\r\n\r\n';
+      await eventually(() => received.includes(firstAnswerEnd));
+      socket.write('GET /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nno colon here\r\n\r\n');
+      await closed;
+      assert.match(received, /^HTTP\/1\.1 200 .*\{"status":"ok"\}/s);
+      const second = received.slice(received.indexOf(firstAnswerEnd) + firstAnswerEnd.length);
+      assertRawRefusal(second, 400, 'BAD_REQUEST', /^The request is not valid HTTP/);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('answers no client error on a connection that failed, nor on one whose answer has begun: it closes it', async () => {
+    const { httpServer } = stack.gateway;
+    const parseError = () => Object.assign(new Error('Parse Error: Invalid header token'), { code: 'HPE_INVALID_HEADER_TOKEN' });
+    // A connection reset by its client (Node reports it as a client error too).
+    const onConnection = (socket: Socket) => setImmediate(() => httpServer.emit('clientError', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), socket));
+    httpServer.once('connection', onConnection);
+    assert.equal(await exchange(stack.gateway.url, ''), '');
+    // A request refused after the answer before it began (pipelined behind it): that answer alone is sent.
+    const onRequest = (req: IncomingMessage) => httpServer.emit('clientError', parseError(), req.socket);
+    httpServer.once('request', onRequest);
+    const received = await exchange(stack.gateway.url, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+    assert.match(received, /^HTTP\/1\.1 200 /);
+    assert.doesNotMatch(received, /BAD_REQUEST|HTTP\/1\.1 400/);
   });
 
   it('takes application/graphql-response+json bodies as JSON', async () => {
@@ -607,13 +693,15 @@ describe('HTTP settings', () => {
     }
   });
 
-  it('answer 408 and close the connection when a body trickles in past requestReceiveTimeoutMs', { timeout: 20_000 }, async () => {
+  it('answer 408 in the envelope of every refusal and close the connection when headers or a body trickle in past requestReceiveTimeoutMs', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logger.ts');
     const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('info', (line) => lines.push(line)) } });
     try {
-      const received = await exchange(slow.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
-      assert.match(received, /^HTTP\/1\.1 408 /);
+      const trickledBody = await exchange(slow.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
+      assertRawRefusal(trickledBody, 408, 'REQUEST_TIMEOUT', /^The request did not arrive whole within 0\.3 s/);
+      const trickledHeaders = await exchange(slow.gateway.url, 'GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nhost: 127.0.0.1\r\n');
+      assertRawRefusal(trickledHeaders, 408, 'REQUEST_TIMEOUT', /^The request did not arrive whole within 0\.3 s/);
       assert.equal((await slow.gql('{ __typename }')).status, 200, 'and it keeps serving');
       assert.deepEqual(lines.filter((line) => line.includes('"level":"error"')), []);
       assert.deepEqual(slow.upstreamCalls(), []);

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { maxHeaderSize, STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { HttpRefusalCode } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { graphqlError } from './respond.ts';
+
+/*
+ * A request Node refuses before the gateway sees it (its parser could not read it, or it did not arrive in
+ * time) gets no IncomingMessage and no ServerResponse: left to Node, its answer is a bare status line with no
+ * body and none of the headers every other answer carries. Answered here in the envelope of every other
+ * refusal instead, under the rules Node's own answer keeps (lib/_http_server.js, socketOnError).
+ */
+
+export interface ClientErrorOptions {
+  logger: Logger;
+  /** How long a request may take to arrive (GatewayOptions.requestReceiveTimeoutMs): the 408's message says it. */
+  requestReceiveTimeoutMs: number;
+}
+
+/** Node's `clientError`: a socket error, a parser's (`HPE_…`) or the deadline of a request still arriving. */
+type ClientError = Error & { code?: string };
+
+/** The server's `clientError` listener: answers what Node's parser refused, then closes the connection. */
+export function clientErrorAnswerer(options: ClientErrorOptions): (error: ClientError, socket: Socket) => void {
+  // Node goes on feeding its failed parser what arrives until the connection closes, each time one more
+  // `clientError`: the first one was answered.
+  const answered = new WeakSet<Socket>();
+  return (error, socket) => {
+    if (answered.has(socket)) return;
+    const refusal = refusalFor(error, options.requestReceiveTimeoutMs);
+    // A connection that failed (ECONNRESET, EPIPE) has nobody to answer; one whose answer has begun (an
+    // answer's bytes on the wire) cannot take another without the client reading it as the first's.
+    if (refusal === undefined || !socket.writable || responseBegun(socket)) {
+      socket.destroy();
+      return;
+    }
+    answered.add(socket);
+    const requestId = randomUUID();
+    options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
+    socket.write(answerBytes(refusal, requestId));
+    // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
+    // connection to read the next one from. (The answer of a request still arriving, should it be made, is
+    // held back by Node, the socket being no longer writable.)
+    socket.destroySoon();
+  };
+}
+
+/** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */
+const HEADER_LIMIT = maxHeaderSize % 1024 === 0 ? `${maxHeaderSize / 1024} KiB` : `${maxHeaderSize} bytes`;
+
+interface ClientRefusal {
+  status: number;
+  code: HttpRefusalCode;
+  message: string;
+}
+
+/** The refusal of `error`, with Node's status for it; `undefined` for a connection that failed, not a request. */
+function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): ClientRefusal | undefined {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return {
+        status: 431,
+        code: HttpRefusalCode.REQUEST_HEADER_FIELDS_TOO_LARGE,
+        message: `The request line and headers exceed ${HEADER_LIMIT}: send a long document by POST, as JSON in the body, rather than in a GET's query string`,
+      };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, message: 'A chunk extension of the request body is larger than accepted: send the body without chunk extensions' };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return {
+        status: 408,
+        code: HttpRefusalCode.REQUEST_TIMEOUT,
+        message: `The request did not arrive whole within ${requestReceiveTimeoutMs / 1000} s: send its headers and body at once`,
+      };
+  }
+  if (!error.code?.startsWith('HPE_')) return undefined;
+  // llhttp's reason is one of its own fixed phrases ("Invalid method encountered"), never the request's bytes.
+  const reason = 'reason' in error && typeof error.reason === 'string' ? ` (${error.reason})` : '';
+  return {
+    status: 400,
+    code: HttpRefusalCode.BAD_REQUEST,
+    message: `The request is not valid HTTP/1.1${reason}: check its request line, its headers and the framing of its body`,
+  };
+}
+
+/** Whether an answer on `socket` has begun: its headers are decided, and may be on the wire already. */
+function responseBegun(socket: Socket): boolean {
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  return inFlight?.headersSent === true;
+}
+
+/**
+ * The whole answer, as Node's ServerResponse would write it, with the headers every answer of the gateway's
+ * carries (createHandler in server.ts). No Accept header could be read: application/json.
+ */
+function answerBytes({ status, code, message }: ClientRefusal, requestId: string): Buffer {
+  const body = JSON.stringify(graphqlError(message, code));
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Cache-Control: private, no-store',
+    'X-Content-Type-Options: nosniff',
+    `X-Request-Id: ${requestId}`,
+    `Date: ${new Date().toUTCString()}`,
+    'Connection: close',
+  ];
+  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
