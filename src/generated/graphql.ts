@@ -170,8 +170,9 @@ export type CreateConnectTokenInput = {
    * Where the browser goes once the mailbox is connected (receives `?contextio_token=<token>`): an absolute
    * URL, http(s) or an app's own scheme (`myapp://connected`); not one a browser runs or reads locally
    * (`javascript:`, `data:`, `file:` …). Sent and answered as a URL parser writes it: non-ASCII characters
-   * percent-encoded, the scheme in lower case, `.` / `..` path segments resolved; for http(s) also the host in
-   * lower case and a default port dropped.
+   * percent-encoded, the scheme in lower case, `.` / `..` path segments resolved (but for one without `//`, such
+   * as `myapp:a/../b`); for http(s) also the host in lower case, a non-ASCII one in its ASCII form
+   * (`xn--bcher-kva.example`), and a default port dropped.
    */
   callbackUrl: Scalars['String']['input'];
   /**
