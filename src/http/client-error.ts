@@ -42,7 +42,11 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
-    socket.destroySoon();
+    if (socket.writableLength === 0) socket.destroySoon();
+    // One the kernel did not take at once waits for a client that is not reading (a large answer before
+    // it, untaken): waited for, it held the connection, which Node's sweeps take for busy, until its
+    // keep-alive deadline and every shutdown to its grace period's end. Dropped instead, as Node drops its own.
+    else socket.destroy();
   };
 }
 

@@ -384,6 +384,26 @@ describe('HTTP hygiene', () => {
     assert.doesNotMatch(received, /BAD_REQUEST|HTTP\/1\.1 400/);
   });
 
+  it('closes at once, as Node does, a connection it refused whose client takes nothing: waiting for its answer to flush held the connection past a shutdown\'s grace period', async () => {
+    const { httpServer } = stack.gateway;
+    const accepted = once(httpServer, 'connection') as Promise<[Socket]>;
+    const client = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      client.on('error', () => {});
+      client.pause();
+      const [serverSide] = await accepted;
+      // Bytes the client does not take, as of a large answer it stopped reading, until the kernel holds no more:
+      // the refusal's answer cannot leave the process.
+      while (serverSide.write(Buffer.alloc(1 << 20)));
+      const refused = once(httpServer, 'clientError');
+      client.write('G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+      await refused;
+      assert.equal(serverSide.destroyed, true);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
