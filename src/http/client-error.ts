@@ -77,7 +77,9 @@ function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): Client
         message: `The request did not arrive whole within ${requestReceiveTimeoutMs / 1000} s: send its headers and body at once`,
       };
   }
-  if (!error.code?.startsWith('HPE_')) return undefined;
+  // The client closed its side before its request was whole (it left mid-body): a connection that ended, as
+  // the handler sees a request whose client left (its own debug line says so), not a request to answer.
+  if (error.code === 'HPE_INVALID_EOF_STATE' || !error.code?.startsWith('HPE_')) return undefined;
   // llhttp's reason is one of its own fixed phrases ("Invalid method encountered"), never the request's bytes.
   const reason = 'reason' in error && typeof error.reason === 'string' ? ` (${error.reason})` : '';
   return {
