@@ -241,8 +241,9 @@ export class CallVerdicts {
   }
 
   /**
-   * Whether the upstream served another call after this one's first request went out. (The half-open
-   * circuit's trial loses nothing by it: that answer closed the circuit.)
+   * Whether the upstream served another call after this one's first request went out, or in the last second.
+   * (The half-open circuit's trial loses nothing by it: the circuit opened a second or more after the last
+   * call served, so only an answer since it opened, which closed it, can excuse the trial's failure.)
    */
   #othersServed(): boolean {
     const recently = this.#breaker.now() - SERVED_RECENTLY_MS;
