@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
-import { buildASTSchema, buildSchema as buildSchemaFromSdl } from 'graphql';
+import { buildASTSchema, buildSchema as buildSchemaFromSdl, isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
 import { projectRoot } from '../src/project-root.ts';
 import { schemaDocument } from './schema-source.ts';
 
@@ -57,10 +57,31 @@ for (const change of dangerous) console.log(`schema:breaking: dangerous (allowed
 for (const change of breaking.filter((c) => accepted.has(idOf(c)))) {
   console.log(`schema:breaking: breaking, accepted in releases/ACCEPTED_BREAKING_CHANGES.md: ${change.message}`);
 }
+/**
+ * Whether `change` removes a field, argument-less member or enum value the release had deprecated: the break
+ * its deprecation announced, for which "deprecate it instead" is no advice.
+ */
+function removesDeprecated(change: Change): boolean {
+  if (!change.type.endsWith('_REMOVED')) return false;
+  const [typeName, member, ...rest] = (change.path ?? '').split('.');
+  const type = typeName === undefined ? undefined : released.getType(typeName);
+  if (member === undefined || rest.length > 0 || type === undefined) return false;
+  if (isObjectType(type) || isInterfaceType(type) || isInputObjectType(type)) return type.getFields()[member]?.deprecationReason != null;
+  if (isEnumType(type)) return type.getValue(member)?.deprecationReason != null;
+  return false;
+}
+
 if (unmarked.length > 0) {
   console.error(`schema:breaking: ${unmarked.length} breaking change(s) since the ${lastVersion} release:`);
-  for (const change of unmarked) console.error(`  ${change.message}${change.criticality.reason ? ` (${change.criticality.reason})` : ''}`);
-  console.error('Keep the old field/type/value (deprecate it instead), or, if the break is intended, add under');
+  for (const change of unmarked) {
+    const deprecated = removesDeprecated(change) ? `, deprecated in ${lastVersion}` : '';
+    console.error(`  ${change.message}${change.criticality.reason ? ` (${change.criticality.reason})` : ''}${deprecated}`);
+  }
+  if (unmarked.every(removesDeprecated)) {
+    console.error(`Each was deprecated in ${lastVersion}: its removal is the break the deprecation announced. Once consumers no longer use it, add under`);
+  } else {
+    console.error('Keep the old field/type/value (deprecate it instead), or, if the break is intended, add under');
+  }
   console.error(`\`${acceptedSection}\` in releases/ACCEPTED_BREAKING_CHANGES.md, with a line saying why and what consumers should do:`);
   for (const change of unmarked) console.error(`  - \`${idOf(change)}\` — <why, and what consumers do instead>`);
   process.exit(1);

@@ -72,3 +72,25 @@ test("the accepted-changes file's example and behaviour-change lists accept no b
   assert.equal(accepted.status, 0, accepted.output);
   assert.match(accepted.output, /1 accepted breaking/);
 });
+
+test('removing what the release had deprecated is not advised to be deprecated instead: it says the deprecation announced it', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const withField = (field: string) => readFileSync(join(root, 'schema.graphql'), 'utf8').replace('type Account {\n', `type Account {\n  ${field}\n`);
+  writeFileSync(join(dir, 'ACCEPTED_BREAKING_CHANGES.md'), '# Accepted breaking schema changes\n\n## Since 0.1.0\n\n(none)\n');
+
+  writeFileSync(join(dir, '0.1.0.graphql'), withField('legacyField: String @deprecated(reason: "Use id.")'));
+  const deprecated = run(dir);
+  assert.equal(deprecated.status, 1, deprecated.output);
+  assert.match(deprecated.output, /legacyField.*, deprecated in 0\.1\.0\n/);
+  assert.match(deprecated.output, /Each was deprecated in 0\.1\.0: its removal is the break the deprecation announced/);
+  assert.doesNotMatch(deprecated.output, /deprecate it instead/);
+  assert.match(deprecated.output, /- `FIELD_REMOVED Account\.legacyField`/);
+
+  // Not deprecated: the usual advice.
+  writeFileSync(join(dir, '0.1.0.graphql'), withField('legacyField: String'));
+  const plain = run(dir);
+  assert.equal(plain.status, 1, plain.output);
+  assert.match(plain.output, /Keep the old field\/type\/value \(deprecate it instead\)/);
+  assert.doesNotMatch(plain.output, /deprecated in 0\.1\.0/);
+});
