@@ -26,6 +26,8 @@ export const HttpRefusalCode = {
   METHOD_NOT_ALLOWED: 'METHOD_NOT_ALLOWED',
   /** 408: the request line, headers and body did not all arrive within the time a request may take. */
   REQUEST_TIMEOUT: 'REQUEST_TIMEOUT',
+  /** 417: an `Expect` header asking for something but `100-continue`. */
+  EXPECTATION_FAILED: 'EXPECTATION_FAILED',
   /** 413: a body over the limit, or a chunk extension over Node's. */
   PAYLOAD_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
   /** 415 */

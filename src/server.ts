@@ -249,6 +249,9 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
   // it means to read the body (readBody), where Node would send it before anything could be refused.
   httpServer.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
+  // Any other expectation too: the handler refuses it (417) in the envelope and with the headers of every
+  // refusal, where Node's own 417 has neither.
+  httpServer.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
   await listenOn(httpServer, options.port, options.host);
   // Node reports a connection it could not accept (the process out of file descriptors, EMFILE, when libuv
   // could not shed it by itself) as an error of the server: unheard, that ends the process. Said at error,
@@ -300,6 +303,10 @@ function createHandler(parts: HandlerParts): Handler {
     res.setHeader('cache-control', 'private, no-store');
     // Every answer says its media type; none may be read as another (a JSON answer sniffed as HTML or script).
     res.setHeader('x-content-type-options', 'nosniff');
+    if (unmetExpectation(req.headers.expect)) {
+      // Closed after: the client may be holding its body back for an answer that is not coming.
+      return sendJson(res, 417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });
+    }
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
@@ -316,6 +323,11 @@ function createHandler(parts: HandlerParts): Handler {
     }
     return serveGraphql(parts, req, res, url, requestId, outcome);
   };
+}
+
+/** Whether `expect` (the request's `Expect` header) asks for anything but `100-continue`, the one expectation HTTP defines. */
+function unmetExpectation(expect: string | undefined): boolean {
+  return expect !== undefined && expect.trim().toLowerCase() !== '100-continue';
 }
 
 /**

@@ -73,6 +73,8 @@ export function graphqlError(message: string, code: ErrorCode | HttpRefusalCode)
 
 /** A small JSON answer (a refusal, `/healthz`), sent at once. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
-  res.end(JSON.stringify(body));
+  const text = JSON.stringify(body);
+  // Its length said, not chunked: a client reading it raw (or a proxy) gets it whole in one framing.
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), ...headers });
+  res.end(text);
 }

@@ -321,6 +321,16 @@ describe('HTTP hygiene', () => {
     assert.equal(posted.status, 200, posted.text);
   });
 
+  it('answers an Expect header other than 100-continue with 417 in the envelope of every refusal, and closes the connection', async () => {
+    for (const path of ['/graphql', '/healthz']) {
+      const answer = await exchange(stack.gateway.url, `POST ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 200-ok\r\ncontent-length: 26\r\n\r\n`);
+      assertRawRefusal(answer, 417, 'EXPECTATION_FAILED', /^The gateway meets no expectation but 100-continue: send the request without its Expect header$/);
+    }
+    // 100-continue itself (any case) is met.
+    const continued = await exchange(stack.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nexpect: 100-Continue\r\nconnection: close\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}');
+    assert.match(continued, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  });
+
   it('answers a request Node cannot parse with 400 BAD_REQUEST in the envelope of every refusal, echoing none of it, and closes the connection', async () => {
     const requests = [
       // A method that is no token.
@@ -356,12 +366,12 @@ describe('HTTP hygiene', () => {
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const closed = once(socket, 'close');
       socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
-      // Its answer comes chunked: whole once its last chunk is in.
-      const firstAnswerEnd = '\r\n0\r\n\r\n';
+      // Its answer, with its length: whole once its body is in.
+      const firstAnswerEnd = '{"status":"ok"}';
       await eventually(() => received.includes(firstAnswerEnd));
       socket.write('GET /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nno colon here\r\n\r\n');
       await closed;
-      assert.match(received, /^HTTP\/1\.1 200 .*\{"status":"ok"\}/s);
+      assert.match(received, /^HTTP\/1\.1 200 .*content-length: 15\r\n.*\r\n\r\n\{"status":"ok"\}/is);
       const second = received.slice(received.indexOf(firstAnswerEnd) + firstAnswerEnd.length);
       assertRawRefusal(second, 400, 'BAD_REQUEST', /^The request is not valid HTTP/);
     } finally {
