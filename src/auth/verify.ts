@@ -394,11 +394,12 @@ function describedKeys(keys: JWK[]): string {
 /** The token of `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110). */
 function bearerToken(authorization: string | undefined): string {
   if (authorization === undefined || authorization.trim() === '') {
-    throw unauthenticated('Authentication required: send Authorization: Bearer <token>');
+    throw unauthenticated('Authentication required: send Authorization: Bearer <token>', false);
   }
   const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization);
   if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
-    throw unauthenticated('The Authorization header must be "Bearer <token>" with a JWT');
+    // Another scheme (a browser's cached Basic credentials) is no bearer token sent: no error code.
+    throw unauthenticated('The Authorization header must be "Bearer <token>" with a JWT', /^\s*bearer\b/i.test(authorization));
   }
   return match[1]!;
 }
@@ -485,12 +486,18 @@ function reportKeySetFailure(cause: unknown, requestId: string, logger: Logger, 
   logger.error(message, { requestId, error: failureReason(cause), ...lastGood });
 }
 
-/** Refuses the operation as a whole: HTTP 401, with the challenge RFC 6750 asks for. */
-function unauthenticated(message: string): GraphQLError {
+/**
+ * Refuses the operation as a whole: HTTP 401, with the challenge RFC 6750 asks for. A bearer token that was
+ * sent and is not valid (expired, wrongly signed, malformed …) adds `error="invalid_token"`, which a client
+ * library reads to get a new token rather than ask the user to sign in; a request with no bearer token at all
+ * (`tokenSent` false) gets no error code, as RFC 6750 §3.1 says.
+ */
+function unauthenticated(message: string, tokenSent = true): GraphQLError {
+  const challenge = tokenSent ? 'Bearer realm="contextio-graphql", error="invalid_token"' : 'Bearer realm="contextio-graphql"';
   return new GraphQLError(message, {
     extensions: {
       code: ErrorCode.UNAUTHENTICATED,
-      http: { status: 401, headers: new HeaderMap([['www-authenticate', 'Bearer realm="contextio-graphql"']]) },
+      http: { status: 401, headers: new HeaderMap([['www-authenticate', challenge]]) },
     },
   });
 }

@@ -120,6 +120,24 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assert.match(received, /The Authorization header must be \\"Bearer <token>\\" with a JWT/);
   });
 
+  test('says in its challenge that a token sent is not valid (RFC 6750 error="invalid_token"), and nothing of the kind when none was sent', async () => {
+    const challenge = async (authorization: string | undefined) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (authorization !== undefined) headers['authorization'] = authorization;
+      const response = await fetch(stack.gateway.url, { method: 'POST', headers, body: JSON.stringify({ query: '{ __typename }' }) });
+      assert.equal(response.status, 401);
+      return response.headers.get('www-authenticate');
+    };
+    const invalid = 'Bearer realm="contextio-graphql", error="invalid_token"';
+    assert.equal(await challenge(`Bearer ${await valid({ exp: now() - 120 })}`), invalid, 'expired');
+    assert.equal(await challenge(`Bearer ${await hsToken({ scope: 'contextio:admin' }, 'another-secret-of-at-least-32-bytes!!')}`), invalid, 'signed with another secret');
+    assert.equal(await challenge('Bearer not.a.jwt'), invalid, 'malformed');
+    assert.equal(await challenge('Bearer '), invalid, 'empty');
+    const none = 'Bearer realm="contextio-graphql"';
+    assert.equal(await challenge(undefined), none, 'no Authorization header');
+    assert.equal(await challenge('Basic dXNlcjpwYXNz'), none, 'another scheme');
+  });
+
   test('a malformed token', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'not.a.jwt', { id: accountId }), /well-formed/);
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'garbage', { id: accountId }), /well-formed/);
