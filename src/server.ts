@@ -11,7 +11,7 @@ import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
-import { endOnceFlushed, graphqlError, sendJson } from './http/respond.ts';
+import { endOnceFlushed, EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { isOutOfFileDescriptors } from './file-descriptors.ts';
 import { createIde, type Ide } from './ide/index.ts';
@@ -297,12 +297,7 @@ function createHandler(parts: HandlerParts): Handler {
   const { logger, access, ide, shutdown } = parts;
   return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
-    // Every answer is one caller's: no cache may keep it (the IDE's pages and files say otherwise for
-    // themselves). A shared cache already skips requests carrying Authorization, but not behind a proxy that
-    // turns a session cookie into the Bearer header (docs/auth.md); refusals and preflights included.
-    res.setHeader('cache-control', 'private, no-store');
-    // Every answer says its media type; none may be read as another (a JSON answer sniffed as HTML or script).
-    res.setHeader('x-content-type-options', 'nosniff');
+    for (const [name, value] of EVERY_ANSWER_HEADERS) res.setHeader(name, value);
     if (unmetExpectation(req.headers.expect)) {
       // Closed after: the client may be holding its body back for an answer that is not coming.
       return sendJson(res, 417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });

@@ -3,7 +3,7 @@ import { maxHeaderSize, STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HttpRefusalCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { graphqlError } from './respond.ts';
+import { EVERY_ANSWER_HEADERS, graphqlError } from './respond.ts';
 
 /*
  * A request Node refuses before the gateway sees it (its parser could not read it, or it did not arrive in
@@ -97,7 +97,7 @@ function responseBegun(socket: Socket): boolean {
 
 /**
  * The whole answer, as Node's ServerResponse would write it, with the headers every answer of the gateway's
- * carries (createHandler in server.ts). No Accept header could be read: application/json.
+ * carries (EVERY_ANSWER_HEADERS, and a request id). No Accept header could be read: application/json.
  */
 function answerBytes({ status, code, message }: ClientRefusal, requestId: string): Buffer {
   const body = JSON.stringify(graphqlError(message, code));
@@ -105,8 +105,7 @@ function answerBytes({ status, code, message }: ClientRefusal, requestId: string
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
     'Content-Type: application/json; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(body)}`,
-    'Cache-Control: private, no-store',
-    'X-Content-Type-Options: nosniff',
+    ...[...EVERY_ANSWER_HEADERS].map(([name, value]) => `${name}: ${value}`),
     `X-Request-Id: ${requestId}`,
     `Date: ${new Date().toUTCString()}`,
     'Connection: close',

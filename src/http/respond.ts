@@ -66,6 +66,19 @@ function flushed(res: ServerResponse, error: Error | null | undefined): boolean 
   return !error && res.socket?.destroyed !== true;
 }
 
+/**
+ * The headers every answer of the gateway's carries (the IDE's pages and files set their own `cache-control`):
+ * set by the request handler, and written by hand for a request Node's parser refused (client-error.ts).
+ * - Every answer is one caller's: no cache may keep it. A shared cache already skips requests carrying
+ *   Authorization, but not behind a proxy that turns a session cookie into the Bearer header (docs/auth.md);
+ *   refusals and preflights included.
+ * - Every answer says its media type; none may be read as another (a JSON answer sniffed as HTML or script).
+ */
+export const EVERY_ANSWER_HEADERS: ReadonlyMap<string, string> = new Map([
+  ['cache-control', 'private, no-store'],
+  ['x-content-type-options', 'nosniff'],
+]);
+
 /** A GraphQL-shaped error body for a request refused before GraphQL saw it. */
 export function graphqlError(message: string, code: ErrorCode | HttpRefusalCode) {
   return { errors: [{ message, extensions: { code } }] };
