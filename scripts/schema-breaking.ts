@@ -58,8 +58,8 @@ for (const change of breaking.filter((c) => accepted.has(idOf(c)))) {
   console.log(`schema:breaking: breaking, accepted in releases/ACCEPTED_BREAKING_CHANGES.md: ${change.message}`);
 }
 /**
- * Whether `change` removes a field, argument-less member or enum value the release had deprecated: the break
- * its deprecation announced, for which "deprecate it instead" is no advice.
+ * Whether `change` removes a field, an input field or an enum value the release had deprecated: the break its
+ * deprecation announced, for which "deprecate it instead" is no advice.
  */
 function removesDeprecated(change: Change): boolean {
   if (!change.type.endsWith('_REMOVED')) return false;

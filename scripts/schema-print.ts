@@ -12,7 +12,7 @@ const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*
 
 /** The same SDL files the server loads, merged into one schema (no resolvers: the published shape only). */
 function publishedArtifacts(): Record<string, string> {
-  const schema = buildASTSchema(schemaDocument(process.argv.includes('--check') ? 'schema:check' : 'schema:print'));
+  const schema = buildASTSchema(schemaDocument(check ? 'schema:check' : 'schema:print'));
   return {
     'schema.graphql': HEADER + printSchema(schema) + '\n',
     'schema.json': JSON.stringify(introspectionFromSchema(schema), null, 2) + '\n',
