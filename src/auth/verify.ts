@@ -19,7 +19,7 @@ import {
 import { ByteCollector } from '../byte-collector.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
-import { retryAfterSeconds } from '../http/retry-after.ts';
+import { retryAfterSeconds } from '../retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 import { VerifiedTokens } from './verified-tokens.ts';

@@ -11,7 +11,7 @@ import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../url.ts';
-import { retryAfterSeconds } from '../http/retry-after.ts';
+import { retryAfterSeconds } from '../retry-after.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */

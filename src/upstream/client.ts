@@ -3,7 +3,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
-import { parseRetryAfter, retryAfterSeconds } from '../http/retry-after.ts';
+import { parseRetryAfter, retryAfterSeconds } from '../retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';

@@ -1,4 +1,4 @@
-import { retryAfterSeconds } from '../http/retry-after.ts';
+import { retryAfterSeconds } from '../retry-after.ts';
 import type { Logger } from '../logger.ts';
 import type { CancelSignal } from './cancellation.ts';
 

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { projectRoot } from '../../src/project-root.ts';
+
+const src = join(projectRoot(), 'src');
+
+/** The `.ts` files of a folder of `src/`, its subfolders included, as paths from `src/`. */
+function filesOf(folder: string): string[] {
+  return readdirSync(join(src, folder), { recursive: true })
+    .map(String)
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => join(folder, file));
+}
+
+/** What a file of `src/` imports: each module specifier, relative ones resolved to a path from `src/`. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(src, file), 'utf8');
+  return [...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+'([^']+)'/gms)].map(([, specifier]) =>
+    specifier!.startsWith('.') ? relative(src, resolve(dirname(join(src, file)), specifier!)) : specifier!,
+  );
+}
+
+/** The imports of `folder`'s files that `forbidden` picks, as `file -> import`. */
+function violations(folder: string, forbidden: (imported: string) => boolean): string[] {
+  return filesOf(folder).flatMap((file) => importsOf(file).filter(forbidden).map((imported) => `${file} -> ${imported}`));
+}
+
+const isIn = (...prefixes: string[]) => (imported: string) => prefixes.some((prefix) => imported === prefix || imported.startsWith(`${prefix}/`));
+
+// The README's "Data flows one way: HTTP → Apollo → resolver → loader → upstream client → REST", held to in
+// the imports: a layer uses the ones below it, never one above.
+describe('the layers of src/', () => {
+  it('the upstream client and its signing import nothing of the HTTP server, Apollo, the resolvers or the loaders', () => {
+    const above = isIn('http', 'server.ts', 'apollo.ts', 'context.ts', 'resolvers', 'loaders');
+    assert.ok(filesOf('upstream').length > 5);
+    assert.deepEqual([...violations('upstream', above), ...violations('oauth', above)], []);
+  });
+
+  it('the loaders import nothing of the HTTP server, Apollo or the resolvers', () => {
+    assert.deepEqual(violations('loaders', isIn('http', 'server.ts', 'apollo.ts', 'resolvers')), []);
+  });
+
+  it('the resolvers reach the upstream only through the loaders: neither the client nor undici', () => {
+    assert.ok(filesOf('resolvers').length > 5);
+    assert.deepEqual(violations('resolvers', (imported) => imported === 'undici' || isIn('http', 'server.ts', 'upstream/client.ts')(imported)), []);
+  });
+});
