@@ -365,16 +365,6 @@ export class EmulatorStore {
     return this.renderSource(record, added);
   }
 
-  /** Changes a source (e.g. its status); returns the new source or `undefined` if unknown. */
-  updateSource(accountId: string, label: string, patch: Omit<NewSource, 'label'>): UpstreamSource | undefined {
-    const record = this.accounts.get(accountId);
-    const source = record && findSource(record, label);
-    if (!record || !source) return undefined;
-    Object.assign(source, stripUndefined(patch));
-    this.scheduleSave();
-    return this.renderSource(record, source);
-  }
-
   /** The account's sources, optionally filtered by status; `undefined` for an unknown account. */
   listSources(accountId: string, filter: { status?: string; status_ok?: boolean } = {}): UpstreamSource[] | undefined {
     const record = this.accounts.get(accountId);
