@@ -6,6 +6,7 @@ import { finished } from 'node:stream';
 import { carriesOperation } from '../http/request.ts';
 import { streamOnceFlushed } from '../http/respond.ts';
 import { projectRoot } from '../project-root.ts';
+import type { IdeConfig } from './config.ts';
 
 /**
  * The GraphQL IDE: `GET /graphql` from a browser gets a GraphiQL page, whose scripts and styles come from
@@ -177,7 +178,7 @@ function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Mani
   const asset = (name: string) => manifest.assets[name];
   if (!asset('app.js') || !asset('app.css')) return undefined;
   const docsHint = !introspection ? DOCS_HINT.off : tokenRequired ? DOCS_HINT.afterToken : DOCS_HINT.on;
-  const config = {
+  const config: IdeConfig = {
     endpoint: PAGE_ENDPOINT,
     workers: {
       editor: PAGE_ASSET_PREFIX + asset('editor.worker.js'),

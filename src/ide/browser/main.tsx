@@ -10,19 +10,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './ide.css';
-
-/** What the server writes into the page (see src/ide/index.ts): where to send operations and what to show first. */
-interface IdeConfig {
-  endpoint: string;
-  /** Monaco worker script URLs by language label (`editor` for everything else); content-hashed names. */
-  workers: { editor: string; json: string; graphql: string };
-  defaultQuery: string;
-  defaultHeaders: string;
-  /** Whether the gateway answers introspection: when not, no schema is asked for. */
-  introspection: boolean;
-  /** Whether every request needs a token: the schema is then asked for once one has been taken. */
-  tokenRequired: boolean;
-}
+import type { IdeConfig } from '../config.ts';
 
 const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? '{}') as IdeConfig;
 
