@@ -3,7 +3,7 @@ import { createServer, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import type { Locator, Page, Request, Worker } from 'playwright-core';
+import type { Locator, Page, Request, Response, Worker } from 'playwright-core';
 import { projectRoot } from '../../src/project-root.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
@@ -18,16 +18,25 @@ let stack: Stack;
 
 /**
  * Replaces the headers editor's placeholder with `token`, as a person pasting it would, and runs the example
- * query until its answer shows; or `query`, typed in its place, until `answer` shows.
+ * query; or `query`, typed in its place, which names its operation `operation`. Returns the gateway's answer
+ * once it came and `answer` shows in the result pane: waiting for this run's answer first, so that the same
+ * text left there by an earlier run is not taken for it.
  */
-async function runWithToken(page: Page, token: string, { query, answer = 'ada@example.com' }: { query?: string; answer?: string } = {}): Promise<void> {
+async function runWithToken(
+  page: Page,
+  token: string,
+  { query, operation = 'AccountsWithSources', answer = 'ada@example.com' }: { query?: string; operation?: string; answer?: string } = {},
+): Promise<Response> {
   if (query !== undefined) await replaceText(page, page.locator('.graphiql-query-editor'), query);
   const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
   // The editor holds the page's placeholder, or the token of an earlier run.
   await headers.getByText(/Bearer/).first().waitFor();
   await replaceText(page, headers, JSON.stringify({ Authorization: `Bearer ${token}` }));
+  const answered = page.waitForResponse((response) => operationName(response.request()) === operation);
   await page.locator('.graphiql-execute-button').click();
+  const response = await answered;
   await page.locator('.graphiql-response').getByText(answer).first().waitFor();
+  return response;
 }
 
 /** The name of the operation a request of the page sends (none for a GET, or a body without one). */
@@ -192,7 +201,7 @@ browserTest('with auth on, the token typed into the headers editor is sent but n
  * docs must load without anyone pressing Shift-Ctrl-R; and the schema not asked for before, as the page opened
  * without a token: its refusal, a 401, filled the result pane.
  */
-async function docsLoadAfter(page: Page, name: string, run: (token: string) => Promise<void>): Promise<void> {
+async function docsLoadAfter(page: Page, name: string, run: (token: string) => Promise<unknown>): Promise<void> {
   const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET }, introspection: true } });
   try {
     const token = await hsToken({ scope: 'contextio:admin' });
@@ -221,7 +230,7 @@ browserTest('with auth and introspection on, the schema is asked for once an ope
 browserTest('with auth and introspection on, the docs load after an operation of a person’s named IntrospectionQuery too', async (_context, page) => {
   // graphql-js's introspection query has this name, and people run it. Taken for the IDE's own schema
   // request, its answer said the schema needed no token, and the docs were never asked for again.
-  await docsLoadAfter(page, 'IntrospectionQuery', (token) => runWithToken(page, token, { query: 'query IntrospectionQuery { __schema { queryType { name } } }', answer: '"queryType"' }));
+  await docsLoadAfter(page, 'IntrospectionQuery', (token) => runWithToken(page, token, { query: 'query IntrospectionQuery { __schema { queryType { name } } }', operation: 'IntrospectionQuery', answer: '"queryType"' }));
 });
 
 browserTest('with auth and introspection on, a schema request refused for want of a token is asked again after an operation with other headers only; one failing otherwise is not', async (_context, page) => {
@@ -253,9 +262,8 @@ browserTest('with auth and introspection on, a schema request refused for want o
     // after, and GraphiQL puts that refusal in the same pane (on a busy machine both land in one render). So
     // the answer is read from the network, the refusal from the pane.
     const runRefusedSchema = async (withToken: string, refusal: string) => {
-      const answered = page.waitForResponse((response) => operationName(response.request()) === 'AccountsWithSources');
-      await runWithToken(page, withToken, { answer: refusal });
-      assert.match(await (await answered).text(), /ada@example\.com/);
+      const answered = await runWithToken(page, withToken, { answer: refusal });
+      assert.match(await answered.text(), /ada@example\.com/);
     };
 
     await page.goto(authed.gateway.url);
