@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { runScript, type RunningScript } from '../helpers/script.ts';
+
+/**
+ * The gateway as deployed against `https://api.context.io/2.0`: `npm start`'s main with an https:// CONTEXTIO_API_URL,
+ * trusting the tests' certificate authority by NODE_EXTRA_CA_CERTS (read at process start, hence a process of
+ * its own), in front of the emulator through a TLS front of the test's own. Certificates: test/fixtures/tls/.
+ */
+
+const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
+
+/** What the TLS front presents on a new connection: a certificate of the fixtures, or no TLS at all. */
+type Presented = 'localhost.pem' | 'self-signed.pem' | 'expired.pem' | 'other-host.pem' | 'plain http';
+
+interface TlsFront {
+  /** `https://127.0.0.1:<port>/2.0`. */
+  url: string;
+  /** What new connections meet from now on; the open ones are closed. */
+  present(what: Presented): void;
+  /** TCP connections accepted, TLS sessions established, requests forwarded to the emulator. */
+  readonly counts: { connections: number; sessions: number; requests: number };
+  close(): Promise<void>;
+}
+
+/**
+ * One port whose connections are handed to an https server of the presented certificate (or to a plain HTTP
+ * server), which forwards each request to the emulator as a TLS-terminating proxy does: Host kept and
+ * `X-Forwarded-Proto: https`, so that the emulator checks signatures of the https:// URL the gateway called.
+ */
+async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
+  const counts = { connections: 0, sessions: 0, requests: 0 };
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    counts.requests++;
+    const headers = { ...req.headers, 'x-forwarded-proto': 'https' };
+    const onward = httpRequest(`${emulator.origin}${req.url}`, { method: req.method, headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    onward.on('error', () => res.destroy());
+    req.pipe(onward);
+  };
+  const key = readFileSync(fixture('key.pem'));
+  const servers = new Map<Presented, { emit(event: 'connection', socket: Socket): boolean }>();
+  for (const name of ['localhost.pem', 'self-signed.pem', 'expired.pem', 'other-host.pem'] as const) {
+    const server = createHttpsServer({ key, cert: readFileSync(fixture(name)) }, forward);
+    server.on('secureConnection', () => counts.sessions++);
+    servers.set(name, server);
+  }
+  // An http:// server where https:// is expected: it answers the TLS greeting 400 and closes.
+  servers.set('plain http', createHttpServer(forward));
+  let presented: Presented = 'localhost.pem';
+  const sockets = new Set<Socket>();
+  const front = createNetServer((socket) => {
+    counts.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    servers.get(presented)!.emit('connection', socket);
+  });
+  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const closeOpenConnections = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    url: `https://127.0.0.1:${(front.address() as AddressInfo).port}/2.0`,
+    present(what) {
+      presented = what;
+      closeOpenConnections();
+    },
+    counts,
+    async close() {
+      closeOpenConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    },
+  };
+}
+
+interface GraphQLAnswer {
+  data?: Record<string, unknown> | null;
+  errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
+}
+
+async function query(url: string, q: string, variables?: Record<string, unknown>): Promise<GraphQLAnswer> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q, variables }) });
+  return (await response.json()) as GraphQLAnswer;
+}
+
+const IN_MAIN = { timeoutMs: 30_000 };
+const LIST = '{ accounts(first: 1) { nodes { id } } }';
+
+describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA_CERTS)', () => {
+  let emulator: Emulator;
+  let front: TlsFront;
+  let gateway: RunningScript;
+  let url: string;
+
+  before(async () => {
+    emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    front = await startTlsFront(emulator);
+    gateway = runScript('src/main.ts', {
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      CONTEXTIO_API_URL: front.url,
+      CONTEXTIO_CONSUMER_KEY: 'remote-key',
+      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      NODE_EXTRA_CA_CERTS: fixture('ca.pem'),
+    });
+    url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+    // Its check of the upstream at start: answered, over TLS.
+    await eventually(() => emulator.requests.length > 0, IN_MAIN);
+    assert.deepEqual(emulator.requests.map((r) => [r.method, r.path, r.status]), [['GET', '/accounts', 200]]);
+  });
+
+  after(async () => {
+    gateway?.child.kill('SIGTERM');
+    if (gateway) assert.equal((await gateway.exited)[0], 0, gateway.lines.join('\n'));
+    await front?.close();
+    await emulator?.close();
+  });
+
+  it('serves queries and a mutation over TLS, signed for the https:// URL with its port, one request a call, over kept-alive connections', async () => {
+    emulator.clearRequests();
+    const before = { ...front.counts };
+    const { id } = emulator.store.createAccount({ email: 'tls@example.com' });
+    const read = await query(url, 'query ($id: ID!) { account(id: $id) { id emailAddresses } }', { id });
+    assert.deepEqual(read, { data: { account: { id, emailAddresses: ['tls@example.com'] } } });
+    // A POST signs its form too: the emulator refuses (401) a signature of any other base string than the
+    // https://127.0.0.1:<port>/2.0/accounts the gateway called.
+    const created = await query(url, 'mutation { createAccount(input: { email: "made@example.com" }) { account { emailAddresses } } }');
+    assert.deepEqual(created, { data: { createAccount: { account: { emailAddresses: ['made@example.com'] } } } });
+    for (let i = 0; i < 10; i++) assert.equal((await query(url, LIST)).errors, undefined);
+
+    // The same requests as over http: one a call, none retried or repeated.
+    const calls = emulator.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+    assert.deepEqual(calls.slice(0, 2), [`GET /accounts/${id} 200`, 'POST /accounts 201']);
+    assert.equal(calls.length, 2 + 1 + 10, calls.join('\n')); // the create reads its account back
+    const requests = front.counts.requests - before.requests;
+    const sessions = front.counts.sessions - before.sessions;
+    assert.equal(requests, calls.length);
+    // Every connection made a TLS session, and sessions are kept alive: the calls came one after another, and
+    // a pool of connections reused needs few (undici opens a second one for a call sent while the first
+    // connection is still ending its previous answer); a handshake a request would be one each.
+    assert.equal(front.counts.connections - before.connections, sessions);
+    assert.ok(sessions <= 2, `${sessions} TLS sessions for ${requests} requests`);
+  });
+
+});
