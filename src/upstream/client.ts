@@ -18,6 +18,7 @@ import {
   isBrokenHttp,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
+  tlsFailureOf,
   tookNoEffect,
   unreadableAnswerOf,
 } from './failures.ts';
@@ -649,6 +650,13 @@ export class UpstreamClient {
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors) while ${call.action}${landed}`, info);
     }
+    // A TLS handshake happens before a request goes out; one failing is not an upstream down but the same on
+    // every attempt until the deployment changes (see `#tlsFailure`).
+    const tls = sent ? undefined : tlsFailureOf(code);
+    if (tls !== undefined) {
+      verdicts.noVerdict(permit);
+      throw this.#tlsFailure(run, tls, code!, error);
+    }
     const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
     verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
     // Only a request that went out may have been carried out (a refused connection or TLS handshake never
@@ -675,6 +683,28 @@ export class UpstreamClient {
       verdicts.settle();
     }
     throw unreachable();
+  }
+
+  /**
+   * A call whose connection failed at TLS: its certificate refused (expired, for another host name, or signed by
+   * an authority this machine does not trust), or a handshake that failed otherwise (an http:// server at the
+   * https:// address). Every call meets it until the deployment changes, as a refused key pair: not retried (it
+   * would fail the same), not counted by the breaker (an open circuit would tell callers and operators that
+   * the upstream is failing, hiding what is), and logged at `error` once a minute for each code, with Node's
+   * reason (what the certificate lacks; never a secret).
+   */
+  #tlsFailure<T>(run: CallRun<T>, failure: 'certificate' | 'handshake', code: string, error: unknown): Error {
+    const { call, info } = run;
+    // OpenSSL's own errors carry their reason apart ("wrong version number"), the message adding its internals.
+    const openSslReason = (error as { reason?: unknown }).reason;
+    const reason = failure === 'handshake' && typeof openSslReason === 'string' ? openSslReason : error instanceof Error ? shortened(error.message, 200) : undefined;
+    const fault =
+      failure === 'certificate'
+        ? `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`
+        : `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`;
+    this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason });
+    const what = failure === 'certificate' ? 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection' : 'The TLS handshake with the upstream failed';
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
   }
 
   /**

@@ -26,6 +26,54 @@ export const CONNECTION_ERROR_CODES = new Set([
 ]);
 
 /**
+ * Node's codes for an upstream TLS certificate the client refused: OpenSSL's verification results (an authority
+ * not trusted, a certificate expired or not yet valid, revoked, for another purpose) and Node's own host name
+ * check. The same on every attempt until the certificate or the trusted authorities change: a configuration
+ * fault of the deployment (or the upstream's), not a failing upstream.
+ */
+const CERTIFICATE_REFUSED_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * How a connection that failed before its request went out failed at TLS: its certificate refused, or a
+ * handshake that failed otherwise (OpenSSL's `ERR_SSL_*`: a server that speaks no TLS at an https:// address,
+ * no protocol version or cipher in common). `undefined` for anything else.
+ */
+export function tlsFailureOf(code: string | undefined): 'certificate' | 'handshake' | undefined {
+  if (code === undefined) return undefined;
+  if (CERTIFICATE_REFUSED_CODES.has(code)) return 'certificate';
+  return code.startsWith('ERR_SSL_') ? 'handshake' : undefined;
+}
+
+/**
  * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
  * take the failure for a refusal. Nothing for a GET.
  */

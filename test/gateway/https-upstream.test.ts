@@ -92,6 +92,11 @@ async function query(url: string, q: string, variables?: Record<string, unknown>
   return (await response.json()) as GraphQLAnswer;
 }
 
+/** The log lines (JSON objects, one a line) among everything a process printed. */
+function logEntries(lines: string[]): Array<Record<string, unknown>> {
+  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 const IN_MAIN = { timeoutMs: 30_000 };
 const LIST = '{ accounts(first: 1) { nodes { id } } }';
 
@@ -151,4 +156,44 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
     assert.ok(sessions <= 2, `${sessions} TLS sessions for ${requests} requests`);
   });
 
+  for (const [presented, code, said] of [
+    ['self-signed.pem', /^DEPTH_ZERO_SELF_SIGNED_CERT$/, /^The upstream’s TLS certificate could not be verified/],
+    ['expired.pem', /^CERT_HAS_EXPIRED$/, /^The upstream’s TLS certificate could not be verified/],
+    ['other-host.pem', /^ERR_TLS_CERT_ALTNAME_INVALID$/, /^The upstream’s TLS certificate could not be verified/],
+    // OpenSSL's code for the HTTP answer it read as TLS ("wrong version number" on OpenSSL 3).
+    ['plain http', /^ERR_SSL_/, /^The TLS handshake with the upstream failed/],
+  ] as const) {
+    it(`answers UPSTREAM_ERROR for ${presented === 'plain http' ? 'an http:// server at the https:// address' : `a certificate the gateway refuses (${presented})`}: not retried, said at error with its code`, async () => {
+      front.present(presented);
+      emulator.clearRequests();
+      const linesBefore = gateway.lines.length;
+      const connectionsBefore = front.counts.connections;
+      // (That the breaker does not count it is test/unit/client.test.ts's: here the successes just before would
+      // keep it from counting any failure for a second.)
+      for (let i = 0; i < 3; i++) {
+        const answer = await query(url, LIST);
+        assert.deepEqual(answer.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
+        assert.match(answer.errors![0]!.message, said);
+        assert.match(answer.errors![0]!.message, / while listing accounts$/);
+      }
+      // A refusal is the same on every attempt: one connection a call, where a retried GET makes three.
+      assert.equal(front.counts.connections - connectionsBefore, 3);
+      assert.equal(emulator.requests.length, 0);
+      // Lines are held until the turn ends: once the third operation's own line is in, so are its calls' lines.
+      const failedOperations = () => logEntries(gateway.lines.slice(linesBefore)).filter((e) => e['message'] === 'operation' && String(e['errors']) === 'UPSTREAM_ERROR');
+      await eventually(() => failedOperations().length === 3, IN_MAIN);
+      const entries = logEntries(gateway.lines.slice(linesBefore));
+      // A configuration fault every call meets, as a refused key pair: one line at error, naming the code.
+      const faults = entries.filter((e) => e['level'] === 'error' && String(e['message']).includes('TLS'));
+      assert.equal(faults.length, 1, gateway.lines.slice(linesBefore).join('\n'));
+      assert.match(String(faults[0]!['code']), code);
+      assert.ok(String(faults[0]!['message']).includes(`(${String(faults[0]!['code'])})`));
+      assert.ok(gateway.lines.every((line) => !line.includes('remote-secret')));
+    });
+  }
+
+  it('serves again once the certificate is right', async () => {
+    front.present('localhost.pem');
+    assert.equal((await query(url, LIST)).errors, undefined);
+  });
 });

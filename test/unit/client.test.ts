@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
@@ -1118,11 +1121,38 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     await withLocalUpstream(server, { scheme: 'https', timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
       for (const write of [() => client.createAccount({ email: 'a@example.com' }), () => client.deleteConnectToken(null, 't')]) {
         await assert.rejects(write(), (e: Error) => {
-          assert.match(e.message, /^The upstream could not be reached while (creating an account|deleting connect token "t")$/);
+          assert.match(e.message, /^The TLS handshake with the upstream failed while (creating an account|deleting connect token "t")$/);
           return true;
         });
       }
     });
+  });
+
+  it('takes an upstream TLS certificate it cannot verify for a configuration fault: said so, not retried, not counted by the breaker, logged once at error with its code', async () => {
+    // Self-signed, so trusted by no process: its refusal needs no authority of the tests' (the others are
+    // test/gateway/https-upstream.test.ts's, whose gateway trusts one).
+    const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
+    const server = createHttpsServer({ key: tls('key.pem'), cert: tls('self-signed.pem') }, (req, res) => res.end(accountAt(req.url)));
+    let connections = 0;
+    server.on('connection', () => connections++);
+    const lines: string[] = [];
+    const logger = createLogger('warn', (line) => lines.push(line));
+    // Never answered, the upstream would open the circuit at its first counted failure.
+    await withLocalUpstream(server, { scheme: 'https', timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1, logger }, async (client) => {
+      for (const call of [() => client.getAccount('a'), () => client.getAccount('b'), () => client.deleteAccount('c')]) {
+        await assert.rejects(call(), (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+          assert.match(e.message, /^The upstream’s TLS certificate could not be verified, so the gateway refused the connection while (reading|deleting) account "[abc]"$/);
+          return true;
+        });
+      }
+      // The same on every attempt: one connection a call, where a retried GET or DELETE makes three.
+      assert.equal(connections, 3);
+      assert.equal(client.breakerState, 'closed');
+    });
+    const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(entries.map((e) => [e['level'], e['code'], e['reason']]), [['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate']]);
+    assert.match(String(entries[0]!['message']), /^the upstream’s TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\): .*NODE_EXTRA_CA_CERTS/);
   });
 
   it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async (t) => {
