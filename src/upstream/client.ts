@@ -10,6 +10,7 @@ import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts'
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import { ACCEPTED_CODINGS, decodingStages, UnknownCoding, type DecodingStage } from './content-coding.ts';
 import { FailureLog } from './failure-log.ts';
 import { RateLimitPause } from './rate-limit-pause.ts';
 import {
@@ -237,9 +238,58 @@ class AnswerCutShort extends Error {
   }
 }
 
-class ResponseTooLarge extends Error {
-  constructor(readonly status: number) {
-    super(`The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
+/**
+ * An answer the client could not read whole: too large, or in a content coding it cannot undo. A fault of
+ * that answer, the same on every attempt: not retried, and said as a body not the JSON expected is.
+ */
+class UnreadableAnswer extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+
+  /** What the call's error says, before whether a write may have taken effect. */
+  said(action: string): string {
+    return `The upstream answered with an unexpected body while ${action}: ${this.message}`;
+  }
+}
+
+/** Too large as it arrived, or once decoded: a small compressed answer may inflate to any size. */
+class ResponseTooLarge extends UnreadableAnswer {
+  constructor(status: number) {
+    super(status, `The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
+  }
+}
+
+/** In a content coding the client has no decoder for, though it named those it reads in `Accept-Encoding`. */
+class UnreadableCoding extends UnreadableAnswer {
+  constructor(
+    status: number,
+    readonly coding: string,
+  ) {
+    super(status, `content coding ${coding} not supported`);
+  }
+
+  override said(action: string): string {
+    return `The upstream answered in a content coding the gateway cannot read (${this.coding}) while ${action}`;
+  }
+}
+
+/** In a content coding the client reads, but whose bytes do not decode (corrupt, or cut short). */
+class UndecodableAnswer extends UnreadableAnswer {
+  constructor(
+    status: number,
+    readonly coding: string,
+    cause: Error,
+  ) {
+    super(status, `its ${coding} body could not be decoded (${shortened(cause.message, 200)})`, { cause });
+  }
+
+  override said(action: string): string {
+    return `The upstream's ${this.coding} answer could not be decoded while ${action}`;
   }
 }
 
@@ -557,6 +607,7 @@ export class UpstreamClient {
     const headers: Record<string, string> = {
       authorization: this.#authorization(method, path, [...query, ...form]),
       accept: 'application/json',
+      'accept-encoding': ACCEPTED_CODINGS,
       // Who calls (undici sends no User-Agent of its own), and for which operation: the id the gateway's log
       // lines carry, so that an upstream's logs and the gateway's can be put side by side.
       'user-agent': 'contextio-graphql',
@@ -618,14 +669,14 @@ export class UpstreamClient {
     const { call, cancellation, info, verdicts } = run;
     const { permit, sent } = exchange;
     if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
-    if (error instanceof ResponseTooLarge) {
+    if (error instanceof UnreadableAnswer) {
       // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
       // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
       // body, which is a line of JSON).
       if (error.status === 502 || error.status === 503 || error.status === 504) verdicts.failed(permit, { ...forLog(info, call.signal), status: error.status });
       else verdicts.noVerdict(permit);
       info.status = error.status;
-      throw this.#unexpectedBody(call, info, error.message, run.mayHaveLanded || answerMayFollowTheChange(error.status));
+      throw this.#unexpectedBody(call, info, error.message, run.mayHaveLanded || answerMayFollowTheChange(error.status), error.said(call.action));
     }
     const code = (error as { code?: string }).code;
     if (isBrokenHttp(error, code)) {
@@ -817,10 +868,13 @@ export class UpstreamClient {
       }
       let settled = false;
       let abortRequest: ((reason: Error) => void) | undefined;
+      // The decoders of a compressed answer, its bytes written to the first, the last's output collected.
+      let decoding: DecodingStage[] = [];
       const settle = (error: Error | undefined, response?: UpstreamResponse) => {
         if (settled) return;
         settled = true;
         cancellation.onCancel = undefined;
+        for (const { stream } of decoding) stream.destroy();
         if (error) reject(error);
         else resolve(response!);
       };
@@ -830,6 +884,8 @@ export class UpstreamClient {
         settle(error);
       };
       let body: ByteCollector | undefined;
+      /** The bytes received, counted apart from the decoded ones `body` holds: both must stay under the cap. */
+      let received = 0;
       let status = 0;
       let retryAfter: string | string[] | undefined;
       let location: string | string[] | undefined;
@@ -859,16 +915,48 @@ export class UpstreamClient {
             if (statusCode < 400) location = headers['location'];
             // Refused before reading when it says it is too large; else counted as it arrives (below).
             const declared = Number(headers['content-length']);
-            if (declared > MAX_RESPONSE_BYTES) controller.abort(new ResponseTooLarge(status));
-            else body = new ByteCollector(MAX_RESPONSE_BYTES, declared);
+            if (declared > MAX_RESPONSE_BYTES) return controller.abort(new ResponseTooLarge(status));
+            try {
+              decoding = decodingStages(headers['content-encoding']);
+            } catch (error) {
+              if (!(error instanceof UnknownCoding)) throw error;
+              return controller.abort(new UnreadableCoding(status, error.coding));
+            }
+            // Its declared size is the encoded one when it is compressed: no guide to the decoded size.
+            const collected = new ByteCollector(MAX_RESPONSE_BYTES, decoding.length === 0 ? declared : undefined);
+            body = collected;
+            const last = decoding.at(-1);
+            if (last === undefined) return;
+            // Stopped once the decoded bytes pass the cap: a small "bomb" (40 MiB of zeros gzipped is 40 KB) is
+            // never inflated further. Settled at once, as its connection may have delivered all its bytes.
+            const refuse = (error: Error) => {
+              controller.abort(error);
+              settle(error);
+            };
+            last.stream.on('data', (decoded: Buffer) => {
+              if (!collected.add(decoded)) refuse(new ResponseTooLarge(status));
+            });
+            last.stream.once('end', () => settle(undefined, answer()));
+            for (const { coding, stream } of decoding) stream.once('error', (error) => refuse(new UndecodableAnswer(status, coding, error)));
           },
           onResponseData: (controller, chunk) => {
+            received += chunk.length;
             // Given up on at once: the connection is closed, the rest never read.
-            if (body !== undefined && !body.add(chunk)) controller.abort(new ResponseTooLarge(status));
+            if (received > MAX_RESPONSE_BYTES || (decoding.length === 0 && body !== undefined && !body.add(chunk))) return controller.abort(new ResponseTooLarge(status));
+            const first = decoding[0]?.stream;
+            // Read no faster than it decodes: the bytes waiting for the decoder stay a few chunks.
+            if (first !== undefined && !first.write(chunk)) {
+              controller.pause();
+              first.once('drain', () => controller.resume());
+            }
           },
           onResponseEnd: () => {
             this.#lastAnswerEndAt = performance.now();
-            settle(undefined, answer());
+            // A compressed answer is settled once its last bytes are decoded (the last stage's 'end', above). An
+            // empty body stays empty whatever its header says (a proxy's error page kept it): no decoder reads none.
+            const first = decoding[0]?.stream;
+            if (first === undefined || received === 0) settle(undefined, answer());
+            else first.end();
           },
           onResponseError: (_controller, error) => {
             // An error answer whose connection broke during its body was still answered: its status and headers
@@ -957,13 +1045,14 @@ export class UpstreamClient {
   }
 
   /**
-   * An answer the client cannot use (not the JSON expected, or too large): logged as the upstream's fault, at
-   * error, once a second at most for each status and reason (an upstream answering them all so comes by the call).
-   * `mayHaveLanded`: the write it answered may have been carried out, which the message then says.
+   * An answer the client cannot use (not the JSON expected, too large, or in a coding it cannot read): logged as
+   * the upstream's fault, at error, once a second at most for each status and reason (an upstream answering them
+   * all so comes by the call). `mayHaveLanded`: the write it answered may have been carried out, which the
+   * message then says. `said`: the message before that, when not the usual one.
    */
-  #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string, mayHaveLanded: boolean) {
+  #unexpectedBody<T>(call: Call<T>, info: UpstreamErrorInfo, reason: string, mayHaveLanded: boolean, said = `The upstream answered with an unexpected body while ${call.action}: ${reason}`) {
     this.#failures.callFailure('upstream answered with an unexpected body', `HTTP ${info.status}: ${reason}`, { ...forLog(info, call.signal), status: info.status, reason }, 'error');
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered with an unexpected body while ${call.action}: ${reason}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `${said}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 
   #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs, location }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {

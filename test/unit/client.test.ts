@@ -6,6 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
@@ -829,6 +830,107 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
       await assert.rejects(client.getAccount('big'), /larger than 32 MiB/);
       assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
+    });
+  });
+
+  describe('compressed answers', () => {
+    const account = { id: 'a', created: 1, email_addresses: [], sources: [] };
+    /** A server answering every request with `status`, this body and `content-encoding`, counting requests and what they accepted. */
+    const compressingServer = (status: number, contentEncoding: string, body: Buffer) => {
+      const seen = { requests: 0, acceptEncoding: [] as (string | undefined)[] };
+      const server = createHttpServer((req, res) => {
+        seen.requests++;
+        seen.acceptEncoding.push(req.headers['accept-encoding']);
+        res.writeHead(status, { 'content-type': 'application/json', 'content-encoding': contentEncoding, 'content-length': body.length });
+        res.end(body);
+      });
+      return { server, seen };
+    };
+    const json = (value: unknown) => Buffer.from(JSON.stringify(value));
+    const upstreamError = (message: RegExp, status: number) => (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+      assert.match(e.message, message);
+      assert.equal((e.extensions?.['upstream'] as { status: unknown }).status, status);
+      return true;
+    };
+
+    it('asks for gzip, deflate or br, and reads an answer in each, in a list of them, or in none', async () => {
+      const codings: [string, Buffer][] = [
+        ['gzip', gzipSync(json(account))],
+        ['X-GZIP', gzipSync(json(account))],
+        ['deflate', deflateSync(json(account))],
+        ['br', brotliCompressSync(json(account))],
+        // Applied in the order listed: gzip first, then br, so undone br first.
+        ['gzip, br', brotliCompressSync(gzipSync(json(account)))],
+        ['identity', json(account)],
+      ];
+      for (const [coding, body] of codings) {
+        const { server, seen } = compressingServer(200, coding, body);
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+          assert.equal((await client.getAccount('a')).id, 'a', coding);
+          assert.deepEqual(seen.acceptEncoding, ['gzip, deflate, br']);
+        });
+      }
+    });
+
+    it('reads a compressed error answer: its API error code still says what failed', async () => {
+      // The signature error (code 105) under a 400: read as the credentials refused, which only its body says.
+      const { server, seen } = compressingServer(400, 'gzip', gzipSync(json({ type: 'error', value: 'Invalid signature', code: 105 })));
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+        await assert.rejects(client.getAccount('a'), /refused the gateway’s credentials/);
+        assert.equal(seen.requests, 1);
+      });
+      // An empty body under a coding's header (a proxy's bare error kept it): read as empty, its status saying what failed.
+      const empty = compressingServer(404, 'gzip', Buffer.alloc(0));
+      await withLocalUpstream(empty.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+        await assert.rejects(client.getAccount('a'), /^Not found: account "a"$/);
+        assert.equal(empty.seen.requests, 1);
+      });
+    });
+
+    it('fails an answer in a coding it cannot read, naming the coding, without retrying', async () => {
+      for (const coding of ['zstd', 'compress', 'gzip, zstd']) {
+        const { server, seen } = compressingServer(200, coding, Buffer.from('whatever'));
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
+          await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered in a content coding the gateway cannot read \((zstd|compress)\) while reading account "a"$/, 200));
+          assert.equal(seen.requests, 1);
+          // A POST: the write was carried out, whatever its answer.
+          await assert.rejects(client.createAccount({ email: 'a@example.com' }), upstreamError(/cannot read \((zstd|compress)\) while creating an account: the request may have taken effect$/, 200));
+          assert.equal(seen.requests, 2);
+          // A fault of this answer, not the upstream down.
+          assert.equal(client.breakerState, 'closed');
+        });
+      }
+    });
+
+    it('fails an answer that does not decode, naming its coding, without retrying', async () => {
+      const gzipped = gzipSync(json(account));
+      const answers: [string, Buffer][] = [
+        ['gzip', Buffer.from('not gzip at all')],
+        // Cut short: its last bytes (the checksum and size) missing.
+        ['gzip', gzipped.subarray(0, gzipped.length - 4)],
+        ['br', Buffer.from('not brotli either')],
+        ['deflate', gzipped],
+      ];
+      for (const [coding, body] of answers) {
+        const { server, seen } = compressingServer(200, coding, body);
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
+          await assert.rejects(client.getAccount('a'), upstreamError(new RegExp(`^The upstream's ${coding} answer could not be decoded while reading account "a"$`), 200));
+          assert.equal(seen.requests, 1);
+          assert.equal(client.breakerState, 'closed');
+        });
+      }
+    });
+
+    it('stops inflating an answer at 32 MiB: a small gzip "bomb" is not decoded into memory', async () => {
+      // 40 MiB of spaces, ~40 KB gzipped.
+      const bomb = gzipSync(Buffer.alloc(40 * 1024 * 1024, 0x20));
+      assert.ok(bomb.length < 100 * 1024);
+      const { server, seen } = compressingServer(200, 'gzip', bomb);
+      await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+        await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered with an unexpected body while reading account "a": The upstream's answer is larger than 32 MiB$/, 200));
+        assert.equal(seen.requests, 1);
+      });
     });
   });
 

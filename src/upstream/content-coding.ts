@@ -1,0 +1,50 @@
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { Transform } from 'node:stream';
+
+/**
+ * What the client asks the upstream for (RFC 9110 §12.5.3): a request without it accepts any coding, so a
+ * CDN in front of the API could compress in one the client cannot read; named, a list page of JSON (tens of
+ * KB) comes about ten times smaller.
+ */
+export const ACCEPTED_CODINGS = 'gzip, deflate, br';
+
+/** Decoded output handed on at once: a list page in a few pieces rather than many of zlib's default 16 KiB. */
+const DECODED_CHUNK_BYTES = 64 * 1024;
+
+const decoders: Record<string, (() => Transform) | undefined> = {
+  gzip: () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
+  'x-gzip': () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
+  deflate: () => createInflate({ chunkSize: DECODED_CHUNK_BYTES }),
+  br: () => createBrotliDecompress({ chunkSize: DECODED_CHUNK_BYTES }),
+};
+
+/** One stage of an answer's decoding: the coding it undoes, named in the error when it fails. */
+export interface DecodingStage {
+  coding: string;
+  stream: Transform;
+}
+
+/** A Content-Encoding naming a coding the client has no decoder for (`zstd`, `compress` …). */
+export class UnknownCoding extends Error {
+  constructor(readonly coding: string) {
+    super(`unknown content coding ${coding}`);
+  }
+}
+
+/**
+ * The stages that decode an answer sent with this `Content-Encoding`, the first to write its bytes to; none for
+ * an answer not encoded (no header, or only `identity`). Codings are listed in the order they were applied, so
+ * undone in reverse. Throws `UnknownCoding` for one the client cannot undo.
+ */
+export function decodingStages(contentEncoding: string | string[] | undefined): DecodingStage[] {
+  const listed = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : (contentEncoding ?? ''))
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  // All checked before any decoder is made: none is left open for an answer refused.
+  const unknown = listed.find((coding) => !Object.hasOwn(decoders, coding));
+  if (unknown !== undefined) throw new UnknownCoding(unknown);
+  const stages = listed.reverse().map((coding) => ({ coding, stream: decoders[coding]!() }));
+  for (let i = 1; i < stages.length; i++) stages[i - 1]!.stream.pipe(stages[i]!.stream);
+  return stages;
+}

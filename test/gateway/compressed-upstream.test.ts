@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { createGzip } from 'node:zlib';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import type { Gateway } from '../../src/server.ts';
+import { postGraphQL, startTestGateway } from '../helpers/stack.ts';
+
+/**
+ * A CDN in front of the API that gzips what it forwards to a client accepting gzip (the emulator itself never
+ * compresses): each answer's `Accept-Encoding` asked for and its body gzipped as it streams through.
+ */
+async function startGzipFront(emulator: Emulator) {
+  const acceptEncoding: (string | undefined)[] = [];
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    acceptEncoding.push(req.headers['accept-encoding']);
+    const onward = httpRequest(`${emulator.origin}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      const { 'content-length': _length, ...headers } = answer.headers;
+      res.writeHead(answer.statusCode!, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' });
+      answer.pipe(createGzip()).pipe(res);
+    });
+    onward.on('error', () => res.destroy());
+    req.pipe(onward);
+  };
+  const server = createServer(forward);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/2.0`,
+    acceptEncoding,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+describe('a gateway behind a compressing front of the upstream', () => {
+  let emulator: Emulator;
+  let front: Awaited<ReturnType<typeof startGzipFront>>;
+  let gateway: Gateway;
+
+  before(async () => {
+    emulator = await startEmulator({ port: 0, seed: 'none' });
+    front = await startGzipFront(emulator);
+    gateway = await startTestGateway({ baseUrl: front.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret });
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await front?.close();
+    await emulator?.close();
+  });
+
+  it('asks for compressed answers and reads them gzipped, one request a call', async () => {
+    const account = emulator.store.createAccount({ email: 'jane@example.com' });
+    emulator.clearRequests();
+    const body = await postGraphQL<{ data?: unknown; errors?: unknown }>(gateway.url, '{ accounts(first: 10) { nodes { id emailAddresses } } }');
+    assert.deepEqual(body, { data: { accounts: { nodes: [{ id: account.id, emailAddresses: ['jane@example.com'] }] } } });
+    assert.deepEqual(emulator.requests.map((r) => [r.method, r.path, r.status]), [['GET', '/accounts', 200]]);
+    assert.ok(front.acceptEncoding.length > 0 && front.acceptEncoding.every((value) => value === 'gzip, deflate, br'), String(front.acceptEncoding));
+  });
+});
