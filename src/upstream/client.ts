@@ -869,7 +869,7 @@ export class UpstreamClient {
       let settled = false;
       let abortRequest: ((reason: Error) => void) | undefined;
       // The decoders of a compressed answer, its bytes written to the first, the last's output collected.
-      let decoding: DecodingStage[] = [];
+      let decoding: readonly DecodingStage[] = [];
       const settle = (error: Error | undefined, response?: UpstreamResponse) => {
         if (settled) return;
         settled = true;

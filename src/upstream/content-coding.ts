@@ -24,6 +24,9 @@ export interface DecodingStage {
   stream: Transform;
 }
 
+/** The stages of an answer not encoded: none, one list for all. */
+const NOT_ENCODED: readonly DecodingStage[] = [];
+
 /** A Content-Encoding naming a coding the client has no decoder for (`zstd`, `compress` …). */
 export class UnknownCoding extends Error {
   constructor(readonly coding: string) {
@@ -36,7 +39,9 @@ export class UnknownCoding extends Error {
  * an answer not encoded (no header, or only `identity`). Codings are listed in the order they were applied, so
  * undone in reverse. Throws `UnknownCoding` for one the client cannot undo.
  */
-export function decodingStages(contentEncoding: string | string[] | undefined): DecodingStage[] {
+export function decodingStages(contentEncoding: string | string[] | undefined): readonly DecodingStage[] {
+  // Most answers: the emulator's, and any upstream's small ones, which servers do not compress.
+  if (contentEncoding === undefined) return NOT_ENCODED;
   const listed = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : (contentEncoding ?? ''))
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
