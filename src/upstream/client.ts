@@ -251,9 +251,12 @@ class UnreadableAnswer extends Error {
     super(message, options);
   }
 
-  /** What the call's error says, before whether a write may have taken effect. */
-  said(action: string): string {
-    return `The upstream answered with an unexpected body while ${action}: ${this.message}`;
+  /**
+   * What the call's error says, before whether a write may have taken effect, when not what any unexpected body
+   * gets (`#unexpectedBody`'s, with this message for its reason).
+   */
+  said(_action: string): string | undefined {
+    return undefined;
   }
 }
 
@@ -884,7 +887,7 @@ export class UpstreamClient {
         settle(error);
       };
       let body: ByteCollector | undefined;
-      /** The bytes received, counted apart from the decoded ones `body` holds: both must stay under the cap. */
+      /** A compressed answer's bytes received, counted apart from the decoded ones `body` holds: both stay under the cap. */
       let received = 0;
       let status = 0;
       let retryAfter: string | string[] | undefined;
@@ -940,12 +943,16 @@ export class UpstreamClient {
             for (const { coding, stream } of decoding) stream.once('error', (error) => refuse(new UndecodableAnswer(status, coding, error)));
           },
           onResponseData: (controller, chunk) => {
-            received += chunk.length;
-            // Given up on at once: the connection is closed, the rest never read.
-            if (received > MAX_RESPONSE_BYTES || (decoding.length === 0 && body !== undefined && !body.add(chunk))) return controller.abort(new ResponseTooLarge(status));
             const first = decoding[0]?.stream;
+            // Given up on at once past the cap: the connection is closed, the rest never read.
+            if (first === undefined) {
+              if (body !== undefined && !body.add(chunk)) controller.abort(new ResponseTooLarge(status));
+              return;
+            }
+            received += chunk.length;
+            if (received > MAX_RESPONSE_BYTES) return controller.abort(new ResponseTooLarge(status));
             // Read no faster than it decodes: the bytes waiting for the decoder stay a few chunks.
-            if (first !== undefined && !first.write(chunk)) {
+            if (!first.write(chunk)) {
               controller.pause();
               first.once('drain', () => controller.resume());
             }
