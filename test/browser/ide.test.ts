@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { Locator, Page, Request, Response, Worker } from 'playwright-core';
 import { projectRoot } from '../../src/project-root.ts';
+import { forward } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
@@ -121,15 +122,9 @@ browserTest('the IDE runs the example query against the gateway and shows the da
 browserTest('the IDE works behind a proxy that mounts the gateway under a prefix (/api/graphql)', async (context, page) => {
   // What a deployment behind an ingress does: /api/graphql… reaches the gateway's /graphql…. The page once named
   // its scripts and its endpoint by absolute paths, which reached the proxy's own /graphql instead.
-  const gateway = new URL(stack.gateway.origin);
   const proxy = createServer((req, res) => {
     if (!req.url?.startsWith('/api/')) return void res.writeHead(404).end();
-    const upstream = httpRequest({ host: gateway.hostname, port: gateway.port, method: req.method, path: req.url.slice('/api'.length), headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    forward(req, res, `${stack.gateway.origin}${req.url.slice('/api'.length)}`);
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   try {

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import type { Gateway } from '../../src/server.ts';
+import { forward } from '../helpers/net.ts';
 import { postGraphQL, startTestGateway } from '../helpers/stack.ts';
 
 /**
@@ -13,17 +14,15 @@ import { postGraphQL, startTestGateway } from '../helpers/stack.ts';
  */
 async function startGzipFront(emulator: Emulator) {
   const acceptEncoding: (string | undefined)[] = [];
-  const forward = (req: IncomingMessage, res: ServerResponse) => {
-    acceptEncoding.push(req.headers['accept-encoding']);
-    const onward = httpRequest(`${emulator.origin}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
-      const { 'content-length': _length, ...headers } = answer.headers;
-      res.writeHead(answer.statusCode!, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' });
-      answer.pipe(createGzip()).pipe(res);
-    });
-    onward.on('error', () => res.destroy());
-    req.pipe(onward);
+  const gzipped = (answer: IncomingMessage, res: ServerResponse) => {
+    const { 'content-length': _length, ...headers } = answer.headers;
+    res.writeHead(answer.statusCode!, { ...headers, 'content-encoding': 'gzip', vary: 'accept-encoding' });
+    answer.pipe(createGzip()).pipe(res);
   };
-  const server = createServer(forward);
+  const server = createServer((req, res) => {
+    acceptEncoding.push(req.headers['accept-encoding']);
+    forward(req, res, `${emulator.origin}${req.url}`, { answer: gzipped });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/2.0`,

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { runScript, type RunningScript } from '../helpers/script.ts';
+import { forward } from '../helpers/net.ts';
+import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
+import { postGraphQL } from '../helpers/stack.ts';
 
 /**
  * The gateway as deployed against `https://api.context.io/2.0`: `npm start`'s main with an https:// CONTEXTIO_API_URL,
@@ -37,25 +39,19 @@ interface TlsFront {
  */
 async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
   const counts = { connections: 0, sessions: 0, requests: 0 };
-  const forward = (req: IncomingMessage, res: ServerResponse) => {
+  const toEmulator = (req: IncomingMessage, res: ServerResponse) => {
     counts.requests++;
-    const headers = { ...req.headers, 'x-forwarded-proto': 'https' };
-    const onward = httpRequest(`${emulator.origin}${req.url}`, { method: req.method, headers }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
-    onward.on('error', () => res.destroy());
-    req.pipe(onward);
+    forward(req, res, `${emulator.origin}${req.url}`, { headers: { ...req.headers, 'x-forwarded-proto': 'https' } });
   };
   const key = readFileSync(fixture('key.pem'));
   const servers = new Map<Presented, { emit(event: 'connection', socket: Socket): boolean }>();
   for (const name of ['localhost.pem', 'self-signed.pem', 'expired.pem', 'other-host.pem'] as const) {
-    const server = createHttpsServer({ key, cert: readFileSync(fixture(name)) }, forward);
+    const server = createHttpsServer({ key, cert: readFileSync(fixture(name)) }, toEmulator);
     server.on('secureConnection', () => counts.sessions++);
     servers.set(name, server);
   }
   // An http:// server where https:// is expected: it answers the TLS greeting 400 and closes.
-  servers.set('plain http', createHttpServer(forward));
+  servers.set('plain http', createHttpServer(toEmulator));
   let presented: Presented = 'localhost.pem';
   const sockets = new Set<Socket>();
   const front = createNetServer((socket) => {
@@ -85,16 +81,6 @@ async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
 interface GraphQLAnswer {
   data?: Record<string, unknown> | null;
   errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
-}
-
-async function query(url: string, q: string, variables?: Record<string, unknown>): Promise<GraphQLAnswer> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: q, variables }) });
-  return (await response.json()) as GraphQLAnswer;
-}
-
-/** The log lines (JSON objects, one a line) among everything a process printed. */
-function logEntries(lines: string[]): Array<Record<string, unknown>> {
-  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 const IN_MAIN = { timeoutMs: 30_000 };
@@ -134,13 +120,13 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
     emulator.clearRequests();
     const before = { ...front.counts };
     const { id } = emulator.store.createAccount({ email: 'tls@example.com' });
-    const read = await query(url, 'query ($id: ID!) { account(id: $id) { id emailAddresses } }', { id });
+    const read = await postGraphQL<GraphQLAnswer>(url, 'query ($id: ID!) { account(id: $id) { id emailAddresses } }', { id });
     assert.deepEqual(read, { data: { account: { id, emailAddresses: ['tls@example.com'] } } });
     // A POST signs its form too: the emulator refuses (401) a signature of any other base string than the
     // https://127.0.0.1:<port>/2.0/accounts the gateway called.
-    const created = await query(url, 'mutation { createAccount(input: { email: "made@example.com" }) { account { emailAddresses } } }');
+    const created = await postGraphQL<GraphQLAnswer>(url, 'mutation { createAccount(input: { email: "made@example.com" }) { account { emailAddresses } } }');
     assert.deepEqual(created, { data: { createAccount: { account: { emailAddresses: ['made@example.com'] } } } });
-    for (let i = 0; i < 10; i++) assert.equal((await query(url, LIST)).errors, undefined);
+    for (let i = 0; i < 10; i++) assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
 
     // The same requests as over http: one a call, none retried or repeated.
     const calls = emulator.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
@@ -171,7 +157,7 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
       // (That the breaker does not count it is test/unit/client.test.ts's: here the successes just before would
       // keep it from counting any failure for a second.)
       for (let i = 0; i < 3; i++) {
-        const answer = await query(url, LIST);
+        const answer = await postGraphQL<GraphQLAnswer>(url, LIST);
         assert.deepEqual(answer.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
         assert.match(answer.errors![0]!.message, said);
         assert.match(answer.errors![0]!.message, / while listing accounts$/);
@@ -194,6 +180,6 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
 
   it('serves again once the certificate is right', async () => {
     front.present('localhost.pem');
-    assert.equal((await query(url, LIST)).errors, undefined);
+    assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
   });
 });

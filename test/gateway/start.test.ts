@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { runScript, type RunningScript } from '../helpers/script.ts';
+import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
 import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
 interface Started {
@@ -34,11 +34,6 @@ function stopper(run: RunningScript): (signal?: NodeJS.Signals) => Promise<numbe
     const [code] = await run.exited;
     return code;
   };
-}
-
-/** The log lines (JSON objects, one a line) among everything a process printed. */
-function logEntries(lines: string[]): Array<Record<string, unknown>> {
-  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** A well-formed account id the emulator does not know: the gateway's call for it gets a 404. */

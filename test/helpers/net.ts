@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 
 /**
@@ -29,4 +30,26 @@ export async function exchange(url: string, bytes: string): Promise<string> {
   } finally {
     socket.destroy();
   }
+}
+
+/** An answer handed back as it came. */
+function passOn(answer: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(answer.statusCode!, answer.headers);
+  answer.pipe(res);
+}
+
+/**
+ * Forwards `req` to `url` as a proxy in front of a server does: its method, `headers` (its own unless given) and
+ * body; the server's answer goes back through `answer` (as it came unless given). A forward that fails drops the
+ * client's connection.
+ */
+export function forward(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: string,
+  { headers = req.headers, answer = passOn }: { headers?: IncomingHttpHeaders; answer?: (answer: IncomingMessage, res: ServerResponse) => void } = {},
+): void {
+  const onward = request(url, { method: req.method, headers }, (served) => answer(served, res));
+  onward.on('error', () => res.destroy());
+  req.pipe(onward);
 }

@@ -64,3 +64,8 @@ export function runScript(script: string, env: Record<string, string>, preload: 
     });
   return { child, lines, exited, waitForLine };
 }
+
+/** The log lines (JSON objects, one a line) among everything a process printed. */
+export function logEntries(lines: string[]): Array<Record<string, unknown>> {
+  return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
