@@ -11,9 +11,12 @@ export const ACCEPTED_CODINGS = 'gzip, deflate, br';
 /** Decoded output handed on at once: a list page in a few pieces rather than many of zlib's default 16 KiB. */
 const DECODED_CHUNK_BYTES = 64 * 1024;
 
+const gunzip = () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES });
+
 const decoders: Record<string, (() => Transform) | undefined> = {
-  gzip: () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
-  'x-gzip': () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES }),
+  gzip: gunzip,
+  // HTTP/1.0's name for gzip, which RFC 9110 asks a recipient to read as gzip.
+  'x-gzip': gunzip,
   deflate: () => createInflate({ chunkSize: DECODED_CHUNK_BYTES }),
   br: () => createBrotliDecompress({ chunkSize: DECODED_CHUNK_BYTES }),
 };
