@@ -21,7 +21,7 @@ import {
   SIGNATURE_REFUSED,
   tlsFailureOf,
   tookNoEffect,
-  unreadableAnswerOf,
+  notHttpAnswerOf,
 } from './failures.ts';
 import { isOutOfFileDescriptors } from '../file-descriptors.ts';
 import {
@@ -239,8 +239,9 @@ class AnswerCutShort extends Error {
 }
 
 /**
- * An answer the client could not read whole: too large, or in a content coding it cannot undo. A fault of
- * that answer, the same on every attempt: not retried, and said as a body not the JSON expected is.
+ * An answer the client could not read whole: too large, or in a content coding it cannot undo. A success's is
+ * a fault of that answer, the same on every attempt: not retried, and said as a body not the JSON expected is;
+ * an error answer's status says what failed without it (`#send`).
  */
 class UnreadableAnswer extends Error {
   constructor(
@@ -304,6 +305,8 @@ interface UpstreamResponse {
   /** A redirect's `Location`: where the upstream says it now is, for the configuration fault that logs it. */
   location: string | undefined;
   text: string;
+  /** Why an error answer's body is not in `text` (too large, or not decoded): for its log line, the status deciding. */
+  unread?: string;
 }
 
 const parseConnectTokens = listOf(parseConnectToken);
@@ -673,13 +676,12 @@ export class UpstreamClient {
     const { permit, sent } = exchange;
     if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
     if (error instanceof UnreadableAnswer) {
-      // It answered: a fault of this answer, the same on every attempt, and a sign of the upstream being
-      // down only when its status says so (a proxy's huge 502 page, say; a 503 this large is no API error
-      // body, which is a line of JSON).
-      if (error.status === 502 || error.status === 503 || error.status === 504) verdicts.failed(permit, { ...forLog(info, call.signal), status: error.status });
-      else verdicts.noVerdict(permit);
+      // A success it answered (an error answer's status decides without its body, in `#send`): a fault of
+      // this answer, the same on every attempt, and no sign of the upstream being down.
+      verdicts.noVerdict(permit);
       info.status = error.status;
-      throw this.#unexpectedBody(call, info, error.message, run.mayHaveLanded || answerMayFollowTheChange(error.status), error.said(call.action));
+      // A success: a write was carried out, whatever its body.
+      throw this.#unexpectedBody(call, info, error.message, true, error.said(call.action));
     }
     const code = (error as { code?: string }).code;
     if (isBrokenHttp(error, code)) {
@@ -878,7 +880,11 @@ export class UpstreamClient {
         settled = true;
         cancellation.onCancel = undefined;
         for (const { stream } of decoding) stream.destroy();
-        if (error) reject(error);
+        // An error answer whose body could not be read (too large, in a coding not read, not decoding) was still
+        // answered: its status and headers say what failed (a 404, a 429 and its Retry-After), as for an error
+        // body that is not JSON. Its body only ever refines that, and is only logged.
+        if (error instanceof UnreadableAnswer && status >= 300) resolve({ ...answer(''), unread: error.message });
+        else if (error) reject(error);
         else resolve(response!);
       };
       cancellation.onCancel = () => {
@@ -892,11 +898,11 @@ export class UpstreamClient {
       let status = 0;
       let retryAfter: string | string[] | undefined;
       let location: string | string[] | undefined;
-      const answer = (): UpstreamResponse => ({
+      const answer = (text = body?.bytes().toString('utf8') ?? ''): UpstreamResponse => ({
         status,
         retryAfterMs: parseRetryAfter(retryAfter),
         location: Array.isArray(location) ? location[0] : location,
-        text: body?.bytes().toString('utf8') ?? '',
+        text,
       });
       this.#pool.dispatch(
         { origin: this.#origin, ...options },
@@ -973,7 +979,7 @@ export class UpstreamClient {
             if (status !== 0 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) {
               if (status >= 300) settle(undefined, answer());
               else settle(new AnswerCutShort(status, error));
-            } else settle((status === 0 ? unreadableAnswerOf(error) : undefined) ?? error);
+            } else settle((status === 0 ? notHttpAnswerOf(error) : undefined) ?? error);
           },
         },
       );
@@ -1062,12 +1068,12 @@ export class UpstreamClient {
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `${said}${mayHaveTakenEffect(call.method, mayHaveLanded)}`, info);
   }
 
-  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs, location }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
+  #statusError<T>(status: number, call: Call<T>, { text, retryAfterMs, location, unread }: UpstreamResponse, info: UpstreamErrorInfo, authorization: string, mayHaveLanded: boolean) {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // Searching it for the gateway's credentials costs ~0.1 ms: done only when the line is written.
     if (this.#options.logger.enabled('debug')) {
-      const body = redactedErrorBody(text, this.#options.consumerSecret, authorization, info);
-      this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body });
+      const body = unread === undefined ? redactedErrorBody(text, this.#options.consumerSecret, authorization, info) : undefined;
+      this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body, unread });
     }
     // A refusal of a retried DELETE (a 502 first, say) does not undo what an earlier attempt may have done.
     const earlier = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');

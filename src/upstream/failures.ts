@@ -99,7 +99,7 @@ export function answerMayFollowTheChange(status: number): boolean {
  * Content-Length was seen (as a length mismatch), an unsolicited 100 or 101 (as a socket error). Told apart
  * by coming before any response began.
  */
-class UnreadableAnswer extends Error {
+class NotHttpAnswer extends Error {
   constructor(readonly code: string | undefined, reason: string) {
     super(reason);
   }
@@ -109,10 +109,10 @@ class UnreadableAnswer extends Error {
  * `error`, raised before any response began, as the unreadable answer it means, or `undefined` when it means
  * something else. undici's own message would call a header that did not parse a length mismatch.
  */
-export function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
+export function notHttpAnswerOf(error: Error): NotHttpAnswer | undefined {
   const code = (error as { code?: string }).code;
-  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new UnreadableAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
-  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new UnreadableAnswer(code, error.message);
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH') return new NotHttpAnswer(code, 'the answer did not parse as HTTP once it had sent a Content-Length');
+  if (code === 'UND_ERR_SOCKET' && /^bad (response|upgrade)$/.test(error.message)) return new NotHttpAnswer(code, error.message);
   return undefined;
 }
 
@@ -122,5 +122,5 @@ export function unreadableAnswerOf(error: Error): UnreadableAnswer | undefined {
  * which llhttp lets through).
  */
 export function isBrokenHttp(error: unknown, code: string | undefined): boolean {
-  return error instanceof errors.HTTPParserError || error instanceof UnreadableAnswer || code === 'UND_ERR_HEADERS_OVERFLOW' || error instanceof AssertionError;
+  return error instanceof errors.HTTPParserError || error instanceof NotHttpAnswer || code === 'UND_ERR_HEADERS_OVERFLOW' || error instanceof AssertionError;
 }

@@ -836,12 +836,12 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   describe('compressed answers', () => {
     const account = { id: 'a', created: 1, email_addresses: [], sources: [] };
     /** A server answering every request with `status`, this body and `content-encoding`, counting requests and what they accepted. */
-    const compressingServer = (status: number, contentEncoding: string, body: Buffer) => {
+    const compressingServer = (status: number, contentEncoding: string, body: Buffer, headers: Record<string, string> = {}) => {
       const seen = { requests: 0, acceptEncoding: [] as (string | undefined)[] };
       const server = createHttpServer((req, res) => {
         seen.requests++;
         seen.acceptEncoding.push(req.headers['accept-encoding']);
-        res.writeHead(status, { 'content-type': 'application/json', 'content-encoding': contentEncoding, 'content-length': body.length });
+        res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-encoding': contentEncoding, 'content-length': body.length });
         res.end(body);
       });
       return { server, seen };
@@ -918,6 +918,31 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           await assert.rejects(client.getAccount('a'), upstreamError(new RegExp(`^The upstream's ${coding} answer could not be decoded while reading account "a"$`), 200));
           assert.equal(seen.requests, 1);
           assert.equal(client.breakerState, 'closed');
+        });
+      }
+    });
+
+    it('lets an error answer whose body cannot be read say what failed by its status: a 429 still rate-limits, a 404 is not found', async () => {
+      // Each body unreadable in its own way: not gzip, in a coding not read, inflating past the cap.
+      const bodies: [string, Buffer][] = [
+        ['gzip', Buffer.from('not gzip at all')],
+        ['zstd', Buffer.from('whatever')],
+        ['gzip', gzipSync(Buffer.alloc(40 * 1024 * 1024, 0x20))],
+      ];
+      for (const [coding, body] of bodies) {
+        const limited = compressingServer(429, coding, body, { 'retry-after': '7' });
+        await withLocalUpstream(limited.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
+          await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'RATE_LIMITED', `${coding}: ${e.message}`);
+            assert.equal(e.extensions?.['retryAfter'], 7);
+            return true;
+          });
+          assert.equal(client.breakerState, 'closed');
+        });
+        const missing = compressingServer(404, coding, body);
+        await withLocalUpstream(missing.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+          await assert.rejects(client.getAccount('a'), /^Not found: account "a"$/);
+          assert.equal(missing.seen.requests, 1);
         });
       }
     });
@@ -1805,13 +1830,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
-  it('counts an answer too large as the upstream down when its status says so: a 503 from in front of the API', async () => {
+  it('counts an error answer too large to read as the upstream down when its status says so: a 503 from in front of the API', async () => {
     const server = createHttpServer((req, res) => {
       req.resume();
       res.writeHead(503, { 'content-length': String(64 * 1024 * 1024) }).write('x');
     });
     await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
-      await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
+      await assert.rejects(client.getAccount('a'), /^The upstream failed with HTTP 503 while reading account "a"$/);
       assert.equal(client.breakerState, 'open');
     });
   });
@@ -1824,7 +1849,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       else res.writeHead(400, { 'content-length': String(40 * 1024 * 1024) }).write('x');
     });
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 2, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
-      await assert.rejects(client.deleteAccount('a'), /larger than 32 MiB: the request may have taken effect$/);
+      // Refused by its status, its body too large to read: the first attempt's 502 may still have carried it out.
+      await assert.rejects(client.deleteAccount('a'), /^The upstream refused the request’s parameters as invalid while deleting account "a": an earlier attempt may have taken effect$/);
     });
   });
 
