@@ -569,9 +569,11 @@ describe('a client that leaves while its body is arriving', () => {
         const socket = connect(Number(port), hostname);
         socket.on('error', () => {});
         await new Promise<void>((resolve) => socket.once('connect', resolve));
-        socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=`);
-        // The server has the request and waits for the rest of its body.
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        // Its 100 Continue says the server has the request, handed to its handler, which waits for the body's rest.
+        const continued = new Promise<void>((resolve) => socket.on('data', (data) => data.toString('latin1').startsWith('HTTP/1.1 100 ') && resolve()));
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n`);
+        await continued;
+        socket.write('email=');
         socket.destroy();
         if (path.startsWith('/2.0')) await eventually(() => emu.requests.length === 1);
         // Its handling had until the request log's entry (or these 100 ms) to say anything.
