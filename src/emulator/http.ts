@@ -53,6 +53,8 @@ export function sendHtml(res: ServerResponse, status: number, html: string, head
     'Content-Type': 'text/html; charset=utf-8',
     // No external resources at all; form-action is left open because the flow redirects to the app.
     'Content-Security-Policy': "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+    // The CSP's frame-ancestors for browsers that predate it: a page taking mailbox passwords is never framed.
+    'X-Frame-Options': 'DENY',
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
   }, html);

@@ -289,6 +289,8 @@ function sendHtml(res: ServerResponse, status: number, html: string): void {
     // The page names the current bundle's hashed files, so it must be revalidated to pick up a rebuild.
     'cache-control': 'no-cache',
     'content-security-policy': CSP,
+    // The CSP's frame-ancestors for browsers that predate it: the page is never framed (clickjacking).
+    'x-frame-options': 'DENY',
     'x-content-type-options': 'nosniff',
     'referrer-policy': 'no-referrer',
     vary: 'accept',

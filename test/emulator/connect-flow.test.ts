@@ -218,6 +218,7 @@ describe('connect flow', () => {
     assert.equal(head.status, 200);
     assert.equal(head.text, '');
     assert.match(String(head.headers['content-security-policy']), /frame-ancestors 'none'/);
+    assert.equal(head.headers['x-frame-options'], 'DENY');
     assert.equal(head.headers['x-content-type-options'], 'nosniff');
   });
 

@@ -44,6 +44,9 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   const csp = String(page.headers['content-security-policy']);
   assert.match(csp, /script-src 'self'/);
   assert.match(csp, /connect-src 'self'/);
+  // Never framed: the CSP says so to current browsers, X-Frame-Options to older ones and to scanners that ask.
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.equal(page.headers['x-frame-options'], 'DENY');
   const html = page.body.toString('utf8');
   // Relative to the page's own address, so that a proxy mounting the gateway under a prefix serves them too.
   assert.match(html, /<script type="module" src="graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
