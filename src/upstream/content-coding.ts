@@ -1,5 +1,5 @@
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import type { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
+import { Transform, type TransformCallback } from 'node:stream';
 
 /**
  * What the client asks the upstream for (RFC 9110 §12.5.3): a request without it accepts any coding, so a
@@ -13,11 +13,43 @@ const DECODED_CHUNK_BYTES = 64 * 1024;
 
 const gunzip = () => createGunzip({ chunkSize: DECODED_CHUNK_BYTES });
 
+/**
+ * `deflate` is zlib's format (RFC 9110 §8.4.1.2), but some servers send the bare deflate stream without zlib's
+ * header and checksum, which browsers and undici's own `fetch` read too. Told apart as they do, by the first
+ * byte: a zlib header's low four bits name the deflate method (8).
+ */
+class DeflateEitherWay extends Transform {
+  #inflate: Transform | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#inflate === undefined) {
+      if (chunk.length === 0) return callback();
+      const options = { chunkSize: DECODED_CHUNK_BYTES };
+      const inflate = (chunk[0]! & 0x0f) === 0x08 ? createInflate(options) : createInflateRaw(options);
+      inflate.on('data', (decoded: Buffer) => this.push(decoded));
+      inflate.once('error', (error) => this.destroy(error));
+      this.#inflate = inflate;
+    }
+    this.#inflate.write(chunk, callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#inflate === undefined) return callback();
+    this.#inflate.once('end', () => callback());
+    this.#inflate.end();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#inflate?.destroy();
+    callback(error);
+  }
+}
+
 const decoders: Record<string, (() => Transform) | undefined> = {
   gzip: gunzip,
   // HTTP/1.0's name for gzip, which RFC 9110 asks a recipient to read as gzip.
   'x-gzip': gunzip,
-  deflate: () => createInflate({ chunkSize: DECODED_CHUNK_BYTES }),
+  deflate: () => new DeflateEitherWay(),
   br: () => createBrotliDecompress({ chunkSize: DECODED_CHUNK_BYTES }),
 };
 

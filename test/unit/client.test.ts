@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
@@ -859,6 +859,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         ['gzip', gzipSync(json(account))],
         ['X-GZIP', gzipSync(json(account))],
         ['deflate', deflateSync(json(account))],
+        // Without zlib's wrapper, as some servers send it (and browsers read it).
+        ['deflate', deflateRawSync(json(account))],
         ['br', brotliCompressSync(json(account))],
         // Applied in the order listed: gzip first, then br, so undone br first.
         ['gzip, br', brotliCompressSync(gzipSync(json(account)))],
@@ -911,6 +913,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         ['gzip', gzipped.subarray(0, gzipped.length - 4)],
         ['br', Buffer.from('not brotli either')],
         ['deflate', gzipped],
+        // Cut short, with zlib's wrapper and without.
+        ['deflate', deflateSync(json(account)).subarray(0, 10)],
+        ['deflate', deflateRawSync(json(account)).subarray(0, 10)],
       ];
       for (const [coding, body] of answers) {
         const { server, seen } = compressingServer(200, coding, body);
