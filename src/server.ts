@@ -216,6 +216,9 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
       headersTimeout: requestReceiveTimeoutMs,
       // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
+      // Node refuses an HTTP/1.1 request without Host itself, with a bare 400 (no body, none of the headers
+      // every answer carries) and no `clientError`: the handler refuses it instead (lacksRequiredHost).
+      requireHostHeader: false,
     },
     (req, res) => {
       if (!connections.admit(req, res)) return;
@@ -298,6 +301,8 @@ function createHandler(parts: HandlerParts): Handler {
   return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
     for (const [name, value] of EVERY_ANSWER_HEADERS) res.setHeader(name, value);
+    // Closed after, as Node's own refusal was: a request this malformed leaves its body, if any, unread.
+    if (lacksRequiredHost(req)) return sendJson(res, 400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
     if (unmetExpectation(req.headers.expect)) {
       // Closed after: the client may be holding its body back for an answer that is not coming.
       return sendJson(res, 417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });
@@ -318,6 +323,11 @@ function createHandler(parts: HandlerParts): Handler {
     }
     return serveGraphql(parts, req, res, url, requestId, outcome);
   };
+}
+
+/** Whether `req` is an HTTP/1.1 request without the Host header HTTP/1.1 requires (RFC 9112 §3.2: answered 400). */
+function lacksRequiredHost(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
 }
 
 /** Whether `expect` (the request's `Expect` header) asks for anything but `100-continue`, the one expectation HTTP defines. */

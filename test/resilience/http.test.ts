@@ -350,6 +350,21 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('answers an HTTP/1.1 request without a Host header with 400 BAD_REQUEST in the envelope of every refusal, saying so, and closes the connection', async () => {
+    for (const request of [
+      'GET /graphql?query=%7B__typename%7D HTTP/1.1\r\napollo-require-preflight: true\r\n\r\n',
+      'POST /graphql HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}',
+      'GET /healthz HTTP/1.1\r\n\r\n',
+    ]) {
+      const answer = await exchange(stack.gateway.url, request);
+      assertRawRefusal(answer, 400, 'BAD_REQUEST', /^An HTTP\/1\.1 request needs a Host header/);
+    }
+    // HTTP/1.0 has no Host requirement: served as before.
+    const old = await exchange(stack.gateway.url, 'GET /graphql?query=%7B__typename%7D HTTP/1.0\r\napollo-require-preflight: true\r\n\r\n');
+    assert.match(old, /^HTTP\/1\.1 200 /);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('answers a chunk extension past what Node accepts with 413 PAYLOAD_TOO_LARGE in the envelope of every refusal', async () => {
     const answer = await exchange(
       stack.gateway.url,
