@@ -2,6 +2,7 @@ import { AccessGuard, type Identity } from './auth/index.ts';
 import { ListLengthBudget } from './limits/index.ts';
 import { RequestApi, type CallerBudgets } from './loaders/request-api.ts';
 import { cursorKeyFrom } from './resolvers/connection.ts';
+import type { WriteMade } from './resolvers/writes-made.ts';
 import type { CancelSignal } from './upstream/cancellation.ts';
 import type { UpstreamClient } from './upstream/client.ts';
 
@@ -33,6 +34,11 @@ export interface OperationOutcome {
    * texts, which name what was wrong with a token and never what it contained.
    */
   authFailure?: string;
+  /**
+   * The mutation's writes made so far (writes-made.ts), for an answer that would otherwise lose them: a later
+   * field's failure blanking it (`data: null`), or its size (MAX_ANSWER_BYTES) replacing it.
+   */
+  writesMade?: WriteMade[];
 }
 
 /** What every request's context is built from, made once per gateway. */

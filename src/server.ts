@@ -647,7 +647,9 @@ async function sendAnswer(
       outcome.limits.add('MAX_ANSWER_BYTES');
       // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a
       // refusal before execution (an error answer) keeps its status and has no `data`.
-      if (!unmakeable) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400);
+      // A mutation's writes made are still told (writes-made.ts), as the answer replaced would have.
+      const { writesMade } = outcome;
+      if (!unmakeable || writesMade !== undefined) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400, writesMade && { writesMade });
     }
     endOnceFlushed(res, answer);
     return;

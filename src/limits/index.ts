@@ -239,9 +239,9 @@ const CARRIAGE_RETURN = 0x0d;
 /**
  * The answer that replaces one larger than `MAX_ANSWER_BYTES` (`bytes` unknown: larger than one JavaScript
  * string can hold, so it could not even be made): `data: null` when the operation ran, and the message says
- * so, since a mutation in it took effect.
+ * so, since a mutation in it took effect; `extensions`, what the answer replaced must still tell (its writes made).
  */
-export function answerTooLargeBody(bytes: number | undefined, maximum: number, ran: boolean): string {
+export function answerTooLargeBody(bytes: number | undefined, maximum: number, ran: boolean, extensions?: Record<string, unknown>): string {
   const size = bytes === undefined ? 'more than one JavaScript string can hold (512 MiB)' : `${bytes} bytes`;
   const error: GraphQLFormattedError = {
     message:
@@ -249,7 +249,7 @@ export function answerTooLargeBody(bytes: number | undefined, maximum: number, r
       (ran ? 'The operation ran (any mutation in it took effect); ask for fewer items or fields.' : 'Its errors were not sent.'),
     extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit: 'MAX_ANSWER_BYTES', ...(bytes === undefined ? {} : { value: bytes }), maximum },
   };
-  return `${JSON.stringify(ran ? { errors: [error], data: null } : { errors: [error] })}\n`;
+  return `${JSON.stringify(ran ? { errors: [error], data: null, ...(extensions === undefined ? {} : { extensions }) } : { errors: [error] })}\n`;
 }
 
 /**

@@ -7,12 +7,13 @@ import { CreateAccountPayload, CreateConnectTokenPayload, UpdateAccountPayload }
 import { Query } from './Query.ts';
 import { DateTime } from './scalars.ts';
 import { Source } from './Source.ts';
+import { notingWritesMade } from './writes-made.ts';
 
 /** Every resolver of the schema; types without an entry here resolve by their parent's property names. */
 export const resolvers: Resolvers = {
   DateTime,
   Query,
-  Mutation,
+  Mutation: notingWritesMade(Mutation),
   Account,
   ConnectToken,
   Source,

@@ -19,6 +19,7 @@ import { messageOf } from '../logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
 import { childFields, isIncluded } from './selection.ts';
+import { reportWritesMade } from './writes-made.ts';
 
 /**
  * Checks every write of a mutation before the first is made, then takes them from the caller's budget.
@@ -47,8 +48,9 @@ export function mutationPrecheckPlugin(): ApolloServerPlugin<GatewayContext> {
     },
     // Run or refused, the operation is over: what it reserved and did not write is given back. Refused by
     // another plugin, this may come while its writes are still being checked: RequestApi then reserves none.
-    async willSendResponse({ contextValue }) {
+    async willSendResponse({ contextValue, response }) {
       contextValue.api.releaseUnspentWrites();
+      reportWritesMade(response, contextValue.outcome.writesMade);
     },
   };
   return {

@@ -365,6 +365,50 @@ describe('a mutation of several writes: all checked before the first is made', (
     assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
     assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', 'POST /accounts']);
   });
+
+  it('reports the writes made before the one that failed when the answer loses them: each payload, under extensions.writesMade', async () => {
+    stack.emulator.clearRequests();
+    const account = stack.emulator.store.createAccount({ email: 'renamed@example.com' }).id;
+    const tokensBefore = new Set(stack.emulator.store.listConnectTokens(null).map((t) => t.token));
+    stack.emulator.addFault({ method: 'POST', path: '/accounts', status: 500, times: 1 });
+    const res = await stack.gql(
+      `mutation ($account: ID!) {
+        link: createConnectToken(input: { callbackUrl: "https://app.example.com/a" }) { token connectToken { used } }
+        rename: updateAccount(id: $account, input: { firstName: "Ada" }) { success }
+        b: createAccount(input: { email: "fine@example.com" }) { id }
+        c: createAccount(input: { email: "never@example.com" }) { id }
+      }`,
+      { account },
+    );
+    assert.equal(res.status, 200);
+    assert.equal(res.body.data, null);
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    assert.deepEqual(res.body.errors![0]!.path, ['b']);
+    // Every scalar of each payload, whatever was selected: a token's redirect URL is what a caller needs next.
+    const created = stack.emulator.store.listConnectTokens(null).filter((t) => !tokensBefore.has(t.token));
+    assert.equal(created.length, 1);
+    const token = created[0]!.token;
+    assert.deepEqual(res.body.extensions?.['writesMade'], [
+      {
+        path: ['link'],
+        field: 'createConnectToken',
+        payload: { token, resourceUrl: `${stack.emulator.url}/connect_tokens/${token}`, browserRedirectUrl: `${stack.emulator.origin}/connect/${token}` },
+      },
+      { path: ['rename'], field: 'updateAccount', payload: { success: true } },
+    ]);
+    assert.equal(stack.emulator.store.getAccount(account)?.first_name, 'Ada');
+    // b's own failure says what it may have done; c never ran.
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', `GET /connect_tokens/${token}`, `POST /accounts/${account}`, 'POST /accounts']);
+  });
+
+  it('reports no writes when the answer keeps them: a later field read failing leaves data', async () => {
+    stack.emulator.clearRequests();
+    stack.emulator.addFault({ method: 'GET', path: /^\/connect_tokens\//, status: 500, times: 1 });
+    const res = await stack.gql(`mutation { a: createConnectToken(input: { callbackUrl: "https://app.example.com/a" }) { token connectToken { used } } }`);
+    assert.notEqual(res.body.data, null);
+    assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    assert.equal(res.body.extensions?.['writesMade'], undefined);
+  });
 });
 
 describe('a write begun once its operation is out of time', () => {

@@ -9,7 +9,7 @@ import { eventually } from './eventually.ts';
 export interface GraphQLResponse<D = Record<string, unknown>> {
   status: number;
   headers: Headers;
-  body: { data?: D | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }> };
+  body: { data?: D | null; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }>; extensions?: Record<string, unknown> };
 }
 
 export interface Stack {

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
-import { startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { codes, startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
   status: number;
@@ -807,6 +807,31 @@ describe('HTTP settings', () => {
       assert.equal(firstError(invalid)?.extensions?.['limit'], 'MAX_ANSWER_BYTES');
       assert.match(firstError(invalid)!.message, /Its errors were not sent\.$/);
       assert.ok(invalid.json && !('data' in invalid.json));
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('replace a mutation\'s answer over maxAnswerBytes keeping what its writes made, under extensions.writesMade', async () => {
+    const small = await startStack({ gateway: { maxAnswerBytes: 4096 } });
+    try {
+      const long = small.emulator.store.createAccount({ email: 'long@example.com', first_name: 'F'.repeat(5_000) }).id;
+      const res = await small.gql(
+        `mutation ($long: ID!) {
+          made: createAccount(input: { email: "made@example.com" }) { id }
+          renamed: updateAccount(id: $long, input: { lastName: "L" }) { success account { firstName } }
+        }`,
+        { long },
+      );
+      assert.equal(res.status, 200);
+      assert.equal(res.body.data, null);
+      assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+      const made = small.emulator.store.listAccounts().find((account) => account.email_addresses.includes('made@example.com'));
+      assert.ok(made !== undefined);
+      assert.deepEqual(res.body.extensions?.['writesMade'], [
+        { path: ['made'], field: 'createAccount', payload: { id: made.id, resourceUrl: `${small.emulator.url}/accounts/${made.id}` } },
+        { path: ['renamed'], field: 'updateAccount', payload: { success: true } },
+      ]);
     } finally {
       await small.close();
     }
