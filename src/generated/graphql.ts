@@ -233,7 +233,8 @@ export type DeleteConnectTokenPayload = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type Mutation = {
   __typename?: 'Mutation';
@@ -262,7 +263,8 @@ export type Mutation = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationCreateAccountArgs = {
   input: CreateAccountInput;
@@ -274,7 +276,8 @@ export type MutationCreateAccountArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationCreateAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -287,7 +290,8 @@ export type MutationCreateAccountConnectTokenArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationCreateConnectTokenArgs = {
   input: CreateConnectTokenInput;
@@ -299,7 +303,8 @@ export type MutationCreateConnectTokenArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationDeleteAccountArgs = {
   id: Scalars['ID']['input'];
@@ -311,7 +316,8 @@ export type MutationDeleteAccountArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationDeleteAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -324,7 +330,8 @@ export type MutationDeleteAccountConnectTokenArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationDeleteConnectTokenArgs = {
   token: Scalars['ID']['input'];
@@ -336,7 +343,8 @@ export type MutationDeleteConnectTokenArgs = {
  * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
- * refusals (a 429, a refused connection).
+ * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
  */
 export type MutationUpdateAccountArgs = {
   id: Scalars['ID']['input'];
