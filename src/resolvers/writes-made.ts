@@ -17,7 +17,7 @@ export interface WriteMade {
 type MutationResolver = (parent: never, args: never, context: GatewayContext, info: GraphQLResolveInfo) => unknown;
 
 /**
- * The mutation resolvers, each noting its write in the operation's context once made: graphql-js runs a
+ * The mutation resolvers, each noting its write in the operation's outcome once made: graphql-js runs a
  * mutation's fields one after another, and its payloads are non-null, so a later field failing upstream blanks
  * the whole answer (`data: null`) after the earlier writes were made. `reportWritesMade` then answers them.
  */

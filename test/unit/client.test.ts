@@ -945,10 +945,14 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           assert.equal(client.breakerState, 'closed');
         });
         const missing = compressingServer(404, coding, body);
-        await withLocalUpstream(missing.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+        const lines: string[] = [];
+        await withLocalUpstream(missing.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, logger: createLogger('debug', (line) => lines.push(line)) }, async (client) => {
           await assert.rejects(client.getAccount('a'), /^Not found: account "a"$/);
           assert.equal(missing.seen.requests, 1);
         });
+        // Its debug line says why the body is not there.
+        const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['message'] === 'upstream error response');
+        assert.match(String(logged?.['unread']), /could not be decoded|not supported|larger than 32 MiB/, coding);
       }
     });
 
