@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS } from './defaults.ts';
+import { egressProxyFor, type EgressProxy } from './egress-proxy.ts';
 import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/config.ts';
 import { hasCredentials } from './url.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
@@ -11,7 +12,8 @@ import { wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
-  | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string }
+  /** `proxy`: the egress proxy its calls go through (`HTTPS_PROXY`/`HTTP_PROXY`, unless `NO_PROXY` or loopback). */
+  | { kind: 'remote'; baseUrl: string; consumerKey: string; consumerSecret: string; proxy?: EgressProxy }
   /** No `CONTEXTIO_API_URL`: start the embedded emulator in-process, with these settings, and use it. */
   | {
       kind: 'embedded';
@@ -152,17 +154,19 @@ function readUpstreamConfig(read: (name: string) => string | undefined, env: Env
   const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
   const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
   if (baseUrl !== undefined) {
-    if (!isHttpUrl(baseUrl)) {
+    const validUrl = isHttpUrl(baseUrl);
+    if (!validUrl) {
       problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
     } else if (hasCredentials(baseUrl)) {
       // They would never be sent (requests are signed with the key pair), and a 401 would then send the
       // operator to the key pair instead.
       problems.push('CONTEXTIO_API_URL must not carry a user name or password (not shown): the gateway signs its requests with CONTEXTIO_CONSUMER_KEY/CONTEXTIO_CONSUMER_SECRET');
     }
+    const proxy = validUrl ? egressProxyFor(baseUrl, read, problems) : undefined;
     if (consumerKey === undefined) problems.push('CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set');
     if (consumerSecret === undefined) problems.push('CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set');
     if (consumerKey !== undefined && consumerSecret !== undefined) {
-      return { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret };
+      return { kind: 'remote', baseUrl: baseUrl.replace(/\/+$/, ''), consumerKey, consumerSecret, ...(proxy === undefined ? {} : { proxy }) };
     }
     return undefined;
   } else {

@@ -39,10 +39,18 @@ async function main(): Promise<void> {
   // outright, without closing the gateway or saving the emulator's data file.
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
   // Which upstream it calls: the embedded emulator has its own line above.
-  const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl } : {};
+  const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl, ...proxyShown(config.upstream) } : {};
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
   warnOfUnusableKeySet(config.auth.jwksUrl, logger);
-  if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream.baseUrl, signals, logger);
+  if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream, signals, logger);
+}
+
+/**
+ * The egress proxy the upstream is reached through, for the lines that name the upstream: `host:port` and its
+ * variable, never its credentials. An operator whose calls fail looks here first for which way they go.
+ */
+function proxyShown({ proxy }: RemoteConfig): { egressProxy?: string } {
+  return proxy === undefined ? {} : { egressProxy: `${proxy.shown} (${proxy.variable})` };
 }
 
 /** The configuration, or each of its problems on a line of its own and exit code 1. */
@@ -175,11 +183,11 @@ function warnOfUnusableKeySet(jwksUrl: string | undefined, logger: Logger): void
  * (the health check answers for the gateway alone): one call of the key's quota per start. The embedded
  * emulator is the gateway's own, started with the key pair it is given.
  */
-function warnOfUnusableUpstream(gateway: Gateway, baseUrl: string, signals: StopSignals, logger: Logger): void {
+function warnOfUnusableUpstream(gateway: Gateway, upstream: RemoteConfig, signals: StopSignals, logger: Logger): void {
   void gateway.upstreamProblem().then((problem) => {
     // A call cut short by a shutdown says nothing of the upstream.
     if (problem === undefined || signals.stopping) return;
-    logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: baseUrl });
+    logger.announce('warn', `CONTEXTIO_API_URL cannot be used now: ${problem}. Operations that need it fail until it can`, { upstream: upstream.baseUrl, ...proxyShown(upstream) });
   });
 }
 

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { HeaderMap, type ApolloServer, type HTTPGraphQLResponse } from '@apollo/server';
 import { createApollo } from './apollo.ts';
+import type { EgressProxy } from './egress-proxy.ts';
 import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -31,7 +32,8 @@ import type { WaitTimer } from './wait-timer.ts';
 export interface GatewayOptions extends GatewayAccessOptions {
   port: number;
   host: string;
-  upstream: { baseUrl: string; consumerKey: string; consumerSecret: string };
+  /** `proxy`: the egress proxy the upstream is reached through, if any. */
+  upstream: { baseUrl: string; consumerKey: string; consumerSecret: string; proxy?: EgressProxy | undefined };
   upstreamTimeoutMs: number;
   upstreamMaxInFlight: number;
   development: boolean;

@@ -15,6 +15,13 @@ export const SETTINGS = [
   'CONTEXTIO_API_URL',
   'CONTEXTIO_CONSUMER_KEY',
   'CONTEXTIO_CONSUMER_SECRET',
+  // The conventional egress proxy variables, both spellings: curl and Go read either (`NO_PROXY`'s too).
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
   'UPSTREAM_TIMEOUT_MS',
   'UPSTREAM_MAX_IN_FLIGHT',
   'OPERATION_TIMEOUT_MS',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
+import type { EgressProxy } from '../egress-proxy.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import { parseRetryAfter, retryAfterSeconds } from '../retry-after.ts';
@@ -22,6 +23,7 @@ import {
   tlsFailureOf,
   tookNoEffect,
   notHttpAnswerOf,
+  proxyRefusalOf,
 } from './failures.ts';
 import { isOutOfFileDescriptors } from '../file-descriptors.ts';
 import {
@@ -71,6 +73,8 @@ export interface UpstreamClientOptions {
    * (a `MockPool` passed directly would not do: it calls only undici's legacy handler methods).
    */
   dispatcher?: Dispatcher;
+  /** The egress proxy every connection is tunnelled through (CONNECT); unset, the pool connects directly. */
+  proxy?: EgressProxy | undefined;
   /** Consecutive "upstream down" failures that open the circuit. */
   breakerFailureThreshold?: number;
   /** How long an open circuit fails calls at once before it lets a probe through. */
@@ -320,7 +324,9 @@ export class UpstreamClient {
   readonly #pool: Dispatcher;
   readonly #origin: string;
   readonly #basePath: string;
-  readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher'>>;
+  readonly #options: Required<Omit<UpstreamClientOptions, 'dispatcher' | 'proxy'>>;
+  /** The egress proxy connections go through, for the messages of its failures; `undefined` without one. */
+  readonly #proxy: EgressProxy | undefined;
   readonly #breaker: CircuitBreaker;
   /** Configuration faults and call failures, said at most once a while each (see `FailureLog`). */
   readonly #failures: FailureLog;
@@ -341,7 +347,7 @@ export class UpstreamClient {
   #lastAnswerEndAt = -Infinity;
 
   constructor(options: UpstreamClientOptions) {
-    const { dispatcher, ...rest } = options;
+    const { dispatcher, proxy, ...rest } = options;
     // `??` rather than spreading defaults first: an option passed as undefined still gets its default.
     this.#options = {
       ...rest,
@@ -367,14 +373,9 @@ export class UpstreamClient {
     const url = new URL(options.baseUrl);
     this.#origin = url.origin;
     this.#basePath = url.pathname.replace(/\/+$/, '');
-    this.#pool =
-      dispatcher ??
-      new Pool(this.#origin, {
-        connections: options.maxInFlight,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        keepAliveMaxTimeout: 120_000,
-      });
+    this.#proxy = proxy;
+    const poolOptions = { connections: options.maxInFlight, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
+    this.#pool = dispatcher ?? (proxy === undefined ? new Pool(this.#origin, poolOptions) : throughProxy(proxy, poolOptions));
   }
 
   /** `closed` while the upstream answers; `open` while calls fail fast; `half-open` while a probe is out. */
@@ -706,6 +707,14 @@ export class UpstreamClient {
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors) while ${call.action}${landed}`, info);
     }
+    // A tunnel the egress proxy would not open: the same on every attempt until the deployment changes. undici
+    // reports it with a cancelled request's code (UND_ERR_ABORTED): told apart by its message, as it is not the
+    // call's own cancellation (checked first, above).
+    const refusedWith = sent ? undefined : proxyRefusalOf(error);
+    if (refusedWith !== undefined) {
+      verdicts.noVerdict(permit);
+      throw this.#proxyRefused(run, refusedWith);
+    }
     // A TLS handshake happens before a request goes out; one failing is not an upstream down but the same on
     // every attempt until the deployment changes (see `#tlsFailure`).
     const tls = sent ? undefined : tlsFailureOf(code);
@@ -718,8 +727,12 @@ export class UpstreamClient {
     // Only a request that went out may have been carried out (a refused connection or TLS handshake never
     // sent it; undici starts a request only on a connected socket).
     run.mayHaveLanded ||= sent;
+    // Behind a proxy, a connection that failed before its request went out failed on the way to the proxy or in
+    // its CONNECT (a tunnel refused is above): saying the upstream could not be reached would hide which.
+    const proxy = sent || error instanceof AnswerCutShort ? undefined : this.#proxy;
     const unreachable = () => {
-      this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
+      if (proxy === undefined) this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
+      else this.#failures.callFailure('egress proxy connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, proxy: proxy.shown });
       // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
       // take the failure for a refusal.
       const what =
@@ -727,7 +740,9 @@ export class UpstreamClient {
           ? `The connection to the upstream broke during its answer (HTTP ${error.status})`
           : sent
             ? 'The connection to the upstream broke before it answered'
-            : 'The upstream could not be reached';
+            : proxy === undefined
+              ? 'The upstream could not be reached'
+              : `The egress proxy ${proxy.shown} could not be reached`;
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
@@ -754,6 +769,7 @@ export class UpstreamClient {
     // OpenSSL's own errors carry their reason apart ("wrong version number"), the message adding its internals.
     const openSslReason = (error as { reason?: unknown }).reason;
     const reason = failure === 'handshake' && typeof openSslReason === 'string' ? openSslReason : error instanceof Error ? shortened(error.message, 200) : undefined;
+    if (this.#proxy?.origin.startsWith('https:')) return this.#tlsFailureBehindProxy(run, failure, code, reason, this.#proxy);
     const fault =
       failure === 'certificate'
         ? `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`
@@ -761,6 +777,44 @@ export class UpstreamClient {
     this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason });
     const what = failure === 'certificate' ? 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection' : 'The TLS handshake with the upstream failed';
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
+  }
+
+  /**
+   * `#tlsFailure` behind an https:// egress proxy, reached over TLS too: the refused certificate or failed
+   * handshake is the proxy's for an http:// upstream (the only TLS on the way), and may be either's for an
+   * https:// one (undici reports both alike). Said so, where "the upstream's" would send an operator to the
+   * wrong server.
+   */
+  #tlsFailureBehindProxy<T>(run: CallRun<T>, failure: 'certificate' | 'handshake', code: string, reason: string | undefined, proxy: EgressProxy): Error {
+    const { call, info } = run;
+    const peer = this.#origin.startsWith('https:') ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
+    const fault =
+      failure === 'certificate'
+        ? `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`
+        : `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`;
+    this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason, proxy: proxy.shown });
+    const what = failure === 'certificate' ? `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection` : `The TLS handshake with ${peer} failed`;
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
+  }
+
+  /**
+   * A call whose egress proxy refused to open the tunnel to the upstream (its CONNECT answered `status`: 407
+   * for credentials missing or refused, 403 for a destination its rules forbid). Every call meets it until the
+   * deployment changes, as a certificate refused (`#tlsFailure`): not retried, no verdict for the breaker (the
+   * upstream was never asked), logged at `error` once a minute for each status.
+   */
+  #proxyRefused<T>(run: CallRun<T>, status: number): Error {
+    const { call, info } = run;
+    const proxy = this.#proxy?.shown ?? 'in use';
+    const hint =
+      status === 407
+        ? `it wants credentials: check the user name and password in ${this.#proxy?.variable ?? 'its URL'}`
+        : status === 403
+          ? 'does it allow CONNECT to CONTEXTIO_API_URL’s host and port?'
+          : 'its own log says why';
+    this.#failures.configurationFault(`the egress proxy refused to open a tunnel to the upstream (HTTP ${status}): ${hint}`, { ...forLog(info, call.signal), proxy, status });
+    const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The egress proxy ${proxy} refused to open a tunnel to the upstream (HTTP ${status}) while ${call.action}${landed}`, info);
   }
 
   /**
@@ -1154,6 +1208,17 @@ export class UpstreamClient {
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {
     return gatewayError(code, message, { ...info }, more);
   }
+}
+
+/**
+ * The pool behind an egress proxy: undici's `ProxyAgent`, whose pool for the upstream has the direct one's
+ * settings, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain requests,
+ * the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
+ * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
+ * and the URL it keeps (and may put in its errors) carries none.
+ */
+function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options): ProxyAgent {
+  return new ProxyAgent({ uri: origin, proxyTunnel: true, ...(authorization === undefined ? {} : { token: authorization }), ...poolOptions });
 }
 
 /**

@@ -74,6 +74,17 @@ export function tlsFailureOf(code: string | undefined): 'certificate' | 'handsha
 }
 
 /**
+ * The status an egress proxy answered the CONNECT of a tunnel with, when it was not 200 (407: credentials
+ * wanted; 403: a destination refused), or `undefined` for any other error. undici's `ProxyAgent` raises it as
+ * a `RequestAbortedError` with `UND_ERR_ABORTED`, the code of a request cancelled: only its message tells.
+ */
+export function proxyRefusalOf(error: unknown): number | undefined {
+  if (!(error instanceof errors.RequestAbortedError)) return undefined;
+  const status = /^Proxy response \((\d{3})\) !== 200 when HTTP Tunneling$/.exec(error.message)?.[1];
+  return status === undefined ? undefined : Number(status);
+}
+
+/**
  * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
  * take the failure for a refusal. Nothing for a GET.
  */

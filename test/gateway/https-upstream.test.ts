@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { forward } from '../helpers/net.ts';
-import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
+import { IN_MAIN, LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
+import { runScript, type RunningScript } from '../helpers/script.ts';
 import { postGraphQL } from '../helpers/stack.ts';
 
 /**
@@ -78,14 +79,6 @@ async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
   };
 }
 
-interface GraphQLAnswer {
-  data?: Record<string, unknown> | null;
-  errors?: Array<{ message: string; extensions?: Record<string, unknown> }>;
-}
-
-const IN_MAIN = { timeoutMs: 30_000 };
-const LIST = '{ accounts(first: 1) { nodes { id } } }';
-
 describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA_CERTS)', () => {
   let emulator: Emulator;
   let front: TlsFront;
@@ -117,21 +110,9 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
   });
 
   it('serves queries and a mutation over TLS, signed for the https:// URL with its port, one request a call, over kept-alive connections', async () => {
-    emulator.clearRequests();
     const before = { ...front.counts };
-    const { id } = emulator.store.createAccount({ email: 'tls@example.com' });
-    const read = await postGraphQL<GraphQLAnswer>(url, 'query ($id: ID!) { account(id: $id) { id emailAddresses } }', { id });
-    assert.deepEqual(read, { data: { account: { id, emailAddresses: ['tls@example.com'] } } });
-    // A POST signs its form too: the emulator refuses (401) a signature of any other base string than the
-    // https://127.0.0.1:<port>/2.0/accounts the gateway called.
-    const created = await postGraphQL<GraphQLAnswer>(url, 'mutation { createAccount(input: { email: "made@example.com" }) { account { emailAddresses } } }');
-    assert.deepEqual(created, { data: { createAccount: { account: { emailAddresses: ['made@example.com'] } } } });
-    for (let i = 0; i < 10; i++) assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
-
-    // The same requests as over http: one a call, none retried or repeated.
-    const calls = emulator.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
-    assert.deepEqual(calls.slice(0, 2), [`GET /accounts/${id} 200`, 'POST /accounts 201']);
-    assert.equal(calls.length, 2 + 1 + 10, calls.join('\n')); // the create reads its account back
+    // The same requests as over http, the POST's signed for the https://127.0.0.1:<port>/2.0/accounts the gateway called.
+    const calls = await servesOneRequestACall(url, emulator, 'tls@example.com');
     const requests = front.counts.requests - before.requests;
     const sessions = front.counts.sessions - before.sessions;
     assert.equal(requests, calls.length);
@@ -156,19 +137,10 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
       const connectionsBefore = front.counts.connections;
       // (That the breaker does not count it is test/unit/client.test.ts's: here the successes just before would
       // keep it from counting any failure for a second.)
-      for (let i = 0; i < 3; i++) {
-        const answer = await postGraphQL<GraphQLAnswer>(url, LIST);
-        assert.deepEqual(answer.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
-        assert.match(answer.errors![0]!.message, said);
-        assert.match(answer.errors![0]!.message, / while listing accounts$/);
-      }
+      const entries = await threeListsFail(gateway, url, said);
       // A refusal is the same on every attempt: one connection a call, where a retried GET makes three.
       assert.equal(front.counts.connections - connectionsBefore, 3);
       assert.equal(emulator.requests.length, 0);
-      // Lines are held until the turn ends: once the third operation's own line is in, so are its calls' lines.
-      const failedOperations = () => logEntries(gateway.lines.slice(linesBefore)).filter((e) => e['message'] === 'operation' && String(e['errors']) === 'UPSTREAM_ERROR');
-      await eventually(() => failedOperations().length === 3, IN_MAIN);
-      const entries = logEntries(gateway.lines.slice(linesBefore));
       // A configuration fault every call meets, as a refused key pair: one line at error, naming the code.
       const faults = entries.filter((e) => e['level'] === 'error' && String(e['message']).includes('TLS'));
       assert.equal(faults.length, 1, gateway.lines.slice(linesBefore).join('\n'));

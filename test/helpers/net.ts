@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { createServer as createHttpServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 /**
  * A loopback port known closed: one the system handed out free a moment ago, listened on, then closed, so a
@@ -52,4 +52,74 @@ export function forward(
   const onward = request(url, { method: req.method, headers }, (served) => answer(served, res));
   onward.on('error', () => res.destroy());
   req.pipe(onward);
+}
+
+/** An egress proxy of the tests' own: CONNECT only, as the gateway uses one. */
+export interface ConnectProxy {
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  /** `127.0.0.1:<port>`: how the gateway names it. */
+  hostPort: string;
+  /** CONNECT requests received, and tunnels opened for them. */
+  readonly counts: { connects: number; tunnels: number };
+  /** Each CONNECT's `Proxy-Authorization`, in turn (`undefined`: none). */
+  readonly authorizations: Array<string | undefined>;
+  /** From now on, answer each CONNECT with `status` instead of opening a tunnel (`undefined`: open them again); open tunnels are closed. */
+  refuseWith(status: number | undefined): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A CONNECT proxy on a free loopback port whose tunnels lead where `route` says for the authority asked for
+ * (`contextio.test:80`), by the `127.0.0.1` port it returns; an authority it has no port for is answered 502,
+ * as a proxy that cannot reach the host does.
+ */
+export async function startConnectProxy(route: (authority: string) => number | undefined): Promise<ConnectProxy> {
+  const counts = { connects: 0, tunnels: 0 };
+  const authorizations: Array<string | undefined> = [];
+  const open = new Set<Socket>();
+  let refusal: number | undefined;
+  const server = createHttpServer();
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    counts.connects++;
+    authorizations.push(req.headers['proxy-authorization']);
+    const port = route(req.url ?? '');
+    if (refusal !== undefined || port === undefined) {
+      client.end(`HTTP/1.1 ${refusal ?? 502} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+      return;
+    }
+    const onward = connect(port, '127.0.0.1', () => {
+      counts.tunnels++;
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      onward.write(head);
+      onward.pipe(client).pipe(onward);
+    });
+    for (const socket of [client, onward]) {
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+      socket.on('error', () => (socket === client ? onward : client).destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const closeTunnels = async () => {
+    const closed = [...open].map((socket) => once(socket, 'close'));
+    for (const socket of open) socket.destroy();
+    await Promise.all(closed);
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    hostPort: `127.0.0.1:${port}`,
+    counts,
+    authorizations,
+    async refuseWith(status) {
+      refusal = status;
+      await closeTunnels();
+    },
+    async close() {
+      await closeTunnels();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -14,7 +14,7 @@ import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/ca
 import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
 import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
-import { closedPort } from '../helpers/net.ts';
+import { closedPort, startConnectProxy } from '../helpers/net.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 const ORIGIN = 'https://api.example.com';
@@ -1289,6 +1289,108 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(entries.map((e) => [e['level'], e['code'], e['reason']]), [['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate']]);
     assert.match(String(entries[0]!['message']), /^the upstream’s TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\): .*NODE_EXTRA_CA_CERTS/);
+  });
+
+  describe('behind an egress proxy', () => {
+    const CREDENTIALS = `Basic ${Buffer.from('proxy-user:proxy-pass').toString('base64')}`;
+    /** A CONNECT proxy that leads `upstream.test:80` to `server`, and a client of `http://upstream.test/2.0` through it. */
+    const throughProxy = async (server: HttpServer, options: Partial<LocalClientOptions> = {}) => {
+      const upstream = await serve(server);
+      const proxy = await startConnectProxy((authority) => (authority === 'upstream.test:80' ? upstream.port : undefined));
+      closers.add(() => proxy.close());
+      const shown = proxy.hostPort;
+      const client = localClient('http://upstream.test/2.0', { timeoutMs: 5_000, maxInFlight: 4, retryBaseDelayMs: 1, ...options, proxy: { origin: proxy.url, authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown } });
+      return { proxy, client };
+    };
+
+    it('sends every call down a CONNECT tunnel with the proxy’s credentials, signed for the upstream’s own URL, tunnels kept alive', async () => {
+      const seen: Array<{ host: string | undefined; authorization: string | undefined; proxyAuthorization: string | undefined }> = [];
+      const server = createHttpServer((req, res) => {
+        seen.push({ host: req.headers.host, authorization: req.headers.authorization, proxyAuthorization: req.headers['proxy-authorization'] });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      });
+      const { proxy, client } = await throughProxy(server);
+      for (const id of ['a', 'b', 'c', 'd', 'e']) assert.equal((await client.getAccount(id)).id, id);
+      assert.equal(seen.length, 5);
+      // The upstream sees the request as sent to it directly: its own Host, the OAuth header, nothing of the proxy's.
+      assert.ok(seen.every((request) => request.host === 'upstream.test' && request.authorization?.startsWith('OAuth ') && request.proxyAuthorization === undefined));
+      // Kept alive: calls one after another reuse their tunnel (a second at most, opened while the first ends its answer).
+      assert.ok(proxy.counts.tunnels >= 1 && proxy.counts.tunnels <= 2, `${proxy.counts.tunnels} tunnels for 5 calls`);
+      assert.equal(proxy.counts.connects, proxy.counts.tunnels);
+      assert.deepEqual(new Set(proxy.authorizations), new Set([CREDENTIALS]));
+    });
+
+    for (const status of [407, 403]) {
+      it(`takes a tunnel the proxy refuses (HTTP ${status}) for a configuration fault, not the call's cancellation: said so, not retried, not counted by the breaker, logged once at error`, async () => {
+        let requests = 0;
+        const server = createHttpServer((req, res) => {
+          requests++;
+          res.end(accountAt(req.url));
+        });
+        const lines: string[] = [];
+        const { proxy, client } = await throughProxy(server, { maxAttempts: 3, breakerFailureThreshold: 1, logger: createLogger('warn', (line) => lines.push(line)) });
+        await proxy.refuseWith(status);
+        for (const [call, action] of [[() => client.getAccount('a'), 'reading account "a"'], [() => client.getAccount('b'), 'reading account "b"'], [() => client.deleteAccount('c'), 'deleting account "c"']] as const) {
+          await assert.rejects(call(), (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+            assert.equal(e.message, `The egress proxy ${proxy.hostPort} refused to open a tunnel to the upstream (HTTP ${status}) while ${action}`);
+            return true;
+          });
+        }
+        // The same on every attempt: one CONNECT a call, where a retried GET or DELETE makes three.
+        assert.equal(proxy.counts.connects, 3);
+        assert.equal(requests, 0);
+        assert.equal(client.breakerState, 'closed');
+        const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+        assert.deepEqual(entries.map((e) => [e['level'], e['status'], e['proxy']]), [['error', status, proxy.hostPort]]);
+        assert.match(String(entries[0]!['message']), new RegExp(`^the egress proxy refused to open a tunnel to the upstream \\(HTTP ${status}\\): ${status === 407 ? '.*HTTP_PROXY' : '.*CONNECT'}`));
+        assert.ok(lines.every((line) => !line.includes('proxy-pass') && !line.includes(CREDENTIALS.slice(6))));
+      });
+    }
+
+    it('says a certificate refused behind an https:// proxy is the proxy’s (or, for an https:// upstream, either’s), not the upstream’s alone', async () => {
+      const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
+      // Self-signed, so trusted by no process; never asked to CONNECT, as the handshake fails first.
+      const server = createHttpsServer({ key: tls('key.pem'), cert: tls('self-signed.pem') });
+      let connections = 0;
+      server.on('connection', () => connections++);
+      const { port } = await serve(server);
+      const lines: string[] = [];
+      const proxy = { origin: `https://localhost:${port}`, authorization: undefined, variable: 'HTTPS_PROXY', shown: `localhost:${port}` };
+      for (const [baseUrl, peer] of [['http://upstream.test/2.0', `the egress proxy localhost:${port}`], ['https://upstream.test/2.0', `the egress proxy localhost:${port} or the upstream`]] as const) {
+        const client = localClient(baseUrl, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1, proxy, logger: createLogger('warn', (line) => lines.push(line)) });
+        await assert.rejects(client.getAccount('a'), (e: Error) => {
+          assert.equal(e.message, `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection while reading account "a"`);
+          return true;
+        });
+        assert.equal(client.breakerState, 'closed');
+      }
+      // Not retried: one handshake a call.
+      assert.equal(connections, 2);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.deepEqual(entries.map((e) => [e['level'], e['code'], e['proxy']]), [['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', `localhost:${port}`], ['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', `localhost:${port}`]]);
+      assert.match(String(entries[0]!['message']), new RegExp(`^the TLS certificate of the egress proxy localhost:${port} was refused \\(DEPTH_ZERO_SELF_SIGNED_CERT\\): .*HTTPS_PROXY`));
+    });
+
+    it('says a proxy that cannot be reached could not be, naming it, and retries as for any connection that failed', async () => {
+      const port = await closedPort();
+      const lines: string[] = [];
+      const waits: number[] = [];
+      const waitTimer: WaitTimer = (callback, ms) => (waits.push(ms), realTimer(callback, ms));
+      const client = localClient('http://upstream.test/2.0', {
+        timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, waitTimer, logger: createLogger('warn', (line) => lines.push(line)),
+        proxy: { origin: `http://127.0.0.1:${port}`, authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown: `127.0.0.1:${port}` },
+      });
+      await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+        assert.equal(e.message, `The egress proxy 127.0.0.1:${port} could not be reached while reading account "a"`);
+        return true;
+      });
+      // Three attempts: two waits between them.
+      assert.equal(waits.length, 2);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.deepEqual(entries.map((e) => [e['level'], e['message'], e['code'], e['proxy']]), [['warn', 'egress proxy connection failed', 'ECONNREFUSED', `127.0.0.1:${port}`]]);
+    });
   });
 
   it('lets a call through as the half-open probe in place of one lost to a hanging connection, once the cooldown has passed', async (t) => {

@@ -75,9 +75,12 @@ describe('the settings', () => {
   });
 
   it('are exactly what the configuration reads, in either mode, and what the README’s tables list', () => {
+    const remote = { CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' };
     const read = new Set([
       ...namesRead({}),
-      ...namesRead({ CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' }),
+      ...namesRead({ CONTEXTIO_API_URL: 'https://api.example.com/2.0', ...remote }),
+      // An http:// upstream's proxy variables, and NO_PROXY, which is read once a proxy is set.
+      ...namesRead({ CONTEXTIO_API_URL: 'http://api.example.com/2.0', http_proxy: 'http://proxy.example:3128', ...remote }),
     ]);
     assert.deepEqual([...read].sort(), [...SETTINGS].sort());
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -85,7 +88,8 @@ describe('the settings', () => {
       readme
         .split('\n')
         .filter((line) => line.startsWith('| `'))
-        .flatMap((line) => [...line.split(' | ')[0]!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((match) => match[1]!)),
+        // Lower case too: the proxy variables are read in both spellings (`HTTPS_PROXY` / `https_proxy`).
+        .flatMap((line) => [...line.split(' | ')[0]!.matchAll(/`([A-Za-z][A-Za-z0-9_]+)`/g)].map((match) => match[1]!)),
     );
     for (const name of SETTINGS) if (name !== 'NODE_ENV') assert.ok(documented.has(name), `${name} in the README's tables`);
   });

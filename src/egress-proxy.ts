@@ -1,0 +1,100 @@
+import { isLoopbackHost } from './url.ts';
+
+/**
+ * The egress proxy the upstream calls go through, from the conventional variables (`HTTPS_PROXY`, `HTTP_PROXY`,
+ * `NO_PROXY`, or their lower-case forms): for a deployment whose only way out is a proxy. undici's pool reads
+ * none of them, so without this such a deployment cannot reach the API at all.
+ */
+export interface EgressProxy {
+  /** The proxy's origin (`http://proxy.example:3128`), without the credentials its URL may carry. */
+  origin: string;
+  /**
+   * Those credentials as the tunnels' `Proxy-Authorization` (Basic), or `undefined` when it carries none: a
+   * secret, for the client alone, never logged nor said.
+   */
+  authorization: string | undefined;
+  /** The variable it was read from (`HTTPS_PROXY`, `http_proxy` …), for the messages that name it. */
+  variable: string;
+  /** `host:port`: all that logs and errors show of it (its credentials never). */
+  shown: string;
+}
+
+/** The variables naming the proxy for an upstream of each scheme, the upper-case form first (as curl and Go read them). */
+const PROXY_VARIABLES = { 'https:': ['HTTPS_PROXY', 'https_proxy'], 'http:': ['HTTP_PROXY', 'http_proxy'] } as const;
+const NO_PROXY_VARIABLES = ['NO_PROXY', 'no_proxy'] as const;
+
+/**
+ * The proxy `baseUrl` (the upstream, an http(s) URL) is reached through, or `undefined` when none is set for
+ * its scheme, when `NO_PROXY` lists its host, or when it is on loopback: the embedded emulator, or one a
+ * developer runs, must still be reached from a shell where a corporate proxy is set. A value that is no proxy
+ * URL pushes one line onto `problems` naming its variable, never the value (it may carry credentials).
+ */
+export function egressProxyFor(baseUrl: string, read: (name: string) => string | undefined, problems: string[]): EgressProxy | undefined {
+  const target = new URL(baseUrl);
+  const variables = target.protocol === 'https:' ? PROXY_VARIABLES['https:'] : PROXY_VARIABLES['http:'];
+  const variable = variables.find((name) => read(name) !== undefined);
+  if (variable === undefined || isLoopbackHost(target.hostname)) return undefined;
+  if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  const proxy = parseProxyUrl(read(variable)!);
+  if (proxy === undefined) {
+    problems.push(`${variable} must be the egress proxy's http:// or https:// URL with a host, e.g. http://proxy.example:3128 (its value is not shown: it may carry credentials)`);
+    return undefined;
+  }
+  return { ...proxy, variable };
+}
+
+/** An http(s) proxy URL's origin, credentials and `host:port` (its scheme's default port when none is written); `undefined` for anything else. */
+function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined {
+  try {
+    const url = new URL(value);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return undefined;
+    // Decoded here, where a malformed escape (`%zz`) is a problem of the setting, not a crash at the first call.
+    const credentials = url.username === '' && url.password === '' ? undefined : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    return {
+      origin: url.origin,
+      authorization: credentials === undefined ? undefined : `Basic ${Buffer.from(credentials).toString('base64')}`,
+      shown: `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `NO_PROXY` (comma-separated, as curl and Go read it) sends `target` around the proxy: `*` for every
+ * host; a host name or address for itself; `domain` or `.domain` (or `*.domain`) for that domain and every name
+ * under it; each with an optional `:port` that must then be the target's (its scheme's default when it
+ * names none). Names compare without case and without a trailing dot. Address ranges (CIDR) are not read.
+ */
+export function bypassesProxy(target: URL, noProxy: string | undefined): boolean {
+  if (noProxy === undefined) return false;
+  const host = bareHost(target.hostname);
+  const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+  return noProxy
+    .split(',')
+    .map((entry) => entry.trim())
+    .some((entry) => entry === '*' || entryMatches(entry, host, port));
+}
+
+/** One `NO_PROXY` entry against a host (bare, lower case) and its port. */
+function entryMatches(entry: string, host: string, port: string): boolean {
+  const { name, port: entryPort } = splitEntry(entry);
+  if (name === '' || (entryPort !== undefined && entryPort !== port)) return false;
+  const domain = name.replace(/^\*?\./, '');
+  return host === domain || host.endsWith(`.${domain}`);
+}
+
+/** An entry's host (bare, lower case) and port: `[::1]:8080`, `::1`, `.example.com:443`, `example.com`. */
+function splitEntry(entry: string): { name: string; port: string | undefined } {
+  const bracketed = /^\[([^\]]*)\](?::(\d+))?$/.exec(entry);
+  if (bracketed) return { name: bareHost(bracketed[1]!), port: bracketed[2] };
+  // More than one colon without brackets: an IPv6 address, which has no port then.
+  const withPort = /^([^:]*):(\d+)$/.exec(entry);
+  if (withPort) return { name: bareHost(withPort[1]!), port: withPort[2] };
+  return { name: bareHost(entry), port: undefined };
+}
+
+/** A host name or address as compared: lower case, no brackets, no trailing dot. */
+function bareHost(host: string): string {
+  return host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+}

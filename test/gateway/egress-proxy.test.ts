@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { startConnectProxy, type ConnectProxy } from '../helpers/net.ts';
+import { LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
+import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
+import { postGraphQL } from '../helpers/stack.ts';
+
+/**
+ * The gateway deployed where the only way out is an egress proxy: `npm start`'s main with
+ * `CONTEXTIO_API_URL=http://contextio.test/2.0`, a name that does not resolve (`.test` is reserved), so that
+ * only the proxy can reach it, and `HTTP_PROXY` naming a CONNECT proxy of the test's own that leads
+ * `contextio.test:80` to the emulator.
+ */
+
+const PROXY_PASSWORD = 'proxy-pa55-never-shown';
+const PROXY_AUTHORIZATION = `Basic ${Buffer.from(`proxy-user:${PROXY_PASSWORD}`).toString('base64')}`;
+
+/** The gateway's environment: the emulator's key pair, its API at contextio.test, and the proxy's URL with credentials. */
+const environment = (proxy: ConnectProxy, more: Record<string, string> = {}) => ({
+  PORT: '0',
+  LOG_LEVEL: 'info',
+  CONTEXTIO_API_URL: 'http://contextio.test/2.0',
+  CONTEXTIO_CONSUMER_KEY: 'remote-key',
+  CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+  HTTP_PROXY: proxy.url.replace('http://', `http://proxy-user:${PROXY_PASSWORD}@`),
+  ...more,
+});
+
+/** Nothing of the proxy's credentials (nor the consumer secret) in what the gateway printed. */
+function assertNoSecrets(lines: readonly string[]): void {
+  for (const secret of [PROXY_PASSWORD, PROXY_AUTHORIZATION.slice('Basic '.length), 'remote-secret']) {
+    assert.ok(lines.every((line) => !line.includes(secret)), `a line shows ${secret}`);
+  }
+}
+
+describe('npm start behind an egress proxy (HTTP_PROXY)', () => {
+  let emulator: Emulator;
+  let proxy: ConnectProxy;
+  let gateway: RunningScript;
+  let url: string;
+
+  before(async () => {
+    // It answers to contextio.test, the name the gateway calls and signs for.
+    emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
+    const emulatorPort = Number(new URL(emulator.origin).port);
+    proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined));
+    // Its check of the upstream at start meets a proxy that cannot reach it (a 502 to its CONNECT), which the
+    // warning it makes says; then the proxy opens tunnels.
+    await proxy.refuseWith(502);
+    gateway = runScript('src/main.ts', environment(proxy));
+    url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+    await gateway.waitForLine(/CONTEXTIO_API_URL cannot be used now/);
+    await proxy.refuseWith(undefined);
+  });
+
+  after(async () => {
+    gateway?.child.kill('SIGTERM');
+    if (gateway) assert.equal((await gateway.exited)[0], 0, gateway.lines.join('\n'));
+    await proxy?.close();
+    await emulator?.close();
+  });
+
+  it('says at start that the upstream is reached through the proxy, by host and port only, and that it could not be then', () => {
+    const entries = logEntries(gateway.lines);
+    const ready = entries.find((e) => e['message'] === 'gateway ready')!;
+    assert.equal(ready['upstream'], 'http://contextio.test/2.0');
+    assert.equal(ready['egressProxy'], `${proxy.hostPort} (HTTP_PROXY)`);
+    const unusable = entries.find((e) => String(e['message']).startsWith('CONTEXTIO_API_URL cannot be used now'))!;
+    assert.equal(unusable['message'], `CONTEXTIO_API_URL cannot be used now: The egress proxy ${proxy.hostPort} refused to open a tunnel to the upstream (HTTP 502) while listing accounts. Operations that need it fail until it can`);
+    assert.equal(unusable['egressProxy'], `${proxy.hostPort} (HTTP_PROXY)`);
+    // One CONNECT: the refusal is not retried.
+    assert.equal(proxy.counts.connects, 1);
+    assertNoSecrets(gateway.lines);
+  });
+
+  it('serves queries and a mutation through the proxy, one request a call, its credentials on each tunnel, tunnels kept alive', async () => {
+    const before = { ...proxy.counts };
+    // Signed for http://contextio.test/2.0/…, the URL the gateway called (the POST's form too).
+    const calls = await servesOneRequestACall(url, emulator, 'proxied@example.com');
+    // Every CONNECT opened a tunnel, with the proxy's credentials; calls one after another reuse them (a
+    // second one at most, opened while the first still ends its answer): a tunnel a call would be 13.
+    const connects = proxy.counts.connects - before.connects;
+    assert.equal(proxy.counts.tunnels - before.tunnels, connects);
+    assert.ok(connects <= 2, `${connects} tunnels for ${calls.length} requests`);
+    assert.deepEqual(new Set(proxy.authorizations), new Set([PROXY_AUTHORIZATION]));
+  });
+
+  for (const status of [407, 403]) {
+    it(`answers UPSTREAM_ERROR for a tunnel the proxy refuses (HTTP ${status}): one CONNECT a call, not retried, said at error with its status`, async () => {
+      await proxy.refuseWith(status);
+      emulator.clearRequests();
+      const connectsBefore = proxy.counts.connects;
+      const said = new RegExp(`^The egress proxy ${proxy.hostPort} refused to open a tunnel to the upstream \\(HTTP ${status}\\) while listing accounts$`);
+      const entries = await threeListsFail(gateway, url, said);
+      // Refused the same on every attempt: one CONNECT a call, where a retried GET makes three.
+      assert.equal(proxy.counts.connects - connectsBefore, 3);
+      assert.equal(emulator.requests.length, 0);
+      // A configuration fault every call meets: one line at error, naming the status and the proxy.
+      const faults = entries.filter((e) => e['level'] === 'error');
+      assert.deepEqual(faults.map((e) => [e['status'], e['proxy']]), [[status, proxy.hostPort]], JSON.stringify(entries));
+      assert.match(String(faults[0]!['message']), new RegExp(`^the egress proxy refused to open a tunnel to the upstream \\(HTTP ${status}\\)`));
+      assertNoSecrets(gateway.lines);
+    });
+  }
+
+  it('serves again once the proxy opens tunnels again', async () => {
+    await proxy.refuseWith(undefined);
+    assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
+  });
+});
+
+describe('npm start with NO_PROXY naming the upstream', () => {
+  it('goes around the proxy: the name does not resolve, so the call could not be reached, and the proxy saw nothing', async () => {
+    const proxy = await startConnectProxy(() => undefined);
+    const gateway = runScript('src/main.ts', environment(proxy, { NO_PROXY: 'localhost,contextio.test' }));
+    try {
+      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      const ready = logEntries(gateway.lines).find((e) => e['message'] === 'gateway ready')!;
+      assert.equal(ready['egressProxy'], undefined);
+      const answer = await postGraphQL<GraphQLAnswer>(url, LIST);
+      assert.deepEqual(answer.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
+      assert.equal(answer.errors![0]!.message, 'The upstream could not be reached while listing accounts');
+      assert.equal(proxy.counts.connects, 0);
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+    }
+  });
+});

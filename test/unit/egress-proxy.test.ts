@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfig, type Env } from '../../src/config.ts';
+import { bypassesProxy } from '../../src/egress-proxy.ts';
+import { configProblems } from '../helpers/config.ts';
+
+describe('NO_PROXY', () => {
+  /** Each case: the upstream's URL, the NO_PROXY value, whether that sends it around the proxy. */
+  const cases: Record<string, Array<readonly [target: string, noProxy: string | undefined, bypassed: boolean]>> = {
+    'sends nothing around the proxy when unset or empty': [
+      ['https://api.context.io/2.0', undefined, false],
+      ['https://api.context.io/2.0', '', false],
+    ],
+    'sends every host around it with *': [
+      ['https://api.context.io/2.0', '*', true],
+      ['https://api.context.io/2.0', 'intranet.lan, *', true],
+    ],
+    'matches a host name itself and every name under a domain, written with or without its leading dot (or *.), whatever the case or a trailing dot': [
+      ...['api.context.io', 'context.io', '.context.io', '*.context.io', 'CONTEXT.IO', 'context.io.'].map((entry) => ['https://api.context.io/2.0', entry, true] as const),
+      ['https://context.io/2.0', '.context.io', true],
+      ['https://API.Context.IO./2.0', 'api.context.io', true],
+      // A suffix only at a dot: another domain that ends in the same letters is not under it.
+      ...['text.io', 'io.context', 'other.context.io', 'pi.context.io', 'v2.api.context.io'].map((entry) => ['https://api.context.io/2.0', entry, false] as const),
+    ],
+    'reads a list separated by commas, spaces around its entries and empty entries left aside': [
+      ['https://api.context.io/2.0', 'localhost, 10.0.0.1 ,,  context.io  ', true],
+      ['https://api.context.io/2.0', 'localhost,,10.0.0.1', false],
+    ],
+    'takes an entry with a port only for that port, the scheme’s default when the URL names none': [
+      ['https://api.context.io/2.0', 'api.context.io:443', true],
+      ['https://api.context.io/2.0', 'api.context.io:80', false],
+      ['http://api.context.io/2.0', 'context.io:80', true],
+      ['http://api.context.io:8080/2.0', '.context.io:8080', true],
+      ['http://api.context.io:8080/2.0', 'api.context.io:80', false],
+    ],
+    'matches addresses exactly, IPv6 ones with or without brackets (and a port only in brackets)': [
+      ['http://10.1.2.3:8080/2.0', '10.1.2.3', true],
+      ['http://10.1.2.3:8080/2.0', '10.1.2.3:8080', true],
+      ['http://10.1.2.3:8080/2.0', '0.1.2.3', false],
+      ['http://[fd00::1]:8080/2.0', 'fd00::1', true],
+      ['http://[fd00::1]:8080/2.0', '[fd00::1]:8080', true],
+      ['http://[fd00::1]:8080/2.0', '[fd00::1]:80', false],
+    ],
+  };
+  for (const [rule, examples] of Object.entries(cases)) {
+    it(rule, () => {
+      for (const [target, noProxy, bypassed] of examples) assert.equal(bypassesProxy(new URL(target), noProxy), bypassed, `${target} with NO_PROXY=${noProxy}`);
+    });
+  }
+});
+
+describe('the egress proxy settings', () => {
+  const remote = (url: string, more: Env = {}): Env => ({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'key', CONTEXTIO_CONSUMER_SECRET: 'secret', ...more });
+  const proxyOf = (env: Env) => {
+    const { upstream } = loadConfig(env);
+    assert.equal(upstream.kind, 'remote');
+    return upstream.kind === 'remote' ? upstream.proxy : undefined;
+  };
+
+  it('reads HTTPS_PROXY for an https:// upstream and HTTP_PROXY for an http:// one, upper case first', () => {
+    const both = { HTTPS_PROXY: 'http://secure-proxy.example:3128', HTTP_PROXY: 'http://plain-proxy.example:8080' };
+    assert.deepEqual(proxyOf(remote('https://api.context.io/2.0', both)), { origin: 'http://secure-proxy.example:3128', authorization: undefined, shown: 'secure-proxy.example:3128', variable: 'HTTPS_PROXY' });
+    assert.equal(proxyOf(remote('http://api.context.io/2.0', both))?.variable, 'HTTP_PROXY');
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTP_PROXY: 'http://plain-proxy.example:8080' })), undefined);
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { https_proxy: 'http://lower.example:1' }))?.variable, 'https_proxy');
+    assert.equal(proxyOf(remote('http://api.context.io/2.0', { http_proxy: 'http://lower.example:1', HTTP_PROXY: 'http://upper.example:2' }))?.shown, 'upper.example:2');
+    // Set but blank is unset, as for every other setting.
+    assert.equal(proxyOf(remote('http://api.context.io/2.0', { HTTP_PROXY: ' ', http_proxy: 'http://lower.example:1' }))?.variable, 'http_proxy');
+  });
+
+  it('shows the proxy as host:port, its scheme’s port when none is written, and keeps its credentials apart as Basic', () => {
+    const proxy = proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'https://us%40er:p%3Ass@proxy.example/' }));
+    assert.deepEqual(proxy, { origin: 'https://proxy.example', authorization: `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`, shown: 'proxy.example:443', variable: 'HTTPS_PROXY' });
+    // A user name alone still goes (curl sends it with an empty password).
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'http://only@proxy.example' }))?.authorization, `Basic ${Buffer.from('only:').toString('base64')}`);
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'http://proxy.example' }))?.shown, 'proxy.example:80');
+  });
+
+  it('never proxies an upstream on loopback, nor one NO_PROXY (or no_proxy) lists', () => {
+    const proxies = { HTTPS_PROXY: 'http://proxy.example:3128', HTTP_PROXY: 'http://proxy.example:3128' };
+    for (const url of ['http://127.0.0.1:4010/2.0', 'http://localhost:4010/2.0', 'https://[::1]:8443/2.0', 'http://127.1.2.3/2.0']) {
+      assert.equal(proxyOf(remote(url, proxies)), undefined, url);
+    }
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { ...proxies, NO_PROXY: 'context.io' })), undefined);
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { ...proxies, no_proxy: '*' })), undefined);
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { ...proxies, NO_PROXY: 'example.com', no_proxy: '*' }))?.shown, 'proxy.example:3128');
+    // The embedded emulator is never proxied: no proxy is read for it at all.
+    assert.equal(loadConfig(proxies).upstream.kind, 'embedded');
+  });
+
+  it('refuses a proxy URL that is no http(s) URL with a host, in one line naming its variable and never its value', () => {
+    for (const value of ['proxy.example:3128', 'socks5://u:hunter2@proxy.example:1080', 'http://', 'http://us%zzer:hunter2@proxy.example:3128', 'not a url hunter2']) {
+      const problems = configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: value }));
+      assert.deepEqual(problems, ["HTTPS_PROXY must be the egress proxy's http:// or https:// URL with a host, e.g. http://proxy.example:3128 (its value is not shown: it may carry credentials)"], value);
+    }
+    assert.match(configProblems(remote('http://api.context.io/2.0', { http_proxy: 'ftp://proxy.example' }))[0]!, /^http_proxy must be/);
+    // Beside other problems, each its own line.
+    assert.equal(configProblems({ ...remote('http://api.context.io/2.0', { HTTP_PROXY: 'nope' }), CONTEXTIO_CONSUMER_KEY: '' }).length, 2);
+  });
+
+  it('leaves a proxy variable it does not use unchecked: another program’s setting, or one NO_PROXY or loopback sets aside', () => {
+    assert.deepEqual(configProblems(remote('https://api.context.io/2.0', { HTTP_PROXY: 'nope' })), []);
+    assert.deepEqual(configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'nope', NO_PROXY: '*' })), []);
+    assert.deepEqual(configProblems(remote('http://127.0.0.1:4010/2.0', { HTTP_PROXY: 'nope' })), []);
+    assert.deepEqual(configProblems({ HTTP_PROXY: 'nope', HTTPS_PROXY: 'nope' }), []);
+  });
+});
