@@ -710,10 +710,12 @@ export class UpstreamClient {
     // A tunnel the egress proxy would not open: the same on every attempt until the deployment changes. undici
     // reports it with a cancelled request's code (UND_ERR_ABORTED): told apart by its message, as it is not the
     // call's own cancellation (checked first, above).
-    const refusedWith = sent ? undefined : proxyRefusalOf(error);
-    if (refusedWith !== undefined) {
+    const tunnelStatus = sent ? undefined : proxyRefusalOf(error);
+    // Its own 4xx (407, 403) is the proxy's rules or credentials. Its 5xx (502, 504) says it could not reach the
+    // upstream, or is failing itself: the upstream out of reach as far as the gateway can tell, as below.
+    if (tunnelStatus !== undefined && tunnelStatus < 500) {
       verdicts.noVerdict(permit);
-      throw this.#proxyRefused(run, refusedWith);
+      throw this.#proxyRefused(run, tunnelStatus);
     }
     // A TLS handshake happens before a request goes out; one failing is not an upstream down but the same on
     // every attempt until the deployment changes (see `#tlsFailure`).
@@ -722,7 +724,8 @@ export class UpstreamClient {
       verdicts.noVerdict(permit);
       throw this.#tlsFailure(run, tls, code!, error);
     }
-    const willRetry = !lastAttempt && code !== undefined && CONNECTION_ERROR_CODES.has(code) && call.signal?.requestsLeft !== 0;
+    const connectionFailed = tunnelStatus !== undefined || (code !== undefined && CONNECTION_ERROR_CODES.has(code));
+    const willRetry = !lastAttempt && connectionFailed && call.signal?.requestsLeft !== 0;
     verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
     // Only a request that went out may have been carried out (a refused connection or TLS handshake never
     // sent it; undici starts a request only on a connected socket).
@@ -732,7 +735,8 @@ export class UpstreamClient {
     const proxy = sent || error instanceof AnswerCutShort ? undefined : this.#proxy;
     const unreachable = () => {
       if (proxy === undefined) this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
-      else this.#failures.callFailure('egress proxy connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, proxy: proxy.shown });
+      else if (tunnelStatus === undefined) this.#failures.callFailure('egress proxy connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, proxy: proxy.shown });
+      else this.#failures.callFailure('egress proxy connection failed', `HTTP ${tunnelStatus}`, { ...forLog(info, call.signal), status: tunnelStatus, proxy: proxy.shown });
       // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
       // take the failure for a refusal.
       const what =
@@ -742,7 +746,9 @@ export class UpstreamClient {
             ? 'The connection to the upstream broke before it answered'
             : proxy === undefined
               ? 'The upstream could not be reached'
-              : `The egress proxy ${proxy.shown} could not be reached`;
+              : tunnelStatus === undefined
+                ? `The egress proxy ${proxy.shown} could not be reached`
+                : `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${tunnelStatus})`;
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);

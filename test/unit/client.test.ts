@@ -1348,6 +1348,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       });
     }
 
+    it('takes a proxy that answers a tunnel 502 or 504 for the upstream out of reach through it: retried, counted by the breaker, said so', async () => {
+      for (const status of [502, 504]) {
+        let requests = 0;
+        const server = createHttpServer((req, res) => {
+          requests++;
+          res.end(accountAt(req.url));
+        });
+        const lines: string[] = [];
+        const { proxy, client } = await throughProxy(server, { maxAttempts: 3, breakerFailureThreshold: 1, logger: createLogger('warn', (line) => lines.push(line)) });
+        await proxy.refuseWith(status);
+        await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+          assert.equal(e.message, `The upstream could not be reached through the egress proxy ${proxy.hostPort} (it answered the tunnel HTTP ${status}) while reading account "a"`);
+          return true;
+        });
+        // Retried as a connection that failed (three CONNECTs), and the upstream's failure for the breaker.
+        assert.equal(proxy.counts.connects, 3);
+        assert.equal(requests, 0);
+        assert.equal(client.breakerState, 'open');
+        const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+        assert.ok(entries.some((e) => e['level'] === 'warn' && e['message'] === 'egress proxy connection failed' && e['status'] === status && e['proxy'] === proxy.hostPort), lines.join('\n'));
+      }
+    });
+
     it('says a certificate refused behind an https:// proxy is the proxy’s (or, for an https:// upstream, either’s), not the upstream’s alone', async () => {
       const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
       // Self-signed, so trusted by no process; never asked to CONNECT, as the handshake fails first.
