@@ -43,10 +43,14 @@ export function egressProxyFor(baseUrl: string, read: (name: string) => string |
   return { ...proxy, variable };
 }
 
-/** An http(s) proxy URL's origin, credentials and `host:port` (its scheme's default port when none is written); `undefined` for anything else. */
+/**
+ * An http(s) proxy URL's origin, credentials and `host:port` (its scheme's default port when none is written);
+ * `undefined` for anything else. Written without a scheme (`proxy.example:3128`, as many shells set it), it is
+ * read as http://, as curl and Go do: parsed as it is, `proxy.example:` would be its scheme.
+ */
 function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined {
   try {
-    const url = new URL(value);
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
     if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return undefined;
     // Decoded here, where a malformed escape (`%zz`) is a problem of the setting, not a crash at the first call.
     const credentials = url.username === '' && url.password === '' ? undefined : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;

@@ -88,14 +88,23 @@ describe('the egress proxy settings', () => {
     assert.equal(loadConfig(proxies).upstream.kind, 'embedded');
   });
 
+  it('reads a proxy written without a scheme as http://, as curl and Go do (corporate shells set it so)', () => {
+    for (const [value, shown] of [['proxy.example:3128', 'proxy.example:3128'], ['proxy.example', 'proxy.example:80'], ['u:p@proxy.example:3128', 'proxy.example:3128']] as const) {
+      const proxy = proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: value }));
+      assert.equal(proxy?.origin, `http://${shown.replace(/:80$/, '')}`, value);
+      assert.equal(proxy?.shown, shown, value);
+    }
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'u:p@proxy.example:3128' }))?.authorization, `Basic ${Buffer.from('u:p').toString('base64')}`);
+  });
+
   it('refuses a proxy URL that is no http(s) URL with a host, in one line naming its variable and never its value', () => {
-    for (const value of ['proxy.example:3128', 'socks5://u:hunter2@proxy.example:1080', 'http://', 'http://us%zzer:hunter2@proxy.example:3128', 'not a url hunter2']) {
+    for (const value of ['socks5://u:hunter2@proxy.example:1080', 'http://', 'http://us%zzer:hunter2@proxy.example:3128', 'not a url hunter2']) {
       const problems = configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: value }));
       assert.deepEqual(problems, ["HTTPS_PROXY must be the egress proxy's http:// or https:// URL with a host, e.g. http://proxy.example:3128 (its value is not shown: it may carry credentials)"], value);
     }
     assert.match(configProblems(remote('http://api.context.io/2.0', { http_proxy: 'ftp://proxy.example' }))[0]!, /^http_proxy must be/);
     // Beside other problems, each its own line.
-    assert.equal(configProblems({ ...remote('http://api.context.io/2.0', { HTTP_PROXY: 'nope' }), CONTEXTIO_CONSUMER_KEY: '' }).length, 2);
+    assert.equal(configProblems({ ...remote('http://api.context.io/2.0', { HTTP_PROXY: 'not a url' }), CONTEXTIO_CONSUMER_KEY: '' }).length, 2);
   });
 
   it('leaves a proxy variable it does not use unchecked: another program’s setting, or one NO_PROXY or loopback sets aside', () => {
