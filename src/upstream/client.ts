@@ -375,7 +375,7 @@ export class UpstreamClient {
     this.#basePath = url.pathname.replace(/\/+$/, '');
     this.#proxy = proxy;
     const poolOptions = { connections: options.maxInFlight, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
-    this.#pool = dispatcher ?? (proxy === undefined ? new Pool(this.#origin, poolOptions) : throughProxy(proxy, poolOptions));
+    this.#pool = dispatcher ?? (proxy === undefined ? new Pool(this.#origin, poolOptions) : throughProxy(proxy, poolOptions, options.timeoutMs));
   }
 
   /** `closed` while the upstream answers; `open` while calls fail fast; `half-open` while a probe is out. */
@@ -1222,9 +1222,21 @@ export class UpstreamClient {
  * the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
  * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
  * and the URL it keeps (and may put in its errors) carries none.
+ *
+ * A CONNECT the proxy leaves unanswered is given up after `tunnelTimeoutMs` (the upstream's deadline: no call
+ * waits longer for it). undici waits for it as for any answer, 300 s, holding one of the pool's connections
+ * meanwhile, and the call given up on does not end it: a proxy that stalled for a moment would leave the gateway
+ * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
+ * after 10 s).
  */
-function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options): ProxyAgent {
-  return new ProxyAgent({ uri: origin, proxyTunnel: true, ...(authorization === undefined ? {} : { token: authorization }), ...poolOptions });
+function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
+  return new ProxyAgent({
+    uri: origin,
+    proxyTunnel: true,
+    ...(authorization === undefined ? {} : { token: authorization }),
+    clientFactory: (proxyOrigin, options) => new Pool(proxyOrigin, { ...options, headersTimeout: tunnelTimeoutMs }),
+    ...poolOptions,
+  });
 }
 
 /**

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { startConnectProxy, type ConnectProxy } from '../helpers/net.ts';
-import { LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
+import { IN_MAIN, LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
 import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
 import { postGraphQL } from '../helpers/stack.ts';
 
@@ -127,6 +128,34 @@ describe('npm start with NO_PROXY naming the upstream', () => {
       gateway.child.kill('SIGTERM');
       await gateway.exited;
       await proxy.close();
+    }
+  });
+});
+
+describe('npm start behind an egress proxy that stalls', () => {
+  it('gives up a CONNECT left unanswered at UPSTREAM_TIMEOUT_MS, so that the connection it held serves again once the proxy answers', async () => {
+    const emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
+    const emulatorPort = Number(new URL(emulator.origin).port);
+    const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined));
+    // One connection: the stalled CONNECT holds the only one there is, as a longer stall under load holds them all.
+    const gateway = runScript('src/main.ts', environment(proxy, { UPSTREAM_TIMEOUT_MS: '500', UPSTREAM_MAX_IN_FLIGHT: '1' }));
+    try {
+      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      // Its check of the upstream at start, answered through the proxy.
+      await eventually(() => emulator.requests.length > 0, IN_MAIN);
+      await proxy.refuseWith('no answer');
+      const stalled = await postGraphQL<GraphQLAnswer>(url, LIST);
+      assert.deepEqual(stalled.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_TIMEOUT']);
+      // undici would wait 300 s for the CONNECT's answer, the gateway's one upstream connection taken meanwhile.
+      await eventually(() => proxy.counts.givenUp === 1, { timeoutMs: 10_000, what: 'the unanswered CONNECT given up' });
+      await proxy.refuseWith(undefined);
+      assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+      await emulator.close();
     }
   });
 });

@@ -60,12 +60,18 @@ export interface ConnectProxy {
   url: string;
   /** `127.0.0.1:<port>`: how the gateway names it. */
   hostPort: string;
-  /** CONNECT requests received, and tunnels opened for them. */
-  readonly counts: { connects: number; tunnels: number };
+  /**
+   * CONNECT requests received, tunnels opened for them, and CONNECTs left unanswered (`'no answer'`) that their
+   * client gave up on, closing its connection.
+   */
+  readonly counts: { connects: number; tunnels: number; givenUp: number };
   /** Each CONNECT's `Proxy-Authorization`, in turn (`undefined`: none). */
   readonly authorizations: Array<string | undefined>;
-  /** From now on, answer each CONNECT with `status` instead of opening a tunnel (`undefined`: open them again); open tunnels are closed. */
-  refuseWith(status: number | undefined): Promise<void>;
+  /**
+   * From now on, answer each CONNECT with `status` instead of opening a tunnel, or leave it unanswered (`'no
+   * answer'`: a proxy stalled), or open them again (`undefined`); open tunnels and unanswered CONNECTs are closed.
+   */
+  refuseWith(status: number | 'no answer' | undefined): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -75,14 +81,26 @@ export interface ConnectProxy {
  * as a proxy that cannot reach the host does.
  */
 export async function startConnectProxy(route: (authority: string) => number | undefined): Promise<ConnectProxy> {
-  const counts = { connects: 0, tunnels: 0 };
+  const counts = { connects: 0, tunnels: 0, givenUp: 0 };
   const authorizations: Array<string | undefined> = [];
   const open = new Set<Socket>();
-  let refusal: number | undefined;
+  let refusal: number | 'no answer' | undefined;
+  let closing = false;
   const server = createHttpServer();
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     counts.connects++;
     authorizations.push(req.headers['proxy-authorization']);
+    if (refusal === 'no answer') {
+      open.add(client);
+      client.on('error', () => undefined);
+      // The server's sockets are half-open: the client's end closes this one.
+      client.on('end', () => client.destroy());
+      client.on('close', () => {
+        open.delete(client);
+        if (!closing) counts.givenUp++;
+      });
+      return;
+    }
     const port = route(req.url ?? '');
     if (refusal !== undefined || port === undefined) {
       client.end(`HTTP/1.1 ${refusal ?? 502} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
@@ -103,9 +121,11 @@ export async function startConnectProxy(route: (authority: string) => number | u
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const closeTunnels = async () => {
+    closing = true;
     const closed = [...open].map((socket) => once(socket, 'close'));
     for (const socket of open) socket.destroy();
     await Promise.all(closed);
+    closing = false;
   };
   return {
     url: `http://127.0.0.1:${port}`,
