@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { isLoopbackHost } from './url.ts';
 
 /**
@@ -66,9 +67,10 @@ function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined
 
 /**
  * Whether `NO_PROXY` (comma-separated, as curl and Go read it) sends `target` around the proxy: `*` for every
- * host; a host name or address for itself; `domain` or `.domain` (or `*.domain`) for that domain and every name
- * under it; each with an optional `:port` that must then be the target's (its scheme's default when it
- * names none). Names compare without case and without a trailing dot. Address ranges (CIDR) are not read.
+ * host; a host name for itself, an address for itself alone (however written); `domain` or `.domain` (or
+ * `*.domain`) for that domain and every name under it; each with an optional `:port` that must then be the
+ * target's (its scheme's default when it names none). Names compare without case and without a trailing dot.
+ * Address ranges (CIDR) are not read.
  */
 export function bypassesProxy(target: URL, noProxy: string | undefined): boolean {
   if (noProxy === undefined) return false;
@@ -80,12 +82,27 @@ export function bypassesProxy(target: URL, noProxy: string | undefined): boolean
     .some((entry) => entry === '*' || entryMatches(entry, host, port));
 }
 
-/** One `NO_PROXY` entry against a host (bare, lower case) and its port. */
+/** One `NO_PROXY` entry against a host (bare, lower case, an address as the URL parser writes it) and its port. */
 function entryMatches(entry: string, host: string, port: string): boolean {
   const { name, port: entryPort } = splitEntry(entry);
   if (name === '' || (entryPort !== undefined && entryPort !== port)) return false;
+  // An address is matched by the same address alone, however it is written (`fd00:0:0:0:0:0:0:1` is the URL's
+  // `fd00::1`): it has no names under it as a domain does, so `0.0.1` is no suffix of `10.0.0.1`.
+  if (isIP(host) !== 0) return addressAsWritten(name) === host;
   const domain = name.replace(/^\*?\./, '');
   return host === domain || host.endsWith(`.${domain}`);
+}
+
+/** An address as the URL parser writes a host (`::ffff:10.0.0.1` as `::ffff:a00:1`), or `undefined` for what is none. */
+function addressAsWritten(name: string): string | undefined {
+  const version = isIP(name);
+  if (version === 0) return undefined;
+  try {
+    return bareHost(new URL(`http://${version === 6 ? `[${name}]` : name}/`).hostname);
+  } catch {
+    // One the URL parser refuses (an IPv6 address with a zone, `fe80::1%eth0`) is never a URL's host.
+    return undefined;
+  }
 }
 
 /** An entry's host (bare, lower case) and port: `[::1]:8080`, `::1`, `.example.com:443`, `example.com`. */

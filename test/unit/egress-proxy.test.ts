@@ -33,13 +33,21 @@ describe('NO_PROXY', () => {
       ['http://api.context.io:8080/2.0', '.context.io:8080', true],
       ['http://api.context.io:8080/2.0', 'api.context.io:80', false],
     ],
-    'matches addresses exactly, IPv6 ones with or without brackets (and a port only in brackets)': [
+    'matches addresses exactly, however written, IPv6 ones with or without brackets (and a port only in brackets)': [
       ['http://10.1.2.3:8080/2.0', '10.1.2.3', true],
       ['http://10.1.2.3:8080/2.0', '10.1.2.3:8080', true],
       ['http://10.1.2.3:8080/2.0', '0.1.2.3', false],
       ['http://[fd00::1]:8080/2.0', 'fd00::1', true],
       ['http://[fd00::1]:8080/2.0', '[fd00::1]:8080', true],
       ['http://[fd00::1]:8080/2.0', '[fd00::1]:80', false],
+      // However it is written: the URL parser compresses the upstream's (as it does CONTEXTIO_API_URL's own
+      // `[fd00:0:0:0:0:0:0:1]`), not the entry.
+      ['http://[fd00::1]:8080/2.0', 'fd00:0:0:0:0:0:0:1', true],
+      ['http://[fd00:0:0:0:0:0:0:1]:8080/2.0', '[FD00:0::0001]:8080', true],
+      ['http://[::ffff:10.0.0.1]/2.0', '::ffff:10.0.0.1', true],
+      // An address has nothing under it, as a domain has: the end of another is no match.
+      ['http://10.1.2.3:8080/2.0', '1.2.3', false],
+      ['http://10.0.0.1/2.0', '.0.0.1', false],
     ],
   };
   for (const [rule, examples] of Object.entries(cases)) {
