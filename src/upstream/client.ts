@@ -724,7 +724,10 @@ export class UpstreamClient {
       verdicts.noVerdict(permit);
       throw this.#tlsFailure(run, tls, code!, error);
     }
-    const connectionFailed = tunnelStatus !== undefined || (code !== undefined && CONNECTION_ERROR_CODES.has(code));
+    // A CONNECT the proxy left unanswered, given up (`throughProxy`), fails every request waiting for its tunnel
+    // with undici's headers timeout: a connection that could not be opened, as one whose opening timed out.
+    const tunnelTimedOut = !sent && this.#proxy !== undefined && code === 'UND_ERR_HEADERS_TIMEOUT';
+    const connectionFailed = tunnelStatus !== undefined || tunnelTimedOut || (code !== undefined && CONNECTION_ERROR_CODES.has(code));
     const willRetry = !lastAttempt && connectionFailed && call.signal?.requestsLeft !== 0;
     verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
     // Only a request that went out may have been carried out (a refused connection or TLS handshake never
@@ -746,9 +749,11 @@ export class UpstreamClient {
             ? 'The connection to the upstream broke before it answered'
             : proxy === undefined
               ? 'The upstream could not be reached'
-              : tunnelStatus === undefined
-                ? `The egress proxy ${proxy.shown} could not be reached`
-                : `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${tunnelStatus})`;
+              : tunnelTimedOut
+                ? `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`
+                : tunnelStatus === undefined
+                  ? `The egress proxy ${proxy.shown} could not be reached`
+                  : `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${tunnelStatus})`;
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);

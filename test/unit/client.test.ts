@@ -7,7 +7,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
-import { MockAgent, type MockPool } from 'undici';
+import { Dispatcher, errors, MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
@@ -1370,6 +1370,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
         assert.ok(entries.some((e) => e['level'] === 'warn' && e['message'] === 'egress proxy connection failed' && e['status'] === status && e['proxy'] === proxy.hostPort), lines.join('\n'));
       }
+    });
+
+    it('retries a call whose tunnel the proxy did not open in time as a connection that could not be opened, and says so', async () => {
+      // What each request waiting on a CONNECT given up meets: undici's headers timeout, before it went out.
+      let dispatches = 0;
+      const tunnelGivenUp = new (class extends Dispatcher {
+        override dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+          dispatches++;
+          queueMicrotask(() => handler.onResponseError?.(undefined as never, new errors.HeadersTimeoutError()));
+          return true;
+        }
+        override async destroy(): Promise<void> {}
+      })();
+      const client = localClient('http://upstream.test/2.0', {
+        timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, dispatcher: tunnelGivenUp,
+        proxy: { origin: 'http://127.0.0.1:3128', authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown: '127.0.0.1:3128' },
+      });
+      await assert.rejects(client.deleteAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+        // Never sent: nothing of the delete may have taken effect.
+        assert.equal(e.message, 'The egress proxy 127.0.0.1:3128 did not open a tunnel to the upstream in time while deleting account "a"');
+        return true;
+      });
+      assert.equal(dispatches, 3);
     });
 
     it('says a certificate refused behind an https:// proxy is the proxy’s (or, for an https:// upstream, either’s), not the upstream’s alone', async () => {
