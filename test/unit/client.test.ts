@@ -1302,6 +1302,21 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       const client = localClient('http://upstream.test/2.0', { timeoutMs: 5_000, maxInFlight: 4, retryBaseDelayMs: 1, ...options, proxy: { origin: proxy.url, authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown } });
       return { proxy, client };
     };
+    /**
+     * A client through a proxy answering every CONNECT `status`, its `warn` lines kept, and the requests its
+     * upstream got (none, as no tunnel opens).
+     */
+    const throughRefusingProxy = async (status: number) => {
+      const upstream = { requests: 0 };
+      const server = createHttpServer((req, res) => {
+        upstream.requests++;
+        res.end(accountAt(req.url));
+      });
+      const lines: string[] = [];
+      const { proxy, client } = await throughProxy(server, { maxAttempts: 3, breakerFailureThreshold: 1, logger: createLogger('warn', (line) => lines.push(line)) });
+      await proxy.refuseWith(status);
+      return { proxy, client, lines, upstream };
+    };
 
     it('sends every call down a CONNECT tunnel with the proxy’s credentials, signed for the upstream’s own URL, tunnels kept alive', async () => {
       const seen: Array<{ host: string | undefined; authorization: string | undefined; proxyAuthorization: string | undefined }> = [];
@@ -1322,14 +1337,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
 
     for (const status of [407, 403]) {
       it(`takes a tunnel the proxy refuses (HTTP ${status}) for a configuration fault, not the call's cancellation: said so, not retried, not counted by the breaker, logged once at error`, async () => {
-        let requests = 0;
-        const server = createHttpServer((req, res) => {
-          requests++;
-          res.end(accountAt(req.url));
-        });
-        const lines: string[] = [];
-        const { proxy, client } = await throughProxy(server, { maxAttempts: 3, breakerFailureThreshold: 1, logger: createLogger('warn', (line) => lines.push(line)) });
-        await proxy.refuseWith(status);
+        const { proxy, client, lines, upstream } = await throughRefusingProxy(status);
         for (const [call, action] of [[() => client.getAccount('a'), 'reading account "a"'], [() => client.getAccount('b'), 'reading account "b"'], [() => client.deleteAccount('c'), 'deleting account "c"']] as const) {
           await assert.rejects(call(), (e: Error & { extensions?: Record<string, unknown> }) => {
             assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
@@ -1339,7 +1347,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         }
         // The same on every attempt: one CONNECT a call, where a retried GET or DELETE makes three.
         assert.equal(proxy.counts.connects, 3);
-        assert.equal(requests, 0);
+        assert.equal(upstream.requests, 0);
         assert.equal(client.breakerState, 'closed');
         const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
         assert.deepEqual(entries.map((e) => [e['level'], e['status'], e['proxy']]), [['error', status, proxy.hostPort]]);
@@ -1350,14 +1358,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
 
     it('takes a proxy that answers a tunnel 502 or 504 for the upstream out of reach through it: retried, counted by the breaker, said so', async () => {
       for (const status of [502, 504]) {
-        let requests = 0;
-        const server = createHttpServer((req, res) => {
-          requests++;
-          res.end(accountAt(req.url));
-        });
-        const lines: string[] = [];
-        const { proxy, client } = await throughProxy(server, { maxAttempts: 3, breakerFailureThreshold: 1, logger: createLogger('warn', (line) => lines.push(line)) });
-        await proxy.refuseWith(status);
+        const { proxy, client, lines, upstream } = await throughRefusingProxy(status);
         await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
           assert.equal(e.message, `The upstream could not be reached through the egress proxy ${proxy.hostPort} (it answered the tunnel HTTP ${status}) while reading account "a"`);
@@ -1365,7 +1366,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         });
         // Retried as a connection that failed (three CONNECTs), and the upstream's failure for the breaker.
         assert.equal(proxy.counts.connects, 3);
-        assert.equal(requests, 0);
+        assert.equal(upstream.requests, 0);
         assert.equal(client.breakerState, 'open');
         const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
         assert.ok(entries.some((e) => e['level'] === 'warn' && e['message'] === 'egress proxy connection failed' && e['status'] === status && e['proxy'] === proxy.hostPort), lines.join('\n'));
