@@ -707,15 +707,18 @@ export class UpstreamClient {
       const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The gateway could not open a connection to the upstream (it is out of file descriptors) while ${call.action}${landed}`, info);
     }
+    // Behind a proxy, a connection that failed before its request went out failed on the way to the proxy or in
+    // its CONNECT: saying the upstream could not be reached would hide which.
+    const proxy = sent || error instanceof AnswerCutShort ? undefined : this.#proxy;
     // A tunnel the egress proxy would not open: the same on every attempt until the deployment changes. undici
     // reports it with a cancelled request's code (UND_ERR_ABORTED): told apart by its message, as it is not the
     // call's own cancellation (checked first, above).
-    const tunnelStatus = sent ? undefined : proxyRefusalOf(error);
+    const tunnelStatus = proxy === undefined ? undefined : proxyRefusalOf(error);
     // Its own 4xx (407, 403) is the proxy's rules or credentials. Its 5xx (502, 504) says it could not reach the
     // upstream, or is failing itself: the upstream out of reach as far as the gateway can tell, as below.
-    if (tunnelStatus !== undefined && tunnelStatus < 500) {
+    if (proxy !== undefined && tunnelStatus !== undefined && tunnelStatus < 500) {
       verdicts.noVerdict(permit);
-      throw this.#proxyRefused(run, tunnelStatus);
+      throw this.#proxyRefused(run, tunnelStatus, proxy);
     }
     // A TLS handshake happens before a request goes out; one failing is not an upstream down but the same on
     // every attempt until the deployment changes (see `#tlsFailure`).
@@ -726,20 +729,19 @@ export class UpstreamClient {
     }
     // A CONNECT the proxy left unanswered, given up (`throughProxy`), fails every request waiting for its tunnel
     // with undici's headers timeout: a connection that could not be opened, as one whose opening timed out.
-    const tunnelTimedOut = !sent && this.#proxy !== undefined && code === 'UND_ERR_HEADERS_TIMEOUT';
+    const tunnelTimedOut = proxy !== undefined && code === 'UND_ERR_HEADERS_TIMEOUT';
     const connectionFailed = tunnelStatus !== undefined || tunnelTimedOut || (code !== undefined && CONNECTION_ERROR_CODES.has(code));
     const willRetry = !lastAttempt && connectionFailed && call.signal?.requestsLeft !== 0;
     verdicts.failedRetrying(permit, { ...forLog(info, call.signal), code }, willRetry);
     // Only a request that went out may have been carried out (a refused connection or TLS handshake never
     // sent it; undici starts a request only on a connected socket).
     run.mayHaveLanded ||= sent;
-    // Behind a proxy, a connection that failed before its request went out failed on the way to the proxy or in
-    // its CONNECT (a tunnel refused is above): saying the upstream could not be reached would hide which.
-    const proxy = sent || error instanceof AnswerCutShort ? undefined : this.#proxy;
     const unreachable = () => {
       if (proxy === undefined) this.#failures.callFailure('upstream connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, sent });
-      else if (tunnelStatus === undefined) this.#failures.callFailure('egress proxy connection failed', code ?? 'no code', { ...forLog(info, call.signal), code, proxy: proxy.shown });
-      else this.#failures.callFailure('egress proxy connection failed', `HTTP ${tunnelStatus}`, { ...forLog(info, call.signal), status: tunnelStatus, proxy: proxy.shown });
+      else {
+        const how = tunnelStatus === undefined ? { code } : { status: tunnelStatus };
+        this.#failures.callFailure('egress proxy connection failed', tunnelStatus === undefined ? (code ?? 'no code') : `HTTP ${tunnelStatus}`, { ...forLog(info, call.signal), ...how, proxy: proxy.shown });
+      }
       // A write sent (on this attempt or an earlier one) may have been carried out: the caller must not
       // take the failure for a refusal.
       const what =
@@ -749,11 +751,7 @@ export class UpstreamClient {
             ? 'The connection to the upstream broke before it answered'
             : proxy === undefined
               ? 'The upstream could not be reached'
-              : tunnelTimedOut
-                ? `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`
-                : tunnelStatus === undefined
-                  ? `The egress proxy ${proxy.shown} could not be reached`
-                  : `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${tunnelStatus})`;
+              : tunnelNotOpened(proxy, tunnelStatus, tunnelTimedOut);
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);
@@ -780,31 +778,10 @@ export class UpstreamClient {
     // OpenSSL's own errors carry their reason apart ("wrong version number"), the message adding its internals.
     const openSslReason = (error as { reason?: unknown }).reason;
     const reason = failure === 'handshake' && typeof openSslReason === 'string' ? openSslReason : error instanceof Error ? shortened(error.message, 200) : undefined;
-    if (this.#proxy?.origin.startsWith('https:')) return this.#tlsFailureBehindProxy(run, failure, code, reason, this.#proxy);
-    const fault =
-      failure === 'certificate'
-        ? `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`
-        : `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`;
-    this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason });
-    const what = failure === 'certificate' ? 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection' : 'The TLS handshake with the upstream failed';
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
-  }
-
-  /**
-   * `#tlsFailure` behind an https:// egress proxy, reached over TLS too: the refused certificate or failed
-   * handshake is the proxy's for an http:// upstream (the only TLS on the way), and may be either's for an
-   * https:// one (undici reports both alike). Said so, where "the upstream's" would send an operator to the
-   * wrong server.
-   */
-  #tlsFailureBehindProxy<T>(run: CallRun<T>, failure: 'certificate' | 'handshake', code: string, reason: string | undefined, proxy: EgressProxy): Error {
-    const { call, info } = run;
-    const peer = this.#origin.startsWith('https:') ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
-    const fault =
-      failure === 'certificate'
-        ? `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`
-        : `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`;
-    this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason, proxy: proxy.shown });
-    const what = failure === 'certificate' ? `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection` : `The TLS handshake with ${peer} failed`;
+    // Behind an https:// egress proxy, reached over TLS too, the failure may be the proxy's (see `tlsFailureBehindProxy`).
+    const proxy = this.#proxy?.origin.startsWith('https:') ? this.#proxy : undefined;
+    const { fault, what } = proxy === undefined ? upstreamTlsFailure(failure, code) : tlsFailureBehindProxy(failure, code, proxy, this.#origin.startsWith('https:'));
+    this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason, ...(proxy === undefined ? {} : { proxy: proxy.shown }) });
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
   }
 
@@ -814,18 +791,17 @@ export class UpstreamClient {
    * deployment changes, as a certificate refused (`#tlsFailure`): not retried, no verdict for the breaker (the
    * upstream was never asked), logged at `error` once a minute for each status.
    */
-  #proxyRefused<T>(run: CallRun<T>, status: number): Error {
+  #proxyRefused<T>(run: CallRun<T>, status: number, proxy: EgressProxy): Error {
     const { call, info } = run;
-    const proxy = this.#proxy?.shown ?? 'in use';
     const hint =
       status === 407
-        ? `it wants credentials: check the user name and password in ${this.#proxy?.variable ?? 'its URL'}`
+        ? `it wants credentials: check the user name and password in ${proxy.variable}`
         : status === 403
           ? 'does it allow CONNECT to CONTEXTIO_API_URL’s host and port?'
           : 'its own log says why';
-    this.#failures.configurationFault(`the egress proxy refused to open a tunnel to the upstream (HTTP ${status}): ${hint}`, { ...forLog(info, call.signal), proxy, status });
+    this.#failures.configurationFault(`the egress proxy refused to open a tunnel to the upstream (HTTP ${status}): ${hint}`, { ...forLog(info, call.signal), proxy: proxy.shown, status });
     const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
-    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The egress proxy ${proxy} refused to open a tunnel to the upstream (HTTP ${status}) while ${call.action}${landed}`, info);
+    return this.#fail(ErrorCode.UPSTREAM_ERROR, `The egress proxy ${proxy.shown} refused to open a tunnel to the upstream (HTTP ${status}) while ${call.action}${landed}`, info);
   }
 
   /**
@@ -1219,6 +1195,47 @@ export class UpstreamClient {
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {
     return gatewayError(code, message, { ...info }, more);
   }
+}
+
+/** What a TLS failure with the upstream itself says: in the log (`fault`) and to the caller (`what`). */
+function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: string): { fault: string; what: string } {
+  return failure === 'certificate'
+    ? {
+        fault: `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
+        what: 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection',
+      }
+    : {
+        fault: `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`,
+        what: 'The TLS handshake with the upstream failed',
+      };
+}
+
+/**
+ * What a TLS failure behind an https:// egress proxy says: the refused certificate or failed handshake is the
+ * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one (undici
+ * reports both alike). Said so, where "the upstream's" would send an operator to the wrong server.
+ */
+function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, httpsUpstream: boolean): { fault: string; what: string } {
+  const peer = httpsUpstream ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
+  return failure === 'certificate'
+    ? {
+        fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
+        what: `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection`,
+      }
+    : {
+        fault: `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`,
+        what: `The TLS handshake with ${peer} failed`,
+      };
+}
+
+/**
+ * What a call behind an egress proxy says of a tunnel that did not open: the CONNECT given up (`timedOut`),
+ * answered with a 5xx (`status`: the proxy could not reach the upstream), or the proxy not reached at all.
+ */
+function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOut: boolean): string {
+  if (timedOut) return `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`;
+  if (status !== undefined) return `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${status})`;
+  return `The egress proxy ${proxy.shown} could not be reached`;
 }
 
 /**
