@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
 import type { EgressProxy } from '../egress-proxy.ts';
@@ -17,6 +18,7 @@ import { RateLimitPause } from './rate-limit-pause.ts';
 import {
   answerMayFollowTheChange,
   CONNECTION_ERROR_CODES,
+  failureOf,
   isBrokenHttp,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
@@ -684,7 +686,7 @@ export class UpstreamClient {
       // A success: a write was carried out, whatever its body.
       throw this.#unexpectedBody(call, info, error.message, true, error.said(call.action));
     }
-    const code = (error as { code?: string }).code;
+    const { failure, code, ofProxy } = failureOf(error);
     if (isBrokenHttp(error, code)) {
       // It was reached, and answered: saying it could not be would send an operator to the network. A
       // fault of this answer (one resource's oversized headers, say), like a too-large one: the breaker
@@ -725,7 +727,7 @@ export class UpstreamClient {
     const tls = sent ? undefined : tlsFailureOf(code);
     if (tls !== undefined) {
       verdicts.noVerdict(permit);
-      throw this.#tlsFailure(run, tls, code!, error);
+      throw this.#tlsFailure(run, tls, code!, failure, ofProxy);
     }
     // A CONNECT the proxy left unanswered, given up (`throughProxy`), fails every request waiting for its tunnel
     // with undici's headers timeout: a connection that could not be opened, as one whose opening timed out.
@@ -773,14 +775,14 @@ export class UpstreamClient {
    * the upstream is failing, hiding what is), and logged at `error` once a minute for each code, with Node's
    * reason (what the certificate lacks; never a secret).
    */
-  #tlsFailure<T>(run: CallRun<T>, failure: 'certificate' | 'handshake', code: string, error: unknown): Error {
+  #tlsFailure<T>(run: CallRun<T>, failure: 'certificate' | 'handshake', code: string, error: unknown, ofProxy: boolean): Error {
     const { call, info } = run;
     // OpenSSL's own errors carry their reason apart ("wrong version number"), the message adding its internals.
     const openSslReason = (error as { reason?: unknown }).reason;
     const reason = failure === 'handshake' && typeof openSslReason === 'string' ? openSslReason : error instanceof Error ? shortened(error.message, 200) : undefined;
     // Behind an https:// egress proxy, reached over TLS too, the failure may be the proxy's (see `tlsFailureBehindProxy`).
     const proxy = this.#proxy?.origin.startsWith('https:') ? this.#proxy : undefined;
-    const { fault, what } = proxy === undefined ? upstreamTlsFailure(failure, code) : tlsFailureBehindProxy(failure, code, proxy, this.#origin.startsWith('https:'));
+    const { fault, what } = proxy === undefined ? upstreamTlsFailure(failure, code) : tlsFailureBehindProxy(failure, code, proxy, this.#origin.startsWith('https:') && !ofProxy);
     this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason, ...(proxy === undefined ? {} : { proxy: proxy.shown }) });
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
   }
@@ -1212,11 +1214,12 @@ function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: string):
 
 /**
  * What a TLS failure behind an https:// egress proxy says: the refused certificate or failed handshake is the
- * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one (undici
- * reports both alike). Said so, where "the upstream's" would send an operator to the wrong server.
+ * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one
+ * (`eitherPeer`: undici reports both alike but for a proxy certificate of another host name, see `failureOf`).
+ * Said so, where "the upstream's" would send an operator to the wrong server.
  */
-function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, httpsUpstream: boolean): { fault: string; what: string } {
-  const peer = httpsUpstream ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
+function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, eitherPeer: boolean): { fault: string; what: string } {
+  const peer = eitherPeer ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
   return failure === 'certificate'
     ? {
         fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
@@ -1250,13 +1253,22 @@ function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOu
  * meanwhile, and the call given up on does not end it: a proxy that stalled for a moment would leave the gateway
  * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
  * after 10 s).
+ *
+ * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
+ * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
+ * DeprecationWarning on the gateway's stderr, among its log lines.
  */
 function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
   return new ProxyAgent({
     uri: origin,
     proxyTunnel: true,
     ...(authorization === undefined ? {} : { token: authorization }),
-    clientFactory: (proxyOrigin, options) => new Pool(proxyOrigin, { ...options, headersTimeout: tunnelTimeoutMs }),
+    clientFactory: (proxyOrigin, options: Pool.Options) => {
+      const { connect } = options;
+      const noAddressAsServerName: typeof connect =
+        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: opts.servername !== undefined && isIP(opts.servername) !== 0 ? undefined : opts.servername }, callback) : connect;
+      return new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
+    },
     ...poolOptions,
   });
 }

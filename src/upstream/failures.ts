@@ -85,6 +85,17 @@ export function proxyRefusalOf(error: unknown): number | undefined {
 }
 
 /**
+ * The error a failed exchange says what failed by: its own, or, for the one TLS failure of an https:// egress
+ * proxy that undici tells apart (a certificate for another host name), the TLS error it wraps in one of its own
+ * (`UND_ERR_PRX_TLS`), a code no other failure has; `ofProxy` then, as that failure is known to be the proxy's.
+ */
+export function failureOf(error: unknown): { failure: unknown; code: string | undefined; ofProxy: boolean } {
+  const ofProxy = error instanceof errors.SecureProxyConnectionError;
+  const failure = ofProxy ? error.cause : error;
+  return { failure, code: (failure as { code?: string } | undefined)?.code, ofProxy };
+}
+
+/**
  * What a write's failure adds when its request (`what`: or an earlier attempt) went out: the caller must not
  * take the failure for a refusal. Nothing for a GET.
  */

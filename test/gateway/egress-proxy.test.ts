@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -24,9 +26,20 @@ const environment = (proxy: ConnectProxy, more: Record<string, string> = {}) => 
   CONTEXTIO_API_URL: 'http://contextio.test/2.0',
   CONTEXTIO_CONSUMER_KEY: 'remote-key',
   CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
-  HTTP_PROXY: proxy.url.replace('http://', `http://proxy-user:${PROXY_PASSWORD}@`),
+  HTTP_PROXY: proxy.url.replace('://', `://proxy-user:${PROXY_PASSWORD}@`),
   ...more,
 });
+
+/** The emulator answering to contextio.test, the name the gateway calls and signs for, and a proxy (`tls`: https://) leading `contextio.test:80` to it. */
+async function emulatorBehindProxy(tls?: { key: Buffer; cert: Buffer }): Promise<{ emulator: Emulator; proxy: ConnectProxy }> {
+  const emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
+  const emulatorPort = Number(new URL(emulator.origin).port);
+  const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined), tls);
+  return { emulator, proxy };
+}
+
+/** A file of the test certificates (test/fixtures/tls/). */
+const tlsFixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
 
 /** Nothing of the proxy's credentials (nor the consumer secret) in what the gateway printed. */
 function assertNoSecrets(lines: readonly string[]): void {
@@ -42,10 +55,7 @@ describe('npm start behind an egress proxy (HTTP_PROXY)', () => {
   let url: string;
 
   before(async () => {
-    // It answers to contextio.test, the name the gateway calls and signs for.
-    emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
-    const emulatorPort = Number(new URL(emulator.origin).port);
-    proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined));
+    ({ emulator, proxy } = await emulatorBehindProxy());
     // Its check of the upstream at start meets a proxy that cannot reach it (a 502 to its CONNECT), which the
     // warning it makes says; then the proxy opens tunnels.
     await proxy.refuseWith(502);
@@ -134,9 +144,7 @@ describe('npm start with NO_PROXY naming the upstream', () => {
 
 describe('npm start behind an egress proxy that stalls', () => {
   it('gives up a CONNECT left unanswered at UPSTREAM_TIMEOUT_MS, so that the connection it held serves again once the proxy answers', async () => {
-    const emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
-    const emulatorPort = Number(new URL(emulator.origin).port);
-    const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined));
+    const { emulator, proxy } = await emulatorBehindProxy();
     // One connection: the stalled CONNECT holds the only one there is, as a longer stall under load holds them all.
     const gateway = runScript('src/main.ts', environment(proxy, { UPSTREAM_TIMEOUT_MS: '500', UPSTREAM_MAX_IN_FLIGHT: '1' }));
     try {
@@ -157,5 +165,74 @@ describe('npm start behind an egress proxy that stalls', () => {
       await proxy.close();
       await emulator.close();
     }
+  });
+});
+
+describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://<IP address>, its authority in NODE_EXTRA_CA_CERTS)', () => {
+  const tls = (name: string) => readFileSync(tlsFixture(name));
+  let emulator: Emulator;
+  let proxy: ConnectProxy;
+  let gateway: RunningScript;
+  let url: string;
+
+  before(async () => {
+    // Its certificate names 127.0.0.1, the address the gateway is given.
+    ({ emulator, proxy } = await emulatorBehindProxy({ key: tls('key.pem'), cert: tls('localhost.pem') }));
+    gateway = runScript('src/main.ts', environment(proxy, { NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') }));
+    url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+    await eventually(() => emulator.requests.length > 0, IN_MAIN);
+  });
+
+  after(async () => {
+    gateway?.child.kill('SIGTERM');
+    if (gateway) assert.equal((await gateway.exited)[0], 0, gateway.lines.join('\n'));
+    await proxy?.close();
+    await emulator?.close();
+  });
+
+  it('serves through the proxy over TLS, printing nothing but its log lines (no warning of Node’s about the address)', async () => {
+    const ready = logEntries(gateway.lines).find((e) => e['message'] === 'gateway ready')!;
+    assert.equal(ready['egressProxy'], `${proxy.hostPort} (HTTP_PROXY)`);
+    await servesOneRequestACall(url, emulator, 'tls-proxied@example.com');
+    assert.deepEqual(new Set(proxy.authorizations), new Set([PROXY_AUTHORIZATION]));
+    assert.deepEqual(gateway.lines.filter((line) => !line.startsWith('{')), []);
+    assertNoSecrets(gateway.lines);
+  });
+
+  it('answers UPSTREAM_ERROR for a proxy certificate of another host name: said to be the proxy’s, not retried, said at error with its code', async () => {
+    await proxy.present(tls('other-host.pem'));
+    emulator.clearRequests();
+    const before = { ...proxy.counts };
+    const said = new RegExp(`^The TLS certificate of the egress proxy ${proxy.hostPort} could not be verified, so the gateway refused the connection while listing accounts$`);
+    const entries = await threeListsFail(gateway, url, said);
+    // Refused the same on every attempt: one handshake a call, where a retried GET makes three; no CONNECT.
+    assert.equal(proxy.counts.connections - before.connections, 3);
+    assert.equal(proxy.counts.connects - before.connects, 0);
+    assert.equal(emulator.requests.length, 0);
+    const faults = entries.filter((e) => e['level'] === 'error');
+    assert.deepEqual(faults.map((e) => [e['code'], e['proxy']]), [['ERR_TLS_CERT_ALTNAME_INVALID', proxy.hostPort]], JSON.stringify(entries));
+    assert.match(String(faults[0]!['message']), new RegExp(`^the TLS certificate of the egress proxy ${proxy.hostPort} was refused \\(ERR_TLS_CERT_ALTNAME_INVALID\\): .*HTTP_PROXY`));
+    assertNoSecrets(gateway.lines);
+  });
+
+  it('says so of an https:// upstream too (where a certificate refused may be either’s, this one is known to be the proxy’s)', async () => {
+    const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') });
+    const other = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
+    try {
+      const otherUrl = (await other.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      const answer = await postGraphQL<GraphQLAnswer>(otherUrl, LIST);
+      assert.deepEqual(answer.errors?.map((e) => [e.extensions?.['code'], e.message]), [
+        ['UPSTREAM_ERROR', `The TLS certificate of the egress proxy ${proxy.hostPort} could not be verified, so the gateway refused the connection while listing accounts`],
+      ]);
+      assertNoSecrets(other.lines);
+    } finally {
+      other.child.kill('SIGTERM');
+      await other.exited;
+    }
+  });
+
+  it('serves again once the proxy presents its own certificate', async () => {
+    await proxy.present(tls('localhost.pem'));
+    assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
   });
 });

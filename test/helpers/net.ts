@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 
 /**
@@ -56,15 +57,15 @@ export function forward(
 
 /** An egress proxy of the tests' own: CONNECT only, as the gateway uses one. */
 export interface ConnectProxy {
-  /** `http://127.0.0.1:<port>`. */
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`). */
   url: string;
   /** `127.0.0.1:<port>`: how the gateway names it. */
   hostPort: string;
   /**
-   * CONNECT requests received, tunnels opened for them, and CONNECTs left unanswered (`'no answer'`) that their
-   * client gave up on, closing its connection.
+   * Connections accepted (with `tls`, each a handshake), CONNECT requests received, tunnels opened for them, and
+   * CONNECTs left unanswered (`'no answer'`) that their client gave up on, closing its connection.
    */
-  readonly counts: { connects: number; tunnels: number; givenUp: number };
+  readonly counts: { connections: number; connects: number; tunnels: number; givenUp: number };
   /** Each CONNECT's `Proxy-Authorization`, in turn (`undefined`: none). */
   readonly authorizations: Array<string | undefined>;
   /**
@@ -72,21 +73,25 @@ export interface ConnectProxy {
    * answer'`: a proxy stalled), or open them again (`undefined`); open tunnels and unanswered CONNECTs are closed.
    */
   refuseWith(status: number | 'no answer' | undefined): Promise<void>;
+  /** With `tls`: the certificate (PEM) it presents from now on; open tunnels are closed. */
+  present(cert: Buffer): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
  * A CONNECT proxy on a free loopback port whose tunnels lead where `route` says for the authority asked for
  * (`contextio.test:80`), by the `127.0.0.1` port it returns; an authority it has no port for is answered 502,
- * as a proxy that cannot reach the host does.
+ * as a proxy that cannot reach the host does. With `tls` (a key and certificate), an https:// proxy.
  */
-export async function startConnectProxy(route: (authority: string) => number | undefined): Promise<ConnectProxy> {
-  const counts = { connects: 0, tunnels: 0, givenUp: 0 };
+export async function startConnectProxy(route: (authority: string) => number | undefined, tls?: { key: Buffer; cert: Buffer }): Promise<ConnectProxy> {
+  const counts = { connections: 0, connects: 0, tunnels: 0, givenUp: 0 };
   const authorizations: Array<string | undefined> = [];
   const open = new Set<Socket>();
   let refusal: number | 'no answer' | undefined;
   let closing = false;
-  const server = createHttpServer();
+  // An https:// proxy is reached over TLS, its CONNECTs and tunnels inside that session.
+  const server = tls === undefined ? createHttpServer() : createHttpsServer(tls);
+  server.on('connection', () => counts.connections++);
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     counts.connects++;
     authorizations.push(req.headers['proxy-authorization']);
@@ -128,12 +133,17 @@ export async function startConnectProxy(route: (authority: string) => number | u
     closing = false;
   };
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     hostPort: `127.0.0.1:${port}`,
     counts,
     authorizations,
     async refuseWith(status) {
       refusal = status;
+      await closeTunnels();
+    },
+    async present(cert) {
+      if (tls === undefined || !('setSecureContext' in server)) throw new Error('an http:// proxy presents no certificate');
+      server.setSecureContext({ key: tls.key, cert });
       await closeTunnels();
     },
     async close() {
