@@ -61,6 +61,8 @@ export class CircuitBreaker {
   #probe: Probe | undefined;
   /** Every probe not ended yet: the current one and those given up on (still waiting for their answer). */
   readonly #probesOut = new Set<Probe>();
+  /** The probes still out when the circuit last closed: ordinary calls from then on (see `recordSuccess`). */
+  readonly #outWhenClosed = new WeakSet<Probe>();
   readonly #options: Required<Omit<BreakerOptions, 'onChange'>> & Pick<BreakerOptions, 'onChange'>;
 
   constructor(options: BreakerOptions) {
@@ -129,7 +131,8 @@ export class CircuitBreaker {
     this.#endProbe(permit);
     if (this.#state === 'closed') return;
     // Probes still out (given up on) are ordinary calls from now on: left counted, they would hold the next
-    // half-open circuit's probe slots until their deadlines.
+    // half-open circuit's probe slots until their deadlines, and their failure would reopen it (`recordFailure`).
+    for (const probe of this.#probesOut) this.#outWhenClosed.add(probe);
     this.#probesOut.clear();
     this.#probe = undefined;
     this.#set('closed', { openForMs: Math.round(this.#options.now() - this.#leftClosedAt) });
@@ -140,10 +143,11 @@ export class CircuitBreaker {
    * half-open only a probe's failure reopens the circuit: a call let through before it opened, failing now,
    * tells of the outage already known. A probe given up on does (against an upstream that hangs longer than
    * the cooldown, every probe is given up on before it fails: the circuit would stay half-open for good);
-   * the probe out now still closes it when it answers.
+   * the probe out now still closes it when it answers. One still out when the circuit last closed does not: let
+   * through before the circuit opened again, it is an ordinary call.
    */
   recordFailure(permit: BreakerPermit, cause?: FailureCause): void {
-    const decides = this.#state !== 'half-open' || permit !== 'call';
+    const decides = this.#state !== 'half-open' || (permit !== 'call' && !this.#outWhenClosed.has(permit));
     this.#endProbe(permit);
     this.#failures += 1;
     if (!decides) return;

@@ -138,6 +138,23 @@ describe('circuit breaker states', () => {
     assert.equal(breaker.tryAcquire(), undefined);
   });
 
+  it('takes a probe still out when it closed for an ordinary call: failing during the next half-open circuit, it does not reopen it', () => {
+    const { breaker, clock, changes } = make();
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 1_000;
+    const lost = probeOf(breaker.tryAcquire());
+    clock.now = 2_000;
+    breaker.recordSuccess(probeOf(breaker.tryAcquire()));
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    clock.now = 3_000;
+    const trial = probeOf(breaker.tryAcquire());
+    // Let through before the circuit opened again: news of the outage already known, not the trial's verdict.
+    breaker.recordFailure(lost);
+    assert.equal(breaker.state, 'half-open', changes.join(' '));
+    breaker.recordSuccess(trial);
+    assert.equal(breaker.state, 'closed');
+  });
+
   it('reopens against an upstream that hangs longer than the cooldown, though every probe is given up on before it fails', () => {
     const { breaker, clock, changes } = make();
     const timeoutMs = 2_000;
