@@ -11,13 +11,21 @@ import type { Method } from './request.ts';
 /** The API's error code for a request whose OAuth signature it refused. */
 export const SIGNATURE_REFUSED = 105;
 
-/** undici's codes for a connection that failed or broke before a response arrived. */
+/**
+ * undici's codes for a connection that failed or broke before a response arrived. A name that does not
+ * resolve (`ENOTFOUND`) is not among them: the resolver's answer would not change in a moment.
+ */
 export const CONNECTION_ERROR_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  // The resolver could not answer for now (a DNS server timing out or failing), unlike ENOTFOUND.
+  'EAI_AGAIN',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_CLOSED',

@@ -277,6 +277,20 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal((await client.getAccount('b')).id, 'b');
   });
 
+  it('retries a connection that failed on the way: a name lookup failing for now (EAI_AGAIN), a network or host out of reach for now', async () => {
+    for (const code of ['EAI_AGAIN', 'ENETUNREACH', 'ENETDOWN', 'EHOSTUNREACH', 'EHOSTDOWN']) {
+      pool.intercept({ path: `/2.0/accounts/${code}`, method: 'GET' }).replyWithError(Object.assign(new Error(code), { code }));
+      pool.intercept({ path: `/2.0/accounts/${code}`, method: 'GET' }).reply(200, { id: code, created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount(code)).id, code);
+    }
+    // A name that does not exist is not retried: the resolver's answer would not change in a moment.
+    pool.intercept({ path: '/2.0/accounts/nx', method: 'GET' }).replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }));
+    pool.intercept({ path: '/2.0/accounts/nx', method: 'GET' }).reply(200, { id: 'nx', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('nx'), /could not be reached/);
+    // (The answer meant for a retry is left for the next call.)
+    assert.equal((await client.getAccount('nx')).id, 'nx');
+  });
+
   it('answers a DELETE whose only earlier attempts were refused (429, a refused connection) and then 404 as NOT_FOUND', async () => {
     const notFound = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND';
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '0' } });
