@@ -2,17 +2,19 @@ import { GraphQLScalarType, Kind } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 
 /**
- * The last second whose ISO-8601 form has the four-digit year DateTime promises (9999-12-31T23:59:59Z). A time
- * past it is read as milliseconds: as seconds it would be written with an expanded year (`+055840-11-08T…`),
- * which the scalar's own parser refuses, while as milliseconds it is a time of this era, from an upstream that
- * sends milliseconds for seconds (the upstream parser takes times up to 8.64e12, JavaScript's last date).
+ * The first second whose ISO-8601 form no longer has the four-digit year DateTime promises (10000-01-01T00:00:00Z).
+ * A time from it on is read as milliseconds: as seconds it would be written with an expanded year
+ * (`+055840-11-08T…`), which the scalar's own parser refuses, while as milliseconds it is a time of this era,
+ * from an upstream that sends milliseconds for seconds (the upstream parser takes times up to 8.64e12,
+ * JavaScript's last date). A fraction of the second before it (the parser takes fractional seconds) is still
+ * in the year 9999.
  */
-const LAST_FOUR_DIGIT_YEAR_SECOND = 253_402_300_799;
+const FIRST_FIVE_DIGIT_YEAR_SECOND = 253_402_300_800;
 
 /** Upstream Unix seconds as the schema's DateTime; `0`/`false` mean "not set" upstream and become null. */
 export function fromUnixSeconds(seconds: number | false | undefined): string | null {
   if (!seconds) return null;
-  return new Date(seconds > LAST_FOUR_DIGIT_YEAR_SECOND ? seconds : seconds * 1000).toISOString();
+  return new Date(seconds >= FIRST_FIVE_DIGIT_YEAR_SECOND ? seconds : seconds * 1000).toISOString();
 }
 
 /**

@@ -227,6 +227,19 @@ describe('queries against the emulator', () => {
     assert.deepEqual(res.body.data, { account: { suspendedAt: '2023-11-14T22:13:20.000Z', passwordExpiredAt: '2023-11-14T22:14:20.000Z' } });
   });
 
+  it('shows a time within the last second of the year 9999 (fractional seconds) as that time, not read as milliseconds', async () => {
+    const id = '52daabefcea6f9c35a4a0998';
+    stack.emulator.addFault({
+      path: `/accounts/${id}`,
+      method: 'GET',
+      times: 1,
+      body: { id, created: 253_402_300_799.5, suspended: 253_402_300_800, email_addresses: [], sources: [] },
+    });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { createdAt suspendedAt } }`, { id });
+    // The first is 9999-12-31T23:59:59.5Z, a four-digit year as seconds; only the next whole second is not.
+    assert.deepEqual(res.body, { data: { account: { createdAt: '9999-12-31T23:59:59.500Z', suspendedAt: '1978-01-11T21:31:40.800Z' } } });
+  });
+
   it('shows a creation time the upstream leaves out (0 or none) as the Unix epoch, as createdAt’s description says: non-null, the rest kept', async () => {
     const id = '52daabefcea6f9c35a4a0997';
     stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', times: 1, body: { id, email_addresses: ['e@example.com'], sources: [] } });
