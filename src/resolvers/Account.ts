@@ -11,6 +11,12 @@ import { selectsAccountData, selectsFullAccountField } from './selection.ts';
 /** An account parent from a full upstream account. */
 export const fullAccount = (account: UpstreamAccount): AccountParent => ({ complete: true, account });
 
+/** An account parent from the full account loaded by `id` (see CompleteAccountParent.reachedAs). */
+const loadedAccount = (account: UpstreamAccount, id: string): AccountParent => ({ complete: true, account, reachedAs: id });
+
+/** The id an account's token fields read under: the one it was reached by, which its tokens' prefetch used too. */
+const reachedIdOf = (parent: AccountParent): string => (parent.complete ? (parent.reachedAs ?? parent.account.id) : parent.account.id);
+
 /** An account parent from what a used connect token embeds, readable as far as `reach` allows. */
 export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: AccountReach): EmbeddedAccountParent => ({
   complete: false,
@@ -36,7 +42,7 @@ export async function accountById(id: string, context: GatewayContext, info: Gra
   // caller's budget of reads) in the order their loads began, and with one read left it is the account's.
   const load = context.api.account(id);
   prefetchTokensOf(id, context, info);
-  return fullAccount(await load);
+  return loadedAccount(await load, id);
 }
 
 /**
@@ -70,10 +76,10 @@ export function tokenAccount(
     // Its load failed, the id and the tokens still answer, and each field that needed it fails with its
     // error (as under an embed, below).
     if (load === undefined) return accountOfId(account.id, 'connect-token', undefined);
-    return load.then(fullAccount, () => accountOfId(account.id, 'connect-token', load));
+    return load.then((full) => loadedAccount(full, account.id), () => accountOfId(account.id, 'connect-token', load));
   }
   if (load === undefined) return embeddedAccount(account, 'connect-token');
-  return load.then(fullAccount, () => ({ ...embeddedAccount(account, 'connect-token'), full: load }));
+  return load.then((full) => loadedAccount(full, account.id), () => ({ ...embeddedAccount(account, 'connect-token'), full: load }));
 }
 
 /**
@@ -118,6 +124,6 @@ export const Account: AccountResolvers = {
   fileCount: fromFull((a) => a.nb_files ?? null),
 
   // However the account was reached, its tokens need it in the caller's scope (RequestApi checks).
-  connectTokens: async ({ account }, _, { api, lists }, info) => lists.charge(info, await api.connectTokens(account.id)),
-  connectToken: ({ account }, { token }, { api }) => api.connectToken(account.id, token),
+  connectTokens: async (parent, _, { api, lists }, info) => lists.charge(info, await api.connectTokens(reachedIdOf(parent))),
+  connectToken: (parent, { token }, { api }) => api.connectToken(reachedIdOf(parent), token),
 };

@@ -18,7 +18,18 @@ import type {
  * embeds. Fields the embed lacks load the full account through the per-request loader, with the `reach`
  * the embed came with: a connect token lets its holder read that account without having it in scope.
  */
-export type AccountParent = { readonly complete: true; readonly account: UpstreamAccount } | EmbeddedAccountParent;
+export type AccountParent = CompleteAccountParent | EmbeddedAccountParent;
+
+export interface CompleteAccountParent {
+  readonly complete: true;
+  readonly account: UpstreamAccount;
+  /**
+   * The id the account was loaded by (asked for, or named by a used token), if so: the upstream may answer with
+   * that id in another case (the client takes it as the same account). Its token fields read under this one,
+   * the id the caller's scope was checked against and its tokens' prefetch used; a listed account, under its own.
+   */
+  readonly reachedAs?: string;
+}
 
 export interface EmbeddedAccountParent {
   readonly complete: false;

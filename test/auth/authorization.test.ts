@@ -81,6 +81,27 @@ describe('per-account scope', () => {
       for (const call of stack.upstreamCalls()) assert.match(call, new RegExp(`^GET /accounts/${mine}(/|$)`));
     });
 
+    test('reads its tokens under the id it asked for when the upstream answers the account with that id in another case', async () => {
+      // A server that matches ids ignoring case (as the client's answer checks allow) answers with its own spelling.
+      const asked = mine.toUpperCase();
+      const { store } = stack.emulator;
+      stack.emulator.addFault({ method: 'GET', path: `/accounts/${asked}`, body: store.getAccount(mine) });
+      stack.emulator.addFault({ method: 'GET', path: `/accounts/${asked}/connect_tokens`, body: store.listConnectTokens(mine) });
+      try {
+        const response = await stack.gql(
+          `query($id: ID!) { account(id: $id) { id connectTokens { token } } }`,
+          await hsToken({ sub: 'mina', accounts: [asked] }),
+          { id: asked },
+        );
+        assert.deepEqual(response.body, { data: { account: { id: mine, connectTokens: [{ token: mineToken }] } } });
+        // The tokens' prefetch and the field read the same list: one request.
+        assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${asked}`, `GET /accounts/${asked}/connect_tokens`]);
+      } finally {
+        stack.emulator.clearFaults();
+        stack.upstreamCalls();
+      }
+    });
+
     test('changes it: updateAccount with its payload, createAccountConnectToken, deleteAccountConnectToken', async () => {
       const update = await stack.gql(
         `mutation($id: ID!) { updateAccount(id: $id, input: { lastName: "Lovelace" }) { success account { lastName } } }`,
