@@ -38,8 +38,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
    */
   class GatewayResponse extends ServerResponse {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
-      const queuedBehind = (openBySocket.get(this.req.socket)?.size ?? 1) - 1;
-      if (shuttingDown() && !this.headersSent && queuedBehind === 0) this.setHeader('connection', 'close');
+      if (shuttingDown() && !this.headersSent && !answersQueuedBehind(this)) this.setHeader('connection', 'close');
       // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host) closes
       // its connection: Node would otherwise read and discard the rest, however long, until the request's
       // deadline (gigabytes in a test). A body the gateway reads is all in before its answer begins.
@@ -49,6 +48,18 @@ export function createConnections(options: ConnectionsOptions): Connections {
       return super.writeHead(statusCode, statusMessage as string | undefined, headers);
     }
   }
+  /**
+   * Whether answers to requests that arrived after `res`'s on its connection are still open. Only those: an
+   * answer still being made ahead of it (a slow operation, which one made sooner waits behind) is no reason
+   * to keep the connection; counted too, no answer made during shutdown behind a slower one closed it, and
+   * their client was told to keep a connection that the shutdown then closed under it.
+   */
+  const answersQueuedBehind = (res: ServerResponse): boolean => {
+    // In the order their requests arrived (a Set keeps its insertion order): none behind `res` when it is last.
+    let last: ServerResponse | undefined;
+    for (const open of openBySocket.get(res.req.socket) ?? []) last = open;
+    return last !== undefined && last !== res;
+  };
   /**
    * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
    * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress

@@ -751,6 +751,39 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('closes a connection after the last of its pipelined answers when they are made during shutdown, whatever order they are made in', { timeout: 20_000 }, async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 300, upstreamTimeoutMs: 10_000 } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'piped-late@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
+      const post = (query: string) => {
+        const body = JSON.stringify({ query });
+        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      };
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const ended = once(socket, 'end');
+      socket.write(post(`{ account(id: "${id}") { id } }`));
+      await eventually(() => stack.emulator.inFlight === 1);
+      const closing = stack.gateway.close();
+      // Made during the shutdown, before the first (held upstream until the grace period ends): the last of
+      // them says the connection closes after it, so that its client does not send another on it.
+      socket.write(post('{ a: __typename }') + post('{ b: __typename }'));
+      await ended;
+      await closing;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 3, received);
+      assert.match(answers[2]!, /"b":"Query"/);
+      assert.match(answers[2]!, /\r\nconnection: close\r\n/i, answers[2]);
+      // Not those before it: Node would drop the answers behind one that closes its connection.
+      for (const answer of answers.slice(0, 2)) assert.doesNotMatch(answer, /\r\nconnection: close\r\n/i, answer);
+    } finally {
+      socket.destroy();
+      await stack.close().catch(() => undefined);
+    }
+  });
+
   it('aborts what is still running after the grace period, still answering it', async () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 200, upstreamTimeoutMs: 10_000 } });
     try {
