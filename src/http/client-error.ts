@@ -29,9 +29,23 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
   return (error, socket) => {
     if (answered.has(socket)) return;
     const refusal = refusalFor(error, options.requestReceiveTimeoutMs);
-    // A connection that failed (ECONNRESET, EPIPE) has nobody to answer; one whose answer has begun (an
-    // answer's bytes on the wire) cannot take another without the client reading it as the first's.
-    if (refusal === undefined || !socket.writable || responseBegun(socket)) {
+    // A connection that failed (ECONNRESET, EPIPE) has nobody to answer.
+    if (refusal === undefined || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // An earlier request on the connection (pipelined before this one) still owed its answer, begun or not:
+    // a refusal written now would be the first answer on the wire, which its client reads as that request's.
+    // Those answers alone are sent; the connection closes after them, Node reading no request past this one.
+    if (responseInFlight(socket)?.req.complete === true) {
+      answered.add(socket);
+      options.logger.debug('request refused before it could be read, behind answers still owed on its connection: closed after them', { status: refusal.status, reason: error.code });
+      closeOnceAnswered(socket);
+      return;
+    }
+    // One whose answer has begun (an answer's bytes on the wire) cannot take another without the client
+    // reading it as the first's.
+    if (responseBegun(socket)) {
       socket.destroy();
       return;
     }
@@ -89,10 +103,28 @@ function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): Client
   };
 }
 
+/** The response Node is writing on `socket` (the first of those it answers in turn), if any. */
+function responseInFlight(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
 /** Whether an answer on `socket` has begun: its headers are decided, and may be on the wire already. */
 function responseBegun(socket: Socket): boolean {
-  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  return inFlight?.headersSent === true;
+  return responseInFlight(socket)?.headersSent === true;
+}
+
+/**
+ * Closes `socket` once the answers owed to its complete requests are out: Node hands the connection to each
+ * in turn as the one before finishes (its own listener, which runs first). One whose request is not complete
+ * never will be, its connection's parser having failed: the connection closes before it.
+ */
+function closeOnceAnswered(socket: Socket): void {
+  const owed = responseInFlight(socket);
+  if (owed === undefined || !owed.req.complete) {
+    socket.destroySoon();
+    return;
+  }
+  owed.once('finish', () => closeOnceAnswered(socket));
 }
 
 /**

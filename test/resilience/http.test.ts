@@ -394,6 +394,26 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('answers a request pipelined before a malformed one, not with the refusal, then closes the connection', async () => {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      const body = JSON.stringify({ query: '{ __typename }' });
+      // In one write: Node reads the second while the first's operation has yet to be answered.
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      await closed;
+      // The first answer on the connection is the client's answer to its first request: a refusal there would
+      // tell it that request was not valid HTTP.
+      assert.match(received, /^HTTP\/1\.1 200 /, received);
+      assert.match(received, /\{"data":\{"__typename":"Query"\}\}/);
+      assert.doesNotMatch(received, /HTTP\/1\.1 400/);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('answers no client error on a connection that failed, nor on one whose answer has begun: it closes it', async () => {
     const { httpServer } = stack.gateway;
     const parseError = () => Object.assign(new Error('Parse Error: Invalid header token'), { code: 'HPE_INVALID_HEADER_TOKEN' });
