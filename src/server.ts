@@ -660,11 +660,12 @@ async function sendAnswer(
   res.end();
 }
 
-/** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 /** How often a failure to accept connections is logged at most (each comes by the connection). */
 const ACCEPT_FAILURE_LOG_INTERVAL_MS = 60_000;
+/** How often requests refused for load (MAX_OPERATIONS_IN_FLIGHT) are logged at most. */
 const LOAD_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
+/** Why an operation's left-over upstream work is cancelled when its response closes (one object for all). */
 const OPERATION_OVER = new Error('The operation is over: its response has closed');
 
 /** The `extensions.code` of each error in a GraphQL response body. */
