@@ -720,7 +720,12 @@ describe('graceful shutdown', () => {
     }
   });
 
-  it('delivers every answer pipelined on a connection when shutdown comes, then closes the connection', { timeout: 20_000 }, async () => {
+  /**
+   * Pipelines on one connection a query whose account read hangs upstream, then `{ a: __typename }` and `{ b:
+   * __typename }`, sent with it or once the gateway's shutdown began (`quickOnesSent`); the three answers, once
+   * the gateway ended the connection and its shutdown.
+   */
+  async function pipelinedThroughShutdown(quickOnesSent: 'with it' | 'during shutdown'): Promise<string[]> {
     const stack = await startStack({ gateway: { shutdownGraceMs: 300, upstreamTimeoutMs: 10_000 } });
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     try {
@@ -730,58 +735,41 @@ describe('graceful shutdown', () => {
         const body = JSON.stringify({ query });
         return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
       };
+      const quickOnes = post('{ a: __typename }') + post('{ b: __typename }');
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const ended = once(socket, 'end');
-      socket.write(post(`{ account(id: "${id}") { id } }`) + post('{ a: __typename }') + post('{ b: __typename }'));
+      socket.write(post(`{ account(id: "${id}") { id } }`) + (quickOnesSent === 'with it' ? quickOnes : ''));
       await eventually(() => stack.emulator.inFlight === 1);
       const closing = stack.gateway.close();
+      if (quickOnesSent === 'during shutdown') socket.write(quickOnes);
       await ended;
       await closing;
       const answers = received.split(/(?=HTTP\/1\.1 )/);
       assert.equal(answers.length, 3, received);
       assert.match(answers[0]!, /UPSTREAM_TIMEOUT/);
       assert.match(answers[1]!, /"a":"Query"/);
-      // Answered before the shutdown began (they waited only for the first to go out): each promised to keep
-      // the connection, which the shutdown closes once they are out.
       assert.match(answers[2]!, /"b":"Query"/);
+      return answers;
     } finally {
       socket.destroy();
       await stack.close().catch(() => undefined);
     }
+  }
+
+  it('delivers every answer pipelined on a connection when shutdown comes, then closes the connection', { timeout: 20_000 }, async () => {
+    // Answered before the shutdown began (they waited only for the first to go out): each promised to keep
+    // the connection, which the shutdown closes once they are out.
+    await pipelinedThroughShutdown('with it');
   });
 
   it('closes a connection after the last of its pipelined answers when they are made during shutdown, whatever order they are made in', { timeout: 20_000 }, async () => {
-    const stack = await startStack({ gateway: { shutdownGraceMs: 300, upstreamTimeoutMs: 10_000 } });
-    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-    try {
-      const id = stack.emulator.store.createAccount({ email: 'piped-late@example.com' }).id;
-      stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-      const post = (query: string) => {
-        const body = JSON.stringify({ query });
-        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-      };
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const ended = once(socket, 'end');
-      socket.write(post(`{ account(id: "${id}") { id } }`));
-      await eventually(() => stack.emulator.inFlight === 1);
-      const closing = stack.gateway.close();
-      // Made during the shutdown, before the first (held upstream until the grace period ends): the last of
-      // them says the connection closes after it, so that its client does not send another on it.
-      socket.write(post('{ a: __typename }') + post('{ b: __typename }'));
-      await ended;
-      await closing;
-      const answers = received.split(/(?=HTTP\/1\.1 )/);
-      assert.equal(answers.length, 3, received);
-      assert.match(answers[2]!, /"b":"Query"/);
-      assert.match(answers[2]!, /\r\nconnection: close\r\n/i, answers[2]);
-      // Not those before it: Node would drop the answers behind one that closes its connection.
-      for (const answer of answers.slice(0, 2)) assert.doesNotMatch(answer, /\r\nconnection: close\r\n/i, answer);
-    } finally {
-      socket.destroy();
-      await stack.close().catch(() => undefined);
-    }
+    // Made during the shutdown, before the first (held upstream until the grace period ends): the last of
+    // them says the connection closes after it, so that its client does not send another on it.
+    const answers = await pipelinedThroughShutdown('during shutdown');
+    assert.match(answers[2]!, /\r\nconnection: close\r\n/i, answers[2]);
+    // Not those before it: Node would drop the answers behind one that closes its connection.
+    for (const answer of answers.slice(0, 2)) assert.doesNotMatch(answer, /\r\nconnection: close\r\n/i, answer);
   });
 
   it('aborts what is still running after the grace period, still answering it', async () => {
