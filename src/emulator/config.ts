@@ -12,7 +12,9 @@ export const DEFAULT_CONSUMER_SECRET = 'dev-secret';
  * loopback one (`EMULATOR_PUBLIC_URL`'s, `EMULATOR_ALLOWED_HOSTS`), as behind a proxy that forwards to it.
  */
 export function reachableFromElsewhere(options: Pick<EmulatorOptions, 'publicUrl' | 'allowedHosts'> & { host: string }): boolean {
-  const names = [options.host, ...(options.publicUrl ? [new URL(options.publicUrl).host] : []), ...(options.allowedHosts ?? [])];
+  // The address it listens on is bare, never with a port: read as a Host header, `::1` would lose its `:1`.
+  if (!isLoopbackHost(options.host)) return true;
+  const names = [...(options.publicUrl ? [new URL(options.publicUrl).host] : []), ...(options.allowedHosts ?? [])];
   return names.some((name) => name === '*' || !isLoopbackHost(hostnameOf(name)));
 }
 

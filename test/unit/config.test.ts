@@ -29,6 +29,13 @@ describe('configuration from the environment', () => {
       const proxied = loadConfig(env);
       assert.ok(proxied.upstream.kind === 'embedded' && proxied.upstream.randomSecret, JSON.stringify(env));
     }
+    // Listening on IPv6 loopback, written bare as a listen address is (no brackets, and `:1` is no port).
+    for (const host of ['::1', '::ffff:127.0.0.1']) {
+      const ipv6Loopback = loadConfig({ EMULATOR_HOST: host });
+      assert.ok(ipv6Loopback.upstream.kind === 'embedded' && !ipv6Loopback.upstream.randomSecret, host);
+      assert.equal(ipv6Loopback.upstream.emulator.consumerSecret, 'dev-secret');
+      assert.equal(publicSecretWarning({ host, consumerSecret: 'dev-secret' }), undefined, host);
+    }
     const loopbackNames = loadConfig({ EMULATOR_PUBLIC_URL: 'http://localhost:4010', EMULATOR_ALLOWED_HOSTS: '127.0.0.1:4010,[::1]' });
     assert.ok(loopbackNames.upstream.kind === 'embedded' && !loopbackNames.upstream.randomSecret);
     const set = loadConfig({ EMULATOR_HOST: '0.0.0.0', EMULATOR_CONSUMER_SECRET: 'chosen' });
