@@ -15,8 +15,12 @@ const INPUTS = ['src', 'schema', 'tsconfig.json', 'tsconfig.build.json', 'script
 /** What it writes that the two commands run: with one missing, the build is not there, whatever the stamp says. */
 const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
 const STAMP = join(root, 'dist', '.build-inputs');
-/** A lock older than this outlived its build (a full build takes seconds): its pid was reused by another process. */
-const STALE_LOCK_MS = 2 * 60_000;
+/**
+ * A lock older than this outlived its build, whose pid another process now has. Well past the longest build
+ * seen: seconds on a quiet machine, up to a minute and a half on a busy one, where a lock taken over from a
+ * build still running would let a second build empty dist/ under the first.
+ */
+const STALE_LOCK_MS = 10 * 60_000;
 
 /** The files of an input, a file or a folder (recursively), as paths relative to the root. */
 function filesOf(input) {

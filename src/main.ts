@@ -126,7 +126,8 @@ function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Em
   const emulatorHost = config.upstream.emulator.host;
   const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
   const sameInterface = emulatorHost === config.host || wildcard(emulatorHost) || wildcard(config.host);
-  if (Number(new URL(emulator.url).port) !== config.port || !sameInterface) return undefined;
+  // A URL leaves out its scheme's default port: EMULATOR_PORT=80 reads back as none.
+  if (Number(new URL(emulator.url).port || 80) !== config.port || !sameInterface) return undefined;
   return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 
