@@ -30,7 +30,9 @@ if (files.length === 0) {
 // started `detached` (Chromium is), is in the run's process group: what either finds once `node --test` has
 // exited was left running, e.g. by a test file that Node killed at its time limit, whose children outlive it.
 // A run inside a test (test/runner/) adds its own to the outer run's, so that both find its processes.
-const RUN_VARIABLE = 'CONTEXTIO_TEST_RUN';
+// Named outside the prefixes the gateway reads settings under (CONTEXTIO_, …): a gateway started with the run's
+// environment would warn that it is no setting of its own.
+const RUN_VARIABLE = 'TEST_RUN_IDS';
 const runId = randomUUID();
 const runIds = [process.env[RUN_VARIABLE], runId].filter(Boolean).join(' ');
 
