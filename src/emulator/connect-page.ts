@@ -112,10 +112,12 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
     for (const [k, v] of form) if (k !== 'password') values[k] = v;
     return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, form.has('use_ssl')));
   }
+  // Remembered as soon as the token is used, not once saved: the same form sent again while this answer waits for
+  // a slow save (the double click this is for) would otherwise be told the link was already used.
+  if (submission !== '') remember(ctx.recentlyUsed, token, { submission, redirectUrl: result.redirectUrl, until: Date.now() + RESUBMIT_WINDOW_MS });
   // A save that failed is the operator's to see (the emulator's log), not the person connecting: the mailbox is
   // connected, in memory, and the application is told so.
   await ctx.store.flush();
-  if (submission !== '') remember(ctx.recentlyUsed, token, { submission, redirectUrl: result.redirectUrl, until: Date.now() + RESUBMIT_WINDOW_MS });
   res.writeHead(303, { Location: result.redirectUrl, 'Cache-Control': 'no-store', 'Content-Length': 0 });
   res.end();
   ctx.notifySourceCallback(result);

@@ -108,6 +108,27 @@ describe('connect flow', () => {
     }
   });
 
+  test('the form sent again while the first submission waits for its save leads to the callback too', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const created = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' } });
+    const { token } = created.body;
+    const html = await (await fetch(created.body.browser_redirect_url)).text();
+    const submission = /name="submission" value="([0-9a-f]{24})"/.exec(html)![1]!;
+    // A slow disk: the first submission's save has not finished when the second one arrives.
+    let finishSave!: () => void;
+    const saved = new Promise<undefined>((resolve) => (finishSave = () => resolve(undefined)));
+    const flush = emu.store.flush.bind(emu.store);
+    emu.store.flush = () => saved.then(flush);
+    t.after(finishSave);
+    const first = submit(emu.origin, token, { submission });
+    await eventually(() => emu.store.connectTokenState(token) === 'used');
+    const second = await submit(emu.origin, token, { submission });
+    finishSave();
+    assert.equal((await first).status, 303);
+    assert.equal(second.status, 303, 'a double click is not told the link was already used');
+    assert.equal(second.headers.location, `https://app.example.com/done?contextio_token=${token}`);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
