@@ -110,7 +110,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
     // Re-show what was typed (never the password) with the problem on top.
     const values: Record<string, string> = {};
     for (const [k, v] of form) if (k !== 'password') values[k] = v;
-    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, form.has('use_ssl')));
+    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, input.use_ssl));
   }
   // Remembered as soon as the token is used, not once saved: the same form sent again while this answer waits for
   // a slow save (the double click this is for) would otherwise be told the link was already used.

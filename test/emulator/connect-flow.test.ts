@@ -253,6 +253,16 @@ describe('connect flow', () => {
     assert.equal(account?.sources[0]?.use_ssl, false);
   });
 
+  test('a form re-shown for a mistake keeps use_ssl=0 off, as its submission would have connected it', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    const bad = await submit(emu.origin, token.token, { email: 'lin@example.com', port: '0', use_ssl: '0' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /id="use_ssl" name="use_ssl" value="1">/, 'sent again as shown, the mailbox would otherwise be connected with SSL');
+    const checked = await submit(emu.origin, token.token, { email: 'lin@example.com', port: '0', use_ssl: '1' });
+    assert.match(checked.text, /id="use_ssl" name="use_ssl" value="1" checked>/);
+  });
+
   test('invalid form input re-shows the form with a message and escapes everything', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, {
