@@ -25,7 +25,7 @@ export type SeedName = 'demo' | 'none';
 /** A source to add: any upstream source field, the label included, may be left for the store to choose. */
 export type NewSource = Partial<Omit<UpstreamSource, 'resource_url'>>;
 
-/** Expired tokens remembered for the connect page's message; a few KB of ids. */
+/** Expired tokens remembered for the connect page's message: 16-character ids, well under a megabyte in all. */
 const MAX_REMEMBERED_EXPIRED = 10_000;
 
 export interface NewAccount {
