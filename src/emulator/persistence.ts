@@ -186,6 +186,10 @@ export async function readState(file: string): Promise<PersistedState | undefine
   } catch {
     return fail('not valid JSON');
   }
+  if (isObject(data) && data.format === 'contextio-emulator' && typeof data.version === 'number' && data.version > 1) {
+    // Not corrupt, and not to be deleted: a later emulator's, which that one reads.
+    throw new Error(`Context.IO emulator: data file ${file} was written by a later version of the emulator (its version ${data.version}; this one reads version 1): run that version, or set EMULATOR_DATA_FILE to another file`);
+  }
   if (!isObject(data) || data.format !== 'contextio-emulator' || data.version !== 1) {
     return fail('not an emulator state file of version 1');
   }

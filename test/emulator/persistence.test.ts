@@ -99,6 +99,11 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
     await assert.rejects(refusedStart({ dataFile }), /corrupt/);
+    // One of a later version is no corrupt file to delete: an older emulator cannot read it.
+    await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 2, accounts: [], tokens: [] }));
+    const newer = await refusedStart({ dataFile }).then(() => undefined, (error: Error) => error.message);
+    assert.match(String(newer), /data file .*state\.json was written by a later version of the emulator \(its version 2; this one reads version 1\)/);
+    assert.doesNotMatch(String(newer), /corrupt|delete/);
   });
 
   test('a data file that is no file (a named pipe, a device) fails start-up with a line saying so, instead of a start that never ends', { timeout: 10_000 }, async () => {
