@@ -19,8 +19,9 @@ export interface Connections {
   /** The `ServerResponse` class for `createServer`: decides, as each answer begins, whether it closes its connection, and watches it for a stall. */
   readonly Response: typeof ServerResponse<IncomingMessage>;
   /**
-   * Tracks a new request's response until it closes; false when its connection now has more than
-   * MAX_PIPELINED open, which destroys the connection (the request is then not to be handled).
+   * Tracks a new request's response until it closes; false (the request is then not to be handled) when an
+   * answer ahead of it closes the connection, or when its connection now has more than MAX_PIPELINED open,
+   * which destroys the connection.
    */
   admit(req: IncomingMessage, res: ServerResponse): boolean;
   /** Whether `res` was cut because an answer on its connection took too long to be taken (its log line says so). */
@@ -59,6 +60,14 @@ export function createConnections(options: ConnectionsOptions): Connections {
     let last: ServerResponse | undefined;
     for (const open of openBySocket.get(res.req.socket) ?? []) last = open;
     return last !== undefined && last !== res;
+  };
+  /** Whether an answer ahead of `res` on `socket` has said it closes the connection (Node then closes it after that answer). */
+  const closesAhead = (socket: Socket, res: ServerResponse): boolean => {
+    for (const open of openBySocket.get(socket) ?? []) {
+      if (open === res) return false;
+      if ((open as ServerResponse & { _last?: boolean })._last === true) return true;
+    }
+    return false;
   };
   /**
    * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
@@ -124,7 +133,16 @@ export function createConnections(options: ConnectionsOptions): Connections {
   return {
     Response: GatewayResponse,
     admit(req, res) {
-      if (trackUntilClosed(req.socket, res) <= MAX_PIPELINED) return true;
+      if (trackUntilClosed(req.socket, res) <= MAX_PIPELINED) {
+        if (!closesAhead(req.socket, res)) return true;
+        // An answer ahead of it that closes the connection (a refusal's, one made during shutdown) is the last
+        // the client gets on it: Node drops those behind it. Run, its operation would be made for nobody (a
+        // mutation its client retries elsewhere, made twice); RFC 9112 §9.6 says not to process it. It closes
+        // with the connection; held to MAX_PIPELINED as any other until then (below), or a client could pile
+        // up requests behind a slow answer without bound.
+        logger.debug('request not run: its connection closes after an answer ahead of it', { requestId: requestIdOf(req) });
+        return false;
+      }
       // The rest of what it sent in the same read may still arrive here: said once.
       if (req.socket.destroyed) return false;
       // Node runs every request a connection pipelines at once: 3,000 sent in one write ran 3,000

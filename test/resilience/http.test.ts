@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
-import { withClockAhead } from '../helpers/clock.ts';
+import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { codes, startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
@@ -648,6 +648,44 @@ describe('HTTP pipelining', () => {
       await eventually(() => stack.emulator.inFlight === 0, { timeoutMs: 10_000 });
       assert.deepEqual((await stack.gql('{ __typename }')).body, { data: { __typename: 'Query' } });
     } finally {
+      await stack.close();
+    }
+  });
+
+  it('runs no request that arrives behind an answer closing the connection (RFC 9112 §9.6): a mutation there was made, its answer never sent', async () => {
+    // The first request's upstream answer is let go by the test.
+    const held = manualTimer();
+    const stack = await startLoggingStack('debug', { emulator: { faultTimer: held.timer } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const { store } = stack.emulator;
+      const slow = store.createAccount({ email: 'slow@example.com' }).id;
+      const kept = store.createAccount({ email: 'kept@example.com', first_name: 'Kept' }).id;
+      stack.emulator.addFault({ path: `/accounts/${slow}`, answerAfterMs: 1 });
+      const request = (query: string) => {
+        const body = JSON.stringify({ query });
+        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      };
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      // A request whose answer waits upstream, then one refused at once with Connection: close (no Host),
+      // its answer queued behind the first.
+      socket.write(request(`{ account(id: "${slow}") { id } }`) + 'GET /healthz HTTP/1.1\r\n\r\n');
+      await eventually(() => held.waiting().length === 1, { what: 'the first request held upstream' });
+      // Then a mutation: no answer to it can follow that refusal's on this connection.
+      socket.write(request(`mutation { updateAccount(id: "${kept}", input: { firstName: "Changed" }) { success } }`));
+      await eventually(() => stack.emulator.requests.some((r) => r.method === 'POST') || stack.lines.some((line) => line.includes('not run: its connection closes')), {
+        what: 'the mutation made upstream, or refused',
+      });
+      held.fireAll();
+      await closed;
+      assert.deepEqual(received.match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 200', 'HTTP/1.1 400'], received);
+      assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${slow}`]);
+      assert.equal(store.getAccount(kept)?.first_name, 'Kept');
+    } finally {
+      held.fireAll();
+      socket.destroy();
       await stack.close();
     }
   });
