@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { rawGraphQLPost } from '../helpers/net.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, startLoggingStack, startSlowDownload, startStack, startTestGateway, type GraphQLResponse, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
@@ -227,11 +228,7 @@ describe('the operation log line', () => {
     const id = stack.emulator.store.createAccount({ email: 'queue@example.com' }).id;
     stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
-    const post = (query: string) => {
-      const body = JSON.stringify({ query });
-      return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    };
-    socket.write(post(`{ account(id: "${id}") { id } }`) + post('{ __typename }').repeat(20));
+    socket.write(rawGraphQLPost(`{ account(id: "${id}") { id } }`) + rawGraphQLPost('{ __typename }').repeat(20));
     await once(socket, 'connect');
     // The first request has reached the upstream, and hangs there: the 20 behind it wait for it.
     await eventually(() => stack.emulator.inFlight === 1);

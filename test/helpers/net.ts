@@ -33,6 +33,15 @@ export async function exchange(url: string, bytes: string): Promise<string> {
   }
 }
 
+/**
+ * A POST to /graphql as the raw bytes of an HTTP/1.1 request, for tests that write on a socket themselves
+ * (pipelining, a client that stops reading): `request` is the body's `query`, or the whole body.
+ */
+export function rawGraphQLPost(request: string | Record<string, unknown>): string {
+  const body = JSON.stringify(typeof request === 'string' ? { query: request } : request);
+  return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
 /** An answer handed back as it came. */
 function passOn(answer: IncomingMessage, res: ServerResponse): void {
   res.writeHead(answer.statusCode!, answer.headers);

@@ -5,6 +5,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/em
 import { createLogger, silentLogger, type LogLevel } from '../../src/logger.ts';
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
 import { eventually } from './eventually.ts';
+import { rawGraphQLPost } from './net.ts';
 
 export interface GraphQLResponse<D = Record<string, unknown>> {
   status: number;
@@ -171,8 +172,7 @@ export async function startSlowRead(url: string, request: string): Promise<SlowR
  */
 export async function startSlowDownload(emulator: Emulator, url: string): Promise<SlowRead> {
   for (let i = 0; i < 100; i++) emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
-  const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });
-  return startSlowRead(url, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  return startSlowRead(url, rawGraphQLPost('{ accounts(first: 100) { nodes { firstName } } }'));
 }
 
 /**

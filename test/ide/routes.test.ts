@@ -14,6 +14,7 @@ import { createIde } from '../../src/ide/index.ts';
 import { streamOnceFlushed } from '../../src/http/respond.ts';
 import { hsToken } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { rawGraphQLPost } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { ensureIdeBuilt } from '../browser/browser.ts';
 
@@ -322,11 +323,10 @@ test('assets queued behind a hung request on a connection that drops leave no op
   stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
   const openFiles = () => readdirSync('/proc/self/fd').length;
   const before = openFiles();
-  const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
   for (let i = 0; i < 3; i++) {
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     await once(socket, 'connect');
-    socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(rawGraphQLPost(`{ account(id: "${id}") { id } }`));
     // 20, within what one connection may pipeline (MAX_PIPELINED, 32): past it the connection is closed at once.
     socket.write(`GET ${script} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`.repeat(20));
     // The POST hangs upstream, so the assets are queued behind it when the connection drops.

@@ -6,6 +6,7 @@ import { Mutation } from '../../src/resolvers/Mutation.ts';
 import { assertEveryPlaceFree, holdOperations } from '../helpers/admission.ts';
 import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { rawGraphQLPost } from '../helpers/net.ts';
 import { leaveWhileUpstreamHangs, startArrivingPost, startLoggingStack, startSlowRead, startStack, type ArrivingPost, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /**
@@ -154,8 +155,7 @@ describe('MAX_OPERATIONS_IN_FLIGHT: every place taken is given back', () => {
     for (let i = 0; i <= CAP; i++) {
       const stuck = stack.emulator.store.createAccount({ email: `piped${i}@example.com` }).id;
       const removeFault = stack.emulator.addFault({ path: `/accounts/${stuck}`, hang: true });
-      const body = JSON.stringify(readAccount(stuck));
-      const request = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const request = rawGraphQLPost(readAccount(stuck));
       const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
       socket.on('error', () => {});
       socket.write(request.repeat(CAP));
@@ -183,8 +183,7 @@ describe('MAX_OPERATIONS_IN_FLIGHT: every place taken is given back', () => {
   it('after clients that left while their answer was on its way, and while more than the cap of them still hold theirs', { timeout: 60_000 }, async () => {
     // ~20 MB an answer, more than loopback's socket buffers take: each waits in the gateway while its client reads nothing.
     for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
-    const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });
-    const request = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const request = rawGraphQLPost('{ accounts(first: 100) { nodes { firstName } } }');
     const downloads: SlowRead[] = [];
     try {
       for (let i = 0; i <= CAP; i++) {

@@ -7,6 +7,7 @@ import { Pool } from 'undici';
 import { createLogger } from '../../src/logger.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { rawGraphQLPost } from '../helpers/net.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
@@ -691,9 +692,6 @@ describe('graceful shutdown', () => {
     const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     try {
-      const body = (query: string) => JSON.stringify({ query });
-      const post = (query: string) =>
-        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body(query))}\r\n\r\n${body(query)}`;
       let received = '';
       let answered: (value: string) => void = () => {};
       const secondAnswered = new Promise<string>((resolve) => (answered = resolve));
@@ -703,12 +701,12 @@ describe('graceful shutdown', () => {
       });
       const closedEarly = once(socket, 'close').then(() => 'closed');
       // Answered before the shutdown: the connection is kept alive, and idle.
-      socket.write(post('{ first: __typename }'));
+      socket.write(rawGraphQLPost('{ first: __typename }'));
       await eventually(() => received.includes('"first"'));
       const closing = stack.gateway.close();
       // The next request reaches it at once, but the process stays busy past the gateway's 50 ms idle sweep
       // before it can read it: the connection looks idle until then.
-      socket.write(post('{ second: __typename }'));
+      socket.write(rawGraphQLPost('{ second: __typename }'));
       const busyUntil = Date.now() + 120;
       while (Date.now() < busyUntil);
       assert.notEqual(await Promise.race([secondAnswered, closedEarly]), 'closed', `closed unanswered: ${received}`);
@@ -731,15 +729,11 @@ describe('graceful shutdown', () => {
     try {
       const id = stack.emulator.store.createAccount({ email: 'piped@example.com' }).id;
       stack.emulator.addFault({ path: `/accounts/${id}`, hang: true });
-      const post = (query: string) => {
-        const body = JSON.stringify({ query });
-        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-      };
-      const quickOnes = post('{ a: __typename }') + post('{ b: __typename }');
+      const quickOnes = rawGraphQLPost('{ a: __typename }') + rawGraphQLPost('{ b: __typename }');
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const ended = once(socket, 'end');
-      socket.write(post(`{ account(id: "${id}") { id } }`) + (quickOnesSent === 'with it' ? quickOnes : ''));
+      socket.write(rawGraphQLPost(`{ account(id: "${id}") { id } }`) + (quickOnesSent === 'with it' ? quickOnes : ''));
       await eventually(() => stack.emulator.inFlight === 1);
       const closing = stack.gateway.close();
       if (quickOnesSent === 'during shutdown') socket.write(quickOnes);

@@ -9,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { exchange } from '../helpers/net.ts';
+import { exchange, rawGraphQLPost } from '../helpers/net.ts';
 import { codes, startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
@@ -400,9 +400,8 @@ describe('HTTP hygiene', () => {
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const closed = once(socket, 'close');
-      const body = JSON.stringify({ query: '{ __typename }' });
       // In one write: Node reads the second while the first's operation has yet to be answered.
-      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      socket.write(`${rawGraphQLPost('{ __typename }')}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
       await closed;
       // The first answer on the connection is the client's answer to its first request: a refusal there would
       // tell it that request was not valid HTTP.
@@ -634,8 +633,7 @@ describe('HTTP pipelining', () => {
     try {
       const id = stack.emulator.store.createAccount({ email: 'piped@example.com' }).id;
       stack.emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: 2_000 });
-      const body = JSON.stringify({ query: `{ account(id: "${id}") { id } }` });
-      const request = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      const request = rawGraphQLPost(`{ account(id: "${id}") { id } }`);
       const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
       socket.on('error', () => {});
       socket.resume();
@@ -662,19 +660,15 @@ describe('HTTP pipelining', () => {
       const slow = store.createAccount({ email: 'slow@example.com' }).id;
       const kept = store.createAccount({ email: 'kept@example.com', first_name: 'Kept' }).id;
       stack.emulator.addFault({ path: `/accounts/${slow}`, answerAfterMs: 1 });
-      const request = (query: string) => {
-        const body = JSON.stringify({ query });
-        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-      };
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
       const closed = once(socket, 'close');
       // A request whose answer waits upstream, then one refused at once with Connection: close (no Host),
       // its answer queued behind the first.
-      socket.write(request(`{ account(id: "${slow}") { id } }`) + 'GET /healthz HTTP/1.1\r\n\r\n');
+      socket.write(rawGraphQLPost(`{ account(id: "${slow}") { id } }`) + 'GET /healthz HTTP/1.1\r\n\r\n');
       await eventually(() => held.waiting().length === 1, { what: 'the first request held upstream' });
       // Then a mutation: no answer to it can follow that refusal's on this connection.
-      socket.write(request(`mutation { updateAccount(id: "${kept}", input: { firstName: "Changed" }) { success } }`));
+      socket.write(rawGraphQLPost(`mutation { updateAccount(id: "${kept}", input: { firstName: "Changed" }) { success } }`));
       await eventually(() => stack.emulator.requests.some((r) => r.method === 'POST') || stack.lines.some((line) => line.includes('not run: its connection closes')), {
         what: 'the mutation made upstream, or refused',
       });
@@ -693,10 +687,7 @@ describe('HTTP pipelining', () => {
   it('serves a few pipelined requests on one connection, in order', async () => {
     const stack = await startStack();
     try {
-      const request = (n: number) => {
-        const body = JSON.stringify({ query: `{ n${n}: __typename }` });
-        return `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-      };
+      const request = (n: number) => rawGraphQLPost(`{ n${n}: __typename }`);
       const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
       let received = '';
       socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
