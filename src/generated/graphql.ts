@@ -356,7 +356,10 @@ export type PageInfo = {
   __typename?: 'PageInfo';
   /** The cursor of the last edge of this page, to pass as `after` for the next; null on an empty page. */
   endCursor?: Maybe<Scalars['String']['output']>;
-  /** True when another page follows this one. */
+  /**
+   * True when another page follows this one. But for `accounts` at `first: 100` (the upstream's largest page,
+   * so no item beyond it can be asked for) a full page is always true, and the page after it may turn out empty.
+   */
   hasNextPage: Scalars['Boolean']['output'];
   /**
    * True when items come before this page (it was asked for with `after`). Pages go forward only (`first` and

@@ -129,14 +129,23 @@ describe('queries against the emulator', () => {
     assert.deepEqual(queries.map((q) => new URLSearchParams(q).get('offset')), ['0', '2', '4']);
   });
 
-  it('asks for exactly 100 at first: 100 and calls a full page hasNextPage', async () => {
+  it('asks for exactly 100 at first: 100 and calls a full page hasNextPage, even with none after it, as hasNextPage’s description says', async () => {
     for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `p${i}@example.com` });
-    const res = await stack.gql<{ accounts: { nodes: unknown[]; pageInfo: { hasNextPage: boolean } } }>(
-      `{ accounts(first: 100) { nodes { id } pageInfo { hasNextPage } } }`,
-    );
+    type Page = { accounts: { nodes: unknown[]; pageInfo: { hasNextPage: boolean; endCursor: string | null } } };
+    const res = await stack.gql<Page>(`{ accounts(first: 100) { nodes { id } pageInfo { hasNextPage endCursor } } }`);
     assert.equal(res.body.data?.accounts.nodes.length, 100);
     assert.equal(res.body.data?.accounts.pageInfo.hasNextPage, true);
     assert.equal(new URLSearchParams(stack.emulator.requests[0]!.query).get('limit'), '100');
+    const next = await stack.gql<Page & { pageInfo_t: { fields: { name: string; description: string }[] } }>(
+      `query ($after: String) { accounts(first: 100, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } }
+         pageInfo_t: __type(name: "PageInfo") { fields { name description } } }`,
+      { after: res.body.data!.accounts.pageInfo.endCursor },
+    );
+    assert.deepEqual(next.body.data?.accounts, { nodes: [], pageInfo: { hasNextPage: false, endCursor: null } });
+    // A consumer told "true when another page follows" would show a "more" button that leads to nothing.
+    const hasNextPage = next.body.data!.pageInfo_t.fields.find((f) => f.name === 'hasNextPage')!.description;
+    assert.match(hasNextPage, /first: 100/);
+    assert.match(hasNextPage, /empty/);
   });
 
   it('pages 20 at a time when first is omitted (the contract’s default), accounts and connect tokens alike', async () => {
