@@ -100,7 +100,9 @@ export type ConnectToken = {
   /**
    * The account created or extended through this token; null while unused. The fields the token embeds
    * (`id`, `createdAt`, `suspendedAt`, `emailAddresses`, `firstName`, `lastName`, `sources`) cost no request;
-   * any other field loads the full account.
+   * `username`, `passwordExpiredAt`, `messageCount` and `fileCount` load the full account (one request for all
+   * of them); `connectTokens` and `connectToken` make their own request, by the account's id. (From an upstream
+   * that embeds only the account's id, every field but `id` and those two loads the account.)
    */
   account?: Maybe<Account>;
   /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`. */

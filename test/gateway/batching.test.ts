@@ -52,6 +52,21 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(stack.emulator.peakInFlight, 20);
   });
 
+  it('lists a used token’s account’s connect tokens without loading the account, as ConnectToken.account’s description says', async () => {
+    const ids = seedFanOut(stack);
+    stack.emulator.clearRequests();
+    const res = await stack.gql<{ connectTokens: { nodes: unknown[] }; token_t: { fields: { name: string; description: string }[] } }>(
+      `{ connectTokens(first: 5) { nodes { account { id connectTokens { token } } } }
+         token_t: __type(name: "ConnectToken") { fields { name description } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    assert.deepEqual(stack.upstreamCalls().sort(), ['GET /connect_tokens', ...ids.slice(0, 5).map((id) => `GET /accounts/${id}/connect_tokens`)].sort());
+    // "Any other field loads the full account" would have a consumer count one account request more per token.
+    const account = res.body.data!.token_t.fields.find((f) => f.name === 'account')!.description;
+    assert.doesNotMatch(account, /any other field loads/);
+    assert.match(account, /`connectTokens`.*own request/s);
+  });
+
   it('fetches an account once for 30 aliases of the same account(id:)', async () => {
     const id = stack.emulator.store.createAccount({ email: 'alias@example.com' }).id;
     stack.emulator.clearRequests();
