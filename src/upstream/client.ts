@@ -318,6 +318,16 @@ interface UpstreamResponse {
 const parseConnectTokens = listOf(parseConnectToken);
 
 /**
+ * An answer's text, less a byte order mark: RFC 8259 lets a reader ignore one, which a server writing a file
+ * saved with it (a PHP script's, say) sends before its JSON; `JSON.parse` would refuse a success for it, and
+ * miss what an error body says (a mailbox out of reach, a refused signature).
+ */
+function answerText(bytes: Buffer): string {
+  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+  return bytes.toString('utf8', bom ? 3 : 0);
+}
+
+/**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
  * connection pool (keep-alive, and a cap on requests in flight), OAuth signing, deadlines, retries of
  * idempotent calls, response parsing, and the mapping of every failure to the contract's error codes.
@@ -941,7 +951,7 @@ export class UpstreamClient {
       let status = 0;
       let retryAfter: string | string[] | undefined;
       let location: string | string[] | undefined;
-      const answer = (text = body?.bytes().toString('utf8') ?? ''): UpstreamResponse => ({
+      const answer = (text = body === undefined ? '' : answerText(body.bytes())): UpstreamResponse => ({
         status,
         retryAfterMs: parseRetryAfter(retryAfter),
         location: Array.isArray(location) ? location[0] : location,

@@ -1777,6 +1777,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('reads JSON sent after a byte order mark, as RFC 8259 lets a reader: a success, and an error body that says what failed', async () => {
+    // A server that writes a file saved with a BOM before its JSON (PHP's, say) sends it before every answer.
+    const answers: [number, unknown][] = [];
+    let requests = 0;
+    const server = createHttpServer((req, res) => {
+      requests++;
+      const [status, body] = answers.shift()!;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(`\uFEFF${JSON.stringify(body ?? JSON.parse(accountAt(req.url)))}`);
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
+      answers.push([200, undefined]);
+      assert.equal((await client.getAccount('a')).id, 'a');
+      // The API's own 503: one mailbox out of reach, not retried as the API down.
+      answers.push([503, { type: 'error', value: 'could not connect to the mail server' }]);
+      await assert.rejects(client.getAccount('a'), /could not reach a mail server it needed for account "a" \(HTTP 503\)$/);
+      assert.equal(requests, 2);
+      // A refused signature under a 400: the gateway's credentials, not the caller's parameters.
+      answers.push([400, { type: 'error', code: 105, value: 'Invalid signature' }]);
+      await assert.rejects(client.getAccount('a'), /refused the gateway’s credentials/);
+      assert.equal(requests, 3);
+    });
+  });
+
   it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async () => {
     // Each is answered 429 when the test says: 'short' first, then 'long'.
     const shortHeld = heldRequest();
