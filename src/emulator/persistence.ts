@@ -2,6 +2,7 @@ import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
+import { jsonText } from '../json-text.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 
@@ -171,7 +172,8 @@ export async function readState(file: string): Promise<PersistedState | undefine
   if (!found.isFile()) throw new Error(`Context.IO emulator: data file ${file} is not a file (a folder, a pipe or a device): set EMULATOR_DATA_FILE to a file's path`);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // Less a byte order mark, which editors on Windows (Notepad) put before the JSON of a file edited by hand.
+    text = jsonText(await readFile(file));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotRead(error);
@@ -181,8 +183,7 @@ export async function readState(file: string): Promise<PersistedState | undefine
   };
   let data: unknown;
   try {
-    // Less a byte order mark, which editors on Windows (Notepad) put before the JSON of a file edited by hand.
-    data = JSON.parse(text.startsWith('\uFEFF') ? text.slice(1) : text);
+    data = JSON.parse(text);
   } catch {
     return fail('not valid JSON');
   }

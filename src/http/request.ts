@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import Negotiator from 'negotiator';
+import { jsonText } from '../json-text.ts';
 import { shortened } from '../shortened.ts';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request (`body.ts` reads the bytes). */
@@ -109,9 +110,7 @@ export function carriesOperation(url: URL): boolean {
  * and a Latin-1 `René` would reach the upstream as `Ren\uFFFD`.
  */
 export function utf8Text(bytes: Buffer): string | undefined {
-  if (!isUtf8(bytes)) return undefined;
-  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  return bytes.toString('utf8', bom ? 3 : 0);
+  return isUtf8(bytes) ? jsonText(bytes) : undefined;
 }
 
 /**

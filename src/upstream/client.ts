@@ -5,6 +5,7 @@ import { ByteCollector } from '../byte-collector.ts';
 import type { EgressProxy } from '../egress-proxy.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
+import { jsonText } from '../json-text.ts';
 import { parseRetryAfter, retryAfterSeconds } from '../retry-after.ts';
 import type { Logger } from '../logger.ts';
 import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
@@ -316,16 +317,6 @@ interface UpstreamResponse {
 }
 
 const parseConnectTokens = listOf(parseConnectToken);
-
-/**
- * An answer's text, less a byte order mark: RFC 8259 lets a reader ignore one, which a server writing a file
- * saved with it (a PHP script's, say) sends before its JSON; `JSON.parse` would refuse a success for it, and
- * miss what an error body says (a mailbox out of reach, a refused signature).
- */
-function answerText(bytes: Buffer): string {
-  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  return bytes.toString('utf8', bom ? 3 : 0);
-}
 
 /**
  * The one Context.IO 2.0 client: everything that talks to the upstream goes through it. It owns the
@@ -951,7 +942,7 @@ export class UpstreamClient {
       let status = 0;
       let retryAfter: string | string[] | undefined;
       let location: string | string[] | undefined;
-      const answer = (text = body === undefined ? '' : answerText(body.bytes())): UpstreamResponse => ({
+      const answer = (text = body === undefined ? '' : jsonText(body.bytes())): UpstreamResponse => ({
         status,
         retryAfterMs: parseRetryAfter(retryAfter),
         location: Array.isArray(location) ? location[0] : location,
