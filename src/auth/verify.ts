@@ -317,10 +317,18 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
     } catch (error) {
       if (!isKeySetFailure(error)) throw error;
       failedAt = performance.now();
-      // Thrown with the failure as its cause, the 503's refusal says it; a key found says it here.
-      const key = await lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(0), error));
-      reportKeySetFailure(error, requestId, logger, { lastFetchedSecondsAgo: Math.round((Date.now() - fetched.uat!) / 1000) });
-      return key;
+      const said = () => reportKeySetFailure(error, requestId, logger, { lastFetchedSecondsAgo: Math.round((Date.now() - fetched.uat!) / 1000) });
+      try {
+        const key = await lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(0), error));
+        said();
+        return key;
+      } catch (lookup) {
+        // The 503's refusal says the failure (its cause), and a key set it cannot read; anything else the keys of
+        // the last fetch answer is said here: the several that fit a token without a `kid` (a rotation), which
+        // verifyWithKeySet then tries without coming back here, or a key the gateway cannot use.
+        if (!(lookup instanceof KeySetUnavailable) && !isKeySetFailure(lookup)) said();
+        throw lookup;
+      }
     }
   };
 }

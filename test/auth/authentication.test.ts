@@ -625,6 +625,30 @@ describe('an unreachable key set', () => {
     });
   });
 
+  test('a failed fetch is said even when the token has no kid and the keys of the last fetch hold several of its type (a rotation)', async () => {
+    const [older, newer] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
+    const jwkOf = async (publicKey: CryptoKey, kid: string) => ({ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' });
+    await withKeySet(
+      [await jwkOf(older!.publicKey, 'rsa-old'), await jwkOf(newer!.publicKey, 'rsa-new')],
+      async (stack, jwks) => {
+        let issued = 0;
+        const withoutKid = () => sign(newer!.privateKey, 'RS256', undefined, { jti: String(++issued) });
+        assert.equal((await stack.gql('{ __typename }', await withoutKid())).status, 200);
+        jwks.setFailing(true);
+        // Past the 10 min max age: the set is asked for again, that fails, and the keys of the last fetch verify.
+        await withClockAhead(11 * 60_000, async () => {
+          const verified = await stack.gql('{ __typename }', await withoutKid());
+          assert.equal(verified.status, 200);
+          assert.equal(jwks.fetches, 2);
+        }, { wallClock: true });
+        const failures = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.equal(failures.length, 1, 'the failed fetch said once');
+        assert.match(failures[0]!, /the keys of its last fetch verify tokens meanwhile/);
+      },
+      { jwksFailureBackoffMs: 60_000 },
+    );
+  });
+
   test('in an outage after a rotation, the keys of the last fetch are those trusted, not those of an earlier one', async () => {
     const first = await generateKeyPair('RS256', { extractable: true });
     const second = await generateKeyPair('RS256', { extractable: true });
