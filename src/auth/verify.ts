@@ -426,11 +426,12 @@ function identityOf(payload: JWTPayload, token: string): Identity {
   if (scope !== undefined && typeof scope !== 'string') {
     throw unauthenticated('The token\'s "scope" claim must be a space-separated string');
   }
-  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', issuer, subject, open: false };
+  // Checked for an admin too, which does not need it: a claim of another type is an issuer's mistake, said at once.
   const accounts = payload['accounts'];
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
     throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
   }
+  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', issuer, subject, open: false };
   // Subjects are unique per issuer; a token without one is counted on its own, by a digest of what is signed
   // (no token is kept): the signature can be respelt and still verify (a trailing `=`, unused low bits of its
   // last character, ES256's mirrored S), and each spelling would be a new caller.

@@ -224,6 +224,11 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ scope: ['contextio:admin'] }), { id: accountId }), /scope/);
   });
 
+  test('a claim of the wrong shape refuses an admin token too (docs/auth.md: any claim of another type)', async () => {
+    assertRefused(stack, await stack.gql('{ __typename }', await valid({ scope: 'contextio:admin', accounts: accountId })), /accounts/);
+    assertRefused(stack, await stack.gql('{ __typename }', await valid({ scope: 'contextio:admin', accounts: [7] })), /accounts/);
+  });
+
   test('neither errors nor log lines contain the token', async () => {
     const token = await valid({ exp: now() - 3600 });
     const response = await stack.gql(ACCOUNT_QUERY, token, { id: accountId });
