@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
+import { Pool, ProxyAgent } from 'undici';
 import { isLoopbackHost } from './url.ts';
 
 /**
- * The egress proxy the upstream calls go through, from the conventional variables (`HTTPS_PROXY`, `HTTP_PROXY`,
- * `NO_PROXY`, or their lower-case forms): for a deployment whose only way out is a proxy. undici's pool reads
- * none of them, so without this such a deployment cannot reach the API at all.
+ * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the
+ * conventional variables (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, or their lower-case forms): for a deployment
+ * whose only way out is a proxy. Neither undici's pool nor Node's fetch reads them, so without this such a
+ * deployment cannot reach the API, nor an identity provider's keys, at all.
  */
 export interface EgressProxy {
   /** The proxy's origin (`http://proxy.example:3128`), without the credentials its URL may carry. */
@@ -118,4 +120,36 @@ function splitEntry(entry: string): { name: string; port: string | undefined } {
 /** A host name or address as compared: lower case, no brackets, no trailing dot. */
 function bareHost(host: string): string {
   return host.toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+}
+
+/**
+ * The pool behind an egress proxy: undici's `ProxyAgent`, whose pool for the upstream (or the key set's host)
+ * has `poolOptions`, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain requests,
+ * the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
+ * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
+ * and the URL it keeps (and may put in its errors) carries none.
+ *
+ * A CONNECT the proxy leaves unanswered is given up after `tunnelTimeoutMs` (the upstream's deadline: no call
+ * waits longer for it). undici waits for it as for any answer, 300 s, holding one of the pool's connections
+ * meanwhile, and the call given up on does not end it: a proxy that stalled for a moment would leave the gateway
+ * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
+ * after 10 s).
+ *
+ * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
+ * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
+ * DeprecationWarning on the gateway's stderr, among its log lines.
+ */
+export function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
+  return new ProxyAgent({
+    uri: origin,
+    proxyTunnel: true,
+    ...(authorization === undefined ? {} : { token: authorization }),
+    clientFactory: (proxyOrigin, options: Pool.Options) => {
+      const { connect } = options;
+      const noAddressAsServerName: typeof connect =
+        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: opts.servername !== undefined && isIP(opts.servername) !== 0 ? undefined : opts.servername }, callback) : connect;
+      return new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
+    },
+    ...poolOptions,
+  });
 }

@@ -1,3 +1,4 @@
+import { egressProxyFor, type EgressProxy } from '../egress-proxy.ts';
 import { quotedSetting } from '../shortened.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
@@ -59,17 +60,23 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_SECRET_LENGTH) {
     problems.push(`AUTH_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes long (e.g. openssl rand -base64 48)`);
   }
+  let jwksProxy: EgressProxy | undefined;
   if (jwksUrl !== undefined && !isJwksUrl(jwksUrl)) {
     problems.push('AUTH_JWKS_URL must be an https URL (http only on a loopback address)');
   } else if (jwksUrl !== undefined && hasCredentials(jwksUrl)) {
     // fetch refuses such a URL and quotes it whole in its error, which would reach the log on every token.
     problems.push('AUTH_JWKS_URL must not carry credentials (user:password@): a key set is public, and fetch refuses such URLs');
+  } else if (jwksUrl !== undefined) {
+    // The upstream's check of the same variable may have said its problem already: once is enough.
+    const proxyProblems: string[] = [];
+    jwksProxy = egressProxyFor(jwksUrl, read, proxyProblems);
+    problems.push(...proxyProblems.filter((problem) => !problems.includes(problem)));
   }
   if (jwtSecret === undefined && jwksUrl === undefined) {
     if (issuer !== undefined) problems.push('AUTH_ISSUER is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
     if (audience !== undefined) problems.push('AUTH_AUDIENCE is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
   }
-  return { jwtSecret, jwksUrl, issuer, audience };
+  return { jwtSecret, jwksUrl, issuer, audience, jwksProxy };
 }
 
 /** Keys fetched over plain http could be swapped by anyone on the path, so only loopback may use it. */

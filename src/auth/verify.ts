@@ -16,7 +16,9 @@ import {
   type FetchImplementation,
   type RemoteJWKSet,
 } from 'jose';
+import { fetch as fetchThrough, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
+import { throughProxy, type EgressProxy } from '../egress-proxy.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
 import { retryAfterSeconds } from '../retry-after.ts';
@@ -36,6 +38,8 @@ export interface AuthSettings {
   issuer?: string | undefined;
   /** `AUTH_AUDIENCE`: when set, `aud` must contain it. */
   audience?: string | undefined;
+  /** The egress proxy the key set is fetched through (`HTTPS_PROXY`, unless `NO_PROXY` names its host). */
+  jwksProxy?: EgressProxy | undefined;
   /**
    * Least time between two fetches of the key set when a token names a key it lacks (a rotation):
    * bounds how often forged `kid`s make the gateway refetch. Default 30 s; tests lower it.
@@ -107,7 +111,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: fetchCapped,
+          [customFetch]: fetchCapped(keySetDispatcher(settings!.jwksProxy)),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -216,9 +220,11 @@ function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId:
 /**
  * The key set's fetch, its body read up to `MAX_JWKS_BYTES`: a provider's set is a few KB, and a 90 MB one would
  * otherwise be taken whole (every verification then costing ~25 ms). Larger, it is a set that could not be read.
+ * Through `dispatcher` when one is given (the egress proxy's).
  */
-const fetchCapped: FetchImplementation = async (url, options) => {
-  const response = await fetch(url, options);
+const fetchCapped = (dispatcher: Dispatcher | undefined): FetchImplementation => async (url, options) => {
+  // Node's fetch, or undici's through the egress proxy: Node's own takes no dispatcher of this undici's.
+  const response = dispatcher === undefined ? await fetch(url, options) : ((await fetchThrough(url, { ...options, dispatcher } as Parameters<typeof fetchThrough>[1])) as unknown as Response);
   if (response.status !== 200 || response.body === null) return response;
   const tooLarge = () => new joseErrors.JWKSInvalid(`the key set is larger than the ${MAX_JWKS_BYTES} bytes accepted`);
   const declared = Number(response.headers.get('content-length'));
@@ -235,6 +241,11 @@ const fetchCapped: FetchImplementation = async (url, options) => {
   }
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
+
+/** The egress proxy's agent for the key set's fetches, with their deadline for a CONNECT; none without a proxy. */
+function keySetDispatcher(proxy: EgressProxy | undefined): Dispatcher | undefined {
+  return proxy === undefined ? undefined : throughProxy(proxy, {}, JWKS_TIMEOUT_MS);
+}
 
 /**
  * A failure while the key set's body was read, as jose says a body it cannot read itself: past the deadline a
@@ -339,12 +350,16 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
  * gateway verifies (RSA or EC). For a check at start: a wrong URL or an identity provider out of reach would
  * otherwise show only with the first token, as a 503 and an error line.
  */
-export async function keySetProblem(jwksUrl: string): Promise<string | undefined> {
-  const remote = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchCapped });
+export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy): Promise<string | undefined> {
+  const dispatcher = keySetDispatcher(proxy);
+  const remote = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchCapped(dispatcher) });
   try {
     await remote.reload();
   } catch (error) {
     return `it could not be fetched and read (${shortened(failureReason(error), 200)})`;
+  } finally {
+    // Its connections are this check's alone.
+    void dispatcher?.close();
   }
   const keys = remote.jwks()?.keys ?? [];
   if (!keys.some(verifiesTokens)) {

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-import { Pool, ProxyAgent, type Dispatcher } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import { ByteCollector } from '../byte-collector.ts';
-import type { EgressProxy } from '../egress-proxy.ts';
+import { throughProxy, type EgressProxy } from '../egress-proxy.ts';
 import { DEFAULTS } from '../defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import { jsonText } from '../json-text.ts';
@@ -1240,38 +1239,6 @@ function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOu
   if (timedOut) return `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`;
   if (status !== undefined) return `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${status})`;
   return `The egress proxy ${proxy.shown} could not be reached`;
-}
-
-/**
- * The pool behind an egress proxy: undici's `ProxyAgent`, whose pool for the upstream has the direct one's
- * settings, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain requests,
- * the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
- * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
- * and the URL it keeps (and may put in its errors) carries none.
- *
- * A CONNECT the proxy leaves unanswered is given up after `tunnelTimeoutMs` (the upstream's deadline: no call
- * waits longer for it). undici waits for it as for any answer, 300 s, holding one of the pool's connections
- * meanwhile, and the call given up on does not end it: a proxy that stalled for a moment would leave the gateway
- * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
- * after 10 s).
- *
- * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
- * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
- * DeprecationWarning on the gateway's stderr, among its log lines.
- */
-function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
-  return new ProxyAgent({
-    uri: origin,
-    proxyTunnel: true,
-    ...(authorization === undefined ? {} : { token: authorization }),
-    clientFactory: (proxyOrigin, options: Pool.Options) => {
-      const { connect } = options;
-      const noAddressAsServerName: typeof connect =
-        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: opts.servername !== undefined && isIP(opts.servername) !== 0 ? undefined : opts.servername }, callback) : connect;
-      return new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
-    },
-    ...poolOptions,
-  });
 }
 
 /**

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
@@ -234,5 +237,55 @@ describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://
   it('serves again once the proxy presents its own certificate', async () => {
     await proxy.present(tls('localhost.pem'));
     assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
+  });
+});
+
+describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the egress proxy (HTTPS_PROXY)', () => {
+  it('fetches the keys through the proxy, at start and to verify a token: the token verifies', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
+    const keySet = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] });
+    let keySetFetches = 0;
+    // The identity provider at other-host.example, the name its certificate bears; it does not resolve, so
+    // only the proxy reaches it.
+    const provider = createHttpsServer({ key: readFileSync(tlsFixture('key.pem')), cert: readFileSync(tlsFixture('other-host.pem')) }, (_req, res) => {
+      keySetFetches++;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(keySet);
+    });
+    await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
+    const providerPort = (provider.address() as AddressInfo).port;
+    const proxy = await startConnectProxy((authority) => (authority === 'other-host.example:443' ? providerPort : undefined));
+    const gateway = runScript('src/main.ts', {
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      AUTH_JWKS_URL: 'https://other-host.example/jwks.json',
+      AUTH_ISSUER: 'https://other-host.example/',
+      AUTH_AUDIENCE: 'contextio-graphql',
+      HTTPS_PROXY: proxy.url,
+      NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem'),
+    });
+    try {
+      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      // Its check of the key set at start.
+      await eventually(() => keySetFetches === 1, IN_MAIN);
+      const token = await new SignJWT({ scope: 'contextio:admin' })
+        .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+        .setIssuer('https://other-host.example/')
+        .setAudience('contextio-graphql')
+        .setSubject('ops')
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(privateKey);
+      const answer = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ query: '{ __typename }' }) });
+      assert.deepEqual([answer.status, await answer.json()], [200, { data: { __typename: 'Query' } }]);
+      assert.equal(keySetFetches, 2);
+      assert.equal(proxy.counts.tunnels, 2);
+      assert.ok(gateway.lines.every((line) => !line.includes('could not be fetched')), gateway.lines.join('\n'));
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+      provider.closeAllConnections();
+      await new Promise<void>((resolve) => provider.close(() => resolve()));
+    }
   });
 });

@@ -55,6 +55,19 @@ describe('configuration from the environment', () => {
     assert.doesNotMatch(problems[0]!, /hunter2/);
   });
 
+  it('takes the key set through the egress proxy, an unusable proxy said once for the upstream and the key set alike', () => {
+    const auth = (env: Record<string, string>) => loadConfig({ AUTH_JWKS_URL: 'https://idp.example.com/jwks.json', ...env }).auth;
+    assert.equal(auth({ HTTPS_PROXY: 'http://proxy.example:3128' }).jwksProxy?.shown, 'proxy.example:3128');
+    assert.equal(auth({ HTTPS_PROXY: 'http://proxy.example:3128', NO_PROXY: '.example.com' }).jwksProxy, undefined);
+    assert.equal(auth({ HTTP_PROXY: 'http://proxy.example:3128' }).jwksProxy, undefined);
+    const problems = configProblems({
+      CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's',
+      AUTH_JWKS_URL: 'https://idp.example.com/jwks.json', HTTPS_PROXY: 'ftp://user:pw@proxy.example',
+    });
+    assert.deepEqual(problems.map((problem) => problem.split(' ')[0]), ['HTTPS_PROXY']);
+    assert.doesNotMatch(problems[0]!, /pw/);
+  });
+
   it('refuses a number written otherwise than in digits, and an upstream URL with a query or a fragment', () => {
     for (const value of ['1e3', '0x10', '+80', '80.0']) {
       assert.match(configProblems({ PORT: value })[0] ?? '', /^PORT must be a whole number/, value);
