@@ -645,6 +645,10 @@ async function sendAnswer(
     const bytes = unmakeable ? undefined : bytesOver(answer, maxAnswerBytes);
     if (unmakeable || bytes !== undefined) {
       logger.warn('answer too large to send', { requestId, bytes, maximum: maxAnswerBytes });
+      // The answer sent carries this one error: the log line lists the codes answered, not those of the
+      // answer replaced (its caller never saw them).
+      outcome.errorCodes.clear();
+      outcome.limits.clear();
       outcome.errorCodes.add(ErrorCode.QUERY_TOO_COMPLEX);
       outcome.limits.add('MAX_ANSWER_BYTES');
       // An operation that ran answers `data: null` with its status (200), as GraphQL over HTTP has it; a

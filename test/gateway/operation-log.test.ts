@@ -288,6 +288,19 @@ describe('the operation log line', () => {
     assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
   });
 
+  it('lists the codes of the answer sent, not of the one it replaced, when the answer was too large to send', async () => {
+    const capped = await startLoggingStack('info', { gateway: { maxAnswerBytes: 300 } });
+    try {
+      // A field failing NOT_FOUND, in an answer replaced whole by the one error saying it is too large.
+      const res = await capped.gql('{ missing: account(id: "0123456789abcdef01234567") { id } schema: __schema { types { name } } }', {});
+      assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+      const [entry] = await exactOperationLines(1, capped.gateway, capped.lines);
+      assert.deepEqual([entry!['status'], entry!['errors'], entry!['limits']], [200, ['QUERY_TOO_COMPLEX'], ['MAX_ANSWER_BYTES']]);
+    } finally {
+      await capped.close();
+    }
+  });
+
   it('says how many of its calls the circuit breaker failed at once, where no request was sent', async () => {
     const breaking: string[] = [];
     const guarded = await startStack({ gateway: { breakerFailureThreshold: 1, logger: createLogger('info', (line) => breaking.push(line)) } });
