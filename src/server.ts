@@ -303,11 +303,17 @@ function createHandler(parts: HandlerParts): Handler {
   return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
     for (const [name, value] of EVERY_ANSWER_HEADERS) res.setHeader(name, value);
+    // Refused on any path, so with no `operation` line: said at debug, as Node's own refusals of a request it
+    // cannot read are (client-error.ts), by the request id its answer carries.
+    const refuseUnrouted = (status: number, error: ReturnType<typeof graphqlError>, headers?: Record<string, string>) => {
+      logger.debug('request refused before its path was looked at', { requestId, status });
+      sendJson(res, status, error, headers);
+    };
     // Closed after, as Node's own refusal was: a request this malformed leaves its body, if any, unread.
-    if (lacksRequiredHost(req)) return sendJson(res, 400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
+    if (lacksRequiredHost(req)) return refuseUnrouted(400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
     if (unmetExpectation(req.headers.expect)) {
       // Closed after: the client may be holding its body back for an answer that is not coming.
-      return sendJson(res, 417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });
+      return refuseUnrouted(417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });
     }
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
@@ -315,7 +321,7 @@ function createHandler(parts: HandlerParts): Handler {
     }
     const url = requestUrlOf(req);
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
-    if (url === undefined) return sendJson(res, 400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
+    if (url === undefined) return refuseUnrouted(400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') return answerHealth(req, res, shutdown);
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;

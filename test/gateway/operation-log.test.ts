@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { rawGraphQLPost } from '../helpers/net.ts';
+import { exchange, rawGraphQLPost } from '../helpers/net.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, startLoggingStack, startSlowDownload, startStack, startTestGateway, type GraphQLResponse, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
@@ -299,6 +299,22 @@ describe('the operation log line', () => {
     } finally {
       await capped.close();
     }
+  });
+
+  it('is not written for a request refused before its path is looked at, which its debug line names by its request id', async () => {
+    const refused = [
+      'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nexpect: a-sandwich\r\ncontent-length: 2\r\n\r\n{}',
+      'POST /graphql HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
+    ];
+    const answered: Array<[status: string, requestId: string]> = [];
+    for (const bytes of refused) {
+      const answer = await exchange(stack.gateway.url, bytes);
+      answered.push([answer.split(' ')[1]!, /^x-request-id: (.+)$/im.exec(answer)![1]!.trim()]);
+    }
+    assert.deepEqual(answered.map(([status]) => status), ['417', '400']);
+    assert.deepEqual(await exactOperationLines(0), []);
+    const said = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'request refused before its path was looked at');
+    assert.deepEqual(said.map((entry) => [entry['level'], String(entry['status']), entry['requestId']]), answered.map(([status, requestId]) => ['debug', status, requestId]));
   });
 
   it('says how many of its calls the circuit breaker failed at once, where no request was sent', async () => {
