@@ -228,7 +228,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
       const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
         if (leftMidRequest(req)) {
-          logger.debug('the client left before its request was complete', { error: messageOf(error) });
+          logger.debug('the client left before its request was complete', { requestId, error: messageOf(error) });
           return;
         }
         logger.error('request failed', { requestId, error: messageOf(error) });

@@ -267,11 +267,13 @@ describe('the operation log line', () => {
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
     await once(socket, 'connect');
     await new Promise((resolve) => {
-      socket.write('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":', resolve);
+      socket.write('POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nx-request-id: left-midway-1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":', resolve);
     });
     socket.destroy();
-    // The gateway saw it, and its client leave: its debug line (not an operation line) says so.
-    await eventually(() => lines.some((line) => line.includes('the client left before its request was complete')));
+    // The gateway saw it, and its client leave: its debug line (not an operation line) says so, by its request id.
+    const leftLine = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'the client left before its request was complete');
+    await eventually(() => leftLine() !== undefined);
+    assert.equal(leftLine()!['requestId'], 'left-midway-1');
     const rebound = await new Promise<number>((resolve, reject) => {
       const req = request(stack.gateway.url, { method: 'POST', headers: { host: 'rebound.attacker.example', 'content-type': 'application/json' } }, (res) => {
         res.resume();
