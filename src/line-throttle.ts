@@ -39,6 +39,17 @@ export class LineThrottle {
   }
 
   /**
+   * Every message with occurrences left unsaid, all forgotten: at the end (the gateway stopping), when no later
+   * line of theirs and no quiet interval will come to say them.
+   */
+  *unsaidAtEnd(): Generator<[message: string, unsaid: number]> {
+    for (const [message, { unsaid }] of this.#lines) {
+      this.#lines.delete(message);
+      if (unsaid > 0) yield [message, unsaid];
+    }
+  }
+
+  /**
    * `forgetQuiet`, keeping only the messages with occurrences left unsaid: what a burst's end is owed a line
    * for ("this many more since"), once the burst is over. Nothing to do, and no walk, while none is held.
    */

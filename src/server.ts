@@ -163,6 +163,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 
+  const refusalsForLoad = new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS);
   const handle = createHandler({
     logger,
     access,
@@ -178,10 +179,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown,
     connections,
     admission: new OperationAdmission(options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight),
-    refusalsForLoad: new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS),
+    refusalsForLoad,
   });
 
-  const httpServer = await listen(options, handle, connections, shutdown);
+  const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
+  const httpServer = await listen(options, handle, connections, shutdown, acceptFailures);
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
 
@@ -190,6 +192,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await shutdown.closeServer(httpServer);
     await apollo.stop();
     await client.close();
+    // The counts of throttled lines still unsaid: no later line of theirs, and no quiet interval, will say them.
+    for (const [, unsaid] of refusalsForLoad.unsaidAtEnd()) sayRefusalsForLoadUnsaid(logger, unsaid);
+    for (const [failure, unsaid] of acceptFailures.unsaidAtEnd()) sayAcceptFailuresUnsaid(logger, failure, unsaid);
   }
 
   return {
@@ -208,7 +213,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
  * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
  * `connections` goes to `handle`, and what escapes it is answered 500 (or the connection cut, its answer begun).
  */
-async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown): Promise<Server> {
+async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown, acceptFailures: LineThrottle): Promise<Server> {
   const { logger } = options;
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
@@ -242,14 +247,11 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
   // took too long to arrive) is answered in the envelope and with the headers of every other refusal.
   httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs }));
-  const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
   httpServer.on('connection', (socket: Socket) => {
     shutdown.connectionOpened(socket);
     // Once failures have stopped for an interval, the next connection accepted says how many went unsaid
     // since their line: the count of a burst's end would otherwise wait for the next burst.
-    for (const [failure, unsaid] of acceptFailures.unsaidOnceQuiet(performance.now())) {
-      logger.error('connections not accepted left unsaid', { failure, sinceLastLine: unsaid });
-    }
+    for (const [failure, unsaid] of acceptFailures.unsaidOnceQuiet(performance.now())) sayAcceptFailuresUnsaid(logger, failure, unsaid);
   });
   // `Expect: 100-continue` requests are handled as any other; the handler sends the `100 Continue` itself, once
   // it means to read the body (readBody), where Node would send it before anything could be refused.
@@ -472,9 +474,15 @@ function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, re
  * since the last warning: without it, the count of a burst's end waited for the next burst, perhaps for ever.
  */
 function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
-  for (const [, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) {
-    logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
-  }
+  for (const [, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) sayRefusalsForLoadUnsaid(logger, unsaid);
+}
+
+function sayRefusalsForLoadUnsaid(logger: Logger, unsaid: number): void {
+  logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
+}
+
+function sayAcceptFailuresUnsaid(logger: Logger, failure: string, unsaid: number): void {
+  logger.error('connections not accepted left unsaid', { failure, sinceLastLine: unsaid });
 }
 
 /**

@@ -392,6 +392,8 @@ export class UpstreamClient {
    */
   async close(): Promise<void> {
     await this.#pool.destroy();
+    // Its calls are over (those cut short by the pool's end included): the failures they left unsaid are said.
+    this.#failures.ended();
   }
 
   /* `claim`: see `Call.claim`. */

@@ -72,4 +72,19 @@ export class FailureLog {
       }
     }
   }
+
+  /**
+   * The client is closed: the counts still left unsaid are said now or never (a burst's end, with no answer
+   * since, or one within its interval, which `answered` leaves for its next line).
+   */
+  ended(): void {
+    for (const [fault, unsaid] of this.#faultsLogged.unsaidAtEnd()) {
+      this.#logger.error('an upstream configuration fault left unsaid', { fault, sinceLastLine: unsaid });
+    }
+    for (const level of ['warn', 'error'] as const) {
+      for (const [failure, unsaid] of this.#callFailuresLogged[level].unsaidAtEnd()) {
+        this.#logger[level]('upstream call failures left unsaid', { failure, sinceLastLine: unsaid });
+      }
+    }
+  }
 }

@@ -319,6 +319,34 @@ describe('the operation log line', () => {
     assert.deepEqual(said.map((entry) => [entry['level'], String(entry['status']), entry['requestId']]), answered.map(([status, requestId]) => ['debug', status, requestId]));
   });
 
+  it('says, as the gateway stops, how many of its throttled lines went unsaid since their last line', { timeout: 20_000 }, async () => {
+    const stopping = await startLoggingStack('info', { gateway: { maxOperationsInFlight: 1, shutdownGraceMs: 200 } });
+    try {
+      // Three calls answered 500 in one operation: one warning, two left unsaid.
+      const ids = ['a', 'b', 'c'].map((name) => stopping.emulator.store.createAccount({ email: `${name}@example.com` }).id);
+      stopping.emulator.addFault({ path: /^\/accounts\//, status: 500 });
+      const failed = await stopping.gql(`{ ${ids.map((id, i) => `a${i}: account(id: "${id}") { id }`).join(' ')} }`);
+      assert.deepEqual(codes(failed), Array(3).fill('UPSTREAM_ERROR'));
+      // Three operations refused for load behind one that hangs: one warning, two left unsaid.
+      stopping.emulator.clearFaults();
+      stopping.emulator.addFault({ path: `/accounts/${ids[0]}`, hang: true });
+      const hanging = stopping.gql(`{ account(id: "${ids[0]}") { id } }`).catch(() => undefined);
+      await eventually(() => stopping.emulator.inFlight === 1);
+      for (let i = 0; i < 3; i++) assert.equal((await stopping.gql('{ __typename }')).status, 503);
+      await stopping.gateway.close();
+      await hanging;
+    } finally {
+      await stopping.close();
+    }
+    const entries = stopping.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    const counts = (said: string, unsaid: string) => [
+      entries.filter((entry) => entry['message'] === said).map((entry) => entry['sinceLastLine']),
+      entries.filter((entry) => String(entry['message']).startsWith(unsaid)).map((entry) => entry['sinceLastLine']),
+    ];
+    assert.deepEqual(counts('upstream answered with an error', 'upstream call failures left unsaid'), [[undefined], [2]]);
+    assert.deepEqual(counts('operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows', 'operations refused for load left unsaid'), [[undefined], [2]]);
+  });
+
   it('says how many of its calls the circuit breaker failed at once, where no request was sent', async () => {
     const breaking: string[] = [];
     const guarded = await startStack({ gateway: { breakerFailureThreshold: 1, logger: createLogger('info', (line) => breaking.push(line)) } });

@@ -979,4 +979,13 @@ describe('a connection the gateway could not accept', () => {
       await stack.close();
     }
   });
+
+  it('has the count of a burst still unsaid when the gateway stops said as it stops', async () => {
+    const stack = await startLoggingStack('info');
+    const outOfDescriptors = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
+    for (let i = 0; i < 3; i++) stack.gateway.httpServer.emit('error', outOfDescriptors());
+    await stack.close();
+    const unsaid = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'connections not accepted left unsaid');
+    assert.deepEqual(unsaid.map((line) => [line['level'], line['failure'], line['sinceLastLine']]), [['error', 'EMFILE', 2]]);
+  });
 });

@@ -1301,8 +1301,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.equal(client.breakerState, 'closed');
     });
     const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.deepEqual(entries.map((e) => [e['level'], e['code'], e['reason']]), [['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate']]);
+    // The two calls after the first left unsaid, and said so as the client closed.
+    assert.deepEqual(entries.map((e) => [e['level'], e['code'], e['reason'], e['sinceLastLine']]), [
+      ['error', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate', undefined],
+      ['error', undefined, undefined, 2],
+    ]);
     assert.match(String(entries[0]!['message']), /^the upstream’s TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\): .*NODE_EXTRA_CA_CERTS/);
+    assert.deepEqual([entries[1]!['message'], entries[1]!['fault']], ['an upstream configuration fault left unsaid', entries[0]!['message']]);
   });
 
   describe('behind an egress proxy', () => {

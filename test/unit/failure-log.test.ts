@@ -27,3 +27,21 @@ test('the count of throttled call failures left unsaid is said at the level of t
     ],
   );
 });
+
+test('the counts still left unsaid when the client is closed are said then, each once', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = new FailureLog(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
+  for (let i = 0; i < 3; i++) log.configurationFault('the upstream refused the gateway’s API key', { status: 401 });
+  for (let i = 0; i < 2; i++) log.callFailure('upstream connection failed', 'ECONNREFUSED', {});
+  log.ended();
+  log.ended();
+  assert.deepEqual(
+    lines.map((line) => [line['level'], line['message'], line['fault'] ?? line['failure'], line['sinceLastLine']]),
+    [
+      ['error', 'the upstream refused the gateway’s API key', undefined, undefined],
+      ['warn', 'upstream connection failed', undefined, undefined],
+      ['error', 'an upstream configuration fault left unsaid', 'the upstream refused the gateway’s API key', 2],
+      ['warn', 'upstream call failures left unsaid', 'upstream connection failed (ECONNREFUSED)', 1],
+    ],
+  );
+});
