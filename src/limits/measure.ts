@@ -292,8 +292,11 @@ class OperationMeasurer {
     // One request loads the full account, however many of its fields need it.
     const accountLoad =
       (key === TOKEN_ACCOUNT_FIELD && child.needsFullAccount) || (WRITTEN_ACCOUNT_FIELDS.has(key) && child.needsAccountData) ? COST.upstream : 0;
+    // A page of no items (`first: 0`, refused as it runs) runs nothing beneath: 0, where 0 × a cost that overflowed
+    // to Infinity would be NaN, which no limit exceeds, and the operation's other fields would go uncounted.
+    const itemsCost = multiplier === 0 ? 0 : multiplier * child.cost;
     return {
-      cost: introspection ? 0 : weight + accountLoad + multiplier * child.cost,
+      cost: introspection ? 0 : weight + accountLoad + itemsCost,
       // `ofType` only unwraps list and non-null types, nested seven deep by GraphiQL's introspection query.
       depth: (key === '__Type.ofType' ? 0 : 1) + child.depth,
       aliases: aliases + child.aliases,

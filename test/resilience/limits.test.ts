@@ -369,6 +369,21 @@ describe('operation limits per gateway', () => {
       await raised.close();
     }
   });
+
+  it('counts a page of no items (`first: 0`) as nothing beneath, even past what a number holds: its siblings are still counted', async () => {
+    // Depth raised so that 320 nested lists of 10 overflow the estimate to Infinity; under `first: 0`, 0 × Infinity
+    // was NaN, which no limit exceeds, so the whole operation passed the estimate whatever its other fields cost.
+    const deep = await startStack({ gateway: { operationLimits: { maxDepth: 1000 } } });
+    try {
+      const overflowing = `${'connectTokens { account { '.repeat(320)} id ${'} } '.repeat(320)}`;
+      const heavy = 'connectTokens(first: 100) { nodes { account { connectTokens { account { connectTokens { token } } } } } }';
+      const res = await deep.gql(`{ ${heavy} empty: accounts(first: 0) { nodes { ${overflowing} } } }`);
+      // 22,111 (docs/limits.md) and the empty page's 11.
+      assertTooComplex(deep, res, 'MAX_QUERY_COST', 22_122);
+    } finally {
+      await deep.close();
+    }
+  });
 });
 
 describe('the upstream request budget', () => {
