@@ -72,7 +72,7 @@ const MAX_SCHEMA_FIELDS = 1;
  */
 const MAX_INTROSPECTION_ALIASES = 0;
 
-/** A measured figure as the refusal and its log line show it: Infinity (measuring stopped) is `unbounded`, where JSON would write null. */
+/** A measured figure as the refusal and its log line show it: Infinity (measuring stopped, or too deep to measure) is `unbounded`, where JSON would write null. */
 function shownFigure(value: number): number | 'unbounded' {
   return Number.isFinite(value) ? value : 'unbounded';
 }
@@ -167,7 +167,7 @@ export function operationLimitsPlugin(
             logger.info('operation refused as too complex', {
               requestId: contextValue.requestId,
               limit: refusal.extensions['limit'],
-              depth: measure.depth,
+              depth: shownFigure(measure.depth),
               aliases: measure.aliases,
               longestAlias: measure.longestAlias,
               rootFields: measure.rootFields,

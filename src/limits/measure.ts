@@ -67,7 +67,7 @@ export const WRITTEN_ACCOUNT_FIELDS: ReadonlySet<string> = new Set(['CreateAccou
 
 /** What the operation limits are checked against. */
 export interface OperationMeasure {
-  /** Nesting of fields; `ofType` inside introspection does not count (it only unwraps list/non-null types). */
+  /** Nesting of fields; `ofType` inside introspection does not count (it only unwraps list/non-null types). Infinity when too deep to measure. */
   depth: number;
   /** Aliased fields, each fragment counted every time it is spread (once into the selections merged at one place). */
   aliases: number;
@@ -179,9 +179,15 @@ class OperationMeasurer {
     try {
       measure = root ? this.#selectionSets(root, [this.#operation.selectionSet], undefined) : EMPTY;
     } catch (error) {
-      if (!(error instanceof TooManyToMeasure)) throw error;
-      // Refused (checkLimits): what such a document would make the gateway do is unknown.
-      measure = { ...EMPTY, cost: Infinity };
+      if (error instanceof RangeError) {
+        // Out of stack: the walk recurses a field at a time, and fragments spreading each other nest fields far
+        // deeper than the text does (a few thousand levels parse and validate). Deeper than any MAX_QUERY_DEPTH.
+        measure = { ...EMPTY, depth: Infinity, cost: Infinity };
+      } else {
+        if (!(error instanceof TooManyToMeasure)) throw error;
+        // Refused (checkLimits): what such a document would make the gateway do is unknown.
+        measure = { ...EMPTY, cost: Infinity };
+      }
     }
     return {
       depth: measure.depth,

@@ -370,6 +370,17 @@ describe('operation limits per gateway', () => {
     }
   });
 
+  it('refuses fragments spreading each other too deep to measure as over MAX_QUERY_DEPTH, not as an unexpected error', async () => {
+    // 3,000 levels, each its own fragment: the text nests a few levels only, so it parses and validates, but
+    // measuring it, a field at a time down the fragments, ran out of stack (a masked 500).
+    const deep = await startStack({ gateway: { operationLimits: { maxDepth: 1000, maxTokens: 100_000 } } });
+    try {
+      assertTooComplex(deep, await deep.gql(deepFragmentQuery(3000)), 'MAX_QUERY_DEPTH', 'unbounded');
+    } finally {
+      await deep.close();
+    }
+  });
+
   it('counts a page of no items (`first: 0`) as nothing beneath, even past what a number holds: its siblings are still counted', async () => {
     // Depth raised so that 320 nested lists of 10 overflow the estimate to Infinity; under `first: 0`, 0 × Infinity
     // was NaN, which no limit exceeds, so the whole operation passed the estimate whatever its other fields cost.
