@@ -179,7 +179,7 @@ class OperationMeasurer {
     try {
       measure = root ? this.#selectionSets(root, [this.#operation.selectionSet], undefined) : EMPTY;
     } catch (error) {
-      if (error instanceof RangeError) {
+      if (error instanceof RangeError && /call stack/i.test(error.message)) {
         // Out of stack: the walk recurses a field at a time, and fragments spreading each other nest fields far
         // deeper than the text does (a few thousand levels parse and validate). Deeper than any MAX_QUERY_DEPTH.
         measure = { ...EMPTY, depth: Infinity, cost: Infinity };
