@@ -2,6 +2,7 @@ import { ApolloServer } from '@apollo/server';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { loadTypeDefs } from '../../src/schema.ts';
 import { serveApollo, type Served } from '../http-wrapper.ts';
+import { RENAMED } from '../scenarios.ts';
 
 /**
  * Apollo's own cost: the same schema and HTTP front, answering constants shaped like the real answers
@@ -27,6 +28,8 @@ const account = {
     { token: 'abcdefghij012346', used: false, createdAt: created, expiresAt: created },
   ],
 };
+/** The account as the mutation scenario's update leaves it. */
+const renamed = { ...account, firstName: RENAMED };
 const tokens = Array.from({ length: 100 }, (_, i) => ({
   token: `token${String(i).padStart(11, '0')}`,
   used: true,
@@ -41,7 +44,7 @@ const resolvers = {
     connectTokens: () => ({ nodes: tokens, edges: [], pageInfo: { hasNextPage: false, endCursor: null } }),
   },
   Mutation: {
-    updateAccount: () => ({ success: true, account }),
+    updateAccount: () => ({ success: true, account: renamed }),
   },
 };
 
