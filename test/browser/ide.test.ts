@@ -401,6 +401,26 @@ browserTest('variables typed into the IDE come back after a reload as they were 
   assert.ok((await page.locator('.graphiql-tab').count()) <= 1, 'no second tab for the same query and variables');
 });
 
+browserTest('with site data blocked for the gateway (localStorage refused), the IDE still opens and runs the example', async (_context, page) => {
+  // What Chromium does when a person blocks site data ("cookies and site data") for the origin: reading
+  // `window.localStorage` throws. The page read it as its script loaded, and showed nothing at all.
+  await page.addInitScript(() => {
+    Object.defineProperty(globalThis, 'localStorage', {
+      configurable: true,
+      get() {
+        throw new DOMException("Failed to read the 'localStorage' property from 'Window': Access is denied for this document.", 'SecurityError');
+      },
+    });
+  });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-execute-button').waitFor();
+  await page.locator('.graphiql-execute-button').click();
+  await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
 browserTest('with the gateway gone, or a header fetch refuses, the result pane says what happened, not a stack trace', async (_context, page) => {
   // fetch's own TypeError ("Failed to fetch") reached GraphiQL, which showed it with the minified bundle's
   // stack: twenty lines of `at lTi (…/graphql/ide/app-….js:1150:79310)`.

@@ -99,21 +99,55 @@ function messageOf(error: unknown): string {
  * `shouldPersistHeaders` says. Anything else (tabs, queries, history, favourites) is kept as GraphiQL wrote it.
  */
 const NAMESPACE = 'graphiql:';
+
+/** The little of the browser's Storage this page uses. */
+interface KeyValueStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+  keys(): string[];
+}
+
+/**
+ * The browser's localStorage, or, where the browser refuses it (site data blocked for this origin: reading
+ * `window.localStorage` then throws), a store that lasts as long as the page: the IDE works, it just forgets
+ * its tabs and history at the next visit. Read as the script loads, the refusal once left the page blank.
+ */
+function localOrMemoryStore(): KeyValueStore {
+  try {
+    const local = window.localStorage;
+    return {
+      getItem: (key) => local.getItem(key),
+      setItem: (key, value) => local.setItem(key, value),
+      removeItem: (key) => local.removeItem(key),
+      keys: () => Object.keys(local),
+    };
+  } catch {
+    const memory = new Map<string, string>();
+    return {
+      getItem: (key) => memory.get(key) ?? null,
+      setItem: (key, value) => void memory.set(key, value),
+      removeItem: (key) => void memory.delete(key),
+      keys: () => [...memory.keys()],
+    };
+  }
+}
+const browserStore = localOrMemoryStore();
 /**
  * The query and variables editors' own texts, stored as typed: they hold no headers, and variables read as
  * JSON and written back would lose their layout (`{"first":2}`), no longer match their tab's, and GraphiQL
  * would open a second tab with them at the next visit.
  */
 const EDITOR_TEXTS = new Set([`${NAMESPACE}query`, `${NAMESPACE}variables`]);
-const ownKeys = () => Object.keys(localStorage).filter((key) => key.startsWith(NAMESPACE));
+const ownKeys = () => browserStore.keys().filter((key) => key.startsWith(NAMESPACE));
 const storage: Storage = {
-  getItem: (key) => localStorage.getItem(key),
+  getItem: (key) => browserStore.getItem(key),
   setItem: (key, value) => {
-    if (key === `${NAMESPACE}headers`) localStorage.removeItem(key);
-    else localStorage.setItem(key, EDITOR_TEXTS.has(key) ? value : withoutHeaders(value));
+    if (key === `${NAMESPACE}headers`) browserStore.removeItem(key);
+    else browserStore.setItem(key, EDITOR_TEXTS.has(key) ? value : withoutHeaders(value));
   },
-  removeItem: (key) => localStorage.removeItem(key),
-  clear: () => ownKeys().forEach((key) => localStorage.removeItem(key)),
+  removeItem: (key) => browserStore.removeItem(key),
+  clear: () => ownKeys().forEach((key) => browserStore.removeItem(key)),
   get length() {
     return ownKeys().length;
   },
@@ -147,11 +181,11 @@ const openDocsPanel =
 // Kept from the first visit on, so that a later one is never taken for the first by what GraphiQL has stored
 // meanwhile: a closed panel is stored as no key at all, and its tabs only half a second after a change, so a
 // reload soon after closing the panel at a first visit found nothing, and the panel came back.
-localStorage.setItem(`${NAMESPACE}visited`, '1');
+browserStore.setItem(`${NAMESPACE}visited`, '1');
 
 // Headers an earlier version of this page let GraphiQL store are removed on the next visit.
 for (const key of ownKeys()) {
-  const value = localStorage.getItem(key);
+  const value = browserStore.getItem(key);
   if (value !== null) storage.setItem(key, value);
 }
 
