@@ -1,9 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startChild } from '../../bench/ipc.ts';
-import type { BenchSeed } from '../../bench/scenarios.ts';
-import { silentLogger } from '../../src/logger.ts';
-import { UpstreamClient } from '../../src/upstream/client.ts';
+import { startBenchEmulator } from './bench-emulator.ts';
 
 /**
  * The bench's upstream requests per operation under load are the emulator's request log read at the end of a
@@ -14,18 +11,8 @@ import { UpstreamClient } from '../../src/upstream/client.ts';
 const LOG_LIMIT = 3;
 
 test('the bench emulator says when its request log filled, so a capped count is not taken for the total', async (t) => {
-  const emulator = await startChild('./emulator-child.ts', ['emulator', String(LOG_LIMIT)]);
-  t.after(() => emulator.stop());
-  const client = new UpstreamClient({
-    baseUrl: String(emulator.ready['url']),
-    consumerKey: String(emulator.ready['consumerKey']),
-    consumerSecret: String(emulator.ready['consumerSecret']),
-    timeoutMs: 10_000,
-    maxInFlight: 1,
-    logger: silentLogger,
-  });
-  t.after(() => client.close());
-  const [accountId] = (emulator.ready['seed'] as BenchSeed).accountIds;
+  const { emulator, client, seed } = await startBenchEmulator(t, [String(LOG_LIMIT)]);
+  const [accountId] = seed.accountIds;
 
   for (let i = 0; i < LOG_LIMIT - 1; i++) await client.getAccount(accountId!);
   const under = await emulator.call('count');

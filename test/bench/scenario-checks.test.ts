@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { startChild } from '../../bench/ipc.ts';
-import { scenarios, type BenchSeed } from '../../bench/scenarios.ts';
-import { silentLogger } from '../../src/logger.ts';
-import { UpstreamClient } from '../../src/upstream/client.ts';
+import { scenarios } from '../../bench/scenarios.ts';
+import { startBenchEmulator } from './bench-emulator.ts';
 
 /**
  * The bench times an answer only once its scenario's check passed. The mutation's check must tell an account
@@ -11,19 +9,9 @@ import { UpstreamClient } from '../../src/upstream/client.ts';
  */
 
 test('the bench mutation check refuses the account as seeded and accepts it once updated', async (t) => {
-  const emulator = await startChild('./emulator-child.ts', ['emulator']);
-  t.after(() => emulator.stop());
-  const client = new UpstreamClient({
-    baseUrl: String(emulator.ready['url']),
-    consumerKey: String(emulator.ready['consumerKey']),
-    consumerSecret: String(emulator.ready['consumerSecret']),
-    timeoutMs: 10_000,
-    maxInFlight: 1,
-    logger: silentLogger,
-  });
-  t.after(() => client.close());
+  const { client, seed } = await startBenchEmulator(t);
   const mutation = scenarios.find((s) => s.id === 'mutation')!;
-  const variables = mutation.variables(emulator.ready['seed'] as BenchSeed);
+  const variables = mutation.variables(seed);
 
   const seeded = await client.getAccount(String(variables['id']));
   const notUpdated = { updateAccount: { success: true, account: { id: seeded.id, firstName: seeded.first_name ?? null, lastName: seeded.last_name ?? null } } };
