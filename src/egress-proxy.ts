@@ -124,8 +124,8 @@ function bareHost(host: string): string {
 
 /**
  * The pool behind an egress proxy: undici's `ProxyAgent`, whose pool for the upstream (or the key set's host)
- * has `poolOptions`, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain requests,
- * the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
+ * has `poolOptions`, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain
+ * requests, the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
  * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
  * and the URL it keeps (and may put in its errors) carries none.
  *
