@@ -147,9 +147,18 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
     clientFactory: (proxyOrigin, options: Pool.Options) => {
       const { connect } = options;
       const noAddressAsServerName: typeof connect =
-        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: opts.servername !== undefined && isIP(opts.servername) !== 0 ? undefined : opts.servername }, callback) : connect;
+        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: isAddress(opts.servername) ? undefined : opts.servername }, callback) : connect;
       return new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
     },
     ...poolOptions,
   });
+}
+
+/**
+ * Whether a server name undici would send is an IP address: an IPv6 one comes as the proxy URL's host, in
+ * brackets (`[2001:db8::1]`), which Node would also take for a DNS name to check the certificate against, so
+ * that a certificate issued for the address could never match.
+ */
+function isAddress(servername: string | null | undefined): boolean {
+  return typeof servername === 'string' && isIP(servername.replace(/^\[(.*)\]$/, '$1')) !== 0;
 }

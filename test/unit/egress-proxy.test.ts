@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { request } from 'undici';
 import { loadConfig, type Env } from '../../src/config.ts';
-import { bypassesProxy } from '../../src/egress-proxy.ts';
+import { bypassesProxy, throughProxy } from '../../src/egress-proxy.ts';
 import { configProblems } from '../helpers/config.ts';
 
 describe('NO_PROXY', () => {
@@ -120,5 +124,48 @@ describe('the egress proxy settings', () => {
     assert.deepEqual(configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'nope', NO_PROXY: '*' })), []);
     assert.deepEqual(configProblems(remote('http://127.0.0.1:4010/2.0', { HTTP_PROXY: 'nope' })), []);
     assert.deepEqual(configProblems({ HTTP_PROXY: 'nope', HTTPS_PROXY: 'nope' }), []);
+  });
+});
+
+describe('an https:// egress proxy given by IP address', () => {
+  const fixture = (name: string) => readFileSync(new URL(`../fixtures/tls/${name}`, import.meta.url));
+
+  /** The TLS server names a proxy listening on `address` was sent, reached through `throughProxy` by its URL. */
+  async function serverNamesSentTo(address: string): Promise<string[]> {
+    const names: string[] = [];
+    const proxy = createHttpsServer({
+      key: fixture('key.pem'),
+      cert: fixture('localhost.pem'),
+      SNICallback: (name, done) => {
+        names.push(name);
+        done(null);
+      },
+    });
+    await new Promise<void>((resolve, reject) => proxy.once('error', reject).listen(0, address, resolve));
+    const { port } = proxy.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    const agent = throughProxy({ origin: `https://${host}:${port}`, authorization: undefined, variable: 'HTTPS_PROXY', shown: `${host}:${port}` }, {}, 5_000);
+    try {
+      // Its certificate, trusted by nothing here, is refused: only what the client sent before matters.
+      await assert.rejects(request('http://contextio.test/2.0/accounts', { dispatcher: agent }));
+    } finally {
+      await agent.close();
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+    return names;
+  }
+
+  it('is reached without a server name: an IPv4 address', async () => {
+    assert.deepEqual(await serverNamesSentTo('127.0.0.1'), []);
+  });
+
+  it('is reached without a server name: an IPv6 address, which its URL writes in brackets (sent as `[::1]`, a certificate for ::1 could never match)', async (t) => {
+    const names = await serverNamesSentTo('::1').catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRNOTAVAIL' && error.code !== 'EAFNOSUPPORT') throw error;
+      t.skip('no IPv6 loopback on this machine');
+      return [];
+    });
+    assert.deepEqual(names, []);
   });
 });
