@@ -210,7 +210,31 @@ function imapServerName(name: string): string {
   return /[\u0080-\uffff]/.test(name) ? domainToASCII(name) : name;
 }
 
-/** Appends `contextio_token` to a callback URL, before any fragment. */
+/** A query string's `name=value` pair names `contextio_token`, however its name is encoded. */
+function isTokenPair(pair: string): boolean {
+  const name = pair.split('=', 1)[0]!.replaceAll('+', ' ');
+  try {
+    return decodeURIComponent(name) === 'contextio_token';
+  } catch {
+    return false; // A malformed escape: not a name URLSearchParams would read as the token either.
+  }
+}
+
+/**
+ * The part of a callback URL before its fragment without any `contextio_token` it already carries (an app
+ * reusing the URL it was last called back on): the app reads one, and URLSearchParams.get takes the first.
+ * The other pairs stay as written.
+ */
+function withoutStaleToken(base: string): string {
+  const question = base.indexOf('?');
+  if (question < 0) return base;
+  const pairs = base.slice(question + 1).split('&');
+  const kept = pairs.filter((pair) => !isTokenPair(pair));
+  if (kept.length === pairs.length) return base;
+  return `${base.slice(0, question + 1)}${kept.join('&')}`;
+}
+
+/** Appends `contextio_token` to a callback URL, before any fragment, in place of any it already has. */
 function callbackWithToken(given: string, token: string): string {
   // As the URL parser writes it (non-ASCII percent-encoded, tabs and line breaks dropped): the result is a
   // Location header, which refuses anything else, sent once the token is already used. Whatever stored it
@@ -222,7 +246,7 @@ function callbackWithToken(given: string, token: string): string {
     // Not a URL at all: the API refuses those at creation; left as it is.
   }
   const hash = callbackUrl.indexOf('#');
-  const base = hash < 0 ? callbackUrl : callbackUrl.slice(0, hash);
+  const base = withoutStaleToken(hash < 0 ? callbackUrl : callbackUrl.slice(0, hash));
   const fragment = hash < 0 ? '' : callbackUrl.slice(hash);
   const sep = base.includes('?') ? (base.endsWith('?') || base.endsWith('&') ? '' : '&') : '?';
   return `${base}${sep}contextio_token=${encodeURIComponent(token)}${fragment}`;

@@ -253,6 +253,18 @@ describe('connect flow', () => {
     assert.equal(account?.sources[0]?.use_ssl, false);
   });
 
+  test('a callback URL that already carries contextio_token gets only the real one, the rest of it as given', async (t) => {
+    // An app that reuses the URL it was last called back on (or a copied link) must not be handed two tokens:
+    // URLSearchParams.get would read the stale one.
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const callback = 'http://localhost/cb?contextio_token=stale&step=2&contextio%5Ftoken=x&a=b+c#top';
+    const token = emu.store.createConnectToken(null, { callback_url: callback, email: 'lin@example.com' });
+    const res = await submit(emu.origin, token.token, { port: '993' });
+    assert.equal(res.status, 303);
+    assert.equal(res.headers.location, `http://localhost/cb?step=2&a=b+c&contextio_token=${token.token}#top`);
+    assert.deepEqual(new URL(res.headers.location!).searchParams.getAll('contextio_token'), [token.token]);
+  });
+
   test('a form re-shown for a mistake keeps use_ssl=0 off, as its submission would have connected it', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
