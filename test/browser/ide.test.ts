@@ -421,6 +421,36 @@ browserTest('with site data blocked for the gateway (localStorage refused), the 
   assert.deepEqual(pageErrors, []);
 });
 
+browserTest('with the storage full (every localStorage write refused), the IDE still opens, runs the example and keeps no token', async (_context, page) => {
+  // What a browser does once the origin's localStorage is full (other pages of the gateway's origin filled it),
+  // or, in some private windows, for every write: setItem throws QuotaExceededError. The page wrote as its
+  // script loaded (marking the first visit, cleaning stored headers), and showed nothing at all.
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-container').waitFor();
+  await page.evaluate(
+    `localStorage.clear();` +
+      `localStorage.setItem('graphiql:queries', JSON.stringify({ queries: [{ query: '{ __typename }', headers: '{"Authorization":"Bearer 0ld.t0ken.value"}' }] }));` +
+      `localStorage.setItem('graphiql:query', '{ __typename }')`,
+  );
+  await page.addInitScript(() => {
+    (globalThis as unknown as { Storage: { prototype: { setItem: () => void } } }).Storage.prototype.setItem = () => {
+      throw new DOMException("Failed to execute 'setItem' on 'Storage': Setting the value of 'graphiql:visited' exceeded the quota.", 'QuotaExceededError');
+    };
+  });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  await page.reload();
+  await page.locator('.graphiql-execute-button').waitFor();
+  assert.deepEqual(pageErrors, []);
+  // What could not be written back without its headers is gone rather than kept with the token in it; the rest stays.
+  const stored = (await page.evaluate('JSON.stringify({ ...localStorage })')) as string;
+  assert.doesNotMatch(stored, /0ld\.t0ken/);
+  assert.equal(await page.evaluate(`localStorage.getItem('graphiql:query')`), '{ __typename }');
+  await page.locator('.graphiql-execute-button').click();
+  await page.locator('.graphiql-response').getByText('"__typename"').first().waitFor();
+  assert.deepEqual(pageErrors, []);
+});
+
 browserTest('with the gateway gone, or a header fetch refuses, the result pane says what happened, not a stack trace', async (_context, page) => {
   // fetch's own TypeError ("Failed to fetch") reached GraphiQL, which showed it with the minified bundle's
   // stack: twenty lines of `at lTi (…/graphql/ide/app-….js:1150:79310)`.

@@ -180,13 +180,27 @@ const openDocsPanel =
   config.introspection && !config.tokenRequired && ownKeys().length === 0 && window.matchMedia(`(min-width: ${DOCS_PANEL_MIN_WINDOW_WIDTH}px)`).matches;
 // Kept from the first visit on, so that a later one is never taken for the first by what GraphiQL has stored
 // meanwhile: a closed panel is stored as no key at all, and its tabs only half a second after a change, so a
-// reload soon after closing the panel at a first visit found nothing, and the panel came back.
-browserStore.setItem(`${NAMESPACE}visited`, '1');
+// reload soon after closing the panel at a first visit found nothing, and the panel came back. Where the
+// browser refuses the write (the origin's storage full, or a private window's that takes nothing), every visit
+// is a first one: thrown as the script loads, the refusal left the page blank.
+try {
+  browserStore.setItem(`${NAMESPACE}visited`, '1');
+} catch {
+  // Nothing to keep it in.
+}
 
-// Headers an earlier version of this page let GraphiQL store are removed on the next visit.
+// Headers an earlier version of this page let GraphiQL store are removed on the next visit. A value the
+// browser refuses to take back without them (its storage full) is removed whole rather than kept with them.
+// GraphiQL's own writes need no such care: it catches a refusal (and makes room in its history for a new
+// entry).
 for (const key of ownKeys()) {
   const value = browserStore.getItem(key);
-  if (value !== null) storage.setItem(key, value);
+  if (value === null) continue;
+  try {
+    storage.setItem(key, value);
+  } catch {
+    if (!EDITOR_TEXTS.has(key) && withoutHeaders(value) !== value) browserStore.removeItem(key);
+  }
 }
 
 /**
