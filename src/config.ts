@@ -118,8 +118,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const upstream = readUpstreamConfig(read, env, problems);
 
+  const development = read('NODE_ENV') === 'development';
   const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;
-  const access = readAccessConfig(read, host, env['NODE_ENV'] === 'development', problems, setButBlank);
+  const access = readAccessConfig(read, host, development, problems, setButBlank);
   if (problems.length > 0 || upstream === undefined) throw new ConfigError(problems);
   return {
     port,
@@ -140,7 +141,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     maxOperationsInFlight,
     operationLimits,
     logLevel,
-    development: env['NODE_ENV'] === 'development',
+    development,
     ...access,
   };
 }

@@ -562,6 +562,9 @@ describe('npm start', () => {
       [{}, 'production'],
       [{ NODE_ENV: '' }, 'production'],
       [{ NODE_ENV: 'development' }, 'development'],
+      // Trimmed, as every setting is: graphql-js compares it exactly.
+      [{ NODE_ENV: ' production\n' }, 'production'],
+      [{ NODE_ENV: ' ' }, 'production'],
     ] as const) {
       const started = await startMain(env, preload);
       try {

@@ -48,6 +48,12 @@ describe('configuration from the environment', () => {
     assert.equal(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'chosen' }), undefined);
   });
 
+  it('reads NODE_ENV trimmed, as every other setting: blank is unset', () => {
+    for (const value of ['development', ' development ', 'development\n']) assert.equal(loadConfig({ NODE_ENV: value }).development, true, JSON.stringify(value));
+    for (const value of ['production', ' ', 'developments']) assert.equal(loadConfig({ NODE_ENV: value }).development, false, JSON.stringify(value));
+    assert.equal(loadConfig({ NODE_ENV: ' development\n' }).introspection, true);
+  });
+
   it('refuses credentials in CONTEXTIO_API_URL, never sent, without showing them', () => {
     const problems = configProblems({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.equal(problems.length, 1);
