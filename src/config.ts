@@ -187,10 +187,14 @@ function readUpstreamConfig(read: (name: string) => string | undefined, env: Env
   }
 }
 
+/**
+ * Whether `value` is an http(s) URL without a query or a fragment, which the paths appended to it would land
+ * in. Read from its `href`: `search` and `hash` are empty for a bare `?` or `#` as for none.
+ */
 function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && url.search === '' && url.hash === '';
+    return (url.protocol === 'http:' || url.protocol === 'https:') && !/[?#]/.test(url.href);
   } catch {
     return false;
   }

@@ -78,7 +78,8 @@ describe('configuration from the environment', () => {
     for (const value of ['1e3', '0x10', '+80', '80.0']) {
       assert.match(configProblems({ PORT: value })[0] ?? '', /^PORT must be a whole number/, value);
     }
-    for (const url of ['https://api.example.com/2.0?key=1', 'https://api.example.com/2.0#top']) {
+    // A bare `?` or `#` too: the paths appended to it would land in its query or fragment.
+    for (const url of ['https://api.example.com/2.0?key=1', 'https://api.example.com/2.0#top', 'https://api.example.com/2.0?', 'https://api.example.com/2.0#', 'https://api.example.com/2.0/?#']) {
       assert.match(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' })[0] ?? '', /^CONTEXTIO_API_URL must be an http\(s\) URL/, url);
     }
   });
