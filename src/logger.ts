@@ -236,13 +236,33 @@ export const silentLogger: Logger = createLogger('error', () => {});
 
 /** The message of whatever was thrown, for a log line or a one-line start-up failure. */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return thrownAsText(error, (thrown) => (thrown instanceof Error ? thrown.message : String(thrown)));
 }
 
 /** An error of a bug as log fields: its stack only in development, the contract keeps it out of every log line otherwise. */
 export function errorFields(error: unknown, development: boolean): LogFields {
+  const stack = development ? thrownAsText(error, (thrown) => (thrown instanceof Error ? thrown.stack : undefined)) : undefined;
   return {
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-    ...(development && error instanceof Error ? { stack: error.stack } : {}),
+    error: thrownAsText(error, (thrown) => (thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown))),
+    ...(stack === undefined ? {} : { stack }),
   };
+}
+
+/**
+ * `describe(thrown)`, or, when that throws, `thrown`'s tag (`[object Object]`): anything may be thrown, and the
+ * crash line of the last-resort handler must not fail on it, as `String()` does on an object without a
+ * prototype (`Object.create(null)`) or whose `toString` throws. Never the object's properties, which may hold
+ * a secret.
+ */
+function thrownAsText<T extends string | undefined>(thrown: unknown, describe: (thrown: unknown) => T): T | string {
+  try {
+    return describe(thrown);
+  } catch {
+    try {
+      return Object.prototype.toString.call(thrown);
+    } catch {
+      // A revoked Proxy refuses even that.
+      return `a thrown ${typeof thrown}`;
+    }
+  }
 }

@@ -622,6 +622,17 @@ describe('npm start', () => {
     });
   }
 
+  it('on an uncaught throw of an object without a prototype still writes its JSON line, without its properties, and exits 1', async () => {
+    const preload = [new URL('./fixtures/crash-on-sigusr2.mjs', import.meta.url).href];
+    const started = await startMain({ CRASH_BY: 'null-prototype', EMULATOR_SEED: 'none' }, preload);
+    const code = await started.stop('SIGUSR2');
+    assert.equal(code, 1, started.lines.join('\n'));
+    assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
+    const crashes = logEntries(started.lines).filter((entry) => entry['level'] === 'error');
+    assert.deepEqual(crashes.map((entry) => [entry['message'], entry['error']]), [['crashed: exiting', '[object Object]']], started.lines.join('\n'));
+    assert.doesNotMatch(started.lines.join('\n'), /injected-secret/);
+  });
+
   it('refuses a bad configuration with one line per problem and exit code 1', async () => {
     const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
     assert.equal(code, 1);

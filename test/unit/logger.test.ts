@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createLogger, LineBatcher } from '../../src/logger.ts';
+import { createLogger, errorFields, LineBatcher, messageOf } from '../../src/logger.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
 /** A sink that takes and keeps each write it is given. */
@@ -204,5 +204,33 @@ describe('log lines', () => {
     const messages = lines.map((line) => (JSON.parse(line) as { message: string }).message);
     assert.equal(messages.length, 2001, 'every line written');
     assert.equal(messages.at(-1), 'the last line');
+  });
+});
+
+describe('what was thrown, in a log line', () => {
+  it('is said whatever it is, without throwing, and an object only by its tag, never its properties', () => {
+    const withoutPrototype = Object.assign(Object.create(null) as object, { secret: 'hunter2' });
+    const throwingToString = { secret: 'hunter2', toString: () => { throw new Error('no'); } };
+    const throwingMessage = Object.defineProperty(new Error(), 'message', { get: () => { throw new Error('no'); } });
+    for (const [thrown, expected] of [
+      [new TypeError('bad'), 'TypeError: bad'],
+      ['text', 'text'],
+      [undefined, 'undefined'],
+      [null, 'null'],
+      [Symbol('s'), 'Symbol(s)'],
+      [10n, '10'],
+      [withoutPrototype, '[object Object]'],
+      [throwingToString, '[object Object]'],
+      [throwingMessage, '[object Error]'],
+    ] as const) {
+      for (const development of [false, true]) {
+        const fields = errorFields(thrown, development);
+        assert.equal(fields['error'], expected, String(expected));
+        assert.doesNotMatch(JSON.stringify(fields), /hunter2/);
+      }
+      assert.equal(typeof messageOf(thrown), 'string');
+      assert.doesNotMatch(messageOf(thrown), /hunter2/);
+    }
+    assert.equal(messageOf(withoutPrototype), '[object Object]');
   });
 });
