@@ -1,7 +1,7 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logger.ts';
-import { requestIdOf } from './request.ts';
+import { requestIdGivenBy } from './request.ts';
 
 /** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
 const MAX_PIPELINED = 32;
@@ -140,7 +140,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
         // mutation its client retries elsewhere, made twice); RFC 9112 §9.6 says not to process it. It closes
         // with the connection; held to MAX_PIPELINED as any other until then (below), or a client could pile
         // up requests behind a slow answer without bound.
-        logger.debug('request not run: its connection closes after an answer ahead of it', { requestId: requestIdOf(req) });
+        logger.debug('request not run: its connection closes after an answer ahead of it', givenRequestId(req));
         return false;
       }
       // The rest of what it sent in the same read may still arrive here: said once.
@@ -149,7 +149,7 @@ export function createConnections(options: ConnectionsOptions): Connections {
       // operations, holding every upstream connection from other clients. A client waits for answers long
       // before this many; one that does not loses its connection, and its operations stop with it.
       logger.warn('connection closed: it pipelined more requests than the gateway runs at once for one connection', {
-        requestId: requestIdOf(req),
+        ...givenRequestId(req),
         maximum: MAX_PIPELINED,
       });
       req.socket.destroy();
@@ -157,6 +157,16 @@ export function createConnections(options: ConnectionsOptions): Connections {
     },
     answerStalled: (res) => stalledAnswers.has(res),
   };
+}
+
+/**
+ * The request id of a request that is not run, as a log field: the client's own, when it sent one, which it can
+ * look up; none otherwise, since no answer will carry one made up here (every other line of a request is keyed
+ * by the id its answer carries).
+ */
+function givenRequestId(req: IncomingMessage): { requestId?: string } {
+  const requestId = requestIdGivenBy(req);
+  return requestId === undefined ? {} : { requestId };
 }
 
 /** Whether a request comes with a body (framed by its length, or chunked). */

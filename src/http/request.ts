@@ -95,8 +95,16 @@ export function requestUrlOf(req: IncomingMessage): URL | undefined {
 
 /** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */
 export function requestIdOf(req: IncomingMessage): string {
+  return requestIdGivenBy(req) ?? randomUUID();
+}
+
+/**
+ * The caller's request id when it sent one that is a plain token, else `undefined`: for the lines of a request
+ * that gets no answer, where a fresh id would be in nothing the client or another log line holds.
+ */
+export function requestIdGivenBy(req: IncomingMessage): string | undefined {
   const given = req.headers['x-request-id'];
-  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomUUID();
+  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : undefined;
 }
 
 /** Whether a GET's query string carries an operation: its text (`?query=`), or a persisted query's hash (`?extensions=`). */

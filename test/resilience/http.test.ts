@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, rawGraphQLPost } from '../helpers/net.ts';
+import { logEntries } from '../helpers/script.ts';
 import { codes, startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
@@ -633,14 +634,16 @@ describe('HTTP pipelining', () => {
     try {
       const id = stack.emulator.store.createAccount({ email: 'piped@example.com' }).id;
       stack.emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: 2_000 });
-      const request = rawGraphQLPost(`{ account(id: "${id}") { id } }`);
+      // With the client's own request id: the line names the request it cut at by that id, which the client knows.
+      const request = rawGraphQLPost(`{ account(id: "${id}") { id } }`).replace('\r\n\r\n', '\r\nx-request-id: piped-client\r\n\r\n');
       const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
       socket.on('error', () => {});
       socket.resume();
       const closed = new Promise((resolve) => socket.once('close', resolve));
       socket.write(request.repeat(500));
       await closed;
-      assert.equal(stack.lines.filter((line) => line.includes('pipelined more requests than the gateway runs at once')).length, 1);
+      const cut = logEntries(stack.lines).filter((entry) => String(entry['message']).includes('pipelined more requests than the gateway runs at once'));
+      assert.deepEqual(cut.map((entry) => entry['requestId']), ['piped-client']);
       // The ones begun before the cut stop with it: no more than 32 went upstream, and none is left waiting.
       assert.ok(stack.upstreamCalls().length <= 32);
       await eventually(() => stack.emulator.inFlight === 0, { timeoutMs: 10_000 });
@@ -677,6 +680,9 @@ describe('HTTP pipelining', () => {
       assert.deepEqual(received.match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 200', 'HTTP/1.1 400'], received);
       assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${slow}`]);
       assert.equal(store.getAccount(kept)?.first_name, 'Kept');
+      // Its line carries no request id: the client sent none, and one made up here would be in no answer.
+      const notRun = logEntries(stack.lines).filter((entry) => String(entry['message']).startsWith('request not run'));
+      assert.deepEqual(notRun.map((entry) => Object.hasOwn(entry, 'requestId')), [false], stack.lines.join('\n'));
     } finally {
       held.fireAll();
       socket.destroy();
