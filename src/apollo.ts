@@ -250,8 +250,23 @@ function formatForCaller(
  * does it for validation errors only, and adds a plugin hook to every request; here only an error pays.)
  */
 function withoutSuggestions(formatted: GraphQLFormattedError): GraphQLFormattedError {
-  const message = formatted.message.replace(/ ?Did you mean .+\?$/, '');
+  const message = withoutSuggestion(formatted.message);
   return message === formatted.message ? formatted : { ...formatted, message };
+}
+
+const SUGGESTION = 'Did you mean ';
+
+/**
+ * The message without the suggestion graphql-js ends it with. Found from the end, as the last "Did you mean ":
+ * a message quotes the caller's values, which may hold the words too. (A regular expression anchored at the
+ * end only, `/ ?Did you mean .+\?$/`, tried each of them in turn, each time to the end of the message:
+ * quadratic time, a minute of the event loop for one request of a megabyte, and it cut the message at the
+ * caller's words rather than graphql-js's.)
+ */
+function withoutSuggestion(message: string): string {
+  const at = message.lastIndexOf(SUGGESTION);
+  if (at < 0 || !message.endsWith('?')) return message;
+  return message.slice(0, message[at - 1] === ' ' ? at - 1 : at);
 }
 
 /**

@@ -357,6 +357,17 @@ describe('CORS and introspection with auth on', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  test("with introspection off, only graphql-js's suggestion is cut, not a caller's value that says \"Did you mean\" too", async () => {
+    const update = 'mutation ($input: UpdateAccountInput!) { updateAccount(id: "a", input: $input) { account { id } } }';
+    // Several: each was a start the suggestion was looked for from, to the end of the message.
+    const value = Array.from({ length: 20 }, () => 'Did you mean x').join(' ');
+    const response = await stack.gql(update, admin, { input: { fristName: value } });
+    assert.deepEqual(messages(response), [
+      `Variable "$input" got invalid value { fristName: "${value}" }; Field "fristName" is not defined by type "UpdateAccountInput".`,
+    ]);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   test('INTROSPECTION=true turns it on, for authenticated callers only', async () => {
     const open = await startAuthStack({ auth: { jwtSecret: SECRET }, introspection: true });
     try {
