@@ -11,7 +11,7 @@ import { OperationAdmission } from './http/admission.ts';
 import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
-import { acceptsGraphQLAnswer, carriesOperation, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
+import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
 import { isOutOfFileDescriptors } from './file-descriptors.ts';
@@ -533,6 +533,8 @@ function apolloHeaders(req: IncomingMessage): HeaderMap {
   for (const [key, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(key, Array.isArray(value) ? value.join(', ') : value);
   }
+  const contentType = req.headers['content-type'];
+  if (contentType !== undefined) headers.set('content-type', contentTypeForApollo(contentType));
   // Node keeps the first of several Authorization headers and drops the others: behind a proxy that adds its
   // own, whichever came first would be the caller's. Joined, they are refused as not one Bearer token.
   if (req.headers.authorization !== undefined) {
