@@ -104,6 +104,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const fetched: JWKSCacheInput = {};
   /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
   const unusableKeysSaid = new Set<string>();
+  /** The same for the private keys it publishes, said as each fetch leaves them out. */
+  const privateKeysSaid = new Set<string>();
   const jwks = jwksUrl
     ? backingOffAfterFailure(
         createRemoteJWKSet(new URL(jwksUrl), {
@@ -111,7 +113,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: fetchCapped(keySetDispatcher(settings!.jwksProxy)),
+          [customFetch]: publicKeysOnly(fetchCapped(keySetDispatcher(settings!.jwksProxy)), (key) => privateKeyPublished(privateKeysSaid, key, logger)),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -207,14 +209,61 @@ async function verifyWithKeySet(token: string, keySet: JWTVerifyGetKey, options:
 
 /** Says once (by `kid`, in `said`) that a key of the set cannot verify tokens. */
 function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId: string, logger: Logger): void {
-  const name = typeof kid === 'string' ? shortened(kid, 100) : '(no kid)';
-  if (said.has(name) || said.size >= 100) return;
-  said.add(name);
+  const name = newlySaid(said, kid);
+  if (name === undefined) return;
   logger.warn('a key of the JWKS cannot verify tokens: the tokens it signs are refused', {
     requestId,
     kid: name,
     error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
   });
+}
+
+/** Says once (by `kid`, in `said`) that the set publishes a private key, by its `kid` and type alone: never a part of the key. */
+function privateKeyPublished(said: Set<string>, key: JWK, logger: Logger): void {
+  const name = newlySaid(said, key.kid);
+  if (name === undefined) return;
+  logger.warn('the JWKS publishes a private key: it is left out, and the tokens it signs are refused. Anyone who read the set can sign tokens with it: have the identity provider replace it and publish only public keys', {
+    kid: name,
+    kty: typeof key.kty === 'string' ? shortened(key.kty, 20) : '(no type)',
+  });
+}
+
+/** A key's `kid` as a log line names it, when it was not said yet (then noted in `said`, at most 100 of them). */
+function newlySaid(said: Set<string>, kid: unknown): string | undefined {
+  const name = typeof kid === 'string' ? shortened(kid, 100) : '(no kid)';
+  if (said.has(name) || said.size >= 100) return undefined;
+  said.add(name);
+  return name;
+}
+
+/** Whether `key` holds private material, as jose tells one (`d`, or an AKP key's `priv`). */
+function isPrivateKey(key: JWK): boolean {
+  return key.d !== undefined || key.priv !== undefined;
+}
+
+/**
+ * The key set's fetch, with the private keys it publishes (an identity provider's mistake: a set is public) left
+ * out, each handed to `onPrivateKey`. Left in, jose refuses one only when a token names it, and then as a set it
+ * cannot read: a 503 its client retries for ever, and a pause of every fetch. Left out, it is a key the set lacks:
+ * its tokens are refused with 401, no part of it is kept, and the public keys beside it verify theirs as ever.
+ */
+const publicKeysOnly = (fetchImpl: FetchImplementation, onPrivateKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
+  const response = await fetchImpl(url, options);
+  if (response.status !== 200) return response;
+  // Anything but a set of keys is jose's to refuse, as it was sent.
+  const set: unknown = await response.clone().json().catch(() => undefined);
+  if (!isKeyList(set) || !set.keys.some(isPrivateKey)) return response;
+  const keys = set.keys.filter((key) => {
+    if (isPrivateKey(key)) onPrivateKey(key);
+    return !isPrivateKey(key);
+  });
+  return Response.json({ ...set, keys });
+};
+
+/** Whether `value` is a JSON object with a list of objects as its `keys`. */
+function isKeyList(value: unknown): value is { keys: JWK[] } {
+  if (typeof value !== 'object' || value === null || !('keys' in value) || !Array.isArray(value.keys)) return false;
+  return value.keys.every((key: unknown) => typeof key === 'object' && key !== null && !Array.isArray(key));
 }
 
 /**
@@ -377,6 +426,8 @@ const MIN_RSA_BITS = 2048;
  * verifying these signatures, verifies none of the tokens the gateway accepts.
  */
 function verifiesTokens(key: JWK): boolean {
+  // jose refuses to verify with a private key: one published in a set is left out (publicKeysOnly).
+  if (isPrivateKey(key)) return false;
   if (key.kty === 'EC') return key.crv === 'P-256' && restrictionOf(key, 'ES256') === undefined;
   return key.kty === 'RSA' && rsaModulusBits(key) >= MIN_RSA_BITS && restrictionOf(key, 'RS256') === undefined;
 }
@@ -398,14 +449,15 @@ function rsaModulusBits(key: JWK): number {
   return first === -1 ? 0 : (modulus.length - first - 1) * 8 + (32 - Math.clz32(modulus[first]!));
 }
 
-/** One key as a start-up warning names it: its type, an RSA key's size, an EC key's curve, what it is restricted to. */
+/** One key as a start-up warning names it: its type (said private for a private key), an RSA key's size, an EC key's curve, what it is restricted to. */
 function describedKey(key: JWK): string {
+  const privately = isPrivateKey(key) ? 'private ' : '';
   if (key.kty === 'RSA' || key.kty === 'EC') {
-    const kind = key.kty === 'RSA' ? `RSA of ${rsaModulusBits(key)} bits` : `EC ${key.crv ?? 'without a curve'}`;
+    const kind = key.kty === 'RSA' ? `${privately}RSA of ${rsaModulusBits(key)} bits` : `${privately}EC ${key.crv ?? 'without a curve'}`;
     const restriction = restrictionOf(key, key.kty === 'RSA' ? 'RS256' : 'ES256');
     return restriction === undefined ? kind : `${kind} for ${restriction}`;
   }
-  return key.kty ?? 'no type';
+  return `${privately}${key.kty ?? 'no type'}`;
 }
 
 /** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */

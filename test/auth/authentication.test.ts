@@ -419,6 +419,36 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       assert.equal((await stack.gql('{ __typename }', await sign(usable.privateKey, 'RS256', 'rsa-1'))).status, 200);
     });
   });
+
+  test('a private key published in the set (a JWK with d) is left out, said once by its kid alone: its tokens get 401, the public keys verify theirs', async () => {
+    const leaked = await generateKeyPair('RS256', { extractable: true });
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const leakedJwk = { ...(await exportJWK(leaked.privateKey)), kid: 'leaked', alg: 'RS256', use: 'sig' };
+    const keys = [leakedJwk, { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }];
+    await withKeySet(keys, async (stack, jwks) => {
+      // Anyone who read the set can sign with the key: its tokens are refused, as a key the set lacks, not taken
+      // for a set that could not be had (503, its client retrying for ever).
+      for (let i = 0; i < 3; i++) assertRefused(stack, await stack.gql('{ __typename }', await sign(leaked.privateKey, 'RS256', 'leaked')), /^No key of the configured key set verifies the token$/);
+      for (const token of [await sign(rsa.privateKey, 'RS256', 'rsa-1'), await sign(ec.privateKey, 'ES256', 'ec-1'), await sign(rsa.privateKey, 'RS256')]) {
+        assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
+      }
+      assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+      const said = stack.logs.filter((line) => line.includes('private key'));
+      assert.equal(said.length, 1, stack.logs.join(''));
+      assert.deepEqual([JSON.parse(said[0]!)['level'], JSON.parse(said[0]!)['kid']], ['warn', 'leaked']);
+      // No part of the key in any line.
+      for (const member of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'n'] as const) assert.ok(stack.logs.every((line) => !line.includes(leakedJwk[member]!)), member);
+      // A set whose only key of a type is private: a token of that type without a kid is refused, not answered 503.
+      jwks.setKeys([{ ...(await exportJWK(ec.privateKey)), alg: 'ES256', use: 'sig' }]);
+      const fetched = jwks.fetches;
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-2')), /^No key of the configured key set verifies the token$/);
+      assert.equal(jwks.fetches, fetched + 1);
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256')), /^No key of the configured key set verifies the token$/);
+      assert.equal(stack.logs.filter((line) => line.includes('private key') && line.includes('"kid":"(no kid)"')).length, 1);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+    }, { jwksCooldownMs: 0 });
+  });
 });
 
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
@@ -464,6 +494,19 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 2048 bits for RS512, RSA of 2048 bits for enc, EC P-256 for encrypt)`);
       jwks.setKeys([{ ...rsa, alg: 'RS256', use: 'sig', key_ops: ['verify'] }]);
       assert.equal(await keySetProblem(jwks.url), undefined);
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  test('counts no private key (a JWK with d), which tokens are never verified with, and names it as one', async () => {
+    const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(rsa.privateKey)), kid: 'leaked' }]);
+    try {
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: private RSA of 2048 bits)`);
+      jwks.setKeys([await exportJWK(rsa.privateKey), await exportJWK(rsa.publicKey)]);
+      assert.equal(await keySetProblem(jwks.url), undefined, 'its public key is one');
     } finally {
       await jwks.close();
     }
