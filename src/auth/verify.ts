@@ -26,6 +26,7 @@ import type { Logger } from '../logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
 import { shortened } from '../shortened.ts';
+import { urlForLog } from '../url.ts';
 import { failureReason } from '../failure-reason.ts';
 
 /** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
@@ -274,7 +275,11 @@ function isKeyList(value: unknown): value is { keys: JWK[] } {
 const fetchCapped = (dispatcher: Dispatcher | undefined): FetchImplementation => async (url, options) => {
   // Node's fetch, or undici's through the egress proxy: Node's own takes no dispatcher of this undici's.
   const response = dispatcher === undefined ? await fetch(url, options) : ((await fetchThrough(url, { ...options, dispatcher } as Parameters<typeof fetchThrough>[1])) as unknown as Response);
-  if (response.status !== 200 || response.body === null) return response;
+  if (response.status !== 200) {
+    await response.body?.cancel();
+    throw unexpectedStatus(response, url);
+  }
+  if (response.body === null) return response;
   const tooLarge = () => new joseErrors.JWKSInvalid(`the key set is larger than the ${MAX_JWKS_BYTES} bytes accepted`);
   const declared = Number(response.headers.get('content-length'));
   if (declared > MAX_JWKS_BYTES) {
@@ -290,6 +295,31 @@ const fetchCapped = (dispatcher: Dispatcher | undefined): FetchImplementation =>
   }
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
+
+/**
+ * An answer of the key set's URL other than 200, as the failure says it: its status, and for a redirect where it
+ * points (jose's own message says neither), its query's values and any credentials left out.
+ */
+function unexpectedStatus(response: Response, url: string): Error {
+  if (response.status < 300 || response.status > 399) return new joseErrors.JOSEError(`the key set's URL answered ${response.status}, not 200`);
+  const location = response.headers.get('location');
+  // Short enough that the start-up check's reason (200 characters) holds it whole.
+  const where = location === null ? 'without a Location' : `to ${shortened(urlForLog(withoutCredentials(location, url)), 100)}`;
+  // jose asks for redirects not to be followed: AUTH_JWKS_URL names the key set's own URL.
+  return new joseErrors.JOSEError(`the key set's URL answered ${response.status}, a redirect (not followed) ${where}`);
+}
+
+/** `location` resolved against `base`, without the user name and password it may carry (as written when it is no URL). */
+function withoutCredentials(location: string, base: string): string {
+  try {
+    const resolved = new URL(location, base);
+    resolved.username = '';
+    resolved.password = '';
+    return resolved.href;
+  } catch {
+    return location;
+  }
+}
 
 /** The egress proxy's agent for the key set's fetches, with their deadline for a CONNECT; none without a proxy. */
 function keySetDispatcher(proxy: EgressProxy | undefined): Dispatcher | undefined {

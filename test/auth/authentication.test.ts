@@ -469,7 +469,7 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       jwks.setKeys([weakRsaJwk(), rsa]);
       assert.equal(await keySetProblem(jwks.url), undefined, 'one usable key is enough');
       jwks.setFailing(true);
-      assert.equal(await keySetProblem(jwks.url), 'it could not be fetched and read (Expected 200 OK from the JSON Web Key Set HTTP response)');
+      assert.equal(await keySetProblem(jwks.url), 'it could not be fetched and read (the key set\'s URL answered 500, not 200)');
       assert.equal(jwks.fetches, 6, 'each check fetched the set once');
     } finally {
       await jwks.close();
@@ -554,6 +554,30 @@ describe('an unreachable key set', () => {
       assert.deepEqual([operation['status'], operation['errors'], 'authFailure' in operation], [503, ['INTERNAL_SERVER_ERROR'], false]);
     } finally {
       await stack.close();
+    }
+  });
+
+  test('answering a redirect: its status and where it points are logged (the query\'s values and any credentials left out), and said at start', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const moved = `https://user:pa55@idp.example/.well-known/${'x'.repeat(300)}?sig=s3cr3t`;
+    jwks.redirect({ status: 301, location: moved });
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url } });
+    try {
+      const response = await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'));
+      assert.equal(response.status, 503);
+      const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+      assert.equal(logged.length, 1);
+      const said = `the key set's URL answered 301, a redirect (not followed) to https://idp.example/.well-known/${'x'.repeat(100 - 'https://idp.example/.well-known/'.length)}…`;
+      assert.equal(JSON.parse(logged[0]!)['error'], said);
+      assert.ok(stack.logs.every((line) => !line.includes('pa55') && !line.includes('s3cr3t')));
+      assert.equal(await keySetProblem(jwks.url), `it could not be fetched and read (${said})`);
+      // A relative Location, as where it points from the key set's URL.
+      jwks.redirect({ status: 302, location: '/keys?v=2' });
+      assert.equal(await keySetProblem(jwks.url), `it could not be fetched and read (the key set's URL answered 302, a redirect (not followed) to ${new URL('/keys', jwks.url).href}?v=…)`);
+    } finally {
+      await stack.close();
+      await jwks.close();
     }
   });
 

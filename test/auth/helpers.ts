@@ -76,6 +76,8 @@ export interface JwksServer {
    * and the start of the set before the connection breaks (a proxy or provider restarting mid-answer).
    */
   setFailing(failing: boolean, how?: 'status' | 'broken off'): void;
+  /** From now on, every fetch is answered `status` with `location` as its `Location` (a moved key set), or as before (`undefined`). */
+  redirect(to: { status: number; location: string } | undefined): void;
   /** Holds the answers of the fetches from now on until `release` (a slow identity provider); `arrived` once one came. */
   hold(): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
@@ -86,11 +88,16 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
   let served = keys;
   const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
   let held: { released: Promise<void>; arrived: () => void } | undefined;
+  let redirect: { status: number; location: string } | undefined;
   const server = createServer(async (_req, res) => {
     state.fetches += 1;
     if (held) {
       held.arrived();
       await held.released;
+    }
+    if (redirect !== undefined) {
+      res.writeHead(redirect.status, { location: redirect.location }).end();
+      return;
     }
     if (state.failing === 'status') {
       res.writeHead(500).end('identity provider down');
@@ -117,6 +124,9 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
     },
     setFailing(failing, how = 'status') {
       state.failing = failing && how;
+    },
+    redirect(to) {
+      redirect = to;
     },
     hold() {
       let arrived!: () => void;

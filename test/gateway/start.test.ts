@@ -319,7 +319,7 @@ describe('npm start', () => {
     try {
       const started = await startMain({ LOG_LEVEL: 'error', EMULATOR_SEED: 'none', AUTH_JWKS_URL: jwks.url, AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'contextio-graphql' });
       try {
-        const warning = /AUTH_JWKS_URL's key set cannot be used now: it could not be fetched and read \(Expected 200 OK/;
+        const warning = /AUTH_JWKS_URL's key set cannot be used now: it could not be fetched and read \(the key set's URL answered 500, not 200\)/;
         await eventually(() => started.lines.some((line) => warning.test(line)), { ...IN_MAIN, what: 'the key set warning' });
         const entries = logEntries(started.lines);
         const at = entries.findIndex((entry) => warning.test(String(entry['message'])));
