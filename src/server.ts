@@ -98,7 +98,8 @@ export interface Gateway {
   /**
    * Fails `/healthz` and closes each connection after its answer; once the drain period is over, stops
    * accepting connections, lets in-flight operations finish within the grace period (then aborts them, so
-   * each still gets an answer), then closes the upstream pool. A second call returns the same shutdown.
+   * each still gets an answer), then closes the upstream pool and the key set's connections through the egress
+   * proxy. A second call returns the same shutdown.
    */
   close(): Promise<void>;
   /**
@@ -192,6 +193,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await shutdown.closeServer(httpServer);
     await apollo.stop();
     await client.close();
+    await access.close();
     // The counts of throttled lines still unsaid: no later line of theirs, and no quiet interval, will say them.
     for (const [, unsaid] of refusalsForLoad.unsaidAtEnd()) sayRefusalsForLoadUnsaid(logger, unsaid);
     for (const [failure, unsaid] of acceptFailures.unsaidAtEnd()) sayAcceptFailuresUnsaid(logger, failure, unsaid);

@@ -32,6 +32,8 @@ export interface GatewayAccess {
    * eyes, and would otherwise act as admin with no CORS check in its way.
    */
   acceptsHost(host: string | undefined): boolean;
+  /** Releases what verifying tokens holds open (the key set's connections through the egress proxy): at shutdown. */
+  close(): Promise<void>;
 }
 
 /**
@@ -59,12 +61,14 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     });
   }
   const origins = new Set(options.corsOrigins ?? []);
+  const authenticator = createAuthenticator(options.auth, logger);
   return {
-    authenticate: createAuthenticator(options.auth, logger),
+    authenticate: authenticator.authenticate,
     open,
     introspection: options.introspection ?? (options.development || open),
     cors: (req, res) => applyCors(req, res, origins),
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
+    close: () => authenticator.close(),
   };
 }

@@ -93,12 +93,19 @@ export function isOpen(settings: AuthSettings | undefined): boolean {
 /** Turns a request's `Authorization` header into its identity, or refuses with `UNAUTHENTICATED`. */
 export type Authenticate = (authorization: string | undefined, requestId: string) => Promise<Identity>;
 
+/** The request authenticator, and the connections it holds open. */
+export interface Authenticator {
+  readonly authenticate: Authenticate;
+  /** Closes the key set's connections through the egress proxy (its own agent's): once no token is verified any more. */
+  close(): Promise<void>;
+}
+
 /**
  * Builds the request authenticator. Messages name what was wrong with a token, never its content: no
  * claim value, header or part of the token reaches an error or a log line.
  */
-export function createAuthenticator(settings: AuthSettings | undefined, logger: Logger): Authenticate {
-  if (isOpen(settings)) return async () => OPEN_IDENTITY;
+export function createAuthenticator(settings: AuthSettings | undefined, logger: Logger): Authenticator {
+  if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, close: async () => {} };
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   // jose writes each key set it fetches here (the same object, `uat` the time of the fetch).
@@ -107,6 +114,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const unusableKeysSaid = new Set<string>();
   /** The same for the private keys it publishes, said as each fetch leaves them out. */
   const privateKeysSaid = new Set<string>();
+  const dispatcher = jwksUrl ? keySetDispatcher(settings!.jwksProxy) : undefined;
   const jwks = jwksUrl
     ? backingOffAfterFailure(
         createRemoteJWKSet(new URL(jwksUrl), {
@@ -114,7 +122,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: publicKeysOnly(fetchCapped(keySetDispatcher(settings!.jwksProxy)), (key) => privateKeyPublished(privateKeysSaid, key, logger)),
+          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => privateKeyPublished(privateKeysSaid, key, logger)),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -131,7 +139,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS);
 
-  return async (authorization, requestId) => {
+  const authenticate: Authenticate = async (authorization, requestId) => {
     const token = bearerToken(authorization);
     // The key set's fetch as verification begins: a token verified with a key set is remembered for it, not for
     // a fetch that lands while its signature is checked (whose set may lack its key). One whose verification
@@ -174,6 +182,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     verified.set(token, identity, viaKeySet ? Math.min(expiresAtMs, (keySetFetch ?? 0) + JWKS_MAX_AGE_MS) : expiresAtMs, viaKeySet, keySetFetch);
     return identity;
   };
+  // A fetch still running (past its request's end) is cut short: the gateway is stopping.
+  return { authenticate, close: async () => dispatcher?.destroy() };
 }
 
 /**

@@ -83,8 +83,11 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
-/** A JWKS endpoint on loopback, as an identity provider serves one. */
-export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
+/**
+ * A JWKS endpoint on loopback, as an identity provider serves one. `keepAliveMs`: how long it keeps an idle
+ * connection (and tells its clients so); Node's 5 s unless given.
+ */
+export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveMs?: number } = {}): Promise<JwksServer> {
   let served = keys;
   const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
   let held: { released: Promise<void>; arrived: () => void } | undefined;
@@ -112,6 +115,7 @@ export async function startJwksServer(keys: JWK[]): Promise<JwksServer> {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ keys: served }));
   });
+  if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -75,6 +75,8 @@ export interface ConnectProxy {
    * CONNECTs left unanswered (`'no answer'`) that their client gave up on, closing its connection.
    */
   readonly counts: { connections: number; connects: number; tunnels: number; givenUp: number };
+  /** Connections accepted and not closed yet (a tunnel's among them): what its clients still hold open. */
+  readonly openConnections: number;
   /** Each CONNECT's `Proxy-Authorization`, in turn (`undefined`: none). */
   readonly authorizations: Array<string | undefined>;
   /**
@@ -100,7 +102,12 @@ export async function startConnectProxy(route: (authority: string) => number | u
   let closing = false;
   // An https:// proxy is reached over TLS, its CONNECTs and tunnels inside that session.
   const server = tls === undefined ? createHttpServer() : createHttpsServer(tls);
-  server.on('connection', () => counts.connections++);
+  let openConnections = 0;
+  server.on('connection', (socket: Socket) => {
+    counts.connections++;
+    openConnections++;
+    socket.on('close', () => openConnections--);
+  });
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     counts.connects++;
     authorizations.push(req.headers['proxy-authorization']);
@@ -145,6 +152,9 @@ export async function startConnectProxy(route: (authority: string) => number | u
     url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     hostPort: `127.0.0.1:${port}`,
     counts,
+    get openConnections() {
+      return openConnections;
+    },
     authorizations,
     async refuseWith(status) {
       refusal = status;

@@ -67,7 +67,7 @@ describe('VerifiedTokens', () => {
 
 describe('the authenticator', () => {
   it('verifies a token once and answers it again from memory, a token that fails each time', async () => {
-    const authenticate = createAuthenticator({ jwtSecret: SECRET }, silentLogger);
+    const { authenticate } = createAuthenticator({ jwtSecret: SECRET }, silentLogger);
     const token = await hsToken({ sub: 'user-1', accounts: ['a'] });
     const first = await authenticate(`Bearer ${token}`, 'r1');
     assert.equal(await authenticate(`Bearer ${token}`, 'r2'), first, 'the same identity, not one verified again');
@@ -87,7 +87,7 @@ describe('the authenticator', () => {
     const [kept, next] = await Promise.all([rsaKey('kept'), rsaKey('next')]);
     const jwks = await startJwksServer([kept.jwk]);
     try {
-      const authenticate = createAuthenticator({ jwksUrl: jwks.url }, silentLogger);
+      const { authenticate } = createAuthenticator({ jwksUrl: jwks.url }, silentLogger);
       await authenticate(`Bearer ${await kept.sign('first')}`, 'r1');
       // Nine minutes on, the keys fetched then are still fresh (10 min): a new token is verified with them, no fetch.
       const token = await withClockAhead(9 * 60_000, async () => {
@@ -118,7 +118,7 @@ describe('the authenticator', () => {
     const [withdrawn, next] = await Promise.all([ecKey('withdrawn'), ecKey('next')]);
     const jwks = await startJwksServer([withdrawn.jwk]);
     try {
-      const authenticate = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
+      const { authenticate } = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
       const token = await withdrawn.sign();
       await authenticate(`Bearer ${token}`, 'r1');
       // The identity provider withdraws the key; a token of the next one makes the gateway fetch the set again.
@@ -136,7 +136,7 @@ describe('the authenticator', () => {
     const jwks = await startJwksServer([withdrawn.jwk]);
     try {
       // No cooldown: a token naming a key the set lacks makes it fetch the set again at once.
-      const authenticate = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
+      const { authenticate } = createAuthenticator({ jwksUrl: jwks.url, jwksCooldownMs: 0 }, silentLogger);
       await authenticate(`Bearer ${await withdrawn.sign('first')}`, 'r1');
       // The signature check of the next token is held until the set has been fetched again.
       const verify = crypto.subtle.verify.bind(crypto.subtle);
