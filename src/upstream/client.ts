@@ -546,7 +546,7 @@ export class UpstreamClient {
       const exchange: Exchange = { permit, sent: false, sentAt: 0, waitingSince: performance.now() };
       let response: UpstreamResponse;
       try {
-        response = await this.#send(request, permit, cancellation, () => {
+        response = await this.#send(request, permit, cancellation, call.signal, () => {
           exchange.sent = true;
           claimState.anySent = true;
           exchange.sentAt = performance.now();
@@ -855,7 +855,6 @@ export class UpstreamClient {
     const willRetry = !lastAttempt && (status === 429 || apiDown) && call.signal?.requestsLeft !== 0;
     if (apiDown) verdicts.failedRetrying(permit, { ...forLog(info, call.signal), status }, willRetry);
     else verdicts.answered(permit, status);
-    if (status === 429) this.#pause.begin(response.retryAfterMs, call.signal);
     run.mayHaveLanded ||= apiDown;
     const failure = () => this.#statusError(status, call, response, info, authorization, run.mayHaveLanded);
     if (willRetry) {
@@ -903,12 +902,14 @@ export class UpstreamClient {
    * One request through the pool, its answer read whole: undici's `dispatch` with a handler of our own, so
    * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
    * then dropped when its turn comes, never sent). `permit`: the breaker's, so that a call let through while
-   * the circuit was closed is held back if it has opened by the time a connection is free.
+   * the circuit was closed is held back if it has opened by the time a connection is free. `signal`: the
+   * caller's, named by the line saying a 429 paused the key.
    */
   #send(
     options: UpstreamRequest,
     permit: BreakerPermit,
     cancellation: CallCancellation,
+    signal: CancelSignal | undefined,
     onSent: () => void,
   ): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
@@ -929,6 +930,10 @@ export class UpstreamClient {
         // answered: its status and headers say what failed (a 404, a 429 and its Retry-After), as for an error
         // body that is not JSON. Its body only ever refines that, and is only logged.
         if (error instanceof UnreadableAnswer && status >= 300) resolve({ ...answer(''), unread: error.message });
+        // So was one whose body the call's end cut short (its deadline, its operation's, its caller gone), as
+        // one whose connection broke during its body (`onResponseError`): a 429 whose body stalls is the rate
+        // limit, not an upstream that did not answer.
+        else if (error instanceof CallCancelled && status >= 300) resolve(answer());
         else if (error) reject(error);
         else resolve(response!);
       };
@@ -941,11 +946,11 @@ export class UpstreamClient {
       /** A compressed answer's bytes received, counted apart from the decoded ones `body` holds: both stay under the cap. */
       let received = 0;
       let status = 0;
-      let retryAfter: string | string[] | undefined;
+      let retryAfterMs: number | undefined;
       let location: string | string[] | undefined;
       const answer = (text = body === undefined ? '' : jsonText(body.bytes())): UpstreamResponse => ({
         status,
-        retryAfterMs: parseRetryAfter(retryAfter),
+        retryAfterMs,
         location: Array.isArray(location) ? location[0] : location,
         text,
       });
@@ -965,7 +970,10 @@ export class UpstreamClient {
             if (statusCode < 200) return; // 1xx: the real answer follows
             this.#lastAnswerAt = performance.now();
             status = statusCode;
-            retryAfter = headers['retry-after'];
+            retryAfterMs = parseRetryAfter(headers['retry-after']);
+            // The key is paused as soon as a 429 says so, its body still to come: a body that stalls must not
+            // leave the other calls spending requests on more 429s meanwhile.
+            if (statusCode === 429) this.#pause.begin(retryAfterMs, signal);
             if (statusCode < 400) location = headers['location'];
             // Refused before reading when it says it is too large; else counted as it arrives (below).
             const declared = Number(headers['content-length']);

@@ -1090,6 +1090,46 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('pauses the key on a 429’s headers, its body still to come, and ends a call whose 429 body stalls RATE_LIMITED, not timed out', async (t) => {
+    const arrivals: string[] = [];
+    const server = createHttpServer((req, res) => {
+      arrivals.push(req.url!.split('/').pop()!);
+      // Status and Retry-After, then a body that never comes whole.
+      if (req.url!.endsWith('/limited')) res.writeHead(429, { 'retry-after': '30', 'content-type': 'application/json', 'content-length': '100' }).write('{"type":"er');
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+    });
+    // The client has read the 429's headers (its handler runs as the channel is told).
+    const headersRead = happenings();
+    const onHeaders = (message: unknown) => {
+      if ((message as { response: { statusCode: number } }).response.statusCode === 429) headersRead.push();
+    };
+    subscribe('undici:request:headers', onHeaders);
+    try {
+      await onTestTime(t, async (advance) => {
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 2, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
+          const limited = client.getAccount('limited');
+          limited.catch(() => undefined); // checked below; should a check before fail, that failure is the one reported
+          await headersRead.next();
+          // The key is paused from then on: another call does not spend a request on another 429.
+          await assert.rejects(client.getAccount('other'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 30);
+          assert.deepEqual(arrivals, ['limited']);
+          advance(5_000);
+          // Its status came: the rate limit, with its Retry-After, not an upstream that did not answer.
+          await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+            assert.equal(e.extensions['retryAfter'], 30);
+            assert.deepEqual(e.extensions['upstream'], { status: 429, method: 'GET', path: '/accounts/limited' });
+            return true;
+          });
+          assert.deepEqual(arrivals, ['limited']);
+          assert.equal(client.breakerState, 'closed', 'a 429 is no sign of the upstream down');
+        });
+      });
+    } finally {
+      unsubscribe('undici:request:headers', onHeaders);
+    }
+  });
+
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // first three are answered at 0.6, 1.2 and 1.8 s, the fourth goes out at 1.8 s and is cut at 2, and the
