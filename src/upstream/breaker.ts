@@ -121,6 +121,16 @@ export class CircuitBreaker {
   }
 
   /**
+   * Whether a request given `permit` may still go out once its turn for a connection comes: any while the circuit
+   * is closed; else only the probe holding the way (whose answer the circuit waits for). A call let through
+   * before the circuit opened, or a probe given up on while it waited for a connection (another let through in
+   * its place), would add to the load of an upstream found failing, beside that probe.
+   */
+  mayGoOut(permit: BreakerPermit): boolean {
+    return this.#state === 'closed' || permit === this.#probe;
+  }
+
+  /**
    * The upstream answered (any status that is not a sign of it being down), to a call with this permit.
    * `served`: with a success (2xx), which says the whole way to the API works; a 4xx or a 429 may come from
    * something in front of it.

@@ -221,9 +221,10 @@ const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 /**
  * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on, or after
- * the circuit opened: kept back unsent, its call asks again as a new one would, and waits the pause out or
- * fails at once. Sent, it would spend a request of the key's quota on another 429, or add to the load of an
- * upstream found failing (as a second probe, when half-open).
+ * the circuit opened, or a half-open probe's after another was let through in its place: kept back unsent, its
+ * call asks again as a new one would, and waits the pause out or fails at once. Sent, it would spend a request
+ * of the key's quota on another 429, or add to the load of an upstream found failing (as a second probe, when
+ * half-open).
  */
 class HeldBack extends Error {
   constructor() {
@@ -902,7 +903,8 @@ export class UpstreamClient {
    * One request through the pool, its answer read whole: undici's `dispatch` with a handler of our own, so
    * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
    * then dropped when its turn comes, never sent). `permit`: the breaker's, so that a call let through while
-   * the circuit was closed is held back if it has opened by the time a connection is free. `signal`: the
+   * the circuit was closed is held back if it has opened by the time a connection is free, and a probe if
+   * another has taken its place (see `CircuitBreaker.mayGoOut`). `signal`: the
    * caller's, named by the line saying a 429 paused the key.
    */
   #send(
@@ -962,7 +964,7 @@ export class UpstreamClient {
             // connection: it never goes out. Thrown, not `abort()`ed: undici then fails this request alone, where
             // an abort destroys the healthy connection it was given.
             if (settled) throw new CallCancelled();
-            if (this.#pause.leftMs() > 0 || (permit === 'call' && this.#breaker.state !== 'closed')) throw new HeldBack();
+            if (this.#pause.leftMs() > 0 || !this.#breaker.mayGoOut(permit)) throw new HeldBack();
             abortRequest = (reason) => controller.abort(reason);
             onSent();
           },

@@ -118,6 +118,23 @@ describe('circuit breaker states', () => {
     assert.ok(breaker.isCurrentProbe(third));
   });
 
+  it('lets only the probe holding the way go out once its turn for a connection comes: not one given up on while it waited', () => {
+    const { breaker, clock } = make();
+    assert.ok(breaker.mayGoOut('call'));
+    for (let i = 0; i < 3; i++) breaker.recordFailure('call');
+    assert.ok(!breaker.mayGoOut('call'), 'a call let through before the circuit opened');
+    clock.now = 1_000;
+    const givenUp = probeOf(breaker.tryAcquire());
+    assert.ok(breaker.mayGoOut(givenUp));
+    clock.now = 2_000;
+    const inItsPlace = probeOf(breaker.tryAcquire());
+    assert.ok(!breaker.mayGoOut(givenUp), 'another was let through in its place');
+    assert.ok(breaker.mayGoOut(inItsPlace));
+    assert.ok(!breaker.mayGoOut('call'));
+    breaker.recordSuccess(inItsPlace);
+    assert.ok(breaker.mayGoOut(givenUp), 'once the circuit has closed, an ordinary call');
+  });
+
   it('forgets the probes still out when it closes: the next half-open circuit has its own', () => {
     const { breaker, clock } = make();
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');

@@ -1684,6 +1684,55 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('holds back a half-open probe given up on while it waited for a connection: only the probe in its place goes out', async (t) => {
+    const arrived = happenings<{ id: string; req: IncomingMessage }>();
+    const arrivals: string[] = [];
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop()!;
+      arrivals.push(id);
+      if (id.startsWith('probe')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      else arrived.push({ id, req }); // 'reset': reset when the test says; 'hang': never answered
+    });
+    // The retry's backoff is the test's to end: it is asked for once the reset has been seen.
+    const waits = manualTimer();
+    const backoffAsked = deferred();
+    const waitTimer: WaitTimer = (callback, ms) => (backoffAsked.resolve(), waits.timer(callback, ms));
+    /** The next request to reach the upstream, which must be `id`'s. */
+    const nextArrival = async (id: string) => {
+      const arrival = await arrived.next();
+      assert.equal(arrival.id, id);
+      return arrival.req;
+    };
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 200, waitTimer }, async (client) => {
+        const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
+        const resetRequest = await nextArrival('reset');
+        advance(600);
+        const hang = client.getAccount('hang'); // out at 900 ms, holds the one connection until 3.6 s
+        advance(300);
+        resetRequest.socket.destroy(); // after the request went out
+        await backoffAsked.promise;
+        await nextArrival('hang');
+        waits.fireAll(); // the retry queues behind 'hang'
+        advance(2_100);
+        await assert.rejects(reset, /did not answer within/);
+        assert.equal(client.breakerState, 'open');
+        advance(250);
+        const givenUp = client.getAccount('probe-1'); // the half-open trial, queued behind 'hang'
+        givenUp.catch(() => undefined); // checked below; should a check before fail, that failure is the one reported
+        advance(250);
+        const inItsPlace = client.getAccount('probe-2'); // the trial in place of the first, out longer than the cooldown
+        inItsPlace.catch(() => undefined); // checked below, as the first
+        advance(100);
+        await assert.rejects(hang, /did not answer within/); // the connection is free: the queued trials' turns come
+        await assert.rejects(givenUp, /one trial call is checking whether it has recovered/);
+        assert.equal((await inItsPlace).id, 'probe-2');
+        assert.equal(client.breakerState, 'closed');
+        assert.deepEqual(arrivals, ['reset', 'hang', 'probe-2'], 'one trial went out, not two');
+      });
+    });
+  });
+
   it('says a write may have taken effect when its answer could not be used: too large, not valid HTTP once sent, or a success not understood', async () => {
     const answers: Record<string, (res: ServerResponse) => void> = {
       large: (res) => void res.writeHead(500, { 'content-length': String(40 * 1024 * 1024) }).write('x'),
