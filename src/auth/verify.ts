@@ -319,7 +319,10 @@ function unexpectedStatus(response: Response, url: string): Error {
   return new joseErrors.JOSEError(`the key set's URL answered ${response.status}, a redirect (not followed) ${where}`);
 }
 
-/** `location` resolved against `base`, without the user name and password it may carry (as written when it is no URL). */
+/**
+ * `location` resolved against `base`, without the user name and password it may carry. When it is no URL (a port
+ * out of range, a space in its host), as written but for whatever precedes an `@` in its authority.
+ */
 function withoutCredentials(location: string, base: string): string {
   try {
     const resolved = new URL(location, base);
@@ -327,7 +330,7 @@ function withoutCredentials(location: string, base: string): string {
     resolved.password = '';
     return resolved.href;
   } catch {
-    return location;
+    return location.replace(/^([^:/?#]*:)?(\/\/)[^/?#]*@/, '$1$2');
   }
 }
 

@@ -581,6 +581,19 @@ describe('an unreachable key set', () => {
     }
   });
 
+  test('answering a redirect whose Location is no URL: its credentials are left out all the same', async () => {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    try {
+      // A port out of range: the URL parser refuses it, so it is said as written, but for its user name and password.
+      jwks.redirect({ status: 302, location: 'https://user:pa55@idp.example:99999/keys?sig=s3cr3t' });
+      const problem = await keySetProblem(jwks.url);
+      assert.equal(problem, "it could not be fetched and read (the key set's URL answered 302, a redirect (not followed) to https://idp.example:99999/keys?sig=…)");
+    } finally {
+      await jwks.close();
+    }
+  });
+
   test('is not asked for again for a while after a failed fetch: no fetch and no error line per request', async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
