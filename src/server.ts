@@ -46,7 +46,7 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxOperationsInFlight?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
-  /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause). Default 30 s. */
+  /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause; one whose error status had arrived, its body still coming, as that status). Default 30 s. */
   operationTimeoutMs?: number;
   /** How long `close()` lets in-flight operations finish before it cuts them off. Default 10 s. */
   shutdownGraceMs?: number;

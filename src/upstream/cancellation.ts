@@ -119,7 +119,7 @@ export class OperationScope implements CancelSignal {
 /**
  * The reason an operation is aborted with when it ran out of time (its deadline, or the shutdown grace
  * period): its upstream calls then fail as UPSTREAM_TIMEOUT, not as cancelled (RATE_LIMITED those waiting out a
- * rate-limit pause).
+ * rate-limit pause; one whose error status had arrived, its body still coming, as that status).
  */
 export class OperationDeadlineExceeded extends Error {
   /** The setting whose time ran out, for the log. */
