@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { auditServer, type AuditResult } from 'graphql-http';
 import type { GatewayOptions } from '../../src/server.ts';
@@ -53,5 +54,28 @@ describe('GraphQL over HTTP: graphql-http’s audits', () => {
     const token = await hsToken({ scope: 'contextio:admin' });
     // The audits query `__type`: introspection is off by default with authentication on (README), a choice of its own.
     assertConforms(await audit({ auth: { jwtSecret: SECRET }, introspection: true }, { authorization: `Bearer ${token}` }));
+  });
+});
+
+describe('the Content-Type Apollo is handed', () => {
+  it('has each run of spaces and tabs as one (its parser trims one in quadratic time), the request served as ever', async () => {
+    // The parser Apollo reads a Content-Type with (its CSRF check, a GET's type): the same module object it imports.
+    const MIMEType = createRequire(import.meta.resolve('@apollo/server'))('whatwg-mimetype') as { parse(input: string): unknown };
+    const parse = MIMEType.parse;
+    const parsed: string[] = [];
+    MIMEType.parse = (input: string) => (parsed.push(input), parse.call(MIMEType, input));
+    const stack = await startStack();
+    try {
+      const response = await fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': `application/json${' \t'.repeat(500)};charset=utf-8` },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      assert.deepEqual(await response.json(), { data: { __typename: 'Query' } });
+      assert.deepEqual(parsed, ['application/json ;charset=utf-8']);
+    } finally {
+      MIMEType.parse = parse;
+      await stack.close();
+    }
   });
 });
