@@ -254,9 +254,10 @@ function isPrivateKey(key: JWK): boolean {
 
 /**
  * The key set's fetch, with the private keys it publishes (an identity provider's mistake: a set is public) left
- * out, each handed to `onPrivateKey`. Left in, jose refuses one only when a token names it, and then as a set it
- * cannot read: a 503 its client retries for ever, and a pause of every fetch. Left out, it is a key the set lacks:
- * its tokens are refused with 401, no part of it is kept, and the public keys beside it verify theirs as ever.
+ * out, each handed to `onPrivateKey`, and so are their public halves. Left in, jose refuses a private key only when
+ * a token names it, and then as a set it cannot read: a 503 its client retries for ever, and a pause of every
+ * fetch. Left out, it is a key the set lacks: its tokens are refused with 401, no part of it is kept, and the
+ * other public keys verify theirs as ever.
  */
 const publicKeysOnly = (fetchImpl: FetchImplementation, onPrivateKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
   const response = await fetchImpl(url, options);
@@ -264,12 +265,24 @@ const publicKeysOnly = (fetchImpl: FetchImplementation, onPrivateKey: (key: JWK)
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
   if (!isKeyList(set) || !set.keys.some(isPrivateKey)) return response;
-  const keys = set.keys.filter((key) => {
-    if (isPrivateKey(key)) onPrivateKey(key);
-    return !isPrivateKey(key);
-  });
-  return Response.json({ ...set, keys });
+  for (const key of set.keys) if (isPrivateKey(key)) onPrivateKey(key);
+  const leaked = leakedKeys(set.keys);
+  return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)) });
 };
+
+/**
+ * The keys of `keys` whose private half it publishes: each private key, and its public half wherever it is in the
+ * set (under its kid or another), which verifies what anyone who read the set signs.
+ */
+function leakedKeys(keys: JWK[]): Set<JWK> {
+  const leaked = new Set(keys.filter(isPrivateKey).map(publicPartOf));
+  return new Set(keys.filter((key) => leaked.has(publicPartOf(key))));
+}
+
+/** A key's public parameters as one string: the same for a private key and its public half. */
+function publicPartOf(key: JWK): string {
+  return JSON.stringify([key.kty, key.crv, key.n, key.e, key.x, key.y, key.pub]);
+}
 
 /** Whether `value` is a JSON object with a list of objects as its `keys`. */
 function isKeyList(value: unknown): value is { keys: JWK[] } {
@@ -454,8 +467,9 @@ export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy): Promi
     void dispatcher?.close();
   }
   const keys = remote.jwks()?.keys ?? [];
-  if (!keys.some(verifiesTokens)) {
-    return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys)})`;
+  const leaked = leakedKeys(keys);
+  if (!keys.some((key) => !leaked.has(key) && verifiesTokens(key))) {
+    return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys, leaked)})`;
   }
   return undefined;
 }
@@ -469,8 +483,6 @@ const MIN_RSA_BITS = 2048;
  * verifying these signatures, verifies none of the tokens the gateway accepts.
  */
 function verifiesTokens(key: JWK): boolean {
-  // jose refuses to verify with a private key: one published in a set is left out (publicKeysOnly).
-  if (isPrivateKey(key)) return false;
   if (key.kty === 'EC') return key.crv === 'P-256' && restrictionOf(key, 'ES256') === undefined;
   return key.kty === 'RSA' && rsaModulusBits(key) >= MIN_RSA_BITS && restrictionOf(key, 'RS256') === undefined;
 }
@@ -493,8 +505,8 @@ function rsaModulusBits(key: JWK): number {
 }
 
 /** One key as a start-up warning names it: its type (said private for a private key), an RSA key's size, an EC key's curve, what it is restricted to. */
-function describedKey(key: JWK): string {
-  const privately = isPrivateKey(key) ? 'private ' : '';
+function describedKey(key: JWK, leaked: Set<JWK>): string {
+  const privately = isPrivateKey(key) ? 'private ' : leaked.has(key) ? 'public half of a published private ' : '';
   if (key.kty === 'RSA' || key.kty === 'EC') {
     const kind = key.kty === 'RSA' ? `${privately}RSA of ${rsaModulusBits(key)} bits` : `${privately}EC ${key.crv ?? 'without a curve'}`;
     const restriction = restrictionOf(key, key.kty === 'RSA' ? 'RS256' : 'ES256');
@@ -504,8 +516,8 @@ function describedKey(key: JWK): string {
 }
 
 /** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */
-function describedKeys(keys: JWK[]): string {
-  const kinds = new Set(keys.map(describedKey));
+function describedKeys(keys: JWK[], leaked: Set<JWK>): string {
+  const kinds = new Set(keys.map((key) => describedKey(key, leaked)));
   return shortened([...kinds].join(', '), 200);
 }
 

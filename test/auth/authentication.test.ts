@@ -434,6 +434,14 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
         assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } });
       }
       assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+      // Published with its public half beside it, under its kid or another: the pair is as public as the private
+      // half, so the public half verifies nothing either.
+      jwks.setKeys([...keys, { ...(await exportJWK(leaked.publicKey)), kid: 'leaked', alg: 'RS256', use: 'sig' }, { ...(await exportJWK(leaked.publicKey)), kid: 'leaked-too' }]);
+      for (const kid of ['leaked', 'leaked-too', undefined]) {
+        assertRefused(stack, await stack.gql('{ __typename }', await sign(leaked.privateKey, 'RS256', kid)), /^No key of the configured key set verifies the token$|signature/);
+      }
+      assert.deepEqual((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).body, { data: { __typename: 'Query' } });
+      jwks.setKeys(keys);
       const said = stack.logs.filter((line) => line.includes('private key'));
       assert.equal(said.length, 1, stack.logs.join(''));
       assert.deepEqual([JSON.parse(said[0]!)['level'], JSON.parse(said[0]!)['kid']], ['warn', 'leaked']);
@@ -505,8 +513,12 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     const jwks = await startJwksServer([{ ...(await exportJWK(rsa.privateKey)), kid: 'leaked' }]);
     try {
       assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: private RSA of 2048 bits)`);
-      jwks.setKeys([await exportJWK(rsa.privateKey), await exportJWK(rsa.publicKey)]);
-      assert.equal(await keySetProblem(jwks.url), undefined, 'its public key is one');
+      // Its public half beside it is as public as it: no key that verifies tokens either.
+      jwks.setKeys([await exportJWK(rsa.privateKey), { ...(await exportJWK(rsa.publicKey)), kid: 'public-half' }]);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (2 keys: private RSA of 2048 bits, public half of a published private RSA of 2048 bits)`);
+      const other = await generateKeyPair('RS256', { extractable: true });
+      jwks.setKeys([await exportJWK(rsa.privateKey), await exportJWK(rsa.publicKey), await exportJWK(other.publicKey)]);
+      assert.equal(await keySetProblem(jwks.url), undefined, 'another public key is one');
     } finally {
       await jwks.close();
     }
