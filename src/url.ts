@@ -80,15 +80,18 @@ export function hasCredentials(value: string): boolean {
 /**
  * A URL as a log line shows it: its query's values left out (`?code=…`), for a query may carry a key (a
  * function host's, say); its names stay, to tell one setting from another. Read as text, not parsed, so that
- * whatever was configured shows as it was written; a fragment after a query is left out too.
+ * whatever was configured shows as it was written. A fragment is left out too (`#…`): it may carry a token
+ * (`#access_token=…`, where an identity provider's redirect points).
  */
 export function urlForLog(value: string): string {
-  const queryAt = value.indexOf('?');
-  if (queryAt === -1) return value;
-  const [query = '', fragment] = value.slice(queryAt + 1).split('#', 2);
-  const names = query.split('&').map((pair) => {
+  const hashAt = value.indexOf('#');
+  const beforeFragment = hashAt === -1 ? value : value.slice(0, hashAt);
+  const fragment = hashAt === -1 ? '' : hashAt === value.length - 1 ? '#' : '#…';
+  const queryAt = beforeFragment.indexOf('?');
+  if (queryAt === -1) return beforeFragment + fragment;
+  const names = beforeFragment.slice(queryAt + 1).split('&').map((pair) => {
     const equals = pair.indexOf('=');
     return equals === -1 ? pair : `${pair.slice(0, equals)}=…`;
   });
-  return `${value.slice(0, queryAt)}?${names.join('&')}${fragment === undefined ? '' : '#…'}`;
+  return `${beforeFragment.slice(0, queryAt)}?${names.join('&')}${fragment}`;
 }
