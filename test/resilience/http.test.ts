@@ -499,8 +499,22 @@ describe('HTTP hygiene', () => {
   it('refuses variables nested more than 32 levels deep with 400, not an unexpected error (a 10 KB body once overflowed the stack)', async () => {
     // The variables object is the first level, `v` and the lists within it the others.
     const nested = (lists: number) => `{"query":"{ __typename }","variables":{"v":${'['.repeat(lists)}${']'.repeat(lists)}}}`;
-    for (const lists of [32, 5_000]) assertRefused(await post(stack, nested(lists)), 400, 'BAD_REQUEST', /^The variables nest deeper than the 32 levels accepted$/);
+    for (const lists of [32, 62]) assertRefused(await post(stack, nested(lists)), 400, 'BAD_REQUEST', /^The variables nest deeper than the 32 levels accepted$/);
+    // Deeper still, the whole body is refused before it is parsed (the next test).
+    assertRefused(await post(stack, nested(5_000)), 400, 'BAD_REQUEST', /^The request body nests objects and lists deeper than the 64 levels accepted$/);
     assert.equal((await post(stack, nested(31))).status, 200);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  it('refuses a body nesting deeper than 64 levels before parsing it, wherever the nesting is (JSON.parse of 1 MiB of nested arrays held the event loop ~220 ms)', async () => {
+    // In a member the gateway and Apollo never read, which nothing after parsing would look at.
+    const nested = (lists: number) => `{"query":"{ __typename }","extensions":{"x":${'['.repeat(lists)}${']'.repeat(lists)}}}`;
+    // The body, `extensions` and the lists: 63 lists are 65 levels.
+    assertRefused(await post(stack, nested(63)), 400, 'BAD_REQUEST', /^The request body nests objects and lists deeper than the 64 levels accepted$/);
+    assertRefused(await post(stack, nested(500_000)), 400, 'BAD_REQUEST', /^The request body nests objects and lists deeper than the 64 levels accepted$/);
+    assert.equal((await post(stack, nested(62))).status, 200);
+    // Brackets inside strings are text, not nesting.
+    assert.equal((await post(stack, JSON.stringify({ query: `{ __typename } # ${'['.repeat(100)}`, extensions: { x: '{'.repeat(100), y: '\\"['.repeat(100) } }))).status, 200);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
