@@ -10,7 +10,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { OperationAdmission } from './http/admission.ts';
 import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { awaitsContinue, discardBody, leftMidRequest, readBody } from './http/body.ts';
+import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
@@ -551,8 +551,12 @@ async function readGraphQLBody(req: IncomingMessage, res: ServerResponse, maxBod
   const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding'], req.headers['transfer-encoding']);
   if (unreadable !== undefined) return { status: 415, message: unreadable, code: HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE };
   const bytes = await readBody(req, maxBodyBytes, res);
-  if (bytes === undefined) {
+  if (bytes === 'too large') {
     return { status: 413, message: `The request body exceeds ${maxBodyBytes} bytes`, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
+  }
+  if (bytes === 'too many pieces') {
+    const message = `The request body came in more than ${maxBodyPieces(maxBodyBytes)} pieces: send it in fewer, larger chunks`;
+    return { status: 413, message, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
   }
   const text = utf8Text(bytes);
   if (text === undefined) return { status: 400, message: 'The request body is not valid UTF-8', code: HttpRefusalCode.BAD_REQUEST };

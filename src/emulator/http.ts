@@ -96,7 +96,8 @@ export function sendError(
  */
 export async function readBody(req: IncomingMessage): Promise<string> {
   const bytes = await readBodyUpTo(req, MAX_BODY_BYTES);
-  if (bytes === undefined) throw new HttpError(413, 'request body too large', undefined, { connection: 'close' });
+  if (bytes === 'too large') throw new HttpError(413, 'request body too large', undefined, { connection: 'close' });
+  if (bytes === 'too many pieces') throw new HttpError(413, 'request body in too many pieces', undefined, { connection: 'close' });
   return bytes.toString('utf8');
 }
 

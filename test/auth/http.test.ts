@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -325,6 +326,27 @@ describe('CORS and introspection with auth on', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  test('reads a body without a token in no more pieces than a body with one: past 16,384 (MAX_BODY_BYTES / 64), 401 and the connection closed', async () => {
+    const head = 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n';
+    const inBytes = (length: number) => '1\r\nx\r\n'.repeat(length);
+    // As many as a body may come in: read and dropped, the connection serving the next request.
+    const read = await exchange(stack.gateway.url, `${head}\r\n${inBytes(16_384)}0\r\n\r\nGET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+    assert.match(read, /^HTTP\/1\.1 401 .*"code":"UNAUTHENTICATED".*HTTP\/1\.1 200 .*\{"status":"ok"\}$/s);
+    // One more, never ended: answered there, the rest unread, the connection closed by the gateway.
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('error', () => {}); // the gateway may reset a connection it closed while the body still came
+      socket.write(`${head}\r\n${inBytes(16_385)}`);
+      await once(socket, 'close');
+      assert.match(received, /^HTTP\/1\.1 401 .*\r\nconnection: close\r\n.*"code":"UNAUTHENTICATED"/is);
+    } finally {
+      socket.destroy();
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 
   test('does not ask a client waiting for 100 Continue to send a body it would refuse for want of a token: 401 at once, the connection closed', async () => {

@@ -165,6 +165,8 @@ describe('HTTP hygiene', () => {
   });
 
   it('holds a body sent a byte per chunk in about its own size, not a buffer per byte (1 MiB once held ~220 MB, before any token was checked)', { timeout: 60_000 }, async () => {
+    // A limit that lets this body come in 512 Ki pieces (past 1 MiB / 64, maxBodyPieces), as the default's 1 MiB does not.
+    const roomy = await startStack({ gateway: { maxBodyBytes: 64 * 1024 * 1024 } });
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const pad = 512 * 1024;
@@ -172,8 +174,8 @@ describe('HTTP hygiene', () => {
     // Watched by its socket's bytes read: a 'data' listener of the test's own would take the body's first
     // chunks before the gateway listens.
     let server: Socket | undefined;
-    stack.gateway.httpServer.once('connection', (socket: Socket) => (server = socket));
-    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    roomy.gateway.httpServer.once('connection', (socket: Socket) => (server = socket));
+    const socket = connect(Number(new URL(roomy.gateway.url).port), '127.0.0.1');
     try {
       let answer = '';
       socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
@@ -192,7 +194,32 @@ describe('HTTP hygiene', () => {
       assert.match(answer, /^HTTP\/1\.1 200 /);
     } finally {
       socket.destroy();
+      await roomy.close();
     }
+  });
+
+  it('refuses a body in more pieces than 16,384 (MAX_BODY_BYTES / 64) with 413, reading no more of it (1 MiB a byte per chunk took ~280 ms of CPU)', async () => {
+    const head = `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n`;
+    const inBytes = (text: string) => [...text].map((c) => `1\r\n${c}\r\n`).join('');
+    const prefix = '{"query":"{ __typename }","pad":"';
+    const body = (length: number) => `${prefix}${'x'.repeat(length - prefix.length - 2)}"}`;
+    // As many as allowed: read, and run.
+    const allowed = await exchange(stack.gateway.url, `${head.replace('\r\n\r\n', '\r\nconnection: close\r\n\r\n')}${inBytes(body(16_384))}0\r\n\r\n`);
+    assert.match(allowed, /^HTTP\/1\.1 200 .*"__typename":"Query"/s);
+    // One more, and the body (never ended here) is refused there, its connection closed.
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('error', () => {}); // the gateway may reset a connection it closed while the body still came
+      socket.write(head + inBytes(body(16_385)));
+      await once(socket, 'close');
+      assert.match(received, /^HTTP\/1\.1 413 .*\r\nconnection: close\r\n/is);
+      assert.match(received, /"message":"The request body came in more than 16384 pieces: send it in fewer, larger chunks".*"code":"PAYLOAD_TOO_LARGE"/);
+    } finally {
+      socket.destroy();
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 
   it('closes the connection of a request refused before its body is read, instead of reading an endless body until the deadline', { timeout: 20_000 }, async () => {
