@@ -51,6 +51,8 @@ export interface GatewayConfig extends AccessConfig {
   maxAnswerBytes: number;
   /** `MAX_OPERATIONS_IN_FLIGHT`: operations running at once; past it, 503. */
   maxOperationsInFlight: number;
+  /** `MAX_BODY_BYTES_IN_FLIGHT`: bytes of request bodies held at once while they arrive; past it, 503. */
+  maxBodyBytesInFlight: number;
   /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;
   logLevel: LogLevel;
@@ -104,6 +106,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   // At most what one JavaScript string holds (2^29 − 24 UTF-16 units): larger answers cannot be made at all.
   const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
   const maxOperationsInFlight = integer('MAX_OPERATIONS_IN_FLIGHT', DEFAULTS.maxOperationsInFlight, 1, 1_000_000);
+  // At least one body of the largest size, or such a body would never be read.
+  const maxBodyBytesInFlight = integer('MAX_BODY_BYTES_IN_FLIGHT', DEFAULTS.maxBodyBytesInFlight, maxBodyBytes, 64 * 1024 * 1024 * 1024);
   const operationLimits: OperationLimits = {
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
@@ -139,6 +143,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     maxBodyBytes,
     maxAnswerBytes,
     maxOperationsInFlight,
+    maxBodyBytesInFlight,
     operationLimits,
     logLevel,
     development,

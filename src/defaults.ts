@@ -29,6 +29,13 @@ export const DEFAULTS = {
    */
   maxOperationsInFlight: 1_000,
   /**
+   * Bytes of request bodies held at once while they arrive, per process; past it a body is refused with 503
+   * (src/http/admission.ts). Without it, 2,000 clients each sending all but the last byte of a 1 MiB body held
+   * 2 GB. An operation's body takes a few KB (its variables at most 64 KB), so 128 MiB is thousands of
+   * ordinary ones arriving at once, or 128 of the largest; the buffers they take stay within twice as much.
+   */
+  maxBodyBytesInFlight: 128 * 1024 * 1024,
+  /**
    * Upstream writes a caller without the admin scope may make in any hour (0: not counted). A frontend user
    * links a mailbox with one connect token, and changes an account now and then: 60 leaves room for retries
    * and a busy session, while a day of a caller's connect tokens (they expire after 24 h unused), with every

@@ -7,7 +7,7 @@ import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, t
 import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
 import { DEFAULTS } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { OperationAdmission } from './http/admission.ts';
+import { BodyAdmission, OperationAdmission } from './http/admission.ts';
 import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody } from './http/body.ts';
@@ -44,6 +44,11 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxAnswerBytes?: number;
   /** Operations running at once; past it one is refused with 503 and Retry-After before it runs. Default 1,000. */
   maxOperationsInFlight?: number;
+  /**
+   * Bytes of request bodies held at once while they arrive (each by its declared length; one without, as
+   * maxBodyBytes); past it a body is refused with 503 and Retry-After before it is read. Default 128 MiB.
+   */
+  maxBodyBytesInFlight?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
   /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause; one whose error status had arrived, its body still coming, as that status). Default 30 s. */
@@ -180,6 +185,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown,
     connections,
     admission: new OperationAdmission(options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight),
+    bodyAdmission: new BodyAdmission(options.maxBodyBytesInFlight ?? DEFAULTS.maxBodyBytesInFlight),
     refusalsForLoad,
   });
 
@@ -195,7 +201,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await client.close();
     await access.close();
     // The counts of throttled lines still unsaid: no later line of theirs, and no quiet interval, will say them.
-    for (const [, unsaid] of refusalsForLoad.unsaidAtEnd()) sayRefusalsForLoadUnsaid(logger, unsaid);
+    for (const [load, unsaid] of refusalsForLoad.unsaidAtEnd()) sayRefusalsForLoadUnsaid(logger, load, unsaid);
     for (const [failure, unsaid] of acceptFailures.unsaidAtEnd()) sayAcceptFailuresUnsaid(logger, failure, unsaid);
   }
 
@@ -294,7 +300,9 @@ interface HandlerParts {
   connections: Connections;
   /** The cap on operations running at once. */
   admission: OperationAdmission;
-  /** The log line of the requests the cap refuses: one every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
+  /** The cap on the bytes of request bodies held at once while they arrive. */
+  bodyAdmission: BodyAdmission;
+  /** The log lines of the requests either cap refuses: one each every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
   refusalsForLoad: LineThrottle;
 }
 
@@ -413,7 +421,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     if (req.method === 'POST' && (awaitsContinue(req) || !(await discardBody(req, maxBodyBytes)))) res.setHeader('connection', 'close');
     body = {};
   } else if (req.method === 'POST') {
-    const read = await readGraphQLBody(req, res, maxBodyBytes);
+    const read = await readGraphQLBody(parts, req, res, requestId);
     if ('status' in read) return refuse(read);
     body = read.body;
   }
@@ -461,8 +469,8 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
  * warning an operator looks for: once every LOAD_REFUSAL_LOG_INTERVAL_MS at most, with how many since.
  */
 function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, requestId: string): Refusal {
-  const due = refusalsForLoad.admit('load', performance.now());
-  if (due) logger.warn('operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows', { requestId, maximum: admission.limit, ...due });
+  const due = refusalsForLoad.admit('operations', performance.now());
+  if (due) logger.warn(LOAD_REFUSAL_LINES.operations, { requestId, maximum: admission.limit, ...due });
   return {
     status: 503,
     message: `The gateway is running as many operations as it may at once (${admission.limit}); retry shortly`,
@@ -472,15 +480,39 @@ function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, re
 }
 
 /**
+ * A request whose body would take the bodies held while they arrive past MAX_BODY_BYTES_IN_FLIGHT, refused
+ * before any of it is read; warned of as operations refused for load are.
+ */
+function refusalForBodies({ logger, bodyAdmission, refusalsForLoad }: Pick<HandlerParts, 'logger' | 'bodyAdmission' | 'refusalsForLoad'>, requestId: string): Refusal {
+  const due = refusalsForLoad.admit('bodies', performance.now());
+  if (due) logger.warn(LOAD_REFUSAL_LINES.bodies, { requestId, maximum: bodyAdmission.limit, ...due });
+  return {
+    status: 503,
+    message: `The gateway is receiving as many request bodies as it may hold at once (${bodyAdmission.limit} bytes); retry shortly`,
+    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
+    // Its body unread: the connection cannot serve another request (GatewayResponse closes it too).
+    headers: { 'retry-after': '1', connection: 'close' },
+  };
+}
+
+/** The warning of each kind of refusal for load, by its key in `refusalsForLoad`. */
+const LOAD_REFUSAL_LINES = {
+  operations: 'operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows',
+  bodies: 'request refused: the bodies being received take as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
+} as const;
+
+/**
  * Once refusals for load have stopped for an interval, the first operation admitted says how many went unsaid
  * since the last warning: without it, the count of a burst's end waited for the next burst, perhaps for ever.
  */
 function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
-  for (const [, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) sayRefusalsForLoadUnsaid(logger, unsaid);
+  for (const [load, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) sayRefusalsForLoadUnsaid(logger, load, unsaid);
 }
 
-function sayRefusalsForLoadUnsaid(logger: Logger, unsaid: number): void {
-  logger.warn('operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows', { sinceLastLine: unsaid });
+function sayRefusalsForLoadUnsaid(logger: Logger, load: string, unsaid: number): void {
+  const unsaidLine =
+    load === 'bodies' ? 'requests refused for load left unsaid: the bodies being received took as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows' : 'operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows';
+  logger.warn(unsaidLine, { sinceLastLine: unsaid });
 }
 
 function sayAcceptFailuresUnsaid(logger: Logger, failure: string, unsaid: number): void {
@@ -546,23 +578,37 @@ function apolloHeaders(req: IncomingMessage): HeaderMap {
   return headers;
 }
 
-/** A POST's body, read and parsed as a GraphQL request; or why it cannot be (its type, size, encoding or JSON). */
-async function readGraphQLBody(req: IncomingMessage, res: ServerResponse, maxBodyBytes: number): Promise<{ body: unknown } | Refusal> {
+/**
+ * A POST's body, read and parsed as a GraphQL request; or why it cannot be (its type, size, encoding or JSON,
+ * or the bodies held already: MAX_BODY_BYTES_IN_FLIGHT, counted until it is parsed).
+ */
+async function readGraphQLBody(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, requestId: string): Promise<{ body: unknown } | Refusal> {
+  const { maxBodyBytes, bodyAdmission } = parts;
   const unreadable = unreadableBodyType(req.headers['content-type'], req.headers['content-encoding'], req.headers['transfer-encoding']);
   if (unreadable !== undefined) return { status: 415, message: unreadable, code: HttpRefusalCode.UNSUPPORTED_MEDIA_TYPE };
-  const bytes = await readBody(req, maxBodyBytes, res);
-  if (bytes === 'too large') {
-    return { status: 413, message: `The request body exceeds ${maxBodyBytes} bytes`, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
+  // Counted by its declared length; one without (chunked) may come to MAX_BODY_BYTES. One declared larger is
+  // refused for its size (413) unread, holding nothing.
+  const declared = Number(req.headers['content-length']);
+  const leave = declared > maxBodyBytes ? () => undefined : bodyAdmission.enter(Number.isFinite(declared) ? declared : maxBodyBytes);
+  if (leave === undefined) return refusalForBodies(parts, requestId);
+  try {
+    const bytes = await readBody(req, maxBodyBytes, res);
+    if (bytes === 'too large') {
+      return { status: 413, message: `The request body exceeds ${maxBodyBytes} bytes`, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
+    }
+    if (bytes === 'too many pieces') {
+      const message = `The request body came in more than ${maxBodyPieces(maxBodyBytes)} pieces: send it in fewer, larger chunks`;
+      return { status: 413, message, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
+    }
+    const text = utf8Text(bytes);
+    if (text === undefined) return { status: 400, message: 'The request body is not valid UTF-8', code: HttpRefusalCode.BAD_REQUEST };
+    const parsed = parseGraphQLBody(text);
+    if (!parsed.ok) return { status: 400, message: parsed.message, code: HttpRefusalCode.BAD_REQUEST };
+    return { body: parsed.body };
+  } finally {
+    // Read and parsed (or refused, or its client gone): what it holds now is its operation's.
+    leave();
   }
-  if (bytes === 'too many pieces') {
-    const message = `The request body came in more than ${maxBodyPieces(maxBodyBytes)} pieces: send it in fewer, larger chunks`;
-    return { status: 413, message, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
-  }
-  const text = utf8Text(bytes);
-  if (text === undefined) return { status: 400, message: 'The request body is not valid UTF-8', code: HttpRefusalCode.BAD_REQUEST };
-  const parsed = parseGraphQLBody(text);
-  if (!parsed.ok) return { status: 400, message: parsed.message, code: HttpRefusalCode.BAD_REQUEST };
-  return { body: parsed.body };
 }
 
 /** The operation's text as Apollo will read it: a GET's `?query=`, a POST body's `query` (when a string). */

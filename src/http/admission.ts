@@ -6,8 +6,9 @@
  * before it runs, and its client told to come back (503 with Retry-After).
  *
  * Not counted: a request whose body is still arriving (bounded by MAX_BODY_BYTES and the time a request may
- * take to arrive), and an answer on its way to its client (bounded by MAX_ANSWER_BYTES and the stall
- * timeout), so that slow clients, or ones without a valid token, cannot hold places that others need.
+ * take to arrive, and all of them by BodyAdmission below), and an answer on its way to its client (bounded by
+ * MAX_ANSWER_BYTES and the stall timeout), so that slow clients, or ones without a valid token, cannot hold
+ * places that others need.
  */
 export class OperationAdmission {
   #running = 0;
@@ -23,6 +24,32 @@ export class OperationAdmission {
       if (left) return;
       left = true;
       this.#running -= 1;
+    };
+  }
+}
+
+/**
+ * The cap on the bytes of request bodies the gateway holds at once while they arrive
+ * (`MAX_BODY_BYTES_IN_FLIGHT`), each from when it means to read one until the body is parsed. MAX_BODY_BYTES
+ * bounds one body, and the request's receive timeout how long it is held, but not how many are held: 2,000
+ * clients each sending all but the last byte of a 1 MiB body held 2 GB, for as long as they kept sending
+ * more within the timeout, on a connection each. Past the cap a body is refused before any of it is read
+ * (503 with Retry-After), so that a client waiting for `100 Continue` never uploads it.
+ */
+export class BodyAdmission {
+  #held = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Room for a body of `bytes`, or undefined when the bodies held would then pass `limit`; what it returns gives the room back (once, however often called). */
+  enter(bytes: number): (() => void) | undefined {
+    if (this.#held + bytes > this.limit) return undefined;
+    this.#held += bytes;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#held -= bytes;
     };
   }
 }

@@ -802,6 +802,59 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('refuse a body past maxBodyBytesInFlight, counting those still arriving by their declared length, with 503 SERVICE_UNAVAILABLE and Retry-After before it is read, warned of once; admit again once one is in or its client left', async () => {
+    const stack = await startLoggingStack('info', { gateway: { maxBodyBytes: 1024, maxBodyBytesInFlight: 3 * 1024 + 512 } });
+    const port = Number(new URL(stack.gateway.url).port);
+    /** A GraphQL body of exactly `bytes` bytes. */
+    const sized = (bytes: number) => {
+      const bare = JSON.stringify({ query: '{ __typename }', variables: { pad: '' } });
+      return JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(bytes - bare.length) } });
+    };
+    const sockets: Socket[] = [];
+    /** A POST of a 1,024-byte body sent but for its last byte, held until `finish` sends it. */
+    const holdBody = () => {
+      const body = sized(1024);
+      const socket = connect(port, '127.0.0.1');
+      sockets.push(socket);
+      socket.on('error', () => {});
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1024\r\n\r\n${body.slice(0, -1)}`);
+      return {
+        socket,
+        async finish(): Promise<string> {
+          socket.write(body.slice(-1));
+          await eventually(() => /\r\n\r\n\{.*\}\n?$/s.test(received), { what: 'the held body answered' });
+          return received;
+        },
+      };
+    };
+    try {
+      // Three such bodies hold 3,072 bytes: one more of 1,024 would pass the cap, one of 512 would not.
+      const held = [holdBody(), holdBody(), holdBody()];
+      await eventually(async () => (await post(stack, sized(1024))).status === 503, { what: 'a fourth body refused while three arrive' });
+      const refused = await post(stack, sized(1024));
+      assertRefused(refused, 503, 'SERVICE_UNAVAILABLE', /as many request bodies as it may hold at once \(3584 bytes\); retry shortly/);
+      assert.equal(refused.headers.get('retry-after'), '1');
+      assert.equal((await post(stack, sized(512))).status, 200, 'a body that fits beside them is read');
+      const warnings = stack.lines.filter((line) => line.includes('MAX_BODY_BYTES_IN_FLIGHT'));
+      assert.equal(warnings.length, 1, 'one warning for a burst of refusals, not one each');
+      assert.equal(JSON.parse(warnings[0]!).maximum, 3 * 1024 + 512);
+
+      // A body all in gives its room back, and so does one whose client left before sending all of it.
+      assert.match(await held[0]!.finish(), /^HTTP\/1\.1 200 .*"__typename":"Query"/s);
+      held[1]!.socket.destroy();
+      await eventually(async () => (await post(stack, sized(1024))).status === 200, { what: 'a body read once a held one is in' });
+      const again = [holdBody(), holdBody()];
+      await eventually(async () => (await post(stack, sized(1024))).status === 503, { what: 'a body refused once the cap is held again' });
+      // Each of those two was read, as was the third held from the start: the room given back was not given twice.
+      for (const body of [held[2]!, ...again]) assert.match(await body.finish(), /^HTTP\/1\.1 200 /);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await stack.close();
+    }
+  });
+
   it('count an operation out of maxOperationsInFlight once its answer is made, while its client still takes it', { timeout: 30_000 }, async () => {
     const stack = await startStack({ gateway: { maxOperationsInFlight: 1 } });
     let download: SlowRead | undefined;

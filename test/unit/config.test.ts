@@ -118,6 +118,7 @@ describe('configuration from the environment', () => {
       MAX_BODY_BYTES: '2048',
       MAX_ANSWER_BYTES: '1048576',
       MAX_OPERATIONS_IN_FLIGHT: '50',
+      MAX_BODY_BYTES_IN_FLIGHT: '4096',
       MAX_QUERY_DEPTH: '5',
       MAX_QUERY_COST: '500',
     });
@@ -136,6 +137,10 @@ describe('configuration from the environment', () => {
     assert.equal(config.maxAnswerBytes, 1_048_576);
     assert.equal(config.maxOperationsInFlight, 50);
     assert.equal(loadConfig({}).maxOperationsInFlight, 1_000);
+    assert.equal(config.maxBodyBytesInFlight, 4_096);
+    assert.equal(loadConfig({}).maxBodyBytesInFlight, 128 * 1024 * 1024);
+    // Below one body of the largest size, such a body could never be read.
+    assert.deepEqual(configProblems({ MAX_BODY_BYTES: '2048', MAX_BODY_BYTES_IN_FLIGHT: '2047' }), ['MAX_BODY_BYTES_IN_FLIGHT must be a whole number from 2048 to 68719476736 (got "2047")']);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
     const problems = configProblems({ UPSTREAM_MAX_IN_FLIGHT: '0', OPERATION_TIMEOUT_MS: 'soon', SHUTDOWN_DRAIN_MS: '-1', KEEP_ALIVE_TIMEOUT_MS: '0', BREAKER_FAILURE_THRESHOLD: '1.5', CALLER_WRITES_PER_HOUR: '-1', CALLER_READS_PER_HOUR: 'many', MAX_BODY_BYTES: '10', MAX_ANSWER_BYTES: '1024', MAX_OPERATIONS_IN_FLIGHT: '0' });
