@@ -46,6 +46,22 @@ function happenings<T = void>(): { push: (value: T) => void; next: () => Promise
 }
 
 /**
+ * Runs `use` while `onRead` is told of each answer of `status` whose headers the client has read (its handler runs
+ * as undici's channel is told): a test waits for that, not for a time by which it should have come.
+ */
+async function whileHeadersRead<T>(status: number, onRead: () => void, use: () => Promise<T>): Promise<T> {
+  const read = (message: unknown) => {
+    if ((message as { response: { statusCode: number } }).response.statusCode === status) onRead();
+  };
+  subscribe('undici:request:headers', read);
+  try {
+    return await use();
+  } finally {
+    unsubscribe('undici:request:headers', read);
+  }
+}
+
+/**
  * The whole file runs in about a second: a suite still running after this long waits for something that will
  * not come (a regression that leaves a wait unanswered, or a retry loop against a refusing upstream), and fails
  * here instead of at the run's per-test limit of five minutes.
@@ -1098,13 +1114,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       if (req.url!.endsWith('/limited')) res.writeHead(429, { 'retry-after': '30', 'content-type': 'application/json', 'content-length': '100' }).write('{"type":"er');
       else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
     });
-    // The client has read the 429's headers (its handler runs as the channel is told).
+    // The client has read the 429's headers.
     const headersRead = happenings();
-    const onHeaders = (message: unknown) => {
-      if ((message as { response: { statusCode: number } }).response.statusCode === 429) headersRead.push();
-    };
-    subscribe('undici:request:headers', onHeaders);
-    try {
+    await whileHeadersRead(429, headersRead.push, async () => {
       await onTestTime(t, async (advance) => {
         await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 2, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
           const limited = client.getAccount('limited');
@@ -1125,9 +1137,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           assert.equal(client.breakerState, 'closed', 'a 429 is no sign of the upstream down');
         });
       });
-    } finally {
-      unsubscribe('undici:request:headers', onHeaders);
-    }
+    });
   });
 
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
@@ -1179,11 +1189,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         });
       });
       // With a 103, the call counts as out once the client has read it: a cut before would not test it.
-      const interimRead = (message: unknown) => {
-        if ((message as { response: { statusCode: number } }).response.statusCode === 103) arrived.push();
-      };
-      subscribe('undici:request:headers', interimRead);
-      try {
+      await whileHeadersRead(103, arrived.push, async () => {
         await onTestTime(t, async (advance) => {
           await withLocalUpstream(server, { timeoutMs: 400, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 3 }, async (client) => {
             // A call every 100 ms while the circuit is closed, each with 400 ms: from the fifth on, as each is
@@ -1203,9 +1209,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
             assert.equal(client.breakerState, 'open', interim ? 'after 1xx only' : 'after no answer');
           });
         });
-      } finally {
-        unsubscribe('undici:request:headers', interimRead);
-      }
+      });
     }
   });
 
@@ -1640,14 +1644,20 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     );
   });
 
-  it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async (t) => {
+  /**
+   * An upstream for the breaker's queued trials: ids `answered` names are answered at once, every other request
+   * is held for the test (`nextArrival`: 'reset' to reset when the test says, the rest never answered); the
+   * retry's backoff is the test's to end (`waits`), asked for once the reset has been seen (`backoffAsked`).
+   */
+  function queuedTrialUpstream(answered: (id: string) => boolean) {
     const arrived = happenings<{ id: string; req: IncomingMessage }>();
+    const arrivals: string[] = [];
     const server = createHttpServer((req, res) => {
       const id = req.url!.split('/').pop()!;
-      if (id === 'ok') res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-      else arrived.push({ id, req }); // 'reset': reset when the test says; 'hang' and 'late': never answered
+      arrivals.push(id);
+      if (answered(id)) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      else arrived.push({ id, req });
     });
-    // The retry's backoff is the test's to end: it is asked for once the reset has been seen.
     const waits = manualTimer();
     const backoffAsked = deferred();
     const waitTimer: WaitTimer = (callback, ms) => (backoffAsked.resolve(), waits.timer(callback, ms));
@@ -1657,6 +1667,11 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.equal(arrival.id, id);
       return arrival.req;
     };
+    return { server, arrivals, waits, backoffAsked, waitTimer, nextArrival };
+  }
+
+  it('does not let a half-open trial that began with under half its time left (held back in the queue) reopen the circuit by timing out', async (t) => {
+    const { server, waits, backoffAsked, waitTimer, nextArrival } = queuedTrialUpstream((id) => id === 'ok');
     await onTestTime(t, async (advance) => {
       await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 300, waitTimer }, async (client) => {
         const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
@@ -1685,24 +1700,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   });
 
   it('holds back a half-open probe given up on while it waited for a connection: only the probe in its place goes out', async (t) => {
-    const arrived = happenings<{ id: string; req: IncomingMessage }>();
-    const arrivals: string[] = [];
-    const server = createHttpServer((req, res) => {
-      const id = req.url!.split('/').pop()!;
-      arrivals.push(id);
-      if (id.startsWith('probe')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-      else arrived.push({ id, req }); // 'reset': reset when the test says; 'hang': never answered
-    });
-    // The retry's backoff is the test's to end: it is asked for once the reset has been seen.
-    const waits = manualTimer();
-    const backoffAsked = deferred();
-    const waitTimer: WaitTimer = (callback, ms) => (backoffAsked.resolve(), waits.timer(callback, ms));
-    /** The next request to reach the upstream, which must be `id`'s. */
-    const nextArrival = async (id: string) => {
-      const arrival = await arrived.next();
-      assert.equal(arrival.id, id);
-      return arrival.req;
-    };
+    const { server, arrivals, waits, backoffAsked, waitTimer, nextArrival } = queuedTrialUpstream((id) => id.startsWith('probe'));
     await onTestTime(t, async (advance) => {
       await withLocalUpstream(server, { timeoutMs: 3_000, maxInFlight: 1, maxAttempts: 2, breakerFailureThreshold: 1, breakerCooldownMs: 200, waitTimer }, async (client) => {
         const reset = client.getAccount('reset'); // reset at 900 ms; its retry queues and times out at 3 s: the circuit opens
@@ -2215,13 +2213,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       if (req.url!.endsWith('/slow')) res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' }).write('{');
       arrived.push();
     });
-    // The client has read the slow answer's headers (its handler runs as the channel is told).
+    // The client has read the slow answer's headers.
     const begun = happenings();
-    const headersRead = (message: unknown) => {
-      if ((message as { response: { statusCode: number } }).response.statusCode === 200) begun.push();
-    };
-    subscribe('undici:request:headers', headersRead);
-    try {
+    await whileHeadersRead(200, begun.push, async () => {
       await onTestTime(t, async (advance) => {
         await withLocalUpstream(server, { timeoutMs: 1_000, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
           const hang = client.getAccount('hang');
@@ -2235,8 +2229,6 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           assert.equal(client.breakerState, 'open');
         });
       });
-    } finally {
-      unsubscribe('undici:request:headers', headersRead);
-    }
+    });
   });
 });
