@@ -334,7 +334,8 @@ function unexpectedStatus(response: Response, url: string): Error {
 
 /**
  * `location` resolved against `base`, without the user name and password it may carry. When it is no URL (a port
- * out of range, a space in its host), as written but for whatever precedes an `@` in its authority.
+ * out of range, a space in its host), as written but for whatever precedes an `@` in its authority: found after
+ * the scheme and any slashes or backslashes, as the URL parser finds it (`https:\\user:pw@…`, `https:///user:pw@…`).
  */
 function withoutCredentials(location: string, base: string): string {
   try {
@@ -343,7 +344,7 @@ function withoutCredentials(location: string, base: string): string {
     resolved.password = '';
     return resolved.href;
   } catch {
-    return location.replace(/^([^:/?#]*:)?(\/\/)[^/?#]*@/, '$1$2');
+    return location.replace(/^([^:/\\?#]*:)?([/\\]*)[^/?#]*@/, '$1$2');
   }
 }
 

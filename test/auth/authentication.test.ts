@@ -606,6 +606,26 @@ describe('an unreachable key set', () => {
     }
   });
 
+  test('answering a redirect whose Location is no URL and writes its slashes otherwise: its credentials are left out all the same', async () => {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    try {
+      // The URL parser reads an authority after backslashes, after a third slash, or after no slash at all (for an
+      // https: Location beside an http: base) as it does after two: these carry a user name and password too.
+      for (const [location, said] of [
+        ['https:\\\\user:pa55@idp.example:99999/keys', 'https:\\\\idp.example:99999/keys'],
+        ['https:///user:pa55@idp.example:99999/keys', 'https:///idp.example:99999/keys'],
+        ['https:user:pa55@idp.example:99999/keys', 'https:idp.example:99999/keys'],
+      ]) {
+        jwks.redirect({ status: 302, location: location! });
+        const problem = await keySetProblem(jwks.url);
+        assert.equal(problem, `it could not be fetched and read (the key set's URL answered 302, a redirect (not followed) to ${said})`);
+      }
+    } finally {
+      await jwks.close();
+    }
+  });
+
   test('is not asked for again for a while after a failed fetch: no fetch and no error line per request', async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
