@@ -128,6 +128,16 @@ describe('the configuration tables of the README and docs', () => {
       assert.ok(refused(max + 1), `${path}: ${name}=${max + 1} is refused`);
     }
   });
+
+  it('says MAX_BODY_BYTES_IN_FLIGHT goes as low as MAX_BODY_BYTES, whatever that is', () => {
+    const row = rows.find((candidate) => candidate.names[0] === 'MAX_BODY_BYTES_IN_FLIGHT');
+    assert.ok(row, 'the README has a row for MAX_BODY_BYTES_IN_FLIGHT');
+    assert.match(row.meaning, /at least `MAX_BODY_BYTES`/i);
+    // MAX_BODY_BYTES at its lowest, 1 KiB: a cap of one such body is taken.
+    assert.deepEqual(configProblems({ MAX_BODY_BYTES: '1024', MAX_BODY_BYTES_IN_FLIGHT: '1024' }), []);
+    const range = /(?<![\w.])(\d+(?: KiB| MiB)?)–/.exec(row.meaning);
+    assert.ok(range === null || documentedNumber(range[1]!) <= 1024, `${row.path}: its range begins at ${range?.[1]}, yet 1024 is taken beside MAX_BODY_BYTES=1024`);
+  });
 });
 
 describe('the README and docs name what exists', () => {
