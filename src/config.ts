@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DEFAULTS } from './defaults.ts';
+import { DEFAULTS, maxAnswerBytesInFlightFor } from './defaults.ts';
 import { egressProxyFor, type EgressProxy } from './egress-proxy.ts';
 import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/config.ts';
 import { hasCredentials } from './url.ts';
@@ -53,6 +53,8 @@ export interface GatewayConfig extends AccessConfig {
   maxOperationsInFlight: number;
   /** `MAX_BODY_BYTES_IN_FLIGHT`: bytes of request bodies held at once while they arrive; past it, 503. */
   maxBodyBytesInFlight: number;
+  /** `MAX_ANSWER_BYTES_IN_FLIGHT`: bytes of answers held at once for clients that have not taken them; past it, 503. */
+  maxAnswerBytesInFlight: number;
   /** `MAX_QUERY_DEPTH`, `MAX_ALIASES`, `MAX_ROOT_FIELDS`, `MAX_QUERY_COST`, `MAX_QUERY_TOKENS` (docs/limits.md). */
   operationLimits: OperationLimits;
   logLevel: LogLevel;
@@ -108,6 +110,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const maxOperationsInFlight = integer('MAX_OPERATIONS_IN_FLIGHT', DEFAULTS.maxOperationsInFlight, 1, 1_000_000);
   // At least one body of the largest size, or such a body would never be read.
   const maxBodyBytesInFlight = integer('MAX_BODY_BYTES_IN_FLIGHT', DEFAULTS.maxBodyBytesInFlight, maxBodyBytes, 64 * 1024 * 1024 * 1024);
+  // At least one answer of the largest size, or such an answer, held, would refuse every operation.
+  const maxAnswerBytesInFlight = integer('MAX_ANSWER_BYTES_IN_FLIGHT', maxAnswerBytesInFlightFor(maxAnswerBytes), maxAnswerBytes, 64 * 1024 * 1024 * 1024);
   const operationLimits: OperationLimits = {
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
@@ -144,6 +148,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     maxAnswerBytes,
     maxOperationsInFlight,
     maxBodyBytesInFlight,
+    maxAnswerBytesInFlight,
     operationLimits,
     logLevel,
     development,

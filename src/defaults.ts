@@ -57,6 +57,14 @@ export const DEFAULTS = {
    */
   maxAnswerBytes: 64 * 1024 * 1024,
   /**
+   * Bytes of answers held at once for clients that have not taken them, per process; past it a new operation
+   * is refused with 503 (src/http/admission.ts). Without it, 100 clients each running a query with a ~5 MB
+   * answer and reading none of it held ~740 MiB of RSS until the stall timeout. An ordinary answer is a few KB
+   * and leaves at once, so 256 MiB is thousands of them waiting for slow readers, or four of the largest
+   * (maxAnswerBytes, which it never goes below: see maxAnswerBytesInFlightFor).
+   */
+  maxAnswerBytesInFlight: 256 * 1024 * 1024,
+  /**
    * How long a client may take to send a whole request, headers and body (Node's own is 5 minutes: a client
    * trickling a body a byte at a time would hold a connection that long). Not a setting.
    */
@@ -76,3 +84,11 @@ export const DEFAULTS = {
    */
   answerStallTimeoutMs: 120_000,
 } as const;
+
+/**
+ * MAX_ANSWER_BYTES_IN_FLIGHT's default beside a MAX_ANSWER_BYTES of `maxAnswerBytes`: at least one answer of
+ * the largest size (MAX_ANSWER_BYTES goes up to 512 MiB), or that one answer, held, would refuse every operation.
+ */
+export function maxAnswerBytesInFlightFor(maxAnswerBytes: number): number {
+  return Math.max(DEFAULTS.maxAnswerBytesInFlight, maxAnswerBytes);
+}

@@ -34,7 +34,10 @@ export const HttpRefusalCode = {
   UNSUPPORTED_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   /** 431: the request line and headers take more than Node's parser reads (16 KiB). */
   REQUEST_HEADER_FIELDS_TOO_LARGE: 'REQUEST_HEADER_FIELDS_TOO_LARGE',
-  /** 503: `MAX_OPERATIONS_IN_FLIGHT` operations are running already; Retry-After says when to try again. */
+  /**
+   * 503: `MAX_OPERATIONS_IN_FLIGHT` operations are running already, the bodies arriving take `MAX_BODY_BYTES_IN_FLIGHT`,
+   * or the answers not yet taken `MAX_ANSWER_BYTES_IN_FLIGHT`; Retry-After says when to try again.
+   */
   SERVICE_UNAVAILABLE: 'SERVICE_UNAVAILABLE',
 } as const;
 export type HttpRefusalCode = (typeof HttpRefusalCode)[keyof typeof HttpRefusalCode];

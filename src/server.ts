@@ -5,9 +5,9 @@ import { createApollo } from './apollo.ts';
 import type { EgressProxy } from './egress-proxy.ts';
 import { callerForLog, createGatewayAccess, OPEN_IDENTITY, type GatewayAccess, type GatewayAccessOptions, type Identity } from './auth/index.ts';
 import { contextDeps, createContext, type ContextDeps, type GatewayContext, type OperationOutcome } from './context.ts';
-import { DEFAULTS } from './defaults.ts';
+import { DEFAULTS, maxAnswerBytesInFlightFor } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
-import { BodyAdmission, OperationAdmission } from './http/admission.ts';
+import { AnswerAdmission, BodyAdmission, OperationAdmission } from './http/admission.ts';
 import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody } from './http/body.ts';
@@ -49,6 +49,13 @@ export interface GatewayOptions extends GatewayAccessOptions {
    * maxBodyBytes); past it a body is refused with 503 and Retry-After before it is read. Default 128 MiB.
    */
   maxBodyBytesInFlight?: number;
+  /**
+   * Bytes of answers held at once for clients that have not taken them (each from when it is written until
+   * it has all left the process or its response closed); past it a new operation is refused with 503 and
+   * Retry-After before it runs, and no answer already made is cut. Default 256 MiB, or maxAnswerBytes when
+   * that is more; below maxAnswerBytes, startGateway throws.
+   */
+  maxAnswerBytesInFlight?: number;
   /** Depth, aliases, root fields and estimated cost an operation may reach (docs/limits.md); unset ones keep their defaults. */
   operationLimits?: Partial<OperationLimits>;
   /** Deadline of a whole operation; its upstream calls still out then fail as UPSTREAM_TIMEOUT (RATE_LIMITED those waiting out a rate-limit pause; one whose error status had arrived, its body still coming, as that status). Default 30 s. */
@@ -121,6 +128,8 @@ export interface Gateway {
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { logger } = options;
+  // Before anything is started that would have to be stopped.
+  const { maxBodyBytesInFlight, maxAnswerBytesInFlight } = heldBytesCaps(options);
   const access = createGatewayAccess(options, logger);
   const client = new UpstreamClient({
     ...options.upstream,
@@ -185,7 +194,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     shutdown,
     connections,
     admission: new OperationAdmission(options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight),
-    bodyAdmission: new BodyAdmission(options.maxBodyBytesInFlight ?? DEFAULTS.maxBodyBytesInFlight),
+    bodyAdmission: new BodyAdmission(maxBodyBytesInFlight),
+    answerAdmission: new AnswerAdmission(maxAnswerBytesInFlight),
     refusalsForLoad,
   });
 
@@ -215,6 +225,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Its log lines (the client's) name it as an operation's name their request.
     upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
   };
+}
+
+/**
+ * The caps on the bytes held at once for bodies arriving and answers not yet taken, from `options` or their
+ * defaults. The answers' must hold one answer of the largest size, as the environment's configuration requires:
+ * below it, one such answer held would hold back every operation. Refused here too (the gateway does not
+ * start), so that programmatic starts are held to the same rule.
+ */
+function heldBytesCaps(options: GatewayOptions): { maxBodyBytesInFlight: number; maxAnswerBytesInFlight: number } {
+  const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULTS.maxAnswerBytes;
+  const maxBodyBytesInFlight = options.maxBodyBytesInFlight ?? DEFAULTS.maxBodyBytesInFlight;
+  const maxAnswerBytesInFlight = options.maxAnswerBytesInFlight ?? maxAnswerBytesInFlightFor(maxAnswerBytes);
+  if (maxAnswerBytesInFlight < maxAnswerBytes) throw new Error(`maxAnswerBytesInFlight (${maxAnswerBytesInFlight}) must be at least maxAnswerBytes (${maxAnswerBytes})`);
+  return { maxBodyBytesInFlight, maxAnswerBytesInFlight };
 }
 
 /**
@@ -302,7 +326,9 @@ interface HandlerParts {
   admission: OperationAdmission;
   /** The cap on the bytes of request bodies held at once while they arrive. */
   bodyAdmission: BodyAdmission;
-  /** The log lines of the requests either cap refuses: one each every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
+  /** The cap on the bytes of answers held at once for clients that have not taken them. */
+  answerAdmission: AnswerAdmission;
+  /** The log lines of the requests any of those caps refuses: one each every LOAD_REFUSAL_LOG_INTERVAL_MS at most. */
   refusalsForLoad: LineThrottle;
 }
 
@@ -440,6 +466,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     return sendJson(res, 400, { errors: [tooManyLines] }, { 'content-type': refusalMediaType(req.headers.accept) });
   }
   // One refused for its token runs nothing: it is answered 401 whatever the load.
+  if (!('error' in authenticated) && parts.answerAdmission.full) return refuse(refusalForAnswers(parts, requestId));
   const leave = 'error' in authenticated ? () => undefined : admission.enter();
   if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
   refusalsForLoadOver(parts);
@@ -461,7 +488,7 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     // its client takes to read the answer.
     leave();
   }
-  await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer });
+  await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer, answerAdmission: parts.answerAdmission });
 }
 
 /**
@@ -495,11 +522,34 @@ function refusalForBodies({ logger, bodyAdmission, refusalsForLoad }: Pick<Handl
   };
 }
 
+/**
+ * An operation refused before it runs because the answers waiting for their clients take MAX_ANSWER_BYTES_IN_FLIGHT
+ * bytes or more; warned of as operations refused for load are.
+ */
+function refusalForAnswers({ logger, answerAdmission, refusalsForLoad }: Pick<HandlerParts, 'logger' | 'answerAdmission' | 'refusalsForLoad'>, requestId: string): Refusal {
+  const due = refusalsForLoad.admit('answers', performance.now());
+  if (due) logger.warn(LOAD_REFUSAL_LINES.answers, { requestId, maximum: answerAdmission.limit, ...due });
+  return {
+    status: 503,
+    message: `The gateway holds as many bytes of answers not yet taken by their clients as it may (${answerAdmission.limit}); retry shortly`,
+    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
+    headers: { 'retry-after': '1' },
+  };
+}
+
 /** The warning of each kind of refusal for load, by its key in `refusalsForLoad`. */
 const LOAD_REFUSAL_LINES = {
   operations: 'operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows',
   bodies: 'request refused: the bodies being received take as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
+  answers: 'operation refused: the answers not yet taken by their clients take as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
 } as const;
+
+/** The line saying how many refusals of each kind went unsaid, by its key in `refusalsForLoad`. */
+const LOAD_REFUSAL_UNSAID_LINES: Record<keyof typeof LOAD_REFUSAL_LINES, string> = {
+  operations: 'operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows',
+  bodies: 'requests refused for load left unsaid: the bodies being received took as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
+  answers: 'operations refused for load left unsaid: the answers not yet taken by their clients took as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
+};
 
 /**
  * Once refusals for load have stopped for an interval, the first operation admitted says how many went unsaid
@@ -510,9 +560,7 @@ function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
 }
 
 function sayRefusalsForLoadUnsaid(logger: Logger, load: string, unsaid: number): void {
-  const unsaidLine =
-    load === 'bodies' ? 'requests refused for load left unsaid: the bodies being received took as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows' : 'operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows';
-  logger.warn(unsaidLine, { sinceLastLine: unsaid });
+  logger.warn(LOAD_REFUSAL_UNSAID_LINES[load as keyof typeof LOAD_REFUSAL_LINES], { sinceLastLine: unsaid });
 }
 
 function sayAcceptFailuresUnsaid(logger: Logger, failure: string, unsaid: number): void {
@@ -695,7 +743,7 @@ function logOperationOnClose(parts: Pick<HandlerParts, 'logger' | 'shutdown' | '
 async function sendAnswer(
   res: ServerResponse,
   response: HTTPGraphQLResponse,
-  { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer }: Pick<HandlerParts, 'logger' | 'maxAnswerBytes' | 'unmakeableAnswer'> & { requestId: string; outcome: OperationOutcome },
+  { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer, answerAdmission }: Pick<HandlerParts, 'logger' | 'maxAnswerBytes' | 'unmakeableAnswer' | 'answerAdmission'> & { requestId: string; outcome: OperationOutcome },
 ): Promise<void> {
   for (const [key, value] of response.headers) {
     // Apollo answers a persisted query's miss `private, no-cache, must-revalidate`, which lets a browser keep it:
@@ -725,7 +773,8 @@ async function sendAnswer(
       const { writesMade } = outcome;
       if (!unmakeable || writesMade !== undefined) answer = answerTooLargeBody(bytes, maxAnswerBytes, res.statusCode < 400, writesMade && { writesMade });
     }
-    endOnceFlushed(res, answer);
+    // Held until its client has taken it (or is gone): counted against MAX_ANSWER_BYTES_IN_FLIGHT.
+    endOnceFlushed(res, answer, (bytes) => answerAdmission.hold(bytes));
     return;
   }
   for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -7,8 +7,8 @@
  *
  * Not counted: a request whose body is still arriving (bounded by MAX_BODY_BYTES and the time a request may
  * take to arrive, and all of them by BodyAdmission below), and an answer on its way to its client (bounded by
- * MAX_ANSWER_BYTES and the stall timeout), so that slow clients, or ones without a valid token, cannot hold
- * places that others need.
+ * MAX_ANSWER_BYTES and the stall timeout, and all of them by AnswerAdmission below), so that slow clients, or
+ * ones without a valid token, cannot hold places that others need.
  */
 export class OperationAdmission {
   #running = 0;
@@ -49,6 +49,41 @@ export class BodyAdmission {
     return () => {
       if (left) return;
       left = true;
+      this.#held -= bytes;
+    };
+  }
+}
+
+/**
+ * The cap on the bytes of answers the gateway holds for clients that have not taken them
+ * (`MAX_ANSWER_BYTES_IN_FLIGHT`), each from when it is written to its response until all of it has left the
+ * process (Node keeps the whole answer, encoded, until the kernel has taken its last byte) or its response
+ * closes (the client gone, the answer cut for stalling, the connection cut at shutdown). MAX_ANSWER_BYTES
+ * bounds one answer and the stall timeout how long it is held, but not how many are: 100 clients each running
+ * a query with a ~5 MB answer and reading none of it held ~740 MiB of RSS.
+ *
+ * An answer's size is known only once it is made, and an answer made is sent whatever the total (its operation
+ * ran; a mutation's writes are in it): past the cap a new operation is refused before it runs instead (503 with
+ * Retry-After). The total passes the cap by at most the answers of the operations admitted before it was
+ * reached, which MAX_OPERATIONS_IN_FLIGHT bounds, as it bounds what they held while they ran.
+ */
+export class AnswerAdmission {
+  #held = 0;
+
+  constructor(readonly limit: number) {}
+
+  /** Whether the answers held take `limit` bytes or more: a new operation is not to run. */
+  get full(): boolean {
+    return this.#held >= this.limit;
+  }
+
+  /** Counts an answer of `bytes` as held; what it returns gives them back (once, however often called). */
+  hold(bytes: number): () => void {
+    this.#held += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
       this.#held -= bytes;
     };
   }

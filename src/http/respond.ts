@@ -10,13 +10,21 @@ import type { ErrorCode, HttpRefusalCode } from '../errors.ts';
  * its body has been handed to the socket; what the kernel holds still reaches the client after a close.
  */
 
-/** Sends `body` as the whole response, with its Content-Length, and ends the response once it is flushed. */
-export function endOnceFlushed(res: ServerResponse, body: string): void {
+/**
+ * Sends `body` as the whole response, with its Content-Length, and ends the response once it is flushed.
+ * `hold`: counts its bytes as held by the process from now on; what it returns is called as the response
+ * closes, which it does once ended (all of the body out of the process) or when its connection drops with the
+ * body still in it (the client gone, the answer cut for stalling or at shutdown), which frees it.
+ */
+export function endOnceFlushed(res: ServerResponse, body: string, hold?: (bytes: number) => () => void): void {
   if (body.length === 0) {
     res.end();
     return;
   }
-  if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(body));
+  const bytes = Buffer.byteLength(body);
+  if (!res.headersSent) res.setHeader('content-length', bytes);
+  // Closed already (its client left while the operation ran): nothing is held, and no 'close' would give it back.
+  if (hold && !res.closed) res.once('close', hold(bytes));
   res.write(body, (error) => {
     if (flushed(res, error)) res.end();
   });

@@ -11,7 +11,7 @@ import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, rawGraphQLPost } from '../helpers/net.ts';
 import { logEntries } from '../helpers/script.ts';
-import { codes, startLoggingStack, startSlowDownload, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startSlowRead, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 interface Answer {
   status: number;
@@ -867,6 +867,132 @@ describe('HTTP settings', () => {
       download?.socket.destroy();
       await stack.close();
     }
+  });
+
+  describe('maxAnswerBytesInFlight', () => {
+    /** The ~20 MB answer of startSlowDownload: more than loopback's socket buffers hold, so most of it waits in the gateway. */
+    const BIG_ANSWER = '{ accounts(first: 100) { nodes { firstName } } }';
+    /** An operation that calls the upstream once it runs, with a small answer. */
+    const probe = (stack: Stack) => post(stack, JSON.stringify({ query: '{ accounts(first: 1) { nodes { id } } }' }));
+    /** One such answer held stays below the cap; two pass it. */
+    const gateway = { maxAnswerBytes: 24 * 1024 * 1024, maxAnswerBytesInFlight: 32 * 1024 * 1024 };
+    /** Clients of `stack` asking for BIG_ANSWER and reading none of it; the first makes the accounts it lists. */
+    const bigAnswers = (stack: Stack) => {
+      const started: SlowRead[] = [];
+      return {
+        started,
+        async start(): Promise<SlowRead> {
+          const download = started.length === 0 ? await startSlowDownload(stack.emulator, stack.gateway.url) : await startSlowRead(stack.gateway.url, rawGraphQLPost(BIG_ANSWER));
+          started.push(download);
+          return download;
+        },
+      };
+    };
+    /** Reads the rest of `download`'s answer. */
+    const readAll = async (download: SlowRead) => {
+      download.socket.resume();
+      await eventually(() => download.received() === download.contentLength || download.socket.destroyed, { timeoutMs: 20_000, what: 'the whole answer read' });
+      assert.equal(download.received(), download.contentLength, 'the answer was not cut');
+    };
+
+    it('refuse a new operation with 503 SERVICE_UNAVAILABLE and Retry-After before it runs once the answers not taken pass it, warned of once; never cut those answers; admit again once one is taken or its client left, its room given back once', { timeout: 90_000 }, async () => {
+      const stack = await startLoggingStack('info', { gateway });
+      const answers = bigAnswers(stack);
+      try {
+        const [first, second] = [await answers.start(), await answers.start()];
+        assert.ok(first.received() < first.contentLength && first.contentLength < gateway.maxAnswerBytesInFlight);
+        stack.upstreamCalls();
+        for (let i = 0; i < 2; i++) {
+          const refused = await probe(stack);
+          assertRefused(refused, 503, 'SERVICE_UNAVAILABLE', /as many bytes of answers not yet taken by their clients as it may \(33554432\); retry shortly/);
+          assert.equal(refused.headers.get('retry-after'), '1');
+        }
+        assert.deepEqual(stack.upstreamCalls(), [], 'nothing of a refused operation ran');
+        const warnings = stack.lines.filter((line) => line.includes('MAX_ANSWER_BYTES_IN_FLIGHT'));
+        assert.equal(warnings.length, 1, 'one warning for a burst of refusals, not one each');
+        assert.equal(JSON.parse(warnings[0]!).maximum, gateway.maxAnswerBytesInFlight);
+
+        // An answer taken gives its room back; one more held takes it again.
+        await readAll(first!);
+        await eventually(async () => (await probe(stack)).status === 200, { what: 'an operation admitted once an answer was taken' });
+        await answers.start();
+        assert.equal((await probe(stack)).status, 503);
+        // A client gone with its answer gives its room back; the one that took its answer leaving too gives none twice.
+        first!.socket.destroy();
+        second!.socket.destroy();
+        await eventually(async () => (await probe(stack)).status === 200, { what: 'an operation admitted once a client left with its answer' });
+        await answers.start();
+        assert.equal((await probe(stack)).status, 503, 'two answers held pass the cap again: no room was given back twice');
+        // Past the cap, the answers already made still go out whole.
+        for (const download of answers.started.slice(2)) await readAll(download);
+        await eventually(async () => (await probe(stack)).status === 200, { what: 'an operation admitted once every answer was taken' });
+      } finally {
+        for (const download of answers.started) download.socket.destroy();
+        await stack.close();
+      }
+    });
+
+    it('give the room of an answer back when the connection drops with it queued behind another (pipelining)', { timeout: 60_000 }, async () => {
+      const stack = await startStack({ gateway });
+      const answers = bigAnswers(stack);
+      try {
+        // The first answer goes to the socket; the second, made behind it on the same connection, waits in the response.
+        // A GET: Node stops reading the connection once its answer waits, so a body sent after might never be read.
+        const pipelined = await answers.start();
+        pipelined.socket.write(`GET /graphql?query=${encodeURIComponent(BIG_ANSWER)} HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: application/json\r\napollo-require-preflight: true\r\n\r\n`);
+        await eventually(async () => (await probe(stack)).status === 503, { timeoutMs: 20_000, what: 'the queued answer counted' });
+        pipelined.socket.destroy();
+        await eventually(async () => (await probe(stack)).status === 200, { what: 'an operation admitted once the connection dropped' });
+        // Both gave their room back, once: two answers held pass the cap again.
+        await answers.start();
+        assert.equal((await probe(stack)).status, 200);
+        await answers.start();
+        assert.equal((await probe(stack)).status, 503);
+      } finally {
+        for (const download of answers.started) download.socket.destroy();
+        await stack.close();
+      }
+    });
+
+    it('refuse a programmatic start below maxAnswerBytes, as MAX_ANSWER_BYTES_IN_FLIGHT is refused; unset, it is at least maxAnswerBytes', async () => {
+      await assert.rejects(startStack({ gateway: { maxAnswerBytes: 4096, maxAnswerBytesInFlight: 4095 } }), /^Error: maxAnswerBytesInFlight \(4095\) must be at least maxAnswerBytes \(4096\)$/);
+      const large = await startStack({ gateway: { maxAnswerBytes: 512 * 1024 * 1024 } });
+      try {
+        assert.equal((await large.gql('{ __typename }')).status, 200);
+      } finally {
+        await large.close();
+      }
+    });
+
+    it('count nothing for an answer made once its client had left', { timeout: 60_000 }, async () => {
+      // Any answer held takes a small cap: each of those below, had it been counted, would have stayed so.
+      const stack = await startStack({ gateway: { maxAnswerBytes: 1024, maxAnswerBytesInFlight: 1024 } });
+      try {
+        for (let i = 0; i < 10; i++) {
+          assert.equal(await leaveWhileUpstreamHangs(stack, `left${i}@example.com`), 'aborted');
+          await eventually(() => stack.emulator.inFlight === 0, { what: 'the operation stopped once its client left' });
+          assert.equal((await stack.gql('{ __typename }')).status, 200, `no room kept for the answers of the ${i + 1} clients gone`);
+        }
+      } finally {
+        await stack.close();
+      }
+    });
+
+    it('give the room of an answer cut for stalling back', { timeout: 60_000 }, async () => {
+      // Long enough that the second download below is held while the operation after it is admitted or not.
+      const stack = await startLoggingStack('info', { gateway: { ...gateway, answerStallTimeoutMs: 3_000 } });
+      const answers = bigAnswers(stack);
+      try {
+        await answers.start();
+        await eventually(() => stack.lines.some((line) => line.includes('"answerStalled":true')), { timeoutMs: 20_000, what: 'the answer cut for stalling' });
+        // Its room kept, it and this one would pass the cap.
+        await answers.start();
+        assert.equal((await probe(stack)).status, 200);
+      } finally {
+        for (const download of answers.started) download.socket.destroy();
+        await stack.close();
+      }
+    });
   });
 
   it('accept a body of exactly maxBodyBytes, declared or streamed, and refuse one byte more', async () => {
