@@ -46,7 +46,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   maxOperationsInFlight?: number;
   /**
    * Bytes of request bodies held at once while they arrive (each by its declared length; one without, as
-   * maxBodyBytes); past it a body is refused with 503 and Retry-After before it is read. Default 128 MiB.
+   * maxBodyBytes); past it a body is refused with 503 and Retry-After before it is read. Default 128 MiB;
+   * below maxBodyBytes, startGateway throws.
    */
   maxBodyBytesInFlight?: number;
   /**
@@ -229,13 +230,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
 /**
  * The caps on the bytes held at once for bodies arriving and answers not yet taken, from `options` or their
- * defaults. The answers' must hold one answer of the largest size, as the environment's configuration requires:
- * below it, one such answer held would hold back every operation. Refused here too (the gateway does not
- * start), so that programmatic starts are held to the same rule.
+ * defaults. Each must hold one body (answer) of the largest size, as the environment's configuration requires:
+ * below it, every body without a declared length (chunked) would be refused, or one answer of that size held
+ * would hold back every operation. Refused here too (the gateway does not start), so that programmatic starts
+ * are held to the same rule.
  */
 function heldBytesCaps(options: GatewayOptions): { maxBodyBytesInFlight: number; maxAnswerBytesInFlight: number } {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULTS.maxAnswerBytes;
   const maxBodyBytesInFlight = options.maxBodyBytesInFlight ?? DEFAULTS.maxBodyBytesInFlight;
+  if (maxBodyBytesInFlight < maxBodyBytes) throw new Error(`maxBodyBytesInFlight (${maxBodyBytesInFlight}) must be at least maxBodyBytes (${maxBodyBytes})`);
   const maxAnswerBytesInFlight = options.maxAnswerBytesInFlight ?? maxAnswerBytesInFlightFor(maxAnswerBytes);
   if (maxAnswerBytesInFlight < maxAnswerBytes) throw new Error(`maxAnswerBytesInFlight (${maxAnswerBytesInFlight}) must be at least maxAnswerBytes (${maxAnswerBytes})`);
   return { maxBodyBytesInFlight, maxAnswerBytesInFlight };

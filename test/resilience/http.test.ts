@@ -855,6 +855,12 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('refuse a programmatic start with maxBodyBytesInFlight below maxBodyBytes, as MAX_BODY_BYTES_IN_FLIGHT is refused: every chunked body would get 503', async () => {
+    await assert.rejects(startStack({ gateway: { maxBodyBytes: 2048, maxBodyBytesInFlight: 2047 } }), /^Error: maxBodyBytesInFlight \(2047\) must be at least maxBodyBytes \(2048\)$/);
+    // Beside the default maxBodyBytes, 1 MiB.
+    await assert.rejects(startStack({ gateway: { maxBodyBytesInFlight: 1024 } }), /^Error: maxBodyBytesInFlight \(1024\) must be at least maxBodyBytes \(1048576\)$/);
+  });
+
   it('count an operation out of maxOperationsInFlight once its answer is made, while its client still takes it', { timeout: 30_000 }, async () => {
     const stack = await startStack({ gateway: { maxOperationsInFlight: 1 } });
     let download: SlowRead | undefined;
