@@ -19,12 +19,7 @@ export class OperationAdmission {
   enter(): (() => void) | undefined {
     if (this.#running >= this.limit) return undefined;
     this.#running += 1;
-    let left = false;
-    return () => {
-      if (left) return;
-      left = true;
-      this.#running -= 1;
-    };
+    return givenBackOnce(() => (this.#running -= 1));
   }
 }
 
@@ -45,12 +40,7 @@ export class BodyAdmission {
   enter(bytes: number): (() => void) | undefined {
     if (this.#held + bytes > this.limit) return undefined;
     this.#held += bytes;
-    let left = false;
-    return () => {
-      if (left) return;
-      left = true;
-      this.#held -= bytes;
-    };
+    return givenBackOnce(() => (this.#held -= bytes));
   }
 }
 
@@ -80,11 +70,16 @@ export class AnswerAdmission {
   /** Counts an answer of `bytes` as held; what it returns gives them back (once, however often called). */
   hold(bytes: number): () => void {
     this.#held += bytes;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#held -= bytes;
-    };
+    return givenBackOnce(() => (this.#held -= bytes));
   }
+}
+
+/** What gives back a place or room taken: `giveBack` runs on the first call only, however often it is called. */
+function givenBackOnce(giveBack: () => void): () => void {
+  let givenBack = false;
+  return () => {
+    if (givenBack) return;
+    givenBack = true;
+    giveBack();
+  };
 }
