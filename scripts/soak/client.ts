@@ -7,7 +7,8 @@ import { CLIENT_TIMEOUT_MS, settings } from './settings.ts';
 
 /**
  * Codes a well-formed answer may carry: the contract's, those Apollo and graphql-js raise themselves, and the
- * gateway's refusal of an operation past MAX_OPERATIONS_IN_FLIGHT (with `--connections` above it).
+ * gateway's refusal of an operation for load (past MAX_OPERATIONS_IN_FLIGHT, with `--connections` above it; the
+ * caps on bodies and answers held, MAX_BODY_BYTES_IN_FLIGHT and MAX_ANSWER_BYTES_IN_FLIGHT, answer the same).
  */
 const KNOWN_CODES: ReadonlySet<string> = new Set([...Object.values(ErrorCode), ...OPERATION_CODES, HttpRefusalCode.SERVICE_UNAVAILABLE]);
 

@@ -55,7 +55,7 @@ export function report(outcome: Outcome): string {
     '`npm run soak` (scripts/soak.ts) drives the gateway, in its own process, with many concurrent clients ' +
       'while the embedded emulator, its upstream, injects latency, errors and hangs. Every answer must be ' +
       'well-formed GraphQL (a JSON object with `data` and/or `errors`, every error with a message and a known ' +
-      '`extensions.code`, no stack trace, no secret; `data` on every 200, `errors` on every other status, no 5xx but the 503 `SERVICE_UNAVAILABLE` of an operation past `MAX_OPERATIONS_IN_FLIGHT`); ' +
+      '`extensions.code`, no stack trace, no secret; `data` on every 200, `errors` on every other status, no 5xx but the 503 `SERVICE_UNAVAILABLE` of a refusal for load: an operation past `MAX_OPERATIONS_IN_FLIGHT`, or a body or answers past `MAX_BODY_BYTES_IN_FLIGHT` or `MAX_ANSWER_BYTES_IN_FLIGHT`); ' +
       'an answer must also be for the question asked (the account or token requested). The run fails on any ' +
       'malformed or wrong answer, a request without an answer (30 s) or a broken connection that the client did ' +
       'not cause, a crash of the gateway or its process no longer answering the memory queries (10 s), or unbounded memory: peak RSS over the last window of load above ' +
