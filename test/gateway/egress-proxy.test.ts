@@ -219,6 +219,7 @@ describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://
   });
 
   it('says so of an https:// upstream too (where a certificate refused may be either’s, this one is known to be the proxy’s)', async () => {
+    await proxy.present(tls('other-host.pem'));
     const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') });
     const other = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
     try {
