@@ -470,9 +470,9 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
     return sendJson(res, 400, { errors: [tooManyLines] }, { 'content-type': refusalMediaType(req.headers.accept) });
   }
   // One refused for its token runs nothing: it is answered 401 whatever the load.
-  if (!('error' in authenticated) && parts.answerAdmission.full) return refuse(refusalForAnswers(parts, requestId));
+  if (!('error' in authenticated) && parts.answerAdmission.full) return refuse(refusalForLoad(parts, 'answers', parts.answerAdmission.limit, requestId));
   const leave = 'error' in authenticated ? () => undefined : admission.enter();
-  if (leave === undefined) return refuse(refusalForLoad(parts, requestId));
+  if (leave === undefined) return refuse(refusalForLoad(parts, 'operations', admission.limit, requestId));
   refusalsForLoadOver(parts);
   let response: HTTPGraphQLResponse;
   try {
@@ -495,65 +495,48 @@ async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: Serv
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer, answerAdmission: parts.answerAdmission });
 }
 
-/**
- * An operation past MAX_OPERATIONS_IN_FLIGHT, refused before it runs. Besides its own `operation` line, a
- * warning an operator looks for: once every LOAD_REFUSAL_LOG_INTERVAL_MS at most, with how many since.
- */
-function refusalForLoad({ logger, admission, refusalsForLoad }: HandlerParts, requestId: string): Refusal {
-  const due = refusalsForLoad.admit('operations', performance.now());
-  if (due) logger.warn(LOAD_REFUSAL_LINES.operations, { requestId, maximum: admission.limit, ...due });
-  return {
-    status: 503,
-    message: `The gateway is running as many operations as it may at once (${admission.limit}); retry shortly`,
-    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
-    headers: { 'retry-after': '1' },
-  };
-}
+/** The caps that refuse a request for load: operations running, bodies arriving, answers not yet taken. */
+type LoadCap = 'operations' | 'bodies' | 'answers';
 
 /**
- * A request whose body would take the bodies held while they arrive past MAX_BODY_BYTES_IN_FLIGHT, refused
- * before any of it is read; warned of as operations refused for load are.
+ * What each cap's refusal says: the warning an operator looks for, the line of its refusals left unsaid, and the
+ * answer's message, given the cap's limit.
  */
-function refusalForBodies({ logger, bodyAdmission, refusalsForLoad }: Pick<HandlerParts, 'logger' | 'bodyAdmission' | 'refusalsForLoad'>, requestId: string): Refusal {
-  const due = refusalsForLoad.admit('bodies', performance.now());
-  if (due) logger.warn(LOAD_REFUSAL_LINES.bodies, { requestId, maximum: bodyAdmission.limit, ...due });
-  return {
-    status: 503,
-    message: `The gateway is receiving as many request bodies as it may hold at once (${bodyAdmission.limit} bytes); retry shortly`,
-    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
-    // Its body unread: the connection cannot serve another request (GatewayResponse closes it too).
-    headers: { 'retry-after': '1', connection: 'close' },
-  };
-}
-
-/**
- * An operation refused before it runs because the answers waiting for their clients take MAX_ANSWER_BYTES_IN_FLIGHT
- * bytes or more; warned of as operations refused for load are.
- */
-function refusalForAnswers({ logger, answerAdmission, refusalsForLoad }: Pick<HandlerParts, 'logger' | 'answerAdmission' | 'refusalsForLoad'>, requestId: string): Refusal {
-  const due = refusalsForLoad.admit('answers', performance.now());
-  if (due) logger.warn(LOAD_REFUSAL_LINES.answers, { requestId, maximum: answerAdmission.limit, ...due });
-  return {
-    status: 503,
-    message: `The gateway holds as many bytes of answers not yet taken by their clients as it may (${answerAdmission.limit}); retry shortly`,
-    code: HttpRefusalCode.SERVICE_UNAVAILABLE,
-    headers: { 'retry-after': '1' },
-  };
-}
-
-/** The warning of each kind of refusal for load, by its key in `refusalsForLoad`. */
-const LOAD_REFUSAL_LINES = {
-  operations: 'operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows',
-  bodies: 'request refused: the bodies being received take as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
-  answers: 'operation refused: the answers not yet taken by their clients take as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
-} as const;
-
-/** The line saying how many refusals of each kind went unsaid, by its key in `refusalsForLoad`. */
-const LOAD_REFUSAL_UNSAID_LINES: Record<keyof typeof LOAD_REFUSAL_LINES, string> = {
-  operations: 'operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows',
-  bodies: 'requests refused for load left unsaid: the bodies being received took as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
-  answers: 'operations refused for load left unsaid: the answers not yet taken by their clients took as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
+const LOAD_CAPS: Record<LoadCap, { warning: string; unsaid: string; message: (limit: number) => string }> = {
+  operations: {
+    warning: 'operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows',
+    unsaid: 'operations refused for load left unsaid: as many ran as MAX_OPERATIONS_IN_FLIGHT allows',
+    message: (limit) => `The gateway is running as many operations as it may at once (${limit}); retry shortly`,
+  },
+  bodies: {
+    warning: 'request refused: the bodies being received take as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
+    unsaid: 'requests refused for load left unsaid: the bodies being received took as many bytes as MAX_BODY_BYTES_IN_FLIGHT allows',
+    message: (limit) => `The gateway is receiving as many request bodies as it may hold at once (${limit} bytes); retry shortly`,
+  },
+  answers: {
+    warning: 'operation refused: the answers not yet taken by their clients take as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
+    unsaid: 'operations refused for load left unsaid: the answers not yet taken by their clients took as many bytes as MAX_ANSWER_BYTES_IN_FLIGHT allows',
+    message: (limit) => `The gateway holds as many bytes of answers not yet taken by their clients as it may (${limit}); retry shortly`,
+  },
 };
+
+/**
+ * A request refused by `cap` (whose limit is `limit`) before it runs: an operation past MAX_OPERATIONS_IN_FLIGHT,
+ * a body that would take the bodies arriving past MAX_BODY_BYTES_IN_FLIGHT (before any of it is read), or an
+ * operation while the answers not yet taken hold MAX_ANSWER_BYTES_IN_FLIGHT. Besides its own `operation` line, a
+ * warning an operator looks for: once every LOAD_REFUSAL_LOG_INTERVAL_MS at most for each cap, with how many since.
+ */
+function refusalForLoad(
+  { logger, refusalsForLoad }: Pick<HandlerParts, 'logger' | 'refusalsForLoad'>,
+  cap: LoadCap,
+  limit: number,
+  requestId: string,
+  headers: Record<string, string> = {},
+): Refusal {
+  const due = refusalsForLoad.admit(cap, performance.now());
+  if (due) logger.warn(LOAD_CAPS[cap].warning, { requestId, maximum: limit, ...due });
+  return { status: 503, message: LOAD_CAPS[cap].message(limit), code: HttpRefusalCode.SERVICE_UNAVAILABLE, headers: { 'retry-after': '1', ...headers } };
+}
 
 /**
  * Once refusals for load have stopped for an interval, the first operation admitted says how many went unsaid
@@ -563,8 +546,8 @@ function refusalsForLoadOver({ logger, refusalsForLoad }: HandlerParts): void {
   for (const [load, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) sayRefusalsForLoadUnsaid(logger, load, unsaid);
 }
 
-function sayRefusalsForLoadUnsaid(logger: Logger, load: string, unsaid: number): void {
-  logger.warn(LOAD_REFUSAL_UNSAID_LINES[load as keyof typeof LOAD_REFUSAL_LINES], { sinceLastLine: unsaid });
+function sayRefusalsForLoadUnsaid(logger: Logger, cap: string, unsaid: number): void {
+  logger.warn(LOAD_CAPS[cap as LoadCap].unsaid, { sinceLastLine: unsaid });
 }
 
 function sayAcceptFailuresUnsaid(logger: Logger, failure: string, unsaid: number): void {
@@ -642,7 +625,8 @@ async function readGraphQLBody(parts: HandlerParts, req: IncomingMessage, res: S
   // refused for its size (413) unread, holding nothing.
   const declared = Number(req.headers['content-length']);
   const leave = declared > maxBodyBytes ? () => undefined : bodyAdmission.enter(Number.isFinite(declared) ? declared : maxBodyBytes);
-  if (leave === undefined) return refusalForBodies(parts, requestId);
+  // Its body unread, the connection cannot serve another request (GatewayResponse closes it too).
+  if (leave === undefined) return refusalForLoad(parts, 'bodies', bodyAdmission.limit, requestId, { connection: 'close' });
   try {
     const bytes = await readBody(req, maxBodyBytes, res);
     if (bytes === 'too large') {
