@@ -260,8 +260,8 @@ function isPrivateKey(key: JWK): boolean {
  * other public keys verify theirs as ever.
  */
 const publicKeysOnly = (fetchImpl: FetchImplementation, onPrivateKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
+  // A 200 (fetchCapped throws for any other status).
   const response = await fetchImpl(url, options);
-  if (response.status !== 200) return response;
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
   if (!isKeyList(set) || !set.keys.some(isPrivateKey)) return response;
