@@ -201,7 +201,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
 
   const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
-  const httpServer = await listen(options, handle, connections, shutdown, acceptFailures);
+  const httpServer = await listen(options, handle, connections, shutdown, acceptFailures, access.corsGrant);
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
 
@@ -249,7 +249,7 @@ function heldBytesCaps(options: GatewayOptions): { maxBodyBytesInFlight: number;
  * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
  * `connections` goes to `handle`, and what escapes it is answered 500 (or the connection cut, its answer begun).
  */
-async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown, acceptFailures: LineThrottle): Promise<Server> {
+async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown, acceptFailures: LineThrottle, corsGrant: GatewayAccess['corsGrant']): Promise<Server> {
   const { logger } = options;
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
@@ -281,8 +281,9 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   );
   httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
   // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
-  // took too long to arrive) is answered in the envelope and with the headers of every other refusal.
-  httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs }));
+  // took too long to arrive) is answered in the envelope and with the headers of every other refusal (the CORS
+  // grant when the request's headers were read).
+  httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant }));
   httpServer.on('connection', (socket: Socket) => {
     shutdown.connectionOpened(socket);
     // Once failures have stopped for an interval, the next connection accepted says how many went unsaid
@@ -339,12 +340,18 @@ interface HandlerParts {
 /** One request's answer, its route picked and its refusals made before Apollo; `outcome` feeds its log line. */
 type Handler = (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome) => Promise<void>;
 
-/** The request handler: the headers every answer carries, open mode's host check, and the routes (`/healthz`, the IDE, `/graphql`). */
+/** The request handler: the headers every answer carries (the CORS grant, but on the IDE's), open mode's host check, and the routes (`/healthz`, the IDE, `/graphql`). */
 function createHandler(parts: HandlerParts): Handler {
   const { logger, access, ide, shutdown } = parts;
   return async (req, res, requestId, outcome) => {
     res.setHeader('x-request-id', requestId);
     for (const [name, value] of EVERY_ANSWER_HEADERS) res.setHeader(name, value);
+    const url = requestUrlOf(req);
+    // A frontend of an allowed origin reads an answer only with its grant (else it sees an opaque network
+    // failure): every answer carries it, refusals made before the path is looked at and a 500 included. Not the
+    // IDE's page and files: a browser opens them from the gateway's own origin, and its files are cached
+    // publicly for a year, where one origin's grant would refuse every other origin the same file.
+    if (url === undefined || !ide.owns(req, url)) access.grantCors(req, res);
     // Refused on any path, so with no `operation` line: said at debug, as Node's own refusals of a request it
     // cannot read are (client-error.ts), by the request id its answer carries.
     const refuseUnrouted = (status: number, error: ReturnType<typeof graphqlError>, headers?: Record<string, string>) => {
@@ -361,7 +368,6 @@ function createHandler(parts: HandlerParts): Handler {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
-    const url = requestUrlOf(req);
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
     if (url === undefined) return refuseUnrouted(400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') return answerHealth(req, res, shutdown);
@@ -386,12 +392,12 @@ function unmetExpectation(expect: string | undefined): boolean {
 }
 
 /**
- * `/graphql`: CORS, the refusals made before Apollo (method, token, body, media types), the Apollo call with the
+ * `/graphql`: CORS preflights, the refusals made before Apollo (method, token, body, media types), the Apollo call with the
  * operation's deadline, and the answer, with the operation's log line.
  */
 async function serveGraphql(parts: HandlerParts, req: IncomingMessage, res: ServerResponse, url: URL, requestId: string, outcome: OperationOutcome): Promise<void> {
   const { logger, access, apollo, deps, requestBudget, operationTimeoutMs, maxBodyBytes, maxAnswerBytes, maxDocumentLines, unmakeableAnswer, shutdown, connections, admission } = parts;
-  if (access.cors(req, res)) return;
+  if (access.answerPreflight(req, res)) return;
   // Apollo picks the answer's media type by Accept (application/json or application/graphql-response+json).
   res.setHeader('vary', res.hasHeader('vary') ? `${String(res.getHeader('vary'))}, Accept` : 'Accept');
   const started = performance.now();

@@ -23,26 +23,42 @@ const ALLOWED_HEADERS = [
 /** How long a browser may reuse a preflight answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 
+/** The response headers a frontend reads: the request id, the 401's challenge, when to retry (a budget's 429, a load cap's or a key set's 503). */
+const EXPOSED_HEADERS = 'x-request-id, www-authenticate, retry-after';
+
 /**
- * CORS for `/graphql`: exact origins only (`CORS_ORIGINS`), none by default. Credentials are not
- * allowed because the gateway reads no cookies: a token travels in `Authorization`, which a page of
- * another origin cannot attach for the user. Returns true when the request was a preflight and has been
- * answered.
+ * The CORS grant of an answer to a request from `origin` (its `Origin` header; `undefined` when it sent none or
+ * it could not be read): exact origins only (`CORS_ORIGINS`), none by default. Credentials are not allowed
+ * because the gateway reads no cookies: a token travels in `Authorization`, which a page of another origin
+ * cannot attach for the user. The one place that says which headers a grant is made of: every answer of the
+ * gateway's takes it from here (the handler's through `grantCors`, those written by hand for a request Node's
+ * parser refused in client-error.ts), so that a frontend can read every refusal, not see an opaque failure.
  */
-export function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: ReadonlySet<string>): boolean {
-  const origin = req.headers.origin;
+export function corsGrant(origin: string | undefined, allowedOrigins: ReadonlySet<string>): Array<[string, string]> {
   // Caches must not hand one origin's answer to another.
-  if (allowedOrigins.size > 0) res.setHeader('vary', 'Origin');
-  const allowed = origin !== undefined && allowedOrigins.has(origin);
-  if (allowed) {
-    res.setHeader('access-control-allow-origin', origin);
-    // A page reads only the headers listed here: when to retry (a budget's 429, a key set's 503) included.
-    res.setHeader('access-control-expose-headers', 'x-request-id, www-authenticate, retry-after');
-  }
+  if (allowedOrigins.size === 0) return [];
+  if (origin === undefined || !allowedOrigins.has(origin)) return [['vary', 'Origin']];
+  return [
+    ['vary', 'Origin'],
+    ['access-control-allow-origin', origin],
+    ['access-control-expose-headers', EXPOSED_HEADERS],
+  ];
+}
+
+/** Sets the CORS grant (corsGrant) of the answer to `req` on `res`, before any answer is written. */
+export function grantCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: ReadonlySet<string>): void {
+  for (const [name, value] of corsGrant(req.headers.origin, allowedOrigins)) res.setHeader(name, value);
+}
+
+/**
+ * Answers a CORS preflight for `/graphql` (an `OPTIONS` request), whose grant `grantCors` has set already.
+ * Returns true when the request was a preflight and has been answered.
+ */
+export function answerPreflight(req: IncomingMessage, res: ServerResponse, allowedOrigins: ReadonlySet<string>): boolean {
   if (req.method !== 'OPTIONS') return false;
   req.resume();
   const headers: Record<string, string> = { allow: 'GET, POST, OPTIONS' };
-  if (allowed) {
+  if (req.headers.origin !== undefined && allowedOrigins.has(req.headers.origin)) {
     headers['access-control-allow-methods'] = 'GET, POST, OPTIONS';
     headers['access-control-allow-headers'] = ALLOWED_HEADERS;
     headers['access-control-max-age'] = String(PREFLIGHT_MAX_AGE_SECONDS);

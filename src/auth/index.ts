@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
 import { hasCredentials, hostnameOf, isLoopbackHost } from '../url.ts';
-import { applyCors } from './cors.ts';
+import { answerPreflight, corsGrant, grantCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
 export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
@@ -24,8 +24,12 @@ export interface GatewayAccess {
   /** No authentication configured: every caller is admin (loopback only). */
   readonly open: boolean;
   readonly introspection: boolean;
-  /** Sets the CORS headers of a `/graphql` response; true when it answered a preflight itself. */
-  cors(req: IncomingMessage, res: ServerResponse): boolean;
+  /** The CORS grant of an answer to a request from `origin` (its `Origin` header): see corsGrant. */
+  corsGrant(origin: string | undefined): Array<[string, string]>;
+  /** Sets the CORS grant of the answer to `req` on `res`: every answer of the gateway's but the IDE's. */
+  grantCors(req: IncomingMessage, res: ServerResponse): void;
+  /** Answers a CORS preflight of `/graphql`, its grant set already; true when `req` was one. */
+  answerPreflight(req: IncomingMessage, res: ServerResponse): boolean;
   /**
    * Whether a request's `Host` may be served. In open mode, only loopback names: a web page whose own host
    * name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with the gateway in the browser's
@@ -66,7 +70,9 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     authenticate: authenticator.authenticate,
     open,
     introspection: options.introspection ?? (options.development || open),
-    cors: (req, res) => applyCors(req, res, origins),
+    corsGrant: (origin) => corsGrant(origin, origins),
+    grantCors: (req, res) => grantCors(req, res, origins),
+    answerPreflight: (req, res) => answerPreflight(req, res, origins),
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
     close: () => authenticator.close(),

@@ -16,6 +16,8 @@ export interface ClientErrorOptions {
   logger: Logger;
   /** How long a request may take to arrive (GatewayOptions.requestReceiveTimeoutMs): the 408's message says it. */
   requestReceiveTimeoutMs: number;
+  /** The CORS grant of an answer to a request from an origin (GatewayAccess.corsGrant). */
+  corsGrant(origin: string | undefined): Array<[string, string]>;
 }
 
 /** Node's `clientError`: a socket error, a parser's (`HPE_…`) or the deadline of a request still arriving. */
@@ -52,7 +54,7 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
     answered.add(socket);
     const requestId = randomUUID();
     options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
-    socket.write(answerBytes(refusal, requestId));
+    socket.write(answerBytes(refusal, requestId, options.corsGrant(refusedRequestOrigin(socket))));
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
@@ -114,6 +116,20 @@ function responseBegun(socket: Socket): boolean {
 }
 
 /**
+ * The `Origin` header of the request refused, when its headers were read: one whose body failed (its framing,
+ * a chunk extension too large) or did not arrive in time is the request the handler holds on `socket`, not yet
+ * complete. A request refused while its request line or headers arrived (431, a malformed header, headers too
+ * slow for their deadline) has none to read: Node's parser keeps no headers it has not finished, and reading
+ * them from the raw bytes would be a second, laxer parser of what the first refused. Its answer carries no CORS
+ * grant, so a browser frontend sees a network failure; the only such refusal a page can cause on its own, a 431
+ * for a request too large, comes of a GET whose query string is long: POSTed, the document goes in the body.
+ */
+function refusedRequestOrigin(socket: Socket): string | undefined {
+  const handled = responseInFlight(socket)?.req;
+  return handled !== undefined && !handled.complete ? handled.headers.origin : undefined;
+}
+
+/**
  * Closes `socket` once the answers owed to its complete requests are out: Node hands the connection to each
  * in turn as the one before finishes (its own listener, which runs first). One whose request is not complete
  * never will be, its connection's parser having failed: the connection closes before it.
@@ -129,9 +145,10 @@ function closeOnceAnswered(socket: Socket): void {
 
 /**
  * The whole answer, as Node's ServerResponse would write it, with the headers every answer of the gateway's
- * carries (EVERY_ANSWER_HEADERS, and a request id). No Accept header could be read: application/json.
+ * carries (EVERY_ANSWER_HEADERS, a request id, and `cors`, the request's CORS grant). No Accept header is
+ * read: application/json.
  */
-function answerBytes({ status, code, message }: ClientRefusal, requestId: string): Buffer {
+function answerBytes({ status, code, message }: ClientRefusal, requestId: string, cors: Array<[string, string]>): Buffer {
   const body = JSON.stringify(graphqlError(message, code));
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
@@ -139,6 +156,7 @@ function answerBytes({ status, code, message }: ClientRefusal, requestId: string
     `Content-Length: ${Buffer.byteLength(body)}`,
     ...[...EVERY_ANSWER_HEADERS].map(([name, value]) => `${name}: ${value}`),
     `X-Request-Id: ${requestId}`,
+    ...cors.map(([name, value]) => `${name}: ${value}`),
     `Date: ${new Date().toUTCString()}`,
     'Connection: close',
   ];

@@ -71,7 +71,9 @@ export interface IdeOptions {
 }
 
 export interface Ide {
-  /** Serves the request when it is the IDE's (the page or one of its assets); `false` leaves it to the caller. */
+  /** Whether the request is the IDE's: the page (asked for by a browser navigating to the endpoint) or one of its assets. */
+  owns(req: IncomingMessage, url: URL): boolean;
+  /** Serves the request when it is the IDE's (`owns`); `false` leaves it to the caller. */
   handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean>;
 }
 
@@ -125,8 +127,14 @@ export function createIde(options: IdeOptions = {}): Ide {
     introspection: options.introspection ?? true,
   };
 
+  const pageAsked = (req: IncomingMessage, url: URL) => (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
+  const owns = (req: IncomingMessage, url: URL) =>
+    url.pathname.startsWith(ASSET_PREFIX) || (pageAsked(req, url) && (url.pathname === ENDPOINT_PATH || url.pathname === `${ENDPOINT_PATH}/`));
+
   return {
+    owns,
     async handle(req, res, url) {
+      if (!owns(req, url)) return false;
       if (url.pathname.startsWith(ASSET_PREFIX)) {
         if (req.method !== 'GET' && req.method !== 'HEAD') {
           sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
@@ -135,8 +143,7 @@ export function createIde(options: IdeOptions = {}): Ide {
         await serveAsset(req, res, assetDir, url.pathname.slice(ASSET_PREFIX.length));
         return true;
       }
-      const pageAsked = (req.method === 'GET' || req.method === 'HEAD') && wantsIde(req, url);
-      if (pageAsked && url.pathname === ENDPOINT_PATH) {
+      if (url.pathname === ENDPOINT_PATH) {
         const manifest = await readManifest(assetDir);
         const html = manifest && pageHtml(page, manifest);
         if (html === undefined) sendHtml(res, 503, notBuiltPage());
@@ -145,11 +152,8 @@ export function createIde(options: IdeOptions = {}): Ide {
       }
       // The address typed with a trailing slash: the page, whose links are relative to its own address, would
       // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
-      if (pageAsked && url.pathname === `${ENDPOINT_PATH}/`) {
-        sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}` });
-        return true;
-      }
-      return false;
+      sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}` });
+      return true;
     },
   };
 }
