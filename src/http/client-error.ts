@@ -52,9 +52,12 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
       return;
     }
     answered.add(socket);
-    const requestId = randomUUID();
+    const handled = requestBeingRead(socket);
+    // A request whose headers were read has its id already (the client's, or the one the handler's lines carry).
+    const handledId = handled?.getHeader('x-request-id');
+    const requestId = typeof handledId === 'string' ? handledId : randomUUID();
     options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
-    socket.write(answerBytes(refusal, requestId, options.corsGrant(refusedRequestOrigin(socket))));
+    socket.write(answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin)));
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
@@ -116,17 +119,18 @@ function responseBegun(socket: Socket): boolean {
 }
 
 /**
- * The `Origin` header of the request refused, when its headers were read: one whose body failed (its framing,
- * a chunk extension too large) or did not arrive in time is the request the handler holds on `socket`, not yet
- * complete. A request refused while its request line or headers arrived (431, a malformed header, headers too
- * slow for their deadline) has none to read: Node's parser keeps no headers it has not finished, and reading
- * them from the raw bytes would be a second, laxer parser of what the first refused. Its answer carries no CORS
- * grant, so a browser frontend sees a network failure; the only such refusal a page can cause on its own, a 431
- * for a request too large, comes of a GET whose query string is long: POSTed, the document goes in the body.
+ * The answer the handler holds for the request refused, when its headers were read: one whose body failed (its
+ * framing, a chunk extension too large) or did not arrive in time is the request the handler holds on `socket`,
+ * not yet complete; its `Origin` and its request id are read from there. A request refused while its request
+ * line or headers arrived (431, a malformed header, headers too slow for their deadline) has none to read:
+ * Node's parser keeps no headers it has not finished, and reading them from the raw bytes would be a second,
+ * laxer parser of what the first refused. Its answer carries no CORS grant, so a browser frontend sees a network
+ * failure; the only such refusal a page can cause on its own, a 431 for a request too large, comes of a GET
+ * whose query string is long: POSTed, the document goes in the body.
  */
-function refusedRequestOrigin(socket: Socket): string | undefined {
-  const handled = responseInFlight(socket)?.req;
-  return handled !== undefined && !handled.complete ? handled.headers.origin : undefined;
+function requestBeingRead(socket: Socket): ServerResponse | undefined {
+  const handled = responseInFlight(socket);
+  return handled !== undefined && !handled.req.complete ? handled : undefined;
 }
 
 /**

@@ -1037,6 +1037,27 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('answer the 408 of a body too slow under the request id its handler gave it (the client\'s own), as every line of it says', { timeout: 20_000 }, async () => {
+    const lines: string[] = [];
+    const { createLogger } = await import('../../src/logger.ts');
+    const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('debug', (line) => lines.push(line)) } });
+    try {
+      const given = 'frontend-trace-7';
+      const trickledBody = await exchange(
+        slow.gateway.url,
+        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nx-request-id: ${given}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":`,
+      );
+      const head = trickledBody.split('\r\n\r\n', 1)[0] ?? '';
+      assert.match(head, /^HTTP\/1\.1 408 /, trickledBody);
+      assert.match(head, new RegExp(`\r\nx-request-id: ${given}\r\n`, 'i'), 'the id the client sent, not one made up for the refusal');
+      await eventually(() => lines.some((line) => line.includes('refused before it could be read')), { what: "the refusal's line" });
+      const ids = new Set(lines.map((line) => (JSON.parse(line) as { requestId?: string }).requestId).filter((id) => id !== undefined));
+      assert.deepEqual([...ids], [given], 'one id across the request\'s lines');
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('keep an idle connection open for keepAliveTimeoutMs (72 s by default, past a load balancer’s 60), and say so in Keep-Alive', { timeout: 20_000 }, async () => {
     // Node's own 5 s closed connections a load balancer still held open for its next request: a 502 each time.
     const usual = await startStack();
