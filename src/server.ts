@@ -128,10 +128,28 @@ export interface Gateway {
  * reach the upstream only through the request's loaders and the one upstream client.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  /** What the start has opened so far, each with its close, the latest first. */
+  const opened: Array<() => Promise<unknown>> = [];
+  try {
+    return await startOpening(options, (close) => opened.unshift(close));
+  } catch (error) {
+    // A start that fails (its port in use, its host not this machine's) must leave nothing open: a program
+    // embedding the gateway, or a test, gets the error and no gateway to close. Today what is made before
+    // listening holds no socket or timer until used (undici's pools connect lazily; Apollo runs without signal
+    // handlers or reporting), but a failed start does not rely on that. The caller gets the start's own error,
+    // whatever a close says.
+    for (const close of opened) await close().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** `startGateway`'s steps, each part that needs closing handed to `opened` as soon as it exists. */
+async function startOpening(options: GatewayOptions, opened: (close: () => Promise<unknown>) => void): Promise<Gateway> {
   const { logger } = options;
   // Before anything is started that would have to be stopped.
   const { maxBodyBytesInFlight, maxAnswerBytesInFlight } = heldBytesCaps(options);
   const access = createGatewayAccess(options, logger);
+  opened(() => access.close());
   const client = new UpstreamClient({
     ...options.upstream,
     timeoutMs: options.upstreamTimeoutMs,
@@ -141,6 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     breakerCooldownMs: options.breakerCooldownMs,
     waitTimer: options.upstreamWaitTimer,
   });
+  opened(() => client.close());
   const operationTimeoutMs = options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs;
   if (operationTimeoutMs <= options.upstreamTimeoutMs) {
     // Allowed (an operator may want operations cut sooner), but it disarms a protection: the breaker counts
@@ -168,6 +187,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const unmakeableAnswer = answerTooLargeBody(undefined, maxAnswerBytes, true);
   const apollo = createApollo({ limits, unmakeableAnswer, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
+  opened(() => apollo.stop());
 
   const callerWritesPerHour = options.callerWritesPerHour ?? DEFAULTS.callerWritesPerHour;
   const callerReadsPerHour = options.callerReadsPerHour ?? DEFAULTS.callerReadsPerHour;
