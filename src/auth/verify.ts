@@ -112,8 +112,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const fetched: JWKSCacheInput = {};
   /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
   const unusableKeysSaid = new Set<string>();
-  /** The same for the private keys it publishes, said as each fetch leaves them out. */
-  const privateKeysSaid = new Set<string>();
+  /** The same for the private keys and symmetric secrets it publishes, said as each fetch leaves them out. */
+  const secretKeysSaid = new Set<string>();
   const dispatcher = jwksUrl ? keySetDispatcher(settings!.jwksProxy) : undefined;
   const jwks = jwksUrl
     ? backingOffAfterFailure(
@@ -122,7 +122,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => privateKeyPublished(privateKeysSaid, key, logger)),
+          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => secretKeyPublished(secretKeysSaid, key, logger)),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -229,14 +229,21 @@ function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId:
   });
 }
 
-/** Says once (by `kid`, in `said`) that the set publishes a private key, by its `kid` and type alone: never a part of the key. */
-function privateKeyPublished(said: Set<string>, key: JWK, logger: Logger): void {
+/**
+ * Says once (by `kid`, in `said`) that the set publishes a private key or a symmetric secret, by its `kid` and
+ * type alone: never a part of the key.
+ */
+function secretKeyPublished(said: Set<string>, key: JWK, logger: Logger): void {
   const name = newlySaid(said, key.kid);
   if (name === undefined) return;
-  logger.warn('the JWKS publishes a private key: it is left out, and the tokens it signs are refused. Anyone who read the set can sign tokens with it: have the identity provider replace it and publish only public keys', {
-    kid: name,
-    kty: typeof key.kty === 'string' ? shortened(key.kty, 20) : '(no type)',
-  });
+  const fields = { kid: name, kty: typeof key.kty === 'string' ? shortened(key.kty, 20) : '(no type)' };
+  if (isPrivateKey(key)) {
+    logger.warn('the JWKS publishes a private key: it is left out, and the tokens it signs are refused. Anyone who read the set can sign tokens with it: have the identity provider replace it and publish only public keys', fields);
+    return;
+  }
+  // Never one the gateway verifies with (HS256 takes AUTH_JWT_SECRET alone), but a secret all the same, leaked to
+  // whoever read the set: anything that trusts it (this gateway too, were it AUTH_JWT_SECRET) takes their tokens.
+  logger.warn('the JWKS publishes a symmetric secret (a key of type oct): it is left out. Anyone who read the set has the secret and can sign tokens with it wherever it is trusted: have the identity provider revoke it and publish only public keys', fields);
 }
 
 /** A key's `kid` as a log line names it, when it was not said yet (then noted in `said`, at most 100 of them). */
@@ -252,31 +259,42 @@ function isPrivateKey(key: JWK): boolean {
   return key.d !== undefined || key.priv !== undefined;
 }
 
+/** Whether `key` is a symmetric secret (type `oct`, its `k` the secret itself), which has no public half to publish. */
+function isSymmetricSecret(key: JWK): boolean {
+  return key.kty === 'oct';
+}
+
+/** Whether `key` is one a public set must never hold: a private key or a symmetric secret. */
+function isSecretKey(key: JWK): boolean {
+  return isPrivateKey(key) || isSymmetricSecret(key);
+}
+
 /**
- * The key set's fetch, with the private keys it publishes (an identity provider's mistake: a set is public) left
- * out, each handed to `onPrivateKey`, and so are their public halves. Left in, jose refuses a private key only when
- * a token names it, and then as a set it cannot read: a 503 its client retries for ever, and a pause of every
- * fetch. Left out, it is a key the set lacks: its tokens are refused with 401, no part of it is kept, and the
- * other public keys verify theirs as ever.
+ * The key set's fetch, with the private keys and symmetric secrets it publishes (an identity provider's mistake:
+ * a set is public) left out, each handed to `onSecretKey`, and so are the private keys' public halves. Left in,
+ * jose refuses a private key only when a token names it, and then as a set it cannot read: a 503 its client
+ * retries for ever, and a pause of every fetch. Left out, it is a key the set lacks: its tokens are refused with
+ * 401, no part of it is kept, and the other public keys verify theirs as ever. A symmetric secret verifies no
+ * token here (HS256 takes AUTH_JWT_SECRET alone): kept, it would only be a secret held for nothing.
  */
-const publicKeysOnly = (fetchImpl: FetchImplementation, onPrivateKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
+const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
   // A 200 (fetchCapped throws for any other status).
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
-  if (!isKeyList(set) || !set.keys.some(isPrivateKey)) return response;
-  for (const key of set.keys) if (isPrivateKey(key)) onPrivateKey(key);
+  if (!isKeyList(set) || !set.keys.some(isSecretKey)) return response;
+  for (const key of set.keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(set.keys);
   return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)) });
 };
 
 /**
- * The keys of `keys` whose private half it publishes: each private key, and its public half wherever it is in the
- * set (under its kid or another), which verifies what anyone who read the set signs.
+ * The keys of `keys` whose secret it publishes: each symmetric secret, each private key, and its public half
+ * wherever it is in the set (under its kid or another), which verifies what anyone who read the set signs.
  */
 function leakedKeys(keys: JWK[]): Set<JWK> {
   const leaked = new Set(keys.filter(isPrivateKey).map(publicPartOf));
-  return new Set(keys.filter((key) => leaked.has(publicPartOf(key))));
+  return new Set(keys.filter((key) => isSymmetricSecret(key) || leaked.has(publicPartOf(key))));
 }
 
 /** A key's public parameters as one string: the same for a private key and its public half. */
@@ -505,9 +523,9 @@ function rsaModulusBits(key: JWK): number {
   return first === -1 ? 0 : (modulus.length - first - 1) * 8 + (32 - Math.clz32(modulus[first]!));
 }
 
-/** One key as a start-up warning names it: its type (said private for a private key), an RSA key's size, an EC key's curve, what it is restricted to. */
+/** One key as a start-up warning names it: its type (said private for a private key, secret for a symmetric one), an RSA key's size, an EC key's curve, what it is restricted to. */
 function describedKey(key: JWK, leaked: Set<JWK>): string {
-  const privately = isPrivateKey(key) ? 'private ' : leaked.has(key) ? 'public half of a published private ' : '';
+  const privately = isPrivateKey(key) ? 'private ' : isSymmetricSecret(key) ? 'secret ' : leaked.has(key) ? 'public half of a published private ' : '';
   if (key.kty === 'RSA' || key.kty === 'EC') {
     const kind = key.kty === 'RSA' ? `${privately}RSA of ${rsaModulusBits(key)} bits` : `${privately}EC ${key.crv ?? 'without a curve'}`;
     const restriction = restrictionOf(key, key.kty === 'RSA' ? 'RS256' : 'ES256');

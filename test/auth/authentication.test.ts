@@ -457,6 +457,31 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
     }, { jwksCooldownMs: 0 });
   });
+  test('a symmetric secret published in the set (a JWK of kty oct) is left out, said once by its kid and type alone, never its k', async () => {
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const secret = 'the-shared-secret-a-key-set-must-never-publish';
+    const k = Buffer.from(secret).toString('base64url');
+    const keys = [{ kty: 'oct', k, kid: 'shared', alg: 'HS256' }, { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }];
+    await withKeySet(keys, async (stack, jwks) => {
+      assert.deepEqual((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).body, { data: { __typename: 'Query' } });
+      // A kid the set lacks fetches it again: the same secret in it is not said twice.
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-2')), /^No key of the configured key set verifies the token$/);
+      assert.equal(jwks.fetches, 2);
+      const said = stack.logs.filter((line) => line.includes('symmetric secret'));
+      assert.equal(said.length, 1, stack.logs.join(''));
+      const entry = JSON.parse(said[0]!) as Record<string, unknown>;
+      assert.deepEqual([entry['level'], entry['kid'], entry['kty']], ['warn', 'shared', 'oct']);
+      // Without a kid it is said too, as such; a set of nothing else refuses an RS256 token with 401, not 503.
+      jwks.setKeys([{ kty: 'oct', k }]);
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-3')), /^No key of the configured key set verifies the token$/);
+      assert.equal(jwks.fetches, 3);
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256')), /^No key of the configured key set verifies the token$/);
+      assert.equal(stack.logs.filter((line) => line.includes('symmetric secret') && line.includes('"kid":"(no kid)"')).length, 1, stack.logs.join(''));
+      assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
+      // No line holds the secret, encoded or not.
+      assert.ok(stack.logs.every((line) => !line.includes(k) && !line.includes(secret)));
+    }, { jwksCooldownMs: 0 });
+  });
 });
 
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
@@ -470,10 +495,10 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       assert.equal(await keySetProblem(jwks.url), undefined, 'an EC key is one');
       const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
       jwks.setKeys([{ kty: 'oct', k: 'c2VjcmV0' }]);
-      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: oct)`);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: secret oct)`);
       // jose refuses to verify with an RSA modulus under 2048 bits: such a set verifies nothing either.
       jwks.setKeys([weakRsaJwk(), weakRsaJwk(), { kty: 'oct', k: 'c2VjcmV0' }]);
-      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 1024 bits, oct)`);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 1024 bits, secret oct)`);
       jwks.setKeys([weakRsaJwk(), rsa]);
       assert.equal(await keySetProblem(jwks.url), undefined, 'one usable key is enough');
       jwks.setFailing(true);
