@@ -12,7 +12,7 @@ describe('startGateway that cannot listen', () => {
 
   for (const [failBy, code] of [
     ['port-in-use', 'EADDRINUSE'],
-    ['host', 'ENOTFOUND'],
+    ['address', 'EADDRNOTAVAIL'],
   ] as const) {
     it(`(${failBy}) rejects with the listen error and leaves nothing open: a process embedding it exits by itself`, async () => {
       const run = runScript('test/gateway/fixtures/failed-start.ts', { UPSTREAM_URL: emulator.url, FAIL_BY: failBy });
@@ -21,7 +21,7 @@ describe('startGateway that cannot listen', () => {
       assert.deepEqual([exitCode, signal], [0, null], run.lines.join('\n'));
       const [outcome] = run.lines.filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { code?: string; message?: string });
       assert.equal(outcome?.code, code, run.lines.join('\n'));
-      assert.match(outcome.message ?? '', failBy === 'host' ? /gateway\.invalid/ : /address already in use/);
+      assert.match(outcome.message ?? '', failBy === 'address' ? /192\.0\.2\.1/ : /address already in use/);
       // It never reached the upstream: nothing of it is left for the upstream to see either.
       assert.deepEqual(emulator.requests, []);
     });
