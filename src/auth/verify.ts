@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import {
   createLocalJWKSet,
@@ -122,7 +122,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => secretKeyPublished(secretKeysSaid, key, logger)),
+          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => secretKeyPublished(secretKeysSaid, key, secret, logger)),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -233,10 +233,15 @@ function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId:
  * Says once (by `kid`, in `said`) that the set publishes a private key or a symmetric secret, by its `kid` and
  * type alone: never a part of the key.
  */
-function secretKeyPublished(said: Set<string>, key: JWK, logger: Logger): void {
+function secretKeyPublished(said: Set<string>, key: JWK, jwtSecret: Uint8Array | undefined, logger: Logger): void {
   const name = newlySaid(said, key.kid);
   if (name === undefined) return;
   const fields = { kid: name, kty: typeof key.kty === 'string' ? shortened(key.kty, 20) : '(no type)' };
+  if (jwtSecret !== undefined && isSymmetricSecret(key) && sameBytes(key.k, jwtSecret)) {
+    // The gateway's own HS256 secret in a public document: every token it accepts by that secret can be forged.
+    logger.error('the JWKS publishes AUTH_JWT_SECRET itself (a key of type oct): anyone who read the set can sign HS256 tokens this gateway accepts. Replace AUTH_JWT_SECRET now, and have the identity provider revoke the published secret', fields);
+    return;
+  }
   if (isPrivateKey(key)) {
     logger.warn('the JWKS publishes a private key: it is left out, and the tokens it signs are refused. Anyone who read the set can sign tokens with it: have the identity provider replace it and publish only public keys', fields);
     return;
@@ -262,6 +267,13 @@ function isPrivateKey(key: JWK): boolean {
 /** Whether `key` is a symmetric secret (type `oct`, its `k` the secret itself), which has no public half to publish. */
 function isSymmetricSecret(key: JWK): boolean {
   return key.kty === 'oct';
+}
+
+/** Whether `encoded`, a JWK's base64url `k`, holds exactly the bytes of `secret` (compared in constant time). */
+function sameBytes(encoded: unknown, secret: Uint8Array): boolean {
+  if (typeof encoded !== 'string') return false;
+  const published = Buffer.from(encoded, 'base64url');
+  return published.length === secret.length && timingSafeEqual(published, secret);
 }
 
 /** Whether `key` is one a public set must never hold: a private key or a symmetric secret. */

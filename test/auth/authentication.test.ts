@@ -31,7 +31,7 @@ const sign = (privateKey: CryptoKey, alg: string, kid?: string, claims: Record<s
     .sign(privateKey);
 
 /** A gateway verifying tokens against a key set serving `keys` (with these auth settings besides), handed to `use`; both stopped after. */
-async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number; jwksCooldownMs?: number } = {}): Promise<void> {
+async function withKeySet(keys: JWK[], use: (stack: AuthStack, jwks: JwksServer) => Promise<void>, auth: { jwksFailureBackoffMs?: number; jwksCooldownMs?: number; jwtSecret?: string } = {}): Promise<void> {
   const jwks = await startJwksServer(keys);
   const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url, ...auth } });
   try {
@@ -481,6 +481,23 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       // No line holds the secret, encoded or not.
       assert.ok(stack.logs.every((line) => !line.includes(k) && !line.includes(secret)));
     }, { jwksCooldownMs: 0 });
+  });
+
+  test('a symmetric secret in the set that is AUTH_JWT_SECRET itself is said as an error: HS256 tokens can be forged by anyone who read the set', async () => {
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const other = Buffer.from('a-different-secret-of-at-least-32-chars!!').toString('base64url');
+    const keys = [
+      { kty: 'oct', k: Buffer.from(SECRET).toString('base64url'), kid: 'ours' },
+      { kty: 'oct', k: other, kid: 'theirs' },
+      { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
+    ];
+    await withKeySet(keys, async (stack) => {
+      assert.deepEqual((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).body, { data: { __typename: 'Query' } });
+      const entries = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['kty'] === 'oct');
+      assert.deepEqual(entries.map((entry) => [entry['level'], entry['kid']]), [['error', 'ours'], ['warn', 'theirs']], stack.logs.join(''));
+      assert.match(String(entries[0]!['msg'] ?? entries[0]!['message']), /AUTH_JWT_SECRET itself/);
+      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(keys[0]!.k as string)));
+    }, { jwksCooldownMs: 0, jwtSecret: SECRET });
   });
 });
 
