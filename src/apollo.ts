@@ -8,10 +8,11 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import { GraphQLError, type DocumentNode, type GraphQLFormattedError } from 'graphql';
+import { GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
+import { MAX_NESTING, nestsDeeperThan } from './limits/nesting.ts';
 import { errorFields, type Logger } from './logger.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
@@ -21,11 +22,45 @@ import { buildSchema } from './schema.ts';
  * and the rules by which an error reaches a caller (its code, its wording, masked when unexpected) and the log.
  */
 
-/** The answer for a document the parser could not read for its nesting (`parserOutOfStack`): no setting governs it. */
+/**
+ * The answer for a document the parser could not read for its nesting (`parserOutOfStack`), or that nests past
+ * `MAX_NESTING` (`nestingRule`): no setting governs it.
+ */
 const NESTED_TOO_DEEPLY: GraphQLFormattedError = {
   message: 'The operation is too complex: it is nested too deeply to be read (its lists, objects or selections).',
   extensions: { code: ErrorCode.QUERY_TOO_COMPLEX },
 };
+
+/** `nestingRule`'s refusal, which Apollo hands on as a validation error's `originalError`. */
+class NestedTooDeeply extends GraphQLError {}
+
+/**
+ * Refuses a document nested past `MAX_NESTING` before graphql-js's own rules read it. They read nesting
+ * recursively: out of stack, validation threw a RangeError past Apollo's pipeline, answered 500 (and fragment
+ * chains a little short of that overflowed execution instead, 200 with an unexpected error). Apollo validates
+ * only a document not in its document cache, so a repeated operation does not pay for this.
+ *
+ * A rule, as plugins cannot answer from before validation (what one throws there Apollo answers 500). Apollo
+ * runs its rules after graphql-js's, all in one walk of the document, each node's in turn; the document node is
+ * the walk's first, and none of graphql-js's rules recurse there. Returning a value that is no node "replaces"
+ * it (validation ignores the result) and the walk does not go into it, for every rule: `false` would skip it
+ * for this rule alone. (With Apollo's `maxRecursiveSelections` set, it would run `validationRules` only after
+ * graphql-js's rules passed: too late for this one.)
+ */
+function nestingRule(context: ValidationContext): ASTVisitor {
+  return {
+    Document(document) {
+      if (!nestsDeeperThan(document, MAX_NESTING)) return undefined;
+      context.reportError(new NestedTooDeeply(NESTED_TOO_DEEPLY.message, { extensions: NESTED_TOO_DEEPLY.extensions }));
+      return null;
+    },
+  };
+}
+
+/** Whether `error` is Apollo's validation error for `nestingRule`'s refusal. */
+function isNestedTooDeeply(error: unknown): boolean {
+  return error instanceof GraphQLError && error.originalError instanceof NestedTooDeeply;
+}
 
 /** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
 const MAX_MESSAGE_LENGTH = 1_000;
@@ -79,6 +114,7 @@ function publicCode(error: unknown): string | undefined {
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
   if (code === 'GRAPHQL_PARSE_FAILED' && (isTokenLimitError(error.message) || parserOutOfStack(error))) return ErrorCode.QUERY_TOO_COMPLEX;
+  if (isNestedTooDeeply(error)) return ErrorCode.QUERY_TOO_COMPLEX;
   // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
   if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
@@ -132,6 +168,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     // the names it is compared with: a misspelt name of 1 MiB held the event loop ~150 ms, 10 times the same body
     // as a string.
     validationOptions: { hideSuggestions: !introspection },
+    validationRules: [nestingRule],
     // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
     // main's handler mid-shutdown and the process never exits.
     stopOnTerminationSignals: false,
@@ -237,6 +274,7 @@ function formatForCaller(
       },
     };
   }
+  if (isNestedTooDeeply(error)) return NESTED_TOO_DEEPLY;
   if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
     return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
   }

@@ -5,7 +5,7 @@ import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/confi
 import { hasCredentials } from './url.ts';
 import type { EmulatorOptions } from './emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from './auth/config.ts';
-import { DEFAULT_OPERATION_LIMITS, type OperationLimits } from './limits/index.ts';
+import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 import { quotedSetting } from './shortened.ts';
 import { wholeNumberSetting } from './settings.ts';
@@ -113,7 +113,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   // At least one answer of the largest size, or such an answer, held, would refuse every operation.
   const maxAnswerBytesInFlight = integer('MAX_ANSWER_BYTES_IN_FLIGHT', maxAnswerBytesInFlightFor(maxAnswerBytes), maxAnswerBytes, 64 * 1024 * 1024 * 1024);
   const operationLimits: OperationLimits = {
-    maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, 1_000),
+    // Deeper documents are refused before they are validated (MAX_NESTING, not a setting): a larger maximum would not be.
+    maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, MAX_NESTING),
     maxAliases: integer('MAX_ALIASES', DEFAULT_OPERATION_LIMITS.maxAliases, 0, 100_000),
     maxRootFields: integer('MAX_ROOT_FIELDS', DEFAULT_OPERATION_LIMITS.maxRootFields, 1, 100_000),
     maxCost: integer('MAX_QUERY_COST', DEFAULT_OPERATION_LIMITS.maxCost, 1, 1_000_000_000),

@@ -7,10 +7,11 @@ import { COST, MAX_SELECTIONS_VISITED, measureOperation, type OperationMeasure }
 
 export { ListLengthBudget } from './lists.ts';
 export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS, WRITTEN_ACCOUNT_FIELDS } from './measure.ts';
+export { MAX_NESTING } from './nesting.ts';
 
 /** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
 export interface OperationLimits {
-  /** `MAX_QUERY_DEPTH`: nesting of fields. */
+  /** `MAX_QUERY_DEPTH`: nesting of fields; at most `MAX_NESTING`, past which a document is refused before it is validated. */
   maxDepth: number;
   /** `MAX_ALIASES`: aliased fields in the operation, fragments expanded. */
   maxAliases: number;

@@ -117,6 +117,33 @@ describe('measureOperation', () => {
     assert.deepEqual(itemCostsByField(query), [3]);
   });
 
+  it('measures fragments spreading each other too deep to measure as of unbounded depth, not as an unexpected error', () => {
+    // 3,000 levels, each its own fragment: the text nests a few levels only, but measuring it, a field at a time
+    // down the fragments, ran out of stack (a masked 500). The gateway now refuses such a document before it is
+    // validated (MAX_NESTING); this guard stays behind that.
+    const fragments = Array.from({ length: 3_000 }, (_, level) => {
+      const onToken = level % 2 === 0;
+      const inner = level === 2_999 ? (onToken ? 'id' : 'token') : `...L${level + 1}`;
+      return `fragment L${level} on ${onToken ? 'ConnectToken' : 'Account'} { ${onToken ? 'account' : 'connectToken(token: "t")'} { ${inner} } }`;
+    });
+    const { depth } = measure(`{ connectToken(token: "t") { ...L0 } } ${fragments.join('\n')}`);
+    // Out of stack on Node 20; with a larger stack it measures them.
+    assert.ok(depth === Infinity || depth > 1_000, String(depth));
+  });
+
+  it('counts a page of no items (`first: 0`) as nothing beneath, even past what a number holds: its siblings are still counted', () => {
+    // 320 nested lists of 10 overflow the estimate to Infinity; under `first: 0`, 0 × Infinity was NaN, which no
+    // limit exceeds, so the whole operation passed the estimate whatever its other fields cost. (The gateway now
+    // refuses a document this deep before it is validated, MAX_NESTING; the estimate still must not be NaN.)
+    const overflowing = `${'connectTokens { account { '.repeat(320)} id ${'} } '.repeat(320)}`;
+    const heavy = 'connectTokens(first: 100) { nodes { account { connectTokens { account { connectTokens { token } } } } } }';
+    const measured = measure(`{ ${heavy} empty: accounts(first: 0) { nodes { ${overflowing} } } }`);
+    // 22,111 (docs/limits.md) and the empty page's 11.
+    assert.equal(measured.cost, 22_122);
+    const refusal = checkLimits(measured, { ...DEFAULT_OPERATION_LIMITS, maxDepth: 1_000 })!;
+    assert.deepEqual([refusal.extensions['limit'], refusal.extensions['value']], ['MAX_QUERY_COST', 22_122]);
+  });
+
   it('stops measuring a document whose merged selections it cannot measure within bounds', () => {
     // Measured fully, 15 levels took a second (and changing a literal defeats every cache).
     const doubling = measure(doublingDocument(15));
