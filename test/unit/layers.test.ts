@@ -14,11 +14,19 @@ function filesOf(folder: string): string[] {
     .map((file) => join(folder, file));
 }
 
+/**
+ * The module specifiers `text` imports, in every form: `import … from`, `export … from`, a bare `import '…'`
+ * (run for its effects) and a dynamic `import('…')`, in either kind of quotes.
+ */
+function specifiersIn(text: string): string[] {
+  const forms = /(?:^(?:import|export)\b[^;]*?\bfrom\s*|^import\s*|\bimport\s*\(\s*)(['"])(.+?)\1/gms;
+  return [...text.matchAll(forms)].map(([, , specifier]) => specifier!);
+}
+
 /** What a file of `src/` imports: each module specifier, relative ones resolved to a path from `src/`. */
 function importsOf(file: string): string[] {
-  const text = readFileSync(join(src, file), 'utf8');
-  return [...text.matchAll(/^(?:import|export)\b[^;]*?\bfrom\s+'([^']+)'/gms)].map(([, specifier]) =>
-    specifier!.startsWith('.') ? relative(src, resolve(dirname(join(src, file)), specifier!)) : specifier!,
+  return specifiersIn(readFileSync(join(src, file), 'utf8')).map((specifier) =>
+    specifier.startsWith('.') ? relative(src, resolve(dirname(join(src, file)), specifier)) : specifier,
   );
 }
 
@@ -32,6 +40,20 @@ const isIn = (...prefixes: string[]) => (imported: string) => prefixes.some((pre
 // The README's "Data flows one way: HTTP → Apollo → resolver → loader → upstream client → REST", held to in
 // the imports: a layer uses the ones below it, never one above.
 describe('the layers of src/', () => {
+  it('reads every form of import a file can make', () => {
+    const text = [
+      "import { a } from './static.ts';",
+      'import type {\n  B,\n} from "../double-quoted.ts";',
+      "export { c } from './re-exported.ts';",
+      "import './for-its-effects.ts';",
+      'import "undici";',
+      "const late = await import('../dynamic.ts');",
+      "const spaced = await import ( \"node:fs\" );",
+      "// not imports: an import's mention, 'from' in a string",
+    ].join('\n');
+    assert.deepEqual(specifiersIn(text), ['./static.ts', '../double-quoted.ts', './re-exported.ts', './for-its-effects.ts', 'undici', '../dynamic.ts', 'node:fs']);
+  });
+
   it('the upstream client and its signing import nothing of the HTTP server, Apollo, the resolvers or the loaders', () => {
     const above = isIn('http', 'server.ts', 'apollo.ts', 'context.ts', 'resolvers', 'loaders');
     assert.ok(filesOf('upstream').length > 5);
