@@ -112,8 +112,12 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const fetched: JWKSCacheInput = {};
   /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
   const unusableKeysSaid = new Set<string>();
-  /** The same for the private keys and symmetric secrets it publishes, said as each fetch leaves them out. */
-  const secretKeysSaid = new Set<string>();
+  /**
+   * The same for the private keys and symmetric secrets it publishes, said as each fetch leaves them out; and
+   * apart, AUTH_JWT_SECRET published, so that a kid already said of another secret (or none, as another had)
+   * does not silence it.
+   */
+  const secretKeysSaid: SecretKeysSaid = { others: new Set<string>(), ownSecret: new Set<string>() };
   const dispatcher = jwksUrl ? keySetDispatcher(settings!.jwksProxy) : undefined;
   const jwks = jwksUrl
     ? backingOffAfterFailure(
@@ -229,15 +233,22 @@ function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId:
   });
 }
 
+/** The kids said of the secrets a set publishes: AUTH_JWT_SECRET's apart from the others'. */
+interface SecretKeysSaid {
+  readonly others: Set<string>;
+  readonly ownSecret: Set<string>;
+}
+
 /**
  * Says once (by `kid`, in `said`) that the set publishes a private key or a symmetric secret, by its `kid` and
  * type alone: never a part of the key.
  */
-function secretKeyPublished(said: Set<string>, key: JWK, jwtSecret: Uint8Array | undefined, logger: Logger): void {
-  const name = newlySaid(said, key.kid);
+function secretKeyPublished(said: SecretKeysSaid, key: JWK, jwtSecret: Uint8Array | undefined, logger: Logger): void {
+  const ownSecret = jwtSecret !== undefined && isSymmetricSecret(key) && sameBytes(key.k, jwtSecret);
+  const name = newlySaid(ownSecret ? said.ownSecret : said.others, key.kid);
   if (name === undefined) return;
   const fields = { kid: name, kty: typeof key.kty === 'string' ? shortened(key.kty, 20) : '(no type)' };
-  if (jwtSecret !== undefined && isSymmetricSecret(key) && sameBytes(key.k, jwtSecret)) {
+  if (ownSecret) {
     // The gateway's own HS256 secret in a public document: every token it accepts by that secret can be forged.
     logger.error('the JWKS publishes AUTH_JWT_SECRET itself (a key of type oct): anyone who read the set can sign HS256 tokens this gateway accepts. Replace AUTH_JWT_SECRET now, and have the identity provider revoke the published secret', fields);
     return;

@@ -499,6 +499,27 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(keys[0]!.k as string)));
     }, { jwksCooldownMs: 0, jwtSecret: SECRET });
   });
+
+  test('AUTH_JWT_SECRET published under a kid already said of another secret, or with no kid as another was, is still said as an error', async () => {
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const other = Buffer.from('a-different-secret-of-at-least-32-chars!!').toString('base64url');
+    const ours = Buffer.from(SECRET).toString('base64url');
+    const rsaKey = { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
+    await withKeySet([{ kty: 'oct', k: other, kid: 'hs' }, { kty: 'oct', k: other }, rsaKey], async (stack, jwks) => {
+      assert.deepEqual((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).body, { data: { __typename: 'Query' } });
+      // The identity provider rotates its secret to the gateway's own, under the same kid, and without one.
+      jwks.setKeys([{ kty: 'oct', k: ours, kid: 'hs' }, { kty: 'oct', k: ours }, rsaKey]);
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-2')), /^No key of the configured key set verifies the token$/);
+      assert.equal(jwks.fetches, 2);
+      const entries = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['kty'] === 'oct');
+      assert.deepEqual(
+        entries.map((entry) => [entry['level'], entry['kid']]),
+        [['warn', 'hs'], ['warn', '(no kid)'], ['error', 'hs'], ['error', '(no kid)']],
+        stack.logs.join(''),
+      );
+      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(ours) && !line.includes(other)));
+    }, { jwksCooldownMs: 0, jwtSecret: SECRET });
+  });
 });
 
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
