@@ -12,7 +12,7 @@ import { GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormatted
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
 import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
-import { MAX_NESTING, nestsDeeperThan } from './limits/nesting.ts';
+import { MAX_NESTING, nestingProblem, type FragmentCycle } from './limits/nesting.ts';
 import { errorFields, type Logger } from './logger.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
@@ -35,10 +35,12 @@ const NESTED_TOO_DEEPLY: GraphQLFormattedError = {
 class NestedTooDeeply extends GraphQLError {}
 
 /**
- * Refuses a document nested past `MAX_NESTING` before graphql-js's own rules read it. They read nesting
- * recursively: out of stack, validation threw a RangeError past Apollo's pipeline, answered 500 (and fragment
- * chains a little short of that overflowed execution instead, 200 with an unexpected error). Apollo validates
- * only a document not in its document cache, so a repeated operation does not pay for this.
+ * Refuses a document nested past `MAX_NESTING`, or whose fragments spread each other in a cycle, before
+ * graphql-js's own rules read it. They read nesting and follow spreads recursively: out of stack, validation
+ * threw a RangeError past Apollo's pipeline, answered 500 (and fragment chains a little short of that overflowed
+ * execution instead, 200 with an unexpected error). A cycle is reported as graphql-js words it, the only error
+ * of its document. Apollo validates only a document not in its document cache, so a repeated operation does not
+ * pay for this.
  *
  * A rule, as plugins cannot answer from before validation (what one throws there Apollo answers 500). Apollo
  * runs its rules after graphql-js's, all in one walk of the document, each node's in turn; the document node is
@@ -50,14 +52,21 @@ class NestedTooDeeply extends GraphQLError {}
 function nestingRule(context: ValidationContext): ASTVisitor {
   return {
     Document(document) {
-      if (!nestsDeeperThan(document, MAX_NESTING)) return undefined;
-      context.reportError(new NestedTooDeeply(NESTED_TOO_DEEPLY.message, { extensions: NESTED_TOO_DEEPLY.extensions }));
+      const problem = nestingProblem(document, MAX_NESTING);
+      if (problem === undefined) return undefined;
+      context.reportError(problem === 'too deep' ? new NestedTooDeeply(NESTED_TOO_DEEPLY.message, { extensions: NESTED_TOO_DEEPLY.extensions }) : cycleError(problem));
       return null;
     },
   };
 }
 
-/** Whether `error` is Apollo's validation error for `nestingRule`'s refusal. */
+/** graphql-js's own error for a cycle of fragments (NoFragmentCyclesRule), in its words. */
+function cycleError({ spread, via, nodes }: FragmentCycle): GraphQLError {
+  const path = via.map((name) => `"${name}"`).join(', ');
+  return new GraphQLError(`Cannot spread fragment "${spread}" within itself${path === '' ? '.' : ` via ${path}.`}`, { nodes });
+}
+
+/** Whether `error` is Apollo's validation error for `nestingRule`'s refusal of a document nested too deeply. */
 function isNestedTooDeeply(error: unknown): boolean {
   return error instanceof GraphQLError && error.originalError instanceof NestedTooDeeply;
 }

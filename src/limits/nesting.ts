@@ -1,4 +1,4 @@
-import { Kind, type DocumentNode, type SelectionSetNode, type TypeNode } from 'graphql';
+import { Kind, type DocumentNode, type FragmentSpreadNode, type SelectionSetNode, type TypeNode } from 'graphql';
 
 /**
  * How deeply a document may nest (not a setting): selection sets inside each other, a named fragment's spread
@@ -12,18 +12,34 @@ import { Kind, type DocumentNode, type SelectionSetNode, type TypeNode } from 'g
 export const MAX_NESTING = 300;
 
 /**
- * Whether `document` nests deeper than `maximum` levels (`MAX_NESTING`), measured without recursion so that
- * measuring cannot itself run out of stack, and stopping as soon as the bound is passed. Every definition
- * counts, fragments no operation spreads too: graphql-js checks each for cycles, recursively. A cycle is
- * counted once round and left to graphql-js to report, unless the document has more than `maximum` fragments.
+ * A fragment spread within itself (`spread`, through the fragments `via`): graphql-js reports it as invalid,
+ * but its other rules follow such a cycle before that report stops anything, recursively. A ring of 100
+ * fragments each spreading the next two (~1,400 tokens, within every default limit) ran its check that fields
+ * can be merged out of stack.
  */
-export function nestsDeeperThan(document: DocumentNode, maximum: number): boolean {
+export interface FragmentCycle {
+  readonly spread: string;
+  readonly via: readonly string[];
+  /** The spreads that make the cycle, for the error's locations. */
+  readonly nodes: readonly FragmentSpreadNode[];
+}
+
+/** What keeps a document from being validated safely: nesting past the bound, or a cycle of fragments. */
+export type NestingProblem = 'too deep' | FragmentCycle;
+
+/**
+ * The first reason `document` cannot be validated safely (`NestingProblem`), or `undefined`: nesting deeper than
+ * `maximum` levels (`MAX_NESTING`), or fragments spreading each other in a cycle. Measured without recursion so
+ * that measuring cannot itself run out of stack, and stopping at the first problem found. Every definition
+ * counts, fragments no operation spreads too: graphql-js checks each for cycles, recursively.
+ */
+export function nestingProblem(document: DocumentNode, maximum: number): NestingProblem | undefined {
   const fragments = new Map<string, SelectionSetNode>();
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition.selectionSet);
     if (definition.kind === Kind.OPERATION_DEFINITION) {
       for (const variable of definition.variableDefinitions ?? []) {
-        if (wrappers(variable.type) > maximum) return true;
+        if (wrappers(variable.type) > maximum) return 'too deep';
       }
     }
   }
@@ -32,12 +48,9 @@ export function nestsDeeperThan(document: DocumentNode, maximum: number): boolea
     // A fragment's own set, not the one its name finds: of two fragments of one name (which graphql-js
     // reports), the first is validated as deeply as the second.
     const executable = definition.kind === Kind.OPERATION_DEFINITION || definition.kind === Kind.FRAGMENT_DEFINITION;
-    if (executable && depths.ofSet(definition.selectionSet) > maximum) return true;
+    if (executable && depths.ofSet(definition.selectionSet) > maximum) return depths.cycle ?? 'too deep';
   }
-  // Counted once round, a cycle may hide a longer path through its fragments than the levels counted, one
-  // graphql-js's check for cycles may follow before it finds the cycle: past `maximum` fragments, where its
-  // paths could be longer, a document with a cycle (refused by validation anyway) is refused here.
-  return depths.sawCycle && fragments.size > maximum;
+  return undefined;
 }
 
 /** The list and non-null wrappers around a variable's named type, which graphql-js also reads recursively. */
@@ -50,6 +63,8 @@ function wrappers(type: TypeNode): number {
 /** A fragment's spreads, each with the level of the selection set it is spread in (the fragment's own is 1). */
 interface Spreads {
   readonly levels: ReadonlyMap<string, number>;
+  /** The first spread of each fragment, for a cycle's locations. */
+  readonly nodes: ReadonlyMap<string, FragmentSpreadNode>;
   /** Its deepest selection set, fragments it spreads aside. */
   readonly ownDepth: number;
 }
@@ -59,8 +74,8 @@ class FragmentDepths {
   readonly #fragments: ReadonlyMap<string, SelectionSetNode>;
   readonly #maximum: number;
   readonly #depths = new Map<string, number>();
-  /** Whether a fragment was found spread within itself, through others or not. */
-  sawCycle = false;
+  /** The first fragment found spread within itself, through others or not: the measure stops there (Infinity). */
+  cycle: FragmentCycle | undefined;
 
   constructor(fragments: ReadonlyMap<string, SelectionSetNode>, maximum: number) {
     this.#fragments = fragments;
@@ -77,7 +92,7 @@ class FragmentDepths {
   /**
    * A fragment's levels, 0 for an unknown one (graphql-js reports it). Depth first over the spreads with a
    * stack of its own: a fragment's levels are known once those of every fragment it spreads are. One on the
-   * stack already (a cycle) counts 0 where it is spread again.
+   * stack already is a cycle: noted in `cycle`, and Infinity, so that measuring stops.
    */
   ofFragment(name: string): number {
     const known = this.#depths.get(name);
@@ -95,8 +110,17 @@ class FragmentDepths {
       const top = path[path.length - 1]!;
       const next = top.pending.pop();
       if (next !== undefined) {
-        if (onPath.has(next)) this.sawCycle = true;
-        else if (this.#fragments.has(next) && !this.#depths.has(next)) enter(next);
+        if (onPath.has(next)) {
+          const from = path.findIndex((entry) => entry.name === next);
+          const around = path.slice(from);
+          this.cycle = {
+            spread: next,
+            via: around.slice(1).map((entry) => entry.name),
+            nodes: around.map((entry, i) => entry.spreads.nodes.get(around[i + 1]?.name ?? next)!),
+          };
+          return Infinity;
+        }
+        if (this.#fragments.has(next) && !this.#depths.has(next)) enter(next);
         continue;
       }
       let depth = top.spreads.ownDepth;
@@ -117,19 +141,21 @@ class FragmentDepths {
  */
 function spreadsIn(set: SelectionSetNode, maximum: number): Spreads {
   const levels = new Map<string, number>();
+  const nodes = new Map<string, FragmentSpreadNode>();
   let ownDepth = 0;
   const sets: Array<{ set: SelectionSetNode; level: number }> = [{ set, level: 1 }];
   for (let entry = sets.pop(); entry !== undefined; entry = sets.pop()) {
     ownDepth = Math.max(ownDepth, entry.level);
-    if (ownDepth > maximum) return { levels: new Map(), ownDepth };
+    if (ownDepth > maximum) return { levels: new Map(), nodes, ownDepth };
     for (const selection of entry.set.selections) {
       if (selection.kind === Kind.FRAGMENT_SPREAD) {
         const name = selection.name.value;
         levels.set(name, Math.max(levels.get(name) ?? 0, entry.level));
+        if (!nodes.has(name)) nodes.set(name, selection);
       } else if (selection.selectionSet) {
         sets.push({ set: selection.selectionSet, level: entry.level + 1 });
       }
     }
   }
-  return { levels, ownDepth };
+  return { levels, nodes, ownDepth };
 }

@@ -179,6 +179,25 @@ describe('operation limits', () => {
     }
   });
 
+  it('refuses fragments that spread each other in a cycle as graphql-js does, before its other rules follow the cycle out of stack, at the default limits', async () => {
+    // Each fragment spreads the next two, round a ring of 100 (~1,400 tokens): the check that fields can be
+    // merged compares fragment pairs recursively and ran out of stack (a 500), within every default limit.
+    const ring = Array.from({ length: 100 }, (_, i) => `fragment F${i} on Query { ...F${(i + 1) % 100} __typename ...F${(i + 2) % 100} }`).join(' ');
+    const stack = await startLoggingStack('info');
+    try {
+      for (const document of [`{ ...F0 } ${ring}`, `{ __typename } ${ring}`, '{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }']) {
+        const res = await stack.gql(document);
+        assert.equal(res.status, 400, JSON.stringify(res.body));
+        assert.deepEqual(codes(res), ['GRAPHQL_VALIDATION_FAILED']);
+        assert.match(String(res.body.errors![0]!.message), /^Cannot spread fragment "(F\d+|A|B)" within itself/);
+      }
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.deepEqual(stack.lines.filter((line) => line.includes('"level":"error"')), []);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('validates and runs a query as deep as MAX_QUERY_DEPTH may be raised to, twice over in one selection', async () => {
     const deep = await startStack({ gateway: { operationLimits: { maxTokens: 1_000_000, maxDepth: MAX_NESTING } } });
     try {

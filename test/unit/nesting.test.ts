@@ -1,16 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'graphql';
-import { MAX_NESTING, nestsDeeperThan } from '../../src/limits/nesting.ts';
+import { MAX_NESTING, nestingProblem, type FragmentCycle } from '../../src/limits/nesting.ts';
 
-const deeper = (document: string, maximum = MAX_NESTING) => nestsDeeperThan(parse(document, { maxTokens: 1_000_000 }), maximum);
+const problem = (document: string, maximum = MAX_NESTING) => nestingProblem(parse(document, { maxTokens: 1_000_000 }), maximum);
+const deeper = (document: string, maximum = MAX_NESTING) => problem(document, maximum) === 'too deep';
+/** The cycle found in `document`, as its fragments' names and the lines of the spreads that make it. */
+const cycleIn = (document: string) => {
+  const found = problem(document) as FragmentCycle | undefined;
+  return found && { spread: found.spread, via: found.via, spreads: found.nodes.map((node) => `...${node.name.value}@${node.loc?.start}`) };
+};
 /** Fields nesting `levels` selection sets, counting the one they are in. */
 const fields = (levels: number) => `${'a { '.repeat(levels - 1)}b${' }'.repeat(levels - 1)}`;
 /** `{ ...F0 }` and a chain of `count` fragments, each spreading the next (the last spreading `last`, when given). */
 const chain = (count: number, last?: string) =>
   `{ ...F0 } ${Array.from({ length: count }, (_, i) => `fragment F${i} on Query { ${i < count - 1 ? `...F${i + 1}` : last ? `...${last}` : 'b'} }`).join(' ')}`;
 
-describe('nestsDeeperThan', () => {
+describe('nestingProblem', () => {
   it('counts selection sets, inline fragments among them, up to the bound and no further', () => {
     assert.equal(deeper(`{ ${fields(MAX_NESTING)} }`), false);
     assert.equal(deeper(`{ ${fields(MAX_NESTING + 1)} }`), true);
@@ -26,17 +32,21 @@ describe('nestsDeeperThan', () => {
     assert.equal(deeper(`{ ...X } fragment X on Query { ${fields(MAX_NESTING + 1)} } fragment X on Query { b }`), true);
   });
 
-  it('counts a cycle once round, for graphql-js to report, and an unknown fragment as nothing', () => {
-    assert.equal(deeper(chain(3, 'F0')), false);
-    assert.equal(deeper(chain(MAX_NESTING + 5, 'F0')), true);
-    // Past MAX_NESTING fragments, where graphql-js's search for cycles could go deeper than the levels counted
-    // once round, a document with a cycle is refused here, however short the cycle.
-    const others = (count: number) => Array.from({ length: count }, (_, i) => `fragment X${i} on Query { b }`).join(' ');
-    const cycle = '{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }';
-    assert.equal(deeper(`${cycle} ${others(MAX_NESTING - 2)}`), false);
-    assert.equal(deeper(`${cycle} ${others(MAX_NESTING - 1)}`), true);
-    assert.equal(deeper(`{ ...A } fragment A on Query { ...B } fragment B on Query { b } ${others(MAX_NESTING)}`), false, 'no cycle');
-    assert.equal(deeper('{ ...Unknown }'), false);
+  it('finds a cycle of fragments, however short, with the spreads that make it, and counts an unknown fragment as nothing', () => {
+    const twoRound = '{ ...A } fragment A on Query { ...B } fragment B on Query { b ...A }';
+    assert.deepEqual(cycleIn(twoRound), { spread: 'A', via: ['B'], spreads: [`...B@${twoRound.indexOf('...B')}`, `...A@${twoRound.lastIndexOf('...A')}`] });
+    const self = '{ b } fragment S on Query { a { ...S } }';
+    assert.deepEqual(cycleIn(self), { spread: 'S', via: [], spreads: [`...S@${self.indexOf('...S')}`] });
+    assert.deepEqual(cycleIn(chain(3, 'F0')), { spread: 'F0', via: ['F1', 'F2'], spreads: cycleIn(chain(3, 'F0'))!.spreads });
+    assert.equal(cycleIn(chain(3, 'F0'))!.spreads.length, 3);
+    // Each fragment spreading the next two round a ring: graphql-js's merge check followed it out of stack.
+    const ring = Array.from({ length: 100 }, (_, i) => `fragment R${i} on Query { ...R${(i + 1) % 100} ...R${(i + 2) % 100} }`).join(' ');
+    assert.equal((problem(`{ b } ${ring}`) as FragmentCycle).spread.startsWith('R'), true);
+    // A cycle past the bound is found as a cycle, wherever the measure meets it first.
+    assert.notEqual(problem(chain(MAX_NESTING + 5, 'F0')), undefined);
+    // Diamonds are no cycle: two routes to one fragment.
+    assert.equal(problem('{ ...A } fragment A on Query { ...B ...C } fragment B on Query { ...D } fragment C on Query { ...D } fragment D on Query { b }'), undefined);
+    assert.equal(problem('{ ...Unknown }'), undefined);
   });
 
   it('measures fragments spread many times over once each', () => {
