@@ -71,6 +71,27 @@ function isNestedTooDeeply(error: unknown): boolean {
   return error instanceof GraphQLError && error.originalError instanceof NestedTooDeeply;
 }
 
+/**
+ * The answer for a document graphql-js stopped validating past its own budget of work (graphql 16.15: its
+ * check that fields can be merged counts the pairs it compares, and the rules that follow fragments from each
+ * operation count the fragments), which it words `Validation aborted.` alone. No setting governs it; the
+ * caller learns what to send less of.
+ */
+const VALIDATION_ABORTED: GraphQLFormattedError = {
+  message:
+    'The operation is too complex to validate: graphql-js gave up checking it past its budget of work (fields of one name, or fragments, compared in pairs where they merge; fragments followed from each operation). Select each field and spread each fragment fewer times.',
+  extensions: { code: ErrorCode.QUERY_TOO_COMPLEX },
+};
+
+/**
+ * Whether `error` is graphql-js giving up past its budget of work: one error, of its exact words and no
+ * location, that Apollo hands on as a validation error. (Past 100 errors it words its stop "Too many validation
+ * errors, …": those are the caller's errors, answered as they are.)
+ */
+function isValidationAborted(error: unknown): boolean {
+  return error instanceof GraphQLError && error.extensions['code'] === 'GRAPHQL_VALIDATION_FAILED' && error.message === 'Validation aborted.';
+}
+
 /** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
 const MAX_MESSAGE_LENGTH = 1_000;
 
@@ -115,7 +136,8 @@ export function persistedQueryCache(): InMemoryLRUCache<string> {
  * The code a caller sees for an error that reached Apollo, or `undefined` for an unexpected one (a bug, to
  * mask and log): the gateway's own codes; Apollo's and graphql-js's refusals of an operation; and Apollo's
  * refusals of a malformed request that carry no code, only a 4xx status (a persisted query's wrong hash or
- * version), as BAD_REQUEST. graphql-js stopping at `maxTokens` is a limit: QUERY_TOO_COMPLEX.
+ * version), as BAD_REQUEST. graphql-js stopping at `maxTokens`, or past its budget of validation work, is a
+ * limit: QUERY_TOO_COMPLEX.
  */
 function publicCode(error: unknown): string | undefined {
   const own = callerCodeOf(unwrapResolverError(error));
@@ -123,7 +145,7 @@ function publicCode(error: unknown): string | undefined {
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
   if (code === 'GRAPHQL_PARSE_FAILED' && (isTokenLimitError(error.message) || parserOutOfStack(error))) return ErrorCode.QUERY_TOO_COMPLEX;
-  if (isNestedTooDeeply(error)) return ErrorCode.QUERY_TOO_COMPLEX;
+  if (isNestedTooDeeply(error) || isValidationAborted(error)) return ErrorCode.QUERY_TOO_COMPLEX;
   // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
   if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
@@ -284,6 +306,7 @@ function formatForCaller(
     };
   }
   if (isNestedTooDeeply(error)) return NESTED_TOO_DEEPLY;
+  if (isValidationAborted(error)) return VALIDATION_ABORTED;
   if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
     return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
   }

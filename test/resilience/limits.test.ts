@@ -198,6 +198,32 @@ describe('operation limits', () => {
     }
   });
 
+  it('answers graphql-js giving up validating a document past its budget of work as too complex, saying so, with no upstream call', async () => {
+    // 140 fragments of 60 distinct aliases each, spread side by side: graphql-js compares each two fragments'
+    // fields and stops at its budget (`Validation aborted.`, answered GRAPHQL_VALIDATION_FAILED with no reason).
+    const fragments = Array.from({ length: 140 }, (_, i) => `fragment F${i} on Query { ${Array.from({ length: 60 }, (_, j) => `f${i}_${j}: __typename`).join(' ')} }`);
+    const document = `{ ${fragments.map((_, i) => `...F${i}`).join(' ')} } ${fragments.join(' ')}`;
+    // ~26,000 tokens: at its default MAX_QUERY_TOKENS would refuse the document first.
+    const roomy = await startLoggingStack('info', { gateway: { operationLimits: { maxTokens: 30_000 } } });
+    try {
+      const res = await roomy.gql(document);
+      assert.equal(res.status, 400);
+      assert.deepEqual(res.body.errors, [
+        {
+          message:
+            'The operation is too complex to validate: graphql-js gave up checking it past its budget of work (fields of one name, or fragments, compared in pairs where they merge; fragments followed from each operation). Select each field and spread each fragment fewer times.',
+          extensions: { code: 'QUERY_TOO_COMPLEX' },
+        },
+      ]);
+      assert.deepEqual(roomy.upstreamCalls(), []);
+      const logged = () => roomy.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'operation');
+      await eventually(() => logged().length === 1);
+      assert.deepEqual(logged()[0]!['errors'], ['QUERY_TOO_COMPLEX']);
+    } finally {
+      await roomy.close();
+    }
+  });
+
   it('validates and runs a query as deep as MAX_QUERY_DEPTH may be raised to, twice over in one selection', async () => {
     const deep = await startStack({ gateway: { operationLimits: { maxTokens: 1_000_000, maxDepth: MAX_NESTING } } });
     try {
