@@ -11,7 +11,16 @@ import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
 import { GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
-import { isTokenLimitError, operationLimitsPlugin, tokenLimitRefusal, type OperationLimits } from './limits/index.ts';
+import {
+  isTokenLimitError,
+  MAX_MERGED_PAIRS,
+  MAX_SELECTIONS_VISITED,
+  mergingRefusal,
+  mergingWork,
+  operationLimitsPlugin,
+  tokenLimitRefusal,
+  type OperationLimits,
+} from './limits/index.ts';
 import { MAX_NESTING, nestingProblem, type FragmentCycle } from './limits/nesting.ts';
 import { errorFields, type Logger } from './logger.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
@@ -34,8 +43,13 @@ const NESTED_TOO_DEEPLY: GraphQLFormattedError = {
 /** `nestingRule`'s refusal, which Apollo hands on as a validation error's `originalError`. */
 class NestedTooDeeply extends GraphQLError {}
 
+/** `nestingRule`'s refusal of a limit that is no setting, in the words, `limit`, `value` and `maximum` of those checked after validation. */
+class TooComplexToValidate extends GraphQLError {}
+
 /**
- * Refuses a document nested past `MAX_NESTING`, or whose fragments spread each other in a cycle, before
+ * Refuses a document nested past `MAX_NESTING`, or whose fragments spread each other in a cycle, or whose
+ * repeated fields and fragments graphql-js's check that fields can be merged would compare in too many pairs
+ * (`mergingWork`: ~200 ms of it within every default limit, the same document answered 200), before
  * graphql-js's own rules read it. They read nesting and follow spreads recursively: out of stack, validation
  * threw a RangeError past Apollo's pipeline, answered 500 (and fragment chains a little short of that overflowed
  * execution instead, 200 with an unexpected error). A cycle is reported as graphql-js words it, the only error
@@ -53,8 +67,14 @@ function nestingRule(context: ValidationContext): ASTVisitor {
   return {
     Document(document) {
       const problem = nestingProblem(document, MAX_NESTING);
-      if (problem === undefined) return undefined;
-      context.reportError(problem === 'too deep' ? new NestedTooDeeply(NESTED_TOO_DEEPLY.message, { extensions: NESTED_TOO_DEEPLY.extensions }) : cycleError(problem));
+      if (problem !== undefined) {
+        context.reportError(problem === 'too deep' ? new NestedTooDeeply(NESTED_TOO_DEEPLY.message, { extensions: NESTED_TOO_DEEPLY.extensions }) : cycleError(problem));
+        return null;
+      }
+      // Only once no cycle is left for the count to follow.
+      const refusal = mergingRefusal(mergingWork(document, MAX_MERGED_PAIRS, MAX_SELECTIONS_VISITED));
+      if (refusal === undefined) return undefined;
+      context.reportError(new TooComplexToValidate(refusal.message, { extensions: refusal.extensions }));
       return null;
     },
   };
@@ -64,6 +84,13 @@ function nestingRule(context: ValidationContext): ASTVisitor {
 function cycleError({ spread, via, nodes }: FragmentCycle): GraphQLError {
   const path = via.map((name) => `"${name}"`).join(', ');
   return new GraphQLError(`Cannot spread fragment "${spread}" within itself${path === '' ? '.' : ` via ${path}.`}`, { nodes });
+}
+
+/** `nestingRule`'s refusal of a limit that is no setting as it is answered, or `undefined` for any other error. */
+function tooComplexToValidate(error: unknown): GraphQLFormattedError | undefined {
+  if (!(error instanceof GraphQLError) || !(error.originalError instanceof TooComplexToValidate)) return undefined;
+  const { limit, value, maximum } = error.originalError.extensions;
+  return { message: error.originalError.message, extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit, value, maximum } };
 }
 
 /** Whether `error` is Apollo's validation error for `nestingRule`'s refusal of a document nested too deeply. */
@@ -145,7 +172,7 @@ function publicCode(error: unknown): string | undefined {
   if (!(error instanceof GraphQLError)) return undefined;
   const code = error.extensions['code'];
   if (code === 'GRAPHQL_PARSE_FAILED' && (isTokenLimitError(error.message) || parserOutOfStack(error))) return ErrorCode.QUERY_TOO_COMPLEX;
-  if (isNestedTooDeeply(error) || isValidationAborted(error)) return ErrorCode.QUERY_TOO_COMPLEX;
+  if (isNestedTooDeeply(error) || isValidationAborted(error) || tooComplexToValidate(error)) return ErrorCode.QUERY_TOO_COMPLEX;
   // graphql-js's last word after 50 bad variable values: still the caller's input, not a bug.
   if (code === undefined && error.message.startsWith('Too many errors processing variables')) return ErrorCode.BAD_USER_INPUT;
   if (typeof code === 'string' && OPERATION_CODES.has(code)) return code;
@@ -307,6 +334,8 @@ function formatForCaller(
   }
   if (isNestedTooDeeply(error)) return NESTED_TOO_DEEPLY;
   if (isValidationAborted(error)) return VALIDATION_ABORTED;
+  const refused = tooComplexToValidate(error);
+  if (refused) return refused;
   if (code === ErrorCode.QUERY_TOO_COMPLEX && formatted.extensions?.['code'] === 'GRAPHQL_PARSE_FAILED') {
     return error instanceof GraphQLError && parserOutOfStack(error) ? NESTED_TOO_DEEPLY : tokenLimitRefusal(limits.maxTokens);
   }

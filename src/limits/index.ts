@@ -4,10 +4,13 @@ import { ErrorCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { ListLengthBudget } from './lists.ts';
 import { COST, MAX_SELECTIONS_VISITED, measureOperation, type OperationMeasure } from './measure.ts';
+import { MAX_MERGED_PAIRS, type MergingWork } from './merging.ts';
 
 export { ListLengthBudget } from './lists.ts';
 export { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS, WRITTEN_ACCOUNT_FIELDS } from './measure.ts';
 export { MAX_NESTING } from './nesting.ts';
+export { MAX_MERGED_PAIRS, mergingWork } from './merging.ts';
+export { MAX_SELECTIONS_VISITED } from './measure.ts';
 
 /** The most an operation may ask for; beyond any of them it is refused with `QUERY_TOO_COMPLEX`. */
 export interface OperationLimits {
@@ -115,6 +118,31 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
       const shown = shownFigure(value);
       return tooComplex(`${check.label} ${shown}, more than the maximum of ${maximum} (${check.setting})`, check.setting, shown, maximum);
     }
+  }
+  return undefined;
+}
+
+/**
+ * The `QUERY_TOO_COMPLEX` error for a document whose fields and fragments merge in more pairs than graphql-js's
+ * merge check should compare (`MAX_MERGED_PAIRS`), or in more ways than are counted (`MAX_SELECTIONS_VISITED`,
+ * as `checkLimits` words it), or `undefined`: checked before validation (`mergingWork`).
+ */
+export function mergingRefusal(work: MergingWork): GraphQLError | undefined {
+  if (work.visited > MAX_SELECTIONS_VISITED) {
+    return tooComplex(
+      `its fields merge across fragments in more ways than the gateway measures (more than ${MAX_SELECTIONS_VISITED} selections to visit; not a setting)`,
+      'MERGED_SELECTIONS',
+      work.visited,
+      MAX_SELECTIONS_VISITED,
+    );
+  }
+  if (work.pairs > MAX_MERGED_PAIRS) {
+    return tooComplex(
+      `${work.pairs} pairs of fields of one name, or of fragments, where they merge into one place of the answer, more than the maximum of ${MAX_MERGED_PAIRS} (not a setting: select each field and spread each fragment fewer times in one place)`,
+      'MERGED_PAIRS',
+      work.pairs,
+      MAX_MERGED_PAIRS,
+    );
   }
   return undefined;
 }

@@ -198,6 +198,45 @@ describe('operation limits', () => {
     }
   });
 
+  it('refuses, before validating it, a document whose repeated fields and fragments graphql-js would compare in too many pairs, and lets ordinary repeats through', async () => {
+    const repeat = (count: number, text: (i: number) => string) => Array.from({ length: count }, (_, i) => text(i)).join(' ');
+    const chain = (name: string, count: number) => repeat(count, (i) => `fragment ${name}${i} on Query { ${i + 1 < count ? `...${name}${i + 1}` : ''} __typename }`);
+    // Each within every default limit, and ~100-200 ms of validation (graphql-js's merge check) before this.
+    const refused: Record<string, [document: string, limit: string, value?: number]> = {
+      // Merged into one field by execution (one upstream call, answered 200): 5 levels of 230 fields, each two
+      // compared. Counting stops past the maximum, here at the first level.
+      'one field written 230 times': [`{ ${repeat(230, () => 'accounts { nodes { connectTokens { account { id } } } }')} }`, 'MERGED_PAIRS', (230 * 229) / 2],
+      'two chains of 165 fragments side by side': [`{ ...A0 ...B0 } ${chain('A', 165)} ${chain('B', 165)}`, 'MERGED_PAIRS'],
+      // Eight fields of eight of eight: 512 merged at the last level, where no set holds more than eight.
+      'eight of eight of eight': [`{ ${repeat(8, () => `account(id: "1") { ${repeat(8, () => `connectTokens { ${repeat(8, () => 'account { id }')} }`)} }`)} }`, 'MERGED_PAIRS'],
+      // Each operation spreads the fragment again (graphql-js follows fragments from each).
+      '400 operations spreading one fragment': [`${repeat(400, (i) => `query Q${i} { ...F }`)} fragment F on Query { ${repeat(50, (i) => `f${i}: __typename`)} }`, 'MERGED_SELECTIONS'],
+    };
+    for (const [shape, [document, limit, value]] of Object.entries(refused)) {
+      const res = await fetch(new URL('/graphql', stack.gateway.url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: document, operationName: document.startsWith('query') ? 'Q0' : undefined }),
+      });
+      const body = (await res.json()) as GraphQLResponse['body'];
+      assert.equal(res.status, 400, shape);
+      assert.equal(body.errors?.length, 1, shape);
+      const [error] = body.errors!;
+      assert.equal(error!.extensions!['code'], 'QUERY_TOO_COMPLEX', shape);
+      assert.equal(error!.extensions!['limit'], limit, shape);
+      const maximum = limit === 'MERGED_PAIRS' ? 10_000 : 20_000;
+      assert.equal(error!.extensions!['maximum'], maximum, shape);
+      if (value !== undefined) assert.equal(error!.extensions!['value'], value, shape);
+      assert.ok((error!.extensions!['value'] as number) > maximum, shape);
+      assert.match(error!.message, /^The operation is too complex: .*not a setting/, shape);
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // Fifty copies of one field, 3 levels of 1,225 pairs: merged and run once.
+    const res = await stack.gql(`{ ${repeat(50, () => 'accounts(first: 1) { nodes { id } }')} }`);
+    assert.deepEqual(res.body, { data: { accounts: { nodes: [] } } });
+    assert.equal(stack.upstreamCalls().length, 1);
+  });
+
   it('answers graphql-js giving up validating a document past its budget of work as too complex, saying so, with no upstream call', async () => {
     // 140 fragments of 60 distinct aliases each, spread side by side: graphql-js compares each two fragments'
     // fields and stops at its budget (`Validation aborted.`, answered GRAPHQL_VALIDATION_FAILED with no reason).

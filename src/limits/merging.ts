@@ -1,0 +1,110 @@
+import { Kind, type DocumentNode, type FieldNode, type SelectionSetNode } from 'graphql';
+
+/**
+ * Pairs of selections graphql-js's check that fields can be merged (OverlappingFieldsCanBeMergedRule) may
+ * compare in one document, at most (not a setting). It compares, at each level of the answer, every two
+ * fields of one response name, however many fragments and selection sets they come from, then their
+ * selections a level down, merged the same way; and every two fragments spread into that level. Its work
+ * grows with the square of such repeats, before any limit measured after validation can refuse the document:
+ * within every default limit, 230 copies of `accounts { nodes { connectTokens { account { id } } } }` took
+ * ~150 ms to validate, two chains of 165 fragments side by side ~100 ms, eight `account` each with eight
+ * `connectTokens` each with eight `account` (64 fields, merged into 512 at the last level) ~130 ms, where a
+ * frontend's page takes ~1 ms. Legitimate documents stay far below: fragments colocated by a frontend repeat
+ * `id` and `__typename` a few dozen times at a level, a few hundred pairs each; this bound holds
+ * validation's merge check to ~20 ms.
+ */
+export const MAX_MERGED_PAIRS = 10_000;
+
+/** How far merging got: the pairs it counted, and the selections it visited to count them. */
+export interface MergingWork {
+  pairs: number;
+  visited: number;
+}
+
+/**
+ * The pairs graphql-js's merge check may compare in `document` (MAX_MERGED_PAIRS), counted level by level as
+ * it merges them: at each level, for each response name the pairs of its fields, and the pairs of the distinct
+ * fragments spread into the level (through inline fragments and other fragments too). Counting stops once the
+ * pairs pass `maxPairs` or the selections visited pass `maxVisited`, so it costs at most the document and
+ * `maxVisited`: a fragment spread at many levels is visited at each (a fragment within a level once, as
+ * graphql-js compares it once). Counted from each operation and each fragment no definition spreads: a
+ * spread fragment's own levels are parts of those it is spread into, with fewer pairs. Without recursion, as
+ * nestingProblem measures, which must have passed (no cycle: the walk follows spreads).
+ */
+export function mergingWork(document: DocumentNode, maxPairs: number, maxVisited: number): MergingWork {
+  const fragments = new Map<string, SelectionSetNode>();
+  const spread = new Set<string>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition.selectionSet);
+  }
+  const work: MergingWork = { pairs: 0, visited: 0 };
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue;
+    for (const name of spreadsWithin(definition.selectionSet)) spread.add(name);
+  }
+  const levels: Array<readonly SelectionSetNode[]> = [];
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.OPERATION_DEFINITION) levels.push([definition.selectionSet]);
+    if (definition.kind === Kind.FRAGMENT_DEFINITION && !spread.has(definition.name.value)) levels.push([definition.selectionSet]);
+  }
+  for (let level = levels.pop(); level !== undefined; level = levels.pop()) {
+    const { fieldsByName, fragmentsSpread } = mergeLevel(level, fragments, work);
+    work.pairs += pairsOf(fragmentsSpread);
+    for (const fields of fieldsByName.values()) {
+      work.pairs += pairsOf(fields.length);
+      const below = fields.flatMap((field) => (field.selectionSet ? [field.selectionSet] : []));
+      if (below.length > 0) levels.push(below);
+    }
+    if (work.pairs > maxPairs || work.visited > maxVisited) return work;
+  }
+  return work;
+}
+
+function pairsOf(count: number): number {
+  return (count * (count - 1)) / 2;
+}
+
+/**
+ * The fields of one level of the answer made of `sets`, by response name, with inline fragments and named
+ * fragments flattened into it (each named one once), and how many distinct named fragments were.
+ */
+function mergeLevel(
+  sets: readonly SelectionSetNode[],
+  fragments: ReadonlyMap<string, SelectionSetNode>,
+  work: MergingWork,
+): { fieldsByName: Map<string, FieldNode[]>; fragmentsSpread: number } {
+  const fieldsByName = new Map<string, FieldNode[]>();
+  const entered = new Set<string>();
+  const pending = [...sets];
+  for (let set = pending.pop(); set !== undefined; set = pending.pop()) {
+    work.visited += set.selections.length;
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const name = (selection.alias ?? selection.name).value;
+        const fields = fieldsByName.get(name);
+        if (fields) fields.push(selection);
+        else fieldsByName.set(name, [selection]);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        pending.push(selection.selectionSet);
+      } else if (!entered.has(selection.name.value)) {
+        entered.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) pending.push(fragment);
+      }
+    }
+  }
+  return { fieldsByName, fragmentsSpread: entered.size };
+}
+
+/** The names of the fragments spread anywhere in `set`, its fields' sets included. */
+function spreadsWithin(set: SelectionSetNode): string[] {
+  const names: string[] = [];
+  const pending = [set];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    for (const selection of next.selections) {
+      if (selection.kind === Kind.FRAGMENT_SPREAD) names.push(selection.name.value);
+      else if (selection.selectionSet) pending.push(selection.selectionSet);
+    }
+  }
+  return names;
+}
