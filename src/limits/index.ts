@@ -84,12 +84,7 @@ function shownFigure(value: number): number | 'unbounded' {
 /** The `QUERY_TOO_COMPLEX` error for the first limit the measure exceeds, or `undefined` when within all. */
 export function checkLimits(measure: OperationMeasure, limits: OperationLimits): GraphQLError | undefined {
   if (measure.selectionsVisited > MAX_SELECTIONS_VISITED) {
-    return tooComplex(
-      `its fields merge across fragments in more ways than the gateway measures (more than ${MAX_SELECTIONS_VISITED} selections to visit; not a setting)`,
-      'MERGED_SELECTIONS',
-      measure.selectionsVisited,
-      MAX_SELECTIONS_VISITED,
-    );
+    return tooManySelectionsVisited(measure.selectionsVisited);
   }
   if (measure.longestAlias > MAX_ALIAS_LENGTH) {
     return tooComplex(`an alias of ${measure.longestAlias} characters, more than the maximum of ${MAX_ALIAS_LENGTH}`, 'ALIAS_LENGTH', measure.longestAlias, MAX_ALIAS_LENGTH);
@@ -129,12 +124,7 @@ export function checkLimits(measure: OperationMeasure, limits: OperationLimits):
  */
 export function mergingRefusal(work: MergingWork): GraphQLError | undefined {
   if (work.visited > MAX_SELECTIONS_VISITED) {
-    return tooComplex(
-      `its fields merge across fragments in more ways than the gateway measures (more than ${MAX_SELECTIONS_VISITED} selections to visit; not a setting)`,
-      'MERGED_SELECTIONS',
-      work.visited,
-      MAX_SELECTIONS_VISITED,
-    );
+    return tooManySelectionsVisited(work.visited);
   }
   if (work.pairs > MAX_MERGED_PAIRS) {
     return tooComplex(
@@ -145,6 +135,16 @@ export function mergingRefusal(work: MergingWork): GraphQLError | undefined {
     );
   }
   return undefined;
+}
+
+/** MERGED_SELECTIONS: counting how fields merge (before validation, or measuring after it) visited more than it may. */
+function tooManySelectionsVisited(visited: number): GraphQLError {
+  return tooComplex(
+    `its fields merge across fragments in more ways than the gateway measures (more than ${MAX_SELECTIONS_VISITED} selections to visit; not a setting)`,
+    'MERGED_SELECTIONS',
+    visited,
+    MAX_SELECTIONS_VISITED,
+  );
 }
 
 function tooComplex(what: string, limit: string, value: number | string, maximum: number): GraphQLError {
