@@ -33,17 +33,17 @@ import { buildSchema } from './schema.ts';
 
 /**
  * The answer for a document the parser could not read for its nesting (`parserOutOfStack`), or that nests past
- * `MAX_NESTING` (`nestingRule`): no setting governs it.
+ * `MAX_NESTING` (`safeToValidateRule`): no setting governs it.
  */
 const NESTED_TOO_DEEPLY: GraphQLFormattedError = {
   message: 'The operation is too complex: it is nested too deeply to be read (its lists, objects or selections).',
   extensions: { code: ErrorCode.QUERY_TOO_COMPLEX },
 };
 
-/** `nestingRule`'s refusal, which Apollo hands on as a validation error's `originalError`. */
+/** `safeToValidateRule`'s refusal, which Apollo hands on as a validation error's `originalError`. */
 class NestedTooDeeply extends GraphQLError {}
 
-/** `nestingRule`'s refusal of a limit that is no setting, in the words, `limit`, `value` and `maximum` of those checked after validation. */
+/** `safeToValidateRule`'s refusal of a limit that is no setting, in the words, `limit`, `value` and `maximum` of those checked after validation. */
 class TooComplexToValidate extends GraphQLError {}
 
 /**
@@ -63,7 +63,7 @@ class TooComplexToValidate extends GraphQLError {}
  * for this rule alone. (With Apollo's `maxRecursiveSelections` set, it would run `validationRules` only after
  * graphql-js's rules passed: too late for this one.)
  */
-function nestingRule(context: ValidationContext): ASTVisitor {
+function safeToValidateRule(context: ValidationContext): ASTVisitor {
   return {
     Document(document) {
       const problem = nestingProblem(document, MAX_NESTING);
@@ -86,14 +86,14 @@ function cycleError({ spread, via, nodes }: FragmentCycle): GraphQLError {
   return new GraphQLError(`Cannot spread fragment "${spread}" within itself${path === '' ? '.' : ` via ${path}.`}`, { nodes });
 }
 
-/** `nestingRule`'s refusal of a limit that is no setting as it is answered, or `undefined` for any other error. */
+/** `safeToValidateRule`'s refusal of a limit that is no setting as it is answered, or `undefined` for any other error. */
 function tooComplexToValidate(error: unknown): GraphQLFormattedError | undefined {
   if (!(error instanceof GraphQLError) || !(error.originalError instanceof TooComplexToValidate)) return undefined;
   const { limit, value, maximum } = error.originalError.extensions;
   return { message: error.originalError.message, extensions: { code: ErrorCode.QUERY_TOO_COMPLEX, limit, value, maximum } };
 }
 
-/** Whether `error` is Apollo's validation error for `nestingRule`'s refusal of a document nested too deeply. */
+/** Whether `error` is Apollo's validation error for `safeToValidateRule`'s refusal of a document nested too deeply. */
 function isNestedTooDeeply(error: unknown): boolean {
   return error instanceof GraphQLError && error.originalError instanceof NestedTooDeeply;
 }
@@ -226,7 +226,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     // the names it is compared with: a misspelt name of 1 MiB held the event loop ~150 ms, 10 times the same body
     // as a string.
     validationOptions: { hideSuggestions: !introspection },
-    validationRules: [nestingRule],
+    validationRules: [safeToValidateRule],
     // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
     // main's handler mid-shutdown and the process never exits.
     stopOnTerminationSignals: false,
