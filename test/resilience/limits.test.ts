@@ -209,6 +209,8 @@ describe('operation limits', () => {
       'two chains of 165 fragments side by side': [`{ ...A0 ...B0 } ${chain('A', 165)} ${chain('B', 165)}`, 'MERGED_PAIRS'],
       // Eight fields of eight of eight: 512 merged at the last level, where no set holds more than eight.
       'eight of eight of eight': [`{ ${repeat(8, () => `account(id: "1") { ${repeat(8, () => `connectTokens { ${repeat(8, () => 'account { id }')} }`)} }`)} }`, 'MERGED_PAIRS'],
+      // `...F` finds the last fragment named F, but graphql-js compares the first one's fields all the same.
+      'a fragment behind a later one of its name': [`{ ...F } fragment F on Query { ${repeat(200, () => 'accounts { nodes { connectTokens { account { id } } } }')} } fragment F on Query { __typename }`, 'MERGED_PAIRS', (200 * 199) / 2],
       // Each operation spreads the fragment again (graphql-js follows fragments from each).
       '400 operations spreading one fragment': [`${repeat(400, (i) => `query Q${i} { ...F }`)} fragment F on Query { ${repeat(50, (i) => `f${i}: __typename`)} }`, 'MERGED_SELECTIONS'],
     };

@@ -24,6 +24,11 @@ describe('mergingWork', () => {
     assert.equal(work('{ b } fragment F on Q { a a }').pairs, 1);
   });
 
+  it('counts a fragment that a later one of its name hides on its own: graphql-js compares its fields all the same', () => {
+    // `...F` finds the second F; the first one's two a are a pair, wherever it is (not) spread.
+    assert.equal(work('{ ...F } fragment F on Q { a a } fragment F on Q { b }').pairs, 1);
+  });
+
   it('stops once past either maximum', () => {
     const repeated = `{ ${'a { b } '.repeat(100)}}`;
     assert.deepEqual(work(repeated), { pairs: 2 * 4_950, visited: 200 });
