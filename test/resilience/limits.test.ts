@@ -406,7 +406,7 @@ describe('operation limits', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
-  it('lets legitimate queries through: the benchmark fan-out, 30 aliases, fragments, introspection', async () => {
+  it('lets legitimate queries through: the benchmark fan-out, 30 aliases, fragments, forty colocated ones, introspection', async () => {
     const id = stack.emulator.store.createAccount({ email: 'legit@example.com', username: 'legit' }).id;
     const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'legit@example.com' }).token;
     stack.emulator.store.useConnectToken(token, { server: 'imap.example.com', username: 'u', existingAccountId: id });
@@ -443,8 +443,23 @@ describe('operation limits', () => {
     assert.deepEqual(codes(colocated), []);
     assert.deepEqual(colocated.body.data, admin.body.data);
 
-    // GraphiQL's introspection query nests ofType seven levels deep: it only unwraps types, so it adds no depth.
-    const introspection = await stack.gql(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, schemaDescription: true }));
+    // Forty components each colocating a fragment on one account, as Apollo Client sends them (`__typename` in
+    // every set): 6,320 pairs where they merge, under MERGED_PAIRS' 10,000.
+    const components = Array.from({ length: 40 }, (_, i) => i);
+    const page = await stack.gql(
+      `query ($id: ID!) { account(id: $id) { id __typename ${components.map((i) => `...C${i}`).join(' ')} } }
+       ${components.map((i) => `fragment C${i} on Account { id __typename firstName sources { __typename label status } }`).join('\n')}`,
+      { id },
+    );
+    assert.equal(page.status, 200);
+    assert.equal(page.body.errors, undefined);
+
+    // GraphiQL's and graphql-codegen's introspection query, every option on, nests ofType seven levels deep: it
+    // only unwraps types, so it adds no depth, and repeats no field where fields merge.
+    const introspection = await stack.gql(
+      getIntrospectionQuery({ descriptions: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true, inputValueDeprecation: true, oneOf: true }),
+    );
+    assert.equal(introspection.status, 200);
     assert.equal(introspection.body.errors, undefined);
   });
 });
