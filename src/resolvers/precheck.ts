@@ -115,9 +115,11 @@ async function checkWrites(
       if (code === undefined || !(error instanceof GraphQLError)) {
         // A bug in the field's checks, which it would meet again as it runs, after the writes before it: it
         // refuses the operation as any unexpected error fails a field (masked, logged with its path).
-        return { writes: fields.length, refusal: new GraphQLError(messageOf(error), { path: [key], originalError: error instanceof Error ? error : undefined }) };
+        return { writes: fields.length, refusal: new GraphQLError(messageOf(error), { nodes: node, path: [key], originalError: error instanceof Error ? error : undefined }) };
       }
+      // Located at the write it refuses (`nodes`), as execution locates a field's error: an IDE marks it.
       const refusal = new GraphQLError(`${error.message} (no write of the operation was made)`, {
+        nodes: node,
         path: [key],
         extensions: { ...error.extensions, code, http: { status: REFUSAL_STATUS[code] ?? 400 } },
       });
@@ -177,6 +179,7 @@ function unreadableDirective(nodes: readonly FieldNode[], fragments: Record<stri
     } catch (error) {
       if (!(error instanceof GraphQLError)) throw error;
       return new GraphQLError(`${error.message} (no write of the operation was made)`, {
+        nodes: node,
         path: [responseKey(node)],
         extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: REFUSAL_STATUS[ErrorCode.BAD_USER_INPUT] } },
       });

@@ -525,6 +525,10 @@ describe('null for a non-null argument, through a variable whose default the cal
         assert.equal(res.status, 400, document);
         assert.deepEqual(res.body.errors!.map((e) => [e.path, e.extensions!['code']]), [[path, 'BAD_USER_INPUT']]);
         assert.match(res.body.errors![0]!.message, /^Argument "if" of non-null type "Boolean!" must not be null\. \(no write of the operation was made\)$/);
+        // Located at the write it refuses, as a field's error is: an IDE marks it.
+        const [location, ...more] = (res.body.errors![0] as { locations?: Array<{ line: number; column: number }> }).locations ?? [];
+        assert.deepEqual(more, []);
+        assert.ok(location && document.split('\n')[location.line - 1]!.slice(location.column - 1).startsWith(path[0]!), JSON.stringify(location));
         assert.equal(res.body.data, undefined);
         assert.deepEqual(stack.upstreamCalls(), [], 'no write made');
       }

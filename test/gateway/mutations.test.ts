@@ -279,6 +279,8 @@ describe('a mutation of several writes: all checked before the first is made', (
     }`);
     assertRefusedWhole(res, 400, 'BAD_USER_INPUT', 'b', /^input\.email must be an email address/);
     assert.equal(res.body.errors![0]!.extensions!['field'], 'input.email');
+    // Located at the write refused, as a field's error is: an IDE marks it.
+    assert.deepEqual((res.body.errors![0] as { locations?: unknown }).locations, [{ line: 3, column: 7 }]);
     assert.equal(stack.emulator.store.listAccounts().length, accounts);
   });
 
@@ -324,7 +326,7 @@ describe('a mutation of several writes: all checked before the first is made', (
     }`);
     assert.equal(res.status, 500, JSON.stringify(res.body));
     assert.equal(res.body.data, undefined, JSON.stringify(res.body));
-    assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
+    assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', locations: [{ line: 3, column: 7 }], path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
@@ -345,7 +347,7 @@ describe('a mutation of several writes: all checked before the first is made', (
         b: deleteAccount(id: "some-account") { success }
       }`);
       assert.equal(res.status, 500, JSON.stringify(res.body));
-      assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
+      assert.deepEqual(res.body.errors, [{ message: 'Unexpected error.', locations: [{ line: 3, column: 9 }], path: ['b'], extensions: { code: 'INTERNAL_SERVER_ERROR' } }]);
       assert.deepEqual(logging.upstreamCalls(), []);
       await eventually(() => logging.lines.some((line) => line.includes('"message":"unexpected error"')));
       const logged = logging.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['message'] === 'unexpected error');
