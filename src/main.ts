@@ -1,7 +1,7 @@
 // First: sets NODE_ENV before graphql-js is imported (see the module).
 import './production-default.ts';
 import type { AccessConfig } from './auth/config.ts';
-import { keySetProblem, type AuthSettings } from './auth/index.ts';
+import type { AuthSettings } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
 import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl, ...proxyShown(config.upstream) } : {};
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
-  warnOfUnusableKeySet(config.auth, logger);
+  warnOfUnusableKeySet(gateway, config.auth, logger);
   if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream, signals, logger);
 }
 
@@ -167,11 +167,13 @@ function stopOnSignals(gateway: Gateway, emulator: Emulator | undefined, logger:
 
 /**
  * After the ready line, without holding it up: a key set that cannot be used is said now, not at the first
- * token. Its own fetch, apart from the one verifying tokens, whose pause after a failure it must not start.
+ * token, and so are the private keys or secrets it publishes. Its own fetch, apart from the one verifying
+ * tokens, whose pause after a failure it must not start.
  */
-function warnOfUnusableKeySet({ jwksUrl, jwksProxy }: AuthSettings, logger: Logger): void {
+function warnOfUnusableKeySet(gateway: Gateway, { jwksUrl }: AuthSettings, logger: Logger): void {
   if (jwksUrl === undefined) return;
-  void keySetProblem(jwksUrl, jwksProxy)
+  void gateway
+    .keySetProblem()
     .catch((error: unknown) => `it could not be checked (${messageOf(error)})`)
     .then((problem) => {
       if (problem === undefined) return;

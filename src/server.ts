@@ -121,6 +121,11 @@ export interface Gateway {
    * it answered. For a check at start, which the health check (the gateway's own) cannot make.
    */
   upstreamProblem(): Promise<string | undefined>;
+  /**
+   * What keeps AUTH_JWKS_URL's key set from verifying tokens now (undefined without one), from one fetch of it;
+   * the private keys and secrets it publishes are said as they are found, once, as verifying a token says them.
+   */
+  keySetProblem(): Promise<string | undefined>;
 }
 
 /**
@@ -245,6 +250,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     },
     // Its log lines (the client's) name it as an operation's name their request.
     upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
+    keySetProblem: () => access.keySetProblem(),
   };
 }
 

@@ -5,7 +5,7 @@ import { answerPreflight, corsGrant, grantCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
 export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
-export { ADMIN_SCOPE, isOpen, keySetProblem, type AuthSettings } from './verify.ts';
+export { ADMIN_SCOPE, isOpen, type AuthSettings } from './verify.ts';
 
 /** What the gateway's HTTP layer needs to know about who may call it and from where. */
 export interface GatewayAccessOptions {
@@ -36,6 +36,8 @@ export interface GatewayAccess {
    * eyes, and would otherwise act as admin with no CORS check in its way.
    */
   acceptsHost(host: string | undefined): boolean;
+  /** What keeps AUTH_JWKS_URL's key set from verifying tokens now, for a check at start (Authenticator.keySetProblem). */
+  keySetProblem(): Promise<string | undefined>;
   /** Releases what verifying tokens holds open (the key set's connections through the egress proxy): at shutdown. */
   close(): Promise<void>;
 }
@@ -75,6 +77,7 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     answerPreflight: (req, res) => answerPreflight(req, res, origins),
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
+    keySetProblem: () => authenticator.keySetProblem(),
     close: () => authenticator.close(),
   };
 }

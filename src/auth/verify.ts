@@ -96,6 +96,11 @@ export type Authenticate = (authorization: string | undefined, requestId: string
 /** The request authenticator, and the connections it holds open. */
 export interface Authenticator {
   readonly authenticate: Authenticate;
+  /**
+   * What keeps AUTH_JWKS_URL's key set from verifying tokens (`keySetProblem`), undefined without one; the
+   * private keys and secrets it publishes said now, once, as verifying would say them at its first fetch.
+   */
+  keySetProblem(): Promise<string | undefined>;
   /** Closes the key set's connections through the egress proxy (its own agent's): once no token is verified any more. */
   close(): Promise<void>;
 }
@@ -105,7 +110,7 @@ export interface Authenticator {
  * claim value, header or part of the token reaches an error or a log line.
  */
 export function createAuthenticator(settings: AuthSettings | undefined, logger: Logger): Authenticator {
-  if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, close: async () => {} };
+  if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, keySetProblem: async () => undefined, close: async () => {} };
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   // jose writes each key set it fetches here (the same object, `uat` the time of the fetch).
@@ -118,6 +123,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
    * does not silence it.
    */
   const secretKeysSaid: SecretKeysSaid = { others: new Set<string>(), ownSecret: new Set<string>() };
+  const onSecretKey = (key: JWK) => secretKeyPublished(secretKeysSaid, key, secret, logger);
   const dispatcher = jwksUrl ? keySetDispatcher(settings!.jwksProxy) : undefined;
   const jwks = jwksUrl
     ? backingOffAfterFailure(
@@ -126,7 +132,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
           [jwksCache]: fetched,
-          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), (key) => secretKeyPublished(secretKeysSaid, key, secret, logger)),
+          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
         }),
         fetched,
         settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
@@ -187,7 +193,11 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     return identity;
   };
   // A fetch still running (past its request's end) is cut short: the gateway is stopping.
-  return { authenticate, close: async () => dispatcher?.destroy() };
+  return {
+    authenticate,
+    keySetProblem: async () => (jwksUrl ? keySetProblem(jwksUrl, settings!.jwksProxy, onSecretKey) : undefined),
+    close: async () => dispatcher?.destroy(),
+  };
 }
 
 /**
@@ -495,9 +505,10 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, b
  * What keeps the key set at `jwksUrl` from verifying tokens, fetched once now as a token's verification would
  * fetch it (its deadline, its size cap, jose's checks of its shape); undefined when it holds a key of a type the
  * gateway verifies (RSA or EC). For a check at start: a wrong URL or an identity provider out of reach would
- * otherwise show only with the first token, as a 503 and an error line.
+ * otherwise show only with the first token, as a 503 and an error line. Each private key or secret the set
+ * publishes is handed to `onSecretKey` (the authenticator's, which says each once), so that it is said at start too.
  */
-export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy): Promise<string | undefined> {
+export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy, onSecretKey?: (key: JWK) => void): Promise<string | undefined> {
   const dispatcher = keySetDispatcher(proxy);
   const remote = createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: JWKS_TIMEOUT_MS, [customFetch]: fetchCapped(dispatcher) });
   try {
@@ -509,6 +520,7 @@ export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy): Promi
     void dispatcher?.close();
   }
   const keys = remote.jwks()?.keys ?? [];
+  if (onSecretKey) for (const key of keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(keys);
   if (!keys.some((key) => !leaked.has(key) && verifiesTokens(key))) {
     return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys, leaked)})`;

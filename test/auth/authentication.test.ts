@@ -522,6 +522,26 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
   });
 });
 
+test('the check at start says the secrets and private keys the set publishes, once: not again when a token fetches it', async () => {
+  const rsa = await generateKeyPair('RS256', { extractable: true });
+  const leaked = await generateKeyPair('RS256', { extractable: true });
+  const keys = [
+    { kty: 'oct', k: Buffer.from(SECRET).toString('base64url'), kid: 'ours' },
+    { ...(await exportJWK(leaked.privateKey)), kid: 'leaked', alg: 'RS256' },
+    { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
+  ];
+  await withKeySet(keys, async (stack, jwks) => {
+    const said = () => stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['kid'] === 'ours' || entry['kid'] === 'leaked');
+    // A key that verifies tokens is there: no problem to say, but what it should not publish, at once.
+    assert.equal(await stack.gateway.keySetProblem(), undefined);
+    assert.equal(jwks.fetches, 1);
+    assert.deepEqual(said().map((entry) => [entry['level'], entry['kid']]), [['error', 'ours'], ['warn', 'leaked']]);
+    assert.deepEqual((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).body, { data: { __typename: 'Query' } });
+    assert.equal(jwks.fetches, 2);
+    assert.equal(said().length, 2, stack.logs.join(''));
+  }, { jwksCooldownMs: 0, jwtSecret: SECRET });
+});
+
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
   test('says nothing of a set holding an EC key on P-256 or an RSA key of 2048 bits or more, and why any other cannot be used', async () => {
     const rsa = await exportJWK((await generateKeyPair('RS256')).publicKey);
