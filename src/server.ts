@@ -661,11 +661,11 @@ async function readGraphQLBody(parts: HandlerParts, req: IncomingMessage, res: S
   if (leave === undefined) return refusalForLoad(parts, 'bodies', bodyAdmission.limit, requestId, { connection: 'close' });
   try {
     const bytes = await readBody(req, maxBodyBytes, res);
-    if (bytes === 'too large') {
-      return { status: 413, message: `The request body exceeds ${maxBodyBytes} bytes`, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
-    }
-    if (bytes === 'too many pieces') {
-      const message = `The request body came in more than ${maxBodyPieces(maxBodyBytes)} pieces: send it in fewer, larger chunks`;
+    if (typeof bytes === 'string') {
+      const message =
+        bytes === 'too large'
+          ? `The request body exceeds ${maxBodyBytes} bytes`
+          : `The request body came in more than ${maxBodyPieces(maxBodyBytes)} pieces: send it in fewer, larger chunks`;
       return { status: 413, message, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, headers: { connection: 'close' } };
     }
     const text = utf8Text(bytes);
