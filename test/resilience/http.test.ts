@@ -890,6 +890,11 @@ describe('HTTP settings', () => {
           started.push(download);
           return download;
         },
+        /** Drops every client started, then stops the stack. */
+        async close(): Promise<void> {
+          for (const download of started) download.socket.destroy();
+          await stack.close();
+        },
       };
     };
     /** Reads the rest of `download`'s answer. */
@@ -931,8 +936,7 @@ describe('HTTP settings', () => {
         for (const download of answers.started.slice(2)) await readAll(download);
         await eventually(async () => (await probe(stack)).status === 200, { what: 'an operation admitted once every answer was taken' });
       } finally {
-        for (const download of answers.started) download.socket.destroy();
-        await stack.close();
+        await answers.close();
       }
     });
 
@@ -953,8 +957,7 @@ describe('HTTP settings', () => {
         await answers.start();
         assert.equal((await probe(stack)).status, 503);
       } finally {
-        for (const download of answers.started) download.socket.destroy();
-        await stack.close();
+        await answers.close();
       }
     });
 
@@ -993,8 +996,7 @@ describe('HTTP settings', () => {
         await answers.start();
         assert.equal((await probe(stack)).status, 200);
       } finally {
-        for (const download of answers.started) download.socket.destroy();
-        await stack.close();
+        await answers.close();
       }
     });
   });
