@@ -10,7 +10,6 @@ import {
   type ArgumentNode,
   type DocumentNode,
   type FieldNode,
-  type FragmentDefinitionNode,
   type InlineFragmentNode,
   type GraphQLArgument,
   type GraphQLCompositeType,
@@ -21,6 +20,7 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
+import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
 import { ACCOUNT_FIELDS_ANSWERED_BY_ID, DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
 
 /**
@@ -149,7 +149,7 @@ class OperationMeasurer {
   readonly #schema: GraphQLSchema;
   readonly #operation: OperationDefinitionNode;
   readonly #variables: Readonly<Record<string, unknown>> | undefined;
-  readonly #fragments = new Map<string, FragmentDefinitionNode>();
+  readonly #fragments: FragmentsByName;
   readonly #assumedListItemCosts = new Map<FieldNode, number>();
   #usesVariables = false;
   #visited = 0;
@@ -168,9 +168,7 @@ class OperationMeasurer {
     this.#schema = schema;
     this.#operation = operation;
     this.#variables = variables;
-    for (const definition of document.definitions) {
-      if (definition.kind === Kind.FRAGMENT_DEFINITION) this.#fragments.set(definition.name.value, definition);
-    }
+    this.#fragments = fragmentsByName(document);
   }
 
   measure(): OperationMeasure {
@@ -255,7 +253,7 @@ class OperationMeasurer {
         case Kind.FRAGMENT_SPREAD: {
           if (spread.has(selection.name.value)) break;
           spread.add(selection.name.value);
-          const definition = this.#fragments.get(selection.name.value);
+          const definition = this.#fragments[selection.name.value];
           const type = definition && this.#schema.getType(definition.typeCondition.name.value);
           if (definition && isCompositeType(type)) this.#collectFields(fields, spread, type, definition.selectionSet);
           break;

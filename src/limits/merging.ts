@@ -1,4 +1,5 @@
-import { Kind, type DocumentNode, type FieldNode, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
+import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
+import { Kind, type DocumentNode, type FieldNode, type SelectionSetNode } from 'graphql';
 
 /**
  * Pairs of selections graphql-js's check that fields can be merged (OverlappingFieldsCanBeMergedRule) may
@@ -33,11 +34,8 @@ export interface MergingWork {
  * follows spreads).
  */
 export function mergingWork(document: DocumentNode, maxPairs: number, maxVisited: number): MergingWork {
-  const fragments = new Map<string, FragmentDefinitionNode>();
+  const fragments = fragmentsByName(document);
   const spread = new Set<string>();
-  for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
-  }
   const work: MergingWork = { pairs: 0, visited: 0 };
   for (const definition of document.definitions) {
     if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue;
@@ -50,7 +48,7 @@ export function mergingWork(document: DocumentNode, maxPairs: number, maxVisited
     // A fragment that a later one of its name hides is spread nowhere (`...F` finds the last F, as in
     // graphql-js), yet graphql-js compares its fields all the same: 200 copies of a nested field in it,
     // behind `...F` and an F of one field, took ~120 ms to validate uncounted.
-    const hidden = fragments.get(definition.name.value) !== definition;
+    const hidden = fragments[definition.name.value] !== definition;
     if (hidden || !spread.has(definition.name.value)) levels.push({ sets: [{ set: definition.selectionSet, on: definition.typeCondition.name.value }], oneType: true });
   }
   for (let level = levels.pop(); level !== undefined; level = levels.pop()) {
@@ -125,7 +123,7 @@ function pairsOf(count: number): number {
  */
 function mergeLevel(
   sets: readonly SelectionSet[],
-  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+  fragments: FragmentsByName,
   work: MergingWork,
 ): { fieldsByName: Map<string, MergedField[]>; fragmentsSpread: number } {
   const fieldsByName = new Map<string, MergedField[]>();
@@ -144,7 +142,7 @@ function mergeLevel(
         pending.push({ set: selection.selectionSet, on: selection.typeCondition?.name.value ?? next.on });
       } else if (!entered.has(selection.name.value)) {
         entered.add(selection.name.value);
-        const fragment = fragments.get(selection.name.value);
+        const fragment = fragments[selection.name.value];
         if (fragment) pending.push({ set: fragment.selectionSet, on: fragment.typeCondition.name.value });
       }
     }

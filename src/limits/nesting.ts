@@ -1,3 +1,4 @@
+import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
 import { Kind, type DocumentNode, type FragmentSpreadNode, type SelectionSetNode, type TypeNode } from 'graphql';
 
 /**
@@ -34,16 +35,14 @@ export type NestingProblem = 'too deep' | FragmentCycle;
  * counts, fragments no operation spreads too: graphql-js checks each for cycles, recursively.
  */
 export function nestingProblem(document: DocumentNode, maximum: number): NestingProblem | undefined {
-  const fragments = new Map<string, SelectionSetNode>();
   for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition.selectionSet);
     if (definition.kind === Kind.OPERATION_DEFINITION) {
       for (const variable of definition.variableDefinitions ?? []) {
         if (wrappers(variable.type) > maximum) return 'too deep';
       }
     }
   }
-  const depths = new FragmentDepths(fragments, maximum);
+  const depths = new FragmentDepths(fragmentsByName(document), maximum);
   for (const definition of document.definitions) {
     // A fragment's own set, not the one its name finds: of two fragments of one name (which graphql-js
     // reports), the first is validated as deeply as the second.
@@ -71,13 +70,13 @@ interface Spreads {
 
 /** The levels of a selection set (itself 1), each fragment's memoized, Infinity once past `maximum`. */
 class FragmentDepths {
-  readonly #fragments: ReadonlyMap<string, SelectionSetNode>;
+  readonly #fragments: FragmentsByName;
   readonly #maximum: number;
   readonly #depths = new Map<string, number>();
   /** The first fragment found spread within itself, through others or not: the measure stops there (Infinity). */
   cycle: FragmentCycle | undefined;
 
-  constructor(fragments: ReadonlyMap<string, SelectionSetNode>, maximum: number) {
+  constructor(fragments: FragmentsByName, maximum: number) {
     this.#fragments = fragments;
     this.#maximum = maximum;
   }
@@ -100,11 +99,11 @@ class FragmentDepths {
     const path: Array<{ name: string; spreads: Spreads; pending: string[] }> = [];
     const onPath = new Set<string>();
     const enter = (entered: string): void => {
-      const spreads = spreadsIn(this.#fragments.get(entered)!, this.#maximum);
+      const spreads = spreadsIn(this.#fragments[entered]!.selectionSet, this.#maximum);
       path.push({ name: entered, spreads, pending: [...spreads.levels.keys()] });
       onPath.add(entered);
     };
-    if (!this.#fragments.has(name)) return 0;
+    if (this.#fragments[name] === undefined) return 0;
     enter(name);
     while (path.length > 0) {
       const top = path[path.length - 1]!;
@@ -120,7 +119,7 @@ class FragmentDepths {
           };
           return Infinity;
         }
-        if (this.#fragments.has(next) && !this.#depths.has(next)) enter(next);
+        if (this.#fragments[next] !== undefined && !this.#depths.has(next)) enter(next);
         continue;
       }
       let depth = top.spreads.ownDepth;

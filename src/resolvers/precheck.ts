@@ -7,13 +7,13 @@ import {
   OperationTypeNode,
   type DocumentNode,
   type FieldNode,
-  type FragmentDefinitionNode,
   type GraphQLObjectType,
   type GraphQLSchema,
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
 import type { GatewayContext } from '../context.ts';
+import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { messageOf } from '../logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
@@ -88,7 +88,7 @@ async function checkWrites(
   const mutationType = schema.getMutationType();
   const { coerced } = getVariableValues(schema, operation.variableDefinitions ?? [], rawVariables ?? {});
   if (mutationType == null || coerced === undefined) return undefined;
-  const fragments = fragmentsOf(document);
+  const fragments = fragmentsByName(document);
   let nodes: FieldNode[];
   try {
     nodes = writeFields(fragments, operation, mutationType, coerced);
@@ -129,16 +129,8 @@ async function checkWrites(
   return { writes: fields.length, refusal: undefined };
 }
 
-function fragmentsOf(document: DocumentNode): Record<string, FragmentDefinitionNode> {
-  const fragments: Record<string, FragmentDefinitionNode> = Object.create(null);
-  for (const definition of document.definitions) {
-    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
-  }
-  return fragments;
-}
-
 /** The mutation's root fields that write, in order, every node of each, `@skip`/`@include` applied. */
-function writeFields(fragments: Record<string, FragmentDefinitionNode>, operation: OperationDefinitionNode, mutationType: GraphQLObjectType, variableValues: Record<string, unknown>): FieldNode[] {
+function writeFields(fragments: FragmentsByName, operation: OperationDefinitionNode, mutationType: GraphQLObjectType, variableValues: Record<string, unknown>): FieldNode[] {
   return childFields({ fragments, variableValues }, [operation], new Set(Object.keys(mutationType.getFields())), { variables: false });
 }
 
@@ -161,7 +153,7 @@ const responseKey = (node: FieldNode): string => (node.alias ?? node.name).value
  * and the write's result (a new id, a token) is lost to a caller told that its input was refused. Read here as
  * execution would, selections it leaves out unread, each fragment once (variables are the same everywhere).
  */
-function unreadableDirective(nodes: readonly FieldNode[], fragments: Record<string, FragmentDefinitionNode>, variableValues: Record<string, unknown>): GraphQLError | undefined {
+function unreadableDirective(nodes: readonly FieldNode[], fragments: FragmentsByName, variableValues: Record<string, unknown>): GraphQLError | undefined {
   const visited = new Set<string>();
   const read = (set: SelectionSetNode | undefined): void => {
     for (const selection of set?.selections ?? []) {
