@@ -151,8 +151,9 @@ export function createIde(options: IdeOptions = {}): Ide {
         return true;
       }
       // The address typed with a trailing slash: the page, whose links are relative to its own address, would
-      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix.
-      sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}` });
+      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix. A
+      // client's Accept gets a 404 at the same address, which a cache must tell apart (308s are cacheable).
+      sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}`, vary: 'accept' });
       return true;
     },
   };

@@ -139,6 +139,8 @@ test('a browser opening /graphql/ (a trailing slash) is sent to /graphql, relati
     const redirected = await get(path!, { accept: BROWSER_ACCEPT });
     assert.equal(redirected.status, 308, path);
     assert.equal(redirected.headers['location'], location);
+    // The same address answers a client's Accept with a 404: a cache must not give either the other's answer.
+    assert.equal(redirected.headers['vary'], 'accept');
     // Resolved by the browser against the address it asked for, behind a proxy's prefix too.
     assert.equal(new URL(location!, `https://example.com/api${path}`).pathname, '/api/graphql');
   }
