@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLError, isScalarType, parse, Source, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { locatingFieldErrors } from './error-locations.ts';
 import { projectRoot } from './project-root.ts';
 import { resolvers } from './resolvers/index.ts';
 
@@ -38,5 +39,6 @@ export function buildSchema(): GraphQLSchema {
   for (const type of Object.values(schema.getTypeMap())) {
     if (isScalarType(type) && type.description == null && type.astNode?.description) type.description = type.astNode.description.value;
   }
+  locatingFieldErrors(schema);
   return schema;
 }

@@ -1,0 +1,86 @@
+import { GraphQLError, isObjectType, responsePathAsArray, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema, type Location, type Source, type SourceLocation } from 'graphql';
+
+/**
+ * Makes each field resolver of `schema`'s own types throw its errors located, as graphql-js would locate them
+ * (`locatedError`: the same message, path, nodes, locations, extensions, original error and stack), but with
+ * each location found in an index of the document's line breaks built once per document. graphql-js finds a
+ * location by scanning the text from its start to the first line break past it, for every error: 900 errors
+ * of a page of accounts (each alias of `connectToken(token: "")` refused, no upstream call) under a 1 MB
+ * comment on the query's line took ~400 ms of CPU a request, against ~25 ms for the same body without errors.
+ * graphql-js keeps an error that carries its path as it is. Errors graphql-js raises itself as it runs a field
+ * (a null for a non-null field, a value its scalar cannot serialize) come from the upstream's data, not the
+ * caller's document, and it still locates those.
+ */
+export function locatingFieldErrors(schema: GraphQLSchema): void {
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (field.resolve !== undefined) field.resolve = locating(field.resolve);
+    }
+  }
+}
+
+function locating(resolve: GraphQLFieldResolver<unknown, unknown>): GraphQLFieldResolver<unknown, unknown> {
+  return (source, args, context, info) => {
+    try {
+      const result = resolve(source, args, context, info);
+      return isPromise(result) ? result.then(undefined, (error: unknown) => Promise.reject(located(error, info))) : result;
+    } catch (error) {
+      throw located(error, info);
+    }
+  };
+}
+
+function isPromise(value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | null | undefined)?.then === 'function';
+}
+
+/**
+ * `error` as graphql-js's `locatedError(error, info.fieldNodes, path)` makes it, when it is an Error that names
+ * no place of its own; anything else as it is, for graphql-js to locate (a thrown value that is no Error it
+ * words itself).
+ */
+function located(error: unknown, info: GraphQLResolveInfo): unknown {
+  if (!(error instanceof Error)) return error;
+  const own = error as Partial<Pick<GraphQLError, 'path' | 'nodes' | 'source' | 'positions'>>;
+  if (own.path !== undefined || own.nodes !== undefined || own.source !== undefined || own.positions !== undefined) return error;
+  const result = new GraphQLError(error.message, { path: responsePathAsArray(info.path), originalError: error });
+  const places = info.fieldNodes.map((node) => node.loc).filter((loc): loc is Location => loc != null);
+  // Set after construction, which would otherwise scan the text for them (nodes stays non-enumerable, as
+  // graphql-js defines it).
+  Object.assign(result, {
+    nodes: info.fieldNodes.length > 0 ? info.fieldNodes : undefined,
+    ...(places.length > 0 && { source: places[0]!.source, positions: places.map((loc) => loc.start), locations: places.map((loc) => locationIn(loc.source, loc.start)) }),
+  });
+  return result;
+}
+
+/** Where each line break of a text is, and where the line after it starts (`\r\n` is one). */
+interface LineBreaks {
+  at: number[];
+  next: number[];
+}
+
+const lineBreaksBySource = new WeakMap<Source, LineBreaks>();
+
+/** The line and column of `position` in `source`, as graphql-js's getLocation counts them. */
+export function locationIn(source: Source, position: number): SourceLocation {
+  let breaks = lineBreaksBySource.get(source);
+  if (breaks === undefined) {
+    breaks = { at: [], next: [] };
+    for (const match of source.body.matchAll(/\r\n|[\n\r]/g)) {
+      breaks.at.push(match.index);
+      breaks.next.push(match.index + match[0].length);
+    }
+    lineBreaksBySource.set(source, breaks);
+  }
+  // The line breaks before `position`: graphql-js counts one whose first character is before it.
+  let low = 0;
+  let high = breaks.at.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (breaks.at[middle]! < position) low = middle + 1;
+    else high = middle;
+  }
+  return { line: low + 1, column: position + 1 - (low === 0 ? 0 : breaks.next[low - 1]!) };
+}
