@@ -64,7 +64,7 @@ interface LineBreaks {
 const lineBreaksBySource = new WeakMap<Source, LineBreaks>();
 
 /** The line and column of `position` in `source`, as graphql-js's getLocation counts them. */
-export function locationIn(source: Source, position: number): SourceLocation {
+function locationIn(source: Source, position: number): SourceLocation {
   let breaks = lineBreaksBySource.get(source);
   if (breaks === undefined) {
     breaks = { at: [], next: [] };
