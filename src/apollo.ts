@@ -23,6 +23,7 @@ import {
 } from './limits/index.ts';
 import { MAX_NESTING, nestingProblem, type FragmentCycle } from './limits/nesting.ts';
 import { errorFields, type Logger } from './logger.ts';
+import { nullVariablesPlugin } from './resolvers/null-variables.ts';
 import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 
@@ -270,6 +271,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       ApolloServerPluginSchemaReportingDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
       operationLimitsPlugin(limits, logger),
+      nullVariablesPlugin(),
       mutationPrecheckPlugin(),
       outcomePlugin(logger, development),
     ],

@@ -469,8 +469,8 @@ describe('null for a non-null argument, through a variable whose default the cal
     const stack = await startLoggingStack('info');
     try {
       const read = await stack.gql('query ($id: ID = "x") { account(id: $id) { id } }', { id: null });
-      assert.deepEqual(codes(read), ['BAD_USER_INPUT']);
-      assert.match(read.body.errors![0]!.message, /^Argument "id" of non-null type "ID!" must not be null\.$/);
+      assert.deepEqual([read.status, codes(read)], [400, ['BAD_USER_INPUT']]);
+      assert.equal(read.body.errors![0]!.message, 'Variable "$id" is null where the operation needs a value of type "ID!": send one, or leave the variable out to use its default.');
       const write = await stack.gql(
         `mutation ($t: ID = "x") {
           a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb" }) { token }
@@ -493,6 +493,48 @@ describe('null for a non-null argument, through a variable whose default the cal
       assert.match(skipped.body.errors![0]!.message, /^Argument "if" of non-null type "Boolean!" must not be null\.$/);
       assert.deepEqual(stack.upstreamCalls(), []);
       assert.deepEqual(stack.lines.filter((line) => line.includes('unexpected error')), []);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('refuses a query before it runs, once, however many fields would each have failed for it', async () => {
+    const stack = await startStack();
+    try {
+      for (let i = 0; i < 30; i++) stack.emulator.store.createAccount({ email: `u${i}@example.com` });
+      stack.upstreamCalls();
+      // Each account's field would fail on its own, graphql-js locating each error in the text from its start.
+      const document = `query ($t: ID = "x", $after: String) {
+        accounts(first: 30, after: $after) { nodes { a: connectToken(token: $t) { token } b: connectToken(token: $t) { token } } }
+      }`;
+      const res = await stack.gql(document, { t: null, after: null });
+      assert.equal(res.status, 400);
+      assert.deepEqual(res.body, {
+        errors: [
+          {
+            message: 'Variable "$t" is null where the operation needs a value of type "ID!": send one, or leave the variable out to use its default.',
+            locations: [{ line: 2, column: 77 }],
+            extensions: { code: 'BAD_USER_INPUT' },
+          },
+        ],
+      });
+      assert.deepEqual(stack.upstreamCalls(), []);
+      // In a directive's argument, through a fragment, in a list's item: the same.
+      const elsewhere: Array<[string, Record<string, unknown>, string]> = [
+        ['query ($x: Boolean = true) { accounts(first: 30) { nodes { ...F } } } fragment F on Account { id @include(if: $x) }', { x: null }, 'Boolean!'],
+        ['query ($x: Boolean = true) { accounts(first: 30) { nodes { id @skip(if: $x) } } }', { x: null }, 'Boolean!'],
+      ];
+      for (const [query, variables, type] of elsewhere) {
+        const refused = await stack.gql(query, variables);
+        assert.deepEqual([refused.status, codes(refused)], [400, ['BAD_USER_INPUT']], query);
+        assert.match(refused.body.errors![0]!.message, new RegExp(`^Variable "\\$x" is null where the operation needs a value of type "${type}"`), query);
+        assert.deepEqual(stack.upstreamCalls(), [], query);
+      }
+      // Left out, the variable takes its default; null where null is allowed, it is only null.
+      const answered = await stack.gql(document, { after: null });
+      assert.equal(answered.status, 200);
+      assert.equal(answered.body.errors?.length, 60);
+      assert.deepEqual([...new Set(codes(answered))], ['NOT_FOUND']);
     } finally {
       await stack.close();
     }
