@@ -8,8 +8,9 @@ import { GraphQLError, isObjectType, responsePathAsArray, type GraphQLFieldResol
  * of a page of accounts (each alias of `connectToken(token: "")` refused, no upstream call) under a 1 MB
  * comment on the query's line took ~400 ms of CPU a request, against ~25 ms for the same body without errors.
  * graphql-js keeps an error that carries its path as it is. Errors graphql-js raises itself as it runs a field
- * (a null for a non-null field, a value its scalar cannot serialize) come from the upstream's data, not the
- * caller's document, and it still locates those.
+ * it still locates: a null for a non-null field or a value its scalar cannot serialize come from the upstream's
+ * data, not the caller's document, and a null argument through a variable, raised before the resolver, the
+ * gateway refuses in a query before it runs (`nullVariablesPlugin`).
  */
 export function locatingFieldErrors(schema: GraphQLSchema): void {
   for (const type of Object.values(schema.getTypeMap())) {
