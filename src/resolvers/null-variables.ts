@@ -1,18 +1,23 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import {
+  getVariableValues,
   GraphQLError,
   isNonNullType,
   Kind,
   OperationTypeNode,
   TypeInfo,
   ValidationContext,
+  visit,
+  type ASTNode,
   type DocumentNode,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  type SelectionNode,
   type VariableDefinitionNode,
   type VariableNode,
 } from 'graphql';
 import { ErrorCode } from '../errors.ts';
+import { isIncluded } from './selection.ts';
 
 /** A variable of nullable type that the operation uses where a value is required, and the first such place. */
 interface RequiredUse {
@@ -28,7 +33,8 @@ interface RequiredUse {
  * it runs. Under a list that is one error per item, each of which graphql-js locates by reading the text from
  * its start (it raises these before the field's resolver, so `locatingFieldErrors` cannot help): 900 of them
  * under a 1 MB comment took ~760 ms of CPU a request, and an upstream call. Refused whole instead, before any
- * upstream call, `BAD_USER_INPUT`, once. A mutation's writes are checked before they are made by the mutation
+ * upstream call, `BAD_USER_INPUT`, once; but not for a use under a selection `@skip`/`@include` leave out, which
+ * execution never reads (`reachedNullUse`). A mutation's writes are checked before they are made by the mutation
  * precheck, and each field of one fails as it runs, as before (the writes' budget bounds how often).
  */
 export function nullVariablesPlugin(): ApolloServerPlugin {
@@ -44,9 +50,9 @@ export function nullVariablesPlugin(): ApolloServerPlugin {
   const listener: GraphQLRequestListener<never> = {
     async didResolveOperation({ schema, document, operation, request }) {
       if (operation?.operation !== OperationTypeNode.QUERY) return;
-      for (const use of usesOf(schema, document, operation)) {
-        if (isNull(use.definition, request.variables)) throw nullWhereRequired(use);
-      }
+      if (!usesOf(schema, document, operation).some((use) => isNull(use.definition, request.variables))) return;
+      const use = reachedNullUse(schema, document, operation, request.variables);
+      if (use !== undefined) throw nullWhereRequired(use);
     },
   };
   return {
@@ -71,6 +77,42 @@ function findRequiredUses(schema: GraphQLSchema, document: DocumentNode, operati
     uses.set(node.name.value, { definition, node, type: String(type) });
   }
   return [...uses.values()];
+}
+
+/**
+ * The first use of a null variable where a value is required that execution reaches: uses only under selections
+ * `@skip`/`@include` leave out it never reads (`connectToken(token: $t) @include(if: $withToken)` with `{"t":
+ * null, "withToken": false}` runs without an error), so they refuse nothing. Read only for a request that sends
+ * such a null, as execution reads the directives: with the variables' coerced values, `@skip` first.
+ */
+function reachedNullUse(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Readonly<Record<string, unknown>> | undefined,
+): RequiredUse | undefined {
+  const { coerced } = getVariableValues(schema, operation.variableDefinitions ?? [], variables ?? {});
+  // Values that do not fit their types: execution refuses the operation itself, with graphql-js's own errors.
+  if (coerced === undefined) return undefined;
+  const kept = visit(document, {
+    enter: (node: ASTNode) => (isSelection(node) && node.directives?.length && !included(node, coerced) ? null : undefined),
+  });
+  const keptOperation = kept.definitions[document.definitions.indexOf(operation)] as OperationDefinitionNode;
+  return findRequiredUses(schema, kept, keptOperation).find((use) => isNull(use.definition, variables));
+}
+
+function isSelection(node: ASTNode): node is SelectionNode {
+  return node.kind === Kind.FIELD || node.kind === Kind.INLINE_FRAGMENT || node.kind === Kind.FRAGMENT_SPREAD;
+}
+
+/** Whether execution keeps `selection`; kept when a directive's own argument is null, which fails there (a use found). */
+function included(selection: SelectionNode, variableValues: Record<string, unknown>): boolean {
+  try {
+    return isIncluded(selection, variableValues);
+  } catch (error) {
+    if (error instanceof GraphQLError) return true;
+    throw error;
+  }
 }
 
 /** Whether the variable is null as the operation runs: sent as `null`, or left out with a default of `null`. */

@@ -540,6 +540,47 @@ describe('null for a non-null argument, through a variable whose default the cal
     }
   });
 
+  it('refuses no query whose null reaches only selections @skip/@include leave out, which execution never reads', async () => {
+    const stack = await startStack();
+    try {
+      const token = stack.emulator.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+      stack.upstreamCalls();
+      // graphql-js runs each of these without an error: the null argument is in a selection it does not read.
+      const answered: Array<[string, Record<string, unknown>]> = [
+        ['query ($t: ID = "x", $with: Boolean!) { __typename connectToken(token: $t) @include(if: $with) { token } }', { t: null, with: false }],
+        ['query ($t: ID = "x") { __typename ... @skip(if: true) { connectToken(token: $t) { token } } }', { t: null }],
+        ['query ($t: ID = "x", $skip: Boolean = false) { __typename ...F @skip(if: $skip) } fragment F on Query { connectToken(token: $t) { token } }', { t: null, skip: true }],
+        // @skip is read first: true, the @include beside it (its argument null) is never read.
+        ['query ($x: Boolean = true) { __typename connectToken(token: "a") @skip(if: true) @include(if: $x) { token } }', { x: null }],
+      ];
+      for (const [query, variables] of answered) {
+        const res = await stack.gql(query, variables);
+        assert.deepEqual([res.status, res.body], [200, { data: { __typename: 'Query' } }], query);
+      }
+      assert.deepEqual(stack.upstreamCalls(), []);
+      // A use the selection keeps is still refused, located there, though an earlier one is left out.
+      const document = `query ($t: ID = "x") {
+        ... @include(if: false) { a: connectToken(token: $t) { token } }
+        b: connectToken(token: $t) { token }
+      }`;
+      const refused = await stack.gql(document, { t: null });
+      assert.equal(refused.status, 400);
+      assert.deepEqual(refused.body.errors, [
+        {
+          message: 'Variable "$t" is null where the operation needs a value of type "ID!": send one, or leave the variable out to use its default.',
+          locations: [{ line: 3, column: 32 }],
+          extensions: { code: 'BAD_USER_INPUT' },
+        },
+      ]);
+      assert.deepEqual(stack.upstreamCalls(), []);
+      // Sent, the same document runs.
+      const sent = await stack.gql(document, { t: token });
+      assert.deepEqual([sent.status, sent.body], [200, { data: { b: { token } } }]);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('in a directive within a write’s selection, refuses the mutation before its write, whose result it would otherwise lose', async () => {
     const stack = await startStack();
     try {
