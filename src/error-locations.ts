@@ -25,15 +25,14 @@ function locating(resolve: GraphQLFieldResolver<unknown, unknown>): GraphQLField
   return (source, args, context, info) => {
     try {
       const result = resolve(source, args, context, info);
-      return isPromise(result) ? result.then(undefined, (error: unknown) => Promise.reject(located(error, info))) : result;
+      // A promise of this realm only: graphql-js calls a thenable's `then` with callbacks of its own (one, as it
+      // completes), and one that is no promise (its `then` returning nothing, or calling a callback it was not
+      // given) does with ours what it would not with graphql-js's. graphql-js locates whatever else rejects.
+      return result instanceof Promise ? result.then(undefined, (error: unknown) => Promise.reject(located(error, info))) : result;
     } catch (error) {
       throw located(error, info);
     }
   };
-}
-
-function isPromise(value: unknown): value is Promise<unknown> {
-  return typeof (value as Promise<unknown> | null | undefined)?.then === 'function';
 }
 
 /**

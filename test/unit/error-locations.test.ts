@@ -70,6 +70,35 @@ describe('field errors located from an index of the document’s line breaks', (
     }
   });
 
+  it('leave a thenable that is no promise to graphql-js, which calls its `then` with callbacks of its own', async () => {
+    // Neither returns what its `then` makes, and each calls a callback it may not be given: graphql-js gives one.
+    const thenables: Record<string, unknown> = {
+      rejecting: { then: (_fulfil: unknown, reject: (error: Error) => void) => reject(new Error('rejected')) },
+      fulfilling: { then: (fulfil: (value: string) => void) => fulfil('value') },
+    };
+    const typeDefs = 'type Query { thenable(kind: String!): String }';
+    const resolvers = { Query: { thenable: (_: unknown, { kind }: { kind: string }) => thenables[kind] } };
+    const located = makeExecutableSchema({ typeDefs, resolvers });
+    locatingFieldErrors(located);
+    const graphqlJs = makeExecutableSchema({ typeDefs, resolvers });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): number => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const kind of Object.keys(thenables)) {
+        const document = parse(`{ thenable(kind: "${kind}") }`);
+        const expected = await execute({ schema: graphqlJs, document });
+        const actual = await execute({ schema: located, document });
+        assert.deepEqual({ data: actual.data, errors: described(actual) }, { data: expected.data, errors: described(expected) }, kind);
+      }
+      // Past the turn in which a rejection no one handles is reported.
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('read the document’s text once, however many errors name places in it', async () => {
     const { graphqlJs, located } = schemas();
     const text = `{\n${Array.from({ length: 50 }, (_, i) => `  f${i}: items { fails(how: "${i % 2 ? 'sync' : 'async'} coded") }`).join('\n')}\n}`;
