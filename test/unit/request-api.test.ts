@@ -70,3 +70,28 @@ describe('RequestApi after a connect token is deleted', () => {
     assert.deepEqual(reads, ['get a1/t1', 'list a1', 'get a1/t1', 'list a1']);
   });
 });
+
+describe('RequestApi and a token that cannot be sent', () => {
+  it('refuses it before its loader or client sees it: one token under a page of accounts is asked for once per account', async () => {
+    // A caller's 1 MB token under a page of 100 accounts was made into 100 loader keys of 1 MB each before the
+    // client refused it (~450 ms of CPU for one page).
+    const reads: string[] = [];
+    const client = {
+      getConnectToken: async (accountId: string, token: string) => {
+        reads.push(`${accountId}/${token.length}`);
+        return usedToken(accountId, 'Ann');
+      },
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    const long = 'a'.repeat(1_000_000);
+    for (const accountId of ['a1', 'a2', 'a3']) {
+      await assert.rejects(api.connectToken(accountId, long), (error: { extensions?: { code?: string }; message: string }) => {
+        assert.equal(error.extensions?.code, 'BAD_USER_INPUT');
+        assert.match(error.message, /at most 256 characters long \(got 1000000\)/);
+        return true;
+      });
+    }
+    await assert.rejects(api.connectToken(null, 'a b'), /cannot contain a space/);
+    assert.deepEqual(reads, [], 'no load reached the client');
+  });
+});
