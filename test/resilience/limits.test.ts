@@ -362,6 +362,16 @@ describe('operation limits', () => {
     stack.upstreamCalls();
   });
 
+  it('weighs an aliased __typename as a field: each answers once per item, where the one of its own name is free', async () => {
+    // 99 aliases under a page's sources answered 99,000 fields (~60 ms of CPU, 1.5 MB) for a cost of 1,111.
+    const aliased = Array.from({ length: 99 }, (_, i) => `t${i}: __typename`).join(' ');
+    assertTooComplex(stack, await stack.gql(`{ accounts(first: 100) { nodes { sources { ${aliased} } } } }`), 'MAX_QUERY_COST', 11 + 100 * (1 + 10 * 99));
+    // What clients add to every selection (merged into one however often written) and an alias of its own name still cost nothing.
+    const plain = await stack.gql('{ accounts(first: 100) { __typename nodes { __typename __typename: __typename sources { __typename } } } }');
+    assert.equal(plain.body.errors, undefined);
+    stack.upstreamCalls();
+  });
+
   it('refuses too many root fields', async () => {
     const roots = Array.from({ length: 60 }, (_, i) => `r${i}: __typename`).join(' ');
     assertTooComplex(stack, await stack.gql(`{ ${roots} }`), 'MAX_ROOT_FIELDS', 60);
