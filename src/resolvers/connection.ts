@@ -210,10 +210,19 @@ export function pageInfoOf<T>(page: ConnectionParent<T>) {
   };
 }
 
-/** The cursor of the page's `i`th item. */
+/**
+ * The cursor of the page's `i`th item, made once per page: a connect token's costs a digest (~7 µs), and the
+ * cost estimate weighs each `cursor` field as a plain one, so 98 aliases of it (or of `edges { cursor }`)
+ * under a page of 99 tokens (cost 9,812) made 9,702 digests, ~65 ms of CPU for a 1.2 KB body.
+ */
 function cursorOf<T>(page: ConnectionParent<T>, i: number): string {
-  return encodeCursor(page.cursorKind, page.offset + i, page.anchors?.of(page.items[i]!));
+  let cursors = cursorsMade.get(page);
+  if (cursors === undefined) cursorsMade.set(page, (cursors = []));
+  return (cursors[i] ??= encodeCursor(page.cursorKind, page.offset + i, page.anchors?.of(page.items[i]!)));
 }
+
+/** The cursors made of each page, by item index (see `cursorOf`); a page's go with it. */
+const cursorsMade = new WeakMap<object, string[]>();
 
 /** The shared field resolvers of every `…Connection` type. */
 export const connectionResolvers = {

@@ -101,7 +101,27 @@ describe('cursors that name their item (connect tokens)', () => {
     assert.equal(edges.length + Number(info.hasNextPage) + Number(info.hasPreviousPage), 100);
     assert.equal(counter.digests, 0);
     assert.equal(info.endCursor, edges[99]!.cursor);
-    assert.equal(counter.digests, 2);
+    assert.equal(counter.digests, 1, 'the last item\'s cursor, made once for both');
+  });
+
+  it('are digested once per item of a page however often asked for: aliases of cursor, of edges, of endCursor', () => {
+    // The estimate weighs each cursor field as a plain one: 98 aliases of it under a page of 99 tokens made
+    // 9,702 digests (~65 ms of CPU).
+    const all = tokens(99);
+    const { anchors, counter } = anchorsFor('s');
+    const page = pageOfList(all, pageWindow('connectTokens', 99, undefined, true), anchors);
+    const cursors = new Set<string>();
+    for (let alias = 0; alias < 10; alias++) {
+      for (const edge of edgesOf(page)) for (let read = 0; read < 10; read++) cursors.add(edge.cursor);
+      cursors.add(pageInfoOf(page).endCursor!);
+      cursors.add(pageInfoOf(page).startCursor!);
+    }
+    assert.equal(cursors.size, 99);
+    assert.equal(counter.digests, 99);
+    // Another page of the same list has cursors of its own, the same for the same items.
+    const again = pageOfList(all, pageWindow('connectTokens', 99, undefined, true), anchors);
+    assert.equal(edgesOf(again)[5]!.cursor, edgesOf(page)[5]!.cursor);
+    assert.equal(counter.digests, 100);
   });
 
   it('are refused by a list whose cursors are positions, and must be exactly as written', () => {
