@@ -86,7 +86,18 @@ export const selectsAccountData = perSelection((info, uses) => {
 });
 
 /** The account's `connectTokens` and `connectToken(token:)` fields in the selection of the field being resolved. */
-export const selectedTokenFields = perSelection((info, uses) => childFields(info, info.fieldNodes, TOKEN_FIELDS, uses));
+export const selectedTokenFields = perSelection((info, uses) => {
+  // One node per response key: graphql runs the nodes of a key as one field (validation made their names and
+  // arguments the same), while the prefetch reads the arguments of each node it is given for every item of a
+  // list: 95 copies of `connectToken(token: …)` on a page of 100 tokens' accounts read them 9,500 times
+  // (~40 ms of CPU for a 3.9 KB body), for the 100 loads that one copy makes.
+  const byKey = new Map<string, FieldNode>();
+  for (const node of childFields(info, info.fieldNodes, TOKEN_FIELDS, uses)) {
+    const key = (node.alias ?? node.name).value;
+    if (!byKey.has(key)) byKey.set(key, node);
+  }
+  return [...byKey.values()];
+});
 
 const NODES = new Set(['nodes']);
 const EDGES = new Set(['edges']);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type FieldNode, type GraphQLResolveInfo, type OperationDefinitionNode } from 'graphql';
+import type { GatewayContext } from '../../src/context.ts';
+import { prefetchTokensOf } from '../../src/resolvers/prefetch.ts';
 import { selectsFullAccountField } from '../../src/resolvers/selection.ts';
 import { buildSchema } from '../../src/schema.ts';
 
@@ -46,5 +48,22 @@ describe('what a selection needs', () => {
     assert.equal(selectsFullAccountField(infoFor(nodes, { yes: true }, reads)), true);
     assert.equal(selectsFullAccountField(infoFor(nodes, { yes: false }, reads)), false);
     assert.equal(selectsFullAccountField(infoFor(nodes, { yes: true }, reads)), true);
+  });
+});
+
+describe('the token fields an account prefetches', () => {
+  it('are each prefetched once however often the selection repeats them: graphql runs them as one field', () => {
+    // 95 copies of `connectToken(token: …)` under a page of 100 tokens' accounts read the argument and started
+    // a (cached) load 9,500 times, for 100 loads.
+    const copies = Array.from({ length: 95 }, () => 'connectToken(token: "t1") { token }').join(' ');
+    const nodes = tokenAccountNodes(`{ connectTokens { nodes { account { id ${copies} other: connectToken(token: "t2") { token } connectTokens { token } connectTokens { used } } } } }`);
+    const info = infoFor(nodes, {}, { count: 0 });
+    const prefetched: string[] = [];
+    const api = {
+      prefetchConnectToken: (accountId: string, token: string) => prefetched.push(`${accountId} token ${token}`),
+      prefetchConnectTokens: (accountId: string) => prefetched.push(`${accountId} tokens`),
+    };
+    for (const accountId of ['a1', 'a2']) prefetchTokensOf(accountId, { api } as unknown as GatewayContext, info);
+    assert.deepEqual(prefetched, ['a1 token t1', 'a1 token t2', 'a1 tokens', 'a2 token t1', 'a2 token t2', 'a2 tokens']);
   });
 });
