@@ -1,3 +1,4 @@
+import { withoutStack } from './errors.ts';
 import { GraphQLError, isObjectType, responsePathAsArray, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema, type Location, type Source, type SourceLocation } from 'graphql';
 
 /**
@@ -44,7 +45,9 @@ function located(error: unknown, info: GraphQLResolveInfo): unknown {
   if (!(error instanceof Error)) return error;
   const own = error as Partial<Pick<GraphQLError, 'path' | 'nodes' | 'source' | 'positions'>>;
   if (own.path !== undefined || own.nodes !== undefined || own.source !== undefined || own.positions !== undefined) return error;
-  const result = new GraphQLError(error.message, { path: responsePathAsArray(info.path), originalError: error });
+  const make = () => new GraphQLError(error.message, { path: responsePathAsArray(info.path), originalError: error });
+  // graphql-js gives it the original error's stack when there is one: a trace of its own would be captured for nothing.
+  const result = error.stack ? withoutStack(make) : make();
   const places = info.fieldNodes.map((node) => node.loc).filter((loc): loc is Location => loc != null);
   // Set after construction, which would otherwise scan the text for them (nodes stays non-enumerable, as
   // graphql-js defines it).

@@ -62,9 +62,25 @@ export interface UpstreamErrorInfo {
   path: string;
 }
 
-/** An error with one of the contract's codes, safe to show to any caller. */
+/**
+ * An error with one of the contract's codes, safe to show to any caller. Made without a stack trace: it is the
+ * caller's input or the upstream's answer, not a bug (no log line carries one), and capturing and formatting a
+ * trace was over half of what an error cost: 800 refused fields under 8 pages of accounts (a 639-byte body) took
+ * ~50–80 ms of CPU, ~25 without.
+ */
 export function gatewayError(code: ErrorCode, message: string, upstream?: UpstreamErrorInfo, more?: Record<string, unknown>): GraphQLError {
-  return new GraphQLError(message, { extensions: { code, ...(upstream ? { upstream } : {}), ...more } });
+  return withoutStack(() => new GraphQLError(message, { extensions: { code, ...(upstream ? { upstream } : {}), ...more } }));
+}
+
+/** What `make` returns, any error it constructs capturing no stack frames (its `stack` only its first line). */
+export function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /**

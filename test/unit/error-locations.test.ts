@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { execute, GraphQLError, parse, Source, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { locatingFieldErrors } from '../../src/error-locations.ts';
-import { argumentError } from '../../src/errors.ts';
+import { argumentError, withoutStack } from '../../src/errors.ts';
 import { buildSchema } from '../../src/schema.ts';
 
 const typeDefs = /* GraphQL */ `
@@ -133,5 +133,24 @@ describe('field errors located from an index of the document’s line breaks', (
       extensions: { code: 'BAD_USER_INPUT', field: 'id' },
     });
     assert.ok(reads() - before <= 1, `read ${reads() - before} times`);
+  });
+});
+
+describe('the gateway’s own errors', () => {
+  it('capture no stack frames (they are the caller’s input or the upstream’s answer, not bugs), leaving the limit as it was', async () => {
+    const limit = Error.stackTraceLimit;
+    const error = argumentError('id', 'refused');
+    assert.equal(error.stack, 'GraphQLError: refused');
+    assert.equal(Error.stackTraceLimit, limit);
+    assert.throws(() => withoutStack(() => {
+      throw new Error('made');
+    }), (thrown: Error) => thrown.stack === 'Error: made');
+    assert.equal(Error.stackTraceLimit, limit);
+    assert.match(new Error('a bug').stack!, /\n\s+at /);
+    // Located, an error keeps its original's stack, frames and all when it had them.
+    const { located } = schemas();
+    const result = await execute({ schema: located, document: parse('{ a: fails(how: "sync plain") b: fails(how: "async coded") }') });
+    assert.match(result.errors![0]!.stack!, /^Error: plain sync plain\n\s+at fail /);
+    assert.match(result.errors![1]!.stack!, /^GraphQLError: coded async coded\n\s+at fail /);
   });
 });
