@@ -18,7 +18,7 @@ import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { messageOf } from '../logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
-import { childFields, isIncluded } from './selection.ts';
+import { byResponseKey, childFields, isIncluded, responseKey } from './selection.ts';
 import { reportWritesMade } from './writes-made.ts';
 
 /**
@@ -135,16 +135,6 @@ function writeFields(fragments: FragmentsByName, operation: OperationDefinitionN
 }
 
 /** The writes by response key, in order: one per key, as execution merges the nodes of one key into one field. */
-function byResponseKey(nodes: readonly FieldNode[]): Array<[string, FieldNode]> {
-  const fields = new Map<string, FieldNode>();
-  for (const node of nodes) {
-    const key = responseKey(node);
-    if (!fields.has(key)) fields.set(key, node);
-  }
-  return [...fields];
-}
-
-const responseKey = (node: FieldNode): string => (node.alias ?? node.name).value;
 
 /**
  * The refusal of a `@skip`/`@include` within a write's selection whose argument does not fit (`@include(if: $x)`
