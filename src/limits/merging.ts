@@ -1,4 +1,5 @@
 import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
+import { spreadsIn } from './nesting.ts';
 import { Kind, type DocumentNode, type FieldNode, type SelectionSetNode } from 'graphql';
 
 /**
@@ -39,7 +40,7 @@ export function mergingWork(document: DocumentNode, maxPairs: number, maxVisited
   const work: MergingWork = { pairs: 0, visited: 0 };
   for (const definition of document.definitions) {
     if (definition.kind !== Kind.OPERATION_DEFINITION && definition.kind !== Kind.FRAGMENT_DEFINITION) continue;
-    for (const name of spreadsWithin(definition.selectionSet)) spread.add(name);
+    for (const name of spreadsIn(definition.selectionSet, Infinity).levels.keys()) spread.add(name);
   }
   const levels: Level[] = [];
   for (const definition of document.definitions) {
@@ -148,17 +149,4 @@ function mergeLevel(
     }
   }
   return { fieldsByName, fragmentsSpread: entered.size };
-}
-
-/** The names of the fragments spread anywhere in `set`, its fields' sets included. */
-function spreadsWithin(set: SelectionSetNode): string[] {
-  const names: string[] = [];
-  const pending = [set];
-  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-    for (const selection of next.selections) {
-      if (selection.kind === Kind.FRAGMENT_SPREAD) names.push(selection.name.value);
-      else if (selection.selectionSet) pending.push(selection.selectionSet);
-    }
-  }
-  return names;
 }

@@ -136,9 +136,9 @@ class FragmentDepths {
 
 /**
  * The fragments `set` spreads, at the deepest level each is spread, and its deepest set, walked without
- * recursion; once a set is past `maximum`, that deepest set alone.
+ * recursion; once a set is past `maximum`, that deepest set alone (`Infinity`: every spread, however deep).
  */
-function spreadsIn(set: SelectionSetNode, maximum: number): Spreads {
+export function spreadsIn(set: SelectionSetNode, maximum: number): Spreads {
   const levels = new Map<string, number>();
   const nodes = new Map<string, FragmentSpreadNode>();
   let ownDepth = 0;
