@@ -113,7 +113,7 @@ const VALIDATION_ABORTED: GraphQLFormattedError = {
 
 /**
  * Whether `error` is graphql-js giving up past its budget of work: one error, of its exact words and no
- * location, that Apollo hands on as a validation error. (Past 100 errors it words its stop "Too many validation
+ * location, that Apollo hands on as a validation error. (Past MAX_VALIDATION_ERRORS errors it words its stop "Too many validation
  * errors, …": those are the caller's errors, answered as they are.)
  */
 function isValidationAborted(error: unknown): boolean {
