@@ -28,13 +28,27 @@ export function requiredFromUnixSeconds(seconds: number | false | undefined): st
 
 const EPOCH = new Date(0).toISOString();
 
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+const ISO_8601 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/;
 
 function parseDateTime(value: unknown): string {
-  if (typeof value !== 'string' || !ISO_8601.test(value) || Number.isNaN(Date.parse(value))) {
+  const fields = typeof value === 'string' ? ISO_8601.exec(value) : null;
+  if (fields === null || !existingInstant(fields.slice(1).map(Number))) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'DateTime must be an ISO-8601 string such as 2014-01-16T20:41:14Z');
   }
-  return new Date(value).toISOString();
+  return new Date(fields[0]).toISOString();
+}
+
+/**
+ * Whether a date and time as written (year, month, day, hour, minute, second, and the offset's hours and
+ * minutes, NaN when it is `Z`) name one that exists. `Date.parse` rolls a day past its month's last over into
+ * the next month (the 30th of February is the 2nd of March) instead of refusing it, so the day is checked
+ * against its month here; a leap second (`:60`) is refused, as JavaScript's dates have none.
+ */
+function existingInstant([year = NaN, month = NaN, day = NaN, hour = NaN, minute = NaN, second = NaN, offsetHours = NaN, offsetMinutes = NaN]: number[]): boolean {
+  // setUTCFullYear, not Date.UTC, which reads years 0–99 as 1900–1999 (and 0000, a leap year, as 1900, none).
+  const daysInMonth = new Date(new Date(0).setUTCFullYear(year, month, 0)).getUTCDate();
+  const offsetFits = Number.isNaN(offsetHours) || (offsetHours <= 23 && offsetMinutes <= 59);
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour <= 23 && minute <= 59 && second <= 59 && offsetFits;
 }
 
 /** No description here: the SDL's (schema/scalars.graphql) is the one served and published, and this one would replace it. */

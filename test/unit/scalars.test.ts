@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromUnixSeconds, requiredFromUnixSeconds } from '../../src/resolvers/scalars.ts';
+import { GraphQLError, Kind } from 'graphql';
+import { DateTime, fromUnixSeconds, requiredFromUnixSeconds } from '../../src/resolvers/scalars.ts';
 
 test('an upstream time is shown as DateTime promises, a four-digit year, milliseconds sent for seconds included', () => {
   assert.equal(fromUnixSeconds(1_389_904_874), '2014-01-16T20:41:14.000Z');
@@ -14,4 +15,41 @@ test('an upstream time is shown as DateTime promises, a four-digit year, millise
   assert.equal(fromUnixSeconds(0), null);
   assert.equal(fromUnixSeconds(false), null);
   assert.equal(requiredFromUnixSeconds(0), '1970-01-01T00:00:00.000Z');
+});
+
+// No argument takes a DateTime yet, but the scalar is published: one that does, or a client's own tooling
+// reading the schema, gets what its description promises.
+test('a DateTime given as input is an ISO-8601 instant that exists, read as the same instant in UTC', () => {
+  assert.equal(DateTime.parseValue('2014-01-16T20:41:14Z'), '2014-01-16T20:41:14.000Z');
+  assert.equal(DateTime.parseValue('2014-01-16T22:41:14.5+02:00'), '2014-01-16T20:41:14.500Z');
+  assert.equal(DateTime.parseValue('2016-02-29T23:59:59-00:30'), '2016-03-01T00:29:59.000Z');
+  assert.equal(DateTime.parseValue('0000-02-29T00:00:00Z'), '0000-02-29T00:00:00.000Z');
+  assert.equal(DateTime.parseLiteral({ kind: Kind.STRING, value: '2014-01-16T20:41:14Z' }), '2014-01-16T20:41:14.000Z');
+  // Each a day, an hour or an offset no calendar or clock has: JavaScript's Date.parse rolls some of them
+  // over (the 30th of February into the 2nd of March) instead of refusing them.
+  for (const value of [
+    '2014-02-30T00:00:00Z',
+    '2015-02-29T00:00:00Z',
+    '1900-02-29T00:00:00Z',
+    '2014-04-31T10:00:00Z',
+    '2014-13-01T00:00:00Z',
+    '2014-00-10T00:00:00Z',
+    '2014-01-00T00:00:00Z',
+    '2014-01-01T24:00:00Z',
+    '2014-01-01T23:60:00Z',
+    '2014-01-01T23:59:60Z',
+    '2014-01-01T00:00:00+24:00',
+    '2014-01-01T00:00:00+05:60',
+    '2014-01-16 20:41:14Z',
+    '2014-01-16T20:41:14',
+    '1389904874',
+  ]) {
+    assert.throws(
+      () => DateTime.parseValue(value),
+      (error: unknown) => error instanceof GraphQLError && error.extensions.code === 'BAD_USER_INPUT' && /ISO-8601/.test(error.message),
+      value,
+    );
+  }
+  assert.throws(() => DateTime.parseValue(1_389_904_874), GraphQLError);
+  assert.throws(() => DateTime.parseLiteral({ kind: Kind.INT, value: '1389904874' }), GraphQLError);
 });
