@@ -130,7 +130,7 @@ describe('CallerWriteBudget', () => {
 });
 
 describe('HourlyRateLimit.waitFor', () => {
-  it('is the time until the calls that must leave the window have, before and after the ring wraps', () => {
+  it('is the time until the calls that must leave the window have, before and after the oldest leaves it', () => {
     const limit = new HourlyRateLimit(3);
     assert.equal(limit.waitFor(3, 0), 0);
     assert.equal(limit.waitFor(4, 0), Infinity);
@@ -145,5 +145,23 @@ describe('HourlyRateLimit.waitFor', () => {
     assert.equal(limit.waitFor(1, HOUR), MINUTE);
     assert.equal(limit.waitFor(2, HOUR), 2 * MINUTE);
     assert.equal(limit.waitFor(3, HOUR), HOUR);
+  });
+
+  it('counts the same once the calls an hour old are dropped and the rest copied down', () => {
+    const SECOND = 1000;
+    const limit = new HourlyRateLimit(200);
+    for (let i = 0; i < 200; i += 1) assert.equal(limit.take(i * SECOND), 0);
+    // 151 calls (0–150 s) leave the window: most of those kept, so the rest (151–199 s) are copied down.
+    const now = HOUR + 150.5 * SECOND;
+    assert.equal(limit.waitFor(151, now), 0);
+    assert.equal(limit.waitFor(152, now), 0.5 * SECOND);
+    assert.equal(limit.waitFor(200, now), 48.5 * SECOND); // until the call at 199 s leaves
+    assert.equal(limit.takeMany(151, now), 0);
+    assert.equal(limit.take(now), 0.5 * SECOND);
+    // A call given back after the copy is found where it now is.
+    limit.release(160 * SECOND);
+    assert.equal(limit.take(now), 0);
+    assert.equal(limit.take(now), 0.5 * SECOND);
+    assert.equal(limit.idle(now + HOUR), true);
   });
 });
