@@ -37,6 +37,12 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: '' }).account, null);
   });
 
+  it('reads a used token whose account names none (no id, an empty one, an empty object or list, null) as having none', () => {
+    for (const account of [{}, [], { id: '' }, { first_name: 'A' }, null, 7]) {
+      assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account }).account, null, JSON.stringify(account));
+    }
+  });
+
   it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
     assert.equal(parseConnectToken({ ...token, created: '1700000000' }).created, 1_700_000_000);
     for (const unset of [0, false, null, undefined, '']) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
