@@ -1175,6 +1175,31 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('does not open the breaker for a call that went out late from its own queue and timed out, though no answer ended after it went out', async (t) => {
+    // One connection, 10 s a call. The first call is answered at 6 s, and with a 404: nothing served, so the
+    // "served recently" rule (CallVerdicts) excuses nothing. The second, queued behind it all along, goes out
+    // with 4 s of its 10 left and is cut at 10 s: it spent most of its time waiting for one of the gateway's
+    // own connections, while the upstream answered, which says nothing of the upstream being down.
+    await onTestTime(t, async (advance) => {
+      const slowArrived = happenings();
+      const server = createHttpServer((req, res) => {
+        if (req.url?.endsWith('/gone')) {
+          advance(6_000);
+          res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"error","value":"no such account"}');
+        } else slowArrived.push(); // never answered
+      });
+      await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 1 }, async (client) => {
+        const gone = client.getAccount('gone');
+        const slow = client.getAccount('slow');
+        await assert.rejects(gone, (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
+        await slowArrived.next();
+        advance(4_000);
+        await assert.rejects(slow, /did not answer within 10000 ms/);
+        assert.equal(client.breakerState, 'closed');
+      });
+    });
+  });
+
   it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async (t) => {
     for (const interim of [false, true]) {
       // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
