@@ -1200,6 +1200,36 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('keeps the longer pause when a shorter 429 arrives during it: a later Retry-After never shortens the key’s pause', async () => {
+    // Two calls out at once, both refused: the first for a minute, then the second for a second.
+    const held = new Map<string, ServerResponse>();
+    const bothArrived = deferred();
+    const server = createHttpServer((req, res) => {
+      const id = (req.url ?? '').split('/').pop()!;
+      if (id !== 'a' && id !== 'b') return void res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
+      held.set(id, res);
+      if (held.size === 2) bothArrived.resolve();
+    });
+    const refuse = (id: string, seconds: number) => held.get(id)!.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(seconds) }).end('{"type":"error","value":"slow down"}');
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 1 }, async (client) => {
+      const limited = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED';
+      const a = client.getAccount('a');
+      const b = client.getAccount('b');
+      await bothArrived.promise;
+      const aRead = deferred();
+      await whileHeadersRead(429, aRead.resolve, async () => {
+        refuse('a', 60);
+        await aRead.promise;
+      });
+      refuse('b', 1);
+      await assert.rejects(a, limited);
+      await assert.rejects(b, limited);
+      // The key is paused for the minute: a call made now fails at once, unsent, told to come back in a
+      // minute, not in a second.
+      await assert.rejects(client.getAccount('c'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && (e.extensions?.['retryAfter'] as number) >= 59);
+    });
+  });
+
   it('opens the breaker for an upstream that stops answering under a standing queue, or answers only 1xx', async (t) => {
     for (const interim of [false, true]) {
       // Accepts, reads, never answers (or only `103 Early Hints`): each call freed from the queue goes out
