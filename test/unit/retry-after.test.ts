@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { retryAfterSeconds } from '../../src/retry-after.ts';
+import { parseRetryAfter, retryAfterSeconds } from '../../src/retry-after.ts';
 
 describe('retryAfterSeconds', () => {
   it('rounds a wait up to whole seconds, so a client waiting that long is not refused again', () => {
@@ -14,4 +14,13 @@ describe('retryAfterSeconds', () => {
     assert.equal(retryAfterSeconds(0), 1);
     assert.equal(retryAfterSeconds(-5), 1);
   });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads a date already past as no wait at all, not as a negative one', () => {
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:49:37 GMT'), 0);
+    assert.equal(parseRetryAfter('Sunday, 06-Nov-94 08:49:37 GMT'), 0);
+    assert.equal(parseRetryAfter('Sun Nov  6 08:49:37 1994'), 0);
+  });
+
 });
