@@ -23,4 +23,19 @@ describe('parseRetryAfter', () => {
     assert.equal(parseRetryAfter('Sun Nov  6 08:49:37 1994'), 0);
   });
 
+  it('reads an asctime date, which names no zone, in GMT as HTTP says, whatever the machine’s time zone', () => {
+    const inAnHour = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3_600_000 - 60_000);
+    const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inAnHour.toUTCString())!.slice(1);
+    const asctime = `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`;
+    const zone = process.env['TZ'];
+    // Nine hours ahead of GMT: read as local time, the date would be eight hours past.
+    process.env['TZ'] = 'Asia/Tokyo';
+    try {
+      const ms = parseRetryAfter(asctime);
+      assert.ok(ms !== undefined && ms > 3_500_000 && ms < 3_600_000, `${asctime} read as ${ms} ms from now`);
+    } finally {
+      if (zone === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = zone;
+    }
+  });
 });
