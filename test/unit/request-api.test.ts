@@ -71,6 +71,29 @@ describe('RequestApi after a connect token is deleted', () => {
   });
 });
 
+describe('RequestApi after a connect token is created', () => {
+  it('reads the owner’s token list afresh later in the same operation: the new token is in it', async () => {
+    const listed: Array<string | null> = [];
+    const tokens: UpstreamConnectToken[] = [];
+    const client = {
+      listConnectTokens: async (accountId: string | null) => {
+        listed.push(accountId);
+        return [...tokens];
+      },
+      createConnectToken: async () => {
+        tokens.push(usedToken('a1', 'Ann'));
+        return { success: true, token: 't1', resource_url: 'r', browser_redirect_url: 'b' };
+      },
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+
+    assert.deepEqual(await api.connectTokens('a1'), []);
+    await api.createConnectToken('a1', { callback_url: 'https://app.example.com/cb' });
+    assert.deepEqual((await api.connectTokens('a1')).map((token) => token.token), ['t1']);
+    assert.deepEqual(listed, ['a1', 'a1']);
+  });
+});
+
 describe('RequestApi and a token that cannot be sent', () => {
   it('refuses it before its loader or client sees it: one token under a page of accounts is asked for once per account', async () => {
     // A caller's 1 MB token under a page of 100 accounts was made into 100 loader keys of 1 MB each before the
