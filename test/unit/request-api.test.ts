@@ -9,6 +9,13 @@ import type { UpstreamConnectToken } from '../../src/upstream/types.ts';
 const usedToken = (id: string, firstName: string): UpstreamConnectToken =>
   ({ token: 't1', created: 1, used: 2, expires: false, callback_url: 'https://app.example.com/cb', account: { id, first_name: firstName, email_addresses: [], sources: [] } }) as unknown as UpstreamConnectToken;
 
+/** A promise and what resolves it. */
+function deferredVoid(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((settle) => (resolve = settle));
+  return { promise, resolve };
+}
+
 describe('RequestApi after an account write', () => {
   it('does not let a token list asked for before the write, answered after it, prime the loader with the old account', async () => {
     let answerList: (tokens: UpstreamConnectToken[]) => void = () => {};
@@ -68,6 +75,34 @@ describe('RequestApi after a connect token is deleted', () => {
     await assert.rejects(api.connectToken('a1', 't1'), /Not found/);
     assert.deepEqual(await api.connectTokens('a1'), []);
     assert.deepEqual(reads, ['get a1/t1', 'list a1', 'get a1/t1', 'list a1']);
+  });
+
+  it('does not let a token list asked for before the delete, answered after it, put the deleted token back', async () => {
+    const reads: string[] = [];
+    let answerList: (tokens: UpstreamConnectToken[]) => void = () => {};
+    const listRequested = deferredVoid();
+    const client = {
+      listConnectTokens: () =>
+        new Promise<UpstreamConnectToken[]>((resolve) => {
+          answerList = resolve;
+          listRequested.resolve();
+        }),
+      getConnectToken: async (_accountId: string | null, token: string) => {
+        reads.push(`get ${token}`);
+        throw new Error(`Not found: connect token "${token}"`);
+      },
+      deleteConnectToken: async () => ({ success: true }),
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+
+    const list = api.connectTokens('a1'); // asked for while the token still exists
+    await listRequested.promise;
+    await api.deleteConnectToken('a1', 't1');
+    answerList([usedToken('a1', 'Ann')]); // answered after the delete, with the token in it
+    await list;
+
+    await assert.rejects(api.connectToken('a1', 't1'), /Not found/);
+    assert.deepEqual(reads, ['get t1'], 'read afresh, not from the list answered after the delete');
   });
 });
 
