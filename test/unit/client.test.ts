@@ -986,6 +986,28 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       }
     });
 
+    it('stops reading a compressed answer past 32 MiB of its encoded bytes, though they decode to nothing', async () => {
+      // Empty stored deflate blocks (raw deflate, 5 bytes each), streamed without end: 64 MiB of them decode to
+      // no byte at all, so only the count of the bytes received stops the read.
+      const emptyBlocks = Buffer.from('000000ffff'.repeat(209_715), 'hex');
+      let written = 0;
+      const server = createHttpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'deflate' });
+        const more = () => {
+          while (written < 64 * 1024 * 1024) {
+            written += emptyBlocks.length;
+            if (!res.write(emptyBlocks)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+      });
+      await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
+        await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered with an unexpected body while reading account "a": The upstream's answer is larger than 32 MiB$/, 200));
+        assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
+      });
+    });
+
     it('stops inflating an answer at 32 MiB: a small gzip "bomb" is not decoded into memory', async () => {
       // 40 MiB of spaces, ~40 KB gzipped.
       const bomb = gzipSync(Buffer.alloc(40 * 1024 * 1024, 0x20));
