@@ -1121,10 +1121,15 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       answers.splice(0, Infinity, cutShort('400 Bad Request'));
       await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('BAD_USER_INPUT', { status: 400, method: 'POST', path: '/accounts' }, /^The upstream refused the request’s parameters as invalid while creating an account$/));
       assert.equal(requests, 2);
+      // A redirect is an address that moved, said as one, whatever became of its body: not a broken connection
+      // after which the write may have taken effect.
+      answers.splice(0, Infinity, cutShort('301 Moved Permanently', 'location: https://elsewhere.example.com/2.0/accounts\r\n'));
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('UPSTREAM_ERROR', { status: 301, method: 'POST', path: '/accounts' }, /^The upstream is no longer at the gateway’s configured address \(it redirects, HTTP 301\) while creating an account$/));
+      assert.equal(requests, 3);
       // A 429's Retry-After is kept to, not retried at once (its wait is past the deadline: no retry at all).
       answers.splice(0, Infinity, ...Array<string>(3).fill(cutShort('429 Too Many Requests', 'retry-after: 30\r\n')));
       await assert.rejects(client.getAccount('a'), failsWith('RATE_LIMITED', { status: 429, method: 'GET', path: '/accounts/a' }, /try again in 30 s$/));
-      assert.equal(requests, 3);
+      assert.equal(requests, 4);
     });
   });
 
