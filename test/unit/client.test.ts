@@ -983,6 +983,12 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         // Its debug line says why the body is not there.
         const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['message'] === 'upstream error response');
         assert.match(String(logged?.['unread']), /could not be decoded|not supported|larger than 32 MiB/, coding);
+        // A redirect is still an address that moved, not an answer the gateway could not use (after which a
+        // write would be said to have maybe taken effect).
+        const moved = compressingServer(301, coding, body, { location: 'https://elsewhere.example.com/2.0/accounts' });
+        await withLocalUpstream(moved.server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1 }, async (client) => {
+          await assert.rejects(client.createAccount({ email: 'a@example.com' }), /^The upstream is no longer at the gateway’s configured address \(it redirects, HTTP 301\) while creating an account$/);
+        });
       }
     });
 
