@@ -1173,6 +1173,31 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('ends a call whose redirect’s body stalls as the address that moved, not as an upstream that did not answer', async (t) => {
+    const server = createHttpServer((_req, res) => {
+      // Status and Location, then a body that never comes whole.
+      res.writeHead(301, { location: 'https://elsewhere.example.com/2.0/accounts/a', 'content-type': 'text/html', 'content-length': '100' }).write('<html>');
+    });
+    const headersRead = happenings();
+    await whileHeadersRead(301, headersRead.push, async () => {
+      await onTestTime(t, async (advance) => {
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 1 }, async (client) => {
+          const moved = client.getAccount('a');
+          moved.catch(() => undefined); // checked below
+          await headersRead.next();
+          advance(5_000);
+          await assert.rejects(moved, (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+            assert.match(e.message, /^The upstream is no longer at the gateway’s configured address \(it redirects, HTTP 301\) while reading account "a"$/);
+            assert.deepEqual(e.extensions['upstream'], { status: 301, method: 'GET', path: '/accounts/a' });
+            return true;
+          });
+          assert.equal(client.breakerState, 'closed', 'a redirect is no sign of the upstream down');
+        });
+      });
+    });
+  });
+
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // first three are answered at 0.6, 1.2 and 1.8 s, the fourth goes out at 1.8 s and is cut at 2, and the
