@@ -11,6 +11,9 @@ describe('requestTarget', () => {
   it('refuses a query string that makes the URL longer than servers accept', () => {
     refused(() => requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(5_000) }, undefined), /upstream URL of \d+ characters, more than the 4096/);
     assert.equal(requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(4_000) }, undefined).relativePath, '/accounts');
+    // `/2.0/accounts?email=` is 20 characters: a URL of exactly 4096 goes, one more is refused.
+    assert.equal(requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(4_076) }, undefined).queryString.length, 4_083);
+    refused(() => requestTarget('/2.0', ['accounts'], { email: 'x'.repeat(4_077) }, undefined), /upstream URL of 4097 characters, more than the 4096/);
   });
 
   it('refuses an id with a slash or a backslash, and encodes every other character it reserves', () => {
