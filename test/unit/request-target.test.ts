@@ -25,5 +25,6 @@ describe('requestTarget', () => {
 
   it('refuses a form value longer than 4096 characters', () => {
     refused(() => requestTarget('/2.0', ['accounts'], undefined, { first_name: 'n'.repeat(4_097) }), /first_name is 4097 characters, more than the 4096/);
+    assert.deepEqual(requestTarget('/2.0', ['accounts'], undefined, { first_name: 'n'.repeat(4_096) }).form, [['first_name', 'n'.repeat(4_096)]]);
   });
 });
