@@ -992,6 +992,19 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       }
     });
 
+    it('reads an empty body as empty whatever coding its header names (a proxy’s error page kept it): nothing to decode', async () => {
+      for (const coding of ['gzip', 'br']) {
+        const { server } = compressingServer(404, coding, Buffer.alloc(0));
+        const lines: string[] = [];
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, logger: createLogger('debug', (line) => lines.push(line)) }, async (client) => {
+          await assert.rejects(client.getAccount('a'), /^Not found: account "a"$/);
+        });
+        const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['message'] === 'upstream error response');
+        assert.equal(logged?.['body'], '', coding);
+        assert.equal(logged?.['unread'], undefined, `${coding}: ${String(logged?.['unread'])}`);
+      }
+    });
+
     it('stops reading a compressed answer past 32 MiB of its encoded bytes, though they decode to nothing', async () => {
       // Empty stored deflate blocks (raw deflate, 5 bytes each), streamed without end: 64 MiB of them decode to
       // no byte at all, so only the count of the bytes received stops the read.
