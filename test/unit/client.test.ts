@@ -431,6 +431,15 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(client.getAccount('b'), (e: Error & { extensions?: Record<string, unknown> }) => limited(e) && (e.extensions?.['retryAfter'] as number) <= 3600);
   });
 
+  it('does not wait out a Retry-After that would end past the call’s deadline, even just past it: it ends RATE_LIMITED at once', async () => {
+    const asked: number[] = [];
+    const waitTimer: WaitTimer = (callback, ms) => (asked.push(ms), realTimer(callback, ms));
+    // 3 s asked for, 2.5 s left: the retry could never go out.
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '3' } });
+    await assert.rejects(mockedClient({ maxAttempts: 3, timeoutMs: 2_500, waitTimer }).getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 3);
+    assert.deepEqual(asked, [], 'it waited for a retry it could not make');
+  });
+
   it('reads a Retry-After date only in HTTP’s own forms: garbage with a year in it is no pause of an hour', async () => {
     const retryAfterOf = async (path: string, header: string) => {
       pool.intercept({ path: `/2.0/accounts/${path}`, method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': header } });
