@@ -138,6 +138,26 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assert.equal(await challenge('Basic dXNlcjpwYXNz'), none, 'another scheme');
   });
 
+  test('a validly signed token of more than 8,192 characters is refused before it is verified; one of 8,192 is accepted', async () => {
+    /** A valid token of exactly `length` characters, padded by a claim (a JWT's parts are base64url: not every length is one header's). */
+    const ofLength = async (length: number) => {
+      for (const header of [{ alg: 'HS256' }, { alg: 'HS256', typ: 'JWT' }]) {
+        for (let pad = Math.floor((length * 3) / 4) - 300; pad < length; pad++) {
+          const token = await new SignJWT({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId], exp: now() + 3600, pad: 'x'.repeat(pad) })
+            .setProtectedHeader(header)
+            .sign(new TextEncoder().encode(SECRET));
+          if (token.length === length) return token;
+          if (token.length > length) break;
+        }
+      }
+      throw new Error(`no token of ${length} characters`);
+    };
+    const longest = await stack.gql(ACCOUNT_QUERY, await ofLength(8_192), { id: accountId });
+    assert.deepEqual(codes(longest), []);
+    stack.upstreamCalls();
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await ofLength(8_193), { id: accountId }), /must be "Bearer <token>" with a JWT/);
+  });
+
   test('a malformed token', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'not.a.jwt', { id: accountId }), /well-formed/);
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'garbage', { id: accountId }), /well-formed/);
