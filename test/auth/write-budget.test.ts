@@ -130,6 +130,14 @@ describe('the budget of writes of each caller', () => {
     assert.deepEqual(codes((await create(await hsToken({ exp: Math.floor(Date.now() / 1000) + 600 }))).response), []);
   });
 
+  test('counts a token with an empty sub on its own, as one without (docs/auth.md): empty subjects are no one user', async () => {
+    const exp = (minutes: number) => Math.floor(Date.now() / 1000) + minutes * 60;
+    const outcomes = [];
+    // Three tokens with an empty subject (each its own exp): three callers, each with its budget whole.
+    for (const minutes of [31, 41, 51]) outcomes.push(codes((await create(await hsToken({ sub: '', exp: exp(minutes) }))).response));
+    assert.deepEqual(outcomes, [[], [], []]);
+  });
+
   test('counts a caller by issuer and subject: tokens refreshed for one user share a budget, one subject from two issuers is two callers', async () => {
     const exp = (minutes: number) => Math.floor(Date.now() / 1000) + minutes * 60;
     const outcomes = [];
