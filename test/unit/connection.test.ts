@@ -79,6 +79,20 @@ describe('cursors that name their item (connect tokens)', () => {
     assert.ok(counter.digests <= 64, `${counter.digests} digests`);
   });
 
+  it('find their item when it is the 64th of its second digested, and count it gone past that', () => {
+    // Cursor written for tok0 at the head of a list of second-0 tokens; then others arrive before it.
+    const { anchors, counter } = anchorsFor('s');
+    const head = tokens(1, () => 0);
+    const after = cursorAfter(head, 0, anchors);
+    const arrived = (n: number) => [...tokens(n, () => 0).map((t) => ({ ...t, token: `new${t.token}` })), ...head, ...tokens(3, () => 0).map((t) => ({ ...t, token: `end${t.token}` }))];
+    // 63 arrived: the search digests index 0, then 1 … 63, where it is the 64th.
+    counter.digests = 0;
+    assert.deepEqual(next(arrived(63), after, anchors), ['endtok0', 'endtok1']);
+    assert.equal(counter.digests, 64);
+    // 64 arrived: it would be the 65th; counted gone, the page starts at its old position (no creation times).
+    assert.deepEqual(next(arrived(64), after, anchors), ['newtok0', 'newtok1']);
+  });
+
   it('take a creation time of 13 digits (milliseconds sent for seconds)', () => {
     const all = tokens(3, (i) => 1_700_000_000_000 + i);
     const { anchors } = anchorsFor('s');
