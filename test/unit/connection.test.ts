@@ -149,3 +149,16 @@ describe('cursors that name their item (connect tokens)', () => {
     }
   });
 });
+
+describe('page info', () => {
+  it('says items come before any page asked for with `after`, the one after the first item included', () => {
+    const all = tokens(3);
+    const { anchors } = anchorsFor('s');
+    assert.equal(pageInfoOf(pageOfList(all, pageWindow('connectTokens', 1, undefined, true), anchors)).hasPreviousPage, false);
+    for (const index of [0, 1]) {
+      const page = pageOfList(all, pageWindow('connectTokens', 1, cursorAfter(all, index, anchors), true), anchors);
+      assert.deepEqual(names(page.items), [`tok${index + 1}`]);
+      assert.equal(pageInfoOf(page).hasPreviousPage, true, `after item ${index}`);
+    }
+  });
+});
