@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { checkLimits, DEFAULT_OPERATION_LIMITS } from '../../src/limits/index.ts';
+import { checkLimits, DEFAULT_OPERATION_LIMITS, upstreamRequestBudget } from '../../src/limits/index.ts';
 import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { doublingDocument } from '../helpers/documents.ts';
@@ -178,5 +178,12 @@ describe('measureOperation', () => {
       fragment Roots on Query { connectTokens { nodes { token } } account(id: "2") { username } }`;
     // a, account, connectTokens, accounts: a fragment spread twice and keys selected again add nothing.
     assert.equal(measure(query).rootFields, 4);
+  });
+});
+
+describe('upstreamRequestBudget', () => {
+  it('is twice MAX_QUERY_COST ÷ 10, rounded up (README): a cost between two tens keeps the requests of the ten above it', () => {
+    const budget = (maxCost: number) => upstreamRequestBudget({ ...DEFAULT_OPERATION_LIMITS, maxCost });
+    assert.deepEqual([budget(10_000), budget(150), budget(145), budget(141), budget(5)], [2_000, 30, 30, 30, 2]);
   });
 });
