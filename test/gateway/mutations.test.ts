@@ -330,14 +330,15 @@ describe('a mutation of several writes: all checked before the first is made', (
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
-  it('logs such a failed check as any unexpected error, with the error the check met and its path; a GraphQLError of no gateway code is one too', async (t) => {
+  it('logs such a failed check as any unexpected error, with the error the check met and its path; a GraphQLError of no gateway code, or of a code the contract does not name, is one too', async (t) => {
     const logging = await startLoggingStack('info');
     const deleteAccount = Mutation.deleteAccount;
     t.after(async () => {
       Mutation.deleteAccount = deleteAccount;
       await logging.close();
     });
-    for (const thrown of [new TypeError("Cannot read properties of undefined (reading 'fieldName')"), new GraphQLError('a check that went wrong')]) {
+    const foreignCode = new GraphQLError('a library that names its own codes', { extensions: { code: 'LIBRARY_SPECIFIC' } });
+    for (const thrown of [new TypeError("Cannot read properties of undefined (reading 'fieldName')"), new GraphQLError('a check that went wrong'), foreignCode]) {
       Mutation.deleteAccount = () => {
         throw thrown;
       };
