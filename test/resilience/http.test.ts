@@ -543,6 +543,8 @@ describe('HTTP hygiene', () => {
     assert.equal((await post(stack, nested(62))).status, 200);
     // Brackets inside strings are text, not nesting.
     assert.equal((await post(stack, JSON.stringify({ query: `{ __typename } # ${'['.repeat(100)}`, extensions: { x: '{'.repeat(100), y: '\\"['.repeat(100) } }))).status, 200);
+    // An escaped quote does not end its string: the brackets after it are still text.
+    assert.equal((await post(stack, JSON.stringify({ query: '{ __typename }', extensions: { z: `"${'['.repeat(100)}` } }))).status, 200);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
