@@ -49,6 +49,15 @@ describe('nestingProblem', () => {
     assert.equal(problem('{ ...Unknown }'), undefined);
   });
 
+  it('counts a fragment spread at several levels of one set at the deepest of them, whichever comes first', () => {
+    // F is 3 levels; spread in the operation's set (level 1) it makes 4, in c's (level 4) 7.
+    const spreadTwice = '{ ...F a { b { c { ...F } } } } fragment F on Query { x { y { z } } }';
+    assert.equal(deeper(spreadTwice, 7), false);
+    assert.equal(deeper(spreadTwice, 6), true);
+    const inFragment = `{ b } fragment G on Query { ...F a { b { c { ...F } } } } ${spreadTwice.slice(spreadTwice.indexOf('fragment F'))}`;
+    assert.equal(deeper(inFragment, 6), true);
+  });
+
   it('measures fragments spread many times over once each', () => {
     // Each fragment spreads the next twice: 2^40 paths, and 82 levels (the operation's, then two each).
     const doubling = Array.from({ length: 40 }, (_, i) => `fragment D${i} on Query { a: b { ...D${i + 1} } c: b { ...D${i + 1} } }`).join(' ');
