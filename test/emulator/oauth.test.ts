@@ -148,6 +148,26 @@ describe('OAuth verification', () => {
     }
   });
 
+  test('a request signed without a required protocol parameter is refused; oauth_version alone may be left out', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    /** A GET of /accounts whose header and signature both leave out `left`. */
+    const signedWithout = (left: string) => {
+      const protocol = protocolParams(emu.consumerKey, randomBytes(12).toString('hex'), String(Math.floor(Date.now() / 1000)))
+        .filter(([name]) => name !== left);
+      return authorizationHeader(protocol, sign({ method: 'GET', baseUrl: url, params: protocol, consumerSecret: emu.consumerSecret }));
+    };
+    // RFC 5849 §3.1: the version is optional.
+    assert.equal((await api(emu, '/accounts', { authorization: signedWithout('oauth_version') })).status, 200);
+    // Without a nonce, a replay could not be told from a fresh request.
+    for (const left of ['oauth_consumer_key', 'oauth_nonce', 'oauth_signature_method', 'oauth_timestamp']) {
+      const res = await api(emu, '/accounts', { authorization: signedWithout(left) });
+      assert.equal(res.status, 401, left);
+      assert.equal(res.body.code, 105, left);
+      assert.equal(res.body.value, `Invalid signature: missing ${left}`);
+    }
+  });
+
   test('the signature method must be HMAC-SHA1', async (t) => {
     const emu = await emulatorFor(t);
     const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret).replace('HMAC-SHA1', 'PLAINTEXT');
