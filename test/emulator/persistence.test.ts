@@ -163,6 +163,31 @@ describe('persistence', () => {
       await emu.close().catch(() => undefined);
     }
   });
+  test('every kind of write that cannot be saved is answered 500: an update, a token made and a delete, as a create is', async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const saveErrors: Error[] = [];
+    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+    t.after(() => emu.close().catch(() => undefined));
+    const { id } = emu.store.createAccount({ email: 'kept@example.com' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    await emu.store.flush();
+    await mkdir(`${dataFile}.${process.pid}.tmp`); // every save fails from now on
+    const writes: Array<[string, Parameters<typeof api>[2]]> = [
+      [`/accounts/${id}`, { form: { first_name: 'Unsaved' } }],
+      [`/accounts/${id}/connect_tokens`, { form: { callback_url: 'https://app.example.com/cb' } }],
+      [`/connect_tokens/${token}`, { method: 'DELETE' }],
+      [`/accounts/${id}`, { method: 'DELETE' }],
+    ];
+    for (const [path, options] of writes) {
+      const refused = await api(emu, path, options);
+      const what = `${options!.method ?? 'POST'} ${path}`;
+      assert.equal(refused.status, 500, what);
+      assert.match(refused.body.value, /could not be saved to the data file/, what);
+    }
+    assert.equal(saveErrors.length, writes.length);
+  });
+
   test('a data file another process wrote meanwhile (a second emulator on it) is not overwritten: the write is answered 500', async (t) => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
