@@ -156,7 +156,8 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
 
   // A GraphQL client (or curl) without a query is told what to send, not the IDE's page, nor Apollo's answer
   // that it was blocked as a possible cross-site request forgery (which asks for a preflight header first).
-  for (const accept of ['application/json', '*/*', 'text/html;q=0, application/json']) {
+  // q=0 however written (RFC 9110 §12.4.2 allows up to three zero decimals) says "never HTML".
+  for (const accept of ['application/json', '*/*', 'text/html;q=0, application/json', 'text/html; q=0.000, application/json']) {
     const client = await get('/graphql', { accept });
     assert.equal(client.status, 400);
     assert.match(String(client.headers['content-type']), /json/);
@@ -194,9 +195,11 @@ test('assets are served with their content type, long-lived caching and gzip whe
   assert.equal(gzipped.headers['content-encoding'], 'gzip');
   assert.ok(gunzipSync(gzipped.body).equals(plain.body));
 
-  const css = await get(style, { 'accept-encoding': 'gzip;q=0' });
-  assert.equal(css.headers['content-type'], 'text/css; charset=utf-8');
-  assert.equal(css.headers['content-encoding'], undefined);
+  for (const refused of ['gzip;q=0', 'gzip;q=0.0, identity']) {
+    const css = await get(style, { 'accept-encoding': refused });
+    assert.equal(css.headers['content-type'], 'text/css; charset=utf-8');
+    assert.equal(css.headers['content-encoding'], undefined, refused);
+  }
 
   const head = await get(script, {}, 'HEAD');
   assert.equal(head.status, 200);
