@@ -103,6 +103,16 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal((used.account as { first_name?: string }).first_name, undefined);
   });
 
+  it('reads a flag as a boolean, 1/0 or its string, and leaves any other value unset', () => {
+    const account = { id: 'x', created: 1 };
+    const useSsl = (value: unknown) => parseAccount({ ...account, sources: [{ label: 'l', use_ssl: value }] }).sources[0]!.use_ssl;
+    for (const yes of [true, 1, '1', 'true']) assert.equal(useSsl(yes), true, JSON.stringify(yes));
+    for (const no of [false, 0, '0', 'false']) assert.equal(useSsl(no), false, JSON.stringify(no));
+    for (const unset of [undefined, null, 2, 'yes', '']) assert.equal(useSsl(unset), undefined, JSON.stringify(unset));
+    assert.deepEqual(parseSuccess({ success: '0' }), { success: false });
+    assert.deepEqual(parseSuccess({ success: 1 }), { success: true });
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
