@@ -113,6 +113,13 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.deepEqual(parseSuccess({ success: 1 }), { success: true });
   });
 
+  it('reads a timestamp up to the largest a JavaScript Date can hold, and refuses one past it', () => {
+    const largest = 8.64e12;
+    assert.equal(parseConnectToken({ ...token, created: largest }).created, largest);
+    assert.equal(parseConnectToken({ ...token, created: String(largest) }).created, largest);
+    assert.throws(() => parseConnectToken({ ...token, created: largest + 1 }), ShapeError);
+  });
+
   it('accepts success as a boolean or a string', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
