@@ -179,6 +179,7 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a name with a terminal escape sequence', { callbackUrl: 'https://app.example.com/cb', lastName: '\u001b[2JAda' }, /input\.lastName must not contain control characters/],
     ['a name with a Unicode line separator', { callbackUrl: 'https://app.example.com/cb', firstName: 'Ada\u2028X-Injected: 1' }, /input\.firstName must not contain control characters/],
     ['a name with a right-to-left override', { callbackUrl: 'https://app.example.com/cb', firstName: 'Ada\u202eecilA' }, /input\.firstName must not contain control characters/],
+    ['a name with a directional isolate', { callbackUrl: 'https://app.example.com/cb', lastName: 'Ada\u2067ecilA\u2069' }, /input\.lastName must not contain control characters/],
     ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
     // Named as the caller named it, not as the upstream's parameter.
