@@ -88,6 +88,13 @@ describe('queries against the emulator', () => {
     assert.deepEqual(res.body.data, { account: { sources: [{ label: 'x::a', status: 'UNKNOWN' }] } });
   });
 
+  it('shows a source whose upstream sends no status with status null, not UNKNOWN (a status it does not know)', async () => {
+    const id = '52daabefcea6f9c35a4a0996';
+    stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', times: 1, body: { id, created: 1, email_addresses: [], sources: [{ label: 'x::a' }] } });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { sources { label status } } }`, { id });
+    assert.deepEqual(res.body, { data: { account: { sources: [{ label: 'x::a', status: null }] } } });
+  });
+
   it('answers an unknown account with NOT_FOUND and where the upstream said so', async () => {
     const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } }`);
     assert.equal(res.body.data?.['account'], null);
