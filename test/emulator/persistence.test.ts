@@ -271,7 +271,11 @@ describe('the data file as read and written', () => {
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
+      // Used at the first second of the epoch is used all the same.
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 0, used: 1, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
+      // Only null says top-level: an empty owner is an account id, and none has it.
+      [(s) => s.tokens.push({ token: 'abc', owner: '', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_sync_flags: 'yes' }), /connect token #0 is malformed: source_sync_flags must be true or false/],
       [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0\)/],
       // The record named is the first that holds the token, not merely the first of the file.
