@@ -709,8 +709,12 @@ describe('the key’s hourly limit', () => {
         later(60_000);
         const refused = await call();
         assert.deepEqual([refused.status, refused.headers.get('retry-after'), refused.body], [429, String(3600 - 11 * 60), { type: 'error', value: 'rate limit reached: 2 calls an hour for this key' }]);
-        // A refused call is not counted either: an hour after the first, one call may be made again.
-        later(49 * 60_000);
+        // A refused call is not counted either: an hour after the first, one call may be made again; not a
+        // millisecond before.
+        later(49 * 60_000 - 1);
+        const early = await call();
+        assert.deepEqual([early.status, early.headers.get('retry-after')], [429, '1']);
+        later(1);
         assert.equal((await call()).status, 200);
         const next = await call();
         assert.deepEqual([next.status, next.headers.get('retry-after')], [429, String(10 * 60)]);
