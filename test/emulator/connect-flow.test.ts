@@ -292,9 +292,13 @@ describe('connect flow', () => {
     assert.ok(!bad.text.includes('hunter2'), 'the password is never echoed');
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '99999' })).status, 400);
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0' })).status, 400);
+    // Digits only: a hexadecimal form that Number() would read is no port as typed.
+    assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0x3e1' })).status, 400);
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '993', server: 'imap.b.example/x' })).status, 400);
     const json = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/json' }, body: '{"email":"a@b.example"}' });
     assert.equal(json.status, 415);
+    // No body and no type is no form either.
+    assert.equal((await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}` })).status, 415);
     const malformed = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'email=a%zz' });
     assert.equal(malformed.status, 400);
     assert.match(malformed.text, /malformed form body/);
