@@ -80,6 +80,15 @@ describe('faults, request log and in-flight counters', () => {
     assert.deepEqual(emu.requests.map((r) => r.status), [429, 429, 200]);
   });
 
+  test('a fault of times 0 never applies; one whose expression is global matches every request it names, not every other one', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', status: 500, times: 0 });
+    assert.equal((await api(emu, '/accounts')).status, 200);
+    // A /g expression keeps its lastIndex between tests: matched from there, every second request would miss.
+    emu.addFault({ path: /^\/accounts$/g, status: 503 });
+    for (let i = 0; i < 3; i++) assert.equal((await api(emu, '/accounts')).status, 503, `request ${i}`);
+  });
+
   test('faults match by method and by regular expression, and can be removed', async (t) => {
     const emu = await emulatorFor(t);
     const remove = emu.addFault({ method: 'GET', path: /^\/accounts\/[0-9a-f]{24}$/, status: 503 });
