@@ -225,6 +225,17 @@ describe('OAuth verification', () => {
     assert.equal(res.status, 200);
   });
 
+  test('the signature must be the whole expected one: a valid signature with more after it, or cut short, is refused', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const signature = /oauth_signature="([^"]*)"/.exec(header)![1]!;
+    for (const changed of [`${signature}AAAA`, signature.slice(0, -4)]) {
+      const res = await api(emu, '/accounts', { authorization: header.replace(`oauth_signature="${signature}"`, `oauth_signature="${changed}"`) });
+      assert.equal(res.status, 401);
+      assert.match(res.body.value, /signature does not match/);
+    }
+  });
+
   test('form parameters are part of the signature', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/connect_tokens`;
