@@ -236,6 +236,14 @@ describe('OAuth verification', () => {
     }
   });
 
+  test('the scheme name OAuth is read in any case (RFC 9110 §11.1)', async (t) => {
+    const emu = await emulatorFor(t);
+    for (const scheme of ['oauth', 'OAUTH']) {
+      const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret).replace(/^OAuth /, `${scheme} `);
+      assert.equal((await api(emu, '/accounts', { authorization: header })).status, 200, scheme);
+    }
+  });
+
   test('form parameters are part of the signature', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/connect_tokens`;
