@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -186,6 +186,24 @@ describe('persistence', () => {
       assert.match(refused.body.value, /could not be saved to the data file/, what);
     }
     assert.equal(saveErrors.length, writes.length);
+  });
+
+  test('a data file edited in place to the same size (same inode) is not overwritten either: its time tells the edit apart', async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const saveErrors: Error[] = [];
+    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+    t.after(() => emu.close().catch(() => undefined));
+    assert.equal((await api(emu, '/accounts', { form: { email: 'kept@example.com', first_name: 'Kept' } })).status, 201);
+    const saved = await stat(dataFile);
+    const edited = (await readFile(dataFile, 'utf8')).replace('"Kept"', '"Edit"');
+    await writeFile(dataFile, edited); // truncated and rewritten: the same file, the same size
+    await utimes(dataFile, saved.atime, new Date(saved.mtimeMs + 5_000));
+    assert.deepEqual([(await stat(dataFile)).ino, (await stat(dataFile)).size], [saved.ino, saved.size]);
+
+    assert.equal((await api(emu, '/accounts', { form: { email: 'later@example.com' } })).status, 500);
+    assert.match(saveErrors[0]!.message, /changed by another process since this emulator last saved it/);
+    assert.equal(await readFile(dataFile, 'utf8'), edited);
   });
 
   test('a data file another process wrote meanwhile (a second emulator on it) is not overwritten: the write is answered 500', async (t) => {
