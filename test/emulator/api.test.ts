@@ -193,6 +193,20 @@ describe('accounts', () => {
     assert.equal((await api(emu, `/accounts/${ADA}/`)).body.id, ADA);
   });
 
+  test('only /2.0 and what is under /2.0/ is the API, and a connect link is /connect/<token> alone: anything else is 404, unsigned', async (t) => {
+    const emu = await emulatorFor(t);
+    // Unsigned: the API's paths would answer 401 first.
+    assert.equal((await fetch(`${emu.origin}/2.0/accounts`)).status, 401);
+    for (const path of ['/2.0accounts', '/2.0x/accounts']) {
+      const res = await fetch(`${emu.origin}${path}`);
+      assert.equal(res.status, 404, path);
+      assert.match(((await res.json()) as { value: string }).value, /the API lives under \/2\.0/, path);
+    }
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    assert.equal((await fetch(`${emu.origin}/connect/${token}/`)).status, 200);
+    assert.equal((await fetch(`${emu.origin}/connect/${token}/extra`)).status, 404);
+  });
+
   test('every response is application/json exactly, errors included, and kept by no cache', async (t) => {
     const emu = await emulatorFor(t);
     for (const res of [await api(emu, '/accounts'), await api(emu, '/nope'), await api(emu, '/accounts', { authorization: null })]) {
