@@ -69,6 +69,18 @@ describe('OAuth verification', () => {
     assert.match(JSON.parse(replay.text).value, /nonce/);
   });
 
+  test('X-Forwarded-Proto makes the signed URL https only when it says https (its first value, any case); any other value is ignored', async (t) => {
+    const emu = await emulatorFor(t);
+    const signedAs = (scheme: string) => signRequest('GET', `${emu.url.replace(/^http:/, `${scheme}:`)}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const status = async (forwarded: string, scheme: string) =>
+      (await fetch(`${emu.url}/accounts`, { headers: { authorization: signedAs(scheme), 'x-forwarded-proto': forwarded } })).status;
+    assert.equal(await status('HTTPS, http', 'https'), 200);
+    for (const forwarded of ['http', 'ws', 'ftp']) {
+      assert.equal(await status(forwarded, 'http'), 200, forwarded);
+      assert.equal(await status(forwarded, forwarded), forwarded === 'http' ? 200 : 401, forwarded);
+    }
+  });
+
   test('rejections are 401 with code 105 and say why', async (t) => {
     const emu = await emulatorFor(t);
     const cases: Array<[string, Parameters<typeof api>[2], RegExp]> = [
