@@ -38,7 +38,11 @@ function optionalString(o: Json, key: string): string | undefined {
   return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
 }
 
-/** The largest Unix time in seconds that a JavaScript Date can hold (a DateTime reads one past the year 9999 as milliseconds: `fromUnixSeconds`). */
+/**
+ * The largest upstream time read: 8.64e12, the most seconds a JavaScript Date can hold. A DateTime reads a time
+ * past the year 9999 in seconds as milliseconds (`fromUnixSeconds`), so from 253,402,300,800 on this bound is in
+ * effect one on milliseconds (the year 2243), from an upstream that sends milliseconds for seconds.
+ */
 const MAX_UNIX_SECONDS = 8.64e12;
 
 /**
