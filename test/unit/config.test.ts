@@ -54,6 +54,15 @@ describe('configuration from the environment', () => {
     assert.equal(loadConfig({ NODE_ENV: ' development\n' }).introspection, true);
   });
 
+  it('reads a setting of spaces only as unset: its default, no problem', () => {
+    // A `.env` line `PORT= ` (or a template left blank) must not stop start-up as if a value were wrong.
+    const config = loadConfig({ PORT: '  ', LOG_LEVEL: ' ', MAX_QUERY_COST: '\t', CONTEXTIO_API_URL: ' ', CONTEXTIO_CONSUMER_KEY: ' ' });
+    assert.equal(config.port, 4000);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.operationLimits.maxCost, loadConfig({}).operationLimits.maxCost);
+    assert.equal(config.upstream.kind, 'embedded');
+  });
+
   it('refuses credentials in CONTEXTIO_API_URL, never sent, without showing them', () => {
     const problems = configProblems({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.equal(problems.length, 1);
