@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createLogger, errorFields, LineBatcher, messageOf } from '../../src/logger.ts';
+import { closeSync, openSync } from 'node:fs';
+import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf } from '../../src/logger.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
 /** A sink that takes and keeps each write it is given. */
@@ -90,6 +91,27 @@ describe('log lines', () => {
     assert.deepEqual(waits.waiting(), [], 'and the wait for them cancelled');
   });
 
+  it('are written at once when exactly as much is held as a batch may hold', () => {
+    const { writes, lines, waits } = manualBatcher({ maxHeldChars: 8 });
+    lines.write('abcdefg\n');
+    assert.deepEqual(writes, ['abcdefg\n'], 'in the turn that logged it');
+    assert.deepEqual(waits.waiting(), []);
+  });
+
+  it('logged while their output is full wait for the write already scheduled: not one attempt a line', () => {
+    let attempts = 0;
+    const waits = manualTimer();
+    const lines = new LineBatcher(() => (attempts++, 0), { minIntervalMs: 20, maxHeldChars: 8, timer: waits.timer, now: () => 1_000 });
+    lines.write('a\n');
+    lines.flush();
+    assert.equal(attempts, 1);
+    // Each line alone fills a batch, which an output with room would take at once.
+    for (let n = 0; n < 5; n++) lines.write('line 00\n');
+    assert.equal(attempts, 1);
+    waits.fireAll();
+    assert.equal(attempts, 2, 'one attempt for all of them');
+  });
+
   it('are written at once by flush(), which cancels the write scheduled for them, and nothing is written twice', async () => {
     const { writes, lines, waits } = manualBatcher();
     lines.write('a\n');
@@ -171,6 +193,17 @@ describe('log lines', () => {
     lines.write('after\n');
     waits.fireAll();
     assert.equal(writes.at(-1), 'after\n', 'said once');
+  });
+
+  it('written to a descriptor that fails for good are given up, not held to be tried again', () => {
+    // Any failure but a full pipe (its reader gone, a full disk) loses the lines: retried, they would be
+    // held until the bound drops every later line.
+    const readOnly = openSync('/dev/null', 'r');
+    try {
+      assert.equal(descriptorSink(readOnly)(Buffer.from('a line\n')), 'a line\n'.length);
+    } finally {
+      closeSync(readOnly);
+    }
   });
 
   it('still held when the process exits are written then', async () => {
