@@ -68,6 +68,11 @@ describe('configuration from the environment', () => {
     assert.equal(problems.length, 1);
     assert.match(problems[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
     assert.doesNotMatch(problems[0]!, /hunter2/);
+    // A password without a user name is one all the same.
+    const passwordOnly = configProblems({ CONTEXTIO_API_URL: 'https://:hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+    assert.equal(passwordOnly.length, 1);
+    assert.match(passwordOnly[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
+    assert.doesNotMatch(passwordOnly[0]!, /hunter2/);
   });
 
   it('takes the key set through the egress proxy, an unusable proxy said once for the upstream and the key set alike', () => {
