@@ -18,5 +18,8 @@ describe('shortened', () => {
     assert.equal(shortened('ab😀cd', 3), 'ab…');
     assert.equal(shortened('ab😀cd', 4), 'ab😀…');
     assert.equal(JSON.stringify(shortened('😀'.repeat(150), 201)).includes('\\u'), false);
+    // Every high surrogate, the last (U+DBFF, of U+10FC00 to U+10FFFF) as the first (U+D800, of U+10000 to U+103FF).
+    assert.equal(shortened('a\u{10FFFF}b', 2), 'a…');
+    assert.equal(shortened('a\u{10000}b', 2), 'a…');
   });
 });
