@@ -13,6 +13,11 @@ describe('listening', () => {
     // Above 1023 no privilege is needed: the system refused it (a port it reserves, a security policy).
     const unprivileged = describeListenFailure(Object.assign(new Error('listen EACCES'), { code: 'EACCES' }), { ...TARGET, port: 4000 });
     assert.equal(unprivileged, 'PORT=4000: not allowed to listen on this port (the system forbids it: a port it reserves, or its security policy such as SELinux; choose another)');
+    // Privileged are 1 to 1023 only: not 1024, nor 0 (a free port the system picks).
+    const onPort = (port: number) => describeListenFailure(Object.assign(new Error('listen EACCES'), { code: 'EACCES' }), { ...TARGET, port }) ?? '';
+    assert.match(onPort(1023), /ports below 1024 need privileges/);
+    assert.match(onPort(1), /ports below 1024 need privileges/);
+    for (const port of [0, 1024]) assert.match(onPort(port), /the system forbids it/, String(port));
     assert.equal(failure('EADDRNOTAVAIL'), 'HOST=gateway.invalid: not an address of this machine, so nothing can listen on it');
     // A name that does not resolve, or a resolver that cannot answer: the host's setting either way.
     for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL']) assert.equal(failure(code), 'HOST=gateway.invalid: the name does not resolve to an address', code);
