@@ -37,6 +37,9 @@ describe('mergingWork', () => {
     // Under one type condition alike (named fragments' included), or under different ones each pair whole.
     assert.equal(work('{ ... on A { x x } ... on B { x } }').pairs, 3 - 1 + 1);
     assert.equal(work('{ ...F ...G } fragment F on A { x } fragment G on A { x }').pairs, 1 + 1);
+    // An inline fragment without a type condition keeps the one it is under: all three x are A's.
+    assert.equal(work('{ ... on A { x ... { x } ... @include(if: true) { x } } }').pairs, Math.ceil(3 / 20));
+    assert.equal(work('{ ...F } fragment F on A { x ... { x ... { x } } }').pairs, Math.ceil(3 / 20));
     // A level merged from different fields of one response name (a conflict) has no known parent type below it.
     assert.equal(work('{ a { x x } a: b { x x } }').pairs, 1 + 6);
     assert.equal(work('{ a { x x } a { x x } }').pairs, 1 + Math.ceil(6 / 20));
