@@ -1156,6 +1156,11 @@ describe('HTTP settings', () => {
       const bytes = firstError(over)?.extensions?.['value'] as number;
       assert.ok(bytes > 20 * 300 && bytes < 10_000, `the answer's size: ${bytes}`);
       assert.equal(over.json?.data, null);
+      // Fewer characters than half the maximum, yet more bytes than it: measured in full all the same.
+      const names = await post(small, JSON.stringify({ query: '{ accounts(first: 14) { nodes { firstName } } }' }));
+      const namesBytes = firstError(names)?.extensions?.['value'] as number;
+      assert.equal(firstError(names)?.extensions?.['limit'], 'MAX_ANSWER_BYTES', names.text.slice(0, 200));
+      assert.ok(namesBytes > 14 * 300 && namesBytes < 4096 * 1.5, `the answer's size: ${namesBytes}`);
     } finally {
       await small.close();
     }
