@@ -377,6 +377,13 @@ describe('operation limits', () => {
     assertTooComplex(stack, await stack.gql(`{ ${roots} }`), 'MAX_ROOT_FIELDS', 60);
   });
 
+  it('refuses a query past a limit for that limit, though a variable is also null where the query needs a value', async () => {
+    // Both are refused before anything runs: the limit is said, as the operation log's `limits` says it.
+    const roots = Array.from({ length: 60 }, (_, i) => `r${i}: __typename`).join(' ');
+    const res = await stack.gql(`query ($t: ID = "x") { ${roots} connectToken(token: $t) { token } }`, { t: null });
+    assertTooComplex(stack, res, 'MAX_ROOT_FIELDS', 61);
+  });
+
   it('leaves a first past 100 to the argument check: BAD_USER_INPUT, the contract’s code, with no upstream call', async () => {
     // Counted at 100 a page, so no size of `first` can turn the refusal into QUERY_TOO_COMPLEX.
     for (const query of [
