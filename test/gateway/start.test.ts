@@ -424,6 +424,8 @@ describe('npm start', () => {
     const health = await fetch(new URL('/healthz', url));
     assert.equal(health.status, 503);
     assert.deepEqual(await query(url!, '{ __typename }'), { data: { __typename: 'Query' } });
+    // The embedded emulator is closed after the gateway: operations the drain admits still reach it.
+    assert.deepEqual(await query(url!, '{ accounts { nodes { id } } }'), { data: { accounts: { nodes: [] } } });
     const [code] = await run.exited;
     await closed;
     assert.equal(code, 0, run.lines.join('\n'));
