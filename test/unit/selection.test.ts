@@ -42,6 +42,21 @@ describe('what a selection needs', () => {
     assert.equal(reads.count, oneWalk);
   });
 
+  it('walks each named fragment once, however many times it is spread: a chain of fragments each spreading the next twice stays linear', () => {
+    const levels = 16;
+    const chain = Array.from({ length: levels }, (_, i) => `fragment F${i} on Account { ...F${i + 1} ...F${i + 1} }`).join(' ');
+    const document = parse(`query ($yes: Boolean!) { connectTokens { nodes { account { ...F0 } } } } ${chain} fragment F${levels} on Account { username @include(if: $yes) }`);
+    const operation = document.definitions[0] as OperationDefinitionNode;
+    let set = operation.selectionSet;
+    for (const name of ['connectTokens', 'nodes']) set = (set.selections.find((s) => s.kind === Kind.FIELD && s.name.value === name) as FieldNode).selectionSet!;
+    const fragments = Object.fromEntries(document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d]] : [])));
+    const reads = { count: 0 };
+    const info = { ...infoFor([set.selections[0] as FieldNode], { yes: true }, reads), fragments } as GraphQLResolveInfo;
+    assert.equal(selectsFullAccountField(info), true);
+    // Its one directive read once (a few reads of the variable), not once for each of the 2^16 paths to it.
+    assert.ok(reads.count < 10, `${reads.count} reads`);
+  });
+
   it('is read again for other variable values', () => {
     const nodes = tokenAccountNodes('query ($yes: Boolean!) { connectTokens { nodes { account { firstName username @include(if: $yes) } } } }');
     const reads = { count: 0 };
