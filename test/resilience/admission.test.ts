@@ -306,4 +306,22 @@ describe('MAX_OPERATIONS_IN_FLIGHT refusals in the log', () => {
       await stack.close();
     }
   });
+
+  it('have the count of a burst still unsaid when the gateway stops said as it stops', async () => {
+    const stack = await startLoggingStack('warn', { gateway: { maxOperationsInFlight: 1 } });
+    const said = () => stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line['message']).startsWith('operation'));
+    try {
+      const held = await holdOperations(stack, 1);
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }')).status, 503);
+      } finally {
+        await held.release();
+      }
+    } finally {
+      await stack.close();
+    }
+    // No later refusal and no quiet interval will come: the two left unsaid are said at the stop.
+    assert.deepEqual(said().map((line) => [line['level'], line['sinceLastLine']]), [['warn', undefined], ['warn', 2]]);
+    assert.match(String(said()[1]!['message']), /^operations refused for load left unsaid/);
+  });
 });
