@@ -77,6 +77,14 @@ describe('the operation log line', () => {
     assert.equal('subject' in entry!, false);
   });
 
+  it('names an operation by at most 100 characters of its name: one name may be a whole body long', async () => {
+    const name = `Q${'x'.repeat(5_000)}`;
+    const res = await stack.gql(`query ${name} { __typename }`);
+    assert.equal(res.status, 200);
+    const [entry] = await exactOperationLines(1);
+    assert.equal(entry!['operationName'], `${name.slice(0, 100)}…`);
+  });
+
   it('counts every request sent, retries included: the operation’s cost of the key’s quota', async () => {
     const id = stack.emulator.store.createAccount({ email: 'retried@example.com' }).id;
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
