@@ -270,6 +270,10 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       ApolloServerPluginUsageReportingDisabled(),
       ApolloServerPluginSchemaReportingDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
+      // In this order: Apollo runs every plugin's didResolveOperation at once (Promise.all) and answers the
+      // refusal that settles first; of those thrown before any await (the limits' and the null-variable check's),
+      // the first in this list. So an operation past a limit is refused for it whatever else is wrong with it,
+      // and the mutation precheck, which refuses only after an await, answers only when neither refused.
       operationLimitsPlugin(limits, logger),
       nullVariablesPlugin(),
       mutationPrecheckPlugin(),
