@@ -4,7 +4,7 @@ import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
 import { api } from './helpers.ts';
@@ -164,11 +164,7 @@ describe('persistence', () => {
     }
   });
   test('every kind of write that cannot be saved is answered 500: an update, a token made and a delete, as a create is', async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const saveErrors: Error[] = [];
-    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
-    t.after(() => emu.close().catch(() => undefined));
+    const { dataFile, emu, saveErrors } = await emulatorSavingTo(t);
     const { id } = emu.store.createAccount({ email: 'kept@example.com' });
     const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
     await emu.store.flush();
@@ -189,11 +185,7 @@ describe('persistence', () => {
   });
 
   test('a data file edited in place to the same size (same inode) is not overwritten either: its time tells the edit apart', async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const saveErrors: Error[] = [];
-    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
-    t.after(() => emu.close().catch(() => undefined));
+    const { dataFile, emu, saveErrors } = await emulatorSavingTo(t);
     assert.equal((await api(emu, '/accounts', { form: { email: 'kept@example.com', first_name: 'Kept' } })).status, 201);
     const saved = await stat(dataFile);
     const edited = (await readFile(dataFile, 'utf8')).replace('"Kept"', '"Edit"');
@@ -398,3 +390,12 @@ describe('the data file as read and written', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['state.json', `state.json.${process.ppid}.tmp`, 'state.json.backup.tmp']);
   });
 });
+
+/** An emulator saving to a data file of its own (closed after the test), and the save errors it reported. */
+async function emulatorSavingTo(t: TestContext) {
+  const dataFile = join(await tempDir(), 'state.json');
+  const saveErrors: Error[] = [];
+  const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+  t.after(() => emu.close().catch(() => undefined));
+  return { dataFile, emu, saveErrors };
+}

@@ -284,7 +284,8 @@ describe('MAX_OPERATIONS_IN_FLIGHT at shutdown', () => {
 });
 
 describe('MAX_OPERATIONS_IN_FLIGHT refusals in the log', () => {
-  it('are warned of once an interval, and once they stop, the next operation admitted says how many went unsaid', async () => {
+  /** A gateway logging warnings that admits one operation at a time, and has just refused three. */
+  async function afterThreeRefusals() {
     const stack = await startLoggingStack('warn', { gateway: { maxOperationsInFlight: 1 } });
     const said = () => stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line['message']).startsWith('operation'));
     try {
@@ -294,6 +295,16 @@ describe('MAX_OPERATIONS_IN_FLIGHT refusals in the log', () => {
       } finally {
         await held.release();
       }
+    } catch (error) {
+      await stack.close();
+      throw error;
+    }
+    return { stack, said };
+  }
+
+  it('are warned of once an interval, and once they stop, the next operation admitted says how many went unsaid', async () => {
+    const { stack, said } = await afterThreeRefusals();
+    try {
       assert.equal((await stack.gql('{ __typename }')).status, 200, 'admitted again, within the interval: nothing to say yet');
       assert.deepEqual(said().map((line) => [line['message'], line['sinceLastLine']]), [['operation refused: as many run as MAX_OPERATIONS_IN_FLIGHT allows', undefined]]);
       // The refusals stopped for an interval: the next operation admitted gives the count of the burst's end.
@@ -308,18 +319,8 @@ describe('MAX_OPERATIONS_IN_FLIGHT refusals in the log', () => {
   });
 
   it('have the count of a burst still unsaid when the gateway stops said as it stops', async () => {
-    const stack = await startLoggingStack('warn', { gateway: { maxOperationsInFlight: 1 } });
-    const said = () => stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line['message']).startsWith('operation'));
-    try {
-      const held = await holdOperations(stack, 1);
-      try {
-        for (let i = 0; i < 3; i++) assert.equal((await stack.gql('{ __typename }')).status, 503);
-      } finally {
-        await held.release();
-      }
-    } finally {
-      await stack.close();
-    }
+    const { stack, said } = await afterThreeRefusals();
+    await stack.close();
     // No later refusal and no quiet interval will come: the two left unsaid are said at the stop.
     assert.deepEqual(said().map((line) => [line['level'], line['sinceLastLine']]), [['warn', undefined], ['warn', 2]]);
     assert.match(String(said()[1]!['message']), /^operations refused for load left unsaid/);

@@ -853,22 +853,11 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   });
 
   it('stops reading an answer streamed past 32 MiB without a Content-Length, and closes its connection', async () => {
-    let written = 0;
-    const server = createHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' }); // chunked: the size is known only as it arrives
-      const chunk = Buffer.alloc(1024 * 1024, 0x20);
-      const more = () => {
-        while (written < 64 * 1024 * 1024) {
-          written += chunk.length;
-          if (!res.write(chunk)) return void res.once('drain', more);
-        }
-        res.end();
-      };
-      more();
-    });
+    // Chunked: the size is known only as it arrives.
+    const { server, sent } = sixtyFourMiBAnswer({ 'content-type': 'application/json' }, Buffer.alloc(1024 * 1024, 0x20));
     await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
       await assert.rejects(client.getAccount('big'), /larger than 32 MiB/);
-      assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
+      assert.ok(sent.bytes < SIXTY_FOUR_MIB, `the server wrote all ${sent.bytes} bytes: the client read on`);
     });
   });
 
@@ -1018,21 +1007,10 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       // Empty stored deflate blocks (raw deflate, 5 bytes each), streamed without end: 64 MiB of them decode to
       // no byte at all, so only the count of the bytes received stops the read.
       const emptyBlocks = Buffer.from('000000ffff'.repeat(209_715), 'hex');
-      let written = 0;
-      const server = createHttpServer((_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'deflate' });
-        const more = () => {
-          while (written < 64 * 1024 * 1024) {
-            written += emptyBlocks.length;
-            if (!res.write(emptyBlocks)) return void res.once('drain', more);
-          }
-          res.end();
-        };
-        more();
-      });
+      const { server, sent } = sixtyFourMiBAnswer({ 'content-type': 'application/json', 'content-encoding': 'deflate' }, emptyBlocks);
       await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
         await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered with an unexpected body while reading account "a": The upstream's answer is larger than 32 MiB$/, 200));
-        assert.ok(written < 64 * 1024 * 1024, `the server wrote all ${written} bytes: the client read on`);
+        assert.ok(sent.bytes < SIXTY_FOUR_MIB, `the server wrote all ${sent.bytes} bytes: the client read on`);
       });
     });
 
@@ -2367,3 +2345,22 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 });
+
+const SIXTY_FOUR_MIB = 64 * 1024 * 1024;
+
+/** A server answering 200 with `chunk` written over and over up to 64 MiB, as fast as its reader takes it; `sent.bytes` so far. */
+function sixtyFourMiBAnswer(headers: Record<string, string>, chunk: Buffer): { server: HttpServer; sent: { bytes: number } } {
+  const sent = { bytes: 0 };
+  const server = createHttpServer((_req, res) => {
+    res.writeHead(200, headers);
+    const more = () => {
+      while (sent.bytes < SIXTY_FOUR_MIB) {
+        sent.bytes += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  });
+  return { server, sent };
+}
