@@ -63,6 +63,15 @@ describe('VerifiedTokens', () => {
     tokens.set('d', identity('d2'), until, false);
     assert.equal(tokens.size, 2, 'a token kept again replaces its entry');
   });
+
+  it('keeps a token of exactly `maxChars` characters, alone', () => {
+    const { clock, tokens } = onClock({ maxChars: 10 });
+    const until = clock.now + 10_000;
+    tokens.set('a', identity('a'), until, false);
+    tokens.set('x'.repeat(10), identity('x'), until, false);
+    assert.ok(tokens.get('x'.repeat(10), undefined), 'all the room is room for it');
+    assert.equal(tokens.get('a', undefined), undefined, 'the others let go for it');
+  });
 });
 
 describe('the authenticator', () => {
