@@ -72,6 +72,16 @@ describe('VerifiedTokens', () => {
     assert.ok(tokens.get('x'.repeat(10), undefined), 'all the room is room for it');
     assert.equal(tokens.get('a', undefined), undefined, 'the others let go for it');
   });
+
+  it('counts a token kept again once: two requests that verified it at once leave room for as many characters as before', () => {
+    const { clock, tokens } = onClock({ maxChars: 10 });
+    const until = clock.now + 10_000;
+    tokens.set('aaaaa', identity('a'), until, false);
+    tokens.set('aaaaa', identity('a'), until, false);
+    tokens.set('bbbbb', identity('b'), until, false);
+    assert.ok(tokens.get('aaaaa', undefined), 'its 5 characters and the other token’s 5 fit in 10');
+    assert.ok(tokens.get('bbbbb', undefined));
+  });
 });
 
 describe('the authenticator', () => {
