@@ -249,6 +249,10 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql('{ __typename }', await valid({ scope: 'contextio:admin', accounts: [7] })), /accounts/);
   });
 
+  test('an empty string among the accounts is no account id: the claim is of the wrong shape', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ accounts: [accountId, ''] }), { id: accountId }), /accounts/);
+  });
+
   test('neither errors nor log lines contain the token', async () => {
     const token = await valid({ exp: now() - 3600 });
     const response = await stack.gql(ACCOUNT_QUERY, token, { id: accountId });
