@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -251,6 +251,15 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
 
   test('an empty string among the accounts is no account id: the claim is of the wrong shape', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ accounts: [accountId, ''] }), { id: accountId }), /accounts/);
+  });
+
+  test('a numeric sub too large for a number (1e400, read as Infinity) has no digits to be taken as: refused, not the subject "Infinity"', async () => {
+    // jose would write Infinity as null: the payload is written and signed by hand, as a provider's JSON would have it.
+    const encode = (text: string) => Buffer.from(text).toString('base64url');
+    const header = encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+    const payload = encode(`{"iss":"https://issuer.test","aud":"contextio-graphql","accounts":[${JSON.stringify(accountId)}],"exp":${now() + 3600},"sub":1e400}`);
+    const signature = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, `${header}.${payload}.${signature}`, { id: accountId }), /"sub"/);
   });
 
   test('neither errors nor log lines contain the token', async () => {
