@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
-import { connect } from 'node:net';
+import { createServer } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, startConnectProxy } from '../helpers/net.ts';
-import { keySetProblem } from '../../src/auth/verify.ts';
+import { createAuthenticator, keySetProblem } from '../../src/auth/verify.ts';
+import { silentLogger } from '../../src/logger.ts';
 import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -408,6 +410,24 @@ describe('a key set larger than 1 MiB', () => {
       },
       { jwksFailureBackoffMs: 60_000 },
     );
+  });
+  test('of exactly 1 MiB, announced so, is read whole', async () => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    const set = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' }] });
+    // JSON's whitespace pads it to the byte.
+    const body = set.slice(0, -1) + ' '.repeat(1024 * 1024 - set.length) + '}';
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` }, silentLogger);
+    try {
+      assert.equal(Buffer.byteLength(body), 1024 * 1024);
+      const identity = await authenticator.authenticate(`Bearer ${await sign(pair.privateKey, 'RS256', 'rsa-1')}`, 'request-1');
+      assert.equal(identity.kind, 'admin');
+    } finally {
+      await authenticator.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
