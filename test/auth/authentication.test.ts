@@ -449,6 +449,14 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a token without a kid that none of the set’s keys verifies, one of them a key the gateway cannot use, is refused as no key of the set verifying it, that key said', async () => {
+    const [good, stranger] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
+    await withKeySet([{ ...weakRsaJwk(), alg: 'RS256', use: 'sig' }, { ...(await exportJWK(good!.publicKey)), alg: 'RS256', use: 'sig' }], async (stack) => {
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(stranger!.privateKey, 'RS256')), /^No key of the configured key set verifies the token$/);
+      assert.equal(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens') && line.includes('"kid":"(no kid)"')).length, 1);
+    });
+  });
+
   test('a key that cannot even be imported (a point off its curve) refuses its tokens with 401, not a 503 for a key set unavailable', async () => {
     const real = await generateKeyPair('ES256', { extractable: true });
     const jwk = await exportJWK(real.publicKey);
