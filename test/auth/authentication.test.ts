@@ -326,6 +326,18 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
     assert.deepEqual(lines, []);
   });
 
+  test('with only one of them set, the warning still comes, naming which is unset', async () => {
+    const { createGatewayAccess } = await import('../../src/auth/index.ts');
+    const { createLogger } = await import('../../src/logger.ts');
+    for (const [auth, unset] of [[{ audience: 'contextio-graphql' }, 'issuer'], [{ issuer: 'https://idp.example.com' }, 'audience']] as const) {
+      const lines: string[] = [];
+      createGatewayAccess({ host: '127.0.0.1', development: false, auth: { jwksUrl: jwks.url, ...auth } }, createLogger('debug', (line) => lines.push(line)));
+      assert.equal(lines.length, 1, unset);
+      assert.match(lines[0]!, /any token the identity provider signs/);
+      assert.equal(JSON.parse(lines[0]!)[unset], 'unset');
+    }
+  });
+
   test('HS256 is refused when only a key set is configured', async () => {
     assertRefused(stack, await stack.gql('{ __typename }', await hsToken({ scope: 'contextio:admin' })), /algorithm/);
   });
