@@ -114,6 +114,13 @@ describe('configuration', () => {
     assert.ok(problems.some((p) => p.startsWith('INTROSPECTION must be true or false')));
   });
 
+  test('an AUTH_JWT_SECRET of exactly 32 bytes is long enough, however many characters it is written in', () => {
+    assert.deepEqual(configProblems({ AUTH_JWT_SECRET: 'a'.repeat(32) }), []);
+    // 16 characters of 2 bytes each in UTF-8: the bytes HS256 keys with.
+    assert.deepEqual(configProblems({ AUTH_JWT_SECRET: 'é'.repeat(16) }), []);
+    assert.match(configProblems({ AUTH_JWT_SECRET: 'a'.repeat(31) })[0] ?? '', /^AUTH_JWT_SECRET must be at least 32 bytes/);
+  });
+
   test('an AUTH_JWKS_URL with credentials is refused without quoting them', () => {
     const problems = configProblems({ AUTH_JWKS_URL: 'https://jwksuser:JWKSPASSWD@idp.example.com/jwks.json' });
     assert.equal(problems.length, 1, problems.join('\n'));
