@@ -216,6 +216,8 @@ describe('CORS and introspection with auth on', () => {
       'x-apollo-operation-name',
       'x-request-id',
     ]);
+    // Reused by the browser for 10 minutes, not preflighted again before each request.
+    assert.equal(response.headers.get('access-control-max-age'), '600');
     assert.match(response.headers.get('vary') ?? '', /Origin/);
     assert.equal(response.headers.get('access-control-allow-credentials'), null);
     assert.deepEqual(stack.upstreamCalls(), []);
