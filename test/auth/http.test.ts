@@ -61,6 +61,15 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
     }
   });
 
+  test('answers an HTTP/1.0 request that names no host: no browser sends one, so no page of a rebound name can', async () => {
+    stack.upstreamCalls();
+    const body = JSON.stringify({ query: '{ accounts { nodes { emailAddresses } } }' });
+    const answer = await exchange(stack.gateway.url, `POST /graphql HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    assert.match(answer, /^HTTP\/1\.1 200 /);
+    assert.match(answer, /open@example\.com/);
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+  });
+
   /** A gateway started from code, as an embedding application would, with `options` over minimal settings. */
   const startFromCode = (options: Partial<GatewayOptions>) =>
     startGateway({
