@@ -98,6 +98,20 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql('{ __typename }'));
   });
 
+  test('the Bearer scheme in any case, as RFC 9110 has auth schemes', async () => {
+    const token = await valid();
+    for (const scheme of ['bearer', 'BEARER']) {
+      const response = await fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `${scheme} ${token}` },
+        body: JSON.stringify({ query: ACCOUNT_QUERY, variables: { id: accountId } }),
+      });
+      assert.equal(response.status, 200, scheme);
+      assert.deepEqual(await response.json(), { data: { account: { id: accountId, firstName: 'Ada' } } });
+    }
+    stack.upstreamCalls();
+  });
+
   test('an Authorization header that is not a bearer token', async () => {
     const response = await fetch(stack.gateway.url, {
       method: 'POST',
