@@ -213,6 +213,13 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ nbf: now() + 600 }), { id: accountId }), /not valid yet/);
   });
 
+  test('a token whose nbf is not a number, said so (not "not valid yet")', async () => {
+    const token = await new SignJWT({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId], exp: now() + 3600, nbf: 'tomorrow' as unknown as number })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET));
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, token, { id: accountId }), /"nbf" claim that is not a number/);
+  });
+
   test('a token whose iat is not a number, said so (not "issued in the future")', async () => {
     const token = await new SignJWT({ iss: 'https://issuer.test', aud: 'contextio-graphql', accounts: [accountId], exp: now() + 3600, iat: 'yesterday' as unknown as number })
       .setProtectedHeader({ alg: 'HS256' })
