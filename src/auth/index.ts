@@ -61,7 +61,11 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
   if (options.auth?.jwksUrl && (!options.auth.audience || !options.auth.issuer)) {
     // An identity provider signs tokens for every application it serves; without these two checks any of
     // them is good here. Left optional by the contract, so a warning rather than a refusal to start.
-    logger.announce('warn', 'AUTH_JWKS_URL is set without AUTH_AUDIENCE and AUTH_ISSUER: any token the identity provider signs, for any application, is accepted; set both', {
+    const unset = [options.auth.audience ? undefined : 'AUTH_AUDIENCE', options.auth.issuer ? undefined : 'AUTH_ISSUER'].filter(Boolean).join(' and ');
+    const accepted = options.auth.audience
+      ? 'a token for this audience is accepted whoever issued it (a provider serving several tenants signs theirs with the same keys)'
+      : 'any token the identity provider signs, for any application, is accepted';
+    logger.announce('warn', `AUTH_JWKS_URL is set without ${unset}: ${accepted}; set both`, {
       audience: options.auth.audience ? 'set' : 'unset',
       issuer: options.auth.issuer ? 'set' : 'unset',
     });
