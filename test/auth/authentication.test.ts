@@ -430,7 +430,7 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
   });
 });
 
-describe('a key set larger than 1 MiB', () => {
+describe('a key set of 1 MiB or more', () => {
   test('is not read whole: a key set that could not be had (503, one error line), and smaller ones are read as before', async () => {
     const pair = await generateKeyPair('RS256', { extractable: true });
     const key = { ...(await exportJWK(pair.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
