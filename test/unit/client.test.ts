@@ -2319,6 +2319,29 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('counts a call sent late, after waiting out a rate-limit pause, that timed out with nothing answered meanwhile toward opening the breaker: only a half-open trial sent late is let off', async (t) => {
+    const hanging = happenings();
+    const server = createHttpServer((req, res) => {
+      if (req.url!.endsWith('/hang')) hanging.push();
+      else res.writeHead(429, { 'retry-after': '2', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+    });
+    const waits = manualTimer();
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 4_000, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 1, waitTimer: waits.timer }, async (client) => {
+        await assert.rejects(client.getAccount('limited'), /rate limit/); // the key paused for 2 s
+        const hang = client.getAccount('hang');
+        await eventually(() => waits.waiting().length === 1);
+        // The pause waited out, 'hang' goes out with 1.7 s of its 4 left, and the upstream answers nothing more.
+        advance(2_300);
+        waits.fireAll();
+        await hanging.next();
+        advance(1_700);
+        await assert.rejects(hang, /did not answer within/);
+        assert.equal(client.breakerState, 'open');
+      });
+    });
+  });
+
   it('counts calls timed out while the upstream begins answers but finishes none toward opening the breaker', async (t) => {
     const arrived = happenings();
     const server = createHttpServer((req, res) => {
