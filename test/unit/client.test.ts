@@ -690,6 +690,21 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     });
   });
 
+  it('claims a call once, at its first request, however often it is retried, and gives nothing back once a request went out', async () => {
+    // A caller's budget is spent a write (or read) a call: a DELETE retried after a 502 and a connection reset is one write.
+    let claims = 0;
+    let givenBack = 0;
+    const claim = () => {
+      claims++;
+      return () => void givenBack++;
+    };
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(200, { success: true }, JSON_HEADERS);
+    assert.deepEqual(await mockedClient({ maxAttempts: 3 }).deleteAccount('a', undefined, claim), { success: true });
+    assert.deepEqual([claims, givenBack], [1, 0]);
+  });
+
   it('records a retried connection error when the retry fails on the gateway’s own shortage of file descriptors', async () => {
     const client = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 1 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
