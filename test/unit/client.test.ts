@@ -705,6 +705,17 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.deepEqual([claims, givenBack], [1, 0]);
   });
 
+  it('says no status for a call whose last attempt got no answer, whatever an earlier attempt was answered', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
+    pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+    await assert.rejects(mockedClient({ maxAttempts: 2 }).deleteAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.message, 'The upstream could not be reached while deleting account "a": the request may have taken effect');
+      // The 502 is not this error's answer: a status beside "could not be reached" would say one came.
+      assert.deepEqual(e.extensions?.['upstream'], { status: null, method: 'DELETE', path: '/accounts/a' });
+      return true;
+    });
+  });
+
   it('records a retried connection error when the retry fails on the gateway’s own shortage of file descriptors', async () => {
     const client = mockedClient({ maxAttempts: 3, breakerFailureThreshold: 1 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
