@@ -399,6 +399,15 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal(logs.filter((line) => line.includes('set CONTEXTIO_API_URL')).length, 1);
   });
 
+  it('takes only a 2xx for a success: a 300 carrying what would be the answer is an error, its body not used', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(300, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.message, 'The upstream failed with HTTP 300 while reading account "a"');
+      assert.deepEqual(e.extensions?.['upstream'], { status: 300, method: 'GET', path: '/accounts/a' });
+      return true;
+    });
+  });
+
   it('takes a 404 of the API’s own collections as a base URL that is not the API’s: UPSTREAM_ERROR, logged as a configuration error; an item’s 404 stays NOT_FOUND', async () => {
     const code = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'];
     pool.intercept({ path: '/2.0/accounts?limit=1&offset=0', method: 'GET' }).reply(404, { type: 'error', value: 'unknown resource' }, JSON_HEADERS);
