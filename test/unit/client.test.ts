@@ -1567,8 +1567,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       });
     }
 
-    it('takes a proxy that answers a tunnel 502 or 504 for the upstream out of reach through it: retried, counted by the breaker, said so', async () => {
-      for (const status of [502, 504]) {
+    it('takes a proxy that answers a tunnel 5xx (500 the least) for the upstream out of reach through it: retried, counted by the breaker, said so', async () => {
+      for (const status of [500, 502, 504]) {
         const { proxy, client, lines, upstream } = await throughRefusingProxy(status);
         await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
