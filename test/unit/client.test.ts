@@ -243,6 +243,15 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
       assert.equal(operation.requests, 1);
     });
 
+    it('says in the log once for each operation that it ran out of requests, however many of its calls are refused', async () => {
+      const operation = new OperationScope('r5', 1);
+      pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount('a', operation)).id, 'a');
+      for (const id of ['b', 'c', 'd']) await assert.rejects(client.getAccount(id, operation), /most upstream requests/);
+      const said = logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((e) => e['message'] === 'operation ran out of upstream requests: its further fields fail');
+      assert.deepEqual(said.map((e) => [e['level'], e['requestId'], e['path'], e['maximum']]), [['warn', 'r5', '/accounts/b', 1]]);
+    });
+
     it('refuses a call it has no request left for at once, not once a rate-limit pause has been waited out', async () => {
       const waits = manualTimer();
       const client = mockedClient({ maxAttempts: 1, timeoutMs: 4_000, waitTimer: waits.timer });
