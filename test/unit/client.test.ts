@@ -1401,6 +1401,26 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('does not open the breaker for one resource hanging while others are answered whole, though with an error (a 404), not a success', async (t) => {
+    const hanging = happenings();
+    const server = createHttpServer((req, res) => {
+      if (req.url?.startsWith('/2.0/accounts/bad')) return void hanging.push(); // never answered
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"error","value":"no such account"}');
+    });
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 500, maxInFlight: 16, maxAttempts: 1, breakerFailureThreshold: 5 }, async (client) => {
+        const bad = Array.from({ length: 5 }, (_, i) => client.getAccount(`bad${i}`));
+        for (let i = 0; i < 5; i++) await hanging.next();
+        // While they hang, the upstream answers another call whole: it is up, one resource is not.
+        advance(100);
+        await assert.rejects(client.getAccount('missing'), /Not found/);
+        advance(400);
+        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'));
+        assert.equal(client.breakerState, 'closed');
+      });
+    });
+  });
+
   it('retries a request whose kept-alive connection was reset without opening the breaker', async () => {
     // Each connection's first request is answered; a later one is reset once written (a middlebox that forgot
     // the connection). The retry goes out on a fresh connection.
