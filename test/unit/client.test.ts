@@ -905,6 +905,21 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('reads an answer of exactly 32 MiB announced by its Content-Length, and refuses one announced a byte longer unread', async () => {
+    const limit = 32 * 1024 * 1024;
+    const account = Buffer.from(JSON.stringify({ id: 'a', created: 1, email_addresses: [], sources: [] }));
+    // The account, padded with the whitespace JSON allows after it to the limit itself.
+    const body = Buffer.concat([account, Buffer.alloc(limit - account.length, 0x20)]);
+    const server = createHttpServer((req, res) => {
+      if (req.url!.endsWith('/over')) return void res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(limit + 1) }).write('{');
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(limit) }).end(body);
+    });
+    await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1 }, async (client) => {
+      assert.equal((await client.getAccount('a')).id, 'a');
+      await assert.rejects(client.getAccount('over'), /larger than 32 MiB/);
+    });
+  });
+
   describe('compressed answers', () => {
     const account = { id: 'a', created: 1, email_addresses: [], sources: [] };
     /** A server answering every request with `status`, this body and `content-encoding`, counting requests and what they accepted. */
