@@ -617,6 +617,19 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.deepEqual(asked, [999, 1_998]);
   });
 
+  it('retries a 429 whose Retry-After says now (0) after a jittered wait, not at once: the calls it refused do not all come back together', async (t) => {
+    t.mock.method(Math, 'random', () => 0.5);
+    const waits = manualTimer();
+    const retrying = mockedClient({ maxAttempts: 2, retryBaseDelayMs: 1_000, timeoutMs: 10_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const pending = retrying.getAccount('a');
+    await eventually(() => waits.waiting().length === 1);
+    assert.deepEqual(waits.waiting(), [500]);
+    waits.fireAll();
+    assert.equal((await pending).id, 'a');
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
