@@ -630,6 +630,16 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal((await pending).id, 'a');
   });
 
+  it('ends a call whose last attempt is answered 429 with Retry-After: 0 RATE_LIMITED without a retryAfter: the upstream said now, not in a second', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
+    await assert.rejects(mockedClient({ maxAttempts: 1 }).getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+      assert.equal(e.message, 'The upstream rate limit was reached while reading account "a"; try again later');
+      assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
+      assert.equal(e.extensions?.['retryAfter'], undefined);
+      return true;
+    });
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
