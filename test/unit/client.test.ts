@@ -640,6 +640,11 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     });
   });
 
+  it('calls the API under a base URL given with a trailing slash as under one without', async () => {
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    assert.equal((await mockedClient({ baseUrl: `${ORIGIN}/2.0/` }).getAccount('a')).id, 'a');
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
