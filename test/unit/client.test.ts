@@ -714,6 +714,17 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal(seen!.body, '');
   });
 
+  it('closes a half-open circuit on a trial answered 404: the upstream answered, whatever it said of the resource', async () => {
+    const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100 });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+    await assert.rejects(client.getAccount('a'), /HTTP 502/); // the circuit opens
+    await withClockAhead(120, async () => {
+      pool.intercept({ path: '/2.0/accounts/gone', method: 'GET' }).reply(404, { type: 'error', value: 'no such account' }, JSON_HEADERS);
+      await assert.rejects(client.getAccount('gone'), /Not found: account "gone"/);
+      assert.equal(client.breakerState, 'closed');
+    });
+  });
+
   it('gives back what a claim refused took: the operation’s request, and the half-open circuit’s trial', async () => {
     const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
