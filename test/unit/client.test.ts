@@ -645,6 +645,23 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal((await mockedClient({ baseUrl: `${ORIGIN}/2.0/` }).getAccount('a')).id, 'a');
   });
 
+  it('waits out a rate-limit pause with a little jitter past its end, so that the calls it holds do not all leave at the same instant', async (t) => {
+    // The jitter drawn at its top: a tenth of the pause, 500 ms at most.
+    t.mock.method(Math, 'random', () => 0.999);
+    const waits = manualTimer();
+    const paused = mockedClient({ maxAttempts: 1, timeoutMs: 30_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '10' } });
+    await assert.rejects(paused.getAccount('limited'), /rate limit/);
+    const operation = new OperationScope('r10', 10);
+    const waiting = paused.getAccount('a', operation);
+    await eventually(() => waits.waiting().length === 1);
+    const [wait] = waits.waiting();
+    // The pause's 10 s (less the few ms since it began) and 499.5 ms.
+    assert.ok(wait! > 10_000 && wait! <= 10_499.5, `a wait of ${wait} ms`);
+    operation.abort(new OperationDeadlineExceeded(300));
+    await assert.rejects(waiting, /waiting out the upstream rate limit/);
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
