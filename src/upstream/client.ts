@@ -57,7 +57,7 @@ import { shortened } from '../shortened.ts';
 import { realTimer, type WaitTimer } from '../wait-timer.ts';
 
 export interface UpstreamClientOptions {
-  /** Base URL including the version, without a trailing slash, e.g. `https://api.context.io/2.0`. */
+  /** Base URL including the version, e.g. `https://api.context.io/2.0` (a trailing slash is dropped: paths are joined with one). */
   baseUrl: string;
   consumerKey: string;
   consumerSecret: string;
