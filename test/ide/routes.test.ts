@@ -206,7 +206,10 @@ test('assets are served with their content type, long-lived caching and gzip whe
   assert.equal(head.body.length, 0);
   assert.equal(Number(head.headers['content-length']), plain.body.length);
 
-  assert.equal((await get(script, {}, 'POST')).status, 405);
+  // A 405 names the methods the resource has (RFC 9110 §15.5.6).
+  const post = await get(script, {}, 'POST');
+  assert.equal(post.status, 405);
+  assert.equal(post.headers['allow'], 'GET, HEAD');
 });
 
 test('only the built files are servable: traversal, the manifest and unknown names are 404', async () => {
