@@ -264,6 +264,24 @@ describe('CORS and introspection with auth on', () => {
     assert.deepEqual(refused.headers.get('access-control-expose-headers')?.split(', ').sort(), ['retry-after', 'www-authenticate', 'x-request-id']);
   });
 
+  test('the IDE\'s page and files carry no CORS grant, even asked for from an allowed origin: every other origin gets the same cached file', async () => {
+    const origin = 'https://app.example.com';
+    // The page (503 without a build), one of its files (404 unless built), and the page's trailing-slash redirect.
+    const answers = [
+      await fetch(stack.gateway.url, { headers: { origin, accept: 'text/html' } }),
+      await fetch(`${stack.gateway.origin}/graphql/ide/app.js`, { headers: { origin } }),
+      await fetch(`${stack.gateway.url}/`, { headers: { origin, accept: 'text/html' }, redirect: 'manual' }),
+    ];
+    for (const answer of answers) {
+      assert.match(answer.headers.get('content-type') ?? '', /^text\/(html|plain)/, answer.url);
+      assert.equal(answer.headers.get('access-control-allow-origin'), null, answer.url);
+      assert.equal(answer.headers.get('access-control-expose-headers'), null, answer.url);
+    }
+    // The endpoint's own answers, beside them, still carry it.
+    const refusal = await fetch(`${stack.gateway.origin}/nowhere`, { headers: { origin } });
+    assert.equal(refusal.headers.get('access-control-allow-origin'), origin);
+  });
+
   test('any Host is served: behind a load balancer the name is the public one, and a token is needed anyway', async () => {
     const answer = await postWithHost(stack.gateway.url, 'graphql.example.com', JSON.stringify({ query: '{ __typename }' }));
     assert.equal(answer.status, 401); // no token: refused for that, not for the name
