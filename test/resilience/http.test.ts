@@ -697,6 +697,39 @@ describe('HTTP pipelining', () => {
     }
   });
 
+  it('runs exactly 32 requests pipelined at once on one connection, and closes it at the 33rd', { timeout: 30_000 }, async () => {
+    const stack = await startLoggingStack('warn');
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'piped32@example.com' }).id;
+      // Slow enough that every request of the write is still open when the last of them arrives.
+      stack.emulator.addFault({ path: `/accounts/${id}`, latencyMs: 500 });
+      const pipeline = async (count: number) => {
+        const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+        socket.on('error', () => {});
+        let received = '';
+        socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+        let closed = false;
+        socket.once('close', () => (closed = true));
+        socket.write(Array.from({ length: count }, (_, n) => rawGraphQLPost(`{ n${n}: account(id: "${id}") { id } }`)).join(''));
+        return { socket, closed: () => closed, received: () => received };
+      };
+      const cutLines = () => logEntries(stack.lines).filter((entry) => String(entry['message']).includes('pipelined more requests than the gateway runs at once'));
+
+      const full = await pipeline(32);
+      await eventually(() => (full.received().match(/HTTP\/1\.1 200 /g) ?? []).length === 32, { timeoutMs: 15_000, what: 'the 32 answers' });
+      assert.equal(full.socket.destroyed, false);
+      assert.deepEqual(cutLines(), []);
+      full.socket.destroy();
+
+      const over = await pipeline(33);
+      await eventually(over.closed, { timeoutMs: 10_000, what: 'the connection of 33 closed' });
+      assert.equal(over.received(), '');
+      assert.equal(cutLines().length, 1);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('runs no request that arrives behind an answer closing the connection (RFC 9112 §9.6): a mutation there was made, its answer never sent', async () => {
     // The first request's upstream answer is let go by the test.
     const held = manualTimer();
