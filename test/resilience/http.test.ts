@@ -477,6 +477,12 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('reads a POST body labelled Content-Encoding: identity (no coding at all) as JSON', async () => {
+    const identity = await post(stack, JSON.stringify({ query: '{ __typename }' }), { ...JSON_HEADERS, 'content-encoding': 'identity' });
+    assert.equal(identity.status, 200, identity.text);
+    assert.deepEqual(identity.json, { data: { __typename: 'Query' } });
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
