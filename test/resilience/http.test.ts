@@ -483,6 +483,12 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(identity.json, { data: { __typename: 'Query' } });
   });
 
+  it('reads no POST\'s query string for its operation: escapes there that are not UTF-8 (a tracking parameter) do not refuse it', async () => {
+    const tracked = await send(`${stack.gateway.url}?from=caf%E9`, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ query: '{ __typename }' }) });
+    assert.equal(tracked.status, 200, tracked.text);
+    assert.deepEqual(tracked.json, { data: { __typename: 'Query' } });
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
