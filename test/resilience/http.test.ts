@@ -489,6 +489,16 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(tracked.json, { data: { __typename: 'Query' } });
   });
 
+  it('answers under the caller\'s own request id when it is a plain token of up to 64 characters, else under a fresh one', async () => {
+    const idOf = async (given: string) =>
+      (await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, 'x-request-id': given }, body: JSON.stringify({ query: '{ __typename }' }) })).headers.get('x-request-id');
+    for (const plain of ['a', 'trace.1:2-3_x', 'x'.repeat(64)]) assert.equal(await idOf(plain), plain);
+    for (const refused of ['x'.repeat(65), 'two words', 'a/b', 'a,b', '<script>']) {
+      const answered = await idOf(refused);
+      assert.match(answered ?? '', /^[0-9a-f-]{36}$/, refused);
+    }
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
