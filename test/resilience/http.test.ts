@@ -101,6 +101,7 @@ describe('HTTP hygiene', () => {
 
   it('answers an empty body, and JSON that is not an object, with 400', async () => {
     assertRefused(await post(stack, ''), 400, 'BAD_REQUEST', /^The request body is empty: send one JSON object/);
+    assertRefused(await post(stack, ' \r\n\t'), 400, 'BAD_REQUEST', /^The request body is empty: send one JSON object/);
     assertRefused(await post(stack, '{}'), 400, 'BAD_REQUEST', /^The request body has no query/);
     assertRefused(await post(stack, '"{ __typename }"'), 400, 'BAD_REQUEST', /^The request body is not a JSON object/);
     assertRefused(await post(stack, 'null'), 400, 'BAD_REQUEST', /^The request body is not a JSON object/);
