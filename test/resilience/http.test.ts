@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, rawGraphQLPost } from '../helpers/net.ts';
+import { hsToken, SECRET } from '../auth/helpers.ts';
 import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startSlowRead, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 
@@ -1016,6 +1017,26 @@ describe('HTTP settings', () => {
         assert.equal((await probe(stack)).status, 503);
       } finally {
         await answers.close();
+      }
+    });
+
+    it('answer a request without a valid token 401 whatever the answers held, as the README says: it runs nothing to refuse for load', { timeout: 60_000 }, async () => {
+      const stack = await startStack({ gateway: { ...gateway, auth: { jwtSecret: SECRET } } });
+      const admin = await hsToken({ scope: 'contextio:admin' });
+      const withToken = (request: string) => request.replace('\r\n\r\n', `\r\nauthorization: Bearer ${admin}\r\n\r\n`);
+      const held: SlowRead[] = [];
+      try {
+        for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
+        // Two answers of ~20 MB, neither read: the answers held pass the cap.
+        for (let i = 0; i < 2; i++) held.push(await startSlowRead(stack.gateway.url, withToken(rawGraphQLPost(BIG_ANSWER))));
+        const body = JSON.stringify({ query: '{ accounts(first: 1) { nodes { id } } }' });
+        assertRefused(await post(stack, body, { ...JSON_HEADERS, authorization: `Bearer ${admin}` }), 503, 'SERVICE_UNAVAILABLE', /answers not yet taken/);
+        for (const headers of [JSON_HEADERS, { ...JSON_HEADERS, authorization: 'Bearer not-a-token' }]) {
+          assertRefused(await post(stack, body, headers), 401, 'UNAUTHENTICATED', /./);
+        }
+      } finally {
+        for (const download of held) download.socket.destroy();
+        await stack.close();
       }
     });
 
