@@ -501,6 +501,12 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('reads a Content-Type\'s media type in any case (RFC 9110 §8.3.1): Application/JSON is JSON', async () => {
+    const shouted = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'Application/JSON; Charset=UTF-8' });
+    assert.equal(shouted.status, 200, shouted.text);
+    assert.deepEqual(shouted.json, { data: { __typename: 'Query' } });
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
