@@ -48,6 +48,7 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   // Never framed: the CSP says so to current browsers, X-Frame-Options to older ones and to scanners that ask.
   assert.match(csp, /frame-ancestors 'none'/);
   assert.equal(page.headers['x-frame-options'], 'DENY');
+  assert.equal(page.headers['referrer-policy'], 'no-referrer', 'links from the page do not send the gateway’s address');
   const html = page.body.toString('utf8');
   // Relative to the page's own address, so that a proxy mounting the gateway under a prefix serves them too.
   assert.match(html, /<script type="module" src="graphql\/ide\/app-[A-Z0-9]+\.js"><\/script>/);
