@@ -88,6 +88,27 @@ describe('the budget of reads within one operation', () => {
   });
 });
 
+describe('the budget of reads within one operation, under a connect token', () => {
+  const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 2 });
+
+  test('gives the read left after the token to the account it names by id alone, not to the prefetch of a token field under it', async () => {
+    const account = stack.emulator.store.createAccount({ email: 'bare@example.com', first_name: 'Bare' }).id;
+    // A used token naming its account by id alone: its account's data is a load of its own.
+    const token = { token: 'bareidlast0123456', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account };
+    stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+    const user = await hsToken({ sub: 'last-read-token', accounts: [account] });
+    const response = await stack.gql(
+      'query($t: ID!) { connectToken(token: $t) { account { id firstName connectToken(token: "t0123456789") { token } } } }',
+      user,
+      { t: token.token },
+    );
+    assert.deepEqual(response.body.data, { connectToken: { account: { id: account, firstName: 'Bare', connectToken: null } } });
+    assert.deepEqual(response.body.errors?.map((e) => e.path), [['connectToken', 'account', 'connectToken']]);
+    assertReadRefused(response, 2);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${account}`]);
+  });
+});
+
 describe('the budget of reads and the key-wide rate-limit pause', () => {
   // A short deadline: a call that meets the pause fails at once instead of waiting it out.
   const stack = useAuthStack({ auth: { jwtSecret: SECRET }, callerReadsPerHour: 2, upstreamTimeoutMs: 1_000 });
