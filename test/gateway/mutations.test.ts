@@ -158,6 +158,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['an email that is not one', 'mutation { createConnectToken(input: { callbackUrl: "https://a.example.com", email: "nope" }) { token } }'],
     ['an account without an email address', 'mutation { createAccount(input: { email: "" }) { id } }'],
     ['an update that changes nothing', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: {}) { success } }'],
+    // null leaves a name as it is (the schema's word): an input of nulls only changes nothing either.
+    ['an update whose names are null', 'mutation { updateAccount(id: "0123456789abcdef01234567", input: { firstName: null, lastName: null }) { success } }'],
     ['an id that is a dot segment', 'mutation { deleteAccount(id: "..") { success } }'],
     // Encoded it is one segment, but a proxy that decodes %2F before routing would send DELETE /accounts/….
     ['a connect token with a slash', 'mutation { deleteConnectToken(token: "../accounts/0123456789abcdef01234567") { success } }'],
