@@ -212,22 +212,25 @@ describe('queries against the emulator', () => {
     }
   });
 
-  it('lists a source-filtered account with its matching sources only, and shows it whole everywhere else in the operation', async () => {
-    const { store } = stack.emulator;
-    const id = store.createAccount({ email: 'mixed@example.com', sources: [{ label: 'a', status: 'OK' }, { label: 'b', status: 'INVALID_CREDENTIALS' }] }).id;
-    const token = store.createConnectToken(id, { callback_url: 'https://app.example/cb' }).token;
-    store.useConnectToken(token, { email: 'third@example.com', server: 'imap.example.com', username: 'third' });
-    stack.emulator.clearRequests();
-    type Statuses = { status: string }[];
-    const res = await stack.gql<{ accounts: { nodes: { sources: Statuses; connectTokens: { account: { username: string; sources: Statuses } }[] }[] } }>(
-      `{ accounts(filter: { status: INVALID_CREDENTIALS }) { nodes { sources { status } connectTokens { account { username sources { status } } } } } }`,
-    );
-    const [node] = res.body.data!.accounts.nodes;
-    assert.deepEqual(node!.sources, [{ status: 'INVALID_CREDENTIALS' }]);
-    // The token's account needs a field its embedded copy lacks: the whole account is fetched, not the listed one reused.
-    assert.deepEqual(node!.connectTokens[0]!.account.sources.map((s) => s.status), ['OK', 'INVALID_CREDENTIALS', 'OK']);
-    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', `GET /accounts/${id}/connect_tokens`, `GET /accounts/${id}`]);
-  });
+  // Either source filter: each lists an account with part of its sources, which must not stand for it elsewhere.
+  for (const filter of ['status: INVALID_CREDENTIALS', 'statusOk: false']) {
+    it(`lists an account filtered by ${filter} with its matching sources only, and shows it whole everywhere else in the operation`, async () => {
+      const { store } = stack.emulator;
+      const id = store.createAccount({ email: 'mixed@example.com', sources: [{ label: 'a', status: 'OK' }, { label: 'b', status: 'INVALID_CREDENTIALS' }] }).id;
+      const token = store.createConnectToken(id, { callback_url: 'https://app.example/cb' }).token;
+      store.useConnectToken(token, { email: 'third@example.com', server: 'imap.example.com', username: 'third' });
+      stack.emulator.clearRequests();
+      type Statuses = { status: string }[];
+      const res = await stack.gql<{ accounts: { nodes: { sources: Statuses; connectTokens: { account: { username: string; sources: Statuses } }[] }[] } }>(
+        `{ accounts(filter: { ${filter} }) { nodes { sources { status } connectTokens { account { username sources { status } } } } } }`,
+      );
+      const [node] = res.body.data!.accounts.nodes;
+      assert.deepEqual(node!.sources, [{ status: 'INVALID_CREDENTIALS' }]);
+      // The token's account needs a field its embedded copy lacks: the whole account is fetched, not the listed one reused.
+      assert.deepEqual(node!.connectTokens[0]!.account.sources.map((s) => s.status), ['OK', 'INVALID_CREDENTIALS', 'OK']);
+      assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', `GET /accounts/${id}/connect_tokens`, `GET /accounts/${id}`]);
+    });
+  }
 
   it('passes the email filter upstream as email=', async () => {
     stack.emulator.store.createAccount({ email: 'other@example.com' });
