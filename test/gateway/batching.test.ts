@@ -52,6 +52,20 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(stack.emulator.peakInFlight, 20);
   });
 
+  it('loads the accounts of the page’s tokens only, not of every token the whole list holds: 1 + 5 requests for a page of 5', async () => {
+    seedFanOut(stack);
+    stack.emulator.clearRequests();
+    const res = await stack.gql<{ connectTokens: { nodes: { account: { id: string; username: string } }[] } }>(
+      `{ connectTokens(first: 5) { nodes { account { id username } } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    const ids = res.body.data!.connectTokens.nodes.map((n) => n.account.id);
+    assert.equal(new Set(ids).size, 5);
+    const calls = stack.upstreamCalls();
+    assert.equal(calls[0], 'GET /connect_tokens');
+    assert.deepEqual(calls.slice(1).sort(), ids.map((id) => `GET /accounts/${id}`).sort());
+  });
+
   it('lists a used token’s account’s connect tokens without loading the account, as ConnectToken.account’s description says', async () => {
     const ids = seedFanOut(stack);
     stack.emulator.clearRequests();
