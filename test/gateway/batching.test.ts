@@ -222,6 +222,17 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(peak, 2);
   });
 
+  it('fetches an account, its token list and one of its tokens by the token given side by side: one round trip, not two', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'both@example.com' }).id;
+    const { token } = stack.emulator.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    const { calls, peak } = await slowly(
+      `query ($id: ID!, $t: ID!) { account(id: $id) { firstName connectTokens { token } connectToken(token: $t) { token } } }`,
+      { id, t: token },
+    );
+    assert.deepEqual(calls, [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`, `GET /accounts/${id}/connect_tokens/${token}`]);
+    assert.equal(peak, 3);
+  });
+
   it('reads a written account and its tokens side by side after the write: two round trips, not three', async () => {
     const id = stack.emulator.store.createAccount({ email: 'written@example.com' }).id;
     const { calls, peak } = await slowly(
