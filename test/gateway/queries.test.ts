@@ -232,6 +232,16 @@ describe('queries against the emulator', () => {
     });
   }
 
+  it('reads a filter whose fields are all null as no filter: the unfiltered list, which its cursors continue', async () => {
+    const ids = ['n1@example.com', 'n2@example.com'].map((email) => stack.emulator.store.createAccount({ email }).id);
+    const first = await stack.gql<{ accounts: { pageInfo: { endCursor: string } } }>(`{ accounts(first: 1) { pageInfo { endCursor } } }`);
+    const res = await stack.gql(`query ($after: String) { accounts(filter: { email: null, status: null, statusOk: null }, after: $after) { nodes { id } } }`, {
+      after: first.body.data!.accounts.pageInfo.endCursor,
+    });
+    assert.deepEqual(res.body, { data: { accounts: { nodes: [{ id: ids[1] }] } } });
+    assert.equal(new URLSearchParams(stack.emulator.requests.at(-1)!.query).has('email'), false);
+  });
+
   it('passes the email filter upstream as email=', async () => {
     stack.emulator.store.createAccount({ email: 'other@example.com' });
     const wanted = stack.emulator.store.createAccount({ email: 'wanted@example.com' });
