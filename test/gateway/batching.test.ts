@@ -233,6 +233,18 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(peak, 3);
   });
 
+  it('answers an account’s token by the token given from that account’s token list once it is in: no request of its own', async () => {
+    const { store } = stack.emulator;
+    const id = store.createAccount({ email: 'listed@example.com' }).id;
+    const { token } = store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    store.useConnectToken(token, { email: 'second@example.com', server: 'imap.example.com', username: 'listed' });
+    stack.emulator.clearRequests();
+    // The token's account asks for the token only once the list holding it has been answered.
+    const res = await stack.gql(`query ($id: ID!, $t: ID!) { account(id: $id) { connectTokens { account { connectToken(token: $t) { token } } } } }`, { id, t: token });
+    assert.deepEqual(res.body, { data: { account: { connectTokens: [{ account: { connectToken: { token } } }] } } });
+    assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
+  });
+
   it('reads a written account and its tokens side by side after the write: two round trips, not three', async () => {
     const id = stack.emulator.store.createAccount({ email: 'written@example.com' }).id;
     const { calls, peak } = await slowly(
