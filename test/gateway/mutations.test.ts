@@ -65,6 +65,23 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(stack.upstreamCalls(), [`DELETE /connect_tokens/${token}`, `DELETE /connect_tokens/${token}`]);
   });
 
+  it('answers success: false when the upstream declined an update or a delete, as each payload’s success says', async () => {
+    const id = '0123456789abcdef01234567';
+    const token = 'declined0123456789';
+    stack.emulator.addFault({ path: /./, body: { success: false } });
+    for (const [field, mutation] of [
+      ['updateAccount', `mutation { updateAccount(id: "${id}", input: { firstName: "N" }) { success } }`],
+      ['deleteAccount', `mutation { deleteAccount(id: "${id}") { success id } }`],
+      ['deleteConnectToken', `mutation { deleteConnectToken(token: "${token}") { success token } }`],
+      ['deleteAccountConnectToken', `mutation { deleteAccountConnectToken(accountId: "${id}", token: "${token}") { success token } }`],
+    ] as const) {
+      const res = await stack.gql<Record<string, { success: boolean }>>(mutation);
+      assert.equal(res.body.errors, undefined, field);
+      assert.equal(res.body.data![field]!.success, false, field);
+    }
+    assert.equal(stack.upstreamCalls().length, 4);
+  });
+
   it('createAccount, updateAccount and deleteAccount change the upstream and return their payloads', async () => {
     const created = await stack.gql<{ createAccount: { id: string; resourceUrl: string; account: { emailAddresses: string[]; firstName: string } } }>(
       `mutation { createAccount(input: { email: "made@example.com", firstName: "Made" }) { id resourceUrl account { emailAddresses firstName } } }`,
