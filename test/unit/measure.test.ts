@@ -173,6 +173,15 @@ describe('measureOperation', () => {
     assert.equal(cards.cost, 10 + 1 + 100 * (10 + 9));
   });
 
+  it('weighs __typename aliased to its own name as the plain one: nothing, wherever it comes among the nodes merged with it', () => {
+    // The same response key as the plain one, so merged with it into one answer per item: only an alias of another name adds one.
+    const plain = measure('{ accounts(first: 100) { nodes { __typename } } }').cost;
+    assert.equal(plain, 10 + 1);
+    assert.equal(measure('{ accounts(first: 100) { nodes { __typename: __typename } } }').cost, plain);
+    assert.equal(measure('{ accounts(first: 100) { nodes { __typename: __typename __typename } } }').cost, plain);
+    assert.equal(measure('{ accounts(first: 100) { nodes { t: __typename } } }').cost, plain + 100);
+  });
+
   it('counts the root response keys as execution groups them: through fragments, merged by key, aliases apart', () => {
     const query = `query { a: account(id: "1") { id } account(id: "2") { id } ...Roots ... on Query { accounts { nodes { id } } a: account(id: "1") { username } } ...Roots }
       fragment Roots on Query { connectTokens { nodes { token } } account(id: "2") { username } }`;
