@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { checkLimits, DEFAULT_OPERATION_LIMITS, upstreamRequestBudget } from '../../src/limits/index.ts';
+import { checkLimits, DEFAULT_OPERATION_LIMITS, MAX_MERGED_PAIRS, mergingRefusal, upstreamRequestBudget } from '../../src/limits/index.ts';
 import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { doublingDocument } from '../helpers/documents.ts';
@@ -194,5 +194,16 @@ describe('upstreamRequestBudget', () => {
   it('is twice MAX_QUERY_COST ÷ 10, rounded up (README): a cost between two tens keeps the requests of the ten above it', () => {
     const budget = (maxCost: number) => upstreamRequestBudget({ ...DEFAULT_OPERATION_LIMITS, maxCost });
     assert.deepEqual([budget(10_000), budget(150), budget(145), budget(141), budget(5)], [2_000, 30, 30, 30, 2]);
+  });
+});
+
+describe('the bounds that are not settings', () => {
+  it('refuse only past them (docs/limits.md): 20,000 selections visited and 10,000 merged pairs pass, one more does not', () => {
+    const within = measure('{ account(id: "1") { id } }');
+    assert.equal(checkLimits({ ...within, selectionsVisited: MAX_SELECTIONS_VISITED }, DEFAULT_OPERATION_LIMITS), undefined);
+    assert.equal(checkLimits({ ...within, selectionsVisited: MAX_SELECTIONS_VISITED + 1 }, DEFAULT_OPERATION_LIMITS)?.extensions['limit'], 'MERGED_SELECTIONS');
+    assert.equal(mergingRefusal({ pairs: MAX_MERGED_PAIRS, visited: MAX_SELECTIONS_VISITED }), undefined);
+    assert.equal(mergingRefusal({ pairs: MAX_MERGED_PAIRS + 1, visited: 0 })?.extensions['limit'], 'MERGED_PAIRS');
+    assert.equal(mergingRefusal({ pairs: 0, visited: MAX_SELECTIONS_VISITED + 1 })?.extensions['limit'], 'MERGED_SELECTIONS');
   });
 });
