@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { checkLimits, DEFAULT_OPERATION_LIMITS, MAX_MERGED_PAIRS, mergingRefusal, upstreamRequestBudget } from '../../src/limits/index.ts';
+import { checkLimits, DEFAULT_OPERATION_LIMITS, MAX_MERGED_PAIRS, mergingRefusal, resolveLimits, upstreamRequestBudget } from '../../src/limits/index.ts';
 import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { doublingDocument } from '../helpers/documents.ts';
@@ -205,5 +205,13 @@ describe('the bounds that are not settings', () => {
     assert.equal(mergingRefusal({ pairs: MAX_MERGED_PAIRS, visited: MAX_SELECTIONS_VISITED }), undefined);
     assert.equal(mergingRefusal({ pairs: MAX_MERGED_PAIRS + 1, visited: 0 })?.extensions['limit'], 'MERGED_PAIRS');
     assert.equal(mergingRefusal({ pairs: 0, visited: MAX_SELECTIONS_VISITED + 1 })?.extensions['limit'], 'MERGED_SELECTIONS');
+  });
+});
+
+describe('resolveLimits', () => {
+  it('keeps the default of a limit given as undefined, as of one left out: an embedder passing an unset value does not turn it off', () => {
+    // `value > undefined` is false: a limit taken as given would refuse nothing.
+    assert.deepEqual(resolveLimits({ maxDepth: undefined, maxCost: 500 }), { ...DEFAULT_OPERATION_LIMITS, maxCost: 500 });
+    assert.deepEqual(resolveLimits(undefined), DEFAULT_OPERATION_LIMITS);
   });
 });
