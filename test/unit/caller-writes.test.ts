@@ -68,6 +68,13 @@ describe('CallerWriteBudget', () => {
     assert.equal(refusal(() => write(budget, 'alice')).extensions['retryAfter'], 1);
   });
 
+  it('says a budget of one write in the singular', () => {
+    const { budget } = budgetAt(1);
+    write(budget, 'alice');
+    assert.match(refusal(() => write(budget, 'alice')).message, /^The caller has made the 1 write it may make in an hour \(CALLER_WRITES_PER_HOUR\); /);
+    assert.match(refusal(() => budget.reserve('bob', 2)).message, /more than the 1 a caller may make in an hour/);
+  });
+
   it('forgets callers idle for an hour, so memory follows the callers of the last hour', () => {
     const { clock, budget } = budgetAt(5);
     for (let i = 0; i < 1_000; i += 1) write(budget, `caller ${i}`);
