@@ -215,3 +215,30 @@ describe('resolveLimits', () => {
     assert.deepEqual(resolveLimits(undefined), DEFAULT_OPERATION_LIMITS);
   });
 });
+
+describe('checkLimits', () => {
+  it('reports the first limit exceeded in the order docs/limits.md gives: the bounds that are not settings, then depth, aliases, root fields, cost', () => {
+    const within = measure('{ account(id: "1") { id } }');
+    const past = {
+      ...within,
+      selectionsVisited: MAX_SELECTIONS_VISITED + 1,
+      longestAlias: 129,
+      schemaFields: 2,
+      introspectionAliases: 1,
+      depth: DEFAULT_OPERATION_LIMITS.maxDepth + 1,
+      aliases: DEFAULT_OPERATION_LIMITS.maxAliases + 1,
+      rootFields: DEFAULT_OPERATION_LIMITS.maxRootFields + 1,
+      cost: DEFAULT_OPERATION_LIMITS.maxCost + 1,
+    };
+    const order = ['MERGED_SELECTIONS', 'ALIAS_LENGTH', 'SCHEMA_FIELDS', 'INTROSPECTION_ALIASES', 'MAX_QUERY_DEPTH', 'MAX_ALIASES', 'MAX_ROOT_FIELDS', 'MAX_QUERY_COST'];
+    const figuresInOrder = ['selectionsVisited', 'longestAlias', 'schemaFields', 'introspectionAliases', 'depth', 'aliases', 'rootFields', 'cost'] as const;
+    const reported: unknown[] = [];
+    const measured = { ...past };
+    for (const figure of figuresInOrder) {
+      reported.push(checkLimits(measured, DEFAULT_OPERATION_LIMITS)?.extensions['limit']);
+      measured[figure] = within[figure];
+    }
+    assert.deepEqual(reported, order);
+    assert.equal(checkLimits(measured, DEFAULT_OPERATION_LIMITS), undefined);
+  });
+});
