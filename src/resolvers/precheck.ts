@@ -134,8 +134,6 @@ function writeFields(fragments: FragmentsByName, operation: OperationDefinitionN
   return childFields({ fragments, variableValues }, [operation], new Set(Object.keys(mutationType.getFields())), { variables: false });
 }
 
-/** The writes by response key, in order: one per key, as execution merges the nodes of one key into one field. */
-
 /**
  * The refusal of a `@skip`/`@include` within a write's selection whose argument does not fit (`@include(if: $x)`
  * with `{"x": null}`, through a variable whose default the caller overrode), if any. Execution reads these only
