@@ -15,17 +15,11 @@ import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/c
 import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
 import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
 import { closedPort, startConnectProxy } from '../helpers/net.ts';
+import { deferred } from '../helpers/deferred.ts';
 import { eventually } from '../helpers/eventually.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
-
-/** A promise and what settles it: an answer the test gives when it chooses (Node 20 has no `Promise.withResolvers`). */
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((settle) => (resolve = settle));
-  return { promise, resolve };
-}
 
 /**
  * What happens, in turn (requests reaching a test's server, say): each `next()` is the next one, whether it

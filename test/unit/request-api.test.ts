@@ -4,17 +4,11 @@ import { AccessGuard, OPEN_IDENTITY } from '../../src/auth/index.ts';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import type { UpstreamClient } from '../../src/upstream/client.ts';
 import type { UpstreamConnectToken } from '../../src/upstream/types.ts';
+import { deferred } from '../helpers/deferred.ts';
 
 /** A token of account `id` that embeds the account under `firstName`. */
 const usedToken = (id: string, firstName: string): UpstreamConnectToken =>
   ({ token: 't1', created: 1, used: 2, expires: false, callback_url: 'https://app.example.com/cb', account: { id, first_name: firstName, email_addresses: [], sources: [] } }) as unknown as UpstreamConnectToken;
-
-/** A promise and what resolves it. */
-function deferredVoid(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((settle) => (resolve = settle));
-  return { promise, resolve };
-}
 
 describe('RequestApi after an account write', () => {
   it('does not let a token list asked for before the write, answered after it, prime the loader with the old account', async () => {
@@ -80,7 +74,7 @@ describe('RequestApi after a connect token is deleted', () => {
   it('does not let a token list asked for before the delete, answered after it, put the deleted token back', async () => {
     const reads: string[] = [];
     let answerList: (tokens: UpstreamConnectToken[]) => void = () => {};
-    const listRequested = deferredVoid();
+    const listRequested = deferred();
     const client = {
       listConnectTokens: () =>
         new Promise<UpstreamConnectToken[]>((resolve) => {
