@@ -16,6 +16,20 @@ export default tseslint.config(
     },
   },
   {
+    // The promise rules need types. A promise left unawaited hides its rejection: in the gateway an unhandled
+    // rejection, in a test an `assert.rejects` that cannot fail. node:test's describe/it/test are awaited by the runner.
+    files: ['**/*.ts', '**/*.tsx', '**/*.mts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] },
+      ],
+    },
+  },
+  {
     files: ['test/**', 'bench/**', 'scripts/**', 'src/emulator/cli.ts', 'src/main.ts'],
     rules: { 'no-console': 'off' },
   },

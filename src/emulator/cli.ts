@@ -37,7 +37,7 @@ async function main(): Promise<void> {
 
   new StopSignals().listen({
     stop: () =>
-      emulator.close().then(
+      void emulator.close().then(
         () => process.exit(0),
         (error: Error) => fail(`Context.IO emulator: error while closing: ${error.message}`),
       ),

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { after, before } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
@@ -92,7 +92,7 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
   const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
   let held: { released: Promise<void>; arrived: () => void } | undefined;
   let redirect: { status: number; location: string } | undefined;
-  const server = createServer(async (_req, res) => {
+  async function serve(res: ServerResponse): Promise<void> {
     state.fetches += 1;
     if (held) {
       held.arrived();
@@ -114,7 +114,8 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
     }
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ keys: served }));
-  });
+  }
+  const server = createServer((_req, res) => void serve(res));
   if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -7,7 +7,8 @@ const button = document.querySelector<HTMLButtonElement>('#connect-mailbox')!;
 const emailInput = document.querySelector<HTMLInputElement>('#email')!;
 const status = document.querySelector<HTMLElement>('#status')!;
 
-button.addEventListener('click', async () => {
+// Its own errors are shown on the page, so nothing it does is left to reject unheard.
+async function connectMailbox(): Promise<void> {
   button.disabled = true;
   status.textContent = 'Creating a connect token…';
   try {
@@ -24,4 +25,6 @@ button.addEventListener('click', async () => {
     status.textContent = `Could not start: ${error instanceof Error ? error.message : String(error)}`;
     button.disabled = false;
   }
-});
+}
+
+button.addEventListener('click', () => void connectMailbox());
