@@ -238,7 +238,7 @@ ${emailBlock}
 <fieldset>
 <legend>IMAP settings</legend>
 ${field('server', 'IMAP server', 'text', ' autocomplete="off" spellcheck="false"', domain ? `imap.${domain}` : '')}
-${field('port', 'Port', 'number', ' required min="1" max="65535" inputmode="numeric"', '993')}
+${field('port', 'Port', 'text', ' required pattern="[0-9]{1,5}" maxlength="5" inputmode="numeric" title="A port number: 1 to 65535"', '993')}
 <div class="check"><input type="checkbox" id="use_ssl" name="use_ssl" value="1"${useSsl ? ' checked' : ''}><label for="use_ssl" style="margin:0">Use SSL/TLS</label></div>
 ${field('username', 'Username', 'text', ' autocomplete="username" spellcheck="false"', local)}
 <label for="password">Password</label>
