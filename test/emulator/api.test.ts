@@ -171,6 +171,22 @@ describe('accounts', () => {
     assert.equal((await api(emu, '/accounts', { form: { email: 'not-an-email' } })).status, 400);
   });
 
+  test('POST /accounts and POST /connect_tokens read an email without the spaces around it; spaces alone are no email', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const account = await api(emu, '/accounts', { form: { email: '  ada@example.com\t' } });
+    assert.equal(account.status, 201);
+    const created = await api(emu, `/accounts/${String(account.body.id)}`);
+    assert.deepEqual(created.body.email_addresses, ['ada@example.com']);
+    const blank = await api(emu, '/accounts', { form: { email: '   ' } });
+    assert.deepEqual([blank.status, blank.body.value], [400, 'missing required parameter: email']);
+
+    const token = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: ' grace@example.com ' } });
+    assert.equal(token.status, 201);
+    assert.equal((await api(emu, `/connect_tokens/${String(token.body.token)}`)).body.email, 'grace@example.com');
+    const noEmail = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: '  ' } });
+    assert.equal((await api(emu, `/connect_tokens/${String(noEmail.body.token)}`)).body.email, '');
+  });
+
   test('unknown account, unknown route, wrong method, trailing slash', async (t) => {
     const emu = await emulatorFor(t);
     const unknownId = '0123456789abcdef01234567';
