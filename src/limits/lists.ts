@@ -43,7 +43,8 @@ export class ListLengthBudget {
   charge<T>(info: GraphQLResolveInfo, items: T[]): T[] {
     const further = items.length - COST.listSize;
     if (further <= 0) return items;
-    // The estimate gave each node of a merged field the merged item's cost; an unmeasured one counts at least its field.
+    // The estimate gave each node of a merged field the merged item's cost. Once planned every list node is measured;
+    // the fallback is for a list resolved before `plan`, which nothing refuses yet.
     let itemCost = 0;
     for (const node of info.fieldNodes) itemCost = Math.max(itemCost, this.#itemCosts.get(node) ?? COST.field);
     const value = this.#added + further * itemCost;
