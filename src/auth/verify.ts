@@ -8,6 +8,7 @@ import {
   errors as joseErrors,
   jwksCache,
   jwtVerify,
+  type ExportedJWKSCache,
   type JWK,
   type JWKSCacheInput,
   type JWTPayload,
@@ -113,8 +114,9 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, keySetProblem: async () => undefined, close: async () => {} };
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
-  // jose writes each key set it fetches here (the same object, `uat` the time of the fetch).
-  const fetched: JWKSCacheInput = {};
+  // jose writes each key set it fetches here (the same object, `uat` the time of the fetch): empty until the first.
+  // (jose's own type for it, a union with an empty record, would narrow to that record here: `uat` read as never set.)
+  const fetched: Partial<ExportedJWKSCache> = {};
   /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
   const unusableKeysSaid = new Set<string>();
   /**
@@ -131,7 +133,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
           timeoutDuration: JWKS_TIMEOUT_MS,
           cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
           cacheMaxAge: JWKS_MAX_AGE_MS,
-          [jwksCache]: fetched,
+          [jwksCache]: fetched as JWKSCacheInput,
           [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
         }),
         fetched,
@@ -458,7 +460,7 @@ type KeySetKeyOf = (...args: [...KeyRequest, requestId: string]) => ReturnType<J
  * that until `JWKS_LAST_GOOD_MS` past their fetch (each failed fetch said once, at error): only a token
  * naming another key (a rotation, or a forged `kid`, which anyone can send) gets the 503.
  */
-function backingOffAfterFailure(remote: RemoteJWKSet, fetched: JWKSCacheInput, backoffMs: number, logger: Logger): KeySetKeyOf {
+function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJWKSCache>, backoffMs: number, logger: Logger): KeySetKeyOf {
   let failedAt: number | undefined;
   /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
   let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;
