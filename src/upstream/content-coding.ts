@@ -77,7 +77,7 @@ export class UnknownCoding extends Error {
 export function decodingStages(contentEncoding: string | string[] | undefined): readonly DecodingStage[] {
   // Most answers: the emulator's, and any upstream's small ones, which servers do not compress.
   if (contentEncoding === undefined) return NOT_ENCODED;
-  const listed = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : (contentEncoding ?? ''))
+  const listed = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : contentEncoding)
     .split(',')
     .map((coding) => coding.trim().toLowerCase())
     .filter((coding) => coding !== '' && coding !== 'identity');
