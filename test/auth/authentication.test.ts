@@ -519,6 +519,19 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a set of 101 keys the gateway cannot use has the first 100 said and no more: the kids it keeps to say each once are bounded', async () => {
+    // One weak key under 101 kids: jose refuses it for its size before any signature is checked, so the
+    // tokens may be signed by any key.
+    const weak = weakRsaJwk();
+    const kids = Array.from({ length: 101 }, (_, i) => `legacy-${i}`);
+    const signer = await generateKeyPair('RS256', { extractable: true });
+    await withKeySet(kids.map((kid) => ({ ...weak, kid, alg: 'RS256', use: 'sig' })), async (stack) => {
+      for (const kid of kids) assertRefused(stack, await stack.gql('{ __typename }', await sign(signer.privateKey, 'RS256', kid)), /^No key of the configured key set verifies the token$/);
+      const said = stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens')).map((line) => (JSON.parse(line) as { kid: string }).kid);
+      assert.deepEqual(said, kids.slice(0, 100));
+    });
+  });
+
   test('a private key published in the set (a JWK with d) is left out, said once by its kid alone: its tokens get 401, the public keys verify theirs', async () => {
     const leaked = await generateKeyPair('RS256', { extractable: true });
     const rsa = await generateKeyPair('RS256', { extractable: true });
