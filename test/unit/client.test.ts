@@ -1309,6 +1309,32 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('ends a call whose caller leaves during a 502’s stalled body with that 502 at once: no backoff is waited for a retry that cannot go out', async () => {
+    // The caller leaves once the 502's headers are in, its body still to come: the 502 is the attempt's answer, a
+    // retry would be due, but the call was cancelled before its backoff began, so nothing would end that wait.
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html', 'content-length': '100' }).write('<html>');
+    });
+    const asked: number[] = [];
+    const waitTimer: WaitTimer = (callback, ms) => (asked.push(ms), realTimer(callback, ms));
+    const headersRead = happenings();
+    await whileHeadersRead(502, headersRead.push, async () => {
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100, waitTimer }, async (client) => {
+        const operation = new OperationScope('r502');
+        const call = client.getAccount('a', operation);
+        call.catch(() => undefined); // checked below
+        await headersRead.next();
+        operation.abort();
+        await assert.rejects(call, (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.message, 'The upstream failed with HTTP 502 while reading account "a"');
+          assert.deepEqual(e.extensions?.['upstream'], { status: 502, method: 'GET', path: '/accounts/a' });
+          return true;
+        });
+        assert.deepEqual(asked, [], 'it waited for a retry its caller had left');
+      });
+    });
+  });
+
   it('does not open the breaker for calls that timed out queued behind its own, sent with too little time left', async (t) => {
     // The upstream answers every request in 600 ms; one connection, 2 s a call: of six calls at once, the
     // first three are answered at 0.6, 1.2 and 1.8 s, the fourth goes out at 1.8 s and is cut at 2, and the
