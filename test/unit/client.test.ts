@@ -656,6 +656,52 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(waiting, /waiting out the upstream rate limit/);
   });
 
+  it('does not wait out a rate-limit pause that would leave the call a quarter of its time after it, not more: it ends RATE_LIMITED at once', async (t) => {
+    // No jitter, and the client's clock the test's, still: the pause asks exactly 1.5 s of the call's 2 s, leaving
+    // exactly 0.5 s, a quarter. Set free then, calls would time out together and open the breaker as the limit lifts.
+    t.mock.method(Math, 'random', () => 0);
+    const asked: number[] = [];
+    const waitTimer: WaitTimer = (callback, ms) => (asked.push(ms), realTimer(callback, ms));
+    const paused = mockedClient({ maxAttempts: 1, timeoutMs: 2_000, waitTimer });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1.5' } });
+    await onTestTime(
+      undefined,
+      async () => {
+        await assert.rejects(paused.getAccount('limited'), /rate limit/);
+        await assert.rejects(paused.getAccount('refused'), (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.equal(e.message, 'The upstream rate limit was reached while reading account "refused"; calls resume in 2 s');
+          assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 2]);
+          return true;
+        });
+      },
+      { exact: true },
+    );
+    assert.deepEqual(asked, [], 'it waited out a pause that would leave it no more than a quarter of its time');
+  });
+
+  it('waits out a rate-limit pause that leaves the call more than a quarter of its time after it, by a millisecond', async (t) => {
+    // As above, but the call begins 1 ms into the pause: 1,499 ms of its 2,000 are asked, leaving 501.
+    t.mock.method(Math, 'random', () => 0);
+    const waits = manualTimer();
+    const paused = mockedClient({ maxAttempts: 1, timeoutMs: 2_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1.5' } });
+    pool.intercept({ path: '/2.0/accounts/waited', method: 'GET' }).reply(200, { id: 'waited', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    await onTestTime(
+      undefined,
+      async (advance) => {
+        await assert.rejects(paused.getAccount('limited'), /rate limit/);
+        advance(1);
+        const waited = paused.getAccount('waited');
+        await eventually(() => waits.waiting().length === 1);
+        assert.deepEqual(waits.waiting(), [1_499]);
+        advance(1_499);
+        waits.fireAll();
+        assert.equal((await waited).id, 'waited');
+      },
+      { exact: true },
+    );
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
