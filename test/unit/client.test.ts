@@ -1558,6 +1558,55 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('takes a call that went out with exactly half its time left and timed out, an answer ending whole while it was out, for one resource hanging: the breaker stays closed', async (t) => {
+    // 'slow' is answered 404 at once, its body held; 'limited' 429 (a 1 s pause). 'hang', begun then with 2 s,
+    // waits the pause out and goes out with exactly 1 s left, which is half: it had its time. 'slow' then ends
+    // whole while 'hang' is out: the upstream answers, one resource hangs. (Taken for a call sent with under
+    // half its time, 'hang' would be judged by answers begun since it began to wait, and 'slow' began before.)
+    const slowBody = '{"type":"error","value":"no such account"}';
+    let slowRest: (() => void) | undefined;
+    const hangArrived = deferred();
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop();
+      if (id === 'slow') {
+        res.writeHead(404, { 'content-type': 'application/json', 'content-length': String(slowBody.length) }).write(slowBody.slice(0, 5));
+        slowRest = () => res.end(slowBody.slice(5));
+      } else if (id === 'limited') res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}');
+      else if (id === 'hang') hangArrived.resolve(); // never answered
+    });
+    t.mock.method(Math, 'random', () => 0);
+    const waits = manualTimer();
+    const pauseAsked = deferred();
+    const waitTimer: WaitTimer = (callback, ms) => (pauseAsked.resolve(), waits.timer(callback, ms));
+    const slowRead = happenings();
+    await whileHeadersRead(404, slowRead.push, async () => {
+      await onTestTime(
+        t,
+        async (advance) => {
+          await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, waitTimer }, async (client) => {
+            const slow = client.getAccount('slow');
+            slow.catch(() => undefined); // checked below
+            await slowRead.next();
+            await assert.rejects(client.getAccount('limited'), /rate limit/);
+            const hang = client.getAccount('hang');
+            await pauseAsked.promise;
+            assert.deepEqual(waits.waiting(), [1_000]);
+            advance(1_000);
+            waits.fireAll();
+            await hangArrived.promise;
+            advance(500);
+            slowRest!();
+            await assert.rejects(slow, /Not found/);
+            advance(500);
+            await assert.rejects(hang, /did not answer within 2000 ms/);
+            assert.equal(client.breakerState, 'closed');
+          });
+        },
+        { exact: true },
+      );
+    });
+  });
+
   it('retries a request whose kept-alive connection was reset without opening the breaker', async () => {
     // Each connection's first request is answered; a later one is reset once written (a middlebox that forgot
     // the connection). The retry goes out on a fresh connection.
@@ -2013,6 +2062,51 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         assert.equal(client.breakerState, 'closed');
       });
     });
+  });
+
+  it('lets a half-open trial that began with exactly half its time left reopen the circuit by timing out: only one with under half is let off', async (t) => {
+    // 'limited' is answered 429 (a 1 s pause), then 'down' 502, which opens the circuit; 'trial', begun then with
+    // 2 s, waits the pause out, and is let through as the trial once it is over, with exactly 1 s of its 2 left.
+    // It goes out at once and hangs, nothing else answered: an upstream still down, as far as it can tell.
+    const limitedHeld = heldRequest();
+    const downHeld = heldRequest();
+    const trialArrived = deferred();
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop();
+      if (id === 'limited') limitedHeld.hold(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
+      else if (id === 'down') downHeld.hold(() => res.writeHead(502).end('bad gateway'));
+      else if (id === 'trial') trialArrived.resolve(); // never answered
+    });
+    // No jitter: the pause is waited out for exactly its length, on the test's timer.
+    t.mock.method(Math, 'random', () => 0);
+    const waits = manualTimer();
+    const pauseAsked = deferred();
+    const waitTimer: WaitTimer = (callback, ms) => (pauseAsked.resolve(), waits.timer(callback, ms));
+    await onTestTime(
+      t,
+      async (advance) => {
+        await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, waitTimer }, async (client) => {
+          const [limited, down] = [client.getAccount('limited'), client.getAccount('down')];
+          await Promise.all([limitedHeld.arrived, downHeld.arrived]);
+          limitedHeld.answer();
+          await assert.rejects(limited, /rate limit/);
+          downHeld.answer();
+          await assert.rejects(down, /HTTP 502/);
+          assert.equal(client.breakerState, 'open');
+          const trial = client.getAccount('trial');
+          await pauseAsked.promise;
+          assert.deepEqual(waits.waiting(), [1_000]);
+          advance(1_000);
+          waits.fireAll();
+          await trialArrived.promise;
+          assert.equal(client.breakerState, 'half-open');
+          advance(1_000);
+          await assert.rejects(trial, /did not answer within 2000 ms/);
+          assert.equal(client.breakerState, 'open');
+        });
+      },
+      { exact: true },
+    );
   });
 
   it('holds back a half-open probe given up on while it waited for a connection: only the probe in its place goes out', async (t) => {
