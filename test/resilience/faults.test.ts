@@ -167,7 +167,7 @@ describe('deadlines', () => {
 
   it('does not set calls free from a rate-limit pause with too little time left: they would time out together and open the breaker', async () => {
     // A 5 s pause, calls of 4 s starting 1.5 s into it, an upstream answering in 0.8 s. Set free at its end they
-    // would have 0.5 s left, too little: refused at once instead (a quarter of 4 s must be left after the
+    // would have 0.5 s left, too little: refused at once instead (more than a quarter of 4 s must be left after the
     // pause). Should a slow machine start them later, they wait and have over 1 s left: answered.
     // The 1.5 s into the pause, and its end, are reached on a clock moved ahead (withClockAhead), not slept.
     const limited = await startStack({ gateway: { upstreamTimeoutMs: 4_000, breakerFailureThreshold: 2 } });
