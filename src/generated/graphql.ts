@@ -158,7 +158,7 @@ export type CreateAccountInput = {
 /** What `createAccount` returns. */
 export type CreateAccountPayload = {
   __typename?: 'CreateAccountPayload';
-  /** The new account, loaded only when selected (one more upstream request). */
+  /** The new account, loaded (one more upstream request) only when a field other than `id`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
   account?: Maybe<Account>;
   /** The new account's id. */
   id: Scalars['ID']['output'];
@@ -488,7 +488,7 @@ export type UpdateAccountInput = {
 /** What `updateAccount` returns. */
 export type UpdateAccountPayload = {
   __typename?: 'UpdateAccountPayload';
-  /** The account after the change, loaded only when selected (one more upstream request). */
+  /** The account after the change, loaded (one more upstream request) only when a field other than `id`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
   account?: Maybe<Account>;
   /** True when the upstream accepted the change. */
   success: Scalars['Boolean']['output'];
