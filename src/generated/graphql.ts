@@ -15,7 +15,8 @@ export type Scalars = {
   Float: { input: number; output: number; }
   /**
    * An instant as an ISO-8601 string in UTC with millisecond precision, e.g. `2014-01-16T20:41:14.000Z`.
-   * The upstream sends Unix seconds; a `0` or `false` there ("not set") becomes `null` here.
+   * The upstream sends Unix seconds; a `0` or `false` there ("not set") becomes `null` here, but in
+   * `createdAt`, which cannot be null: there it is the Unix epoch, `1970-01-01T00:00:00.000Z`.
    */
   DateTime: { input: string; output: string; }
 };
