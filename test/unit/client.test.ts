@@ -11,7 +11,7 @@ import { Dispatcher, errors, MockAgent, type MockPool } from 'undici';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
-import { UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
+import { CallChecked, UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
 import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
 import { closedPort, startConnectProxy } from '../helpers/net.ts';
@@ -817,6 +817,20 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(200, { success: true }, JSON_HEADERS);
     assert.deepEqual(await mockedClient({ maxAttempts: 3 }).deleteAccount('a', undefined, claim), { success: true });
     assert.deepEqual([claims, givenBack], [1, 0]);
+  });
+
+  it('ends a call of a check-only signal once its request could be built, sending nothing and claiming nothing', async () => {
+    // A mutation's writes are all checked before the first is made: a check that sent its write would make it.
+    let claims = 0;
+    const checkOnly = { aborted: false, reason: undefined, checkOnly: true, addEventListener: () => {} };
+    // No interceptor: a request that went out would fail as one nobody expected, not as checked.
+    await assert.rejects(
+      client.deleteAccount('a', checkOnly, () => (claims++, undefined)),
+      (e) => e instanceof CallChecked,
+    );
+    assert.equal(claims, 0);
+    // A request that could not be built is refused all the same: the check is of everything before sending.
+    await assert.rejects(client.deleteAccount('', checkOnly), (e) => !(e instanceof CallChecked));
   });
 
   it('says no status for a call whose last attempt got no answer, whatever an earlier attempt was answered', async () => {
