@@ -833,6 +833,22 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(client.deleteAccount('', checkOnly), (e) => !(e instanceof CallChecked));
   });
 
+  it('ends a call whose operation was stopped before it began without sending or claiming anything, saying so', async () => {
+    for (const [reason, expected] of [
+      [new OperationDeadlineExceeded(2_100), 'The operation did not complete within 2100 ms (the request deleting account "a" was not sent: the operation had been stopped before it began, so it did not take effect)'],
+      [undefined, 'The request deleting account "a" was cancelled before it was sent, so it did not take effect'],
+    ] as const) {
+      const operation = new OperationScope('r-stopped', 1);
+      operation.abort(reason);
+      let claims = 0;
+      await assert.rejects(
+        client.deleteAccount('a', operation, () => (claims++, undefined)),
+        (e: Error) => e.message === expected,
+      );
+      assert.deepEqual([claims, operation.requestsLeft, operation.requests], [0, 1, 0]);
+    }
+  });
+
   it('says no status for a call whose last attempt got no answer, whatever an earlier attempt was answered', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
