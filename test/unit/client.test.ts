@@ -1471,6 +1471,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('gives back the claim of a call cancelled while it waited in the pool’s queue, its request never sent', async () => {
+    // One connection, held by another call: the claimed call waits for it, and its caller leaves meanwhile.
+    const slow = heldRequest();
+    const server = createHttpServer((req, res) => {
+      slow.hold(() => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)));
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1 }, async (client) => {
+      const first = client.getAccount('first');
+      await slow.arrived;
+      let claims = 0;
+      let givenBack = 0;
+      const operation = new OperationScope('r-queued');
+      const queued = client.getAccount('queued', operation, () => {
+        claims++;
+        return () => void givenBack++;
+      });
+      operation.abort();
+      await assert.rejects(queued, /cancelled/);
+      assert.deepEqual([claims, givenBack, operation.requests], [1, 1, 0]);
+      slow.answer();
+      assert.equal((await first).id, 'first');
+    });
+  });
+
   it('keeps the longer pause when a shorter 429 arrives during it: a later Retry-After never shortens the key’s pause', async () => {
     // Two calls out at once, both refused: the first for a minute, then the second for a second.
     const held = new Map<string, ServerResponse>();
