@@ -782,6 +782,16 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     });
   });
 
+  it('counts each call an open circuit refuses on its operation, for its log line; not one the upstream failed', async () => {
+    const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 60_000 });
+    const operation = new OperationScope('r-refused');
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
+    await assert.rejects(client.getAccount('a', operation), /HTTP 502/); // the circuit opens
+    assert.equal(operation.breakerRefusals, 0);
+    for (let i = 0; i < 2; i++) await assert.rejects(client.getAccount('b', operation), /circuit open/);
+    assert.equal(operation.breakerRefusals, 2);
+  });
+
   it('gives back what a claim refused took: the operation’s request, and the half-open circuit’s trial', async () => {
     const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
