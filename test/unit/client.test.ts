@@ -859,6 +859,25 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     }
   });
 
+  it('takes a TLS error after the request went out (a record that fails its check) for a connection broken, not a handshake refused', async () => {
+    // No certificate or handshake is at fault once a request is on its way, and a write may have taken effect.
+    const brokenOnceSent = new (class extends Dispatcher {
+      override dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        const controller = { abort: () => {}, pause: () => {}, resume: () => {}, aborted: false, paused: false, reason: null };
+        queueMicrotask(() => {
+          handler.onRequestStart?.(controller, {});
+          handler.onResponseError?.(controller, Object.assign(new Error('decryption failed or bad record mac'), { code: 'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC' }));
+        });
+        return true;
+      }
+      override async destroy(): Promise<void> {}
+    })();
+    await assert.rejects(mockedClient({ maxAttempts: 1, dispatcher: brokenOnceSent }).deleteAccount('a'), (e: Error) => {
+      assert.equal(e.message, 'The connection to the upstream broke before it answered while deleting account "a": the request may have taken effect');
+      return true;
+    });
+  });
+
   it('says no status for a call whose last attempt got no answer, whatever an earlier attempt was answered', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).reply(502, 'bad gateway');
     pool.intercept({ path: '/2.0/accounts/a', method: 'DELETE' }).replyWithError(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
