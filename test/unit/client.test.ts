@@ -792,6 +792,56 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal(operation.breakerRefusals, 2);
   });
 
+  it('frees the slot of a half-open trial given up on and then held back unsent: the next trial after a cooldown is let through', async (t) => {
+    // Requests wait in this dispatcher's queue until the test starts them: as in a pool whose connections are all in use.
+    const queued: Array<{ path: string; handler: Dispatcher.DispatchHandler }> = [];
+    const controller = { abort: () => {}, pause: () => {}, resume: () => {}, aborted: false, paused: false, reason: null };
+    const start = (path: string, status: number, body: string) => {
+      const { handler } = queued.splice(queued.findIndex((q) => q.path.endsWith(path)), 1)[0]!;
+      try {
+        handler.onRequestStart?.(controller, {});
+      } catch (error) {
+        return handler.onResponseError?.(controller, error as Error);
+      }
+      handler.onResponseStart?.(controller, status, { 'content-type': 'application/json' }, '');
+      handler.onResponseData?.(controller, Buffer.from(body));
+      handler.onResponseEnd?.(controller, {});
+    };
+    const queue = new (class extends Dispatcher {
+      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+        queued.push({ path: options.path, handler });
+        return true;
+      }
+      override async destroy(): Promise<void> {}
+    })();
+    const account = (id: string) => JSON.stringify({ id, created: 1, email_addresses: [], sources: [] });
+    await onTestTime(t, async (advance) => {
+      const client = mockedClient({ maxAttempts: 1, timeoutMs: 10_000, breakerFailureThreshold: 1, breakerCooldownMs: 100, dispatcher: queue });
+      const opening = client.getAccount('down');
+      await eventually(() => queued.length === 1);
+      start('/down', 502, 'bad gateway');
+      await assert.rejects(opening, /HTTP 502/);
+      advance(120);
+      const first = client.getAccount('first'); // the trial, its request queued
+      await eventually(() => queued.length === 1);
+      advance(120);
+      const second = client.getAccount('second'); // the first given up on: this is the trial now
+      await eventually(() => queued.length === 2);
+      // The first's turn comes: no longer the trial, it is held back, and refused as the second is out.
+      start('/first', 200, account('first'));
+      await assert.rejects(first, /circuit half-open/);
+      advance(120);
+      // The second given up on in turn: a third trial may go, the first's slot freed when it was held back.
+      const third = client.getAccount('third');
+      await eventually(() => queued.length === 2);
+      start('/third', 200, account('third'));
+      assert.equal((await third).id, 'third');
+      assert.equal(client.breakerState, 'closed');
+      start('/second', 200, account('second'));
+      assert.equal((await second).id, 'second');
+    });
+  });
+
   it('gives back what a claim refused took: the operation’s request, and the half-open circuit’s trial', async () => {
     const client = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100 });
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(502, 'bad gateway');
