@@ -207,6 +207,19 @@ describe('circuit breaker states', () => {
     ]);
   });
 
+  it('says how long it was not closed from when it first opened, not from the clock’s start, a reopening from half-open included', () => {
+    const { clock } = make();
+    const details: unknown[] = [];
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000, now: () => clock.now, onChange: (state, detail) => details.push({ state, ...detail }) });
+    clock.now = 60_000;
+    breaker.recordFailure('call');
+    clock.now = 61_000;
+    breaker.recordFailure(probeOf(breaker.tryAcquire()));
+    clock.now = 62_500;
+    breaker.recordSuccess(probeOf(breaker.tryAcquire()));
+    assert.deepEqual(details.at(-1), { state: 'closed', openForMs: 2_500 });
+  });
+
   it('keeps time with a monotonic clock: a wall clock stepped back an hour does not hold the circuit open', async () => {
     const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000 });
     breaker.recordFailure('call');
