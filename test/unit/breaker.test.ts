@@ -295,6 +295,23 @@ describe('one call’s verdicts across its attempts', () => {
     assert.equal(breaker.state, 'open');
   });
 
+  it('excuses a retried call by what was served after its first request went out, not only after its last', () => {
+    const { breaker, clock } = make();
+    // Both go out, the upstream serves another call, both retry, and both fail for good over a second later.
+    const calls = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
+    for (const call of calls) call.wentOut();
+    clock.now = 5;
+    new CallVerdicts(breaker).answered(breaker.tryAcquire()!, 200);
+    clock.now = 10;
+    for (const call of calls) {
+      call.failedRetrying(breaker.tryAcquire()!, {}, true);
+      call.wentOut(); // its retry
+    }
+    clock.now = 2_000;
+    for (const call of calls) call.failed(breaker.tryAcquire()!, {});
+    assert.equal(breaker.state, 'closed');
+  });
+
   it('takes only a success for the upstream serving: failures meanwhile count after a 4xx or a 429, which something in front of it may answer', () => {
     for (const status of [404, 429, 500]) {
       const { breaker, clock } = make();
