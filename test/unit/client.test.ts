@@ -1574,6 +1574,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('says in the log once that a pause began, not for each 429 during it, and nothing for a 429 that asks for none', async () => {
+    // Two calls out at once, both refused for a minute, after one told to retry now.
+    const held: ServerResponse[] = [];
+    const bothArrived = deferred();
+    const limited = (res: ServerResponse, seconds: number) =>
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': String(seconds) }).end('{"type":"error","value":"slow down"}');
+    const server = createHttpServer((req, res) => {
+      if (req.url!.endsWith('/now')) return void limited(res, 0);
+      held.push(res);
+      if (held.length === 2) bothArrived.resolve();
+    });
+    const lines: string[] = [];
+    const paused = () => lines.filter((line) => line.includes('the upstream rate limit was reached: calls wait')).length;
+    await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 1, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
+      await assert.rejects(client.getAccount('now'), /rate limit/);
+      assert.equal(paused(), 0, 'Retry-After: 0 pauses nothing');
+      const calls = Promise.allSettled([client.getAccount('a'), client.getAccount('b')]);
+      await bothArrived.promise;
+      for (const res of held) limited(res, 60);
+      assert.deepEqual((await calls).map((r) => r.status), ['rejected', 'rejected']);
+      assert.equal(paused(), 1, lines.join('\n'));
+    });
+  });
+
   it('keeps the longer pause when a shorter 429 arrives during it: a later Retry-After never shortens the key’s pause', async () => {
     // Two calls out at once, both refused: the first for a minute, then the second for a second.
     const held = new Map<string, ServerResponse>();
