@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { deflateRawSync, deflateSync } from 'node:zlib';
+import { decodingStages } from '../../src/upstream/content-coding.ts';
+
+/** What the stages decode `chunks` to, written one at a time to the first, read from the last. */
+async function decoded(contentEncoding: string, chunks: readonly Buffer[]): Promise<string> {
+  const stages = decodingStages(contentEncoding);
+  const parts: Buffer[] = [];
+  const last = stages.at(-1)!.stream;
+  last.on('data', (part: Buffer) => parts.push(part));
+  const ended = new Promise<void>((resolve, reject) => {
+    last.once('end', resolve);
+    last.once('error', reject);
+  });
+  for (const chunk of chunks) stages[0]!.stream.write(chunk);
+  stages[0]!.stream.end();
+  await ended;
+  return Buffer.concat(parts).toString();
+}
+
+describe('content codings', () => {
+  it('tells zlib-wrapped deflate from bare deflate by the first byte that arrives, an empty chunk before it aside', async () => {
+    // An empty chunk has no first byte: taken for one, it would choose the bare decoder for a zlib stream.
+    const json = '{"success":true}';
+    for (const body of [deflateSync(json), deflateRawSync(json)]) {
+      assert.equal(await decoded('deflate', [Buffer.alloc(0), body]), json);
+    }
+  });
+});
