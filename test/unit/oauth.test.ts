@@ -1,12 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { authorizationHeader, parseAuthorizationHeader, percentEncode, protocolParams, sign, signatureBaseString } from '../../src/oauth/signature.ts';
+import { authorizationHeader, parseAuthorizationHeader, percentEncode, protocolParams, sign, signatureBaseString, signaturesMatch } from '../../src/oauth/signature.ts';
 
 describe('OAuth 1.0a HMAC-SHA1 signing', () => {
   it('signs the reference test vector', () => {
     const params = [...protocolParams('consumer_key', 'static-nonce-for-testing', '1456789012'), ['email', '@gmail.com'] as const];
     const signature = sign({ method: 'POST', baseUrl: 'https://api.context.io/2.0/connect_tokens', params, consumerSecret: 'consumer_secret' });
     assert.equal(signature, '2AaRHKvlFRrLVbRY7qFAJgP+zjk=');
+  });
+
+  it('compares signatures of any length: one cut short or padded does not match, and is no error', () => {
+    // The emulator compares what a client sent, which may be any length: a throw would answer 500, not 401.
+    const expected = '2AaRHKvlFRrLVbRY7qFAJgP+zjk=';
+    assert.equal(signaturesMatch(expected, expected), true);
+    assert.equal(signaturesMatch(expected, `${expected.slice(0, -2)}x=`), false);
+    assert.equal(signaturesMatch(expected, expected.slice(0, -1)), false);
+    assert.equal(signaturesMatch(expected, `${expected}=`), false);
+    assert.equal(signaturesMatch(expected, ''), false);
   });
 
   it('percent-encodes as RFC 3986 says, including the characters encodeURIComponent leaves alone', () => {
