@@ -4,6 +4,7 @@ import { AccessGuard, OPEN_IDENTITY } from '../../src/auth/index.ts';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import type { UpstreamClient } from '../../src/upstream/client.ts';
 import type { UpstreamConnectToken } from '../../src/upstream/types.ts';
+import type { UpstreamAccount } from '../../src/upstream/types.ts';
 import { deferred } from '../helpers/deferred.ts';
 
 /** A token of account `id` that embeds the account under `firstName`. */
@@ -39,6 +40,44 @@ describe('RequestApi after an account write', () => {
     const token = await api.connectToken('a1', 't1');
     assert.deepEqual(singleReads, ['a1/t1'], 'read afresh, not from the stale list');
     assert.equal((token.account as { first_name?: string }).first_name, 'New');
+  });
+});
+
+describe('RequestApi after an account write, for the account itself', () => {
+  const accountNamed = (firstName: string) => ({ id: 'a1', first_name: firstName, email_addresses: [], sources: [] }) as unknown as UpstreamAccount;
+  const firstName = (account: UpstreamAccount) => (account as { first_name?: string }).first_name;
+
+  it('reads the account afresh after it is updated in the same operation, not from what it loaded before', async () => {
+    let name = 'Old';
+    let reads = 0;
+    const client = {
+      getAccount: async () => (reads++, accountNamed(name)),
+      updateAccount: async () => ((name = 'New'), { success: true }),
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    assert.equal(firstName(await api.account('a1')), 'Old');
+    await api.updateAccount('a1', { first_name: 'New' });
+    assert.equal(firstName(await api.account('a1')), 'New');
+    assert.equal(reads, 2);
+  });
+
+  it('does not let a page of accounts asked for before the write, answered after it, prime the loader with the old account', async () => {
+    const page = deferred<UpstreamAccount[]>();
+    const pageRequested = deferred();
+    let reads = 0;
+    const client = {
+      listAccounts: () => (pageRequested.resolve(), page.promise),
+      updateAccount: async () => ({ success: true }),
+      getAccount: async () => (reads++, accountNamed('New')),
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    const listed = api.accountPage({ limit: 10, offset: 0 });
+    await pageRequested.promise;
+    await api.updateAccount('a1', { first_name: 'New' });
+    page.resolve([accountNamed('Old')]); // answered after the write
+    await listed;
+    assert.equal(firstName(await api.account('a1')), 'New');
+    assert.equal(reads, 1, 'read afresh, not from the stale page');
   });
 });
 
