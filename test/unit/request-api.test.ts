@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AccessGuard, OPEN_IDENTITY } from '../../src/auth/index.ts';
+import { AccessGuard, OPEN_IDENTITY, type Identity } from '../../src/auth/index.ts';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import type { UpstreamClient } from '../../src/upstream/client.ts';
 import type { UpstreamConnectToken } from '../../src/upstream/types.ts';
+import { CallerWriteBudget } from '../../src/limits/caller-writes.ts';
 import type { UpstreamAccount } from '../../src/upstream/types.ts';
 import { deferred } from '../helpers/deferred.ts';
 
@@ -78,6 +79,18 @@ describe('RequestApi after an account write, for the account itself', () => {
     await listed;
     assert.equal(firstName(await api.account('a1')), 'New');
     assert.equal(reads, 1, 'read afresh, not from the stale page');
+  });
+});
+
+describe('RequestApi once its operation has ended', () => {
+  it('reserves no more writes: nothing would give them back', () => {
+    const budget = new CallerWriteBudget(2, () => 0);
+    const caller: Identity = { kind: 'scoped', issuer: undefined, subject: 'c', accounts: new Set(['a1']), tokenDigest: undefined, caller: 'c' };
+    const api = new RequestApi({} as UpstreamClient, new AccessGuard(caller), undefined, { writes: budget });
+    api.releaseUnspentWrites(); // refused by another plugin while its writes were checked
+    api.reserveWrites(2);
+    // The caller's two writes are all still there.
+    budget.reserve('c', 2).release();
   });
 });
 
