@@ -172,3 +172,19 @@ describe('HourlyRateLimit.waitFor', () => {
     assert.equal(limit.idle(now + HOUR), true);
   });
 });
+
+describe('HourlyRateLimit.release', () => {
+  it('uncounts nothing else for a call already an hour old, or never counted', () => {
+    const limit = new HourlyRateLimit(3);
+    limit.take(0);
+    limit.take(MINUTE);
+    limit.take(2 * MINUTE);
+    // At an hour the call at 0 has left the window (dropped, not yet copied down): giving it back, or one
+    // never taken, leaves the calls at 1 and 2 minutes counted.
+    assert.equal(limit.waitFor(1, HOUR), 0);
+    limit.release(0);
+    limit.release(5 * MINUTE);
+    assert.equal(limit.waitFor(2, HOUR), MINUTE);
+    assert.equal(limit.waitFor(3, HOUR), 2 * MINUTE);
+  });
+});
