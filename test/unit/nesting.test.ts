@@ -35,6 +35,9 @@ describe('nestingProblem', () => {
   it('finds a cycle of fragments, however short, with the spreads that make it, and counts an unknown fragment as nothing', () => {
     const twoRound = '{ ...A } fragment A on Query { ...B } fragment B on Query { b ...A }';
     assert.deepEqual(cycleIn(twoRound), { spread: 'A', via: ['B'], spreads: [`...B@${twoRound.indexOf('...B')}`, `...A@${twoRound.lastIndexOf('...A')}`] });
+    // A fragment spread twice in one: the cycle's location is its first spread.
+    const twice = '{ ...A } fragment A on Query { ...B a { ...B } } fragment B on Query { ...A }';
+    assert.deepEqual(cycleIn(twice), { spread: 'A', via: ['B'], spreads: [`...B@${twice.indexOf('...B')}`, `...A@${twice.lastIndexOf('...A')}`] });
     const self = '{ b } fragment S on Query { a { ...S } }';
     assert.deepEqual(cycleIn(self), { spread: 'S', via: [], spreads: [`...S@${self.indexOf('...S')}`] });
     assert.deepEqual(cycleIn(chain(3, 'F0')), { spread: 'F0', via: ['F1', 'F2'], spreads: cycleIn(chain(3, 'F0'))!.spreads });
