@@ -45,6 +45,10 @@ describe('mergingWork', () => {
     assert.equal(work('{ a { x x } a { x x } }').pairs, 1 + Math.ceil(6 / 20));
   });
 
+  it('counts nothing of a definition that is no operation or fragment: it runs before validation refuses one', () => {
+    assert.deepEqual(work('type T { a: Int } { a a }'), { pairs: 1, visited: 2 });
+  });
+
   it('stops once past either maximum', () => {
     const repeated = `{ ${'a { b(x: 1) } '.repeat(100)}}`;
     assert.deepEqual(work(repeated), { pairs: 2 * 4_950, visited: 200 });
