@@ -11,9 +11,16 @@ const typeDefs = /* GraphQL */ `
   type Item { fails(how: String!): String, name: String }
 `;
 
-/** A resolver failing as `how` says: thrown or rejected, a coded GraphQLError, a plain Error, or no Error at all. */
+/**
+ * A resolver failing as `how` says: thrown or rejected, a coded GraphQLError, one that carries a path of its own
+ * (graphql-js keeps it as it is), a plain Error, or no Error at all.
+ */
 function fail(how: string): unknown {
-  const error = how.includes('plain') ? new Error(`plain ${how}`) : how.includes('value') ? `a string, ${how}` : new GraphQLError(`coded ${how}`, { extensions: { code: 'BAD_USER_INPUT' } });
+  const error = how.includes('plain')
+    ? new Error(`plain ${how}`)
+    : how.includes('value')
+      ? `a string, ${how}`
+      : new GraphQLError(`coded ${how}`, { extensions: { code: 'BAD_USER_INPUT' }, ...(how.includes('pathed') && { path: ['elsewhere', 0] }) });
   if (how.startsWith('sync')) throw error;
   return Promise.reject(error);
 }
@@ -60,6 +67,7 @@ describe('field errors located from an index of the document’s line breaks', (
       // One field of two nodes, merged from a fragment: an error with two locations.
       'query Q {\n  item {\n    fails(how: "async coded")\n    ...F\n  }\n}\n\nfragment F on Item {\n      fails(how: "async coded")\n}\n',
       `{ item { fails(how: "sync plain") } } # ${'x'.repeat(10_000)}`,
+      '{ a: fails(how: "sync coded pathed") item { fails(how: "async coded pathed") } }',
     ];
     for (const text of documents) {
       const document = parse(text);
