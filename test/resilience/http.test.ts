@@ -459,6 +459,24 @@ describe('HTTP hygiene', () => {
     assert.doesNotMatch(received, /BAD_REQUEST|HTTP\/1\.1 400/);
   });
 
+  it('answers nothing to a client that ends its side of the connection mid-body: it left, as one that drops the connection does', async () => {
+    const client = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      client.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(client, 'close');
+      // 100 bytes declared, 9 sent, then the client's FIN: Node's parser reports HPE_INVALID_EOF_STATE.
+      const refused = once(stack.gateway.httpServer, 'clientError') as Promise<[Error & { code?: string }]>;
+      client.end('POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
+      const [error] = await refused;
+      assert.equal(error.code, 'HPE_INVALID_EOF_STATE');
+      await closed;
+      assert.equal(received, '');
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('closes at once, as Node does, a connection it refused whose client takes nothing: waiting for its answer to flush held the connection past a shutdown\'s grace period', async () => {
     const { httpServer } = stack.gateway;
     const accepted = once(httpServer, 'connection') as Promise<[Socket]>;
