@@ -830,6 +830,21 @@ describe('HTTP pipelining', () => {
       await stack.close();
     }
   });
+
+  it('does not cut, as stalled, an operation still running behind an answer taken on its connection', async () => {
+    const stack = await startStack({ gateway: { answerStallTimeoutMs: 200 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'behind@example.com' }).id;
+      // Running far past the stall timeout of the answer ahead of it, which its client took at once.
+      stack.emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: 1_000 });
+      const slow = rawGraphQLPost(`{ account(id: "${id}") { id } }`).replace('\r\n\r\n', '\r\nconnection: close\r\n\r\n');
+      const received = await exchange(stack.gateway.url, rawGraphQLPost('{ __typename }') + slow);
+      assert.equal((received.match(/HTTP\/1\.1 200 /g) ?? []).length, 2, received);
+      assert.match(received, new RegExp(`"account":\\{"id":"${id}"\\}`));
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('HTTP settings', () => {
