@@ -898,6 +898,19 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('refuse a body declared larger than maxBodyBytesInFlight for its size (413), not for load (503): retried, it would be refused again', async () => {
+    const small = await startStack({ gateway: { maxBodyBytes: 1024, maxBodyBytesInFlight: 4096 } });
+    try {
+      // Its declared length alone: the refusal comes before any of the body is read.
+      const received = await exchange(small.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 8192\r\n\r\n');
+      assert.match(received, /^HTTP\/1\.1 413 /);
+      assert.match(received, /"PAYLOAD_TOO_LARGE"/);
+      assert.doesNotMatch(received, /retry-after/i);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('refuse a body past maxBodyBytesInFlight, counting those still arriving by their declared length, with 503 SERVICE_UNAVAILABLE and Retry-After before it is read, warned of once; admit again once one is in or its client left', async () => {
     const stack = await startLoggingStack('info', { gateway: { maxBodyBytes: 1024, maxBodyBytesInFlight: 3 * 1024 + 512 } });
     const port = Number(new URL(stack.gateway.url).port);
