@@ -564,6 +564,38 @@ describe('MAX_OPERATIONS_IN_FLIGHT with auth on', () => {
       await jwks.close();
     }
   });
+
+  test('no room for bodies is held for a client that left, its body whole, while its token was verified', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    // Room for one body of the largest size: a chunked one, counted as that size, needs all of it.
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url }, maxBodyBytesInFlight: DEFAULTS.maxBodyBytes });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuedAt().setExpirationTime('10m').sign(privateKey);
+      const arrived = once(stack.gateway.httpServer, 'request');
+      const held = jwks.hold();
+      const body = JSON.stringify({ query: '{ __typename }' });
+      socket.on('error', () => {});
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      await held.arrived;
+      await arrived;
+      socket.destroy();
+      await eventually(() => stack.logs.some((line) => line.includes('"clientWentAway":true')), { what: 'the client gone while its token was verified, logged' });
+      held.release();
+      const chunked = await fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: new Blob([body]).stream(),
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(chunked.status, 200, await chunked.text());
+    } finally {
+      socket.destroy();
+      await stack.close();
+      await jwks.close();
+    }
+  });
 });
 
 describe('npm run token', () => {
