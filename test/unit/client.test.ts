@@ -1061,6 +1061,33 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   };
 
   /**
+   * An upstream that holds 'limited' (answered 429 with `Retry-After: retryAfter`) and 'down' (answered 502) until
+   * `openWithPause` answers them in that order: the other way round, the 429 would close the circuit again (the
+   * upstream answered). Any other id is `answerOther`'s.
+   */
+  const pausedThenDown = (retryAfter: number, answerOther: (id: string, req: IncomingMessage, res: ServerResponse) => void) => {
+    const limitedHeld = heldRequest();
+    const downHeld = heldRequest();
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop()!;
+      if (id === 'limited') limitedHeld.hold(() => res.writeHead(429, { 'retry-after': String(retryAfter), 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
+      else if (id === 'down') downHeld.hold(() => res.writeHead(502).end('bad gateway'));
+      else answerOther(id, req, res);
+    });
+    /** A rate-limit pause begun, then the circuit opened (a breaker threshold of 1). */
+    const openWithPause = async (client: UpstreamClient) => {
+      const [limited, down] = [client.getAccount('limited'), client.getAccount('down')];
+      await Promise.all([limitedHeld.arrived, downHeld.arrived]);
+      limitedHeld.answer();
+      await assert.rejects(limited, /rate limit/);
+      downHeld.answer();
+      await assert.rejects(down, /HTTP 502/);
+      assert.equal(client.breakerState, 'open');
+    };
+    return { server, openWithPause };
+  };
+
+  /**
    * `server` on a free loopback port and a client of it with these options (over `https:` for `scheme: 'https'`),
    * handed to `use`; both closed after, the client first, however `use` ends.
    */
@@ -2225,14 +2252,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     // 'limited' is answered 429 (a 1 s pause), then 'down' 502, which opens the circuit; 'trial', begun then with
     // 2 s, waits the pause out, and is let through as the trial once it is over, with exactly 1 s of its 2 left.
     // It goes out at once and hangs, nothing else answered: an upstream still down, as far as it can tell.
-    const limitedHeld = heldRequest();
-    const downHeld = heldRequest();
     const trialArrived = deferred();
-    const server = createHttpServer((req, res) => {
-      const id = req.url!.split('/').pop();
-      if (id === 'limited') limitedHeld.hold(() => res.writeHead(429, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
-      else if (id === 'down') downHeld.hold(() => res.writeHead(502).end('bad gateway'));
-      else if (id === 'trial') trialArrived.resolve(); // never answered
+    const { server, openWithPause } = pausedThenDown(1, (id) => {
+      if (id === 'trial') trialArrived.resolve(); // never answered
     });
     // No jitter: the pause is waited out for exactly its length, on the test's timer.
     t.mock.method(Math, 'random', () => 0);
@@ -2243,13 +2265,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       t,
       async (advance) => {
         await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, waitTimer }, async (client) => {
-          const [limited, down] = [client.getAccount('limited'), client.getAccount('down')];
-          await Promise.all([limitedHeld.arrived, downHeld.arrived]);
-          limitedHeld.answer();
-          await assert.rejects(limited, /rate limit/);
-          downHeld.answer();
-          await assert.rejects(down, /HTTP 502/);
-          assert.equal(client.breakerState, 'open');
+          await openWithPause(client);
           const trial = client.getAccount('trial');
           await pauseAsked.promise;
           assert.deepEqual(waits.waiting(), [1_000]);
@@ -2341,28 +2357,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   });
 
   it('lets a call that waited out a rate-limit pause be the half-open trial; one cut by its operation while it waits is logged, and ends RATE_LIMITED', async () => {
-    // 'limited' is answered 429 and then 'down' 502 (which opens the circuit), each when the test says: the
-    // other way round, the 429 would close the circuit again (the upstream answered).
-    const limitedHeld = heldRequest();
-    const downHeld = heldRequest();
-    const server = createHttpServer((req, res) => {
-      const id = req.url!.split('/').pop();
-      if (id === 'limited') limitedHeld.hold(() => res.writeHead(429, { 'retry-after': '3', 'content-type': 'application/json' }).end('{"type":"error","value":"slow down"}'));
-      else if (id === 'down') downHeld.hold(() => res.writeHead(502).end('bad gateway'));
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
-    });
+    const { server, openWithPause } = pausedThenDown(3, (_id, req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)));
     const lines: string[] = [];
     // The pause is waited out on the test's timer, fired with the clock moved past its end: not slept.
     const waits = manualTimer();
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, logger: createLogger('warn', (line) => lines.push(line)), waitTimer: waits.timer }, async (client) => {
       const sentAt = performance.now();
-      const [limited, down] = [client.getAccount('limited'), client.getAccount('down')];
-      await Promise.all([limitedHeld.arrived, downHeld.arrived]);
-      limitedHeld.answer();
-      await assert.rejects(limited, /rate limit/);
-      downHeld.answer();
-      await assert.rejects(down, /HTTP 502/);
-      assert.equal(client.breakerState, 'open');
+      await openWithPause(client);
       // Both wait the pause out (3 s of their 5: no less than 3 s less the time since the 429 was asked for);
       // the first is cut by its operation's deadline meanwhile.
       const operation = new OperationScope('req-9', 10);
