@@ -53,3 +53,10 @@ test('a DateTime given as input is an ISO-8601 instant that exists, read as the 
   assert.throws(() => DateTime.parseValue(1_389_904_874), GraphQLError);
   assert.throws(() => DateTime.parseLiteral({ kind: Kind.INT, value: '1389904874' }), GraphQLError);
 });
+
+// Every resolver hands DateTime the ISO string fromUnixSeconds made: anything else (the upstream's raw seconds,
+// a Date) is a bug, said as one, not passed on to clients as a number the schema does not promise.
+test('a DateTime a resolver returns as anything but a string is refused as a bug, not sent on', () => {
+  assert.equal(DateTime.serialize('2014-01-16T20:41:14.000Z'), '2014-01-16T20:41:14.000Z');
+  for (const value of [1_389_904_874, new Date(0), null]) assert.throws(() => DateTime.serialize(value), TypeError, String(value));
+});
