@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { REPEAT_SIGNAL_MS, StopSignals } from '../../src/stop-signals.ts';
+import { exitOnceSaved, FORCED_SAVE_WAIT_MS, REPEAT_SIGNAL_MS, StopSignals } from '../../src/stop-signals.ts';
 
 /** A `StopSignals` on a clock the test moves: `at(ms)` sets it. */
 function onClock(): { signals: StopSignals; at: (ms: number) => void } {
@@ -28,5 +28,27 @@ describe('StopSignals', () => {
     const other = onClock();
     other.signals.read('SIGTERM');
     assert.equal(other.signals.read('SIGINT'), 'force');
+  });
+});
+
+// A forced stop must end the process even when the embedded emulator's save never settles (a disk that hangs).
+describe('exitOnceSaved', () => {
+  it('exits once the save settles, failed or not, and after FORCED_SAVE_WAIT_MS when it never does', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const exits: (number | undefined)[] = [];
+    t.mock.method(process, 'exit', (code?: number) => void exits.push(code));
+
+    exitOnceSaved(Promise.reject(new Error('disk full')), 1);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(exits, [1], 'a failed save, already reported, is waited for no longer');
+
+    exits.length = 0;
+    exitOnceSaved(new Promise(() => {}), 1);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    t.mock.timers.tick(FORCED_SAVE_WAIT_MS - 1);
+    assert.deepEqual(exits, [], 'the save still has its time');
+    t.mock.timers.tick(1);
+    // The first call's timer ends too: the process is gone by then, and exiting twice does no harm.
+    assert.deepEqual(exits, [1, 1]);
   });
 });
