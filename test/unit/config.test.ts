@@ -98,6 +98,16 @@ describe('configuration from the environment', () => {
     }
   });
 
+  // The egress proxy is looked for only for a URL that parses: one that does not (written without its scheme)
+  // is said as a problem of its own, not a TypeError thrown from reading its host for the proxy's sake.
+  it('refuses an upstream URL that does not parse, an egress proxy set or not', () => {
+    for (const proxy of [{}, { HTTPS_PROXY: 'http://proxy.example:3128' }]) {
+      const problems = configProblems({ CONTEXTIO_API_URL: 'api.context.io/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's', ...proxy });
+      assert.equal(problems.length, 1, JSON.stringify(proxy));
+      assert.match(problems[0]!, /^CONTEXTIO_API_URL must be an http\(s\) URL/);
+    }
+  });
+
   it('uses a configured upstream with its key pair', () => {
     const config = loadConfig({ CONTEXTIO_API_URL: 'https://api.example.com/2.0/', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
     assert.deepEqual(config.upstream, { kind: 'remote', baseUrl: 'https://api.example.com/2.0', consumerKey: 'k', consumerSecret: 's' });
