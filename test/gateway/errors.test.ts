@@ -581,6 +581,33 @@ describe('null for a non-null argument, through a variable whose default the cal
     }
   });
 
+  // Both checks stand aside for variables that do not fit their types: execution refuses the operation itself,
+  // naming the variable that does not fit, before any field runs.
+  it('leaves a variable that does not fit its type to graphql-js’s own refusal, a null where a value is needed beside it or not', async () => {
+    const stack = await startStack();
+    try {
+      const read = await stack.gql('query ($t: ID = "x", $n: Int) { connectToken(token: $t) { token } accounts(first: $n) { nodes { id } } }', { t: null, n: 'many' });
+      assert.deepEqual([read.status, read.body.errors!.map((e) => [e.message, e.extensions!['code']])], [
+        400,
+        [['Variable "$n" got invalid value "many"; Int cannot represent non-integer value: "many"', 'BAD_USER_INPUT']],
+      ]);
+      const write = await stack.gql(
+        `mutation ($t: ID = "x", $name: String) {
+          a: createConnectToken(input: { callbackUrl: "https://app.example.com/cb", firstName: $name }) { token }
+          b: deleteConnectToken(token: $t) { success }
+        }`,
+        { name: 5 },
+      );
+      assert.deepEqual([write.status, write.body.errors!.map((e) => [e.message, e.extensions!['code']])], [
+        400,
+        [['Variable "$name" got invalid value 5; String cannot represent a non string value: 5', 'BAD_USER_INPUT']],
+      ]);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('in a directive within a write’s selection, refuses the mutation before its write, whose result it would otherwise lose', async () => {
     const stack = await startStack();
     try {
