@@ -66,6 +66,25 @@ describe('batching: each upstream resource once per operation', () => {
     assert.deepEqual(calls.slice(1).sort(), ids.map((id) => `GET /accounts/${id}`).sort());
   });
 
+  // The page's accounts are requested as soon as the list is in: an unused token, which has none, is passed over.
+  it('loads the accounts of the page’s used tokens only when unused ones are among them: their account null, no error', async () => {
+    const { store } = stack.emulator;
+    const id = store.createAccount({ email: 'used@example.com', username: 'used', nb_messages: 3 }).id;
+    const unused = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' }).token;
+    const used = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'used@example.com' }).token;
+    store.useConnectToken(used, { server: 'imap.example.com', username: 'u', existingAccountId: id });
+    stack.emulator.clearRequests();
+    const res = await stack.gql<{ connectTokens: { nodes: { token: string; account: { id: string; messageCount: number } | null }[] } }>(
+      `{ connectTokens(first: 5) { nodes { token account { id messageCount } } } }`,
+    );
+    assert.equal(res.body.errors, undefined);
+    assert.deepEqual(
+      res.body.data!.connectTokens.nodes.map((n) => [n.token, n.account]).sort(),
+      [[unused, null], [used, { id, messageCount: 3 }]].sort(),
+    );
+    assert.deepEqual(stack.upstreamCalls(), ['GET /connect_tokens', `GET /accounts/${id}`]);
+  });
+
   it('lists a used token’s account’s connect tokens without loading the account, as ConnectToken.account’s description says', async () => {
     const ids = seedFanOut(stack);
     stack.emulator.clearRequests();
