@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
-import { api } from './helpers.ts';
+import { api, rawRequest } from './helpers.ts';
 
 // Removed once every test is over: a test's own after-hooks run in the order they were added, so an
 // emulator closed by one (closing saves its state) would otherwise write its folder back after removal.
@@ -182,6 +182,24 @@ describe('persistence', () => {
       assert.match(refused.body.value, /could not be saved to the data file/, what);
     }
     assert.equal(saveErrors.length, writes.length);
+  });
+
+  test('a mailbox added to an account through the connect page is on disk by the redirect: its source and the token used', async (t) => {
+    const { dataFile, emu } = await emulatorSavingTo(t);
+    const { id } = emu.store.createAccount({ email: 'kept@example.com' });
+    const { token } = emu.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    await emu.store.flush();
+    const res = await rawRequest(emu.origin, {
+      method: 'POST',
+      path: `/connect/${token}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ email: 'second@example.com', port: '993' }).toString(),
+    });
+    assert.equal(res.status, 303);
+    // No account is created here (the one change that saved itself): the use of the token must save.
+    const onDisk = JSON.parse(await readFile(dataFile, 'utf8'));
+    assert.deepEqual(onDisk.accounts[0].sources.map((s: { email: string }) => s.email), ['second@example.com']);
+    assert.ok(onDisk.tokens[0].used > 0, 'the token is used on disk');
   });
 
   test('a data file edited in place to the same size (same inode) is not overwritten either: its time tells the edit apart', async (t) => {
