@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
-import { api, rawRequest } from './helpers.ts';
+import { api, manualClock, rawRequest } from './helpers.ts';
 
 // Removed once every test is over: a test's own after-hooks run in the order they were added, so an
 // emulator closed by one (closing saves its state) would otherwise write its folder back after removal.
@@ -200,6 +200,19 @@ describe('persistence', () => {
     const onDisk = JSON.parse(await readFile(dataFile, 'utf8'));
     assert.deepEqual(onDisk.accounts[0].sources.map((s: { email: string }) => s.email), ['second@example.com']);
     assert.ok(onDisk.tokens[0].used > 0, 'the token is used on disk');
+  });
+
+  test('a connect token purged as expired is gone from the data file too', async (t) => {
+    const clock = manualClock();
+    const { dataFile, emu } = await emulatorSavingTo(t, { now: clock.now });
+    emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
+    await emu.store.flush();
+    assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).tokens.length, 1);
+    clock.advance(86_400);
+    const list = await api(emu, '/connect_tokens', { timestamp: Math.floor(clock.now() / 1000) });
+    assert.deepEqual(list.body, []);
+    await emu.store.flush();
+    assert.deepEqual(JSON.parse(await readFile(dataFile, 'utf8')).tokens, []);
   });
 
   test('a data file edited in place to the same size (same inode) is not overwritten either: its time tells the edit apart', async (t) => {
@@ -410,10 +423,10 @@ describe('the data file as read and written', () => {
 });
 
 /** An emulator saving to a data file of its own (closed after the test), and the save errors it reported. */
-async function emulatorSavingTo(t: TestContext) {
+async function emulatorSavingTo(t: TestContext, options: EmulatorOptions = {}) {
   const dataFile = join(await tempDir(), 'state.json');
   const saveErrors: Error[] = [];
-  const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+  const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error), ...options });
   t.after(() => emu.close().catch(() => undefined));
   return { dataFile, emu, saveErrors };
 }
