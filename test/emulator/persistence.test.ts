@@ -406,6 +406,16 @@ describe('the data file as read and written', () => {
     assert.deepEqual((await readdir(dir)).sort(), ['alias', 'link.json', 'real', 'volume', 'work']);
   });
 
+  test('a symbolic link whose text steps out of a folder not there yet (missing/../state.json) fails the start, as the kernel cannot follow it either', async () => {
+    const dir = await tempDir();
+    const link = join(dir, 'link.json');
+    await symlink('missing/../state.json', link);
+    // Read lexically, the write would go to state.json beside the link, which the link (unresolvable) never
+    // leads to: every restart would start afresh.
+    await assert.rejects(refusedStart({ dataFile: link }), /ENOENT/);
+    assert.deepEqual(await readdir(dir), ['link.json']);
+  });
+
   test('temporary files a killed process left beside the data file are removed at the next start', async () => {
     const { dir, dataFile } = await savedState();
     // Beyond Linux's largest pid: no process has it.
