@@ -275,6 +275,17 @@ describe('sources', () => {
     assert.deepEqual(alone, listed);
   });
 
+  test('the same mailbox connected twice to one account gets a label of its own the second time, each source reached by its own', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { id } = (await api(emu, '/accounts', { form: { email: 'x@example.com', server: 'imap.example.com' } })).body;
+    const { token } = emu.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
+    emu.store.useConnectToken(token, { email: 'x@example.com', port: 143, use_ssl: false });
+    const labels = (await api(emu, `/accounts/${id}/sources`)).body.map((s: { label: string }) => s.label);
+    assert.deepEqual(labels, ['x::imap.example.com', 'x::imap.example.com-2']);
+    assert.equal((await api(emu, `/accounts/${id}/sources/x%3A%3Aimap.example.com`)).body.port, 993);
+    assert.equal((await api(emu, `/accounts/${id}/sources/x%3A%3Aimap.example.com-2`)).body.port, 143);
+  });
+
   test('store.addSource shows up through HTTP', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const account = emu.store.createAccount({ email: 'x@example.com' });
