@@ -393,6 +393,16 @@ describe('connect tokens', () => {
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens/${token}`)).status, 404);
   });
 
+  test('a token under an unknown account is answered as the unknown account, reading or deleting, as every call under it is', async (t) => {
+    const emu = await emulatorFor(t);
+    const unknownId = '0123456789abcdef01234567';
+    // Top-level, so that no account's scope matches it either way: only the account check tells the two 404s apart.
+    for (const method of ['GET', 'DELETE']) {
+      const res = await api(emu, `/accounts/${unknownId}/connect_tokens/adaconnected0001`, { method });
+      assert.deepEqual([res.status, res.body], [404, { type: 'error', value: `account ${unknownId} is invalid` }], method);
+    }
+  });
+
   test('a used demo token embeds its account; deleting the account removes its account-level tokens', async (t) => {
     const emu = await emulatorFor(t);
     const used = await api(emu, '/connect_tokens/adaconnected0001');
