@@ -230,6 +230,22 @@ describe('OAuth verification', () => {
     assert.deepEqual(verifier.verify(request), { ok: false, reason: 'Invalid signature: nonce already used' });
   });
 
+  test('remembered nonces are bounded: past 100,000 the oldest is forgotten, though still within the window', () => {
+    const nowSeconds = 1_700_000_000;
+    const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret, now: () => nowSeconds * 1000 });
+    const baseUrl = 'https://api.context.io/2.0/accounts';
+    const request = (nonce: string) => {
+      const protocol = protocolParams(VECTOR.key, nonce, String(nowSeconds));
+      const authorization = authorizationHeader(protocol, sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: VECTOR.secret }));
+      return { method: 'GET', baseUrls: [baseUrl] as const, authorization, query: '', form: '' };
+    };
+    const oldest = request('nonce-0');
+    assert.equal(verifier.verify(oldest).ok, true);
+    for (let i = 1; i <= 100_000; i++) assert.equal(verifier.verify(request(`nonce-${i}`)).ok, true);
+    assert.equal(verifier.verify(request('nonce-100000')).ok, false, 'the latest is remembered');
+    assert.equal(verifier.verify(oldest).ok, true, 'the oldest was forgotten for the bound');
+  });
+
   test('a realm in the Authorization header is not signed, as OAuth 1.0a has it', async (t) => {
     const emu = await emulatorFor(t);
     const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
