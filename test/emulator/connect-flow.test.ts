@@ -129,6 +129,30 @@ describe('connect flow', () => {
     assert.equal(second.headers.location, `https://app.example.com/done?contextio_token=${token}`);
   });
 
+  test('the redirect to the app waits for the connection to be saved', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
+    let finishSave!: () => void;
+    const saved = new Promise<undefined>((resolve) => (finishSave = () => resolve(undefined)));
+    let saveAwaited = false;
+    const flush = emu.store.flush.bind(emu.store);
+    emu.store.flush = () => {
+      saveAwaited = true;
+      return saved.then(flush);
+    };
+    t.after(finishSave);
+    let answered = false;
+    const response = submit(emu.origin, token, { port: '993' }).then((res) => {
+      answered = true;
+      return res;
+    });
+    await eventually(() => saveAwaited);
+    assert.equal(emu.store.connectTokenState(token), 'used');
+    assert.equal(answered, false, 'not sent the app before the save');
+    finishSave();
+    assert.equal((await response).status, 303);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
