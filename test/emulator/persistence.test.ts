@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
+import { eventually } from '../helpers/eventually.ts';
 import { api, manualClock, rawRequest } from './helpers.ts';
 
 // Removed once every test is over: a test's own after-hooks run in the order they were added, so an
@@ -213,6 +214,28 @@ describe('persistence', () => {
     assert.deepEqual(list.body, []);
     await emu.store.flush();
     assert.deepEqual(JSON.parse(await readFile(dataFile, 'utf8')).tokens, []);
+  });
+
+  test('a close answers the write in flight once it is saved, before it cuts the connections', async (t) => {
+    const emu = await startEmulator({ seed: 'none' });
+    let finishSave!: () => void;
+    const saved = new Promise<undefined>((resolve) => (finishSave = () => resolve(undefined)));
+    let flushes = 0;
+    const flush = emu.store.flush.bind(emu.store);
+    emu.store.flush = () => {
+      flushes += 1;
+      return saved.then(flush);
+    };
+    // In this order: a close waits for the save.
+    t.after(finishSave);
+    t.after(() => emu.close());
+    const write = api(emu, '/accounts', { form: { email: 'late@example.com' } });
+    await eventually(() => flushes === 1, { what: 'the write waits for its save' });
+    const closed = emu.close();
+    await eventually(() => flushes === 2, { what: 'the close waits for the same save' });
+    finishSave();
+    assert.equal((await write).status, 201, 'answered, not cut: its client would take a change made for one that failed');
+    await closed;
   });
 
   test('a data file edited in place to the same size (same inode) is not overwritten either: its time tells the edit apart', async (t) => {
