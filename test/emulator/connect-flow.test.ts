@@ -153,6 +153,31 @@ describe('connect flow', () => {
     assert.equal((await response).status, 303);
   });
 
+  test('closing the emulator stops a source callback under way, and says its failure to nobody', async (t) => {
+    const requests: Array<{ closed: boolean }> = [];
+    const silent = createServer((req) => {
+      const request = { closed: false };
+      requests.push(request);
+      req.socket.on('close', () => (request.closed = true));
+      req.resume(); // takes the call, never answers
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      silent.closeAllConnections();
+      return new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const failures: Error[] = [];
+    const emu = await emulatorFor(t, { seed: 'none', onSourceCallbackFailed: (error) => failures.push(error) });
+    const sourceCallbackUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/cb`;
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example', source_callback_url: sourceCallbackUrl });
+    assert.equal((await submit(emu.origin, token, { port: '993' })).status, 303);
+    await eventually(() => requests.length === 1);
+    await emu.close();
+    // Left to its own 5 s deadline, the call would end later, said to onSourceCallbackFailed as unanswered.
+    await eventually(() => requests[0]!.closed);
+    assert.deepEqual(failures, []);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
