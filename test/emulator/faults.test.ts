@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { emulatorOptionsFromEnv } from '../../src/emulator/config.ts';
-import { api, emulatorFor } from './helpers.ts';
+import { api, emulatorFor, signRequest } from './helpers.ts';
 
 const ADA = '52daabefcea6f9c35a4a0997';
 
@@ -157,6 +158,28 @@ describe('faults, request log and in-flight counters', () => {
     const res = await update;
     assert.equal(res.status, 200);
     assert.deepEqual(res.body, { success: true });
+  });
+
+  test('answerAfterMs: an answer ready only after its wait has ended is sent at once', async (t) => {
+    const { timer, waiting, fireAll } = manualTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
+    emu.addFault({ method: 'POST', path: `/accounts/${ADA}`, answerAfterMs: 1500, times: 1 });
+    const { hostname, port } = new URL(emu.origin);
+    const body = 'first_name=Late';
+    const authorization = signRequest('POST', `${emu.url}/accounts/${ADA}`, [['first_name', 'Late']], emu.consumerKey, emu.consumerSecret);
+    const socket = connect(Number(port), hostname);
+    t.after(() => socket.destroy());
+    socket.on('error', () => {});
+    let answer = '';
+    socket.on('data', (data) => (answer += data.toString('latin1')));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /2.0/accounts/${ADA} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${authorization}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\nfirst_`);
+    // The wait is asked for on arrival and ends while the body is still coming: the answer is not ready yet.
+    await eventually(() => waiting().length === 1);
+    fireAll();
+    socket.write(body.slice('first_'.length));
+    await eventually(() => /\r\n\r\n\{"success":true\}$/.test(answer), { what: 'the answer, held by nothing any more' });
+    assert.match(answer, /^HTTP\/1\.1 200 /);
   });
 
   test('answerAfterMs holds each of concurrent requests', async (t) => {
