@@ -178,6 +178,31 @@ describe('connect flow', () => {
     assert.deepEqual(failures, []);
   });
 
+  test('the same form sent again more than ten minutes after its use is told the link was used', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
+    const html = (await rawRequest(emu.origin, { path: `/connect/${token}` })).text;
+    const submission = /name="submission" value="([0-9a-f]{24})"/.exec(html)![1]!;
+    // The connect page reads the wall clock: moved here, by the test alone.
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    assert.equal((await submit(emu.origin, token, { submission })).status, 303);
+    t.mock.timers.tick(10 * 60_000 - 1);
+    assert.equal((await submit(emu.origin, token, { submission })).status, 303, 'within the ten minutes');
+    t.mock.timers.tick(1);
+    const late = await submit(emu.origin, token, { submission });
+    assert.equal(late.status, 410);
+    assert.equal(late.headers.location, undefined);
+  });
+
+  test('the store refuses to complete a token onto an account it does not know, and the token stays usable', (t) => {
+    const store = new EmulatorStore({ seed: 'none' });
+    t.after(() => store.close());
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
+    assert.throws(() => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: 'nobody' }), /is invalid/);
+    assert.equal(store.connectTokenState(token), 'usable');
+    assert.deepEqual(store.listAccounts(), []);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
