@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
+import { handleConnectPage, type ConnectPageContext } from '../../src/emulator/connect-page.ts';
 import { EmulatorStore } from '../../src/emulator/store.ts';
 import { api, emulatorFor, manualClock, rawRequest } from './helpers.ts';
 
@@ -194,13 +195,21 @@ describe('connect flow', () => {
     assert.equal(late.headers.location, undefined);
   });
 
-  test('the store refuses to complete a token onto an account it does not know, and the token stays usable', (t) => {
+  test('the used tokens remembered for a form sent again are bounded: the expired are forgotten, then the oldest', async (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
-    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
-    assert.throws(() => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: 'nobody' }), /is invalid/);
-    assert.equal(store.connectTokenState(token), 'usable');
-    assert.deepEqual(store.listAccounts(), []);
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
+    const entry = (until: number) => ({ submission: 'f'.repeat(24), redirectUrl: 'https://app.example.com/done', until });
+    const recentlyUsed = new Map([['expired', entry(Date.now() - 1)], ...Array.from({ length: 10_000 }, (_, i) => [`fresh${i}`, entry(Date.now() + 600_000)] as const)]);
+    const ctx: ConnectPageContext = { store, notifySourceCallback: () => {}, onInternalError: (error) => assert.fail(String(error)), recentlyUsed };
+    const server = createServer((req, res) => void handleConnectPage(ctx, req, res, token));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    assert.equal((await submit(origin, token, { submission: 'a'.repeat(24) })).status, 303);
+    assert.equal(recentlyUsed.size, 10_000);
+    assert.deepEqual([...recentlyUsed.keys()].slice(0, 1), ['fresh1']);
+    assert.ok(recentlyUsed.has(token));
   });
 
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
