@@ -212,6 +212,15 @@ describe('connect flow', () => {
     assert.ok(recentlyUsed.has(token));
   });
 
+  test('the store refuses to complete a token onto an account it does not know, and the token stays usable', (t) => {
+    const store = new EmulatorStore({ seed: 'none' });
+    t.after(() => store.close());
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
+    assert.throws(() => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: 'nobody' }), /is invalid/);
+    assert.equal(store.connectTokenState(token), 'usable');
+    assert.deepEqual(store.listAccounts(), []);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
