@@ -553,6 +553,12 @@ describe('transport details', () => {
     assert.deepEqual(splitTarget('http://user@emu.example/2.0'), { path: 'http://user@emu.example/2.0', query: '' });
   });
 
+  test('a port that is no port is refused with a line naming the option, before the store is opened', async (t) => {
+    for (const port of [70_000, -1]) {
+      await assert.rejects(emulatorFor(t, { port, seed: 'none' }), new RegExp(`port must be an integer from 0 to 65535, got ${port}$`), String(port));
+    }
+  });
+
   test('paths outside /2.0 are 404 JSON and not logged', async (t) => {
     const emu = await emulatorFor(t);
     const res = await rawRequest(emu.origin, { path: '/accounts' });
