@@ -98,6 +98,20 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql('{ __typename }'));
   });
 
+  test('an Authorization header that is empty, or blanks that HTTP trims away, is no token sent: refused as a request without one', async () => {
+    for (const authorization of ['', '   ']) {
+      const response = await fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      assert.equal(response.status, 401);
+      assert.equal(response.headers.get('www-authenticate'), 'Bearer realm="contextio-graphql"');
+      const body = (await response.json()) as { errors: Array<{ message: string }> };
+      assert.equal(body.errors[0]!.message, 'Authentication required: send Authorization: Bearer <token>', JSON.stringify(authorization));
+    }
+  });
+
   test('the Bearer scheme in any case, as RFC 9110 has auth schemes', async () => {
     const token = await valid();
     for (const scheme of ['bearer', 'BEARER']) {
