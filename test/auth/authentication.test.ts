@@ -501,6 +501,15 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a token without a kid that a key of the set verifies, expired, is refused as expired, though a key the gateway cannot use came first: the key that signed it has the last word', async () => {
+    const good = await generateKeyPair('RS256', { extractable: true });
+    await withKeySet([{ ...weakRsaJwk(), alg: 'RS256', use: 'sig' }, { ...(await exportJWK(good.publicKey)), alg: 'RS256', use: 'sig' }], async (stack) => {
+      const expired = await new SignJWT({ scope: 'contextio:admin', exp: now() - 3600 }).setProtectedHeader({ alg: 'RS256' }).sign(good.privateKey);
+      assertRefused(stack, await stack.gql('{ __typename }', expired), /^The token has expired$/);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens')), []);
+    });
+  });
+
   test('a token without a kid that none of the set’s keys verifies, one of them a key the gateway cannot use, is refused as no key of the set verifying it, that key said', async () => {
     const [good, stranger] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
     await withKeySet([{ ...weakRsaJwk(), alg: 'RS256', use: 'sig' }, { ...(await exportJWK(good!.publicKey)), alg: 'RS256', use: 'sig' }], async (stack) => {
