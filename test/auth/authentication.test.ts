@@ -3,12 +3,13 @@ import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import type { GraphQLError } from 'graphql';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, startConnectProxy } from '../helpers/net.ts';
 import { createAuthenticator, keySetProblem } from '../../src/auth/verify.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { createLogger, silentLogger } from '../../src/logger.ts';
 import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -481,6 +482,42 @@ describe('a key set of 1 MiB or more', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+});
+
+/**
+ * A key set's URL that answers 200 with `headers` and the first bytes of a set, then sends nothing more (the
+ * connection held open), handed to `use` with an authenticator of it and the lines it logged; all stopped after.
+ */
+async function withStalledKeySet(headers: Record<string, string>, use: (authenticate: () => Promise<unknown>, logs: string[]) => Promise<void>): Promise<void> {
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', ...headers });
+    res.write('{"keys":[');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const logs: string[] = [];
+  const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` }, createLogger('debug', (line) => logs.push(line)));
+  const pair = await generateKeyPair('RS256', { extractable: true });
+  const token = await sign(pair.privateKey, 'RS256', 'rsa-1');
+  try {
+    await use(() => authenticator.authenticate(`Bearer ${token}`, 'request-1'), logs);
+  } finally {
+    await authenticator.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** The `error` field of each line saying that the key set could not be had. */
+const keySetFailures = (logs: string[]) => logs.filter((line) => line.includes('the JWKS could not be fetched or read')).map((line) => String(JSON.parse(line)['error']));
+
+describe('a key set whose answer stalls', () => {
+  test('announced larger than 1 MiB, it is refused for its size as its headers come, not waited on until the fetch times out', async () => {
+    await withStalledKeySet({ 'content-length': String(2 * 1024 * 1024) }, async (authenticate, logs) => {
+      await assert.rejects(authenticate(), (error: GraphQLError) => error.extensions['http'] !== undefined && (error.extensions['http'] as { status: number }).status === 503);
+      assert.deepEqual(keySetFailures(logs), ['the key set is larger than the 1048576 bytes accepted']);
+    });
+  });
+
 });
 
 describe('a key set during a rotation, or holding a key the gateway cannot use', () => {
