@@ -518,6 +518,15 @@ describe('a key set whose answer stalls', () => {
     });
   });
 
+  test('mid-body, past the fetch\'s deadline, is a fetch that timed out, not an answer broken off', async () => {
+    await withStalledKeySet({}, async (authenticate, logs) => {
+      await assert.rejects(authenticate(), (error: GraphQLError) => (error.extensions['http'] as { status: number }).status === 503);
+      const failures = keySetFailures(logs);
+      assert.equal(failures.length, 1);
+      assert.doesNotMatch(failures[0]!, /broke off/);
+      assert.match(failures[0]!, /timed out/);
+    });
+  });
 });
 
 describe('a key set during a rotation, or holding a key the gateway cannot use', () => {
