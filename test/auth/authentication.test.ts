@@ -457,6 +457,8 @@ describe('a key set of 1 MiB or more', () => {
         const refused = await stack.gql('{ __typename }', token);
         assert.equal(refused.status, 503);
         assert.equal(stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read') && line.includes('larger than the 1048576 bytes accepted')).length, 1);
+        // Refused as too large as it came, not as an answer broken off.
+        assert.deepEqual(keySetFailures(stack.logs), ['the key set is larger than the 1048576 bytes accepted']);
         jwks.setKeys([key]);
         // Past the backoff.
         await withClockAhead(60_000, async () => assert.deepEqual((await stack.gql('{ __typename }', token)).body, { data: { __typename: 'Query' } }));
