@@ -8,7 +8,8 @@ const PAUSE_SLACK_MS = 5;
 /**
  * The pause a 429 puts on every call of the client's key. Context.IO limits a key, not an account (5,000
  * calls an hour), so every call waits for it, or fails at once when it would not end with more than a quarter
- * of UPSTREAM_TIMEOUT_MS still to go before the call's deadline (the client's `#waitOutPause`), instead of spending a request on another 429.
+ * of UPSTREAM_TIMEOUT_MS still to go before the call's deadline (the client's `#waitOutPause`), instead of
+ * spending a request on another 429.
  */
 export class RateLimitPause {
   /**
