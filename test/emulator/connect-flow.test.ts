@@ -5,7 +5,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { handleConnectPage, type ConnectPageContext } from '../../src/emulator/connect-page.ts';
 import { EmulatorStore } from '../../src/emulator/store.ts';
-import { api, emulatorFor, manualClock, rawRequest } from './helpers.ts';
+import { api, emulatorFor, manualClock, rawRequest, startSilentServer } from './helpers.ts';
 
 const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
 
@@ -155,21 +155,12 @@ describe('connect flow', () => {
   });
 
   test('closing the emulator stops a source callback under way, and says its failure to nobody', async (t) => {
-    const requests: Array<{ closed: boolean }> = [];
-    const silent = createServer((req) => {
-      const request = { closed: false };
-      requests.push(request);
-      req.socket.on('close', () => (request.closed = true));
-      req.resume(); // takes the call, never answers
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    t.after(() => {
-      silent.closeAllConnections();
-      return new Promise<void>((resolve) => silent.close(() => resolve()));
-    });
+    const silent = await startSilentServer();
+    t.after(() => silent.close());
+    const { requests } = silent;
     const failures: Error[] = [];
     const emu = await emulatorFor(t, { seed: 'none', onSourceCallbackFailed: (error) => failures.push(error) });
-    const sourceCallbackUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/cb`;
+    const sourceCallbackUrl = `http://127.0.0.1:${silent.port}/cb`;
     const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example', source_callback_url: sourceCallbackUrl });
     assert.equal((await submit(emu.origin, token, { port: '993' })).status, 303);
     await eventually(() => requests.length === 1);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import {
   authorizationHeader,
@@ -148,6 +149,34 @@ export function manualClock(startMs = Date.now()): { now: () => number; advance:
     now: () => current,
     advance: (seconds) => {
       current += seconds * 1000;
+    },
+  };
+}
+
+/** A loopback server that takes each request and never answers, for callers' deadlines and cancellations. */
+export interface SilentServer {
+  port: number;
+  /** One per request, in order: whether its connection has closed since. */
+  requests: Array<{ closed: boolean }>;
+  /** Cuts the connections it holds (none of them would ever end), then stops listening. */
+  close(): Promise<void>;
+}
+
+export async function startSilentServer(): Promise<SilentServer> {
+  const requests: Array<{ closed: boolean }> = [];
+  const server = createServer((req) => {
+    const request = { closed: false };
+    requests.push(request);
+    req.socket.on('close', () => (request.closed = true));
+    req.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import { SourceCallbacks } from '../../src/emulator/source-callback.ts';
 import type { ConnectResult } from '../../src/emulator/store.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { startSilentServer } from './helpers.ts';
 
 /** A loopback listener counting the POSTs it gets; `redirectTo` answers 307 there instead of 200. */
 async function receiver(redirectTo?: string): Promise<{ server: Server; port: number; hits: () => number }> {
@@ -74,27 +75,19 @@ describe('the emulator’s source callbacks', () => {
   });
 
   test('say a call that got no answer in time timed out, not that it was aborted', async () => {
-    const silent = createServer((req) => req.resume()); // takes the request, never answers
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await startSilentServer();
     const brief = new SourceCallbacks({ allowLoopback: true, timeoutMs: 200 });
     try {
-      const { port } = silent.address() as AddressInfo;
+      const { port } = silent;
       await assert.rejects(post(brief, `http://127.0.0.1:${port}/cb`), { message: `source callback to 127.0.0.1:${port} failed: no answer within 0.2 s` });
     } finally {
       await brief.close();
-      silent.closeAllConnections();
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.close();
     }
   });
   test('close() stops the calls under way, and says their failure to nobody', { timeout: 30_000 }, async () => {
-    const requests: Array<{ closed: boolean }> = [];
-    const silent = createServer((req) => {
-      const request = { closed: false };
-      requests.push(request);
-      req.socket.on('close', () => (request.closed = true));
-      req.resume(); // takes the request, never answers
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silent = await startSilentServer();
+    const { requests } = silent;
     const failures: Error[] = [];
     // A deadline past the test's time limit: only close() can end the call in time.
     const callbacks = new SourceCallbacks({ allowLoopback: true, timeoutMs: 120_000, onFailed: (error) => failures.push(error) });
@@ -103,7 +96,7 @@ describe('the emulator’s source callbacks', () => {
       account: { id: 'a' },
       source: { label: 'l', status: 'OK', email: 'e@example.com' },
       redirectUrl: 'http://localhost/cb',
-      sourceCallbackUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/cb`,
+      sourceCallbackUrl: `http://127.0.0.1:${silent.port}/cb`,
     } as unknown as ConnectResult;
     let open = true;
     try {
@@ -117,8 +110,7 @@ describe('the emulator’s source callbacks', () => {
       await callbacks.close();
     } finally {
       if (open) await callbacks.close();
-      silent.closeAllConnections();
-      await new Promise((resolve) => silent.close(resolve));
+      await silent.close();
     }
   });
 });
