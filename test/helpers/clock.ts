@@ -75,18 +75,23 @@ export async function onTestTime(
  * each wait asked for is kept, with its length, until the test fires it (or its owner cancels it). Time itself
  * never ends one.
  */
-export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; fireAll: () => void } {
+export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; asked: () => Promise<void>; fireAll: () => void } {
   let waits: Array<{ ms: number; fire: () => void }> = [];
+  let onAsked: (() => void) | undefined;
   return {
     timer: (callback, ms) => {
       const wait = { ms, fire: callback };
       waits.push(wait);
+      onAsked?.();
+      onAsked = undefined;
       return () => {
         waits = waits.filter((w) => w !== wait);
       };
     },
     /** The lengths of the waits asked for and not yet fired or cancelled, in the order asked. */
     waiting: () => waits.map((w) => w.ms),
+    /** Settles once a wait is asked for and not yet fired or cancelled (at once if one is): no polling, so it works with timers mocked. */
+    asked: () => (waits.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (onAsked = resolve))),
     fireAll: () => {
       const due = waits;
       waits = [];

@@ -1760,20 +1760,18 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
     t.mock.method(Math, 'random', () => 0);
     const waits = manualTimer();
-    const pauseAsked = deferred();
-    const waitTimer: WaitTimer = (callback, ms) => (pauseAsked.resolve(), waits.timer(callback, ms));
     const slowRead = happenings();
     await whileHeadersRead(404, slowRead.push, async () => {
       await onTestTime(
         t,
         async (advance) => {
-          await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, waitTimer }, async (client) => {
+          await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, waitTimer: waits.timer }, async (client) => {
             const slow = client.getAccount('slow');
             slow.catch(() => undefined); // checked below
             await slowRead.next();
             await assert.rejects(client.getAccount('limited'), /rate limit/);
             const hang = client.getAccount('hang');
-            await pauseAsked.promise;
+            await waits.asked();
             assert.deepEqual(waits.waiting(), [1_000]);
             advance(1_000);
             waits.fireAll();
@@ -2259,15 +2257,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     // No jitter: the pause is waited out for exactly its length, on the test's timer.
     t.mock.method(Math, 'random', () => 0);
     const waits = manualTimer();
-    const pauseAsked = deferred();
-    const waitTimer: WaitTimer = (callback, ms) => (pauseAsked.resolve(), waits.timer(callback, ms));
     await onTestTime(
       t,
       async (advance) => {
-        await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, waitTimer }, async (client) => {
+        await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 4, maxAttempts: 1, breakerFailureThreshold: 1, breakerCooldownMs: 100, waitTimer: waits.timer }, async (client) => {
           await openWithPause(client);
           const trial = client.getAccount('trial');
-          await pauseAsked.promise;
+          await waits.asked();
           assert.deepEqual(waits.waiting(), [1_000]);
           advance(1_000);
           waits.fireAll();
