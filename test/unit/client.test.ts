@@ -56,6 +56,22 @@ async function whileHeadersRead<T>(status: number, onRead: () => void, use: () =
 }
 
 /**
+ * A dispatcher standing in for undici's pool: `dispatch` gets each request's options and handler, and plays the
+ * exchange (or holds it) as the test needs.
+ */
+function fakeDispatcher(dispatch: (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => void): Dispatcher {
+  return new (class extends Dispatcher {
+    override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      dispatch(options, handler);
+      return true;
+    }
+    override async destroy(): Promise<void> {}
+  })();
+}
+/** A response controller that does nothing, for the handler calls a fake dispatcher plays. */
+const inertController = { abort: () => {}, pause: () => {}, resume: () => {}, aborted: false, paused: false, reason: null };
+
+/**
  * The whole file runs in about a second: a suite still running after this long waits for something that will
  * not come (a regression that leaves a wait unanswered, or a retry loop against a refusing upstream), and fails
  * here instead of at the run's per-test limit of five minutes.
@@ -795,25 +811,18 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
   it('frees the slot of a half-open trial given up on and then held back unsent: the next trial after a cooldown is let through', async (t) => {
     // Requests wait in this dispatcher's queue until the test starts them: as in a pool whose connections are all in use.
     const queued: Array<{ path: string; handler: Dispatcher.DispatchHandler }> = [];
-    const controller = { abort: () => {}, pause: () => {}, resume: () => {}, aborted: false, paused: false, reason: null };
     const start = (path: string, status: number, body: string) => {
       const { handler } = queued.splice(queued.findIndex((q) => q.path.endsWith(path)), 1)[0]!;
       try {
-        handler.onRequestStart?.(controller, {});
+        handler.onRequestStart?.(inertController, {});
       } catch (error) {
-        return handler.onResponseError?.(controller, error as Error);
+        return handler.onResponseError?.(inertController, error as Error);
       }
-      handler.onResponseStart?.(controller, status, { 'content-type': 'application/json' }, '');
-      handler.onResponseData?.(controller, Buffer.from(body));
-      handler.onResponseEnd?.(controller, {});
+      handler.onResponseStart?.(inertController, status, { 'content-type': 'application/json' }, '');
+      handler.onResponseData?.(inertController, Buffer.from(body));
+      handler.onResponseEnd?.(inertController, {});
     };
-    const queue = new (class extends Dispatcher {
-      override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-        queued.push({ path: options.path, handler });
-        return true;
-      }
-      override async destroy(): Promise<void> {}
-    })();
+    const queue = fakeDispatcher((options, handler) => queued.push({ path: options.path, handler }));
     const account = (id: string) => JSON.stringify({ id, created: 1, email_addresses: [], sources: [] });
     await onTestTime(t, async (advance) => {
       const client = mockedClient({ maxAttempts: 1, timeoutMs: 10_000, breakerFailureThreshold: 1, breakerCooldownMs: 100, dispatcher: queue });
@@ -911,17 +920,12 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
 
   it('takes a TLS error after the request went out (a record that fails its check) for a connection broken, not a handshake refused', async () => {
     // No certificate or handshake is at fault once a request is on its way, and a write may have taken effect.
-    const brokenOnceSent = new (class extends Dispatcher {
-      override dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-        const controller = { abort: () => {}, pause: () => {}, resume: () => {}, aborted: false, paused: false, reason: null };
-        queueMicrotask(() => {
-          handler.onRequestStart?.(controller, {});
-          handler.onResponseError?.(controller, Object.assign(new Error('decryption failed or bad record mac'), { code: 'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC' }));
-        });
-        return true;
-      }
-      override async destroy(): Promise<void> {}
-    })();
+    const brokenOnceSent = fakeDispatcher((_options, handler) =>
+      queueMicrotask(() => {
+        handler.onRequestStart?.(inertController, {});
+        handler.onResponseError?.(inertController, Object.assign(new Error('decryption failed or bad record mac'), { code: 'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC' }));
+      }),
+    );
     await assert.rejects(mockedClient({ maxAttempts: 1, dispatcher: brokenOnceSent }).deleteAccount('a'), (e: Error) => {
       assert.equal(e.message, 'The connection to the upstream broke before it answered while deleting account "a": the request may have taken effect');
       return true;
@@ -1986,14 +1990,10 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     it('retries a call whose tunnel the proxy did not open in time as a connection that could not be opened, and says so', async () => {
       // What each request waiting on a CONNECT given up meets: undici's headers timeout, before it went out.
       let dispatches = 0;
-      const tunnelGivenUp = new (class extends Dispatcher {
-        override dispatch(_options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-          dispatches++;
-          queueMicrotask(() => handler.onResponseError?.(undefined as never, new errors.HeadersTimeoutError()));
-          return true;
-        }
-        override async destroy(): Promise<void> {}
-      })();
+      const tunnelGivenUp = fakeDispatcher((_options, handler) => {
+        dispatches++;
+        queueMicrotask(() => handler.onResponseError?.(undefined as never, new errors.HeadersTimeoutError()));
+      });
       const client = localClient('http://upstream.test/2.0', {
         timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, dispatcher: tunnelGivenUp,
         proxy: { origin: 'http://127.0.0.1:3128', authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown: '127.0.0.1:3128' },
