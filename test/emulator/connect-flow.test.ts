@@ -5,18 +5,9 @@ import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { handleConnectPage, type ConnectPageContext } from '../../src/emulator/connect-page.ts';
 import { EmulatorStore } from '../../src/emulator/store.ts';
-import { api, emulatorFor, manualClock, rawRequest, startSilentServer } from './helpers.ts';
+import { api, emulatorFor, manualClock, rawRequest, startSilentServer, submitConnectForm as submit } from './helpers.ts';
 
 const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
-
-function submit(origin: string, token: string, form: Record<string, string>) {
-  return rawRequest(origin, {
-    method: 'POST',
-    path: `/connect/${token}`,
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(form).toString(),
-  });
-}
 
 /** A tiny receiver for the source callback, closed when the test ends. */
 async function callbackReceiver(t: TestContext) {

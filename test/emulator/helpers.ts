@@ -142,6 +142,16 @@ export function rawRequest(
   });
 }
 
+/** The connect page's form for `token` sent as a browser sends it (no redirect followed). */
+export function submitConnectForm(origin: string, token: string, form: Record<string, string>): Promise<RawResponse> {
+  return rawRequest(origin, {
+    method: 'POST',
+    path: `/connect/${token}`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
 /** A controllable clock in ms for `EmulatorOptions.now`. */
 export function manualClock(startMs = Date.now()): { now: () => number; advance: (seconds: number) => void } {
   let current = startMs;

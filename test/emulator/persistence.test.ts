@@ -8,7 +8,7 @@ import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { api, manualClock, rawRequest } from './helpers.ts';
+import { api, manualClock, submitConnectForm } from './helpers.ts';
 
 // Removed once every test is over: a test's own after-hooks run in the order they were added, so an
 // emulator closed by one (closing saves its state) would otherwise write its folder back after removal.
@@ -190,12 +190,7 @@ describe('persistence', () => {
     const { id } = emu.store.createAccount({ email: 'kept@example.com' });
     const { token } = emu.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' });
     await emu.store.flush();
-    const res = await rawRequest(emu.origin, {
-      method: 'POST',
-      path: `/connect/${token}`,
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ email: 'second@example.com', port: '993' }).toString(),
-    });
+    const res = await submitConnectForm(emu.origin, token, { email: 'second@example.com', port: '993' });
     assert.equal(res.status, 303);
     // No account is created here (the one change that saved itself): the use of the token must save.
     const onDisk = JSON.parse(await readFile(dataFile, 'utf8'));
