@@ -11,6 +11,8 @@ import { ConnectTokenError, isDomainHint, type ConnectInput, type ConnectResult,
 
 export interface ConnectPageContext {
   store: EmulatorStore;
+  /** Clock in ms, the store's (`EmulatorOptions.now`): a test that moves it past the resubmit window sees the window end. */
+  now: () => number;
   /** Posts the source callback; fire-and-forget, never blocks the redirect. */
   notifySourceCallback: (result: ConnectResult) => void;
   /** Told of a request answered 500 for an error of the emulator's own (`EmulatorOptions.onInternalError`). */
@@ -83,7 +85,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   const state = ctx.store.connectTokenState(token);
   const earlier = ctx.recentlyUsed.get(token);
   const submission = form.get('submission') ?? '';
-  if (state === 'used' && earlier && submission !== '' && earlier.submission === submission && Date.now() < earlier.until) {
+  if (state === 'used' && earlier && submission !== '' && earlier.submission === submission && ctx.now() < earlier.until) {
     res.writeHead(303, { Location: earlier.redirectUrl, 'Cache-Control': 'no-store', 'Content-Length': 0 });
     res.end();
     return;
@@ -114,7 +116,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   }
   // Remembered as soon as the token is used, not once saved: the same form sent again while this answer waits for
   // a slow save (the double click this is for) would otherwise be told the link was already used.
-  if (submission !== '') remember(ctx.recentlyUsed, token, { submission, redirectUrl: result.redirectUrl, until: Date.now() + RESUBMIT_WINDOW_MS });
+  if (submission !== '') remember(ctx, token, { submission, redirectUrl: result.redirectUrl, until: ctx.now() + RESUBMIT_WINDOW_MS });
   // A save that failed is the operator's to see (the emulator's log), not the person connecting: the mailbox is
   // connected, in memory, and the application is told so.
   await ctx.store.flush();
@@ -123,10 +125,12 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
   ctx.notifySourceCallback(result);
 }
 
-function remember(recent: Map<string, RecentUse>, token: string, entry: RecentUse): void {
+function remember(ctx: ConnectPageContext, token: string, entry: RecentUse): void {
+  const recent = ctx.recentlyUsed;
   // Insertion order is expiry order: the oldest go first, the expired ones, then any beyond the bound.
+  const now = ctx.now();
   for (const [key, { until }] of recent) {
-    if (until > Date.now() && recent.size < MAX_RECENTLY_USED) break;
+    if (until > now && recent.size < MAX_RECENTLY_USED) break;
     recent.delete(key);
   }
   recent.set(token, entry);

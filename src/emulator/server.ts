@@ -46,7 +46,7 @@ export interface EmulatorOptions {
    * (a connect page's token left out). Default: a line on stderr with the error's stack.
    */
   onInternalError?: (error: unknown, request: string) => void;
-  /** Clock in ms (default `Date.now`): timestamps, token expiry and the OAuth timestamp check. */
+  /** Clock in ms (default `Date.now`): timestamps, token expiry, the connect page's resubmit window and the OAuth timestamp check. */
   now?: () => number;
   /**
    * The timer of the injected faults' waits (`latencyMs`, `answerAfterMs`): calls `callback` after `ms` and
@@ -150,7 +150,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
 
   /** What the connect page works with, the tokens it used lately among it (connect-page.ts). */
-  const connectPage: ConnectPageContext = { store, notifySourceCallback: (result) => sourceCallbacks.notify(result), onInternalError, recentlyUsed: new Map() };
+  const connectPage: ConnectPageContext = { store, now, notifySourceCallback: (result) => sourceCallbacks.notify(result), onInternalError, recentlyUsed: new Map() };
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();

@@ -161,29 +161,30 @@ describe('connect flow', () => {
     assert.deepEqual(failures, []);
   });
 
-  test('the same form sent again more than ten minutes after its use is told the link was used', async (t) => {
-    const emu = await emulatorFor(t, { seed: 'none' });
+  test('the same form sent again more than ten minutes after its use, by the clock the emulator was given, is told the link was used', async (t) => {
+    const clock = manualClock(Date.UTC(2024, 0, 1));
+    const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
     const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
     const html = (await rawRequest(emu.origin, { path: `/connect/${token}` })).text;
     const submission = /name="submission" value="([0-9a-f]{24})"/.exec(html)![1]!;
-    // The connect page reads the wall clock: moved here, by the test alone.
-    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
     assert.equal((await submit(emu.origin, token, { submission })).status, 303);
-    t.mock.timers.tick(10 * 60_000 - 1);
+    clock.advance(10 * 60 - 1);
     assert.equal((await submit(emu.origin, token, { submission })).status, 303, 'within the ten minutes');
-    t.mock.timers.tick(1);
+    clock.advance(1);
     const late = await submit(emu.origin, token, { submission });
     assert.equal(late.status, 410);
     assert.equal(late.headers.location, undefined);
   });
 
   test('the used tokens remembered for a form sent again are bounded: the expired are forgotten, then the oldest', async (t) => {
-    const store = new EmulatorStore({ seed: 'none' });
+    // Years before the wall clock: by it, every entry would have expired long ago.
+    const clock = manualClock(Date.UTC(2024, 0, 1));
+    const store = new EmulatorStore({ seed: 'none', now: clock.now });
     t.after(() => store.close());
     const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
     const entry = (until: number) => ({ submission: 'f'.repeat(24), redirectUrl: 'https://app.example.com/done', until });
-    const recentlyUsed = new Map([['expired', entry(Date.now() - 1)], ...Array.from({ length: 10_000 }, (_, i) => [`fresh${i}`, entry(Date.now() + 600_000)] as const)]);
-    const ctx: ConnectPageContext = { store, notifySourceCallback: () => {}, onInternalError: (error) => assert.fail(String(error)), recentlyUsed };
+    const recentlyUsed = new Map([['expired', entry(clock.now() - 1)], ...Array.from({ length: 10_000 }, (_, i) => [`fresh${i}`, entry(clock.now() + 600_000)] as const)]);
+    const ctx: ConnectPageContext = { store, now: clock.now, notifySourceCallback: () => {}, onInternalError: (error) => assert.fail(String(error)), recentlyUsed };
     const server = createServer((req, res) => void handleConnectPage(ctx, req, res, token));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
