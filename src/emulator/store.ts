@@ -72,7 +72,7 @@ export interface ConnectInput {
   /**
    * Store API only (the connect page never sets it): complete a top-level token by adding the source to
    * this existing account instead of creating one, so tests and benchmarks can have many used tokens over
-   * few accounts, as an app whose users reconnect does.
+   * few accounts, as an app whose users reconnect does. An unknown id throws {@link UnknownAccountError}.
    */
   existingAccountId?: string;
 }
@@ -545,7 +545,9 @@ export class EmulatorStore {
       account = this.accounts.get(created.id)!;
     } else {
       const existing = this.accounts.get(owner);
-      if (!existing) throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
+      // Only an existingAccountId can name no account: deleteAccount takes an account's own tokens with it, and a data
+      // file with a token of no account is refused. The token is not at fault, and stays usable.
+      if (!existing) throw new UnknownAccountError(owner);
       account = existing;
       this.addSourceRecord(account, sourceInput);
     }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { handleConnectPage, type ConnectPageContext } from '../../src/emulator/connect-page.ts';
-import { EmulatorStore } from '../../src/emulator/store.ts';
+import { EmulatorStore, UnknownAccountError } from '../../src/emulator/store.ts';
 import { api, emulatorFor, manualClock, rawRequest, startSilentServer, submitConnectForm as submit } from './helpers.ts';
 
 const GRACE = '5f3c1e9a2b4d6f8071a3c5e7';
@@ -195,11 +195,15 @@ describe('connect flow', () => {
     assert.ok(recentlyUsed.has(token));
   });
 
-  test('the store refuses to complete a token onto an account it does not know, and the token stays usable', (t) => {
+  test('the store refuses to complete a token onto an account it does not know, blaming the account, and the token stays usable', (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
     const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
-    assert.throws(() => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: 'nobody' }), /is invalid/);
+    // The token is fine: the caller's existingAccountId is what is wrong, said as every store call given an unknown account says it.
+    assert.throws(
+      () => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: 'nobody' }),
+      (error) => error instanceof UnknownAccountError && error.accountId === 'nobody' && error.message === 'account nobody is invalid',
+    );
     assert.equal(store.connectTokenState(token), 'usable');
     assert.deepEqual(store.listAccounts(), []);
   });
