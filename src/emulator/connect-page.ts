@@ -112,7 +112,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
     // Re-show what was typed (never the password) with the problem on top.
     const values: Record<string, string> = {};
     for (const [k, v] of form) if (k !== 'password') values[k] = v;
-    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error.message, input.use_ssl));
+    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error, input.use_ssl));
   }
   // Remembered as soon as the token is used, not once saved: the same form sent again while this answer waits for
   // a slow save (the double click this is for) would otherwise be told the link was already used.
@@ -213,7 +213,7 @@ function formPage(
   values: Record<string, string>,
   tokenEmail: string | undefined,
   addsSource: boolean,
-  error?: string,
+  error?: Pick<ConnectTokenError, 'message' | 'field'>,
   useSsl = true,
 ): string {
   // The token's address is the mailbox, not asked again; a domain hint (`@gmail.com`) only suggests one.
@@ -222,8 +222,13 @@ function formPage(
   const email = fixedEmail ?? values.email ?? '';
   const [local = '', domain = hint?.slice(1) ?? ''] = email.split('@');
   const value = (name: string, fallback = '') => escapeHtml(values[name] ?? fallback);
+  // A refused form comes back focused on the field in error, which a screen reader then reads out with the
+  // problem (role=alert alone is not announced on a page that loads with it). A field it cannot focus (the
+  // token's own address, hidden) leaves the focus on the problem itself.
+  const inError = error && (error.field === undefined || (error.field === 'email' && fixedEmail) ? undefined : error.field);
+  const errorMarks = (name: string) => (name === inError ? ' aria-invalid="true" aria-describedby="form-error" autofocus' : '');
   const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
-    `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}>`;
+    `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${errorMarks(name)}>`;
 
   const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail
@@ -232,7 +237,7 @@ function formPage(
 
   const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
 <p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>
-${error ? `<p class="error" role="alert">${escapeHtml(error)}</p>\n` : ''}<form method="post" action="/connect/${encodeURIComponent(token)}">
+${error ? `<p class="error" role="alert" id="form-error"${inError ? '' : ' tabindex="-1" autofocus'}>${escapeHtml(error.message)}</p>\n` : ''}<form method="post" action="/connect/${encodeURIComponent(token)}">
 <input type="hidden" name="submission" value="${randomBytes(12).toString('hex')}">
 ${emailBlock}
 <div class="row">

@@ -94,11 +94,12 @@ export interface AccountFilter {
 
 export type ConnectTokenState = 'usable' | 'used' | 'expired' | 'missing';
 
-/** Why a connect token could not be used; `invalid` means the submitted form was. */
+/** Why a connect token could not be used; `invalid` means the submitted form was, `field` the form's field in error. */
 export class ConnectTokenError extends Error {
   constructor(
     readonly reason: 'missing' | 'used' | 'expired' | 'invalid',
     message: string,
+    readonly field?: 'email' | 'port' | 'server',
   ) {
     super(message);
     this.name = 'ConnectTokenError';
@@ -520,15 +521,15 @@ export class EmulatorStore {
     // A domain hint (`@gmail.com`) is no address: the user's own is what the form sent.
     const given = record.email && !isDomainHint(record.email) ? record.email : input.email;
     const email = (given ?? '').trim();
-    if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.');
+    if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.', 'email');
     const [local = '', domain = ''] = email.split('@');
     const server = imapServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
     const port = input.port ?? 993;
     if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-      throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.');
+      throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.', 'port');
     }
-    if (!/^[A-Za-z0-9.-]+$/.test(server)) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.');
+    if (!/^[A-Za-z0-9.-]+$/.test(server)) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.', 'server');
     const sourceInput: NewSource = { email, username, server, port, use_ssl: input.use_ssl ?? true, status: 'OK' };
     const firstName = input.first_name?.trim() || record.first_name;
     const lastName = input.last_name?.trim() || record.last_name;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { api } from '../emulator/helpers.ts';
+import type { Page } from 'playwright-core';
 import { browserTest, skipReason } from './browser.ts';
 
 /** The emulator's connect page in a browser: what its form lets a person send is what the emulator takes. */
@@ -36,4 +37,55 @@ browserTest('the connect form sends a port only in the digits the emulator takes
   await page.locator('button#connect').click();
   await page.waitForURL((url) => url.pathname.endsWith('/done') && url.searchParams.has('contextio_token'));
   assert.equal(posts.length, 1);
+});
+
+/** What the browser's accessibility tree says of the element `selector` finds: what a screen reader is told. */
+async function accessibleNode(page: Page, selector: string): Promise<{ name?: string; description?: string; invalid?: string; focused?: boolean }> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { root } = await cdp.send('DOM.getDocument');
+    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+    const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
+    const node = nodes[0]!;
+    const property = (name: string) => node.properties?.find((p) => p.name === name)?.value.value as unknown;
+    return {
+      name: node.name?.value as string | undefined,
+      description: node.description?.value as string | undefined,
+      invalid: property('invalid') as string | undefined,
+      focused: property('focused') === true,
+    };
+  } finally {
+    await cdp.detach();
+  }
+}
+
+browserTest('a form the emulator refuses comes back with its field in error focused, marked invalid and described by the problem', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  await page.getByLabel('Email address').fill('ada@example.com');
+  // Neither is refused by the browser (no pattern on the server, five digits for the port): only the emulator says no.
+  await page.getByLabel('IMAP server').fill('imap example com');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').getByText('Enter a valid IMAP server name.').waitFor();
+  assert.deepEqual(await accessibleNode(page, '#server'), {
+    name: 'IMAP server',
+    description: 'Enter a valid IMAP server name.',
+    invalid: 'true',
+    focused: true,
+  });
+  // The others are not in error, nor described by it.
+  assert.equal((await accessibleNode(page, '#email')).invalid, 'false');
+  assert.equal((await accessibleNode(page, '#port')).description, 'A port number: 1 to 65535');
+
+  await page.getByLabel('IMAP server').fill('imap.example.com');
+  await page.getByLabel('Port').fill('99999');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').getByText('The port must be a number from 1 to 65535.').waitFor();
+  assert.deepEqual(await accessibleNode(page, '#port'), {
+    name: 'Port',
+    description: 'The port must be a number from 1 to 65535.',
+    invalid: 'true',
+    focused: true,
+  });
+  assert.equal((await accessibleNode(page, '#server')).invalid, 'false');
 });
