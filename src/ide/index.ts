@@ -277,7 +277,7 @@ function namesAcceptably(header: string | string[] | undefined, value: string): 
 function notBuiltPage(): string {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>GraphQL IDE not built</title><link rel="icon" href="data:,"></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>GraphQL IDE not built</title><link rel="icon" href="data:,"></head>
 <body>
 <h1>The GraphQL IDE is not built</h1>
 <p>Its bundle is missing from <code>dist/ide/</code>. Run <code>npm run build</code> (or <code>npm start</code>, which builds first) and reload this page.</p>

@@ -295,6 +295,8 @@ test('without a built bundle the IDE answers 503 saying how to build it', async 
   assert.match(html, /npm run build/);
   // Where a developer looks at the console, as on the built page: no /favicon.ico 404 beside the 503.
   assert.match(html, /<link rel="icon" href="data:,">/);
+  // On a phone, as the built page: laid out for the screen's width, not a desktop's shrunk to it.
+  assert.match(html, /<meta name="viewport" content="width=device-width, initial-scale=1">/);
 });
 
 test('a build that left out the page’s script or style, or a manifest of no assets, is answered as not built', async (t) => {
