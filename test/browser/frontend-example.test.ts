@@ -70,3 +70,15 @@ browserTest('the frontend example connects a mailbox through the connect page an
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
 });
+
+browserTest('a start the gateway refuses says why and leaves the keyboard focus on the button, for another try', async (_context, page) => {
+  await page.goto(example.url);
+  await page.getByLabel(/Email address/).fill('not-an-address');
+  const button = page.getByRole('button', { name: 'Connect a mailbox' });
+  await button.focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('status').getByText(/^Could not start: /).waitFor();
+  assert.equal(await button.isEnabled(), true);
+  // Disabled while the mutation ran, the button lost the focus to the page: Tab then went on from nowhere.
+  assert.equal(await page.locator('#connect-mailbox:focus').count(), 1, 'the button has the focus');
+});

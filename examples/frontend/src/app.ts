@@ -24,6 +24,8 @@ async function connectMailbox(): Promise<void> {
   } catch (error) {
     status.textContent = `Could not start: ${error instanceof Error ? error.message : String(error)}`;
     button.disabled = false;
+    // Disabling it took the keyboard focus off the button, to nowhere: it goes back there, unless moved meanwhile.
+    if (document.activeElement === null || document.activeElement === document.body) button.focus();
   }
 }
 
