@@ -225,7 +225,7 @@ function formPage(
   // A refused form comes back focused on the field in error, which a screen reader then reads out with the
   // problem (role=alert alone is not announced on a page that loads with it). A field it cannot focus (the
   // token's own address, hidden) leaves the focus on the problem itself.
-  const inError = error && (error.field === undefined || (error.field === 'email' && fixedEmail) ? undefined : error.field);
+  const inError = error?.field === 'email' && fixedEmail ? undefined : error?.field;
   const errorMarks = (name: string) => (name === inError ? ' aria-invalid="true" aria-describedby="form-error" autofocus' : '');
   const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
     `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${errorMarks(name)}>`;
