@@ -51,6 +51,8 @@ browserTest('the frontend example connects a mailbox through the connect page an
   assert.ok(token, 'the callback URL carries contextio_token');
 
   await page.locator('#status').getByText('Mailbox connected.').waitFor();
+  // The title says how the flow ended too: what a browser tab and a screen reader show first.
+  assert.equal(await page.title(), 'Mailbox connected · Context.IO GraphQL example');
   assert.equal(await page.locator('#account-emails').textContent(), 'katherine@example.com');
   assert.equal(await page.locator('#account-name').textContent(), 'Katherine Johnson');
   const accountId = await page.locator('#account-id').textContent();
@@ -67,6 +69,7 @@ browserTest('the frontend example connects a mailbox through the connect page an
   // A token that does not exist is told as such (the gateway's NOT_FOUND), not as a failure to load.
   await page.goto(`${example.url.replace(/\/$/, '')}/callback?contextio_token=bogustoken000001`);
   await page.locator('#status').getByText('This connect token does not exist (or has expired).').waitFor();
+  assert.equal(await page.title(), 'Mailbox not connected · Context.IO GraphQL example');
   assert.deepEqual(pageErrors, []);
   assert.deepEqual(consoleErrors, []);
 });
@@ -81,4 +84,14 @@ browserTest('a start the gateway refuses says why and leaves the keyboard focus 
   assert.equal(await button.isEnabled(), true);
   // Disabled while the mutation ran, the button lost the focus to the page: Tab then went on from nowhere.
   assert.equal(await page.locator('#connect-mailbox:focus').count(), 1, 'the button has the focus');
+});
+
+browserTest('Enter in the address field starts the flow, as the button does', async (_context, page) => {
+  await page.goto(example.url);
+  const emulatorOrigin = new URL(example.emulator!.url).origin;
+  await page.getByLabel(/Email address/).fill('grace@example.com');
+  await page.getByLabel(/Email address/).press('Enter');
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+  // The connect page is pre-filled with the address typed here.
+  assert.equal(await page.locator('input[name="email"]').inputValue(), 'grace@example.com');
 });

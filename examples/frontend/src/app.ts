@@ -3,6 +3,7 @@ import { CreateConnectToken } from './operations';
 
 // The start page: one button that connects a mailbox through Context.IO's connect flow.
 
+const form = document.querySelector<HTMLFormElement>('#connect-form')!;
 const button = document.querySelector<HTMLButtonElement>('#connect-mailbox')!;
 const emailInput = document.querySelector<HTMLInputElement>('#email')!;
 const status = document.querySelector<HTMLElement>('#status')!;
@@ -29,4 +30,10 @@ async function connectMailbox(): Promise<void> {
   }
 }
 
-button.addEventListener('click', () => void connectMailbox());
+// A form, so that Enter in the address field starts too. `novalidate`: the gateway checks the address
+// (BAD_USER_INPUT), and its message is what this example shows, one rule in one place.
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  // Enter in the field while a start is under way starts no second one.
+  if (!button.disabled) void connectMailbox();
+});

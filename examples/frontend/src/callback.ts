@@ -6,6 +6,12 @@ import { ConnectedAccount } from './operations';
 const status = document.querySelector<HTMLElement>('#status')!;
 const accountSection = document.querySelector<HTMLElement>('#account')!;
 
+/** Says how the flow ended, in the page's title too: the first thing a screen reader or a browser tab shows. */
+function conclude(outcome: 'Mailbox connected' | 'Mailbox not connected' | 'Account not loaded', message: string): void {
+  document.title = `${outcome} · Context.IO GraphQL example`;
+  status.textContent = message;
+}
+
 function cell(row: HTMLTableRowElement, text: string): void {
   // textContent, never innerHTML: these strings come from a mail server's user.
   row.insertCell().textContent = text;
@@ -21,15 +27,15 @@ async function show(token: string): Promise<void> {
     connectToken = null;
   }
   if (!connectToken) {
-    status.textContent = 'This connect token does not exist (or has expired).';
+    conclude('Mailbox not connected', 'This connect token does not exist (or has expired).');
     return;
   }
   const account = connectToken.account;
   if (!connectToken.used || !account) {
-    status.textContent = 'The mailbox was not connected: the connect flow was not completed.';
+    conclude('Mailbox not connected', 'The mailbox was not connected: the connect flow was not completed.');
     return;
   }
-  status.textContent = 'Mailbox connected.';
+  conclude('Mailbox connected', 'Mailbox connected.');
   accountSection.hidden = false;
   document.querySelector('#account-id')!.textContent = account.id;
   document.querySelector('#account-name')!.textContent = [account.firstName, account.lastName].filter(Boolean).join(' ') || '—';
@@ -46,9 +52,9 @@ async function show(token: string): Promise<void> {
 
 const token = new URLSearchParams(location.search).get('contextio_token');
 if (!token) {
-  status.textContent = 'No contextio_token in the address: start from the first page.';
+  conclude('Mailbox not connected', 'No contextio_token in the address: start from the first page.');
 } else {
   show(token).catch((error: unknown) => {
-    status.textContent = `Could not load the account: ${error instanceof Error ? error.message : String(error)}`;
+    conclude('Account not loaded', `Could not load the account: ${error instanceof Error ? error.message : String(error)}`);
   });
 }
