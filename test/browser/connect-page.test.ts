@@ -67,6 +67,8 @@ browserTest('a form the emulator refuses comes back with its field in error focu
   await page.getByLabel('IMAP server').fill('imap example com');
   await page.locator('button#connect').click();
   await page.getByRole('alert').getByText('Enter a valid IMAP server name.').waitFor();
+  // The tab's title says so too, the first thing a screen reader reads of the page that came back.
+  assert.equal(await page.title(), 'Error: Connect your mailbox · Context.IO emulator');
   assert.deepEqual(await accessibleNode(page, '#server'), {
     name: 'IMAP server',
     description: 'Enter a valid IMAP server name.',
@@ -88,4 +90,38 @@ browserTest('a form the emulator refuses comes back with its field in error focu
     focused: true,
   });
   assert.equal((await accessibleNode(page, '#server')).invalid, 'false');
+});
+
+/** WCAG's contrast ratio of two `rgb(r, g, b)` colours, as getComputedStyle gives them. */
+function contrastRatio(a: string, b: string): number {
+  const luminance = (colour: string) => {
+    const [r = 0, g = 0, bl = 0] = (colour.match(/\d+(\.\d+)?/g) ?? []).map(Number).map((c) => {
+      const s = c / 255;
+      return s <= 0.04045 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * bl;
+  };
+  const [light, dark] = [luminance(a), luminance(b)].sort((x, y) => y - x) as [number, number];
+  return (light + 0.05) / (dark + 0.05);
+}
+
+browserTest('the form\'s fields are outlined at 3:1 against the page at least (WCAG 1.4.11), a field in error in red', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  // Run in the page, where getComputedStyle is (these tests' types have no DOM).
+  type InPage = { getComputedStyle(element: unknown): Record<'borderTopColor' | 'backgroundColor', string> };
+  const styleOf = (selector: string, property: 'borderTopColor' | 'backgroundColor') =>
+    page.locator(selector).evaluate((element, name) => (globalThis as unknown as InPage).getComputedStyle(element)[name], property);
+  const borderOf = (selector: string) => styleOf(selector, 'borderTopColor');
+  const background = await styleOf('main', 'backgroundColor');
+  for (const selector of ['#email', '#first_name', '#server', '#port', '#username', '#password']) {
+    const ratio = contrastRatio(await borderOf(selector), background);
+    assert.ok(ratio >= 3, `${selector}'s border is at ${ratio.toFixed(2)}:1`);
+  }
+  await page.getByLabel('Email address').fill('ada@example.com');
+  await page.getByLabel('Port').fill('99999');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').waitFor();
+  assert.equal(await borderOf('#port'), 'rgb(185, 28, 28)');
+  assert.notEqual(await borderOf('#server'), 'rgb(185, 28, 28)');
 });
