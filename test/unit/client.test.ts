@@ -17,6 +17,7 @@ import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
 import { closedPort, startConnectProxy } from '../helpers/net.ts';
 import { deferred } from '../helpers/deferred.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { whileWatchingZlib } from '../helpers/zlib.ts';
 
 const ORIGIN = 'https://api.example.com';
 const JSON_HEADERS = { headers: { 'content-type': 'application/json' } };
@@ -1317,6 +1318,40 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
         await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered with an unexpected body while reading account "a": The upstream's answer is larger than 32 MiB$/, 200));
         assert.equal(seen.requests, 1);
+      });
+    });
+
+    it('destroys the decoder of an answer refused past 32 MiB as the call fails: a bomb is not inflated on', async () => {
+      // 40 MiB of spaces, ~40 KB gzipped: refused at 32 MiB with 8 MiB still to inflate from what has arrived.
+      const { server } = compressingServer(200, 'gzip', gzipSync(Buffer.alloc(40 * 1024 * 1024, 0x20)));
+      await whileWatchingZlib('createGunzip', async (made) => {
+        await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1 }, async (client) => {
+          await assert.rejects(client.getAccount('a'), /larger than 32 MiB/);
+          assert.equal(made.length, 1);
+          // Left alone, it would go on inflating the rest into nothing, on the thread pool every zlib and file
+          // system call of the process shares.
+          assert.equal(made[0]!.destroyed, true);
+        });
+      });
+    });
+
+    it('destroys the decoder of a compressed answer whose call is cancelled mid-body', async () => {
+      const gzipped = gzipSync(json(account));
+      const server = createHttpServer((_req, res) => {
+        // Its first half only, then nothing: the call waits for the rest.
+        res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gzipped.length });
+        res.write(gzipped.subarray(0, gzipped.length / 2));
+      });
+      await whileWatchingZlib('createGunzip', async (made) => {
+        await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 1 }, async (client) => {
+          const operation = new OperationScope('r-gone');
+          const call = client.getAccount('a', operation);
+          // Its decoder made as its headers came, its body under way.
+          await eventually(() => made.length === 1);
+          operation.abort(new Error('the caller left'));
+          await assert.rejects(call, /cancelled/);
+          assert.equal(made[0]!.destroyed, true);
+        });
       });
     });
   });
