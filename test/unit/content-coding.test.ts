@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deflateRawSync, deflateSync } from 'node:zlib';
 import { decodingStages } from '../../src/upstream/content-coding.ts';
+import { whileWatchingZlib } from '../helpers/zlib.ts';
 
 /** What the stages decode `chunks` to, written one at a time to the first, read from the last. */
 async function decoded(contentEncoding: string, chunks: readonly Buffer[]): Promise<string> {
@@ -25,6 +26,22 @@ describe('content codings', () => {
     const json = '{"success":true}';
     for (const body of [deflateSync(json), deflateRawSync(json)]) {
       assert.equal(await decoded('deflate', [Buffer.alloc(0), body]), json);
+    }
+  });
+
+  it('destroys the inflater inside deflate’s stage with the stage: a refused or cancelled answer is not inflated on', async () => {
+    for (const [factory, body] of [
+      ['createInflate', deflateSync('{"success":true}')],
+      ['createInflateRaw', deflateRawSync('{"success":true}')],
+    ] as const) {
+      await whileWatchingZlib(factory, async (made) => {
+        const [stage] = decodingStages('deflate');
+        // Its inflater is chosen by the first byte, so made by the first write.
+        stage!.stream.write(body.subarray(0, 4));
+        assert.equal(made.length, 1, factory);
+        stage!.stream.destroy();
+        assert.equal(made[0]!.destroyed, true, factory);
+      });
     }
   });
 });
