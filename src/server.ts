@@ -10,7 +10,7 @@ import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './http/admission.ts';
 import { clientErrorAnswerer } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
-import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody } from './http/body.ts';
+import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody, RequestGone } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
 import { endOnceFlushed, EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './http/respond.ts';
 import { Shutdown } from './http/shutdown.ts';
@@ -294,7 +294,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
       const requestId = requestIdOf(req);
       const outcome: OperationOutcome = { errorCodes: new Set(), limits: new Set() };
       handle(req, res, requestId, outcome).catch((error: unknown) => {
-        if (leftMidRequest(req)) {
+        if (leftMidRequest(req) || error instanceof RequestGone) {
           logger.debug('the client left before its request was complete', { requestId, error: messageOf(error) });
           return;
         }

@@ -3,6 +3,13 @@ import { ByteCollector } from '../byte-collector.ts';
 
 /** Reading a request's body, whatever it carries: bounded, `100 Continue` only when it is to be read. */
 
+/** A body not read because its client went away first: no failure of the server's, and nothing can be answered. */
+export class RequestGone extends Error {
+  constructor() {
+    super('the connection closed before the request body was read');
+  }
+}
+
 /**
  * Whether the client went away (or was cut off for being too slow) while its request was still arriving: an
  * error reading it is then no failure of the server's, and nothing can be answered.
@@ -75,12 +82,13 @@ function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) 
   }
   askForBody?.();
   return new Promise((resolve, reject) => {
-    // Its client gone before it all came (perhaps before these listeners: while its token was verified).
-    const gone = () => reject(new Error('the connection closed before the request was complete'));
-    if (leftMidRequest(req)) return gone();
-    req.on('close', () => {
-      if (!req.complete) gone();
-    });
+    // Its client gone before the body was read: before it all came, or after (it waits, unread, in the request's
+    // buffer), perhaps before these listeners (while its token was verified). A request destroyed never says
+    // 'end', and has said 'close' already: waited for, the read would never settle, its caller holding what
+    // it reserved for the body (its share of MAX_BODY_BYTES_IN_FLIGHT) for good. After 'end', a no-op.
+    const gone = () => reject(new RequestGone());
+    if (req.destroyed) return gone();
+    req.on('close', gone);
     const maxPieces = maxBodyPieces(limit);
     let pieces = 0;
     req.on('data', (chunk: Buffer) => {

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { discardBody, readBody } from '../../src/http/body.ts';
+import { eventually } from '../helpers/eventually.ts';
+import { rawGraphQLPost } from '../helpers/net.ts';
+
+/**
+ * A request whose body has all arrived, unread, and whose client then closed its connection: what a handler
+ * holds when the connection drops while it waits before reading (a pipelined request's token being verified).
+ */
+async function requestGoneUnread(): Promise<{ req: IncomingMessage; close(): Promise<void> }> {
+  let received: ((exchange: { req: IncomingMessage; res: ServerResponse }) => void) | undefined;
+  const arrived = new Promise<{ req: IncomingMessage; res: ServerResponse }>((resolve) => (received = resolve));
+  const server = createServer((req, res) => received!({ req, res }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  socket.write(rawGraphQLPost('{ accounts { id } }'));
+  const { req, res } = await arrived;
+  await eventually(() => req.complete);
+  socket.destroy();
+  await once(res, 'close');
+  assert.equal(req.destroyed, true);
+  return { req, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('reading a request body', { timeout: 30_000 }, () => {
+  it('fails, rather than waits for ever, for a body that arrived whole but whose client left before it was read', async () => {
+    // Waiting for ever, it held its place among the bodies arriving (MAX_BODY_BYTES_IN_FLIGHT) for good.
+    for (const read of [(req: IncomingMessage) => readBody(req, 1024), (req: IncomingMessage) => discardBody(req, 1024)]) {
+      const { req, close } = await requestGoneUnread();
+      try {
+        await assert.rejects(read(req), /the connection closed before the request body was read/);
+      } finally {
+        await close();
+      }
+    }
+  });
+});
