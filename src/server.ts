@@ -273,7 +273,7 @@ function heldBytesCaps(options: GatewayOptions): { maxBodyBytesInFlight: number;
 
 /**
  * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
- * `connections` goes to `handle`, and what escapes it is answered 500 (or the connection cut, its answer begun).
+ * `connections` goes to `handle`, and what escapes it (a bug) is answered 500.
  */
 async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown, acceptFailures: LineThrottle, corsGrant: GatewayAccess['corsGrant']): Promise<Server> {
   const { logger } = options;
@@ -300,8 +300,13 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
         }
         logger.error('request failed', { requestId, error: messageOf(error) });
         outcome.errorCodes.add(ErrorCode.INTERNAL_SERVER_ERROR);
-        if (!res.headersSent) sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
-        else res.destroy();
+        // What escapes the handler escapes before its answer has begun: every answer is made whole, then written
+        // (sendJson, endOnceFlushed; an IDE file whose stream fails destroys its response itself), and Apollo's
+        // incremental answers, streamed by sendAnswer, need a graphql 17 the gateway does not use. The check is a
+        // last resort all the same: sendJson on an answer begun would throw here (ERR_HTTP_HEADERS_SENT), a
+        // rejection nobody handles, which ends the process.
+        if (res.headersSent) res.destroy();
+        else sendJson(res, 500, graphqlError('Unexpected error.', ErrorCode.INTERNAL_SERVER_ERROR));
       });
     },
   );
@@ -797,6 +802,8 @@ async function sendAnswer(
     endOnceFlushed(res, answer, (bytes) => answerAdmission.hold(bytes));
     return;
   }
+  // Apollo streams an answer only for @defer and @stream, which graphql 16 cannot run: never taken (there for
+  // the type's sake), nor held to MAX_ANSWER_BYTES.
   for await (const chunk of response.body.asyncIterator) res.write(chunk);
   res.end();
 }
