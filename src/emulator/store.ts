@@ -72,7 +72,8 @@ export interface ConnectInput {
   /**
    * Store API only (the connect page never sets it): complete a top-level token by adding the source to
    * this existing account instead of creating one, so tests and benchmarks can have many used tokens over
-   * few accounts, as an app whose users reconnect does. An unknown id throws {@link UnknownAccountError}.
+   * few accounts, as an app whose users reconnect does. An unknown id throws {@link UnknownAccountError}; with an
+   * account-level token, an id other than its own account's throws a TypeError.
    */
   existingAccountId?: string;
 }
@@ -517,6 +518,11 @@ export class EmulatorStore {
     if (state === 'used') throw new ConnectTokenError('used', `connect token ${token} has already been used`);
     if (state === 'expired') throw new ConnectTokenError('expired', `connect token ${token} has expired`);
     const record = this.tokens.get(token)!;
+    // An account-level token adds its source to its own account: another one named beside it is a caller's mistake,
+    // said rather than ignored.
+    if (record.owner !== null && input.existingAccountId !== undefined && input.existingAccountId !== record.owner) {
+      throw new TypeError(`connect token ${token} is an account-level token of account ${record.owner}, not of ${input.existingAccountId}`);
+    }
 
     // A domain hint (`@gmail.com`) is no address: the user's own is what the form sent.
     const given = record.email && !isDomainHint(record.email) ? record.email : input.email;

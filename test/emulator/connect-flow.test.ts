@@ -208,6 +208,18 @@ describe('connect flow', () => {
     assert.deepEqual(store.listAccounts(), []);
   });
 
+  test('the store refuses an existingAccountId that is not the account-level token\'s own account, which it would silently ignore', (t) => {
+    const store = new EmulatorStore({ seed: 'none' });
+    t.after(() => store.close());
+    const owner = store.createAccount({ email: 'owner@example.com' }).id;
+    const other = store.createAccount({ email: 'other@example.com' }).id;
+    const { token } = store.createConnectToken(owner, { callback_url: 'https://app.example.com/done' });
+    assert.throws(() => store.useConnectToken(token, { email: 'a@example.com', existingAccountId: other }), /account-level token of account/);
+    assert.equal(store.connectTokenState(token), 'usable');
+    // Naming the token's own account is no contradiction.
+    assert.equal(store.useConnectToken(token, { email: 'a@example.com', existingAccountId: owner }).account.id, owner);
+  });
+
   test('a token with an email skips it; the callback gets ?contextio_token', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost:3000/cb', email: 'ben@mail.example.org' });
