@@ -57,7 +57,10 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
     const handledId = handled?.getHeader('x-request-id');
     const requestId = typeof handledId === 'string' ? handledId : randomUUID();
     options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
-    socket.write(answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin)));
+    // A HEAD's answer has no body (RFC 9110 9.3.2): a client reads the bytes after its head as a next answer
+    // (Node's fails the request). Known only of a request whose headers were read; see requestBeingRead.
+    const headOnly = handled?.req.method === 'HEAD';
+    socket.write(answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin), headOnly));
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
@@ -149,10 +152,10 @@ function closeOnceAnswered(socket: Socket): void {
 
 /**
  * The whole answer, as Node's ServerResponse would write it, with the headers every answer of the gateway's
- * carries (EVERY_ANSWER_HEADERS, a request id, and `cors`, the request's CORS grant). No Accept header is
- * read: application/json.
+ * carries (EVERY_ANSWER_HEADERS, a request id, and `cors`, the request's CORS grant), its body left out for a
+ * HEAD. No Accept header is read: application/json.
  */
-function answerBytes({ status, code, message }: ClientRefusal, requestId: string, cors: Array<[string, string]>): Buffer {
+function answerBytes({ status, code, message }: ClientRefusal, requestId: string, cors: Array<[string, string]>, headOnly: boolean): Buffer {
   const body = JSON.stringify(graphqlError(message, code));
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
@@ -164,5 +167,6 @@ function answerBytes({ status, code, message }: ClientRefusal, requestId: string
     `Date: ${new Date().toUTCString()}`,
     'Connection: close',
   ];
-  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${body}`);
+  // A HEAD's head says the length the body would have had, as Node's ServerResponse writes it.
+  return Buffer.from(`${head.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }

@@ -381,6 +381,18 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('answers a HEAD whose body Node cannot parse with the refusal’s head alone: a HEAD answer has no body (RFC 9110 9.3.2)', async () => {
+    // Found by test/resilience/fuzz-requests.test.ts: the body after the head made Node's client fail the
+    // request ("Data after `Connection: close`") instead of reading the 400.
+    // (A HEAD of /healthz is answered before its body is read.)
+    const answer = await exchange(stack.gateway.url, 'HEAD /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n');
+    const [head = '', body] = answer.split('\r\n\r\n', 2);
+    assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/, answer);
+    assert.match(head, /\r\nContent-Type: application\/json; charset=utf-8\r\n[^]*\r\nConnection: close$/);
+    assert.equal(body, '', answer);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('answers an HTTP/1.1 request without a Host header with 400 BAD_REQUEST in the envelope of every refusal, saying so, and closes the connection', async () => {
     for (const request of [
       'GET /graphql?query=%7B__typename%7D HTTP/1.1\r\napollo-require-preflight: true\r\n\r\n',
