@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { EmulatorStore } from '../../src/emulator/store.ts';
 import type { UpstreamAccount, UpstreamConnectToken, UpstreamSource } from '../../src/upstream/types.ts';
 import { manualTimer } from '../helpers/clock.ts';
+import { Random } from '../helpers/random.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { useStack, type GraphQLResponse } from '../helpers/stack.ts';
 
@@ -18,35 +19,6 @@ import { useStack, type GraphQLResponse } from '../helpers/stack.ts';
 
 const SEED = Number(process.env['RANDOM_OPERATIONS_SEED'] ?? 20_240_611);
 const OPERATIONS = 150;
-
-/** mulberry32: a tiny PRNG whose sequence depends only on its seed. */
-class Random {
-  #state: number;
-  constructor(seed: number) {
-    this.#state = seed >>> 0;
-  }
-  next(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-  /** Each of `items` with probability `p`, in their order; one of them at least when `nonEmpty`. */
-  subset<T>(items: readonly T[], p: number, nonEmpty = true): T[] {
-    const chosen = items.filter(() => this.chance(p));
-    return chosen.length === 0 && nonEmpty ? [this.pick(items)] : chosen;
-  }
-}
 
 // ---- the world ----------------------------------------------------------------------------------------------
 

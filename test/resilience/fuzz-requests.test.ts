@@ -8,6 +8,7 @@ import { DEFAULT_OPERATION_LIMITS, MAX_NESTING } from '../../src/limits/index.ts
 import { buildSchema } from '../../src/schema.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { Random } from '../helpers/random.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 /**
@@ -21,34 +22,6 @@ import { startStack, type Stack } from '../helpers/stack.ts';
 const SEED = Number(process.env['FUZZ_SEED'] ?? 0x5eed_f00d) >>> 0;
 const CASES = Number(process.env['FUZZ_CASES'] ?? 500);
 const ONLY = process.env['FUZZ_ONLY'] === undefined ? undefined : Number(process.env['FUZZ_ONLY']);
-
-/** mulberry32: a tiny PRNG, good enough to spread cases, identical on every machine for a seed. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-class Random {
-  readonly next: () => number;
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-  int(max: number): number {
-    return Math.floor(this.next() * max);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
 
 /** The emulator's demo data (src/emulator/seed.ts): accounts and connect tokens that exist, so that writes reach the upstream. */
 const ACCOUNTS = ['52daabefcea6f9c35a4a0997', '5f3c1e9a2b4d6f8071a3c5e7', '60aa0c1d2e3f405162738495'];
