@@ -1,0 +1,763 @@
+import type { EmulatorStore } from '../../src/emulator/store.ts';
+import type { UpstreamAccount, UpstreamConnectToken, UpstreamSource } from '../../src/upstream/types.ts';
+import type { Random } from './random.ts';
+import type { GraphQLResponse } from './stack.ts';
+
+/*
+ * The randomized operations' model, shared by the suites that draw them (test/gateway/random-operations.test.ts,
+ * test/gateway/random-authorization.test.ts): a small world seeded in the emulator, operations drawn over it,
+ * their text, and the test's own expectation of each (the upstream requests it needs and the answer), worked out
+ * from the rules written below, not from the gateway's resolvers, selection or cost code. The expectation takes
+ * the caller's access (`Access`): an admin's by default, everything reachable.
+ */
+
+// ---- the world ----------------------------------------------------------------------------------------------
+
+export interface World {
+  /** Accounts in creation order (the order `GET /accounts` lists them in). */
+  accounts: UpstreamAccount[];
+  byId: Map<string, UpstreamAccount>;
+  /** Top-level tokens in creation order. */
+  topLevel: UpstreamConnectToken[];
+  /** Each account's account-level tokens in creation order. */
+  ofAccount: Map<string, UpstreamConnectToken[]>;
+  /** Every token string, with its owner (null: top-level). */
+  owner: Map<string, string | null>;
+  tokenByName: Map<string, UpstreamConnectToken>;
+}
+
+export const CALLBACK = 'https://app.example.com/cb';
+const STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'TEMP_DISABLED', 'DISABLED'];
+
+/**
+ * 6 accounts with 0 to 3 sources, 0 to 4 account-level tokens each (some used), and 9 top-level tokens: unused,
+ * used on an existing account, and used to create an account (a 7th). No list is longer than the 10 items the
+ * cost estimate assumes, so no list is charged extra.
+ */
+export function seedWorld(store: EmulatorStore): World {
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const account = store.createAccount({
+      email: `user${i}@example.com`,
+      first_name: i % 3 === 2 ? '' : `First${i}`,
+      last_name: i % 2 === 0 ? `Last${i}` : '',
+      username: `user${i}`,
+      nb_messages: i * 7,
+      nb_files: i % 4,
+      ...(i === 4 ? { suspended: 1_600_000_000, password_expired: 1_600_000_100 } : {}),
+      sources: Array.from({ length: i % 4 }, (_, s) => ({
+        email: `user${i}.s${s}@mail${s}.example.com`,
+        server: `imap.mail${s}.example.com`,
+        status: STATUSES[(i + s) % STATUSES.length]!,
+        ...(s === 1 ? { port: 143, use_ssl: false, authentication_type: 'oauth2', sync_period: '4h' } : {}),
+      })),
+    });
+    ids.push(account.id);
+    for (let t = 0; t < i % 5; t++) {
+      const { token } = store.createConnectToken(account.id, {
+        callback_url: `${CALLBACK}/${i}/${t}`,
+        ...(t % 2 === 0 ? { email: `user${i}@example.com`, first_name: `T${t}` } : {}),
+      });
+      if (t % 2 === 1) store.useConnectToken(token, { email: `user${i}.t${t}@example.com`, server: 'imap.example.com', username: `u${i}t${t}` });
+    }
+  }
+  for (let t = 0; t < 9; t++) {
+    const { token } = store.createConnectToken(null, { callback_url: `${CALLBACK}/top/${t}`, ...(t % 3 === 0 ? { email: '@gmail.com', last_name: `L${t}` } : {}) });
+    if (t === 7) store.useConnectToken(token, { email: 'newcomer@example.com', first_name: 'New', username: 'newcomer' });
+    else if (t % 2 === 1) store.useConnectToken(token, { email: `user${t % 6}@example.com`, server: 'imap.example.com', username: `top${t}`, existingAccountId: ids[t % 6]! });
+  }
+
+  const accounts = store.listAccounts();
+  const world: World = {
+    accounts,
+    byId: new Map(accounts.map((a) => [a.id, a])),
+    topLevel: store.listConnectTokens(null),
+    ofAccount: new Map(accounts.map((a) => [a.id, store.listConnectTokens(a.id)])),
+    owner: new Map(),
+    tokenByName: new Map(),
+  };
+  for (const t of world.topLevel) world.owner.set(t.token, null);
+  for (const [id, tokens] of world.ofAccount) for (const t of tokens) world.owner.set(t.token, id);
+  for (const t of [...world.topLevel, ...[...world.ofAccount.values()].flat()]) world.tokenByName.set(t.token, t);
+  return world;
+}
+
+export const UNKNOWN_IDS = ['ffffffffffffffffffffffff', '0123456789abcdef01234567'];
+export const UNKNOWN_TOKENS = ['zzzzzzzzzzzzzzzz', 'nosuchtoken00000'];
+
+// ---- operations -----------------------------------------------------------------------------------------------
+
+export type TypeName = 'Query' | 'Account' | 'ConnectToken' | 'Source' | 'AccountConnection' | 'AccountEdge' | 'ConnectTokenConnection' | 'ConnectTokenEdge' | 'PageInfo';
+
+/** An argument: a literal written into the operation, or a variable's value. */
+export interface Arg {
+  name: string;
+  value: string | number;
+  type: 'ID!' | 'Int' | 'String';
+  variable?: string;
+}
+
+export interface Field {
+  key: string;
+  alias?: string;
+  name: string;
+  args: Arg[];
+  /** The type of the field's value, for its selection. */
+  type?: TypeName;
+  children?: Field[];
+  /** `@include(if:)` or `@skip(if:)` on every occurrence of the field, with a literal or a variable. */
+  directive?: { name: 'include' | 'skip'; value: boolean; variable?: string };
+}
+
+/** Whether graphql keeps the field: what its directive says. */
+export const included = (f: Field): boolean => (f.directive ? (f.directive.name === 'include') === f.directive.value : true);
+
+/** The fields graphql resolves: those directives leave out dropped, at every level. */
+export function kept(fields: Field[]): Field[] {
+  return fields.filter(included).map((f) => (f.children ? { ...f, children: kept(f.children) } : f));
+}
+
+const ACCOUNT_SCALARS = ['id', 'username', 'createdAt', 'suspendedAt', 'emailAddresses', 'firstName', 'lastName', 'passwordExpiredAt', 'messageCount', 'fileCount', '__typename'];
+const TOKEN_SCALARS = ['token', 'email', 'createdAt', 'used', 'usedAt', 'expiresAt', 'callbackUrl', 'firstName', 'lastName', '__typename'];
+const SOURCE_SCALARS = ['label', 'email', 'username', 'server', 'port', 'useSsl', 'type', 'status', 'syncPeriod', 'authenticationType'];
+
+/** A variable of the operation, with its value. */
+export interface Variable {
+  name: string;
+  type: string;
+  value: string | number | boolean;
+}
+
+/** Draws operations over `world`; aliases and variables are numbered across one operation. */
+export class Generator {
+  #aliases = 0;
+  #accountPool: string[] = [];
+  #tokenPool: string[] = [];
+  #variables: Variable[] = [];
+  constructor(
+    private readonly random: Random,
+    private readonly world: World,
+  ) {}
+
+  /**
+   * `usedTokenRoots`: that many more roots `connectToken(token)` over the world's used top-level tokens, each
+   * selecting the token's account (the capability path of the authorization suite). None by default: the draws
+   * of operations without them are as before, so a seed replays the same operations.
+   */
+  operation({ usedTokenRoots = 0 }: { usedTokenRoots?: number } = {}): { fields: Field[]; variables: Variable[] } {
+    this.#aliases = 0;
+    this.#variables = [];
+    // A few accounts, and tokens mostly of theirs, that the operation keeps coming back to: the same resources
+    // asked for from several places, and tokens asked for under the account whose list holds them.
+    const accounts = [this.random.pick(this.world.accounts), this.random.pick(this.world.accounts)];
+    const theirs = accounts.flatMap((a) => (this.world.ofAccount.get(a.id) ?? []).map((t) => t.token));
+    this.#accountPool = accounts.map((a) => a.id);
+    this.#tokenPool = [...theirs, this.random.pick([...this.world.owner.keys()]), this.random.pick(this.world.topLevel).token];
+    const keys = new Set<string>();
+    const fields: Field[] = [];
+    const count = 1 + this.random.int(4);
+    for (let i = 0; i < count; i++) {
+      const root = this.#root(keys);
+      fields.push(root);
+      // The same root field again under another alias: the same arguments or others.
+      if (this.random.chance(0.25)) fields.push(this.#again(root, keys));
+    }
+    const used = this.world.topLevel.filter((t) => t.used);
+    for (let i = 0; i < usedTokenRoots; i++) {
+      const root = this.#field(keys, 'connectToken', [this.#arg('token', this.random.pick(used).token, 'ID!')], 'ConnectToken', 3);
+      const childKeys = new Set(root.children!.map((c) => c.key));
+      if (!root.children!.some((c) => c.name === 'account')) root.children!.push(this.#field(childKeys, 'account', [], 'Account', 2));
+      fields.push(root);
+    }
+    return { fields, variables: this.#variables };
+  }
+
+  #root(keys: Set<string>): Field {
+    const kind = this.random.pick(['account', 'account', 'accounts', 'connectTokens', 'connectToken', 'connectToken']);
+    if (kind === 'account') return this.#field(keys, 'account', [this.#arg('id', this.#accountId(), 'ID!')], 'Account', 3);
+    if (kind === 'connectToken') return this.#field(keys, 'connectToken', [this.#arg('token', this.#token(), 'ID!')], 'ConnectToken', 3);
+    const first = 1 + this.random.int(kind === 'accounts' ? 8 : 10);
+    const args = [this.#arg('first', first, 'Int')];
+    if (kind === 'accounts' && this.random.chance(0.15)) {
+      const email = this.random.chance(0.8) ? this.random.pick(this.random.pick(this.world.accounts).email_addresses) : 'nobody@example.com';
+      args.push({ name: 'filter', value: email, type: 'String' });
+    }
+    return this.#field(keys, kind, args, kind === 'accounts' ? 'AccountConnection' : 'ConnectTokenConnection', 2);
+  }
+
+  /** `field` again under a new alias, with the same arguments or new ones of the same kind, and a selection of its own. */
+  #again(field: Field, keys: Set<string>): Field {
+    const args = field.args.map((a) => {
+      if (this.random.chance(0.5)) return a;
+      if (a.name === 'id') return this.#arg('id', this.#accountId(), 'ID!');
+      if (a.name === 'token') return this.#arg('token', this.#token(), 'ID!');
+      if (a.name === 'first') return this.#arg('first', 1 + this.random.int(8), 'Int');
+      return a;
+    });
+    return this.#field(keys, field.name, args, field.type!, field.type === 'Account' || field.type === 'ConnectToken' ? 3 : 2, true);
+  }
+
+  /** A field of `type` named `name` with a fresh selection; aliased when asked, or when its name is taken. */
+  #field(keys: Set<string>, name: string, args: Arg[], type: TypeName | undefined, budget: number, alias = false): Field {
+    const useAlias = alias || keys.has(name) || this.random.chance(0.2);
+    const key = useAlias ? `a${this.#aliases++}` : name;
+    keys.add(key);
+    const field: Field = { key, name, args, ...(useAlias ? { alias: key } : {}) };
+    if (type) field.type = type;
+    if (type && type !== 'Query') field.children = this.#selection(type, budget);
+    // Now and then a directive keeps or drops the field: what the gateway reads of a selection (which loads it
+    // starts ahead) must leave out what graphql leaves out.
+    if (this.random.chance(0.1)) {
+      const directive = { name: this.random.pick(['include', 'skip'] as const), value: this.random.chance(0.5) };
+      if (!this.random.chance(0.4)) field.directive = directive;
+      else {
+        const variable = `v${this.#variables.length}`;
+        this.#variables.push({ name: variable, type: 'Boolean!', value: directive.value });
+        field.directive = { ...directive, variable };
+      }
+    }
+    return field;
+  }
+
+  /** A selection of `type`; `budget` is how many more account/token hops it may take. */
+  #selection(type: TypeName, budget: number): Field[] {
+    const keys = new Set<string>();
+    const scalar = (name: string): Field => this.#field(keys, name, [], undefined, 0);
+    const r = this.random;
+    switch (type) {
+      case 'Account': {
+        const fields = r.subset(ACCOUNT_SCALARS, 0.25, false).map(scalar);
+        if (r.chance(0.3)) fields.push(this.#field(keys, 'sources', [], 'Source', 0));
+        if (budget > 0 && r.chance(0.45)) fields.push(this.#field(keys, 'connectTokens', [], 'ConnectToken', budget - 1));
+        for (let n = r.chance(0.4) ? 1 + r.int(2) : 0; n > 0 && budget > 0; n--) {
+          fields.push(this.#field(keys, 'connectToken', [this.#arg('token', this.#token(), 'ID!')], 'ConnectToken', budget - 1));
+        }
+        if (fields.length === 0) fields.push(scalar('id'));
+        return fields;
+      }
+      case 'ConnectToken': {
+        const fields = r.subset(TOKEN_SCALARS, 0.3, false).map(scalar);
+        if (budget > 0 && r.chance(0.5)) fields.push(this.#field(keys, 'account', [], 'Account', budget - 1));
+        if (fields.length === 0) fields.push(scalar('token'));
+        return fields;
+      }
+      case 'Source':
+        return r.subset(SOURCE_SCALARS, 0.3).map(scalar);
+      case 'AccountConnection':
+      case 'ConnectTokenConnection': {
+        const node = type === 'AccountConnection' ? 'Account' : 'ConnectToken';
+        const fields: Field[] = [];
+        const parts = r.subset(['nodes', 'edges', 'pageInfo'], 0.4);
+        if (parts.includes('nodes')) fields.push(this.#field(keys, 'nodes', [], node, budget));
+        if (parts.includes('edges')) fields.push(this.#field(keys, 'edges', [], type === 'AccountConnection' ? 'AccountEdge' : 'ConnectTokenEdge', budget));
+        if (parts.includes('pageInfo')) fields.push(this.#field(keys, 'pageInfo', [], 'PageInfo', 0));
+        return fields;
+      }
+      case 'AccountEdge':
+        return [this.#field(keys, 'node', [], 'Account', budget)];
+      case 'ConnectTokenEdge':
+        return [this.#field(keys, 'node', [], 'ConnectToken', budget)];
+      case 'PageInfo':
+        return [scalar('hasNextPage')];
+      case 'Query':
+        throw new Error('no nested Query');
+    }
+  }
+
+  /** An argument, written as a literal or (a third of the time) passed as a variable. */
+  #arg(name: string, value: string | number, type: 'ID!' | 'Int'): Arg {
+    if (!this.random.chance(0.33)) return { name, value, type };
+    const variable = `v${this.#variables.length}`;
+    this.#variables.push({ name: variable, type, value });
+    return { name, value, type, variable };
+  }
+
+  /** Mostly an account of the world (the same ones come back across roots), sometimes an unknown one. */
+  #accountId(): string {
+    if (this.random.chance(0.1)) return this.random.pick(UNKNOWN_IDS);
+    return this.random.chance(0.7) ? this.random.pick(this.#accountPool) : this.random.pick(this.world.accounts).id;
+  }
+
+  /** A top-level or account-level token, used or not, or an unknown one. */
+  #token(): string {
+    if (this.random.chance(0.08)) return this.random.pick(UNKNOWN_TOKENS);
+    return this.random.chance(0.75) ? this.random.pick(this.#tokenPool) : this.random.pick([...this.world.owner.keys()]);
+  }
+}
+
+// ---- rendering: the same fields, spread over inline and named fragments at random ---------------------------
+
+export function render(fields: Field[], variables: Array<{ name: string; type: string }>, random: Random): string {
+  const fragments = new Map<string, string>(); // definition body → name, so an identical one is spread again
+  const definitions: string[] = [];
+  const argText = (a: Arg): string => {
+    if (a.name === 'filter') return `filter: { email: ${JSON.stringify(a.value)} }`;
+    return `${a.name}: ${a.variable ? `$${a.variable}` : JSON.stringify(a.value)}`;
+  };
+  const fieldText = (f: Field, children: Field[] | undefined): string => {
+    const args = f.args.length > 0 ? `(${f.args.map(argText).join(', ')})` : '';
+    const directive = f.directive ? ` @${f.directive.name}(if: ${f.directive.variable ? `$${f.directive.variable}` : f.directive.value})` : '';
+    const head = `${f.alias ? `${f.alias}: ` : ''}${f.name}${args}${directive}`;
+    return children ? `${head} { ${set(children, f.type!)} }` : head;
+  };
+  const set = (children: Field[], type: TypeName): string => {
+    // Now and then a field with several children is written twice, its children split between the two: graphql
+    // merges them back into one field.
+    const items: string[] = [];
+    for (const f of children) {
+      if (f.children && f.children.length > 1 && random.chance(0.15)) {
+        const cut = 1 + random.int(f.children.length - 1);
+        items.push(fieldText(f, f.children.slice(0, cut)), fieldText(f, f.children.slice(cut)));
+      } else {
+        items.push(fieldText(f, f.children));
+      }
+    }
+    if (items.length === 0) return '';
+    // Some of the items go into an inline fragment or a named fragment of the same type.
+    const out: string[] = [];
+    let i = 0;
+    while (i < items.length) {
+      const take = 1 + random.int(items.length - i);
+      const group = items.slice(i, i + take);
+      i += take;
+      const how = type === 'Query' ? 'direct' : random.pick(['direct', 'direct', 'inline', 'named']);
+      if (how === 'direct') out.push(...group);
+      else if (how === 'inline') out.push(`... on ${type}${random.pick(['', '', ' @include(if: true)', ' @skip(if: false)'])} { ${group.join(' ')} }`);
+      else {
+        const body = `on ${type} { ${group.join(' ')} }`;
+        let name = fragments.get(body);
+        if (name === undefined) {
+          name = `F${fragments.size}`;
+          fragments.set(body, name);
+          definitions.push(`fragment ${name} ${body}`);
+        }
+        out.push(`...${name}`);
+      }
+    }
+    return out.join(' ');
+  };
+  const body = set(fields, 'Query');
+  const head = variables.length > 0 ? `query Random(${variables.map((v) => `$${v.name}: ${v.type}`).join(', ')})` : 'query Random';
+  return [`${head} { ${body} }`, ...definitions].join('\n');
+}
+
+/**
+ * A bound on the estimated cost, above the gateway's own (docs/limits.md: 1 a field, 10 one that may make a request,
+ * lists without `first` taken as 10 items, connections as `first`): every field with a selection counted as a
+ * request. Operations over it are drawn again, so that none is refused as too complex.
+ */
+export function costBound(fields: Field[], times = 1): number {
+  let cost = 0;
+  for (const f of fields) {
+    if (!f.children) {
+      cost += times;
+      continue;
+    }
+    const first = f.args.find((a) => a.name === 'first')?.value;
+    const items = typeof first === 'number' ? first : f.name === 'sources' || f.name === 'connectTokens' ? 10 : 1;
+    cost += 10 * times + costBound(f.children, times * items);
+  }
+  return cost;
+}
+
+export function depth(fields: Field[]): number {
+  return Math.max(0, ...fields.map((f) => 1 + (f.children ? depth(f.children) : 0)));
+}
+
+// ---- the expectation ------------------------------------------------------------------------------------------
+
+/*
+ * Upstream routes, as the contract's schema comments name them:
+ *   Query.account(id)                 GET /accounts/{id}
+ *   Query.accounts(first, filter)     GET /accounts?limit={first+1}&offset=0[&email=…]   (first + 1: hasNextPage)
+ *   Query.connectToken(token)         GET /connect_tokens/{token}
+ *   Query.connectTokens(first)        GET /connect_tokens   (the whole list, paged by the gateway)
+ *   Account.connectTokens             GET /accounts/{id}/connect_tokens
+ *   Account.connectToken(token)       GET /accounts/{id}/connect_tokens/{token}
+ *   ConnectToken.account              GET /accounts/{id}, only for a field the token's embed lacks
+ *
+ * What is answered without a request of its own:
+ *   R1. An account's scalars and sources come with the account: from GET /accounts/{id}, from a page of
+ *       GET /accounts, or, under a used token, from the account the token embeds (id, createdAt, suspendedAt,
+ *       emailAddresses, firstName, lastName, sources). Under a token, username, passwordExpiredAt, messageCount
+ *       and fileCount load the full account (ConnectToken.account's description).
+ *   R2. An unused token's account is null: nothing is asked.
+ *   R3. Each resource once per operation, however many fields, aliases or roots ask for it.
+ *   R4. A list primes what it holds for the rest of the operation: a page of GET /accounts (unfiltered by
+ *       source status) primes each account it holds, the extra one asked for hasNextPage included; a token
+ *       list primes its tokens under their owner (top-level ones as top-level only). A load reached only after
+ *       such a list was answered (the list is on its path) is answered from it. A load started in the same
+ *       pass as the list (before any answer: the root fields, or siblings resolved from the same answer) is
+ *       requested. A load that may start before or after an unrelated list answers may go either way: it is
+ *       allowed once or not at all (independent requests answer in any order). This race is the gateway's
+ *       deliberate choice (batching.test: a root account(id) beside a page costs its request whichever answers
+ *       first), followed here.
+ *   R5. Query.account(id) and a used token's account start their connectTokens / connectToken(token) loads
+ *       beside the account's own (by the id they know): they are in the same pass as the account field.
+ *       Those of an unknown account are still made, and fail unseen: only the account's NOT_FOUND is reported.
+ *   R6. Lists are never primed by anything: each is requested once.
+ *   R7. Independent requests go out together: a load waits only for the answer it follows (its list's, its
+ *       token's, the account or token its path was reached through), so each wave of requests is all out
+ *       before any of it is answered. Checked when no load of the operation may go either way (R4).
+ * The data: upstream `""` is no value (null), Unix seconds are ISO strings, `0`/`false` null but in createdAt.
+ *
+ * The caller's access (docs/auth.md, CONTRACT.md's "gateway's own auth"), for a valid token; an admin reaches all:
+ *   A1. Query.accounts and Query.connectTokens need the admin scope; Query.account(id) needs `id` in scope,
+ *       refused before its id is looked up (an unknown id out of scope is FORBIDDEN, not NOT_FOUND).
+ *   A2. Query.connectToken(token) needs a valid token alone, and so does that token's `account` (its own fields
+ *       and sources, the full account's load included): knowing the token is the capability.
+ *   A3. Account.connectTokens and Account.connectToken(token) need the account in scope however it was reached
+ *       (under a token's account too). Account.connectTokens is non-null: refused, it nulls its account; the
+ *       account's other refused fields are reported beside it.
+ *   A4. A refused field makes no request, nor do the loads started ahead for it (R5's beside an account out of
+ *       scope).
+ */
+
+/** What a caller with a valid token may reach: everything (`admin`), or the accounts of its `accounts` claim. */
+export interface Access {
+  admin: boolean;
+  accounts: ReadonlySet<string>;
+}
+
+export const ADMIN_ACCESS: Access = { admin: true, accounts: new Set() };
+
+interface Need {
+  resource: string;
+  /** The pass (the upstream answer, or the root) in which the load starts. */
+  pass: string;
+  /** The lists answered before this load on its path (R4). */
+  after: ReadonlySet<string>;
+  /** What the load waits for (null: nothing, a root field). */
+  trigger: Trigger | null;
+  /** The item a list primes, for item loads (`account:{id}` or `token:{owner}:{token}`). */
+  item?: string;
+}
+
+/** The answer a pass follows: a list's, or an item's (which may come from a list that primed it: R4). */
+interface Trigger {
+  resource: string;
+  parent: Trigger | null;
+  item: boolean;
+}
+
+interface At {
+  pass: string;
+  after: ReadonlySet<string>;
+  trigger: Trigger | null;
+}
+
+export interface Expectation {
+  data: Record<string, unknown>;
+  errors: string[];
+  required: string[];
+  optional: string[];
+  /** The requests out once the answers of `answered` are in, when that is known (R4: no optional one). */
+  waves?: (answered: ReadonlySet<string>) => Set<string>;
+}
+
+const iso = (seconds: number | false | undefined): string | null => (seconds ? new Date(seconds * 1000).toISOString() : null);
+const orNull = (value: string | undefined | null): string | null => (value === undefined || value === null || value === '' ? null : value);
+
+export class Expecter {
+  readonly needs: Need[] = [];
+  /** Items each list (resource) primes. */
+  readonly primes = new Map<string, Set<string>>();
+  readonly errors: string[] = [];
+  #passes = 0;
+
+  constructor(
+    private readonly world: World,
+    private readonly access: Access = ADMIN_ACCESS,
+  ) {}
+
+  #inScope(id: string): boolean {
+    return this.access.admin || this.access.accounts.has(id);
+  }
+
+  run(fields: Field[]): Expectation {
+    const data: Record<string, unknown> = {};
+    const root: At = { pass: 'root', after: new Set<string>(), trigger: null };
+    for (const f of fields) data[f.key] = this.#root(f, root);
+    return { data, errors: this.errors.sort(), ...this.#classify() };
+  }
+
+  #need(resource: string, at: At, item?: string): void {
+    this.needs.push({ resource, pass: at.pass, after: at.after, trigger: at.trigger, ...(item ? { item } : {}) });
+  }
+
+  /** Where what depends on `resource`'s answer resolves: the pass of its answer, after it if a list (R4). */
+  #answered(resource: string, at: At, kind: 'list' | 'item'): At {
+    return {
+      pass: `${resource}#${this.#passes++}`,
+      after: kind === 'list' ? new Set([...at.after, resource]) : at.after,
+      trigger: { resource, parent: at.trigger, item: kind === 'item' },
+    };
+  }
+
+  #error(path: Array<string | number>, code: string): null {
+    this.errors.push(`${path.join('.')} ${code}`);
+    return null;
+  }
+
+  #root(f: Field, at: At): unknown {
+    const arg = (name: string) => f.args.find((a) => a.name === name)?.value;
+    switch (f.name) {
+      case 'account': {
+        const id = String(arg('id'));
+        if (!this.#inScope(id)) return this.#error([f.key], 'FORBIDDEN'); // A1
+        const resource = `GET /accounts/${id}`;
+        this.#need(resource, at, `account:${id}`);
+        this.#tokenLoads(id, f.children!, at); // R5
+        const account = this.world.byId.get(id);
+        if (!account) return this.#error([f.key], 'NOT_FOUND');
+        return this.#account(account, f.children!, [f.key], at);
+      }
+      case 'accounts': {
+        if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
+        const first = Number(arg('first'));
+        const email = arg('filter') as string | undefined;
+        const query = new URLSearchParams({ limit: String(first + 1), offset: '0', ...(email ? { email } : {}) });
+        const resource = `GET /accounts?${sortedQuery(query)}`;
+        this.#need(resource, at);
+        const all = this.world.accounts.filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase()));
+        const fetched = all.slice(0, first + 1);
+        this.#prime(resource, fetched.map((a) => `account:${a.id}`));
+        const next = this.#answered(resource, at, 'list');
+        return this.#connection(f, fetched.slice(0, first), all.length > first, [f.key], (a, sel, path) => this.#account(a, sel, path, next));
+      }
+      case 'connectToken': {
+        const token = String(arg('token'));
+        const resource = `GET /connect_tokens/${token}`;
+        this.#need(resource, at, `token::${token}`);
+        if (!this.world.owner.has(token) || this.world.owner.get(token) !== null) return this.#error([f.key], 'NOT_FOUND');
+        return this.#token(this.world.tokenByName.get(token)!, f.children!, [f.key], this.#answered(resource, at, 'item'));
+      }
+      case 'connectTokens': {
+        if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
+        const first = Number(arg('first'));
+        const resource = 'GET /connect_tokens';
+        this.#need(resource, at);
+        this.#prime(resource, this.world.topLevel.map((t) => `token::${t.token}`));
+        const next = this.#answered(resource, at, 'list');
+        const all = this.world.topLevel;
+        return this.#connection(f, all.slice(0, first), all.length > first, [f.key], (t, sel, path) => this.#token(t, sel, path, next));
+      }
+    }
+    throw new Error(`unknown root ${f.name}`);
+  }
+
+  #prime(list: string, items: string[]): void {
+    const set = this.primes.get(list) ?? new Set<string>();
+    for (const item of items) set.add(item);
+    this.primes.set(list, set);
+  }
+
+  #connection<T>(
+    f: Field,
+    items: T[],
+    hasNextPage: boolean,
+    path: Array<string | number>,
+    node: (item: T, selection: Field[], path: Array<string | number>) => unknown,
+  ): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const c of f.children!) {
+      if (c.name === 'nodes') out[c.key] = items.map((item, i) => node(item, c.children!, [...path, c.key, i]));
+      else if (c.name === 'edges') {
+        out[c.key] = items.map((item, i) => {
+          const edge: Record<string, unknown> = {};
+          for (const e of c.children!) edge[e.key] = node(item, e.children!, [...path, c.key, i, e.key]);
+          return edge;
+        });
+      } else if (c.name === 'pageInfo') out[c.key] = Object.fromEntries(c.children!.map((p) => [p.key, hasNextPage]));
+    }
+    return out;
+  }
+
+  /** The loads an account field starts for its token fields by the account's id (R5), in the pass `at`. */
+  #tokenLoads(id: string, selection: Field[], at: At): void {
+    if (!this.#inScope(id)) return; // A4
+    for (const f of selection) {
+      if (f.name === 'connectTokens') this.#tokenList(id, at);
+      if (f.name === 'connectToken') {
+        const token = String(f.args[0]!.value);
+        this.#need(`GET /accounts/${id}/connect_tokens/${token}`, at, `token:${id}:${token}`);
+      }
+    }
+  }
+
+  #tokenList(id: string, at: At): string {
+    const resource = `GET /accounts/${id}/connect_tokens`;
+    this.#need(resource, at);
+    this.#prime(resource, (this.world.ofAccount.get(id) ?? []).map((t) => `token:${id}:${t.token}`));
+    return resource;
+  }
+
+  /**
+   * An account's selection. `tokensAt`: where its token fields' loads start (R5: beside the account's own
+   * load when reached by id or through a token, else where the account was listed). Its other fields load nothing.
+   * Null when a token field refused out of scope nulls it (A3).
+   */
+  #account(
+    account: UpstreamAccount,
+    selection: Field[],
+    path: Array<string | number>,
+    tokensAt: At,
+  ): Record<string, unknown> | null {
+    const out: Record<string, unknown> = {};
+    let nulled = false;
+    for (const f of selection) {
+      const here = [...path, f.key];
+      switch (f.name) {
+        case '__typename': out[f.key] = 'Account'; break;
+        case 'id': out[f.key] = account.id; break;
+        case 'username': out[f.key] = orNull(account.username); break;
+        case 'createdAt': out[f.key] = iso(account.created) ?? new Date(0).toISOString(); break;
+        case 'suspendedAt': out[f.key] = iso(account.suspended); break;
+        case 'emailAddresses': out[f.key] = account.email_addresses; break;
+        case 'firstName': out[f.key] = orNull(account.first_name); break;
+        case 'lastName': out[f.key] = orNull(account.last_name); break;
+        case 'passwordExpiredAt': out[f.key] = iso(account.password_expired); break;
+        case 'messageCount': out[f.key] = account.nb_messages ?? null; break;
+        case 'fileCount': out[f.key] = account.nb_files ?? null; break;
+        case 'sources': out[f.key] = account.sources.map((s) => source(s, f.children!)); break;
+        case 'connectTokens': {
+          if (!this.#inScope(account.id)) {
+            nulled = true;
+            this.#error(here, 'FORBIDDEN'); // A3: non-null, so its account is null
+            break;
+          }
+          const list = this.#tokenList(account.id, tokensAt);
+          const next = this.#answered(list, tokensAt, 'list');
+          out[f.key] = (this.world.ofAccount.get(account.id) ?? []).map((t, i) => this.#token(t, f.children!, [...here, i], next));
+          break;
+        }
+        case 'connectToken': {
+          if (!this.#inScope(account.id)) {
+            out[f.key] = this.#error(here, 'FORBIDDEN'); // A3
+            break;
+          }
+          const token = String(f.args[0]!.value);
+          const resource = `GET /accounts/${account.id}/connect_tokens/${token}`;
+          this.#need(resource, tokensAt, `token:${account.id}:${token}`);
+          const found = this.world.owner.get(token) === account.id ? this.world.tokenByName.get(token)! : undefined;
+          out[f.key] = found ? this.#token(found, f.children!, here, this.#answered(resource, tokensAt, 'item')) : this.#error(here, 'NOT_FOUND');
+          break;
+        }
+        default: throw new Error(`unknown Account field ${f.name}`);
+      }
+    }
+    return nulled ? null : out;
+  }
+
+  #token(token: UpstreamConnectToken, selection: Field[], path: Array<string | number>, at: At): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const f of selection) {
+      switch (f.name) {
+        case '__typename': out[f.key] = 'ConnectToken'; break;
+        case 'token': out[f.key] = token.token; break;
+        case 'email': out[f.key] = orNull(token.email); break;
+        case 'createdAt': out[f.key] = iso(token.created) ?? new Date(0).toISOString(); break;
+        case 'used': out[f.key] = Boolean(token.used); break;
+        case 'usedAt': out[f.key] = iso(token.used); break;
+        case 'expiresAt': out[f.key] = iso(token.expires); break;
+        case 'callbackUrl': out[f.key] = token.callback_url; break;
+        case 'firstName': out[f.key] = orNull(token.first_name); break;
+        case 'lastName': out[f.key] = orNull(token.last_name); break;
+        case 'account': {
+          if (!token.used || !token.account) {
+            out[f.key] = null; // R2
+            break;
+          }
+          const account = this.world.byId.get(token.account.id)!;
+          // R1: only a field the embed lacks loads the account (in the token's pass: the token is in by then).
+          if (f.children!.some((c) => FULL_ONLY.has(c.name))) this.#need(`GET /accounts/${account.id}`, at, `account:${account.id}`);
+          this.#tokenLoads(account.id, f.children!, at); // R5
+          out[f.key] = this.#account(account, f.children!, [...path, f.key], at);
+          break;
+        }
+        default: throw new Error(`unknown ConnectToken field ${f.name}`);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * R3, R4, R6: which resources must be requested once, and which may be (once) or not; and, when every one is
+   * known to be requested or not, the waves they go out in: each once the answers it follows are in.
+   */
+  #classify(): Pick<Expectation, 'required' | 'optional' | 'waves'> {
+    const startPasses = new Map<string, Set<string>>();
+    for (const n of this.needs) {
+      const passes = startPasses.get(n.resource) ?? new Set<string>();
+      passes.add(n.pass);
+      startPasses.set(n.resource, passes);
+    }
+    const verdictOf = new Map<Need, Verdict>();
+    const verdicts = new Map<string, Set<Verdict>>();
+    for (const n of this.needs) {
+      let verdict: Verdict = 'required';
+      if (n.item) {
+        const primers = [...this.primes].filter(([, items]) => items.has(n.item!)).map(([list]) => list);
+        if (primers.some((list) => n.after.has(list))) verdict = 'free';
+        // A list started only in this load's own pass cannot have been answered before it.
+        else if (primers.some((list) => [...startPasses.get(list)!].some((p) => p !== n.pass))) verdict = 'optional';
+      }
+      verdictOf.set(n, verdict);
+      verdicts.set(n.resource, (verdicts.get(n.resource) ?? new Set()).add(verdict));
+    }
+    const overall = (resource: string): Verdict => {
+      const all = verdicts.get(resource)!;
+      return all.has('required') ? 'required' : all.has('optional') ? 'optional' : 'free';
+    };
+    const pick = (v: Verdict) => [...verdicts.keys()].filter((r) => overall(r) === v).sort();
+    const required = pick('required');
+    const optional = pick('optional');
+
+    // The answer a load waits for: an item's own when requested, the one it was primed from when free (from a
+    // cache, in the same pass), unknown when it may go either way.
+    const waitsFor = (trigger: Trigger | null): string | null | undefined => {
+      if (trigger === null || !trigger.item) return trigger?.resource ?? null;
+      const all = verdicts.get(trigger.resource)!;
+      if (all.size === 1 && all.has('required')) return trigger.resource;
+      if (all.size === 1 && all.has('free')) return waitsFor(trigger.parent);
+      return undefined;
+    };
+    const requested = this.needs.filter((n) => overall(n.resource) === 'required');
+    const follows = requested.map((n) => ({ resource: n.resource, after: waitsFor(n.trigger), free: verdictOf.get(n) === 'free' }));
+    if (optional.length > 0 || follows.some((f) => f.after === undefined || f.free)) return { required, optional };
+    const waves = (answered: ReadonlySet<string>): Set<string> =>
+      new Set(follows.filter((f) => f.after === null || answered.has(f.after!)).map((f) => f.resource));
+    return { required, optional, waves };
+  }
+}
+
+type Verdict = 'required' | 'optional' | 'free';
+
+const FULL_ONLY = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
+
+function source(s: UpstreamSource, selection: Field[]): Record<string, unknown> {
+  const values: Record<string, unknown> = {
+    label: s.label,
+    email: orNull(s.email),
+    username: orNull(s.username),
+    server: orNull(s.server),
+    port: s.port ?? null,
+    useSsl: s.use_ssl ?? null,
+    type: orNull(s.type),
+    status: s.status ?? null,
+    syncPeriod: orNull(s.sync_period),
+    authenticationType: orNull(s.authentication_type),
+  };
+  return Object.fromEntries(selection.map((f) => [f.key, values[f.name]]));
+}
+
+/** A query string with the OAuth parameters left out and the rest sorted, so that two spellings compare equal. */
+export function sortedQuery(params: URLSearchParams): string {
+  const pairs = [...params].filter(([k]) => !k.startsWith('oauth_')).sort(([a], [b]) => a.localeCompare(b));
+  return new URLSearchParams(pairs).toString();
+}
+
+
+export function errorsOf(response: GraphQLResponse): string[] {
+  return (response.body.errors ?? []).map((e) => `${(e.path ?? []).join('.')} ${String(e.extensions?.['code'])}`).sort();
+}
