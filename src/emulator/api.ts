@@ -266,6 +266,8 @@ function deleteAccount(ctx: ApiContext, id: string): Result {
 // ---- sources ----------------------------------------------------------------------------------
 
 function listSources(ctx: ApiContext, id: string, params: Params): Result {
+  // The account first, as every route under it does: an unknown one is a 404 whatever its filters say.
+  requireAccount(ctx, id);
   const statusOk = flagFilter(params, 'status_ok');
   const sources = ctx.store.listSources(id, {
     ...(params.get('status') ? { status: params.get('status')! } : {}),

@@ -286,6 +286,14 @@ describe('sources', () => {
     assert.equal((await api(emu, `/accounts/${id}/sources/x%3A%3Aimap.example.com-2`)).body.port, 143);
   });
 
+  test('an unknown account is a 404 whatever its sources filter, as for its other resources (found by fuzzing)', async (t) => {
+    const emu = await emulatorFor(t);
+    const res = await api(emu, '/accounts/0123456789abcdef01234567/sources?status_ok=yes');
+    assert.equal(res.status, 404);
+    assert.deepEqual(res.body, { type: 'error', value: 'account 0123456789abcdef01234567 is invalid' });
+    assert.equal((await api(emu, `/accounts/${GRACE}/sources?status_ok=yes`)).status, 400, 'a known account’s bad filter stays a 400');
+  });
+
   test('store.addSource shows up through HTTP', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const account = emu.store.createAccount({ email: 'x@example.com' });
