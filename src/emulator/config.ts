@@ -51,11 +51,13 @@ export function emulatorOptionsFromEnv(
     const suggestion = spelling === undefined ? '' : `: written as browsers send it, ${spelling}`;
     problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown}${suggestion})`);
   }
-  const allowedHosts = read('EMULATOR_ALLOWED_HOSTS')?.split(',').map((name) => name.trim()).filter(Boolean);
+  const rawAllowedHosts = read('EMULATOR_ALLOWED_HOSTS');
+  const allowedHosts = rawAllowedHosts?.split(',').map((name) => name.trim()).filter(Boolean);
   const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
   if (badHost !== undefined) {
-    // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake.
-    const shown = badHost.includes('@') ? 'a value with an @, not shown' : quotedSetting(badHost);
+    // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake. Looked for in the whole
+    // list, as CORS_ORIGINS does: a comma in a password splits its URL into entries, the first without the `@`.
+    const shown = rawAllowedHosts!.includes('@') ? 'a value with an @, not shown' : quotedSetting(badHost);
     problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got ${shown})`);
   }
   return {

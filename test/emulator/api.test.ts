@@ -772,6 +772,8 @@ describe('Host check (DNS rebinding)', () => {
     }
     // Credentials pasted in by mistake are not repeated in the problem.
     assert.deepEqual(read('devbox.lan, user:hunter2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
+    // Nor any part of them when a comma in the password splits the URL into entries: the list holds an @, so no entry is shown.
+    assert.deepEqual(read('http://user:hunt,er2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
   });
 });
 
