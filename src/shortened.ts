@@ -10,7 +10,12 @@ export function shortened(text: string, max: number): string {
   return `${text.slice(0, end)}…`;
 }
 
-/** A refused setting's value as its error quotes it: in quotes, cut to 100 characters (a setting may hold anything pasted in). */
+/**
+ * A refused setting's value as its error quotes it: in quotes, cut to 100 characters (a setting may hold anything
+ * pasted in), its line breaks and other control characters escaped as JSON escapes them (`\n`), U+2028 and
+ * U+2029 too: each problem is one line, and the rest of a value read from a `.env` or a secret store must not
+ * stand on a line of its own, where it could pass for another problem.
+ */
 export function quotedSetting(value: string): string {
-  return `"${shortened(value, 100)}"`;
+  return JSON.stringify(shortened(value, 100)).replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
 }

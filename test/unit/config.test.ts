@@ -193,6 +193,17 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('quotes a refused value with its line breaks escaped, whichever the setting: a problem stays one line', () => {
+    // A value from a `.env` or a secret store may hold a line break; printed as it is, the rest of the value
+    // would stand on a line of its own, unprefixed, and could pass for another problem or setting.
+    const problems = configProblems({ PORT: '80\n81', LOG_LEVEL: 'verbose\nLOG_LEVEL=debug', INTROSPECTION: 'yes\r\nno', CORS_ORIGINS: 'https://a.example\u2028x' });
+    const emulator: string[] = [];
+    emulatorOptionsFromEnv({ EMULATOR_SEED: 'demo\nnone', EMULATOR_RATE_LIMIT: '5\n5' }, 4010, emulator);
+    assert.equal(problems.length + emulator.length, 6);
+    for (const problem of [...problems, ...emulator]) assert.doesNotMatch(problem, /[\n\r\u2028\u2029]/, JSON.stringify(problem));
+    assert.ok(problems.includes('LOG_LEVEL must be one of debug, info, warn, error (got "verbose\\nLOG_LEVEL=debug")'), problems.join(' | '));
+  });
+
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
     assert.equal(loadConfig({ UPSTREAM_TIMEOUT_MS: '120000' }).upstreamTimeoutMs, 120_000);
     assert.deepEqual(configProblems({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
