@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import { settingValue } from './shortened.ts';
 
 /** Where a server was asked to listen, and the environment variables that said so. */
 export interface ListenTarget {
@@ -14,7 +15,9 @@ export interface ListenTarget {
  * address already in use 127.0.0.1:4000") names none. Undefined for any other failure, which keeps its own.
  */
 export function describeListenFailure(error: unknown, target: ListenTarget): string | undefined {
-  const { host, port, hostVariable, portVariable } = target;
+  const { port, hostVariable, portVariable } = target;
+  // The setting as given: one line, however long or whatever it holds.
+  const host = settingValue(target.host);
   switch ((error as NodeJS.ErrnoException | undefined)?.code) {
     case 'EADDRINUSE':
       return `${portVariable}=${port}: the port is already in use on ${host} (choose another; 0 picks a free one)`;

@@ -19,3 +19,11 @@ export function shortened(text: string, max: number): string {
 export function quotedSetting(value: string): string {
   return JSON.stringify(shortened(value, 100)).replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
 }
+
+/**
+ * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without
+ * the quotes: one line, at most 100 characters of it.
+ */
+export function settingValue(value: string): string {
+  return quotedSetting(value).slice(1, -1);
+}

@@ -1,5 +1,5 @@
 import { egressProxyFor, type EgressProxy } from '../egress-proxy.ts';
-import { quotedSetting } from '../shortened.ts';
+import { quotedSetting, settingValue } from '../shortened.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
@@ -40,7 +40,7 @@ export function readAccessConfig(
   const auth = readAuth(read, problems);
   if (isOpen(auth) && !isLoopbackHost(host)) {
     problems.push(
-      `HOST=${host} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
+      `HOST=${settingValue(host)} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
     );
   }
   const rawIntrospection = read('INTROSPECTION');

@@ -204,6 +204,11 @@ describe('configuration from the environment', () => {
     assert.ok(problems.includes('LOG_LEVEL must be one of debug, info, warn, error (got "verbose\\nLOG_LEVEL=debug")'), problems.join(' | '));
   });
 
+  it('names a HOST open mode refuses on one line, with at most 100 characters of it', () => {
+    assert.deepEqual(configProblems({ HOST: 'bad\nhost' }), ['HOST=bad\\nhost is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin']);
+    assert.deepEqual(configProblems({ HOST: 'h'.repeat(3000) }), [`HOST=${'h'.repeat(100)}… is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`]);
+  });
+
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
     assert.equal(loadConfig({ UPSTREAM_TIMEOUT_MS: '120000' }).upstreamTimeoutMs, 120_000);
     assert.deepEqual(configProblems({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);

@@ -27,6 +27,13 @@ describe('listening', () => {
     assert.equal(describeListenFailure(new Error('no code'), TARGET), undefined);
   });
 
+  it('shows the host as a configuration problem shows a value: on one line, at most 100 characters of it', () => {
+    // The host is the setting as given (trimmed): a line break in it, from a `.env`, would split the line.
+    const described = (host: string) => describeListenFailure(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }), { ...TARGET, host }) ?? '';
+    assert.equal(described('bad\nhost'), 'HOST=bad\\nhost: the name does not resolve to an address');
+    assert.equal(described('h'.repeat(3000)), `HOST=${'h'.repeat(100)}…: the name does not resolve to an address`);
+  });
+
   it('rejects with the server’s own error, and once listening leaves the server’s later errors to its owner', async () => {
     const first = createServer();
     const second = createServer();
