@@ -8,6 +8,7 @@ import type {
   UpstreamSource,
   UpstreamSuccess,
 } from './types.ts';
+import { refuseUnsendableId } from './request.ts';
 
 /**
  * Turning upstream JSON into the upstream types, tolerating the quirks real servers had (the API's
@@ -31,6 +32,20 @@ function string(o: Json, key: string, what: string): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'number') return String(value);
   throw new ShapeError(`${what}.${key} is not a string`);
+}
+
+/**
+ * An id or token the gateway later puts into a request's path (an account's, a used token's account's, a new
+ * resource's), refused here if no path could carry it (a space, a slash, `..`, too long): let through, the
+ * request that needs it was refused as the caller's input (BAD_USER_INPUT), for a value the upstream gave.
+ */
+function sendableId(value: string, what: string): string {
+  try {
+    refuseUnsendableId(value);
+  } catch (error) {
+    throw new ShapeError(`${what} cannot be sent back as an id: ${(error as Error).message}`);
+  }
+  return value;
 }
 
 function optionalString(o: Json, key: string): string | undefined {
@@ -153,7 +168,7 @@ function name(o: Json, key: string): string | undefined {
 
 function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
   return {
-    id: string(o, 'id', what),
+    id: sendableId(string(o, 'id', what), `${what}.id`),
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
@@ -193,7 +208,7 @@ export function parseAccount(value: unknown): UpstreamAccount {
   const o = object(value, 'account');
   // Written out rather than spread from embeddedFields: one object, no intermediate copy (a fan-out parses 20).
   return {
-    id: string(o, 'id', 'account'),
+    id: sendableId(string(o, 'id', 'account'), 'account.id'),
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
@@ -215,7 +230,7 @@ export function parseAccount(value: unknown): UpstreamAccount {
 function embeddedAccount(value: unknown, used: number | false): UpstreamEmbeddedAccount | UpstreamAccountReference | null {
   // Whatever an unused token's account holds, it has none yet.
   if (!used) return null;
-  if (typeof value === 'string') return value !== '' ? { id: value, reference: true } : null;
+  if (typeof value === 'string') return value !== '' ? { id: sendableId(value, 'connect token account'), reference: true } : null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Json;
   if (o['id'] === undefined || o['id'] === '') return null;
@@ -268,7 +283,7 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
   const o = object(value, 'response');
   return {
     success: created(o),
-    token: newName(o, 'token'),
+    token: sendableId(newName(o, 'token'), 'response.token'),
     resource_url: string(o, 'resource_url', 'response'),
     browser_redirect_url: newName(o, 'browser_redirect_url'),
   };
@@ -276,7 +291,7 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
 
 export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {
   const o = object(value, 'response');
-  return { success: created(o), id: newName(o, 'id'), resource_url: string(o, 'resource_url', 'response') };
+  return { success: created(o), id: sendableId(newName(o, 'id'), 'response.id'), resource_url: string(o, 'resource_url', 'response') };
 }
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseAccount, parseConnectToken, parseSuccess, ShapeError } from '../../src/upstream/parse.ts';
+import { parseAccount, parseConnectToken, parseCreateAccount, parseCreateConnectToken, parseSuccess, ShapeError } from '../../src/upstream/parse.ts';
 
 const token = { token: 'abcdef0123456789', created: 1, used: 0, expires: 86_401, callback_url: 'https://a.example.com' };
 
@@ -131,6 +131,19 @@ describe('tolerant parsing of upstream JSON', () => {
     const account = parseAccount({ id: 'x', created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [] });
     assert.equal(account.nb_messages, undefined);
     assert.equal(account.nb_files, undefined);
+  });
+
+  it('refuses an id or token the gateway would put in a path, but that cannot be one (a space, a slash, "..", too long), as the upstream’s fault', () => {
+    // Let through, the request that needs it was refused as BAD_USER_INPUT, blaming the caller ("copied with
+    // one around it?"), who never gave it: a used token's account asked for its username, a new token's fields.
+    for (const id of ['a b', 'x/y', '..', 'x'.repeat(300), '\ud800']) {
+      const shape = (error: unknown) => error instanceof ShapeError && /cannot be sent/.test(error.message);
+      assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: id }), shape, id);
+      assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: { id, created: 1 } }), shape, id);
+      assert.throws(() => parseAccount({ id, created: 1 }), shape, id);
+      assert.throws(() => parseCreateAccount({ success: true, id, resource_url: 'u' }), shape, id);
+      assert.throws(() => parseCreateConnectToken({ success: true, token: id, resource_url: 'u', browser_redirect_url: 'b' }), shape, id);
+    }
   });
 
   it('refuses what is not the shape expected', () => {
