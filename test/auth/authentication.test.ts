@@ -566,6 +566,22 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a public key whose key_ops name sign beside verify (an identity provider listing its pair\'s uses) verifies its tokens, as the check at start counts it', async () => {
+    // WebCrypto imports a public key for verify alone; jose asks for the JWK's own key_ops, and the import failed.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const keys = [
+      { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', key_ops: ['sign', 'verify'] },
+      { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', key_ops: ['verify', 'sign', 'encrypt'] },
+    ];
+    await withKeySet(keys, async (stack, jwks) => {
+      assert.equal(await keySetProblem(jwks.url), undefined);
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-1'))).status, 200);
+      assert.equal((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).status, 200);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens')), []);
+    });
+  });
+
   test('a key that cannot even be imported (a point off its curve) refuses its tokens with 401, not a 503 for a key set unavailable', async () => {
     const real = await generateKeyPair('ES256', { extractable: true });
     const jwk = await exportJWK(real.publicKey);

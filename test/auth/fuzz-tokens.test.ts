@@ -171,9 +171,8 @@ function candidates(keySet: JWK[], alg: string, header: Record<string, unknown>)
     if (alg === 'RS256' ? k.kty !== 'RSA' : k.kty !== 'EC' || k.crv !== 'P-256') return false;
     if (k.alg !== undefined && k.alg !== alg) return false;
     if (k.use !== undefined && k.use !== 'sig') return false;
-    // A public key whose key_ops also names an operation only a private key can do (`sign`) cannot be imported
-    // for verifying (WebCrypto refuses the usage): docs/auth.md's key "that cannot be imported", passed over.
-    if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.length > 0 && k.key_ops.every((op) => op === 'verify'))) return false;
+    // key_ops must name `verify`; beside other uses (`sign`), the key is used for verifying alone (docs/auth.md).
+    if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) return false;
     if ('kid' in header && (typeof header['kid'] !== 'string' || header['kid'] !== k.kid)) return false;
     return true;
   });
