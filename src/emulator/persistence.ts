@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -170,10 +171,9 @@ export async function readState(file: string): Promise<PersistedState | undefine
   // Read, a pipe no one writes to would hold the start for ever (a device such as /dev/zero never ends), and
   // /dev/null would be called corrupt, with "delete it".
   if (!found.isFile()) throw new Error(`Context.IO emulator: data file ${file} is not a file (a folder, a pipe or a device): set EMULATOR_DATA_FILE to a file's path`);
-  let text: string;
+  let bytes: Buffer;
   try {
-    // Less a byte order mark, which editors on Windows (Notepad) put before the JSON of a file edited by hand.
-    text = jsonText(await readFile(file));
+    bytes = await readFile(file);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw cannotRead(error);
@@ -181,6 +181,17 @@ export async function readState(file: string): Promise<PersistedState | undefine
   const fail = (why: string): never => {
     throw new Error(`Context.IO emulator: data file ${file} is corrupt (${why}); fix or delete it`);
   };
+  // Decoded, bytes that are not UTF-8 (a file an editor saved as Latin-1) would become U+FFFD, and the start,
+  // which writes the state back at once, would leave the file so: the names they spelt lost for good.
+  if (!isUtf8(bytes)) return fail('not UTF-8');
+  let text: string;
+  try {
+    // Less a byte order mark, which editors on Windows (Notepad) put before the JSON of a file edited by hand.
+    text = jsonText(bytes);
+  } catch (error) {
+    // Longer than a string can be (ERR_STRING_TOO_LONG, past 512 MB).
+    throw cannotRead(error);
+  }
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -91,6 +91,19 @@ describe('persistence', () => {
     assert.deepEqual((await api(second, '/accounts')).body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), ['marked@example.com']);
   });
 
+  test('a data file that is not UTF-8 (an editor saved it as Latin-1) fails start-up, instead of loading with its bytes replaced by U+FFFD and written back so at once', async () => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const first = await startEmulator({ seed: 'none', dataFile });
+    await api(first, '/accounts', { form: { email: 'zoe@example.com', first_name: 'Zoë' } });
+    await first.close();
+    // Saved again as Latin-1: "Zoë" written with 0xEB, which is no UTF-8.
+    const latin1 = Buffer.from(await readFile(dataFile, 'utf8'), 'latin1');
+    await writeFile(dataFile, latin1);
+    await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(not UTF-8\)/);
+    assert.ok((await readFile(dataFile)).equals(latin1), 'the file is left as it was');
+  });
+
   test('a corrupt data file fails start-up with a clear error', async () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
