@@ -215,6 +215,13 @@ export async function readState(file: string): Promise<PersistedState | undefine
     const { id } = account as AccountRecord;
     if (accountIds.has(id)) fail(`account #${i} repeats the id ${id}`);
     accountIds.add(id);
+    // A label names one source of its account (the store suffixes a repeat): of two, the API would find only the first.
+    const labels = new Map<string, number>();
+    (account as AccountRecord).sources.forEach(({ label }, j) => {
+      const first = labels.get(label);
+      if (first !== undefined) fail(`account #${i} is malformed: sources[${j}] repeats the label ${JSON.stringify(label)} of sources[${first}]`);
+      labels.set(label, j);
+    });
   });
   // Which record holds each token: a repeat names the first one, never the token, which lets a browser
   // connect a mailbox and would otherwise reach whatever collects the start's error output.
