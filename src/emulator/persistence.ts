@@ -245,11 +245,21 @@ export async function readState(file: string): Promise<PersistedState | undefine
   return data as unknown as PersistedState;
 }
 
+/** In a `u` pattern a pair is one code point, so only half of one matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
 type Check = (value: unknown) => { at: string; why: string } | undefined;
 
 const is = (what: string, test: (value: unknown) => boolean): Check => (value) => (test(value) ? undefined : { at: '', why: `must be ${what}` });
-const string = is('a string', (v) => typeof v === 'string');
+/**
+ * Well-formed text: JSON can spell half a surrogate pair (`\ud800`), which no UTF-8 holds and encodeURIComponent
+ * throws on (an id's or a label's resource_url would fail every listing of its account with a 500).
+ */
+const string: Check = (value) => {
+  if (typeof value !== 'string') return { at: '', why: 'must be a string' };
+  return LONE_SURROGATE.test(value) ? { at: '', why: 'must be a string of Unicode text (half a surrogate pair is not)' } : undefined;
+};
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Unix seconds, counts, ports: whole numbers from 0. */
 const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);

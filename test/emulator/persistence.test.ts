@@ -342,6 +342,10 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
+      // Half a surrogate pair, which JSON can spell (\ud800): loaded, the source's resource_url (encodeURIComponent)
+      // threw, and every listing of its account answered 500.
+      [(s) => (s.accounts[0].sources[0].label = 'half \ud800'), /account #0 is malformed: sources\[0\]\.label must be a string of Unicode text \(half a surrogate pair is not\)/],
+      [(s) => (s.accounts[0].first_name = '\udc00'), /account #0 is malformed: first_name must be a string of Unicode text/],
       // Of two sources of one label, the second was listed with the first one's resource_url, and GET of it gave the first.
       [(s) => s.accounts[0].sources.push({ ...s.accounts[0].sources[0], port: 143 }), /account #0 is malformed: sources\[1\] repeats the label "saved::imap\.example\.com" of sources\[0\]/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
