@@ -236,6 +236,9 @@ export async function readState(file: string): Promise<PersistedState | undefine
     // An account's deletion takes its own tokens with it.
     if (record.owner !== null && !accountIds.has(record.owner)) fail(`connect token #${i} belongs to no account of the file`);
     if (record.used > 0 && record.account_id === undefined) fail(`connect token #${i} is used but names no account`);
+    if (record.owner !== null && record.account_id !== undefined && record.account_id !== record.owner) {
+      fail(`connect token #${i} is a token of one account (owner) but was used by another (account_id)`);
+    }
     // The store keeps a snapshot of a used token's account when it deletes it: without one, the token would be
     // served as used by no account.
     if (record.used > 0 && !accountIds.has(record.account_id!) && record.account_snapshot === undefined) {

@@ -352,6 +352,11 @@ describe('the data file as read and written', () => {
       // Used at the first second of the epoch is used all the same.
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 0, used: 1, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
+      // An account's token adds a source to that account: used by another, it was served under its own account embedding the other.
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: s.accounts[0].id, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'other', account_snapshot: { id: 'other', created: 1, suspended: 0, email_addresses: [], sources: [] } }),
+        /connect token #0 is a token of one account \(owner\) but was used by another \(account_id\)/,
+      ],
       // Served as used with `account: null`, which no used token has: its account is deleted only with its snapshot kept.
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone' }), /connect token #0 is used by an account neither in the file nor kept in the token \(account_snapshot\)/],
       // Only null says top-level: an empty owner is an account id, and none has it.
