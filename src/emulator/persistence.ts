@@ -4,6 +4,7 @@ import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { jsonText } from '../json-text.ts';
+import { quotedSetting } from '../shortened.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 
@@ -213,13 +214,13 @@ export async function readState(file: string): Promise<PersistedState | undefine
     const problem = problemOf(account, ACCOUNT_RECORD);
     if (problem) fail(`account #${i} is malformed: ${problem}`);
     const { id } = account as AccountRecord;
-    if (accountIds.has(id)) fail(`account #${i} repeats the id ${id}`);
+    if (accountIds.has(id)) fail(`account #${i} repeats the id ${quotedSetting(id)}`);
     accountIds.add(id);
     // A label names one source of its account (the store suffixes a repeat): of two, the API would find only the first.
     const labels = new Map<string, number>();
     (account as AccountRecord).sources.forEach(({ label }, j) => {
       const first = labels.get(label);
-      if (first !== undefined) fail(`account #${i} is malformed: sources[${j}] repeats the label ${JSON.stringify(label)} of sources[${first}]`);
+      if (first !== undefined) fail(`account #${i} is malformed: sources[${j}] repeats the label ${quotedSetting(label)} of sources[${first}]`);
       labels.set(label, j);
     });
   });

@@ -342,6 +342,13 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
+      // Quoted as a setting is, so that the refusal stays one line of reasonable length (it was written whole, raw).
+      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'line\nbreak' }))), /account #2 repeats the id "line\\nbreak"\)/],
+      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'x'.repeat(5_000) }))), /account #2 repeats the id "x{100}…"\); fix or delete it$/],
+      [
+        (s) => s.accounts[0].sources.push(...[0, 1].map(() => ({ ...s.accounts[0].sources[0], label: '\u2028'.repeat(2) }))),
+        /account #0 is malformed: sources\[2\] repeats the label "\\u2028\\u2028" of sources\[1\]/,
+      ],
       // Half a surrogate pair, which JSON can spell (\ud800): loaded, the source's resource_url (encodeURIComponent)
       // threw, and every listing of its account answered 500.
       [(s) => (s.accounts[0].sources[0].label = 'half \ud800'), /account #0 is malformed: sources\[0\]\.label must be a string of Unicode text \(half a surrogate pair is not\)/],
