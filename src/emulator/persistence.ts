@@ -199,6 +199,9 @@ export async function readState(file: string): Promise<PersistedState | undefine
   } catch {
     return fail('not valid JSON');
   }
+  // Fields the format does not have are kept as they are, copied into the store (structuredClone) and written
+  // back (JSON.stringify): nested thousands deep, either runs out of stack.
+  if (nestedDeeperThan(data, MAX_DEPTH)) return fail(`nested more than ${MAX_DEPTH} levels deep`);
   if (isObject(data) && data.format === 'contextio-emulator' && typeof data.version === 'number' && data.version > 1) {
     // Not corrupt, and not to be deleted: a later emulator's, which that one reads.
     throw new Error(`Context.IO emulator: data file ${file} was written by a later version of the emulator (its version ${data.version}; this one reads version 1): run that version, or set EMULATOR_DATA_FILE to another file`);
@@ -247,6 +250,21 @@ export async function readState(file: string): Promise<PersistedState | undefine
     }
   });
   return data as unknown as PersistedState;
+}
+
+/** Far deeper than the format's own records (a token's snapshot's sources' fields are 7 levels down). */
+const MAX_DEPTH = 64;
+
+/** Whether `value` holds arrays or objects more than `max` levels deep; walked without recursion. */
+function nestedDeeperThan(value: unknown, max: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 1]];
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [node, depth] = next;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 /** In a `u` pattern a pair is one code point, so only half of one matches. */

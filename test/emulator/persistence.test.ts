@@ -393,6 +393,21 @@ describe('the data file as read and written', () => {
     await emu.close();
   });
 
+  test('a data file nested thousands deep, in a field the format does not have, is refused as corrupt, not met with a RangeError naming no file', async () => {
+    const { dataFile, state } = await savedState();
+    const text = JSON.stringify({ ...state, accounts: [{ ...state.accounts[0], notes: 0 }] });
+    // JSON.parse reads it; copying the record into the store (structuredClone) ran out of stack.
+    await writeFile(dataFile, text.replace('"notes":0', `"notes":${'['.repeat(10_000)}${']'.repeat(10_000)}`));
+    await assert.rejects(refusedStart({ dataFile }), (error: Error) => {
+      assert.equal(error.constructor, Error);
+      assert.match(error.message, /^Context\.IO emulator: data file .*state\.json is corrupt \(nested more than 64 levels deep\); fix or delete it$/);
+      return true;
+    });
+    // As deep as a record is, and deeper within reason, it loads.
+    await writeFile(dataFile, text.replace('"notes":0', `"notes":${'[{"a":'.repeat(20)}0${'}]'.repeat(20)}`));
+    await (await startEmulator({ dataFile })).close();
+  });
+
   test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async () => {
     const { dir, dataFile } = await savedState();
     await chmod(dataFile, 0o600);
