@@ -282,6 +282,11 @@ const string: Check = (value) => {
   if (typeof value !== 'string') return { at: '', why: 'must be a string' };
   return LONE_SURROGATE.test(value) ? { at: '', why: 'must be a string of Unicode text (half a surrogate pair is not)' } : undefined;
 };
+/**
+ * What names a record in the API's paths (an id, a token, a label): an empty one is no path segment, and a URL
+ * parser resolves `.` and `..` away (its resource_url, `/accounts/..`, is `/2.0/`).
+ */
+const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value as string) ? { at: '', why: 'must be a string, not empty, . or ..' } : undefined);
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Unix seconds, counts, ports: whole numbers from 0. */
 const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
@@ -312,7 +317,7 @@ function problemOf(value: unknown, check: Check): string | undefined {
 }
 
 const SOURCE_RECORD = shaped({
-  label: string,
+  label: name,
   email: string,
   username: string,
   server: string,
@@ -326,7 +331,7 @@ const SOURCE_RECORD = shaped({
 });
 
 const ACCOUNT_RECORD = shaped({
-  id: string,
+  id: name,
   username: string,
   created: whole,
   suspended: whole,
@@ -367,7 +372,7 @@ const ACCOUNT_SNAPSHOT = shaped({
 });
 
 const TOKEN_RECORD = shaped({
-  token: string,
+  token: name,
   owner: orNull(string),
   email: optional(string),
   created: whole,

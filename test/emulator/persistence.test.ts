@@ -342,6 +342,13 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
+      // An empty id or label is no path segment: the account's resource_url was the list's (/accounts/), its sources' a 404.
+      [(s) => (s.accounts[0].id = ''), /account #0 is malformed: id must be a string, not empty, \. or \.\./],
+      // A URL parser resolves them away: fetch('…/accounts/..') asks for /2.0/.
+      [(s) => (s.accounts[0].id = '..'), /account #0 is malformed: id must be a string, not empty, \. or \.\./],
+      [(s) => (s.accounts[0].sources[0].label = '.'), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
+      [(s) => (s.accounts[0].sources[0].label = ''), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
+      [(s) => s.tokens.push({ token: '', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: token must be a string, not empty/],
       // Quoted as a setting is, so that the refusal stays one line of reasonable length (it was written whole, raw).
       [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'line\nbreak' }))), /account #2 repeats the id "line\\nbreak"\)/],
       [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'x'.repeat(5_000) }))), /account #2 repeats the id "x{100}…"\); fix or delete it$/],
