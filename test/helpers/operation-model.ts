@@ -29,14 +29,21 @@ export interface World {
 export const CALLBACK = 'https://app.example.com/cb';
 const STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'TEMP_DISABLED', 'DISABLED'];
 
+/** Accounts of the world (by index, 0 to 5) given other numbers of sources and account-level tokens. */
+export interface WorldOptions {
+  longer?: Array<{ account: number; sources?: number; tokens?: number }>;
+}
+
 /**
  * 6 accounts with 0 to 3 sources, 0 to 4 account-level tokens each (some used), and 9 top-level tokens: unused,
  * used on an existing account, and used to create an account (a 7th). No list is longer than the 10 items the
- * cost estimate assumes, so no list is charged extra.
+ * cost estimate assumes, so no list is charged extra; `longer` gives accounts longer lists (the same seeding order,
+ * so the world without it is as before).
  */
-export function seedWorld(store: EmulatorStore): World {
+export function seedWorld(store: EmulatorStore, { longer = [] }: WorldOptions = {}): World {
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) {
+    const more = longer.find((l) => l.account === i);
     const account = store.createAccount({
       email: `user${i}@example.com`,
       first_name: i % 3 === 2 ? '' : `First${i}`,
@@ -45,7 +52,7 @@ export function seedWorld(store: EmulatorStore): World {
       nb_messages: i * 7,
       nb_files: i % 4,
       ...(i === 4 ? { suspended: 1_600_000_000, password_expired: 1_600_000_100 } : {}),
-      sources: Array.from({ length: i % 4 }, (_, s) => ({
+      sources: Array.from({ length: more?.sources ?? i % 4 }, (_, s) => ({
         email: `user${i}.s${s}@mail${s}.example.com`,
         server: `imap.mail${s}.example.com`,
         status: STATUSES[(i + s) % STATUSES.length]!,
@@ -53,7 +60,7 @@ export function seedWorld(store: EmulatorStore): World {
       })),
     });
     ids.push(account.id);
-    for (let t = 0; t < i % 5; t++) {
+    for (let t = 0; t < (more?.tokens ?? i % 5); t++) {
       const { token } = store.createConnectToken(account.id, {
         callback_url: `${CALLBACK}/${i}/${t}`,
         ...(t % 2 === 0 ? { email: `user${i}@example.com`, first_name: `T${t}` } : {}),
@@ -87,13 +94,27 @@ export const UNKNOWN_TOKENS = ['zzzzzzzzzzzzzzzz', 'nosuchtoken00000'];
 
 // ---- operations -----------------------------------------------------------------------------------------------
 
-export type TypeName = 'Query' | 'Account' | 'ConnectToken' | 'Source' | 'AccountConnection' | 'AccountEdge' | 'ConnectTokenConnection' | 'ConnectTokenEdge' | 'PageInfo';
+export type TypeName =
+  | 'Query'
+  | 'Account'
+  | 'ConnectToken'
+  | 'Source'
+  | 'AccountConnection'
+  | 'AccountEdge'
+  | 'ConnectTokenConnection'
+  | 'ConnectTokenEdge'
+  | 'PageInfo'
+  | 'Mutation'
+  | PayloadName;
 
-/** An argument: a literal written into the operation, or a variable's value. */
+/** The payloads of the writes `Generator.mutation` draws. */
+export type PayloadName = 'CreateAccountPayload' | 'UpdateAccountPayload' | 'DeleteAccountPayload' | 'CreateConnectTokenPayload' | 'DeleteConnectTokenPayload';
+
+/** An argument: a literal written into the operation, or a variable's value (`Input`: an input object's literal text). */
 export interface Arg {
   name: string;
   value: string | number;
-  type: 'ID!' | 'Int' | 'String';
+  type: 'ID!' | 'Int' | 'String' | 'Input';
   variable?: string;
 }
 
@@ -121,6 +142,19 @@ const ACCOUNT_SCALARS = ['id', 'username', 'createdAt', 'suspendedAt', 'emailAdd
 const TOKEN_SCALARS = ['token', 'email', 'createdAt', 'used', 'usedAt', 'expiresAt', 'callbackUrl', 'firstName', 'lastName', '__typename'];
 const SOURCE_SCALARS = ['label', 'email', 'username', 'server', 'port', 'useSsl', 'type', 'status', 'syncPeriod', 'authenticationType'];
 
+/**
+ * How connections are paged (none given: as before, so a seed draws the same operations): `first` drawn from 1 to
+ * `largestFirst` (8 for accounts, 10 for connect tokens by default), and left out (the schema's 20) that often.
+ */
+export interface PageOptions {
+  largestFirst?: number;
+  omittedFirst?: number;
+}
+
+/** The page size a connection field asks for: its `first`, or the schema's default when left out. */
+export const pageSizeOf = (f: Field): number => Number(f.args.find((a) => a.name === 'first')?.value ?? DEFAULT_FIRST);
+const DEFAULT_FIRST = 20;
+
 /** A variable of the operation, with its value. */
 export interface Variable {
   name: string;
@@ -134,6 +168,7 @@ export class Generator {
   #accountPool: string[] = [];
   #tokenPool: string[] = [];
   #variables: Variable[] = [];
+  #pages: PageOptions = {};
   constructor(
     private readonly random: Random,
     private readonly world: World,
@@ -144,7 +179,8 @@ export class Generator {
    * selecting the token's account (the capability path of the authorization suite). None by default: the draws
    * of operations without them are as before, so a seed replays the same operations.
    */
-  operation({ usedTokenRoots = 0 }: { usedTokenRoots?: number } = {}): { fields: Field[]; variables: Variable[] } {
+  operation({ usedTokenRoots = 0, ...pages }: { usedTokenRoots?: number } & PageOptions = {}): { fields: Field[]; variables: Variable[] } {
+    this.#pages = pages;
     this.#aliases = 0;
     this.#variables = [];
     // A few accounts, and tokens mostly of theirs, that the operation keeps coming back to: the same resources
@@ -172,12 +208,42 @@ export class Generator {
     return { fields, variables: this.#variables };
   }
 
+  /**
+   * A mutation of one to three writes over the world (an account or token it names may be unknown, or gone by an
+   * earlier write), each payload with a selection drawn as a query's: the write's account or token and what they
+   * lead to. A method of its own, so that the draws of `operation` are as before.
+   */
+  mutation(): { fields: Field[]; variables: Variable[] } {
+    this.#aliases = 0;
+    this.#variables = [];
+    const account = this.random.pick(this.world.accounts);
+    this.#accountPool = [account.id];
+    this.#tokenPool = [...(this.world.ofAccount.get(account.id) ?? []).map((t) => t.token), this.random.pick(this.world.topLevel).token];
+    const keys = new Set<string>();
+    const fields: Field[] = [];
+    for (let count = 1 + this.random.int(3); fields.length < count; ) {
+      const n = this.#aliases;
+      const input = (text: string): Arg => ({ name: 'input', value: `{ ${text} }`, type: 'Input' });
+      const callback = `callbackUrl: "${CALLBACK}/m/${n}"`;
+      const write = this.random.pick(['createAccount', 'updateAccount', 'deleteAccount', 'createConnectToken', 'createAccountConnectToken', 'deleteConnectToken', 'deleteAccountConnectToken'] as const);
+      const field = (args: Arg[], payload: PayloadName) => this.#field(keys, write, args, payload, 2, true);
+      if (write === 'createAccount') fields.push(field([input(`email: "made${n}@example.com", firstName: "Made"`)], 'CreateAccountPayload'));
+      if (write === 'updateAccount') fields.push(field([this.#arg('id', this.#accountId(), 'ID!'), input(`lastName: "Changed${n}"`)], 'UpdateAccountPayload'));
+      if (write === 'deleteAccount') fields.push(field([this.#arg('id', this.#accountId(), 'ID!')], 'DeleteAccountPayload'));
+      if (write === 'createConnectToken') fields.push(field([input(callback)], 'CreateConnectTokenPayload'));
+      if (write === 'createAccountConnectToken') fields.push(field([this.#arg('accountId', this.#accountId(), 'ID!'), input(callback)], 'CreateConnectTokenPayload'));
+      if (write === 'deleteConnectToken') fields.push(field([this.#arg('token', this.#token(), 'ID!')], 'DeleteConnectTokenPayload'));
+      if (write === 'deleteAccountConnectToken') fields.push(field([this.#arg('accountId', this.#accountId(), 'ID!'), this.#arg('token', this.#token(), 'ID!')], 'DeleteConnectTokenPayload'));
+    }
+    return { fields, variables: this.#variables };
+  }
+
   #root(keys: Set<string>): Field {
     const kind = this.random.pick(['account', 'account', 'accounts', 'connectTokens', 'connectToken', 'connectToken']);
     if (kind === 'account') return this.#field(keys, 'account', [this.#arg('id', this.#accountId(), 'ID!')], 'Account', 3);
     if (kind === 'connectToken') return this.#field(keys, 'connectToken', [this.#arg('token', this.#token(), 'ID!')], 'ConnectToken', 3);
-    const first = 1 + this.random.int(kind === 'accounts' ? 8 : 10);
-    const args = [this.#arg('first', first, 'Int')];
+    const first = 1 + this.random.int(this.#pages.largestFirst ?? (kind === 'accounts' ? 8 : 10));
+    const args = this.#omitsFirst() ? [] : [this.#arg('first', first, 'Int')];
     if (kind === 'accounts' && this.random.chance(0.15)) {
       const email = this.random.chance(0.8) ? this.random.pick(this.random.pick(this.world.accounts).email_addresses) : 'nobody@example.com';
       args.push({ name: 'filter', value: email, type: 'String' });
@@ -191,7 +257,7 @@ export class Generator {
       if (this.random.chance(0.5)) return a;
       if (a.name === 'id') return this.#arg('id', this.#accountId(), 'ID!');
       if (a.name === 'token') return this.#arg('token', this.#token(), 'ID!');
-      if (a.name === 'first') return this.#arg('first', 1 + this.random.int(8), 'Int');
+      if (a.name === 'first') return this.#arg('first', 1 + this.random.int(this.#pages.largestFirst ?? 8), 'Int');
       return a;
     });
     return this.#field(keys, field.name, args, field.type!, field.type === 'Account' || field.type === 'ConnectToken' ? 3 : 2, true);
@@ -259,9 +325,33 @@ export class Generator {
         return [this.#field(keys, 'node', [], 'ConnectToken', budget)];
       case 'PageInfo':
         return [scalar('hasNextPage')];
+      case 'CreateAccountPayload':
+      case 'UpdateAccountPayload': {
+        const fields = r.subset(type === 'CreateAccountPayload' ? ['id', 'resourceUrl'] : ['success'], 0.5, false).map(scalar);
+        if (r.chance(0.7)) fields.push(this.#field(keys, 'account', [], 'Account', budget));
+        if (fields.length === 0) fields.push(scalar('__typename'));
+        return fields;
+      }
+      case 'CreateConnectTokenPayload': {
+        const fields = r.subset(['token', 'resourceUrl', 'browserRedirectUrl'], 0.4, false).map(scalar);
+        if (r.chance(0.7)) fields.push(this.#field(keys, 'connectToken', [], 'ConnectToken', budget));
+        if (fields.length === 0) fields.push(scalar('token'));
+        return fields;
+      }
+      case 'DeleteAccountPayload':
+        return r.subset(['success', 'id', '__typename'], 0.5).map(scalar);
+      case 'DeleteConnectTokenPayload':
+        return r.subset(['success', 'token', '__typename'], 0.5).map(scalar);
       case 'Query':
-        throw new Error('no nested Query');
+      case 'Mutation':
+        throw new Error(`no nested ${type}`);
     }
+  }
+
+  /** Whether a connection leaves `first` out (its default, 20); drawn only when asked for, so other draws stay as they were. */
+  #omitsFirst(): boolean {
+    const p = this.#pages.omittedFirst ?? 0;
+    return p > 0 && this.random.chance(p);
   }
 
   /** An argument, written as a literal or (a third of the time) passed as a variable. */
@@ -287,11 +377,12 @@ export class Generator {
 
 // ---- rendering: the same fields, spread over inline and named fragments at random ---------------------------
 
-export function render(fields: Field[], variables: Array<{ name: string; type: string }>, random: Random): string {
+export function render(fields: Field[], variables: Array<{ name: string; type: string }>, random: Random, operation: 'query' | 'mutation' = 'query'): string {
   const fragments = new Map<string, string>(); // definition body → name, so an identical one is spread again
   const definitions: string[] = [];
   const argText = (a: Arg): string => {
     if (a.name === 'filter') return `filter: { email: ${JSON.stringify(a.value)} }`;
+    if (a.type === 'Input') return `${a.name}: ${a.value}`;
     return `${a.name}: ${a.variable ? `$${a.variable}` : JSON.stringify(a.value)}`;
   };
   const fieldText = (f: Field, children: Field[] | undefined): string => {
@@ -320,7 +411,7 @@ export function render(fields: Field[], variables: Array<{ name: string; type: s
       const take = 1 + random.int(items.length - i);
       const group = items.slice(i, i + take);
       i += take;
-      const how = type === 'Query' ? 'direct' : random.pick(['direct', 'direct', 'inline', 'named']);
+      const how = type === 'Query' || type === 'Mutation' ? 'direct' : random.pick(['direct', 'direct', 'inline', 'named']);
       if (how === 'direct') out.push(...group);
       else if (how === 'inline') out.push(`... on ${type}${random.pick(['', '', ' @include(if: true)', ' @skip(if: false)'])} { ${group.join(' ')} }`);
       else {
@@ -336,8 +427,8 @@ export function render(fields: Field[], variables: Array<{ name: string; type: s
     }
     return out.join(' ');
   };
-  const body = set(fields, 'Query');
-  const head = variables.length > 0 ? `query Random(${variables.map((v) => `$${v.name}: ${v.type}`).join(', ')})` : 'query Random';
+  const body = set(fields, operation === 'query' ? 'Query' : 'Mutation');
+  const head = `${operation} Random${variables.length > 0 ? `(${variables.map((v) => `$${v.name}: ${v.type}`).join(', ')})` : ''}`;
   return [`${head} { ${body} }`, ...definitions].join('\n');
 }
 
@@ -353,8 +444,8 @@ export function costBound(fields: Field[], times = 1): number {
       cost += times;
       continue;
     }
-    const first = f.args.find((a) => a.name === 'first')?.value;
-    const items = typeof first === 'number' ? first : f.name === 'sources' || f.name === 'connectTokens' ? 10 : 1;
+    const connection = f.type === 'AccountConnection' || f.type === 'ConnectTokenConnection';
+    const items = connection ? pageSizeOf(f) : f.name === 'sources' || f.name === 'connectTokens' ? 10 : 1;
     cost += 10 * times + costBound(f.children, times * items);
   }
   return cost;
@@ -514,7 +605,7 @@ export class Expecter {
       }
       case 'accounts': {
         if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
-        const first = Number(arg('first'));
+        const first = pageSizeOf(f);
         const email = arg('filter') as string | undefined;
         const query = new URLSearchParams({ limit: String(first + 1), offset: '0', ...(email ? { email } : {}) });
         const resource = `GET /accounts?${sortedQuery(query)}`;
@@ -534,7 +625,7 @@ export class Expecter {
       }
       case 'connectTokens': {
         if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
-        const first = Number(arg('first'));
+        const first = pageSizeOf(f);
         const resource = 'GET /connect_tokens';
         this.#need(resource, at);
         this.#prime(resource, this.world.topLevel.map((t) => `token::${t.token}`));
