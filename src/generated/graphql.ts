@@ -159,7 +159,7 @@ export type CreateAccountInput = {
 /** What `createAccount` returns. */
 export type CreateAccountPayload = {
   __typename?: 'CreateAccountPayload';
-  /** The new account, loaded (one more upstream request) only when a field other than `id`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
+  /** The new account, loaded (one more upstream request) only when a field other than `id`, `__typename`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
   account?: Maybe<Account>;
   /** The new account's id. */
   id: Scalars['ID']['output'];
@@ -489,7 +489,7 @@ export type UpdateAccountInput = {
 /** What `updateAccount` returns. */
 export type UpdateAccountPayload = {
   __typename?: 'UpdateAccountPayload';
-  /** The account after the change, loaded (one more upstream request) only when a field other than `id`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
+  /** The account after the change, loaded (one more upstream request) only when a field other than `id`, `__typename`, `connectTokens` and `connectToken` is selected: its id is known from the write. */
   account?: Maybe<Account>;
   /** True when the upstream accepted the change. */
   success: Scalars['Boolean']['output'];
