@@ -154,7 +154,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0 };
+    const requestId = req.headers['x-request-id'];
+    const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0, ...(typeof requestId === 'string' ? { requestId } : {}) };
     const closed = requestLog.track(entry, res).then(() => {
       openResponses.delete(closed);
     });

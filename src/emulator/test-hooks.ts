@@ -15,6 +15,11 @@ export interface EmulatorRequestLogEntry {
   query: string;
   /** Status answered; 0 when the request ended without an answer (a hang, or the client gave up). */
   status: number;
+  /**
+   * The request's `X-Request-Id`, when it carried one: the gateway sends its operation's, so that a test running
+   * operations at once tells whose each request was.
+   */
+  requestId?: string;
 }
 
 export interface FaultRule {

@@ -5,7 +5,7 @@ import type { GraphQLResponse } from './stack.ts';
 
 /*
  * The randomized operations' model, shared by the suites that draw them (test/gateway/random-operations.test.ts,
- * test/gateway/random-authorization.test.ts): a small world seeded in the emulator, operations drawn over it,
+ * test/gateway/random-authorization.test.ts, test/gateway/random-concurrency.test.ts, test/resilience/cost-soundness.test.ts): a small world seeded in the emulator, operations drawn over it,
  * their text, and the test's own expectation of each (the upstream requests it needs and the answer), worked out
  * from the rules written below, not from the gateway's resolvers, selection or cost code. The expectation takes
  * the caller's access (`Access`): an admin's by default, everything reachable.
@@ -169,6 +169,7 @@ export class Generator {
   #tokenPool: string[] = [];
   #variables: Variable[] = [];
   #pages: PageOptions = {};
+  #adminRoots = true;
   constructor(
     private readonly random: Random,
     private readonly world: World,
@@ -177,10 +178,17 @@ export class Generator {
   /**
    * `usedTokenRoots`: that many more roots `connectToken(token)` over the world's used top-level tokens, each
    * selecting the token's account (the capability path of the authorization suite). None by default: the draws
-   * of operations without them are as before, so a seed replays the same operations.
+   * of operations without them are as before, so a seed replays the same operations. `adminRoots: false`: no
+   * root that needs the admin scope (`accounts`, `connectTokens`), for a scoped caller whose refused non-null
+   * list would null the whole answer (the other roots' requests then a race); drawn from the same dice, so it
+   * changes nothing when left out.
    */
-  operation({ usedTokenRoots = 0, ...pages }: { usedTokenRoots?: number } & PageOptions = {}): { fields: Field[]; variables: Variable[] } {
+  operation({ usedTokenRoots = 0, adminRoots = true, ...pages }: { usedTokenRoots?: number; adminRoots?: boolean } & PageOptions = {}): {
+    fields: Field[];
+    variables: Variable[];
+  } {
     this.#pages = pages;
+    this.#adminRoots = adminRoots;
     this.#aliases = 0;
     this.#variables = [];
     // A few accounts, and tokens mostly of theirs, that the operation keeps coming back to: the same resources
@@ -239,7 +247,7 @@ export class Generator {
   }
 
   #root(keys: Set<string>): Field {
-    const kind = this.random.pick(['account', 'account', 'accounts', 'connectTokens', 'connectToken', 'connectToken']);
+    const kind = this.random.pick(this.#adminRoots ? ['account', 'account', 'accounts', 'connectTokens', 'connectToken', 'connectToken'] : ['account', 'account', 'connectToken', 'connectToken']);
     if (kind === 'account') return this.#field(keys, 'account', [this.#arg('id', this.#accountId(), 'ID!')], 'Account', 3);
     if (kind === 'connectToken') return this.#field(keys, 'connectToken', [this.#arg('token', this.#token(), 'ID!')], 'ConnectToken', 3);
     const first = 1 + this.random.int(this.#pages.largestFirst ?? (kind === 'accounts' ? 8 : 10));
