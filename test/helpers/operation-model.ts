@@ -1,5 +1,5 @@
 import type { EmulatorStore } from '../../src/emulator/store.ts';
-import type { UpstreamAccount, UpstreamConnectToken, UpstreamSource } from '../../src/upstream/types.ts';
+import type { UpstreamAccount, UpstreamConnectToken, UpstreamEmbeddedAccount, UpstreamSource } from '../../src/upstream/types.ts';
 import type { Random } from './random.ts';
 import type { GraphQLResponse } from './stack.ts';
 
@@ -24,6 +24,12 @@ export interface World {
   /** Every token string, with its owner (null: top-level). */
   owner: Map<string, string | null>;
   tokenByName: Map<string, UpstreamConnectToken>;
+  /**
+   * The ids and tokens drawn as unknown ones (default `UNKNOWN_IDS`, `UNKNOWN_TOKENS`): a world that changes
+   * (test/gateway/random-lifecycle.test.ts) adds those deleted or purged, which must answer as never known.
+   */
+  unknownIds?: readonly string[];
+  unknownTokens?: readonly string[];
 }
 
 export const CALLBACK = 'https://app.example.com/cb';
@@ -372,13 +378,13 @@ export class Generator {
 
   /** Mostly an account of the world (the same ones come back across roots), sometimes an unknown one. */
   #accountId(): string {
-    if (this.random.chance(0.1)) return this.random.pick(UNKNOWN_IDS);
+    if (this.random.chance(0.1)) return this.random.pick(this.world.unknownIds ?? UNKNOWN_IDS);
     return this.random.chance(0.7) ? this.random.pick(this.#accountPool) : this.random.pick(this.world.accounts).id;
   }
 
   /** A top-level or account-level token, used or not, or an unknown one. */
   #token(): string {
-    if (this.random.chance(0.08)) return this.random.pick(UNKNOWN_TOKENS);
+    if (this.random.chance(0.08)) return this.random.pick(this.world.unknownTokens ?? UNKNOWN_TOKENS);
     return this.random.chance(0.75) ? this.random.pick(this.#tokenPool) : this.random.pick([...this.world.owner.keys()]);
   }
 }
@@ -498,6 +504,8 @@ export function depth(fields: Field[]): number {
  *   R7. Independent requests go out together: a load waits only for the answer it follows (its list's, its
  *       token's, the account or token its path was reached through), so each wave of requests is all out
  *       before any of it is answered. Checked when no load of the operation may go either way (R4).
+ *   R8. A used top-level token whose account was deleted since (a world that changes, random-lifecycle.test.ts)
+ *       embeds it as it was: see Expecter's #goneAccount.
  * The data: upstream `""` is no value (null), Unix seconds are ISO strings, `0`/`false` null but in createdAt.
  *
  * The caller's access (docs/auth.md, CONTRACT.md's "gateway's own auth"), for a valid token; an admin reaches all:
@@ -548,6 +556,8 @@ interface At {
 export interface Expectation {
   data: Record<string, unknown>;
   errors: string[];
+  /** Reported or not, either is right (R8); none but in a world with deleted accounts. */
+  optionalErrors: string[];
   required: string[];
   optional: string[];
   /** The requests out once the answers of `answered` are in, when that is known (R4: no optional one). */
@@ -562,6 +572,8 @@ export class Expecter {
   /** Items each list (resource) primes. */
   readonly primes = new Map<string, Set<string>>();
   readonly errors: string[] = [];
+  /** Errors that may be reported or not (R8). */
+  readonly optionalErrors: string[] = [];
   #passes = 0;
 
   constructor(
@@ -577,7 +589,7 @@ export class Expecter {
     const data: Record<string, unknown> = {};
     const root: At = { pass: 'root', after: new Set<string>(), trigger: null };
     for (const f of fields) data[f.key] = this.#root(f, root);
-    return { data, errors: this.errors.sort(), ...this.#classify() };
+    return { data, errors: this.errors.sort(), optionalErrors: this.optionalErrors.sort(), ...this.#classify() };
   }
 
   #need(resource: string, at: At, item?: string): void {
@@ -748,6 +760,63 @@ export class Expecter {
     return nulled ? null : out;
   }
 
+  /**
+   * R8. The account a used top-level token created, deleted since: the token goes on embedding it as it last was,
+   * so the embed's fields answer from it (no request); each field only the full account has fails NOT_FOUND with
+   * its load (made once), and so do its token fields (each its own request). `connectTokens`, non-null, then
+   * nulls the account: the errors of its siblings may be reported or not (graphql-js answers once the null is
+   * known, whichever of the other loads has failed by then), so they are optional.
+   */
+  #goneAccount(account: UpstreamEmbeddedAccount, selection: Field[], path: Array<string | number>, at: At): Record<string, unknown> | null {
+    const out: Record<string, unknown> = {};
+    const errors: string[] = [];
+    let nulled = false;
+    const notFound = (here: Array<string | number>, resource: string, item?: string) => {
+      this.#need(resource, at, item);
+      errors.push(`${here.join('.')} NOT_FOUND`);
+      return null;
+    };
+    this.#tokenLoads(account.id, selection, at);
+    for (const f of selection) {
+      const here = [...path, f.key];
+      switch (f.name) {
+        case '__typename': out[f.key] = 'Account'; break;
+        case 'id': out[f.key] = account.id; break;
+        case 'createdAt': out[f.key] = iso(account.created) ?? new Date(0).toISOString(); break;
+        case 'suspendedAt': out[f.key] = iso(account.suspended); break;
+        case 'emailAddresses': out[f.key] = account.email_addresses; break;
+        case 'firstName': out[f.key] = orNull(account.first_name); break;
+        case 'lastName': out[f.key] = orNull(account.last_name); break;
+        case 'sources': out[f.key] = account.sources.map((s) => source(s, f.children!)); break;
+        case 'username':
+        case 'passwordExpiredAt':
+        case 'messageCount':
+        case 'fileCount':
+          out[f.key] = notFound(here, `GET /accounts/${account.id}`, `account:${account.id}`);
+          break;
+        case 'connectTokens':
+          nulled = true;
+          notFound(here, `GET /accounts/${account.id}/connect_tokens`);
+          break;
+        case 'connectToken': {
+          const token = String(f.args[0]!.value);
+          out[f.key] = notFound(here, `GET /accounts/${account.id}/connect_tokens/${token}`, `token:${account.id}:${token}`);
+          break;
+        }
+        default: throw new Error(`unknown Account field ${f.name}`);
+      }
+    }
+    if (!nulled) {
+      this.errors.push(...errors);
+      return out;
+    }
+    // The selection holds one connectTokens (Generator draws it once): its error is what nulls the account.
+    const nulling = `${[...path, selection.find((f) => f.name === 'connectTokens')!.key].join('.')} NOT_FOUND`;
+    this.errors.push(nulling);
+    this.optionalErrors.push(...errors.filter((e) => e !== nulling));
+    return null;
+  }
+
   #token(token: UpstreamConnectToken, selection: Field[], path: Array<string | number>, at: At): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const f of selection) {
@@ -767,7 +836,11 @@ export class Expecter {
             out[f.key] = null; // R2
             break;
           }
-          const account = this.world.byId.get(token.account.id)!;
+          const account = this.world.byId.get(token.account.id);
+          if (!account) {
+            out[f.key] = this.#goneAccount(token.account as UpstreamEmbeddedAccount, f.children!, [...path, f.key], at);
+            break;
+          }
           // R1: only a field the embed lacks loads the account (in the token's pass: the token is in by then).
           if (f.children!.some((c) => FULL_ONLY.has(c.name))) this.#need(`GET /accounts/${account.id}`, at, `account:${account.id}`);
           this.#tokenLoads(account.id, f.children!, at); // R5
