@@ -499,7 +499,9 @@ export function depth(fields: Field[]): number {
  *       first), followed here.
  *   R5. Query.account(id) and a used token's account start their connectTokens / connectToken(token) loads
  *       beside the account's own (by the id they know): they are in the same pass as the account field.
- *       Those of an unknown account are still made, and fail unseen: only the account's NOT_FOUND is reported.
+ *       Those of an unknown account are made while the answers are held (random-operations.test), and fail
+ *       unseen: only the account's NOT_FOUND is reported; with answers left free, the account's NOT_FOUND may end
+ *       the operation before they go out, and they are dropped unsent (random-lifecycle.test takes either).
  *   R6. Lists are never primed by anything: each is requested once.
  *   R7. Independent requests go out together: a load waits only for the answer it follows (its list's, its
  *       token's, the account or token its path was reached through), so each wave of requests is all out
