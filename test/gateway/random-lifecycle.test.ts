@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { UpstreamAccount, UpstreamConnectToken, UpstreamEmbeddedAccount, UpstreamSource } from '../../src/upstream/types.ts';
 import { withWallClockAhead } from '../helpers/clock.ts';
-import { costBound, depth, errorsOf, Expecter, Generator, kept, render, sortedQuery, UNKNOWN_IDS, UNKNOWN_TOKENS, type World } from '../helpers/operation-model.ts';
+import { costBound, depth, errorsOf, Expecter, Generator, kept, orNull, render, sortedQuery, sourceView, UNKNOWN_IDS, UNKNOWN_TOKENS, type World } from '../helpers/operation-model.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { Random } from '../helpers/random.ts';
 import { startStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
@@ -164,28 +164,12 @@ function embed(a: UpstreamAccount): UpstreamEmbeddedAccount {
 const usernamePlaceholder = (id: string): string => `\u0000username of ${id}`;
 
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
-const orNull = (value: string | undefined): string | null => (value === undefined || value === '' ? null : value);
 
 // ---- fixed selections of the writes' payloads and the paged lists -------------------------------------------
 
 const SOURCE_SELECTION = 'label email username server port useSsl type status syncPeriod authenticationType';
 const ACCOUNT_SELECTION = `id username firstName lastName emailAddresses createdAt suspendedAt messageCount sources { ${SOURCE_SELECTION} } connectTokens { token used usedAt expiresAt }`;
 const TOKEN_SELECTION = 'token email createdAt used usedAt expiresAt callbackUrl firstName lastName account { id firstName emailAddresses sources { label } }';
-
-function sourceView(s: UpstreamSource): Record<string, unknown> {
-  return {
-    label: s.label,
-    email: s.email,
-    username: s.username,
-    server: s.server,
-    port: s.port,
-    useSsl: s.use_ssl,
-    type: s.type,
-    status: s.status,
-    syncPeriod: s.sync_period,
-    authenticationType: s.authentication_type,
-  };
-}
 
 function accountView(model: Model, a: ModelAccount): Record<string, unknown> {
   return {

@@ -567,7 +567,8 @@ export interface Expectation {
 }
 
 const iso = (seconds: number | false | undefined): string | null => (seconds ? new Date(seconds * 1000).toISOString() : null);
-const orNull = (value: string | undefined | null): string | null => (value === undefined || value === null || value === '' ? null : value);
+/** A text field as the gateway answers it: empty or absent is null. */
+export const orNull = (value: string | undefined | null): string | null => (value === undefined || value === null || value === '' ? null : value);
 
 export class Expecter {
   readonly needs: Need[] = [];
@@ -909,8 +910,9 @@ type Verdict = 'required' | 'optional' | 'free';
 
 const FULL_ONLY = new Set(['username', 'passwordExpiredAt', 'messageCount', 'fileCount']);
 
-function source(s: UpstreamSource, selection: Field[]): Record<string, unknown> {
-  const values: Record<string, unknown> = {
+/** Every field of a source as the gateway answers it (the schema's names; empty strings and absent values null). */
+export function sourceView(s: UpstreamSource): Record<string, unknown> {
+  return {
     label: s.label,
     email: orNull(s.email),
     username: orNull(s.username),
@@ -922,6 +924,10 @@ function source(s: UpstreamSource, selection: Field[]): Record<string, unknown> 
     syncPeriod: orNull(s.sync_period),
     authenticationType: orNull(s.authentication_type),
   };
+}
+
+function source(s: UpstreamSource, selection: Field[]): Record<string, unknown> {
+  const values = sourceView(s);
   return Object.fromEntries(selection.map((f) => [f.key, values[f.name]]));
 }
 
