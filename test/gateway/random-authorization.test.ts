@@ -9,12 +9,12 @@ import {
   depth,
   errorsOf,
   Expecter,
+  drawClaimedAccounts,
   Generator,
   kept,
   render,
   seedWorld,
   sortedQuery,
-  UNKNOWN_IDS,
   type Access,
   type Field,
   type Variable,
@@ -73,8 +73,7 @@ async function drawCaller(random: Random, accountIds: readonly string[], sub: st
     return { describe: `admin ${JSON.stringify(claims)}`, token: await hsToken(claims), access: { admin: true, accounts: new Set() } };
   }
   if (roll < 0.8) {
-    const accounts = random.subset(accountIds, random.pick([0.15, 0.35, 0.6]), false);
-    if (random.chance(0.1)) accounts.push(random.pick(UNKNOWN_IDS));
+    const accounts = drawClaimedAccounts(random, accountIds);
     const claims: JWTPayload = { sub };
     // No claim at all is a valid token too, with nothing in scope; so is a scope that only looks like the admin's.
     if (accounts.length > 0 || random.chance(0.5)) claims['accounts'] = accounts;

@@ -10,12 +10,12 @@ import {
   depth,
   errorsOf,
   Expecter,
+  drawClaimedAccounts,
   Generator,
   kept,
   render,
   seedWorld,
   sortedQuery,
-  UNKNOWN_IDS,
   type Access,
   type Expectation,
   type World,
@@ -67,8 +67,7 @@ async function drawCaller(random: Random, accountIds: readonly string[], sub: st
     const claims: JWTPayload = { sub, scope: 'contextio:admin' };
     return { caller: `admin ${JSON.stringify(claims)}`, token: await hsToken(claims), access: { admin: true, accounts: new Set() } };
   }
-  const accounts = random.subset(accountIds, random.pick([0.15, 0.35, 0.6]), false);
-  if (random.chance(0.1)) accounts.push(random.pick(UNKNOWN_IDS));
+  const accounts = drawClaimedAccounts(random, accountIds);
   const claims: JWTPayload = { sub, accounts };
   return { caller: `scoped ${JSON.stringify(claims)}`, token: await hsToken(claims), access: { admin: false, accounts: new Set(accounts) } };
 }

@@ -96,6 +96,13 @@ export function seedWorld(store: EmulatorStore, { longer = [] }: WorldOptions = 
 }
 
 export const UNKNOWN_IDS = ['ffffffffffffffffffffffff', '0123456789abcdef01234567'];
+/** A scoped caller's `accounts` claim over `accountIds`: a random share of them (none too), an unknown id beside them now and then. */
+export function drawClaimedAccounts(random: Random, accountIds: readonly string[]): string[] {
+  const accounts = random.subset(accountIds, random.pick([0.15, 0.35, 0.6]), false);
+  if (random.chance(0.1)) accounts.push(random.pick(UNKNOWN_IDS));
+  return accounts;
+}
+
 export const UNKNOWN_TOKENS = ['zzzzzzzzzzzzzzzz', 'nosuchtoken00000'];
 
 // ---- operations -----------------------------------------------------------------------------------------------
