@@ -1,5 +1,6 @@
 import {
   getNamedType,
+  getVariableValues,
   getNullableType,
   isCompositeType,
   isListType,
@@ -8,6 +9,7 @@ import {
   TypeMetaFieldDef,
   TypeNameMetaFieldDef,
   type ArgumentNode,
+  type DirectiveNode,
   type DocumentNode,
   type FieldNode,
   type InlineFragmentNode,
@@ -21,6 +23,7 @@ import {
   type ValueNode,
 } from 'graphql';
 import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
+import { mayRun } from '../skip-include.ts';
 import { ACCOUNT_FIELDS_ANSWERED_BY_ID, DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
 
 /**
@@ -83,7 +86,7 @@ export interface OperationMeasure {
   cost: number;
   /** Selections visited while measuring: past MAX_SELECTIONS_VISITED the operation is refused unmeasured. */
   selectionsVisited: number;
-  /** Whether a `first` was read from a variable, so the measure holds only for these variable values. */
+  /** Whether a `first` or a `@skip`/`@include` condition was read from a variable, so the measure holds only for these variable values. */
   usesVariables: boolean;
   /**
    * The cost of one item of each list field the estimate assumed COST.listSize long (no `first` bounds it),
@@ -141,7 +144,8 @@ export function measureOperation(
  * - depth, aliases, longestAlias, schemaFields, introspectionAliases: #field, from the nodes of each merged field;
  * - rootFields: the merged fields of the root's set;
  * - selectionsVisited: #collectFields, which stops the walk past MAX_SELECTIONS_VISITED;
- * - usesVariables: #pageSizeOf; assumedListItemCosts: #assumeListLength.
+ * - usesVariables: #pageSizeOf and #runs; assumedListItemCosts: #assumeListLength.
+ * Selections `@skip`/`@include` leave out (#runs) are left out of every figure: execution never runs them.
  * The last three belong to the walk and are kept here. The others are summed set by set (addUp) and
  * memoized with the set, so that every place selecting what a measured set selects reuses its figures.
  */
@@ -152,6 +156,8 @@ class OperationMeasurer {
   readonly #fragments: FragmentsByName;
   readonly #assumedListItemCosts = new Map<FieldNode, number>();
   #usesVariables = false;
+  /** The variables as execution reads them, once a directive needs them; null when they do not fit their types. */
+  #coercedVariables: Record<string, unknown> | null | undefined;
   #visited = 0;
   /** Measured sets, by #memoKey. */
   readonly #memo = new Map<string, SetMeasure>();
@@ -237,6 +243,7 @@ class OperationMeasurer {
     this.#visited += set.selections.length;
     if (this.#visited > MAX_SELECTIONS_VISITED) throw new TooManyToMeasure();
     for (const selection of set.selections) {
+      if (selection.directives?.length && !this.#runs(selection)) continue;
       switch (selection.kind) {
         case Kind.FIELD: {
           const responseKey = (selection.alias ?? selection.name).value;
@@ -260,6 +267,19 @@ class OperationMeasurer {
         }
       }
     }
+  }
+
+  /**
+   * Whether execution runs `selection`, as its `@skip`/`@include` decide. Read from a variable, the answer
+   * holds for this request's values only (coerced as execution coerces them, defaults included: once per
+   * operation, and only when a directive reads one); where they cannot be read, execution refuses the
+   * operation, and the selection is counted.
+   */
+  #runs(selection: SelectionNode): boolean {
+    if (!selection.directives!.some(readsVariable)) return mayRun(selection, NO_VARIABLES);
+    this.#usesVariables = true;
+    this.#coercedVariables ??= getVariableValues(this.#schema, this.#operation.variableDefinitions ?? [], this.#variables ?? {}).coerced ?? null;
+    return this.#coercedVariables === null || mayRun(selection, this.#coercedVariables);
   }
 
   /**
@@ -421,6 +441,13 @@ function selectionSetsOf(nodes: readonly FieldNode[]): SelectionSetNode[] {
   const sets: SelectionSetNode[] = [];
   for (const node of nodes) if (node.selectionSet) sets.push(node.selectionSet);
   return sets;
+}
+
+const NO_VARIABLES: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** Whether a `@skip`/`@include` of the selection takes its condition from a variable. */
+function readsVariable(directive: DirectiveNode): boolean {
+  return directive.arguments?.some((argument) => argument.value.kind === Kind.VARIABLE) ?? false;
 }
 
 function isFirstArgument(argument: GraphQLArgument): boolean {

@@ -17,7 +17,7 @@ import {
   type VariableNode,
 } from 'graphql';
 import { ErrorCode } from '../errors.ts';
-import { isIncluded } from './selection.ts';
+import { mayRun } from '../skip-include.ts';
 
 /** A variable of nullable type that the operation uses where a value is required, and the first such place. */
 interface RequiredUse {
@@ -95,7 +95,7 @@ function reachedNullUse(
   // Values that do not fit their types: execution refuses the operation itself, with graphql-js's own errors.
   if (coerced === undefined) return undefined;
   const kept = visit(document, {
-    enter: (node: ASTNode) => (isSelection(node) && node.directives?.length && !included(node, coerced) ? null : undefined),
+    enter: (node: ASTNode) => (isSelection(node) && node.directives?.length && !mayRun(node, coerced) ? null : undefined),
   });
   const keptOperation = kept.definitions[document.definitions.indexOf(operation)] as OperationDefinitionNode;
   return findRequiredUses(schema, kept, keptOperation).find((use) => isNull(use.definition, variables));
@@ -103,16 +103,6 @@ function reachedNullUse(
 
 function isSelection(node: ASTNode): node is SelectionNode {
   return node.kind === Kind.FIELD || node.kind === Kind.INLINE_FRAGMENT || node.kind === Kind.FRAGMENT_SPREAD;
-}
-
-/** Whether execution keeps `selection`; kept when a directive's own argument is null, which fails there (a use found). */
-function included(selection: SelectionNode, variableValues: Record<string, unknown>): boolean {
-  try {
-    return isIncluded(selection, variableValues);
-  } catch (error) {
-    if (error instanceof GraphQLError) return true;
-    throw error;
-  }
 }
 
 /** Whether the variable is null as the operation runs: sent as `null`, or left out with a default of `null`. */

@@ -18,7 +18,8 @@ import { callerCodeOf, ErrorCode } from '../errors.ts';
 import { messageOf } from '../logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
-import { byResponseKey, childFields, isIncluded, responseKey } from './selection.ts';
+import { isIncluded } from '../skip-include.ts';
+import { byResponseKey, childFields, responseKey } from './selection.ts';
 import { reportWritesMade } from './writes-made.ts';
 
 /**

@@ -1,5 +1,6 @@
-import { getDirectiveValues, GraphQLIncludeDirective, GraphQLSkipDirective, Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionNode, type SelectionSetNode } from 'graphql';
+import { Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
 import { ACCOUNT_FIELDS_ANSWERED_BY_ID, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
+import { isIncluded } from '../skip-include.ts';
 
 /**
  * The fields named in `names` directly in the selection sets of `parents`, through inline fragments and
@@ -48,17 +49,6 @@ export function byResponseKey(nodes: readonly FieldNode[]): Array<[string, Field
 }
 
 export const responseKey = (node: FieldNode): string => (node.alias ?? node.name).value;
-
-/**
- * Whether `@skip`/`@include` keep `selection`, read as graphql-js reads them; throws graphql-js's own error when
- * their argument does not fit (`@include(if: $x)` with `{"x": null}`).
- */
-export function isIncluded(selection: SelectionNode, variableValues: GraphQLResolveInfo['variableValues']): boolean {
-  return (
-    getDirectiveValues(GraphQLSkipDirective, selection, variableValues)?.['if'] !== true &&
-    getDirectiveValues(GraphQLIncludeDirective, selection, variableValues)?.['if'] !== false
-  );
-}
 
 /**
  * A question about the selection of the field being resolved, answered once per field-node list:

@@ -60,13 +60,14 @@ function pageOf(f: Field): number {
 }
 
 /**
- * cost(selection set) = Σ weight + load + size × cost(the field's selections). Every field written counts,
- * whatever its directive says (the estimate is checked before variables decide them; counting them only
- * overestimates); fields sharing a response key are one Field here already (the generator merges them).
+ * cost(selection set) = Σ weight + load + size × cost(the field's selections), over the fields that run: those
+ * `@skip`/`@include` leave out (as the request's variables decide) count nothing; fields sharing a response key
+ * are one Field here already (the generator merges them).
  */
 export function estimate(fields: Field[], parent: TypeName, page?: number): number {
   let cost = 0;
   for (const f of fields) {
+    if (!included(f)) continue;
     const weight = f.name === '__typename' ? (f.alias ? 1 : 0) : isUpstream(parent, f) ? 10 : 1;
     if (!f.children) {
       cost += weight;
@@ -75,8 +76,8 @@ export function estimate(fields: Field[], parent: TypeName, page?: number): numb
     const size = isList(parent, f) ? (page ?? ASSUMED_LIST_LENGTH) : 1;
     const writtenAccount = (parent === 'CreateAccountPayload' || parent === 'UpdateAccountPayload') && f.name === 'account';
     const load =
-      (parent === 'ConnectToken' && f.name === 'account' && f.children.some((c) => FULL_ONLY.has(c.name))) ||
-      (writtenAccount && f.children.some((c) => !ANSWERED_BY_ID.has(c.name)))
+      (parent === 'ConnectToken' && f.name === 'account' && f.children.some((c) => included(c) && FULL_ONLY.has(c.name))) ||
+      (writtenAccount && f.children.some((c) => included(c) && !ANSWERED_BY_ID.has(c.name)))
         ? 10
         : 0;
     cost += weight + load + (size === 0 ? 0 : size * estimate(f.children, f.type!, isConnection(f) ? pageOf(f) : undefined));
@@ -109,7 +110,7 @@ function plainFieldsAnswered(fields: Field[], parent: TypeName, value: Json): nu
 
 /**
  * What each account list longer than assumed adds, in the full answer the model expects (nothing failed): an
- * item costs what the list's selection does in the estimate, fields a directive leaves out included.
+ * item costs what the list's selection does in the estimate.
  */
 function longListCharges(fields: Field[], parent: TypeName, value: Json, charges: number[] = []): number[] {
   for (const f of fields) {

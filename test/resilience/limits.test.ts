@@ -420,6 +420,18 @@ describe('operation limits', () => {
     assertTooComplex(stack, await stack.gql(query, { n: 100 }), 'MAX_QUERY_COST', 11 + 100 * 130);
   });
 
+  it('counts what @skip/@include leave out for nothing, as the request’s variables decide', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'directives@example.com' }).id;
+    const query = `query ($deep: Boolean = true) { account(id: "${id}") { id } accounts(first: 100) @include(if: $deep) { nodes { connectTokens { account { username } } } } }`;
+    // 11 for the account; the page 11 + 100 × 130 only when it runs.
+    assertTooComplex(stack, await stack.gql(query), 'MAX_QUERY_COST', 11 + 11 + 100 * 130);
+    const shallow = await stack.gql(query, { deep: false });
+    assert.deepEqual(shallow.body, { data: { account: { id } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
+    // The measure of the shallow run is not reused for the deep one.
+    assertTooComplex(stack, await stack.gql(query, { deep: true }), 'MAX_QUERY_COST', 11 + 11 + 100 * 130);
+  });
+
   it('reads a variable’s default when the variables leave it out, whatever its name: `$constructor` is no property of theirs', async () => {
     for (const name of ['constructor', '__proto__', 'toString']) {
       const query = `query ($${name}: Int = 100) { accounts(first: $${name}) { nodes { connectTokens { account { username } } } } }`;

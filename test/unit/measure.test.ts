@@ -96,6 +96,39 @@ describe('measureOperation', () => {
     assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { ... on Account { sources { label } } } } }').cost, 10 + 1 + 10 + (1 + 10 * 1));
   });
 
+  it('counts nothing of what @skip/@include leave out, as the request’s variables decide, for they never run', () => {
+    const tokens = '{ account(id: "1") { id connectTokens { token email } } }';
+    // The account (10) and its id (1); its tokens (10 + 10 × 2) only when they run.
+    const all = 10 + 1 + (10 + 10 * 2);
+    assert.equal(measure(tokens).cost, all);
+    assert.equal(measure('{ account(id: "1") { id connectTokens @skip(if: true) { token email } } }').cost, 10 + 1);
+    assert.equal(measure('{ account(id: "1") { id connectTokens @include(if: false) { token email } } }').cost, 10 + 1);
+    assert.equal(measure('{ account(id: "1") { id connectTokens @include(if: true) @skip(if: false) { token email } } }').cost, all);
+    // Through variables, their defaults and fragments: the measure then holds for these values only.
+    const query = 'query ($with: Boolean!, $without: Boolean = true) { account(id: "1") { id ...T @include(if: $with) ... @skip(if: $without) { firstName } } } fragment T on Account { connectTokens { token email } }';
+    const withTokens = measure(query, { with: true });
+    assert.deepEqual([withTokens.cost, withTokens.usesVariables], [all, true]);
+    assert.equal(measure(query, { with: false }).cost, 10 + 1);
+    assert.equal(measure(query, { with: false, without: false }).cost, 10 + 1 + 1);
+    // A field merged from a node that runs and one that does not runs with the first's selections alone.
+    assert.equal(measure('{ account(id: "1") { id connectTokens { token } connectTokens @skip(if: true) { email } } }').cost, 10 + 1 + (10 + 10 * 1));
+    // Left out, a token's account field that needs the full account costs no load: its fields are not read.
+    assert.equal(measure('{ connectToken(token: "t") { account { id username @skip(if: true) } } }').cost, 10 + 1 + 1);
+    // Nor do the other figures count it: root fields, depth, aliases.
+    const skipped = measure('{ a: account(id: "1") { id } b: account(id: "2") @skip(if: true) { c: connectTokens { token } } }');
+    assert.deepEqual([skipped.rootFields, skipped.depth, skipped.aliases], [1, 2, 1]);
+    // A literal decides for every request: the measure does not depend on variables.
+    assert.equal(skipped.usesVariables, false);
+  });
+
+  it('counts a selection whose directive cannot be read (a variable missing or null): execution refuses the operation', () => {
+    const query = 'query ($with: Boolean!) { account(id: "1") { id connectTokens @include(if: $with) { token } } }';
+    const whole = 10 + 1 + (10 + 10 * 1);
+    assert.equal(measure(query).cost, whole);
+    assert.equal(measure(query, { with: null }).cost, whole);
+    assert.equal(measure(query, { with: 'yes' }).cost, whole);
+  });
+
   it('counts first as its resolver sees it: an explicit null is the default, not the variable’s, and below 0 an empty page', () => {
     const query = 'query ($n: Int = 5) { accounts(first: $n) { nodes { id } } }';
     assert.equal(measure(query, { n: null }).cost, 10 + 1 + 20);
