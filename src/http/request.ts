@@ -213,7 +213,7 @@ export function contentTypeForApollo(contentType: string): string {
 /**
  * Why a GET with this `Content-Type` is refused (a message for a 415 answer), or `undefined` when it is not: none,
  * or JSON's, as Apollo Server has it. Apollo refuses any other itself, but as a 415 whose code is BAD_REQUEST,
- * where every other 415 (and the README) says UNSUPPORTED_MEDIA_TYPE.
+ * where every other 415 (and docs/errors.md) says UNSUPPORTED_MEDIA_TYPE.
  */
 export function unacceptableGetType(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;

@@ -8,14 +8,14 @@ import { useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts'
  * random mutations and queries whose arguments are drawn from valid values, edge values and bad ones (emails,
  * names, callback URLs, ids and tokens, filters, `first` and `after`). For each operation:
  *   1. a refusal by the gateway is BAD_USER_INPUT naming the argument (`extensions.field`; an id or token is
- *      refused without one, as README's BAD_USER_INPUT row says) and cost no upstream request for it (a
+ *      refused without one, as docs/errors.md's BAD_USER_INPUT row says) and cost no upstream request for it (a
  *      mutation: none of its writes);
  *   2. what the gateway sends is never answered 400 by the upstream: that would be a check the gateway could
  *      have made from the value alone;
  *   3. a value accepted reaches the upstream as given (a callback URL as a URL parser writes it) and reads back
  *      so through the gateway;
  *   4. never INTERNAL_SERVER_ERROR nor a 5xx.
- * Each drawn value carries the test's own verdict from README and CONTRACT.md (`ok`, `bad`, or `edge`: either
+ * Each drawn value carries the test's own verdict from docs/errors.md and CONTRACT.md (`ok`, `bad`, or `edge`: either
  * is fine, the four properties still hold). INPUT_FUZZ_SEED and INPUT_FUZZ_CASES replay or widen a run.
  */
 
@@ -158,7 +158,7 @@ const URLS: ReadonlyArray<readonly [string, Verdict, Verdict]> = [
 
 const STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'NO_ACCESS_TO_ALL_MAIL', 'TEMP_DISABLED', 'DISABLED'] as const;
 
-/** Ids and tokens no path segment can carry (README: refused, without `extensions.field`), and odd ones it can. */
+/** Ids and tokens no path segment can carry (docs/errors.md: refused, without `extensions.field`), and odd ones it can. */
 const ODD_IDS: ReadonlyArray<readonly [string, Verdict]> = [
   ['', 'bad'],
   ['.', 'bad'],
@@ -175,7 +175,7 @@ const ODD_IDS: ReadonlyArray<readonly [string, Verdict]> = [
   ['x'.repeat(257), 'bad'],
   ['half\ud800', 'bad'],
   ['x'.repeat(256), 'ok'],
-  // 2,304 characters percent-encoded: two in one path make a URL over 4096, refused (README) without a field.
+  // 2,304 characters percent-encoded: two in one path make a URL over 4096, refused (docs/errors.md) without a field.
   ['王'.repeat(256), 'edge'],
   ['52daabefcea6f9c35a4a0997', 'ok'],
   ['abcdef0123456789', 'ok'],
@@ -675,7 +675,7 @@ describe('fuzzed arguments: the gateway refuses what the upstream would, before 
       // A nested field's arguments are checked once its parent is read: an unknown parent ends it before.
       const parentGone = (f: FieldCase, i: number) => f.readBefore !== undefined && errors.some((e) => e.extensions?.['code'] === 'NOT_FOUND' && e.path?.length === 1 && e.path[0] === `f${i}`);
       const anyBad = fields.some((f, i) => (f.bad.length > 0 || f.idVerdict === 'bad') && !parentGone(f, i));
-      assert.ok(!anyBad, `accepted, though README refuses ${JSON.stringify(fields.map((f) => [...f.bad, ...(f.idVerdict === 'bad' ? ['id or token'] : [])]))}`);
+      assert.ok(!anyBad, `accepted, though docs/errors.md refuses ${JSON.stringify(fields.map((f) => [...f.bad, ...(f.idVerdict === 'bad' ? ['id or token'] : [])]))}`);
       tally[codes.includes('NOT_FOUND') ? 'notFound' : 'accepted']!++;
       return;
     }
@@ -685,7 +685,7 @@ describe('fuzzed arguments: the gateway refuses what the upstream would, before 
       const field = refusal.extensions?.['field'];
       const named = fields.flatMap((f) => [...f.bad, ...f.edge]);
       if (field === undefined) {
-        // Only an id or token (README: refused without `extensions.field`, as is a URL they make too long), or a
+        // Only an id or token (docs/errors.md: refused without `extensions.field`, as is a URL they make too long), or a
         // variable's value of the wrong type.
         assert.ok(fields.some((f) => f.idVerdict !== 'ok') || /^Variable "\$/.test(refusal.message), `refused without extensions.field: ${refusal.message}`);
       } else {

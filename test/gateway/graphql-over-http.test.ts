@@ -9,7 +9,7 @@ import { startStack } from '../helpers/stack.ts';
 /**
  * The SHOULDs of the GraphQL-over-HTTP spec the gateway departs from on purpose. Each is a parse, validation or
  * variable-coercion failure with `Accept: application/json`, which the spec would answer 200 and Apollo answers
- * 400, as README's table of whole-request errors says (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`,
+ * 400, as docs/errors.md's table of whole-request errors says (`GRAPHQL_PARSE_FAILED`, `GRAPHQL_VALIDATION_FAILED`,
  * `BAD_USER_INPUT`: 400).
  */
 const DOCUMENTED_SHOULD_DEPARTURES = new Set(['572B', 'FDE2', '7B9B']);
@@ -40,13 +40,13 @@ function assertConforms(results: AuditResult[]): void {
   assert.ok(results.length >= 60, `only ${results.length} audits ran`);
   assert.deepEqual(described(results.filter((result) => result.status === 'error')), [], 'MUST items of the spec failed');
   const warnings = results.filter((result) => result.status === 'warn' && !DOCUMENTED_SHOULD_DEPARTURES.has(result.id));
-  assert.deepEqual(described(warnings), [], 'SHOULD items of the spec failed that README does not say the gateway departs from');
+  assert.deepEqual(described(warnings), [], 'SHOULD items of the spec failed that docs/errors.md does not say the gateway departs from');
 }
 
 // An objective check of the HTTP front against https://graphql.github.io/graphql-over-http/ by the reference
 // implementation's own audits: the contract's endpoint is "GraphQL over HTTP", in both media types.
 describe('GraphQL over HTTP: graphql-http’s audits', () => {
-  it('open mode (with the CSRF header the README asks GET clients for): every MUST holds', async () => {
+  it('open mode (with the CSRF header docs/errors.md asks GET clients for): every MUST holds', async () => {
     assertConforms(await audit({}, { 'apollo-require-preflight': 'true' }));
   });
 

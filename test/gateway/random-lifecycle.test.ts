@@ -409,7 +409,7 @@ describe('random lifecycle: writes, connect flows and the clock, read back throu
       const response = await gql(text);
       const refused = writes.find((w) => w.refused);
       if (refused) {
-        // README: a mutation of several writes is checked whole before the first, and refused (400, no data) with
+        // docs/errors.md: a mutation of several writes is checked whole before the first, and refused (400, no data) with
         // the first such field's error; a single write is refused as it runs (data null), nothing written either way.
         assert.deepEqual(
           { status: response.status, data: response.body.data, errors: errorsOf(response) },

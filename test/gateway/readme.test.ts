@@ -49,7 +49,7 @@ describe('the README examples', () => {
 });
 
 /** The README's and docs' other concrete claims, checked against the code: a newcomer copies them as they are. */
-const documents = ['README.md', 'docs/auth.md', 'docs/frontend.md', 'docs/limits.md', 'docs/soak.md'].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+const documents = ['README.md', 'docs/architecture.md', 'docs/auth.md', 'docs/configuration.md', 'docs/errors.md', 'docs/frontend.md', 'docs/limits.md', 'docs/logs.md', 'docs/operations.md', 'docs/soak.md'].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
 
 /** The cells of a Markdown table row (`| a | b |`), trimmed. */
 function cells(line: string): string[] {
@@ -190,8 +190,8 @@ describe('the README and docs name what exists', () => {
     assert.ok(links >= 20 && paths >= 40, `${links} links and ${paths} paths checked`);
   });
 
-  it('names in each row of "How it is built" files of that row\'s folder', () => {
-    const rows = tableRows(readme, 'folder');
+  it('names in each row of "How it is built" (the README\'s and docs/architecture.md\'s) files of that row\'s folder', () => {
+    const rows = [readme, readFileSync('docs/architecture.md', 'utf8')].flatMap((text) => tableRows(text, 'folder'));
     assert.ok(rows.length >= 20);
     let checked = 0;
     for (const [what, description] of rows) {
@@ -233,6 +233,20 @@ describe('the README quick start', () => {
     const demo = await startStack({ emulator: { seed: 'demo' } });
     try {
       assert.equal(JSON.stringify((await demo.gql(query)).body), shown);
+    } finally {
+      await demo.close();
+    }
+  });
+});
+
+describe('the README errors', () => {
+  it('answers its example of a field error with the demo data as the README shows', async () => {
+    const errors = readme.slice(readme.indexOf('## Errors'));
+    const [, query, shown] = /For `(\{[^`]+\})`,\nthe demo data answers:\n\n```json\n([\s\S]*?)```/.exec(errors) ?? [];
+    assert.ok(query && shown, 'the Errors section has an example query and its answer');
+    const demo = await startStack({ emulator: { seed: 'demo' } });
+    try {
+      assert.deepEqual((await demo.gql(query)).body, JSON.parse(shown));
     } finally {
       await demo.close();
     }

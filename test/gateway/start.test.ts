@@ -290,7 +290,7 @@ describe('npm start', () => {
         ['info', 'CONTEXTIO_API_URL is not set'],
         ['warn', 'authentication is off '],
         ['info', 'gateway ready'],
-        // A log without `stopped` is of a process killed or crashed (the README): at any level, or a graceful
+        // A log without `stopped` is of a process killed or crashed (docs/logs.md): at any level, or a graceful
         // stop read at warn or error would look like one.
         ['info', 'shutting down'],
         ['info', 'stopped'],

@@ -14,7 +14,7 @@ import { startStack, type Stack } from '../helpers/stack.ts';
 /**
  * A seeded, deterministic fuzz of the gateway's front: a few hundred malformed and near-valid requests, made by
  * mutating valid operations (the README's and the tests') or built from the schema, sent over real HTTP to a
- * gateway in front of the emulator, each answer checked against what README and CONTRACT.md promise of every
+ * gateway in front of the emulator, each answer checked against what README, docs/errors.md and CONTRACT.md promise of every
  * answer (`brokenInvariant`). The same seed sends the same requests: a failure names its seed and case, and
  * `FUZZ_SEED=<seed>` replays its run, `FUZZ_ONLY=<case>` that case alone (the cases before it are made, not sent:
  * a persisted query an earlier case registered is then unknown), `FUZZ_CASES=<n>` runs more of them.
@@ -491,7 +491,7 @@ function send(url: string, fuzz: FuzzRequest): Promise<Answer> {
 /** Far more than any of these requests should get back (a few pages of accounts at most). */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 
-/** The codes an answer may carry: CONTRACT.md's, the HTTP refusals' and Apollo's (src/errors.ts, README "Errors"), but never INTERNAL_SERVER_ERROR. */
+/** The codes an answer may carry: CONTRACT.md's, the HTTP refusals' and Apollo's (src/errors.ts, docs/errors.md), but never INTERNAL_SERVER_ERROR. */
 const KNOWN_CODES = new Set<string>([
   'BAD_USER_INPUT',
   'NOT_FOUND',
@@ -508,7 +508,7 @@ const KNOWN_CODES = new Set<string>([
 ]);
 
 /**
- * The HTTP status of an answer without `data`, by its first error's code: README's table of errors that end the
+ * The HTTP status of an answer without `data`, by its first error's code: docs/errors.md's table of errors that end the
  * whole request (a mutation's precheck: 400 for BAD_USER_INPUT, 403 for FORBIDDEN; 404 for an unknown path).
  */
 const REFUSAL_STATUSES: Record<string, number[]> = {
@@ -532,15 +532,15 @@ const STACK_TRACE = /\n\s+at \S|\bat [\w$.<>]+ \((?:file|node):|\.(?:ts|js|mjs):
 
 /** Why `answer` to `fuzz` breaks a promise of every answer, or `undefined` when it keeps them all. */
 function brokenInvariant(fuzz: FuzzRequest, answer: Answer, upstreamCalls: readonly string[], tally: Map<string, number>): string | undefined {
-  // README "Endpoints": a GET (or HEAD) asking for text/html without ?query= nor ?extensions= is a browser,
+  // docs/errors.md, "Endpoints": a GET (or HEAD) asking for text/html without ?query= nor ?extensions= is a browser,
   // given the IDE's page: HTML, and a 503 in a checkout whose IDE is not built (src/ide/index.ts, notBuiltPage).
   const ide = /^(GET|HEAD)$/.test(fuzz.method) && /text\/html/.test(String(fuzz.headers['accept'] ?? '')) && !/[?&](query|extensions)=/.test(fuzz.path);
   if (ide && answer.contentType.startsWith('text/html')) return answer.status === 200 || answer.status === 503 ? undefined : `IDE status ${answer.status}`;
   // One request at a time, in open mode or with a secret (no key set to fetch): no 503 is due either.
   if (answer.status >= 500) return `status ${answer.status}`;
-  // An answer to HEAD has no body (RFC 9110 9.3.2), nor has a CORS preflight's 204 (README "Endpoints", OPTIONS).
+  // An answer to HEAD has no body (RFC 9110 9.3.2), nor has a CORS preflight's 204 (docs/errors.md, "Endpoints", OPTIONS).
   if (fuzz.method === 'HEAD' || (fuzz.method === 'OPTIONS' && answer.status === 204)) return answer.text === '' ? undefined : 'a body to HEAD or a preflight';
-  // README "Endpoints": /healthz answers its own JSON, and a browser asking for `/graphql/` is redirected to /graphql.
+  // docs/errors.md, "Endpoints": /healthz answers its own JSON, and a browser asking for `/graphql/` is redirected to /graphql.
   if (fuzz.path.startsWith('/healthz') && answer.status === 200) return answer.text === '{"status":"ok"}' ? undefined : 'health';
   if (answer.status === 308 && fuzz.path.startsWith('/graphql/')) return undefined;
   if (answer.text.includes(CONSUMER_SECRET)) return 'the consumer secret';
@@ -566,7 +566,7 @@ function brokenInvariant(fuzz: FuzzRequest, answer: Answer, upstreamCalls: reado
     if (answer.status !== 200) return `status ${answer.status} with data`;
     return undefined;
   }
-  // README "Errors": the errors that end a whole request come before any resolver runs, so no upstream call is made.
+  // docs/errors.md: the errors that end a whole request come before any resolver runs, so no upstream call is made.
   if (upstreamCalls.length > 0) return `a refusal (no data) after upstream calls ${JSON.stringify(upstreamCalls)}`;
   const allowed = REFUSAL_STATUSES[codes[0] as string];
   if (allowed && !allowed.includes(answer.status)) return `status ${answer.status} for ${String(codes[0])}`;

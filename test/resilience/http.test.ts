@@ -1084,7 +1084,7 @@ describe('HTTP settings', () => {
       }
     });
 
-    it('answer a request without a valid token 401 whatever the answers held, as the README says: it runs nothing to refuse for load', { timeout: 60_000 }, async () => {
+    it('answer a request without a valid token 401 whatever the answers held, as docs/configuration.md says: it runs nothing to refuse for load', { timeout: 60_000 }, async () => {
       const stack = await startStack({ gateway: { ...gateway, auth: { jwtSecret: SECRET } } });
       const admin = await hsToken({ scope: 'contextio:admin' });
       const withToken = (request: string) => request.replace('\r\n\r\n', `\r\nauthorization: Bearer ${admin}\r\n\r\n`);

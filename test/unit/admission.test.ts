@@ -26,7 +26,7 @@ describe('the load caps at their boundaries', () => {
     assert.ok(admission.enter(60));
   });
 
-  it('MAX_ANSWER_BYTES_IN_FLIGHT: full while the answers held take the cap or more (README), not just short of it', () => {
+  it('MAX_ANSWER_BYTES_IN_FLIGHT: full while the answers held take the cap or more (docs/configuration.md), not just short of it', () => {
     const admission = new AnswerAdmission(100);
     const first = admission.hold(99);
     assert.equal(admission.full, false);

@@ -720,7 +720,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
   });
 
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
-    // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (README: OPERATION_TIMEOUT_MS).
+    // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (docs/configuration.md: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
     const arrived = happenings();
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, () => {

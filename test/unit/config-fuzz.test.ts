@@ -6,13 +6,13 @@ import { Random } from '../helpers/random.ts';
 import { runScript } from '../helpers/script.ts';
 
 /**
- * Seeded random environments against what README's configuration tables (and docs/limits.md's ranges) promise
+ * Seeded random environments against what the configuration tables (README, docs/configuration.md) and docs/limits.md's ranges promise
  * of start-up: each whole-number setting read trimmed, in decimal digits alone, within its range, its value
  * then exactly the one given, else refused; a blank value is its default (an `AUTH_*` one is refused); every
  * problem one line that starts with the variable's name and never holds a secret, nor a URL's credentials; no
  * exception but the configuration's own; the same environment always the same answer; a variable that is no
  * setting changes nothing (one under a setting's prefix is warned of). The expectation is the test's own model
- * below, written from the README, not the loader's code. Then a few environments started for real: a refused
+ * below, written from those documents, not the loader's code. Then a few environments started for real: a refused
  * one exits 1 with its problems, one line each, and no stack trace.
  *
  * CONFIG_FUZZ_SEED=<n> replays or explores a seed, CONFIG_FUZZ_CASES=<n> widens a run; a failure prints the
@@ -23,7 +23,7 @@ const CASES = Number(process.env['CONFIG_FUZZ_CASES'] ?? 3_000);
 
 const MiB = 1024 * 1024;
 
-/** The whole-number settings: their ranges (README, docs/limits.md) and where the loaded configuration holds them. */
+/** The whole-number settings: their ranges (README, docs/configuration.md, docs/limits.md) and where the loaded configuration holds them. */
 interface NumberSetting {
   name: string;
   min: number | ((values: Map<string, number>) => number);
@@ -80,7 +80,7 @@ interface Case {
   secrets: string[];
 }
 
-/** README: "Values are read trimmed, and one that is empty or only spaces counts as unset". JavaScript's trim. */
+/** docs/configuration.md: "Values are read trimmed, and one that is empty or only spaces counts as unset". JavaScript's trim. */
 const blank = (value: string | undefined) => value === undefined || value.trim() === '';
 
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
@@ -354,7 +354,7 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
     verdicts.set('AUTH_JWT_SECRET', hasSecret && Buffer.byteLength(env['AUTH_JWT_SECRET'].trim()) >= 32 ? 'ok' : 'refused');
   }
   if (env['AUTH_JWKS_URL'] !== undefined) {
-    // README: "must be https, or http on a loopback address only; never with credentials".
+    // docs/configuration.md: "must be https, or http on a loopback address only; never with credentials".
     const ok = jwks !== undefined && (jwks.scheme === 'https' || (jwks.scheme === 'http' && jwks.loopback)) && !jwks.credentials;
     verdicts.set('AUTH_JWKS_URL', ok ? 'ok' : 'refused');
   }
@@ -378,7 +378,7 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
   for (const name of ['NODE_ENV', 'EMULATOR_HOST', 'EMULATOR_CONSUMER_KEY', 'EMULATOR_CONSUMER_SECRET', 'EMULATOR_DATA_FILE', 'NO_PROXY', 'no_proxy']) {
     if (env[name] !== undefined) verdicts.set(name, 'ok');
   }
-  // README: "the EMULATOR_* ones only when the emulator runs".
+  // docs/configuration.md: "the EMULATOR_* ones only when the emulator runs".
   if (remote) for (const name of Object.keys(env)) if (name.startsWith('EMULATOR_')) verdicts.set(name, 'ok');
   return { env, secrets, verdicts, cors };
 }

@@ -224,7 +224,7 @@ describe('measureOperation', () => {
 });
 
 describe('upstreamRequestBudget', () => {
-  it('is twice MAX_QUERY_COST ÷ 10, rounded up (README): a cost between two tens keeps the requests of the ten above it', () => {
+  it('is twice MAX_QUERY_COST ÷ 10, rounded up (docs/limits.md): a cost between two tens keeps the requests of the ten above it', () => {
     const budget = (maxCost: number) => upstreamRequestBudget({ ...DEFAULT_OPERATION_LIMITS, maxCost });
     assert.deepEqual([budget(10_000), budget(150), budget(145), budget(141), budget(5)], [2_000, 30, 30, 30, 2]);
   });
