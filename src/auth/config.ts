@@ -100,12 +100,16 @@ function originAdvice(entry: string, wildcard: boolean): string {
 function readOrigins(raw: string | undefined, problems: string[]): string[] {
   if (raw === undefined) return [];
   const origins: string[] = [];
+  // A list pasted twice, or an entry copied down, would otherwise say the same problem once per copy.
+  const refused = new Set<string>();
   for (const entry of raw.split(',').map((o) => o.trim()).filter((o) => o !== '')) {
+    if (refused.has(entry)) continue;
     // A URL's host may hold a `*`, so `https://*.example.com` parses as an origin, one no browser sends: it
     // would match nothing, and the sites it was meant for would be refused without a word.
     const wildcard = entry.includes('*');
     const origin = wildcard ? undefined : exactOrigin(entry);
     if (origin === undefined) {
+      refused.add(entry);
       // An origin never has credentials. A list with an `@` anywhere may hold a real password, perhaps split
       // across entries by a comma in it: then no entry of it is repeated.
       const credentials = raw.includes('@');

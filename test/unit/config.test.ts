@@ -214,6 +214,18 @@ describe('configuration from the environment', () => {
     assert.deepEqual(configProblems({ UPSTREAM_TIMEOUT_MS: '120001' }), ['UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 (got "120001")']);
   });
 
+  it('reports a bad CORS_ORIGINS entry once, however often the list repeats it', () => {
+    // A list pasted twice, or one entry copied down, gave the same line once per copy.
+    assert.deepEqual(configProblems({ CORS_ORIGINS: 'https://*.example.com, https://app.example.com,https://*.example.com,ftp://x.example,ftp://x.example' }), [
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "https://*.example.com": wildcards are not supported, list each origin)',
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got "ftp://x.example")',
+    ]);
+    // Not shown (the list holds an @), an entry is still told once.
+    assert.deepEqual(configProblems({ CORS_ORIGINS: 'https://u:p@a.example,https://u:p@a.example' }), [
+      'CORS_ORIGINS must list exact origins such as https://app.example.com (got an entry, not shown: the list holds an @, as credentials in a URL would)',
+    ]);
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(configProblems({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
