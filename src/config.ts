@@ -8,7 +8,7 @@ import { readAccessConfig, type AccessConfig } from './auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from './limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 import { quotedSetting } from './shortened.ts';
-import { wholeNumberSetting } from './settings.ts';
+import { urlControlProblem, wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -166,8 +166,11 @@ function readUpstreamConfig(read: (name: string) => string | undefined, env: Env
   const consumerKey = read('CONTEXTIO_CONSUMER_KEY');
   const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
   if (baseUrl !== undefined) {
-    const validUrl = isHttpUrl(baseUrl);
-    if (!validUrl) {
+    const control = urlControlProblem('CONTEXTIO_API_URL', baseUrl);
+    const validUrl = control === undefined && isHttpUrl(baseUrl);
+    if (control !== undefined) {
+      problems.push(control);
+    } else if (!validUrl) {
       problems.push(`CONTEXTIO_API_URL must be an http(s) URL including the version, e.g. https://api.context.io/2.0`);
     } else if (hasCredentials(baseUrl)) {
       // They would never be sent (requests are signed with the key pair), and a 401 would then send the

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { Pool, ProxyAgent } from 'undici';
+import { urlControlProblem } from './settings.ts';
 import { isLoopbackHost } from './url.ts';
 
 /**
@@ -38,6 +39,11 @@ export function egressProxyFor(baseUrl: string, read: (name: string) => string |
   const variable = variables.find((name) => read(name) !== undefined);
   if (variable === undefined || isLoopbackHost(target.hostname)) return undefined;
   if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  const control = urlControlProblem(variable, read(variable)!);
+  if (control !== undefined) {
+    problems.push(control);
+    return undefined;
+  }
   const proxy = parseProxyUrl(read(variable)!);
   if (proxy === undefined) {
     problems.push(`${variable} must be the egress proxy's http:// or https:// URL with a host, e.g. http://proxy.example:3128 (its value is not shown: it may carry credentials)`);

@@ -145,3 +145,22 @@ export function wholeNumberSetting(
   problems.push(`${name} must be ${what} from ${range.min} to ${range.max} (got ${quotedSetting(raw)})`);
   return undefined;
 }
+
+/**
+ * The problem of a URL setting (`CONTEXTIO_API_URL`, `AUTH_JWKS_URL`, a proxy's, `EMULATOR_PUBLIC_URL`) that
+ * holds an ASCII control character (read trimmed, so one inside it), or `undefined` when it holds none. The URL
+ * parser drops tabs and line breaks without a word and reads the rest, so such a value was taken as another
+ * URL than the one written, and the start-up lines showed it with them. The line says which character and
+ * where, never the value: a URL may carry credentials.
+ */
+export function urlControlProblem(name: string, value: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  const found = /[\u0000-\u001f\u007f]/.exec(value);
+  if (found === null) return undefined;
+  const code = `U+${found[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+  const named = CONTROL_NAMES[found[0]];
+  const what = named === undefined ? code : `${named} (${code})`;
+  return `${name} must be a URL without tabs, line breaks or other control characters (found ${what} at character ${found.index + 1}; the URL parser would drop some silently and read another URL than the one written)`;
+}
+
+const CONTROL_NAMES: Readonly<Record<string, string>> = { '\t': 'a tab', '\n': 'a line break', '\r': 'a carriage return' };

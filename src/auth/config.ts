@@ -1,5 +1,6 @@
 import { egressProxyFor, type EgressProxy } from '../egress-proxy.ts';
 import { quotedSetting, settingValue } from '../shortened.ts';
+import { urlControlProblem } from '../settings.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
@@ -61,7 +62,10 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
     problems.push(`AUTH_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes long (e.g. openssl rand -base64 48)`);
   }
   let jwksProxy: EgressProxy | undefined;
-  if (jwksUrl !== undefined && !isJwksUrl(jwksUrl)) {
+  const jwksControl = jwksUrl === undefined ? undefined : urlControlProblem('AUTH_JWKS_URL', jwksUrl);
+  if (jwksControl !== undefined) {
+    problems.push(jwksControl);
+  } else if (jwksUrl !== undefined && !isJwksUrl(jwksUrl)) {
     problems.push('AUTH_JWKS_URL must be an https URL (http only on a loopback address)');
   } else if (jwksUrl !== undefined && hasCredentials(jwksUrl)) {
     // fetch refuses such a URL and quotes it whole in its error, which would reach the log on every token.

@@ -1,7 +1,7 @@
 import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting } from '../shortened.ts';
-import { wholeNumberSetting } from '../settings.ts';
+import { urlControlProblem, wholeNumberSetting } from '../settings.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -44,8 +44,12 @@ export function emulatorOptionsFromEnv(
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${quotedSetting(seed)})`);
   const dataFile = read('EMULATOR_DATA_FILE');
   const publicUrl = read('EMULATOR_PUBLIC_URL');
-  const publicOrigin = publicUrl === undefined ? undefined : exactOrigin(publicUrl);
-  if (publicUrl !== undefined && publicOrigin === undefined) {
+  const publicControl = publicUrl === undefined ? undefined : urlControlProblem('EMULATOR_PUBLIC_URL', publicUrl);
+  const publicOrigin = publicUrl === undefined || publicControl !== undefined ? undefined : exactOrigin(publicUrl);
+  if (publicControl !== undefined) {
+    // Refused as an origin too, whose advice would be the origin read without it.
+    problems.push(publicControl);
+  } else if (publicUrl !== undefined && publicOrigin === undefined) {
     const shown = publicUrl.includes('@') ? 'a URL with credentials, not shown' : quotedSetting(publicUrl);
     const spelling = publicUrl.includes('@') ? undefined : originAsBrowsersSendIt(publicUrl);
     const suggestion = spelling === undefined ? '' : `: written as browsers send it, ${spelling}`;

@@ -226,6 +226,32 @@ describe('configuration from the environment', () => {
     ]);
   });
 
+  it('refuses a URL setting holding a tab, a line break or another control character, naming where, never the value', () => {
+    // The URL parser drops tabs and line breaks without a word and reads the rest: the value was taken, and
+    // `gateway ready` then showed it with them, as the upstream or the key set it named.
+    const pair = { CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' };
+    const said = (name: string, what: string, at: number) =>
+      `${name} must be a URL without tabs, line breaks or other control characters (found ${what} at character ${at}; the URL parser would drop some silently and read another URL than the one written)`;
+    for (const [value, what, at] of [
+      ['https://api.exa\tmple.com/2.0', 'a tab (U+0009)', 16],
+      ['https://api.example.com/2.0\n/x', 'a line break (U+000A)', 28],
+      ['https://api.example.com/\r2.0', 'a carriage return (U+000D)', 25],
+      ['https://api.example.com/2.0\u0000', 'U+0000', 28],
+      ['https://user:pw\u001b@api.example.com/2.0', 'U+001B', 16],
+      ['https://api.example.com/2.0\u007f', 'U+007F', 28],
+    ] as const) {
+      assert.deepEqual(configProblems({ CONTEXTIO_API_URL: value, ...pair }), [said('CONTEXTIO_API_URL', what, at)], JSON.stringify(value));
+      assert.deepEqual(configProblems({ AUTH_JWKS_URL: value, AUTH_ISSUER: 'i', AUTH_AUDIENCE: 'a' }), [said('AUTH_JWKS_URL', what, at)], JSON.stringify(value));
+      const proxied = configProblems({ CONTEXTIO_API_URL: 'https://api.example.com/2.0', ...pair, HTTPS_PROXY: value });
+      assert.deepEqual(proxied, [said('HTTPS_PROXY', what, at)], JSON.stringify(value));
+    }
+    const emulator: string[] = [];
+    emulatorOptionsFromEnv({ EMULATOR_PUBLIC_URL: 'http://devbox.\tlan:4010' }, 4010, emulator);
+    assert.deepEqual(emulator, [said('EMULATOR_PUBLIC_URL', 'a tab (U+0009)', 15)]);
+    // Around the value, they are trimmed as for every setting.
+    assert.equal((loadConfig({ CONTEXTIO_API_URL: '\thttps://api.example.com/2.0\r\n', ...pair }).upstream as { baseUrl: string }).baseUrl, 'https://api.example.com/2.0');
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(configProblems({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
