@@ -252,6 +252,18 @@ describe('configuration from the environment', () => {
     assert.equal((loadConfig({ CONTEXTIO_API_URL: '\thttps://api.example.com/2.0\r\n', ...pair }).upstream as { baseUrl: string }).baseUrl, 'https://api.example.com/2.0');
   });
 
+  it('reads a number with leading zeros as decimal, as README says, whichever the setting; other forms are refused', () => {
+    // Neither octal (a shell's or C's reading of `0100`) nor refused: README's configuration notes say so.
+    const config = loadConfig({ PORT: '0080', UPSTREAM_TIMEOUT_MS: '0100', CALLER_WRITES_PER_HOUR: '00', MAX_QUERY_COST: `${'0'.repeat(50)}9` });
+    assert.deepEqual([config.port, config.upstreamTimeoutMs, config.callerWritesPerHour, config.operationLimits.maxCost], [80, 100, 0, 9]);
+    const emulator: string[] = [];
+    const options = emulatorOptionsFromEnv({ EMULATOR_PORT: '04010', EMULATOR_RATE_LIMIT: '010' }, 0, emulator);
+    assert.deepEqual([emulator, options.port, options.rateLimitPerHour], [[], 4010, 10]);
+    for (const text of ['0x50', '0o120', '8e1', '+80', '80.0', '80_000']) {
+      assert.deepEqual(configProblems({ PORT: text }), [`PORT must be a whole number from 0 to 65535 (got ${JSON.stringify(text)})`]);
+    }
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(configProblems({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
