@@ -31,7 +31,9 @@ export function nameForm(input: { firstName?: string | null; lastName?: string |
  * terminal showing a log or an export would act on), Unicode's line and paragraph separators, or the
  * directional embeddings, overrides and isolates that make text display in another order than it is stored.
  * Other invisible format characters stay: joiners are part of how names are written in Persian and Indic
- * scripts, and the left-to-right and right-to-left marks of mixed-direction names.
+ * scripts, and the left-to-right and right-to-left marks of mixed-direction names. So do the other
+ * default-ignorable characters that ids, URLs and addresses refuse: variation selectors pick how a name's
+ * character (an emoji, a CJK ideograph) is drawn, and a Hangul filler completes a syllable typed in parts.
  */
 function optionalName(value: string | null | undefined, name: string): string | null | undefined {
   if (value == null) return value;
@@ -49,11 +51,12 @@ function optionalName(value: string | null | undefined, name: string): string | 
 function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): string {
   const what = kind === 'http' ? 'an absolute http(s) URL' : 'an absolute URL (http(s), or an app\'s own scheme)';
   text(value, name);
-  // Characters no URL holds as they are (spaces of any kind, C0 and C1 controls, invisible format characters
-  // such as a soft hyphen or a zero-width space) are refused with a message that says so: the URL parser
-  // would strip or rewrite them silently.
+  // Characters no URL holds as they are (spaces of any kind, C0 and C1 controls, invisible characters: format
+  // ones such as a soft hyphen or a zero-width space, and the other default-ignorable ones, such as a Hangul
+  // filler or a variation selector) are refused with a message that says so: the URL parser would strip or
+  // rewrite them silently, or percent-encode what no one reading the URL could see.
   // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f-\u009f\p{Cf}]/u.test(value)) {
+  if (/[\s\u0000-\u001f\u007f-\u009f\p{Cf}\p{Default_Ignorable_Code_Point}]/u.test(value)) {
     throw argumentError(name, `${name} must be ${what}, with no spaces, control or invisible characters (percent-encode them)`);
   }
   let url: URL | undefined;
@@ -74,12 +77,12 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
 
 /**
  * An email address, as far as the gateway checks one: text on both sides of one `@`, with no spaces,
- * control or invisible characters. A connect token also takes only the part from the `@` on (`@gmail.com`:
+ * control or invisible characters (format and other default-ignorable ones, as for URLs). A connect token also takes only the part from the `@` on (`@gmail.com`:
  * the API's own signing example sends it, and Context.IO's clients pick the user's provider so).
  */
 export function email(value: string, name: string, allowDomainHint = false): string {
   text(value, name, MAX_EMAIL_LENGTH);
-  const local = /^([^\s@\p{Cc}\p{Cf}]*)@[^\s@\p{Cc}\p{Cf}]+$/u.exec(value)?.[1];
+  const local = /^([^\s@\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]*)@[^\s@\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]+$/u.exec(value)?.[1];
   if (local === undefined || (local === '' && !allowDomainHint)) {
     throw argumentError(name, `${name} must be an email address${allowDomainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);
   }

@@ -102,7 +102,9 @@ export function refuseUnsendableId(id: string): void {
 }
 
 const PATH_SEPARATOR = /[/\\]/;
-const NOT_IN_ANY_ID = /[\s\p{Cc}\p{Cf}]/u;
+// Invisible: Unicode's format characters (\p{Cf}: U+200B, U+FEFF …) and the other default-ignorable ones, rendered
+// as nothing too (Hangul fillers, the combining grapheme joiner, variation selectors, tags).
+const NOT_IN_ANY_ID = /[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 
 /**
  * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
