@@ -252,6 +252,11 @@ export async function readState(file: string): Promise<PersistedState | undefine
   return data as unknown as PersistedState;
 }
 
+/** A TCP port a source can name: 1–65535 (0 is no port a server listens on). */
+export function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65_535;
+}
+
 /** Far deeper than the format's own records (a token's snapshot's sources' fields are 7 levels down). */
 const MAX_DEPTH = 64;
 
@@ -288,8 +293,14 @@ const string: Check = (value) => {
  */
 const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value as string) ? { at: '', why: 'must be a string, not empty, . or ..' } : undefined);
 const boolean = is('true or false', (v) => typeof v === 'boolean');
-/** Unix seconds, counts, ports: whole numbers from 0. */
+/** Unix seconds, counts: whole numbers from 0. */
 const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
+/**
+ * A source's port, as the API takes one (POST /accounts, the connect page: 1–65535): any whole number loaded
+ * (0, 2^53) was served as the source's port, which no IMAP server listens on and no API call could have set.
+ * The refusal quotes the number, as the file's other refusals quote what they refuse.
+ */
+const port: Check = (value) => (isPort(value) ? undefined : { at: '', why: `must be a port number from 1 to 65535${typeof value === 'number' ? `, not ${quotedSetting(String(value))}` : ''}` });
 const optional = (check: Check): Check => (value) => (value === undefined ? undefined : check(value));
 const orNull = (check: Check): Check => (value) => (value === null ? undefined : check(value));
 const orFalse = (check: Check): Check => (value) => (value === false ? undefined : check(value));
@@ -321,7 +332,7 @@ const SOURCE_RECORD = shaped({
   email: string,
   username: string,
   server: string,
-  port: whole,
+  port,
   use_ssl: boolean,
   type: string,
   authentication_type: string,
@@ -350,7 +361,7 @@ const UPSTREAM_SOURCE = shaped({
   email: optional(string),
   username: optional(string),
   server: optional(string),
-  port: optional(whole),
+  port: optional(port),
   use_ssl: optional(boolean),
   type: optional(string),
   authentication_type: optional(string),

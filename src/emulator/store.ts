@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { isPort, readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -313,6 +313,8 @@ export class EmulatorStore {
   createAccount(input: NewAccount): UpstreamAccount {
     const email = input.email.trim();
     if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
+    // Before the account is made: a source refused halfway would leave it made all the same.
+    for (const source of input.sources ?? []) checkNewSource(source);
     let id = newAccountId();
     while (this.accounts.has(id)) id = newAccountId();
     const record: AccountRecord = {
@@ -406,6 +408,7 @@ export class EmulatorStore {
   }
 
   private addSourceRecord(account: AccountRecord, input: NewSource): SourceRecord {
+    checkNewSource(input);
     const email = input.email ?? account.email_addresses[0] ?? '';
     const [local = '', domain = 'example.com'] = email.split('@');
     const username = input.username ?? local;
@@ -748,6 +751,14 @@ export class EmulatorStore {
     if (t.last_name !== undefined) token.last_name = t.last_name;
     return token;
   }
+}
+
+/**
+ * What the store holds it saves, and the next start loads (persistence.ts): a source the data file refuses,
+ * made through the store's own API (tests, benchmarks, the seed), would stop that start.
+ */
+function checkNewSource(input: NewSource): void {
+  if (input.port !== undefined && !isPort(input.port)) throw new TypeError(`port ${input.port} is invalid: a source's port is a number from 1 to 65535`);
 }
 
 function findSource(account: AccountRecord, label: string): SourceRecord | undefined {

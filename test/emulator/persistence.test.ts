@@ -338,7 +338,15 @@ describe('the data file as read and written', () => {
       // Served as [null], and GET /accounts?email= then failed with a 500.
       [(s) => (s.accounts[0].email_addresses = [null]), /account #0 is malformed: email_addresses\[0\] must be a string/],
       [(s) => delete s.accounts[0].first_name, /account #0 is malformed: first_name must be a string/],
-      [(s) => (s.accounts[0].sources[0].port = '993'), /account #0 is malformed: sources\[0\]\.port must be a whole number from 0/],
+      [(s) => (s.accounts[0].sources[0].port = '993'), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535/],
+      // Loaded, any whole number was served as the port, where the API takes 1–65535 (POST /accounts, the connect page).
+      [(s) => (s.accounts[0].sources[0].port = 0), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "0"\)/],
+      [(s) => (s.accounts[0].sources[0].port = 65_536), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "65536"\)/],
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [{ label: 'l', port: 0 }] } }),
+        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a port number from 1 to 65535, not "0"\)/,
+      ],
+      [(s) => (s.accounts[0].sources[0].port = 2 ** 53), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "9007199254740992"\)/],
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
@@ -387,7 +395,7 @@ describe('the data file as read and written', () => {
           const snapshot = { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [{ label: 'l', port: '993' }] };
           s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: snapshot });
         },
-        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a whole number from 0/,
+        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a port number from 1 to 65535/,
       ],
     ];
     for (const [edit, error] of cases) {
@@ -398,6 +406,24 @@ describe('the data file as read and written', () => {
     await writeFile(dataFile, JSON.stringify(state));
     const emu = await startEmulator({ dataFile });
     await emu.close();
+  });
+
+  test("the store's own source writes refuse a port the data file refuses: saved, the next start would refuse the file", async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => emu.close());
+    const account = emu.store.createAccount({ email: 'ports@example.com' });
+    for (const port of [0, 65_536, 2 ** 53, 1.5]) {
+      assert.throws(() => emu.store.addSource(account.id, { port }), /port .* is invalid: a source's port is a number from 1 to 65535/);
+      assert.throws(() => emu.store.createAccount({ email: 'more@example.com', sources: [{ port }] }), /port .* is invalid/);
+    }
+    // Refused before the account is made.
+    assert.deepEqual(emu.store.listAccounts({}).map((a) => a.id), [account.id]);
+    assert.equal(emu.store.addSource(account.id, { port: 65_535 }).port, 65_535);
+    await emu.close();
+    const restarted = await startEmulator({ dataFile });
+    await restarted.close();
   });
 
   test('a data file nested thousands deep, in a field the format does not have, is refused as corrupt, not met with a RangeError naming no file', async () => {
