@@ -276,7 +276,7 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
-type Check = (value: unknown) => { at: string; why: string } | undefined;
+export type Check = (value: unknown) => { at: string; why: string } | undefined;
 
 const is = (what: string, test: (value: unknown) => boolean): Check => (value) => (test(value) ? undefined : { at: '', why: `must be ${what}` });
 /**
@@ -292,6 +292,15 @@ const string: Check = (value) => {
  * parser resolves `.` and `..` away (its resource_url, `/accounts/..`, is `/2.0/`).
  */
 const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value as string) ? { at: '', why: 'must be a string, not empty, . or ..' } : undefined);
+/**
+ * A source's label: a name, and not `0`, which the API reserves as the alias of the account's first source
+ * (contextio-2.0.md, Sources): GET /accounts/{id}/sources/0 answers the first, so a later source labelled `0`
+ * was out of reach, and on the first one the label said nothing the alias did not. No API call makes one (the
+ * store labels a source `username::server`).
+ */
+export const sourceLabel: Check = (value) =>
+  name(value) ?? (value === FIRST_SOURCE_ALIAS ? { at: '', why: `must not be ${quotedSetting(FIRST_SOURCE_ALIAS)}, which the API reserves for the account's first source` } : undefined);
+export const FIRST_SOURCE_ALIAS = '0';
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Unix seconds, counts: whole numbers from 0. */
 const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
@@ -328,7 +337,7 @@ function problemOf(value: unknown, check: Check): string | undefined {
 }
 
 const SOURCE_RECORD = shaped({
-  label: name,
+  label: sourceLabel,
   email: string,
   username: string,
   server: string,

@@ -2,7 +2,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { isPort, readState, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { quotedSetting } from '../shortened.ts';
+import { FIRST_SOURCE_ALIAS, isPort, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -758,11 +759,13 @@ export class EmulatorStore {
  * made through the store's own API (tests, benchmarks, the seed), would stop that start.
  */
 function checkNewSource(input: NewSource): void {
+  const labelProblem = input.label === undefined ? undefined : sourceLabel(input.label);
+  if (labelProblem) throw new TypeError(`label ${quotedSetting(input.label!)} is invalid: a source's label ${labelProblem.why}`);
   if (input.port !== undefined && !isPort(input.port)) throw new TypeError(`port ${input.port} is invalid: a source's port is a number from 1 to 65535`);
 }
 
 function findSource(account: AccountRecord, label: string): SourceRecord | undefined {
-  if (label === '0') return account.sources[0];
+  if (label === FIRST_SOURCE_ALIAS) return account.sources[0];
   return account.sources.find((s) => s.label === label);
 }
 

@@ -355,6 +355,12 @@ describe('the data file as read and written', () => {
       // A URL parser resolves them away: fetch('…/accounts/..') asks for /2.0/.
       [(s) => (s.accounts[0].id = '..'), /account #0 is malformed: id must be a string, not empty, \. or \.\./],
       [(s) => (s.accounts[0].sources[0].label = '.'), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
+      // The API reserves `0` for the account's first source: a later source so labelled was out of reach (GET …/sources/0 answered the first).
+      [
+        (s) => s.accounts[0].sources.push({ ...s.accounts[0].sources[0], label: '0' }),
+        /account #0 is malformed: sources\[1\]\.label must not be "0", which the API reserves for the account's first source\)/,
+      ],
+      [(s) => (s.accounts[0].sources[0].label = '0'), /account #0 is malformed: sources\[0\]\.label must not be "0"/],
       [(s) => (s.accounts[0].sources[0].label = ''), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
       [(s) => s.tokens.push({ token: '', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: token must be a string, not empty/],
       // Quoted as a setting is, so that the refusal stays one line of reasonable length (it was written whole, raw).
@@ -421,6 +427,23 @@ describe('the data file as read and written', () => {
     // Refused before the account is made.
     assert.deepEqual(emu.store.listAccounts({}).map((a) => a.id), [account.id]);
     assert.equal(emu.store.addSource(account.id, { port: 65_535 }).port, 65_535);
+    await emu.close();
+    const restarted = await startEmulator({ dataFile });
+    await restarted.close();
+  });
+
+  test("the store's own source writes refuse a label the data file refuses: 0, which the API reserves for the first source, and no path segment", async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => emu.close());
+    const account = emu.store.createAccount({ email: 'labels@example.com', sources: [{ label: 'first' }] });
+    assert.throws(() => emu.store.addSource(account.id, { label: '0' }), /label "0" is invalid: a source's label must not be "0", which the API reserves for the account's first source/);
+    for (const label of ['', '.', '..', 'half \ud800']) assert.throws(() => emu.store.addSource(account.id, { label }), /label .* is invalid: a source's label must be a string/);
+    assert.throws(() => emu.store.createAccount({ email: 'more@example.com', sources: [{ label: '0' }] }), /label "0" is invalid/);
+    assert.deepEqual(emu.store.listAccounts({}).map((a) => a.id), [account.id]);
+    // `0` reaches the first source, the only one.
+    assert.equal((await api(emu, `/accounts/${account.id}/sources/0`)).body.label, 'first');
     await emu.close();
     const restarted = await startEmulator({ dataFile });
     await restarted.close();
