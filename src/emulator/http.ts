@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBody as readBodyUpTo } from '../http/body.ts';
+import { clientErrorHandler, clientErrorKind, HEADER_LIMIT, responseBytes } from '../http/client-error.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
 import { hostnameOf, isLoopbackHost } from '../url.ts';
@@ -99,6 +100,28 @@ export async function readBody(req: IncomingMessage): Promise<string> {
   if (bytes === 'too large') throw new HttpError(413, 'request body too large', undefined, { connection: 'close' });
   if (bytes === 'too many pieces') throw new HttpError(413, 'request body in too many pieces', undefined, { connection: 'close' });
   return bytes.toString('utf8');
+}
+
+/**
+ * The server's `clientError` listener: a request Node's parser refused (malformed, headers too large, too slow)
+ * is answered in the API's error shape, as every other refusal is, by the gateway's own rules (one piece of
+ * code: http/client-error.ts). Left to Node, its answer was a bare status line, and, behind a request still
+ * being answered on the connection (a client that sent more bytes than its Content-Length), it took that
+ * request's place on the wire and destroyed the connection: the request was carried out, its answer lost.
+ */
+export function clientErrorAnswerer(requestTimeoutMs: () => number): ReturnType<typeof clientErrorHandler> {
+  return clientErrorHandler({
+    refusalFor: clientErrorKind,
+    answer: (refused, _error, _handled, headOnly) => {
+      const value =
+        refused.kind === 'headers too large' ? `request line and headers larger than ${HEADER_LIMIT}`
+        : refused.kind === 'chunk extension too large' ? 'a chunk extension of the request body is too large'
+        : refused.kind === 'too slow' ? `the request did not arrive whole within ${requestTimeoutMs() / 1000} s`
+        : `malformed HTTP/1.1 request${refused.reason === undefined ? '' : ` (${refused.reason})`}`;
+      const body: UpstreamErrorBody = { type: 'error', value };
+      return responseBytes(refused.status, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify(body), headOnly);
+    },
+  });
 }
 
 /** Whether a request's body is a form, the only body kind that is signed and parsed. */

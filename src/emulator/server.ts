@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
-import { hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
+import { clientErrorAnswerer, hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../url.ts';
 import { listenOn } from '../listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
@@ -191,6 +191,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.
   server.keepAliveTimeout = 5_000;
+  server.on('clientError', clientErrorAnswerer(() => server.requestTimeout));
 
   await listenOn(server, port, host);
 

@@ -9,7 +9,9 @@ import { EVERY_ANSWER_HEADERS, graphqlError } from './respond.ts';
  * A request Node refuses before the gateway sees it (its parser could not read it, or it did not arrive in
  * time) gets no IncomingMessage and no ServerResponse: left to Node, its answer is a bare status line with no
  * body and none of the headers every other answer carries. Answered here in the envelope of every other
- * refusal instead, under the rules Node's own answer keeps (lib/_http_server.js, socketOnError).
+ * refusal instead, under the rules Node's own answer keeps (lib/_http_server.js, socketOnError). The rules
+ * (clientErrorHandler) and which errors are refused requests (clientErrorKind) are the emulator's too, which
+ * answers them in the API's error shape (emulator/http.ts).
  */
 
 export interface ClientErrorOptions {
@@ -25,23 +27,58 @@ type ClientError = Error & { code?: string };
 
 /** The server's `clientError` listener: answers what Node's parser refused, then closes the connection. */
 export function clientErrorAnswerer(options: ClientErrorOptions): (error: ClientError, socket: Socket) => void {
+  return clientErrorHandler<ClientRefusal>({
+    refusalFor: (error) => refusalFor(error, options.requestReceiveTimeoutMs),
+    answeredBehind: (refusal, error) => {
+      options.logger.debug('request refused before it could be read, behind answers still owed on its connection: closed after them', { status: refusal.status, reason: error.code });
+    },
+    answer: (refusal, error, handled, headOnly) => {
+      // A request whose headers were read has its id already (the client's, or the one the handler's lines carry).
+      const handledId = handled?.getHeader('x-request-id');
+      const requestId = typeof handledId === 'string' ? handledId : randomUUID();
+      options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
+      return answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin), headOnly);
+    },
+  });
+}
+
+/** What a server answering Node's refusals itself says of them (the gateway's, the emulator's). */
+export interface ClientErrorResponder<R extends { status: number }> {
+  /** The refusal of `error` (see clientErrorKind); `undefined` for a connection that failed, not a request. */
+  refusalFor(error: ClientError): R | undefined;
+  /** Told of a refusal not answered, as answers to earlier requests on its connection are owed first. */
+  answeredBehind?(refusal: R, error: ClientError): void;
+  /**
+   * The whole answer's bytes (see responseBytes), for the request the handler holds when its headers were read
+   * (`handled`, see requestBeingRead), a HEAD's (`headOnly`) without its body.
+   */
+  answer(refusal: R, error: ClientError, handled: ServerResponse | undefined, headOnly: boolean): Buffer;
+}
+
+/**
+ * A `clientError` listener: answers what Node's parser refused, as `responder` says, then closes the
+ * connection, under the rules Node's own answer keeps (lib/_http_server.js, socketOnError).
+ */
+export function clientErrorHandler<R extends { status: number }>(responder: ClientErrorResponder<R>): (error: ClientError, socket: Socket) => void {
   // Node goes on feeding its failed parser what arrives until the connection closes, each time one more
   // `clientError`: the first one was answered.
   const answered = new WeakSet<Socket>();
   return (error, socket) => {
     if (answered.has(socket)) return;
-    const refusal = refusalFor(error, options.requestReceiveTimeoutMs);
+    const refusal = responder.refusalFor(error);
     // A connection that failed (ECONNRESET, EPIPE) has nobody to answer.
     if (refusal === undefined || !socket.writable) {
       socket.destroy();
       return;
     }
-    // An earlier request on the connection (pipelined before this one) still owed its answer, begun or not:
-    // a refusal written now would be the first answer on the wire, which its client reads as that request's.
-    // Those answers alone are sent; the connection closes after them, Node reading no request past this one.
+    // An earlier request on the connection (pipelined before this one, or one whose client sent more bytes than
+    // its Content-Length) still owed its answer, begun or not: a refusal written now would be the first answer on
+    // the wire, which its client reads as that request's (Node's own does so, and destroys the connection: the
+    // request is carried out, its answer lost). Those answers alone are sent; the connection closes after them,
+    // Node reading no request past this one.
     if (responseInFlight(socket)?.req.complete === true) {
       answered.add(socket);
-      options.logger.debug('request refused before it could be read, behind answers still owed on its connection: closed after them', { status: refusal.status, reason: error.code });
+      responder.answeredBehind?.(refusal, error);
       closeOnceAnswered(socket);
       return;
     }
@@ -53,14 +90,10 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
     }
     answered.add(socket);
     const handled = requestBeingRead(socket);
-    // A request whose headers were read has its id already (the client's, or the one the handler's lines carry).
-    const handledId = handled?.getHeader('x-request-id');
-    const requestId = typeof handledId === 'string' ? handledId : randomUUID();
-    options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
     // A HEAD's answer has no body (RFC 9110 9.3.2): a client reads the bytes after its head as a next answer
     // (Node's fails the request). Known only of a request whose headers were read; see requestBeingRead.
     const headOnly = handled?.req.method === 'HEAD';
-    socket.write(answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin), headOnly));
+    socket.write(responder.answer(refusal, error, handled, headOnly));
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
@@ -73,7 +106,7 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
 }
 
 /** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */
-const HEADER_LIMIT = maxHeaderSize % 1024 === 0 ? `${maxHeaderSize / 1024} KiB` : `${maxHeaderSize} bytes`;
+export const HEADER_LIMIT = maxHeaderSize % 1024 === 0 ? `${maxHeaderSize / 1024} KiB` : `${maxHeaderSize} bytes`;
 
 interface ClientRefusal {
   status: number;
@@ -81,34 +114,60 @@ interface ClientRefusal {
   message: string;
 }
 
-/** The refusal of `error`, with Node's status for it; `undefined` for a connection that failed, not a request. */
-function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): ClientRefusal | undefined {
+/**
+ * What Node's parser refused, with Node's status for it: the request line and headers too large (431), a chunk
+ * extension too large (413), a request that did not arrive in time (408), or malformed HTTP (400, with
+ * llhttp's reason, one of its own fixed phrases such as "Invalid method encountered", never the request's
+ * bytes). `undefined` for a connection that failed, not a request.
+ */
+export type ClientErrorKind =
+  | { status: 431; kind: 'headers too large' }
+  | { status: 413; kind: 'chunk extension too large' }
+  | { status: 408; kind: 'too slow' }
+  | { status: 400; kind: 'malformed'; reason: string | undefined };
+
+export function clientErrorKind(error: ClientError): ClientErrorKind | undefined {
   switch (error.code) {
     case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, kind: 'headers too large' };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, kind: 'chunk extension too large' };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, kind: 'too slow' };
+  }
+  // The client closed its side before its request was whole (it left mid-body): a connection that ended, as
+  // the handler sees a request whose client left (its own debug line says so), not a request to answer.
+  if (error.code === 'HPE_INVALID_EOF_STATE' || !error.code?.startsWith('HPE_')) return undefined;
+  return { status: 400, kind: 'malformed', reason: 'reason' in error && typeof error.reason === 'string' ? error.reason : undefined };
+}
+
+/** The gateway's refusal of `error` (see clientErrorKind). */
+function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): ClientRefusal | undefined {
+  const refused = clientErrorKind(error);
+  switch (refused?.kind) {
+    case undefined:
+      return undefined;
+    case 'headers too large':
       return {
         status: 431,
         code: HttpRefusalCode.REQUEST_HEADER_FIELDS_TOO_LARGE,
         message: `The request line and headers exceed ${HEADER_LIMIT}: send a long document by POST, as JSON in the body, rather than in a GET's query string`,
       };
-    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+    case 'chunk extension too large':
       return { status: 413, code: HttpRefusalCode.PAYLOAD_TOO_LARGE, message: 'A chunk extension of the request body is larger than accepted: send the body without chunk extensions' };
-    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'too slow':
       return {
         status: 408,
         code: HttpRefusalCode.REQUEST_TIMEOUT,
         message: `The request did not arrive whole within ${requestReceiveTimeoutMs / 1000} s: send its headers and body at once`,
       };
+    case 'malformed':
+      return {
+        status: 400,
+        code: HttpRefusalCode.BAD_REQUEST,
+        message: `The request is not valid HTTP/1.1${refused.reason === undefined ? '' : ` (${refused.reason})`}: check its request line, its headers and the framing of its body`,
+      };
   }
-  // The client closed its side before its request was whole (it left mid-body): a connection that ended, as
-  // the handler sees a request whose client left (its own debug line says so), not a request to answer.
-  if (error.code === 'HPE_INVALID_EOF_STATE' || !error.code?.startsWith('HPE_')) return undefined;
-  // llhttp's reason is one of its own fixed phrases ("Invalid method encountered"), never the request's bytes.
-  const reason = 'reason' in error && typeof error.reason === 'string' ? ` (${error.reason})` : '';
-  return {
-    status: 400,
-    code: HttpRefusalCode.BAD_REQUEST,
-    message: `The request is not valid HTTP/1.1${reason}: check its request line, its headers and the framing of its body`,
-  };
 }
 
 /** The response Node is writing on `socket` (the first of those it answers in turn), if any. */
@@ -151,22 +210,25 @@ function closeOnceAnswered(socket: Socket): void {
 }
 
 /**
- * The whole answer, as Node's ServerResponse would write it, with the headers every answer of the gateway's
- * carries (EVERY_ANSWER_HEADERS, a request id, and `cors`, the request's CORS grant), its body left out for a
- * HEAD. No Accept header is read: application/json.
+ * The gateway's whole answer, with the headers every answer of the gateway's carries (EVERY_ANSWER_HEADERS, a
+ * request id, and `cors`, the request's CORS grant). No Accept header is read: application/json.
  */
 function answerBytes({ status, code, message }: ClientRefusal, requestId: string, cors: Array<[string, string]>, headOnly: boolean): Buffer {
-  const body = JSON.stringify(graphqlError(message, code));
+  return responseBytes(status, [['Content-Type', 'application/json; charset=utf-8'], ...EVERY_ANSWER_HEADERS, ['X-Request-Id', requestId], ...cors], JSON.stringify(graphqlError(message, code)), headOnly);
+}
+
+/**
+ * A whole answer that closes its connection, as Node's ServerResponse would write it: `headers`, then its
+ * Content-Length, Date and Connection, and `body`, left out for a HEAD (whose head says the length the body
+ * would have had, as Node's ServerResponse writes it).
+ */
+export function responseBytes(status: number, headers: Iterable<readonly [string, string]>, body: string, headOnly: boolean): Buffer {
   const head = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
-    'Content-Type: application/json; charset=utf-8',
+    ...[...headers].map(([name, value]) => `${name}: ${value}`),
     `Content-Length: ${Buffer.byteLength(body)}`,
-    ...[...EVERY_ANSWER_HEADERS].map(([name, value]) => `${name}: ${value}`),
-    `X-Request-Id: ${requestId}`,
-    ...cors.map(([name, value]) => `${name}: ${value}`),
     `Date: ${new Date().toUTCString()}`,
     'Connection: close',
   ];
-  // A HEAD's head says the length the body would have had, as Node's ServerResponse writes it.
   return Buffer.from(`${head.join('\r\n')}\r\n\r\n${headOnly ? '' : body}`);
 }

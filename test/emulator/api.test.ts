@@ -641,6 +641,59 @@ describe('request bodies in too many pieces', () => {
   });
 });
 
+describe('requests Node refuses before the emulator reads them', () => {
+  /** Writes `bytes` on a new connection and resolves to all that is answered on it until it closes. */
+  async function exchangeRaw(origin: string, bytes: string): Promise<string> {
+    const { hostname, port } = new URL(origin);
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (data: Buffer) => (received += data.toString('latin1')));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(bytes);
+    await closed;
+    return received;
+  }
+
+  test('a client sending more bytes than its Content-Length gets its request\'s answer, not a bare 400 in its place, and the connection closes after it', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const url = `${emu.url}/accounts`;
+    const form = 'email=extra%40example.com';
+    const authorization = signRequest('POST', url, [['email', 'extra@example.com']], emu.consumerKey, emu.consumerSecret);
+    const { host } = new URL(url);
+    // The bytes past the body are read as a next request, which llhttp refuses (no such method).
+    const answer = await exchangeRaw(
+      emu.origin,
+      `POST /2.0/accounts HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${authorization}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\n\r\n${form}&more=bytes\r\n\r\n`,
+    );
+    // The account is made: its answer says so, alone on the connection.
+    assert.equal(emu.store.listAccounts({}).length, 1);
+    assert.match(answer, /^HTTP\/1\.1 201 Created\r\n/);
+    assert.equal(answer.match(/HTTP\/1\.1 /g)?.length, 1, answer);
+    const id = emu.store.listAccounts({})[0]!.id;
+    assert.ok(answer.endsWith(`"id":"${id}","resource_url":"${emu.url}/accounts/${id}"}`), answer);
+  });
+
+  test('a request that is not HTTP is answered 400 in the API\'s error shape, not with a bare status line', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const answer = await exchangeRaw(emu.origin, 'NOPE /2.0/accounts HTTP/1.1\r\nHost: x\r\n\r\n');
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(head, /\r\nContent-Type: application\/json\r\n/);
+    assert.match(head, /\r\nConnection: close(\r\n|$)/);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'malformed HTTP/1.1 request (Invalid method encountered)' });
+    assert.deepEqual(emu.requests, []);
+  });
+
+  test('a request line and headers past Node\'s limit are answered 431 in the API\'s error shape', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const answer = await exchangeRaw(emu.origin, `GET /2.0/accounts HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'request line and headers larger than 16 KiB' });
+  });
+});
+
 describe('a client that leaves while its body is arriving', () => {
   for (const [what, path] of [
     ['an API call', '/2.0/accounts'],

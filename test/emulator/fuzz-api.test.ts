@@ -456,10 +456,10 @@ function brokenApiAnswer(fuzz: Fuzzed, answer: Answer | undefined, expected: Exp
   if (STACK_TRACE.test(answer.text)) return 'a stack trace';
   const signature = /oauth_signature="([^"]{8,})"/.exec(fuzz.headers.find(([name]) => name === 'Authorization')?.[1] ?? '')?.[1];
   if (signature && [signature, pairsOf(`s=${signature}`)?.[0]?.[1] ?? signature].some((form) => answer.text.includes(form))) return 'the request’s signature in the answer';
-  // Node's own refusals of a request it cannot parse (two Content-Lengths, a line too long, raw UTF-8 in the
-  // target, which llhttp refuses): no JSON, no API.
-  if (answer.headers.get('content-type') === undefined && (answer.status === 400 || answer.status === 431) && answer.text === '') {
-    return fuzz.broken || fuzz.target.length > 2_000 || hasRawUnicode(fuzz) ? undefined : `a bare ${answer.status} from the HTTP layer`;
+  // Refusals of a request Node's parser cannot read (two Content-Lengths, a line too long, raw UTF-8 in the
+  // target, which llhttp refuses), in the API's error shape (a bare status line is no answer of the API's).
+  if ((answer.status === 400 || answer.status === 431) && /^\{"type":"error","value":"(malformed HTTP\/1\.1 request|request line and headers larger than )/.test(answer.text)) {
+    return fuzz.broken || fuzz.target.length > 2_000 || hasRawUnicode(fuzz) ? undefined : `${answer.status} from the HTTP layer`;
   }
   // contextio-2.0.md "Conventions": `Content-Type: application/json` exactly.
   if (header(answer, 'content-type') !== 'application/json') return `content type ${JSON.stringify(header(answer, 'content-type'))}`;
@@ -717,9 +717,9 @@ async function fuzz(t: TestContext, emulator: Emulator, internalErrors: string[]
     }
     const jsonAnswer = answer?.headers.get('content-type') === 'application/json';
     if (broken === undefined && fuzzed.broken && isApi && !jsonAnswer) {
-      // A request whose framing broke (more bytes than its Content-Length: Node refuses the rest as a second request
-      // with a bare 400 that may take the first's answer's place) was perhaps served: what it did is not known
-      // from its answer, so the model learns it from the store.
+      // A request whose framing broke (more bytes than its Content-Length: the rest, read as a second request, is
+      // refused once the first is answered) and was answered other than in JSON was perhaps served: what it did is
+      // not known from its answer, so the model learns it from the store.
       const state = snapshotOf(emulator);
       model.accounts = state.accounts.map((a) => a.id);
       model.tokens = new Map(state.tokens.map((token) => [token.token, { owner: token.owner, used: token.used !== 0 }]));
