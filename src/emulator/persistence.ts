@@ -8,11 +8,17 @@ import { quotedSetting } from '../shortened.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 
+/**
+ * Fields the format does not have are kept as they are and written back where they stood, at the top of the file
+ * as inside its records: a note added by hand, or a field a later version writes, is not lost to the save the
+ * start makes at once.
+ */
 export interface PersistedState {
   format: 'contextio-emulator';
   version: 1;
   accounts: AccountRecord[];
   tokens: TokenRecord[];
+  [unknownField: string]: unknown;
 }
 
 /** Which file a write left, as the file system tells it from any other: another write or an edit changes it. */

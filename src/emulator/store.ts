@@ -272,6 +272,8 @@ export class EmulatorStore {
   /** Changes made so far, and how many of them the data file holds (as of the last save that succeeded). */
   private changes = 0;
   private changesSaved = 0;
+  /** The loaded data file's fields (its format, version and any others), in its order; its accounts and tokens emptied. */
+  private fileFields: Record<string, unknown> = {};
   /** The data file as this store last wrote it: a file changed since is another process's, not overwritten. */
   private savedVersion: FileVersion | undefined;
 
@@ -665,6 +667,8 @@ export class EmulatorStore {
 
   private snapshot(): PersistedState {
     return {
+      // First, so that every field stays where the file had it (the four below replace theirs in place).
+      ...this.fileFields,
       format: 'contextio-emulator',
       version: 1,
       accounts: [...this.accounts.values()],
@@ -673,6 +677,9 @@ export class EmulatorStore {
   }
 
   private load(state: PersistedState): void {
+    // The file's fields the format does not have, kept as the records' own are: written back by every save. Its
+    // records are the store's (below): here only their place among the fields is kept.
+    this.fileFields = { ...state, accounts: [], tokens: [] };
     this.accounts = new Map(state.accounts.map((a) => [a.id, structuredClone(a)]));
     this.tokens = new Map(state.tokens.map((t) => [t.token, structuredClone(t)]));
   }

@@ -449,6 +449,26 @@ describe('the data file as read and written', () => {
     await restarted.close();
   });
 
+  test('fields the format does not have are kept, at the top of the file as inside its records: written back at the start and by every save', async () => {
+    const { dataFile, state } = await savedState();
+    // Where the file has them: a note first, a field after the tokens, and one inside a record.
+    const edited = { note: 'test fixtures for #42', ...state, accounts: [{ ...state.accounts[0], tag: 'vip' }], later: { added: [1, 2] } };
+    await writeFile(dataFile, JSON.stringify(edited, null, 2));
+    const emu = await startEmulator({ dataFile });
+    try {
+      assert.deepEqual(JSON.parse(await readFile(dataFile, 'utf8')), edited);
+      await api(emu, `/accounts/${state.accounts[0].id}`, { form: { first_name: 'Edited' } });
+    } finally {
+      await emu.close();
+    }
+    const saved = JSON.parse(await readFile(dataFile, 'utf8'));
+    assert.deepEqual(Object.keys(saved), ['note', 'format', 'version', 'accounts', 'tokens', 'later']);
+    assert.equal(saved.note, 'test fixtures for #42');
+    assert.deepEqual(saved.later, { added: [1, 2] });
+    assert.equal(saved.accounts[0].tag, 'vip');
+    assert.equal(saved.accounts[0].first_name, 'Edited');
+  });
+
   test('a data file nested thousands deep, in a field the format does not have, is refused as corrupt, not met with a RangeError naming no file', async () => {
     const { dataFile, state } = await savedState();
     const text = JSON.stringify({ ...state, accounts: [{ ...state.accounts[0], notes: 0 }] });
