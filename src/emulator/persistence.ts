@@ -258,6 +258,22 @@ export async function readState(file: string): Promise<PersistedState | undefine
   return data as unknown as PersistedState;
 }
 
+/**
+ * The last second a time of the file may be, 9999-12-31T23:59:59Z: the last whose ISO-8601 form has the four-digit
+ * year the gateway's DateTime promises (resolvers/scalars.ts reads a number from the next second on as
+ * milliseconds, so a later time would be shown as one of the 1970s), and far from 2^53, where a token's expiry
+ * (created + a day) would no longer be an exact number. The API's own times are its clock's.
+ */
+export const LAST_TIME = 253_402_300_799;
+
+/** How long an unused connect token is usable (contextio-2.0.md: purged after 24 hours); its `expires` is `created` plus this. */
+export const CONNECT_TOKEN_TTL_SECONDS = 86_400;
+
+/** Whether `value` is a time of the file (Unix seconds, 0 for none) no later than `last`. */
+export function isTimeUpTo(value: unknown, last: number): value is number {
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= last;
+}
+
 /** A TCP port a source can name: 1–65535 (0 is no port a server listens on). */
 export function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65_535;
@@ -308,8 +324,14 @@ export const sourceLabel: Check = (value) =>
   name(value) ?? (value === FIRST_SOURCE_ALIAS ? { at: '', why: `must not be ${quotedSetting(FIRST_SOURCE_ALIAS)}, which the API reserves for the account's first source` } : undefined);
 export const FIRST_SOURCE_ALIAS = '0';
 const boolean = is('true or false', (v) => typeof v === 'boolean');
-/** Unix seconds, counts: whole numbers from 0. */
+/** Counts: whole numbers from 0. */
 const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
+/** A time (Unix seconds, 0 for none) at most `last`: see LAST_TIME. The refusal quotes a number, as a port's does. */
+const timeUpTo = (last: number, by = ''): Check => (value) =>
+  isTimeUpTo(value, last) ? undefined : { at: '', why: `must be a Unix time in seconds from 0 to ${last} (${by}${new Date(LAST_TIME * 1000).toISOString().replace('.000', '')})${typeof value === 'number' ? `, not ${quotedSetting(String(value))}` : ''}` };
+const time = timeUpTo(LAST_TIME);
+/** A connect token's creation: its expiry, a day on, is a time too. */
+const tokenCreated = timeUpTo(LAST_TIME - CONNECT_TOKEN_TTL_SECONDS, 'its expiry, a day on, by ');
 /**
  * A source's port, as the API takes one (POST /accounts, the connect page: 1–65535): any whole number loaded
  * (0, 2^53) was served as the source's port, which no IMAP server listens on and no API call could have set.
@@ -359,12 +381,12 @@ const SOURCE_RECORD = shaped({
 const ACCOUNT_RECORD = shaped({
   id: name,
   username: string,
-  created: whole,
-  suspended: whole,
+  created: time,
+  suspended: time,
   email_addresses: listOf(string),
   first_name: string,
   last_name: string,
-  password_expired: whole,
+  password_expired: time,
   nb_messages: whole,
   nb_files: whole,
   sources: listOf(SOURCE_RECORD),
@@ -389,8 +411,8 @@ const UPSTREAM_SOURCE = shaped({
 /** A used token's account as it was when used (`UpstreamEmbeddedAccount`), shown once that account is deleted. */
 const ACCOUNT_SNAPSHOT = shaped({
   id: string,
-  created: whole,
-  suspended: orFalse(whole),
+  created: time,
+  suspended: orFalse(time),
   email_addresses: listOf(string),
   first_name: optional(string),
   last_name: optional(string),
@@ -401,8 +423,8 @@ const TOKEN_RECORD = shaped({
   token: name,
   owner: orNull(string),
   email: optional(string),
-  created: whole,
-  used: whole,
+  created: tokenCreated,
+  used: time,
   callback_url: string,
   first_name: optional(string),
   last_name: optional(string),

@@ -3,7 +3,7 @@ import { domainToASCII } from 'node:url';
 import { asError } from '../failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { quotedSetting } from '../shortened.ts';
-import { FIRST_SOURCE_ALIAS, isPort, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isPort, isTimeUpTo, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -19,7 +19,6 @@ import type {
  */
 
 /** Unused connect tokens are purged this long after creation (the reference says 24 hours). */
-const CONNECT_TOKEN_TTL_SECONDS = 86_400;
 
 export type SeedName = 'demo' | 'none';
 
@@ -316,6 +315,7 @@ export class EmulatorStore {
   createAccount(input: NewAccount): UpstreamAccount {
     const email = input.email.trim();
     if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
+    for (const field of ['created', 'suspended', 'password_expired'] as const) checkTime(field, input[field], LAST_TIME);
     // Before the account is made: a source refused halfway would leave it made all the same.
     for (const source of input.sources ?? []) checkNewSource(source);
     let id = newAccountId();
@@ -444,6 +444,7 @@ export class EmulatorStore {
   /** Creates a connect token: top-level when `accountId` is null, else for that account. */
   createConnectToken(accountId: string | null, input: NewConnectToken): UpstreamConnectToken {
     if (accountId !== null && !this.accounts.has(accountId)) throw new UnknownAccountError(accountId);
+    checkTime('created', input.created, LAST_TIME - CONNECT_TOKEN_TTL_SECONDS);
     let token = newConnectToken();
     while (this.tokens.has(token)) token = newConnectToken();
     const record: TokenRecord = {
@@ -769,6 +770,11 @@ function checkNewSource(input: NewSource): void {
   const labelProblem = input.label === undefined ? undefined : sourceLabel(input.label);
   if (labelProblem) throw new TypeError(`label ${quotedSetting(input.label!)} is invalid: a source's label ${labelProblem.why}`);
   if (input.port !== undefined && !isPort(input.port)) throw new TypeError(`port ${input.port} is invalid: a source's port is a number from 1 to 65535`);
+}
+
+/** A time given to the store, which it saves: one the data file refuses (see LAST_TIME) would stop the next start. */
+function checkTime(field: string, value: number | undefined, last: number): void {
+  if (value !== undefined && !isTimeUpTo(value, last)) throw new TypeError(`${field} ${value} is invalid: a Unix time in seconds from 0 to ${last}`);
 }
 
 function findSource(account: AccountRecord, label: string): SourceRecord | undefined {

@@ -347,7 +347,25 @@ describe('the data file as read and written', () => {
         /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a port number from 1 to 65535, not "0"\)/,
       ],
       [(s) => (s.accounts[0].sources[0].port = 2 ** 53), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "9007199254740992"\)/],
-      [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a whole number from 0/],
+      [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\)/],
+      // Times past the year 9999: the gateway reads such a number as milliseconds, and one near 2^53 is no exact
+      // number once a day is added to it (a token's expires).
+      [(s) => (s.accounts[0].created = 2 ** 53 - 1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\), not "9007199254740991"\)/],
+      [(s) => (s.accounts[0].suspended = 253_402_300_800), /account #0 is malformed: suspended must be a Unix time in seconds from 0 to 253402300799/],
+      [(s) => (s.accounts[0].password_expired = 1e15), /account #0 is malformed: password_expired must be a Unix time in seconds/],
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 2 ** 53 - 1, used: 0, callback_url: 'http://localhost/' }),
+        /connect token #0 is malformed: created must be a Unix time in seconds from 0 to 253402214399 \(its expiry, a day on, by 9999-12-31T23:59:59Z\), not "9007199254740991"\)/,
+      ],
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 253_402_214_400, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: created must be a Unix time in seconds from 0 to 253402214399/],
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 253_402_300_800, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [] } }),
+        /connect token #0 is malformed: used must be a Unix time in seconds from 0 to 253402300799/,
+      ],
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: { id: 'gone', created: 2 ** 60, suspended: 0, email_addresses: [], sources: [] } }),
+        /connect token #0 is malformed: account_snapshot\.created must be a Unix time in seconds/,
+      ],
       [(s) => delete s.accounts[0].sources[0].status, /account #0 is malformed: sources\[0\]\.status must be a string/],
       [(s) => s.accounts.push(structuredClone(s.accounts[0])), /account #1 repeats the id/],
       // An empty id or label is no path segment: the account's resource_url was the list's (/accounts/), its sources' a 404.
@@ -447,6 +465,25 @@ describe('the data file as read and written', () => {
     await emu.close();
     const restarted = await startEmulator({ dataFile });
     await restarted.close();
+  });
+
+  test('the last times the data file takes are served exactly: an account of 9999-12-31T23:59:59Z, a token expiring then', async () => {
+    const { dataFile, state } = await savedState();
+    const last = 253_402_300_799;
+    const edited = { ...state, accounts: [{ ...state.accounts[0], created: last }], tokens: [{ token: 'lastday', owner: null, created: last - 86_400, used: 0, callback_url: 'http://localhost/' }] };
+    await writeFile(dataFile, JSON.stringify(edited));
+    const emu = await startEmulator({ dataFile });
+    try {
+      assert.equal((await api(emu, `/accounts/${state.accounts[0].id}`)).body.created, last);
+      const token = (await api(emu, '/connect_tokens/lastday')).body;
+      assert.deepEqual([token.created, token.expires], [last - 86_400, last]);
+      // The store's own writes take no time the file would refuse: saved, the next start would refuse it.
+      assert.throws(() => emu.store.createAccount({ email: 'late@example.com', created: last + 1 }), /created .* is invalid: a Unix time in seconds from 0 to 253402300799/);
+      assert.throws(() => emu.store.createAccount({ email: 'late@example.com', suspended: 2 ** 53 }), /suspended .* is invalid/);
+      assert.throws(() => emu.store.createConnectToken(null, { callback_url: 'http://localhost/', created: last - 86_399 }), /created .* is invalid: a Unix time in seconds from 0 to 253402214399/);
+    } finally {
+      await emu.close();
+    }
   });
 
   test('fields the format does not have are kept, at the top of the file as inside its records: written back at the start and by every save', async () => {
