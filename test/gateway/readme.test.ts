@@ -49,7 +49,7 @@ describe('the README examples', () => {
 });
 
 /** The README's and docs' other concrete claims, checked against the code: a newcomer copies them as they are. */
-const documents = ['README.md', 'docs/architecture.md', 'docs/auth.md', 'docs/configuration.md', 'docs/errors.md', 'docs/frontend.md', 'docs/limits.md', 'docs/logs.md', 'docs/operations.md', 'docs/soak.md'].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
+const documents = ['README.md', 'docs/architecture.md', 'docs/auth.md', 'docs/configuration.md', 'docs/emulator.md', 'docs/errors.md', 'docs/frontend.md', 'docs/limits.md', 'docs/logs.md', 'docs/operations.md', 'docs/soak.md'].map((path) => ({ path, text: readFileSync(path, 'utf8') }));
 
 /** The cells of a Markdown table row (`| a | b |`), trimmed. */
 function cells(line: string): string[] {
