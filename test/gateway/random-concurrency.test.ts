@@ -39,6 +39,9 @@ import { startLoggingStack, type GraphQLResponse, type Stack } from '../helpers/
  * requests are held upstream): the others are answered as alone, and the cancelled ones' held requests end
  * unanswered (cancelled), none answered into another operation, nor made after.
  *
+ * Writes beside reads, and clients leaving while their requests wait in the gateway's queue: the sibling
+ * random-concurrency-writes.test.ts.
+ *
  * RANDOM_CONCURRENCY_SEED=<n> explores another seed, RANDOM_CONCURRENCY_ROUNDS=<n> more rounds; a failure names
  * the seed, the round, every operation of the round and the mismatching answer.
  */
