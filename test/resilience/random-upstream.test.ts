@@ -33,6 +33,10 @@ import { startTestGateway } from '../helpers/stack.ts';
  * a test inject, so a case with an answer that never comes runs on a second gateway whose UPSTREAM_TIMEOUT_MS is
  * short (700 ms): long enough for its healthy siblings, no timed assertion made.
  *
+ * Left to random-upstream-breaker.test.ts: what meets an operation's other calls and the operations after it (a
+ * refused connection beside healthy siblings, a 429's pause met by its siblings' retries and later calls, the
+ * circuit breaker opened by a low threshold).
+ *
  * RANDOM_UPSTREAM_SEED=<n> explores another seed, RANDOM_UPSTREAM_CASES=<n> runs more, RANDOM_UPSTREAM_ONLY=<i>
  * replays one case; a failure prints the seed, the case's index, its operation and the behaviours scripted.
  */
