@@ -18,12 +18,12 @@ import { startTestGateway } from '../helpers/stack.ts';
  *
  * 1. A refused connection for some of an operation's calls (the nested ones, which start once the page of accounts
  *    they hang from is answered: the front then stops listening, or the egress proxy the gateway goes through
- *    answers their tunnels 502), beside healthy siblings. README: a connection that failed is retried (a read: 3
+ *    answers their tunnels 502), beside healthy siblings. docs/operations.md: a connection that failed is retried (a read: 3
  *    attempts, each asking the proxy for a tunnel), and answers `UPSTREAM_ERROR` with `extensions.upstream.status`
  *    null (no answer arrived); docs/limits.md: a request that never went out (a connection refused) spends nothing
  *    of the operation's ceiling of requests (so each refused call makes its 3 attempts, however many of them pass
  *    it), nor of the `operation` log line's `upstreamRequests` ("every request sent to Context.IO").
- * 2. A 429 whose Retry-After pauses the key (README's retry section): a sibling whose request was out already
+ * 2. A 429 whose Retry-After pauses the key (docs/operations.md, retries and the rate limit): a sibling whose request was out already
  *    is answered as ever, but its retry meets the pause: it waits when the pause ends with more than a quarter of
  *    its UPSTREAM_TIMEOUT_MS to go, else it fails at once, with its earlier failure (a 502) rather than
  *    `RATE_LIMITED`; a call of a later operation that starts during the pause waits, or fails at once with
@@ -51,7 +51,7 @@ const CASES = Number(process.env['RANDOM_BREAKER_CASES'] ?? 40);
 const ONLY = process.env['RANDOM_BREAKER_ONLY'] === undefined ? undefined : Number(process.env['RANDOM_BREAKER_ONLY']);
 
 const TIMEOUT_MS = 3_000;
-/** README: "up to 3 attempts" for a read. */
+/** README and docs/operations.md: "up to 3 attempts" for a read. */
 const MAX_ATTEMPTS = 3;
 const COOLDOWN_MS = 5_000;
 const CONSUMER_SECRET = 'breaker-consumer-secret-4Kd8pQ2w';
@@ -672,7 +672,7 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
       breakerFailureThreshold: threshold,
       breakerCooldownMs: COOLDOWN_MS,
     });
-    // The test's model of the breaker, from README.
+    // The test's model of the breaker, from docs/configuration.md and docs/logs.md (the circuit breaker).
     let state: 'closed' | 'open' = 'closed';
     let failures = 0;
     /** On the client's clock (`performance.now()`), when it last opened. */

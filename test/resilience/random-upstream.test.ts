@@ -19,8 +19,8 @@ import { startTestGateway } from '../helpers/stack.ts';
  * gateway expects (not JSON, the wrong shape, cut short, empty, past the 32 MiB cap, a coding that does not
  * decode or is unknown), a connection broken before, at or during the answer, or an answer that never comes.
  *
- * The test's own model of the retry policy (README's "Reads and deletes (never a POST) are retried up to 3
- * attempts…" and its error table; written out below, not taken from src/upstream/client.ts) says how many
+ * The test's own model of the retry policy (docs/operations.md's "Reads and deletes (never a POST) are retried up to 3
+ * attempts…" and docs/errors.md's table; written out below, not taken from src/upstream/client.ts) says how many
  * requests each call makes and how each failed field must read: its code and `extensions.upstream`. Around it, what
  * CONTRACT.md promises of every answer: each operation is answered, siblings of a failed field resolve, a POST is
  * never sent twice, no answer or log line holds the consumer secret, a request's OAuth signature or a stack
@@ -174,7 +174,7 @@ type Attempt =
   | { type: 'timeout' }
   | { type: 'status'; status: number; body: ErrorBody | 'cut'; retryAfterMs?: number };
 
-/** `Retry-After` as README says it is read: seconds, or an HTTP date (a past one: now); anything else: none. */
+/** `Retry-After` as RFC 9110 defines it (docs/operations.md: the upstream's is honoured): seconds, or an HTTP date (a past one: now); anything else: none. */
 function retryAfterMs(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (/^\d+$/.test(value)) return Number(value) * 1000;
@@ -196,7 +196,7 @@ function attemptOf(b: Behaviour, exists: boolean, created: boolean): Attempt {
       return exists ? { type: 'unreadable', status: ok } : { type: 'status', status: 404, body: 'cut' };
     case 'reset-after-headers':
     case 'reset-mid-body':
-      // An error status whose body is cut short counts as that status (README, UPSTREAM_ERROR).
+      // An error status whose body is cut short counts as that status (docs/errors.md, UPSTREAM_ERROR).
       return exists ? { type: 'broken', status: ok } : { type: 'status', status: 404, body: 'cut' };
     case 'reset-before-headers':
       return { type: 'broken', status: null };
@@ -215,14 +215,14 @@ function attemptOf(b: Behaviour, exists: boolean, created: boolean): Attempt {
 }
 
 /**
- * How a call goes, from README's retry section and error table: its requests, and its error if it fails.
+ * How a call goes, from docs/operations.md's retry section and docs/errors.md's table: its requests, and its error if it fails.
  * `timeoutMs`: its deadline, against which a Retry-After is weighed (the backoffs, 300 ms at most in all, and
  * the real time a case takes, stay well inside what is left).
  */
 function modelCall(call: CallSpec, behaviours: Behaviour[], timeoutMs: number): CallOutcome {
   const collection = call.path.split('/').length === 2; // "/accounts": the API's own collections
   let exists = call.exists;
-  /** An earlier attempt may have carried the write out (README: a broken connection, a 502, 504 or a proxy's 503). */
+  /** An earlier attempt may have carried the write out (docs/operations.md: a broken connection, a 502, 504 or a proxy's 503). */
   let landed = false;
   /** Time spent waiting out Retry-Afters, on the client's clock. */
   let waited = 0;
@@ -269,7 +269,7 @@ function modelCall(call: CallSpec, behaviours: Behaviour[], timeoutMs: number): 
         const code =
           status === 400 ? 'BAD_USER_INPUT'
           : status === 402 || status === 403 ? 'FORBIDDEN'
-          // The API's own collections always exist: their 404 is a base URL that is not the API's (README, logs).
+          // The API's own collections always exist: their 404 is a base URL that is not the API's (docs/logs.md).
           : status === 404 ? (collection ? 'UPSTREAM_ERROR' : 'NOT_FOUND')
           : 'UPSTREAM_ERROR';
         // Any 5xx may come after the change was made.
