@@ -948,3 +948,103 @@ export function sortedQuery(params: URLSearchParams): string {
 export function errorsOf(response: GraphQLResponse): string[] {
   return (response.body.errors ?? []).map((e) => `${(e.path ?? []).join('.')} ${String(e.extensions?.['code'])}`).sort();
 }
+
+// ---- paging with cursors --------------------------------------------------------------------------------------
+
+/*
+ * Pages walked with cursors (random-operations.test.ts' paging walks), from CONTRACT.md's "Pagination" and
+ * schema comments, docs/errors.md's BAD_USER_INPUT row and the schema's descriptions of `accounts`,
+ * `connectTokens`, their edges and PageInfo (what a client reads in the IDE); nothing here is read off the
+ * resolvers. The upstream's list is the emulator's own, read from its store when the page is asked for.
+ *   P1. Query.accounts(first, after, filter) makes one request, GET /accounts?limit={l}&offset={o}[&email=…]
+ *       [&status=…][&status_ok=1|0]: l = first + 1 (to know hasNextPage), but at most the upstream's 100; o = 0
+ *       without a cursor, else one past the position its edge had: "the upstream pages by position" (accounts
+ *       deleted before a cursor meanwhile make the next page skip as many).
+ *   P2. An accounts page is the first `first` accounts answered; hasNextPage: more than `first` came back, or,
+ *       at first: 100, a full page (the next may turn out empty).
+ *   P3. Query.connectTokens(first, after) makes one request, GET /connect_tokens (the upstream has no paging
+ *       for this list: the gateway fetches it once and pages over it). An edge's cursor is passed "to continue
+ *       after this token": the page starts just after that token in the list as it is now; hasNextPage: tokens
+ *       follow the page. Where the page starts when that token is gone meanwhile no document says (see the test).
+ *   P4. endCursor is the last edge's cursor, startCursor the first's, both null on an empty page; hasPreviousPage
+ *       says the page was asked for with `after`.
+ *   P5. A cursor is good only for the list and filter that wrote it: on another, BAD_USER_INPUT naming `after`,
+ *       before (so without) any upstream request.
+ */
+
+/** An `accounts` filter as paged: the upstream's statuses only (`UNKNOWN` is refused, not a filter). */
+export interface PagingFilter {
+  email?: string;
+  status?: string;
+  statusOk?: boolean;
+}
+
+/** A list walked with cursors: `accounts` under a filter (none: unfiltered), or the top-level `connectTokens`. */
+export type PagedList = { list: 'accounts'; filter: PagingFilter } | { list: 'connectTokens' };
+
+/** The same for the same list and filter values, whatever the order they were written in (P5). */
+export function pagedListKey(paged: PagedList): string {
+  if (paged.list === 'connectTokens') return 'connectTokens';
+  const { email, status, statusOk } = paged.filter;
+  return `accounts ${JSON.stringify({ email, status, statusOk })}`;
+}
+
+/** The upstream's statuses (contextio-2.0.md), each a SourceStatus of the same name. */
+export const UPSTREAM_STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'NO_ACCESS_TO_ALL_MAIL', 'TEMP_DISABLED', 'DISABLED'] as const;
+
+/** P1: the request an accounts page makes, `offset` its first item's position. */
+export function accountsPageRequest(first: number, offset: number, filter: PagingFilter): string {
+  const query = new URLSearchParams({ limit: String(Math.min(first + 1, 100)), offset: String(offset) });
+  if (filter.email !== undefined) query.set('email', filter.email);
+  if (filter.status !== undefined) query.set('status', filter.status);
+  if (filter.statusOk !== undefined) query.set('status_ok', filter.statusOk ? '1' : '0');
+  return `GET /accounts?${sortedQuery(query)}`;
+}
+
+/** P2 and P3: the items of a page starting at `offset` of `list`, and whether another page follows. */
+export function pageAt<T>(paged: PagedList, list: readonly T[], offset: number, first: number): { items: T[]; hasNextPage: boolean } {
+  if (paged.list === 'connectTokens') return { items: list.slice(offset, offset + first), hasNextPage: list.length > offset + first };
+  const fetched = list.slice(offset, offset + Math.min(first + 1, 100));
+  return { items: fetched.slice(0, first), hasNextPage: fetched.length > first || (first === 100 && fetched.length === 100) };
+}
+
+/** An account of a page as the walks select it: `id emailAddresses sources { label status }`. */
+export const pagedAccountView = (a: UpstreamAccount) => ({ id: a.id, emailAddresses: a.email_addresses, sources: a.sources.map((s) => ({ label: s.label, status: s.status })) });
+/** A connect token of a page as the walks select it: `token createdAt`. */
+export const pagedTokenView = (t: UpstreamConnectToken) => ({ token: t.token, createdAt: iso(t.created) });
+
+/** The addresses a paging world's accounts share, so that an email filter may hold several pages. */
+export const SHARED_ADDRESSES = ['pager0@example.com', 'pager+tag@example.com', 'Mixed.Case@Example.com'];
+
+/**
+ * A world to page through, seeded straight into the emulator's store from `random` (its own draws, so the other
+ * worlds' seeds draw as before): 40 to 259 accounts (a third with a shared address; 0 to 3 sources of random
+ * statuses each) and 20 to 219 top-level connect tokens, unused, created in that order from `firstSecond` on,
+ * several in one second now and then, or all of them in one. Returns the next second to create at.
+ */
+export function seedPagingWorld(store: EmulatorStore, random: Random, firstSecond: number): number {
+  let second = firstSecond;
+  const accounts = 40 + random.int(220);
+  for (let i = 0; i < accounts; i++) second = createPagingAccount(store, random, second, `paged${i}@example.com`);
+  const tokens = 20 + random.int(200);
+  // Now and then all in one second, as a script making many at once does: a cursor then names its token among them.
+  const burst = random.chance(0.25);
+  for (let i = 0; i < tokens; i++) second = createPagingToken(store, random, second, burst);
+  return second + 1;
+}
+
+/** Creates an account at `second` or the next (a third with a shared address, else `ownAddress`); returns its second. */
+export function createPagingAccount(store: EmulatorStore, random: Random, second: number, ownAddress: string): number {
+  const created = second + random.int(2);
+  const email = random.chance(0.35) ? random.pick(SHARED_ADDRESSES) : ownAddress;
+  const sources = Array.from({ length: random.int(4) }, (_, s) => ({ email: `s${s}.${email}`, server: 'imap.example.com', status: random.pick(UPSTREAM_STATUSES) }));
+  store.createAccount({ email, created, sources });
+  return created;
+}
+
+/** Creates an unused top-level connect token at `second` (`sameSecond`) or at it or the next; returns its second. */
+export function createPagingToken(store: EmulatorStore, random: Random, second: number, sameSecond = false): number {
+  const created = sameSecond ? second : second + random.int(2);
+  store.createConnectToken(null, { callback_url: `${CALLBACK}/paged`, created });
+  return created;
+}
