@@ -365,7 +365,8 @@ export type PageInfo = {
    */
   hasNextPage: Scalars['Boolean']['output'];
   /**
-   * True when items come before this page (it was asked for with `after`). Pages go forward only (`first` and
+   * True when items come before this page: it was asked for with `after`, and starts past the list's first item
+   * (a page after a cursor whose token is gone may start at the first). Pages go forward only (`first` and
    * `after`); with `startCursor`, PageInfo has the four fields Relay's connection spec requires, which Relay's
    * compiler checks.
    */
@@ -392,7 +393,12 @@ export type Query = {
   connectToken?: Maybe<ConnectToken>;
   /**
    * The API key's top-level connect tokens, a page at a time. `first` is 1 to 100. The upstream has no paging
-   * for this list, so the gateway fetches it once and pages over it.
+   * for this list, so the gateway fetches it once and pages over it. A cursor continues after its own token, even
+   * when tokens before it were deleted or purged meanwhile. Once its token is gone too, the next page starts at the
+   * first token created in that token's second or later: tokens of that second already shown come again, rather
+   * than any being skipped. A cursor whose token shares its creation second with more than 64 others may not find
+   * it (the search is bounded, so that a cursor cannot make a page cost a digest of the whole list) and continues
+   * from there as from a token gone.
    */
   connectTokens: ConnectTokenConnection;
 };
