@@ -171,6 +171,19 @@ describe('queries against the emulator', () => {
     assert.equal(new URLSearchParams(listed.query).get('limit'), '21');
   });
 
+  it('takes a cursor with the filter as written: none and `{}` are one, an address spelt otherwise is another', async () => {
+    for (const email of ['Case@example.com', 'other@example.com']) stack.emulator.store.createAccount({ email });
+    const page = `query ($filter: AccountFilter, $after: String) { accounts(filter: $filter, first: 1, after: $after) { pageInfo { endCursor } } }`;
+    type Page = { accounts: { pageInfo: { endCursor: string } } };
+    const unfiltered = (await stack.gql<Page>(page, {})).body.data!.accounts.pageInfo.endCursor;
+    assert.deepEqual(codes(await stack.gql(page, { filter: {}, after: unfiltered })), []);
+    const spelt = (await stack.gql<Page>(page, { filter: { email: 'Case@example.com' } })).body.data!.accounts.pageInfo.endCursor;
+    assert.deepEqual(codes(await stack.gql(page, { filter: { email: 'Case@example.com' }, after: spelt })), []);
+    stack.emulator.clearRequests();
+    assert.deepEqual(codes(await stack.gql(page, { filter: { email: 'case@example.com' }, after: spelt })), ['BAD_USER_INPUT']);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('continues a filtered list only with its own cursors: another filter’s, or the unfiltered list’s, is BAD_USER_INPUT', async () => {
     for (let i = 0; i < 3; i++) {
       stack.emulator.store.createAccount({ email: `ok${i}@example.com`, sources: [{ label: 'a', status: 'OK' }] });
