@@ -99,3 +99,36 @@ export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; aske
     },
   };
 }
+
+/**
+ * Runs `body` with the wall clock (`Date`, as in `withWallClockAhead`) and the monotonic clock (`performance.now`)
+ * both held still, from `wallStartMs` and the monotonic clock's reading now, until `advance(ms)` moves both on by
+ * `ms`: a model of rules timed by both (jose's refetch cooldown and cache age by `Date.now()`, a token's `exp`, the
+ * key set's back-off after a failure by `performance.now()`) then knows to the millisecond how far apart two events
+ * were, however long the machine took between them. Real timers (`setTimeout`, `AbortSignal.timeout`) still run.
+ * Both put back after `body`, so nothing that keeps time by them may still be running then.
+ */
+export async function onHeldClocks<T>(wallStartMs: number, body: (advance: (ms: number) => void, wallNow: () => number) => Promise<T>): Promise<T> {
+  const RealDate = Date;
+  const realNow = performance.now.bind(performance);
+  let wall = wallStartMs;
+  let monotonic = Math.ceil(realNow());
+  globalThis.Date = new Proxy(RealDate, {
+    construct: (target, args: unknown[], newTarget: NewableFunction) => Reflect.construct(target, args.length === 0 ? [wall] : args, newTarget) as object,
+    apply: () => new RealDate(wall).toString(),
+    get: (target, key, receiver) => (key === 'now' ? () => wall : Reflect.get(target, key, receiver)),
+  });
+  performance.now = () => monotonic;
+  try {
+    return await body(
+      (ms) => {
+        wall += ms;
+        monotonic += ms;
+      },
+      () => wall,
+    );
+  } finally {
+    globalThis.Date = RealDate;
+    performance.now = realNow;
+  }
+}
