@@ -158,6 +158,7 @@ const STYLE = `
   h1{font-size:1.35rem;margin:0 0 .5rem}
   p{margin:.25rem 0 1rem;color:#374151}
   label{display:block;font-weight:600;margin-top:.9rem}
+  .required{font-weight:400;color:#555}
   /* Fields' edges at 4.8:1 on white: WCAG 1.4.11 asks 3:1 of what shows where a control is. */
   input[type=text],input[type=email],input[type=password]{width:100%;padding:.5rem .6rem;margin-top:.25rem;border:1px solid #6b7280;border-radius:.375rem;font:inherit}
   input[aria-invalid=true]{border-color:#b91c1c}
@@ -229,8 +230,11 @@ function formPage(
   // token's own address, hidden) leaves the focus on the problem itself.
   const inError = error?.field === 'email' && fixedEmail ? undefined : error?.field;
   const errorMarks = (name: string) => (name === inError ? ' aria-invalid="true" aria-describedby="form-error" autofocus' : '');
+  // A required field says so where it is seen; screen readers hear it from `required`, so the mark is hidden
+  // from them (the field's name stays its label, "Port", not "Port (required)").
+  const requiredMark = (extra: string) => (/\brequired\b/.test(extra) ? ' <span class="required" aria-hidden="true">(required)</span>' : '');
   const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
-    `<label for="${name}">${label}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${errorMarks(name)}>`;
+    `<label for="${name}">${label}${requiredMark(extra)}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${errorMarks(name)}>`;
 
   const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail

@@ -125,3 +125,17 @@ browserTest('the form\'s fields are outlined at 3:1 against the page at least (W
   assert.equal(await borderOf('#port'), 'rgb(185, 28, 28)');
   assert.notEqual(await borderOf('#server'), 'rgb(185, 28, 28)');
 });
+
+browserTest('the required fields say so where they are seen, the mark hidden from screen readers (which hear `required`)', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  const labelText = (name: string) => page.locator(`label[for=${name}]`).innerText();
+  assert.deepEqual(
+    await Promise.all(['email', 'port', 'first_name', 'server', 'username', 'password'].map(labelText)),
+    ['Email address (required)', 'Port (required)', 'First name', 'IMAP server', 'Username', 'Password'],
+  );
+  // Their names stay the label's words: the required state is the input's own.
+  assert.equal((await accessibleNode(page, '#email')).name, 'Email address');
+  assert.equal((await accessibleNode(page, '#port')).name, 'Port');
+  assert.equal(await page.locator('#port').evaluate((element) => (element as unknown as { required: boolean }).required), true);
+});
