@@ -208,7 +208,8 @@ function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Mani
 <script type="module" src="${PAGE_ASSET_PREFIX}${asset('app.js')}"></script>
 </head>
 <body>
-<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></div>
+<h1 class="visually-hidden">GraphQL IDE of the Context.IO GraphQL gateway</h1>
+<main id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></main>
 </body>
 </html>
 `;
@@ -279,9 +280,11 @@ function notBuiltPage(): string {
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>GraphQL IDE not built</title><link rel="icon" href="data:,"></head>
 <body>
+<main>
 <h1>The GraphQL IDE is not built</h1>
 <p>Its bundle is missing from <code>dist/ide/</code>. Run <code>npm run build</code> (or <code>npm start</code>, which builds first) and reload this page.</p>
 <p>The GraphQL endpoint itself works without it: send operations with <code>POST /graphql</code>.</p>
+</main>
 </body>
 </html>
 `;

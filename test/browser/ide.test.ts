@@ -92,6 +92,12 @@ browserTest('the IDE runs the example query against the gateway and shows the da
 
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();
+  // A main landmark and a heading for screen readers, which GraphiQL's own markup lacks; the heading takes no room.
+  assert.equal(await page.getByRole('main').locator('.graphiql-container').count(), 1);
+  const heading = page.getByRole('heading', { level: 1 });
+  assert.equal(await heading.textContent(), 'GraphQL IDE of the Context.IO GraphQL gateway');
+  const box = await heading.boundingBox();
+  assert.ok(box !== null && box.width <= 1 && box.height <= 1, `the heading takes no room on screen: ${JSON.stringify(box)}`);
   // The example query is there, and the docs explorer has loaded the schema by introspection.
   await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
   await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
