@@ -233,7 +233,8 @@ function embeddedAccount(value: unknown, used: number | false): UpstreamEmbedded
   if (typeof value === 'string') return value !== '' ? { id: sendableId(value, 'connect token account'), reference: true } : null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Json;
-  if (o['id'] === undefined || o['id'] === '') return null;
+  // No id (missing, empty or null, as `{}` says it too) names no account.
+  if (o['id'] === undefined || o['id'] === null || o['id'] === '') return null;
   return embeddedFields(o, 'connect token account');
 }
 

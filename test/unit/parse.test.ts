@@ -37,8 +37,8 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: '' }).account, null);
   });
 
-  it('reads a used token whose account names none (no id, an empty one, an empty object or list, null) as having none', () => {
-    for (const account of [{}, [], { id: '' }, { first_name: 'A' }, null, 7]) {
+  it('reads a used token whose account names none (no id, an empty or null one, an empty object or list, null) as having none', () => {
+    for (const account of [{}, [], { id: '' }, { id: null }, { first_name: 'A' }, null, 7]) {
       assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account }).account, null, JSON.stringify(account));
     }
   });
