@@ -246,11 +246,16 @@ function formPage(
 ${error ? `<p class="error" role="alert" id="form-error"${inError ? '' : ' tabindex="-1" autofocus'}>${escapeHtml(error.message)}</p>\n` : ''}<form method="post" action="/connect/${encodeURIComponent(token)}">
 <input type="hidden" name="submission" value="${randomBytes(12).toString('hex')}">
 ${emailBlock}
-<div class="row">
+${
+  // Adding a mailbox to an account keeps the account's names: the flow would ignore any typed here.
+  addsSource
+    ? ''
+    : `<div class="row">
 <div>${field('first_name', 'First name', 'text', ' autocomplete="given-name"')}</div>
 <div>${field('last_name', 'Last name', 'text', ' autocomplete="family-name"')}</div>
 </div>
-<fieldset>
+`
+}<fieldset>
 <legend>IMAP settings</legend>
 ${field('server', 'IMAP server', 'text', ' autocomplete="off" spellcheck="false"', domain ? `imap.${domain}` : '')}
 ${field('port', 'Port', 'text', ' required pattern="[0-9]{1,5}" maxlength="5" inputmode="numeric" title="A port number: 1 to 65535"', '993')}

@@ -257,6 +257,10 @@ describe('connect flow', () => {
     });
     const { token } = created.body;
     const before = emu.store.listAccounts().length;
+    // The page asks only for the mailbox: the account has its names, which the flow leaves as they are.
+    const page = (await rawRequest(emu.origin, { path: `/connect/${token}` })).text;
+    assert.match(page, /<h1>Add a mailbox to your account<\/h1>/);
+    assert.doesNotMatch(page, /name="(first|last)_name"/);
 
     const res = await submit(emu.origin, token, {
       email: 'grace@work.example', server: 'imap.work.example', port: '143', username: 'ghopper', password: 'pw',
