@@ -8,7 +8,7 @@ import { contextDeps, createContext, type ContextDeps, type GatewayContext, type
 import { DEFAULTS, maxAnswerBytesInFlightFor } from './defaults.ts';
 import { codeOf, ErrorCode, HttpRefusalCode } from './errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './http/admission.ts';
-import { clientErrorAnswerer } from './http/client-error.ts';
+import { clientErrorAnswerer, lacksRequiredHost } from './http/client-error.ts';
 import { createConnections, type Connections } from './http/connections.ts';
 import { awaitsContinue, discardBody, leftMidRequest, maxBodyPieces, readBody, RequestGone } from './http/body.ts';
 import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, requestIdOf, requestUrlOf, unacceptableGetType, unreadableBodyType, utf8Text } from './http/request.ts';
@@ -412,10 +412,6 @@ function createHandler(parts: HandlerParts): Handler {
   };
 }
 
-/** Whether `req` is an HTTP/1.1 request without the Host header HTTP/1.1 requires (RFC 9112 §3.2: answered 400). */
-function lacksRequiredHost(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
-}
 
 /** Whether `expect` (the request's `Expect` header) asks for anything but `100-continue`, the one expectation HTTP defines. */
 function unmetExpectation(expect: string | undefined): boolean {

@@ -4,6 +4,7 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../url.ts';
+import { lacksRequiredHost } from '../http/client-error.ts';
 import { listenOn } from '../listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -165,7 +166,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     await handleApiRequest(apiContext, req, res, { ...target, path: entry.path });
   };
 
-  const server = createServer((req, res) => {
+  // Node's own refusal of an HTTP/1.1 request without Host is a bare 400: answered here in the API's shape instead.
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
+    if (lacksRequiredHost(req)) {
+      req.resume();
+      return sendError(res, 400, 'an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at', undefined, { connection: 'close' });
+    }
     const target = splitTarget(req.url ?? '/');
     // An absolute-form target's authority stands in for the Host header (RFC 9112 §3.2.2).
     const host = target.origin?.host ?? req.headers.host;

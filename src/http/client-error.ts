@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { maxHeaderSize, STATUS_CODES, type ServerResponse } from 'node:http';
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HttpRefusalCode } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -103,6 +103,15 @@ export function clientErrorHandler<R extends { status: number }>(responder: Clie
     // keep-alive deadline and every shutdown to its grace period's end. Dropped instead, as Node drops its own.
     else socket.destroy();
   };
+}
+
+/**
+ * Whether `req` is an HTTP/1.1 request without the Host header HTTP/1.1 requires (RFC 9112 §3.2: answered 400).
+ * Node refuses one itself, with a bare 400 and no `clientError`, unless its server is made with
+ * `requireHostHeader: false`, as the gateway's and the emulator's are, to answer it in their own shape.
+ */
+export function lacksRequiredHost(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
 }
 
 /** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */

@@ -685,6 +685,16 @@ describe('requests Node refuses before the emulator reads them', () => {
     assert.deepEqual(emu.requests, []);
   });
 
+  test('an HTTP/1.1 request without Host is answered 400 in the API\'s error shape, its connection closed', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const answer = await exchangeRaw(emu.origin, 'GET /2.0/accounts HTTP/1.1\r\n\r\n');
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    assert.match(head, /\r\nConnection: close(\r\n|$)/i);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at' });
+    assert.deepEqual(emu.requests, []);
+  });
+
   test('a request line and headers past Node\'s limit are answered 431 in the API\'s error shape', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const answer = await exchangeRaw(emu.origin, `GET /2.0/accounts HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`);
