@@ -101,6 +101,12 @@ export interface GatewayOptions extends GatewayAccessOptions {
   breakerCooldownMs?: number;
   /** The timer of the upstream client's waits between attempts and out of rate-limit pauses (`UpstreamClientOptions.waitTimer`); for tests. */
   upstreamWaitTimer?: WaitTimer;
+  /**
+   * The timer of `close()`'s waits: the drain (shutdownDrainMs), the grace period (shutdownGraceMs), the cut of
+   * the connections still open a second after it, and the wait of up to a second for the last operation lines.
+   * For tests, to end each when they choose instead of racing real time; unset, real timers.
+   */
+  shutdownTimer?: WaitTimer;
 }
 
 export interface Gateway {
@@ -178,6 +184,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     logger,
     drainMs: options.shutdownDrainMs ?? DEFAULTS.shutdownDrainMs,
     graceMs: options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
+    timer: options.shutdownTimer,
   });
   const connections = createConnections({
     logger,

@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logger.ts';
 import { OperationDeadlineExceeded, type OperationScope } from '../upstream/cancellation.ts';
+import type { WaitTimer } from '../wait-timer.ts';
 
 export interface ShutdownOptions {
   logger: Logger;
@@ -9,6 +10,12 @@ export interface ShutdownOptions {
   drainMs: number;
   /** How long in-flight operations may finish once the listener is closed (GatewayOptions.shutdownGraceMs). */
   graceMs: number;
+  /**
+   * The timer of the sequence's waits (the drain, the grace period, the cut a second after it, the wait for the
+   * last log lines; GatewayOptions.shutdownTimer), for a test to end each when it chooses. Unset: real timers,
+   * those after the drain unref'd so that they never keep a process alive on their own.
+   */
+  timer?: WaitTimer;
 }
 
 /**
@@ -20,6 +27,7 @@ export class Shutdown {
   readonly #logger: Logger;
   readonly #drainMs: number;
   readonly #graceMs: number;
+  readonly #timer: WaitTimer | undefined;
   #begun = false;
   #connectionsCut = false;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
@@ -33,6 +41,18 @@ export class Shutdown {
     this.#logger = options.logger;
     this.#drainMs = options.drainMs;
     this.#graceMs = options.graceMs;
+    this.#timer = options.timer;
+  }
+
+  /**
+   * Calls `callback` after `ms` by the injected timer, or else by a real one (unref'd when `unref`, as a wait
+   * nothing else must outlive); returns what cancels it.
+   */
+  #after(ms: number, callback: () => void, unref: boolean): () => void {
+    if (this.#timer) return this.#timer(callback, ms);
+    const timer = setTimeout(callback, ms);
+    if (unref) timer.unref();
+    return () => clearTimeout(timer);
   }
 
   /** Whether shutdown (or its drain) has begun: `/healthz` answers 503 and each answer closes its connection. */
@@ -79,14 +99,14 @@ export class Shutdown {
     this.#begun = true;
     if (this.#drainMs > 0) {
       logger.info('draining: /healthz answers 503, requests are still served, the listener stays open', { drainMs: this.#drainMs });
-      await new Promise((resolve) => setTimeout(resolve, this.#drainMs));
+      await new Promise<void>((resolve) => this.#after(this.#drainMs, resolve, false));
     }
     // Node's close() also closes the connections it takes to be idle. One whose next request is already in
     // the socket, unread because the process was busy, looks idle until its data is read: deferred to the
     // check phase, after the poll phase reads what has arrived, the close spares it.
     await new Promise((resolve) => setImmediate(resolve));
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    const grace = setTimeout(() => {
+    const cancelGrace = this.#after(this.#graceMs, () => {
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
       for (const operation of inFlight) {
         try {
@@ -97,12 +117,15 @@ export class Shutdown {
         }
       }
       // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
-      setTimeout(() => {
-        this.#connectionsCut = true;
-        httpServer.closeAllConnections();
-      }, 1_000).unref();
-    }, this.#graceMs);
-    grace.unref();
+      this.#after(
+        1_000,
+        () => {
+          this.#connectionsCut = true;
+          httpServer.closeAllConnections();
+        },
+        true,
+      );
+    }, true);
     // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
     // one answered before shutdown began is closed here once it is idle, as is one that never sent a request.
     const idle = setInterval(
@@ -114,14 +137,14 @@ export class Shutdown {
       50,
     );
     await closed;
-    clearTimeout(grace);
+    cancelGrace();
     clearInterval(idle);
     // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
     // server's own close: a process exiting next must not lose those lines.
     if (inFlight.size > 0) {
       await new Promise<void>((resolve) => {
         this.#allClosed = resolve;
-        setTimeout(resolve, 1_000).unref();
+        this.#after(1_000, resolve, true);
       });
     }
   }

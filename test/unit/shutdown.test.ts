@@ -3,7 +3,8 @@ import type { Server } from 'node:http';
 import { describe, it } from 'node:test';
 import { Shutdown } from '../../src/http/shutdown.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { OperationScope } from '../../src/upstream/cancellation.ts';
+import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
+import { manualTimer } from '../helpers/clock.ts';
 
 /** An HTTP server as `closeServer` uses it, whose close completes one turn later with nothing left open. */
 function closingServer(): Server {
@@ -13,6 +14,18 @@ function closingServer(): Server {
     closeIdleConnections: () => {},
   };
   return server as unknown as Server;
+}
+
+/** An HTTP server as `closeServer` uses it, holding a connection that keeps it open until all connections are closed. */
+function heldServer(): { server: Server; cut: () => boolean } {
+  let done: (() => void) | undefined;
+  let cut = false;
+  const server = {
+    close: (callback: () => void) => ((done = callback), server),
+    closeAllConnections: () => ((cut = true), done?.()),
+    closeIdleConnections: () => {},
+  };
+  return { server: server as unknown as Server, cut: () => cut };
 }
 
 /** Lets `turns` event-loop turns pass: enough for `closeServer` to have closed the server and begun waiting. */
@@ -38,5 +51,38 @@ describe('Shutdown', () => {
     shutdown.operationClosed(second);
     await closing;
     assert.equal(shutdown.begun, true);
+  });
+
+  it('given a timer, waits out its drain and grace period only as that timer fires them, whatever real time passes', async () => {
+    // random-shutdown.test.ts ends each by hand: a grace period ended by real time would race the test's releases.
+    const shutdownTimer = manualTimer();
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 5, graceMs: 5, timer: shutdownTimer.timer });
+    const operation = new OperationScope('held');
+    shutdown.operationStarted(operation);
+    let done = false;
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server).then(() => (done = true));
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [5], 'the drain, asked of the timer');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(shutdownTimer.waiting(), [5], 'the drain still running, ten times its length later');
+    shutdownTimer.fireAll();
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [5], 'the grace period, asked of the timer');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(operation.aborted, false, 'the grace period not over, ten times its length later');
+    assert.equal(done, false);
+    shutdownTimer.fireAll();
+    assert.ok(operation.reason instanceof OperationDeadlineExceeded, 'aborted as the grace period ends');
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [1_000], 'the cut of the connections still open, a second later');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual([held.cut(), shutdown.connectionsCut, done], [false, false, false], 'nothing cut before the timer fires the cut');
+    shutdownTimer.fireAll();
+    assert.deepEqual([held.cut(), shutdown.connectionsCut], [true, true], 'the connections cut as it fires');
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [1_000], 'the wait for the last operation lines');
+    shutdown.operationClosed(operation);
+    await closing;
   });
 });
