@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
@@ -34,10 +35,13 @@ import { startTestGateway } from '../helpers/stack.ts';
  * A couple of cases run `src/main.ts` and SIGTERM it: its `shutting down` comes before, and `stopped` after,
  * every operation line of the shutdown, and it exits 0.
  *
- * The drain and the grace period are real time (the gateway takes no timer for them): held answers are
- * released at the gateway's own marks instead (the drain's line, its listener's close, the grace period's
- * warning), and nothing is asserted on how long anything took. A grace period that must run out is short
- * (200–800 ms); one that need not is long, and never waited for.
+ * The drain, the grace period and the cut after it are the test's (the gateway's shutdownTimer, run by hand):
+ * at each mark (the drain begun, the listener closed, the grace period over) the test does what the case holds
+ * for it (lets held answers go, sends requests, leaves) and waits until the gateway has done with it (read what
+ * was sent, made or delivered the answer, written the line) before it ends the drain or the grace period; it
+ * ends the grace period only when something must outlast it, and cuts the connections only when something
+ * must be cut. No real-time margin is left in process; the SIGTERM cases, which cannot inject a timer, keep to
+ * requests let go before the shutdown or never, under a drain and grace period of over a second.
  *
  * RANDOM_SHUTDOWN_SEED=<n> replays a run, RANDOM_SHUTDOWN_CASES=<n> widens it, RANDOM_SHUTDOWN_ONLY=<case>
  * runs one case of it. A failure names the seed, the case and what it drew.
@@ -77,7 +81,7 @@ interface Case {
   items: Item[];
 }
 
-/** Whether the item keeps the shutdown to the end of its grace period (so the period drawn must be short). */
+/** Whether the item keeps the shutdown to the end of its grace period (which the test then ends). */
 const outlastsGrace = (item: Item): boolean =>
   ((item.kind === 'held' || item.kind === 'pipelinedBehindHeld' || item.kind === 'heldFromDrain' || item.kind === 'pipelinedDuringShutdown') && (item.release === 'afterGrace' || item.release === 'never')) ||
   item.kind === 'rateLimited' ||
@@ -121,7 +125,7 @@ function drawCase(random: Random): Case {
       kinds.push(() => ({ kind: 'idleReusedDuringDrain' }));
     }
     let item = random.pick(kinds)();
-    // A case whose grace period is long holds nothing that outlasts it: the test would wait it out.
+    // A case whose grace period is not to end holds nothing that outlasts it: the shutdown must end before it.
     while (!elapses && outlastsGrace(item)) item = random.pick(kinds)();
     items.push(item);
   }
@@ -142,6 +146,7 @@ function drawCase(random: Random): Case {
     items.push({ kind: 'held', release: 'never' });
     for (let i = 1 + random.int(3); i > 0; i--) items.push({ kind: 'queued' });
   }
+  // Lengths only (the test's timer ends the drain and the grace period), drawn as when they were real time.
   const graceMs = items.some(outlastsGrace) ? 200 + random.int(600) : 5_000 + random.int(5_000);
   return { drainMs, graceMs, queue, items };
 }
@@ -197,6 +202,40 @@ function firstInFirstOutTimer(): { timer: WaitTimer; waiting: () => number[]; fi
   };
 }
 
+/** One wait the shutdown asked of its timer, in the order asked. */
+interface ShutdownWait {
+  ms: number;
+  state: 'waiting' | 'fired' | 'cancelled';
+  fire: () => void;
+}
+
+/**
+ * The gateway's shutdownTimer, run by hand: every wait the shutdown asks for (the drain, the grace period, the
+ * cut a second after it, the wait for the last operation lines) kept in the order asked, until the test fires
+ * it or the gateway cancels it. Time never ends one.
+ */
+function shutdownWaits(): { timer: WaitTimer; asked: ShutdownWait[] } {
+  const asked: ShutdownWait[] = [];
+  return {
+    asked,
+    timer: (callback, ms) => {
+      const wait: ShutdownWait = {
+        ms,
+        state: 'waiting',
+        fire: () => {
+          assert.equal(wait.state, 'waiting', `the shutdown's wait of ${ms} ms fired while ${wait.state}`);
+          wait.state = 'fired';
+          callback();
+        },
+      };
+      asked.push(wait);
+      return () => {
+        if (wait.state === 'waiting') wait.state = 'cancelled';
+      };
+    },
+  };
+}
+
 /** An HTTP/1.1 answer read off a socket. */
 interface Answer {
   status: number;
@@ -207,7 +246,7 @@ interface Answer {
 /** A raw connection to the gateway: what it wrote back, parsed into answers, and whether it closed. */
 class Connection {
   readonly socket: Socket;
-  #received = Buffer.alloc(0);
+  #chunks: Buffer[] = [];
   closed = false;
   error: string | undefined;
   readonly ended: Promise<void>;
@@ -215,7 +254,7 @@ class Connection {
   constructor(port: number) {
     this.socket = connect(port, '127.0.0.1');
     this.socket.on('error', (error: NodeJS.ErrnoException) => (this.error = error.code ?? error.message));
-    this.socket.on('data', (chunk: Buffer) => (this.#received = Buffer.concat([this.#received, chunk])));
+    this.socket.on('data', (chunk: Buffer) => this.#chunks.push(chunk));
     // Not events.once: it rejects on the 'error' a refused connection emits before its 'close'.
     this.ended = new Promise((resolve) =>
       this.socket.once('close', () => {
@@ -232,7 +271,9 @@ class Connection {
   /** The whole answers received so far, interim ones (100 Continue) left out. */
   answers(): Answer[] {
     const answers: Answer[] = [];
-    let rest = this.#received;
+    // Joined when read, not per chunk: a 20 MB answer comes in hundreds of them.
+    if (this.#chunks.length > 1) this.#chunks = [Buffer.concat(this.#chunks)];
+    let rest = this.#chunks[0] ?? Buffer.alloc(0);
     for (;;) {
       const end = rest.indexOf('\r\n\r\n');
       if (end < 0) return answers;
@@ -277,29 +318,29 @@ interface Running {
   lines: string[];
   held: ReturnType<typeof keyedTimer>;
   waits: ReturnType<typeof firstInFirstOutTimer>;
+  shutdownTimer: ReturnType<typeof shutdownWaits>;
 }
 
-async function startCase(onLine: (line: string) => void): Promise<Running & { setGrace: (drainMs: number, graceMs: number, upstreamMaxInFlight: number) => Promise<Gateway> }> {
+async function startCase(): Promise<Running & { setGrace: (drainMs: number, graceMs: number, upstreamMaxInFlight: number) => Promise<Gateway> }> {
   const held = keyedTimer();
   const waits = firstInFirstOutTimer();
+  const shutdownTimer = shutdownWaits();
   const emulator = await startEmulator({ port: 0, seed: 'none', faultTimer: held.timer });
   const lines: string[] = [];
-  const running = { emulator, lines, held, waits } as Running;
+  const running = { emulator, lines, held, waits, shutdownTimer } as Running;
   return Object.assign(running as Running & { setGrace: (drainMs: number, graceMs: number, upstreamMaxInFlight: number) => Promise<Gateway> }, {
     async setGrace(drainMs: number, graceMs: number, upstreamMaxInFlight: number) {
       running.gateway = await startTestGateway(
         { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret },
         {
-          logger: createLogger('info', (line) => {
-            lines.push(line);
-            onLine(line);
-          }),
+          logger: createLogger('info', (line) => lines.push(line)),
           shutdownDrainMs: drainMs,
           shutdownGraceMs: graceMs,
           // Nothing ends on its own deadline: only the shutdown stops what runs.
           upstreamTimeoutMs: 120_000,
           operationTimeoutMs: 300_000,
           upstreamWaitTimer: waits.timer,
+          shutdownTimer: shutdownTimer.timer,
           upstreamMaxInFlight,
         },
       );
@@ -310,21 +351,42 @@ async function startCase(onLine: (line: string) => void): Promise<Running & { se
 
 async function runCase(seed: number, index: number, drawn: Case): Promise<void> {
   const marks: Record<'drain' | 'listenerClosed' | 'afterGrace', Array<() => void>> = { drain: [], listenerClosed: [], afterGrace: [] };
+  /** What the gateway must have done with a mark's actions before the test ends the drain or the grace period. */
+  const settles: Record<'drain' | 'listenerClosed', Array<{ what: string; holds: () => boolean }>> = { drain: [], listenerClosed: [] };
+  const settle = (mark: Release | 'drain' | 'listenerClosed', what: string, holds: () => boolean) => {
+    if (mark === 'drain' || mark === 'listenerClosed') settles[mark].push({ what, holds });
+  };
   const fire = (mark: keyof typeof marks) => {
     const due = marks[mark];
     marks[mark] = [];
     for (const action of due) action();
   };
-  const running = await startCase((line) => {
-    // Synchronous with the gateway's own step: an answer released at the grace period's warning reaches the
-    // gateway only after it aborted what still ran.
-    if (line.includes('"shutdown grace period over')) fire('afterGrace');
-    if (line.includes('"draining')) setImmediate(() => fire('drain'));
-  });
-  const { emulator, held, waits } = running;
+  const running = await startCase();
+  const { emulator, held, waits, shutdownTimer } = running;
   const gateway = await running.setGrace(drawn.drainMs, drawn.graceMs, drawn.queue ? heldCount(drawn.items) : 64);
   const port = Number(new URL(gateway.url).port);
   const connections: Connection[] = [];
+  // The gateway's side of each connection (by the client's port) and each answer it makes (by request id): what
+  // the test waits on instead of a margin of real time.
+  const gatewaySockets = new Map<number, Socket>();
+  gateway.httpServer.on('connection', (socket: Socket) => gatewaySockets.set(socket.remotePort!, socket));
+  const answersMade = new Map<string, ServerResponse>();
+  gateway.httpServer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const id = req.headers['x-request-id'];
+    if (typeof id === 'string') answersMade.set(id, res);
+  });
+  /** The gateway has read all its client sent (or one side closed it): a request in it has been parsed. */
+  const readByGateway = (connection: Connection): boolean => {
+    if (connection.socket.destroyed) return true;
+    if (connection.socket.connecting) return false;
+    const socket = gatewaySockets.get(connection.socket.localPort!);
+    return socket !== undefined && (socket.destroyed || socket.bytesRead === connection.socket.bytesWritten);
+  };
+  // Its status and headers written (its operation done): queued behind a held answer, it is not ended until its
+  // turn on the connection comes.
+  const made = (requestId: string): boolean => answersMade.get(requestId)?.headersSent === true;
+  const logged = (requestId: string): boolean => logEntries(running.lines).some((entry) => entry['message'] === 'operation' && entry['requestId'] === requestId);
+  const answered = (connection: Connection, count: number) => () => connection.answers().length >= count;
   const open = async (): Promise<Connection> => {
     const connection = new Connection(port);
     connections.push(connection);
@@ -344,7 +406,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
 
     let heldKey = 1_000;
     /** A held account: its one upstream request answered only when the test releases it. */
-    const holdAccount = (release: Release): { query: string; data: unknown; terminal: boolean } => {
+    const holdAccount = (release: Release): { key: number; query: string; data: unknown; terminal: boolean } => {
       const { id } = emulator.store.createAccount({ email: `held${heldKey}@example.com` });
       const key = heldKey++;
       emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: key });
@@ -353,9 +415,11 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
         await eventually(() => held.waiting(key), { what: `held request ${key} arrived` });
         held.release(key);
       });
-      return { query: `{ account(id: "${id}") { id } }`, data: { account: { id } }, terminal: release === 'afterGrace' || release === 'never' };
+      return { key, query: `{ account(id: "${id}") { id } }`, data: { account: { id } }, terminal: release === 'afterGrace' || release === 'never' };
     };
     const marksBefore: Array<() => Promise<void>> = [];
+    /** What the gateway must have done before the shutdown begins, besides reading what was sent. */
+    const settledBefore: Array<{ what: string; holds: () => boolean }> = [];
     const queuedSends: Array<() => Promise<void>> = [];
     const afterStarted: Array<() => Promise<void>> = [];
     let n = 0;
@@ -367,6 +431,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           const connection = await open();
           connection.socket.write(post(requestId, account.query));
           const before = item.release === 'before';
+          settle(item.release, `${requestId}: released, answered`, answered(connection, 1));
           expected.push({
             requestId,
             what: `held, released ${item.release}`,
@@ -393,7 +458,10 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           });
           for (let i = 0; i < item.behind; i++) {
             expected.push({ requestId: `${requestId}-behind${i}`, what: `pipelined behind a held one`, outcome: { data: { __typename: 'Query' } }, closes: undefined, connection, index: i + 1 });
+            // Made before the shutdown (queued behind the head): the grace period's end has nothing of it to stop.
+            settledBefore.push({ what: `${requestId}-behind${i}: its answer made`, holds: () => made(`${requestId}-behind${i}`) });
           }
+          settle(item.release, `${requestId}: released, it and those behind it answered`, answered(connection, 1 + item.behind));
           checks.push(() => assert.ok(connection.closed, `${requestId}: its connection is closed by the shutdown`));
           break;
         }
@@ -452,6 +520,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
             checks.push(() => assert.ok(connection.closed, `${requestId}: a request that never arrived whole has its connection closed by the shutdown`));
           } else {
             marks[item.finish].push(() => connection.socket.write(body.slice(5)));
+            settle(item.finish, `${requestId}: its body finished, answered`, answered(connection, 1));
             expected.push({ requestId, what: `arriving, its body finished at ${item.finish}`, outcome: { data: { __typename: 'Query' } }, closes: true, connection, index: 0 });
           }
           break;
@@ -463,6 +532,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
             let bytes = '';
             for (let i = 0; i < item.count; i++) bytes += post(`${requestId}-${i}`, TYPENAME);
             connection.socket.write(bytes);
+            settle('drain', `${requestId}: all ${item.count} answered`, answered(connection, item.count));
             for (let i = 0; i < item.count; i++) {
               // The last answer closes the connection; those ahead of it must not, or Node drops the rest.
               expected.push({ requestId: `${requestId}-${i}`, what: `pipelined during the drain, ${i + 1} of ${item.count}`, outcome: { data: { __typename: 'Query' } }, closes: i === item.count - 1 ? true : undefined, connection, index: i });
@@ -474,6 +544,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           marks.drain.push(() => {
             const connection = new Connection(port);
             connections.push(connection);
+            settle('drain', `${requestId}: ${item.path} during the drain answered`, answered(connection, 1));
             if (item.path === '/healthz') {
               connection.socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
               checks.push(() => {
@@ -495,6 +566,8 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
             const connection = new Connection(port);
             connections.push(connection);
             connection.socket.write(post(requestId, account.query));
+            settle('drain', `${requestId}: its upstream request held`, () => held.waiting(account.key));
+            settle(item.release, `${requestId}: released, answered`, answered(connection, 1));
             expected.push({ requestId, what: `begun during the drain, released ${item.release}`, outcome: account.terminal ? { error: 'UPSTREAM_TIMEOUT' } : { data: account.data }, closes: true, connection, index: 0 });
           });
           break;
@@ -505,6 +578,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           connection.socket.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
           await eventually(() => connection.answers().length === 1, { what: 'the idle connection answered before the shutdown' });
           marks.drain.push(() => connection.socket.write(post(requestId, TYPENAME)));
+          settle('drain', `${requestId}: answered on its reused connection`, answered(connection, 2));
           expected.push({ requestId, what: 'an idle connection reused during the drain', outcome: { data: { __typename: 'Query' } }, closes: true, connection, index: 1 });
           break;
         }
@@ -513,6 +587,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           const connection = await open();
           connection.socket.write(post(requestId, account.query));
           marks[item.at].push(() => connection.socket.destroy());
+          settle(item.at, `${requestId}: its line written`, () => logged(requestId));
           expected.push({ requestId, what: `its client left at ${item.at}`, outcome: 'wentAway', closes: undefined, connection: undefined, index: 0 });
           break;
         }
@@ -523,6 +598,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           const split = request.indexOf('\r\n') + 2;
           connection.socket.write(request.slice(0, split));
           marks[item.finish].push(() => connection.socket.write(request.slice(split)));
+          settle(item.finish, `${requestId}: its headers finished, answered`, answered(connection, 1));
           if (item.path === '/graphql') {
             expected.push({ requestId, what: `headers finished at ${item.finish}`, outcome: { data: { __typename: 'Query' } }, closes: true, connection, index: 0 });
           } else {
@@ -552,6 +628,9 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
             for (let i = 0; i < item.behind; i++) bytes += post(`${requestId}-behind${i}`, TYPENAME);
             connection.socket.write(bytes);
           });
+          // Made (queued behind the head) before the test goes on: the grace period's end has nothing of them to stop.
+          for (let i = 0; i < item.behind; i++) settle(item.at, `${requestId}-behind${i}: its answer made`, () => made(`${requestId}-behind${i}`));
+          settle(item.release, `${requestId}: released, it and those behind it answered`, answered(connection, 1 + item.behind));
           for (let i = 0; i < item.behind; i++) {
             expected.push({
               requestId: `${requestId}-behind${i}`,
@@ -579,6 +658,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           marks.listenerClosed.push(() => {
             const connection = new Connection(port);
             connections.push(connection);
+            settle('listenerClosed', `${requestId}: refused`, () => connection.closed);
             checks.push(() => assert.equal(connection.error, 'ECONNREFUSED', `${requestId}: a connection after the listener closed is refused`));
           });
           break;
@@ -592,6 +672,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
             expected.push({ requestId, what: 'a client that stopped reading', outcome: 'cut', closes: undefined, connection: undefined, index: 0 });
           } else {
             marks.listenerClosed.push(() => connection.socket.resume());
+            settle('listenerClosed', `${requestId}: the whole answer read`, answered(connection, 1));
             expected.push({ requestId, what: 'a slow reader reading during the shutdown', outcome: { data: 'big' }, closes: undefined, connection, index: 0 });
           }
           // A paused socket never reads the gateway's close: only the one that reads is waited for.
@@ -610,20 +691,57 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
       await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(emulator.inFlight, heldCount(drawn.items), 'the queued operations wait in the gateway, none of their requests sent');
     }
+    for (const { what, holds } of settledBefore) await eventually(holds, { what });
+    await eventually(() => connections.every(readByGateway), { what: 'the gateway has read all sent before the shutdown' });
 
-    const httpServer = gateway.httpServer;
-    const realClose = httpServer.close.bind(httpServer);
-    httpServer.close = ((callback?: (error?: Error) => void) => {
-      const result = realClose(callback);
-      setImmediate(() => fire('listenerClosed'));
-      return result;
-    }) as typeof httpServer.close;
-    if (drawn.drainMs === 0) marks.listenerClosed.push(...marks.drain.splice(0));
+    if (drawn.drainMs === 0) {
+      marks.listenerClosed.push(...marks.drain.splice(0));
+      settles.listenerClosed.push(...settles.drain.splice(0));
+    }
+    /** Does a mark's actions and waits until the gateway has done with them (read, answered, logged). */
+    const atMark = async (mark: 'drain' | 'listenerClosed') => {
+      fire(mark);
+      for (const { what, holds } of settles[mark]) await eventually(holds, { what: `at ${mark}: ${what}` });
+      await eventually(() => connections.every(readByGateway), { what: `at ${mark}: the gateway has read all sent` });
+    };
+    /** The shutdown's next wait, asked of its timer, in order: its length as configured. */
+    let waitsSeen = 0;
+    const nextWait = async (what: string, ms: number): Promise<ShutdownWait> => {
+      const at = waitsSeen++;
+      await eventually(() => shutdownTimer.asked.length > at, { what: `the shutdown asks for ${what}` });
+      const wait = shutdownTimer.asked[at]!;
+      assert.equal(wait.ms, ms, `${what}: its length`);
+      return wait;
+    };
 
     let settled = false;
     const stopping = gateway.close().then(() => (settled = true));
+    if (drawn.drainMs > 0) {
+      const drain = await nextWait('the drain', drawn.drainMs);
+      await atMark('drain');
+      assert.equal(drain.state, 'waiting', 'the drain ends only as its timer fires');
+      drain.fire();
+    }
+    // Asked as the listener closes (its close() called just before).
+    const grace = await nextWait('the grace period', drawn.graceMs);
+    await atMark('listenerClosed');
+    if (drawn.items.some(outlastsGrace)) {
+      assert.equal(grace.state, 'waiting', 'the grace period still running: something outlasts it');
+      grace.fire();
+      // The gateway aborted what still ran as the timer fired: answers let go now reach it only after.
+      fire('afterGrace');
+      for (const e of expected) {
+        if (e.connection && e.outcome !== 'cut' && e.outcome !== 'wentAway') await eventually(answered(e.connection, e.index + 1), { what: `after the grace period: ${e.requestId} (${e.what}) answered` });
+      }
+      const cut = await nextWait('the cut, a second after the grace period', 1_000);
+      // Only what must be cut waits for it (a client that stopped reading, a request that never arrived): the
+      // rest has closed its connection or been swept idle, and the stop settles without it.
+      if (drawn.items.some((item) => (item.kind === 'slowReader' && item.reads === 'never') || (item.kind === 'arriving' && item.finish === 'never'))) cut.fire();
+    }
+    // A hang guard, not a margin: the stop needs no timer of the test's from here.
     await Promise.race([stopping, new Promise((resolve) => setTimeout(resolve, 30_000).unref())]);
-    assert.ok(settled, 'the stop settles (within 30 s)');
+    assert.ok(settled, `the stop settles (within 30 s; the shutdown's waits: ${JSON.stringify(shutdownTimer.asked.map(({ ms, state }) => ({ ms, state })))})`);
+    if (!drawn.items.some(outlastsGrace)) assert.equal(grace.state, 'cancelled', 'nothing outlasts the grace period: the shutdown ends before it, and cancels it');
     const upstreamAtStop = emulator.requests.length + emulator.inFlight;
 
     // Whatever the gateway still had waiting: none of it may reach the upstream now.
@@ -680,7 +798,13 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
     throw error;
   } finally {
     for (const connection of connections) connection.socket.destroy();
-    await running.gateway?.close();
+    // A case that failed midway: its shutdown's waits (those asked and any asked later) ended by hand as they come.
+    let closed = running.gateway === undefined;
+    void running.gateway?.close().then(() => (closed = true));
+    while (!closed) {
+      for (const wait of shutdownTimer.asked) if (wait.state === 'waiting') wait.fire();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     held.releaseAll();
     await emulator.close();
   }
@@ -703,8 +827,10 @@ describe('random graceful shutdowns: every operation answered, cut or refused as
   it(`runs ${PROCESS_CASES} seeded cases as npm start does, stopped by SIGTERM (seed ${SEED})`, { timeout: 120_000 }, async () => {
     const random = new Random(SEED ^ 0x5157);
     for (let index = 0; index < PROCESS_CASES; index++) {
-      const drainMs = random.chance(0.5) ? 0 : 200 + random.int(400);
-      const graceMs = 200 + random.int(600);
+      // Real time here (a process takes no timer): nothing is let go during the shutdown, and a drain and grace
+      // period of over a second leave the rest (answering what the grace period stopped) ample time.
+      const drainMs = random.chance(0.5) ? 0 : 1_000 + random.int(500);
+      const graceMs = 1_000 + random.int(500);
       const releases = Array.from({ length: 1 + random.int(4) }, () => random.pick(['before', 'never'] as const));
       const drawn = { drainMs, graceMs, releases };
       const held = keyedTimer();
