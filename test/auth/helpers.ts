@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import type { GatewayOptions } from '../../src/server.ts';
+import { answerGate } from '../helpers/deferred.ts';
 import { codes, startStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 
 /** An HS256 secret of the length the configuration asks for. */
@@ -90,14 +91,11 @@ export interface JwksServer {
 export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveMs?: number } = {}): Promise<JwksServer> {
   let served = keys;
   const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
-  let held: { released: Promise<void>; arrived: () => void } | undefined;
+  const gate = answerGate();
   let redirect: { status: number; location: string } | undefined;
   async function serve(res: ServerResponse): Promise<void> {
     state.fetches += 1;
-    if (held) {
-      held.arrived();
-      await held.released;
-    }
+    await gate.pass();
     if (redirect !== undefined) {
       res.writeHead(redirect.status, { location: redirect.location }).end();
       return;
@@ -133,19 +131,7 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
     redirect(to) {
       redirect = to;
     },
-    hold() {
-      let arrived!: () => void;
-      let release!: () => void;
-      const arrival = new Promise<void>((resolve) => (arrived = resolve));
-      held = { released: new Promise<void>((resolve) => (release = resolve)), arrived };
-      return {
-        arrived: arrival,
-        release: () => {
-          held = undefined;
-          release();
-        },
-      };
-    },
+    hold: () => gate.hold(),
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, sign as signWithNode, type KeyObject } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { JWK } from 'jose';
+import { answerGate } from '../helpers/deferred.ts';
 import { onHeldClocks } from '../helpers/clock.ts';
 import { Random } from '../helpers/random.ts';
 import { startAuthStack, type AuthStack } from './helpers.ts';
@@ -241,26 +242,14 @@ async function startKeySetServer(): Promise<KeySetServer> {
   const stalled = new Set<ServerResponse>();
   let garbage = 0;
   let failing = 0;
-  let held: { released: Promise<void>; arrived: () => void } | undefined;
+  const gate = answerGate();
   const state: KeySetServer = {
     url: '',
     fetches: 0,
     lastServed: undefined,
     keys: [],
     mode: 'ok',
-    hold() {
-      let arrived!: () => void;
-      let release!: () => void;
-      const arrival = new Promise<void>((resolve) => (arrived = resolve));
-      held = { released: new Promise<void>((resolve) => (release = resolve)), arrived };
-      return {
-        arrived: arrival,
-        release: () => {
-          held = undefined;
-          release();
-        },
-      };
-    },
+    hold: () => gate.hold(),
     close: async () => {
       for (const res of stalled) res.destroy();
       await new Promise<void>((resolve) => {
@@ -274,10 +263,7 @@ async function startKeySetServer(): Promise<KeySetServer> {
     // What is served is the set (and mode) as the request arrived.
     const mode = state.mode;
     const keys = state.keys;
-    if (held) {
-      held.arrived();
-      await held.released;
-    }
+    await gate.pass();
     // No keep-alive: the gateway's clock is held still, so its idle connections would never time out on its side.
     const headers = { 'content-type': 'application/json', connection: 'close' };
     if (mode === 'stall') {

@@ -5,6 +5,7 @@ import type { EmulatorRequestLogEntry } from '../../src/emulator/server.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { operationLines, pumpAnswers, sendOperation } from '../helpers/held-operations.ts';
 import { CALLBACK, errorsOf, UNKNOWN_IDS } from '../helpers/operation-model.ts';
 import { Random } from '../helpers/random.ts';
 import { startLoggingStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
@@ -309,38 +310,11 @@ describe('random concurrent writes beside reads, and clients leaving with their 
   });
   after(() => stack?.close());
 
-  function send(operation: Operation, signal?: AbortSignal): Promise<GraphQLResponse> {
-    return fetch(stack.gateway.url, {
-      signal: signal ?? AbortSignal.timeout(30_000),
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${operation.token}`, 'x-request-id': operation.id },
-      body: JSON.stringify({ query: operation.text }),
-    }).then(async (response) => ({ status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse['body'] }));
-  }
+  const send = (operation: Operation, signal?: AbortSignal): Promise<GraphQLResponse> => sendOperation(stack.gateway.url, operation, signal);
 
-  /** Answers each held upstream request as it comes, until stopped. */
-  function pumpAnswers(): () => void {
-    held.fireAll();
-    const pump = setInterval(() => held.fireAll(), 2);
-    return () => {
-      clearInterval(pump);
-      held.fireAll();
-    };
-  }
+  const answerHeld = (): (() => void) => pumpAnswers(held);
 
-  /** The `operation` log line of each request id, once every one of `ids` has its own. */
-  async function logLines(ids: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
-    let lines: Array<Record<string, unknown>> = [];
-    await eventually(
-      () => {
-        lines = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((e) => e['message'] === 'operation' && ids.includes(e['requestId'] as string));
-        return ids.every((id) => lines.some((e) => e['requestId'] === id));
-      },
-      { what: 'an operation line for each operation' },
-    );
-    assert.equal(lines.length, ids.length, 'one operation line an operation');
-    return new Map(lines.map((e) => [e['requestId'] as string, e]));
-  }
+  const logLines = (ids: readonly string[]) => operationLines(stack.lines, ids);
 
   /** A round's resources, made in the emulator's store: accounts with names, top-level unused tokens. */
   function seedRound(tag: string): World {
@@ -417,7 +391,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
   /** Runs `operations` at once with the upstream's answers let go as they come; their responses and requests. */
   async function runAtOnce(operations: readonly Operation[]): Promise<{ responses: Map<string, GraphQLResponse>; requests: EmulatorRequestLogEntry[]; lines: Map<string, Record<string, unknown>> }> {
     stack.emulator.clearRequests();
-    const stop = pumpAnswers();
+    const stop = answerHeld();
     let responses: GraphQLResponse[];
     try {
       responses = await Promise.all(operations.map((o) => send(o)));
@@ -536,7 +510,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
           `${o.id}: its log line says its client left, before any request of its went out`,
         );
       }
-      stop = pumpAnswers();
+      stop = answerHeld();
       const answers = await Promise.all([blocking, ...pending]);
       stop();
       await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });
@@ -591,7 +565,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
       await eventually(() => pool.dispatched.length - dispatchedBefore === lastWave, { what: 'the last wave\'s requests handed to the upstream pool' });
       await eventually(() => held.waiting().length === MAX_IN_FLIGHT, { what: `all ${MAX_IN_FLIGHT} upstream slots in use by the last wave` });
       assert.equal(pool.queued(), lastWave - MAX_IN_FLIGHT, 'the rest of the last wave queued behind them');
-      stop = pumpAnswers();
+      stop = answerHeld();
       const lastAnswers = await Promise.all(lastPending);
       stop();
       await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });

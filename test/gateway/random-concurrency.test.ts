@@ -5,6 +5,7 @@ import type { EmulatorRequestLogEntry } from '../../src/emulator/server.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { operationLines, pumpAnswers, sendOperation } from '../helpers/held-operations.ts';
 import {
   costBound,
   depth,
@@ -109,38 +110,11 @@ describe('random concurrent operations: each answered, and its upstream requests
   });
   after(() => stack?.close());
 
-  function send(operation: Operation, signal?: AbortSignal): Promise<GraphQLResponse> {
-    return fetch(stack.gateway.url, {
-      signal: signal ?? AbortSignal.timeout(30_000),
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${operation.token}`, 'x-request-id': operation.id },
-      body: JSON.stringify({ query: operation.text, variables: operation.variables }),
-    }).then(async (response) => ({ status: response.status, headers: response.headers, body: (await response.json()) as GraphQLResponse['body'] }));
-  }
+  const send = (operation: Operation, signal?: AbortSignal): Promise<GraphQLResponse> => sendOperation(stack.gateway.url, operation, signal);
 
-  /** The `operation` log line of each request id, once every one of `ids` has its own (written as its answer closes). */
-  async function logLines(ids: readonly string[]): Promise<Map<string, Record<string, unknown>>> {
-    let lines: Array<Record<string, unknown>> = [];
-    await eventually(
-      () => {
-        lines = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((e) => e['message'] === 'operation' && ids.includes(e['requestId'] as string));
-        return ids.every((id) => lines.some((e) => e['requestId'] === id));
-      },
-      { what: 'an operation line for each operation' },
-    );
-    assert.equal(lines.length, ids.length, 'one operation line an operation');
-    return new Map(lines.map((e) => [e['requestId'] as string, e]));
-  }
+  const logLines = (ids: readonly string[]) => operationLines(stack.lines, ids);
 
-  /** Answers each held upstream request as it comes, until stopped. */
-  function pumpAnswers(): () => void {
-    held.fireAll();
-    const pump = setInterval(() => held.fireAll(), 2);
-    return () => {
-      clearInterval(pump);
-      held.fireAll();
-    };
-  }
+  const answerHeld = (): (() => void) => pumpAnswers(held);
 
   /** Checks one answered operation against its expectation, its own upstream requests and its log line. */
   function checkAnswered(operation: Operation, response: GraphQLResponse, requests: readonly EmulatorRequestLogEntry[], line: Record<string, unknown>): void {
@@ -195,7 +169,7 @@ describe('random concurrent operations: each answered, and its upstream requests
       for (let i = 0; i < OPERATIONS; i++) operations.push(await drawOperation(random, generator, world, `round${round}-op${i}`));
       stack.emulator.clearRequests();
       try {
-        const stop = pumpAnswers();
+        const stop = answerHeld();
         let responses: GraphQLResponse[];
         try {
           responses = await Promise.all(operations.map((o) => send(o)));
@@ -243,7 +217,7 @@ describe('random concurrent operations: each answered, and its upstream requests
       await eventually(() => stack.emulator.requests.filter((r) => cancelledIds.has(r.requestId ?? '')).length >= theirs, {
         what: 'the cancelled operations\' upstream requests ended',
       });
-      stop = pumpAnswers();
+      stop = answerHeld();
       const responses = await Promise.all(pending);
       stop();
       await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });
