@@ -130,7 +130,7 @@ function editDistance(a: string, b: string): number {
  * A whole-number setting from its text (trimmed, `undefined` when unset): its value, or `undefined` with one
  * line pushed to `problems`, naming the variable, when the text is not a whole number from `min` to `max`
  * (`Number('abc')` would reach `listen()` as NaN, `Number('1e3')` pass for 1000). Leading zeros are read as
- * decimal, as README says (`0100` is 100, never octal's 64). `unit` says what the
+ * decimal, as docs/configuration.md says (`0100` is 100, never octal's 64). `unit` says what the
  * number counts (`of calls an hour`). The gateway's, the emulator's and the example's settings read alike.
  */
 export function wholeNumberSetting(
