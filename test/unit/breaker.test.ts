@@ -25,6 +25,11 @@ describe('circuit breaker states', () => {
     breaker.recordFailure('call');
     breaker.recordFailure('call');
     assert.equal(breaker.state, 'closed');
+    // Any answer of the upstream's resets it too, one that is no success (a 404, a 429: docs/configuration.md).
+    breaker.recordSuccess('call', false);
+    breaker.recordFailure('call');
+    breaker.recordFailure('call');
+    assert.equal(breaker.state, 'closed');
     breaker.recordFailure('call');
     assert.equal(breaker.state, 'open');
     assert.equal(breaker.tryAcquire(), undefined);
