@@ -5,7 +5,7 @@ import type { EmulatorRequestLogEntry } from '../../src/emulator/server.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { operationLines, pumpAnswers, sendOperation } from '../helpers/held-operations.ts';
+import { operationLines, pumpAnswers, runAtOnce, sendOperation } from '../helpers/held-operations.ts';
 import { CALLBACK, errorsOf, UNKNOWN_IDS } from '../helpers/operation-model.ts';
 import { Random } from '../helpers/random.ts';
 import { startLoggingStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
@@ -388,19 +388,10 @@ describe('random concurrent writes beside reads, and clients leaving with their 
     throw error;
   };
 
-  /** Runs `operations` at once with the upstream's answers let go as they come; their responses and requests. */
-  async function runAtOnce(operations: readonly Operation[]): Promise<{ responses: Map<string, GraphQLResponse>; requests: EmulatorRequestLogEntry[]; lines: Map<string, Record<string, unknown>> }> {
-    stack.emulator.clearRequests();
-    const stop = answerHeld();
-    let responses: GraphQLResponse[];
-    try {
-      responses = await Promise.all(operations.map((o) => send(o)));
-    } finally {
-      stop();
-    }
-    await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });
-    const lines = await logLines(operations.map((o) => o.id));
-    return { responses: new Map(operations.map((o, i) => [o.id, responses[i]!])), requests: [...stack.emulator.requests], lines };
+  /** Runs `operations` at once with the upstream's answers let go as they come; their responses (by id), requests and log lines. */
+  async function runAll(operations: readonly Operation[]): Promise<{ responses: Map<string, GraphQLResponse>; requests: EmulatorRequestLogEntry[]; lines: Map<string, Record<string, unknown>> }> {
+    const { responses, requests, lines } = await runAtOnce(stack, held, operations);
+    return { responses: new Map(operations.map((o, i) => [o.id, responses[i]!])), requests, lines };
   }
 
   /** Checks one operation, naming it in a failure. */
@@ -423,7 +414,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
       const order = operations.map((o) => ({ o, key: random.next() })).sort((a, b) => a.key - b.key).map(({ o }) => o);
       let checked: Operation[] = order;
       try {
-        const { responses, requests, lines } = await runAtOnce(order);
+        const { responses, requests, lines } = await runAll(order);
         const final = copyWorld(world);
         let total = 0;
         for (const w of writers) {
@@ -448,7 +439,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
         // Every writer has answered: readers started now see every write, each with its own requests.
         const afterReaders = [readerOfAll(`round${round}-after0`, final), readerOfAll(`round${round}-after1`, final)];
         checked = afterReaders;
-        const second = await runAtOnce(afterReaders);
+        const second = await runAll(afterReaders);
         for (const r of afterReaders) {
           checking(r, second.responses.get(r.id), () => {
             const calls = checkReader(r, second.responses.get(r.id)!, (read) => [viewIn(final, read)]);

@@ -5,7 +5,7 @@ import type { EmulatorRequestLogEntry } from '../../src/emulator/server.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { operationLines, pumpAnswers, sendOperation } from '../helpers/held-operations.ts';
+import { operationLines, pumpAnswers, runAtOnce, sendOperation } from '../helpers/held-operations.ts';
 import {
   costBound,
   depth,
@@ -167,18 +167,8 @@ describe('random concurrent operations: each answered, and its upstream requests
     for (let round = 0; round < ROUNDS; round++) {
       const operations: Operation[] = [];
       for (let i = 0; i < OPERATIONS; i++) operations.push(await drawOperation(random, generator, world, `round${round}-op${i}`));
-      stack.emulator.clearRequests();
       try {
-        const stop = answerHeld();
-        let responses: GraphQLResponse[];
-        try {
-          responses = await Promise.all(operations.map((o) => send(o)));
-        } finally {
-          stop();
-        }
-        await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });
-        const requests = [...stack.emulator.requests];
-        const lines = await logLines(operations.map((o) => o.id));
+        const { responses, requests, lines } = await runAtOnce(stack, held, operations);
         operations.forEach((o, i) => checkAnswered(o, responses[i]!, requests, lines.get(o.id)!));
         checkRound(operations, requests, lines);
       } catch (error) {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { manualTimer } from './clock.ts';
 import { eventually } from './eventually.ts';
-import type { GraphQLResponse } from './stack.ts';
+import type { EmulatorRequestLogEntry } from '../../src/emulator/server.ts';
+import type { GraphQLResponse, Stack } from './stack.ts';
 
 /*
  * What the concurrency suites share: operations sent at once, each with its own caller and request id, against a
@@ -51,4 +52,26 @@ export function pumpAnswers(held: ReturnType<typeof manualTimer>): () => void {
     clearInterval(pump);
     held.fireAll();
   };
+}
+
+/**
+ * Sends `operations` at once to `stack`, the upstream answers `held` holds let go as they come; once every one is
+ * answered and the emulator is idle: their responses (in order), the upstream requests they made, and their log lines.
+ */
+export async function runAtOnce(
+  stack: Stack & { lines: string[] },
+  held: ReturnType<typeof manualTimer>,
+  operations: readonly SentOperation[],
+): Promise<{ responses: GraphQLResponse[]; requests: EmulatorRequestLogEntry[]; lines: Map<string, Record<string, unknown>> }> {
+  stack.emulator.clearRequests();
+  const stop = pumpAnswers(held);
+  let responses: GraphQLResponse[];
+  try {
+    responses = await Promise.all(operations.map((o) => sendOperation(stack.gateway.url, o)));
+  } finally {
+    stop();
+  }
+  await eventually(() => stack.emulator.inFlight === 0, { what: 'the emulator idle' });
+  const requests = [...stack.emulator.requests];
+  return { responses, requests, lines: await operationLines(stack.lines, operations.map((o) => o.id)) };
 }
