@@ -18,8 +18,6 @@ import type {
  * JSON types on the way out, so callers never hold references into the state.
  */
 
-/** Unused connect tokens are purged this long after creation (the reference says 24 hours). */
-
 export type SeedName = 'demo' | 'none';
 
 /** A source to add: any upstream source field, the label included, may be left for the store to choose. */
