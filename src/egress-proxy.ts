@@ -39,12 +39,13 @@ export function egressProxyFor(baseUrl: string, read: (name: string) => string |
   const variable = variables.find((name) => read(name) !== undefined);
   if (variable === undefined || isLoopbackHost(target.hostname)) return undefined;
   if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
-  const control = urlControlProblem(variable, read(variable)!);
+  const value = read(variable)!;
+  const control = urlControlProblem(variable, value);
   if (control !== undefined) {
     problems.push(control);
     return undefined;
   }
-  const proxy = parseProxyUrl(read(variable)!);
+  const proxy = parseProxyUrl(value);
   if (proxy === undefined) {
     problems.push(`${variable} must be the egress proxy's http:// or https:// URL with a host, e.g. http://proxy.example:3128 (its value is not shown: it may carry credentials)`);
     return undefined;
