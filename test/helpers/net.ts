@@ -172,3 +172,24 @@ export async function startConnectProxy(route: (authority: string) => number | u
     },
   };
 }
+
+/** Every byte of `stream` (a request's body, an answer's), once it has ended. */
+export async function readAll(stream: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Sends `req` on to `origin` (its method, target and headers) with `body`, already read, as a front that decides
+ * what to answer once it has the upstream's answer does: that answer, read whole.
+ */
+export function forwardWhole(origin: string, req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const onward = request(`${origin}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+      readAll(answer).then((bytes) => resolve({ status: answer.statusCode!, headers: answer.headers, body: bytes }), reject);
+    });
+    onward.on('error', reject);
+    onward.end(body);
+  });
+}

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { EgressProxy } from '../../src/egress-proxy.ts';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.ts';
 import type { Gateway } from '../../src/server.ts';
 import type { WaitTimer } from '../../src/wait-timer.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { forwardWhole, readAll } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { startTestGateway } from '../helpers/stack.ts';
 
@@ -98,25 +99,6 @@ interface Front {
   onRequest?: () => void;
 }
 
-function readAll(stream: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    stream.on('end', () => resolve(Buffer.concat(chunks)));
-    stream.on('error', reject);
-  });
-}
-
-function forward(emulator: Emulator, req: IncomingMessage, body: Buffer): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const onward = request(`${emulator.origin}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
-      readAll(answer).then((bytes) => resolve({ status: answer.statusCode!, body: bytes }), reject);
-    });
-    onward.on('error', reject);
-    onward.end(body);
-  });
-}
-
 async function startFront(emulator: Emulator): Promise<Front> {
   let closed: Promise<unknown> = Promise.resolve();
   const front: Front = {
@@ -180,7 +162,7 @@ interface Answer {
 async function answerOf(emulator: Emulator, b: Behaviour, req: IncomingMessage, body: Buffer): Promise<Answer> {
   switch (b.kind) {
     case 'normal': {
-      const answer = await forward(emulator, req, body);
+      const answer = await forwardWhole(emulator.origin, req, body);
       return {
         status: answer.status,
         headers: { 'content-type': 'application/json' },

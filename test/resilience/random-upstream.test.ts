@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
@@ -8,6 +8,7 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Gateway } from '../../src/server.ts';
 import type { WaitTimer } from '../../src/wait-timer.ts';
+import { forwardWhole, readAll } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { startTestGateway } from '../helpers/stack.ts';
 
@@ -431,22 +432,6 @@ interface Upstream {
 const GZIP_BOMB = gzipSync(Buffer.alloc(MAX_RESPONSE_BYTES + 1024));
 const garbage = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 131 + 7) & 0xff));
 
-async function readAll(stream: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function forwardToEmulator(emulator: Emulator, req: IncomingMessage, body: Buffer): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const onward = request(`${emulator.origin}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
-      readAll(answer).then((bytes) => resolve({ status: answer.statusCode!, headers: answer.headers, body: bytes }), reject);
-    });
-    onward.on('error', reject);
-    onward.end(body);
-  });
-}
-
 /** Writes `bytes` on the socket (under the HTTP server), then closes it. */
 function writeThenClose(socket: Socket, bytes: Buffer | string): void {
   socket.write(bytes, () => socket.destroy());
@@ -466,7 +451,7 @@ async function play(emulator: Emulator, b: Behaviour, req: IncomingMessage, res:
     case 'truncated':
     case 'reset-after-headers':
     case 'reset-mid-body': {
-      const answer = await forwardToEmulator(emulator, req, body);
+      const answer = await forwardWhole(emulator.origin, req, body);
       if (b.kind === 'normal') {
         res.writeHead(answer.status, { 'content-type': answer.headers['content-type'] ?? 'application/json', 'content-length': answer.body.length });
         res.end(answer.body);
