@@ -75,7 +75,7 @@ export async function onTestTime(
  * each wait asked for is kept, with its length, until the test fires it (or its owner cancels it). Time itself
  * never ends one.
  */
-export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; asked: () => Promise<void>; fireAll: () => void } {
+export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; asked: () => Promise<void>; fireFirst: () => void; fireAll: () => void } {
   let waits: Array<{ ms: number; fire: () => void }> = [];
   let onAsked: (() => void) | undefined;
   return {
@@ -92,6 +92,8 @@ export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; aske
     waiting: () => waits.map((w) => w.ms),
     /** Settles once a wait is asked for and not yet fired or cancelled (at once if one is): no polling, so it works with timers mocked. */
     asked: () => (waits.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (onAsked = resolve))),
+    /** Fires the wait asked for first of those still waiting, if any. */
+    fireFirst: () => waits.shift()?.fire(),
     fireAll: () => {
       const due = waits;
       waits = [];

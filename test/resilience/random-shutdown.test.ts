@@ -7,6 +7,7 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { createLogger } from '../../src/logger.ts';
 import type { Gateway } from '../../src/server.ts';
 import type { WaitTimer } from '../../src/wait-timer.ts';
+import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { Random } from '../helpers/random.ts';
 import { logEntries, runScript } from '../helpers/script.ts';
@@ -183,25 +184,6 @@ function keyedTimer(): { timer: WaitTimer; release: (ms: number) => void; releas
   };
 }
 
-/** The gateway's wait timer (backoffs, rate-limit pauses), run by hand: the test fires the waits one at a time, or all. */
-function firstInFirstOutTimer(): { timer: WaitTimer; waiting: () => number[]; fireFirst: () => void; fireAll: () => void } {
-  let waits: Array<{ ms: number; fire: () => void }> = [];
-  return {
-    timer: (callback, ms) => {
-      const wait = { ms, fire: callback };
-      waits.push(wait);
-      return () => (waits = waits.filter((w) => w !== wait));
-    },
-    waiting: () => waits.map((w) => w.ms),
-    fireFirst: () => waits.shift()?.fire(),
-    fireAll: () => {
-      const due = waits;
-      waits = [];
-      for (const wait of due) wait.fire();
-    },
-  };
-}
-
 /** One wait the shutdown asked of its timer, in the order asked. */
 interface ShutdownWait {
   ms: number;
@@ -317,13 +299,14 @@ interface Running {
   emulator: Emulator;
   lines: string[];
   held: ReturnType<typeof keyedTimer>;
-  waits: ReturnType<typeof firstInFirstOutTimer>;
+  waits: ReturnType<typeof manualTimer>;
   shutdownTimer: ReturnType<typeof shutdownWaits>;
 }
 
 async function startCase(): Promise<Running & { setGrace: (drainMs: number, graceMs: number, upstreamMaxInFlight: number) => Promise<Gateway> }> {
   const held = keyedTimer();
-  const waits = firstInFirstOutTimer();
+  // The gateway's wait timer (backoffs, rate-limit pauses), run by hand: fired one at a time, or all.
+  const waits = manualTimer();
   const shutdownTimer = shutdownWaits();
   const emulator = await startEmulator({ port: 0, seed: 'none', faultTimer: held.timer });
   const lines: string[] = [];
