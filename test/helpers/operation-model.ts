@@ -481,7 +481,7 @@ export function depth(fields: Field[]): number {
 /*
  * Upstream routes, as the contract's schema comments name them:
  *   Query.account(id)                 GET /accounts/{id}
- *   Query.accounts(first, filter)     GET /accounts?limit={first+1}&offset=0[&email=…]   (first + 1: hasNextPage)
+ *   Query.accounts(first, filter)     GET /accounts?limit={first+1, at most 100}&offset=0[&email=…]   (first + 1: hasNextPage; P1)
  *   Query.connectToken(token)         GET /connect_tokens/{token}
  *   Query.connectTokens(first)        GET /connect_tokens   (the whole list, paged by the gateway)
  *   Account.connectTokens             GET /accounts/{id}/connect_tokens
@@ -637,14 +637,13 @@ export class Expecter {
         if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
         const first = pageSizeOf(f);
         const email = arg('filter') as string | undefined;
-        const query = new URLSearchParams({ limit: String(first + 1), offset: '0', ...(email ? { email } : {}) });
-        const resource = `GET /accounts?${sortedQuery(query)}`;
+        const resource = accountsPageRequest(first, 0, { email }); // P1
         this.#need(resource, at);
         const all = this.world.accounts.filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase()));
-        const fetched = all.slice(0, first + 1);
-        this.#prime(resource, fetched.map((a) => `account:${a.id}`));
+        this.#prime(resource, all.slice(0, accountsPageLimit(first)).map((a) => `account:${a.id}`));
         const next = this.#answered(resource, at, 'list');
-        return this.#connection(f, fetched.slice(0, first), all.length > first, [f.key], (a, sel, path) => this.#account(a, sel, path, next));
+        const page = pageAt({ list: 'accounts', filter: { email } }, all, 0, first); // P2
+        return this.#connection(f, page.items, page.hasNextPage, [f.key], (a, sel, path) => this.#account(a, sel, path, next));
       }
       case 'connectToken': {
         const token = String(arg('token'));
@@ -660,8 +659,8 @@ export class Expecter {
         this.#need(resource, at);
         this.#prime(resource, this.world.topLevel.map((t) => `token::${t.token}`));
         const next = this.#answered(resource, at, 'list');
-        const all = this.world.topLevel;
-        return this.#connection(f, all.slice(0, first), all.length > first, [f.key], (t, sel, path) => this.#token(t, sel, path, next));
+        const page = pageAt({ list: 'connectTokens' }, this.world.topLevel, 0, first); // P3
+        return this.#connection(f, page.items, page.hasNextPage, [f.key], (t, sel, path) => this.#token(t, sel, path, next));
       }
     }
     throw new Error(`unknown root ${f.name}`);
@@ -992,9 +991,12 @@ export function pagedListKey(paged: PagedList): string {
 /** The upstream's statuses (contextio-2.0.md), each a SourceStatus of the same name. */
 export const UPSTREAM_STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'NO_ACCESS_TO_ALL_MAIL', 'TEMP_DISABLED', 'DISABLED'] as const;
 
+/** P1: how many accounts a page of `first` asks the upstream for: one more, to know whether another follows, but at most its 100. */
+export const accountsPageLimit = (first: number): number => Math.min(first + 1, 100);
+
 /** P1: the request an accounts page makes, `offset` its first item's position. */
 export function accountsPageRequest(first: number, offset: number, filter: PagingFilter): string {
-  const query = new URLSearchParams({ limit: String(Math.min(first + 1, 100)), offset: String(offset) });
+  const query = new URLSearchParams({ limit: String(accountsPageLimit(first)), offset: String(offset) });
   if (filter.email !== undefined) query.set('email', filter.email);
   if (filter.status !== undefined) query.set('status', filter.status);
   if (filter.statusOk !== undefined) query.set('status_ok', filter.statusOk ? '1' : '0');
@@ -1004,7 +1006,7 @@ export function accountsPageRequest(first: number, offset: number, filter: Pagin
 /** P2 and P3: the items of a page starting at `offset` of `list`, and whether another page follows. */
 export function pageAt<T>(paged: PagedList, list: readonly T[], offset: number, first: number): { items: T[]; hasNextPage: boolean } {
   if (paged.list === 'connectTokens') return { items: list.slice(offset, offset + first), hasNextPage: list.length > offset + first };
-  const fetched = list.slice(offset, offset + Math.min(first + 1, 100));
+  const fetched = list.slice(offset, offset + accountsPageLimit(first));
   return { items: fetched.slice(0, first), hasNextPage: fetched.length > first || (first === 100 && fetched.length === 100) };
 }
 
