@@ -9,7 +9,17 @@ import { measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/schema.ts';
 import { SETTINGS } from '../../src/settings.ts';
 import { configProblems } from '../helpers/config.ts';
-import { startStack, useStack } from '../helpers/stack.ts';
+import { startStack, useStack, type Stack } from '../helpers/stack.ts';
+
+/** What `run` gets from a gateway in front of an emulator holding the demo data (what `npm start` serves), stopped after. */
+async function withDemoData<T>(run: (demo: Stack) => Promise<T>): Promise<T> {
+  const demo = await startStack({ emulator: { seed: 'demo' } });
+  try {
+    return await run(demo);
+  } finally {
+    await demo.close();
+  }
+}
 
 /** The README's GraphQL examples, so that the documentation stays true to the schema and the gateway. */
 const readme = readFileSync('README.md', 'utf8');
@@ -24,15 +34,10 @@ describe('the README examples', () => {
     const id = /with the demo data, `\{"id": "(\w+)"\}`/.exec(readme)?.[1];
     assert.ok(id, 'the README names a demo account for Dashboard');
     const dashboard = examples.find((example) => example.includes('query Dashboard'))!;
-    const demo = await startStack({ emulator: { seed: 'demo' } });
-    try {
-      const res = await demo.gql(dashboard, { id });
-      assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
-      const account = res.body.data!['account'] as { sources: unknown[]; connectTokens: unknown[] };
-      assert.ok(account.sources.length > 0 && account.connectTokens.length > 0, JSON.stringify(account));
-    } finally {
-      await demo.close();
-    }
+    const res = await withDemoData((demo) => demo.gql(dashboard, { id }));
+    assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
+    const account = res.body.data!['account'] as { sources: unknown[]; connectTokens: unknown[] };
+    assert.ok(account.sources.length > 0 && account.connectTokens.length > 0, JSON.stringify(account));
   });
 
   for (const example of examples) {
@@ -230,12 +235,7 @@ describe('the README quick start', () => {
     const shown = /```json\n(.*)\n```/.exec(quickStart)?.[1];
     assert.ok(payload && shown, 'the quick start has a curl example and its answer');
     const { query } = JSON.parse(payload) as { query: string };
-    const demo = await startStack({ emulator: { seed: 'demo' } });
-    try {
-      assert.equal(JSON.stringify((await demo.gql(query)).body), shown);
-    } finally {
-      await demo.close();
-    }
+    assert.equal(JSON.stringify((await withDemoData((demo) => demo.gql(query))).body), shown);
   });
 });
 
@@ -244,12 +244,7 @@ describe('the README errors', () => {
     const errors = readme.slice(readme.indexOf('## Errors'));
     const [, query, shown] = /For `(\{[^`]+\})`,\nthe demo data answers:\n\n```json\n([\s\S]*?)```/.exec(errors) ?? [];
     assert.ok(query && shown, 'the Errors section has an example query and its answer');
-    const demo = await startStack({ emulator: { seed: 'demo' } });
-    try {
-      assert.deepEqual((await demo.gql(query)).body, JSON.parse(shown));
-    } finally {
-      await demo.close();
-    }
+    assert.deepEqual((await withDemoData((demo) => demo.gql(query))).body, JSON.parse(shown));
   });
 });
 
