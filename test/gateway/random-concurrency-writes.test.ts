@@ -411,7 +411,7 @@ describe('random concurrent writes beside reads, and clients leaving with their 
       const { writers, readers } = drawRound(random, world, `round${round}`, WRITERS, READERS);
       const operations = [...writers, ...readers];
       // Sent in a drawn order: which operation's requests queue first is the seed's.
-      const order = operations.map((o) => ({ o, key: random.next() })).sort((a, b) => a.key - b.key).map(({ o }) => o);
+      const order = random.shuffled(operations);
       let checked: Operation[] = order;
       try {
         const { responses, requests, lines } = await runAll(order);

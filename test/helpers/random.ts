@@ -26,6 +26,13 @@ export class Random {
   pick<T>(items: readonly T[]): T {
     return items[this.int(items.length)]!;
   }
+  /** `items` in an order drawn at random (one draw each, in their order). */
+  shuffled<T>(items: readonly T[]): T[] {
+    return items
+      .map((item) => ({ item, key: this.next() }))
+      .sort((x, y) => x.key - y.key)
+      .map(({ item }) => item);
+  }
   /** Each of `items` with probability `p`, in their order; one of them at least when `nonEmpty`. */
   subset<T>(items: readonly T[], p: number, nonEmpty = true): T[] {
     const chosen = items.filter(() => this.chance(p));

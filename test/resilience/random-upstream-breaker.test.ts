@@ -526,13 +526,8 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
         const requestId = `pause-${index}`;
         // The first operation: one call answered 429 with a pause (1 s: waited out; 60 s: longer than any call
         // can wait), its siblings' requests already out, answered once the pause has begun.
-        const fields = accounts
-          .map((id, i) => ({
-            field: accountField(`a${i}`, id, false),
-            key: random.next(),
-          }))
-          .sort((x, y) => x.key - y.key)
-          .map(({ field }) => field)
+        const fields = random
+          .shuffled(accounts.map((id, i) => accountField(`a${i}`, id, false)))
           .slice(0, 2 + random.int(3));
         const seconds = random.pick([1, 60]);
         const [limited, ...siblings] = fields as [Field, ...Field[]];
@@ -603,13 +598,8 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
           const left = pauseEnd - performance.now();
           const waitsItOut = left > 0 && left + TIMEOUT_MS / 4 < TIMEOUT_MS;
           if (waitsItOut) pauseEnd = Number.NEGATIVE_INFINITY; // waited out: the clock moved past it
-          const next = [...accounts, UNKNOWN_ACCOUNT]
-            .map((id, i) => ({
-              field: accountField(`n${i}`, id, false),
-              key: random.next(),
-            }))
-            .sort((x, y) => x.key - y.key)
-            .map(({ field }) => field)
+          const next = random
+            .shuffled([...accounts, UNKNOWN_ACCOUNT].map((id, i) => accountField(`n${i}`, id, false)))
             .slice(0, 1 + random.int(3));
           const nextId = `${requestId}-next-${step}`;
           const nextQuery = `{ ${next.map((f) => f.text).join(' ')} }`;
@@ -671,13 +661,8 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
           clockAhead += caseRandom.pick([2_000, 2_000, COOLDOWN_MS + 1_000]);
           const now = performance.now();
           const halfOpen = state === 'open' && now - openedAt >= COOLDOWN_MS;
-          let fields = accounts
-            .map((id, i) => ({
-              field: accountField(`a${i}`, id, false),
-              key: caseRandom.next(),
-            }))
-            .sort((x, y) => x.key - y.key)
-            .map(({ field }) => field)
+          let fields = caseRandom
+            .shuffled(accounts.map((id, i) => accountField(`a${i}`, id, false)))
             .slice(0, 1 + caseRandom.int(3));
           let behaviours = fields.map((): Behaviour =>
             caseRandom.chance(0.55)

@@ -396,11 +396,7 @@ function drawCase(index: number, world: World): Case {
   const mutation = random.chance(0.3);
   const pool = mutation ? mutationFields(world, random) : queryFields(world);
   // A subset in a random order, of one to four fields (three for a mutation).
-  const fields = pool
-    .map((field) => ({ field, key: random.next() }))
-    .sort((x, y) => x.key - y.key)
-    .map(({ field }) => field)
-    .slice(0, 1 + random.int(mutation ? 3 : 4));
+  const fields = random.shuffled(pool).slice(0, 1 + random.int(mutation ? 3 : 4));
   const onlyCall = fields.length === 1;
   const behaviours = fields.map(() => Array.from({ length: MAX_ATTEMPTS }, () => drawBehaviour(random, onlyCall)));
   const text = `${mutation ? 'mutation' : 'query'} { ${fields.map((f) => f.text).join(' ')} }`;
