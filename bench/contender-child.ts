@@ -1,6 +1,6 @@
 // First, as in src/main.ts: every contender runs graphql-js as `npm start` runs the gateway (NODE_ENV unset → production).
 import '../src/production-default.ts';
-import { DEFAULTS } from '../src/defaults.ts';
+import { DEFAULTS } from '../src/config/defaults.ts';
 import { serveParent } from './ipc.ts';
 import { startBare } from './contenders/bare.ts';
 import { startDirect } from './contenders/direct.ts';

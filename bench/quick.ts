@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../src/defaults.ts';
+import { DEFAULTS } from '../src/config/defaults.ts';
 import { isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
 import { startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
-import { DEFAULTS } from '../src/defaults.ts';
+import { DEFAULTS } from '../src/config/defaults.ts';
 import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
 import { buildASTSchema, buildSchema as buildSchemaFromSdl, isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
-import { projectRoot } from '../src/project-root.ts';
+import { projectRoot } from '../src/support/project-root.ts';
 import { schemaDocument } from './schema-source.ts';
 
 const root = projectRoot();

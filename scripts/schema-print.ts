@@ -5,7 +5,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildASTSchema, introspectionFromSchema, printSchema } from 'graphql';
-import { projectRoot } from '../src/project-root.ts';
+import { projectRoot } from '../src/support/project-root.ts';
 import { schemaDocument } from './schema-source.ts';
 
 const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';

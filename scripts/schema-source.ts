@@ -1,5 +1,5 @@
 import { concatAST, type DocumentNode } from 'graphql';
-import { loadTypeDefs, SchemaSyntaxError } from '../src/schema.ts';
+import { loadTypeDefs, SchemaSyntaxError } from '../src/graphql/schema.ts';
 
 /**
  * schema/*.graphql as one document, for the schema scripts: on a syntax error, `tool` says which file and

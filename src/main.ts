@@ -2,15 +2,15 @@
 import './production-default.ts';
 import type { AccessConfig } from './auth/config.ts';
 import type { AuthSettings } from './auth/index.ts';
-import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config.ts';
+import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config/index.ts';
 import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
-import { describeListenFailure } from './listen.ts';
-import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logger.ts';
-import { startGateway, type Gateway } from './server.ts';
-import { ignoredEmulatorSettings, unknownSettings } from './settings.ts';
-import { exitOnceSaved, StopSignals } from './stop-signals.ts';
-import { urlForLog } from './url.ts';
+import { describeListenFailure } from './http/listen.ts';
+import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
+import { startGateway, type Gateway } from './http/server.ts';
+import { ignoredEmulatorSettings, unknownSettings } from './config/settings.ts';
+import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
+import { urlForLog } from './support/url.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,

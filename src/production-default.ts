@@ -3,8 +3,8 @@
  * graphql-js reads it once, when it is first imported, and outside production checks every `instanceof`
  * of its type predicates for a second copy of the library (several per field resolved: ~3% of a fan-out's
  * CPU, bench/README.md). So this module is main.ts's first import, evaluated before anything imports
- * graphql. The gateway's own settings only look for `development` (src/config.ts).
- * Trimmed, as every setting is (src/config.ts reads it so): graphql-js and Apollo compare it exactly, and
+ * graphql. The gateway's own settings only look for `development` (src/config/index.ts).
+ * Trimmed, as every setting is (src/config/index.ts reads it so): graphql-js and Apollo compare it exactly, and
  * `production` with a stray newline from a `.env` or a secret store would run them in development mode.
  */
 process.env['NODE_ENV'] = process.env['NODE_ENV']?.trim() || 'production';

@@ -1,6 +1,6 @@
 import { ApolloServer } from '@apollo/server';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { loadTypeDefs } from '../../src/schema.ts';
+import { loadTypeDefs } from '../../src/graphql/schema.ts';
 import { serveApollo, type Served } from '../http-wrapper.ts';
 import { RENAMED } from '../scenarios.ts';
 

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { silentLogger } from '../../src/logger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
 import type { Served } from '../http-wrapper.ts';
 import { scenarios, type Variables } from '../scenarios.ts';

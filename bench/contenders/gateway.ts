@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { ADMIN_SCOPE } from '../../src/auth/index.ts';
-import { createLogger, silentLogger } from '../../src/logger.ts';
-import { startGateway } from '../../src/server.ts';
+import { createLogger, silentLogger } from '../../src/logging/logger.ts';
+import { startGateway } from '../../src/http/server.ts';
 import type { Served } from '../http-wrapper.ts';
 import type { UpstreamSettings } from './settings.ts';
 

@@ -1,7 +1,7 @@
 import { ApolloServer } from '@apollo/server';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import DataLoader from 'dataloader';
-import { loadTypeDefs } from '../../src/schema.ts';
+import { loadTypeDefs } from '../../src/graphql/schema.ts';
 import type { UpstreamAccount, UpstreamConnectToken, UpstreamSource, UpstreamSuccess } from '../../src/upstream/types.ts';
 import { serveApollo, type Served } from '../http-wrapper.ts';
 import { NaiveUpstream, type NaiveUpstreamOptions } from './upstream.ts';

@@ -6,10 +6,10 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
-import { describeListenFailure } from '../../src/listen.ts';
-import { createLogger, silentLogger, type Logger } from '../../src/logger.ts';
-import { wholeNumberSetting } from '../../src/settings.ts';
-import { startGateway, type Gateway } from '../../src/server.ts';
+import { describeListenFailure } from '../../src/http/listen.ts';
+import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
+import { wholeNumberSetting } from '../../src/config/settings.ts';
+import { startGateway, type Gateway } from '../../src/http/server.ts';
 
 /**
  * Serves the example frontend: bundles src/ with esbuild (in memory) and serves the two pages. Without

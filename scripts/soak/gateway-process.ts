@@ -1,5 +1,5 @@
-import { createLogger } from '../../src/logger.ts';
-import { startGateway } from '../../src/server.ts';
+import { createLogger } from '../../src/logging/logger.ts';
+import { startGateway } from '../../src/http/server.ts';
 
 /**
  * The gateway under soak, in its own process (forked by scripts/soak/gateway.ts with `--import tsx --expose-gc`),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { DEFAULTS } from '../../src/defaults.ts';
+import { DEFAULTS } from '../../src/config/defaults.ts';
 
 /** The soak's command line, the settings read from it, and the small helpers every part uses. */
 

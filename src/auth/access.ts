@@ -1,5 +1,5 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
-import { shortened } from '../shortened.ts';
+import { shortened } from '../support/shortened.ts';
 
 /**
  * Who is calling, as one verified token says, built once per request. `admin` reaches everything the

@@ -1,7 +1,7 @@
-import { egressProxyFor, type EgressProxy } from '../egress-proxy.ts';
-import { quotedSetting, settingValue } from '../shortened.ts';
-import { urlControlProblem } from '../settings.ts';
-import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
+import { egressProxyFor, type EgressProxy } from '../upstream/egress-proxy.ts';
+import { quotedSetting, settingValue } from '../support/shortened.ts';
+import { urlControlProblem } from '../config/settings.ts';
+import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
 /** The access part of the gateway's configuration, from the environment. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '../logger.ts';
-import { hasCredentials, hostnameOf, isLoopbackHost } from '../url.ts';
+import type { Logger } from '../logging/logger.ts';
+import { hasCredentials, hostnameOf, isLoopbackHost } from '../support/url.ts';
 import { answerPreflight, corsGrant, grantCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 

@@ -18,17 +18,17 @@ import {
   type RemoteJWKSet,
 } from 'jose';
 import { fetch as fetchThrough, type Dispatcher } from 'undici';
-import { ByteCollector } from '../byte-collector.ts';
-import { throughProxy, type EgressProxy } from '../egress-proxy.ts';
+import { ByteCollector } from '../support/byte-collector.ts';
+import { throughProxy, type EgressProxy } from '../upstream/egress-proxy.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
-import { retryAfterSeconds } from '../retry-after.ts';
-import type { Logger } from '../logger.ts';
+import { retryAfterSeconds } from '../support/retry-after.ts';
+import type { Logger } from '../logging/logger.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
-import { shortened } from '../shortened.ts';
-import { urlForLog } from '../url.ts';
-import { failureReason } from '../failure-reason.ts';
+import { shortened } from '../support/shortened.ts';
+import { urlForLog } from '../support/url.ts';
+import { failureReason } from '../support/failure-reason.ts';
 
 /** How the gateway verifies its callers; with neither `jwtSecret` nor `jwksUrl` it runs open. */
 export interface AuthSettings {

@@ -10,8 +10,8 @@ import type {
 import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
-import { isBrowserLocalScheme } from '../url.ts';
-import { retryAfterSeconds } from '../retry-after.ts';
+import { isBrowserLocalScheme } from '../support/url.ts';
+import { retryAfterSeconds } from '../support/retry-after.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */

@@ -1,9 +1,9 @@
 import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } from './config.ts';
 import { startEmulator } from './index.ts';
-import { describeListenFailure } from '../listen.ts';
-import { messageOf } from '../logger.ts';
-import { unknownSettings } from '../settings.ts';
-import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../stop-signals.ts';
+import { describeListenFailure } from '../http/listen.ts';
+import { messageOf } from '../logging/logger.ts';
+import { unknownSettings } from '../config/settings.ts';
+import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../support/stop-signals.ts';
 
 /*
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's

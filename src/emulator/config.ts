@@ -1,7 +1,7 @@
-import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../url.ts';
+import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import type { EmulatorOptions } from './server.ts';
-import { quotedSetting } from '../shortened.ts';
-import { urlControlProblem, wholeNumberSetting } from '../settings.ts';
+import { quotedSetting } from '../support/shortened.ts';
+import { urlControlProblem, wholeNumberSetting } from '../config/settings.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -20,7 +20,7 @@ export function reachableFromElsewhere(options: Pick<EmulatorOptions, 'publicUrl
 
 /**
  * What `npm run emulator` warns of when others may reach it while it takes the public development secret:
- * anyone can then use its API (the embedded one makes a secret up instead, src/config.ts).
+ * anyone can then use its API (the embedded one makes a secret up instead, src/config/index.ts).
  */
 export function publicSecretWarning(options: Parameters<typeof reachableFromElsewhere>[0] & { consumerSecret?: string }): string | undefined {
   if ((options.consumerSecret ?? DEFAULT_CONSUMER_SECRET) !== DEFAULT_CONSUMER_SECRET || !reachableFromElsewhere(options)) return undefined;

@@ -3,7 +3,7 @@ import { readBody as readBodyUpTo } from '../http/body.ts';
 import { clientErrorHandler, clientErrorKind, HEADER_LIMIT, responseBytes } from '../http/client-error.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
-import { hostnameOf, isLoopbackHost } from '../url.ts';
+import { hostnameOf, isLoopbackHost } from '../support/url.ts';
 
 /** Small HTTP helpers shared by the API routes and the connect page. */
 

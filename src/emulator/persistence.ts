@@ -3,8 +3,8 @@ import type { Stats } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
-import { jsonText } from '../json-text.ts';
-import { quotedSetting } from '../shortened.ts';
+import { jsonText } from '../support/json-text.ts';
+import { quotedSetting } from '../support/shortened.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 

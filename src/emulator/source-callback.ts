@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
 import { Agent, fetch } from 'undici';
-import { asError, failureReason } from '../failure-reason.ts';
+import { asError, failureReason } from '../support/failure-reason.ts';
 import type { ConnectResult } from './store.ts';
 
 /**

@@ -1,8 +1,8 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
-import { asError } from '../failure-reason.ts';
+import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { quotedSetting } from '../shortened.ts';
+import { quotedSetting } from '../support/shortened.ts';
 import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isPort, isTimeUpTo, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {

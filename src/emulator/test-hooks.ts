@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dropAnswer, holdAnswer, sendError, sendHtml, sendJson } from './http.ts';
-import type { WaitTimer } from '../wait-timer.ts';
+import type { WaitTimer } from '../support/wait-timer.ts';
 
 /**
  * The emulator's test hooks around its API: the log of the requests it served, its in-flight counters, and

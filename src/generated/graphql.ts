@@ -2,7 +2,7 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
 import type { AccountParent, ConnectTokenParent, AccountConnectionParent, ConnectTokenConnectionParent, AccountEdgeParent, ConnectTokenEdgeParent, CreateConnectTokenPayloadParent, CreateAccountPayloadParent, UpdateAccountPayloadParent } from '../resolvers/parents.ts';
 import type { UpstreamSource } from '../upstream/types.ts';
-import type { GatewayContext } from '../context.ts';
+import type { GatewayContext } from '../graphql/context.ts';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ByteCollector } from '../byte-collector.ts';
+import { ByteCollector } from '../support/byte-collector.ts';
 
 /** Reading a request's body, whatever it carries: bounded, `100 Continue` only when it is to be read. */
 

@@ -1,6 +1,6 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import { messageOf, type Logger } from '../logger.ts';
+import { messageOf, type Logger } from '../logging/logger.ts';
 import { requestIdGivenBy } from './request.ts';
 
 /** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */

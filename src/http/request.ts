@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import Negotiator from 'negotiator';
-import { jsonText } from '../json-text.ts';
-import { shortened } from '../shortened.ts';
+import { jsonText } from '../support/json-text.ts';
+import { shortened } from '../support/shortened.ts';
 
 /** Reading a request: its target, its id, and its body as a GraphQL request (`body.ts` reads the bytes). */
 

@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { messageOf, type Logger } from '../logger.ts';
+import { messageOf, type Logger } from '../logging/logger.ts';
 import { OperationDeadlineExceeded, type OperationScope } from '../upstream/cancellation.ts';
-import type { WaitTimer } from '../wait-timer.ts';
+import type { WaitTimer } from '../support/wait-timer.ts';
 
 export interface ShutdownOptions {
   logger: Logger;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream';
 import { carriesOperation } from '../http/request.ts';
 import { streamOnceFlushed } from '../http/respond.ts';
-import { projectRoot } from '../project-root.ts';
+import { projectRoot } from '../support/project-root.ts';
 import type { IdeConfig } from './config.ts';
 
 /**

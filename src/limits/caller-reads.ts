@@ -1,6 +1,6 @@
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
-import { retryAfterSeconds } from '../retry-after.ts';
+import { retryAfterSeconds } from '../support/retry-after.ts';
 import { PerCaller } from './per-caller.ts';
 
 /**

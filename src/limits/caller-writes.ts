@@ -1,7 +1,7 @@
 import { HeaderMap } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
-import { retryAfterSeconds as seconds } from '../retry-after.ts';
+import { retryAfterSeconds as seconds } from '../support/retry-after.ts';
 import { HourlyRateLimit } from './hourly-rate-limit.ts';
 import { PerCaller } from './per-caller.ts';
 

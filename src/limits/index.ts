@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, type DocumentNode, type GraphQLFormattedError, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { ErrorCode } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../logging/logger.ts';
 import type { ListLengthBudget } from './lists.ts';
 import { COST, MAX_SELECTIONS_VISITED, measureOperation, type OperationMeasure } from './measure.ts';
 import { MAX_MERGED_PAIRS, type MergingWork } from './merging.ts';

@@ -22,9 +22,9 @@ import {
   type SelectionSetNode,
   type ValueNode,
 } from 'graphql';
-import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
-import { mayRun } from '../skip-include.ts';
-import { ACCOUNT_FIELDS_ANSWERED_BY_ID, DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../schema-shape.ts';
+import { fragmentsByName, type FragmentsByName } from '../graphql/document-fragments.ts';
+import { mayRun } from '../graphql/skip-include.ts';
+import { ACCOUNT_FIELDS_ANSWERED_BY_ID, DEFAULT_PAGE_SIZE, FULL_ONLY_ACCOUNT_FIELDS, MAX_PAGE_SIZE } from '../graphql/schema-shape.ts';
 
 /**
  * The weights of the cost estimate (see docs/limits.md for the formula). They are not settings: the limit

@@ -1,4 +1,4 @@
-import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
+import { fragmentsByName, type FragmentsByName } from '../graphql/document-fragments.ts';
 import { spreadsIn } from './nesting.ts';
 import { Kind, type DocumentNode, type FieldNode, type SelectionSetNode } from 'graphql';
 

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import { asError } from '../failure-reason.ts';
+import { asError } from '../support/failure-reason.ts';
 
 /**
  * A per-request loader for a resource the upstream serves one at a time (there is no multi-id lookup):

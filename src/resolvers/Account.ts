@@ -1,7 +1,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import type { AccountResolvers } from '../generated/graphql.ts';
 import type { AccountReach } from '../auth/index.ts';
-import type { GatewayContext } from '../context.ts';
+import type { GatewayContext } from '../graphql/context.ts';
 import type { UpstreamAccount, UpstreamAccountReference, UpstreamEmbeddedAccount } from '../upstream/types.ts';
 import type { AccountParent, EmbeddedAccountParent } from './parents.ts';
 import { fromUnixSeconds, requiredFromUnixSeconds } from './scalars.ts';

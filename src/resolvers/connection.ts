@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { argumentError } from '../errors.ts';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../schema-shape.ts';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../graphql/schema-shape.ts';
 import type { ConnectionParent, EdgeParent } from './parents.ts';
-import { shortened } from '../shortened.ts';
+import { shortened } from '../support/shortened.ts';
 
 /** Checks `first` before any upstream call. */
 function pageSize(first: number | null | undefined): number {

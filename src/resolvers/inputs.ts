@@ -1,7 +1,7 @@
 import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
-import { isBrowserLocalScheme } from '../url.ts';
+import { isBrowserLocalScheme } from '../support/url.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */

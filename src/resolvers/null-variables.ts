@@ -17,7 +17,7 @@ import {
   type VariableNode,
 } from 'graphql';
 import { ErrorCode } from '../errors.ts';
-import { mayRun } from '../skip-include.ts';
+import { mayRun } from '../graphql/skip-include.ts';
 
 /** A variable of nullable type that the operation uses where a value is required, and the first such place. */
 interface RequiredUse {

@@ -12,13 +12,13 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
-import type { GatewayContext } from '../context.ts';
-import { fragmentsByName, type FragmentsByName } from '../document-fragments.ts';
+import type { GatewayContext } from '../graphql/context.ts';
+import { fragmentsByName, type FragmentsByName } from '../graphql/document-fragments.ts';
 import { callerCodeOf, ErrorCode } from '../errors.ts';
-import { messageOf } from '../logger.ts';
+import { messageOf } from '../logging/logger.ts';
 import { CallChecked } from '../loaders/request-api.ts';
 import { Mutation } from './Mutation.ts';
-import { isIncluded } from '../skip-include.ts';
+import { isIncluded } from '../graphql/skip-include.ts';
 import { byResponseKey, childFields, responseKey } from './selection.ts';
 import { reportWritesMade } from './writes-made.ts';
 

@@ -1,5 +1,5 @@
 import { getArgumentValues, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
-import type { GatewayContext } from '../context.ts';
+import type { GatewayContext } from '../graphql/context.ts';
 import type { RequestApi } from '../loaders/request-api.ts';
 import type { UpstreamConnectToken } from '../upstream/types.ts';
 import { selectedTokenFields, selectsTokenFullAccount } from './selection.ts';

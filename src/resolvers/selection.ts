@@ -1,6 +1,6 @@
 import { Kind, type FieldNode, type GraphQLObjectType, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
-import { ACCOUNT_FIELDS_ANSWERED_BY_ID, FULL_ONLY_ACCOUNT_FIELDS } from '../schema-shape.ts';
-import { isIncluded } from '../skip-include.ts';
+import { ACCOUNT_FIELDS_ANSWERED_BY_ID, FULL_ONLY_ACCOUNT_FIELDS } from '../graphql/schema-shape.ts';
+import { isIncluded } from '../graphql/skip-include.ts';
 
 /**
  * The fields named in `names` directly in the selection sets of `parents`, through inline fragments and

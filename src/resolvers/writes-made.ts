@@ -1,6 +1,6 @@
 import type { GraphQLResponse } from '@apollo/server';
 import { getNamedType, isLeafType, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
-import type { GatewayContext } from '../context.ts';
+import type { GatewayContext } from '../graphql/context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
 
 /**

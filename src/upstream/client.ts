@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
-import { ByteCollector } from '../byte-collector.ts';
-import { throughProxy, type EgressProxy } from '../egress-proxy.ts';
-import { DEFAULTS } from '../defaults.ts';
+import { ByteCollector } from '../support/byte-collector.ts';
+import { throughProxy, type EgressProxy } from './egress-proxy.ts';
+import { DEFAULTS } from '../config/defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
-import { jsonText } from '../json-text.ts';
-import { parseRetryAfter, retryAfterSeconds } from '../retry-after.ts';
-import type { Logger } from '../logger.ts';
+import { jsonText } from '../support/json-text.ts';
+import { parseRetryAfter, retryAfterSeconds } from '../support/retry-after.ts';
+import type { Logger } from '../logging/logger.ts';
 import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
@@ -27,7 +27,7 @@ import {
   notHttpAnswerOf,
   proxyRefusalOf,
 } from './failures.ts';
-import { isOutOfFileDescriptors } from '../file-descriptors.ts';
+import { isOutOfFileDescriptors } from '../support/file-descriptors.ts';
 import {
   answeredFor,
   apiErrorOf,
@@ -53,8 +53,8 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from './types.ts';
-import { shortened } from '../shortened.ts';
-import { realTimer, type WaitTimer } from '../wait-timer.ts';
+import { shortened } from '../support/shortened.ts';
+import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 
 export interface UpstreamClientOptions {
   /** Base URL including the version, e.g. `https://api.context.io/2.0` (a trailing slash is dropped: paths are joined with one). */

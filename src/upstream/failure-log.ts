@@ -1,5 +1,5 @@
-import type { Logger } from '../logger.ts';
-import { LineThrottle } from '../line-throttle.ts';
+import type { Logger } from '../logging/logger.ts';
+import { LineThrottle } from '../logging/line-throttle.ts';
 
 /**
  * How often a configuration fault every call meets (the key refused) is logged at most; and how long it must

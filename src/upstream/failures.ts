@@ -5,7 +5,7 @@ import type { Method } from './request.ts';
 /**
  * How the client reads a failed exchange: which errors are a connection that failed or broke (retried) or an
  * answer that was not HTTP; whether a write may have taken effect all the same; and the API's code for a
- * refused signature. (The gateway's own shortage of descriptors is `src/file-descriptors.ts`'s.)
+ * refused signature. (The gateway's own shortage of descriptors is `src/support/file-descriptors.ts`'s.)
  */
 
 /** The API's error code for a request whose OAuth signature it refused. */

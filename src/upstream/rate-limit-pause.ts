@@ -1,5 +1,5 @@
-import { retryAfterSeconds } from '../retry-after.ts';
-import type { Logger } from '../logger.ts';
+import { retryAfterSeconds } from '../support/retry-after.ts';
+import type { Logger } from '../logging/logger.ts';
 import type { CancelSignal } from './cancellation.ts';
 
 /** Timers may fire a little early against the monotonic clock: a pause this close to its end is over. */

@@ -9,7 +9,7 @@ import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, startConnectProxy } from '../helpers/net.ts';
 import { createAuthenticator, keySetProblem } from '../../src/auth/verify.ts';
-import { createLogger, silentLogger } from '../../src/logger.ts';
+import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
@@ -353,7 +353,7 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
 
   test('with both set, no such warning', async () => {
     const { createGatewayAccess } = await import('../../src/auth/index.ts');
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     const lines: string[] = [];
     createGatewayAccess(
       { host: '127.0.0.1', development: false, auth: { jwksUrl: jwks.url, audience: 'contextio-graphql', issuer: 'https://idp.example.com' } },
@@ -364,7 +364,7 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
 
   test('with only one of them set, the warning still comes, naming which is unset', async () => {
     const { createGatewayAccess } = await import('../../src/auth/index.ts');
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     for (const [auth, unset, variable, accepted] of [
       [{ audience: 'contextio-graphql' }, 'issuer', 'AUTH_ISSUER', 'a token for this audience is accepted whoever issued it'],
       [{ issuer: 'https://idp.example.com' }, 'audience', 'AUTH_AUDIENCE', 'any token the identity provider signs, for any application, is accepted'],

@@ -5,7 +5,7 @@ import { GraphQLError } from 'graphql';
 import { exportJWK, type JWK } from 'jose';
 import type { Identity } from '../../src/auth/access.ts';
 import { createAuthenticator, type AuthSettings } from '../../src/auth/verify.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 import { exchange } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { SECRET, startAuthStack, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';

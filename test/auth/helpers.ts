@@ -2,8 +2,8 @@ import { createServer, type ServerResponse } from 'node:http';
 import { after, before } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
-import { createLogger, type Logger } from '../../src/logger.ts';
-import type { GatewayOptions } from '../../src/server.ts';
+import { createLogger, type Logger } from '../../src/logging/logger.ts';
+import type { GatewayOptions } from '../../src/http/server.ts';
 import { answerGate } from '../helpers/deferred.ts';
 import { codes, startStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 

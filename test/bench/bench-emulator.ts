@@ -1,7 +1,7 @@
 import type { TestContext } from 'node:test';
 import { startChild } from '../../bench/ipc.ts';
 import type { BenchSeed } from '../../bench/scenarios.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
 
 /**

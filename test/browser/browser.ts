@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 /**
  * Browser tests drive Debian's Chromium with playwright-core (never a browser download). Without it they are

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { Locator, Page, Request, Response, Worker } from 'playwright-core';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 import { forward } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';

@@ -78,7 +78,7 @@ describe('npm start’s build step', () => {
       assert.deepEqual(await buildStep(dir), { code: 0, output: 'build: up to date (dist/)\n' });
 
       // A changed source needs a build; the same content again does not (a checkout that only touched it).
-      const logger = join(dir, 'src', 'logger.ts');
+      const logger = join(dir, 'src', 'logging', 'logger.ts');
       const original = await readFile(logger);
       await appendFile(logger, '\n// changed\n');
       assert.equal((await buildStep(dir, '--check')).code, 1);
@@ -174,7 +174,7 @@ describe('npm start’s build step where dist/ must be built but cannot be writt
     const dir = await sourcesCopy('contextio-unwritable-');
     try {
       await stampedBuild(dir);
-      await appendFile(join(dir, 'src', 'logger.ts'), '\n// changed\n');
+      await appendFile(join(dir, 'src', 'logging', 'logger.ts'), '\n// changed\n');
       assert.deepEqual(await buildStepUnprivileged(dir, join(dir, 'dist')), {
         code: 1,
         output: `build: dist/ must be built (sources changed since the last build), but dist/.build-lock cannot be written (EACCES): ${whatToDo}\n`,

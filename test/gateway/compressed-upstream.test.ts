@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
-import type { Gateway } from '../../src/server.ts';
+import type { Gateway } from '../../src/http/server.ts';
 import { forward } from '../helpers/net.ts';
 import { postGraphQL, startTestGateway } from '../helpers/stack.ts';
 

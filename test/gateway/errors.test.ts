@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closedPort } from '../helpers/net.ts';
 import { codes, postGraphQL, startLoggingStack, startStack, startTestGateway, useStack } from '../helpers/stack.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { auditServer, type AuditResult } from 'graphql-http';
-import type { GatewayOptions } from '../../src/server.ts';
+import type { GatewayOptions } from '../../src/http/server.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { startStack } from '../helpers/stack.ts';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import type { Gateway } from '../../src/server.ts';
+import type { Gateway } from '../../src/http/server.ts';
 import { Random } from '../helpers/random.ts';
 import { postGraphQL, startTestGateway, type GraphQLResponse } from '../helpers/stack.ts';
 import {

@@ -3,11 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts';
 import { measureOperation } from '../../src/limits/measure.ts';
-import { buildSchema } from '../../src/schema.ts';
-import { SETTINGS } from '../../src/settings.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
+import { SETTINGS } from '../../src/config/settings.ts';
 import { configProblems } from '../helpers/config.ts';
 import { startStack, useStack, type Stack } from '../helpers/stack.ts';
 

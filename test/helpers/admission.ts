@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { Emulator } from '../../src/emulator/index.ts';
-import type { Gateway } from '../../src/server.ts';
+import type { Gateway } from '../../src/http/server.ts';
 import { eventually } from './eventually.ts';
 
 /** What the checks below need of a stack: its emulator, to hang operations upstream, and its gateway. */

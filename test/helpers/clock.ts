@@ -1,5 +1,5 @@
 import type { TestContext } from 'node:test';
-import type { WaitTimer } from '../../src/wait-timer.ts';
+import type { WaitTimer } from '../../src/support/wait-timer.ts';
 
 /**
  * Runs `body` with `performance.now()` (the monotonic clock the upstream client, its breaker and the callers'

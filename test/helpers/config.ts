@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
+import { ConfigError, loadConfig, type Env } from '../../src/config/index.ts';
 
 /** The problems `loadConfig` reports for an environment (one line each), or [] when it is accepted. */
 export function configProblems(env: Env): string[] {

@@ -2,8 +2,8 @@ import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { after, before, beforeEach } from 'node:test';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { createLogger, silentLogger, type LogLevel } from '../../src/logger.ts';
-import { startGateway, type Gateway, type GatewayOptions } from '../../src/server.ts';
+import { createLogger, silentLogger, type LogLevel } from '../../src/logging/logger.ts';
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/http/server.ts';
 import { eventually } from './eventually.ts';
 import { rawGraphQLPost } from './net.ts';
 

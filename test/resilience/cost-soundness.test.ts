@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Gateway } from '../../src/server.ts';
+import type { Gateway } from '../../src/http/server.ts';
 import { Expecter, Generator, included, kept, depth, render, seedWorld, type Field, type TypeName, type Variable, type WorldOptions } from '../helpers/operation-model.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { Random } from '../helpers/random.ts';

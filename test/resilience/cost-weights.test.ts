@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { getNamedType, isLeafType, isNonNullType, isObjectType, type GraphQLField, type GraphQLObjectType } from 'graphql';
 import { FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS, WRITTEN_ACCOUNT_FIELDS } from '../../src/limits/index.ts';
-import { buildSchema } from '../../src/schema.ts';
-import { DEFAULT_PAGE_SIZE } from '../../src/schema-shape.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
+import { DEFAULT_PAGE_SIZE } from '../../src/graphql/schema-shape.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 
 /**

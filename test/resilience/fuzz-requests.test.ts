@@ -5,7 +5,7 @@ import { getNamedType, isEnumType, isInputObjectType, isListType, isNonNullType,
 import { describe, it, type TestContext } from 'node:test';
 import { HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING } from '../../src/limits/index.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { Random } from '../helpers/random.ts';

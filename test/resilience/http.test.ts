@@ -1167,7 +1167,7 @@ describe('HTTP settings', () => {
 
   it('answer 408 in the envelope of every refusal and close the connection when headers or a body trickle in past requestReceiveTimeoutMs', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('info', (line) => lines.push(line)) } });
     try {
       const trickledBody = await exchange(slow.gateway.url, 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"query":');
@@ -1184,7 +1184,7 @@ describe('HTTP settings', () => {
 
   it('answer the 408 of a body too slow under the request id its handler gave it (the client\'s own), as every line of it says', { timeout: 20_000 }, async () => {
     const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     const slow = await startStack({ gateway: { requestReceiveTimeoutMs: 300, logger: createLogger('debug', (line) => lines.push(line)) } });
     try {
       const given = 'frontend-trace-7';
@@ -1224,7 +1224,7 @@ describe('HTTP settings', () => {
 
   it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX and data: null, in the media type asked for, logged with the request id', async () => {
     const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     const small = await startStack({ gateway: { maxAnswerBytes: 4096, logger: createLogger('info', (line) => lines.push(line)) } });
     try {
       for (let i = 0; i < 40; i++) small.emulator.store.createAccount({ email: `answer${i}@example.com`, first_name: 'F'.repeat(100) });
@@ -1309,7 +1309,7 @@ describe('HTTP settings', () => {
 
   it('refuse an answer larger than a JavaScript string can hold with QUERY_TOO_COMPLEX, not a masked 500', { timeout: 120_000 }, async () => {
     const lines: string[] = [];
-    const { createLogger } = await import('../../src/logger.ts');
+    const { createLogger } = await import('../../src/logging/logger.ts');
     const huge = await startStack({ gateway: { logger: createLogger('info', (line) => lines.push(line)) } });
     try {
       // An upstream page of 100 accounts with 280,000-character names (28 MB, within the 32 MiB a body may

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestApi } from '../../src/loaders/request-api.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { startStack } from '../helpers/stack.ts';
 

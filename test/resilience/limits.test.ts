@@ -4,10 +4,10 @@ import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { getIntrospectionQuery } from 'graphql';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
 import { MAX_NESTING } from '../../src/limits/nesting.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { codes, startLoggingStack, startStack, useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import test from 'node:test';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 const FIXTURE = join('test', 'runner', 'fixtures', 'leaves-children.ts');
 

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 /**
  * The breaking-change gate as a contributor meets it: against a release that had a field the schema no

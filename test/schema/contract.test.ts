@@ -11,7 +11,7 @@ import {
   type GraphQLNamedType,
   type GraphQLSchema,
 } from 'graphql';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 
 /**
  * The schema of the public contract (its "GraphQL schema" section, names fixed), copied as it stands. The

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { parse } from 'graphql';
 import { startExample } from '../../examples/frontend/serve.ts';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 /**
  * examples/frontend/src/gql/ is generated from the example's operations and is not committed, so a checkout

@@ -4,8 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, test } from 'node:test';
 import { buildClientSchema, buildSchema as buildFromSdl, lexicographicSortSchema, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql';
-import { projectRoot } from '../../src/project-root.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 
 /**
  * What the running gateway introspects as must be what it publishes (schema.graphql, schema.json): a

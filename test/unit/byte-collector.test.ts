@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ByteCollector } from '../../src/byte-collector.ts';
+import { ByteCollector } from '../../src/support/byte-collector.ts';
 
 describe('ByteCollector', () => {
   it('joins pieces into one buffer, growing as needed, whatever the size announced', () => {

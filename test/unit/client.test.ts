@@ -8,11 +8,11 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { Dispatcher, errors, MockAgent, type MockPool } from 'undici';
-import { createLogger, type Logger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logging/logger.ts';
 import { parseAuthorizationHeader, sign } from '../../src/oauth/signature.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { CallChecked, UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
-import { realTimer, type WaitTimer } from '../../src/wait-timer.ts';
+import { realTimer, type WaitTimer } from '../../src/support/wait-timer.ts';
 import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
 import { closedPort, startConnectProxy } from '../helpers/net.ts';
 import { deferred } from '../helpers/deferred.ts';

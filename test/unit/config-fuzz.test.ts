@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, type Env, type GatewayConfig } from '../../src/config.ts';
-import { SETTINGS, unknownSettings } from '../../src/settings.ts';
+import { ConfigError, loadConfig, type Env, type GatewayConfig } from '../../src/config/index.ts';
+import { SETTINGS, unknownSettings } from '../../src/config/settings.ts';
 import { Random } from '../helpers/random.ts';
 import { runScript } from '../helpers/script.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/config/index.ts';
 import { emulatorOptionsFromEnv, publicSecretWarning } from '../../src/emulator/config.ts';
 import { configProblems } from '../helpers/config.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse, print } from 'graphql';
-import { fragmentsByName } from '../../src/document-fragments.ts';
+import { fragmentsByName } from '../../src/graphql/document-fragments.ts';
 
 // The limits and the mutation precheck read fragments through this before validation refuses what it refuses:
 // they must see the fragments execution would, and nothing else.

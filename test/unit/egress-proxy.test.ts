@@ -4,8 +4,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { loadConfig, type Env } from '../../src/config.ts';
-import { bypassesProxy, throughProxy } from '../../src/egress-proxy.ts';
+import { loadConfig, type Env } from '../../src/config/index.ts';
+import { bypassesProxy, throughProxy } from '../../src/upstream/egress-proxy.ts';
 import { configProblems } from '../helpers/config.ts';
 
 describe('NO_PROXY', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 interface LockedPackage {
   dev?: boolean;

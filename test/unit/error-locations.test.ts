@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { execute, GraphQLError, parse, Source, type ExecutionResult, type GraphQLSchema } from 'graphql';
-import { locatingFieldErrors } from '../../src/error-locations.ts';
+import { locatingFieldErrors } from '../../src/graphql/error-locations.ts';
 import { argumentError, withoutStack } from '../../src/errors.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 
 const typeDefs = /* GraphQL */ `
   type Query { fails(how: String!): String, item: Item, items: [Item] }

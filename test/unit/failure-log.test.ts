@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 import { FailureLog } from '../../src/upstream/failure-log.ts';
 import { onTestTime } from '../helpers/clock.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { describe, it } from 'node:test';
-import { asError, failureReason } from '../../src/failure-reason.ts';
+import { asError, failureReason } from '../../src/support/failure-reason.ts';
 import { closedPort } from '../helpers/net.ts';
 
 describe('failureReason', () => {

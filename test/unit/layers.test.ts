@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { projectRoot } from '../../src/project-root.ts';
+import { projectRoot } from '../../src/support/project-root.ts';
 
 const src = join(projectRoot(), 'src');
 
@@ -55,17 +55,24 @@ describe('the layers of src/', () => {
   });
 
   it('the upstream client and its signing import nothing of the HTTP server, Apollo, the resolvers or the loaders', () => {
-    const above = isIn('http', 'server.ts', 'apollo.ts', 'context.ts', 'resolvers', 'loaders');
+    const above = isIn('http', 'graphql', 'resolvers', 'loaders');
     assert.ok(filesOf('upstream').length > 5);
     assert.deepEqual([...violations('upstream', above), ...violations('oauth', above)], []);
   });
 
   it('the loaders import nothing of the HTTP server, Apollo or the resolvers', () => {
-    assert.deepEqual(violations('loaders', isIn('http', 'server.ts', 'apollo.ts', 'resolvers')), []);
+    assert.deepEqual(violations('loaders', isIn('http', 'graphql', 'resolvers')), []);
   });
 
   it('the resolvers reach the upstream only through the loaders: neither the client nor undici', () => {
     assert.ok(filesOf('resolvers').length > 5);
-    assert.deepEqual(violations('resolvers', (imported) => imported === 'undici' || isIn('http', 'server.ts', 'upstream/client.ts')(imported)), []);
+    assert.deepEqual(violations('resolvers', (imported) => imported === 'undici' || isIn('http', 'upstream/client.ts')(imported)), []);
+  });
+
+  it('support/ and logging/ stand on nothing of the layers: any layer may use them', () => {
+    const project = (imported: string) => imported.endsWith('.ts'); // a relative import, resolved; packages are named bare
+    const outside = (folder: string, allowed: string[]) => (imported: string) => project(imported) && !isIn(folder, ...allowed)(imported);
+    assert.ok(filesOf('support').length > 5);
+    assert.deepEqual([...violations('support', outside('support', [])), ...violations('logging', outside('logging', ['support']))], []);
   });
 });

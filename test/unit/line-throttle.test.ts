@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LineThrottle } from '../../src/line-throttle.ts';
+import { LineThrottle } from '../../src/logging/line-throttle.ts';
 
 describe('LineThrottle', () => {
   it('says a message at most once an interval, then how many went unsaid since its last line', () => {

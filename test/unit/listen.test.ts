@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { describeListenFailure, listenOn } from '../../src/listen.ts';
+import { describeListenFailure, listenOn } from '../../src/http/listen.ts';
 
 const TARGET = { host: 'gateway.invalid', port: 80, hostVariable: 'HOST', portVariable: 'PORT' };
 const failure = (code: string) => describeListenFailure(Object.assign(new Error(`listen ${code}`), { code }), TARGET);

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { closeSync, openSync } from 'node:fs';
-import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf } from '../../src/logger.ts';
+import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf } from '../../src/logging/logger.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
 /** A sink that takes and keeps each write it is given. */
@@ -208,7 +208,7 @@ describe('log lines', () => {
 
   it('still held when the process exits are written then', async () => {
     // The gateway's own logger, in a process that exits in the same turn it logs.
-    const logger = fileURLToPath(new URL('../../src/logger.ts', import.meta.url));
+    const logger = fileURLToPath(new URL('../../src/logging/logger.ts', import.meta.url));
     const code = `import { createLogger } from ${JSON.stringify(logger)}; createLogger('info').info('the last line'); process.exit(3);`;
     const run = promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code]);
     const failure = (await run.then(() => assert.fail('exited 0'), (error: unknown) => error)) as { code: number; stderr: string };
@@ -219,7 +219,7 @@ describe('log lines', () => {
   it('written while their output was full are all written before the process exits, not lost with it', async () => {
     // A burst larger than a pipe takes at once (64 KiB), written while its reader is not reading (a log
     // collector that is slow, busy, or reads in turns); then the process exits, as a stopped gateway does.
-    const logger = fileURLToPath(new URL('../../src/logger.ts', import.meta.url));
+    const logger = fileURLToPath(new URL('../../src/logging/logger.ts', import.meta.url));
     const code = `import { createLogger } from ${JSON.stringify(logger)};
       const logger = createLogger('info');
       for (let n = 0; n < 2000; n++) logger.info('a line', { n, padding: 'x'.repeat(500) });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { checkLimits, DEFAULT_OPERATION_LIMITS, MAX_MERGED_PAIRS, mergingRefusal, resolveLimits, upstreamRequestBudget } from '../../src/limits/index.ts';
 import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 
 const schema = buildSchema();

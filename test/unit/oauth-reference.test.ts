@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger } from '../../src/logging/logger.ts';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { parseAuthorizationHeader, signatureBaseString, sign, type OAuthParam } from '../../src/oauth/signature.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';

@@ -12,7 +12,7 @@ import {
 } from 'graphql';
 import { resolvers } from '../../src/resolvers/index.ts';
 import { DateTime } from '../../src/resolvers/scalars.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 import {
   listOf,
   NotCreated,

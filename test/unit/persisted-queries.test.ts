@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { persistedQueryCache } from '../../src/apollo.ts';
+import { persistedQueryCache } from '../../src/graphql/apollo.ts';
 
 describe('the persisted-query cache', () => {
   it('counts each entry, not only its text: distinct small queries cannot fill the heap', async () => {

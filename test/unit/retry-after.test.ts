@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseRetryAfter, retryAfterSeconds } from '../../src/retry-after.ts';
+import { parseRetryAfter, retryAfterSeconds } from '../../src/support/retry-after.ts';
 
 describe('retryAfterSeconds', () => {
   it('rounds a wait up to whole seconds, so a client waiting that long is not refused again', () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Kind, parse, type FieldNode, type GraphQLResolveInfo, type OperationDefinitionNode } from 'graphql';
-import type { GatewayContext } from '../../src/context.ts';
+import type { GatewayContext } from '../../src/graphql/context.ts';
 import { prefetchTokensOf } from '../../src/resolvers/prefetch.ts';
 import { selectsFullAccountField } from '../../src/resolvers/selection.ts';
-import { buildSchema } from '../../src/schema.ts';
+import { buildSchema } from '../../src/graphql/schema.ts';
 
 const schema = buildSchema();
 

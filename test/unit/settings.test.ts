@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig, type Env } from '../../src/config.ts';
-import { ignoredEmulatorSettings, SETTINGS, unknownSettings } from '../../src/settings.ts';
+import { ConfigError, loadConfig, type Env } from '../../src/config/index.ts';
+import { ignoredEmulatorSettings, SETTINGS, unknownSettings } from '../../src/config/settings.ts';
 
 /** The variables `loadConfig` reads from `env`, whether it accepts them or not. */
 function namesRead(env: Env): Set<string> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { shortened } from '../../src/shortened.ts';
+import { shortened } from '../../src/support/shortened.ts';
 
 describe('shortened', () => {
   it('keeps a value up to the limit as it is', () => {

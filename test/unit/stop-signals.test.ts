@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { exitOnceSaved, FORCED_SAVE_WAIT_MS, REPEAT_SIGNAL_MS, StopSignals } from '../../src/stop-signals.ts';
+import { exitOnceSaved, FORCED_SAVE_WAIT_MS, REPEAT_SIGNAL_MS, StopSignals } from '../../src/support/stop-signals.ts';
 
 /** A `StopSignals` on a clock the test moves: `at(ms)` sets it. */
 function onClock(): { signals: StopSignals; at: (ms: number) => void } {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/url.ts';
+import { originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
 
 test('a server on every interface is named by a loopback address in its URLs, an IPv6 one in brackets', () => {
   assert.equal(urlHostOf('0.0.0.0'), '127.0.0.1');

@@ -5,7 +5,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import type { Identity } from '../../src/auth/access.ts';
 import { VerifiedTokens } from '../../src/auth/verified-tokens.ts';
 import { createAuthenticator } from '../../src/auth/verify.ts';
-import { silentLogger } from '../../src/logger.ts';
+import { silentLogger } from '../../src/logging/logger.ts';
 import { withClockAhead } from '../helpers/clock.ts';
 import { hsToken, SECRET, startJwksServer } from '../auth/helpers.ts';
 

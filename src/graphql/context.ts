@@ -1,10 +1,10 @@
-import { AccessGuard, type Identity } from './auth/index.ts';
-import { ListLengthBudget } from './limits/index.ts';
-import { RequestApi, type CallerBudgets } from './loaders/request-api.ts';
-import { cursorKeyFrom } from './resolvers/connection.ts';
-import type { WriteMade } from './resolvers/writes-made.ts';
-import type { CancelSignal } from './upstream/cancellation.ts';
-import type { UpstreamClient } from './upstream/client.ts';
+import { AccessGuard, type Identity } from '../auth/index.ts';
+import { ListLengthBudget } from '../limits/index.ts';
+import { RequestApi, type CallerBudgets } from '../loaders/request-api.ts';
+import { cursorKeyFrom } from '../resolvers/connection.ts';
+import type { WriteMade } from '../resolvers/writes-made.ts';
+import type { CancelSignal } from '../upstream/cancellation.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
 
 /** What every resolver of one GraphQL request receives. Built per request, so nothing leaks between callers. */
 export interface GatewayContext {

@@ -1,5 +1,5 @@
 import type { Server } from 'node:net';
-import { settingValue } from './shortened.ts';
+import { settingValue } from '../support/shortened.ts';
 
 /** Where a server was asked to listen, and the environment variables that said so. */
 export interface ListenTarget {

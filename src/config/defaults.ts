@@ -1,5 +1,5 @@
 /**
- * The settings' defaults, one set for a gateway started from the environment (src/config.ts, `npm start`)
+ * The settings' defaults, one set for a gateway started from the environment (src/config/index.ts, `npm start`)
  * and one started from code (`startGateway`, `UpstreamClient`), so that the two cannot drift apart.
  */
 export const DEFAULTS = {

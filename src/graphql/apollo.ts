@@ -10,7 +10,7 @@ import {
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
 import { GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { GatewayContext } from './context.ts';
-import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from './errors.ts';
+import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../errors.ts';
 import {
   isTokenLimitError,
   MAX_MERGED_PAIRS,
@@ -20,11 +20,11 @@ import {
   operationLimitsPlugin,
   tokenLimitRefusal,
   type OperationLimits,
-} from './limits/index.ts';
-import { MAX_NESTING, nestingProblem, type FragmentCycle } from './limits/nesting.ts';
-import { errorFields, type Logger } from './logger.ts';
-import { nullVariablesPlugin } from './resolvers/null-variables.ts';
-import { mutationPrecheckPlugin } from './resolvers/precheck.ts';
+} from '../limits/index.ts';
+import { MAX_NESTING, nestingProblem, type FragmentCycle } from '../limits/nesting.ts';
+import { errorFields, type Logger } from '../logging/logger.ts';
+import { nullVariablesPlugin } from '../resolvers/null-variables.ts';
+import { mutationPrecheckPlugin } from '../resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 
 /**

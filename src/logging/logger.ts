@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { realTimer, type WaitTimer } from './wait-timer.ts';
+import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

@@ -1,4 +1,4 @@
-import { quotedSetting } from './shortened.ts';
+import { quotedSetting } from '../support/shortened.ts';
 
 /**
  * Every environment variable the gateway and its emulator read (the README's configuration tables), and the

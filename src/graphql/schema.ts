@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { GraphQLError, isScalarType, parse, Source, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { locatingFieldErrors } from './error-locations.ts';
-import { projectRoot } from './project-root.ts';
-import { resolvers } from './resolvers/index.ts';
+import { projectRoot } from '../support/project-root.ts';
+import { resolvers } from '../resolvers/index.ts';
 
 /** A syntax error in one of `schema/`'s files, its message beginning with the file, line and column. */
 export class SchemaSyntaxError extends Error {}

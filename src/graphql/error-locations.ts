@@ -1,5 +1,5 @@
 import { GraphQLError, isObjectType, responsePathAsArray, type GraphQLFieldResolver, type GraphQLResolveInfo, type GraphQLSchema, type Location, type Source, type SourceLocation } from 'graphql';
-import { withoutStack } from './errors.ts';
+import { withoutStack } from '../errors.ts';
 
 /**
  * Makes each field resolver of `schema`'s own types throw its errors located, as graphql-js would locate them

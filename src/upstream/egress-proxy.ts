@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { Pool, ProxyAgent } from 'undici';
-import { urlControlProblem } from './settings.ts';
-import { isLoopbackHost } from './url.ts';
+import { urlControlProblem } from '../config/settings.ts';
+import { isLoopbackHost } from '../support/url.ts';
 
 /**
  * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the

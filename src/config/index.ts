@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from './defaults.ts';
-import { egressProxyFor, type EgressProxy } from './egress-proxy.ts';
-import { emulatorOptionsFromEnv, reachableFromElsewhere } from './emulator/config.ts';
-import { hasCredentials } from './url.ts';
-import type { EmulatorOptions } from './emulator/server.ts';
-import { readAccessConfig, type AccessConfig } from './auth/config.ts';
-import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from './limits/index.ts';
-import { LOG_LEVELS, type LogLevel } from './logger.ts';
-import { quotedSetting } from './shortened.ts';
+import { egressProxyFor, type EgressProxy } from '../upstream/egress-proxy.ts';
+import { emulatorOptionsFromEnv, reachableFromElsewhere } from '../emulator/config.ts';
+import { hasCredentials } from '../support/url.ts';
+import type { EmulatorOptions } from '../emulator/server.ts';
+import { readAccessConfig, type AccessConfig } from '../auth/config.ts';
+import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from '../limits/index.ts';
+import { LOG_LEVELS, type LogLevel } from '../logging/logger.ts';
+import { quotedSetting } from '../support/shortened.ts';
 import { urlControlProblem, wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
