@@ -2387,6 +2387,44 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('refuses unsent the retries of calls still retrying when the circuit opens: each ends with its own last failure, counted no more', async () => {
+    // Every request is answered 502 at once, but 'sent''s second (its retry), held until the circuit has opened.
+    const requests = new Map<string, number>();
+    const sentRetry = heldRequest();
+    const server = createHttpServer((req, res) => {
+      const id = req.url!.split('/').pop()!;
+      const count = (requests.get(id) ?? 0) + 1;
+      requests.set(id, count);
+      if (id === 'sent' && count === 2) sentRetry.hold(() => res.writeHead(502).end('bad gateway'));
+      else res.writeHead(502).end('bad gateway');
+    });
+    // 'waiting''s backoff after its first 502 (the first wait asked for) is the test's to end; the others' are slept
+    // (a base delay of 1 ms).
+    const held = manualTimer();
+    let first = true;
+    const waitTimer: WaitTimer = (callback, ms) => (first ? ((first = false), held.timer(callback, ms)) : realTimer(callback, ms));
+    const lines: string[] = [];
+    const options = { timeoutMs: 10_000, maxInFlight: 4, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 2, waitTimer, logger: createLogger('error', (line) => lines.push(line)) };
+    await withLocalUpstream(server, options, async (client) => {
+      const waiting = client.getAccount('waiting');
+      await eventually(() => held.waiting().length === 1); // answered 502, its failure owed, waiting to retry
+      const sent = client.getAccount('sent');
+      await sentRetry.arrived; // answered 502, its retry out and unanswered
+      // Two calls fail for good, all three attempts each: two failures, the threshold, and the circuit opens.
+      await Promise.all(['a', 'b'].map((id) => assert.rejects(client.getAccount(id), /HTTP 502/)));
+      assert.equal(client.breakerState, 'open');
+      held.fireAll();
+      sentRetry.answer();
+      // Neither's next attempt goes out; each ends with the 502 it met, not "circuit open" (the request it made
+      // was sent and failed), and its owed failure is not recorded: the circuit it would open is open.
+      await assert.rejects(waiting, (e: Error) => /HTTP 502/.test(e.message) && !/circuit/.test(e.message));
+      await assert.rejects(sent, (e: Error) => /HTTP 502/.test(e.message) && !/circuit/.test(e.message));
+      assert.deepEqual(Object.fromEntries(requests), { waiting: 1, sent: 2, a: 3, b: 3 });
+      assert.equal(lines.filter((line) => line.includes('circuit breaker opened')).length, 1);
+      assert.equal(client.breakerState, 'open');
+    });
+  });
+
   it('lets a call that waited out a rate-limit pause be the half-open trial; one cut by its operation while it waits is logged, and ends RATE_LIMITED', async () => {
     const { server, openWithPause } = pausedThenDown(3, (_id, req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url)));
     const lines: string[] = [];
