@@ -542,6 +542,31 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a token without a kid whose type the set has no key of starts a fetch once the refetch cooldown is over, as an unknown kid does; one a key of its type does not verify starts none', async () => {
+    const rsa = await generateKeyPair('RS256', { extractable: true });
+    const [ec, unpublished] = await Promise.all([1, 2].map(() => generateKeyPair('ES256', { extractable: true })));
+    const rsaJwk = { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
+    await withKeySet(
+      [rsaJwk],
+      async (stack, jwks) => {
+        assert.equal((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256'))).status, 200);
+        jwks.setKeys([rsaJwk, { ...(await exportJWK(ec!.publicKey)), alg: 'ES256', use: 'sig' }]);
+        // Refused tokens are not remembered: the same one is sent each time. jose times its cooldown by Date.now().
+        const ecToken = await sign(ec!.privateKey, 'ES256');
+        await withWallClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', ecToken), /^No key of the configured key set verifies the token$/));
+        assert.equal(jwks.fetches, 1, 'no key of its type, within the cooldown: refused without a fetch');
+        await withWallClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', ecToken)).status, 200));
+        assert.equal(jwks.fetches, 2, 'no key of its type, past the cooldown: fetched');
+        // Past the cooldown of that fetch too: a key of its type is in the set, and its failing to verify is the
+        // token's signature refused, not a key the set lacks (a key signing before it is published, without a kid,
+        // is refused until the set is next fetched: in 10 minutes, or for a token naming a kid the set lacks).
+        await withWallClockAhead(122_000, async () => assertRefused(stack, await stack.gql('{ __typename }', await sign(unpublished!.privateKey, 'ES256')), /signature/));
+        assert.equal(jwks.fetches, 2, 'a key of its type that does not verify it: no fetch');
+      },
+      { jwksCooldownMs: 60_000 },
+    );
+  });
+
   test('a key the gateway cannot use is passed over for the next that verifies a token without a kid', async () => {
     const good = await generateKeyPair('RS256', { extractable: true });
     await withKeySet([{ ...weakRsaJwk(), alg: 'RS256', use: 'sig' }, { ...(await exportJWK(good.publicKey)), alg: 'RS256', use: 'sig' }], async (stack) => {
