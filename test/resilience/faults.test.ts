@@ -8,6 +8,7 @@ import { createLogger } from '../../src/logging/logger.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { rawGraphQLPost } from '../helpers/net.ts';
+import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
@@ -270,6 +271,74 @@ describe('shutdown with an upstream connection that never completes', () => {
       for (const stop of listeners) stop();
     }
   });
+});
+
+describe('shutdown with an upstream error answer whose body stalls', () => {
+  for (const { status, head, code } of [
+    { status: 500, head: 'HTTP/1.1 500 Internal Server Error', code: 'UPSTREAM_ERROR' },
+    { status: 429, head: 'HTTP/1.1 429 Too Many Requests\r\nretry-after: 30', code: 'RATE_LIMITED' },
+    // One the call would retry: the shutdown leaves it no retry.
+    { status: 502, head: 'HTTP/1.1 502 Bad Gateway', code: 'UPSTREAM_ERROR' },
+  ]) {
+    it(`answers the operation with its status's error (${status}: ${code}) when the grace period ends, closes the upstream connection, and needs no cut`, async () => {
+      // Its headers and the start of its body, then nothing: the emulator cannot stall a body.
+      const sockets = new Set<Socket>();
+      const requests: string[] = [];
+      const upstream = createNetServer((socket) => {
+        sockets.add(socket);
+        let received = '';
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString();
+          if (!received.includes('\r\n\r\n')) return;
+          requests.push(received.split(' ', 2).join(' '));
+          socket.write(`${head}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"type":"error",`);
+        });
+        socket.on('error', () => undefined);
+      });
+      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+      const { port } = upstream.address() as AddressInfo;
+      const lines: string[] = [];
+      const timer = manualTimer();
+      // Deadlines far off: only the shutdown may end the operation.
+      const gateway = await startTestGateway(
+        { baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'k', consumerSecret: 's' },
+        { upstreamTimeoutMs: 120_000, operationTimeoutMs: 600_000, shutdownGraceMs: 10_000, shutdownTimer: timer.timer, logger: createLogger('info', (line) => lines.push(line)) },
+      );
+      // Its headers read by the gateway's client: the body is what is still to come.
+      let headersRead = false;
+      const onHeaders = (message: unknown) => {
+        if ((message as { response: { statusCode: number } }).response.statusCode === status) headersRead = true;
+      };
+      subscribe('undici:request:headers', onHeaders);
+      try {
+        let answered = false;
+        const pending = postGraphQL<{ errors?: { extensions: { code: string } }[] }>(gateway.url, '{ account(id: "a") { id } }').finally(() => (answered = true));
+        await eventually(() => headersRead);
+        const closing = gateway.close();
+        await eventually(() => timer.waiting().length === 1);
+        assert.deepEqual(timer.waiting(), [10_000], 'the grace period');
+        assert.equal(answered, false, 'answered before the grace period ended');
+        timer.fireFirst();
+        const answer = await pending;
+        assert.deepEqual(answer.errors?.map((e) => e.extensions.code), [code]);
+        const [socket] = sockets;
+        await eventually(() => socket!.destroyed || socket!.readableEnded, { what: 'the upstream connection closed' });
+        // The server closes with the operation answered: the cut a second later is never reached.
+        await closing;
+        assert.equal(timer.waiting()[0], 1_000, 'the cut, left unfired');
+        assert.deepEqual(requests, ['GET /2.0/accounts/a'], 'not retried');
+        const operation = logEntries(lines).filter((line) => line['message'] === 'operation');
+        assert.equal(operation.length, 1, 'its operation line');
+        assert.deepEqual([operation[0]!['status'], operation[0]!['errors'], operation[0]!['cutAtShutdown']], [200, [code], undefined]);
+        assert.equal(logEntries(lines).filter((line) => String(line['message']).startsWith('shutdown grace period over')).length, 1);
+      } finally {
+        unsubscribe('undici:request:headers', onHeaders);
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => upstream.close(() => resolve()));
+        await gateway.close();
+      }
+    });
+  }
 });
 
 describe('a client that stops taking its answer', () => {
