@@ -8,7 +8,7 @@ import type { Connections } from './connections.ts';
 import { awaitsContinue, discardBody, maxBodyPieces, readBody } from './body.ts';
 import { refusalForLoad, refusalsForLoadOver } from './load-refusals.ts';
 import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
-import { endOnceFlushed, graphqlError, sendJson } from './respond.ts';
+import { endOnceFlushed, graphqlError, sendJson, type Refusal } from './respond.ts';
 import type { Shutdown } from './shutdown.ts';
 import { answerTooLargeBody, documentLinesRefusal } from '../limits/index.ts';
 import type { LineThrottle } from '../logging/line-throttle.ts';
@@ -188,14 +188,6 @@ function operationContext(
     throw authenticated.error;
   }
   return createContext(deps, requestId, authenticated.identity, outcome, operation);
-}
-
-/** A request refused before GraphQL: its status, its message and code (the log line's too), any headers. */
-export interface Refusal {
-  status: number;
-  message: string;
-  code: HttpRefusalCode;
-  headers?: Record<string, string>;
 }
 
 /** The request's headers as Apollo takes them. */

@@ -1,13 +1,16 @@
 import { HttpRefusalCode } from '../errors.ts';
+import type { LineThrottle } from '../logging/line-throttle.ts';
 import type { Logger } from '../logging/logger.ts';
-import type { EndpointParts, Refusal } from './graphql-endpoint.ts';
+import type { Refusal } from './respond.ts';
 
 /** Refusing a request for load (503 and Retry-After), and the throttled warnings that say so. */
 
-/** How often requests refused for load (MAX_OPERATIONS_IN_FLIGHT) are logged at most. */
+/** How often requests refused for load by each cap are logged at most. */
 export const LOAD_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 /** The caps that refuse a request for load: operations running, bodies arriving, answers not yet taken. */
+type LoadRefusalLog = { logger: Logger; refusalsForLoad: LineThrottle };
+
 type LoadCap = 'operations' | 'bodies' | 'answers';
 
 /**
@@ -39,7 +42,7 @@ const LOAD_CAPS: Record<LoadCap, { warning: string; unsaid: string; message: (li
  * warning an operator looks for: once every LOAD_REFUSAL_LOG_INTERVAL_MS at most for each cap, with how many since.
  */
 export function refusalForLoad(
-  { logger, refusalsForLoad }: Pick<EndpointParts, 'logger' | 'refusalsForLoad'>,
+  { logger, refusalsForLoad }: LoadRefusalLog,
   cap: LoadCap,
   limit: number,
   requestId: string,
@@ -54,7 +57,7 @@ export function refusalForLoad(
  * Once refusals for load have stopped for an interval, the first operation admitted says how many went unsaid
  * since the last warning: without it, the count of a burst's end waited for the next burst, perhaps for ever.
  */
-export function refusalsForLoadOver({ logger, refusalsForLoad }: EndpointParts): void {
+export function refusalsForLoadOver({ logger, refusalsForLoad }: LoadRefusalLog): void {
   for (const [load, unsaid] of refusalsForLoad.unsaidOnceQuiet(performance.now())) sayRefusalsForLoadUnsaid(logger, load, unsaid);
 }
 

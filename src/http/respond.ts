@@ -99,3 +99,11 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(text)), ...headers });
   res.end(text);
 }
+
+/** A request refused before GraphQL: its status, its message and code (the log line's too), any headers. */
+export interface Refusal {
+  status: number;
+  message: string;
+  code: HttpRefusalCode;
+  headers?: Record<string, string>;
+}
