@@ -8,7 +8,8 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type J
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange, startConnectProxy } from '../helpers/net.ts';
-import { createAuthenticator, keySetProblem } from '../../src/auth/verify.ts';
+import { createAuthenticator } from '../../src/auth/verify.ts';
+import { keySetProblem } from '../../src/auth/key-set-check.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, startJwksServer, type AuthStack, type JwksServer } from './helpers.ts';
 
