@@ -1,9 +1,13 @@
 import { timingSafeEqual } from 'node:crypto';
 import {
   createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
   errors as joseErrors,
+  jwksCache,
   type ExportedJWKSCache,
   type JWK,
+  type JWKSCacheInput,
   type JWTVerifyGetKey,
   type FetchImplementation,
   type RemoteJWKSet,
@@ -39,8 +43,65 @@ export const JWKS_MAX_AGE_MS = 10 * 60_000;
  */
 const JWKS_LAST_GOOD_MS = 60 * 60_000;
 
+/** AUTH_JWKS_URL's key set as the verifier uses it (`openKeySet`). */
+export interface KeySet {
+  /** The key of a token, fetching the set when it holds none (a 503's KeySetUnavailable when it cannot be had). */
+  readonly keyOf: KeySetKeyOf;
+  /** When the keys in hand were fetched (`Date.now()`'s ms), undefined before the first fetch. */
+  fetchedAt(): number | undefined;
+  /** Says once by `kid` that a key of the set cannot verify tokens (`error`, what importing it threw). */
+  unusable(kid: unknown, error: unknown, requestId: string): void;
+  /** Says once by `kid` a private key or a secret the set publishes (each fetch, and the check at start, leave them out). */
+  readonly onSecretKey: (key: JWK) => void;
+  /** Cuts short a fetch still running: the gateway is stopping. */
+  close(): Promise<void>;
+}
+
+export interface KeySetSettings {
+  jwksUrl: string;
+  jwksProxy?: EgressProxy | undefined;
+  jwksCooldownMs?: number | undefined;
+  jwksFailureBackoffMs?: number | undefined;
+}
+
+/** The key set of `jwksUrl`, fetched when a token needs it; `jwtSecret` (AUTH_JWT_SECRET), a secret it must not publish. */
+export function openKeySet(settings: KeySetSettings, jwtSecret: Uint8Array | undefined, logger: Logger): KeySet {
+  // jose writes each key set it fetches here (the same object, `uat` the time of the fetch): empty until the first.
+  // (jose's own type for it, a union with an empty record, would narrow to that record here: `uat` read as never set.)
+  const fetched: Partial<ExportedJWKSCache> = {};
+  /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
+  const unusableKeysSaid = new Set<string>();
+  /**
+   * The same for the private keys and symmetric secrets it publishes, said as each fetch leaves them out; and
+   * apart, AUTH_JWT_SECRET published, so that a kid already said of another secret (or none, as another had)
+   * does not silence it.
+   */
+  const secretKeysSaid: SecretKeysSaid = { others: new Set<string>(), ownSecret: new Set<string>() };
+  const onSecretKey = (key: JWK) => secretKeyPublished(secretKeysSaid, key, jwtSecret, logger);
+  const dispatcher = keySetDispatcher(settings.jwksProxy);
+  const keyOf = backingOffAfterFailure(
+    createRemoteJWKSet(new URL(settings.jwksUrl), {
+      timeoutDuration: JWKS_TIMEOUT_MS,
+      cooldownDuration: settings.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: JWKS_MAX_AGE_MS,
+      [jwksCache]: fetched as JWKSCacheInput,
+      [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
+    }),
+    fetched,
+    settings.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
+    logger,
+  );
+  return {
+    keyOf,
+    fetchedAt: () => fetched.uat,
+    unusable: (kid, error, requestId) => unusableKey(unusableKeysSaid, kid, error, requestId, logger),
+    onSecretKey,
+    close: async () => dispatcher?.destroy(),
+  };
+}
+
 /** Says once (by `kid`, in `said`) that a key of the set cannot verify tokens. */
-export function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId: string, logger: Logger): void {
+function unusableKey(said: Set<string>, kid: unknown, error: unknown, requestId: string, logger: Logger): void {
   const name = newlySaid(said, kid);
   if (name === undefined) return;
   logger.warn('a key of the JWKS cannot verify tokens: the tokens it signs are refused', {
@@ -51,7 +112,7 @@ export function unusableKey(said: Set<string>, kid: unknown, error: unknown, req
 }
 
 /** The kids said of the secrets a set publishes: AUTH_JWT_SECRET's apart from the others'. */
-export interface SecretKeysSaid {
+interface SecretKeysSaid {
   readonly others: Set<string>;
   readonly ownSecret: Set<string>;
 }
@@ -60,7 +121,7 @@ export interface SecretKeysSaid {
  * Says once (by `kid`, in `said`) that the set publishes a private key or a symmetric secret, by its `kid` and
  * type alone: never a part of the key.
  */
-export function secretKeyPublished(said: SecretKeysSaid, key: JWK, jwtSecret: Uint8Array | undefined, logger: Logger): void {
+function secretKeyPublished(said: SecretKeysSaid, key: JWK, jwtSecret: Uint8Array | undefined, logger: Logger): void {
   const ownSecret = jwtSecret !== undefined && isSymmetricSecret(key) && sameBytes(key.k, jwtSecret);
   const name = newlySaid(ownSecret ? said.ownSecret : said.others, key.kid);
   if (name === undefined) return;
@@ -118,7 +179,7 @@ export function isSecretKey(key: JWK): boolean {
  * 401, no part of it is kept, and the other public keys verify theirs as ever. A symmetric secret verifies no
  * token here (HS256 takes AUTH_JWT_SECRET alone): kept, it would only be a secret held for nothing.
  */
-export const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
+const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) => void): FetchImplementation => async (url, options) => {
   // A 200 (fetchCapped throws for any other status).
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
@@ -281,7 +342,7 @@ type KeySetKeyOf = (...args: [...KeyRequest, requestId: string]) => ReturnType<J
  * that until `JWKS_LAST_GOOD_MS` past their fetch (each failed fetch said once, at error): only a token
  * naming another key (a rotation, or a forged `kid`, which anyone can send) gets the 503.
  */
-export function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJWKSCache>, backoffMs: number, logger: Logger): KeySetKeyOf {
+function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJWKSCache>, backoffMs: number, logger: Logger): KeySetKeyOf {
   let failedAt: number | undefined;
   /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
   let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;

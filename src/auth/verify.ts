@@ -1,40 +1,21 @@
 import { createHash } from 'node:crypto';
 import { GraphQLError } from 'graphql';
 import {
-  createRemoteJWKSet,
-  customFetch,
   decodeProtectedHeader,
   errors as joseErrors,
-  jwksCache,
   jwtVerify,
-  type ExportedJWKSCache,
-  type JWK,
-  type JWKSCacheInput,
   type JWTPayload,
   type JWTVerifyGetKey,
   type JWTVerifyOptions,
 } from 'jose';
-import type { EgressProxy } from '../upstream/egress-proxy.ts';
 import { HeaderMap } from '@apollo/server';
 import { ErrorCode } from '../errors.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
+import type { EgressProxy } from '../upstream/egress-proxy.ts';
 import { OPEN_IDENTITY, type Identity } from './access.ts';
 import { VerifiedTokens } from './verified-tokens.ts';
-import {
-  backingOffAfterFailure,
-  fetchCapped,
-  JWKS_FAILURE_BACKOFF_MS,
-  JWKS_MAX_AGE_MS,
-  JWKS_TIMEOUT_MS,
-  KeySetUnavailable,
-  keySetDispatcher,
-  publicKeysOnly,
-  reportKeySetFailure,
-  secretKeyPublished,
-  unusableKey,
-  type SecretKeysSaid,
-} from './key-set.ts';
+import { JWKS_FAILURE_BACKOFF_MS, JWKS_MAX_AGE_MS, KeySetUnavailable, openKeySet, reportKeySetFailure } from './key-set.ts';
 import { keySetProblem } from './key-set-check.ts';
 
 /** A request's bearer token verified into the caller's identity, or refused (401, or 503 while the key set cannot be had). */
@@ -104,33 +85,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, keySetProblem: async () => undefined, close: async () => {} };
   const { jwtSecret, jwksUrl, issuer, audience } = settings!;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
-  // jose writes each key set it fetches here (the same object, `uat` the time of the fetch): empty until the first.
-  // (jose's own type for it, a union with an empty record, would narrow to that record here: `uat` read as never set.)
-  const fetched: Partial<ExportedJWKSCache> = {};
-  /** The keys of this set already said to be unusable, by `kid`: each once (a set's keys are few; bounded all the same). */
-  const unusableKeysSaid = new Set<string>();
-  /**
-   * The same for the private keys and symmetric secrets it publishes, said as each fetch leaves them out; and
-   * apart, AUTH_JWT_SECRET published, so that a kid already said of another secret (or none, as another had)
-   * does not silence it.
-   */
-  const secretKeysSaid: SecretKeysSaid = { others: new Set<string>(), ownSecret: new Set<string>() };
-  const onSecretKey = (key: JWK) => secretKeyPublished(secretKeysSaid, key, secret, logger);
-  const dispatcher = jwksUrl ? keySetDispatcher(settings!.jwksProxy) : undefined;
-  const jwks = jwksUrl
-    ? backingOffAfterFailure(
-        createRemoteJWKSet(new URL(jwksUrl), {
-          timeoutDuration: JWKS_TIMEOUT_MS,
-          cooldownDuration: settings!.jwksCooldownMs ?? 30_000,
-          cacheMaxAge: JWKS_MAX_AGE_MS,
-          [jwksCache]: fetched as JWKSCacheInput,
-          [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
-        }),
-        fetched,
-        settings!.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
-        logger,
-      )
-    : undefined;
+  const keySet = jwksUrl ? openKeySet({ ...settings!, jwksUrl }, secret, logger) : undefined;
   const common: JWTVerifyOptions = {
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     // A token that never expires is a password that cannot be revoked.
@@ -146,7 +101,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     // The key set's fetch as verification begins: a token verified with a key set is remembered for it, not for
     // a fetch that lands while its signature is checked (whose set may lack its key). One whose verification
     // fetched the set is then verified once more before it is answered from memory.
-    const keySetFetch = fetched.uat;
+    const keySetFetch = keySet?.fetchedAt();
     const known = verified.get(token, keySetFetch);
     if (known !== undefined) return known;
     let alg: unknown;
@@ -160,8 +115,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     try {
       if (alg === 'HS256' && secret) {
         ({ payload } = await jwtVerify(token, secret, { ...common, algorithms: SECRET_ALGORITHMS }));
-      } else if (typeof alg === 'string' && JWKS_ALGORITHMS.includes(alg) && jwks) {
-        ({ payload } = await verifyWithKeySet(token, (header, jws) => jwks(header, jws, requestId), { ...common, algorithms: JWKS_ALGORITHMS }));
+      } else if (typeof alg === 'string' && JWKS_ALGORITHMS.includes(alg) && keySet) {
+        ({ payload } = await verifyWithKeySet(token, (header, jws) => keySet.keyOf(header, jws, requestId), { ...common, algorithms: JWKS_ALGORITHMS }));
       } else {
         throw unauthenticated('The token is signed with an algorithm this gateway does not accept');
       }
@@ -170,7 +125,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
       if (!(error instanceof joseErrors.JOSEError) && !(error instanceof KeySetUnavailable)) {
         // Not the fetch (KeySetUnavailable wraps each of its failures) nor the token: a key of the set this
         // gateway cannot use (an RSA key under 2048 bits, say). A 503 would tell the caller to retry, for ever.
-        unusableKey(unusableKeysSaid, kid, error, requestId, logger);
+        keySet?.unusable(kid, error, requestId);
         throw unauthenticated('No key of the configured key set verifies the token');
       }
       throw refusal(error, requestId, logger);
@@ -187,8 +142,8 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   // A fetch still running (past its request's end) is cut short: the gateway is stopping.
   return {
     authenticate,
-    keySetProblem: async () => (jwksUrl ? keySetProblem(jwksUrl, settings!.jwksProxy, onSecretKey) : undefined),
-    close: async () => dispatcher?.destroy(),
+    keySetProblem: async () => (keySet ? keySetProblem(jwksUrl!, settings!.jwksProxy, keySet.onSecretKey) : undefined),
+    close: async () => keySet?.close(),
   };
 }
 
