@@ -138,3 +138,25 @@ export class OperationDeadlineExceeded extends Error {
     this.setting = cause === 'deadline' ? 'OPERATION_TIMEOUT_MS' : 'SHUTDOWN_GRACE_MS';
   }
 }
+
+/** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
+type CancelReason = 'deadline' | 'caller';
+
+/**
+ * One call's cancellation. Whatever the call is doing when it is cancelled (a request on the wire or
+ * waiting in the pool's queue for a connection, or a wait between attempts) registers in `onCancel` how to
+ * stop, so the call settles at once. (An AbortSignal given to undici's `request()` settles a queued request
+ * only once a connection frees up, which can be after the operation's deadline.)
+ */
+export class CallCancellation {
+  reason: CancelReason | undefined;
+  onCancel: (() => void) | undefined;
+
+  cancel(reason: CancelReason): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    const stop = this.onCancel;
+    this.onCancel = undefined;
+    stop?.();
+  }
+}

@@ -1,18 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Pool, type Dispatcher } from 'undici';
-import { ByteCollector } from '../support/byte-collector.ts';
 import { throughProxy, type EgressProxy } from './egress-proxy.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
-import { jsonText } from '../support/json-text.ts';
-import { parseRetryAfter, retryAfterSeconds } from '../support/retry-after.ts';
+import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
 import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
-import { OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
+import { CallCancellation, OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
 import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
-import { ACCEPTED_CODINGS, decodingStages, UnknownCoding, type DecodingStage } from './content-coding.ts';
+import { ACCEPTED_CODINGS } from './content-coding.ts';
+import { AnswerCutShort, Exchanges, HeldBack, UnreadableAnswer, type UpstreamRequest, type UpstreamResponse } from './exchange.ts';
 import { FailureLog } from './failure-log.ts';
 import { RateLimitPause } from './rate-limit-pause.ts';
 import {
@@ -24,8 +23,10 @@ import {
   SIGNATURE_REFUSED,
   tlsFailureOf,
   tookNoEffect,
-  notHttpAnswerOf,
   proxyRefusalOf,
+  tlsFailureBehindProxy,
+  tunnelNotOpened,
+  upstreamTlsFailure,
 } from './failures.ts';
 import { isOutOfFileDescriptors } from '../support/file-descriptors.ts';
 import {
@@ -162,15 +163,6 @@ interface Exchange {
   readonly waitingSince: number;
 }
 
-/** One attempt's request, signed. */
-interface UpstreamRequest {
-  method: Method;
-  /** From the origin, with the query string. */
-  path: string;
-  headers: Record<string, string>;
-  body: string | undefined;
-}
-
 /** What `#answeredInError` returns when the call is to be tried again. */
 const TRY_AGAIN = Symbol('try again');
 
@@ -180,140 +172,6 @@ export class CallChecked extends Error {
     super('call checked, not sent');
     this.name = 'CallChecked';
   }
-}
-
-/** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
-type CancelReason = 'deadline' | 'caller';
-
-/**
- * One call's cancellation. Whatever the call is doing when it is cancelled (a request on the wire or
- * waiting in the pool's queue for a connection, or a wait between attempts) registers in `onCancel` how to
- * stop, so the call settles at once. (An AbortSignal given to undici's `request()` settles a queued request
- * only once a connection frees up, which can be after the operation's deadline.)
- */
-class CallCancellation {
-  reason: CancelReason | undefined;
-  onCancel: (() => void) | undefined;
-
-  cancel(reason: CancelReason): void {
-    if (this.reason !== undefined) return;
-    this.reason = reason;
-    const stop = this.onCancel;
-    this.onCancel = undefined;
-    stop?.();
-  }
-}
-
-/** What a cancelled request is rejected (and its socket aborted) with. */
-class CallCancelled extends Error {
-  constructor() {
-    super('The upstream call was cancelled');
-  }
-}
-
-/**
- * The most of one upstream answer the client reads. The largest the gateway asks for are a page of 100
- * accounts (some hundreds of KB) and an unpaged token list, which grows with use; past this, an answer is a
- * misbehaving upstream, and reading it on would hold that much memory per call (and past 512 MiB fail as a
- * string too long to decode).
- */
-const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
-
-/**
- * A request whose turn for a connection came while a rate-limit pause (another call's 429) was on, or after
- * the circuit opened, or a half-open probe's after another was let through in its place: kept back unsent, its
- * call asks again as a new one would, and waits the pause out or fails at once. Sent, it would spend a request
- * of the key's quota on another 429, or add to the load of an upstream found failing (as a second probe, when
- * half-open).
- */
-class HeldBack extends Error {
-  constructor() {
-    super('The upstream call was held back by a rate-limit pause or an open circuit');
-  }
-}
-
-/**
- * A success whose connection broke while its body was arriving: the call needs that body, so it fails as a
- * broken connection does (retried where that is safe; a write may have taken effect), said as what it was.
- * `code` is the connection's, by which it is retried.
- */
-class AnswerCutShort extends Error {
-  readonly code: string | undefined;
-  constructor(readonly status: number, cause: Error & { code?: string }) {
-    super(`The connection broke during the upstream's HTTP ${status} answer`, { cause });
-    this.code = cause.code;
-  }
-}
-
-/**
- * An answer the client could not read whole: too large, or in a content coding it cannot undo. A success's is
- * a fault of that answer, the same on every attempt: not retried, and said as a body not the JSON expected is;
- * an error answer's status says what failed without it (`#send`).
- */
-class UnreadableAnswer extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-
-  /**
-   * What the call's error says, before whether a write may have taken effect, when not what any unexpected body
-   * gets (`#unexpectedBody`'s, with this message for its reason).
-   */
-  said(_action: string): string | undefined {
-    return undefined;
-  }
-}
-
-/** Too large as it arrived, or once decoded: a small compressed answer may inflate to any size. */
-class ResponseTooLarge extends UnreadableAnswer {
-  constructor(status: number) {
-    super(status, `The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
-  }
-}
-
-/** In a content coding the client has no decoder for, though it named those it reads in `Accept-Encoding`. */
-class UnreadableCoding extends UnreadableAnswer {
-  constructor(
-    status: number,
-    readonly coding: string,
-  ) {
-    super(status, `content coding ${coding} not supported`);
-  }
-
-  override said(action: string): string {
-    return `The upstream answered in a content coding the gateway cannot read (${this.coding}) while ${action}`;
-  }
-}
-
-/** In a content coding the client reads, but whose bytes do not decode (corrupt, or cut short). */
-class UndecodableAnswer extends UnreadableAnswer {
-  constructor(
-    status: number,
-    readonly coding: string,
-    cause: Error,
-  ) {
-    super(status, `its ${coding} body could not be decoded (${shortened(cause.message, 200)})`, { cause });
-  }
-
-  override said(action: string): string {
-    return `The upstream's ${this.coding} answer could not be decoded while ${action}`;
-  }
-}
-
-/** An upstream answer, read whole. */
-interface UpstreamResponse {
-  status: number;
-  /** Its `Retry-After`, read once here for the pause, the backoff and the error alike. */
-  retryAfterMs: number | undefined;
-  /** A redirect's `Location`: where the upstream says it now is, for the configuration fault that logs it. */
-  location: string | undefined;
-  text: string;
-  /** Why an error answer's body is not in `text` (too large, or not decoded): for its log line, the status deciding. */
-  unread?: string;
 }
 
 const parseConnectTokens = listOf(parseConnectToken);
@@ -335,19 +193,8 @@ export class UpstreamClient {
   readonly #failures: FailureLog;
   /** The key-wide pause a 429 begins: every call waits it out (see `RateLimitPause`). */
   readonly #pause: RateLimitPause;
-  /**
-   * When the upstream last began an answer (`performance.now()`, 1xx aside). A request that timed out though
-   * the upstream answered others while it waited, and that never went out or went out with under half its
-   * time left, spent that time behind the client's own requests (a gateway short of connections), which says
-   * nothing about the upstream; with no answer meanwhile, it says the upstream is failing.
-   */
-  #lastAnswerAt = -Infinity;
-  /**
-   * When an answer last arrived whole (1xx aside). A request that went out with time to be answered and timed
-   * out while others were answered whole is one slow resource (one account's mailbox hanging, say), not an
-   * upstream down: counting it would let one caller's request pause every caller's calls.
-   */
-  #lastAnswerEndAt = -Infinity;
+  /** Each attempt's request sent through `#pool` and its answer read, and when answers last came (see `Exchanges`). */
+  readonly #exchanges: Exchanges;
 
   constructor(options: UpstreamClientOptions) {
     const { dispatcher, proxy, ...rest } = options;
@@ -379,6 +226,7 @@ export class UpstreamClient {
     this.#proxy = proxy;
     const poolOptions = { connections: options.maxInFlight, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
     this.#pool = dispatcher ?? (proxy === undefined ? new Pool(this.#origin, poolOptions) : throughProxy(proxy, poolOptions, options.timeoutMs));
+    this.#exchanges = new Exchanges(this.#pool, this.#origin, this.#pause, this.#breaker);
   }
 
   /** `closed` while the upstream answers; `open` while calls fail fast; `half-open` while a probe is out. */
@@ -547,7 +395,7 @@ export class UpstreamClient {
       const exchange: Exchange = { permit, sent: false, sentAt: 0, waitingSince: performance.now() };
       let response: UpstreamResponse;
       try {
-        response = await this.#send(request, permit, cancellation, call.signal, () => {
+        response = await this.#exchanges.send(request, permit, cancellation, call.signal, () => {
           exchange.sent = true;
           claimState.anySent = true;
           exchange.sentAt = performance.now();
@@ -682,7 +530,7 @@ export class UpstreamClient {
     const { permit, sent } = exchange;
     if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
     if (error instanceof UnreadableAnswer) {
-      // A success it answered (an error answer's status decides without its body, in `#send`): a fault of
+      // A success it answered (an error answer's status decides without its body, in `Exchanges.send`): a fault of
       // this answer, the same on every attempt, and no sign of the upstream being down.
       verdicts.noVerdict(permit);
       info.status = error.status;
@@ -826,7 +674,7 @@ export class UpstreamClient {
     const now = performance.now();
     const hadItsTime = sent && now - sentAt >= this.#options.timeoutMs / 2;
     const lateTrial = permit !== 'call' && run.deadline - waitingSince < this.#options.timeoutMs / 2;
-    const upstreamFailing = !lateTrial && (hadItsTime ? this.#lastAnswerEndAt < sentAt : this.#lastAnswerAt < waitingSince);
+    const upstreamFailing = !lateTrial && (hadItsTime ? this.#exchanges.lastAnswerEndAt < sentAt : this.#exchanges.lastAnswerAt < waitingSince);
     const counted = cancellation.reason === 'deadline' && upstreamFailing;
     // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
     // it when it never went out) or for the upstream.
@@ -897,148 +745,6 @@ export class UpstreamClient {
       consumerSecret: this.#options.consumerSecret,
     });
     return authorizationHeader(protocol, signature);
-  }
-
-  /**
-   * One request through the pool, its answer read whole: undici's `dispatch` with a handler of our own, so
-   * that a cancelled call settles at once, even while its request still waits in the pool's queue (it is
-   * then dropped when its turn comes, never sent). `permit`: the breaker's, so that a call let through while
-   * the circuit was closed is held back if it has opened by the time a connection is free, and a probe if
-   * another has taken its place (see `CircuitBreaker.mayGoOut`). `signal`: the
-   * caller's, named by the line saying a 429 paused the key.
-   */
-  #send(
-    options: UpstreamRequest,
-    permit: BreakerPermit,
-    cancellation: CallCancellation,
-    signal: CancelSignal | undefined,
-    onSent: () => void,
-  ): Promise<UpstreamResponse> {
-    return new Promise((resolve, reject) => {
-      if (cancellation.reason !== undefined) {
-        reject(new CallCancelled());
-        return;
-      }
-      let settled = false;
-      let abortRequest: ((reason: Error) => void) | undefined;
-      // The decoders of a compressed answer, its bytes written to the first, the last's output collected.
-      let decoding: readonly DecodingStage[] = [];
-      const settle = (error: Error | undefined, response?: UpstreamResponse) => {
-        if (settled) return;
-        settled = true;
-        cancellation.onCancel = undefined;
-        for (const { stream } of decoding) stream.destroy();
-        // An error answer whose body could not be read (too large, in a coding not read, not decoding) was still
-        // answered: its status and headers say what failed (a 404, a 429 and its Retry-After), as for an error
-        // body that is not JSON. Its body only ever refines that, and is only logged.
-        if (error instanceof UnreadableAnswer && status >= 300) resolve({ ...answer(''), unread: error.message });
-        // So was one whose body the call's end cut short (its deadline, its operation's, its caller gone), as
-        // one whose connection broke during its body (`onResponseError`): a 429 whose body stalls is the rate
-        // limit, not an upstream that did not answer.
-        else if (error instanceof CallCancelled && status >= 300) resolve(answer());
-        else if (error) reject(error);
-        else resolve(response!);
-      };
-      cancellation.onCancel = () => {
-        const error = new CallCancelled();
-        abortRequest?.(error);
-        settle(error);
-      };
-      let body: ByteCollector | undefined;
-      /** A compressed answer's bytes received, counted apart from the decoded ones `body` holds: both stay under the cap. */
-      let received = 0;
-      let status = 0;
-      let retryAfterMs: number | undefined;
-      let location: string | string[] | undefined;
-      const answer = (text = body === undefined ? '' : jsonText(body.bytes())): UpstreamResponse => ({
-        status,
-        retryAfterMs,
-        location: Array.isArray(location) ? location[0] : location,
-        text,
-      });
-      this.#pool.dispatch(
-        { origin: this.#origin, ...options },
-        {
-          onRequestStart: (controller) => {
-            // Cancelled, or held back by a pause begun or a circuit opened meanwhile, while it waited for a
-            // connection: it never goes out. Thrown, not `abort()`ed: undici then fails this request alone, where
-            // an abort destroys the healthy connection it was given.
-            if (settled) throw new CallCancelled();
-            if (this.#pause.leftMs() > 0 || !this.#breaker.mayGoOut(permit)) throw new HeldBack();
-            abortRequest = (reason) => controller.abort(reason);
-            onSent();
-          },
-          onResponseStart: (controller, statusCode, headers) => {
-            if (statusCode < 200) return; // 1xx: the real answer follows
-            this.#lastAnswerAt = performance.now();
-            status = statusCode;
-            retryAfterMs = parseRetryAfter(headers['retry-after']);
-            // The key is paused as soon as a 429 says so, its body still to come: a body that stalls must not
-            // leave the other calls spending requests on more 429s meanwhile.
-            if (statusCode === 429) this.#pause.begin(retryAfterMs, signal);
-            if (statusCode < 400) location = headers['location'];
-            // Refused before reading when it says it is too large; else counted as it arrives (below).
-            const declared = Number(headers['content-length']);
-            if (declared > MAX_RESPONSE_BYTES) return controller.abort(new ResponseTooLarge(status));
-            try {
-              decoding = decodingStages(headers['content-encoding']);
-            } catch (error) {
-              if (!(error instanceof UnknownCoding)) throw error;
-              return controller.abort(new UnreadableCoding(status, error.coding));
-            }
-            // Its declared size is the encoded one when it is compressed: no guide to the decoded size.
-            const collected = new ByteCollector(MAX_RESPONSE_BYTES, decoding.length === 0 ? declared : undefined);
-            body = collected;
-            const last = decoding.at(-1);
-            if (last === undefined) return;
-            // Stopped once the decoded bytes pass the cap: a small "bomb" (40 MiB of zeros gzipped is 40 KB) is
-            // never inflated further. Settled at once, as its connection may have delivered all its bytes.
-            const refuse = (error: Error) => {
-              controller.abort(error);
-              settle(error);
-            };
-            last.stream.on('data', (decoded: Buffer) => {
-              if (!collected.add(decoded)) refuse(new ResponseTooLarge(status));
-            });
-            last.stream.once('end', () => settle(undefined, answer()));
-            for (const { coding, stream } of decoding) stream.once('error', (error) => refuse(new UndecodableAnswer(status, coding, error)));
-          },
-          onResponseData: (controller, chunk) => {
-            const first = decoding[0]?.stream;
-            // Given up on at once past the cap: the connection is closed, the rest never read.
-            if (first === undefined) {
-              if (body !== undefined && !body.add(chunk)) controller.abort(new ResponseTooLarge(status));
-              return;
-            }
-            received += chunk.length;
-            if (received > MAX_RESPONSE_BYTES) return controller.abort(new ResponseTooLarge(status));
-            // Read no faster than it decodes: the bytes waiting for the decoder stay a few chunks.
-            if (!first.write(chunk)) {
-              controller.pause();
-              first.once('drain', () => controller.resume());
-            }
-          },
-          onResponseEnd: () => {
-            this.#lastAnswerEndAt = performance.now();
-            // A compressed answer is settled once its last bytes are decoded (the last stage's 'end', above). An
-            // empty body stays empty whatever its header says (a proxy's error page kept it): no decoder reads none.
-            const first = decoding[0]?.stream;
-            if (first === undefined || received === 0) settle(undefined, answer());
-            else first.end();
-          },
-          onResponseError: (_controller, error) => {
-            // An error answer whose connection broke during its body was still answered: its status and headers
-            // say what failed (a 404, a 429 and its Retry-After, a refusal that took no effect), and its body is
-            // only logged. Taken for no answer at all, a refused write would be said to have maybe taken effect,
-            // a DELETE retried onto a 404 taken as done, and a 429 retried at once.
-            if (status !== 0 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) {
-              if (status >= 300) settle(undefined, answer());
-              else settle(new AnswerCutShort(status, error));
-            } else settle((status === 0 ? notHttpAnswerOf(error) : undefined) ?? error);
-          },
-        },
-      );
-    });
   }
 
   /** Waits before the next attempt; false when that wait would pass the deadline or the call is cancelled. */
@@ -1209,48 +915,6 @@ export class UpstreamClient {
   #fail(code: ErrorCode, message: string, info: UpstreamErrorInfo, more?: Record<string, unknown>) {
     return gatewayError(code, message, { ...info }, more);
   }
-}
-
-/** What a TLS failure with the upstream itself says: in the log (`fault`) and to the caller (`what`). */
-function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: string): { fault: string; what: string } {
-  return failure === 'certificate'
-    ? {
-        fault: `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
-        what: 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection',
-      }
-    : {
-        fault: `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`,
-        what: 'The TLS handshake with the upstream failed',
-      };
-}
-
-/**
- * What a TLS failure behind an https:// egress proxy says: the refused certificate or failed handshake is the
- * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one
- * (`eitherPeer`: undici reports both alike but for a proxy certificate of another host name, see `failureOf`).
- * Said so, where "the upstream's" would send an operator to the wrong server.
- */
-function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, eitherPeer: boolean): { fault: string; what: string } {
-  const peer = eitherPeer ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
-  return failure === 'certificate'
-    ? {
-        fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
-        what: `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection`,
-      }
-    : {
-        fault: `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`,
-        what: `The TLS handshake with ${peer} failed`,
-      };
-}
-
-/**
- * What a call behind an egress proxy says of a tunnel that did not open: the CONNECT given up (`timedOut`),
- * answered with a 5xx (`status`: the proxy could not reach the upstream), or the proxy not reached at all.
- */
-function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOut: boolean): string {
-  if (timedOut) return `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`;
-  if (status !== undefined) return `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${status})`;
-  return `The egress proxy ${proxy.shown} could not be reached`;
 }
 
 /**

@@ -1,11 +1,13 @@
 import { AssertionError } from 'node:assert';
 import { errors } from 'undici';
+import type { EgressProxy } from './egress-proxy.ts';
 import type { Method } from './request.ts';
 
 /**
  * How the client reads a failed exchange: which errors are a connection that failed or broke (retried) or an
- * answer that was not HTTP; whether a write may have taken effect all the same; and the API's code for a
- * refused signature. (The gateway's own shortage of descriptors is `src/support/file-descriptors.ts`'s.)
+ * answer that was not HTTP; whether a write may have taken effect all the same; what a TLS failure, with the
+ * upstream or an egress proxy, and a tunnel that did not open say; and the API's code for a refused signature.
+ * (The gateway's own shortage of descriptors is `src/support/file-descriptors.ts`'s.)
  */
 
 /** The API's error code for a request whose OAuth signature it refused. */
@@ -153,4 +155,46 @@ export function notHttpAnswerOf(error: Error): NotHttpAnswer | undefined {
  */
 export function isBrokenHttp(error: unknown, code: string | undefined): boolean {
   return error instanceof errors.HTTPParserError || error instanceof NotHttpAnswer || code === 'UND_ERR_HEADERS_OVERFLOW' || error instanceof AssertionError;
+}
+
+/** What a TLS failure with the upstream itself says: in the log (`fault`) and to the caller (`what`). */
+export function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: string): { fault: string; what: string } {
+  return failure === 'certificate'
+    ? {
+        fault: `the upstream’s TLS certificate was refused (${code}): it has expired, names another host than CONTEXTIO_API_URL’s, or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
+        what: 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection',
+      }
+    : {
+        fault: `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`,
+        what: 'The TLS handshake with the upstream failed',
+      };
+}
+
+/**
+ * What a TLS failure behind an https:// egress proxy says: the refused certificate or failed handshake is the
+ * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one
+ * (`eitherPeer`: undici reports both alike but for a proxy certificate of another host name, see `failureOf`).
+ * Said so, where "the upstream's" would send an operator to the wrong server.
+ */
+export function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, eitherPeer: boolean): { fault: string; what: string } {
+  const peer = eitherPeer ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
+  return failure === 'certificate'
+    ? {
+        fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
+        what: `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection`,
+      }
+    : {
+        fault: `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`,
+        what: `The TLS handshake with ${peer} failed`,
+      };
+}
+
+/**
+ * What a call behind an egress proxy says of a tunnel that did not open: the CONNECT given up (`timedOut`),
+ * answered with a 5xx (`status`: the proxy could not reach the upstream), or the proxy not reached at all.
+ */
+export function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOut: boolean): string {
+  if (timedOut) return `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`;
+  if (status !== undefined) return `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${status})`;
+  return `The egress proxy ${proxy.shown} could not be reached`;
 }
