@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { loadConfig } from '../../src/config/index.ts';
@@ -208,6 +208,31 @@ describe('the README and docs name what exists', () => {
       }
     }
     assert.ok(checked >= 20, `${checked} files checked`);
+  });
+
+  it('names in docs/architecture.md every source file of src/, in its folder\'s row or section or by its path', () => {
+    const architecture = readFileSync('docs/architecture.md', 'utf8');
+    // What each folder's row of the table says, and the files of its own section's table (`## \`src/limits/\`` …).
+    const rows = new Map(tableRows(architecture, 'folder').map(([what, description]) => [what!, description!]));
+    const sectionFiles = new Map<string, string[]>();
+    for (const section of architecture.split(/^(?=## )/m)) {
+      const folder = /^## `(src\/[\w/]+\/)`/.exec(section)?.[1];
+      if (folder === undefined) continue;
+      const files = tableRows(section, 'file').map(([file]) => /^`([\w.-]+)`$/.exec(file!)?.[1] ?? file!);
+      for (const file of files) assert.ok(existsSync(join(folder, file)), `docs/architecture.md's ${folder} section: ${file}`);
+      sectionFiles.set(folder, files);
+    }
+    // The IDE's browser bundle has its own tsconfig and build, named as a folder; the generated types as one too.
+    const sources = (readdirSync('src', { recursive: true }) as string[])
+      .filter((file) => file.endsWith('.ts') && !file.startsWith('generated/') && !file.startsWith('ide/browser/'))
+      .sort();
+    assert.ok(sources.length >= 80, `${sources.length} source files`);
+    const unnamed = sources.filter((file) => {
+      const folder = `src/${dirname(file)}/`;
+      const name = basename(file);
+      return !architecture.includes(`\`src/${file}\``) && !rows.get(`\`${folder}\``)?.includes(`\`${name}\``) && !sectionFiles.get(folder)?.includes(name);
+    });
+    assert.deepEqual(unnamed, [], 'source files docs/architecture.md does not name');
   });
 
   it('gives only error codes a client can get', () => {
