@@ -9,7 +9,7 @@ import type {
 } from '../upstream/types.ts';
 import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
-import type { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
+import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';

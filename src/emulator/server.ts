@@ -8,7 +8,7 @@ import { lacksRequiredHost } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
-import { HourlyRateLimit } from '../limits/hourly-rate-limit.ts';
+import { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { SourceCallbacks } from './source-callback.ts';
 import { EmulatorStore, type SeedName } from './store.ts';
 import { shortened } from '../support/shortened.ts';

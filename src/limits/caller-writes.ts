@@ -2,7 +2,7 @@ import { HeaderMap } from '@apollo/server';
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { retryAfterSeconds as seconds } from '../support/retry-after.ts';
-import { HourlyRateLimit } from './hourly-rate-limit.ts';
+import { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { PerCaller } from './per-caller.ts';
 
 /**

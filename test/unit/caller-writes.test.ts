@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphQLError } from 'graphql';
 import { CallerWriteBudget } from '../../src/limits/caller-writes.ts';
-import { HourlyRateLimit } from '../../src/limits/hourly-rate-limit.ts';
+import { HourlyRateLimit } from '../../src/support/hourly-rate-limit.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
