@@ -2,6 +2,7 @@ import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
+import { HAS_UNSEEN, UNSEEN_CHARACTERS } from '../support/unseen-characters.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -44,14 +45,8 @@ function optionalName(value: string | null | undefined, name: string): string | 
   return value;
 }
 
-/**
- * What no URL or email address holds as it is: spaces of any kind, C0 and C1 controls (\p{Cc}), and invisible
- * characters, format ones (\p{Cf}) and the other default-ignorable ones. One set for both checks below.
- */
-const UNSEEN = String.raw`\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}`;
-const HAS_UNSEEN = new RegExp(`[${UNSEEN}]`, 'u');
-/** Text on both sides of one `@`, none of it UNSEEN; the local part captured (empty for a domain hint). */
-const EMAIL_ADDRESS = new RegExp(`^([^${UNSEEN}@]*)@[^${UNSEEN}@]+$`, 'u');
+/** Text on both sides of one `@`, none of it unseen; the local part captured (empty for a domain hint). */
+const EMAIL_ADDRESS = new RegExp(`^([^${UNSEEN_CHARACTERS}@]*)@[^${UNSEEN_CHARACTERS}@]+$`, 'u');
 
 /**
  * An absolute URL, sent in the form the gateway's parser read it: http(s) only, or (`browser`) any a browser

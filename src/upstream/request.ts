@@ -1,5 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { encodeFormPairs, percentEncode, type OAuthParam } from '../oauth/signature.ts';
+import { HAS_UNSEEN } from '../support/unseen-characters.ts';
 
 /**
  * A call's request as the upstream will receive it: its path, query and form, each checked before anything
@@ -95,16 +96,13 @@ export function refuseUnsendableId(id: string): void {
   }
   // A value copied with its line break or a space around it would otherwise cost a request and come back
   // NOT_FOUND, which says nothing of why: no Context.IO id or token holds such a character.
-  if (NOT_IN_ANY_ID.test(id)) {
+  if (HAS_UNSEEN.test(id)) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'An id or token cannot contain a space, a line break, a control or an invisible character: none does (copied with one around it?)');
   }
   assertEncodable(id, 'An id or token');
 }
 
 const PATH_SEPARATOR = /[/\\]/;
-// Invisible: Unicode's format characters (\p{Cf}: U+200B, U+FEFF …) and the other default-ignorable ones, rendered
-// as nothing too (Hangul fillers, the combining grapheme joiner, variation selectors, tags).
-const NOT_IN_ANY_ID = /[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 
 /**
  * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
