@@ -196,7 +196,8 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
   const limits = resolveLimits(options.operationLimits);
   const requestBudget = upstreamRequestBudget(limits);
   const maxAnswerBytes = options.maxAnswerBytes ?? DEFAULTS.maxAnswerBytes;
-  // What Apollo answers for a result larger than one JavaScript string can hold; recognized below to log it.
+  // What Apollo answers for a result larger than one JavaScript string can hold; recognized by sendAnswer
+  // (graphql-endpoint.ts) to log it.
   const unmakeableAnswer = answerTooLargeBody(undefined, maxAnswerBytes, true);
   const apollo = createApollo({ limits, unmakeableAnswer, logger, development: options.development, introspection: access.introspection });
   await apollo.start();
