@@ -102,4 +102,13 @@ describe('the layers of src/', () => {
     assert.ok(files.length > 80);
     assert.deepEqual(runTimeCycles(files), []);
   });
+
+  it('the emulator stands in for the upstream: it shares the HTTP plumbing, never the gateway\'s GraphQL, auth, limits, loaders or client; only start-up reaches into it', () => {
+    const gateway = isIn('graphql', 'resolvers', 'loaders', 'auth', 'limits', 'ide', 'generated', 'errors.ts', 'upstream/client.ts', 'upstream/exchange.ts', 'http/server.ts', 'http/graphql-endpoint.ts');
+    assert.ok(filesOf('emulator').length > 5);
+    assert.deepEqual(violations('emulator', gateway), []);
+    const outside = filesOf('.').filter((file) => !file.startsWith('emulator/') && !file.startsWith('ide/browser/'));
+    const reachingIn = outside.flatMap((file) => importsOf(file).filter(isIn('emulator')).map((imported) => `${file} -> ${imported}`));
+    assert.deepEqual(reachingIn.filter((edge) => !edge.startsWith('main.ts ->') && !edge.startsWith('config/index.ts ->')), []);
+  });
 });
