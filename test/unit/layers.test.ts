@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { builtinModules } from 'node:module';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -110,5 +111,16 @@ describe('the layers of src/', () => {
     const outside = filesOf('.').filter((file) => !file.startsWith('emulator/') && !file.startsWith('ide/browser/'));
     const reachingIn = outside.flatMap((file) => importsOf(file).filter(isIn('emulator')).map((imported) => `${file} -> ${imported}`));
     assert.deepEqual(reachingIn.filter((edge) => !edge.startsWith('main.ts ->') && !edge.startsWith('config/index.ts ->')), []);
+  });
+
+  it('what src/ loads at run time is a production dependency: a deployment that pruned the development ones still starts', () => {
+    const { dependencies } = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+    const builtin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier);
+    // The IDE's browser code is bundled at build time, with the development dependencies.
+    const files = filesOf('.').filter((file) => !file.startsWith('ide/browser/') && !file.endsWith('.d.ts'));
+    const loaded = files.flatMap((file) => importsOf(file, { typesToo: false }).filter((imported) => !imported.endsWith('.ts') && !builtin(imported)).map((imported) => `${file} -> ${imported}`));
+    assert.ok(loaded.some((edge) => edge.endsWith('-> graphql')));
+    assert.deepEqual(loaded.filter((edge) => !(packageOf(edge.split(' -> ')[1]!) in dependencies)), []);
   });
 });
