@@ -341,6 +341,46 @@ describe('shutdown with an upstream error answer whose body stalls', () => {
   }
 });
 
+describe('shutdown with a request whose body is still arriving when the grace period ends', () => {
+  /**
+   * A gateway whose shutdown waits the test fires by hand (no drain: the grace period, then the cut), and a POST
+   * to it whose head and first bytes are in (startArrivingPost) when close() begins.
+   */
+  async function arrivingAtShutdown(query: string) {
+    const timer = manualTimer();
+    // Deadlines far off: only the shutdown may end the operation.
+    const stack = await startLoggingStack('info', { gateway: { shutdownGraceMs: 10_000, operationTimeoutMs: 600_000, upstreamTimeoutMs: 120_000, shutdownTimer: timer.timer } });
+    const arriving = await startArrivingPost(stack.gateway.url, JSON.stringify({ query })).catch(async (error: unknown) => {
+      await stack.close();
+      throw error;
+    });
+    const socketClosed = once(arriving.socket, 'close');
+    const closing = stack.gateway.close();
+    await timer.asked();
+    assert.deepEqual(timer.waiting(), [10_000], 'the grace period');
+    // Over with the request still arriving: it is no operation yet, so nothing is stopped.
+    timer.fireFirst();
+    assert.deepEqual(timer.waiting(), [1_000], 'the cut, a second after');
+    const operationLines = () => logEntries(stack.lines).filter((line) => line['message'] === 'operation');
+    return { stack, timer, arriving, socketClosed, closing, operationLines };
+  }
+
+  it('closes the connection of one whose body has not come by the cut: no answer, no operation line, nothing sent upstream, and close() ends', async () => {
+    const { stack, timer, arriving, socketClosed, closing, operationLines } = await arrivingAtShutdown('{ account(id: "a") { id } }');
+    try {
+      timer.fireFirst();
+      await socketClosed;
+      await closing;
+      assert.equal(arriving.answer(), 'HTTP/1.1 100 Continue\r\n\r\n', 'nothing after the 100 Continue');
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.deepEqual(operationLines(), [], 'a request that never arrived whole was no operation');
+    } finally {
+      arriving.socket.destroy();
+      await stack.close();
+    }
+  });
+});
+
 describe('a client that stops taking its answer', () => {
   it('has its connection cut once it has taken nothing for a while, freeing the answer; a slow steady reader gets all of it', { timeout: 30_000 }, async () => {
     // The steady reader below pauses 250 ms between reads; on a busy machine its timers fire late (reads ~310 ms
