@@ -29,6 +29,8 @@ export class Shutdown {
   readonly #graceMs: number;
   readonly #timer: WaitTimer | undefined;
   #begun = false;
+  /** Set when the grace period ends: an operation starting from then on is stopped as it starts. */
+  #graceOver = false;
   #connectionsCut = false;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   readonly #inFlight = new Set<OperationScope>();
@@ -65,9 +67,24 @@ export class Shutdown {
     return this.#connectionsCut;
   }
 
-  /** In flight from now: a shutdown waits for the operation, then at worst aborts it. */
+  /**
+   * In flight from now: a shutdown waits for the operation, then at worst aborts it. One starting once the
+   * grace period is over (a request whose body came after it) is stopped at once, as one still running then
+   * was: answered, what it asks of the upstream never sent. Run, its calls would go out after the gateway
+   * stopped operations, and one slower than the cut a second later would leave its client no answer at all.
+   */
   operationStarted(operation: OperationScope): void {
     this.#inFlight.add(operation);
+    if (this.#graceOver) this.#stop(operation);
+  }
+
+  #stop(operation: OperationScope): void {
+    try {
+      operation.abort(new OperationDeadlineExceeded(this.#graceMs, 'shutdown'));
+    } catch (error) {
+      // One operation's cleanup failing must not leave the others running.
+      this.#logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
+    }
   }
 
   /** The operation's response has closed (its log line written): a shutdown no longer waits for it. */
@@ -107,15 +124,9 @@ export class Shutdown {
     await new Promise((resolve) => setImmediate(resolve));
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
     const cancelGrace = this.#after(this.#graceMs, () => {
+      this.#graceOver = true;
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
-      for (const operation of inFlight) {
-        try {
-          operation.abort(new OperationDeadlineExceeded(this.#graceMs, 'shutdown'));
-        } catch (error) {
-          // One operation's cleanup failing must not leave the others running.
-          logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
-        }
-      }
+      for (const operation of inFlight) this.#stop(operation);
       // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
       this.#after(
         1_000,

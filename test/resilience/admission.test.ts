@@ -274,7 +274,9 @@ describe('MAX_OPERATIONS_IN_FLIGHT at shutdown', () => {
       arriving.finish();
       const { answer } = arriving;
       await eventually(() => answer().includes('"data"') || answer().includes('"errors"'));
-      assert.match(answer(), new RegExp(`\\{"data":\\{"account":\\{"id":"${id}"\\}\\}\\}`), 'admitted, not 503');
+      // Admitted, not 503; its operation, starting after the grace period, is stopped as it starts (faults.test.ts'
+      // 'shutdown with a request whose body is still arriving …'), its account not read.
+      assert.match(answer(), /HTTP\/1\.1 200 [\s\S]*"code":"UPSTREAM_TIMEOUT"/, 'admitted, not 503');
       await closing;
     } finally {
       arriving?.socket.destroy();

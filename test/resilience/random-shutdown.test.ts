@@ -30,7 +30,8 @@ import { startTestGateway } from '../helpers/stack.ts';
  *   - during the drain new connections are served: /healthz answers 503 {"status":"shutting down"}, every
  *     answer closes its connection; after it a new connection is refused;
  *   - a request still arriving is answered if its body comes during the shutdown, and is no operation (no line)
- *     if it never does;
+ *     if it never does (one whose body comes after the grace period, before the cut, has its operation stopped
+ *     as it starts: faults.test.ts' 'shutdown with a request whose body is still arriving …' pins that case);
  *   - idle keep-alive connections, and connections that sent nothing, are closed;
  *   - every operation has exactly one `operation` line; the stop settles; no upstream request is made after it.
  * A couple of cases run `src/main.ts` and SIGTERM it: its `shutting down` comes before, and `stopped` after,
