@@ -75,12 +75,12 @@ export class Shutdown {
    */
   operationStarted(operation: OperationScope): void {
     this.#inFlight.add(operation);
-    if (this.#graceOver) this.#stop(operation);
+    if (this.#graceOver) this.#stop(operation, 'shutdown-over');
   }
 
-  #stop(operation: OperationScope): void {
+  #stop(operation: OperationScope, cause: 'shutdown' | 'shutdown-over' = 'shutdown'): void {
     try {
-      operation.abort(new OperationDeadlineExceeded(this.#graceMs, 'shutdown'));
+      operation.abort(new OperationDeadlineExceeded(this.#graceMs, cause));
     } catch (error) {
       // One operation's cleanup failing must not leave the others running.
       this.#logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });

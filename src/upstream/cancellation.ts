@@ -125,15 +125,20 @@ export class OperationDeadlineExceeded extends Error {
   /** The setting whose time ran out, for the log. */
   readonly setting: 'OPERATION_TIMEOUT_MS' | 'SHUTDOWN_GRACE_MS';
 
-  /** `cause`: its deadline (`OPERATION_TIMEOUT_MS`), or the end of the shutdown grace period. */
+  /**
+   * `cause`: its deadline (`OPERATION_TIMEOUT_MS`), the end of the shutdown grace period, or that period over
+   * before the operation began (a request whose body came after it).
+   */
   constructor(
     readonly timeoutMs: number,
-    cause: 'deadline' | 'shutdown' = 'deadline',
+    cause: 'deadline' | 'shutdown' | 'shutdown-over' = 'deadline',
   ) {
     super(
       cause === 'deadline'
         ? `The operation did not complete within ${timeoutMs} ms`
-        : `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`,
+        : cause === 'shutdown'
+          ? `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`
+          : `The gateway is shutting down: the ${timeoutMs} ms it allows operations to finish were over when the operation began`,
     );
     this.setting = cause === 'deadline' ? 'OPERATION_TIMEOUT_MS' : 'SHUTDOWN_GRACE_MS';
   }
