@@ -16,6 +16,14 @@ function filesOf(folder: string): string[] {
 }
 
 /**
+ * The gateway's and the emulator's modules, as paths from `src/`: not the IDE's browser code (bundled at build
+ * time, with the development dependencies) nor declaration files (types alone).
+ */
+function runModules(): string[] {
+  return filesOf('.').filter((file) => !file.startsWith('ide/browser/') && !file.endsWith('.d.ts'));
+}
+
+/**
  * The module specifiers `text` imports, in every form: `import … from`, `export … from`, a bare `import '…'`
  * (run for its effects) and a dynamic `import('…')`, in either kind of quotes.
  */
@@ -99,7 +107,7 @@ describe('the layers of src/', () => {
   });
 
   it('no module loads, through its imports, one that loads it back: the order of their top levels would depend on which is imported first', () => {
-    const files = filesOf('.').filter((file) => !file.startsWith('generated/') && !file.startsWith('ide/browser/') && !file.endsWith('.d.ts'));
+    const files = runModules();
     assert.ok(files.length > 80);
     assert.deepEqual(runTimeCycles(files), []);
   });
@@ -108,7 +116,7 @@ describe('the layers of src/', () => {
     const gateway = isIn('graphql', 'resolvers', 'loaders', 'auth', 'limits', 'ide', 'generated', 'errors.ts', 'upstream/client.ts', 'upstream/exchange.ts', 'http/server.ts', 'http/graphql-endpoint.ts');
     assert.ok(filesOf('emulator').length > 5);
     assert.deepEqual(violations('emulator', gateway), []);
-    const outside = filesOf('.').filter((file) => !file.startsWith('emulator/') && !file.startsWith('ide/browser/'));
+    const outside = runModules().filter((file) => !file.startsWith('emulator/'));
     const reachingIn = outside.flatMap((file) => importsOf(file).filter(isIn('emulator')).map((imported) => `${file} -> ${imported}`));
     assert.deepEqual(reachingIn.filter((edge) => !edge.startsWith('main.ts ->') && !edge.startsWith('config/index.ts ->')), []);
   });
@@ -117,9 +125,7 @@ describe('the layers of src/', () => {
     const { dependencies } = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
     const builtin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier);
-    // The IDE's browser code is bundled at build time, with the development dependencies.
-    const files = filesOf('.').filter((file) => !file.startsWith('ide/browser/') && !file.endsWith('.d.ts'));
-    const loaded = files.flatMap((file) => importsOf(file, { typesToo: false }).filter((imported) => !imported.endsWith('.ts') && !builtin(imported)).map((imported) => `${file} -> ${imported}`));
+    const loaded = runModules().flatMap((file) => importsOf(file, { typesToo: false }).filter((imported) => !imported.endsWith('.ts') && !builtin(imported)).map((imported) => `${file} -> ${imported}`));
     assert.ok(loaded.some((edge) => edge.endsWith('-> graphql')));
     assert.deepEqual(loaded.filter((edge) => !(packageOf(edge.split(' -> ')[1]!) in dependencies)), []);
   });
