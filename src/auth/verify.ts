@@ -82,10 +82,10 @@ export interface Authenticator {
  * claim value, header or part of the token reaches an error or a log line.
  */
 export function createAuthenticator(settings: AuthSettings | undefined, logger: Logger): Authenticator {
-  if (isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, keySetProblem: async () => undefined, close: async () => {} };
-  const { jwtSecret, jwksUrl, issuer, audience } = settings!;
+  if (!settings || isOpen(settings)) return { authenticate: async () => OPEN_IDENTITY, keySetProblem: async () => undefined, close: async () => {} };
+  const { jwtSecret, jwksUrl, jwksProxy, issuer, audience } = settings;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
-  const keySet = jwksUrl ? openKeySet({ ...settings!, jwksUrl }, secret, logger) : undefined;
+  const keySet = jwksUrl ? openKeySet({ ...settings, jwksUrl }, secret, logger) : undefined;
   const common: JWTVerifyOptions = {
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     // A token that never expires is a password that cannot be revoked.
@@ -142,7 +142,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   // A fetch still running (past its request's end) is cut short: the gateway is stopping.
   return {
     authenticate,
-    keySetProblem: async () => (keySet ? keySetProblem(jwksUrl!, settings!.jwksProxy, keySet.onSecretKey) : undefined),
+    keySetProblem: async () => (jwksUrl && keySet ? keySetProblem(jwksUrl, jwksProxy, keySet.onSecretKey) : undefined),
     close: async () => keySet?.close(),
   };
 }
