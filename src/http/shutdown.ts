@@ -123,12 +123,14 @@ export class Shutdown {
     // check phase, after the poll phase reads what has arrived, the close spares it.
     await new Promise((resolve) => setImmediate(resolve));
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    // The cut's timer, once the grace period has set it: cancelled with the grace's when the server closes first.
+    let cancelCut = (): void => {};
     const cancelGrace = this.#after(this.#graceMs, () => {
       this.#graceOver = true;
       if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
       for (const operation of inFlight) this.#stop(operation);
       // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
-      this.#after(
+      cancelCut = this.#after(
         1_000,
         () => {
           this.#connectionsCut = true;
@@ -149,14 +151,17 @@ export class Shutdown {
     );
     await closed;
     cancelGrace();
+    cancelCut();
     clearInterval(idle);
     // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
     // server's own close: a process exiting next must not lose those lines.
     if (inFlight.size > 0) {
+      let cancelWait = (): void => {};
       await new Promise<void>((resolve) => {
         this.#allClosed = resolve;
-        this.#after(1_000, resolve, true);
+        cancelWait = this.#after(1_000, resolve, true);
       });
+      cancelWait();
     }
   }
 }

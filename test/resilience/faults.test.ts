@@ -325,7 +325,7 @@ describe('shutdown with an upstream error answer whose body stalls', () => {
         await eventually(() => socket!.destroyed || socket!.readableEnded, { what: 'the upstream connection closed' });
         // The server closes with the operation answered: the cut a second later is never reached.
         await closing;
-        assert.equal(timer.waiting()[0], 1_000, 'the cut, left unfired');
+        assert.deepEqual(timer.waiting(), [], 'the cut never fired (only the test fires it), given back as the server closed');
         assert.deepEqual(requests, ['GET /2.0/accounts/a'], 'not retried');
         const operation = logEntries(lines).filter((line) => line['message'] === 'operation');
         assert.equal(operation.length, 1, 'its operation line');
@@ -381,7 +381,7 @@ describe('shutdown with a request whose body is still arriving when the grace pe
       assert.deepEqual(body.errors.map((error) => error.extensions.code), ['UPSTREAM_TIMEOUT']);
       assert.match(body.errors[0]!.message, /shutting down: the \d+ ms it allows operations to finish were over when the operation began[\s\S]*was not sent/);
       await closing;
-      assert.deepEqual(timer.waiting(), [1_000], 'the cut, left unfired');
+      assert.deepEqual(timer.waiting(), [], 'the cut never fired (only the test fires it), given back as the server closed');
       assert.deepEqual(stack.upstreamCalls(), []);
       const lines = operationLines();
       assert.equal(lines.length, 1, 'its operation line');

@@ -84,5 +84,31 @@ describe('Shutdown', () => {
     assert.deepEqual(shutdownTimer.waiting(), [1_000], 'the wait for the last operation lines');
     shutdown.operationClosed(operation);
     await closing;
+    assert.deepEqual(shutdownTimer.waiting(), [], 'the wait for the last lines given back once they are written');
+  });
+
+  it('gives back the cut once the server closes within the second after the grace period: nothing is cut after', async () => {
+    // Left waiting, the cut would fire on a closed server, and say its connections were cut when none was.
+    const shutdownTimer = manualTimer();
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 5, timer: shutdownTimer.timer });
+    const operation = new OperationScope('held');
+    shutdown.operationStarted(operation);
+    let closeServer: (() => void) | undefined;
+    let cut = false;
+    const fake = {
+      close: (callback: () => void) => ((closeServer = callback), fake),
+      closeAllConnections: () => (cut = true),
+      closeIdleConnections: () => {},
+    };
+    const closing = shutdown.closeServer(fake as unknown as Server);
+    await shutdownTimer.asked();
+    shutdownTimer.fireAll();
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [1_000], 'the cut, a second after the grace period');
+    shutdown.operationClosed(operation);
+    closeServer!();
+    await closing;
+    assert.deepEqual(shutdownTimer.waiting(), [], 'the cut given back as the server closed');
+    assert.deepEqual([cut, shutdown.connectionsCut], [false, false]);
   });
 });
