@@ -65,7 +65,14 @@ function violations(folder: string, forbidden: (imported: string) => boolean): s
   return filesOf(folder).flatMap((file) => importsOf(file).filter(forbidden).map((imported) => `${file} -> ${imported}`));
 }
 
-const isIn = (...prefixes: string[]) => (imported: string) => prefixes.some((prefix) => imported === prefix || imported.startsWith(`${prefix}/`));
+/**
+ * Picks the imports of project modules (relative imports, resolved to a path from `src/` ending in `.ts`) in the
+ * folders or files named: not a package of the same name (`graphql`, Node's `http`), imported bare.
+ */
+const isIn =
+  (...prefixes: string[]) =>
+  (imported: string) =>
+    imported.endsWith('.ts') && prefixes.some((prefix) => imported === prefix || imported.startsWith(`${prefix}/`));
 
 // The README's "Data flows one way: HTTP → Apollo → resolver → loader → upstream client → REST", held to in
 // the imports: a layer uses the ones below it, never one above.
@@ -97,6 +104,14 @@ describe('the layers of src/', () => {
   it('the resolvers reach the upstream only through the loaders: neither the client nor undici', () => {
     assert.ok(filesOf('resolvers').length > 5);
     assert.deepEqual(violations('resolvers', (imported) => imported === 'undici' || isIn('http', 'upstream/client.ts', 'upstream/exchange.ts')(imported)), []);
+  });
+
+  it('auth/ and limits/, which the front, the GraphQL side and the loaders consult, import none of those nor each other', () => {
+    // Each answers one question (who is calling and what may they reach; what may this operation cost) from
+    // what it is given: reaching back into a layer that consults it would make that layer's order of work its own.
+    const consulting = ['http', 'resolvers', 'loaders', 'graphql/apollo.ts', 'graphql/schema.ts', 'graphql/context.ts', 'upstream/client.ts', 'upstream/exchange.ts'];
+    assert.ok(filesOf('auth').length > 3 && filesOf('limits').length > 3);
+    assert.deepEqual([...violations('auth', isIn(...consulting, 'graphql', 'limits')), ...violations('limits', isIn(...consulting, 'auth'))], []);
   });
 
   it('support/ and logging/ stand on nothing of the layers: any layer may use them', () => {
