@@ -1,7 +1,31 @@
 import { once } from 'node:events';
-import { createServer as createHttpServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createHttpServer, request, Server as HttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+
+/**
+ * Starts `server` listening on a free port of 127.0.0.1 and resolves with that port. A server that cannot listen
+ * rejects with its 'error', where a bare `listen(0, '127.0.0.1', resolve)` left the test waiting for its timeout.
+ */
+export async function listenOnLoopback(server: Server): Promise<number> {
+  const listening = once(server, 'listening');
+  server.listen(0, '127.0.0.1');
+  await listening;
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * Stops a server a test started and resolves once it has closed. An HTTP(S) server's connections are ended first,
+ * those in use and kept alive alike: `close()` alone waits for every one a client still holds open. A plain
+ * `net` server's connections are the test's own to end. A server already closed (by the test, or never started)
+ * is no failure; any other error closing it is.
+ */
+export async function closeServer(server: Server): Promise<void> {
+  if (server instanceof HttpServer || server instanceof HttpsServer) server.closeAllConnections();
+  await new Promise<void>((resolve, reject) =>
+    server.close((error) => (!error || (error as NodeJS.ErrnoException).code === 'ERR_SERVER_NOT_RUNNING' ? resolve() : reject(error))),
+  );
+}
 
 /**
  * A loopback port known closed: one the system handed out free a moment ago, listened on, then closed, so a
@@ -9,9 +33,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
  */
 export async function closedPort(): Promise<number> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
+  const port = await listenOnLoopback(server);
+  await closeServer(server);
   return port;
 }
 
@@ -139,8 +162,7 @@ export async function startConnectProxy(route: (authority: string) => number | u
       socket.on('error', () => (socket === client ? onward : client).destroy());
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   const closeTunnels = async () => {
     closing = true;
     const closed = [...open].map((socket) => once(socket, 'close'));
@@ -167,8 +189,7 @@ export async function startConnectProxy(route: (authority: string) => number | u
     },
     async close() {
       await closeTunnels();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     },
   };
 }
