@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { GraphQLError } from 'graphql';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { exchange, startConnectProxy } from '../helpers/net.ts';
+import { closeServer, exchange, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
 import { createAuthenticator } from '../../src/auth/verify.ts';
 import { keySetProblem } from '../../src/auth/key-set-check.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
@@ -473,16 +473,15 @@ describe('a key set of 1 MiB or more', () => {
     // JSON's whitespace pads it to the byte.
     const body = set.slice(0, -1) + ' '.repeat(1024 * 1024 - set.length) + '}';
     const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }).end(body));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` }, silentLogger);
+    const port = await listenOnLoopback(server);
+    const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${port}/jwks.json` }, silentLogger);
     try {
       assert.equal(Buffer.byteLength(body), 1024 * 1024);
       const identity = await authenticator.authenticate(`Bearer ${await sign(pair.privateKey, 'RS256', 'rsa-1')}`, 'request-1');
       assert.equal(identity.kind, 'admin');
     } finally {
       await authenticator.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     }
   });
 });
@@ -496,17 +495,16 @@ async function withStalledKeySet(headers: Record<string, string>, use: (authenti
     res.writeHead(200, { 'content-type': 'application/json', ...headers });
     res.write('{"keys":[');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(server);
   const logs: string[] = [];
-  const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json` }, createLogger('debug', (line) => logs.push(line)));
+  const authenticator = createAuthenticator({ jwksUrl: `http://127.0.0.1:${port}/jwks.json` }, createLogger('debug', (line) => logs.push(line)));
   const pair = await generateKeyPair('RS256', { extractable: true });
   const token = await sign(pair.privateKey, 'RS256', 'rsa-1');
   try {
     await use(() => authenticator.authenticate(`Bearer ${token}`, 'request-1'), logs);
   } finally {
     await authenticator.close();
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 }
 

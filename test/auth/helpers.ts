@@ -1,10 +1,10 @@
 import { createServer, type ServerResponse } from 'node:http';
 import { after, before } from 'node:test';
-import type { AddressInfo } from 'node:net';
 import { SignJWT, type JWK, type JWTPayload } from 'jose';
 import { createLogger, type Logger } from '../../src/logging/logger.ts';
 import type { GatewayOptions } from '../../src/http/server.ts';
 import { answerGate } from '../helpers/deferred.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { codes, startStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 
 /** An HS256 secret of the length the configuration asks for. */
@@ -115,8 +115,7 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
   }
   const server = createServer((_req, res) => void serve(res));
   if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
   return {
     url: `http://127.0.0.1:${port}/jwks.json`,
     get fetches() {
@@ -132,11 +131,6 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
       redirect = to;
     },
     hold: () => gate.hold(),
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
+    close: () => closeServer(server),
   };
 }

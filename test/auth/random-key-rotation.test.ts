@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { generateKeyPairSync, sign as signWithNode, type KeyObject } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { JWK } from 'jose';
 import { answerGate } from '../helpers/deferred.ts';
 import { onHeldClocks } from '../helpers/clock.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { startAuthStack, type AuthStack } from './helpers.ts';
 
@@ -252,10 +252,7 @@ async function startKeySetServer(): Promise<KeySetServer> {
     hold: () => gate.hold(),
     close: async () => {
       for (const res of stalled) res.destroy();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeServer(server);
     },
   };
   async function serve(_req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -296,8 +293,7 @@ async function startKeySetServer(): Promise<KeySetServer> {
     res.writeHead(200, headers).end(JSON.stringify({ keys: keys.map((key) => key.jwk) }));
   }
   const server = createServer((req, res) => void serve(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+  state.url = `http://127.0.0.1:${await listenOnLoopback(server)}/jwks.json`;
   return state;
 }
 

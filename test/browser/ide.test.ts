@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import type { Locator, Page, Request, Response, Worker } from 'playwright-core';
 import { projectRoot } from '../../src/support/project-root.ts';
-import { forward } from '../helpers/net.ts';
+import { closeServer, forward, listenOnLoopback } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
@@ -132,9 +131,9 @@ browserTest('the IDE works behind a proxy that mounts the gateway under a prefix
     if (!req.url?.startsWith('/api/')) return void res.writeHead(404).end();
     forward(req, res, `${stack.gateway.origin}${req.url.slice('/api'.length)}`);
   });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(proxy);
   try {
-    const origin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const origin = `http://127.0.0.1:${port}`;
     const foreign = foreignRequests(context, [origin]);
     const pageErrors: string[] = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
@@ -145,8 +144,7 @@ browserTest('the IDE works behind a proxy that mounts the gateway under a prefix
     assert.deepEqual(foreign, []);
     assert.deepEqual(pageErrors, []);
   } finally {
-    proxy.closeAllConnections();
-    await new Promise((resolve) => proxy.close(resolve));
+    await closeServer(proxy);
   }
 });
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { handleConnectPage, type ConnectPageContext } from '../../src/emulator/connect-page.ts';
 import { EmulatorStore, UnknownAccountError } from '../../src/emulator/store.ts';
 import { api, emulatorFor, manualClock, rawRequest, startSilentServer, submitConnectForm as submit } from './helpers.ts';
@@ -24,9 +24,9 @@ async function callbackReceiver(t: TestContext) {
       res.end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/source-done`, received };
+  const port = await listenOnLoopback(server);
+  t.after(() => closeServer(server));
+  return { url: `http://127.0.0.1:${port}/source-done`, received };
 }
 
 describe('connect flow', () => {
@@ -186,9 +186,9 @@ describe('connect flow', () => {
     const recentlyUsed = new Map([['expired', entry(clock.now() - 1)], ...Array.from({ length: 10_000 }, (_, i) => [`fresh${i}`, entry(clock.now() + 600_000)] as const)]);
     const ctx: ConnectPageContext = { store, now: clock.now, notifySourceCallback: () => {}, onInternalError: (error) => assert.fail(String(error)), recentlyUsed };
     const server = createServer((req, res) => void handleConnectPage(ctx, req, res, token));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const port = await listenOnLoopback(server);
+    t.after(() => closeServer(server));
+    const origin = `http://127.0.0.1:${port}`;
     assert.equal((await submit(origin, token, { submission: 'a'.repeat(24) })).status, 303);
     assert.equal(recentlyUsed.size, 10_000);
     assert.deepEqual([...recentlyUsed.keys()].slice(0, 1), ['fresh1']);

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import {
   authorizationHeader,
@@ -11,6 +10,7 @@ import {
   type OAuthParam,
 } from '../../src/oauth/signature.ts';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/index.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 
 /** Test helpers: a started emulator that closes itself, and requests signed like a real client. */
 
@@ -180,13 +180,9 @@ export async function startSilentServer(): Promise<SilentServer> {
     req.socket.on('close', () => (request.closed = true));
     req.resume();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as AddressInfo).port,
+    port: await listenOnLoopback(server),
     requests,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => closeServer(server),
   };
 }

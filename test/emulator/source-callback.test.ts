@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { SourceCallbacks } from '../../src/emulator/source-callback.ts';
 import type { ConnectResult } from '../../src/emulator/store.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { startSilentServer } from './helpers.ts';
 
 /** A loopback listener counting the POSTs it gets; `redirectTo` answers 307 there instead of 200. */
@@ -16,8 +16,7 @@ async function receiver(redirectTo?: string): Promise<{ server: Server; port: nu
     if (redirectTo) res.writeHead(307, { location: redirectTo }).end();
     else res.end('ok');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, port: (server.address() as AddressInfo).port, hits: () => hits };
+  return { server, port: await listenOnLoopback(server), hits: () => hits };
 }
 
 const BODY = new URLSearchParams({ token: 't' });
@@ -34,7 +33,7 @@ describe('the emulator’s source callbacks', () => {
   });
   after(async () => {
     await Promise.all([local.close(), exposed.close()]);
-    for (const { server } of [target, redirecting]) await new Promise((resolve) => server.close(resolve));
+    for (const { server } of [target, redirecting]) await closeServer(server);
   });
 
   test('never reach link-local (cloud metadata) or unspecified addresses, in any spelling; loopback only from an emulator answering loopback alone', () => {

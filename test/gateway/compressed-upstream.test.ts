@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createGzip } from 'node:zlib';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import type { Gateway } from '../../src/http/server.ts';
-import { forward } from '../helpers/net.ts';
+import { closeServer, forward, listenOnLoopback } from '../helpers/net.ts';
 import { postGraphQL, startTestGateway } from '../helpers/stack.ts';
 
 /**
@@ -23,11 +22,11 @@ async function startGzipFront(emulator: Emulator) {
     acceptEncoding.push(req.headers['accept-encoding']);
     forward(req, res, `${emulator.origin}${req.url}`, { answer: gzipped });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/2.0`,
+    url: `http://127.0.0.1:${port}/2.0`,
     acceptEncoding,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => closeServer(server),
   };
 }
 

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { startConnectProxy, type ConnectProxy } from '../helpers/net.ts';
+import { closeServer, listenOnLoopback, startConnectProxy, type ConnectProxy } from '../helpers/net.ts';
 import { IN_MAIN, LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
 import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
 import { postGraphQL } from '../helpers/stack.ts';
@@ -258,8 +257,7 @@ describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the 
       keySetFetches++;
       res.writeHead(200, { 'content-type': 'application/json' }).end(keySet);
     });
-    await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
-    const providerPort = (provider.address() as AddressInfo).port;
+    const providerPort = await listenOnLoopback(provider);
     const proxy = await startConnectProxy((authority) => (authority === 'other-host.example:443' ? providerPort : undefined));
     const gateway = runScript('src/main.ts', {
       PORT: '0',
@@ -291,8 +289,7 @@ describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the 
       gateway.child.kill('SIGTERM');
       await gateway.exited;
       await proxy.close();
-      provider.closeAllConnections();
-      await new Promise<void>((resolve) => provider.close(() => resolve()));
+      await closeServer(provider);
     }
   });
 });

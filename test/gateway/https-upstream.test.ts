@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { forward } from '../helpers/net.ts';
+import { closeServer, forward, listenOnLoopback } from '../helpers/net.ts';
 import { IN_MAIN, LIST, servesOneRequestACall, threeListsFail, type GraphQLAnswer } from '../helpers/remote-upstream.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
 import { postGraphQL } from '../helpers/stack.ts';
@@ -65,12 +65,12 @@ async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
     socket.on('close', () => sockets.delete(socket));
     servers.get(presented)!.emit('connection', socket);
   });
-  await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(front);
   const closeOpenConnections = () => {
     for (const socket of sockets) socket.destroy();
   };
   return {
-    url: `https://127.0.0.1:${(front.address() as AddressInfo).port}/2.0`,
+    url: `https://127.0.0.1:${port}/2.0`,
     present(what) {
       presented = what;
       closeOpenConnections();
@@ -78,7 +78,7 @@ async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
     counts,
     async close() {
       closeOpenConnections();
-      await new Promise<void>((resolve) => front.close(() => resolve()));
+      await closeServer(front);
     },
   };
 }

@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { request } from 'node:http';
-import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { createLogger } from '../../src/logging/logger.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { doublingDocument } from '../helpers/documents.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { exchange, rawGraphQLPost } from '../helpers/net.ts';
+import { closeServer, exchange, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, startLoggingStack, startSlowDownload, startStack, startTestGateway, type GraphQLResponse, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** The gateway's one line per operation, read back from its log as an operator's log search would. */
@@ -411,10 +411,8 @@ describe('the operation log line', () => {
       socket.on('error', () => {});
       socket.on('data', () => socket.end('HTTP/1.1 200 OK\r\ncontent-length: nope\r\n\r\n'));
     });
-    broken.listen(0, '127.0.0.1');
-    await once(broken, 'listening');
+    const port = await listenOnLoopback(broken);
     const brokenLines: string[] = [];
-    const { port } = broken.address() as AddressInfo;
     const gateway = await startTestGateway({ baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'key', consumerSecret: 'secret' }, { logger: createLogger('info', (line) => brokenLines.push(line)) });
     try {
       const ids = ['1', '2', '3', '4', '5'].map((digit) => `0123456789abcdef0123456${digit}`);
@@ -427,7 +425,7 @@ describe('the operation log line', () => {
       assert.deepEqual(invalid.map((line) => [line['level'], line['sinceLastLine']]), [['warn', undefined]]);
     } finally {
       await gateway.close();
-      broken.close();
+      await closeServer(broken);
     }
   });
 

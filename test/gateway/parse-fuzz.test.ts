@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Gateway } from '../../src/http/server.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { postGraphQL, startTestGateway, type GraphQLResponse } from '../helpers/stack.ts';
 import {
@@ -84,14 +84,13 @@ describe('the gateway in front of an upstream answering mutated JSON (seeded)', 
       res.writeHead(route === undefined ? 404 : route === 'create' ? 201 : 200, { 'content-type': 'application/json' });
       res.end(body);
     });
-    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-    const baseUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/2.0`;
+    const baseUrl = `http://127.0.0.1:${await listenOnLoopback(upstream)}/2.0`;
     gateway = await startTestGateway({ baseUrl, consumerKey: 'key', consumerSecret: 'secret' });
   });
 
   after(async () => {
     await gateway?.close();
-    await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
+    if (upstream) await closeServer(upstream);
   });
 
   it('answers every operation with the fields resolved or UPSTREAM_ERROR where the mutated answer is read, never an internal or serialization error', async () => {

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { closedPort, closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { logEntries, runScript, type RunningScript } from '../helpers/script.ts';
 import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
@@ -544,9 +545,8 @@ describe('npm start', () => {
       socket.on('error', () => {});
       socket.once('data', () => arrived());
     });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = await listenOnLoopback(silent);
     try {
-      const { port } = silent.address() as AddressInfo;
       const started = await startMain({ CONTEXTIO_API_URL: `http://127.0.0.1:${port}/2.0`, CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
       await requested;
       assert.equal(await started.stop(), 0, started.lines.join('\n'));
@@ -554,7 +554,7 @@ describe('npm start', () => {
       assert.equal(logEntries(started.lines).at(-1)!['message'], 'stopped');
     } finally {
       for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => silent.close(resolve));
+      await closeServer(silent);
     }
   });
 
@@ -672,10 +672,7 @@ describe('npm start', () => {
 
   it('says so when PORT is taken by its own embedded emulator (EMULATOR_PORT set to the same), not as a port some other process holds', async () => {
     // A port free now: once the process has exited, nothing holds it, which is what misled.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const { port } = probe.address() as AddressInfo;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await closedPort();
     const { code, stderr } = await runToExit({ PORT: String(port), EMULATOR_PORT: String(port) });
     assert.equal(code, 1, stderr);
     const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));

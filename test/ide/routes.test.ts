@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -14,7 +14,7 @@ import { createIde } from '../../src/ide/index.ts';
 import { streamOnceFlushed } from '../../src/http/respond.ts';
 import { hsToken } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { rawGraphQLPost } from '../helpers/net.ts';
+import { closeServer, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { ensureIdeBuilt } from '../browser/browser.ts';
 
@@ -244,12 +244,12 @@ async function serveIdeFrom(t: TestContext, dir: string): Promise<string> {
       () => res.writeHead(500).end(),
     );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(server);
   t.after(async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
     await rm(dir, { recursive: true, force: true });
   });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `http://127.0.0.1:${port}`;
 }
 
 test('a file beside the bundle that the manifest does not name (an older build’s) is 404', async (t) => {
@@ -278,9 +278,8 @@ test('an asset whose file fails while it is sent is cut off, not ended as if who
     source.push('first part;');
     setImmediate(() => source.destroy(new Error('EIO: the disk failed')));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server);
+  t.after(() => closeServer(server));
   const response = await request(`http://127.0.0.1:${port}/graphql/ide/app.js`);
   await assert.rejects(response.body.text(), 'the client sees the answer fail, not a complete one');
 });

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
-import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { createLogger } from '../../src/logging/logger.ts';
 import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { rawGraphQLPost } from '../helpers/net.ts';
+import { closeServer, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type Stack } from '../helpers/stack.ts';
 
@@ -242,8 +242,7 @@ describe('shutdown with an upstream connection that never completes', () => {
     // A TLS handshake that never comes: left alone, undici keeps connecting until its own 10 s timeout.
     const sockets = new Set<Socket>();
     const silent = createNetServer((socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const { port } = silent.address() as AddressInfo;
+    const port = await listenOnLoopback(silent);
     // What undici says of the connection to the silent server (its diagnostics channels): begun, then nothing
     // until it is made or fails, the connect timeout included. A client destroyed meanwhile says nothing more.
     const connection: string[] = [];
@@ -266,7 +265,7 @@ describe('shutdown with an upstream connection that never completes', () => {
       assert.deepEqual(connection, ['beforeConnect'], 'close() waited for the connection to end');
     } finally {
       for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
+      await closeServer(silent);
       await gateway.close();
       for (const stop of listeners) stop();
     }
@@ -295,8 +294,7 @@ describe('shutdown with an upstream error answer whose body stalls', () => {
         });
         socket.on('error', () => undefined);
       });
-      await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
-      const { port } = upstream.address() as AddressInfo;
+      const port = await listenOnLoopback(upstream);
       const lines: string[] = [];
       const timer = manualTimer();
       // Deadlines far off: only the shutdown may end the operation.
@@ -334,7 +332,7 @@ describe('shutdown with an upstream error answer whose body stalls', () => {
       } finally {
         unsubscribe('undici:request:headers', onHeaders);
         for (const socket of sockets) socket.destroy();
-        await new Promise<void>((resolve) => upstream.close(() => resolve()));
+        await closeServer(upstream);
         await gateway.close();
       }
     });

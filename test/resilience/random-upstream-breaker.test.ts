@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { EgressProxy } from '../../src/upstream/egress-proxy.ts';
 import { after, before, describe, it } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
@@ -9,7 +9,7 @@ import { createLogger } from '../../src/logging/logger.ts';
 import type { Gateway } from '../../src/http/server.ts';
 import type { WaitTimer } from '../../src/support/wait-timer.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { forwardWhole, readAll } from '../helpers/net.ts';
+import { closeServer, forwardWhole, listenOnLoopback, readAll } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { startTestGateway } from '../helpers/stack.ts';
 
@@ -122,13 +122,8 @@ async function startFront(emulator: Emulator): Promise<Front> {
       server.listen(front.port, '127.0.0.1');
       await once(server, 'listening');
     },
-    close: async () => {
-      server.closeAllConnections();
-      if (server.listening) {
-        server.close();
-        await once(server, 'close');
-      }
-    },
+    // Listening or not (stopListening closed it, its connections perhaps still open), closed once they are cut.
+    close: () => closeServer(server),
   };
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url!, 'http://upstream').pathname.replace(/^\/2\.0/, '');
@@ -146,9 +141,7 @@ async function startFront(emulator: Emulator): Promise<Front> {
       .catch(() => req.socket.destroy());
   });
   server.keepAliveTimeout = 120_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  front.port = (server.address() as AddressInfo).port;
+  front.port = await listenOnLoopback(server);
   front.url = `http://127.0.0.1:${front.port}/2.0`;
   return front;
 }
@@ -213,11 +206,7 @@ async function startTunnels(front: Front): Promise<Tunnels> {
     origin: '',
     refusing: false,
     refused: 0,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
+    close: () => closeServer(server),
   };
   server.on('connect', (_req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => {});
@@ -235,9 +224,7 @@ async function startTunnels(front: Front): Promise<Tunnels> {
     onward.on('error', () => socket.destroy());
     socket.on('close', () => onward.destroy());
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  tunnels.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  tunnels.origin = `http://127.0.0.1:${await listenOnLoopback(server)}`;
   return tunnels;
 }
 

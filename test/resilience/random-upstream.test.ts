@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import type { Gateway } from '../../src/http/server.ts';
 import type { WaitTimer } from '../../src/support/wait-timer.ts';
-import { forwardWhole, readAll } from '../helpers/net.ts';
+import { closeServer, forwardWhole, listenOnLoopback, readAll } from '../helpers/net.ts';
 import { Random } from '../helpers/random.ts';
 import { startTestGateway } from '../helpers/stack.ts';
 
@@ -564,18 +563,13 @@ async function startUpstream(emulator: Emulator): Promise<Upstream> {
   // Longer than any run: a keep-alive connection the front closed as the gateway reused it would be a reset the
   // model did not script.
   server.keepAliveTimeout = 120_000;
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const port = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/2.0`,
+    url: `http://127.0.0.1:${port}/2.0`,
     script,
     received,
     signatures,
-    close: async () => {
-      server.closeAllConnections();
-      server.close();
-      await once(server, 'close');
-    },
+    close: () => closeServer(server),
   };
 }
 

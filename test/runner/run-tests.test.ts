@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import test from 'node:test';
 import { projectRoot } from '../../src/support/project-root.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 
 const FIXTURE = join('test', 'runner', 'fixtures', 'leaves-children.ts');
 
@@ -31,12 +32,12 @@ test('scripts/run-tests.mjs stops what a test file killed mid-run left running',
       socket.on('end', () => resolve(JSON.parse(body) as { file: number; children: number[] }));
     }),
   );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = await listenOnLoopback(server);
   // Without NODE_TEST_CONTEXT, which tells a `node --test` inside a test file to run nothing.
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
   const run = spawn(process.execPath, [join('scripts', 'run-tests.mjs'), FIXTURE], {
     cwd: projectRoot(),
-    env: { ...env, REPORT_PORT: String((server.address() as AddressInfo).port) },
+    env: { ...env, REPORT_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -59,6 +60,6 @@ test('scripts/run-tests.mjs stops what a test file killed mid-run left running',
   } finally {
     run.kill('SIGKILL');
     for (const pid of children) if (leftoverRunning(pid)) process.kill(pid, 'SIGKILL');
-    server.close();
+    await closeServer(server);
   }
 });

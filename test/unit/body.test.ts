@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { discardBody, readBody } from '../../src/http/body.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { rawGraphQLPost } from '../helpers/net.ts';
+import { closeServer, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 
 /**
  * A request whose body has all arrived, unread, and whose client then closed its connection: what a handler
@@ -15,15 +15,14 @@ async function requestGoneUnread(): Promise<{ req: IncomingMessage; close(): Pro
   let received: ((exchange: { req: IncomingMessage; res: ServerResponse }) => void) | undefined;
   const arrived = new Promise<{ req: IncomingMessage; res: ServerResponse }>((resolve) => (received = resolve));
   const server = createServer((req, res) => received!({ req, res }));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  const socket = connect(await listenOnLoopback(server), '127.0.0.1');
   socket.write(rawGraphQLPost('{ accounts { id } }'));
   const { req, res } = await arrived;
   await eventually(() => req.complete);
   socket.destroy();
   await once(res, 'close');
   assert.equal(req.destroyed, true);
-  return { req, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return { req, close: () => closeServer(server) };
 }
 
 describe('reading a request body', { timeout: 30_000 }, () => {

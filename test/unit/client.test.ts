@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { Dispatcher, errors, MockAgent, type MockPool } from 'undici';
@@ -14,7 +14,7 @@ import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/ca
 import { CallChecked, UpstreamClient, type UpstreamClientOptions } from '../../src/upstream/client.ts';
 import { realTimer, type WaitTimer } from '../../src/support/wait-timer.ts';
 import { manualTimer, onTestTime, withClockAhead } from '../helpers/clock.ts';
-import { closedPort, startConnectProxy } from '../helpers/net.ts';
+import { closedPort, closeServer, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
 import { deferred } from '../helpers/deferred.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { whileWatchingZlib } from '../helpers/zlib.ts';
@@ -1037,14 +1037,13 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   const serve = async (server: NetServer | HttpServer): Promise<{ port: number; close(): Promise<void> }> => {
     const sockets = new Set<Socket>();
     server.on('connection', (socket: Socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = await listenOnLoopback(server);
     const close = async () => {
       for (const socket of sockets) socket.destroy();
-      // A server already closed answers with an error, which says only that.
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closeServer(server);
     };
     closers.add(close);
-    return { port: (server.address() as AddressInfo).port, close };
+    return { port, close };
   };
 
   /**

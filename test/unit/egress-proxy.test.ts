@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { loadConfig, type Env } from '../../src/config/index.ts';
 import { bypassesProxy, throughProxy } from '../../src/upstream/egress-proxy.ts';
 import { configProblems } from '../helpers/config.ts';
+import { closeServer } from '../helpers/net.ts';
 
 describe('NO_PROXY', () => {
   /** Each case: the upstream's URL, the NO_PROXY value, whether that sends it around the proxy. */
@@ -150,8 +151,7 @@ describe('an https:// egress proxy given by IP address', () => {
       await assert.rejects(request('http://contextio.test/2.0/accounts', { dispatcher: agent }));
     } finally {
       await agent.close();
-      proxy.closeAllConnections();
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await closeServer(proxy);
     }
     return names;
   }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { createLogger } from '../../src/logging/logger.ts';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { parseAuthorizationHeader, signatureBaseString, sign, type OAuthParam } from '../../src/oauth/signature.ts';
 import { UpstreamClient } from '../../src/upstream/client.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 
 /**
  * An independent reference of RFC 5849 §3.4 (HMAC-SHA1, two-legged), written from the RFC and not from
@@ -147,9 +147,8 @@ describe('OAuth signing against an independent RFC 5849 reference', () => {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"error","value":"nope"}');
       });
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const { port } = server.address() as AddressInfo;
+    const port = await listenOnLoopback(server);
+    t.after(() => closeServer(server));
     const client = new UpstreamClient({
       baseUrl: `http://127.0.0.1:${port}/prefix/2.0/`,
       consumerKey: 'key with space',
