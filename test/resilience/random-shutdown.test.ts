@@ -30,8 +30,11 @@ import { startTestGateway } from '../helpers/stack.ts';
  *   - during the drain new connections are served: /healthz answers 503 {"status":"shutting down"}, every
  *     answer closes its connection; after it a new connection is refused;
  *   - a request still arriving is answered if its body comes during the shutdown, and is no operation (no line)
- *     if it never does (one whose body comes after the grace period, before the cut, has its operation stopped
- *     as it starts: faults.test.ts' 'shutdown with a request whose body is still arriving …' pins that case);
+ *     if it never does; one whose body comes after the grace period, before the cut, has its operation stopped
+ *     as it starts: answered at once, closing its connection, what needs the upstream UPSTREAM_TIMEOUT (its
+ *     message: the period was over when the operation began, its call not sent, a write so not taken effect),
+ *     what needs nothing answered, nothing of it sent upstream (its line's upstreamRequests 0), and the shutdown
+ *     ends without the cut on its account;
  *   - idle keep-alive connections, and connections that sent nothing, are closed;
  *   - every operation has exactly one `operation` line; the stop settles; no upstream request is made after it.
  * A couple of cases run `src/main.ts` and SIGTERM it: its `shutting down` comes before, and `stopped` after,
@@ -57,13 +60,19 @@ const PROCESS_CASES = Number(process.env['RANDOM_SHUTDOWN_PROCESS_CASES'] ?? 2);
 /** When a held upstream answer is let go, relative to the shutdown's marks. */
 type Release = 'before' | 'drain' | 'listenerClosed' | 'afterGrace' | 'never';
 
+/**
+ * What an arriving request asks: nothing of the upstream (`__typename`), an account's read (with `__typename`
+ * beside it or not), or a write (updateAccount).
+ */
+type Asks = 'nothing' | 'read' | 'readAndTypename' | 'write';
+
 type Item =
   | { kind: 'held'; release: Release }
   | { kind: 'rateLimited'; beside502: boolean }
   | { kind: 'idle' }
   | { kind: 'unused' }
   | { kind: 'slowReader'; reads: 'duringShutdown' | 'never' }
-  | { kind: 'arriving'; finish: 'drain' | 'listenerClosed' | 'never' }
+  | { kind: 'arriving'; finish: 'drain' | 'listenerClosed' | 'afterGrace' | 'never'; asks: Asks }
   | { kind: 'pipelinedBehindHeld'; release: Release; behind: number }
   | { kind: 'pipelinedDuringDrain'; count: number }
   | { kind: 'newDuringDrain'; path: '/healthz' | '/graphql' }
@@ -89,12 +98,13 @@ const outlastsGrace = (item: Item): boolean =>
   item.kind === 'rateLimited' ||
   item.kind === 'queued' ||
   (item.kind === 'slowReader' && item.reads === 'never') ||
-  (item.kind === 'arriving' && item.finish === 'never');
+  (item.kind === 'arriving' && (item.finish === 'afterGrace' || item.finish === 'never'));
 
 function drawCase(random: Random): Case {
   const drainMs = random.chance(0.5) ? 0 : 300 + random.int(700);
   const releases: Release[] = drainMs > 0 ? ['before', 'drain', 'listenerClosed', 'afterGrace', 'never'] : ['before', 'listenerClosed', 'afterGrace', 'never'];
   const elapses = random.chance(0.6);
+  const asks: Asks[] = ['nothing', 'read', 'readAndTypename', 'write'];
   const items: Item[] = [];
   const count = 2 + random.int(6);
   for (let i = 0; i < count; i++) {
@@ -103,7 +113,9 @@ function drawCase(random: Random): Case {
       () => ({ kind: 'held', release: random.pick(releases) }),
       () => ({ kind: 'idle' }),
       () => ({ kind: 'unused' }),
-      () => ({ kind: 'arriving', finish: random.pick(drainMs > 0 ? (['drain', 'listenerClosed', 'never'] as const) : (['listenerClosed', 'never'] as const)) }),
+      () => ({ kind: 'arriving', finish: random.pick(drainMs > 0 ? (['drain', 'listenerClosed', 'never'] as const) : (['listenerClosed', 'never'] as const)), asks: random.pick(asks) }),
+      // Its body completed once the grace period is over, before the cut a second later.
+      () => ({ kind: 'arriving', finish: 'afterGrace', asks: random.pick(asks) }),
       () => ({ kind: 'pipelinedBehindHeld', release: random.pick(releases), behind: 1 + random.int(3) }),
       () => ({ kind: 'afterListenerClosed' }),
       () => ({ kind: 'leaves', at: random.pick(drainMs > 0 ? (['drain', 'listenerClosed'] as const) : (['listenerClosed'] as const)) }),
@@ -147,6 +159,12 @@ function drawCase(random: Random): Case {
     for (const excluded of items.filter(needsSlot)) items.splice(items.indexOf(excluded), 1);
     items.push({ kind: 'held', release: 'never' });
     for (let i = 1 + random.int(3); i > 0; i--) items.push({ kind: 'queued' });
+  }
+  // A request whose body comes during the shutdown, before the grace period ends, would call the upstream then:
+  // after a 429 it would wait out the pause too, with the queue wait for a slot the held ones keep. There it
+  // asks nothing of the upstream. (One whose body comes after the grace period calls nothing: it is stopped.)
+  if (limited.length > 0 || queue) {
+    for (const [at, item] of items.entries()) if (item.kind === 'arriving' && (item.finish === 'drain' || item.finish === 'listenerClosed')) items[at] = { ...item, asks: 'nothing' };
   }
   // Lengths only (the test's timer ends the drain and the grace period), drawn as when they were real time.
   const graceMs = items.some(outlastsGrace) ? 200 + random.int(600) : 5_000 + random.int(5_000);
@@ -282,17 +300,53 @@ const post = (requestId: string, query: string, extraHeaders = ''): string => {
 
 const TYPENAME = '{ __typename }';
 
+/** An error answer: its one code; where the model says them, its data beside it and what its message says. */
+interface Failed {
+  error: string;
+  data?: unknown;
+  message?: RegExp;
+}
+
+/**
+ * What an arriving request asks of an account, what its answer holds when it runs, and what when it is stopped
+ * as it starts (the grace period over): each field that needs the upstream UPSTREAM_TIMEOUT (null, and with it
+ * the non-null mutation payload's parent, `data`), its message that the period was over and its call not sent.
+ */
+function askedOf(asks: Asks, accountId: string): { query: string; data: unknown; stopped: { data: unknown } | Failed } {
+  const over = /over when the operation began[\s\S]*was not sent/;
+  switch (asks) {
+    case 'nothing':
+      return { query: TYPENAME, data: { __typename: 'Query' }, stopped: { data: { __typename: 'Query' } } };
+    case 'read':
+      return { query: `{ account(id: "${accountId}") { id } }`, data: { account: { id: accountId } }, stopped: { error: 'UPSTREAM_TIMEOUT', data: { account: null }, message: over } };
+    case 'readAndTypename':
+      return {
+        query: `{ __typename account(id: "${accountId}") { id } }`,
+        data: { __typename: 'Query', account: { id: accountId } },
+        stopped: { error: 'UPSTREAM_TIMEOUT', data: { __typename: 'Query', account: null }, message: over },
+      };
+    case 'write':
+      return {
+        query: `mutation { updateAccount(id: "${accountId}", input: { lastName: "Changed" }) { success } }`,
+        data: { updateAccount: { success: true } },
+        stopped: { error: 'UPSTREAM_TIMEOUT', data: null, message: /over when the operation began[\s\S]*was not sent[\s\S]*did not take effect/ },
+      };
+  }
+}
+
 /** What the model says of one operation: its answer (when the client reads it) and its log line. */
 interface Expected {
   requestId: string;
   what: string;
   /** `data` answered; an error code; or cut. */
-  outcome: { data: unknown } | { error: string } | 'cut' | 'wentAway';
+  outcome: { data: unknown } | Failed | 'cut' | 'wentAway';
   /** Whether the answer must close its connection (made once the shutdown began). */
   closes: boolean | undefined;
   /** The connection and the index of its answer on it; undefined when the client does not read it. */
   connection: Connection | undefined;
   index: number;
+  /** The line's `upstreamRequests`, where the model knows it (when the line carries the field). */
+  upstreamRequests?: number;
 }
 
 interface Running {
@@ -382,6 +436,8 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
   const checks: Array<() => void> = [];
   /** Request ids the gateway must write no operation line for. */
   const noLine: string[] = [];
+  /** Requests of which nothing may reach the upstream (by their id, nor for their account). */
+  const notSent: Array<{ requestId: string; accountId: string }> = [];
   let slowDone: Promise<void> | undefined;
   try {
     // The slow reader's accounts first: the store is then filled before anything is held.
@@ -390,7 +446,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
 
     let heldKey = 1_000;
     /** A held account: its one upstream request answered only when the test releases it. */
-    const holdAccount = (release: Release): { key: number; query: string; data: unknown; terminal: boolean } => {
+    const holdAccount = (release: Release): { id: string; key: number; query: string; data: unknown; terminal: boolean } => {
       const { id } = emulator.store.createAccount({ email: `held${heldKey}@example.com` });
       const key = heldKey++;
       emulator.addFault({ path: `/accounts/${id}`, answerAfterMs: key });
@@ -399,7 +455,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
         await eventually(() => held.waiting(key), { what: `held request ${key} arrived` });
         held.release(key);
       });
-      return { key, query: `{ account(id: "${id}") { id } }`, data: { account: { id } }, terminal: release === 'afterGrace' || release === 'never' };
+      return { id, key, query: `{ account(id: "${id}") { id } }`, data: { account: { id } }, terminal: release === 'afterGrace' || release === 'never' };
     };
     const marksBefore: Array<() => Promise<void>> = [];
     /** What the gateway must have done before the shutdown begins, besides reading what was sent. */
@@ -491,7 +547,11 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
         }
         case 'arriving': {
           const connection = await open();
-          const body = JSON.stringify({ query: TYPENAME });
+          // Its account held at the emulator when its body comes after the grace period: a call the gateway sent
+          // then would never be answered, nor the request, and the shutdown would need the cut.
+          const accountId = item.finish === 'afterGrace' ? holdAccount('never').id : emulator.store.createAccount({ email: `arriving${n}@example.com` }).id;
+          const asked = askedOf(item.asks, accountId);
+          const body = JSON.stringify({ query: asked.query });
           connection.socket.write(
             `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nx-request-id: ${requestId}\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
           );
@@ -501,11 +561,20 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
           });
           if (item.finish === 'never') {
             noLine.push(requestId);
+            notSent.push({ requestId, accountId });
             checks.push(() => assert.ok(connection.closed, `${requestId}: a request that never arrived whole has its connection closed by the shutdown`));
+          } else if (item.finish === 'afterGrace') {
+            // Stopped as its operation starts: what needs the upstream fails, saying the grace period was over when
+            // it began, and nothing of it goes out (a write does not take effect); what needs nothing is answered.
+            marks.afterGrace.push(() => connection.socket.write(body.slice(5)));
+            notSent.push({ requestId, accountId });
+            expected.push({ requestId, what: `arriving (${item.asks}), its body finished after the grace period`, outcome: asked.stopped, closes: true, connection, index: 0, upstreamRequests: 0 });
+            if (item.asks === 'write') checks.push(() => assert.equal(emulator.store.getAccount(accountId)?.last_name, '', `${requestId}: its write did not take effect`));
           } else {
             marks[item.finish].push(() => connection.socket.write(body.slice(5)));
             settle(item.finish, `${requestId}: its body finished, answered`, answered(connection, 1));
-            expected.push({ requestId, what: `arriving, its body finished at ${item.finish}`, outcome: { data: { __typename: 'Query' } }, closes: true, connection, index: 0 });
+            expected.push({ requestId, what: `arriving (${item.asks}), its body finished at ${item.finish}`, outcome: { data: asked.data }, closes: true, connection, index: 0 });
+            if (item.asks === 'write') checks.push(() => assert.equal(emulator.store.getAccount(accountId)?.last_name, 'Changed', `${requestId}: its write took effect`));
           }
           break;
         }
@@ -709,6 +778,8 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
     // Asked as the listener closes (its close() called just before).
     const grace = await nextWait('the grace period', drawn.graceMs);
     await atMark('listenerClosed');
+    /** The cut's wait, when the grace period ended: fired only when something must be cut. */
+    let cut: ShutdownWait | undefined;
     if (drawn.items.some(outlastsGrace)) {
       assert.equal(grace.state, 'waiting', 'the grace period still running: something outlasts it');
       grace.fire();
@@ -717,15 +788,17 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
       for (const e of expected) {
         if (e.connection && e.outcome !== 'cut' && e.outcome !== 'wentAway') await eventually(answered(e.connection, e.index + 1), { what: `after the grace period: ${e.requestId} (${e.what}) answered` });
       }
-      const cut = await nextWait('the cut, a second after the grace period', 1_000);
+      cut = await nextWait('the cut, a second after the grace period', 1_000);
       // Only what must be cut waits for it (a client that stopped reading, a request that never arrived): the
-      // rest has closed its connection or been swept idle, and the stop settles without it.
+      // rest has closed its connection or been swept idle (a request whose body came after the grace period
+      // answered at once), and the stop settles without it.
       if (drawn.items.some((item) => (item.kind === 'slowReader' && item.reads === 'never') || (item.kind === 'arriving' && item.finish === 'never'))) cut.fire();
     }
     // A hang guard, not a margin: the stop needs no timer of the test's from here.
     await Promise.race([stopping, new Promise((resolve) => setTimeout(resolve, 30_000).unref())]);
     assert.ok(settled, `the stop settles (within 30 s; the shutdown's waits: ${JSON.stringify(shutdownTimer.asked.map(({ ms, state }) => ({ ms, state })))})`);
     if (!drawn.items.some(outlastsGrace)) assert.equal(grace.state, 'cancelled', 'nothing outlasts the grace period: the shutdown ends before it, and cancels it');
+    if (cut && cut.state !== 'fired') assert.equal(cut.state, 'cancelled', 'nothing had to be cut: the shutdown ends without the cut, and cancels it');
     const upstreamAtStop = emulator.requests.length + emulator.inFlight;
 
     // Whatever the gateway still had waiting: none of it may reach the upstream now.
@@ -734,6 +807,10 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
     await eventually(() => emulator.inFlight === 0, { what: 'the upstream idle' });
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(emulator.requests.length, upstreamAtStop, `no upstream request after the stop: ${JSON.stringify(emulator.requests.slice(upstreamAtStop).map((r) => `${r.method} ${r.path}`))}`);
+    for (const { requestId, accountId } of notSent) {
+      const sent = emulator.requests.filter((r) => r.requestId === requestId || r.path.includes(accountId));
+      assert.deepEqual(sent.map((r) => `${r.method} ${r.path}`), [], `${requestId}: nothing of it reaches the upstream`);
+    }
 
     for (const connection of connections) await Promise.race([connection.ended, new Promise((resolve) => setTimeout(resolve, 5_000).unref())]);
     if (slowDone) await slowDone;
@@ -762,13 +839,17 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
       }
       assert.deepEqual([line['status'], line['cutAtShutdown'], line['clientWentAway']], [200, undefined, undefined], `${e.requestId} (${e.what}): its line ${JSON.stringify(line)}`);
       assert.deepEqual(line['errors'], 'error' in e.outcome ? [e.outcome.error] : undefined, `${e.requestId} (${e.what}): its line's errors`);
+      if (e.upstreamRequests !== undefined && 'upstreamRequests' in line) assert.equal(line['upstreamRequests'], e.upstreamRequests, `${e.requestId} (${e.what}): its line's upstreamRequests`);
       if (!e.connection) continue;
       const answer = e.connection.answers()[e.index];
       assert.ok(answer, `${e.requestId} (${e.what}): answered whole (answers on its connection: ${e.connection.answers().length})`);
       assert.equal(answer.status, 200, `${e.requestId}: status`);
-      const body = JSON.parse(answer.body) as { data?: unknown; errors?: Array<{ extensions?: { code?: string } }> };
-      if ('error' in e.outcome) assert.deepEqual(body.errors?.map((error) => error.extensions?.code), [e.outcome.error], `${e.requestId} (${e.what}): ${answer.body}`);
-      else if (e.outcome.data === 'big') assert.equal((body.data as { accounts: { nodes: unknown[] } }).accounts.nodes.length, 100, `${e.requestId}: the whole answer`);
+      const body = JSON.parse(answer.body) as { data?: unknown; errors?: Array<{ message?: string; extensions?: { code?: string } }> };
+      if ('error' in e.outcome) {
+        assert.deepEqual(body.errors?.map((error) => error.extensions?.code), [e.outcome.error], `${e.requestId} (${e.what}): ${answer.body}`);
+        if ('data' in e.outcome) assert.deepEqual(body.data, e.outcome.data, `${e.requestId} (${e.what}): its data`);
+        if (e.outcome.message) assert.match(body.errors![0]!.message ?? '', e.outcome.message, `${e.requestId} (${e.what}): its message`);
+      } else if (e.outcome.data === 'big') assert.equal((body.data as { accounts: { nodes: unknown[] } }).accounts.nodes.length, 100, `${e.requestId}: the whole answer`);
       else assert.deepEqual(body, { data: e.outcome.data }, `${e.requestId} (${e.what})`);
       if (e.closes === true) assert.equal(answer.headers['connection'], 'close', `${e.requestId} (${e.what}): its answer closes its connection`);
       // Only the last answer a connection gets may close it (Node drops what waits behind one that does).
