@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { connect, createServer, type AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
 import { eventually } from '../helpers/eventually.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { api, type ApiResponse } from './helpers.ts';
 
 /** `npm run emulator` without its build step, printing its one line. */
@@ -158,15 +159,14 @@ describe('npm run emulator', () => {
 
   test('names EMULATOR_PORT when its port is in use, and exits 1', async () => {
     const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const { port } = taken.address() as AddressInfo;
+    const port = await listenOnLoopback(taken);
     try {
       const run = runCli({ EMULATOR_PORT: String(port) });
       const [code] = await run.exited;
       assert.equal(code, 1);
       assert.deepEqual(run.lines, [`Context.IO emulator: EMULATOR_PORT=${port}: the port is already in use on 127.0.0.1 (choose another; 0 picks a free one)`]);
     } finally {
-      taken.close();
+      await closeServer(taken);
     }
   });
 });

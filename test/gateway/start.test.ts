@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -647,8 +647,7 @@ describe('npm start', () => {
 
   it('names the variable when it cannot listen: a port in use (PORT, EMULATOR_PORT), a HOST not of this machine', async () => {
     const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const { port } = taken.address() as AddressInfo;
+    const port = await listenOnLoopback(taken);
     try {
       const cases: Array<[Record<string, string>, RegExp]> = [
         [{ PORT: String(port) }, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the port is already in use on 127\\.0\\.0\\.1`)],
@@ -666,7 +665,7 @@ describe('npm start', () => {
         assert.doesNotMatch(stdout, /gateway ready/);
       }
     } finally {
-      taken.close();
+      await closeServer(taken);
     }
   });
 
@@ -682,8 +681,7 @@ describe('npm start', () => {
 
   it('names the port in use even when the embedded emulator then cannot save its state on the way out', async () => {
     const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const { port } = taken.address() as AddressInfo;
+    const port = await listenOnLoopback(taken);
     const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
     try {
       const preload = [new URL('./fixtures/fail-saves-after-first.mjs', import.meta.url).href];
@@ -694,7 +692,7 @@ describe('npm start', () => {
       assert.equal(reasons.length, 1, stderr);
       assert.match(reasons[0]!, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the port is already in use`));
     } finally {
-      taken.close();
+      await closeServer(taken);
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { parse } from 'graphql';
 import { startExample } from '../../examples/frontend/serve.ts';
 import { projectRoot } from '../../src/support/project-root.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 
 /**
  * examples/frontend/src/gql/ is generated from the example's operations and is not committed, so a checkout
@@ -67,14 +68,13 @@ describe('npm run example:frontend on a port it cannot use', () => {
 
   it('names EXAMPLE_PORT when the port is in use, without a stack trace', async () => {
     const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = await listenOnLoopback(taken);
     try {
-      const { port } = taken.address() as AddressInfo;
       const result = await runExample(String(port));
       assert.equal(result.status, 1, result.stderr);
       assert.equal(result.stderr, `example:frontend: EXAMPLE_PORT=${port}: the port is already in use on 127.0.0.1 (choose another; 0 picks a free one)\n`);
     } finally {
-      await new Promise<void>((resolve) => taken.close(() => resolve()));
+      await closeServer(taken);
     }
   });
 
