@@ -85,9 +85,15 @@ function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) 
     // Its client gone before the body was read: before it all came, or after (it waits, unread, in the request's
     // buffer), perhaps before these listeners (while its token was verified). A request destroyed never says
     // 'end', and has said 'close' already: waited for, the read would never settle, its caller holding what
-    // it reserved for the body (its share of MAX_BODY_BYTES_IN_FLIGHT) for good. After 'end', a no-op.
+    // it reserved for the body (its share of MAX_BODY_BYTES_IN_FLIGHT) for good.
     const gone = () => reject(new RequestGone());
     if (req.destroyed) return gone();
+    // Every request closes once answered: its 'close' after the read settled is no client gone, and must not
+    // make an Error (a stack trace captured) on every request.
+    const settle = (outcome: true | UnreadBody) => {
+      req.off('close', gone);
+      resolve(outcome);
+    };
     req.on('close', gone);
     const maxPieces = maxBodyPieces(limit);
     let pieces = 0;
@@ -96,10 +102,10 @@ function consumeBody(req: IncomingMessage, limit: number, take: (chunk: Buffer) 
       if (unread !== undefined) {
         req.removeAllListeners('data');
         req.resume();
-        resolve(unread);
+        settle(unread);
       }
     });
-    req.on('end', () => resolve(true));
+    req.on('end', () => settle(true));
     req.on('error', reject);
   });
 }
