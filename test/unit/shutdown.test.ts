@@ -16,8 +16,11 @@ function closingServer(): Server {
   return server as unknown as Server;
 }
 
-/** An HTTP server as `closeServer` uses it, holding a connection that keeps it open until all connections are closed. */
-function heldServer(): { server: Server; cut: () => boolean } {
+/**
+ * An HTTP server as `closeServer` uses it, holding a connection that keeps it open until all connections are
+ * closed, or until the test lets that connection end by itself (`connectionEnded`).
+ */
+function heldServer(): { server: Server; cut: () => boolean; connectionEnded: () => void } {
   let done: (() => void) | undefined;
   let cut = false;
   const server = {
@@ -25,7 +28,7 @@ function heldServer(): { server: Server; cut: () => boolean } {
     closeAllConnections: () => ((cut = true), done?.()),
     closeIdleConnections: () => {},
   };
-  return { server: server as unknown as Server, cut: () => cut };
+  return { server: server as unknown as Server, cut: () => cut, connectionEnded: () => done?.() };
 }
 
 /** Lets `turns` event-loop turns pass: enough for `closeServer` to have closed the server and begun waiting. */
@@ -93,22 +96,16 @@ describe('Shutdown', () => {
     const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 5, timer: shutdownTimer.timer });
     const operation = new OperationScope('held');
     shutdown.operationStarted(operation);
-    let closeServer: (() => void) | undefined;
-    let cut = false;
-    const fake = {
-      close: (callback: () => void) => ((closeServer = callback), fake),
-      closeAllConnections: () => (cut = true),
-      closeIdleConnections: () => {},
-    };
-    const closing = shutdown.closeServer(fake as unknown as Server);
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
     await shutdownTimer.asked();
     shutdownTimer.fireAll();
     await shutdownTimer.asked();
     assert.deepEqual(shutdownTimer.waiting(), [1_000], 'the cut, a second after the grace period');
     shutdown.operationClosed(operation);
-    closeServer!();
+    held.connectionEnded();
     await closing;
     assert.deepEqual(shutdownTimer.waiting(), [], 'the cut given back as the server closed');
-    assert.deepEqual([cut, shutdown.connectionsCut], [false, false]);
+    assert.deepEqual([held.cut(), shutdown.connectionsCut], [false, false]);
   });
 });
