@@ -131,18 +131,21 @@ export class OperationDeadlineExceeded extends Error {
    */
   constructor(
     readonly timeoutMs: number,
-    cause: 'deadline' | 'shutdown' | 'shutdown-over' = 'deadline',
+    cause: DeadlineCause = 'deadline',
   ) {
-    super(
-      cause === 'deadline'
-        ? `The operation did not complete within ${timeoutMs} ms`
-        : cause === 'shutdown'
-          ? `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`
-          : `The gateway is shutting down: the ${timeoutMs} ms it allows operations to finish were over when the operation began`,
-    );
+    super(DEADLINE_MESSAGES[cause](timeoutMs));
     this.setting = cause === 'deadline' ? 'OPERATION_TIMEOUT_MS' : 'SHUTDOWN_GRACE_MS';
   }
 }
+
+type DeadlineCause = 'deadline' | 'shutdown' | 'shutdown-over';
+
+/** What an operation stopped by each of `OperationDeadlineExceeded`'s causes is told. */
+const DEADLINE_MESSAGES: Record<DeadlineCause, (timeoutMs: number) => string> = {
+  deadline: (timeoutMs) => `The operation did not complete within ${timeoutMs} ms`,
+  shutdown: (timeoutMs) => `The gateway is shutting down: the operation was stopped at the end of the ${timeoutMs} ms it allows operations to finish`,
+  'shutdown-over': (timeoutMs) => `The gateway is shutting down: the ${timeoutMs} ms it allows operations to finish were over when the operation began`,
+};
 
 /** Why a call stopped before its answer: its own deadline passed, or its caller's signal was aborted. */
 type CancelReason = 'deadline' | 'caller';
