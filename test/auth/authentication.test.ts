@@ -1131,6 +1131,23 @@ describe('a key set fetched through the egress proxy', () => {
       await jwks.close();
     }
   });
+
+  test('the check at start closes the connection it fetched the set over, which is the check\'s alone', async () => {
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
+    // Kept a minute when idle (and the client told so), a connection the check left open would outlast the wait below.
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }], { keepAliveMs: 60_000 });
+    const jwksPort = Number(new URL(jwks.url).port);
+    const proxy = await startConnectProxy((authority) => (authority === 'keys.test:80' ? jwksPort : undefined));
+    try {
+      const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'HTTPS_PROXY', shown: proxy.hostPort };
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), undefined);
+      assert.deepEqual([jwks.fetches, proxy.counts.tunnels], [1, 1], 'the set fetched through a tunnel');
+      await eventually(() => proxy.openConnections === 0, { what: 'the check\'s tunnel closed' });
+    } finally {
+      await proxy.close();
+      await jwks.close();
+    }
+  });
 });
 
 describe('a client leaving while its token is verified', () => {
