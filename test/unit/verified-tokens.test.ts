@@ -94,6 +94,13 @@ describe('the authenticator', () => {
     for (const requestId of ['r3', 'r4']) await assert.rejects(authenticate(`Bearer ${forged}`, requestId), /signature/);
   });
 
+  it('answers a token past its exp but within the clock tolerance from memory too, as long as it is accepted', async () => {
+    const { authenticate } = createAuthenticator({ jwtSecret: SECRET }, silentLogger);
+    const token = await hsToken({ sub: 'user-1', accounts: ['a'], exp: Math.floor(Date.now() / 1000) - 5 });
+    const first = await authenticate(`Bearer ${token}`, 'r1');
+    assert.equal(await authenticate(`Bearer ${token}`, 'r2'), first, 'the same identity, not one verified again');
+  });
+
   /** An RS256 key pair, its public JWK named `kid`; `sign` makes a token of it (its own `jti`, so no two alike). */
   const rsaKey = async (kid: string) => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
