@@ -114,9 +114,9 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     }
   });
 
-  test('the Bearer scheme in any case, as RFC 9110 has auth schemes', async () => {
+  test('the Bearer scheme in any case, as RFC 9110 has auth schemes, and any number of spaces before the token (RFC 6750: 1*SP)', async () => {
     const token = await valid();
-    for (const scheme of ['bearer', 'BEARER']) {
+    for (const scheme of ['bearer', 'BEARER', 'Bearer ']) {
       const response = await fetch(stack.gateway.url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `${scheme} ${token}` },
