@@ -765,6 +765,22 @@ test('the check at start says the secrets and private keys the set publishes, on
   }, { jwksCooldownMs: 0, jwtSecret: SECRET });
 });
 
+test('a kid the set publishes is said cut to 100 characters: the identity provider writes it, and a log line stays bounded', async () => {
+  const leaked = await generateKeyPair('RS256', { extractable: true });
+  const rsa = await generateKeyPair('RS256', { extractable: true });
+  const longKid = (c: string) => c.repeat(5_000);
+  const keys = [
+    { kty: 'oct', k: Buffer.from('another secret, not the gateway\'s').toString('base64url'), kid: longKid('s') },
+    { ...(await exportJWK(leaked.privateKey)), kid: longKid('p'), alg: 'RS256' },
+    { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
+  ];
+  await withKeySet(keys, async (stack) => {
+    assert.equal(await stack.gateway.keySetProblem(), undefined);
+    const said = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => /symmetric secret|private key/.test(String(entry['message'])));
+    assert.deepEqual(said.map((entry) => entry['kid']), [`${'s'.repeat(100)}…`, `${'p'.repeat(100)}…`]);
+  });
+});
+
 describe('the key set checked at start (keySetProblem, which npm start runs after its ready line)', () => {
   test('says nothing of a set holding an EC key on P-256 or an RSA key of 2048 bits or more, and why any other cannot be used', async () => {
     const rsa = await exportJWK((await generateKeyPair('RS256')).publicKey);
