@@ -702,7 +702,7 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       assert.equal(stack.logs.filter((line) => line.includes('symmetric secret') && line.includes('"kid":"(no kid)"')).length, 1, stack.logs.join(''));
       assert.deepEqual(stack.logs.filter((line) => line.includes('the JWKS could not be fetched')), []);
       // No line holds the secret, encoded or not.
-      assert.ok(stack.logs.every((line) => !line.includes(k) && !line.includes(secret)));
+      assert.ok(stack.logs.every((line) => !line.includes(k) && !line.includes(secret)), 'a line holds the secret');
     }, { jwksCooldownMs: 0 });
   });
 
@@ -719,7 +719,7 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       const entries = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['kty'] === 'oct');
       assert.deepEqual(entries.map((entry) => [entry['level'], entry['kid']]), [['error', 'ours'], ['warn', 'theirs']], stack.logs.join(''));
       assert.match(String(entries[0]!['msg'] ?? entries[0]!['message']), /AUTH_JWT_SECRET itself/);
-      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(keys[0]!.k as string)));
+      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(keys[0]!.k as string)), 'a line holds AUTH_JWT_SECRET');
     }, { jwksCooldownMs: 0, jwtSecret: SECRET });
   });
 
@@ -740,7 +740,7 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
         [['warn', 'hs'], ['warn', '(no kid)'], ['error', 'hs'], ['error', '(no kid)']],
         stack.logs.join(''),
       );
-      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(ours) && !line.includes(other)));
+      assert.ok(stack.logs.every((line) => !line.includes(SECRET) && !line.includes(ours) && !line.includes(other)), 'a line holds a published secret');
     }, { jwksCooldownMs: 0, jwtSecret: SECRET });
   });
 });
@@ -904,7 +904,7 @@ describe('an unreachable key set', () => {
       assert.equal(logged.length, 1);
       const said = `the key set's URL answered 301, a redirect (not followed) to https://idp.example/.well-known/${'x'.repeat(100 - 'https://idp.example/.well-known/'.length)}…`;
       assert.equal(JSON.parse(logged[0]!)['error'], said);
-      assert.ok(stack.logs.every((line) => !line.includes('pa55') && !line.includes('s3cr3t')));
+      assert.ok(stack.logs.every((line) => !line.includes('pa55') && !line.includes('s3cr3t')), "a line holds the redirect's credentials");
       assert.equal(await keySetProblem(jwks.url), `it could not be fetched and read (${said})`);
       // A relative Location, as where it points from the key set's URL.
       jwks.redirect({ status: 302, location: '/keys?v=2' });
