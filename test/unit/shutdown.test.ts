@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Shutdown } from '../../src/http/shutdown.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { manualTimer } from '../helpers/clock.ts';
+import { eventually } from '../helpers/eventually.ts';
 
 /** An HTTP server as `closeServer` uses it, whose close completes one turn later with nothing left open. */
 function closingServer(): Server {
@@ -29,6 +32,13 @@ function heldServer(): { server: Server; cut: () => boolean; connectionEnded: ()
     closeIdleConnections: () => {},
   };
   return { server: server as unknown as Server, cut: () => cut, connectionEnded: () => done?.() };
+}
+
+/** A connection as the shutdown tracks it, that has sent nothing yet: counts the times it is destroyed. */
+function unusedConnection(): { socket: Socket; destroyed: () => number } {
+  let destroyed = 0;
+  const socket = Object.assign(new EventEmitter(), { bytesRead: 0, destroy: () => destroyed++ });
+  return { socket: socket as unknown as Socket, destroyed: () => destroyed };
 }
 
 /** Lets `turns` event-loop turns pass: enough for `closeServer` to have closed the server and begun waiting. */
@@ -88,6 +98,21 @@ describe('Shutdown', () => {
     shutdown.operationClosed(operation);
     await closing;
     assert.deepEqual(shutdownTimer.waiting(), [], 'the wait for the last lines given back once they are written');
+  });
+
+  it('forgets a connection once it closes: its idle sweep destroys only those still open that sent nothing', async () => {
+    // Kept, every connection the server ever accepted would stay referenced for the process's life.
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 60_000 });
+    const [open, closed] = [unusedConnection(), unusedConnection()];
+    shutdown.connectionOpened(open.socket);
+    shutdown.connectionOpened(closed.socket);
+    closed.socket.emit('close');
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
+    await eventually(() => open.destroyed() > 0, { what: 'the idle sweep closing the connection that sent nothing' });
+    assert.equal(closed.destroyed(), 0, 'a connection closed before the sweep is not swept');
+    held.connectionEnded();
+    await closing;
   });
 
   it('gives back the cut once the server closes within the second after the grace period: nothing is cut after', async () => {
