@@ -456,6 +456,25 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('closes the connection after the answer owed before a request whose body Node cannot parse, without waiting for that request', { timeout: 15_000 }, async () => {
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      // In one write: the second's headers are read, and its handler waits for its body, when its chunk's size
+      // (not hex) fails the parser, while the first's answer is still owed. That body never comes: waited for,
+      // its answer held the connection until the request's deadline.
+      const broken = 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n';
+      socket.write(`${rawGraphQLPost('{ __typename }')}${broken}`);
+      await closed;
+      assert.match(received, /^HTTP\/1\.1 200 /, received);
+      assert.equal((received.match(/HTTP\/1\.1 /g) ?? []).length, 1, received);
+    } finally {
+      socket.destroy();
+    }
+  });
+
   it('answers no client error on a connection that failed, nor on one whose answer has begun: it closes it', async () => {
     const { httpServer } = stack.gateway;
     const parseError = () => Object.assign(new Error('Parse Error: Invalid header token'), { code: 'HPE_INVALID_HEADER_TOKEN' });
