@@ -469,6 +469,25 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.deepEqual(asked, [], 'it waited for a retry it could not make');
   });
 
+  it('does not wait out a Retry-After that would end exactly at the call’s deadline: the retry would have no time to go out', async () => {
+    // The client's clock the test's, still: 3 s asked for, exactly the 3 s the call has left. A wait asked for
+    // is recorded and ended at once.
+    const asked: number[] = [];
+    const waitTimer: WaitTimer = (callback, ms) => (asked.push(ms), realTimer(callback, 0));
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '3' } });
+    await onTestTime(
+      undefined,
+      async () => {
+        await assert.rejects(mockedClient({ maxAttempts: 3, timeoutMs: 3_000, waitTimer }).getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 3]);
+          return true;
+        });
+      },
+      { exact: true },
+    );
+    assert.deepEqual(asked, [], 'it waited for a retry whose wait ends as the call does');
+  });
+
   it('reads a Retry-After date only in HTTP’s own forms: garbage with a year in it is no pause of an hour', async () => {
     const retryAfterOf = async (path: string, header: string) => {
       pool.intercept({ path: `/2.0/accounts/${path}`, method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': header } });
