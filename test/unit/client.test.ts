@@ -1026,6 +1026,29 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts/q', method: 'GET' }).reply(200, '<html>maintenance</html>');
     await assert.rejects(client.getAccount('q'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR');
   });
+
+  it('clears each call’s deadline timer as the call ends, answered, failed or cancelled: none is held for its full timeout', async (t) => {
+    // A timeout no other timer of the test has, so that the calls' deadline timers are told apart from undici's.
+    const timeoutMs = 2_345;
+    const made = t.mock.method(globalThis, 'setTimeout');
+    const cleared = t.mock.method(globalThis, 'clearTimeout');
+    const timed = mockedClient({ maxAttempts: 1, timeoutMs });
+    pool.intercept({ path: '/2.0/accounts/ok', method: 'GET' }).reply(200, { id: 'ok', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts/gone', method: 'GET' }).reply(404, { type: 'error', value: 'no such account' }, JSON_HEADERS);
+    const left = new OperationScope();
+    left.abort();
+    assert.equal((await timed.getAccount('ok')).id, 'ok');
+    await assert.rejects(timed.getAccount('gone'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
+    await assert.rejects(timed.getAccount('left', left));
+    const deadlines = made.mock.calls.filter((call) => call.arguments[1] === timeoutMs).map((call) => call.result);
+    assert.equal(deadlines.length, 3, 'one deadline timer per call');
+    const clearedTimers = new Set(cleared.mock.calls.map((call) => call.arguments[0]));
+    assert.deepEqual(
+      deadlines.map((timer) => clearedTimers.has(timer)),
+      [true, true, true],
+      'a call’s deadline timer was left running after the call ended',
+    );
+  });
 });
 
 /** The client against servers of this test's own, for what only real sockets show: connections, handshakes. */
