@@ -738,6 +738,31 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     );
   });
 
+  it('takes a rate-limit pause whose wait ended a few milliseconds early (a timer firing ahead of the clock) as over: the call goes out, no second wait', async (t) => {
+    t.mock.method(Math, 'random', () => 0);
+    const waits = manualTimer();
+    const paused = mockedClient({ maxAttempts: 1, timeoutMs: 2_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1.5' } });
+    pool.intercept({ path: '/2.0/accounts/waited', method: 'GET' }).reply(200, { id: 'waited', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    await onTestTime(
+      undefined,
+      async (advance) => {
+        await assert.rejects(paused.getAccount('limited'), /rate limit/);
+        // Begun 1 ms into the pause, the call has more than a quarter of its time left after it (see above).
+        advance(1);
+        const waited = paused.getAccount('waited');
+        await waits.asked();
+        assert.deepEqual(waits.waiting(), [1_499]);
+        // Its timer fires 3 ms before the clock says the pause is over.
+        advance(1_496);
+        waits.fireAll();
+        const next = await Promise.race([waited.then(() => 'sent'), waits.asked().then(() => 'waited again')]);
+        assert.equal(next, 'sent');
+      },
+      { exact: true },
+    );
+  });
+
   it('does not count a call its operation’s deadline or its caller cut toward opening the breaker: only its own deadline', async () => {
     // Out of time before its own UPSTREAM_TIMEOUT_MS, a hung upstream says nothing yet (docs/configuration.md: OPERATION_TIMEOUT_MS).
     const breaking = mockedClient({ maxAttempts: 1, breakerFailureThreshold: 1 });
