@@ -317,6 +317,22 @@ describe('one call’s verdicts across its attempts', () => {
     assert.equal(breaker.state, 'closed');
   });
 
+  it('does not count a retried failure owed at its call’s end when the upstream served others after the call went out', () => {
+    const { breaker, clock } = make();
+    // Two calls to a path that resets its connections retry, the upstream serves another call meanwhile, and both
+    // end on no verdict of their last attempt (cancelled, say): their owed failures are that path's, not an outage.
+    const calls = [new CallVerdicts(breaker), new CallVerdicts(breaker)];
+    for (const call of calls) call.wentOut();
+    clock.now = 5;
+    new CallVerdicts(breaker).answered(breaker.tryAcquire()!, 200);
+    clock.now = 2_000;
+    for (const call of calls) {
+      call.failedRetrying(breaker.tryAcquire()!, {}, true);
+      call.settle();
+    }
+    assert.equal(breaker.state, 'closed');
+  });
+
   it('takes only a success for the upstream serving: failures meanwhile count after a 4xx or a 429, which something in front of it may answer', () => {
     for (const status of [404, 429, 500]) {
       const { breaker, clock } = make();
