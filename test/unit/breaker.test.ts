@@ -333,6 +333,25 @@ describe('one call’s verdicts across its attempts', () => {
     assert.equal(breaker.state, 'closed');
   });
 
+  it('owes the retried failure of a probe still out when the circuit closed, as an ordinary call’s: it is not the trial any more', () => {
+    const clock = { now: 0 };
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1_000, now: () => clock.now });
+    const letThroughBefore = breaker.tryAcquire()!;
+    breaker.recordFailure('call');
+    clock.now = 1_000;
+    const probe = probeOf(breaker.tryAcquire());
+    // The call let through before the circuit opened is answered (a 404: no call served): the circuit closes.
+    new CallVerdicts(breaker).answered(letThroughBefore, 404);
+    assert.equal(breaker.state, 'closed');
+    // The probe's connection is then reset, and its call retries: owed until the call ends, as any call's.
+    const probeCall = new CallVerdicts(breaker);
+    probeCall.wentOut();
+    probeCall.failedRetrying(probe, {}, true);
+    assert.equal(breaker.state, 'closed', 'a retried failure of a probe of a circuit since closed was counted at once');
+    probeCall.answered(breaker.tryAcquire()!, 200);
+    assert.equal(breaker.state, 'closed');
+  });
+
   it('takes only a success for the upstream serving: failures meanwhile count after a 4xx or a 429, which something in front of it may answer', () => {
     for (const status of [404, 429, 500]) {
       const { breaker, clock } = make();
