@@ -327,6 +327,16 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal((await client.getAccount('nx')).id, 'nx');
   });
 
+  it('retries a connection whose opening timed out, or that broke or timed out once open (EPIPE, ETIMEDOUT, UND_ERR_CLOSED)', async () => {
+    const failures = [new errors.ConnectTimeoutError(), Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }), Object.assign(new Error('read ETIMEDOUT'), { code: 'ETIMEDOUT' }), new errors.ClientClosedError()];
+    for (const failure of failures) {
+      const code = (failure as Error & { code: string }).code;
+      pool.intercept({ path: `/2.0/accounts/${code}`, method: 'GET' }).replyWithError(failure);
+      pool.intercept({ path: `/2.0/accounts/${code}`, method: 'GET' }).reply(200, { id: code, created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+      assert.equal((await client.getAccount(code)).id, code);
+    }
+  });
+
   it('answers a DELETE whose only earlier attempts were refused (429, a refused connection) and then 404 as NOT_FOUND', async () => {
     const notFound = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND';
     pool.intercept({ path: '/2.0/connect_tokens/abc', method: 'DELETE' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '0' } });
