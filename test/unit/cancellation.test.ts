@@ -13,6 +13,8 @@ describe('OperationScope', () => {
     cancellation.abort(new Error('later'));
     assert.equal(cancellation.aborted, true);
     assert.deepEqual(seen, [reason]);
+    // The first reason stands: calls still settling read it (a deadline stays a timeout when the response then closes).
+    assert.equal(cancellation.reason, reason);
   });
 
   it('runs every listener even when one throws, then throws the first error', () => {
