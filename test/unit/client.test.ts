@@ -311,6 +311,10 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(503, '<html>Service Unavailable</html>');
     pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(200, { id: 'b', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
     assert.equal((await client.getAccount('b')).id, 'b');
+    // A JSON body is not enough to be the API's own: a gateway in front may answer its 503 in JSON of its own shape.
+    pool.intercept({ path: '/2.0/accounts/c', method: 'GET' }).reply(503, { message: 'Service Unavailable' }, JSON_HEADERS);
+    pool.intercept({ path: '/2.0/accounts/c', method: 'GET' }).reply(200, { id: 'c', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    assert.equal((await client.getAccount('c')).id, 'c');
   });
 
   it('retries a connection that failed on the way: a name lookup failing for now (EAI_AGAIN), a network or host out of reach for now', async () => {
