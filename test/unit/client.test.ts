@@ -1213,6 +1213,28 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('says a write that went out and got no answer before its deadline may have taken effect; a read says nothing of the kind', async (t) => {
+    // Each request arrives and is never answered: its call's deadline passes, on the test's time, once it is in.
+    const arrived = happenings();
+    const server = createHttpServer(() => arrived.push());
+    await onTestTime(t, async (advance) => {
+      await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 2, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
+        const timedOut = (message: string) => (e: Error & { extensions?: Record<string, unknown> }) => {
+          assert.deepEqual([e.message, e.extensions?.['code']], [message, 'UPSTREAM_TIMEOUT']);
+          return true;
+        };
+        const write = client.createAccount({ email: 'a@example.com' });
+        await arrived.next();
+        advance(300);
+        await assert.rejects(write, timedOut('The upstream did not answer within 300 ms while creating an account: the request may have taken effect'));
+        const read = client.getAccount('a');
+        await arrived.next();
+        advance(300);
+        await assert.rejects(read, timedOut('The upstream did not answer within 300 ms while reading account "a"'));
+      });
+    });
+  });
+
   it('stops reading an answer streamed past 32 MiB without a Content-Length, and closes its connection', async () => {
     // Chunked: the size is known only as it arrives.
     const { server, sent } = sixtyFourMiBAnswer({ 'content-type': 'application/json' }, Buffer.alloc(1024 * 1024, 0x20));
