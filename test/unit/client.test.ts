@@ -2902,8 +2902,10 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       waits.fireAll();
       await new Promise((resolve) => setImmediate(resolve));
       operation.abort();
-      await assert.rejects(deleted, (e: Error) => {
+      await assert.rejects(deleted, (e: Error & { extensions?: Record<string, unknown> }) => {
         assert.equal(e.message, 'The request was cancelled: the request may have taken effect');
+        // Cut by its caller, not by any deadline: no timeout.
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
         return true;
       });
       hold.answer();
