@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it, type TestContext } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -729,21 +729,35 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.deepEqual(asked, [], 'it waited out a pause that would leave it no more than a quarter of its time');
   });
 
-  it('waits out a rate-limit pause that leaves the call more than a quarter of its time after it, by a millisecond', async (t) => {
-    // As above, but the call begins 1 ms into the pause: 1,499 ms of its 2,000 are asked, leaving 501.
+  /**
+   * A client of 2 s calls, without jitter, its waits on a timer the test fires, whose call of account "limited"
+   * is answered 429 with a pause of 1.5 s; account "waited" is answered once the pause is over. `callInThePause`
+   * (within `onTestTime`) makes both calls, the second 1 ms into the pause, and returns it waiting.
+   */
+  const pausedOneAndAHalfSeconds = (t: TestContext) => {
     t.mock.method(Math, 'random', () => 0);
     const waits = manualTimer();
     const paused = mockedClient({ maxAttempts: 1, timeoutMs: 2_000, waitTimer: waits.timer });
     pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1.5' } });
     pool.intercept({ path: '/2.0/accounts/waited', method: 'GET' }).reply(200, { id: 'waited', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const callInThePause = async (advance: (ms: number) => void) => {
+      await assert.rejects(paused.getAccount('limited'), /rate limit/);
+      advance(1);
+      const waited = paused.getAccount('waited');
+      await waits.asked();
+      assert.deepEqual(waits.waiting(), [1_499]);
+      return { waited };
+    };
+    return { waits, callInThePause };
+  };
+
+  it('waits out a rate-limit pause that leaves the call more than a quarter of its time after it, by a millisecond', async (t) => {
+    // As above, but the call begins 1 ms into the pause: 1,499 ms of its 2,000 are asked, leaving 501.
+    const { waits, callInThePause } = pausedOneAndAHalfSeconds(t);
     await onTestTime(
       undefined,
       async (advance) => {
-        await assert.rejects(paused.getAccount('limited'), /rate limit/);
-        advance(1);
-        const waited = paused.getAccount('waited');
-        await eventually(() => waits.waiting().length === 1);
-        assert.deepEqual(waits.waiting(), [1_499]);
+        const { waited } = await callInThePause(advance);
         advance(1_499);
         waits.fireAll();
         assert.equal((await waited).id, 'waited');
@@ -753,20 +767,12 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
   });
 
   it('takes a rate-limit pause whose wait ended a few milliseconds early (a timer firing ahead of the clock) as over: the call goes out, no second wait', async (t) => {
-    t.mock.method(Math, 'random', () => 0);
-    const waits = manualTimer();
-    const paused = mockedClient({ maxAttempts: 1, timeoutMs: 2_000, waitTimer: waits.timer });
-    pool.intercept({ path: '/2.0/accounts/limited', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '1.5' } });
-    pool.intercept({ path: '/2.0/accounts/waited', method: 'GET' }).reply(200, { id: 'waited', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const { waits, callInThePause } = pausedOneAndAHalfSeconds(t);
     await onTestTime(
       undefined,
       async (advance) => {
-        await assert.rejects(paused.getAccount('limited'), /rate limit/);
         // Begun 1 ms into the pause, the call has more than a quarter of its time left after it (see above).
-        advance(1);
-        const waited = paused.getAccount('waited');
-        await waits.asked();
-        assert.deepEqual(waits.waiting(), [1_499]);
+        const { waited } = await callInThePause(advance);
         // Its timer fires 3 ms before the clock says the pause is over.
         advance(1_496);
         waits.fireAll();
