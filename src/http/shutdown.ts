@@ -141,6 +141,7 @@ export class Shutdown {
     }, true);
     // Kept-alive connections would keep the server open: each answer from now on closes its connection, and
     // one answered before shutdown began is closed here once it is idle, as is one that never sent a request.
+    // Unref'd as the grace period's timers are: the connections it sweeps hold the process open themselves.
     const idle = setInterval(
       () =>
         setImmediate(() => {
@@ -148,7 +149,7 @@ export class Shutdown {
           this.#closeUnusedConnections();
         }),
       50,
-    );
+    ).unref();
     await closed;
     cancelGrace();
     cancelCut();

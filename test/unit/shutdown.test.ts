@@ -133,4 +133,18 @@ describe('Shutdown', () => {
     assert.deepEqual(shutdownTimer.waiting(), [], 'the cut given back as the server closed');
     assert.deepEqual([held.cut(), shutdown.connectionsCut], [false, false]);
   });
+
+  it('holds the process open by no timer of its own after the drain: a server that never closes does not keep a process alive through it', async () => {
+    // Its grace period's end, the cut and the idle sweep only serve a server still open, whose connections hold
+    // the process open themselves.
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 60_000 });
+    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const before = timers();
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
+    await turns(5);
+    assert.equal(timers(), before, 'a timer of the shutdown holding the process open');
+    held.connectionEnded();
+    await closing;
+  });
 });
