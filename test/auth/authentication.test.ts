@@ -1191,7 +1191,7 @@ describe('a client leaving while its token is verified', () => {
       assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
       // Nothing of the first is left in flight: shutdown does not wait out its grace period.
       await stack.gateway.close();
-      assert.ok(!stack.logs.some((line) => line.includes('shutdown grace period over')));
+      assert.ok(!stack.logs.some((line) => line.includes('shutdown grace period over')), 'shutdown had nothing in flight to wait out');
     } finally {
       await stack.close();
       await jwks.close();

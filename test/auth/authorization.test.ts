@@ -183,7 +183,7 @@ describe('per-account scope', () => {
       }
       const { store } = stack.emulator;
       assert.equal(store.getAccount(other)?.first_name, 'Otto');
-      assert.ok(store.getConnectToken(otherToken, other));
+      assert.ok(store.getConnectToken(otherToken, other), 'the other account’s connect token is still there');
     });
 
     test('a mutation writing to its own account and to another is refused whole (403) before the first write', async () => {

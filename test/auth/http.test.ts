@@ -115,12 +115,12 @@ describe('configuration', () => {
       INTROSPECTION: 'yes',
     });
     assert.equal(problems.length, 5, problems.join('\n'));
-    assert.ok(problems.every((p) => !p.includes('short-secret-value')));
-    assert.ok(problems.some((p) => p.startsWith('AUTH_JWT_SECRET must be at least 32 bytes')));
-    assert.ok(problems.some((p) => p.startsWith('AUTH_JWKS_URL must be an https URL')));
-    assert.ok(problems.some((p) => p.includes('"*"')));
-    assert.ok(problems.some((p) => p.includes('"https://x.example.com/path"')));
-    assert.ok(problems.some((p) => p.startsWith('INTROSPECTION must be true or false')));
+    assert.ok(problems.every((p) => !p.includes('short-secret-value')), 'no problem repeats the short secret');
+    assert.ok(problems.some((p) => p.startsWith('AUTH_JWT_SECRET must be at least 32 bytes')), 'a problem says AUTH_JWT_SECRET is too short');
+    assert.ok(problems.some((p) => p.startsWith('AUTH_JWKS_URL must be an https URL')), 'a problem says AUTH_JWKS_URL must be https');
+    assert.ok(problems.some((p) => p.includes('"*"')), 'a problem names the "*" origin');
+    assert.ok(problems.some((p) => p.includes('"https://x.example.com/path"')), 'a problem names the origin with a path');
+    assert.ok(problems.some((p) => p.startsWith('INTROSPECTION must be true or false')), 'a problem says INTROSPECTION must be true or false');
   });
 
   test('an AUTH_JWT_SECRET of exactly 32 bytes is long enough, however many characters it is written in', () => {
@@ -159,7 +159,7 @@ describe('configuration', () => {
   test('a CORS_ORIGINS list with credentials repeats none of its entries, even a password split by a comma', () => {
     const problems = configProblems({ CORS_ORIGINS: 'https://deploy:pass,word@app.example.com, deploy:secret@host' });
     assert.equal(problems.length, 3, problems.join('\n'));
-    assert.ok(problems.every((p) => p.endsWith('(got an entry, not shown: the list holds an @, as credentials in a URL would)')));
+    assert.ok(problems.every((p) => p.endsWith('(got an entry, not shown: the list holds an @, as credentials in a URL would)')), 'every problem says its entry is not shown');
     assert.ok(problems.every((p) => !/pass|word|secret|deploy/.test(p)), problems.join('\n'));
   });
 
@@ -616,7 +616,7 @@ describe('npm run token', () => {
     assert.equal(protectedHeader.alg, 'HS256');
     assert.deepEqual(payload['accounts'], ['a1', 'a2']);
     assert.equal(payload.sub, 'ada');
-    assert.ok(payload.exp! - payload.iat! === 15 * 60);
+    assert.ok(payload.exp! - payload.iat! === 15 * 60, 'the token lasts 15 minutes');
 
     const stack = await startAuthStack({ auth: { jwtSecret: SECRET, issuer: 'https://issuer.test', audience: 'gw' } });
     try {

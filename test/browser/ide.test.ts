@@ -347,7 +347,7 @@ browserTest('with auth and introspection on, the schema re-fetch is offered once
     await openDocs(page);
     await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
     await refetchButton(page).waitFor();
-    assert.ok(await settingsAtSidebarFoot(page));
+    assert.ok(await settingsAtSidebarFoot(page), 'the short keys and settings buttons stay at the sidebar’s foot with the docs open');
     // Pressed, it asks for the schema with the headers now in the editor.
     const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
     await replaceText(page, headers, JSON.stringify({ Authorization: `Bearer ${another}` }));

@@ -14,7 +14,7 @@ describe('accounts', () => {
     const res = await api(emu, '/accounts');
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'application/json');
-    assert.ok(Array.isArray(res.body));
+    assert.ok(Array.isArray(res.body), 'the accounts come as an array');
     assert.equal(res.body.length, 3);
     const ada = res.body[0];
     assert.deepEqual(Object.keys(ada).sort(), [
@@ -415,7 +415,7 @@ describe('connect tokens', () => {
     const emu = await emulatorFor(t);
     const used = await api(emu, '/connect_tokens/adaconnected0001');
     assert.equal(used.body.expires, false);
-    assert.ok(used.body.used > 0);
+    assert.ok(used.body.used > 0, 'the demo token is used');
     assert.deepEqual(Object.keys(used.body.account).sort(), [
       'created', 'email_addresses', 'first_name', 'id', 'last_name', 'sources', 'suspended',
     ]);
@@ -437,7 +437,7 @@ describe('connect tokens', () => {
     const res = await api(emu, '/connect_tokens?limit=1&offset=x');
     assert.equal(res.status, 200);
     assert.equal(res.body.length, 100);
-    assert.ok(res.body.every((x: { used: number; account: { id: string } }) => x.used > 0 && x.account.id));
+    assert.ok(res.body.every((x: { used: number; account: { id: string } }) => x.used > 0 && x.account.id), 'every seeded token is used, with its account');
     emu.store.reset();
     assert.equal((await api(emu, '/accounts')).body.length, 0);
   });
@@ -746,7 +746,7 @@ describe('EMULATOR_PUBLIC_URL', () => {
     assert.equal(token.browser_redirect_url, `http://devbox.lan:4010/connect/${token.token}`);
     assert.equal(token.resource_url, `http://devbox.lan:4010/2.0/connect_tokens/${token.token}`);
     const accounts = (await api(emu, '/accounts')).body as Array<{ resource_url: string }>;
-    assert.ok(accounts.length > 0 && accounts.every((a) => a.resource_url.startsWith('http://devbox.lan:4010/2.0/accounts/')));
+    assert.ok(accounts.length > 0 && accounts.every((a) => a.resource_url.startsWith('http://devbox.lan:4010/2.0/accounts/')), 'every account’s resource_url starts with the public URL');
     assert.match(emu.url, /^http:\/\/127\.0\.0\.1:\d+\/2\.0$/);
   });
 

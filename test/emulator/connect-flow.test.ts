@@ -68,7 +68,7 @@ describe('connect flow', () => {
     assert.equal(res.headers.location, `https://app.example.com/done?step=2&contextio_token=${token}`);
 
     const used = await api(emu, `/connect_tokens/${token}`);
-    assert.ok(used.body.used > 0);
+    assert.ok(used.body.used > 0, 'the token is used');
     assert.equal(used.body.expires, false);
     const account = used.body.account;
     assert.match(account.id, /^[0-9a-f]{24}$/);
@@ -192,7 +192,7 @@ describe('connect flow', () => {
     assert.equal((await submit(origin, token, { submission: 'a'.repeat(24) })).status, 303);
     assert.equal(recentlyUsed.size, 10_000);
     assert.deepEqual([...recentlyUsed.keys()].slice(0, 1), ['fresh1']);
-    assert.ok(recentlyUsed.has(token));
+    assert.ok(recentlyUsed.has(token), 'the token just used is remembered');
   });
 
   test('the store refuses to complete a token onto an account it does not know, blaming the account, and the token stays usable', (t) => {

@@ -563,7 +563,7 @@ describe('the data file as read and written', () => {
     } finally {
       process.umask(umask);
     }
-    assert.ok((await lstat(link)).isSymbolicLink());
+    assert.ok((await lstat(link)).isSymbolicLink(), 'the data file is still a symbolic link');
     assert.equal((await stat(join(dir, 'volume', 'state.json'))).mode & 0o777, 0o664);
 
     // `..` in a link inside a linked folder is read from the link's real folder, as the kernel reads it.

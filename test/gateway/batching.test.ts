@@ -43,7 +43,7 @@ describe('batching: each upstream resource once per operation', () => {
     assert.equal(res.body.errors, undefined);
     const accounts = res.body.data!.connectTokens.nodes.map((n) => n.account);
     assert.equal(accounts.length, 100);
-    assert.ok(accounts.every((a) => a.username === `user${ids.indexOf(a.id)}` && a.messageCount === ids.indexOf(a.id)));
+    assert.ok(accounts.every((a) => a.username === `user${ids.indexOf(a.id)}` && a.messageCount === ids.indexOf(a.id)), 'each account has its own username and message count');
     const calls = stack.upstreamCalls();
     assert.equal(calls.length, 21);
     assert.equal(calls[0], 'GET /connect_tokens');

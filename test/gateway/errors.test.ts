@@ -260,7 +260,7 @@ describe('the gateway’s own key refused upstream (401)', () => {
         const body = JSON.parse(text) as { errors: { extensions: { code: string; upstream: { status: number } } }[] };
         assert.equal(body.errors[0]!.extensions.code, 'UPSTREAM_ERROR');
         assert.equal(body.errors[0]!.extensions.upstream.status, 401);
-        assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')));
+        assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')), 'an error line names CONTEXTIO_CONSUMER_KEY');
         for (const output of [text, ...lines]) {
           assert.doesNotMatch(output, /a-wrong-secret-value|the-real-secret|oauth_signature/);
         }
@@ -282,7 +282,7 @@ describe('the gateway’s own key refused with another status', () => {
       stack.emulator.addFault({ path: `/accounts/${id}`, status: 403, body: { type: 'error', code: 105, value: 'Invalid signature' }, times: 1 });
       const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
       assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
-      assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')));
+      assert.ok(lines.some((l) => l.includes('"level":"error"') && l.includes('CONTEXTIO_CONSUMER_KEY')), 'an error line names CONTEXTIO_CONSUMER_KEY');
       stack.emulator.addFault({ path: `/accounts/${id}`, status: 403, body: { type: 'error', value: 'not your account' } });
       assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['FORBIDDEN'], 'a plain 403 is still FORBIDDEN');
     } finally {
@@ -301,7 +301,7 @@ describe('the consumer secret in an upstream error body', () => {
       stack.emulator.addFault({ path: `/accounts/${id}`, status: 400, body: { type: 'error', value: echoed } });
       assert.deepEqual(codes(await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id })), ['BAD_USER_INPUT']);
       const logged = lines.find((line) => line.includes('upstream error response'));
-      assert.ok(logged);
+      assert.ok(logged, 'the upstream error response is logged');
       assert.doesNotMatch(lines.join('\n'), /sec ret\/with\+marks|sec%20ret%2Fwith%2Bmarks/);
       assert.equal(JSON.parse(logged).body, '(not shown: it quotes the gateway’s credentials)');
     } finally {
@@ -390,7 +390,7 @@ describe('ids too long to name anything', () => {
     assert.deepEqual(res.body.data, { account: null, connectToken: null });
     assert.deepEqual(codes(res), ['BAD_USER_INPUT', 'BAD_USER_INPUT']);
     assert.match(res.body.errors![0]!.message, /at most 256 characters long \(got 20000\)/);
-    assert.ok(JSON.stringify(res.body).length < 1_000);
+    assert.ok(JSON.stringify(res.body).length < 1_000, 'the answer does not repeat the 20,000-character id');
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 });

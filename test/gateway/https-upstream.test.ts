@@ -151,8 +151,8 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
       const faults = entries.filter((e) => e['level'] === 'error' && String(e['message']).includes('TLS'));
       assert.equal(faults.length, 1, gateway.lines.slice(linesBefore).join('\n'));
       assert.match(String(faults[0]!['code']), code);
-      assert.ok(String(faults[0]!['message']).includes(`(${String(faults[0]!['code'])})`));
-      assert.ok(gateway.lines.every((line) => !line.includes('remote-secret')));
+      assert.ok(String(faults[0]!['message']).includes(`(${String(faults[0]!['code'])})`), 'the TLS fault’s message names its code in parentheses');
+      assert.ok(gateway.lines.every((line) => !line.includes('remote-secret')), 'no line holds the remote secret');
     });
   }
 

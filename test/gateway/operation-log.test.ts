@@ -368,7 +368,7 @@ describe('the operation log line', () => {
       for (let i = 0; i < 2; i++) assert.deepEqual(codes(await guarded.gql(query)), ['UPSTREAM_ERROR']);
       const [failed, refused] = await exactOperationLines(2, guarded.gateway, breaking);
       assert.equal(failed!['breakerRefusals'], undefined);
-      assert.ok(Number(failed!['upstreamRequests']) > 0);
+      assert.ok(Number(failed!['upstreamRequests']) > 0, 'the failed operation’s calls went upstream');
       assert.deepEqual([refused!['errors'], refused!['upstreamRequests'], refused!['breakerRefusals']], [['UPSTREAM_ERROR'], 0, 1]);
     } finally {
       await guarded.close();

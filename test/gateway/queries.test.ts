@@ -360,7 +360,7 @@ describe('queries against the emulator', () => {
     assert.deepEqual(tokensOf(first.body), [tokens[0], tokens[1]]);
     const [, afterFirst] = first.body.data!.connectTokens.edges;
     // A cursor does not show the token it names (a credential): a keyed digest of it.
-    assert.ok(!Buffer.from(afterFirst!.cursor, 'base64url').toString().includes(tokens[1]!));
+    assert.ok(!Buffer.from(afterFirst!.cursor, 'base64url').toString().includes(tokens[1]!), 'the cursor does not show the token it names');
     const deleted = await stack.gql(`mutation ($t: ID!) { deleteConnectToken(token: $t) { success } }`, { t: tokens[0] });
     assert.deepEqual(deleted.body.data, { deleteConnectToken: { success: true } });
     const second = await stack.gql<Page>(page, { after: afterFirst!.cursor });

@@ -475,7 +475,7 @@ describe('random lifecycle: writes, connect flows and the clock, read back throu
       }
       assert.equal(page.status, 200, 'the connect page');
       const submission = /name="submission" value="([0-9a-f]{24})"/.exec(page.text)?.[1];
-      assert.ok(submission);
+      assert.ok(submission, 'the connect page has a submission field');
       const firstPrefilled = /id="first_name" name="first_name" value="([^"]*)"/.exec(page.text)?.[1] ?? '';
       if (token.owner === null) assert.equal(firstPrefilled, token.firstName ?? '', 'the page offers the token’s first name');
       // Adding a mailbox to an account keeps the account's names: the page asks for none.

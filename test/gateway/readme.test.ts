@@ -28,7 +28,7 @@ const examples = [...readme.matchAll(/```graphql\n([\s\S]*?)```/g)].map((m) => m
 describe('the README examples', () => {
   const stack = useStack();
 
-  it('has examples to check', () => assert.ok(examples.length >= 3));
+  it('has examples to check', () => assert.ok(examples.length >= 3, `${examples.length} GraphQL examples in the README`));
 
   it('suggests a demo account for the Dashboard example that has what it shows: sources and connect tokens', async () => {
     const id = /with the demo data, `\{"id": "(\w+)"\}`/.exec(readme)?.[1];
@@ -48,7 +48,7 @@ describe('the README examples', () => {
       stack.emulator.store.useConnectToken(token.token, { email: 'readme2@example.com' });
       const res = await stack.gql(example, example.includes('$id') ? { id: account.id } : {});
       assert.equal(res.body.errors, undefined, JSON.stringify(res.body.errors));
-      assert.ok(res.body.data && Object.values(res.body.data).every((value) => value !== null));
+      assert.ok(res.body.data && Object.values(res.body.data).every((value) => value !== null), 'every root field of the example answers');
     });
   }
 });
@@ -89,7 +89,7 @@ describe('the configuration tables of the README and docs', () => {
   );
 
   it('has rows to check, each naming settings', () => {
-    assert.ok(rows.length >= 40);
+    assert.ok(rows.length >= 40, `${rows.length} rows of settings in the docs`);
     for (const row of rows) for (const name of row.names) assert.ok((SETTINGS as readonly string[]).includes(name), `${row.path}: ${name} is a setting`);
   });
 
@@ -197,7 +197,7 @@ describe('the README and docs name what exists', () => {
 
   it('names in each row of "How it is built" (the README\'s and docs/architecture.md\'s) files of that row\'s folder', () => {
     const rows = [readme, readFileSync('docs/architecture.md', 'utf8')].flatMap((text) => tableRows(text, 'folder'));
-    assert.ok(rows.length >= 20);
+    assert.ok(rows.length >= 20, `${rows.length} rows of folders`);
     let checked = 0;
     for (const [what, description] of rows) {
       const folder = /^`([\w/]+\/)`$/.exec(what!)?.[1];
@@ -278,7 +278,7 @@ describe('docs/limits.md', () => {
     const limits = documents.find((document) => document.path === 'docs/limits.md')!.text;
     const schema = buildSchema();
     const rows = tableRows(limits, 'operation');
-    assert.ok(rows.length >= 5);
+    assert.ok(rows.length >= 5, `${rows.length} rows in the cost table`);
     for (const [operation, cost] of rows) {
       const query = /^`(.*)`$/.exec(operation!)![1]!;
       // `10 + 1 + … = 23`, `22,111: refused`, `counted as \`first: 100\`, 2,111; then …`

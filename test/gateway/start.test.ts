@@ -464,8 +464,8 @@ describe('npm start', () => {
         // The ready line names the upstream it calls.
         const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
         assert.equal(ready['upstream'], upstream.url);
-        assert.ok(started.lines.every((l) => !l.includes('remote-secret')));
-        assert.ok(started.lines.every((l) => !l.includes('names no API version')));
+        assert.ok(started.lines.every((l) => !l.includes('remote-secret')), 'no line holds the upstream’s secret');
+        assert.ok(started.lines.every((l) => !l.includes('names no API version')), 'no line says the upstream URL names no API version');
         const ignored = logEntries(started.lines).filter((entry) => String(entry['message']).includes('ignored: CONTEXTIO_API_URL is set'));
         assert.deepEqual(ignored.map((entry) => [entry['level'], entry['message']]), [['warn', 'EMULATOR_DATA_FILE is ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run']]);
       } finally {
@@ -526,7 +526,7 @@ describe('npm start', () => {
         assert.equal(refused?.['requestId'], 'start-check', wrong.lines.join('\n'));
         assert.ok(wrong.lines.some((l) => l.includes('EMULATOR_SEED is ignored: CONTEXTIO_API_URL is set')), wrong.lines.join('\n'));
         assert.deepEqual(calls(), [['GET', '/accounts', 'limit=1&offset=0', 401]]);
-        assert.ok(wrong.lines.every((l) => !l.includes('not-the-secret')));
+        assert.ok(wrong.lines.every((l) => !l.includes('not-the-secret')), 'no line holds the refused secret');
       } finally {
         assert.equal(await wrong.stop(), 0);
       }

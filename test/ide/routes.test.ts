@@ -194,7 +194,7 @@ test('assets are served with their content type, long-lived caching and gzip whe
 
   const gzipped = await get(script, { 'accept-encoding': 'gzip, br' });
   assert.equal(gzipped.headers['content-encoding'], 'gzip');
-  assert.ok(gunzipSync(gzipped.body).equals(plain.body));
+  assert.ok(gunzipSync(gzipped.body).equals(plain.body), 'the gzipped script is the plain one');
 
   for (const refused of ['gzip;q=0', 'gzip;q=0.0, identity']) {
     const css = await get(style, { 'accept-encoding': refused });

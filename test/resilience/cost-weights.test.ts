@@ -171,7 +171,7 @@ describe('the cost estimate', () => {
     // The walk must reach every type the lists name, and the embedded account.
     const reached = new Set(all.map(probeKey));
     for (const name of [...UPSTREAM_FIELDS].map((n) => n.split('.')[0]!)) assert.ok(reached.has(name), `${name} not reached`);
-    assert.ok(reached.has('Account (embedded)'));
+    assert.ok(reached.has('Account (embedded)'), 'the embedded account reached');
 
     const wrong: string[] = [];
     let probed = 0;

@@ -424,7 +424,7 @@ describe('a client that stops taking its answer', () => {
       const closed = once(stalled.socket, 'close');
       stalled.socket.resume();
       await closed;
-      assert.ok(stalled.received() < stalled.contentLength);
+      assert.ok(stalled.received() < stalled.contentLength, 'the stalled answer was cut short');
 
       // Pausing for less than the stall time between reads, however long the whole takes.
       const body = JSON.stringify({ query: '{ accounts(first: 100) { nodes { firstName } } }' });

@@ -781,7 +781,7 @@ describe('HTTP pipelining', () => {
       const cut = logEntries(stack.lines).filter((entry) => String(entry['message']).includes('pipelined more requests than the gateway runs at once'));
       assert.deepEqual(cut.map((entry) => entry['requestId']), ['piped-client']);
       // The ones begun before the cut stop with it: no more than 32 went upstream, and none is left waiting.
-      assert.ok(stack.upstreamCalls().length <= 32);
+      assert.ok(stack.upstreamCalls().length <= 32, 'no more than the 32 run at once went upstream');
       await eventually(() => stack.emulator.inFlight === 0, { timeoutMs: 10_000 });
       assert.deepEqual((await stack.gql('{ __typename }')).body, { data: { __typename: 'Query' } });
     } finally {
@@ -1020,7 +1020,7 @@ describe('HTTP settings', () => {
     try {
       // ~20 MB that its client does not read: it waits in the gateway for as long as the stall timeout allows.
       download = await startSlowDownload(stack.emulator, stack.gateway.url);
-      assert.ok(download.received() < download.contentLength);
+      assert.ok(download.received() < download.contentLength, 'the download is still unread when the next operation comes');
       assert.equal((await stack.gql('{ __typename }')).status, 200);
     } finally {
       download?.socket.destroy();
@@ -1064,7 +1064,7 @@ describe('HTTP settings', () => {
       const answers = bigAnswers(stack);
       try {
         const [first, second] = [await answers.start(), await answers.start()];
-        assert.ok(first.received() < first.contentLength && first.contentLength < gateway.maxAnswerBytesInFlight);
+        assert.ok(first.received() < first.contentLength && first.contentLength < gateway.maxAnswerBytesInFlight, 'the first answer is not yet taken and alone fits under the cap');
         stack.upstreamCalls();
         for (let i = 0; i < 2; i++) {
           const refused = await probe(stack);
@@ -1286,7 +1286,7 @@ describe('HTTP settings', () => {
       assert.equal(invalid.status, 400);
       assert.equal(firstError(invalid)?.extensions?.['limit'], 'MAX_ANSWER_BYTES');
       assert.match(firstError(invalid)!.message, /Its errors were not sent\.$/);
-      assert.ok(invalid.json && !('data' in invalid.json));
+      assert.ok(invalid.json && !('data' in invalid.json), 'the refusal has no data');
     } finally {
       await small.close();
     }
@@ -1307,7 +1307,7 @@ describe('HTTP settings', () => {
       assert.equal(res.body.data, null);
       assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
       const made = small.emulator.store.listAccounts().find((account) => account.email_addresses.includes('made@example.com'));
-      assert.ok(made !== undefined);
+      assert.ok(made !== undefined, 'the mutation made its account');
       assert.deepEqual(res.body.extensions?.['writesMade'], [
         { path: ['made'], field: 'createAccount', payload: { id: made.id, resourceUrl: `${small.emulator.url}/accounts/${made.id}` } },
         { path: ['renamed'], field: 'updateAccount', payload: { success: true } },
@@ -1373,8 +1373,8 @@ describe('HTTP settings', () => {
     try {
       const invalid = await post(dev, JSON.stringify({ query: '{ nope }' }));
       assert.equal(firstError(invalid)?.extensions?.['code'], 'GRAPHQL_VALIDATION_FAILED');
-      assert.ok(Array.isArray(firstError(invalid)?.extensions?.['stacktrace']));
-      assert.ok(hasStackTrace(invalid.text));
+      assert.ok(Array.isArray(firstError(invalid)?.extensions?.['stacktrace']), 'the error carries a stacktrace in development mode');
+      assert.ok(hasStackTrace(invalid.text), 'the answer holds a stack trace in development mode');
     } finally {
       await dev.close();
     }

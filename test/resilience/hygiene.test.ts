@@ -58,7 +58,7 @@ describe('unexpected errors', () => {
       const res = await stack.gql(`{ account(id: "0123456789abcdef01234567") { id } }`);
       const error = res.body.errors![0]!;
       assert.equal(error.extensions!['code'], 'INTERNAL_SERVER_ERROR');
-      assert.ok(Array.isArray(error.extensions!['stacktrace']));
+      assert.ok(Array.isArray(error.extensions!['stacktrace']), 'the error carries a stacktrace in development mode');
       const logged = lines.filter((l) => l.includes('secretInternalDetail'));
       assert.equal(logged.length, 1);
       assert.match(logged[0]!, /"stack":"TypeError: .*\\n +at .*hygiene\.test\.ts/);

@@ -324,7 +324,7 @@ describe('operation limits', () => {
     assert.equal(viaFragments.body.errors![0]!.extensions!['limit'], 'SCHEMA_FIELDS');
     const merged = await stack.gql(`{ ...A ...B } fragment A on Query { __schema { types { name } } } fragment B on Query { __schema { queryType { name } } }`);
     assert.equal(merged.body.errors, undefined);
-    assert.ok(merged.body.data);
+    assert.ok(merged.body.data, 'the schema asked for through two fragments is answered');
   });
 
   it('refuses aliases inside introspection: each answers its part of the schema again', async () => {
@@ -581,7 +581,7 @@ describe('operation limits per gateway', () => {
       // Unknown ids: each alias ran and failed on its own.
       assert.equal(res.status, 200);
       assert.equal(res.body.errors!.length, 500);
-      assert.ok(codes(res).every((code) => code === 'NOT_FOUND'));
+      assert.ok(codes(res).every((code) => code === 'NOT_FOUND'), 'every alias failed NOT_FOUND');
       assert.equal(raised.upstreamCalls().length, 500);
     } finally {
       await raised.close();
@@ -629,9 +629,9 @@ describe('lists longer than the estimate assumed', () => {
       assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
       const answered = Object.values(res.body.data!).filter((account) => account !== null);
       assert.equal(answered.length, 2);
-      assert.ok(answered.every((account) => account!.connectTokens.length === 3000));
+      assert.ok(answered.every((account) => account!.connectTokens.length === 3000), 'each answered account has its 3000 connect tokens');
       assert.equal(res.body.errors!.length, 18);
-      assert.ok(codes(res).every((code) => code === 'QUERY_TOO_COMPLEX'));
+      assert.ok(codes(res).every((code) => code === 'QUERY_TOO_COMPLEX'), 'every error is QUERY_TOO_COMPLEX');
       const [first] = res.body.errors!;
       assert.deepEqual(first!.extensions!['limit'], 'LIST_LENGTHS');
       assert.deepEqual([first!.extensions!['value'], first!.extensions!['maximum']], [26_910, 20_000]);
@@ -719,7 +719,7 @@ describe('limit settings', () => {
     assert.throws(
       () => loadConfig({ MAX_QUERY_DEPTH: 'deep', MAX_ALIASES: '-1', MAX_ROOT_FIELDS: '0', MAX_QUERY_COST: '1e6', MAX_BODY_BYTES: '10', MAX_QUERY_TOKENS: '99' }),
       (error: unknown) => {
-        assert.ok(error instanceof ConfigError);
+        assert.ok(error instanceof ConfigError, `a ConfigError, not ${String(error)}`);
         const names = ['MAX_QUERY_DEPTH', 'MAX_ALIASES', 'MAX_ROOT_FIELDS', 'MAX_QUERY_COST', 'MAX_BODY_BYTES', 'MAX_QUERY_TOKENS'];
         assert.deepEqual(error.problems.map((p) => names.find((n) => p.startsWith(`${n} `))).sort(), [...names].sort());
         return true;

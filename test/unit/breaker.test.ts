@@ -115,27 +115,27 @@ describe('circuit breaker states', () => {
     const first = probeOf(breaker.tryAcquire());
     clock.now = 2_000;
     const second = probeOf(breaker.tryAcquire());
-    assert.ok(breaker.isCurrentProbe(second) && !breaker.isCurrentProbe(first) && !breaker.isCurrentProbe('call'));
+    assert.ok(breaker.isCurrentProbe(second) && !breaker.isCurrentProbe(first) && !breaker.isCurrentProbe('call'), 'the second probe is current; the first and an ordinary call are not');
     clock.now = 5_000;
     assert.equal(breaker.tryAcquire(), undefined, 'two probes out, neither answered: no third');
     breaker.release(first);
     const third = probeOf(breaker.tryAcquire());
-    assert.ok(breaker.isCurrentProbe(third));
+    assert.ok(breaker.isCurrentProbe(third), 'the third probe is current');
   });
 
   it('lets only the probe holding the way go out once its turn for a connection comes: not one given up on while it waited', () => {
     const { breaker, clock } = make();
-    assert.ok(breaker.mayGoOut('call'));
+    assert.ok(breaker.mayGoOut('call'), 'a call goes out while the circuit is closed');
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     assert.ok(!breaker.mayGoOut('call'), 'a call let through before the circuit opened');
     clock.now = 1_000;
     const givenUp = probeOf(breaker.tryAcquire());
-    assert.ok(breaker.mayGoOut(givenUp));
+    assert.ok(breaker.mayGoOut(givenUp), 'the probe goes out');
     clock.now = 2_000;
     const inItsPlace = probeOf(breaker.tryAcquire());
     assert.ok(!breaker.mayGoOut(givenUp), 'another was let through in its place');
-    assert.ok(breaker.mayGoOut(inItsPlace));
-    assert.ok(!breaker.mayGoOut('call'));
+    assert.ok(breaker.mayGoOut(inItsPlace), 'the probe in its place goes out');
+    assert.ok(!breaker.mayGoOut('call'), 'an ordinary call does not go out while the circuit is half-open');
     breaker.recordSuccess(inItsPlace);
     assert.ok(breaker.mayGoOut(givenUp), 'once the circuit has closed, an ordinary call');
   });
@@ -149,14 +149,14 @@ describe('circuit breaker states', () => {
     const answered = probeOf(breaker.tryAcquire());
     breaker.recordSuccess(answered);
     assert.equal(breaker.state, 'closed');
-    assert.ok(!breaker.isCurrentProbe(lost) && !breaker.isCurrentProbe(answered));
+    assert.ok(!breaker.isCurrentProbe(lost) && !breaker.isCurrentProbe(answered), 'no probe is current once the circuit has closed');
     for (let i = 0; i < 3; i++) breaker.recordFailure('call');
     clock.now = 3_000;
     const again = probeOf(breaker.tryAcquire());
     clock.now = 4_000;
     probeOf(breaker.tryAcquire()); // in place of `again`, though `lost` is still out
     breaker.release(lost); // …and its end changes nothing
-    assert.ok(!breaker.isCurrentProbe(again));
+    assert.ok(!breaker.isCurrentProbe(again), 'a probe replaced is not current');
     assert.equal(breaker.tryAcquire(), undefined);
   });
 

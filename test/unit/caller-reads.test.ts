@@ -15,7 +15,7 @@ function retryAfterOf(take: () => void): number {
   try {
     take();
   } catch (error) {
-    assert.ok(error instanceof GraphQLError);
+    assert.ok(error instanceof GraphQLError, `a GraphQLError, not ${String(error)}`);
     assert.equal(error.extensions['code'], 'RATE_LIMITED');
     assert.equal(error.extensions['limit'], 'CALLER_READS_PER_HOUR');
     return error.extensions['retryAfter'] as number;

@@ -22,7 +22,7 @@ function refusal(take: () => void): GraphQLError {
   try {
     take();
   } catch (error) {
-    assert.ok(error instanceof GraphQLError);
+    assert.ok(error instanceof GraphQLError, `a GraphQLError, not ${String(error)}`);
     return error;
   }
   assert.fail('the write was not refused');
@@ -105,7 +105,7 @@ describe('CallerWriteBudget', () => {
     const giveBack = reservation.spend()!;
     giveBack(); // held back, never sent: back in the reservation
     reservation.spend();
-    assert.ok(reservation.spend());
+    assert.ok(reservation.spend(), 'the second reserved write is spent');
     assert.equal(reservation.spend(), undefined, 'two reserved, two spent');
   });
 

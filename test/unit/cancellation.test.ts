@@ -32,7 +32,7 @@ describe('OperationScope', () => {
   it('never runs a listener added after the abort, as AbortSignal does not', () => {
     const cancellation = new OperationScope();
     cancellation.abort();
-    assert.ok(cancellation.reason instanceof Error);
+    assert.ok(cancellation.reason instanceof Error, 'the abort has an Error for its reason');
     let ran = false;
     cancellation.addEventListener('abort', () => (ran = true));
     assert.equal(ran, false);

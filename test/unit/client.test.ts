@@ -173,7 +173,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(client.getAccount('abc'), /refused the request/);
     const logged = logs.filter((line) => line.includes('upstream error response'));
     assert.equal(logged.length, 1);
-    assert.ok(sent.length > 10);
+    assert.ok(sent.length > 10, 'a signature was sent');
     assert.ok(!logged[0]!.includes(sent) && !logged[0]!.includes(encodeURIComponent(sent)), logged[0]);
     assert.equal(JSON.parse(logged[0]!).body, '(not shown: it quotes the gateway’s credentials)');
   });
@@ -416,7 +416,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
   it('maps a 421 (the upstream does not answer to the name it was addressed by) to UPSTREAM_ERROR, logged as a configuration error', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(421, { type: 'error', value: 'host "x" is not served' }, JSON_HEADERS);
     await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /misdirected/.test(e.message));
-    assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')));
+    assert.ok(logs.some((line) => line.includes('"level":"error"') && line.includes('CONTEXTIO_API_URL')), 'an error line names CONTEXTIO_API_URL');
   });
 
   it('takes a redirect as an address that moved: UPSTREAM_ERROR, not followed, logged as a configuration error with where to, tokens cleared', async () => {
@@ -512,12 +512,12 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     };
     const inTenMinutes = new Date(Date.now() + 600_000);
     const near = (seconds: unknown) => typeof seconds === 'number' && seconds > 590 && seconds <= 601;
-    assert.ok(near(await retryAfterOf('imf', inTenMinutes.toUTCString())));
+    assert.ok(near(await retryAfterOf('imf', inTenMinutes.toUTCString())), 'an IMF-fixdate ten minutes ahead is a pause of ten minutes');
     // RFC 850's form, and asctime's (in GMT, though it does not say so).
     const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inTenMinutes.toUTCString())!.slice(1);
     const long = { Mon: 'Monday', Tue: 'Tuesday', Wed: 'Wednesday', Thu: 'Thursday', Fri: 'Friday', Sat: 'Saturday', Sun: 'Sunday' }[weekday!];
-    assert.ok(near(await retryAfterOf('rfc850', `${long}, ${day}-${month}-${year!.slice(2)} ${time} GMT`)));
-    assert.ok(near(await retryAfterOf('asctime', `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`)));
+    assert.ok(near(await retryAfterOf('rfc850', `${long}, ${day}-${month}-${year!.slice(2)} ${time} GMT`)), 'an RFC 850 date ten minutes ahead is a pause of ten minutes');
+    assert.ok(near(await retryAfterOf('asctime', `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`)), 'an asctime date ten minutes ahead is a pause of ten minutes');
     // Not dates: unreadable, so no Retry-After to pass on (and no pause of the key).
     for (const garbage of ['x 2030', 'wait 2030', 'Retry in 2100', '120 (2 min)']) assert.equal(await retryAfterOf('garbage', garbage), undefined, garbage);
   });
@@ -551,7 +551,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     // The upstream's own words say which of the two it is (a key pair, or this machine's clock).
     assert.match(String(fault?.['message']), /and this machine’s clock/);
     assert.match(String(fault?.['upstreamSaid']), /timestamp is more than 300 seconds from the server clock/);
-    assert.ok(logs.every((l) => !l.includes('secret-value') && !l.includes('oauth_signature')));
+    assert.ok(logs.every((l) => !l.includes('secret-value') && !l.includes('oauth_signature')), 'no line holds the secret or a signature');
     // Every call meets it until it is fixed: said once a minute at most, not once a call (a busy gateway wrote
     // thousands of identical lines a second).
     for (let i = 0; i < 20; i++) {
@@ -1421,7 +1421,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     it('stops inflating an answer at 32 MiB: a small gzip "bomb" is not decoded into memory', async () => {
       // 40 MiB of spaces, ~40 KB gzipped.
       const bomb = gzipSync(Buffer.alloc(40 * 1024 * 1024, 0x20));
-      assert.ok(bomb.length < 100 * 1024);
+      assert.ok(bomb.length < 100 * 1024, 'the bomb is under 100 KiB gzipped');
       const { server, seen } = compressingServer(200, 'gzip', bomb);
       await withLocalUpstream(server, { timeoutMs: 10_000, maxInFlight: 1, maxAttempts: 3 }, async (client) => {
         await assert.rejects(client.getAccount('a'), upstreamError(/^The upstream answered with an unexpected body while reading account "a": The upstream's answer is larger than 32 MiB$/, 200));
@@ -1854,7 +1854,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         advance(100);
         assert.equal((await client.getAccount('good')).id, 'good');
         advance(400);
-        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'));
+        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'), 'every hanging call failed');
         assert.equal(client.breakerState, 'closed');
       });
       // With nothing answered at all, the same timeouts open it.
@@ -1883,7 +1883,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         advance(100);
         await assert.rejects(client.getAccount('missing'), /Not found/);
         advance(400);
-        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'));
+        assert.ok((await Promise.allSettled(bad)).every((r) => r.status === 'rejected'), 'every hanging call failed');
         assert.equal(client.breakerState, 'closed');
       });
     });
@@ -2085,7 +2085,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       for (const id of ['a', 'b', 'c', 'd', 'e']) assert.equal((await client.getAccount(id)).id, id);
       assert.equal(seen.length, 5);
       // The upstream sees the request as sent to it directly: its own Host, the OAuth header, nothing of the proxy's.
-      assert.ok(seen.every((request) => request.host === 'upstream.test' && request.authorization?.startsWith('OAuth ') && request.proxyAuthorization === undefined));
+      assert.ok(seen.every((request) => request.host === 'upstream.test' && request.authorization?.startsWith('OAuth ') && request.proxyAuthorization === undefined), 'the upstream saw its own Host and the OAuth header, no proxy credentials');
       // Kept alive: calls one after another reuse their tunnel (a second at most, opened while the first ends its answer).
       assert.ok(proxy.counts.tunnels >= 1 && proxy.counts.tunnels <= 2, `${proxy.counts.tunnels} tunnels for 5 calls`);
       assert.equal(proxy.counts.connects, proxy.counts.tunnels);
@@ -2109,7 +2109,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
         assert.deepEqual(entries.map((e) => [e['level'], e['status'], e['proxy']]), [['error', status, proxy.hostPort]]);
         assert.match(String(entries[0]!['message']), new RegExp(`^the egress proxy refused to open a tunnel to the upstream \\(HTTP ${status}\\): ${status === 407 ? '.*HTTP_PROXY' : '.*CONNECT'}`));
-        assert.ok(lines.every((line) => !line.includes('proxy-pass') && !line.includes(CREDENTIALS.slice(6))));
+        assert.ok(lines.every((line) => !line.includes('proxy-pass') && !line.includes(CREDENTIALS.slice(6))), 'no line holds the proxy’s credentials');
       });
     }
 

@@ -18,10 +18,10 @@ describe('configuration from the environment', () => {
 
   it('makes the embedded emulator a secret up when it listens beyond loopback, unless one is set', () => {
     const local = loadConfig({});
-    assert.ok(local.upstream.kind === 'embedded' && !local.upstream.randomSecret);
+    assert.ok(local.upstream.kind === 'embedded' && !local.upstream.randomSecret, 'on loopback, the embedded emulator keeps the development secret');
     assert.equal(local.upstream.emulator.consumerSecret, 'dev-secret');
     const wide = loadConfig({ EMULATOR_HOST: '0.0.0.0' });
-    assert.ok(wide.upstream.kind === 'embedded' && wide.upstream.randomSecret);
+    assert.ok(wide.upstream.kind === 'embedded' && wide.upstream.randomSecret, 'beyond loopback, the embedded emulator gets a random secret');
     assert.match(wide.upstream.emulator.consumerSecret!, /^[\w-]{32}$/);
     assert.notEqual((loadConfig({ EMULATOR_HOST: '::' }).upstream as typeof wide.upstream).emulator.consumerSecret, 'dev-secret');
     // Behind a proxy (the README's EMULATOR_PUBLIC_URL setup), or answering other names, likewise.
@@ -37,13 +37,13 @@ describe('configuration from the environment', () => {
       assert.equal(publicSecretWarning({ host, consumerSecret: 'dev-secret' }), undefined, host);
     }
     const loopbackNames = loadConfig({ EMULATOR_PUBLIC_URL: 'http://localhost:4010', EMULATOR_ALLOWED_HOSTS: '127.0.0.1:4010,[::1]' });
-    assert.ok(loopbackNames.upstream.kind === 'embedded' && !loopbackNames.upstream.randomSecret);
+    assert.ok(loopbackNames.upstream.kind === 'embedded' && !loopbackNames.upstream.randomSecret, 'a public URL and allowed hosts on loopback keep the development secret');
     const set = loadConfig({ EMULATOR_HOST: '0.0.0.0', EMULATOR_CONSUMER_SECRET: 'chosen' });
-    assert.ok(set.upstream.kind === 'embedded' && !set.upstream.randomSecret);
+    assert.ok(set.upstream.kind === 'embedded' && !set.upstream.randomSecret, 'a secret set is kept');
     assert.equal(set.upstream.emulator.consumerSecret, 'chosen');
     // `npm run emulator` keeps the development secret there, and warns.
     assert.match(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'dev-secret' }) ?? '', /reachable beyond loopback .* with the public development secret/);
-    assert.ok(publicSecretWarning({ host: '127.0.0.1', publicUrl: 'http://devbox.lan:4010' }));
+    assert.ok(publicSecretWarning({ host: '127.0.0.1', publicUrl: 'http://devbox.lan:4010' }), 'a public URL beyond loopback with the development secret is warned of');
     assert.equal(publicSecretWarning({ host: '127.0.0.1', consumerSecret: 'dev-secret' }), undefined);
     assert.equal(publicSecretWarning({ host: '0.0.0.0', consumerSecret: 'chosen' }), undefined);
   });
@@ -125,7 +125,7 @@ describe('configuration from the environment', () => {
     for (const name of ['PORT', 'UPSTREAM_TIMEOUT_MS', 'LOG_LEVEL', 'CONTEXTIO_API_URL', 'CONTEXTIO_CONSUMER_KEY']) {
       assert.ok(problems.some((p) => p.startsWith(name)), `${name} in ${problems.join(' | ')}`);
     }
-    assert.ok(problems.every((p) => !p.includes('super-secret-value') && !p.includes('\n')));
+    assert.ok(problems.every((p) => !p.includes('super-secret-value') && !p.includes('\n')), 'no problem holds the secret or a line break');
   });
 
   it('reads the tuning settings from the environment, each checked against its range', () => {

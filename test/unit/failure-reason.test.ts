@@ -37,7 +37,7 @@ describe('failureReason', () => {
     const error = new RangeError('out of range');
     assert.equal(asError(error), error);
     const made = asError('a string thrown');
-    assert.ok(made instanceof Error);
+    assert.ok(made instanceof Error, 'a string thrown is made an Error');
     assert.equal(made.message, 'a string thrown');
     assert.equal(asError(undefined).message, 'undefined');
   });

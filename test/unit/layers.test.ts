@@ -93,7 +93,7 @@ describe('the layers of src/', () => {
 
   it('the upstream client and its signing import nothing of the HTTP server, Apollo, the resolvers or the loaders', () => {
     const above = isIn('http', 'graphql', 'resolvers', 'loaders');
-    assert.ok(filesOf('upstream').length > 5);
+    assert.ok(filesOf('upstream').length > 5, 'src/upstream/ has files to check');
     assert.deepEqual([...violations('upstream', above), ...violations('oauth', above)], []);
   });
 
@@ -102,7 +102,7 @@ describe('the layers of src/', () => {
   });
 
   it('the resolvers reach the upstream only through the loaders: neither the client nor undici', () => {
-    assert.ok(filesOf('resolvers').length > 5);
+    assert.ok(filesOf('resolvers').length > 5, 'src/resolvers/ has files to check');
     assert.deepEqual(violations('resolvers', (imported) => imported === 'undici' || isIn('http', 'upstream/client.ts', 'upstream/exchange.ts')(imported)), []);
   });
 
@@ -110,26 +110,26 @@ describe('the layers of src/', () => {
     // Each answers one question (who is calling and what may they reach; what may this operation cost) from
     // what it is given: reaching back into a layer that consults it would make that layer's order of work its own.
     const consulting = ['http', 'resolvers', 'loaders', 'graphql/apollo.ts', 'graphql/schema.ts', 'graphql/context.ts', 'upstream/client.ts', 'upstream/exchange.ts'];
-    assert.ok(filesOf('auth').length > 3 && filesOf('limits').length > 3);
+    assert.ok(filesOf('auth').length > 3 && filesOf('limits').length > 3, 'src/auth/ and src/limits/ have files to check');
     assert.deepEqual([...violations('auth', isIn(...consulting, 'graphql', 'limits')), ...violations('limits', isIn(...consulting, 'auth'))], []);
   });
 
   it('support/ and logging/ stand on nothing of the layers: any layer may use them', () => {
     const project = (imported: string) => imported.endsWith('.ts'); // a relative import, resolved; packages are named bare
     const outside = (folder: string, allowed: string[]) => (imported: string) => project(imported) && !isIn(folder, ...allowed)(imported);
-    assert.ok(filesOf('support').length > 5);
+    assert.ok(filesOf('support').length > 5, 'src/support/ has files to check');
     assert.deepEqual([...violations('support', outside('support', [])), ...violations('logging', outside('logging', ['support']))], []);
   });
 
   it('no module loads, through its imports, one that loads it back: the order of their top levels would depend on which is imported first', () => {
     const files = runModules();
-    assert.ok(files.length > 80);
+    assert.ok(files.length > 80, `${files.length} modules found`);
     assert.deepEqual(runTimeCycles(files), []);
   });
 
   it('the emulator stands in for the upstream: it shares the HTTP plumbing, never the gateway\'s GraphQL, auth, limits, loaders or client; only start-up reaches into it', () => {
     const gateway = isIn('graphql', 'resolvers', 'loaders', 'auth', 'limits', 'ide', 'generated', 'errors.ts', 'upstream/client.ts', 'upstream/exchange.ts', 'http/server.ts', 'http/graphql-endpoint.ts');
-    assert.ok(filesOf('emulator').length > 5);
+    assert.ok(filesOf('emulator').length > 5, 'src/emulator/ has files to check');
     assert.deepEqual(violations('emulator', gateway), []);
     const outside = runModules().filter((file) => !file.startsWith('emulator/'));
     const reachingIn = outside.flatMap((file) => importsOf(file).filter(isIn('emulator')).map((imported) => `${file} -> ${imported}`));
@@ -141,7 +141,7 @@ describe('the layers of src/', () => {
     const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
     const builtin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier);
     const loaded = runModules().flatMap((file) => importsOf(file, { typesToo: false }).filter((imported) => !imported.endsWith('.ts') && !builtin(imported)).map((imported) => `${file} -> ${imported}`));
-    assert.ok(loaded.some((edge) => edge.endsWith('-> graphql')));
+    assert.ok(loaded.some((edge) => edge.endsWith('-> graphql')), 'src/ loads graphql');
     assert.deepEqual(loaded.filter((edge) => !(packageOf(edge.split(' -> ')[1]!) in dependencies)), []);
   });
 });

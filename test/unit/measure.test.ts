@@ -180,13 +180,13 @@ describe('measureOperation', () => {
   it('stops measuring a document whose merged selections it cannot measure within bounds', () => {
     // Measured fully, 15 levels took a second (and changing a literal defeats every cache).
     const doubling = measure(doublingDocument(15));
-    assert.ok(doubling.selectionsVisited > MAX_SELECTIONS_VISITED);
+    assert.ok(doubling.selectionsVisited > MAX_SELECTIONS_VISITED, 'the doubling document is past the bound');
     assert.equal(doubling.cost, Infinity);
     // Refused under a name of its own: no setting raises it (MAX_QUERY_COST would not help).
     const refusal = checkLimits(doubling, DEFAULT_OPERATION_LIMITS)!;
     assert.deepEqual([refusal.extensions['code'], refusal.extensions['limit'], refusal.extensions['maximum']], ['QUERY_TOO_COMPLEX', 'MERGED_SELECTIONS', MAX_SELECTIONS_VISITED]);
     assert.match(refusal.message, /merge across fragments in more ways than the gateway measures/);
-    assert.ok(Number.isFinite(measure(doublingDocument(5)).cost));
+    assert.ok(Number.isFinite(measure(doublingDocument(5)).cost), 'a small doubling document is measured');
     // The bound docs/limits.md states: 20,000 selections are measured, one more is not.
     const flat = (selections: number) => measure(`{ ${'__typename '.repeat(selections)}}`);
     assert.deepEqual([flat(20_000).selectionsVisited, flat(20_000).cost], [20_000, 0]);

@@ -106,7 +106,7 @@ function serializes(type: GraphQLOutputType, value: unknown, path: string, objec
 /** Every field of `typeName` in `fields`, resolved on `parent` and checked against its schema type. */
 function checkFields(typeName: string, parent: unknown, fields: readonly string[], path: string): void {
   const type = schema.getType(typeName);
-  assert.ok(isObjectType(type));
+  assert.ok(isObjectType(type), `${typeName} is an object type`);
   for (const field of fields) {
     const fieldType = type.getFields()[field]!.type;
     serializes(fieldType, resolve(typeName, field, parent), `${path}.${field}`, (inner, value, at) => {

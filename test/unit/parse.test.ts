@@ -24,7 +24,7 @@ describe('tolerant parsing of upstream JSON', () => {
       account: { id: 'x', created: 2, suspended: 0, email_addresses: ['a@b.c'], first_name: 'A', last_name: 'B', sources: [{ label: 'l' }] },
     });
     assert.equal(parsed.expires, false);
-    assert.ok(parsed.account !== null && !('reference' in parsed.account));
+    assert.ok(parsed.account !== null && !('reference' in parsed.account), 'the account is embedded whole, not a reference');
     assert.equal(parsed.account.id, 'x');
     assert.deepEqual(parsed.account.sources.map((s) => s.label), ['l']);
   });
@@ -66,7 +66,7 @@ describe('tolerant parsing of upstream JSON', () => {
     const addresses = ['a@example.com', { email: 'b@example.com', validated: 1, primary: 0 }, 42, null, { address: 'c@example.com' }];
     assert.deepEqual(parseAccount({ ...account, email_addresses: addresses }).email_addresses, ['a@example.com', 'b@example.com']);
     const embedded = parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: addresses } }).account;
-    assert.ok(embedded !== null && 'email_addresses' in embedded);
+    assert.ok(embedded !== null && 'email_addresses' in embedded, 'the account is embedded whole, with its email addresses');
     assert.deepEqual(embedded.email_addresses, ['a@example.com', 'b@example.com']);
   });
 

@@ -49,7 +49,7 @@ describe('the settings', () => {
       'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
     ]);
     assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['EMULATOR_FOO is not a setting and is ignored']);
-    assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')));
+    assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')), 'no line holds the secret');
   });
 
   it('names the emulator settings set where CONTEXTIO_API_URL keeps the emulator from running, in the table\'s order, never their values', () => {
