@@ -2,6 +2,10 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
+const ASSERT_WITHOUT_MESSAGE =
+  'Give the expectation as the message: on Node 20 under tsx a failing assert.ok/assert without one rebuilds a message ' +
+  'from the source file, taking minutes (nodejs/node#52962) instead of failing at once.';
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', 'src/generated/', 'examples/**/dist/', 'examples/**/src/gql/', 'public/', 'test-results/'] },
   js.configs.recommended,
@@ -13,6 +17,23 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'error',
       eqeqeq: ['error', 'always', { null: 'ignore' }],
+      // On Node 20 a failing assert.ok(value) or assert(value) given no message builds one by reading the calling file
+      // and tokenizing it with acorn, which under tsx's module hooks takes minutes (nodejs/node#52962, #52677): one such
+      // failure in test/auth/authentication.test.ts took ~60 s of CPU, another hung the file to its 300 s limit. Given a
+      // message it fails at once, so a regression it catches says what broke instead of timing the run out. Every file
+      // imports assert under that name (node:assert/strict's default export), so these two spellings are all of them.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "CallExpression[callee.type='MemberExpression'][callee.object.name='assert'][callee.property.name='ok'][arguments.length<2]",
+          message: ASSERT_WITHOUT_MESSAGE,
+        },
+        {
+          selector: "CallExpression[callee.type='Identifier'][callee.name='assert'][arguments.length<2]",
+          message: ASSERT_WITHOUT_MESSAGE,
+        },
+      ],
     },
   },
   {
