@@ -80,6 +80,23 @@ describe('RequestApi after an account write, for the account itself', () => {
     assert.equal(firstName(await api.account('a1')), 'New');
     assert.equal(reads, 1, 'read afresh, not from the stale page');
   });
+
+  it('reads a page of accounts afresh after one of them is updated in the same operation, not from the page it loaded before', async () => {
+    // No operation of today's schema both writes and lists accounts (the list is a Query field): this pins what
+    // RequestApi promises its callers (a write forgets the pages that held the account) for the day one does.
+    let name = 'Old';
+    let pageReads = 0;
+    const client = {
+      listAccounts: async () => (pageReads++, [accountNamed(name)]),
+      updateAccount: async () => ((name = 'New'), { success: true }),
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    const query = { limit: 10, offset: 0 };
+    assert.equal(firstName((await api.accountPage(query))[0]!), 'Old');
+    await api.updateAccount('a1', { first_name: 'New' });
+    assert.equal(firstName((await api.accountPage(query))[0]!), 'New', 'the page after the write shows the write');
+    assert.equal(pageReads, 2, 'the page is read again, not answered from before the write');
+  });
 });
 
 describe('RequestApi once its operation has ended', () => {
