@@ -302,6 +302,20 @@ describe('queries against the emulator', () => {
     assert.equal(query.get('status_ok'), '0');
   });
 
+  it('lists each filter of one operation on its own: pages that differ in one filter value are never taken for one another', async () => {
+    const { store } = stack.emulator;
+    const ok = store.createAccount({ email: 'ok@example.com', sources: [{ label: 'a', status: 'OK' }] }).id;
+    const bad = store.createAccount({ email: 'bad@example.com', sources: [{ label: 'b', status: 'INVALID_CREDENTIALS' }] }).id;
+    const res = await stack.gql(
+      `{ all: accounts { nodes { id } } failing: accounts(filter: { statusOk: false }) { nodes { id } }
+         invalid: accounts(filter: { status: INVALID_CREDENTIALS }) { nodes { id } } okAddress: accounts(filter: { email: "ok@example.com" }) { nodes { id } } }`,
+    );
+    assert.deepEqual(res.body, {
+      data: { all: { nodes: [{ id: ok }, { id: bad }] }, failing: { nodes: [{ id: bad }] }, invalid: { nodes: [{ id: bad }] }, okAddress: { nodes: [{ id: ok }] } },
+    });
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', 'GET /accounts', 'GET /accounts', 'GET /accounts'], 'one request per filter');
+  });
+
   for (const [name, query] of [
     ['accounts first: 0', '{ accounts(first: 0) { nodes { id } } }'],
     ['accounts first: 101', '{ accounts(first: 101) { nodes { id } } }'],
