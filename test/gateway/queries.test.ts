@@ -421,6 +421,16 @@ describe('queries against the emulator', () => {
     );
   });
 
+  it('reads an account’s tokens under the id it was asked by when the upstream answers that id in another case: the prefetched list, no second one', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'case@example.com' }).id;
+    const asked = id.toUpperCase(); // the client takes an answer differing in case alone as the account asked for
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${asked}`, body: { id, created: 1_700_000_000, suspended: 0, email_addresses: ['case@example.com'], sources: [] } });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${asked}/connect_tokens`, body: [] });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { emailAddresses connectTokens { token } } }`, { id: asked });
+    assert.deepEqual(res.body, { data: { account: { emailAddresses: ['case@example.com'], connectTokens: [] } } });
+    assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${asked}`, `GET /accounts/${asked}/connect_tokens`].sort(), 'the token list once, under the id asked by');
+  });
+
   it('loads the account of a used token whose server sent only the account’s id (a bare string)', async () => {
     const id = stack.emulator.store.createAccount({ email: 'by.reference@example.com', username: 'byref' }).id;
     const token = { token: 'bareid0123456789', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: id };
