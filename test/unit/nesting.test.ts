@@ -59,6 +59,10 @@ describe('nestingProblem', () => {
     assert.equal(deeper(spreadTwice, 6), true);
     const inFragment = `{ b } fragment G on Query { ...F a { b { c { ...F } } } } ${spreadTwice.slice(spreadTwice.indexOf('fragment F'))}`;
     assert.equal(deeper(inFragment, 6), true);
+    // The deep spread in a set walked before a shallower one of a sibling field: its level still stands.
+    const deepFirst = '{ d { ...F } a { b { c { ...F } } } } fragment F on Query { x { y { z } } }';
+    assert.equal(deeper(deepFirst, 7), false);
+    assert.equal(deeper(deepFirst, 6), true);
   });
 
   it('measures fragments spread many times over once each', () => {
