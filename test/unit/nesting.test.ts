@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parse } from 'graphql';
+import { Kind, parse } from 'graphql';
 import { MAX_NESTING, nestingProblem, type FragmentCycle } from '../../src/limits/nesting.ts';
 
 const problem = (document: string, maximum = MAX_NESTING) => nestingProblem(parse(document, { maxTokens: 1_000_000 }), maximum);
@@ -71,6 +71,29 @@ describe('nestingProblem', () => {
     const document = `{ ...D0 } ${doubling} fragment D40 on Query { b }`;
     assert.equal(deeper(document, 82), false);
     assert.equal(deeper(document, 81), true);
+  });
+
+  it('enters each fragment once, however many fragments reach it: a chain of diamonds does not double the work at each', () => {
+    // D0 spreads L0 and R0, each spreading D1, and so on: 2^20 routes to D20, through fragments of distinct names.
+    const diamonds = Array.from(
+      { length: 20 },
+      (_, i) => `fragment D${i} on Query { ...L${i} ...R${i} } fragment L${i} on Query { ...D${i + 1} } fragment R${i} on Query { ...D${i + 1} }`,
+    ).join(' ');
+    const document = parse(`{ ...D0 } ${diamonds} fragment D20 on Query { b }`);
+    // Each fragment's selections read once by the walk over the definitions, and once by the walk entering it.
+    let reads = 0;
+    for (const definition of document.definitions) {
+      if (definition.kind !== Kind.FRAGMENT_DEFINITION) continue;
+      const { selectionSet } = definition;
+      Object.defineProperty(definition, 'selectionSet', {
+        get: () => {
+          reads += 1;
+          return selectionSet;
+        },
+      });
+    }
+    assert.equal(nestingProblem(document, MAX_NESTING), undefined);
+    assert.ok(reads <= 2 * 61, `each of the 61 fragments entered once (${reads} reads of their selections)`);
   });
 
   it('counts the wrappers of a variable’s type', () => {
