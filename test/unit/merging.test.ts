@@ -54,6 +54,9 @@ describe('mergingWork', () => {
     assert.deepEqual(work(repeated), { pairs: 2 * 4_950, visited: 200 });
     // The first level alone passes the maximum: the second is not counted.
     assert.deepEqual(work(repeated, 4_000), { pairs: 4_950, visited: 100 });
+    // At the maximum, not past it: the next level is counted, and takes the document past it.
+    assert.deepEqual(work(repeated, 4_950), { pairs: 2 * 4_950, visited: 200 });
+    assert.deepEqual(work(repeated, Infinity, 100), { pairs: 2 * 4_950, visited: 200 });
     assert.deepEqual(work(repeated, Infinity, 50), { pairs: 4_950, visited: 100 });
   });
 });
