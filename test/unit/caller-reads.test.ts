@@ -40,6 +40,19 @@ describe('CallerReadBudget', () => {
     assert.equal(retryAfterOf(() => budget.take('alice')), 60);
   });
 
+  it('never fills a bucket past the budget, though the caller is still counted: refilled a minute past full between two sweeps', () => {
+    // 600 an hour: one read each 6 s. Drained at 0; 59 min 54 s later 599 are back, and the sweep another caller's
+    // read runs keeps alice; 59 s later her bucket would hold 608.8 uncapped, but holds 600.
+    const { clock, budget } = budgetAt(600);
+    for (let i = 0; i < 600; i += 1) budget.take('alice');
+    clock.now = 59 * MINUTE + 54_000;
+    budget.take('bob');
+    assert.equal(budget.size, 2);
+    clock.now += 59_000;
+    for (let i = 0; i < 600; i += 1) budget.take('alice');
+    assert.equal(retryAfterOf(() => budget.take('alice')), 6);
+  });
+
   it('takes back a read given back (held back before it was sent), never past the budget', () => {
     const { budget } = budgetAt(2);
     const giveBack = budget.take('alice');
