@@ -81,6 +81,8 @@ describe('measureOperation', () => {
     // `account(id:)` already loads the full account: its full-only fields cost a field each.
     assert.equal(measure('{ account(id: "1") { username messageCount } }').cost, 10 + 2);
     assert.equal(measure('{ connectToken(token: "t") { account { username messageCount } } }').cost, 10 + 1 + 10 + 2);
+    // Whichever of its fields comes last: one the embedded account answers after one it lacks still needs the load.
+    assert.equal(measure('{ connectToken(token: "t") { account { username id } } }').cost, 10 + 1 + 10 + 2);
     // The inner token's account is loaded; the outer one, selecting only a token of it, is not.
     const nested = measure('{ connectToken(token: "t") { account { connectToken(token: "u") { account { username } } } } }');
     assert.equal(nested.cost, 10 + 1 + 10 + (1 + 10 + 1));
@@ -93,6 +95,7 @@ describe('measureOperation', () => {
     assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { id } } }').cost, 10 + 1 + 1);
     // Any other field reads it: one request for all of them.
     assert.equal(measure('mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { id firstName username } } }').cost, 10 + 1 + 10 + 3);
+    assert.equal(measure('mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { firstName id } } }').cost, 10 + 1 + 10 + 2);
     assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { ... on Account { sources { label } } } } }').cost, 10 + 1 + 10 + (1 + 10 * 1));
   });
 
