@@ -36,4 +36,22 @@ describe('the warnings of refusals for load', () => {
       ],
     );
   });
+
+  it('are throttled for each cap on its own: a burst refused for operations running does not silence the first refusal for bodies or answers', () => {
+    const { parts, lines } = refusalLog();
+    refusalForLoad(parts, 'operations', 2, 'operation');
+    refusalForLoad(parts, 'operations', 2, 'operation again');
+    refusalForLoad(parts, 'bodies', 4096, 'body');
+    refusalForLoad(parts, 'answers', 8192, 'answer');
+    assert.deepEqual(
+      lines.map((line) => [line['requestId'], line['maximum']]),
+      [
+        ['operation', 2],
+        ['body', 4096],
+        ['answer', 8192],
+      ],
+    );
+    assert.match(String(lines[1]!['message']), /MAX_BODY_BYTES_IN_FLIGHT/);
+    assert.match(String(lines[2]!['message']), /MAX_ANSWER_BYTES_IN_FLIGHT/);
+  });
 });
