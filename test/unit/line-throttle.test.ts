@@ -12,7 +12,10 @@ describe('LineThrottle', () => {
     assert.deepEqual(throttle.admit('other', 500), {});
     // A whole interval after its last line, it is said again.
     assert.deepEqual(throttle.admit('refused', 1_000), { sinceLastLine: 2 });
-    assert.deepEqual(throttle.admit('refused', 2_000), {});
+    // The next interval runs from that line, not from the first: still throttled half an interval on.
+    assert.equal(throttle.admit('refused', 1_500), undefined);
+    assert.deepEqual(throttle.admit('refused', 2_000), { sinceLastLine: 1 });
+    assert.deepEqual(throttle.admit('refused', 3_000), {});
   });
 
   it('forgets a message only once it has not been seen for an interval, unsaid or not', () => {
