@@ -195,6 +195,35 @@ describe('log lines', () => {
     assert.equal(writes.at(-1), 'after\n', 'said once');
   });
 
+  it('are held while their output takes none up to exactly maxUnwrittenChars, and dropped only past it', () => {
+    const writes: string[] = [];
+    let full = true;
+    const sink = (bytes: Buffer) => {
+      if (full) return 0;
+      writes.push(bytes.toString());
+      return bytes.length;
+    };
+    const waits = manualTimer();
+    const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, timer: waits.timer, now: () => 1_000 });
+    lines.write('line 01\n');
+    lines.write('line 02\n');
+    lines.write('x\n');
+    full = false;
+    waits.fireAll();
+    const written = writes.join('').split('\n').slice(0, -1);
+    assert.deepEqual(
+      written.filter((line) => line.startsWith('line ')),
+      ['line 01', 'line 02'],
+      'the line that takes what is held to the bound exactly is kept',
+    );
+    const notes = written.filter((line) => !line.startsWith('line '));
+    assert.deepEqual(
+      notes.map((note) => (JSON.parse(note) as { dropped: number }).dropped),
+      [1],
+      'only the line past the bound is dropped',
+    );
+  });
+
   it('written to a descriptor that fails for good are given up, not held to be tried again', () => {
     // Any failure but a full pipe (its reader gone, a full disk) loses the lines: retried, they would be
     // held until the bound drops every later line.
