@@ -19,6 +19,18 @@ const recorder = () => {
 };
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
+/** A sink that takes nothing, as the output of a log reader that stopped reading, until `takeAgain`. */
+const stoppedReader = () => {
+  const writes: string[] = [];
+  let full = true;
+  const sink = (bytes: Buffer) => {
+    if (full) return 0;
+    writes.push(bytes.toString());
+    return bytes.length;
+  };
+  return { writes, sink, takeAgain: () => (full = false) };
+};
+
 /** A batcher on a clock and a timer the test moves and fires by hand. */
 const manualBatcher = (options: { maxHeldChars?: number } = {}) => {
   const { writes, sink } = recorder();
@@ -162,20 +174,14 @@ describe('log lines', () => {
 
   it('are dropped past a bound while their output takes none, and how many is said once it takes them again', async () => {
     // A log reader that stopped reading: every line would otherwise stay in the process's memory.
-    const writes: string[] = [];
-    let full = true;
-    const sink = (bytes: Buffer) => {
-      if (full) return 0;
-      writes.push(bytes.toString());
-      return bytes.length;
-    };
+    const { writes, sink, takeAgain } = stoppedReader();
     const waits = manualTimer();
     const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, timer: waits.timer, now: () => 1_000 });
     for (let n = 0; n < 1_000; n++) {
       lines.write(`line ${String(n).padStart(3, '0')}\n`);
       if (n % 100 === 99) waits.fireAll();
     }
-    full = false;
+    takeAgain();
     waits.fireAll();
     const written = writes.join('').split('\n');
     assert.equal(written.pop(), '');
@@ -196,19 +202,13 @@ describe('log lines', () => {
   });
 
   it('are held while their output takes none up to exactly maxUnwrittenChars, and dropped only past it', () => {
-    const writes: string[] = [];
-    let full = true;
-    const sink = (bytes: Buffer) => {
-      if (full) return 0;
-      writes.push(bytes.toString());
-      return bytes.length;
-    };
+    const { writes, sink, takeAgain } = stoppedReader();
     const waits = manualTimer();
     const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, timer: waits.timer, now: () => 1_000 });
     lines.write('line 01\n');
     lines.write('line 02\n');
     lines.write('x\n');
-    full = false;
+    takeAgain();
     waits.fireAll();
     const written = writes.join('').split('\n').slice(0, -1);
     assert.deepEqual(
