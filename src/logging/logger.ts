@@ -96,6 +96,8 @@ export class LineBatcher {
   #cancelScheduled: (() => void) | undefined;
   /** Lines dropped since the output last took everything: said once it does again. */
   #dropped = 0;
+  /** How much of what is held was logged before the first of those lines: the note goes there. */
+  #heldBeforeDrop = 0;
   #lastWrite = -Infinity;
   readonly #minIntervalMs: number;
   readonly #maxHeldChars: number;
@@ -128,7 +130,7 @@ export class LineBatcher {
 
   readonly write = (line: string): void => {
     if (this.#untaken.length + this.#held.length + line.length > this.#maxUnwrittenChars) {
-      this.#dropped += 1;
+      if (this.#dropped++ === 0) this.#heldBeforeDrop = this.#held.length;
       return;
     }
     this.#held += line;
@@ -155,9 +157,12 @@ export class LineBatcher {
     this.#cancelScheduled = undefined;
     for (;;) {
       if (this.#untaken.length === 0) {
-        // All before taken: the lines dropped meanwhile are said where they are missing, then what is held.
-        // (Held apart until then: joined to what its output does not take, it would be copied at each try.)
-        const text = (this.#dropped > 0 ? this.#droppedLine(this.#dropped) : '') + this.#held;
+        // All before taken: what is held, the lines dropped meanwhile said where the first went missing (lines
+        // kept after it, shorter ones that still fitted, come after the note). (Held apart until then: joined to
+        // what its output does not take, it would be copied at each try.)
+        const held = this.#held;
+        const text =
+          this.#dropped > 0 ? held.slice(0, this.#heldBeforeDrop) + this.#droppedLine(this.#dropped) + held.slice(this.#heldBeforeDrop) : held;
         this.#dropped = 0;
         this.#held = '';
         if (text === '') return;

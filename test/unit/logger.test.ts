@@ -201,6 +201,29 @@ describe('log lines', () => {
     assert.equal(writes.at(-1), 'after\n', 'said once');
   });
 
+  it('say that lines were dropped where the first went missing: after the lines held before it, before those kept after it', () => {
+    const { writes, sink, takeAgain } = stoppedReader();
+    const waits = manualTimer();
+    const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, droppedLine: (n) => `(${n} dropped)\n`, timer: waits.timer, now: () => 1_000 });
+    lines.write('line 01\n');
+    lines.write('line 02\n');
+    // Dropped: past the bound. Then a line that fits beside the first two is dropped as well, the bound reached.
+    lines.write('a line too long\n');
+    lines.write('x\n');
+    takeAgain();
+    waits.fireAll();
+    assert.equal(writes.join(''), 'line 01\nline 02\n(2 dropped)\n', 'the note after the lines logged before the gap');
+    // Dropped while the output takes none, then a shorter line kept beside what is held: the note comes before it.
+    const second = stoppedReader();
+    const later = new LineBatcher(second.sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, droppedLine: (n) => `(${n} dropped)\n`, timer: waits.timer, now: () => 1_000 });
+    later.write('line 01\n');
+    later.write('a line too long\n');
+    later.write('y\n');
+    second.takeAgain();
+    waits.fireAll();
+    assert.equal(second.writes.join(''), 'line 01\n(1 dropped)\ny\n', 'the note where the gap begins, the line kept after it after the note');
+  });
+
   it('are held while their output takes none up to exactly maxUnwrittenChars, and dropped only past it', () => {
     const { writes, sink, takeAgain } = stoppedReader();
     const waits = manualTimer();
