@@ -1,4 +1,17 @@
-/** Documents that push the gateway's operation limits, shared by the unit and the integration tests. */
+/** Documents that push the gateway's operation limits, shared by the unit and the integration tests, and their measure. */
+
+import { Kind, parse, type DocumentNode, type OperationDefinitionNode } from 'graphql';
+import { buildSchema } from '../../src/graphql/schema.ts';
+import { measureOperation, type OperationMeasure } from '../../src/limits/measure.ts';
+
+let schema: ReturnType<typeof buildSchema> | undefined;
+
+/** `query` parsed, and its (first) operation measured against the gateway's schema as the limits measure it. */
+export function measuredDocument(query: string, variables?: Record<string, unknown>): { document: DocumentNode; measure: OperationMeasure } {
+  const document = parse(query);
+  const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
+  return { document, measure: measureOperation((schema ??= buildSchema()), document, operation, variables) };
+}
 
 /**
  * A document whose sets of merged selections double at each level (choosing alias `a` starts a chain of

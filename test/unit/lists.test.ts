@@ -1,20 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { GraphQLError, Kind, parse, type FieldNode, type GraphQLResolveInfo, type OperationDefinitionNode } from 'graphql';
+import { GraphQLError, Kind, type FieldNode, type GraphQLResolveInfo } from 'graphql';
 import { ListLengthBudget } from '../../src/limits/lists.ts';
-import { measureOperation } from '../../src/limits/measure.ts';
-import { buildSchema } from '../../src/graphql/schema.ts';
+import { measuredDocument } from '../helpers/documents.ts';
 
 /** The `sources` nodes of the fragments F and G, and the operation's measure. */
 function measured(query: string) {
-  const document = parse(query);
-  const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
+  const { document, measure } = measuredDocument(query);
   const sourcesOf = (fragment: string): FieldNode => {
     const definition = document.definitions.find((d) => d.kind === Kind.FRAGMENT_DEFINITION && d.name.value === fragment);
     assert.ok(definition?.kind === Kind.FRAGMENT_DEFINITION, `fragment ${fragment} in the document`);
     return definition.selectionSet.selections[0] as FieldNode;
   };
-  return { measure: measureOperation(buildSchema(), document, operation, undefined), sourcesOf };
+  return { measure, sourcesOf };
 }
 
 /** What a resolver hands ListLengthBudget for a list field run from `fieldNodes`. */

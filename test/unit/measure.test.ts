@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Kind, parse, type OperationDefinitionNode } from 'graphql';
 import { checkLimits, DEFAULT_OPERATION_LIMITS, MAX_MERGED_PAIRS, mergingRefusal, resolveLimits, upstreamRequestBudget } from '../../src/limits/index.ts';
-import { MAX_SELECTIONS_VISITED, measureOperation } from '../../src/limits/measure.ts';
-import { buildSchema } from '../../src/graphql/schema.ts';
-import { doublingDocument } from '../helpers/documents.ts';
-
-const schema = buildSchema();
+import { MAX_SELECTIONS_VISITED } from '../../src/limits/measure.ts';
+import { doublingDocument, measuredDocument } from '../helpers/documents.ts';
 
 function measure(query: string, variables?: Record<string, unknown>) {
-  const document = parse(query);
-  const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION)!;
-  return measureOperation(schema, document, operation, variables);
+  return measuredDocument(query, variables).measure;
 }
 
 /** What ListLengthBudget charges for one further item of each list: the most any node execution merges into it carries. */
