@@ -33,6 +33,17 @@ export default tseslint.config(
           selector: "CallExpression[callee.type='Identifier'][callee.name='assert'][arguments.length<2]",
           message: ASSERT_WITHOUT_MESSAGE,
         },
+        // A message spelled `undefined` is no message: the same slow path.
+        {
+          selector:
+            "CallExpression[callee.type='MemberExpression'][callee.object.name='assert'][callee.property.name='ok'][arguments.1.type='Identifier'][arguments.1.name='undefined']",
+          message: ASSERT_WITHOUT_MESSAGE,
+        },
+        {
+          selector:
+            "CallExpression[callee.type='Identifier'][callee.name='assert'][arguments.1.type='Identifier'][arguments.1.name='undefined']",
+          message: ASSERT_WITHOUT_MESSAGE,
+        },
       ],
     },
   },
