@@ -97,6 +97,11 @@ describe('the layers of src/', () => {
     assert.deepEqual([...violations('upstream', above), ...violations('oauth', above)], []);
   });
 
+  it('the GraphQL side (Apollo, the schema, the context) imports nothing of the HTTP server that hands it requests', () => {
+    assert.ok(filesOf('graphql').length > 5, 'src/graphql/ has files to check');
+    assert.deepEqual(violations('graphql', isIn('http', 'main.ts')), []);
+  });
+
   it('the loaders import nothing of the HTTP server, Apollo or the resolvers', () => {
     assert.deepEqual(violations('loaders', isIn('http', 'graphql', 'resolvers')), []);
   });
