@@ -387,12 +387,19 @@ async function startCase(): Promise<Running & { setGrace: (drainMs: number, grac
   });
 }
 
+/**
+ * How long the slow reader's ~20 MB answer may take to begin, and to be read whole: ~1.5 s of CPU in this one
+ * process (the emulator's JSON, the gateway's parse and answer, the client's read), several times that in wall
+ * time on a loaded machine (6–8 s at a load of 13 on two cores, past eventually's 5 s). A deadline against a hang.
+ */
+const BIG_ANSWER_MS = 30_000;
+
 async function runCase(seed: number, index: number, drawn: Case): Promise<void> {
   const marks: Record<'drain' | 'listenerClosed' | 'afterGrace', Array<() => void>> = { drain: [], listenerClosed: [], afterGrace: [] };
   /** What the gateway must have done with a mark's actions before the test ends the drain or the grace period. */
-  const settles: Record<'drain' | 'listenerClosed', Array<{ what: string; holds: () => boolean }>> = { drain: [], listenerClosed: [] };
-  const settle = (mark: Release | 'drain' | 'listenerClosed', what: string, holds: () => boolean) => {
-    if (mark === 'drain' || mark === 'listenerClosed') settles[mark].push({ what, holds });
+  const settles: Record<'drain' | 'listenerClosed', Array<{ what: string; holds: () => boolean; timeoutMs?: number }>> = { drain: [], listenerClosed: [] };
+  const settle = (mark: Release | 'drain' | 'listenerClosed', what: string, holds: () => boolean, timeoutMs?: number) => {
+    if (mark === 'drain' || mark === 'listenerClosed') settles[mark].push({ what, holds, ...(timeoutMs !== undefined && { timeoutMs }) });
   };
   const fire = (mark: keyof typeof marks) => {
     const due = marks[mark];
@@ -719,13 +726,13 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
         case 'slowReader': {
           const connection = await open();
           connection.socket.write(post(requestId, '{ accounts(first: 100) { nodes { firstName } } }'));
-          await eventually(() => connection.socket.bytesRead > 0, { what: 'the slow answer began' });
+          await eventually(() => connection.socket.bytesRead > 0, { what: 'the slow answer began', timeoutMs: BIG_ANSWER_MS });
           connection.socket.pause();
           if (item.reads === 'never') {
             expected.push({ requestId, what: 'a client that stopped reading', outcome: 'cut', closes: undefined, connection: undefined, index: 0 });
           } else {
             marks.listenerClosed.push(() => connection.socket.resume());
-            settle('listenerClosed', `${requestId}: the whole answer read`, answered(connection, 1));
+            settle('listenerClosed', `${requestId}: the whole answer read`, answered(connection, 1), BIG_ANSWER_MS);
             expected.push({ requestId, what: 'a slow reader reading during the shutdown', outcome: { data: 'big' }, closes: undefined, connection, index: 0 });
           }
           // A paused socket never reads the gateway's close: only the one that reads is waited for.
@@ -754,7 +761,7 @@ async function runCase(seed: number, index: number, drawn: Case): Promise<void> 
     /** Does a mark's actions and waits until the gateway has done with them (read, answered, logged). */
     const atMark = async (mark: 'drain' | 'listenerClosed') => {
       fire(mark);
-      for (const { what, holds } of settles[mark]) await eventually(holds, { what: `at ${mark}: ${what}` });
+      for (const { what, holds, timeoutMs } of settles[mark]) await eventually(holds, { what: `at ${mark}: ${what}`, ...(timeoutMs !== undefined && { timeoutMs }) });
       await eventually(() => connections.every(readByGateway), { what: `at ${mark}: the gateway has read all sent` });
     };
     /** The shutdown's next wait, asked of its timer, in order: its length as configured. */
