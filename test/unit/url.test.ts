@@ -15,7 +15,7 @@ test('an origin spelt otherwise than browsers send it is given in their spelling
   assert.equal(originAsBrowsersSendIt('https://App.Example.com'), 'https://app.example.com');
   assert.equal(originAsBrowsersSendIt('HTTPS://app.example.com:443/'), 'https://app.example.com');
   assert.equal(originAsBrowsersSendIt('http://devbox.lan:80'), 'http://devbox.lan');
-  for (const value of ['https://app.example.com', 'https://app.example.com/', 'https://app.example.com:8443', 'https://App.example.com/path', 'https://App.example.com/?', 'https://App.example.com#x', 'https://user:pw@App.example.com', 'ftp://App.example.com', '*', 'App.example.com']) {
+  for (const value of ['https://app.example.com', 'https://app.example.com/', 'https://app.example.com:8443', 'https://App.example.com/path', 'https://App.example.com/?', 'https://App.example.com#x', 'https://user:pw@App.example.com', 'https://user@App.example.com', 'https://App.example.com/.', 'https://App.example.com/%2e', 'ftp://App.example.com', '*', 'App.example.com']) {
     assert.equal(originAsBrowsersSendIt(value), undefined, value);
   }
 });
