@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
+import { hostnameOf, originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
 
 test('a server on every interface is named by a loopback address in its URLs, an IPv6 one in brackets', () => {
   assert.equal(urlHostOf('0.0.0.0'), '127.0.0.1');
@@ -18,6 +18,15 @@ test('an origin spelt otherwise than browsers send it is given in their spelling
   for (const value of ['https://app.example.com', 'https://app.example.com/', 'https://app.example.com:8443', 'https://App.example.com/path', 'https://App.example.com/?', 'https://App.example.com#x', 'https://user:pw@App.example.com', 'https://user@App.example.com', 'https://App.example.com/.', 'https://App.example.com/%2e', 'ftp://App.example.com', '*', 'App.example.com']) {
     assert.equal(originAsBrowsersSendIt(value), undefined, value);
   }
+});
+
+test('a Host header’s name is read without its port, an empty port too, and an IPv6 address keeps its brackets', () => {
+  assert.equal(hostnameOf('localhost:4000'), 'localhost');
+  assert.equal(hostnameOf('localhost:'), 'localhost');
+  assert.equal(hostnameOf('localhost'), 'localhost');
+  assert.equal(hostnameOf('[::1]:4000'), '[::1]');
+  assert.equal(hostnameOf('[::1]:'), '[::1]');
+  assert.equal(hostnameOf('[::1]'), '[::1]');
 });
 
 test('a URL in a log line keeps its query’s names, not their values: a query may carry a key', () => {
