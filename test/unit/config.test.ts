@@ -73,6 +73,11 @@ describe('configuration from the environment', () => {
     assert.equal(passwordOnly.length, 1);
     assert.match(passwordOnly[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
     assert.doesNotMatch(passwordOnly[0]!, /hunter2/);
+    // And a user name without a password (an API key, for some services, goes there).
+    const userOnly = configProblems({ CONTEXTIO_API_URL: 'https://hunter2@api.example.com/2.0', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+    assert.equal(userOnly.length, 1);
+    assert.match(userOnly[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
+    assert.doesNotMatch(userOnly[0]!, /hunter2/);
   });
 
   it('takes the key set through the egress proxy, an unusable proxy said once for the upstream and the key set alike', () => {
