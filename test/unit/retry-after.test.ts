@@ -23,6 +23,12 @@ describe('parseRetryAfter', () => {
     assert.equal(parseRetryAfter('Sun Nov  6 08:49:37 1994'), 0);
   });
 
+  it('reads a date in HTTP’s form that names no real day or time as unreadable, not as a wait of NaN ms', () => {
+    for (const value of ['Sun, 99 Nov 2030 08:49:37 GMT', 'Sunday, 06-Nov-30 25:61:61 GMT', 'Sun Nov 99 08:49:37 2030']) {
+      assert.equal(parseRetryAfter(value), undefined, value);
+    }
+  });
+
   it('reads an asctime date, which names no zone, in GMT as HTTP says, whatever the machine’s time zone', () => {
     const inAnHour = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3_600_000 - 60_000);
     const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inAnHour.toUTCString())!.slice(1);
