@@ -29,6 +29,10 @@ describe('failureReason', () => {
     });
     assert.equal(failure.message, '');
     assert.match(failureReason(new TypeError('fetch failed', { cause: failure })), /^connect E[A-Z]+ ::1:\d+; connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+    // The same reason on every address is said once; an aggregate of no errors, by its own name.
+    const timedOut = () => Object.assign(new Error('connect ETIMEDOUT'), { code: 'ETIMEDOUT' });
+    assert.equal(failureReason(new AggregateError([timedOut(), timedOut()], '')), 'connect ETIMEDOUT');
+    assert.equal(failureReason(new AggregateError([], '')), 'AggregateError');
     assert.equal(failureReason(Object.assign(new Error(''), { code: 'ECONNRESET' })), 'ECONNRESET');
     assert.equal(failureReason(new RangeError('')), 'RangeError');
   });
