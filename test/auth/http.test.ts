@@ -229,6 +229,8 @@ describe('CORS and introspection with auth on', () => {
     assert.equal(response.headers.get('access-control-max-age'), '600');
     assert.match(response.headers.get('vary') ?? '', /Origin/);
     assert.equal(response.headers.get('access-control-allow-credentials'), null);
+    // As an OPTIONS answer names the methods the resource has (RFC 9110 §9.3.7), as its 405s do.
+    assert.equal(response.headers.get('allow'), 'GET, POST, OPTIONS');
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
@@ -243,6 +245,7 @@ describe('CORS and introspection with auth on', () => {
     assert.equal(response.status, 204);
     assert.equal(response.headers.get('access-control-allow-origin'), null);
     assert.equal(response.headers.get('access-control-allow-headers'), null);
+    assert.equal(response.headers.get('allow'), 'GET, POST, OPTIONS');
   });
 
   test('an actual request from an allowed origin carries the CORS headers, refusals included', async () => {
