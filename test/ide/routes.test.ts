@@ -58,6 +58,8 @@ test('a browser opening /graphql gets the IDE page, with a same-origin-only CSP'
   assert.match(html, /<link rel="icon" href="data:,">/);
   assert.match(String(page.headers['content-security-policy']), /img-src [^;]*data:/, 'the CSP lets the icon load');
   assert.match(html, /query AccountsWithSources/);
+  // text/html named anywhere in the list, in any case (media types are case-insensitive), is a browser's.
+  for (const accept of ['application/xhtml+xml, text/html', 'TEXT/HTML']) assert.equal((await get('/graphql', { accept })).status, 200, accept);
   // HEAD is answered as GET is, without the page.
   const head = await get('/graphql', { accept: BROWSER_ACCEPT }, 'HEAD');
   assert.deepEqual([head.status, head.headers['content-type'], head.body.length], [200, page.headers['content-type'], 0]);
@@ -195,6 +197,8 @@ test('assets are served with their content type, long-lived caching and gzip whe
   const gzipped = await get(script, { 'accept-encoding': 'gzip, br' });
   assert.equal(gzipped.headers['content-encoding'], 'gzip');
   assert.ok(gunzipSync(gzipped.body).equals(plain.body), 'the gzipped script is the plain one');
+  // gzip named anywhere in the list, in any case: content codings are case-insensitive.
+  for (const accepted of ['br, gzip', 'deflate, GZIP;q=0.5']) assert.equal((await get(script, { 'accept-encoding': accepted })).headers['content-encoding'], 'gzip', accepted);
 
   for (const refused of ['gzip;q=0', 'gzip;q=0.0, identity']) {
     const css = await get(style, { 'accept-encoding': refused });
@@ -254,7 +258,7 @@ async function serveIdeFrom(t: TestContext, dir: string): Promise<string> {
 
 test('a file beside the bundle that the manifest does not name (an older buildâ€™s) is 404', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'ide-stale-'));
-  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js', 'notes.txt': 'notes-NEW.txt' } }));
+  await writeFile(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-NEW.js', 'notes.txt': 'notes-NEW.txt', 'gone.js': 'gone-NEW.js' } }));
   await writeFile(join(dir, 'app-NEW.js'), 'new();');
   await writeFile(join(dir, 'app-OLD.js'), 'old();');
   await writeFile(join(dir, 'notes-NEW.txt'), 'notes');
@@ -268,6 +272,10 @@ test('a file beside the bundle that the manifest does not name (an older buildâ€
   const untyped = await request(`${origin}/graphql/ide/notes-NEW.txt`);
   assert.equal(untyped.statusCode, 404);
   await untyped.body.dump();
+  // Named, but missing beside the manifest (a build cut short): unknown all the same.
+  const missing = await request(`${origin}/graphql/ide/gone-NEW.js`);
+  assert.equal(missing.statusCode, 404);
+  await missing.body.dump();
 });
 
 test('an asset whose file fails while it is sent is cut off, not ended as if whole', async (t) => {
