@@ -217,6 +217,13 @@ describe('batching: each upstream resource once per operation', () => {
     assert.deepEqual(updated.body.data, { updateAccount: { account: { __typename: 'Account', id, connectTokens: [{ token }] } } });
     // The tokens need only the id: the account itself is not read.
     assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}`, `GET /accounts/${id}/connect_tokens`]);
+    // Nor for one token of it, looked up by the account's id.
+    const one = await stack.gql(
+      `mutation ($id: ID!, $t: ID!) { updateAccount(id: $id, input: { firstName: "V" }) { account { id connectToken(token: $t) { token } } } }`,
+      { id, t: token },
+    );
+    assert.deepEqual(one.body.data, { updateAccount: { account: { id, connectToken: { token } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${id}`, `GET /accounts/${id}/connect_tokens/${token}`]);
   });
 
   /** Runs `query` with every upstream answer 300 ms late; its upstream calls, sorted, and the most at once. */

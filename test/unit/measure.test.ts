@@ -86,6 +86,8 @@ describe('measureOperation', () => {
     // The write (10), the payload's account (1), its id (1) and its tokens (10 + 10 × 1): no read of the account.
     const byId = 'mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { __typename id connectTokens { token } } } }';
     assert.equal(measure(byId).cost, 10 + 1 + 1 + (10 + 10 * 1));
+    // One of its tokens, by the id too (10 + 1).
+    assert.equal(measure('mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { id connectToken(token: "t") { token } } } }').cost, 10 + 1 + 1 + (10 + 1));
     assert.equal(measure('mutation { createAccount(input: { email: "a@example.com" }) { account { id } } }').cost, 10 + 1 + 1);
     // Any other field reads it: one request for all of them.
     assert.equal(measure('mutation { updateAccount(id: "1", input: { firstName: "W" }) { account { id firstName username } } }').cost, 10 + 1 + 10 + 3);
