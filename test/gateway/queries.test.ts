@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { codes, postGraphQL, startTestGateway, useStack } from '../helpers/stack.ts';
+import { codes, postGraphQL, startTestGateway, useStack, type GraphQLResponse } from '../helpers/stack.ts';
 
 describe('queries against the emulator', () => {
   const stack = useStack();
@@ -222,6 +222,17 @@ describe('queries against the emulator', () => {
       assert.deepEqual(elsewhere.data.accounts.nodes, [{ emailAddresses: ['bad1@example.com'] }]);
     } finally {
       await other.close();
+    }
+    // One with another secret does not: the key is the secret's, not one that anyone with the gateway's code knows.
+    stack.upstreamCalls();
+    const unkeyed = await startTestGateway({ baseUrl: stack.emulator.url, consumerKey: stack.emulator.consumerKey, consumerSecret: 'another secret' });
+    try {
+      const elsewhere = await postGraphQL<GraphQLResponse['body']>(unkeyed.url, page, { filter: failing, after: cursor });
+      assert.deepEqual(elsewhere.errors?.map((error) => error.extensions?.['code']), ['BAD_USER_INPUT']);
+      assert.match(elsewhere.errors![0]!.message, /not a cursor of this list with this filter/);
+      assert.deepEqual(stack.upstreamCalls(), []);
+    } finally {
+      await unkeyed.close();
     }
   });
 
