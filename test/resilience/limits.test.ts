@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { getIntrospectionQuery } from 'graphql';
+import { getIntrospectionQuery, parse, validate } from 'graphql';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
 import { MAX_NESTING } from '../../src/limits/nesting.ts';
@@ -203,6 +203,13 @@ describe('operation limits', () => {
         assert.equal(res.status, 400, JSON.stringify(res.body));
         assert.deepEqual(codes(res), ['GRAPHQL_VALIDATION_FAILED']);
         assert.match(String(res.body.errors![0]!.message), /^Cannot spread fragment "(F\d+|A|B)" within itself/);
+      }
+      // In graphql-js's own words and places, a fragment spreading itself directly (no "via") too.
+      for (const document of ['{ ...A } fragment A on Query { ...A }', '{ ...A } fragment A on Query { __typename ...B } fragment B on Query { ...A }']) {
+        const res = await stack.gql(document);
+        const own = validate(buildSchema(), parse(document)).map((error) => ({ message: error.message, locations: error.locations }));
+        const answered = res.body.errors as Array<{ message: string; locations?: unknown }> | undefined;
+        assert.deepEqual(answered?.map(({ message, locations }) => ({ message, locations })), own, document);
       }
       assert.deepEqual(stack.upstreamCalls(), []);
       assert.deepEqual(stack.lines.filter((line) => line.includes('"level":"error"')), []);
