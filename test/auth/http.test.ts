@@ -427,6 +427,9 @@ describe('CORS and introspection with auth on', () => {
     assert.deepEqual(messages(response), [
       `Variable "$input" got invalid value { fristName: "${value}" }; Field "fristName" is not defined by type "UpdateAccountInput".`,
     ]);
+    // A message graphql-js suggested nothing in (it ends with no question mark) keeps every word of the caller's.
+    const quoted = await stack.gql('query ($n: Int) { accounts(first: $n) { nodes { id } } }', admin, { n: 'Did you mean x' });
+    assert.deepEqual(messages(quoted), ['Variable "$n" got invalid value "Did you mean x"; Int cannot represent non-integer value: "Did you mean x"']);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
