@@ -201,9 +201,12 @@ describe('the operation log line', () => {
     await stack.gql(`{ ${'__typename '.repeat(3_001)}}`, {});
     const tokens = (depth: number): string => (depth === 0 ? 'token' : `account { connectTokens { ${tokens(depth - 1)} } }`);
     await stack.gql(`{ connectToken(token: "t0123456789") { ${tokens(6)} } }`, {});
-    const [long, depth] = await exactOperationLines(2);
+    // Refused before Apollo reads it, for its line breaks (as many as MAX_QUERY_TOKENS).
+    await stack.gql(`${'\n'.repeat(3_001)}{ __typename }`, {});
+    const [long, depth, lined] = await exactOperationLines(3);
     assert.deepEqual([long!['status'], long!['errors'], long!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_TOKENS']]);
     assert.deepEqual([depth!['status'], depth!['errors'], depth!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_QUERY_DEPTH']]);
+    assert.deepEqual([lined!['status'], lined!['errors'], lined!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['DOCUMENT_LINES']]);
 
     // RATE_LIMITED is the upstream's 429 (no limit of the gateway's) or the caller's budget of writes.
     const budgeted = await startLoggingStack('info', { gateway: { auth: { jwtSecret: SECRET }, callerWritesPerHour: 1 } });
