@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Mutation } from '../../src/resolvers/Mutation.ts';
 import { assertEveryPlaceFree, holdOperations } from '../helpers/admission.ts';
+import { hsToken, SECRET } from '../auth/helpers.ts';
 import { withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { rawGraphQLPost } from '../helpers/net.ts';
@@ -225,6 +226,25 @@ describe('MAX_OPERATIONS_IN_FLIGHT: every place taken is given back', () => {
       await held.release();
     }
     await assertEveryPlaceFree(stack, CAP);
+  });
+});
+
+describe('MAX_OPERATIONS_IN_FLIGHT with authentication on', () => {
+  it('answers a request without a valid token 401 while every place is taken: it would run nothing, and needs a token before a retry', async () => {
+    const stack = await startStack({ gateway: { auth: { jwtSecret: SECRET }, maxOperationsInFlight: CAP } });
+    try {
+      const held = await holdOperations(stack, CAP, { authorization: `Bearer ${await hsToken({ scope: 'contextio:admin' })}` });
+      try {
+        assertAnswered(await postQuery(stack, { query: '{ __typename }' }), 401, 'UNAUTHENTICATED', 'no token');
+        assertAnswered(await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, authorization: 'Bearer x.y.z' }, body: '{"query":"{ __typename }"}' }), 401, 'UNAUTHENTICATED', 'a bad token');
+        // One with a valid token is told to come back.
+        assertAnswered(await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${await hsToken({ scope: 'contextio:admin' })}` }, body: '{"query":"{ __typename }"}' }), 503, 'SERVICE_UNAVAILABLE', 'a valid token');
+      } finally {
+        await held.release();
+      }
+    } finally {
+      await stack.close();
+    }
   });
 });
 
