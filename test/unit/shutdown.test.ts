@@ -136,15 +136,31 @@ describe('Shutdown', () => {
 
   it('holds the process open by no timer of its own after the drain: a server that never closes does not keep a process alive through it', async () => {
     // Its grace period's end, the cut and the idle sweep only serve a server still open, whose connections hold
-    // the process open themselves.
-    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 60_000 });
+    // the process open themselves; the wait for the last operation lines only serves lines a process may lose.
     const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
     const before = timers();
+    const waiting = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 60_000 });
     const held = heldServer();
-    const closing = shutdown.closeServer(held.server);
+    const closing = waiting.closeServer(held.server);
     await turns(5);
-    assert.equal(timers(), before, 'a timer of the shutdown holding the process open');
+    assert.equal(timers(), before, 'a timer of the shutdown holding the process open during its grace period');
     held.connectionEnded();
     await closing;
+
+    // A grace period over at once: the cut of the connections a second later, then, with an operation still open
+    // once the server closed, the wait of up to a second for its line.
+    const over = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 0 });
+    const operation = new OperationScope('held');
+    over.operationStarted(operation);
+    const cutWaiting = heldServer();
+    const overClosing = over.closeServer(cutWaiting.server);
+    await eventually(() => operation.aborted, { what: 'the grace period over' });
+    assert.equal(timers(), before, 'the cut’s timer holding the process open');
+    cutWaiting.connectionEnded();
+    await turns(5);
+    assert.equal(timers(), before, 'the wait for the last operation lines holding the process open');
+    over.operationClosed(operation);
+    await overClosing;
   });
+
 });
