@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Shutdown } from '../../src/http/shutdown.ts';
-import { silentLogger } from '../../src/logging/logger.ts';
+import { createLogger, silentLogger } from '../../src/logging/logger.ts';
 import { OperationDeadlineExceeded, OperationScope } from '../../src/upstream/cancellation.ts';
 import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -163,4 +163,28 @@ describe('Shutdown', () => {
     await overClosing;
   });
 
+  it('aborts every operation still running when its grace period ends, though aborting one of them throws', async () => {
+    // An operation's cleanup failing (an abort listener throwing) must not leave the others running, nor throw
+    // out of the grace period's timer, which would end the process.
+    const lines: string[] = [];
+    const shutdownTimer = manualTimer();
+    const shutdown = new Shutdown({ logger: createLogger('error', (line) => lines.push(line)), drainMs: 0, graceMs: 5, timer: shutdownTimer.timer });
+    const [failing, other] = [new OperationScope('failing'), new OperationScope('other')];
+    failing.addEventListener('abort', () => {
+      throw new Error('cleanup failed');
+    });
+    shutdown.operationStarted(failing);
+    shutdown.operationStarted(other);
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
+    await shutdownTimer.asked();
+    shutdownTimer.fireAll();
+    assert.deepEqual([failing.aborted, other.aborted], [true, true], 'both operations aborted');
+    const said = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'aborting an operation at shutdown failed');
+    assert.deepEqual(said.map((line) => [line['level'], line['error']]), [['error', 'cleanup failed']]);
+    shutdown.operationClosed(failing);
+    shutdown.operationClosed(other);
+    held.connectionEnded();
+    await closing;
+  });
 });
