@@ -859,6 +859,25 @@ describe('HTTP pipelining', () => {
     }
   });
 
+  it('counts only the requests open at once on a connection: one kept alive serves any number of them one after another', async () => {
+    const stack = await startStack();
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const answered = () => (received.match(/HTTP\/1\.1 200 /g) ?? []).length;
+      // Each sent once the one before it is answered: never more than one open, 40 in all.
+      for (let n = 0; n < 40; n++) {
+        socket.write(rawGraphQLPost(`{ n${n}: __typename }`));
+        await eventually(() => answered() === n + 1 || socket.destroyed, { what: `the answer to request ${n + 1}` });
+        assert.equal(socket.destroyed, false, `the connection closed at request ${n + 1}`);
+      }
+    } finally {
+      socket.destroy();
+      await stack.close();
+    }
+  });
+
   it('serves a few pipelined requests on one connection, in order', async () => {
     const stack = await startStack();
     try {
