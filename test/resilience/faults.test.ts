@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
@@ -465,6 +466,34 @@ describe('a client that stops taking its answer', () => {
       assert.deepEqual(lines.map((l) => [l['status'], l['answerStalled'], l['clientWentAway']]), [[200, undefined, undefined], [null, true, undefined], [null, true, undefined]]);
       socket.destroy();
     } finally {
+      await stack.close();
+    }
+  });
+
+  it('is cut too when its answer was made while it waited behind another, once its turn comes and its client takes none of it (pipelining)', { timeout: 30_000 }, async () => {
+    // The first request's upstream answer is let go by the test, once the large answer behind it is made: that one
+    // is watched for a stall from when it reaches the connection, not from when it was made.
+    const held = manualTimer();
+    const stack = await startLoggingStack('info', { emulator: { faultTimer: held.timer }, gateway: { answerStallTimeoutMs: 500 } });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      const slow = stack.emulator.store.createAccount({ email: 'slow@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${slow}`, latencyMs: 1 });
+      for (let i = 0; i < 100; i++) stack.emulator.store.createAccount({ email: `big${i}@example.com`, first_name: 'x'.repeat(200_000) });
+      const responses = new Map<string, ServerResponse>();
+      stack.gateway.httpServer.prependListener('request', (req: IncomingMessage, res: ServerResponse) => responses.set(String(req.headers['x-request-id']), res));
+      const request = (id: string, query: string) => rawGraphQLPost(query).replace('\r\n\r\n', `\r\nx-request-id: ${id}\r\n\r\n`);
+      await once(socket, 'connect');
+      socket.write(request('ahead', `{ account(id: "${slow}") { id } }`) + request('behind', '{ accounts(first: 100) { nodes { firstName } } }'));
+      socket.pause();
+      await eventually(() => responses.get('behind')?.headersSent === true, { timeoutMs: 20_000, what: 'the large answer made while it waits behind the first' });
+      held.fireAll();
+      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 2, { timeoutMs: 10_000, what: 'both operation lines' });
+      const lines = stack.lines.filter((l) => l.includes('"message":"operation"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      assert.deepEqual(lines.map((l) => [l['requestId'], l['status'], l['answerStalled']]), [['ahead', 200, undefined], ['behind', null, true]]);
+    } finally {
+      held.fireAll();
+      socket.destroy();
       await stack.close();
     }
   });
