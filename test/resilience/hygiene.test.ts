@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { ApolloServer } from '@apollo/server';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -63,6 +64,34 @@ describe('unexpected errors', () => {
       assert.equal(logged.length, 1);
       assert.match(logged[0]!, /"stack":"TypeError: .*\\n +at .*hygiene\.test\.ts/);
     });
+  });
+
+  it('escaping the request handler (a bug outside any resolver) become a 500 INTERNAL_SERVER_ERROR with no detail, logged with the request id, counted in the operation line', async () => {
+    const { stack, lines } = await setUp(false);
+    const original = ApolloServer.prototype.executeHTTPGraphQLRequest;
+    ApolloServer.prototype.executeHTTPGraphQLRequest = () => Promise.reject(new TypeError('Cannot read properties of undefined (reading "secretInternalDetail")'));
+    try {
+      const res = await stack.gql('{ __typename }', {}, { 'x-request-id': 'req-hygiene-500' });
+      assert.equal(res.status, 500);
+      assert.deepEqual(res.body, { errors: [{ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      // Every answer's headers, a 500 included: its request id, and no cache may keep it.
+      assert.deepEqual([res.headers.get('x-request-id'), res.headers.get('cache-control')], ['req-hygiene-500', 'private, no-store']);
+      const entries = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry['requestId'] === 'req-hygiene-500');
+      await eventually(() => entries().some((entry) => entry['message'] === 'operation'), { what: 'the operation line' });
+      assert.deepEqual(
+        entries().map((entry) => [entry['level'], entry['message'], entry['message'] === 'operation' ? entry['errors'] : entry['error']]),
+        [
+          ['error', 'request failed', 'Cannot read properties of undefined (reading "secretInternalDetail")'],
+          ['info', 'operation', ['INTERNAL_SERVER_ERROR']],
+        ],
+      );
+      // The gateway goes on serving.
+      ApolloServer.prototype.executeHTTPGraphQLRequest = original;
+      assert.deepEqual((await stack.gql('{ __typename }')).body, { data: { __typename: 'Query' } });
+    } finally {
+      ApolloServer.prototype.executeHTTPGraphQLRequest = original;
+      await stack.close();
+    }
   });
 
   it('an upstream timestamp no Date can hold is the upstream’s fault, not a crash', async () => {
