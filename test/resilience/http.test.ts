@@ -1424,12 +1424,18 @@ describe('a connection the gateway could not accept', () => {
       assert.equal((await stack.gql('{ __typename }')).status, 200);
       const said = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
       assert.deepEqual(said.map((line) => [line['level'], line['error'], line['hint']]), [['error', 'accept EMFILE', 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)']]);
+      // Within the minute, another is counted, not said.
+      await withClockAhead(30_000, async () => {
+        stack.gateway.httpServer.emit('error', outOfDescriptors());
+        await stack.gql('{ __typename }');
+      });
+      assert.equal(stack.lines.filter((line) => line.includes('"message":"a connection could not be accepted"')).length, 1, 'one line within the minute');
       await withClockAhead(60_000, async () => {
         stack.gateway.httpServer.emit('error', outOfDescriptors());
         await stack.gql('{ __typename }');
       });
       const again = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
-      assert.deepEqual(again.map((line) => line['sinceLastLine']), [undefined, 2]);
+      assert.deepEqual(again.map((line) => line['sinceLastLine']), [undefined, 3]);
 
       // A burst that ends unsaid (all three within the minute of the line just said): once it has stopped for a
       // minute, the next connection accepted gives its count.
