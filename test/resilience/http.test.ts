@@ -1031,6 +1031,13 @@ describe('HTTP settings', () => {
     await assert.rejects(startStack({ gateway: { maxBodyBytes: 2048, maxBodyBytesInFlight: 2047 } }), /^Error: maxBodyBytesInFlight \(2047\) must be at least maxBodyBytes \(2048\)$/);
     // Beside the default maxBodyBytes, 1 MiB.
     await assert.rejects(startStack({ gateway: { maxBodyBytesInFlight: 1024 } }), /^Error: maxBodyBytesInFlight \(1024\) must be at least maxBodyBytes \(1048576\)$/);
+    // Exactly maxBodyBytes holds one body of the largest size: allowed, as MAX_BODY_BYTES_IN_FLIGHT equal to MAX_BODY_BYTES is.
+    const exact = await startStack({ gateway: { maxBodyBytes: 2048, maxBodyBytesInFlight: 2048 } });
+    try {
+      assert.equal((await exact.gql('{ __typename }')).status, 200);
+    } finally {
+      await exact.close();
+    }
   });
 
   it('count an operation out of maxOperationsInFlight once its answer is made, while its client still takes it', { timeout: 30_000 }, async () => {
