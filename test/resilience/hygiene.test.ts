@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { ApolloServer } from '@apollo/server';
 import { RequestApi } from '../../src/loaders/request-api.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { startStack } from '../helpers/stack.ts';
+import { closeServer, listenOnLoopback } from '../helpers/net.ts';
+import { postGraphQL, startStack, startTestGateway } from '../helpers/stack.ts';
 
 /**
  * A bug anywhere below a resolver must not reach a caller as anything but INTERNAL_SERVER_ERROR, and must
@@ -110,6 +113,29 @@ describe('unexpected errors', () => {
 });
 
 describe('closing', () => {
+  it('closes the upstream connections it keeps alive, not leaving them to the upstream’s keep-alive timeout', async () => {
+    // An upstream that lets a connection idle for a minute: the pool would keep one that long, holding a process
+    // that embeds the gateway open after close().
+    const open = new Set<Socket>();
+    const upstream = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('[]'));
+    upstream.keepAliveTimeout = 60_000;
+    upstream.on('connection', (socket: Socket) => {
+      open.add(socket);
+      socket.once('close', () => open.delete(socket));
+    });
+    const port = await listenOnLoopback(upstream);
+    const gateway = await startTestGateway({ baseUrl: `http://127.0.0.1:${port}/2.0`, consumerKey: 'key', consumerSecret: 'secret' });
+    try {
+      assert.deepEqual(await postGraphQL(gateway.url, '{ accounts(first: 1) { nodes { id } } }'), { data: { accounts: { nodes: [] } } });
+      assert.equal(open.size, 1, 'the upstream connection kept alive');
+      await gateway.close();
+      await eventually(() => open.size === 0, { what: 'the upstream connection closed by the gateway' });
+    } finally {
+      await gateway.close();
+      await closeServer(upstream);
+    }
+  });
+
   it('is one shutdown however often it is asked for: a later close() is the first one’s, not another run of it', async () => {
     // Not the sequence run again: the server closed, Apollo stopped and the upstream client closed a second time.
     const stack = await startStack();
