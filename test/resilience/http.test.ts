@@ -247,6 +247,10 @@ describe('HTTP hygiene', () => {
       assert.match(received, new RegExp(`^HTTP/1\\.1 ${status} `), `${method} ${path}: ${received.slice(0, 200)}`);
       assert.match(received, /\r\nconnection: close\r\n/i);
     }
+    // A request that declares an empty body (some clients send Content-Length: 0 on every request) has nothing
+    // unread: answered at once (/healthz, a refusal), it keeps its connection for the next request.
+    const kept = await exchange(stack.gateway.url, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\nPOST /nope HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\nGET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n');
+    assert.deepEqual(kept.match(/HTTP\/1\.1 \d+/g), ['HTTP/1.1 200', 'HTTP/1.1 404', 'HTTP/1.1 200'], kept);
   });
 
   it('refuses a batch (a JSON array of operations) with 400 and runs none of it', async () => {
