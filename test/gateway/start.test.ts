@@ -688,6 +688,8 @@ describe('npm start', () => {
       const { code, stderr } = await runToExit({ PORT: String(port), EMULATOR_DATA_FILE: join(dir, 'state.json') }, preload);
       assert.equal(code, 1, stderr);
       assert.match(stderr, /could not save its state to EMULATOR_DATA_FILE.*ENOSPC/, 'the failed save is logged');
+      // Its line first, then the reason: the lines logged on the way out are written before it, not at exit.
+      assert.ok(stderr.indexOf('could not save its state') < stderr.indexOf('failed to start'), stderr);
       const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));
       assert.equal(reasons.length, 1, stderr);
       assert.match(reasons[0]!, new RegExp(`^contextio-graphql: failed to start: PORT=${port}: the port is already in use`));
