@@ -8,6 +8,7 @@ import { ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../../src/errors.ts
 import { measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/graphql/schema.ts';
 import { SETTINGS } from '../../src/config/settings.ts';
+import { DEFAULTS } from '../../src/config/defaults.ts';
 import { configProblems } from '../helpers/config.ts';
 import { startStack, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -250,6 +251,15 @@ describe('the README and docs name what exists', () => {
       }
     }
     assert.ok(checked >= 30, `${checked} error codes checked`);
+  });
+
+  it('gives the deadlines that are no setting as the gateway has them: a request’s arrival, an answer’s stall', () => {
+    const text = (path: string) => documents.find((document) => document.path === path)!.text;
+    const seconds = (pattern: RegExp, path: string) => [...text(path).matchAll(pattern)].map((match) => Number(match[1]) * 1000);
+    const arrival = [...seconds(/did not all arrive within (\d+) s/g, 'docs/errors.md'), ...seconds(/not all arrived (\d+) s after it began/g, 'docs/limits.md')];
+    assert.deepEqual(arrival, [DEFAULTS.requestReceiveTimeoutMs, DEFAULTS.requestReceiveTimeoutMs], 'docs/errors.md and docs/limits.md give the time a request has to arrive');
+    const stall = [...seconds(/takes none of for (\d+) minutes/g, 'docs/limits.md'), ...seconds(/took none of the answer for (\d+) minutes/g, 'docs/logs.md'), ...seconds(/stalling \((\d+) minutes without taking any\)/g, 'docs/configuration.md')].map((ms) => ms * 60);
+    assert.deepEqual(stall, [DEFAULTS.answerStallTimeoutMs, DEFAULTS.answerStallTimeoutMs, DEFAULTS.answerStallTimeoutMs], 'docs/limits.md, docs/logs.md and docs/configuration.md give the time an answer may wait for its client');
   });
 });
 
