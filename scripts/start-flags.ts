@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 /**
  * The node flags `npm start` gives the gateway (`node <flags> dist/src/main.js` in package.json), e.g.
  * `--max-semi-space-size=32`: the benchmark (its gateway, its direct REST floor and `client-calls.ts`) and the
- * soak run with them, so that they measure the gateway as it is deployed. `test/gateway/build.test.ts` starts
+ * soak run with them, so that they measure the gateway as it is deployed. `test/gateway/supervisor.test.ts` starts
  * the gateway through `npm start`, so a flag this node does not know fails the tests.
  */
 export function startNodeFlags(): string[] {
