@@ -169,6 +169,11 @@ describe('accounts', () => {
     assert.equal(missing.status, 400);
     assert.equal(missing.body.type, 'error');
     assert.equal((await api(emu, '/accounts', { form: { email: 'not-an-email' } })).status, 400);
+    // The whole value is the address: a space inside it, or a second @, is no email, whatever ends it.
+    for (const email of ['ada lovelace@example.com', 'ada@example.com@example.org', 'x\tada@example.com']) {
+      const res = await api(emu, '/accounts', { form: { email } });
+      assert.deepEqual([res.status, res.body.value], [400, `email ${email} is invalid`], email);
+    }
   });
 
   test('POST /accounts and POST /connect_tokens read an email without the spaces around it; spaces alone are no email', async (t) => {
