@@ -176,6 +176,13 @@ describe('accounts', () => {
     }
   });
 
+  test('an account made without a username gets one shaped like the upstream sample’s: its address with the @ as a dot, _ and 16 hex digits', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const res = await api(emu, '/accounts', { form: { email: 'me@example.com' } });
+    assert.equal(res.status, 201);
+    assert.match((await api(emu, `/accounts/${String(res.body.id)}`)).body.username, /^me\.example\.com_[0-9a-f]{16}$/);
+  });
+
   test('POST /accounts and POST /connect_tokens read an email without the spaces around it; spaces alone are no email', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const account = await api(emu, '/accounts', { form: { email: '  ada@example.com\t' } });
