@@ -189,6 +189,8 @@ describe('accounts', () => {
     assert.equal(account.status, 201);
     const created = await api(emu, `/accounts/${String(account.body.id)}`);
     assert.deepEqual(created.body.email_addresses, ['ada@example.com']);
+    // The store's own API (tests, benchmarks) reads it so too.
+    assert.deepEqual(emu.store.createAccount({ email: ' zoe@example.com\n' }).email_addresses, ['zoe@example.com']);
     const blank = await api(emu, '/accounts', { form: { email: '   ' } });
     assert.deepEqual([blank.status, blank.body.value], [400, 'missing required parameter: email']);
 
