@@ -208,6 +208,16 @@ describe('connect flow', () => {
     assert.deepEqual(store.listAccounts(), []);
   });
 
+  test('the store refuses an account-level token for an account it does not know, which the data file would refuse at the next start', (t) => {
+    const store = new EmulatorStore({ seed: 'none' });
+    t.after(() => store.close());
+    assert.throws(
+      () => store.createConnectToken('nobody', { callback_url: 'https://app.example.com/done' }),
+      (error) => error instanceof UnknownAccountError && error.accountId === 'nobody',
+    );
+    assert.deepEqual(store.listConnectTokens('nobody'), []);
+  });
+
   test('the store refuses an existingAccountId that is not the account-level token\'s own account, which it would silently ignore', (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
