@@ -218,6 +218,22 @@ describe('connect flow', () => {
     assert.deepEqual(store.listConnectTokens('nobody'), []);
   });
 
+  test('a mailbox connected with another address adds it to the account\'s addresses, found by the email filter; the same address in other case adds none', async (t) => {
+    const emu = await emulatorFor(t);
+    const addresses = async () => (await api(emu, `/accounts/${GRACE}`)).body.email_addresses;
+    const before = await addresses();
+    assert.deepEqual(before, ['grace@example.org', 'grace.hopper@gmail.com']);
+    const connect = async (email: string) => {
+      const { token } = (await api(emu, `/accounts/${GRACE}/connect_tokens`, { form: { callback_url: 'http://localhost:3000/added' } })).body;
+      assert.equal((await submit(emu.origin, token, { email, server: 'imap.example.org', password: 'pw' })).status, 303, email);
+    };
+    await connect('Grace@Example.ORG');
+    assert.deepEqual(await addresses(), before, 'an address the account has, in other case, is not added again');
+    await connect('grace@work.example');
+    assert.deepEqual(await addresses(), [...before, 'grace@work.example']);
+    assert.deepEqual((await api(emu, '/accounts?email=grace%40work.example')).body.map((a: { id: string }) => a.id), [GRACE]);
+  });
+
   test('the store refuses an existingAccountId that is not the account-level token\'s own account, which it would silently ignore', (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
