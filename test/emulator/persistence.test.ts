@@ -25,9 +25,10 @@ async function tempDir(): Promise<string> {
 const refusedStart = (options: EmulatorOptions) => startEmulator(options).then((emulator) => emulator.close());
 
 describe('persistence', () => {
-  test('state survives a restart from the same data file; no temp file is left', async (t) => {
+  test('state survives a restart from the same data file, in two folders made for it; no temp file is left', async (t) => {
     const dir = await tempDir();
-    const dataFile = join(dir, 'nested', 'state.json');
+    // Two folders not there yet: both made.
+    const dataFile = join(dir, 'nested', 'deeper', 'state.json');
 
     const first = await startEmulator({ seed: 'none', dataFile });
     let accountId: string;
@@ -54,7 +55,7 @@ describe('persistence', () => {
     assert.equal(accounts.body[0].resource_url, `${second.url}/accounts/${accountId}`, 'URLs follow the new port');
     assert.equal((await api(second, `/accounts/${accountId}/connect_tokens/${token}`)).status, 200);
 
-    const files = await readdir(join(dir, 'nested'));
+    const files = await readdir(join(dir, 'nested', 'deeper'));
     assert.deepEqual(files, ['state.json']);
   });
 
