@@ -603,12 +603,14 @@ describe('the data file as read and written', () => {
     await writeFile(leftover, '{"half": ');
     const unrelated = join(dir, 'state.json.backup.tmp');
     await writeFile(unrelated, 'mine');
+    // Only a pid follows the data file's name: a file of someone's that merely ends in one is theirs.
+    await writeFile(join(dir, 'state.json.backup.99999999.tmp'), 'mine too');
     // One of a process still running (this one's parent) is its own, perhaps mid-save: left alone.
     const running = `${dataFile}.${process.ppid}.tmp`;
     await writeFile(running, '{"half": ');
     const emu = await startEmulator({ dataFile });
     await emu.close();
-    assert.deepEqual((await readdir(dir)).sort(), ['state.json', `state.json.${process.ppid}.tmp`, 'state.json.backup.tmp']);
+    assert.deepEqual((await readdir(dir)).sort(), ['state.json', `state.json.${process.ppid}.tmp`, 'state.json.backup.99999999.tmp', 'state.json.backup.tmp']);
   });
 });
 
