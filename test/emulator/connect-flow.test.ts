@@ -412,6 +412,9 @@ describe('connect flow', () => {
     assert.ok(!bad.text.includes('"><b>'), 'submitted values are escaped');
     assert.ok(!bad.text.includes('hunter2'), 'the password is never echoed');
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '99999' })).status, 400);
+    // One past the last port is the form's mistake too, said as such (not a store's refusal).
+    const past = await submit(emu.origin, token.token, { email: 'a@b.example', port: '65536' });
+    assert.deepEqual([past.status, /The port must be a number from 1 to 65535\./.test(past.text)], [400, true]);
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0' })).status, 400);
     // Digits only: a hexadecimal form that Number() would read is no port as typed.
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0x3e1' })).status, 400);
