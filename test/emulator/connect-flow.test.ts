@@ -100,6 +100,16 @@ describe('connect flow', () => {
     }
   });
 
+  test('the names typed on the form are the new account\'s, in place of the token\'s or where it has none', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const named = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', first_name: 'Ada', last_name: 'Byron' });
+    const unnamed = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
+    assert.equal((await submit(emu.origin, named.token, { email: 'ada@example.com', first_name: 'Augusta', last_name: 'Lovelace' })).status, 303);
+    assert.equal((await submit(emu.origin, unnamed.token, { email: 'grace@example.com', first_name: ' Grace ', last_name: 'Hopper' })).status, 303);
+    const names = emu.store.listAccounts().map((a) => [a.first_name, a.last_name]);
+    assert.deepEqual(names, [['Augusta', 'Lovelace'], ['Grace', 'Hopper']]);
+  });
+
   test('the form sent again while the first submission waits for its save leads to the callback too', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const created = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' } });
