@@ -522,6 +522,12 @@ describe('the data file as read and written', () => {
     // As deep as a record is, and deeper within reason, it loads.
     await writeFile(dataFile, text.replace('"notes":0', `"notes":${'[{"a":'.repeat(20)}0${'}]'.repeat(20)}`));
     await (await startEmulator({ dataFile })).close();
+    // 64 levels, as the refusal counts them (the file's object the first), load; one more does not.
+    const nested = (levels: number) => text.replace('"notes":0', `"notes":${'['.repeat(levels - 3)}${']'.repeat(levels - 3)}`);
+    await writeFile(dataFile, nested(64));
+    await (await startEmulator({ dataFile })).close();
+    await writeFile(dataFile, nested(65));
+    await assert.rejects(refusedStart({ dataFile }), /nested more than 64 levels deep/);
   });
 
   test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async () => {
