@@ -350,6 +350,7 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].sources[0].port = 2 ** 53), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "9007199254740992"\)/],
       // A count past 2^53 is no exact number: a count of it is not what the file says.
       [(s) => (s.accounts[0].nb_messages = 2 ** 53), /account #0 is malformed: nb_messages must be a whole number from 0/],
+      [(s) => (s.accounts[0].nb_files = -1), /account #0 is malformed: nb_files must be a whole number from 0/],
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\)/],
       // Times past the year 9999: the gateway reads such a number as milliseconds, and one near 2^53 is no exact
       // number once a day is added to it (a token's expires).
