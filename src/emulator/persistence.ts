@@ -274,6 +274,11 @@ export function isTimeUpTo(value: unknown, last: number): value is number {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= last;
 }
 
+/** A count (`nb_messages`, `nb_files`): a whole number from 0, and an exact one (2^53 is not). */
+export function isCount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
+}
+
 /** A TCP port a source can name: 1–65535 (0 is no port a server listens on). */
 export function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65_535;
@@ -325,7 +330,7 @@ export const sourceLabel: Check = (value) =>
 export const FIRST_SOURCE_ALIAS = '0';
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Counts: whole numbers from 0. */
-const whole = is('a whole number from 0', (v) => Number.isSafeInteger(v) && (v as number) >= 0);
+const whole = is('a whole number from 0', isCount);
 /** A time (Unix seconds, 0 for none) at most `last`: see LAST_TIME. The refusal quotes a number, as a port's does. */
 const timeUpTo = (last: number, by = ''): Check => (value) =>
   isTimeUpTo(value, last) ? undefined : { at: '', why: `must be a Unix time in seconds from 0 to ${last} (${by}${new Date(LAST_TIME * 1000).toISOString().replace('.000', '')})${typeof value === 'number' ? `, not ${quotedSetting(String(value))}` : ''}` };

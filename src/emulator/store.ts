@@ -3,7 +3,7 @@ import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { quotedSetting } from '../support/shortened.ts';
-import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isPort, isTimeUpTo, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isCount, isPort, isTimeUpTo, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -314,6 +314,10 @@ export class EmulatorStore {
     const email = input.email.trim();
     if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
     for (const field of ['created', 'suspended', 'password_expired'] as const) checkTime(field, input[field], LAST_TIME);
+    for (const field of ['nb_messages', 'nb_files'] as const) {
+      const count = input[field];
+      if (count !== undefined && !isCount(count)) throw new TypeError(`${field} ${count} is invalid: a whole number from 0`);
+    }
     // Before the account is made: a source refused halfway would leave it made all the same.
     for (const source of input.sources ?? []) checkNewSource(source);
     let id = newAccountId();

@@ -471,6 +471,23 @@ describe('the data file as read and written', () => {
     await restarted.close();
   });
 
+  test("the store's own createAccount refuses a count the data file refuses: saved, the next start would refuse the file", async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => emu.close());
+    for (const count of [-1, 1.5, 2 ** 53, Number.NaN]) {
+      assert.throws(() => emu.store.createAccount({ email: 'counts@example.com', nb_messages: count }), /nb_messages .* is invalid: a whole number from 0/);
+      assert.throws(() => emu.store.createAccount({ email: 'counts@example.com', nb_files: count }), /nb_files .* is invalid: a whole number from 0/);
+    }
+    assert.deepEqual(emu.store.listAccounts(), []);
+    const { id } = emu.store.createAccount({ email: 'counts@example.com', nb_messages: 2 ** 53 - 1, nb_files: 0 });
+    await emu.close();
+    const restarted = await startEmulator({ dataFile });
+    t.after(() => restarted.close());
+    assert.equal(restarted.store.getAccount(id)?.nb_messages, 2 ** 53 - 1);
+  });
+
   test('the last times the data file takes are served exactly: an account of 9999-12-31T23:59:59Z, a token expiring then', async () => {
     const { dataFile, state } = await savedState();
     const last = 253_402_300_799;
