@@ -105,11 +105,13 @@ describe('accounts', () => {
     assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 404);
   });
 
-  test('a used token goes on embedding its account as it last was once that account is deleted', async (t) => {
+  test('a used token embeds its account as it is, and goes on embedding it as it last was once that account is deleted', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/cb' });
     const { account } = emu.store.useConnectToken(token, { email: 'ada@example.com', first_name: 'Ada' });
     assert.equal((await api(emu, `/accounts/${account.id}`, { form: { first_name: 'Renamed' } })).status, 200);
+    // While the account lives, the token embeds it as it is now.
+    assert.equal((await api(emu, `/connect_tokens/${token}`)).body.account.first_name, 'Renamed');
     assert.equal((await api(emu, `/accounts/${account.id}`, { method: 'DELETE' })).status, 200);
     const embedded = (await api(emu, `/connect_tokens/${token}`)).body.account;
     assert.equal(embedded.id, account.id);
