@@ -374,7 +374,7 @@ describe('connect flow', () => {
     assert.equal(head.headers['x-content-type-options'], 'nosniff');
   });
 
-  test('a domain hint is no address: the one typed is connected; use_ssl=0 is off; a callback ending in ? gets no extra &', async (t) => {
+  test('a domain hint is no address: the one typed is connected; use_ssl=0 is off; a callback ending in ? or & gets no extra &', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb?', email: '@gmail.com' });
     const res = await submit(emu.origin, token.token, { email: 'lin@gmail.com', port: '993', use_ssl: '0' });
@@ -382,6 +382,10 @@ describe('connect flow', () => {
     assert.equal(res.headers.location, `http://localhost/cb?contextio_token=${token.token}`);
     const [account] = emu.store.listAccounts({ email: 'lin@gmail.com' });
     assert.equal(account?.sources[0]?.use_ssl, false);
+    // Nor one ending in & (its pairs left open for one more).
+    const open = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb?step=2&' });
+    const next = await submit(emu.origin, open.token, { email: 'kai@example.com' });
+    assert.equal(next.headers.location, `http://localhost/cb?step=2&contextio_token=${open.token}`);
   });
 
   test('a callback URL that already carries contextio_token gets only the real one, the rest of it as given', async (t) => {
