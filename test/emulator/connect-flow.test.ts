@@ -484,6 +484,18 @@ describe('connect flow', () => {
     assert.equal(store.connectTokenState(tokens[10_000]!), 'expired');
   });
 
+  test('a reset forgets the tokens purged as expired too: their links are unknown to the emptied store', (t) => {
+    const clock = manualClock(Date.UTC(2024, 0, 1));
+    const store = new EmulatorStore({ seed: 'none', now: clock.now });
+    t.after(() => store.close());
+    const { token } = store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    clock.advance(86_400);
+    store.purgeExpired();
+    assert.equal(store.connectTokenState(token), 'expired');
+    store.reset();
+    assert.equal(store.connectTokenState(token), 'missing');
+  });
+
   test('a token expired before any access is purged from the API, and its link says it expired', async (t) => {
     const clock = manualClock();
     const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
