@@ -397,6 +397,15 @@ describe('connect flow', () => {
     assert.equal(next.headers.location, `http://localhost/cb?step=2&contextio_token=${open.token}`);
   });
 
+  test('an address of an internationalized domain, its server left blank, connects to imap. and the domain in its ASCII form', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    const res = await submit(emu.origin, token, { email: 'zoë@exämple.com', server: '', port: '993' });
+    assert.equal(res.status, 303);
+    const [account] = emu.store.listAccounts({ email: 'zoë@exämple.com' });
+    assert.equal(account?.sources[0]?.server, 'imap.xn--exmple-cua.com');
+  });
+
   test('a callback URL that already carries contextio_token gets only the real one, the rest of it as given', async (t) => {
     // An app that reuses the URL it was last called back on (or a copied link) must not be handed two tokens:
     // URLSearchParams.get would read the stale one.
