@@ -212,6 +212,14 @@ describe('persistence', () => {
     assert.ok(onDisk.tokens[0].used > 0, 'the token is used on disk');
   });
 
+  test('a reset is saved as any change is, without waiting for the next write or the close', async (t) => {
+    const { dataFile, emu } = await emulatorSavingTo(t, { seed: 'demo' });
+    emu.store.reset('none');
+    await emu.store.flush();
+    const onDisk = JSON.parse(await readFile(dataFile, 'utf8'));
+    assert.deepEqual([onDisk.accounts.length, onDisk.tokens.length], [0, 0]);
+  });
+
   test('a connect token purged as expired is gone from the data file too', async (t) => {
     const clock = manualClock();
     const { dataFile, emu } = await emulatorSavingTo(t, { now: clock.now });
