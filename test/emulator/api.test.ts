@@ -389,6 +389,16 @@ describe('connect tokens', () => {
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens`, { form: {} })).status, 400);
   });
 
+  test('POST with an email that is neither an address nor a domain hint (@ and a domain) is 400; a hint is taken', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const withEmail = (email: string) => api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb', email } });
+    for (const email of ['@', '@gmail com', '@gmail.com@x']) {
+      const res = await withEmail(email);
+      assert.deepEqual([res.status, res.body.value], [400, `email ${email} is invalid`], email);
+    }
+    assert.equal((await withEmail('@gmail.com')).status, 201);
+  });
+
   test('account-level: scoped to the account', async (t) => {
     const emu = await emulatorFor(t);
     const created = await api(emu, `/accounts/${ADA}/connect_tokens`, { form: { callback_url: 'http://localhost/cb' } });
