@@ -91,10 +91,11 @@ describe('accounts', () => {
     assert.deepEqual(got.body.email_addresses, ['new@example.com']);
     assert.deepEqual(got.body.sources, []);
 
-    const updated = await api(emu, `/accounts/${id}`, { form: { first_name: 'Renamed', last_name: 'Person' } });
+    const updated = await api(emu, `/accounts/${id}`, { form: { first_name: 'Renamed', last_name: 'Surname' } });
     assert.equal(updated.status, 200);
     assert.deepEqual(updated.body, { success: true });
-    assert.equal((await api(emu, `/accounts/${id}`)).body.first_name, 'Renamed');
+    const renamed = (await api(emu, `/accounts/${id}`)).body;
+    assert.deepEqual([renamed.first_name, renamed.last_name], ['Renamed', 'Surname']);
 
     const deleted = await api(emu, `/accounts/${id}`, { method: 'DELETE' });
     assert.equal(deleted.status, 200);
