@@ -202,6 +202,10 @@ describe('accounts', () => {
     assert.equal((await api(emu, `/connect_tokens/${String(token.body.token)}`)).body.email, 'grace@example.com');
     const noEmail = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: '  ' } });
     assert.equal((await api(emu, `/connect_tokens/${String(noEmail.body.token)}`)).body.email, '');
+    // A domain hint, as the reference's own test vector sends: no address, but a token's email may be one.
+    const hinted = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/done', email: '@gmail.com' } });
+    assert.equal(hinted.status, 201);
+    assert.equal((await api(emu, `/connect_tokens/${String(hinted.body.token)}`)).body.email, '@gmail.com');
   });
 
   test('unknown account, unknown route, wrong method, trailing slash', async (t) => {
