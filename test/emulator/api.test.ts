@@ -313,6 +313,8 @@ describe('sources', () => {
     assert.equal(res.status, 404);
     assert.deepEqual(res.body, { type: 'error', value: 'account 0123456789abcdef01234567 is invalid' });
     assert.equal((await api(emu, `/accounts/${GRACE}/sources?status_ok=yes`)).status, 400, 'a known account’s bad filter stays a 400');
+    const source = await api(emu, '/accounts/0123456789abcdef01234567/sources/0');
+    assert.deepEqual([source.status, source.body], [404, { type: 'error', value: 'account 0123456789abcdef01234567 is invalid' }], 'a source of an unknown account');
   });
 
   test('store.addSource shows up through HTTP', async (t) => {
