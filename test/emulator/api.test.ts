@@ -375,9 +375,11 @@ describe('connect tokens', () => {
 
   test('request flags are 0 or 1, as the API takes them: anything else is 400', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
-    for (const value of ['true', 'yes', '2', '']) {
-      const res = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb', source_sync_flags: value } });
-      assert.deepEqual([res.status, res.body.value], [400, 'invalid parameter source_sync_flags: must be 0 or 1'], value);
+    for (const flag of ['source_sync_all_folders', 'source_sync_flags', 'source_raw_file_list']) {
+      for (const value of ['true', 'yes', '2', '']) {
+        const res = await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb', [flag]: value } });
+        assert.deepEqual([res.status, res.body.value], [400, `invalid parameter ${flag}: must be 0 or 1`], `${flag}=${value}`);
+      }
     }
     assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb', source_sync_flags: '1', source_raw_file_list: '0' } })).status, 201);
     const account = await api(emu, '/accounts', { form: { email: 'a@example.com', server: 'imap.example.com', use_ssl: 'true' } });
