@@ -395,6 +395,10 @@ describe('connect tokens', () => {
     // The emulator POSTs to source_callback_url itself: only http(s) is called.
     const ftp = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', source_callback_url: 'ftp://a.example/' } });
     assert.deepEqual([ftp.status, ftp.body.value], [400, 'source_callback_url is invalid']);
+    for (const scheme of ['http', 'https']) {
+      const res = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', source_callback_url: `${scheme}://a.example/sync` } });
+      assert.equal(res.status, 201, scheme);
+    }
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens`, { form: {} })).status, 400);
   });
 
