@@ -151,6 +151,8 @@ describe('OAuth verification', () => {
       [{ oauth_version: '2.0' }, /oauth_version/],
       // Not a number: no distance from the clock can be measured, so it is no fresh request.
       [{ oauth_timestamp: 'abc' }, /timestamp/],
+      // A number with more after it is no number either, though it starts as the clock's.
+      [{ oauth_timestamp: `${Math.floor(Date.now() / 1000)}abc` }, /timestamp/],
     ] as const) {
       const res = await api(emu, '/accounts', { authorization: signedWith(changed) });
       assert.equal(res.status, 401, JSON.stringify(changed));
