@@ -532,6 +532,21 @@ describe('transport details', () => {
     assert.equal(res.status, 400, 'the signature verified without the body (not 401) and no email was read');
   });
 
+  test('a form type is a form in any case and with parameters, as media types are (RFC 9110 §8.3.1)', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const url = `${emu.url}/accounts`;
+    const form: [string, string][] = [['email', 'form@example.com']];
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: {
+        authorization: signRequest('POST', url, form, emu.consumerKey, emu.consumerSecret),
+        'content-type': 'Application/X-WWW-Form-URLEncoded; charset=UTF-8',
+      },
+      body: 'email=form%40example.com',
+    });
+    assert.equal(res.status, 201, 'the body was signed and read as a form');
+  });
+
   test('HEAD is answered as GET is, the same status and headers (Content-Length included) without the body, and is signed as HEAD', async (t) => {
     const emu = await emulatorFor(t);
     for (const path of ['/accounts', `/accounts/${ADA}/sources`, '/connect_tokens/adaconnected0001', '/accounts/0123456789abcdef01234567']) {
