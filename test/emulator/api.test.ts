@@ -234,6 +234,7 @@ describe('accounts', () => {
     const emu = await emulatorFor(t);
     // Unsigned: the API's paths would answer 401 first.
     assert.equal((await fetch(`${emu.origin}/2.0/accounts`)).status, 401);
+    assert.equal((await fetch(`${emu.origin}/2.0`)).status, 401, 'the base URL itself is the API’s');
     for (const path of ['/2.0accounts', '/2.0x/accounts']) {
       const res = await fetch(`${emu.origin}${path}`);
       assert.equal(res.status, 404, path);
