@@ -617,7 +617,7 @@ describe('transport details', () => {
   });
 
   test('a port that is no port is refused with a line naming the option, before the store is opened', async (t) => {
-    for (const port of [70_000, -1]) {
+    for (const port of [65_536, 70_000, -1, 1.5]) {
       await assert.rejects(emulatorFor(t, { port, seed: 'none' }), new RegExp(`port must be an integer from 0 to 65535, got ${port}$`), String(port));
     }
   });
