@@ -25,6 +25,8 @@ describe('faults, request log and in-flight counters', () => {
     ]);
     emu.clearRequests();
     assert.equal(emu.requests.length, 0);
+    await (await fetch(`${emu.url}/accounts`, { headers: { 'x-request-id': 'op-1' } })).text();
+    assert.deepEqual(emu.requests, [{ method: 'GET', path: '/accounts', query: '', status: 401, requestId: 'op-1' }], 'the X-Request-Id a request carries');
   });
 
   test('the request log keeps the latest entries up to its limit', async (t) => {
