@@ -803,6 +803,11 @@ describe('EMULATOR_PUBLIC_URL', () => {
     const accounts = (await api(emu, '/accounts')).body as Array<{ resource_url: string }>;
     assert.ok(accounts.length > 0 && accounts.every((a) => a.resource_url.startsWith('http://devbox.lan:4010/2.0/accounts/')), 'every account’s resource_url starts with the public URL');
     assert.match(emu.url, /^http:\/\/127\.0\.0\.1:\d+\/2\.0$/);
+    // Given from code as a URL, with the slash a URL's empty path is written with: only its origin counts.
+    const slashed = await emulatorFor(t, { publicUrl: 'http://devbox.lan:4010/' });
+    assert.equal(slashed.publicUrl, 'http://devbox.lan:4010/2.0');
+    const link = (await api(slashed, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb' } })).body as { token: string; browser_redirect_url: string };
+    assert.equal(link.browser_redirect_url, `http://devbox.lan:4010/connect/${link.token}`);
   });
 
   test('a request signed for it is accepted where a proxy forwards it with its own Host header', async (t) => {
