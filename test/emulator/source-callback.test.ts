@@ -37,7 +37,7 @@ describe('the emulator’s source callbacks', () => {
   });
 
   test('never reach link-local (cloud metadata) or unspecified addresses, in any spelling; loopback only from an emulator answering loopback alone', () => {
-    for (const address of ['169.254.169.254', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '0:0:0:0:0:ffff:a9fe:a9fe', 'fe80::1', '0.0.0.0', '::', '0.1.2.3', 'fd00:ec2::254', '100.100.100.200']) {
+    for (const address of ['169.254.169.254', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '0:0:0:0:0:ffff:a9fe:a9fe', 'fe80::1', '0.0.0.0', '::', '0.1.2.3', 'fd00:ec2::254', '100.100.100.200', '::ffff:100.100.100.200', '::ffff:6464:64c8']) {
       assert.equal(local.allows(address), false, address);
       assert.equal(exposed.allows(address), false, address);
     }
