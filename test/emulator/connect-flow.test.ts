@@ -363,6 +363,10 @@ describe('connect flow', () => {
     assert.equal(unknown.status, 404);
     assert.match(unknown.headers['content-type'] ?? '', /^text\/html/);
     assert.match(unknown.text, /does not exist/);
+    // A link whose percent-encoding is broken names no token: an unknown link too, not a bad request.
+    const malformed = await rawRequest(emu.origin, { path: '/connect/%zz' });
+    assert.equal(malformed.status, 404);
+    assert.match(malformed.text, /This connect link is not valid/);
     await api(emu, '/connect_tokens/demounused000001', { method: 'DELETE' });
     assert.equal((await rawRequest(emu.origin, { path: '/connect/demounused000001' })).status, 404);
     assert.equal((await rawRequest(emu.origin, { path: '/connect/adaconnected0001' })).status, 410);
