@@ -269,6 +269,12 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('reads the emulator\'s settings without the spaces around them; spaces alone are no value', () => {
+    const problems: string[] = [];
+    const options = emulatorOptionsFromEnv({ EMULATOR_HOST: '  ', EMULATOR_CONSUMER_KEY: ' key ', EMULATOR_CONSUMER_SECRET: '\tsecret\n', EMULATOR_SEED: ' none ' }, 4010, problems);
+    assert.deepEqual([problems, options.host, options.consumerKey, options.consumerSecret, options.seed], [[], '127.0.0.1', 'key', 'secret', 'none']);
+  });
+
   it('refuses a key pair without an upstream URL', () => {
     assert.match(configProblems({ CONTEXTIO_CONSUMER_KEY: 'k' })[0]!, /CONTEXTIO_API_URL is not/);
   });
