@@ -101,6 +101,9 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await api(emu, '/accounts')).status, 200);
     remove();
     assert.equal((await api(emu, `/accounts/${ADA}`)).status, 200);
+    // A method given in lower case matches as HTTP's methods are sent, in upper case.
+    emu.addFault({ method: 'post', path: '/accounts', status: 503, times: 1 });
+    assert.equal((await api(emu, '/accounts', { form: { email: 'x@example.com' } })).status, 503);
     emu.addFault({ path: '/accounts', status: 500 });
     emu.clearFaults();
     assert.equal((await api(emu, '/accounts')).status, 200);
