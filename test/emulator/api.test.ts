@@ -213,6 +213,9 @@ describe('accounts', () => {
     const unknownId = '0123456789abcdef01234567';
     assert.deepEqual((await api(emu, `/accounts/${unknownId}`)).body, { type: 'error', value: `account ${unknownId} is invalid` });
     assert.equal((await api(emu, '/nothing-here')).status, 404);
+    // A segment that decodes to nothing (a lone %) is the client's mistake, not a resource that is not there.
+    const malformed = await api(emu, '/accounts/%zz');
+    assert.deepEqual([malformed.status, malformed.body], [400, { type: 'error', value: 'malformed path' }]);
     assert.equal((await api(emu, '/accounts/x/messages')).status, 404);
     // A known resource with a segment more is no route: not the resource, its last segment ignored.
     assert.equal((await api(emu, `/accounts/${ADA}/sources/0/extra`)).status, 404);
