@@ -255,10 +255,15 @@ describe('the README and docs name what exists', () => {
 
   it('gives the deadlines that are no setting as the gateway has them: a request’s arrival, an answer’s stall', () => {
     const text = (path: string) => documents.find((document) => document.path === path)!.text;
-    const seconds = (pattern: RegExp, path: string) => [...text(path).matchAll(pattern)].map((match) => Number(match[1]) * 1000);
-    const arrival = [...seconds(/did not all arrive within (\d+) s/g, 'docs/errors.md'), ...seconds(/not all arrived (\d+) s after it began/g, 'docs/limits.md')];
+    /** The durations `pattern` finds in `path`, its number in units of `unitMs`, in milliseconds. */
+    const durations = (pattern: RegExp, path: string, unitMs: number) => [...text(path).matchAll(pattern)].map((match) => Number(match[1]) * unitMs);
+    const arrival = [...durations(/did not all arrive within (\d+) s/g, 'docs/errors.md', 1000), ...durations(/not all arrived (\d+) s after it began/g, 'docs/limits.md', 1000)];
     assert.deepEqual(arrival, [DEFAULTS.requestReceiveTimeoutMs, DEFAULTS.requestReceiveTimeoutMs], 'docs/errors.md and docs/limits.md give the time a request has to arrive');
-    const stall = [...seconds(/takes none of for (\d+) minutes/g, 'docs/limits.md'), ...seconds(/took none of the answer for (\d+) minutes/g, 'docs/logs.md'), ...seconds(/stalling \((\d+) minutes without taking any\)/g, 'docs/configuration.md')].map((ms) => ms * 60);
+    const stall = [
+      ...durations(/takes none of for (\d+) minutes/g, 'docs/limits.md', 60_000),
+      ...durations(/took none of the answer for (\d+) minutes/g, 'docs/logs.md', 60_000),
+      ...durations(/stalling \((\d+) minutes without taking any\)/g, 'docs/configuration.md', 60_000),
+    ];
     assert.deepEqual(stall, [DEFAULTS.answerStallTimeoutMs, DEFAULTS.answerStallTimeoutMs, DEFAULTS.answerStallTimeoutMs], 'docs/limits.md, docs/logs.md and docs/configuration.md give the time an answer may wait for its client');
   });
 });

@@ -233,12 +233,13 @@ describe('MAX_OPERATIONS_IN_FLIGHT with authentication on', () => {
   it('answers a request without a valid token 401 while every place is taken: it would run nothing, and needs a token before a retry', async () => {
     const stack = await startStack({ gateway: { auth: { jwtSecret: SECRET }, maxOperationsInFlight: CAP } });
     try {
-      const held = await holdOperations(stack, CAP, { authorization: `Bearer ${await hsToken({ scope: 'contextio:admin' })}` });
+      const admin = `Bearer ${await hsToken({ scope: 'contextio:admin' })}`;
+      const held = await holdOperations(stack, CAP, { authorization: admin });
       try {
         assertAnswered(await postQuery(stack, { query: '{ __typename }' }), 401, 'UNAUTHENTICATED', 'no token');
         assertAnswered(await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, authorization: 'Bearer x.y.z' }, body: '{"query":"{ __typename }"}' }), 401, 'UNAUTHENTICATED', 'a bad token');
         // One with a valid token is told to come back.
-        assertAnswered(await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, authorization: `Bearer ${await hsToken({ scope: 'contextio:admin' })}` }, body: '{"query":"{ __typename }"}' }), 503, 'SERVICE_UNAVAILABLE', 'a valid token');
+        assertAnswered(await send(stack.gateway.url, { method: 'POST', headers: { ...JSON_HEADERS, authorization: admin }, body: '{"query":"{ __typename }"}' }), 503, 'SERVICE_UNAVAILABLE', 'a valid token');
       } finally {
         await held.release();
       }

@@ -488,8 +488,9 @@ describe('a client that stops taking its answer', () => {
       socket.pause();
       await eventually(() => responses.get('behind')?.headersSent === true, { timeoutMs: 20_000, what: 'the large answer made while it waits behind the first' });
       held.fireAll();
-      await eventually(() => stack.lines.filter((line) => line.includes('"message":"operation"')).length === 2, { timeoutMs: 10_000, what: 'both operation lines' });
-      const lines = stack.lines.filter((l) => l.includes('"message":"operation"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const operationLines = () => stack.lines.filter((line) => line.includes('"message":"operation"'));
+      await eventually(() => operationLines().length === 2, { timeoutMs: 10_000, what: 'both operation lines' });
+      const lines = operationLines().map((l) => JSON.parse(l) as Record<string, unknown>);
       assert.deepEqual(lines.map((l) => [l['requestId'], l['status'], l['answerStalled']]), [['ahead', 200, undefined], ['behind', null, true]]);
     } finally {
       held.fireAll();

@@ -204,7 +204,10 @@ describe('log lines', () => {
   it('say that lines were dropped where the first went missing: after the lines held before it, before those kept after it', () => {
     const { writes, sink, takeAgain } = stoppedReader();
     const waits = manualTimer();
-    const lines = new LineBatcher(sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, droppedLine: (n) => `(${n} dropped)\n`, timer: waits.timer, now: () => 1_000 });
+    /** A batcher holding at most 16 characters unwritten, saying its dropped lines as `(n dropped)`. */
+    const batcher = (into: (bytes: Buffer) => number) =>
+      new LineBatcher(into, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, droppedLine: (n) => `(${n} dropped)\n`, timer: waits.timer, now: () => 1_000 });
+    const lines = batcher(sink);
     lines.write('line 01\n');
     lines.write('line 02\n');
     // Dropped: past the bound. Then a line that fits beside the first two is dropped as well, the bound reached.
@@ -215,7 +218,7 @@ describe('log lines', () => {
     assert.equal(writes.join(''), 'line 01\nline 02\n(2 dropped)\n', 'the note after the lines logged before the gap');
     // Dropped while the output takes none, then a shorter line kept beside what is held: the note comes before it.
     const second = stoppedReader();
-    const later = new LineBatcher(second.sink, { minIntervalMs: 20, maxHeldChars: 8, maxUnwrittenChars: 16, droppedLine: (n) => `(${n} dropped)\n`, timer: waits.timer, now: () => 1_000 });
+    const later = batcher(second.sink);
     later.write('line 01\n');
     later.write('a line too long\n');
     later.write('y\n');
