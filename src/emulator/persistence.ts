@@ -302,6 +302,9 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
 /** In a `u` pattern a pair is one code point, so only half of one matches. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** Unicode text: no half of a surrogate pair, which JSON can spell (`\ud800`) and no UTF-8 holds. */
+export const isUnicodeText = (value: string): boolean => !LONE_SURROGATE.test(value);
+
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
 export type Check = (value: unknown) => { at: string; why: string } | undefined;
 
@@ -312,7 +315,7 @@ const is = (what: string, test: (value: unknown) => boolean): Check => (value) =
  */
 const string: Check = (value) => {
   if (typeof value !== 'string') return { at: '', why: 'must be a string' };
-  return LONE_SURROGATE.test(value) ? { at: '', why: 'must be a string of Unicode text (half a surrogate pair is not)' } : undefined;
+  return isUnicodeText(value) ? undefined : { at: '', why: 'must be a string of Unicode text (half a surrogate pair is not)' };
 };
 /**
  * What names a record in the API's paths (an id, a token, a label): an empty one is no path segment, and a URL

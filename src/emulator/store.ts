@@ -3,7 +3,7 @@ import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { quotedSetting } from '../support/shortened.ts';
-import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isCount, isPort, isTimeUpTo, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isCount, isPort, isTimeUpTo, isUnicodeText, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -311,6 +311,7 @@ export class EmulatorStore {
 
   /** Creates an account (with optional sources) and returns it as the API would. */
   createAccount(input: NewAccount): UpstreamAccount {
+    checkText(input);
     const email = input.email.trim();
     if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
     for (const field of ['created', 'suspended', 'password_expired'] as const) checkTime(field, input[field], LAST_TIME);
@@ -364,6 +365,7 @@ export class EmulatorStore {
 
   /** Changes the names; returns false for an unknown account. */
   updateAccount(id: string, patch: { first_name?: string; last_name?: string }): boolean {
+    checkText(patch);
     const record = this.accounts.get(id);
     if (!record) return false;
     if (patch.first_name !== undefined) record.first_name = patch.first_name;
@@ -446,6 +448,7 @@ export class EmulatorStore {
   /** Creates a connect token: top-level when `accountId` is null, else for that account. */
   createConnectToken(accountId: string | null, input: NewConnectToken): UpstreamConnectToken {
     if (accountId !== null && !this.accounts.has(accountId)) throw new UnknownAccountError(accountId);
+    checkText(input);
     checkTime('created', input.created, LAST_TIME - CONNECT_TOKEN_TTL_SECONDS);
     let token = newConnectToken();
     while (this.tokens.has(token)) token = newConnectToken();
@@ -522,6 +525,7 @@ export class EmulatorStore {
    * an account-level token adds a source to its account; the new source is OK and the token is used.
    */
   useConnectToken(token: string, input: ConnectInput): ConnectResult {
+    checkText(input);
     const state = this.connectTokenState(token);
     if (state === 'missing') throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
     if (state === 'used') throw new ConnectTokenError('used', `connect token ${token} has already been used`);
@@ -772,6 +776,14 @@ function checkNewSource(input: NewSource): void {
   const labelProblem = input.label === undefined ? undefined : sourceLabel(input.label);
   if (labelProblem) throw new TypeError(`label ${quotedSetting(input.label!)} is invalid: a source's label ${labelProblem.why}`);
   if (input.port !== undefined && !isPort(input.port)) throw new TypeError(`port ${input.port} is invalid: a source's port is a number from 1 to 65535`);
+  checkText(input);
+}
+
+/** The text fields given to the store, which it saves: half a surrogate pair the data file refuses would stop the next start. */
+function checkText(fields: object): void {
+  for (const [field, value] of Object.entries(fields)) {
+    if (typeof value === 'string' && !isUnicodeText(value)) throw new TypeError(`${field} ${JSON.stringify(value)} is invalid: half a surrogate pair is no Unicode text`);
+  }
 }
 
 /** A time given to the store, which it saves: one the data file refuses (see LAST_TIME) would stop the next start. */

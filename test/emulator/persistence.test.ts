@@ -542,6 +542,36 @@ describe('the data file as read and written', () => {
     assert.equal(restarted.store.getAccount(id)?.nb_messages, 2 ** 53 - 1);
   });
 
+  test("the store's own writes refuse text the data file refuses, half a surrogate pair, in every field they save: saved, the next start would refuse the file", async (t) => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const emu = await startEmulator({ seed: 'none', dataFile });
+    t.after(() => emu.close());
+    const half = '\ud800';
+    const account = emu.store.createAccount({ email: 'text@example.com', first_name: 'Whole 😀' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/back' });
+    const refusals: Array<[string, () => unknown]> = [
+      ['email', () => emu.store.createAccount({ email: `half${half}@example.com` })],
+      ['first_name', () => emu.store.createAccount({ email: 'more@example.com', first_name: half })],
+      ['username', () => emu.store.createAccount({ email: 'more@example.com', username: half })],
+      ['server', () => emu.store.createAccount({ email: 'more@example.com', sources: [{ server: half }] })],
+      ['last_name', () => emu.store.updateAccount(account.id, { first_name: 'Not saved', last_name: half })],
+      ['username', () => emu.store.addSource(account.id, { username: half })],
+      ['callback_url', () => emu.store.createConnectToken(null, { callback_url: `http://localhost/${half}` })],
+      ['email', () => emu.store.createConnectToken(account.id, { callback_url: 'http://localhost/', email: half })],
+      ['first_name', () => emu.store.useConnectToken(token.token, { email: 'user@example.com', first_name: half })],
+    ];
+    for (const [field, write] of refusals) assert.throws(write, new RegExp(`^TypeError: ${field} ".*" is invalid: half a surrogate pair is no Unicode text`), field);
+    // Refused before anything changed.
+    assert.deepEqual(emu.store.listAccounts(), [account]);
+    assert.deepEqual(emu.store.listConnectTokens(), [token]);
+    assert.equal(emu.store.connectTokenState(token.token), 'usable');
+    await emu.close();
+    const restarted = await startEmulator({ dataFile });
+    t.after(() => restarted.close());
+    assert.equal(restarted.store.getAccount(account.id)?.first_name, 'Whole 😀');
+  });
+
   test('the last times the data file takes are served exactly: an account of 9999-12-31T23:59:59Z, a token expiring then', async () => {
     const { dataFile, state } = await savedState();
     const last = 253_402_300_799;
