@@ -5,7 +5,7 @@ import type { AuthSettings } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config/index.ts';
 import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
-import { describeListenFailure } from './http/listen.ts';
+import { describeListenFailure, mayShareAPort } from './http/listen.ts';
 import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
 import { startGateway, type Gateway } from './http/server.ts';
 import { ignoredEmulatorSettings, unknownSettings } from './config/settings.ts';
@@ -123,11 +123,8 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
  */
 function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Emulator | undefined): string | undefined {
   if ((error as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE' || emulator === undefined || config.upstream.kind !== 'embedded') return undefined;
-  const emulatorHost = config.upstream.emulator.host;
-  const wildcard = (host: string) => host === '0.0.0.0' || host === '::';
-  const sameInterface = emulatorHost === config.host || wildcard(emulatorHost) || wildcard(config.host);
   // A URL leaves out its scheme's default port: EMULATOR_PORT=80 reads back as none.
-  if (Number(new URL(emulator.url).port || 80) !== config.port || !sameInterface) return undefined;
+  if (Number(new URL(emulator.url).port || 80) !== config.port || !mayShareAPort(config.upstream.emulator.host, config.host)) return undefined;
   return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 

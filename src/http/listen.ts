@@ -38,6 +38,16 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
   }
 }
 
+/**
+ * Whether two servers asked to listen on `a` and `b` (HOST values) can take one port from each other: the same
+ * address, or either one every interface (`0.0.0.0`, or `::`, which on Linux takes IPv4 too). A false yes only
+ * mis-words an EADDRINUSE; a false no leaves it the generic "already in use".
+ */
+export function mayShareAPort(a: string, b: string): boolean {
+  const everyInterface = (host: string) => host === '0.0.0.0' || host === '::';
+  return a === b || everyInterface(a) || everyInterface(b);
+}
+
 /** Listens on `host`:`port`; rejects with the server's error (a port in use, an address not this machine's). */
 export function listenOn(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { describeListenFailure, listenOn } from '../../src/http/listen.ts';
+import { describeListenFailure, listenOn, mayShareAPort } from '../../src/http/listen.ts';
 
 const TARGET = { host: 'gateway.invalid', port: 80, hostVariable: 'HOST', portVariable: 'PORT' };
 const failure = (code: string) => describeListenFailure(Object.assign(new Error(`listen ${code}`), { code }), TARGET);
@@ -32,6 +32,13 @@ describe('listening', () => {
     const described = (host: string) => describeListenFailure(Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }), { ...TARGET, host }) ?? '';
     assert.equal(described('bad\nhost'), 'HOST=bad\\nhost: the name does not resolve to an address');
     assert.equal(described('h'.repeat(3000)), `HOST=${'h'.repeat(100)}…: the name does not resolve to an address`);
+  });
+
+  it('takes two hosts to contend for a port when they are the same, or either is every interface (IPv4 or IPv6)', () => {
+    for (const [a, b] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['0.0.0.0', '127.0.0.1'], ['127.0.0.1', '0.0.0.0'], ['::', '127.0.0.1'], ['10.0.0.5', '::'], ['0.0.0.0', '::']]) {
+      assert.equal(mayShareAPort(a!, b!), true, `${a} and ${b}`);
+    }
+    for (const [a, b] of [['127.0.0.1', '10.0.0.5'], ['127.0.0.1', '::1'], ['::1', '10.0.0.5']]) assert.equal(mayShareAPort(a!, b!), false, `${a} and ${b}`);
   });
 
   it('rejects with the server’s own error, and once listening leaves the server’s later errors to its owner', async () => {
