@@ -292,6 +292,38 @@ test('an asset whose file fails while it is sent is cut off, not ended as if who
   await assert.rejects(response.body.text(), 'the client sees the answer fail, not a complete one');
 });
 
+test('an asset is read no faster than its client takes it: a client not reading holds the file paused, and gets it whole once it reads', async (t) => {
+  const CHUNK = 64 * 1024;
+  const TOTAL = 64 * 1024 * 1024;
+  let produced = 0;
+  // Made as it is read, as a file stream is: pulled past what the client takes, all of it would wait in memory.
+  const source = new Readable({
+    read() {
+      const done = produced >= TOTAL;
+      if (!done) produced += CHUNK;
+      this.push(done ? null : Buffer.alloc(CHUNK, 0x61));
+    },
+  });
+  let finished = false;
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'content-length': TOTAL });
+    res.once('finish', () => (finished = true));
+    streamOnceFlushed(source, res);
+  });
+  const port = await listenOnLoopback(server);
+  t.after(() => closeServer(server));
+  const client = connect(port, '127.0.0.1');
+  t.after(() => client.destroy());
+  client.pause();
+  client.write('GET /graphql/ide/app.js HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  await eventually(() => source.isPaused(), { what: 'the source paused while its client reads nothing' });
+  assert.ok(produced < TOTAL / 2, `read ${produced} of ${TOTAL} bytes ahead of a client that took none`);
+  let received = 0;
+  client.on('data', (chunk: Buffer) => (received += chunk.length));
+  client.resume();
+  await eventually(() => finished && received > TOTAL, { what: 'the whole body received, and the response ended' });
+});
+
 test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
   const empty = await mkdtemp(join(tmpdir(), 'ide-missing-'));
   const origin = await serveIdeFrom(t, empty);
