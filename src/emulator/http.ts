@@ -192,13 +192,28 @@ export function splitTarget(target: string): RequestTarget {
  * name unless `allowed` is given.
  */
 export function hostFilter(boundAddress: string, allowed: readonly string[] | undefined, publicUrl: string | undefined): (header: string | undefined) => boolean {
-  const names = new Set((allowed ?? []).map((name) => hostnameOf(name).toLowerCase()));
+  const names = new Set((allowed ?? []).map(hostName));
   if (publicUrl) names.add(new URL(publicUrl).hostname);
   if (names.has('*') || (allowed === undefined && !isLoopbackHost(boundAddress))) return () => true;
   return (header) => {
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     if (header === undefined) return true;
-    const name = hostnameOf(header).toLowerCase();
+    const name = hostName(header);
     return isLoopbackHost(name) || names.has(name);
   };
+}
+
+/**
+ * A `Host` header's (or an allowed name's) name as a URL spells it, so that one address is one name: lower case,
+ * and an IPv6 address compressed (`[FD00:0:0::1]:4010` → `[fd00::1]`). Only a bracketed address of hex digits,
+ * colons and dots is parsed, so that nothing else in a header (an `@`, a `/`) is read as a URL's parts.
+ */
+function hostName(host: string): string {
+  const name = hostnameOf(host).toLowerCase();
+  if (!/^\[[0-9a-f:.]+\]$/.test(name)) return name;
+  try {
+    return new URL(`http://${name}/`).hostname;
+  } catch {
+    return name;
+  }
 }

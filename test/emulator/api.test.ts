@@ -885,6 +885,20 @@ describe('Host check (DNS rebinding)', () => {
     assert.equal(hostFilter('127.0.0.1', undefined, undefined)(undefined), true, 'HTTP/1.0 without Host: no browser sends that');
   });
 
+  test('an IPv6 address is one name however it is spelled: in the Host header, EMULATOR_PUBLIC_URL and the allowed names', async () => {
+    const { hostFilter } = await import('../../src/emulator/http.ts');
+    // A URL spells [fd00:0:0::1] as [fd00::1]; a client may send either, in either case.
+    const viaPublicUrl = hostFilter('127.0.0.1', undefined, 'http://[fd00:0:0::1]:4010');
+    const viaAllowed = hostFilter('127.0.0.1', ['[FD00::1]:4010'], undefined);
+    for (const header of ['[fd00::1]:4010', '[FD00:0::1]', '[fd00:0:0:0:0:0:0:1]:4010']) {
+      assert.equal(viaPublicUrl(header), true, header);
+      assert.equal(viaAllowed(header), true, header);
+    }
+    for (const header of ['[fd00::2]:4010', '[fd00::1', '[fd00::1@evil.example]']) assert.equal(viaPublicUrl(header), false, header);
+    // Loopback's own long spelling.
+    assert.equal(hostFilter('127.0.0.1', undefined, undefined)('[0:0:0:0:0:0:0:1]:4010'), true);
+  });
+
   test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {
     const { emulatorOptionsFromEnv } = await import('../../src/emulator/config.ts');
     const read = (value: string) => {
