@@ -3,7 +3,7 @@ import { readBody as readBodyUpTo } from '../http/body.ts';
 import { clientErrorHandler, clientErrorKind, HEADER_LIMIT, responseBytes } from '../http/client-error.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
 import type { UpstreamErrorBody } from '../upstream/types.ts';
-import { hostnameOf, isLoopbackHost } from '../support/url.ts';
+import { canonicalHost, hostnameOf, isLoopbackHost } from '../support/url.ts';
 
 /** Small HTTP helpers shared by the API routes and the connect page. */
 
@@ -203,17 +203,7 @@ export function hostFilter(boundAddress: string, allowed: readonly string[] | un
   };
 }
 
-/**
- * A `Host` header's (or an allowed name's) name as a URL spells it, so that one address is one name: lower case,
- * and an IPv6 address compressed (`[FD00:0:0::1]:4010` → `[fd00::1]`). Only a bracketed address of hex digits,
- * colons and dots is parsed, so that nothing else in a header (an `@`, a `/`) is read as a URL's parts.
- */
+/** A `Host` header's (or an allowed name's) name, without its port, as a URL spells it: one address, one name. */
 function hostName(host: string): string {
-  const name = hostnameOf(host).toLowerCase();
-  if (!/^\[[0-9a-f:.]+\]$/.test(name)) return name;
-  try {
-    return new URL(`http://${name}/`).hostname;
-  } catch {
-    return name;
-  }
+  return canonicalHost(hostnameOf(host));
 }

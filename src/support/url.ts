@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+
 /**
  * `value` as an http(s) origin (`https://app.example.com`, `http://devbox.lan:4010`), normalized, when it is
  * written as exactly one: a scheme, a host and perhaps a port, with at most a trailing slash. Undefined for
@@ -54,10 +56,32 @@ const BROWSER_LOCAL_SCHEMES: ReadonlySet<string> = new Set([
   'jar:', 'mhtml:', 'ms-its:', 'its:', 'mk:', 'chrome:', 'resource:',
 ]);
 
-/** Whether a host name or address reaches this machine only. */
+/**
+ * Whether a host name or address reaches this machine only: `localhost`, 127.0.0.0/8, `::1`, and 127.0.0.0/8
+ * mapped into IPv6 (`::ffff:127.0.0.1`, which a URL spells `::ffff:7f00:1`), an IPv6 address however written.
+ */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+  const h = canonicalHost(host).replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(h);
+}
+
+/**
+ * A host name or address as a URL spells it, so that one address has one spelling: lower case, and an IPv6
+ * address compressed (`[FD00:0:0::1]` → `[fd00::1]`), in brackets when given in them. Only an IPv6 address is
+ * parsed, so that nothing else in a header (an `@`, a `/`) is read as a URL's parts; one the URL parser refuses
+ * (with a zone, `fe80::1%eth0`) stays as written.
+ */
+export function canonicalHost(host: string): string {
+  const lower = host.toLowerCase();
+  const bracketed = lower.startsWith('[') && lower.endsWith(']');
+  const address = bracketed ? lower.slice(1, -1) : lower;
+  if (isIP(address) !== 6) return lower;
+  try {
+    const spelt = new URL(`http://[${address}]/`).hostname;
+    return bracketed ? spelt : spelt.slice(1, -1);
+  } catch {
+    return lower;
+  }
 }
 
 /** The name or address of a `Host` header, without its port: `[::1]:4000` → `[::1]`, `localhost:80` → `localhost`. */

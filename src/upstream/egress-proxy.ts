@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { Pool, ProxyAgent } from 'undici';
 import { urlControlProblem } from '../config/settings.ts';
-import { isLoopbackHost } from '../support/url.ts';
+import { canonicalHost, isLoopbackHost } from '../support/url.ts';
 
 /**
  * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the
@@ -102,16 +102,12 @@ function entryMatches(entry: string, host: string, port: string): boolean {
   return host === domain || host.endsWith(`.${domain}`);
 }
 
-/** An address as the URL parser writes a host (`::ffff:10.0.0.1` as `::ffff:a00:1`), or `undefined` for what is none. */
+/**
+ * An address as the URL parser writes a host (`::ffff:10.0.0.1` as `::ffff:a00:1`), or `undefined` for what is
+ * none. One the URL parser refuses (an IPv6 address with a zone, `fe80::1%eth0`) stays as written: never a URL's host.
+ */
 function addressAsWritten(name: string): string | undefined {
-  const version = isIP(name);
-  if (version === 0) return undefined;
-  try {
-    return bareHost(new URL(`http://${version === 6 ? `[${name}]` : name}/`).hostname);
-  } catch {
-    // One the URL parser refuses (an IPv6 address with a zone, `fe80::1%eth0`) is never a URL's host.
-    return undefined;
-  }
+  return isIP(name) === 0 ? undefined : bareHost(canonicalHost(name));
 }
 
 /** An entry's host (bare, lower case) and port: `[::1]:8080`, `::1`, `.example.com:443`, `example.com`. */

@@ -895,8 +895,8 @@ describe('Host check (DNS rebinding)', () => {
       assert.equal(viaAllowed(header), true, header);
     }
     for (const header of ['[fd00::2]:4010', '[fd00::1', '[fd00::1@evil.example]']) assert.equal(viaPublicUrl(header), false, header);
-    // Loopback's own long spelling.
-    assert.equal(hostFilter('127.0.0.1', undefined, undefined)('[0:0:0:0:0:0:0:1]:4010'), true);
+    // Loopback's own other spellings.
+    for (const header of ['[0:0:0:0:0:0:0:1]:4010', '[::ffff:127.0.0.1]:4010', '[::FFFF:7F00:1]']) assert.equal(hostFilter('127.0.0.1', undefined, undefined)(header), true, header);
   });
 
   test('EMULATOR_ALLOWED_HOSTS: names separated by commas, or *; anything else is named as a problem', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostnameOf, originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
+import { canonicalHost, hostnameOf, isLoopbackHost, originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
 
 test('a server on every interface is named by a loopback address in its URLs, an IPv6 one in brackets', () => {
   assert.equal(urlHostOf('0.0.0.0'), '127.0.0.1');
@@ -27,6 +27,25 @@ test('a Host header’s name is read without its port, an empty port too, and an
   assert.equal(hostnameOf('[::1]:4000'), '[::1]');
   assert.equal(hostnameOf('[::1]:'), '[::1]');
   assert.equal(hostnameOf('[::1]'), '[::1]');
+});
+
+test('loopback is localhost, 127.0.0.0/8 and ::1, with or without brackets, an IPv6 address however it is spelled', () => {
+  for (const host of ['localhost', 'LocalHost', '127.0.0.1', '127.255.0.9', '::1', '[::1]', '0:0:0:0:0:0:0:1', '[0::1]', '::ffff:127.0.0.1', '[::FFFF:127.1.2.3]', '::ffff:7f00:1', '[::ffff:7fff:ffff]']) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  // ::127.0.0.1 is an IPv4-compatible address, which no system routes to loopback; ::ffff:128.0.0.1 is not 127/8.
+  for (const host of ['0.0.0.0', '::', '128.0.0.1', '10.0.0.1', '::2', '::127.0.0.1', '::ffff:128.0.0.1', '::ffff:8000:1', 'localhost.example', '[::1', 'evil@127.0.0.1']) {
+    assert.equal(isLoopbackHost(host), false, host);
+  }
+});
+
+test('a host is spelt as a URL spells it: lower case, an IPv6 address compressed, its brackets kept or not as given', () => {
+  assert.equal(canonicalHost('Example.COM'), 'example.com');
+  assert.equal(canonicalHost('[FD00:0:0::1]'), '[fd00::1]');
+  assert.equal(canonicalHost('fd00:0:0:0:0:0:0:1'), 'fd00::1');
+  assert.equal(canonicalHost('[::FFFF:127.0.0.1]'), '[::ffff:7f00:1]');
+  // Nothing but an IPv6 address is parsed as one; one a URL cannot hold (with a zone) stays as written.
+  for (const host of ['[fd00::1@evil.example]', '[fd00::1', 'a:b@c', '[::1]/x', '[fd00::g]', 'FE80::1%eth0']) assert.equal(canonicalHost(host), host.toLowerCase(), host);
 });
 
 test('a URL in a log line keeps its query’s names, not their values: a query may carry a key', () => {
