@@ -80,8 +80,9 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`{"value":${JSON.stringify(quoted)}}`, quoted, authorization, info), WITHHELD);
   });
 
-  it('is not shown when it quotes a secret of 8 characters in another case, or a shorter one in hex', () => {
+  it('is not shown when it quotes a secret of 8 characters in another case, or a shorter one as it is or in hex', () => {
     assert.equal(redactedErrorBody('bad key ABCDEFGH', 'abcdefgh', authorization, info), WITHHELD);
+    assert.equal(redactedErrorBody('bad key hunter2', 'hunter2', authorization, info), WITHHELD);
     assert.equal(redactedErrorBody(`bad key ${Buffer.from('hunter2').toString('hex')}`, 'hunter2', authorization, info), WITHHELD);
   });
 
