@@ -24,6 +24,7 @@ describe('the logged excerpt of an upstream error body', () => {
     ['in hex', Buffer.from(secret).toString('hex')],
     ['8 of its characters in hex, from its second', Buffer.from(secret.slice(1, 9)).toString('hex')],
     ['in hex with colons', Buffer.from(secret).toString('hex').replace(/(..)(?!$)/g, '$1:')],
+    ['every character \\u{…}-escaped', [...secret].map((c) => `\\u{${c.charCodeAt(0).toString(16)}}`).join('')],
     ['as \\x escapes', [...secret].map((c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('')],
     ['as the signing key the gateway builds, in base64', Buffer.from(`${percentEncode(secret)}&`).toString('base64')],
     ['in base64 from its fourth character on', Buffer.from(secret.slice(3)).toString('base64')],
