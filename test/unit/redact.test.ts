@@ -19,6 +19,7 @@ describe('the logged excerpt of an upstream error body', () => {
     ['percent-encoded in lower case', encodeURIComponent(secret).replace(/%../g, (x) => x.toLowerCase())],
     ['percent-encoded twice', encodeURIComponent(encodeURIComponent(secret))],
     ['as HTML character references', [...secret].map((c) => `&#${c.charCodeAt(0)};`).join('')],
+    ['as hexadecimal HTML character references', [...secret].map((c) => `&#x${c.charCodeAt(0).toString(16)};`).join('')],
     ['in base64, inside a signing key', Buffer.from(`consumer-key&${secret}`).toString('base64')],
     ['in base64url', Buffer.from(`x${secret}`).toString('base64url')],
     ['in hex', Buffer.from(secret).toString('hex')],
