@@ -78,6 +78,12 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`got ${Buffer.from(early, 'base64').toString('hex')}`, secret, header, info), WITHHELD);
   });
 
+  it('is not shown when it quotes, as HTML named references, a secret with a + / = or & in every run of 8 characters', () => {
+    const escaped = 'k+e/y=s&a+l/t=s';
+    const html = escaped.replace(/[+/=&]/g, (c) => ({ '+': '&plus;', '/': '&sol;', '=': '&equals;', '&': '&amp;' })[c]!);
+    assert.equal(redactedErrorBody(`<p>bad key ${html}</p>`, escaped, authorization, info), WITHHELD);
+  });
+
   it('is not shown when it quotes, JSON-escaped, a secret with a quote in every run of 8 characters', () => {
     const quoted = 'ab"cdefg"hijklm"nopq';
     assert.equal(redactedErrorBody(`{"value":${JSON.stringify(quoted)}}`, quoted, authorization, info), WITHHELD);
