@@ -34,6 +34,7 @@ describe('the logged excerpt of an upstream error body', () => {
     ['8 of its characters in base64, after two bytes', Buffer.from(`k=${secret.slice(2, 10)}`).toString('base64')],
     ['as a list of bytes', [...Buffer.from(secret)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(', ')],
     ['in upper case', secret.toUpperCase()],
+    ['in groups of four characters', secret.replace(/(.{4})(?!$)/g, '$1 ')],
     ['less its last character', secret.slice(0, -1)],
     // A body in UTF-16 (a charset some servers write their error pages in), read as the UTF-8 it is taken for.
     ['in UTF-16, little-endian', Buffer.from(secret, 'utf16le').toString('utf8')],
