@@ -85,6 +85,11 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`<p>bad key ${html}</p>`, escaped, authorization, info), WITHHELD);
   });
 
+  it('is not shown when it quotes in base64url a secret whose base64 has a + or / in every 8 characters', () => {
+    const dense = 'k~?p>?~>?u~?';
+    assert.equal(redactedErrorBody(`bad key ${Buffer.from(`x${dense}`).toString('base64url')}`, dense, authorization, info), WITHHELD);
+  });
+
   it('is not shown when it quotes, JSON-escaped, a secret with a quote in every run of 8 characters', () => {
     const quoted = 'ab"cdefg"hijklm"nopq';
     assert.equal(redactedErrorBody(`{"value":${JSON.stringify(quoted)}}`, quoted, authorization, info), WITHHELD);
