@@ -101,6 +101,11 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`bad key ${Buffer.from('hunter2').toString('hex')}`, 'hunter2', authorization, info), WITHHELD);
   });
 
+  it('shows a body with character references past Unicode’s last code point as it is, rather than failing on them', () => {
+    const body = '<p>bad request: &#x110000; &#99999999; \\u{FFFFFF}</p>';
+    assert.equal(shown(body), body);
+  });
+
   it('shows the start of a large body, searched as shown', () => {
     assert.equal(shown(`${'y'.repeat(70_000)}${secret}`), 'y'.repeat(500));
     // Searched no further than 256 characters past the cut: a credential quoted beyond is not in what is shown.
