@@ -101,6 +101,11 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`bad key ${Buffer.from('hunter2').toString('hex')}`, 'hunter2', authorization, info), WITHHELD);
   });
 
+  it('cuts out a connect token the path names percent-encoded, quoted as itself', () => {
+    const encodedPath = { ...info, path: '/connect_tokens/tok%3Aen%40x1' };
+    assert.equal(redactedErrorBody('connect_token tok:en@x1 is invalid', secret, authorization, encodedPath), 'connect_token [token] is invalid');
+  });
+
   it('shows a body with character references past Unicode’s last code point as it is, rather than failing on them', () => {
     const body = '<p>bad request: &#x110000; &#99999999; \\u{FFFFFF}</p>';
     assert.equal(shown(body), body);
