@@ -76,6 +76,7 @@ describe('the egress proxy settings', () => {
     assert.equal(proxyOf(remote('http://api.context.io/2.0', both))?.variable, 'HTTP_PROXY');
     assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTP_PROXY: 'http://plain-proxy.example:8080' })), undefined);
     assert.equal(proxyOf(remote('https://api.context.io/2.0', { https_proxy: 'http://lower.example:1' }))?.variable, 'https_proxy');
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { https_proxy: 'http://lower.example:1', HTTPS_PROXY: 'http://upper.example:2' }))?.shown, 'upper.example:2');
     assert.equal(proxyOf(remote('http://api.context.io/2.0', { http_proxy: 'http://lower.example:1', HTTP_PROXY: 'http://upper.example:2' }))?.shown, 'upper.example:2');
     // Set but blank is unset, as for every other setting.
     assert.equal(proxyOf(remote('http://api.context.io/2.0', { HTTP_PROXY: ' ', http_proxy: 'http://lower.example:1' }))?.variable, 'http_proxy');
