@@ -85,8 +85,9 @@ describe('the egress proxy settings', () => {
   it('shows the proxy as host:port, its scheme’s port when none is written, and keeps its credentials apart as Basic', () => {
     const proxy = proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'https://us%40er:p%3Ass@proxy.example/' }));
     assert.deepEqual(proxy, { origin: 'https://proxy.example', authorization: `Basic ${Buffer.from('us@er:p:ss').toString('base64')}`, shown: 'proxy.example:443', variable: 'HTTPS_PROXY' });
-    // A user name alone still goes (curl sends it with an empty password).
+    // A user name alone still goes (curl sends it with an empty password), and so does a password alone (a token).
     assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'http://only@proxy.example' }))?.authorization, `Basic ${Buffer.from('only:').toString('base64')}`);
+    assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'http://:t0ken@proxy.example' }))?.authorization, `Basic ${Buffer.from(':t0ken').toString('base64')}`);
     assert.equal(proxyOf(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'http://proxy.example' }))?.shown, 'proxy.example:80');
   });
 
