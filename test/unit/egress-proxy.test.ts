@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
@@ -7,7 +8,7 @@ import { request } from 'undici';
 import { loadConfig, type Env } from '../../src/config/index.ts';
 import { bypassesProxy, throughProxy } from '../../src/upstream/egress-proxy.ts';
 import { configProblems } from '../helpers/config.ts';
-import { closeServer } from '../helpers/net.ts';
+import { closeServer, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
 
 describe('NO_PROXY', () => {
   /** Each case: the upstream's URL, the NO_PROXY value, whether that sends it around the proxy. */
@@ -127,6 +128,22 @@ describe('the egress proxy settings', () => {
     assert.deepEqual(configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'nope', NO_PROXY: '*' })), []);
     assert.deepEqual(configProblems(remote('http://127.0.0.1:4010/2.0', { HTTP_PROXY: 'nope' })), []);
     assert.deepEqual(configProblems({ HTTP_PROXY: 'nope', HTTPS_PROXY: 'nope' }), []);
+  });
+});
+
+describe('the pool behind an egress proxy', () => {
+  it('keeps the pool options it is given: at most `connections` tunnels to the upstream, however many calls are made at once', async (t) => {
+    // The upstream client's limit on calls in flight is its pool's `connections`: through the proxy as without it.
+    const upstream = createHttpServer((_req, res) => res.end('{}'));
+    const upstreamPort = await listenOnLoopback(upstream);
+    t.after(() => closeServer(upstream));
+    const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? upstreamPort : undefined));
+    t.after(() => proxy.close());
+    const agent = throughProxy({ origin: proxy.url, authorization: undefined, variable: 'HTTP_PROXY', shown: proxy.hostPort }, { connections: 1, pipelining: 1 }, 5_000);
+    t.after(() => agent.close());
+    const answers = await Promise.all([1, 2, 3].map(() => request('http://contextio.test/2.0/accounts', { dispatcher: agent }).then((res) => res.body.text())));
+    assert.deepEqual(answers, ['{}', '{}', '{}']);
+    assert.equal(proxy.counts.connects, 1);
   });
 });
 
