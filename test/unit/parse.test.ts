@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseAccount, parseConnectToken, parseCreateAccount, parseCreateConnectToken, parseSuccess, ShapeError } from '../../src/upstream/parse.ts';
+import { listOf, parseAccount, parseConnectToken, parseCreateAccount, parseCreateConnectToken, parseSuccess, ShapeError } from '../../src/upstream/parse.ts';
 
 const token = { token: 'abcdef0123456789', created: 1, used: 0, expires: 86_401, callback_url: 'https://a.example.com' };
 
@@ -152,5 +152,11 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseConnectToken('x'), ShapeError);
     assert.throws(() => parseAccount({ id: 'x', created: 1e20 }), ShapeError);
     assert.throws(() => parseConnectToken({ ...token, created: -5 }), ShapeError);
+  });
+
+  it('refuses a list answered in any shape but an array, rather than read it as no items', () => {
+    for (const answer of [{ accounts: [{ id: 'x', created: 1 }] }, { 0: { id: 'x', created: 1 } }, null, 'x']) {
+      assert.throws(() => listOf(parseAccount)(answer), (error) => error instanceof ShapeError && error.message === 'response is not an array', JSON.stringify(answer));
+    }
   });
 });
