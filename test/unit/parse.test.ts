@@ -154,6 +154,10 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseConnectToken({ ...token, created: -5 }), ShapeError);
   });
 
+  it('refuses a create that names an empty browser redirect URL: the link its user must follow', () => {
+    assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', resource_url: 'u', browser_redirect_url: '' }), (error) => error instanceof ShapeError && /browser_redirect_url is empty/.test(error.message));
+  });
+
   it('refuses a list answered in any shape but an array, rather than read it as no items', () => {
     for (const answer of [{ accounts: [{ id: 'x', created: 1 }] }, { 0: { id: 'x', created: 1 } }, null, 'x']) {
       assert.throws(() => listOf(parseAccount)(answer), (error) => error instanceof ShapeError && error.message === 'response is not an array', JSON.stringify(answer));
