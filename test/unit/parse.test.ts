@@ -152,6 +152,8 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseConnectToken('x'), ShapeError);
     assert.throws(() => parseAccount({ id: 'x', created: 1e20 }), ShapeError);
     assert.throws(() => parseConnectToken({ ...token, created: -5 }), ShapeError);
+    // A source's label is its id within its account.
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'source.label is not a string');
   });
 
   it('refuses a create that names an empty browser redirect URL: the link its user must follow', () => {
