@@ -46,7 +46,8 @@ describe('tolerant parsing of upstream JSON', () => {
   it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
     assert.equal(parseConnectToken({ ...token, created: '1700000000' }).created, 1_700_000_000);
     for (const unset of [0, false, null, undefined, '']) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
-    for (const garbled of ['yesterday', true, {}, -1, 1e15]) {
+    // Digits only: not what Number() also reads (an exponent, hex, spaces around).
+    for (const garbled of ['yesterday', true, {}, -1, 1e15, '1e3', '0x10', '12 ']) {
       assert.throws(() => parseConnectToken({ ...token, created: garbled }), (error: unknown) => error instanceof ShapeError && /created is not a Unix time/.test(error.message));
     }
   });
