@@ -96,11 +96,12 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal((parseConnectToken({ ...token, used: 5, account }).account as { id: string }).id, 'abc');
   });
 
-  it('reads an empty name as none, in accounts, embedded accounts and tokens alike', () => {
+  it('reads an empty name as none, in accounts, embedded accounts and tokens alike, and a token’s empty email too', () => {
     const account = { id: 'abc', created: 1, suspended: 0, email_addresses: [], sources: [], first_name: '', last_name: 'Doe' };
     assert.deepEqual([parseAccount(account).first_name, parseAccount(account).last_name], [undefined, 'Doe']);
-    const used = parseConnectToken({ ...token, used: 5, first_name: '', account });
+    const used = parseConnectToken({ ...token, used: 5, first_name: '', email: '', account });
     assert.equal(used.first_name, undefined);
+    assert.equal(used.email, undefined, 'a token’s empty email is none too');
     assert.equal((used.account as { first_name?: string }).first_name, undefined);
   });
 
