@@ -223,6 +223,9 @@ describe('OAuth signing against an independent RFC 5849 reference', () => {
     // Empty pairs (`&&`, a trailing `&`) are no parameters (RFC 5849 §3.4.1.3.1 reads the query as a form).
     const emptyPairs = await send('GET', `127.0.0.1:${port}`, '/2.0/accounts?limit=5&&offset=0&');
     assert.equal(emptyPairs.status, 200, emptyPairs.text);
+    // A name without `=` is signed with an empty value, as the RFC's own example signs `c2`.
+    const bare = await send('GET', `127.0.0.1:${port}`, '/2.0/accounts?limit=5&email');
+    assert.notEqual(bare.status, 401, bare.text);
     const raw = await send('GET', `127.0.0.1:${port}`, '/2.0/accounts/me::mail.example.com');
     assert.notEqual(raw.status, 401, raw.text);
     // Signed for another path than the one sent: refused, so the checks above are not vacuous.
