@@ -274,6 +274,12 @@ describe('OAuth verification', () => {
     }
   });
 
+  test('a header written with spaces around each = is read as one without (RFC 9110 §11.2: auth-param allows them)', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret).replaceAll('="', ' = "');
+    assert.equal((await api(emu, '/accounts', { authorization: header })).status, 200);
+  });
+
   test('form parameters are part of the signature', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/connect_tokens`;
