@@ -4,28 +4,48 @@ import { createLogger } from '../../src/logging/logger.ts';
 import { FailureLog } from '../../src/upstream/failure-log.ts';
 import { onTestTime } from '../helpers/clock.ts';
 
-test('the count of throttled call failures left unsaid is said at the level of their own lines', async () => {
-  // Read at `error` (an operator who keeps only errors): an error-level kind's line is seen, and so must be how
-  // many of it went unsaid, which was written at `warn` and so never reached that log.
+/**
+ * The lines a log kept at `error` holds of the failures `burst` makes, then of an answer a second later (on the
+ * test's own time): each as its level, message, failure and count left unsaid.
+ */
+async function linesAnsweredASecondOn(burst: (log: FailureLog) => void): Promise<unknown[][]> {
   const lines: Array<Record<string, unknown>> = [];
   const log = new FailureLog(createLogger('error', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
   await onTestTime(
     undefined,
     async (advance) => {
-      for (let i = 0; i < 3; i++) log.callFailure('upstream answered with an unexpected body', 'HTTP 200: account is not an object', { status: 200 }, 'error');
-      for (let i = 0; i < 3; i++) log.callFailure('upstream call timed out', 'UPSTREAM_TIMEOUT_MS', {});
+      burst(log);
       advance(1_000);
       log.answered();
     },
     { exact: true },
   );
-  assert.deepEqual(
-    lines.map((line) => [line['level'], line['message'], line['failure'], line['sinceLastLine']]),
-    [
-      ['error', 'upstream answered with an unexpected body', undefined, undefined],
-      ['error', 'upstream call failures left unsaid', 'upstream answered with an unexpected body (HTTP 200: account is not an object)', 2],
-    ],
-  );
+  return lines.map((line) => [line['level'], line['message'], line['failure'], line['sinceLastLine']]);
+}
+
+/** An error-level kind of call failure, three times. */
+function unexpectedBodies(log: FailureLog): void {
+  for (let i = 0; i < 3; i++) log.callFailure('upstream answered with an unexpected body', 'HTTP 200: account is not an object', { status: 200 }, 'error');
+}
+
+const UNEXPECTED_BODY_LINES = [
+  ['error', 'upstream answered with an unexpected body', undefined, undefined],
+  ['error', 'upstream call failures left unsaid', 'upstream answered with an unexpected body (HTTP 200: account is not an object)', 2],
+];
+
+test('the count of throttled call failures left unsaid is said at the level of their own lines', async () => {
+  // Read at `error` (an operator who keeps only errors): an error-level kind's line is seen, and so must be how
+  // many of it went unsaid, which was written at `warn` and so never reached that log.
+  const lines = await linesAnsweredASecondOn((log) => {
+    unexpectedBodies(log);
+    for (let i = 0; i < 3; i++) log.callFailure('upstream call timed out', 'UPSTREAM_TIMEOUT_MS', {});
+  });
+  assert.deepEqual(lines, UNEXPECTED_BODY_LINES);
+});
+
+test('the count of call failures of an error kind alone left unsaid is said at the next answer, a second on', async () => {
+  // No configuration fault and no warn-level kind held: the error-level one is still owed its count.
+  assert.deepEqual(await linesAnsweredASecondOn(unexpectedBodies), UNEXPECTED_BODY_LINES);
 });
 
 test('the counts still left unsaid when the client is closed are said then, each once', async () => {
