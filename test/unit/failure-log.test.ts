@@ -53,6 +53,8 @@ test('the counts still left unsaid when the client is closed are said then, each
   const log = new FailureLog(createLogger('info', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
   for (let i = 0; i < 3; i++) log.configurationFault('the upstream refused the gateway’s API key', { status: 401 });
   for (let i = 0; i < 2; i++) log.callFailure('upstream connection failed', 'ECONNREFUSED', {});
+  // An error-level kind's count is said at its level, as at an answer.
+  unexpectedBodies(log);
   log.ended();
   log.ended();
   assert.deepEqual(
@@ -60,8 +62,10 @@ test('the counts still left unsaid when the client is closed are said then, each
     [
       ['error', 'the upstream refused the gateway’s API key', undefined, undefined],
       ['warn', 'upstream connection failed', undefined, undefined],
+      UNEXPECTED_BODY_LINES[0],
       ['error', 'an upstream configuration fault left unsaid', 'the upstream refused the gateway’s API key', 2],
       ['warn', 'upstream call failures left unsaid', 'upstream connection failed (ECONNREFUSED)', 1],
+      UNEXPECTED_BODY_LINES[1],
     ],
   );
 });
