@@ -69,3 +69,26 @@ test('the counts still left unsaid when the client is closed are said then, each
     ],
   );
 });
+
+test('a configuration fault is logged once a minute at most, with the calls that met it since', async () => {
+  const lines: Array<Record<string, unknown>> = [];
+  const log = new FailureLog(createLogger('error', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
+  await onTestTime(
+    undefined,
+    async (advance) => {
+      log.configurationFault('the upstream refused the gateway’s API key', {});
+      advance(59_999);
+      log.configurationFault('the upstream refused the gateway’s API key', {});
+      advance(1);
+      log.configurationFault('the upstream refused the gateway’s API key', {});
+    },
+    { exact: true },
+  );
+  assert.deepEqual(
+    lines.map((line) => [line['message'], line['sinceLastLine']]),
+    [
+      ['the upstream refused the gateway’s API key', undefined],
+      ['the upstream refused the gateway’s API key', 1],
+    ],
+  );
+});
