@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deflateRawSync, deflateSync } from 'node:zlib';
-import { decodingStages } from '../../src/upstream/content-coding.ts';
+import { decodingStages, UnknownCoding } from '../../src/upstream/content-coding.ts';
 import { whileWatchingZlib } from '../helpers/zlib.ts';
 
 /** What the stages decode `chunks` to, written one at a time to the first, read from the last. */
@@ -26,6 +26,12 @@ describe('content codings', () => {
     const json = '{"success":true}';
     for (const body of [deflateSync(json), deflateRawSync(json)]) {
       assert.equal(await decoded('deflate', [Buffer.alloc(0), body]), json);
+    }
+  });
+
+  it('refuses a coding named as a property every object has (constructor, __proto__) as one it has no decoder for', () => {
+    for (const coding of ['constructor', '__proto__', 'gzip, constructor']) {
+      assert.throws(() => decodingStages(coding), (error) => error instanceof UnknownCoding && error.message === `unknown content coding ${coding.replace('gzip, ', '')}`, coding);
     }
   });
 
