@@ -29,6 +29,15 @@ describe('content codings', () => {
     }
   });
 
+  it('reads a zlib stream of any window size as zlib: its first byte is then other than 0x78, its low four bits still 8', async () => {
+    const json = '{"success":true}';
+    for (const windowBits of [9, 12, 14]) {
+      const body = deflateSync(json, { windowBits });
+      assert.notEqual(body[0], 0x78, `windowBits ${windowBits}`);
+      assert.equal(await decoded('deflate', [body]), json, `windowBits ${windowBits}`);
+    }
+  });
+
   it('refuses a coding named as a property every object has (constructor, __proto__) as one it has no decoder for', () => {
     for (const coding of ['constructor', '__proto__', 'gzip, constructor']) {
       assert.throws(() => decodingStages(coding), (error) => error instanceof UnknownCoding && error.message === `unknown content coding ${coding.replace('gzip, ', '')}`, coding);
