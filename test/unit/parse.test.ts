@@ -154,6 +154,9 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseConnectToken('x'), ShapeError);
     assert.throws(() => parseAccount({ id: 'x', created: 1e20 }), ShapeError);
     assert.throws(() => parseConnectToken({ ...token, created: -5 }), ShapeError);
+    // A string field as anything but a string or a number (which some servers send ids as).
+    assert.throws(() => parseAccount({ id: true, created: 1 }), (error) => error instanceof ShapeError && error.message === 'account.id is not a string');
+    assert.throws(() => parseConnectToken({ ...token, token: false }), (error) => error instanceof ShapeError && error.message === 'connect token.token is not a string');
     // A source's label is its id within its account.
     assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'source.label is not a string');
   });
