@@ -161,6 +161,11 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'source.label is not a string');
   });
 
+  it('refuses a create whose answer has no resource_url, which the mutation’s payload serves', () => {
+    assert.throws(() => parseCreateAccount({ success: true, id: 'abc' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
+    assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', browser_redirect_url: 'b' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
+  });
+
   it('refuses a create that names an empty browser redirect URL: the link its user must follow', () => {
     assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', resource_url: 'u', browser_redirect_url: '' }), (error) => error instanceof ShapeError && /browser_redirect_url is empty/.test(error.message));
   });
