@@ -77,6 +77,10 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody(`{"got":"${Buffer.from(header).toString('base64')}"}`, secret, header, info), WITHHELD);
     // Or the digest behind it, in hex.
     assert.equal(redactedErrorBody(`got ${Buffer.from(early, 'base64').toString('hex')}`, secret, header, info), WITHHELD);
+    // With one escape before its end, the digest of the header's value read as sent would be out of line by half a byte.
+    const oneEscape = 'RVe+zpJhCGnlOO0HR9k8Nyij1xE=';
+    const headerOfOne = `OAuth oauth_consumer_key="k", oauth_signature="${encodeURIComponent(oneEscape)}"`;
+    assert.equal(redactedErrorBody(`got ${Buffer.from(oneEscape, 'base64').toString('hex')}`, secret, headerOfOne, info), WITHHELD);
   });
 
   it('is not shown when it quotes, as HTML named references, a secret with a + / = or & in every run of 8 characters', () => {
