@@ -4,22 +4,24 @@ import { createLogger } from '../../src/logging/logger.ts';
 import { FailureLog } from '../../src/upstream/failure-log.ts';
 import { onTestTime } from '../helpers/clock.ts';
 
-/**
- * The lines a log kept at `error` holds of the failures `burst` makes, then of an answer a second later (on the
- * test's own time): each as its level, message, failure and count left unsaid.
- */
-async function linesAnsweredASecondOn(burst: (log: FailureLog) => void): Promise<unknown[][]> {
+/** The lines a log kept at `error` holds of what `body` does with it, on the test's own time (`onTestTime`). */
+async function errorLinesOnTestTime(body: (log: FailureLog, advance: (ms: number) => void) => void): Promise<Array<Record<string, unknown>>> {
   const lines: Array<Record<string, unknown>> = [];
   const log = new FailureLog(createLogger('error', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
-  await onTestTime(
-    undefined,
-    async (advance) => {
-      burst(log);
-      advance(1_000);
-      log.answered();
-    },
-    { exact: true },
-  );
+  await onTestTime(undefined, async (advance) => body(log, advance), { exact: true });
+  return lines;
+}
+
+/**
+ * The lines a log kept at `error` holds of the failures `burst` makes, then of an answer a second later: each as
+ * its level, message, failure and count left unsaid.
+ */
+async function linesAnsweredASecondOn(burst: (log: FailureLog) => void): Promise<unknown[][]> {
+  const lines = await errorLinesOnTestTime((log, advance) => {
+    burst(log);
+    advance(1_000);
+    log.answered();
+  });
   return lines.map((line) => [line['level'], line['message'], line['failure'], line['sinceLastLine']]);
 }
 
@@ -71,24 +73,33 @@ test('the counts still left unsaid when the client is closed are said then, each
 });
 
 test('a configuration fault is logged once a minute at most, with the calls that met it since', async () => {
-  const lines: Array<Record<string, unknown>> = [];
-  const log = new FailureLog(createLogger('error', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)));
-  await onTestTime(
-    undefined,
-    async (advance) => {
-      log.configurationFault('the upstream refused the gateway’s API key', {});
-      advance(59_999);
-      log.configurationFault('the upstream refused the gateway’s API key', {});
-      advance(1);
-      log.configurationFault('the upstream refused the gateway’s API key', {});
-    },
-    { exact: true },
-  );
+  const lines = await errorLinesOnTestTime((log, advance) => {
+    log.configurationFault('the upstream refused the gateway’s API key', {});
+    advance(59_999);
+    log.configurationFault('the upstream refused the gateway’s API key', {});
+    advance(1);
+    log.configurationFault('the upstream refused the gateway’s API key', {});
+  });
   assert.deepEqual(
     lines.map((line) => [line['message'], line['sinceLastLine']]),
     [
       ['the upstream refused the gateway’s API key', undefined],
       ['the upstream refused the gateway’s API key', 1],
+    ],
+  );
+});
+
+test('a configuration fault no longer seen is said so at error, where its lines were, with its calls left unsaid', async () => {
+  const lines = await errorLinesOnTestTime((log, advance) => {
+    for (let i = 0; i < 2; i++) log.configurationFault('the upstream refused the gateway’s API key', {});
+    advance(60_000);
+    log.answered();
+  });
+  assert.deepEqual(
+    lines.map((line) => [line['level'], line['message'], line['fault'], line['sinceLastLine']]),
+    [
+      ['error', 'the upstream refused the gateway’s API key', undefined, undefined],
+      ['error', 'an upstream configuration fault is no longer seen', 'the upstream refused the gateway’s API key', 1],
     ],
   );
 });
