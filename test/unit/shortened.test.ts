@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { shortened } from '../../src/support/shortened.ts';
+import { quotedSetting, shortened } from '../../src/support/shortened.ts';
 
 describe('shortened', () => {
   it('keeps a value up to the limit as it is', () => {
@@ -21,5 +21,12 @@ describe('shortened', () => {
     // Every high surrogate, the last (U+DBFF, of U+10FC00 to U+10FFFF) as the first (U+D800, of U+10000 to U+103FF).
     assert.equal(shortened('a\u{10FFFF}b', 2), 'a…');
     assert.equal(shortened('a\u{10000}b', 2), 'a…');
+  });
+});
+
+describe('quotedSetting', () => {
+  it('escapes the paragraph separator as it does the line separator: a problem stays one line', () => {
+    // U+2029 ends a line wherever U+2028 does (a terminal, an editor, a log viewer); JSON.stringify escapes neither.
+    assert.doesNotMatch(quotedSetting('https://a.example\u2029LOG_LEVEL=debug'), /[\u2028\u2029]/);
   });
 });
