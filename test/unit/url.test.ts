@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { canonicalHost, hostnameOf, isLoopbackHost, originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
+import { canonicalHost, hostnameOf, isBrowserLocalScheme, isLoopbackHost, originAsBrowsersSendIt, urlForLog, urlHostOf } from '../../src/support/url.ts';
 
 test('a server on every interface is named by a loopback address in its URLs, an IPv6 one in brackets', () => {
   assert.equal(urlHostOf('0.0.0.0'), '127.0.0.1');
@@ -57,4 +57,18 @@ test('a URL in a log line keeps its query’s names, not their values: a query m
   assert.equal(urlForLog('https://idp.example/login#access_token=abc123'), 'https://idp.example/login#…');
   assert.equal(urlForLog('https://idp.example/login#'), 'https://idp.example/login#');
   assert.equal(urlForLog('https://x.example/k#a?b=c'), 'https://x.example/k#…');
+});
+
+test('a URL a browser runs or opens in place is told from one it hands to a site or an app, each such scheme as URL reads it', () => {
+  // Each a connect flow's callback would run script or open local content with once the mailbox is connected.
+  for (const value of [
+    'javascript:alert(1)', 'VBScript:MsgBox(1)', 'data:text/html,x', 'blob:https://a.example/1', 'file:///etc/passwd', 'filesystem:https://a.example/temporary/x',
+    'about:blank', 'view-source:https://a.example', 'jar:https://a.example/x.jar!/y', 'mhtml:https://a.example/x.mht', 'ms-its:x.chm::/y.htm',
+    'its:x.chm::/y.htm', 'mk:@MSITStore:x.chm::/y.htm', 'chrome://settings', 'resource://gre/x',
+  ]) {
+    assert.equal(isBrowserLocalScheme(new URL(value).protocol), true, value);
+  }
+  for (const value of ['https://a.example/cb', 'http://127.0.0.1:3000/cb', 'cio-api-auth://connected', 'myapp:x', 'mailto:x@a.example']) {
+    assert.equal(isBrowserLocalScheme(new URL(value).protocol), false, value);
+  }
 });
