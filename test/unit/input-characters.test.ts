@@ -10,6 +10,11 @@ import { refuseUnsendableId } from '../../src/upstream/request.ts';
  * tags. Rendered as nothing, they pass for an id, token, URL or address that is not the one sent.
  */
 const INVISIBLE = ['\u115f', '\u1160', '\u3164', '\uffa0', '\u034f', '\u17b4', '\u17b5', '\u180b', '\u180f', '\ufe00', '\ufe0f', '\u{e0100}', '\u{e01ef}', '\u{e0000}', '\u{e0041}', '\u{e0fff}'];
+/**
+ * Format characters (\p{Cf}) that are not default-ignorable: the interlinear annotation marks (U+FFF9–U+FFFB,
+ * which no font draws), the prepended concatenation marks of Arabic, Syriac and Kaithi, Egyptian's format controls.
+ */
+const FORMAT = ['\ufff9', '\ufffa', '\ufffb', '\u0600', '\u06dd', '\u070f', '\u{110bd}', '\u{13430}'];
 const shown = (character: string) => `U+${character.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 
 function refusal(run: () => unknown): { code: unknown; message: string; field: unknown } {
@@ -23,7 +28,7 @@ function refusal(run: () => unknown): { code: unknown; message: string; field: u
 }
 
 describe('invisible characters in ids, tokens, URLs and email addresses', () => {
-  for (const character of INVISIBLE) {
+  for (const character of [...INVISIBLE, ...FORMAT]) {
     it(`refuses ${shown(character)} with the codes and messages of the other invisible characters`, () => {
       assert.deepEqual(refusal(() => refuseUnsendableId(`abcdef${character}0123456789`)), {
         code: 'BAD_USER_INPUT',
