@@ -29,6 +29,11 @@ describe('parseRetryAfter', () => {
     }
   });
 
+  it('reads seconds followed by anything else as unreadable, not as a wait of NaN ms', () => {
+    // NaN would be no wait to the client, but RateLimitPause would keep it as its end: no later 429 would pause the key.
+    for (const value of ['120 (2 min)', '30.5s', '1.5.3']) assert.equal(parseRetryAfter(value), undefined, value);
+  });
+
   it('reads an asctime date, which names no zone, in GMT as HTTP says, whatever the machine’s time zone', () => {
     const inAnHour = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3_600_000 - 60_000);
     const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inAnHour.toUTCString())!.slice(1);
