@@ -34,6 +34,13 @@ describe('parseRetryAfter', () => {
     for (const value of ['120 (2 min)', '30.5s', '1.5.3']) assert.equal(parseRetryAfter(value), undefined, value);
   });
 
+  it('reads a date in one of HTTP’s forms with anything before or after it as unreadable, as V8 would not', () => {
+    // Date.parse skips a word before a date and a comment after it: read so, these would be dates (past: 0 ms).
+    for (const date of ['Sun, 06 Nov 1994 08:49:37 GMT', 'Sunday, 06-Nov-94 08:49:37 GMT', 'Sun Nov  6 08:49:37 1994']) {
+      for (const value of [`x ${date}`, `${date} (local)`]) assert.equal(parseRetryAfter(value), undefined, value);
+    }
+  });
+
   it('reads an asctime date, which names no zone, in GMT as HTTP says, whatever the machine’s time zone', () => {
     const inAnHour = new Date(Math.ceil(Date.now() / 1000) * 1000 + 3_600_000 - 60_000);
     const [weekday, day, month, year, time] = /^(\w+), (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(inAnHour.toUTCString())!.slice(1);
