@@ -29,4 +29,8 @@ describe('quotedSetting', () => {
     // U+2029 ends a line wherever U+2028 does (a terminal, an editor, a log viewer); JSON.stringify escapes neither.
     assert.doesNotMatch(quotedSetting('https://a.example\u2029LOG_LEVEL=debug'), /[\u2028\u2029]/);
   });
+
+  it('quotes a value as JSON reads it back, escapes and all: what was set, not another character', () => {
+    for (const value of ['a\u2028b', 'a\u2029b', 'x\n"y\\z']) assert.equal(JSON.parse(quotedSetting(value)), value, JSON.stringify(value));
+  });
 });
