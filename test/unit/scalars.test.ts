@@ -43,6 +43,9 @@ test('a DateTime given as input is an ISO-8601 instant that exists, read as the 
     '2014-01-16 20:41:14Z',
     '2014-01-16T20:41:14',
     '1389904874',
+    // A five-digit year, or words before the date: not to be read as the year 2014 found in them.
+    '12014-01-16T20:41:14Z',
+    'on 2014-01-16T20:41:14Z',
   ]) {
     assert.throws(
       () => DateTime.parseValue(value),
