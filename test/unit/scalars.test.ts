@@ -46,6 +46,9 @@ test('a DateTime given as input is an ISO-8601 instant that exists, read as the 
     // A five-digit year, or words before the date: not to be read as the year 2014 found in them.
     '12014-01-16T20:41:14Z',
     'on 2014-01-16T20:41:14Z',
+    // Anything after the offset: a zone name (RFC 9557's suffix) or seconds of offset, not to be read as if absent.
+    '2014-01-16T20:41:14Z[Europe/Paris]',
+    '2014-01-16T20:41:14+01:00:30',
   ]) {
     assert.throws(
       () => DateTime.parseValue(value),
