@@ -23,6 +23,8 @@ test('a DateTime given as input is an ISO-8601 instant that exists, read as the 
   assert.equal(DateTime.parseValue('2014-01-16T20:41:14Z'), '2014-01-16T20:41:14.000Z');
   assert.equal(DateTime.parseValue('2014-01-16T22:41:14.5+02:00'), '2014-01-16T20:41:14.500Z');
   assert.equal(DateTime.parseValue('2016-02-29T23:59:59-00:30'), '2016-03-01T00:29:59.000Z');
+  // A fraction of any length, as ISO-8601 allows and Python's isoformat() writes (microseconds): cut to milliseconds.
+  assert.equal(DateTime.parseValue('2014-01-16T20:41:14.123456Z'), '2014-01-16T20:41:14.123Z');
   assert.equal(DateTime.parseValue('0000-02-29T00:00:00Z'), '0000-02-29T00:00:00.000Z');
   assert.equal(DateTime.parseLiteral({ kind: Kind.STRING, value: '2014-01-16T20:41:14Z' }), '2014-01-16T20:41:14.000Z');
   // Each a day, an hour or an offset no calendar or clock has: JavaScript's Date.parse rolls some of them
