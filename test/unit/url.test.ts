@@ -57,6 +57,8 @@ test('a URL in a log line keeps its query’s names, not their values: a query m
   assert.equal(urlForLog('https://idp.example/login#access_token=abc123'), 'https://idp.example/login#…');
   assert.equal(urlForLog('https://idp.example/login#'), 'https://idp.example/login#');
   assert.equal(urlForLog('https://x.example/k#a?b=c'), 'https://x.example/k#…');
+  // A fragment may hold a # of its own: all of it is left out, from its first.
+  assert.equal(urlForLog('https://idp.example/cb#access_token=abc123#state'), 'https://idp.example/cb#…');
 });
 
 test('a URL a browser runs or opens in place is told from one it hands to a site or an app, each such scheme as URL reads it', () => {
