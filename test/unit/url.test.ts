@@ -53,6 +53,8 @@ test('a URL in a log line keeps its query’s names, not their values: a query m
   assert.equal(urlForLog('https://fn.example.net/api/keys?code=abc123&api-version=2'), 'https://fn.example.net/api/keys?code=…&api-version=…');
   assert.equal(urlForLog('https://x.example/k?flag&=v&a=b=c#frag'), 'https://x.example/k?flag&=…&a=…#…');
   assert.equal(urlForLog('https://x.example/k?'), 'https://x.example/k?');
+  // A value may hold a ? of its own (a URL to go on to): the query starts at the first.
+  assert.equal(urlForLog('https://fn.example.net/api/keys?code=abc123&next=/done?x=1'), 'https://fn.example.net/api/keys?code=…&next=…');
   // A fragment without a query may carry a token as well (`#access_token=…`, where a redirect points).
   assert.equal(urlForLog('https://idp.example/login#access_token=abc123'), 'https://idp.example/login#…');
   assert.equal(urlForLog('https://idp.example/login#'), 'https://idp.example/login#');
