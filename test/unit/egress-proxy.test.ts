@@ -93,7 +93,7 @@ describe('the egress proxy settings', () => {
 
   it('never proxies an upstream on loopback, nor one NO_PROXY (or no_proxy) lists', () => {
     const proxies = { HTTPS_PROXY: 'http://proxy.example:3128', HTTP_PROXY: 'http://proxy.example:3128' };
-    for (const url of ['http://127.0.0.1:4010/2.0', 'http://localhost:4010/2.0', 'https://[::1]:8443/2.0', 'http://127.1.2.3/2.0']) {
+    for (const url of ['http://127.0.0.1:4010/2.0', 'http://localhost:4010/2.0', 'https://[::1]:8443/2.0', 'http://127.1.2.3/2.0', 'http://[::ffff:127.0.0.1]:4010/2.0']) {
       assert.equal(proxyOf(remote(url, proxies)), undefined, url);
     }
     assert.equal(proxyOf(remote('https://api.context.io/2.0', { ...proxies, NO_PROXY: 'context.io' })), undefined);
