@@ -92,7 +92,9 @@ export function parseAuthorizationHeader(header: string | undefined): Map<string
   // run, as before, the parse took time quadratic in the header's length, before anything was verified.
   for (const match of header.slice(6).matchAll(/(?<![A-Za-z0-9_.~%-])([A-Za-z0-9_.~%-]+)\s*=\s*"([^"]*)"/g)) {
     try {
-      params.set(decodeURIComponent(match[1]!), decodeURIComponent(match[2]!));
+      const name = decodeURIComponent(match[1]!);
+      // The realm is RFC 2617's quoted string, not percent-encoded (RFC 5849 §3.5.1), and no part of the signature.
+      params.set(name, name === 'realm' ? match[2]! : decodeURIComponent(match[2]!));
     } catch {
       return undefined;
     }

@@ -253,6 +253,10 @@ describe('OAuth verification', () => {
     const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
     const res = await fetch(`${emu.url}/accounts`, { headers: { authorization: header.replace(/^OAuth /, 'OAuth realm="https://api.context.io/", ') } });
     assert.equal(res.status, 200);
+    // Nor percent-encoded: RFC 2617's quoted string, so a % in it is no malformed escape.
+    const again = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const percent = await fetch(`${emu.url}/accounts`, { headers: { authorization: again.replace(/^OAuth /, 'OAuth realm="50% of %zz", ') } });
+    assert.equal(percent.status, 200, await percent.text());
   });
 
   test('the signature must be the whole expected one: a valid signature with more after it, or cut short, is refused', async (t) => {
