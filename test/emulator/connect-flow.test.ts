@@ -186,6 +186,20 @@ describe('connect flow', () => {
     assert.equal(late.headers.location, undefined);
   });
 
+  test('the same form sent again after its used token was deleted is told the link is unknown, not led to the callback', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const { token } = emu.store.createConnectToken(null, { callback_url: 'https://app.example.com/done', email: 'ada@lovelace.example' });
+    const html = (await rawRequest(emu.origin, { path: `/connect/${token}` })).text;
+    const submission = /name="submission" value="([0-9a-f]{24})"/.exec(html)![1]!;
+    assert.equal((await submit(emu.origin, token, { submission })).status, 303);
+    // The app deleted it: its link is gone, a double click within the ten minutes included.
+    assert.equal((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).status, 200);
+    const resent = await submit(emu.origin, token, { submission });
+    assert.equal(resent.status, 404);
+    assert.equal(resent.headers.location, undefined);
+    assert.match(resent.text, /does not exist/);
+  });
+
   test('the used tokens remembered for a form sent again are bounded: the expired are forgotten, then the oldest', async (t) => {
     // Years before the wall clock: by it, every entry would have expired long ago.
     const clock = manualClock(Date.UTC(2024, 0, 1));
