@@ -461,6 +461,9 @@ describe('connect flow', () => {
     assert.match(bad.text, /valid email/);
     assert.ok(!bad.text.includes('"><b>'), 'submitted values are escaped');
     assert.ok(!bad.text.includes('hunter2'), 'the password is never echoed');
+    // Text that reads as a character reference comes back as typed, not as the character it names.
+    const typed = await submit(emu.origin, token.token, { email: 'not-an-email', last_name: 'Smith &lt;b&gt; &amp;', port: '993' });
+    assert.match(typed.text, /id="last_name" name="last_name" value="Smith &#38;lt;b&#38;gt; &#38;amp;"/);
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '99999' })).status, 400);
     // One past the last port is the form's mistake too, said as such (not a store's refusal).
     const past = await submit(emu.origin, token.token, { email: 'a@b.example', port: '65536' });
