@@ -436,6 +436,18 @@ describe('connect flow', () => {
     assert.deepEqual(new URL(res.headers.location!).searchParams.getAll('contextio_token'), [token.token]);
   });
 
+  test("a token's own address refused (one made from code or a data file) puts the focus on the problem, not on its hidden field", async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    // The API refuses such a token; the store and a data file take it.
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb', email: 'not-an-address' });
+    const bad = await submit(emu.origin, token.token, { email: 'ada@example.com', port: '993' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.text, /<p class="error" role="alert" id="form-error" tabindex="-1" autofocus>Enter a valid email address\.<\/p>/);
+    assert.match(bad.text, /<input type="hidden" id="email" name="email" value="not-an-address">/);
+    assert.doesNotMatch(bad.text, /<input[^>]*aria-invalid/, 'no field is marked as the one in error');
+    assert.equal(bad.text.match(/autofocus/g)?.length, 1, 'only the problem is focused');
+  });
+
   test('a form re-shown for a mistake keeps use_ssl=0 off, as its submission would have connected it', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
