@@ -39,6 +39,21 @@ browserTest('the connect form sends a port only in the digits the emulator takes
   assert.equal(posts.length, 1);
 });
 
+browserTest('the server and username follow the email typed, each until edited by hand', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  const values = () => Promise.all(['#server', '#username'].map((selector) => page.locator(selector).inputValue()));
+  await page.fill('#email', 'ada@example.org');
+  assert.deepEqual(await values(), ['imap.example.org', 'ada']);
+  // Edited by hand, the server is the user's: another address typed after changes only the username.
+  await page.fill('#server', 'mail.example.org');
+  await page.fill('#email', 'ada.l@example.net');
+  assert.deepEqual(await values(), ['mail.example.org', 'ada.l']);
+  await page.fill('#username', 'lovelace');
+  await page.fill('#email', 'ada@example.com');
+  assert.deepEqual(await values(), ['mail.example.org', 'lovelace']);
+});
+
 /** What the browser's accessibility tree says of the element `selector` finds: what a screen reader is told. */
 async function accessibleNode(page: Page, selector: string): Promise<{ name?: string; description?: string; invalid?: string; focused?: boolean }> {
   const cdp = await page.context().newCDPSession(page);
