@@ -76,6 +76,14 @@ describe('the emulator’s source callbacks', () => {
     assert.equal(target.hits(), targetHits, 'the redirect’s target was not called');
   });
 
+  test('say a name that does not resolve as a failed call, the name and why', async () => {
+    // .invalid never resolves (RFC 6761); a resolver that cannot be reached says EAI_AGAIN instead.
+    await assert.rejects(post(exposed, 'http://app.invalid/cb?secret=s3cr3t'), (error: Error) => {
+      assert.match(error.message, /^source callback to app\.invalid failed: getaddrinfo (ENOTFOUND|EAI_AGAIN) app\.invalid$/);
+      return true;
+    });
+  });
+
   test('say a call that got no answer in time timed out, not that it was aborted', async () => {
     const silent = await startSilentServer();
     const brief = new SourceCallbacks({ allowLoopback: true, timeoutMs: 200 });
