@@ -111,7 +111,7 @@ describe('npm run emulator', () => {
     });
   });
 
-  test('names the public address on its line when EMULATOR_PUBLIC_URL is set', async () => {
+  test('names the public address on its line when EMULATOR_PUBLIC_URL is set, and warns that the development secret is then public', async () => {
     const run = runCli({ EMULATOR_PORT: '0', EMULATOR_PUBLIC_URL: 'http://devbox.lan:4010' });
     try {
       const { input: line } = await run.waitForLine(LISTENING);
@@ -120,6 +120,10 @@ describe('npm run emulator', () => {
       run.child.kill('SIGTERM');
       await run.exited;
     }
+    // Anyone who reaches it may use its API with the key pair the README publishes: said at start.
+    const warnings = run.lines.filter((l) => l.includes('warning'));
+    assert.equal(warnings.length, 1, run.lines.join('\n'));
+    assert.match(warnings[0]!, /^Context\.IO emulator: warning: reachable beyond loopback \(.*\) with the public development secret: .*; set EMULATOR_CONSUMER_SECRET$/);
   });
 
   test('names its rate limit on its line when EMULATOR_RATE_LIMIT is set', async () => {
