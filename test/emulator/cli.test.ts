@@ -126,6 +126,20 @@ describe('npm run emulator', () => {
     assert.match(warnings[0]!, /^Context\.IO emulator: warning: reachable beyond loopback \(.*\) with the public development secret: .*; set EMULATOR_CONSUMER_SECRET$/);
   });
 
+  test('warns of a variable that looks like one of its settings and is none, with the setting it is closest to', async () => {
+    const run = runCli({ EMULATOR_SEEDS: 'none' });
+    try {
+      await run.waitForLine(LISTENING);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
+    assert.deepEqual(
+      run.lines.filter((l) => l.includes('warning')),
+      ['Context.IO emulator: warning: EMULATOR_SEEDS is not a setting and is ignored (did you mean EMULATOR_SEED?)'],
+    );
+  });
+
   test('names its rate limit on its line when EMULATOR_RATE_LIMIT is set', async () => {
     const run = runCli({ EMULATOR_RATE_LIMIT: '120' });
     try {
