@@ -187,6 +187,14 @@ describe('npm run emulator', () => {
       await closeServer(taken);
     }
   });
+
+  test('names EMULATOR_HOST when its name does not resolve, and exits 1', async () => {
+    // .invalid never resolves (RFC 6761): nothing is listened on.
+    const run = runCli({ EMULATOR_HOST: 'emulator.invalid' });
+    const [code] = await run.exited;
+    assert.equal(code, 1);
+    assert.deepEqual(run.lines, ['Context.IO emulator: EMULATOR_HOST=emulator.invalid: the name does not resolve to an address']);
+  });
 });
 
 /** Whether a connection to `port` on loopback is taken. */
