@@ -645,7 +645,7 @@ describe('npm start', () => {
     assert.doesNotMatch(stderr, /hidden-value/);
   });
 
-  it('names the variable when it cannot listen: a port in use (PORT, EMULATOR_PORT), a HOST not of this machine', async () => {
+  it('names the variable when it cannot listen: a port in use (PORT, EMULATOR_PORT), a HOST not of this machine, an EMULATOR_HOST that does not resolve', async () => {
     const taken = createServer();
     const port = await listenOnLoopback(taken);
     try {
@@ -654,6 +654,8 @@ describe('npm start', () => {
         [{ PORT: '0', EMULATOR_PORT: String(port) }, new RegExp(`^contextio-graphql: failed to start: EMULATOR_PORT=${port}: the port is already in use`)],
         // 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine. Off loopback, auth is required.
         [{ PORT: '0', HOST: '192.0.2.1', AUTH_JWT_SECRET: 'x'.repeat(32) }, /^contextio-graphql: failed to start: HOST=192\.0\.2\.1: not an address of this machine/],
+        // .invalid never resolves (RFC 6761): the embedded emulator's host, named by its own variable.
+        [{ PORT: '0', EMULATOR_HOST: 'emulator.invalid' }, /^contextio-graphql: failed to start: EMULATOR_HOST=emulator\.invalid: the name does not resolve to an address$/],
       ];
       for (const [env, line] of cases) {
         const { code, stdout, stderr } = await runToExit(env);
