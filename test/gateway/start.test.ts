@@ -577,6 +577,30 @@ describe('npm start', () => {
     }
   });
 
+  it('logs a source_callback_url the embedded emulator could not POST as a JSON line at warn, naming its host alone', async () => {
+    const started = await startMain({ EMULATOR_SEED: 'none' });
+    let code: number | null;
+    try {
+      // .invalid never resolves (RFC 6761): the call fails at its lookup.
+      const created = await query(
+        started.url,
+        'mutation { createConnectToken(input: { callbackUrl: "https://app.example.com/cb", email: "ada@example.com", sourceCallbackUrl: "http://app.invalid/done?key=app-secret" }) { token browserRedirectUrl } }',
+      );
+      const { token, browserRedirectUrl } = created.data!['createConnectToken'] as { token: string; browserRedirectUrl: string };
+      const connected = await fetch(browserRedirectUrl, { method: 'POST', body: new URLSearchParams({ port: '993' }), redirect: 'manual' });
+      assert.equal(connected.status, 303);
+      assert.equal(connected.headers.get('location'), `https://app.example.com/cb?contextio_token=${token}`);
+      await eventually(() => started.lines.some((l) => l.includes('could not POST a source_callback_url')), IN_MAIN);
+    } finally {
+      code = await started.stop();
+    }
+    assert.equal(code, 0, started.lines.join('\n'));
+    const failed = logEntries(started.lines).filter((entry) => entry['message'] === 'the embedded emulator could not POST a source_callback_url');
+    assert.deepEqual(failed.map((entry) => entry['level']), ['warn']);
+    assert.match(String(failed[0]!['error']), /^source callback to app\.invalid failed: /);
+    assert.doesNotMatch(started.lines.join('\n'), /app-secret/);
+  });
+
   it('logs the embedded emulator’s internal errors as JSON lines at error, its stack only in development, the connect token left out', async () => {
     for (const nodeEnv of ['production', 'development']) {
       const preload = [new URL('./fixtures/emulator-internal-errors.mjs', import.meta.url).href];
