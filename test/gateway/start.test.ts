@@ -150,13 +150,14 @@ describe('npm start', () => {
       // A key set behind a function host's key (Azure Functions' `?code=`): the query's values are not logged.
       AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json?code=function-key-kept-out&x',
       AUTH_ISSUER: 'https://id.example.com/',
+      AUTH_AUDIENCE: 'contextio-graphql',
       CORS_ORIGINS: 'https://app.example.com',
     });
     try {
       const ready = logEntries(authenticated.lines).find((entry) => entry['message'] === 'gateway ready')!;
       assert.deepEqual(
         [ready['authentication'], ready['issuer'], ready['audience'], ready['introspection'], ready['corsOrigins']],
-        ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json?code=…&x', 'https://id.example.com/', undefined, false, ['https://app.example.com']],
+        ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json?code=…&x', 'https://id.example.com/', 'contextio-graphql', false, ['https://app.example.com']],
       );
       // Port 9 answers nothing: the warning that the key set cannot be fetched names the URL the same way.
       await eventually(() => authenticated.lines.some((line) => line.includes("AUTH_JWKS_URL's key set cannot be used now")));
