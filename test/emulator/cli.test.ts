@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Emulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from '../helpers/script.ts';
@@ -50,12 +50,8 @@ describe('npm run emulator', () => {
   });
 
   test('signalled again while its closing save hangs (a disk that hangs), exits 1 at once instead of never', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
-    const preload = [new URL('./fixtures/hang-saves-after-first.mjs', import.meta.url).href];
-    const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: join(dir, 'state.json') }, preload);
-    try {
-      const { input: line } = await run.waitForLine(LISTENING);
-      const port = Number(/127\.0\.0\.1:(\d+)\//.exec(line)![1]);
+    await withCliOnDataFile('./fixtures/hang-saves-after-first.mjs', async (run, emulator) => {
+      const port = Number(new URL(emulator.url).port);
       run.child.kill('SIGTERM');
       // Closing began: the port no longer takes connections, and the save on closing hangs.
       await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
@@ -64,10 +60,7 @@ describe('npm run emulator', () => {
       const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000).unref());
       assert.deepEqual(await Promise.race([run.exited, hung]), [1, null], run.lines.join('\n'));
       assert.deepEqual(run.lines.slice(1), ['Context.IO emulator: second signal while closing: exiting now (a save under way gets 2 s at most)']);
-    } finally {
-      run.child.kill('SIGKILL');
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('signalled again while its closing save is under way (a slow disk), exits 1 once the save is done: the change is kept', async () => {
@@ -95,6 +88,17 @@ describe('npm run emulator', () => {
       assert.equal(answered.status, 201);
       const { token } = answered.body as { token: string };
       assert.match(await readFile(dataFile, 'utf8'), new RegExp(token));
+    });
+  });
+
+  test('signalled while its data file cannot be written (a full disk), says its last save failed and exits 1: the changes since are lost', async () => {
+    await withCliOnDataFile('../gateway/fixtures/fail-saves-after-first.mjs', async (run, emulator) => {
+      // A change whose save fails: the one on closing fails too.
+      await api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/lost' } });
+      run.child.kill('SIGTERM');
+      const [code] = await run.exited;
+      assert.equal(code, 1, run.lines.join('\n'));
+      assert.match(run.lines.at(-1)!, /^Context\.IO emulator: error while closing: .*could not save state on closing \(the changes since the last save are lost\)/);
     });
   });
 
@@ -210,6 +214,24 @@ function connects(port: number): Promise<boolean> {
 }
 
 /**
+ * `npm run emulator` on a data file of its own, with `fixture` (a module, its path from this file; preloaded) slowing or
+ * failing its saves; then `use(run, the emulator as the API helpers call it, the data file)`. Killed after.
+ */
+async function withCliOnDataFile(fixture: string, use: (run: RunningScript, emulator: Emulator, dataFile: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
+  const dataFile = join(dir, 'state.json');
+  const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile }, [new URL(fixture, import.meta.url).href]);
+  try {
+    const { input: line } = await run.waitForLine(LISTENING);
+    const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
+    await use(run, { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator, dataFile);
+  } finally {
+    run.child.kill('SIGKILL'); // after a failed assertion; a no-op once exited
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * `npm run emulator` on a data file of its own, whose saves are held until it gets SIGUSR2 (a slow disk), with a
  * change made whose save is under way (its answer waits on it, so it is not awaited); then `use(run, its port,
  * the data file)`.
@@ -217,19 +239,9 @@ function connects(port: number): Promise<boolean> {
 async function withSaveUnderWay(
   use: (run: RunningScript, port: number, dataFile: string, answer: Promise<ApiResponse | 'connection failed'>) => Promise<void>,
 ): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'contextio-emulator-cli-'));
-  const dataFile = join(dir, 'state.json');
-  const preload = [new URL('./fixtures/hold-saves-until-sigusr2.mjs', import.meta.url).href];
-  const run = runCli({ EMULATOR_SEED: 'none', EMULATOR_DATA_FILE: dataFile }, preload);
-  try {
-    const { input: line } = await run.waitForLine(LISTENING);
-    const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0)/.exec(line)![1]!;
-    const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
+  await withCliOnDataFile('./fixtures/hold-saves-until-sigusr2.mjs', async (run, emulator, dataFile) => {
     const answer = api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => 'connection failed' as const);
-    await eventually(async () => (await readdir(dir)).some((name) => name !== 'state.json'), { what: 'the save to begin' });
-    await use(run, Number(new URL(url).port), dataFile, answer);
-  } finally {
-    run.child.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-  }
+    await eventually(async () => (await readdir(dirname(dataFile))).some((name) => name !== 'state.json'), { what: 'the save to begin' });
+    await use(run, Number(new URL(emulator.url).port), dataFile, answer);
+  });
 }
