@@ -188,6 +188,25 @@ describe('npm start’s build step without the build tools', () => {
   });
 });
 
+describe('npm start’s build step, by what the build reads', () => {
+  it('needs a build when any input of the build changed, not the sources alone: the schema, the compiler settings, the IDE build script, package.json, the lock file', async () => {
+    const dir = await sourcesCopy('contextio-inputs-');
+    try {
+      await stampedBuild(dir);
+      for (const input of ['schema/account.graphql', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build-ide.mjs', 'package.json', 'package-lock.json']) {
+        const file = join(dir, input);
+        const original = await readFile(file);
+        await appendFile(file, '\n');
+        assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' }, input);
+        await writeFile(file, original);
+        assert.equal((await buildStep(dir, '--check')).code, 0, input);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('npm in the project', () => {
   it('never asks the registry for a newer npm at npm start, whatever the user\'s own npm settings (a fresh HOME)', async () => {
     const home = await mkdtemp(join(tmpdir(), 'contextio-home-'));
