@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -200,6 +200,44 @@ describe('npm start’s build step, by what the build reads', () => {
         assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' }, input);
         await writeFile(file, original);
         assert.equal((await buildStep(dir, '--check')).code, 0, input);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('npm start’s build step beside another', () => {
+  it('waits while a live process holds the build lock, saying which, and takes over a lock older than any build', { timeout: 60_000 }, async () => {
+    // Without the build tools: once it holds the lock, the step stops at once, saying so.
+    const dir = await sourcesCopy('contextio-lock-');
+    try {
+      const lock = join(dir, 'dist', '.build-lock');
+      await mkdir(join(dir, 'dist'));
+      // This test's own process: alive, and never the step's.
+      await writeFile(lock, String(process.pid));
+      const child = spawn(process.execPath, [join(dir, 'scripts', 'build-if-needed.mjs')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        let output = '';
+        const waiting = new Promise<void>((resolve) => {
+          for (const stream of [child.stdout, child.stderr]) {
+            stream.on('data', (chunk: Buffer) => {
+              output += chunk.toString();
+              if (output.includes('waiting')) resolve();
+            });
+          }
+        });
+        const exited = once(child, 'close') as Promise<[number | null]>;
+        await Promise.race([waiting, exited]);
+        assert.equal(output, `build: waiting for the build process ${process.pid} is running (dist/.build-lock; taken over after 10 minutes)\n`);
+        // Its pid since reused by a process that lives on: only its age tells the build is long gone.
+        const longAgo = new Date(Date.now() - 11 * 60_000);
+        await utimes(lock, longAgo, longAgo);
+        const [code] = await exited;
+        assert.equal(code, 1, output);
+        assert.match(output, /\nbuild: dist\/ must be built \(no build yet\), but the build tools are not installed/);
+      } finally {
+        child.kill('SIGKILL'); // still waiting, after a failed assertion; a no-op once exited
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
