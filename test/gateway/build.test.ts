@@ -89,9 +89,12 @@ describe('npm start’s build step', () => {
   });
 });
 
+/** What the build writes that `npm start` and `npm run emulator` run: with one gone, dist/ is not built. */
+const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
+
 /** What the build leaves in `dir`, without a build: its three outputs (empty), and its stamp of the inputs. */
 async function stampedBuild(dir: string): Promise<void> {
-  for (const output of ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json']) {
+  for (const output of OUTPUTS) {
     await mkdir(join(dir, output, '..'), { recursive: true });
     await writeFile(join(dir, output), '');
   }
@@ -200,6 +203,23 @@ describe('npm start’s build step, by what the build reads', () => {
         assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' }, input);
         await writeFile(file, original);
         assert.equal((await buildStep(dir, '--check')).code, 0, input);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('npm start’s build step, by what the build wrote', () => {
+  it('needs a build when any of its outputs is gone, though the stamp says dist/ was built from these inputs (a cleaned folder)', async () => {
+    const dir = await sourcesCopy('contextio-outputs-');
+    try {
+      await stampedBuild(dir);
+      for (const output of OUTPUTS) {
+        await rm(join(dir, output));
+        assert.deepEqual(await buildStep(dir, '--check'), { code: 1, output: 'build: needed\n' }, output);
+        await writeFile(join(dir, output), '');
+        assert.equal((await buildStep(dir, '--check')).code, 0, output);
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
