@@ -10,20 +10,51 @@ import { closeServer, listenOnLoopback } from '../helpers/net.ts';
 
 const FIXTURE = join('test', 'runner', 'fixtures', 'leaves-children.ts');
 
-/** Whether `pid` is a live process started by the fixture (not a zombie, not a later process given its id). */
-function leftoverRunning(pid: number): boolean {
+/** Whether `pid` is a live process (not a zombie). */
+function processRuns(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('run-tests-leftover');
+    return state !== 'Z' && state !== 'X';
   } catch {
     return false;
   }
 }
 
-// Node kills a test file at its time limit with SIGTERM, and whatever the file started lives on: the runner
-// must stop it once the run ends. Killing the file here is that, without waiting for a time limit.
-test('scripts/run-tests.mjs stops what a test file killed mid-run left running', { skip: existsSync('/proc/self/stat') ? undefined : 'needs /proc' }, async () => {
+/** Whether `pid` is a live process started by the fixture (not a zombie, not a later process given its id). */
+function leftoverRunning(pid: number): boolean {
+  try {
+    return processRuns(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('run-tests-leftover');
+  } catch {
+    return false;
+  }
+}
+
+const NEEDS_PROC = existsSync('/proc/self/stat') ? undefined : 'needs /proc';
+
+/** `node scripts/run-tests.mjs ...args` in the project, with `env` added; everything it prints, as `output()`. */
+function startRun(args: string[], env: Record<string, string> = {}) {
+  // Without NODE_TEST_CONTEXT, which tells a `node --test` inside a test file to run nothing.
+  const { NODE_TEST_CONTEXT: _, ...inherited } = process.env;
+  const run = spawn(process.execPath, [join('scripts', 'run-tests.mjs'), ...args], {
+    cwd: projectRoot(),
+    env: { ...inherited, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  for (const stream of [run.stdout, run.stderr]) stream.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  // 'close', not 'exit': at 'exit' the last of its output (the leftovers it names) may still be unread.
+  const exited = once(run, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  return { run, exited, output: () => output };
+}
+
+type Run = ReturnType<typeof startRun>;
+
+/**
+ * A run of `FIXTURE`, once it has reported its own process id and its two children's (at REPORT_PORT); then
+ * `use`. Whatever is left of it is killed after.
+ */
+async function withFixtureRun(use: (report: { file: number; children: number[] }, run: Run) => Promise<void>): Promise<void> {
   const server = createServer();
   const reported = new Promise<{ file: number; children: number[] }>((resolve) =>
     server.once('connection', (socket) => {
@@ -33,33 +64,41 @@ test('scripts/run-tests.mjs stops what a test file killed mid-run left running',
     }),
   );
   const port = await listenOnLoopback(server);
-  // Without NODE_TEST_CONTEXT, which tells a `node --test` inside a test file to run nothing.
-  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-  const run = spawn(process.execPath, [join('scripts', 'run-tests.mjs'), FIXTURE], {
-    cwd: projectRoot(),
-    env: { ...env, REPORT_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  for (const stream of [run.stdout, run.stderr]) stream.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  // 'close', not 'exit': at 'exit' the last of its output (the leftovers it names) may still be unread.
-  const exited = once(run, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  const run = startRun([FIXTURE], { REPORT_PORT: String(port) });
   let children: number[] = [];
   try {
-    const report = await Promise.race([reported, exited.then(() => assert.fail(`the run ended before the fixture reported:\n${output}`))]);
+    const report = await Promise.race([reported, run.exited.then(() => assert.fail(`the run ended before the fixture reported:\n${run.output()}`))]);
     children = report.children;
-    assert.equal(children.length, 2);
-    for (const pid of children) assert.ok(leftoverRunning(pid), `process ${pid} was not started`);
-    process.kill(report.file, 'SIGTERM');
-    const [code] = await exited;
-    assert.equal(code, 1, output);
-    for (const pid of children) {
-      assert.equal(leftoverRunning(pid), false, `process ${pid} still runs after the run:\n${output}`);
-      assert.match(output, new RegExp(`^  ${pid} .*run-tests-leftover$`, 'm'));
-    }
+    await use(report, run);
   } finally {
-    run.kill('SIGKILL');
+    run.run.kill('SIGKILL');
     for (const pid of children) if (leftoverRunning(pid)) process.kill(pid, 'SIGKILL');
     await closeServer(server);
   }
+}
+
+// Node kills a test file at its time limit with SIGTERM, and whatever the file started lives on: the runner
+// must stop it once the run ends. Killing the file here is that, without waiting for a time limit.
+test('scripts/run-tests.mjs stops what a test file killed mid-run left running', { skip: NEEDS_PROC }, async () => {
+  await withFixtureRun(async ({ file, children }, { exited, output }) => {
+    assert.equal(children.length, 2);
+    for (const pid of children) assert.ok(leftoverRunning(pid), `process ${pid} was not started`);
+    process.kill(file, 'SIGTERM');
+    const [code] = await exited;
+    assert.equal(code, 1, output());
+    for (const pid of children) {
+      assert.equal(leftoverRunning(pid), false, `process ${pid} still runs after the run:\n${output()}`);
+      assert.match(output(), new RegExp(`^  ${pid} .*run-tests-leftover$`, 'm'));
+    }
+  });
+});
+
+// Detached in a group of its own, the run no longer gets the terminal's Ctrl-C: the runner passes it on.
+test('scripts/run-tests.mjs stopped by Ctrl-C (SIGINT) stops its test files and what they started, and exits 130', { skip: NEEDS_PROC, timeout: 60_000 }, async () => {
+  await withFixtureRun(async ({ file, children }, { run, exited, output }) => {
+    run.kill('SIGINT');
+    // 128 + the signal's number, as a shell gives a command that a signal stopped.
+    assert.deepEqual(await exited, [130, null], output());
+    for (const pid of [file, ...children]) assert.equal(processRuns(pid), false, `process ${pid} still runs after the run:\n${output()}`);
+  });
 });
