@@ -102,3 +102,11 @@ test('scripts/run-tests.mjs stopped by Ctrl-C (SIGINT) stops its test files and 
     for (const pid of [file, ...children]) assert.equal(processRuns(pid), false, `process ${pid} still runs after the run:\n${output()}`);
   });
 });
+
+test('scripts/run-tests.mjs given a folder runs only its *.test.ts files: a fixture beside them is no test', async () => {
+  // A time limit for a fixture run as a test after all (it never ends): such a run fails soon, not in minutes.
+  const { exited, output } = startRun([join('test', 'runner', 'fixtures'), '--test-timeout=5000']);
+  assert.deepEqual(await exited, [1, null], output());
+  assert.equal(output(), `no test files under ${join('test', 'runner', 'fixtures')}\n`);
+});
+
