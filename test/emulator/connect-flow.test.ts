@@ -448,6 +448,16 @@ describe('connect flow', () => {
     assert.equal(bad.text.match(/autofocus/g)?.length, 1, 'only the problem is focused');
   });
 
+  test('a port left blank or spaces (a form a script sends; the page asks for one) connects on 993, as one left out does', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    for (const port of ['', '  ']) {
+      const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+      const email = `blank${port.length}@example.com`;
+      assert.equal((await submit(emu.origin, token.token, { email, port })).status, 303, JSON.stringify(port));
+      assert.equal(emu.store.listAccounts({ email })[0]?.sources[0]?.port, 993, JSON.stringify(port));
+    }
+  });
+
   test('a form re-shown for a mistake keeps use_ssl=0 off, as its submission would have connected it', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
