@@ -184,7 +184,7 @@ browserTest('with the storage full (every localStorage write refused), the IDE s
   assert.deepEqual(pageErrors, []);
 });
 
-browserTest('with the gateway gone, or a header fetch refuses, the result pane says what happened, not a stack trace', async (_context, page) => {
+browserTest('with the gateway gone, a proxy’s error page, or a header fetch refuses, the result pane says what happened, not a stack trace', async (_context, page) => {
   // fetch's own TypeError ("Failed to fetch") reached GraphiQL, which showed it with the minified bundle's
   // stack: twenty lines of `at lTi (…/graphql/ide/app-….js:1150:79310)`.
   const doomed = await startStack({ emulator: { seed: 'demo' } });
@@ -195,12 +195,23 @@ browserTest('with the gateway gone, or a header fetch refuses, the result pane s
     await page.locator('.graphiql-execute-button').click();
     await page.locator('.graphiql-response').getByText('ada@example.com').first().waitFor();
 
+    // A proxy in front of the gateway answering with its own HTML error page: what it said is shown, not a JSON
+    // parse error, nor a bare status that leaves the person guessing which hop failed and why.
+    await page.route(doomed.gateway.url, (route) =>
+      route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1><p>upstream unreachable</p></body></html>' }),
+    );
+    await page.locator('.graphiql-execute-button').click();
+    const result = page.locator('.graphiql-response');
+    await result.getByText('HTTP 502').first().waitFor();
+    // Monaco wraps long lines: compared without whitespace.
+    assert.match((await result.innerText()).replace(/\s+/g, ''), /upstreamunreachable/);
+    await page.unroute(doomed.gateway.url);
+
     // A token pasted with a typographic quote in it: no such header can be sent.
     await page.getByRole('button', { name: /Headers/ }).click();
     const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
     await replaceText(page, headers, '{ "Authorization": "Bearer “abc”" }');
     await page.locator('.graphiql-execute-button').click();
-    const result = page.locator('.graphiql-response');
     await result.getByText('Request not sent').first().waitFor();
     assert.doesNotMatch(await result.innerText(), /"stack"|\.js:\d+/);
 
