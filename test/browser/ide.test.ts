@@ -134,6 +134,29 @@ browserTest('variables typed into the IDE come back after a reload as they were 
   assert.ok((await page.locator('.graphiql-tab').count()) <= 1, 'no second tab for the same query and variables');
 });
 
+browserTest('the IDE’s tabs come back after a reload, each with its own query', async (_context, page) => {
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-container').waitFor();
+  const editor = page.locator('.graphiql-query-editor');
+  await replaceText(page, editor, 'query One { __typename }');
+  await page.locator('.graphiql-tab-add').click();
+  await replaceText(page, editor, 'query Two { __typename }');
+  // GraphiQL stores its tabs a while after the last key.
+  await page.waitForFunction(() => {
+    const { localStorage } = globalThis as unknown as { localStorage: { getItem(key: string): string | null } };
+    const tabs = (JSON.parse(localStorage.getItem('graphiql:tabState') ?? '{}') as { tabs?: Array<{ query: string | null }> }).tabs;
+    return tabs?.length === 2 && tabs[1]?.query === 'query Two { __typename }';
+  });
+
+  await page.reload();
+  await page.locator('.graphiql-container').waitFor();
+  // Stored without their `headers` key (rather than with it null), the tabs were taken for damaged and
+  // dropped: the page came back with a single tab.
+  const tabs = page.locator('.graphiql-tab');
+  await tabs.getByText('Two').first().waitFor();
+  assert.deepEqual(await tabs.allInnerTexts(), ['One', 'Two']);
+});
+
 browserTest('with site data blocked for the gateway (localStorage refused), the IDE still opens and runs the example', async (_context, page) => {
   // What Chromium does when a person blocks site data ("cookies and site data") for the origin: reading
   // `window.localStorage` throws. The page read it as its script loaded, and showed nothing at all.
