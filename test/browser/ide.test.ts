@@ -7,7 +7,7 @@ import { projectRoot } from '../../src/support/project-root.ts';
 import { closeServer, forward, listenOnLoopback } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
-import { replaceText } from './ide-page.ts';
+import { operationName, replaceText, sidebar } from './ide-page.ts';
 
 /**
  * The IDE as a person uses it: open /graphql in Chromium, press run on the example query, read the answer in
@@ -255,6 +255,12 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();
   const docs = page.locator('.graphiql-doc-explorer');
+  // Whether the panel is open, as the sidebar's button says from the page's first render on: the panel itself
+  // shows only once the schema has come, after the checks below would have looked for it.
+  const docsOpen = async () => {
+    await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
+    return (await sidebar(page).getByRole('button', { name: /Hide Documentation Explorer/ }).count()) > 0;
+  };
   await docs.getByText('Query', { exact: true }).first().waitFor();
   // Closed, it came back at every reload: GraphiQL stores a closed panel as none, which the page's default overrode.
   await page.getByRole('button', { name: /Documentation Explorer/i }).click();
@@ -265,13 +271,20 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   await page.reload();
   await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
   await page.locator('.graphiql-execute-button').waitFor();
-  assert.equal(await docs.count(), 0, 'the docs panel stays closed after a reload');
+  assert.equal(await docsOpen(), false, 'the docs panel stays closed after a reload');
 
   // A first visit in a phone's width: the panel's 200 pixels pushed the editors and the run button out of the window.
   await page.evaluate('localStorage.clear()');
   await page.setViewportSize({ width: 400, height: 800 });
+  const schemaCame = page.waitForResponse((response) => operationName(response.request()) === 'IdeSchema');
   await page.reload();
-  await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
+  await schemaCame;
+  // The panel, had it been opened, shows once the schema has come: looked for once a run has ended, well after.
+  const answered = page.waitForResponse((response) => operationName(response.request()) === 'AccountsWithSources');
+  await page.locator('.graphiql-execute-button').click();
+  await answered;
+  await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+  assert.equal(await docsOpen(), false, 'no docs panel in a narrow window');
   const button = (await page.locator('.graphiql-execute-button').boundingBox())!;
   assert.ok(button.x + button.width <= 400, `the run button is in the window (its right edge at ${button.x + button.width})`);
   assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 400, 'nothing wider than the window');
