@@ -81,6 +81,14 @@ async function docsLoadAfter(page: Page, name: string, run: (token: string) => P
     // A first visit in a wide window, but the schema waits for a token: the docs panel, open, could only say
     // in red that there is no schema. It stays closed; the example's hint says where the docs will be.
     assert.equal(await page.locator('.graphiql-doc-explorer').count(), 0, 'no docs panel before a token');
+    // Nor is a token never sent (pasted with a typographic quote: a header fetch refuses). Taken as if the gateway
+    // had, the schema was asked for with it, failed unsent, and was not asked for again once a real token was.
+    const headers = page.locator('.graphiql-editor-tool .graphiql-editor:not(.hidden)');
+    await headers.getByText(/Bearer/).first().waitFor();
+    await replaceText(page, headers, '{ "Authorization": "Bearer “abc”" }');
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.graphiql-response').getByText('Request not sent').first().waitFor();
+    await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
     // A wrong token, refused (401), is not taken: the schema is not asked for with it.
     await runWithToken(page, 'not.a.token', { answer: 'The bearer token is not a well-formed JWT' });
     await run(token);
