@@ -321,11 +321,8 @@ describe('persistence', () => {
     }
   });
 
-  test('a change made while a save is written is not counted saved by it: that save succeeding and the next failing, the close rejects', async () => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const saveErrors: Error[] = [];
-    const emu = await startEmulator({ seed: 'none', dataFile, onSaveError: (error) => saveErrors.push(error) });
+  test('a change made while a save is written is not counted saved by it: that save succeeding and the next failing, the close rejects', async (t) => {
+    const { dataFile, emu, saveErrors } = await emulatorSavingTo(t);
     // The next save is held at its rename until released, and the one after it fails there: a disk that
     // fills up between two saves. Replaced as node:fs/promises' export, as the code under test imports it.
     const fs = createRequire(import.meta.url)('node:fs/promises') as { rename: (from: string, to: string) => Promise<void> };
@@ -361,7 +358,6 @@ describe('persistence', () => {
     } finally {
       replace(rename);
       released.resolve();
-      await emu.close().catch(() => undefined);
     }
   });
 });
@@ -491,10 +487,7 @@ describe('the data file as read and written', () => {
   });
 
   test("the store's own source writes refuse a port the data file refuses: saved, the next start would refuse the file", async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const emu = await startEmulator({ seed: 'none', dataFile });
-    t.after(() => emu.close());
+    const { dataFile, emu } = await emulatorSavingTo(t);
     const account = emu.store.createAccount({ email: 'ports@example.com' });
     for (const port of [0, 65_536, 2 ** 53, 1.5]) {
       assert.throws(() => emu.store.addSource(account.id, { port }), /port .* is invalid: a source's port is a number from 1 to 65535/);
@@ -509,10 +502,7 @@ describe('the data file as read and written', () => {
   });
 
   test("the store's own source writes refuse a label the data file refuses: 0, which the API reserves for the first source, and no path segment", async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const emu = await startEmulator({ seed: 'none', dataFile });
-    t.after(() => emu.close());
+    const { dataFile, emu } = await emulatorSavingTo(t);
     const account = emu.store.createAccount({ email: 'labels@example.com', sources: [{ label: 'first' }] });
     assert.throws(() => emu.store.addSource(account.id, { label: '0' }), /label "0" is invalid: a source's label must not be "0", which the API reserves for the account's first source/);
     for (const label of ['', '.', '..', 'half \ud800']) assert.throws(() => emu.store.addSource(account.id, { label }), /label .* is invalid: a source's label must be a string/);
@@ -526,10 +516,7 @@ describe('the data file as read and written', () => {
   });
 
   test("the store's own createAccount refuses a count the data file refuses: saved, the next start would refuse the file", async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const emu = await startEmulator({ seed: 'none', dataFile });
-    t.after(() => emu.close());
+    const { dataFile, emu } = await emulatorSavingTo(t);
     for (const count of [-1, 1.5, 2 ** 53, Number.NaN]) {
       assert.throws(() => emu.store.createAccount({ email: 'counts@example.com', nb_messages: count }), /nb_messages .* is invalid: a whole number from 0/);
       assert.throws(() => emu.store.createAccount({ email: 'counts@example.com', nb_files: count }), /nb_files .* is invalid: a whole number from 0/);
@@ -543,10 +530,7 @@ describe('the data file as read and written', () => {
   });
 
   test("the store's own writes refuse text the data file refuses, half a surrogate pair, in every field they save: saved, the next start would refuse the file", async (t) => {
-    const dir = await tempDir();
-    const dataFile = join(dir, 'state.json');
-    const emu = await startEmulator({ seed: 'none', dataFile });
-    t.after(() => emu.close());
+    const { dataFile, emu } = await emulatorSavingTo(t);
     const half = '\ud800';
     const account = emu.store.createAccount({ email: 'text@example.com', first_name: 'Whole 😀' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/back' });
