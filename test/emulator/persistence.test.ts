@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
 import { writeAtomically } from '../../src/emulator/persistence.ts';
+import { whileReplacingBuiltin } from '../helpers/builtins.ts';
 import { deferred } from '../helpers/deferred.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { api, manualClock, submitConnectForm } from './helpers.ts';
@@ -324,41 +324,35 @@ describe('persistence', () => {
   test('a change made while a save is written is not counted saved by it: that save succeeding and the next failing, the close rejects', async (t) => {
     const { dataFile, emu, saveErrors } = await emulatorSavingTo(t);
     // The next save is held at its rename until released, and the one after it fails there: a disk that
-    // fills up between two saves. Replaced as node:fs/promises' export, as the code under test imports it.
-    const fs = createRequire(import.meta.url)('node:fs/promises') as { rename: (from: string, to: string) => Promise<void> };
-    const rename = fs.rename;
+    // fills up between two saves.
     let renames = 0;
     const held = deferred();
     const released = deferred();
-    const replace = (value: typeof rename) => {
-      fs.rename = value;
-      syncBuiltinESMExports();
-    };
-    replace(async (from, to) => {
+    const holdThenFail = (rename: (from: string, to: string) => Promise<void>) => async (from: string, to: string) => {
       renames += 1;
-      if (renames === 1) {
-        held.resolve();
-        await released.promise;
-        return rename(from, to);
+      if (renames > 1) throw Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' });
+      held.resolve();
+      await released.promise;
+      return rename(from, to);
+    };
+    await whileReplacingBuiltin('node:fs/promises', 'rename', holdThenFail, async () => {
+      try {
+        emu.store.createAccount({ email: 'saved@example.com' });
+        await held.promise;
+        // Made while the first save is written: in the next save, which fails, so it is lost.
+        emu.store.createAccount({ email: 'lost@example.com' });
+        released.resolve();
+        await assert.rejects(emu.close(), /could not save state on closing \(the changes since the last save are lost\): ENOSPC/);
+        assert.deepEqual(
+          JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]),
+          ['saved@example.com'],
+        );
+        assert.ok(saveErrors.length > 0 && saveErrors.every((error) => /ENOSPC/.test(error.message)), 'every later save failed, reported');
+      } finally {
+        // A save still held would hold the emulator's close after the test.
+        released.resolve();
       }
-      throw Object.assign(new Error('ENOSPC: no space left on device, rename'), { code: 'ENOSPC' });
     });
-    try {
-      emu.store.createAccount({ email: 'saved@example.com' });
-      await held.promise;
-      // Made while the first save is written: in the next save, which fails, so it is lost.
-      emu.store.createAccount({ email: 'lost@example.com' });
-      released.resolve();
-      await assert.rejects(emu.close(), /could not save state on closing \(the changes since the last save are lost\): ENOSPC/);
-      assert.deepEqual(
-        JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]),
-        ['saved@example.com'],
-      );
-      assert.ok(saveErrors.length > 0 && saveErrors.every((error) => /ENOSPC/.test(error.message)), 'every later save failed, reported');
-    } finally {
-      replace(rename);
-      released.resolve();
-    }
   });
 });
 
