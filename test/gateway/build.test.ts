@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { projectCopy, sourcesCopy } from '../helpers/project-copy.ts';
+import { runScript } from '../helpers/script.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -236,28 +237,18 @@ describe('npm start’s build step beside another', () => {
       await mkdir(join(dir, 'dist'));
       // This test's own process: alive, and never the step's.
       await writeFile(lock, String(process.pid));
-      const child = spawn(process.execPath, [join(dir, 'scripts', 'build-if-needed.mjs')], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const run = runScript(join(dir, 'scripts', 'build-if-needed.mjs'), {});
       try {
-        let output = '';
-        const waiting = new Promise<void>((resolve) => {
-          for (const stream of [child.stdout, child.stderr]) {
-            stream.on('data', (chunk: Buffer) => {
-              output += chunk.toString();
-              if (output.includes('waiting')) resolve();
-            });
-          }
-        });
-        const exited = once(child, 'close') as Promise<[number | null]>;
-        await Promise.race([waiting, exited]);
-        assert.equal(output, `build: waiting for the build process ${process.pid} is running (dist/.build-lock; taken over after 10 minutes)\n`);
+        await run.waitForLine(/^build: waiting/);
+        assert.deepEqual(run.lines, [`build: waiting for the build process ${process.pid} is running (dist/.build-lock; taken over after 10 minutes)`]);
         // Its pid since reused by a process that lives on: only its age tells the build is long gone.
         const longAgo = new Date(Date.now() - 11 * 60_000);
         await utimes(lock, longAgo, longAgo);
-        const [code] = await exited;
-        assert.equal(code, 1, output);
-        assert.match(output, /\nbuild: dist\/ must be built \(no build yet\), but the build tools are not installed/);
+        const [code] = await run.exited;
+        assert.equal(code, 1, run.lines.join('\n'));
+        assert.match(run.lines.join('\n'), /\nbuild: dist\/ must be built \(no build yet\), but the build tools are not installed/);
       } finally {
-        child.kill('SIGKILL'); // still waiting, after a failed assertion; a no-op once exited
+        run.child.kill('SIGKILL'); // still waiting, after a failed assertion; a no-op once exited
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
