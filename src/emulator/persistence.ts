@@ -445,6 +445,16 @@ const TOKEN_RECORD = shaped({
   account_snapshot: optional(ACCOUNT_SNAPSHOT),
 });
 
+/**
+ * Why an account as the store is about to keep it is one this file's load would refuse (`sources[1].port must be
+ * …`), or `undefined`. The store checks what it keeps with the load's own checks: given through its API (tests,
+ * benchmarks, the seed) what no API call sends, it would otherwise save a file the next start refuses.
+ */
+export const accountRecordProblem = (record: AccountRecord): string | undefined => problemOf(record, ACCOUNT_RECORD);
+
+/** The same for a connect token. */
+export const tokenRecordProblem = (record: TokenRecord): string | undefined => problemOf(record, TOKEN_RECORD);
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -2,8 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { quotedSetting } from '../support/shortened.ts';
-import { CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isCount, isPort, isTimeUpTo, isUnicodeText, LAST_TIME, readState, sourceLabel, removeStaleTemporaryFiles, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isPort, readState, removeStaleTemporaryFiles, tokenRecordProblem, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -311,16 +310,8 @@ export class EmulatorStore {
 
   /** Creates an account (with optional sources) and returns it as the API would. */
   createAccount(input: NewAccount): UpstreamAccount {
-    checkText(input);
     const email = input.email.trim();
     if (!looksLikeEmail(email)) throw new TypeError(`email ${JSON.stringify(input.email)} is invalid`);
-    for (const field of ['created', 'suspended', 'password_expired'] as const) checkTime(field, input[field], LAST_TIME);
-    for (const field of ['nb_messages', 'nb_files'] as const) {
-      const count = input[field];
-      if (count !== undefined && !isCount(count)) throw new TypeError(`${field} ${count} is invalid: a whole number from 0`);
-    }
-    // Before the account is made: a source refused halfway would leave it made all the same.
-    for (const source of input.sources ?? []) checkNewSource(source);
     let id = newAccountId();
     while (this.accounts.has(id)) id = newAccountId();
     const record: AccountRecord = {
@@ -336,8 +327,8 @@ export class EmulatorStore {
       nb_files: input.nb_files ?? 0,
       sources: [],
     };
-    this.accounts.set(id, record);
-    for (const source of input.sources ?? []) this.addSourceRecord(record, source);
+    for (const source of input.sources ?? []) addSourceRecord(record, source);
+    this.keepAccount(record, 'account not created');
     this.scheduleSave();
     return this.renderAccount(record);
   }
@@ -365,11 +356,9 @@ export class EmulatorStore {
 
   /** Changes the names; returns false for an unknown account. */
   updateAccount(id: string, patch: { first_name?: string; last_name?: string }): boolean {
-    checkText(patch);
     const record = this.accounts.get(id);
     if (!record) return false;
-    if (patch.first_name !== undefined) record.first_name = patch.first_name;
-    if (patch.last_name !== undefined) record.last_name = patch.last_name;
+    this.keepAccount({ ...record, ...stripUndefined(patch) }, 'account not updated');
     this.scheduleSave();
     return true;
   }
@@ -395,9 +384,9 @@ export class EmulatorStore {
   addSource(accountId: string, source: NewSource): UpstreamSource {
     const record = this.accounts.get(accountId);
     if (!record) throw new UnknownAccountError(accountId);
-    const added = this.addSourceRecord(record, source);
+    const [account, added] = this.keepAccountWithSource(record, source);
     this.scheduleSave();
-    return this.renderSource(record, added);
+    return this.renderSource(account, added);
   }
 
   /** The account's sources, optionally filtered by status; `undefined` for an unknown account. */
@@ -414,33 +403,30 @@ export class EmulatorStore {
     return record && source && this.renderSource(record, source);
   }
 
-  private addSourceRecord(account: AccountRecord, input: NewSource): SourceRecord {
-    checkNewSource(input);
-    const email = input.email ?? account.email_addresses[0] ?? '';
-    const [local = '', domain = 'example.com'] = email.split('@');
-    const username = input.username ?? local;
-    const server = input.server ?? `imap.${domain}`;
-    let label = input.label ?? `${username}::${server}`;
-    // Labels identify sources inside an account, so a second connection of the same mailbox gets a suffix.
-    for (let n = 2; account.sources.some((s) => s.label === label); n++) label = `${input.label ?? `${username}::${server}`}-${n}`;
-    const source: SourceRecord = {
-      label,
-      email,
-      username,
-      server,
-      port: input.port ?? 993,
-      use_ssl: input.use_ssl ?? true,
-      type: input.type ?? 'imap',
-      authentication_type: input.authentication_type ?? 'password',
-      status: input.status ?? 'OK',
-      status_message: input.status_message ?? null,
-      sync_period: input.sync_period ?? '1d',
-    };
-    account.sources.push(source);
-    if (email && !account.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase())) {
-      account.email_addresses.push(email);
-    }
-    return source;
+  /** Keeps `account` with a source added from `input`; the record kept and the source. */
+  private keepAccountWithSource(account: AccountRecord, input: NewSource): [AccountRecord, SourceRecord] {
+    // Added to a copy, kept only once checked: a source refused changes nothing.
+    const next = { ...account, email_addresses: [...account.email_addresses], sources: [...account.sources] };
+    const source = addSourceRecord(next, input);
+    this.keepAccount(next, 'source not added');
+    return [next, source];
+  }
+
+  /**
+   * Keeps an account record, new or changed, once checked as the data file's load checks it (persistence.ts): what
+   * the store holds it saves, and a record the file refuses would stop the next start. Refused, nothing changes.
+   */
+  private keepAccount(record: AccountRecord, refusal: string): void {
+    const problem = accountRecordProblem(record);
+    if (problem) throw new TypeError(`${refusal}: ${problem}`);
+    this.accounts.set(record.id, record);
+  }
+
+  /** The same for a connect token. */
+  private keepToken(record: TokenRecord, refusal: string): void {
+    const problem = tokenRecordProblem(record);
+    if (problem) throw new TypeError(`${refusal}: ${problem}`);
+    this.tokens.set(record.token, record);
   }
 
   // ---- connect tokens -------------------------------------------------------------------------
@@ -448,8 +434,6 @@ export class EmulatorStore {
   /** Creates a connect token: top-level when `accountId` is null, else for that account. */
   createConnectToken(accountId: string | null, input: NewConnectToken): UpstreamConnectToken {
     if (accountId !== null && !this.accounts.has(accountId)) throw new UnknownAccountError(accountId);
-    checkText(input);
-    checkTime('created', input.created, LAST_TIME - CONNECT_TOKEN_TTL_SECONDS);
     let token = newConnectToken();
     while (this.tokens.has(token)) token = newConnectToken();
     const record: TokenRecord = {
@@ -469,7 +453,7 @@ export class EmulatorStore {
       used: 0,
       callback_url: input.callback_url,
     };
-    this.tokens.set(token, record);
+    this.keepToken(record, 'connect token not created');
     this.scheduleSave();
     return this.renderToken(record);
   }
@@ -525,7 +509,6 @@ export class EmulatorStore {
    * an account-level token adds a source to its account; the new source is OK and the token is used.
    */
   useConnectToken(token: string, input: ConnectInput): ConnectResult {
-    checkText(input);
     const state = this.connectTokenState(token);
     if (state === 'missing') throw new ConnectTokenError('missing', `connect token ${token} is invalid`);
     if (state === 'used') throw new ConnectTokenError('used', `connect token ${token} has already been used`);
@@ -545,7 +528,7 @@ export class EmulatorStore {
     const server = imapServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
     const port = input.port ?? 993;
-    if (!Number.isInteger(port) || port < 1 || port > 65_535) {
+    if (!isPort(port)) {
       throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.', 'port');
     }
     if (!/^[A-Za-z0-9.-]+$/.test(server)) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.', 'server');
@@ -568,8 +551,7 @@ export class EmulatorStore {
       // Only an existingAccountId can name no account: deleteAccount takes an account's own tokens with it, and a data
       // file with a token of no account is refused. The token is not at fault, and stays usable.
       if (!existing) throw new UnknownAccountError(owner);
-      account = existing;
-      this.addSourceRecord(account, sourceInput);
+      [account] = this.keepAccountWithSource(existing, sourceInput);
     }
     const source = account.sources[account.sources.length - 1]!;
 
@@ -696,10 +678,10 @@ export class EmulatorStore {
     const now = this.nowSeconds();
     for (const { id, record, sources } of demoAccounts(now)) {
       const account: AccountRecord = { id, suspended: 0, password_expired: 0, sources: [], ...record };
-      this.accounts.set(id, account);
-      for (const source of sources) this.addSourceRecord(account, source);
+      for (const source of sources) addSourceRecord(account, source);
+      this.keepAccount(account, 'demo account not seeded');
     }
-    for (const token of demoTokens(now, (id) => embed(this.renderAccount(this.accounts.get(id)!)))) this.tokens.set(token.token, token);
+    for (const token of demoTokens(now, (id) => embed(this.renderAccount(this.accounts.get(id)!)))) this.keepToken(token, 'demo connect token not seeded');
   }
 
   // ---- rendering ------------------------------------------------------------------------------
@@ -769,26 +751,35 @@ export class EmulatorStore {
 }
 
 /**
- * What the store holds it saves, and the next start loads (persistence.ts): a source the data file refuses,
- * made through the store's own API (tests, benchmarks, the seed), would stop that start.
+ * Adds a source made from `input` to `account` (missing fields derived from its address), and its address to the
+ * account's when new. On a record not yet kept: the store checks the result before keeping it.
  */
-function checkNewSource(input: NewSource): void {
-  const labelProblem = input.label === undefined ? undefined : sourceLabel(input.label);
-  if (labelProblem) throw new TypeError(`label ${quotedSetting(input.label!)} is invalid: a source's label ${labelProblem.why}`);
-  if (input.port !== undefined && !isPort(input.port)) throw new TypeError(`port ${input.port} is invalid: a source's port is a number from 1 to 65535`);
-  checkText(input);
-}
-
-/** The text fields given to the store, which it saves: half a surrogate pair the data file refuses would stop the next start. */
-function checkText(fields: object): void {
-  for (const [field, value] of Object.entries(fields)) {
-    if (typeof value === 'string' && !isUnicodeText(value)) throw new TypeError(`${field} ${JSON.stringify(value)} is invalid: half a surrogate pair is no Unicode text`);
+function addSourceRecord(account: AccountRecord, input: NewSource): SourceRecord {
+  const email = input.email ?? account.email_addresses[0] ?? '';
+  const [local = '', domain = 'example.com'] = email.split('@');
+  const username = input.username ?? local;
+  const server = input.server ?? `imap.${domain}`;
+  let label = input.label ?? `${username}::${server}`;
+  // Labels identify sources inside an account, so a second connection of the same mailbox gets a suffix.
+  for (let n = 2; account.sources.some((s) => s.label === label); n++) label = `${input.label ?? `${username}::${server}`}-${n}`;
+  const source: SourceRecord = {
+    label,
+    email,
+    username,
+    server,
+    port: input.port ?? 993,
+    use_ssl: input.use_ssl ?? true,
+    type: input.type ?? 'imap',
+    authentication_type: input.authentication_type ?? 'password',
+    status: input.status ?? 'OK',
+    status_message: input.status_message ?? null,
+    sync_period: input.sync_period ?? '1d',
+  };
+  account.sources.push(source);
+  if (email && !account.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase())) {
+    account.email_addresses.push(email);
   }
-}
-
-/** A time given to the store, which it saves: one the data file refuses (see LAST_TIME) would stop the next start. */
-function checkTime(field: string, value: number | undefined, last: number): void {
-  if (value !== undefined && !isTimeUpTo(value, last)) throw new TypeError(`${field} ${value} is invalid: a Unix time in seconds from 0 to ${last}`);
+  return source;
 }
 
 function findSource(account: AccountRecord, label: string): SourceRecord | undefined {
