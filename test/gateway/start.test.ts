@@ -473,20 +473,23 @@ describe('npm start', () => {
         assert.equal(await started.stop(), 0);
       }
 
-      // The version left out: a warning at start, and each call fails as a configuration fault, not as data
+      // The version left out, or not last (a resource's URL pasted in: the gateway then asks for
+      // …/2.0/accounts/accounts): a warning at start, and each call fails as a configuration fault, not as data
       // the caller asked for that does not exist.
-      const unversioned = await startMain({
-        CONTEXTIO_API_URL: upstream.origin,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
-        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
-      });
-      try {
-        const warning = logEntries(unversioned.lines).find((entry) => entry['level'] === 'warn' && String(entry['message']).includes('names no API version'));
-        assert.equal(warning?.['upstream'], upstream.origin);
-        const result = await query(unversioned.url, '{ accounts { nodes { id } } }');
-        assert.deepEqual(result.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
-      } finally {
-        assert.equal(await unversioned.stop(), 0);
+      for (const unversionedUrl of [upstream.origin, `${upstream.url}/accounts`]) {
+        const unversioned = await startMain({
+          CONTEXTIO_API_URL: unversionedUrl,
+          CONTEXTIO_CONSUMER_KEY: 'remote-key',
+          CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        });
+        try {
+          const warning = logEntries(unversioned.lines).find((entry) => entry['level'] === 'warn' && String(entry['message']).includes('names no API version'));
+          assert.equal(warning?.['upstream'], unversionedUrl, unversioned.lines.join('\n'));
+          const result = await query(unversioned.url, '{ accounts { nodes { id } } }');
+          assert.deepEqual(result.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_ERROR']);
+        } finally {
+          assert.equal(await unversioned.stop(), 0);
+        }
       }
     } finally {
       await upstream.close();
