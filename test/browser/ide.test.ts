@@ -261,6 +261,17 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
     await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
     return (await sidebar(page).getByRole('button', { name: /Hide Documentation Explorer/ }).count()) > 0;
   };
+  // A reload, done once the schema has come and a run has ended after it: a panel opened then (at the first
+  // render, or as the schema came) shows by the time the checks below look.
+  const reloadUntilSchemaCame = async () => {
+    const schemaCame = page.waitForResponse((response) => operationName(response.request()) === 'IdeSchema');
+    await page.reload();
+    await schemaCame;
+    const answered = page.waitForResponse((response) => operationName(response.request()) === 'AccountsWithSources');
+    await page.locator('.graphiql-execute-button').click();
+    await answered;
+    await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+  };
   await docs.getByText('Query', { exact: true }).first().waitFor();
   // Closed, it came back at every reload: GraphiQL stores a closed panel as none, which the page's default overrode.
   await page.getByRole('button', { name: /Documentation Explorer/i }).click();
@@ -268,22 +279,13 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   // And a reload at once, before GraphiQL stores its tabs (half a second after a change), found nothing stored
   // at all, a first visit again: what the page keeps of its own is all that is left here.
   await page.evaluate("Object.keys(localStorage).filter((key) => key !== 'graphiql:visited').forEach((key) => localStorage.removeItem(key))");
-  await page.reload();
-  await page.locator('.graphiql-query-editor').getByText('AccountsWithSources').waitFor();
-  await page.locator('.graphiql-execute-button').waitFor();
+  await reloadUntilSchemaCame();
   assert.equal(await docsOpen(), false, 'the docs panel stays closed after a reload');
 
   // A first visit in a phone's width: the panel's 200 pixels pushed the editors and the run button out of the window.
   await page.evaluate('localStorage.clear()');
   await page.setViewportSize({ width: 400, height: 800 });
-  const schemaCame = page.waitForResponse((response) => operationName(response.request()) === 'IdeSchema');
-  await page.reload();
-  await schemaCame;
-  // The panel, had it been opened, shows once the schema has come: looked for once a run has ended, well after.
-  const answered = page.waitForResponse((response) => operationName(response.request()) === 'AccountsWithSources');
-  await page.locator('.graphiql-execute-button').click();
-  await answered;
-  await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+  await reloadUntilSchemaCame();
   assert.equal(await docsOpen(), false, 'no docs panel in a narrow window');
   const button = (await page.locator('.graphiql-execute-button').boundingBox())!;
   assert.ok(button.x + button.width <= 400, `the run button is in the window (its right edge at ${button.x + button.width})`);
