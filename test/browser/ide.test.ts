@@ -157,6 +157,20 @@ browserTest('the IDE’s tabs come back after a reload, each with its own query'
   assert.deepEqual(await tabs.allInnerTexts(), ['One', 'Two']);
 });
 
+browserTest('the settings’ “Clear data” removes the IDE’s own stored keys and leaves the origin’s other keys alone', async (_context, page) => {
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-container').waitFor();
+  // What another page of the gateway's origin keeps there (a frontend served beside it, behind the same host).
+  await page.evaluate(`localStorage.setItem('frontend:session', 'kept')`);
+  await sidebar(page).getByRole('button', { name: /settings/ }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByRole('button', { name: 'Clear data' }).click();
+  await dialog.getByRole('button', { name: 'Cleared data' }).waitFor();
+  const keys = (await page.evaluate('Object.keys(localStorage)')) as string[];
+  assert.ok(!keys.includes('graphiql:visited'), `the IDE's own keys are gone (${keys.join(', ')})`);
+  assert.equal(await page.evaluate(`localStorage.getItem('frontend:session')`), 'kept', 'a key of another page of the origin stays');
+});
+
 browserTest('with site data blocked for the gateway (localStorage refused), the IDE still opens and runs the example', async (_context, page) => {
   // What Chromium does when a person blocks site data ("cookies and site data") for the origin: reading
   // `window.localStorage` throws. The page read it as its script loaded, and showed nothing at all.
