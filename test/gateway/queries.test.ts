@@ -327,6 +327,25 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', 'GET /accounts', 'GET /accounts', 'GET /accounts'], 'one request per filter');
   });
 
+  it('lists each page of one operation on its own: the same list after another cursor, or longer, is another page', async () => {
+    const ids = Array.from({ length: 3 }, (_, i) => stack.emulator.store.createAccount({ email: `page${i}@example.com` }).id);
+    const first = await stack.gql<{ accounts: { pageInfo: { endCursor: string } } }>(`{ accounts(first: 1) { pageInfo { endCursor } } }`);
+    stack.emulator.clearRequests();
+    const res = await stack.gql(
+      `query ($after: String) { head: accounts(first: 1) { nodes { id } pageInfo { hasNextPage } } next: accounts(first: 1, after: $after) { nodes { id } }
+         two: accounts(first: 2) { nodes { id } pageInfo { hasNextPage } } }`,
+      { after: first.body.data!.accounts.pageInfo.endCursor },
+    );
+    assert.deepEqual(res.body, {
+      data: {
+        head: { nodes: [{ id: ids[0] }], pageInfo: { hasNextPage: true } },
+        next: { nodes: [{ id: ids[1] }] },
+        two: { nodes: [{ id: ids[0] }, { id: ids[1] }], pageInfo: { hasNextPage: true } },
+      },
+    });
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', 'GET /accounts', 'GET /accounts'], 'one request per page');
+  });
+
   for (const [name, query] of [
     ['accounts first: 0', '{ accounts(first: 0) { nodes { id } } }'],
     ['accounts first: 101', '{ accounts(first: 101) { nodes { id } } }'],
