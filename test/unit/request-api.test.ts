@@ -216,3 +216,26 @@ describe('RequestApi and a token that cannot be sent', () => {
     assert.deepEqual(reads, [], 'no load reached the client');
   });
 });
+
+describe('RequestApi and an account id spelt like the top level', () => {
+  it('keys the top-level tokens and their list apart from those of an account whose id is "null"', async () => {
+    // The loaders' keys are JSON: an owner written as text (`${accountId}/${token}`, String(accountId)) made
+    // the top-level tokens (owner null) and account "null"'s one key, each answered with the other's.
+    const reads: string[] = [];
+    const client = {
+      getConnectToken: async (accountId: string | null, token: string) => {
+        reads.push(`get ${JSON.stringify(accountId)} ${token}`);
+        return { ...usedToken(accountId ?? 'top', 'Ann'), token };
+      },
+      listConnectTokens: async (accountId: string | null) => {
+        reads.push(`list ${JSON.stringify(accountId)}`);
+        return [];
+      },
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    const [top, ofAccount] = await Promise.all([api.connectToken(null, 't1'), api.connectToken('null', 't1')]);
+    assert.deepEqual([top.account?.id, ofAccount.account?.id], ['top', 'null']);
+    await Promise.all([api.connectTokens(null), api.connectTokens('null')]);
+    assert.deepEqual(reads.sort(), ['get "null" t1', 'get null t1', 'list "null"', 'list null'], 'each owner read on its own');
+  });
+});
