@@ -461,6 +461,28 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${asked}`, `GET /accounts/${asked}/connect_tokens`].sort(), 'the token list once, under the id asked by');
   });
 
+  it('reads a used token’s account’s tokens under the id the token names when the upstream answers that id in another case: the prefetched list, no second one', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'case@example.com', username: 'cased' }).id;
+    const named = id.toUpperCase(); // the client takes an answer differing in case alone as the account asked for
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${named}`, body: { id, username: 'cased', created: 1_700_000_000, suspended: 0, email_addresses: ['case@example.com'], sources: [] } });
+    stack.emulator.addFault({ method: 'GET', path: `/accounts/${named}/connect_tokens`, body: [] });
+    const used = { created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb' };
+    // One token names its account by id alone, the other embeds it: each loads it for `username`.
+    const byId = { ...used, token: 'byid0123456789ab', account: named };
+    const embedding = { ...used, token: 'embed0123456789a', account: { id: named, created: 1_700_000_000, suspended: 0, email_addresses: ['case@example.com'], sources: [] } };
+    for (const token of [byId, embedding]) {
+      stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+      stack.emulator.clearRequests();
+      const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { username connectTokens { token } } } }`, { t: token.token });
+      assert.deepEqual(res.body, { data: { connectToken: { account: { username: 'cased', connectTokens: [] } } } });
+      assert.deepEqual(
+        stack.upstreamCalls().sort(),
+        [`GET /accounts/${named}`, `GET /accounts/${named}/connect_tokens`, `GET /connect_tokens/${token.token}`].sort(),
+        `the token list once, under the id the token names (${token.token})`,
+      );
+    }
+  });
+
   it('loads the account of a used token whose server sent only the account’s id (a bare string)', async () => {
     const id = stack.emulator.store.createAccount({ email: 'by.reference@example.com', username: 'byref' }).id;
     const token = { token: 'bareid0123456789', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: id };
