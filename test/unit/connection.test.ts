@@ -47,6 +47,17 @@ describe('cursors that name their item (connect tokens)', () => {
     assert.deepEqual(next([all[0]!, ...all.slice(2)], after, anchors), ['tok2', 'tok3']);
   });
 
+  it('resume after their item when the list is now shorter than their position, and end the list when it and every later one are gone', () => {
+    const all = tokens(6);
+    const { anchors } = anchorsFor('s');
+    const after = cursorAfter(all, 4, anchors);
+    // The four before it purged: it is second of two, where its position (4) is past the list's end.
+    assert.deepEqual(next(all.slice(4), after, anchors), ['tok5']);
+    // It and the one after it deleted: only older items are left, none of which comes after it.
+    const page = pageOfList(all.slice(0, 4), pageWindow('connectTokens', 10, after, true), anchors);
+    assert.deepEqual([names(page.items), page.hasNextPage], [[], false]);
+  });
+
   it('show an item of the same second again rather than skip one, when theirs is gone', () => {
     const all = tokens(4, () => 1_700_000_000);
     const { anchors } = anchorsFor('s');
