@@ -206,6 +206,8 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['an email over 254 characters', { callbackUrl: 'https://app.example.com/cb', email: `${'a'.repeat(243)}@example.com` }, /input\.email is 255 UTF-16 code units long, more than the 254 accepted/],
     // 1,029 characters given, 9,029 as the URL that would be sent.
     ['a callback URL that percent-encoding takes over 4096 characters', { callbackUrl: `https://app.example.com/cb?n=${'€'.repeat(1000)}` }, /input\.callbackUrl is 9029 characters once written as a URL/],
+    // 4,092 characters given, one over 4,096 as the URL that would be sent (é as %C3%A9).
+    ['a callback URL that percent-encoding takes one character over 4096', { callbackUrl: `https://app.example.com/cb?n=${'a'.repeat(4062)}é` }, /input\.callbackUrl is 4097 characters once written as a URL/],
   ] as const) {
     it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
       const res = await stack.gql(`mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { token } }`, { input });
