@@ -62,6 +62,18 @@ describe('the budget of reads of each caller', () => {
     assertReadRefused(response, 3);
   });
 
+  test('counts the read of an account’s token list as any other: the account and its tokens are two', async () => {
+    const user = await hsToken({ sub: 'reader-4', accounts: [account] });
+    const tokens = 'query($id: ID!) { account(id: $id) { id connectTokens { token } } }';
+    assert.deepEqual(codes(await stack.gql(tokens, user, { id: account })), []);
+    assert.equal(stack.upstreamCalls().length, 2);
+    // The third read is the account's; the list would be the fourth.
+    const refused = await stack.gql(tokens, user, { id: account });
+    assertReadRefused(refused, 3);
+    assert.deepEqual(refused.body.errors?.map((e) => [e.path, e.extensions?.['code']]), [[['account', 'connectTokens'], 'RATE_LIMITED']]);
+    assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
+  });
+
   test('counts a read retried after a 502 once', async () => {
     const user = await hsToken({ sub: 'reader-3', accounts: [account] });
     stack.emulator.addFault({ method: 'GET', path: `/accounts/${account}`, status: 502, times: 1 });
