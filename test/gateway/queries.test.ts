@@ -500,6 +500,16 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}/connect_tokens`]);
   });
 
+  it('shows a used token whose server sent its account as {} (or without an id) as used, with account null and no error', async () => {
+    for (const [name, account] of [['emptyacct0123456', {}], ['noidacct01234567', { first_name: 'Nameless', email_addresses: [] }]] as const) {
+      const token = { token: name, created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account };
+      stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${name}`, body: token });
+      const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { used usedAt account { id firstName } } }`, { t: name });
+      assert.deepEqual(res.body, { data: { connectToken: { used: true, usedAt: '2023-11-14T22:15:00.000Z', account: null } } }, name);
+      assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${name}`], name);
+    }
+  });
+
   it('keeps the id of a used token’s account sent as a bare id when the account fails to load: only the fields that needed it fail', async () => {
     const id = stack.emulator.store.createAccount({ email: 'ref@example.com', first_name: 'Ref' }).id;
     const token = { token: 'bareid0123456789', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: id };
