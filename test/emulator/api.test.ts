@@ -90,6 +90,8 @@ describe('accounts', () => {
     assert.equal(got.body.first_name, 'New');
     assert.deepEqual(got.body.email_addresses, ['new@example.com']);
     assert.deepEqual(got.body.sources, []);
+    // 0 is "not set" (contextio-2.0.md): a new account is neither suspended nor has its password expired.
+    assert.deepEqual([got.body.suspended, got.body.password_expired, got.body.nb_messages, got.body.nb_files], [0, 0, 0, 0]);
 
     const updated = await api(emu, `/accounts/${id}`, { form: { first_name: 'Renamed', last_name: 'Surname' } });
     assert.equal(updated.status, 200);
