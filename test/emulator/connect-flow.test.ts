@@ -458,6 +458,20 @@ describe('connect flow', () => {
     }
   });
 
+  test('the username and server typed are read without the spaces around them (a pasted value), and spaces alone leave the defaults, as the names are', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const typed: Array<[Record<string, string>, string]> = [
+      [{ email: 'ada@example.com', username: ' ada.l ', server: ' mail.example.com ' }, 'ada.l::mail.example.com'],
+      [{ email: 'lin@example.com', username: '  ', server: '  ' }, 'lin::imap.example.com'],
+    ];
+    for (const [form, label] of typed) {
+      const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+      assert.equal((await submit(emu.origin, token.token, { ...form, port: '993' })).status, 303, JSON.stringify(form));
+      const source = emu.store.listAccounts({ email: form.email! })[0]?.sources[0];
+      assert.deepEqual([source?.label, source?.username, source?.server], [label, ...label.split('::')], JSON.stringify(form));
+    }
+  });
+
   test('a form re-shown for a mistake keeps use_ssl=0 off, as its submission would have connected it', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
