@@ -331,6 +331,14 @@ describe('sources', () => {
     const res = await api(emu, `/accounts/${account.id}/sources/${encodeURIComponent(source.label)}`);
     assert.equal(res.body.status, 'TEMP_DISABLED');
   });
+
+  test('store.updateAccount changes the names given: one left undefined (an optional field spread in) keeps its value', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const account = emu.store.createAccount({ email: 'x@example.com', first_name: 'Ada', last_name: 'Byron' });
+    assert.equal(emu.store.updateAccount(account.id, { first_name: undefined, last_name: 'Lovelace' }), true);
+    const got = (await api(emu, `/accounts/${account.id}`)).body;
+    assert.deepEqual([got.first_name, got.last_name], ['Ada', 'Lovelace']);
+  });
 });
 
 describe('connect tokens', () => {
