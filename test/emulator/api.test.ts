@@ -129,6 +129,12 @@ describe('accounts', () => {
     assert.equal(created.status, 201);
     const account = emu.store.getAccount(created.body.id)!;
     assert.equal(account.sources[0]?.label, 'me::mail.example.com');
+    // Each parameter is the source's, not the default the address gives (its local part, 993, SSL).
+    const given = await api(emu, '/accounts', {
+      form: { email: 'ada@example.com', server: 'mail.example.com', username: 'ada.l', port: '143', use_ssl: '0' },
+    });
+    const source = emu.store.getAccount(given.body.id)!.sources[0];
+    assert.deepEqual([source?.label, source?.username, source?.server, source?.port, source?.use_ssl], ['ada.l::mail.example.com', 'ada.l', 'mail.example.com', 143, false]);
   });
 
   test('POST /accounts: a first source of type IMAP, in any case, is shown as "imap"; another type is 400', async (t) => {
