@@ -139,13 +139,15 @@ describe('accounts', () => {
 
   test('POST /accounts: a first source of type IMAP, in any case, is shown as "imap"; another type is 400', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
-    const created = await api(emu, '/accounts', { form: { email: 'me@mail.example.com', server: 'mail.example.com', type: 'IMAP' } });
-    assert.equal(created.status, 201);
-    const sources = await api(emu, `/accounts/${created.body.id}/sources`);
-    assert.deepEqual(sources.body.map((s: { type: string }) => s.type), ['imap']);
+    for (const type of ['IMAP', 'Imap']) {
+      const created = await api(emu, '/accounts', { form: { email: 'me@mail.example.com', server: 'mail.example.com', type } });
+      assert.equal(created.status, 201, type);
+      const sources = await api(emu, `/accounts/${created.body.id}/sources`);
+      assert.deepEqual(sources.body.map((s: { type: string }) => s.type), ['imap'], type);
+    }
     const pop = await api(emu, '/accounts', { form: { email: 'pop@mail.example.com', server: 'mail.example.com', type: 'pop3' } });
     assert.deepEqual([pop.status, pop.body.type], [400, 'error']);
-    assert.equal(emu.store.listAccounts().length, 1, 'the refused account is not made');
+    assert.equal(emu.store.listAccounts().length, 2, 'the refused account is not made');
   });
 
   test('a form value wins over the query string’s of the same name; of a repeated name the first counts', async (t) => {
