@@ -413,7 +413,11 @@ describe('connect tokens', () => {
     const res = await api(emu, '/connect_tokens', { form: { email: 'a@b.c' } });
     assert.equal(res.status, 400);
     assert.equal(res.body.type, 'error');
-    assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: 'javascript:alert(1)' } })).status, 400);
+    // The connect page sends the browser there: never to a page of the browser's own making (a script, data, a file).
+    for (const callback_url of ['javascript:alert(1)', 'data:text/html,<h1>Sign in</h1>', 'file:///etc/passwd', 'blob:http://a.example/1']) {
+      assert.equal((await api(emu, '/connect_tokens', { form: { callback_url } })).status, 400, callback_url);
+    }
+    assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: 'cio-api-auth://done' } })).status, 201, 'an app\'s own scheme');
     // The emulator POSTs to source_callback_url itself: only http(s) is called.
     const ftp = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', source_callback_url: 'ftp://a.example/' } });
     assert.deepEqual([ftp.status, ftp.body.value], [400, 'source_callback_url is invalid']);
