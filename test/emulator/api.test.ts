@@ -378,6 +378,10 @@ describe('connect tokens', () => {
 
     const list = await api(emu, '/connect_tokens');
     assert.deepEqual(list.body.map((x: { token: string }) => x.token), [token]);
+    // Unpaged, as the reference has the token lists: limit and offset are no parameters of theirs, so ignored.
+    const another = (await api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb' } })).body.token;
+    assert.deepEqual((await api(emu, '/connect_tokens?limit=1&offset=1')).body.map((x: { token: string }) => x.token), [token, another]);
+    assert.equal((await api(emu, `/connect_tokens/${another}`, { method: 'DELETE' })).status, 200);
 
     assert.deepEqual((await api(emu, `/connect_tokens/${token}`, { method: 'DELETE' })).body, { success: true });
     assert.deepEqual((await api(emu, `/connect_tokens/${token}`)).body, { type: 'error', value: `connect_token ${token} is invalid` });
@@ -448,6 +452,8 @@ describe('connect tokens', () => {
 
     const list = await api(emu, `/accounts/${ADA}/connect_tokens`);
     assert.deepEqual(list.body.map((x: { token: string }) => x.token), [token]);
+    // Unpaged, as the top-level list.
+    assert.deepEqual((await api(emu, `/accounts/${ADA}/connect_tokens?limit=1&offset=1`)).body.map((x: { token: string }) => x.token), [token]);
     const graceList = await api(emu, `/accounts/${GRACE}/connect_tokens`);
     assert.deepEqual(graceList.body.map((x: { token: string }) => x.token), ['gracesecond00001']);
     const topLevel = await api(emu, '/connect_tokens');
