@@ -62,6 +62,8 @@ describe('accounts', () => {
     for (let i = 0; i < 25; i++) emu.store.createAccount({ email: `user${i}@example.com` });
     const first = await api(emu, '/accounts?limit=10');
     assert.equal(first.body.length, 10);
+    // Zero-based: offset 0 is the first page.
+    assert.deepEqual((await api(emu, '/accounts?limit=10&offset=0')).body, first.body);
     const third = await api(emu, '/accounts?limit=10&offset=20');
     assert.deepEqual(third.body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), [
       'user20@example.com', 'user21@example.com', 'user22@example.com', 'user23@example.com', 'user24@example.com',
