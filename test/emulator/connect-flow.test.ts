@@ -547,6 +547,20 @@ describe('connect flow', () => {
     }
   });
 
+  test('a token the store is given an earlier creation time for is unused, and usable until a day after that time', (t) => {
+    const clock = manualClock(Date.UTC(2024, 0, 1));
+    const store = new EmulatorStore({ seed: 'none', now: clock.now });
+    t.after(() => store.close());
+    const now = Math.floor(clock.now() / 1000);
+    const { token, used, expires } = store.createConnectToken(null, { callback_url: 'http://localhost/cb', created: now - 3_600 });
+    assert.deepEqual([used, expires], [0, now - 3_600 + 86_400]);
+    assert.equal(store.connectTokenState(token), 'usable');
+    clock.advance(82_799);
+    assert.equal(store.connectTokenState(token), 'usable');
+    clock.advance(1);
+    assert.equal(store.connectTokenState(token), 'expired');
+  });
+
   test('the purged tokens remembered as expired are bounded: the oldest are forgotten first', (t) => {
     const clock = manualClock(Date.UTC(2024, 0, 1));
     const store = new EmulatorStore({ seed: 'none', now: clock.now });
