@@ -555,6 +555,20 @@ describe('the data file as read and written', () => {
     assert.equal(restarted.store.getAccount(account.id)?.first_name, 'Whole 😀');
   });
 
+  test("a used token's account kept in the token (its account deleted) may say suspended false, as the upstream's embedded account does: loaded and served so", async () => {
+    const { dataFile, state } = await savedState();
+    // A fixture copied from an upstream's answer, where an embedded account's suspended is 0 or false.
+    const account_snapshot = { id: 'gone', created: 1, suspended: false, email_addresses: ['gone@example.com'], first_name: '', last_name: '', sources: [] };
+    const edited = { ...state, tokens: [{ token: 'copied', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot }] };
+    await writeFile(dataFile, JSON.stringify(edited));
+    const emu = await startEmulator({ dataFile });
+    try {
+      assert.deepEqual((await api(emu, '/connect_tokens/copied')).body.account, account_snapshot);
+    } finally {
+      await emu.close();
+    }
+  });
+
   test('the last times the data file takes are served exactly: an account of 9999-12-31T23:59:59Z, a token expiring then', async () => {
     const { dataFile, state } = await savedState();
     const last = 253_402_300_799;
