@@ -219,6 +219,14 @@ describe('connect flow', () => {
     assert.ok(recentlyUsed.has(token), 'the token just used is remembered');
   });
 
+  test('the store completes a token given only an address with the defaults the connect page suggests: an IMAP source on 993 with SSL, status OK', (t) => {
+    const store = new EmulatorStore({ seed: 'none' });
+    t.after(() => store.close());
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
+    const { source } = store.useConnectToken(token, { email: 'ada@example.com' });
+    assert.deepEqual([source.server, source.username, source.port, source.use_ssl, source.type, source.status], ['imap.example.com', 'ada', 993, true, 'imap', 'OK']);
+  });
+
   test('the store refuses to complete a token onto an account it does not know, blaming the account, and the token stays usable', (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
