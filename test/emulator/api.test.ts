@@ -162,14 +162,20 @@ describe('accounts', () => {
     assert.deepEqual(listed.body.map((a: { email_addresses: string[] }) => a.email_addresses[0]), ['other@example.com']);
   });
 
-  test('the email filter ignores case; an empty status_ok filters nothing', async (t) => {
+  test('the email filter ignores case; an empty filter (email, status, status_ok) filters nothing, for accounts as for sources', async (t) => {
     const emu = await emulatorFor(t);
     assert.deepEqual((await api(emu, '/accounts?email=ADA%40Example.COM')).body.map((a: { id: string }) => a.id), [ADA]);
     const mixed = emu.store.createAccount({ email: 'Mixed.Case@Example.com' });
     assert.deepEqual((await api(emu, '/accounts?email=mixed.case%40example.com')).body.map((a: { id: string }) => a.id), [mixed.id]);
-    const empty = await api(emu, '/accounts?status_ok=');
-    assert.equal(empty.status, 200);
-    assert.equal(empty.body.length, 4);
+    // A form that sends every field, those left blank too.
+    for (const query of ['status_ok=', 'status=', 'email=', 'email=&status=&status_ok=']) {
+      const empty = await api(emu, `/accounts?${query}`);
+      assert.equal(empty.status, 200, query);
+      assert.equal(empty.body.length, 4, query);
+    }
+    for (const query of ['status=', 'status_ok=']) {
+      assert.equal((await api(emu, `/accounts/${GRACE}/sources?${query}`)).body.length, 2, query);
+    }
   });
 
   test('POST /accounts with a first source on port 0 is 400', async (t) => {
