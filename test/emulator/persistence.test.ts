@@ -214,6 +214,20 @@ describe('persistence', () => {
     assert.ok(onDisk.tokens[0].used > 0, 'the token is used on disk');
   });
 
+  test('an account deleted takes its account-level tokens with it, used ones too: the data file it leaves loads at the next start', async (t) => {
+    const { dataFile, emu } = await emulatorSavingTo(t);
+    const { id } = emu.store.createAccount({ email: 'leaving@example.com' });
+    const used = emu.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' }).token;
+    emu.store.useConnectToken(used, { email: 'second@example.com' });
+    const unused = emu.store.createConnectToken(id, { callback_url: 'https://app.example.com/cb' }).token;
+    assert.equal((await api(emu, `/accounts/${id}`, { method: 'DELETE' })).status, 200);
+    assert.deepEqual([emu.store.connectTokenState(used), emu.store.connectTokenState(unused)], ['missing', 'missing']);
+    await emu.close();
+    assert.deepEqual(JSON.parse(await readFile(dataFile, 'utf8')).tokens, []);
+    const restarted = await startEmulator({ dataFile });
+    await restarted.close();
+  });
+
   test('a reset is saved as any change is, without waiting for the next write or the close', async (t) => {
     const { dataFile, emu } = await emulatorSavingTo(t, { seed: 'demo' });
     emu.store.reset('none');
