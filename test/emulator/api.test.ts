@@ -131,6 +131,10 @@ describe('accounts', () => {
     assert.equal(created.status, 201);
     const account = emu.store.getAccount(created.body.id)!;
     assert.equal(account.sources[0]?.label, 'me::mail.example.com');
+    // A server left blank (a form sending its every field) is no first source.
+    const blank = await api(emu, '/accounts', { form: { email: 'blank@example.com', server: '' } });
+    assert.equal(blank.status, 201);
+    assert.deepEqual(emu.store.getAccount(blank.body.id)!.sources, []);
     // Each parameter is the source's, not the default the address gives (its local part, 993, SSL).
     const given = await api(emu, '/accounts', {
       form: { email: 'ada@example.com', server: 'mail.example.com', username: 'ada.l', port: '143', use_ssl: '0' },
