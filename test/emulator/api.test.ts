@@ -547,6 +547,17 @@ describe('transport details', () => {
     assert.equal((await api(emu, '/accounts')).status, 200);
   });
 
+  test('an error of the emulator\'s own is answered 500 saying nothing of it, and told to onInternalError with the request', async (t) => {
+    const told: string[] = [];
+    const emu = await emulatorFor(t, { onInternalError: (error, request) => told.push(`${request}: ${(error as Error).message}`) });
+    t.mock.method(emu.store, 'getAccount', () => {
+      throw new Error('a bug, with details');
+    });
+    const res = await api(emu, `/accounts/${ADA}`);
+    assert.deepEqual([res.status, res.body], [500, { type: 'error', value: 'internal server error' }]);
+    assert.deepEqual(told, [`GET /2.0/accounts/${ADA}: a bug, with details`]);
+  });
+
   test('a JSON body is neither signed nor parsed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts?limit=1`;
