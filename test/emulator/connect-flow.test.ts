@@ -437,11 +437,12 @@ describe('connect flow', () => {
     // An app that reuses the URL it was last called back on (or a copied link) must not be handed two tokens:
     // URLSearchParams.get would read the stale one.
     const emu = await emulatorFor(t, { seed: 'none' });
-    const callback = 'http://localhost/cb?contextio_token=stale&step=2&contextio%5Ftoken=x&a=b+c#top';
+    const callback = 'http://localhost/cb?contextio_token=stale&step=2&contextio%5Ftoken=x&a=b+c&%zz=1#top';
     const token = emu.store.createConnectToken(null, { callback_url: callback, email: 'lin@example.com' });
     const res = await submit(emu.origin, token.token, { port: '993' });
     assert.equal(res.status, 303);
-    assert.equal(res.headers.location, `http://localhost/cb?step=2&a=b+c&contextio_token=${token.token}#top`);
+    // A pair whose name is a malformed escape names no token: kept as written.
+    assert.equal(res.headers.location, `http://localhost/cb?step=2&a=b+c&%zz=1&contextio_token=${token.token}#top`);
     assert.deepEqual(new URL(res.headers.location!).searchParams.getAll('contextio_token'), [token.token]);
   });
 
