@@ -267,13 +267,19 @@ describe('connect flow', () => {
     assert.deepEqual((await api(emu, '/accounts?email=grace%40work.example')).body.map((a: { id: string }) => a.id), [GRACE]);
   });
 
-  test("the store's answers are copies: changing an account it returned changes nothing it holds", (t) => {
+  test("the store's answers are copies: changing an account it returned, or the account a used token keeps of a deleted one, changes nothing it holds", (t) => {
     const store = new EmulatorStore({ seed: 'none' });
     t.after(() => store.close());
     const { id } = store.createAccount({ email: 'ada@example.com' });
     store.getAccount(id)!.email_addresses.push('intruder@example.com');
     assert.deepEqual(store.getAccount(id)?.email_addresses, ['ada@example.com']);
     assert.deepEqual(store.listAccounts({ email: 'intruder@example.com' }), []);
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/done' });
+    const { account } = store.useConnectToken(token, { email: 'lin@example.com' });
+    store.deleteAccount(account.id);
+    const kept = () => store.getConnectToken(token)?.account as { email_addresses: string[] } | null | undefined;
+    kept()!.email_addresses.push('intruder@example.com');
+    assert.deepEqual(kept()?.email_addresses, ['lin@example.com']);
   });
 
   test('the store refuses an existingAccountId that is not the account-level token\'s own account, which it would silently ignore', (t) => {
