@@ -541,7 +541,8 @@ describe('connect flow', () => {
     const created = await api(emu, '/connect_tokens', { form: { callback_url: 'http://localhost/cb' }, timestamp: ts() });
     const { token } = created.body;
     const usedToken = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
-    emu.store.useConnectToken(usedToken.token, { email: 'kept@example.com' });
+    // Used now, by the clock given: `used` is that second (contextio-2.0.md: Unix seconds).
+    assert.equal(emu.store.useConnectToken(usedToken.token, { email: 'kept@example.com' }).token.used, ts());
 
     clock.advance(86_399);
     const fresh = await api(emu, `/connect_tokens/${token}`, { timestamp: ts() });
