@@ -535,14 +535,16 @@ describe('connect flow', () => {
   });
 
   test('unused tokens expire after 24 hours by the injected clock', async (t) => {
-    const clock = manualClock(Date.UTC(2024, 0, 1) + 0);
+    // Half a second past the second: a time is the whole seconds the clock has passed, never the next.
+    const clock = manualClock(Date.UTC(2024, 0, 1) + 500);
     const emu = await emulatorFor(t, { seed: 'none', now: clock.now });
     const ts = () => Math.floor(clock.now() / 1000);
     const created = await api(emu, '/connect_tokens', { form: { callback_url: 'http://localhost/cb' }, timestamp: ts() });
     const { token } = created.body;
     const usedToken = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
-    // Used now, by the clock given: `used` is that second (contextio-2.0.md: Unix seconds).
-    assert.equal(emu.store.useConnectToken(usedToken.token, { email: 'kept@example.com' }).token.used, ts());
+    // Used now, by the clock given: `used`, and the new account's `created`, are that second (contextio-2.0.md: Unix seconds).
+    const { token: usedNow, account } = emu.store.useConnectToken(usedToken.token, { email: 'kept@example.com' });
+    assert.deepEqual([usedNow.used, account.created, usedNow.created], [ts(), ts(), ts()]);
 
     clock.advance(86_399);
     const fresh = await api(emu, `/connect_tokens/${token}`, { timestamp: ts() });
