@@ -319,6 +319,8 @@ describe('CORS and introspection with auth on', () => {
       ['no query', stack.gateway.url, { accept: 'application/json' }, 400],
       ['no JSON answer accepted', withQuery, { accept: 'application/xml' }, 406],
       ['a GET typed otherwise than JSON', withQuery, { accept: 'application/json', 'content-type': 'text/plain' }, 415],
+      // More line breaks than MAX_QUERY_TOKENS (3,000): refused before Apollo reads it, for a caller with a token.
+      ['a GET of a document of too many lines', `${stack.gateway.url}?query=${encodeURIComponent(`${'\n'.repeat(3_001)}{ __typename }`)}`, { accept: 'application/json' }, 400],
     ];
     for (const [what, url, headers, refused] of requests) {
       assert.equal((await fetch(url, { headers })).status, 401, what);
