@@ -13,6 +13,7 @@ import { exchange, rawGraphQLPost } from '../helpers/net.ts';
 import { hsToken, SECRET } from '../auth/helpers.ts';
 import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startSlowRead, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
+import { LOAD_REFUSAL_LOG_INTERVAL_MS } from '../../src/http/load-refusals.ts';
 
 interface Answer {
   status: number;
@@ -959,6 +960,12 @@ describe('HTTP settings', () => {
       hung[0]!.abort();
       await pending[0];
       await eventually(async () => (await post(stack, read(ok))).status === 200, { what: 'an operation admitted once a running one ended' });
+      // The refusals after the first went unsaid; the first operation admitted once they have been quiet for
+      // LOAD_REFUSAL_LOG_INTERVAL_MS says how many, rather than leaving them to the next burst or to shutdown.
+      assert.equal((await withClockAhead(LOAD_REFUSAL_LOG_INTERVAL_MS, () => post(stack, read(ok)))).status, 200);
+      const unsaid = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => String(entry['message']).startsWith('operations refused for load left unsaid'));
+      assert.equal(unsaid.length, 1, stack.lines.join('\n'));
+      assert.ok(Number(unsaid[0]!['sinceLastLine']) >= 1, JSON.stringify(unsaid));
     } finally {
       for (const controller of hung) controller.abort();
       await stack.close();
