@@ -1020,6 +1020,13 @@ describe('HTTP settings', () => {
       assertRefused(refused, 503, 'SERVICE_UNAVAILABLE', /as many request bodies as it may hold at once \(3584 bytes\); retry shortly/);
       assert.equal(refused.headers.get('retry-after'), '1');
       assert.equal((await post(stack, sized(512))).status, 200, 'a body that fits beside them is read');
+      // One of no declared length (chunked) may come to maxBodyBytes, and is counted so however small it turns out.
+      const small = sized(100);
+      const chunked = await exchange(
+        stack.gateway.url,
+        `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n${small.length.toString(16)}\r\n${small}\r\n0\r\n\r\n`,
+      );
+      assert.match(chunked, /^HTTP\/1\.1 503 .*SERVICE_UNAVAILABLE/s, chunked);
       const warnings = stack.lines.filter((line) => line.includes('MAX_BODY_BYTES_IN_FLIGHT'));
       assert.equal(warnings.length, 1, 'one warning for a burst of refusals, not one each');
       assert.equal(JSON.parse(warnings[0]!).maximum, 3 * 1024 + 512);
