@@ -1396,6 +1396,26 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('send an answer of exactly maxAnswerBytes bytes, and replace one a byte larger (docs/configuration.md: "a larger one is not sent")', async () => {
+    const small = await startStack({ gateway: { maxAnswerBytes: 4096 } });
+    try {
+      const read = (firstName: string) => {
+        const { id } = small.emulator.store.createAccount({ email: `sized${firstName.length}@example.com`, first_name: firstName });
+        return post(small, JSON.stringify({ query: `{ account(id: "${id}") { firstName } }` }));
+      };
+      // The answer's bytes besides the name, from one of a single character.
+      const around = Buffer.byteLength((await read('x')).text) - 1;
+      const exact = await read('x'.repeat(4096 - around));
+      assert.equal(Buffer.byteLength(exact.text), 4096, exact.text.slice(0, 200));
+      assert.equal(exact.json?.errors, undefined, exact.text.slice(0, 200));
+      const over = await read('x'.repeat(4097 - around));
+      assert.equal(firstError(over)?.extensions?.['limit'], 'MAX_ANSWER_BYTES', over.text.slice(0, 200));
+      assert.equal(firstError(over)?.extensions?.['value'], 4097);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('refuse an answer larger than a JavaScript string can hold with QUERY_TOO_COMPLEX, not a masked 500', { timeout: 120_000 }, async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logging/logger.ts');
