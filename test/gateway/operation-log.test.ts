@@ -304,13 +304,20 @@ describe('the operation log line', () => {
   });
 
   it('lists the codes of the answer sent, not of the one it replaced, when the answer was too large to send', async () => {
-    const capped = await startLoggingStack('info', { gateway: { maxAnswerBytes: 300 } });
+    // Below the ~200 bytes of a limit's refusal too.
+    const capped = await startLoggingStack('info', { gateway: { maxAnswerBytes: 150 } });
     try {
       // A field failing NOT_FOUND, in an answer replaced whole by the one error saying it is too large.
       const res = await capped.gql('{ missing: account(id: "0123456789abcdef01234567") { id } schema: __schema { types { name } } }', {});
       assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
       const [entry] = await exactOperationLines(1, capped.gateway, capped.lines);
       assert.deepEqual([entry!['status'], entry!['errors'], entry!['limits']], [200, ['QUERY_TOO_COMPLEX'], ['MAX_ANSWER_BYTES']]);
+      // A refusal for another limit (MAX_QUERY_TOKENS), its answer too large too: the limit named is the one answered.
+      capped.lines.length = 0;
+      const refused = await capped.gql(`{ ${'__typename '.repeat(3_001)}}`, {});
+      assert.deepEqual([refused.status, refused.body.errors?.map((e) => e.extensions?.['limit'])], [400, ['MAX_ANSWER_BYTES']]);
+      const [refusal] = await exactOperationLines(1, capped.gateway, capped.lines);
+      assert.deepEqual([refusal!['status'], refusal!['errors'], refusal!['limits']], [400, ['QUERY_TOO_COMPLEX'], ['MAX_ANSWER_BYTES']]);
     } finally {
       await capped.close();
     }
