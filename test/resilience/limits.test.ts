@@ -8,6 +8,8 @@ import { ConfigError, loadConfig } from '../../src/config/index.ts';
 import { DEFAULT_OPERATION_LIMITS, FULL_ACCOUNT_FIELDS, UPSTREAM_FIELDS } from '../../src/limits/index.ts';
 import { MAX_NESTING } from '../../src/limits/nesting.ts';
 import { buildSchema } from '../../src/graphql/schema.ts';
+import type { QueryResolvers } from '../../src/generated/graphql.ts';
+import { Query } from '../../src/resolvers/Query.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { codes, startLoggingStack, startStack, useStack, type GraphQLResponse, type Stack } from '../helpers/stack.ts';
 
@@ -542,6 +544,28 @@ describe('the parsed-document cache', () => {
       for (let i = 0; i < 40; i++) assert.deepEqual((await stack.gql(`${padding}{ __typename } # ${i}`)).body, { data: { __typename: 'Query' } });
       const grown = heapAfterGc() - before;
       assert.ok(grown < 12 * 1024 * 1024, `the heap grew by ${(grown / 1024 / 1024).toFixed(1)} MiB`);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('parses and validates a repeated operation once: its second run is of the document its first was', async (t) => {
+    // Each run's operation, as the resolver is handed it: a document parsed again is another object.
+    const operations: unknown[] = [];
+    const account = Query.account as Extract<QueryResolvers['account'], (...args: never[]) => unknown>;
+    Query.account = (parent, args, context, info) => {
+      operations.push(info.operation);
+      return account(parent, args, context, info);
+    };
+    t.after(() => {
+      Query.account = account;
+    });
+    const stack = await startStack();
+    try {
+      const query = '{ account(id: "0123456789abcdef01234567") { id } }';
+      for (let i = 0; i < 2; i++) assert.deepEqual(codes(await stack.gql(query)), ['NOT_FOUND']);
+      assert.equal(operations.length, 2);
+      assert.ok(operations[0] === operations[1], 'the second run is of the cached document, not of one parsed and validated again');
     } finally {
       await stack.close();
     }
