@@ -1445,6 +1445,28 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('refuse a mutation\'s answer larger than a JavaScript string can hold keeping what its writes made, under extensions.writesMade', { timeout: 120_000 }, async () => {
+    const huge = await startStack();
+    try {
+      // 20 connect tokens of ~1.4 MB callback URLs (28 MB, one upstream list) under an account, selected 20 times
+      // over in the payload of a write: 560 M characters, past V8's 2^29 − 24, as the query above.
+      const { id } = huge.emulator.store.createAccount({ email: 'huge@example.com' });
+      const callback = `https://app.example.com/${'c'.repeat(1_400_000)}`;
+      for (let i = 0; i < 20; i++) huge.emulator.store.createConnectToken(id, { callback_url: callback });
+      const lists = Array.from({ length: 20 }, (_, i) => `t${i}: connectTokens { callbackUrl }`).join(' ');
+      const res = await huge.gql(`mutation ($id: ID!) { renamed: updateAccount(id: $id, input: { lastName: "L" }) { success account { ${lists} } } }`, { id });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.data, null);
+      const error = res.body.errors?.[0];
+      assert.deepEqual([error?.extensions?.['code'], error?.extensions?.['limit']], ['QUERY_TOO_COMPLEX', 'MAX_ANSWER_BYTES']);
+      assert.match(error!.message, /more than one JavaScript string can hold/);
+      assert.deepEqual(res.body.extensions?.['writesMade'], [{ path: ['renamed'], field: 'updateAccount', payload: { success: true } }]);
+      assert.equal(huge.emulator.store.getAccount(id)?.last_name, 'L', 'the write was made');
+    } finally {
+      await huge.close();
+    }
+  });
+
   it('include stack traces in development mode', async () => {
     const dev = await startStack({ gateway: { development: true } });
     try {
