@@ -200,6 +200,8 @@ describe('deadlines', () => {
       const { ok, res } = await okBesideHanging(bounded);
       assert.deepEqual(res.body.data, { ok: { id: ok }, stuck: null });
       assert.deepEqual(codes(res), ['UPSTREAM_TIMEOUT']);
+      // Stopped at the operation's deadline, not the call's own (which also answers UPSTREAM_TIMEOUT, later).
+      assert.match(res.body.errors![0]!.message, /^The operation did not complete within 2000 ms while /);
     } finally {
       await bounded.close();
     }
