@@ -38,6 +38,31 @@ describe('reading a request body', { timeout: 30_000 }, () => {
     }
   });
 
+  it('discards a body of exactly its limit as read whole, one a byte larger as too large, declared or chunked', async () => {
+    // Read whole, a refused request's connection serves the next; too large, it is closed (graphql-endpoint.ts).
+    let received: ((req: IncomingMessage) => void) | undefined;
+    const server = createServer((req) => received!(req));
+    const port = await listenOnLoopback(server);
+    try {
+      for (const size of [16, 17]) {
+        const body = 'x'.repeat(size);
+        const head = 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n';
+        for (const request of [`${head}content-length: ${size}\r\n\r\n${body}`, `${head}transfer-encoding: chunked\r\n\r\n${size.toString(16)}\r\n${body}\r\n0\r\n\r\n`]) {
+          const arrived = new Promise<IncomingMessage>((resolve) => (received = resolve));
+          const socket = connect(port, '127.0.0.1');
+          try {
+            socket.write(request);
+            assert.equal(await discardBody(await arrived, 16), size <= 16, `${size} bytes within 16: ${request.split('\r\n')[3]}`);
+          } finally {
+            socket.destroy();
+          }
+        }
+      }
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   it('once read, whole or refused, leaves nothing listening for the request\'s close: every request closes once answered, and that is no client gone', async () => {
     // Left listening, each request's close after its answer made an Error (its stack trace captured) for a
     // promise long settled: ~2% of a simple operation's CPU.
