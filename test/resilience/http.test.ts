@@ -573,6 +573,14 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(shouted.json, { data: { __typename: 'Query' } });
   });
 
+  it('reads a body labelled charset=us-ascii (or utf8, or quoted) as JSON: ASCII is UTF-8\'s first 128 characters', async () => {
+    for (const charset of ['us-ascii', 'US-ASCII', 'utf8', '"utf-8"']) {
+      const labelled = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': `application/json; charset=${charset}` });
+      assert.equal(labelled.status, 200, `${charset}: ${labelled.text}`);
+      assert.deepEqual(labelled.json, { data: { __typename: 'Query' } });
+    }
+  });
+
   it('takes application/graphql-response+json bodies as JSON', async () => {
     const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { 'content-type': 'application/graphql-response+json' });
     assert.equal(answer.status, 200, answer.text);
