@@ -319,8 +319,8 @@ describe('HTTP hygiene', () => {
     const query = await send(`${stack.gateway.url}?query=${encodeURIComponent('{ accounts { nodes { id } } }')}`, { headers: { accept: 'text/plain', 'apollo-require-preflight': 'true' } });
     assertRefused(query, 406, 'BAD_REQUEST', /does not accept application\/json/);
     assert.deepEqual(stack.upstreamCalls(), []);
-    // Whatever allows one of the two is served as before.
-    for (const accept of ['*/*', 'application/*', 'text/html, application/json;q=0.1', 'application/graphql-response+json']) {
+    // Whatever allows one of the two is served as before; an empty Accept too, which Apollo answers in JSON.
+    for (const accept of ['*/*', 'application/*', 'text/html, application/json;q=0.1', 'application/graphql-response+json', '']) {
       const answer = await post(stack, JSON.stringify({ query: '{ __typename }' }), { ...JSON_HEADERS, accept });
       assert.equal(answer.status, 200, `${accept}: ${answer.text}`);
     }
