@@ -43,6 +43,8 @@ describe('mergingWork', () => {
     // A level merged from different fields of one response name (a conflict) has no known parent type below it.
     assert.equal(work('{ a { x x } a: b { x x } }').pairs, 1 + 6);
     assert.equal(work('{ a { x x } a { x x } }').pairs, 1 + Math.ceil(6 / 20));
+    // There, leaves under one type condition are still known alike: the three x on A are cheap, the two others whole.
+    assert.equal(work('{ a { x x } a: b { ... on A { x x x } } }').pairs, 1 + (10 - 3) + Math.ceil(3 / 20));
   });
 
   it('counts nothing of a definition that is no operation or fragment: it runs before validation refuses one', () => {
