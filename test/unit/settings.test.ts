@@ -34,6 +34,10 @@ describe('the settings', () => {
       MAXIMUM: '1',
       LOG_LEVL: 'debug',
       LOGNAME: 'root',
+      // Other programs' variables that hold a prefix further in: only a name that starts with one is the gateway's.
+      GITHUB_AUTH_TOKEN: 'a-token',
+      PG_MAX_CONNECTIONS: '10',
+      NPM_CONFIG_LOG_LEVEL: 'warn',
       INTROSPECTIONS: 'true',
       INTROSPECTION: 'true',
       // Two edits from LOG_LEVEL: the least distance still named, however short the setting.
