@@ -78,6 +78,10 @@ describe('configuration from the environment', () => {
     assert.equal(userOnly.length, 1);
     assert.match(userOnly[0]!, /^CONTEXTIO_API_URL must not carry a user name or password/);
     assert.doesNotMatch(userOnly[0]!, /hunter2/);
+    // Every problem in one round: the proxy's too, said beside the URL's.
+    const withProxy = configProblems({ CONTEXTIO_API_URL: 'https://user:hunter2@api.example.com/2.0', HTTPS_PROXY: 'ftp://proxy.example', CONTEXTIO_CONSUMER_KEY: 'k', CONTEXTIO_CONSUMER_SECRET: 's' });
+    assert.deepEqual(withProxy.map((problem) => problem.split(' ')[0]), ['CONTEXTIO_API_URL', 'HTTPS_PROXY']);
+    assert.doesNotMatch(withProxy.join('\n'), /hunter2/);
   });
 
   it('takes the key set through the egress proxy, an unusable proxy said once for the upstream and the key set alike', () => {
