@@ -233,6 +233,13 @@ describe('configuration from the environment', () => {
     assert.deepEqual(configProblems({ CORS_ORIGINS: 'https://u:p@a.example,https://u:p@a.example' }), [
       'CORS_ORIGINS must list exact origins such as https://app.example.com (got an entry, not shown: the list holds an @, as credentials in a URL would)',
     ]);
+    // A password holding a comma splits its URL in two entries, the first without the @: no part of it is shown.
+    const split = configProblems({ CORS_ORIGINS: 'https://app.example.com,https://user:hunter,2@a.example' });
+    assert.equal(split.length, 2);
+    for (const problem of split) {
+      assert.match(problem, /got an entry, not shown: the list holds an @/);
+      assert.doesNotMatch(problem, /hunter|user/);
+    }
   });
 
   it('refuses a URL setting holding a tab, a line break or another control character, naming where, never the value', () => {
