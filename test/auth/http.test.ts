@@ -180,6 +180,9 @@ describe('configuration', () => {
     assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET }).introspection, false);
     assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, NODE_ENV: 'development' }).introspection, true);
     assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, INTROSPECTION: 'true' }).introspection, true);
+    // INTROSPECTION=false turns it off where it would be on.
+    assert.equal(loadConfig({ INTROSPECTION: 'false' }).introspection, false);
+    assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, NODE_ENV: 'development', INTROSPECTION: 'false' }).introspection, false);
     assert.deepEqual(loadConfig({ CORS_ORIGINS: 'https://app.example.com,http://localhost:5173/' }).corsOrigins, [
       'https://app.example.com',
       'http://localhost:5173',
