@@ -606,6 +606,15 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a public key whose key_ops leave verify out (sign alone) verifies no token: 401, as the check at start counts it', async () => {
+    // Only key_ops that name verify beside other uses are cut to verify; without it, the key is not one to verify with.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    await withKeySet([{ ...(await exportJWK(ec.publicKey)), kid: 'ec-sign', key_ops: ['sign'] }], async (stack, jwks) => {
+      assert.match((await keySetProblem(jwks.url)) ?? '', /^it holds no key that verifies tokens/);
+      assertRefused(stack, await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-sign')), /^No key of the configured key set verifies the token$/);
+    });
+  });
+
   test('a key that cannot even be imported (a point off its curve) refuses its tokens with 401, not a 503 for a key set unavailable', async () => {
     const real = await generateKeyPair('ES256', { extractable: true });
     const jwk = await exportJWK(real.publicKey);
