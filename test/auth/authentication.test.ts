@@ -850,6 +850,11 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       const other = await generateKeyPair('RS256', { extractable: true });
       jwks.setKeys([await exportJWK(rsa.privateKey), await exportJWK(rsa.publicKey), await exportJWK(other.publicKey)]);
       assert.equal(await keySetProblem(jwks.url), undefined, 'another public key is one');
+      // A key of another type holding private material (an AKP key's priv, ML-DSA's) is named as one, and said.
+      jwks.setKeys([{ kty: 'AKP', alg: 'ML-DSA-44', pub: 'cHVibGlj', priv: 'cHJpdmF0ZQ', kid: 'pq' }]);
+      const published: JWK[] = [];
+      assert.equal(await keySetProblem(jwks.url, undefined, (key) => published.push(key)), `${unusable} (1 key: private AKP)`);
+      assert.deepEqual(published.map((key) => key.kid), ['pq']);
     } finally {
       await jwks.close();
     }
