@@ -71,8 +71,8 @@ export function unknownSettings(env: Record<string, string | undefined>, only: r
   const lines: string[] = [];
   for (const name of Object.keys(env).sort()) {
     if (known.has(name) || !only.some((prefix) => name.startsWith(prefix))) continue;
-    const closest = closestSetting(name);
-    lines.push(`${name} is not a setting and is ignored${closest === undefined ? '' : ` (did you mean ${closest}?)`}`);
+    const closest = closestSettings(name);
+    lines.push(`${name} is not a setting and is ignored${closest.length === 0 ? '' : ` (did you mean ${closest.join(' or ')}?)`}`);
   }
   return lines;
 }
@@ -89,21 +89,27 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
 }
 
 /**
- * The setting spelt most like `name`, within a fifth of its letters (at least 2) of edits; else the one setting
- * that has all of `name`'s words in their order with some left out (`MAX_DEPTH`: `MAX_QUERY_DEPTH`,
- * `BREAKER_THRESHOLD`: `BREAKER_FAILURE_THRESHOLD`, `CALLER_WRITES`: `CALLER_WRITES_PER_HOUR`), when only one does.
+ * The settings spelt most like `name`, within a fifth of its letters (at least 2) of edits: each of them when two
+ * are as close (`EMULATOR_HORT`: `EMULATOR_PORT` or `EMULATOR_HOST`), where naming the first would be a guess;
+ * else the one setting that has all of `name`'s words in their order with some left out (`MAX_DEPTH`:
+ * `MAX_QUERY_DEPTH`, `BREAKER_THRESHOLD`: `BREAKER_FAILURE_THRESHOLD`, `CALLER_WRITES`: `CALLER_WRITES_PER_HOUR`),
+ * when only one does. In the table's order.
  */
-function closestSetting(name: string): string | undefined {
-  let best: { setting: string; distance: number } | undefined;
+function closestSettings(name: string): string[] {
+  let closest: string[] = [];
+  let least = Infinity;
   for (const setting of SETTINGS) {
     const distance = editDistance(name, setting);
-    if (distance <= Math.max(2, Math.floor(setting.length / 5)) && (best === undefined || distance < best.distance)) best = { setting, distance };
+    if (distance > Math.max(2, Math.floor(setting.length / 5)) || distance > least) continue;
+    if (distance < least) closest = [];
+    least = distance;
+    closest.push(setting);
   }
-  if (best !== undefined) return best.setting;
+  if (closest.length > 0) return closest;
   const words = name.split('_');
-  if (words.length < 2 || words.includes('')) return undefined;
+  if (words.length < 2 || words.includes('')) return [];
   const holding = SETTINGS.filter((setting) => hasWordsInOrder(setting.split('_'), words));
-  return holding.length === 1 ? holding[0] : undefined;
+  return holding.length === 1 ? holding : [];
 }
 
 /** Whether `words` appear in `setting`'s words in the same order (others may come between and after). */

@@ -42,17 +42,20 @@ describe('the settings', () => {
       INTROSPECTION: 'true',
       // Two edits from LOG_LEVEL: the least distance still named, however short the setting.
       LOG_LEVELXX: 'debug',
+      // One edit from EMULATOR_PORT and from EMULATOR_HOST: naming the first alone would be a guess.
+      EMULATOR_HORT: '4010',
     };
     assert.deepEqual(unknownSettings(env), [
       'AUTH_JWT_SECRETS is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
       'EMULATOR_FOO is not a setting and is ignored',
+      'EMULATOR_HORT is not a setting and is ignored (did you mean EMULATOR_PORT or EMULATOR_HOST?)',
       'INTROSPECTIONS is not a setting and is ignored (did you mean INTROSPECTION?)',
       'LOG_LEVELXX is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'LOG_LEVL is not a setting and is ignored (did you mean LOG_LEVEL?)',
       'MAX_QUERY_DEPT is not a setting and is ignored (did you mean MAX_QUERY_DEPTH?)',
       'UPSTREAM_TIMEOUT is not a setting and is ignored (did you mean UPSTREAM_TIMEOUT_MS?)',
     ]);
-    assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['EMULATOR_FOO is not a setting and is ignored']);
+    assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['EMULATOR_FOO is not a setting and is ignored', 'EMULATOR_HORT is not a setting and is ignored (did you mean EMULATOR_PORT or EMULATOR_HOST?)']);
     assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')), 'no line holds the secret');
   });
 
