@@ -264,18 +264,18 @@ export async function readState(file: string): Promise<PersistedState | undefine
  * milliseconds, so a later time would be shown as one of the 1970s), and far from 2^53, where a token's expiry
  * (created + a day) would no longer be an exact number. The API's own times are its clock's.
  */
-export const LAST_TIME = 253_402_300_799;
+const LAST_TIME = 253_402_300_799;
 
 /** How long an unused connect token is usable (contextio-2.0.md: purged after 24 hours); its `expires` is `created` plus this. */
 export const CONNECT_TOKEN_TTL_SECONDS = 86_400;
 
 /** Whether `value` is a time of the file (Unix seconds, 0 for none) no later than `last`. */
-export function isTimeUpTo(value: unknown, last: number): value is number {
+function isTimeUpTo(value: unknown, last: number): value is number {
   return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= last;
 }
 
 /** A count (`nb_messages`, `nb_files`): a whole number from 0, and an exact one (2^53 is not). */
-export function isCount(value: unknown): value is number {
+function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
@@ -303,10 +303,10 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Unicode text: no half of a surrogate pair, which JSON can spell (`\ud800`) and no UTF-8 holds. */
-export const isUnicodeText = (value: string): boolean => !LONE_SURROGATE.test(value);
+const isUnicodeText = (value: string): boolean => !LONE_SURROGATE.test(value);
 
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
-export type Check = (value: unknown) => { at: string; why: string } | undefined;
+type Check = (value: unknown) => { at: string; why: string } | undefined;
 
 const is = (what: string, test: (value: unknown) => boolean): Check => (value) => (test(value) ? undefined : { at: '', why: `must be ${what}` });
 /**
@@ -328,7 +328,7 @@ const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value 
  * was out of reach, and on the first one the label said nothing the alias did not. No API call makes one (the
  * store labels a source `username::server`).
  */
-export const sourceLabel: Check = (value) =>
+const sourceLabel: Check = (value) =>
   name(value) ?? (value === FIRST_SOURCE_ALIAS ? { at: '', why: `must not be ${quotedSetting(FIRST_SOURCE_ALIAS)}, which the API reserves for the account's first source` } : undefined);
 export const FIRST_SOURCE_ALIAS = '0';
 const boolean = is('true or false', (v) => typeof v === 'boolean');
