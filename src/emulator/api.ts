@@ -12,7 +12,7 @@ import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
-import { isDomainHint, looksLikeEmail, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
+import { isDomainHint, looksLikeEmail, mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
 
@@ -203,7 +203,8 @@ const success = (): UpstreamSuccess => ({ success: true });
 function listAccounts(ctx: ApiContext, params: Params): Result {
   const statusOk = flagFilter(params, 'status_ok');
   const accounts = ctx.store.listAccounts({
-    ...(params.get('email') ? { email: params.get('email')! } : {}),
+    // Trimmed as POST /accounts trims the address it keeps.
+    ...(params.get('email')?.trim() ? { email: params.get('email')!.trim() } : {}),
     ...(params.get('status') ? { status: params.get('status')! } : {}),
     ...(statusOk === undefined ? {} : { status_ok: statusOk }),
   });
@@ -216,7 +217,7 @@ function createAccount(ctx: ApiContext, params: Params): Result {
   if (!looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
   // The reference lets POST /accounts carry a first source's parameters.
   const sources: NewSource[] = [];
-  const server = params.get('server');
+  const server = optionalServer(params);
   if (server) {
     const port = params.has('port') ? integer(params, 'port', 1, 65_535) : undefined;
     sources.push({
@@ -292,8 +293,9 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   const callbackUrl = params.get('callback_url');
   if (!callbackUrl) throw new HttpError(400, 'missing required parameter: callback_url');
   if (!isCallbackUrl(callbackUrl)) throw new HttpError(400, 'callback_url is invalid: it must be an absolute URL, http(s) or an app\'s own scheme');
-  const sourceCallbackUrl = params.get('source_callback_url') || undefined;
-  if (sourceCallbackUrl && !isHttpUrl(sourceCallbackUrl)) throw new HttpError(400, 'source_callback_url is invalid');
+  // The upstream calls these itself (the emulator calls source_callback_url): only http(s) is called.
+  const sourceCallbackUrl = optionalHttpUrl(params, 'source_callback_url');
+  const statusCallbackUrl = optionalHttpUrl(params, 'status_callback_url');
   const email = params.get('email')?.trim() || undefined;
   if (email && !looksLikeEmail(email) && !isDomainHint(email)) throw new HttpError(400, `email ${email} is invalid`);
 
@@ -302,7 +304,7 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   if (params.has('first_name')) input.first_name = params.get('first_name')!;
   if (params.has('last_name')) input.last_name = params.get('last_name')!;
   if (sourceCallbackUrl) input.source_callback_url = sourceCallbackUrl;
-  if (params.get('status_callback_url')) input.status_callback_url = params.get('status_callback_url')!;
+  if (statusCallbackUrl) input.status_callback_url = statusCallbackUrl;
   for (const flag of ['source_sync_all_folders', 'source_sync_flags', 'source_raw_file_list'] as const) {
     if (params.has(flag)) input[flag] = requestFlag(params, flag);
   }
@@ -397,6 +399,13 @@ function isCallbackUrl(value: string): boolean {
   }
 }
 
+/** An http(s) URL parameter: `undefined` when absent or blank, 400 when it is something else. */
+function optionalHttpUrl(params: Params, name: string): string | undefined {
+  const value = params.get(name) || undefined;
+  if (value !== undefined && !isHttpUrl(value)) throw new HttpError(400, `${name} is invalid`);
+  return value;
+}
+
 function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
@@ -404,4 +413,16 @@ function isHttpUrl(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * POST /accounts's first source's `server`, as the connect page takes it (`mailServerName`): `undefined` when absent
+ * or blank (a form sending its every field gives no first source), 400 when it is no host name.
+ */
+function optionalServer(params: Params): string | undefined {
+  const given = params.get('server')?.trim();
+  if (!given) return undefined;
+  const server = mailServerName(given);
+  if (server === undefined) throw new HttpError(400, `server ${given} is invalid: a mail server's host name is letters, digits, dots and hyphens`);
+  return server;
 }

@@ -201,12 +201,16 @@ export function isDomainHint(value: string): boolean {
 }
 
 /**
- * A mail server's name as an IMAP client connects to it: an internationalized one (`imap.exämple.com`, the
- * default the connect page suggests for `zoë@exämple.com`) in its ASCII form (`imap.xn--exmple-cua.com`), else as
- * given. `''` when it is no domain name at all.
+ * A mail server's name as given by a user or a caller, as an IMAP client connects to it: trimmed, and an
+ * internationalized one (`imap.exämple.com`, the default the connect page suggests for `zoë@exämple.com`) in its
+ * ASCII form (`imap.xn--exmple-cua.com`). `undefined` when it is no host name (a space, a slash, a colon: what would
+ * also make the source's `username::server` label no label). The connect page and POST /accounts's first source
+ * take the same names.
  */
-function imapServerName(name: string): string {
-  return /[\u0080-\uffff]/.test(name) ? domainToASCII(name) : name;
+export function mailServerName(given: string): string | undefined {
+  const trimmed = given.trim();
+  const name = /[\u0080-\uffff]/.test(trimmed) ? domainToASCII(trimmed) : trimmed;
+  return /^[A-Za-z0-9.-]+$/.test(name) ? name : undefined;
 }
 
 /** A query string's `name=value` pair names `contextio_token`, however its name is encoded. */
@@ -525,13 +529,13 @@ export class EmulatorStore {
     const email = (given ?? '').trim();
     if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.', 'email');
     const [local = '', domain = ''] = email.split('@');
-    const server = imapServerName(input.server?.trim() || `imap.${domain}`);
+    const server = mailServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
     const port = input.port ?? 993;
     if (!isPort(port)) {
       throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.', 'port');
     }
-    if (!/^[A-Za-z0-9.-]+$/.test(server)) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.', 'server');
+    if (server === undefined) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.', 'server');
     const sourceInput: NewSource = { email, username, server, port, use_ssl: input.use_ssl ?? true, status: 'OK' };
     const firstName = input.first_name?.trim() || record.first_name;
     const lastName = input.last_name?.trim() || record.last_name;

@@ -182,6 +182,39 @@ describe('accounts', () => {
     }
   });
 
+  test('POST /accounts takes a first source\'s server as the connect page does: trimmed, in ASCII, a host name or 400', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const made = async (server: string) => {
+      const res = await api(emu, '/accounts', { form: { email: 'me@example.com', server } });
+      assert.equal(res.status, 201, server);
+      return emu.store.getAccount(res.body.id)!.sources.map((s) => [s.server, s.label]);
+    };
+    assert.deepEqual(await made(' mail.example.com '), [['mail.example.com', 'me::mail.example.com']]);
+    assert.deepEqual(await made('imap.exämple.com'), [['imap.xn--exmple-cua.com', 'me::imap.xn--exmple-cua.com']]);
+    // Blank, as a form sending its every field sends it: no first source.
+    assert.deepEqual(await made('   '), []);
+    // No host name: a label `me::mail example.com` or `me::a/b` would be none either.
+    for (const server of ['mail example.com', 'mail.example.com/inbox', 'mail.example.com:993', '<b>x</b>']) {
+      const res = await api(emu, '/accounts', { form: { email: 'other@example.com', server } });
+      assert.deepEqual(
+        [res.status, res.body.value],
+        [400, `server ${server} is invalid: a mail server's host name is letters, digits, dots and hyphens`],
+        server,
+      );
+    }
+    assert.deepEqual(emu.store.listAccounts({ email: 'other@example.com' }), [], 'no account made for a refused source');
+  });
+
+  test('the email filter is trimmed, as the address POST /accounts keeps is', async (t) => {
+    const emu = await emulatorFor(t);
+    const created = await api(emu, '/accounts', { form: { email: ' spaced@example.com ' } });
+    assert.equal(created.status, 201);
+    for (const query of ['email=%20spaced%40example.com%20', 'email=spaced%40example.com', 'email=%09Spaced%40Example.com']) {
+      assert.deepEqual((await api(emu, `/accounts?${query}`)).body.map((a: { id: string }) => a.id), [created.body.id], query);
+    }
+    assert.equal((await api(emu, '/accounts?email=%20%20')).body.length, emu.store.listAccounts().length, 'a blank filter filters nothing');
+  });
+
   test('POST /accounts with a first source on port 0 is 400', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const res = await api(emu, '/accounts', { form: { email: 'new@example.com', server: 'imap.example.com', port: '0' } });
@@ -443,6 +476,13 @@ describe('connect tokens', () => {
       const res = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', source_callback_url: `${scheme}://a.example/sync` } });
       assert.equal(res.status, 201, scheme);
     }
+    // So is status_callback_url, which the API calls on a source's status change.
+    for (const status_callback_url of ['ftp://a.example/', 'javascript:alert(1)', 'not a url']) {
+      const res = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', status_callback_url } });
+      assert.deepEqual([res.status, res.body.value], [400, 'status_callback_url is invalid'], status_callback_url);
+    }
+    const status = await api(emu, '/connect_tokens', { form: { callback_url: 'http://a.example/', status_callback_url: 'https://a.example/status' } });
+    assert.equal(status.status, 201);
     assert.equal((await api(emu, `/accounts/${ADA}/connect_tokens`, { form: {} })).status, 400);
   });
 
