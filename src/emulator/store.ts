@@ -540,6 +540,12 @@ export class EmulatorStore {
     const firstName = input.first_name?.trim() || record.first_name;
     const lastName = input.last_name?.trim() || record.last_name;
 
+    // The one field of the used token that is not the checked account's: checked before the account changes, so that a
+    // refusal (only a clock before 1970 or past 9999 makes one) leaves the token usable and the account as it was.
+    const used = this.nowSeconds();
+    const usedProblem = tokenRecordProblem({ ...record, used });
+    if (usedProblem) throw new TypeError(`connect token not used: ${usedProblem}`);
+
     let account: AccountRecord;
     const owner = record.owner ?? input.existingAccountId ?? null;
     if (owner === null) {
@@ -559,7 +565,7 @@ export class EmulatorStore {
     }
     const source = account.sources[account.sources.length - 1]!;
 
-    record.used = this.nowSeconds();
+    record.used = used;
     record.account_id = account.id;
     record.account_snapshot = embed(this.renderAccount(account));
     this.scheduleSave();

@@ -602,6 +602,22 @@ describe('the data file as read and written', () => {
     }
   });
 
+  test('a connect token used at a time the file would refuse (a clock before 1970) is refused before its account gains the source', async (t) => {
+    let clock = 1_000_000;
+    const emu = await startEmulator({ seed: 'none', now: () => clock });
+    t.after(() => emu.close());
+    const account = emu.store.createAccount({ email: 'ada@example.com' });
+    const token = emu.store.createConnectToken(account.id, { callback_url: 'http://localhost/' });
+    clock = -5_000;
+    assert.throws(
+      () => emu.store.useConnectToken(token.token, { email: 'ada@example.com', server: 'imap.other.example' }),
+      /^TypeError: connect token not used: used must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\), not "-5"$/,
+    );
+    assert.deepEqual(emu.store.getAccount(account.id)?.sources, [], 'no source added for a token left unused');
+    clock = 2_000_000;
+    assert.equal(emu.store.connectTokenState(token.token), 'usable');
+  });
+
   test('fields the format does not have are kept, at the top of the file as inside its records: written back at the start and by every save', async () => {
     const { dataFile, state } = await savedState();
     // Where the file has them: a note first, a field after the tokens, and one inside a record.
