@@ -810,6 +810,12 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       jwks.setFailing(true);
       assert.equal(await keySetProblem(jwks.url), 'it could not be fetched and read (the key set\'s URL answered 500, not 200)');
       assert.equal(jwks.fetches, 6, 'each check fetched the set once');
+      // The set whole, but not under a 200: a 206 is part of something, a 203 a proxy's copy; jose takes only a 200.
+      jwks.setFailing(false);
+      for (const status of [201, 203, 206]) {
+        jwks.serveWithStatus(status);
+        assert.equal(await keySetProblem(jwks.url), `it could not be fetched and read (the key set's URL answered ${status}, not 200)`, String(status));
+      }
     } finally {
       await jwks.close();
     }

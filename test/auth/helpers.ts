@@ -79,6 +79,8 @@ export interface JwksServer {
   setFailing(failing: boolean, how?: 'status' | 'broken off'): void;
   /** From now on, every fetch is answered `status` with `location` as its `Location` (a moved key set), or as before (`undefined`). */
   redirect(to: { status: number; location: string } | undefined): void;
+  /** From now on, the key set is served whole with `status` instead of 200 (a proxy's 203, a 206). */
+  serveWithStatus(status: number): void;
   /** Holds the answers of the fetches from now on until `release` (a slow identity provider); `arrived` once one came. */
   hold(): { arrived: Promise<void>; release(): void };
   close(): Promise<void>;
@@ -93,6 +95,7 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
   const state: { fetches: number; failing: false | 'status' | 'broken off' } = { fetches: 0, failing: false };
   const gate = answerGate();
   let redirect: { status: number; location: string } | undefined;
+  let servedStatus = 200;
   async function serve(res: ServerResponse): Promise<void> {
     state.fetches += 1;
     await gate.pass();
@@ -110,7 +113,7 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
       res.write(body.slice(0, body.length / 2), () => res.destroy());
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json' });
+    res.writeHead(servedStatus, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ keys: served }));
   }
   const server = createServer((_req, res) => void serve(res));
@@ -129,6 +132,9 @@ export async function startJwksServer(keys: JWK[], { keepAliveMs }: { keepAliveM
     },
     redirect(to) {
       redirect = to;
+    },
+    serveWithStatus(status) {
+      servedStatus = status;
     },
     hold: () => gate.hold(),
     close: () => closeServer(server),
