@@ -1768,11 +1768,15 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     await withLocalUpstream(server, { timeoutMs: 2_000, maxInFlight: 2, maxAttempts: 1, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
       await assert.rejects(client.getAccount('now'), /rate limit/);
       assert.equal(paused(), 0, 'Retry-After: 0 pauses nothing');
-      const calls = Promise.allSettled([client.getAccount('a'), client.getAccount('b')]);
+      const calls = Promise.allSettled([client.getAccount('a', new OperationScope('req-a')), client.getAccount('b', new OperationScope('req-b'))]);
       await bothArrived.promise;
       for (const res of held) limited(res, 60);
       assert.deepEqual((await calls).map((r) => r.status), ['rejected', 'rejected']);
       assert.equal(paused(), 1, lines.join('\n'));
+      // Said with how long calls wait, in seconds as the Retry-After gave it, and the request whose 429 began it.
+      const line = JSON.parse(lines.find((text) => text.includes('the upstream rate limit was reached: calls wait'))!) as Record<string, unknown>;
+      assert.equal(line['seconds'], 60);
+      assert.ok(['req-a', 'req-b'].includes(line['requestId'] as string), `named by one of the calls refused: ${JSON.stringify(line)}`);
     });
   });
 
