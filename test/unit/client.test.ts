@@ -2305,10 +2305,12 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       async (advance) => {
         // Answers only /ok. The first call, gone out, waits out its time: on the clock, it queued for none of it.
         const cutArrived = deferred();
+        const stoppedArrived = deferred();
         const server = createHttpServer((req, res) => {
           if (req.url!.endsWith('/ok')) res.writeHead(200, { 'content-type': 'application/json' }).end(accountAt(req.url));
           else if (req.url!.endsWith('/hanging')) advance(300);
           else if (req.url!.endsWith('/cut')) cutArrived.resolve();
+          else if (req.url!.endsWith('/stopped')) stoppedArrived.resolve();
         });
         const lines: string[] = [];
         await withLocalUpstream(server, { timeoutMs: 300, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)) }, async (client) => {
@@ -2329,6 +2331,14 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           const cut = logged('upstream call timed out')[1];
           assert.equal(cut!['sinceLastLine'], undefined);
           assert.deepEqual(cut, { ...cut, path: '/accounts/cut', requestId: 'req-7', timeout: 'OPERATION_TIMEOUT_MS', countedByBreaker: false });
+          // Cut by the end of the shutdown's grace period: its line names that setting, not the operation's deadline.
+          const stopping = new OperationScope('req-8', 10);
+          const stopped = client.getAccount('stopped', stopping);
+          await stoppedArrived.promise;
+          stopping.abort(new OperationDeadlineExceeded(200, 'shutdown'));
+          await assert.rejects(stopped, /shutting down/);
+          const stop = logged('upstream call timed out')[2];
+          assert.deepEqual(stop, { ...stop, path: '/accounts/stopped', requestId: 'req-8', timeout: 'SHUTDOWN_GRACE_MS', countedByBreaker: false });
           // Unseen for a second, a kind's calls left unsaid are said at the next answer.
           advance(1_000);
           await client.getAccount('ok');
