@@ -25,8 +25,12 @@ describe('OperationScope', () => {
       throw new Error('first');
     });
     cancellation.addEventListener('abort', () => ran.push(2));
+    cancellation.addEventListener('abort', () => {
+      ran.push(3);
+      throw new Error('second');
+    });
     assert.throws(() => cancellation.abort(), /first/);
-    assert.deepEqual(ran, [1, 2]);
+    assert.deepEqual(ran, [1, 2, 3]);
   });
 
   it('never runs a listener added after the abort, as AbortSignal does not', () => {
