@@ -165,6 +165,9 @@ describe('HTTP hygiene', () => {
     // A byte order mark, which JSON lets a reader ignore, is.
     const bom = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"query":"{ __typename }"}')]) });
     assert.equal(bom.status, 200, bom.text);
+    // Only one: a character whose UTF-8 begins as the mark's does (U+FEC0: EF BB 80) is text before the JSON.
+    const notBom = await send(stack.gateway.url, { method: 'POST', headers: JSON_HEADERS, body: Buffer.concat([Buffer.from([0xef, 0xbb, 0x80]), Buffer.from('{"query":"{ __typename }"}')]) });
+    assertRefused(notBom, 400, 'BAD_REQUEST', /^The request body is not valid JSON: .+/);
   });
 
   it('holds a body sent a byte per chunk in about its own size, not a buffer per byte (1 MiB once held ~220 MB, before any token was checked)', { timeout: 60_000 }, async () => {
