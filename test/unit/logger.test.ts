@@ -225,6 +225,16 @@ describe('log lines', () => {
     second.takeAgain();
     waits.fireAll();
     assert.equal(second.writes.join(''), 'line 01\n(1 dropped)\ny\n', 'the note where the gap begins, the line kept after it after the note');
+    // Dropped again after that shorter line: the gap still began before it, and the note stays there.
+    const third = stoppedReader();
+    const again = batcher(third.sink);
+    again.write('line 01\n');
+    again.write('a line too long\n');
+    again.write('y\n');
+    again.write('another line too long\n');
+    third.takeAgain();
+    waits.fireAll();
+    assert.equal(third.writes.join(''), 'line 01\n(2 dropped)\ny\n', 'the note where the first line went missing, not the last');
   });
 
   it('are held while their output takes none up to exactly maxUnwrittenChars, and dropped only past it', () => {
