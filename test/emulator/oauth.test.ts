@@ -40,6 +40,23 @@ describe('OAuth verification', () => {
     assert.equal(replay.ok, false);
   });
 
+  test('a signature that does not match is refused without the signature expected, the one received or the secret', () => {
+    // The expected signature of a request is all a caller needs to send that request signed: told it, anyone
+    // who reaches the emulator would forge any call without the secret.
+    const nowSeconds = 1_700_000_000;
+    const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret, now: () => nowSeconds * 1000 });
+    const baseUrl = 'https://api.context.io/2.0/accounts';
+    const protocol = protocolParams(VECTOR.key, 'refused-nonce', String(nowSeconds));
+    const expected = sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: VECTOR.secret });
+    const received = sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: 'wrong-secret' });
+    const verdict = verifier.verify({ method: 'GET', baseUrls: [baseUrl], authorization: authorizationHeader(protocol, received), query: '', form: '' });
+    assert.ok(!verdict.ok, 'refused');
+    assert.match(verdict.reason, /signature does not match/);
+    for (const [name, value] of Object.entries({ 'expected signature': expected, 'received signature': received, secret: VECTOR.secret })) {
+      for (const written of [value, encodeURIComponent(value)]) assert.ok(!verdict.reason.includes(written), `the ${name} is in the reason`);
+    }
+  });
+
   test('the server accepts the test vector as sent to api.context.io behind TLS', async (t) => {
     const emu = await emulatorFor(t, {
       consumerKey: VECTOR.key,
