@@ -153,7 +153,7 @@ describe('OAuth verification', () => {
     assert.match(((await form.json()) as { value: string }).value, /^Invalid signature: the form body is malformed/);
   });
 
-  test('an oauth_version other than 1.0 and an oauth_timestamp that is no number are refused, though correctly signed', async (t) => {
+  test('an oauth_version other than 1.0, an oauth_timestamp that is no number and an empty oauth_nonce are refused, though correctly signed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts`;
     /** A GET of /accounts signed with these protocol parameters in place of the usual ones. */
@@ -170,6 +170,8 @@ describe('OAuth verification', () => {
       [{ oauth_timestamp: 'abc' }, /timestamp/],
       // A number with more after it is no number either, though it starts as the clock's.
       [{ oauth_timestamp: `${Math.floor(Date.now() / 1000)}abc` }, /timestamp/],
+      // An empty nonce is none: taken, a client sending it would pass once and then fail every request as a replay.
+      [{ oauth_nonce: '' }, /^Invalid signature: missing oauth_nonce$/],
     ] as const) {
       const res = await api(emu, '/accounts', { authorization: signedWith(changed) });
       assert.equal(res.status, 401, JSON.stringify(changed));
