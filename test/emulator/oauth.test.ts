@@ -209,6 +209,14 @@ describe('OAuth verification', () => {
     assert.match(res.body.value, /HMAC-SHA1/);
   });
 
+  test('a header with a parameter that does not decode (a % left unencoded) is refused as malformed, not read without it', async (t) => {
+    const emu = await emulatorFor(t);
+    const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const res = await api(emu, '/accounts', { authorization: `${header}, oauth_token="100%"` });
+    assert.equal(res.status, 401);
+    assert.equal(res.body.value, 'Invalid signature: missing or malformed OAuth Authorization header');
+  });
+
   test('a long malformed Authorization header is refused in time proportional to its length', { timeout: 60_000 }, () => {
     // Parsed before anything is verified, so anyone who reaches the emulator sends it. The parse was quadratic:
     // a 16 KB header (Node's limit) held the event loop ~150 ms, a 64 KB one 2.5 s; at 1 MiB it would take a
