@@ -1479,6 +1479,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
       // An unsolicited 100 Continue before the answer: undici reports a socket error ("bad response").
       'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
+      // An unsolicited 101 Switching Protocols, to a request that asked for no upgrade: a socket error too ("bad upgrade").
+      'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
       // A status under 100, which llhttp reads and undici then refuses with an assertion of its own.
       'HTTP/1.1 000 Nothing\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
     ];
