@@ -271,6 +271,25 @@ describe('log lines', () => {
     }
   });
 
+  it('written to a pipe that is full are not taken, so that they are written again, not lost', async () => {
+    // The process's stderr, a pipe its reader (this test) never reads: full after a few writes, when Node has
+    // made it non-blocking. A sink that took the lines then would lose every line of a burst the reader is slow to take.
+    const logger = fileURLToPath(new URL('../../src/logging/logger.ts', import.meta.url));
+    const code = `import { descriptorSink } from ${JSON.stringify(logger)};
+      const sink = descriptorSink(process.stderr.fd);
+      let taken = -1;
+      for (let n = 0; n < 1000 && taken !== 0; n++) taken = sink(Buffer.alloc(64 * 1024, 'x'));
+      process.stdout.write(String(taken));`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stderr.pause();
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const [exitCode] = (await once(child, 'exit')) as [number | null];
+    child.stderr.destroy();
+    assert.equal(exitCode, 0);
+    assert.equal(stdout, '0', 'the last write into the full pipe took nothing');
+  });
+
   it('still held when the process exits are written then', async () => {
     // The gateway's own logger, in a process that exits in the same turn it logs.
     const logger = fileURLToPath(new URL('../../src/logging/logger.ts', import.meta.url));
