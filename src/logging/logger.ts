@@ -6,7 +6,8 @@ import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export type LogFields = Record<string, unknown>;
+// The line's own keys are written first and are not a field's: a field of one of their names would replace them.
+export type LogFields = Record<string, unknown> & { time?: never; level?: never; message?: never };
 
 export interface Logger {
   debug(message: string, fields?: LogFields): void;

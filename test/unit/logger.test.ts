@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { closeSync, openSync } from 'node:fs';
-import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf } from '../../src/logging/logger.ts';
+import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf, type LogFields } from '../../src/logging/logger.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
 /** A sink that takes and keeps each write it is given. */
@@ -39,6 +39,10 @@ const manualBatcher = (options: { maxHeldChars?: number } = {}) => {
   const lines = new LineBatcher(sink, { minIntervalMs: 20, timer: waits.timer, now: () => now, ...options });
   return { writes, lines, waits, advance: (ms: number) => (now += ms) };
 };
+
+// A line's time, level and message come first and are its own: a field so named would replace one (checked by tsc).
+// @ts-expect-error a field named as one of the line's own keys
+export const fieldNamedAsTheLinesOwn: LogFields = { message: 'a field' };
 
 describe('log lines', () => {
   it('go out at the end of the turn that logged them, in one write, in order', async () => {
