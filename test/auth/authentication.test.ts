@@ -839,6 +839,9 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
       assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 2048 bits for RS512, RSA of 2048 bits for enc, EC P-256 for encrypt)`);
       jwks.setKeys([{ ...rsa, alg: 'RS256', use: 'sig', key_ops: ['verify'] }]);
       assert.equal(await keySetProblem(jwks.url), undefined);
+      // key_ops written as a string, not an array: jose picks no such key, whatever the string says.
+      jwks.setKeys([{ ...rsa, key_ops: 'verify' } as unknown as JWK]);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (1 key: RSA of 2048 bits for verify)`);
     } finally {
       await jwks.close();
     }
@@ -870,9 +873,13 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
     // 256 bytes whose first is 0x7f: 2047 bits, one short of jose's floor (not 2048, as whole bytes would have it).
     const short = { kty: 'RSA', e: 'AQAB', n: Buffer.concat([Buffer.from([0x7f]), Buffer.alloc(255, 0xff)]).toString('base64url') };
-    const jwks = await startJwksServer([short, { kty: 'RSA', e: 'AQAB' }, { k: 'c2VjcmV0' }]);
+    // The same modulus after a zero octet (an encoder writing it as a signed integer): the zero counts for nothing.
+    const padded = { ...short, n: Buffer.concat([Buffer.from([0, 0x7f]), Buffer.alloc(255, 0xff)]).toString('base64url') };
+    // A modulus of 2048 bits under no type at all: no RSA key, which jose would never pick.
+    const untyped = { e: 'AQAB', n: Buffer.alloc(256, 0xff).toString('base64url') };
+    const jwks = await startJwksServer([short, padded, { kty: 'RSA', e: 'AQAB' }, untyped, { k: 'c2VjcmV0' }]);
     try {
-      assert.equal(await keySetProblem(jwks.url), `${unusable} (3 keys: RSA of 2047 bits, RSA of 0 bits, no type)`);
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (5 keys: RSA of 2047 bits, RSA of 0 bits, no type)`);
       // A set of many kinds (a misconfigured URL serving something else's keys): the warning stays one readable line.
       const kinds = Array.from({ length: 40 }, (_, i) => ({ kty: `kind-${i}` }));
       jwks.setKeys(kinds);
