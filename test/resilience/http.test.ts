@@ -483,6 +483,37 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('says once, however much more its client sends, that a request Node cannot parse behind an answer still owed is closed after it', async () => {
+    // The first request's upstream answer is let go by the test: until then its answer is owed.
+    const held = manualTimer();
+    const logging = await startLoggingStack('debug', { emulator: { faultTimer: held.timer } });
+    const socket = connect(Number(new URL(logging.gateway.url).port), '127.0.0.1');
+    try {
+      const slow = logging.emulator.store.createAccount({ email: 'owed@example.com' }).id;
+      logging.emulator.addFault({ path: `/accounts/${slow}`, answerAfterMs: 1 });
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      const behind = () => logging.lines.filter((line) => line.includes('behind answers still owed on its connection'));
+      socket.write(`${rawGraphQLPost(`{ account(id: "${slow}") { id } }`)}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      await eventually(() => held.waiting().length === 1 && behind().length > 0, { what: 'the first request held upstream, the second refused behind it' });
+      // Node feeds its failed parser whatever else arrives, each time one more client error of the same request.
+      for (let i = 0; i < 3; i++) {
+        socket.write('more bytes of no request\r\n');
+        await once(logging.gateway.httpServer, 'clientError');
+      }
+      held.fireAll();
+      await closed;
+      assert.match(received, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${slow}"\\}`), received);
+      assert.equal((received.match(/HTTP\/1\.1 /g) ?? []).length, 1, received);
+      assert.equal(behind().length, 1, behind().join('\n'));
+    } finally {
+      held.fireAll();
+      socket.destroy();
+      await logging.close();
+    }
+  });
+
   it('answers no client error on a connection that failed, nor on one whose answer has begun: it closes it', async () => {
     const { httpServer } = stack.gateway;
     const parseError = () => Object.assign(new Error('Parse Error: Invalid header token'), { code: 'HPE_INVALID_HEADER_TOKEN' });
