@@ -67,6 +67,8 @@ function assertRawRefusal(received: string, status: number, code: string, messag
   assert.equal(headers.get('x-content-type-options'), 'nosniff');
   assert.equal(headers.get('connection'), 'close');
   assert.match(headers.get('x-request-id') ?? '', /^[\w-]{36}$/);
+  // RFC 9110 §6.6.1: an origin server with a clock sends Date in every 4xx, as Node's own answers do.
+  assert.match(headers.get('date') ?? '', /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/, received);
   assert.equal(Number(headers.get('content-length')), Buffer.byteLength(body));
   const { errors } = JSON.parse(body) as { errors: Array<{ message: string; extensions: { code: string } }> };
   assert.equal(errors.length, 1);
@@ -398,6 +400,10 @@ describe('HTTP hygiene', () => {
     assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/, answer);
     assert.match(head, /\r\nContent-Type: application\/json; charset=utf-8\r\n[^]*\r\nConnection: close$/);
     assert.equal(body, '', answer);
+    // Its Content-Length is the body a GET would have had (RFC 9110 §8.6: none other may be sent), not 0.
+    const asGet = await exchange(stack.gateway.url, 'GET /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n');
+    const [, getBody = ''] = asGet.split('\r\n\r\n', 2);
+    assert.match(head, new RegExp(`\r\nContent-Length: ${Buffer.byteLength(getBody)}\r\n`), `${answer}\n${asGet}`);
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
