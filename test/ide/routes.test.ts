@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { after, before, test, type TestContext } from 'node:test';
 import { request } from 'undici';
@@ -322,6 +322,23 @@ test('an asset is read no faster than its client takes it: a client not reading 
   client.on('data', (chunk: Buffer) => (received += chunk.length));
   client.resume();
   await eventually(() => finished && received > TOTAL, { what: 'the whole body received, and the response ended' });
+});
+
+test('an asset is ended only once its last chunk is out of the process: a shutdown closes the connection of an answer ended, its tail still held', async () => {
+  // Node's close() and closeIdleConnections() destroy a connection whose answer has ended, flushed or not: ended
+  // as its file ends, an asset whose client reads slowly lost its tail at every shutdown.
+  const flushes: Array<() => void> = [];
+  const res = new Writable({ write: (_chunk, _encoding, flushed) => void flushes.push(flushed) });
+  const source = Readable.from([Buffer.from('first part;'), Buffer.from('last part;')]);
+  streamOnceFlushed(source, res as unknown as ServerResponse);
+  await once(source, 'end');
+  assert.equal(res.writableEnded, false, 'ended as its file ended, its chunks still unflushed');
+  // The chunks flushed one after another, as a client takes them: ended once the last one is.
+  await eventually(() => {
+    for (const flushed of flushes.splice(0)) flushed();
+    return res.writableEnded;
+  }, { what: 'the answer ended once all of it is flushed' });
+  assert.equal(flushes.length, 0, 'ended with a chunk still unflushed');
 });
 
 test('without a built bundle the IDE answers 503 saying how to build it', async (t) => {
