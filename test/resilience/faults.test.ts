@@ -887,6 +887,44 @@ describe('graceful shutdown', () => {
     }
   });
 
+  it('answers the first request of a preconnected socket that arrived while the process was busy at an idle sweep, instead of closing it unread', async () => {
+    const stack = await startStack({ gateway: { shutdownGraceMs: 5_000 } });
+    const server = stack.gateway.httpServer;
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    try {
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      socket.on('error', () => {}); // a connection closed unread may be reset
+      // Not once(socket, 'close'): it rejects on the 'error' that comes first when the gateway resets it.
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      // Preconnected: accepted, nothing sent yet, so that the shutdown's idle sweep closes it if it sends nothing.
+      const openConnections = () => new Promise<number>((resolve) => server.getConnections((_error, count) => resolve(count)));
+      await eventually(async () => (await openConnections()) === 1, { what: 'the connection accepted' });
+      // Told as the shutdown closes the listener, and starts its sweep with it.
+      const listenerClosed = new Promise<void>((resolve) => {
+        const close = server.close.bind(server);
+        server.close = (callback) => {
+          resolve();
+          return close(callback);
+        };
+      });
+      const closing = stack.gateway.close();
+      await listenerClosed;
+      // Its request reaches the socket at once, but the process stays busy past the 50 ms sweep before it can read
+      // it: the connection has read nothing until then.
+      socket.write(rawGraphQLPost('{ first: __typename }'));
+      const busyUntil = Date.now() + 120;
+      while (Date.now() < busyUntil);
+      // Answered, its connection closed after the answer as every answer during shutdown closes its own.
+      await closed;
+      assert.match(received, /^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n[^]*"first":"Query"/i, `closed unanswered: ${received}`);
+      await closing;
+    } finally {
+      socket.destroy();
+      await stack.close();
+    }
+  });
+
   /**
    * Pipelines on one connection a query whose account read hangs upstream, then `{ a: __typename }` and `{ b:
    * __typename }`, sent with it or once the gateway's shutdown began (`quickOnesSent`); the three answers, once
