@@ -115,6 +115,19 @@ describe('Shutdown', () => {
     await closing;
   });
 
+  it('stops its idle sweep once the server has closed: a gateway stopped in a process that goes on leaves it no timer', async () => {
+    // Left running (unref'd, so never holding the process open), the sweep's timer kept the closed server, and all
+    // that it reaches, for the process's life: one more for each gateway a process started and stopped.
+    let sweeps = 0;
+    const server = { ...closingServer(), closeIdleConnections: () => void sweeps++ };
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 60_000 });
+    await shutdown.closeServer(server as unknown as Server);
+    const swept = sweeps;
+    // Several of its 50 ms rounds.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(sweeps, swept, 'the server swept after it closed');
+  });
+
   it('gives back the cut once the server closes within the second after the grace period: nothing is cut after', async () => {
     // Left waiting, the cut would fire on a closed server, and say its connections were cut when none was.
     const shutdownTimer = manualTimer();
