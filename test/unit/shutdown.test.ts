@@ -147,6 +147,19 @@ describe('Shutdown', () => {
     assert.deepEqual([held.cut(), shutdown.connectionsCut], [false, false]);
   });
 
+  it('warns as its grace period ends only of operations still running: with none, a connection still open (a slow reader) is no such warning', async () => {
+    const lines: string[] = [];
+    const shutdownTimer = manualTimer();
+    const shutdown = new Shutdown({ logger: createLogger('warn', (line) => lines.push(line)), drainMs: 0, graceMs: 5, timer: shutdownTimer.timer });
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
+    await shutdownTimer.asked();
+    shutdownTimer.fireAll();
+    assert.deepEqual(lines, [], 'a warning of operations aborted when none ran');
+    held.connectionEnded();
+    await closing;
+  });
+
   it('holds the process open by no timer of its own after the drain: a server that never closes does not keep a process alive through it', async () => {
     // Its grace period's end, the cut and the idle sweep only serve a server still open, whose connections hold
     // the process open themselves; the wait for the last operation lines only serves lines a process may lose.
