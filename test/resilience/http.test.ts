@@ -1576,7 +1576,11 @@ describe('a connection the gateway could not accept', () => {
     const stack = await startLoggingStack('info');
     const outOfDescriptors = () => Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
     for (let i = 0; i < 3; i++) stack.gateway.httpServer.emit('error', outOfDescriptors());
+    // Another failure (the kernel out of memory) is said on its own, and with no hint of file descriptors.
+    stack.gateway.httpServer.emit('error', Object.assign(new Error('accept ENOMEM'), { code: 'ENOMEM', errno: -12, syscall: 'accept' }));
     await stack.close();
+    const said = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'a connection could not be accepted');
+    assert.deepEqual(said.map((line) => [line['error'], Object.hasOwn(line, 'hint')]), [['accept EMFILE', true], ['accept ENOMEM', false]]);
     const unsaid = stack.lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'connections not accepted left unsaid');
     assert.deepEqual(unsaid.map((line) => [line['level'], line['failure'], line['sinceLastLine']]), [['error', 'EMFILE', 2]]);
   });
