@@ -128,6 +128,20 @@ describe('Shutdown', () => {
     assert.equal(sweeps, swept, 'the server swept after it closed');
   });
 
+  it('gives back its grace period once the server closes within it: nothing of it fires after', async () => {
+    // Left waiting, it would end a grace period after the shutdown was done: aborting whatever was then in flight,
+    // and a second later marking the connections cut, as an operation line still to come would then say.
+    const shutdownTimer = manualTimer();
+    const shutdown = new Shutdown({ logger: silentLogger, drainMs: 0, graceMs: 5, timer: shutdownTimer.timer });
+    const held = heldServer();
+    const closing = shutdown.closeServer(held.server);
+    await shutdownTimer.asked();
+    assert.deepEqual(shutdownTimer.waiting(), [5], 'the grace period');
+    held.connectionEnded();
+    await closing;
+    assert.deepEqual(shutdownTimer.waiting(), [], 'the grace period given back as the server closed');
+  });
+
   it('gives back the cut once the server closes within the second after the grace period: nothing is cut after', async () => {
     // Left waiting, the cut would fire on a closed server, and say its connections were cut when none was.
     const shutdownTimer = manualTimer();
