@@ -14,6 +14,7 @@ import { hsToken, SECRET } from '../auth/helpers.ts';
 import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startSlowRead, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 import { LOAD_REFUSAL_LOG_INTERVAL_MS } from '../../src/http/load-refusals.ts';
+import type { WaitTimer } from '../../src/support/wait-timer.ts';
 
 interface Answer {
   status: number;
@@ -489,6 +490,48 @@ describe('HTTP hygiene', () => {
       assert.equal((received.match(/HTTP\/1\.1 /g) ?? []).length, 1, received);
     } finally {
       socket.destroy();
+    }
+  });
+
+  it('answers each request pipelined before one Node cannot parse, the last made after the first is out, then closes the connection', async () => {
+    // Each request's upstream answer is let go by the test: the first's, then, once its answer is out, the second's.
+    // Told apart by the length of their waits.
+    const waits = new Map<number, () => void>();
+    const timer: WaitTimer = (callback, ms) => {
+      waits.set(ms, callback);
+      return () => waits.delete(ms);
+    };
+    const logging = await startLoggingStack('debug', { emulator: { faultTimer: timer } });
+    const socket = connect(Number(new URL(logging.gateway.url).port), '127.0.0.1');
+    const release = (ms: number) => {
+      const fire = waits.get(ms);
+      waits.delete(ms);
+      fire?.();
+    };
+    try {
+      const [first, second] = ['first@example.com', 'second@example.com'].map((email) => logging.emulator.store.createAccount({ email }).id);
+      logging.emulator.addFault({ path: `/accounts/${first}`, answerAfterMs: 1 });
+      logging.emulator.addFault({ path: `/accounts/${second}`, answerAfterMs: 2 });
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      const closed = once(socket, 'close');
+      const query = (id: string | undefined) => rawGraphQLPost(`{ account(id: "${id}") { id } }`);
+      socket.write(`${query(first)}${query(second)}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      await eventually(() => waits.size === 2 && logging.lines.some((line) => line.includes('behind answers still owed on its connection')), {
+        what: 'both requests held upstream, the third refused behind them',
+      });
+      release(1);
+      await eventually(() => received.includes(`"id":"${first}"`) || socket.destroyed, { what: "the first request's answer" });
+      release(2);
+      await closed;
+      const answers = received.split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 2, received);
+      assert.match(answers[0]!, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${first}"\\}`));
+      assert.match(answers[1]!, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${second}"\\}`));
+    } finally {
+      for (const ms of [...waits.keys()]) release(ms);
+      socket.destroy();
+      await logging.close();
     }
   });
 
