@@ -149,6 +149,22 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await pending).status, 500);
   });
 
+  test('latency: a request whose client leaves during the wait is not handled, and its wait is given back', async (t) => {
+    const { timer, waiting } = manualTimer();
+    const emu = await emulatorFor(t, { faultTimer: timer });
+    const { id } = emu.store.createAccount({ email: 'left@example.com' });
+    emu.addFault({ method: 'DELETE', path: `/accounts/${id}`, latencyMs: 60_000, times: 1 });
+    const controller = new AbortController();
+    const pending = api(emu, `/accounts/${id}`, { method: 'DELETE', signal: controller.signal });
+    await eventually(() => waiting().length === 1);
+    controller.abort();
+    await assert.rejects(pending, { name: 'AbortError' });
+    await eventually(() => emu.inFlight === 0);
+    assert.deepEqual(emu.requests.map((r) => r.status), [0]);
+    assert.deepEqual(waiting(), [], 'the wait is cancelled, not left to run out');
+    assert.equal((await api(emu, `/accounts/${id}`)).status, 200, 'not deleted');
+  });
+
   test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
     const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
