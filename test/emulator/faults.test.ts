@@ -165,6 +165,13 @@ describe('faults, request log and in-flight counters', () => {
     assert.equal((await api(emu, `/accounts/${id}`)).status, 200, 'not deleted');
   });
 
+  test('a body fault answers its JSON with the status given', async (t) => {
+    const emu = await emulatorFor(t);
+    emu.addFault({ path: '/accounts', status: 202, body: { queued: true }, times: 1 });
+    const res = await api(emu, '/accounts');
+    assert.deepEqual([res.status, res.body], [202, { queued: true }]);
+  });
+
   test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
     const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
