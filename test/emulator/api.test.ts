@@ -600,6 +600,24 @@ describe('transport details', () => {
     assert.deepEqual(told, [`GET /2.0/accounts/${ADA}: a bug, with details`]);
   });
 
+  test('without onInternalError (npm run emulator), an error of its own is written to stderr with the request and its stack', async (t) => {
+    const emu = await emulatorFor(t);
+    t.mock.method(emu.store, 'getAccount', () => {
+      throw new Error('a bug, with details');
+    });
+    const written: string[] = [];
+    const write = t.mock.method(process.stderr, 'write', (chunk: unknown) => written.push(String(chunk)) > 0);
+    let res: Awaited<ReturnType<typeof api>>;
+    try {
+      res = await api(emu, `/accounts/${ADA}`);
+    } finally {
+      write.mock.restore();
+    }
+    assert.deepEqual([res.status, res.body], [500, { type: 'error', value: 'internal server error' }]);
+    assert.equal(written.length, 1, written.join(''));
+    assert.match(written[0]!, new RegExp(`^Context\\.IO emulator: internal error on GET /2\\.0/accounts/${ADA}: Error: a bug, with details\\n\\s+at `));
+  });
+
   test('a JSON body is neither signed nor parsed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts?limit=1`;
