@@ -327,7 +327,10 @@ describe('npm start', () => {
         const entries = logEntries(started.lines);
         const at = entries.findIndex((entry) => warning.test(String(entry['message'])));
         assert.deepEqual([entries[at]!['level'], entries[at]!['jwksUrl']], ['warn', jwks.url]);
-        assert.ok(entries.findIndex((entry) => entry['message'] === 'gateway ready') < at, 'the ready line is not held up by the check');
+        const ready = entries.findIndex((entry) => entry['message'] === 'gateway ready');
+        assert.ok(ready < at, 'the ready line is not held up by the check');
+        // A key set alone is authentication on, said as such.
+        assert.equal(entries[ready]!['authentication'], `JWKS ${jwks.url}`);
         assert.equal(jwks.fetches, 1);
       } finally {
         assert.equal(await started.stop(), 0);
