@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { exportJWK, generateKeyPair } from 'jose';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
@@ -335,6 +336,19 @@ describe('npm start', () => {
       } finally {
         assert.equal(await started.stop(), 0);
       }
+      // A key set that can be used: nothing said of it.
+      const { publicKey } = await generateKeyPair('RS256');
+      jwks.setKeys([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+      jwks.setFailing(false);
+      const usable = await startMain({ LOG_LEVEL: 'error', EMULATOR_SEED: 'none', AUTH_JWKS_URL: jwks.url, AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'contextio-graphql' });
+      try {
+        await eventually(() => jwks.fetches === 2, { ...IN_MAIN, what: 'the key set checked' });
+        // A round trip through the gateway after the key set was served: the check's line, had it one, is written by then.
+        assert.equal((await fetch(new URL('/healthz', usable.url))).status, 200);
+      } finally {
+        assert.equal(await usable.stop(), 0);
+      }
+      assert.deepEqual(usable.lines.filter((line) => line.includes('cannot be used now')), [], usable.lines.join('\n'));
     } finally {
       await jwks.close();
     }
