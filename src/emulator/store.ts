@@ -203,9 +203,9 @@ export function isDomainHint(value: string): boolean {
 /**
  * A mail server's name as given by a user or a caller, as an IMAP client connects to it: trimmed, and an
  * internationalized one (`imap.exämple.com`, the default the connect page suggests for `zoë@exämple.com`) in its
- * ASCII form (`imap.xn--exmple-cua.com`). `undefined` when it is no host name (a space, a slash, a colon: what would
- * also make the source's `username::server` label no label). The connect page and POST /accounts's first source
- * take the same names.
+ * ASCII form (`imap.xn--exmple-cua.com`). `undefined` when it is no host name (a space, a slash, a port after a
+ * colon), which would also be no name to label the source by (`username::server`). The connect page and POST
+ * /accounts's first source take the same names.
  */
 export function mailServerName(given: string): string | undefined {
   const trimmed = given.trim();
