@@ -173,7 +173,7 @@ export function isSecretKey(key: JWK): boolean {
 /**
  * The key set's fetch, with the private keys and symmetric secrets it publishes (an identity provider's mistake:
  * a set is public) left out, each handed to `onSecretKey`, and so are the private keys' public halves; a public
- * key's `key_ops` are cut to `verify` where they name it beside other uses (`hasOpsBesideVerify`). Left in,
+ * key's `key_ops` are cut to `verify` where they name it beside other uses or more than once (`opsToCut`). Left in,
  * jose refuses a private key only when a token names it, and then as a set it cannot read: a 503 its client
  * retries for ever, and a pause of every fetch. Left out, it is a key the set lacks: its tokens are refused with
  * 401, no part of it is kept, and the other public keys verify theirs as ever. A symmetric secret verifies no
@@ -184,25 +184,25 @@ const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) 
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
-  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || hasOpsBesideVerify(key))) return response;
+  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || opsToCut(key))) return response;
   for (const key of set.keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(set.keys);
   return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)).map(forVerifyingOnly) });
 };
 
 /**
- * Whether a public key's `key_ops` name `verify` beside other uses (`sign`: an identity provider listing its key
- * pair's uses on the public half). jose imports a key for the uses its JWK names, and WebCrypto imports a public key
- * for `verify` alone: the import failed, and every token of a key the check at start (key-set-check.ts) counts as
- * usable was refused.
+ * Whether a public key's `key_ops` name `verify` in a list other than `['verify']`: beside other uses (`sign`: an
+ * identity provider listing its key pair's uses on the public half), or more than once. jose imports a key for the
+ * uses its JWK names, and WebCrypto imports a public key for `verify` alone: the import failed; and jose picks no key
+ * whose uses repeat. Either way every token of a key the check at start (key-set-check.ts) counts as usable was refused.
  */
-function hasOpsBesideVerify(key: JWK): boolean {
-  return Array.isArray(key.key_ops) && key.key_ops.includes('verify') && key.key_ops.some((op) => op !== 'verify');
+function opsToCut(key: JWK): boolean {
+  return Array.isArray(key.key_ops) && key.key_ops.includes('verify') && key.key_ops.length > 1;
 }
 
-/** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it beside others. */
+/** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others. */
 function forVerifyingOnly(key: JWK): JWK {
-  return hasOpsBesideVerify(key) ? { ...key, key_ops: ['verify'] } : key;
+  return opsToCut(key) ? { ...key, key_ops: ['verify'] } : key;
 }
 
 /**

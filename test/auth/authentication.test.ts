@@ -594,14 +594,18 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     // WebCrypto imports a public key for verify alone; jose asks for the JWK's own key_ops, and the import failed.
     const ec = await generateKeyPair('ES256', { extractable: true });
     const rsa = await generateKeyPair('RS256', { extractable: true });
+    const twice = await generateKeyPair('ES256', { extractable: true });
     const keys = [
       { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', key_ops: ['sign', 'verify'] },
       { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', key_ops: ['verify', 'sign', 'encrypt'] },
+      // Named twice: jose takes key_ops only as a list of unique uses, and picked no such key.
+      { ...(await exportJWK(twice.publicKey)), kid: 'ec-twice', key_ops: ['verify', 'verify'] },
     ];
     await withKeySet(keys, async (stack, jwks) => {
       assert.equal(await keySetProblem(jwks.url), undefined);
       assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-1'))).status, 200);
       assert.equal((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256', 'rsa-1'))).status, 200);
+      assert.equal((await stack.gql('{ __typename }', await sign(twice.privateKey, 'ES256', 'ec-twice'))).status, 200);
       assert.deepEqual(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens')), []);
     });
   });
