@@ -75,7 +75,7 @@ export async function onTestTime(
  * each wait asked for is kept, with its length, until the test fires it (or its owner cancels it). Time itself
  * never ends one.
  */
-export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; asked: () => Promise<void>; fireFirst: () => void; fireAll: () => void } {
+export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; asked: () => Promise<void>; fireFirst: () => void; fire: (ms: number) => void; fireAll: () => void } {
   let waits: Array<{ ms: number; fire: () => void }> = [];
   let onAsked: (() => void) | undefined;
   return {
@@ -94,6 +94,12 @@ export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; aske
     asked: () => (waits.length > 0 ? Promise.resolve() : new Promise<void>((resolve) => (onAsked = resolve))),
     /** Fires the wait asked for first of those still waiting, if any. */
     fireFirst: () => waits.shift()?.fire(),
+    /** Fires the waits of `ms` still waiting: waits asked for in no set order, told apart by their lengths. */
+    fire: (ms) => {
+      const due = waits.filter((w) => w.ms === ms);
+      waits = waits.filter((w) => w.ms !== ms);
+      for (const wait of due) wait.fire();
+    },
     fireAll: () => {
       const due = waits;
       waits = [];

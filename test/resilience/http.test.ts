@@ -14,7 +14,6 @@ import { hsToken, SECRET } from '../auth/helpers.ts';
 import { logEntries } from '../helpers/script.ts';
 import { codes, leaveWhileUpstreamHangs, startLoggingStack, startSlowDownload, startSlowRead, startStack, useStack, type SlowRead, type Stack } from '../helpers/stack.ts';
 import { LOAD_REFUSAL_LOG_INTERVAL_MS } from '../../src/http/load-refusals.ts';
-import type { WaitTimer } from '../../src/support/wait-timer.ts';
 
 interface Answer {
   status: number;
@@ -79,6 +78,26 @@ function assertRawRefusal(received: string, status: number, code: string, messag
 
 /** Whether a response body carries a stack trace: Apollo's `stacktrace` extension, or V8's "at file:line:col" frames. */
 const hasStackTrace = (text: string) => /stacktrace/i.test(text) || /\bat .+:\d+:\d+/.test(text);
+
+/**
+ * A logging stack whose emulator holds each `answerAfterMs` fault's answer until the test lets it go (`held`), and a
+ * raw connection to its gateway, with what it has received so far and its close: for requests pipelined behind
+ * answers held upstream. `close` lets every held answer go and stops both.
+ */
+async function heldUpstreamConnection() {
+  const held = manualTimer();
+  const stack = await startLoggingStack('debug', { emulator: { faultTimer: held.timer } });
+  const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+  const closed = once(socket, 'close');
+  const close = async () => {
+    held.fireAll();
+    socket.destroy();
+    await stack.close();
+  };
+  return { held, stack, socket, closed, received: () => received, close };
+}
 
 describe('HTTP hygiene', () => {
   const stack = useStack();
@@ -496,56 +515,35 @@ describe('HTTP hygiene', () => {
   it('answers each request pipelined before one Node cannot parse, the last made after the first is out, then closes the connection', async () => {
     // Each request's upstream answer is let go by the test: the first's, then, once its answer is out, the second's.
     // Told apart by the length of their waits.
-    const waits = new Map<number, () => void>();
-    const timer: WaitTimer = (callback, ms) => {
-      waits.set(ms, callback);
-      return () => waits.delete(ms);
-    };
-    const logging = await startLoggingStack('debug', { emulator: { faultTimer: timer } });
-    const socket = connect(Number(new URL(logging.gateway.url).port), '127.0.0.1');
-    const release = (ms: number) => {
-      const fire = waits.get(ms);
-      waits.delete(ms);
-      fire?.();
-    };
+    const { held, stack: logging, socket, closed, received, close } = await heldUpstreamConnection();
     try {
       const [first, second] = ['first@example.com', 'second@example.com'].map((email) => logging.emulator.store.createAccount({ email }).id);
       logging.emulator.addFault({ path: `/accounts/${first}`, answerAfterMs: 1 });
       logging.emulator.addFault({ path: `/accounts/${second}`, answerAfterMs: 2 });
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const closed = once(socket, 'close');
       const query = (id: string | undefined) => rawGraphQLPost(`{ account(id: "${id}") { id } }`);
       socket.write(`${query(first)}${query(second)}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
-      await eventually(() => waits.size === 2 && logging.lines.some((line) => line.includes('behind answers still owed on its connection')), {
+      await eventually(() => held.waiting().length === 2 && logging.lines.some((line) => line.includes('behind answers still owed on its connection')), {
         what: 'both requests held upstream, the third refused behind them',
       });
-      release(1);
-      await eventually(() => received.includes(`"id":"${first}"`) || socket.destroyed, { what: "the first request's answer" });
-      release(2);
+      held.fire(1);
+      await eventually(() => received().includes(`"id":"${first}"`) || socket.destroyed, { what: "the first request's answer" });
+      held.fire(2);
       await closed;
-      const answers = received.split(/(?=HTTP\/1\.1 )/);
-      assert.equal(answers.length, 2, received);
+      const answers = received().split(/(?=HTTP\/1\.1 )/);
+      assert.equal(answers.length, 2, received());
       assert.match(answers[0]!, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${first}"\\}`));
       assert.match(answers[1]!, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${second}"\\}`));
     } finally {
-      for (const ms of [...waits.keys()]) release(ms);
-      socket.destroy();
-      await logging.close();
+      await close();
     }
   });
 
   it('says once, however much more its client sends, that a request Node cannot parse behind an answer still owed is closed after it', async () => {
     // The first request's upstream answer is let go by the test: until then its answer is owed.
-    const held = manualTimer();
-    const logging = await startLoggingStack('debug', { emulator: { faultTimer: held.timer } });
-    const socket = connect(Number(new URL(logging.gateway.url).port), '127.0.0.1');
+    const { held, stack: logging, socket, closed, received, close } = await heldUpstreamConnection();
     try {
       const slow = logging.emulator.store.createAccount({ email: 'owed@example.com' }).id;
       logging.emulator.addFault({ path: `/accounts/${slow}`, answerAfterMs: 1 });
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const closed = once(socket, 'close');
       const behind = () => logging.lines.filter((line) => line.includes('behind answers still owed on its connection'));
       socket.write(`${rawGraphQLPost(`{ account(id: "${slow}") { id } }`)}G(T /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
       await eventually(() => held.waiting().length === 1 && behind().length > 0, { what: 'the first request held upstream, the second refused behind it' });
@@ -556,13 +554,11 @@ describe('HTTP hygiene', () => {
       }
       held.fireAll();
       await closed;
-      assert.match(received, new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${slow}"\\}`), received);
-      assert.equal((received.match(/HTTP\/1\.1 /g) ?? []).length, 1, received);
+      assert.match(received(), new RegExp(`^HTTP/1\\.1 200 [^]*"account":\\{"id":"${slow}"\\}`), received());
+      assert.equal((received().match(/HTTP\/1\.1 /g) ?? []).length, 1, received());
       assert.equal(behind().length, 1, behind().join('\n'));
     } finally {
-      held.fireAll();
-      socket.destroy();
-      await logging.close();
+      await close();
     }
   });
 
@@ -923,17 +919,12 @@ describe('HTTP pipelining', () => {
 
   it('runs no request that arrives behind an answer closing the connection (RFC 9112 §9.6): a mutation there was made, its answer never sent', async () => {
     // The first request's upstream answer is let go by the test.
-    const held = manualTimer();
-    const stack = await startLoggingStack('debug', { emulator: { faultTimer: held.timer } });
-    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    const { held, stack, socket, closed, received, close } = await heldUpstreamConnection();
     try {
       const { store } = stack.emulator;
       const slow = store.createAccount({ email: 'slow@example.com' }).id;
       const kept = store.createAccount({ email: 'kept@example.com', first_name: 'Kept' }).id;
       stack.emulator.addFault({ path: `/accounts/${slow}`, answerAfterMs: 1 });
-      let received = '';
-      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-      const closed = once(socket, 'close');
       // A request whose answer waits upstream, then one refused at once with Connection: close (no Host),
       // its answer queued behind the first.
       socket.write(rawGraphQLPost(`{ account(id: "${slow}") { id } }`) + 'GET /healthz HTTP/1.1\r\n\r\n');
@@ -945,16 +936,14 @@ describe('HTTP pipelining', () => {
       });
       held.fireAll();
       await closed;
-      assert.deepEqual(received.match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 200', 'HTTP/1.1 400'], received);
+      assert.deepEqual(received().match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 200', 'HTTP/1.1 400'], received());
       assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${slow}`]);
       assert.equal(store.getAccount(kept)?.first_name, 'Kept');
       // Its line carries no request id: the client sent none, and one made up here would be in no answer.
       const notRun = logEntries(stack.lines).filter((entry) => String(entry['message']).startsWith('request not run'));
       assert.deepEqual(notRun.map((entry) => Object.hasOwn(entry, 'requestId')), [false], stack.lines.join('\n'));
     } finally {
-      held.fireAll();
-      socket.destroy();
-      await stack.close();
+      await close();
     }
   });
 
