@@ -202,9 +202,10 @@ const success = (): UpstreamSuccess => ({ success: true });
 
 function listAccounts(ctx: ApiContext, params: Params): Result {
   const statusOk = flagFilter(params, 'status_ok');
+  // Trimmed as POST /accounts trims the address it keeps.
+  const email = params.get('email')?.trim();
   const accounts = ctx.store.listAccounts({
-    // Trimmed as POST /accounts trims the address it keeps.
-    ...(params.get('email')?.trim() ? { email: params.get('email')!.trim() } : {}),
+    ...(email ? { email } : {}),
     ...(params.get('status') ? { status: params.get('status')! } : {}),
     ...(statusOk === undefined ? {} : { status_ok: statusOk }),
   });
