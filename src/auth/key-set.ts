@@ -173,7 +173,7 @@ export function isSecretKey(key: JWK): boolean {
 /**
  * The key set's fetch, with the private keys and symmetric secrets it publishes (an identity provider's mistake:
  * a set is public) left out, each handed to `onSecretKey`, and so are the private keys' public halves; a public
- * key's `key_ops` are cut to `verify` where they name it beside other uses or more than once (`opsToCut`). Left in,
+ * key is kept for verifying alone (`forVerifyingOnly`: what in it keeps jose from picking it to verify is cut). Left in,
  * jose refuses a private key only when a token names it, and then as a set it cannot read: a 503 its client
  * retries for ever, and a pause of every fetch. Left out, it is a key the set lacks: its tokens are refused with
  * 401, no part of it is kept, and the other public keys verify theirs as ever. A symmetric secret verifies no
@@ -184,7 +184,7 @@ const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) 
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
-  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || opsToCut(key))) return response;
+  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || opsToCut(key) || hasStrayExt(key))) return response;
   for (const key of set.keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(set.keys);
   return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)).map(forVerifyingOnly) });
@@ -200,9 +200,21 @@ function opsToCut(key: JWK): boolean {
   return Array.isArray(key.key_ops) && key.key_ops.includes('verify') && key.key_ops.length > 1;
 }
 
-/** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others. */
+/**
+ * Whether a key's `ext` (whether WebCrypto may export the key once imported) is there but not a boolean (`"true"`):
+ * jose picks no such key, so every token of a key the check at start counts as usable was refused. A key verifying
+ * is never exported: the gateway leaves it out, and the key verifies as it would without it.
+ */
+function hasStrayExt(key: JWK): boolean {
+  return key.ext !== undefined && typeof key.ext !== 'boolean';
+}
+
+/** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others, an `ext` that is not a boolean left out. */
 function forVerifyingOnly(key: JWK): JWK {
-  return opsToCut(key) ? { ...key, key_ops: ['verify'] } : key;
+  const kept = { ...key };
+  if (hasStrayExt(key)) delete kept.ext;
+  if (opsToCut(key)) kept.key_ops = ['verify'];
+  return kept;
 }
 
 /**

@@ -610,6 +610,16 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a public key whose ext is not a boolean ("true", as some providers write it) verifies its tokens, as the check at start counts it', async () => {
+    // jose picks no key whose ext is other than a boolean; ext (whether WebCrypto may export the key) means nothing to a verification.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    await withKeySet([{ ...(await exportJWK(ec.publicKey)), kid: 'ec-ext', alg: 'ES256', ext: 'true' } as unknown as JWK], async (stack, jwks) => {
+      assert.equal(await keySetProblem(jwks.url), undefined);
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-ext'))).status, 200);
+      assert.deepEqual(stack.logs.filter((line) => line.includes('a key of the JWKS cannot verify tokens')), []);
+    });
+  });
+
   test('a public key whose key_ops leave verify out (sign alone) verifies no token: 401, as the check at start counts it', async () => {
     // Only key_ops that name verify beside other uses are cut to verify; without it, the key is not one to verify with.
     const ec = await generateKeyPair('ES256', { extractable: true });
