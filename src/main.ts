@@ -8,7 +8,7 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure, mayShareAPort } from './http/listen.ts';
 import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
 import { startGateway, type Gateway } from './http/server.ts';
-import { ignoredEmulatorSettings, unknownSettings } from './config/settings.ts';
+import { ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
 import { urlForLog } from './support/url.ts';
 
@@ -76,8 +76,7 @@ interface Upstream {
 function remoteUpstream(upstream: RemoteConfig, logger: Logger): Upstream {
   const ignored = ignoredEmulatorSettings(process.env);
   if (ignored !== undefined) logger.announce('warn', ignored);
-  // Context.IO's base URL ends in its version; left out, every call answers 404 (a proxy may rewrite it).
-  if (!/\/v?\d+(\.\d+)*$/i.test(new URL(upstream.baseUrl).pathname)) {
+  if (!namesApiVersion(upstream.baseUrl)) {
     logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
       upstream: upstream.baseUrl,
     });

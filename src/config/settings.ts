@@ -89,6 +89,14 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
 }
 
 /**
+ * Whether the upstream's base URL ends in an API version (`…/2.0`, `…/2`, `…/v2`): Context.IO serves its API under
+ * its version, and without it every call answers 404 (a proxy may rewrite it, so a warning, not a refusal).
+ */
+export function namesApiVersion(baseUrl: string): boolean {
+  return /\/v?\d+(\.\d+)*$/i.test(new URL(baseUrl).pathname);
+}
+
+/**
  * The settings spelt most like `name`, within a fifth of its letters (at least 2) of edits: each of them when two
  * are as close (`EMULATOR_HORT`: `EMULATOR_PORT` or `EMULATOR_HOST`), where naming the first would be a guess;
  * else the one setting that has all of `name`'s words in their order with some left out (`MAX_DEPTH`:

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, type Env } from '../../src/config/index.ts';
-import { ignoredEmulatorSettings, SETTINGS, unknownSettings } from '../../src/config/settings.ts';
+import { ignoredEmulatorSettings, namesApiVersion, SETTINGS, unknownSettings } from '../../src/config/settings.ts';
 
 /** The variables `loadConfig` reads from `env`, whether it accepts them or not. */
 function namesRead(env: Env): Set<string> {
@@ -66,6 +66,16 @@ describe('the settings', () => {
       ignoredEmulatorSettings({ EMULATOR_DATA_FILE: '/var/lib/emu.json', EMULATOR_CONSUMER_SECRET: 'a-secret', EMULATOR_PORT: '4010' }),
       'EMULATOR_PORT, EMULATOR_CONSUMER_SECRET, EMULATOR_DATA_FILE are ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run',
     );
+  });
+
+  it('takes an upstream URL as naming the API version when its path ends in one: 2.0, 2 or v2, in any case', () => {
+    for (const url of ['https://api.context.io/2.0', 'https://api.context.io/2', 'https://api.context.io/v2', 'https://api.context.io/V2.0', 'http://127.0.0.1:8080/proxy/2.0.1']) {
+      assert.equal(namesApiVersion(url), true, url);
+    }
+    // No version, or not last (a resource's URL pasted in). The configuration has cut a trailing slash already.
+    for (const url of ['https://api.context.io', 'https://api.context.io/2.0/accounts', 'https://api.context.io/version2', 'https://api.context.io/2.', 'https://api.context.io/vv2', 'https://api.context.io/v']) {
+      assert.equal(namesApiVersion(url), false, url);
+    }
   });
 
   it('names the one setting a shortened name leaves words out of, however many letters that is', () => {
