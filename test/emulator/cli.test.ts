@@ -102,6 +102,19 @@ describe('npm run emulator', () => {
     });
   });
 
+  test('its stderr\'s reader gone (a pipe closed), a line it cannot write costs it nothing: it serves on, and still closes on a signal', async () => {
+    await withCliOnDataFile('../gateway/fixtures/fail-saves-after-first.mjs', async (run, emulator) => {
+      run.child.stderr!.destroy();
+      // A change whose save fails: its line goes to the closed pipe (EPIPE).
+      await api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/lost' } });
+      await eventually(async () => (await api(emulator, '/connect_tokens')).status === 200, { what: 'the emulator to answer after the line it could not write' });
+      assert.equal(run.child.exitCode, null, 'the emulator is still running');
+      run.child.kill('SIGTERM');
+      // Its last save fails too (exit 1), said on the closed pipe: what counts is that the signal was taken.
+      assert.deepEqual(await run.exited, [1, null], run.lines.join('\n'));
+    });
+  });
+
   test('takes the same signal again within a second (npm passing on a Ctrl-C the emulator got too) as the same request: it closes in order, exit 0', async () => {
     await withSaveUnderWay(async (run, port, dataFile) => {
       run.child.kill('SIGINT');
