@@ -24,6 +24,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel);
   exitOnCrash(logger, config.development);
+  logNodeWarnings(logger);
   // A typo of a setting leaves the default in force, authentication off included: said at start.
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
 
@@ -215,6 +216,21 @@ function exitOnCrash(logger: Logger, development: boolean): void {
   process.on('uncaughtException', (error: unknown, origin: string) => {
     logger.error('crashed: exiting', { origin, ...errorFields(error, development) });
     process.exit(1);
+  });
+}
+
+/**
+ * A warning Node emits (a deprecated API a dependency calls, a listener leak): one JSON line at `warn`, `Node
+ * warning: …` with the warning's type and code, instead of Node's plain-text lines among the JSON a log collector
+ * reads. The listener replaced is Node's own printer, the only one at this point, and there is none to replace
+ * under `--no-warnings` or NODE_NO_WARNINGS=1: those still silence them.
+ */
+function logNodeWarnings(logger: Logger): void {
+  const printers = process.listeners('warning');
+  if (printers.length === 0) return;
+  for (const printer of printers) process.off('warning', printer);
+  process.on('warning', (warning: Error & { code?: string }) => {
+    logger.warn(`Node warning: ${warning.message}`, { warning: warning.name, ...(warning.code === undefined ? {} : { code: warning.code }) });
   });
 }
 

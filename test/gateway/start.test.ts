@@ -670,6 +670,30 @@ describe('npm start', () => {
     });
   }
 
+  it('writes a warning Node emits (a deprecated API a dependency calls) as one JSON line at warn, not as plain text among the JSON lines, and serves on; NODE_NO_WARNINGS=1 still silences it', async () => {
+    const preload = [new URL('./fixtures/warning-on-sigusr2.mjs', import.meta.url).href];
+    for (const silenced of [false, true]) {
+      const started = await startMain({ EMULATOR_SEED: 'none', LOG_LEVEL: 'warn', ...(silenced ? { NODE_NO_WARNINGS: '1' } : {}) }, preload);
+      let code: number | null;
+      try {
+        process.kill(started.pid, 'SIGUSR2');
+        await eventually(() => started.lines.some((l) => l.includes('"fixture":"warning emitted"')), { what: 'the warning to be emitted', ...IN_MAIN });
+        assert.deepEqual((await query(started.url, '{ __typename }')).data, { __typename: 'Query' });
+      } finally {
+        code = await started.stop();
+      }
+      // Stopped, every line it held is written.
+      assert.equal(code, 0, started.lines.join('\n'));
+      assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
+      const warnings = logEntries(started.lines).filter((entry) => String(entry['message']).includes('injected warning'));
+      assert.deepEqual(
+        warnings.map((entry) => [entry['level'], entry['message'], entry['warning'], entry['code']]),
+        silenced ? [] : [['warn', 'Node warning: injected warning: this API is deprecated', 'DeprecationWarning', 'DEP_INJECTED']],
+        `NODE_NO_WARNINGS ${silenced ? 'set' : 'unset'}`,
+      );
+    }
+  });
+
   it('on an uncaught throw of an object without a prototype still writes its JSON line, without its properties, and exits 1', async () => {
     const preload = [new URL('./fixtures/crash-on-sigusr2.mjs', import.meta.url).href];
     const started = await startMain({ CRASH_BY: 'null-prototype', EMULATOR_SEED: 'none' }, preload);
