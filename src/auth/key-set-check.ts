@@ -1,15 +1,15 @@
-import { createRemoteJWKSet, customFetch, type JWK } from 'jose';
+import { createRemoteJWKSet, customFetch, importJWK, type JWK } from 'jose';
 import type { EgressProxy } from '../upstream/egress-proxy.ts';
 import { shortened } from '../support/shortened.ts';
 import { failureReason } from '../support/failure-reason.ts';
-import { fetchCapped, isPrivateKey, isSecretKey, isSymmetricSecret, JWKS_TIMEOUT_MS, keySetDispatcher, leakedKeys } from './key-set.ts';
+import { fetchCapped, forVerifyingOnly, isPrivateKey, isSecretKey, isSymmetricSecret, JWKS_TIMEOUT_MS, keySetDispatcher, leakedKeys } from './key-set.ts';
 
 /** The check at start of AUTH_JWKS_URL's key set: fetched once, and what keeps it from verifying tokens said. */
 
 /**
  * What keeps the key set at `jwksUrl` from verifying tokens, fetched once now as a token's verification would
  * fetch it (its deadline, its size cap, jose's checks of its shape); undefined when it holds a key of a type the
- * gateway verifies (RSA or EC). For a check at start: a wrong URL or an identity provider out of reach would
+ * gateway verifies (RSA or EC) that imports. For a check at start: a wrong URL or an identity provider out of reach would
  * otherwise show only with the first token, as a 503 and an error line. Each private key or secret the set
  * publishes is handed to `onSecretKey` (the authenticator's, which says each once), so that it is said at start too.
  */
@@ -27,10 +27,21 @@ export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy, onSecr
   const keys = remote.jwks()?.keys ?? [];
   if (onSecretKey) for (const key of keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(keys);
-  if (!keys.some((key) => !leaked.has(key) && verifiesTokens(key))) {
-    return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys, leaked)})`;
+  const candidates = keys.filter((key) => !leaked.has(key) && verifiesTokens(key));
+  const unimportable = await keysNotImporting(candidates);
+  if (candidates.every((key) => unimportable.has(key))) {
+    return `it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least ${MIN_RSA_BITS} bits (${keys.length} key${keys.length === 1 ? '' : 's'}: ${describedKeys(keys, leaked, unimportable)})`;
   }
   return undefined;
+}
+
+/**
+ * The keys of `keys` that do not import as the gateway uses them (a point off its curve, a coordinate missing, a
+ * modulus that is no base64url): jose picks such a key for a token and fails, and the token is refused.
+ */
+async function keysNotImporting(keys: JWK[]): Promise<Set<JWK>> {
+  const imported = await Promise.all(keys.map((key) => importJWK(forVerifyingOnly(key), key.kty === 'EC' ? 'ES256' : 'RS256').then(() => true, () => false)));
+  return new Set(keys.filter((_, index) => !imported[index]));
 }
 
 /** jose's floor for RS256 keys: it refuses to verify with a smaller modulus. */
@@ -63,11 +74,12 @@ function rsaModulusBits(key: JWK): number {
   return first === -1 ? 0 : (modulus.length - first - 1) * 8 + (32 - Math.clz32(modulus[first]!));
 }
 
-/** One key as a start-up warning names it: its type (said private for a private key, secret for a symmetric one), an RSA key's size, an EC key's curve, what it is restricted to. */
-function describedKey(key: JWK, leaked: Set<JWK>): string {
+/** One key as a start-up warning names it: its type (said private for a private key, secret for a symmetric one), an RSA key's size, an EC key's curve, what it is restricted to, or that it cannot be imported. */
+function describedKey(key: JWK, leaked: Set<JWK>, unimportable: Set<JWK>): string {
   const privately = isPrivateKey(key) ? 'private ' : isSymmetricSecret(key) ? 'secret ' : leaked.has(key) ? 'public half of a published private ' : '';
   if (key.kty === 'RSA' || key.kty === 'EC') {
     const kind = key.kty === 'RSA' ? `${privately}RSA of ${rsaModulusBits(key)} bits` : `${privately}EC ${key.crv ?? 'without a curve'}`;
+    if (unimportable.has(key)) return `${kind} that cannot be imported`;
     const restriction = restrictionOf(key, key.kty === 'RSA' ? 'RS256' : 'ES256');
     return restriction === undefined ? kind : `${kind} for ${restriction}`;
   }
@@ -75,7 +87,7 @@ function describedKey(key: JWK, leaked: Set<JWK>): string {
 }
 
 /** A key set's keys as a start-up warning lists them: each type once, with the RSA keys' sizes. */
-function describedKeys(keys: JWK[], leaked: Set<JWK>): string {
-  const kinds = new Set(keys.map((key) => describedKey(key, leaked)));
+function describedKeys(keys: JWK[], leaked: Set<JWK>, unimportable: Set<JWK>): string {
+  const kinds = new Set(keys.map((key) => describedKey(key, leaked, unimportable)));
   return shortened([...kinds].join(', '), 200);
 }

@@ -210,7 +210,7 @@ function hasStrayExt(key: JWK): boolean {
 }
 
 /** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others, an `ext` that is not a boolean left out. */
-function forVerifyingOnly(key: JWK): JWK {
+export function forVerifyingOnly(key: JWK): JWK {
   const kept = { ...key };
   if (hasStrayExt(key)) delete kept.ext;
   if (opsToCut(key)) kept.key_ops = ['verify'];

@@ -861,6 +861,21 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     }
   });
 
+  test('counts no key that cannot be imported (a point off its curve, a coordinate missing), which verifies no token, and names it as one', async () => {
+    const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
+    const p256 = await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey);
+    const { y: _y, ...withoutY } = p256;
+    const jwks = await startJwksServer([{ ...p256, y: p256.x, kid: 'off-curve', alg: 'ES256' }, { ...withoutY, kid: 'no-y' }]);
+    try {
+      // Each token of such a set is refused (401, "a key of the JWKS cannot verify tokens"): said at start.
+      assert.equal(await keySetProblem(jwks.url), `${unusable} (2 keys: EC P-256 that cannot be imported)`);
+      jwks.setKeys([{ ...p256, y: p256.x, kid: 'off-curve' }, { ...p256, kid: 'good', key_ops: ['sign', 'verify'], ext: 'true' } as unknown as JWK]);
+      assert.equal(await keySetProblem(jwks.url), undefined, 'a key that imports, as the gateway uses it (key_ops cut to verify, a stray ext left out), is one');
+    } finally {
+      await jwks.close();
+    }
+  });
+
   test('counts no private key (a JWK with d), which tokens are never verified with, and names it as one', async () => {
     const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
     const rsa = await generateKeyPair('RS256', { extractable: true });
