@@ -14,9 +14,10 @@ import { tryDecodePairs } from './http.ts';
 /** How far a request's timestamp may be from the server clock. */
 export const TIMESTAMP_WINDOW_SECONDS = 300;
 /**
- * How long a nonce is remembered. Its request may carry a timestamp the window ahead of the clock and then
- * passes the timestamp check until the window after that timestamp, both ends included: twice the window from
- * its first use. A second more, so that a replay at the very last instant is caught too (exactly twice, it passed).
+ * How long a nonce is remembered (with its timestamp). Its request may carry a timestamp the window ahead of the
+ * clock and then passes the timestamp check until the window after that timestamp, both ends included: twice the
+ * window from its first use. A second more, so that a replay at the very last instant is caught too (exactly
+ * twice, it passed).
  */
 const NONCE_TTL_MS = (2 * TIMESTAMP_WINDOW_SECONDS + 1) * 1000;
 /**
@@ -62,6 +63,7 @@ export function oauthChallenge(apiBaseUrl: string): string {
 }
 
 export class OAuthVerifier {
+  /** Each nonce used, as `<timestamp> <nonce>`, and until when (ms) it is remembered. */
   private readonly nonces = new Map<string, number>();
   private readonly now: () => number;
 
@@ -104,13 +106,16 @@ export class OAuthVerifier {
       return fail(`signature does not match (base URL ${request.baseUrls.join(' or ')})`);
     }
 
-    // Nonces are recorded only for verified requests, so nobody can burn another client's nonces.
-    const nonce = header.get('oauth_nonce')!;
+    // Nonces are recorded only for verified requests, so nobody can burn another client's nonces. A replay is a
+    // nonce sent again with its timestamp: RFC 5849 §3.3 asks a nonce be unique only among the requests of one
+    // timestamp (and key and token: this verifier has one key and no tokens), so a client may use it again with
+    // another. The timestamp is digits only: the space cannot be part of it.
+    const use = `${timestamp} ${header.get('oauth_nonce')!}`;
     this.pruneNonces(nowMs);
-    const seenUntil = this.nonces.get(nonce);
+    const seenUntil = this.nonces.get(use);
     if (seenUntil !== undefined && seenUntil > nowMs) return fail('nonce already used');
-    this.nonces.delete(nonce);
-    this.nonces.set(nonce, nowMs + NONCE_TTL_MS);
+    this.nonces.delete(use);
+    this.nonces.set(use, nowMs + NONCE_TTL_MS);
     return { ok: true, query, form };
   }
 

@@ -43,7 +43,13 @@ interface Fuzzed {
   badSignature?: string;
   /** The request is meant to arrive incomplete or broken at the HTTP layer: no particular answer is owed. */
   broken?: boolean;
-  nonce?: string;
+  /** The nonce it was signed with, and the timestamp beside it: the two a replay sends again. */
+  nonce?: Nonce;
+}
+
+interface Nonce {
+  nonce: string;
+  timestamp: number;
 }
 
 interface Answer {
@@ -239,8 +245,8 @@ interface Context {
   port: number;
   host: string;
   nowSeconds: number;
-  /** Nonces of requests that passed verification: sent again, they must be refused. */
-  usedNonces: string[];
+  /** Nonces of requests that passed verification: sent again with their timestamps, they must be refused. */
+  usedNonces: Nonce[];
 }
 
 /** An API request: a known route with odd parts, signed rightly mostly. */
@@ -324,7 +330,7 @@ function fuzzedApiRequest(random: Random, model: Model, ctx: Context, index: num
     if (random.chance(0.1)) header = header.replace(/^OAuth /, random.pick(['oauth ', 'OAuth realm="x", ', 'OAuth  ']));
   }
   if (header !== undefined) headers.splice(2, 0, ['Authorization', header]);
-  return { kind: badSignature ? `api, ${badSignature}` : 'api', method, target, headers, body, ...(wire ? { wire } : {}), ...(badSignature ? { badSignature } : {}), ...(broken ? { broken } : {}), nonce };
+  return { kind: badSignature ? `api, ${badSignature}` : 'api', method, target, headers, body, ...(wire ? { wire } : {}), ...(badSignature ? { badSignature } : {}), ...(broken ? { broken } : {}), nonce: { nonce, timestamp: signing.timestamp } };
 }
 
 function badlySigned(random: Random, how: string, s: Signing, ctx: Context): string | undefined {
@@ -337,7 +343,8 @@ function badlySigned(random: Random, how: string, s: Signing, ctx: Context): str
     case 'stale timestamp': return authorization({ ...s, timestamp: ctx.nowSeconds - 301 - random.int(1e6) });
     case 'future timestamp': return authorization({ ...s, timestamp: ctx.nowSeconds + 301 + random.int(1e6) });
     case 'timestamp not a number': return authorization(s).replace(/oauth_timestamp="\d+"/, `oauth_timestamp="${random.pick(['', '-1', '1e9', 'abc', `${ctx.nowSeconds}.5`, '9'.repeat(20)])}"`);
-    case 'reused nonce': return authorization({ ...s, nonce: random.pick(ctx.usedNonces) });
+    // RFC 5849 §3.3: a nonce is unique among the requests of one timestamp, so only the two together are a replay.
+    case 'reused nonce': return authorization({ ...s, ...random.pick(ctx.usedNonces) });
     case 'missing param': {
       const name = random.pick(['oauth_consumer_key', 'oauth_nonce', 'oauth_signature_method', 'oauth_timestamp', 'oauth_signature']);
       return authorization(s).replace(new RegExp(`${name}="[^"]*"(, )?`), '');
@@ -628,7 +635,7 @@ function validOperation(random: Random, model: Model, ctx: Context, index: numbe
   const auth = authorization({ method, baseUrl: `http://${ctx.host}${target}`, query: '', form: body.toString(), nonce, timestamp: ctx.nowSeconds });
   const headers: Array<[string, string]> = [['Host', ctx.host], ['Connection', 'close'], ['Authorization', auth]];
   if (method === 'POST') headers.push(['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]);
-  return { kind: 'valid operation', method, target, headers, body, nonce };
+  return { kind: 'valid operation', method, target, headers, body, nonce: { nonce, timestamp: ctx.nowSeconds } };
 }
 
 /** A connect page request: the form of a token, or its submission with values that try to break out of the page. */

@@ -233,10 +233,31 @@ describe('OAuth verification', () => {
 
   test('a reused nonce is refused', async (t) => {
     const emu = await emulatorFor(t);
-    assert.equal((await api(emu, '/accounts', { nonce: 'once-only' })).status, 200);
-    const replay = await api(emu, '/accounts', { nonce: 'once-only' });
+    // The same request again, its timestamp too, whether or not the clock has passed a second since.
+    const timestamp = Math.floor(Date.now() / 1000);
+    assert.equal((await api(emu, '/accounts', { nonce: 'once-only', timestamp })).status, 200);
+    const replay = await api(emu, '/accounts', { nonce: 'once-only', timestamp });
     assert.equal(replay.status, 401);
     assert.match(replay.body.value, /nonce already used/);
+  });
+
+  test('a nonce is a replay only with the timestamp it came with (RFC 5849 §3.3: unique among the requests of one timestamp)', () => {
+    // A client may make its nonces unique per timestamp only (a counter started again each second, as the RFC
+    // allows): its nonce sent again with another timestamp is a new request, which a server checking the RFC's
+    // way takes.
+    const nowSeconds = 1_700_000_000;
+    const verifier = new OAuthVerifier({ consumerKey: VECTOR.key, consumerSecret: VECTOR.secret, now: () => nowSeconds * 1000 });
+    const baseUrl = 'https://api.context.io/2.0/accounts';
+    const request = (timestamp: number) => {
+      const protocol = protocolParams(VECTOR.key, 'nonce-1', String(timestamp));
+      const authorization = authorizationHeader(protocol, sign({ method: 'GET', baseUrl, params: protocol, consumerSecret: VECTOR.secret }));
+      return { method: 'GET', baseUrls: [baseUrl] as const, authorization, query: '', form: '' };
+    };
+    assert.deepEqual(verifier.verify(request(nowSeconds - 1)), { ok: true, query: [], form: [] });
+    assert.deepEqual(verifier.verify(request(nowSeconds)), { ok: true, query: [], form: [] }, 'the same nonce with the next timestamp');
+    for (const timestamp of [nowSeconds - 1, nowSeconds]) {
+      assert.deepEqual(verifier.verify(request(timestamp)), { ok: false, reason: 'Invalid signature: nonce already used' }, `replayed at ${timestamp}`);
+    }
   });
 
   test('a nonce is remembered as long as its request passes the timestamp check, the window’s last instant included', () => {
