@@ -97,8 +97,11 @@ export class OAuthVerifier {
     const form = tryDecodePairs(request.form);
     if (!form) return fail('the form body is malformed (invalid percent-encoding), so no signature can match it');
 
+    // Every parameter of the header but the realm and the signature itself (RFC 5849 §3.4.1.3.1), an extension's
+    // (xoauth_requestor_id) as the protocol's: a client signs what its header carries. The realm is an HTTP
+    // auth-param, whose name is read in any case (RFC 9110 §11.2).
     const protocol: OAuthParam[] = [...header]
-      .filter(([name]) => name.startsWith('oauth_') && name !== 'oauth_signature');
+      .filter(([name]) => name.toLowerCase() !== 'realm' && name !== 'oauth_signature');
     const signedFor = (baseUrl: string) =>
       signaturesMatch(sign({ method: request.method, baseUrl, params: [...query, ...form, ...protocol], consumerSecret: this.options.consumerSecret }), header.get('oauth_signature')!);
     if (!request.baseUrls.some(signedFor)) {

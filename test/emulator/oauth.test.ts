@@ -307,6 +307,28 @@ describe('OAuth verification', () => {
     assert.equal(percent.status, 200, await percent.text());
   });
 
+  test('every parameter of the Authorization header but the realm is signed (RFC 5849 §3.4.1.3.1), not only the oauth_ ones', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    // An extension's parameter beside the protocol's (Google's two-legged xoauth_requestor_id), signed as the RFC
+    // and its libraries (oauthlib) sign a header: with the others, sorted among them.
+    const protocol = [...protocolParams(emu.consumerKey, randomBytes(12).toString('hex'), String(Math.floor(Date.now() / 1000))), ['xoauth_requestor_id', 'ada@example.com'] as const];
+    const signature = sign({ method: 'GET', baseUrl: url, params: protocol, consumerSecret: emu.consumerSecret });
+    const header = authorizationHeader(protocol, signature);
+    const res = await api(emu, '/accounts', { authorization: header });
+    assert.equal(res.status, 200, res.text);
+    // And signed it is: changed after signing, the request is refused.
+    const changed = await api(emu, '/accounts', { authorization: header.replace('xoauth_requestor_id="ada%40example.com"', 'xoauth_requestor_id="grace%40example.org"') });
+    assert.equal(changed.status, 401);
+    assert.match(changed.body.value, /signature does not match/);
+    // The realm is not, however its name is written: an HTTP auth-param's name is read in any case (RFC 9110 §11.2).
+    for (const realm of ['Realm', 'REALM']) {
+      const again = signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret);
+      const res = await api(emu, '/accounts', { authorization: again.replace(/^OAuth /, `OAuth ${realm}="https://api.context.io/", `) });
+      assert.equal(res.status, 200, `${realm}: ${res.text}`);
+    }
+  });
+
   test('the signature must be the whole expected one: a valid signature with more after it, or cut short, is refused', async (t) => {
     const emu = await emulatorFor(t);
     const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
