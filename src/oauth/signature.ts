@@ -93,8 +93,9 @@ export function parseAuthorizationHeader(header: string | undefined): Map<string
   for (const match of header.slice(6).matchAll(/(?<![A-Za-z0-9_.~%-])([A-Za-z0-9_.~%-]+)\s*=\s*"([^"]*)"/g)) {
     try {
       const name = decodeURIComponent(match[1]!);
-      // The realm is RFC 2617's quoted string, not percent-encoded (RFC 5849 §3.5.1), and no part of the signature.
-      params.set(name, name === 'realm' ? match[2]! : decodeURIComponent(match[2]!));
+      // The realm is RFC 2617's quoted string, not percent-encoded (RFC 5849 §3.5.1), and no part of the signature;
+      // an auth-param, its name is read in any case (RFC 9110 §11.2).
+      params.set(name, name.toLowerCase() === 'realm' ? match[2]! : decodeURIComponent(match[2]!));
     } catch {
       return undefined;
     }

@@ -305,6 +305,10 @@ describe('OAuth verification', () => {
     const again = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
     const percent = await fetch(`${emu.url}/accounts`, { headers: { authorization: again.replace(/^OAuth /, 'OAuth realm="50% of %zz", ') } });
     assert.equal(percent.status, 200, await percent.text());
+    // Whatever the case of its name, which an HTTP auth-param's is read in (RFC 9110 §11.2).
+    const third = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
+    const named = await fetch(`${emu.url}/accounts`, { headers: { authorization: third.replace(/^OAuth /, 'OAuth Realm="50% of %zz", ') } });
+    assert.equal(named.status, 200, await named.text());
   });
 
   test('every parameter of the Authorization header but the realm is signed (RFC 5849 §3.4.1.3.1), not only the oauth_ ones', async (t) => {
