@@ -26,6 +26,7 @@ import { errorFields, type Logger } from '../logging/logger.ts';
 import { nullVariablesPlugin } from '../resolvers/null-variables.ts';
 import { mutationPrecheckPlugin } from '../resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
+import { cutEnd } from '../support/shortened.ts';
 
 /**
  * The Apollo Server the HTTP layer hands `/graphql` to: the schema, the operation limits, the document cache,
@@ -353,10 +354,11 @@ function formatForCaller(
   }
   const recoded = code === formatted.extensions?.['code'] ? formatted : { ...formatted, extensions: { ...formatted.extensions, code } };
   const shown = withOurWording(introspection ? recoded : withoutSuggestions(recoded));
-  // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length.
-  return shown.message.length > MAX_MESSAGE_LENGTH
-    ? { ...shown, message: `${shown.message.slice(0, MAX_MESSAGE_LENGTH)}… (${shown.message.length - MAX_MESSAGE_LENGTH} more characters)` }
-    : shown;
+  // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length, cut between
+  // characters (a lone half of an emoji's surrogate pair would reach the client as an escape of no character).
+  if (shown.message.length <= MAX_MESSAGE_LENGTH) return shown;
+  const end = cutEnd(shown.message, MAX_MESSAGE_LENGTH);
+  return { ...shown, message: `${shown.message.slice(0, end)}… (${shown.message.length - end} more characters)` };
 }
 
 /**

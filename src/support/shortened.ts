@@ -4,10 +4,16 @@
  * half JSON would carry as an escape and a terminal would show as a replacement character.
  */
 export function shortened(text: string, max: number): string {
-  if (text.length <= max) return text;
+  return text.length <= max ? text : `${text.slice(0, cutEnd(text, max))}…`;
+}
+
+/**
+ * Where to cut `text` to keep at most `max` UTF-16 code units of it: at `max`, or one before when that would
+ * split a surrogate pair (its high half would end what is kept).
+ */
+export function cutEnd(text: string, max: number): number {
   const last = text.charCodeAt(max - 1);
-  const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
-  return `${text.slice(0, end)}…`;
+  return last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
 }
 
 /**

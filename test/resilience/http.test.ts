@@ -750,6 +750,24 @@ describe('HTTP hygiene', () => {
     assert.match(await misspelt(1_001), /^Cannot query field "z+" on type "Query"… \(1 more characters\)$/);
   });
 
+  it('cuts a long message between characters, never inside a surrogate pair (an emoji), whichever code unit the cut falls on', async () => {
+    const query = 'query ($n: Int) { accounts(first: $n) { nodes { id } } }';
+    // graphql-js quotes the whole value: one pad character or none puts the 1,000th code unit on each half of a pair.
+    for (const pad of ['', 'x']) {
+      const value = `${pad}${'😀'.repeat(700)}`;
+      const answer = await post(stack, JSON.stringify({ query, variables: { n: value } }));
+      const message = answer.json!.errors![0]!.message;
+      const cut = /^(.*)… \((\d+) more characters\)$/su.exec(message);
+      assert.ok(cut, `the message is cut (pad ${JSON.stringify(pad)}): ${message.slice(0, 80)}`);
+      assert.ok(!/\p{Cs}/u.test(message), `no half of a surrogate pair is left in the message (pad ${JSON.stringify(pad)})`);
+      assert.ok(cut[1]!.length <= 1_000, 'at most 1,000 code units kept');
+      // The characters left out are the rest of graphql-js's message, whose quoted value is the whole one sent.
+      assert.ok(message.startsWith(`Variable "$n" got invalid value "${pad}😀`), 'the message quotes the value');
+      assert.equal(cut[1]!.length + Number(cut[2]), `Variable "$n" got invalid value "${value}"; Int cannot represent non-integer value: "${value}"`.length, 'the count says what was left out');
+    }
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('refuses a malformed persisted query with 400 BAD_REQUEST, not as an unexpected error', async () => {
     const query = '{ __typename }';
     for (const [persistedQuery, message] of [
