@@ -1,5 +1,6 @@
 import type { UpstreamErrorInfo } from '../errors.ts';
 import { percentEncode } from '../oauth/signature.ts';
+import { cutEnd } from '../support/shortened.ts';
 import type { CancelSignal } from './cancellation.ts';
 
 /**
@@ -22,7 +23,8 @@ export function redactedErrorBody(text: string, secret: string, authorization: s
   // (so twice the characters are taken before they go).
   const head = withoutNuls(text.slice(0, 2 * (MAX_LOGGED_BODY + 256)));
   const redacted = hideToken(head.replace(SIGNATURE_VALUE, '$1[redacted]'), info).slice(0, MAX_LOGGED_BODY + 256);
-  const excerpt = redacted.slice(0, MAX_LOGGED_BODY);
+  // Cut between characters: half an emoji would reach the log line as an escape of no character.
+  const excerpt = redacted.slice(0, cutEnd(redacted, MAX_LOGGED_BODY));
   const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
   const signature = sent === undefined ? undefined : decodeURIComponent(sent);
   const credentials = [secret, percentEncode(secret), ...(sent === undefined || signature === undefined ? [] : [sent, signature])];

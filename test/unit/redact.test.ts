@@ -121,6 +121,12 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(shown(`${'y'.repeat(800)}${secret}`), 'y'.repeat(500));
   });
 
+  it('is cut between characters: an emoji at the cut is left out whole, not half of it shown', () => {
+    // 😀 is two UTF-16 code units; its first would be the 500th.
+    assert.equal(shown(`${'y'.repeat(499)}😀${'z'.repeat(100)}`), 'y'.repeat(499));
+    assert.equal(shown(`${'y'.repeat(498)}😀${'z'.repeat(100)}`), `${'y'.repeat(498)}😀`);
+  });
+
   it('is not shown when a credential straddles the cut, its first characters too few to match on their own', () => {
     assert.equal(shown(`${'y'.repeat(493)}${secret}`), WITHHELD);
     assert.equal(shown(`${'y'.repeat(496)}${encodeURIComponent(signature)}`), WITHHELD);
