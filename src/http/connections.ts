@@ -134,7 +134,10 @@ export function createConnections(options: ConnectionsOptions): Connections {
     Response: GatewayResponse,
     admit(req, res) {
       if (trackUntilClosed(req.socket, res) <= MAX_PIPELINED) {
-        if (!closesAhead(req.socket, res)) return true;
+        // One that closed the connection may be over already: Node parses what follows a request's body only once
+        // that body is read, and an answer refusing it unread (a 415 decided as its headers arrive) has ended the
+        // connection's writing side by then, and left the connection's responses.
+        if (!closesAhead(req.socket, res) && !req.socket.writableEnded) return true;
         // An answer ahead of it that closes the connection (a refusal's, one made during shutdown) is the last
         // the client gets on it: Node drops those behind it. Run, its operation would be made for nobody (a
         // mutation its client retries elsewhere, made twice); RFC 9112 §9.6 says not to process it. It closes

@@ -965,6 +965,27 @@ describe('HTTP pipelining', () => {
     }
   });
 
+  it('runs no request pipelined behind a refusal that closed the connection before the request was read (its body unread, in the same write)', async () => {
+    const stack = await startLoggingStack('debug');
+    try {
+      const { store } = stack.emulator;
+      const kept = store.createAccount({ email: 'kept@example.com', first_name: 'Kept' }).id;
+      // The refusal (415, its body unread) is made before Node parses that body and the mutation after it: its
+      // answer has closed the connection, and is over, by the time the mutation arrives.
+      const refused = 'POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\n{}';
+      const mutation = rawGraphQLPost(`mutation { updateAccount(id: "${kept}", input: { firstName: "Changed" }) { success } }`).replace('\r\n', '\r\nx-request-id: behind-the-refusal\r\n');
+      const received = await exchange(stack.gateway.url, refused + mutation);
+      assert.deepEqual(received.match(/^HTTP\/1\.1 \d+/gm), ['HTTP/1.1 415'], received);
+      await eventually(() => stack.lines.some((line) => line.includes('behind-the-refusal')), { what: 'a line of the request behind the refusal' });
+      const lines = logEntries(stack.lines).filter((entry) => entry['requestId'] === 'behind-the-refusal');
+      assert.deepEqual(lines.map((entry) => entry['message']), ['request not run: its connection closes after an answer ahead of it'], stack.lines.join('\n'));
+      assert.deepEqual(stack.upstreamCalls(), []);
+      assert.equal(store.getAccount(kept)?.first_name, 'Kept');
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('counts only the requests open at once on a connection: one kept alive serves any number of them one after another', async () => {
     const stack = await startStack();
     const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
