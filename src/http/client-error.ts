@@ -3,6 +3,7 @@ import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse 
 import type { Socket } from 'node:net';
 import { HttpRefusalCode } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
+import { refusalMediaType, requestIdOf } from './request.ts';
 import { EVERY_ANSWER_HEADERS, graphqlError } from './respond.ts';
 
 /*
@@ -40,6 +41,31 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
       return answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin), headOnly);
     },
   });
+}
+
+/**
+ * The server's `connect` listener: a CONNECT request (a proxy's method, its target a host and port) reaches no
+ * request handler, and without a listener Node drops its connection unanswered, with nothing logged. Refused as
+ * every other method the gateway does not serve is (405, in the envelope of every refusal), then closed: what
+ * follows its head would be a tunnel's bytes.
+ */
+export function connectRefuser(options: Pick<ClientErrorOptions, 'logger' | 'corsGrant'>): (req: IncomingMessage, socket: Socket) => void {
+  return (req, socket) => {
+    // Node takes its own listeners off a socket handed over for CONNECT: a reset unheard would end the process.
+    socket.on('error', () => socket.destroy());
+    const requestId = requestIdOf(req);
+    options.logger.debug('request refused before its path was looked at', { requestId, status: 405 });
+    const refusal = {
+      status: 405,
+      code: HttpRefusalCode.METHOD_NOT_ALLOWED,
+      message: 'CONNECT is not supported: the gateway is no proxy. GraphQL is served on /graphql (GET and POST), health on /healthz',
+    };
+    // Its headers read, it is answered in the media type its Accept prefers, as the handler's refusals are.
+    socket.write(answerBytes(refusal, requestId, [['Allow', 'GET, POST, OPTIONS'], ...options.corsGrant(req.headers.origin)], false, refusalMediaType(req.headers.accept)));
+    // As a refusal of Node's parser is closed (clientErrorHandler): at once when the kernel did not take it all.
+    if (socket.writableLength === 0) socket.destroySoon();
+    else socket.destroy();
+  };
 }
 
 /** What a server answering Node's refusals itself says of them (the gateway's, the emulator's). */
@@ -220,10 +246,11 @@ function closeOnceAnswered(socket: Socket): void {
 
 /**
  * The gateway's whole answer, with the headers every answer of the gateway's carries (EVERY_ANSWER_HEADERS, a
- * request id, and `cors`, the request's CORS grant). No Accept header is read: application/json.
+ * request id, and `headers`: the request's CORS grant, any of the refusal's own), in `mediaType`: application/json
+ * unless told (a request Node's parser refused has no Accept header read).
  */
-function answerBytes({ status, code, message }: ClientRefusal, requestId: string, cors: Array<[string, string]>, headOnly: boolean): Buffer {
-  return responseBytes(status, [['Content-Type', 'application/json; charset=utf-8'], ...EVERY_ANSWER_HEADERS, ['X-Request-Id', requestId], ...cors], JSON.stringify(graphqlError(message, code)), headOnly);
+function answerBytes({ status, code, message }: ClientRefusal, requestId: string, headers: Array<[string, string]>, headOnly: boolean, mediaType = 'application/json; charset=utf-8'): Buffer {
+  return responseBytes(status, [['Content-Type', mediaType], ...EVERY_ANSWER_HEADERS, ['X-Request-Id', requestId], ...headers], JSON.stringify(graphqlError(message, code)), headOnly);
 }
 
 /**

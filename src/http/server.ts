@@ -7,7 +7,7 @@ import { contextDeps, type OperationOutcome } from '../graphql/context.ts';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from '../config/defaults.ts';
 import { ErrorCode, HttpRefusalCode } from '../errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './admission.ts';
-import { clientErrorAnswerer, lacksRequiredHost } from './client-error.ts';
+import { clientErrorAnswerer, connectRefuser, lacksRequiredHost } from './client-error.ts';
 import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
@@ -324,6 +324,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   // took too long to arrive) is answered in the envelope and with the headers of every other refusal (the CORS
   // grant when the request's headers were read).
   httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant }));
+  httpServer.on('connect', connectRefuser({ logger, corsGrant }));
   httpServer.on('connection', (socket: Socket) => {
     shutdown.connectionOpened(socket);
     // Once failures have stopped for an interval, the next connection accepted says how many went unsaid

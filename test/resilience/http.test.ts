@@ -296,6 +296,19 @@ describe('HTTP hygiene', () => {
     assert.equal(del.status, 405);
   });
 
+  it('answers CONNECT (a proxy\'s method, which Node hands to no request handler) with 405 in the envelope, not a connection dropped unanswered', async () => {
+    for (const target of ['/graphql', '127.0.0.1:443']) {
+      const received = await exchange(stack.gateway.url, `CONNECT ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+      assertRawRefusal(received, 405, 'METHOD_NOT_ALLOWED', /^CONNECT is not supported: the gateway is no proxy/);
+      assert.match(received, /\r\nAllow: GET, POST, OPTIONS\r\n/i, received);
+    }
+    // As every refusal of a request whose headers were read, in the media type its Accept prefers.
+    const accepting = await exchange(stack.gateway.url, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: application/graphql-response+json\r\n\r\n');
+    assert.match(accepting, /\r\nContent-Type: application\/graphql-response\+json; charset=utf-8\r\n/, accepting);
+    // The gateway serves on.
+    assert.equal((await stack.gql('{ __typename }')).status, 200);
+  });
+
   it('refuses a mutation over GET with 405, runs queries over GET', async () => {
     const mutation = await get(stack, 'mutation { deleteAccount(id: "0123456789abcdef01234567") { success } }');
     assert.equal(mutation.status, 405);
