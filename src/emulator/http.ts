@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { readBody as readBodyUpTo } from '../http/body.ts';
 import { clientErrorHandler, clientErrorKind, HEADER_LIMIT, responseBytes } from '../http/client-error.ts';
 import { parseFormPairs, type OAuthParam } from '../oauth/signature.ts';
@@ -118,10 +119,27 @@ export function clientErrorAnswerer(requestTimeoutMs: () => number): ReturnType<
         : refused.kind === 'chunk extension too large' ? 'a chunk extension of the request body is too large'
         : refused.kind === 'too slow' ? `the request did not arrive whole within ${requestTimeoutMs() / 1000} s`
         : `malformed HTTP/1.1 request${refused.reason === undefined ? '' : ` (${refused.reason})`}`;
-      const body: UpstreamErrorBody = { type: 'error', value };
-      return responseBytes(refused.status, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify(body), headOnly);
+      return refusalBytes(refused.status, value, headOnly);
     },
   });
+}
+
+/**
+ * The server's `connect` listener: a CONNECT request reaches no request handler, and without a listener Node
+ * drops its connection unanswered. Refused as the API refuses a method it does not serve (405, its error shape),
+ * then closed: what follows its head would be a tunnel's bytes.
+ */
+export function refuseConnect(_req: IncomingMessage, socket: Duplex): void {
+  // Node takes its own listeners off a socket handed over for CONNECT: a reset unheard would end the process.
+  socket.on('error', () => socket.destroy());
+  // Destroyed once written: a client holding its side open would otherwise keep the server's close() waiting.
+  socket.end(refusalBytes(405, 'method CONNECT is not allowed: the emulator is no proxy', false), () => socket.destroy());
+}
+
+/** A refusal made below the request handlers, whole: the API's error body, the connection closed after it. */
+function refusalBytes(status: number, value: string, headOnly: boolean): Buffer {
+  const body: UpstreamErrorBody = { type: 'error', value };
+  return responseBytes(status, [['Content-Type', 'application/json'], ['Cache-Control', 'no-store']], JSON.stringify(body), headOnly);
 }
 
 /** Whether a request's body is a form, the only body kind that is signed and parsed. */

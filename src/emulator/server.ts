@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
-import { clientErrorAnswerer, hostFilter, sendError, splitTarget, type RequestTarget } from './http.ts';
+import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
 import { lacksRequiredHost } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -198,6 +198,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.
   server.keepAliveTimeout = 5_000;
   server.on('clientError', clientErrorAnswerer(() => server.requestTimeout));
+  server.on('connect', refuseConnect);
 
   await listenOn(server, port, host);
 

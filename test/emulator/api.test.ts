@@ -854,6 +854,16 @@ describe('requests Node refuses before the emulator reads them', () => {
     assert.deepEqual(emu.requests, []);
   });
 
+  test('a CONNECT request (a proxy\'s method, which Node hands to no request handler) is answered 405 in the API\'s error shape, its connection closed', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const answer = await exchangeRaw(emu.origin, 'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n');
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 405 Method Not Allowed\r\n/, answer);
+    assert.match(head, /\r\nConnection: close(\r\n|$)/i);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'method CONNECT is not allowed: the emulator is no proxy' });
+    assert.deepEqual(emu.requests, []);
+  });
+
   test('an HTTP/1.1 request without Host is answered 400 in the API\'s error shape, its connection closed', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const answer = await exchangeRaw(emu.origin, 'GET /2.0/accounts HTTP/1.1\r\n\r\n');
