@@ -195,9 +195,12 @@ function bearerToken(authorization: string | undefined): string {
 /** The identity a verified token (`payload`, from `token`) grants; a claim of the wrong shape refuses the token as malformed. */
 function identityOf(payload: JWTPayload, token: string): Identity {
   const sub: unknown = payload.sub;
-  // RFC 7519 makes it a string; some identity providers write a numeric user id as a number.
-  if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isFinite(sub))) {
-    throw unauthenticated('The token\'s "sub" claim must be a string (or a number)');
+  // RFC 7519 makes it a string; some identity providers write a numeric user id as a number. Only a whole one a
+  // number holds exactly is taken as its digits: past 2^53 JSON.parse rounds it, and another user's id would be
+  // read (9007199254740993 as 9007199254740992): two users one caller, the log naming the wrong one. A fraction is no
+  // user id, and its digits may be rounded too.
+  if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isSafeInteger(sub))) {
+    throw unauthenticated('The token\'s "sub" claim must be a string (or a whole number up to 2^53 - 1, which a number holds exactly)');
   }
   const subject = sub === undefined || sub === '' ? undefined : String(sub);
   // Validated by jose where an issuer is required; otherwise only logged, so any other shape is left out.

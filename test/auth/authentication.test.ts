@@ -292,13 +292,34 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ accounts: [accountId, ''] }), { id: accountId }), /accounts/);
   });
 
-  test('a numeric sub too large for a number (1e400, read as Infinity) has no digits to be taken as: refused, not the subject "Infinity"', async () => {
-    // jose would write Infinity as null: the payload is written and signed by hand, as a provider's JSON would have it.
+  /**
+   * A valid token whose `sub` is the JSON text `sub`, written and signed by hand, as a provider's JSON would have it:
+   * jose would write a number as JavaScript holds it (Infinity as null, 9007199254740993 as …992).
+   */
+  const withRawSub = (sub: string) => {
     const encode = (text: string) => Buffer.from(text).toString('base64url');
     const header = encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
-    const payload = encode(`{"iss":"https://issuer.test","aud":"contextio-graphql","accounts":[${JSON.stringify(accountId)}],"exp":${now() + 3600},"sub":1e400}`);
-    const signature = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
-    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, `${header}.${payload}.${signature}`, { id: accountId }), /"sub"/);
+    const payload = encode(`{"iss":"https://issuer.test","aud":"contextio-graphql","accounts":[${JSON.stringify(accountId)}],"exp":${now() + 3600},"sub":${sub}}`);
+    return `${header}.${payload}.${createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url')}`;
+  };
+
+  test('a numeric sub too large for a number (1e400, read as Infinity) has no digits to be taken as: refused, not the subject "Infinity"', async () => {
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, withRawSub('1e400'), { id: accountId }), /"sub"/);
+  });
+
+  test('a numeric sub a number cannot hold exactly (past 2^53, or not whole) is refused: its digits would be read as another user\'s', async () => {
+    // 9007199254740993 is read as 9007199254740992, and 12345678901234567891 and …892 as one number: two users
+    // would be one caller (one budget, one subject in the log).
+    for (const sub of ['9007199254740993', '12345678901234567891', '1e21', '1.5']) {
+      const response = await stack.gql(ACCOUNT_QUERY, withRawSub(sub), { id: accountId });
+      assert.equal(response.status, 401, sub);
+      assertRefused(stack, response, /"sub"/);
+    }
+    for (const sub of ['9007199254740991', '-42', '0']) {
+      const response = await stack.gql(ACCOUNT_QUERY, withRawSub(sub), { id: accountId });
+      assert.deepEqual(codes(response), [], sub);
+      stack.upstreamCalls();
+    }
   });
 
   test('neither errors nor log lines contain the token', async () => {

@@ -237,7 +237,7 @@ function expected(setup: Setup, authorization: string | undefined, now: number):
   if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + TOLERANCE)) return refused('nbf');
   if (typeof exp !== 'number' || exp <= now - TOLERANCE) return refused('exp');
   const { sub, scope, accounts } = claims;
-  if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isFinite(sub))) return refused('sub');
+  if (sub !== undefined && typeof sub !== 'string' && !(typeof sub === 'number' && Number.isSafeInteger(sub))) return refused('sub');
   if (scope !== undefined && typeof scope !== 'string') return refused('scope');
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((a) => typeof a === 'string' && a !== ''))) return refused('accounts');
   const admin = scope !== undefined && scope.split(' ').includes(ADMIN_SCOPE);
@@ -276,7 +276,7 @@ function drawClaims(random: Random, setup: Setup, now: number, accountIds: reado
     ? random.pick([raw(AUDIENCE), raw([AUDIENCE]), raw(['other', AUDIENCE])])
     : random.pick([undefined, raw('Contextio-GraphQL'), raw(['other']), '7', raw([7, AUDIENCE]), raw(`${AUDIENCE} `), '[]', 'null', raw({ aud: AUDIENCE })]);
   put('aud', aud);
-  if (!usual(0.15)) put('sub', usual(0.7) ? raw(`user-${random.int(1000)}`) : random.pick(['42', '1.5', '""', 'null', '{}', '[]', 'true', '1e400', '-0', '1e21', raw('ümlaut\u2028')]));
+  if (!usual(0.15)) put('sub', usual(0.7) ? raw(`user-${random.int(1000)}`) : random.pick(['42', '1.5', '""', 'null', '{}', '[]', 'true', '1e400', '-0', '1e21', '9007199254740993', raw('ümlaut\u2028')]));
   if (!usual(0.4)) {
     put(
       'scope',
