@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { errors, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
 import { jsonText } from '../support/json-text.ts';
 import { parseRetryAfter } from '../support/retry-after.ts';
@@ -306,6 +306,12 @@ export class Exchanges {
             if (status !== 0 && CONNECTION_ERROR_CODES.has((error as { code?: string }).code ?? '')) {
               if (status >= 300) settle(undefined, answer());
               else settle(new AnswerCutShort(status, error));
+            }
+            // So was one whose body's framing broke (a chunk size that does not parse): undici closes the connection
+            // there, as when it breaks, and the body is as unreadable as one in a coding not read. A 2xx's is not
+            // valid HTTP, as before any response began: the call needed that body.
+            else if (status >= 300 && error instanceof errors.HTTPParserError) {
+              settle(new UnreadableAnswer(status, `its body did not parse as HTTP (${error.code ?? 'no code'})`, { cause: error }));
             } else settle((status === 0 ? notHttpAnswerOf(error) : undefined) ?? error);
           },
         },

@@ -1545,10 +1545,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
-  it('reads an error answer whose connection broke during its body by its status: not as no answer at all', async () => {
-    // Each answer's status line and headers arrive whole, then the connection closes before the body it announced.
-    const cutShort = (status: string, headers = '') =>
-      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: 60\r\nconnection: close\r\n${headers}\r\n{"type":"error","val`;
+  /** What `broken(status, headers)` answered each call ends with: its status's error, as if its body had come whole. */
+  const readsBrokenErrorAnswersByStatus = async (broken: (status: string, headers?: string) => string) => {
     const answers: string[] = [];
     let requests = 0;
     const server = createNetServer((socket) => {
@@ -1556,6 +1554,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         requests++;
         socket.end(answers.shift() ?? '');
       });
+      socket.on('error', () => undefined);
     });
     await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100 }, async (client) => {
       const failsWith = (code: string, upstream: Record<string, unknown>, message: RegExp) => (e: Error & { extensions?: Record<string, unknown> }) => {
@@ -1566,23 +1565,33 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       };
       // A DELETE of a token that does not exist: its 404 is not a lost answer after which a retry's whole 404
       // would mean "deleted".
-      answers.splice(0, Infinity, cutShort('404 Not Found'), 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+      answers.splice(0, Infinity, broken('404 Not Found'), 'HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
       await assert.rejects(client.deleteConnectToken(null, 'never-was'), failsWith('NOT_FOUND', { status: 404, method: 'DELETE', path: '/connect_tokens/never-was' }, /^Not found: connect token "never-was"$/));
       assert.equal(requests, 1);
       // A refused write took no effect, whatever became of the refusal's body.
-      answers.splice(0, Infinity, cutShort('400 Bad Request'));
+      answers.splice(0, Infinity, broken('400 Bad Request'));
       await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('BAD_USER_INPUT', { status: 400, method: 'POST', path: '/accounts' }, /^The upstream refused the request’s parameters as invalid while creating an account$/));
       assert.equal(requests, 2);
       // A redirect is an address that moved, said as one, whatever became of its body: not a broken connection
       // after which the write may have taken effect.
-      answers.splice(0, Infinity, cutShort('301 Moved Permanently', 'location: https://elsewhere.example.com/2.0/accounts\r\n'));
+      answers.splice(0, Infinity, broken('301 Moved Permanently', 'location: https://elsewhere.example.com/2.0/accounts\r\n'));
       await assert.rejects(client.createAccount({ email: 'a@example.com' }), failsWith('UPSTREAM_ERROR', { status: 301, method: 'POST', path: '/accounts' }, /^The upstream is no longer at the gateway’s configured address \(it redirects, HTTP 301\) while creating an account$/));
       assert.equal(requests, 3);
       // A 429's Retry-After is kept to, not retried at once (its wait is past the deadline: no retry at all).
-      answers.splice(0, Infinity, ...Array<string>(3).fill(cutShort('429 Too Many Requests', 'retry-after: 30\r\n')));
+      answers.splice(0, Infinity, ...Array<string>(3).fill(broken('429 Too Many Requests', 'retry-after: 30\r\n')));
       await assert.rejects(client.getAccount('a'), failsWith('RATE_LIMITED', { status: 429, method: 'GET', path: '/accounts/a' }, /try again in 30 s$/));
       assert.equal(requests, 4);
     });
+  };
+
+  it('reads an error answer whose body broke (its connection closed, or its chunks did not parse) by its status: not as no answer at all, nor as one not HTTP', async () => {
+    // Each answer's status line and headers arrive whole, then the connection closes before the body it announced,
+    // or a chunk size comes that is not hexadecimal (llhttp's HPE_INVALID_CHUNK_SIZE: undici closes the connection).
+    const cutShort = (status: string, headers = '') =>
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: 60\r\nconnection: close\r\n${headers}\r\n{"type":"error","val`;
+    const brokenChunk = (status: string, headers = '') =>
+      `HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n${headers}\r\n5\r\n{"typ\r\nZZ\r\n`;
+    for (const broken of [cutShort, brokenChunk]) await readsBrokenErrorAnswersByStatus(broken);
   });
 
   it('pauses the key on a 429’s headers, its body still to come, and ends a call whose 429 body stalls RATE_LIMITED, not timed out', async (t) => {
