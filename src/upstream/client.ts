@@ -21,6 +21,7 @@ import {
   isBrokenHttp,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
+  statusOfBrokenHttp,
   tlsFailureOf,
   tookNoEffect,
   proxyRefusalOf,
@@ -549,6 +550,8 @@ export class UpstreamClient {
       // would write a line a call.
       this.#failures.callFailure('upstream answer was not valid HTTP', code ?? 'no code', { ...forLog(info, call.signal), code, reason });
       const detail = code === 'UND_ERR_HEADERS_OVERFLOW' ? ' (its headers were too large)' : '';
+      // A success whose body then broke came with its status: null only when no answer arrived at all.
+      info.status = statusOfBrokenHttp(error);
       throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream's answer was not valid HTTP${detail} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded || sent)}`, info);
     }
     if (isOutOfFileDescriptors(code)) {

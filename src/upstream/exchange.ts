@@ -6,7 +6,7 @@ import { shortened } from '../support/shortened.ts';
 import type { BreakerPermit, CircuitBreaker } from './breaker.ts';
 import type { CallCancellation, CancelSignal } from './cancellation.ts';
 import { decodingStages, UnknownCoding, type DecodingStage } from './content-coding.ts';
-import { CONNECTION_ERROR_CODES, notHttpAnswerOf } from './failures.ts';
+import { brokenSuccessOf, CONNECTION_ERROR_CODES, notHttpAnswerOf } from './failures.ts';
 import type { RateLimitPause } from './rate-limit-pause.ts';
 import type { Method } from './request.ts';
 
@@ -308,10 +308,10 @@ export class Exchanges {
               else settle(new AnswerCutShort(status, error));
             }
             // So was one whose body's framing broke (a chunk size that does not parse): undici closes the connection
-            // there, as when it breaks, and the body is as unreadable as one in a coding not read. A 2xx's is not
-            // valid HTTP, as before any response began: the call needed that body.
-            else if (status >= 300 && error instanceof errors.HTTPParserError) {
-              settle(new UnreadableAnswer(status, `its body did not parse as HTTP (${error.code ?? 'no code'})`, { cause: error }));
+            // there, as when it breaks, and the body is as unreadable as one in a coding not read. A success's is an
+            // answer that was not valid HTTP, as one whose headers broke, but with its status: the call needed that body.
+            else if (status !== 0 && error instanceof errors.HTTPParserError) {
+              settle(status >= 300 ? new UnreadableAnswer(status, `its body did not parse as HTTP (${error.code ?? 'no code'})`, { cause: error }) : brokenSuccessOf(error, status));
             } else settle((status === 0 ? notHttpAnswerOf(error) : undefined) ?? error);
           },
         },

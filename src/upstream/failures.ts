@@ -132,9 +132,27 @@ export function answerMayFollowTheChange(status: number): boolean {
  * by coming before any response began.
  */
 class NotHttpAnswer extends Error {
-  constructor(readonly code: string | undefined, reason: string) {
+  /** `status`: a success's whose body then did not parse (see `brokenSuccessOf`); null when none had come. */
+  constructor(
+    readonly code: string | undefined,
+    reason: string,
+    readonly status: number | null = null,
+  ) {
     super(reason);
   }
+}
+
+/**
+ * A success whose body did not parse as HTTP once its status had come (a chunk size that is not hexadecimal):
+ * an answer that was not valid HTTP, as one that broke in its headers, but with its status, which came.
+ */
+export function brokenSuccessOf(error: Error & { code?: string }, status: number): NotHttpAnswer {
+  return new NotHttpAnswer(error.code, error.message, status);
+}
+
+/** The status an answer that was not valid HTTP came with: null unless its headers had come whole. */
+export function statusOfBrokenHttp(error: unknown): number | null {
+  return error instanceof NotHttpAnswer ? error.status : null;
 }
 
 /**

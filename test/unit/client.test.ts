@@ -1469,6 +1469,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
   });
 
   it('says the upstream answered with broken HTTP, not that it could not be reached, and does not retry', async () => {
+    // A success whose chunked body breaks off at a chunk size that is not hexadecimal: its status came.
+    const brokenChunks = 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{"id"\r\nZZ\r\n';
     // Headers past undici's limit (16 KiB by default): said so, as what an operator can look for.
     const tooLargeHeaders = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${Array.from({ length: 400 }, (_, i) => `x-filler-${i}: ${'y'.repeat(60)}\r\n`).join('')}\r\n`;
     const answers = [
@@ -1483,6 +1485,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       'HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n',
       // A status under 100, which llhttp reads and undici then refuses with an assertion of its own.
       'HTTP/1.1 000 Nothing\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}',
+      brokenChunks,
     ];
     for (const answer of answers) {
       let requests = 0;
@@ -1497,6 +1500,8 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
           const detail = answer === tooLargeHeaders ? ' (its headers were too large)' : '';
           assert.equal(e.message, `The upstream's answer was not valid HTTP${detail} while reading account "a"`);
+          // `extensions.upstream.status` is null only when no answer arrived at all.
+          assert.equal((e.extensions?.['upstream'] as { status: unknown }).status, answer === brokenChunks ? 200 : null);
           return true;
         });
         assert.equal(requests, 1);
