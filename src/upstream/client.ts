@@ -868,7 +868,7 @@ export class UpstreamClient {
       case 302:
       case 303:
       case 307:
-      case 308:
+      case 308: {
         // The API redirecting its own calls is an address that moved (http:// to https://, another host), which
         // every call meets until CONTEXTIO_API_URL follows it. Not followed here: a request is signed for its URL.
         // Where to is logged cleared of credentials and tokens, as the upstream's words are.
@@ -877,7 +877,11 @@ export class UpstreamClient {
           status,
           location: location === undefined ? undefined : redactedErrorBody(location, this.#options.consumerSecret, authorization, info),
         }));
-        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status}) while ${call.action}${earlier}`, info);
+        // A 303 (See Other) is the exception: it answers a request carried out, its result elsewhere (RFC 9110
+        // §15.4.4), so a write answered so may have taken effect.
+        const effect = status === 303 ? mayHaveTakenEffect(call.method, true) : earlier;
+        return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status}) while ${call.action}${effect}`, info);
+      }
       case 421:
         this.#failures.configurationFault('the upstream does not answer to the host name in CONTEXTIO_API_URL (421 Misdirected Request)', forLog(info, call.signal));
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected while ${call.action}${earlier}`, info);

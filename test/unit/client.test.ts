@@ -431,6 +431,17 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(308, '', { headers: { location: 'https://api.example.com/2.0/accounts/a' } });
     await assert.rejects(client.getAccount('a'), (e: Error) => code(e) === 'UPSTREAM_ERROR' && /HTTP 308/.test(e.message));
     assert.equal(logs.filter((line) => line.includes('set CONTEXTIO_API_URL')).length, 1);
+    // A write redirected elsewhere (307, 308, as an address that moved answers it) was not carried out; one
+    // answered 303 See Other was, as a rule (RFC 9110 §15.4.4: the result of a POST is elsewhere): it may have
+    // taken effect, and its caller must not take it for a refusal to try again.
+    for (const status of [307, 303]) {
+      pool.intercept({ path: '/2.0/accounts', method: 'POST' }).reply(status, '', { headers: { location: 'https://api.example.com/2.0/accounts/new' } });
+      const effect = status === 303 ? ': the request may have taken effect' : '';
+      await assert.rejects(client.createAccount({ email: 'a@example.com' }), (e: Error) => {
+        assert.equal(e.message, `The upstream is no longer at the gateway’s configured address (it redirects, HTTP ${status}) while creating an account${effect}`);
+        return code(e) === 'UPSTREAM_ERROR';
+      });
+    }
   });
 
   it('takes only a 2xx for a success: a 300 carrying what would be the answer is an error, its body not used', async () => {
