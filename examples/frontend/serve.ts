@@ -9,6 +9,7 @@ import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { describeListenFailure } from '../../src/http/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
 import { wholeNumberSetting } from '../../src/config/settings.ts';
+import { quotedSetting } from '../../src/support/shortened.ts';
 import { startGateway, type Gateway } from '../../src/http/server.ts';
 
 /**
@@ -159,11 +160,33 @@ function examplePort(): number {
   return port ?? 5173;
 }
 
+/**
+ * GATEWAY_URL (unset or blank: start a gateway here), checked before anything starts: one without its scheme
+ * (`localhost:4000/graphql`) would start the app, whose page would then send every request to a URL the
+ * browser refuses. Not quoted when it may hold credentials, as the gateway's URL settings.
+ */
+function gatewayUrlSetting(): string | undefined {
+  const value = process.env['GATEWAY_URL']?.trim() || undefined;
+  if (value === undefined || isHttpUrl(value)) return value;
+  const shown = value.includes('@') ? 'a value with an @, not shown' : quotedSetting(value);
+  return refuseToStart(`GATEWAY_URL must be a running gateway's http:// or https:// URL, such as http://localhost:4000/graphql (got ${shown})`);
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const logger = createLogger('info');
   const port = examplePort();
-  const example = await startExample({ port, gatewayUrl: process.env['GATEWAY_URL'] || undefined, logger }).catch((error: unknown) => {
+  const gatewayUrl = gatewayUrlSetting();
+  const example = await startExample({ port, gatewayUrl, logger }).catch((error: unknown) => {
     // 5173 is Vite's default port too, so a frontend developer often has it taken: say which variable moves it.
     // The host is fixed (127.0.0.1), so only the port's failures (in use, not allowed) come here.
     const reason = describeListenFailure(error, { host: '127.0.0.1', port, hostVariable: 'host', portVariable: 'EXAMPLE_PORT' });

@@ -55,14 +55,18 @@ describe('the example frontend', () => {
 /**
  * `npm run example:frontend` with a port it cannot use says so in one line naming EXAMPLE_PORT, as `npm start`
  * does for PORT, rather than a stack trace: its default, 5173, is Vite's too, so a frontend developer often has
- * it taken.
+ * it taken. A GATEWAY_URL that is no http(s) URL is refused the same way.
  */
-describe('npm run example:frontend on a port it cannot use', () => {
+describe('npm run example:frontend with a setting it cannot use', () => {
   const serve = join(projectRoot(), 'examples', 'frontend', 'serve.ts');
-  const runExample = (port: string) =>
+  // `timeout`: an example that starts when it should refuse is stopped, and fails the test, rather than hanging it.
+  const runExample = (port: string, env: Record<string, string> = {}) =>
     new Promise<{ status: number | null; stderr: string }>((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', serve], { env: { PATH: process.env['PATH'] ?? '', EXAMPLE_PORT: port } }, (error, _stdout, stderr) =>
-        resolve({ status: error ? (error.code as number | null) : 0, stderr }),
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', serve],
+        { env: { PATH: process.env['PATH'] ?? '', EXAMPLE_PORT: port, ...env }, timeout: 30_000 },
+        (error, _stdout, stderr) => resolve({ status: error ? (error.code as number | null) : 0, stderr }),
       );
     });
 
@@ -82,5 +86,23 @@ describe('npm run example:frontend on a port it cannot use', () => {
     const result = await runExample('abc');
     assert.equal(result.status, 1, result.stderr);
     assert.equal(result.stderr, 'example:frontend: EXAMPLE_PORT must be a whole number from 0 to 65535 (got "abc")\n');
+  });
+
+  // A GATEWAY_URL without its scheme (`localhost:4000/graphql`) started the app, whose page then sent its every
+  // request to a URL of scheme `localhost:`, which the browser refuses: found only at the first click.
+  it('refuses a GATEWAY_URL that is no http(s) URL, naming it', async () => {
+    const result = await runExample('0', { GATEWAY_URL: 'localhost:4000/graphql' });
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(
+      result.stderr,
+      'example:frontend: GATEWAY_URL must be a running gateway\'s http:// or https:// URL, such as http://localhost:4000/graphql (got "localhost:4000/graphql")\n',
+    );
+  });
+
+  it('does not show a GATEWAY_URL that may carry credentials', async () => {
+    const result = await runExample('0', { GATEWAY_URL: 'ftp://user:hunter2@gw.example/graphql' });
+    assert.equal(result.status, 1, result.stderr);
+    assert.ok(!result.stderr.includes('hunter2'), result.stderr);
+    assert.match(result.stderr, /^example:frontend: GATEWAY_URL must be /);
   });
 });
