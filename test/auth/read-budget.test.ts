@@ -74,6 +74,19 @@ describe('the budget of reads of each caller', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
   });
 
+  test('counts the read of a new connect token’s payload: with none left the write is still made, and its own fields say what it made', async () => {
+    const user = await hsToken({ sub: 'reader-5' });
+    for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
+    stack.upstreamCalls();
+    const created = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "https://app.example/cb" }) { token connectToken { token } } }', user);
+    assertReadRefused(created, 3);
+    assert.deepEqual(created.body.errors?.map((e) => e.path), [['createConnectToken', 'connectToken']]);
+    const payload = (created.body.data as { createConnectToken: { token: string; connectToken: unknown } }).createConnectToken;
+    assert.equal(payload.connectToken, null, JSON.stringify(created.body));
+    assert.ok(stack.emulator.store.getConnectToken(payload.token, null) !== undefined, 'the token the write made is the one answered');
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+  });
+
   test('counts a read retried after a 502 once', async () => {
     const user = await hsToken({ sub: 'reader-3', accounts: [account] });
     stack.emulator.addFault({ method: 'GET', path: `/accounts/${account}`, status: 502, times: 1 });
