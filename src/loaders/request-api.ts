@@ -55,6 +55,12 @@ export class RequestApi {
   #tokenLists?: DataLoader<{ accountId: string | null }, UpstreamConnectToken[], string>;
   /** Writes so far in this request that cleared loaded data: a list answered after one may not prime it back. */
   #writes = 0;
+  /**
+   * The resources this operation's writes made or changed whose next read is not taken from the caller's budget
+   * of reads (`#readClaim`): a write's payload loads what it wrote, and refused, the write would be made and its
+   * result not told (a caller making it again makes another). One each: bounded by the budget of writes.
+   */
+  readonly #writtenUnread = { accounts: new Set<string>(), tokens: new Set<string>() };
 
   constructor(client: UpstreamClient, guard: AccessGuard, signal?: CancelSignal, budgets: CallerBudgets = {}) {
     this.#client = client;
@@ -170,6 +176,7 @@ export class RequestApi {
     this.#guard.requireAccount(id, 'updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim());
     this.#forgetAccount(id);
+    this.#writtenUnread.accounts.add(id);
     return result;
   }
 
@@ -197,6 +204,7 @@ export class RequestApi {
     if (accountId !== null) this.#guard.requireAccount(accountId, 'createAccountConnectToken');
     const result = await this.#client.createConnectToken(accountId, form, this.#signal, this.#writeClaim());
     this.#tokenLists?.clear({ accountId });
+    this.#writtenUnread.tokens.add(tokenKey({ accountId, token: result.token }));
     return result;
   }
 
@@ -251,12 +259,13 @@ export class RequestApi {
 
   /**
    * A read's claim on the caller's budget of reads, taken by the client when the read is about to be sent
-   * (once, whatever its retries), or its RATE_LIMITED refusal; given back if it is held back after all.
+   * (once, whatever its retries), or its RATE_LIMITED refusal; given back if it is held back after all. None for
+   * the first read of a resource since a write of this operation made or changed it (`justWritten`).
    */
-  #readClaim(): CallClaim | undefined {
+  #readClaim(justWritten = false): CallClaim | undefined {
     const caller = this.#countedCaller();
     const budget = this.#budgets.reads;
-    if (caller === undefined || budget === undefined) return undefined;
+    if (caller === undefined || budget === undefined || justWritten) return undefined;
     return () => budget.take(caller);
   }
 
@@ -275,14 +284,14 @@ export class RequestApi {
   }
 
   #accountLoader() {
-    this.#accounts ??= resourceLoader((id: string) => this.#client.getAccount(id, this.#signal, this.#readClaim()));
+    this.#accounts ??= resourceLoader((id: string) => this.#client.getAccount(id, this.#signal, this.#readClaim(this.#writtenUnread.accounts.delete(id))));
     return this.#accounts;
   }
 
   #tokenLoader() {
     this.#tokens ??= resourceLoader(
-      ({ accountId, token }: TokenKey) => this.#client.getConnectToken(accountId, token, this.#signal, this.#readClaim()),
-      ({ accountId, token }) => cacheKey([accountId, token]),
+      (key: TokenKey) => this.#client.getConnectToken(key.accountId, key.token, this.#signal, this.#readClaim(this.#writtenUnread.tokens.delete(tokenKey(key)))),
+      tokenKey,
     );
     return this.#tokens;
   }
@@ -312,3 +321,8 @@ const CHECK_ONLY: CancelSignal = {
 
 /** A prefetch's failure: reported by the field that asks for the same load. */
 function dropped(): void {}
+
+/** A connect token's cache key, and its key among the tokens an operation wrote (`#writtenUnread`). */
+function tokenKey({ accountId, token }: TokenKey): string {
+  return cacheKey([accountId, token]);
+}

@@ -74,17 +74,32 @@ describe('the budget of reads of each caller', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${account}`]);
   });
 
-  test('counts the read of a new connect token’s payload: with none left the write is still made, and its own fields say what it made', async () => {
-    const user = await hsToken({ sub: 'reader-5' });
+  test('does not count the read of what a write just made or changed (a new connect token’s connectToken, an updated account’s account): with no read left, each write still answers what it wrote', async () => {
+    const user = await hsToken({ sub: 'reader-5', accounts: [account] });
     for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
     stack.upstreamCalls();
-    const created = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "https://app.example/cb" }) { token connectToken { token } } }', user);
-    assertReadRefused(created, 3);
-    assert.deepEqual(created.body.errors?.map((e) => e.path), [['createConnectToken', 'connectToken']]);
-    const payload = (created.body.data as { createConnectToken: { token: string; connectToken: unknown } }).createConnectToken;
-    assert.equal(payload.connectToken, null, JSON.stringify(created.body));
-    assert.ok(stack.emulator.store.getConnectToken(payload.token, null) !== undefined, 'the token the write made is the one answered');
-    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens']);
+    // A write refused its result would be made and not told: a caller making it again makes another.
+    const created = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "https://app.example/cb" }) { token connectToken { token callbackUrl } } }', user);
+    assert.deepEqual(codes(created), [], JSON.stringify(created.body));
+    const payload = (created.body.data as { createConnectToken: { token: string; connectToken: { token: string; callbackUrl: string } } }).createConnectToken;
+    assert.deepEqual(payload.connectToken, { token: payload.token, callbackUrl: 'https://app.example/cb' });
+    assert.deepEqual(stack.upstreamCalls(), ['POST /connect_tokens', `GET /connect_tokens/${payload.token}`]);
+    const updated = await stack.gql(`mutation { updateAccount(id: "${account}", input: { firstName: "Renamed" }) { account { firstName } } }`, user);
+    assert.deepEqual(updated.body, { data: { updateAccount: { account: { firstName: 'Renamed' } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${account}`, `GET /accounts/${account}`]);
+    // Neither was taken from the budget, nor given to a read of anything else: the next read is still refused.
+    assertReadRefused(await stack.gql(ACCOUNT, user, { id: account }), 3);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
+  test('counts the reads a write’s payload makes beyond what it wrote (an updated account’s token list)', async () => {
+    const user = await hsToken({ sub: 'reader-6', accounts: [account] });
+    for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
+    stack.upstreamCalls();
+    const updated = await stack.gql(`mutation { updateAccount(id: "${account}", input: { firstName: "Again" }) { success account { firstName connectTokens { token } } } }`, user);
+    assertReadRefused(updated, 3);
+    assert.deepEqual(updated.body.errors?.map((e) => e.path), [['updateAccount', 'account', 'connectTokens']]);
+    assert.deepEqual(stack.upstreamCalls(), [`POST /accounts/${account}`, `GET /accounts/${account}`]);
   });
 
   test('counts a read retried after a 502 once', async () => {
