@@ -37,7 +37,8 @@ interface TokenKey {
  * Every method checks the caller's access first (see AccessGuard), so a refused field costs no request. The
  * writes of a caller without the admin scope are reserved from its hourly budget (`CallerWriteBudget`) before
  * the operation makes any (`reserveWrites`), and each is spent when the client sends it; each read is taken
- * from its budget of reads (`CallerReadBudget`) when the client sends it.
+ * from its budget of reads (`CallerReadBudget`) when the client sends it, but the first of what a write of the
+ * operation made or changed (its payload's).
  */
 export class RequestApi {
   readonly #client: UpstreamClient;
