@@ -10,6 +10,7 @@ import type {
 import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
+import { shortened } from '../support/shortened.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import { isDomainHint, looksLikeEmail, mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
@@ -80,7 +81,7 @@ export async function handleApiRequest(
   } catch (error) {
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
     if (leftMidRequest(req)) return;
-    ctx.onInternalError(error, `${req.method} /2.0${path}`);
+    ctx.onInternalError(error, requestForLog(method, path));
     sendError(res, 500, 'internal server error');
   }
 }
@@ -103,6 +104,27 @@ function requestHost(req: IncomingMessage): string {
 }
 
 /** Raw path to decoded segments; a trailing slash is tolerated. */
+/**
+ * A request as the line of its internal error names it: a connect token its path holds left out, as the connect
+ * page's is (whoever holds one reads its account, or connects a mailbox until it is used), and cut short (a client
+ * that failed before its signature was checked wrote the path as it liked).
+ */
+function requestForLog(method: string, path: string): string {
+  const segments = path.split('/');
+  for (let i = 1; i < segments.length - 1; i++) {
+    if (safelyDecoded(segments[i]!) === 'connect_tokens' && segments[i + 1] !== '') segments[i + 1] = '{token}';
+  }
+  return `${method} /2.0${shortened(segments.join('/'), 200)}`;
+}
+
+function safelyDecoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
 function splitPath(path: string): string[] {
   const raw = path.split('/').slice(1);
   if (raw.length > 0 && raw[raw.length - 1] === '') raw.pop();

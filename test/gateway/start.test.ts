@@ -631,11 +631,14 @@ describe('npm start', () => {
       try {
         const answer = await query(started.url, '{ accounts(first: 1) { nodes { id } } }');
         assert.equal(answer.errors?.[0]?.extensions?.['code'], 'UPSTREAM_ERROR', JSON.stringify(answer));
+        // The API's path names a connect token too: a bearer capability, as on the page.
+        const read = await query(started.url, '{ connectToken(token: "secret-api-token") { token } }');
+        assert.equal(read.errors?.[0]?.extensions?.['code'], 'UPSTREAM_ERROR', JSON.stringify(read));
         const [, emulatorUrl] = /"upstream":"([^"]+)"/.exec(started.lines.join('\n'))!;
         const page = await fetch(`${new URL(emulatorUrl!).origin}/connect/secret-connect-token`);
         await page.body?.cancel();
         assert.equal(page.status, 500);
-        await eventually(() => started.lines.filter((l) => l.includes('injected emulator fault')).length === 2, IN_MAIN);
+        await eventually(() => started.lines.filter((l) => l.includes('injected emulator fault')).length === 3, IN_MAIN);
       } finally {
         code = await started.stop();
       }
@@ -644,9 +647,10 @@ describe('npm start', () => {
       const faults = logEntries(started.lines).filter((entry) => String(entry['error']).includes('injected emulator fault'));
       assert.deepEqual(faults.map((entry) => [entry['level'], entry['request'], typeof entry['stack']]), [
         ['error', 'GET /2.0/accounts', nodeEnv === 'development' ? 'string' : 'undefined'],
+        ['error', 'GET /2.0/connect_tokens/{token}', nodeEnv === 'development' ? 'string' : 'undefined'],
         ['error', 'GET /connect/{token}', nodeEnv === 'development' ? 'string' : 'undefined'],
       ]);
-      assert.doesNotMatch(started.lines.join('\n'), /secret-connect-token/);
+      assert.doesNotMatch(started.lines.join('\n'), /secret-connect-token|secret-api-token/);
     }
   });
 
