@@ -92,11 +92,13 @@ class ResponseTooLarge extends UnreadableAnswer {
 
 /** In a content coding the client has no decoder for, though it named those it reads in `Accept-Encoding`. */
 class UnreadableCoding extends UnreadableAnswer {
-  constructor(
-    status: number,
-    readonly coding: string,
-  ) {
-    super(status, `content coding ${coding} not supported`);
+  /** As the upstream's header names it, cut short: a value the upstream writes, of any length, in an error and a log line. */
+  readonly coding: string;
+
+  constructor(status: number, coding: string) {
+    const shown = shortened(coding, 100);
+    super(status, `content coding ${shown} not supported`);
+    this.coding = shown;
   }
 
   override said(action: string): string {

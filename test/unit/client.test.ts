@@ -1352,6 +1352,20 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       }
     });
 
+    it('names a coding it cannot read cut short, in the error and the log line alike: the upstream writes it, of any length', async () => {
+      const coding = `x-${'z'.repeat(5_000)}`;
+      const { server } = compressingServer(200, coding, Buffer.from('whatever'));
+      const lines: string[] = [];
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, logger: createLogger('debug', (line) => lines.push(line)) }, async (client) => {
+        await assert.rejects(client.getAccount('a'), (e: Error) => {
+          assert.match(e.message, /^The upstream answered in a content coding the gateway cannot read \(x-z{98}…\) while reading account "a"$/);
+          return true;
+        });
+      });
+      const logged = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line['message'] === 'upstream answered with an unexpected body');
+      assert.equal(logged?.['reason'], `content coding x-${'z'.repeat(98)}… not supported`, lines.join('\n'));
+    });
+
     it('fails an answer that does not decode, naming its coding, without retrying', async () => {
       const gzipped = gzipSync(json(account));
       const answers: [string, Buffer][] = [
