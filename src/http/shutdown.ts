@@ -83,7 +83,7 @@ export class Shutdown {
       operation.abort(new OperationDeadlineExceeded(this.#graceMs, cause));
     } catch (error) {
       // One operation's cleanup failing must not leave the others running.
-      this.#logger.error('aborting an operation at shutdown failed', { error: messageOf(error) });
+      this.#logger.error('aborting an operation at shutdown failed', { ...(operation.requestId === undefined ? {} : { requestId: operation.requestId }), error: messageOf(error) });
     }
   }
 

@@ -221,7 +221,8 @@ describe('Shutdown', () => {
     shutdownTimer.fireAll();
     assert.deepEqual([failing.aborted, other.aborted], [true, true], 'both operations aborted');
     const said = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'aborting an operation at shutdown failed');
-    assert.deepEqual(said.map((line) => [line['level'], line['error']]), [['error', 'cleanup failed']]);
+    // Which operation's: its request id, as its operation line has it.
+    assert.deepEqual(said.map((line) => [line['level'], line['requestId'], line['error']]), [['error', 'failing', 'cleanup failed']]);
     shutdown.operationClosed(failing);
     shutdown.operationClosed(other);
     held.connectionEnded();
