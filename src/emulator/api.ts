@@ -103,7 +103,6 @@ function requestHost(req: IncomingMessage): string {
   return `${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
 }
 
-/** Raw path to decoded segments; a trailing slash is tolerated. */
 /**
  * A request as the line of its internal error names it: a connect token its path holds left out, as the connect
  * page's is (whoever holds one reads its account, or connects a mailbox until it is used), and cut short (a client
@@ -117,6 +116,7 @@ function requestForLog(method: string, path: string): string {
   return `${method} /2.0${shortened(segments.join('/'), 200)}`;
 }
 
+/** A path segment decoded, or as it is when its escapes do not decode. */
 function safelyDecoded(segment: string): string {
   try {
     return decodeURIComponent(segment);
@@ -125,6 +125,7 @@ function safelyDecoded(segment: string): string {
   }
 }
 
+/** Raw path to decoded segments; a trailing slash is tolerated. */
 function splitPath(path: string): string[] {
   const raw = path.split('/').slice(1);
   if (raw.length > 0 && raw[raw.length - 1] === '') raw.pop();
