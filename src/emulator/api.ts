@@ -11,7 +11,7 @@ import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { shortened } from '../support/shortened.ts';
-import { isBrowserLocalScheme } from '../support/url.ts';
+import { isCallbackUrl } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import { isDomainHint, looksLikeEmail, mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
@@ -412,15 +412,6 @@ function requestFlag(params: Params, name: string): boolean {
 function sourceType(params: Params): string {
   if (params.get('type')!.toLowerCase() !== 'imap') throw new HttpError(400, 'invalid parameter type: the only source type is IMAP');
   return 'imap';
-}
-
-/** Where the connect page may send the browser: a web page, or an app's own scheme (`cio-api-auth://`). */
-function isCallbackUrl(value: string): boolean {
-  try {
-    return !isBrowserLocalScheme(new URL(value).protocol);
-  } catch {
-    return false;
-  }
 }
 
 /** An http(s) URL parameter: `undefined` when absent or blank, 400 when it is something else. */

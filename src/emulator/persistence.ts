@@ -5,6 +5,7 @@ import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { jsonText } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
+import { isCallbackUrl } from '../support/url.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 
@@ -331,6 +332,13 @@ const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value 
 const sourceLabel: Check = (value) =>
   name(value) ?? (value === FIRST_SOURCE_ALIAS ? { at: '', why: `must not be ${quotedSetting(FIRST_SOURCE_ALIAS)}, which the API reserves for the account's first source` } : undefined);
 export const FIRST_SOURCE_ALIAS = '0';
+/**
+ * A connect token's callback, as the API takes one: the connect page sends the browser there once the mailbox is
+ * connected, and one loaded as any text was followed as given (to `javascript:…`, or no URL at all: a relative
+ * one, or a Location header Node refuses, a 500 with the token used).
+ */
+const callbackUrl: Check = (value) =>
+  string(value) ?? (isCallbackUrl(value as string) ? undefined : { at: '', why: "must be an absolute URL, http(s) or an app's own scheme, as the API takes one" });
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Counts: whole numbers from 0. */
 const whole = is('a whole number from 0', isCount);
@@ -433,7 +441,7 @@ const TOKEN_RECORD = shaped({
   email: optional(string),
   created: tokenCreated,
   used: time,
-  callback_url: string,
+  callback_url: callbackUrl,
   first_name: optional(string),
   last_name: optional(string),
   source_callback_url: optional(string),

@@ -246,7 +246,7 @@ function callbackWithToken(given: string, token: string): string {
   try {
     callbackUrl = new URL(given).href;
   } catch {
-    // Not a URL at all: the API refuses those at creation; left as it is.
+    // Not a URL at all: no record holds one (the API, the store's own hook and the data file's load refuse it).
   }
   const hash = callbackUrl.indexOf('#');
   const base = withoutStaleToken(hash < 0 ? callbackUrl : callbackUrl.slice(0, hash));

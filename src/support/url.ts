@@ -50,6 +50,18 @@ export function isBrowserLocalScheme(protocol: string): boolean {
   return BROWSER_LOCAL_SCHEMES.has(protocol);
 }
 
+/**
+ * Where a connect flow may send the browser once the mailbox is connected (a connect token's `callback_url`): an
+ * absolute URL, a web page's or an app's own scheme (`cio-api-auth://`), not one the browser runs or reads locally.
+ */
+export function isCallbackUrl(value: string): boolean {
+  try {
+    return !isBrowserLocalScheme(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 const BROWSER_LOCAL_SCHEMES: ReadonlySet<string> = new Set([
   'javascript:', 'vbscript:', 'data:', 'blob:', 'file:', 'filesystem:', 'about:', 'view-source:',
   // Archives and browser-internal pages some browsers open in place.

@@ -251,6 +251,23 @@ describe('connect flow', () => {
     assert.deepEqual(store.listConnectTokens('nobody'), []);
   });
 
+
+  test('the store refuses a callback the API refuses (a scheme a browser runs or reads locally, no URL at all): the connect page would send the browser there', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    for (const callback of ['javascript:alert(document.domain)//', 'JavaScript:alert(1)', 'data:text/html,<script>alert(1)</script>', 'not a url', 'x\ny']) {
+      assert.equal((await api(emu, '/connect_tokens', { form: { callback_url: callback } })).status, 400, `the API refuses ${JSON.stringify(callback)}`);
+      assert.throws(
+        () => emu.store.createConnectToken(null, { callback_url: callback, email: 'ada@example.com' }),
+        (error) => error instanceof TypeError && /^connect token not created: callback_url must be an absolute URL, http\(s\) or an app's own scheme/.test(error.message),
+        JSON.stringify(callback),
+      );
+    }
+    assert.deepEqual(emu.store.listConnectTokens(null), []);
+    // An app's own scheme is a callback, as the API takes it.
+    const app = emu.store.createConnectToken(null, { callback_url: 'myapp://connected', email: 'ada@example.com' });
+    const res = await submit(emu.origin, app.token, { port: '993' });
+    assert.deepEqual([res.status, res.headers.location], [303, `myapp://connected?contextio_token=${app.token}`]);
+  });
   test('a mailbox connected with another address adds it to the account\'s addresses, found by the email filter; the same address in other case adds none', async (t) => {
     const emu = await emulatorFor(t);
     const addresses = async () => (await api(emu, `/accounts/${GRACE}`)).body.email_addresses;

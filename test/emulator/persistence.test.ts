@@ -470,6 +470,9 @@ describe('the data file as read and written', () => {
       // Only null says top-level: an empty owner is an account id, and none has it.
       [(s) => s.tokens.push({ token: 'abc', owner: '', created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 belongs to no account/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_sync_flags: 'yes' }), /connect token #0 is malformed: source_sync_flags must be true or false/],
+      // A callback the API refuses: the connect page sent the browser to javascript:…, and to no URL at all (a relative one) or a 500.
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'javascript:alert(1)' }), /connect token #0 is malformed: callback_url must be an absolute URL, http\(s\) or an app's own scheme/],
+      [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: '/connected' }), /connect token #0 is malformed: callback_url must be an absolute URL/],
       [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0\)/],
       // The record named is the first that holds the token, not merely the first of the file.
       [
