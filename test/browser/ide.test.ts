@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import type { Worker } from 'playwright-core';
+import type { Route, Worker } from 'playwright-core';
 import { projectRoot } from '../../src/support/project-root.ts';
 import { closeServer, forward, listenOnLoopback } from '../helpers/net.ts';
 import { startStack, type Stack } from '../helpers/stack.ts';
 import { browserTest, ensureIdeBuilt, foreignRequests, skipReason } from './browser.ts';
-import { operationName, replaceText, sidebar } from './ide-page.ts';
+import { operationName, recordSentOperations, replaceText, sidebar } from './ide-page.ts';
 
 /**
  * The IDE as a person uses it: open /graphql in Chromium, press run on the example query, read the answer in
@@ -263,6 +263,44 @@ browserTest('with the gateway gone, a proxy’s error page, or a header fetch re
   } finally {
     if (!closed) await doomed.close();
   }
+});
+
+browserTest('Ctrl-Enter or the stop button while an operation runs stops it: it is not sent again, and its answer, which never comes, is not shown', async (_context, page) => {
+  // GraphiQL can stop only an operation its fetcher hands it as an observable: with a promise, its stop button
+  // turned back into the run button while the request went on and its answer filled the result pane later, and
+  // Ctrl-Enter, which the button offers as the way to stop, sent the operation a second time (a mutation: two writes).
+  const held: Route[] = [];
+  await page.route(stack.gateway.url, (route) => {
+    if (operationName(route.request()) !== 'AccountsWithSources') return route.continue();
+    held.push(route);
+    return undefined;
+  });
+  const sent = await recordSentOperations(page);
+  await page.goto(stack.gateway.url);
+  await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+  const button = page.locator('.graphiql-execute-button');
+  const result = page.locator('.graphiql-response');
+  for (const stop of ['Ctrl-Enter', 'the stop button']) {
+    const abandoned = page.waitForEvent('requestfailed', (request) => operationName(request) === 'AccountsWithSources');
+    await button.click();
+    await page.locator('.graphiql-execute-button[aria-label^="Stop query"]').waitFor();
+    if (stop === 'Ctrl-Enter') {
+      await page.locator('.graphiql-query-editor').click();
+      await page.keyboard.press('ControlOrMeta+Enter');
+    } else {
+      await button.click();
+    }
+    assert.equal((await sent()).filter((name) => name === 'AccountsWithSources').length, stop === 'Ctrl-Enter' ? 1 : 2, `${stop} sends nothing`);
+    // The browser gives the request up: its answer cannot reach the result pane.
+    await abandoned;
+    await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
+    assert.doesNotMatch(await result.innerText(), /ada@example\.com/, `${stop}: no answer shown`);
+  }
+  await page.unroute(stack.gateway.url);
+  await Promise.all(held.map((route) => route.continue().catch(() => undefined)));
+  // The IDE runs the next operation as ever.
+  await button.click();
+  await result.getByText('ada@example.com').first().waitFor();
 });
 
 browserTest('the docs panel opens at a first visit in a wide window, stays closed once closed, and leaves a narrow window to the editors', async (_context, page) => {

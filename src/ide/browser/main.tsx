@@ -5,7 +5,7 @@
  */
 import { GraphiQL } from 'graphiql';
 import { useGraphiQL, useGraphiQLActions } from '@graphiql/react';
-import type { Fetcher, Storage } from '@graphiql/toolkit';
+import type { Fetcher, FetcherOpts, FetcherParams, Observable, Storage, SyncExecutionResult } from '@graphiql/toolkit';
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
@@ -38,11 +38,45 @@ let operationHeaders = '';
 /** The HTTP status of the last operation a person ran (not the schema request): 401 while their token is missing or wrong. */
 let operationStatus: number | undefined;
 
+/** What GraphiQL takes as one request's answer: the gateway's, or one the page makes up (`failure`). */
+type Answer = Exclude<SyncExecutionResult, Observable<unknown> | AsyncIterable<unknown>>;
+
+/**
+ * Each request handed to GraphiQL as an observable, not a promise: GraphiQL stops only an operation it holds a
+ * subscription to. With a promise, its stop button turned back into the run button while the request went on and
+ * its answer filled the result pane later, and Ctrl-Enter, which the button offers as the way to stop, sent the
+ * operation a second time (a mutation: two writes). Unsubscribed, the request is aborted (the gateway sees its
+ * client gone and cancels the operation's upstream calls) and its answer, should one come, is not shown.
+ */
+const fetcher: Fetcher = (given, options): Observable<Answer> => ({
+  subscribe(first?: Partial<Observer> | Observer['next'], error?: Observer['error'] | null, complete?: Observer['complete']) {
+    const observer: Partial<Observer> = typeof first === 'object' ? first : { next: first, error: error ?? undefined, complete };
+    const abort = new AbortController();
+    send(given, options, abort.signal).then(
+      (answer) => {
+        if (abort.signal.aborted) return;
+        observer.next?.(answer);
+        observer.complete?.();
+      },
+      (reason: unknown) => {
+        if (!abort.signal.aborted) observer.error?.(reason);
+      },
+    );
+    return { unsubscribe: () => abort.abort() };
+  },
+});
+
+interface Observer {
+  next: (answer: Answer) => void;
+  error: (error: unknown) => void;
+  complete: () => void;
+}
+
 /**
  * Plain fetch rather than @graphiql/toolkit's fetcher: the gateway has no subscriptions or incremental
  * delivery, and the headers typed in the headers editor (e.g. `Authorization: Bearer …`) are sent as they are.
  */
-const fetcher: Fetcher = async (given, options) => {
+async function send(given: FetcherParams, options: FetcherOpts | undefined, signal: AbortSignal): Promise<Answer> {
   // GraphiQL names its first schema request as told, but not the one it sends when that gets no data (without
   // subscriptionType, for older servers): graphql-js's document, named IntrospectionQuery, under the name told,
   // which the gateway answers "Unknown operation named IdeSchema". Named here as the first was.
@@ -60,7 +94,7 @@ const fetcher: Fetcher = async (given, options) => {
   let response: Response;
   let text: string;
   try {
-    response = await fetch(config.endpoint, { method: 'POST', headers: requestHeaders, body: JSON.stringify(params), credentials: 'same-origin' });
+    response = await fetch(config.endpoint, { method: 'POST', headers: requestHeaders, body: JSON.stringify(params), credentials: 'same-origin', signal });
     text = await response.text();
   } catch (error) {
     // The gateway stopped, or the network is down: fetch's bare "Failed to fetch", with the minified bundle's
@@ -77,15 +111,15 @@ const fetcher: Fetcher = async (given, options) => {
     operationStatus = response.status;
   }
   try {
-    return JSON.parse(text) as Awaited<ReturnType<Fetcher>>;
+    return JSON.parse(text) as Answer;
   } catch {
     // A proxy's HTML error page or an empty body: show what came back instead of a bare JSON parse error.
     return failure(`HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}`);
   }
-};
+}
 
 /** An answer the page makes up when the gateway's could not be had: a GraphQL error, as the result pane shows them. */
-function failure(message: string): Awaited<ReturnType<Fetcher>> {
+function failure(message: string): Answer {
   return { errors: [{ message }] } as never;
 }
 
