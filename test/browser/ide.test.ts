@@ -243,6 +243,21 @@ browserTest('with the gateway gone, a proxy’s error page, or a header fetch re
     // Monaco wraps long lines: compared without whitespace.
     assert.match((await result.innerText()).replace(/\s+/g, ''), /upstreamunreachable/);
     await page.unroute(doomed.gateway.url);
+    // JSON that is no GraphQL answer (neither data nor errors): a proxy's own error object is shown with its status,
+    // which the raw object left out, and `null` as what it is (GraphiQL threw on it, and showed its TypeError with
+    // the bundle's stack).
+    for (const [status, body, said] of [
+      [502, '{"message":"An invalid response was received from the upstream server"}', /HTTP502:\{"message":"Aninvalidresponse/],
+      [200, 'null', /HTTP200:null/],
+    ] as const) {
+      await page.route(doomed.gateway.url, (route) => route.fulfill({ status, contentType: 'application/json', body }));
+      await page.locator('.graphiql-execute-button').click();
+      await result.getByText(`HTTP ${status}`).first().waitFor();
+      const shown = (await result.innerText()).replace(/\s+/g, '').replaceAll('\\"', '"');
+      assert.match(shown, said, body);
+      assert.doesNotMatch(shown, /"stack"|\.js:\d+/, body);
+      await page.unroute(doomed.gateway.url);
+    }
 
     // A token pasted with a typographic quote in it: no such header can be sent.
     await page.getByRole('button', { name: /Headers/ }).click();

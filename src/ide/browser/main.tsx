@@ -110,12 +110,22 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
     operationHeaders = headers;
     operationStatus = response.status;
   }
+  let answer: unknown;
   try {
-    return JSON.parse(text) as Answer;
+    answer = JSON.parse(text);
   } catch {
-    // A proxy's HTML error page or an empty body: show what came back instead of a bare JSON parse error.
-    return failure(`HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}`);
+    answer = undefined;
   }
+  // A proxy's HTML error page, an empty body, or JSON that is no GraphQL answer (a proxy's own error object, whose
+  // status the result pane would not show; `null`, on which GraphiQL threw and showed its TypeError with the
+  // bundle's stack): what came back, with its status, instead of a bare JSON parse error.
+  if (!isGraphQLAnswer(answer)) return failure(`HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}`);
+  return answer;
+}
+
+/** An answer as GraphQL over HTTP has one: a JSON object with `data` or `errors`. */
+function isGraphQLAnswer(value: unknown): value is Answer {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && ('data' in value || 'errors' in value);
 }
 
 /** An answer the page makes up when the gateway's could not be had: a GraphQL error, as the result pane shows them. */
