@@ -23,7 +23,15 @@ export function cutEnd(text: string, max: number): number {
  * stand on a line of its own, where it could pass for another problem.
  */
 export function quotedSetting(value: string): string {
-  return JSON.stringify(shortened(value, 100)).replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
+  return withSeparatorsEscaped(JSON.stringify(shortened(value, 100)));
+}
+
+/**
+ * JSON text with U+2028 and U+2029 escaped (`\u2028`), as JSON allows and JSON.stringify does not do: some line
+ * readers (Python's str.splitlines, some editors and log viewers) break a line at them.
+ */
+export function withSeparatorsEscaped(json: string): string {
+  return json.replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
 }
 
 /**

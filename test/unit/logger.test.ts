@@ -63,6 +63,15 @@ describe('log lines', () => {
     assert.equal(writes.length, 1, 'no write for a turn that logged nothing');
   });
 
+  it('hold U+2028 and U+2029 escaped, as JSON allows: a collector splitting lines on them (as Python\'s splitlines does) still reads one line', async () => {
+    const { writes, lines } = manualBatcher();
+    const logger = createLogger('info', lines.write);
+    logger.info('a caller', { subject: 'user\u2028{"level":"error"}\u2029' });
+    await nextTurn();
+    assert.doesNotMatch(writes[0]!, /[\u2028\u2029]/, writes[0]);
+    assert.equal((JSON.parse(writes[0]!) as { subject: string }).subject, 'user\u2028{"level":"error"}\u2029');
+  });
+
   it('are written at most once an interval: lines logged sooner wait for the rest of it, together', async () => {
     const { writes, lines, waits, advance } = manualBatcher();
     lines.write('a\n');
