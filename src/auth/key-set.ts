@@ -184,7 +184,7 @@ const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) 
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
-  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || opsToCut(key) || hasStrayExt(key))) return response;
+  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || forVerifyingOnly(key) !== key)) return response;
   for (const key of set.keys) if (isSecretKey(key)) onSecretKey(key);
   const leaked = leakedKeys(set.keys);
   return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)).map(forVerifyingOnly) });
@@ -209,11 +209,24 @@ function hasStrayExt(key: JWK): boolean {
   return key.ext !== undefined && typeof key.ext !== 'boolean';
 }
 
-/** The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others, an `ext` that is not a boolean left out. */
+/**
+ * Whether a key's `kid` is a number (`7`): a JWT header names its key by a string, and jose compares the two as
+ * they are, so the key verified no token that named one. Taken as its digits, as the identity provider meant it.
+ */
+function hasNumericKid(key: JWK): boolean {
+  return typeof key.kid === 'number';
+}
+
+/**
+ * The key as the gateway uses it, to verify tokens: its `key_ops` cut to `verify` where they name it among others,
+ * an `ext` that is not a boolean left out, a numeric `kid` as its digits; `key` itself when none of these applies.
+ */
 export function forVerifyingOnly(key: JWK): JWK {
+  if (!opsToCut(key) && !hasStrayExt(key) && !hasNumericKid(key)) return key;
   const kept = { ...key };
   if (hasStrayExt(key)) delete kept.ext;
   if (opsToCut(key)) kept.key_ops = ['verify'];
+  if (hasNumericKid(key)) kept.kid = String(key.kid);
   return kept;
 }
 

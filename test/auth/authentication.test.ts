@@ -641,6 +641,15 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a public key whose kid is a number (7) verifies the tokens naming it, whose kid is its digits ("7"): a JWT header names a key by a string', async () => {
+    // jose compares the token's kid with the key's as they are: a number matched no token that named one.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    await withKeySet([{ ...(await exportJWK(ec.publicKey)), kid: 7, alg: 'ES256' } as unknown as JWK], async (stack) => {
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', '7'))).status, 200);
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256'))).status, 200, 'a token naming no key');
+    });
+  });
+
   test('a public key whose key_ops leave verify out (sign alone) verifies no token: 401, as the check at start counts it', async () => {
     // Only key_ops that name verify beside other uses are cut to verify; without it, the key is not one to verify with.
     const ec = await generateKeyPair('ES256', { extractable: true });
