@@ -24,11 +24,12 @@ export const MIN_SECRET_LENGTH = 32;
 
 /**
  * Reads `AUTH_*`, `CORS_ORIGINS` and `INTROSPECTION`, adding one line per problem to `problems` (never a
- * value of a secret). `host` is where the gateway will bind: open mode is refused off loopback.
+ * value of a secret). `host` is where the gateway will bind (undefined when HOST is refused already): open mode is
+ * refused off loopback.
  */
 export function readAccessConfig(
   read: (name: string) => string | undefined,
-  host: string,
+  host: string | undefined,
   development: boolean,
   problems: string[],
   setButBlank: (name: string) => boolean = () => false,
@@ -39,7 +40,7 @@ export function readAccessConfig(
     if (setButBlank(name)) problems.push(`${name} is set but empty: give it a value, or unset it`);
   }
   const auth = readAuth(read, problems);
-  if (isOpen(auth) && !isLoopbackHost(host)) {
+  if (isOpen(auth) && host !== undefined && !isLoopbackHost(host)) {
     problems.push(
       `HOST=${settingValue(host)} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
     );

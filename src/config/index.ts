@@ -8,7 +8,7 @@ import { readAccessConfig, type AccessConfig } from '../auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from '../limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from '../logging/logger.ts';
 import { quotedSetting } from '../support/shortened.ts';
-import { urlControlProblem, wholeNumberSetting } from './settings.ts';
+import { listenHostProblem, urlControlProblem, wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -89,6 +89,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const port = integer('PORT', 4000, 0, 65535);
   const host = read('HOST') ?? '127.0.0.1';
+  const hostRefused = listenHostProblem('HOST', 'PORT', host);
+  if (hostRefused !== undefined) problems.push(hostRefused);
   // At most 2 minutes: a request is signed (its oauth_timestamp) before it waits for one of the gateway's
   // connections, and that wait counts within this deadline. OAuth servers refuse timestamps a few minutes old
   // (the emulator, 5): a longer deadline let a request queued that long go out stale, refused as if the key
@@ -129,7 +131,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const development = read('NODE_ENV') === 'development';
   const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;
-  const access = readAccessConfig(read, host, development, problems, setButBlank);
+  const access = readAccessConfig(read, hostRefused === undefined ? host : undefined, development, problems, setButBlank);
   if (problems.length > 0 || upstream === undefined) throw new ConfigError(problems);
   return {
     port,

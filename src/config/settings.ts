@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { quotedSetting } from '../support/shortened.ts';
 
 /**
@@ -86,6 +87,16 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
   const set = SETTINGS.filter((name) => name.startsWith('EMULATOR_') && (env[name] ?? '').trim() !== '');
   if (set.length === 0) return undefined;
   return `${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run`;
+}
+
+/**
+ * What is wrong with `value` as the interface `name` names to listen on (HOST, EMULATOR_HOST), or undefined: an IP
+ * address or a host name, nothing more. A port or scheme written in (`127.0.0.1:4000`) would otherwise be refused as
+ * no loopback address in open mode, asking for authentication, and with it as a name that does not resolve.
+ */
+export function listenHostProblem(name: string, portName: string, value: string): string | undefined {
+  if (isIP(value) !== 0 || /^[A-Za-z0-9_.-]+$/.test(value)) return undefined;
+  return `${name} must be an IP address or a host name to listen on, without a scheme, port, path or brackets (${portName} sets the port) (got ${quotedSetting(value)})`;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting } from '../support/shortened.ts';
-import { urlControlProblem, wholeNumberSetting } from '../config/settings.ts';
+import { listenHostProblem, urlControlProblem, wholeNumberSetting } from '../config/settings.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -64,9 +64,12 @@ export function emulatorOptionsFromEnv(
     const shown = rawAllowedHosts!.includes('@') ? 'a value with an @, not shown' : quotedSetting(badHost);
     problems.push(`EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got ${shown})`);
   }
+  const host = read('EMULATOR_HOST') ?? '127.0.0.1';
+  const hostRefused = listenHostProblem('EMULATOR_HOST', 'EMULATOR_PORT', host);
+  if (hostRefused !== undefined) problems.push(hostRefused);
   return {
     port,
-    host: read('EMULATOR_HOST') ?? '127.0.0.1',
+    host,
     consumerKey: read('EMULATOR_CONSUMER_KEY') ?? DEFAULT_CONSUMER_KEY,
     consumerSecret: read('EMULATOR_CONSUMER_SECRET') ?? DEFAULT_CONSUMER_SECRET,
     seed: seed === 'none' ? 'none' : 'demo',

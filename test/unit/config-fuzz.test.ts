@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isIP } from 'node:net';
 import { ConfigError, loadConfig, type Env, type GatewayConfig } from '../../src/config/index.ts';
 import { SETTINGS, unknownSettings } from '../../src/config/settings.ts';
 import { Random } from '../helpers/random.ts';
@@ -298,7 +299,7 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
   }
 
   // The gateway's other settings.
-  if (random.chance(p)) env['HOST'] = random.pick(!wild ? ['127.0.0.1', 'localhost', '::1', '127.1.2.3', ' 127.0.0.1 '] : ['127.0.0.1', 'localhost', '::1', '127.1.2.3', ' 127.0.0.1 ', '0.0.0.0', '::', '192.0.2.1', 'LOCALHOST', 'gateway.invalid', '', 'h'.repeat(3000), 'bad\nhost']);
+  if (random.chance(p)) env['HOST'] = random.pick(!wild ? ['127.0.0.1', 'localhost', '::1', '127.1.2.3', ' 127.0.0.1 '] : ['127.0.0.1', 'localhost', '::1', '127.1.2.3', ' 127.0.0.1 ', '0.0.0.0', '::', '192.0.2.1', 'LOCALHOST', 'gateway.invalid', '', 'h'.repeat(3000), 'bad\nhost', '127.0.0.1:4000', '[::1]']);
   if (random.chance(p)) env['LOG_LEVEL'] = random.pick(!wild ? ['debug', 'info', 'warn', 'error', ' warn ', ''] : ['debug', 'info', 'warn', 'error', ' warn ', 'INFO', 'Error', 'verbose', 'trace', '', 'info\nwarn', 'x'.repeat(3000)]);
   if (random.chance(p)) env['NODE_ENV'] = random.pick(['development', ' development\n', 'production', 'Development', 'dev', 'test', '', ' ']);
   if (random.chance(p)) env['INTROSPECTION'] = random.pick(!wild ? ['true', 'false', ' true ', 'false\n', ''] : ['true', 'false', ' true ', 'false\n', 'TRUE', 'False', '1', '0', 'yes', 'no', 'on', 'off', '', 'true\nfalse']);
@@ -366,8 +367,10 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
   if (env['HOST'] !== undefined) {
     const host = env['HOST'].trim();
     const loopback = host === '' || ['127.0.0.1', 'localhost', '::1', '127.1.2.3', 'LOCALHOST'].includes(host);
+    // An address or a host name, nothing more (no port, scheme or brackets), in either mode.
+    const listenable = host === '' || isIP(host) !== 0 || /^[A-Za-z0-9_.-]+$/.test(host);
     // Open mode (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL) "refuses to bind to a non-loopback address".
-    verdicts.set('HOST', !loopback && !hasSecret && !hasJwks ? 'refused' : 'ok');
+    verdicts.set('HOST', !listenable || (!loopback && !hasSecret && !hasJwks) ? 'refused' : 'ok');
   }
   const oneOf = (name: string, values: string[]) => {
     if (env[name] !== undefined) verdicts.set(name, blank(env[name]) || values.includes(env[name].trim()) ? 'ok' : 'refused');

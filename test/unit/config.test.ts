@@ -214,8 +214,22 @@ describe('configuration from the environment', () => {
   });
 
   it('names a HOST open mode refuses on one line, with at most 100 characters of it', () => {
-    assert.deepEqual(configProblems({ HOST: 'bad\nhost' }), ['HOST=bad\\nhost is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin']);
+    assert.deepEqual(configProblems({ HOST: 'gateway.internal' }), ['HOST=gateway.internal is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin']);
     assert.deepEqual(configProblems({ HOST: 'h'.repeat(3000) }), [`HOST=${'h'.repeat(100)}… is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`]);
+  });
+
+  it('refuses a HOST that is no address or host name to listen on (a port, a scheme or brackets written in), in either mode, saying so rather than asking for authentication', () => {
+    const why = 'must be an IP address or a host name to listen on, without a scheme, port, path or brackets (PORT sets the port)';
+    for (const [host, shown] of [['127.0.0.1:4000', '"127.0.0.1:4000"'], ['http://127.0.0.1', '"http://127.0.0.1"'], ['[::1]', '"[::1]"'], ['bad\nhost', '"bad\\nhost"'], ['local host', '"local host"']]) {
+      assert.deepEqual(configProblems({ HOST: host! }), [`HOST ${why} (got ${shown})`], host);
+      assert.deepEqual(configProblems({ HOST: host!, AUTH_JWT_SECRET: 'a-secret-of-at-least-32-characters-long' }), [`HOST ${why} (got ${shown})`], host);
+    }
+    for (const host of ['localhost', '127.0.0.1', '::1', '0:0:0:0:0:0:0:1']) assert.deepEqual(configProblems({ HOST: host }), [], host);
+    for (const host of ['0.0.0.0', '::', 'gateway.internal', 'my_host-1.lan']) assert.deepEqual(configProblems({ HOST: host, AUTH_JWT_SECRET: 'a-secret-of-at-least-32-characters-long' }), [], host);
+    // The embedded emulator's the same way.
+    const emulator: string[] = [];
+    emulatorOptionsFromEnv({ EMULATOR_HOST: 'localhost:4010' }, 4010, emulator);
+    assert.deepEqual(emulator, ['EMULATOR_HOST must be an IP address or a host name to listen on, without a scheme, port, path or brackets (EMULATOR_PORT sets the port) (got "localhost:4010")']);
   });
 
   it('keeps UPSTREAM_TIMEOUT_MS within 2 minutes: a request queued longer would go out with a stale OAuth timestamp', () => {
