@@ -445,25 +445,25 @@ export type QueryConnectTokensArgs = {
 /** A mailbox an account reads mail from, such as an IMAP server login. */
 export type Source = {
   __typename?: 'Source';
-  /** How the upstream logs in: `password`, `oauth` or `oauth2`. */
+  /** How the upstream logs in: `password`, `oauth` or `oauth2`; null when the upstream does not send it. */
   authenticationType?: Maybe<Scalars['String']['output']>;
-  /** The mailbox's email address. */
+  /** The mailbox's email address; null when the upstream does not send one. */
   email?: Maybe<Scalars['String']['output']>;
   /** The source's label within its account, e.g. `me::mail.example.com`. */
   label: Scalars['ID']['output'];
-  /** The mail server's port. */
+  /** The mail server's port; null when the upstream does not send one. */
   port?: Maybe<Scalars['Int']['output']>;
-  /** The mail server's host name. */
+  /** The mail server's host name; null when the upstream does not send one. */
   server?: Maybe<Scalars['String']['output']>;
-  /** Whether the upstream can currently read the mailbox. */
+  /** Whether the upstream can currently read the mailbox; null when the upstream sends no status (not an error: `UNKNOWN` is a status it sent that this gateway does not know). */
   status?: Maybe<SourceStatus>;
-  /** How often the source is synced (older upstreams), e.g. `1d`. */
+  /** How often the source is synced (older upstreams), e.g. `1d`; null when the upstream does not send it (newer ones do not). */
   syncPeriod?: Maybe<Scalars['String']['output']>;
-  /** The kind of server, e.g. `imap`. */
+  /** The kind of server, e.g. `imap`; null when the upstream does not send one. */
   type?: Maybe<Scalars['String']['output']>;
-  /** True when the connection to the mail server uses SSL/TLS. */
+  /** True when the connection to the mail server uses SSL/TLS; null when the upstream does not say. */
   useSsl?: Maybe<Scalars['Boolean']['output']>;
-  /** The login name on the mail server. */
+  /** The login name on the mail server; null when the upstream does not send one. */
   username?: Maybe<Scalars['String']['output']>;
 };
 
