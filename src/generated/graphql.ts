@@ -106,13 +106,13 @@ export type ConnectToken = {
    * that embeds only the account's id, every field but `id` and those two loads the account.)
    */
   account?: Maybe<Account>;
-  /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`. */
+  /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`; `""` when the upstream sends none (it always has one for a token it made). */
   callbackUrl: Scalars['String']['output'];
   /** When the token was created; 1970-01-01T00:00:00.000Z when the upstream gives no time (`0` or none), which it does not for a token it made. */
   createdAt: Scalars['DateTime']['output'];
-  /** The email address given at creation, or the part from its `@` on (`@gmail.com`) that picks the provider. */
+  /** The email address given at creation, or the part from its `@` on (`@gmail.com`) that picks the provider; null when none was given. */
   email?: Maybe<Scalars['String']['output']>;
-  /** When the unused token expires and is purged; null once used. */
+  /** When the unused token expires and is purged; null once used (or when the upstream gives no time). */
   expiresAt?: Maybe<Scalars['DateTime']['output']>;
   /** The first name given at creation; null when none was. */
   firstName?: Maybe<Scalars['String']['output']>;
