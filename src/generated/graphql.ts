@@ -232,8 +232,8 @@ export type DeleteConnectTokenPayload = {
 };
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -262,8 +262,8 @@ export type Mutation = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -275,8 +275,8 @@ export type MutationCreateAccountArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -289,8 +289,8 @@ export type MutationCreateAccountConnectTokenArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -302,8 +302,8 @@ export type MutationCreateConnectTokenArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -315,8 +315,8 @@ export type MutationDeleteAccountArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -329,8 +329,8 @@ export type MutationDeleteAccountConnectTokenArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
@@ -342,8 +342,8 @@ export type MutationDeleteConnectTokenArgs = {
 
 
 /**
- * Creating and changing accounts and connect tokens. A create or an update sends exactly one upstream
- * request and is never retried. A delete may be retried after a lost connection, a 429, or an upstream 502,
+ * Creating and changing accounts and connect tokens. A create or an update sends its write as exactly one upstream
+ * request and never retries it (a payload's `account` or `connectToken`, when selected, is one read more). A delete may be retried after a lost connection, a 429, or an upstream 502,
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
