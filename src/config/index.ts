@@ -84,8 +84,8 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     const value = env[name];
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
-  const integer = (name: string, fallback: number, min: number, max: number): number =>
-    wholeNumberSetting(name, read(name), { min, max }, problems) ?? fallback;
+  const integer = (name: string, fallback: number, min: number, max: number, minFrom?: string): number =>
+    wholeNumberSetting(name, read(name), { min, max, ...(minFrom === undefined ? {} : { minFrom }) }, problems) ?? fallback;
 
   const port = integer('PORT', 4000, 0, 65535);
   const host = read('HOST') ?? '127.0.0.1';
@@ -111,9 +111,9 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const maxAnswerBytes = integer('MAX_ANSWER_BYTES', DEFAULTS.maxAnswerBytes, 64 * 1024, 512 * 1024 * 1024);
   const maxOperationsInFlight = integer('MAX_OPERATIONS_IN_FLIGHT', DEFAULTS.maxOperationsInFlight, 1, 1_000_000);
   // At least one body of the largest size, or such a body would never be read.
-  const maxBodyBytesInFlight = integer('MAX_BODY_BYTES_IN_FLIGHT', DEFAULTS.maxBodyBytesInFlight, maxBodyBytes, 64 * 1024 * 1024 * 1024);
+  const maxBodyBytesInFlight = integer('MAX_BODY_BYTES_IN_FLIGHT', DEFAULTS.maxBodyBytesInFlight, maxBodyBytes, 64 * 1024 * 1024 * 1024, 'MAX_BODY_BYTES');
   // At least one answer of the largest size, or such an answer, held, would refuse every operation.
-  const maxAnswerBytesInFlight = integer('MAX_ANSWER_BYTES_IN_FLIGHT', maxAnswerBytesInFlightFor(maxAnswerBytes), maxAnswerBytes, 64 * 1024 * 1024 * 1024);
+  const maxAnswerBytesInFlight = integer('MAX_ANSWER_BYTES_IN_FLIGHT', maxAnswerBytesInFlightFor(maxAnswerBytes), maxAnswerBytes, 64 * 1024 * 1024 * 1024, 'MAX_ANSWER_BYTES');
   const operationLimits: OperationLimits = {
     // Deeper documents are refused before they are validated (MAX_NESTING, not a setting): a larger maximum would not be.
     maxDepth: integer('MAX_QUERY_DEPTH', DEFAULT_OPERATION_LIMITS.maxDepth, 1, MAX_NESTING),

@@ -156,19 +156,20 @@ function editDistance(a: string, b: string): number {
  * line pushed to `problems`, naming the variable, when the text is not a whole number from `min` to `max`
  * (`Number('abc')` would reach `listen()` as NaN, `Number('1e3')` pass for 1000). Leading zeros are read as
  * decimal, as docs/configuration.md says (`0100` is 100, never octal's 64). `unit` says what the
- * number counts (`of calls an hour`). The gateway's, the emulator's and the example's settings read alike.
+ * number counts (`of calls an hour`); `minFrom` names the setting the minimum is taken from. The gateway's, the emulator's and the example's settings read alike.
  */
 export function wholeNumberSetting(
   name: string,
   raw: string | undefined,
-  range: { min: number; max: number; unit?: string },
+  range: { min: number; max: number; unit?: string; minFrom?: string },
   problems: string[],
 ): number | undefined {
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (/^\d+$/.test(raw) && value >= range.min && value <= range.max) return value;
   const what = range.unit === undefined ? 'a whole number' : `a whole number ${range.unit}`;
-  problems.push(`${name} must be ${what} from ${range.min} to ${range.max} (got ${quotedSetting(raw)})`);
+  const min = range.minFrom === undefined ? `${range.min}` : `${range.min} (${range.minFrom})`;
+  problems.push(`${name} must be ${what} from ${min} to ${range.max} (got ${quotedSetting(raw)})`);
   return undefined;
 }
 

@@ -445,7 +445,7 @@ function check({ env, secrets, verdicts, cors }: ReturnType<typeof generate>, ra
     if (read.verdict === 'refused') {
       const line = problems.find((problem) => namedBy(problem) === setting.name);
       assert.ok(line !== undefined, `${setting.name}=${JSON.stringify(env[setting.name])} is outside ${min}–${setting.max} or not in digits, yet accepted`);
-      assert.ok(line.startsWith(`${setting.name} must be a whole number`) && line.includes(`from ${min} to ${setting.max}`), `${setting.name}'s problem does not give its range: ${line}`);
+      assert.ok(line.startsWith(`${setting.name} must be a whole number`) && new RegExp(`from ${min}( \\([A-Z_]+\\))? to ${setting.max} `).test(line), `${setting.name}'s problem does not give its range: ${line}`);
     } else {
       assert.ok(!named.has(setting.name), `${setting.name}=${JSON.stringify(env[setting.name])} refused: ${JSON.stringify(problems)}`);
       if (outcome.config !== undefined) {

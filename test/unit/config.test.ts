@@ -174,11 +174,11 @@ describe('configuration from the environment', () => {
     assert.equal(config.maxBodyBytesInFlight, 4_096);
     assert.equal(loadConfig({}).maxBodyBytesInFlight, 128 * 1024 * 1024);
     // Below one body of the largest size, such a body could never be read.
-    assert.deepEqual(configProblems({ MAX_BODY_BYTES: '2048', MAX_BODY_BYTES_IN_FLIGHT: '2047' }), ['MAX_BODY_BYTES_IN_FLIGHT must be a whole number from 2048 to 68719476736 (got "2047")']);
+    assert.deepEqual(configProblems({ MAX_BODY_BYTES: '2048', MAX_BODY_BYTES_IN_FLIGHT: '2047' }), ['MAX_BODY_BYTES_IN_FLIGHT must be a whole number from 2048 (MAX_BODY_BYTES) to 68719476736 (got "2047")']);
     assert.equal(config.maxAnswerBytesInFlight, 2_097_152);
     assert.equal(loadConfig({}).maxAnswerBytesInFlight, 256 * 1024 * 1024);
     // Below one answer of the largest size, that answer held would refuse every operation: the default follows it.
-    assert.deepEqual(configProblems({ MAX_ANSWER_BYTES: '1048576', MAX_ANSWER_BYTES_IN_FLIGHT: '1048575' }), ['MAX_ANSWER_BYTES_IN_FLIGHT must be a whole number from 1048576 to 68719476736 (got "1048575")']);
+    assert.deepEqual(configProblems({ MAX_ANSWER_BYTES: '1048576', MAX_ANSWER_BYTES_IN_FLIGHT: '1048575' }), ['MAX_ANSWER_BYTES_IN_FLIGHT must be a whole number from 1048576 (MAX_ANSWER_BYTES) to 68719476736 (got "1048575")']);
     assert.equal(loadConfig({ MAX_ANSWER_BYTES: String(512 * 1024 * 1024) }).maxAnswerBytesInFlight, 512 * 1024 * 1024);
     assert.equal(config.operationLimits?.maxDepth, 5);
     assert.equal(config.operationLimits?.maxCost, 500);
