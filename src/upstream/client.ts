@@ -415,7 +415,7 @@ export class UpstreamClient {
         // No answer to this attempt: an earlier attempt's status (a 502, a 429) must not stand beside an
         // error saying none came. One that came and was cut short or too large sets its own below.
         run.info.status = null;
-        await this.#retryAfterFailedExchange(run, error, exchange, attempt, lastAttempt);
+        await this.#retryAfterFailedExchange(run, error, exchange, request.headers.authorization!, attempt, lastAttempt);
         continue;
       }
       // Succeeded, the call's value comes with no further wait (this is every call's path but a failing one's).
@@ -526,7 +526,7 @@ export class UpstreamClient {
    * try again (a connection that failed, an idempotent call with attempts and time left, after its backoff);
    * throws the call's error otherwise.
    */
-  async #retryAfterFailedExchange<T>(run: CallRun<T>, error: unknown, exchange: Exchange, attempt: number, lastAttempt: boolean): Promise<void> {
+  async #retryAfterFailedExchange<T>(run: CallRun<T>, error: unknown, exchange: Exchange, authorization: string, attempt: number, lastAttempt: boolean): Promise<void> {
     const { call, cancellation, info, verdicts } = run;
     const { permit, sent } = exchange;
     if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
@@ -535,8 +535,10 @@ export class UpstreamClient {
       // this answer, the same on every attempt, and no sign of the upstream being down.
       verdicts.noVerdict(permit);
       info.status = error.status;
-      // A success: a write was carried out, whatever its body.
-      throw this.#unexpectedBody(call, info, error.message, true, error.said(call.action));
+      // A success: a write was carried out, whatever its body. The upstream's words it carries (a coding it
+      // named) are cleared of the gateway's credentials, as its error bodies are.
+      const cleared = error.clearedOf((words) => redactedErrorBody(words, this.#options.consumerSecret, authorization, info));
+      throw this.#unexpectedBody(call, info, cleared.message, true, cleared.said(call.action));
     }
     const { failure, code, ofProxy } = failureOf(error);
     if (isBrokenHttp(error, code)) {
@@ -836,8 +838,9 @@ export class UpstreamClient {
     // The upstream's own message is logged, never returned: it may describe the gateway's key or internals.
     // Searching it for the gateway's credentials costs ~0.1 ms: done only when the line is written.
     if (this.#options.logger.enabled('debug')) {
-      const body = unread === undefined ? redactedErrorBody(text, this.#options.consumerSecret, authorization, info) : undefined;
-      this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, body, unread });
+      const clear = (words: string) => redactedErrorBody(words, this.#options.consumerSecret, authorization, info);
+      // Why the body is unread may name the upstream's own words too (a coding it named): cleared alike.
+      this.#options.logger.debug('upstream error response', { ...forLog(info, call.signal), status, ...(unread === undefined ? { body: clear(text) } : { unread: clear(unread) }) });
     }
     // A refusal of a retried DELETE (a 502 first, say) does not undo what an earlier attempt may have done.
     const earlier = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');

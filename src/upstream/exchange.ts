@@ -8,6 +8,7 @@ import type { CallCancellation, CancelSignal } from './cancellation.ts';
 import { decodingStages, UnknownCoding, type DecodingStage } from './content-coding.ts';
 import { brokenSuccessOf, CONNECTION_ERROR_CODES, notHttpAnswerOf } from './failures.ts';
 import type { RateLimitPause } from './rate-limit-pause.ts';
+import { WITHHELD } from './redact.ts';
 import type { Method } from './request.ts';
 
 /** One attempt's request, signed. */
@@ -81,6 +82,15 @@ export class UnreadableAnswer extends Error {
   said(_action: string): string | undefined {
     return undefined;
   }
+
+  /**
+   * This error with the upstream's own words it carries (a coding it named) passed through `clear`, which
+   * withholds words quoting the gateway's credentials (`redactedErrorBody`): an upstream may echo the request's
+   * signature, or its key, in a header as in a body, and the caller's error and the log line would carry it.
+   */
+  clearedOf(_clear: (upstreamWords: string) => string): UnreadableAnswer {
+    return this;
+  }
 }
 
 /** Too large as it arrived, or once decoded: a small compressed answer may inflate to any size. */
@@ -95,10 +105,20 @@ class UnreadableCoding extends UnreadableAnswer {
   /** As the upstream's header names it, cut short: a value the upstream writes, of any length, in an error and a log line. */
   readonly coding: string;
 
-  constructor(status: number, coding: string) {
-    const shown = shortened(coding, 100);
+  /** `named`: as the upstream's header names it, whole (so that a credential at the cut is still found). */
+  constructor(
+    status: number,
+    readonly named: string,
+  ) {
+    const shown = named === WITHHELD ? WITHHELD.slice(1, -1) : shortened(named, 100);
     super(status, `content coding ${shown} not supported`);
     this.coding = shown;
+  }
+
+  override clearedOf(clear: (upstreamWords: string) => string): UnreadableAnswer {
+    const cleared = clear(this.named);
+    // Withheld whole, or with a connect token or a labelled signature cut out.
+    return cleared === this.named ? this : new UnreadableCoding(this.status, cleared);
   }
 
   override said(action: string): string {

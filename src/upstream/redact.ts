@@ -31,8 +31,11 @@ export function redactedErrorBody(text: string, secret: string, authorization: s
   // The signature's digest, as a server might print it (in hex, say) rather than in the base64 sent.
   const digests = signature === undefined ? [] : [Buffer.from(signature, 'base64')];
   // Searched past the cut too: a credential straddling it leaves what is shown too few of its characters to match.
-  return quotesCredential(redacted, credentials, digests) ? '(not shown: it quotes the gateway’s credentials)' : excerpt;
+  return quotesCredential(redacted, credentials, digests) ? WITHHELD : excerpt;
 }
+
+/** What `redactedErrorBody` gives for upstream words that quote the gateway's credentials. */
+export const WITHHELD = '(not shown: it quotes the gateway’s credentials)';
 
 /** `oauth_signature` values, quoted or not, in a header, a query string or JSON (escaped or not). */
 const SIGNATURE_VALUE = /(oauth_signature\\?"?\s*[=:]\s*\\?"?)(?:\\\/|\\u[0-9a-fA-F]{4}|[^"\\&,\s}])*/gi;

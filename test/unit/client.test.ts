@@ -1366,6 +1366,42 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.equal(logged?.['reason'], `content coding x-${'z'.repeat(98)}… not supported`, lines.join('\n'));
     });
 
+    it('does not name a coding it cannot read that quotes the secret or the signature, in the error or the log line', async () => {
+      // An upstream echoing what it was sent, or its key, as a header's value: the words are the upstream's, as its error bodies' are.
+      for (const quote of [(signature: string) => `x-${signature}`, (signature: string) => `x-${encodeURIComponent(signature)}`, () => 'x-secret']) {
+        const server = createHttpServer((req, res) => {
+          const sent = decodeURIComponent(/oauth_signature="([^"]+)"/.exec(req.headers.authorization ?? '')?.[1] ?? '');
+          res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': quote(sent) });
+          res.end('{}');
+        });
+        const lines: string[] = [];
+        let said = '';
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, logger: createLogger('debug', (line) => lines.push(line)) }, async (client) => {
+          await assert.rejects(client.getAccount('a'), (e: Error) => {
+            said = e.message;
+            assert.match(e.message, /^The upstream answered in a content coding the gateway cannot read \(.*\) while reading account "a"$/);
+            return true;
+          });
+        });
+        const logged = lines.find((line) => line.includes('upstream answered with an unexpected body'));
+        assert.ok(logged !== undefined, lines.join('\n'));
+        for (const text of [said, logged]) {
+          assert.ok(!/secret|x-[a-z0-9%]{20}/i.test(text), `the coding is named with the secret or the signature in it: ${text}`);
+        }
+      }
+      // An error answer's body unread for it: its debug line says why, without the coding's words either.
+      const server = createHttpServer((req, res) => {
+        res.writeHead(502, { 'content-encoding': `x-${/oauth_signature="([^"]+)"/.exec(req.headers.authorization ?? '')?.[1] ?? ''}` });
+        res.end('{}');
+      });
+      const lines: string[] = [];
+      await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, logger: createLogger('debug', (line) => lines.push(line)) }, async (client) => {
+        await assert.rejects(client.getAccount('a'), /HTTP 502/);
+      });
+      const logged = lines.find((line) => line.includes('upstream error response'));
+      assert.ok(logged !== undefined && !/x-[a-z0-9%]{20}/i.test(logged), `the unread body's reason names the signature: ${lines.join('\n')}`);
+    });
+
     it('fails an answer that does not decode, naming its coding, without retrying', async () => {
       const gzipped = gzipSync(json(account));
       const answers: [string, Buffer][] = [
