@@ -12,8 +12,9 @@ import type { CancelSignal } from './cancellation.ts';
  * The start of an upstream error body, fit for a debug line. The upstream's own message may quote the
  * gateway's credentials (some OAuth servers echo the request's header, or the signing key), encoded in any of
  * the ways servers write text: such an excerpt is not shown at all, since no list of encodings to cut out is
- * ever complete, and the line's status and path still say what failed. Otherwise the connect token its path
- * names and any value labelled `oauth_signature` are cut out. What is searched is what would be shown and the
+ * ever complete, and the line's status and path still say what failed. So is one quoting the connect token its
+ * path names otherwise than as itself (in another case, escaped, encoded, cut short). Otherwise that token and
+ * any value labelled `oauth_signature` are cut out. What is searched is what would be shown and the
  * 256 characters after it.
  */
 export function redactedErrorBody(text: string, secret: string, authorization: string, info: UpstreamErrorInfo): string {
@@ -27,7 +28,10 @@ export function redactedErrorBody(text: string, secret: string, authorization: s
   const excerpt = redacted.slice(0, cutEnd(redacted, MAX_LOGGED_BODY));
   const sent = /oauth_signature="([^"]+)"/.exec(authorization)?.[1];
   const signature = sent === undefined ? undefined : decodeURIComponent(sent);
-  const credentials = [secret, percentEncode(secret), ...(sent === undefined || signature === undefined ? [] : [sent, signature])];
+  // The connect token too: quoted as itself it is cut out above; quoted otherwise (in another case, escaped,
+  // encoded, cut short) it is found as the others are.
+  const token = tokenOf(info);
+  const credentials = [secret, percentEncode(secret), ...(sent === undefined || signature === undefined ? [] : [sent, signature]), ...(token === undefined ? [] : [token])];
   // The signature's digest, as a server might print it (in hex, say) rather than in the base64 sent.
   const digests = signature === undefined ? [] : [Buffer.from(signature, 'base64')];
   // Searched past the cut too: a credential straddling it leaves what is shown too few of its characters to match.
@@ -141,6 +145,12 @@ export function forLog(info: UpstreamErrorInfo, signal: CancelSignal | undefined
 }
 
 function hideToken(text: string, info: UpstreamErrorInfo): string {
+  const token = tokenOf(info);
+  return token === undefined ? text : text.split(token).join('[token]');
+}
+
+/** The connect token a call's path names, decoded; `undefined` for a call naming none. */
+function tokenOf(info: UpstreamErrorInfo): string | undefined {
   const encoded = TOKEN_IN_PATH.exec(info.path)?.[2];
-  return encoded === undefined ? text : text.split(decodeURIComponent(encoded)).join('[token]');
+  return encoded === undefined ? undefined : decodeURIComponent(encoded);
 }

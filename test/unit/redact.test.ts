@@ -110,6 +110,23 @@ describe('the logged excerpt of an upstream error body', () => {
     assert.equal(redactedErrorBody('connect_token tok:en@x1 is invalid', secret, authorization, encodedPath), 'connect_token [token] is invalid');
   });
 
+  it('is not shown when it quotes the connect token its path names otherwise than as itself: in another case, escaped, encoded or cut short', () => {
+    const token = 'f3a9c1d27be84e6a9d05c4b1e2f7a8c3';
+    const tokenPath = { ...info, path: `/connect_tokens/${token}` };
+    const quotes: Array<[string, string]> = [
+      ['in upper case', token.toUpperCase()],
+      ['\\u-escaped', [...token].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')],
+      ['every character percent-encoded', [...token].map((c) => `%${c.charCodeAt(0).toString(16)}`).join('')],
+      ['as HTML character references', [...token].map((c) => `&#${c.charCodeAt(0)};`).join('')],
+      ['in base64', Buffer.from(token).toString('base64')],
+      ['in groups of four', token.replace(/(.{4})(?!$)/g, '$1 ')],
+      ['cut short', `${token.slice(0, 20)}…`],
+    ];
+    for (const [how, quoted] of quotes) {
+      assert.equal(redactedErrorBody(`{"error":"connect_token ${quoted} is invalid"}`, secret, authorization, tokenPath), WITHHELD, how);
+    }
+  });
+
   it('shows a body with character references past Unicode’s last code point as it is, rather than failing on them', () => {
     const body = '<p>bad request: &#x110000; &#99999999; \\u{FFFFFF}</p>';
     assert.equal(shown(body), body);
