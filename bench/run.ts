@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/config/defaults.ts';
-import { CONTENDERS, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
+import { quotedSetting } from '../src/support/shortened.ts';
+import { CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
@@ -32,8 +33,14 @@ const USAGE = `usage: npm run bench (no options: it is set through the environme
   BENCH_CPU_ROUND=<s>             seconds of each round (default 3)
   BENCH_MAX_IN_FLIGHT=<n>         the gateway's UPSTREAM_MAX_IN_FLIGHT (default ${DEFAULTS.upstreamMaxInFlight})
   BENCH_NODE_FLAGS=<flags>        node flags for the contenders
-  BENCH_CPU_PROF=<contender>      node --cpu-prof of that contender, into bench/profiles/
+  BENCH_CPU_PROF=<contender>      node --cpu-prof of that contender (or the emulator), into bench/profiles/
 The full run takes about 7 minutes and, when every check passes, rewrites bench/results.md.`;
+
+/** Says what is wrong with how the bench was started, with the usage, and exits 2 before anything starts. */
+function refuse(problems: readonly string[]): never {
+  console.error(`${problems.map((problem) => `bench: ${problem}`).join('\n')}\n${USAGE}`);
+  return process.exit(2);
+}
 
 /**
  * The command line, read before anything starts: the bench takes no argument, and one given (`--help`, as
@@ -44,8 +51,7 @@ function readCommandLine(): void {
   try {
     help = parseArgs({ options: { help: { type: 'boolean', short: 'h' } } }).values.help;
   } catch (error) {
-    console.error(`bench: ${error instanceof Error ? error.message : String(error)}\n${USAGE}`);
-    process.exit(2);
+    refuse([error instanceof Error ? error.message : String(error)]);
   }
   if (help) {
     console.log(USAGE);
@@ -73,9 +79,30 @@ const PROBE_RUNS = 3;
 const ALONE_RUNS = 15;
 /** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
 const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULTS.upstreamMaxInFlight);
-const ONLY = process.env['BENCH_ONLY']?.split(',');
+/**
+ * The names BENCH_ONLY, BENCH_CONTENDERS and BENCH_CPU_PROF give, checked before anything starts: one the bench
+ * does not have (a typo, `fanut`) selected nothing, and the run measured nothing and exited 0.
+ */
+const nameProblems: string[] = [];
+function namesSetting(name: string, what: string, known: readonly string[]): string[] | undefined {
+  // Empty is unset, as for the numbers below.
+  const names = (process.env[name] || undefined)?.split(',').map((item) => item.trim());
+  const unknown = names?.filter((item) => !known.includes(item));
+  if (unknown !== undefined && unknown.length > 0) nameProblems.push(`${name} must name ${what} among ${known.join(', ')} (got ${unknown.map(quotedSetting).join(', ')})`);
+  return names;
+}
+const ONLY = namesSetting('BENCH_ONLY', 'scenarios', scenarios.map((s) => s.id));
 /** BENCH_CONTENDERS narrows a partial (BENCH_ONLY) run to some contenders. */
-const ONLY_CONTENDERS = ONLY && process.env['BENCH_CONTENDERS']?.split(',');
+const ONLY_CONTENDERS = namesSetting('BENCH_CONTENDERS', 'contenders', CONTENDERS);
+if (ONLY_CONTENDERS && !ONLY) {
+  // A full run measures every contender: the setting was ignored for a run of minutes that rewrites results.md.
+  nameProblems.push('BENCH_CONTENDERS narrows a BENCH_ONLY run: give BENCH_ONLY too (a full run measures every contender)');
+}
+const cpuProf = process.env['BENCH_CPU_PROF'] || undefined;
+if (cpuProf !== undefined && cpuProf !== 'emulator' && !isContender(cpuProf)) {
+  nameProblems.push(`BENCH_CPU_PROF must name a contender among ${CONTENDERS.join(', ')}, or emulator (got ${quotedSetting(cpuProf)})`);
+}
+if (nameProblems.length > 0) refuse(nameProblems);
 const scenarioSelected = (id: Scenario['id']) => !ONLY || ONLY.includes(id);
 const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CONTENDERS.includes(contender);
 /**

@@ -20,9 +20,12 @@ interface Outcome {
   runBegun: boolean;
 }
 
-/** Runs the bench with `args`; a run that begins is stopped at its first line (with whatever it started) and said so. */
-function runBench(...args: string[]): Promise<Outcome> {
-  const child = spawn(process.execPath, ['--import', 'tsx', bench, ...args], { detached: true, env: { PATH: process.env['PATH'] ?? '' } });
+/**
+ * Runs the bench with `args` and the BENCH_* settings of `env`; a run that begins is stopped at its first line
+ * (with whatever it started) and said so.
+ */
+function runBenchWith(env: Record<string, string>, ...args: string[]): Promise<Outcome> {
+  const child = spawn(process.execPath, ['--import', 'tsx', bench, ...args], { detached: true, env: { PATH: process.env['PATH'] ?? '', ...env } });
   let stdout = '';
   let stderr = '';
   let runBegun = false;
@@ -36,6 +39,8 @@ function runBench(...args: string[]): Promise<Outcome> {
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr, runBegun })));
 }
+
+const runBench = (...args: string[]) => runBenchWith({}, ...args);
 
 test('--help prints how the bench is set, and starts no run', async () => {
   const result = await runBench('--help');
@@ -61,4 +66,29 @@ test('a scenario given as an argument (as bench/quick.ts takes it) is refused, n
   assert.equal(result.runBegun, false, 'a run began');
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /^bench: Unexpected argument 'fanout'/);
+});
+
+/**
+ * A setting naming what the bench does not have (a typo) selected nothing: the run started an emulator, measured
+ * nothing, printed a table of "not measured" and exited 0 as a partial run.
+ */
+for (const [env, named] of [
+  [{ BENCH_ONLY: 'fanut' }, /^bench: BENCH_ONLY must name scenarios among account, fanout, dashboard, mutation \(got "fanut"\)/],
+  [{ BENCH_ONLY: 'account', BENCH_CONTENDERS: 'gateway,gatway' }, /^bench: BENCH_CONTENDERS must name contenders among gateway, deployed, direct, naive, bare \(got "gatway"\)/],
+  [{ BENCH_ONLY: 'account', BENCH_CPU_PROF: 'gatway' }, /^bench: BENCH_CPU_PROF must name a contender among gateway, deployed, direct, naive, bare, or emulator \(got "gatway"\)/],
+] as const) {
+  test(`${Object.entries(env).map(([name, value]) => `${name}=${value}`).join(' ')} is refused with the names it takes, and starts no run`, async () => {
+    const result = await runBenchWith(env);
+    assert.equal(result.runBegun, false, 'a run began');
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, named);
+    assert.match(result.stderr, /usage: npm run bench/);
+  });
+}
+
+test('BENCH_CONTENDERS without BENCH_ONLY is refused: it narrows only a partial run, and was ignored for a full one', async () => {
+  const result = await runBenchWith({ BENCH_CONTENDERS: 'gateway' });
+  assert.equal(result.runBegun, false, 'a run began');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^bench: BENCH_CONTENDERS narrows a BENCH_ONLY run: give BENCH_ONLY too/);
 });
