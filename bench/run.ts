@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/config/defaults.ts';
+import { wholeNumberSetting } from '../src/config/settings.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
@@ -60,7 +61,14 @@ function readCommandLine(): void {
 }
 readCommandLine();
 
-const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+/** What is wrong with the BENCH_* settings, all said at once before anything starts. */
+const settingProblems: string[] = [];
+/**
+ * A whole-number setting (empty is unset), checked as the gateway's own are: one that is no number
+ * (`BENCH_DURATION=5s`) ran as NaN, autocannon's own duration with "NaN s per measurement" in the report.
+ */
+const env = (name: string, fallback: number, min = 1, max = 3600) =>
+  wholeNumberSetting(name, process.env[name]?.trim() || undefined, { min, max }, settingProblems) ?? fallback;
 /**
  * Seconds of each measurement, and of the warm-up of a fresh contender process before its first one: on the
  * Intel machine of bench/README.md, the first 3 s after 1 s or even 3 s of warm-up cost up to twice the CPU
@@ -68,9 +76,9 @@ const env = (name: string, fallback: number) => (process.env[name] ? Number(proc
  * bare Apollo alike. A figure taken later in the same process warms up 1 s.
  */
 const DURATION_S = env('BENCH_DURATION', 5);
-const WARMUP_S = env('BENCH_WARMUP', 5);
+const WARMUP_S = env('BENCH_WARMUP', 5, 0);
 const REWARM_S = Math.min(1, WARMUP_S);
-const CONNECTIONS = env('BENCH_CONNECTIONS', 10);
+const CONNECTIONS = env('BENCH_CONNECTIONS', 10, 1, 10_000);
 const LATENCIES_MS = [0, 20];
 /** Upstream latency while counting round trips: large against everything else an operation spends. */
 const PROBE_LATENCY_MS = 50;
@@ -78,17 +86,16 @@ const PROBE_RUNS = 3;
 /** Operations sent one at a time for the unloaded latency. */
 const ALONE_RUNS = 15;
 /** The gateway's default UPSTREAM_MAX_IN_FLIGHT (also given to the direct contender's client); BENCH_MAX_IN_FLIGHT overrides it. */
-const MAX_IN_FLIGHT = Number(process.env['BENCH_MAX_IN_FLIGHT'] ?? DEFAULTS.upstreamMaxInFlight);
+const MAX_IN_FLIGHT = env('BENCH_MAX_IN_FLIGHT', DEFAULTS.upstreamMaxInFlight, 1, 10_000);
 /**
  * The names BENCH_ONLY, BENCH_CONTENDERS and BENCH_CPU_PROF give, checked before anything starts: one the bench
  * does not have (a typo, `fanut`) selected nothing, and the run measured nothing and exited 0.
  */
-const nameProblems: string[] = [];
 function namesSetting(name: string, what: string, known: readonly string[]): string[] | undefined {
-  // Empty is unset, as for the numbers below.
+  // Empty is unset, as for the numbers.
   const names = (process.env[name] || undefined)?.split(',').map((item) => item.trim());
   const unknown = names?.filter((item) => !known.includes(item));
-  if (unknown !== undefined && unknown.length > 0) nameProblems.push(`${name} must name ${what} among ${known.join(', ')} (got ${unknown.map(quotedSetting).join(', ')})`);
+  if (unknown !== undefined && unknown.length > 0) settingProblems.push(`${name} must name ${what} among ${known.join(', ')} (got ${unknown.map(quotedSetting).join(', ')})`);
   return names;
 }
 const ONLY = namesSetting('BENCH_ONLY', 'scenarios', scenarios.map((s) => s.id));
@@ -96,13 +103,12 @@ const ONLY = namesSetting('BENCH_ONLY', 'scenarios', scenarios.map((s) => s.id))
 const ONLY_CONTENDERS = namesSetting('BENCH_CONTENDERS', 'contenders', CONTENDERS);
 if (ONLY_CONTENDERS && !ONLY) {
   // A full run measures every contender: the setting was ignored for a run of minutes that rewrites results.md.
-  nameProblems.push('BENCH_CONTENDERS narrows a BENCH_ONLY run: give BENCH_ONLY too (a full run measures every contender)');
+  settingProblems.push('BENCH_CONTENDERS narrows a BENCH_ONLY run: give BENCH_ONLY too (a full run measures every contender)');
 }
 const cpuProf = process.env['BENCH_CPU_PROF'] || undefined;
 if (cpuProf !== undefined && cpuProf !== 'emulator' && !isContender(cpuProf)) {
-  nameProblems.push(`BENCH_CPU_PROF must name a contender among ${CONTENDERS.join(', ')}, or emulator (got ${quotedSetting(cpuProf)})`);
+  settingProblems.push(`BENCH_CPU_PROF must name a contender among ${CONTENDERS.join(', ')}, or emulator (got ${quotedSetting(cpuProf)})`);
 }
-if (nameProblems.length > 0) refuse(nameProblems);
 const scenarioSelected = (id: Scenario['id']) => !ONLY || ONLY.includes(id);
 const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CONTENDERS.includes(contender);
 /**
@@ -110,9 +116,10 @@ const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CON
  * the table: on a shared 2-CPU machine one 5 s figure varies by ±30–40%, and noise only ever adds CPU (and
  * takes throughput away), so the best of several runs taken in turns is the steadier comparison.
  */
-const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3);
+const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3, 0, 100);
 /** Seconds of each interleaved run. */
 const CPU_ROUND_S = env('BENCH_CPU_ROUND', 3);
+if (settingProblems.length > 0) refuse(settingProblems);
 /** The interleaved runs need the three the targets compare; the deployed gateway joins them when selected. */
 const CPU_TARGET_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];
 const CPU_CONTENDERS: readonly Contender[] = ['gateway', 'deployed', 'bare', 'naive'];

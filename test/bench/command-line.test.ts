@@ -92,3 +92,23 @@ test('BENCH_CONTENDERS without BENCH_ONLY is refused: it narrows only a partial 
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /^bench: BENCH_CONTENDERS narrows a BENCH_ONLY run: give BENCH_ONLY too/);
 });
+
+/**
+ * A number setting that is no number (`BENCH_DURATION=5s`) ran as NaN: autocannon's own default duration, and
+ * "NaN s per measurement" in the report; `BENCH_CONNECTIONS=0` loaded nothing.
+ */
+for (const [name, value, range] of [
+  ['BENCH_DURATION', '5s', 'from 1 to 3600'],
+  ['BENCH_WARMUP', '-1', 'from 0 to 3600'],
+  ['BENCH_CONNECTIONS', '0', 'from 1 to 10000'],
+  ['BENCH_CPU_ROUNDS', '1.5', 'from 0 to 100'],
+  ['BENCH_CPU_ROUND', 'abc', 'from 1 to 3600'],
+  ['BENCH_MAX_IN_FLIGHT', '0', 'from 1 to 10000'],
+] as const) {
+  test(`${name}=${value} is refused with the range it takes, and starts no run`, async () => {
+    const result = await runBenchWith({ BENCH_ONLY: 'account', [name]: value });
+    assert.equal(result.runBegun, false, 'a run began');
+    assert.equal(result.status, 2, result.stderr);
+    assert.equal(result.stderr.split('\n')[0], `bench: ${name} must be a whole number ${range} (got "${value}")`);
+  });
+}
