@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../../src/config/defaults.ts';
+import { ConfigError, loadConfig } from '../../src/config/index.ts';
 
 /** The soak's command line, the settings read from it, and the small helpers every part uses. */
 
@@ -63,6 +64,20 @@ export const settings = {
   usedTokens: 100,
   unusedTokens: 20,
 };
+/**
+ * The options that are the gateway's own settings, checked by the gateway's own reading of them: the gateway under
+ * soak is started from these values directly, and one its environment refuses (UPSTREAM_MAX_IN_FLIGHT 20000) was
+ * soaked as if a deployment could run it.
+ */
+const GATEWAY_SETTINGS = { 'upstream-timeout-ms': 'UPSTREAM_TIMEOUT_MS', 'max-in-flight': 'UPSTREAM_MAX_IN_FLIGHT' } as const;
+try {
+  loadConfig(Object.fromEntries(Object.entries(GATEWAY_SETTINGS).map(([option, name]) => [name, args[option as keyof typeof GATEWAY_SETTINGS]])));
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  const optionOf = (problem: string) => Object.entries(GATEWAY_SETTINGS).find(([, name]) => problem.startsWith(`${name} `))?.[0];
+  console.error(`${error.problems.map((problem) => `soak: the gateway's ${problem}: set by --${optionOf(problem) ?? '?'}`).join('\n')}\n${HELP}`);
+  process.exit(2);
+}
 if (settings.warmupS >= settings.durationS) {
   // Without --warmup, only a --duration of 1 gets here (its warm-up is at least a second): named, not the option not given.
   console.error(args.warmup === undefined ? `soak: --duration must be at least 2: the load's first second is its warm-up\n${HELP}` : 'soak: --warmup must be shorter than --duration');

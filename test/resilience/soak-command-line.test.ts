@@ -32,3 +32,20 @@ test('a run too short for its own warm-up says so of --duration, not of a --warm
   assert.match(result.stderr, /^soak: --duration must be at least 2/);
   assert.match(result.stderr, /usage: npm run soak/);
 });
+
+/**
+ * The gateway under soak is started from these values directly, not from its environment: one its own settings
+ * refuse (UPSTREAM_MAX_IN_FLIGHT above 10000, UPSTREAM_TIMEOUT_MS above 2 minutes) was soaked as if deployable.
+ */
+for (const [option, value, setting] of [
+  ['--max-in-flight', '20000', /UPSTREAM_MAX_IN_FLIGHT must be a whole number from 1 to 10000 \(got "20000"\)/],
+  ['--upstream-timeout-ms', '600000', /UPSTREAM_TIMEOUT_MS must be a whole number from 1 to 120000 \(got "600000"\)/],
+] as const) {
+  test(`${option} ${value}, which the gateway's own setting refuses, is refused as the gateway would`, () => {
+    // A short run, should the option be taken.
+    const result = runSoak('--duration', '2', '--connections', '1', option, value);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`^soak: the gateway's ${setting.source}: set by ${option}`));
+    assert.match(result.stderr, /usage: npm run soak/);
+  });
+}
