@@ -1,5 +1,7 @@
 import { DEFAULTS } from '../src/config/defaults.ts';
-import { isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
+import { quotedSetting } from '../src/support/shortened.ts';
+import { wholeNumberSetting } from '../src/config/settings.ts';
+import { CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
 import { startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';
 
@@ -7,22 +9,39 @@ import { scenarios, type BenchSeed } from './scenarios.ts';
  * A quick CPU-per-operation loop for profiling work: one scenario against one contender at 0 ms upstream
  * latency, repeated, with none of the full run's probes and checks. Not a substitute for `npm run bench`.
  *
- *   npx tsx bench/quick.ts [scenario=account] [contender=gateway] [seconds=5] [repeats=3]
+ *   npx tsx bench/quick.ts [scenario=account] [contender=gateway] [seconds=5] [runs=3]
  *   BENCH_CPU_PROF=gateway npx tsx bench/quick.ts fanout   # with a profile in bench/profiles/
  */
-const [scenarioId = 'account', contender = 'gateway', seconds = '5', repeats = '3'] = process.argv.slice(2);
+const USAGE = 'usage: npx tsx bench/quick.ts [scenario=account] [contender=gateway] [seconds=5] [runs=3] (BENCH_CONNECTIONS=10)';
+
+/**
+ * Says what is wrong with the arguments, with the usage, and exits 2 before anything starts: a name it does not have
+ * was thrown with its stack trace, and seconds that were no number ran as NaN, autocannon's own duration.
+ */
+function refuse(problems: readonly string[]): never {
+  console.error(`${problems.map((problem) => `quick: ${problem}`).join('\n')}\n${USAGE}`);
+  return process.exit(2);
+}
+
+const argv = process.argv.slice(2);
+if (argv.length > 4) refuse([`at most 4 arguments, not ${argv.length}`]);
+const [scenarioId = 'account', contender = 'gateway', secondsArg = '5', repeatsArg = '3'] = argv;
 const scenario = scenarios.find((s) => s.id === scenarioId);
-if (!scenario) throw new Error(`unknown scenario ${scenarioId}`);
-if (!isContender(contender)) throw new Error(`unknown contender ${contender}`);
+if (!scenario) refuse([`no scenario ${quotedSetting(scenarioId)} (${scenarios.map((s) => s.id).join(', ')})`]);
+if (!isContender(contender)) refuse([`no contender ${quotedSetting(contender)} (${CONTENDERS.join(', ')})`]);
+const problems: string[] = [];
+const seconds = wholeNumberSetting('seconds', secondsArg, { min: 1, max: 3600 }, problems);
+const repeats = wholeNumberSetting('runs', repeatsArg, { min: 1, max: 100 }, problems);
+const connections = wholeNumberSetting('BENCH_CONNECTIONS', process.env['BENCH_CONNECTIONS']?.trim() || undefined, { min: 1, max: 10_000 }, problems) ?? 10;
+if (seconds === undefined || repeats === undefined || problems.length > 0) refuse(problems);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
 const child = await startContender(emulator, contender, DEFAULTS.upstreamMaxInFlight);
 try {
   const to = target(child, contender, scenario, emulator.ready['seed'] as BenchSeed);
-  const connections = Number(process.env['BENCH_CONNECTIONS'] ?? 10);
   await loadContender(to, 5, connections);
-  for (let i = 0; i < Number(repeats); i++) {
-    const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, to, Number(seconds), connections);
+  for (let i = 0; i < repeats; i++) {
+    const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, to, seconds, connections);
     console.log(
       `${scenario.id} × ${contender}: ${result.requests.average.toFixed(0)} req/s, p50 ${result.latency.p50} ms, ` +
         `${cpuMicrosPerOp.toFixed(0)} µs CPU/op (${systemMicrosPerOp.toFixed(0)} system), ` +

@@ -25,7 +25,12 @@ interface Outcome {
  * (with whatever it started) and said so.
  */
 function runBenchWith(env: Record<string, string>, ...args: string[]): Promise<Outcome> {
-  const child = spawn(process.execPath, ['--import', 'tsx', bench, ...args], { detached: true, env: { PATH: process.env['PATH'] ?? '', ...env } });
+  return runScript(bench, env, ...args);
+}
+
+/** Runs `script` (bench/run.ts or bench/quick.ts) as runBenchWith says. */
+function runScript(script: string, env: Record<string, string>, ...args: string[]): Promise<Outcome> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { detached: true, env: { PATH: process.env['PATH'] ?? '', ...env } });
   let stdout = '';
   let stderr = '';
   let runBegun = false;
@@ -110,5 +115,26 @@ for (const [name, value, range] of [
     assert.equal(result.runBegun, false, 'a run began');
     assert.equal(result.status, 2, result.stderr);
     assert.equal(result.stderr.split('\n')[0], `bench: ${name} must be a whole number ${range} (got "${value}")`);
+  });
+}
+
+/**
+ * `npx tsx bench/quick.ts <scenario> <contender> <seconds> <runs>` (bench/README.md): a name it does not have was
+ * thrown with its stack trace, and seconds or runs that were no number ran as NaN (autocannon's own duration).
+ */
+const quick = fileURLToPath(new URL('../../bench/quick.ts', import.meta.url));
+for (const [args, said] of [
+  [['fanut'], /^quick: no scenario "fanut" \(account, fanout, dashboard, mutation\)\n/],
+  [['account', 'gatway'], /^quick: no contender "gatway" \(gateway, deployed, direct, naive, bare\)\n/],
+  [['account', 'bare', '5s', '1'], /^quick: seconds must be a whole number from 1 to 3600 \(got "5s"\)\n/],
+  [['account', 'bare', '1', '0'], /^quick: runs must be a whole number from 1 to 100 \(got "0"\)\n/],
+  [['account', 'bare', '1', '1', 'more'], /^quick: at most 4 arguments, not 5\n/],
+] as const) {
+  test(`bench/quick.ts ${args.join(' ')} is refused in one line with the usage, and starts nothing`, async () => {
+    const result = await runScript(quick, {}, ...args);
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, said);
+    assert.match(result.stderr, /usage: npx tsx bench\/quick\.ts/);
+    assert.equal(result.stdout, '', 'a run began');
   });
 }
