@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { startNodeFlags } from '../scripts/start-flags.ts';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { silentLogger } from '../src/logging/logger.ts';
+import { quotedSetting } from '../src/support/shortened.ts';
 import { UpstreamClient } from '../src/upstream/client.ts';
 import { startChild } from './ipc.ts';
 import type { BenchSeed } from './scenarios.ts';
@@ -24,11 +25,18 @@ if (missingFlags.length > 0) {
   process.exit(code ?? 1);
 }
 
+const USAGE = 'usage: npx tsx bench/client-calls.ts [in-flight list, e.g. 1,3,10] [seconds]';
 const [inFlightList = '1,3,10', secondsArg = '3'] = process.argv.slice(2);
 const levels = inFlightList.split(',').map(Number);
 const seconds = Number(secondsArg);
-if (levels.some((n) => !Number.isInteger(n) || n < 1) || !(seconds > 0)) {
-  throw new Error('usage: npx tsx bench/client-calls.ts [in-flight list, e.g. 1,3,10] [seconds]');
+// Said in one line with the usage, not thrown: a stack trace for a mistyped argument says nothing more.
+const problem =
+  levels.some((n) => !Number.isInteger(n) || n < 1) ? `the in-flight list must be whole numbers from 1, comma-separated (got ${quotedSetting(inFlightList)})`
+  : !(seconds > 0) ? `seconds must be a number above 0 (got ${quotedSetting(secondsArg)})`
+  : undefined;
+if (problem !== undefined) {
+  console.error(`client-calls: ${problem}\n${USAGE}`);
+  process.exit(2);
 }
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);

@@ -138,3 +138,11 @@ for (const [args, said] of [
     assert.equal(result.stdout, '', 'a run began');
   });
 }
+
+test('bench/client-calls.ts with an in-flight list or seconds it cannot use says so in one line with the usage, not a stack trace', async () => {
+  const clientCalls = fileURLToPath(new URL('../../bench/client-calls.ts', import.meta.url));
+  const result = await runScript(clientCalls, {}, '1,x', '3');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^client-calls: the in-flight list must be whole numbers from 1, comma-separated \(got "1,x"\)\nusage: npx tsx bench\/client-calls\.ts/);
+  assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
+});
