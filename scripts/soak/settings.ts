@@ -12,7 +12,7 @@ const HELP = `usage: npm run soak -- [options]
   --warmup <s>               seconds before the memory baseline is taken (default 10, or a third of a shorter run)
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
   --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULTS.upstreamMaxInFlight})
-  --accounts <n>             seeded accounts (default 40)
+  --accounts <n>             seeded accounts (default 40; fewer than 12, which the faults need, are taken as 12)
   --ready-timeout <s>        seconds the gateway process may take to start (default 30; a slow machine may need more)
   --out <file>               also write the report (markdown) to this file`;
 
