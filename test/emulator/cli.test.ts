@@ -178,6 +178,15 @@ describe('npm run emulator', () => {
     ]);
   });
 
+  test('refuses an argument (npm run emulator -- --port 5000) with one line saying it is set through the environment, and exits 1: the argument was ignored, and the emulator listened on 4010', async () => {
+    const run = runScript('src/emulator/cli.ts', { EMULATOR_PORT: '0' }, [], ['--port', '5000']);
+    const [code] = await run.exited;
+    assert.equal(code, 1, run.lines.join('\n'));
+    assert.deepEqual(run.lines, [
+      'Context.IO emulator: takes no arguments (got "--port" "5000"): it is set through the environment, EMULATOR_PORT, EMULATOR_HOST and the other EMULATOR_* variables of docs/configuration.md',
+    ]);
+  });
+
   test('refuses a corrupt data file with one line saying so, and exits 1', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'contextio-cli-'));
     try {

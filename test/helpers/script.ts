@@ -19,10 +19,10 @@ export interface RunningScript {
 
 /**
  * One of the project's commands as `npm` runs it, without its build step: `script` under tsx in a process of
- * its own, with only `PATH` and `env` for environment, and `preload` modules `--import`ed before it.
+ * its own, with only `PATH` and `env` for environment, `preload` modules `--import`ed before it, and `args` after it.
  */
-export function runScript(script: string, env: Record<string, string>, preload: string[] = []): RunningScript {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script], {
+export function runScript(script: string, env: Record<string, string>, preload: string[] = [], args: string[] = []): RunningScript {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script, ...args], {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
