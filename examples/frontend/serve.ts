@@ -183,6 +183,11 @@ function isHttpUrl(value: string): boolean {
 
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  // Set through the environment only: an argument (`-- --port 3000`) was ignored, and the app started on 5173.
+  const args = process.argv.slice(2);
+  if (args.length > 0) {
+    refuseToStart(`takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, EXAMPLE_PORT and GATEWAY_URL (examples/frontend/README.md)`);
+  }
   const logger = createLogger('info');
   const port = examplePort();
   const gatewayUrl = gatewayUrlSetting();

@@ -60,11 +60,11 @@ describe('the example frontend', () => {
 describe('npm run example:frontend with a setting it cannot use', () => {
   const serve = join(projectRoot(), 'examples', 'frontend', 'serve.ts');
   // `timeout`: an example that starts when it should refuse is stopped, and fails the test, rather than hanging it.
-  const runExample = (port: string, env: Record<string, string> = {}) =>
+  const runExample = (port: string, env: Record<string, string> = {}, args: string[] = []) =>
     new Promise<{ status: number | null; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', serve],
+        ['--import', 'tsx', serve, ...args],
         { env: { PATH: process.env['PATH'] ?? '', EXAMPLE_PORT: port, ...env }, timeout: 30_000 },
         (error, _stdout, stderr) => resolve({ status: error ? (error.code as number | null) : 0, stderr }),
       );
@@ -97,6 +97,13 @@ describe('npm run example:frontend with a setting it cannot use', () => {
       result.stderr,
       'example:frontend: GATEWAY_URL must be a running gateway\'s http:// or https:// URL, such as http://localhost:4000/graphql (got "localhost:4000/graphql")\n',
     );
+  });
+
+  // `npm run example:frontend -- --port 3000` started the app on 5173 as if nothing had been asked.
+  it('refuses an argument, saying it is set through the environment', async () => {
+    const result = await runExample('0', {}, ['--port', '3000']);
+    assert.equal(result.status, 1, result.stderr);
+    assert.equal(result.stderr, 'example:frontend: takes no arguments (got "--port" "3000"): it is set through the environment, EXAMPLE_PORT and GATEWAY_URL (examples/frontend/README.md)\n');
   });
 
   it('does not show a GATEWAY_URL that may carry credentials', async () => {
