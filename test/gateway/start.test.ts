@@ -709,6 +709,14 @@ describe('npm start', () => {
     assert.doesNotMatch(started.lines.join('\n'), /injected-secret/);
   });
 
+  it('refuses an argument (npm start -- --port 5000) with one line saying it is set through the environment, and exits 1: it was ignored, and the gateway listened on 4000', async () => {
+    const { code, stderr } = await runToExit({ PORT: '0' }, [], ['--port', '5000']);
+    assert.equal(code, 1, stderr);
+    assert.deepEqual(stderr.trim().split('\n'), [
+      'contextio-graphql: takes no arguments (got "--port" "5000"): it is set through the environment, PORT, HOST and the other settings of docs/configuration.md',
+    ]);
+  });
+
   it('refuses a bad configuration with one line per problem and exit code 1', async () => {
     const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
     assert.equal(code, 1);
@@ -777,8 +785,8 @@ describe('npm start', () => {
 });
 
 /** Runs `src/main.ts` with only `env` (and PATH) until it exits on its own, stdout and stderr apart. */
-async function runToExit(env: Record<string, string>, preload: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts'], {
+async function runToExit(env: Record<string, string>, preload: string[] = [], args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts', ...args], {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
