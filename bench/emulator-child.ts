@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,10 @@ async function writeSeed(file: string): Promise<BenchSeed> {
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'contextio-bench-'));
+// Its data file is the bench's alone: removed however the child ends (closed, its runner gone, a Ctrl-C to the
+// process group), not left in the temporary folder by each interrupted run.
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1));
 const dataFile = join(dir, 'emulator.json');
 const seed = await writeSeed(dataFile);
 const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile, requestLogLimit: REQUEST_LOG_LIMIT });

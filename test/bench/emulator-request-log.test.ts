@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { startChild, type Child } from '../../bench/ipc.ts';
 import { startBenchEmulator } from './bench-emulator.ts';
 
 /**
@@ -26,4 +31,27 @@ test('the bench emulator says when its request log filled, so a capped count is 
 
   await emulator.call('clear');
   assert.equal((await emulator.call('count'))['full'], false);
+});
+
+test('the bench emulator leaves no data file behind, however it ends: closed, its runner gone, or signalled (a Ctrl-C to the process group)', async () => {
+  const scratch = await mkdtemp(join(tmpdir(), 'bench-emulator-scratch-'));
+  // tsx keeps its cache under TMPDIR too: only the emulator's own folders count.
+  const leftBehind = async () => (await readdir(scratch)).filter((name) => name.startsWith('contextio-bench-'));
+  const started: Child[] = [];
+  try {
+    for (const end of ['stop', 'disconnect', 'SIGTERM', 'SIGINT'] as const) {
+      const child = await startChild('./emulator-child.ts', ['emulator'], { TMPDIR: scratch });
+      started.push(child);
+      assert.equal((await leftBehind()).length, 1, 'its data file is in a folder of its own');
+      const exited = child.process.exitCode === null ? once(child.process, 'exit') : Promise.resolve();
+      if (end === 'stop') await child.stop();
+      else if (end === 'disconnect') child.process.disconnect();
+      else child.process.kill(end);
+      await exited;
+      assert.deepEqual(await leftBehind(), [], `ended by ${end}`);
+    }
+  } finally {
+    for (const child of started) child.process.kill('SIGKILL');
+    await rm(scratch, { recursive: true, force: true });
+  }
 });
