@@ -8,9 +8,8 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure, mayShareAPort } from './http/listen.ts';
 import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
 import { startGateway, type Gateway } from './http/server.ts';
-import { ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
+import { argumentsProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
-import { quotedSetting } from './support/shortened.ts';
 import { urlForLog } from './support/url.ts';
 
 /**
@@ -57,11 +56,9 @@ function proxyShown({ proxy }: RemoteConfig): { egressProxy?: string } {
 
 /** The configuration, or each of its problems on a line of its own and exit code 1. */
 function configOrExit(): GatewayConfig {
-  // Set through the environment only: an argument (`npm start -- --port 5000`) was ignored, and the gateway
-  // listened where the caller had not asked.
-  const args = process.argv.slice(2);
-  if (args.length > 0) {
-    console.error(`contextio-graphql: takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, PORT, HOST and the other settings of docs/configuration.md`);
+  const refusedArguments = argumentsProblem(process.argv.slice(2), 'PORT, HOST and the other settings of docs/configuration.md');
+  if (refusedArguments !== undefined) {
+    console.error(`contextio-graphql: ${refusedArguments}`);
     process.exit(1);
   }
   try {

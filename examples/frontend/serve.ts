@@ -8,8 +8,9 @@ import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { describeListenFailure } from '../../src/http/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
-import { wholeNumberSetting } from '../../src/config/settings.ts';
+import { argumentsProblem, wholeNumberSetting } from '../../src/config/settings.ts';
 import { quotedSetting } from '../../src/support/shortened.ts';
+import { isHttpUrl } from '../../src/support/url.ts';
 import { startGateway, type Gateway } from '../../src/http/server.ts';
 
 /**
@@ -172,22 +173,10 @@ function gatewayUrlSetting(): string | undefined {
   return refuseToStart(`GATEWAY_URL must be a running gateway's http:// or https:// URL, such as http://localhost:4000/graphql (got ${shown})`);
 }
 
-function isHttpUrl(value: string): boolean {
-  try {
-    const { protocol } = new URL(value);
-    return protocol === 'http:' || protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  // Set through the environment only: an argument (`-- --port 3000`) was ignored, and the app started on 5173.
-  const args = process.argv.slice(2);
-  if (args.length > 0) {
-    refuseToStart(`takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, EXAMPLE_PORT and GATEWAY_URL (examples/frontend/README.md)`);
-  }
+  const refusedArguments = argumentsProblem(process.argv.slice(2), 'EXAMPLE_PORT and GATEWAY_URL (examples/frontend/README.md)');
+  if (refusedArguments !== undefined) refuseToStart(refusedArguments);
   const logger = createLogger('info');
   const port = examplePort();
   const gatewayUrl = gatewayUrlSetting();

@@ -90,6 +90,16 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
 }
 
 /**
+ * The problem of a command set through the environment alone (`npm start`, `npm run emulator`) given `args`, or
+ * undefined when it was given none: an argument (`-- --port 5000`) was ignored, and the command ran where the
+ * caller had not asked. `settings` names what sets it instead.
+ */
+export function argumentsProblem(args: readonly string[], settings: string): string | undefined {
+  if (args.length === 0) return undefined;
+  return `takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, ${settings}`;
+}
+
+/**
  * What is wrong with `value` as the interface `name` names to listen on (HOST, EMULATOR_HOST), or undefined: an IP
  * address or a host name, nothing more. A port or scheme written in (`127.0.0.1:4000`) would otherwise be refused as
  * no loopback address in open mode, asking for authentication, and with it as a name that does not resolve.

@@ -11,7 +11,7 @@ import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { shortened } from '../support/shortened.ts';
-import { isCallbackUrl } from '../support/url.ts';
+import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import { isDomainHint, looksLikeEmail, mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
 
@@ -419,15 +419,6 @@ function optionalHttpUrl(params: Params, name: string): string | undefined {
   const value = params.get(name) || undefined;
   if (value !== undefined && !isHttpUrl(value)) throw new HttpError(400, `${name} is invalid`);
   return value;
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -2,8 +2,7 @@ import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } 
 import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../http/listen.ts';
 import { messageOf } from '../logging/logger.ts';
-import { unknownSettings } from '../config/settings.ts';
-import { quotedSetting } from '../support/shortened.ts';
+import { argumentsProblem, unknownSettings } from '../config/settings.ts';
 import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../support/stop-signals.ts';
 
 /*
@@ -20,14 +19,8 @@ function fail(message: string): never {
 async function main(): Promise<void> {
   // Its output piped to a reader that went away (EPIPE) must not stop the emulator serving.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
-  // Set through the environment only: an argument (`npm run emulator -- --port 5000`) was ignored, and the
-  // emulator listened where the caller had not asked.
-  const args = process.argv.slice(2);
-  if (args.length > 0) {
-    fail(
-      `Context.IO emulator: takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, EMULATOR_PORT, EMULATOR_HOST and the other EMULATOR_* variables of docs/configuration.md`,
-    );
-  }
+  const refusedArguments = argumentsProblem(process.argv.slice(2), 'EMULATOR_PORT, EMULATOR_HOST and the other EMULATOR_* variables of docs/configuration.md');
+  if (refusedArguments !== undefined) fail(`Context.IO emulator: ${refusedArguments}`);
   const env = process.env;
   const problems: string[] = [];
   const options = emulatorOptionsFromEnv(env, 4010, problems);

@@ -50,6 +50,16 @@ export function isBrowserLocalScheme(protocol: string): boolean {
   return BROWSER_LOCAL_SCHEMES.has(protocol);
 }
 
+/** Whether `value` is an absolute http:// or https:// URL. */
+export function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Where a connect flow may send the browser once the mailbox is connected (a connect token's `callback_url`): an
  * absolute URL, a web page's or an app's own scheme (`cio-api-auth://`), not one the browser runs or reads locally.
