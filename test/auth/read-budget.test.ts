@@ -34,6 +34,12 @@ describe('the budget of reads of each caller', () => {
     stack.upstreamCalls();
   });
 
+  /** Spends the caller's 3 reads on connect tokens that do not exist, and forgets the calls. */
+  async function spendReads(user: string): Promise<void> {
+    for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
+    stack.upstreamCalls();
+  }
+
   test('refuses a caller its fourth read, without an upstream call, while other callers and admins still read', async () => {
     const user = await hsToken({ sub: 'reader-1', accounts: [account] });
     for (let i = 0; i < 3; i += 1) assert.deepEqual(codes(await stack.gql(ACCOUNT, user, { id: account })), []);
@@ -76,8 +82,7 @@ describe('the budget of reads of each caller', () => {
 
   test('does not count the read of what a write just made or changed (a new connect token’s connectToken, an updated account’s account): with no read left, each write still answers what it wrote', async () => {
     const user = await hsToken({ sub: 'reader-5', accounts: [account] });
-    for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
-    stack.upstreamCalls();
+    await spendReads(user);
     // A write refused its result would be made and not told: a caller making it again makes another.
     const created = await stack.gql('mutation { createConnectToken(input: { callbackUrl: "https://app.example/cb" }) { token connectToken { token callbackUrl } } }', user);
     assert.deepEqual(codes(created), [], JSON.stringify(created.body));
@@ -94,8 +99,7 @@ describe('the budget of reads of each caller', () => {
 
   test('counts the reads a write’s payload makes beyond what it wrote (an updated account’s token list)', async () => {
     const user = await hsToken({ sub: 'reader-6', accounts: [account] });
-    for (let i = 0; i < 3; i += 1) codes(await stack.gql(`{ connectToken(token: "spent${i}abcdef") { token } }`, user));
-    stack.upstreamCalls();
+    await spendReads(user);
     const updated = await stack.gql(`mutation { updateAccount(id: "${account}", input: { firstName: "Again" }) { success account { firstName connectTokens { token } } } }`, user);
     assertReadRefused(updated, 3);
     assert.deepEqual(updated.body.errors?.map((e) => e.path), [['updateAccount', 'account', 'connectTokens']]);
