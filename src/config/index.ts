@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from './defaults.ts';
 import { egressProxyFor, type EgressProxy } from '../upstream/egress-proxy.ts';
 import { emulatorOptionsFromEnv, reachableFromElsewhere } from '../emulator/config.ts';
-import { hasCredentials } from '../support/url.ts';
+import { hasCredentials, isHttpUrl } from '../support/url.ts';
 import type { EmulatorOptions } from '../emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from '../auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from '../limits/index.ts';
@@ -169,7 +169,7 @@ function readUpstreamConfig(read: (name: string) => string | undefined, env: Env
   const consumerSecret = read('CONTEXTIO_CONSUMER_SECRET');
   if (baseUrl !== undefined) {
     const control = urlControlProblem('CONTEXTIO_API_URL', baseUrl);
-    const validUrl = control === undefined && isHttpUrl(baseUrl);
+    const validUrl = control === undefined && isBaseUrl(baseUrl);
     if (control !== undefined) {
       problems.push(control);
     } else if (!validUrl) {
@@ -207,11 +207,6 @@ function readUpstreamConfig(read: (name: string) => string | undefined, env: Env
  * Whether `value` is an http(s) URL without a query or a fragment, which the paths appended to it would land
  * in. Read from its `href`: `search` and `hash` are empty for a bare `?` or `#` as for none.
  */
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'http:' || url.protocol === 'https:') && !/[?#]/.test(url.href);
-  } catch {
-    return false;
-  }
+function isBaseUrl(value: string): boolean {
+  return isHttpUrl(value) && !/[?#]/.test(new URL(value).href);
 }
