@@ -7,15 +7,21 @@ import { join } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
 import { buildASTSchema, buildSchema as buildSchemaFromSdl, isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
 import { projectRoot } from '../src/support/project-root.ts';
-import { schemaDocument } from './schema-source.ts';
+import { schemaDocument, scriptOptions } from './schema-source.ts';
 
 const root = projectRoot();
 // `--releases <dir>` is for the script's own tests; the project's baseline is releases/.
-const dirArg = process.argv.indexOf('--releases');
-const releasesDir = dirArg > 0 && process.argv[dirArg + 1] ? process.argv[dirArg + 1]! : join(root, 'releases');
+const releasesDir = scriptOptions('schema:breaking', { releases: { type: 'string' } }).releases ?? join(root, 'releases');
 const acceptedFile = join(releasesDir, 'ACCEPTED_BREAKING_CHANGES.md');
 
-const releases = readdirSync(releasesDir)
+let releaseFiles: string[];
+try {
+  releaseFiles = readdirSync(releasesDir);
+} catch (error) {
+  console.error(`schema:breaking: cannot read the releases folder ${releasesDir}: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+const releases = releaseFiles
   .map((name) => /^(\d+)\.(\d+)\.(\d+)\.graphql$/.exec(name))
   .filter((match) => match !== null)
   .sort((a, b) => Number(a[1]) - Number(b[1]) || Number(a[2]) - Number(b[2]) || Number(a[3]) - Number(b[3]));

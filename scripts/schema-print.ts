@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildASTSchema, introspectionFromSchema, printSchema } from 'graphql';
 import { projectRoot } from '../src/support/project-root.ts';
-import { schemaDocument } from './schema-source.ts';
+import { schemaDocument, scriptOptions } from './schema-source.ts';
 
 const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';
 
@@ -20,7 +20,7 @@ function publishedArtifacts(): Record<string, string> {
 }
 
 const root = projectRoot();
-const check = process.argv.includes('--check');
+const check = scriptOptions(process.argv.includes('--check') ? 'schema:check' : 'schema:print', { check: { type: 'boolean', default: false } }).check;
 let stale = false;
 for (const [name, content] of Object.entries(publishedArtifacts())) {
   const path = join(root, name);

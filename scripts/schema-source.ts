@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { concatAST, type DocumentNode } from 'graphql';
 import { loadTypeDefs, SchemaSyntaxError } from '../src/graphql/schema.ts';
 
@@ -11,6 +12,19 @@ export function schemaDocument(tool: string): DocumentNode {
   } catch (error) {
     if (!(error instanceof SchemaSyntaxError)) throw error;
     console.error(`${tool}: ${error.message}`);
+    process.exit(1);
+  }
+}
+
+/**
+ * The script's command-line options, strictly: an option it does not know (`--chek`) or a stray argument exits 1
+ * naming it, rather than being ignored (`schema:print -- --chek` would otherwise rewrite the files it was meant to check).
+ */
+export function scriptOptions<T extends NonNullable<ParseArgsConfig['options']>>(tool: string, options: T) {
+  try {
+    return parseArgs({ options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    console.error(`${tool}: ${error instanceof Error ? error.message : String(error)}`);
     process.exit(1);
   }
 }

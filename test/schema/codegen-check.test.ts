@@ -69,3 +69,22 @@ test('a syntax error in schema/ fails schema:check and schema:breaking with its 
     assert.match(output, new RegExp(`^${tool}: schema/account\\.graphql:\\d+:13: Syntax Error: Expected ":", found Name "String"\\.\\n$`), output);
   }
 });
+
+test('the schema scripts refuse an option they do not know or a folder they cannot read, naming it, and write nothing', (t) => {
+  const reads = ['scripts', 'src', 'schema', 'releases', 'schema.graphql', 'schema.json', 'package.json', 'tsconfig.json'];
+  const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."), reads);
+  const published = readFileSync(join(dir, 'schema.graphql'), 'utf8');
+  const refusals = [
+    [['scripts/schema-print.ts', '--chek'], /^schema:print: Unknown option '--chek'/],
+    [['scripts/schema-print.ts', '--check', 'now'], /^schema:check: Unexpected argument 'now'/],
+    [['scripts/schema-breaking.ts', '--releases', join(dir, 'missing')], /^schema:breaking: cannot read the releases folder .*missing: ENOENT/],
+  ] as const;
+  for (const [args, message] of refusals) {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: dir, encoding: 'utf8' });
+    const output = result.stdout + result.stderr;
+    assert.equal(result.status, 1, output);
+    assert.match(output, message);
+    assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');
+  }
+  assert.equal(readFileSync(join(dir, 'schema.graphql'), 'utf8'), published, 'schema.graphql is left as it was');
+});
