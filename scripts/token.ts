@@ -5,7 +5,7 @@
  * `aud` when set), and prints only the token, so `TOKEN=$(npm run -s token -- --admin)` works.
  */
 import { parseArgs } from 'node:util';
-import { SignJWT } from 'jose';
+import { decodeJwt, SignJWT } from 'jose';
 import { MIN_SECRET_LENGTH } from '../src/auth/config.ts';
 import { ADMIN_SCOPE } from '../src/auth/index.ts';
 
@@ -66,7 +66,11 @@ async function main(): Promise<void> {
   } catch {
     fail(`--expires must be a duration such as 15m, 1h or 7d (got "${values.expires}")`);
   }
-  console.log(await jwt.sign(new TextEncoder().encode(secret)));
+  const token = await jwt.sign(new TextEncoder().encode(secret));
+  // jose takes `0s`, `-1h` and `1h ago` too: a token expired as it is issued, which the gateway refuses at once.
+  const { iat = 0, exp = 0 } = decodeJwt(token);
+  if (exp <= iat) fail(`--expires must be a positive duration such as 15m, 1h or 7d (got "${values.expires}": the token would be expired when issued)`);
+  console.log(token);
 }
 
 main().catch((error: unknown) => fail(error instanceof Error ? error.message : String(error)));

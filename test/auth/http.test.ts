@@ -664,6 +664,15 @@ describe('npm run token', () => {
     });
     await assert.rejects(run([], { AUTH_JWT_SECRET: SECRET }), /give --admin, --accounts with at least one id, or --sub/);
     await assert.rejects(run(['--admin', '--expires', 'soon'], { AUTH_JWT_SECRET: SECRET }), /--expires must be a duration/);
+    // jose takes these as durations too; each would mint a token expired as it is issued.
+    for (const expires of ['0s', '1h ago', '--expires=-5m']) {
+      const args = expires.startsWith('--') ? ['--admin', expires] : ['--admin', '--expires', expires];
+      await assert.rejects(run(args, { AUTH_JWT_SECRET: SECRET }), (error: { code: number; stderr: string; stdout: string }) => {
+        assert.match(error.stderr, /--expires must be a positive duration .*the token would be expired when issued/);
+        assert.equal(error.stdout, '', 'no token printed');
+        return true;
+      });
+    }
   });
 
   test('refuses a secret shorter than the gateway accepts, printing no token', async () => {
