@@ -118,7 +118,8 @@ export function createConnections(options: ConnectionsOptions): Connections {
               left.emit('close');
             } catch (error) {
               // One response's cleanup failing must not leave the others open.
-              logger.error('closing a response its connection dropped failed', { error: messageOf(error) });
+              const requestId = left.getHeader('x-request-id');
+              logger.error('closing a response its connection dropped failed', { ...(typeof requestId === 'string' ? { requestId } : {}), error: messageOf(error) });
             }
           }
         }),
