@@ -72,7 +72,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
     sendJson(res, status, graphqlError(message, code), { 'content-type': refusalMediaType(req.headers.accept), ...headers });
   };
   if (req.method !== 'GET' && req.method !== 'POST') {
-    return refuse({ status: 405, message: 'Only GET and POST are supported on /graphql', code: HttpRefusalCode.METHOD_NOT_ALLOWED, headers: { allow: 'GET, POST, OPTIONS' } });
+    return refuse({ status: 405, message: 'Only GET and POST are supported on /graphql (and OPTIONS, the CORS preflight)', code: HttpRefusalCode.METHOD_NOT_ALLOWED, headers: { allow: 'GET, POST, OPTIONS' } });
   }
   if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
     return refuse({ status: 400, message: 'The query string is not valid UTF-8 once percent-decoded', code: HttpRefusalCode.BAD_REQUEST });
