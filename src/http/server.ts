@@ -385,6 +385,14 @@ function createHandler(parts: HandlerParts): Handler {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
       return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
+    // `OPTIONS *` asks what the server as a whole supports (RFC 9110 §9.3.7): the methods some path serves. The
+    // asterisk names no resource for any other method.
+    if (req.url === '*') {
+      if (req.method !== 'OPTIONS') return refuseUnrouted(400, graphqlError('The request target * is for OPTIONS only: send a path, such as /graphql', HttpRefusalCode.BAD_REQUEST));
+      logger.debug('request answered before its path was looked at', { requestId, status: 204 });
+      res.writeHead(204, { allow: 'GET, HEAD, POST, OPTIONS' }).end();
+      return;
+    }
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
     if (url === undefined) return refuseUnrouted(400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') return answerHealth(req, res, shutdown);

@@ -867,6 +867,15 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('answers OPTIONS * (the server as a whole, RFC 9110 §9.3.7) with the methods it serves, and refuses * for any other method', async () => {
+    const options = await exchange(stack.gateway.url, 'OPTIONS * HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n');
+    assert.match(options, /^HTTP\/1\.1 204 /, options);
+    assert.match(options, /\r\nAllow: GET, HEAD, POST, OPTIONS\r\n/i, options);
+    const get = await exchange(stack.gateway.url, 'GET * HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n');
+    assert.match(get, /^HTTP\/1\.1 400 /, get);
+    assert.ok(get.includes('"The request target * is for OPTIONS only: send a path, such as /graphql"'), get);
+  });
+
   it('never shows a stack trace outside development, whatever goes wrong', async () => {
     const answers = [
       await post(stack, '{"query": '),
