@@ -441,7 +441,7 @@ export class UpstreamClient {
       // Waited out only when a useful share of the call's time is left after it: calls set free with
       // milliseconds to go would time out together and open the breaker just as the limit lifts. A little
       // jitter keeps the waiting calls from all leaving at the same instant.
-      const wait = pausedMs + Math.random() * Math.min(500, pausedMs / 10);
+      const wait = pastPause(pausedMs);
       const usefulAfter = this.#options.timeoutMs / 4;
       if (performance.now() + wait + usefulAfter < run.deadline && (await this.#sleep(wait, run.deadline, cancellation))) continue;
       run.verdicts.settle();
@@ -756,8 +756,9 @@ export class UpstreamClient {
   #backoff(attempt: number, retryAfterMs: number | undefined, deadline: number, cancellation: CallCancellation): Promise<boolean> {
     const exponential = this.#options.retryBaseDelayMs * 2 ** (attempt - 1);
     // `Retry-After: 0` (or a date already past) says "now", which the jittered wait honours without all the
-    // retrying calls arriving together.
-    return this.#sleep(retryAfterMs || Math.random() * exponential, deadline, cancellation);
+    // retrying calls arriving together. A later one is waited out as the pause it began is (the calls of one
+    // operation's fan-out answered 429 together would otherwise all come back at the same instant).
+    return this.#sleep(retryAfterMs ? pastPause(retryAfterMs) : Math.random() * exponential, deadline, cancellation);
   }
 
   /**
@@ -947,4 +948,9 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
     }, { once: true });
   }
   return dependants;
+}
+
+/** A wait of `pausedMs` and a little jitter past it (a tenth of it, 500 ms at most), so that the calls it holds do not all leave at the same instant. */
+function pastPause(pausedMs: number): number {
+  return pausedMs + Math.random() * Math.min(500, pausedMs / 10);
 }

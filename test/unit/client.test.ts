@@ -685,6 +685,22 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.equal((await pending).id, 'a');
   });
 
+  it('retries a 429 with a Retry-After after that long and a little jitter past it, as a pause is waited out: the calls of a fan-out refused together do not all come back at once', async (t) => {
+    t.mock.method(Math, 'random', () => 0.999);
+    const waits = manualTimer();
+    const retrying = mockedClient({ maxAttempts: 2, timeoutMs: 30_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '10' } });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(200, { id: 'a', created: 1, email_addresses: [], sources: [] }, JSON_HEADERS);
+    const pending = retrying.getAccount('a');
+    await eventually(() => waits.waiting().length === 1);
+    // The 10 s asked and 499.5 ms.
+    assert.deepEqual(waits.waiting(), [10_499.5]);
+    await withClockAhead(10_500, async () => {
+      waits.fireAll();
+      assert.equal((await pending).id, 'a');
+    });
+  });
+
   it('ends a call whose last attempt is answered 429 with Retry-After: 0 RATE_LIMITED without a retryAfter: the upstream said now, not in a second', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
     await assert.rejects(mockedClient({ maxAttempts: 1 }).getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
@@ -2733,8 +2749,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
-  it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async () => {
-    // Each is answered 429 when the test says: 'short' first, then 'long'.
+  it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async (t) => {
+    // Each is answered 429 when the test says: 'short' first, then 'long'. No jitter past the 2 s.
+    t.mock.method(Math, 'random', () => 0);
     const shortHeld = heldRequest();
     const longHeld = heldRequest();
     const server = createHttpServer((req, res) => {
