@@ -532,8 +532,10 @@ export class UpstreamClient {
     if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
     if (error instanceof UnreadableAnswer) {
       // A success it answered (an error answer's status decides without its body, in `Exchanges.send`): a fault of
-      // this answer, the same on every attempt, and no sign of the upstream being down.
-      verdicts.noVerdict(permit);
+      // this answer, the same on every attempt, not retried; and the upstream serving, as any other answer says
+      // (an earlier attempt's 502 is forgotten, as when a 404 follows it; a half-open circuit closes).
+      verdicts.answered(permit, error.status);
+      this.#failures.answered();
       info.status = error.status;
       // A success: a write was carried out, whatever its body. The upstream's words it carries (a coding it
       // named) are cleared of the gateway's credentials, as its error bodies are.
