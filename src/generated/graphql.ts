@@ -395,8 +395,9 @@ export type Query = {
    * The API key's top-level connect tokens, a page at a time. `first` is 1 to 100. The upstream has no paging
    * for this list, so the gateway fetches it once and pages over it. A cursor continues after its own token, even
    * when tokens before it were deleted or purged meanwhile. Once its token is gone too, the next page starts at the
-   * first token created in that token's second or later: tokens of that second already shown come again, rather
-   * than any being skipped. A cursor whose token shares its creation second with more than 64 others may not find
+   * first token created in that token's second or later (or earlier, in a list newest first): tokens of that second
+   * already shown come again, rather than any being skipped (in a list in no order of creation, at the token's
+   * position). A cursor whose token shares its creation second with more than 64 others may not find
    * it (the search is bounded, so that a cursor cannot make a page cost a digest of the whole list) and continues
    * from there as from a token gone.
    */

@@ -59,9 +59,9 @@ export class ItemAnchors<T> {
    * Where the page after the cursor of `anchor`, written for the item then at `index`, starts in `all`: after
    * that item, wherever it is now (looked for where it was, then before, then after: only the items of its
    * second are digested, at most {@link MAX_ANCHOR_DIGESTS}). That item gone: in a list in creation order,
-   * at the first item created in its second or later (one of its second already shown is shown again,
-   * rather than one not yet shown skipped); in any other order, or with no creation time (0), at its
-   * position (the items after it have moved up by one at least).
+   * oldest or newest first, at the first item created in its second or after it in that order (one of its
+   * second already shown is shown again, rather than one not yet shown skipped); in any other order, or with
+   * no creation time (0), at its position (the items after it have moved up by one at least).
    */
   offsetAfter(all: readonly T[], index: number, anchor: string): number {
     const dot = anchor.indexOf('.');
@@ -69,8 +69,10 @@ export class ItemAnchors<T> {
     if (!anchor.startsWith(this.#tag, dot + 1)) return index + 1; // another key's: its position is all it says
     const found = this.#find(all, index, created, anchor);
     if (found !== undefined) return found + 1;
-    if (created > 0 && this.#inCreationOrder(all)) {
-      const next = all.findIndex((item) => this.#secondOf(item) >= created);
+    // Newest first, a position would skip as many items as were deleted before it.
+    const order = created > 0 ? this.#creationOrder(all) : undefined;
+    if (order !== undefined) {
+      const next = all.findIndex((item) => order * (this.#secondOf(item) - created) >= 0);
       return next === -1 ? all.length : next;
     }
     return Math.min(index, all.length);
@@ -85,9 +87,16 @@ export class ItemAnchors<T> {
     return undefined;
   }
 
-  #inCreationOrder(all: readonly T[]): boolean {
-    for (let i = 1; i < all.length; i++) if (this.#secondOf(all[i]!) < this.#secondOf(all[i - 1]!)) return false;
-    return true;
+  /** 1: oldest first; -1: newest first; `undefined`: neither (a list of one second is taken as oldest first). */
+  #creationOrder(all: readonly T[]): 1 | -1 | undefined {
+    let oldestFirst = true;
+    let newestFirst = true;
+    for (let i = 1; i < all.length && (oldestFirst || newestFirst); i++) {
+      const step = this.#secondOf(all[i]!) - this.#secondOf(all[i - 1]!);
+      if (step < 0) oldestFirst = false;
+      if (step > 0) newestFirst = false;
+    }
+    return oldestFirst ? 1 : newestFirst ? -1 : undefined;
   }
 
   /** Its creation time as a cursor holds it: whole seconds, none before 1970 (an upstream's odd value, too). */

@@ -47,6 +47,16 @@ describe('cursors that name their item (connect tokens)', () => {
     assert.deepEqual(next([all[0]!, ...all.slice(2)], after, anchors), ['tok2', 'tok3']);
   });
 
+  it('resume at the first item created before theirs when it is gone too in a list newest first, none after it skipped', () => {
+    const { anchors } = anchorsFor('s');
+    const newest = tokens(5, (i) => 1_700_000_105 - i);
+    const after = cursorAfter(newest, 1, anchors);
+    // It and the one before it deleted: its position (1) would start at tok3, tok2 never shown.
+    assert.deepEqual(next(newest.slice(2), after, anchors), ['tok2', 'tok3']);
+    // It deleted and one created meanwhile: tok0, already shown, is not shown again.
+    assert.deepEqual(next([{ token: 'new', created: 1_700_000_106 }, newest[0]!, ...newest.slice(2)], after, anchors), ['tok2', 'tok3']);
+  });
+
   it('resume after their item when the list is now shorter than their position, and end the list when it and every later one are gone', () => {
     const all = tokens(6);
     const { anchors } = anchorsFor('s');
