@@ -87,7 +87,11 @@ export type AccountEdge = {
  * only its sources that match (as Context.IO answers such a list); `account(id:)` always shows all of them.
  */
 export type AccountFilter = {
-  /** Only accounts with this email address among their `emailAddresses` (an account with no source included). */
+  /**
+   * Only accounts with this email address among their `emailAddresses` (an account with no source included): an
+   * address, text without spaces on both sides of one `@`, at most 254 characters; another value, `""` included, is
+   * refused with `BAD_USER_INPUT` (null is no filter).
+   */
   email?: InputMaybe<Scalars['String']['input']>;
   /** Only accounts with at least one source in this status, each listed with those sources only. Not `UNKNOWN` (`BAD_USER_INPUT`): it stands for statuses the gateway does not know. */
   status?: InputMaybe<SourceStatus>;
