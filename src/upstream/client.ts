@@ -611,7 +611,7 @@ export class UpstreamClient {
             ? 'The connection to the upstream broke before it answered'
             : proxy === undefined
               ? 'The upstream could not be reached'
-              : tunnelNotOpened(proxy, tunnelStatus, tunnelTimedOut);
+              : tunnelNotOpened(proxy, tunnelStatus, tunnelTimedOut, code);
       // Its status came: `extensions.upstream.status` is null only when no answer arrived at all.
       if (error instanceof AnswerCutShort) info.status = error.status;
       return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded)}`, info);

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
-import { Pool, ProxyAgent } from 'undici';
+import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { urlControlProblem } from '../config/settings.ts';
 import { canonicalHost, isLoopbackHost } from '../support/url.ts';
+import { TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
 
 /**
  * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the
@@ -138,6 +139,12 @@ function bareHost(host: string): string {
  * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
  * after 10 s).
  *
+ * A CONNECT the proxy closes without answering (at its connection limit, say) fails with undici's code for a
+ * connection that closed (`UND_ERR_SOCKET`), which its client takes as a reason to connect again at once with the
+ * requests kept: the gateway connected to such a proxy in a loop, hundreds of times a second, each call waiting out
+ * its whole deadline. Rethrown as TUNNEL_CLOSED_UNANSWERED, the requests waiting for the tunnel fail, and their
+ * calls are retried as after a connection that failed (failures.ts).
+ *
  * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
  * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
  * DeprecationWarning on the gateway's stderr, among its log lines.
@@ -151,7 +158,11 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
       const { connect } = options;
       const noAddressAsServerName: typeof connect =
         typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: isAddress(opts.servername) ? undefined : opts.servername }, callback) : connect;
-      return new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
+      const pool = new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
+      // ProxyAgent asks for its tunnels with the promise form.
+      const openTunnel = pool.connect.bind(pool) as (options: Dispatcher.ConnectOptions) => Promise<Dispatcher.ConnectData>;
+      pool.connect = ((connectOptions: Dispatcher.ConnectOptions) => openTunnel(connectOptions).catch((error: unknown) => Promise.reject(closedUnanswered(error)))) as typeof pool.connect;
+      return pool;
     },
     ...poolOptions,
   });
@@ -164,4 +175,10 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
  */
 function isAddress(servername: string | null | undefined): boolean {
   return typeof servername === 'string' && isIP(servername.replace(/^\[(.*)\]$/, '$1')) !== 0;
+}
+
+/** A CONNECT's failure as the client should read it: one whose connection the proxy closed unanswered under a code of its own. */
+function closedUnanswered(error: unknown): unknown {
+  if ((error as { code?: unknown } | null)?.code !== 'UND_ERR_SOCKET') return error;
+  return Object.assign(new Error('the egress proxy closed the connection without answering the CONNECT', { cause: error }), { code: TUNNEL_CLOSED_UNANSWERED });
 }

@@ -10,6 +10,12 @@ import type { Method } from './request.ts';
  * (The gateway's own shortage of descriptors is `src/support/file-descriptors.ts`'s.)
  */
 
+/**
+ * The code of a CONNECT the egress proxy closed without answering (undici's `UND_ERR_SOCKET`, "other side
+ * closed", rethrown by `throughProxy`): a connection that failed, retried as one.
+ */
+export const TUNNEL_CLOSED_UNANSWERED = 'TUNNEL_CLOSED_UNANSWERED';
+
 /** The API's error code for a request whose OAuth signature it refused. */
 export const SIGNATURE_REFUSED = 105;
 
@@ -18,6 +24,7 @@ export const SIGNATURE_REFUSED = 105;
  * resolve (`ENOTFOUND`) is not among them: the resolver's answer would not change in a moment.
  */
 export const CONNECTION_ERROR_CODES = new Set([
+  TUNNEL_CLOSED_UNANSWERED,
   'ECONNREFUSED',
   'ECONNRESET',
   'EPIPE',
@@ -209,10 +216,12 @@ export function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code
 
 /**
  * What a call behind an egress proxy says of a tunnel that did not open: the CONNECT given up (`timedOut`),
- * answered with a 5xx (`status`: the proxy could not reach the upstream), or the proxy not reached at all.
+ * answered with a 5xx (`status`: the proxy could not reach the upstream), its connection closed unanswered
+ * (`code`), or the proxy not reached at all.
  */
-export function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOut: boolean): string {
+export function tunnelNotOpened(proxy: EgressProxy, status: number | undefined, timedOut: boolean, code: string | undefined): string {
   if (timedOut) return `The egress proxy ${proxy.shown} did not open a tunnel to the upstream in time`;
+  if (code === TUNNEL_CLOSED_UNANSWERED) return `The egress proxy ${proxy.shown} closed the connection without answering the request for a tunnel to the upstream`;
   if (status !== undefined) return `The upstream could not be reached through the egress proxy ${proxy.shown} (it answered the tunnel HTTP ${status})`;
   return `The egress proxy ${proxy.shown} could not be reached`;
 }

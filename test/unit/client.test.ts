@@ -2231,6 +2231,31 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       }
     });
 
+    it('takes a CONNECT the proxy closes unanswered for a connection that failed: retried, said so, not connected to again in a loop until the deadline', async () => {
+      // A proxy at its connection limit, or refusing by closing: undici's code for it (UND_ERR_SOCKET) had its
+      // client connect again at once, the request kept, hundreds of times a second until the call's deadline.
+      let connections = 0;
+      const proxy = createNetServer((socket) => {
+        connections++;
+        socket.once('data', () => socket.end());
+      });
+      const { port } = await serve(proxy);
+      const lines: string[] = [];
+      const client = localClient('http://upstream.test/2.0', {
+        timeoutMs: 30_000, maxInFlight: 4, maxAttempts: 3, retryBaseDelayMs: 1, breakerFailureThreshold: 100, logger: createLogger('warn', (line) => lines.push(line)),
+        proxy: { origin: `http://127.0.0.1:${port}`, authorization: CREDENTIALS, variable: 'HTTP_PROXY', shown: `127.0.0.1:${port}` },
+      });
+      await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+        assert.equal(e.message, `The egress proxy 127.0.0.1:${port} closed the connection without answering the request for a tunnel to the upstream while reading account "a"`);
+        return true;
+      });
+      // One connection an attempt.
+      assert.equal(connections, 3);
+      const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      assert.deepEqual(entries.map((e) => [e['message'], e['code'], e['proxy']]), [['egress proxy connection failed', 'TUNNEL_CLOSED_UNANSWERED', `127.0.0.1:${port}`]]);
+    });
+
     it('retries a call whose tunnel the proxy did not open in time as a connection that could not be opened, and says so', async () => {
       // What each request waiting on a CONNECT given up meets: undici's headers timeout, before it went out.
       let dispatches = 0;
