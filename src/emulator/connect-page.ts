@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { leftMidRequest } from '../http/body.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
@@ -75,6 +75,8 @@ function showForm(ctx: ConnectPageContext, res: ServerResponse, token: string): 
       first_name: details.first_name ?? '',
       last_name: details.last_name ?? '',
     }, details.email ?? undefined, details.owner !== null),
+    {},
+    DERIVE_SCRIPT_SOURCE,
   );
 }
 
@@ -112,7 +114,7 @@ async function submitForm(ctx: ConnectPageContext, req: IncomingMessage, res: Se
     // Re-show what was typed (never the password) with the problem on top.
     const values: Record<string, string> = {};
     for (const [k, v] of form) if (k !== 'password') values[k] = v;
-    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error, input.use_ssl));
+    return sendHtml(res, 400, formPage(token, values, details.email ?? undefined, details.owner !== null, error, input.use_ssl), {}, DERIVE_SCRIPT_SOURCE);
   }
   // Remembered as soon as the token is used, not once saved: the same form sent again while this answer waits for
   // a slow save (the double click this is for) would otherwise be told the link was already used.
@@ -210,6 +212,8 @@ const DERIVE_SCRIPT = `
   });
 })();
 `;
+/** The script's source for the page's Content-Security-Policy: it, and no other inline script, runs. */
+const DERIVE_SCRIPT_SOURCE = `'sha256-${createHash('sha256').update(DERIVE_SCRIPT).digest('base64')}'`;
 
 function formPage(
   token: string,

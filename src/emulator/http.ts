@@ -48,13 +48,18 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   send(res, status, { ...headers, 'Content-Type': 'application/json' }, JSON.stringify(body));
 }
 
-/** Answers an HTML page that loads nothing from anywhere (the connect page, or a proxy's error page). */
-export function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
+/**
+ * Answers an HTML page that loads nothing from anywhere (the connect page, or a proxy's error page). `script`:
+ * the source (`'sha256-…'`) of the one inline script it may run, if any: no other runs, one that an escaping
+ * mistake let into the page included.
+ */
+export function sendHtml(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}, script = "'none'"): void {
   send(res, status, {
     ...headers,
     'Content-Type': 'text/html; charset=utf-8',
-    // No external resources at all; form-action is left open because the flow redirects to the app.
-    'Content-Security-Policy': "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'",
+    // No external resources at all; form-action is left open because the flow redirects to the app (browsers
+    // apply it to the redirect after the form's post too). No <base>, which would move the form's target.
+    'Content-Security-Policy': `default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src ${script}; base-uri 'none'; frame-ancestors 'none'`,
     // The CSP's frame-ancestors for browsers that predate it: a page taking mailbox passwords is never framed.
     'X-Frame-Options': 'DENY',
     'X-Content-Type-Options': 'nosniff',
