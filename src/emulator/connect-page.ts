@@ -37,6 +37,14 @@ const RESUBMIT_WINDOW_MS = 10 * 60_000;
 /** Bound on remembered submissions (a few hundred bytes each). */
 const MAX_RECENTLY_USED = 10_000;
 
+/**
+ * The page of a link that names no token (`/connect/`, a token not percent-decodable, a path cut or run on:
+ * `/connect/a/b`): a page for the person who opened it, not the API's JSON.
+ */
+export function sendInvalidLink(res: ServerResponse): void {
+  sendHtml(res, 404, errorPage('Invalid link', 'This connect link is not valid.'));
+}
+
 /** Handles `GET|POST /connect/{token}`; `rawToken` is the raw path segment. */
 export async function handleConnectPage(
   ctx: ConnectPageContext,
@@ -48,7 +56,7 @@ export async function handleConnectPage(
   try {
     token = decodeURIComponent(rawToken);
   } catch {
-    return sendHtml(res, 404, errorPage('Invalid link', 'This connect link is not valid.'));
+    return sendInvalidLink(res);
   }
   try {
     if (req.method === 'GET' || req.method === 'HEAD') return showForm(ctx, res, token);

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
-import { handleConnectPage, type ConnectPageContext } from './connect-page.ts';
+import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
 import { lacksRequiredHost } from '../http/client-error.ts';
@@ -193,6 +193,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       return;
     }
     req.resume();
+    if (path === '/connect' || path.startsWith('/connect/')) return sendInvalidLink(res);
     sendError(res, 404, `unknown resource ${path}; the API lives under /2.0`);
   });
   // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.

@@ -413,6 +413,13 @@ describe('connect flow', () => {
     const malformed = await rawRequest(emu.origin, { path: '/connect/%zz' });
     assert.equal(malformed.status, 404);
     assert.match(malformed.text, /This connect link is not valid/);
+    // So does a link cut short or run on (copied from a mail, say): a page for the person, not the API's JSON.
+    for (const path of ['/connect', '/connect/', '/connect/demounused000001/extra']) {
+      const cut = await rawRequest(emu.origin, { path });
+      assert.equal(cut.status, 404, path);
+      assert.match(cut.headers['content-type'] ?? '', /^text\/html/, path);
+      assert.match(cut.text, /This connect link is not valid/, path);
+    }
     await api(emu, '/connect_tokens/demounused000001', { method: 'DELETE' });
     assert.equal((await rawRequest(emu.origin, { path: '/connect/demounused000001' })).status, 404);
     assert.equal((await rawRequest(emu.origin, { path: '/connect/adaconnected0001' })).status, 410);
