@@ -176,7 +176,7 @@ export class RequestApi {
   async updateAccount(id: string, form: UpstreamAccountUpdateForm) {
     this.#guard.requireAccount(id, 'updateAccount');
     const result = await this.#client.updateAccount(id, form, this.#signal, this.#writeClaim());
-    this.#forgetAccount(id);
+    this.#forgetAccount();
     this.#writtenUnread.accounts.add(id);
     return result;
   }
@@ -184,18 +184,20 @@ export class RequestApi {
   async deleteAccount(id: string) {
     this.#guard.requireAccount(id, 'deleteAccount');
     const result = await this.#client.deleteAccount(id, this.#signal, this.#writeClaim());
-    this.#forgetAccount(id);
+    this.#forgetAccount();
     return result;
   }
 
   /**
    * After a write to an account, everything loaded that holds a copy of it: the account, the pages it was
    * listed in, and the connect tokens, whose used ones embed their account (which tokens, their lists do not
-   * say until fetched again). Writes are rare next to reads, so the lists go whole.
+   * say until fetched again). Writes are rare next to reads, so the lists go whole, and so do the accounts:
+   * the upstream may take the id in another case than the write was given (the client takes an answer naming
+   * it so for the same account), and a used token's embed names it as the upstream spells it.
    */
-  #forgetAccount(id: string): void {
+  #forgetAccount(): void {
     this.#writes += 1;
-    this.#accounts?.clear(id);
+    this.#accounts?.clearAll();
     this.#accountPages?.clearAll();
     this.#tokens?.clearAll();
     this.#tokenLists?.clearAll();

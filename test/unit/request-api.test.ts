@@ -62,6 +62,24 @@ describe('RequestApi after an account write, for the account itself', () => {
     assert.equal(reads, 2);
   });
 
+  it('reads the account afresh after an update that names it in another case, not from what it loaded under the other', async () => {
+    // An upstream may take an id in either case (the client takes an answer naming the id in another case for the
+    // same account): `updateAccount(id: "ABC…")` in a mutation whose earlier payload loaded "abc…" (a used token's
+    // embed names it so) showed that token's account, in the later payload, with the name from before the write.
+    const id = 'abcdef0123456789abcdef01';
+    let name = 'Old';
+    const reads: string[] = [];
+    const client = {
+      getAccount: async (asked: string) => (reads.push(asked), { ...accountNamed(name), id }),
+      updateAccount: async () => ((name = 'New'), { success: true }),
+    } as unknown as UpstreamClient;
+    const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
+    assert.equal(firstName(await api.account(id)), 'Old');
+    await api.updateAccount(id.toUpperCase(), { first_name: 'New' });
+    assert.equal(firstName(await api.account(id)), 'New', 'the account after the write shows the write');
+    assert.deepEqual(reads, [id, id], 'read again, not answered from before the write');
+  });
+
   it('does not let a page of accounts asked for before the write, answered after it, prime the loader with the old account', async () => {
     const page = deferred<UpstreamAccount[]>();
     const pageRequested = deferred();
