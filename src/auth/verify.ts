@@ -219,7 +219,9 @@ function identityOf(payload: JWTPayload, token: string): Identity {
   // (no token is kept): the signature can be respelt and still verify (a trailing `=`, unused low bits of its
   // last character, ES256's mirrored S), and each spelling would be a new caller.
   const tokenDigest = subject === undefined ? createHash('sha256').update(token.slice(0, token.lastIndexOf('.'))).digest('base64url') : undefined;
-  const caller = tokenDigest !== undefined ? `token ${tokenDigest}` : JSON.stringify([payload.iss ?? null, subject]);
+  // By the issuer as logged (an `iss` of no string, or empty, is none): callers told apart only by such a claim would
+  // be counted apart yet logged alike.
+  const caller = tokenDigest !== undefined ? `token ${tokenDigest}` : JSON.stringify([issuer ?? null, subject]);
   return { kind: 'scoped', issuer, subject, accounts: new Set((accounts as string[] | undefined) ?? []), tokenDigest, caller };
 }
 

@@ -149,6 +149,12 @@ describe('the budget of writes of each caller', () => {
     assert.deepEqual(outcomes, [[], [], ['RATE_LIMITED'], []]);
   });
 
+  test('counts tokens whose issuer is none as the log has it (no iss, an empty one, one not a string) as one caller', async () => {
+    const outcomes = [];
+    for (const iss of [undefined, '', 5]) outcomes.push(codes((await create(await hsToken({ sub: 'no-issuer-user', ...(iss === undefined ? {} : { iss }) } as never))).response));
+    assert.deepEqual(outcomes, [[], [], ['RATE_LIMITED']]);
+  });
+
   test('takes a numeric sub as that subject, and refuses a sub of another type', async () => {
     const outcomes = [];
     for (const sub of [42, '42', 42]) outcomes.push(codes((await create(await hsToken({ sub } as never))).response));
