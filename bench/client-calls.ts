@@ -1,6 +1,7 @@
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { startNodeFlags } from '../scripts/start-flags.ts';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { silentLogger } from '../src/logging/logger.ts';
@@ -34,10 +35,7 @@ const problem =
   levels.some((n) => !Number.isInteger(n) || n < 1) ? `the in-flight list must be whole numbers from 1, comma-separated (got ${quotedSetting(inFlightList)})`
   : !(seconds > 0) ? `seconds must be a number above 0 (got ${quotedSetting(secondsArg)})`
   : undefined;
-if (problem !== undefined) {
-  console.error(`client-calls: ${problem}\n${USAGE}`);
-  process.exit(2);
-}
+if (problem !== undefined) refuseToStart('client-calls', USAGE, [problem]);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
 const client = new UpstreamClient({

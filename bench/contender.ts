@@ -1,4 +1,5 @@
 import autocannon, { type Result } from 'autocannon';
+import { wholeNumberSetting } from '../src/config/settings.ts';
 import { startChild, type Child } from './ipc.ts';
 import type { BenchSeed, Scenario } from './scenarios.ts';
 
@@ -7,6 +8,10 @@ export const CONTENDERS = ['gateway', 'deployed', 'direct', 'naive', 'bare'] as 
 export type Contender = (typeof CONTENDERS)[number];
 
 export const isContender = (name: string): name is Contender => (CONTENDERS as readonly string[]).includes(name);
+
+/** BENCH_CONNECTIONS: the load's concurrent connections (10 when unset or empty); a problem with it joins `problems`. */
+export const connectionsSetting = (problems: string[]): number =>
+  wholeNumberSetting('BENCH_CONNECTIONS', process.env['BENCH_CONNECTIONS']?.trim() || undefined, { min: 1, max: 10_000 }, problems) ?? 10;
 
 /** A contender in a fresh process of its own, given the emulator's address and key and the connection cap. */
 export function startContender(emulator: Child, contender: Contender, maxInFlight: number): Promise<Child> {

@@ -1,7 +1,8 @@
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
-import { CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
+import { refuseToStart } from '../scripts/refuse-to-start.ts';
+import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
 import { startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';
 
@@ -15,13 +16,10 @@ import { scenarios, type BenchSeed } from './scenarios.ts';
 const USAGE = 'usage: npx tsx bench/quick.ts [scenario=account] [contender=gateway] [seconds=5] [runs=3] (BENCH_CONNECTIONS=10)';
 
 /**
- * Says what is wrong with the arguments, with the usage, and exits 2 before anything starts: a name it does not have
- * was thrown with its stack trace, and seconds that were no number ran as NaN, autocannon's own duration.
+ * What is wrong with the arguments, said before anything starts: a name it does not have was thrown with its stack
+ * trace, and seconds that were no number ran as NaN, autocannon's own duration.
  */
-function refuse(problems: readonly string[]): never {
-  console.error(`${problems.map((problem) => `quick: ${problem}`).join('\n')}\n${USAGE}`);
-  return process.exit(2);
-}
+const refuse: (problems: readonly string[]) => never = (problems) => refuseToStart('quick', USAGE, problems);
 
 const argv = process.argv.slice(2);
 if (argv.length > 4) refuse([`at most 4 arguments, not ${argv.length}`]);
@@ -32,7 +30,7 @@ if (!isContender(contender)) refuse([`no contender ${quotedSetting(contender)} (
 const problems: string[] = [];
 const seconds = wholeNumberSetting('seconds', secondsArg, { min: 1, max: 3600 }, problems);
 const repeats = wholeNumberSetting('runs', repeatsArg, { min: 1, max: 100 }, problems);
-const connections = wholeNumberSetting('BENCH_CONNECTIONS', process.env['BENCH_CONNECTIONS']?.trim() || undefined, { min: 1, max: 10_000 }, problems) ?? 10;
+const connections = connectionsSetting(problems);
 if (seconds === undefined || repeats === undefined || problems.length > 0) refuse(problems);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);

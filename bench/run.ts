@@ -7,7 +7,8 @@ import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
-import { CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
+import { refuseToStart } from '../scripts/refuse-to-start.ts';
+import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
@@ -37,11 +38,8 @@ const USAGE = `usage: npm run bench (no options: it is set through the environme
   BENCH_CPU_PROF=<contender>      node --cpu-prof of that contender (or the emulator), into bench/profiles/
 The full run takes about 7 minutes and, when every check passes, rewrites bench/results.md.`;
 
-/** Says what is wrong with how the bench was started, with the usage, and exits 2 before anything starts. */
-function refuse(problems: readonly string[]): never {
-  console.error(`${problems.map((problem) => `bench: ${problem}`).join('\n')}\n${USAGE}`);
-  return process.exit(2);
-}
+/** What is wrong with how the bench was started, said before anything starts. */
+const refuse: (problems: readonly string[]) => never = (problems) => refuseToStart('bench', USAGE, problems);
 
 /**
  * The command line, read before anything starts: the bench takes no argument, and one given (`--help`, as
@@ -78,7 +76,7 @@ const env = (name: string, fallback: number, min = 1, max = 3600) =>
 const DURATION_S = env('BENCH_DURATION', 5);
 const WARMUP_S = env('BENCH_WARMUP', 5, 0);
 const REWARM_S = Math.min(1, WARMUP_S);
-const CONNECTIONS = env('BENCH_CONNECTIONS', 10, 1, 10_000);
+const CONNECTIONS = connectionsSetting(settingProblems);
 const LATENCIES_MS = [0, 20];
 /** Upstream latency while counting round trips: large against everything else an operation spends. */
 const PROBE_LATENCY_MS = 50;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../../src/config/defaults.ts';
+import { refuseToStart } from '../refuse-to-start.ts';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 
 /** The soak's command line, the settings read from it, and the small helpers every part uses. */
@@ -34,8 +35,7 @@ function readArgs() {
   try {
     return parseArgs({ options: OPTIONS }).values;
   } catch (error) {
-    console.error(`soak: ${error instanceof Error ? error.message : String(error)}\n${HELP}`);
-    return process.exit(2);
+    return refuseToStart('soak', HELP, [error instanceof Error ? error.message : String(error)]);
   }
 }
 const args = readArgs();
@@ -45,10 +45,7 @@ if (args.help) {
 }
 const positiveInt = (name: keyof typeof args): number => {
   const value = Number(args[name]);
-  if (!Number.isInteger(value) || value <= 0) {
-    console.error(`soak: --${name} must be a positive integer\n${HELP}`);
-    process.exit(2);
-  }
+  if (!Number.isInteger(value) || value <= 0) refuseToStart('soak', HELP, [`--${name} must be a positive integer`]);
   return value;
 };
 export const settings = {
@@ -75,13 +72,11 @@ try {
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   const optionOf = (problem: string) => Object.entries(GATEWAY_SETTINGS).find(([, name]) => problem.startsWith(`${name} `))?.[0];
-  console.error(`${error.problems.map((problem) => `soak: the gateway's ${problem}: set by --${optionOf(problem) ?? '?'}`).join('\n')}\n${HELP}`);
-  process.exit(2);
+  refuseToStart('soak', HELP, error.problems.map((problem) => `the gateway's ${problem}: set by --${optionOf(problem) ?? '?'}`));
 }
 if (settings.warmupS >= settings.durationS) {
   // Without --warmup, only a --duration of 1 gets here (its warm-up is at least a second): named, not the option not given.
-  console.error(args.warmup === undefined ? `soak: --duration must be at least 2: the load's first second is its warm-up\n${HELP}` : 'soak: --warmup must be shorter than --duration');
-  process.exit(2);
+  refuseToStart('soak', HELP, [args.warmup === undefined ? "--duration must be at least 2: the load's first second is its warm-up" : '--warmup must be shorter than --duration']);
 }
 
 /** A request with no answer after this long is a failure (the gateway's own deadlines are far shorter). */
