@@ -57,14 +57,31 @@ export function grantCors(req: IncomingMessage, res: ServerResponse, allowedOrig
 export function answerPreflight(req: IncomingMessage, res: ServerResponse, allowedOrigins: ReadonlySet<string>): boolean {
   if (req.method !== 'OPTIONS') return false;
   req.resume();
-  const headers: Record<string, string> = { allow: 'GET, POST, OPTIONS' };
-  if (req.headers.origin !== undefined && allowedOrigins.has(req.headers.origin)) {
-    headers['access-control-allow-methods'] = 'GET, POST, OPTIONS';
-    headers['access-control-allow-headers'] = ALLOWED_HEADERS;
-    headers['access-control-max-age'] = String(PREFLIGHT_MAX_AGE_SECONDS);
-  }
   // A refused origin gets no CORS headers, so the browser stops there; the status says nothing more.
-  res.writeHead(204, headers);
+  const grant = req.headers.origin !== undefined && allowedOrigins.has(req.headers.origin) ? PREFLIGHT_GRANT : {};
+  res.writeHead(204, { allow: 'GET, POST, OPTIONS', ...grant });
   res.end();
   return true;
 }
+
+/**
+ * Answers a CORS preflight from an allowed origin for a path the gateway does not serve (a frontend's URL
+ * without /graphql, or with a trailing slash): granted, so that the request itself goes out and gets its 404,
+ * whose grant lets the page read it. Refused, the browser tells the page only that the request failed and its
+ * developer a CORS error, for a mistake in the URL. Returns true when it answered; anything else gets the 404.
+ */
+export function answerStrayPreflight(req: IncomingMessage, res: ServerResponse, allowedOrigins: ReadonlySet<string>): boolean {
+  const { origin, 'access-control-request-method': method } = req.headers;
+  if (req.method !== 'OPTIONS' || method === undefined || origin === undefined || !allowedOrigins.has(origin)) return false;
+  req.resume();
+  res.writeHead(204, PREFLIGHT_GRANT);
+  res.end();
+  return true;
+}
+
+/** What a preflight from an allowed origin is granted: the methods and headers a frontend sends, for how long. */
+const PREFLIGHT_GRANT: Readonly<Record<string, string>> = {
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': ALLOWED_HEADERS,
+  'access-control-max-age': String(PREFLIGHT_MAX_AGE_SECONDS),
+};

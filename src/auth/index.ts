@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logging/logger.ts';
 import { hasCredentials, hostnameOf, isLoopbackHost } from '../support/url.ts';
-import { answerPreflight, corsGrant, grantCors } from './cors.ts';
+import { answerPreflight, answerStrayPreflight, corsGrant, grantCors } from './cors.ts';
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
 export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
@@ -30,6 +30,8 @@ export interface GatewayAccess {
   grantCors(req: IncomingMessage, res: ServerResponse): void;
   /** Answers a CORS preflight of `/graphql`, its grant set already; true when `req` was one. */
   answerPreflight(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Answers a CORS preflight from an allowed origin of a path not served, so that its request reads the 404; true when it did. */
+  answerStrayPreflight(req: IncomingMessage, res: ServerResponse): boolean;
   /**
    * Whether a request's `Host` may be served. In open mode, only loopback names: a web page whose own host
    * name an attacker re-points at 127.0.0.1 (DNS rebinding) is same-origin with the gateway in the browser's
@@ -79,6 +81,7 @@ export function createGatewayAccess(options: GatewayAccessOptions, logger: Logge
     corsGrant: (origin) => corsGrant(origin, origins),
     grantCors: (req, res) => grantCors(req, res, origins),
     answerPreflight: (req, res) => answerPreflight(req, res, origins),
+    answerStrayPreflight: (req, res) => answerStrayPreflight(req, res, origins),
     // A request without Host (HTTP/1.0) cannot come from a browser, which always sends one.
     acceptsHost: (host) => !open || host === undefined || isLoopbackHost(hostnameOf(host)),
     keySetProblem: () => authenticator.keySetProblem(),

@@ -400,6 +400,8 @@ function createHandler(parts: HandlerParts): Handler {
     if (await ide.handle(req, res, url)) return;
     // The same envelope and codes as every other refusal, so a client reads them all one way.
     if (url.pathname !== '/graphql') {
+      // A frontend sending to another path preflights first: granted, its request then reads this 404 (cors.ts).
+      if (access.answerStrayPreflight(req, res)) return;
       return sendJson(res, 404, graphqlError(`No such endpoint: ${shortened(url.pathname, 100)}. GraphQL is served on /graphql, health on /healthz`, ErrorCode.NOT_FOUND));
     }
     return serveGraphql(parts, req, res, url, requestId, outcome);

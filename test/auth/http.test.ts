@@ -251,6 +251,38 @@ describe('CORS and introspection with auth on', () => {
     assert.equal(response.headers.get('allow'), 'GET, POST, OPTIONS');
   });
 
+  test('a preflight of a path not served, from an allowed origin, is granted: the request that follows reads its 404, not a CORS failure', async () => {
+    const origin = 'https://app.example.com';
+    // A frontend configured with the gateway's URL without /graphql, or with a trailing slash: every request a
+    // GraphQL client sends (JSON, a token) is preflighted, and a refused preflight shows only a CORS error.
+    for (const url of [`${stack.gateway.origin}/`, `${stack.gateway.url}/`]) {
+      const granted = await fetch(url, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      });
+      assert.equal(granted.status, 204, url);
+      assert.equal(granted.headers.get('access-control-allow-origin'), origin, url);
+      assert.match(granted.headers.get('access-control-allow-headers') ?? '', /\bauthorization\b.*\bcontent-type\b/, url);
+      const answer = await fetch(url, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/json', authorization: `Bearer ${admin}` },
+        body: JSON.stringify({ query: '{ __typename }' }),
+      });
+      assert.equal(answer.status, 404, url);
+      assert.equal(answer.headers.get('access-control-allow-origin'), origin, url);
+      const { errors } = (await answer.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+      assert.equal(errors[0]?.extensions.code, 'NOT_FOUND', url);
+      assert.match(errors[0]?.message ?? '', /GraphQL is served on \/graphql/, url);
+    }
+    // Another origin's preflight, or an OPTIONS that is no preflight, is the 404 of a path not served.
+    const refused = await fetch(`${stack.gateway.origin}/`, { method: 'OPTIONS', headers: { origin: 'https://evil.example.com', 'access-control-request-method': 'POST' } });
+    assert.equal(refused.status, 404);
+    assert.equal(refused.headers.get('access-control-allow-origin'), null);
+    const plain = await fetch(`${stack.gateway.origin}/`, { method: 'OPTIONS', headers: { origin } });
+    assert.equal(plain.status, 404);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   test('an actual request from an allowed origin carries the CORS headers, refusals included', async () => {
     const ok = await fetch(stack.gateway.url, {
       method: 'POST',
