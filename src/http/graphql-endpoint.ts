@@ -95,6 +95,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
     operation.abort(OPERATION_OVER);
     shutdown.operationClosed(operation);
   });
+  shutdown.requestOpened(operation);
   const authenticated = await access.authenticate(headers.get('authorization'), requestId).then(
     (identity) => ({ identity }),
     (error: unknown) => ({ error }),

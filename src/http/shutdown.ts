@@ -34,6 +34,11 @@ export class Shutdown {
   #connectionsCut = false;
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   readonly #inFlight = new Set<OperationScope>();
+  /**
+   * The requests whose log line is still to come: those in flight, and those whose token is still being verified
+   * (a key set fetch still out), which the cut can close too. The shutdown's last wait is for their lines.
+   */
+  readonly #unlogged = new Set<OperationScope>();
   /** The server's open connections: those that have sent nothing yet are closed by the shutdown's idle sweep. */
   readonly #connections = new Set<Socket>();
   /** Called, during shutdown, once the last operation's response has closed (its log line written). */
@@ -75,6 +80,7 @@ export class Shutdown {
    */
   operationStarted(operation: OperationScope): void {
     this.#inFlight.add(operation);
+    this.#unlogged.add(operation);
     if (this.#graceOver) this.#stop(operation, 'shutdown-over');
   }
 
@@ -87,9 +93,18 @@ export class Shutdown {
     }
   }
 
+  /**
+   * A request whose token is about to be checked: not in flight yet (neither counted nor stopped at the grace
+   * period's end), but a cut closing its connection meanwhile still writes its line, which the shutdown waits for.
+   */
+  requestOpened(operation: OperationScope): void {
+    this.#unlogged.add(operation);
+  }
+
   /** The operation's response has closed (its log line written): a shutdown no longer waits for it. */
   operationClosed(operation: OperationScope): void {
-    if (this.#inFlight.delete(operation) && this.#inFlight.size === 0) this.#allClosed?.();
+    this.#inFlight.delete(operation);
+    if (this.#unlogged.delete(operation) && this.#unlogged.size === 0) this.#allClosed?.();
   }
 
   /** A connection the server accepted: tracked until it closes. */
@@ -156,7 +171,7 @@ export class Shutdown {
     clearInterval(idle);
     // A connection cut at the end reaches its response's 'close' (and its operation line) just after the
     // server's own close: a process exiting next must not lose those lines.
-    if (inFlight.size > 0) {
+    if (this.#unlogged.size > 0) {
       let cancelWait = (): void => {};
       await new Promise<void>((resolve) => {
         this.#allClosed = resolve;

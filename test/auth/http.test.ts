@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/logging/logger.ts';
 import { startGateway, type GatewayOptions } from '../../src/http/server.ts';
 import { assertEveryPlaceFree } from '../helpers/admission.ts';
 import { configProblems } from '../helpers/config.ts';
+import { manualTimer } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { exchange } from '../helpers/net.ts';
 import { messages } from '../helpers/stack.ts';
@@ -733,3 +734,38 @@ async function postWithHost(url: string, host: string, body: string): Promise<{ 
     req.end(body);
   });
 }
+
+describe('shutdown while a token is being verified', () => {
+  test('a request whose key set fetch is still out at the cut logs its operation line, cutAtShutdown, before close() ends', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256');
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const timer = manualTimer();
+    const stack = await startAuthStackWithKeySet(jwks, { auth: { jwksUrl: jwks.url }, shutdownGraceMs: 1_000, shutdownTimer: timer.timer });
+    const socket = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+    socket.on('error', () => {});
+    const held = jwks.hold();
+    try {
+      const token = await new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'RS256', kid: 'k' }).setIssuedAt().setExpirationTime('10m').sign(privateKey);
+      const body = JSON.stringify({ query: '{ __typename }' });
+      const requestId = 'verifying-at-shutdown';
+      socket.write(`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nx-request-id: ${requestId}\r\nauthorization: Bearer ${token}\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      await held.arrived;
+      const closing = stack.gateway.close();
+      await timer.asked();
+      timer.fireFirst(); // the grace period
+      timer.fireFirst(); // the cut, a second later
+      await closing;
+      const lines = stack.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'operation' && line['requestId'] === requestId);
+      assert.deepEqual(
+        lines.map((line) => [line['status'], line['cutAtShutdown']]),
+        [[null, true]],
+        'its line, written before close() ends (the process exits next)',
+      );
+    } finally {
+      held.release();
+      socket.destroy();
+      await stack.close();
+      await jwks.close();
+    }
+  });
+});
