@@ -684,8 +684,13 @@ export class UpstreamClient {
     const upstreamFailing = !lateTrial && (hadItsTime ? this.#exchanges.lastAnswerEndAt < sentAt : this.#exchanges.lastAnswerAt < waitingSince);
     const counted = cancellation.reason === 'deadline' && upstreamFailing;
     // Where its time went: waiting for one of the gateway's own upstream connections (`queuedMs`, all of
-    // it when it never went out) or for the upstream.
-    this.#logTimeout(call, cancellation, info, { sent, queuedMs: Math.round((sent ? sentAt : now) - waitingSince), countedByBreaker: counted });
+    // it when it never went out) or for the upstream; behind an egress proxy, unsent, for a tunnel through it.
+    this.#logTimeout(call, cancellation, info, {
+      sent,
+      queuedMs: Math.round((sent ? sentAt : now) - waitingSince),
+      countedByBreaker: counted,
+      ...(sent || this.#proxy === undefined ? {} : { proxy: this.#proxy.shown }),
+    });
     if (counted) run.verdicts.failed(permit, { ...forLog(info, call.signal), timedOut: true, sent });
     else run.verdicts.noVerdict(permit);
     return this.#cancelledError(call, cancellation, info, run.mayHaveLanded || sent, !run.claimState.anySent);
@@ -776,10 +781,13 @@ export class UpstreamClient {
     const timedOut = cancellation.reason === 'deadline' || reason instanceof OperationDeadlineExceeded;
     if (timedOut && neverSent) {
       const effect = tookNoEffect(call.method);
+      // Behind an egress proxy, a connection is opened by a CONNECT: one the proxy leaves unanswered is given up
+      // only at UPSTREAM_TIMEOUT_MS from its start (`throughProxy`), after the call that asked for it ran out of time.
+      const through = this.#proxy === undefined ? '' : ` through the egress proxy ${this.#proxy.shown}`;
       const message =
         reason instanceof OperationDeadlineExceeded
-          ? `${reason.message} while ${call.action} (the request never went out: no connection to the upstream became free or could be opened in time${effect})`
-          : `No connection to the upstream became free or could be opened within ${this.#options.timeoutMs} ms while ${call.action}: the request never went out${effect}`;
+          ? `${reason.message} while ${call.action} (the request never went out: no connection to the upstream became free or could be opened${through} in time${effect})`
+          : `No connection to the upstream became free or could be opened${through} within ${this.#options.timeoutMs} ms while ${call.action}: the request never went out${effect}`;
       return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, message, info);
     }
     if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms while ${call.action}${landed}`, info);

@@ -156,6 +156,12 @@ describe('npm start behind an egress proxy that stalls', () => {
       await proxy.refuseWith('no answer');
       const stalled = await postGraphQL<GraphQLAnswer>(url, LIST);
       assert.deepEqual(stalled.errors?.map((e) => e.extensions?.['code']), ['UPSTREAM_TIMEOUT']);
+      // Its own deadline comes before the CONNECT is given up: what it says, and its line, name the proxy, which
+      // is where the time went (the connection it waited for a tunnel the proxy never opened).
+      assert.match(stalled.errors![0]!.message, new RegExp(`^No connection to the upstream became free or could be opened through the egress proxy ${proxy.hostPort} within 500 ms while `));
+      const timedOut = () => logEntries(gateway.lines).find((e) => e['message'] === 'upstream call timed out');
+      await eventually(() => timedOut() !== undefined, { ...IN_MAIN, what: 'the call said to have timed out' });
+      assert.deepEqual([timedOut()!['sent'], timedOut()!['proxy']], [false, proxy.hostPort]);
       // undici would wait 300 s for the CONNECT's answer, the gateway's one upstream connection taken meanwhile.
       await eventually(() => proxy.counts.givenUp === 1, { timeoutMs: 10_000, what: 'the unanswered CONNECT given up' });
       await proxy.refuseWith(undefined);
