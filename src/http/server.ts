@@ -239,8 +239,14 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
 
+  /**
+   * The checks of the upstream at start (`upstreamProblem`) still out: stopped when shutdown begins, as calls
+   * nobody waits for any more. Left to the client's close, each was said as a connection to the upstream that failed.
+   */
+  const startChecks = new Set<OperationScope>();
   let closing: Promise<void> | undefined;
   async function shutDown(): Promise<void> {
+    for (const check of startChecks) check.abort(new Error('The gateway is shutting down: nobody waits for its check of the upstream'));
     await shutdown.closeServer(httpServer);
     await apollo.stop();
     await client.close();
@@ -258,7 +264,14 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
       return (closing ??= shutDown());
     },
     // Its log lines (the client's) name it as an operation's name their request.
-    upstreamProblem: () => client.listAccounts({ limit: 1, offset: 0 }, new OperationScope('start-check')).then(() => undefined, messageOf),
+    upstreamProblem: () => {
+      const check = new OperationScope('start-check');
+      startChecks.add(check);
+      return client
+        .listAccounts({ limit: 1, offset: 0 }, check)
+        .then(() => undefined, messageOf)
+        .finally(() => startChecks.delete(check));
+    },
     keySetProblem: () => access.keySetProblem(),
   };
 }

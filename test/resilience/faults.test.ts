@@ -275,6 +275,23 @@ describe('shutdown with an upstream connection that never completes', () => {
   });
 });
 
+describe('shutdown with the start check of the upstream still out (npm start’s GET /accounts?limit=1)', () => {
+  it('stops it as a call nobody waits for any more: nothing says the upstream failed, its connection closed by the shutdown', async () => {
+    const stack = await startLoggingStack('debug');
+    try {
+      stack.emulator.addFault({ path: '/accounts', hang: true });
+      const problem = stack.gateway.upstreamProblem();
+      await eventually(() => stack.emulator.inFlight === 1, { what: 'the start check sent, and hanging' });
+      await stack.gateway.close();
+      await problem;
+      const said = logEntries(stack.lines).filter((line) => line['requestId'] === 'start-check');
+      assert.deepEqual(said, [], 'the shutdown’s own closing of its connection is no failure of the upstream');
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('shutdown with an upstream error answer whose body stalls', () => {
   for (const { status, head, code } of [
     { status: 500, head: 'HTTP/1.1 500 Internal Server Error', code: 'UPSTREAM_ERROR' },
