@@ -12,7 +12,7 @@ import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
 import { LOAD_REFUSAL_LOG_INTERVAL_MS, sayRefusalsForLoadUnsaid } from './load-refusals.ts';
-import { requestIdOf, requestUrlOf } from './request.ts';
+import { refusalMediaType, requestIdOf, requestUrlOf } from './request.ts';
 import { EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './respond.ts';
 import { Shutdown } from './shutdown.ts';
 import { isOutOfFileDescriptors } from '../support/file-descriptors.ts';
@@ -370,6 +370,9 @@ interface HandlerParts extends EndpointParts {
 /** One request's answer, its route picked and its refusals made before Apollo; `outcome` feeds its log line. */
 type Handler = (req: IncomingMessage, res: ServerResponse, requestId: string, outcome: OperationOutcome) => Promise<void>;
 
+/** Answers a refusal of the request with `status` and `error` (and any `headers`) in the media type its Accept prefers. */
+type Refuse = (status: number, error: ReturnType<typeof graphqlError>, headers?: Record<string, string>) => void;
+
 /** The request handler: the headers every answer carries (the CORS grant, but on the IDE's), open mode's host check, and the routes (`/healthz`, the IDE, `/graphql`). */
 function createHandler(parts: HandlerParts): Handler {
   const { logger, access, ide, shutdown } = parts;
@@ -382,11 +385,14 @@ function createHandler(parts: HandlerParts): Handler {
     // IDE's page and files: a browser opens them from the gateway's own origin, and its files are cached
     // publicly for a year, where one origin's grant would refuse every other origin the same file.
     if (url === undefined || !ide.owns(req, url)) access.grantCors(req, res);
+    // Every refusal below, its headers read, in the media type its Accept prefers, as those of /graphql are.
+    const refuse: Refuse = (status, error, headers) =>
+      sendJson(res, status, error, { 'content-type': refusalMediaType(req.headers.accept), ...headers });
     // Refused on any path, so with no `operation` line: said at debug, as Node's own refusals of a request it
     // cannot read are (client-error.ts), by the request id its answer carries.
-    const refuseUnrouted = (status: number, error: ReturnType<typeof graphqlError>, headers?: Record<string, string>) => {
+    const refuseUnrouted: Refuse = (status, error, headers) => {
       logger.debug('request refused before its path was looked at', { requestId, status });
-      sendJson(res, status, error, headers);
+      refuse(status, error, headers);
     };
     // Closed after, as Node's own refusal was: a request this malformed leaves its body, if any, unread.
     if (lacksRequiredHost(req)) return refuseUnrouted(400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
@@ -396,7 +402,7 @@ function createHandler(parts: HandlerParts): Handler {
     }
     if (!access.acceptsHost(req.headers.host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
-      return sendJson(res, 403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
+      return refuse(403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
     // `OPTIONS *` asks what the server as a whole supports (RFC 9110 §9.3.7): the methods some path serves. The
     // asterisk names no resource for any other method.
@@ -408,14 +414,14 @@ function createHandler(parts: HandlerParts): Handler {
     }
     // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
     if (url === undefined) return refuseUnrouted(400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
-    if (url.pathname === '/healthz') return answerHealth(req, res, shutdown);
+    if (url.pathname === '/healthz') return answerHealth(req, res, shutdown, refuse);
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;
     // The same envelope and codes as every other refusal, so a client reads them all one way.
     if (url.pathname !== '/graphql') {
       // A frontend sending to another path preflights first: granted, its request then reads this 404 (cors.ts).
       if (access.answerStrayPreflight(req, res)) return;
-      return sendJson(res, 404, graphqlError(`No such endpoint: ${shortened(url.pathname, 100)}. GraphQL is served on /graphql, health on /healthz`, ErrorCode.NOT_FOUND));
+      return refuse(404, graphqlError(`No such endpoint: ${shortened(url.pathname, 100)}. GraphQL is served on /graphql, health on /healthz`, ErrorCode.NOT_FOUND));
     }
     return serveGraphql(parts, req, res, url, requestId, outcome);
   };
@@ -427,9 +433,9 @@ function unmetExpectation(expect: string | undefined): boolean {
 }
 
 /** `/healthz`: ok while the gateway serves requests, 503 once its shutdown has begun. */
-function answerHealth(req: IncomingMessage, res: ServerResponse, shutdown: Shutdown): void {
+function answerHealth(req: IncomingMessage, res: ServerResponse, shutdown: Shutdown, refuse: Refuse): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    return sendJson(res, 405, graphqlError('Only GET and HEAD are supported on /healthz', HttpRefusalCode.METHOD_NOT_ALLOWED), { allow: 'GET, HEAD' });
+    return refuse(405, graphqlError('Only GET and HEAD are supported on /healthz', HttpRefusalCode.METHOD_NOT_ALLOWED), { allow: 'GET, HEAD' });
   }
   // Draining: a load balancer asking over a connection still open takes this instance out of rotation; as
   // every answer during shutdown, this one closes its connection (GatewayResponse, http/connections.ts).

@@ -383,6 +383,21 @@ describe('HTTP hygiene', () => {
       assert.equal(answer.headers.get('content-type'), 'application/graphql-response+json; charset=utf-8', code);
       assert.equal(firstError(answer)?.extensions?.['code'], code);
     }
+    // So do those made before the path is looked at, or for a path that is none: their headers were read (unlike
+    // the refusals of a request Node's parser could not read, always application/json).
+    const unrouted = [
+      [`POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: ${accept}\r\nexpect: 200-ok\r\ncontent-length: 2\r\n\r\n`, 417, 'EXPECTATION_FAILED'],
+      [`GET /graphql HTTP/1.1\r\naccept: ${accept}\r\n\r\n`, 400, 'BAD_REQUEST'],
+      [`POST /graphql HTTP/1.1\r\nhost: rebind.attacker.example\r\naccept: ${accept}\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}`, 403, 'FORBIDDEN'],
+      [`GET /nope HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: ${accept}\r\nconnection: close\r\n\r\n`, 404, 'NOT_FOUND'],
+      [`POST /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: ${accept}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, 405, 'METHOD_NOT_ALLOWED'],
+    ] as const;
+    for (const [request, status, code] of unrouted) {
+      const received = await exchange(stack.gateway.url, request);
+      assert.match(received, new RegExp(`^HTTP/1\\.1 ${status} `), received);
+      assert.match(received, /\r\ncontent-type: application\/graphql-response\+json; charset=utf-8\r\n/i, received);
+      assert.ok(received.includes(`"code":"${code}"`), received);
+    }
     // Without a preference for it, they stay application/json.
     for (const headers of [JSON_HEADERS, { ...JSON_HEADERS, accept: '*/*' }, { ...JSON_HEADERS, accept: 'application/json, application/graphql-response+json' }]) {
       assertRefused(await post(stack, '{"query": ', headers), 400, 'BAD_REQUEST', /./);
