@@ -68,7 +68,12 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
   } catch {
     url = undefined;
   }
-  const allowed = kind === 'http' ? url?.protocol === 'http:' || url?.protocol === 'https:' : url !== undefined && !isBrowserLocalScheme(url.protocol);
+  // An absolute URL of a scheme the browser runs or reads locally is told so: "must be an absolute URL" would
+  // send the caller looking for what is not absolute in `javascript:alert(1)`.
+  if (kind === 'browser' && url !== undefined && isBrowserLocalScheme(url.protocol)) {
+    throw argumentError(name, `${name} must not be a URL a browser runs or reads locally (${url.protocol}): send an http(s) URL or an app's own scheme`);
+  }
+  const allowed = kind === 'http' ? url?.protocol === 'http:' || url?.protocol === 'https:' : url !== undefined;
   if (!url || !allowed) throw argumentError(name, `${name} must be ${what}`);
   // The URL as the parser read it is what is sent: `https:example.com\cb` and the like reach the upstream in
   // the form that was judged, not in one another parser might read differently.

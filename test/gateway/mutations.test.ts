@@ -208,6 +208,10 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a callback URL that percent-encoding takes over 4096 characters', { callbackUrl: `https://app.example.com/cb?n=${'€'.repeat(1000)}` }, /input\.callbackUrl is 9029 characters once written as a URL/],
     // 4,092 characters given, one over 4,096 as the URL that would be sent (é as %C3%A9).
     ['a callback URL that percent-encoding takes one character over 4096', { callbackUrl: `https://app.example.com/cb?n=${'a'.repeat(4062)}é` }, /input\.callbackUrl is 4097 characters once written as a URL/],
+    // An absolute URL all the same: told that its scheme is what is refused, not that it is no absolute URL.
+    ['a javascript: callback URL, saying why', { callbackUrl: 'javascript:alert(1)' }, /^input\.callbackUrl must not be a URL a browser runs or reads locally \(javascript:\): send an http\(s\) URL or an app's own scheme$/],
+    ['a data: callback URL, saying why', { callbackUrl: 'DATA:text/html,x' }, /^input\.callbackUrl must not be a URL a browser runs or reads locally \(data:\)/],
+    ['a relative callback URL, saying why', { callbackUrl: '/cb' }, /^input\.callbackUrl must be an absolute URL \(http\(s\), or an app's own scheme\)$/],
   ] as const) {
     it(`refuses ${name} with BAD_USER_INPUT and no upstream request`, async () => {
       const res = await stack.gql(`mutation ($input: CreateConnectTokenInput!) { createConnectToken(input: $input) { token } }`, { input });
