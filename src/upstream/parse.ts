@@ -135,11 +135,20 @@ function optionalList(o: Json, key: string): unknown[] {
   throw new ShapeError(`${key} is not a list`);
 }
 
-/** A list response: a bare JSON array of items. */
+/**
+ * A list response: a bare JSON array of items. An item refused says which it is (`response[3]: …`): among a
+ * page of 100 accounts, "created is not a Unix time" alone named none of them.
+ */
 export const listOf =
   <T>(item: (value: unknown) => T) =>
   (value: unknown): T[] =>
-    array(value, 'response').map(item);
+    array(value, 'response').map((entry, index) => {
+      try {
+        return item(entry);
+      } catch (error) {
+        throw error instanceof ShapeError ? new ShapeError(`response[${index}]: ${error.message}`) : error;
+      }
+    });
 
 function parseSource(value: unknown): UpstreamSource {
   const o = object(value, 'source');

@@ -221,6 +221,13 @@ describe('an upstream failure’s message', () => {
         errors: [[['made'], `The upstream failed with HTTP 500 while creating a connect token for account "${id}": the request may have taken effect`]],
       },
     ];
+    // A list whose one item is not what the API sends: which item, among up to 100 alike.
+    const listed = (accountId: string, created: unknown) => ({ id: accountId, created, email_addresses: [], sources: [] });
+    cases.push({
+      fault: { path: '/accounts', method: 'GET', body: [listed(other, 1), listed(id, 'soon')] },
+      query: '{ accounts { nodes { id } } }',
+      errors: [[['accounts'], 'The upstream answered with an unexpected body while listing accounts: response[1]: created is not a Unix time']],
+    });
     for (const { fault, query, errors } of cases) {
       stack.emulator.clearFaults();
       stack.emulator.addFault(fault);
