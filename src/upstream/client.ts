@@ -529,7 +529,11 @@ export class UpstreamClient {
   async #retryAfterFailedExchange<T>(run: CallRun<T>, error: unknown, exchange: Exchange, authorization: string, attempt: number, lastAttempt: boolean): Promise<void> {
     const { call, cancellation, info, verdicts } = run;
     const { permit, sent } = exchange;
-    if (cancellation.reason !== undefined) throw this.#timedOut(run, exchange);
+    if (cancellation.reason !== undefined) {
+      // A success cut short by the call's end had come: `extensions.upstream.status` is null only when no answer did.
+      if (error instanceof AnswerCutShort) info.status = error.status;
+      throw this.#timedOut(run, exchange);
+    }
     if (error instanceof UnreadableAnswer) {
       // A success it answered (an error answer's status decides without its body, in `Exchanges.send`): a fault of
       // this answer, the same on every attempt, not retried; and the upstream serving, as any other answer says
@@ -790,7 +794,10 @@ export class UpstreamClient {
           : `No connection to the upstream became free or could be opened${through} within ${this.#options.timeoutMs} ms while ${call.action}: the request never went out${effect}`;
       return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, message, info);
     }
-    if (cancellation.reason === 'deadline') return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `The upstream did not answer within ${this.#options.timeoutMs} ms while ${call.action}${landed}`, info);
+    if (cancellation.reason === 'deadline') {
+      const what = info.status === null ? 'The upstream did not answer' : `The upstream’s HTTP ${info.status} answer did not arrive whole`;
+      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${what} within ${this.#options.timeoutMs} ms while ${call.action}${landed}`, info);
+    }
     if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} while ${call.action}${landed}`, info);
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
   }

@@ -230,6 +230,9 @@ export class Exchanges {
         // one whose connection broke during its body (`onResponseError`): a 429 whose body stalls is the rate
         // limit, not an upstream that did not answer.
         else if (error instanceof CallCancelled && status >= 300) resolve(answer());
+        // A success whose body the call's end cut short came too: its status says so (a write answered 2xx was
+        // made), where "no answer" would be false. Still the call's end that failed it.
+        else if (error instanceof CallCancelled && status !== 0) reject(new AnswerCutShort(status, error));
         else if (error) reject(error);
         else resolve(response!);
       };

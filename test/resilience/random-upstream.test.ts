@@ -171,7 +171,7 @@ type Attempt =
   | { type: 'success' }
   | { type: 'unreadable'; status: number }
   | { type: 'broken'; status: number | null }
-  | { type: 'timeout' }
+  | { type: 'timeout'; status: number | null }
   | { type: 'status'; status: number; body: ErrorBody | 'cut'; retryAfterMs?: number };
 
 /** `Retry-After` as RFC 9110 defines it (docs/operations.md: the upstream's is honoured): seconds, or an HTTP date (a past one: now); anything else: none. */
@@ -207,10 +207,11 @@ function attemptOf(b: Behaviour, exists: boolean, created: boolean): Attempt {
     case 'bad-body':
       return { type: 'unreadable', status: 200 };
     case 'stall':
-      return { type: 'timeout' };
+      return { type: 'timeout', status: null };
     case 'stall-after-headers':
-      // A 200's body still coming at the deadline is a call out of time; an error status's says what failed.
-      return b.status === 200 ? { type: 'timeout' } : { type: 'status', status: b.status, body: 'cut' };
+      // A 200's body still coming at the deadline is a call out of time, its status said (docs/errors.md,
+      // UPSTREAM_TIMEOUT); an error status's says what failed.
+      return b.status === 200 ? { type: 'timeout', status: 200 } : { type: 'status', status: b.status, body: 'cut' };
   }
 }
 
@@ -242,7 +243,7 @@ function modelCall(call: CallSpec, behaviours: Behaviour[], timeoutMs: number): 
         // A success's body that cannot be read is a fault of that answer, the same on every attempt: not retried.
         return fail({ code: 'UPSTREAM_ERROR', status: answer.status, mayHaveTakenEffect: true });
       case 'timeout':
-        return fail({ code: 'UPSTREAM_TIMEOUT', status: null, mayHaveTakenEffect: call.method !== 'GET' ? true : undefined });
+        return fail({ code: 'UPSTREAM_TIMEOUT', status: answer.status, mayHaveTakenEffect: call.method !== 'GET' ? true : undefined });
       case 'broken':
         landed = true;
         if (!lastAttempt) continue;

@@ -1735,6 +1735,30 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('ends a call whose success’s body stalls UPSTREAM_TIMEOUT with that success’s status: an answer came, and a write answered so was made', async (t) => {
+    const server = createHttpServer((_req, res) => {
+      // Status and headers, then a body that never comes whole.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }).write('{"success":');
+    });
+    const headersRead = happenings();
+    await whileHeadersRead(200, headersRead.push, async () => {
+      await onTestTime(t, async (advance) => {
+        await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
+          const update = client.updateAccount('a', { first_name: 'Ada' });
+          update.catch(() => undefined); // checked below
+          await headersRead.next();
+          advance(5_000);
+          await assert.rejects(update, (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'UPSTREAM_TIMEOUT');
+            assert.deepEqual(e.extensions['upstream'], { status: 200, method: 'POST', path: '/accounts/a' });
+            assert.equal(e.message, 'The upstream’s HTTP 200 answer did not arrive whole within 5000 ms while updating account "a": the request may have taken effect');
+            return true;
+          });
+        });
+      });
+    });
+  });
+
   it('ends a call whose caller leaves during a 502’s stalled body with that 502 at once: no backoff is waited for a retry that cannot go out', async () => {
     // The caller leaves once the 502's headers are in, its body still to come: the 502 is the attempt's answer, a
     // retry would be due, but the call was cancelled before its backoff began, so nothing would end that wait.
@@ -3133,7 +3157,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           await begun.next();
           advance(1_000);
           await assert.rejects(hang, /did not answer/);
-          await assert.rejects(slow, /did not answer/);
+          await assert.rejects(slow, /^The upstream’s HTTP 200 answer did not arrive whole within 1000 ms/);
           assert.equal(client.breakerState, 'open');
         });
       });
