@@ -41,7 +41,7 @@ function string(o: Json, key: string, what: string): string {
  */
 function sendableId(value: string, what: string): string {
   try {
-    refuseUnsendableId(value);
+    refuseUnsendableId(value, false);
   } catch (error) {
     throw new ShapeError(`${what} cannot be sent back as an id: ${(error as Error).message}`);
   }

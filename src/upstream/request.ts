@@ -82,8 +82,10 @@ function pathSegment(id: string): string {
  * (see `pathSegment`). Exported so that a loader can refuse one before keying its cache on it: a token a caller
  * wrote is the key of a per-request cache, and a 1 MB one under a page of 100 accounts was copied into and
  * looked up as 100 keys of 1 MB each before this refused it. The length is checked before any scan of the text.
+ * `fromCaller`: the caller gave it, and may have copied it with a line break around it, which the refusal then
+ * asks; false for one the upstream sent (see parse.ts), whose refusal must not blame the caller.
  */
-export function refuseUnsendableId(id: string): void {
+export function refuseUnsendableId(id: string, fromCaller = true): void {
   if (id === '' || id === '.' || id === '..') {
     // The client sends what it is given without knowing the argument's name: an id or a connect token.
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id or token`);
@@ -97,7 +99,7 @@ export function refuseUnsendableId(id: string): void {
   // A value copied with its line break or a space around it would otherwise cost a request and come back
   // NOT_FOUND, which says nothing of why: no Context.IO id or token holds such a character.
   if (HAS_UNSEEN.test(id)) {
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'An id or token cannot contain a space, a line break, a control or an invisible character: none does (copied with one around it?)');
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id or token cannot contain a space, a line break, a control or an invisible character: none does${fromCaller ? ' (copied with one around it?)' : ''}`);
   }
   assertEncodable(id, 'An id or token');
 }
