@@ -76,6 +76,13 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
       res.socket?.destroy();
       return;
     }
+    // A 204 or 304 has no body (RFC 9110 §15.3.5, §15.4.5): Node leaves it out, and a Content-Length naming it
+    // would have a client wait for bytes that never come (undici reads the connection as broken).
+    if (status === 204 || status === 304) {
+      res.writeHead(status, { ...headers, 'Cache-Control': 'no-store' });
+      res.end();
+      return;
+    }
     res.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
     res.end(text);
   };

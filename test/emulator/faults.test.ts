@@ -172,6 +172,24 @@ describe('faults, request log and in-flight counters', () => {
     assert.deepEqual([res.status, res.body], [202, { queued: true }]);
   });
 
+  test('a 204 or 304 fault answers without a body and without a Content-Length naming one, so the connection serves on', async (t) => {
+    const emu = await emulatorFor(t);
+    for (const status of [204, 304]) {
+      emu.addFault({ path: '/accounts', status, times: 1 });
+      // Two requests on one connection: a Content-Length promising a body that never comes would hold the second.
+      const socket = connect(Number(new URL(emu.origin).port), '127.0.0.1');
+      const request = (close: boolean) => `GET /2.0/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+      socket.write(request(false) + request(true));
+      let received = '';
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      await new Promise((resolve) => socket.on('close', resolve));
+      const [first, second] = received.split(/(?=HTTP\/1\.1 )/);
+      assert.match(first ?? '', new RegExp(`^HTTP/1\\.1 ${status} `), received);
+      assert.doesNotMatch(first ?? '', /content-length/i, received);
+      assert.match(second ?? '', /^HTTP\/1\.1 401 /, received);
+    }
+  });
+
   test('answerAfterMs handles a request when it arrives and holds only its answer', async (t) => {
     const { timer, waiting, fireAll } = manualTimer();
     const emu = await emulatorFor(t, { faultTimer: timer });
