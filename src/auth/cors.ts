@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 /**
  * Request headers a browser frontend may send: the bearer token, the JSON body's type, a request id, Apollo's
  * CSRF-preflight ones, and those common client libraries add by themselves once configured: Apollo Client's
- * client name and version (its `clientAwareness`), W3C Trace Context and Baggage, Sentry's trace. One header
+ * client name and version (its `clientAwareness`), W3C Trace Context and Baggage, Sentry's trace, Datadog RUM's
+ * and New Relic's browser agents' (each sends its own besides, or instead of, Trace Context). One header
  * missing here fails the browser's preflight, and with it every request of that frontend. The gateway reads
  * none of the added ones; allowing them gives a page nothing it could not send without CORS.
  */
@@ -19,6 +20,11 @@ const ALLOWED_HEADERS = [
   'tracestate',
   'baggage',
   'sentry-trace',
+  'x-datadog-trace-id',
+  'x-datadog-parent-id',
+  'x-datadog-origin',
+  'x-datadog-sampling-priority',
+  'newrelic',
 ].join(', ');
 /** How long a browser may reuse a preflight answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600;

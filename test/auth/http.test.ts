@@ -223,10 +223,15 @@ describe('CORS and introspection with auth on', () => {
       'authorization',
       'baggage',
       'content-type',
+      'newrelic',
       'sentry-trace',
       'traceparent',
       'tracestate',
       'x-apollo-operation-name',
+      'x-datadog-origin',
+      'x-datadog-parent-id',
+      'x-datadog-sampling-priority',
+      'x-datadog-trace-id',
       'x-request-id',
     ]);
     // Reused by the browser for 10 minutes, not preflighted again before each request.
