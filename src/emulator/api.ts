@@ -13,7 +13,8 @@ import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { shortened } from '../support/shortened.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
-import { isDomainHint, looksLikeEmail, mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
+import { mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
+import { isDomainHint, looksLikeEmail } from './persistence.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
 

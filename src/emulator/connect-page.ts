@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { leftMidRequest } from '../http/body.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
-import { ConnectTokenError, isDomainHint, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
+import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
+import { isDomainHint } from './persistence.ts';
 
 /**
  * The browser side of the connect flow (`/connect/{token}`, outside `/2.0`, no OAuth): a form where the
@@ -238,9 +239,9 @@ function formPage(
   const [local = '', domain = hint?.slice(1) ?? ''] = email.split('@');
   const value = (name: string, fallback = '') => escapeHtml(values[name] ?? fallback);
   // A refused form comes back focused on the field in error, which a screen reader then reads out with the
-  // problem (role=alert alone is not announced on a page that loads with it). A field it cannot focus (the
-  // token's own address, hidden) leaves the focus on the problem itself.
-  const inError = error?.field === 'email' && fixedEmail ? undefined : error?.field;
+  // problem (role=alert alone is not announced on a page that loads with it). The token's own address, hidden, is
+  // never the one in error: the store and the data file take only one the form accepts.
+  const inError = error?.field;
   const errorMarks = (name: string) => (name === inError ? ' aria-invalid="true" aria-describedby="form-error" autofocus' : '');
   // A required field says so where it is seen; screen readers hear it from `required`, so the mark is hidden
   // from them (the field's name stays its label, "Port", not "Port (required)").

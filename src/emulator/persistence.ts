@@ -280,6 +280,19 @@ function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
+/** A loose check: one `@` with something on each side and no spaces. */
+export function looksLikeEmail(value: string): boolean {
+  return /^[^\s@]+@[^\s@]+$/.test(value);
+}
+
+/**
+ * A connect token's `email` may be only the part from the `@` on (`@gmail.com`, as the API's own signing
+ * example sends): it picks the user's provider, and the connect page still asks for the address.
+ */
+export function isDomainHint(value: string): boolean {
+  return /^@[^\s@]+$/.test(value);
+}
+
 /** A TCP port a source can name: 1–65535 (0 is no port a server listens on). */
 export function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65_535;
@@ -339,6 +352,12 @@ export const FIRST_SOURCE_ALIAS = '0';
  */
 const callbackUrl: Check = (value) =>
   string(value) ?? (isCallbackUrl(value as string) ? undefined : { at: '', why: "must be an absolute URL, http(s) or an app's own scheme, as the API takes one" });
+/**
+ * A connect token's address, as the API takes one: an address or a domain (or none, empty). The connect page shows
+ * any other as the token's mailbox, not to be changed, and refused every form sent with it: the token was of no use.
+ */
+const tokenEmail: Check = (value) =>
+  string(value) ?? (value === '' || looksLikeEmail(value as string) || isDomainHint(value as string) ? undefined : { at: '', why: 'must be an email address or a domain such as @gmail.com, as the API takes one' });
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Counts: whole numbers from 0. */
 const whole = is('a whole number from 0', isCount);
@@ -438,7 +457,7 @@ const ACCOUNT_SNAPSHOT = shaped({
 const TOKEN_RECORD = shaped({
   token: name,
   owner: orNull(string),
-  email: optional(string),
+  email: optional(tokenEmail),
   created: tokenCreated,
   used: time,
   callback_url: callbackUrl,

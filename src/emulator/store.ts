@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isPort, readState, removeStaleTemporaryFiles, tokenRecordProblem, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isDomainHint, isPort, looksLikeEmail, readState, removeStaleTemporaryFiles, tokenRecordProblem, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,
@@ -185,19 +185,6 @@ function newConnectToken(): string {
   let out = '';
   for (let i = 0; i < 16; i++) out += TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)];
   return out;
-}
-
-/** A loose check: one `@` with something on each side and no spaces. */
-export function looksLikeEmail(value: string): boolean {
-  return /^[^\s@]+@[^\s@]+$/.test(value);
-}
-
-/**
- * A connect token's `email` may be only the part from the `@` on (`@gmail.com`, as the API's own signing
- * example sends): it picks the user's provider, and the connect page still asks for the address.
- */
-export function isDomainHint(value: string): boolean {
-  return /^@[^\s@]+$/.test(value);
 }
 
 /**

@@ -473,6 +473,12 @@ describe('the data file as read and written', () => {
       // A callback the API refuses: the connect page sent the browser to javascript:…, and to no URL at all (a relative one) or a 500.
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'javascript:alert(1)' }), /connect token #0 is malformed: callback_url must be an absolute URL, http\(s\) or an app's own scheme/],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: '/connected' }), /connect token #0 is malformed: callback_url must be an absolute URL/],
+      // An address the API refuses: the connect page showed it as the token's mailbox, not to be changed, and refused
+      // every form sent with it ("Enter a valid email address."), so the token could never be used.
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', email: 'nobody' }),
+        /connect token #0 is malformed: email must be an email address or a domain such as @gmail\.com, as the API takes one\)/,
+      ],
       [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0\)/],
       // The record named is the first that holds the token, not merely the first of the file.
       [
