@@ -166,8 +166,13 @@ function isRunning(pid: number): boolean {
   }
 }
 
-/** Reads and validates a data file; `undefined` when it does not exist. */
-export async function readState(file: string): Promise<PersistedState | undefined> {
+/**
+ * Reads and validates a data file; `undefined` when it does not exist. With its state, the version read: a file
+ * written by another process before the start's own write (a second emulator answering a write) is not
+ * overwritten by it either. Taken before the read, a write between the two makes the start refuse, never
+ * overwrite.
+ */
+export async function readState(file: string): Promise<{ state: PersistedState; version: FileVersion } | undefined> {
   const cannotRead = (error: unknown) => new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
   let found: Stats;
   try {
@@ -256,7 +261,7 @@ export async function readState(file: string): Promise<PersistedState | undefine
       fail(`connect token #${i} is used by an account neither in the file nor kept in the token (account_snapshot)`);
     }
   });
-  return data as unknown as PersistedState;
+  return { state: data as unknown as PersistedState, version: versionOf(found) };
 }
 
 /**

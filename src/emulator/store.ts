@@ -261,7 +261,7 @@ export class EmulatorStore {
   private changesSaved = 0;
   /** The loaded data file's fields (its format, version and any others), in its order; its accounts and tokens emptied. */
   private fileFields: Record<string, unknown> = {};
-  /** The data file as this store last wrote it: a file changed since is another process's, not overwritten. */
+  /** The data file as this store last read (at its start) or wrote it: a file changed since is another process's, not overwritten. */
   private savedVersion: FileVersion | undefined;
 
   constructor(options: StoreOptions = {}) {
@@ -279,9 +279,13 @@ export class EmulatorStore {
    */
   static async open(options: StoreOptions = {}): Promise<EmulatorStore> {
     const store = new EmulatorStore(options);
-    const state = options.dataFile ? await readState(options.dataFile) : undefined;
-    if (state) store.load(state);
-    else store.seed(options.seed ?? 'demo');
+    const read = options.dataFile ? await readState(options.dataFile) : undefined;
+    if (read) {
+      store.load(read.state);
+      store.savedVersion = read.version;
+    } else {
+      store.seed(options.seed ?? 'demo');
+    }
     if (options.dataFile) {
       await removeStaleTemporaryFiles(options.dataFile);
       // Written once now, loaded or seeded, and a failure stops the start: a data file that cannot be

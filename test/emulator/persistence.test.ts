@@ -315,6 +315,22 @@ describe('persistence', () => {
     assert.equal((await accountsOnDisk()).length, 4);
   });
 
+  test('a data file another process writes while a start loads it (a second emulator answering a write meanwhile) is not overwritten by the start: the start fails instead', async (t) => {
+    const { dataFile, emu: first } = await emulatorSavingTo(t);
+    assert.equal((await api(first, '/accounts', { form: { email: 'before@example.com' } })).status, 201);
+    // The second has read the file (its stale temporary files are looked for next) when the first answers a write.
+    const readWhileLooking = (readdir: (path: string) => Promise<string[]>) => async (path: string) => {
+      assert.equal((await api(first, '/accounts', { form: { email: 'answered@example.com' } })).status, 201);
+      return readdir(path);
+    };
+    await whileReplacingBuiltin('node:fs/promises', 'readdir', readWhileLooking, () =>
+      // Written over, the file lost the account the first had answered as saved, and the first went on as if it held it.
+      assert.rejects(refusedStart({ seed: 'none', dataFile }), /^Error: Context\.IO emulator: cannot write data file .*state\.json: .* was changed by another process since this emulator last saved it/),
+    );
+    const onDisk = JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]);
+    assert.deepEqual(onDisk.sort(), ['answered@example.com', 'before@example.com']);
+  });
+
   test('a stop with no change left to save loses nothing: it does not fail when it cannot save, and writes over no edit made meanwhile (for the restart that loads it)', async () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
