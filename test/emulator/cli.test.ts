@@ -195,7 +195,7 @@ describe('npm run emulator', () => {
       const run = runCli({ EMULATOR_DATA_FILE: dataFile });
       const [code] = await run.exited;
       assert.equal(code, 1);
-      assert.deepEqual(run.lines, [`Context.IO emulator: data file ${dataFile} is corrupt (not valid JSON); fix or delete it`]);
+      assert.deepEqual(run.lines, [`Context.IO emulator: data file ${dataFile} is corrupt (not valid JSON at line 1, column 3); fix or delete it`]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

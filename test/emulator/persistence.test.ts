@@ -111,7 +111,21 @@ describe('persistence', () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
     await writeFile(dataFile, '{"format":"contextio-emulator","version":1,"accounts":[');
-    await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(not valid JSON\)/);
+    await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(not valid JSON at line 1, column 56, its end\)/);
+    // A file edited by hand is told where its mistake is, as an editor counts (lines from 1, characters of the line
+    // from 1): "not valid JSON" alone left the whole file to search. A comma too many (the } after it), and one
+    // missing (the name after a value holding 😀, one character of two UTF-16 units), on lines ending \r\n:
+    const lines = ['{', '  "format": "contextio-emulator",', '  "version": 1,', '  "accounts": [],', '  "tokens": [],', '}'];
+    await writeFile(dataFile, lines.join('\n'));
+    await assert.rejects(refusedStart({ dataFile }), /is corrupt \(not valid JSON at line 6, column 1\); fix or delete it$/);
+    await writeFile(dataFile, '{"format": "contextio-emulator",\r\n"version": 1,\r\n"note": "😀 é" "accounts": [], "tokens": []}');
+    await assert.rejects(refusedStart({ dataFile }), /is corrupt \(not valid JSON at line 3, column 15\); fix or delete it$/);
+    // Where V8's message quotes the text around the mistake instead of naming its position, none of it is said:
+    // it may be a connect token's, which lets a browser connect a mailbox.
+    await writeFile(dataFile, '{"tokens": [{"token": "sesame1234567890", "owner": nul}]}');
+    const quoted = await refusedStart({ dataFile }).then(() => '', (error: Error) => error.message);
+    assert.match(quoted, /is corrupt \(not valid JSON\); fix or delete it$/);
+    assert.doesNotMatch(quoted, /sesame|nul/, 'no text of the file is quoted');
     await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 1, accounts: [{ id: 5 }], tokens: [] }));
     await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
