@@ -221,7 +221,10 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
   if (!isObject(data) || data.format !== 'contextio-emulator' || data.version !== 1) {
     return fail('not an emulator state file of version 1');
   }
-  if (!Array.isArray(data.accounts) || !Array.isArray(data.tokens)) return fail('accounts or tokens missing');
+  if (!Array.isArray(data.accounts) || !Array.isArray(data.tokens)) {
+    const list = Array.isArray(data.accounts) ? 'tokens' : 'accounts';
+    return fail(data[list] === undefined ? `${list} missing` : `${list} must be a list`);
+  }
   // Every field the API renders is checked: a record missing one would be served in a shape the API never
   // has, or fail a request with a 500 long after the start.
   const accountIds = new Set<string>();

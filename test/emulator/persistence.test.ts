@@ -130,6 +130,11 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
     await assert.rejects(refusedStart({ dataFile }), /corrupt/);
+    // Which list, and why: one there but no list was said to be missing.
+    await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 1, accounts: {}, tokens: [] }));
+    await assert.rejects(refusedStart({ dataFile }), /is corrupt \(accounts must be a list\); fix or delete it$/);
+    await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 1, accounts: [] }));
+    await assert.rejects(refusedStart({ dataFile }), /is corrupt \(tokens missing\); fix or delete it$/);
     // One of a later version is no corrupt file to delete: an older emulator cannot read it.
     await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 2, accounts: [], tokens: [] }));
     const newer = await refusedStart({ dataFile }).then(() => undefined, (error: Error) => error.message);
