@@ -174,6 +174,8 @@ function isRunning(pid: number): boolean {
  */
 export async function readState(file: string): Promise<{ state: PersistedState; version: FileVersion } | undefined> {
   const cannotRead = (error: unknown) => new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
+  // Not there yet, such a path was taken for a file's: its folders made, then the write failed on `state.json/.<pid>.tmp`.
+  if (file.endsWith(sep) || ['.', '..'].includes(basename(file))) throw new Error(`Context.IO emulator: data file ${file} names a folder: set EMULATOR_DATA_FILE to a file's path`);
   let found: Stats;
   try {
     found = await stat(file);

@@ -155,6 +155,12 @@ describe('persistence', () => {
     }
     // And /dev/null, read, is an empty file: corrupt, it said, "fix or delete it".
     await assert.rejects(refusedStart({ dataFile: '/dev/null' }), /data file \/dev\/null is not a file/);
+    // A path that names a folder however the disk stands: the start made the folders before it, then failed to
+    // open "state.json/.<pid>.tmp" (ENOENT), a line that said nothing of the path's mistake.
+    for (const folder of ['state.json/', '.', '..'].map((name) => `${dir}/made/${name}`)) {
+      await assert.rejects(refusedStart({ dataFile: folder }), new RegExp(`^Error: Context\\.IO emulator: data file ${folder.replaceAll('.', '\\.')} names a folder: set EMULATOR_DATA_FILE to a file's path$`), folder);
+    }
+    assert.deepEqual(await readdir(dir), ['state.json'], 'no folder made');
   });
 
   test('a data file that cannot be written fails start-up, instead of keeping the state in memory only', async () => {
