@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Stats } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { jsonText } from '../support/json-text.ts';
@@ -36,7 +36,7 @@ const versionOf = (s: Stats): FileVersion => ({ dev: s.dev, ino: s.ino, size: s.
  * Writes to a temporary file beside the target, flushed to the disk, and renames it over, so neither a crash
  * nor a power cut leaves half a file (or, on some file systems, an empty one after the rename). A symbolic
  * link is followed, so the state goes where the link points and the link stays; the file keeps its
- * permissions. Resolves to the version written.
+ * permissions, and its owner where the writer may keep it. Resolves to the version written.
  *
  * With `expected` (the version this process last wrote), a file that is no longer that version is not
  * overwritten: another process wrote it since (a second emulator given the same data file, whose state
@@ -65,6 +65,10 @@ export async function writeAtomically(file: string, contents: string, expected?:
     }
     // The process's umask may have narrowed the mode asked for at creation.
     if (mode !== undefined) await chmod(tmp, mode);
+    // And its owner and group: run as root (sudo, for port 80), a save gave the user's file to root, and the user's
+    // next start could not read it (0600). Only root may give a file away: refused, the file is the writer's, as a
+    // new one is.
+    if (current) await chown(tmp, current.uid, current.gid).catch(() => undefined);
     await rename(tmp, target);
   } catch (error) {
     await unlink(tmp).catch(() => undefined);

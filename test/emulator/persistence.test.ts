@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -720,6 +720,20 @@ describe('the data file as read and written', () => {
     assert.ok((await lstat(link)).isSymbolicLink(), 'the link was replaced by a file');
     assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts.length, 2, 'the state went where the link points');
     assert.equal((await stat(dataFile)).mode & 0o777, 0o600);
+  });
+
+  // Only root can give a file to another user: run so (sudo npm run emulator, to listen on port 80), the save replaced
+  // the user's file with root's, which the user's next start, as that user, could not read (mode 0600) nor write.
+  test('a file keeps its owner and group when the emulator runs as another user who can keep them (root)', { skip: process.getuid?.() !== 0 && 'not run as root' }, async () => {
+    const { dataFile } = await savedState();
+    await chown(dataFile, 4321, 8765);
+    await chmod(dataFile, 0o600);
+    const emu = await startEmulator({ dataFile });
+    await api(emu, '/accounts', { form: { email: 'second@example.com' } });
+    await emu.close();
+    const saved = await stat(dataFile);
+    assert.equal(JSON.parse(await readFile(dataFile, 'utf8')).accounts.length, 2, 'saved');
+    assert.deepEqual([saved.uid, saved.gid, saved.mode & 0o777], [4321, 8765, 0o600]);
   });
 
   test('a file keeps a mode wider than the umask, and a failed write leaves no temporary file', async () => {
