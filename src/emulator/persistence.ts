@@ -45,6 +45,22 @@ const versionOf = (s: Stats): FileVersion => ({ dev: s.dev, ino: s.ino, size: s.
  */
 export async function writeAtomically(file: string, contents: string, expected?: FileVersion): Promise<FileVersion> {
   const target = await linkTarget(file);
+  // One save at a time to a file in this process, whichever emulator makes it: they share the temporary file's
+  // name (the pid's), and two at once tore the file (the one renamed second had written into the other's). One
+  // after the other, the second is refused by the check below.
+  const save = (saving.get(target) ?? Promise.resolve()).catch(() => undefined).then(() => saveTo(file, target, contents, expected));
+  saving.set(target, save);
+  try {
+    return await save;
+  } finally {
+    if (saving.get(target) === save) saving.delete(target);
+  }
+}
+
+/** The save under way to each file (its target, links followed) in this process. */
+const saving = new Map<string, Promise<FileVersion>>();
+
+async function saveTo(file: string, target: string, contents: string, expected: FileVersion | undefined): Promise<FileVersion> {
   const dir = dirname(target);
   await makeDirectory(dir);
   const current = await stat(target).catch(() => undefined);
@@ -52,7 +68,7 @@ export async function writeAtomically(file: string, contents: string, expected?:
     throw new Error(`${file} was changed by another process since this emulator last saved it (another emulator with the same data file?): not overwritten, so that its changes are kept; restart this emulator to load them`);
   }
   const mode = current && current.mode & 0o7777;
-  // Per process: its saves are chained, never concurrent (store.ts).
+  // Per process and file: its saves are chained, never concurrent (above).
   const tmp = `${target}.${process.pid}.tmp`;
   try {
     // A new file gets what writeFile would give it: 0666 less the umask.

@@ -356,6 +356,55 @@ describe('persistence', () => {
     assert.deepEqual(onDisk.sort(), ['answered@example.com', 'before@example.com']);
   });
 
+  test('two emulators of one process saving one file at once never leave it torn: their saves, which share a temporary file, are made one after the other', async (t) => {
+    const { dataFile, emu: first } = await emulatorSavingTo(t);
+    const { id } = first.store.createAccount({ email: 'before@example.com', first_name: 'A name long enough to be missed' });
+    await first.store.flush();
+    // The first's next save is held once its temporary file is open, while the second starts on the file.
+    let opens = 0;
+    const firstOpened = deferred();
+    const secondOpened = deferred();
+    const resume = deferred();
+    const holdFirst = (open: (...args: unknown[]) => Promise<unknown>) => async (...args: unknown[]) => {
+      const handle = await open(...args);
+      if (String(args[0]).endsWith('.tmp')) {
+        opens += 1;
+        if (opens === 1) {
+          firstOpened.resolve();
+          await resume.promise;
+        } else {
+          secondOpened.resolve();
+        }
+      }
+      return handle;
+    };
+    await whileReplacingBuiltin('node:fs/promises', 'open', holdFirst, async () => {
+      try {
+        // Shorter than the file: written into the second's file (renamed by the second meanwhile), it left the end of
+        // the second's JSON after its own.
+        const deleted = api(first, `/accounts/${id}`, { method: 'DELETE' });
+        await firstOpened.promise;
+        const second = startEmulator({ seed: 'none', dataFile });
+        second.then((emu) => t.after(() => emu.close().catch(() => undefined)), () => undefined);
+        // The first released once the second has opened the temporary file too (saves made at once), or has had 100
+        // turns of the event loop to (saves made one after the other: it waits for the first's).
+        let turns = 0;
+        const waited = async () => {
+          while (turns++ < 100) await new Promise((resolve) => setImmediate(resolve));
+        };
+        await Promise.race([secondOpened.promise, waited()]);
+        resume.resolve();
+        await deleted;
+        // Waiting, the second finds the file saved since it read it: refused, as a second emulator is.
+        await second.catch(() => undefined);
+      } finally {
+        resume.resolve();
+      }
+    });
+    const accounts = JSON.parse(await readFile(dataFile, 'utf8')).accounts;
+    assert.ok(Array.isArray(accounts), "the file is whole: one emulator's state or the other's");
+  });
+
   test('a stop with no change left to save loses nothing: it does not fail when it cannot save, and writes over no edit made meanwhile (for the restart that loads it)', async () => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
