@@ -964,9 +964,11 @@ export function errorsOf(response: GraphQLResponse): string[] {
  *   P3. Query.connectTokens(first, after) makes one request, GET /connect_tokens (the upstream has no paging
  *       for this list: the gateway fetches it once and pages over it). An edge's cursor is passed "to continue
  *       after this token": the page starts just after that token in the list as it is now; hasNextPage: tokens
- *       follow the page. Where the page starts when that token is gone meanwhile no document says (see the test).
+ *       follow the page. Once that token is gone meanwhile, the page starts at the first token created in its
+ *       second or later (the list is oldest first; connectTokens' description): those of its second already shown
+ *       come again, none is skipped.
  *   P4. endCursor is the last edge's cursor, startCursor the first's, both null on an empty page; hasPreviousPage
- *       says the page was asked for with `after`.
+ *       says the page was asked for with `after` and starts past the list's first item (PageInfo's description).
  *   P5. A cursor is good only for the list and filter that wrote it: on another, BAD_USER_INPUT naming `after`,
  *       before (so without) any upstream request.
  */
