@@ -265,15 +265,27 @@ export class Generator {
     if (kind === 'connectToken') return this.#field(keys, 'connectToken', [this.#arg('token', this.#token(), 'ID!')], 'ConnectToken', 3);
     const first = 1 + this.random.int(this.#pages.largestFirst ?? (kind === 'accounts' ? 8 : 10));
     const args = this.#omitsFirst() ? [] : [this.#arg('first', first, 'Int')];
-    if (kind === 'accounts' && this.random.chance(0.15)) {
-      const email = this.random.chance(0.8) ? this.random.pick(this.random.pick(this.world.accounts).email_addresses) : 'nobody@example.com';
-      args.push({ name: 'filter', value: email, type: 'String' });
-    }
+    if (kind === 'accounts' && this.random.chance(0.15)) args.push(this.#emailFilter());
     return this.#field(keys, kind, args, kind === 'accounts' ? 'AccountConnection' : 'ConnectTokenConnection', 2);
   }
 
-  /** `field` again under a new alias, with the same arguments or new ones of the same kind, and a selection of its own. */
+  /** An `accounts` filter by an address: mostly one of the world's, now and then one no account has. */
+  #emailFilter(): Arg {
+    const email = this.random.chance(0.8) ? this.random.pick(this.random.pick(this.world.accounts).email_addresses) : 'nobody@example.com';
+    return { name: 'filter', value: email, type: 'String' };
+  }
+
+  /**
+   * `field` again under a new alias, with the same arguments or new ones of the same kind, and a selection of its
+   * own. An `accounts` page now and then has the same `first` under another filter (or none): a request that
+   * differs from the other's by its filter alone, which must not be answered from the other's page.
+   */
   #again(field: Field, keys: Set<string>): Field {
+    if (field.name === 'accounts' && this.random.chance(0.4)) {
+      const filtered = field.args.some((a) => a.name === 'filter');
+      const args = [...field.args.filter((a) => a.name !== 'filter'), ...(filtered && this.random.chance(0.5) ? [] : [this.#emailFilter()])];
+      return this.#field(keys, field.name, args, field.type!, 2, true);
+    }
     const args = field.args.map((a) => {
       if (this.random.chance(0.5)) return a;
       if (a.name === 'id') return this.#arg('id', this.#accountId(), 'ID!');
