@@ -62,9 +62,11 @@ type Behaviour =
   | { kind: 'normal' }
   /** An answer of an upstream that looks down: a proxy's 502, 504 or 503 (not the API's own body). */
   | { kind: 'down'; status: 502 | 504 | 503 }
-  | { kind: '429'; retryAfter: string };
+  | { kind: '429'; retryAfter: string }
+  /** A 200 in a coding the gateway does not read: the upstream answering (docs/configuration.md, BREAKER_FAILURE_THRESHOLD), not retried. */
+  | { kind: 'unread' };
 
-const describeBehaviour = (b: Behaviour) => (b.kind === 'normal' ? 'normal' : b.kind === 'down' ? `${b.status}` : `429 Retry-After: ${b.retryAfter}`);
+const describeBehaviour = (b: Behaviour) => (b.kind === 'normal' ? 'normal' : b.kind === 'down' ? `${b.status}` : b.kind === 'unread' ? '200 in an unknown coding' : `429 Retry-After: ${b.retryAfter}`);
 
 interface Field {
   alias: string;
@@ -177,6 +179,8 @@ async function answerOf(emulator: Emulator, b: Behaviour, req: IncomingMessage, 
         },
         body: Buffer.from('{"type":"error","value":"rate limited"}'),
       };
+    case 'unread':
+      return { status: 200, headers: { 'content-type': 'application/json', 'content-encoding': 'x-unheard-of' }, body: Buffer.from('{}') };
   }
 }
 
@@ -640,9 +644,14 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
     let failures = 0;
     /** On the client's clock (`performance.now()`), when it last opened. */
     let openedAt = 0;
+    /**
+     * A 200 unread set the count back to 0 since the circuit last opened, and no success since: the next opening is
+     * counted from it (a breaker that took the 200 for no answer at all would open sooner).
+     */
+    let countedFromUnread = false;
     const history: string[] = [`threshold ${threshold}, cooldown ${COOLDOWN_MS} ms`];
     /** What the history must show the run went through: opened, refused while open, half-open trials either way. */
-    const MODEL_STATES = ['now open', 'open, ', 'trial normal, now closed', 'trial down, now open'];
+    const MODEL_STATES = ['now open', 'open, ', 'trial normal, now closed', 'trial down, now open', 'opened counting from a 200 unread'];
     try {
       await cases(
         'circuit breaker',
@@ -665,12 +674,19 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
                 }
               : { kind: 'normal' },
           );
+          // After a 200 unread set the count back, mostly failures only: the circuit opens counting from it.
+          if (state === 'closed' && countedFromUnread && caseRandom.chance(0.7)) behaviours = behaviours.map((b) => (b.kind === 'down' ? b : { kind: 'down', status: 502 }));
           // A closed circuit opened by an operation's last failing call only: the calls that failed before it all
           // ended (one still out when it opens would have its retry refused, at a moment the model cannot know).
           if (state === 'closed' && behaviours.every((b) => b.kind === 'down') && failures + fields.length > threshold) {
             fields = fields.slice(0, threshold - failures);
             behaviours = behaviours.slice(0, fields.length);
           }
+          // Alone in its operation (which of its siblings' answers came first would decide whether theirs counted),
+          // a call answered a 200 it cannot read: the upstream answering, which sets the count back to 0 and closes a
+          // half-open circuit, as a success does.
+          if (fields.length === 1 && !halfOpen && caseRandom.chance(countedFromUnread ? 0 : failures > 0 ? 0.5 : 0.1)) behaviours = [{ kind: 'unread' }];
+          else if (fields.length === 1 && halfOpen && caseRandom.chance(0.2)) behaviours = [{ kind: 'unread' }];
           // Half-open, the trial is whichever call asks first: all of the operation's calls behave alike.
           if (halfOpen) behaviours = behaviours.map(() => behaviours[0]!);
           const requestId = `breaker-${index}`;
@@ -710,6 +726,12 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
             });
           };
           const served = (field: Field) => assert.equal((answer.data?.[field.alias] as Record<string, unknown>)?.['id'], field.path.split('/')[2], `${field.alias}'s id`);
+          const unread = (field: Field) => {
+            assert.equal(answer.data?.[field.alias], null, `${field.alias}: null`);
+            checkError(answer, [field.alias], 'GET', field.path, { code: 'UPSTREAM_ERROR', status: 200 });
+          };
+          /** The upstream answered (a success, or a 200 it could not use): no failure. */
+          const answered = (b: Behaviour) => b.kind === 'normal' || b.kind === 'unread';
           if (state === 'open' && !halfOpen) {
             // Open: every call fails at once, none sent.
             assert.deepEqual(received, [], 'no request while the circuit is open');
@@ -724,8 +746,8 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
             assert.equal(line['breakerRefusals'] ?? 0, fields.length - 1, 'breakerRefusals');
             for (const field of fields) if (field !== trial) refusedByBreaker(field);
             const b = behaviours[0]!;
-            if (b.kind === 'normal') {
-              served(trial);
+            if (answered(b)) {
+              (b.kind === 'normal' ? served : unread)(trial);
               assert.equal(received.length, 1, 'the trial sent once');
               state = 'closed';
               failures = 0;
@@ -737,21 +759,26 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
               state = 'open';
               openedAt = performance.now();
             }
-            history.push(`${index}: half-open, trial ${b.kind}, now ${state}`);
+            history.push(`${index}: half-open, trial ${b.kind === 'unread' ? 'answered unread' : b.kind}, now ${state}`);
           } else {
             // Closed: each call as the retry policy says; the failures count, unless a sibling succeeded.
-            const expected = fields.flatMap((f, i) => Array.from({ length: behaviours[i]!.kind === 'normal' ? 1 : MAX_ATTEMPTS }, () => `${requestId} GET ${f.path}`));
+            const expected = fields.flatMap((f, i) => Array.from({ length: answered(behaviours[i]!) ? 1 : MAX_ATTEMPTS }, () => `${requestId} GET ${f.path}`));
             assert.deepEqual([...received].sort(), expected.sort(), 'the requests received');
             assert.equal(line['breakerRefusals'], undefined, 'breakerRefusals');
-            fields.forEach((field, i) => (behaviours[i]!.kind === 'normal' ? served(field) : downFailure(field, behaviours[i]!)));
-            if (healthy.length > 0) failures = 0;
+            fields.forEach((field, i) => (behaviours[i]!.kind === 'normal' ? served(field) : behaviours[i]!.kind === 'unread' ? unread(field) : downFailure(field, behaviours[i]!)));
+            const unreadCount = behaviours.filter((b) => b.kind === 'unread').length;
+            if (healthy.length > 0) countedFromUnread = false;
+            else if (unreadCount > 0 && failures > 0) countedFromUnread = true;
+            if (behaviours.some(answered)) failures = 0;
             else failures += fields.length;
-            if (failures >= threshold) {
+            const opening = failures >= threshold;
+            if (opening) {
               state = 'open';
               openedAt = performance.now();
               failures = 0;
             }
-            history.push(`${index}: closed, ${healthy.length} served, ${fields.length - healthy.length} down, now ${state} (${failures})`);
+            history.push(`${index}: closed, ${healthy.length} served, ${unreadCount} unread, ${fields.length - healthy.length - unreadCount} down, now ${state} (${failures})${opening && countedFromUnread ? ', opened counting from a 200 unread' : ''}`);
+            if (opening) countedFromUnread = false;
           }
           assert.equal(line['upstreamRequests'], received.length, 'upstreamRequests');
         },
