@@ -193,6 +193,18 @@ function drawPagedList(random: Random): PagedList {
   return { list: 'accounts', filter };
 }
 
+/** `filter` with one of its values changed, added or left out (the same filter now and then: drawn again then). */
+function nearFilter(random: Random, filter: PagingFilter): PagedList {
+  const near = { ...filter };
+  const given = (['email', 'status', 'statusOk'] as const).filter((k) => filter[k] !== undefined);
+  // Mostly one of its own values: a cursor must not continue a list whose filter differs by one value alone.
+  const which = given.length > 0 && random.chance(0.7) ? random.pick(given) : random.pick(['email', 'status', 'statusOk'] as const);
+  if (which === 'email') near.email = random.chance(0.25) ? undefined : random.pick([...SHARED_ADDRESSES, 'nobody@example.com']);
+  if (which === 'status') near.status = random.chance(0.25) ? undefined : random.pick(UPSTREAM_STATUSES);
+  if (which === 'statusOk') near.statusOk = random.chance(0.25) ? undefined : !filter.statusOk;
+  return { list: 'accounts', filter: Object.fromEntries(Object.entries(near).filter(([, v]) => v !== undefined)) };
+}
+
 /** A page size: mostly the walk's style (small pages, or any), now and then one at the list's end or leaving 100 of it, or 100. */
 function drawFirst(random: Random, style: 'small' | 'any', remaining: number): number {
   if (remaining === 100 && random.chance(0.6)) return 100; // a full last page: hasNextPage all the same (P2)
@@ -282,9 +294,12 @@ describe('random paging: pages walked with cursors, the upstream requests and pa
     return { connection, meanings, listLength: list.length };
   }
 
-  /** P5: `cursor` (of `meaning.paged`) on another list or filter is refused, with no upstream request. */
+  /**
+   * P5: `cursor` (of `meaning.paged`) on another list or filter is refused, with no upstream request. Half the
+   * the time and more on the nearest other: the same filter with one of its values changed, added or left out.
+   */
   async function refusedElsewhere(random: Random, cursor: string, meaning: CursorMeaning, steps: string[]): Promise<void> {
-    let other = drawPagedList(random);
+    let other = meaning.paged.list === 'accounts' && random.chance(0.7) ? nearFilter(random, meaning.paged.filter) : drawPagedList(random);
     while (pagedListKey(other) === pagedListKey(meaning.paged)) other = drawPagedList(random);
     const response = await ask(other, 1 + random.int(100), cursor, steps);
     assert.deepEqual(await requestsMade(), [], 'no upstream request for a cursor of another list');
@@ -356,7 +371,7 @@ describe('random paging: pages walked with cursors, the upstream requests and pa
           steps.push(`aside: the page after edge ${i}`);
           await checkedPage(paged, 1 + random.int(100), { cursor: connection.edges[i]!.cursor, meaning: meanings[i]! }, steps);
         }
-        if (connection.edges.length > 0 && random.chance(0.2)) {
+        if (connection.edges.length > 0 && random.chance(0.3)) {
           const i = random.int(connection.edges.length);
           steps.push(`aside: edge ${i}'s cursor on another list`);
           await refusedElsewhere(random, connection.edges[i]!.cursor, meanings[i]!, steps);
