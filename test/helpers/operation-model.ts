@@ -266,6 +266,8 @@ export class Generator {
     const first = 1 + this.random.int(this.#pages.largestFirst ?? (kind === 'accounts' ? 8 : 10));
     const args = this.#omitsFirst() ? [] : [this.#arg('first', first, 'Int')];
     if (kind === 'accounts' && this.random.chance(0.15)) args.push(this.#emailFilter());
+    // Now and then by a source status: a page that shows its accounts with those sources only (R4).
+    else if (kind === 'accounts' && this.random.chance(0.35)) args.push({ name: 'filter', value: this.random.pick(STATUSES), type: 'Input' });
     return this.#field(keys, kind, args, kind === 'accounts' ? 'AccountConnection' : 'ConnectTokenConnection', 2);
   }
 
@@ -414,7 +416,7 @@ export function render(fields: Field[], variables: Array<{ name: string; type: s
   const fragments = new Map<string, string>(); // definition body → name, so an identical one is spread again
   const definitions: string[] = [];
   const argText = (a: Arg): string => {
-    if (a.name === 'filter') return `filter: { email: ${JSON.stringify(a.value)} }`;
+    if (a.name === 'filter') return a.type === 'Input' ? `filter: { status: ${a.value} }` : `filter: { email: ${JSON.stringify(a.value)} }`;
     if (a.type === 'Input') return `${a.name}: ${a.value}`;
     return `${a.name}: ${a.variable ? `$${a.variable}` : JSON.stringify(a.value)}`;
   };
@@ -648,13 +650,19 @@ export class Expecter {
       case 'accounts': {
         if (!this.access.admin) return this.#error([f.key], 'FORBIDDEN'); // A1
         const first = pageSizeOf(f);
-        const email = arg('filter') as string | undefined;
-        const resource = accountsPageRequest(first, 0, { email }); // P1
+        const filter = f.args.find((a) => a.name === 'filter');
+        const status = filter?.type === 'Input' ? String(filter.value) : undefined;
+        const email = status === undefined ? (filter?.value as string | undefined) : undefined;
+        const resource = accountsPageRequest(first, 0, { email, status }); // P1
         this.#need(resource, at);
-        const all = this.world.accounts.filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase()));
-        this.#prime(resource, all.slice(0, accountsPageLimit(first)).map((a) => `account:${a.id}`));
+        const all = this.world.accounts
+          .filter((a) => email === undefined || a.email_addresses.some((e) => e.toLowerCase() === email.toLowerCase()))
+          .filter((a) => status === undefined || a.sources.some((s) => s.status === status))
+          .map((a) => (status === undefined ? a : { ...a, sources: a.sources.filter((s) => s.status === status) }));
+        // R4: a page filtered by source status primes nothing: its accounts show only some of their sources.
+        if (status === undefined) this.#prime(resource, all.slice(0, accountsPageLimit(first)).map((a) => `account:${a.id}`));
         const next = this.#answered(resource, at, 'list');
-        const page = pageAt({ list: 'accounts', filter: { email } }, all, 0, first); // P2
+        const page = pageAt({ list: 'accounts', filter: { email, status } }, all, 0, first); // P2
         return this.#connection(f, page.items, page.hasNextPage, [f.key], (a, sel, path) => this.#account(a, sel, path, next));
       }
       case 'connectToken': {
