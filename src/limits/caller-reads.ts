@@ -19,7 +19,6 @@ export class CallerReadBudget {
   /** Each caller's reads left and when that was counted; one whose bucket has filled up again is forgotten. */
   readonly #callers: PerCaller<Bucket>;
   readonly #now: () => number;
-  readonly #perMs: number;
 
   /** `now`: ms on a clock that does not jump (the system clock may be set back). */
   constructor(
@@ -27,7 +26,6 @@ export class CallerReadBudget {
     now: () => number = () => performance.now(),
   ) {
     this.#now = now;
-    this.#perMs = perHour / HOUR_MS;
     this.#callers = new PerCaller(
       (at): Bucket => ({ left: perHour, at }),
       (bucket, at) => {
@@ -45,7 +43,7 @@ export class CallerReadBudget {
     const now = this.#now();
     const bucket = this.#callers.of(caller, now);
     this.#refill(bucket, now);
-    if (bucket.left < 1) throw this.#refusal((1 - bucket.left) / this.#perMs);
+    if (bucket.left < 1) throw this.#refusal(((1 - bucket.left) * HOUR_MS) / this.perHour);
     bucket.left -= 1;
     return () => {
       this.#refill(bucket, this.#now());
@@ -59,7 +57,9 @@ export class CallerReadBudget {
   }
 
   #refill(bucket: Bucket, now: number): void {
-    bucket.left = Math.min(this.perHour, bucket.left + (now - bucket.at) * this.#perMs);
+    // Multiplied before it is divided: through a rate per ms (1 / 3,600,000, inexact), a budget of 1, 2, 4 … told
+    // its caller a second too many (3601 s), and waited out exactly, the hour gave back 0.9999999999999999 reads.
+    bucket.left = Math.min(this.perHour, bucket.left + ((now - bucket.at) * this.perHour) / HOUR_MS);
     bucket.at = now;
   }
 

@@ -70,6 +70,18 @@ describe('CallerReadBudget', () => {
     retryAfterOf(() => fresh.take('carol'));
   });
 
+  it('tells a drained caller the wait to the second, and lets it read once it has waited that long', () => {
+    // Budgets whose read comes back each 3600 / perHour s, a whole number: through an inexact rate per ms, those
+    // of 1, 2, 4 … were told a second too many, and an hour later had not quite regained their read.
+    for (const perHour of [1, 2, 4, 16, 60, 1_000]) {
+      const { clock, budget } = budgetAt(perHour);
+      for (let i = 0; i < perHour; i += 1) budget.take('alice');
+      assert.equal(retryAfterOf(() => budget.take('alice')), Math.ceil(3600 / perHour), `${perHour} an hour`);
+      clock.now = (60 * MINUTE) / perHour;
+      budget.take('alice');
+    }
+  });
+
   it('forgets the callers whose budget has filled up again, so memory follows the callers of the last hour', () => {
     const { clock, budget } = budgetAt(60);
     for (let i = 0; i < 1_000; i += 1) budget.take(`caller-${i}`);
