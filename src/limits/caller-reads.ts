@@ -68,7 +68,7 @@ export class CallerReadBudget {
     const retryAfter = retryAfterSeconds(waitMs);
     return gatewayError(
       ErrorCode.RATE_LIMITED,
-      `The caller has made the ${this.perHour} upstream reads it may make in an hour (CALLER_READS_PER_HOUR); the next may be made in ${retryAfter} s`,
+      `The caller has made the ${this.perHour} upstream ${this.perHour === 1 ? 'read' : 'reads'} it may make in an hour (CALLER_READS_PER_HOUR); the next may be made in ${retryAfter} s`,
       undefined,
       { limit: 'CALLER_READS_PER_HOUR', maximum: this.perHour, retryAfter },
     );

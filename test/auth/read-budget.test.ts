@@ -16,7 +16,7 @@ function assertReadRefused(response: GqlResponse, maximum: number): void {
     assert.deepEqual({ code, limit, max: error.extensions!['maximum'], upstream }, { code: 'RATE_LIMITED', limit: 'CALLER_READS_PER_HOUR', max: maximum, upstream: undefined });
     // A bucket of `maximum` refilled at `maximum` an hour: one read comes back every 3600 / maximum s.
     assert.ok(typeof retryAfter === 'number' && retryAfter >= 1 && retryAfter <= Math.ceil(3600 / maximum), String(retryAfter));
-    assert.match(error.message, new RegExp(`^The caller has made the ${maximum} upstream reads it may make in an hour \\(CALLER_READS_PER_HOUR\\); the next may be made in ${retryAfter} s$`));
+    assert.match(error.message, new RegExp(`^The caller has made the ${maximum} upstream ${maximum === 1 ? 'read' : 'reads'} it may make in an hour \\(CALLER_READS_PER_HOUR\\); the next may be made in ${retryAfter} s$`));
   }
 }
 

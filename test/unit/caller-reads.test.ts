@@ -82,6 +82,18 @@ describe('CallerReadBudget', () => {
     }
   });
 
+  it('says a budget of one read in the singular, as the budget of writes says one write', () => {
+    const { budget } = budgetAt(1);
+    budget.take('alice');
+    try {
+      budget.take('alice');
+      assert.fail('the read was not refused');
+    } catch (error) {
+      assert.ok(error instanceof GraphQLError, `a GraphQLError, not ${String(error)}`);
+      assert.match(error.message, /^The caller has made the 1 upstream read it may make in an hour \(CALLER_READS_PER_HOUR\); the next may be made in \d+ s$/);
+    }
+  });
+
   it('forgets the callers whose budget has filled up again, so memory follows the callers of the last hour', () => {
     const { clock, budget } = budgetAt(60);
     for (let i = 0; i < 1_000; i += 1) budget.take(`caller-${i}`);
