@@ -202,14 +202,15 @@ export function answeredFor(answered: string, asked: string, what: string): void
 }
 
 /**
- * Checks that a connect token listed or looked up under an account belongs to it: a used one names the
+ * Checks that a connect token listed or looked up under an account belongs to it (`place`: where in a list, said
+ * first, as a list item's other faults are: `response[3]: `): a used one names the
  * account its flow added a source to, which must be that account. The token's account is served to whoever
  * may see the account it was listed under (knowing a token is the capability to read its account), so one
  * naming another account would serve that account's addresses and sources to a caller who may not see it.
  */
-export function tokenOf(found: UpstreamConnectToken, accountId: string): void {
+export function tokenOf(found: UpstreamConnectToken, accountId: string, place = ''): void {
   if (found.account && !sameId(found.account.id, accountId)) {
-    throw new ShapeError('the upstream answered with a connect token of another account than the one asked for');
+    throw new ShapeError(`${place}the upstream answered with a connect token of another account than the one asked for`);
   }
 }
 

@@ -111,12 +111,13 @@ describe('upstream failures map to the contract’s codes', () => {
     const list = `query ($id: ID!) { account(id: $id) { connectTokens { token account { emailAddresses } } } }`;
     const lookup = `query ($id: ID!) { account(id: $id) { connectToken(token: "usedT0ken") { token account { emailAddresses } } } }`;
 
-    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens`, method: 'GET', body: [usedBy(other.id)] });
+    // In a list, after one of its own: named by its place, as a list item's other faults are.
+    stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens`, method: 'GET', body: [{ ...usedBy(id), token: 'ownT0ken' }, usedBy(other.id)] });
     stack.emulator.addFault({ path: `/accounts/${id}/connect_tokens/usedT0ken`, method: 'GET', body: usedBy(other.id) });
-    for (const query of [list, lookup]) {
+    for (const [query, place] of [[list, 'response\\[1\\]: '], [lookup, '']] as const) {
       const res = await stack.gql(query, { id });
       assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
-      assert.match(res.body.errors![0]!.message, /connect token of another account than the one asked for/);
+      assert.match(res.body.errors![0]!.message, new RegExp(`: ${place}the upstream answered with a connect token of another account than the one asked for`));
       assert.equal(JSON.stringify(res.body).includes(other.id), false);
     }
 
