@@ -138,6 +138,8 @@ describe('upstream failures map to the contract’s codes', () => {
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 200 });
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
     assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
+    // The API's error body under a 200, said as such, not as the first field it lacks; its words not shown.
+    assert.equal(res.body.errors![0]!.message, `The upstream answered with an unexpected body while reading account "${id}": the body is the API's error shape ({"type": "error", …}) under HTTP 200`);
   });
 
   it('stops reading an answer past 32 MiB: UPSTREAM_ERROR that says so, one request, no retry', async () => {
