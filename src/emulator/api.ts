@@ -7,7 +7,7 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from '../upstream/types.ts';
-import { HttpError, firstValues, isFormBody, readBody, sendError, sendJson, type RequestTarget } from './http.ts';
+import { HttpError, firstValues, isFormBody, readBody, safelyDecoded, sendError, sendJson, type RequestTarget } from './http.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { shortened } from '../support/shortened.ts';
@@ -115,15 +115,6 @@ function requestForLog(method: string, path: string): string {
     if (safelyDecoded(segments[i]!) === 'connect_tokens' && segments[i + 1] !== '') segments[i + 1] = '{token}';
   }
   return `${method} /2.0${shortened(segments.join('/'), 200)}`;
-}
-
-/** A path segment decoded, or as it is when its escapes do not decode. */
-function safelyDecoded(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }
 
 /** Raw path to decoded segments; a trailing slash is tolerated. */

@@ -237,3 +237,12 @@ export function hostFilter(boundAddress: string, allowed: readonly string[] | un
 function hostName(host: string): string {
   return canonicalHost(hostnameOf(host));
 }
+
+/** A percent-encoded URL part (a path segment, a URL's user or password) decoded, or as it is when its escapes do not decode. */
+export function safelyDecoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

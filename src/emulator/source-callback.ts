@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { BlockList, isIP } from 'node:net';
 import { Agent, fetch } from 'undici';
 import { asError, failureReason } from '../support/failure-reason.ts';
+import { safelyDecoded } from './http.ts';
 import type { ConnectResult } from './store.ts';
 
 /**
@@ -64,13 +65,21 @@ export class SourceCallbacks {
    */
   async post(target: string, body: URLSearchParams, signal: AbortSignal): Promise<void> {
     const url = new URL(target);
+    // A user and password in the URL (an app's webhook behind Basic authentication) are sent as an HTTP client
+    // sends them: fetch refuses a URL that carries them, in a message quoting it whole, password included.
+    const headers: Record<string, string> = {};
+    if (url.username !== '' || url.password !== '') {
+      headers['authorization'] = `Basic ${Buffer.from(`${safelyDecoded(url.username)}:${safelyDecoded(url.password)}`).toString('base64')}`;
+      url.username = '';
+      url.password = '';
+    }
     // An address in the URL is connected to without a lookup: checked here.
     const address = url.hostname.replace(/^\[|\]$/g, '');
     if (isIP(address) !== 0 && !this.allows(address)) throw new Error(`source callback to ${url.host} refused: ${REFUSED}`);
     let status: number;
     const deadline = AbortSignal.timeout(this.#timeoutMs);
     try {
-      const response = await fetch(url, { method: 'POST', body, signal: AbortSignal.any([signal, deadline]), redirect: 'manual', dispatcher: this.#agent });
+      const response = await fetch(url, { method: 'POST', body, headers, signal: AbortSignal.any([signal, deadline]), redirect: 'manual', dispatcher: this.#agent });
       await response.body?.cancel();
       status = response.status;
     } catch (error) {

@@ -76,6 +76,28 @@ describe('the emulator’s source callbacks', () => {
     assert.equal(target.hits(), targetHits, 'the redirect’s target was not called');
   });
 
+  test('send a URL’s user and password as Basic authentication, as an HTTP client does, never in a message', async () => {
+    const seen: Array<{ url: string | undefined; authorization: string | undefined }> = [];
+    const server = createServer((req, res) => {
+      seen.push({ url: req.url, authorization: req.headers.authorization });
+      req.resume();
+      res.end('ok');
+    });
+    const port = await listenOnLoopback(server);
+    try {
+      // The gateway takes such a sourceCallbackUrl (an app's webhook behind Basic authentication); fetch refuses a
+      // URL that carries credentials, and its refusal quoted the URL, password included, into the warn line.
+      await post(local, `http://app:s3cr%3At@127.0.0.1:${port}/cb?x=1`);
+      await post(local, `http://only-user@127.0.0.1:${port}/cb`);
+      assert.deepEqual(seen, [
+        { url: '/cb?x=1', authorization: `Basic ${Buffer.from('app:s3cr:t').toString('base64')}` },
+        { url: '/cb', authorization: `Basic ${Buffer.from('only-user:').toString('base64')}` },
+      ]);
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   test('say a name that does not resolve as a failed call, the name and why', async () => {
     // .invalid never resolves (RFC 6761); a resolver that cannot be reached says EAI_AGAIN instead.
     await assert.rejects(post(exposed, 'http://app.invalid/cb?secret=s3cr3t'), (error: Error) => {
