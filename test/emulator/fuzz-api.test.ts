@@ -177,18 +177,43 @@ function encodePairs(random: Random, pairs: OAuthParam[]): string {
   return parts.join('&');
 }
 
+/**
+ * One of the store's addresses as a client may write it, which the API matches as the address (GET /accounts's
+ * `email`: in any case, blanks around it trimmed), or another address: an email filter met only addresses no
+ * account had, so one that told cases apart found nothing either way.
+ */
+function addressLike(random: Random, addresses: readonly string[]): string {
+  if (addresses.length === 0 || random.chance(0.1)) return random.pick(['nobody@example.com', 'ADA@example.com.', 'ada@example']);
+  const address = random.pick(addresses);
+  const mixed = () => [...address].map((c) => (random.chance(0.5) ? c.toUpperCase() : c.toLowerCase())).join('');
+  switch (random.int(6)) {
+    case 0: return address;
+    case 1: return address.toUpperCase();
+    case 2: case 3: return mixed();
+    case 4: return `${random.pick([' ', '  ', '\t'])}${mixed()}${random.pick(['', ' '])}`;
+    default: return address.slice(0, -1);
+  }
+}
+
+/** A `limit` or `offset`: mostly a count around the store's few accounts (one that pages them), else an odd value. */
+function countLike(random: Random): string {
+  return random.chance(0.6) ? String(random.pick([0, 1, 1, 2, 2, 3, 4, 5, 99, 100, 101])) : random.pick(ODD_VALUES);
+}
+
 /** Parameters for one route's method: mostly the known ones, fitting or odd, plus unknown and repeated names. */
-function paramsFor(random: Random, names: readonly string[]): OAuthParam[] {
+function paramsFor(random: Random, names: readonly string[], addresses: readonly string[]): OAuthParam[] {
   const pairs: OAuthParam[] = [];
   for (const name of names) {
     if (!random.chance(0.7)) continue;
     const value =
-      name === 'email' ? random.pick(EMAILS)
+      name === 'email' ? (random.chance(0.5) ? addressLike(random, addresses) : random.pick(EMAILS))
+      : name === 'limit' || name === 'offset' ? countLike(random)
+      : name === 'status_ok' ? random.pick(['0', '1', '', 'true', 'false', ...ODD_VALUES])
       : name.endsWith('callback_url') ? random.pick(CALLBACKS)
       : name === 'first_name' || name === 'last_name' ? random.pick(['Ada', '', 'Zoë', ...INJECTIONS])
       : name === 'server' ? random.pick(['imap.example.com', 'bad server', '', 'x'.repeat(300)])
       : name === 'type' ? random.pick(['imap', 'IMAP', 'pop3'])
-      : name === 'status' ? random.pick(['OK', 'DISABLED', 'nope'])
+      : name === 'status' ? random.pick(['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'DISABLED', 'ok', 'nope', ''])
       : random.pick(ODD_VALUES);
     pairs.push([name, value]);
   }
@@ -215,8 +240,9 @@ function apiPath(random: Random, model: Model): { path: string; params: readonly
   const account = () => idFrom(random, model.accounts);
   const token = (owner: string | null) => idFrom(random, [...model.tokens].filter(([, t]) => t.owner === owner || random.chance(0.1)).map(([id]) => id));
   const slash = () => (random.chance(0.15) ? '/' : '');
-  switch (random.int(11)) {
-    case 0: return { path: `/accounts${slash()}`, params: ROUTE_PARAMS['accounts']! };
+  // The account list three times in 13: its answer depends on most parameters.
+  switch (random.int(13)) {
+    case 0: case 11: case 12: return { path: `/accounts${slash()}`, params: ROUTE_PARAMS['accounts']! };
     case 1: return { path: `/accounts/${account()}${slash()}`, params: ROUTE_PARAMS['account']! };
     case 2: return { path: `/accounts/${account()}/sources${slash()}`, params: ROUTE_PARAMS['sources']! };
     case 3: return { path: `/accounts/${account()}/sources/${random.pick(['0', '1', 'me%3A%3Amail.example.com', 'ada%3A%3Aimap.lovelace.example', ...ODD_IDS])}${slash()}`, params: [] };
@@ -247,18 +273,20 @@ interface Context {
   nowSeconds: number;
   /** Nonces of requests that passed verification: sent again with their timestamps, they must be refused. */
   usedNonces: Nonce[];
+  /** The store's accounts' addresses, for the `email` filters drawn. */
+  addresses: string[];
 }
 
 /** An API request: a known route with odd parts, signed rightly mostly. */
 function fuzzedApiRequest(random: Random, model: Model, ctx: Context, index: number): Fuzzed {
   const method = random.pick(METHODS);
   const { path, params } = apiPath(random, model);
-  const query = random.chance(0.4) ? encodePairs(random, paramsFor(random, params)) : '';
+  const query = random.chance(params === ROUTE_PARAMS['accounts'] ? 0.8 : 0.4) ? encodePairs(random, paramsFor(random, params, ctx.addresses)) : '';
   const target = `/2.0${path}${query || random.chance(0.05) ? `?${query}` : ''}`;
   let bodyText = '';
   let contentType: string | undefined;
   if (method === 'POST' || random.chance(0.1)) {
-    bodyText = encodePairs(random, paramsFor(random, params));
+    bodyText = encodePairs(random, paramsFor(random, params, ctx.addresses));
     contentType = random.pick([
       'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 'application/x-www-form-urlencoded; charset=utf-8', 'APPLICATION/X-WWW-FORM-URLENCODED',
       'application/x-www-form-urlencodedx', 'text/plain', 'application/json', 'multipart/form-data; boundary=x', '', undefined,
@@ -380,13 +408,63 @@ interface Expectation {
   statuses: number[];
   /** Applies a success to the model. */
   effect?: (body: Record<string, unknown>) => void;
+  /** The body a 200 must have, exactly. */
+  body?: () => unknown;
+}
+
+/** The request's parameters as the API reads them: the form's (a form body only) before the query's, the first of a name. */
+function paramsOf(fuzz: Fuzzed): Map<string, string> {
+  const q = fuzz.target.indexOf('?');
+  const form = isForm(fuzz.headers.find(([name]) => name === 'Content-Type')?.[1]) ? (pairsOf(fuzz.body.toString('utf8')) ?? []) : [];
+  const query = q < 0 ? [] : (pairsOf(fuzz.target.slice(q + 1)) ?? []);
+  const params = new Map<string, string>();
+  for (const [name, value] of [...form, ...query]) if (!params.has(name)) params.set(name, value);
+  return params;
+}
+
+/** A count parameter as contextio-2.0.md has it: absent, or a whole number written in digits from `min` to `max`. */
+function countParam(params: Map<string, string>, name: string, min: number, max: number): number | undefined | 'invalid' {
+  const raw = params.get(name);
+  if (raw === undefined) return undefined;
+  const value = /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
+  return value >= min && value <= max ? value : 'invalid';
+}
+
+/**
+ * GET /accounts's answer, worked out from contextio-2.0.md and the store's accounts one by one (not its list):
+ * `status_ok` is `0`, `1` or blank, `limit` 1–100 and `offset` from 0, else 400; then the accounts of the `email`
+ * given (trimmed, in any case: an address matches whatever its case), of a source of `status` (exactly) and of a
+ * source OK or not OK by `status_ok`, each with those sources only, from `offset`, `limit` of them.
+ */
+function accountsList(params: Map<string, string>, model: Model, store: Emulator['store']): Expectation {
+  const statusOkRaw = params.get('status_ok') ?? '';
+  const limit = countParam(params, 'limit', 1, 100);
+  const offset = countParam(params, 'offset', 0, Number.MAX_SAFE_INTEGER);
+  if (!['', '0', '1'].includes(statusOkRaw) || limit === 'invalid' || offset === 'invalid') return { statuses: [400] };
+  return {
+    statuses: [200],
+    body: () => {
+      const email = params.get('email')?.trim().toLowerCase() || undefined;
+      const status = params.get('status') || undefined;
+      const statusOk = statusOkRaw === '' ? undefined : statusOkRaw === '1';
+      const bySource = status !== undefined || statusOk !== undefined;
+      const wanted = (source: { status?: string }) => (status === undefined || source.status === status) && (statusOk === undefined || (source.status === 'OK') === statusOk);
+      const start = offset ?? 0;
+      return model.accounts
+        .map((id) => store.getAccount(id)!)
+        .filter((account) => email === undefined || account.email_addresses.some((address) => address.toLowerCase() === email))
+        .filter((account) => !bySource || account.sources.some(wanted))
+        .map((account) => ({ ...account, sources: account.sources.filter(wanted) }))
+        .slice(start, limit === undefined ? undefined : start + limit);
+    },
+  };
 }
 
 /**
  * The answers a verified request to the API may get, from contextio-2.0.md's routes and the model. 405 is no
  * status the document lists: RFC 9110 §15.5.6's answer to a method a resource does not take, with `Allow`.
  */
-function expectation(method: string, path: string, model: Model): Expectation {
+function expectation(method: string, path: string, model: Model, params: Map<string, string>, store: Emulator['store']): Expectation {
   const seg = segmentsOf(path);
   if (!seg) return { statuses: [400] };
   const verb = method === 'HEAD' ? 'GET' : method;
@@ -401,7 +479,7 @@ function expectation(method: string, path: string, model: Model): Expectation {
   if (first === 'accounts') {
     if (id === undefined) {
       return allowed({
-        GET: () => ({ statuses: [200, 400] }),
+        GET: () => accountsList(params, model, store),
         POST: () => ({ statuses: [201, 400], effect: (body) => void model.accounts.push(String(body['id'])) }),
       });
     }
@@ -507,6 +585,10 @@ function brokenApiAnswer(fuzz: Fuzzed, answer: Answer | undefined, expected: Exp
   if (fuzz.broken) return undefined;
   if (hasRawUnicode(fuzz)) return undefined;
   if (expected && !expected.statuses.includes(answer.status)) return `status ${answer.status}, expected ${expected.statuses.join(' or ')}`;
+  if (expected?.body && answer.status === 200 && fuzz.method !== 'HEAD') {
+    const want = JSON.stringify(expected.body());
+    if (JSON.stringify(JSON.parse(answer.text)) !== want) return `not the body the parameters ${JSON.stringify([...paramsOf(fuzz)])} give: ${want.slice(0, 600)}`;
+  }
   // A valid operation's parameters are all valid: no 400 (its 404s and 405s come from the model).
   if (fuzz.kind === 'valid operation' && answer.status === 400) return `400 to a valid operation: ${answer.text}`;
   ctx.usedNonces.push(fuzz.nonce!);
@@ -550,7 +632,7 @@ function hasRawUnicode(fuzz: Fuzzed): boolean {
   return /[^\x20-\x7e]/.test(fuzz.target);
 }
 
-type StoreInternals = { snapshot(): { accounts: Array<{ id: string; sources: Array<{ label: string }> }>; tokens: Array<{ token: string; owner: string | null; used: number; account_id?: string; account_snapshot?: unknown }> } };
+type StoreInternals = { snapshot(): { accounts: Array<{ id: string; email_addresses: string[]; sources: Array<{ label: string }> }>; tokens: Array<{ token: string; owner: string | null; used: number; account_id?: string; account_snapshot?: unknown }> } };
 
 function snapshotOf(emulator: Emulator): ReturnType<StoreInternals['snapshot']> {
   // The store's own whole state (private: no public call lists every token), as it would save it.
@@ -612,6 +694,41 @@ async function brokenLists(emulator: Emulator, ctx: Context, index: number): Pro
   return undefined;
 }
 
+/**
+ * GET /accounts's query as a client sends it: each filter valid (or blank) and now and then left out, and a page;
+ * with `oneBad`, one value of `status_ok`, `limit` or `offset` that is refused (alone, so that the 400 is for it).
+ */
+function listQuery(random: Random, addresses: readonly string[], oneBad = false): string {
+  const pairs: OAuthParam[] = [];
+  // An address matches one account or none: paged past it (an offset) the list would be empty whatever it matched.
+  const email = random.chance(0.6);
+  if (email) pairs.push(['email', addressLike(random, addresses)]);
+  if (random.chance(0.3)) pairs.push(['status', random.pick(['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'DISABLED', ''])]);
+  if (random.chance(0.3)) pairs.push(['status_ok', random.pick(['0', '1', ''])]);
+  if (random.chance(0.6)) pairs.push(['limit', String(random.pick([1, 1, 2, 2, 3, 4, 100]))]);
+  if (random.chance(email ? 0.1 : 0.5)) pairs.push(['offset', String(random.int(email ? 2 : 6))]);
+  if (oneBad) {
+    const [name, values] = random.pick<[string, string[]]>([
+      ['status_ok', ['true', 'false', '2', ' 1', '01', 'yes']],
+      ['limit', ['0', '101', '-1', '1.5', '', ' 2', '1e1', '0x2']],
+      ['offset', ['-1', '1.5', '', '1e1', '99999999999999999999', ' 1']],
+    ]);
+    const bad: OAuthParam = [name, random.pick(values)];
+    const at = pairs.findIndex(([k]) => k === name);
+    if (at >= 0) pairs[at] = bad;
+    else pairs.push(bad);
+  }
+  return pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
+
+/** A rightly signed GET /accounts, its filters and page drawn as a client sends them, one of them refused now and then. */
+function listRequest(random: Random, ctx: Context, index: number): Fuzzed {
+  const query = listQuery(random, ctx.addresses, random.chance(0.35));
+  const nonce = `list-${index}`;
+  const auth = authorization({ method: 'GET', baseUrl: `http://${ctx.host}/2.0/accounts`, query, form: '', nonce, timestamp: ctx.nowSeconds });
+  return { kind: 'account list', method: 'GET', target: `/2.0/accounts?${query}`, headers: [['Host', ctx.host], ['Connection', 'close'], ['Authorization', auth]], body: Buffer.alloc(0), nonce: { nonce, timestamp: ctx.nowSeconds } };
+}
+
 /** A valid operation: one a real client would send, its answer as predictable as the model makes it. */
 function validOperation(random: Random, model: Model, ctx: Context, index: number): Fuzzed {
   const account = model.accounts.length > 0 ? encodeURIComponent(random.pick(model.accounts)) : 'none';
@@ -622,17 +739,19 @@ function validOperation(random: Random, model: Model, ctx: Context, index: numbe
     ['POST', '/connect_tokens', [['callback_url', random.pick(CALLBACKS.slice(0, 4))], ...(random.chance(0.5) ? ([['email', random.pick([`${INJECTIONS[0]}@x.example`, '@gmail.com', `@${INJECTIONS[4]}`, 'me@example.com'])]] as OAuthParam[]) : []), ['first_name', random.pick(INJECTIONS)]]],
     ['POST', `/accounts/${account}/connect_tokens`, [['callback_url', random.pick(CALLBACKS.slice(0, 4))], ['last_name', random.pick(INJECTIONS)]]],
     ['GET', '/connect_tokens', []],
+    ['GET', `/accounts?${listQuery(random, ctx.addresses)}`, []],
   ];
   const [owner, tokenId] = [...model.tokens].length > 0 ? [null, random.pick([...model.tokens.keys()])] : [null, 'none'];
   const scoped = model.tokens.get(tokenId)?.owner ?? owner;
   ops.push(['DELETE', scoped === null ? `/connect_tokens/${tokenId}` : `/accounts/${encodeURIComponent(scoped)}/connect_tokens/${tokenId}`, []]);
   ops.push(['GET', scoped === null ? `/connect_tokens/${tokenId}` : `/accounts/${encodeURIComponent(scoped)}/connect_tokens/${tokenId}`, []]);
   // Deletions less often than creations, so that the store does not empty itself.
-  const [method, path, form] = random.pick([...ops, ops[0]!, ops[3]!, ops[4]!]);
+  const [method, path, form] = random.pick([...ops, ops[0]!, ops[3]!, ops[4]!, ops[6]!, ops[6]!]);
   const target = `/2.0${path}`;
+  const [bare = '', query = ''] = target.split('?');
   const body = Buffer.from(form.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&'));
   const nonce = `valid-${index}`;
-  const auth = authorization({ method, baseUrl: `http://${ctx.host}${target}`, query: '', form: body.toString(), nonce, timestamp: ctx.nowSeconds });
+  const auth = authorization({ method, baseUrl: `http://${ctx.host}${bare}`, query, form: body.toString(), nonce, timestamp: ctx.nowSeconds });
   const headers: Array<[string, string]> = [['Host', ctx.host], ['Connection', 'close'], ['Authorization', auth]];
   if (method === 'POST') headers.push(['Content-Type', 'application/x-www-form-urlencoded'], ['Content-Length', String(body.length)]);
   return { kind: 'valid operation', method, target, headers, body, nonce: { nonce, timestamp: ctx.nowSeconds } };
@@ -675,7 +794,7 @@ interface Run {
 async function fuzz(t: TestContext, emulator: Emulator, internalErrors: string[]): Promise<Run> {
   const random = new Random(SEED);
   const port = Number(new URL(emulator.origin).port);
-  const ctx: Context = { port, host: `127.0.0.1:${port}`, nowSeconds: Math.floor(START_MS / 1000), usedNonces: [] };
+  const ctx: Context = { port, host: `127.0.0.1:${port}`, nowSeconds: Math.floor(START_MS / 1000), usedNonces: [], addresses: [] };
   const initial = snapshotOf(emulator);
   const model: Model = {
     accounts: initial.accounts.map((a) => a.id),
@@ -684,17 +803,19 @@ async function fuzz(t: TestContext, emulator: Emulator, internalErrors: string[]
   };
   const run: Run = { failures: [], tally: new Map() };
   for (let index = 0; index < CASES; index++) {
+    ctx.addresses = snapshotOf(emulator).accounts.flatMap((account) => account.email_addresses);
     const draw = random.next();
     let fuzzed: Fuzzed;
     let pageToken: string | undefined;
     let pageValues: string[] = [];
     if (draw < 0.25) fuzzed = validOperation(random, model, ctx, index);
     else if (draw < 0.4) ({ fuzz: fuzzed, token: pageToken, values: pageValues } = connectRequest(random, model, ctx));
+    else if (draw < 0.5) fuzzed = listRequest(random, ctx, index);
     else fuzzed = fuzzedApiRequest(random, model, ctx, index);
 
     const before = JSON.stringify(snapshotOf(emulator));
     const isApi = fuzzed.target.startsWith('/2.0');
-    const expected = isApi ? expectation(fuzzed.method, fuzzed.target.split('?')[0]!.slice('/2.0'.length), model) : undefined;
+    const expected = isApi ? expectation(fuzzed.method, fuzzed.target.split('?')[0]!.slice('/2.0'.length), model, paramsOf(fuzzed), emulator.store) : undefined;
     const errorsBefore = internalErrors.length;
     let answer: Answer | undefined;
     let broken: string | undefined;
@@ -797,7 +918,7 @@ describe(`emulator fuzz (EMULATOR_FUZZ_SEED=${SEED})`, () => {
       assert.deepEqual(internalErrors, []);
       // Still answering after it all.
       const port = Number(new URL(emulator.origin).port);
-      const last = await get({ port, host: `127.0.0.1:${port}`, nowSeconds: Math.floor(START_MS / 1000), usedNonces: [] }, '/accounts', -1);
+      const last = await get({ port, host: `127.0.0.1:${port}`, nowSeconds: Math.floor(START_MS / 1000), usedNonces: [], addresses: [] }, '/accounts', -1);
       assert.equal(last.status, 200);
     } finally {
       await emulator.close();
