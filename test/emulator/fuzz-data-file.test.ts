@@ -15,7 +15,8 @@ import { api } from './helpers.ts';
  * (accounts with sources, unused, used, expired and account-level tokens, a used token whose account was deleted)
  * are mutated — cut at a random byte, bytes flipped, bytes that are not UTF-8, a byte order mark, values of another
  * JSON type, fields missing or added (`__proto__` among them), ids and labels repeated, tokens of no account, odd
- * numbers and strings, the format and version wrong — and each is opened as the emulator's start opens it
+ * numbers and strings, the format and version wrong, a connect token's callback_url that the API refuses (such a
+ * file must be refused, and every callback a loaded file holds is one the API takes) — and each is opened as the emulator's start opens it
  * (`EmulatorStore.open`). It is loaded whole into a consistent store (`brokenLoad`), or refused with one line that
  * names the file, the file left as it was (`brokenRefusal`); never anything else thrown. A loaded file is written
  * back byte for byte by a second load (round trip), and one in HTTP_EVERY is served: every account, source and token
@@ -234,6 +235,38 @@ interface Case {
   directory?: boolean;
   /** The file's JSON is the valid file's, as is: it must load. */
   mustLoad?: boolean;
+  /** The file holds what the API would not take: it must be refused. */
+  mustRefuse?: string;
+}
+
+/**
+ * Connect tokens' callbacks the API refuses (contextio-2.0.md: a connect page sends the browser there; api.ts, the
+ * store's load): no absolute URL, or a scheme the browser runs or reads locally, in any case.
+ */
+const REFUSED_CALLBACKS = [
+  '', 'not a url', '/relative/cb', 'relative/cb', '//app.example.com/cb', '?contextio_token=x', 'http://', 'http://[::1', 'my app://x',
+  'javascript:alert(1)', 'JavaScript:alert(1)', ' javascript:alert(1)', 'vbscript:msgbox(1)', 'data:text/html,<script>x</script>', 'file:///etc/passwd',
+  'about:blank', 'blob:https://app.example.com/1', 'view-source:https://app.example.com', 'filesystem:https://app.example.com/x', 'jar:file:///a!/b',
+];
+/** Odd callbacks it takes: an app's own scheme, capitals, an address, a fragment, a port. */
+const TAKEN_CALLBACKS = ['myapp://connected', 'cio-api-auth://x?y', 'HTTPS://App.Example.COM:443/cb', 'http://[::1]:8080/cb#f', 'a:', 'mailto:x@example.com', 'https://bücher.example/ü'];
+
+/**
+ * Schemes whose URL a browser runs or reads locally: a callback with one is none the API takes. The test's own list
+ * (that of contextio-2.0.md's readers, not the emulator's), for the property every loaded callback must have.
+ */
+const LOCAL_SCHEMES = ['javascript:', 'vbscript:', 'data:', 'file:', 'about:', 'blob:', 'view-source:', 'filesystem:'];
+
+/** Why a loaded connect token's callback is one the API would refuse, or `undefined`. */
+function refusedCallback(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'not a string';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'no absolute URL';
+  }
+  return LOCAL_SCHEMES.includes(url.protocol) ? `a ${url.protocol} URL, which the browser runs or reads locally` : undefined;
 }
 
 function fuzzCase(random: Random, bases: Buffer[]): Case {
@@ -287,6 +320,18 @@ function fuzzCase(random: Random, bases: Buffer[]): Case {
   }
   if (roll < 0.365) return { mutation: 'a folder in place of the file', directory: true };
   const state = JSON.parse(base.toString('utf8')) as JsonObject;
+  if (roll < 0.42) {
+    // A token's callback, after another mutation now and then: refused, the whole file is.
+    const done = random.chance(0.3) ? [mutateStructure(random, state)] : [];
+    const tokens = Array.isArray(state['tokens']) ? state['tokens'].filter((item): item is JsonObject => isRecord(item)) : [];
+    if (tokens.length === 0) return { mutation: [...done, 'callback (no token)'].join('; '), bytes: Buffer.from(JSON.stringify(state)) };
+    const i = random.int(tokens.length);
+    const refused = random.chance(0.75);
+    const callback = random.pick(refused ? REFUSED_CALLBACKS : TAKEN_CALLBACKS);
+    tokens[i]!['callback_url'] = callback;
+    done.push(`token #${i}'s callback_url = ${JSON.stringify(callback)}`);
+    return { mutation: done.join('; '), bytes: Buffer.from(JSON.stringify(state, null, 2)), ...(refused ? { mustRefuse: `a callback_url the API refuses, ${JSON.stringify(callback)}` } : {}) };
+  }
   const done: string[] = [];
   for (let n = random.chance(0.7) ? 1 : 2 + random.int(2); n > 0; n--) done.push(mutateStructure(random, state));
   return { mutation: done.join('; '), bytes: Buffer.from(JSON.stringify(state, null, random.chance(0.5) ? 2 : undefined)) };
@@ -334,6 +379,8 @@ async function brokenLoad(store: EmulatorStore, dataFile: string, bytes: Buffer)
   }
   const accounts = new Map(given.accounts.map((a) => [a.id, a]));
   for (const [i, token] of given.tokens.entries()) {
+    const callback = refusedCallback(token.callback_url);
+    if (callback) return `token #${i}'s callback_url ${JSON.stringify(token.callback_url)} loaded: ${callback}`;
     if (token.owner !== null && !accounts.has(token.owner)) return `token #${i}'s owner is no account`;
     if (token.owner !== null && token.account_id !== undefined && token.account_id !== token.owner) return `account-level token #${i} was used by another account than its own`;
   }
@@ -371,7 +418,7 @@ interface PersistedLike {
   format: string;
   version: number;
   accounts: Array<{ id: string; email_addresses: string[]; sources: Array<{ label: string }> }>;
-  tokens: Array<{ token: string; owner: string | null; used: number; created: number; account_id?: string }>;
+  tokens: Array<{ token: string; owner: string | null; used: number; created: number; account_id?: string; callback_url: string }>;
 }
 
 /** Served: every account, source and token answers 200 with JSON, through the emulator's API. */
@@ -421,7 +468,7 @@ async function brokenCase(fuzzed: Case, dir: string, httpCheck: boolean): Promis
     const broken = await brokenRefusal(error, dataFile, fuzzed.directory ? 'directory' : fuzzed.bytes!, dir);
     return { broken: broken ?? (fuzzed.mustLoad ? `refused a valid file: ${(error as Error).message}` : undefined), loaded: false };
   }
-  const broken = await brokenLoad(store, dataFile, fuzzed.bytes!);
+  const broken = (await brokenLoad(store, dataFile, fuzzed.bytes!)) ?? (fuzzed.mustRefuse ? `loaded, though it holds ${fuzzed.mustRefuse}` : undefined);
   if (broken) return { broken, loaded: true };
   // The listings purged the expired tokens: saved.
   await store.flush();
