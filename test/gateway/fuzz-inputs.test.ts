@@ -264,8 +264,23 @@ interface FieldCase {
   after?: (data: Record<string, unknown>) => void;
 }
 
+/**
+ * The share of an input's draws from its pool that are of its refused values, dealt in turn. Picked from the whole
+ * pool at random, a refused value came up about once in a run or not at all (`@gmail.com` as an account's address
+ * once or twice in 400 cases, the account's address drawn some 30 times in all): account addresses are now drawn
+ * more often too (more createAccount and accounts fields, fewer fresh addresses, a filter by address more often).
+ */
+const REFUSED_SHARE = 0.6;
+
 class Generator {
   #n = 0;
+  /** Per input, its refused values yet to be dealt in this round: each comes up once before any comes up again. */
+  #decks = new Map<string, unknown[]>();
+  /**
+   * A refused value was dealt for the field being drawn: its other arguments are drawn from the values taken, so
+   * that the refusal is for that value (a gateway letting it through, refusing another, would pass unseen).
+   */
+  #refusedDealt = false;
   constructor(
     private readonly random: Random,
     private readonly world: World,
@@ -278,30 +293,42 @@ class Generator {
     return `$${name}`;
   }
 
+  /** A value of `pool` for `input`: one of its refused values (dealt in turn) REFUSED_SHARE of the time, else another. */
+  #fromPool<T>(input: string, pool: ReadonlyArray<readonly [T, Verdict]>): Drawn<T> {
+    if (!this.#refusedDealt && this.random.chance(REFUSED_SHARE)) {
+      this.#refusedDealt = true;
+      let deck = this.#decks.get(input) as T[] | undefined;
+      if (deck === undefined || deck.length === 0) {
+        deck = this.random.shuffled(pool.filter(([, verdict]) => verdict === 'bad').map(([value]) => value));
+        this.#decks.set(input, deck);
+      }
+      return { value: deck.pop()!, verdict: 'bad' };
+    }
+    const [value, verdict] = this.random.pick(pool.filter(([, v]) => v !== 'bad'));
+    return { value, verdict };
+  }
+
   #verdicts(entries: Array<[string, Verdict]>): Pick<FieldCase, 'bad' | 'edge'> {
     return { bad: entries.filter(([, v]) => v === 'bad').map(([f]) => f), edge: entries.filter(([, v]) => v === 'edge').map(([f]) => f) };
   }
 
   email(kind: 'account' | 'token'): Drawn<string> {
-    if (kind === 'account' && this.random.chance(0.4)) {
+    if (kind === 'account' && this.random.chance(0.25)) {
       // A fresh address: accounts made are then told apart, and filters find them.
       return { value: `fuzz${this.#n++}.${this.random.pick(['a', 'B', 'zoë', 'x+y'])}@example.com`, verdict: 'ok' };
     }
     if (this.random.chance(0.15)) return { value: `${randomText(this.random, 4)}@${randomText(this.random, 3)}example.com${randomText(this.random, 2)}`, verdict: 'edge' };
-    const [value, account, token] = this.random.pick(EMAILS);
-    return { value, verdict: kind === 'account' ? account : token };
+    return this.#fromPool(`email of ${kind}`, EMAILS.map(([value, account, token]) => [value, kind === 'account' ? account : token] as const));
   }
 
   name(): Drawn<string> {
     if (this.random.chance(0.15)) return { value: randomText(this.random, 8), verdict: 'edge' };
-    const [value, verdict] = this.random.pick(NAMES);
-    return { value, verdict };
+    return this.#fromPool('name', NAMES);
   }
 
   url(kind: 'callback' | 'source'): Drawn<string> {
     if (this.random.chance(0.15)) return { value: randomText(this.random, 6, this.random.pick(URL_STARTS)), verdict: 'edge' };
-    const [value, callback, source] = this.random.pick(URLS);
-    return { value, verdict: kind === 'callback' ? callback : source };
+    return this.#fromPool(`${kind} URL`, URLS.map(([value, callback, source]) => [value, kind === 'callback' ? callback : source] as const));
   }
 
   accountId(): Drawn<string> {
@@ -313,8 +340,7 @@ class Generator {
 
   #oddId(): Drawn<string> {
     if (this.random.chance(0.2)) return { value: randomText(this.random, 4), verdict: 'edge' };
-    const [value, verdict] = this.random.pick(ODD_IDS);
-    return { value, verdict };
+    return this.#fromPool('id', ODD_IDS);
   }
 
   token(owner: string | null | undefined): Drawn<string> {
@@ -325,7 +351,7 @@ class Generator {
   }
 
   first(): Drawn<number | null | undefined> {
-    return this.random.pick<Drawn<number | null | undefined>>([
+    const drawn = this.random.pick<Drawn<number | null | undefined>>([
       { value: undefined, verdict: 'ok' },
       { value: null, verdict: 'ok' },
       { value: 1, verdict: 'ok' },
@@ -340,13 +366,16 @@ class Generator {
       { value: 2_147_483_648, verdict: 'bad' },
       { value: 1.5, verdict: 'bad' },
     ]);
+    // After a refused value of the field, a refused `first` would be the refusal's reason: the default instead.
+    return drawn.verdict === 'bad' && this.#refusedDealt ? { value: undefined, verdict: 'ok' } : drawn;
   }
 
   after(list: string): Drawn<string | null | undefined> {
     const r = this.random.next();
     const same = this.world.cursors.filter((c) => c.list === list);
     const other = this.world.cursors.filter((c) => c.list !== list);
-    if (r < 0.3) return { value: undefined, verdict: 'ok' };
+    if (r < 0.3 || (this.#refusedDealt && same.length === 0)) return { value: undefined, verdict: 'ok' };
+    if (this.#refusedDealt) return { value: this.random.pick(same).cursor, verdict: 'ok' };
     if (r < 0.35) return { value: null, verdict: 'ok' };
     if (r < 0.6 && same.length > 0) return { value: this.random.pick(same).cursor, verdict: 'ok' };
     if (r < 0.8 && other.length > 0) return { value: this.random.pick(other).cursor, verdict: 'bad' };
@@ -357,9 +386,7 @@ class Generator {
   createConnectTokenInput(vars: FieldCase['variables']): { arg: string; verdicts: Array<[string, Verdict]>; input: Record<string, unknown> } {
     const input: Record<string, unknown> = {};
     const verdicts: Array<[string, Verdict]> = [];
-    const callback = this.random.chance(0.03) ? { value: undefined, verdict: 'bad' as const } : this.url('callback');
-    input['callbackUrl'] = callback.value;
-    verdicts.push(['input.callbackUrl', callback.verdict]);
+    const callbackMissing = this.random.chance(0.03);
     const optional: Array<[string, () => Drawn<unknown>]> = [
       ['email', () => this.email('token')],
       ['firstName', () => this.name()],
@@ -369,20 +396,26 @@ class Generator {
       ['sourceSyncFlags', () => ({ value: this.random.pick([true, false, null]), verdict: 'ok' })],
       ['sourceRawFileList', () => ({ value: this.random.chance(0.5), verdict: 'ok' })],
     ];
-    for (const [field, draw] of optional) {
-      if (!this.random.chance(0.45)) continue;
-      const drawn = this.random.chance(0.08) ? { value: null, verdict: 'ok' as const } : draw();
-      input[field] = drawn.value;
-      verdicts.push([`input.${field}`, drawn.verdict]);
+    const present = optional.filter(([field]) => this.random.chance(field === 'email' || field === 'sourceCallbackUrl' ? 0.6 : 0.45));
+    const fields: Array<[string, () => Drawn<unknown>]> = [
+      ['callbackUrl', () => (callbackMissing ? { value: undefined, verdict: 'bad' } : this.url('callback'))],
+      ...present.map(([field, draw]): [string, () => Drawn<unknown>] => [field, () => (this.random.chance(0.08) ? { value: null, verdict: 'ok' } : draw())]),
+    ];
+    // Drawn in an order drawn at random, so that the one refused value a field is dealt (#refusedDealt) may fall on any.
+    const drawn = new Map(this.random.shuffled(fields).map(([field, draw]) => [field, draw()]));
+    for (const [field] of fields) {
+      input[field] = drawn.get(field)!.value;
+      verdicts.push([`input.${field}`, drawn.get(field)!.verdict]);
     }
     return { arg: this.#var('CreateConnectTokenInput!', input, vars), verdicts, input };
   }
 
   field(mutation: boolean): FieldCase {
+    this.#refusedDealt = false;
     const vars: FieldCase['variables'] = [];
     const kinds = mutation
-      ? ['createAccount', 'updateAccount', 'createConnectToken', 'createAccountConnectToken', 'deleteConnectToken', 'deleteAccountConnectToken', 'deleteAccount']
-      : ['account', 'connectToken', 'accounts', 'connectTokens', 'accountConnectToken'];
+      ? ['createAccount', 'createAccount', 'createAccount', 'updateAccount', 'createConnectToken', 'createConnectToken', 'createAccountConnectToken', 'createAccountConnectToken', 'deleteConnectToken', 'deleteAccountConnectToken', 'deleteAccount']
+      : ['account', 'connectToken', 'accounts', 'accounts', 'connectTokens', 'accountConnectToken'];
     const kind = this.random.pick(kinds);
     const world = this.world;
     const store = this.stack.emulator.store;
@@ -525,13 +558,13 @@ class Generator {
       case 'accounts': {
         const filter: Record<string, unknown> = {};
         const verdicts: Array<[string, Verdict]> = [];
-        if (this.random.chance(0.35)) {
-          const email = this.random.chance(0.5) && world.emails.length > 0 ? { value: this.random.pick(world.emails), verdict: 'ok' as const } : this.email('account');
+        if (this.random.chance(0.6)) {
+          const email = this.random.chance(0.35) && world.emails.length > 0 ? { value: this.random.pick(world.emails), verdict: 'ok' as const } : this.email('account');
           filter['email'] = email.value;
           verdicts.push(['filter.email', email.verdict]);
         }
         if (this.random.chance(0.35)) {
-          const status = this.random.pick([...STATUSES, 'UNKNOWN', null]);
+          const status = this.random.pick([...STATUSES, ...(this.#refusedDealt ? [] : ['UNKNOWN']), null]);
           filter['status'] = status;
           verdicts.push(['filter.status', status === 'UNKNOWN' ? 'bad' : 'ok']);
         }
