@@ -267,6 +267,15 @@ browserTest('with the gateway gone, a proxy’s error page, or a header fetch re
     await result.getByText('Request not sent').first().waitFor();
     assert.doesNotMatch(await result.innerText(), /"stack"|\.js:\d+/);
 
+    // Headers copied from a curl command or another client, Content-Type among them, as the editor takes in any
+    // case: sent once. Added to the page's own, they were sent as `application/json, application/json`, which
+    // the gateway refused with 415 "POST bodies must be application/json".
+    await replaceText(page, headers, '{ "Content-Type": "application/json", "Accept": "application/json" }');
+    const answered = page.waitForResponse((response) => operationName(response.request()) === 'AccountsWithSources');
+    await page.locator('.graphiql-execute-button').click();
+    assert.equal((await answered).status(), 200, 'the operation with the typed Content-Type is taken');
+    await result.getByText('ada@example.com').first().waitFor();
+
     await replaceText(page, headers, '');
     await doomed.close();
     closed = true;

@@ -84,13 +84,19 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
     given.operationName === INTROSPECTION_QUERY_NAME ? { ...given, query: given.query.replace(/^(\s*query\s+)IntrospectionQuery\b/, `$1${INTROSPECTION_QUERY_NAME}`) } : given;
   // The headers are checked before anything is sent: a name or value fetch refuses (a token pasted with a
   // typographic quote or ellipsis in it, a space in a name) would make fetch throw, and GraphiQL would show its
-  // TypeError with the bundle's stack.
+  // TypeError with the bundle's stack. The page's own Content-Type and Accept are set on what was typed, not
+  // added beside it: a `"Content-Type": "application/json"` copied from a curl command, added to the page's
+  // `content-type` (names differing in case only are two keys of one object), was sent as
+  // `application/json, application/json`, and the gateway refused it (415). The body is always JSON; an
+  // Accept typed in is the person's to choose.
   let requestHeaders: Headers;
   try {
-    requestHeaders = new Headers({ 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json', ...options?.headers });
+    requestHeaders = new Headers(options?.headers);
   } catch (error) {
     return failure(`Request not sent: a header in the Headers editor is not one HTTP allows (${messageOf(error)}).`);
   }
+  requestHeaders.set('content-type', 'application/json');
+  if (!requestHeaders.has('accept')) requestHeaders.set('accept', 'application/graphql-response+json, application/json');
   let response: Response;
   let text: string;
   try {
