@@ -245,12 +245,13 @@ browserTest('with the gateway gone, a proxy’s error page, or a header fetch re
     await page.unroute(doomed.gateway.url);
     // JSON that is no GraphQL answer (neither data nor errors): a proxy's own error object is shown with its status,
     // which the raw object left out, and `null` as what it is (GraphiQL threw on it, and showed its TypeError with
-    // the bundle's stack).
-    for (const [status, body, said] of [
-      [502, '{"message":"An invalid response was received from the upstream server"}', /HTTP502:\{"message":"Aninvalidresponse/],
-      [200, 'null', /HTTP200:null/],
+    // the bundle's stack). A proxy's own rate limit says when to come back in its Retry-After only: shown with it.
+    for (const [status, body, said, headers] of [
+      [502, '{"message":"An invalid response was received from the upstream server"}', /HTTP502:\{"message":"Aninvalidresponse/, {}],
+      [200, 'null', /HTTP200:null/, {}],
+      [429, '', /HTTP429\(Retry-After:30\):TooManyRequests/, { 'retry-after': '30' }],
     ] as const) {
-      await page.route(doomed.gateway.url, (route) => route.fulfill({ status, contentType: 'application/json', body }));
+      await page.route(doomed.gateway.url, (route) => route.fulfill({ status, contentType: 'application/json', body, headers }));
       await page.locator('.graphiql-execute-button').click();
       await result.getByText(`HTTP ${status}`).first().waitFor();
       const shown = (await result.innerText()).replace(/\s+/g, '').replaceAll('\\"', '"');

@@ -124,8 +124,13 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
   }
   // A proxy's HTML error page, an empty body, or JSON that is no GraphQL answer (a proxy's own error object, whose
   // status the result pane would not show; `null`, on which GraphiQL threw and showed its TypeError with the
-  // bundle's stack): what came back, with its status, instead of a bare JSON parse error.
-  if (!isGraphQLAnswer(answer)) return failure(`HTTP ${response.status}: ${text.slice(0, 500) || response.statusText}`);
+  // bundle's stack): what came back, with its status, instead of a bare JSON parse error. With its Retry-After,
+  // where it has one: a proxy's rate limit or maintenance page says only there when to run the operation again.
+  if (!isGraphQLAnswer(answer)) {
+    const retryAfter = response.headers.get('retry-after');
+    const status = retryAfter === null ? response.status : `${response.status} (Retry-After: ${retryAfter})`;
+    return failure(`HTTP ${status}: ${text.slice(0, 500) || response.statusText}`);
+  }
   return answer;
 }
 
