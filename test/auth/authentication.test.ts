@@ -190,6 +190,12 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await ofLength(8_193), { id: accountId }), /must be "Bearer <token>" with a JWT/);
   });
 
+  test('the placeholder "Bearer <token>" sent as it is (the IDE\'s example headers before a token is put in) is said to be the placeholder', async () => {
+    const sent = await stack.gql(ACCOUNT_QUERY, '<token>', { id: accountId });
+    assertRefused(stack, sent, /^The Authorization header holds the placeholder "Bearer <token>": put a JWT in place of <token>$/);
+    assert.match(sent.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
+  });
+
   test('a malformed token', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'not.a.jwt', { id: accountId }), /well-formed/);
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, 'garbage', { id: accountId }), /well-formed/);
