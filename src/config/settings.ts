@@ -63,16 +63,18 @@ export const SETTINGS = [
 const OWN_PREFIXES = ['AUTH_', 'CONTEXTIO_', 'EMULATOR_', 'UPSTREAM_', 'OPERATION_', 'SHUTDOWN_', 'KEEP_ALIVE_', 'BREAKER_', 'CALLER_', 'MAX_', 'CORS_', 'LOG_', 'INTROSPECT'];
 
 /**
- * One line for each variable of `env` under the prefixes above that is no setting, naming the closest
- * setting when one is a few letters away. `only`: the prefixes to look at (the emulator on its own reads its
- * own only).
+ * One line for each variable of `env` under the prefixes above (in any case) that is no setting, naming the
+ * closest setting when one is a few letters away (or the same in another case: `auth_jwt_secret`). `only`: the
+ * prefixes to look at (the emulator on its own reads its own only).
  */
 export function unknownSettings(env: Record<string, string | undefined>, only: readonly string[] = OWN_PREFIXES): string[] {
   const known = new Set<string>(SETTINGS);
   const lines: string[] = [];
   for (const name of Object.keys(env).sort()) {
-    if (known.has(name) || !only.some((prefix) => name.startsWith(prefix))) continue;
-    const closest = closestSettings(name);
+    // In any case: the environment's names are case-sensitive, so `auth_jwt_secret` is no setting either.
+    const upper = name.toUpperCase();
+    if (known.has(name) || !only.some((prefix) => upper.startsWith(prefix))) continue;
+    const closest = closestSettings(upper);
     lines.push(`${name} is not a setting and is ignored${closest.length === 0 ? '' : ` (did you mean ${closest.join(' or ')}?)`}`);
   }
   return lines;

@@ -387,8 +387,8 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
 }
 
 /** Variables that are no setting: near misses under a setting's prefix (warned of) and others (not). */
-const NEAR_MISSES = ['UPSTREAM_TIMEOUT', 'AUTH_JWT_SECRETS', 'MAX_DEPTH', 'CORS_ORIGIN', 'LOG_LEVELS', 'EMULATOR_PORTS', 'INTROSPECT', 'CONTEXTIO_API_KEY', 'BREAKER_THRESHOLD'];
-const UNRELATED = ['PORTS', 'HOSTNAME', 'contextio_api_url', 'Port', 'APOLLO_KEY'];
+const NEAR_MISSES = ['UPSTREAM_TIMEOUT', 'AUTH_JWT_SECRETS', 'MAX_DEPTH', 'CORS_ORIGIN', 'LOG_LEVELS', 'EMULATOR_PORTS', 'INTROSPECT', 'CONTEXTIO_API_KEY', 'BREAKER_THRESHOLD', 'contextio_api_url'];
+const UNRELATED = ['PORTS', 'HOSTNAME', 'Port', 'APOLLO_KEY'];
 
 type Outcome = { config: GatewayConfig; problems?: undefined } | { problems: string[]; config?: undefined };
 
@@ -489,7 +489,8 @@ function check({ env, secrets, verdicts, cors }: ReturnType<typeof generate>, ra
       const warned = warnings.some((line) => line.startsWith(`${name} is not a setting`));
       assert.equal(warned, NEAR_MISSES.includes(name), `${name}: ${JSON.stringify(warnings)}`);
     }
-    for (const value of Object.values(extra)) if (value) assert.ok(warnings.every((line) => !line.includes(value)), `a warning quotes a value: ${JSON.stringify(warnings)}`);
+    // The near misses' values, each with a random token (the others' `x` is a letter of contextio_api_url's line).
+    for (const [name, value] of Object.entries(extra)) if (value && NEAR_MISSES.includes(name)) assert.ok(warnings.every((line) => !line.includes(value)), `a warning quotes a value: ${JSON.stringify(warnings)}`);
   }
   return outcome;
 }

@@ -59,6 +59,16 @@ describe('the settings', () => {
     assert.ok(unknownSettings(env).every((line) => !line.includes('a-secret')), 'no line holds the secret');
   });
 
+  it('names a setting written in another case, which the environment (case-sensitive) leaves unset', () => {
+    // A lower-case secret (a compose file's keys written so) would otherwise start the gateway in open mode unsaid.
+    const env = { auth_jwt_secret: 'a-secret', Emulator_Port: '4010', http_proxy: 'http://proxy.example:3128', npm_config_cache: '/tmp' };
+    assert.deepEqual(unknownSettings(env), [
+      'Emulator_Port is not a setting and is ignored (did you mean EMULATOR_PORT?)',
+      'auth_jwt_secret is not a setting and is ignored (did you mean AUTH_JWT_SECRET?)',
+    ]);
+    assert.deepEqual(unknownSettings(env, ['EMULATOR_']), ['Emulator_Port is not a setting and is ignored (did you mean EMULATOR_PORT?)']);
+  });
+
   it('names the emulator settings set where CONTEXTIO_API_URL keeps the emulator from running, in the table\'s order, never their values', () => {
     assert.equal(ignoredEmulatorSettings({ PORT: '4000', EMULATOR_FOO: 'x', EMULATOR_SEED: ' ' }), undefined, 'blank counts as unset, and a typo is said apart');
     assert.equal(ignoredEmulatorSettings({ EMULATOR_PORT: '4010' }), 'EMULATOR_PORT is ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run');
