@@ -1,5 +1,6 @@
 import type { Server } from 'node:net';
 import { settingValue } from '../support/shortened.ts';
+import { canonicalHost, isLoopbackHost } from '../support/url.ts';
 
 /** Where a server was asked to listen, and the environment variables that said so. */
 export interface ListenTarget {
@@ -40,12 +41,15 @@ export function describeListenFailure(error: unknown, target: ListenTarget): str
 
 /**
  * Whether two servers asked to listen on `a` and `b` (HOST values) can take one port from each other: the same
- * address, or either one every interface (`0.0.0.0`, or `::`, which on Linux takes IPv4 too). A false yes only
- * mis-words an EADDRINUSE; a false no leaves it the generic "already in use".
+ * address however written (`::1`, `0:0:0:0:0:0:0:1`; a name in any case), `localhost` and a loopback address (it
+ * resolves to one), or either one every interface (`0.0.0.0`, or `::`, which on Linux takes IPv4 too). A false
+ * yes only mis-words an EADDRINUSE; a false no leaves it the generic "already in use".
  */
 export function mayShareAPort(a: string, b: string): boolean {
+  const [x, y] = [canonicalHost(a), canonicalHost(b)];
   const everyInterface = (host: string) => host === '0.0.0.0' || host === '::';
-  return a === b || everyInterface(a) || everyInterface(b);
+  const localhostAnd = (name: string, other: string) => name === 'localhost' && isLoopbackHost(other);
+  return x === y || everyInterface(x) || everyInterface(y) || localhostAnd(x, y) || localhostAnd(y, x);
 }
 
 /** Listens on `host`:`port`; rejects with the server's error (a port in use, an address not this machine's). */

@@ -38,7 +38,15 @@ describe('listening', () => {
     for (const [a, b] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['0.0.0.0', '127.0.0.1'], ['127.0.0.1', '0.0.0.0'], ['::', '127.0.0.1'], ['10.0.0.5', '::'], ['0.0.0.0', '::']]) {
       assert.equal(mayShareAPort(a!, b!), true, `${a} and ${b}`);
     }
-    for (const [a, b] of [['127.0.0.1', '10.0.0.5'], ['127.0.0.1', '::1'], ['::1', '10.0.0.5']]) assert.equal(mayShareAPort(a!, b!), false, `${a} and ${b}`);
+    for (const [a, b] of [['127.0.0.1', '10.0.0.5'], ['127.0.0.1', '::1'], ['::1', '10.0.0.5'], ['localhost', '10.0.0.5']]) assert.equal(mayShareAPort(a!, b!), false, `${a} and ${b}`);
+  });
+
+  it('takes one address however it is written, and localhost as the loopback address it resolves to', () => {
+    // EMULATOR_HOST=localhost beside the default HOST, both on one port: the emulator holds the gateway's port,
+    // and "already in use" sent the operator looking for another process, when none holds it once this one exits.
+    for (const [a, b] of [['localhost', '127.0.0.1'], ['127.0.0.1', 'localhost'], ['LOCALHOST', '::1'], ['::1', '0:0:0:0:0:0:0:1'], ['0:0:0:0:0:0:0:0', '10.0.0.5'], ['Devbox.lan', 'devbox.lan']]) {
+      assert.equal(mayShareAPort(a!, b!), true, `${a} and ${b}`);
+    }
   });
 
   it('rejects with the server’s own error, and once listening leaves the server’s later errors to its owner', async () => {
