@@ -11,6 +11,7 @@ import { startGateway, type Gateway } from './http/server.ts';
 import { argumentsProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
 import { urlForLog } from './support/url.ts';
+import { onOneLine } from './support/shortened.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -242,7 +243,8 @@ function logNodeWarnings(logger: Logger): void {
 function failToStart(reason: string): never {
   // After the log lines that led here, which are held until the turn ends (on a busy gateway, up to 20 ms).
   stderrLines.finish();
-  console.error(`contextio-graphql: failed to start: ${reason}`);
+  // One line, whatever the reason quotes: a data file's path with a line break in it, say.
+  console.error(`contextio-graphql: failed to start: ${onOneLine(reason)}`);
   process.exit(1);
 }
 

@@ -2,6 +2,7 @@ import { DEFAULT_CONSUMER_SECRET, emulatorOptionsFromEnv, publicSecretWarning } 
 import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../http/listen.ts';
 import { messageOf } from '../logging/logger.ts';
+import { onOneLine } from '../support/shortened.ts';
 import { argumentsProblem, unknownSettings } from '../config/settings.ts';
 import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../support/stop-signals.ts';
 
@@ -34,7 +35,7 @@ async function main(): Promise<void> {
   } catch (error) {
     const listen = describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' });
     // Other failures (a corrupt or unwritable data file) say what they are, "Context.IO emulator:" included.
-    fail(listen === undefined ? messageOf(error) : `Context.IO emulator: ${listen}`);
+    fail(listen === undefined ? onOneLine(messageOf(error)) : `Context.IO emulator: ${listen}`);
   }
 
   new StopSignals().listen({

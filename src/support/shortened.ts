@@ -41,3 +41,13 @@ export function withSeparatorsEscaped(json: string): string {
 export function settingValue(value: string): string {
   return quotedSetting(value).slice(1, -1);
 }
+
+/**
+ * `text` on one line: its line breaks and other control characters escaped as JSON escapes them (`\n`), U+2028 and
+ * U+2029 too, the rest as it is. For a line quoting what it did not choose (a failed start's reason naming a path
+ * from a `.env`): the rest of it must not stand on a line of its own, where it could pass for another line.
+ */
+export function onOneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u2028\u2029]/g, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
+}

@@ -753,6 +753,22 @@ describe('npm start', () => {
     }
   });
 
+  it('says a failed start on one line when the value it names holds a line break (EMULATOR_DATA_FILE from a .env)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
+    try {
+      // A folder whose name holds a line break: the line naming it went on below, where its rest passed for a line of its own.
+      const folder = join(dir, 'state\nrest');
+      await mkdir(folder);
+      const { code, stderr } = await runToExit({ PORT: '0', EMULATOR_DATA_FILE: folder });
+      assert.equal(code, 1, stderr);
+      const reasons = stderr.split('\n').filter((l) => l.includes('failed to start'));
+      assert.equal(reasons.length, 1, stderr);
+      assert.ok(reasons[0]!.endsWith("state\\nrest is not a file (a folder, a pipe or a device): set EMULATOR_DATA_FILE to a file's path"), stderr);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says so when PORT is taken by its own embedded emulator (EMULATOR_PORT set to the same), not as a port some other process holds', async () => {
     // A port free now: once the process has exited, nothing holds it, which is what misled.
     const port = await closedPort();
