@@ -39,8 +39,10 @@ export function readAccessConfig(
   for (const name of AUTH_VARIABLES) {
     if (setButBlank(name)) problems.push(`${name} is set but empty: give it a value, or unset it`);
   }
-  const auth = readAuth(read, problems);
-  if (isOpen(auth) && host !== undefined && !isLoopbackHost(host)) {
+  // A key left blank is said above: what it leaves unchecked is not said again as a key that is not set at all.
+  const keyBlank = setButBlank('AUTH_JWT_SECRET') || setButBlank('AUTH_JWKS_URL');
+  const auth = readAuth(read, problems, keyBlank);
+  if (isOpen(auth) && !keyBlank && host !== undefined && !isLoopbackHost(host)) {
     problems.push(
       `HOST=${settingValue(host)} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
     );
@@ -54,7 +56,7 @@ export function readAccessConfig(
   return { auth, corsOrigins: readOrigins(read('CORS_ORIGINS'), problems), introspection };
 }
 
-function readAuth(read: (name: string) => string | undefined, problems: string[]): AuthSettings {
+function readAuth(read: (name: string) => string | undefined, problems: string[], keyBlank: boolean): AuthSettings {
   const jwtSecret = read('AUTH_JWT_SECRET');
   const jwksUrl = read('AUTH_JWKS_URL');
   const issuer = read('AUTH_ISSUER');
@@ -77,7 +79,7 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
     jwksProxy = egressProxyFor(jwksUrl, read, proxyProblems);
     problems.push(...proxyProblems.filter((problem) => !problems.includes(problem)));
   }
-  if (jwtSecret === undefined && jwksUrl === undefined) {
+  if (jwtSecret === undefined && jwksUrl === undefined && !keyBlank) {
     if (issuer !== undefined) problems.push('AUTH_ISSUER is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
     if (audience !== undefined) problems.push('AUTH_AUDIENCE is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
   }

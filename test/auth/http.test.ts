@@ -169,6 +169,11 @@ describe('configuration', () => {
     const problems = configProblems({ AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '  ', AUTH_ISSUER: '', AUTH_AUDIENCE: '\t' });
     assert.deepEqual(problems, ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL', 'AUTH_ISSUER', 'AUTH_AUDIENCE'].map((name) => `${name} is set but empty: give it a value, or unset it`));
     assert.deepEqual(configProblems({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: '' }), ['AUTH_AUDIENCE is set but empty: give it a value, or unset it']);
+    // Its key left blank, the issuer and a HOST off loopback are not said to be without one ("neither AUTH_JWT_SECRET
+    // nor AUTH_JWKS_URL is" set, right below the line saying it is): the one problem is the blank value.
+    assert.deepEqual(configProblems({ AUTH_JWT_SECRET: ' ', AUTH_ISSUER: 'https://issuer.test', AUTH_AUDIENCE: 'app', HOST: '0.0.0.0' }), [
+      'AUTH_JWT_SECRET is set but empty: give it a value, or unset it',
+    ]);
   });
 
   test('AUTH_ISSUER without a key would check nothing', () => {

@@ -351,6 +351,8 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
   }
   const hasSecret = !blank(env['AUTH_JWT_SECRET']);
   const hasJwks = !blank(env['AUTH_JWKS_URL']);
+  // A key variable set but blank is the problem said: not again as no key at all, for the issuer or HOST.
+  const keyBlank = ['AUTH_JWT_SECRET', 'AUTH_JWKS_URL'].some((name) => env[name] !== undefined && blank(env[name]));
   if (env['AUTH_JWT_SECRET'] !== undefined) {
     verdicts.set('AUTH_JWT_SECRET', hasSecret && Buffer.byteLength(env['AUTH_JWT_SECRET'].trim()) >= 32 ? 'ok' : 'refused');
   }
@@ -361,8 +363,8 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
   }
   for (const name of ['AUTH_ISSUER', 'AUTH_AUDIENCE']) {
     if (env[name] === undefined) continue;
-    // Blank is refused for every AUTH_* variable; set, it needs something to check it.
-    verdicts.set(name, blank(env[name]) || (!hasSecret && !hasJwks) ? 'refused' : 'ok');
+    // Blank is refused for every AUTH_* variable; set, it needs something to check it (a key set blank is said alone).
+    verdicts.set(name, blank(env[name]) || (!hasSecret && !hasJwks && !keyBlank) ? 'refused' : 'ok');
   }
   if (env['HOST'] !== undefined) {
     const host = env['HOST'].trim();
@@ -370,7 +372,7 @@ function generate(random: Random, wild: boolean): Case & { verdicts: Map<string,
     // An address or a host name, nothing more (no port, scheme or brackets), in either mode.
     const listenable = host === '' || isIP(host) !== 0 || /^[A-Za-z0-9_.-]+$/.test(host);
     // Open mode (neither AUTH_JWT_SECRET nor AUTH_JWKS_URL) "refuses to bind to a non-loopback address".
-    verdicts.set('HOST', !listenable || (!loopback && !hasSecret && !hasJwks) ? 'refused' : 'ok');
+    verdicts.set('HOST', !listenable || (!loopback && !hasSecret && !hasJwks && !keyBlank) ? 'refused' : 'ok');
   }
   const oneOf = (name: string, values: string[]) => {
     if (env[name] !== undefined) verdicts.set(name, blank(env[name]) || values.includes(env[name].trim()) ? 'ok' : 'refused');
