@@ -828,10 +828,8 @@ export class UpstreamClient {
   }
 
   #parse<T>(call: Call<T>, text: string, info: UpstreamErrorInfo): T {
-    let value: unknown;
     try {
-      value = JSON.parse(text);
-      return call.parse(value);
+      return call.parse(JSON.parse(text));
     } catch (error) {
       if (error instanceof NotCreated) {
         this.#options.logger.warn('upstream answered that it created nothing', { ...forLog(info, call.signal), status: info.status });
@@ -839,9 +837,9 @@ export class UpstreamClient {
         throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream answered success: false to ${call.action}: nothing was created`, info);
       }
       // The API's own error body under a success status (a server or a proxy in front of it answering errors
-      // 200): said so, rather than as the first field it lacks ("account.id is not a string"). Its words are
-      // the upstream's, logged only as an error body's are, never in the message.
-      const reason = !(error instanceof ShapeError) ? 'the body is not JSON' : isApiErrorBody(value) ? `the body is the API's error shape ({"type": "error", …}) under HTTP ${info.status}` : error.message;
+      // 200): said so, rather than as the first field it lacks ("account.id is not a string"). Its words, the
+      // upstream's, are not shown.
+      const reason = !(error instanceof ShapeError) ? 'the body is not JSON' : apiErrorOf(text) !== undefined ? `the body is the API's error shape ({"type": "error", …}) under HTTP ${info.status}` : error.message;
       // Only a success's body is parsed: a write was carried out, whatever its body says.
       throw this.#unexpectedBody(call, info, reason, true);
     }
@@ -976,9 +974,4 @@ function dependantsOf(signal: CancelSignal): Set<CallCancellation> {
 /** A wait of `pausedMs` and a little jitter past it (a tenth of it, 500 ms at most), so that the calls it holds do not all leave at the same instant. */
 function pastPause(pausedMs: number): number {
   return pausedMs + Math.random() * Math.min(500, pausedMs / 10);
-}
-
-/** Whether a parsed body is the API's error shape, `{"type": "error", "value": …}`. */
-function isApiErrorBody(value: unknown): boolean {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && (value as { type?: unknown }).type === 'error';
 }
