@@ -185,12 +185,13 @@ function bearerToken(authorization: string | undefined): string {
     throw unauthenticated('Authentication required: send Authorization: Bearer <token>', false);
   }
   const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization);
-  // The placeholder itself, as the IDE's example headers and the docs write it, sent before a token was put in:
-  // "must be "Bearer <token>"" would read as if what was sent were right.
-  if (/^\s*bearer +<token> *$/i.test(authorization)) {
-    throw unauthenticated('The Authorization header holds the placeholder "Bearer <token>": put a JWT in place of <token>', true);
-  }
   if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
+    // The placeholder itself, as the IDE's example headers and the docs write it, sent before a token was put in
+    // (its `<` is no token's character, so it is among these): "must be "Bearer <token>"" would read as if what
+    // was sent were right.
+    if (/^\s*bearer +<token> *$/i.test(authorization)) {
+      throw unauthenticated('The Authorization header holds the placeholder "Bearer <token>": put a JWT in place of <token>', true);
+    }
     // Another scheme (a browser's cached Basic credentials) is no bearer token sent: no error code.
     throw unauthenticated('The Authorization header must be "Bearer <token>" with a JWT', /^\s*bearer\b/i.test(authorization));
   }
