@@ -280,7 +280,7 @@ export class UpstreamClient {
       segments: connectTokensPath(accountId),
       parse: (value) => {
         const tokens = parseConnectTokens(value);
-        if (accountId !== null) tokens.forEach((found, index) => tokenOf(found, accountId, `response[${index}]: `));
+        if (accountId !== null) tokens.forEach((found, index) => tokenOf(found, accountId, index));
         return tokens;
       },
       signal,

@@ -146,9 +146,14 @@ export const listOf =
       try {
         return item(entry);
       } catch (error) {
-        throw error instanceof ShapeError ? new ShapeError(`response[${index}]: ${error.message}`) : error;
+        throw error instanceof ShapeError ? new ShapeError(inList(index, error.message)) : error;
       }
     });
+
+/** A list item's fault, its place in the answer said first (`response[3]: …`); `index` undefined for no list's. */
+function inList(index: number | undefined, fault: string): string {
+  return index === undefined ? fault : `response[${index}]: ${fault}`;
+}
 
 function parseSource(value: unknown): UpstreamSource {
   const o = object(value, 'source');
@@ -202,15 +207,15 @@ export function answeredFor(answered: string, asked: string, what: string): void
 }
 
 /**
- * Checks that a connect token listed or looked up under an account belongs to it (`place`: where in a list, said
- * first, as a list item's other faults are: `response[3]: `): a used one names the
+ * Checks that a connect token listed or looked up under an account belongs to it (`index`: its place in a list,
+ * said as a list item's other faults are): a used one names the
  * account its flow added a source to, which must be that account. The token's account is served to whoever
  * may see the account it was listed under (knowing a token is the capability to read its account), so one
  * naming another account would serve that account's addresses and sources to a caller who may not see it.
  */
-export function tokenOf(found: UpstreamConnectToken, accountId: string, place = ''): void {
+export function tokenOf(found: UpstreamConnectToken, accountId: string, index?: number): void {
   if (found.account && !sameId(found.account.id, accountId)) {
-    throw new ShapeError(`${place}the upstream answered with a connect token of another account than the one asked for`);
+    throw new ShapeError(inList(index, 'the upstream answered with a connect token of another account than the one asked for'));
   }
 }
 
