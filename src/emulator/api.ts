@@ -14,7 +14,7 @@ import { shortened } from '../support/shortened.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import { mailServerName, type EmulatorStore, type NewConnectToken, type NewSource } from './store.ts';
-import { isDomainHint, looksLikeEmail } from './persistence.ts';
+import { isTokenEmail, looksLikeEmail } from './persistence.ts';
 
 /** The `/2.0/...` REST API: OAuth verification, then routing to the store. */
 
@@ -313,7 +313,7 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   const sourceCallbackUrl = optionalHttpUrl(params, 'source_callback_url');
   const statusCallbackUrl = optionalHttpUrl(params, 'status_callback_url');
   const email = params.get('email')?.trim() || undefined;
-  if (email && !looksLikeEmail(email) && !isDomainHint(email)) throw new HttpError(400, `email ${email} is invalid`);
+  if (email && !isTokenEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
 
   const input: NewConnectToken = { callback_url: callbackUrl };
   if (email) input.email = email;

@@ -341,6 +341,11 @@ export function isDomainHint(value: string): boolean {
   return /^@[^\s@]+$/.test(value);
 }
 
+/** A connect token's `email` as the API takes one: an address, or a domain to pick the provider by. */
+export function isTokenEmail(value: string): boolean {
+  return looksLikeEmail(value) || isDomainHint(value);
+}
+
 /** A TCP port a source can name: 1–65535 (0 is no port a server listens on). */
 export function isPort(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65_535;
@@ -405,7 +410,7 @@ const callbackUrl: Check = (value) =>
  * any other as the token's mailbox, not to be changed, and refused every form sent with it: the token was of no use.
  */
 const tokenEmail: Check = (value) =>
-  string(value) ?? (value === '' || looksLikeEmail(value as string) || isDomainHint(value as string) ? undefined : { at: '', why: 'must be an email address or a domain such as @gmail.com, as the API takes one' });
+  string(value) ?? (value === '' || isTokenEmail(value as string) ? undefined : { at: '', why: 'must be an email address or a domain such as @gmail.com, as the API takes one' });
 const boolean = is('true or false', (v) => typeof v === 'boolean');
 /** Counts: whole numbers from 0. */
 const whole = is('a whole number from 0', isCount);
