@@ -57,8 +57,11 @@ export function emulatorOptionsFromEnv(
   }
   const rawAllowedHosts = read('EMULATOR_ALLOWED_HOSTS');
   const allowedHosts = rawAllowedHosts?.split(',').map((name) => name.trim()).filter(Boolean);
-  const badHost = allowedHosts?.find((name) => name !== '*' && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/i.test(name));
-  if (badHost !== undefined) {
+  const badHost = allowedHosts?.find((name) => name !== '*' && !isHostAndPort(name));
+  if (allowedHosts?.length === 0) {
+    // Commas and spaces only: an empty list would answer loopback names alone, also where EMULATOR_HOST=0.0.0.0 answers any.
+    problems.push(`EMULATOR_ALLOWED_HOSTS names no host (got ${quotedSetting(rawAllowedHosts!)}): name one or more, or unset it`);
+  } else if (badHost !== undefined) {
     // Like the URLs above: a value with an `@` may hold credentials pasted in by mistake. Looked for in the whole
     // list, as CORS_ORIGINS does: a comma in a password splits its URL into entries, the first without the `@`.
     const shown = rawAllowedHosts!.includes('@') ? 'a value with an @, not shown' : quotedSetting(badHost);
@@ -75,10 +78,16 @@ export function emulatorOptionsFromEnv(
     seed: seed === 'none' ? 'none' : 'demo',
     ...(dataFile ? { dataFile } : {}),
     ...(publicOrigin ? { publicUrl } : {}),
-    ...(allowedHosts && badHost === undefined ? { allowedHosts } : {}),
+    ...(allowedHosts?.length && badHost === undefined ? { allowedHosts } : {}),
     ...(rateLimitPerHour === undefined ? {} : { rateLimitPerHour }),
     // The request log is for tests and benchmarks, which start the emulator from code: nothing reads it here,
     // where it would hold up to 100,000 URLs of up to 16 KB each (refused requests included), 1.6 GB anyone could fill.
     requestLogLimit: 0,
   };
+}
+
+/** A host name, an IPv4 address or an IPv6 one in brackets, with or without a port a URL may carry (0–65535). */
+function isHostAndPort(text: string): boolean {
+  const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(text);
+  return match !== null && (match[2] === undefined || Number(match[2]) <= 65_535);
 }

@@ -1028,8 +1028,15 @@ describe('Host check (DNS rebinding)', () => {
     };
     assert.deepEqual(read(' emulator, devbox.lan:4010 ,[::1]').options.allowedHosts, ['emulator', 'devbox.lan:4010', '[::1]']);
     assert.deepEqual(read('*').options.allowedHosts, ['*']);
-    for (const bad of ['http://emulator', 'emu lator', 'a/b']) {
+    assert.deepEqual(read('devbox.lan:65535').options.allowedHosts, ['devbox.lan:65535']);
+    for (const bad of ['http://emulator', 'emu lator', 'a/b', 'devbox.lan:99999', 'devbox.lan:65536', '[::1]:70000']) {
       assert.match(read(bad).problems.join('\n'), /^EMULATOR_ALLOWED_HOSTS must be host names/, bad);
+      assert.equal(read(bad).options.allowedHosts, undefined, bad);
+    }
+    // Commas and spaces alone name no host: an empty list would narrow an emulator on 0.0.0.0 to loopback names.
+    for (const empty of [',', ' , ', ',,']) {
+      assert.deepEqual(read(empty).problems, [`EMULATOR_ALLOWED_HOSTS names no host (got "${empty.trim()}"): name one or more, or unset it`], empty);
+      assert.equal(read(empty).options.allowedHosts, undefined, empty);
     }
     // Credentials pasted in by mistake are not repeated in the problem.
     assert.deepEqual(read('devbox.lan, user:hunter2@devbox.lan').problems, ['EMULATOR_ALLOWED_HOSTS must be host names separated by commas, or * (got a value with an @, not shown)']);
