@@ -11,7 +11,8 @@ import { schemaDocument, scriptOptions } from './schema-source.ts';
 
 const root = projectRoot();
 // `--releases <dir>` is for the script's own tests; the project's baseline is releases/.
-const releasesDir = scriptOptions('schema:breaking', { releases: { type: 'string' } }).releases ?? join(root, 'releases');
+const USAGE = 'usage: npm run schema:breaking (exits 1 on a breaking change not accepted in releases/ACCEPTED_BREAKING_CHANGES.md)';
+const releasesDir = scriptOptions('schema:breaking', USAGE, { releases: { type: 'string' } }).releases ?? join(root, 'releases');
 const acceptedFile = join(releasesDir, 'ACCEPTED_BREAKING_CHANGES.md');
 
 let releaseFiles: string[];

@@ -20,7 +20,8 @@ function publishedArtifacts(): Record<string, string> {
 }
 
 const root = projectRoot();
-const check = scriptOptions(process.argv.includes('--check') ? 'schema:check' : 'schema:print', { check: { type: 'boolean', default: false } }).check;
+const USAGE = 'usage: npm run schema:print (writes schema.graphql and schema.json) | npm run schema:check (exits 1 when they are stale)';
+const check = scriptOptions(process.argv.includes('--check') ? 'schema:check' : 'schema:print', USAGE, { check: { type: 'boolean', default: false } }).check;
 let stale = false;
 for (const [name, content] of Object.entries(publishedArtifacts())) {
   const path = join(root, name);

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { concatAST, type DocumentNode } from 'graphql';
 import { loadTypeDefs, SchemaSyntaxError } from '../src/graphql/schema.ts';
+import { refuseToStart } from './refuse-to-start.ts';
 
 /**
  * schema/*.graphql as one document, for the schema scripts: on a syntax error, `tool` says which file and
@@ -17,14 +18,14 @@ export function schemaDocument(tool: string): DocumentNode {
 }
 
 /**
- * The script's command-line options, strictly: an option it does not know (`--chek`) or a stray argument exits 1
- * naming it, rather than being ignored (`schema:print -- --chek` would otherwise rewrite the files it was meant to check).
+ * The script's command-line options, strictly: an option it does not know (`--chek`) or a stray argument is refused
+ * (exit 2, a usage error, with `usage`) naming it, rather than being ignored (`schema:print -- --chek` would otherwise
+ * rewrite the files it was meant to check). Exit 1 is the scripts' finding (a stale or broken schema): CI must tell them apart.
  */
-export function scriptOptions<T extends NonNullable<ParseArgsConfig['options']>>(tool: string, options: T) {
+export function scriptOptions<T extends NonNullable<ParseArgsConfig['options']>>(tool: string, usage: string, options: T) {
   try {
     return parseArgs({ options, strict: true, allowPositionals: false }).values;
   } catch (error) {
-    console.error(`${tool}: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+    return refuseToStart(tool, usage, [error instanceof Error ? error.message : String(error)]);
   }
 }

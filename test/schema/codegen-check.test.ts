@@ -75,14 +75,16 @@ test('the schema scripts refuse an option they do not know or a folder they cann
   const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."), reads);
   const published = readFileSync(join(dir, 'schema.graphql'), 'utf8');
   const refusals = [
-    [['scripts/schema-print.ts', '--chek'], /^schema:print: Unknown option '--chek'/],
-    [['scripts/schema-print.ts', '--check', 'now'], /^schema:check: Unexpected argument 'now'/],
-    [['scripts/schema-breaking.ts', '--releases', join(dir, 'missing')], /^schema:breaking: cannot read the releases folder .*missing: ENOENT/],
+    // A usage error exits 2, told apart from the scripts' findings (exit 1: a stale schema, a breaking change).
+    [['scripts/schema-print.ts', '--chek'], /^schema:print: Unknown option '--chek'.*\nusage: npm run schema:print/, 2],
+    [['scripts/schema-print.ts', '--check', 'now'], /^schema:check: Unexpected argument 'now'.*\nusage: /, 2],
+    [['scripts/schema-breaking.ts', '--chek'], /^schema:breaking: Unknown option '--chek'.*\nusage: npm run schema:breaking/, 2],
+    [['scripts/schema-breaking.ts', '--releases', join(dir, 'missing')], /^schema:breaking: cannot read the releases folder .*missing: ENOENT/, 1],
   ] as const;
-  for (const [args, message] of refusals) {
+  for (const [args, message, status] of refusals) {
     const result = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: dir, encoding: 'utf8' });
     const output = result.stdout + result.stderr;
-    assert.equal(result.status, 1, output);
+    assert.equal(result.status, status, output);
     assert.match(output, message);
     assert.doesNotMatch(output, /\n\s+at /, 'no stack trace');
   }
