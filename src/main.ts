@@ -112,6 +112,8 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
     ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
     ...(randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
   });
+  const portWarning = publicPortWarning(options, emulator.url);
+  if (portWarning !== undefined) logger.announce('warn', portWarning);
   // A secret is made up only when none is set: one set to the public development secret is kept, and anyone who
   // reaches the emulator may then use its API past the gateway's authentication (`npm run emulator` says so too).
   if (publicSecretWarning(options) !== undefined) {
@@ -124,13 +126,31 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
 }
 
 /**
+ * EMULATOR_PUBLIC_URL naming one port while the emulator listens on a free one picked at start: its connect links
+ * lead to the URL's port, where nothing listens unless something forwards to a port that changes with every start
+ * (setting the URL and forgetting EMULATOR_PORT left the connect page unreachable, said nowhere).
+ */
+function publicPortWarning({ publicUrl, port }: EmbeddedConfig['emulator'], listening: string): string | undefined {
+  if (publicUrl === undefined || port !== 0) return undefined;
+  const named = portOf(new URL(publicUrl));
+  const picked = portOf(new URL(listening));
+  if (named === picked) return undefined;
+  return `EMULATOR_PUBLIC_URL names port ${named}, but the embedded emulator listens on port ${picked}, picked at start (EMULATOR_PORT unset or 0): its connect links lead to the URL's port, which reaches it only through a proxy forwarding to a port that changes with every start; set EMULATOR_PORT=${named} to listen where the URL says`;
+}
+
+/** A URL's port, its scheme's default when it names none (`new URL` leaves a default port out). */
+function portOf(url: URL): number {
+  return Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+}
+
+/**
  * PORT taken by the gateway's own embedded emulator (EMULATOR_PORT set to it): said as such, since "already in
  * use" sends the operator looking for another process, and none holds the port once this one has exited.
  */
 function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Emulator | undefined): string | undefined {
   if ((error as NodeJS.ErrnoException | undefined)?.code !== 'EADDRINUSE' || emulator === undefined || config.upstream.kind !== 'embedded') return undefined;
   // A URL leaves out its scheme's default port: EMULATOR_PORT=80 reads back as none.
-  if (Number(new URL(emulator.url).port || 80) !== config.port || !mayShareAPort(config.upstream.emulator.host, config.host)) return undefined;
+  if (portOf(new URL(emulator.url)) !== config.port || !mayShareAPort(config.upstream.emulator.host, config.host)) return undefined;
   return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 

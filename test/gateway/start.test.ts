@@ -109,8 +109,25 @@ describe('npm start', () => {
       const answer = await query(started.url, '{ accounts(first: 1) { nodes { id } } }');
       assert.equal(answer.errors, undefined, JSON.stringify(answer.errors));
       assert.equal((answer.data!['accounts'] as { nodes: unknown[] }).nodes.length, 1);
+      // EMULATOR_PORT unset, it listens on a port picked at start, not the URL's, where its connect links lead: said.
+      const listening = new URL(JSON.parse(line).upstream as string).port;
+      const warnings = logEntries(started.lines).filter((entry) => entry['level'] === 'warn').map((entry) => String(entry['message']));
+      assert.deepEqual(
+        warnings.filter((message) => message.startsWith('EMULATOR_PUBLIC_URL')),
+        [`EMULATOR_PUBLIC_URL names port 4010, but the embedded emulator listens on port ${listening}, picked at start (EMULATOR_PORT unset or 0): its connect links lead to the URL's port, which reaches it only through a proxy forwarding to a port that changes with every start; set EMULATOR_PORT=4010 to listen where the URL says`],
+      );
     } finally {
       assert.equal(await started.stop(), 0);
+    }
+    // Listening where the URL says, or on a port chosen for a proxy to forward to, there is nothing to say.
+    const port = await closedPort();
+    for (const env of [{ EMULATOR_PUBLIC_URL: `http://devbox.lan:${port}`, EMULATOR_PORT: String(port) }, { EMULATOR_PUBLIC_URL: 'https://devbox.lan', EMULATOR_PORT: String(port) }]) {
+      const quiet = await startMain(env);
+      try {
+        assert.doesNotMatch(quiet.lines.join('\n'), /EMULATOR_PUBLIC_URL names port/, JSON.stringify(env));
+      } finally {
+        assert.equal(await quiet.stop(), 0);
+      }
     }
   });
 
