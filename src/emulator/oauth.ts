@@ -1,9 +1,10 @@
 import {
-  parseAuthorizationHeader,
+  authorizationHeaderParams,
   sign,
   signaturesMatch,
   type OAuthParam,
 } from '../oauth/signature.ts';
+import { shortened } from '../support/shortened.ts';
 import { tryDecodePairs } from './http.ts';
 
 /**
@@ -73,8 +74,15 @@ export class OAuthVerifier {
 
   /** Checks one request; the reason never contains the secret or the signature. */
   verify(request: OAuthRequest): OAuthVerdict {
-    const header = parseAuthorizationHeader(request.authorization);
-    if (!header) return fail('missing or malformed OAuth Authorization header');
+    const params = authorizationHeaderParams(request.authorization);
+    if (!params) return fail('missing or malformed OAuth Authorization header');
+    // RFC 5849 §3.1: no parameter appears more than once, and §3.2 has a server refuse a request repeating one. Read
+    // as a map, the last one given counted and the other was ignored, unsigned, where a server taking the first refused it.
+    const header = new Map<string, string>();
+    for (const [name, value] of params) {
+      if (header.has(name)) return fail(`${shortened(name, 100)} is given more than once in the Authorization header`);
+      header.set(name, value);
+    }
     for (const name of ['oauth_consumer_key', 'oauth_nonce', 'oauth_signature_method', 'oauth_timestamp', 'oauth_signature']) {
       if (!header.get(name)) return fail(`missing ${name}`);
     }

@@ -86,8 +86,17 @@ export function authorizationHeader(protocol: readonly OAuthParam[], signature: 
 
 /** Parses an `Authorization: OAuth …` header into its parameters; `undefined` when it is not one. */
 export function parseAuthorizationHeader(header: string | undefined): Map<string, string> | undefined {
+  const params = authorizationHeaderParams(header);
+  return params && new Map(params);
+}
+
+/**
+ * An `Authorization: OAuth …` header's parameters, decoded, in the order given and each as often as given (a
+ * verifier refuses one given twice); `undefined` when it is not such a header.
+ */
+export function authorizationHeaderParams(header: string | undefined): OAuthParam[] | undefined {
   if (!header || !/^OAuth\s/i.test(header)) return undefined;
-  const params = new Map<string, string>();
+  const params: OAuthParam[] = [];
   // A name starts where a run of name characters does (the lookbehind): tried from each character of a long
   // run, as before, the parse took time quadratic in the header's length, before anything was verified.
   for (const match of header.slice(6).matchAll(/(?<![A-Za-z0-9_.~%-])([A-Za-z0-9_.~%-]+)\s*=\s*"([^"]*)"/g)) {
@@ -95,7 +104,7 @@ export function parseAuthorizationHeader(header: string | undefined): Map<string
       const name = decodeURIComponent(match[1]!);
       // The realm is RFC 2617's quoted string, not percent-encoded (RFC 5849 §3.5.1), and no part of the signature;
       // an auth-param, its name is read in any case (RFC 9110 §11.2).
-      params.set(name, name.toLowerCase() === 'realm' ? match[2]! : decodeURIComponent(match[2]!));
+      params.push([name, name.toLowerCase() === 'realm' ? match[2]! : decodeURIComponent(match[2]!)]);
     } catch {
       return undefined;
     }

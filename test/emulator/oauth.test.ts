@@ -209,6 +209,28 @@ describe('OAuth verification', () => {
     assert.match(res.body.value, /HMAC-SHA1/);
   });
 
+  test('a protocol parameter given twice in the header is refused, whichever of the two the signature covers (RFC 5849 §3.1, §3.2)', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    for (const [name, other] of [['oauth_nonce', 'another-nonce'], ['oauth_timestamp', '1'], ['oauth_signature_method', 'PLAINTEXT'], ['oauth_version', '2.0']] as const) {
+      const protocol = protocolParams(emu.consumerKey, randomBytes(12).toString('hex'), String(Math.floor(Date.now() / 1000)));
+      const signature = sign({ method: 'GET', baseUrl: url, params: protocol, consumerSecret: emu.consumerSecret });
+      const header = authorizationHeader(protocol, signature);
+      // The signed value last, then first: read as a map, the last one given was taken and the other ignored.
+      for (const written of [header.replace(/^OAuth /, `OAuth ${name}="${other}", `), `${header}, ${name}="${other}"`]) {
+        const res = await api(emu, '/accounts', { authorization: written });
+        assert.equal(res.status, 401, `${name}: ${written}`);
+        assert.equal(res.body.code, 105);
+        assert.equal(res.body.value, `Invalid signature: ${name} is given more than once in the Authorization header`);
+      }
+    }
+    // The signature itself too: a second one is no second chance to match.
+    const header = signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret);
+    const twice = await api(emu, '/accounts', { authorization: header.replace(/^OAuth /, 'OAuth oauth_signature="AAAA", ') });
+    assert.equal(twice.status, 401);
+    assert.equal(twice.body.value, 'Invalid signature: oauth_signature is given more than once in the Authorization header');
+  });
+
   test('a header with a parameter that does not decode (a % left unencoded) is refused as malformed, not read without it', async (t) => {
     const emu = await emulatorFor(t);
     const header = signRequest('GET', `${emu.url}/accounts`, [], emu.consumerKey, emu.consumerSecret);
