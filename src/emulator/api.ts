@@ -59,7 +59,7 @@ export async function handleApiRequest(
     const verdict = ctx.verifier.verify({
       method,
       baseUrls: received === published ? [received] : [received, published],
-      authorization: req.headers.authorization,
+      authorization: req.headersDistinct['authorization'],
       query,
       form: isFormBody(req) ? body : '',
     });

@@ -36,7 +36,11 @@ export interface OAuthRequest {
    * any of them is accepted.
    */
   baseUrls: readonly [string, ...string[]];
-  authorization: string | undefined;
+  /**
+   * The Authorization header; or each of them, as `req.headersDistinct` has them, since Node's `req.headers` keeps
+   * the first of several and drops the others. More than one is refused.
+   */
+  authorization: string | readonly string[] | undefined;
   /** The raw query string, without `?`. */
   query: string;
   /** The raw body when it is form-urlencoded, else `''`: no other body is signed. */
@@ -74,7 +78,11 @@ export class OAuthVerifier {
 
   /** Checks one request; the reason never contains the secret or the signature. */
   verify(request: OAuthRequest): OAuthVerdict {
-    const params = authorizationHeaderParams(request.authorization);
+    const headers = typeof request.authorization === 'string' ? [request.authorization] : (request.authorization ?? []);
+    // Which of several a server reads is its own choice (the first, the last, or all joined): taking the first and
+    // ignoring the rest, a request passed here that another server refuses. The gateway refuses them too.
+    if (headers.length > 1) return fail('more than one Authorization header');
+    const params = authorizationHeaderParams(headers[0]);
     if (!params) return fail('missing or malformed OAuth Authorization header');
     // RFC 5849 §3.1: no parameter appears more than once, and §3.2 has a server refuse a request repeating one. Read
     // as a map, the last one given counted and the other was ignored, unsigned, where a server taking the first refused it.

@@ -5,6 +5,7 @@ import { runInNewContext } from 'node:vm';
 import { OAuthVerifier } from '../../src/emulator/index.ts';
 import { TIMESTAMP_WINDOW_SECONDS } from '../../src/emulator/oauth.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign } from '../../src/oauth/signature.ts';
+import { exchange } from '../helpers/net.ts';
 import { api, emulatorFor, rawRequest, signRequest } from './helpers.ts';
 
 // The reference test vector (contextio-2.0.md, "Authentication").
@@ -229,6 +230,23 @@ describe('OAuth verification', () => {
     const twice = await api(emu, '/accounts', { authorization: header.replace(/^OAuth /, 'OAuth oauth_signature="AAAA", ') });
     assert.equal(twice.status, 401);
     assert.equal(twice.body.value, 'Invalid signature: oauth_signature is given more than once in the Authorization header');
+  });
+
+  test('two Authorization headers are refused, even each a valid signature: not the first taken and the other ignored (a proxy may add its own)', async (t) => {
+    const emu = await emulatorFor(t);
+    const url = `${emu.url}/accounts`;
+    const twice = (first: string, second: string) =>
+      exchange(emu.url, `GET /2.0/accounts HTTP/1.1\r\nhost: ${new URL(url).host}\r\nauthorization: ${first}\r\nauthorization: ${second}\r\nconnection: close\r\n\r\n`);
+    const signed = () => signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret);
+    for (const [first, second] of [
+      [signed(), 'Basic dXNlcjpwYXNz'],
+      [signed(), signRequest('GET', url, [], emu.consumerKey, 'another-secret')],
+      [signed(), signed()],
+    ]) {
+      const received = await twice(first!, second!);
+      assert.match(received, /^HTTP\/1\.1 401 /, `${first} then ${second}`);
+      assert.match(received, /"code":105,"value":"Invalid signature: more than one Authorization header"/);
+    }
   });
 
   test('a header with a parameter that does not decode (a % left unencoded) is refused as malformed, not read without it', async (t) => {
