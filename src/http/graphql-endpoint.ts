@@ -7,7 +7,7 @@ import type { AnswerAdmission, BodyAdmission, OperationAdmission } from './admis
 import type { Connections } from './connections.ts';
 import { awaitsContinue, discardBody, maxBodyPieces, readBody } from './body.ts';
 import { refusalForLoad, refusalsForLoadOver } from './load-refusals.ts';
-import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
+import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, searchForApollo, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
 import { endOnceFlushed, graphqlError, sendJson, type Refusal } from './respond.ts';
 import type { Shutdown } from './shutdown.ts';
 import { answerTooLargeBody, documentLinesRefusal } from '../limits/index.ts';
@@ -145,7 +145,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
     // Apollo's CSRF check looks for one of a few headers a cross-site page cannot send without a preflight.
     if (safeFromCrossSitePages(access.open, req.method, headers)) headers.set('apollo-require-preflight', 'bearer');
     response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest: { method: req.method, headers, search: url.search, body },
+      httpGraphQLRequest: { method: req.method, headers, search: req.method === 'GET' ? searchForApollo(url) : url.search, body },
       // Verified above, once per request; a refused token ends the operation here (401), before any resolver.
       context: async () => operationContext(deps, requestId, authenticated, outcome, operation),
     });

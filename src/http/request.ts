@@ -143,6 +143,26 @@ export function requestIdGivenBy(req: IncomingMessage): string | undefined {
   return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : undefined;
 }
 
+/**
+ * A GET's query string as Apollo Server is handed it: an `operationName`, `variables` or `extensions` sent once and
+ * empty is left out, as the GraphQL-over-HTTP spec has it ("Specifying the empty string for optional request
+ * parameters is equivalent to not specifying them at all"). Apollo read `operationName=` as the name "", which
+ * no operation has, and `variables=` as JSON that is not. One sent twice is left for Apollo to refuse as such.
+ */
+export function searchForApollo(url: URL): string {
+  const parameters = new URLSearchParams(url.search);
+  const empty = OPTIONAL_GET_PARAMETERS.filter((name) => {
+    const values = parameters.getAll(name);
+    return values.length === 1 && values[0] === '';
+  });
+  if (empty.length === 0) return url.search;
+  for (const name of empty) parameters.delete(name);
+  return `?${parameters.toString()}`;
+}
+
+/** The optional parameters of a GraphQL-over-HTTP GET request (`query` is the one it needs). */
+const OPTIONAL_GET_PARAMETERS = ['operationName', 'variables', 'extensions'];
+
 /** Whether a GET's query string carries an operation: its text (`?query=`), or a persisted query's hash (`?extensions=`). */
 export function carriesOperation(url: URL): boolean {
   return url.searchParams.has('query') || url.searchParams.has('extensions');

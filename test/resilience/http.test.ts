@@ -348,6 +348,24 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('takes an empty operationName, variables or extensions of a GET as not sent, as the GraphQL-over-HTTP spec has it', async () => {
+    // A client building its URL from every parameter (`operationName=` for an anonymous operation) was answered
+    // `Unknown operation named ""`, or that its variables were not JSON.
+    const getWith = (parameters: string) =>
+      send(`${stack.gateway.url}?query=${encodeURIComponent('{ __typename }')}&${parameters}`, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+    for (const parameters of ['operationName=', 'variables=', 'extensions=', 'operationName=&variables=&extensions=']) {
+      const answer = await getWith(parameters);
+      assert.deepEqual(answer.json, { data: { __typename: 'Query' } }, `${parameters}: ${answer.text}`);
+    }
+    // Each is still read when it holds something, and may still be sent only once.
+    assertRefused(await getWith('variables=%7B'), 400, 'BAD_REQUEST', /variables search parameter contains invalid JSON/);
+    assertRefused(await getWith('operationName=Named'), 400, 'OPERATION_RESOLUTION_FAILURE', /"Named"/);
+    assertRefused(await getWith('operationName=&operationName='), 400, 'BAD_REQUEST', /'operationName' search parameter may only be specified once/);
+    // What the spec's note says of the text `null`: the name of an operation, not the absence of one.
+    const named = await send(`${stack.gateway.url}?query=${encodeURIComponent('query null { __typename }')}&operationName=null`, { headers: { accept: 'application/json', 'apollo-require-preflight': 'true' } });
+    assert.deepEqual(named.json, { data: { __typename: 'Query' } }, named.text);
+  });
+
   it('refuses an Accept header that allows no JSON answer with 406 before the operation runs: a mutation in it is not made', async () => {
     const mutation = JSON.stringify({ query: 'mutation { createAccount(input: { email: "accept@example.com" }) { id } }' });
     for (const accept of ['text/plain', 'application/json;q=0, application/graphql-response+json;q=0', 'image/png']) {
