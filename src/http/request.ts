@@ -163,9 +163,12 @@ export function searchForApollo(url: URL): string {
 /** The optional parameters of a GraphQL-over-HTTP GET request (`query` is the one it needs). */
 const OPTIONAL_GET_PARAMETERS = ['operationName', 'variables', 'extensions'];
 
-/** Whether a GET's query string carries an operation: its text (`?query=`), or a persisted query's hash (`?extensions=`). */
+/**
+ * Whether a GET's query string carries an operation: its text (`?query=`), or a persisted query's hash (`?extensions=`;
+ * sent empty, it is not sent: `searchForApollo`).
+ */
 export function carriesOperation(url: URL): boolean {
-  return url.searchParams.has('query') || url.searchParams.has('extensions');
+  return url.searchParams.has('query') || url.searchParams.getAll('extensions').some((value) => value !== '');
 }
 
 /**

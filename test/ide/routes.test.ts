@@ -160,9 +160,14 @@ test('GraphQL over GET is unchanged: a query parameter or a non-HTML Accept goes
   // A GraphQL client (or curl) without a query is told what to send, not the IDE's page, nor Apollo's answer
   // that it was blocked as a possible cross-site request forgery (which asks for a preflight header first).
   // q=0 however written (RFC 9110 §12.4.2 allows up to three zero decimals) says "never HTML".
-  for (const accept of ['application/json', '*/*', 'text/html;q=0, application/json', 'text/html; q=0.000, application/json']) {
-    const client = await get('/graphql', { accept });
-    assert.equal(client.status, 400);
+  // An empty `extensions` is none (the GraphQL-over-HTTP spec: an optional parameter sent empty is not sent).
+  for (const [path, accept] of [
+    ...['application/json', '*/*', 'text/html;q=0, application/json', 'text/html; q=0.000, application/json'].map((accept) => ['/graphql', accept] as const),
+    ['/graphql?extensions=', 'application/json'],
+    ['/graphql?operationName=&variables=&extensions=', '*/*'],
+  ] as const) {
+    const client = await get(path, { accept });
+    assert.equal(client.status, 400, `${path} ${accept}`);
     assert.match(String(client.headers['content-type']), /json/);
     const { errors } = JSON.parse(client.body.toString()) as { errors: Array<{ message: string; extensions: { code: string } }> };
     assert.equal(errors[0]!.extensions.code, 'BAD_REQUEST');
