@@ -140,6 +140,16 @@ export function lacksRequiredHost(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
 }
 
+/**
+ * Whether `req` is an HTTP/1.0 request with a `Transfer-Encoding`, which HTTP/1.0 does not have. Node decodes its
+ * body as chunked and keeps its connection for the next request; a proxy in front may have framed it otherwise (by its
+ * `Content-Length`, or to the connection's end), so what Node reads after it may be part of its body: a request
+ * smuggled past that proxy. RFC 9112 §6.1 has its framing taken as faulty and the connection closed (nginx answers 400).
+ */
+export function hasHttp10TransferEncoding(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
+}
+
 /** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */
 export const HEADER_LIMIT = maxHeaderSize % 1024 === 0 ? `${maxHeaderSize / 1024} KiB` : `${maxHeaderSize} bytes`;
 

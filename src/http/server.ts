@@ -7,7 +7,7 @@ import { contextDeps, type OperationOutcome } from '../graphql/context.ts';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from '../config/defaults.ts';
 import { ErrorCode, HttpRefusalCode } from '../errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './admission.ts';
-import { clientErrorAnswerer, connectRefuser, lacksRequiredHost } from './client-error.ts';
+import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, lacksRequiredHost } from './client-error.ts';
 import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
@@ -396,6 +396,10 @@ function createHandler(parts: HandlerParts): Handler {
     };
     // Closed after, as Node's own refusal was: a request this malformed leaves its body, if any, unread.
     if (lacksRequiredHost(req)) return refuseUnrouted(400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
+    if (hasHttp10TransferEncoding(req)) {
+      // Closed after, its body unread: where it ends is what a proxy in front and Node may not agree on.
+      return refuseUnrouted(400, graphqlError('An HTTP/1.0 request cannot carry a Transfer-Encoding: send its body with a Content-Length, or the request as HTTP/1.1', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
+    }
     if (unmetExpectation(req.headers.expect)) {
       // Closed after: the client may be holding its body back for an answer that is not coming.
       return refuseUnrouted(417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });

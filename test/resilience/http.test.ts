@@ -492,6 +492,19 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('refuses an HTTP/1.0 request with a Transfer-Encoding with 400 BAD_REQUEST and closes the connection, running neither it nor what follows it (RFC 9112 6.1)', async () => {
+    // HTTP/1.0 has no Transfer-Encoding: a proxy in front may have framed this body otherwise (by its length, or to
+    // the connection's end), so what the gateway would read as the next request may be part of it (smuggled).
+    const body = JSON.stringify({ query: 'mutation { createAccount(input: { email: "smuggled@example.com" }) { id } }' });
+    const chunked = `POST /graphql HTTP/1.0\r\nhost: 127.0.0.1\r\nconnection: keep-alive\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const answer = await exchange(stack.gateway.url, `${chunked}${rawGraphQLPost('{ accounts { nodes { id } } }')}GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+    assertRawRefusal(answer, 400, 'BAD_REQUEST', /^An HTTP\/1\.0 request cannot carry a Transfer-Encoding/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // Framed by its length, an HTTP/1.0 request is served as before.
+    const framed = await exchange(stack.gateway.url, `POST /graphql HTTP/1.0\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 26\r\n\r\n{"query":"{ __typename }"}`);
+    assert.match(framed, /^HTTP\/1\.1 200 [^]*\{"data":\{"__typename":"Query"\}\}/, framed);
+  });
+
   it('answers a chunk extension past what Node accepts with 413 PAYLOAD_TOO_LARGE in the envelope of every refusal', async () => {
     const answer = await exchange(
       stack.gateway.url,
