@@ -1,5 +1,5 @@
 import { egressProxyFor, type EgressProxy } from '../upstream/egress-proxy.ts';
-import { quotedSetting, settingValue } from '../support/shortened.ts';
+import { quotedSetting, settingValue, shownSetting } from '../support/shortened.ts';
 import { urlControlProblem } from '../config/settings.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
@@ -51,7 +51,7 @@ export function readAccessConfig(
   let introspection = development || isOpen(auth);
   if (rawIntrospection !== undefined) {
     if (rawIntrospection === 'true' || rawIntrospection === 'false') introspection = rawIntrospection === 'true';
-    else problems.push(`INTROSPECTION must be true or false (got ${quotedSetting(rawIntrospection)})`);
+    else problems.push(`INTROSPECTION must be true or false (got ${shownSetting(rawIntrospection)})`);
   }
   return { auth, corsOrigins: readOrigins(read('CORS_ORIGINS'), problems), introspection };
 }

@@ -7,7 +7,7 @@ import type { EmulatorOptions } from '../emulator/server.ts';
 import { readAccessConfig, type AccessConfig } from '../auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from '../limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from '../logging/logger.ts';
-import { quotedSetting } from '../support/shortened.ts';
+import { shownSetting } from '../support/shortened.ts';
 import { listenHostProblem, urlControlProblem, wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
@@ -125,7 +125,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
 
   const rawLevel = read('LOG_LEVEL') ?? 'info';
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
-  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${quotedSetting(rawLevel)})`);
+  if (logLevel !== rawLevel) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${shownSetting(rawLevel)})`);
 
   const upstream = readUpstreamConfig(read, env, problems);
 

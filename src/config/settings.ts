@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { quotedSetting } from '../support/shortened.ts';
+import { quotedSetting, shownSetting } from '../support/shortened.ts';
 
 /**
  * Every environment variable the gateway and its emulator read (the README's configuration tables), and the
@@ -108,7 +108,7 @@ export function argumentsProblem(args: readonly string[], settings: string): str
  */
 export function listenHostProblem(name: string, portName: string, value: string): string | undefined {
   if (isIP(value) !== 0 || /^[A-Za-z0-9_.-]+$/.test(value)) return undefined;
-  return `${name} must be an IP address or a host name to listen on, without a scheme, port, path or brackets (${portName} sets the port) (got ${quotedSetting(value)})`;
+  return `${name} must be an IP address or a host name to listen on, without a scheme, port, path or brackets (${portName} sets the port) (got ${shownSetting(value)})`;
 }
 
 /**
@@ -181,7 +181,7 @@ export function wholeNumberSetting(
   if (/^\d+$/.test(raw) && value >= range.min && value <= range.max) return value;
   const what = range.unit === undefined ? 'a whole number' : `a whole number ${range.unit}`;
   const min = range.minFrom === undefined ? `${range.min}` : `${range.min} (${range.minFrom})`;
-  problems.push(`${name} must be ${what} from ${min} to ${range.max} (got ${quotedSetting(raw)})`);
+  problems.push(`${name} must be ${what} from ${min} to ${range.max} (got ${shownSetting(raw)})`);
   return undefined;
 }
 

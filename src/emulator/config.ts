@@ -1,6 +1,6 @@
 import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import type { EmulatorOptions } from './server.ts';
-import { quotedSetting } from '../support/shortened.ts';
+import { quotedSetting, shownSetting } from '../support/shortened.ts';
 import { listenHostProblem, urlControlProblem, wholeNumberSetting } from '../config/settings.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
@@ -41,7 +41,7 @@ export function emulatorOptionsFromEnv(
   const port = wholeNumberSetting('EMULATOR_PORT', read('EMULATOR_PORT'), { min: 0, max: 65_535 }, problems) ?? defaultPort;
   const rateLimitPerHour = wholeNumberSetting('EMULATOR_RATE_LIMIT', read('EMULATOR_RATE_LIMIT'), { min: 1, max: 1_000_000, unit: 'of calls an hour' }, problems);
   const seed = read('EMULATOR_SEED') ?? 'demo';
-  if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${quotedSetting(seed)})`);
+  if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${shownSetting(seed)})`);
   const dataFile = read('EMULATOR_DATA_FILE');
   const publicUrl = read('EMULATOR_PUBLIC_URL');
   const publicControl = publicUrl === undefined ? undefined : urlControlProblem('EMULATOR_PUBLIC_URL', publicUrl);

@@ -27,6 +27,15 @@ export function quotedSetting(value: string): string {
 }
 
 /**
+ * A refused setting's value as `quotedSetting` quotes it, but for one holding an `@`, which is said not to be shown:
+ * no setting whose value is quoted has an `@` of its own, and a URL pasted into one (`HOST=https://user:password@…`)
+ * may carry a password.
+ */
+export function shownSetting(value: string): string {
+  return value.includes('@') ? 'a value with an @, not shown' : quotedSetting(value);
+}
+
+/**
  * JSON text with U+2028 and U+2029 escaped (`\u2028`), as JSON allows and JSON.stringify does not do: some line
  * readers (Python's str.splitlines, some editors and log viewers) break a line at them.
  */

@@ -213,6 +213,19 @@ describe('configuration from the environment', () => {
     assert.ok(problems.includes('LOG_LEVEL must be one of debug, info, warn, error (got "verbose\\nLOG_LEVEL=debug")'), problems.join(' | '));
   });
 
+  it('never quotes a refused value holding an @, whichever the setting: a URL pasted in may carry a password', () => {
+    // No value of these settings has an @; a URL with credentials pasted into one (HOST=https://user:password@…) has.
+    const url = 'https://deploy:hunter2@gateway.example.com';
+    const problems = configProblems({ HOST: url, PORT: url, LOG_LEVEL: url, INTROSPECTION: url, UPSTREAM_TIMEOUT_MS: 'user:hunter2@x' });
+    const emulator: string[] = [];
+    emulatorOptionsFromEnv({ EMULATOR_HOST: url, EMULATOR_PORT: url, EMULATOR_SEED: url, EMULATOR_RATE_LIMIT: url }, 4010, emulator);
+    assert.equal(problems.length + emulator.length, 9, [...problems, ...emulator].join('\n'));
+    for (const problem of [...problems, ...emulator]) {
+      assert.doesNotMatch(problem, /hunter2|deploy/, problem);
+      assert.match(problem, /\(got a value with an @, not shown\)$/, problem);
+    }
+  });
+
   it('names a HOST open mode refuses on one line, with at most 100 characters of it', () => {
     assert.deepEqual(configProblems({ HOST: 'gateway.internal' }), ['HOST=gateway.internal is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin']);
     assert.deepEqual(configProblems({ HOST: 'h'.repeat(3000) }), [`HOST=${'h'.repeat(100)}… is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`]);
