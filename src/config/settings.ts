@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { quotedSetting, shownSetting } from '../support/shortened.ts';
+import { shownSetting } from '../support/shortened.ts';
 
 /**
  * Every environment variable the gateway and its emulator read (the README's configuration tables), and the
@@ -98,7 +98,17 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
  */
 export function argumentsProblem(args: readonly string[], settings: string): string | undefined {
   if (args.length === 0) return undefined;
-  return `takes no arguments (got ${args.map(quotedSetting).join(' ')}): it is set through the environment, ${settings}`;
+  return `takes no arguments (got ${args.map(shownArgument).join(' ')}): it is set through the environment, ${settings}`;
+}
+
+/**
+ * An argument as a refusal of it quotes it: a `NAME=value` one without its value (`AUTH_JWT_SECRET=…`, `--secret=…`),
+ * for a setting written where the environment was meant may be a secret; one holding an `@` (a URL's credentials) not
+ * at all, as a setting's value is not (`shownSetting`).
+ */
+function shownArgument(arg: string): string {
+  const equals = arg.indexOf('=');
+  return equals !== -1 ? shownSetting(`${arg.slice(0, equals + 1)}…`) : shownSetting(arg);
 }
 
 /**

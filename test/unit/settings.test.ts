@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig, type Env } from '../../src/config/index.ts';
-import { ignoredEmulatorSettings, namesApiVersion, SETTINGS, unknownSettings } from '../../src/config/settings.ts';
+import { argumentsProblem, ignoredEmulatorSettings, namesApiVersion, SETTINGS, unknownSettings } from '../../src/config/settings.ts';
 
 /** The variables `loadConfig` reads from `env`, whether it accepts them or not. */
 function namesRead(env: Env): Set<string> {
@@ -76,6 +76,12 @@ describe('the settings', () => {
       ignoredEmulatorSettings({ EMULATOR_DATA_FILE: '/var/lib/emu.json', EMULATOR_CONSUMER_SECRET: 'a-secret', EMULATOR_PORT: '4010' }),
       'EMULATOR_PORT, EMULATOR_CONSUMER_SECRET, EMULATOR_DATA_FILE are ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run',
     );
+  });
+
+  it('quotes the arguments it refuses without the value of a NAME=value one or any holding an @: a setting passed as an argument may be a secret', () => {
+    // `npm start -- AUTH_JWT_SECRET=…` (a setting written where the environment was meant) printed the secret whole.
+    const problem = argumentsProblem(['AUTH_JWT_SECRET=hunter2-hunter2-hunter2-hunter2-hunter2', '--port', '5000', '--proxy=http://u:pw@p.example', 'https://deploy:hunter2@x.example'], 'PORT');
+    assert.equal(problem, 'takes no arguments (got "AUTH_JWT_SECRET=…" "--port" "5000" "--proxy=…" a value with an @, not shown): it is set through the environment, PORT');
   });
 
   it('takes an upstream URL as naming the API version when its path ends in one: 2.0, 2 or v2, in any case', () => {
