@@ -1,10 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
-import { lacksRequiredHost } from '../http/client-error.ts';
+import { hasHttp10TransferEncoding, lacksRequiredHost } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -166,11 +166,32 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     await handleApiRequest(apiContext, req, res, { ...target, path: entry.path });
   };
 
+  /**
+   * The connections an answer ahead closes: Node still hands over the requests pipelined behind it, and drops their
+   * answers. Run, a write among them would be made for nobody (RFC 9112 §9.6: not to be processed), as the gateway
+   * does not run them either; and one smuggled in the body of a request framed two ways (an HTTP/1.0 one with a
+   * Transfer-Encoding) would be run at all.
+   */
+  const closingAhead = new WeakSet<Socket>();
   // Node's own refusal of an HTTP/1.1 request without Host is a bare 400: answered here in the API's shape instead.
   const server = createServer({ requireHostHeader: false }, (req, res) => {
+    if (closingAhead.has(req.socket)) {
+      req.resume();
+      return;
+    }
+    // One that asks for it (HTTP/1.0 without keep-alive, `Connection: close`) has the last answer of its connection.
+    if (!res.shouldKeepAlive) closingAhead.add(req.socket);
+    const refuseAndClose = (message: string) => {
+      closingAhead.add(req.socket);
+      sendError(res, 400, message, undefined, { connection: 'close' });
+    };
     if (lacksRequiredHost(req)) {
       req.resume();
-      return sendError(res, 400, 'an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at', undefined, { connection: 'close' });
+      return refuseAndClose('an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at');
+    }
+    // Its body left unread: where it ends is what a proxy in front and Node may not agree on.
+    if (hasHttp10TransferEncoding(req)) {
+      return refuseAndClose('an HTTP/1.0 request cannot carry a Transfer-Encoding: send its body with a Content-Length, or the request as HTTP/1.1');
     }
     const target = splitTarget(req.url ?? '/');
     // An absolute-form target's authority stands in for the Host header (RFC 9112 §3.2.2).
