@@ -250,8 +250,14 @@ function embeddedAccount(value: unknown, used: number | false): UpstreamEmbedded
   const o = value as Json;
   // No id (missing, empty or null, as `{}` says it too) names no account.
   if (o['id'] === undefined || o['id'] === null || o['id'] === '') return null;
+  // An id without the fields every account has (`{"id": …}` alone) names the account as a bare id does: read as
+  // they are, the missing ones would show it created in 1970, with no address and no source.
+  if (EVERY_ACCOUNTS.some((key) => o[key] === undefined)) return { id: sendableId(string(o, 'id', 'connect token account'), 'connect token account.id'), reference: true };
   return embeddedFields(o, 'connect token account');
 }
+
+/** What the upstream sends of every account it embeds (a name or a suspension may be left out as none). */
+const EVERY_ACCOUNTS = ['created', 'email_addresses', 'sources'];
 
 export function parseConnectToken(value: unknown): UpstreamConnectToken {
   const o = object(value, 'connect token');

@@ -500,6 +500,17 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}/connect_tokens`]);
   });
 
+  it('loads the account of a used token whose server embedded its id without its other fields, as for a bare id', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'partial@example.com', created: 1_600_000_000, sources: [{ label: 'p::imap.example.com', status: 'OK' }] }).id;
+    const token = { token: 'partial012345678', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account: { id } };
+    stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+    const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { account { id createdAt emailAddresses sources { label } } } }`, { t: token.token });
+    assert.deepEqual(res.body, {
+      data: { connectToken: { account: { id, createdAt: '2020-09-13T12:26:40.000Z', emailAddresses: ['partial@example.com'], sources: [{ label: 'p::imap.example.com' }] } } },
+    });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}`]);
+  });
+
   it('shows a used token whose server sent its account as {} (or without an id) as used, with account null and no error', async () => {
     for (const [name, account] of [['emptyacct0123456', {}], ['noidacct01234567', { first_name: 'Nameless', email_addresses: [] }]] as const) {
       const token = { token: name, created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account };

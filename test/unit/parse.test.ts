@@ -37,6 +37,19 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: '' }).account, null);
   });
 
+  it('reads a used token whose account embeds its id without the fields every account has (created, addresses, sources) as a reference to it', () => {
+    // Read as they are, the missing fields would show the account created in 1970, with no address and no source.
+    const whole = { id: '52daabefcea6f9c35a4a0997', created: 2, suspended: 0, email_addresses: ['a@b.c'], sources: [] };
+    for (const missing of ['created', 'email_addresses', 'sources'] as const) {
+      const { [missing]: _, ...account } = whole;
+      assert.deepEqual(parseConnectToken({ ...token, used: 5, expires: false, account }).account, { id: whole.id, reference: true }, missing);
+    }
+    assert.deepEqual(parseConnectToken({ ...token, used: 5, expires: false, account: { id: whole.id } }).account, { id: whole.id, reference: true });
+    // Null is the upstream saying none, as in a full account; a missing name or suspension time is one not given.
+    const embedded = parseConnectToken({ ...token, used: 5, expires: false, account: { id: whole.id, created: 2, email_addresses: null, sources: null } }).account;
+    assert.ok(embedded !== null && !('reference' in embedded), 'an embed with its fields null is read as it is');
+  });
+
   it('reads a used token whose account names none (no id, an empty or null one, an empty object or list, null) as having none', () => {
     for (const account of [{}, [], { id: '' }, { id: null }, { first_name: 'A' }, null, 7]) {
       assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account }).account, null, JSON.stringify(account));
@@ -85,7 +98,7 @@ describe('tolerant parsing of upstream JSON', () => {
       ['sources', 1],
     ] as const) {
       assert.throws(() => parseAccount({ ...account, [key]: value }), (error) => error instanceof ShapeError && error.message === `${key} is not a list`, `${key}: ${JSON.stringify(value)}`);
-      assert.throws(() => parseConnectToken({ ...token, used: 5, account: { ...account, [key]: value } }), ShapeError);
+      assert.throws(() => parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: [], sources: [], [key]: value } }), ShapeError);
     }
   });
 
