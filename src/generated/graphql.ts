@@ -461,7 +461,7 @@ export type Source = {
   port?: Maybe<Scalars['Int']['output']>;
   /** The mail server's host name; null when the upstream does not send one. */
   server?: Maybe<Scalars['String']['output']>;
-  /** Whether the upstream can currently read the mailbox; null when the upstream sends no status (not an error: `UNKNOWN` is a status it sent that this gateway does not know). */
+  /** Whether the upstream can currently read the mailbox; null when the upstream sends no status (none, null or `""`; not an error: `UNKNOWN` is a status it sent that this gateway does not know). */
   status?: Maybe<SourceStatus>;
   /** How often the source is synced (older upstreams), e.g. `1d`; null when the upstream does not send it (newer ones do not). */
   syncPeriod?: Maybe<Scalars['String']['output']>;

@@ -157,7 +157,8 @@ function inList(index: number | undefined, fault: string): string {
 
 function parseSource(value: unknown): UpstreamSource {
   const o = object(value, 'source');
-  const status = optionalString(o, 'status');
+  // `""`, the "no value" some servers send, is no status: not one to show as a status the gateway does not know.
+  const status = optionalString(o, 'status') || undefined;
   const statusMessage = o['status_message'];
   return {
     label: string(o, 'label', 'source'),

@@ -118,6 +118,13 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal((used.account as { first_name?: string }).first_name, undefined);
   });
 
+  it('reads a source’s empty status as none, not as a status to show as UNKNOWN (one the gateway does not know)', () => {
+    const account = { id: 'x', created: 1 };
+    const status = (value: unknown) => parseAccount({ ...account, sources: [{ label: 'l', status: value }] }).sources[0]!.status;
+    for (const none of [undefined, null, '']) assert.equal(status(none), undefined, JSON.stringify(none));
+    assert.equal(status('SYNCING'), 'SYNCING');
+  });
+
   it('reads a flag as a boolean, 1/0 or its string, and leaves any other value unset', () => {
     const account = { id: 'x', created: 1 };
     const useSsl = (value: unknown) => parseAccount({ ...account, sources: [{ label: 'l', use_ssl: value }] }).sources[0]!.use_ssl;
