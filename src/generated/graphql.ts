@@ -463,6 +463,8 @@ export type Source = {
   server?: Maybe<Scalars['String']['output']>;
   /** Whether the upstream can currently read the mailbox; null when the upstream sends no status (none, null or `""`; not an error: `UNKNOWN` is a status it sent that this gateway does not know). */
   status?: Maybe<SourceStatus>;
+  /** Why the source is in its status, in the upstream's words (upstream `status_message`), e.g. what the mail server said when it refused the credentials; null when the upstream gives none. */
+  statusMessage?: Maybe<Scalars['String']['output']>;
   /** How often the source is synced (older upstreams), e.g. `1d`; null when the upstream does not send it (newer ones do not). */
   syncPeriod?: Maybe<Scalars['String']['output']>;
   /** The kind of server, e.g. `imap`; null when the upstream does not send one. */
@@ -744,6 +746,7 @@ export type SourceResolvers<ContextType = GatewayContext, ParentType extends Res
   port?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   server?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   status?: Resolver<Maybe<ResolversTypes['SourceStatus']>, ParentType, ContextType>;
+  statusMessage?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   syncPeriod?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   type?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   useSsl?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;

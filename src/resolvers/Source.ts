@@ -13,6 +13,8 @@ export const Source: SourceResolvers = {
   type: (s) => s.type ?? null,
   // A status this gateway does not know must not break the response it appears in.
   status: (s) => (s.status === undefined ? null : KNOWN_STATUSES.has(s.status) ? (s.status as SourceStatus) : 'UNKNOWN'),
+  // `""` says nothing either.
+  statusMessage: (s) => s.status_message || null,
   syncPeriod: (s) => s.sync_period ?? null,
   authenticationType: (s) => s.authentication_type ?? null,
 };

@@ -28,7 +28,7 @@ import {
 const SEED = Number(process.env['PARSE_FUZZ_SEED'] ?? 20_261_205);
 const CASES = Number(process.env['PARSE_FUZZ_GATEWAY_CASES'] ?? 250);
 
-const SOURCE = 'label email username server port useSsl type status syncPeriod authenticationType';
+const SOURCE = 'label email username server port useSsl type status statusMessage syncPeriod authenticationType';
 const ACCOUNT = `id username createdAt suspendedAt emailAddresses firstName lastName passwordExpiredAt messageCount fileCount sources { ${SOURCE} }`;
 const TOKEN_FIELDS = 'token email createdAt used usedAt expiresAt callbackUrl firstName lastName';
 const READ = `{

@@ -88,6 +88,24 @@ describe('queries against the emulator', () => {
     assert.deepEqual(res.body.data, { account: { sources: [{ label: 'x::a', status: 'UNKNOWN' }] } });
   });
 
+  it('says why a source is not OK as the upstream says it (status_message), and null when it says nothing', async () => {
+    const account = stack.emulator.store.createAccount({
+      email: 'why@example.com',
+      sources: [{ label: 'why::a', status: 'INVALID_CREDENTIALS', status_message: 'The IMAP server refused the password' }, { label: 'why::b', status: 'OK' }],
+    });
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { sources { label status statusMessage } } }`, { id: account.id });
+    assert.deepEqual(res.body, {
+      data: {
+        account: {
+          sources: [
+            { label: 'why::a', status: 'INVALID_CREDENTIALS', statusMessage: 'The IMAP server refused the password' },
+            { label: 'why::b', status: 'OK', statusMessage: null },
+          ],
+        },
+      },
+    });
+  });
+
   it('shows a source whose upstream sends no status with status null, not UNKNOWN (a status it does not know)', async () => {
     const id = '52daabefcea6f9c35a4a0996';
     stack.emulator.addFault({ path: `/accounts/${id}`, method: 'GET', times: 1, body: { id, created: 1, email_addresses: [], sources: [{ label: 'x::a' }] } });
