@@ -281,7 +281,7 @@ export function parseConnectToken(value: unknown): UpstreamConnectToken {
 /** `success` is a JSON boolean, or the string `"true"`/`"false"` in one old document. */
 function success(o: Json): boolean {
   const value = optionalBoolean(o, 'success');
-  if (value === undefined) throw new ShapeError('response.success is missing');
+  if (value === undefined) throw new ShapeError(`response.success is ${o['success'] === undefined ? 'missing' : 'not a boolean'}`);
   return value;
 }
 

@@ -146,7 +146,11 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.deepEqual(parseSuccess({ success: true }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'true' }), { success: true });
     assert.deepEqual(parseSuccess({ success: 'false' }), { success: false });
-    assert.throws(() => parseSuccess({}), ShapeError);
+    assert.throws(() => parseSuccess({}), (error) => error instanceof ShapeError && error.message === 'response.success is missing');
+    // One sent in another form is said as such: "missing" sent an operator looking for a field that is there.
+    for (const other of ['yes', 2, null, {}]) {
+      assert.throws(() => parseSuccess({ success: other }), (error) => error instanceof ShapeError && error.message === 'response.success is not a boolean', JSON.stringify(other));
+    }
   });
 
   it('leaves missing counts undefined instead of inventing them', () => {
