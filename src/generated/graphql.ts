@@ -15,8 +15,10 @@ export type Scalars = {
   Float: { input: number; output: number; }
   /**
    * An instant as an ISO-8601 string in UTC with millisecond precision, e.g. `2014-01-16T20:41:14.000Z`.
-   * The upstream sends Unix seconds; a `0` or `false` there ("not set") becomes `null` here, but in
-   * `createdAt`, which cannot be null: there it is the Unix epoch, `1970-01-01T00:00:00.000Z`.
+   * The upstream sends Unix seconds; a `0` or `false` there ("not set"), or a time left out (missing, `null` or
+   * `""`), becomes `null` here, but in `createdAt`, which cannot be null: there it is the Unix epoch,
+   * `1970-01-01T00:00:00.000Z`. A number of seconds past the year 9999 is read as milliseconds, which some servers
+   * send.
    */
   DateTime: { input: string; output: string; }
 };
@@ -52,7 +54,7 @@ export type Account = {
   sources: Array<Source>;
   /** When the account was suspended; null when it is not. */
   suspendedAt?: Maybe<Scalars['DateTime']['output']>;
-  /** The upstream's internal user name for the account. */
+  /** The upstream's internal user name for the account; null when the upstream sends none. */
   username?: Maybe<Scalars['String']['output']>;
 };
 
@@ -103,7 +105,8 @@ export type AccountFilter = {
 export type ConnectToken = {
   __typename?: 'ConnectToken';
   /**
-   * The account created or extended through this token; null while unused. The fields the token embeds
+   * The account created or extended through this token; null while unused (and for a used one whose upstream
+   * names no account, `{}`). The fields the token embeds
    * (`id`, `createdAt`, `suspendedAt`, `emailAddresses`, `firstName`, `lastName`, `sources`) cost no request;
    * `username`, `passwordExpiredAt`, `messageCount` and `fileCount` load the full account (one request for all
    * of them); `connectTokens` and `connectToken` make their own request, by the account's id. (From an upstream
@@ -153,11 +156,11 @@ export type ConnectTokenEdge = {
 
 /** The details of a new account. */
 export type CreateAccountInput = {
-  /** The account's primary email address. */
+  /** The account's primary email address: text without spaces on both sides of one `@`, at most 254 characters; another value (a domain alone, `@gmail.com`, included) is refused with `BAD_USER_INPUT`. */
   email: Scalars['String']['input'];
-  /** The account holder's first name. */
+  /** The account holder's first name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   firstName?: InputMaybe<Scalars['String']['input']>;
-  /** The account holder's last name. */
+  /** The account holder's last name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   lastName?: InputMaybe<Scalars['String']['input']>;
 };
 
@@ -185,12 +188,13 @@ export type CreateConnectTokenInput = {
   callbackUrl: Scalars['String']['input'];
   /**
    * The user's email address: when given, the connect page does not ask for it. Or only the part from its `@`
-   * on (`@gmail.com`), which picks the user's provider and still lets them type the address.
+   * on (`@gmail.com`), which picks the user's provider and still lets them type the address. At most 254
+   * characters, with no spaces; another value is refused with `BAD_USER_INPUT`.
    */
   email?: InputMaybe<Scalars['String']['input']>;
-  /** The account holder's first name. */
+  /** The account holder's first name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   firstName?: InputMaybe<Scalars['String']['input']>;
-  /** The account holder's last name. */
+  /** The account holder's last name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   lastName?: InputMaybe<Scalars['String']['input']>;
   /**
    * A URL the upstream POSTs to when the new source's first sync is done: absolute, http(s). Sent as a URL
@@ -494,9 +498,9 @@ export type SourceStatus =
 
 /** The fields of an account that can be changed; at least one must be given. */
 export type UpdateAccountInput = {
-  /** The account holder's new first name; null or omitted leaves it as it is, `""` clears it. */
+  /** The account holder's new first name; null or omitted leaves it as it is, `""` clears it. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   firstName?: InputMaybe<Scalars['String']['input']>;
-  /** The account holder's new last name; null or omitted leaves it as it is, `""` clears it. */
+  /** The account holder's new last name; null or omitted leaves it as it is, `""` clears it. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   lastName?: InputMaybe<Scalars['String']['input']>;
 };
 
