@@ -2,7 +2,7 @@ import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
-import { HAS_UNSEEN, UNSEEN_CHARACTERS } from '../support/unseen-characters.ts';
+import { HAS_UNSEEN } from '../support/unseen-characters.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -45,8 +45,8 @@ function optionalName(value: string | null | undefined, name: string): string | 
   return value;
 }
 
-/** Text on both sides of one `@`, none of it unseen; the local part captured (empty for a domain hint). */
-const EMAIL_ADDRESS = new RegExp(`^([^${UNSEEN_CHARACTERS}@]*)@[^${UNSEEN_CHARACTERS}@]+$`, 'u');
+/** Text on both sides of one `@` (what no address holds is refused before, `email`); the local part captured (empty for a domain hint). */
+const EMAIL_ADDRESS = /^([^@]*)@[^@]+$/u;
 
 /**
  * An absolute URL, sent in the form the gateway's parser read it: http(s) only, or (`browser`) any a browser
@@ -90,6 +90,11 @@ function absoluteUrl(value: string, name: string, kind: 'http' | 'browser'): str
  */
 export function email(value: string, name: string, allowDomainHint = false): string {
   text(value, name, MAX_EMAIL_LENGTH);
+  // An address pasted with the line break or space around it is told so, as an id is: "must be an email address"
+  // would send the caller looking for what is wrong in `ada@example.com`.
+  if (HAS_UNSEEN.test(value)) {
+    throw argumentError(name, `${name} must be an email address with no spaces, control or invisible characters (copied with one around it?)`);
+  }
   const local = EMAIL_ADDRESS.exec(value)?.[1];
   if (local === undefined || (local === '' && !allowDomainHint)) {
     throw argumentError(name, `${name} must be an email address${allowDomainHint ? ', or the part from its @ on (@gmail.com)' : ''}`);

@@ -6,7 +6,7 @@
  * caller's inputs (src/resolvers/inputs.ts) and what the upstream client puts into a path
  * (src/upstream/request.ts) refuse the same set.
  */
-export const UNSEEN_CHARACTERS = String.raw`\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}`;
+const UNSEEN_CHARACTERS = String.raw`\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}`;
 
 /** Matches text holding one of UNSEEN_CHARACTERS. */
 export const HAS_UNSEEN = new RegExp(`[${UNSEEN_CHARACTERS}]`, 'u');

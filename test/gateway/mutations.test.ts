@@ -201,6 +201,10 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     ['a name with a directional isolate', { callbackUrl: 'https://app.example.com/cb', lastName: 'Ada\u2067ecilA\u2069' }, /input\.lastName must not contain control characters/],
     ['an email with a control character', { callbackUrl: 'https://app.example.com/cb', email: 'a\u0000b@example.com' }, /input\.email must be an email address/],
     ['an email with a zero-width space', { callbackUrl: 'https://app.example.com/cb', email: 'a\u200bb@example.com' }, /input\.email must be an email address/],
+    // An address copied from a page or a mail with the line break after it: told what is wrong with it, not that
+    // ada@example.com is no email address (nor that it may be only @example.com, which it is not told to be).
+    ['an email copied with a line break after it, saying so', { callbackUrl: 'https://app.example.com/cb', email: 'ada@example.com\n' }, /^input\.email must be an email address with no spaces, control or invisible characters \(copied with one around it\?\)$/],
+    ['an email with a space before it, saying so', { callbackUrl: 'https://app.example.com/cb', email: ' ada@example.com' }, /^input\.email must be an email address with no spaces, control or invisible characters \(copied with one around it\?\)$/],
     // Named as the caller named it, not as the upstream's parameter.
     ['a first name over 256 characters, by its input name', { callbackUrl: 'https://app.example.com/cb', firstName: 'n'.repeat(257) }, /input\.firstName is 257 UTF-16 code units long, more than the 256 accepted/],
     ['an email over 254 characters', { callbackUrl: 'https://app.example.com/cb', email: `${'a'.repeat(243)}@example.com` }, /input\.email is 255 UTF-16 code units long, more than the 254 accepted/],

@@ -35,11 +35,11 @@ describe('invisible characters in ids, tokens, URLs and email addresses', () => 
         message: 'An id or token cannot contain a space, a line break, a control or an invisible character: none does (copied with one around it?)',
         field: undefined,
       });
-      assert.deepEqual(refusal(() => email(`ada${character}@example.com`, 'filter.email')), { code: 'BAD_USER_INPUT', message: 'filter.email must be an email address', field: 'filter.email' });
-      assert.deepEqual(refusal(() => email(`ada@exa${character}mple.com`, 'filter.email')), { code: 'BAD_USER_INPUT', message: 'filter.email must be an email address', field: 'filter.email' });
+      assert.deepEqual(refusal(() => email(`ada${character}@example.com`, 'filter.email')), { code: 'BAD_USER_INPUT', message: 'filter.email must be an email address with no spaces, control or invisible characters (copied with one around it?)', field: 'filter.email' });
+      assert.deepEqual(refusal(() => email(`ada@exa${character}mple.com`, 'filter.email')), { code: 'BAD_USER_INPUT', message: 'filter.email must be an email address with no spaces, control or invisible characters (copied with one around it?)', field: 'filter.email' });
       assert.deepEqual(refusal(() => connectTokenForm({ callbackUrl: 'https://app.example.com/cb', email: `@gmail.com${character}` })), {
         code: 'BAD_USER_INPUT',
-        message: 'input.email must be an email address, or the part from its @ on (@gmail.com)',
+        message: 'input.email must be an email address with no spaces, control or invisible characters (copied with one around it?)',
         field: 'input.email',
       });
       assert.deepEqual(refusal(() => connectTokenForm({ callbackUrl: `https://app.example.com/c${character}b` })), {
