@@ -739,14 +739,19 @@ export class UpstreamClient {
     return run.previousFailure?.() ?? this.#budgetExhausted(run.call, run.info);
   }
 
-  /** The first call an operation's request budget refuses: said once in the log, a limit as the others are. */
+  /**
+   * A call the operation's request budget refuses before its first request: said once in the log, a limit as the
+   * others are. Its message says the request was not sent, as the circuit breaker's does: a mutation's write
+   * refused so, after writes listed in `writesMade`, was not made.
+   */
   #budgetExhausted<T>(call: Call<T>, info: UpstreamErrorInfo): Error {
     const maximum = call.signal?.maxRequests;
     if (call.signal !== undefined && !budgetLogged.has(call.signal)) {
       budgetLogged.add(call.signal);
       this.#options.logger.warn('operation ran out of upstream requests: its further fields fail', { ...forLog(info, call.signal), maximum });
     }
-    return gatewayError(ErrorCode.QUERY_TOO_COMPLEX, `The operation has sent the most upstream requests one may (${maximum}, retries included: twice MAX_QUERY_COST ÷ 10, rounded up)`, undefined, {
+    const notSent = `the request ${call.action} was not sent${tookNoEffect(call.method)}`;
+    return gatewayError(ErrorCode.QUERY_TOO_COMPLEX, `The operation has sent the most upstream requests one may (${maximum}, retries included: twice MAX_QUERY_COST ÷ 10, rounded up): ${notSent}`, undefined, {
       limit: 'UPSTREAM_REQUESTS',
       maximum,
     });

@@ -643,6 +643,29 @@ describe('the upstream request budget', () => {
       await stack.close();
     }
   });
+
+  it('refuses a write past it saying that write was not sent: its caller, told of the writes made before, must know it was not made', async () => {
+    // Five deletes cost 55 (a budget of 12 requests); the first four, each retried after two proxy 502s, spend it.
+    const stack = await startStack({ gateway: { operationLimits: { maxCost: 55 } } });
+    try {
+      const { store } = stack.emulator;
+      const tokens = Array.from({ length: 5 }, () => store.createConnectToken(null, { callback_url: 'https://app.example/cb' }).token);
+      for (const token of tokens.slice(0, 4)) stack.emulator.addFault({ method: 'DELETE', path: `/connect_tokens/${token}`, status: 502, proxyPage: true, times: 2 });
+      stack.emulator.clearRequests();
+      const res = await stack.gql(`mutation { ${tokens.map((token, i) => `d${i}: deleteConnectToken(token: "${token}") { success }`).join(' ')} }`);
+      assert.equal(stack.upstreamCalls().length, 12, 'three attempts of each of the first four deletes: the budget');
+      assert.deepEqual(codes(res), ['QUERY_TOO_COMPLEX']);
+      assert.deepEqual(res.body.errors![0]!.path, ['d4']);
+      assert.equal(
+        res.body.errors![0]!.message,
+        `The operation has sent the most upstream requests one may (12, retries included: twice MAX_QUERY_COST ÷ 10, rounded up): the request deleting connect token "${tokens[4]}" was not sent, so it did not take effect`,
+      );
+      assert.deepEqual((res.body.extensions!['writesMade'] as Array<{ path: string[] }>).map((write) => write.path), [['d0'], ['d1'], ['d2'], ['d3']]);
+      assert.notEqual(store.getConnectToken(tokens[4]!), undefined, 'the fifth token is still there');
+    } finally {
+      await stack.close();
+    }
+  });
 });
 
 describe('lists longer than the estimate assumed', () => {
