@@ -246,7 +246,8 @@ export type DeleteConnectTokenPayload = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type Mutation = {
   __typename?: 'Mutation';
@@ -276,7 +277,8 @@ export type Mutation = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationCreateAccountArgs = {
   input: CreateAccountInput;
@@ -289,7 +291,8 @@ export type MutationCreateAccountArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationCreateAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -303,7 +306,8 @@ export type MutationCreateAccountConnectTokenArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationCreateConnectTokenArgs = {
   input: CreateConnectTokenInput;
@@ -316,7 +320,8 @@ export type MutationCreateConnectTokenArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationDeleteAccountArgs = {
   id: Scalars['ID']['input'];
@@ -329,7 +334,8 @@ export type MutationDeleteAccountArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationDeleteAccountConnectTokenArgs = {
   accountId: Scalars['ID']['input'];
@@ -343,7 +349,8 @@ export type MutationDeleteAccountConnectTokenArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationDeleteConnectTokenArgs = {
   token: Scalars['ID']['input'];
@@ -356,7 +363,8 @@ export type MutationDeleteConnectTokenArgs = {
  * 504 or proxy's 503; a retry that finds the resource gone counts as done only when an earlier attempt may
  * have carried it (a connection broken mid-exchange, a 502, 504 or proxy's 503), and is NOT_FOUND after only
  * refusals (a 429, a refused connection). Several fields run one after another; when a later one fails, the
- * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`.
+ * answer is `data: null` and the writes made before it are listed in the response's `extensions.writesMade`;
+ * the fields after it do not run.
  */
 export type MutationUpdateAccountArgs = {
   id: Scalars['ID']['input'];
