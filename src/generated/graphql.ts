@@ -212,7 +212,7 @@ export type CreateConnectTokenInput = {
 /** What `createConnectToken` and `createAccountConnectToken` return. */
 export type CreateConnectTokenPayload = {
   __typename?: 'CreateConnectTokenPayload';
-  /** Where to send the user's browser to connect a mailbox. */
+  /** Where to send the user's browser to connect a mailbox: always an http(s) URL (another scheme from the upstream, such as `javascript:`, fails the mutation with `UPSTREAM_ERROR` rather than reach a frontend that follows it). */
   browserRedirectUrl: Scalars['String']['output'];
   /** The new token, loaded only when selected (one more upstream request). */
   connectToken?: Maybe<ConnectToken>;

@@ -9,6 +9,7 @@ import type {
   UpstreamSuccess,
 } from './types.ts';
 import { refuseUnsendableId } from './request.ts';
+import { isHttpUrl } from '../support/url.ts';
 
 /**
  * Turning upstream JSON into the upstream types, tolerating the quirks real servers had (the API's
@@ -308,8 +309,19 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
     success: created(o),
     token: sendableId(newName(o, 'token'), 'response.token'),
     resource_url: string(o, 'resource_url', 'response'),
-    browser_redirect_url: newName(o, 'browser_redirect_url'),
+    browser_redirect_url: browserPage(o, 'browser_redirect_url'),
   };
+}
+
+/**
+ * Where a frontend sends its user's browser: an http(s) page. Another scheme, from an upstream at fault or one
+ * pretending to be it (`javascript:`), would run in the frontend's own origin when followed, as the caller's
+ * `callbackUrl` is checked not to.
+ */
+function browserPage(o: Json, key: string): string {
+  const value = newName(o, key);
+  if (!isHttpUrl(value)) throw new ShapeError(`response.${key} is not an http(s) URL`);
+  return value;
 }
 
 export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {

@@ -116,7 +116,7 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
       .intercept({ path: '/2.0/accounts/52daabefcea6f9c35a4a0997/connect_tokens', method: 'POST' })
       .reply(201, (opts) => {
         seen = { headers: opts.headers as Record<string, string>, body: String(opts.body) };
-        return { success: true, token: 't0k3n', resource_url: 'r', browser_redirect_url: 'b' };
+        return { success: true, token: 't0k3n', resource_url: 'r', browser_redirect_url: 'https://b.example/' };
       }, JSON_HEADERS);
     const result = await client.createConnectToken('52daabefcea6f9c35a4a0997', { callback_url: 'https://app.example.com/cb?a=1&b=2', source_sync_flags: true, email: undefined });
     assert.equal(result.token, 't0k3n');

@@ -169,7 +169,7 @@ describe('tolerant parsing of upstream JSON', () => {
       assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: { id, created: 1 } }), shape, id);
       assert.throws(() => parseAccount({ id, created: 1 }), shape, id);
       assert.throws(() => parseCreateAccount({ success: true, id, resource_url: 'u' }), shape, id);
-      assert.throws(() => parseCreateConnectToken({ success: true, token: id, resource_url: 'u', browser_redirect_url: 'b' }), shape, id);
+      assert.throws(() => parseCreateConnectToken({ success: true, token: id, resource_url: 'u', browser_redirect_url: 'https://b.example/' }), shape, id);
     }
   });
 
@@ -191,8 +191,19 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', browser_redirect_url: 'b' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
   });
 
-  it('refuses a create that names an empty browser redirect URL: the link its user must follow', () => {
+  it('refuses a create that names an empty browser redirect URL, or one that is no http(s) page: the link its user must follow', () => {
     assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', resource_url: 'u', browser_redirect_url: '' }), (error) => error instanceof ShapeError && /browser_redirect_url is empty/.test(error.message));
+    // Followed by a frontend, a javascript: link would run in the frontend's origin; the refusal does not quote it.
+    for (const link of ['javascript:alert(document.cookie)', 'JavaScript:alert(1)', 'data:text/html,<script>alert(1)</script>', 'connect/abc', '//evil.example/connect']) {
+      assert.throws(
+        () => parseCreateConnectToken({ success: true, token: 'abc', resource_url: 'u', browser_redirect_url: link }),
+        (error) => error instanceof ShapeError && error.message === 'response.browser_redirect_url is not an http(s) URL',
+        link,
+      );
+    }
+    for (const link of ['https://connect.context.io/connect/abc', 'http://127.0.0.1:4010/connect/abc']) {
+      assert.equal(parseCreateConnectToken({ success: true, token: 'abc', resource_url: 'u', browser_redirect_url: link }).browser_redirect_url, link);
+    }
   });
 
   it('refuses a list answered in any shape but an array, rather than read it as no items', () => {

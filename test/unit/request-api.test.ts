@@ -198,7 +198,7 @@ describe('RequestApi after a connect token is created', () => {
       },
       createConnectToken: async () => {
         tokens.push(usedToken('a1', 'Ann'));
-        return { success: true, token: 't1', resource_url: 'r', browser_redirect_url: 'b' };
+        return { success: true, token: 't1', resource_url: 'r', browser_redirect_url: 'https://b.example/' };
       },
     } as unknown as UpstreamClient;
     const api = new RequestApi(client, new AccessGuard(OPEN_IDENTITY));
