@@ -42,6 +42,12 @@ export const JWKS_MAX_AGE_MS = 10 * 60_000;
  * cannot check, and answers 503.
  */
 const JWKS_LAST_GOOD_MS = 60 * 60_000;
+/**
+ * While the key set cannot be fetched, how long a token the keys of the last fetch verify waits on the set's next
+ * fetch before they answer it: an identity provider answers within it, one that hangs would hold it to the fetch's
+ * deadline (`JWKS_TIMEOUT_MS`).
+ */
+const JWKS_OUTAGE_PATIENCE_MS = 1_000;
 
 /** AUTH_JWKS_URL's key set as the verifier uses it (`openKeySet`). */
 export interface KeySet {
@@ -384,9 +390,8 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJ
       throw error;
     }
   };
-  return async (header, token, requestId) => {
-    const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
-    if (waited < backoffMs) return lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(waited)));
+  /** The token's key as jose finds it, fetching the set when its keys are stale or lack it; on a failed fetch, the last fetch's. */
+  const fetchedKey = async (...[header, token, requestId]: Parameters<KeySetKeyOf>) => {
     try {
       const key = await remote(header, token);
       failedAt = undefined;
@@ -406,6 +411,33 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJ
         if (!(lookup instanceof KeySetUnavailable) && !isKeySetFailure(lookup)) said();
         throw lookup;
       }
+    }
+  };
+  return async (header, token, requestId) => {
+    const waited = failedAt === undefined ? Infinity : performance.now() - failedAt;
+    if (waited < backoffMs) return lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(waited)));
+    const outage = failedAt !== undefined;
+    const fetching = fetchedKey(header, token, requestId);
+    if (!outage) return fetching;
+    // The last fetch failed: a token the keys of the last good one verify waits on this fetch only so long, then they
+    // answer it. An identity provider that hangs would otherwise hold every such token for the fetch's 5 s, each
+    // time the pause ended. The fetch goes on, and its failure is said (by a 503's refusal when a request waits on it).
+    fetching.catch((error: unknown) => {
+      if (error instanceof KeySetUnavailable && error.cause !== undefined) reportKeySetFailure(error.cause, requestId, logger);
+    });
+    let patience: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([
+      fetching.then(() => true, () => true),
+      new Promise<false>((resolve) => (patience = setTimeout(resolve, JWKS_OUTAGE_PATIENCE_MS, false))),
+    ]);
+    clearTimeout(patience);
+    if (settled) return fetching;
+    try {
+      return await lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(0)));
+    } catch (lookup) {
+      // A key they lack (a rotation), or past the hour: the fetch has the last word.
+      if (lookup instanceof KeySetUnavailable) return fetching;
+      throw lookup;
     }
   };
 }

@@ -1139,6 +1139,28 @@ describe('an unreachable key set', () => {
     });
   });
 
+  test('while it cannot be fetched, a token the keys of its last fetch verify is answered at once, not held while the set is tried again', async () => {
+    await withKeySetThenFailing('status', async (stack, jwks, signed) => {
+      const failures = () => stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read')).length;
+      // Past the 10 min max age: the set is asked for again and cannot be had, the outage begins.
+      await withClockAhead(11 * 60_000, async () => assert.equal((await stack.gql('{ __typename }', await signed())).status, 200), { wallClock: true });
+      assert.equal(failures(), 1);
+      // Past the pause after it, the set is tried again, and now the identity provider does not answer (it hangs):
+      // every such token was held for the fetch's 5 s, then verified by the same keys, each time the pause ended.
+      await withClockAhead(11 * 60_000 + 61_000, async () => {
+        const held = jwks.hold();
+        const answered = stack.gql('{ __typename }', await signed());
+        await held.arrived;
+        assert.equal((await answered).status, 200);
+        assert.equal(failures(), 1, 'answered once the fetch had timed out, not while it was out');
+        held.release();
+        // The fetch goes on without the request, and its failure is said as any other's.
+        await eventually(() => failures() === 2);
+      }, { wallClock: true });
+      assert.equal(jwks.fetches, 3);
+    });
+  });
+
   test('an answer broken off mid-body is a key set that could not be read: the last keys verify, no 401, no fetch per request', async () => {
     await withKeySetThenFailing('broken off', async (stack, jwks, signed) => {
       // Past the 10 min max age, the set is asked for again and its answer breaks off after half the set.
