@@ -282,8 +282,27 @@ export const fetchCapped = (dispatcher: Dispatcher | undefined): FetchImplementa
   } catch (error) {
     throw bodyReadFailure(error, options?.signal);
   }
+  const discovery = discoveryDocument(body.bytes());
+  if (discovery !== undefined) throw discovery;
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
+
+/**
+ * Why `body`, a 200's, is no key set when it is an OpenID Connect discovery document (the issuer's
+ * `/.well-known/openid-configuration`, given where the `jwks_uri` it names was meant): jose says only that the set
+ * is malformed, which sends the operator looking for a broken set. Undefined for anything else, jose's to judge.
+ */
+function discoveryDocument(body: Buffer): Error | undefined {
+  let document: unknown;
+  try {
+    document = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof document !== 'object' || document === null || 'keys' in document || !('jwks_uri' in document) || typeof document.jwks_uri !== 'string') return undefined;
+  // Its query's values left out, as a redirect's Location is.
+  return new joseErrors.JOSEError(`the answer is an OpenID Connect discovery document, not a key set: AUTH_JWKS_URL is its jwks_uri, ${shortened(urlForLog(document.jwks_uri), 100)}`);
+}
 
 /**
  * An answer of the key set's URL other than 200, as the failure says it: its status, and for a redirect where it

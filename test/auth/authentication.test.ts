@@ -874,6 +874,29 @@ describe('the key set checked at start (keySetProblem, which npm start runs afte
     assert.match((await keySetProblem(gone.url))!, /^it could not be fetched and read \(connect ECONNREFUSED 127\.0\.0\.1:\d+\)$/, 'a closed port: the reason, not "fetch failed"');
   });
 
+  test('says of an OpenID Connect discovery document (the issuer\'s, given where its key set\'s URL was meant) that it is one, and the jwks_uri to set', async () => {
+    const discovery = { issuer: 'https://idp.example/', jwks_uri: 'https://idp.example/keys?tenant=t1', authorization_endpoint: 'https://idp.example/authorize' };
+    const server = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(discovery)));
+    const url = `http://127.0.0.1:${await listenOnLoopback(server)}/.well-known/openid-configuration`;
+    try {
+      // jose says only 'JSON Web Key Set malformed', which sends the operator looking for a broken set.
+      const said = 'the answer is an OpenID Connect discovery document, not a key set: AUTH_JWKS_URL is its jwks_uri, https://idp.example/keys?tenant=…';
+      assert.equal(await keySetProblem(url), `it could not be fetched and read (${said})`);
+      // A token's fetch says the same in its error line.
+      const stack = await startAuthStack({ auth: { jwksUrl: url } });
+      try {
+        const { privateKey } = await generateKeyPair('RS256');
+        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
+        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [said]);
+      } finally {
+        await stack.close();
+      }
+    } finally {
+      await closeServer(server);
+    }
+  });
+
   test('counts only the keys jose would pick for an RS256 or ES256 token: an EC key on P-256, and keys whose alg and use allow it', async () => {
     const unusable = 'it holds no key that verifies tokens, an EC key on P-256 or an RSA key of at least 2048 bits';
     const p256 = await exportJWK((await generateKeyPair('ES256', { extractable: true })).publicKey);
