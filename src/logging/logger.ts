@@ -101,6 +101,10 @@ export class LineBatcher {
   /** How much of what is held was logged before the first of those lines: the note goes there. */
   #heldBeforeDrop = 0;
   #lastWrite = -Infinity;
+  /** Whether the last byte the output took ends a line: otherwise it holds half a line, whose rest goes out first. */
+  #endsLine = true;
+  /** Set by `finish`: what is held goes out whole lines at a time (`exitChunk`). */
+  #exiting = false;
   readonly #minIntervalMs: number;
   readonly #maxHeldChars: number;
   readonly #maxUnwrittenChars: number;
@@ -171,8 +175,11 @@ export class LineBatcher {
         this.#untaken = Buffer.from(text);
       }
       this.#lastWrite = this.#now();
-      this.#untaken = this.#untaken.subarray(this.sink(this.#untaken));
-      if (this.#untaken.length > 0) {
+      const offered = this.#exiting ? exitChunk(this.#untaken, this.#endsLine) : this.#untaken;
+      const taken = this.sink(offered);
+      if (taken > 0) this.#endsLine = offered[taken - 1] === NEWLINE;
+      this.#untaken = this.#untaken.subarray(taken);
+      if (taken < offered.length) {
         this.#cancelScheduled = this.#timer(this.flush, this.#minIntervalMs);
         return;
       }
@@ -184,6 +191,7 @@ export class LineBatcher {
    * will write it.
    */
   readonly finish = (): void => {
+    this.#exiting = true;
     this.flush();
     const giveUpAt = this.#now() + this.#exitWaitMs;
     while (this.#untaken.length > 0 && this.#now() < giveUpAt) {
@@ -205,6 +213,22 @@ function droppedLogLine(dropped: number): string {
 function logLine(level: LogLevel, message: string, fields?: LogFields): string {
   // One line for every reader: a value holding U+2028 (a token's sub, an upstream's words) would break some.
   return `${withSeparatorsEscaped(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))}\n`;
+}
+
+const NEWLINE = 0x0a;
+/** The most a pipe takes in one write whole or not at all (POSIX's PIPE_BUF on Linux), never in part. */
+const WHOLE_PIPE_WRITE = 4096;
+
+/**
+ * What of `bytes` to offer the output at once at exit: the rest of the line it took half of, or as many whole
+ * lines as a pipe takes whole or not at all (a longer line alone). What is left when the process gives up on a
+ * slow reader is then whole lines: written as one, it was cut where the pipe's room ran out, and a collector
+ * was left half a JSON line.
+ */
+function exitChunk(bytes: Buffer, endsLine: boolean): Buffer {
+  const firstLineEnd = bytes.indexOf(NEWLINE) + 1 || bytes.length;
+  if (!endsLine) return bytes.subarray(0, firstLineEnd);
+  return bytes.subarray(0, bytes.lastIndexOf(NEWLINE, WHOLE_PIPE_WRITE - 1) + 1 || firstLineEnd);
 }
 
 /** How long `finish` sleeps between two attempts at an output that is full. */

@@ -185,6 +185,39 @@ describe('log lines', () => {
     assert.deepEqual(waits.waiting(), []);
   });
 
+  it('still held at exit go out whole lines at a time: a reader too slow to take them all in time is left no line cut short', () => {
+    // A pipe, which Node makes non-blocking: a write of at most 4096 bytes (PIPE_BUF) it takes whole or not at all,
+    // a longer one in part, as far as it has room. Written as one, what is held was cut mid-line where the room
+    // ran out, and the process exited leaving a collector half a JSON line.
+    const pipe = { room: 6_000, taken: [] as string[] };
+    const sink = (bytes: Buffer) => {
+      const n = bytes.length <= 4096 ? (bytes.length <= pipe.room ? bytes.length : 0) : Math.min(pipe.room, bytes.length);
+      pipe.room -= n;
+      pipe.taken.push(bytes.subarray(0, n).toString());
+      return n;
+    };
+    let now = 1_000;
+    const waits = manualTimer();
+    // Each look at the clock 100 ms on: the exit's 500 ms wait runs out after a few attempts.
+    const batcher = () => new LineBatcher(sink, { timer: waits.timer, now: () => (now += 100), exitWaitMs: 500 });
+    const lines = batcher();
+    const line = `${'x'.repeat(69)}\n`;
+    for (let n = 0; n < 150; n++) lines.write(line);
+    lines.finish();
+    const written = pipe.taken.join('');
+    assert.ok(written.length > 0 && written.endsWith('\n'), `ends with a whole line: …${JSON.stringify(written.slice(-20))}`);
+    assert.equal(written, line.repeat(written.length / line.length), 'whole lines, in order');
+    // One line cut short already (a write while the process ran): its rest goes out first, alone.
+    Object.assign(pipe, { room: 10, taken: [] });
+    const after = batcher();
+    for (let n = 0; n < 100; n++) after.write(line);
+    after.flush();
+    pipe.room = 100;
+    after.finish();
+    assert.equal(pipe.taken.join(''), line, 'the line begun completed, and no other begun');
+    assert.deepEqual(waits.waiting(), []);
+  });
+
   it('are dropped past a bound while their output takes none, and how many is said once it takes them again', async () => {
     // A log reader that stopped reading: every line would otherwise stay in the process's memory.
     const { writes, sink, takeAgain } = stoppedReader();
