@@ -621,6 +621,18 @@ async function fuzz(t: TestContext, stack: Stack, authorization?: (random: Rando
   // exercising both refusals and operations that ran.
   for (const [outcome, count] of [...tally].sort((a, b) => b[1] - a[1])) t.diagnostic(`${count} × ${outcome}`);
   assert.deepEqual(failures, [], failures.join('\n\n'));
+  // The invariants of operations that ran (data only on a 200) and of refusals (no upstream call) hold of no case
+  // when no case came to one: a gateway refusing every POST (415) kept them all. A seed that did not reach both, and
+  // writes, would test less than the run says (a replay of one case, or a short run, may not).
+  if (ONLY === undefined && CASES >= 100) {
+    const count = (picked: (outcome: string) => boolean) => [...tally].filter(([outcome]) => picked(outcome)).reduce((sum, [, n]) => sum + n, 0);
+    const ran = count((outcome) => outcome.split(' ')[1] === 'data');
+    const refused = count((outcome) => outcome.split(' ')[1] === 'no');
+    const wrote = count((outcome) => outcome.endsWith(' +writes'));
+    const mix = JSON.stringify(Object.fromEntries(tally));
+    assert.ok(ran >= CASES / 20 && refused >= CASES / 20, `seed ${SEED}: ${ran} of ${CASES} cases ran, ${refused} were refused: ${mix}`);
+    assert.ok(wrote > 0, `seed ${SEED}: no case made a write upstream: ${mix}`);
+  }
   const health = await fetch(new URL('/healthz', stack.gateway.url));
   assert.equal(health.status, 200);
   assert.deepEqual(await health.json(), { status: 'ok' });
