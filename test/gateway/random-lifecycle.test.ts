@@ -655,5 +655,19 @@ describe('random lifecycle: writes, connect flows and the clock, read back throu
       }
     }
     t.diagnostic(`seen: ${JSON.stringify(Object.fromEntries([...seen].sort()))}`);
+    // The run reached each case it is meant to check (a seed or a change that skipped one would test less than it says).
+    const cases = [
+      'a write failing',
+      'a write failing after others',
+      'an account made by a connect link',
+      'a source added by a connect link',
+      'a connect token cursor whose token is gone',
+      'a read with a used token whose account is deleted',
+      'a step with a connect token purged',
+    ];
+    if (STEPS >= 300) {
+      for (const what of cases) assert.ok((seen.get(what) ?? 0) > 0, `seed ${SEED}: no ${what} in ${STEPS} steps`);
+      assert.ok([...seen.keys()].some((what) => what.startsWith('a connect link refused')), `seed ${SEED}: no connect link refused in ${STEPS} steps`);
+    }
   });
 });
