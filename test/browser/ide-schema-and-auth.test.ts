@@ -117,14 +117,15 @@ browserTest('with auth and introspection on, a schema request refused for want o
     const another = await hsToken({ scope: 'contextio:admin', sub: 'another' });
     // The page's schema requests are answered here instead of by the gateway: with `token`, as if it expired
     // between the operation and the schema request (401); with any token, once `failing` is set, as by a
-    // gateway failing (503). GraphiQL sends each schema request twice when the first gets no data.
+    // gateway failing (500: a refusal that would stand; a 503 says nothing of the schema, and is asked again,
+    // see ide-schema-unanswered.test.ts). GraphiQL sends each schema request twice when the first gets no data.
     let failing = false;
     await page.route(authed.gateway.url, async (route) => {
       const request = route.request();
       if (operationName(request) !== 'IdeSchema') return route.continue();
       const expired = request.headers()['authorization'] === `Bearer ${token}`;
       if (!failing && !expired) return route.continue();
-      const [status, message] = failing ? [503, 'The gateway is failing'] : [401, 'The token expired meanwhile'];
+      const [status, message] = failing ? [500, 'The gateway is failing'] : [401, 'The token expired meanwhile'];
       return route.fulfill({ status, contentType: 'application/json', body: JSON.stringify({ errors: [{ message }] }) });
     });
     const sentOperations = await recordSentOperations(page);

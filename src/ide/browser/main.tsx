@@ -32,11 +32,17 @@ const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? 
 const INTROSPECTION_QUERY_NAME = 'IdeSchema';
 /** Whether the last schema request was refused for want of a token (401), not for another reason. */
 let schemaNeedsToken = false;
+/**
+ * Whether the last schema request got no answer from the gateway that says anything of the schema (see
+ * `showsTokenTaken`): none at all, a proxy's page, a 503. Unlike a 401 or a refusal that would stand, it is asked
+ * for again after the next operation the gateway took, whatever its headers.
+ */
+let schemaUnanswered = false;
 /** The headers the last schema request and the last operation were sent with: the schema is asked for again only with new ones. */
 let schemaHeaders = '';
 let operationHeaders = '';
-/** The HTTP status of the last operation a person ran (not the schema request): 401 while their token is missing or wrong. */
-let operationStatus: number | undefined;
+/** Whether the last operation a person ran (not the schema request) got an answer that shows the gateway took its token. */
+let operationTookToken = false;
 
 /** What GraphiQL takes as one request's answer: the gateway's, or one the page makes up (`failure`). */
 type Answer = Exclude<SyncExecutionResult, Observable<unknown> | AsyncIterable<unknown>>;
@@ -80,8 +86,18 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
   // GraphiQL names its first schema request as told, but not the one it sends when that gets no data (without
   // subscriptionType, for older servers): graphql-js's document, named IntrospectionQuery, under the name told,
   // which the gateway answers "Unknown operation named IdeSchema". Named here as the first was.
-  const params =
-    given.operationName === INTROSPECTION_QUERY_NAME ? { ...given, query: given.query.replace(/^(\s*query\s+)IntrospectionQuery\b/, `$1${INTROSPECTION_QUERY_NAME}`) } : given;
+  const schemaRequest = given.operationName === INTROSPECTION_QUERY_NAME;
+  const params = schemaRequest ? { ...given, query: given.query.replace(/^(\s*query\s+)IntrospectionQuery\b/, `$1${INTROSPECTION_QUERY_NAME}`) } : given;
+  // Taken as unanswered until an answer says otherwise: a request not sent, or that got no answer, says nothing.
+  const headers = JSON.stringify(options?.headers ?? {});
+  if (schemaRequest) {
+    schemaHeaders = headers;
+    schemaNeedsToken = false;
+    schemaUnanswered = true;
+  } else {
+    operationHeaders = headers;
+    operationTookToken = false;
+  }
   // The headers are checked before anything is sent: a name or value fetch refuses (a token pasted with a
   // typographic quote or ellipsis in it, a space in a name) would make fetch throw, and GraphiQL would show its
   // TypeError with the bundle's stack. The page's own Content-Type and Accept are set on what was typed, not
@@ -108,19 +124,18 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
     const endpoint = new URL(config.endpoint, document.baseURI).href;
     return failure(`No answer from the gateway at ${endpoint} (${messageOf(error)}): is it running and reachable? Run the operation again once it is.`);
   }
-  const headers = JSON.stringify(options?.headers ?? {});
-  if (params.operationName === INTROSPECTION_QUERY_NAME) {
-    schemaNeedsToken = response.status === 401;
-    schemaHeaders = headers;
-  } else {
-    operationHeaders = headers;
-    operationStatus = response.status;
-  }
   let answer: unknown;
   try {
     answer = JSON.parse(text);
   } catch {
     answer = undefined;
+  }
+  const tokenTaken = showsTokenTaken(response.status, answer);
+  if (schemaRequest) {
+    schemaNeedsToken = response.status === 401;
+    schemaUnanswered = !tokenTaken && !schemaNeedsToken;
+  } else {
+    operationTookToken = tokenTaken;
   }
   // A proxy's HTML error page, an empty body, or JSON that is no GraphQL answer (a proxy's own error object, whose
   // status the result pane would not show; `null`, on which GraphiQL threw and showed its TypeError with the
@@ -132,6 +147,17 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
     return failure(`HTTP ${status}: ${text.slice(0, 500) || response.statusText}`);
   }
   return answer;
+}
+
+/**
+ * Whether an answer shows that the gateway took the token it was sent with. The gateway verifies the token before
+ * anything else (src/http/graphql-endpoint.ts), so any answer of its shows it but a 401 and a 503: the one it
+ * gives while it cannot verify a token (its key set out of reach), and the one for load, after which a schema
+ * request sent at once would most likely be refused the same way, its refusal taking the result pane's place.
+ * An answer that is no GraphQL answer (a proxy's rate-limit or error page, whatever its status) shows nothing.
+ */
+function showsTokenTaken(status: number, answer: unknown): boolean {
+  return isGraphQLAnswer(answer) && status !== 401 && status !== 503;
 }
 
 /** An answer as GraphQL over HTTP has one: a JSON object with `data` or `errors`. */
@@ -262,10 +288,15 @@ for (const key of ownKeys()) {
  * When the schema (the docs panel) is asked for. With introspection off, never (`schema={null}`): the refusal
  * would stand whatever the token, and GraphiQL shows a refused schema request in the result pane. With
  * authentication on, not as the page opens, before anyone has typed a token in (the refusal, a 401, would fill
- * the result pane as the page opens), but once an operation has run with a token the gateway took (any answer but
- * a 401), with the headers then in the editor: `schema` goes from null to unset, and GraphiQL asks. Should that
- * request be refused for want of a token all the same (the token expired meanwhile), it is asked for again
- * after an operation with other headers; not again with the same (a wrong token stays wrong).
+ * the result pane as the page opens), but once an operation has run with a token the gateway took (an answer
+ * that shows it: `showsTokenTaken`; not a 401, a 503 or a proxy's page, after which the schema request failed
+ * too, its failure took the result pane's place, and it was never asked for again), with the headers then in
+ * the editor: `schema` goes from null to unset, and GraphiQL asks. Should that request be refused for want of a
+ * token all the same (the token expired meanwhile), it is asked for again after an operation the gateway took
+ * with other headers; not again with the same (a wrong token stays wrong). Should it (or, without
+ * authentication, the one made as the page opens) get no answer from the gateway that says anything of the
+ * schema (`schemaUnanswered`), it is asked for again after the next operation the gateway took; not after
+ * another refusal, which would stand, and take each operation's result pane.
  */
 function SchemaAfterToken({ wanted, want }: { wanted: boolean; want: () => void }): null {
   const isFetching = useGraphiQL((state) => state.isFetching);
@@ -275,10 +306,10 @@ function SchemaAfterToken({ wanted, want }: { wanted: boolean; want: () => void 
   useEffect(() => {
     const operationEnded = wasFetching.current && !isFetching;
     wasFetching.current = isFetching;
-    if (!operationEnded || !config.introspection) return;
+    if (!operationEnded || !config.introspection || !operationTookToken) return;
     if (!wanted) {
-      if (operationStatus !== undefined && operationStatus !== 401) want();
-    } else if (schemaMissing && schemaNeedsToken && operationHeaders !== schemaHeaders) {
+      want();
+    } else if (schemaMissing && (schemaUnanswered || (schemaNeedsToken && operationHeaders !== schemaHeaders))) {
       void introspect();
     }
   }, [isFetching, schemaMissing, introspect, wanted, want]);
