@@ -110,9 +110,10 @@ class UnreadableCoding extends UnreadableAnswer {
     status: number,
     readonly named: string,
   ) {
-    const shown = named === WITHHELD ? WITHHELD.slice(1, -1) : shortened(named, 100);
-    super(status, `content coding ${shown} not supported`);
-    this.coding = shown;
+    // Withheld, the note stands in for the name in words that read ("content coding not shown: … not supported" did not).
+    const withheld = named === WITHHELD ? `its name ${WITHHELD.slice(1, -1)}` : undefined;
+    super(status, withheld === undefined ? `content coding ${shortened(named, 100)} not supported` : `content coding not supported (${withheld})`);
+    this.coding = withheld ?? shortened(named, 100);
   }
 
   override clearedOf(clear: (upstreamWords: string) => string): UnreadableAnswer {

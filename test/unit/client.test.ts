@@ -1404,6 +1404,9 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
         for (const text of [said, logged]) {
           assert.ok(!/secret|x-[a-z0-9%]{20}/i.test(text), `the coding is named with the secret or the signature in it: ${text}`);
         }
+        // Said as withheld in words that read: the withholding note was set where the coding's name goes.
+        assert.equal(said, 'The upstream answered in a content coding the gateway cannot read (its name not shown: it quotes the gateway’s credentials) while reading account "a"');
+        assert.equal((JSON.parse(logged) as Record<string, unknown>)['reason'], 'content coding not supported (its name not shown: it quotes the gateway’s credentials)');
       }
       // An error answer's body unread for it: its debug line says why, without the coding's words either.
       const server = createHttpServer((req, res) => {
