@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = createLogger(config.logLevel);
   exitOnCrash(logger, config.development);
+  if (!config.development) keepInspectorClosed(logger);
   logNodeWarnings(logger);
   // A typo of a setting leaves the default in force, authentication off included: said at start.
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
@@ -123,6 +124,18 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
     );
   }
   return { upstream: { baseUrl: emulator.url, consumerKey: emulator.consumerKey, consumerSecret: emulator.consumerSecret }, emulator };
+}
+
+/**
+ * SIGUSR1 opens Node's inspector on 127.0.0.1:9229, through which any local process, whatever its user, may run
+ * code inside the gateway, its secrets in reach: a `kill -USR1` meant for log rotation (a habit from other
+ * servers) would have opened it. With a listener of its own, Node does not: outside development it is said and
+ * ignored. A debugger is for a process started to be debugged (`node --inspect`, or NODE_ENV=development).
+ */
+function keepInspectorClosed(logger: Logger): void {
+  process.on('SIGUSR1', () => {
+    logger.warn("SIGUSR1 ignored: it would open Node's inspector, through which any local process could run code in the gateway; to debug, start it with node --inspect or NODE_ENV=development");
+  });
 }
 
 /**

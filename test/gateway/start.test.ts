@@ -131,6 +131,19 @@ describe('npm start', () => {
     }
   });
 
+  it('ignores SIGUSR1 outside development, saying so: it would open Node’s inspector to any local process', async () => {
+    const started = await startMain({});
+    try {
+      process.kill(started.pid, 'SIGUSR1');
+      await eventually(() => started.lines.some((line) => line.includes('SIGUSR1 ignored')), { ...IN_MAIN, what: 'the line saying SIGUSR1 is ignored' });
+      // Node says "Debugger listening on ws://…" on stderr when it opens the inspector.
+      assert.doesNotMatch(started.lines.join('\n'), /Debugger listening/);
+      assert.equal((await query(started.url, '{ __typename }')).data?.['__typename'], 'Query', 'still serving');
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
+  });
+
   it('warns at start when EMULATOR_CONSUMER_SECRET sets the public development secret on an embedded emulator others may reach', async () => {
     // Set, the secret is kept rather than made up: anyone reaching the emulator could use its API with the public
     // key pair, past the gateway's authentication. `npm run emulator` says so; the embedded one said nothing.
