@@ -66,13 +66,19 @@ export async function startChild(file: string, args: string[], env: Record<strin
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines++;
     tail = (tail + text).slice(-STDERR_TAIL_BYTES);
   });
-  child.once('exit', (code) => {
-    if (code !== 0 && tail) console.error(`${file} ${args.join(' ')} exited (${code}); the end of its stderr:\n${tail}`);
+  /**
+   * How the child ended, once it has: its exit code, or the signal that ended it (the OOM killer's SIGKILL, a
+   * segfault), which leaves no exit code: taken for alive, such a child was written to over its closed channel, an
+   * unhandled 'error' that ended the runner with "Channel closed", and waited for on stop() for ever.
+   */
+  const ended = (): number | string | null => child.exitCode ?? child.signalCode;
+  child.once('exit', () => {
+    if (child.exitCode !== 0 && tail) console.error(`${file} ${args.join(' ')} exited (${ended()}); the end of its stderr:\n${tail}`);
   });
   let nextId = 1;
   const pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>();
   const ready = await new Promise<Message>((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`${file} ${args.join(' ')} exited (${code}) before it was ready`));
+    const onExit = () => reject(new Error(`${file} ${args.join(' ')} exited (${ended()}) before it was ready`));
     child.once('exit', onExit);
     child.on('message', (raw) => {
       const message = raw as Message;
@@ -88,15 +94,20 @@ export async function startChild(file: string, args: string[], env: Record<strin
       else waiter.resolve(message);
     });
   });
-  child.on('exit', (code) => {
-    for (const waiter of pending.values()) waiter.reject(new Error(`${file} exited (${code})`));
+  child.on('exit', () => {
+    for (const waiter of pending.values()) waiter.reject(new Error(`${file} exited (${ended()})`));
     pending.clear();
   });
   const call = (type: string, payload: Record<string, unknown> = {}): Promise<Message> => {
     const id = nextId++;
     return new Promise((resolve, reject) => {
+      if (ended() !== null) return reject(new Error(`${file} exited (${ended()})`));
       pending.set(id, { resolve, reject });
-      child.send({ ...payload, type, id });
+      // Its channel may close before its exit is seen: the send's failure is this call's, not an unhandled 'error'.
+      child.send({ ...payload, type, id }, (error) => {
+        if (error === null || !pending.delete(id)) return;
+        reject(new Error(`${file}: ${error.message}`));
+      });
     });
   };
   return {
@@ -105,7 +116,7 @@ export async function startChild(file: string, args: string[], env: Record<strin
     stderrLines: () => lines,
     call,
     async stop() {
-      if (child.exitCode !== null) return;
+      if (ended() !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       try {

@@ -55,3 +55,21 @@ test('the bench emulator leaves no data file behind, however it ends: closed, it
     await rm(scratch, { recursive: true, force: true });
   }
 });
+
+/**
+ * A child ended by a signal (the kernel's OOM killer, a segfault, a stray `kill`) has no exit code: the runner took it
+ * for alive, so its next call wrote to the closed channel, an unhandled 'error' that ended the runner with
+ * "Channel closed" instead of naming the child, and stopping it waited for an exit already past.
+ */
+test('a bench child killed by a signal is said to be gone: a call to it rejects with the signal, and stopping it returns', async () => {
+  const child = await startChild('./emulator-child.ts', ['emulator']);
+  try {
+    const exited = once(child.process, 'exit');
+    child.process.kill('SIGKILL');
+    await exited;
+    await assert.rejects(child.call('count'), /emulator-child\.ts exited \(SIGKILL\)/);
+    await child.stop();
+  } finally {
+    child.process.kill('SIGKILL');
+  }
+});
