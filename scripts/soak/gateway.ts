@@ -16,6 +16,12 @@ export interface MemoryStats {
   maxRssBytes: number;
 }
 
+/**
+ * What a full GC leaves of the gateway's memory: the JS heap in use and the memory outside it that its objects hold
+ * (`external`, Buffers and other ArrayBuffers included), judged by the MEMORY RULE (settings.ts).
+ */
+export const liveBytes = (stats: MemoryStats): number => stats.heapUsedBytes + stats.externalBytes;
+
 export interface GatewayChild {
   url: string;
   origin: string;

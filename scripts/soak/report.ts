@@ -1,6 +1,6 @@
 import { cpus } from 'node:os';
 import { totals } from './client.ts';
-import type { GatewayChild, MemoryStats } from './gateway.ts';
+import { liveBytes, type GatewayChild, type MemoryStats } from './gateway.ts';
 import { startNodeFlags } from '../start-flags.ts';
 import { HEAP_MARGIN_BYTES, MiB, RSS_MARGIN_BYTES, settings } from './settings.ts';
 import { FAULT_DESCRIPTION } from './upstream.ts';
@@ -59,8 +59,8 @@ export function report(outcome: Outcome): string {
       'an answer must also be for the question asked (the account or token requested). The run fails on any ' +
       'malformed or wrong answer, a request without an answer (30 s) or a broken connection that the client did ' +
       'not cause, a crash of the gateway or its process no longer answering the memory queries (10 s), or unbounded memory: peak RSS over the last window of load above ' +
-      `2 × the peak RSS over the first window after warm-up + ${MiB(RSS_MARGIN_BYTES)}, or the heap left after a ` +
-      `full GC once the load has drained above 2 × the heap after a full GC at the end of warm-up + ${MiB(HEAP_MARGIN_BYTES)}. ` +
+      `2 × the peak RSS over the first window after warm-up + ${MiB(RSS_MARGIN_BYTES)}, or the memory left after a ` +
+      `full GC once the load has drained (heap used and external: the Buffers its objects hold) above 2 × the same after a full GC at the end of warm-up + ${MiB(HEAP_MARGIN_BYTES)}. ` +
       '`INTERNAL_SERVER_ERROR` answers are well-formed but listed as findings.',
   );
   lines.push('');
@@ -159,6 +159,7 @@ export function report(outcome: Outcome): string {
           memory.drainedGc ? [memory.drainedGc.rssBytes, memory.drainedGc.heapUsedBytes, memory.drainedGc.heapTotalBytes, memory.drainedGc.externalBytes].map(MiB).join(' / ') : '–',
         ],
         ['heap after full GC: end of warm-up / load drained', `${memory.warmup ? MiB(memory.warmup.heapUsedBytes) : '–'} / ${memory.drainedGc ? MiB(memory.drainedGc.heapUsedBytes) : '–'}`],
+        ['heap used + external after full GC (judged): end of warm-up / load drained', `${memory.warmup ? MiB(liveBytes(memory.warmup)) : '–'} / ${memory.drainedGc ? MiB(liveBytes(memory.drainedGc)) : '–'}`],
       ],
     ),
   );

@@ -84,8 +84,10 @@ export const CLIENT_TIMEOUT_MS = 30_000;
 /**
  * MEMORY RULE. The baseline is the gateway's peak RSS over the first window after warm-up, the end figure
  * its peak RSS over the last window of load (a window is a quarter of the measured time, 5 to 10 s). The
- * memory is judged unbounded when end > 2 × baseline + RSS_MARGIN, or when the heap left after a full GC
- * once the load has drained exceeds 2 × the heap after a full GC at the end of warm-up + HEAP_MARGIN.
+ * memory is judged unbounded when end > 2 × baseline + RSS_MARGIN, or when the memory left after a full GC
+ * once the load has drained (the heap used and the external memory its objects hold: Buffers) exceeds 2 × the
+ * same after a full GC at the end of warm-up + HEAP_MARGIN. The heap alone missed a leak of Buffers, which the
+ * RSS rule, its baseline taken after the leak began, let grow by hundreds of MiB in a short run.
  */
 export const RSS_MARGIN_BYTES = 64 * 1024 * 1024;
 export const HEAP_MARGIN_BYTES = 32 * 1024 * 1024;

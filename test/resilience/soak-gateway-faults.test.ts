@@ -73,3 +73,16 @@ test('a gateway process that exits before it is ready fails the run with its las
     'soak: the gateway process exited (1) before it was ready; its last lines:\ncontextio-graphql: failed to start: injected start-up failure',
   );
 });
+
+/**
+ * Memory held outside the JS heap (Buffers: the bytes of upstream answers or requests kept by a leak) after the
+ * warm-up's baseline, and still held once the load has drained, fails the run as a heap that grew does: the check
+ * read the heap alone, and the RSS check compares two peaks taken after the leak began, so a run whose gateway held
+ * 650 MiB more of Buffers at its end than at its warm-up said PASS and "memory bounded".
+ */
+test('memory outside the heap held after warm-up fails the run', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-holds-buffers.mjs', ['--duration', '4']);
+  assertEndedFailing(result);
+  assert.match(result.stdout, /## Result: FAIL/);
+  assert.match(result.stdout, /^- memory left after a full GC \(heap used and external\) grew: \d+\.\d MiB > 2 × \d+\.\d MiB \+ 32\.0 MiB$/m);
+});
