@@ -3,18 +3,19 @@ import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../../src/config/defaults.ts';
 import { refuseToStart } from '../refuse-to-start.ts';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { wholeNumberSetting } from '../../src/config/settings.ts';
 
 /** The soak's command line, the settings read from it, and the small helpers every part uses. */
 
 const HELP = `usage: npm run soak -- [options]
-  --duration <s>             seconds of load after start-up (default 60)
-  --connections <n>          concurrent clients (default 64)
+  --duration <s>             seconds of load after start-up (default 60, at most 86400)
+  --connections <n>          concurrent clients (default 64, at most 10000)
   --max-requests <n>         hard cap on requests sent (default 400000)
   --warmup <s>               seconds before the memory baseline is taken (default 10, or a third of a shorter run)
   --upstream-timeout-ms <n>  the gateway's UPSTREAM_TIMEOUT_MS (default 2000)
   --max-in-flight <n>        the gateway's UPSTREAM_MAX_IN_FLIGHT (default: the gateway's own, ${DEFAULTS.upstreamMaxInFlight})
   --accounts <n>             seeded accounts (default 40; fewer than 12, which the faults need, are taken as 12)
-  --ready-timeout <s>        seconds the gateway process may take to start (default 30; a slow machine may need more)
+  --ready-timeout <s>        seconds the gateway process may take to start (default 30, at most 3600; a slow machine may need more)
   --out <file>               also write the report (markdown) to this file`;
 
 const OPTIONS = {
@@ -43,37 +44,47 @@ if (args.help) {
   console.log(HELP);
   process.exit(0);
 }
-const positiveInt = (name: keyof typeof args): number => {
-  const value = Number(args[name]);
-  if (!Number.isInteger(value) || value <= 0) refuseToStart('soak', HELP, [`--${name} must be a positive integer`]);
-  return value;
+/**
+ * A whole-number option from 1 to `max`, read as the gateway's and the bench's settings are. Seconds are bounded
+ * below what a Node timer holds (2^31 - 1 ms): a `--duration` or `--ready-timeout` of 3000000 s was taken, and
+ * its timer fired at once (the load ended after a second, "too few memory samples"; the gateway was given up on).
+ */
+const positiveInt = (name: keyof typeof args, max: number): number => {
+  const problems: string[] = [];
+  const value = wholeNumberSetting(`--${name}`, String(args[name]), { min: 1, max }, problems);
+  return value ?? refuseToStart('soak', HELP, problems);
 };
-export const settings = {
-  durationS: positiveInt('duration'),
-  connections: positiveInt('connections'),
-  maxRequests: positiveInt('max-requests'),
-  // A short run (--duration 10) gets a proportionate warm-up rather than a refusal.
-  warmupS: args.warmup === undefined ? Math.max(1, Math.min(10, Math.floor(Number(args.duration) / 3))) : positiveInt('warmup'),
-  upstreamTimeoutMs: positiveInt('upstream-timeout-ms'),
-  maxInFlight: positiveInt('max-in-flight'),
-  accounts: Math.max(12, positiveInt('accounts')),
-  readyTimeoutS: positiveInt('ready-timeout'),
-  usedTokens: 100,
-  unusedTokens: 20,
-};
+/** A day: the longest run and warm-up taken. */
+const MOST_SECONDS = 86_400;
 /**
  * The options that are the gateway's own settings, checked by the gateway's own reading of them: the gateway under
  * soak is started from these values directly, and one its environment refuses (UPSTREAM_MAX_IN_FLIGHT 20000) was
  * soaked as if a deployment could run it.
  */
 const GATEWAY_SETTINGS = { 'upstream-timeout-ms': 'UPSTREAM_TIMEOUT_MS', 'max-in-flight': 'UPSTREAM_MAX_IN_FLIGHT' } as const;
-try {
-  loadConfig(Object.fromEntries(Object.entries(GATEWAY_SETTINGS).map(([option, name]) => [name, args[option as keyof typeof GATEWAY_SETTINGS]])));
-} catch (error) {
-  if (!(error instanceof ConfigError)) throw error;
-  const optionOf = (problem: string) => Object.entries(GATEWAY_SETTINGS).find(([, name]) => problem.startsWith(`${name} `))?.[0];
-  refuseToStart('soak', HELP, error.problems.map((problem) => `the gateway's ${problem}: set by --${optionOf(problem) ?? '?'}`));
+function gatewaySettings() {
+  try {
+    return loadConfig(Object.fromEntries(Object.entries(GATEWAY_SETTINGS).map(([option, name]) => [name, args[option as keyof typeof GATEWAY_SETTINGS]])));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const optionOf = (problem: string) => Object.entries(GATEWAY_SETTINGS).find(([, name]) => problem.startsWith(`${name} `))?.[0];
+    return refuseToStart('soak', HELP, error.problems.map((problem) => `the gateway's ${problem}: set by --${optionOf(problem) ?? '?'}`));
+  }
 }
+const gateway = gatewaySettings();
+export const settings = {
+  durationS: positiveInt('duration', MOST_SECONDS),
+  connections: positiveInt('connections', 10_000),
+  maxRequests: positiveInt('max-requests', 1_000_000_000),
+  // A short run (--duration 10) gets a proportionate warm-up rather than a refusal.
+  warmupS: args.warmup === undefined ? Math.max(1, Math.min(10, Math.floor(Number(args.duration) / 3))) : positiveInt('warmup', MOST_SECONDS),
+  upstreamTimeoutMs: gateway.upstreamTimeoutMs,
+  maxInFlight: gateway.upstreamMaxInFlight,
+  accounts: Math.max(12, positiveInt('accounts', 10_000)),
+  readyTimeoutS: positiveInt('ready-timeout', 3_600),
+  usedTokens: 100,
+  unusedTokens: 20,
+};
 if (settings.warmupS >= settings.durationS) {
   // Without --warmup, only a --duration of 1 gets here (its warm-up is at least a second): named, not the option not given.
   refuseToStart('soak', HELP, [args.warmup === undefined ? "--duration must be at least 2: the load's first second is its warm-up" : '--warmup must be shorter than --duration']);

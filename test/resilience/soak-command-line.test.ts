@@ -49,3 +49,20 @@ for (const [option, value, setting] of [
     assert.match(result.stderr, /usage: npm run soak/);
   });
 }
+
+/**
+ * A value past what a Node timer holds (2^31 - 1 ms, some 24.8 days) was taken, and its timer fired at once: a
+ * `--duration` of 3000000 s ended the load after a second as "too few memory samples (run longer)", a
+ * `--ready-timeout` as large gave up on the gateway at once, "not ready within 3000000 s".
+ */
+for (const [option, most] of [
+  ['--duration', 86_400],
+  ['--ready-timeout', 3_600],
+] as const) {
+  test(`${option} past what the soak can time is refused with its range, and starts nothing`, () => {
+    const result = runSoak('--duration', option === '--duration' ? '3000000' : '10', '--connections', '1', option, '3000000');
+    assert.equal(result.status, 2, result.stdout + result.stderr);
+    assert.equal(result.stdout, '', 'a run began');
+    assert.match(result.stderr, new RegExp(`^soak: ${option} must be a whole number from 1 to ${most} \\(got "3000000"\\)\n`));
+  });
+}
