@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { startNodeFlags } from '../scripts/start-flags.ts';
 import { DEFAULTS } from '../src/config/defaults.ts';
+import { wholeNumberSetting } from '../src/config/settings.ts';
 import { silentLogger } from '../src/logging/logger.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { UpstreamClient } from '../src/upstream/client.ts';
@@ -29,13 +30,12 @@ if (missingFlags.length > 0) {
 const USAGE = 'usage: npx tsx bench/client-calls.ts [in-flight list, e.g. 1,3,10] [seconds]';
 const [inFlightList = '1,3,10', secondsArg = '3'] = process.argv.slice(2);
 const levels = inFlightList.split(',').map(Number);
-const seconds = Number(secondsArg);
-// Said in one line with the usage, not thrown: a stack trace for a mistyped argument says nothing more.
-const problem =
-  levels.some((n) => !Number.isInteger(n) || n < 1) ? `the in-flight list must be whole numbers from 1, comma-separated (got ${quotedSetting(inFlightList)})`
-  : !(seconds > 0) ? `seconds must be a number above 0 (got ${quotedSetting(secondsArg)})`
-  : undefined;
-if (problem !== undefined) refuseToStart('client-calls', USAGE, [problem]);
+// Said in one line with the usage, not thrown: a stack trace for a mistyped argument says nothing more. Seconds are
+// read as bench/quick.ts reads its own: `Infinity` or `1e9`, "a number above 0", ran a load that never ended.
+const problems: string[] = [];
+if (levels.some((n) => !Number.isInteger(n) || n < 1)) problems.push(`the in-flight list must be whole numbers from 1, comma-separated (got ${quotedSetting(inFlightList)})`);
+const seconds = wholeNumberSetting('seconds', secondsArg, { min: 1, max: 3600 }, problems);
+if (seconds === undefined || problems.length > 0) refuseToStart('client-calls', USAGE, problems);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
 const client = new UpstreamClient({

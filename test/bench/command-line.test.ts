@@ -146,3 +146,15 @@ test('bench/client-calls.ts with an in-flight list or seconds it cannot use says
   assert.match(result.stderr, /^client-calls: the in-flight list must be whole numbers from 1, comma-separated \(got "1,x"\)\nusage: npx tsx bench\/client-calls\.ts/);
   assert.doesNotMatch(result.stderr, /\n\s+at /, 'no stack trace');
 });
+
+/**
+ * Seconds per figure past a bound (`Infinity`, `1e9`) were taken as "a number above 0": the first figure's load
+ * never ended. They are read as bench/quick.ts reads its own, a whole number from 1 to 3600.
+ */
+test('bench/client-calls.ts with seconds past an hour says so with the usage, and starts nothing', async () => {
+  const clientCalls = fileURLToPath(new URL('../../bench/client-calls.ts', import.meta.url));
+  const result = await runScript(clientCalls, {}, '1', 'Infinity');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^client-calls: seconds must be a whole number from 1 to 3600 \(got "Infinity"\)\nusage: npx tsx bench\/client-calls\.ts/);
+  assert.equal(result.stdout, '', 'a run began');
+});
