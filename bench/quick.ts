@@ -27,6 +27,11 @@ const [scenarioId = 'account', contender = 'gateway', secondsArg = '5', repeatsA
 const scenario = scenarios.find((s) => s.id === scenarioId);
 if (!scenario) refuse([`no scenario ${quotedSetting(scenarioId)} (${scenarios.map((s) => s.id).join(', ')})`]);
 if (!isContender(contender)) refuse([`no contender ${quotedSetting(contender)} (${CONTENDERS.join(', ')})`]);
+// It profiles the processes it names (ipc.ts): here one contender and the emulator, so another name made no profile.
+const cpuProf = process.env['BENCH_CPU_PROF'] || undefined;
+if (cpuProf !== undefined && cpuProf !== contender && cpuProf !== 'emulator') {
+  refuse([`BENCH_CPU_PROF must name the contender run (${contender}) or emulator (got ${quotedSetting(cpuProf)})`]);
+}
 const problems: string[] = [];
 const seconds = wholeNumberSetting('seconds', secondsArg, { min: 1, max: 3600 }, problems);
 const repeats = wholeNumberSetting('runs', repeatsArg, { min: 1, max: 100 }, problems);

@@ -106,6 +106,9 @@ if (ONLY_CONTENDERS && !ONLY) {
 const cpuProf = process.env['BENCH_CPU_PROF'] || undefined;
 if (cpuProf !== undefined && cpuProf !== 'emulator' && !isContender(cpuProf)) {
   settingProblems.push(`BENCH_CPU_PROF must name a contender among ${CONTENDERS.join(', ')}, or emulator (got ${quotedSetting(cpuProf)})`);
+} else if (cpuProf !== undefined && isContender(cpuProf) && ONLY_CONTENDERS && !ONLY_CONTENDERS.includes(cpuProf)) {
+  // A contender the run never starts is never profiled: the run ended without the profile it was started for.
+  settingProblems.push(`BENCH_CPU_PROF names ${cpuProf}, which BENCH_CONTENDERS leaves out: no profile would be made`);
 }
 const scenarioSelected = (id: Scenario['id']) => !ONLY || ONLY.includes(id);
 const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CONTENDERS.includes(contender);

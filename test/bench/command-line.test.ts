@@ -91,6 +91,17 @@ for (const [env, named] of [
   });
 }
 
+/**
+ * BENCH_CPU_PROF naming a contender the run does not start (BENCH_CONTENDERS leaves it out) profiled nothing and said
+ * nothing: the run of minutes ended without the profile it was started for.
+ */
+test('BENCH_CPU_PROF naming a contender BENCH_CONTENDERS leaves out is refused, and starts no run', async () => {
+  const result = await runBenchWith({ BENCH_ONLY: 'account', BENCH_CONTENDERS: 'gateway,bare', BENCH_CPU_PROF: 'naive' });
+  assert.equal(result.runBegun, false, 'a run began');
+  assert.equal(result.status, 2, result.stderr);
+  assert.match(result.stderr, /^bench: BENCH_CPU_PROF names naive, which BENCH_CONTENDERS leaves out: no profile would be made/);
+});
+
 test('BENCH_CONTENDERS without BENCH_ONLY is refused: it narrows only a partial run, and was ignored for a full one', async () => {
   const result = await runBenchWith({ BENCH_CONTENDERS: 'gateway' });
   assert.equal(result.runBegun, false, 'a run began');
@@ -135,6 +146,16 @@ for (const [args, said] of [
     assert.equal(result.status, 2, result.stderr);
     assert.match(result.stderr, said);
     assert.match(result.stderr, /usage: npx tsx bench\/quick\.ts/);
+    assert.equal(result.stdout, '', 'a run began');
+  });
+}
+
+/** The same for bench/quick.ts, which runs one contender: a BENCH_CPU_PROF naming another (or a typo) profiled nothing. */
+for (const cpuProf of ['gatway', 'naive']) {
+  test(`bench/quick.ts account gateway with BENCH_CPU_PROF=${cpuProf} is refused with what it may name, and starts nothing`, async () => {
+    const result = await runScript(quick, { BENCH_CPU_PROF: cpuProf }, 'account', 'gateway', '1', '1');
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`^quick: BENCH_CPU_PROF must name the contender run \\(gateway\\) or emulator \\(got "${cpuProf}"\\)\n`));
     assert.equal(result.stdout, '', 'a run began');
   });
 }
