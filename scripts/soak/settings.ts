@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULTS } from '../../src/config/defaults.ts';
 import { refuseToStart } from '../refuse-to-start.ts';
@@ -108,5 +110,11 @@ export const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random(
 export const between = (low: number, high: number) => low + Math.floor(Math.random() * (high - low + 1));
 export const hex24 = () => randomBytes(12).toString('hex');
 
-/** `--out`: where the report is also written. */
+/**
+ * `--out`: where the report is also written. A directory (`--out docs`; an empty value, the current one) is refused
+ * before the run: it ran the whole soak, then failed on EISDIR with a stack trace (or, empty, wrote nothing unsaid).
+ */
 export const outFile: string | undefined = args.out;
+if (outFile !== undefined && statSync(resolve(outFile), { throwIfNoEntry: false })?.isDirectory()) {
+  refuseToStart('soak', HELP, [`--out must name a file, not the directory ${JSON.stringify(outFile)}`]);
+}

@@ -66,3 +66,18 @@ for (const [option, most] of [
     assert.match(result.stderr, new RegExp(`^soak: ${option} must be a whole number from 1 to ${most} \\(got "3000000"\\)\n`));
   });
 }
+
+/**
+ * `--out` naming a directory (`--out docs`, for docs/soak.md) ran the whole soak, printed its report, then failed
+ * with a stack trace (EISDIR) and no file written; an empty `--out` (the current directory) wrote nothing and said
+ * nothing. Both are refused before anything starts.
+ */
+for (const out of ['docs', '']) {
+  test(`--out ${JSON.stringify(out)}, a directory, is refused before the run, and starts nothing`, () => {
+    const result = runSoak('--duration', '2', '--connections', '1', '--out', out);
+    assert.equal(result.status, 2, result.stdout + result.stderr);
+    assert.equal(result.stdout, '', 'a run began');
+    assert.match(result.stderr, new RegExp(`^soak: --out must name a file, not the directory ${JSON.stringify(out)}\n`));
+    assert.match(result.stderr, /usage: npm run soak/);
+  });
+}
