@@ -9,6 +9,7 @@ import { wholeNumberSetting } from '../src/config/settings.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
+import { median } from './figures.ts';
 import { startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
@@ -235,8 +236,7 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       await settle(); // before the operations alone
       const alone: number[] = [];
       for (let i = 0; i < ALONE_RUNS; i++) alone.push((await post(to)).ms);
-      alone.sort((a, b) => a - b);
-      const p50Alone = alone[Math.floor(ALONE_RUNS / 2)]!;
+      const p50Alone = median(alone);
       await emulator.call('clear');
       const linesBefore = child.stderrLines();
       const { result, cpuMicrosPerOp, peakRssBytes } = await measuredLoad(child, to, DURATION_S);
@@ -347,7 +347,6 @@ function table(rows: Row[]): string {
 }
 
 const lowest = (xs: readonly number[]) => Math.min(...xs);
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 function cpuTable(rounds: CpuRounds): string {
   const lines = [
