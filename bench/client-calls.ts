@@ -26,6 +26,14 @@ if (missingFlags.length > 0) {
   const [code] = (await once(child, 'exit')) as [number | null];
   process.exit(code ?? 1);
 }
+// Forked by the above: the process started going away (a SIGTERM, a kill) takes this one with it, as the bench's
+// children go with their runner; orphaned, it loaded its emulator until its figures were done. The channel, unref'd,
+// does not keep this process alive once they are.
+if (typeof process.send === 'function') {
+  if (!process.connected) process.exit(1);
+  process.once('disconnect', () => process.exit(1));
+  process.channel?.unref();
+}
 
 const USAGE = 'usage: npx tsx bench/client-calls.ts [in-flight list, e.g. 1,3,10] [seconds]';
 const [inFlightList = '1,3,10', secondsArg = '3'] = process.argv.slice(2);

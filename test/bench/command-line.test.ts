@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { eventually } from '../helpers/eventually.ts';
+import { isAlive } from '../helpers/script.ts';
 
 /**
  * `npm run bench -- …`: the bench is set through the environment and takes no argument. One given (`--help`, as
@@ -178,4 +180,41 @@ test('bench/client-calls.ts with seconds past an hour says so with the usage, an
   assert.equal(result.status, 2, result.stderr);
   assert.match(result.stderr, /^client-calls: seconds must be a whole number from 1 to 3600 \(got "Infinity"\)\nusage: npx tsx bench\/client-calls\.ts/);
   assert.equal(result.stdout, '', 'a run began');
+});
+
+/** The processes whose parent is `pid` (none once it has exited). */
+const childrenOf = (pid: number): number[] => {
+  try {
+    return execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+};
+const until = (what: string, done: () => boolean) => eventually(done, { timeoutMs: 60_000, what });
+
+/**
+ * bench/client-calls.ts runs itself again under npm start's node flags, in a forked process. A SIGTERM to the one
+ * started (a `timeout`, a supervisor) ended it alone: the fork, orphaned, kept loading its emulator until its figures
+ * were done (an hour per figure at most).
+ */
+test('bench/client-calls.ts stopped by SIGTERM takes its run under the node flags, and the emulator of that run, with it', { timeout: 120_000 }, async (t) => {
+  const clientCalls = fileURLToPath(new URL('../../bench/client-calls.ts', import.meta.url));
+  const outer = spawn(process.execPath, ['--import', 'tsx', clientCalls, '1', '600'], { detached: true, stdio: 'ignore', env: { PATH: process.env['PATH'] ?? '' } });
+  t.after(() => {
+    try {
+      process.kill(-outer.pid!, 'SIGKILL');
+    } catch {
+      // Gone already, as it should be.
+    }
+  });
+  let inner: number | undefined;
+  await until('the run under the node flags to start', () => (inner = childrenOf(outer.pid!)[0]) !== undefined);
+  // Its emulator started: the run is under way, past its start-up.
+  await until('its emulator to start', () => childrenOf(inner!).length > 0);
+  const emulator = childrenOf(inner!)[0]!;
+  const exited = new Promise((resolve) => outer.once('exit', resolve));
+  outer.kill('SIGTERM');
+  await exited;
+  await until('the run under the node flags, orphaned, to end', () => !isAlive(inner!));
+  await until('its emulator to end', () => !isAlive(emulator));
 });

@@ -69,3 +69,13 @@ export function runScript(script: string, env: Record<string, string>, preload: 
 export function logEntries(lines: string[]): Array<Record<string, unknown>> {
   return lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
+
+/** Whether the process `pid` is still running (one a test started, or one that process started). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { isAlive } from '../helpers/script.ts';
 
 /**
  * `npm run soak` whose gateway process misbehaves (a fixture preloaded into it through NODE_OPTIONS): the run
@@ -29,15 +30,6 @@ function assertEndedFailing(result: ReturnType<typeof soakWith>): void {
   assert.equal(result.signal, null, `the soak hung and was killed:\n${result.stdout}\n${result.stderr}`);
   assert.equal(result.status, 1, result.stdout + result.stderr);
 }
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 test('a gateway process that no longer answers the memory queries fails the run, which ends', { timeout: 120_000 }, () => {
   const result = soakWith('soak-gateway-silent.mjs');
