@@ -1,11 +1,12 @@
-import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
+import { writeAtomically } from '../src/emulator/persistence.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
@@ -520,7 +521,8 @@ async function main() {
     console.log('bench: partial run (BENCH_ONLY): bench/results.md left unchanged');
     return;
   }
-  await writeFile(new URL('./results.md', import.meta.url), report);
+  // Whole or not at all: a temporary file renamed over it, as the soak writes its report.
+  await writeAtomically(fileURLToPath(new URL('./results.md', import.meta.url)), report);
   console.log('bench: written to bench/results.md');
 }
 

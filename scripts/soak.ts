@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { startEmulator } from '../src/emulator/index.ts';
+import { writeAtomically } from '../src/emulator/persistence.ts';
 import { bump, run, totals } from './soak/client.ts';
 import { GatewayStartFailure, liveBytes, startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
 import { report, slope, type MemorySample } from './soak/report.ts';
@@ -168,8 +168,14 @@ async function main(): Promise<number> {
     console.log(`\n${text}`);
     if (outFile) {
       const out = resolve(outFile);
-      await mkdir(dirname(out), { recursive: true });
-      await writeFile(out, text);
+      // Whole or not at all (a temporary file renamed over it), its folder made as the emulator's data file's is: Node
+      // 20's own mkdir -p spun for ever on one that cannot be made (/proc/nope), and the run hung, deaf to Ctrl-C.
+      try {
+        await writeAtomically(out, text);
+      } catch (error) {
+        console.error(`soak: the report could not be written to ${out}: ${error instanceof Error ? error.message : String(error)}`);
+        return 1;
+      }
       console.log(`soak: report written to ${out}`);
     }
     return failures.length === 0 ? 0 : 1;

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 const soak = fileURLToPath(new URL('../../scripts/soak.ts', import.meta.url));
 
 function runSoak(...args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', soak, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+  // Killed if it hangs: a run that starts ends by itself within seconds here.
+  return spawnSync(process.execPath, ['--import', 'tsx', soak, ...args], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' }, timeout: 90_000, killSignal: 'SIGKILL' });
 }
 
 test('a mistyped option is named with the usage, not thrown as a stack trace', () => {
@@ -81,3 +82,15 @@ for (const out of ['docs', '']) {
     assert.match(result.stderr, /usage: npm run soak/);
   });
 }
+
+/**
+ * `--out` in a folder that cannot be made (`/proc/nope`): Node 20's `mkdir -p` never settles there, spinning a CPU, so
+ * the run, its report printed, hung for ever, deaf to Ctrl-C and SIGTERM (which only ask the load to stop).
+ */
+test('--out in a folder that cannot be made: the run ends, failing, and says why', { timeout: 120_000 }, () => {
+  const result = runSoak('--duration', '2', '--connections', '1', '--out', '/proc/nope/soak.md');
+  assert.equal(result.signal, null, `the soak hung and was killed:\n${result.stderr}`);
+  assert.equal(result.status, 1, result.stderr);
+  assert.match(result.stdout, /## Result: /, 'the report is printed');
+  assert.match(result.stderr, /^soak: the report could not be written to \/proc\/nope\/soak\.md: ENOENT/m);
+});
