@@ -304,6 +304,9 @@ function logOperationOnClose(parts: Pick<EndpointParts, 'logger' | 'shutdown' | 
       upstreamRequests: operation.requests,
       // An operation failing UPSTREAM_ERROR with no request sent: the circuit breaker's doing, said so.
       ...(operation.breakerRefusals > 0 ? { breakerRefusals: operation.breakerRefusals } : {}),
+      // What it changed upstream, by mutation, in order (never the values: new tokens are capabilities): an
+      // operator asked what a request did, one whose client left mid-mutation included, finds it here.
+      ...(outcome.writesMade === undefined ? {} : { writes: outcome.writesMade.map((write) => write.field) }),
       ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
       ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
       ...(outcome.authFailure === undefined ? {} : { authFailure: outcome.authFailure }),

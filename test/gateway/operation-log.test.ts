@@ -77,6 +77,27 @@ describe('the operation log line', () => {
     assert.equal('subject' in entry!, false);
   });
 
+  it('names the writes an operation made, in order, those before a field that failed included; never their values', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'written@example.com' }).id;
+    const res = await stack.gql(
+      `mutation Writes($id: ID!) {
+        renamed: updateAccount(id: $id, input: { firstName: "Ada" }) { success }
+        linked: createAccountConnectToken(accountId: $id, input: { callbackUrl: "https://app.example.com/cb" }) { token }
+        gone: deleteAccount(id: "0123456789abcdef01234567") { success }
+      }`,
+      { id },
+    );
+    assert.equal(res.body.data, null, JSON.stringify(res.body));
+    const token = (res.body.extensions?.['writesMade'] as Array<{ payload: { token?: string } }>)[1]!.payload.token!;
+    const [entry] = await exactOperationLines(1);
+    assert.deepEqual(entry!['writes'], ['updateAccount', 'createAccountConnectToken']);
+    assert.equal(JSON.stringify(entry).includes(token), false, 'no value of a write');
+    // A query makes none, and says so by leaving the field out.
+    lines.length = 0;
+    await stack.gql('{ __typename }');
+    assert.equal('writes' in (await exactOperationLines(1))[0]!, false);
+  });
+
   it('names an operation by at most 100 characters of its name: one name may be a whole body long', async () => {
     const name = `Q${'x'.repeat(5_000)}`;
     const res = await stack.gql(`query ${name} { __typename }`);
