@@ -803,7 +803,11 @@ export class UpstreamClient {
       const what = info.status === null ? 'The upstream did not answer' : `The upstream’s HTTP ${info.status} answer did not arrive whole`;
       return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${what} within ${this.#options.timeoutMs} ms while ${call.action}${landed}`, info);
     }
-    if (reason instanceof OperationDeadlineExceeded) return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} while ${call.action}${landed}`, info);
+    if (reason instanceof OperationDeadlineExceeded) {
+      // A success's status had come, its body still arriving: said so, as for the call's own deadline above.
+      const cutShort = info.status === null ? '' : ` (the upstream’s HTTP ${info.status} answer had not arrived whole)`;
+      return this.#fail(ErrorCode.UPSTREAM_TIMEOUT, `${reason.message} while ${call.action}${cutShort}${landed}`, info);
+    }
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The request was cancelled${landed}`, info);
   }
 

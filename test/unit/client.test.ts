@@ -1762,6 +1762,35 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('says of a call whose success’s body stalls past its operation’s deadline or the shutdown that that answer did not arrive whole, as its own deadline does', async () => {
+    const server = createHttpServer((_req, res) => {
+      // Status and headers, then a body that never comes whole.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' }).write('{"success":');
+    });
+    await withLocalUpstream(server, { timeoutMs: 60_000, maxInFlight: 2, maxAttempts: 3, breakerFailureThreshold: 100 }, async (client) => {
+      const stoppers: Array<[OperationDeadlineExceeded, RegExp]> = [
+        [new OperationDeadlineExceeded(1_000), /^The operation did not complete within 1000 ms while updating account "a" \(the upstream’s HTTP 200 answer had not arrived whole\): the request may have taken effect$/],
+        [new OperationDeadlineExceeded(500, 'shutdown'), /^The gateway is shutting down: the operation was stopped at the end of the 500 ms it allows operations to finish while updating account "a" \(the upstream’s HTTP 200 answer had not arrived whole\): the request may have taken effect$/],
+      ];
+      for (const [stopper, said] of stoppers) {
+        const headersRead = happenings();
+        await whileHeadersRead(200, headersRead.push, async () => {
+          const operation = new OperationScope('req-stalled', 10);
+          const update = client.updateAccount('a', { first_name: 'Ada' }, operation);
+          update.catch(() => undefined); // checked below
+          await headersRead.next();
+          operation.abort(stopper);
+          await assert.rejects(update, (e: Error & { extensions?: Record<string, unknown> }) => {
+            assert.equal(e.extensions?.['code'], 'UPSTREAM_TIMEOUT');
+            assert.deepEqual(e.extensions['upstream'], { status: 200, method: 'POST', path: '/accounts/a' });
+            assert.match(e.message, said);
+            return true;
+          });
+        });
+      }
+    });
+  });
+
   it('ends a call whose caller leaves during a 502’s stalled body with that 502 at once: no backoff is waited for a retry that cannot go out', async () => {
     // The caller leaves once the 502's headers are in, its body still to come: the 502 is the attempt's answer, a
     // retry would be due, but the call was cancelled before its backoff began, so nothing would end that wait.
