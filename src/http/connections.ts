@@ -2,6 +2,7 @@ import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type Out
 import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logging/logger.ts';
 import { requestIdGivenBy } from './request.ts';
+import type { WaitTimer } from '../support/wait-timer.ts';
 
 /** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
 const MAX_PIPELINED = 32;
@@ -10,6 +11,8 @@ export interface ConnectionsOptions {
   logger: Logger;
   /** How long an answer may wait for its client to take any of it (GatewayOptions.answerStallTimeoutMs). */
   answerStallTimeoutMs: number;
+  /** The timer of the stall watch's checks (GatewayOptions.answerStallTimer); unset, real timers, unref'd. */
+  stallTimer?: WaitTimer | undefined;
   /** Whether shutdown (or its drain) has begun: from then each answer closes its connection. */
   shuttingDown(): boolean;
 }
@@ -30,6 +33,12 @@ export interface Connections {
 
 export function createConnections(options: ConnectionsOptions): Connections {
   const { logger, answerStallTimeoutMs, shuttingDown } = options;
+  const stallTimer: WaitTimer =
+    options.stallTimer ??
+    ((callback, ms) => {
+      const timer = setTimeout(callback, ms).unref();
+      return () => clearTimeout(timer);
+    });
   /**
    * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
    * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun
@@ -71,9 +80,13 @@ export function createConnections(options: ConnectionsOptions): Connections {
   };
   /**
    * From its first byte until it is all handed over (its end comes only then, respond.ts), an answer whose
-   * client takes none of it for `answerStallTimeoutMs` is cut: the socket's idle timer, which any progress
-   * of the write resets, so a steady client is cut only when slower than ~11 KB/s (why: DEFAULTS.
-   * answerStallTimeoutMs). Disarmed at the end, before Node arms its keep-alive timer on the same socket.
+   * client takes none of it for `answerStallTimeoutMs` is cut. Not by the socket's idle timer: at its first
+   * expiry Node compares what is left of the write with the whole write, so the part the kernel took at once
+   * counted as progress, and a client that then took nothing was cut only after twice the time. What is left
+   * of the answer in the process (the socket's buffer, and the write the kernel has not all taken) is looked
+   * at instead, a quarter of that time apart: unchanged for the whole time, the client took none of it. The
+   * kernel takes more only once a third of its send buffer (up to 4 MiB) has drained, so a steady client is
+   * cut only when slower than ~11 KB/s (why: DEFAULTS.answerStallTimeoutMs).
    */
   const stalledAnswers = new WeakSet<ServerResponse>();
   const watchForStall = (res: ServerResponse) => {
@@ -83,17 +96,27 @@ export function createConnections(options: ConnectionsOptions): Connections {
       res.once('socket', () => watchForStall(res));
       return;
     }
-    socket.setTimeout(answerStallTimeoutMs);
-    const onStall = () => {
+    // libuv's queue of the write under way: undocumented, but what Node's own idle timer reads for the same purpose.
+    const left = () => socket.writableLength + ((socket as Socket & { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? 0);
+    const every = answerStallTimeoutMs / 4;
+    let lastLeft = left();
+    let stillFor = 0;
+    const check = () => {
+      const now = left();
+      stillFor = now === lastLeft ? stillFor + every : 0;
+      lastLeft = now;
+      if (stillFor < answerStallTimeoutMs) {
+        cancel = stallTimer(check, every);
+        return;
+      }
       // Those queued behind it on the connection go with it, for the same reason.
       for (const cut of openBySocket.get(socket) ?? [res]) stalledAnswers.add(cut);
       res.destroy();
     };
-    res.once('timeout', onStall);
-    res.once('prefinish', () => {
-      socket.setTimeout(0);
-      res.off('timeout', onStall);
-    });
+    let cancel = stallTimer(check, every);
+    const stop = () => cancel();
+    res.once('prefinish', stop);
+    res.once('close', stop);
   };
   /**
    * Responses not yet closed, by connection. Node 20 never closes a response queued behind another on a

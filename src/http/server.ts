@@ -108,6 +108,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
    * For tests, to end each when they choose instead of racing real time; unset, real timers.
    */
   shutdownTimer?: WaitTimer;
+  /** The timer of the checks an answer is watched for a stall by (answerStallTimeoutMs); for tests, unset real timers. */
+  answerStallTimer?: WaitTimer;
 }
 
 export interface Gateway {
@@ -190,6 +192,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
   const connections = createConnections({
     logger,
     answerStallTimeoutMs: options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs,
+    stallTimer: options.answerStallTimer,
     shuttingDown: () => shutdown.begun,
   });
 

@@ -462,6 +462,39 @@ describe('a client that stops taking its answer', () => {
     }
   });
 
+  it('has its connection cut once the stall time has passed with nothing taken, not twice it: the part the kernel took at once is no later progress', { timeout: 30_000 }, async () => {
+    // The stall watch's checks run by hand, a quarter of the stall time apart. Node's own idle timer on the socket
+    // took the write the kernel had taken part of at once for progress at its first expiry: a client that took
+    // nothing more was cut only after twice the time (4 minutes, not the 2 the docs say).
+    const checks = manualTimer();
+    const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 60_000, answerStallTimer: checks.timer } });
+    try {
+      const stalled = await startSlowDownload(stack.emulator, stack.gateway.url);
+      const operationLines = () => stack.lines.filter((line) => line.includes('"message":"operation"'));
+      // The kernel may take a little more once the answer is out, before the client's buffers are full: the
+      // checks until then see progress. Then four of them seeing none (the stall time) cut it, never fewer.
+      // Each check asks for the next unless it cut the answer, whose line then comes.
+      const nextCheckOrCut = () =>
+        new Promise<'check' | 'cut'>((resolve) => {
+          const poll = setInterval(() => operationLines().length > 0 && (clearInterval(poll), resolve('cut')), 5);
+          void checks.asked().then(() => (clearInterval(poll), resolve('check')));
+        });
+      let fired = 0;
+      while (fired < 20 && (await nextCheckOrCut()) === 'check') {
+        checks.fire(15_000);
+        fired++;
+      }
+      assert.equal(operationLines().length, 1, 'the answer was cut for stalling');
+      const line = JSON.parse(operationLines()[0]!) as Record<string, unknown>;
+      assert.equal(line['answerStalled'], true);
+      assert.ok(fired >= 4, `cut after ${fired} checks: sooner than the stall time`);
+      stalled.socket.destroy();
+    } finally {
+      checks.fireAll();
+      await stack.close();
+    }
+  });
+
   it('is cut too when its answer waited behind another on the connection (pipelining)', { timeout: 30_000 }, async () => {
     const stack = await startLoggingStack('info', { gateway: { answerStallTimeoutMs: 500 } });
     try {
