@@ -876,8 +876,17 @@ export class UpstreamClient {
     // A refusal of a retried DELETE (a 502 first, say) does not undo what an earlier attempt may have done.
     const earlier = mayHaveTakenEffect(call.method, mayHaveLanded, 'an earlier attempt');
     // The API document infers 401 for a bad signature; its body's code 105 says so whatever the status.
-    switch (apiErrorOf(text)?.code === SIGNATURE_REFUSED ? 401 : status) {
+    const apiCode = apiErrorOf(text)?.code;
+    switch (apiCode === SIGNATURE_REFUSED ? 401 : status) {
       case 400:
+        // The caller sees BAD_USER_INPUT, as for the gateway's own refusals: the operator is told it came from the
+        // upstream, which the gateway's checks of every input should have spared it (the API's code, never its
+        // words, which may quote the caller's input: those at debug, above).
+        this.#failures.callFailure('upstream refused a request’s parameters as invalid: the gateway’s own checks let them through', `HTTP ${status}`, {
+          ...forLog(info, call.signal),
+          status,
+          ...(apiCode === undefined ? {} : { upstreamCode: apiCode }),
+        });
         return this.#fail(ErrorCode.BAD_USER_INPUT, `The upstream refused the request’s parameters as invalid while ${call.action}${earlier}`, info);
       case 401:
         // A signature is refused for a wrong key pair, and also for a clock far off (it carries its time): the

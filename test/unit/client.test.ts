@@ -477,6 +477,17 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     assert.deepEqual([warned[0]!['level'], warned[0]!['status'], warned[0]!['path']], ['warn', 500, '/accounts/a']);
   });
 
+  it('logs an upstream 400 at warn, with its path and the API’s code, never its words: the gateway’s own checks let the request through', async () => {
+    for (const id of ['a', 'b']) {
+      pool.intercept({ path: `/2.0/accounts/${id}`, method: 'POST' }).reply(400, { type: 'error', value: 'first_name ada@example.com is not valid', code: 23 }, JSON_HEADERS);
+      await assert.rejects(client.updateAccount(id, { first_name: 'x' }), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'BAD_USER_INPUT');
+    }
+    const warned = logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['message'] === 'upstream refused a request’s parameters as invalid: the gateway’s own checks let them through');
+    assert.equal(warned.length, 1, `once a second at most: ${logs.join('\n')}`);
+    assert.deepEqual([warned[0]!['level'], warned[0]!['status'], warned[0]!['path'], warned[0]!['upstreamCode']], ['warn', 400, '/accounts/a', 23]);
+    assert.equal(logs.some((line) => line.includes('ada@example.com') && !line.includes('"level":"debug"')), false, 'the upstream’s words only at debug');
+  });
+
   it('takes a Retry-After longer than an hour (or absurd) as an hour: a pause ends, and retryAfter stays a number', async () => {
     const limited = (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED';
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'retry-after': '9'.repeat(400) } });
