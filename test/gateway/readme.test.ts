@@ -86,12 +86,19 @@ function documentedNumber(text: string): number {
 
 describe('the configuration tables of the README and docs', () => {
   const rows = documents.flatMap(({ path, text }) =>
-    tableRows(text, 'variable').map(([variable, fallback, meaning]) => ({ path, names: [...variable!.matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!), fallback: fallback!, meaning: meaning! })),
+    tableRows(text, 'variable').map(([variable, fallback, meaning]) => ({ path, names: [...variable!.matchAll(/`([A-Z][A-Z0-9_]+|[a-z][a-z0-9_]+)`/g)].map((m) => m[1]!), fallback: fallback!, meaning: meaning! })),
   );
 
   it('has rows to check, each naming settings', () => {
     assert.ok(rows.length >= 40, `${rows.length} rows of settings in the docs`);
     for (const row of rows) for (const name of row.names) assert.ok((SETTINGS as readonly string[]).includes(name), `${row.path}: ${name} is a setting`);
+  });
+
+  it('lists every setting once in the README\'s table and once in docs/configuration.md\'s, as src/config/settings.ts has them', () => {
+    for (const path of ['README.md', 'docs/configuration.md']) {
+      const named = rows.filter((row) => row.path === path).flatMap((row) => row.names);
+      assert.deepEqual([...named].sort(), [...SETTINGS].sort(), `${path}'s configuration tables name each setting once`);
+    }
   });
 
   it('gives each setting the default it has: set to its documented default, the configuration is what it is unset', () => {
