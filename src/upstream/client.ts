@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Pool, type Dispatcher } from 'undici';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 import { throughProxy, type EgressProxy } from './egress-proxy.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
@@ -19,10 +19,11 @@ import {
   CONNECTION_ERROR_CODES,
   failureOf,
   isBrokenHttp,
+  keepingClientCertificateDemand,
   mayHaveTakenEffect,
   SIGNATURE_REFUSED,
   statusOfBrokenHttp,
-  tlsFailureOf,
+  tlsFailureAfter,
   tookNoEffect,
   proxyRefusalOf,
   tlsFailureBehindProxy,
@@ -226,7 +227,8 @@ export class UpstreamClient {
     this.#basePath = url.pathname.replace(/\/+$/, '');
     this.#proxy = proxy;
     const poolOptions = { connections: options.maxInFlight, pipelining: 1, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 120_000 };
-    this.#pool = dispatcher ?? (proxy === undefined ? new Pool(this.#origin, poolOptions) : throughProxy(proxy, poolOptions, options.timeoutMs));
+    this.#pool =
+      dispatcher ?? (proxy === undefined ? new Pool(this.#origin, { ...poolOptions, connect: keepingClientCertificateDemand(buildConnector({})) }) : throughProxy(proxy, poolOptions, options.timeoutMs));
     this.#exchanges = new Exchanges(this.#pool, this.#origin, this.#pause, this.#breaker);
   }
 
@@ -584,9 +586,10 @@ export class UpstreamClient {
       verdicts.noVerdict(permit);
       throw this.#proxyRefused(run, tunnelStatus, proxy);
     }
-    // A TLS handshake happens before a request goes out; one failing is not an upstream down but the same on
-    // every attempt until the deployment changes (see `#tlsFailure`).
-    const tls = sent ? undefined : tlsFailureOf(code);
+    // A TLS handshake happens before a request goes out (but for a TLS 1.3 server's demand for a client
+    // certificate, see `tlsFailureAfter`); one failing is not an upstream down but the same on every attempt until
+    // the deployment changes (see `#tlsFailure`).
+    const tls = tlsFailureAfter(code, sent);
     if (tls !== undefined) {
       verdicts.noVerdict(permit);
       throw this.#tlsFailure(run, tls, code!, failure, ofProxy);

@@ -1,5 +1,5 @@
 import { AssertionError } from 'node:assert';
-import { errors } from 'undici';
+import { errors, type buildConnector } from 'undici';
 import type { EgressProxy } from './egress-proxy.ts';
 import type { Method } from './request.ts';
 
@@ -78,6 +78,41 @@ const CERTIFICATE_REFUSED_CODES = new Set([
   'HOSTNAME_MISMATCH',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/**
+ * OpenSSL's code for the alert a TLS 1.3 server that wants a client certificate (the gateway presents none) ends
+ * a new connection with. TLS 1.3 has the server check the client's certificate after the client's side of the
+ * handshake is done, so it comes once the request went out; but the server read none of it.
+ */
+const CLIENT_CERTIFICATE_REQUIRED = 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED';
+
+/**
+ * undici's connector with a server's demand for a client certificate (`CLIENT_CERTIFICATE_REQUIRED`) kept as
+ * its connection's error: undici takes the close that follows the alert for the failure ("other side closed",
+ * `UND_ERR_SOCKET`, as a kept-alive connection the server closed just as it was reused), and its request was
+ * retried as one whose connection broke, counted by the breaker, a write said to have maybe taken effect.
+ * Destroyed with the alert at once, the connection fails its request with the alert's code.
+ */
+export function keepingClientCertificateDemand(connect: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connect(options, (...outcome: Parameters<buildConnector.Callback>) => {
+      const socket = outcome[1];
+      socket?.prependListener('error', (failure: Error & { code?: string }) => {
+        if (failure.code === CLIENT_CERTIFICATE_REQUIRED && !socket.destroyed) socket.destroy(failure);
+      });
+      callback(...outcome);
+    });
+}
+
+/**
+ * How a connection that failed at TLS failed: its certificate refused, or a handshake that failed otherwise.
+ * `sent`: its request had gone out; then only a server's demand for a client certificate is a TLS failure (an
+ * error of a record later is a connection that broke).
+ */
+export function tlsFailureAfter(code: string | undefined, sent: boolean): 'certificate' | 'handshake' | undefined {
+  if (sent) return code === CLIENT_CERTIFICATE_REQUIRED ? 'handshake' : undefined;
+  return tlsFailureOf(code);
+}
 
 /**
  * How a connection that failed before its request went out failed at TLS: its certificate refused, or a
@@ -190,7 +225,7 @@ export function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: s
         what: 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection',
       }
     : {
-        fault: `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts?`,
+        fault: `the TLS handshake with the upstream failed (${code}): does the server at CONTEXTIO_API_URL speak TLS there (an http:// server at an https:// address fails so), with a protocol version Node accepts, and without wanting a client certificate (the gateway presents none)?`,
         what: 'The TLS handshake with the upstream failed',
       };
 }

@@ -21,7 +21,7 @@ import { postGraphQL } from '../helpers/stack.ts';
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url));
 
 /** What the TLS front presents on a new connection: a certificate of the fixtures, or no TLS at all. */
-type Presented = 'localhost.pem' | 'self-signed.pem' | 'expired.pem' | 'other-host.pem' | 'plain http';
+type Presented = 'localhost.pem' | 'self-signed.pem' | 'expired.pem' | 'other-host.pem' | 'plain http' | 'client certificate wanted';
 
 interface TlsFront {
   /** `https://127.0.0.1:<port>/2.0`. */
@@ -55,6 +55,11 @@ async function startTlsFront(emulator: Emulator): Promise<TlsFront> {
     server.on('secureConnection', () => counts.sessions++);
     servers.set(name, server);
   }
+  // A server that wants a client certificate, which the gateway has none of: over TLS 1.3 it says so by an alert
+  // only once the gateway's side of the handshake is done, its request written.
+  const wantsCertificate = createHttpsServer({ key, cert: readFileSync(fixture('localhost.pem')), requestCert: true, rejectUnauthorized: true, ca: readFileSync(fixture('ca.pem')) }, toEmulator);
+  wantsCertificate.on('secureConnection', () => counts.sessions++);
+  servers.set('client certificate wanted', wantsCertificate);
   // An http:// server where https:// is expected: it answers the TLS greeting 400 and closes.
   servers.set('plain http', createHttpServer(toEmulator));
   let presented: Presented = 'localhost.pem';
@@ -135,8 +140,13 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
     ['other-host.pem', /^ERR_TLS_CERT_ALTNAME_INVALID$/, /^The upstream’s TLS certificate could not be verified/],
     // OpenSSL's code for the HTTP answer it read as TLS ("wrong version number" on OpenSSL 3).
     ['plain http', /^ERR_SSL_/, /^The TLS handshake with the upstream failed/],
+    // Not a connection broken after the request went out (retried, counted by the breaker, a write said to have
+    // maybe taken effect): the server read nothing.
+    ['client certificate wanted', /^ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED$/, /^The TLS handshake with the upstream failed/],
   ] as const) {
-    it(`answers UPSTREAM_ERROR for ${presented === 'plain http' ? 'an http:// server at the https:// address' : `a certificate the gateway refuses (${presented})`}: not retried, said at error with its code`, async () => {
+    const server =
+      presented === 'plain http' ? 'an http:// server at the https:// address' : presented === 'client certificate wanted' ? 'a server that wants a client certificate' : `a certificate the gateway refuses (${presented})`;
+    it(`answers UPSTREAM_ERROR for ${server}: not retried, said at error with its code`, async () => {
       front.present(presented);
       emulator.clearRequests();
       const linesBefore = gateway.lines.length;
