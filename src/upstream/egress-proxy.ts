@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { urlControlProblem } from '../config/settings.ts';
 import { canonicalHost, isLoopbackHost } from '../support/url.ts';
-import { TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
+import { keepingClientCertificateDemand, TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
 
 /**
  * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the
@@ -145,6 +145,9 @@ function bareHost(host: string): string {
  * its whole deadline. Rethrown as TUNNEL_CLOSED_UNANSWERED, the requests waiting for the tunnel fail, and their
  * calls are retried as after a connection that failed (failures.ts).
  *
+ * The pool for the upstream keeps an https:// upstream's demand for a client certificate as its connections' error,
+ * as the gateway's own pool does (`keepingClientCertificateDemand`).
+ *
  * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
  * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
  * DeprecationWarning on the gateway's stderr, among its log lines.
@@ -163,6 +166,11 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
       const openTunnel = pool.connect.bind(pool) as (options: Dispatcher.ConnectOptions) => Promise<Dispatcher.ConnectData>;
       pool.connect = ((connectOptions: Dispatcher.ConnectOptions) => openTunnel(connectOptions).catch((error: unknown) => Promise.reject(closedUnanswered(error)))) as typeof pool.connect;
       return pool;
+    },
+    // The pool for the upstream, whose `connect` opens a tunnel, then TLS through it for an https:// upstream.
+    factory: (upstreamOrigin, options: Pool.Options) => {
+      const { connect } = options;
+      return new Pool(upstreamOrigin, { ...options, connect: typeof connect === 'function' ? keepingClientCertificateDemand(connect) : connect });
     },
     ...poolOptions,
   });

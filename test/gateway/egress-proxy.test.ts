@@ -144,6 +144,43 @@ describe('npm start with NO_PROXY naming the upstream', () => {
   });
 });
 
+describe('npm start behind an egress proxy (HTTPS_PROXY), its https:// upstream wanting a client certificate', () => {
+  it('says the TLS handshake with the upstream failed, at start and to each call: one tunnel a call, not retried, said at error with its code', async () => {
+    // Over TLS 1.3 the server says it wants a client certificate only once the gateway's side of the handshake is
+    // done, its request written; the server reads none of it. (No fixture names contextio.test: the gateway
+    // checks no certificate here, its handshake failing on the client certificate all the same.)
+    let connections = 0;
+    const upstream = createHttpsServer(
+      { key: readFileSync(tlsFixture('key.pem')), cert: readFileSync(tlsFixture('localhost.pem')), requestCert: true, rejectUnauthorized: true, ca: readFileSync(tlsFixture('ca.pem')) },
+      (_req, res) => res.end('[]'),
+    );
+    upstream.on('connection', () => connections++);
+    const port = await listenOnLoopback(upstream);
+    const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:443' ? port : undefined));
+    const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_TLS_REJECT_UNAUTHORIZED: '0' });
+    const gateway = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
+    try {
+      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      const [warning] = await gateway.waitForLine(/CONTEXTIO_API_URL cannot be used now: .*/);
+      assert.match(warning, /cannot be used now: The TLS handshake with the upstream failed while listing accounts\./);
+      const before = connections;
+      await threeListsFail(gateway, url, /^The TLS handshake with the upstream failed/);
+      // The same on every attempt: one connection a call, where a retried GET makes three.
+      assert.equal(connections - before, 3);
+      assert.ok(
+        logEntries(gateway.lines).some((e) => e['level'] === 'error' && e['code'] === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'),
+        'a line at error names the alert’s code',
+      );
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+      await closeServer(upstream);
+    }
+  });
+});
+
 describe('npm start behind an egress proxy that stalls', () => {
   it('gives up a CONNECT left unanswered at UPSTREAM_TIMEOUT_MS, so that the connection it held serves again once the proxy answers', async () => {
     const { emulator, proxy } = await emulatorBehindProxy();
