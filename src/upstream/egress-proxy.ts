@@ -146,7 +146,8 @@ function bareHost(host: string): string {
  * calls are retried as after a connection that failed (failures.ts).
  *
  * The pool for the upstream keeps an https:// upstream's demand for a client certificate as its connections' error,
- * as the gateway's own pool does (`keepingClientCertificateDemand`).
+ * as the gateway's own pool does (`keepingClientCertificateDemand`), and so does the pool for an https:// proxy:
+ * its demand, after the CONNECT was written, was taken for a CONNECT the proxy closed unanswered (below).
  *
  * An https:// proxy given by IP address is reached without a TLS server name (its certificate is still checked
  * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
@@ -160,7 +161,9 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
     clientFactory: (proxyOrigin, options: Pool.Options) => {
       const { connect } = options;
       const noAddressAsServerName: typeof connect =
-        typeof connect === 'function' ? (opts, callback) => connect({ ...opts, servername: isAddress(opts.servername) ? undefined : opts.servername }, callback) : connect;
+        typeof connect === 'function'
+          ? keepingClientCertificateDemand((opts, callback) => connect({ ...opts, servername: isAddress(opts.servername) ? undefined : opts.servername }, callback))
+          : connect;
       const pool = new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
       // ProxyAgent asks for its tunnels with the promise form.
       const openTunnel = pool.connect.bind(pool) as (options: Dispatcher.ConnectOptions) => Promise<Dispatcher.ConnectData>;

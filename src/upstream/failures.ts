@@ -244,7 +244,7 @@ export function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code
         what: `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection`,
       }
     : {
-        fault: `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so)?`,
+        fault: `the TLS handshake with ${peer} failed (${code}): does ${proxy.variable} name a proxy that speaks TLS there (an https:// URL for an http:// proxy fails so), without wanting a client certificate (the gateway presents none)?`,
         what: `The TLS handshake with ${peer} failed`,
       };
 }

@@ -33,7 +33,7 @@ const environment = (proxy: ConnectProxy, more: Record<string, string> = {}) => 
 });
 
 /** The emulator answering to contextio.test, the name the gateway calls and signs for, and a proxy (`tls`: https://) leading `contextio.test:80` to it. */
-async function emulatorBehindProxy(tls?: { key: Buffer; cert: Buffer }): Promise<{ emulator: Emulator; proxy: ConnectProxy }> {
+async function emulatorBehindProxy(tls?: Parameters<typeof startConnectProxy>[1]): Promise<{ emulator: Emulator; proxy: ConnectProxy }> {
   const emulator = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret', allowedHosts: ['contextio.test'] });
   const emulatorPort = Number(new URL(emulator.origin).port);
   const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:80' ? emulatorPort : undefined), tls);
@@ -144,6 +144,26 @@ describe('npm start with NO_PROXY naming the upstream', () => {
   });
 });
 
+/**
+ * A gateway whose every connection fails its TLS handshake on a demand for a client certificate (over TLS 1.3, made
+ * once the gateway's side of the handshake is done, its request written): `said` at start and to three calls, each
+ * making one connection (`connections`), not retried as one broken; the alert's code at error (with `proxy`, the
+ * proxy's as the peer).
+ */
+async function failsForClientCertificate(gateway: RunningScript, said: string, connections: () => number, proxy?: string): Promise<void> {
+  const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+  const [warning] = await gateway.waitForLine(/CONTEXTIO_API_URL cannot be used now: .*/);
+  assert.ok(warning.includes(`cannot be used now: ${said} while listing accounts.`), warning);
+  const before = connections();
+  await threeListsFail(gateway, url, new RegExp(`^${said.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  assert.equal(connections() - before, 3);
+  assert.ok(
+    logEntries(gateway.lines).some((e) => e['level'] === 'error' && e['code'] === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' && e['proxy'] === proxy),
+    'a line at error names the alert’s code',
+  );
+  assertNoSecrets(gateway.lines);
+}
+
 describe('npm start behind an egress proxy (HTTPS_PROXY), its https:// upstream wanting a client certificate', () => {
   it('says the TLS handshake with the upstream failed, at start and to each call: one tunnel a call, not retried, said at error with its code', async () => {
     // Over TLS 1.3 the server says it wants a client certificate only once the gateway's side of the handshake is
@@ -160,23 +180,31 @@ describe('npm start behind an egress proxy (HTTPS_PROXY), its https:// upstream 
     const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_TLS_REJECT_UNAUTHORIZED: '0' });
     const gateway = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
     try {
-      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
-      const [warning] = await gateway.waitForLine(/CONTEXTIO_API_URL cannot be used now: .*/);
-      assert.match(warning, /cannot be used now: The TLS handshake with the upstream failed while listing accounts\./);
-      const before = connections;
-      await threeListsFail(gateway, url, /^The TLS handshake with the upstream failed/);
-      // The same on every attempt: one connection a call, where a retried GET makes three.
-      assert.equal(connections - before, 3);
-      assert.ok(
-        logEntries(gateway.lines).some((e) => e['level'] === 'error' && e['code'] === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED'),
-        'a line at error names the alert’s code',
-      );
-      assertNoSecrets(gateway.lines);
+      await failsForClientCertificate(gateway, 'The TLS handshake with the upstream failed', () => connections);
     } finally {
       gateway.child.kill('SIGTERM');
       await gateway.exited;
       await proxy.close();
       await closeServer(upstream);
+    }
+  });
+});
+
+describe('npm start behind an egress proxy reached over TLS that wants a client certificate', () => {
+  it('says the TLS handshake with the proxy failed, at start and to each call: one connection a call, not retried, said at error with its code', async () => {
+    // Over TLS 1.3 the proxy says it wants a client certificate only once the gateway's side of the handshake is
+    // done, its CONNECT written: not a proxy that closed the connection without answering (retried as one).
+    const tls = (name: string) => readFileSync(tlsFixture(name));
+    const { emulator, proxy } = await emulatorBehindProxy({ key: tls('key.pem'), cert: tls('localhost.pem'), requestCert: true, rejectUnauthorized: true, ca: tls('ca.pem') });
+    const gateway = runScript('src/main.ts', environment(proxy, { NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') }));
+    try {
+      await failsForClientCertificate(gateway, `The TLS handshake with the egress proxy ${proxy.hostPort} failed`, () => proxy.counts.connections, proxy.hostPort);
+      assert.equal(proxy.counts.connects, 0);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+      await emulator.close();
     }
   });
 });

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer, request, Server as HttpServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
+import { createServer as createHttpsServer, Server as HttpsServer, type ServerOptions } from 'node:https';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 /**
@@ -117,7 +117,7 @@ export interface ConnectProxy {
  * (`contextio.test:80`), by the `127.0.0.1` port it returns; an authority it has no port for is answered 502,
  * as a proxy that cannot reach the host does. With `tls` (a key and certificate), an https:// proxy.
  */
-export async function startConnectProxy(route: (authority: string) => number | undefined, tls?: { key: Buffer; cert: Buffer }): Promise<ConnectProxy> {
+export async function startConnectProxy(route: (authority: string) => number | undefined, tls?: { key: Buffer; cert: Buffer } & Pick<ServerOptions, 'requestCert' | 'rejectUnauthorized' | 'ca'>): Promise<ConnectProxy> {
   const counts = { connections: 0, connects: 0, tunnels: 0, givenUp: 0 };
   const authorizations: Array<string | undefined> = [];
   const open = new Set<Socket>();
