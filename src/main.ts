@@ -8,7 +8,7 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure, mayShareAPort } from './http/listen.ts';
 import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
 import { startGateway, type Gateway } from './http/server.ts';
-import { argumentsProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
+import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
 import { urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
@@ -29,6 +29,8 @@ async function main(): Promise<void> {
   logNodeWarnings(logger);
   // A typo of a setting leaves the default in force, authentication off included: said at start.
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
+  const extraCertificates = extraCertificatesProblem(process.env);
+  if (extraCertificates !== undefined) logger.announce('warn', extraCertificates, { file: process.env['NODE_EXTRA_CA_CERTS'] });
 
   const { upstream, emulator } = config.upstream.kind === 'remote' ? remoteUpstream(config.upstream, logger) : await embeddedUpstream(config.upstream, config.development, logger);
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {

@@ -1,3 +1,5 @@
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { shownSetting } from '../support/shortened.ts';
 
@@ -89,6 +91,34 @@ export function ignoredEmulatorSettings(env: Record<string, string | undefined>)
   const set = SETTINGS.filter((name) => name.startsWith('EMULATOR_') && (env[name] ?? '').trim() !== '');
   if (set.length === 0) return undefined;
   return `${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run`;
+}
+
+/**
+ * What keeps Node from loading `NODE_EXTRA_CA_CERTS` (a PEM file of certificates it reads as the process starts), or
+ * undefined: unset, or a file holding a certificate. Node says it only in a line of plain text among the JSON log
+ * lines, and starts all the same, trusting none of it: every call to an upstream (or egress proxy, or key set) its
+ * authority signs for then fails as a certificate refused. Never the file's contents.
+ */
+export function extraCertificatesProblem(env: Record<string, string | undefined>): string | undefined {
+  const file = env['NODE_EXTRA_CA_CERTS'];
+  if (file === undefined || file === '') return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'latin1');
+  } catch (error) {
+    return `NODE_EXTRA_CA_CERTS could not be read (${(error as NodeJS.ErrnoException).code ?? 'no code'}): Node trusts no authority of it, so a certificate it signs is refused`;
+  }
+  const blocks = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  const parses = (block: string) => {
+    try {
+      new X509Certificate(block);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (blocks.some(parses)) return undefined;
+  return 'NODE_EXTRA_CA_CERTS holds no PEM certificate Node can load: Node trusts no authority of it, so a certificate it signs is refused';
 }
 
 /**

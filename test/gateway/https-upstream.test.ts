@@ -171,3 +171,34 @@ describe('npm start against an https:// upstream (its authority in NODE_EXTRA_CA
     assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
   });
 });
+
+describe('npm start with a NODE_EXTRA_CA_CERTS it cannot load', () => {
+  it('says so at start in a line of its log, naming the file, where Node prints a line of plain text and starts trusting nothing of it', async () => {
+    const missing = fixture('no-such-ca.pem');
+    // A file that is no certificate: the private key (a test fixture, not a secret), whose contents are never quoted.
+    for (const [file, said] of [
+      [missing, /could not be read \(ENOENT\)/],
+      [fixture('key.pem'), /holds no PEM certificate/],
+    ] as const) {
+      const gateway = runScript('src/main.ts', {
+        PORT: '0',
+        LOG_LEVEL: 'error',
+        CONTEXTIO_API_URL: 'https://127.0.0.1:1/2.0',
+        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        NODE_EXTRA_CA_CERTS: file,
+      });
+      try {
+        const [line] = await gateway.waitForLine(/^\{.*NODE_EXTRA_CA_CERTS.*\}$/);
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        assert.equal(entry['level'], 'warn', line);
+        assert.match(String(entry['message']), said);
+        assert.equal(entry['file'], file);
+        assert.ok(!line.includes('PRIVATE KEY'), 'the file’s contents are not quoted');
+      } finally {
+        gateway.child.kill('SIGTERM');
+        await gateway.exited;
+      }
+    }
+  });
+});
