@@ -2,14 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startEmulator } from '../src/emulator/index.ts';
 import { writeAtomically } from '../src/emulator/persistence.ts';
 import { bump, run, totals } from './soak/client.ts';
-import { GatewayStartFailure, liveBytes, startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
+import { GatewayStartFailure, handleCount, handlesLeftBehind, liveBytes, startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
 import { report, slope, type MemorySample } from './soak/report.ts';
 import { pickScenario, undeleted } from './soak/scenarios.ts';
-import { CLIENT_TIMEOUT_MS, HEAP_MARGIN_BYTES, MiB, outFile, RSS_MARGIN_BYTES, settings } from './soak/settings.ts';
+import { CLIENT_TIMEOUT_MS, HANDLE_POLL_MS, HANDLE_SETTLE_MS, HEAP_MARGIN_BYTES, MiB, outFile, RSS_MARGIN_BYTES, settings } from './soak/settings.ts';
 import { injectFaults, seed } from './soak/upstream.ts';
 
 /**
@@ -20,7 +21,8 @@ import { injectFaults, seed } from './soak/upstream.ts';
  * refused operations and requests they abort mid-flight, for a bounded time and a bounded number of
  * requests, on loopback only. Every answer is checked to be well-formed GraphQL. Exit 1 when an answer is
  * malformed or wrong, a request gets no answer, the gateway is not ready within --ready-timeout (30 s), crashes or stops answering,
- * or its memory grows without bound (see MEMORY RULE in soak/settings.ts). `--out docs/soak.md` writes the report.
+ * or its memory grows without bound (see MEMORY RULE in soak/settings.ts), or the load leaves handles open in it (timers,
+ * sockets, files: see HANDLE RULE). `--out docs/soak.md` writes the report.
  *
  * Its parts, in scripts/soak/: the command line and settings, the seeded upstream and its faults, the
  * gateway's child process, the clients and their checks, the scenarios, and the report.
@@ -47,6 +49,14 @@ async function main(): Promise<number> {
     const data = seed(emulator);
     gateway = await startGatewayChild(emulator);
     const child = gateway;
+    // A process that no longer answers (stuck) fails the run: its memory and handles are then unknown.
+    let unanswered: string | undefined;
+    const saidUnanswered = (error: unknown) => {
+      if (!child.crashed) unanswered = error instanceof Error ? error.message : String(error);
+      return undefined;
+    };
+    // The HANDLE RULE's baseline: the gateway's open handles once it is ready, before any load.
+    const handlesBefore = await child.call('stats').catch(saidUnanswered);
     run.pool = new Pool(gateway.origin, { connections: settings.connections, pipelining: 1, headersTimeout: CLIENT_TIMEOUT_MS, bodyTimeout: CLIENT_TIMEOUT_MS });
     stopFaults = injectFaults(emulator, data);
     console.log(
@@ -80,7 +90,7 @@ async function main(): Promise<number> {
           .call(collect ? 'gc' : 'stats')
           .then((stats) => {
             if (atWarmup) warmup = stats;
-            samples.push({ atS, rssBytes: stats.rssBytes, heapUsedBytes: stats.heapUsedBytes });
+            samples.push({ atS, rssBytes: stats.rssBytes, heapUsedBytes: stats.heapUsedBytes, handles: handleCount(stats) });
             if (collect) gcSamples.push({ atS, rssBytes: stats.rssBytes, heapUsedBytes: stats.heapUsedBytes });
           })
           .catch(() => undefined)
@@ -118,14 +128,29 @@ async function main(): Promise<number> {
     const after = samples.filter((s) => s.atS >= settings.warmupS);
     let end: MemoryStats | undefined;
     let drainedGc: MemoryStats | undefined;
-    // A process that no longer answers (stuck) fails the run: its memory after the load is then unknown.
-    let unanswered: string | undefined;
     if (!child.crashed) {
       try {
         end = await child.call('stats');
         drainedGc = await child.call('gc');
       } catch (error) {
-        if (!child.crashed) unanswered = error instanceof Error ? error.message : String(error);
+        saidUnanswered(error);
+      }
+    }
+    // The HANDLE RULE's second count: the clients gone and the gateway idle, its kept-alive sockets given the time to go.
+    await run.pool.close();
+    let handlesAfter: MemoryStats | undefined;
+    const settleFrom = performance.now();
+    // An interrupted run (Ctrl-C) is not kept waiting for it.
+    if (handlesBefore && drainedGc && !child.crashed && !interrupted) {
+      const settleBy = performance.now() + HANDLE_SETTLE_MS;
+      try {
+        for (;;) {
+          await sleep(HANDLE_POLL_MS);
+          handlesAfter = await child.call('stats');
+          if (handlesLeftBehind(handlesBefore, handlesAfter).length === 0 || performance.now() >= settleBy) break;
+        }
+      } catch (error) {
+        saidUnanswered(error);
       }
     }
     tallyUpstream();
@@ -143,6 +168,8 @@ async function main(): Promise<number> {
       slopeMiBPerMin: slope(after),
     };
 
+    const handles = { before: handlesBefore, after: handlesAfter, afterS: (performance.now() - settleFrom) / 1000, peakDuringLoad: Math.max(0, ...samples.map((s) => s.handles ?? 0)) };
+
     const failures: string[] = [];
     if (interrupted) failures.push('interrupted before the end');
     if (child.crashed) failures.push(`the gateway process crashed: ${child.crashed}`);
@@ -159,12 +186,13 @@ async function main(): Promise<number> {
       failures.push(`memory left after a full GC (heap used and external) grew: ${MiB(liveBytes(drainedGc))} > 2 × ${MiB(liveBytes(warmup))} + ${MiB(HEAP_MARGIN_BYTES)}`);
     }
 
-    await run.pool.close();
+    if (handlesBefore && handlesAfter) failures.push(...handlesLeftBehind(handlesBefore, handlesAfter));
+
     await child.stop();
     // A crash during shutdown counts too.
     if (child.crashed && !failures.some((f) => f.startsWith('the gateway process crashed'))) failures.push(`the gateway process crashed: ${child.crashed}`);
 
-    const text = report({ failures, elapsedS, memory, upstream, gateway: child, loadBefore, loadAfter: loadavg(), startedAt });
+    const text = report({ failures, elapsedS, memory, handles, upstream, gateway: child, loadBefore, loadAfter: loadavg(), startedAt });
     console.log(`\n${text}`);
     if (outFile) {
       const out = resolve(outFile);

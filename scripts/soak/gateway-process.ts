@@ -1,10 +1,11 @@
+import { readdirSync } from 'node:fs';
 import { createLogger } from '../../src/logging/logger.ts';
 import { startGateway } from '../../src/http/server.ts';
 
 /**
  * The gateway under soak, in its own process (forked by scripts/soak/gateway.ts with `--import tsx --expose-gc`),
  * so its memory and a crash are its own. Settings come from the environment; it answers the parent over IPC:
- * `stats` (memory now and peak), `gc` (a full collection first, then `stats`) and `close`. Log lines go to
+ * `stats` (memory now and peak, and its open handles by type), `gc` (a full collection first, then `stats`) and `close`. Log lines go to
  * stderr, which the parent reads and tallies.
  */
 
@@ -28,6 +29,25 @@ const gateway = await startGateway({
   logger: createLogger('warn'),
 });
 
+/** The process's open handles (timers, sockets, servers, file requests…), counted by type: the HANDLE RULE's figures. */
+const handles = () => {
+  const counts: Record<string, number> = {};
+  for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1;
+  return counts;
+};
+
+/**
+ * Its open file descriptors (Linux: /proc/self/fd, less the one reading it; elsewhere -1, not judged): a file opened
+ * and never closed holds one and is no active resource, and a socket kept open but unreferenced is none either.
+ */
+const openFds = () => {
+  try {
+    return readdirSync('/proc/self/fd').length - 1;
+  } catch {
+    return -1;
+  }
+};
+
 const stats = () => {
   const memory = process.memoryUsage();
   return {
@@ -38,6 +58,8 @@ const stats = () => {
     arrayBuffersBytes: memory.arrayBuffers,
     // ru_maxrss is in KiB on Linux: the VmHWM of /proc/self/status.
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
+    handles: handles(),
+    openFds: openFds(),
   };
 };
 

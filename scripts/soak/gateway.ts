@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Emulator } from '../../src/emulator/index.ts';
 import { startNodeFlags } from '../start-flags.ts';
-import { settings } from './settings.ts';
+import { HANDLE_ALLOWANCE, settings } from './settings.ts';
 
 /** The gateway under soak, in a child process of its own (`gateway-process.ts`): its memory and a crash are its own. */
 
@@ -14,6 +14,35 @@ export interface MemoryStats {
   externalBytes: number;
   arrayBuffersBytes: number;
   maxRssBytes: number;
+  /** Its open handles by type (`process.getActiveResourcesInfo()`: Timeout, TCPSocketWrap, FSReqCallback…), judged by the HANDLE RULE (settings.ts). */
+  handles: Record<string, number>;
+  /** Its open file descriptors (-1 where /proc/self/fd cannot be read), judged by the HANDLE RULE too. */
+  openFds: number;
+}
+
+/** How many open handles `stats` counted, all types together. */
+export const handleCount = (stats: MemoryStats): number => Object.values(stats.handles).reduce((sum, n) => sum + n, 0);
+
+/** What changed between two counts of open handles, by type (`Timeout +2400, TCPSocketWrap -1`), or `none`. */
+export function handleGrowth(before: MemoryStats, after: MemoryStats): string {
+  const types = [...new Set([...Object.keys(before.handles), ...Object.keys(after.handles)])];
+  const changes = types
+    .map((type): [string, number] => [type, (after.handles[type] ?? 0) - (before.handles[type] ?? 0)])
+    .filter(([, change]) => change !== 0)
+    .sort((a, b) => b[1] - a[1]);
+  return changes.length === 0 ? 'none' : changes.map(([type, change]) => `${type} ${change > 0 ? '+' : ''}${change}`).join(', ');
+}
+
+/** The HANDLE RULE (settings.ts): what the load left open beyond the allowance, said as the run's failures; none, `[]`. */
+export function handlesLeftBehind(before: MemoryStats, after: MemoryStats): string[] {
+  const failures: string[] = [];
+  if (handleCount(after) > handleCount(before) + HANDLE_ALLOWANCE) {
+    failures.push(`open handles grew: ${handleCount(after)} once the load had ended > ${handleCount(before)} before it + ${HANDLE_ALLOWANCE} (${handleGrowth(before, after)})`);
+  }
+  if (before.openFds >= 0 && after.openFds > before.openFds + HANDLE_ALLOWANCE) {
+    failures.push(`open file descriptors grew: ${after.openFds} once the load had ended > ${before.openFds} before it + ${HANDLE_ALLOWANCE}`);
+  }
+  return failures;
 }
 
 /**

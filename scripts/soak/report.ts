@@ -1,8 +1,8 @@
 import { cpus } from 'node:os';
 import { totals } from './client.ts';
-import { liveBytes, type GatewayChild, type MemoryStats } from './gateway.ts';
+import { handleCount, handleGrowth, liveBytes, type GatewayChild, type MemoryStats } from './gateway.ts';
 import { startNodeFlags } from '../start-flags.ts';
-import { HEAP_MARGIN_BYTES, MiB, RSS_MARGIN_BYTES, settings } from './settings.ts';
+import { HANDLE_ALLOWANCE, HANDLE_SETTLE_MS, HEAP_MARGIN_BYTES, MiB, RSS_MARGIN_BYTES, settings } from './settings.ts';
 import { FAULT_DESCRIPTION } from './upstream.ts';
 
 /** The soak's report (markdown), printed and, with `--out`, written to a file (docs/soak.md). */
@@ -20,6 +20,8 @@ export interface MemorySample {
   atS: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** Open handles, all types together (the samples taken during the load). */
+  handles?: number;
 }
 
 export interface Outcome {
@@ -37,6 +39,8 @@ export interface Outcome {
     drainedGc?: MemoryStats;
     slopeMiBPerMin: number;
   };
+  /** The gateway's open handles (the HANDLE RULE): once ready before the load, at their most during it, once it had ended. */
+  handles: { before?: MemoryStats; after?: MemoryStats; afterS: number; peakDuringLoad: number };
   upstream: { requests: number; byStatus: Map<number, number>; peakInFlight: number };
   gateway: GatewayChild;
   loadBefore: number[];
@@ -60,7 +64,9 @@ export function report(outcome: Outcome): string {
       'malformed or wrong answer, a request without an answer (30 s) or a broken connection that the client did ' +
       'not cause, a crash of the gateway or its process no longer answering the memory queries (10 s), or unbounded memory: peak RSS over the last window of load above ' +
       `2 × the peak RSS over the first window after warm-up + ${MiB(RSS_MARGIN_BYTES)}, or the memory left after a ` +
-      `full GC once the load has drained (heap used and external: the Buffers its objects hold) above 2 × the same after a full GC at the end of warm-up + ${MiB(HEAP_MARGIN_BYTES)}. ` +
+      `full GC once the load has drained (heap used and external: the Buffers its objects hold) above 2 × the same after a full GC at the end of warm-up + ${MiB(HEAP_MARGIN_BYTES)}, ` +
+      `or handles left behind: the gateway's open handles (\`process.getActiveResourcesInfo()\`: timers, sockets, servers, file requests), or its open file descriptors (Linux), once the load has ended and its clients have hung up ` +
+      `above their count once it was ready, before the load, + ${HANDLE_ALLOWANCE} (asked again every half second for up to ${HANDLE_SETTLE_MS / 1000} s, while its kept-alive sockets go). ` +
       '`INTERNAL_SERVER_ERROR` answers are well-formed but listed as findings.',
   );
   lines.push('');
@@ -69,7 +75,7 @@ export function report(outcome: Outcome): string {
   lines.push(`## Result: ${outcome.failures.length === 0 ? 'PASS' : 'FAIL'}`);
   lines.push('');
   for (const failure of outcome.failures) lines.push(`- ${failure}`);
-  if (outcome.failures.length === 0) lines.push('- no crash, no malformed or wrong answer, every request answered, memory bounded');
+  if (outcome.failures.length === 0) lines.push('- no crash, no malformed or wrong answer, every request answered, memory bounded, no open handles left behind');
   lines.push('');
   lines.push('## Run');
   lines.push('');
@@ -170,6 +176,30 @@ export function report(outcome: Outcome): string {
   );
   lines.push('');
   lines.push(`RSS over time: ${series.map((s) => `${s.atS.toFixed(0)} s ${(s.rssBytes / 1024 / 1024).toFixed(0)}`).join(', ')} (MiB).`);
+  lines.push('');
+  lines.push('## Gateway open handles');
+  lines.push('');
+  const { before, after } = outcome.handles;
+  const byType = (stats: MemoryStats | undefined) =>
+    stats
+      ? `${handleCount(stats)} (${Object.entries(stats.handles)
+          .sort((a, b) => b[1] - a[1])
+          .map(([type, n]) => `${type} ${n}`)
+          .join(', ')})`
+      : '–';
+  lines.push(
+    table(
+      ['figure', 'value'],
+      [
+        ['once ready, before the load (baseline)', byType(before)],
+        ['most during the load (sampled each second)', outcome.handles.peakDuringLoad || '–'],
+        [`once the load had ended and its clients had hung up (${outcome.handles.afterS.toFixed(1)} s later)`, byType(after)],
+        ['limit once the load had ended', before ? handleCount(before) + HANDLE_ALLOWANCE : '–'],
+        ['open file descriptors: before the load / once it had ended / limit', before && after && before.openFds >= 0 ? `${before.openFds} / ${after.openFds} / ${before.openFds + HANDLE_ALLOWANCE}` : '–'],
+        ['grown by type', before && after ? handleGrowth(before, after) : '–'],
+      ],
+    ),
+  );
   lines.push('');
   lines.push('## Upstream (emulator)');
   lines.push('');

@@ -104,6 +104,22 @@ export const CLIENT_TIMEOUT_MS = 30_000;
  */
 export const RSS_MARGIN_BYTES = 64 * 1024 * 1024;
 export const HEAP_MARGIN_BYTES = 32 * 1024 * 1024;
+/**
+ * HANDLE RULE. The gateway's open handles (`process.getActiveResourcesInfo()`: timers, sockets, servers, file
+ * requests) are counted once it is ready, before any load, and again once the load has ended, the soak's clients
+ * have hung up and the gateway has been idle for a moment: it is asked every HANDLE_POLL_MS until the count is back
+ * within HANDLE_ALLOWANCE of the first, for at most HANDLE_SETTLE_MS (its upstream sockets, kept alive, go when the
+ * upstream closes them, 5 s idle for the emulator). Still above it then, the run fails: a handle left behind per
+ * request (a timer never cleared, a socket or a file never closed) holds too little memory for the memory rules,
+ * and 2,400 such timers passed them. Its open file descriptors (Linux) are judged the same way, with the same
+ * allowance: a file opened and never closed is no active resource, nor is an idle socket undici has unreferenced.
+ * Calibrated on 8 clean 15 s runs (64 clients): 4 handles before (3 pipes, the listening server), 500–610 during the
+ * load, 4 again within 0.5–2 s after it; 26–28 descriptors before, 26–29 after (upstream sockets the emulator had not
+ * yet closed). A timer, a socket or a file left per request failed the rule with +967, +1418 and +2230.
+ */
+export const HANDLE_ALLOWANCE = 8;
+export const HANDLE_SETTLE_MS = 10_000;
+export const HANDLE_POLL_MS = 500;
 
 export const MiB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 export const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;

@@ -78,3 +78,32 @@ test('memory outside the heap held after warm-up fails the run', { timeout: 120_
   assert.match(result.stdout, /## Result: FAIL/);
   assert.match(result.stdout, /^- memory left after a full GC \(heap used and external\) grew: \d+\.\d MiB > 2 × \d+\.\d MiB \+ 32\.0 MiB$/m);
 });
+
+/**
+ * A gateway that leaves a handle behind per request (here a timer, never cleared) holds hardly any more memory, so
+ * the memory rules passed it: a run whose gateway had 2,400 more timers at its end than at its start said PASS.
+ * A file left open per request is no active resource of Node's: its descriptor (Linux) shows it. Handles that come
+ * and go with the load (a timer per request that ends a moment later) are no leak and pass.
+ */
+test('open handles left behind by the load fail the run, naming the rule', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-per-request.mjs', ['--duration', '4'], { SOAK_FIXTURE_TIMER_MS: '3600000' });
+  assertEndedFailing(result);
+  assert.match(result.stdout, /## Result: FAIL/);
+  assert.match(result.stdout, /^- open handles grew: \d+ once the load had ended > \d+ before it \+ \d+ \(Timeout \+\d+/m);
+});
+
+test('files left open by the load fail the run, though Node counts them as no active resource', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-per-request.mjs', ['--duration', '4'], { SOAK_FIXTURE_OPEN_FILE: '1' });
+  assertEndedFailing(result);
+  assert.match(result.stdout, /## Result: FAIL/);
+  assert.match(result.stdout, /^- open file descriptors grew: \d+ once the load had ended > \d+ before it \+ \d+$/m);
+  assert.doesNotMatch(result.stdout, /open handles grew/, 'an open file is no active resource: only its descriptor shows it');
+});
+
+test('open handles that come and go with the load pass', { timeout: 120_000 }, () => {
+  const result = soakWith('soak-gateway-per-request.mjs', ['--duration', '4'], { SOAK_FIXTURE_TIMER_MS: '300' });
+  assert.equal(result.signal, null, `the soak hung and was killed:\n${result.stdout}\n${result.stderr}`);
+  assert.doesNotMatch(result.stdout, /open handles grew/);
+  assert.match(result.stdout, /## Result: PASS/, result.stdout + result.stderr);
+  assert.equal(result.status, 0, result.stdout + result.stderr);
+});
