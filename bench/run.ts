@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import type { Result } from 'autocannon';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
-import { writeAtomically } from '../src/emulator/persistence.ts';
+import { writeAtomically } from '../src/support/atomic-file.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';

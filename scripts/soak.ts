@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startEmulator } from '../src/emulator/index.ts';
-import { writeAtomically } from '../src/emulator/persistence.ts';
+import { writeAtomically } from '../src/support/atomic-file.ts';
 import { bump, run, totals } from './soak/client.ts';
 import { GatewayStartFailure, handleCount, handlesLeftBehind, liveBytes, startGatewayChild, type GatewayChild, type MemoryStats } from './soak/gateway.ts';
 import { report, slope, type MemorySample } from './soak/report.ts';

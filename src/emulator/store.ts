@@ -2,7 +2,8 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
 import { percentEncode } from '../oauth/signature.ts';
-import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isDomainHint, isPort, looksLikeEmail, readState, removeStaleTemporaryFiles, tokenRecordProblem, writeAtomically, type FileVersion, type PersistedState } from './persistence.ts';
+import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isDomainHint, isPort, looksLikeEmail, readState, tokenRecordProblem, type PersistedState } from './persistence.ts';
+import { removeStaleTemporaryFiles, writeAtomically, type FileVersion } from '../support/atomic-file.ts';
 import { demoAccounts, demoTokens } from './seed.ts';
 import type {
   UpstreamAccount,

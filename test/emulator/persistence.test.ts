@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { startEmulator, type EmulatorOptions } from '../../src/emulator/index.ts';
-import { writeAtomically } from '../../src/emulator/persistence.ts';
+import { writeAtomically } from '../../src/support/atomic-file.ts';
 import { whileReplacingBuiltin } from '../helpers/builtins.ts';
 import { deferred } from '../helpers/deferred.ts';
 import { eventually } from '../helpers/eventually.ts';
