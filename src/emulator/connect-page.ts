@@ -208,11 +208,15 @@ function errorPage(title: string, message: string): string {
   return layout(title, `<h1>${escapeHtml(title)}</h1>\n<p role="alert">${escapeHtml(message)}</p>`);
 }
 
-// Until the user edits them, the server and username follow the email they type.
+// Until the user edits them, the server and username follow the email they type. On a refused form that came back,
+// one that is not what its email makes was edited before the refusal: it stays as typed.
 const DERIVE_SCRIPT = `
 (function(){
   var email=document.getElementById('email'),server=document.getElementById('server'),user=document.getElementById('username');
   if(!email||email.type==='hidden')return;
+  var parts=email.value.split('@');
+  if(email.value&&parts[1]&&server.value!=='imap.'+parts[1])server.dataset.touched='1';
+  if(email.value&&user.value!==parts[0])user.dataset.touched='1';
   [server,user].forEach(function(el){el.addEventListener('input',function(){el.dataset.touched='1';});});
   email.addEventListener('input',function(){
     var parts=email.value.split('@');

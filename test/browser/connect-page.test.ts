@@ -54,6 +54,33 @@ browserTest('the server and username follow the email typed, each until edited b
   assert.deepEqual(await values(), ['mail.example.org', 'lovelace']);
 });
 
+browserTest('a refused form keeps the server and username typed by hand when the email is changed after', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  const values = () => Promise.all(['#server', '#username'].map((selector) => page.locator(selector).inputValue()));
+  await page.fill('#email', 'ada@example.org');
+  await page.fill('#server', 'mail.example.org');
+  await page.fill('#username', 'lovelace');
+  await page.fill('#port', '0');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').getByText('The port must be a number from 1 to 65535.').waitFor();
+  assert.deepEqual(await values(), ['mail.example.org', 'lovelace'], 'the page came back with what was typed');
+  // Typed by hand before the refusal, they stay the user's on the page that came back.
+  await page.fill('#email', 'ada@example.net');
+  assert.deepEqual(await values(), ['mail.example.org', 'lovelace']);
+  // Left as the email made them, they still follow it.
+  await page.fill('#port', '993');
+  await page.locator('button#connect').click();
+  await page.waitForURL((url) => url.pathname.endsWith('/done'));
+  await page.goto(String((await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } })).body['browser_redirect_url']));
+  await page.fill('#email', 'ada@example.org');
+  await page.fill('#port', '0');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').waitFor();
+  await page.fill('#email', 'grace@example.net');
+  assert.deepEqual(await values(), ['imap.example.net', 'grace']);
+});
+
 /** What the browser's accessibility tree says of the element `selector` finds: what a screen reader is told. */
 async function accessibleNode(page: Page, selector: string): Promise<{ name?: string; description?: string; invalid?: string; focused?: boolean }> {
   const cdp = await page.context().newCDPSession(page);
