@@ -192,14 +192,17 @@ function newConnectToken(): string {
  * A mail server's name as given by a user or a caller, as an IMAP client connects to it: trimmed, and an
  * internationalized one (`imap.exämple.com`, the default the connect page suggests for `zoë@exämple.com`) in its
  * ASCII form (`imap.xn--exmple-cua.com`). `undefined` when it is no host name (a space, a slash, a port after a
- * colon), which would also be no name to label the source by (`username::server`). The connect page and POST
- * /accounts's first source take the same names.
+ * colon, or dots and hyphens where a host name has none: `.`, `a..b`, `-a.b`), which would also be no name to label the
+ * source by (`username::server`). The connect page and POST /accounts's first source take the same names.
  */
 export function mailServerName(given: string): string | undefined {
   const trimmed = given.trim();
   const name = /[\u0080-\uffff]/.test(trimmed) ? domainToASCII(trimmed) : trimmed;
-  return /^[A-Za-z0-9.-]+$/.test(name) ? name : undefined;
+  return HOST_NAME.test(name) && name.replace(/\.$/, '').length <= 253 ? name : undefined;
 }
+
+/** A host name's shape (RFC 1123): labels of 1 to 63 letters, digits and inner hyphens, a final dot allowed. */
+const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /** A query string's `name=value` pair names `contextio_token`, however its name is encoded. */
 function isTokenPair(pair: string): boolean {

@@ -558,6 +558,11 @@ describe('connect flow', () => {
     // Digits only: a hexadecimal form that Number() would read is no port as typed.
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '0x3e1' })).status, 400);
     assert.equal((await submit(emu.origin, token.token, { email: 'a@b.example', port: '993', server: 'imap.b.example/x' })).status, 400);
+    // Dots and hyphens alone, or where a host name has none, are no server's name either: only its labels of 1 to 63.
+    for (const server of ['.', '-', 'imap..b.example', '.imap.b.example', '-imap.b.example', 'imap-.b.example', `${'a'.repeat(64)}.b.example`]) {
+      const refused = await submit(emu.origin, token.token, { email: 'a@b.example', port: '993', server });
+      assert.deepEqual([refused.status, /Enter a valid IMAP server name\./.test(refused.text)], [400, true], server);
+    }
     const json = await rawRequest(emu.origin, { method: 'POST', path: `/connect/${token.token}`, headers: { 'content-type': 'application/json' }, body: '{"email":"a@b.example"}' });
     assert.equal(json.status, 415);
     // No body and no type is no form either.
