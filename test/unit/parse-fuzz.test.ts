@@ -23,6 +23,7 @@ import {
   parseSuccess,
   ShapeError,
 } from '../../src/upstream/parse.ts';
+import { SOURCE_STATUSES } from '../../src/upstream/types.ts';
 import { Random } from '../helpers/random.ts';
 import {
   ACCOUNT_ID,
@@ -116,7 +117,7 @@ function checkFields(typeName: string, parent: unknown, fields: readonly string[
   }
 }
 
-const SOURCE_FIELDS = ['label', 'email', 'username', 'server', 'port', 'useSsl', 'type', 'status', 'syncPeriod', 'authenticationType'];
+const SOURCE_FIELDS = ['label', 'email', 'username', 'server', 'port', 'useSsl', 'type', 'status', 'statusMessage', 'syncPeriod', 'authenticationType'];
 const EMBEDDED_FIELDS = ['id', 'createdAt', 'suspendedAt', 'emailAddresses', 'firstName', 'lastName', 'sources'];
 const ACCOUNT_FIELDS = [...EMBEDDED_FIELDS, 'username', 'passwordExpiredAt', 'messageCount', 'fileCount'];
 const TOKEN_FIELDS = ['token', 'email', 'createdAt', 'used', 'usedAt', 'expiresAt', 'callbackUrl', 'firstName', 'lastName'];
@@ -282,6 +283,39 @@ describe('reading mutated upstream answers (seeded)', () => {
       assert.equal(resolve('Source', 'status', account.sources[0]), 'UNKNOWN', JSON.stringify(status));
     }
     assert.deepEqual(parseConnectToken({ ...validToken(true), account: ACCOUNT_ID }).account, { id: ACCOUNT_ID, reference: true });
+  });
+
+  it('reads what the model says of a status, a status message, a used token\'s account and a redirect URL', () => {
+    // What the reading must make of each shape, not only that it is read or refused: a status "" (or a message "")
+    // says nothing, an id without the fields every account has names the account as a bare id does, and a page
+    // the frontend sends its user's browser to is an http(s) one.
+    const random = new Random(SEED ^ hash('model'));
+    for (let i = 0; i < 200; i++) {
+      const status = random.pick<Json | undefined>([undefined, null, '', 'OK', 'CONNECTED', 'SYNCING', 7]);
+      const message = random.pick<Json | undefined>([undefined, null, '', 'The mail server refused the credentials.']);
+      const source: Record<string, Json> = { ...validSource(0) };
+      delete source['status'];
+      delete source['status_message'];
+      if (status !== undefined) source['status'] = status;
+      if (message !== undefined) source['status_message'] = message;
+      const parsed = parseAccount(JSON.parse(toText({ ...validAccount(), sources: [source] }))).sources[0];
+      const expected = status === undefined || status === null || status === '' ? null : SOURCE_STATUSES.includes(status as never) ? status : 'UNKNOWN';
+      assert.equal(resolve('Source', 'status', parsed), expected, `status ${JSON.stringify(status)}`);
+      assert.equal(resolve('Source', 'statusMessage', parsed), message || null, `status_message ${JSON.stringify(message)}`);
+
+      // Some of the fields every embedded account has, never all of them: a reference still.
+      const partial: Record<string, Json> = { id: ACCOUNT_ID };
+      const full = validEmbeddedAccount() as Record<string, Json>;
+      const kept = random.pick([[], ['first_name'], ['created'], ['email_addresses'], ['sources'], ['created', 'sources'], ['email_addresses', 'last_name']]);
+      for (const key of kept) partial[key] = full[key]!;
+      assert.deepEqual(parseConnectToken({ ...validToken(true), account: partial }).account, { id: ACCOUNT_ID, reference: true }, `account ${JSON.stringify(partial)}`);
+
+      const url = random.pick(['https://api.context.io/connect/t', 'http://localhost:8080/connect/t', 'javascript:alert(1)', 'data:text/html,x', 'ftp://example.com/x', '//example.com/x', 'connect/t', 'HTTPS://API.CONTEXT.IO/connect/t']);
+      const http = /^https?:\/\//i.test(url);
+      const result = verdict(TARGETS[4]!, toText({ ...validCreateConnectToken(), browser_redirect_url: url }));
+      assert.equal(result.ok, http, `browser_redirect_url ${url}: ${result.ok ? 'read' : result.problem}`);
+      if (!result.ok) assert.ok(result.refused, `browser_redirect_url ${url} refused with ShapeError: ${result.problem}`);
+    }
   });
 
   for (const target of TARGETS) {
