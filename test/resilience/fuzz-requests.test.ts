@@ -423,9 +423,10 @@ function makeRequest(random: Random): FuzzRequest {
     // GET, with the query in the query string as clients send it, the CSRF header mostly present.
     const params = new URLSearchParams();
     if (random.chance(0.9)) params.set('query', mutated.query.slice(0, 6_000));
-    if (mutated.variables && random.chance(0.7)) params.set('variables', random.chance(0.8) ? JSON.stringify(mutated.variables) : '{"id":');
-    if (random.chance(0.3)) params.set('operationName', random.pick(['Dashboard', 'Nope', '']));
-    if (random.chance(0.2)) params.set('extensions', random.pick(['{}', 'not json', JSON.stringify({ persistedQuery: { version: 1, sha256Hash: sha256(mutated.query) } })]));
+    if (mutated.variables && random.chance(0.7)) params.set('variables', random.chance(0.8) ? JSON.stringify(mutated.variables) : random.pick(['{"id":', '']));
+    else if (random.chance(0.1)) params.set('variables', '');
+    if (random.chance(0.3)) params.set('operationName', random.pick(['Dashboard', 'Nope', '', '']));
+    if (random.chance(0.2)) params.set('extensions', random.pick(['{}', 'not json', '', JSON.stringify({ persistedQuery: { version: 1, sha256Hash: sha256(mutated.query) } })]));
     if (random.chance(0.1)) params.append('query', '{ __typename }');
     let search = params.toString();
     if (random.chance(0.1)) search += random.pick(['&query=%zz', '&variables=%ff%fe', '&%00=1', '&query']);
@@ -573,6 +574,30 @@ function brokenInvariant(fuzz: FuzzRequest, answer: Answer, upstreamCalls: reado
   return undefined;
 }
 
+/** The GET `fuzz` without its optional parameters sent once and empty, or `undefined` when it has none (or its query string would not survive being rewritten). */
+function withoutEmptyParameters(fuzz: FuzzRequest): FuzzRequest | undefined {
+  if (fuzz.method !== 'GET') return undefined;
+  const at = fuzz.path.indexOf('?');
+  const search = fuzz.path.slice(at + 1);
+  const params = new URLSearchParams(search);
+  if (params.toString() !== search) return undefined;
+  const empty = ['operationName', 'variables', 'extensions'].filter((name) => params.getAll(name).length === 1 && params.get(name) === '');
+  if (empty.length === 0) return undefined;
+  for (const name of empty) params.delete(name);
+  return { ...fuzz, path: `${fuzz.path.slice(0, at)}?${params.toString()}` };
+}
+
+/** What of an answer an equivalent request must get alike: its status, data or not, and its codes. */
+function answerShape(answer: Answer): string {
+  let body: { data?: unknown; errors?: Array<{ extensions?: { code?: unknown } }> } = {};
+  try {
+    body = JSON.parse(answer.text) as typeof body;
+  } catch {
+    // Not JSON (the IDE's page): its status says enough.
+  }
+  return `${answer.status} ${body !== null && typeof body === 'object' && 'data' in body ? 'data' : 'no data'} ${JSON.stringify((Array.isArray(body?.errors) ? body.errors : []).map((error) => error?.extensions?.code))}`;
+}
+
 /** The request as a reader can replay it: method, target, headers and the body (cut short when long). */
 function described(fuzz: FuzzRequest): string {
   const body = fuzz.body === undefined ? '' : Buffer.isBuffer(fuzz.body) ? `<bytes ${fuzz.body.toString('hex')}>` : fuzz.body;
@@ -593,6 +618,7 @@ async function fuzz(t: TestContext, stack: Stack, authorization?: (random: Rando
   const random = new Random(SEED);
   const failures: string[] = [];
   const tally = new Map<string, number>();
+  let emptyParameterTwins = 0;
   for (let index = 0; index < CASES; index++) {
     const request = makeRequest(random);
     const credential = authorization?.(random);
@@ -609,6 +635,17 @@ async function fuzz(t: TestContext, stack: Stack, authorization?: (random: Rando
       broken = brokenInvariant(request, answer, stack.upstreamCalls(), tally);
       const bearer = /^Bearer (\S{20,})/.exec(credential ?? '')?.[1];
       if (broken === undefined && bearer !== undefined && answer.text.includes(bearer)) broken = 'the caller’s token';
+      // The GraphQL-over-HTTP spec: an optional parameter sent empty is as if not sent. The same GET without it
+      // must get the same answer (its status, data or not, its codes).
+      const twin = broken === undefined ? withoutEmptyParameters(request) : undefined;
+      if (twin !== undefined) {
+        stack.emulator.store.reset('demo');
+        await quiet(stack);
+        const twinAnswer = await send(stack.gateway.url, twin);
+        await eventually(() => stack.emulator.inFlight === 0, { timeoutMs: 10_000, what: 'the twin’s upstream requests ended' });
+        if (answerShape(twinAnswer) !== answerShape(answer)) broken = `an empty parameter taken as sent: ${answerShape(answer)}, without it ${answerShape(twinAnswer)} (${twin.path})`;
+        emptyParameterTwins++;
+      }
     } catch (error) {
       broken = `no answer: ${(error as Error).message}`;
     }
@@ -632,6 +669,7 @@ async function fuzz(t: TestContext, stack: Stack, authorization?: (random: Rando
     const mix = JSON.stringify(Object.fromEntries(tally));
     assert.ok(ran >= CASES / 20 && refused >= CASES / 20, `seed ${SEED}: ${ran} of ${CASES} cases ran, ${refused} were refused: ${mix}`);
     assert.ok(wrote > 0, `seed ${SEED}: no case made a write upstream: ${mix}`);
+    assert.ok(emptyParameterTwins > 0, `seed ${SEED}: no GET sent an empty operationName, variables or extensions`);
   }
   const health = await fetch(new URL('/healthz', stack.gateway.url));
   assert.equal(health.status, 200);
