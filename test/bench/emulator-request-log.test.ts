@@ -62,7 +62,10 @@ test('the bench emulator leaves no data file behind, however it ends: closed, it
  * "Channel closed" instead of naming the child, and stopping it waited for an exit already past.
  */
 test('a bench child killed by a signal is said to be gone: a call to it rejects with the signal, and stopping it returns', async () => {
-  const child = await startChild('./emulator-child.ts', ['emulator']);
+  // Killed, it cannot remove its data file's folder: made in a scratch folder of the test's, removed after (each
+  // run of the suite left one in the system's temporary folder).
+  const scratch = await mkdtemp(join(tmpdir(), 'bench-emulator-scratch-'));
+  const child = await startChild('./emulator-child.ts', ['emulator'], { TMPDIR: scratch });
   try {
     const exited = once(child.process, 'exit');
     child.process.kill('SIGKILL');
@@ -71,5 +74,6 @@ test('a bench child killed by a signal is said to be gone: a call to it rejects 
     await child.stop();
   } finally {
     child.process.kill('SIGKILL');
+    await rm(scratch, { recursive: true, force: true });
   }
 });
