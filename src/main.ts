@@ -10,7 +10,7 @@ import { createLogger, errorFields, messageOf, stderrLines, type Logger } from '
 import { startGateway, type Gateway } from './http/server.ts';
 import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
-import { urlForLog } from './support/url.ts';
+import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
 
 /**
@@ -151,11 +151,6 @@ function publicPortWarning({ publicUrl, port }: EmbeddedConfig['emulator'], list
   const picked = portOf(new URL(listening));
   if (named === picked) return undefined;
   return `EMULATOR_PUBLIC_URL names port ${named}, but the embedded emulator listens on port ${picked}, picked at start (EMULATOR_PORT unset or 0): its connect links lead to the URL's port, which reaches it only through a proxy forwarding to a port that changes with every start; set EMULATOR_PORT=${named} to listen where the URL says`;
-}
-
-/** A URL's port, its scheme's default when it names none (`new URL` leaves a default port out). */
-function portOf(url: URL): number {
-  return Number(url.port || (url.protocol === 'https:' ? 443 : 80));
 }
 
 /**

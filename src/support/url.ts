@@ -50,6 +50,11 @@ export function isBrowserLocalScheme(protocol: string): boolean {
   return BROWSER_LOCAL_SCHEMES.has(protocol);
 }
 
+/** A URL's port, its scheme's default (443 for https:, else 80) when it names none: `new URL` leaves a default port out. */
+export function portOf(url: URL): number {
+  return Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+}
+
 /** Whether `value` is an absolute http:// or https:// URL. */
 export function isHttpUrl(value: string): boolean {
   try {

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { urlControlProblem } from '../config/settings.ts';
-import { canonicalHost, isLoopbackHost } from '../support/url.ts';
+import { canonicalHost, isLoopbackHost, portOf } from '../support/url.ts';
 import { keepingClientCertificateDemand, TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
 
 /**
@@ -68,7 +68,7 @@ function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined
     return {
       origin: url.origin,
       authorization: credentials === undefined ? undefined : `Basic ${Buffer.from(credentials).toString('base64')}`,
-      shown: `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`,
+      shown: `${url.hostname}:${portOf(url)}`,
     };
   } catch {
     return undefined;
@@ -85,7 +85,7 @@ function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined
 export function bypassesProxy(target: URL, noProxy: string | undefined): boolean {
   if (noProxy === undefined) return false;
   const host = bareHost(target.hostname);
-  const port = target.port || (target.protocol === 'https:' ? '443' : '80');
+  const port = String(portOf(target));
   return noProxy
     .split(',')
     .map((entry) => entry.trim())
