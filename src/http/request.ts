@@ -150,12 +150,13 @@ export function requestIdGivenBy(req: IncomingMessage): string | undefined {
  * no operation has, and `variables=` as JSON that is not. One sent twice is left for Apollo to refuse as such.
  */
 export function searchForApollo(url: URL): string {
-  const parameters = new URLSearchParams(url.search);
   const empty = OPTIONAL_GET_PARAMETERS.filter((name) => {
-    const values = parameters.getAll(name);
+    const values = url.searchParams.getAll(name);
     return values.length === 1 && values[0] === '';
   });
   if (empty.length === 0) return url.search;
+  // A copy, only when one is left out: the request's own URL is not changed.
+  const parameters = new URLSearchParams(url.searchParams);
   for (const name of empty) parameters.delete(name);
   return `?${parameters.toString()}`;
 }
