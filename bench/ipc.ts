@@ -1,4 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startNodeFlags } from '../scripts/start-flags.ts';
 
@@ -34,6 +34,23 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/** BENCH_NODE_FLAGS="--max-semi-space-size=64 …": extra node flags for the contenders (not the emulator), to try some. */
+const extraNodeFlags = (): string[] => (process.env['BENCH_NODE_FLAGS'] ?? '').split(/\s+/).filter(Boolean);
+
+/**
+ * What is wrong with BENCH_NODE_FLAGS, if anything, found by starting node with them (and tsx, as a contender
+ * starts) on an empty script: a flag node refuses (`--nope`) ended the first contender at once, and the runner
+ * with a stack trace, after the emulator had started and the run had begun.
+ */
+export function nodeFlagsProblem(): string | undefined {
+  const flags = extraNodeFlags();
+  if (flags.length === 0) return undefined;
+  const tried = spawnSync(process.execPath, ['--import', 'tsx', ...flags, '--eval', ''], { encoding: 'utf8', timeout: 60_000 });
+  if (tried.status === 0) return undefined;
+  const said = tried.stderr.trim().split('\n')[0] || (tried.error?.message ?? `exit ${tried.status ?? tried.signal}`);
+  return `BENCH_NODE_FLAGS must be flags node takes: with them, node says ${said}`;
+}
+
 /** How much of a drained stderr is kept, to show with a child that failed. */
 const STDERR_TAIL_BYTES = 4096;
 
@@ -53,8 +70,7 @@ export async function startChild(file: string, args: string[], env: Record<strin
   // (with node's defaults its scenario-1 CPU measured ~12% more). Bare Apollo and the naive baseline, the
   // others, keep node's defaults.
   if (args[0] === 'gateway' || args[0] === 'deployed' || args[0] === 'direct') execArgv.push(...startNodeFlags());
-  // BENCH_NODE_FLAGS="--max-semi-space-size=64 …": extra node flags for the contenders (not the emulator), to try some.
-  if (args[0] !== 'emulator' && process.env['BENCH_NODE_FLAGS']) execArgv.push(...process.env['BENCH_NODE_FLAGS'].split(/\s+/).filter(Boolean));
+  if (args[0] !== 'emulator') execArgv.push(...extraNodeFlags());
   const child = fork(fileURLToPath(new URL(file, import.meta.url)), args, {
     execArgv,
     env: { ...process.env, ...env },

@@ -3,7 +3,7 @@ import { quotedSetting } from '../src/support/shortened.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
-import { startChild } from './ipc.ts';
+import { nodeFlagsProblem, startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';
 
 /**
@@ -36,6 +36,8 @@ const problems: string[] = [];
 const seconds = wholeNumberSetting('seconds', secondsArg, { min: 1, max: 3600 }, problems);
 const repeats = wholeNumberSetting('runs', repeatsArg, { min: 1, max: 100 }, problems);
 const connections = connectionsSetting(problems);
+const flagsProblem = nodeFlagsProblem();
+if (flagsProblem !== undefined) problems.push(flagsProblem);
 if (seconds === undefined || repeats === undefined || problems.length > 0) refuse(problems);
 
 const emulator = await startChild('./emulator-child.ts', ['emulator']);

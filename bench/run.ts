@@ -11,7 +11,7 @@ import { quotedSetting } from '../src/support/shortened.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
 import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
 import { median } from './figures.ts';
-import { startChild, type Child } from './ipc.ts';
+import { nodeFlagsProblem, startChild, type Child } from './ipc.ts';
 import { scenarios, type BenchSeed, type Scenario } from './scenarios.ts';
 
 /**
@@ -122,6 +122,8 @@ const contenderSelected = (contender: Contender) => !ONLY_CONTENDERS || ONLY_CON
 const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3, 0, 100);
 /** Seconds of each interleaved run. */
 const CPU_ROUND_S = env('BENCH_CPU_ROUND', 3);
+const flagsProblem = nodeFlagsProblem();
+if (flagsProblem !== undefined) settingProblems.push(flagsProblem);
 if (settingProblems.length > 0) refuse(settingProblems);
 /** The interleaved runs need the three the targets compare; the deployed gateway joins them when selected. */
 const CPU_TARGET_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];

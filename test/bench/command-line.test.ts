@@ -162,6 +162,20 @@ for (const cpuProf of ['gatway', 'naive']) {
   });
 }
 
+/**
+ * A node flag node refuses (BENCH_NODE_FLAGS=--nope) ended the first contender at once, after the emulator had
+ * started and the run had begun, and the runner with a stack trace: it is tried before anything starts.
+ */
+for (const [script, tool, args] of [[bench, 'bench', []], [quick, 'quick', ['account', 'bare', '1', '1']]] as const) {
+  test(`${tool === 'bench' ? 'the bench' : 'bench/quick.ts'} with BENCH_NODE_FLAGS node refuses says node's words with the usage, and starts nothing`, async () => {
+    const result = await runScript(script, { BENCH_NODE_FLAGS: '--max-semi-space-size=16  --nope' }, ...args);
+    assert.equal(result.runBegun, false, 'a run began');
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`^${tool}: BENCH_NODE_FLAGS must be flags node takes: with them, node says .*bad option: --nope\n`));
+    assert.doesNotMatch(result.stderr, /\n\s+at /, 'a stack trace');
+  });
+}
+
 test('bench/client-calls.ts with an in-flight list or seconds it cannot use says so in one line with the usage, not a stack trace', async () => {
   const clientCalls = fileURLToPath(new URL('../../bench/client-calls.ts', import.meta.url));
   const result = await runScript(clientCalls, {}, '1,x', '3');
