@@ -51,6 +51,12 @@ export function nodeFlagsProblem(): string | undefined {
   return `BENCH_NODE_FLAGS must be flags node takes: with them, node says ${said}`;
 }
 
+/**
+ * How long a child may take to say it is ready (a contender starts in 1–3 s, the emulator with the bench's seed in
+ * less): one stuck before it (a port it waits for, a hung import) held the run, silent, for ever.
+ */
+const READY_TIMEOUT_MS = 120_000;
+
 /** How much of a drained stderr is kept, to show with a child that failed. */
 const STDERR_TAIL_BYTES = 4096;
 
@@ -59,7 +65,7 @@ const STDERR_TAIL_BYTES = 4096;
  * the child's stderr goes into a pipe this process reads and counts instead of onto the runner's terminal;
  * its last few KiB are printed if the child exits with a failure.
  */
-export async function startChild(file: string, args: string[], env: Record<string, string> = {}, { drainStderr = false } = {}): Promise<Child> {
+export async function startChild(file: string, args: string[], env: Record<string, string> = {}, { drainStderr = false, readyTimeoutMs = READY_TIMEOUT_MS } = {}): Promise<Child> {
   const execArgv = ['--import', 'tsx'];
   // BENCH_CPU_PROF=<contender> profiles that contender's processes (node --cpu-prof) into bench/profiles/.
   if (args[0] !== undefined && process.env['BENCH_CPU_PROF'] === args[0]) {
@@ -94,11 +100,20 @@ export async function startChild(file: string, args: string[], env: Record<strin
   let nextId = 1;
   const pending = new Map<number, { resolve: (m: Message) => void; reject: (e: Error) => void }>();
   const ready = await new Promise<Message>((resolve, reject) => {
-    const onExit = () => reject(new Error(`${file} ${args.join(' ')} exited (${ended()}) before it was ready`));
+    const onExit = () => {
+      clearTimeout(notReady);
+      reject(new Error(`${file} ${args.join(' ')} exited (${ended()}) before it was ready`));
+    };
+    const notReady = setTimeout(() => {
+      child.off('exit', onExit);
+      child.kill('SIGKILL');
+      reject(new Error(`${file} ${args.join(' ')} was not ready within ${readyTimeoutMs / 1000} s (killed)`));
+    }, readyTimeoutMs);
     child.once('exit', onExit);
     child.on('message', (raw) => {
       const message = raw as Message;
       if (message.type === 'ready') {
+        clearTimeout(notReady);
         child.off('exit', onExit);
         resolve(message);
         return;

@@ -77,3 +77,12 @@ test('a bench child killed by a signal is said to be gone: a call to it rejects 
     await rm(scratch, { recursive: true, force: true });
   }
 });
+
+/**
+ * A child stuck before it says it is ready (a hung import, a port it waits for) held the bench, silent, for ever: it
+ * is given a time, then killed and said.
+ */
+test('a bench child that never says it is ready is killed after its time, and said so', async () => {
+  const started = startChild('../test/bench/fixtures/never-ready.ts', ['never-ready'], {}, { readyTimeoutMs: 1_000 });
+  await assert.rejects(started, /never-ready\.ts never-ready was not ready within 1 s \(killed\)/);
+});
