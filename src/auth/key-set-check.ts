@@ -22,7 +22,7 @@ export async function keySetProblem(jwksUrl: string, proxy?: EgressProxy, onSecr
     return `it could not be fetched and read (${shortened(failureReason(error), 200)})`;
   } finally {
     // Its connections are this check's alone.
-    void dispatcher?.close();
+    void dispatcher?.agent.close();
   }
   const keys = remote.jwks()?.keys ?? [];
   if (onSecretKey) for (const key of keys) if (isSecretKey(key)) onSecretKey(key);

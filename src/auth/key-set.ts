@@ -14,7 +14,8 @@ import {
 } from 'jose';
 import { fetch as fetchThrough, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
-import { throughProxy, type EgressProxy } from '../upstream/egress-proxy.ts';
+import { proxyRefusalHint, throughProxy, type EgressProxy } from '../upstream/egress-proxy.ts';
+import { proxyRefusalOf } from '../upstream/failures.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
 import { shortened } from '../support/shortened.ts';
@@ -102,7 +103,7 @@ export function openKeySet(settings: KeySetSettings, jwtSecret: Uint8Array | und
     fetchedAt: () => fetched.uat,
     unusable: (kid, error, requestId) => unusableKey(unusableKeysSaid, kid, error, requestId, logger),
     onSecretKey,
-    close: async () => dispatcher?.destroy(),
+    close: async () => dispatcher?.agent.destroy(),
   };
 }
 
@@ -261,9 +262,9 @@ function isKeyList(value: unknown): value is { keys: JWK[] } {
  * otherwise be taken whole (every verification then costing ~25 ms). Larger, it is a set that could not be read.
  * Through `dispatcher` when one is given (the egress proxy's).
  */
-export const fetchCapped = (dispatcher: Dispatcher | undefined): FetchImplementation => async (url, options) => {
+export const fetchCapped = (through: KeySetDispatcher | undefined): FetchImplementation => async (url, options) => {
   // Node's fetch, or undici's through the egress proxy: Node's own takes no dispatcher of this undici's.
-  const response = dispatcher === undefined ? await fetch(url, options) : ((await fetchThrough(url, { ...options, dispatcher } as Parameters<typeof fetchThrough>[1])) as unknown as Response);
+  const response = through === undefined ? await fetch(url, options) : await fetchThroughProxy(url, options, through);
   if (response.status !== 200) {
     await response.body?.cancel();
     throw unexpectedStatus(response, url);
@@ -333,9 +334,41 @@ function withoutCredentials(location: string, base: string): string {
   }
 }
 
+/** The egress proxy's agent for the key set's fetches, and the proxy, as the failures through it name it. */
+export interface KeySetDispatcher {
+  agent: Dispatcher;
+  proxy: EgressProxy;
+}
+
 /** The egress proxy's agent for the key set's fetches, with their deadline for a CONNECT; none without a proxy. */
-export function keySetDispatcher(proxy: EgressProxy | undefined): Dispatcher | undefined {
-  return proxy === undefined ? undefined : throughProxy(proxy, {}, JWKS_TIMEOUT_MS);
+export function keySetDispatcher(proxy: EgressProxy | undefined): KeySetDispatcher | undefined {
+  return proxy === undefined ? undefined : { agent: throughProxy(proxy, {}, JWKS_TIMEOUT_MS), proxy };
+}
+
+/**
+ * undici's fetch through the egress proxy, a tunnel the proxy would not open said as such: fetch reports it as a
+ * request "cancelled", the proxy's status two causes down, and the failure line said only "Request was cancelled."
+ * (a proxy wanting credentials, or refusing the identity provider's host, sent the operator nowhere).
+ */
+async function fetchThroughProxy(url: string, options: Parameters<FetchImplementation>[1], { agent, proxy }: KeySetDispatcher): Promise<Response> {
+  try {
+    return (await fetchThrough(url, { ...options, dispatcher: agent } as Parameters<typeof fetchThrough>[1])) as unknown as Response;
+  } catch (error) {
+    const status = proxyRefusalInChain(error);
+    if (status === undefined) throw error;
+    const hint = proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
+    // Still fetch's TypeError, as any failure to fetch the set: only its reason is told.
+    throw new TypeError('fetch failed', { cause: new Error(`the egress proxy ${proxy.shown} refused to open a tunnel to the key set's host (HTTP ${status})${hint === undefined ? '' : `: ${hint}`}`) });
+  }
+}
+
+/** The egress proxy's refusal status found among `error`'s causes (fetch wraps undici's error twice). */
+function proxyRefusalInChain(error: unknown): number | undefined {
+  for (let cause = error, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
+    const status = proxyRefusalOf(cause);
+    if (status !== undefined) return status;
+  }
+  return undefined;
 }
 
 /**

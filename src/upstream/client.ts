@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
-import { throughProxy, type EgressProxy } from './egress-proxy.ts';
+import { proxyRefusalHint, throughProxy, type EgressProxy } from './egress-proxy.ts';
 import { DEFAULTS } from '../config/defaults.ts';
 import { ErrorCode, gatewayError, type UpstreamErrorInfo } from '../errors.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
@@ -660,12 +660,7 @@ export class UpstreamClient {
    */
   #proxyRefused<T>(run: CallRun<T>, status: number, proxy: EgressProxy): Error {
     const { call, info } = run;
-    const hint =
-      status === 407
-        ? `it wants credentials: check the user name and password in ${proxy.variable}`
-        : status === 403
-          ? 'does it allow CONNECT to CONTEXTIO_API_URL’s host and port?'
-          : 'its own log says why';
+    const hint = proxyRefusalHint(status, proxy, 'CONTEXTIO_API_URL') ?? 'its own log says why';
     this.#failures.configurationFault(`the egress proxy refused to open a tunnel to the upstream (HTTP ${status}): ${hint}`, { ...forLog(info, call.signal), proxy: proxy.shown, status });
     const landed = mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt');
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `The egress proxy ${proxy.shown} refused to open a tunnel to the upstream (HTTP ${status}) while ${call.action}${landed}`, info);

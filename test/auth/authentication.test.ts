@@ -1301,6 +1301,37 @@ describe('a key set fetched through the egress proxy', () => {
       await jwks.close();
     }
   });
+  /**
+   * undici's fetch reports a tunnel the proxy would not open as a request "cancelled", the proxy's status two causes
+   * down: the check at start and a token's failed fetch said only "Request was cancelled.", which sent the operator
+   * nowhere (a proxy wanting credentials, or refusing the identity provider's host).
+   */
+  test('a tunnel the proxy refuses is said as the proxy\'s refusal with its status, at start and in a token\'s failed fetch', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    const proxy = await startConnectProxy(() => undefined);
+    try {
+      const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'https_proxy', shown: proxy.hostPort };
+      const said = (status: number, hint: string) => `the egress proxy ${proxy.hostPort} refused to open a tunnel to the key set's host (HTTP ${status})${hint}`;
+      await proxy.refuseWith(407);
+      const credentials = said(407, ': it wants credentials: check the user name and password in https_proxy');
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${credentials})`);
+      await proxy.refuseWith(403);
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${said(403, ': does it allow CONNECT to AUTH_JWKS_URL’s host and port?')})`);
+      await proxy.refuseWith(502);
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${said(502, '')})`);
+      await proxy.refuseWith(407);
+      const stack = await startAuthStack({ auth: { jwksUrl: 'http://keys.test/jwks.json', jwksProxy } });
+      try {
+        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
+        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [credentials]);
+      } finally {
+        await stack.close();
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
 });
 
 describe('a client leaving while its token is verified', () => {
