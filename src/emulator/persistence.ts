@@ -227,6 +227,11 @@ const string: Check = (value) => {
  */
 const name: Check = (value) => string(value) ?? (['', '.', '..'].includes(value as string) ? { at: '', why: 'must be a string, not empty, . or ..' } : undefined);
 /**
+ * An account's id or a connect token: a name without `/` or `\\`, which no Context.IO id or token holds (the API
+ * reached one only as `%2F`, and the gateway, which sends no id holding one, failed its whole listing of them).
+ */
+const idName: Check = (value) => name(value) ?? (/[/\\]/.test(value as string) ? { at: '', why: 'must not hold / or \\, as no Context.IO id or token does' } : undefined);
+/**
  * A source's label: a name, and not `0`, which the API reserves as the alias of the account's first source
  * (contextio-2.0.md, Sources): GET /accounts/{id}/sources/0 answers the first, so a later source labelled `0`
  * was out of reach, and on the first one the label said nothing the alias did not. No API call makes one (the
@@ -304,7 +309,7 @@ const SOURCE_RECORD = shaped({
 });
 
 const ACCOUNT_RECORD = shaped({
-  id: name,
+  id: idName,
   username: string,
   created: time,
   suspended: time,
@@ -345,7 +350,7 @@ const ACCOUNT_SNAPSHOT = shaped({
 });
 
 const TOKEN_RECORD = shaped({
-  token: name,
+  token: idName,
   owner: orNull(string),
   email: optional(tokenEmail),
   created: tokenCreated,

@@ -533,6 +533,10 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].sources[0].label = '0'), /account #0 is malformed: sources\[0\]\.label must not be "0"/],
       [(s) => (s.accounts[0].sources[0].label = ''), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
       [(s) => s.tokens.push({ token: '', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: token must be a string, not empty/],
+      // No Context.IO id or token holds one: the API reached it only as %2F, and the gateway, which sends no id holding
+      // one, failed its whole listing of them.
+      [(s) => (s.accounts[0].id = 'a/b'), /account #0 is malformed: id must not hold \/ or \\, as no Context\.IO id or token does/],
+      [(s) => s.tokens.push({ token: 'a\\b', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: token must not hold \/ or \\/],
       // Quoted as a setting is, so that the refusal stays one line of reasonable length (it was written whole, raw).
       [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'line\nbreak' }))), /account #2 repeats the id "line\\nbreak"\)/],
       [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'x'.repeat(5_000) }))), /account #2 repeats the id "x{100}…"\); fix or delete it$/],
