@@ -51,9 +51,12 @@ export async function handleApiRequest(
   { path, query, origin }: RequestTarget,
 ): Promise<void> {
   const method = req.method ?? 'GET';
+  /** A body that is no form, as its Content-Type names it: read, but neither signed nor parsed. */
+  let unreadBody: string | undefined;
   try {
     // The body is read whatever its type, so the connection stays usable; only a form is signed and parsed.
     const body = await readBody(req);
+    if (body !== '' && !isFormBody(req)) unreadBody = shortened(req.headers['content-type'] || 'sent without a Content-Type', 100);
     const received = `${addressedOrigin(req, origin)}/2.0${path}`;
     const published = `${ctx.baseUrl}${path}`;
     const verdict = ctx.verifier.verify({
@@ -80,10 +83,21 @@ export async function handleApiRequest(
     }
     sendJson(res, result.status, result.body);
   } catch (error) {
+    if (error instanceof MissingParameter && unreadBody !== undefined) {
+      // The parameter may be in it (JSON, multipart as `curl -F` sends): "missing" alone sent its sender looking for a typo.
+      return sendError(res, 400, `${error.message} (the request's body, ${unreadBody}, is not read: parameters come in the query string or an application/x-www-form-urlencoded body)`);
+    }
     if (error instanceof HttpError) return sendError(res, error.status, error.message, error.code, error.headers);
     if (leftMidRequest(req)) return;
     ctx.onInternalError(error, requestForLog(method, path));
     sendError(res, 500, 'internal server error');
+  }
+}
+
+/** The 400 of a required parameter the request does not carry. */
+class MissingParameter extends HttpError {
+  constructor(name: string) {
+    super(400, `missing required parameter: ${name}`);
   }
 }
 
@@ -229,7 +243,7 @@ function listAccounts(ctx: ApiContext, params: Params): Result {
 
 function createAccount(ctx: ApiContext, params: Params): Result {
   const email = params.get('email')?.trim();
-  if (!email) throw new HttpError(400, 'missing required parameter: email');
+  if (!email) throw new MissingParameter('email');
   if (!looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
   // The reference lets POST /accounts carry a first source's parameters.
   const sources: NewSource[] = [];
@@ -307,7 +321,7 @@ function getSource(ctx: ApiContext, id: string, label: string): Result {
 function createConnectToken(ctx: ApiContext, accountId: string | null, params: Params): Result {
   if (accountId !== null) requireAccount(ctx, accountId);
   const callbackUrl = params.get('callback_url');
-  if (!callbackUrl) throw new HttpError(400, 'missing required parameter: callback_url');
+  if (!callbackUrl) throw new MissingParameter('callback_url');
   if (!isCallbackUrl(callbackUrl)) throw new HttpError(400, 'callback_url is invalid: it must be an absolute URL, http(s) or an app\'s own scheme');
   // The upstream calls these itself (the emulator calls source_callback_url): only http(s) is called.
   const sourceCallbackUrl = optionalHttpUrl(params, 'source_callback_url');

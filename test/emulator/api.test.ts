@@ -633,6 +633,30 @@ describe('transport details', () => {
     assert.match(((await res.json()) as { value: string }).value, /email/);
   });
 
+  test('a required parameter missing beside a body that is no form says the body was not read, and why, not only that the parameter is missing', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const post = (path: string, contentType: string | undefined, body: string) => {
+      const url = `${emu.url}${path}`;
+      return fetch(url, {
+        method: 'POST',
+        headers: { authorization: signRequest('POST', url, [], emu.consumerKey, emu.consumerSecret), ...(contentType === undefined ? {} : { 'content-type': contentType }) },
+        body,
+      }).then(async (res) => [res.status, ((await res.json()) as { value: string }).value] as const);
+    };
+    const note = (type: string) => `(the request's body, ${type}, is not read: parameters come in the query string or an application/x-www-form-urlencoded body)`;
+    // The email was sent, as JSON or as multipart (curl -F): "missing" alone sent its developer looking for a typo.
+    assert.deepEqual(await post('/accounts', 'application/json', '{"email":"json@example.com"}'), [400, `missing required parameter: email ${note('application/json')}`]);
+    const multipart = 'multipart/form-data; boundary=x';
+    assert.deepEqual(await post('/connect_tokens', multipart, '--x\r\nContent-Disposition: form-data; name="callback_url"\r\n\r\nhttps://app.example.com/cb\r\n--x--\r\n'), [400, `missing required parameter: callback_url ${note(multipart)}`]);
+    assert.deepEqual(await post('/accounts', 'text/plain', 'email=plain@example.com'), [400, `missing required parameter: email ${note('text/plain')}`]);
+    // fetch sends a string body as text/plain unless told otherwise: here with an empty type, as without one.
+    assert.deepEqual(await post('/connect_tokens', '', 'callback_url=x'), [400, `missing required parameter: callback_url ${note('sent without a Content-Type')}`]);
+    // A form, or no body at all, has nothing more to say.
+    assert.deepEqual(await post('/accounts', 'application/x-www-form-urlencoded', ''), [400, 'missing required parameter: email']);
+    assert.deepEqual(await post('/accounts', 'application/json', ''), [400, 'missing required parameter: email']);
+    assert.equal(emu.store.listAccounts().length + emu.store.listConnectTokens().length, 0, 'nothing was created');
+  });
+
   test('only a form type exactly is a form: a longer type that starts like one is not signed or parsed', async (t) => {
     const emu = await emulatorFor(t);
     const url = `${emu.url}/accounts`;
