@@ -269,7 +269,11 @@ const tokenCreated = timeUpTo(LAST_TIME - CONNECT_TOKEN_TTL_SECONDS, 'its expiry
  */
 const port: Check = (value) => (isPort(value) ? undefined : { at: '', why: `must be a port number from 1 to 65535${typeof value === 'number' ? `, not ${quotedSetting(String(value))}` : ''}` });
 const optional = (check: Check): Check => (value) => (value === undefined ? undefined : check(value));
-const orNull = (check: Check): Check => (value) => (value === null ? undefined : check(value));
+/** `null` or what `check` takes; refused, said so (`owner must be null or a string`: "a string" alone hid the null a top-level token has). */
+const orNull = (check: Check): Check => (value) => {
+  const problem = value === null ? undefined : check(value);
+  return problem && (problem.at === '' ? { at: '', why: problem.why.replace(/^must be /, 'must be null or ') } : problem);
+};
 const orFalse = (check: Check): Check => (value) => (value === false ? undefined : check(value));
 const listOf = (check: Check): Check => (value) => {
   if (!Array.isArray(value)) return { at: '', why: 'must be a list' };

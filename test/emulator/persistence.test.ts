@@ -672,6 +672,29 @@ describe('the data file as read and written', () => {
     assert.equal(restarted.store.getAccount(account.id)?.first_name, 'Whole 😀');
   });
 
+  test('the data file docs/emulator.md shows loads and is served as it says; a token written as the API renders it (no owner) is refused naming what owner may be', async () => {
+    const doc = await readFile('docs/emulator.md', 'utf8');
+    const example = /## The data file\n[\s\S]*?```json\n([\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(example, 'docs/emulator.md shows a data file under "The data file"');
+    const file = JSON.parse(example);
+    const dataFile = join(await tempDir(), 'state.json');
+    await writeFile(dataFile, example);
+    const emu = await startEmulator({ dataFile });
+    try {
+      const [account, token] = [file.accounts[0], file.tokens[0]];
+      const served = (await api(emu, `/accounts/${account.id}`)).body;
+      assert.deepEqual({ ...served, sources: served.sources.map(({ resource_url: _, ...source }: { resource_url: string }) => source), resource_url: undefined }, { ...account, resource_url: undefined }, 'the account is served as the file has it, with its links');
+      const used = (await api(emu, `/connect_tokens/${token.token}`)).body;
+      assert.deepEqual([used.used, used.expires, used.account.id], [token.used, false, account.id], 'the top-level token (owner null) is served used, embedding the account its account_id names');
+    } finally {
+      await emu.close();
+    }
+    // A token as GET /connect_tokens/{token} shows it: its family is the file's owner, which it lacks.
+    const rendered = { token: 'abcdef0123456789', email: '', created: file.tokens[0].created, used: 0, expires: file.tokens[0].created + 86_400, callback_url: 'http://localhost/', first_name: '', last_name: '', account: {} };
+    await writeFile(dataFile, JSON.stringify({ ...file, tokens: [rendered] }));
+    await assert.rejects(refusedStart({ dataFile }), /connect token #0 is malformed: owner must be null or a string\)/);
+  });
+
   test("a used token's account kept in the token (its account deleted) may say suspended false, as the upstream's embedded account does: loaded and served so", async () => {
     const { dataFile, state } = await savedState();
     // A fixture copied from an upstream's answer, where an embedded account's suspended is 0 or false.
