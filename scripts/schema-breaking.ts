@@ -3,11 +3,11 @@
 // intended in releases/ACCEPTED_BREAKING_CHANGES.md. Breaking changes break deployed frontends and
 // consumers' generated clients, so each must be a decision, recorded where the changelog is written from.
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
-import { buildASTSchema, buildSchema as buildSchemaFromSdl, isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
+import { isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
 import { projectRoot } from '../src/support/project-root.ts';
-import { schemaDocument, scriptOptions } from './schema-source.ts';
+import { currentSchema, releasedSchema, scriptOptions } from './schema-source.ts';
 
 const root = projectRoot();
 // `--releases <dir>` is for the script's own tests; the project's baseline is releases/.
@@ -33,8 +33,12 @@ if (!last) {
 }
 const lastVersion = `${last[1]}.${last[2]}.${last[3]}`;
 
-const released = buildSchemaFromSdl(readFileSync(join(releasesDir, last[0]), 'utf8'));
-const current = buildASTSchema(schemaDocument('schema:breaking'));
+const releasePath = join(releasesDir, last[0]);
+// Named in a fault as schema/'s files are, from the project's folder (`releases/0.1.0.graphql`); another folder, whole.
+const releaseInProject = relative(root, releasePath);
+const releaseFile = releaseInProject.startsWith('..') || isAbsolute(releaseInProject) ? releasePath : releaseInProject;
+const released = releasedSchema(releasePath, releaseFile, 'schema:breaking');
+const current = currentSchema('schema:breaking');
 const changes = await diff(released, current);
 
 /** An accepted change is a list item starting with its id in backticks: `` - `FIELD_REMOVED Account.username` — why ``. */

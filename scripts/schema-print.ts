@@ -4,15 +4,15 @@
 // when the committed files no longer match schema/*.graphql.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildASTSchema, introspectionFromSchema, printSchema } from 'graphql';
+import { introspectionFromSchema, printSchema } from 'graphql';
 import { projectRoot } from '../src/support/project-root.ts';
-import { schemaDocument, scriptOptions } from './schema-source.ts';
+import { currentSchema, scriptOptions } from './schema-source.ts';
 
 const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';
 
 /** The same SDL files the server loads, merged into one schema (no resolvers: the published shape only). */
 function publishedArtifacts(): Record<string, string> {
-  const schema = buildASTSchema(schemaDocument(check ? 'schema:check' : 'schema:print'));
+  const schema = currentSchema(check ? 'schema:check' : 'schema:print');
   return {
     'schema.graphql': HEADER + printSchema(schema) + '\n',
     'schema.json': JSON.stringify(introspectionFromSchema(schema), null, 2) + '\n',

@@ -1,20 +1,53 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { concatAST, type DocumentNode } from 'graphql';
-import { loadTypeDefs, SchemaSyntaxError } from '../src/graphql/schema.ts';
+import { buildASTSchema, concatAST, validateSchema, type DocumentNode, type GraphQLError, type GraphQLSchema } from 'graphql';
+// Internal to graphql-js (no public export checks SDL with its errors' locations): buildASTSchema runs the same
+// check and throws its messages joined, without the file or line of any.
+import { validateSDL } from 'graphql/validation/validate.js';
+import { inSdlFile, loadTypeDefs, parseSdl, SchemaSyntaxError } from '../src/graphql/schema.ts';
 import { refuseToStart } from './refuse-to-start.ts';
 
 /**
- * schema/*.graphql as one document, for the schema scripts: on a syntax error, `tool` says which file and
- * line and exits 1, with no stack trace (the error is in the SDL, not in the script).
+ * schema/*.graphql as one schema, for the schema scripts: on a syntax error, or a definition no schema can hold
+ * (a misspelt type, an input type as a field's type), `tool` says which file and line and exits 1, with no stack
+ * trace (the error is in the SDL, not in the script).
  */
-export function schemaDocument(tool: string): DocumentNode {
+export function currentSchema(tool: string): GraphQLSchema {
+  let document: DocumentNode;
   try {
-    return concatAST(loadTypeDefs());
+    document = concatAST(loadTypeDefs());
   } catch (error) {
     if (!(error instanceof SchemaSyntaxError)) throw error;
-    console.error(`${tool}: ${error.message}`);
-    process.exit(1);
+    return refuseSchema(tool, [error.message]);
   }
+  return schemaOf(document, tool);
+}
+
+/** The schema of a released SDL file (`path`, named `file` in messages), refused as schema/'s is. */
+export function releasedSchema(path: string, file: string, tool: string): GraphQLSchema {
+  let document: DocumentNode;
+  try {
+    document = parseSdl(readFileSync(path, 'utf8'), file);
+  } catch (error) {
+    if (!(error instanceof SchemaSyntaxError)) throw error;
+    return refuseSchema(tool, [error.message]);
+  }
+  return schemaOf(document, tool);
+}
+
+function schemaOf(document: DocumentNode, tool: string): GraphQLSchema {
+  const refuse = (errors: readonly GraphQLError[]) => refuseSchema(tool, errors.map(inSdlFile));
+  const sdlErrors = validateSDL(document);
+  if (sdlErrors.length > 0) return refuse(sdlErrors);
+  const schema = buildASTSchema(document, { assumeValidSDL: true });
+  // What only the built schema shows (a field of an input type): introspection and the diff would throw it.
+  const schemaErrors = validateSchema(schema);
+  return schemaErrors.length > 0 ? refuse(schemaErrors) : schema;
+}
+
+function refuseSchema(tool: string, faults: readonly string[]): never {
+  for (const fault of faults) console.error(`${tool}: ${fault}`);
+  process.exit(1);
 }
 
 /**

@@ -21,14 +21,24 @@ export function loadTypeDefs(): DocumentNode[] {
     .map((name) => parseSdl(readFileSync(join(folder, name), 'utf8'), `schema/${name}`));
 }
 
-function parseSdl(sdl: string, file: string): DocumentNode {
+/** `sdl`, the text of `file`, parsed: a syntax error is a SchemaSyntaxError naming the file and line. */
+export function parseSdl(sdl: string, file: string): DocumentNode {
   try {
     return parse(new Source(sdl, file));
   } catch (error) {
     if (!(error instanceof GraphQLError)) throw error;
-    const at = error.locations?.[0];
-    throw new SchemaSyntaxError(`${file}${at ? `:${at.line}:${at.column}` : ''}: ${error.message}`, { cause: error });
+    throw new SchemaSyntaxError(inSdlFile(error), { cause: error });
   }
+}
+
+/**
+ * A GraphQL error about SDL as `file:line:column: message`, the file being the name its text was parsed under
+ * (graphql's own message names neither).
+ */
+export function inSdlFile(error: GraphQLError): string {
+  const at = error.locations?.[0];
+  const file = error.source?.name ?? error.nodes?.[0]?.loc?.source.name;
+  return `${file ?? 'the schema'}${at ? `:${at.line}:${at.column}` : ''}: ${error.message}`;
 }
 
 /** The executable schema from `schema/`'s SDL and the resolvers: each gateway builds it once, when it starts. */

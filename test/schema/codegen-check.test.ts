@@ -70,6 +70,46 @@ test('a syntax error in schema/ fails schema:check and schema:breaking with its 
   }
 });
 
+test('a schema/ that parses but is no valid schema fails schema:check and schema:breaking with its file, line and column, without a stack trace', (t) => {
+  const reads = ['scripts', 'src', 'schema', 'releases', 'schema.graphql', 'schema.json', 'package.json', 'tsconfig.json'];
+  const invalid = [
+    // A misspelt type: graphql-js says it without its file or line, thrown with a stack trace.
+    [(sdl: string) => sdl.replace('  firstName: String\n', '  firstName: Strin\n'), /schema\/account\.graphql:\d+:14: Unknown type "Strin"\. Did you mean "String"\?/],
+    // An input type as a field's type: a fault only the built schema's validation finds.
+    [(sdl: string) => sdl.replace('  firstName: String\n', '  firstName: AccountFilter\n'), /schema\/account\.graphql:\d+:14: The type of Account\.firstName must be Output Type but got: AccountFilter\./],
+  ] as const;
+  for (const [edit, fault] of invalid) {
+    const { dir } = projectWithAccountSchema(t, edit, reads);
+    for (const [tool, args] of [['schema:check', ['scripts/schema-print.ts', '--check']], ['schema:breaking', ['scripts/schema-breaking.ts']]] as const) {
+      const result = spawnSync(process.execPath, ['--import', 'tsx', ...args], { cwd: dir, encoding: 'utf8' });
+      const output = result.stdout + result.stderr;
+      assert.equal(result.status, 1, output);
+      assert.match(output, new RegExp(`^${tool}: ${fault.source}\\n$`), output);
+    }
+  }
+});
+
+test('a release file that does not parse or is no valid schema fails schema:breaking naming it, without a stack trace', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'ACCEPTED_BREAKING_CHANGES.md'), '# Accepted breaking schema changes\n\n## Since 0.2.0\n\n(none)\n');
+  const published = readFileSync(join(root, 'schema.graphql'), 'utf8');
+  const releases = [
+    // The release how-to has its first line replaced by hand: here with one that is no comment.
+    [published.replace(/^#/, 'Release 0.2.0:'), /:1:1: Syntax Error: Unexpected Name "Release"\./],
+    [published.replace('type Account {\n', 'type Account {\n  legacyField: Strin\n'), /:\d+:16: Unknown type "Strin"\. Did you mean "String"\?/],
+  ] as const;
+  for (const [release, fault] of releases) {
+    writeFileSync(join(dir, '0.2.0.graphql'), release);
+    const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'schema-breaking.ts'), '--releases', dir], { cwd: root, encoding: 'utf8' });
+    const output = result.stdout + result.stderr;
+    assert.equal(result.status, 1, output);
+    // Outside the project's folder, the file is named by its whole path.
+    const file = join(dir, '0.2.0.graphql').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(output, new RegExp(`^schema:breaking: ${file}${fault.source}\\n$`), output);
+  }
+});
+
 test('the schema scripts refuse an option they do not know or a folder they cannot read, naming it, and write nothing', (t) => {
   const reads = ['scripts', 'src', 'schema', 'releases', 'schema.graphql', 'schema.json', 'package.json', 'tsconfig.json'];
   const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."), reads);
