@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import { projectRoot } from '../../src/support/project-root.ts';
 
 /**
- * `npm run codegen:check` (the first step of `npm test`) and the schema scripts as a contributor meets them after
+ * `npm run codegen:check` (the second step of `npm test`, after schema:check, which names a broken schema/ file and line) and the schema scripts as a contributor meets them after
  * editing schema/, run on a copy of the files they read so that the project's own schema stays as it is.
  */
 
