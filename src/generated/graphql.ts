@@ -49,7 +49,7 @@ export type Account = {
   /**
    * The mailboxes the account reads mail from. In a page of `accounts` filtered by `status` or `statusOk`, only
    * those that match, as Context.IO lists them: a client cache that merges objects by id should not let such a
-   * page's account replace one read elsewhere (docs/frontend.md).
+   * page's account replace one read elsewhere (the gateway's docs/frontend.md says how).
    */
   sources: Array<Source>;
   /** When the account was suspended; null when it is not. */
