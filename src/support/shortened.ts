@@ -36,12 +36,16 @@ export function shownSetting(value: string): string {
 }
 
 /**
- * JSON text with U+2028 and U+2029 escaped (`\u2028`), as JSON allows and JSON.stringify does not do: some line
- * readers (Python's str.splitlines, some editors and log viewers) break a line at them.
+ * JSON text with U+2028 and U+2029 escaped (`\u2028`), and U+0085 (next line, `\u0085`), as JSON allows and
+ * JSON.stringify does not do: some line readers (Python's str.splitlines, some editors and log viewers) break a
+ * line at them. U+0085 reaches a line from a header Node reads as Latin-1 (a byte 0x85 in `Host`).
  */
 export function withSeparatorsEscaped(json: string): string {
-  return json.replace(/[\u2028\u2029]/g, (separator) => `\\u${separator.charCodeAt(0).toString(16)}`);
+  return json.replace(LINE_BREAKS_JSON_KEEPS, (separator) => `\\u${separator.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** The line breaks of some readers that JSON.stringify leaves as they are (it escapes those below U+0020). */
+const LINE_BREAKS_JSON_KEEPS = /[\u0085\u2028\u2029]/g;
 
 /**
  * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without
@@ -52,11 +56,11 @@ export function settingValue(value: string): string {
 }
 
 /**
- * `text` on one line: its line breaks and other control characters escaped as JSON escapes them (`\n`), U+2028 and
- * U+2029 too, the rest as it is. For a line quoting what it did not choose (a failed start's reason naming a path
+ * `text` on one line: its line breaks and other control characters escaped as JSON escapes them (`\n`), U+0085,
+ * U+2028 and U+2029 too, the rest as it is. For a line quoting what it did not choose (a failed start's reason naming a path
  * from a `.env`): the rest of it must not stand on a line of its own, where it could pass for another line.
  */
 export function onOneLine(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u2028\u2029]/g, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
+  return text.replace(/[\u0000-\u001f\u0085\u2028\u2029]/g, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
 }

@@ -324,6 +324,15 @@ describe('the operation log line', () => {
     assert.deepEqual(refused.map((entry) => entry['host']), ['rebound.attacker.example']);
   });
 
+  it('keeps a refused Host holding a byte 0x85 on one line: read as Latin-1 it is U+0085, where Python\'s splitlines breaks a line', async () => {
+    const answer = await exchange(stack.gateway.url, `GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: evil\u0085{"level":"error","message":"forged"}\r\nConnection: close\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 403 /, answer);
+    const refusedLine = () => lines.find((line) => line.includes('request refused: open mode answers loopback host names only'));
+    await eventually(() => refusedLine() !== undefined);
+    assert.doesNotMatch(refusedLine()!, /\u0085/, refusedLine());
+    assert.match(String((JSON.parse(refusedLine()!) as Record<string, unknown>)['host']), /^evil.*\u0085\{"level":"error","message":"forged"\}$/, 'the host as it came, escaped');
+  });
+
   it('lists the codes of the answer sent, not of the one it replaced, when the answer was too large to send', async () => {
     // Below the ~200 bytes of a limit's refusal too.
     const capped = await startLoggingStack('info', { gateway: { maxAnswerBytes: 150 } });

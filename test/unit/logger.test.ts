@@ -72,6 +72,15 @@ describe('log lines', () => {
     assert.equal((JSON.parse(writes[0]!) as { subject: string }).subject, 'user\u2028{"level":"error"}\u2029');
   });
 
+  it('hold U+0085 (next line) escaped too: Python\'s splitlines breaks a line at it as well, and a Host header\'s byte 0x85 is one', async () => {
+    const { writes, lines } = manualBatcher();
+    const logger = createLogger('info', lines.write);
+    logger.info('a caller', { host: 'evil\u0085{"level":"error","message":"forged"}' });
+    await nextTurn();
+    assert.doesNotMatch(writes[0]!, /\u0085/, writes[0]);
+    assert.equal((JSON.parse(writes[0]!) as { host: string }).host, 'evil\u0085{"level":"error","message":"forged"}');
+  });
+
   it('are written at most once an interval: lines logged sooner wait for the rest of it, together', async () => {
     const { writes, lines, waits, advance } = manualBatcher();
     lines.write('a\n');
