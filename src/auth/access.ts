@@ -7,7 +7,14 @@ import { shortened } from '../support/shortened.ts';
  * included) plus what needs only a valid token.
  */
 export type Identity =
-  | { readonly kind: 'admin'; readonly issuer: string | undefined; readonly subject: string | undefined; readonly open: boolean }
+  | {
+      readonly kind: 'admin';
+      readonly issuer: string | undefined;
+      readonly subject: string | undefined;
+      /** As a scoped token's: what tells admin tokens without a subject (back ends, each its own) apart in the log. */
+      readonly tokenDigest?: string | undefined;
+      readonly open: boolean;
+    }
   | {
       readonly kind: 'scoped';
       readonly issuer: string | undefined;
@@ -32,14 +39,15 @@ export interface CallerLogFields {
 
 /**
  * Who made an operation, for its log line: what an operator auditing a write or a spent budget looks up.
- * The token's issuer and subject (identifiers, not credentials), or for a scoped token without a subject
- * the digest its budgets count it by; never the token itself. One subject from two issuers is two callers.
+ * The token's issuer and subject (identifiers, not credentials), or for a token without a subject the digest
+ * a scoped one's budgets count it by (an admin's too: "an admin" alone names none of the back ends holding
+ * such tokens); never the token itself. One subject from two issuers is two callers.
  */
 export function callerForLog(identity: Identity): CallerLogFields {
   const fields: CallerLogFields = { caller: identity.kind === 'admin' && identity.open ? 'open' : identity.kind };
   if (identity.issuer !== undefined) fields.issuer = shortened(identity.issuer, 200);
   if (identity.subject !== undefined) fields.subject = shortened(identity.subject, 200);
-  if (identity.kind === 'scoped' && identity.tokenDigest !== undefined) fields.tokenDigest = identity.tokenDigest;
+  if (identity.tokenDigest !== undefined) fields.tokenDigest = identity.tokenDigest;
   return fields;
 }
 

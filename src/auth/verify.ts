@@ -220,11 +220,12 @@ function identityOf(payload: JWTPayload, token: string): Identity {
   if (accounts !== undefined && !(Array.isArray(accounts) && accounts.every((id) => typeof id === 'string' && id !== ''))) {
     throw unauthenticated('The token\'s "accounts" claim must be an array of account ids');
   }
-  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', issuer, subject, open: false };
   // Subjects are unique per issuer; a token without one is counted on its own, by a digest of what is signed
   // (no token is kept): the signature can be respelt and still verify (a trailing `=`, unused low bits of its
-  // last character, ES256's mirrored S), and each spelling would be a new caller.
+  // last character, ES256's mirrored S), and each spelling would be a new caller. An admin is counted by no
+  // budget, but its log line names it so all the same: its writes are what an audit asks about.
   const tokenDigest = subject === undefined ? createHash('sha256').update(token.slice(0, token.lastIndexOf('.'))).digest('base64url') : undefined;
+  if (scope?.split(' ').includes(ADMIN_SCOPE)) return { kind: 'admin', issuer, subject, tokenDigest, open: false };
   // By the issuer as logged (an `iss` of no string, or empty, is none): callers told apart only by such a claim would
   // be counted apart yet logged alike.
   const caller = tokenDigest !== undefined ? `token ${tokenDigest}` : JSON.stringify([issuer ?? null, subject]);

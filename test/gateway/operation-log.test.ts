@@ -202,6 +202,29 @@ describe('the operation log line', () => {
     }
   });
 
+  it('names an admin token without a subject by its digest: the back ends holding such tokens are told apart in an audit of their writes', async () => {
+    const authed = await startLoggingStack('info', { gateway: { auth: { jwtSecret: SECRET } } });
+    try {
+      // As `npm run token -- --admin` mints them: an admin scope, no `sub`.
+      const billing = await hsToken({ scope: 'contextio:admin', svc: 'billing' });
+      const support = await hsToken({ scope: 'contextio:admin', svc: 'support' });
+      for (const token of [billing, support, billing]) assert.equal((await authed.gql('{ __typename }', {}, { authorization: `Bearer ${token}` })).status, 200);
+      const entries = await exactOperationLines(3, authed.gateway, authed.lines);
+      const digest = (token: string) => createHash('sha256').update(token.slice(0, token.lastIndexOf('.'))).digest('base64url');
+      assert.deepEqual(
+        entries.map((entry) => [entry['caller'], entry['subject'], entry['tokenDigest']]),
+        [
+          ['admin', undefined, digest(billing)],
+          ['admin', undefined, digest(support)],
+          ['admin', undefined, digest(billing)],
+        ],
+      );
+      for (const token of [billing, support]) assert.equal(authed.lines.join('\n').includes(token.split('.')[2]!), false, 'never the signature');
+    } finally {
+      await authed.close();
+    }
+  });
+
   it('names the limit that refused a document whose fields merge in too many ways, before validating it', async () => {
     // Refused once measured (MERGED_SELECTIONS, its cost `unbounded`) until the check before validation, which
     // counts the pairs graphql-js's merge check compares, came first: no line says an unmeasured cost now.
