@@ -39,6 +39,16 @@ export interface OperationOutcome {
    * field's failure blanking it (`data: null`), or its size (MAX_ANSWER_BYTES) replacing it.
    */
   writesMade?: WriteMade[];
+  /**
+   * The mutations of the writes whose request went out and whose outcome is unknown: it failed in a way that may
+   * have taken effect (a broken connection, a 502, a deadline), for the log line, which names them by mutation.
+   */
+  writesMaybeMade?: string[];
+  /**
+   * The write being made now, and the upstream requests the operation had sent when it began: a client leaving
+   * while it is out has the log line written before it settles, and it may have been made if a request went out.
+   */
+  writeUnderway?: { field: string; requestsBefore: number };
 }
 
 /** What every request's context is built from, made once per gateway. */

@@ -307,11 +307,21 @@ function logOperationOnClose(parts: Pick<EndpointParts, 'logger' | 'shutdown' | 
       // What it changed upstream, by mutation, in order (never the values: new tokens are capabilities): an
       // operator asked what a request did, one whose client left mid-mutation included, finds it here.
       ...(outcome.writesMade === undefined ? {} : { writes: outcome.writesMade.map((write) => write.field) }),
+      // Those whose request went out and whose outcome is unknown: failed so that they may have taken effect, or
+      // still out as the client left (cut then, as the operation stops).
+      ...writesMaybeMade(outcome, operation),
       ...(outcome.errorCodes.size > 0 ? { errors: [...outcome.errorCodes] } : {}),
       ...(outcome.limits.size > 0 ? { limits: [...outcome.limits] } : {}),
       ...(outcome.authFailure === undefined ? {} : { authFailure: outcome.authFailure }),
     });
   });
+}
+
+/** The log line's `writesMaybeMade`, when the operation has any. */
+function writesMaybeMade({ writesMaybeMade = [], writeUnderway }: OperationOutcome, operation: OperationScope): { writesMaybeMade?: string[] } {
+  const cut = writeUnderway !== undefined && operation.requests > writeUnderway.requestsBefore ? [writeUnderway.field] : [];
+  const maybeMade = [...writesMaybeMade, ...cut];
+  return maybeMade.length > 0 ? { writesMaybeMade: maybeMade } : {};
 }
 
 /** Apollo's answer, sent: its codes into the log line when Apollo refused the request itself, its size checked. */

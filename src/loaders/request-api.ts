@@ -70,6 +70,11 @@ export class RequestApi {
     this.#budgets = budgets;
   }
 
+  /** The upstream requests this operation has sent so far, retries included (none counted: 0). */
+  get requestsSent(): number {
+    return this.#signal?.requests ?? 0;
+  }
+
   /**
    * The same caller's API whose calls are only checked (`CancelSignal.checkOnly`): each write runs every check
    * the gateway makes before an upstream request (access here, then the client's own on what it would send)

@@ -2,6 +2,7 @@ import type { GraphQLResponse } from '@apollo/server';
 import { getNamedType, isLeafType, type GraphQLObjectType, type GraphQLResolveInfo } from 'graphql';
 import type { GatewayContext } from '../graphql/context.ts';
 import type { MutationResolvers } from '../generated/graphql.ts';
+import { saysItMayHaveTakenEffect } from '../upstream/failures.ts';
 
 /**
  * A write the operation made, as its caller would have read it: the field's response key, the mutation, and
@@ -25,9 +26,19 @@ export function notingWritesMade<Resolvers extends Record<string, MutationResolv
   const noting: Record<string, MutationResolver> = {};
   for (const [field, resolve] of Object.entries(resolvers)) {
     noting[field] = async (parent, args, context, info) => {
-      const payload = await resolve(parent, args, context, info);
-      (context.outcome.writesMade ??= []).push({ path: [info.path.key as string], field, payload: scalarsOf(payload, info.returnType, context, info) });
-      return payload;
+      const { outcome } = context;
+      outcome.writeUnderway = { field, requestsBefore: context.api.requestsSent };
+      try {
+        const payload = await resolve(parent, args, context, info);
+        (outcome.writesMade ??= []).push({ path: [info.path.key as string], field, payload: scalarsOf(payload, info.returnType, context, info) });
+        return payload;
+      } catch (error) {
+        // Not made as far as the gateway knows, but maybe made upstream: an audit of what changed must see it.
+        if (saysItMayHaveTakenEffect(error)) (outcome.writesMaybeMade ??= []).push(field);
+        throw error;
+      } finally {
+        outcome.writeUnderway = undefined;
+      }
     };
   }
   return noting as MutationResolvers;

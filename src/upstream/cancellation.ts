@@ -11,6 +11,8 @@ export interface CancelSignal {
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
   /** Called for each request the client sends on the caller's behalf (retries included): its upstream cost. */
   countRequest?(): void;
+  /** The requests counted by {@link countRequest} so far. */
+  readonly requests?: number;
   /** Called for each call the circuit breaker fails at once (open, or half-open with its trial call out). */
   countBreakerRefusal?(): void;
   /**

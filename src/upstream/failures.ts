@@ -152,7 +152,14 @@ export function failureOf(error: unknown): { failure: unknown; code: string | un
  * take the failure for a refusal. Nothing for a GET.
  */
 export function mayHaveTakenEffect(method: Method, mayHaveLanded: boolean, what = 'the request'): string {
-  return method !== 'GET' && mayHaveLanded ? `: ${what} may have taken effect` : '';
+  return method !== 'GET' && mayHaveLanded ? `: ${what} ${MAY_HAVE_TAKEN_EFFECT}` : '';
+}
+
+const MAY_HAVE_TAKEN_EFFECT = 'may have taken effect';
+
+/** Whether a write's failure says, as `mayHaveTakenEffect` adds, that it may have taken effect all the same. */
+export function saysItMayHaveTakenEffect(error: unknown): boolean {
+  return error instanceof Error && error.message.includes(MAY_HAVE_TAKEN_EFFECT);
 }
 
 /** What a call's message adds when its request was never sent: a write's did not take effect (a read has none to take). */

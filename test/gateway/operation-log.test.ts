@@ -98,6 +98,36 @@ describe('the operation log line', () => {
     assert.equal('writes' in (await exactOperationLines(1))[0]!, false);
   });
 
+  it('names the writes whose outcome is unknown: one that failed after its request went out, one its client left while it was out', async () => {
+    const broken = stack.emulator.store.createAccount({ email: 'broken@example.com' }).id;
+    const left = stack.emulator.store.createAccount({ email: 'left@example.com' }).id;
+    const kept = stack.emulator.store.createAccount({ email: 'kept@example.com' }).id;
+    // Deleted upstream, its answer lost on the way back: the caller is told it may have taken effect.
+    stack.emulator.addFault({ method: 'DELETE', path: `/accounts/${broken}`, drop: 'after-handling' });
+    const failed = await stack.gql('mutation Broken($id: ID!) { deleteAccount(id: $id) { success } }', { id: broken });
+    assert.match(failed.body.errors?.[0]?.message ?? '', /may have taken effect/, JSON.stringify(failed.body));
+    // Deleted upstream as it arrives, its answer held back; the client leaves meanwhile.
+    stack.emulator.addFault({ method: 'DELETE', path: `/accounts/${left}`, answerAfterMs: 60_000 });
+    const controller = new AbortController();
+    const pending = fetch(stack.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: `mutation Left { deleteAccount(id: "${left}") { success } }` }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    await eventually(() => stack.emulator.store.getAccount(left) === undefined, { what: 'the delete made upstream' });
+    controller.abort();
+    await pending;
+    // Refused for sure (a 404), and refused before any request (bad input): neither may have changed anything.
+    await stack.gql('mutation Missing { deleteAccount(id: "0123456789abcdef01234567") { success } }');
+    await stack.gql('mutation Refused($id: ID!) { updateAccount(id: $id, input: {}) { success } }', { id: kept });
+    const entries = await exactOperationLines(4);
+    const said = (name: string) => entries.find((entry) => entry['operationName'] === name)!;
+    assert.deepEqual([said('Broken')['writesMaybeMade'], said('Broken')['writes'], said('Broken')['errors']], [['deleteAccount'], undefined, ['UPSTREAM_ERROR']]);
+    assert.deepEqual([said('Left')['writesMaybeMade'], said('Left')['clientWentAway']], [['deleteAccount'], true]);
+    for (const name of ['Missing', 'Refused']) assert.equal('writesMaybeMade' in said(name), false, `${name}: ${JSON.stringify(said(name))}`);
+  });
+
   it('names an operation by at most 100 characters of its name: one name may be a whole body long', async () => {
     const name = `Q${'x'.repeat(5_000)}`;
     const res = await stack.gql(`query ${name} { __typename }`);
