@@ -8,7 +8,7 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import { GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
+import { getOperationAST, GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../errors.ts';
 import {
@@ -303,7 +303,10 @@ function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin
             });
           }
         },
-        async didEncounterErrors({ errors, contextValue }) {
+        async didEncounterErrors({ errors, contextValue, document, request }) {
+          // Refused before its operation was picked (a document that does not validate, a limit, an unknown persisted
+          // query): named by the document's operation, or the name its caller sent, as the operation it meant.
+          if (contextValue.outcome.operationName === undefined) contextValue.outcome.operationName = intendedOperationName(document, request.operationName);
           for (const error of errors) {
             const original = unwrapResolverError(error);
             const code = publicCode(error);
@@ -322,6 +325,15 @@ function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin
       };
     },
   };
+}
+
+/**
+ * The name of the operation a refused request meant: the one `operationName` picks from the document (or its only
+ * one), else the `operationName` sent (no document: it did not parse, or a persisted query the gateway lacks).
+ */
+function intendedOperationName(document: DocumentNode | undefined, sent: string | undefined): string | null {
+  if (document === undefined) return typeof sent === 'string' ? sent : null;
+  return getOperationAST(document, sent)?.name?.value ?? null;
 }
 
 /**

@@ -136,6 +136,25 @@ describe('the operation log line', () => {
     assert.equal(entry!['operationName'], `${name.slice(0, 100)}…`);
   });
 
+  it('names an operation refused before it ran as the operation its document or its caller named: it was logged as null', async () => {
+    const post = async (body: Record<string, unknown>) =>
+      (await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
+    await post({ query: 'query Misspelt { acount(id: "x") { id } }' });
+    await post({ query: 'query First { __typename } query Second { nope }', operationName: 'Second' });
+    await post({ query: 'query Unparsed { account(id: ', operationName: 'Unparsed' });
+    await post({ query: '{ nope }' });
+    const entries = await exactOperationLines(4);
+    assert.deepEqual(
+      entries.map((entry) => [entry['operationName'], entry['errors']]),
+      [
+        ['Misspelt', ['GRAPHQL_VALIDATION_FAILED']],
+        ['Second', ['GRAPHQL_VALIDATION_FAILED']],
+        ['Unparsed', ['GRAPHQL_PARSE_FAILED']],
+        [null, ['GRAPHQL_VALIDATION_FAILED']],
+      ],
+    );
+  });
+
   it('counts every request sent, retries included: the operation’s cost of the key’s quota', async () => {
     const id = stack.emulator.store.createAccount({ email: 'retried@example.com' }).id;
     stack.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: 0, times: 1 });
