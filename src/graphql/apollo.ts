@@ -8,7 +8,7 @@ import {
   ApolloServerPluginUsageReportingDisabled,
 } from '@apollo/server/plugin/disabled';
 import { InMemoryLRUCache } from '@apollo/utils.keyvaluecache';
-import { getOperationAST, GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type ValidationContext } from 'graphql';
+import { getOperationAST, GraphQLError, type ASTVisitor, type DocumentNode, type GraphQLFormattedError, type Token, type ValidationContext } from 'graphql';
 import type { GatewayContext } from './context.ts';
 import { callerCodeOf, ErrorCode, HttpRefusalCode, OPERATION_CODES } from '../errors.ts';
 import {
@@ -124,17 +124,41 @@ function isValidationAborted(error: unknown): boolean {
 /** The longest error message answered; longer ones (quoting a caller's large value) are cut. */
 const MAX_MESSAGE_LENGTH = 1_000;
 
-/** The document cache's size, as `documentSize` measures it. */
+/** The document cache's size, as `documentSize` measures it: about the heap its documents hold. */
 const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
 
 /**
- * A cached document's size: the JSON of its syntax tree, as Apollo measures it, plus the text it was parsed
- * from. The tree's locations keep that whole text alive, comments included, and their JSON is two numbers:
- * measured by its JSON alone, a 900 KB comment around `{ __typename }` cost a few bytes of the cache's
- * budget, and a few thousand such requests held gigabytes.
+ * A cached document's heap, estimated: the JSON of its syntax tree three times over (its nodes and their
+ * locations take about that), the text it was parsed from, each token it was read from, and what every
+ * entry holds besides (its key, the LRU's bookkeeping, the limits' measures of it). Measured in a gateway,
+ * `{ __typename }` holds ~3 KB, a page of 100 accounts with their sources and tokens ~14.5 KB. The tree's
+ * locations keep the text alive (a 900 KB comment around `{ __typename }` counted by its JSON alone cost a few
+ * bytes of the cache's budget) and every token, comments included, linked one to the next: one comment a
+ * line, as many as `MAX_QUERY_TOKENS` allows line breaks and none of them counted as tokens, is ~90 bytes
+ * each. Counted by its JSON and text alone, such a document (6 KB of text) held ~270 KB: the cache's 4 MiB
+ * held ~180 MB, and one caller sending distinct ones, one at a time, ran a gateway started with
+ * `--max-old-space-size=96` out of memory within 300 requests.
  */
 function documentSize(document: DocumentNode): number {
-  return InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0);
+  return 3 * InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0) + TOKEN_BYTES * tokensOf(document) + DOCUMENT_ENTRY_BYTES;
+}
+
+/** A token's heap, the string of its value included (a comment's, a name's), rounded up from ~86 measured. */
+const TOKEN_BYTES = 96;
+
+/** What a cached document holds whatever its size, rounded down from ~1.2 KB measured. */
+const DOCUMENT_ENTRY_BYTES = 1024;
+
+/** The tokens `document` was read from, comments included, as its location keeps them (none without one). */
+function tokensOf(document: DocumentNode): number {
+  let count = 0;
+  for (let token: Token | null | undefined = document.loc?.startToken; token; token = token.next) count++;
+  return count;
+}
+
+/** The cache of parsed, validated documents: see `documentSize`. */
+export function documentCache(): InMemoryLRUCache<DocumentNode> {
+  return new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize });
 }
 
 /** The automatic persisted queries' cache's size, as `persistedQuerySize` measures it. */
@@ -241,8 +265,8 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     // Parsed, validated documents are cached so a repeated operation skips both steps. Apollo's default
     // cache holds 30 MiB as measured on the documents' JSON, several times that in heap: a client sending
     // distinct large documents (even ones the limits then refuse) could pin it all. Frontends send a fixed
-    // set of operations, which fit many times over in this.
-    documentStore: new InMemoryLRUCache<DocumentNode>({ maxSize: DOCUMENT_CACHE_BYTES, sizeCalculation: documentSize }),
+    // set of operations, which fit many times over in this (documentSize: ~290 pages of 100 accounts).
+    documentStore: documentCache(),
     // Queries registered by hash: Apollo's default cache counts their text alone, up to 30 MiB (persistedQuerySize).
     persistedQueries: { cache: persistedQueryCache() },
     logger,
