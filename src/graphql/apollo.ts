@@ -129,31 +129,40 @@ const DOCUMENT_CACHE_BYTES = 4 * 1024 * 1024;
 
 /**
  * A cached document's heap, estimated: the JSON of its syntax tree three times over (its nodes and their
- * locations take about that), the text it was parsed from, each token it was read from, and what every
- * entry holds besides (its key, the LRU's bookkeeping, the limits' measures of it). Measured in a gateway,
- * `{ __typename }` holds ~3 KB, a page of 100 accounts with their sources and tokens ~14.5 KB. The tree's
- * locations keep the text alive (a 900 KB comment around `{ __typename }` counted by its JSON alone cost a few
- * bytes of the cache's budget) and every token, comments included, linked one to the next: one comment a
- * line, as many as `MAX_QUERY_TOKENS` allows line breaks and none of them counted as tokens, is ~90 bytes
- * each. Counted by its JSON and text alone, such a document (6 KB of text) held ~270 KB: the cache's 4 MiB
- * held ~180 MB, and one caller sending distinct ones, one at a time, ran a gateway started with
- * `--max-old-space-size=96` out of memory within 300 requests.
+ * locations take about that), the text it was parsed from, each token it was read from, the index of its lines
+ * that locating an error makes (`error-locations.ts`), and what every entry holds besides (its key, the LRU's
+ * bookkeeping, the limits' measures of it). Measured in a gateway, `{ __typename }` holds ~3 KB, a page of 100
+ * accounts with their sources and tokens ~14.5 KB. The tree's locations keep the text alive (a 900 KB comment
+ * around `{ __typename }` counted by its JSON alone cost a few bytes of the cache's budget) and every token,
+ * comments included, linked one to the next: one comment a line, as many as `MAX_QUERY_TOKENS` allows line
+ * breaks and none of them counted as tokens, is ~90 bytes each. Counted by its JSON and text alone, such a
+ * document (6 KB of text) held ~270 KB: the cache's 4 MiB held ~180 MB, and one caller sending distinct ones,
+ * one at a time, ran a gateway started with `--max-old-space-size=96` out of memory within 300 requests.
  */
 function documentSize(document: DocumentNode): number {
-  return 3 * InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0) + TOKEN_BYTES * tokensOf(document) + DOCUMENT_ENTRY_BYTES;
+  const { tokens, lines } = tokensOf(document);
+  return 3 * InMemoryLRUCache.sizeCalculation(document) + (document.loc?.source.body.length ?? 0) + TOKEN_BYTES * tokens + LINE_BYTES * lines + DOCUMENT_ENTRY_BYTES;
 }
 
 /** A token's heap, the string of its value included (a comment's, a name's), rounded up from ~86 measured. */
 const TOKEN_BYTES = 96;
 
+/** A line's place in the index of a document's lines, made when an error in it is located. */
+const LINE_BYTES = 4;
+
 /** What a cached document holds whatever its size, rounded down from ~1.2 KB measured. */
 const DOCUMENT_ENTRY_BYTES = 1024;
 
-/** The tokens `document` was read from, comments included, as its location keeps them (none without one). */
-function tokensOf(document: DocumentNode): number {
-  let count = 0;
-  for (let token: Token | null | undefined = document.loc?.startToken; token; token = token.next) count++;
-  return count;
+/** The tokens `document` was read from, comments included, as its location keeps them, and its lines (none without a location). */
+function tokensOf(document: DocumentNode): { tokens: number; lines: number } {
+  let tokens = 0;
+  let lines = 0;
+  // The last is the end of the text, on its last line.
+  for (let token: Token | null | undefined = document.loc?.startToken; token; token = token.next) {
+    tokens++;
+    lines = token.line;
+  }
+  return { tokens, lines };
 }
 
 /** The cache of parsed, validated documents: see `documentSize`. */

@@ -20,6 +20,13 @@ describe('the parsed-document cache', () => {
     assert.ok(kept >= 10 && kept <= 16, `${kept} documents kept`);
   });
 
+  it('counts the lines a document has, which locating its errors indexes: distinct documents of blank lines cannot fill the heap', async () => {
+    // As many lines as MAX_QUERY_TOKENS allows, blank: ~3 KB of text each, whose index of lines takes 12 KB once an error is located.
+    const kept = await keptOf(Array.from({ length: 1_000 }, (_, i) => `{ account(id: "${i}") { id } }${'\n'.repeat(2_999)}`));
+    // 4 MiB at ~20 KB each: ~210. Counted without their lines (~8 KB), ~540 stay.
+    assert.ok(kept >= 150 && kept <= 300, `${kept} documents kept`);
+  });
+
   it('counts each entry by the heap it holds: small documents ~3 KB each, a page of 100 accounts ~14 KB', async () => {
     const small = await keptOf(Array.from({ length: 20_000 }, (_, i) => `{ __typename } # ${i}`));
     // 4 MiB at ~2.8 KB each: ~1,470. Counted by their JSON and text alone (~430 bytes), ~9,800 stay (~29 MB).
