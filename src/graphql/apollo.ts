@@ -22,7 +22,7 @@ import {
   type OperationLimits,
 } from '../limits/index.ts';
 import { MAX_NESTING, nestingProblem, type FragmentCycle } from '../limits/nesting.ts';
-import { errorFields, type Logger } from '../logging/logger.ts';
+import { errorFields, messageOf, type Logger } from '../logging/logger.ts';
 import { nullVariablesPlugin } from '../resolvers/null-variables.ts';
 import { mutationPrecheckPlugin } from '../resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
@@ -278,7 +278,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     documentStore: documentCache(),
     // Queries registered by hash: Apollo's default cache counts their text alone, up to 30 MiB (persistedQuerySize).
     persistedQueries: { cache: persistedQueryCache() },
-    logger,
+    logger: apolloLogger(logger),
     // Apollo's own (JSON.stringify and a newline), except that a result larger than one string can hold
     // (possible within every limit when the upstream's values are large) gets an answer saying so, where
     // Apollo's error path would answer a masked 500 that no plugin sees. The HTTP layer logs it and applies
@@ -315,6 +315,23 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     ],
     formatError: (formatted, error) => formatForCaller(formatted, error, { limits, development, introspection }),
   });
+}
+
+/**
+ * The gateway's logger as Apollo calls it: Apollo passes an Error itself in a few places (a plugin's throw while it
+ * stops or loads its schema), which the JSON line wrote as `"message":{}`. Its message is written instead, never its
+ * stack (kept out of every line as errorFields keeps it).
+ */
+export function apolloLogger(logger: Logger): Logger {
+  const said = (message: unknown) => (typeof message === 'string' ? message : messageOf(message));
+  return {
+    announce: (level, message, fields) => logger.announce(level, message, fields),
+    enabled: (level) => logger.enabled(level),
+    debug: (message, fields) => logger.debug(said(message), fields),
+    info: (message, fields) => logger.info(said(message), fields),
+    warn: (message, fields) => logger.warn(said(message), fields),
+    error: (message, fields) => logger.error(said(message), fields),
+  };
 }
 
 /**

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { closeSync, openSync } from 'node:fs';
 import { createLogger, descriptorSink, errorFields, LineBatcher, messageOf, type LogFields } from '../../src/logging/logger.ts';
+import { apolloLogger } from '../../src/graphql/apollo.ts';
 import { manualTimer } from '../helpers/clock.ts';
 
 /** A sink that takes and keeps each write it is given. */
@@ -404,5 +405,25 @@ describe('what was thrown, in a log line', () => {
       assert.doesNotMatch(messageOf(thrown), /hunter2/);
     }
     assert.equal(messageOf(withoutPrototype), '[object Object]');
+  });
+});
+
+/**
+ * Apollo passes an Error itself to its logger in a few places (a plugin's throw while it stops or loads its
+ * schema): the JSON line wrote it as `"message":{}`, saying nothing.
+ */
+describe('the logger as Apollo is given it', () => {
+  it('writes an Error passed as the message by its message, never its stack', () => {
+    const written: string[] = [];
+    const logger = apolloLogger(createLogger('debug', (line) => written.push(line)));
+    const error = new Error('a plugin threw while stopping');
+    logger.error(error as unknown as string);
+    logger.warn('said as text');
+    const lines = written.map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(lines.map((line) => [line['level'], line['message']]), [
+      ['error', 'a plugin threw while stopping'],
+      ['warn', 'said as text'],
+    ]);
+    assert.equal(written.join('').includes('at '), false, 'no stack');
   });
 });
