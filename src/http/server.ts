@@ -335,14 +335,22 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
       });
     },
   );
-  httpServer.keepAliveTimeout = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
+  const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
+  httpServer.keepAliveTimeout = keepAliveTimeoutMs;
   // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
   // took too long to arrive) is answered in the envelope and with the headers of every other refusal (the CORS
   // grant when the request's headers were read).
-  httpServer.on('clientError', clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant }));
+  const answerClientError = clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant });
+  httpServer.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
+    // Node times a connection's first request from its accept: one that has sent nothing yet has no request to
+    // be late with. It is idle (closeOnceIdleUnused), and its first request gets the deadline from its first byte.
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.bytesRead === 0) return;
+    answerClientError(error, socket);
+  });
   httpServer.on('connect', connectRefuser({ logger, corsGrant }));
   httpServer.on('connection', (socket: Socket) => {
     shutdown.connectionOpened(socket);
+    closeOnceIdleUnused(socket, keepAliveTimeoutMs);
     // Once failures have stopped for an interval, the next connection accepted says how many went unsaid
     // since their line: the count of a burst's end would otherwise wait for the next burst.
     for (const [failure, unsaid] of acceptFailures.unsaidOnceQuiet(performance.now())) sayAcceptFailuresUnsaid(logger, failure, unsaid);
@@ -363,6 +371,19 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
     if (due) logger.error('a connection could not be accepted', { error: error.message, ...(isOutOfFileDescriptors(error.code) ? { hint: 'the process is out of file descriptors: raise its limit (ulimit -n, LimitNOFILE)' } : {}), ...due });
   });
   return httpServer;
+}
+
+/**
+ * Closes `socket` once it has been open `keepAliveTimeoutMs` without sending a byte, as Node closes a connection
+ * idle that long after an answer. A load balancer opens connections ahead of its requests and holds them for its
+ * idle timeout (AWS's 60 s): closed sooner (Node's 408 at the request deadline, 30 s), the balancer's first
+ * request on one races the close and its client gets a 502.
+ */
+function closeOnceIdleUnused(socket: Socket, keepAliveTimeoutMs: number): void {
+  const timer = setTimeout(() => {
+    if (socket.bytesRead === 0) socket.destroy();
+  }, keepAliveTimeoutMs).unref();
+  socket.once('close', () => clearTimeout(timer));
 }
 
 /** What the request handler works with, made once by startGateway: the IDE, and what `/graphql` works with. */

@@ -1502,6 +1502,34 @@ describe('HTTP settings', () => {
     }
   });
 
+  it('keep a connection that has sent nothing (a load balancer’s, opened ahead of its requests) past requestReceiveTimeoutMs, as idle for keepAliveTimeoutMs', { timeout: 20_000 }, async () => {
+    // Refused 408 and closed 30 s after its accept, a balancer holding it for its 60 s idle timeout raced its
+    // first request against the close: a 502, as with a keep-alive timeout below the balancer's.
+    const stack = await startStack({ gateway: { requestReceiveTimeoutMs: 300, keepAliveTimeoutMs: 60_000 } });
+    try {
+      const preconnected = connect(Number(new URL(stack.gateway.url).port), '127.0.0.1');
+      await once(preconnected, 'connect');
+      let received = '';
+      preconnected.on('data', (chunk: Buffer) => (received += chunk.toString()));
+      // Opened after it, and past its deadline once refused: the sweep that refuses it has reached the one opened first.
+      const trickled = await exchange(stack.gateway.url, 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n');
+      assert.match(trickled, /^HTTP\/1\.1 408 /, 'a request begun and left unfinished is still refused');
+      const closed = once(preconnected, 'close');
+      preconnected.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n');
+      await closed;
+      assert.match(received, /^HTTP\/1\.1 200 /, `its first request is answered, nothing before it: ${received}`);
+    } finally {
+      await stack.close();
+    }
+    const brief = await startStack({ gateway: { requestReceiveTimeoutMs: 300, keepAliveTimeoutMs: 1_000 } });
+    try {
+      // Closed once idle that long, as a kept-alive connection is: without an answer to a request it never sent.
+      assert.equal(await exchange(brief.gateway.url, ''), '', 'closed without a 408');
+    } finally {
+      await brief.close();
+    }
+  });
+
   it('replace an answer over maxAnswerBytes by QUERY_TOO_COMPLEX and data: null, in the media type asked for, logged with the request id', async () => {
     const lines: string[] = [];
     const { createLogger } = await import('../../src/logging/logger.ts');
