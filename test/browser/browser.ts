@@ -22,17 +22,26 @@ if (skipReason) console.log(`# browser tests ${skipReason}`);
 /** Where failure screenshots go (git-ignored). */
 export const RESULTS_DIR = join(projectRoot(), 'test-results');
 
+export interface BrowserTestOptions {
+  /**
+   * Keep the back/forward cache on, as in the browsers people use: playwright turns it off by default, so a page
+   * left by a navigation comes back reloaded on Back, never as it was left.
+   */
+  backForwardCache?: boolean;
+}
+
 /**
  * A browser test: a fresh Chromium profile per test, every page's console errors collected, and on failure
  * a screenshot of each open page in test-results/ before the error is reported.
  */
-export function browserTest(name: string, body: (context: BrowserContext, page: Page) => Promise<void>): void {
+export function browserTest(name: string, body: (context: BrowserContext, page: Page) => Promise<void>, options: BrowserTestOptions = {}): void {
   test(name, { skip: skipReason, timeout: 120_000 }, async () => {
     const profile = await mkdtemp(join(tmpdir(), 'contextio-graphql-chromium-'));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 800 },
+      ...(options.backForwardCache ? { ignoreDefaultArgs: ['--disable-back-forward-cache'] } : {}),
       args: [
         '--headless',
         '--no-sandbox',

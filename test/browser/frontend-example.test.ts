@@ -95,3 +95,29 @@ browserTest('Enter in the address field starts the flow, as the button does', as
   // The connect page is pre-filled with the address typed here.
   assert.equal(await page.locator('input[name="email"]').inputValue(), 'grace@example.com');
 });
+
+// The user who goes Back from the connect page (another mailbox in mind, a typo in the address) gets the start
+// page from the browser's back/forward cache, as it was left: it said "Redirecting to the connect page…" with
+// its button disabled, and nothing but a reload started again.
+browserTest('Back from the connect page finds the start page ready for another try', async (_context, page) => {
+  const emulatorOrigin = new URL(example.emulator!.url).origin;
+  await page.goto(example.url);
+  await page.getByLabel(/Email address/).fill('grace@example.com');
+  // A page reloaded would not have it: the test is about the page the cache keeps.
+  await page.evaluate(() => Object.assign(globalThis, { leftByTheTest: true }));
+  await page.getByRole('button', { name: 'Connect a mailbox' }).click();
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+
+  // 'commit': a page restored from the cache fires no load event.
+  await page.goBack({ waitUntil: 'commit' });
+  assert.equal(page.url(), example.url);
+  assert.equal(await page.evaluate(() => 'leftByTheTest' in globalThis), true, 'the start page came back from the back/forward cache');
+  await page.getByRole('button', { name: 'Connect a mailbox' }).waitFor({ state: 'visible' });
+  assert.equal(await page.getByRole('button', { name: 'Connect a mailbox' }).isEnabled(), true, 'the button can start again');
+  assert.equal(await page.getByRole('status').textContent(), '');
+  assert.equal(await page.getByLabel(/Email address/).inputValue(), 'grace@example.com');
+
+  // And it starts again.
+  await page.getByRole('button', { name: 'Connect a mailbox' }).click();
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+}, { backForwardCache: true });

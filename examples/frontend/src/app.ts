@@ -30,6 +30,14 @@ async function connectMailbox(): Promise<void> {
   }
 }
 
+// Back from the connect page, the browser may show this page as it was left, from its back/forward cache:
+// "Redirecting…" with the button disabled, which nothing would undo. The user came back to try again.
+addEventListener('pageshow', (event) => {
+  if (!event.persisted) return;
+  button.disabled = false;
+  status.textContent = '';
+});
+
 // A form, so that Enter in the address field starts too. `novalidate`: the gateway checks the address
 // (BAD_USER_INPUT), and its message is what this example shows, one rule in one place.
 form.addEventListener('submit', (event) => {
