@@ -28,12 +28,10 @@ function problemWithCommitted() {
     // The config's import paths (contextType, mappers) are written into the output as they are, not resolved:
     // the copy generated here has the same text as the committed file, though its imports lead nowhere.
     writeFileSync(join(dir, 'codegen.yml'), config);
-    // Not `--silent`, which hides the generator's errors too (a syntax error in schema/ said only "Command
-    // failed"): its progress lines are shown only when it fails, for the error among them.
-    const run = spawnSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml')], { encoding: 'utf8' });
+    // scripts/codegen.mjs's `--silent` shows the generator's output, the error among it, when it fails.
+    const run = spawnSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
     if (run.error) throw run.error;
     if (run.status !== 0) {
-      process.stderr.write(run.stdout + run.stderr);
       printSyntaxErrors();
       return `codegen:check: GraphQL Code Generator failed on schema/*.graphql (its output above): fix the schema, then run \`npm run codegen\`.`;
     }

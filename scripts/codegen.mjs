@@ -8,6 +8,13 @@ import { fileURLToPath } from 'node:url';
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js');
 const flags = ['--experimental-require-module', '--disable-warning=ExperimentalWarning'];
-const run = spawnSync(process.execPath, [...flags, bin, ...process.argv.slice(2)], { stdio: 'inherit' });
+const args = process.argv.slice(2);
+// The CLI's `--silent` silences its errors too: a schema change breaking an operation said only "One or more
+// errors occurred", not which field of which document. So `--silent` is taken here: the CLI's output is kept,
+// and shown only when it fails.
+const silent = args.includes('--silent');
+const cliArgs = [...flags, bin, ...args.filter((arg) => arg !== '--silent')];
+const run = spawnSync(process.execPath, cliArgs, silent ? { encoding: 'utf8' } : { stdio: 'inherit' });
 if (run.error) throw run.error;
+if (silent && run.status !== 0) process.stderr.write(run.stdout + run.stderr);
 process.exit(run.status ?? 1);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
@@ -49,6 +50,52 @@ describe('the example frontend', () => {
     assert.match(query, /\bquery ConnectedAccount\b/);
     assert.match(query, /\bserver\b/);
     assert.equal(parse(query).definitions.length, 1);
+  });
+});
+
+/**
+ * `npm run example:codegen` (run by `npm test`'s typecheck:clients and at each `npm run example:frontend`) is
+ * `--silent`, which hid the generator's errors too: a schema change that breaks the example's operations, the
+ * very case it is there to catch, said only "One or more errors occurred, no files were generated", not which
+ * field of which operation. Run on a copy of what it reads, so that the project's schema stays as it is.
+ */
+describe('npm run example:codegen', () => {
+  const root = projectRoot();
+  function runOnSchema(edit: (sdl: string) => string) {
+    const dir = mkdtempSync(join(tmpdir(), 'example-codegen-test-'));
+    try {
+      for (const path of ['scripts/codegen.mjs', 'examples/frontend/codegen.yml']) cpSync(join(root, path), join(dir, path));
+      cpSync(join(root, 'examples', 'frontend', 'src'), join(dir, 'examples', 'frontend', 'src'), {
+        recursive: true,
+        filter: (source) => !source.includes(join('src', 'gql')),
+      });
+      symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+      writeFileSync(join(dir, 'schema.graphql'), edit(readFileSync(join(root, 'schema.graphql'), 'utf8')));
+      const run = spawnSync(process.execPath, [join(dir, 'scripts', 'codegen.mjs'), '--config', 'codegen.yml', '--silent'], {
+        cwd: join(dir, 'examples', 'frontend'),
+        encoding: 'utf8',
+      });
+      return { status: run.status, output: run.stdout + run.stderr };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('says which field of which operation a schema change broke', () => {
+    const { status, output } = runOnSchema((sdl) => {
+      const renamed = sdl.replace(/^ {2}server: String$/m, '  serverHost: String');
+      assert.notEqual(renamed, sdl, 'the schema has the sources\' server field to rename');
+      return renamed;
+    });
+    assert.equal(status, 1, output);
+    assert.match(output, /Cannot query field "server" on type "Source"/);
+    assert.match(output, /src\/operations\.ts:\d+:\d+/);
+  });
+
+  it('prints nothing when it succeeds', () => {
+    const { status, output } = runOnSchema((sdl) => sdl);
+    assert.equal(status, 0, output);
+    assert.equal(output, '');
   });
 });
 
