@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { startExample, type ExampleServer } from '../../examples/frontend/serve.ts';
+import { closedPort } from '../helpers/net.ts';
 import { browserTest, skipReason } from './browser.ts';
 
 /**
@@ -121,3 +122,23 @@ browserTest('Back from the connect page finds the start page ready for another t
   await page.getByRole('button', { name: 'Connect a mailbox' }).click();
   await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
 }, { backForwardCache: true });
+
+// A page on another origin than the gateway's learns nothing from a failed fetch but "Failed to fetch" (a
+// TypeError: the gateway down and its CORS refusing the page's origin look alike), which is all the page said.
+browserTest('a gateway that cannot be reached is said as such, naming its URL, the page\'s origin and CORS_ORIGINS', async (_context, page) => {
+  const gatewayUrl = `http://127.0.0.1:${await closedPort()}/graphql`;
+  const down = await startExample({ port: 0, gatewayUrl });
+  try {
+    await page.goto(down.url);
+    await page.getByRole('button', { name: 'Connect a mailbox' }).click();
+    const said = await page.getByRole('status').getByText(/^Could not start: /).textContent();
+    assert.equal(
+      said,
+      `Could not start: The gateway at ${gatewayUrl} could not be reached: it is not running, or its CORS_ORIGINS does not list this page's origin, ${down.origin}`,
+    );
+    await page.goto(`${down.url}callback?contextio_token=e40v3tkgoaa4hggo`);
+    await page.getByRole('status').getByText(/^Could not load the account: The gateway at /).waitFor();
+  } finally {
+    await down.close();
+  }
+});

@@ -22,12 +22,22 @@ export async function execute<TResult, TVariables>(
   document: TypedDocumentString<TResult, TVariables>,
   ...[variables]: TVariables extends Record<string, never> ? [] : [TVariables]
 ): Promise<TResult> {
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
-    // With auth on, add `authorization: Bearer <token>` here; the gateway does not use cookies.
-    body: JSON.stringify({ query: document.toString(), variables }),
-  });
+  let response: Response;
+  try {
+    response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+      // With auth on, add `authorization: Bearer <token>` here; the gateway does not use cookies.
+      body: JSON.stringify({ query: document.toString(), variables }),
+    });
+  } catch {
+    // The browser tells the page no more than "Failed to fetch": no answer and an answer CORS keeps from this
+    // origin look the same to it (the console says which).
+    throw new GraphQLRequestError(
+      `The gateway at ${endpoint} could not be reached: it is not running, or its CORS_ORIGINS does not list this page's origin, ${location.origin}`,
+      [],
+    );
+  }
   let body: { data?: TResult | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
   try {
     body = (await response.json()) as typeof body;
