@@ -122,8 +122,9 @@ export async function startExample(options: ExampleOptions = {}): Promise<Exampl
         upstreamMaxInFlight: 64,
         development: false,
         logger,
-        // The page and the gateway are different origins, as in most deployments: the gateway must allow it.
-        corsOrigins: [origin],
+        // The page and the gateway are different origins, as in most deployments: the gateway must allow it,
+        // at the name printed and at localhost, which Vite (whose port this takes) prints and developers type.
+        corsOrigins: [origin, `http://localhost:${port}`],
       });
       gatewayUrl = gateway.url;
     } catch (error) {

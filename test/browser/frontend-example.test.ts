@@ -142,3 +142,19 @@ browserTest('a gateway that cannot be reached is said as such, naming its URL, t
     await down.close();
   }
 });
+
+// Vite, whose port (5173) the example takes, prints its app as http://localhost:5173/, so that is the address a
+// frontend developer types: the page loaded, but the gateway allowed only http://127.0.0.1:5173.
+browserTest('the app opened at localhost, not the printed 127.0.0.1, connects a mailbox all the same', async (_context, page) => {
+  const emulatorOrigin = new URL(example.emulator!.url).origin;
+  const atLocalhost = example.url.replace('//127.0.0.1:', '//localhost:');
+  assert.notEqual(atLocalhost, example.url, 'the printed address names 127.0.0.1');
+  await page.goto(atLocalhost);
+  await page.getByRole('button', { name: 'Connect a mailbox' }).click();
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+  await page.fill('input[name="email"]', 'mary@example.com');
+  await page.fill('input[name="password"]', 'not-kept-by-the-emulator');
+  await page.locator('button#connect').click();
+  await page.waitForURL((url) => url.origin === new URL(atLocalhost).origin && url.pathname === '/callback');
+  await page.getByRole('status').getByText('Mailbox connected.').waitFor();
+});
