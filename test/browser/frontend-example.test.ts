@@ -158,3 +158,32 @@ browserTest('the app opened at localhost, not the printed 127.0.0.1, connects a 
   await page.waitForURL((url) => url.origin === new URL(atLocalhost).origin && url.pathname === '/callback');
   await page.getByRole('status').getByText('Mailbox connected.').waitFor();
 });
+
+// A used token's account the upstream sends as its id alone is loaded for its other fields (GET /accounts/{id});
+// that load's NOT_FOUND (the account deleted since) is the account's, at connectToken.account…, not the token's,
+// which the page, branching on the code alone, told as "This connect token does not exist". The emulator always
+// embeds the account, so the gateway's answer for that case is given to the page here, as the gateway words it.
+browserTest('a NOT_FOUND below the connect token is not told as the token not existing', async (_context, page) => {
+  const token = 'e40v3tkgoaa4hggo';
+  const accountId = '9001650a171091e47adb92f0';
+  await page.route(example.gatewayUrl, (route) =>
+    route.fulfill({
+      status: 200,
+      headers: { 'content-type': 'application/graphql-response+json; charset=utf-8', 'access-control-allow-origin': example.origin },
+      body: JSON.stringify({
+        errors: [
+          {
+            message: `Not found: account "${accountId}"`,
+            path: ['connectToken', 'account', 'emailAddresses'],
+            extensions: { code: 'NOT_FOUND', upstream: { status: 404, method: 'GET', path: `/accounts/${accountId}` } },
+          },
+        ],
+        data: { connectToken: { token, used: true, email: 'kat@example.com', account: null } },
+      }),
+    }),
+  );
+  await page.goto(`${example.url}callback?contextio_token=${token}`);
+  await page.getByRole('status').getByText(/^(?!Loading)/).waitFor();
+  assert.equal(await page.getByRole('status').textContent(), `Could not load the account: Not found: account "${accountId}"`);
+  assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
+});

@@ -22,8 +22,8 @@ async function show(token: string): Promise<void> {
   try {
     ({ connectToken } = await execute(ConnectedAccount, { token }));
   } catch (error) {
-    // Branch on the error's code, never on its message.
-    if (!(error instanceof GraphQLRequestError && error.codes.includes('NOT_FOUND'))) throw error;
+    // Branch on the error's code and where it is, never on its message.
+    if (!(error instanceof GraphQLRequestError && error.failedWith('NOT_FOUND', ['connectToken']))) throw error;
     connectToken = null;
   }
   if (!connectToken) {

@@ -9,12 +9,29 @@ import type { TypedDocumentString } from './gql/graphql';
 /** The gateway's endpoint, written into the page by serve.ts (a deployed app would use its own config). */
 const endpoint = document.querySelector<HTMLMetaElement>('meta[name="graphql-endpoint"]')?.content ?? '/graphql';
 
+/** An entry of the answer's `errors`: what a page branches on is its `extensions.code`, never its message. */
+export interface GraphQLErrorEntry {
+  message: string;
+  path?: ReadonlyArray<string | number>;
+  extensions?: { code?: string };
+}
+
 export class GraphQLRequestError extends Error {
   constructor(
     message: string,
-    readonly codes: string[],
+    readonly errors: readonly GraphQLErrorEntry[],
   ) {
     super(message);
+  }
+
+  /**
+   * Whether the field at `path` itself failed with `code`: a field below it failing with the same code is
+   * another thing (connectToken's NOT_FOUND is no such token; connectToken.account's, no such account).
+   */
+  failedWith(code: string, path: ReadonlyArray<string | number>): boolean {
+    return this.errors.some(
+      (error) => error.extensions?.code === code && error.path?.length === path.length && error.path.every((key, i) => key === path[i]),
+    );
   }
 }
 
@@ -38,7 +55,7 @@ export async function execute<TResult, TVariables>(
       [],
     );
   }
-  let body: { data?: TResult | null; errors?: Array<{ message: string; extensions?: { code?: string } }> };
+  let body: { data?: TResult | null; errors?: GraphQLErrorEntry[] };
   try {
     body = (await response.json()) as typeof body;
   } catch {
@@ -46,10 +63,7 @@ export async function execute<TResult, TVariables>(
   }
   if (body.errors?.length || body.data == null) {
     const errors = body.errors ?? [];
-    throw new GraphQLRequestError(
-      errors.map((e) => e.message).join('; ') || `HTTP ${response.status}`,
-      errors.map((e) => e.extensions?.code ?? 'UNKNOWN'),
-    );
+    throw new GraphQLRequestError(errors.map((e) => e.message).join('; ') || `HTTP ${response.status}`, errors);
   }
   return body.data;
 }
