@@ -10,7 +10,7 @@ import { describeListenFailure } from '../../src/http/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
 import { argumentsProblem, wholeNumberSetting } from '../../src/config/settings.ts';
 import { quotedSetting } from '../../src/support/shortened.ts';
-import { isHttpUrl } from '../../src/support/url.ts';
+import { hasCredentials, isHttpUrl } from '../../src/support/url.ts';
 import { startGateway, type Gateway } from '../../src/http/server.ts';
 
 /**
@@ -169,9 +169,14 @@ function examplePort(): number {
  */
 function gatewayUrlSetting(): string | undefined {
   const value = process.env['GATEWAY_URL']?.trim() || undefined;
-  if (value === undefined || isHttpUrl(value)) return value;
-  const shown = value.includes('@') ? 'a value with an @, not shown' : quotedSetting(value);
-  return refuseToStart(`GATEWAY_URL must be a running gateway's http:// or https:// URL, such as http://localhost:4000/graphql (got ${shown})`);
+  if (value === undefined) return value;
+  if (!isHttpUrl(value)) {
+    const shown = value.includes('@') ? 'a value with an @, not shown' : quotedSetting(value);
+    return refuseToStart(`GATEWAY_URL must be a running gateway's http:// or https:// URL, such as http://localhost:4000/graphql (got ${shown})`);
+  }
+  // Else the start line would print them, and the page could send nothing: fetch() throws on such a URL.
+  if (hasCredentials(value)) return refuseToStart('GATEWAY_URL must not carry credentials (user:password@): browsers refuse to fetch a URL with them');
+  return value;
 }
 
 // `npm run example:frontend`: EXAMPLE_PORT (default 5173), GATEWAY_URL (default: start one here).

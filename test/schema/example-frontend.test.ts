@@ -153,6 +153,18 @@ describe('npm run example:frontend with a setting it cannot use', () => {
     assert.equal(result.stderr, 'example:frontend: takes no arguments (got "--port" "3000"): it is set through the environment, EXAMPLE_PORT and GATEWAY_URL (examples/frontend/README.md)\n');
   });
 
+  // Browsers refuse to fetch a URL with credentials in it (a TypeError), so the page could send nothing, and the
+  // app's start line printed the password, as the URL written into every page it served held it.
+  it('refuses a GATEWAY_URL with credentials in it, without showing them', async () => {
+    const result = await runExample('0', { GATEWAY_URL: 'http://user:hunter2@127.0.0.1:4000/graphql' });
+    assert.equal(result.status, 1, result.stderr);
+    assert.ok(!result.stderr.includes('hunter2'), result.stderr);
+    assert.equal(
+      result.stderr,
+      'example:frontend: GATEWAY_URL must not carry credentials (user:password@): browsers refuse to fetch a URL with them\n',
+    );
+  });
+
   it('does not show a GATEWAY_URL that may carry credentials', async () => {
     const result = await runExample('0', { GATEWAY_URL: 'ftp://user:hunter2@gw.example/graphql' });
     assert.equal(result.status, 1, result.stderr);
