@@ -48,7 +48,18 @@ export interface ExampleServer {
  */
 function generateDocuments(): void {
   const codegen = join(here, '..', '..', 'scripts', 'codegen.mjs');
-  execFileSync(process.execPath, [codegen, '--config', 'codegen.yml', '--silent'], { cwd: here, stdio: 'inherit' });
+  try {
+    execFileSync(process.execPath, [codegen, '--config', 'codegen.yml', '--silent'], { cwd: here, stdio: 'inherit' });
+  } catch {
+    // The generator has said why (a schema change an operation does not match, say): no stack trace after it.
+    throw new CodegenFailed();
+  }
+}
+
+class CodegenFailed extends Error {
+  constructor() {
+    super("GraphQL Code Generator failed on the example's operations (its output above)");
+  }
 }
 
 async function bundle(): Promise<Map<string, string>> {
@@ -187,6 +198,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const port = examplePort();
   const gatewayUrl = gatewayUrlSetting();
   const example = await startExample({ port, gatewayUrl, logger }).catch((error: unknown) => {
+    if (error instanceof CodegenFailed) return refuseToStart(error.message);
     // 5173 is Vite's default port too, so a frontend developer often has it taken: say which variable moves it.
     // The host is fixed (127.0.0.1), so only the port's failures (in use, not allowed) come here.
     const reason = describeListenFailure(error, { host: '127.0.0.1', port, hostVariable: 'host', portVariable: 'EXAMPLE_PORT' });

@@ -92,6 +92,26 @@ describe('npm run example:codegen', () => {
     assert.match(output, /src\/operations\.ts:\d+:\d+/);
   });
 
+  // `npm run example:frontend` regenerates them at each start: it said why above, then a stack trace of its own.
+  it('stops npm run example:frontend with one line after the generator\'s output, no stack trace', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'example-codegen-test-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    for (const path of ['package.json', 'src', 'scripts/codegen.mjs', 'examples/frontend']) {
+      cpSync(join(root, path), join(dir, path), { recursive: true, filter: (source) => !source.includes(join('src', 'gql')) });
+    }
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    writeFileSync(join(dir, 'schema.graphql'), readFileSync(join(root, 'schema.graphql'), 'utf8').replace(/^ {2}server: String$/m, '  serverHost: String'));
+    const run = spawnSync(process.execPath, ['--import', 'tsx', join(dir, 'examples', 'frontend', 'serve.ts')], {
+      env: { PATH: process.env['PATH'] ?? '', EXAMPLE_PORT: '0' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /Cannot query field "server" on type "Source"/);
+    assert.ok(!/\n\s+at /.test(run.stderr.replace(/\n\s+at \/.*operations\.ts:\d+:\d+\]/, '')), `no stack trace:\n${run.stderr}`);
+    assert.match(run.stderr, /\nexample:frontend: GraphQL Code Generator failed on the example's operations \(its output above\)\n$/);
+  });
+
   it('prints nothing when it succeeds', () => {
     const { status, output } = runOnSchema((sdl) => sdl);
     assert.equal(status, 0, output);
