@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
+import { escapeHtml } from '../../src/emulator/connect-page.ts';
 import { describeListenFailure } from '../../src/http/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
 import { argumentsProblem, wholeNumberSetting } from '../../src/config/settings.ts';
@@ -97,7 +98,7 @@ export async function startExample(options: ExampleOptions = {}): Promise<Exampl
     const page = pages[path as keyof typeof pages];
     if (page !== undefined) {
       // The endpoint is configuration, written into the page rather than built into the bundle.
-      const html = page.replaceAll('%GRAPHQL_ENDPOINT%', gatewayUrl.replace(/[&"<>]/g, ''));
+      const html = page.replaceAll('%GRAPHQL_ENDPOINT%', escapeHtml(gatewayUrl));
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
       return;
     }

@@ -53,6 +53,29 @@ describe('the example frontend', () => {
   });
 });
 
+// The endpoint is written into the pages' <meta>: '&' and '"' were dropped rather than escaped, so a gateway
+// URL whose query has two parameters (a function host's key and another) reached the page as another URL.
+describe('the example frontend\'s pages', () => {
+  it('carry the gateway URL as it was given, query and all', async () => {
+    const gatewayUrl = 'http://127.0.0.1:1/graphql?code=abc&region=eu&q="x"';
+    const server = await startExample({ port: 0, gatewayUrl });
+    try {
+      for (const path of ['', 'callback']) {
+        const html = await (await fetch(`${server.url}${path}`)).text();
+        const meta = /<meta name="graphql-endpoint" content="([^"]*)">/.exec(html);
+        assert.ok(meta, `the ${path || 'start'} page has the endpoint's meta`);
+        const named: Record<string, string> = { quot: '"', lt: '<', gt: '>', amp: '&', apos: "'" };
+        const decoded = meta[1]!.replace(/&(?:#(\d+)|(\w+));/g, (entity, code: string | undefined, name: string | undefined) =>
+          code !== undefined ? String.fromCharCode(Number(code)) : (named[name!] ?? entity),
+        );
+        assert.equal(decoded, gatewayUrl);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 /**
  * `npm run example:codegen` (run by `npm test`'s typecheck:clients and at each `npm run example:frontend`) is
  * `--silent`, which hid the generator's errors too: a schema change that breaks the example's operations, the
