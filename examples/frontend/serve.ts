@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
-import { escapeHtml } from '../../src/emulator/connect-page.ts';
+import { escapeHtml } from '../../src/support/html.ts';
 import { describeListenFailure } from '../../src/http/listen.ts';
 import { createLogger, silentLogger, type Logger } from '../../src/logging/logger.ts';
 import { argumentsProblem, wholeNumberSetting } from '../../src/config/settings.ts';

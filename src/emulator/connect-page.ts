@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { leftMidRequest } from '../http/body.ts';
+import { escapeHtml } from '../support/html.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 import { isDomainHint } from './persistence.ts';
@@ -155,11 +156,6 @@ function sendTokenProblem(res: ServerResponse, state: 'missing' | 'used' | 'expi
     return sendHtml(res, 410, errorPage('Link expired', 'This connect link has expired: links are valid for 24 hours. Ask the application for a new one.'));
   }
   return sendHtml(res, 404, errorPage('Unknown link', 'This connect link does not exist or has been deleted.'));
-}
-
-/** Escapes text for HTML element content and double-quoted attributes. */
-export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 const STYLE = `
