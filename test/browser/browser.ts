@@ -3,9 +3,10 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'node:test';
+import test, { after, before } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { projectRoot } from '../../src/support/project-root.ts';
+import { startStack, type Stack } from '../helpers/stack.ts';
 
 /**
  * Browser tests drive Debian's Chromium with playwright-core (never a browser download). Without it they are
@@ -94,4 +95,21 @@ export function ensureIdeBuilt(): void {
   const builtAt = existsSync(manifest) ? statSync(manifest).mtimeMs : 0;
   const stale = readdirSync(sources).some((name) => statSync(join(sources, name)).mtimeMs > builtAt);
   if (stale) execFileSync(process.execPath, [join(projectRoot(), 'scripts', 'build-ide.mjs')], { stdio: 'inherit' });
+}
+
+/**
+ * The gateway over the demo world that a file of IDE tests shares: started (the IDE built first) before its
+ * tests, closed after them; none when the browser tests are skipped.
+ */
+export function useIdeStack(): Stack {
+  let stack: Stack | undefined;
+  before(async () => {
+    if (skipReason) return;
+    ensureIdeBuilt();
+    stack = await startStack({ emulator: { seed: 'demo' } });
+  });
+  after(async () => {
+    await stack?.close();
+  });
+  return new Proxy({} as Stack, { get: (_, key) => Reflect.get(stack!, key) });
 }
