@@ -600,7 +600,11 @@ describe('writes are never duplicated', () => {
 
 describe('concurrency cap', () => {
   it('never has more upstream requests in flight than the cap, however many fields ask', async () => {
-    const stack = await startStack({ gateway: { upstreamMaxInFlight: 8, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000, maxTokens: 10_000 } } });
+    // Deadlines that only bound a hang (every answer comes): a call's counts its wait for a slot, and the last of
+    // 500 calls, 8 at a time, 50 ms each, waited over the suite's 5 s at a load of ~15 on 2 cores (UPSTREAM_TIMEOUT).
+    const stack = await startStack({
+      gateway: { upstreamMaxInFlight: 8, upstreamTimeoutMs: 60_000, operationTimeoutMs: 120_000, operationLimits: { maxAliases: 1_000, maxRootFields: 1_000, maxCost: 100_000, maxTokens: 10_000 } },
+    });
     try {
       const ids = Array.from({ length: 500 }, (_, i) => stack.emulator.store.createAccount({ email: `c${i}@example.com` }).id);
       // Each answer held 50 ms after arrival: the 8 requests the cap lets out are surely in flight together.
