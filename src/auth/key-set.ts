@@ -260,7 +260,7 @@ function isKeyList(value: unknown): value is { keys: JWK[] } {
 /**
  * The key set's fetch, its body read up to `MAX_JWKS_BYTES`: a provider's set is a few KB, and a 90 MB one would
  * otherwise be taken whole (every verification then costing ~25 ms). Larger, it is a set that could not be read.
- * Through `dispatcher` when one is given (the egress proxy's).
+ * Through `through`, the egress proxy's agent, when one is given.
  */
 export const fetchCapped = (through: KeySetDispatcher | undefined): FetchImplementation => async (url, options) => {
   // Node's fetch, or undici's through the egress proxy: Node's own takes no dispatcher of this undici's.

@@ -45,7 +45,10 @@ export function withSeparatorsEscaped(json: string): string {
 }
 
 /** The line breaks of some readers that JSON.stringify leaves as they are (it escapes those below U+0020). */
-const LINE_BREAKS_JSON_KEEPS = /[\u0085\u2028\u2029]/g;
+const JSON_KEPT_LINE_BREAKS = '\\u0085\\u2028\\u2029';
+const LINE_BREAKS_JSON_KEEPS = new RegExp(`[${JSON_KEPT_LINE_BREAKS}]`, 'g');
+/** What `onOneLine` escapes: the control characters JSON escapes, and the line breaks it keeps. */
+const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f${JSON_KEPT_LINE_BREAKS}]`, 'g');
 
 /**
  * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without
@@ -61,6 +64,5 @@ export function settingValue(value: string): string {
  * from a `.env`): the rest of it must not stand on a line of its own, where it could pass for another line.
  */
 export function onOneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u0085\u2028\u2029]/g, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
+  return text.replace(LINE_BREAKS_AND_CONTROLS, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
 }

@@ -127,6 +127,16 @@ function bareHost(host: string): string {
 }
 
 /**
+ * What a tunnel the proxy refused with `status` asks of the operator, for a tunnel to the host of `setting`'s URL
+ * (CONTEXTIO_API_URL, AUTH_JWKS_URL); undefined when its status says nothing of it (its own log says why).
+ */
+export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: string): string | undefined {
+  if (status === 407) return `it wants credentials: check the user name and password in ${proxy.variable}`;
+  if (status === 403) return `does it allow CONNECT to ${setting}’s host and port?`;
+  return undefined;
+}
+
+/**
  * The pool behind an egress proxy: undici's `ProxyAgent`, whose pool for the upstream (or the key set's host)
  * has `poolOptions`, each of its connections a CONNECT tunnel, for an http:// upstream too (forwarded as plain
  * requests, the signed calls would be the proxy's to cache or rewrite). The proxy's credentials go as the tunnels'
@@ -153,16 +163,6 @@ function bareHost(host: string): string {
  * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
  * DeprecationWarning on the gateway's stderr, among its log lines.
  */
-/**
- * What a tunnel the proxy refused with `status` asks of the operator, for a tunnel to the host of `setting`'s URL
- * (CONTEXTIO_API_URL, AUTH_JWKS_URL); undefined when its status says nothing of it (its own log says why).
- */
-export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: string): string | undefined {
-  if (status === 407) return `it wants credentials: check the user name and password in ${proxy.variable}`;
-  if (status === 403) return `does it allow CONNECT to ${setting}’s host and port?`;
-  return undefined;
-}
-
 export function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
   return new ProxyAgent({
     uri: origin,
