@@ -4,9 +4,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { startEmulator } from '../../src/emulator/index.ts';
 import { eventually } from '../helpers/eventually.ts';
-import { IN_MAIN, query, startMain, stopper, type Started } from '../helpers/main-process.ts';
+import { IN_MAIN, query, remoteUpstreamEnv, startMain, startRemoteUpstream, stopper, type Started } from '../helpers/main-process.ts';
 import { logEntries, runScript } from '../helpers/script.ts';
 import { startSlowDownload, type SlowRead } from '../helpers/stack.ts';
 
@@ -19,14 +18,12 @@ async function withOperationInFlight(
   shutdownGraceMs: string,
   run: (started: Started, inFlight: Promise<Awaited<ReturnType<typeof query>> | 'connection closed'>) => Promise<void>,
 ): Promise<void> {
-  const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+  const upstream = await startRemoteUpstream();
   try {
     const { id } = upstream.store.createAccount({ email: 'stuck@example.com' });
     upstream.addFault({ path: `/accounts/${id}`, hang: true });
     const started = await startMain({
-      CONTEXTIO_API_URL: upstream.url,
-      CONTEXTIO_CONSUMER_KEY: 'remote-key',
-      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      ...remoteUpstreamEnv(upstream),
       SHUTDOWN_GRACE_MS: shutdownGraceMs,
       UPSTREAM_TIMEOUT_MS: '120000',
       OPERATION_TIMEOUT_MS: '600000',
@@ -131,13 +128,11 @@ describe('npm start, stopping: the signals, the grace period, a save under way',
   });
 
   it('writes the operation line of an answer cut at the end of the grace period before it exits', { timeout: 60_000 }, async () => {
-    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    const upstream = await startRemoteUpstream();
     let download: SlowRead | undefined;
     try {
       const started = await startMain({
-        CONTEXTIO_API_URL: upstream.url,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
-        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        ...remoteUpstreamEnv(upstream),
         SHUTDOWN_GRACE_MS: '200',
       });
       download = await startSlowDownload(upstream, started.url);

@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
-import { startEmulator } from '../../src/emulator/index.ts';
 import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closedPort, closeServer, listenOnLoopback } from '../helpers/net.ts';
-import { IN_MAIN, query, startMain } from '../helpers/main-process.ts';
+import { IN_MAIN, query, REMOTE_KEY_PAIR, remoteUpstreamEnv, startMain, startRemoteUpstream } from '../helpers/main-process.ts';
 import { logEntries } from '../helpers/script.ts';
 
 /** A well-formed account id the emulator does not know: the gateway's call for it gets a 404. */
@@ -295,12 +294,10 @@ describe('npm start', () => {
   });
 
   it('with CONTEXTIO_API_URL uses that upstream and its key pair', async () => {
-    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    const upstream = await startRemoteUpstream();
     try {
       const started = await startMain({
-        CONTEXTIO_API_URL: upstream.url,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
-        CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+        ...remoteUpstreamEnv(upstream),
         // Left from a development .env: not in force, and said so.
         EMULATOR_DATA_FILE: '/nonexistent/emulator.json',
       });
@@ -312,7 +309,7 @@ describe('npm start', () => {
         // The ready line names the upstream it calls.
         const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
         assert.equal(ready['upstream'], upstream.url);
-        assert.ok(started.lines.every((l) => !l.includes('remote-secret')), 'no line holds the upstream’s secret');
+        assert.ok(started.lines.every((l) => !l.includes(REMOTE_KEY_PAIR.consumerSecret)), 'no line holds the upstream’s secret');
         assert.ok(started.lines.every((l) => !l.includes('names no API version')), 'no line says the upstream URL names no API version');
         const ignored = logEntries(started.lines).filter((entry) => String(entry['message']).includes('ignored: CONTEXTIO_API_URL is set'));
         assert.deepEqual(ignored.map((entry) => [entry['level'], entry['message']]), [['warn', 'EMULATOR_DATA_FILE is ignored: CONTEXTIO_API_URL is set, so the embedded emulator does not run']]);
@@ -325,9 +322,8 @@ describe('npm start', () => {
       // the caller asked for that does not exist.
       for (const unversionedUrl of [upstream.origin, `${upstream.url}/accounts`]) {
         const unversioned = await startMain({
+          ...remoteUpstreamEnv(upstream),
           CONTEXTIO_API_URL: unversionedUrl,
-          CONTEXTIO_CONSUMER_KEY: 'remote-key',
-          CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
         });
         try {
           const warning = logEntries(unversioned.lines).find((entry) => entry['level'] === 'warn' && String(entry['message']).includes('names no API version'));
@@ -344,10 +340,10 @@ describe('npm start', () => {
   });
 
   it('with CONTEXTIO_API_URL checks the upstream with one call after its ready line: a key pair it refuses is said at any log level', async () => {
-    const upstream = await startEmulator({ port: 0, seed: 'none', consumerKey: 'remote-key', consumerSecret: 'remote-secret' });
+    const upstream = await startRemoteUpstream();
     try {
       const calls = () => upstream.requests.map((r) => [r.method, r.path, r.query, r.status]);
-      const good = await startMain({ CONTEXTIO_API_URL: upstream.url, CONTEXTIO_CONSUMER_KEY: 'remote-key', CONTEXTIO_CONSUMER_SECRET: 'remote-secret' });
+      const good = await startMain(remoteUpstreamEnv(upstream));
       try {
         await eventually(() => upstream.requests.length > 0, IN_MAIN);
         assert.deepEqual(calls(), [['GET', '/accounts', 'limit=1&offset=0', 200]]);
@@ -361,7 +357,7 @@ describe('npm start', () => {
       const wrong = await startMain({
         LOG_LEVEL: 'error',
         CONTEXTIO_API_URL: upstream.url,
-        CONTEXTIO_CONSUMER_KEY: 'remote-key',
+        CONTEXTIO_CONSUMER_KEY: REMOTE_KEY_PAIR.consumerKey,
         CONTEXTIO_CONSUMER_SECRET: 'not-the-secret',
         EMULATOR_SEED: 'demo',
       });

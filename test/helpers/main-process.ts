@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { runScript, type RunningScript } from './script.ts';
 
 /*
@@ -14,6 +15,19 @@ export interface Started {
   url: string;
   /** Sends `signal` (SIGTERM unless told) and resolves to the exit code once all its output has been read. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The key pair of an emulator standing for a remote upstream (CONTEXTIO_API_URL), not the embedded one's. */
+export const REMOTE_KEY_PAIR = { consumerKey: 'remote-key', consumerSecret: 'remote-secret' } as const;
+
+/** An emulator standing for a remote upstream: empty, with its own key pair. */
+export function startRemoteUpstream(): Promise<Emulator> {
+  return startEmulator({ port: 0, seed: 'none', ...REMOTE_KEY_PAIR });
+}
+
+/** The settings that point `npm start` at `upstream`, a remote upstream of startRemoteUpstream's, with its key pair. */
+export function remoteUpstreamEnv(upstream: Pick<Emulator, 'url'>): Record<string, string> {
+  return { CONTEXTIO_API_URL: upstream.url, CONTEXTIO_CONSUMER_KEY: REMOTE_KEY_PAIR.consumerKey, CONTEXTIO_CONSUMER_SECRET: REMOTE_KEY_PAIR.consumerSecret };
 }
 
 /** Runs `src/main.ts` as `npm start` does (without the build step) and waits for its ready line. */
