@@ -147,7 +147,7 @@ function splitPath(path: string): string[] {
 function route(ctx: ApiContext, method: string, seg: string[], params: Params): Result {
   const [first, id, sub, item] = seg;
   const unknown = (): never => {
-    throw new HttpError(404, `unknown resource /${seg.join('/')}`);
+    throw new HttpError(404, `unknown resource /${quoted(seg.join('/'))}`);
   };
   if (first === 'accounts') {
     if (id === undefined) return dispatch(method, { GET: () => listAccounts(ctx, params), POST: () => createAccount(ctx, params) });
@@ -244,7 +244,7 @@ function listAccounts(ctx: ApiContext, params: Params): Result {
 function createAccount(ctx: ApiContext, params: Params): Result {
   const email = params.get('email')?.trim();
   if (!email) throw new MissingParameter('email');
-  if (!looksLikeEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
+  if (!looksLikeEmail(email)) throw new HttpError(400, `email ${quoted(email)} is invalid`);
   // The reference lets POST /accounts carry a first source's parameters.
   const sources: NewSource[] = [];
   const server = optionalServer(params);
@@ -277,7 +277,7 @@ function requireAccount(ctx: ApiContext, id: string) {
 
 /** The 404 of an account id the store does not know: one wording for every call, as `tokenNotFound` for tokens. */
 function accountNotFound(id: string): HttpError {
-  return new HttpError(404, `account ${id} is invalid`);
+  return new HttpError(404, `account ${quoted(id)} is invalid`);
 }
 
 function updateAccount(ctx: ApiContext, id: string, params: Params): Result {
@@ -312,7 +312,7 @@ function listSources(ctx: ApiContext, id: string, params: Params): Result {
 function getSource(ctx: ApiContext, id: string, label: string): Result {
   requireAccount(ctx, id);
   const source = ctx.store.getSource(id, label);
-  if (!source) throw new HttpError(404, `source ${label} is invalid`);
+  if (!source) throw new HttpError(404, `source ${quoted(label)} is invalid`);
   return ok(source);
 }
 
@@ -327,7 +327,7 @@ function createConnectToken(ctx: ApiContext, accountId: string | null, params: P
   const sourceCallbackUrl = optionalHttpUrl(params, 'source_callback_url');
   const statusCallbackUrl = optionalHttpUrl(params, 'status_callback_url');
   const email = params.get('email')?.trim() || undefined;
-  if (email && !isTokenEmail(email)) throw new HttpError(400, `email ${email} is invalid`);
+  if (email && !isTokenEmail(email)) throw new HttpError(400, `email ${quoted(email)} is invalid`);
 
   const input: NewConnectToken = { callback_url: callbackUrl };
   if (email) input.email = email;
@@ -356,7 +356,7 @@ function requireToken(token: UpstreamConnectToken | undefined, id: string): Upst
 }
 
 function tokenNotFound(token: string): HttpError {
-  return new HttpError(404, `connect_token ${token} is invalid`);
+  return new HttpError(404, `connect_token ${quoted(token)} is invalid`);
 }
 
 /**
@@ -435,6 +435,14 @@ function optionalServer(params: Params): string | undefined {
   const given = params.get('server')?.trim();
   if (!given) return undefined;
   const server = mailServerName(given);
-  if (server === undefined) throw new HttpError(400, `server ${given} is invalid: a mail server's host name is letters, digits, dots and hyphens`);
+  if (server === undefined) throw new HttpError(400, `server ${quoted(given)} is invalid: a mail server's host name is letters, digits, dots and hyphens`);
   return server;
+}
+
+/**
+ * A value the request sent, as an error quotes it back: the first 100 characters (a form body may hold 1 MiB of
+ * it, and an answer echoing it whole costs both sides for nothing).
+ */
+function quoted(value: string): string {
+  return shortened(value, 100);
 }

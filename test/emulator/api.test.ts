@@ -234,6 +234,26 @@ describe('accounts', () => {
     }
   });
 
+  test('an error quotes what was sent cut to 100 characters, whatever its length: a 1 MiB body is not echoed whole', async (t) => {
+    const emu = await emulatorFor(t);
+    const quoted = (value: string) => `${value.slice(0, 100)}…`;
+    const email = `${'a'.repeat(200_000)} x@example.com`;
+    const server = `${'a'.repeat(200_000)}_`;
+    const [account, source, token] = ['b', 'c', 'd'].map((letter) => letter.repeat(5000));
+    const cases: Array<[string, () => Promise<{ status: number; body: { value: string } }>, number, string]> = [
+      ['POST /accounts email', () => api(emu, '/accounts', { form: { email } }), 400, `email ${quoted(email)} is invalid`],
+      ['POST /accounts server', () => api(emu, '/accounts', { form: { email: 'x@example.com', server } }), 400, `server ${quoted(server)} is invalid: a mail server's host name is letters, digits, dots and hyphens`],
+      ['POST /connect_tokens email', () => api(emu, '/connect_tokens', { form: { callback_url: 'https://app.example/cb', email } }), 400, `email ${quoted(email)} is invalid`],
+      ['GET an unknown account', () => api(emu, `/accounts/${account}`), 404, `account ${quoted(account!)} is invalid`],
+      ['GET an unknown source', () => api(emu, `/accounts/${ADA}/sources/${source}`), 404, `source ${quoted(source!)} is invalid`],
+      ['GET an unknown token', () => api(emu, `/connect_tokens/${token}`), 404, `connect_token ${quoted(token!)} is invalid`],
+    ];
+    for (const [name, answer, status, value] of cases) {
+      const res = await answer();
+      assert.deepEqual([res.status, res.body.value], [status, value], name);
+    }
+  });
+
   test('an account made without a username gets one shaped like the upstream sample’s: its address with the @ as a dot, _ and 16 hex digits', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const res = await api(emu, '/accounts', { form: { email: 'me@example.com' } });
