@@ -6,7 +6,7 @@ import type { AccountRecord, TokenRecord } from './store.ts';
 import { versionOf, type FileVersion } from '../support/atomic-file.ts';
 import { jsonText } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
-import { isCallbackUrl } from '../support/url.ts';
+import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
 
@@ -248,6 +248,11 @@ export const FIRST_SOURCE_ALIAS = '0';
 const callbackUrl: Check = (value) =>
   string(value) ?? (isCallbackUrl(value as string) ? undefined : { at: '', why: "must be an absolute URL, http(s) or an app's own scheme, as the API takes one" });
 /**
+ * A URL the emulator calls itself (a token's `source_callback_url`, `status_callback_url`), as the API takes one:
+ * http(s) only. Loaded as any text, the connect page's call to it failed (logged) and told nobody.
+ */
+const httpUrl: Check = (value) => string(value) ?? (isHttpUrl(value as string) ? undefined : { at: '', why: 'must be an absolute http(s) URL, as the API takes one' });
+/**
  * A connect token's address, as the API takes one: an address or a domain (or none, empty). The connect page shows
  * any other as the token's mailbox, not to be changed, and refused every form sent with it: the token was of no use.
  */
@@ -362,8 +367,8 @@ const TOKEN_RECORD = shaped({
   callback_url: callbackUrl,
   first_name: optional(string),
   last_name: optional(string),
-  source_callback_url: optional(string),
-  status_callback_url: optional(string),
+  source_callback_url: optional(httpUrl),
+  status_callback_url: optional(httpUrl),
   source_sync_all_folders: optional(boolean),
   source_sync_flags: optional(boolean),
   source_raw_file_list: optional(boolean),

@@ -550,6 +550,15 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].first_name = '\udc00'), /account #0 is malformed: first_name must be a string of Unicode text/],
       // Of two sources of one label, the second was listed with the first one's resource_url, and GET of it gave the first.
       [(s) => s.accounts[0].sources.push({ ...s.accounts[0].sources[0], port: 143 }), /account #0 is malformed: sources\[1\] repeats the label "saved::imap\.example\.com" of sources\[0\]/],
+      // The API takes only http(s) callbacks it calls itself: loaded as any text, the connect page posted to none.
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', source_callback_url: 'ftp://files.example/cb' }),
+        /connect token #0 is malformed: source_callback_url must be an absolute http\(s\) URL, as the API takes one/,
+      ],
+      [
+        (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', status_callback_url: '/relative' }),
+        /connect token #0 is malformed: status_callback_url must be an absolute http\(s\) URL, as the API takes one/,
+      ],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 5, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
       // Used at the first second of the epoch is used all the same.
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 0, used: 1, callback_url: 'http://localhost/' }), /connect token #0 is used but names no account/],
