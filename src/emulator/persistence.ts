@@ -64,6 +64,8 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
     // Longer than a string can be (ERR_STRING_TOO_LONG, past 512 MB).
     throw cannotRead(error);
   }
+  // Said so rather than located as a JSON mistake ("at line 1, column 1, its end").
+  if (text.trim() === '') return fail('empty');
   let data: unknown;
   try {
     data = JSON.parse(text);

@@ -126,6 +126,12 @@ describe('persistence', () => {
     const quoted = await refusedStart({ dataFile }).then(() => '', (error: Error) => error.message);
     assert.match(quoted, /is corrupt \(not valid JSON\); fix or delete it$/);
     assert.doesNotMatch(quoted, /sesame|nul/, 'no text of the file is quoted');
+    // An empty file (`touch`ed, or cut short by a copy that failed) is said so, not located as a JSON mistake; it is
+    // kept, not seeded over: what emptied it may have been meant to fill it.
+    for (const blank of ['', ' \n\t\r\n']) {
+      await writeFile(dataFile, blank);
+      await assert.rejects(refusedStart({ dataFile }), /data file .*state\.json is corrupt \(empty\); fix or delete it$/, JSON.stringify(blank));
+    }
     await writeFile(dataFile, JSON.stringify({ format: 'contextio-emulator', version: 1, accounts: [{ id: 5 }], tokens: [] }));
     await assert.rejects(refusedStart({ dataFile }), /account #0 is malformed/);
     await writeFile(dataFile, '[]');
