@@ -6,13 +6,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { introspectionFromSchema, printSchema } from 'graphql';
 import { projectRoot } from '../src/support/project-root.ts';
+import { buildSchema as servedSchema } from '../src/graphql/schema.ts';
 import { currentSchema, scriptOptions } from './schema-source.ts';
 
 const HEADER = '# The Context.IO GraphQL gateway\'s schema, merged from schema/*.graphql by `npm run schema:print`: do not edit.\n\n';
 
-/** The same SDL files the server loads, merged into one schema (no resolvers: the published shape only). */
+/**
+ * The schema the gateway serves, once schema/*.graphql is known to hold one (said by file and line where not): in
+ * its order too, which is the order the executable schema merged the files in (Query and Mutation first), so that
+ * a consumer diffing a running gateway's introspection with these files sees only real changes.
+ */
 function publishedArtifacts(): Record<string, string> {
-  const schema = currentSchema(check ? 'schema:check' : 'schema:print');
+  currentSchema(check ? 'schema:check' : 'schema:print');
+  const schema = servedSchema();
   return {
     'schema.graphql': HEADER + printSchema(schema) + '\n',
     'schema.json': JSON.stringify(introspectionFromSchema(schema), null, 2) + '\n',
