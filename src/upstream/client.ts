@@ -167,6 +167,8 @@ interface Exchange {
 
 /** What `#answeredInError` returns when the call is to be tried again. */
 const TRY_AGAIN = Symbol('try again');
+/** A DELETE's answer when it is known done without one to read: the API's own success body. */
+const DELETED = '{"success":true}';
 
 /** How a call of a check-only signal (`CancelSignal.checkOnly`) ends once its request could be built. */
 export class CallChecked extends Error {
@@ -425,7 +427,9 @@ export class UpstreamClient {
         run.info.status = response.status;
         run.verdicts.answered(permit, response.status);
         this.#failures.answered();
-        return this.#parse(call, response.text, run.info);
+        // A DELETE answered 204 (No Content) is done, as HTTP has it: the API answers 200 {"success":true}, but a
+        // server or proxy speaking plain HTTP in front of it may not, and no body is then no unexpected one.
+        return this.#parse(call, call.method === 'DELETE' && response.status === 204 ? DELETED : response.text, run.info);
       }
       const answer = await this.#answeredInError(run, response, permit, request.headers.authorization!, attempt, lastAttempt);
       if (answer !== TRY_AGAIN) return answer;
@@ -728,7 +732,7 @@ export class UpstreamClient {
     }
     // A DELETE whose earlier attempt may have landed: the resource being gone is what was asked for. After
     // only refusals (429s), a 404 means it never existed.
-    if (call.method === 'DELETE' && status === 404 && run.mayHaveLanded) return this.#parse(call, '{"success":true}', info);
+    if (call.method === 'DELETE' && status === 404 && run.mayHaveLanded) return this.#parse(call, DELETED, info);
     throw failure();
   }
 

@@ -549,6 +549,16 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 31);
   });
 
+  it('takes a DELETE answered 204 No Content as done, as HTTP has it (not an unexpected body that may have taken effect)', async () => {
+    pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(204, '');
+    assert.deepEqual(await client.deleteAccount('x'), { success: true });
+    pool.intercept({ path: '/2.0/connect_tokens/t', method: 'DELETE' }).reply(204, '');
+    assert.deepEqual(await client.deleteConnectToken(null, 't'), { success: true });
+    // Another success without a body is still no answer to read: what it did is not known.
+    pool.intercept({ path: '/2.0/accounts/y', method: 'DELETE' }).reply(200, '');
+    await assert.rejects(client.deleteAccount('y'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'UPSTREAM_ERROR' && /may have taken effect/.test(e.message));
+  });
+
   it('answers a first-attempt 404 on DELETE as NOT_FOUND', async () => {
     pool.intercept({ path: '/2.0/accounts/x', method: 'DELETE' }).reply(404, { type: 'error', value: 'account x is invalid' }, JSON_HEADERS);
     await assert.rejects(client.deleteAccount('x'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
