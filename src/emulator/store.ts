@@ -98,7 +98,7 @@ export class ConnectTokenError extends Error {
   constructor(
     readonly reason: 'missing' | 'used' | 'expired' | 'invalid',
     message: string,
-    readonly field?: 'email' | 'port' | 'server',
+    readonly field?: 'email' | 'port' | 'server' | 'username' | 'first_name' | 'last_name',
   ) {
     super(message);
     this.name = 'ConnectTokenError';
@@ -203,6 +203,20 @@ export function mailServerName(given: string): string | undefined {
 
 /** A host name's shape (RFC 1123): labels of 1 to 63 letters, digits and inner hyphens, a final dot allowed. */
 const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * The longest text the connect page takes, in UTF-16 code units, as the gateway bounds what a caller sends (its
+ * names 256, addresses 254): whoever holds a link reaches the page, and what it keeps is listed back in every
+ * account page and, in the used token's copy of the account, in the token list, unpaged, whose used tokens never
+ * expire. A megabyte of names a flow put that list past the 32 MiB the gateway reads in 34 flows.
+ */
+const MAX_TYPED_TEXT_LENGTH = 256;
+const MAX_EMAIL_LENGTH = 254;
+
+/** Refuses, as the form's mistake on `field`, a value typed on the connect page longer than `max`. */
+function refuseLongerThan(value: string, max: number, field: NonNullable<ConnectTokenError['field']>, what: string): void {
+  if (value.length > max) throw new ConnectTokenError('invalid', `The ${what} is at most ${max} characters long.`, field);
+}
 
 /** A query string's `name=value` pair names `contextio_token`, however its name is encoded. */
 function isTokenPair(pair: string): boolean {
@@ -520,20 +534,28 @@ export class EmulatorStore {
     }
 
     // A domain hint (`@gmail.com`) is no address: the user's own is what the form sent.
-    const given = record.email && !isDomainHint(record.email) ? record.email : input.email;
-    const email = (given ?? '').trim();
+    const tokenEmail = record.email && !isDomainHint(record.email) ? record.email : undefined;
+    const email = (tokenEmail ?? input.email ?? '').trim();
     if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.', 'email');
+    if (tokenEmail === undefined) refuseLongerThan(email, MAX_EMAIL_LENGTH, 'email', 'email address');
     const [local = '', domain = ''] = email.split('@');
     const server = mailServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
+    refuseLongerThan(username, MAX_TYPED_TEXT_LENGTH, 'username', 'username');
     const port = input.port ?? 993;
     if (!isPort(port)) {
       throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.', 'port');
     }
     if (server === undefined) throw new ConnectTokenError('invalid', 'Enter a valid IMAP server name.', 'server');
     const sourceInput: NewSource = { email, username, server, port, use_ssl: input.use_ssl ?? true, status: 'OK' };
-    const firstName = input.first_name?.trim() || record.first_name;
-    const lastName = input.last_name?.trim() || record.last_name;
+    const owner = record.owner ?? input.existingAccountId ?? null;
+    // Only a new account takes the names typed (the page asks for them only then).
+    const typedFirstName = owner === null ? input.first_name?.trim() : undefined;
+    const typedLastName = owner === null ? input.last_name?.trim() : undefined;
+    refuseLongerThan(typedFirstName ?? '', MAX_TYPED_TEXT_LENGTH, 'first_name', 'first name');
+    refuseLongerThan(typedLastName ?? '', MAX_TYPED_TEXT_LENGTH, 'last_name', 'last name');
+    const firstName = typedFirstName || record.first_name;
+    const lastName = typedLastName || record.last_name;
 
     // The one field of the used token that is not the checked account's: checked before the account changes, so that a
     // refusal (only a clock before 1970 or past 9999 makes one) leaves the token usable and the account as it was.
@@ -542,7 +564,6 @@ export class EmulatorStore {
     if (usedProblem) throw new TypeError(`connect token not used: ${usedProblem}`);
 
     let account: AccountRecord;
-    const owner = record.owner ?? input.existingAccountId ?? null;
     if (owner === null) {
       const created = this.createAccount({
         email,

@@ -573,6 +573,30 @@ describe('connect flow', () => {
     assert.equal(emu.store.connectTokenState(token.token), 'usable');
   });
 
+  test('the form takes names, an address and a username no longer than the gateway lets a caller send: a longer one re-shows the form on that field', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    // Whoever holds a link reaches the page: a megabyte of names a flow, kept in the account and its used token,
+    // which never expires, put the API's unpaged token list past the 32 MiB the gateway reads within 34 flows.
+    const longest = { first_name: 'f'.repeat(256), last_name: 'l'.repeat(256), username: 'u'.repeat(256) };
+    const address = `${'a'.repeat(254 - '@b.example'.length)}@b.example`;
+    for (const [field, value, message] of [
+      ['first_name', 'f'.repeat(257), /The first name is at most 256 characters long\./],
+      ['last_name', 'l'.repeat(257), /The last name is at most 256 characters long\./],
+      ['username', 'u'.repeat(257), /The username is at most 256 characters long\./],
+      ['email', `a${address}`, /The email address is at most 254 characters long\./],
+    ] as const) {
+      const refused = await submit(emu.origin, token.token, { ...longest, email: address, port: '993', [field]: value });
+      assert.deepEqual([refused.status, message.test(refused.text)], [400, true], field);
+      assert.match(refused.text, new RegExp(`id="${field}" name="${field}" value="[^"]*" [^>]*aria-invalid="true"`), `${field} is marked as the field in error`);
+      assert.equal(emu.store.connectTokenState(token.token), 'usable', `${field}: the token stays usable`);
+    }
+    const accepted = await submit(emu.origin, token.token, { ...longest, email: address, port: '993' });
+    assert.equal(accepted.status, 303);
+    const [account] = emu.store.listAccounts();
+    assert.deepEqual([account?.first_name, account?.email_addresses, account?.sources[0]?.username], [longest.first_name, [address], longest.username]);
+  });
+
   test('unused tokens expire after 24 hours by the injected clock', async (t) => {
     // Half a second past the second: a time is the whole seconds the clock has passed, never the next.
     const clock = manualClock(Date.UTC(2024, 0, 1) + 500);
