@@ -1,6 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
+import { HAS_NAME_CONTROL, HAS_UNSEEN } from '../support/unseen-characters.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isDomainHint, isPort, looksLikeEmail, readState, tokenRecordProblem, type PersistedState } from './persistence.ts';
 import { removeStaleTemporaryFiles, writeAtomically, type FileVersion } from '../support/atomic-file.ts';
@@ -216,6 +217,14 @@ const MAX_EMAIL_LENGTH = 254;
 /** Refuses, as the form's mistake on `field`, a value typed on the connect page longer than `max`. */
 function refuseLongerThan(value: string, max: number, field: NonNullable<ConnectTokenError['field']>, what: string): void {
   if (value.length > max) throw new ConnectTokenError('invalid', `The ${what} is at most ${max} characters long.`, field);
+}
+
+/** Refuses, as the form's mistake on `field`, a name typed on the connect page that the gateway would refuse in a name. */
+function refuseUnlikeName(value: string, field: NonNullable<ConnectTokenError['field']>, what: string): void {
+  refuseLongerThan(value, MAX_TYPED_TEXT_LENGTH, field, what);
+  if (HAS_NAME_CONTROL.test(value)) {
+    throw new ConnectTokenError('invalid', `The ${what} must not contain control characters (line breaks, tabs, directional overrides …).`, field);
+  }
 }
 
 /** A query string's `name=value` pair names `contextio_token`, however its name is encoded. */
@@ -536,12 +545,15 @@ export class EmulatorStore {
     // A domain hint (`@gmail.com`) is no address: the user's own is what the form sent.
     const tokenEmail = record.email && !isDomainHint(record.email) ? record.email : undefined;
     const email = (tokenEmail ?? input.email ?? '').trim();
-    if (!looksLikeEmail(email)) throw new ConnectTokenError('invalid', 'Enter a valid email address.', 'email');
+    // One typed is held to what the gateway takes in an address: no space, control or invisible character.
+    if (!looksLikeEmail(email) || (tokenEmail === undefined && HAS_UNSEEN.test(email))) {
+      throw new ConnectTokenError('invalid', 'Enter a valid email address.', 'email');
+    }
     if (tokenEmail === undefined) refuseLongerThan(email, MAX_EMAIL_LENGTH, 'email', 'email address');
     const [local = '', domain = ''] = email.split('@');
     const server = mailServerName(input.server?.trim() || `imap.${domain}`);
     const username = input.username?.trim() || local;
-    refuseLongerThan(username, MAX_TYPED_TEXT_LENGTH, 'username', 'username');
+    refuseUnlikeName(username, 'username', 'username');
     const port = input.port ?? 993;
     if (!isPort(port)) {
       throw new ConnectTokenError('invalid', 'The port must be a number from 1 to 65535.', 'port');
@@ -552,8 +564,8 @@ export class EmulatorStore {
     // Only a new account takes the names typed (the page asks for them only then).
     const typedFirstName = owner === null ? input.first_name?.trim() : undefined;
     const typedLastName = owner === null ? input.last_name?.trim() : undefined;
-    refuseLongerThan(typedFirstName ?? '', MAX_TYPED_TEXT_LENGTH, 'first_name', 'first name');
-    refuseLongerThan(typedLastName ?? '', MAX_TYPED_TEXT_LENGTH, 'last_name', 'last name');
+    refuseUnlikeName(typedFirstName ?? '', 'first_name', 'first name');
+    refuseUnlikeName(typedLastName ?? '', 'last_name', 'last name');
     const firstName = typedFirstName || record.first_name;
     const lastName = typedLastName || record.last_name;
 

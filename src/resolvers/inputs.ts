@@ -2,7 +2,7 @@ import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
-import { HAS_UNSEEN } from '../support/unseen-characters.ts';
+import { HAS_NAME_CONTROL, HAS_UNSEEN } from '../support/unseen-characters.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -27,19 +27,11 @@ export function nameForm(input: { firstName?: string | null; lastName?: string |
   return { first_name: optionalName(input.firstName, 'input.firstName'), last_name: optionalName(input.lastName, 'input.lastName') };
 }
 
-/**
- * A person's name: text (below) without control characters (a NUL, a line break, an escape sequence that a
- * terminal showing a log or an export would act on), Unicode's line and paragraph separators, or the
- * directional embeddings, overrides and isolates that make text display in another order than it is stored.
- * Other invisible format characters stay: joiners are part of how names are written in Persian and Indic
- * scripts, and the left-to-right and right-to-left marks of mixed-direction names. So do the other
- * default-ignorable characters that ids, URLs and addresses refuse: variation selectors pick how a name's
- * character (an emoji, a CJK ideograph) is drawn, and a Hangul filler completes a syllable typed in parts.
- */
+/** A person's name: text (below) without the characters no name holds (HAS_NAME_CONTROL says which, and why). */
 function optionalName(value: string | null | undefined, name: string): string | null | undefined {
   if (value == null) return value;
   text(value, name, MAX_NAME_LENGTH);
-  if (/[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u.test(value)) {
+  if (HAS_NAME_CONTROL.test(value)) {
     throw argumentError(name, `${name} must not contain control characters (line breaks, tabs, NUL, directional overrides …)`);
   }
   return value;

@@ -10,3 +10,15 @@ const UNSEEN_CHARACTERS = String.raw`\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Poi
 
 /** Matches text holding one of UNSEEN_CHARACTERS. */
 export const HAS_UNSEEN = new RegExp(`[${UNSEEN_CHARACTERS}]`, 'u');
+
+/**
+ * What no person's name holds: control characters (a NUL, a line break, an escape sequence that a terminal showing
+ * a log or an export would act on), Unicode's line and paragraph separators, and the directional embeddings,
+ * overrides and isolates that make text display in another order than it is stored. Other invisible format
+ * characters stay: joiners are part of how names are written in Persian and Indic scripts, and the left-to-right
+ * and right-to-left marks of mixed-direction names. So do the other default-ignorable characters that ids, URLs
+ * and addresses refuse: variation selectors pick how a name's character (an emoji, a CJK ideograph) is drawn, and
+ * a Hangul filler completes a syllable typed in parts. The gateway's inputs and the emulator's connect page refuse
+ * the same set.
+ */
+export const HAS_NAME_CONTROL = /[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u;

@@ -597,6 +597,27 @@ describe('connect flow', () => {
     assert.deepEqual([account?.first_name, account?.email_addresses, account?.sources[0]?.username], [longest.first_name, [address], longest.username]);
   });
 
+  test('the form refuses, on its field, the characters the gateway refuses in what a caller sends: control and directional ones in names and usernames, invisible ones in addresses', async (t) => {
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const token = emu.store.createConnectToken(null, { callback_url: 'http://localhost/cb' });
+    const valid = { email: 'ada@b.example', first_name: 'Ada', last_name: 'Lovelace', username: 'ada', port: '993' };
+    for (const [field, value, message] of [
+      ['first_name', 'Ada\u001b[2J', /The first name must not contain control characters/],
+      ['last_name', 'Love\nlace', /The last name must not contain control characters/],
+      ['last_name', 'Lovelace\u202egpj.exe', /The last name must not contain control characters/],
+      ['username', 'ada\u0000', /The username must not contain control characters/],
+      ['email', 'ada\u200b@b.example', /Enter a valid email address\./],
+      ['email', '\u0000@b.example', /Enter a valid email address\./],
+    ] as const) {
+      const refused = await submit(emu.origin, token.token, { ...valid, [field]: value });
+      assert.deepEqual([refused.status, message.test(refused.text)], [400, true], `${field}: ${JSON.stringify(value)}`);
+      assert.equal(emu.store.connectTokenState(token.token), 'usable', `${field}: the token stays usable`);
+    }
+    // What names are written with stays: joiners (Persian, Indic scripts) and direction marks of mixed-direction names.
+    const accepted = await submit(emu.origin, token.token, { ...valid, first_name: 'می\u200cخواهم', last_name: 'Lovelace \u200fשלום' });
+    assert.equal(accepted.status, 303);
+  });
+
   test('unused tokens expire after 24 hours by the injected clock', async (t) => {
     // Half a second past the second: a time is the whole seconds the clock has passed, never the next.
     const clock = manualClock(Date.UTC(2024, 0, 1) + 500);
