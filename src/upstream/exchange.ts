@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { errors, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
 import { jsonText } from '../support/json-text.ts';
@@ -97,6 +98,17 @@ export class UnreadableAnswer extends Error {
 class ResponseTooLarge extends UnreadableAnswer {
   constructor(status: number) {
     super(status, `The upstream's answer is larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MiB`);
+  }
+}
+
+/**
+ * A success whose bytes are not UTF-8 (a server writing Latin-1, whatever charset its Content-Type names: the
+ * API's names none). Decoded anyway, each such byte would become U+FFFD, and a `René` be served as `Ren\uFFFD`
+ * as if the upstream had sent that, as the gateway refuses a request body that is not UTF-8 rather than read it so.
+ */
+class NotUtf8Answer extends UnreadableAnswer {
+  constructor(status: number) {
+    super(status, 'its body is not UTF-8');
   }
 }
 
@@ -254,6 +266,12 @@ export class Exchanges {
         location: Array.isArray(location) ? location[0] : location,
         text,
       });
+      /** Settles with the answer read whole; a success's body, which the call reads, must be UTF-8 (an error's only refines its status). */
+      const settleWhole = () => {
+        const bytes = body?.bytes();
+        if (status < 300 && bytes !== undefined && !isUtf8(bytes)) settle(new NotUtf8Answer(status));
+        else settle(undefined, answer(bytes === undefined ? '' : jsonText(bytes)));
+      };
       this.#pool.dispatch(
         { origin: this.#origin, ...options },
         {
@@ -298,7 +316,7 @@ export class Exchanges {
             last.stream.on('data', (decoded: Buffer) => {
               if (!collected.add(decoded)) refuse(new ResponseTooLarge(status));
             });
-            last.stream.once('end', () => settle(undefined, answer()));
+            last.stream.once('end', settleWhole);
             for (const { coding, stream } of decoding) stream.once('error', (error) => refuse(new UndecodableAnswer(status, coding, error)));
           },
           onResponseData: (controller, chunk) => {
@@ -321,7 +339,7 @@ export class Exchanges {
             // A compressed answer is settled once its last bytes are decoded (the last stage's 'end', above). An
             // empty body stays empty whatever its header says (a proxy's error page kept it): no decoder reads none.
             const first = decoding[0]?.stream;
-            if (first === undefined || received === 0) settle(undefined, answer());
+            if (first === undefined || received === 0) settleWhole();
             else first.end();
           },
           onResponseError: (_controller, error) => {

@@ -2851,6 +2851,34 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
     });
   });
 
+  it('refuses a success whose body is not UTF-8 (a Latin-1 é), plain or gzipped, rather than read it with U+FFFD for the byte; an error body so is still its status', async () => {
+    // A server writing Latin-1 (and saying so in its Content-Type, which the API's never names) sends René as 52 65 6E E9.
+    const latin1 = Buffer.from(JSON.stringify({ ...JSON.parse(accountAt('/2.0/accounts/a')), first_name: 'René' }), 'latin1');
+    const answers: [number, Buffer, Record<string, string>][] = [];
+    const server = createHttpServer((req, res) => {
+      req.resume();
+      const [status, body, headers] = answers.shift()!;
+      res.writeHead(status, { 'content-type': 'application/json; charset=iso-8859-1', ...headers }).end(body);
+    });
+    await withLocalUpstream(server, { timeoutMs: 5_000, maxInFlight: 1, maxAttempts: 1, breakerFailureThreshold: 100 }, async (client) => {
+      const notUtf8 = (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.equal(e.extensions?.['code'], 'UPSTREAM_ERROR');
+        assert.equal(e.message, 'The upstream answered with an unexpected body while reading account "a": its body is not UTF-8');
+        assert.equal((e.extensions?.['upstream'] as { status: unknown }).status, 200);
+        return true;
+      };
+      answers.push([200, latin1, {}]);
+      await assert.rejects(client.getAccount('a'), notUtf8);
+      answers.push([200, gzipSync(latin1), { 'content-encoding': 'gzip' }]);
+      await assert.rejects(client.getAccount('a'), notUtf8);
+      answers.push([404, Buffer.from('{"type":"error","value":"no account \xe9"}', 'latin1'), {}]);
+      await assert.rejects(client.getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'NOT_FOUND');
+      // The same name in UTF-8 is read as written.
+      answers.push([200, Buffer.from(latin1.toString('latin1')), {}]);
+      assert.equal((await client.getAccount('a')).first_name, 'René');
+    });
+  });
+
   it('ends a call whose retry another call’s longer pause keeps back with that pause, not its own earlier 429', async (t) => {
     // Each is answered 429 when the test says: 'short' first, then 'long'. No jitter past the 2 s.
     t.mock.method(Math, 'random', () => 0);
