@@ -31,8 +31,18 @@ function object(value: unknown, what: string): Json {
 function string(o: Json, key: string, what: string): string {
   const value = o[key];
   if (typeof value === 'string') return value;
-  if (typeof value === 'number') return String(value);
+  if (typeof value === 'number') return digitsOf(value, `${what}.${key}`);
   throw new ShapeError(`${what}.${key} is not a string`);
+}
+
+/**
+ * A string field sent as a number (some servers send ids so, or write every numeric-looking string as a number,
+ * as PHP's JSON_NUMERIC_CHECK does) as its digits; refused past 2^53, where JSON.parse has already rounded it:
+ * a user name or a token 12345678901234567891 arrives as 12345678901234567000, which would be served as the value.
+ */
+function digitsOf(value: number, what: string): string {
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) throw new ShapeError(`${what} is a number past 2^53, whose digits may have been lost`);
+  return String(value);
 }
 
 /**
@@ -51,7 +61,7 @@ function sendableId(value: string, what: string): string {
 
 function optionalString(o: Json, key: string): string | undefined {
   const value = o[key];
-  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : undefined;
+  return typeof value === 'string' ? value : typeof value === 'number' ? digitsOf(value, key) : undefined;
 }
 
 /**
@@ -159,7 +169,9 @@ function inList(index: number | undefined, fault: string): string {
 function parseSource(value: unknown): UpstreamSource {
   const o = object(value, 'source');
   // `""`, the "no value" some servers send, is no status: not one to show as a status the gateway does not know.
-  const status = optionalString(o, 'status') || undefined;
+  // Any other, a number past 2^53 included, is one (UNKNOWN): a status outside the set must not break the account.
+  const rawStatus = o['status'];
+  const status = (typeof rawStatus === 'string' || typeof rawStatus === 'number' ? String(rawStatus) : undefined) || undefined;
   const statusMessage = o['status_message'];
   return {
     label: string(o, 'label', 'source'),

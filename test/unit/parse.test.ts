@@ -186,6 +186,21 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'source.label is not a string');
   });
 
+  it('reads a string field sent as a number as its digits, but refuses one past 2^53, whose digits JSON.parse has already lost', () => {
+    // A server that writes numeric-looking strings as numbers (PHP's JSON_NUMERIC_CHECK) sends the user name
+    // "12345678901234567891" as 12345678901234567891, which parses to 12345678901234567000: served, a wrong name.
+    assert.equal(parseAccount({ id: 'x', created: 1, username: 12_345 }).username, '12345');
+    assert.equal(parseAccount(JSON.parse('{"id": 9007199254740991, "created": 1}')).id, '9007199254740991');
+    const lost = (key: string) => (error: unknown) => error instanceof ShapeError && error.message === `${key} is a number past 2^53, whose digits may have been lost`;
+    assert.throws(() => parseAccount(JSON.parse('{"id": "x", "created": 1, "username": 12345678901234567891}')), lost('username'));
+    assert.throws(() => parseAccount(JSON.parse('{"id": 12345678901234567891, "created": 1}')), lost('account.id'));
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: 1e21 }] }), lost('source.label'));
+    assert.throws(() => parseConnectToken(JSON.parse(`{"token": 98765432109876543210, "created": 1, "used": 0, "expires": 2}`)), lost('connect token.token'));
+    assert.throws(() => parseConnectToken({ ...token, email: 2 ** 60 }), lost('email'));
+    // A source's status so is still one outside the documented set, which must not break the account (UNKNOWN).
+    assert.equal(parseAccount({ id: 'x', created: 1, sources: [{ label: 'l', status: 2 ** 60 }] }).sources[0]?.status, String(2 ** 60));
+  });
+
   it('refuses a create whose answer has no resource_url, which the mutation’s payload serves', () => {
     assert.throws(() => parseCreateAccount({ success: true, id: 'abc' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
     assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', browser_redirect_url: 'b' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
