@@ -28,11 +28,25 @@ function object(value: unknown, what: string): Json {
   return value as Json;
 }
 
+/** Half a surrogate pair: JSON can spell one (`\ud83d`), though it is no character and has no UTF-8 form. */
+const HALF_PAIR = /\p{Cs}/u;
+const HALF_PAIRS = /\p{Cs}/gu;
+
 function string(o: Json, key: string, what: string): string {
   const value = o[key];
   if (typeof value === 'string') return value;
   if (typeof value === 'number') return digitsOf(value, `${what}.${key}`);
   throw new ShapeError(`${what}.${key} is not a string`);
+}
+
+/**
+ * A string that names a resource (a token, a label, a URL; an id's check is `sendableId`'s): refused when it holds
+ * half a surrogate pair, as no request could send it, and one with U+FFFD in its place would name another.
+ */
+function resourceName(o: Json, key: string, what: string): string {
+  const value = string(o, key, what);
+  if (HALF_PAIR.test(value)) throw new ShapeError(`${what}.${key} is not valid text: it holds half a surrogate pair`);
+  return value;
 }
 
 /**
@@ -59,9 +73,19 @@ function sendableId(value: string, what: string): string {
   return value;
 }
 
+/**
+ * A text shown as it came (a name, an address, a message), half a surrogate pair in it as U+FFFD, as a
+ * UTF-8 decoder shows a broken character (a server cutting a name at 256 UTF-16 units may cut an emoji in two):
+ * served as is, it reached clients as an escape of no character, which strict JSON readers (Rust's serde_json,
+ * Swift's) refuse, failing the whole answer for one letter of a name.
+ */
+function text(value: string): string {
+  return value.replace(HALF_PAIRS, '\uFFFD');
+}
+
 function optionalString(o: Json, key: string): string | undefined {
   const value = o[key];
-  return typeof value === 'string' ? value : typeof value === 'number' ? digitsOf(value, key) : undefined;
+  return typeof value === 'string' ? text(value) : typeof value === 'number' ? digitsOf(value, key) : undefined;
 }
 
 /**
@@ -127,8 +151,8 @@ function array(value: unknown, what: string): unknown[] {
 function emailAddresses(o: Json): string[] {
   const addresses: string[] = [];
   for (const entry of optionalList(o, 'email_addresses')) {
-    if (typeof entry === 'string') addresses.push(entry);
-    else if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['email'] === 'string') addresses.push((entry as Json)['email'] as string);
+    if (typeof entry === 'string') addresses.push(text(entry));
+    else if (typeof entry === 'object' && entry !== null && typeof (entry as Json)['email'] === 'string') addresses.push(text((entry as Json)['email'] as string));
   }
   return addresses;
 }
@@ -174,7 +198,7 @@ function parseSource(value: unknown): UpstreamSource {
   const status = (typeof rawStatus === 'string' || typeof rawStatus === 'number' ? String(rawStatus) : undefined) || undefined;
   const statusMessage = o['status_message'];
   return {
-    label: string(o, 'label', 'source'),
+    label: resourceName(o, 'label', 'source'),
     email: optionalString(o, 'email'),
     username: optionalString(o, 'username'),
     server: optionalString(o, 'server'),
@@ -183,7 +207,7 @@ function parseSource(value: unknown): UpstreamSource {
     type: optionalString(o, 'type'),
     authentication_type: optionalString(o, 'authentication_type'),
     status,
-    status_message: typeof statusMessage === 'string' ? statusMessage : null,
+    status_message: typeof statusMessage === 'string' ? text(statusMessage) : null,
     sync_period: optionalString(o, 'sync_period'),
     resource_url: optionalString(o, 'resource_url'),
   };
@@ -278,7 +302,7 @@ export function parseConnectToken(value: unknown): UpstreamConnectToken {
   const used = timestamp(o, 'used');
   const account = embeddedAccount(o['account'], used);
   return {
-    token: string(o, 'token', 'connect token'),
+    token: resourceName(o, 'token', 'connect token'),
     email: optionalString(o, 'email') || undefined,
     created: timestamp(o, 'created'),
     used,
@@ -320,7 +344,7 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
   return {
     success: created(o),
     token: sendableId(newName(o, 'token'), 'response.token'),
-    resource_url: string(o, 'resource_url', 'response'),
+    resource_url: resourceName(o, 'resource_url', 'response'),
     browser_redirect_url: browserPage(o, 'browser_redirect_url'),
   };
 }
@@ -332,13 +356,13 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
  */
 function browserPage(o: Json, key: string): string {
   const value = newName(o, key);
-  if (!isHttpUrl(value)) throw new ShapeError(`response.${key} is not an http(s) URL`);
+  if (!isHttpUrl(value) || HALF_PAIR.test(value)) throw new ShapeError(`response.${key} is not an http(s) URL`);
   return value;
 }
 
 export function parseCreateAccount(value: unknown): UpstreamCreateAccountResult {
   const o = object(value, 'response');
-  return { success: created(o), id: sendableId(newName(o, 'id'), 'response.id'), resource_url: string(o, 'resource_url', 'response') };
+  return { success: created(o), id: sendableId(newName(o, 'id'), 'response.id'), resource_url: resourceName(o, 'resource_url', 'response') };
 }
 
 /**

@@ -201,6 +201,38 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal(parseAccount({ id: 'x', created: 1, sources: [{ label: 'l', status: 2 ** 60 }] }).sources[0]?.status, String(2 ** 60));
   });
 
+  it('reads half a surrogate pair in a text (a name cut at 256 UTF-16 units inside an emoji) as U+FFFD, and refuses one in a token or label, which names a resource', () => {
+    // JSON spells it \ud83d; served as is, it reached clients as an escape of no character, which strict JSON
+    // readers (Rust's serde_json, Swift's) refuse, failing the whole answer, and others decode as U+FFFD anyway.
+    const cut = 'Zoë 😀'.slice(0, 5);
+    const account = parseAccount({
+      id: 'x',
+      created: 1,
+      first_name: cut,
+      last_name: '😀 Doe',
+      username: cut,
+      email_addresses: [`a${cut}@example.com`, { email: `b${cut}@example.com` }],
+      sources: [{ label: 'l', email: cut, username: cut, server: cut, type: cut, authentication_type: cut, sync_period: cut, status_message: cut, status: cut }],
+    });
+    assert.equal(account.first_name, 'Zoë \uFFFD');
+    assert.equal(account.last_name, '😀 Doe', 'a whole pair is kept');
+    assert.equal(account.username, 'Zoë \uFFFD');
+    assert.deepEqual(account.email_addresses, ['aZoë \uFFFD@example.com', 'bZoë \uFFFD@example.com']);
+    const [source] = account.sources;
+    assert.deepEqual([source?.email, source?.username, source?.server, source?.type, source?.authentication_type, source?.sync_period, source?.status_message], Array(7).fill('Zoë \uFFFD'));
+    // A status so is one outside the set (UNKNOWN), whatever it holds.
+    assert.equal(source?.status, cut);
+    const parsed = parseConnectToken({ ...token, email: cut, first_name: cut, last_name: '\udc00', callback_url: `https://a.example.com/${cut}` });
+    assert.deepEqual([parsed.email, parsed.first_name, parsed.last_name, parsed.callback_url], ['Zoë \uFFFD', 'Zoë \uFFFD', '\uFFFD', 'https://a.example.com/Zoë \uFFFD']);
+    const halfPair = (field: string) => (error: unknown) => error instanceof ShapeError && error.message === `${field} is not valid text: it holds half a surrogate pair`;
+    assert.throws(() => parseConnectToken({ ...token, token: `abc${cut}` }), halfPair('connect token.token'));
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: `me::${cut}` }] }), halfPair('source.label'));
+    assert.throws(() => parseCreateAccount({ success: true, id: 'abc', resource_url: `https://a.example.com/${cut}` }), halfPair('response.resource_url'));
+    const create = { success: true, token: 'abc', resource_url: 'u', browser_redirect_url: 'https://b.example/' };
+    assert.throws(() => parseCreateConnectToken({ ...create, resource_url: `https://a.example.com/${cut}` }), halfPair('response.resource_url'));
+    assert.throws(() => parseCreateConnectToken({ ...create, browser_redirect_url: `https://b.example/${cut}` }), (error) => error instanceof ShapeError && error.message === 'response.browser_redirect_url is not an http(s) URL');
+  });
+
   it('refuses a create whose answer has no resource_url, which the mutation’s payload serves', () => {
     assert.throws(() => parseCreateAccount({ success: true, id: 'abc' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
     assert.throws(() => parseCreateConnectToken({ success: true, token: 'abc', browser_redirect_url: 'b' }), (error) => error instanceof ShapeError && error.message === 'response.resource_url is not a string');
