@@ -24,6 +24,7 @@ import {
 import { MAX_NESTING, nestingProblem, type FragmentCycle } from '../limits/nesting.ts';
 import { errorFields, messageOf, type Logger } from '../logging/logger.ts';
 import { nullVariablesPlugin } from '../resolvers/null-variables.ts';
+import { numericIdsPlugin } from '../resolvers/numeric-ids.ts';
 import { mutationPrecheckPlugin } from '../resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 import { cutEnd } from '../support/shortened.ts';
@@ -305,11 +306,12 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
       ApolloServerPluginSchemaReportingDisabled(),
       ApolloServerPluginInlineTraceDisabled(),
       // In this order: Apollo runs every plugin's didResolveOperation at once (Promise.all) and answers the
-      // refusal that settles first; of those thrown before any await (the limits' and the null-variable check's),
+      // refusal that settles first; of those thrown before any await (the limits' and the variable checks'),
       // the first in this list. So an operation past a limit is refused for it whatever else is wrong with it,
       // and the mutation precheck, which refuses only after an await, answers only when neither refused.
       operationLimitsPlugin(limits, logger),
       nullVariablesPlugin(),
+      numericIdsPlugin(),
       mutationPrecheckPlugin(),
       outcomePlugin(logger, development),
     ],

@@ -405,6 +405,38 @@ describe('ids too long to name anything', () => {
   });
 });
 
+describe('ids sent as JSON numbers', () => {
+  const stack = useStack();
+
+  // graphql-js's ID takes an integer and uses its digits; past 2^53, JSON.parse has already rounded them, so
+  // 12345678901234567891 went upstream as "12345678901234567000": another id, a delete of another token.
+  for (const [name, value] of [
+    ['2^64', 2 ** 64],
+    ['1e21', 1e21],
+    ['-(2^53)', -(2 ** 53)],
+  ] as const) {
+    it(`are refused whole past 2^53, as a variable whose value does not fit its type, before any upstream call: ${name}`, async () => {
+      stack.emulator.clearRequests();
+      const res = await stack.gql(`query ($id: ID!, $t: ID!) { account(id: $id) { id } connectToken(token: $t) { token } }`, { id: value, t: 'abcdef0123456789' });
+      assert.equal(res.status, 400);
+      assert.equal(res.body.data, undefined);
+      assert.deepEqual(codes(res), ['BAD_USER_INPUT']);
+      assert.equal(res.body.errors![0]!.message, `Variable "$id" got invalid value ${JSON.stringify(value)}; an ID sent as a number past 2^53 has lost digits to JSON's rounding: send it as a string.`);
+      assert.deepEqual(stack.upstreamCalls(), []);
+      const write = await stack.gql(`mutation ($t: ID!) { deleteConnectToken(token: $t) { success } }`, { t: value });
+      assert.deepEqual(codes(write), ['BAD_USER_INPUT']);
+      assert.deepEqual(stack.upstreamCalls(), [], 'no delete of whatever the rounded digits name');
+    });
+  }
+
+  it('are read as their digits up to 2^53, as graphql-js reads an ID', async () => {
+    stack.emulator.clearRequests();
+    const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id: 2 ** 53 - 1 });
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts/9007199254740991']);
+  });
+});
+
 describe('ids with a space, a control or an invisible character', () => {
   const stack = useStack();
 
