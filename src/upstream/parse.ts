@@ -177,17 +177,22 @@ function optionalList(o: Json, key: string): unknown[] {
 export const listOf =
   <T>(item: (value: unknown) => T) =>
   (value: unknown): T[] =>
-    array(value, 'response').map((entry, index) => {
-      try {
-        return item(entry);
-      } catch (error) {
-        throw error instanceof ShapeError ? new ShapeError(inList(index, error.message)) : error;
-      }
-    });
+    itemsOf(array(value, 'response'), item);
+
+/** Each of `entries` read by `item`, one refused said with its place in `list` first (`sources[3]: …`). */
+function itemsOf<T>(entries: unknown[], item: (value: unknown) => T, list = 'response'): T[] {
+  return entries.map((entry, index) => {
+    try {
+      return item(entry);
+    } catch (error) {
+      throw error instanceof ShapeError ? new ShapeError(inList(index, error.message, list)) : error;
+    }
+  });
+}
 
 /** A list item's fault, its place in the answer said first (`response[3]: …`); `index` undefined for no list's. */
-function inList(index: number | undefined, fault: string): string {
-  return index === undefined ? fault : `response[${index}]: ${fault}`;
+function inList(index: number | undefined, fault: string, list = 'response'): string {
+  return index === undefined ? fault : `${list}[${index}]: ${fault}`;
 }
 
 function parseSource(value: unknown): UpstreamSource {
@@ -226,7 +231,7 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
     email_addresses: emailAddresses(o),
     first_name: name(o, 'first_name'),
     last_name: name(o, 'last_name'),
-    sources: optionalList(o, 'sources').map(parseSource),
+    sources: itemsOf(optionalList(o, 'sources'), parseSource, 'sources'),
   };
 }
 
@@ -267,7 +272,7 @@ export function parseAccount(value: unknown): UpstreamAccount {
     email_addresses: emailAddresses(o),
     first_name: name(o, 'first_name'),
     last_name: name(o, 'last_name'),
-    sources: optionalList(o, 'sources').map(parseSource),
+    sources: itemsOf(optionalList(o, 'sources'), parseSource, 'sources'),
     username: optionalString(o, 'username'),
     password_expired: timestamp(o, 'password_expired'),
     resource_url: optionalString(o, 'resource_url'),

@@ -183,7 +183,7 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseAccount({ id: true, created: 1 }), (error) => error instanceof ShapeError && error.message === 'account.id is not a string');
     assert.throws(() => parseConnectToken({ ...token, token: false }), (error) => error instanceof ShapeError && error.message === 'connect token.token is not a string');
     // A source's label is its id within its account.
-    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'source.label is not a string');
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ server: 'imap.example.com' }] }), (error) => error instanceof ShapeError && error.message === 'sources[0]: source.label is not a string');
   });
 
   it('reads a string field sent as a number as its digits, but refuses one past 2^53, whose digits JSON.parse has already lost', () => {
@@ -194,7 +194,7 @@ describe('tolerant parsing of upstream JSON', () => {
     const lost = (key: string) => (error: unknown) => error instanceof ShapeError && error.message === `${key} is a number past 2^53, whose digits may have been lost`;
     assert.throws(() => parseAccount(JSON.parse('{"id": "x", "created": 1, "username": 12345678901234567891}')), lost('username'));
     assert.throws(() => parseAccount(JSON.parse('{"id": 12345678901234567891, "created": 1}')), lost('account.id'));
-    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: 1e21 }] }), lost('source.label'));
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: 1e21 }] }), lost('sources[0]: source.label'));
     assert.throws(() => parseConnectToken(JSON.parse(`{"token": 98765432109876543210, "created": 1, "used": 0, "expires": 2}`)), lost('connect token.token'));
     assert.throws(() => parseConnectToken({ ...token, email: 2 ** 60 }), lost('email'));
     // A source's status so is still one outside the documented set, which must not break the account (UNKNOWN).
@@ -226,11 +226,21 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.deepEqual([parsed.email, parsed.first_name, parsed.last_name, parsed.callback_url], ['Zoë \uFFFD', 'Zoë \uFFFD', '\uFFFD', 'https://a.example.com/Zoë \uFFFD']);
     const halfPair = (field: string) => (error: unknown) => error instanceof ShapeError && error.message === `${field} is not valid text: it holds half a surrogate pair`;
     assert.throws(() => parseConnectToken({ ...token, token: `abc${cut}` }), halfPair('connect token.token'));
-    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: `me::${cut}` }] }), halfPair('source.label'));
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: `me::${cut}` }] }), halfPair('sources[0]: source.label'));
     assert.throws(() => parseCreateAccount({ success: true, id: 'abc', resource_url: `https://a.example.com/${cut}` }), halfPair('response.resource_url'));
     const create = { success: true, token: 'abc', resource_url: 'u', browser_redirect_url: 'https://b.example/' };
     assert.throws(() => parseCreateConnectToken({ ...create, resource_url: `https://a.example.com/${cut}` }), halfPair('response.resource_url'));
     assert.throws(() => parseCreateConnectToken({ ...create, browser_redirect_url: `https://b.example/${cut}` }), (error) => error instanceof ShapeError && error.message === 'response.browser_redirect_url is not an http(s) URL');
+  });
+
+  it('names the source a refused one is among an account’s sources (`sources[1]: …`), in a list after the account’s place', () => {
+    // An account of 40 sources refused for "port is not a whole number" named none of them.
+    const sources = [{ label: 'a', port: 993 }, { label: 'b', port: 'imaps' }];
+    const refused = (message: string) => (error: unknown) => error instanceof ShapeError && error.message === message;
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources }), refused("sources[1]: port is not a whole number within GraphQL's Int"));
+    assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: 'a' }, 5] }), refused('sources[1]: source is not an object'));
+    assert.throws(() => listOf(parseAccount)([{ id: 'y', created: 1 }, { id: 'x', created: 1, sources }]), refused("response[1]: sources[1]: port is not a whole number within GraphQL's Int"));
+    assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: { id: 'x', created: 1, email_addresses: [], sources } }), refused("sources[1]: port is not a whole number within GraphQL's Int"));
   });
 
   it('refuses a create whose answer has no resource_url, which the mutation’s payload serves', () => {
