@@ -205,7 +205,7 @@ browserTest('Ctrl-Enter or the stop button while an operation runs stops it: it 
   await result.getByText('ada@example.com').first().waitFor();
 });
 
-browserTest('the docs panel opens at a first visit in a wide window, stays closed once closed, and leaves a narrow window to the editors', async (_context, page) => {
+browserTest('the docs panel opens at a first visit in a wide window, stays closed once closed, and leaves a narrow window to the editors, the result below them', async (_context, page) => {
   await page.goto(stack.gateway.url);
   await page.locator('.graphiql-container').waitFor();
   const docs = page.locator('.graphiql-doc-explorer');
@@ -227,6 +227,10 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
     await page.locator('.graphiql-execute-button[aria-label^="Execute query"]').waitFor();
   };
   await docs.getByText('Query', { exact: true }).first().waitFor();
+  // In a wide window, the result beside the editors.
+  const panes = async () => ({ result: (await page.locator('.graphiql-response').boundingBox())!, editors: (await page.locator('.graphiql-editors').boundingBox())! });
+  const wide = await panes();
+  assert.ok(wide.result.x >= wide.editors.x + wide.editors.width, `the result pane is beside the editors: ${JSON.stringify(wide)}`);
   // Closed, it came back at every reload: GraphiQL stores a closed panel as none, which the page's default overrode.
   await page.getByRole('button', { name: /Documentation Explorer/i }).click();
   await docs.waitFor({ state: 'detached' });
@@ -245,6 +249,12 @@ browserTest('the docs panel opens at a first visit in a wide window, stays close
   assert.ok(button.x + button.width <= 400, `the run button is in the window (its right edge at ${button.x + button.width})`);
   assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 400, 'nothing wider than the window');
   assert.equal(await docs.count(), 0);
+  // The result below the editors, as wide as they are: beside them, it had the ~60 px they left it, a character a line.
+  const narrow = await panes();
+  assert.ok(
+    narrow.result.y >= narrow.editors.y + narrow.editors.height && narrow.result.width >= narrow.editors.width,
+    `the result pane is below the editors, as wide as they are: ${JSON.stringify(narrow)}`,
+  );
 });
 
 browserTest('the editors’ language services run in their workers: an unknown field is marked, a field of the schema is offered', async (_context, page) => {
