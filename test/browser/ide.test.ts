@@ -289,3 +289,25 @@ browserTest('the editors’ language services run in their workers: an unknown f
   ));
   assert.match(fetched, /^refused/);
 });
+
+browserTest('a language worker whose file the gateway no longer has (rebuilt since the page loaded) is said, with a way to reload', async (_context, page) => {
+  // What a page open across a rebuild meets: the editors start a worker again after two idle minutes, by the name of
+  // the build the page came from, which the gateway no longer serves. Here the worker's file is gone from the start.
+  const gone = '**/graphql/ide/graphql.worker-*';
+  await page.route(gone, (route) => route.fulfill({ status: 404, contentType: 'text/plain; charset=utf-8', body: 'no such IDE asset' }));
+  await page.goto(stack.gateway.url);
+  const notice = page.getByRole('alert').filter({ hasText: /checks and completion stopped/ });
+  await notice.waitFor();
+  assert.match(await notice.innerText(), /\(graphql\/ide\/graphql\.worker-\w+\.js\) could not be loaded from the gateway, most likely rebuilt or redeployed/);
+  // Said once, however many workers fail.
+  assert.equal(await notice.count(), 1);
+
+  // The gateway has it again (as the reloaded page names the new build's): its Reload button gets the page back whole.
+  await page.unroute(gone);
+  await notice.getByRole('button', { name: 'Reload' }).click();
+  const editor = page.locator('.graphiql-query-editor');
+  await page.locator('.graphiql-doc-explorer').getByText('Query', { exact: true }).first().waitFor();
+  await replaceText(page, editor, '{ noSuchField }');
+  await editor.locator('.squiggly-error').first().waitFor();
+  assert.equal(await notice.count(), 0, 'no notice once the workers load');
+});

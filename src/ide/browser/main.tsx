@@ -20,9 +20,36 @@ const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? 
 (globalThis as unknown as { MonacoEnvironment: unknown }).MonacoEnvironment = {
   getWorker(_workerId: string, label: string): Worker {
     const url = label === 'json' || label === 'graphql' ? config.workers[label] : config.workers.editor;
-    return new Worker(url, { name: label });
+    const worker = new Worker(url, { name: label });
+    // An error thrown by the worker's own code comes as an ErrorEvent; a script that could not be had, as a bare Event.
+    worker.addEventListener('error', (event) => {
+      if (!(event instanceof ErrorEvent)) sayWorkerNotLoaded(url);
+    });
+    return worker;
   },
 };
+
+/**
+ * Said once, over the IDE, when a language worker's script does not load. Its name is the build's the page came
+ * from, and the gateway serves only its current build's files: the editors stop a worker after two idle minutes
+ * and start it again when next needed, so a page left open while the gateway was rebuilt or redeployed lost its
+ * checks and completion without a word (its console holding an `Event`), operations still running.
+ */
+let workerNotLoadedSaid = false;
+function sayWorkerNotLoaded(url: string): void {
+  if (workerNotLoadedSaid) return;
+  workerNotLoadedSaid = true;
+  const notice = document.createElement('div');
+  notice.className = 'ide-notice';
+  notice.setAttribute('role', 'alert');
+  notice.textContent = `The editors' checks and completion stopped: the file they run in (${url}) could not be loaded from the gateway, most likely rebuilt or redeployed since this page was opened. Reload the page to get them back; operations still run. `;
+  const reload = document.createElement('button');
+  reload.type = 'button';
+  reload.textContent = 'Reload';
+  reload.addEventListener('click', () => location.reload());
+  notice.append(reload);
+  document.body.append(notice);
+}
 
 /**
  * The name GraphiQL gives its schema request, by which the fetcher tells it from a person's operations. Not its
