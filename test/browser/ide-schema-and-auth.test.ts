@@ -225,3 +225,32 @@ browserTest('with auth and introspection on, the schema re-fetch is offered once
     await authed.close();
   }
 });
+
+browserTest('with auth and introspection on, a docs panel left open comes back once the schema has, not as the page opens with none to show', async (_context, page) => {
+  const authed = await startStack({ emulator: { seed: 'demo' }, gateway: { auth: { jwtSecret: SECRET }, introspection: true } });
+  try {
+    const token = await hsToken({ scope: 'contextio:admin' });
+    const docs = page.locator('.graphiql-doc-explorer');
+    const docsShown = () => sidebar(page).getByRole('button', { name: /Hide Documentation Explorer/ }).count();
+    await page.goto(authed.gateway.url);
+    await page.locator('.graphiql-container').waitFor();
+    await runWithToken(page, token);
+    await openDocs(page);
+    await docs.getByText('Query', { exact: true }).first().waitFor();
+    await page.waitForFunction("localStorage.getItem('graphiql:visiblePlugin') === 'Documentation Explorer'");
+
+    // GraphiQL restored the panel as the page opened, where the schema waits for a token: red with "No GraphQL
+    // schema available" until an operation had run with one. The sidebar's button says from the first render on.
+    await page.reload();
+    await sidebar(page).getByRole('button', { name: /History/ }).waitFor();
+    assert.equal(await docsShown(), 0, 'no docs panel before the schema has come');
+    assert.equal(await page.getByText('No GraphQL schema available').count(), 0);
+    // Once it has, the panel is back as it was left, and stays so for the next visit.
+    await runWithToken(page, token);
+    await docs.getByText('Query', { exact: true }).first().waitFor();
+    assert.equal(await docsShown(), 1, 'the docs panel is back once the schema has come');
+    assert.equal(await page.evaluate("localStorage.getItem('graphiql:visiblePlugin')"), 'Documentation Explorer');
+  } finally {
+    await authed.close();
+  }
+});

@@ -248,9 +248,20 @@ const browserStore = localOrMemoryStore();
  */
 const EDITOR_TEXTS = new Set([`${NAMESPACE}query`, `${NAMESPACE}variables`]);
 const ownKeys = () => browserStore.keys().filter((key) => key.startsWith(NAMESPACE));
+/** GraphiQL's title of its docs panel, by which it stores and opens it, and the key of the panel it shows. */
+const DOCS_PANEL = 'Documentation Explorer';
+const VISIBLE_PANEL_KEY = `${NAMESPACE}visiblePlugin`;
+/**
+ * Where the schema waits for a token (authentication and introspection on), a docs panel left open at the last
+ * visit is opened again once the schema has come (`DocsPanelBack`), not as the page opens: GraphiQL restored it at
+ * once, red with "No GraphQL schema available" until an operation had run with a token. Meanwhile GraphiQL is told
+ * of no stored panel, and the stored one is kept for the next visit, until GraphiQL stores another.
+ */
+let docsPanelAwaitsSchema = config.introspection && config.tokenRequired && browserStore.getItem(VISIBLE_PANEL_KEY) === DOCS_PANEL;
 const storage: Storage = {
-  getItem: (key) => browserStore.getItem(key),
+  getItem: (key) => (key === VISIBLE_PANEL_KEY && docsPanelAwaitsSchema ? null : browserStore.getItem(key)),
   setItem: (key, value) => {
+    if (key === VISIBLE_PANEL_KEY && value !== DOCS_PANEL) docsPanelAwaitsSchema = false;
     if (key === `${NAMESPACE}headers`) browserStore.removeItem(key);
     else browserStore.setItem(key, EDITOR_TEXTS.has(key) ? value : withoutHeaders(value));
   },
@@ -343,6 +354,19 @@ function SchemaAfterToken({ wanted, want }: { wanted: boolean; want: () => void 
   return null;
 }
 
+/** The docs panel left open at the last visit, opened again once the schema has come (see `docsPanelAwaitsSchema`), unless another panel is open by then. */
+function DocsPanelBack(): null {
+  const schemaCame = useGraphiQL((state) => state.schema !== null && state.schema !== undefined);
+  const panelShown = useGraphiQL((state) => state.visiblePlugin !== null);
+  const { setVisiblePlugin } = useGraphiQLActions();
+  useEffect(() => {
+    if (!schemaCame || !docsPanelAwaitsSchema) return;
+    docsPanelAwaitsSchema = false;
+    if (!panelShown) setVisiblePlugin(DOCS_PANEL);
+  }, [schemaCame, panelShown, setVisiblePlugin]);
+  return null;
+}
+
 /**
  * The class the page's container has while the schema is not to be asked for (`schema={null}`: introspection
  * off, or no token taken yet). GraphiQL's sidebar button "Re-fetch GraphQL schema" then does nothing at all
@@ -369,10 +393,11 @@ function Ide() {
       isHeadersEditorEnabled
       shouldPersistHeaders={false}
       defaultEditorToolsVisibility="headers"
-      {...(openDocsPanel ? { visiblePlugin: 'Documentation Explorer' } : {})}
+      {...(openDocsPanel ? { visiblePlugin: DOCS_PANEL } : {})}
     >
       <GraphiQL.Footer>
         <SchemaAfterToken wanted={schemaWanted} want={want} />
+        <DocsPanelBack />
       </GraphiQL.Footer>
     </GraphiQL>
   );
