@@ -15,7 +15,7 @@ import { onOneLine } from './support/shortened.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
- * the gateway, and an orderly shutdown on SIGTERM/SIGINT.
+ * the gateway, and an orderly shutdown on SIGTERM/SIGINT (SIGHUP, SIGQUIT too: `STOP_SIGNALS`).
  */
 async function main(): Promise<void> {
   // A log stream that fails (its reader gone: EPIPE; a full disk: ENOSPC) would otherwise crash the gateway
@@ -164,7 +164,7 @@ function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Em
   return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 
-/** SIGTERM/SIGINT close the gateway, then the emulator; a second one during that exits at once. */
+/** A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) closes the gateway, then the emulator; a second one during that exits at once. */
 function stopOnSignals(gateway: Gateway, emulator: Emulator | undefined, logger: Logger): StopSignals {
   const signals = new StopSignals();
   const stop = async (signal: string) => {

@@ -1,7 +1,14 @@
 /** Signals closer together than this are one: see `StopSignals`. */
 export const REPEAT_SIGNAL_MS = 1_000;
 
-/** What a SIGTERM or SIGINT asks of a process that stops in order (`npm start`, `npm run emulator`). */
+/**
+ * The signals that stop a process in order. SIGHUP and SIGQUIT too: a terminal that closes sends SIGHUP, and a
+ * process manager's or container's stop signal may be either (nginx images use SIGQUIT); Node's default for
+ * both ends the process at once, every operation in flight cut and no line said.
+ */
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
+
+/** What a stop signal asks of a process that stops in order (`npm start`, `npm run emulator`). */
 export type StopRequest = 'stop' | 'repeat' | 'force';
 
 /**
@@ -34,9 +41,9 @@ export class StopSignals {
     return 'force';
   }
 
-  /** Calls `on[request]` for each SIGTERM and SIGINT the process gets from now on. */
+  /** Calls `on[request]` for each of the `STOP_SIGNALS` the process gets from now on. */
   listen(on: Record<StopRequest, (signal: NodeJS.Signals) => void>): void {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => on[this.read(signal)](signal));
+    for (const signal of STOP_SIGNALS) process.on(signal, () => on[this.read(signal)](signal));
   }
 }
 
