@@ -269,7 +269,7 @@ export function createApollo({ limits, unmakeableAnswer, logger, development, in
     // 1 MB comment took ~110 ms of CPU a request, against ~25 ms for the same body valid.
     validationOptions: { hideSuggestions: !introspection, maxErrors: MAX_VALIDATION_ERRORS },
     validationRules: [safeToValidateRule],
-    // main.ts owns SIGTERM/SIGINT; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
+    // start.ts owns the stop signals; Apollo's own handlers (on unless NODE_ENV=test) re-raise the signal into
     // main's handler mid-shutdown and the process never exits.
     stopOnTerminationSignals: false,
     // Parsed, validated documents are cached so a repeated operation skips both steps. Apollo's default

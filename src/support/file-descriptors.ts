@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { devNull } from 'node:os';
 
 /*
@@ -24,5 +24,36 @@ export function isOutOfFileDescriptors(code: string | undefined): boolean {
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code;
     return reason === 'EMFILE' || reason === 'ENFILE';
+  }
+}
+
+/**
+ * The fewest files the gateway may have open at once to start at all. Node's module loader opens the gateway's
+ * modules many at a time (it failed to load them under a limit of ~110 or less), and reports one it could not
+ * open as missing (`Cannot find package '…'`, with its stack), which sends the operator to reinstall what is
+ * there; and each connection, a client's or the upstream's, takes one more.
+ */
+export const FEWEST_OPEN_FILES = 256;
+
+/**
+ * Why the gateway cannot start under the process's limit of open files (its soft `RLIMIT_NOFILE`, as Linux's
+ * /proc/self/limits says it: `limitsText` is that file's text), or undefined when it can or none is said.
+ */
+export function openFilesLimitProblem(limitsText: string | undefined = procSelfLimits()): string | undefined {
+  const soft = /^Max open files\s+(\d+)\s/m.exec(limitsText ?? '')?.[1];
+  if (soft === undefined || Number(soft) >= FEWEST_OPEN_FILES) return undefined;
+  return (
+    `the process may have only ${soft} files open at once (ulimit -n), and the gateway needs at least ${FEWEST_OPEN_FILES}: ` +
+    'loading its modules opens ~100 at once, and each connection, a client\'s or the upstream\'s, takes one; ' +
+    "raise the limit (ulimit -n, systemd's LimitNOFILE, docker run --ulimit nofile=…) to a few thousand: MAX_OPERATIONS_IN_FLIGHT plus UPSTREAM_MAX_IN_FLIGHT and more"
+  );
+}
+
+/** Linux's account of the process's limits; undefined on systems without it. */
+function procSelfLimits(): string | undefined {
+  try {
+    return readFileSync('/proc/self/limits', 'utf8');
+  } catch {
+    return undefined;
   }
 }

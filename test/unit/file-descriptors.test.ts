@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { isOutOfFileDescriptors } from '../../src/support/file-descriptors.ts';
+import { FEWEST_OPEN_FILES, isOutOfFileDescriptors, openFilesLimitProblem } from '../../src/support/file-descriptors.ts';
 
 /**
  * What `isOutOfFileDescriptors` says of each code in a process that has opened every file descriptor its limit
@@ -38,5 +38,18 @@ describe('isOutOfFileDescriptors', () => {
     assert.equal(isOutOfFileDescriptors('ENOTFOUND'), false);
     assert.equal(isOutOfFileDescriptors('EAI_AGAIN'), false);
     assert.deepEqual(await outOfDescriptorsSays(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED']), { ENOTFOUND: true, EAI_AGAIN: true, ECONNREFUSED: false });
+  });
+});
+
+describe('openFilesLimitProblem', () => {
+  /** /proc/self/limits as Linux writes it, with `soft` as the limit of open files. */
+  const limits = (soft: string) =>
+    ['Limit                     Soft Limit           Hard Limit           Units     ', 'Max cpu time              unlimited            unlimited            seconds   ', `Max open files            ${soft.padEnd(21)}524288               files     `, ''].join('\n');
+
+  it('refuses a limit below the fewest the gateway needs, naming it, and nothing else', () => {
+    assert.match(openFilesLimitProblem(limits('64')) ?? '', /^the process may have only 64 files open at once \(ulimit -n\), and the gateway needs at least 256: /);
+    assert.match(openFilesLimitProblem(limits(String(FEWEST_OPEN_FILES - 1))) ?? '', /only 255 files/);
+    for (const soft of [String(FEWEST_OPEN_FILES), '1024', 'unlimited']) assert.equal(openFilesLimitProblem(limits(soft)), undefined, soft);
+    assert.equal(openFilesLimitProblem(undefined), undefined, 'a system without /proc/self/limits');
   });
 });
