@@ -1,10 +1,10 @@
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { finished } from 'node:stream';
 import { carriesOperation } from '../http/request.ts';
 import { streamOnceFlushed } from '../http/respond.ts';
+import { isOutOfFileDescriptors } from '../support/file-descriptors.ts';
 import { projectRoot } from '../support/project-root.ts';
 import type { IdeConfig } from './config.ts';
 
@@ -131,29 +131,34 @@ export function createIde(options: IdeOptions = {}): Ide {
   const owns = (req: IncomingMessage, url: URL) =>
     url.pathname.startsWith(ASSET_PREFIX) || (pageAsked(req, url) && (url.pathname === ENDPOINT_PATH || url.pathname === `${ENDPOINT_PATH}/`));
 
+  async function serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (url.pathname.startsWith(ASSET_PREFIX)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
+      return serveAsset(req, res, assetDir, url.pathname.slice(ASSET_PREFIX.length));
+    }
+    if (url.pathname === ENDPOINT_PATH) {
+      const manifest = await readManifest(assetDir);
+      const html = manifest && pageHtml(page, manifest);
+      if (html === undefined) sendHtml(res, 503, notBuiltPage());
+      else sendHtml(res, 200, html);
+      return;
+    }
+    // The address typed with a trailing slash: the page, whose links are relative to its own address, would
+    // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix. A
+    // client's Accept gets a 404 at the same address, which a cache must tell apart (308s are cacheable).
+    sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}`, vary: 'accept' });
+  }
+
   return {
     owns,
     async handle(req, res, url) {
       if (!owns(req, url)) return false;
-      if (url.pathname.startsWith(ASSET_PREFIX)) {
-        if (req.method !== 'GET' && req.method !== 'HEAD') {
-          sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
-          return true;
-        }
-        await serveAsset(req, res, assetDir, url.pathname.slice(ASSET_PREFIX.length));
-        return true;
+      try {
+        await serve(req, res, url);
+      } catch (error) {
+        if (!(error instanceof OutOfFileDescriptors)) throw error;
+        sendText(res, 503, 'the gateway is out of file descriptors for now (its limit of open files, ulimit -n): try again', { 'retry-after': '1' });
       }
-      if (url.pathname === ENDPOINT_PATH) {
-        const manifest = await readManifest(assetDir);
-        const html = manifest && pageHtml(page, manifest);
-        if (html === undefined) sendHtml(res, 503, notBuiltPage());
-        else sendHtml(res, 200, html);
-        return true;
-      }
-      // The address typed with a trailing slash: the page, whose links are relative to its own address, would
-      // miss its files there, so the browser is sent to the endpoint. Relative, to keep a proxy's prefix. A
-      // client's Accept gets a 404 at the same address, which a cache must tell apart (308s are cacheable).
-      sendText(res, 308, `the IDE is at ${ENDPOINT_PATH}`, { location: `../${PAGE_ENDPOINT}${url.search}`, vary: 'accept' });
       return true;
     },
   };
@@ -173,9 +178,20 @@ async function readManifest(assetDir: string): Promise<Manifest | undefined> {
   try {
     const manifest = JSON.parse(await readFile(join(assetDir, 'manifest.json'), 'utf8')) as Manifest;
     return typeof manifest.assets === 'object' && manifest.assets !== null ? manifest : undefined;
-  } catch {
+  } catch (error) {
+    throwIfOutOfFileDescriptors(error);
     return undefined;
   }
+}
+
+/**
+ * The process out of file descriptors (its limit of open files reached under load): no file of the build can be
+ * read for now, which is neither a build missing (its page says to run the build) nor a file unknown (404).
+ */
+class OutOfFileDescriptors extends Error {}
+
+function throwIfOutOfFileDescriptors(error: unknown): void {
+  if (isOutOfFileDescriptors((error as NodeJS.ErrnoException).code)) throw new OutOfFileDescriptors((error as Error).message);
 }
 
 /** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */
@@ -225,12 +241,22 @@ async function serveAsset(req: IncomingMessage, res: ServerResponse, assetDir: s
 
   const gzip = acceptsGzip(req);
   const file = join(assetDir, gzip ? `${name}.gz` : name);
-  let size: number;
+  // Opened before the answer's headers: a file that cannot be opened then (the process out of descriptors) is
+  // answered 503, where a 200 sent first was cut off.
+  let handle: FileHandle;
   try {
-    size = (await stat(file)).size;
-  } catch {
+    handle = await open(file, 'r');
+  } catch (error) {
+    throwIfOutOfFileDescriptors(error);
     return sendText(res, 404, `no such IDE asset: ${name}`);
   }
+  const size = await handle.stat().then(
+    (stats) => stats.size,
+    async (error: unknown) => {
+      await handle.close();
+      throw error;
+    },
+  );
   res.writeHead(200, {
     'content-type': type,
     'content-length': String(size),
@@ -242,10 +268,11 @@ async function serveAsset(req: IncomingMessage, res: ServerResponse, assetDir: s
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),
   });
   if (req.method === 'HEAD') {
+    await handle.close();
     res.end();
     return;
   }
-  streamOnceFlushed(createReadStream(file), res);
+  streamOnceFlushed(handle.createReadStream(), res);
   // Settles on the response's close, or at once when it closed during the lookups above.
   await new Promise<void>((resolve) => finished(res, () => resolve()));
 }

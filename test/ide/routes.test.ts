@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
@@ -7,6 +8,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { after, before, test, type TestContext } from 'node:test';
 import { request } from 'undici';
@@ -410,4 +412,67 @@ test('assets queued behind a hung request on a connection that drops leave no op
   }
   await eventually(() => openFiles() <= before + 5).catch(() => {}); // as above: the check says by how many
   assert.ok(openFiles() <= before + 5, `${openFiles() - before} more open files than before`);
+});
+
+/**
+ * The IDE's answers in a process that has opened every file descriptor its limit allows (the limit reached
+ * under load): a child of its own under `ulimit -n 256`, so that neither this process nor the machine runs
+ * short. Its client's connection is opened (and used once) before, as a connection accepted then would be.
+ */
+async function ideAnswersOutOfDescriptors(): Promise<Array<{ path: string; status: number; retryAfter: string | undefined; body: string }>> {
+  const script = `
+    import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+    import { Agent, createServer, get } from 'node:http';
+    import { tmpdir } from 'node:os';
+    import { join } from 'node:path';
+    const { createIde } = await import(${JSON.stringify(new URL('../../src/ide/index.ts', import.meta.url).href)});
+    const dir = mkdtempSync(join(tmpdir(), 'ide-descriptors-'));
+    writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ assets: { 'app.js': 'app-1.js', 'app.css': 'app-1.css' } }));
+    writeFileSync(join(dir, 'app-1.js'), 'app();');
+    writeFileSync(join(dir, 'app-1.css'), 'body {}');
+    const ide = createIde({ assetDir: dir });
+    const server = createServer((req, res) => ide.handle(req, res, new URL(req.url, 'http://x')).catch(() => res.writeHead(500).end('handler failed')));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ask = (path, accept) => new Promise((resolve, reject) => {
+      get({ host: '127.0.0.1', port: server.address().port, path, agent, headers: { accept } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (chunk) => (body += chunk)).on('end', () => resolve({ path, status: res.statusCode, retryAfter: res.headers['retry-after'], body }));
+        res.on('error', (error) => resolve({ path, status: res.statusCode, retryAfter: undefined, body: 'cut off: ' + error.code }));
+      }).on('error', reject);
+    });
+    await ask('/graphql/ide/app-1.js', '*/*');
+    const held = [];
+    const takeEveryDescriptor = () => {
+      try {
+        for (;;) held.push(openSync('/dev/null', 'r'));
+      } catch (error) {
+        if (error.code !== 'EMFILE') throw error;
+      }
+    };
+    // Twice: the first answer's file is closed on a later turn, which would leave its descriptor free.
+    takeEveryDescriptor();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    takeEveryDescriptor();
+    const answers = [await ask('/graphql', 'text/html'), await ask('/graphql/ide/app-1.js', '*/*')];
+    held.forEach((fd) => closeSync(fd));
+    rmSync(dir, { recursive: true, force: true });
+    process.stdout.write(JSON.stringify(answers));
+    process.exit(0);
+  `;
+  const { stdout } = await promisify(execFile)('sh', ['-c', 'ulimit -n 256 && exec "$0" --import tsx --input-type=module -e "$1"', process.execPath, script]);
+  return JSON.parse(stdout) as Array<{ path: string; status: number; retryAfter: string | undefined; body: string }>;
+}
+
+test('with the process out of file descriptors, the page and its files are answered 503 to try again, not "not built" nor 404', { skip: process.platform === 'win32' && 'ulimit' }, async () => {
+  const answers = await ideAnswersOutOfDescriptors();
+  assert.deepEqual(
+    answers.map(({ path, status, retryAfter, body }) => ({ path, status, retryAfter, body })),
+    ['/graphql', '/graphql/ide/app-1.js'].map((path) => ({
+      path,
+      status: 503,
+      retryAfter: '1',
+      body: 'the gateway is out of file descriptors for now (its limit of open files, ulimit -n): try again',
+    })),
+  );
 });
