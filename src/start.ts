@@ -12,6 +12,7 @@ import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, na
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
 import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
+import { openFilesShortfall } from './support/file-descriptors.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   for (const line of unknownSettings(process.env)) logger.announce('warn', line);
   const extraCertificates = extraCertificatesProblem(process.env);
   if (extraCertificates !== undefined) logger.announce('warn', extraCertificates, { file: process.env['NODE_EXTRA_CA_CERTS'] });
+  warnOfOpenFilesShortfall(config, logger);
 
   const { upstream, emulator } = config.upstream.kind === 'remote' ? remoteUpstream(config.upstream, logger) : await embeddedUpstream(config.upstream, config.development, logger);
   const gateway = await startGateway({ ...config, upstream, logger }).catch(async (error: unknown) => {
@@ -48,6 +50,20 @@ async function main(): Promise<void> {
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
   warnOfUnusableKeySet(gateway, config.auth, logger);
   if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream, signals, logger);
+}
+
+/**
+ * A limit of open files below what the caps let in: under a burst, the connections past it fail without a line
+ * in the log (a client's is reset by Node's library), so it is said at start.
+ */
+function warnOfOpenFilesShortfall({ maxOperationsInFlight, upstreamMaxInFlight }: GatewayConfig, logger: Logger): void {
+  const shortfall = openFilesShortfall(maxOperationsInFlight + upstreamMaxInFlight);
+  if (shortfall === undefined) return;
+  logger.announce(
+    'warn',
+    `the limit of open files (ulimit -n) is below what MAX_OPERATIONS_IN_FLIGHT and UPSTREAM_MAX_IN_FLIGHT let in: under a burst, clients' connections past it are reset, unlogged, and upstream calls fail UPSTREAM_ERROR; raise the limit to ${shortfall.needed} or more, or lower those settings`,
+    { openFilesLimit: shortfall.limit, needed: shortfall.needed },
+  );
 }
 
 /**

@@ -40,13 +40,36 @@ export const FEWEST_OPEN_FILES = 256;
  * /proc/self/limits says it: `limitsText` is that file's text), or undefined when it can or none is said.
  */
 export function openFilesLimitProblem(limitsText: string | undefined = procSelfLimits()): string | undefined {
-  const soft = /^Max open files\s+(\d+)\s/m.exec(limitsText ?? '')?.[1];
-  if (soft === undefined || Number(soft) >= FEWEST_OPEN_FILES) return undefined;
+  const soft = openFilesLimit(limitsText);
+  if (soft === undefined || soft >= FEWEST_OPEN_FILES) return undefined;
   return (
     `the process may have only ${soft} files open at once (ulimit -n), and the gateway needs at least ${FEWEST_OPEN_FILES}: ` +
     'loading its modules opens ~100 at once, and each connection, a client\'s or the upstream\'s, takes one; ' +
     "raise the limit (ulimit -n, systemd's LimitNOFILE, docker run --ulimit nofile=…) to a few thousand: MAX_OPERATIONS_IN_FLIGHT plus UPSTREAM_MAX_IN_FLIGHT and more"
   );
+}
+
+/**
+ * What the gateway holds open besides its connections once started: its listener, the log, Node's own (~25), and
+ * an upstream connection at start; with room to spare.
+ */
+const FILES_BESIDES_CONNECTIONS = 64;
+
+/**
+ * The limit of open files when it is below what `connections` (the most the gateway's caps let in at once) and
+ * the gateway's own files need, with that need; undefined when it is not, or none is said. Past the limit, a
+ * client's connection is accepted and closed at once by Node's library, which logs nothing of it.
+ */
+export function openFilesShortfall(connections: number, limitsText: string | undefined = procSelfLimits()): { limit: number; needed: number } | undefined {
+  const limit = openFilesLimit(limitsText);
+  const needed = connections + FILES_BESIDES_CONNECTIONS;
+  return limit === undefined || limit >= needed ? undefined : { limit, needed };
+}
+
+/** The soft limit of open files in /proc/self/limits's text; undefined for none, or `unlimited`. */
+function openFilesLimit(limitsText: string | undefined): number | undefined {
+  const soft = /^Max open files\s+(\d+)\s/m.exec(limitsText ?? '')?.[1];
+  return soft === undefined ? undefined : Number(soft);
 }
 
 /** Linux's account of the process's limits; undefined on systems without it. */

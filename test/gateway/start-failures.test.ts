@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
-import { IN_MAIN, query, runToExit, startMain } from '../helpers/main-process.ts';
+import { IN_MAIN, query, runToExit, startMain, stopper } from '../helpers/main-process.ts';
 import { closedPort, closeServer, listenOnLoopback } from '../helpers/net.ts';
-import { logEntries } from '../helpers/script.ts';
+import { logEntries, runScript } from '../helpers/script.ts';
 
 // Apart from start.test.ts so that each file stays well within the runner's 300 s a file (see
 // test/helpers/main-process.ts).
@@ -31,6 +31,21 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
     assert.deepEqual(stderr.trimEnd().split('\n'), [
       "contextio-graphql: failed to start: the process may have only 200 files open at once (ulimit -n), and the gateway needs at least 256: loading its modules opens ~100 at once, and each connection, a client's or the upstream's, takes one; raise the limit (ulimit -n, systemd's LimitNOFILE, docker run --ulimit nofile=…) to a few thousand: MAX_OPERATIONS_IN_FLIGHT plus UPSTREAM_MAX_IN_FLIGHT and more",
     ]);
+  });
+
+  it('warns at start of a limit of open files below what MAX_OPERATIONS_IN_FLIGHT and UPSTREAM_MAX_IN_FLIGHT let in, and not of one that holds them', { skip: process.platform !== 'linux' && 'the limit is read from /proc/self/limits' }, async () => {
+    const warned = async (env: Record<string, string>) => {
+      const run = runScript('src/main.ts', { PORT: '0', ...env }, [], [], 1024);
+      await run.waitForLine(/gateway ready/);
+      assert.equal(await stopper(run)(), 0, run.lines.join('\n'));
+      return logEntries(run.lines).filter((entry) => String(entry['message']).startsWith('the limit of open files'));
+    };
+    // 1,000 operations and 256 upstream requests at once, with the gateway's own files: 1,320 > 1,024.
+    const [warning, ...more] = await warned({});
+    assert.deepEqual(more, []);
+    assert.deepEqual({ level: warning?.['level'], openFilesLimit: warning?.['openFilesLimit'], needed: warning?.['needed'] }, { level: 'warn', openFilesLimit: 1024, needed: 1320 });
+    assert.match(String(warning?.['message']), /clients' connections past it are reset, unlogged, .*raise the limit to 1320 or more, or lower those settings$/);
+    assert.deepEqual(await warned({ MAX_OPERATIONS_IN_FLIGHT: '900', UPSTREAM_MAX_IN_FLIGHT: '60' }), [], 'exactly what the limit holds');
   });
 
   it('logs a source_callback_url the embedded emulator could not POST as a JSON line at warn, naming its host alone', async () => {

@@ -19,10 +19,13 @@ export interface RunningScript {
 
 /**
  * One of the project's commands as `npm` runs it, without its build step: `script` under tsx in a process of
- * its own, with only `PATH` and `env` for environment, `preload` modules `--import`ed before it, and `args` after it.
+ * its own, with only `PATH` and `env` for environment, `preload` modules `--import`ed before it, and `args` after it;
+ * under a limit of `openFiles` open files (`ulimit -n`, through `sh`) when one is given.
  */
-export function runScript(script: string, env: Record<string, string>, preload: string[] = [], args: string[] = []): RunningScript {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script, ...args], {
+export function runScript(script: string, env: Record<string, string>, preload: string[] = [], args: string[] = [], openFiles?: number): RunningScript {
+  const command = [process.execPath, '--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script, ...args];
+  const [file, ...argv] = openFiles === undefined ? command : ['sh', '-c', `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
+  const child = spawn(file!, argv, {
     env: { PATH: process.env['PATH'] ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
