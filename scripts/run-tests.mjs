@@ -40,7 +40,10 @@ const runIds = [process.env[RUN_VARIABLE], runId].filter(Boolean).join(' ');
 // A time limit per test (node:test has none), so that a regression that leaves a wait unanswered fails that
 // test instead of hanging the suite; the slow ones (a browser, a build) set their own. Node applies it to each
 // file as a whole too: the build tests' file (several builds) took 93 s on a busy machine, and 120 s failed it.
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=300000', ...flags, ...files], {
+// Source maps on: Node names where a failing test is (`test at file:line`, TAP's `location`) from positions in
+// tsx's compiled text, line 1 for nearly every test, and maps them back to the .ts file only with this flag
+// (tsx maps stack traces itself, but a test that never settles or was cut at its time limit has none).
+const child = spawn(process.execPath, ['--import', 'tsx', '--enable-source-maps', '--test', '--test-concurrency=1', '--test-timeout=300000', ...flags, ...files], {
   stdio: 'inherit',
   // Its own process group (and session): the group can be signalled, and searched for leftovers, as a whole.
   detached: true,

@@ -110,3 +110,13 @@ test('scripts/run-tests.mjs given a folder runs only its *.test.ts files: a fixt
   assert.equal(output(), `no test files under ${join('test', 'runner', 'fixtures')}\n`);
 });
 
+
+// A test that fails with no stack trace (it never settles, or its time limit cut it) is found by the line the
+// runner names alone, which Node takes from tsx's compiled text (line 1) unless source maps are on.
+test('scripts/run-tests.mjs names the line of a failing test in its file, not line 1 of the compiled file', async () => {
+  const fixture = join('test', 'runner', 'fixtures', 'unsettled.ts');
+  const { exited, output } = startRun([fixture]);
+  assert.deepEqual(await exited, [1, null], output());
+  const line = readFileSync(join(projectRoot(), fixture), 'utf8').split('\n').findIndex((text) => text.startsWith("test('never settles'")) + 1;
+  assert.match(output(), new RegExp(`unsettled\\.ts:${line}:\\d+`), output());
+});
