@@ -1,8 +1,9 @@
 // `npm start` and `npm run emulator` build first, but only when something the build reads has changed since
 // the last successful build: a restart then takes a moment instead of a full TypeScript and IDE build.
 // "Changed" means the contents, hashed, not modification times, which checkouts and copies do not keep.
-// `--check` only says whether a build is needed (exit 0: up to date, 1: needed); `--stamp` is the last step
-// of `npm run build` itself, so a build run by hand counts too.
+// `--check` only says whether a build is needed (exit 0: up to date, 1: needed); `--unstamp` and `--stamp` are
+// the first and last steps of `npm run build` itself, so a build run by hand counts too, and one that failed
+// never does.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -46,6 +47,12 @@ const outputsPresent = () => OUTPUTS.every((output) => existsSync(join(root, out
 /** Whether dist/ is there and was built from inputs with this hash. */
 const builtFrom = (hash) => outputsPresent() && existsSync(STAMP) && readFileSync(STAMP, 'utf8').trim() === hash;
 
+if (process.argv.includes('--unstamp')) {
+  // The first step of `npm run build`: tsc writes its output even when it refuses the sources, so a build that
+  // fails must leave no stamp behind, or sources brought back as stamped (`git stash`) would run what it wrote.
+  rmSync(STAMP, { force: true });
+  process.exit(0);
+}
 if (process.argv.includes('--stamp')) {
   // The last step of `npm run build`: records what it was built from, so a later start need not rebuild.
   if (!outputsPresent()) process.exit(missingOutputs());

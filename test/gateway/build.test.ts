@@ -5,7 +5,7 @@ import { appendFile, chmod, mkdir, mkdtemp, readFile, rm, utimes, writeFile } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { buildStep, runAs } from '../helpers/build-step.ts';
+import { buildStep, OUTPUTS, runAs, stampedBuild } from '../helpers/build-step.ts';
 import { projectCopy, sourcesCopy } from '../helpers/project-copy.ts';
 import { runScript } from '../helpers/script.ts';
 
@@ -43,18 +43,6 @@ describe('npm start’s build step', () => {
     }
   });
 });
-
-/** What the build writes that `npm start` and `npm run emulator` run: with one gone, dist/ is not built. */
-const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
-
-/** What the build leaves in `dir`, without a build: its three outputs (empty), and its stamp of the inputs. */
-async function stampedBuild(dir: string): Promise<void> {
-  for (const output of OUTPUTS) {
-    await mkdir(join(dir, output, '..'), { recursive: true });
-    await writeFile(join(dir, output), '');
-  }
-  assert.equal((await buildStep(dir, '--stamp')).code, 0);
-}
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = () => process.getuid?.() === 0;

@@ -1,11 +1,14 @@
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /*
- * Runs npm start's build step, or npm, in a copy of the project: for test/gateway/build.test.ts and
- * build-changes.test.ts, two files so that each stays well within the runner's 300 s a file on a loaded machine
- * (their builds took 173 s of the file's 190 s with two CPU hogs running at a load of ~7 on 2 cores).
+ * Runs npm start's build step, or npm, in a copy of the project: for test/gateway/build.test.ts,
+ * build-changes.test.ts and build-by-hand.test.ts, apart so that each stays well within the runner's 300 s a file
+ * on a loaded machine (their builds took 173 s of the file's 190 s with two CPU hogs running at a load of ~7 on
+ * 2 cores).
  */
 
 /** Runs the build step of `npm start` in `dir`; its exit code and output. */
@@ -24,4 +27,16 @@ export async function runAs(user: { uid?: number; gid?: number }, dir: string, c
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code, output };
+}
+
+/** What the build writes that `npm start` and `npm run emulator` run: with one gone, dist/ is not built. */
+export const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
+
+/** What the build leaves in `dir`, without a build: its three outputs (empty), and its stamp of the inputs. */
+export async function stampedBuild(dir: string): Promise<void> {
+  for (const output of OUTPUTS) {
+    await mkdir(join(dir, output, '..'), { recursive: true });
+    await writeFile(join(dir, output), '');
+  }
+  assert.equal((await buildStep(dir, '--stamp')).code, 0);
 }
