@@ -260,6 +260,17 @@ describe('the README and docs name what exists', () => {
     assert.ok(checked >= 30, `${checked} error codes checked`);
   });
 
+  it('gives every error code the gateway raises in docs/errors.md, which says it lists them all', () => {
+    const errors = documents.find((document) => document.path === 'docs/errors.md')!.text;
+    const documented = new Set([...tableRows(errors, 'code').map((row) => row[0]), ...tableRows(errors, 'request').map((row) => row[2])]);
+    const raised = [...Object.values(ErrorCode), ...Object.values(HttpRefusalCode)];
+    assert.deepEqual(
+      raised.filter((code) => !documented.has(`\`${code}\``)),
+      [],
+      'codes of src/errors.ts with no row in docs/errors.md: a client branches on each, and needs to know when it comes',
+    );
+  });
+
   it('gives the deadlines that are no setting as the gateway has them: a request’s arrival, an answer’s stall', () => {
     const text = (path: string) => documents.find((document) => document.path === path)!.text;
     /** The durations `pattern` finds in `path`, its number in units of `unitMs`, in milliseconds. */
