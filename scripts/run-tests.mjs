@@ -1,10 +1,10 @@
 // Runs every test/**/*.test.ts file with Node's own test runner. Node 20 does not expand glob patterns
 // given to `--test`, so the files are listed here; extra arguments narrow the set (a folder: its *.test.ts
-// files; a .ts file: that file), and those starting with `--` go to `node --test` after this script's own
+// files; a file: that file), and those starting with `--` go to `node --test` after this script's own
 // (`--test-timeout=5000` wins over the default below; `--test-name-pattern=...` picks tests).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -12,13 +12,19 @@ const args = process.argv.slice(2);
 const flags = args.filter((arg) => arg.startsWith('--'));
 const given = args.filter((arg) => !arg.startsWith('--'));
 const roots = given.length > 0 ? given : ['test'];
+// Said in one line: a folder mistyped otherwise ended in readdirSync's stack trace.
+const missing = roots.filter((root) => !existsSync(root));
+if (missing.length > 0) {
+  console.error(`run-tests: no such test file or folder: ${missing.join(', ')}`);
+  process.exit(1);
+}
 const files = roots
   .flatMap((root) =>
-    root.endsWith('.ts')
-      ? [root]
-      : readdirSync(root, { recursive: true })
+    statSync(root).isDirectory()
+      ? readdirSync(root, { recursive: true })
           .map((f) => join(root, String(f)))
-          .filter((file) => file.endsWith('.test.ts')),
+          .filter((file) => file.endsWith('.test.ts'))
+      : [root],
   )
   .sort();
 if (files.length === 0) {

@@ -111,6 +111,13 @@ test('scripts/run-tests.mjs given a folder runs only its *.test.ts files: a fixt
 });
 
 
+test('scripts/run-tests.mjs given a path that does not exist says so in one line, not with a stack trace', async () => {
+  // A folder mistyped, or a file's name without its `.ts`: a name the runner cannot read as either.
+  const { exited, output } = startRun([join('test', 'unit'), join('test', 'nope'), join('test', 'unit', 'shortened.test')]);
+  assert.deepEqual(await exited, [1, null], output());
+  assert.equal(output(), `run-tests: no such test file or folder: ${join('test', 'nope')}, ${join('test', 'unit', 'shortened.test')}\n`);
+});
+
 // A test that fails with no stack trace (it never settles, or its time limit cut it) is found by the line the
 // runner names alone, which Node takes from tsx's compiled text (line 1) unless source maps are on.
 test('scripts/run-tests.mjs names the line of a failing test in its file, not line 1 of the compiled file', async () => {
