@@ -1,7 +1,7 @@
 // Regenerates the resolver types into a temporary file and fails when the committed ones differ, so a
 // schema change can never land without the types that the resolvers are checked against.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, Source } from 'graphql';
@@ -35,6 +35,7 @@ function problemWithCommitted() {
       printSyntaxErrors();
       return `codegen:check: GraphQL Code Generator failed on schema/*.graphql (its output above): fix the schema, then run \`npm run codegen\`.`;
     }
+    if (!existsSync(committed)) return `${committed} is missing: run \`npm run codegen\` and commit the result.`;
     if (readFileSync(join(dir, 'graphql.ts'), 'utf8') !== readFileSync(committed, 'utf8')) {
       return `${committed} is stale: run \`npm run codegen\` and commit the result.`;
     }

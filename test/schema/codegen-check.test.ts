@@ -59,6 +59,16 @@ test('a schema change not regenerated fails the check, names the command, and le
   assert.deepEqual(readdirSync(temporary), []);
 });
 
+test('a generated file that is missing fails the check, names the command, and leaves no temporary folder, without a stack trace', (t) => {
+  // Deleted to regenerate it, or in a merge that left it out: schema:check says as much of schema.graphql.
+  const withoutGenerated = CODEGEN_CHECK_READS.filter((path) => path !== 'src/generated/graphql.ts');
+  const { dir, temporary } = projectWithAccountSchema(t, (sdl) => `${sdl}\n`, withoutGenerated);
+  const { status, output } = runCheck(dir, temporary);
+  assert.equal(status, 1, output);
+  assert.equal(output, 'src/generated/graphql.ts is missing: run `npm run codegen` and commit the result.\n');
+  assert.deepEqual(readdirSync(temporary), []);
+});
+
 test('a syntax error in schema/ fails schema:check and schema:breaking with its file, line and column, without a stack trace', (t) => {
   const reads = ['scripts', 'src', 'schema', 'releases', 'schema.graphql', 'schema.json', 'package.json', 'tsconfig.json'];
   const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace('  firstName: String\n', '  firstName String\n'), reads);
