@@ -2,7 +2,7 @@
 // one (the highest version in releases/*.graphql) and fails on a breaking change that is not marked as
 // intended in releases/ACCEPTED_BREAKING_CHANGES.md. Breaking changes break deployed frontends and
 // consumers' generated clients, so each must be a decision, recorded where the changelog is written from.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { diff, CriticalityLevel, type Change } from '@graphql-inspector/core';
 import { isEnumType, isInputObjectType, isInterfaceType, isObjectType } from 'graphql';
@@ -58,7 +58,8 @@ function acceptedIds(markdown: string): Set<string> {
   }
   return ids;
 }
-const accepted = acceptedIds(readFileSync(acceptedFile, 'utf8'));
+// Missing (deleted on a release, where its list was to be emptied), nothing is accepted: a break then names the file to add.
+const accepted = existsSync(acceptedFile) ? acceptedIds(readFileSync(acceptedFile, 'utf8')) : new Set<string>();
 
 const breaking = changes.filter((change) => change.criticality.level === CriticalityLevel.Breaking);
 const dangerous = changes.filter((change) => change.criticality.level === CriticalityLevel.Dangerous);

@@ -49,6 +49,20 @@ test('a removed field fails the check until it is listed as accepted', (t) => {
   assert.match(accepted.output, /1 accepted breaking/);
 });
 
+test('without ACCEPTED_BREAKING_CHANGES.md nothing is accepted: a break fails naming the file to add it to, no stack trace', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  copyFileSync(join(root, 'schema.graphql'), join(dir, '0.1.0.graphql'));
+  const unchanged = run(dir);
+  assert.equal(unchanged.status, 0, unchanged.output);
+
+  writeFileSync(join(dir, '0.1.0.graphql'), readFileSync(join(root, 'schema.graphql'), 'utf8').replace('type Account {\n', 'type Account {\n  legacyField: String\n'));
+  const refused = run(dir);
+  assert.equal(refused.status, 1, refused.output);
+  assert.match(refused.output, /- `FIELD_REMOVED Account\.legacyField`/);
+  assert.doesNotMatch(refused.output, /\n\s+at /, 'no stack trace');
+});
+
 test("the accepted-changes file's example and behaviour-change lists accept no break, only its Since list does", (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'schema-releases-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
