@@ -1,24 +1,11 @@
 // Regenerates the resolver types into a temporary file and fails when the committed ones differ, so a
 // schema change can never land without the types that the resolvers are checked against.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse, Source } from 'graphql';
 
 const committed = 'src/generated/graphql.ts';
-
-/** The generator names neither the file nor the line of a syntax error in schema/: graphql's parser does. */
-function printSyntaxErrors() {
-  for (const name of readdirSync('schema').filter((file) => file.endsWith('.graphql'))) {
-    const path = join('schema', name);
-    try {
-      parse(new Source(readFileSync(path, 'utf8'), path));
-    } catch (error) {
-      console.error(String(error));
-    }
-  }
-}
 
 /** Why the committed file fails the check, or undefined when it is what the generator writes now. */
 function problemWithCommitted() {
@@ -28,11 +15,11 @@ function problemWithCommitted() {
     // The config's import paths (contextType, mappers) are written into the output as they are, not resolved:
     // the copy generated here has the same text as the committed file, though its imports lead nowhere.
     writeFileSync(join(dir, 'codegen.yml'), config);
-    // scripts/codegen.mjs's `--silent` shows the generator's output, the error among it, when it fails.
+    // scripts/codegen.mjs's `--silent` shows the generator's output, the error among it, when it fails, and a
+    // syntax error's file and line.
     const run = spawnSync(process.execPath, ['scripts/codegen.mjs', '--config', join(dir, 'codegen.yml'), '--silent'], { stdio: 'inherit' });
     if (run.error) throw run.error;
     if (run.status !== 0) {
-      printSyntaxErrors();
       return `codegen:check: GraphQL Code Generator failed on schema/*.graphql (its output above): fix the schema, then run \`npm run codegen\`.`;
     }
     if (!existsSync(committed)) return `${committed} is missing: run \`npm run codegen\` and commit the result.`;

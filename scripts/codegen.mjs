@@ -1,12 +1,16 @@
 // GraphQL Code Generator's CLI, run with require() of ES modules on: it require()s packages published as ES
 // modules only (yargs 18, auto-bind), which Node does without a flag only from 20.19; this project supports
 // 20.18 (package.json `engines`), where `graphql-codegen` alone stops with ERR_REQUIRE_ESM. The arguments are
-// the CLI's (`--config codegen.yml`, `--silent` …); the exit code is its.
+// the CLI's (`--config codegen.yml`, `--silent` …); the exit code is its. When it fails, a syntax error in
+// schema/ is printed after its output with the file and line the CLI does not give.
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse, Source } from 'graphql';
 
-const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = join(root, 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js');
 const flags = ['--experimental-require-module', '--disable-warning=ExperimentalWarning'];
 const args = process.argv.slice(2);
 // The CLI's `--silent` silences its errors too: a schema change breaking an operation said only "One or more
@@ -17,4 +21,19 @@ const cliArgs = [...flags, bin, ...args.filter((arg) => arg !== '--silent')];
 const run = spawnSync(process.execPath, cliArgs, silent ? { encoding: 'utf8' } : { stdio: 'inherit' });
 if (run.error) throw run.error;
 if (silent && run.status !== 0) process.stderr.write(run.stdout + run.stderr);
+if (run.status !== 0) printSyntaxErrors();
 process.exit(run.status ?? 1);
+
+/** The generator names neither the file nor the line of a syntax error in schema/: graphql's parser does. */
+function printSyntaxErrors() {
+  // None in a copy made for the example's generator alone, which reads the published schema.graphql.
+  if (!existsSync(join(root, 'schema'))) return;
+  for (const name of readdirSync(join(root, 'schema')).filter((file) => file.endsWith('.graphql'))) {
+    const path = join('schema', name);
+    try {
+      parse(new Source(readFileSync(join(root, path), 'utf8'), path));
+    } catch (error) {
+      console.error(String(error));
+    }
+  }
+}

@@ -51,6 +51,15 @@ test('a syntax error in schema/ fails the check with the parser error, its file 
   assert.deepEqual(readdirSync(temporary), []);
 });
 
+test('npm run codegen on a syntax error in schema/ names its file and line: the generator names neither', (t) => {
+  const { dir } = projectWithAccountSchema(t, (sdl) => sdl.replace('  firstName: String\n', '  firstName String\n'));
+  const result = spawnSync(process.execPath, ['scripts/codegen.mjs', '--config', 'codegen.yml'], { cwd: dir, encoding: 'utf8' });
+  const output = result.stdout + result.stderr;
+  assert.equal(result.status, 1, output);
+  assert.match(output, /Syntax Error: Expected ":", found Name "String"/);
+  assert.match(output, /schema\/account\.graphql:\d+:13/);
+});
+
 test('a schema change not regenerated fails the check, names the command, and leaves no temporary folder', (t) => {
   const { dir, temporary } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."));
   const { status, output } = runCheck(dir, temporary);
