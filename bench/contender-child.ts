@@ -1,4 +1,4 @@
-// First, as in src/main.ts: every contender runs graphql-js as `npm start` runs the gateway (NODE_ENV unset → production).
+// First, as in src/start.ts: every contender runs graphql-js as `npm start` runs the gateway (NODE_ENV unset → production).
 import '../src/production-default.ts';
 import { DEFAULTS } from '../src/config/defaults.ts';
 import { serveParent } from './ipc.ts';

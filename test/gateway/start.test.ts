@@ -182,7 +182,6 @@ describe('npm start', () => {
     }
   });
 
-  // The two signals `src/main.ts` stops on: SIGTERM from a process manager, SIGINT from Ctrl-C.
   it('says when the embedded emulator cannot save a change: the mutation may have taken effect, a JSON log line, and exit 1 when the last save fails', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'contextio-start-'));
     const dataFile = join(dir, 'state.json');
