@@ -74,6 +74,10 @@ const isIn =
   (imported: string) =>
     imported.endsWith('.ts') && prefixes.some((prefix) => imported === prefix || imported.startsWith(`${prefix}/`));
 
+/** The package a bare specifier names: `@scope/name/sub/path` → `@scope/name`, `name/sub` → `name`. */
+const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+const builtin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier);
+
 // The README's "Data flows one way: HTTP → Apollo → resolver → loader → upstream client → REST", held to in
 // the imports: a layer uses the ones below it, never one above.
 describe('the layers of src/', () => {
@@ -143,10 +147,39 @@ describe('the layers of src/', () => {
 
   it('what src/ loads at run time is a production dependency: a deployment that pruned the development ones still starts', () => {
     const { dependencies } = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    const packageOf = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
-    const builtin = (specifier: string) => specifier.startsWith('node:') || builtinModules.includes(specifier);
     const loaded = runModules().flatMap((file) => importsOf(file, { typesToo: false }).filter((imported) => !imported.endsWith('.ts') && !builtin(imported)).map((imported) => `${file} -> ${imported}`));
     assert.ok(loaded.some((edge) => edge.endsWith('-> graphql')), 'src/ loads graphql');
     assert.deepEqual(loaded.filter((edge) => !(packageOf(edge.split(' -> ')[1]!) in dependencies)), []);
+  });
+});
+
+/** The project's own source files (the folders npm and the build make left out), as paths from its root. */
+function projectSources(): string[] {
+  const root = projectRoot();
+  const made = new Set(['node_modules', 'dist', 'coverage', 'test-results']);
+  const walk = (folder: string): string[] =>
+    readdirSync(join(root, folder), { withFileTypes: true }).flatMap((entry) => {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) return entry.name.startsWith('.') || made.has(entry.name) ? [] : walk(path);
+      return /\.(?:[cm]?js|[cm]?ts|tsx)$/.test(entry.name) ? [path] : [];
+    });
+  return walk('.');
+}
+
+// npm installs every package a dependency needs at the top of node_modules when it can, so a file that imports
+// one the project never declared resolves today and fails the day that dependency drops it, or npm nests it
+// (another version wanted elsewhere): the IDE's bundle or the example's typecheck broke on a dependency's patch.
+describe('the packages the project imports', () => {
+  it('are each declared in package.json, as a dependency or a development one', () => {
+    const manifest = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as Record<'dependencies' | 'devDependencies', Record<string, string>>;
+    const declared = new Set([...Object.keys(manifest.dependencies), ...Object.keys(manifest.devDependencies)]);
+    const imports = projectSources().flatMap((file) =>
+      specifiersIn(readFileSync(join(projectRoot(), file), 'utf8'))
+        // A package's name, not a relative path nor a builtin (nor this file's mention of `import('…')` above).
+        .filter((specifier) => /^(?:@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(?:\/|$)/.test(specifier) && !builtin(specifier))
+        .map((specifier) => ({ file, name: packageOf(specifier) })),
+    );
+    assert.ok(imports.some(({ file, name }) => file.startsWith('src/ide/browser/') && name === 'graphiql'), 'the IDE\'s browser code is read, and its import of graphiql found');
+    assert.deepEqual(imports.filter(({ name }) => !declared.has(name)).map(({ file, name }) => `${file} -> ${name}`), []);
   });
 });
