@@ -5,12 +5,16 @@
 // schema/ is printed after its output with the file and line the CLI does not give.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, Source } from 'graphql';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(root, 'node_modules', '@graphql-codegen', 'cli', 'esm', 'bin.js');
+// The command the package declares in its `bin`, found as Node finds the package: not a path into its files
+// spelt out here, which a release moving them, or npm nesting the package elsewhere, would leave pointing at nothing.
+const manifest = createRequire(import.meta.url).resolve('@graphql-codegen/cli/package.json');
+const bin = join(dirname(manifest), JSON.parse(readFileSync(manifest, 'utf8')).bin['graphql-codegen']);
 const flags = ['--experimental-require-module', '--disable-warning=ExperimentalWarning'];
 const args = process.argv.slice(2);
 // The CLI's `--silent` silences its errors too: a schema change breaking an operation said only "One or more
