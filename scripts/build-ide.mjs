@@ -2,6 +2,7 @@
 // serves under /graphql/ide/. Everything the page needs ends up in that folder, so the IDE works offline;
 // the build fails if a bundle would load anything from another origin.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -9,7 +10,10 @@ import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist', 'ide');
-const resolveFrom = (specifier) => fileURLToPath(import.meta.resolve(specifier));
+// Monaco and its GraphQL mode are @graphiql/react's dependencies, not the project's: their workers are found
+// as @graphiql/react finds them, so that they are those of the Monaco the app bundle runs, wherever npm put it
+// (found from here, they resolved only while npm hoisted them, and would be another version's once nested).
+const resolveFrom = createRequire(import.meta.resolve('@graphiql/react')).resolve;
 
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
