@@ -86,15 +86,22 @@ export function foreignRequests(context: BrowserContext, allowedOrigins: string[
 }
 
 /**
- * `npm test` builds the IDE bundle before the tests; this rebuilds it when it is missing or older than its
- * sources, so a browser test run on its own never tests a stale bundle.
+ * `npm test` builds the IDE bundle before the tests; this rebuilds it when it is missing or older than what it is
+ * built from (its sources, at any depth, its build script, and the locked dependencies it bundles), so a browser
+ * test run on its own never tests a stale bundle.
  */
 export function ensureIdeBuilt(): void {
-  const manifest = join(projectRoot(), 'dist', 'ide', 'manifest.json');
-  const sources = join(projectRoot(), 'src', 'ide', 'browser');
+  const root = projectRoot();
+  const manifest = join(root, 'dist', 'ide', 'manifest.json');
+  const sources = join(root, 'src', 'ide', 'browser');
+  const inputs = [
+    ...readdirSync(sources, { recursive: true }).map((name) => join(sources, String(name))),
+    join(root, 'scripts', 'build-ide.mjs'),
+    join(root, 'package-lock.json'),
+  ];
   const builtAt = existsSync(manifest) ? statSync(manifest).mtimeMs : 0;
-  const stale = readdirSync(sources).some((name) => statSync(join(sources, name)).mtimeMs > builtAt);
-  if (stale) execFileSync(process.execPath, [join(projectRoot(), 'scripts', 'build-ide.mjs')], { stdio: 'inherit' });
+  const stale = inputs.some((input) => statSync(input).mtimeMs > builtAt);
+  if (stale) execFileSync(process.execPath, [join(root, 'scripts', 'build-ide.mjs')], { stdio: 'inherit' });
 }
 
 /**
