@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { leftMidRequest } from '../http/body.ts';
 import { escapeHtml } from '../support/html.ts';
+import { MAX_EMAIL_LENGTH, MAX_NAME_LENGTH } from '../support/text-bounds.ts';
 import { HttpError, decodePairs, firstValues, isFormBody, readBody, sendHtml } from './http.ts';
 import { ConnectTokenError, type ConnectInput, type ConnectResult, type EmulatorStore } from './store.ts';
 import { isDomainHint } from './persistence.ts';
@@ -252,7 +253,7 @@ function formPage(
   const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail
     ? `<p>Mailbox: <strong>${escapeHtml(fixedEmail)}</strong></p>\n<input type="hidden" id="email" name="email" value="${escapeHtml(fixedEmail)}">`
-    : field('email', 'Email address', 'email', ` required maxlength="254" autocomplete="email"${placeholder}`);
+    : field('email', 'Email address', 'email', ` required maxlength="${MAX_EMAIL_LENGTH}" autocomplete="email"${placeholder}`);
 
   const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
 <p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>
@@ -264,8 +265,8 @@ ${
   addsSource
     ? ''
     : `<div class="row">
-<div>${field('first_name', 'First name', 'text', ' maxlength="256" autocomplete="given-name"')}</div>
-<div>${field('last_name', 'Last name', 'text', ' maxlength="256" autocomplete="family-name"')}</div>
+<div>${field('first_name', 'First name', 'text', ` maxlength="${MAX_NAME_LENGTH}" autocomplete="given-name"`)}</div>
+<div>${field('last_name', 'Last name', 'text', ` maxlength="${MAX_NAME_LENGTH}" autocomplete="family-name"`)}</div>
 </div>
 `
 }<fieldset>
@@ -273,7 +274,7 @@ ${
 ${field('server', 'IMAP server', 'text', ' autocomplete="off" spellcheck="false"', domain ? `imap.${domain}` : '')}
 ${field('port', 'Port', 'text', ' required pattern="[0-9]{1,5}" maxlength="5" inputmode="numeric" title="A port number: 1 to 65535"', '993')}
 <div class="check"><input type="checkbox" id="use_ssl" name="use_ssl" value="1"${useSsl ? ' checked' : ''}><label for="use_ssl" style="margin:0">Use SSL/TLS</label></div>
-${field('username', 'Username', 'text', ' maxlength="256" autocomplete="username" spellcheck="false"', local)}
+${field('username', 'Username', 'text', ` maxlength="${MAX_NAME_LENGTH}" autocomplete="username" spellcheck="false"`, local)}
 <label for="password">Password</label>
 <input type="password" id="password" name="password" value="" autocomplete="current-password">
 <p class="note">Leave the server and username as they are to use the defaults for your address.</p>

@@ -6,6 +6,7 @@ import type { AccountRecord, TokenRecord } from './store.ts';
 import { versionOf, type FileVersion } from '../support/atomic-file.ts';
 import { jsonText } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
+import { HAS_HALF_PAIR } from '../support/unseen-characters.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
 
 /** The emulator's data file (`EMULATOR_DATA_FILE`): its format, written atomically, read back checked. */
@@ -205,11 +206,8 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
-/** In a `u` pattern a pair is one code point, so only half of one matches. */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /** Unicode text: no half of a surrogate pair, which JSON can spell (`\ud800`) and no UTF-8 holds. */
-const isUnicodeText = (value: string): boolean => !LONE_SURROGATE.test(value);
+const isUnicodeText = (value: string): boolean => !HAS_HALF_PAIR.test(value);
 
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
 type Check = (value: unknown) => { at: string; why: string } | undefined;

@@ -1,6 +1,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import { asError } from '../support/failure-reason.ts';
+import { MAX_EMAIL_LENGTH, MAX_NAME_LENGTH } from '../support/text-bounds.ts';
 import { HAS_NAME_CONTROL, HAS_UNSEEN } from '../support/unseen-characters.ts';
 import { percentEncode } from '../oauth/signature.ts';
 import { accountRecordProblem, CONNECT_TOKEN_TTL_SECONDS, FIRST_SOURCE_ALIAS, isDomainHint, isPort, looksLikeEmail, readState, tokenRecordProblem, type PersistedState } from './persistence.ts';
@@ -206,22 +207,19 @@ export function mailServerName(given: string): string | undefined {
 const HOST_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 
 /**
- * The longest text the connect page takes, in UTF-16 code units, as the gateway bounds what a caller sends (its
- * names 256, addresses 254): whoever holds a link reaches the page, and what it keeps is listed back in every
- * account page and, in the used token's copy of the account, in the token list, unpaged, whose used tokens never
- * expire. A megabyte of names a flow put that list past the 32 MiB the gateway reads in 34 flows.
+ * Refuses, as the form's mistake on `field`, a value typed on the connect page longer than `max` (UTF-16 code
+ * units), the gateway's bound on what a caller sends (text-bounds.ts): whoever holds a link reaches the page, and
+ * what it keeps is listed back in every account page and, in the used token's copy of the account, in the token
+ * list, unpaged, whose used tokens never expire. A megabyte of names a flow put that list past the 32 MiB the
+ * gateway reads in 34 flows.
  */
-const MAX_TYPED_TEXT_LENGTH = 256;
-const MAX_EMAIL_LENGTH = 254;
-
-/** Refuses, as the form's mistake on `field`, a value typed on the connect page longer than `max`. */
 function refuseLongerThan(value: string, max: number, field: NonNullable<ConnectTokenError['field']>, what: string): void {
   if (value.length > max) throw new ConnectTokenError('invalid', `The ${what} is at most ${max} characters long.`, field);
 }
 
 /** Refuses, as the form's mistake on `field`, a name typed on the connect page that the gateway would refuse in a name. */
 function refuseUnlikeName(value: string, field: NonNullable<ConnectTokenError['field']>, what: string): void {
-  refuseLongerThan(value, MAX_TYPED_TEXT_LENGTH, field, what);
+  refuseLongerThan(value, MAX_NAME_LENGTH, field, what);
   if (HAS_NAME_CONTROL.test(value)) {
     throw new ConnectTokenError('invalid', `The ${what} must not contain control characters (line breaks, tabs, directional overrides …).`, field);
   }

@@ -2,7 +2,8 @@ import { argumentError } from '../errors.ts';
 import type { CreateConnectTokenInput } from '../generated/graphql.ts';
 import { MAX_FORM_VALUE_LENGTH } from '../upstream/request.ts';
 import { isBrowserLocalScheme } from '../support/url.ts';
-import { HAS_NAME_CONTROL, HAS_UNSEEN } from '../support/unseen-characters.ts';
+import { MAX_EMAIL_LENGTH, MAX_NAME_LENGTH } from '../support/text-bounds.ts';
+import { HAS_HALF_PAIR, HAS_NAME_CONTROL, HAS_UNSEEN } from '../support/unseen-characters.ts';
 import type { UpstreamAccountUpdateForm, UpstreamConnectTokenForm } from '../upstream/types.ts';
 
 /** Mutation inputs checked and turned into the upstream's forms, so that a bad input costs no request. */
@@ -100,20 +101,10 @@ export function email(value: string, name: string, allowDomainHint = false): str
  * `maxLength` (at most what the client accepts).
  */
 function text(value: string, name: string, maxLength = MAX_FORM_VALUE_LENGTH): string {
-  if (/\p{Cs}/u.test(value)) throw argumentError(name, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
+  if (HAS_HALF_PAIR.test(value)) throw argumentError(name, `${name} is not valid text: it contains an unpaired UTF-16 surrogate`);
   if (value.length > maxLength) {
     throw argumentError(name, `${name} is ${value.length} UTF-16 code units long, more than the ${maxLength} accepted`);
   }
   return value;
 }
-
-/**
- * A first or last name: longer than any person's, as long as most systems' columns. The upstream keeps what a
- * form gives it and lists it back, whole, in the connect-token list that is never paged: each character a
- * caller may store there is one every admin's `connectTokens` reads for a day, and a name or an email address
- * needs far less than the 4096 a URL (with a state parameter) may take.
- */
-const MAX_NAME_LENGTH = 256;
-/** The longest address SMTP can carry (RFC 5321's 256-octet path, less its angle brackets). */
-const MAX_EMAIL_LENGTH = 254;
 

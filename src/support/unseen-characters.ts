@@ -12,6 +12,15 @@ const UNSEEN_CHARACTERS = String.raw`\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Poi
 export const HAS_UNSEEN = new RegExp(`[${UNSEEN_CHARACTERS}]`, 'u');
 
 /**
+ * Half a surrogate pair: JSON can spell one (`"\ud800"`), though it is no character and has no UTF-8 form (no URL
+ * or form can carry it, encoding it throws; a UTF-8 decoder would make it U+FFFD). In a `u` pattern a whole pair is
+ * one code point, so only a half matches. `HALF_PAIRS` is the same for `replace`, which needs the `g` flag (`test`
+ * with it would keep a position between calls).
+ */
+export const HAS_HALF_PAIR = /\p{Cs}/u;
+export const HALF_PAIRS = /\p{Cs}/gu;
+
+/**
  * What no person's name holds: control characters (a NUL, a line break, an escape sequence that a terminal showing
  * a log or an export would act on), Unicode's line and paragraph separators, and the directional embeddings,
  * overrides and isolates that make text display in another order than it is stored. Other invisible format

@@ -9,6 +9,7 @@ import type {
   UpstreamSuccess,
 } from './types.ts';
 import { refuseUnsendableId } from './request.ts';
+import { HALF_PAIRS, HAS_HALF_PAIR } from '../support/unseen-characters.ts';
 import { isHttpUrl } from '../support/url.ts';
 
 /**
@@ -28,10 +29,6 @@ function object(value: unknown, what: string): Json {
   return value as Json;
 }
 
-/** Half a surrogate pair: JSON can spell one (`\ud83d`), though it is no character and has no UTF-8 form. */
-const HALF_PAIR = /\p{Cs}/u;
-const HALF_PAIRS = /\p{Cs}/gu;
-
 function string(o: Json, key: string, what: string): string {
   const value = o[key];
   if (typeof value === 'string') return value;
@@ -45,7 +42,7 @@ function string(o: Json, key: string, what: string): string {
  */
 function resourceName(o: Json, key: string, what: string): string {
   const value = string(o, key, what);
-  if (HALF_PAIR.test(value)) throw new ShapeError(`${what}.${key} is not valid text: it holds half a surrogate pair`);
+  if (HAS_HALF_PAIR.test(value)) throw new ShapeError(`${what}.${key} is not valid text: it holds half a surrogate pair`);
   return value;
 }
 
@@ -361,7 +358,7 @@ export function parseCreateConnectToken(value: unknown): UpstreamCreateConnectTo
  */
 function browserPage(o: Json, key: string): string {
   const value = newName(o, key);
-  if (!isHttpUrl(value) || HALF_PAIR.test(value)) throw new ShapeError(`response.${key} is not an http(s) URL`);
+  if (!isHttpUrl(value) || HAS_HALF_PAIR.test(value)) throw new ShapeError(`response.${key} is not an http(s) URL`);
   return value;
 }
 

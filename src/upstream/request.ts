@@ -1,6 +1,6 @@
 import { ErrorCode, gatewayError } from '../errors.ts';
 import { encodeFormPairs, percentEncode, type OAuthParam } from '../oauth/signature.ts';
-import { HAS_UNSEEN } from '../support/unseen-characters.ts';
+import { HAS_HALF_PAIR, HAS_UNSEEN } from '../support/unseen-characters.ts';
 
 /**
  * A call's request as the upstream will receive it: its path, query and form, each checked before anything
@@ -110,10 +110,8 @@ const PATH_SEPARATOR = /[/\\]/;
  * JSON variables can carry an unpaired UTF-16 surrogate (`"\ud800"`), which has no UTF-8 form, so no URL
  * or form body can carry it (encoding it throws). Refused as the caller's input, before any request.
  */
-const UNPAIRED_SURROGATE = /\p{Cs}/u;
-
 function assertEncodable(value: string, what: string): void {
-  if (UNPAIRED_SURROGATE.test(value)) {
+  if (HAS_HALF_PAIR.test(value)) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `${what} is not valid text: it contains an unpaired UTF-16 surrogate`);
   }
 }
