@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
 import { IN_MAIN, query, runToExit, startMain, stopper } from '../helpers/main-process.ts';
@@ -18,14 +16,7 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
     // 200: enough for tsx to load the entry; at ~110 or less Node's loader failed to load the gateway's modules,
     // saying in a stack trace that a package present was missing, and at 200 the gateway started, its clients
     // past the limit reset unlogged. Killed after 20 s: before the check it started and ran on.
-    const run = promisify(execFile)('sh', ['-c', 'ulimit -n 200 && exec "$0" --import tsx src/main.ts', process.execPath], {
-      env: { PATH: process.env['PATH'] ?? '', PORT: '0' },
-      timeout: 20_000,
-    });
-    const { code, stdout, stderr } = await run.then(
-      (done) => ({ code: 0, ...done }),
-      (error: { code: number | null; stdout: string; stderr: string }) => error,
-    );
+    const { code, stdout, stderr } = await runToExit({ PORT: '0' }, [], [], 200);
     assert.equal(code, 1, stderr);
     assert.equal(stdout, '');
     assert.deepEqual(stderr.trimEnd().split('\n'), [

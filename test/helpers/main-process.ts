@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
-import { runScript, type RunningScript } from './script.ts';
+import { runScript, spawnScript, type RunningScript } from './script.ts';
 
 /*
  * `src/main.ts` run as `npm start` runs it, in a process of its own: for test/gateway/start.test.ts,
@@ -55,12 +54,12 @@ export async function query(url: string, q: string) {
 /** How long to wait for what main does: a process of its own, started under tsx, on a machine that may be busy. */
 export const IN_MAIN = { timeoutMs: 30_000 };
 
-/** Runs `src/main.ts` with only `env` (and PATH) until it exits on its own, stdout and stderr apart. */
-export async function runToExit(env: Record<string, string>, preload: string[] = [], args: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), 'src/main.ts', ...args], {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/**
+ * Runs `src/main.ts` with only `env` (and PATH) until it exits on its own, stdout and stderr apart; under a limit
+ * of `openFiles` open files when one is given (`runScript`'s).
+ */
+export async function runToExit(env: Record<string, string>, preload: string[] = [], args: string[] = [], openFiles?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnScript('src/main.ts', env, preload, args, openFiles);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

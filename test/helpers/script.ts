@@ -1,11 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 /** How long a started command may take to print what a test waits for. */
 const LINE_WAIT_MS = 30_000;
 /** How long a started command may live at all: longer than any test that uses one. */
 const SCRIPT_LIFETIME_MS = 90_000;
+
+/** `script` started as `runScript` starts it (see there), its output piped. */
+export function spawnScript(script: string, env: Record<string, string>, preload: string[] = [], args: string[] = [], openFiles?: number): ChildProcessByStdio<null, Readable, Readable> {
+  const command = [process.execPath, '--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script, ...args];
+  const [file, ...argv] = openFiles === undefined ? command : ['sh', '-c', `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
+  return spawn(file!, argv, {
+    env: { PATH: process.env['PATH'] ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
 
 export interface RunningScript {
   child: ChildProcess;
@@ -23,12 +34,7 @@ export interface RunningScript {
  * under a limit of `openFiles` open files (`ulimit -n`, through `sh`) when one is given.
  */
 export function runScript(script: string, env: Record<string, string>, preload: string[] = [], args: string[] = [], openFiles?: number): RunningScript {
-  const command = [process.execPath, '--import', 'tsx', ...preload.flatMap((file) => ['--import', file]), script, ...args];
-  const [file, ...argv] = openFiles === undefined ? command : ['sh', '-c', `ulimit -n ${openFiles} && exec "$0" "$@"`, ...command];
-  const child = spawn(file!, argv, {
-    env: { PATH: process.env['PATH'] ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnScript(script, env, preload, args, openFiles);
   const lines: string[] = [];
   const listeners = new Set<(line: string) => void>();
   for (const stream of [child.stdout, child.stderr]) {
