@@ -42,7 +42,10 @@ export const HttpRefusalCode = {
 } as const;
 export type HttpRefusalCode = (typeof HttpRefusalCode)[keyof typeof HttpRefusalCode];
 
-/** Codes that Apollo and graphql-js raise themselves for a refused operation: safe to show as they are. */
+/**
+ * Codes that Apollo and graphql-js raise themselves for a refused operation: safe to show as they are. Not Apollo's
+ * PERSISTED_QUERY_NOT_SUPPORTED: persisted queries are always on, so it never comes (docs/errors.md lists what does).
+ */
 export const OPERATION_CODES: ReadonlySet<string> = new Set([
   'GRAPHQL_PARSE_FAILED',
   'GRAPHQL_VALIDATION_FAILED',
@@ -50,7 +53,6 @@ export const OPERATION_CODES: ReadonlySet<string> = new Set([
   HttpRefusalCode.BAD_REQUEST,
   'OPERATION_RESOLUTION_FAILURE',
   'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
 ]);
 
 /** Where an upstream failure happened: enough to debug, nothing secret (no query string, no body). */
