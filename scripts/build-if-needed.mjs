@@ -13,8 +13,11 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** What `npm run build` reads: the sources, their compiler settings (package.json's `type` among them), the IDE build script, the exact dependencies. */
 const INPUTS = ['src', 'schema', 'tsconfig.json', 'tsconfig.build.json', 'scripts/build-ide.mjs', 'package.json', 'package-lock.json'];
-/** What it writes that the two commands run: with one missing, the build is not there, whatever the stamp says. */
-const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
+/**
+ * What it writes that the two commands run: with one missing, the build is not there, whatever the stamp says.
+ * In a file of its own, which the build's tests read too (this script runs as it is imported).
+ */
+const OUTPUTS = JSON.parse(readFileSync(join(root, 'scripts', 'build-outputs.json'), 'utf8'));
 const STAMP = join(root, 'dist', '.build-inputs');
 /**
  * A lock older than this outlived its build, whose pid another process now has. Well past the longest build

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -29,8 +30,8 @@ export async function runAs(user: { uid?: number; gid?: number }, dir: string, c
   return { code, output };
 }
 
-/** What the build writes that `npm start` and `npm run emulator` run: with one gone, dist/ is not built. */
-export const OUTPUTS = ['dist/src/main.js', 'dist/src/emulator/cli.js', 'dist/ide/manifest.json'];
+/** What the build writes that `npm start` and `npm run emulator` run: with one gone, dist/ is not built (the build step's own list). */
+export const OUTPUTS: string[] = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'scripts', 'build-outputs.json'), 'utf8')) as string[];
 
 /** What the build leaves in `dir`, without a build: its three outputs (empty), and its stamp of the inputs. */
 export async function stampedBuild(dir: string): Promise<void> {
