@@ -115,7 +115,11 @@ describe('the settings', () => {
       // An http:// upstream's proxy variables, and NO_PROXY, which is read once a proxy is set.
       ...namesRead({ CONTEXTIO_API_URL: 'http://api.example.com/2.0', http_proxy: 'http://proxy.example:3128', ...remote }),
     ]);
-    assert.deepEqual([...read].sort(), [...SETTINGS].sort());
+    assert.deepEqual(
+      [...read].sort(),
+      [...SETTINGS].sort(),
+      'the variables src/config/ reads (left) against SETTINGS in src/config/settings.ts (right): a setting read must be listed there, and in the README’s table',
+    );
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const documented = new Set(
       readme
@@ -124,6 +128,6 @@ describe('the settings', () => {
         // Lower case too: the proxy variables are read in both spellings (`HTTPS_PROXY` / `https_proxy`).
         .flatMap((line) => [...line.split(' | ')[0]!.matchAll(/`([A-Za-z][A-Za-z0-9_]+)`/g)].map((match) => match[1]!)),
     );
-    for (const name of SETTINGS) if (name !== 'NODE_ENV') assert.ok(documented.has(name), `${name} in the README's tables`);
+    for (const name of SETTINGS) if (name !== 'NODE_ENV') assert.ok(documented.has(name), `${name} (SETTINGS in src/config/settings.ts) in the README's tables`);
   });
 });
