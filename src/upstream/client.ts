@@ -945,8 +945,9 @@ export class UpstreamClient {
         const effect = mayHaveTakenEffect(call.method, mayHaveLanded || answerMayFollowTheChange(status));
         // The API's own 503 is one mailbox out of reach, not the API down (see the retry rule): a caller told
         // "failed" would retry at once, or report an outage, where the account's mail settings are at fault.
+        // Said as the call it failed, not as a mail server that call needed: a connect token's create needs none.
         if (isMailboxUnreachable(status, text)) {
-          return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream could not reach a mail server it needed for ${call.resource} (HTTP 503)${effect}`, info);
+          return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream could not reach a mail server (HTTP 503) while ${call.action}${effect}`, info);
         }
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream failed with HTTP ${status} while ${call.action}${effect}`, info);
       }

@@ -48,7 +48,7 @@ describe('upstream failures map to the contract’s codes', () => {
     const res = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
     assert.deepEqual(codes(res), ['UPSTREAM_ERROR']);
     // Said as what it is, so that a caller looks at the account's mail settings, not for an outage.
-    assert.equal(res.body.errors![0]!.message, `The upstream could not reach a mail server it needed for account "${id}" (HTTP 503)`);
+    assert.equal(res.body.errors![0]!.message, `The upstream could not reach a mail server (HTTP 503) while reading account "${id}"`);
     assert.deepEqual(stack.upstreamCalls(), [`GET /accounts/${id}`]);
   });
 

@@ -214,12 +214,21 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
       mockedClient({ maxAttempts: 1, breakerFailureThreshold: threshold });
     const api = guarded(2);
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS).times(3);
-    for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), { message: 'The upstream could not reach a mail server it needed for account "a" (HTTP 503)' });
+    for (let i = 0; i < 3; i++) await assert.rejects(api.getAccount('a'), { message: 'The upstream could not reach a mail server (HTTP 503) while reading account "a"' });
     assert.equal(api.breakerState, 'closed');
     const proxied = guarded(2);
     pool.intercept({ path: '/2.0/accounts/b', method: 'GET' }).reply(503, '<html><body>Service Unavailable</body></html>', { headers: { 'content-type': 'text/html' } }).times(2);
     for (let i = 0; i < 2; i++) await assert.rejects(proxied.getAccount('b'), /The upstream failed with HTTP 503/);
     assert.equal(proxied.breakerState, 'open');
+  });
+
+  it('says the API’s 503 of a write as the call it failed, claiming no mail server the call needed: a connect token’s create needs none', async () => {
+    const api = mockedClient({ maxAttempts: 1 });
+    pool.intercept({ path: '/2.0/connect_tokens', method: 'POST' }).reply(503, { type: 'error', value: 'could not reach the mail server' }, JSON_HEADERS);
+    await assert.rejects(api.createConnectToken(null, { callback_url: 'https://app.example/cb' }), (error: Error) => {
+      assert.match(error.message, /^The upstream could not reach a mail server \(HTTP 503\) while creating a connect token: /, error.message);
+      return true;
+    });
   });
 
   it('says a half-open circuit is trying one call, not that calls are paused for 0 s', async () => {
@@ -2842,7 +2851,7 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
       assert.equal((await client.getAccount('a')).id, 'a');
       // The API's own 503: one mailbox out of reach, not retried as the API down.
       answers.push([503, { type: 'error', value: 'could not connect to the mail server' }]);
-      await assert.rejects(client.getAccount('a'), /could not reach a mail server it needed for account "a" \(HTTP 503\)$/);
+      await assert.rejects(client.getAccount('a'), /could not reach a mail server \(HTTP 503\) while reading account "a"$/);
       assert.equal(requests, 2);
       // A refused signature under a 400: the gateway's credentials, not the caller's parameters.
       answers.push([400, { type: 'error', code: 105, value: 'Invalid signature' }]);
