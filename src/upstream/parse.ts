@@ -93,14 +93,14 @@ function optionalString(o: Json, key: string): string | undefined {
 const MAX_UNIX_SECONDS = 8.64e12;
 
 /**
- * Unix seconds, as a number or a string of digits; `0`, `false`, `null`, `""` or a missing field mean "not
- * set" and stay `0`. Anything else ("yesterday", `true`, an object) is refused rather than read as "not set", which
- * would show a garbled time as 1970 or as never.
+ * Unix seconds, as a number or a string of digits (with a fraction, as a number may have one); `0`, `false`,
+ * `null`, `""` or a missing field mean "not set" and stay `0`. Anything else ("yesterday", `true`, an object) is
+ * refused rather than read as "not set", which would show a garbled time as 1970 or as never.
  */
 function timestamp(o: Json, key: string): number {
   const raw = o[key];
   const value =
-    typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : isUnset(raw) || raw === false ? 0 : Number.NaN;
+    typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+(?:\.\d+)?$/.test(raw) ? Number(raw) : isUnset(raw) || raw === false ? 0 : Number.NaN;
   if (!Number.isFinite(value) || value < 0 || value > MAX_UNIX_SECONDS) throw new ShapeError(`${key} is not a Unix time`);
   return value;
 }
@@ -115,16 +115,17 @@ const INT_MIN = -(2 ** 31);
 const INT_MAX = 2 ** 31 - 1;
 
 /**
- * A whole number (or a string of digits) that fits a GraphQL `Int`; missing, null or `""` is undefined. Anything
- * else is refused here, as an unexpected upstream body: let through, it would fail the `Int` serializer and
- * reach the caller as an internal error instead.
+ * A count or a port: a whole number (or a string of digits) that fits a GraphQL `Int`; missing, null or `""` is
+ * undefined, and so is a negative one, which is no count or port (`-1` is how APIs say "not counted yet"), not
+ * one to show as -1 messages. Anything else is refused here, as an unexpected upstream body: let through, it
+ * would fail the `Int` serializer and reach the caller as an internal error instead.
  */
-function optionalInt(o: Json, key: string): number | undefined {
+function optionalCount(o: Json, key: string): number | undefined {
   const raw = o[key];
   if (isUnset(raw)) return undefined;
   const value = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isInteger(value) || value < INT_MIN || value > INT_MAX) throw new ShapeError(`${key} is not a whole number within GraphQL's Int`);
-  return value;
+  return value < 0 ? undefined : value;
 }
 
 function optionalBoolean(o: Json, key: string): boolean | undefined {
@@ -204,7 +205,7 @@ function parseSource(value: unknown): UpstreamSource {
     email: optionalString(o, 'email'),
     username: optionalString(o, 'username'),
     server: optionalString(o, 'server'),
-    port: optionalInt(o, 'port'),
+    port: optionalCount(o, 'port'),
     use_ssl: optionalBoolean(o, 'use_ssl'),
     type: optionalString(o, 'type'),
     authentication_type: optionalString(o, 'authentication_type'),
@@ -273,8 +274,8 @@ export function parseAccount(value: unknown): UpstreamAccount {
     username: optionalString(o, 'username'),
     password_expired: timestamp(o, 'password_expired'),
     resource_url: optionalString(o, 'resource_url'),
-    nb_messages: optionalInt(o, 'nb_messages'),
-    nb_files: optionalInt(o, 'nb_files'),
+    nb_messages: optionalCount(o, 'nb_messages'),
+    nb_files: optionalCount(o, 'nb_files'),
   };
 }
 
@@ -286,6 +287,8 @@ function embeddedAccount(value: unknown, used: number | false): UpstreamEmbedded
   // Whatever an unused token's account holds, it has none yet.
   if (!used) return null;
   if (typeof value === 'string') return value !== '' ? { id: sendableId(value, 'connect token account'), reference: true } : null;
+  // An id sent as a number, as `string` reads ids; 0 (or a number no id is) names none, as `""` does.
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? { id: sendableId(digitsOf(value, 'connect token account'), 'connect token account'), reference: true } : null;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const o = value as Json;
   // No id (missing, empty or null, as `{}` says it too) names no account.

@@ -35,6 +35,10 @@ describe('tolerant parsing of upstream JSON', () => {
       reference: true,
     });
     assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: '' }).account, null);
+    // An id sent as a number, as ids are read elsewhere (a server writing numeric-looking strings as numbers); 0 is none.
+    assert.deepEqual(parseConnectToken({ ...token, used: 5, expires: false, account: 7 }).account, { id: '7', reference: true });
+    for (const none of [0, -7, 1.5]) assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account: none }).account, null, String(none));
+    assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: 2 ** 60 }), /past 2\^53/);
   });
 
   it('reads a used token whose account embeds its id without the fields every account has (created, addresses, sources) as a reference to it', () => {
@@ -51,26 +55,35 @@ describe('tolerant parsing of upstream JSON', () => {
   });
 
   it('reads a used token whose account names none (no id, an empty or null one, an empty object or list, null) as having none', () => {
-    for (const account of [{}, [], { id: '' }, { id: null }, { first_name: 'A' }, null, 7]) {
+    for (const account of [{}, [], { id: '' }, { id: null }, { first_name: 'A' }, null, true]) {
       assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account }).account, null, JSON.stringify(account));
     }
   });
 
   it('reads a timestamp as a number or digits, 0/false/null/missing as unset, and refuses anything else', () => {
     assert.equal(parseConnectToken({ ...token, created: '1700000000' }).created, 1_700_000_000);
+    // A fraction as a string too, as it is read as a number: a server writing every number as a string.
+    assert.equal(parseConnectToken({ ...token, created: '1700000000.25' }).created, 1_700_000_000.25);
+    assert.equal(parseConnectToken({ ...token, created: 1_700_000_000.25 }).created, 1_700_000_000.25);
     for (const unset of [0, false, null, undefined, '']) assert.equal(parseConnectToken({ ...token, used: unset }).used, 0);
     // Digits only: not what Number() also reads (an exponent, hex, spaces around).
-    for (const garbled of ['yesterday', true, {}, -1, 1e15, '1e3', '0x10', '12 ']) {
+    for (const garbled of ['yesterday', true, {}, -1, 1e15, '1e3', '0x10', '12 ', '1.', '.5', '1.2.3', '-1.5']) {
       assert.throws(() => parseConnectToken({ ...token, created: garbled }), (error: unknown) => error instanceof ShapeError && /created is not a Unix time/.test(error.message));
     }
   });
 
-  it('reads a count as a whole number or digits within GraphQL’s Int, and refuses anything else', () => {
+  it('reads a count as a whole number or digits within GraphQL’s Int, a negative one as none said, and refuses anything else', () => {
     const account = { id: 'x', created: 1, suspended: 0, password_expired: 0, email_addresses: [], sources: [] };
     assert.equal(parseAccount({ ...account, nb_messages: '42' }).nb_messages, 42);
+    // -1 is how APIs say "not counted (yet)": not a count of -1 messages to show.
+    for (const negative of [-1, '-1', -(2 ** 31)]) {
+      assert.equal(parseAccount({ ...account, nb_messages: negative }).nb_messages, undefined, String(negative));
+      assert.equal(parseAccount({ ...account, nb_files: negative }).nb_files, undefined, String(negative));
+      assert.equal(parseAccount({ ...account, sources: [{ label: 'l', port: negative }] }).sources[0]!.port, undefined, String(negative));
+    }
     assert.equal(parseAccount({ ...account, nb_messages: null }).nb_messages, undefined);
     assert.equal(parseAccount({ ...account, nb_messages: '' }).nb_messages, undefined);
-    for (const garbled of [3e9, 1.5, 'many', true, {}]) {
+    for (const garbled of [3e9, -3e9, 1.5, -1.5, 'many', true, {}]) {
       assert.throws(() => parseAccount({ ...account, nb_messages: garbled }), (error: unknown) => error instanceof ShapeError && /nb_messages is not a whole number/.test(error.message));
     }
   });
