@@ -80,9 +80,13 @@ function text(value: string): string {
   return value.replace(HALF_PAIRS, '\uFFFD');
 }
 
+/**
+ * An optional text: `""`, what some servers send for "no value", is none, as a missing one is (the schema says
+ * null when the upstream sends none; a client would otherwise test for both).
+ */
 function optionalString(o: Json, key: string): string | undefined {
   const value = o[key];
-  return typeof value === 'string' ? text(value) : typeof value === 'number' ? digitsOf(value, key) : undefined;
+  return typeof value === 'string' ? (value === '' ? undefined : text(value)) : typeof value === 'number' ? digitsOf(value, key) : undefined;
 }
 
 /**
@@ -210,15 +214,10 @@ function parseSource(value: unknown): UpstreamSource {
     type: optionalString(o, 'type'),
     authentication_type: optionalString(o, 'authentication_type'),
     status,
-    status_message: typeof statusMessage === 'string' ? text(statusMessage) : null,
+    status_message: typeof statusMessage === 'string' && statusMessage !== '' ? text(statusMessage) : null,
     sync_period: optionalString(o, 'sync_period'),
     resource_url: optionalString(o, 'resource_url'),
   };
-}
-
-/** A person's name, which the API sends as `""` when none was given: absent then, as for a missing one. */
-function name(o: Json, key: string): string | undefined {
-  return optionalString(o, key) || undefined;
 }
 
 function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
@@ -227,8 +226,8 @@ function embeddedFields(o: Json, what: string): UpstreamEmbeddedAccount {
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
-    first_name: name(o, 'first_name'),
-    last_name: name(o, 'last_name'),
+    first_name: optionalString(o, 'first_name'),
+    last_name: optionalString(o, 'last_name'),
     sources: itemsOf(optionalList(o, 'sources'), parseSource, 'sources'),
   };
 }
@@ -268,8 +267,8 @@ export function parseAccount(value: unknown): UpstreamAccount {
     created: timestamp(o, 'created'),
     suspended: timestamp(o, 'suspended'),
     email_addresses: emailAddresses(o),
-    first_name: name(o, 'first_name'),
-    last_name: name(o, 'last_name'),
+    first_name: optionalString(o, 'first_name'),
+    last_name: optionalString(o, 'last_name'),
     sources: itemsOf(optionalList(o, 'sources'), parseSource, 'sources'),
     username: optionalString(o, 'username'),
     password_expired: timestamp(o, 'password_expired'),
@@ -308,14 +307,14 @@ export function parseConnectToken(value: unknown): UpstreamConnectToken {
   const account = embeddedAccount(o['account'], used);
   return {
     token: resourceName(o, 'token', 'connect token'),
-    email: optionalString(o, 'email') || undefined,
+    email: optionalString(o, 'email'),
     created: timestamp(o, 'created'),
     used,
     // `false` once used; some servers keep sending the old integer, which no longer means anything then.
     expires: used > 0 ? false : timestamp(o, 'expires'),
     callback_url: optionalString(o, 'callback_url') ?? '',
-    first_name: name(o, 'first_name'),
-    last_name: name(o, 'last_name'),
+    first_name: optionalString(o, 'first_name'),
+    last_name: optionalString(o, 'last_name'),
     account,
   };
 }

@@ -131,6 +131,18 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.equal((used.account as { first_name?: string }).first_name, undefined);
   });
 
+  it('reads every optional text sent empty as none, as names and statuses are: the schema says null when the upstream sends none', () => {
+    const account = { id: 'x', created: 1, username: '', resource_url: '' };
+    const parsed = parseAccount({ ...account, sources: [{ label: 'l', email: '', username: '', server: '', type: '', authentication_type: '', sync_period: '', status_message: '', resource_url: '' }] });
+    assert.equal(parsed.username, undefined);
+    assert.equal(parsed.resource_url, undefined);
+    const source = parsed.sources[0]!;
+    for (const key of ['email', 'username', 'server', 'type', 'authentication_type', 'sync_period', 'resource_url'] as const) assert.equal(source[key], undefined, key);
+    assert.equal(source.status_message, null, 'status_message');
+    // A text of its own stays as sent (spaces are not nothing).
+    assert.equal(parseAccount({ ...account, username: ' ' }).username, ' ');
+  });
+
   it('reads a source’s empty status as none, not as a status to show as UNKNOWN (one the gateway does not know)', () => {
     const account = { id: 'x', created: 1 };
     const status = (value: unknown) => parseAccount({ ...account, sources: [{ label: 'l', status: value }] }).sources[0]!.status;
