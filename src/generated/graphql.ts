@@ -110,8 +110,8 @@ export type ConnectToken = {
    * (`id`, `createdAt`, `suspendedAt`, `emailAddresses`, `firstName`, `lastName`, `sources`) cost no request;
    * `username`, `passwordExpiredAt`, `messageCount` and `fileCount` load the full account (one request for all
    * of them); `connectTokens` and `connectToken` make their own request, by the account's id. (From an upstream
-   * that embeds only the account's id, or leaves out its `created`, `email_addresses` or `sources`, every field but
-   * `id` and those two loads the account.)
+   * that embeds only the account's id, or leaves out its `created`, `email_addresses` or `sources`, or embeds a field
+   * in a shape the gateway cannot read, every field but `id` and those two loads the account.)
    */
   account?: Maybe<Account>;
   /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`; `""` when the upstream sends none (it always has one for a token it made). */

@@ -294,8 +294,16 @@ function embeddedAccount(value: unknown, used: number | false): UpstreamEmbedded
   if (o['id'] === undefined || o['id'] === null || o['id'] === '') return null;
   // An id without the fields every account has (`{"id": …}` alone) names the account as a bare id does: read as
   // they are, the missing ones would show it created in 1970, with no address and no source.
-  if (EVERY_ACCOUNTS.some((key) => o[key] === undefined)) return { id: sendableId(string(o, 'id', 'connect token account'), 'connect token account.id'), reference: true };
-  return embeddedFields(o, 'connect token account');
+  const reference = () => ({ id: sendableId(string(o, 'id', 'connect token account'), 'connect token account.id'), reference: true as const });
+  if (EVERY_ACCOUNTS.some((key) => o[key] === undefined)) return reference();
+  try {
+    return embeddedFields(o, 'connect token account');
+  } catch (error) {
+    // An embed with a field it cannot read (`suspended: "yes"`) still names its account: read as a reference, the
+    // account is loaded and checked in full where a field needs it, rather than the whole token refused with it.
+    if (error instanceof ShapeError) return reference();
+    throw error;
+  }
 }
 
 /** What the upstream sends of every account it embeds (a name or a suspension may be left out as none). */

@@ -529,6 +529,16 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}`]);
   });
 
+  it('loads the account of a used token whose embedded account has a field it cannot read, rather than fail the token', async () => {
+    const id = stack.emulator.store.createAccount({ email: 'garbled@example.com', first_name: 'Whole' }).id;
+    const account = { id, created: 1_600_000_000, suspended: 'yes', email_addresses: ['garbled@example.com'], sources: [] };
+    const token = { token: 'garbled012345678', created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account };
+    stack.emulator.addFault({ method: 'GET', path: `/connect_tokens/${token.token}`, body: token });
+    const res = await stack.gql(`query ($t: ID!) { connectToken(token: $t) { token used account { id firstName suspendedAt } } }`, { t: token.token });
+    assert.deepEqual(res.body, { data: { connectToken: { token: token.token, used: true, account: { id, firstName: 'Whole', suspendedAt: null } } } });
+    assert.deepEqual(stack.upstreamCalls(), [`GET /connect_tokens/${token.token}`, `GET /accounts/${id}`]);
+  });
+
   it('shows a used token whose server sent its account as {} (or without an id) as used, with account null and no error', async () => {
     for (const [name, account] of [['emptyacct0123456', {}], ['noidacct01234567', { first_name: 'Nameless', email_addresses: [] }]] as const) {
       const token = { token: name, created: 1_700_000_000, used: 1_700_000_100, expires: false, callback_url: 'https://app.example/cb', account };

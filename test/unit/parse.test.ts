@@ -54,6 +54,17 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.ok(embedded !== null && !('reference' in embedded), 'an embed with its fields null is read as it is');
   });
 
+  it('reads a used token whose embedded account it cannot read, its id aside, as a reference to that account, which is then loaded', () => {
+    // One garbled field of the embed (a server writing a flag where a time goes) no longer costs the whole token:
+    // its account is read in full, and checked, where a field needs it.
+    const whole = { id: '52daabefcea6f9c35a4a0997', created: 2, suspended: 0, email_addresses: ['a@b.c'], sources: [] };
+    for (const garbled of [{ suspended: 'yes' }, { created: 'yesterday' }, { sources: [{ port: 1 }] }, { email_addresses: 'a@b.c' }]) {
+      assert.deepEqual(parseConnectToken({ ...token, used: 5, expires: false, account: { ...whole, ...garbled } }).account, { id: whole.id, reference: true }, JSON.stringify(garbled));
+    }
+    // An id no request could carry is refused still: the token names no account the gateway could load.
+    assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: { ...whole, id: 'a/b', suspended: 'yes' } }), ShapeError);
+  });
+
   it('reads a used token whose account names none (no id, an empty or null one, an empty object or list, null) as having none', () => {
     for (const account of [{}, [], { id: '' }, { id: null }, { first_name: 'A' }, null, true]) {
       assert.equal(parseConnectToken({ ...token, used: 5, expires: false, account }).account, null, JSON.stringify(account));
@@ -111,7 +122,8 @@ describe('tolerant parsing of upstream JSON', () => {
       ['sources', 1],
     ] as const) {
       assert.throws(() => parseAccount({ ...account, [key]: value }), (error) => error instanceof ShapeError && error.message === `${key} is not a list`, `${key}: ${JSON.stringify(value)}`);
-      assert.throws(() => parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: [], sources: [], [key]: value } }), ShapeError);
+      // Embedded in a used token, the account is loaded instead (read then as above).
+      assert.deepEqual(parseConnectToken({ ...token, used: 5, account: { ...account, email_addresses: [], sources: [], [key]: value } }).account, { id: 'x', reference: true });
     }
   });
 
@@ -265,7 +277,6 @@ describe('tolerant parsing of upstream JSON', () => {
     assert.throws(() => parseAccount({ id: 'x', created: 1, sources }), refused("sources[1]: port is not a whole number within GraphQL's Int"));
     assert.throws(() => parseAccount({ id: 'x', created: 1, sources: [{ label: 'a' }, 5] }), refused('sources[1]: source is not an object'));
     assert.throws(() => listOf(parseAccount)([{ id: 'y', created: 1 }, { id: 'x', created: 1, sources }]), refused("response[1]: sources[1]: port is not a whole number within GraphQL's Int"));
-    assert.throws(() => parseConnectToken({ ...token, used: 5, expires: false, account: { id: 'x', created: 1, email_addresses: [], sources } }), refused("sources[1]: port is not a whole number within GraphQL's Int"));
   });
 
   it('refuses a create whose answer has no resource_url, which the mutation’s payload serves', () => {
