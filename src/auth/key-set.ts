@@ -191,10 +191,13 @@ const publicKeysOnly = (fetchImpl: FetchImplementation, onSecretKey: (key: JWK) 
   const response = await fetchImpl(url, options);
   // Anything but a set of keys is jose's to refuse, as it was sent.
   const set: unknown = await response.clone().json().catch(() => undefined);
-  if (!isKeyList(set) || !set.keys.some((key) => isSecretKey(key) || forVerifyingOnly(key) !== key)) return response;
-  for (const key of set.keys) if (isSecretKey(key)) onSecretKey(key);
-  const leaked = leakedKeys(set.keys);
-  return Response.json({ ...set, keys: set.keys.filter((key) => !leaked.has(key)).map(forVerifyingOnly) });
+  // (Entries that are no JSON object, no key, fetchCapped has left out already: the filter narrows their type.)
+  if (!hasKeyList(set)) return response;
+  const keys = set.keys.filter(isJsonObject);
+  if (!keys.some((key) => isSecretKey(key) || forVerifyingOnly(key) !== key)) return response;
+  for (const key of keys) if (isSecretKey(key)) onSecretKey(key);
+  const leaked = leakedKeys(keys);
+  return Response.json({ ...set, keys: keys.filter((key) => !leaked.has(key)).map(forVerifyingOnly) });
 };
 
 /**
@@ -251,10 +254,9 @@ function publicPartOf(key: JWK): string {
   return JSON.stringify([key.kty, key.crv, key.n, key.e, key.x, key.y, key.pub]);
 }
 
-/** Whether `value` is a JSON object with a list of objects as its `keys`. */
-function isKeyList(value: unknown): value is { keys: JWK[] } {
-  if (typeof value !== 'object' || value === null || !('keys' in value) || !Array.isArray(value.keys)) return false;
-  return value.keys.every((key: unknown) => typeof key === 'object' && key !== null && !Array.isArray(key));
+/** Whether `value` is a JSON object with a list as its `keys`. */
+function hasKeyList(value: unknown): value is { keys: unknown[] } {
+  return typeof value === 'object' && value !== null && 'keys' in value && Array.isArray(value.keys);
 }
 
 /**
@@ -283,23 +285,29 @@ export const fetchCapped = (through: KeySetDispatcher | undefined): FetchImpleme
   } catch (error) {
     throw bodyReadFailure(error, options?.signal);
   }
-  const discovery = discoveryDocument(body.bytes());
+  let document: unknown;
+  try {
+    document = JSON.parse(body.bytes().toString('utf8'));
+  } catch {
+    // Not JSON: jose's to refuse, as it was sent.
+    return new Response(body.bytes(), { status: 200, headers: response.headers });
+  }
+  const discovery = discoveryDocument(document);
   if (discovery !== undefined) throw discovery;
+  // An entry that is no JSON object is no key: ignored, as RFC 7517 §5 asks of keys a reader cannot use, where
+  // jose refuses the whole set for it (every token then answered 503, the set unreadable).
+  if (hasKeyList(document) && !document.keys.every(isJsonObject)) return Response.json({ ...document, keys: document.keys.filter(isJsonObject) });
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
 
+const isJsonObject = (value: unknown): value is JWK => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
- * Why `body`, a 200's, is no key set when it is an OpenID Connect discovery document (the issuer's
+ * Why `document`, a 200's JSON, is no key set when it is an OpenID Connect discovery document (the issuer's
  * `/.well-known/openid-configuration`, given where the `jwks_uri` it names was meant): jose says only that the set
  * is malformed, which sends the operator looking for a broken set. Undefined for anything else, jose's to judge.
  */
-function discoveryDocument(body: Buffer): Error | undefined {
-  let document: unknown;
-  try {
-    document = JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
+function discoveryDocument(document: unknown): Error | undefined {
   if (typeof document !== 'object' || document === null || 'keys' in document || !('jwks_uri' in document) || typeof document.jwks_uri !== 'string') return undefined;
   // Its query's values left out, as a redirect's Location is.
   return new joseErrors.JOSEError(`the answer is an OpenID Connect discovery document, not a key set: AUTH_JWKS_URL is its jwks_uri, ${shortened(urlForLog(document.jwks_uri), 100)}`);

@@ -656,6 +656,16 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('entries of the set that are no key (null, a string, a number, a list) are ignored, as RFC 7517 says: its keys verify their tokens', async () => {
+    // jose refuses a set holding one such entry whole: every token was answered 503, the set unreadable.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const junk = [null, 'not a key', 7, ['kty', 'EC']] as unknown as JWK[];
+    await withKeySet([...junk, { ...(await exportJWK(ec.publicKey)), kid: 'ec-amid-junk', alg: 'ES256' }], async (stack, jwks) => {
+      assert.equal(await keySetProblem(jwks.url), undefined);
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-amid-junk'))).status, 200);
+    });
+  });
+
   test('a public key whose key_ops leave verify out (sign alone) verifies no token: 401, as the check at start counts it', async () => {
     // Only key_ops that name verify beside other uses are cut to verify; without it, the key is not one to verify with.
     const ec = await generateKeyPair('ES256', { extractable: true });
