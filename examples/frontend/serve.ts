@@ -97,8 +97,9 @@ export async function startExample(options: ExampleOptions = {}): Promise<Exampl
     }
     const page = pages[path as keyof typeof pages];
     if (page !== undefined) {
-      // The endpoint is configuration, written into the page rather than built into the bundle.
-      const html = page.replaceAll('%GRAPHQL_ENDPOINT%', escapeHtml(gatewayUrl));
+      // The endpoint is configuration, written into the page rather than built into the bundle. By a function:
+      // a replacement string would read the URL's `$&` or `$$` as patterns.
+      const html = page.replaceAll('%GRAPHQL_ENDPOINT%', () => escapeHtml(gatewayUrl));
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }).end(html);
       return;
     }

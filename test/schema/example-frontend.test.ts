@@ -54,10 +54,12 @@ describe('the example frontend', () => {
 });
 
 // The endpoint is written into the pages' <meta>: '&' and '"' were dropped rather than escaped, so a gateway
-// URL whose query has two parameters (a function host's key and another) reached the page as another URL.
+// URL whose query has two parameters (a function host's key and another) reached the page as another URL. And
+// a '$' is kept as it is: written in as a replacement string, '$$' became '$', and a '$' before a character the
+// escaping turns into an entity ('&', '"', "'") made '$&', which wrote '%GRAPHQL_ENDPOINT%' into the URL.
 describe('the example frontend\'s pages', () => {
   it('carry the gateway URL as it was given, query and all', async () => {
-    const gatewayUrl = 'http://127.0.0.1:1/graphql?code=abc&region=eu&q="x"';
+    const gatewayUrl = 'http://127.0.0.1:1/graphql?code=abc&region=eu&q="x"&price=$&sig=a$$b';
     const server = await startExample({ port: 0, gatewayUrl });
     try {
       for (const path of ['', 'callback']) {
