@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
+import type { Page } from 'playwright-core';
 import { startExample, type ExampleServer } from '../../examples/frontend/serve.ts';
 import { closedPort } from '../helpers/net.ts';
 import { browserTest, skipReason } from './browser.ts';
@@ -163,27 +164,62 @@ browserTest('the app opened at localhost, not the printed 127.0.0.1, connects a 
 // that load's NOT_FOUND (the account deleted since) is the account's, at connectToken.account…, not the token's,
 // which the page, branching on the code alone, told as "This connect token does not exist". The emulator always
 // embeds the account, so the gateway's answer for that case is given to the page here, as the gateway words it.
-browserTest('a NOT_FOUND below the connect token is not told as the token not existing', async (_context, page) => {
-  const token = 'e40v3tkgoaa4hggo';
-  const accountId = '9001650a171091e47adb92f0';
+/** Opens the callback page for `token` with the gateway's answer to its query replaced by `answer`, and waits for its outcome. */
+async function callbackAnswered(page: Page, token: string, answer: unknown): Promise<void> {
   await page.route(example.gatewayUrl, (route) =>
     route.fulfill({
       status: 200,
       headers: { 'content-type': 'application/graphql-response+json; charset=utf-8', 'access-control-allow-origin': example.origin },
-      body: JSON.stringify({
-        errors: [
-          {
-            message: `Not found: account "${accountId}"`,
-            path: ['connectToken', 'account', 'emailAddresses'],
-            extensions: { code: 'NOT_FOUND', upstream: { status: 404, method: 'GET', path: `/accounts/${accountId}` } },
-          },
-        ],
-        data: { connectToken: { token, used: true, email: 'kat@example.com', account: null } },
-      }),
+      body: JSON.stringify(answer),
     }),
   );
   await page.goto(`${example.url}callback?contextio_token=${token}`);
   await page.getByRole('status').getByText(/^(?!Loading)/).waitFor();
+}
+
+browserTest('a NOT_FOUND below the connect token is not told as the token not existing', async (_context, page) => {
+  const token = 'e40v3tkgoaa4hggo';
+  const accountId = '9001650a171091e47adb92f0';
+  await callbackAnswered(page, token, {
+    errors: [
+      {
+        message: `Not found: account "${accountId}"`,
+        path: ['connectToken', 'account', 'emailAddresses'],
+        extensions: { code: 'NOT_FOUND', upstream: { status: 404, method: 'GET', path: `/accounts/${accountId}` } },
+      },
+    ],
+    data: { connectToken: { token, used: true, email: 'kat@example.com', account: null } },
+  });
   assert.equal(await page.getByRole('status').textContent(), `Could not load the account: Not found: account "${accountId}"`);
   assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
+});
+
+// The schema tells a source whose status the upstream did not send (null) from one it sent and the gateway does
+// not know (UNKNOWN): the page showed both as UNKNOWN (and a missing address or server as nothing, a missing name
+// as '—'). The emulator always sends them, so the answer is given here.
+browserTest('a source without a status is shown without one, not as UNKNOWN, which is another status', async (_context, page) => {
+  const token = 'e40v3tkgoaa4hggo';
+  await callbackAnswered(page, token, {
+    data: {
+      connectToken: {
+        token,
+        used: true,
+        email: 'kat@example.com',
+        account: {
+          id: '9001650a171091e47adb92f0',
+          emailAddresses: ['kat@example.com'],
+          firstName: null,
+          lastName: null,
+          sources: [
+            { label: 'kat::imap.example.com', email: null, server: null, status: null },
+            { label: 'kat::imap2.example.com', email: 'kat@example.com', server: 'imap.example.com', status: 'UNKNOWN' },
+          ],
+        },
+      },
+    },
+  });
+  assert.equal(await page.getByRole('status').textContent(), 'Mailbox connected.');
+  const rows = page.locator('#sources tbody tr');
+  assert.deepEqual(await rows.nth(0).locator('td').allTextContents(), ['kat::imap.example.com', '—', '—', '—']);
+  assert.deepEqual(await rows.nth(1).locator('td').allTextContents(), ['kat::imap2.example.com', 'kat@example.com', 'imap.example.com', 'UNKNOWN']);
 });

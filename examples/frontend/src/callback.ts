@@ -44,9 +44,11 @@ async function show(token: string): Promise<void> {
   for (const source of account.sources) {
     const row = table.tBodies[0]!.insertRow();
     cell(row, source.label);
-    cell(row, source.email ?? '');
-    cell(row, source.server ?? '');
-    cell(row, source.status ?? 'UNKNOWN');
+    // What the upstream did not send is '—', as a missing name is. For the status that is not UNKNOWN, which
+    // is a status it sent that the gateway does not know.
+    cell(row, source.email ?? '—');
+    cell(row, source.server ?? '—');
+    cell(row, source.status ?? '—');
   }
 }
 
