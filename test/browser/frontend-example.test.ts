@@ -223,3 +223,13 @@ browserTest('a source without a status is shown without one, not as UNKNOWN, whi
   assert.deepEqual(await rows.nth(0).locator('td').allTextContents(), ['kat::imap.example.com', '—', '—', '—']);
   assert.deepEqual(await rows.nth(1).locator('td').allTextContents(), ['kat::imap2.example.com', 'kat@example.com', 'imap.example.com', 'UNKNOWN']);
 });
+
+// A used token whose upstream names no account (`account: {}`) has a null account (the schema says so): the page
+// told it as a flow not completed, which it was, sending the user to connect the same mailbox again.
+browserTest('a used token that names no account is not told as a flow not completed', async (_context, page) => {
+  const token = 'e40v3tkgoaa4hggo';
+  await callbackAnswered(page, token, { data: { connectToken: { token, used: true, email: 'kat@example.com', account: null } } });
+  assert.equal(await page.getByRole('status').textContent(), 'The connect flow was completed, but Context.IO names no account for this token.');
+  assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
+  assert.equal(await page.locator('#account').isHidden(), true, 'no account is shown');
+});

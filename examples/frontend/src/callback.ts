@@ -30,9 +30,14 @@ async function show(token: string): Promise<void> {
     conclude('Mailbox not connected', 'This connect token does not exist (or has expired).');
     return;
   }
-  const account = connectToken.account;
-  if (!connectToken.used || !account) {
+  if (!connectToken.used) {
     conclude('Mailbox not connected', 'The mailbox was not connected: the connect flow was not completed.');
+    return;
+  }
+  const account = connectToken.account;
+  // Used, with no account: the upstream named none (`{}`). The user did finish; starting again would not help.
+  if (!account) {
+    conclude('Account not loaded', 'The connect flow was completed, but Context.IO names no account for this token.');
     return;
   }
   conclude('Mailbox connected', 'Mailbox connected.');
