@@ -233,3 +233,34 @@ browserTest('a used token that names no account is not told as a flow not comple
   assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
   assert.equal(await page.locator('#account').isHidden(), true, 'no account is shown');
 });
+
+// The connect flow is often finished on a phone. At 375 px a source's long address and server, which a table
+// cell breaks only at spaces and hyphens, made the callback page over 1,200 px wide: the table ran out of its
+// card and the whole page scrolled sideways.
+browserTest('the callback page fits a phone\'s width, long addresses and all', async (_context, page) => {
+  await page.setViewportSize({ width: 375, height: 700 });
+  const token = 'e40v3tkgoaa4hggo';
+  const email = 'katherine.johnson.longname@subdomain.example-university.edu';
+  await callbackAnswered(page, token, {
+    data: {
+      connectToken: {
+        token,
+        used: true,
+        email,
+        account: {
+          id: '9001650a171091e47adb92f0',
+          emailAddresses: [email],
+          firstName: 'Katherine',
+          lastName: 'Johnson',
+          sources: [{ label: 'katherine.johnson.longname::imap.subdomain.example-university.edu', email, server: 'imap.subdomain.example-university.edu', status: 'OK' }],
+        },
+      },
+    },
+  });
+  assert.equal(await page.getByRole('status').textContent(), 'Mailbox connected.');
+  assert.equal(await page.evaluate('document.documentElement.scrollWidth'), 375, 'nothing wider than the window');
+  const card = await page.locator('main').boundingBox();
+  const table = await page.locator('#sources').boundingBox();
+  assert.ok(card && table, 'the card and the table are shown');
+  assert.ok(table.x + table.width <= card.x + card.width, `the table (to ${table.x + table.width} px) stays in its card (to ${card.x + card.width} px)`);
+});
