@@ -4,7 +4,7 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
-import { hasHttp10TransferEncoding, lacksRequiredHost } from '../http/client-error.ts';
+import { hasHttp10TransferEncoding, hostHeaderFault } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -173,7 +173,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
    * Transfer-Encoding) would be run at all.
    */
   const closingAhead = new WeakSet<Socket>();
-  // Node's own refusal of an HTTP/1.1 request without Host is a bare 400: answered here in the API's shape instead.
+  // Node's own refusal of an HTTP/1.1 request without Host is a bare 400: answered here in the API's shape instead,
+  // as is a request with more than one (hostHeaderFault).
   const server = createServer({ requireHostHeader: false }, (req, res) => {
     if (closingAhead.has(req.socket)) {
       req.resume();
@@ -185,9 +186,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       closingAhead.add(req.socket);
       sendError(res, 400, message, undefined, { connection: 'close' });
     };
-    if (lacksRequiredHost(req)) {
+    const hostFault = hostHeaderFault(req);
+    if (hostFault) {
       req.resume();
-      return refuseAndClose('an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at');
+      return refuseAndClose(hostFault === 'missing'
+        ? 'an HTTP/1.1 request needs a Host header: send the host name and port the emulator is reached at'
+        : 'a request may carry one Host header: send the host name and port the emulator is reached at once');
     }
     // Its body left unread: where it ends is what a proxy in front and Node may not agree on.
     if (hasHttp10TransferEncoding(req)) {

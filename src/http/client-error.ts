@@ -132,12 +132,17 @@ export function clientErrorHandler<R extends { status: number }>(responder: Clie
 }
 
 /**
- * Whether `req` is an HTTP/1.1 request without the Host header HTTP/1.1 requires (RFC 9112 §3.2: answered 400).
- * Node refuses one itself, with a bare 400 and no `clientError`, unless its server is made with
- * `requireHostHeader: false`, as the gateway's and the emulator's are, to answer it in their own shape.
+ * What is wrong with `req`'s Host headers for RFC 9112 §3.2, which has a server answer 400: `missing` for an HTTP/1.1
+ * request without one (Node refuses it itself, with a bare 400 and no `clientError`, unless its server is made with
+ * `requireHostHeader: false`, as the gateway's and the emulator's are, to answer it in their own shape); `repeated`
+ * for any request with more than one. Node keeps the first of several in `req.headers` and drops the others, so
+ * a check of the host (open mode's loopback names, the emulator's names) read one name where a proxy in front, or
+ * any other reader, may take another.
  */
-export function lacksRequiredHost(req: IncomingMessage): boolean {
-  return req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined;
+export function hostHeaderFault(req: IncomingMessage): 'missing' | 'repeated' | undefined {
+  const hosts = req.headersDistinct.host?.length ?? 0;
+  if (hosts > 1) return 'repeated';
+  return hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1 ? 'missing' : undefined;
 }
 
 /**

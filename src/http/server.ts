@@ -7,7 +7,7 @@ import { contextDeps, type OperationOutcome } from '../graphql/context.ts';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from '../config/defaults.ts';
 import { ErrorCode, HttpRefusalCode } from '../errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './admission.ts';
-import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, lacksRequiredHost } from './client-error.ts';
+import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, hostHeaderFault } from './client-error.ts';
 import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
@@ -311,7 +311,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
       // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
       // Node refuses an HTTP/1.1 request without Host itself, with a bare 400 (no body, none of the headers
-      // every answer carries) and no `clientError`: the handler refuses it instead (lacksRequiredHost).
+      // every answer carries) and no `clientError`: the handler refuses it instead (hostHeaderFault).
       requireHostHeader: false,
     },
     (req, res) => {
@@ -419,7 +419,8 @@ function createHandler(parts: HandlerParts): Handler {
       refuse(status, error, headers);
     };
     // Closed after, as Node's own refusal was: a request this malformed leaves its body, if any, unread.
-    if (lacksRequiredHost(req)) return refuseUnrouted(400, graphqlError('An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
+    const hostFault = hostHeaderFault(req);
+    if (hostFault) return refuseUnrouted(400, graphqlError(HOST_FAULT_MESSAGES[hostFault], HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
     if (hasHttp10TransferEncoding(req)) {
       // Closed after, its body unread: where it ends is what a proxy in front and Node may not agree on.
       return refuseUnrouted(400, graphqlError('An HTTP/1.0 request cannot carry a Transfer-Encoding: send its body with a Content-Length, or the request as HTTP/1.1', HttpRefusalCode.BAD_REQUEST), { connection: 'close' });
@@ -454,6 +455,12 @@ function createHandler(parts: HandlerParts): Handler {
     return serveGraphql(parts, req, res, url, requestId, outcome);
   };
 }
+
+/** The refusal of a request whose Host headers RFC 9112 §3.2 has answered 400 (hostHeaderFault). */
+const HOST_FAULT_MESSAGES = {
+  missing: 'An HTTP/1.1 request needs a Host header: send the host name and port the gateway is reached at',
+  repeated: 'A request may carry one Host header: send the host name and port the gateway is reached at once',
+} as const;
 
 /** Whether `expect` (the request's `Expect` header) asks for anything but `100-continue`, the one expectation HTTP defines. */
 function unmetExpectation(expect: string | undefined): boolean {

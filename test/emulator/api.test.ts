@@ -918,6 +918,21 @@ describe('requests Node refuses before the emulator reads them', () => {
     assert.deepEqual(emu.requests, []);
   });
 
+  test('a request with more than one Host header is answered 400 in the API\'s error shape, its connection closed and nothing run (RFC 9112 3.2)', async (t) => {
+    // Node keeps the first Host and drops the others: the host filter (421) read that one, where a proxy in front
+    // may take the last. Signed, the request would otherwise be served.
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const form = 'email=twohosts%40example.com';
+    const authorization = signRequest('POST', 'http://127.0.0.1/2.0/accounts', [['email', 'twohosts@example.com']], emu.consumerKey, emu.consumerSecret);
+    const answer = await exchangeRaw(emu.origin, `POST /2.0/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: rebound.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\nAuthorization: ${authorization}\r\n\r\n${form}`);
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/, answer);
+    assert.match(head, /\r\nConnection: close(\r\n|$)/i);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'a request may carry one Host header: send the host name and port the emulator is reached at once' });
+    assert.deepEqual(emu.requests, []);
+    assert.equal(emu.store.listAccounts({}).length, 0, 'no account was made');
+  });
+
   test('an HTTP/1.0 request with a Transfer-Encoding is answered 400 in the API\'s error shape, its connection closed and what follows it not run', async (t) => {
     // HTTP/1.0 has no Transfer-Encoding: a proxy in front may have framed the body otherwise, and what Node would
     // read next on the connection be part of it (RFC 9112 6.1), a request smuggled past that proxy.
