@@ -4,7 +4,7 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
-import { hasHttp10TransferEncoding, hostHeaderFault } from '../http/client-error.ts';
+import { hasHttp10TransferEncoding, hostHeaderFault, receiveDeadlines } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -71,6 +71,13 @@ export interface EmulatorOptions {
    */
   allowedHosts?: readonly string[];
   /**
+   * How long a client may take to send a whole request, headers and body; then it gets 408 and its connection is
+   * closed. Default 30 s, as the gateway's: Node's own deadlines (60 s for the headers, 5 minutes for the whole)
+   * let a client trickling its body, which is read before its signature is checked, hold a connection and its
+   * bytes that long.
+   */
+  requestReceiveTimeoutMs?: number;
+  /**
    * Calls the key may make in any hour, as Context.IO limits a key (5,000 at the start): past it each API
    * call is answered 429 with `Retry-After` until the hour's oldest call is an hour old. Default: no limit.
    */
@@ -102,6 +109,9 @@ export interface Emulator {
   /** Answers the writes in flight once saved, persists (with a data file), then closes every socket, hanging ones included. */
   close(): Promise<void>;
 }
+
+/** How long a request may take to arrive whole by default (`EmulatorOptions.requestReceiveTimeoutMs`). */
+const DEFAULT_REQUEST_RECEIVE_TIMEOUT_MS = 30_000;
 
 /** The request log's default limit, so long benchmarks stay bounded. */
 const DEFAULT_REQUEST_LOG_LIMIT = 100_000;
@@ -173,9 +183,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
    * Transfer-Encoding) would be run at all.
    */
   const closingAhead = new WeakSet<Socket>();
+  const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULT_REQUEST_RECEIVE_TIMEOUT_MS;
   // Node's own refusal of an HTTP/1.1 request without Host is a bare 400: answered here in the API's shape instead,
   // as is a request with more than one (hostHeaderFault).
-  const server = createServer({ requireHostHeader: false }, (req, res) => {
+  const server = createServer({ requireHostHeader: false, ...receiveDeadlines(requestReceiveTimeoutMs) }, (req, res) => {
     if (closingAhead.has(req.socket)) {
       req.resume();
       return;

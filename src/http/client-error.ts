@@ -155,6 +155,19 @@ export function hasHttp10TransferEncoding(req: IncomingMessage): boolean {
   return req.httpVersionMajor === 1 && req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined;
 }
 
+/**
+ * A server's options for how long a request may take to arrive whole, headers and body: one deadline for both, so
+ * that the 408 names the one that ran out (Node's own are 60 s for the headers and 5 minutes for the whole), checked
+ * often enough to be kept (Node checks every 30 s by default).
+ */
+export function receiveDeadlines(requestReceiveTimeoutMs: number): { requestTimeout: number; headersTimeout: number; connectionsCheckingInterval: number } {
+  return {
+    requestTimeout: requestReceiveTimeoutMs,
+    headersTimeout: requestReceiveTimeoutMs,
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
+  };
+}
+
 /** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */
 export const HEADER_LIMIT = maxHeaderSize % 1024 === 0 ? `${maxHeaderSize / 1024} KiB` : `${maxHeaderSize} bytes`;
 

@@ -7,7 +7,7 @@ import { contextDeps, type OperationOutcome } from '../graphql/context.ts';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from '../config/defaults.ts';
 import { ErrorCode, HttpRefusalCode } from '../errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './admission.ts';
-import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, hostHeaderFault } from './client-error.ts';
+import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, hostHeaderFault, receiveDeadlines } from './client-error.ts';
 import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
@@ -306,10 +306,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   const httpServer = createServer(
     {
       ServerResponse: connections.Response,
-      requestTimeout: requestReceiveTimeoutMs,
-      headersTimeout: requestReceiveTimeoutMs,
-      // Node checks those deadlines on this interval (30 s by default), so a deadline is kept within it.
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
+      ...receiveDeadlines(requestReceiveTimeoutMs),
       // Node refuses an HTTP/1.1 request without Host itself, with a bare 400 (no body, none of the headers
       // every answer carries) and no `clientError`: the handler refuses it instead (hostHeaderFault).
       requireHostHeader: false,

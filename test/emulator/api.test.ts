@@ -918,6 +918,24 @@ describe('requests Node refuses before the emulator reads them', () => {
     assert.deepEqual(emu.requests, []);
   });
 
+  test('a request whose headers or body trickle in past requestReceiveTimeoutMs is answered 408 saying that time, its connection closed', { timeout: 20_000 }, async (t) => {
+    // Node's own deadlines were left: 60 s for the headers, 300 s for the whole request, and the answer said
+    // 300 s whichever ran out; a client trickling a body (read before its signature is checked) held its
+    // connection and up to 1 MiB for five minutes.
+    const emu = await emulatorFor(t, { seed: 'none', requestReceiveTimeoutMs: 300 });
+    for (const request of [
+      'GET /2.0/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n',
+      'POST /2.0/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=',
+    ]) {
+      const answer = await exchangeRaw(emu.origin, request);
+      const [head = '', body] = answer.split('\r\n\r\n');
+      assert.match(head, /^HTTP\/1\.1 408 Request Timeout\r\n/, answer);
+      assert.match(head, /\r\nConnection: close(\r\n|$)/i);
+      assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'the request did not arrive whole within 0.3 s' });
+    }
+    assert.equal(emu.store.listAccounts({}).length, 0, 'no account was made');
+  });
+
   test('a request with more than one Host header is answered 400 in the API\'s error shape, its connection closed and nothing run (RFC 9112 3.2)', async (t) => {
     // Node keeps the first Host and drops the others: the host filter (421) read that one, where a proxy in front
     // may take the last. Signed, the request would otherwise be served.
