@@ -4,7 +4,7 @@ import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
-import { hasHttp10TransferEncoding, hostHeaderFault, receiveDeadlines } from '../http/client-error.ts';
+import { hasHttp10TransferEncoding, hostHeaderFault, readEveryHeader, receiveDeadlines } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
 import { DEFAULT_CONSUMER_KEY, DEFAULT_CONSUMER_SECRET, reachableFromElsewhere } from './config.ts';
 import { OAuthVerifier } from './oauth.ts';
@@ -234,6 +234,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   // Keep-alive connections would otherwise hold close() open; it closes them explicitly instead.
   server.keepAliveTimeout = 5_000;
+  readEveryHeader(server);
   server.on('clientError', clientErrorAnswerer(() => server.requestTimeout));
   server.on('connect', refuseConnect);
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HttpRefusalCode } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -166,6 +166,16 @@ export function receiveDeadlines(requestReceiveTimeoutMs: number): { requestTime
     headersTimeout: requestReceiveTimeoutMs,
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, requestReceiveTimeoutMs / 4)),
   };
+}
+
+/**
+ * Has `server` read every header of a request into `req.headers`: by default Node keeps the first 1,000 and drops the
+ * rest unsaid, while its parser still frames the body by them, so a Transfer-Encoding of HTTP/1.0
+ * (hasHttp10TransferEncoding) or a second Host (hostHeaderFault) behind 1,000 others went unseen, the first a request
+ * smuggled. Node's limit on their size (HEADER_LIMIT) still bounds them: 16 KiB holds ~4,000 at most.
+ */
+export function readEveryHeader(server: Server): void {
+  server.maxHeadersCount = 0;
 }
 
 /** Node's limit on a request line and headers (16 KiB unless `--max-http-header-size` says otherwise). */

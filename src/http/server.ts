@@ -7,7 +7,7 @@ import { contextDeps, type OperationOutcome } from '../graphql/context.ts';
 import { DEFAULTS, maxAnswerBytesInFlightFor } from '../config/defaults.ts';
 import { ErrorCode, HttpRefusalCode } from '../errors.ts';
 import { AnswerAdmission, BodyAdmission, OperationAdmission } from './admission.ts';
-import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, hostHeaderFault, receiveDeadlines } from './client-error.ts';
+import { clientErrorAnswerer, connectRefuser, hasHttp10TransferEncoding, hostHeaderFault, readEveryHeader, receiveDeadlines } from './client-error.ts';
 import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
@@ -334,6 +334,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   );
   const keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? DEFAULTS.keepAliveTimeoutMs;
   httpServer.keepAliveTimeout = keepAliveTimeoutMs;
+  readEveryHeader(httpServer);
   // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
   // took too long to arrive) is answered in the envelope and with the headers of every other refusal (the CORS
   // grant when the request's headers were read).

@@ -966,6 +966,19 @@ describe('requests Node refuses before the emulator reads them', () => {
     assert.deepEqual(emu.requests, []);
   });
 
+  test('every header of a request is read, not only Node\'s first thousand: an HTTP/1.0 request\'s Transfer-Encoding behind a thousand others is refused as in front of them', async (t) => {
+    // Node keeps 1,000 headers by default and drops the rest unsaid, though its framing obeys them: the body was
+    // read as chunked and the request behind it run (smuggled past a proxy that framed it otherwise).
+    const emu = await emulatorFor(t, { seed: 'none' });
+    const form = 'email=smuggled%40example.com';
+    const next = `POST /2.0/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${form.length}\r\nAuthorization: ${signRequest('POST', 'http://127.0.0.1/2.0/accounts', [['email', 'smuggled@example.com']], emu.consumerKey, emu.consumerSecret)}\r\nConnection: close\r\n\r\n${form}`;
+    const answer = await exchangeRaw(emu.origin, `POST /2.0/accounts HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n${'a:\r\n'.repeat(1_000)}Transfer-Encoding: chunked\r\n\r\n5\r\nemail\r\n0\r\n\r\n${next}`);
+    const [head = '', body] = answer.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/1\.1 400 Bad Request\r\n/, answer);
+    assert.deepEqual(JSON.parse(body!), { type: 'error', value: 'an HTTP/1.0 request cannot carry a Transfer-Encoding: send its body with a Content-Length, or the request as HTTP/1.1' });
+    assert.deepEqual(emu.store.listAccounts().map((a) => a.email_addresses), [], JSON.stringify(emu.requests));
+  });
+
   test('a request line and headers past Node\'s limit are answered 431 in the API\'s error shape', async (t) => {
     const emu = await emulatorFor(t, { seed: 'none' });
     const answer = await exchangeRaw(emu.origin, `GET /2.0/accounts HTTP/1.1\r\nHost: x\r\nX-Long: ${'a'.repeat(20_000)}\r\n\r\n`);

@@ -519,6 +519,20 @@ describe('HTTP hygiene', () => {
     assert.match(framed, /^HTTP\/1\.1 200 [^]*\{"data":\{"__typename":"Query"\}\}/, framed);
   });
 
+  it('reads every header of a request, not only Node\'s first thousand: a Transfer-Encoding of HTTP/1.0 or a second Host behind a thousand others is refused as in front of them', async () => {
+    // Node keeps 1,000 headers of a request by default and drops the rest unsaid (its framing still obeys them):
+    // behind 1,000 others (4 KB of `a:` lines, within the 16 KiB Node reads) an HTTP/1.0 request's
+    // Transfer-Encoding went unseen, its body was read as chunked and the request behind it run (smuggled).
+    const filler = 'a:\r\n'.repeat(1_000);
+    const body = JSON.stringify({ query: 'mutation { createAccount(input: { email: "smuggled@example.com" }) { id } }' });
+    const chunked = `POST /graphql HTTP/1.0\r\nhost: 127.0.0.1\r\nconnection: keep-alive\r\ncontent-type: application/json\r\n${filler}transfer-encoding: chunked\r\n\r\n${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const answer = await exchange(stack.gateway.url, `${chunked}${rawGraphQLPost('{ accounts { nodes { id } } }')}GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+    assertRawRefusal(answer, 400, 'BAD_REQUEST', /^An HTTP\/1\.0 request cannot carry a Transfer-Encoding/);
+    const twoHosts = await exchange(stack.gateway.url, `GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nhost: 127.0.0.1\r\napollo-require-preflight: true\r\n${filler}host: rebound.example\r\n\r\n`);
+    assertRawRefusal(twoHosts, 400, 'BAD_REQUEST', /^A request may carry one Host header/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+  });
+
   it('answers a chunk extension past what Node accepts with 413 PAYLOAD_TOO_LARGE in the envelope of every refusal', async () => {
     const answer = await exchange(
       stack.gateway.url,
