@@ -1,7 +1,7 @@
 import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
-import { withSeparatorsEscaped } from '../support/shortened.ts';
+import { withControlsEscaped } from '../support/shortened.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -212,7 +212,7 @@ function droppedLogLine(dropped: number): string {
 /** One log line: a JSON object, its time, level and message first. */
 function logLine(level: LogLevel, message: string, fields?: LogFields): string {
   // One line for every reader: a value holding U+2028 (a token's sub, an upstream's words) would break some.
-  return `${withSeparatorsEscaped(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))}\n`;
+  return `${withControlsEscaped(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))}\n`;
 }
 
 const NEWLINE = 0x0a;

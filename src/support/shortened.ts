@@ -23,7 +23,7 @@ export function cutEnd(text: string, max: number): number {
  * stand on a line of its own, where it could pass for another problem.
  */
 export function quotedSetting(value: string): string {
-  return withSeparatorsEscaped(JSON.stringify(shortened(value, 100)));
+  return withControlsEscaped(JSON.stringify(shortened(value, 100)));
 }
 
 /**
@@ -36,19 +36,22 @@ export function shownSetting(value: string): string {
 }
 
 /**
- * JSON text with U+2028 and U+2029 escaped (`\u2028`), and U+0085 (next line, `\u0085`), as JSON allows and
- * JSON.stringify does not do: some line readers (Python's str.splitlines, some editors and log viewers) break a
- * line at them. U+0085 reaches a line from a header Node reads as Latin-1 (a byte 0x85 in `Host`).
+ * JSON text with U+2028 and U+2029 escaped (`\u2028`), and DEL and the C1 controls (U+007F–U+009F, `\u0085`), as
+ * JSON allows and JSON.stringify does not do: some line readers (Python's str.splitlines, some editors and log
+ * viewers) break a line at U+0085 (next line), U+2028 and U+2029, and terminals honouring C1 controls act on U+009B as on
+ * ESC (which JSON escapes itself), the opener of an escape sequence that recolours, hides or rewrites what is
+ * shown. They reach a line from a header Node reads as Latin-1 (a byte 0x85 or 0x9b in `Host`).
  */
-export function withSeparatorsEscaped(json: string): string {
-  return json.replace(LINE_BREAKS_JSON_KEEPS, (separator) => `\\u${separator.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export function withControlsEscaped(json: string): string {
+  return json.replace(CONTROLS_JSON_KEEPS, (separator) => `\\u${separator.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** The line breaks of some readers that JSON.stringify leaves as they are (it escapes those below U+0020). */
 const JSON_KEPT_LINE_BREAKS = '\\u0085\\u2028\\u2029';
-const LINE_BREAKS_JSON_KEEPS = new RegExp(`[${JSON_KEPT_LINE_BREAKS}]`, 'g');
-/** What `onOneLine` escapes: the control characters JSON escapes, and the line breaks it keeps. */
-const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f${JSON_KEPT_LINE_BREAKS}]`, 'g');
+/** Those and the other control characters JSON.stringify leaves as they are: DEL and the C1 controls. */
+const CONTROLS_JSON_KEEPS = new RegExp(`[\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}]`, 'g');
+/** What `onOneLine` escapes: the control characters JSON escapes, and those and the line breaks it keeps. */
+const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}]`, 'g');
 
 /**
  * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without
@@ -59,10 +62,10 @@ export function settingValue(value: string): string {
 }
 
 /**
- * `text` on one line: its line breaks and other control characters escaped as JSON escapes them (`\n`), U+0085,
- * U+2028 and U+2029 too, the rest as it is. For a line quoting what it did not choose (a failed start's reason naming a path
+ * `text` on one line: its line breaks and other control characters escaped as JSON escapes them (`\n`), DEL, the C1
+ * controls, U+2028 and U+2029 too, the rest as it is. For a line quoting what it did not choose (a failed start's reason naming a path
  * from a `.env`): the rest of it must not stand on a line of its own, where it could pass for another line.
  */
 export function onOneLine(text: string): string {
-  return text.replace(LINE_BREAKS_AND_CONTROLS, (character) => withSeparatorsEscaped(JSON.stringify(character).slice(1, -1)));
+  return text.replace(LINE_BREAKS_AND_CONTROLS, (character) => withControlsEscaped(JSON.stringify(character).slice(1, -1)));
 }

@@ -405,6 +405,17 @@ describe('the operation log line', () => {
     assert.match(String((JSON.parse(refusedLine()!) as Record<string, unknown>)['host']), /^evil.*\u0085\{"level":"error","message":"forged"\}$/, 'the host as it came, escaped');
   });
 
+  it('keeps a refused Host holding C1 control bytes escaped: read as Latin-1, a byte 0x9b is U+009B, the one-character escape sequence opener (CSI) of terminals', async () => {
+    // JSON escapes ESC (\u001b) but not U+009B: `less -R`, xterm and other terminals showing the log acted on it
+    // (a line recoloured, hidden or rewritten by the sender of a request).
+    const answer = await exchange(stack.gateway.url, `GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: evil\u009b2K\u009b1Aforged\u0090\r\nConnection: close\r\n\r\n`);
+    assert.match(answer, /^HTTP\/1\.1 403 /, answer);
+    const refusedLine = () => lines.find((line) => line.includes('request refused: open mode answers loopback host names only') && line.includes('forged'));
+    await eventually(() => refusedLine() !== undefined);
+    assert.doesNotMatch(refusedLine()!, /[\u007f-\u009f]/, refusedLine());
+    assert.match(String((JSON.parse(refusedLine()!) as Record<string, unknown>)['host']), /^evil.*\u009b2K.*\u009b1Aforged.*\u0090$/, 'the host as it came, escaped');
+  });
+
   it('lists the codes of the answer sent, not of the one it replaced, when the answer was too large to send', async () => {
     // Below the ~200 bytes of a limit's refusal too.
     const capped = await startLoggingStack('info', { gateway: { maxAnswerBytes: 150 } });

@@ -82,6 +82,15 @@ describe('log lines', () => {
     assert.equal((JSON.parse(writes[0]!) as { host: string }).host, 'evil\u0085{"level":"error","message":"forged"}');
   });
 
+  it('hold DEL and the C1 controls escaped: U+009B opens an escape sequence in terminals, as ESC does, which JSON escapes itself', async () => {
+    const { writes, lines } = manualBatcher();
+    const logger = createLogger('info', lines.write);
+    logger.info('a caller', { host: 'evil\u009b2K\u007f\u0080\u009f' });
+    await nextTurn();
+    assert.doesNotMatch(writes[0]!, /[\u007f-\u009f]/, writes[0]);
+    assert.equal((JSON.parse(writes[0]!) as { host: string }).host, 'evil\u009b2K\u007f\u0080\u009f');
+  });
+
   it('are written at most once an interval: lines logged sooner wait for the rest of it, together', async () => {
     const { writes, lines, waits, advance } = manualBatcher();
     lines.write('a\n');
