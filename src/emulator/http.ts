@@ -43,9 +43,12 @@ export function dropAnswer(res: ServerResponse): void {
   droppedAnswers.add(res);
 }
 
-/** Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim. */
+/**
+ * Answers JSON with `Content-Type: application/json` exactly: the vendor's clients compare the header verbatim.
+ * With `nosniff`, as the gateway's answers: an error quotes what was sent (a path, a host), never to be read as HTML.
+ */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, { ...headers, 'Content-Type': 'application/json' }, JSON.stringify(body));
+  send(res, status, { ...headers, 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' }, JSON.stringify(body));
 }
 
 /**

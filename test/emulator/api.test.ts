@@ -785,6 +785,8 @@ describe('transport details', () => {
     const res = await rawRequest(emu.origin, { path: '/accounts' });
     assert.equal(res.status, 404);
     assert.equal(res.headers['content-type'], 'application/json');
+    // Its body quotes the path asked for: never read as anything but JSON, as the gateway's answers are not.
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(emu.requests.length, 0);
   });
 });
