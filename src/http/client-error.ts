@@ -3,6 +3,7 @@ import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type Server, type Se
 import type { Socket } from 'node:net';
 import { HttpRefusalCode } from '../errors.ts';
 import type { Logger } from '../logging/logger.ts';
+import { lingeringClose, type LingerBounds } from './linger.ts';
 import { refusalMediaType, requestIdOf } from './request.ts';
 import { EVERY_ANSWER_HEADERS, graphqlError } from './respond.ts';
 
@@ -21,6 +22,8 @@ export interface ClientErrorOptions {
   requestReceiveTimeoutMs: number;
   /** The CORS grant of an answer to a request from an origin (GatewayAccess.corsGrant). */
   corsGrant(origin: string | undefined): Array<[string, string]>;
+  /** The bounds of the lingering close after a refusal (linger.ts). */
+  linger: LingerBounds;
 }
 
 /** Node's `clientError`: a socket error, a parser's (`HPE_…`) or the deadline of a request still arriving. */
@@ -40,6 +43,9 @@ export function clientErrorAnswerer(options: ClientErrorOptions): (error: Client
       options.logger.debug('request refused before it could be read', { requestId, status: refusal.status, reason: error.code });
       return answerBytes(refusal, requestId, options.corsGrant(handled?.req.headers.origin), headOnly);
     },
+    // The client of a request refused mid-body (408, a broken chunked body, a chunk extension too large) may
+    // still be sending it: dropped within bounds, so that it reads the refusal rather than a reset.
+    close: (socket) => lingeringClose(socket, options.linger),
   });
 }
 
@@ -79,6 +85,8 @@ export interface ClientErrorResponder<R extends { status: number }> {
    * (`handled`, see requestBeingRead), a HEAD's (`headOnly`) without its body.
    */
   answer(refusal: R, error: ClientError, handled: ServerResponse | undefined, headOnly: boolean): Buffer;
+  /** Closes the connection once the refusal is handed to the kernel; unset, `destroySoon` (its FIN, then closed). */
+  close?(socket: Socket): void;
 }
 
 /**
@@ -123,7 +131,7 @@ export function clientErrorHandler<R extends { status: number }>(responder: Clie
     // Closed once the answer is handed to the kernel: a request Node could not read leaves nothing on the
     // connection to read the next one from. (The answer of a request still arriving, should it be made, is
     // held back by Node, the socket being no longer writable.)
-    if (socket.writableLength === 0) socket.destroySoon();
+    if (socket.writableLength === 0) (responder.close ?? destroySoon)(socket);
     // One the kernel did not take at once waits for a client that is not reading (a large answer before
     // it, untaken): waited for, it held the connection, which Node's sweeps take for busy, until its
     // keep-alive deadline and every shutdown to its grace period's end. Dropped instead, as Node drops its own.
@@ -242,6 +250,10 @@ function refusalFor(error: ClientError, requestReceiveTimeoutMs: number): Client
       };
   }
 }
+
+const destroySoon = (socket: Socket): void => {
+  socket.destroySoon();
+};
 
 /** The response Node is writing on `socket` (the first of those it answers in turn), if any. */
 function responseInFlight(socket: Socket): ServerResponse | undefined {

@@ -1,6 +1,7 @@
 import { ServerResponse, type IncomingMessage, type OutgoingHttpHeader, type OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logging/logger.ts';
+import { lingerAfterLastAnswer, type LingerBounds } from './linger.ts';
 import { requestIdGivenBy } from './request.ts';
 import type { WaitTimer } from '../support/wait-timer.ts';
 
@@ -15,6 +16,8 @@ export interface ConnectionsOptions {
   stallTimer?: WaitTimer | undefined;
   /** Whether shutdown (or its drain) has begun: from then each answer closes its connection. */
   shuttingDown(): boolean;
+  /** The bounds of the lingering close of a connection answered before its request's body arrived (linger.ts). */
+  linger: LingerBounds;
 }
 
 /** What the gateway's connections carry at once: the responses open on each, and their answers' progress. */
@@ -32,7 +35,7 @@ export interface Connections {
 }
 
 export function createConnections(options: ConnectionsOptions): Connections {
-  const { logger, answerStallTimeoutMs, shuttingDown } = options;
+  const { logger, answerStallTimeoutMs, shuttingDown, linger } = options;
   const stallTimer: WaitTimer =
     options.stallTimer ??
     ((callback, ms) => {
@@ -49,10 +52,15 @@ export function createConnections(options: ConnectionsOptions): Connections {
   class GatewayResponse extends ServerResponse {
     override writeHead(statusCode: number, statusMessage?: string | OutgoingHttpHeaders | OutgoingHttpHeader[], headers?: OutgoingHttpHeaders | OutgoingHttpHeader[]): this {
       if (shuttingDown() && !this.headersSent && !answersQueuedBehind(this)) this.setHeader('connection', 'close');
-      // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host) closes
-      // its connection: Node would otherwise read and discard the rest, however long, until the request's
-      // deadline (gigabytes in a test). A body the gateway reads is all in before its answer begins.
-      if (!this.headersSent && !this.req.complete && hasBody(this.req)) this.setHeader('connection', 'close');
+      // An answer begun before its request's body is all in (a refusal: 415, 405, 404, a wrong Host, a 413, a 401
+      // past MAX_BODY_BYTES) closes its connection: Node would otherwise read and discard the rest, however long,
+      // until the request's deadline (gigabytes in a test). Closed lingering (linger.ts): what its client still
+      // sends is dropped, within bounds, so that a client sending its body whole before it reads gets the answer
+      // rather than a reset. A body the gateway reads is all in before its answer begins.
+      if (!this.headersSent && !this.req.complete && hasBody(this.req)) {
+        this.setHeader('connection', 'close');
+        lingerAfterLastAnswer(this.req.socket, linger);
+      }
       if (!this.headersSent) watchForStall(this);
       // Node reads the headers from either position, as its own writeHead is called.
       return super.writeHead(statusCode, statusMessage as string | undefined, headers);

@@ -21,6 +21,7 @@ import { CallerReadBudget } from '../limits/caller-reads.ts';
 import { CallerWriteBudget } from '../limits/caller-writes.ts';
 import { answerTooLargeBody, resolveLimits, upstreamRequestBudget, type OperationLimits } from '../limits/index.ts';
 import { LineThrottle } from '../logging/line-throttle.ts';
+import { lingerBounds, type LingerBounds } from './linger.ts';
 import { listenOn } from './listen.ts';
 import { messageOf, type Logger } from '../logging/logger.ts';
 import { OperationScope } from '../upstream/cancellation.ts';
@@ -110,6 +111,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   shutdownTimer?: WaitTimer;
   /** The timer of the checks an answer is watched for a stall by (answerStallTimeoutMs); for tests, unset real timers. */
   answerStallTimer?: WaitTimer;
+  /** The timer of the end of a lingering close (LINGER_MS, src/http/linger.ts); for tests, unset real timers. */
+  lingerTimer?: WaitTimer;
 }
 
 export interface Gateway {
@@ -189,8 +192,11 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     graceMs: options.shutdownGraceMs ?? DEFAULTS.shutdownGraceMs,
     timer: options.shutdownTimer,
   });
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
+  const linger = lingerBounds(maxBodyBytes, options.lingerTimer);
   const connections = createConnections({
     logger,
+    linger,
     answerStallTimeoutMs: options.answerStallTimeoutMs ?? DEFAULTS.answerStallTimeoutMs,
     stallTimer: options.answerStallTimer,
     shuttingDown: () => shutdown.begun,
@@ -213,7 +219,6 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     writes: callerWritesPerHour > 0 && !access.open ? new CallerWriteBudget(callerWritesPerHour) : undefined,
     reads: callerReadsPerHour > 0 && !access.open ? new CallerReadBudget(callerReadsPerHour) : undefined,
   });
-  const maxBodyBytes = options.maxBodyBytes ?? DEFAULTS.maxBodyBytes;
   const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
 
   const refusalsForLoad = new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS);
@@ -238,7 +243,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
   });
 
   const acceptFailures = new LineThrottle(ACCEPT_FAILURE_LOG_INTERVAL_MS);
-  const httpServer = await listen(options, handle, connections, shutdown, acceptFailures, access.corsGrant);
+  const httpServer = await listen(options, handle, connections, shutdown, acceptFailures, access.corsGrant, linger);
   const { port } = httpServer.address() as AddressInfo;
   const origin = `http://${urlHostOf(options.host)}:${port}`;
 
@@ -300,7 +305,15 @@ function heldBytesCaps(options: GatewayOptions): { maxBodyBytesInFlight: number;
  * The gateway's HTTP server, listening on `options.port` and `options.host`: each request admitted by
  * `connections` goes to `handle`, and what escapes it (a bug) is answered 500.
  */
-async function listen(options: GatewayOptions, handle: Handler, connections: Connections, shutdown: Shutdown, acceptFailures: LineThrottle, corsGrant: GatewayAccess['corsGrant']): Promise<Server> {
+async function listen(
+  options: GatewayOptions,
+  handle: Handler,
+  connections: Connections,
+  shutdown: Shutdown,
+  acceptFailures: LineThrottle,
+  corsGrant: GatewayAccess['corsGrant'],
+  linger: LingerBounds,
+): Promise<Server> {
   const { logger } = options;
   const requestReceiveTimeoutMs = options.requestReceiveTimeoutMs ?? DEFAULTS.requestReceiveTimeoutMs;
   const httpServer = createServer(
@@ -338,7 +351,7 @@ async function listen(options: GatewayOptions, handle: Handler, connections: Con
   // What Node refuses before a request reaches the handler (headers past 16 KiB, a malformed request, one that
   // took too long to arrive) is answered in the envelope and with the headers of every other refusal (the CORS
   // grant when the request's headers were read).
-  const answerClientError = clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant });
+  const answerClientError = clientErrorAnswerer({ logger, requestReceiveTimeoutMs, corsGrant, linger });
   httpServer.on('clientError', (error: Error & { code?: string }, socket: Socket) => {
     // Node times a connection's first request from its accept: one that has sent nothing yet has no request to
     // be late with. It is idle (closeOnceIdleUnused), and its first request gets the deadline from its first byte.

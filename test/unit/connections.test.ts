@@ -3,6 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { createConnections } from '../../src/http/connections.ts';
+import { lingerBounds } from '../../src/http/linger.ts';
 import { createLogger } from '../../src/logging/logger.ts';
 import { deferred } from '../helpers/deferred.ts';
 
@@ -11,7 +12,7 @@ describe('connections', () => {
     // Node 20 never closes the responses queued behind another on a connection that drops; connections.ts does,
     // and one failing (a bug) must neither leave the others open nor be said without the request it belonged to.
     const lines: string[] = [];
-    const connections = createConnections({ logger: createLogger('error', (line) => lines.push(line)), answerStallTimeoutMs: 60_000, shuttingDown: () => false });
+    const connections = createConnections({ logger: createLogger('error', (line) => lines.push(line)), answerStallTimeoutMs: 60_000, shuttingDown: () => false, linger: lingerBounds(1024 * 1024) });
     const admitted: ServerResponse[] = [];
     const allAdmitted = deferred<void>();
     const server = createServer({ ServerResponse: connections.Response }, (req, res) => {
