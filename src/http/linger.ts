@@ -63,8 +63,9 @@ export function lingeringClose(socket: Socket, bounds: LingerBounds): void {
  */
 function readOn(socket: Socket): void {
   socket.resume();
-  const handle = (socket as Socket & { _handle?: { reading?: boolean; readStart(): number } | null })._handle;
-  if (handle && !handle.reading) {
+  const handle = (socket as Socket & { _handle?: { reading?: boolean; readStart?(): number } | null })._handle;
+  // Node's internals: should a later Node lack them, the linger still ends at its bounds, the connection destroyed.
+  if (handle && !handle.reading && typeof handle.readStart === 'function') {
     handle.reading = true;
     if (handle.readStart() !== 0) socket.destroy();
   }
