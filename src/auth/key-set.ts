@@ -295,8 +295,11 @@ export const fetchCapped = (through: KeySetDispatcher | undefined): FetchImpleme
   const discovery = discoveryDocument(document);
   if (discovery !== undefined) throw discovery;
   // An entry that is no JSON object is no key: ignored, as RFC 7517 §5 asks of keys a reader cannot use, where
-  // jose refuses the whole set for it (every token then answered 503, the set unreadable).
-  if (hasKeyList(document) && !document.keys.every(isJsonObject)) return Response.json({ ...document, keys: document.keys.filter(isJsonObject) });
+  // jose refuses the whole set for it (every token then answered 503, the set unreadable). Not when no entry is
+  // a key (`{"keys": [1, 2]}`): that is a set gone wrong, whose tokens may be fine (503), not a set of no keys (401).
+  if (hasKeyList(document) && document.keys.some(isJsonObject) && !document.keys.every(isJsonObject)) {
+    return Response.json({ ...document, keys: document.keys.filter(isJsonObject) });
+  }
   return new Response(body.bytes(), { status: 200, headers: response.headers });
 };
 

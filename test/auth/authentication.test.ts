@@ -656,13 +656,19 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
-  test('entries of the set that are no key (null, a string, a number, a list) are ignored, as RFC 7517 says: its keys verify their tokens', async () => {
+  test('entries of the set that are no key (null, a string, a number, a list) are ignored, as RFC 7517 says: its keys verify their tokens (a set of nothing else is unreadable)', async () => {
     // jose refuses a set holding one such entry whole: every token was answered 503, the set unreadable.
     const ec = await generateKeyPair('ES256', { extractable: true });
     const junk = [null, 'not a key', 7, ['kty', 'EC']] as unknown as JWK[];
     await withKeySet([...junk, { ...(await exportJWK(ec.publicKey)), kid: 'ec-amid-junk', alg: 'ES256' }], async (stack, jwks) => {
       assert.equal(await keySetProblem(jwks.url), undefined);
       assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-amid-junk'))).status, 200);
+    });
+    // A set of such entries alone is no set of no keys, which would refuse every token (401): a set gone wrong, which
+    // cannot be read, so that its tokens, which may be fine, are answered 503.
+    await withKeySet(junk, async (stack, jwks) => {
+      assert.match((await keySetProblem(jwks.url)) ?? '', /^it could not be fetched and read/);
+      assert.equal((await stack.gql('{ __typename }', await sign(ec.privateKey, 'ES256', 'ec-amid-junk'))).status, 503);
     });
   });
 
