@@ -177,6 +177,21 @@ async function callbackAnswered(page: Page, token: string, answer: unknown): Pro
   await page.getByRole('status').getByText(/^(?!Loading)/).waitFor();
 }
 
+// Answers the gateway never gives, but a proxy or a broken deployment in front of it may: said as what they are,
+// not as a raw TypeError (a JSON `null`) or a bare "HTTP 200" (no data and no error).
+browserTest('an answer that is no GraphQL response, or one with neither data nor errors, is said as such', async (_context, page) => {
+  const token = 'e40v3tkgoaa4hggo';
+  for (const [answer, said] of [
+    [null, 'Could not load the account: The gateway answered HTTP 200 without a GraphQL response'],
+    [[], 'Could not load the account: The gateway answered HTTP 200 without a GraphQL response'],
+    [{ data: null }, 'Could not load the account: The gateway answered HTTP 200 with neither data nor an error'],
+  ] as const) {
+    await page.unrouteAll();
+    await callbackAnswered(page, token, answer);
+    assert.equal(await page.getByRole('status').textContent(), said, JSON.stringify(answer));
+  }
+});
+
 browserTest('a NOT_FOUND below the connect token is not told as the token not existing', async (_context, page) => {
   const token = 'e40v3tkgoaa4hggo';
   const accountId = '9001650a171091e47adb92f0';

@@ -55,15 +55,18 @@ export async function execute<TResult, TVariables>(
       [],
     );
   }
+  const noResponse = () => new GraphQLRequestError(`The gateway answered HTTP ${response.status} without a GraphQL response`, []);
   let body: { data?: TResult | null; errors?: GraphQLErrorEntry[] };
   try {
     body = (await response.json()) as typeof body;
   } catch {
-    throw new GraphQLRequestError(`The gateway answered HTTP ${response.status} without a GraphQL response`, []);
+    throw noResponse();
   }
+  // JSON, but no response object (`null`, a list): what a proxy in front may answer, never the gateway.
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw noResponse();
   if (body.errors?.length || body.data == null) {
     const errors = body.errors ?? [];
-    throw new GraphQLRequestError(errors.map((e) => e.message).join('; ') || `HTTP ${response.status}`, errors);
+    throw new GraphQLRequestError(errors.map((e) => e.message).join('; ') || `The gateway answered HTTP ${response.status} with neither data nor an error`, errors);
   }
   return body.data;
 }
