@@ -440,8 +440,11 @@ function createHandler(parts: HandlerParts): Handler {
       // Closed after: the client may be holding its body back for an answer that is not coming.
       return refuseUnrouted(417, graphqlError('The gateway meets no expectation but 100-continue: send the request without its Expect header', HttpRefusalCode.EXPECTATION_FAILED), { connection: 'close' });
     }
-    if (!access.acceptsHost(req.headers.host)) {
-      logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(req.headers.host), 100) });
+    // A target in absolute form (`POST http://host/graphql`) names the host itself, which then stands for the
+    // Host header (RFC 9112 §3.2.2): judged by it, as Node routes such a request by its path alone.
+    const host = url !== undefined && !(req.url ?? '/').startsWith('/') && url.host !== '' ? url.host : req.headers.host;
+    if (!access.acceptsHost(host)) {
+      logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(host), 100) });
       return refuse(403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
     // `OPTIONS *` asks what the server as a whole supports (RFC 9110 §9.3.7): the methods some path serves. The

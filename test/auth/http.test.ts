@@ -62,6 +62,21 @@ describe('open mode (no AUTH_JWT_SECRET, no AUTH_JWKS_URL)', () => {
     }
   });
 
+  test('judges a request target in absolute form by the host it names, which stands for the Host header there (RFC 9112 §3.2.2)', async () => {
+    stack.upstreamCalls();
+    const body = JSON.stringify({ query: '{ accounts { nodes { emailAddresses } } }' });
+    const send = (target: string, host: string) =>
+      exchange(stack.gateway.url, `POST ${target} HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    const refused = await send('http://rebind.attacker.example/graphql', '127.0.0.1');
+    assert.match(refused, /^HTTP\/1\.1 403 /, refused);
+    assert.match(refused, /"code":"FORBIDDEN"/);
+    assert.deepEqual(stack.upstreamCalls(), []);
+    // A loopback target is answered whatever Host says: the target names the host.
+    const answered = await send('http://127.0.0.1/graphql', 'rebind.attacker.example');
+    assert.match(answered, /^HTTP\/1\.1 200 /, answered);
+    assert.deepEqual(stack.upstreamCalls(), ['GET /accounts']);
+  });
+
   test('answers an HTTP/1.0 request that names no host: no browser sends one, so no page of a rebound name can', async () => {
     stack.upstreamCalls();
     const body = JSON.stringify({ query: '{ accounts { nodes { emailAddresses } } }' });
