@@ -7,7 +7,8 @@ import type {
   UpstreamCreateConnectTokenResult,
   UpstreamSuccess,
 } from '../upstream/types.ts';
-import { HttpError, firstValues, isFormBody, readBody, safelyDecoded, sendError, sendJson, type RequestTarget } from './http.ts';
+import { HttpError, firstValues, isFormBody, readBody, safelyDecoded, sendError, sendJson } from './http.ts';
+import type { RequestTarget } from '../http/request.ts';
 import { oauthChallenge, type OAuthVerifier } from './oauth.ts';
 import type { HourlyRateLimit } from '../support/hourly-rate-limit.ts';
 import { shortened } from '../support/shortened.ts';

@@ -185,39 +185,6 @@ export function firstValues(pairs: readonly OAuthParam[]): Map<string, string> {
   return map;
 }
 
-/** A request target split: raw path, raw query (without `?`), and the origin an absolute-form target names. */
-export interface RequestTarget {
-  path: string;
-  query: string;
-  /**
-   * Set for a target in absolute form (`GET http://127.0.0.1:4010/2.0/accounts`, what a client sends a forward
-   * proxy): its scheme and its authority (`host:port`), which stand in for the Host header, as the target URI is
-   * then the request target itself (RFC 9112 §3.2.2, §3.3).
-   */
-  origin?: { scheme: string; host: string };
-}
-
-/**
- * An http(s) URL's scheme, authority and the rest. Not one with user information (`http://user@host/`), which
- * RFC 9110 §4.2.4 has a recipient treat as an error: it stays a path, which no route has (404).
- */
-const ABSOLUTE_FORM = /^(https?):\/\/([^/?#@]*)([/?].*)?$/i;
-
-/**
- * Splits a request target: origin form (`/2.0/accounts?limit=5`), or absolute form, which every HTTP/1.1 server
- * must accept (RFC 9112 §3.2.2) and is routed by the same path and query.
- */
-export function splitTarget(target: string): RequestTarget {
-  const absolute = ABSOLUTE_FORM.exec(target);
-  if (absolute) {
-    const rest = absolute[3] ?? '';
-    // An empty path is `/`: `http://host?x` asks for `/?x`.
-    return { ...splitTarget(rest.startsWith('/') ? rest : `/${rest}`), origin: { scheme: absolute[1]!.toLowerCase(), host: absolute[2]! } };
-  }
-  const q = target.indexOf('?');
-  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
-}
-
 /**
  * Which `Host` headers an emulator bound to `boundAddress` (the address it listens on, as the socket reports
  * it, not a name configured for it) answers; see `EmulatorOptions.allowedHosts`. Loopback names,

@@ -2,7 +2,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
-import { clientErrorAnswerer, hostFilter, refuseConnect, sendError, splitTarget, type RequestTarget } from './http.ts';
+import { clientErrorAnswerer, hostFilter, refuseConnect, sendError } from './http.ts';
+import { splitTarget, type RequestTarget } from '../http/request.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
 import { hasHttp10TransferEncoding, hostHeaderFault, readEveryHeader, receiveDeadlines } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -210,13 +211,17 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     }
     const target = splitTarget(req.url ?? '/');
     // An absolute-form target's authority stands in for the Host header (RFC 9112 §3.2.2).
-    const host = target.origin?.host ?? req.headers.host;
+    const host = target?.origin?.host ?? req.headers.host;
     if (!servesHost(host)) {
       req.resume();
       const name = shortened(hostnameOf(host ?? ''), 100);
       // 421 Misdirected Request: the client addressed this server by a name it does not answer to. (A 403
       // would reach the gateway's callers as a permission problem of theirs.)
       return sendError(res, 421, `host "${name}" is not served: the emulator answers loopback names, EMULATOR_PUBLIC_URL's host and EMULATOR_ALLOWED_HOSTS`);
+    }
+    if (target === undefined) {
+      req.resume();
+      return sendError(res, 400, 'the request target is no path and no http(s) URL without user information: send a path, such as /2.0/accounts');
     }
     const { path } = target;
     if (path === '/2.0' || path.startsWith('/2.0/')) {

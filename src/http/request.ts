@@ -115,15 +115,53 @@ function nestedDeeperThan(value: unknown, limit: number): boolean {
  */
 const MAX_GROWTH = 3 * (21 / 4);
 
+/** A request target split: raw path, raw query (without `?`), and the origin an absolute-form target names. */
+export interface RequestTarget {
+  path: string;
+  query: string;
+  /**
+   * Set for a target in absolute form (`GET http://127.0.0.1:4010/2.0/accounts`, what a client sends a forward
+   * proxy): its scheme and its authority (`host:port`), which stand in for the Host header, as the target URI is
+   * then the request target itself (RFC 9112 §3.2.2, §3.3).
+   */
+  origin?: { scheme: string; host: string };
+}
+
+/** An http(s) URL's scheme, authority and the rest; not one with user information (see `splitTarget`). */
+const ABSOLUTE_FORM = /^(https?):\/\/([^/?#@]+)([/?].*)?$/i;
+
 /**
- * The request's target resolved as a URL, or `undefined` when it is not one (Node's parser lets some through).
- * A target starting with `/` is a path (HTTP's origin form), `//graphql` too: resolved against a base, it would
- * read as a URL without a scheme whose host is `graphql`, and `//x/healthz` would be served as `/healthz`.
+ * Splits a request target in origin form (`/graphql?x=1`) or absolute form (`http://host/graphql`), which every
+ * HTTP/1.1 server must accept (RFC 9112 §3.2.2) and routes by the same path and query. Any other target is
+ * `undefined`: the asterisk form (`OPTIONS *`, the caller's to answer), another scheme's URL, a URL with user
+ * information (`http://user@host/`, which RFC 9110 §4.2.4 has a recipient treat as an error) or none
+ * (`http:///x`), or no URL at all.
+ * The gateway and the emulator both read targets here, so a host named in one is judged alike by both.
+ */
+export function splitTarget(target: string): RequestTarget | undefined {
+  const absolute = ABSOLUTE_FORM.exec(target);
+  // An empty path is `/`: `http://host?x` asks for `/?x`.
+  if (absolute) return { ...splitPath(absolute[3]?.startsWith('/') ? absolute[3] : `/${absolute[3] ?? ''}`), origin: { scheme: absolute[1]!.toLowerCase(), host: absolute[2]! } };
+  return target.startsWith('/') ? splitPath(target) : undefined;
+}
+
+function splitPath(target: string): RequestTarget {
+  const q = target.indexOf('?');
+  return q < 0 ? { path: target, query: '' } : { path: target.slice(0, q), query: target.slice(q + 1) };
+}
+
+/**
+ * The request's target resolved as a URL (an absolute-form target's own origin, else a placeholder's), or
+ * `undefined` when it is none `splitTarget` reads or no URL parser accepts (`http://[`, a port past 65535). A
+ * target starting with `/` is a path, `//graphql` too: resolved against a base, it would read as a URL without a
+ * scheme whose host is `graphql`, and `//x/healthz` would be served as `/healthz`.
  */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {
-  const target = req.url ?? '/';
+  const target = splitTarget(req.url ?? '/');
+  if (target === undefined) return undefined;
+  const { path, query, origin } = target;
   try {
-    return target.startsWith('/') ? new URL(`http://gateway.invalid${target}`) : new URL(target);
+    return new URL(`${origin ? `${origin.scheme}://${origin.host}` : 'http://gateway.invalid'}${path}${query === '' ? '' : `?${query}`}`);
   } catch {
     return undefined;
   }

@@ -442,7 +442,7 @@ function createHandler(parts: HandlerParts): Handler {
     }
     // A target in absolute form (`POST http://host/graphql`) names the host itself, which then stands for the
     // Host header (RFC 9112 §3.2.2): judged by it, as Node routes such a request by its path alone.
-    const host = url !== undefined && !(req.url ?? '/').startsWith('/') && url.host !== '' ? url.host : req.headers.host;
+    const host = url !== undefined && !(req.url ?? '/').startsWith('/') ? url.host : req.headers.host;
     if (!access.acceptsHost(host)) {
       logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(host), 100) });
       return refuse(403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
@@ -455,8 +455,9 @@ function createHandler(parts: HandlerParts): Handler {
       res.writeHead(204, { allow: 'GET, HEAD, POST, OPTIONS' }).end();
       return;
     }
-    // A request target no URL parser accepts (`GET http://[ HTTP/1.1`): the client's mistake, not ours.
-    if (url === undefined) return refuseUnrouted(400, graphqlError('The request target is not a valid URL', HttpRefusalCode.BAD_REQUEST));
+    // A request target that is no path and no http(s) URL (`GET http://[ HTTP/1.1`, `ftp://…`, `http://user@…`):
+    // the client's mistake, not ours.
+    if (url === undefined) return refuseUnrouted(400, graphqlError(INVALID_TARGET_MESSAGE, HttpRefusalCode.BAD_REQUEST));
     if (url.pathname === '/healthz') return answerHealth(req, res, shutdown, refuse);
     // A browser opening /graphql gets the IDE; GraphQL clients fall through to Apollo.
     if (await ide.handle(req, res, url)) return;
@@ -469,6 +470,8 @@ function createHandler(parts: HandlerParts): Handler {
     return serveGraphql(parts, req, res, url, requestId, outcome);
   };
 }
+
+const INVALID_TARGET_MESSAGE = 'The request target is no path and no valid http(s) URL without user information: send a path, such as /graphql';
 
 /** The refusal of a request whose Host headers RFC 9112 §3.2 has answered 400 (hostHeaderFault). */
 const HOST_FAULT_MESSAGES = {

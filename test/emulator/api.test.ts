@@ -759,6 +759,11 @@ describe('transport details', () => {
     const elsewhere = await send('GET', 'http://elsewhere.example/2.0/accounts');
     assert.equal(elsewhere.status, 421);
     assert.match(JSON.parse(elsewhere.text).value, /^host "elsewhere\.example" is not served/);
+    // A target with user information names no origin to trust (RFC 9110 §4.2.4): refused, as the gateway does.
+    const withUser = await send('GET', `http://user@127.0.0.1:${port}/2.0/accounts`);
+    assert.equal(withUser.status, 400, withUser.text);
+    assert.match(JSON.parse(withUser.text).value, /^the request target is no path and no http\(s\) URL without user information/);
+    assert.equal((await send('GET', `ftp://127.0.0.1:${port}/2.0/accounts`)).status, 400);
     // Outside /2.0 it is routed as in origin form too.
     const page = await send('GET', `${emu.origin}/connect/no-such-token`);
     assert.equal(page.status, 404);
@@ -766,12 +771,15 @@ describe('transport details', () => {
   });
 
   test('a request target is split into path, query and, in absolute form, the origin it names', async () => {
-    const { splitTarget } = await import('../../src/emulator/http.ts');
+    const { splitTarget } = await import('../../src/http/request.ts');
     assert.deepEqual(splitTarget('/2.0/accounts?limit=1'), { path: '/2.0/accounts', query: 'limit=1' });
     assert.deepEqual(splitTarget('HTTP://Emu.Example:4010/2.0/accounts?limit=1'), { path: '/2.0/accounts', query: 'limit=1', origin: { scheme: 'http', host: 'Emu.Example:4010' } });
     assert.deepEqual(splitTarget('https://emu.example?x=1'), { path: '/', query: 'x=1', origin: { scheme: 'https', host: 'emu.example' } });
-    // User information in the target is an error (RFC 9110 §4.2.4): no origin is taken from it, and no route has that path.
-    assert.deepEqual(splitTarget('http://user@emu.example/2.0'), { path: 'http://user@emu.example/2.0', query: '' });
+    // User information in the target is an error (RFC 9110 §4.2.4); another scheme, an empty authority, the
+    // asterisk form (the caller's to answer) and a bare word are no target either.
+    for (const target of ['http://user@emu.example/2.0', 'ftp://emu.example/2.0', 'http:///2.0', '*', '2.0/accounts']) {
+      assert.equal(splitTarget(target), undefined, target);
+    }
   });
 
   test('a port that is no port is refused with a line naming the option, before the store is opened', async (t) => {

@@ -932,13 +932,18 @@ describe('HTTP hygiene', () => {
     assert.ok(long.text.length < 500, long.text);
   });
 
-  it('answers a request target that is no URL with 400 BAD_REQUEST: the client’s mistake, not an unexpected error', async () => {
-    for (const target of ['http://[', 'http://127.0.0.1:99999/graphql']) {
-      const received = await exchange(stack.gateway.url, `GET ${target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
+  it('answers a request target that is no path and no http(s) URL with 400 BAD_REQUEST: the client’s mistake, not an unexpected error', async () => {
+    stack.upstreamCalls();
+    // User information in a target is an error (RFC 9110 §4.2.4), another scheme names no resource of this server,
+    // and an empty authority none at all (a URL parser reads `http:///graphql` as the host `graphql`): none was
+    // served, as the emulator (which reads targets alike) serves none.
+    for (const target of ['http://[', 'http://127.0.0.1:99999/graphql', 'http://user@127.0.0.1/graphql', 'ftp://127.0.0.1/graphql', 'http:///graphql']) {
+      const received = await exchange(stack.gateway.url, `GET ${target}?query=%7B__typename%7D HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`);
       assert.match(received, /^HTTP\/1\.1 400 /, `${target}: ${received}`);
       const body = JSON.parse(received.slice(received.indexOf('{'), received.lastIndexOf('}') + 1)) as { errors: Array<{ message: string; extensions: { code: string } }> };
-      assert.deepEqual(body.errors.map((error) => [error.message, error.extensions.code]), [['The request target is not a valid URL', 'BAD_REQUEST']]);
+      assert.deepEqual(body.errors.map((error) => [error.message, error.extensions.code]), [['The request target is no path and no valid http(s) URL without user information: send a path, such as /graphql', 'BAD_REQUEST']], target);
     }
+    assert.deepEqual(stack.upstreamCalls(), []);
   });
 
   it('answers OPTIONS * (the server as a whole, RFC 9110 §9.3.7) with the methods it serves, and refuses * for any other method', async () => {
