@@ -23,14 +23,29 @@ function problemWithCommitted() {
       return `codegen:check: GraphQL Code Generator failed on schema/*.graphql (its output above): fix the schema, then run \`npm run codegen\`.`;
     }
     if (!existsSync(committed)) return `${committed} is missing: run \`npm run codegen\` and commit the result.`;
-    if (readFileSync(join(dir, 'graphql.ts'), 'utf8') !== readFileSync(committed, 'utf8')) {
-      return `${committed} is stale: run \`npm run codegen\` and commit the result.`;
+    const difference = firstDifference(readFileSync(committed, 'utf8'), readFileSync(join(dir, 'graphql.ts'), 'utf8'));
+    if (difference !== undefined) {
+      return `${committed} is stale: run \`npm run codegen\` and commit the result (it is generated from schema/*.graphql: an edit by hand is lost). ${difference}`;
     }
     return undefined;
   } finally {
     // Before any exit: process.exit() would skip it and leave the directory behind.
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Where `committed` first differs from `generated`, as a line of each (cut at 120 characters), or undefined when
+ * they are the same: "stale" alone gave whoever edited the file by hand, or a schema change they forgot, no clue.
+ */
+function firstDifference(committed, generated) {
+  if (committed === generated) return undefined;
+  const [was, now] = [committed.split('\n'), generated.split('\n')];
+  let line = 0;
+  while (was[line] === now[line]) line += 1;
+  // The empty text after a file's last line break is its end, not a line.
+  const quoted = (lines) => (line >= lines.length - 1 && !lines[line] ? '(the end of the file)' : JSON.stringify(lines[line].length > 120 ? `${lines[line].slice(0, 120)}…` : lines[line]));
+  return `First difference at line ${line + 1}: committed ${quoted(was)}, generated ${quoted(now)}.`;
 }
 
 const problem = problemWithCommitted();

@@ -64,7 +64,19 @@ test('a schema change not regenerated fails the check, names the command, and le
   const { dir, temporary } = projectWithAccountSchema(t, (sdl) => sdl.replace("The account's id, 24 hex characters.", "The account's id (24 hex characters)."));
   const { status, output } = runCheck(dir, temporary);
   assert.equal(status, 1, output);
-  assert.match(output, /src\/generated\/graphql\.ts is stale: run `npm run codegen` and commit the result\./);
+  assert.match(output, /src\/generated\/graphql\.ts is stale: run `npm run codegen` and commit the result \(it is generated from schema\/\*\.graphql: an edit by hand is lost\)\./);
+  // Where it differs, so that a contributor sees what changed.
+  assert.match(output, /First difference at line \d+: committed ".*The account's id, 24 hex characters\..*", generated ".*The account's id \(24 hex characters\)\..*"\.\n$/);
+  assert.deepEqual(readdirSync(temporary), []);
+});
+
+test('a generated file edited by hand fails the check, naming the first line that differs', (t) => {
+  const { dir, temporary } = projectWithAccountSchema(t, (sdl) => `${sdl}\n`);
+  const generated = join(dir, 'src/generated/graphql.ts');
+  writeFileSync(generated, `${readFileSync(generated, 'utf8')}export type HandMade = string;\n`);
+  const { status, output } = runCheck(dir, temporary);
+  assert.equal(status, 1, output);
+  assert.match(output, /First difference at line \d+: committed "export type HandMade = string;", generated \(the end of the file\)\.\n$/);
   assert.deepEqual(readdirSync(temporary), []);
 });
 
