@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl, ...proxyShown(config.upstream) } : {};
-  logger.announce('info', 'gateway ready', { graphql: gateway.url, ide: gateway.url, health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+  logger.announce('info', 'gateway ready', { graphql: gateway.url, ...(config.ide ? { ide: gateway.url } : {}), health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
   warnOfUnusableKeySet(gateway, config.auth, logger);
   if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream, signals, logger);
 }

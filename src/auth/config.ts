@@ -1,6 +1,6 @@
 import { egressProxyFor, type EgressProxy } from '../upstream/egress-proxy.ts';
-import { quotedSetting, settingValue, shownSetting } from '../support/shortened.ts';
-import { urlControlProblem } from '../config/settings.ts';
+import { quotedSetting, settingValue } from '../support/shortened.ts';
+import { booleanSetting, urlControlProblem } from '../config/settings.ts';
 import { exactOrigin, hasCredentials, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import { isOpen, type AuthSettings } from './verify.ts';
 
@@ -47,12 +47,7 @@ export function readAccessConfig(
       `HOST=${settingValue(host)} is not a loopback address, so AUTH_JWT_SECRET or AUTH_JWKS_URL is required: without either every caller would be admin`,
     );
   }
-  const rawIntrospection = read('INTROSPECTION');
-  let introspection = development || isOpen(auth);
-  if (rawIntrospection !== undefined) {
-    if (rawIntrospection === 'true' || rawIntrospection === 'false') introspection = rawIntrospection === 'true';
-    else problems.push(`INTROSPECTION must be true or false (got ${shownSetting(rawIntrospection)})`);
-  }
+  const introspection = booleanSetting('INTROSPECTION', read('INTROSPECTION'), development || isOpen(auth), problems);
   return { auth, corsOrigins: readOrigins(read('CORS_ORIGINS'), problems), introspection };
 }
 

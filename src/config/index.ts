@@ -8,7 +8,7 @@ import { readAccessConfig, type AccessConfig } from '../auth/config.ts';
 import { DEFAULT_OPERATION_LIMITS, MAX_NESTING, type OperationLimits } from '../limits/index.ts';
 import { LOG_LEVELS, type LogLevel } from '../logging/logger.ts';
 import { shownSetting } from '../support/shortened.ts';
-import { listenHostProblem, urlControlProblem, wholeNumberSetting } from './settings.ts';
+import { booleanSetting, listenHostProblem, urlControlProblem, wholeNumberSetting } from './settings.ts';
 
 /** Where the gateway sends its REST calls. */
 export type UpstreamConfig =
@@ -60,6 +60,8 @@ export interface GatewayConfig extends AccessConfig {
   logLevel: LogLevel;
   /** `NODE_ENV=development`: stack traces in error responses. */
   development: boolean;
+  /** `IDE`: whether a browser opening /graphql gets the GraphQL IDE (default true). */
+  ide: boolean;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -130,6 +132,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
   const upstream = readUpstreamConfig(read, env, problems);
 
   const development = read('NODE_ENV') === 'development';
+  const ide = booleanSetting('IDE', read('IDE'), true, problems);
   const setButBlank = (name: string) => env[name] !== undefined && read(name) === undefined;
   const access = readAccessConfig(read, hostRefused === undefined ? host : undefined, development, problems, setButBlank);
   if (problems.length > 0 || upstream === undefined) throw new ConfigError(problems);
@@ -155,6 +158,7 @@ export function loadConfig(env: Env = process.env): GatewayConfig {
     operationLimits,
     logLevel,
     development,
+    ide,
     ...access,
   };
 }

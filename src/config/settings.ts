@@ -14,6 +14,7 @@ export const SETTINGS = [
   'LOG_LEVEL',
   'NODE_ENV',
   'INTROSPECTION',
+  'IDE',
   'CORS_ORIGINS',
   'CONTEXTIO_API_URL',
   'CONTEXTIO_CONSUMER_KEY',
@@ -223,6 +224,17 @@ export function wholeNumberSetting(
   const min = range.minFrom === undefined ? `${range.min}` : `${range.min} (${range.minFrom})`;
   problems.push(`${name} must be ${what} from ${min} to ${range.max} (got ${shownSetting(raw)})`);
   return undefined;
+}
+
+/**
+ * A `true`/`false` setting from its text (trimmed, `undefined` when unset): `fallback` when unset; another text
+ * is `fallback` with one line pushed to `problems`, naming the variable.
+ */
+export function booleanSetting(name: string, raw: string | undefined, fallback: boolean, problems: string[]): boolean {
+  if (raw === undefined) return fallback;
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  problems.push(`${name} must be true or false (got ${shownSetting(raw)})`);
+  return fallback;
 }
 
 /**

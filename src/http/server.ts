@@ -40,6 +40,8 @@ export interface GatewayOptions extends GatewayAccessOptions {
   upstreamMaxInFlight: number;
   development: boolean;
   logger: Logger;
+  /** Whether a browser opening /graphql gets the GraphQL IDE (default true); off, it gets a 404 page saying so. */
+  ide?: boolean;
   /** Largest request body accepted; larger ones get 413 before they are read whole. */
   maxBodyBytes?: number;
   /** Largest answer sent; a larger one is replaced by a QUERY_TOO_COMPLEX error. Default 64 MiB. */
@@ -219,7 +221,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     writes: callerWritesPerHour > 0 && !access.open ? new CallerWriteBudget(callerWritesPerHour) : undefined,
     reads: callerReadsPerHour > 0 && !access.open ? new CallerReadBudget(callerReadsPerHour) : undefined,
   });
-  const ide = createIde({ tokenRequired: !access.open, introspection: access.introspection });
+  const ide = createIde({ enabled: options.ide ?? true, tokenRequired: !access.open, introspection: access.introspection });
 
   const refusalsForLoad = new LineThrottle(LOAD_REFUSAL_LOG_INTERVAL_MS);
   const handle = createHandler({

@@ -59,6 +59,11 @@ const DOCS_HINT = {
 };
 
 export interface IdeOptions {
+  /**
+   * Whether the IDE is served (default true). Off (`IDE=false`), its page and files are answered 404 saying so,
+   * and GraphQL clients are unaffected: a team may keep an explorer of its schema off a production endpoint.
+   */
+  enabled?: boolean;
   /** Folder of the built bundle; default `dist/ide/` in the project. */
   assetDir?: string;
   /** Whether callers need a token (default true): the IDE then opens with an Authorization header to fill in. */
@@ -122,6 +127,7 @@ const PAGE_ASSET_PREFIX = `${PAGE_ENDPOINT}/ide/`;
 
 export function createIde(options: IdeOptions = {}): Ide {
   const assetDir = options.assetDir ?? join(projectRoot(), 'dist', 'ide');
+  const enabled = options.enabled ?? true;
   const page: PageSettings = {
     tokenRequired: options.tokenRequired ?? true,
     introspection: options.introspection ?? true,
@@ -132,6 +138,10 @@ export function createIde(options: IdeOptions = {}): Ide {
     url.pathname.startsWith(ASSET_PREFIX) || (pageAsked(req, url) && (url.pathname === ENDPOINT_PATH || url.pathname === `${ENDPOINT_PATH}/`));
 
   async function serve(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    if (!enabled) {
+      if (url.pathname.startsWith(ASSET_PREFIX)) return sendText(res, 404, 'the GraphQL IDE is turned off on this gateway (IDE=false)');
+      return sendHtml(res, 404, turnedOffPage());
+    }
     if (url.pathname.startsWith(ASSET_PREFIX)) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return sendText(res, 405, 'method not allowed', { allow: 'GET, HEAD' });
       return serveAsset(req, res, assetDir, url.pathname.slice(ASSET_PREFIX.length));
@@ -302,15 +312,29 @@ function namesAcceptably(header: string | string[] | undefined, value: string): 
   });
 }
 
+function turnedOffPage(): string {
+  return messagePage('GraphQL IDE turned off', 'The GraphQL IDE is turned off', [
+    'This gateway runs with <code>IDE=false</code>, so it serves no IDE to browsers.',
+    `The GraphQL endpoint itself works: send operations with <code>POST ${ENDPOINT_PATH}</code>.`,
+  ]);
+}
+
 function notBuiltPage(): string {
+  return messagePage('GraphQL IDE not built', 'The GraphQL IDE is not built', [
+    'Its bundle is missing from <code>dist/ide/</code>. Run <code>npm run build</code> (or <code>npm start</code>, which builds first) and reload this page.',
+    'The GraphQL endpoint itself works without it: send operations with <code>POST /graphql</code>.',
+  ]);
+}
+
+/** A page of a few paragraphs of the gateway's own (`paragraphs` as HTML), where the IDE's page would be. */
+function messagePage(title: string, heading: string, paragraphs: string[]): string {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>GraphQL IDE not built</title><link rel="icon" href="data:,"></head>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title><link rel="icon" href="data:,"></head>
 <body>
 <main>
-<h1>The GraphQL IDE is not built</h1>
-<p>Its bundle is missing from <code>dist/ide/</code>. Run <code>npm run build</code> (or <code>npm start</code>, which builds first) and reload this page.</p>
-<p>The GraphQL endpoint itself works without it: send operations with <code>POST /graphql</code>.</p>
+<h1>${heading}</h1>
+${paragraphs.map((paragraph) => `<p>${paragraph}</p>`).join('\n')}
 </main>
 </body>
 </html>

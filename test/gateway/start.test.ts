@@ -117,9 +117,12 @@ describe('npm start', () => {
       AUTH_ISSUER: 'https://id.example.com/',
       AUTH_AUDIENCE: 'contextio-graphql',
       CORS_ORIGINS: 'https://app.example.com',
+      IDE: 'false',
     });
     try {
       const ready = logEntries(authenticated.lines).find((entry) => entry['message'] === 'gateway ready')!;
+      // With the IDE turned off, the line names no address for it.
+      assert.ok(!('ide' in ready) && 'graphql' in ready, `no ide address beside the endpoint's: ${JSON.stringify(ready)}`);
       assert.deepEqual(
         [ready['authentication'], ready['issuer'], ready['audience'], ready['introspection'], ready['corsOrigins']],
         ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json?code=…&x', 'https://id.example.com/', 'contextio-graphql', false, ['https://app.example.com']],

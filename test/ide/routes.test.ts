@@ -136,6 +136,35 @@ test('with authentication and introspection on, the IDE says the docs come once 
   }
 });
 
+test('with the IDE turned off (IDE=false), a browser gets a 404 page saying so, its files are 404, and GraphQL clients are served as ever', async () => {
+  const assetPath = await appScriptPath();
+  const off = await startStack({ gateway: { ide: false } });
+  try {
+    const get = async (path: string, headers: Record<string, string>) => {
+      const response = await request(off.gateway.origin + path, { headers });
+      return { status: response.statusCode, headers: response.headers, text: await response.body.text() };
+    };
+    for (const path of ['/graphql', '/graphql/']) {
+      const page = await get(path, { accept: BROWSER_ACCEPT });
+      assert.equal(page.status, 404, path);
+      assert.match(String(page.headers['content-type']), /^text\/html; charset=utf-8/);
+      assert.match(page.text, /<h1>The GraphQL IDE is turned off<\/h1>/);
+      assert.match(page.text, /<code>IDE=false<\/code>/);
+      assert.doesNotMatch(page.text, /<script/, 'no script of the IDE is named');
+    }
+    const asset = await get(assetPath, {});
+    assert.equal(asset.status, 404);
+    assert.equal(asset.text, 'the GraphQL IDE is turned off on this gateway (IDE=false)');
+    off.upstreamCalls();
+    const query = await get('/graphql?query=%7Baccounts%7Bnodes%7Bid%7D%7D%7D', { accept: 'application/json', 'apollo-require-preflight': 'true' });
+    assert.equal(query.status, 200, query.text);
+    assert.ok(Array.isArray(JSON.parse(query.text).data.accounts.nodes), query.text);
+    assert.deepEqual(off.upstreamCalls(), ['GET /accounts']);
+  } finally {
+    await off.close();
+  }
+});
+
 test('a browser opening /graphql/ (a trailing slash) is sent to /graphql, relatively (a proxy’s prefix kept); a client gets the 404', async () => {
   for (const [path, location] of [
     ['/graphql/', '../graphql'],

@@ -137,6 +137,14 @@ describe('configuration from the environment', () => {
     assert.ok(problems.every((p) => !p.includes('super-secret-value') && !p.includes('\n')), 'no problem holds the secret or a line break');
   });
 
+  it('reads IDE as true or false, on by default; another value is refused, naming the variable', () => {
+    assert.equal(loadConfig({}).ide, true);
+    assert.equal(loadConfig({ IDE: 'false' }).ide, false);
+    assert.equal(loadConfig({ IDE: ' true ' }).ide, true);
+    assert.deepEqual(configProblems({ IDE: 'off' }), ['IDE must be true or false (got "off")']);
+    assert.deepEqual(configProblems({ INTROSPECTION: 'no' }), ['INTROSPECTION must be true or false (got "no")']);
+  });
+
   it('reads the tuning settings from the environment, each checked against its range', () => {
     const config = loadConfig({
       UPSTREAM_MAX_IN_FLIGHT: '32',
