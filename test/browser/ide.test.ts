@@ -46,10 +46,21 @@ browserTest('the IDE runs the example query against the gateway and shows the da
   assert.match(text, /"emailAddresses": \[ "ada@example.com" \]/);
   assert.match(text, /"sources": \[/);
   assert.doesNotMatch(text, /"errors"/);
+  assert.doesNotMatch(text, /requestId/, 'an answer without errors is shown as it came');
 
   if (process.env['UPDATE_SCREENSHOT'] === '1') {
     await page.screenshot({ path: join(projectRoot(), 'docs', 'ide.png') });
   }
+
+  // An answer with errors is shown with the request id it was answered under, which its log lines carry.
+  const answered = page.waitForResponse((response) => response.url() === stack.gateway.url && response.request().method() === 'POST');
+  await replaceText(page, page.locator('.graphiql-query-editor'), '{ account(id: "0123456789abcdef01234567") { id } }');
+  await page.locator('.graphiql-execute-button').click();
+  const requestId = await (await answered).headerValue('x-request-id');
+  assert.ok(requestId, 'the gateway answers with an X-Request-Id');
+  await result.getByText('NOT_FOUND').first().waitFor();
+  const failed = (await result.innerText()).replace(/\s+/g, ' ');
+  assert.ok(failed.includes(`"extensions": { "requestId": "${requestId}" }`), failed);
 
   assert.deepEqual(foreign, [], 'the IDE must load nothing from another origin');
   assert.deepEqual(pageErrors, []);

@@ -173,7 +173,17 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
     const status = retryAfter === null ? response.status : `${response.status} (Retry-After: ${retryAfter})`;
     return failure(`HTTP ${status}: ${text.slice(0, 500) || response.statusText}`);
   }
-  return answer;
+  return withRequestId(answer, response.headers.get('x-request-id'));
+}
+
+/**
+ * An answer with errors, shown with the request id the gateway answered it under (its `X-Request-Id`), as the
+ * answer's `extensions.requestId`: the id its log lines carry, which a person reporting an `Unexpected error.`
+ * (or any failure) needs, and which the result pane had no way to show. An answer without errors is left as it is.
+ */
+function withRequestId(answer: Answer, requestId: string | null): Answer {
+  if (requestId === null || !Array.isArray(answer.errors) || answer.errors.length === 0) return answer;
+  return { ...answer, extensions: { ...answer.extensions, requestId } };
 }
 
 /**
