@@ -402,8 +402,11 @@ export type Query = {
   account?: Maybe<Account>;
   /**
    * The accounts of the API key, filtered, a page at a time. `first` is 1 to 100; `after` is the `endCursor`
-   * of the previous page. The upstream pages by position: accounts deleted before a cursor meanwhile make the
-   * next page skip as many, so reload from the first page after deleting accounts.
+   * of the previous page. The upstream pages by position: accounts that leave the list before a cursor meanwhile
+   * make the next page skip as many, and those that join it there make it show as many again. An account leaves
+   * when deleted and, in a filtered list, when it stops matching (a source's status changed); it joins a filtered
+   * list when it comes to match (a mailbox of that address or status connected). So reload from the first page
+   * after deleting accounts, and pass over an `id` a filtered list has already shown.
    */
   accounts: AccountConnection;
   /** One top-level connect token; null with `NOT_FOUND` when it is unknown or deleted, or once the upstream has purged it (an unused one, at its `expiresAt`, 24 hours after it was created; a server that purges late answers it meanwhile, its `expiresAt` past). */

@@ -202,6 +202,26 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('pages a filtered list by position: an account that comes to match before a cursor shows an account again, as the list’s description says', async () => {
+    const { store } = stack.emulator;
+    const [first, other, third, fourth] = ['shared', 'other', 'shared', 'shared'].map((name) => store.createAccount({ email: `${name}@example.com` }).id);
+    const page = `query ($after: String) { accounts(filter: { email: "shared@example.com" }, first: 2, after: $after) { nodes { id } pageInfo { endCursor } } }`;
+    type Page = { accounts: { nodes: { id: string }[]; pageInfo: { endCursor: string } } };
+    const ids = (res: { body: { data?: Page | null } }) => res.body.data!.accounts.nodes.map((node) => node.id);
+    const before = await stack.gql<Page>(page, {});
+    assert.deepEqual(ids(before), [first, third]);
+    // The account between them connects a mailbox of that address, and joins the list before the cursor.
+    const { token } = store.createConnectToken(other!, { callback_url: 'https://app.example.com/cb', email: 'shared@example.com' });
+    store.useConnectToken(token, { server: 'imap.example.com' });
+    const next = await stack.gql<Page>(page, { after: before.body.data!.accounts.pageInfo.endCursor });
+    assert.deepEqual(ids(next), [third, fourth]);
+    // What a client paging such a list reads in the schema (and the IDE) tells it so, not of deletions alone.
+    const described = await stack.gql<{ __type: { fields: { name: string; description: string }[] } }>(`{ __type(name: "Query") { fields { name description } } }`);
+    const accounts = described.body.data!.__type.fields.find((field) => field.name === 'accounts')!.description;
+    assert.match(accounts, /deleted/);
+    assert.match(accounts, /join[^.]*show[^.]*again/s, 'the description says that accounts joining a filtered list before a cursor are shown again');
+  });
+
   it('continues a filtered list only with its own cursors: another filter’s, or the unfiltered list’s, is BAD_USER_INPUT', async () => {
     for (let i = 0; i < 3; i++) {
       stack.emulator.store.createAccount({ email: `ok${i}@example.com`, sources: [{ label: 'a', status: 'OK' }] });
