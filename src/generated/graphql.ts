@@ -111,7 +111,10 @@ export type ConnectToken = {
    * `username`, `passwordExpiredAt`, `messageCount` and `fileCount` load the full account (one request for all
    * of them); `connectTokens` and `connectToken` make their own request, by the account's id. (From an upstream
    * that embeds only the account's id, or leaves out its `created`, `email_addresses` or `sources`, or embeds a field
-   * in a shape the gateway cannot read, every field but `id` and those two loads the account.)
+   * in a shape the gateway cannot read, every field but `id` and those two loads the account.) A used top-level
+   * token may outlive the account it made and go on embedding it as it last was (the emulator's do): its embedded
+   * fields then answer with no error, while those that load it, and its connect tokens, are `NOT_FOUND`, as
+   * `account(id:)` is. Select `username` to learn whether the account still exists.
    */
   account?: Maybe<Account>;
   /** Where the user's browser is sent after connecting, with `?contextio_token=<token>`; `""` when the upstream sends none (it always has one for a token it made). */

@@ -585,6 +585,25 @@ describe('queries against the emulator', () => {
     assert.deepEqual(stack.upstreamCalls().sort(), [`GET /accounts/${id}`, `GET /accounts/${id}/connect_tokens`, `GET /connect_tokens/${token.token}`]);
   });
 
+  it('answers a used token’s deleted account from its embed, as the account last was, and NOT_FOUND where it is loaded, as ConnectToken.account’s description says', async () => {
+    const { store } = stack.emulator;
+    const { token } = store.createConnectToken(null, { callback_url: 'https://app.example.com/cb', email: 'gone@example.com', first_name: 'Gone' });
+    const { id } = store.useConnectToken(token, { server: 'imap.example.com' }).account;
+    const deleted = await stack.gql(`mutation ($id: ID!) { deleteAccount(id: $id) { success } }`, { id });
+    assert.deepEqual(deleted.body.data, { deleteAccount: { success: true } });
+    const res = await stack.gql(`query ($t: ID!, $id: ID!) { connectToken(token: $t) { account { id firstName username } } account(id: $id) { id } }`, { t: token, id });
+    // One operation, one account: shown by the token's embed, with no error of its own, and unknown where read.
+    assert.deepEqual(res.body.data, { connectToken: { account: { id, firstName: 'Gone', username: null } }, account: null });
+    assert.deepEqual(res.body.errors?.map((e) => [e.path?.join('.'), e.extensions?.['code']]).sort(), [
+      ['account', 'NOT_FOUND'],
+      ['connectToken.account.username', 'NOT_FOUND'],
+    ]);
+    assert.deepEqual(stack.upstreamCalls().filter((call) => call.startsWith('GET')), [`GET /connect_tokens/${token}`, `GET /accounts/${id}`]);
+    const described = await stack.gql<{ __type: { fields: { name: string; description: string }[] } }>(`{ __type(name: "ConnectToken") { fields { name description } } }`);
+    const account = described.body.data!.__type.fields.find((field) => field.name === 'account')!.description;
+    assert.match(account, /outlive[^.]*embedding it as it last was/s, 'the description says that a used token may embed an account deleted since');
+  });
+
   it('answers an unknown connect token with NOT_FOUND and leaves its siblings intact', async () => {
     const account = stack.emulator.store.createAccount({ email: 'sib@example.com' });
     const res = await stack.gql(`query ($id: ID!) { connectToken(token: "nope") { token } account(id: $id) { id } }`, { id: account.id });
