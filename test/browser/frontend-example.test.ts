@@ -45,11 +45,11 @@ browserTest('the frontend example connects a mailbox through the connect page an
   await page.fill('input[name="username"]', 'katherine');
   await page.fill('input[name="password"]', 'not-kept-by-the-emulator');
   await page.check('input[name="use_ssl"]');
+  const callback = page.waitForRequest((request) => new URL(request.url()).pathname === '/callback');
   await page.locator('button#connect').click();
 
-  // Back on the example's own callback page, with the token in the address.
-  await page.waitForURL((url) => url.origin === example.origin && url.pathname === '/callback');
-  const token = new URL(page.url()).searchParams.get('contextio_token');
+  // Back on the example's own callback page, with the token in the address it was sent to.
+  const token = new URL((await callback).url()).searchParams.get('contextio_token');
   assert.ok(token, 'the callback URL carries contextio_token');
 
   await page.locator('#status').getByText('Mailbox connected.').waitFor();
@@ -67,6 +67,13 @@ browserTest('the frontend example connects a mailbox through the connect page an
   // The account the page shows is the one the emulator created for this token.
   const created = example.emulator!.store.getConnectToken(token);
   assert.equal(created?.account?.id, accountId);
+  // The token, which reads that account, is taken out of the address (history, a shared link, a Referer); a
+  // reload of the tab still shows the account.
+  assert.equal(new URL(page.url()).pathname, '/callback');
+  assert.ok(!page.url().includes(token), `the token is no longer in the address: ${page.url()}`);
+  await page.reload();
+  await page.locator('#status').getByText('Mailbox connected.').waitFor();
+  assert.equal(await page.locator('#account-id').textContent(), accountId);
 
   // A token that does not exist is told as such (the gateway's NOT_FOUND), not as a failure to load.
   await page.goto(`${example.url.replace(/\/$/, '')}/callback?contextio_token=bogustoken000001`);

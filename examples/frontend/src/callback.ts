@@ -57,7 +57,24 @@ async function show(token: string): Promise<void> {
   }
 }
 
-const token = new URLSearchParams(location.search).get('contextio_token');
+/**
+ * The token of this callback, taken out of the address at once: a connect token is the capability to read the
+ * account it made (docs/auth.md), and left in the address it stays in the browser's history, in what a user
+ * copies to share the page, and in a Referer. Kept for this tab alone (sessionStorage), so a reload still shows
+ * the account.
+ */
+function callbackToken(): string | null {
+  const params = new URLSearchParams(location.search);
+  const given = params.get('contextio_token');
+  if (given === null) return sessionStorage.getItem('contextio_token');
+  sessionStorage.setItem('contextio_token', given);
+  params.delete('contextio_token');
+  const rest = params.toString();
+  history.replaceState(history.state, '', `${location.pathname}${rest === '' ? '' : `?${rest}`}${location.hash}`);
+  return given;
+}
+
+const token = callbackToken();
 if (!token) {
   conclude('Mailbox not connected', 'No contextio_token in the address: start from the first page.');
 } else {
