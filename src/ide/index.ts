@@ -18,7 +18,7 @@ import type { IdeConfig } from './config.ts';
  * The example the IDE opens with: the accounts and how their mailboxes are doing, the gateway's core read.
  * Its `{{docs}}` line says where the schema's documentation is, its `{{token}}` line whether a token is needed.
  */
-const DEFAULT_QUERY = `# ▶ or Ctrl-Enter runs it.
+const DEFAULT_QUERY = `# ▶ or Ctrl-Enter (⌘-Enter on a Mac) runs it.
 # {{docs}}
 # {{token}}
 query AccountsWithSources {

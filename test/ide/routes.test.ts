@@ -91,6 +91,8 @@ test('with authentication off, the IDE opens with no Authorization header and sa
   const config = ideConfigOf((await get('/graphql', { accept: BROWSER_ACCEPT })).body.toString('utf8'));
   assert.equal(config.defaultHeaders, '');
   assert.match(config.defaultQuery, /No token: auth is off here/);
+  // The run key as each platform has it: Monaco binds Ctrl-Enter, and Cmd-Enter on a Mac.
+  assert.match(config.defaultQuery, /^# ▶ or Ctrl-Enter \(⌘-Enter on a Mac\) runs it\.\n/);
   assert.match(config.defaultQuery, /Docs: the panel on the left/, 'introspection is on in open mode');
   assert.deepEqual([config.tokenRequired, config.introspection], [false, true]);
   // Each of the editor's workers is its own built file, relative to the page.
