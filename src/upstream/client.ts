@@ -9,7 +9,7 @@ import { CallVerdicts, CircuitBreaker, type BreakerPermit } from './breaker.ts';
 import { CallCancellation, OperationDeadlineExceeded, type CancelSignal } from './cancellation.ts';
 import { authorizationHeader, encodeFormPairs, protocolParams, sign, type OAuthParam } from '../oauth/signature.ts';
 import { forLog, redactedErrorBody } from './redact.ts';
-import { connectTokenResource, connectTokensPath, requestTarget, type Method, type Params } from './request.ts';
+import { connectTokenResource, connectTokensPath, quotedId, requestTarget, type Method, type Params } from './request.ts';
 import { ACCEPTED_CODINGS } from './content-coding.ts';
 import { AnswerCutShort, Exchanges, HeldBack, UnreadableAnswer, type UpstreamRequest, type UpstreamResponse } from './exchange.ts';
 import { FailureLog } from './failure-log.ts';
@@ -258,7 +258,7 @@ export class UpstreamClient {
       answeredFor(account.id, id, 'account');
       return account;
     };
-    return this.#call({ method: 'GET', segments: ['accounts', id], parse, signal, resource: `account "${id}"`, action: `reading account "${id}"`, claim });
+    return this.#call({ method: 'GET', segments: ['accounts', id], parse, signal, resource: `account ${quotedId(id)}`, action: `reading account ${quotedId(id)}`, claim });
   }
 
   listAccounts(query: UpstreamAccountListQuery, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamAccount[]> {
@@ -270,11 +270,11 @@ export class UpstreamClient {
   }
 
   updateAccount(id: string, form: UpstreamAccountUpdateForm, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account "${id}"`, action: `updating account "${id}"`, claim });
+    return this.#call({ method: 'POST', segments: ['accounts', id], form, parse: parseSuccess, signal, resource: `account ${quotedId(id)}`, action: `updating account ${quotedId(id)}`, claim });
   }
 
   deleteAccount(id: string, signal?: CancelSignal, claim?: CallClaim): Promise<UpstreamSuccess> {
-    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account "${id}"`, action: `deleting account "${id}"`, claim });
+    return this.#call({ method: 'DELETE', segments: ['accounts', id], parse: parseSuccess, signal, resource: `account ${quotedId(id)}`, action: `deleting account ${quotedId(id)}`, claim });
   }
 
   /** Top-level tokens when `accountId` is null, else the tokens of that account. */
@@ -288,8 +288,8 @@ export class UpstreamClient {
         return tokens;
       },
       signal,
-      resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
-      action: accountId === null ? 'listing connect tokens' : `listing the connect tokens of account "${accountId}"`,
+      resource: accountId === null ? 'connect tokens' : `account ${quotedId(accountId)}`,
+      action: accountId === null ? 'listing connect tokens' : `listing the connect tokens of account ${quotedId(accountId)}`,
       claim,
     });
   }
@@ -318,8 +318,8 @@ export class UpstreamClient {
       form,
       parse: parseCreateConnectToken,
       signal,
-      resource: accountId === null ? 'connect tokens' : `account "${accountId}"`,
-      action: accountId === null ? 'creating a connect token' : `creating a connect token for account "${accountId}"`,
+      resource: accountId === null ? 'connect tokens' : `account ${quotedId(accountId)}`,
+      action: accountId === null ? 'creating a connect token' : `creating a connect token for account ${quotedId(accountId)}`,
       claim,
     });
   }

@@ -45,7 +45,7 @@ export function connectTokensPath(accountId: string | null): string[] {
 }
 
 export function connectTokenResource(accountId: string | null, token: string): string {
-  return accountId === null ? `connect token "${token}"` : `connect token "${token}" of account "${accountId}"`;
+  return accountId === null ? `connect token ${quotedId(token)}` : `connect token ${quotedId(token)} of account ${quotedId(accountId)}`;
 }
 
 /** Longer URLs are refused (414, 431) or cut off by many servers and proxies, some by closing the connection. */
@@ -85,10 +85,18 @@ function pathSegment(id: string): string {
  * `fromCaller`: the caller gave it, and may have copied it with a line break around it, which the refusal then
  * asks; false for one the upstream sent (see parse.ts), whose refusal must not blame the caller.
  */
+/**
+ * An id or token as a message names it: in quotes, a quote in it escaped (`"a\\"b"`), as JSON writes it. Where the
+ * id came from a caller, it holds no control character or separator (refuseUnsendableId refused those).
+ */
+export function quotedId(id: string): string {
+  return JSON.stringify(id);
+}
+
 export function refuseUnsendableId(id: string, fromCaller = true): void {
   if (id === '' || id === '.' || id === '..') {
     // The client sends what it is given without knowing the argument's name: an id or a connect token.
-    throw gatewayError(ErrorCode.BAD_USER_INPUT, `"${id}" is not a valid id or token`);
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, `${quotedId(id)} is not a valid id or token`);
   }
   if (id.length > MAX_ID_LENGTH) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, `An id or token is at most ${MAX_ID_LENGTH} characters long (got ${id.length})`);

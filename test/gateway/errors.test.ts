@@ -388,6 +388,12 @@ describe('hostile ids stay one path segment', () => {
       assert.deepEqual(queries, ['', '', '']);
     });
   }
+
+  it('quotes an id holding a quote with it escaped: the message names the id sent, not another', async () => {
+    const res = await stack.gql('query ($id: ID!) { account(id: $id) { id } }', { id: 'a"b' });
+    assert.deepEqual(codes(res), ['NOT_FOUND']);
+    assert.equal(res.body.errors?.[0]?.message, 'Not found: account "a\\"b"');
+  });
 });
 
 describe('ids too long to name anything', () => {
