@@ -164,7 +164,8 @@ const STYLE = `
   body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;background:#f3f4f6;color:#111827}
   main{max-width:28rem;margin:3rem auto;background:#fff;border-radius:.75rem;padding:2rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
   h1{font-size:1.35rem;margin:0 0 .5rem}
-  p{margin:.25rem 0 1rem;color:#374151}
+  /* An address (the mailbox a token names) has no space to break at: it breaks anywhere rather than widen a phone's page. */
+  p{margin:.25rem 0 1rem;color:#374151;overflow-wrap:anywhere}
   label{display:block;font-weight:600;margin-top:.9rem}
   .required{font-weight:400;color:#555}
   /* Fields' edges at 4.8:1 on white: WCAG 1.4.11 asks 3:1 of what shows where a control is. */

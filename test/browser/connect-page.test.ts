@@ -181,3 +181,23 @@ browserTest('the required fields say so where they are seen, the mark hidden fro
   assert.equal((await accessibleNode(page, '#port')).name, 'Port');
   assert.equal(await page.locator('#port').evaluate((element) => (element as unknown as { required: boolean }).required), true);
 });
+
+browserTest('the page fits a phone\'s 320 px (WCAG 1.4.10) with a long address the token names, which has no space to break at', async (_context, page) => {
+  const email = 'katherine.coleman.goble.johnson@langley-research-center.example.com';
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done`, email } });
+  await page.setViewportSize({ width: 320, height: 640 });
+  const widths = () => page.evaluate(() => {
+    const root = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
+    return { scrollWidth: root.scrollWidth, clientWidth: root.clientWidth };
+  });
+  await page.goto(String(body['browser_redirect_url']));
+  await page.getByText(email).waitFor();
+  const shown = await widths();
+  assert.ok(shown.scrollWidth <= shown.clientWidth, `the page scrolls sideways: ${shown.scrollWidth} px wide in a ${shown.clientWidth} px window`);
+  // The page the refused form comes back on says the address the same way.
+  await page.getByLabel('Port').fill('0');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').waitFor();
+  const refused = await widths();
+  assert.ok(refused.scrollWidth <= refused.clientWidth, `the refused form's page scrolls sideways: ${refused.scrollWidth} px wide in a ${refused.clientWidth} px window`);
+});
