@@ -234,8 +234,10 @@ function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Mani
 <script type="module" src="${PAGE_ASSET_PREFIX}${asset('app.js')}"></script>
 </head>
 <body>
+<main>
 <h1 class="visually-hidden">GraphQL IDE of the Context.IO GraphQL gateway</h1>
-<main id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></main>
+<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></div>
+</main>
 </body>
 </html>
 `;

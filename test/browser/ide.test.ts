@@ -24,6 +24,8 @@ browserTest('the IDE runs the example query against the gateway and shows the da
   await page.locator('.graphiql-container').waitFor();
   // A main landmark and a heading for screen readers, which GraphiQL's own markup lacks; the heading takes no room.
   assert.equal(await page.getByRole('main').locator('.graphiql-container').count(), 1);
+  // In the landmark, where landmark navigation lands: outside it, the page's one heading was content in no region.
+  assert.equal(await page.getByRole('main').getByRole('heading', { level: 1 }).count(), 1, 'the heading is in the main landmark');
   const heading = page.getByRole('heading', { level: 1 });
   assert.equal(await heading.textContent(), 'GraphQL IDE of the Context.IO GraphQL gateway');
   const box = await heading.boundingBox();
