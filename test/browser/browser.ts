@@ -120,3 +120,23 @@ export function useIdeStack(): Stack {
   });
   return new Proxy({} as Stack, { get: (_, key) => Reflect.get(stack!, key) });
 }
+
+/** What the browser's accessibility tree says of the element `selector` finds: what a screen reader is told. */
+export async function accessibleNode(page: Page, selector: string): Promise<{ name?: string; description?: string; invalid?: string; focused?: boolean }> {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { root } = await cdp.send('DOM.getDocument');
+    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
+    const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
+    const node = nodes[0]!;
+    const property = (name: string) => node.properties?.find((p) => p.name === name)?.value.value as unknown;
+    return {
+      name: node.name?.value as string | undefined,
+      description: node.description?.value as string | undefined,
+      invalid: property('invalid') as string | undefined,
+      focused: property('focused') === true,
+    };
+  } finally {
+    await cdp.detach();
+  }
+}

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before } from 'node:test';
 import { startEmulator, type Emulator } from '../../src/emulator/index.ts';
 import { api } from '../emulator/helpers.ts';
-import type { Page } from 'playwright-core';
-import { browserTest, skipReason } from './browser.ts';
+import { accessibleNode, browserTest, skipReason } from './browser.ts';
 
 /** The emulator's connect page in a browser: what its form lets a person send is what the emulator takes. */
 
@@ -80,26 +79,6 @@ browserTest('a refused form keeps the server and username typed by hand when the
   await page.fill('#email', 'grace@example.net');
   assert.deepEqual(await values(), ['imap.example.net', 'grace']);
 });
-
-/** What the browser's accessibility tree says of the element `selector` finds: what a screen reader is told. */
-async function accessibleNode(page: Page, selector: string): Promise<{ name?: string; description?: string; invalid?: string; focused?: boolean }> {
-  const cdp = await page.context().newCDPSession(page);
-  try {
-    const { root } = await cdp.send('DOM.getDocument');
-    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector });
-    const { nodes } = await cdp.send('Accessibility.getPartialAXTree', { nodeId, fetchRelatives: false });
-    const node = nodes[0]!;
-    const property = (name: string) => node.properties?.find((p) => p.name === name)?.value.value as unknown;
-    return {
-      name: node.name?.value as string | undefined,
-      description: node.description?.value as string | undefined,
-      invalid: property('invalid') as string | undefined,
-      focused: property('focused') === true,
-    };
-  } finally {
-    await cdp.detach();
-  }
-}
 
 browserTest('a form the emulator refuses comes back with its field in error focused, marked invalid and described by the problem', async (_context, page) => {
   const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });

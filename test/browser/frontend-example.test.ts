@@ -3,7 +3,7 @@ import { after, before } from 'node:test';
 import type { Page } from 'playwright-core';
 import { startExample, type ExampleServer } from '../../examples/frontend/serve.ts';
 import { closedPort } from '../helpers/net.ts';
-import { browserTest, skipReason } from './browser.ts';
+import { accessibleNode, browserTest, skipReason } from './browser.ts';
 
 /**
  * The example frontend end to end, as a user goes through it: its typed mutation creates a connect token,
@@ -93,6 +93,31 @@ browserTest('a start the gateway refuses says why and leaves the keyboard focus 
   assert.equal(await button.isEnabled(), true);
   // Disabled while the mutation ran, the button lost the focus to the page: Tab then went on from nowhere.
   assert.equal(await page.locator('#connect-mailbox:focus').count(), 1, 'the button has the focus');
+});
+
+// The gateway names the input field it refuses (extensions.field): the page said why in its status alone, the
+// address field itself not marked, so a screen reader going back to it heard nothing wrong with it (WCAG 3.3.1).
+browserTest('a start refused for its address marks the address field invalid, described by the reason, until the next start', async (_context, page) => {
+  await page.goto(example.url);
+  // Over the 254 characters an address may have: the browser's own check of an email field takes it (so the
+  // field is not marked by the browser itself, as an address without an @ is), the gateway does not.
+  await page.getByLabel(/Email address/).fill(`${'a'.repeat(64)}@${`${'b'.repeat(63)}.`.repeat(3)}com`);
+  await page.getByLabel(/Email address/).press('Enter');
+  const reason = await page.getByRole('status').getByText(/^Could not start: input\.email /).textContent();
+  assert.deepEqual(await accessibleNode(page, '#email'), {
+    name: 'Email address (optional, pre-fills the connect page)',
+    description: reason,
+    invalid: 'true',
+    focused: true,
+  });
+  // Refused for another reason (the gateway out of reach), the address is no longer the field in error.
+  await page.route(example.gatewayUrl, (route) => route.abort());
+  await page.getByLabel(/Email address/).fill('grace@example.com');
+  await page.getByLabel(/Email address/).press('Enter');
+  await page.getByRole('status').getByText(/could not be reached/).waitFor();
+  const after = await accessibleNode(page, '#email');
+  assert.equal(after.invalid, 'false', 'the address is not marked in error');
+  assert.equal(after.description, undefined, 'the address is not described by the status');
 });
 
 browserTest('Enter in the address field starts the flow, as the button does', async (_context, page) => {

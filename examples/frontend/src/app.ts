@@ -1,4 +1,4 @@
-import { execute } from './client';
+import { execute, GraphQLRequestError } from './client';
 import { CreateConnectToken } from './operations';
 
 // The start page: one button that connects a mailbox through Context.IO's connect flow.
@@ -8,9 +8,24 @@ const button = document.querySelector<HTMLButtonElement>('#connect-mailbox')!;
 const emailInput = document.querySelector<HTMLInputElement>('#email')!;
 const status = document.querySelector<HTMLElement>('#status')!;
 
+/**
+ * Marks the address field as the one the gateway refused, described by the status that says why (what a screen
+ * reader tells of the field when the user goes back to it), or as no longer in error.
+ */
+function markEmailRefused(refused: boolean): void {
+  if (refused) {
+    emailInput.setAttribute('aria-invalid', 'true');
+    emailInput.setAttribute('aria-describedby', status.id);
+  } else {
+    emailInput.removeAttribute('aria-invalid');
+    emailInput.removeAttribute('aria-describedby');
+  }
+}
+
 // Its own errors are shown on the page, so nothing it does is left to reject unheard.
 async function connectMailbox(): Promise<void> {
   button.disabled = true;
+  markEmailRefused(false);
   status.textContent = 'Creating a connect token…';
   try {
     const { createConnectToken } = await execute(CreateConnectToken, {
@@ -24,6 +39,7 @@ async function connectMailbox(): Promise<void> {
     location.assign(createConnectToken.browserRedirectUrl);
   } catch (error) {
     status.textContent = `Could not start: ${error instanceof Error ? error.message : String(error)}`;
+    markEmailRefused(error instanceof GraphQLRequestError && error.refused('input.email'));
     button.disabled = false;
     // Disabling it took the keyboard focus off the button, to nowhere: it goes back there, unless moved meanwhile.
     if (document.activeElement === null || document.activeElement === document.body) button.focus();

@@ -9,11 +9,14 @@ import type { TypedDocumentString } from './gql/graphql';
 /** The gateway's endpoint, written into the page by serve.ts (a deployed app would use its own config). */
 const endpoint = document.querySelector<HTMLMetaElement>('meta[name="graphql-endpoint"]')?.content ?? '/graphql';
 
-/** An entry of the answer's `errors`: what a page branches on is its `extensions.code`, never its message. */
+/**
+ * An entry of the answer's `errors`: what a page branches on is its `extensions.code`, never its message; a
+ * BAD_USER_INPUT names the input it refuses in `extensions.field` (`input.email`).
+ */
 export interface GraphQLErrorEntry {
   message: string;
   path?: ReadonlyArray<string | number>;
-  extensions?: { code?: string };
+  extensions?: { code?: string; field?: string };
 }
 
 export class GraphQLRequestError extends Error {
@@ -28,6 +31,11 @@ export class GraphQLRequestError extends Error {
    * Whether the field at `path` itself failed with `code`: a field below it failing with the same code is
    * another thing (connectToken's NOT_FOUND is no such token; connectToken.account's, no such account).
    */
+  /** Whether the gateway refused the input field `field` (`input.email`) as the operation spells it. */
+  refused(field: string): boolean {
+    return this.errors.some((error) => error.extensions?.code === 'BAD_USER_INPUT' && error.extensions.field === field);
+  }
+
   failedWith(code: string, path: ReadonlyArray<string | number>): boolean {
     return this.errors.some(
       (error) => error.extensions?.code === code && error.path?.length === path.length && error.path.every((key, i) => key === path[i]),
