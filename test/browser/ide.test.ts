@@ -324,3 +324,36 @@ browserTest('a language worker whose file the gateway no longer has (rebuilt sin
   await editor.locator('.squiggly-error').first().waitFor();
   assert.equal(await notice.count(), 0, 'no notice once the workers load');
 });
+
+// The notice is fixed at the window's foot, over GraphiQL: it covered the sidebar's short keys and settings buttons
+// at every width, and in a window of 640 × 400 (1280 × 800 at 200% zoom) the Variables and Headers buttons and the
+// headers editor, where a token is typed. Operations still run, but what it covered stayed out of reach (hidden
+// under it when focused: WCAG 2.4.11) unless the page was reloaded, which loses the tabs where storage is refused.
+browserTest('the notice of a language worker not loaded can be dismissed from the keyboard, giving back what it covered', async (_context, page) => {
+  await page.setViewportSize({ width: 640, height: 400 });
+  await page.route('**/graphql/ide/graphql.worker-*', (route) => route.fulfill({ status: 404, contentType: 'text/plain; charset=utf-8', body: 'no such IDE asset' }));
+  await page.goto(stack.gateway.url);
+  const notice = page.getByRole('alert').filter({ hasText: /checks and completion stopped/ });
+  await notice.waitFor();
+  const settings = sidebar(page).getByRole('button', { name: 'Open settings dialog' });
+  // Whether a pointer (and an eye) reaches `control` where it is: the element at its centre is it, not the notice.
+  const reachable = (control: typeof settings) =>
+    control.evaluate((element) => {
+      const box = element.getBoundingClientRect();
+      const at = (globalThis as unknown as { document: { elementFromPoint(x: number, y: number): unknown } }).document.elementFromPoint(
+        box.left + box.width / 2,
+        box.top + box.height / 2,
+      );
+      return (element as { contains(other: unknown): boolean }).contains(at);
+    });
+  assert.equal(await reachable(settings), false, 'the notice covers the settings button (else this test tests nothing)');
+
+  const dismiss = notice.getByRole('button', { name: 'Dismiss' });
+  assert.equal(await dismiss.count(), 1, 'the notice has a Dismiss button');
+  await dismiss.focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await notice.count(), 0, 'the notice is gone');
+  assert.equal(await reachable(settings), true, 'the settings button is in reach again');
+  // Removed with the focus on it, the notice would leave the focus nowhere: it goes to the run button, as operations still run.
+  assert.equal(await page.locator('.graphiql-execute-button:focus').count(), 1, 'the run button has the focus');
+});

@@ -47,7 +47,17 @@ function sayWorkerNotLoaded(url: string): void {
   reload.type = 'button';
   reload.textContent = 'Reload';
   reload.addEventListener('click', () => location.reload());
-  notice.append(reload);
+  // Fixed at the window's foot, it covers the sidebar's last buttons, and in a short window (a zoomed one) the
+  // Variables and Headers editors: whoever works on without the checks puts it away. The focus, on this button,
+  // would go nowhere with it: it goes to the run button, operations still running.
+  const dismiss = document.createElement('button');
+  dismiss.type = 'button';
+  dismiss.textContent = 'Dismiss';
+  dismiss.addEventListener('click', () => {
+    notice.remove();
+    document.querySelector<HTMLElement>('.graphiql-execute-button')?.focus();
+  });
+  notice.append(reload, dismiss);
   document.body.append(notice);
 }
 
