@@ -179,7 +179,8 @@ const STYLE = `
   .row{display:flex;gap:1rem}.row>div{flex:1}
   .error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;border-radius:.375rem;padding:.6rem .8rem}
   .note{font-size:.85rem;color:#6b7280}
-  button{margin-top:1.5rem;width:100%;padding:.65rem;border:0;border-radius:.375rem;background:#2563eb;color:#fff;font:inherit;font-weight:600;cursor:pointer}
+  /* A transparent border, not none: forced colours (Windows' contrast themes) draw it, where the blue goes. */
+  button{margin-top:1.5rem;width:100%;padding:.65rem;border:1px solid transparent;border-radius:.375rem;background:#2563eb;color:#fff;font:inherit;font-weight:600;cursor:pointer}
   button:hover{background:#1d4ed8}
 `;
 

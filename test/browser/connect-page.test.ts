@@ -180,3 +180,19 @@ browserTest('the page fits a phone\'s 320 px (WCAG 1.4.10) with a long address t
   const refused = await widths();
   assert.ok(refused.scrollWidth <= refused.clientWidth, `the refused form's page scrolls sideways: ${refused.scrollWidth} px wide in a ${refused.clientWidth} px window`);
 });
+
+// Windows' contrast themes (forced colours) replace the button's blue with the page's own background: with no
+// border, "Connect mailbox" showed as a line of text, nothing telling it for a button.
+browserTest('the connect button keeps an edge in forced colours (a Windows contrast theme)', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.emulateMedia({ forcedColors: 'active', colorScheme: 'dark' });
+  await page.goto(String(body['browser_redirect_url']));
+  type InPage = { getComputedStyle(element: unknown): Record<'borderTopWidth' | 'borderTopStyle' | 'borderTopColor' | 'backgroundColor', string> };
+  const style = await page.locator('button#connect').evaluate((element) => {
+    const computed = (globalThis as unknown as InPage).getComputedStyle(element);
+    return { width: computed.borderTopWidth, style: computed.borderTopStyle, colour: computed.borderTopColor, background: computed.backgroundColor };
+  });
+  assert.notEqual(style.style, 'none', `the button has a border: ${JSON.stringify(style)}`);
+  assert.notEqual(style.width, '0px', `the button's border has a width: ${JSON.stringify(style)}`);
+  assert.ok(contrastRatio(style.colour, style.background) >= 3, `the button's border shows against its background: ${JSON.stringify(style)}`);
+});
