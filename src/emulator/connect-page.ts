@@ -245,12 +245,17 @@ function formPage(
   // problem (role=alert alone is not announced on a page that loads with it). The token's own address, hidden, is
   // never the one in error: the store and the data file take only one the form accepts.
   const inError = error?.field;
-  const errorMarks = (name: string) => (name === inError ? ' aria-invalid="true" aria-describedby="form-error" autofocus' : '');
+  // A field in error is described by its problem; the server and username, otherwise, by the note that they may be
+  // left as they are, which comes after the password field, where a screen reader going from field to field never is.
+  const descriptionAndErrorMarks = (name: string) =>
+    name === inError
+      ? ' aria-invalid="true" aria-describedby="form-error" autofocus'
+      : name === 'server' || name === 'username' ? ' aria-describedby="defaults-note"' : '';
   // A required field says so where it is seen; screen readers hear it from `required`, so the mark is hidden
   // from them (the field's name stays its label, "Port", not "Port (required)").
   const requiredMark = (extra: string) => (/\brequired\b/.test(extra) ? ' <span class="required" aria-hidden="true">(required)</span>' : '');
   const field = (name: string, label: string, type: string, extra = '', fallback = '') =>
-    `<label for="${name}">${label}${requiredMark(extra)}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${errorMarks(name)}>`;
+    `<label for="${name}">${label}${requiredMark(extra)}</label>\n<input type="${type}" id="${name}" name="${name}" value="${value(name, fallback)}"${extra}${descriptionAndErrorMarks(name)}>`;
 
   const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail
@@ -279,7 +284,7 @@ ${field('port', 'Port', 'text', ' required pattern="[0-9]{1,5}" maxlength="5" in
 ${field('username', 'Username', 'text', ` maxlength="${MAX_NAME_LENGTH}" autocomplete="username" spellcheck="false"`, local)}
 <label for="password">Password</label>
 <input type="password" id="password" name="password" value="" autocomplete="current-password">
-<p class="note">Leave the server and username as they are to use the defaults for your address.</p>
+<p class="note" id="defaults-note">Leave the server and username as they are to use the defaults for your address.</p>
 </fieldset>
 <button type="submit" id="connect">Connect mailbox</button>
 </form>`;

@@ -196,3 +196,21 @@ browserTest('the connect button keeps an edge in forced colours (a Windows contr
   assert.notEqual(style.width, '0px', `the button's border has a width: ${JSON.stringify(style)}`);
   assert.ok(contrastRatio(style.colour, style.background) >= 3, `the button's border shows against its background: ${JSON.stringify(style)}`);
 });
+
+// The note that the server and username may be left as they are came after the password field: a screen reader
+// going from field to field (its forms mode reads the fields, their names and descriptions) never met it.
+browserTest('the server and username fields are described by the note that they may be left as they are', async (_context, page) => {
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  const note = 'Leave the server and username as they are to use the defaults for your address.';
+  assert.equal((await accessibleNode(page, '#server')).description, note);
+  assert.equal((await accessibleNode(page, '#username')).description, note);
+  assert.equal((await accessibleNode(page, '#email')).description, undefined, 'the note is not the address\'s');
+  // A field in error is described by its problem.
+  await page.getByLabel('Email address').fill('ada@example.com');
+  await page.getByLabel('IMAP server').fill('imap example com');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').waitFor();
+  assert.equal((await accessibleNode(page, '#server')).description, 'Enter a valid IMAP server name.');
+  assert.equal((await accessibleNode(page, '#username')).description, note);
+});
