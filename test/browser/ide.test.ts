@@ -54,13 +54,15 @@ browserTest('the IDE runs the example query against the gateway and shows the da
     await page.screenshot({ path: join(projectRoot(), 'docs', 'ide.png') });
   }
 
-  // An answer with errors is shown with the request id it was answered under, which its log lines carry.
+  // An answer with errors is shown with the request id it was answered under, which its log lines carry. In a
+  // window tall enough for the whole answer: Monaco renders only the lines in view.
+  await page.setViewportSize({ width: 1280, height: 2000 });
   const answered = page.waitForResponse((response) => response.url() === stack.gateway.url && response.request().method() === 'POST');
   await replaceText(page, page.locator('.graphiql-query-editor'), '{ account(id: "0123456789abcdef01234567") { id } }');
   await page.locator('.graphiql-execute-button').click();
   const requestId = await (await answered).headerValue('x-request-id');
   assert.ok(requestId, 'the gateway answers with an X-Request-Id');
-  await result.getByText('NOT_FOUND').first().waitFor();
+  await result.getByText('requestId').first().waitFor();
   const failed = (await result.innerText()).replace(/\s+/g, ' ');
   assert.ok(failed.includes(`"extensions": { "requestId": "${requestId}" }`), failed);
 
