@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { versionOf, type FileVersion } from '../support/atomic-file.ts';
-import { jsonText } from '../support/json-text.ts';
+import { jsonMistakeOffset, jsonText } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
 import { HAS_HALF_PAIR } from '../support/unseen-characters.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
@@ -70,8 +70,8 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch (error) {
-    return fail(`not valid JSON${jsonMistakePlace(text, (error as Error).message)}`);
+  } catch {
+    return fail(`not valid JSON${jsonMistakePlace(text)}`);
   }
   // Fields the format does not have are kept as they are, copied into the store (structuredClone) and written
   // back (JSON.stringify): nested thousands deep, either runs out of stack.
@@ -130,21 +130,20 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
 }
 
 /**
- * Where JSON.parse's `message` says the text's mistake is, as an editor counts (` at line 3, column 14`; lines and
- * the characters of a line from 1), for a file edited by hand; empty when it does not say. Only the place: some of
- * V8's messages quote the text around the mistake instead, which may be a connect token's.
+ * Where the text's mistake is, as an editor counts (` at line 3, column 14`; lines and the characters of a line
+ * from 1), for a file edited by hand; empty if none is found. Only the place: some of V8's messages quote the
+ * text around the mistake instead, which may be a connect token's.
  */
-function jsonMistakePlace(text: string, message: string): string {
-  const position = /at position (\d+)/.exec(message)?.[1];
-  const ended = message.includes('Unexpected end of JSON input');
-  if (position === undefined && !ended) return '';
-  const before = text.slice(0, ended ? text.length : Number(position));
+function jsonMistakePlace(text: string): string {
+  const offset = jsonMistakeOffset(text);
+  if (offset === undefined) return '';
+  const before = text.slice(0, offset);
   const lineStart = before.lastIndexOf('\n') + 1;
   let line = 1;
   for (let at = before.indexOf('\n'); at !== -1; at = before.indexOf('\n', at + 1)) line += 1;
   // In characters, not UTF-16 units: 😀 is one.
   const column = [...before.slice(lineStart)].length + 1;
-  return ` at line ${line}, column ${column}${ended ? ', its end' : ''}`;
+  return ` at line ${line}, column ${column}${offset === text.length ? ', its end' : ''}`;
 }
 
 /**

@@ -7,3 +7,122 @@ export function jsonText(bytes: Buffer): string {
   const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
   return bytes.toString('utf8', bom ? 3 : 0);
 }
+
+/**
+ * The offset of the first character at which `text` stops being JSON (RFC 8259), `text.length` when it ends
+ * too early, `undefined` when it is JSON. For a text `JSON.parse` refused, to say where: V8 names the position
+ * of most mistakes, but quotes the text around others instead (a word misspelt, `True`, `NaN`, a comment, two
+ * commas in a list), and where it names one depends on its version. Walked without recursion: a text nested
+ * thousands deep is located too.
+ */
+export function jsonMistakeOffset(text: string): number | undefined {
+  const open: string[] = [];
+  let at = 0;
+  // What comes next: a value, a member's name, or what may follow a value (`,`, the container's close, the end).
+  let expect: 'value' | 'name' | 'after' = 'value';
+  // Right after `[` or `{`, which the close may follow at once.
+  let justOpened = false;
+  const skipBlanks = () => {
+    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at += 1;
+  };
+  for (;;) {
+    skipBlanks();
+    if (at >= text.length) return expect === 'after' && open.length === 0 ? undefined : at;
+    const char = text[at]!;
+    if (justOpened && char === (open.at(-1) === '{' ? '}' : ']')) {
+      open.pop();
+      at += 1;
+      justOpened = false;
+      expect = 'after';
+      continue;
+    }
+    justOpened = false;
+    if (expect === 'after') {
+      const container = open.at(-1);
+      if (container === undefined) return at;
+      if (char === ',') expect = container === '{' ? 'name' : 'value';
+      else if (char === (container === '{' ? '}' : ']')) open.pop();
+      else return at;
+      at += 1;
+      continue;
+    }
+    if (expect === 'name') {
+      if (char !== '"') return at;
+      const end = stringEnd(text, at);
+      if (end.mistake !== undefined) return end.mistake;
+      at = end.next;
+      skipBlanks();
+      if (text[at] !== ':') return at;
+      at += 1;
+      expect = 'value';
+      continue;
+    }
+    if (char === '{' || char === '[') {
+      open.push(char);
+      at += 1;
+      justOpened = true;
+      expect = char === '{' ? 'name' : 'value';
+      continue;
+    }
+    const end = char === '"' ? stringEnd(text, at) : char === '-' || isDigit(char) ? numberEnd(text, at) : wordEnd(text, at);
+    if (end.mistake !== undefined) return end.mistake;
+    at = end.next;
+    expect = 'after';
+  }
+}
+
+type Scanned = { next: number; mistake?: undefined } | { mistake: number };
+
+const isDigit = (char: string | undefined): boolean => char !== undefined && char >= '0' && char <= '9';
+
+/** A string from its opening quote at `start`. */
+function stringEnd(text: string, start: number): Scanned {
+  for (let at = start + 1; at < text.length; at++) {
+    const char = text[at]!;
+    if (char === '"') return { next: at + 1 };
+    if (char < ' ') return { mistake: at };
+    if (char !== '\\') continue;
+    at += 1;
+    if (at >= text.length) break;
+    if (text[at] === 'u') {
+      for (let digit = 1; digit <= 4; digit++) {
+        if (!/[0-9a-fA-F]/.test(text[at + digit] ?? '')) return { mistake: at + digit };
+      }
+      at += 4;
+    } else if (!'"\\/bfnrt'.includes(text[at]!)) {
+      return { mistake: at };
+    }
+  }
+  return { mistake: text.length };
+}
+
+/** A number from its first character at `start`: `-`, then digits without a leading 0, a fraction, an exponent. */
+function numberEnd(text: string, start: number): Scanned {
+  let at = start;
+  const digits = (): boolean => {
+    if (!isDigit(text[at])) return false;
+    while (isDigit(text[at])) at += 1;
+    return true;
+  };
+  if (text[at] === '-') at += 1;
+  if (text[at] === '0') at += 1;
+  else if (!digits()) return { mistake: at };
+  if (text[at] === '.') {
+    at += 1;
+    if (!digits()) return { mistake: at };
+  }
+  if (text[at] === 'e' || text[at] === 'E') {
+    at += 1;
+    if (text[at] === '+' || text[at] === '-') at += 1;
+    if (!digits()) return { mistake: at };
+  }
+  return { next: at };
+}
+
+/** `true`, `false` or `null` at `start`; else the first character where the text departs from each. */
+function wordEnd(text: string, start: number): Scanned {
+  const word = ['true', 'false', 'null'].find((candidate) => candidate[0] === text[start]);
+  if (word === undefined) return { mistake: start };
+  for (let i = 1; i < word.length; i++) if (text[start + i] !== word[i]) return { mistake: start + i };
+  return { next: start + word.length };
+}

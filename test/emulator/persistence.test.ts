@@ -120,11 +120,11 @@ describe('persistence', () => {
     await assert.rejects(refusedStart({ dataFile }), /is corrupt \(not valid JSON at line 6, column 1\); fix or delete it$/);
     await writeFile(dataFile, '{"format": "contextio-emulator",\r\n"version": 1,\r\n"note": "😀 é" "accounts": [], "tokens": []}');
     await assert.rejects(refusedStart({ dataFile }), /is corrupt \(not valid JSON at line 3, column 15\); fix or delete it$/);
-    // Where V8's message quotes the text around the mistake instead of naming its position, none of it is said:
-    // it may be a connect token's, which lets a browser connect a mailbox.
+    // Where V8's message quotes the text around the mistake instead of naming its position, none of it is said
+    // (it may be a connect token's, which lets a browser connect a mailbox), but its place is.
     await writeFile(dataFile, '{"tokens": [{"token": "sesame1234567890", "owner": nul}]}');
     const quoted = await refusedStart({ dataFile }).then(() => '', (error: Error) => error.message);
-    assert.match(quoted, /is corrupt \(not valid JSON\); fix or delete it$/);
+    assert.match(quoted, /is corrupt \(not valid JSON at line 1, column 55\); fix or delete it$/);
     assert.doesNotMatch(quoted, /sesame|nul/, 'no text of the file is quoted');
     // An empty file (`touch`ed, or cut short by a copy that failed) is said so, not located as a JSON mistake; it is
     // kept, not seeded over: what emptied it may have been meant to fill it.
@@ -146,6 +146,26 @@ describe('persistence', () => {
     const newer = await refusedStart({ dataFile }).then(() => undefined, (error: Error) => error.message);
     assert.match(String(newer), /data file .*state\.json was written by a later version of the emulator \(its version 2; this one reads version 1\)/);
     assert.doesNotMatch(String(newer), /corrupt|delete/);
+  });
+
+  test('a mistake of a file edited by hand is located wherever it is, those V8 names without a position too (a word misspelt, True, NaN, a comment, a comma too many in a list)', async () => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    // V8 quotes the text around these instead of naming their position: "not valid JSON" alone left a file of
+    // thousands of lines to search. Each is on line 3, in a file written as the emulator writes it.
+    const mistakes: Array<[string, string, number]> = [
+      ['a word misspelt', '    "x": tru,', 13],
+      ['a word in another language', '    "x": True,', 10],
+      ['NaN', '    "x": NaN,', 10],
+      ['a comment', '    "x": [1, // two', 14],
+      ['a comma too many in a list', '    "x": [1,, 2],', 13],
+      ['undefined', '    "x": undefined,', 10],
+    ];
+    for (const [what, line, column] of mistakes) {
+      await writeFile(dataFile, ['{', '  "format": "contextio-emulator",', line, '  "version": 1, "accounts": [], "tokens": []', '}'].join('\n'));
+      const said = await refusedStart({ dataFile }).then(() => 'started', (error: Error) => error.message);
+      assert.match(said, new RegExp(`is corrupt \\(not valid JSON at line 3, column ${column}\\); fix or delete it$`), `${what}: ${said}`);
+    }
   });
 
   test('a data file that is no file (a named pipe, a device) fails start-up with a line saying so, instead of a start that never ends', { timeout: 10_000 }, async () => {

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { jsonMistakeOffset } from '../../src/support/json-text.ts';
+import { Random } from '../helpers/random.ts';
+
+/** The offset V8's message names, when it names one. */
+function v8Position(text: string): number | undefined {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    if (message.includes('Unexpected end of JSON input')) return text.length;
+    const position = /at position (\d+)/.exec(message)?.[1];
+    return position === undefined ? -1 : Number(position);
+  }
+}
+
+const SAMPLE = JSON.stringify(
+  { format: 'contextio-emulator', version: 1, n: [-0.5e+3, 0, 12.25E-2, true, false, null], s: 'a\\"\n\u00e9\u0001 😀', o: {}, l: [[], [{}]] },
+  null,
+  2,
+);
+// What a hand edit may put in, or leave out.
+const PIECES = ['', ',', ':', '"', '\\', '{', '}', '[', ']', 't', 'True', 'nul', 'NaN', '-', '0', '01', '.', 'e', '// c', '\n', '\u0001', '\\u12', 'x'];
+
+describe('jsonMistakeOffset', () => {
+  test('finds no mistake in JSON, nested deep included', () => {
+    for (const text of [SAMPLE, ' 1 ', '"x"', '[]', '{}', '-0', '1e5', '[[[[]]]]', '['.repeat(100_000) + ']'.repeat(100_000)]) {
+      assert.equal(jsonMistakeOffset(text), undefined, JSON.stringify(text.slice(0, 40)));
+    }
+  });
+
+  test('names the offset V8 names for every mistake it names one for, and one wherever V8 names none', () => {
+    const random = new Random(20261207);
+    let located = 0;
+    for (let round = 0; round < 5_000; round++) {
+      const at = random.int(SAMPLE.length + 1);
+      const cut = random.int(3);
+      const text = SAMPLE.slice(0, at) + random.pick(PIECES) + SAMPLE.slice(at + cut);
+      const v8 = v8Position(text);
+      const ours = jsonMistakeOffset(text);
+      if (v8 === undefined) {
+        assert.equal(ours, undefined, `JSON.parse took ${JSON.stringify(text)}`);
+      } else if (v8 === -1) {
+        assert.ok(ours !== undefined && ours <= text.length, `a place for ${JSON.stringify(text)}`);
+        located += 1;
+      } else {
+        assert.equal(ours, v8, `V8's position for ${JSON.stringify(text)}`);
+      }
+    }
+    assert.ok(located > 0, 'some mistakes were of those V8 names no position for');
+  });
+});
