@@ -1,5 +1,5 @@
 import type { Stats } from 'node:fs';
-import { chmod, chown, mkdir, open, readdir, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 // A file written whole or not at all: the emulator's data file (EMULATOR_DATA_FILE), and the reports the benchmark
@@ -55,20 +55,25 @@ async function saveTo(file: string, target: string, contents: string, expected: 
   // Per process and file: its saves are chained, never concurrent (above).
   const tmp = `${target}.${process.pid}.tmp`;
   try {
+    // Made anew, never opened as found: its name is known (the pid's), and in a folder others may write to, a
+    // link put there was followed, the state written into the file it named, which then took the data file's
+    // mode and owner. What is there (such a link, or a file a killed process of the same pid left: pid 1 in a
+    // container) is removed first; one that cannot be removed fails the save (EEXIST) rather than be written.
+    await unlink(tmp).catch(() => undefined);
     // A new file gets what writeFile would give it: 0666 less the umask.
-    const handle = await open(tmp, 'w', mode ?? 0o666);
+    const handle = await open(tmp, 'wx', mode ?? 0o666);
     try {
       await handle.writeFile(contents, 'utf8');
+      // The process's umask may have narrowed the mode asked for at creation.
+      if (mode !== undefined) await handle.chmod(mode);
+      // And its owner and group: run as root (sudo, for port 80), a save gave the user's file to root, and the
+      // user's next start could not read it (0600). Only root may give a file away: refused, the file is the
+      // writer's, as a new one is. Both through the handle: by its name, a link put there since would be followed.
+      if (current) await handle.chown(current.uid, current.gid).catch(() => undefined);
       await handle.sync().catch(ignoreUnsupportedSync);
     } finally {
       await handle.close();
     }
-    // The process's umask may have narrowed the mode asked for at creation.
-    if (mode !== undefined) await chmod(tmp, mode);
-    // And its owner and group: run as root (sudo, for port 80), a save gave the user's file to root, and the user's
-    // next start could not read it (0600). Only root may give a file away: refused, the file is the writer's, as a
-    // new one is.
-    if (current) await chown(tmp, current.uid, current.gid).catch(() => undefined);
     await rename(tmp, target);
   } catch (error) {
     await unlink(tmp).catch(() => undefined);

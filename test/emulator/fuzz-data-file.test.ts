@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type * as fsPromises from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { startEmulator } from '../../src/emulator/index.ts';
 import { EmulatorStore } from '../../src/emulator/store.ts';
+import { whileReplacingBuiltin } from '../helpers/builtins.ts';
 import { Random } from '../helpers/random.ts';
 import { api } from './helpers.ts';
 
@@ -540,23 +542,40 @@ describe(`emulator data file fuzz (DATA_FILE_FUZZ_SEED=${SEED})`, () => {
     const random = new Random(SEED);
     const saveErrors: Error[] = [];
     const store = await EmulatorStore.open({ dataFile, now, seed: 'demo', onSaveError: (e) => saveErrors.push(e) });
-    const temporary = `${dataFile}.${process.pid}.tmp`;
-    const blockers: Array<[string, () => Promise<void>, () => Promise<void>]> = [
-      // Opened for the write, /dev/full takes nothing: ENOSPC once the write has begun.
-      ['the disk full', () => symlink('/dev/full', temporary), () => rm(temporary, { force: true })],
-    ];
+    type Blocked = <T>(use: () => Promise<T>) => Promise<T>;
+    // Its temporary file takes half of what is written to it, then the disk is full (ENOSPC).
+    const diskFull: Blocked = (use) =>
+      whileReplacingBuiltin('node:fs/promises', 'open', (original: typeof fsPromises.open) => async (...args: Parameters<typeof fsPromises.open>) => {
+        const handle = await original(...args);
+        if (String(args[0]).endsWith('.tmp')) {
+          handle.writeFile = async (data) => {
+            await handle.write(String(data).slice(0, String(data).length / 2));
+            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          };
+        }
+        return handle;
+      }, use);
+    const blockers: Array<[string, Blocked]> = [['the disk full', diskFull]];
     // Root writes into a read-only folder all the same.
-    if (process.getuid?.() !== 0) blockers.push(['the folder read-only', () => chmod(dir, 0o555), () => chmod(dir, 0o755)]);
+    const readOnly: Blocked = async (use) => {
+      await chmod(dir, 0o555);
+      try {
+        return await use();
+      } finally {
+        await chmod(dir, 0o755);
+      }
+    };
+    if (process.getuid?.() !== 0) blockers.push(['the folder read-only', readOnly]);
     const emails: string[] = [];
     for (let round = 0; round < 20; round++) {
-      const [why, block, unblock] = random.pick(blockers);
+      const [why, blocked] = random.pick(blockers);
       const before = await readFile(dataFile);
-      await block();
       const email = `round${round}-${random.int(1_000)}@example.com`;
       emails.push(email);
-      store.createAccount({ email });
-      const failure = await store.flush();
-      await unblock();
+      const failure = await blocked(() => {
+        store.createAccount({ email });
+        return store.flush();
+      });
       assert.ok(failure, `round ${round} (${why}): the save failed`);
       assert.ok((await readFile(dataFile)).equals(before), `round ${round} (${why}): the file is as the last save wrote it`);
       assert.deepEqual(await readdir(dir), ['state.json'], `round ${round} (${why}): no temporary file is left`);

@@ -195,7 +195,7 @@ describe('persistence', () => {
     // Readable as "no file yet", but not writable: a directory stands where the write's temporary file goes
     // (permissions would not stop root, which these tests may run as).
     await mkdir(`${dataFile}.${process.pid}.tmp`);
-    await assert.rejects(refusedStart({ dataFile }), /cannot write data file .*state\.json: EISDIR/);
+    await assert.rejects(refusedStart({ dataFile }), /cannot write data file .*state\.json: EEXIST/);
   });
 
   test('a data file in a directory that cannot be made fails start-up (under /proc, Node’s own mkdir -p spun forever)', { timeout: 10_000 }, async () => {
@@ -216,7 +216,7 @@ describe('persistence', () => {
       assert.equal(refused.status, 500);
       assert.match(refused.body.value, /could not be saved to the data file .*lost if the emulator stops before a later save succeeds/);
       assert.equal(saveErrors.length, 1);
-      assert.match(saveErrors[0]!, /could not save state: EISDIR/);
+      assert.match(saveErrors[0]!, /could not save state: EEXIST/);
       // A read changes nothing, so it is answered whatever became of that save: a HEAD as a GET.
       for (const method of ['GET', 'HEAD']) assert.equal((await api(emu, '/accounts', { method })).status, 200, method);
       await rm(blocker, { recursive: true });
@@ -225,7 +225,7 @@ describe('persistence', () => {
       assert.deepEqual(onDisk.accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort(), ['saved@example.com', 'unsaved@example.com']);
       await mkdir(blocker);
       emu.store.addSource(onDisk.accounts[0].id, { status: 'DISABLED' });
-      await assert.rejects(emu.close(), /could not save state on closing \(the changes since the last save are lost\): EISDIR/);
+      await assert.rejects(emu.close(), /could not save state on closing \(the changes since the last save are lost\): EEXIST/);
     } finally {
       process.stderr.write = stderr;
       await emu.close().catch(() => undefined);
@@ -863,6 +863,24 @@ describe('the data file as read and written', () => {
     await mkdir(folder);
     await assert.rejects(writeAtomically(folder, '{}'));
     assert.deepEqual((await readdir(dir)).sort(), ['folder.json', 'state.json']);
+  });
+
+  // Its name is known to anyone who can list the process (the pid's): in a folder others may write to (/tmp), one
+  // could put a link there, and the save wrote through it into the file it named, gave that file the data file's
+  // mode and owner, then renamed the link over the data file, which then led to it.
+  test('a save does not write through a link put at its temporary name: it writes a file of its own, and what the link names is left as it was', async () => {
+    const { dir, dataFile } = await savedState();
+    await chmod(dataFile, 0o666);
+    const victim = join(dir, 'victim.txt');
+    await writeFile(victim, 'precious');
+    await chmod(victim, 0o600);
+    await symlink(victim, `${dataFile}.${process.pid}.tmp`);
+    await writeAtomically(dataFile, '{"saved": true}');
+    assert.equal(await readFile(victim, 'utf8'), 'precious', 'the file the link named was written');
+    assert.equal((await stat(victim)).mode & 0o777, 0o600, "the file the link named took the data file's mode");
+    assert.ok((await lstat(dataFile)).isFile(), 'the data file is a file, not the link');
+    assert.deepEqual([await readFile(dataFile, 'utf8'), (await stat(dataFile)).mode & 0o777], ['{"saved": true}', 0o666]);
+    assert.deepEqual((await readdir(dir)).sort(), ['state.json', 'victim.txt']);
   });
 
   test('a symbolic link made ahead of its data file stays a link; a new file gets 0666 less the umask', async () => {
