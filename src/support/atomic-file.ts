@@ -1,5 +1,5 @@
-import type { Stats } from 'node:fs';
-import { mkdir, open, readdir, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { access, mkdir, open, readdir, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 
 // A file written whole or not at all: the emulator's data file (EMULATOR_DATA_FILE), and the reports the benchmark
@@ -52,6 +52,10 @@ async function saveTo(file: string, target: string, contents: string, expected: 
     throw new Error(`${file} was changed by another process since this emulator last saved it (another emulator with the same data file?): not overwritten, so that its changes are kept; restart this emulator to load them`);
   }
   const mode = current && current.mode & 0o7777;
+  if (current && !(await mayWrite(target, current))) {
+    const stands = `mode ${mode!.toString(8).padStart(4, '0')}, owner uid ${current.uid}`;
+    throw Object.assign(new Error(`${file} is read-only to this process (${stands}): not written over; make it writable for it to save there`), { code: 'EACCES' });
+  }
   // Per process and file: its saves are chained, never concurrent (above).
   const tmp = `${target}.${process.pid}.tmp`;
   try {
@@ -86,6 +90,20 @@ async function saveTo(file: string, target: string, contents: string, expected: 
   // Read back as the next write's check reads it (by path, not from the handle), so that both agree wherever
   // a file system reports the two differently.
   return versionOf(await stat(target));
+}
+
+/**
+ * Whether the file may be written as it stands, which a rename does not ask (it needs the folder's permission, not
+ * the file's): a file its user made read-only (a fixture kept as it is) was replaced all the same. One that no one
+ * may write (0444) is read-only to root too, who may write any file: so chmod says it, as an editor warns of it.
+ */
+async function mayWrite(target: string, current: Stats): Promise<boolean> {
+  if ((current.mode & 0o222) === 0) return false;
+  // Only a refusal says so: a file gone since (written anew) or a read-only file system (refused by the write) is not.
+  return access(target, constants.W_OK).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => error.code !== 'EACCES',
+  );
 }
 
 function sameVersion(a: FileVersion, b: FileVersion): boolean {

@@ -820,6 +820,32 @@ describe('the data file as read and written', () => {
     await assert.rejects(refusedStart({ dataFile }), /nested more than 64 levels deep/);
   });
 
+  // Saved by a rename, which asks the folder, not the file: a file made read-only (a fixture kept as it is) was
+  // replaced at the start and by every write, its mode kept, as if it could be written.
+  test('a read-only data file (mode 0444, or one its user may not write) is not written over: the start fails, and so does a write once it is made read-only', async () => {
+    const { dataFile } = await savedState();
+    const before = await readFile(dataFile);
+    await chmod(dataFile, 0o444);
+    await assert.rejects(refusedStart({ dataFile }), /^Error: Context\.IO emulator: cannot write data file .*state\.json: .*state\.json is read-only to this process \(mode 0444, owner uid \d+\): not written over; make it writable for it to save there$/);
+    assert.ok((await readFile(dataFile)).equals(before), 'the file is as it was');
+    await chmod(dataFile, 0o644);
+    const emu = await startEmulator({ dataFile });
+    const saveErrors: string[] = [];
+    const stderr = process.stderr.write;
+    process.stderr.write = ((chunk: string) => saveErrors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      const saved = await readFile(dataFile);
+      await chmod(dataFile, 0o444);
+      assert.equal((await api(emu, '/accounts', { form: { email: 'refused@example.com' } })).status, 500);
+      assert.ok((await readFile(dataFile)).equals(saved), 'the file is as the start saved it');
+      assert.match(saveErrors.join(''), /could not save state: .*state\.json is read-only to this process \(mode 0444/);
+    } finally {
+      process.stderr.write = stderr;
+      await chmod(dataFile, 0o644);
+      await emu.close();
+    }
+  });
+
   test('a data file reached through a symbolic link stays a link, and the file keeps its permissions', async () => {
     const { dir, dataFile } = await savedState();
     await chmod(dataFile, 0o600);
