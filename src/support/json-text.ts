@@ -23,7 +23,7 @@ export function jsonMistakeOffset(text: string): number | undefined {
   // Right after `[` or `{`, which the close may follow at once.
   let justOpened = false;
   const skipBlanks = () => {
-    while (at < text.length && ' \t\n\r'.includes(text[at]!)) at += 1;
+    while (isBlank(text.charCodeAt(at))) at += 1;
   };
   for (;;) {
     skipBlanks();
@@ -74,14 +74,16 @@ export function jsonMistakeOffset(text: string): number | undefined {
 type Scanned = { next: number; mistake?: undefined } | { mistake: number };
 
 const isDigit = (char: string | undefined): boolean => char !== undefined && char >= '0' && char <= '9';
+/** Space, tab, line feed, carriage return: JSON's blanks (NaN past the text's end is none). */
+const isBlank = (code: number): boolean => code === 0x20 || code === 0x09 || code === 0x0a || code === 0x0d;
 
 /** A string from its opening quote at `start`. */
 function stringEnd(text: string, start: number): Scanned {
   for (let at = start + 1; at < text.length; at++) {
-    const char = text[at]!;
-    if (char === '"') return { next: at + 1 };
-    if (char < ' ') return { mistake: at };
-    if (char !== '\\') continue;
+    const code = text.charCodeAt(at);
+    if (code === 0x22) return { next: at + 1 };
+    if (code < 0x20) return { mistake: at };
+    if (code !== 0x5c) continue;
     at += 1;
     if (at >= text.length) break;
     if (text[at] === 'u') {
