@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { versionOf, type FileVersion } from '../support/atomic-file.ts';
-import { jsonMistakeOffset, jsonText } from '../support/json-text.ts';
+import { jsonMistake, jsonText } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
 import { HAS_HALF_PAIR } from '../support/unseen-characters.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
@@ -71,8 +71,13 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
   try {
     data = JSON.parse(text);
   } catch {
-    return fail(`not valid JSON${jsonMistakePlace(text)}`);
+    const mistake = jsonMistake(text);
+    return fail(`not valid JSON${mistake ? placeIn(text, mistake.at) : ''}`);
   }
+  // JSON.parse keeps the last of a name repeated in an object, and the start writes the file back at once: the
+  // others (a second "accounts" pasted in, a field edited where it was repeated) would be lost without a word.
+  const repeated = jsonMistake(text, { repeatedNames: true });
+  if (repeated?.repeatedName) return fail(`a name repeated in one object${placeIn(text, repeated.at)}: JSON keeps only the last`);
   // Fields the format does not have are kept as they are, copied into the store (structuredClone) and written
   // back (JSON.stringify): nested thousands deep, either runs out of stack.
   if (nestedDeeperThan(data, MAX_DEPTH)) return fail(`nested more than ${MAX_DEPTH} levels deep`);
@@ -130,13 +135,11 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
 }
 
 /**
- * Where the text's mistake is, as an editor counts (` at line 3, column 14`; lines and the characters of a line
- * from 1), for a file edited by hand; empty if none is found. Only the place: some of V8's messages quote the
- * text around the mistake instead, which may be a connect token's.
+ * Where `offset` is in the text, as an editor counts (` at line 3, column 14`; lines and the characters of a line
+ * from 1), for a file edited by hand. Only the place: some of V8's messages quote the text around a mistake
+ * instead, which may be a connect token's.
  */
-function jsonMistakePlace(text: string): string {
-  const offset = jsonMistakeOffset(text);
-  if (offset === undefined) return '';
+function placeIn(text: string, offset: number): string {
   const before = text.slice(0, offset);
   const lineStart = before.lastIndexOf('\n') + 1;
   let line = 1;

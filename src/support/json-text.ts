@@ -9,14 +9,17 @@ export function jsonText(bytes: Buffer): string {
 }
 
 /**
- * The offset of the first character at which `text` stops being JSON (RFC 8259), `text.length` when it ends
- * too early, `undefined` when it is JSON. For a text `JSON.parse` refused, to say where: V8 names the position
- * of most mistakes, but quotes the text around others instead (a word misspelt, `True`, `NaN`, a comment, two
- * commas in a list), and where it names one depends on its version. Walked without recursion: a text nested
- * thousands deep is located too.
+ * Where `text` stops being JSON (RFC 8259): the offset of its first character that JSON cannot have there
+ * (`text.length` when it ends too early), `undefined` when it is JSON. For a text `JSON.parse` refused, to say
+ * where: V8 names the position of most mistakes, but quotes the text around others instead (a word misspelt,
+ * `True`, `NaN`, a comment, two commas in a list), and where it names one depends on its version. With
+ * `repeatedNames`, a name an object already has is one too (`repeatedName`), at its opening quote: JSON.parse
+ * keeps the last of them without a word. Walked without recursion: a text nested thousands deep is located too.
  */
-export function jsonMistakeOffset(text: string): number | undefined {
+export function jsonMistake(text: string, options: { repeatedNames?: boolean } = {}): { at: number; repeatedName?: true } | undefined {
   const open: string[] = [];
+  // With `repeatedNames`, the names of each object open (none for a list).
+  const names: Array<Set<string> | undefined> = [];
   let at = 0;
   // What comes next: a value, a member's name, or what may follow a value (`,`, the container's close, the end).
   let expect: 'value' | 'name' | 'after' = 'value';
@@ -25,12 +28,16 @@ export function jsonMistakeOffset(text: string): number | undefined {
   const skipBlanks = () => {
     while (isBlank(text.charCodeAt(at))) at += 1;
   };
+  const close = () => {
+    open.pop();
+    names.pop();
+  };
   for (;;) {
     skipBlanks();
-    if (at >= text.length) return expect === 'after' && open.length === 0 ? undefined : at;
+    if (at >= text.length) return expect === 'after' && open.length === 0 ? undefined : { at };
     const char = text[at]!;
     if (justOpened && char === (open.at(-1) === '{' ? '}' : ']')) {
-      open.pop();
+      close();
       at += 1;
       justOpened = false;
       expect = 'after';
@@ -39,33 +46,42 @@ export function jsonMistakeOffset(text: string): number | undefined {
     justOpened = false;
     if (expect === 'after') {
       const container = open.at(-1);
-      if (container === undefined) return at;
+      if (container === undefined) return { at };
       if (char === ',') expect = container === '{' ? 'name' : 'value';
-      else if (char === (container === '{' ? '}' : ']')) open.pop();
-      else return at;
+      else if (char === (container === '{' ? '}' : ']')) close();
+      else return { at };
       at += 1;
       continue;
     }
     if (expect === 'name') {
-      if (char !== '"') return at;
+      if (char !== '"') return { at };
       const end = stringEnd(text, at);
-      if (end.mistake !== undefined) return end.mistake;
+      if (end.mistake !== undefined) return { at: end.mistake };
+      const seen = names.at(-1);
+      if (seen) {
+        // As JSON.parse reads it: "x" and "\u0078" are one name.
+        const raw = text.slice(at, end.next);
+        const name = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        if (seen.has(name)) return { at, repeatedName: true };
+        seen.add(name);
+      }
       at = end.next;
       skipBlanks();
-      if (text[at] !== ':') return at;
+      if (text[at] !== ':') return { at };
       at += 1;
       expect = 'value';
       continue;
     }
     if (char === '{' || char === '[') {
       open.push(char);
+      names.push(char === '{' && options.repeatedNames ? new Set() : undefined);
       at += 1;
       justOpened = true;
       expect = char === '{' ? 'name' : 'value';
       continue;
     }
     const end = char === '"' ? stringEnd(text, at) : char === '-' || isDigit(char) ? numberEnd(text, at) : wordEnd(text, at);
-    if (end.mistake !== undefined) return end.mistake;
+    if (end.mistake !== undefined) return { at: end.mistake };
     at = end.next;
     expect = 'after';
   }

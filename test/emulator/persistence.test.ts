@@ -168,6 +168,25 @@ describe('persistence', () => {
     }
   });
 
+  // JSON.parse keeps the last of a repeated name, and the start writes the file back at once: a second "accounts"
+  // pasted in (two files merged by hand) lost the first list for good, and a field edited where it was repeated
+  // changed nothing, both without a word.
+  test('a name repeated in one object of a file edited by hand stops the start, located, instead of the last one taken and the others lost', async () => {
+    const dir = await tempDir();
+    const dataFile = join(dir, 'state.json');
+    const texts = [
+      ['{', '  "format": "contextio-emulator", "version": 1,', '  "accounts": [], "tokens": [],', '  "accounts": []', '}'],
+      ['{', '  "format": "contextio-emulator", "version": 1, "tokens": [],', '  "accounts": [{"id": "a"}, {"id": "b",', '    "x": 1, "\\u0078": 2}]', '}'],
+    ];
+    for (const [i, lines] of texts.entries()) {
+      const text = lines.join('\n');
+      await writeFile(dataFile, text);
+      const said = await refusedStart({ dataFile }).then(() => 'started', (error: Error) => error.message);
+      assert.match(said, /is corrupt \(a name repeated in one object at line 4, column \d+: JSON keeps only the last\); fix or delete it$/, `text ${i}: ${said}`);
+      assert.equal(await readFile(dataFile, 'utf8'), text, `text ${i}: the file is as it was`);
+    }
+  });
+
   test('a data file that is no file (a named pipe, a device) fails start-up with a line saying so, instead of a start that never ends', { timeout: 10_000 }, async () => {
     const dir = await tempDir();
     const pipe = join(dir, 'state.json');

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { jsonMistakeOffset } from '../../src/support/json-text.ts';
+import { jsonMistake } from '../../src/support/json-text.ts';
+
+const jsonMistakeOffset = (text: string) => jsonMistake(text)?.at;
 import { Random } from '../helpers/random.ts';
 
 /** The offset V8's message names, when it names one. */
@@ -24,7 +26,7 @@ const SAMPLE = JSON.stringify(
 // What a hand edit may put in, or leave out.
 const PIECES = ['', ',', ':', '"', '\\', '{', '}', '[', ']', 't', 'True', 'nul', 'NaN', '-', '0', '01', '.', 'e', '// c', '\n', '\u0001', '\\u12', 'x'];
 
-describe('jsonMistakeOffset', () => {
+describe('jsonMistake', () => {
   test('finds no mistake in JSON, nested deep included', () => {
     for (const text of [SAMPLE, ' 1 ', '"x"', '[]', '{}', '-0', '1e5', '[[[[]]]]', '['.repeat(100_000) + ']'.repeat(100_000)]) {
       assert.equal(jsonMistakeOffset(text), undefined, JSON.stringify(text.slice(0, 40)));
@@ -50,5 +52,12 @@ describe('jsonMistakeOffset', () => {
       }
     }
     assert.ok(located > 0, 'some mistakes were of those V8 names no position for');
+  });
+
+  test('with repeatedNames, a name an object already has, as JSON.parse reads it, at its opening quote; the same name in another object is none', () => {
+    assert.deepEqual(jsonMistake('{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}', { repeatedNames: true }), undefined);
+    assert.deepEqual(jsonMistake('{"a": 1, "b": 2, "a": 3}', { repeatedNames: true }), { at: 17, repeatedName: true });
+    assert.deepEqual(jsonMistake('[{"x": {}}, {"x": 1, "\\u0078": 2}]', { repeatedNames: true }), { at: 21, repeatedName: true });
+    assert.deepEqual(jsonMistake('{"a": 1, "a": 2}'), undefined, 'not looked for unless asked');
   });
 });
