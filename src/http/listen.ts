@@ -52,11 +52,15 @@ export function mayShareAPort(a: string, b: string): boolean {
   return x === y || everyInterface(x) || everyInterface(y) || localhostAnd(x, y) || localhostAnd(y, x);
 }
 
-/** Listens on `host`:`port`; rejects with the server's error (a port in use, an address not this machine's). */
-export function listenOn(server: Server, port: number, host: string): Promise<void> {
+/**
+ * Listens on `host`:`port`; rejects with the server's error (a port in use, an address not this machine's).
+ * `backlog`: connections the system may hold, handshake done, until the process takes them (Node's default, 511;
+ * the system caps it at its own maximum, net.core.somaxconn).
+ */
+export function listenOn(server: Server, port: number, host: string, backlog?: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, ...(backlog === undefined ? {} : { backlog }) }, () => {
       server.off('error', reject);
       resolve();
     });

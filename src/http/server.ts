@@ -238,7 +238,7 @@ async function startOpening(options: GatewayOptions, opened: (close: () => Promi
     unmakeableAnswer,
     shutdown,
     connections,
-    admission: new OperationAdmission(options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight),
+    admission: new OperationAdmission(maxOperationsInFlightOf(options)),
     bodyAdmission: new BodyAdmission(maxBodyBytesInFlight),
     answerAdmission: new AnswerAdmission(maxAnswerBytesInFlight),
     refusalsForLoad,
@@ -374,7 +374,10 @@ async function listen(
   // Any other expectation too: the handler refuses it (417) in the envelope and with the headers of every
   // refusal, where Node's own 417 has neither.
   httpServer.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => httpServer.emit('request', req, res));
-  await listenOn(httpServer, options.port, options.host);
+  // A burst of new connections as large as the operations let in at once is held by the system until taken and
+  // answered (a 503 past the cap, at once), not left to retry its handshake a second or more later, as past
+  // Node's default backlog of 511 (below MAX_OPERATIONS_IN_FLIGHT's default of 1,000) it was.
+  await listenOn(httpServer, options.port, options.host, Math.max(DEFAULT_BACKLOG, maxOperationsInFlightOf(options)));
   // Node reports a connection it could not accept (the process out of file descriptors, EMFILE, when libuv
   // could not shed it by itself) as an error of the server: unheard, that ends the process. Said at error,
   // once a minute at most, with how many went unsaid. (Listened for once listening: a failure to listen is
@@ -474,6 +477,11 @@ function createHandler(parts: HandlerParts): Handler {
 }
 
 const INVALID_TARGET_MESSAGE = 'The request target is no path and no valid http(s) URL without user information: send a path, such as /graphql';
+
+const maxOperationsInFlightOf = (options: GatewayOptions) => options.maxOperationsInFlight ?? DEFAULTS.maxOperationsInFlight;
+
+/** Node's own listen backlog: the gateway's is never below it. */
+const DEFAULT_BACKLOG = 511;
 
 /** The refusal of a request whose Host headers RFC 9112 §3.2 has answered 400 (hostHeaderFault). */
 const HOST_FAULT_MESSAGES = {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Mutation } from '../../src/resolvers/Mutation.ts';
@@ -226,6 +228,37 @@ describe('MAX_OPERATIONS_IN_FLIGHT: every place taken is given back', () => {
       await held.release();
     }
     await assertEveryPlaceFree(stack, CAP);
+  });
+});
+
+/** The listen backlog of the socket listening on `port`, as `ss` (iproute2) reports it: its Send-Q. */
+function listenBacklog(port: number): number {
+  return Number(execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/)[2]);
+}
+
+/** Why a test reading a backlog is skipped: no `ss` on this machine. */
+function withoutSs(): string | false {
+  try {
+    execFileSync('ss', ['-V'], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return 'needs ss (iproute2) to read a socket’s backlog';
+  }
+}
+
+describe('MAX_OPERATIONS_IN_FLIGHT and the listen backlog', () => {
+  // A burst of new connections the cap would let in (or answer 503 at once) waited past Node's backlog of 511 for
+  // the system to retry their handshakes, a second or more later, before the gateway saw them at all.
+  it('listens with a backlog as large as the operations let in at once, Node’s 511 at least', { skip: withoutSs() }, async () => {
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    for (const [cap, backlog] of [[undefined, 1_000], [3_000, 3_000], [10, 511]] as const) {
+      const stack = await startStack({ gateway: cap === undefined ? {} : { maxOperationsInFlight: cap } });
+      try {
+        assert.equal(listenBacklog(Number(new URL(stack.gateway.origin).port)), Math.min(backlog, somaxconn), `MAX_OPERATIONS_IN_FLIGHT ${cap ?? 'default'}`);
+      } finally {
+        await stack.close();
+      }
+    }
   });
 });
 
