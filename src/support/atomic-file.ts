@@ -48,7 +48,11 @@ async function saveTo(file: string, target: string, contents: string, expected: 
   await makeDirectory(dir);
   const current = await stat(target).catch(() => undefined);
   if (expected && current && !sameVersion(versionOf(current), expected)) {
-    // Only the emulator's data file is written with an `expected` version: said in its terms.
+    // Only the emulator's data file is written with an `expected` version: said in its terms. An emptied one
+    // (truncated by hand or a tool) holds nothing to load, and a start refuses it: the state is this emulator's.
+    if (current.size === 0) {
+      throw new Error(`${file} was emptied by another process since this emulator last saved it: not overwritten; delete the empty file, and this emulator's next change writes its state there again`);
+    }
     throw new Error(`${file} was changed by another process since this emulator last saved it (another emulator with the same data file?): not overwritten, so that its changes are kept; restart this emulator to load them`);
   }
   const mode = current && current.mode & 0o7777;

@@ -355,6 +355,19 @@ describe('persistence', () => {
     assert.equal(await readFile(dataFile, 'utf8'), edited);
   });
 
+  test('a data file emptied meanwhile is not overwritten, and the refusal says to delete it, not to restart (a start refuses an empty file)', async (t) => {
+    const { dataFile, emu, saveErrors } = await emulatorSavingTo(t);
+    assert.equal((await api(emu, '/accounts', { form: { email: 'kept@example.com' } })).status, 201);
+    await writeFile(dataFile, '');
+    assert.equal((await api(emu, '/accounts', { form: { email: 'later@example.com' } })).status, 500);
+    assert.match(saveErrors[0]!.message, /was emptied by another process since this emulator last saved it: not overwritten; delete the empty file, and this emulator's next change writes its state there again$/);
+    // As it says: deleted, the next change writes the whole state, both accounts.
+    await rm(dataFile);
+    assert.equal((await api(emu, '/accounts', { form: { email: 'last@example.com' } })).status, 201);
+    const onDisk = JSON.parse(await readFile(dataFile, 'utf8')).accounts.map((a: { email_addresses: string[] }) => a.email_addresses[0]).sort();
+    assert.deepEqual(onDisk, ['kept@example.com', 'last@example.com', 'later@example.com']);
+  });
+
   test('a data file another process wrote meanwhile (a second emulator on it) is not overwritten: the write is answered 500', async (t) => {
     const dir = await tempDir();
     const dataFile = join(dir, 'state.json');
