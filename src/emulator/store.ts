@@ -294,7 +294,8 @@ export class EmulatorStore {
     this.dataFile = options.dataFile;
     this.onSaveError =
       options.onSaveError ??
-      ((error) => process.stderr.write(`Context.IO emulator: could not save state: ${error.message}\n`));
+      // The file named: the system's reason (`ENOSPC: no space left on device, write`) names none.
+      ((error) => process.stderr.write(`Context.IO emulator: could not save state to ${this.dataFile}: ${error.message}\n`));
   }
 
   /**

@@ -235,7 +235,7 @@ describe('persistence', () => {
       assert.equal(refused.status, 500);
       assert.match(refused.body.value, /could not be saved to the data file .*lost if the emulator stops before a later save succeeds/);
       assert.equal(saveErrors.length, 1);
-      assert.match(saveErrors[0]!, /could not save state: EEXIST/);
+      assert.equal(saveErrors[0]!.split(': EEXIST')[0], `Context.IO emulator: could not save state to ${dataFile}`, 'the line names the file');
       // A read changes nothing, so it is answered whatever became of that save: a HEAD as a GET.
       for (const method of ['GET', 'HEAD']) assert.equal((await api(emu, '/accounts', { method })).status, 200, method);
       await rm(blocker, { recursive: true });
@@ -870,7 +870,7 @@ describe('the data file as read and written', () => {
       await chmod(dataFile, 0o444);
       assert.equal((await api(emu, '/accounts', { form: { email: 'refused@example.com' } })).status, 500);
       assert.ok((await readFile(dataFile)).equals(saved), 'the file is as the start saved it');
-      assert.match(saveErrors.join(''), /could not save state: .*state\.json is read-only to this process \(mode 0444/);
+      assert.match(saveErrors.join(''), /could not save state to .*state\.json: .*state\.json is read-only to this process \(mode 0444/);
     } finally {
       process.stderr.write = stderr;
       await chmod(dataFile, 0o644);
