@@ -31,7 +31,10 @@ async function main(): Promise<void> {
 
   let emulator;
   try {
-    emulator = await startEmulator(options);
+    // Said as the embedded one logs it (start.ts, at warn): the library's default says nothing, and a developer whose
+    // callback endpoint failed, or whose address the emulator refuses, had no word of it. The message names the host only.
+    const onSourceCallbackFailed = (error: Error) => void process.stderr.write(`Context.IO emulator: ${onOneLine(error.message)}\n`);
+    emulator = await startEmulator({ ...options, onSourceCallbackFailed });
   } catch (error) {
     const listen = describeListenFailure(error, { host: options.host, port, hostVariable: 'EMULATOR_HOST', portVariable: 'EMULATOR_PORT' });
     // Other failures (a corrupt or unwritable data file) say what they are, "Context.IO emulator:" included.

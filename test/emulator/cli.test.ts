@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -155,6 +156,35 @@ describe('npm run emulator', () => {
       run.lines.filter((l) => l.includes('warning')),
       ['Context.IO emulator: warning: EMULATOR_SEEDS is not a setting and is ignored (did you mean EMULATOR_SEED?)'],
     );
+  });
+
+  test('says on stderr a source callback it could not make, naming the host only, as the embedded one logs it: the flow went on and nothing else told of it', async () => {
+    // The app's callback endpoint fails: its answer, not a timing, makes the failure.
+    const app = createHttpServer((_req, res) => res.writeHead(500).end());
+    const appPort = await listenOnLoopback(app);
+    const run = runCli({ EMULATOR_SEED: 'none' });
+    try {
+      const { input: line } = await run.waitForLine(LISTENING);
+      const url = /listening at (http:\/\/127\.0\.0\.1:\d+\/2\.0) /.exec(line)![1]!;
+      const emulator = { url, consumerKey: 'dev-key', consumerSecret: 'dev-secret' } as Emulator;
+      const hook = `http://127.0.0.1:${appPort}/hooks/source?key=app-secret`;
+      const created = await api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/cb', source_callback_url: hook } });
+      assert.equal(created.status, 201, created.text);
+      const page = await fetch(created.body.browser_redirect_url as string, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ email: 'ada@example.com', port: '993', use_ssl: '1' }),
+        redirect: 'manual',
+      });
+      assert.equal(page.status, 303, 'the flow completes whatever the callback answers');
+      await run.waitForLine(/source callback/);
+      assert.deepEqual(run.lines.filter((l) => l.includes('source callback')), [`Context.IO emulator: source callback to 127.0.0.1:${appPort} answered 500`]);
+      assert.ok(run.lines.every((l) => !l.includes('app-secret') && !l.includes('/hooks/')), `the callback's path and query are never said:\n${run.lines.join('\n')}`);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+      await closeServer(app);
+    }
   });
 
   test('names its rate limit on its line when EMULATOR_RATE_LIMIT is set', async () => {
