@@ -346,8 +346,9 @@ function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ operationName, operation, contextValue }) {
-          contextValue.outcome.operationName = operationName;
+        async didResolveOperation({ operationName, operation, contextValue, document, request }) {
+          // No operation picked (`operationName` naming none of the document's): refused as it would execute.
+          contextValue.outcome.operationName = operation === undefined ? intendedOperationName(document, request.operationName) : operationName;
           // graphql-js validates a subscription against a schema without any, and fails it only as it runs.
           if (operation?.operation === 'subscription') {
             throw new GraphQLError('This gateway serves queries and mutations; its schema has no subscriptions', {
@@ -381,11 +382,12 @@ function outcomePlugin(logger: Logger, development: boolean): ApolloServerPlugin
 
 /**
  * The name of the operation a refused request meant: the one `operationName` picks from the document (or its only
- * one), else the `operationName` sent (no document: it did not parse, or a persisted query the gateway lacks).
+ * one), else the `operationName` sent (no document: it did not parse, or a persisted query the gateway lacks; or
+ * one that names none of the document's operations, which an operator searches the log for by that name).
  */
 function intendedOperationName(document: DocumentNode | undefined, sent: string | undefined): string | null {
-  if (document === undefined) return typeof sent === 'string' ? sent : null;
-  return getOperationAST(document, sent)?.name?.value ?? null;
+  const named = document === undefined ? undefined : getOperationAST(document, sent)?.name?.value;
+  return named ?? (typeof sent === 'string' ? sent : null);
 }
 
 /**

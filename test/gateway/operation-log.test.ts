@@ -136,14 +136,18 @@ describe('the operation log line', () => {
     assert.equal(entry!['operationName'], `${name.slice(0, 100)}…`);
   });
 
-  it('names an operation refused before it ran as the operation its document or its caller named: it was logged as null', async () => {
+  it('names an operation refused before it ran as the operation its document or its caller named (one its document lacks included): it was logged as null', async () => {
     const post = async (body: Record<string, unknown>) =>
       (await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
     await post({ query: 'query Misspelt { acount(id: "x") { id } }' });
     await post({ query: 'query First { __typename } query Second { nope }', operationName: 'Second' });
     await post({ query: 'query Unparsed { account(id: ', operationName: 'Unparsed' });
     await post({ query: '{ nope }' });
-    const entries = await exactOperationLines(4);
+    // An operationName naming none of the document's operations: it was logged as null, the name asked for lost.
+    await post({ query: 'query First { __typename } query Second { __typename }', operationName: 'Third' });
+    await post({ query: '{ nope }', operationName: 'Sent' });
+    await post({ query: 'query First { __typename } query Second { __typename }' });
+    const entries = await exactOperationLines(7);
     assert.deepEqual(
       entries.map((entry) => [entry['operationName'], entry['errors']]),
       [
@@ -151,6 +155,9 @@ describe('the operation log line', () => {
         ['Second', ['GRAPHQL_VALIDATION_FAILED']],
         ['Unparsed', ['GRAPHQL_PARSE_FAILED']],
         [null, ['GRAPHQL_VALIDATION_FAILED']],
+        ['Third', ['OPERATION_RESOLUTION_FAILURE']],
+        ['Sent', ['GRAPHQL_VALIDATION_FAILED']],
+        [null, ['OPERATION_RESOLUTION_FAILURE']],
       ],
     );
   });
