@@ -192,6 +192,11 @@ function bearerToken(authorization: string | undefined): string {
     if (/^\s*bearer +<token> *$/i.test(authorization)) {
       throw unauthenticated('The Authorization header holds the placeholder "Bearer <token>": put a JWT in place of <token>', true);
     }
+    // Several Authorization headers reach here joined by ", " (no token holds a comma): each alone may be
+    // "Bearer <token>", so saying it must be would not tell the caller, or a proxy's operator, what is wrong.
+    if (authorization.includes(',')) {
+      throw unauthenticated('The request sends more than one Authorization header (or one joining several with a comma): send one, "Bearer <token>"', /^\s*bearer\b/i.test(authorization));
+    }
     // Another scheme (a browser's cached Basic credentials) is no bearer token sent: no error code.
     throw unauthenticated('The Authorization header must be "Bearer <token>" with a JWT', /^\s*bearer\b/i.test(authorization));
   }
