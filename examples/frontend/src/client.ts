@@ -31,15 +31,15 @@ export class GraphQLRequestError extends Error {
    * Whether the field at `path` itself failed with `code`: a field below it failing with the same code is
    * another thing (connectToken's NOT_FOUND is no such token; connectToken.account's, no such account).
    */
-  /** Whether the gateway refused the input field `field` (`input.email`) as the operation spells it. */
-  refused(field: string): boolean {
-    return this.errors.some((error) => error.extensions?.code === 'BAD_USER_INPUT' && error.extensions.field === field);
-  }
-
   failedWith(code: string, path: ReadonlyArray<string | number>): boolean {
     return this.errors.some(
       (error) => error.extensions?.code === code && error.path?.length === path.length && error.path.every((key, i) => key === path[i]),
     );
+  }
+
+  /** Whether the gateway refused the input field `field` (`input.email`) as the operation spells it. */
+  refused(field: string): boolean {
+    return this.errors.some((error) => error.extensions?.code === 'BAD_USER_INPUT' && error.extensions.field === field);
   }
 }
 
