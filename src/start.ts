@@ -16,7 +16,7 @@ import { openFilesShortfall } from './support/file-descriptors.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
- * the gateway, and an orderly shutdown on SIGTERM/SIGINT (SIGHUP, SIGQUIT too: `STOP_SIGNALS`).
+ * the gateway, and an orderly shutdown on SIGTERM/SIGINT (SIGHUP, SIGQUIT, SIGUSR2 too: `STOP_SIGNALS`).
  */
 async function main(): Promise<void> {
   // A log stream that fails (its reader gone: EPIPE; a full disk: ENOSPC) would otherwise crash the gateway
@@ -180,7 +180,7 @@ function portTakenByEmulator(error: unknown, config: GatewayConfig, emulator: Em
   return `PORT=${config.port}: the embedded emulator listens on this port (EMULATOR_PORT=${config.port}): give the two different ports (EMULATOR_PORT unset picks a free one)`;
 }
 
-/** A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) closes the gateway, then the emulator; a second one during that exits at once. */
+/** A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR2) closes the gateway, then the emulator; a second one during that exits at once. */
 function stopOnSignals(gateway: Gateway, emulator: Emulator | undefined, logger: Logger): StopSignals {
   const signals = new StopSignals();
   const stop = async (signal: string) => {

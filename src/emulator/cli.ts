@@ -8,7 +8,7 @@ import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../support/stop
 
 /*
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
- * emulator table). Prints one line on start; SIGINT/SIGTERM (SIGHUP, SIGQUIT too) persist and exit 0 (a second one, while a save
+ * emulator table). Prints one line on start; SIGINT/SIGTERM (SIGHUP, SIGQUIT, SIGUSR2 too) persist and exit 0 (a second one, while a save
  * hangs, exits 1 without it).
  */
 

@@ -2,11 +2,12 @@
 export const REPEAT_SIGNAL_MS = 1_000;
 
 /**
- * The signals that stop a process in order. SIGHUP and SIGQUIT too: a terminal that closes sends SIGHUP, and a
- * process manager's or container's stop signal may be either (nginx images use SIGQUIT); Node's default for
- * both ends the process at once, every operation in flight cut and no line said.
+ * The signals that stop a process in order. SIGHUP, SIGQUIT and SIGUSR2 too: a terminal that closes sends SIGHUP,
+ * a process manager's or container's stop signal may be SIGQUIT (nginx images use it), and nodemon restarts with
+ * SIGUSR2; Node's default for each ends the process at once, every operation in flight cut, the emulator's last
+ * change unsaved, and no line said.
  */
-export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT'] as const;
+export const STOP_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR2'] as const;
 
 /** What a stop signal asks of a process that stops in order (`npm start`, `npm run emulator`). */
 export type StopRequest = 'stop' | 'repeat' | 'force';

@@ -71,7 +71,7 @@ describe('npm run emulator', () => {
       run.child.kill('SIGINT');
       await run.waitForLine(/second signal while closing/);
       // The disk finishes the save the forced stop waits for.
-      run.child.kill('SIGUSR2');
+      run.child.kill('SIGWINCH');
       assert.deepEqual(await run.exited, [1, null], run.lines.join('\n'));
       assert.match(await readFile(dataFile, 'utf8'), /app\.example\.com\/held/, 'the change whose save was under way is in the data file');
     });
@@ -82,7 +82,7 @@ describe('npm run emulator', () => {
       run.child.kill('SIGTERM');
       await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
       // The disk finishes the save.
-      run.child.kill('SIGUSR2');
+      run.child.kill('SIGWINCH');
       assert.deepEqual(await run.exited, [0, null], run.lines.join('\n'));
       const answered = await answer;
       assert.ok(answered !== 'connection failed', 'the change is in the data file, yet its client was told nothing');
@@ -122,7 +122,7 @@ describe('npm run emulator', () => {
       // npm's copy arrives just after the emulator handled its own (two signals sent together would merge).
       await eventually(() => connects(port).then((connected) => !connected), { what: 'the emulator to stop listening' });
       run.child.kill('SIGINT');
-      run.child.kill('SIGUSR2');
+      run.child.kill('SIGWINCH');
       assert.deepEqual(await run.exited, [0, null], run.lines.join('\n'));
       assert.deepEqual(run.lines.slice(1), [], 'no forced exit');
       assert.match(await readFile(dataFile, 'utf8'), /app\.example\.com\/held/);
@@ -284,14 +284,14 @@ async function withCliOnDataFile(fixture: string, use: (run: RunningScript, emul
 }
 
 /**
- * `npm run emulator` on a data file of its own, whose saves are held until it gets SIGUSR2 (a slow disk), with a
+ * `npm run emulator` on a data file of its own, whose saves are held until it gets SIGWINCH (a slow disk), with a
  * change made whose save is under way (its answer waits on it, so it is not awaited); then `use(run, its port,
  * the data file)`.
  */
 async function withSaveUnderWay(
   use: (run: RunningScript, port: number, dataFile: string, answer: Promise<ApiResponse | 'connection failed'>) => Promise<void>,
 ): Promise<void> {
-  await withCliOnDataFile('./fixtures/hold-saves-until-sigusr2.mjs', async (run, emulator, dataFile) => {
+  await withCliOnDataFile('./fixtures/hold-saves-until-sigwinch.mjs', async (run, emulator, dataFile) => {
     const answer = api(emulator, '/connect_tokens', { form: { callback_url: 'https://app.example.com/held' } }).catch(() => 'connection failed' as const);
     await eventually(async () => (await readdir(dirname(dataFile))).some((name) => name !== 'state.json'), { what: 'the save to begin' });
     await use(run, Number(new URL(emulator.url).port), dataFile, answer);

@@ -100,9 +100,9 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
   ] as const) {
     it(`on ${crash} writes it as one JSON line at error, its stack only in development, and exits 1`, async () => {
       for (const nodeEnv of ['production', 'development']) {
-        const preload = [new URL('./fixtures/crash-on-sigusr2.mjs', import.meta.url).href];
+        const preload = [new URL('./fixtures/crash-on-sigwinch.mjs', import.meta.url).href];
         const started = await startMain({ ...env, NODE_ENV: nodeEnv, EMULATOR_SEED: 'none' }, preload);
-        const code = await started.stop('SIGUSR2');
+        const code = await started.stop('SIGWINCH');
         assert.equal(code, 1, started.lines.join('\n'));
         // Every line a log collector reads is JSON: Node's own plain-text report is not among them.
         assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
@@ -115,12 +115,12 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
   }
 
   it('writes a warning Node emits (a deprecated API a dependency calls) as one JSON line at warn, not as plain text among the JSON lines, and serves on; NODE_NO_WARNINGS=1 still silences it', async () => {
-    const preload = [new URL('./fixtures/warning-on-sigusr2.mjs', import.meta.url).href];
+    const preload = [new URL('./fixtures/warning-on-sigwinch.mjs', import.meta.url).href];
     for (const silenced of [false, true]) {
       const started = await startMain({ EMULATOR_SEED: 'none', LOG_LEVEL: 'warn', ...(silenced ? { NODE_NO_WARNINGS: '1' } : {}) }, preload);
       let code: number | null;
       try {
-        process.kill(started.pid, 'SIGUSR2');
+        process.kill(started.pid, 'SIGWINCH');
         await eventually(() => started.lines.some((l) => l.includes('"fixture":"warning emitted"')), { what: 'the warning to be emitted', ...IN_MAIN });
         assert.deepEqual((await query(started.url, '{ __typename }')).data, { __typename: 'Query' });
       } finally {
@@ -139,9 +139,9 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
   });
 
   it('on an uncaught throw of an object without a prototype still writes its JSON line, without its properties, and exits 1', async () => {
-    const preload = [new URL('./fixtures/crash-on-sigusr2.mjs', import.meta.url).href];
+    const preload = [new URL('./fixtures/crash-on-sigwinch.mjs', import.meta.url).href];
     const started = await startMain({ CRASH_BY: 'null-prototype', EMULATOR_SEED: 'none' }, preload);
-    const code = await started.stop('SIGUSR2');
+    const code = await started.stop('SIGWINCH');
     assert.equal(code, 1, started.lines.join('\n'));
     assert.deepEqual(started.lines.filter((l) => !l.startsWith('{')), [], started.lines.join('\n'));
     const crashes = logEntries(started.lines).filter((entry) => entry['level'] === 'error');
