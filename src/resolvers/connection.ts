@@ -187,7 +187,8 @@ function positionAfter(kind: string, after: string | null | undefined, anchored:
   // Only cursors this gateway wrote: base64url decoding skips what it cannot read and `01` reads as 1, so
   // "close enough" strings would otherwise page somewhere nobody asked for.
   if (!match || encodeCursor(kind, Number(match[1]), match[2]) !== after) {
-    throw argumentError('after', `after is not a cursor of this list with this filter: "${shortened(after, 64)}"`);
+    // "With this filter" where the list takes one (accounts; the cursor names it); the tokens' lists, anchored, take none.
+    throw argumentError('after', `after is not a cursor of this list${anchored ? '' : ' with this filter'}: "${shortened(after, 64)}"`);
   }
   const offset = Number(match[1]) + 1;
   return match[2] === undefined ? { offset } : { offset, after: match[2] };
