@@ -84,6 +84,21 @@ describe('lingering close of a connection answered before its request body arriv
     assert.deepEqual(stack.upstreamCalls(), []);
   });
 
+  it('delivers a 401 (a token refused before the body is read) whole to such a client, with authentication on', async () => {
+    const secured = await startStack({ gateway: { maxBodyBytes: MAX_BODY_BYTES, auth: { jwtSecret: 'lingering-close-test-secret-of-32-bytes!' } } });
+    try {
+      const length = 3 * MAX_BODY_BYTES;
+      const bytes = Buffer.concat([Buffer.from(postHead(length, { more: 'authorization: Bearer not-a-jwt\r\n' })), Buffer.alloc(length, 0x20)]);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { received, errors } = await writeWholeThenRead(secured, bytes);
+        assertAnsweredWhole(received, errors, 401, `attempt ${attempt}`);
+      }
+      assert.deepEqual(secured.upstreamCalls(), []);
+    } finally {
+      await secured.close();
+    }
+  });
+
   it('cuts a client that keeps sending past the bound, and goes on serving', async () => {
     // Half-open allowed: the gateway's end (after its answer) does not end the client's sending.
     const { socket, errors, closed } = open(stack, true);
