@@ -157,11 +157,12 @@ function splitPath(target: string): RequestTarget {
  * scheme whose host is `graphql`, and `//x/healthz` would be served as `/healthz`.
  */
 export function requestUrlOf(req: IncomingMessage): URL | undefined {
-  const target = splitTarget(req.url ?? '/');
-  if (target === undefined) return undefined;
-  const { path, query, origin } = target;
+  const target = req.url ?? '/';
+  // splitTarget judges which targets are one; the URL parser reads them whole, as they came.
+  const split = splitTarget(target);
+  if (split === undefined) return undefined;
   try {
-    return new URL(`${origin ? `${origin.scheme}://${origin.host}` : 'http://gateway.invalid'}${path}${query === '' ? '' : `?${query}`}`);
+    return new URL(split.origin ? target : `http://gateway.invalid${target}`);
   } catch {
     return undefined;
   }
