@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logging/logger.ts';
 import { lingerAfterLastAnswer, type LingerBounds } from './linger.ts';
 import { requestIdGivenBy } from './request.ts';
-import type { WaitTimer } from '../support/wait-timer.ts';
+import { unrefTimer, type WaitTimer } from '../support/wait-timer.ts';
 
 /** Requests one connection may have open at once (HTTP pipelining); a connection past it is closed. */
 const MAX_PIPELINED = 32;
@@ -36,12 +36,7 @@ export interface Connections {
 
 export function createConnections(options: ConnectionsOptions): Connections {
   const { logger, answerStallTimeoutMs, shuttingDown, linger } = options;
-  const stallTimer: WaitTimer =
-    options.stallTimer ??
-    ((callback, ms) => {
-      const timer = setTimeout(callback, ms).unref();
-      return () => clearTimeout(timer);
-    });
+  const stallTimer: WaitTimer = options.stallTimer ?? unrefTimer;
   /**
    * The gateway's responses: once shutdown (or the drain) has begun, each answer closes its connection, so
    * its client reconnects elsewhere: decided as the answer begins, whenever its request arrived. (One begun

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { WaitTimer } from '../support/wait-timer.ts';
+import { unrefTimer, type WaitTimer } from '../support/wait-timer.ts';
 
 /*
  * A lingering close (nginx's lingering_close, Apache's): a connection answered before its request's body has all
@@ -79,9 +79,3 @@ function readOn(socket: Socket): void {
 export function lingerAfterLastAnswer(socket: Socket, bounds: LingerBounds): void {
   socket.destroySoon = () => lingeringClose(socket, bounds);
 }
-
-/** Real time, not holding the process open on its own: the connection does while it lingers. */
-const unrefTimer: WaitTimer = (callback, ms) => {
-  const timer = setTimeout(callback, ms).unref();
-  return () => clearTimeout(timer);
-};

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { messageOf, type Logger } from '../logging/logger.ts';
 import { OperationDeadlineExceeded, type OperationScope } from '../upstream/cancellation.ts';
-import type { WaitTimer } from '../support/wait-timer.ts';
+import { realTimer, unrefTimer, type WaitTimer } from '../support/wait-timer.ts';
 
 export interface ShutdownOptions {
   logger: Logger;
@@ -56,10 +56,7 @@ export class Shutdown {
    * nothing else must outlive); returns what cancels it.
    */
   #after(ms: number, callback: () => void, unref: boolean): () => void {
-    if (this.#timer) return this.#timer(callback, ms);
-    const timer = setTimeout(callback, ms);
-    if (unref) timer.unref();
-    return () => clearTimeout(timer);
+    return (this.#timer ?? (unref ? unrefTimer : realTimer))(callback, ms);
   }
 
   /** Whether shutdown (or its drain) has begun: `/healthz` answers 503 and each answer closes its connection. */

@@ -11,3 +11,9 @@ export const realTimer: WaitTimer = (callback, ms) => {
   const timer = setTimeout(callback, ms);
   return () => clearTimeout(timer);
 };
+
+/** Real time that does not hold the process open on its own: for a wait on something that does (a connection). */
+export const unrefTimer: WaitTimer = (callback, ms) => {
+  const timer = setTimeout(callback, ms).unref();
+  return () => clearTimeout(timer);
+};
