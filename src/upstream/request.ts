@@ -78,14 +78,6 @@ function pathSegment(id: string): string {
 }
 
 /**
- * Throws the refusal (BAD_USER_INPUT) that an id or token gets when it cannot be sent as one path segment
- * (see `pathSegment`). Exported so that a loader can refuse one before keying its cache on it: a token a caller
- * wrote is the key of a per-request cache, and a 1 MB one under a page of 100 accounts was copied into and
- * looked up as 100 keys of 1 MB each before this refused it. The length is checked before any scan of the text.
- * `fromCaller`: the caller gave it, and may have copied it with a line break around it, which the refusal then
- * asks; false for one the upstream sent (see parse.ts), whose refusal must not blame the caller.
- */
-/**
  * An id or token as a message names it: in quotes, a quote in it escaped (`"a\\"b"`), as JSON writes it. Where the
  * id came from a caller, it holds no control character or separator (refuseUnsendableId refused those).
  */
@@ -93,6 +85,14 @@ export function quotedId(id: string): string {
   return JSON.stringify(id);
 }
 
+/**
+ * Throws the refusal (BAD_USER_INPUT) that an id or token gets when it cannot be sent as one path segment
+ * (see `pathSegment`). Exported so that a loader can refuse one before keying its cache on it: a token a caller
+ * wrote is the key of a per-request cache, and a 1 MB one under a page of 100 accounts was copied into and
+ * looked up as 100 keys of 1 MB each before this refused it. The length is checked before any scan of the text.
+ * `fromCaller`: the caller gave it, and may have copied it with a line break around it, which the refusal then
+ * asks; false for one the upstream sent (see parse.ts), whose refusal must not blame the caller.
+ */
 export function refuseUnsendableId(id: string, fromCaller = true): void {
   if (id === '' || id === '.' || id === '..') {
     // The client sends what it is given without knowing the argument's name: an id or a connect token.
