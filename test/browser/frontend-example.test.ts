@@ -75,6 +75,14 @@ browserTest('the frontend example connects a mailbox through the connect page an
   await page.locator('#status').getByText('Mailbox connected.').waitFor();
   assert.equal(await page.locator('#account-id').textContent(), accountId);
 
+  // The account deleted since (by its owner, or an admin), the token goes on embedding it as it was: the page
+  // showed it as connected, from those embedded fields alone.
+  assert.equal(example.emulator!.store.deleteAccount(accountId!), true, 'the account existed');
+  await page.reload();
+  await page.locator('#status').getByText('The mailbox was connected, but its account has been deleted since.').waitFor();
+  assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
+  assert.equal(await page.locator('#account').isHidden(), true, 'the deleted account is not shown');
+
   // A token that does not exist is told as such (the gateway's NOT_FOUND), not as a failure to load.
   await page.goto(`${example.url.replace(/\/$/, '')}/callback?contextio_token=bogustoken000001`);
   await page.locator('#status').getByText('This connect token does not exist (or has expired).').waitFor();
@@ -99,8 +107,8 @@ browserTest('a start the gateway refuses says why and leaves the keyboard focus 
 // address field itself not marked, so a screen reader going back to it heard nothing wrong with it (WCAG 3.3.1).
 browserTest('a start refused for its address marks the address field invalid, described by the reason, until the next start', async (_context, page) => {
   await page.goto(example.url);
-  // Over the 254 characters an address may have: the browser's own check of an email field takes it (so the
-  // field is not marked by the browser itself, as an address without an @ is), the gateway does not.
+  // Over the 254 characters an address may have: the gateway refuses it (the field itself checks nothing, so
+  // the mark is the gateway's).
   await page.getByLabel(/Email address/).fill(`${'a'.repeat(64)}@${`${'b'.repeat(63)}.`.repeat(3)}com`);
   await page.getByLabel(/Email address/).press('Enter');
   const reason = await page.getByRole('status').getByText(/^Could not start: input\.email /).textContent();
@@ -118,6 +126,19 @@ browserTest('a start refused for its address marks the address field invalid, de
   const after = await accessibleNode(page, '#email');
   assert.equal(after.invalid, 'false', 'the address is not marked in error');
   assert.equal(after.description, undefined, 'the address is not described by the status');
+});
+
+// The gateway takes the part of an address from its `@` on (`@gmail.com`, which picks the provider on the connect
+// page): a `type=email` field, which calls that invalid, told a screen reader the field was in error before any start.
+browserTest('a provider alone (@gmail.com) is not marked invalid, and starts the flow pre-filled with it', async (_context, page) => {
+  await page.goto(example.url);
+  const emulatorOrigin = new URL(example.emulator!.url).origin;
+  await page.getByLabel(/Email address/).fill('@gmail.com');
+  assert.equal((await accessibleNode(page, '#email')).invalid, 'false', 'the field is not marked invalid');
+  await page.getByLabel(/Email address/).press('Enter');
+  await page.waitForURL((url) => url.origin === emulatorOrigin && url.pathname.startsWith('/connect/'));
+  const token = decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
+  assert.equal(example.emulator!.store.getConnectToken(token)?.email, '@gmail.com');
 });
 
 browserTest('Enter in the address field starts the flow, as the button does', async (_context, page) => {
@@ -237,7 +258,7 @@ browserTest('a NOT_FOUND below the connect token is not told as the token not ex
     ],
     data: { connectToken: { token, used: true, email: 'kat@example.com', account: null } },
   });
-  assert.equal(await page.getByRole('status').textContent(), `Could not load the account: Not found: account "${accountId}"`);
+  assert.equal(await page.getByRole('status').textContent(), 'The mailbox was connected, but its account has been deleted since.');
   assert.equal(await page.title(), 'Account not loaded · Context.IO GraphQL example');
 });
 

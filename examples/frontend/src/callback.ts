@@ -23,7 +23,14 @@ async function show(token: string): Promise<void> {
     ({ connectToken } = await execute(ConnectedAccount, { token }));
   } catch (error) {
     // Branch on the error's code and where it is, never on its message.
-    if (!(error instanceof GraphQLRequestError && error.failedWith('NOT_FOUND', ['connectToken']))) throw error;
+    if (!(error instanceof GraphQLRequestError)) throw error;
+    // The account's own NOT_FOUND (below the token, at a field that reads the account): the user did connect
+    // the mailbox, and its account has been deleted since; the token goes on embedding it as it was.
+    if (error.failedWithin('NOT_FOUND', ['connectToken', 'account'])) {
+      conclude('Account not loaded', 'The mailbox was connected, but its account has been deleted since.');
+      return;
+    }
+    if (!error.failedWith('NOT_FOUND', ['connectToken'])) throw error;
     connectToken = null;
   }
   if (!connectToken) {

@@ -32,15 +32,22 @@ export class GraphQLRequestError extends Error {
    * another thing (connectToken's NOT_FOUND is no such token; connectToken.account's, no such account).
    */
   failedWith(code: string, path: ReadonlyArray<string | number>): boolean {
-    return this.errors.some(
-      (error) => error.extensions?.code === code && error.path?.length === path.length && error.path.every((key, i) => key === path[i]),
-    );
+    return this.errors.some((error) => error.extensions?.code === code && error.path?.length === path.length && startsWith(error.path, path));
+  }
+
+  /** Whether the field at `path`, or one below it, failed with `code`. */
+  failedWithin(code: string, path: ReadonlyArray<string | number>): boolean {
+    return this.errors.some((error) => error.extensions?.code === code && error.path !== undefined && startsWith(error.path, path));
   }
 
   /** Whether the gateway refused the input field `field` (`input.email`) as the operation spells it. */
   refused(field: string): boolean {
     return this.errors.some((error) => error.extensions?.code === 'BAD_USER_INPUT' && error.extensions.field === field);
   }
+}
+
+function startsWith(path: ReadonlyArray<string | number>, prefix: ReadonlyArray<string | number>): boolean {
+  return prefix.length <= path.length && prefix.every((key, i) => key === path[i]);
 }
 
 export async function execute<TResult, TVariables>(

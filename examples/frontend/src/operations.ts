@@ -13,7 +13,11 @@ export const CreateConnectToken = graphql(`
   }
 `);
 
-/** Back at the callback: the token says whether the user finished, and which account now holds the mailbox. */
+/**
+ * Back at the callback: the token says whether the user finished, and which account now holds the mailbox.
+ * `username` is not shown: it is the one field here that reads the account itself, not the token's copy of it,
+ * so an account deleted since answers NOT_FOUND rather than as it was.
+ */
 export const ConnectedAccount = graphql(`
   query ConnectedAccount($token: ID!) {
     connectToken(token: $token) {
@@ -22,6 +26,7 @@ export const ConnectedAccount = graphql(`
       email
       account {
         id
+        username
         emailAddresses
         firstName
         lastName
