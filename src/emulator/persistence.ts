@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, sep } from 'node:path';
 import type { AccountRecord, TokenRecord } from './store.ts';
 import { versionOf, type FileVersion } from '../support/atomic-file.ts';
-import { jsonMistake, jsonText } from '../support/json-text.ts';
+import { jsonMistake, jsonText, jsonValuePlace } from '../support/json-text.ts';
 import { quotedSetting } from '../support/shortened.ts';
 import { HAS_HALF_PAIR } from '../support/unseen-characters.ts';
 import { isCallbackUrl, isHttpUrl } from '../support/url.ts';
@@ -92,20 +92,27 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
     const list = Array.isArray(data.accounts) ? 'tokens' : 'accounts';
     return fail(data[list] === undefined ? `${list} missing` : `${list} must be a list`);
   }
+  // A record's mistake is named by the record and field (`account #1523 is malformed: sources[0].port …`), and
+  // located too: in a file of thousands of records, its index alone left the reader counting.
+  const failIn = (why: string, path: ReadonlyArray<string | number>): never => fail(`${why};${placeIn(text, jsonValuePlace(text, path) ?? 0)}`);
+  const failMalformed = (record: string, path: ReadonlyArray<string | number>, problem: Problem): never =>
+    failIn(`${record} is malformed: ${problemText(problem)}`, [...path, ...problemPath(problem)]);
   // Every field the API renders is checked: a record missing one would be served in a shape the API never
   // has, or fail a request with a 500 long after the start.
   const accountIds = new Set<string>();
   data.accounts.forEach((account: unknown, i) => {
-    const problem = problemOf(account, ACCOUNT_RECORD);
-    if (problem) fail(`account #${i} is malformed: ${problem}`);
+    const problem = ACCOUNT_RECORD(account);
+    if (problem) failMalformed(`account #${i}`, ['accounts', i], problem);
     const { id } = account as AccountRecord;
-    if (accountIds.has(id)) fail(`account #${i} repeats the id ${quotedSetting(id)}`);
+    if (accountIds.has(id)) failIn(`account #${i} repeats the id ${quotedSetting(id)}`, ['accounts', i, 'id']);
     accountIds.add(id);
     // A label names one source of its account (the store suffixes a repeat): of two, the API would find only the first.
     const labels = new Map<string, number>();
     (account as AccountRecord).sources.forEach(({ label }, j) => {
       const first = labels.get(label);
-      if (first !== undefined) fail(`account #${i} is malformed: sources[${j}] repeats the label ${quotedSetting(label)} of sources[${first}]`);
+      if (first !== undefined) {
+        failIn(`account #${i} is malformed: sources[${j}] repeats the label ${quotedSetting(label)} of sources[${first}]`, ['accounts', i, 'sources', j, 'label']);
+      }
       labels.set(label, j);
     });
   });
@@ -113,22 +120,23 @@ export async function readState(file: string): Promise<{ state: PersistedState; 
   // connect a mailbox and would otherwise reach whatever collects the start's error output.
   const tokens = new Map<string, number>();
   data.tokens.forEach((token: unknown, i) => {
-    const problem = problemOf(token, TOKEN_RECORD);
-    if (problem) fail(`connect token #${i} is malformed: ${problem}`);
+    const problem = TOKEN_RECORD(token);
+    if (problem) failMalformed(`connect token #${i}`, ['tokens', i], problem);
     const record = token as TokenRecord;
+    const at = (field?: keyof TokenRecord) => ['tokens', i, ...(field ? [field] : [])];
     const first = tokens.get(record.token);
-    if (first !== undefined) fail(`connect token #${i} repeats the token of connect token #${first}`);
+    if (first !== undefined) failIn(`connect token #${i} repeats the token of connect token #${first}`, at('token'));
     tokens.set(record.token, i);
     // An account's deletion takes its own tokens with it.
-    if (record.owner !== null && !accountIds.has(record.owner)) fail(`connect token #${i} belongs to no account of the file`);
-    if (record.used > 0 && record.account_id === undefined) fail(`connect token #${i} is used but names no account`);
+    if (record.owner !== null && !accountIds.has(record.owner)) failIn(`connect token #${i} belongs to no account of the file`, at('owner'));
+    if (record.used > 0 && record.account_id === undefined) failIn(`connect token #${i} is used but names no account`, at('used'));
     if (record.owner !== null && record.account_id !== undefined && record.account_id !== record.owner) {
-      fail(`connect token #${i} is a token of one account (owner) but was used by another (account_id)`);
+      failIn(`connect token #${i} is a token of one account (owner) but was used by another (account_id)`, at('account_id'));
     }
     // The store keeps a snapshot of a used token's account when it deletes it: without one, the token would be
     // served as used by no account.
     if (record.used > 0 && !accountIds.has(record.account_id!) && record.account_snapshot === undefined) {
-      fail(`connect token #${i} is used by an account neither in the file nor kept in the token (account_snapshot)`);
+      failIn(`connect token #${i} is used by an account neither in the file nor kept in the token (account_snapshot)`, at('account_id'));
     }
   });
   return { state: data as unknown as PersistedState, version: versionOf(found) };
@@ -212,7 +220,9 @@ function nestedDeeperThan(value: unknown, max: number): boolean {
 const isUnicodeText = (value: string): boolean => !HAS_HALF_PAIR.test(value);
 
 /** What a value must be: `undefined` when it is, else where inside it (`.sources[1].port`) and why not. */
-type Check = (value: unknown) => { at: string; why: string } | undefined;
+/** A value refused: where in its record (`.sources[1].port`), and why. */
+type Problem = { at: string; why: string };
+type Check = (value: unknown) => Problem | undefined;
 
 const is = (what: string, test: (value: unknown) => boolean): Check => (value) => (test(value) ? undefined : { at: '', why: `must be ${what}` });
 /**
@@ -299,10 +309,17 @@ const shaped = (fields: Record<string, Check>): Check => (value) => {
   return undefined;
 };
 
+/** Why a record is malformed, said: `sources[1].port must be a whole number from 0`. */
+const problemText = (problem: Problem): string => `${problem.at.replace(/^\./, '')} ${problem.why}`.trim();
+
+/** Where in its record the value refused is: `.sources[1].port` is `['sources', 1, 'port']`. */
+const problemPath = (problem: Problem): Array<string | number> =>
+  [...problem.at.matchAll(/\.([^.[]+)|\[(\d+)\]/g)].map(([, field, index]) => field ?? Number(index));
+
 /** Why a record is malformed (`sources[1].port must be a whole number from 0`), or `undefined`. */
 function problemOf(value: unknown, check: Check): string | undefined {
   const problem = check(value);
-  return problem && `${problem.at.replace(/^\./, '')} ${problem.why}`.trim();
+  return problem && problemText(problem);
 }
 
 const SOURCE_RECORD = shaped({

@@ -17,6 +17,29 @@ export function jsonText(bytes: Buffer): string {
  * keeps the last of them without a word. Walked without recursion: a text nested thousands deep is located too.
  */
 export function jsonMistake(text: string, options: { repeatedNames?: boolean } = {}): { at: number; repeatedName?: true } | undefined {
+  return walk(text, options).mistake;
+}
+
+/**
+ * Where in `text`, which is JSON, the value at `path` starts (`['accounts', 3, 'sources', 0, 'port']`), or, when the
+ * text has no such value (a field missing from its record), the deepest value on the way to it (the record): to
+ * say where a value JSON.parse read is wrong, for a file edited by hand. `undefined` when not even the first
+ * step is there.
+ */
+export function jsonValuePlace(text: string, path: ReadonlyArray<string | number>): number | undefined {
+  return walk(text, { valueAt: path }).found;
+}
+
+/** One walk of `text` for both: it stops at the first mistake, or once the value at `valueAt` is found. */
+function walk(
+  text: string,
+  options: { repeatedNames?: boolean; valueAt?: ReadonlyArray<string | number> },
+): { mistake?: { at: number; repeatedName?: true }; found?: number } {
+  const target = options.valueAt;
+  // With `valueAt`, where the walk is: a name for each object open, an index for each list (one too many while
+  // a name is awaited), and the start of the deepest value on the way to the target met so far.
+  const path: Array<string | number> = [];
+  let found: { depth: number; at: number } | undefined;
   const open: string[] = [];
   // With `repeatedNames`, the names of each object open (none for a list).
   const names: Array<Set<string> | undefined> = [];
@@ -31,10 +54,11 @@ export function jsonMistake(text: string, options: { repeatedNames?: boolean } =
   const close = () => {
     open.pop();
     names.pop();
+    if (target) path.pop();
   };
   for (;;) {
     skipBlanks();
-    if (at >= text.length) return expect === 'after' && open.length === 0 ? undefined : { at };
+    if (at >= text.length) return expect === 'after' && open.length === 0 ? { found: found?.at } : { mistake: { at } };
     const char = text[at]!;
     if (justOpened && char === (open.at(-1) === '{' ? '}' : ']')) {
       close();
@@ -46,34 +70,47 @@ export function jsonMistake(text: string, options: { repeatedNames?: boolean } =
     justOpened = false;
     if (expect === 'after') {
       const container = open.at(-1);
-      if (container === undefined) return { at };
-      if (char === ',') expect = container === '{' ? 'name' : 'value';
-      else if (char === (container === '{' ? '}' : ']')) close();
-      else return { at };
+      if (container === undefined) return { mistake: { at } };
+      if (char === ',') {
+        expect = container === '{' ? 'name' : 'value';
+        if (target && container === '[') path[path.length - 1] = (path.at(-1) as number) + 1;
+      } else if (char === (container === '{' ? '}' : ']')) {
+        // Past the container the target is in, nothing deeper on the way to it can come.
+        if (target && found && path.length === found.depth + 1) return { found: found.at };
+        close();
+      } else {
+        return { mistake: { at } };
+      }
       at += 1;
       continue;
     }
     if (expect === 'name') {
-      if (char !== '"') return { at };
+      if (char !== '"') return { mistake: { at } };
       const end = stringEnd(text, at);
-      if (end.mistake !== undefined) return { at: end.mistake };
+      if (end.mistake !== undefined) return { mistake: { at: end.mistake } };
       const seen = names.at(-1);
-      if (seen) {
+      if (seen || target) {
         // As JSON.parse reads it: "x" and "\u0078" are one name.
         const raw = text.slice(at, end.next);
         const name = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
-        if (seen.has(name)) return { at, repeatedName: true };
-        seen.add(name);
+        if (seen?.has(name)) return { mistake: { at, repeatedName: true } };
+        seen?.add(name);
+        if (target) path[path.length - 1] = name;
       }
       at = end.next;
       skipBlanks();
-      if (text[at] !== ':') return { at };
+      if (text[at] !== ':') return { mistake: { at } };
       at += 1;
       expect = 'value';
       continue;
     }
+    if (target && path.length <= target.length && path.every((step, i) => step === target[i])) {
+      if (path.length === target.length) return { found: at };
+      if (!found || path.length > found.depth) found = { depth: path.length, at };
+    }
     if (char === '{' || char === '[') {
       open.push(char);
+      if (target) path.push(char === '[' ? 0 : '');
       names.push(char === '{' && options.repeatedNames ? new Set() : undefined);
       at += 1;
       justOpened = true;
@@ -81,7 +118,7 @@ export function jsonMistake(text: string, options: { repeatedNames?: boolean } =
       continue;
     }
     const end = char === '"' ? stringEnd(text, at) : char === '-' || isDigit(char) ? numberEnd(text, at) : wordEnd(text, at);
-    if (end.mistake !== undefined) return { at: end.mistake };
+    if (end.mistake !== undefined) return { mistake: { at: end.mistake } };
     at = end.next;
     expect = 'after';
   }

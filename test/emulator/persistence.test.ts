@@ -534,6 +534,38 @@ describe('the data file as read and written', () => {
     return { dir, dataFile, state: JSON.parse(await readFile(dataFile, 'utf8')) };
   }
 
+  // A file of thousands of records, edited by hand: "account #1523" alone left its reader counting records.
+  test('a record\'s mistake is located at the value refused, or at the record when a field is missing', async () => {
+    const { dataFile, state } = await savedState();
+    const located = async (edit: (copy: typeof state) => void) => {
+      const copy = structuredClone(state);
+      copy.accounts.push(...[1, 2].map((n) => ({ ...structuredClone(copy.accounts[0]), id: `${copy.accounts[0].id}${n}` })));
+      edit(copy);
+      const text = JSON.stringify(copy, null, 2);
+      await writeFile(dataFile, text);
+      const message = await refusedStart({ dataFile }).then(() => '', (error: Error) => error.message);
+      const place = /; at line (\d+), column (\d+)\); fix or delete it$/.exec(message);
+      assert.ok(place, `located: ${message}`);
+      const lines = text.split('\n');
+      return { message, from: lines[Number(place[1]) - 1]!.slice(Number(place[2]) - 1) };
+    };
+    // The value refused, where the line holds it.
+    let found = await located((s) => (s.accounts[2].sources[0].port = 0));
+    assert.match(found.message, /account #2 is malformed: sources\[0\]\.port must be a port number/);
+    assert.equal(found.from, '0,');
+    found = await located((s) => (s.accounts[1].email_addresses = ['ok@example.com', 7]));
+    assert.equal(found.from, '7');
+    // A field missing: its record.
+    found = await located((s) => delete s.accounts[2].first_name);
+    assert.match(found.message, /account #2 is malformed: first_name must be a string/);
+    assert.equal(found.from, '{');
+    found = await located((s) => (s.accounts[2].id = s.accounts[0].id));
+    assert.match(found.message, /account #2 repeats the id/);
+    assert.equal(found.from, `${JSON.stringify(state.accounts[0].id)},`);
+    found = await located((s) => s.tokens.push({ token: 'abc', owner: 'nobody', created: 1, used: 0, callback_url: 'http://localhost/' }));
+    assert.equal(found.from, '"nobody",');
+  });
+
   test('a record missing a field the API renders, or holding the wrong type, stops the start and is named', async () => {
     const { dataFile, state } = await savedState();
     const broken = (edit: (copy: typeof state) => void) => {
@@ -547,25 +579,25 @@ describe('the data file as read and written', () => {
       [(s) => delete s.accounts[0].first_name, /account #0 is malformed: first_name must be a string/],
       [(s) => (s.accounts[0].sources[0].port = '993'), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535/],
       // Loaded, any whole number was served as the port, where the API takes 1–65535 (POST /accounts, the connect page).
-      [(s) => (s.accounts[0].sources[0].port = 0), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "0"\)/],
-      [(s) => (s.accounts[0].sources[0].port = 65_536), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "65536"\)/],
+      [(s) => (s.accounts[0].sources[0].port = 0), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "0"; at line \d+, column \d+\)/],
+      [(s) => (s.accounts[0].sources[0].port = 65_536), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "65536"; at line \d+, column \d+\)/],
       [
         (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 2, callback_url: 'http://localhost/', account_id: 'gone', account_snapshot: { id: 'gone', created: 1, suspended: 0, email_addresses: [], sources: [{ label: 'l', port: 0 }] } }),
-        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a port number from 1 to 65535, not "0"\)/,
+        /connect token #0 is malformed: account_snapshot\.sources\[0\]\.port must be a port number from 1 to 65535, not "0"; at line \d+, column \d+\)/,
       ],
-      [(s) => (s.accounts[0].sources[0].port = 2 ** 53), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "9007199254740992"\)/],
+      [(s) => (s.accounts[0].sources[0].port = 2 ** 53), /account #0 is malformed: sources\[0\]\.port must be a port number from 1 to 65535, not "9007199254740992"; at line \d+, column \d+\)/],
       // A count past 2^53 is no exact number: a count of it is not what the file says.
       [(s) => (s.accounts[0].nb_messages = 2 ** 53), /account #0 is malformed: nb_messages must be a whole number from 0/],
       [(s) => (s.accounts[0].nb_files = -1), /account #0 is malformed: nb_files must be a whole number from 0/],
       [(s) => (s.accounts[0].created = -1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\)/],
       // Times past the year 9999: the gateway reads such a number as milliseconds, and one near 2^53 is no exact
       // number once a day is added to it (a token's expires).
-      [(s) => (s.accounts[0].created = 2 ** 53 - 1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\), not "9007199254740991"\)/],
+      [(s) => (s.accounts[0].created = 2 ** 53 - 1), /account #0 is malformed: created must be a Unix time in seconds from 0 to 253402300799 \(9999-12-31T23:59:59Z\), not "9007199254740991"; at line \d+, column \d+\)/],
       [(s) => (s.accounts[0].suspended = 253_402_300_800), /account #0 is malformed: suspended must be a Unix time in seconds from 0 to 253402300799/],
       [(s) => (s.accounts[0].password_expired = 1e15), /account #0 is malformed: password_expired must be a Unix time in seconds/],
       [
         (s) => s.tokens.push({ token: 'abc', owner: null, created: 2 ** 53 - 1, used: 0, callback_url: 'http://localhost/' }),
-        /connect token #0 is malformed: created must be a Unix time in seconds from 0 to 253402214399 \(its expiry, a day on, by 9999-12-31T23:59:59Z\), not "9007199254740991"\)/,
+        /connect token #0 is malformed: created must be a Unix time in seconds from 0 to 253402214399 \(its expiry, a day on, by 9999-12-31T23:59:59Z\), not "9007199254740991"; at line \d+, column \d+\)/,
       ],
       [(s) => s.tokens.push({ token: 'abc', owner: null, created: 253_402_214_400, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: created must be a Unix time in seconds from 0 to 253402214399/],
       [
@@ -586,7 +618,7 @@ describe('the data file as read and written', () => {
       // The API reserves `0` for the account's first source: a later source so labelled was out of reach (GET …/sources/0 answered the first).
       [
         (s) => s.accounts[0].sources.push({ ...s.accounts[0].sources[0], label: '0' }),
-        /account #0 is malformed: sources\[1\]\.label must not be "0", which the API reserves for the account's first source\)/,
+        /account #0 is malformed: sources\[1\]\.label must not be "0", which the API reserves for the account's first source; at line \d+, column \d+\)/,
       ],
       [(s) => (s.accounts[0].sources[0].label = '0'), /account #0 is malformed: sources\[0\]\.label must not be "0"/],
       [(s) => (s.accounts[0].sources[0].label = ''), /account #0 is malformed: sources\[0\]\.label must be a string, not empty/],
@@ -596,8 +628,8 @@ describe('the data file as read and written', () => {
       [(s) => (s.accounts[0].id = 'a/b'), /account #0 is malformed: id must not hold \/ or \\, as no Context\.IO id or token does/],
       [(s) => s.tokens.push({ token: 'a\\b', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }), /connect token #0 is malformed: token must not hold \/ or \\/],
       // Quoted as a setting is, so that the refusal stays one line of reasonable length (it was written whole, raw).
-      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'line\nbreak' }))), /account #2 repeats the id "line\\nbreak"\)/],
-      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'x'.repeat(5_000) }))), /account #2 repeats the id "x{100}…"\); fix or delete it$/],
+      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'line\nbreak' }))), /account #2 repeats the id "line\\nbreak"; at line \d+, column \d+\)/],
+      [(s) => s.accounts.push(...[0, 1].map(() => ({ ...s.accounts[0], id: 'x'.repeat(5_000) }))), /account #2 repeats the id "x{100}…"; at line \d+, column \d+\); fix or delete it$/],
       [
         (s) => s.accounts[0].sources.push(...[0, 1].map(() => ({ ...s.accounts[0].sources[0], label: '\u2028'.repeat(2) }))),
         /account #0 is malformed: sources\[2\] repeats the label "\\u2028\\u2028" of sources\[1\]/,
@@ -638,13 +670,13 @@ describe('the data file as read and written', () => {
       // every form sent with it ("Enter a valid email address."), so the token could never be used.
       [
         (s) => s.tokens.push({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/', email: 'nobody' }),
-        /connect token #0 is malformed: email must be an email address or a domain such as @gmail\.com, as the API takes one\)/,
+        /connect token #0 is malformed: email must be an email address or a domain such as @gmail\.com, as the API takes one; at line \d+, column \d+\)/,
       ],
-      [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0\)/],
+      [(s) => s.tokens.push(...Array(2).fill({ token: 'abc', owner: null, created: 1, used: 0, callback_url: 'http://localhost/' })), /connect token #1 repeats the token of connect token #0; at line \d+, column \d+\)/],
       // The record named is the first that holds the token, not merely the first of the file.
       [
         (s) => s.tokens.push(...['first', 'abc', 'abc'].map((token) => ({ token, owner: null, created: 1, used: 0, callback_url: 'http://localhost/' }))),
-        /connect token #2 repeats the token of connect token #1\)/,
+        /connect token #2 repeats the token of connect token #1; at line \d+, column \d+\)/,
       ],
       [
         (s) => {
@@ -759,7 +791,7 @@ describe('the data file as read and written', () => {
     // A token as GET /connect_tokens/{token} shows it: its family is the file's owner, which it lacks.
     const rendered = { token: 'abcdef0123456789', email: '', created: file.tokens[0].created, used: 0, expires: file.tokens[0].created + 86_400, callback_url: 'http://localhost/', first_name: '', last_name: '', account: {} };
     await writeFile(dataFile, JSON.stringify({ ...file, tokens: [rendered] }));
-    await assert.rejects(refusedStart({ dataFile }), /connect token #0 is malformed: owner must be null or a string\)/);
+    await assert.rejects(refusedStart({ dataFile }), /connect token #0 is malformed: owner must be null or a string; at line 1, column \d+\)/);
   });
 
   test("a used token's account kept in the token (its account deleted) may say suspended false, as the upstream's embedded account does: loaded and served so", async () => {

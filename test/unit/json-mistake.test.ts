@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { jsonMistake } from '../../src/support/json-text.ts';
+import { jsonMistake, jsonValuePlace } from '../../src/support/json-text.ts';
 
 const jsonMistakeOffset = (text: string) => jsonMistake(text)?.at;
 import { Random } from '../helpers/random.ts';
@@ -59,5 +59,42 @@ describe('jsonMistake', () => {
     assert.deepEqual(jsonMistake('{"a": 1, "b": 2, "a": 3}', { repeatedNames: true }), { at: 17, repeatedName: true });
     assert.deepEqual(jsonMistake('[{"x": {}}, {"x": 1, "\\u0078": 2}]', { repeatedNames: true }), { at: 21, repeatedName: true });
     assert.deepEqual(jsonMistake('{"a": 1, "a": 2}'), undefined, 'not looked for unless asked');
+  });
+});
+
+describe('jsonValuePlace', () => {
+  /** Every path to a value in `value`, itself first. */
+  function pathsIn(value: unknown, path: Array<string | number> = []): Array<Array<string | number>> {
+    if (value === null || typeof value !== 'object') return [path];
+    const steps: Array<[string | number, unknown]> = Array.isArray(value) ? value.map((item, i) => [i, item]) : Object.entries(value);
+    return [path, ...steps.flatMap(([step, item]) => pathsIn(item, [...path, step]))];
+  }
+  const valueAt = (value: unknown, path: ReadonlyArray<string | number>): unknown =>
+    path.reduce((at, step) => (at as Record<string | number, unknown>)[step], value);
+
+  test('finds where every value of a text starts, compact or indented, names escaped included', () => {
+    const value = JSON.parse(SAMPLE) as Record<string, unknown>;
+    Object.assign(value, { 'qu"ote\\': [{ 'a.b': [1, [2, { c: 'x' }]] }], '\u0078': 'named by an escape' });
+    for (const indent of [0, 2]) {
+      const text = JSON.stringify(value, null, indent);
+      for (const path of pathsIn(value)) {
+        const at = jsonValuePlace(text, path);
+        assert.ok(at !== undefined, `found ${JSON.stringify(path)}`);
+        const expected = JSON.stringify(valueAt(value, path), null, indent).split('\n')[0]!;
+        assert.equal(text.slice(at, at + expected.length), expected, `${JSON.stringify(path)} (indent ${indent})`);
+      }
+    }
+    // Named by an escape in the text, by the name JSON.parse reads.
+    assert.equal(jsonValuePlace('{"\\u0078": 5}', ['x']), 11);
+  });
+
+  test('a path the text does not hold all of gives the deepest value on the way to it', () => {
+    const text = '{"accounts": [{"id": "a"}, {"id": "b", "sources": []}], "after": {"id": 1}}';
+    assert.equal(jsonValuePlace(text, ['accounts', 1, 'first_name']), text.indexOf('{"id": "b"'));
+    assert.equal(jsonValuePlace(text, ['accounts', 1, 'sources', 0, 'port']), text.indexOf('[]'));
+    assert.equal(jsonValuePlace(text, ['accounts', 5]), text.indexOf('[{'));
+    // A scalar on the way: the value itself.
+    assert.equal(jsonValuePlace(text, ['accounts', 0, 'id', 'x']), text.indexOf('"a"'));
+    assert.equal(jsonValuePlace(text, ['tokens', 0]), 0, 'the text\'s top value');
   });
 });
