@@ -932,8 +932,10 @@ export class UpstreamClient {
         return this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream refused the request as misdirected while ${call.action}${earlier}`, info);
       case 429: {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
+        // Counted from now, as what is left of the pause it began (or a later 429 made longer): the call may
+        // have waited to retry, or for its body, until its deadline, and calls resume no later for it.
         if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again later${earlier}`, info);
-        const retryAfter = retryAfterSeconds(retryAfterMs);
+        const retryAfter = retryAfterSeconds(this.#pause.leftMs());
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again in ${retryAfter} s${earlier}`, info, { retryAfter });
       }
       default: {

@@ -731,6 +731,25 @@ describe('UpstreamClient against a mocked upstream', { timeout: HUNG_SUITE_MS },
     });
   });
 
+  it('tells a call cut while it waits to retry after its own 429 the time left of the pause, not the Retry-After it was answered long before', async () => {
+    const waits = manualTimer();
+    const retrying = mockedClient({ maxAttempts: 2, timeoutMs: 30_000, waitTimer: waits.timer });
+    pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '10' } });
+    const operation = new OperationScope('r12', 10);
+    const pending = retrying.getAccount('a', operation);
+    await eventually(() => waits.waiting().length === 1);
+    // 6 s of the 10 gone when its operation's deadline stops it: calls resume in 4 s, as a call waiting out the
+    // same pause is told at that moment; 10 would keep its client away for 6 s more than the limit does.
+    await withClockAhead(6_000, async () => {
+      operation.abort(new OperationDeadlineExceeded(6_000));
+      await assert.rejects(pending, (e: Error & { extensions?: Record<string, unknown> }) => {
+        assert.deepEqual([e.extensions?.['code'], e.extensions?.['retryAfter']], ['RATE_LIMITED', 4]);
+        assert.match(e.message, /try again in 4 s$/);
+        return true;
+      });
+    });
+  });
+
   it('ends a call whose last attempt is answered 429 with Retry-After: 0 RATE_LIMITED without a retryAfter: the upstream said now, not in a second', async () => {
     pool.intercept({ path: '/2.0/accounts/a', method: 'GET' }).reply(429, { type: 'error', value: 'slow down' }, { headers: { 'content-type': 'application/json', 'retry-after': '0' } });
     await assert.rejects(mockedClient({ maxAttempts: 1 }).getAccount('a'), (e: Error & { extensions?: Record<string, unknown> }) => {
@@ -1729,10 +1748,11 @@ describe('UpstreamClient against a local server', { timeout: HUNG_SUITE_MS }, ()
           await assert.rejects(client.getAccount('other'), (e: Error & { extensions?: Record<string, unknown> }) => e.extensions?.['code'] === 'RATE_LIMITED' && e.extensions['retryAfter'] === 30);
           assert.deepEqual(arrivals, ['limited']);
           advance(5_000);
-          // Its status came: the rate limit, with its Retry-After, not an upstream that did not answer.
+          // Its status came: the rate limit, with what is left of its Retry-After (30 s less the 5 its body took),
+          // not an upstream that did not answer.
           await assert.rejects(limited, (e: Error & { extensions?: Record<string, unknown> }) => {
             assert.equal(e.extensions?.['code'], 'RATE_LIMITED');
-            assert.equal(e.extensions['retryAfter'], 30);
+            assert.equal(e.extensions['retryAfter'], 25);
             assert.deepEqual(e.extensions['upstream'], { status: 429, method: 'GET', path: '/accounts/limited' });
             return true;
           });
