@@ -153,6 +153,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
     // Its answer made (or its run failed, or anything between failed): the place is another's, however long
     // its client takes to read the answer.
     leave();
+    shutdown.operationAnswered(operation);
   }
   await sendAnswer(res, response, { logger, requestId, outcome, maxAnswerBytes, unmakeableAnswer, answerAdmission: parts.answerAdmission });
 }

@@ -35,6 +35,12 @@ export class Shutdown {
   /** The operations being answered, to wait for (and at worst abort) on shutdown. */
   readonly #inFlight = new Set<OperationScope>();
   /**
+   * Those of them whose answer is made, still being delivered to a client reading slowly: no longer running, so
+   * not among the operations the grace period's end says it stops (its answer is cut a second later, if still
+   * undelivered, and its line says `cutAtShutdown`).
+   */
+  readonly #answered = new WeakSet<OperationScope>();
+  /**
    * The requests whose log line is still to come: those in flight, and those whose token is still being verified
    * (a key set fetch still out), which the cut can close too. The shutdown's last wait is for their lines.
    */
@@ -98,6 +104,11 @@ export class Shutdown {
     this.#unlogged.add(operation);
   }
 
+  /** The operation's answer is made (or its run failed): it runs no more, though its response may still be delivered. */
+  operationAnswered(operation: OperationScope): void {
+    this.#answered.add(operation);
+  }
+
   /** The operation's response has closed (its log line written): a shutdown no longer waits for it. */
   operationClosed(operation: OperationScope): void {
     this.#inFlight.delete(operation);
@@ -139,7 +150,8 @@ export class Shutdown {
     let cancelCut = (): void => {};
     const cancelGrace = this.#after(this.#graceMs, () => {
       this.#graceOver = true;
-      if (inFlight.size > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: inFlight.size });
+      const running = [...inFlight].filter((operation) => !this.#answered.has(operation)).length;
+      if (running > 0) logger.warn('shutdown grace period over: aborting operations still running', { count: running });
       for (const operation of inFlight) this.#stop(operation);
       // An answer that still cannot be delivered a moment later (a client that stopped reading) is dropped.
       cancelCut = this.#after(

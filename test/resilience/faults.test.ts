@@ -10,7 +10,7 @@ import { manualTimer, withClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closeServer, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 import { logEntries } from '../helpers/script.ts';
-import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type Stack } from '../helpers/stack.ts';
+import { codes, leaveWhileUpstreamHangs, postGraphQL, readRestDuringShutdown, startArrivingPost, startLoggingStack, startSlowDownload, startSlowRead, startStack, startTestGateway, useStack, type ArrivingPost, type SlowRead, type Stack } from '../helpers/stack.ts';
 
 /** One operation reading an account that answers beside one whose upstream request hangs. */
 async function okBesideHanging(stack: Stack) {
@@ -824,6 +824,28 @@ describe('graceful shutdown', () => {
       await closing;
     } finally {
       arriving?.socket.destroy();
+      await stack.close();
+    }
+  });
+
+  it('does not count an answer still being delivered as an operation running: the grace period’s end says it stops only those still running', { timeout: 20_000 }, async () => {
+    const stack = await startLoggingStack('info', { gateway: { shutdownGraceMs: 0 } });
+    let download: SlowRead | undefined;
+    try {
+      const hung = stack.emulator.store.createAccount({ email: 'hung@example.com' }).id;
+      // An answer made, ~20 MB, its client reading none of it: its operation ran, its delivery is what remains.
+      download = await startSlowDownload(stack.emulator, stack.gateway.url);
+      stack.emulator.addFault({ path: `/accounts/${hung}`, hang: true });
+      const running = stack.gql(`{ account(id: "${hung}") { id } }`);
+      await eventually(() => stack.emulator.inFlight === 1);
+      const closing = stack.gateway.close();
+      await eventually(() => stack.lines.some((line) => line.includes('shutdown grace period over')));
+      const over = JSON.parse(stack.lines.find((line) => line.includes('shutdown grace period over'))!) as { count: number };
+      assert.equal(over.count, 1, 'the hung operation alone, not the answer waiting for its client');
+      assert.deepEqual(codes(await running), ['UPSTREAM_TIMEOUT']);
+      await closing;
+    } finally {
+      download?.socket.destroy();
       await stack.close();
     }
   });
