@@ -169,10 +169,15 @@ function projectSources(): string[] {
 // npm installs every package a dependency needs at the top of node_modules when it can, so a file that imports
 // one the project never declared resolves today and fails the day that dependency drops it, or npm nests it
 // (another version wanted elsewhere): the IDE's bundle or the example's typecheck broke on a dependency's patch.
+/** The packages package.json declares, as dependencies or development ones. */
+function declaredPackages(): Set<string> {
+  const manifest = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as Record<'dependencies' | 'devDependencies', Record<string, string>>;
+  return new Set([...Object.keys(manifest.dependencies), ...Object.keys(manifest.devDependencies)]);
+}
+
 describe('the packages the project imports', () => {
   it('are each declared in package.json, as a dependency or a development one', () => {
-    const manifest = JSON.parse(readFileSync(join(projectRoot(), 'package.json'), 'utf8')) as Record<'dependencies' | 'devDependencies', Record<string, string>>;
-    const declared = new Set([...Object.keys(manifest.dependencies), ...Object.keys(manifest.devDependencies)]);
+    const declared = declaredPackages();
     const imports = projectSources().flatMap((file) =>
       specifiersIn(readFileSync(join(projectRoot(), file), 'utf8'))
         // A package's name, not a relative path nor a builtin (nor this file's mention of `import('…')` above).
@@ -182,4 +187,38 @@ describe('the packages the project imports', () => {
     assert.ok(imports.some(({ file, name }) => file.startsWith('src/ide/browser/') && name === 'graphiql'), 'the IDE\'s browser code is read, and its import of graphiql found');
     assert.deepEqual(imports.filter(({ name }) => !declared.has(name)).map(({ file, name }) => `${file} -> ${name}`), []);
   });
+
+  // The code generator loads them by name, as an import would: `add` is `@graphql-codegen/add`.
+  it('and the plugins and presets of its code generator configurations, likewise', () => {
+    const declared = declaredPackages();
+    const named = ['codegen.yml', join('examples', 'frontend', 'codegen.yml')].flatMap((file) =>
+      codegenPackagesOf(readFileSync(join(projectRoot(), file), 'utf8')).map((found) => ({ file, ...found })),
+    );
+    assert.ok(named.some(({ name }) => name === 'typescript-resolvers'), 'codegen.yml is read, and its typescript-resolvers plugin found');
+    assert.ok(named.some(({ name }) => name === 'client'), 'the example\'s codegen.yml is read, and its client preset found');
+    assert.deepEqual(named.filter(({ candidates }) => !candidates.some((candidate) => declared.has(candidate))).map(({ file, name }) => `${file} -> ${name}`), []);
+  });
 });
+
+/**
+ * The plugins (`plugins:` items) and presets (`preset:`) a code generator configuration names, each with the
+ * packages GraphQL Code Generator's CLI looks for under that name (its getPluginByName and getPresetByName).
+ */
+function codegenPackagesOf(yaml: string): Array<{ name: string; candidates: string[] }> {
+  const found: Array<{ name: string; candidates: string[] }> = [];
+  let pluginsIndent: number | undefined;
+  for (const line of yaml.split('\n')) {
+    if (/^\s*(?:#|$)/.test(line)) continue;
+    const indent = line.search(/\S/);
+    if (pluginsIndent !== undefined && indent <= pluginsIndent && !line.trimStart().startsWith('- ')) pluginsIndent = undefined;
+    const item = pluginsIndent !== undefined && indent >= pluginsIndent ? /^\s*- ([\w@/.-]+):?\s*$/.exec(line) : null;
+    if (item) {
+      const name = item[1]!;
+      found.push({ name, candidates: [`@graphql-codegen/${name}`, `@graphql-codegen/${name}-template`, `@graphql-codegen/${name}-plugin`, `graphql-codegen-${name}`, name] });
+    }
+    if (/^\s*plugins:\s*$/.test(line)) pluginsIndent = indent;
+    const preset = /^\s*preset:\s*([\w@/.-]+)\s*$/.exec(line);
+    if (preset) found.push({ name: preset[1]!, candidates: [`@graphql-codegen/${preset[1]}`, `@graphql-codegen/${preset[1]}-preset`, preset[1]!] });
+  }
+  return found;
+}
