@@ -5,7 +5,7 @@ import { answerPreflight, answerStrayPreflight, corsGrant, grantCors } from './c
 import { createAuthenticator, isOpen, type Authenticate, type AuthSettings } from './verify.ts';
 
 export { AccessGuard, callerForLog, OPEN_IDENTITY, type AccountReach, type Identity } from './access.ts';
-export { ADMIN_SCOPE, isOpen, type AuthSettings } from './verify.ts';
+export { ADMIN_SCOPE, type AuthSettings } from './verify.ts';
 
 /** What the gateway's HTTP layer needs to know about who may call it and from where. */
 export interface GatewayAccessOptions {

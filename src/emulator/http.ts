@@ -9,7 +9,7 @@ import { canonicalHost, hostnameOf, isLoopbackHost } from '../support/url.ts';
 /** Small HTTP helpers shared by the API routes and the connect page. */
 
 /** Request bodies larger than this are refused: the API only takes short forms. */
-export const MAX_BODY_BYTES = 1024 * 1024;
+const MAX_BODY_BYTES = 1024 * 1024;
 
 export class HttpError extends Error {
   constructor(

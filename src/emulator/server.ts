@@ -16,7 +16,7 @@ import { shortened } from '../support/shortened.ts';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 import { applyFault, FaultRules, RequestLog, type EmulatorRequestLogEntry, type FaultRule } from './test-hooks.ts';
 
-export type { EmulatorRequestLogEntry, FaultRule } from './test-hooks.ts';
+export type { EmulatorRequestLogEntry } from './test-hooks.ts';
 
 /**
  * The emulator's HTTP server: a Context.IO 2.0-compatible API under `/2.0`, the connect pages under

@@ -241,7 +241,7 @@ function limitNamedBy(error: GraphQLError, code: string | undefined): string | u
 }
 
 /** Validation errors answered at most, then graphql-js's own `Too many validation errors, …`: enough to fix a document by. */
-export const MAX_VALIDATION_ERRORS = 20;
+const MAX_VALIDATION_ERRORS = 20;
 
 export interface ApolloSettings {
   limits: OperationLimits;

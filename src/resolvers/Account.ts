@@ -18,7 +18,7 @@ const loadedAccount = (account: UpstreamAccount, id: string): AccountParent => (
 const reachedIdOf = (parent: AccountParent): string => (parent.complete ? (parent.reachedAs ?? parent.account.id) : parent.account.id);
 
 /** An account parent from what a used connect token embeds, readable as far as `reach` allows. */
-export const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: AccountReach): EmbeddedAccountParent => ({
+const embeddedAccount = (account: UpstreamEmbeddedAccount, reach: AccountReach): EmbeddedAccountParent => ({
   complete: false,
   account,
   reach,

@@ -20,7 +20,7 @@ import type {
  */
 export type AccountParent = CompleteAccountParent | EmbeddedAccountParent;
 
-export interface CompleteAccountParent {
+interface CompleteAccountParent {
   readonly complete: true;
   readonly account: UpstreamAccount;
   /**

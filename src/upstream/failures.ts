@@ -119,7 +119,7 @@ export function tlsFailureAfter(code: string | undefined, sent: boolean): 'certi
  * handshake that failed otherwise (OpenSSL's `ERR_SSL_*`: a server that speaks no TLS at an https:// address,
  * no protocol version or cipher in common). `undefined` for anything else.
  */
-export function tlsFailureOf(code: string | undefined): 'certificate' | 'handshake' | undefined {
+function tlsFailureOf(code: string | undefined): 'certificate' | 'handshake' | undefined {
   if (code === undefined) return undefined;
   if (CERTIFICATE_REFUSED_CODES.has(code)) return 'certificate';
   return code.startsWith('ERR_SSL_') ? 'handshake' : undefined;

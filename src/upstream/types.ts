@@ -13,7 +13,7 @@ export const SOURCE_STATUSES = [
   'TEMP_DISABLED',
   'DISABLED',
 ] as const;
-export type UpstreamSourceStatus = (typeof SOURCE_STATUSES)[number];
+type UpstreamSourceStatus = (typeof SOURCE_STATUSES)[number];
 
 export interface UpstreamSource {
   label: string;

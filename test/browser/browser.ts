@@ -12,7 +12,7 @@ import { startStack, type Stack } from '../helpers/stack.ts';
  * Browser tests drive Debian's Chromium with playwright-core (never a browser download). Without it they are
  * skipped, with a message that says how to get it; `.ci/run` installs it, so CI always runs them.
  */
-export const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
+const CHROMIUM = process.env['CHROMIUM_PATH'] || '/usr/bin/chromium';
 
 export const skipReason = existsSync(CHROMIUM)
   ? undefined
@@ -21,7 +21,7 @@ export const skipReason = existsSync(CHROMIUM)
 if (skipReason) console.log(`# browser tests ${skipReason}`);
 
 /** Where failure screenshots go (git-ignored). */
-export const RESULTS_DIR = join(projectRoot(), 'test-results');
+const RESULTS_DIR = join(projectRoot(), 'test-results');
 
 export interface BrowserTestOptions {
   /**

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 export const buildStep = (dir: string, ...args: string[]) => run(dir, process.execPath, join(dir, 'scripts', 'build-if-needed.mjs'), ...args);
 export const npm = (dir: string, ...args: string[]) => run(dir, 'npm', ...args);
 
-export async function run(dir: string, command: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
+async function run(dir: string, command: string, ...args: string[]): Promise<{ code: number | null; output: string }> {
   return runAs({}, dir, command, ...args);
 }
 

@@ -121,7 +121,7 @@ export type TypeName =
   | PayloadName;
 
 /** The payloads of the writes `Generator.mutation` draws. */
-export type PayloadName = 'CreateAccountPayload' | 'UpdateAccountPayload' | 'DeleteAccountPayload' | 'CreateConnectTokenPayload' | 'DeleteConnectTokenPayload';
+type PayloadName = 'CreateAccountPayload' | 'UpdateAccountPayload' | 'DeleteAccountPayload' | 'CreateConnectTokenPayload' | 'DeleteConnectTokenPayload';
 
 /** An argument: a literal written into the operation, or a variable's value (`Input`: an input object's literal text). */
 export interface Arg {
@@ -165,7 +165,7 @@ export interface PageOptions {
 }
 
 /** The page size a connection field asks for: its `first`, or the schema's default when left out. */
-export const pageSizeOf = (f: Field): number => Number(f.args.find((a) => a.name === 'first')?.value ?? DEFAULT_FIRST);
+const pageSizeOf = (f: Field): number => Number(f.args.find((a) => a.name === 'first')?.value ?? DEFAULT_FIRST);
 const DEFAULT_FIRST = 20;
 
 /** A variable of the operation, with its value. */
@@ -549,7 +549,7 @@ export interface Access {
   accounts: ReadonlySet<string>;
 }
 
-export const ADMIN_ACCESS: Access = { admin: true, accounts: new Set() };
+const ADMIN_ACCESS: Access = { admin: true, accounts: new Set() };
 
 interface Need {
   resource: string;
@@ -1014,7 +1014,7 @@ export function pagedListKey(paged: PagedList): string {
 export const UPSTREAM_STATUSES = ['OK', 'INVALID_CREDENTIALS', 'CONNECTION_IMPOSSIBLE', 'NO_ACCESS_TO_ALL_MAIL', 'TEMP_DISABLED', 'DISABLED'] as const;
 
 /** P1: how many accounts a page of `first` asks the upstream for: one more, to know whether another follows, but at most its 100. */
-export const accountsPageLimit = (first: number): number => Math.min(first + 1, 100);
+const accountsPageLimit = (first: number): number => Math.min(first + 1, 100);
 
 /** P1: the request an accounts page makes, `offset` its first item's position. */
 export function accountsPageRequest(first: number, offset: number, filter: PagingFilter): string {

@@ -18,7 +18,7 @@ const DUPLICATE = '\u0003dup';
 export const raw = (text: string): string => `${RAW}${text}`;
 
 export const ACCOUNT_ID = '52daabefcea6f9c35a4a0997';
-export const TOKEN = 'abcdef0123456789';
+const TOKEN = 'abcdef0123456789';
 
 /** Sources as the emulator renders them and as contextio-2.0.md's sample has them. */
 export function validSource(index: number): Record<string, Json> {
@@ -107,7 +107,7 @@ const ODD_STRUCTURES: Json[] = [
   deep(50, '[', '1', ']'), deep(5_000, '[', '', ']'), deep(2_000, '{"a":', '1', '}'), deep(20, '{"id":', `"${ACCOUNT_ID}"`, '}'),
 ];
 
-export function oddValue(random: Random): Json {
+function oddValue(random: Random): Json {
   switch (random.int(6)) {
     case 0:
       return random.pick([null, true, false]);
