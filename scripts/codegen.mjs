@@ -1,6 +1,8 @@
 // GraphQL Code Generator's CLI, run with require() of ES modules on: it require()s packages published as ES
-// modules only (yargs 18, auto-bind), which Node does without a flag only from 20.19; this project supports
-// 20.18 (package.json `engines`), where `graphql-codegen` alone stops with ERR_REQUIRE_ESM. The arguments are
+// modules only (yargs 18, chalk 5 …), which Node does without a flag only from 20.19; this project supports
+// 20.18 (package.json `engines`), where `graphql-codegen` alone stops with ERR_REQUIRE_ESM. (Its plugins' auto-bind
+// is not among them: 20.18's require() of auto-bind 5 breaks them even with the flag, so `overrides` in
+// package.json pins the CommonJS 4.) The arguments are
 // the CLI's (`--config codegen.yml`, `--silent` …); the exit code is its. When it fails, a syntax error in
 // schema/ is printed after its output with the file and line the CLI does not give.
 import { spawnSync } from 'node:child_process';
