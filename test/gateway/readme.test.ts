@@ -9,6 +9,7 @@ import { measureOperation } from '../../src/limits/measure.ts';
 import { buildSchema } from '../../src/graphql/schema.ts';
 import { SETTINGS } from '../../src/config/settings.ts';
 import { DEFAULTS } from '../../src/config/defaults.ts';
+import { STOP_SIGNALS } from '../../src/support/stop-signals.ts';
 import { configProblems } from '../helpers/config.ts';
 import { startStack, useStack, type Stack } from '../helpers/stack.ts';
 
@@ -269,6 +270,22 @@ describe('the README and docs name what exists', () => {
       [],
       'codes of src/errors.ts with no row in docs/errors.md: a client branches on each, and needs to know when it comes',
     );
+  });
+
+  // A signal added to STOP_SIGNALS (SIGUSR2 was) left the lists written before it one short.
+  it('names every stop signal beyond SIGTERM and SIGINT wherever it lists them', () => {
+    const others = STOP_SIGNALS.filter((signal) => signal !== 'SIGTERM' && signal !== 'SIGINT');
+    let lists = 0;
+    for (const { path, text } of documents) {
+      // A paragraph, or a row of a table.
+      for (const passage of text.split(/\n\s*\n/).flatMap((block) => (block.startsWith('|') ? block.split('\n') : [block]))) {
+        const named = others.filter((signal) => passage.includes(signal));
+        if (named.length < 2) continue;
+        lists += 1;
+        assert.deepEqual(others.filter((signal) => !named.includes(signal)), [], `${path}: ${passage.slice(0, 200)}`);
+      }
+    }
+    assert.ok(lists >= 5, `${lists} lists of stop signals checked`);
   });
 
   it('gives the deadlines that are no setting as the gateway has them: a request’s arrival, an answer’s stall', () => {
