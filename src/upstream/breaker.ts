@@ -1,10 +1,11 @@
 /*
  * A circuit breaker for the upstream as a whole. While the upstream is down, every call would wait for its
  * deadline and add load to a server that is struggling; instead, after `failureThreshold` consecutive
- * failures that say "down" (no connection, timeouts, 502/504), calls fail at once for `cooldownMs`. Then one
- * probe at a time is let through (half-open): a success closes the circuit, a failure opens it again. (A probe
- * that has not answered within another cooldown stops holding the way: see `tryAcquire`.) What a call's
- * failure counts for, across its attempts and beside other calls: see `CallVerdicts`.
+ * failures that say "down" (no connection, timeouts, 502/504, a 503 without the API's own error body), calls
+ * fail at once for `cooldownMs`. Then one probe at a time is let through (half-open): a success closes the
+ * circuit, a failure opens it again. (A probe that has not answered within another cooldown stops holding the
+ * way: see `tryAcquire`.) What a call's failure counts for, across its attempts and beside other calls: see
+ * `CallVerdicts`.
  */
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
@@ -149,7 +150,8 @@ export class CircuitBreaker {
   }
 
   /**
-   * The upstream looked down to a call with this permit: no connection, a timeout, or a 502/504. While
+   * The upstream looked down to a call with this permit: no connection, a timeout, a 502/504, or a 503 without
+   * the API's own error body (what a load balancer answers for an API that is down; the client decides). While
    * half-open only a probe's failure reopens the circuit: a call let through before it opened, failing now,
    * tells of the outage already known. A probe given up on does (against an upstream that hangs longer than
    * the cooldown, every probe is given up on before it fails: the circuit would stay half-open for good);

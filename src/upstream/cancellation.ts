@@ -1,7 +1,8 @@
 /**
  * What a caller cancels its upstream calls with: an `AbortSignal`, or the gateway's lighter
  * {@link OperationScope}, which also tells the client whose calls they are (for its log lines), counts
- * what they sent and bounds how many they may send. Only what the client uses of a signal.
+ * what they sent and bounds how many they may send. Only what the client uses of a signal, and `requests`, which
+ * the request's loaders read back (`RequestApi.requestsSent`).
  */
 export interface CancelSignal {
   /** The id of the request the calls serve: the client's log lines about them carry it. */
