@@ -8,9 +8,10 @@ import type { Refusal } from './respond.ts';
 /** How often requests refused for load by each cap are logged at most. */
 export const LOAD_REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-/** The caps that refuse a request for load: operations running, bodies arriving, answers not yet taken. */
+/** Where refusals for load are said: the gateway's log, through the throttle of their warnings (one per cap). */
 type LoadRefusalLog = { logger: Logger; refusalsForLoad: LineThrottle };
 
+/** The caps that refuse a request for load: operations running, bodies arriving, answers not yet taken. */
 type LoadCap = 'operations' | 'bodies' | 'answers';
 
 /**

@@ -358,12 +358,10 @@ describe('a gateway meeting refused connections, a rate-limit pause and its circ
   }
 
   /**
-   * Runs `body` for each case, reporting a failure with what replays it. `sequential`: each case starts from
-   * the state the ones before it left (the breaker's), so replaying one runs those before it too.
-   */
-  /**
-   * Runs CASES cases of `part`, and, where `covered` is given, more (up to four times as many) until it holds:
-   * a seed whose first cases happen not to reach some state of the model goes on until they do.
+   * Runs `body` for CASES cases of `part`, reporting a failure with what replays it; where `covered` is given,
+   * more (up to four times as many) until it holds: a seed whose first cases happen not to reach some state of
+   * the model goes on until they do. `sequential`: each case starts from the state the ones before it left (the
+   * breaker's), so replaying one runs those before it too.
    */
   async function cases(part: string, body: (index: number, random: Random, report: string[]) => Promise<void>, sequential = false, covered?: () => boolean): Promise<void> {
     for (let index = 0; index < CASES || (covered !== undefined && index < 4 * CASES && !covered()); index++) {
