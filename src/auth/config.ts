@@ -25,14 +25,15 @@ export const MIN_SECRET_LENGTH = 32;
 /**
  * Reads `AUTH_*`, `CORS_ORIGINS` and `INTROSPECTION`, adding one line per problem to `problems` (never a
  * value of a secret). `host` is where the gateway will bind (undefined when HOST is refused already): open mode is
- * refused off loopback.
+ * refused off loopback. `setButBlank`: whether a variable is set to nothing, which for a key is refused here, not
+ * read as unset (no default: one that said "never" would let a blank AUTH_JWT_SECRET start the gateway open).
  */
 export function readAccessConfig(
   read: (name: string) => string | undefined,
   host: string | undefined,
   development: boolean,
   problems: string[],
-  setButBlank: (name: string) => boolean = () => false,
+  setButBlank: (name: string) => boolean,
 ): AccessConfig {
   // Blank elsewhere means unset; here that would turn a deployment whose template left the secret empty into
   // open mode, every caller admin, on loopback behind a proxy on the same host, for one.

@@ -16,15 +16,11 @@ import type { ErrorCode, HttpRefusalCode } from '../errors.ts';
  * closes, which it does once ended (all of the body out of the process) or when its connection drops with the
  * body still in it (the client gone, the answer cut for stalling or at shutdown), which frees it.
  */
-export function endOnceFlushed(res: ServerResponse, body: string, hold?: (bytes: number) => () => void): void {
-  if (body.length === 0) {
-    res.end();
-    return;
-  }
+export function endOnceFlushed(res: ServerResponse, body: string, hold: (bytes: number) => () => void): void {
   const bytes = Buffer.byteLength(body);
   if (!res.headersSent) res.setHeader('content-length', bytes);
   // Closed already (its client left while the operation ran): nothing is held, and no 'close' would give it back.
-  if (hold && !res.closed) res.once('close', hold(bytes));
+  if (!res.closed) res.once('close', hold(bytes));
   res.write(body, (error) => {
     if (flushed(res, error)) res.end();
   });
