@@ -60,7 +60,7 @@ export interface ContextDeps {
   budgets: CallerBudgets;
 }
 
-export function contextDeps(client: UpstreamClient, consumerSecret: string, budgets: CallerBudgets = {}): ContextDeps {
+export function contextDeps(client: UpstreamClient, consumerSecret: string, budgets: CallerBudgets): ContextDeps {
   return { client, cursorKey: cursorKeyFrom(consumerSecret), budgets };
 }
 

@@ -786,7 +786,7 @@ export class UpstreamClient {
    * gateway's in use, or one to the upstream that could not be opened): the upstream was never asked, and a
    * write was not carried out, which is what its caller needs to know to try again.
    */
-  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded = false, neverSent = false) {
+  #cancelledError<T>(call: Call<T>, cancellation: CallCancellation, info: UpstreamErrorInfo, mayHaveLanded: boolean, neverSent = false) {
     const landed = mayHaveTakenEffect(call.method, mayHaveLanded);
     const reason: unknown = call.signal?.reason;
     const timedOut = cancellation.reason === 'deadline' || reason instanceof OperationDeadlineExceeded;
