@@ -1,5 +1,6 @@
 // First: sets NODE_ENV before graphql-js is imported (see the module).
 import './production-default.ts';
+import cluster from 'node:cluster';
 import type { AccessConfig } from './auth/config.ts';
 import type { AuthSettings } from './auth/index.ts';
 import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config/index.ts';
@@ -131,6 +132,14 @@ async function embeddedUpstream({ emulator: options, randomSecret }: EmbeddedCon
     ...(options.rateLimitPerHour === undefined ? {} : { rateLimitPerHour: options.rateLimitPerHour }),
     ...(randomSecret ? { consumerSecret: 'made up at start: the emulator is reachable beyond loopback (set EMULATOR_CONSUMER_SECRET to call its API yourself; filtered cursors then outlive a restart)' } : {}),
   });
+  // Node's cluster (pm2's cluster mode) shares one listening port among its workers, the emulator's as the
+  // gateway's: each worker's emulator keeps its own accounts, so a write reaches one and the reads after it any.
+  if (cluster.isWorker) {
+    logger.announce(
+      'warn',
+      "the embedded emulator runs in a cluster worker (pm2's cluster mode, Node's cluster): each worker starts one with accounts of its own, all on a port the workers share, so that a write reaches one of them and the reads after it any; set CONTEXTIO_API_URL (in development, to one npm run emulator)",
+    );
+  }
   const portWarning = publicPortWarning(options, emulator.url);
   if (portWarning !== undefined) logger.announce('warn', portWarning);
   // A secret is made up only when none is set: one set to the public development secret is kept, and anyone who

@@ -3,13 +3,14 @@ import { createServer, type Socket } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { exportJWK, generateKeyPair } from 'jose';
 import { startJwksServer } from '../auth/helpers.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closedPort, closeServer, listenOnLoopback } from '../helpers/net.ts';
 import { IN_MAIN, query, REMOTE_KEY_PAIR, remoteUpstreamEnv, startMain, startRemoteUpstream } from '../helpers/main-process.ts';
-import { logEntries } from '../helpers/script.ts';
+import { logEntries, runScript } from '../helpers/script.ts';
 
 /** A well-formed account id the emulator does not know: the gateway's call for it gets a 404. */
 const MISSING_ACCOUNT = '0123456789abcdef01234567';
@@ -233,6 +234,21 @@ describe('npm start', () => {
       ],
       'the operation line and the debug line are dropped',
     );
+  });
+
+  it('warns at start, at any log level, when the embedded emulator runs in a cluster worker (pm2 -i): each worker has its own accounts, on a port the workers share', async () => {
+    // Two workers' emulators took turns at one port: an account one of them created was NOT_FOUND by the other
+    // for every second read, and nothing said why.
+    const run = runScript(fileURLToPath(new URL('./fixtures/cluster-primary.mjs', import.meta.url)), { PORT: '0', LOG_LEVEL: 'error', EMULATOR_SEED: 'none' });
+    try {
+      await run.waitForLine(/"gateway ready"/);
+      const warnings = logEntries(run.lines).filter((entry) => String(entry['message']).startsWith('the embedded emulator runs in a cluster worker'));
+      assert.deepEqual(warnings.map((entry) => entry['level']), ['warn'], run.lines.join('\n'));
+    } finally {
+      run.child.kill('SIGTERM');
+      const [code] = await run.exited;
+      assert.equal(code, 0, run.lines.join('\n'));
+    }
   });
 
   it('warns at start, at any log level, when OPERATION_TIMEOUT_MS is not above UPSTREAM_TIMEOUT_MS (the breaker would never see a hung upstream)', async () => {
