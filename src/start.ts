@@ -212,7 +212,7 @@ function stopOnSignals(gateway: Gateway, emulator: Emulator | undefined, logger:
   };
   signals.listen({
     stop: (signal) => void stop(signal),
-    repeat: (signal) => logger.info('the same signal again (npm passes it on): send it once more to stop at once', { signal }),
+    repeat: (signal) => logger.info('the same signal again within a second, taken as the same (as npm, or a process manager signalling the group, passes it on): send it once more to stop at once', { signal }),
     force: (signal) => {
       // An operator who will not wait for the grace period. The embedded emulator's last change is still
       // written (it saves each change as it is made), unless its save hangs.
