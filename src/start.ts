@@ -49,6 +49,10 @@ async function main(): Promise<void> {
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl, ...proxyShown(config.upstream) } : {};
   logger.announce('info', 'gateway ready', { graphql: gateway.url, ...(config.ide ? { ide: gateway.url } : {}), health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+  // And to a parent on an IPC channel: pm2's --wait-ready (and its reload, which stops the old process only then)
+  // waits for this message; in a cluster worker, the embedded emulator's listen alone would have looked ready.
+  // A parent that has gone, or that listens for nothing, is no failure of the start.
+  if (process.send && process.connected) process.send('ready', undefined, {}, () => undefined);
   warnOfUnusableKeySet(gateway, config.auth, logger);
   if (config.upstream.kind === 'remote') warnOfUnusableUpstream(gateway, config.upstream, signals, logger);
 }

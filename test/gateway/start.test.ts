@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout } from 'node:timers/promises';
 import { createServer, type Socket } from 'node:net';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -234,6 +237,32 @@ describe('npm start', () => {
       ],
       'the operation line and the debug line are dropped',
     );
+  });
+
+  // pm2's --wait-ready (and its reload) waits for the app's process.send('ready') before it takes the app for up and
+  // stops the old one: without it, pm2 waited its listen timeout, then took a gateway for up whether it was or not.
+  it('tells a parent process listening on an IPC channel (pm2 --wait-ready) "ready" once it serves', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { PATH: process.env['PATH'] ?? '', PORT: '0', LOG_LEVEL: 'info', EMULATOR_SEED: 'none' },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    try {
+      // Bounded: a gateway that says nothing would hold the test to the file's time limit.
+      const [message] = (await Promise.race([
+        once(child, 'message'),
+        once(child, 'exit').then(() => ['exited']),
+        eventually(() => /"gateway ready"/.test(stderr), IN_MAIN).then(() => setTimeout(5_000, ['nothing said 5 s after its ready line'])),
+      ])) as [unknown];
+      assert.equal(message, 'ready', stderr);
+      await eventually(() => /"gateway ready"/.test(stderr), IN_MAIN);
+      const health = /"health":"([^"]+)"/.exec(stderr)![1]!;
+      assert.equal((await fetch(health)).status, 200, 'it serves once it said so');
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'close');
+    }
   });
 
   it('warns at start, at any log level, when the embedded emulator runs in a cluster worker (pm2 -i): each worker has its own accounts, on a port the workers share', async () => {
