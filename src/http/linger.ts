@@ -5,11 +5,12 @@ import { unrefTimer, type WaitTimer } from '../support/wait-timer.ts';
  * A lingering close (nginx's lingering_close, Apache's): a connection answered before its request's body has all
  * arrived (a refusal: 413, 415, 401 past MAX_BODY_BYTES, a wrong Host …) is closed only after what its client still
  * sends is read and dropped. Closed at once, the kernel resets a connection that has unread bytes, and a client still
- * sending its body meets the reset (EPIPE, ECONNRESET) before it reads the answer: nginx, which sends a body whole
- * before it reads, answered 502 instead of the gateway's 413. The answer goes out, then the gateway's half of the
- * connection closes (a FIN: its client reads the answer and the end after it), and what still arrives is dropped
- * unparsed, until the client closes its half or a bound is reached: then the connection is destroyed, reset if
- * more was still coming.
+ * sending its body meets the reset (EPIPE, ECONNRESET), which drops the answer from its kernel unread: nginx, still
+ * writing the body, answered 502 instead of the gateway's 413 about half the time (it reads an answer that comes
+ * while it writes, so with the linger it passed the 413 on for a body of 100 MiB). The answer goes out, then the
+ * gateway's half of the connection closes (a FIN: its client reads the answer and the end after it), and what still
+ * arrives is dropped unparsed, until the client closes its half or a bound is reached: then the connection is
+ * destroyed, reset if more was still coming.
  */
 
 /** Bytes a linger drops at most, as a multiple of MAX_BODY_BYTES: 4 MiB at its default of 1 MiB. */
