@@ -62,7 +62,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
   /**
    * Whom the token names, once verified: the log line says who made the operation. In open mode everyone is
    * the open admin, token or not, so it is known from the start: a request refused before the token check
-   * (another method, a query string that is not UTF-8) is said to be `open` too.
+   * (another method, a query string that is not UTF-8, a WebSocket handshake) is said to be `open` too.
    */
   let identity: Identity | undefined = access.open ? OPEN_IDENTITY : undefined;
   logOperationOnClose({ logger, shutdown, connections }, req, res, { requestId, outcome, operation, started, identity: () => identity });
@@ -73,6 +73,13 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
   };
   if (req.method !== 'GET' && req.method !== 'POST') {
     return refuse({ status: 405, message: 'Only GET and POST are supported on /graphql (and OPTIONS, the CORS preflight)', code: HttpRefusalCode.METHOD_NOT_ALLOWED, headers: { allow: 'GET, POST, OPTIONS' } });
+  }
+  // A subscription client's handshake would otherwise be told it lacks a query, or, with authentication on, a
+  // token that a browser's WebSocket cannot send as a header. Known by its Sec-WebSocket-* headers: a proxy drops
+  // Upgrade and Connection (hop-by-hop) unless told to pass them, as nginx does by default.
+  if (req.method === 'GET' && req.headers['sec-websocket-key'] !== undefined) {
+    const message = 'The gateway serves no WebSocket: its schema has no subscriptions. Send queries and mutations over HTTP, as a POST of JSON to /graphql';
+    return refuse({ status: 400, message, code: HttpRefusalCode.BAD_REQUEST });
   }
   if (req.method === 'GET' && !percentEncodedUtf8(url.search)) {
     return refuse({ status: 400, message: 'The query string is not valid UTF-8 once percent-decoded', code: HttpRefusalCode.BAD_REQUEST });

@@ -310,6 +310,35 @@ describe('HTTP hygiene', () => {
     assert.equal((await stack.gql('{ __typename }')).status, 200);
   });
 
+  it('tells a WebSocket handshake (graphql-ws, a subscription client) that the gateway serves none, its Upgrade passed on by the proxy or not, before asking for a token', async () => {
+    const handshake = 'sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: graphql-transport-ws\r\n';
+    const noWebSocket = /^The gateway serves no WebSocket: its schema has no subscriptions\. Send queries and mutations over HTTP, as a POST of JSON to \/graphql$/;
+    // A browser's WebSocket sends no Authorization header (graphql-ws sends its token in a message once
+    // connected): answered 401, it would be told to send one, which it cannot.
+    const authenticated = await startStack({ gateway: { auth: { jwtSecret: SECRET } } });
+    try {
+      for (const url of [stack.gateway.url, authenticated.gateway.url]) {
+        const path = new URL(url).pathname;
+        // As a client sends it, and as nginx forwards it by default: HTTP/1.0, Upgrade and Connection dropped
+        // (hop-by-hop), the Sec-WebSocket-* headers kept.
+        const direct = await exchange(url, `GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: Upgrade, close\r\nupgrade: websocket\r\n${handshake}\r\n`);
+        const proxied = await exchange(url, `GET ${path} HTTP/1.0\r\nhost: 127.0.0.1\r\n${handshake}\r\n`);
+        for (const received of [direct, proxied]) {
+          const { errors } = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as { errors: Array<{ message: string; extensions: { code: string } }> };
+          assert.match(received, /^HTTP\/1\.1 400 /, received);
+          assert.equal(errors[0]?.extensions.code, 'BAD_REQUEST', received);
+          assert.match(errors[0]?.message ?? '', noWebSocket, received);
+        }
+      }
+      assert.deepEqual(stack.upstreamCalls(), []);
+      // A GET that is no handshake is served as ever: /healthz, and the IDE's page, are not refused for it.
+      const health = await exchange(stack.gateway.url, `GET /healthz HTTP/1.0\r\nhost: 127.0.0.1\r\n${handshake}\r\n`);
+      assert.match(health, /^HTTP\/1\.1 200 /, health);
+    } finally {
+      await authenticated.close();
+    }
+  });
+
   it('refuses a mutation over GET with 405, runs queries over GET', async () => {
     const mutation = await get(stack, 'mutation { deleteAccount(id: "0123456789abcdef01234567") { success } }');
     assert.equal(mutation.status, 405);
