@@ -24,6 +24,11 @@ export type Identity =
       readonly tokenDigest: string | undefined;
       /** Who is counted for the caller's budgets: its issuer and subject, or the token's digest when it names no subject. */
       readonly caller: string;
+      /**
+       * The token has no `scope` but names the admin scope in `scp` (Okta's array, Azure AD's string), which the contract
+       * does not read: its refusals say so, or a caller whose token visibly holds the scope is told only that it needs it.
+       */
+      readonly adminScopeInScp?: boolean;
     };
 
 /** The identity of every caller when the gateway runs without `AUTH_JWT_SECRET`/`AUTH_JWKS_URL`. */
@@ -68,14 +73,21 @@ export class AccessGuard {
   /** Root lists and account creation: the whole API key's data. */
   requireAdmin(what: string): void {
     if (this.identity.kind !== 'admin') {
-      throw gatewayError(ErrorCode.FORBIDDEN, `${what} needs the contextio:admin scope`);
+      throw gatewayError(ErrorCode.FORBIDDEN, `${what} needs the contextio:admin scope${this.#scpHint()}`);
     }
   }
 
   /** Reading or changing one account, its connect tokens or its sources. */
   requireAccount(accountId: string, what: string): void {
     if (this.identity.kind === 'admin' || this.identity.accounts.has(accountId)) return;
-    throw gatewayError(ErrorCode.FORBIDDEN, `${what}: account ${accountId} is not in the caller's scope`);
+    throw gatewayError(ErrorCode.FORBIDDEN, `${what}: account ${accountId} is not in the caller's scope${this.#scpHint()}`);
+  }
+
+  /** What a refusal adds for a token naming the admin scope in `scp` alone. */
+  #scpHint(): string {
+    return this.identity.kind === 'scoped' && this.identity.adminScopeInScp
+      ? ': the token names contextio:admin in its "scp" claim, which this gateway does not read: it reads "scope"'
+      : '';
   }
 
   /** Reading an account's own fields, which a connect token's holder may do as well. */

@@ -234,7 +234,14 @@ function identityOf(payload: JWTPayload, token: string): Identity {
   // By the issuer as logged (an `iss` of no string, or empty, is none): callers told apart only by such a claim would
   // be counted apart yet logged alike.
   const caller = tokenDigest !== undefined ? `token ${tokenDigest}` : JSON.stringify([issuer ?? null, subject]);
-  return { kind: 'scoped', issuer, subject, accounts: new Set((accounts as string[] | undefined) ?? []), tokenDigest, caller };
+  const adminScopeInScp = scope === undefined && scopesOf(payload['scp']).includes(ADMIN_SCOPE);
+  return { kind: 'scoped', issuer, subject, accounts: new Set((accounts as string[] | undefined) ?? []), tokenDigest, caller, ...(adminScopeInScp ? { adminScopeInScp } : {}) };
+}
+
+/** The scopes of an `scp` claim as identity providers write it: an array (Okta's) or a space-separated string (Azure AD's). */
+function scopesOf(scp: unknown): unknown[] {
+  if (typeof scp === 'string') return scp.split(' ');
+  return Array.isArray(scp) ? scp : [];
 }
 
 /** jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. */

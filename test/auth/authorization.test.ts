@@ -293,6 +293,31 @@ describe('per-account scope', () => {
       }
     });
 
+    test('the admin scope named only in scp (as Okta and Azure AD write scopes) grants nothing, and the refusal says scp is not read', async () => {
+      // Okta writes `scp` as an array, Azure AD as a space-separated string; the contract reads `scope` alone. Told
+      // only that it "needs the contextio:admin scope", a caller whose token visibly holds it had nowhere to look.
+      const hint = 'the token names contextio:admin in its "scp" claim, which this gateway does not read: it reads "scope"';
+      for (const scp of [['openid', 'contextio:admin'], 'openid contextio:admin']) {
+        const token = await hsToken({ sub: 'okta-admin', scp, accounts: [mine] });
+        const list = await stack.gql('{ accounts { nodes { id } } }', token);
+        assertForbidden(list, [['accounts']]);
+        assert.ok(list.body.errors![0]!.message.endsWith(hint), `the refusal names scp: ${list.body.errors![0]!.message}`);
+        const account = await stack.gql('query($id: ID!) { account(id: $id) { id } }', token, { id: other });
+        assertForbidden(account, [['account']]);
+        assert.ok(account.body.errors![0]!.message.endsWith(hint), `the refusal names scp: ${account.body.errors![0]!.message}`);
+        // Its own account is read as any scoped caller's.
+        assert.deepEqual(codes(await stack.gql('query($id: ID!) { account(id: $id) { id } }', token, { id: mine })), []);
+        stack.upstreamCalls();
+      }
+      // A token whose scp holds other scopes, or whose `scope` is there (scp beside it is not looked at), is refused as ever.
+      for (const claims of [{ scp: ['openid'] }, { scp: 'contextio:admin-readonly' }, { scope: 'openid', scp: ['contextio:admin'] }]) {
+        const token = await hsToken({ sub: 'okta-user', ...claims });
+        const list = await stack.gql('{ accounts { nodes { id } } }', token);
+        assertForbidden(list, [['accounts']]);
+        assert.equal(list.body.errors![0]!.message, 'accounts needs the contextio:admin scope');
+      }
+    });
+
     test('a field the caller may not use is FORBIDDEN before its arguments are judged: it learns nothing of what they would accept', async () => {
       const refusals = [
         '{ accounts(filter: { email: "" }) { nodes { id } } }',
