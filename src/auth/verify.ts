@@ -106,11 +106,17 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     if (known !== undefined) return known;
     let alg: unknown;
     let kid: unknown;
+    let enc: unknown;
     try {
-      ({ alg, kid } = decodeProtectedHeader(token));
+      ({ alg, kid, enc } = decodeProtectedHeader(token));
     } catch {
       throw unauthenticated('The bearer token is not a well-formed JWT');
     }
+    // A JWE's header names its content encryption (`enc`), which no signed token's does: an access token encrypted by
+    // the identity provider (Auth0's for an API set to use JWE; oidc-provider and Keycloak can encrypt theirs too) is
+    // one this gateway cannot read. Said as an algorithm refused, it sent the operator to the gateway's keys, where
+    // the fix is at the provider.
+    if (enc !== undefined) throw unauthenticated('The bearer token is encrypted (a JWE), not a signed JWT: ask the identity provider for a signed JWT access token');
     let payload: JWTPayload;
     try {
       if (alg === 'HS256' && secret) {

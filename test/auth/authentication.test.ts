@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { GraphQLError } from 'graphql';
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { CompactEncrypt, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closeServer, exchange, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
@@ -410,6 +410,19 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
 
   test('HS256 is refused when only a key set is configured', async () => {
     assertRefused(stack, await stack.gql('{ __typename }', await hsToken({ scope: 'contextio:admin' })), /algorithm/);
+  });
+
+  test('an encrypted token (a JWE, as Auth0 issues for an API set to use JWE) is said to be one, not a signature algorithm refused', async () => {
+    // "signed with an algorithm this gateway does not accept" sent the operator to AUTH_JWT_SECRET and AUTH_JWKS_URL,
+    // where the fix is at the identity provider: ask it for a signed JWT.
+    const fetches = jwks.fetches;
+    const payload = new TextEncoder().encode(JSON.stringify({ scope: 'contextio:admin', exp: now() + 3600 }));
+    const direct = await new CompactEncrypt(payload).setProtectedHeader({ alg: 'dir', enc: 'A256GCM', iss: 'https://tenant.example.com/' }).encrypt(new Uint8Array(32));
+    const toKey = await new CompactEncrypt(payload).setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', kid: 'rsa-1' }).encrypt((await generateKeyPair('RSA-OAEP-256')).publicKey);
+    for (const token of [direct, toKey]) {
+      assertRefused(stack, await stack.gql('{ __typename }', token), /^The bearer token is encrypted \(a JWE\), not a signed JWT: ask the identity provider for a signed JWT access token$/);
+    }
+    assert.equal(jwks.fetches, fetches, 'an encrypted token fetches no key set');
   });
 
   test('HS/RS confusion: an HS256 token keyed with the RSA public key is refused', async () => {
