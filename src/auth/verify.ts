@@ -134,7 +134,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
         keySet?.unusable(kid, error, requestId);
         throw unauthenticated('No key of the configured key set verifies the token');
       }
-      throw refusal(error, requestId, logger);
+      throw refusal(error, requestId, logger, { issuer, audience });
     }
     const identity = identityOf(payload, token);
     // `exp` is required, so a number here; a token is accepted until then and the tolerance after. One verified
@@ -250,8 +250,11 @@ function scopesOf(scp: unknown): unknown[] {
   return Array.isArray(scp) ? scp : [];
 }
 
-/** jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. */
-function refusal(error: unknown, requestId: string, logger: Logger): GraphQLError {
+/**
+ * jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. `expected`, the
+ * issuer and audience required, tells an `iss` or `aud` that misses them by a trailing slash alone.
+ */
+function refusal(error: unknown, requestId: string, logger: Logger, expected: Pick<AuthSettings, 'issuer' | 'audience'>): GraphQLError {
   if (error instanceof joseErrors.JWTExpired) return unauthenticated('The token has expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     switch (error.claim) {
@@ -261,9 +264,11 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
         // jose checks only the claim's type (its age needs `maxTokenAge`, which `exp` makes needless).
         return unauthenticated('The token has an "iat" claim that is not a number');
       case 'iss':
-        return unauthenticated(error.reason === 'missing' ? 'The token has no "iss" (issuer) claim, which this gateway requires' : 'The token was issued by an issuer this gateway does not accept');
+        if (error.reason === 'missing') return unauthenticated('The token has no "iss" (issuer) claim, which this gateway requires');
+        return unauthenticated(`The token was issued by an issuer this gateway does not accept${slashApart(error.payload.iss, expected.issuer, 'iss', 'AUTH_ISSUER')}`);
       case 'aud':
-        return unauthenticated(error.reason === 'missing' ? 'The token has no "aud" (audience) claim, which this gateway requires' : 'The token is meant for another audience');
+        if (error.reason === 'missing') return unauthenticated('The token has no "aud" (audience) claim, which this gateway requires');
+        return unauthenticated(`The token is meant for another audience${slashApart(error.payload.aud, expected.audience, 'aud', 'AUTH_AUDIENCE')}`);
       case 'exp':
         return unauthenticated('The token has no valid "exp" claim');
       default:
@@ -290,6 +295,19 @@ function refusal(error: unknown, requestId: string, logger: Logger): GraphQLErro
       http: { status: 503, headers: new HeaderMap([['retry-after', String(unavailable.retryAfterSeconds)]]) },
     },
   });
+}
+
+/**
+ * What a refusal adds when the claim (`claimed`, or one of its entries) is `expected` but for a trailing slash: Auth0's
+ * issuer ends with one and its tenant's domain does not, and API identifiers are URLs written either way. Told only
+ * that the value was not accepted, the operator compares two that look the same. Nothing of the token's is said but
+ * that one character, and only of a token whose signature verified (jose checks claims after it).
+ */
+function slashApart(claimed: unknown, expected: string | undefined, claim: string, setting: string): string {
+  if (expected === undefined) return '';
+  const values = Array.isArray(claimed) ? claimed : [claimed];
+  const near = values.some((value) => typeof value === 'string' && (value === `${expected}/` || `${value}/` === expected));
+  return near ? `: its "${claim}" and ${setting} differ only by a trailing slash` : '';
 }
 
 /**

@@ -275,6 +275,22 @@ describe('HS256 tokens (AUTH_JWT_SECRET)', () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, withoutAud, { id: accountId }), /no "aud" \(audience\) claim/);
   });
 
+  test('an issuer or audience differing from the setting only by a trailing slash is refused, the message saying so', async () => {
+    // Auth0's issuer ends with a slash and the tenant's domain, as operators copy it, does not; API identifiers are
+    // URLs written either way. Told only "an issuer this gateway does not accept", the operator compared two values
+    // that looked the same.
+    const slash = /differ only by a trailing slash/;
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ iss: 'https://issuer.test/' }), { id: accountId }), /^The token was issued by an issuer this gateway does not accept: its "iss" and AUTH_ISSUER differ only by a trailing slash$/);
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ aud: 'contextio-graphql/' }), { id: accountId }), /^The token is meant for another audience: its "aud" and AUTH_AUDIENCE differ only by a trailing slash$/);
+    assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ aud: ['https://other.test', 'contextio-graphql/'] }), { id: accountId }), slash);
+    // Another value is refused as ever, saying nothing of the one expected.
+    for (const claims of [{ iss: 'https://issuer.test.evil/' }, { iss: 'https://issuer.tes' }, { aud: 'contextio-graphql//' }, { aud: ['x/'] }, { iss: 7 }]) {
+      const response = await stack.gql(ACCOUNT_QUERY, await valid(claims), { id: accountId });
+      assertRefused(stack, response, /issuer|audience/);
+      assert.doesNotMatch(response.body.errors![0]!.message, slash, JSON.stringify(claims));
+    }
+  });
+
   test('a wrong audience', async () => {
     assertRefused(stack, await stack.gql(ACCOUNT_QUERY, await valid({ aud: 'someone-else' }), { id: accountId }), /audience/);
   });
