@@ -99,7 +99,7 @@ export function openKeySet(settings: KeySetSettings, jwtSecret: Uint8Array | und
     logger,
   );
   return {
-    keyOf,
+    keyOf: (header, token, requestId) => keyOf(withKidAsDigits(header), token, requestId),
     fetchedAt: () => fetched.uat,
     unusable: (kid, error, requestId) => unusableKey(unusableKeysSaid, kid, error, requestId, logger),
     onSecretKey,
@@ -149,7 +149,7 @@ function secretKeyPublished(said: SecretKeysSaid, key: JWK, jwtSecret: Uint8Arra
 
 /** A key's `kid` as a log line names it, when it was not said yet (then noted in `said`, at most 100 of them). */
 function newlySaid(said: Set<string>, kid: unknown): string | undefined {
-  const name = typeof kid === 'string' ? shortened(kid, 100) : '(no kid)';
+  const name = typeof kid === 'string' ? shortened(kid, 100) : typeof kid === 'number' ? String(kid) : '(no kid)';
   if (said.has(name) || said.size >= 100) return undefined;
   said.add(name);
   return name;
@@ -225,6 +225,15 @@ function hasStrayExt(key: JWK): boolean {
  */
 function hasNumericKid(key: JWK): boolean {
   return typeof key.kid === 'number';
+}
+
+/**
+ * A token's header whose `kid` is a number (`7`) with it as its digits, as the set's numeric kids are taken
+ * (`forVerifyingOnly`): the server that writes one so writes the other so, and jose picks no key for a kid that is
+ * no string, so such a token was refused as naming no key of the set (after a fetch) though its key was there.
+ */
+function withKidAsDigits<Header extends { kid?: unknown }>(header: Header): Header {
+  return typeof header.kid === 'number' ? { ...header, kid: String(header.kid) } : header;
 }
 
 /**

@@ -686,6 +686,24 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
     });
   });
 
+  test('a token whose header names its key by a number (kid 7, as the server writing the set\'s numeric kid writes its headers) is verified by the key of that kid, numeric or not', async () => {
+    // jose picks no key for a kid that is no string: such a token was refused as naming no key of the set (and
+    // made the gateway fetch the set), though the set's numeric kid is taken as its digits.
+    const ec = await generateKeyPair('ES256', { extractable: true });
+    const numericKid = () => new SignJWT({ scope: 'contextio:admin' }).setProtectedHeader({ alg: 'ES256', kid: 7 } as unknown as { alg: string }).setExpirationTime('10m').sign(ec.privateKey);
+    for (const kid of [7, '7']) {
+      await withKeySet([{ ...(await exportJWK(ec.publicKey)), kid, alg: 'ES256' } as unknown as JWK], async (stack, jwks) => {
+        const response = await stack.gql('{ __typename }', await numericKid());
+        assert.equal(response.status, 200, `the set's kid ${JSON.stringify(kid)}: ${JSON.stringify(response.body)}`);
+        assert.equal(jwks.fetches, 1, 'one fetch, the first token\'s');
+      });
+    }
+    // Another key's number is refused, as another key's string is.
+    await withKeySet([{ ...(await exportJWK(ec.publicKey)), kid: '8', alg: 'ES256' }], async (stack) => {
+      assert.equal((await stack.gql('{ __typename }', await numericKid())).status, 401);
+    });
+  });
+
   test('entries of the set that are no key (null, a string, a number, a list) are ignored, as RFC 7517 says: its keys verify their tokens (a set of nothing else is unreadable)', async () => {
     // jose refuses a set holding one such entry whole: every token was answered 503, the set unreadable.
     const ec = await generateKeyPair('ES256', { extractable: true });
