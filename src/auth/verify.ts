@@ -191,7 +191,11 @@ function bearerToken(authorization: string | undefined): string {
     throw unauthenticated('Authentication required: send Authorization: Bearer <token>', false);
   }
   const match = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i.exec(authorization);
-  if (!match || match[1]!.length > MAX_TOKEN_LENGTH) {
+  // Said so, not as a header of the wrong form: a well-formed token can pass it (Azure AD's carrying many groups).
+  if (match && match[1]!.length > MAX_TOKEN_LENGTH) {
+    throw unauthenticated(`The bearer token is longer than ${MAX_TOKEN_LENGTH} characters, the most this gateway reads: ask the identity provider for a shorter one (fewer claims)`, true);
+  }
+  if (!match) {
     // The placeholder itself, as the IDE's example headers and the docs write it, sent before a token was put in
     // (its `<` is no token's character, so it is among these): "must be "Bearer <token>"" would read as if what
     // was sent were right.
