@@ -23,8 +23,8 @@ export function jsonMistake(text: string, options: { repeatedNames?: boolean } =
 /**
  * Where in `text`, which is JSON, the value at `path` starts (`['accounts', 3, 'sources', 0, 'port']`), or, when the
  * text has no such value (a field missing from its record), the deepest value on the way to it (the record): to
- * say where a value JSON.parse read is wrong, for a file edited by hand. `undefined` when not even the first
- * step is there.
+ * say where a value JSON.parse read is wrong, for a file edited by hand. The text's top value is on the way to any
+ * path (its offset when the first step is missing); `undefined` only for a text that is not JSON.
  */
 export function jsonValuePlace(text: string, path: ReadonlyArray<string | number>): number | undefined {
   return walk(text, { valueAt: path }).found;
