@@ -272,6 +272,16 @@ describe('the README and docs name what exists', () => {
     );
   });
 
+  it('gives in docs/errors.md every HTTP status and code of docs/limits.md\'s table of HTTP refusals', () => {
+    const text = (path: string) => documents.find((document) => document.path === path)!.text;
+    // docs/errors.md's table of errors that end the request: code | HTTP | when (its field errors' table has no status).
+    const answered = new Set(tableRows(text('docs/errors.md'), 'code').filter((row) => /^\d{3}$/.test(row[1] ?? '')).map((row) => `${row[1]} ${row[0]}`));
+    // docs/limits.md's: request | status | code | message (a row of no answer, such as the stall cut, has `—`).
+    const refusals = tableRows(text('docs/limits.md'), 'request').filter((row) => /^\d{3}$/.test(row[1] ?? '')).map((row) => `${row[1]} ${row[2]}`);
+    assert.ok(refusals.length >= 30 && answered.size >= 20, `${refusals.length} refusals of docs/limits.md, ${answered.size} statuses and codes of docs/errors.md`);
+    assert.deepEqual([...new Set(refusals.filter((refusal) => !answered.has(refusal)))], [], 'statuses and codes docs/limits.md gives that docs/errors.md, which lists every error, lacks');
+  });
+
   // A signal added to STOP_SIGNALS (SIGUSR2 was) left the lists written before it one short.
   it('names every stop signal beyond SIGTERM and SIGINT wherever it lists them', () => {
     const others = STOP_SIGNALS.filter((signal) => signal !== 'SIGTERM' && signal !== 'SIGINT');
