@@ -204,6 +204,30 @@ describe('the README and docs name what exists', () => {
     assert.ok(links >= 20 && paths >= 40, `${links} links and ${paths} paths checked`);
   });
 
+  it('links only to headings that exist, as GitHub names their anchors', () => {
+    /** The anchors GitHub gives the headings of a Markdown text: lower case, punctuation dropped, spaces as `-`, a repeat numbered. */
+    const anchors = (text: string) => {
+      const seen = new Map<string, number>();
+      const found = new Set<string>();
+      for (const [, heading] of text.replace(/```[\s\S]*?```/g, '').matchAll(/^#{1,6} +(.+)$/gm)) {
+        const slug = heading!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+        const repeats = seen.get(slug);
+        seen.set(slug, (repeats ?? -1) + 1);
+        found.add(repeats === undefined ? slug : `${slug}-${repeats + 1}`);
+      }
+      return found;
+    };
+    let checked = 0;
+    for (const { path, text } of [...documents, ...['bench/README.md', 'examples/frontend/README.md'].map((other) => ({ path: other, text: readFileSync(other, 'utf8') }))]) {
+      for (const [, target, anchor] of text.replace(/```[\s\S]*?```/g, '').matchAll(/\]\(((?!https?:)[^)#\s]*)#([^)\s]+)\)/g)) {
+        const file = target === '' ? path : join(dirname(path), target!);
+        assert.ok(anchors(readFileSync(file, 'utf8')).has(decodeURIComponent(anchor!)), `${path}: link to ${target}#${anchor}: no such heading in ${file}`);
+        checked += 1;
+      }
+    }
+    assert.ok(checked >= 20, `${checked} links to headings checked`);
+  });
+
   it('names in each row of "How it is built" (the README\'s and docs/architecture.md\'s) files of that row\'s folder', () => {
     const rows = [readme, readFileSync('docs/architecture.md', 'utf8')].flatMap((text) => tableRows(text, 'folder'));
     assert.ok(rows.length >= 20, `${rows.length} rows of folders`);
