@@ -584,7 +584,7 @@ export class UpstreamClient {
     // reports it with a cancelled request's code (UND_ERR_ABORTED): told apart by its message, as it is not the
     // call's own cancellation (checked first, above).
     const tunnelStatus = proxy === undefined ? undefined : proxyRefusalOf(error);
-    // Its own 4xx (407, 403) is the proxy's rules or credentials. Its 5xx (502, 504) says it could not reach the
+    // Its own 4xx (407 or 401, 403) is the proxy's rules or credentials. Its 5xx (502, 504) says it could not reach the
     // upstream, or is failing itself: the upstream out of reach as far as the gateway can tell, as below.
     if (proxy !== undefined && tunnelStatus !== undefined && tunnelStatus < 500) {
       verdicts.noVerdict(permit);

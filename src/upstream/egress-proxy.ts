@@ -129,9 +129,16 @@ function bareHost(host: string): string {
 /**
  * What a tunnel the proxy refused with `status` asks of the operator, for a tunnel to the host of `setting`'s URL
  * (CONTEXTIO_API_URL, AUTH_JWKS_URL); undefined when its status says nothing of it (its own log says why).
+ * Credentials are wanted by a 407, and by a 401 too: tinyproxy (1.11) answers a CONNECT with wrong `BasicAuth`
+ * credentials so. Asked of a proxy URL that carries none, checking them sent the operator nowhere. Short: the
+ * start-up check's reason for the key set, in which it ends, is cut at 200 characters.
  */
 export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: string): string | undefined {
-  if (status === 407) return `it wants credentials: check the user name and password in ${proxy.variable}`;
+  if (status === 407 || status === 401) {
+    return proxy.authorization === undefined
+      ? `it wants credentials, which ${proxy.variable} lacks: http://user:password@host:port`
+      : `it wants credentials: check the user name and password in ${proxy.variable}`;
+  }
   if (status === 403) return `does it allow CONNECT to ${setting}’s host and port?`;
   return undefined;
 }

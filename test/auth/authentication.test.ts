@@ -1378,7 +1378,7 @@ describe('a key set fetched through the egress proxy', () => {
       const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'https_proxy', shown: proxy.hostPort };
       const said = (status: number, hint: string) => `the egress proxy ${proxy.hostPort} refused to open a tunnel to the key set's host (HTTP ${status})${hint}`;
       await proxy.refuseWith(407);
-      const credentials = said(407, ': it wants credentials: check the user name and password in https_proxy');
+      const credentials = said(407, ': it wants credentials, which https_proxy lacks: http://user:password@host:port');
       assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${credentials})`);
       await proxy.refuseWith(403);
       assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${said(403, ': does it allow CONNECT to AUTH_JWKS_URL’s host and port?')})`);

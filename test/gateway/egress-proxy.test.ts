@@ -99,7 +99,13 @@ describe('npm start behind an egress proxy (HTTP_PROXY)', () => {
     assert.deepEqual(new Set(proxy.authorizations), new Set([PROXY_AUTHORIZATION]));
   });
 
-  for (const status of [407, 403]) {
+  // What each refusal asks of the operator: a 401 is tinyproxy's answer to a CONNECT with wrong credentials.
+  const hints: Record<number, string> = {
+    407: 'it wants credentials: check the user name and password in HTTP_PROXY',
+    401: 'it wants credentials: check the user name and password in HTTP_PROXY',
+    403: 'does it allow CONNECT to CONTEXTIO_API_URL’s host and port?',
+  };
+  for (const status of [407, 401, 403]) {
     it(`answers UPSTREAM_ERROR for a tunnel the proxy refuses (HTTP ${status}): one CONNECT a call, not retried, said at error with its status`, async () => {
       await proxy.refuseWith(status);
       emulator.clearRequests();
@@ -112,7 +118,7 @@ describe('npm start behind an egress proxy (HTTP_PROXY)', () => {
       // A configuration fault every call meets: one line at error, naming the status and the proxy.
       const faults = entries.filter((e) => e['level'] === 'error');
       assert.deepEqual(faults.map((e) => [e['status'], e['proxy']]), [[status, proxy.hostPort]], JSON.stringify(entries));
-      assert.match(String(faults[0]!['message']), new RegExp(`^the egress proxy refused to open a tunnel to the upstream \\(HTTP ${status}\\)`));
+      assert.equal(faults[0]!['message'], `the egress proxy refused to open a tunnel to the upstream (HTTP ${status}): ${hints[status]}`);
       assertNoSecrets(gateway.lines);
     });
   }

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { loadConfig, type Env } from '../../src/config/index.ts';
-import { bypassesProxy, throughProxy } from '../../src/upstream/egress-proxy.ts';
+import { bypassesProxy, proxyRefusalHint, throughProxy } from '../../src/upstream/egress-proxy.ts';
 import { configProblems } from '../helpers/config.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closeServer, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
@@ -130,6 +130,31 @@ describe('the egress proxy settings', () => {
     assert.deepEqual(configProblems(remote('https://api.context.io/2.0', { HTTPS_PROXY: 'nope', NO_PROXY: '*' })), []);
     assert.deepEqual(configProblems(remote('http://127.0.0.1:4010/2.0', { HTTP_PROXY: 'nope' })), []);
     assert.deepEqual(configProblems({ HTTP_PROXY: 'nope', HTTPS_PROXY: 'nope' }), []);
+  });
+});
+
+describe('what a refused tunnel asks of the operator', () => {
+  const proxy = (authorization: string | undefined) => ({ origin: 'http://proxy.example:3128', authorization, variable: 'HTTPS_PROXY', shown: 'proxy.example:3128' });
+
+  it('asks for credentials on a 407, and on a 401 (tinyproxy’s answer to a CONNECT with wrong ones)', () => {
+    for (const status of [407, 401]) {
+      assert.equal(proxyRefusalHint(status, proxy('Basic dTpw'), 'CONTEXTIO_API_URL'), 'it wants credentials: check the user name and password in HTTPS_PROXY', String(status));
+    }
+  });
+
+  it('says the proxy URL carries no credentials when it carries none, rather than sending the operator to check them', () => {
+    for (const status of [407, 401]) {
+      assert.equal(
+        proxyRefusalHint(status, proxy(undefined), 'AUTH_JWKS_URL'),
+        'it wants credentials, which HTTPS_PROXY lacks: http://user:password@host:port',
+        String(status),
+      );
+    }
+  });
+
+  it('asks whether a 403 is the proxy’s rules, and leaves other statuses to its log', () => {
+    assert.equal(proxyRefusalHint(403, proxy(undefined), 'CONTEXTIO_API_URL'), 'does it allow CONNECT to CONTEXTIO_API_URL’s host and port?');
+    assert.equal(proxyRefusalHint(400, proxy(undefined), 'CONTEXTIO_API_URL'), undefined);
   });
 });
 
