@@ -375,18 +375,45 @@ async function fetchThroughProxy(url: string, options: Parameters<FetchImplement
     return (await fetchThrough(url, { ...options, dispatcher: agent } as Parameters<typeof fetchThrough>[1])) as unknown as Response;
   } catch (error) {
     const status = proxyRefusalInChain(error);
-    if (status === undefined) throw error;
-    const hint = proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
+    if (status === undefined && !proxyUnreachable(error)) throw error;
+    const hint = status === undefined ? undefined : proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
+    const reason =
+      status === undefined
+        ? `the egress proxy ${proxy.shown} could not be reached: ${failureReason(error)}`
+        : `the egress proxy ${proxy.shown} refused to open a tunnel to the key set's host (HTTP ${status})${hint === undefined ? '' : `: ${hint}`}`;
     // Still fetch's TypeError, as any failure to fetch the set: only its reason is told.
-    throw new TypeError('fetch failed', { cause: new Error(`the egress proxy ${proxy.shown} refused to open a tunnel to the key set's host (HTTP ${status})${hint === undefined ? '' : `: ${hint}`}`) });
+    throw new TypeError('fetch failed', { cause: new Error(reason, { cause: error }) });
   }
 }
 
-/** The egress proxy's refusal status found among `error`'s causes (fetch wraps undici's error twice). */
+/**
+ * Codes of a connection that could not be opened. Through the proxy, only the connection to the proxy is the
+ * gateway's to open (the proxy opens the one to the key set's host): a bare `connect ECONNREFUSED 10.0.0.5:3128`
+ * did not say that address was the proxy's, where the upstream calls' own failure names it.
+ */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** Whether `error` (fetch's, its causes within) is a connection to the egress proxy that could not be opened. */
+function proxyUnreachable(error: unknown): boolean {
+  return (
+    inCauses(error, (cause) => {
+      // A proxy named by a host of several addresses fails with an AggregateError of each's failure.
+      const first = cause instanceof AggregateError ? (cause.errors[0] as unknown) : cause;
+      return NOT_CONNECTED.has(String((first as { code?: unknown } | null)?.code)) || undefined;
+    }) ?? false
+  );
+}
+
+/** The egress proxy's refusal status found among `error`'s causes. */
 function proxyRefusalInChain(error: unknown): number | undefined {
+  return inCauses(error, proxyRefusalOf);
+}
+
+/** The first of `error` and its causes that `pick` finds something in (fetch wraps undici's error twice), what it found. */
+function inCauses<T>(error: unknown, pick: (cause: Error) => T | undefined): T | undefined {
   for (let cause = error, depth = 0; cause instanceof Error && depth < 4; cause = cause.cause, depth++) {
-    const status = proxyRefusalOf(cause);
-    if (status !== undefined) return status;
+    const found = pick(cause);
+    if (found !== undefined) return found;
   }
   return undefined;
 }

@@ -323,6 +323,16 @@ describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://
   });
 });
 
+/** The gateway's environment with its key set at other-host.example, a name that does not resolve, and `proxy` as HTTPS_PROXY. */
+const keySetEnvironment = (proxy: string) => ({
+  PORT: '0',
+  LOG_LEVEL: 'info',
+  AUTH_JWKS_URL: 'https://other-host.example/jwks.json',
+  AUTH_ISSUER: 'https://other-host.example/',
+  AUTH_AUDIENCE: 'contextio-graphql',
+  HTTPS_PROXY: proxy,
+});
+
 describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the egress proxy (HTTPS_PROXY)', () => {
   it('fetches the keys through the proxy, at start and to verify a token: the token verifies', async () => {
     const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true });
@@ -336,15 +346,7 @@ describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the 
     });
     const providerPort = await listenOnLoopback(provider);
     const proxy = await startConnectProxy((authority) => (authority === 'other-host.example:443' ? providerPort : undefined));
-    const gateway = runScript('src/main.ts', {
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      AUTH_JWKS_URL: 'https://other-host.example/jwks.json',
-      AUTH_ISSUER: 'https://other-host.example/',
-      AUTH_AUDIENCE: 'contextio-graphql',
-      HTTPS_PROXY: proxy.url,
-      NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem'),
-    });
+    const gateway = runScript('src/main.ts', { ...keySetEnvironment(proxy.url), NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') });
     try {
       const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
       // Its check of the key set at start.
@@ -367,6 +369,25 @@ describe('npm start with its key set (AUTH_JWKS_URL) reachable only through the 
       await gateway.exited;
       await proxy.close();
       await closeServer(provider);
+    }
+  });
+});
+
+describe('npm start with its key set (AUTH_JWKS_URL) behind an egress proxy that cannot be reached', () => {
+  it('says the proxy could not be reached, naming it, as the upstream calls do, not a bare connection error', async () => {
+    // A port nothing listens on: the proxy down.
+    const closed = createHttpsServer();
+    const port = await listenOnLoopback(closed);
+    await closeServer(closed);
+    const gateway = runScript('src/main.ts', keySetEnvironment(`http://proxy-user:${PROXY_PASSWORD}@127.0.0.1:${port}`));
+    try {
+      await gateway.waitForLine(/AUTH_JWKS_URL's key set cannot be used now/);
+      const said = String(logEntries(gateway.lines).find((e) => String(e['message']).startsWith("AUTH_JWKS_URL's key set cannot be used now"))?.['message']);
+      assert.ok(said.includes(`it could not be fetched and read (the egress proxy 127.0.0.1:${port} could not be reached: connect ECONNREFUSED 127.0.0.1:${port})`), said);
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
     }
   });
 });
