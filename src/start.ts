@@ -3,7 +3,7 @@ import './production-default.ts';
 import cluster from 'node:cluster';
 import type { AccessConfig } from './auth/config.ts';
 import type { AuthSettings } from './auth/index.ts';
-import { ConfigError, loadConfig, type GatewayConfig, type UpstreamConfig } from './config/index.ts';
+import { ConfigError, loadConfig, settingReader, type GatewayConfig, type UpstreamConfig } from './config/index.ts';
 import { publicSecretWarning } from './emulator/config.ts';
 import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure, mayShareAPort } from './http/listen.ts';
@@ -11,6 +11,7 @@ import { createLogger, errorFields, messageOf, stderrLines, type Logger } from '
 import { startGateway, type Gateway } from './http/server.ts';
 import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
+import { ignoredAllProxy } from './upstream/egress-proxy.ts';
 import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
 import { openFilesShortfall } from './support/file-descriptors.ts';
@@ -107,6 +108,8 @@ interface Upstream {
 function remoteUpstream(upstream: RemoteConfig, logger: Logger): Upstream {
   const ignored = ignoredEmulatorSettings(process.env);
   if (ignored !== undefined) logger.announce('warn', ignored);
+  const allProxy = ignoredAllProxy(upstream.baseUrl, settingReader(process.env));
+  if (allProxy !== undefined) logger.announce('warn', allProxy);
   if (!namesApiVersion(upstream.baseUrl)) {
     logger.announce('warn', 'CONTEXTIO_API_URL names no API version (such as …/2.0): Context.IO serves its API under its version, and without it every call answers 404', {
       upstream: upstream.baseUrl,

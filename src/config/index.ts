@@ -80,12 +80,17 @@ export class ConfigError extends Error {
  * Reads and validates the environment, collecting every problem instead of stopping at the first, so a
  * misconfigured deployment is fixed in one round.
  */
-export function loadConfig(env: Env = process.env): GatewayConfig {
-  const problems: string[] = [];
-  const read = (name: string): string | undefined => {
+/** A setting of `env` as read: trimmed, and set but blank taken as unset. */
+export const settingReader =
+  (env: Env) =>
+  (name: string): string | undefined => {
     const value = env[name];
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
+
+export function loadConfig(env: Env = process.env): GatewayConfig {
+  const problems: string[] = [];
+  const read = settingReader(env);
   const integer = (name: string, fallback: number, min: number, max: number, minFrom?: string): number =>
     wholeNumberSetting(name, read(name), { min, max, ...(minFrom === undefined ? {} : { minFrom }) }, problems) ?? fallback;
 

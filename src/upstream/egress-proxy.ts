@@ -55,6 +55,21 @@ export function egressProxyFor(baseUrl: string, read: (name: string) => string |
 }
 
 /**
+ * The warning for `ALL_PROXY` (or `all_proxy`: curl's fallback for every scheme, often a SOCKS proxy) set where
+ * it would have applied, though it is not read: no proxy variable for `baseUrl`'s scheme, which is not on
+ * loopback nor in `NO_PROXY`. A deployment whose only way out it is otherwise learnt only that the upstream could
+ * not be reached. Its value is never said: it may carry credentials.
+ */
+export function ignoredAllProxy(baseUrl: string, read: (name: string) => string | undefined): string | undefined {
+  const all = ['ALL_PROXY', 'all_proxy'].find((name) => read(name) !== undefined);
+  const target = new URL(baseUrl);
+  const variables = target.protocol === 'https:' ? PROXY_VARIABLES['https:'] : PROXY_VARIABLES['http:'];
+  if (all === undefined || variables.some((name) => read(name) !== undefined) || isLoopbackHost(target.hostname)) return undefined;
+  if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  return `${all} is set but not read: CONTEXTIO_API_URL is reached directly, not through it; set ${variables[0]} to reach it through an http:// or https:// proxy (a SOCKS proxy is not supported)`;
+}
+
+/**
  * An http(s) proxy URL's origin, credentials and `host:port` (its scheme's default port when none is written);
  * `undefined` for anything else. Written without a scheme (`proxy.example:3128`, as many shells set it), it is
  * read as http://, as curl and Go do: parsed as it is, `proxy.example:` would be its scheme.

@@ -391,3 +391,30 @@ describe('npm start with its key set (AUTH_JWKS_URL) behind an egress proxy that
     }
   });
 });
+
+describe('npm start with ALL_PROXY set and no HTTP_PROXY', () => {
+  it('warns at start that ALL_PROXY is not read and the upstream is reached directly, never showing its value', async () => {
+    const gateway = runScript('src/main.ts', {
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      CONTEXTIO_API_URL: 'http://contextio.test/2.0',
+      CONTEXTIO_CONSUMER_KEY: 'remote-key',
+      CONTEXTIO_CONSUMER_SECRET: 'remote-secret',
+      ALL_PROXY: `socks5://proxy-user:${PROXY_PASSWORD}@127.0.0.1:1080`,
+    });
+    try {
+      await gateway.waitForLine(/CONTEXTIO_API_URL cannot be used now/);
+      const warning = logEntries(gateway.lines).find((e) => String(e['message']).startsWith('ALL_PROXY'));
+      assert.equal(
+        warning?.['message'],
+        'ALL_PROXY is set but not read: CONTEXTIO_API_URL is reached directly, not through it; set HTTP_PROXY to reach it through an http:// or https:// proxy (a SOCKS proxy is not supported)',
+        gateway.lines.join('\n'),
+      );
+      assert.equal(warning?.['level'], 'warn');
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+    }
+  });
+});
