@@ -76,10 +76,6 @@ export class ConfigError extends Error {
   }
 }
 
-/**
- * Reads and validates the environment, collecting every problem instead of stopping at the first, so a
- * misconfigured deployment is fixed in one round.
- */
 /** A setting of `env` as read: trimmed, and set but blank taken as unset. */
 export const settingReader =
   (env: Env) =>
@@ -88,6 +84,10 @@ export const settingReader =
     return value === undefined || value.trim() === '' ? undefined : value.trim();
   };
 
+/**
+ * Reads and validates the environment, collecting every problem instead of stopping at the first, so a
+ * misconfigured deployment is fixed in one round.
+ */
 export function loadConfig(env: Env = process.env): GatewayConfig {
   const problems: string[] = [];
   const read = settingReader(env);
