@@ -35,11 +35,8 @@ const NO_PROXY_VARIABLES = ['NO_PROXY', 'no_proxy'] as const;
  * URL pushes one line onto `problems` naming its variable, never the value (it may carry credentials).
  */
 export function egressProxyFor(baseUrl: string, read: (name: string) => string | undefined, problems: string[]): EgressProxy | undefined {
-  const target = new URL(baseUrl);
-  const variables = target.protocol === 'https:' ? PROXY_VARIABLES['https:'] : PROXY_VARIABLES['http:'];
-  const variable = variables.find((name) => read(name) !== undefined);
-  if (variable === undefined || isLoopbackHost(target.hostname)) return undefined;
-  if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  const variable = proxyVariablesFor(baseUrl, read)?.find((name) => read(name) !== undefined);
+  if (variable === undefined) return undefined;
   const value = read(variable)!;
   const control = urlControlProblem(variable, value);
   if (control !== undefined) {
@@ -62,11 +59,19 @@ export function egressProxyFor(baseUrl: string, read: (name: string) => string |
  */
 export function ignoredAllProxy(baseUrl: string, read: (name: string) => string | undefined): string | undefined {
   const all = ['ALL_PROXY', 'all_proxy'].find((name) => read(name) !== undefined);
-  const target = new URL(baseUrl);
-  const variables = target.protocol === 'https:' ? PROXY_VARIABLES['https:'] : PROXY_VARIABLES['http:'];
-  if (all === undefined || variables.some((name) => read(name) !== undefined) || isLoopbackHost(target.hostname)) return undefined;
-  if (bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  const variables = proxyVariablesFor(baseUrl, read);
+  if (all === undefined || variables === undefined || variables.some((name) => read(name) !== undefined)) return undefined;
   return `${all} is set but not read: CONTEXTIO_API_URL is reached directly, not through it; set ${variables[0]} to reach it through an http:// or https:// proxy (a SOCKS proxy is not supported)`;
+}
+
+/**
+ * The variables that would name the proxy for `baseUrl`, by its scheme; `undefined` when it is reached directly
+ * whatever they hold: on loopback, or its host listed in `NO_PROXY`.
+ */
+function proxyVariablesFor(baseUrl: string, read: (name: string) => string | undefined): readonly string[] | undefined {
+  const target = new URL(baseUrl);
+  if (isLoopbackHost(target.hostname) || bypassesProxy(target, read(NO_PROXY_VARIABLES[0]) ?? read(NO_PROXY_VARIABLES[1]))) return undefined;
+  return target.protocol === 'https:' ? PROXY_VARIABLES['https:'] : PROXY_VARIABLES['http:'];
 }
 
 /**
