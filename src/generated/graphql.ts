@@ -186,7 +186,8 @@ export type CreateConnectTokenInput = {
    * (`javascript:`, `data:`, `file:` …). Sent and answered as a URL parser writes it: non-ASCII characters
    * percent-encoded, the scheme in lower case, `.` / `..` path segments resolved (but for one without `//`, such
    * as `myapp:a/../b`); for http(s) also the host in lower case, a non-ASCII one in its ASCII form
-   * (`xn--bcher-kva.example`), and a default port dropped.
+   * (`xn--bcher-kva.example`), and a default port dropped. At most 4096 characters as written so, with no
+   * spaces, control or invisible characters (percent-encode them); another value is refused with `BAD_USER_INPUT`.
    */
   callbackUrl: Scalars['String']['input'];
   /**
@@ -201,7 +202,7 @@ export type CreateConnectTokenInput = {
   lastName?: InputMaybe<Scalars['String']['input']>;
   /**
    * A URL the upstream POSTs to when the new source's first sync is done: absolute, http(s). Sent as a URL
-   * parser writes it, as `callbackUrl` is.
+   * parser writes it, and bounded and refused as `callbackUrl` is.
    */
   sourceCallbackUrl?: InputMaybe<Scalars['String']['input']>;
   /** Keep the raw file list of the source. */
