@@ -57,7 +57,8 @@ async function main(): Promise<void> {
   if (accounts !== undefined && accounts.length > 0) claims['accounts'] = accounts;
   const jwt = new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuedAt();
   const issuer = process.env['AUTH_ISSUER']?.trim();
-  const audience = process.env['AUTH_AUDIENCE']?.trim();
+  // The first audience of a list: a token is minted for this gateway, and any one listed names it.
+  const audience = process.env['AUTH_AUDIENCE']?.split(',')[0]?.trim();
   if (issuer) jwt.setIssuer(issuer);
   if (audience) jwt.setAudience(audience);
   if (values.sub) jwt.setSubject(values.sub);

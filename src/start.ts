@@ -269,7 +269,8 @@ function accessShown({ auth, introspection, corsOrigins }: AccessConfig): Record
   return {
     authentication,
     ...(auth.issuer ? { issuer: auth.issuer } : {}),
-    ...(auth.audience ? { audience: auth.audience } : {}),
+    // One string whether one audience or several, so that the field has one type in every ready line.
+    ...(auth.audience ? { audience: [auth.audience].flat().join(', ') } : {}),
     introspection,
     ...(corsOrigins.length > 0 ? { corsOrigins } : {}),
   };

@@ -56,7 +56,7 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
   const jwtSecret = read('AUTH_JWT_SECRET');
   const jwksUrl = read('AUTH_JWKS_URL');
   const issuer = read('AUTH_ISSUER');
-  const audience = read('AUTH_AUDIENCE');
+  const audience = readAudience(read('AUTH_AUDIENCE'), problems);
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < MIN_SECRET_LENGTH) {
     problems.push(`AUTH_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes long (e.g. openssl rand -base64 48)`);
   }
@@ -77,9 +77,24 @@ function readAuth(read: (name: string) => string | undefined, problems: string[]
   }
   if (jwtSecret === undefined && jwksUrl === undefined && !keyBlank) {
     if (issuer !== undefined) problems.push('AUTH_ISSUER is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
-    if (audience !== undefined) problems.push('AUTH_AUDIENCE is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
+    if (read('AUTH_AUDIENCE') !== undefined) problems.push('AUTH_AUDIENCE is set but neither AUTH_JWT_SECRET nor AUTH_JWKS_URL is: nothing would check it');
   }
   return { jwtSecret, jwksUrl, issuer, audience, jwksProxy };
+}
+
+/**
+ * `AUTH_AUDIENCE`: one audience, or several separated by commas, a token for any of them accepted. A provider may
+ * write one API's audience two ways: Azure AD's v1 tokens carry `api://<app id>` or the bare app id, as the client
+ * asked. No provider's audience holds a comma (URLs, URNs, ids), so a comma can only be a separator.
+ */
+function readAudience(value: string | undefined, problems: string[]): string | string[] | undefined {
+  if (value === undefined || !value.includes(',')) return value;
+  const audiences = value.split(',').map((entry) => entry.trim());
+  if (audiences.includes('')) {
+    problems.push(`AUTH_AUDIENCE=${settingValue(value)} lists an empty audience: separate audiences by single commas, with none at either end`);
+    return undefined;
+  }
+  return audiences;
 }
 
 /** Keys fetched over plain http could be swapped by anyone on the path, so only loopback may use it. */

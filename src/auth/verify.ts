@@ -28,8 +28,8 @@ export interface AuthSettings {
   jwksUrl?: string | undefined;
   /** `AUTH_ISSUER`: when set, `iss` must equal it. */
   issuer?: string | undefined;
-  /** `AUTH_AUDIENCE`: when set, `aud` must contain it. */
-  audience?: string | undefined;
+  /** `AUTH_AUDIENCE`: when set, `aud` must be or contain it (with a list, one of them). */
+  audience?: string | readonly string[] | undefined;
   /** The egress proxy the key set is fetched through (`HTTPS_PROXY`, unless `NO_PROXY` names its host). */
   jwksProxy?: EgressProxy | undefined;
   /**
@@ -91,7 +91,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     // A token that never expires is a password that cannot be revoked.
     requiredClaims: ['exp'],
     ...(issuer ? { issuer } : {}),
-    ...(audience ? { audience } : {}),
+    ...(audience ? { audience: typeof audience === 'string' ? audience : [...audience] } : {}),
   };
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS);
@@ -302,15 +302,15 @@ function refusal(error: unknown, requestId: string, logger: Logger, expected: Pi
 }
 
 /**
- * What a refusal adds when the claim (`claimed`, or one of its entries) is `expected` but for a trailing slash: Auth0's
+ * What a refusal adds when the claim (`claimed`, or one of its entries) is `expected` (or one of its entries) but for a trailing slash: Auth0's
  * issuer ends with one and its tenant's domain does not, and API identifiers are URLs written either way. Told only
  * that the value was not accepted, the operator compares two that look the same. Nothing of the token's is said but
  * that one character, and only of a token whose signature verified (jose checks claims after it).
  */
-function slashApart(claimed: unknown, expected: string | undefined, claim: string, setting: string): string {
+function slashApart(claimed: unknown, expected: string | readonly string[] | undefined, claim: string, setting: string): string {
   if (expected === undefined) return '';
-  const values = Array.isArray(claimed) ? claimed : [claimed];
-  const near = values.some((value) => typeof value === 'string' && (value === `${expected}/` || `${value}/` === expected));
+  const values: unknown[] = Array.isArray(claimed) ? claimed : [claimed];
+  const near = values.some((value) => typeof value === 'string' && [expected].flat().some((one) => value === `${one}/` || `${value}/` === one));
   return near ? `: its "${claim}" and ${setting} differ only by a trailing slash` : '';
 }
 

@@ -191,6 +191,35 @@ describe('configuration', () => {
     ]);
   });
 
+  test('AUTH_AUDIENCE may list several audiences, separated by commas; an empty one in the list stops start-up', async () => {
+    // Azure AD's v1 tokens carry `api://<app id>` or the bare app id, as the client asked for it: one API, two audiences.
+    const env = { AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: 'api://app-id , app-id' };
+    const { auth } = loadConfig(env);
+    assert.deepEqual(auth.audience, ['api://app-id', 'app-id']);
+    assert.equal(loadConfig({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: 'https://api.example.com' }).auth.audience, 'https://api.example.com');
+    for (const listed of ['a,,b', 'a,', ',a', 'a, ,b']) {
+      assert.deepEqual(configProblems({ AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: listed }), [
+        `AUTH_AUDIENCE=${listed} lists an empty audience: separate audiences by single commas, with none at either end`,
+      ]);
+    }
+    const stack = await startAuthStack({ auth });
+    try {
+      const token = (aud: string | string[]) => hsToken({ aud, scope: 'contextio:admin' });
+      for (const aud of ['api://app-id', 'app-id', ['https://graph.example', 'app-id']]) {
+        const response = await stack.gql('{ accounts { nodes { id } } }', await token(aud));
+        assert.deepEqual(response.body, { data: { accounts: { nodes: [] } } }, `a token for ${JSON.stringify(aud)} is accepted`);
+      }
+      const other = await stack.gql('{ accounts { nodes { id } } }', await token('api://other-app'));
+      assert.equal(other.status, 401);
+      assert.equal(other.body.errors?.[0]?.message, 'The token is meant for another audience');
+      const slash = await stack.gql('{ accounts { nodes { id } } }', await token('app-id/'));
+      assert.equal(slash.body.errors?.[0]?.message, 'The token is meant for another audience: its "aud" and AUTH_AUDIENCE differ only by a trailing slash');
+      assert.deepEqual(stack.upstreamCalls(), ['GET /accounts', 'GET /accounts', 'GET /accounts'], 'the refused tokens cost no upstream call');
+    } finally {
+      await stack.close();
+    }
+  });
+
   test('AUTH_ISSUER without a key would check nothing', () => {
     assert.match(configProblems({ AUTH_ISSUER: 'https://issuer.test' }).join('\n'), /AUTH_ISSUER is set but neither/);
   });
@@ -696,6 +725,11 @@ describe('npm run token', () => {
     } finally {
       await stack.close();
     }
+  });
+
+  test('mints a token for the first audience when AUTH_AUDIENCE lists several', async () => {
+    const { stdout } = await run(['--admin'], { AUTH_JWT_SECRET: SECRET, AUTH_AUDIENCE: ' api://app-id, app-id' });
+    assert.equal(decodeJwt(stdout.trim()).aud, 'api://app-id');
   });
 
   test('mints with --sub alone the token of a user with no account yet, who may start a connect flow', async () => {

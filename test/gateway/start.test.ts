@@ -119,7 +119,8 @@ describe('npm start', () => {
       // A key set behind a function host's key (Azure Functions' `?code=`): the query's values are not logged.
       AUTH_JWKS_URL: 'http://127.0.0.1:9/jwks.json?code=function-key-kept-out&x',
       AUTH_ISSUER: 'https://id.example.com/',
-      AUTH_AUDIENCE: 'contextio-graphql',
+      // Two audiences: the line shows them as one string, as it shows one.
+      AUTH_AUDIENCE: 'contextio-graphql,api://contextio-graphql',
       CORS_ORIGINS: 'https://app.example.com',
       IDE: 'false',
     });
@@ -129,7 +130,7 @@ describe('npm start', () => {
       assert.ok(!('ide' in ready) && 'graphql' in ready, `no ide address beside the endpoint's: ${JSON.stringify(ready)}`);
       assert.deepEqual(
         [ready['authentication'], ready['issuer'], ready['audience'], ready['introspection'], ready['corsOrigins']],
-        ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json?code=…&x', 'https://id.example.com/', 'contextio-graphql', false, ['https://app.example.com']],
+        ['HS256 (AUTH_JWT_SECRET) and JWKS http://127.0.0.1:9/jwks.json?code=…&x', 'https://id.example.com/', 'contextio-graphql, api://contextio-graphql', false, ['https://app.example.com']],
       );
       // Port 9 answers nothing: the warning that the key set cannot be fetched names the URL the same way.
       await eventually(() => authenticated.lines.some((line) => line.includes("AUTH_JWKS_URL's key set cannot be used now")));
