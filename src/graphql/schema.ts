@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { GraphQLError, isScalarType, parse, Source, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { getDirectiveValues, GraphQLError, GraphQLSpecifiedByDirective, isScalarType, parse, Source, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { locatingFieldErrors } from './error-locations.ts';
 import { projectRoot } from '../support/project-root.ts';
 import { resolvers } from '../resolvers/index.ts';
@@ -44,10 +44,12 @@ export function inSdlFile(error: GraphQLError): string {
 /** The executable schema from `schema/`'s SDL and the resolvers: each gateway builds it once, when it starts. */
 export function buildSchema(): GraphQLSchema {
   const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
-  // graphql-tools copies a scalar resolver's own fields over the SDL's type, its `description` even when unset:
-  // the SDL's text is the one published (schema.graphql), and the one introspection must show.
+  // graphql-tools copies a scalar resolver's own fields over the SDL's type, its `description` and `specifiedByURL`
+  // even when unset: the SDL's are the ones published (schema.graphql), and the ones introspection must show.
   for (const type of Object.values(schema.getTypeMap())) {
-    if (isScalarType(type) && type.description == null && type.astNode?.description) type.description = type.astNode.description.value;
+    if (!isScalarType(type) || !type.astNode) continue;
+    if (type.description == null && type.astNode.description) type.description = type.astNode.description.value;
+    type.specifiedByURL ??= getDirectiveValues(GraphQLSpecifiedByDirective, type.astNode)?.['url'] as string | undefined;
   }
   locatingFieldErrors(schema);
   return schema;
