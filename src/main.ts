@@ -4,11 +4,12 @@
  * run before anything else is loaded, and what they refuse is said in one line, not a loader's stack trace.
  */
 import { openFilesLimitProblem } from './support/file-descriptors.ts';
+import { stderrPriority } from './support/journal.ts';
 
 const problem = openFilesLimitProblem();
 if (problem === undefined) {
   await import('./start.ts');
 } else {
-  console.error(`contextio-graphql: failed to start: ${problem}`);
+  console.error(`${stderrPriority('error')}contextio-graphql: failed to start: ${problem}`);
   process.exit(1);
 }

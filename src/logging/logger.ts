@@ -2,6 +2,7 @@ import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 import { withControlsEscaped } from '../support/shortened.ts';
+import { stderrPriority } from '../support/journal.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -239,17 +240,21 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-/** The gateway's log lines, on standard error (touched first: Node makes a pipe non-blocking as it opens it). */
-export const stderrLines = new LineBatcher(descriptorSink(process.stderr.fd));
+/**
+ * The gateway's log lines, on standard error (touched first: Node makes a pipe non-blocking as it opens it), each
+ * after its priority when that is systemd's journal.
+ */
+export const stderrLines = new LineBatcher(descriptorSink(process.stderr.fd), { droppedLine: (dropped) => stderrPriority('error') + droppedLogLine(dropped) });
 process.on('exit', stderrLines.finish);
+const writeToStderr = (line: string, level: LogLevel) => stderrLines.write(stderrPriority(level) + line);
 
 /**
  * One JSON object per line, so log collectors need no parser of their own. Callers never pass secrets,
  * signatures or tokens; fields are values the gateway chose to log, not raw request data.
  */
-export function createLogger(level: LogLevel, write: (line: string) => void = stderrLines.write): Logger {
+export function createLogger(level: LogLevel, write: (line: string, level: LogLevel) => void = writeToStderr): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
-  const line = (at: LogLevel, message: string, fields?: LogFields) => write(logLine(at, message, fields));
+  const line = (at: LogLevel, message: string, fields?: LogFields) => write(logLine(at, message, fields), at);
   const emit = (at: LogLevel) => (message: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(at) >= threshold) line(at, message, fields);
   };
