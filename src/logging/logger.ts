@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 import { withControlsEscaped } from '../support/shortened.ts';
 import { stderrPriority } from '../support/journal.ts';
+import { HALF_PAIRS } from '../support/unseen-characters.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -212,9 +213,19 @@ function droppedLogLine(dropped: number): string {
 
 /** One log line: a JSON object, its time, level and message first. */
 function logLine(level: LogLevel, message: string, fields?: LogFields): string {
+  const entry = { time: new Date().toISOString(), level, message, ...fields };
+  const json = JSON.stringify(entry);
+  // Half a surrogate pair (from a caller's operationName, a token's sub: JSON they wrote can spell one) is
+  // written as an escape of no character, `\ud800`, which strict readers (jq 1.6) refuse, losing the whole line:
+  // written as U+FFFD instead, as a UTF-8 decoder shows a broken character. Looked for in the text, so that
+  // the usual line pays no second pass (a backslash written before the letters ud8… only takes the long way).
+  const wellFormed = HALF_PAIR_ESCAPE.test(json) ? JSON.stringify(entry, (_key, value: unknown) => (typeof value === 'string' ? value.replace(HALF_PAIRS, '\uFFFD') : value)) : json;
   // One line for every reader: a value holding U+2028 (a token's sub, an upstream's words) would break some.
-  return `${withControlsEscaped(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }))}\n`;
+  return `${withControlsEscaped(wellFormed)}\n`;
 }
+
+/** How JSON.stringify writes half a surrogate pair: `\ud800` to `\udfff`. */
+const HALF_PAIR_ESCAPE = /\\ud[89a-f]/;
 
 const NEWLINE = 0x0a;
 /** The most a pipe takes in one write whole or not at all (POSIX's PIPE_BUF on Linux), never in part. */

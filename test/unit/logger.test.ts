@@ -91,6 +91,22 @@ describe('log lines', () => {
     assert.equal((JSON.parse(writes[0]!) as { host: string }).host, 'evil\u009b2K\u007f\u0080\u009f');
   });
 
+  it('hold half a surrogate pair as U+FFFD, as a UTF-8 decoder shows a broken character: its escape (\\ud800) is refused by strict JSON readers (jq 1.6), which then lose the whole line', async () => {
+    // A caller's operationName and a token's sub are JSON a client wrote, and JSON can spell half a pair.
+    const { writes, lines } = manualBatcher();
+    const logger = createLogger('info', lines.write);
+    logger.info('operation', { operationName: '\ud800x', subject: 'y\udc00', issuer: '\ud83d\ude00 \\ud800', lastFailure: { path: 'a\udbff' } });
+    await nextTurn();
+    // An escape of half a pair: a backslash not itself escaped (an odd run of them), then ud800 to udfff.
+    assert.doesNotMatch(writes[0]!, /(?<!\\)(?:\\\\)*\\ud[89a-f]/i, writes[0]);
+    const entry = JSON.parse(writes[0]!) as Record<string, unknown>;
+    assert.deepEqual(
+      [entry['operationName'], entry['subject'], entry['issuer'], entry['lastFailure']],
+      ['\ufffdx', 'y\ufffd', '\ud83d\ude00 \\ud800', { path: 'a\ufffd' }],
+      'each half as U+FFFD; a whole pair, and a backslash followed by the letters ud800, as they were',
+    );
+  });
+
   it('are written at most once an interval: lines logged sooner wait for the rest of it, together', async () => {
     const { writes, lines, waits, advance } = manualBatcher();
     lines.write('a\n');
