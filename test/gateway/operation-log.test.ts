@@ -136,6 +136,17 @@ describe('the operation log line', () => {
     assert.equal(entry!['operationName'], `${name.slice(0, 100)}…`);
   });
 
+  it('names an operation its caller named with half a surrogate pair in it by U+FFFD there: the line, an escape of no character, was refused whole by strict JSON readers (jq 1.6)', async () => {
+    // Spelt as a client's JSON may spell it: the gateway reads the name as that lone half.
+    const body = '{"query":"{ __typename }","operationName":"\\ud800x"}';
+    const res = await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 400, await res.text());
+    const [entry] = await exactOperationLines(1);
+    assert.equal(entry!['operationName'], '\ufffdx');
+    const line = lines.find((written) => written.includes(String(entry!['requestId'])))!;
+    assert.doesNotMatch(line, /\\ud800/, line);
+  });
+
   it('names an operation refused before it ran as the operation its document or its caller named (one its document lacks included): it was logged as null', async () => {
     const post = async (body: Record<string, unknown>) =>
       (await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).text();
