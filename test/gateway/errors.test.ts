@@ -5,6 +5,21 @@ import { eventually } from '../helpers/eventually.ts';
 import { closedPort } from '../helpers/net.ts';
 import { codes, postGraphQL, startLoggingStack, startStack, startTestGateway, useStack } from '../helpers/stack.ts';
 
+describe('errors quoting what the caller sent', () => {
+  const stack = useStack();
+
+  it('quote half a surrogate pair as U+FFFD: JSON spells it as an escape of no character, and strict readers (serde_json, jq 1.6) refuse the whole answer', async () => {
+    // Spelt as a client's JSON may spell it: the gateway reads the name as that lone half, and quotes it.
+    const body = '{"query":"query A { __typename }","operationName":"\\ud800x"}';
+    const res = await fetch(stack.gateway.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    const text = await res.text();
+    assert.doesNotMatch(text, /\\ud[89a-f]/i, text);
+    const answer = JSON.parse(text) as { errors: Array<{ message: string }> };
+    assert.equal(answer.errors[0]!.message, 'Unknown operation named "\ufffdx".');
+    assert.deepEqual(stack.upstreamCalls(), [], 'no upstream call');
+  });
+});
+
 describe('upstream failures map to the contract’s codes', () => {
   const stack = useStack({ gateway: { upstreamTimeoutMs: 3_000 } });
   let id: string;
