@@ -87,13 +87,17 @@ export function openKeySet(settings: KeySetSettings, jwtSecret: Uint8Array | und
   const onSecretKey = (key: JWK) => secretKeyPublished(secretKeysSaid, key, jwtSecret, logger);
   const dispatcher = keySetDispatcher(settings.jwksProxy);
   const keyOf = backingOffAfterFailure(
-    createRemoteJWKSet(new URL(settings.jwksUrl), {
-      timeoutDuration: JWKS_TIMEOUT_MS,
-      cooldownDuration: settings.jwksCooldownMs ?? 30_000,
-      cacheMaxAge: JWKS_MAX_AGE_MS,
-      [jwksCache]: fetched as JWKSCacheInput,
-      [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
-    }),
+    refetchedByMonotonicClock(
+      createRemoteJWKSet(new URL(settings.jwksUrl), {
+        timeoutDuration: JWKS_TIMEOUT_MS,
+        // jose times both by Date.now(): never, so that it fetches only when told to (refetchedByMonotonicClock).
+        cooldownDuration: Infinity,
+        cacheMaxAge: Infinity,
+        [jwksCache]: fetched as JWKSCacheInput,
+        [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
+      }),
+      settings.jwksCooldownMs ?? 30_000,
+    ),
     fetched,
     settings.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
     logger,
@@ -466,13 +470,48 @@ type KeyRequest = Parameters<JWTVerifyGetKey>;
 /** A key of the key set for a token, as jose asks for it, with the id of the request it verifies. */
 type KeySetKeyOf = (...args: [...KeyRequest, requestId: string]) => ReturnType<JWTVerifyGetKey>;
 
+/** jose's remote key set with its fetches timed by the monotonic clock (`refetchedByMonotonicClock`). */
+interface TimedKeySet {
+  /** The token's key, the set fetched first when it is older than `JWKS_MAX_AGE_MS`, or lacks the key and is older than the cooldown. */
+  readonly keyOf: JWTVerifyGetKey;
+  /** How long ago (`performance.now()`'s ms) the set was last fetched; undefined before the first fetch. */
+  age(): number | undefined;
+}
+
+/**
+ * `remote` (jose's, told never to fetch of itself but the first time) fetched again as jose would, after
+ * `JWKS_MAX_AGE_MS`, or for a key it lacks once `cooldownMs` have passed since the last fetch, but timed by
+ * `performance.now()`. jose times both by `Date.now()`: a wall clock set back a day (NTP correcting a clock
+ * that ran ahead, a VM resumed) held the set fresh, and the refetch cooling down, for that day, so that a key
+ * the provider rotated in was refused (401) and one it withdrew went on verifying tokens.
+ */
+function refetchedByMonotonicClock(remote: RemoteJWKSet, cooldownMs: number): TimedKeySet {
+  let fetchedAt: number | undefined;
+  const age = () => (fetchedAt === undefined ? undefined : performance.now() - fetchedAt);
+  const reload = async () => {
+    await remote.reload();
+    fetchedAt = performance.now();
+  };
+  const keyOf: JWTVerifyGetKey = async (header, token) => {
+    if ((age() ?? Infinity) >= JWKS_MAX_AGE_MS) await reload();
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      if (!(error instanceof joseErrors.JWKSNoMatchingKey) || (age() ?? Infinity) < cooldownMs) throw error;
+      await reload();
+      return remote(header, token);
+    }
+  };
+  return { keyOf, age };
+}
+
 /**
  * The key set, not fetched again for `backoffMs` after a fetch failed. Meanwhile, and whenever a fetch fails,
- * the keys of the last fetch go on verifying the tokens they sign while jose counts them fresh, and after
- * that until `JWKS_LAST_GOOD_MS` past their fetch (each failed fetch said once, at error): only a token
+ * the keys of the last fetch go on verifying the tokens they sign until `JWKS_LAST_GOOD_MS` past their fetch
+ * (by the monotonic clock, as their refetch is timed; each failed fetch said once, at error): only a token
  * naming another key (a rotation, or a forged `kid`, which anyone can send) gets the 503.
  */
-function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJWKSCache>, backoffMs: number, logger: Logger): KeySetKeyOf {
+function backingOffAfterFailure(remote: TimedKeySet, fetched: Partial<ExportedJWKSCache>, backoffMs: number, logger: Logger): KeySetKeyOf {
   let failedAt: number | undefined;
   /** The keys of the last fetch, imported once (`remote.jwks()` hands out a fresh copy each call). */
   let cached: { uat: number; keyOf: JWTVerifyGetKey } | undefined;
@@ -480,7 +519,7 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJ
   /** The token's key among those of the last fetch, while they may be used; else the set is unavailable. */
   const lastGoodKey = async (...[header, token, unavailable]: [...KeyRequest, unavailable: () => KeySetUnavailable]) => {
     const { uat, jwks } = fetched;
-    if (uat === undefined || jwks === undefined || !(remote.fresh || Date.now() - uat < JWKS_LAST_GOOD_MS)) throw unavailable();
+    if (uat === undefined || jwks === undefined || !((remote.age() ?? Infinity) < JWKS_LAST_GOOD_MS)) throw unavailable();
     if (cached?.uat !== uat) cached = { uat, keyOf: createLocalJWKSet(jwks) };
     try {
       return await cached.keyOf(header, token);
@@ -492,13 +531,13 @@ function backingOffAfterFailure(remote: RemoteJWKSet, fetched: Partial<ExportedJ
   /** The token's key as jose finds it, fetching the set when its keys are stale or lack it; on a failed fetch, the last fetch's. */
   const fetchedKey = async (...[header, token, requestId]: Parameters<KeySetKeyOf>) => {
     try {
-      const key = await remote(header, token);
+      const key = await remote.keyOf(header, token);
       failedAt = undefined;
       return key;
     } catch (error) {
       if (!isKeySetFailure(error)) throw error;
       failedAt = performance.now();
-      const said = () => reportKeySetFailure(error, requestId, logger, { lastFetchedSecondsAgo: Math.round((Date.now() - fetched.uat!) / 1000) });
+      const said = () => reportKeySetFailure(error, requestId, logger, { lastFetchedSecondsAgo: Math.round((remote.age() ?? 0) / 1000) });
       try {
         const key = await lastGoodKey(header, token, () => new KeySetUnavailable(retryAfter(0), error));
         said();

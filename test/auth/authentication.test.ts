@@ -15,6 +15,7 @@ import { codes, hsToken, SECRET, startAuthStack, startAuthStackWithKeySet, start
 
 const ACCOUNT_QUERY = 'query($id: ID!) { account(id: $id) { id firstName } }';
 const now = () => Math.floor(Date.now() / 1000);
+const DAY_MS = 24 * 60 * 60_000;
 
 /** Asserts that an operation was refused as a whole: 401, UNAUTHENTICATED, no data, no upstream call. */
 function assertRefused(stack: AuthStack, response: Awaited<ReturnType<AuthStack['gql']>>, message?: RegExp): void {
@@ -66,6 +67,33 @@ async function withKeySetThenFailing(
       await use(stack, jwks, signed);
     },
     { jwksFailureBackoffMs: 60_000 },
+  );
+}
+
+/** Two RS256 key pairs and how the set publishes one under a kid. */
+interface RotatingKeys {
+  current: KeyPair;
+  next: KeyPair;
+  jwk: (pair: KeyPair, kid: string) => Promise<JWK>;
+}
+
+type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
+
+/**
+ * A key set of `rsa-1` alone, fetched once (a token of it verifies), then publishing `rsa-2` beside it, with a 60 s
+ * refetch cooldown: `use` sees a key rotated in that the gateway has not fetched yet.
+ */
+async function withKeyRotatingIn(use: (stack: AuthStack, jwks: JwksServer, keys: RotatingKeys) => Promise<void>): Promise<void> {
+  const [current, next] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
+  const keys: RotatingKeys = { current: current!, next: next!, jwk: async (pair, kid) => ({ ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256', use: 'sig' }) };
+  await withKeySet(
+    [await keys.jwk(keys.current, 'rsa-1')],
+    async (stack, jwks) => {
+      assert.equal((await stack.gql('{ __typename }', await sign(keys.current.privateKey, 'RS256', 'rsa-1'))).status, 200);
+      jwks.setKeys([await keys.jwk(keys.current, 'rsa-1'), await keys.jwk(keys.next, 'rsa-2')]);
+      await use(stack, jwks, keys);
+    },
+    { jwksCooldownMs: 60_000 },
   );
 }
 
@@ -484,23 +512,30 @@ describe('RS256/ES256 tokens (AUTH_JWKS_URL)', () => {
   });
 
   test('a configured refetch cooldown (jwksCooldownMs) is the one kept: a kid the set lacks is refetched only once it is over, not after jose\'s own 30 s', async () => {
-    const [current, next] = await Promise.all([1, 2].map(() => generateKeyPair('RS256', { extractable: true })));
-    const jwk = async (pair: typeof current, kid: string) => ({ ...(await exportJWK(pair!.publicKey)), kid, alg: 'RS256', use: 'sig' });
-    await withKeySet(
-      [await jwk(current, 'rsa-1')],
-      async (stack, jwks) => {
-        assert.equal((await stack.gql('{ __typename }', await sign(current!.privateKey, 'RS256', 'rsa-1'))).status, 200);
-        jwks.setKeys([await jwk(current, 'rsa-1'), await jwk(next, 'rsa-2')]);
-        // Refused tokens are not remembered: the same one is sent each time.
-        const rotated = await sign(next!.privateKey, 'RS256', 'rsa-2');
-        // 45 s after the fetch: past jose's own default, within the 60 s configured. jose times it by Date.now().
-        await withWallClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', rotated), /key/));
-        assert.equal(jwks.fetches, 1, 'not refetched within the cooldown');
-        await withWallClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', rotated)).status, 200));
-        assert.equal(jwks.fetches, 2, 'refetched once the cooldown was over');
-      },
-      { jwksCooldownMs: 60_000 },
-    );
+    await withKeyRotatingIn(async (stack, jwks, keys) => {
+      // Refused tokens are not remembered: the same one is sent each time.
+      const rotated = await sign(keys.next.privateKey, 'RS256', 'rsa-2');
+      // 45 s after the fetch: past jose's own default, within the 60 s configured.
+      await withClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', rotated), /key/), { wallClock: true });
+      assert.equal(jwks.fetches, 1, 'not refetched within the cooldown');
+      await withClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', rotated)).status, 200), { wallClock: true });
+      assert.equal(jwks.fetches, 2, 'refetched once the cooldown was over');
+    });
+  });
+
+  test('a wall clock set back a day (NTP correcting a clock that ran ahead) holds off no refetch: a rotated-in key is fetched once the cooldown is over, a withdrawn one dropped after 10 minutes, both by the monotonic clock', async () => {
+    await withKeyRotatingIn(async (stack, jwks, keys) => {
+      await withWallClockAhead(-DAY_MS, async () => {
+        // Signed on the clock set back, as the identity provider's own clock would be corrected too.
+        const rotated = await sign(keys.next.privateKey, 'RS256', 'rsa-2');
+        await withClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', rotated)).status, 200));
+        assert.equal(jwks.fetches, 2, 'refetched for the kid it lacked, the cooldown over by the monotonic clock');
+        jwks.setKeys([await keys.jwk(keys.next, 'rsa-2')]);
+        const withdrawn = await sign(keys.current.privateKey, 'RS256', 'rsa-1', { jti: 'after the withdrawal' });
+        await withClockAhead(61_000 + 10 * 60_000, async () => assertRefused(stack, await stack.gql('{ __typename }', withdrawn), /key/));
+        assert.equal(jwks.fetches, 3, 'refetched 10 minutes after the last fetch by the monotonic clock');
+      });
+    });
   });
 });
 
@@ -608,16 +643,16 @@ describe('a key set during a rotation, or holding a key the gateway cannot use',
       async (stack, jwks) => {
         assert.equal((await stack.gql('{ __typename }', await sign(rsa.privateKey, 'RS256'))).status, 200);
         jwks.setKeys([rsaJwk, { ...(await exportJWK(ec!.publicKey)), alg: 'ES256', use: 'sig' }]);
-        // Refused tokens are not remembered: the same one is sent each time. jose times its cooldown by Date.now().
+        // Refused tokens are not remembered: the same one is sent each time.
         const ecToken = await sign(ec!.privateKey, 'ES256');
-        await withWallClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', ecToken), /^No key of the configured key set verifies the token$/));
+        await withClockAhead(45_000, async () => assertRefused(stack, await stack.gql('{ __typename }', ecToken), /^No key of the configured key set verifies the token$/), { wallClock: true });
         assert.equal(jwks.fetches, 1, 'no key of its type, within the cooldown: refused without a fetch');
-        await withWallClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', ecToken)).status, 200));
+        await withClockAhead(61_000, async () => assert.equal((await stack.gql('{ __typename }', ecToken)).status, 200), { wallClock: true });
         assert.equal(jwks.fetches, 2, 'no key of its type, past the cooldown: fetched');
         // Past the cooldown of that fetch too: a key of its type is in the set, and its failing to verify is the
         // token's signature refused, not a key the set lacks (a key signing before it is published, without a kid,
         // is refused until the set is next fetched: in 10 minutes, or for a token naming a kid the set lacks).
-        await withWallClockAhead(122_000, async () => assertRefused(stack, await stack.gql('{ __typename }', await sign(unpublished!.privateKey, 'ES256')), /signature/));
+        await withClockAhead(122_000, async () => assertRefused(stack, await stack.gql('{ __typename }', await sign(unpublished!.privateKey, 'ES256')), /signature/), { wallClock: true });
         assert.equal(jwks.fetches, 2, 'a key of its type that does not verify it: no fetch');
       },
       { jwksCooldownMs: 60_000 },

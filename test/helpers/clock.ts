@@ -2,11 +2,11 @@ import type { TestContext } from 'node:test';
 import type { WaitTimer } from '../../src/support/wait-timer.ts';
 
 /**
- * Runs `body` with `performance.now()` (the monotonic clock the upstream client, its breaker and the callers'
- * budgets keep time by) `ms` ahead: a test waits out a pause or a cooldown at once, where a sleep would cost
- * its length and, on a busy machine, might not be long enough. With `wallClock`, the wall clock too
- * (`withWallClockAhead`): jose times the key set's refetch cooldown by `Date.now()`, and checks a token's `exp`
- * against `new Date()`. The clocks are put back after `body`, so nothing that keeps time by them may still be
+ * Runs `body` with `performance.now()` (the monotonic clock the upstream client, its breaker, the callers'
+ * budgets and the key set's refetches keep time by) `ms` ahead: a test waits out a pause or a cooldown at once,
+ * where a sleep would cost its length and, on a busy machine, might not be long enough. With `wallClock`, the
+ * wall clock too (`withWallClockAhead`): jose checks a token's `exp` against `new Date()`, and the tokens
+ * remembered end by it. The clocks are put back after `body`, so nothing that keeps time by them may still be
  * running then.
  */
 export async function withClockAhead<T>(ms: number, body: () => Promise<T>, { wallClock = false }: { wallClock?: boolean } = {}): Promise<T> {
@@ -111,8 +111,8 @@ export function manualTimer(): { timer: WaitTimer; waiting: () => number[]; aske
 /**
  * Runs `body` with the wall clock (`Date`, as in `withWallClockAhead`) and the monotonic clock (`performance.now`)
  * both held still, from `wallStartMs` and the monotonic clock's reading now, until `advance(ms)` moves both on by
- * `ms`: a model of rules timed by both (jose's refetch cooldown and cache age by `Date.now()`, a token's `exp`, the
- * key set's back-off after a failure by `performance.now()`) then knows to the millisecond how far apart two events
+ * `ms`: a model of rules timed by both (a token's `exp` by `Date.now()`; the key set's refetch cooldown, its age and
+ * its back-off after a failure by `performance.now()`) then knows to the millisecond how far apart two events
  * were, however long the machine took between them. Real timers (`setTimeout`, `AbortSignal.timeout`) still run.
  * Both put back after `body`, so nothing that keeps time by them may still be running then.
  */
