@@ -54,8 +54,10 @@ const JWKS_OUTAGE_PATIENCE_MS = 1_000;
 export interface KeySet {
   /** The key of a token, fetching the set when it holds none (a 503's KeySetUnavailable when it cannot be had). */
   readonly keyOf: KeySetKeyOf;
-  /** When the keys in hand were fetched (`Date.now()`'s ms), undefined before the first fetch. */
+  /** When the keys in hand were fetched (`Date.now()`'s ms: which fetch it is), undefined before the first fetch. */
   fetchedAt(): number | undefined;
+  /** How long ago they were (monotonic ms), undefined before the first fetch. */
+  age(): number | undefined;
   /** Says once by `kid` that a key of the set cannot verify tokens (`error`, what importing it threw). */
   unusable(kid: unknown, error: unknown, requestId: string): void;
   /** Says once by `kid` a private key or a secret the set publishes (each fetch, and the check at start, leave them out). */
@@ -86,25 +88,22 @@ export function openKeySet(settings: KeySetSettings, jwtSecret: Uint8Array | und
   const secretKeysSaid: SecretKeysSaid = { others: new Set<string>(), ownSecret: new Set<string>() };
   const onSecretKey = (key: JWK) => secretKeyPublished(secretKeysSaid, key, jwtSecret, logger);
   const dispatcher = keySetDispatcher(settings.jwksProxy);
-  const keyOf = backingOffAfterFailure(
-    refetchedByMonotonicClock(
-      createRemoteJWKSet(new URL(settings.jwksUrl), {
-        timeoutDuration: JWKS_TIMEOUT_MS,
-        // jose times both by Date.now(): never, so that it fetches only when told to (refetchedByMonotonicClock).
-        cooldownDuration: Infinity,
-        cacheMaxAge: Infinity,
-        [jwksCache]: fetched as JWKSCacheInput,
-        [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
-      }),
-      settings.jwksCooldownMs ?? 30_000,
-    ),
-    fetched,
-    settings.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS,
-    logger,
+  const timed = refetchedByMonotonicClock(
+    createRemoteJWKSet(new URL(settings.jwksUrl), {
+      timeoutDuration: JWKS_TIMEOUT_MS,
+      // jose times both by Date.now(): never, so that it fetches only when told to (refetchedByMonotonicClock).
+      cooldownDuration: Infinity,
+      cacheMaxAge: Infinity,
+      [jwksCache]: fetched as JWKSCacheInput,
+      [customFetch]: publicKeysOnly(fetchCapped(dispatcher), onSecretKey),
+    }),
+    settings.jwksCooldownMs ?? 30_000,
   );
+  const keyOf = backingOffAfterFailure(timed, fetched, settings.jwksFailureBackoffMs ?? JWKS_FAILURE_BACKOFF_MS, logger);
   return {
     keyOf: (header, token, requestId) => keyOf(withKidAsDigits(header), token, requestId),
     fetchedAt: () => fetched.uat,
+    age: timed.age,
     unusable: (kid, error, requestId) => unusableKey(unusableKeysSaid, kid, error, requestId, logger),
     onSecretKey,
     close: async () => dispatcher?.agent.destroy(),

@@ -6,8 +6,10 @@ import type { Identity } from './access.ts';
  * µs of CPU a request (HS256; an RSA or EC signature more), a third of what a whole operation of the bench's
  * scenario 1 costs: a token seen again is answered from here.
  *
- * An entry ends when its token does (`exp`, with the tolerance verification allows), after `maxAgeMs` at most,
- * and, for a token verified with a key set, as soon as that set has been fetched again, so that a key withdrawn
+ * An entry ends when its token does (`exp`, with the tolerance verification allows: by the wall clock, as `exp` is
+ * checked), after `maxAgeMs` at most (by the monotonic clock, as every wait the gateway keeps: a wall clock set
+ * back a day would otherwise keep an entry, unverified, for that day), and, for a token verified with a key set,
+ * as soon as that set has been fetched again, so that a key withdrawn
  * from it stops verifying the tokens it signed once the gateway knows (the caller also ends such an entry when
  * the set's keys are no longer trusted without a fetch: src/auth/verify.ts). Only tokens that verified are kept; at
  * most `capacity` of them, and `maxChars` characters of tokens in all (a token may be 8 KB), the oldest
@@ -21,31 +23,33 @@ export class VerifiedTokens {
     private readonly limits: { capacity: number; maxChars: number; maxAgeMs: number },
     /** Wall-clock ms, as `exp` is. */
     private readonly now: () => number = () => Date.now(),
+    /** Monotonic ms, for `maxAgeMs` and how long a key set's keys are trusted. */
+    private readonly monotonicNow: () => number = () => performance.now(),
   ) {}
 
   /** The identity `token` was verified to, unless that no longer holds; `keySetFetch`: the key set's fetch now. */
   get(token: string, keySetFetch: unknown): Identity | undefined {
     const entry = this.#entries.get(token);
     if (entry === undefined) return undefined;
-    if (entry.until > this.now() && (!entry.viaKeySet || entry.keySetFetch === keySetFetch)) return entry.identity;
+    if (entry.until > this.now() && entry.staleAt > this.monotonicNow() && (!entry.viaKeySet || entry.keySetFetch === keySetFetch)) return entry.identity;
     this.#forget(token);
     return undefined;
   }
 
   /**
-   * Keeps what `token` verified to until `expiresAtMs` (or `maxAgeMs` from now, whichever is first). Verified
-   * with a key set (`viaKeySet`), it holds while the set is the one of `keySetFetch`.
+   * Keeps what `token` verified to until `expiresAtMs` (wall-clock ms), for `maxAgeMs` at most. Verified with a
+   * key set (`viaKeySet`), it holds while the set is the one of `keySetFetch`, for `keySetTrustedForMs` at most
+   * (the time left before those keys are too old to be trusted without a fetch).
    */
-  set(token: string, identity: Identity, expiresAtMs: number, viaKeySet: boolean, keySetFetch?: unknown): void {
-    const now = this.now();
-    const until = Math.min(expiresAtMs, now + this.limits.maxAgeMs);
-    if (until <= now || token.length > this.limits.maxChars) return;
+  set(token: string, identity: Identity, expiresAtMs: number, viaKeySet: boolean, keySetFetch?: unknown, keySetTrustedForMs = Infinity): void {
+    const keptForMs = Math.min(this.limits.maxAgeMs, keySetTrustedForMs);
+    if (expiresAtMs <= this.now() || keptForMs <= 0 || token.length > this.limits.maxChars) return;
     if (this.#entries.has(token)) this.#forget(token);
     for (const oldest of this.#entries.keys()) {
       if (this.#entries.size < this.limits.capacity && this.#chars + token.length <= this.limits.maxChars) break;
       this.#forget(oldest);
     }
-    this.#entries.set(token, { identity, until, viaKeySet, keySetFetch });
+    this.#entries.set(token, { identity, until: expiresAtMs, staleAt: this.monotonicNow() + keptForMs, viaKeySet, keySetFetch });
     this.#chars += token.length;
   }
 
@@ -63,8 +67,10 @@ export class VerifiedTokens {
 
 interface Entry {
   readonly identity: Identity;
-  /** Wall-clock ms. */
+  /** Wall-clock ms: its token's end. */
   readonly until: number;
+  /** Monotonic ms: verified too long ago to be trusted without verifying it again. */
+  readonly staleAt: number;
   readonly viaKeySet: boolean;
   /** Which fetch of the key set verified it (jose's `uat`). */
   readonly keySetFetch: unknown;

@@ -102,6 +102,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     // a fetch that lands while its signature is checked (whose set may lack its key). One whose verification
     // fetched the set is then verified once more before it is answered from memory.
     const keySetFetch = keySet?.fetchedAt();
+    const keySetAge = keySet?.age();
     const known = verified.get(token, keySetFetch);
     if (known !== undefined) return known;
     let alg: unknown;
@@ -142,7 +143,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
     // that, verifying it would have fetched the set, and found its key withdrawn.
     const viaKeySet = alg !== 'HS256';
     const expiresAtMs = ((payload.exp ?? 0) + CLOCK_TOLERANCE_SECONDS) * 1000;
-    verified.set(token, identity, viaKeySet ? Math.min(expiresAtMs, (keySetFetch ?? 0) + JWKS_MAX_AGE_MS) : expiresAtMs, viaKeySet, keySetFetch);
+    verified.set(token, identity, expiresAtMs, viaKeySet, keySetFetch, viaKeySet ? JWKS_MAX_AGE_MS - (keySetAge ?? Infinity) : Infinity);
     return identity;
   };
   // A fetch still running (past its request's end) is cut short: the gateway is stopping.

@@ -6,7 +6,7 @@ import type { Identity } from '../../src/auth/access.ts';
 import { VerifiedTokens } from '../../src/auth/verified-tokens.ts';
 import { createAuthenticator } from '../../src/auth/verify.ts';
 import { silentLogger } from '../../src/logging/logger.ts';
-import { withClockAhead } from '../helpers/clock.ts';
+import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { hsToken, SECRET, startJwksServer } from '../auth/helpers.ts';
 
 const identity = (subject: string): Identity => ({ kind: 'scoped', issuer: undefined, subject, accounts: new Set(['a']), tokenDigest: undefined, caller: subject });
@@ -14,7 +14,7 @@ const identity = (subject: string): Identity => ({ kind: 'scoped', issuer: undef
 /** A cache on a clock the test moves. */
 const onClock = (limits: Partial<{ capacity: number; maxChars: number; maxAgeMs: number }> = {}) => {
   const clock = { now: 1_000_000 };
-  const tokens = new VerifiedTokens({ capacity: 100, maxChars: 10_000, maxAgeMs: 60_000, ...limits }, () => clock.now);
+  const tokens = new VerifiedTokens({ capacity: 100, maxChars: 10_000, maxAgeMs: 60_000, ...limits }, () => clock.now, () => clock.now);
   return { clock, tokens };
 };
 
@@ -39,6 +39,15 @@ describe('VerifiedTokens', () => {
     assert.equal(tokens.get('t1', undefined), undefined);
     tokens.set('old', identity('u2'), clock.now, false);
     assert.equal(tokens.size, 0);
+  });
+
+  it('verifies a token again after maxAgeMs by the monotonic clock, whatever the wall clock reads', () => {
+    const clocks = { wall: 1_000_000, monotonic: 5_000 };
+    const tokens = new VerifiedTokens({ capacity: 100, maxChars: 10_000, maxAgeMs: 60_000 }, () => clocks.wall, () => clocks.monotonic);
+    tokens.set('t1', identity('u1'), clocks.wall + 3_600_000, false);
+    clocks.wall -= 86_400_000;
+    clocks.monotonic += 60_000;
+    assert.equal(tokens.get('t1', undefined), undefined, 'a minute on by the monotonic clock, though the wall clock went back a day');
   });
 
   it('drops a token verified with a key set once the set has been fetched again (a key may have been withdrawn)', () => {
@@ -129,6 +138,29 @@ describe('the authenticator', () => {
         await assert.rejects(authenticate(`Bearer ${token}`, 'r3'), /No key of the configured key set verifies the token/);
         assert.equal(jwks.fetches, 2);
       }, { wallClock: true });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('forgets a token verified with a key set once those keys are too old, by the monotonic clock: a wall clock set back a day keeps neither the token nor the keys', async () => {
+    const [kept, next] = await Promise.all([rsaKey('kept'), rsaKey('next')]);
+    const jwks = await startJwksServer([kept.jwk]);
+    try {
+      const { authenticate } = createAuthenticator({ jwksUrl: jwks.url }, silentLogger);
+      const token = await kept.sign('first');
+      // Twice: the first fetched the set, and a token is remembered for the fetch its verification began with.
+      for (const requestId of ['r1', 'r2']) await authenticate(`Bearer ${token}`, requestId);
+      assert.equal(jwks.fetches, 1);
+      // The identity provider withdraws the key; 12 minutes on, the wall clock has been set back a day (NTP
+      // correcting a clock that ran ahead): by it, the token was verified a day from now.
+      jwks.setKeys([next.jwk]);
+      await withWallClockAhead(-24 * 60 * 60_000, () =>
+        withClockAhead(12 * 60_000, async () => {
+          await assert.rejects(authenticate(`Bearer ${token}`, 'r3'), /No key of the configured key set verifies the token/);
+          assert.equal(jwks.fetches, 2);
+        }),
+      );
     } finally {
       await jwks.close();
     }
