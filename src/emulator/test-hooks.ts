@@ -39,8 +39,8 @@ export interface FaultRule {
    * sent that the emulator itself never produces, such as a used token's account as a bare id string.
    */
   body?: unknown;
-  /** Seconds, sent as `Retry-After`. */
-  retryAfter?: number;
+  /** Sent as `Retry-After`: seconds, or the header as written (an HTTP date). */
+  retryAfter?: number | string;
   /** Delay before handling or answering: concurrent requests then also queue for the emulator's one process. */
   latencyMs?: number;
   /**

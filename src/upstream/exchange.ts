@@ -288,7 +288,7 @@ export class Exchanges {
             if (statusCode < 200) return; // 1xx: the real answer follows
             this.#lastAnswerAt = performance.now();
             status = statusCode;
-            retryAfterMs = parseRetryAfter(headers['retry-after']);
+            retryAfterMs = parseRetryAfter(headers['retry-after'], headers['date']);
             // The key is paused as soon as a 429 says so, its body still to come: a body that stalls must not
             // leave the other calls spending requests on more 429s meanwhile.
             if (statusCode === 429) this.#pause.begin(retryAfterMs, signal);

@@ -6,7 +6,7 @@ import { connect, createServer as createNetServer, type Socket } from 'node:net'
 import { describe, it } from 'node:test';
 import { Pool } from 'undici';
 import { createLogger } from '../../src/logging/logger.ts';
-import { manualTimer, withClockAhead } from '../helpers/clock.ts';
+import { manualTimer, withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closeServer, listenOnLoopback, rawGraphQLPost } from '../helpers/net.ts';
 import { logEntries } from '../helpers/script.ts';
@@ -104,6 +104,23 @@ describe('deadlines', () => {
       const retryAfter = next.body.errors![0]!.extensions!['retryAfter'] as number;
       assert.ok(retryAfter > 25 && retryAfter <= 30, String(retryAfter));
       assert.deepEqual(limited.upstreamCalls(), []);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('reads a Retry-After date from the answer’s own Date: a gateway clock 4 minutes ahead of the upstream’s does not take "in 30 s" as past, retrying at once', async () => {
+    const limited = await startStack({ gateway: { upstreamTimeoutMs: 1_500 } });
+    try {
+      const id = limited.emulator.store.createAccount({ email: 'skewed@example.com' }).id;
+      // By the upstream's clock (its Date header is Node's, which the wall clock moved below leaves as it is).
+      limited.emulator.addFault({ path: `/accounts/${id}`, status: 429, retryAfter: new Date(Date.now() + 30_000).toUTCString(), times: 1 });
+      // 4 minutes ahead: within the 300 s the upstream takes a signature's time from.
+      const res = await withWallClockAhead(240_000, () => limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id }));
+      assert.deepEqual(codes(res), ['RATE_LIMITED']);
+      const retryAfter = res.body.errors![0]!.extensions!['retryAfter'] as number;
+      assert.ok(retryAfter > 25 && retryAfter <= 31, `retryAfter ${retryAfter}`);
+      assert.deepEqual(limited.upstreamCalls(), [`GET /accounts/${id}`]);
     } finally {
       await limited.close();
     }

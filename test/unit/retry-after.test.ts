@@ -23,6 +23,16 @@ describe('parseRetryAfter', () => {
     assert.equal(parseRetryAfter('Sun Nov  6 08:49:37 1994'), 0);
   });
 
+  it('counts a date from the answer’s own Date when it has a readable one, else from this machine’s clock', () => {
+    // Both by the upstream's clock, a day before this one's: a minute's wait, not none.
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:50:37 GMT', 'Sun, 06 Nov 1994 08:49:37 GMT'), 60_000);
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:50:37 GMT', ['Sun, 06 Nov 1994 08:49:37 GMT']), 60_000);
+    // A Date that is no HTTP date is not taken as the upstream's clock.
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:50:37 GMT', 'yesterday'), 0);
+    // Seconds are seconds, whatever the Date.
+    assert.equal(parseRetryAfter('120', 'Sun, 06 Nov 1994 08:49:37 GMT'), 120_000);
+  });
+
   it('reads a date in HTTP’s form that names no real day or time as unreadable, not as a wait of NaN ms', () => {
     for (const value of ['Sun, 99 Nov 2030 08:49:37 GMT', 'Sunday, 06-Nov-30 25:61:61 GMT', 'Sun Nov 99 08:49:37 2030']) {
       assert.equal(parseRetryAfter(value), undefined, value);
