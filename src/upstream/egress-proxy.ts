@@ -115,7 +115,9 @@ export function bypassesProxy(target: URL, noProxy: string | undefined): boolean
 /** One `NO_PROXY` entry against a host (bare, lower case, an address as the URL parser writes it) and its port. */
 function entryMatches(entry: string, host: string, port: string): boolean {
   const { name, port: entryPort } = splitEntry(entry);
-  if (name === '' || (entryPort !== undefined && entryPort !== port)) return false;
+  // Compared as numbers: `:04443` is port 4443, as the URL parser reads the upstream's own and undici's
+  // EnvHttpProxyAgent reads an entry's; compared as text, such an entry matched no port at all.
+  if (name === '' || (entryPort !== undefined && Number(entryPort) !== Number(port))) return false;
   // An address is matched by the same address alone, however it is written (`fd00:0:0:0:0:0:0:1` is the URL's
   // `fd00::1`): it has no names under it as a domain does, so `0.0.1` is no suffix of `10.0.0.1`.
   if (isIP(host) !== 0) return addressAsWritten(name) === host;

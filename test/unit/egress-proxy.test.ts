@@ -40,6 +40,10 @@ describe('NO_PROXY', () => {
       ['http://api.context.io/2.0', 'context.io:80', true],
       ['http://api.context.io:8080/2.0', '.context.io:8080', true],
       ['http://api.context.io:8080/2.0', 'api.context.io:80', false],
+      // A port is a number, however written: the URL parser reads `:04443` as 4443.
+      ['https://api.context.io:4443/2.0', 'api.context.io:04443', true],
+      ['https://api.context.io/2.0', 'api.context.io:0443', true],
+      ['https://api.context.io:4443/2.0', 'api.context.io:44430', false],
     ],
     'matches addresses exactly, however written, IPv6 ones with or without brackets (and a port only in brackets)': [
       ['http://10.1.2.3:8080/2.0', '10.1.2.3', true],
