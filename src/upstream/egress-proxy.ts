@@ -97,7 +97,7 @@ function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined
 
 /**
  * Whether `NO_PROXY` (comma-separated, as curl and Go read it) sends `target` around the proxy: `*` for every
- * host; a host name for itself, an address for itself alone (however written); `domain` or `.domain` (or
+ * host; a host name for itself, an address for itself alone (however written, an IPv4 one mapped into IPv6 too); `domain` or `.domain` (or
  * `*.domain`) for that domain and every name under it; each with an optional `:port` that must then be the
  * target's (its scheme's default when it names none). Names compare without case and without a trailing dot.
  * Address ranges (CIDR) are not read.
@@ -120,7 +120,7 @@ function entryMatches(entry: string, host: string, port: string): boolean {
   if (name === '' || (entryPort !== undefined && Number(entryPort) !== Number(port))) return false;
   // An address is matched by the same address alone, however it is written (`fd00:0:0:0:0:0:0:1` is the URL's
   // `fd00::1`): it has no names under it as a domain does, so `0.0.1` is no suffix of `10.0.0.1`.
-  if (isIP(host) !== 0) return addressAsWritten(name) === host;
+  if (isIP(host) !== 0) return sameAddress(addressAsWritten(name), host);
   const domain = name.replace(/^\*?\./, '');
   return host === domain || host.endsWith(`.${domain}`);
 }
@@ -131,6 +131,24 @@ function entryMatches(entry: string, host: string, port: string): boolean {
  */
 function addressAsWritten(name: string): string | undefined {
   return isIP(name) === 0 ? undefined : bareHost(canonicalHost(name));
+}
+
+/**
+ * Whether two addresses, as the URL parser writes them, are one: an IPv4 address mapped into IPv6
+ * (`::ffff:10.0.0.1`, written `::ffff:a00:1`) is that IPv4 address, which a connection to it reaches (as
+ * `isLoopbackHost` takes `::ffff:127.0.0.1` for loopback): an upstream so written was proxied though NO_PROXY
+ * listed its address as `10.0.0.1`.
+ */
+function sameAddress(entry: string | undefined, host: string): boolean {
+  return entry !== undefined && unmapped(entry) === unmapped(host);
+}
+
+/** An IPv4-mapped IPv6 address as its IPv4 address (`::ffff:a00:1` → `10.0.0.1`); any other as it is. */
+function unmapped(address: string): string {
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+  if (!mapped) return address;
+  const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
 }
 
 /** An entry's host (bare, lower case) and port: `[::1]:8080`, `::1`, `.example.com:443`, `example.com`. */

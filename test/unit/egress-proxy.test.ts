@@ -57,6 +57,13 @@ describe('NO_PROXY', () => {
       ['http://[fd00::1]:8080/2.0', 'fd00:0:0:0:0:0:0:1', true],
       ['http://[fd00:0:0:0:0:0:0:1]:8080/2.0', '[FD00:0::0001]:8080', true],
       ['http://[::ffff:10.0.0.1]/2.0', '::ffff:10.0.0.1', true],
+      // An IPv4 address mapped into IPv6 is that address (a connection to it reaches it), either way round.
+      ['http://[::ffff:10.0.0.1]/2.0', '10.0.0.1', true],
+      ['http://[::ffff:10.0.0.1]:8080/2.0', '10.0.0.1:8080', true],
+      ['http://10.0.0.1/2.0', '::ffff:10.0.0.1', true],
+      ['http://10.0.0.1/2.0', '[::ffff:a00:1]:80', true],
+      ['http://[::ffff:10.0.0.1]/2.0', '10.0.0.2', false],
+      ['http://[::10.0.0.1]/2.0', '10.0.0.1', false],
       // An address has nothing under it, as a domain has: the end of another is no match.
       ['http://10.1.2.3:8080/2.0', '1.2.3', false],
       ['http://10.0.0.1/2.0', '.0.0.1', false],
