@@ -96,7 +96,7 @@ function parseProxyUrl(value: string): Omit<EgressProxy, 'variable'> | undefined
 }
 
 /**
- * Whether `NO_PROXY` (comma-separated, as curl and Go read it) sends `target` around the proxy: `*` for every
+ * Whether `NO_PROXY` (separated by commas or spaces, as curl reads it) sends `target` around the proxy: `*` for every
  * host; a host name for itself, an address for itself alone (however written, an IPv4 one mapped into IPv6 too); `domain` or `.domain` (or
  * `*.domain`) for that domain and every name under it; each with an optional `:port` that must then be the
  * target's (its scheme's default when it names none). Names compare without case and without a trailing dot.
@@ -106,9 +106,10 @@ export function bypassesProxy(target: URL, noProxy: string | undefined): boolean
   if (noProxy === undefined) return false;
   const host = bareHost(target.hostname);
   const port = String(portOf(target));
+  // Spaces separate entries too, as curl and undici's EnvHttpProxyAgent read them (no name holds one): a list
+  // written `intranet.lan context.io` was one entry that matched nothing.
   return noProxy
-    .split(',')
-    .map((entry) => entry.trim())
+    .split(/[,\s]+/)
     .some((entry) => entry === '*' || entryMatches(entry, host, port));
 }
 

@@ -30,9 +30,12 @@ describe('NO_PROXY', () => {
       // A suffix only at a dot: another domain that ends in the same letters is not under it.
       ...['text.io', 'io.context', 'other.context.io', 'pi.context.io', 'v2.api.context.io'].map((entry) => ['https://api.context.io/2.0', entry, false] as const),
     ],
-    'reads a list separated by commas, spaces around its entries and empty entries left aside': [
+    'reads a list separated by commas or spaces (as curl does), spaces around its entries and empty entries left aside': [
       ['https://api.context.io/2.0', 'localhost, 10.0.0.1 ,,  context.io  ', true],
       ['https://api.context.io/2.0', 'localhost,,10.0.0.1', false],
+      ['https://api.context.io/2.0', 'localhost context.io', true],
+      ['https://api.context.io/2.0', 'localhost\t.context.io:443', true],
+      ['https://api.context.io/2.0', 'localhost 10.0.0.1', false],
     ],
     'takes an entry with a port only for that port, the scheme’s default when the URL names none': [
       ['https://api.context.io/2.0', 'api.context.io:443', true],
