@@ -14,7 +14,7 @@ import {
 } from 'jose';
 import { fetch as fetchThrough, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
-import { proxyRefusalHint, throughProxy, type EgressProxy } from '../upstream/egress-proxy.ts';
+import { proxyRefusalHint, throughProxy, type EgressProxy, type TunnelsOpening } from '../upstream/egress-proxy.ts';
 import { proxyRefusalOf } from '../upstream/failures.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
@@ -361,11 +361,15 @@ function withoutCredentials(location: string, base: string): string {
 export interface KeySetDispatcher {
   agent: Dispatcher;
   proxy: EgressProxy;
+  /** Its tunnels not yet open: a fetch out of time while one is waited on the proxy. */
+  opening: TunnelsOpening;
 }
 
 /** The egress proxy's agent for the key set's fetches, with their deadline for a CONNECT; none without a proxy. */
 export function keySetDispatcher(proxy: EgressProxy | undefined): KeySetDispatcher | undefined {
-  return proxy === undefined ? undefined : { agent: throughProxy(proxy, {}, JWKS_TIMEOUT_MS), proxy };
+  if (proxy === undefined) return undefined;
+  const opening = { count: 0 };
+  return { agent: throughProxy(proxy, {}, JWKS_TIMEOUT_MS, opening), proxy, opening };
 }
 
 /**
@@ -373,10 +377,15 @@ export function keySetDispatcher(proxy: EgressProxy | undefined): KeySetDispatch
  * request "cancelled", the proxy's status two causes down, and the failure line said only "Request was cancelled."
  * (a proxy wanting credentials, or refusing the identity provider's host, sent the operator nowhere).
  */
-async function fetchThroughProxy(url: string, options: Parameters<FetchImplementation>[1], { agent, proxy }: KeySetDispatcher): Promise<Response> {
+async function fetchThroughProxy(url: string, options: Parameters<FetchImplementation>[1], { agent, proxy, opening }: KeySetDispatcher): Promise<Response> {
   try {
     return (await fetchThrough(url, { ...options, dispatcher: agent } as Parameters<typeof fetchThrough>[1])) as unknown as Response;
   } catch (error) {
+    // Out of time waiting for a tunnel (the fetches of a set are one at a time): the proxy stalled, which jose's
+    // own "request timed out" left unsaid, as if the key set's host had not answered.
+    if (options?.signal?.aborted && opening.count > 0) {
+      throw new joseErrors.JWKSTimeout(`the egress proxy ${proxy.shown} did not open a tunnel to the key set's host within ${JWKS_TIMEOUT_MS} ms`, { cause: error });
+    }
     const status = proxyRefusalInChain(error);
     if (status === undefined && !proxyUnreachable(error)) throw error;
     const hint = status === undefined ? undefined : proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');

@@ -191,6 +191,8 @@ export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: st
  * `Proxy-Authorization` token, apart from its URL: undici would send none for a user name without a password,
  * and the URL it keeps (and may put in its errors) carries none.
  *
+ * `opening`, when given, counts the tunnels being opened (see `TunnelsOpening`).
+ *
  * A CONNECT the proxy leaves unanswered is given up after `tunnelTimeoutMs` (the upstream's deadline: no call
  * waits longer for it). undici waits for it as for any answer, 300 s, holding one of the pool's connections
  * meanwhile, and the call given up on does not end it: a proxy that stalled for a moment would leave the gateway
@@ -211,7 +213,7 @@ export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: st
  * for that address): undici would send the address as one, which RFC 6066 forbids and for which Node prints a
  * DeprecationWarning on the gateway's stderr, among its log lines.
  */
-export function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number): ProxyAgent {
+export function throughProxy({ origin, authorization }: EgressProxy, poolOptions: Pool.Options, tunnelTimeoutMs: number, opening?: TunnelsOpening): ProxyAgent {
   return new ProxyAgent({
     uri: origin,
     proxyTunnel: true,
@@ -225,7 +227,12 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
       const pool = new Pool(proxyOrigin, { ...options, connect: noAddressAsServerName, headersTimeout: tunnelTimeoutMs });
       // ProxyAgent asks for its tunnels with the promise form.
       const openTunnel = pool.connect.bind(pool) as (options: Dispatcher.ConnectOptions) => Promise<Dispatcher.ConnectData>;
-      pool.connect = ((connectOptions: Dispatcher.ConnectOptions) => openTunnel(connectOptions).catch((error: unknown) => Promise.reject(closedUnanswered(error)))) as typeof pool.connect;
+      pool.connect = ((connectOptions: Dispatcher.ConnectOptions) => {
+        if (opening) opening.count++;
+        return openTunnel(connectOptions)
+          .finally(() => opening && opening.count--)
+          .catch((error: unknown) => Promise.reject(closedUnanswered(error)));
+      }) as typeof pool.connect;
       return pool;
     },
     // The pool for the upstream, whose `connect` opens a tunnel, then TLS through it for an https:// upstream.
@@ -235,6 +242,14 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
     },
     ...poolOptions,
   });
+}
+
+/**
+ * The tunnels a `throughProxy` agent is opening (its connection to the proxy, TLS to an https:// one, and the CONNECT,
+ * none answered yet): a deadline that passes while one is was the proxy's to meet, not the destination's.
+ */
+export interface TunnelsOpening {
+  count: number;
 }
 
 /**

@@ -1432,6 +1432,41 @@ describe('a key set fetched through the egress proxy', () => {
       await proxy.close();
     }
   });
+  /**
+   * A proxy that stalls (its CONNECT unanswered, as squid stopped with SIGSTOP leaves even its TLS handshake) used up
+   * the fetch's deadline, said only as "request timed out": nothing pointed at the proxy, where the upstream
+   * calls' own deadline names it.
+   */
+  test('a tunnel the proxy leaves unanswered past the fetch\'s deadline is said as the proxy\'s, naming it; a key set\'s host that does not answer through an open tunnel is not', async () => {
+    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
+    const jwksPort = Number(new URL(jwks.url).port);
+    const proxy = await startConnectProxy((authority) => (authority === 'keys.test:80' ? jwksPort : undefined));
+    try {
+      const jwksProxy = { origin: proxy.url.replace('://', '://proxy-user:pa55@'), authorization: 'Basic cHJveHktdXNlcjpwYTU1', variable: 'HTTPS_PROXY', shown: proxy.hostPort };
+      const stalled = `the egress proxy ${proxy.hostPort} did not open a tunnel to the key set's host within 5000 ms`;
+      await proxy.refuseWith('no answer');
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${stalled})`);
+      const stack = await startAuthStack({ auth: { jwksUrl: 'http://keys.test/jwks.json', jwksProxy } });
+      try {
+        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
+        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [stalled]);
+        assert.ok(stack.logs.every((line) => !line.includes('pa55') && !line.includes('cHJveHktdXNlcjpwYTU1')), 'a line shows the proxy\'s credentials');
+      } finally {
+        await stack.close();
+      }
+      // The tunnel opened, the key set's host silent: not the proxy's doing.
+      await proxy.refuseWith(undefined);
+      const held = jwks.hold();
+      assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), 'it could not be fetched and read (request timed out)');
+      assert.equal(proxy.counts.tunnels, 1, 'the tunnel the second check was fetched through');
+      held.release();
+    } finally {
+      await proxy.close();
+      await jwks.close();
+    }
+  });
 });
 
 describe('a client leaving while its token is verified', () => {
