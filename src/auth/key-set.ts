@@ -12,10 +12,10 @@ import {
   type FetchImplementation,
   type RemoteJWKSet,
 } from 'jose';
-import { fetch as fetchThrough, type Dispatcher } from 'undici';
+import { errors, fetch as fetchThrough, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
 import { proxyRefusalHint, throughProxy, type EgressProxy, type TunnelsOpening } from '../upstream/egress-proxy.ts';
-import { proxyRefusalOf } from '../upstream/failures.ts';
+import { proxyRefusalOf, tlsFailureAfter } from '../upstream/failures.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
 import { shortened } from '../support/shortened.ts';
@@ -386,6 +386,8 @@ async function fetchThroughProxy(url: string, options: Parameters<FetchImplement
     if (options?.signal?.aborted && opening.count > 0) {
       throw new joseErrors.JWKSTimeout(`the egress proxy ${proxy.shown} did not open a tunnel to the key set's host within ${JWKS_TIMEOUT_MS} ms`, { cause: error });
     }
+    const tls = inCauses(error, proxyTlsFailure);
+    if (tls !== undefined) throw new TypeError('fetch failed', { cause: new Error(`the ${tls.what} the egress proxy ${proxy.shown} ${tls.how} (${tls.reason})`, { cause: error }) });
     const status = proxyRefusalInChain(error);
     if (status === undefined && !proxyUnreachable(error)) throw error;
     const hint = status === undefined ? undefined : proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
@@ -414,6 +416,14 @@ function proxyUnreachable(error: unknown): boolean {
       return NOT_CONNECTED.has(String((first as { code?: unknown } | null)?.code)) || undefined;
     }) ?? false
   );
+}
+
+/** An https:// egress proxy's TLS failure (its certificate refused, or its handshake) as the key set's failure names it. */
+function proxyTlsFailure(error: Error): { what: string; how: string; reason: string } | undefined {
+  if (!(error instanceof errors.SecureProxyConnectionError)) return undefined;
+  const code = String((error.cause as { code?: unknown } | undefined)?.code);
+  const reason = `${code}: ${failureReason(error.cause)}`;
+  return tlsFailureAfter(code, false) === 'certificate' ? { what: 'TLS certificate of', how: 'was refused', reason } : { what: 'TLS handshake with', how: 'failed', reason };
 }
 
 /** The egress proxy's refusal status found among `error`'s causes. */

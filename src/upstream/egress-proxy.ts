@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
-import { Pool, ProxyAgent, type Dispatcher } from 'undici';
+import { errors, Pool, ProxyAgent, type Dispatcher } from 'undici';
 import { urlControlProblem } from '../config/settings.ts';
 import { canonicalHost, isLoopbackHost, portOf } from '../support/url.ts';
-import { keepingClientCertificateDemand, TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
+import { keepingClientCertificateDemand, tlsFailureAfter, TUNNEL_CLOSED_UNANSWERED } from './failures.ts';
 
 /**
  * The egress proxy the upstream calls and the key set's fetches (AUTH_JWKS_URL) go through, from the
@@ -199,6 +199,8 @@ export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: st
  * without a connection to the upstream for minutes after it recovered (a direct connection's opening gives up
  * after 10 s).
  *
+ * A TLS failure on the way to an https:// proxy is said to be the proxy's (`tunnelFailure`).
+ *
  * A CONNECT the proxy closes without answering (at its connection limit, say) fails with undici's code for a
  * connection that closed (`UND_ERR_SOCKET`), which its client takes as a reason to connect again at once with the
  * requests kept: the gateway connected to such a proxy in a loop, hundreds of times a second, each call waiting out
@@ -231,7 +233,7 @@ export function throughProxy({ origin, authorization }: EgressProxy, poolOptions
         if (opening) opening.count++;
         return openTunnel(connectOptions)
           .finally(() => opening && opening.count--)
-          .catch((error: unknown) => Promise.reject(closedUnanswered(error)));
+          .catch((error: unknown) => Promise.reject(tunnelFailure(error)));
       }) as typeof pool.connect;
       return pool;
     },
@@ -261,8 +263,18 @@ function isAddress(servername: string | null | undefined): boolean {
   return typeof servername === 'string' && isIP(servername.replace(/^\[(.*)\]$/, '$1')) !== 0;
 }
 
-/** A CONNECT's failure as the client should read it: one whose connection the proxy closed unanswered under a code of its own. */
-function closedUnanswered(error: unknown): unknown {
-  if ((error as { code?: unknown } | null)?.code !== 'UND_ERR_SOCKET') return error;
-  return Object.assign(new Error('the egress proxy closed the connection without answering the CONNECT', { cause: error }), { code: TUNNEL_CLOSED_UNANSWERED });
+/**
+ * A CONNECT's failure as the client should read it: one whose connection the proxy closed unanswered under a code
+ * of its own; a TLS failure, which here can only be the https:// proxy's (an https:// upstream's handshake comes
+ * after, through the tunnel), as undici's own error for a proxy's TLS (`SecureProxyConnectionError`), which it
+ * raises only for a certificate of another host name: a self-signed proxy certificate behind an https:// upstream
+ * was said to be "the egress proxy's or the upstream's", and the key set's fetch named neither.
+ */
+function tunnelFailure(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_SOCKET') {
+    return Object.assign(new Error('the egress proxy closed the connection without answering the CONNECT', { cause: error }), { code: TUNNEL_CLOSED_UNANSWERED });
+  }
+  if (typeof code === 'string' && tlsFailureAfter(code, false) !== undefined) return new errors.SecureProxyConnectionError(error as Error);
+  return error;
 }

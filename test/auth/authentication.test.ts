@@ -8,6 +8,8 @@ import { CompactEncrypt, exportJWK, exportSPKI, generateKeyPair, SignJWT, type C
 import { withClockAhead, withWallClockAhead } from '../helpers/clock.ts';
 import { eventually } from '../helpers/eventually.ts';
 import { closeServer, exchange, listenOnLoopback, startConnectProxy } from '../helpers/net.ts';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createAuthenticator } from '../../src/auth/verify.ts';
 import { keySetProblem } from '../../src/auth/key-set-check.ts';
 import { createLogger, silentLogger } from '../../src/logging/logger.ts';
@@ -1465,6 +1467,32 @@ describe('a key set fetched through the egress proxy', () => {
     } finally {
       await proxy.close();
       await jwks.close();
+    }
+  });
+  /**
+   * An https:// proxy whose certificate the gateway does not trust: said as a bare "self-signed certificate", the
+   * failure did not say whose certificate, the proxy's or the identity provider's, where the upstream calls name the proxy.
+   */
+  test('a certificate of an https:// proxy refused is said as the proxy\'s, naming it, at start and in a token\'s failed fetch', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
+    // Self-signed, so trusted by no process; never asked to CONNECT, as the handshake fails first.
+    const proxy = await startConnectProxy(() => undefined, { key: tls('key.pem'), cert: tls('self-signed.pem') });
+    try {
+      const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'HTTPS_PROXY', shown: proxy.hostPort };
+      const refused = `the TLS certificate of the egress proxy ${proxy.hostPort} was refused (DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate)`;
+      assert.equal(await keySetProblem('https://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${refused})`);
+      const stack = await startAuthStack({ auth: { jwksUrl: 'https://keys.test/jwks.json', jwksProxy } });
+      try {
+        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
+        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [refused]);
+      } finally {
+        await stack.close();
+      }
+      assert.equal(proxy.counts.connects, 0, 'no CONNECT: the handshake failed first');
+    } finally {
+      await proxy.close();
     }
   });
 });
