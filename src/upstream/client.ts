@@ -649,9 +649,10 @@ export class UpstreamClient {
     // OpenSSL's own errors carry their reason apart ("wrong version number"), the message adding its internals.
     const openSslReason = (error as { reason?: unknown }).reason;
     const reason = failure === 'handshake' && typeof openSslReason === 'string' ? openSslReason : error instanceof Error ? shortened(error.message, 200) : undefined;
-    // Behind an https:// egress proxy, reached over TLS too, the failure may be the proxy's (see `tlsFailureBehindProxy`).
-    const proxy = this.#proxy?.origin.startsWith('https:') ? this.#proxy : undefined;
-    const { fault, what } = proxy === undefined ? upstreamTlsFailure(failure, code) : tlsFailureBehindProxy(failure, code, proxy, this.#origin.startsWith('https:') && !ofProxy);
+    // Behind an https:// egress proxy, reached over TLS too, the failure may be the proxy's: told apart (`ofProxy`,
+    // see `throughProxy`), as the upstream's would send an operator to the wrong server.
+    const proxy = ofProxy ? this.#proxy : undefined;
+    const { fault, what } = proxy === undefined ? upstreamTlsFailure(failure, code) : tlsFailureBehindProxy(failure, code, proxy);
     this.#failures.configurationFault(fault, { ...forLog(info, call.signal), code, reason, ...(proxy === undefined ? {} : { proxy: proxy.shown }) });
     return this.#fail(ErrorCode.UPSTREAM_ERROR, `${what} while ${call.action}${mayHaveTakenEffect(call.method, run.mayHaveLanded, 'an earlier attempt')}`, info);
   }

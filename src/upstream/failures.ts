@@ -137,9 +137,9 @@ export function proxyRefusalOf(error: unknown): number | undefined {
 }
 
 /**
- * The error a failed exchange says what failed by: its own, or, for the one TLS failure of an https:// egress
- * proxy that undici tells apart (a certificate for another host name), the TLS error it wraps in one of its own
- * (`UND_ERR_PRX_TLS`), a code no other failure has; `ofProxy` then, as that failure is known to be the proxy's.
+ * The error a failed exchange says what failed by: its own, or, for a TLS failure of an https:// egress proxy, the
+ * TLS error wrapped in undici's error for one (`UND_ERR_PRX_TLS`, as `throughProxy` wraps every such failure, where
+ * undici wraps only a certificate for another host name), a code no other failure has; `ofProxy` then.
  */
 export function failureOf(error: unknown): { failure: unknown; code: string | undefined; ofProxy: boolean } {
   const ofProxy = error instanceof errors.SecureProxyConnectionError;
@@ -238,16 +238,14 @@ export function upstreamTlsFailure(failure: 'certificate' | 'handshake', code: s
 }
 
 /**
- * What a TLS failure behind an https:// egress proxy says: the refused certificate or failed handshake is the
- * proxy's for an http:// upstream (the only TLS on the way), and may be either's for an https:// one
- * (`eitherPeer`: undici reports both alike but for a proxy certificate of another host name, see `failureOf`).
- * Said so, where "the upstream's" would send an operator to the wrong server.
+ * What a TLS failure of an https:// egress proxy says (its refused certificate or failed handshake), where "the
+ * upstream's" would send an operator to the wrong server.
  */
-export function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy, eitherPeer: boolean): { fault: string; what: string } {
-  const peer = eitherPeer ? `the egress proxy ${proxy.shown} or the upstream` : `the egress proxy ${proxy.shown}`;
+export function tlsFailureBehindProxy(failure: 'certificate' | 'handshake', code: string, proxy: EgressProxy): { fault: string; what: string } {
+  const peer = `the egress proxy ${proxy.shown}`;
   return failure === 'certificate'
     ? {
-        fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable} or CONTEXTIO_API_URL), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
+        fault: `the TLS certificate of ${peer} was refused (${code}): it has expired, names another host than the one the gateway was given (${proxy.variable}), or is signed by an authority this machine does not trust (NODE_EXTRA_CA_CERTS adds a private one)`,
         what: `The TLS certificate of ${peer} could not be verified, so the gateway refused the connection`,
       }
     : {

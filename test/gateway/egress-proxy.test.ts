@@ -300,7 +300,7 @@ describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://
     assertNoSecrets(gateway.lines);
   });
 
-  it('says so of an https:// upstream too (where a certificate refused may be either’s, this one is known to be the proxy’s)', async () => {
+  it('says so of an https:// upstream too (whose own certificate comes after, through the tunnel)', async () => {
     await proxy.present(tls('other-host.pem'));
     const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') });
     const other = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
@@ -320,6 +320,34 @@ describe('npm start behind an egress proxy reached over TLS (HTTP_PROXY=https://
   it('serves again once the proxy presents its own certificate', async () => {
     await proxy.present(tls('localhost.pem'));
     assert.equal((await postGraphQL<GraphQLAnswer>(url, LIST)).errors, undefined);
+  });
+});
+
+describe('npm start behind an egress proxy reached over TLS, its https:// upstream presenting a certificate the gateway does not trust', () => {
+  it('says the certificate refused is the upstream’s, not the proxy’s: each TLS failure is told apart', async () => {
+    const tls = (name: string) => readFileSync(tlsFixture(name));
+    // Self-signed, so trusted by no process.
+    const upstream = createHttpsServer({ key: tls('key.pem'), cert: tls('self-signed.pem') });
+    const upstreamPort = await listenOnLoopback(upstream);
+    const proxy = await startConnectProxy((authority) => (authority === 'contextio.test:443' ? upstreamPort : undefined), { key: tls('key.pem'), cert: tls('localhost.pem') });
+    const { HTTP_PROXY, ...rest } = environment(proxy, { CONTEXTIO_API_URL: 'https://contextio.test/2.0', NODE_EXTRA_CA_CERTS: tlsFixture('ca.pem') });
+    const gateway = runScript('src/main.ts', { ...rest, HTTPS_PROXY: HTTP_PROXY });
+    try {
+      const url = (await gateway.waitForLine(/"graphql":"([^"]+)"/))[1]!;
+      const answer = await postGraphQL<GraphQLAnswer>(url, LIST);
+      assert.deepEqual(answer.errors?.map((e) => [e.extensions?.['code'], e.message]), [
+        ['UPSTREAM_ERROR', 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection while listing accounts'],
+      ]);
+      const fault = logEntries(gateway.lines).find((e) => e['code'] === 'DEPTH_ZERO_SELF_SIGNED_CERT');
+      assert.match(String(fault?.['message']), /^the upstream’s TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\)/, gateway.lines.join('\n'));
+      assert.ok(proxy.counts.tunnels > 0, 'the proxy opened the tunnels the handshakes were made through');
+      assertNoSecrets(gateway.lines);
+    } finally {
+      gateway.child.kill('SIGTERM');
+      await gateway.exited;
+      await proxy.close();
+      await closeServer(upstream);
+    }
   });
 });
 
