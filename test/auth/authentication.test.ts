@@ -1362,6 +1362,22 @@ describe('an unreachable key set', () => {
   });
 });
 
+/**
+ * What a token's fetch of the key set at `jwksUrl` through `jwksProxy` logged when it failed: it is answered 503,
+ * and its one failure line's `error` is returned, with every line the gateway wrote.
+ */
+async function failedFetchThroughProxy(jwksUrl: string, jwksProxy: NonNullable<Parameters<typeof keySetProblem>[1]>): Promise<{ errors: unknown[]; lines: string[] }> {
+  const { privateKey } = await generateKeyPair('RS256');
+  const stack = await startAuthStack({ auth: { jwksUrl, jwksProxy } });
+  try {
+    assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
+    const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
+    return { errors: logged.map((line) => JSON.parse(line)['error']), lines: stack.logs };
+  } finally {
+    await stack.close();
+  }
+}
+
 describe('a key set fetched through the egress proxy', () => {
   test('the connection the key set was fetched over is closed when the gateway stops', async () => {
     const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
@@ -1409,7 +1425,6 @@ describe('a key set fetched through the egress proxy', () => {
    * nowhere (a proxy wanting credentials, or refusing the identity provider's host).
    */
   test('a tunnel the proxy refuses is said as the proxy\'s refusal with its status, at start and in a token\'s failed fetch', async () => {
-    const { privateKey } = await generateKeyPair('RS256');
     const proxy = await startConnectProxy(() => undefined);
     try {
       const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'https_proxy', shown: proxy.hostPort };
@@ -1422,14 +1437,7 @@ describe('a key set fetched through the egress proxy', () => {
       await proxy.refuseWith(502);
       assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${said(502, '')})`);
       await proxy.refuseWith(407);
-      const stack = await startAuthStack({ auth: { jwksUrl: 'http://keys.test/jwks.json', jwksProxy } });
-      try {
-        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
-        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
-        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [credentials]);
-      } finally {
-        await stack.close();
-      }
+      assert.deepEqual((await failedFetchThroughProxy('http://keys.test/jwks.json', jwksProxy)).errors, [credentials]);
     } finally {
       await proxy.close();
     }
@@ -1440,7 +1448,7 @@ describe('a key set fetched through the egress proxy', () => {
    * calls' own deadline names it.
    */
   test('a tunnel the proxy leaves unanswered past the fetch\'s deadline is said as the proxy\'s, naming it; a key set\'s host that does not answer through an open tunnel is not', async () => {
-    const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+    const { publicKey } = await generateKeyPair('RS256', { extractable: true });
     const jwks = await startJwksServer([{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'RS256', use: 'sig' }]);
     const jwksPort = Number(new URL(jwks.url).port);
     const proxy = await startConnectProxy((authority) => (authority === 'keys.test:80' ? jwksPort : undefined));
@@ -1449,15 +1457,9 @@ describe('a key set fetched through the egress proxy', () => {
       const stalled = `the egress proxy ${proxy.hostPort} did not open a tunnel to the key set's host within 5000 ms`;
       await proxy.refuseWith('no answer');
       assert.equal(await keySetProblem('http://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${stalled})`);
-      const stack = await startAuthStack({ auth: { jwksUrl: 'http://keys.test/jwks.json', jwksProxy } });
-      try {
-        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
-        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
-        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [stalled]);
-        assert.ok(stack.logs.every((line) => !line.includes('pa55') && !line.includes('cHJveHktdXNlcjpwYTU1')), 'a line shows the proxy\'s credentials');
-      } finally {
-        await stack.close();
-      }
+      const failed = await failedFetchThroughProxy('http://keys.test/jwks.json', jwksProxy);
+      assert.deepEqual(failed.errors, [stalled]);
+      assert.ok(failed.lines.every((line) => !line.includes('pa55') && !line.includes('cHJveHktdXNlcjpwYTU1')), 'a line shows the proxy\'s credentials');
       // The tunnel opened, the key set's host silent: not the proxy's doing.
       await proxy.refuseWith(undefined);
       const held = jwks.hold();
@@ -1474,7 +1476,6 @@ describe('a key set fetched through the egress proxy', () => {
    * failure did not say whose certificate, the proxy's or the identity provider's, where the upstream calls name the proxy.
    */
   test('a certificate of an https:// proxy refused is said as the proxy\'s, naming it, at start and in a token\'s failed fetch', async () => {
-    const { privateKey } = await generateKeyPair('RS256');
     const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
     // Self-signed, so trusted by no process; never asked to CONNECT, as the handshake fails first.
     const proxy = await startConnectProxy(() => undefined, { key: tls('key.pem'), cert: tls('self-signed.pem') });
@@ -1482,14 +1483,7 @@ describe('a key set fetched through the egress proxy', () => {
       const jwksProxy = { origin: proxy.url, authorization: undefined, variable: 'HTTPS_PROXY', shown: proxy.hostPort };
       const refused = `the TLS certificate of the egress proxy ${proxy.hostPort} was refused (DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate)`;
       assert.equal(await keySetProblem('https://keys.test/jwks.json', jwksProxy), `it could not be fetched and read (${refused})`);
-      const stack = await startAuthStack({ auth: { jwksUrl: 'https://keys.test/jwks.json', jwksProxy } });
-      try {
-        assert.equal((await stack.gql('{ __typename }', await sign(privateKey, 'RS256', 'k'))).status, 503);
-        const logged = stack.logs.filter((line) => line.includes('the JWKS could not be fetched or read'));
-        assert.deepEqual(logged.map((line) => JSON.parse(line)['error']), [refused]);
-      } finally {
-        await stack.close();
-      }
+      assert.deepEqual((await failedFetchThroughProxy('https://keys.test/jwks.json', jwksProxy)).errors, [refused]);
       assert.equal(proxy.counts.connects, 0, 'no CONNECT: the handshake failed first');
     } finally {
       await proxy.close();
