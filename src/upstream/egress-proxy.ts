@@ -177,7 +177,7 @@ function bareHost(host: string): string {
 export function proxyRefusalHint(status: number, proxy: EgressProxy, setting: string): string | undefined {
   if (status === 407 || status === 401) {
     return proxy.authorization === undefined
-      ? `it wants credentials, which ${proxy.variable} lacks: http://user:password@host:port`
+      ? `it wants credentials, which ${proxy.variable} lacks: ${new URL(proxy.origin).protocol}//user:password@host:port`
       : `it wants credentials: check the user name and password in ${proxy.variable}`;
   }
   if (status === 403) return `does it allow CONNECT to ${setting}’s host and port?`;

@@ -164,6 +164,11 @@ describe('what a refused tunnel asks of the operator', () => {
         String(status),
       );
     }
+    // The example keeps the proxy's scheme: an https:// proxy given as http:// would fail its handshake.
+    assert.equal(
+      proxyRefusalHint(407, { ...proxy(undefined), origin: 'https://proxy.example:3129' }, 'AUTH_JWKS_URL'),
+      'it wants credentials, which HTTPS_PROXY lacks: https://user:password@host:port',
+    );
   });
 
   it('asks whether a 403 is the proxy’s rules, and leaves other statuses to its log', () => {
