@@ -14,8 +14,8 @@ import {
 } from 'jose';
 import { errors, fetch as fetchThrough, type Dispatcher } from 'undici';
 import { ByteCollector } from '../support/byte-collector.ts';
-import { proxyRefusalHint, throughProxy, type EgressProxy, type TunnelsOpening } from '../upstream/egress-proxy.ts';
-import { proxyRefusalOf, tlsFailureAfter } from '../upstream/failures.ts';
+import { failedOpeningTunnel, proxyRefusalHint, throughProxy, type EgressProxy, type TunnelsOpening } from '../upstream/egress-proxy.ts';
+import { proxyRefusalOf, tlsFailureAfter, TUNNEL_CLOSED_UNANSWERED } from '../upstream/failures.ts';
 import { retryAfterSeconds } from '../support/retry-after.ts';
 import type { Logger } from '../logging/logger.ts';
 import { shortened } from '../support/shortened.ts';
@@ -386,49 +386,40 @@ async function fetchThroughProxy(url: string, options: Parameters<FetchImplement
     if (options?.signal?.aborted && opening.count > 0) {
       throw new joseErrors.JWKSTimeout(`the egress proxy ${proxy.shown} did not open a tunnel to the key set's host within ${JWKS_TIMEOUT_MS} ms`, { cause: error });
     }
-    const tls = inCauses(error, proxyTlsFailure);
-    if (tls !== undefined) throw new TypeError('fetch failed', { cause: new Error(`the ${tls.what} the egress proxy ${proxy.shown} ${tls.how} (${tls.reason})`, { cause: error }) });
-    const status = proxyRefusalInChain(error);
-    if (status === undefined && !proxyUnreachable(error)) throw error;
-    const hint = status === undefined ? undefined : proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
-    const reason =
-      status === undefined
-        ? `the egress proxy ${proxy.shown} could not be reached: ${failureReason(error)}`
-        : `the egress proxy ${proxy.shown} refused to open a tunnel to the key set's host (HTTP ${status})${hint === undefined ? '' : `: ${hint}`}`;
+    const reason = proxyFailure(error, proxy);
+    if (reason === undefined) throw error;
     // Still fetch's TypeError, as any failure to fetch the set: only its reason is told.
     throw new TypeError('fetch failed', { cause: new Error(reason, { cause: error }) });
   }
 }
 
 /**
- * Codes of a connection that could not be opened. Through the proxy, only the connection to the proxy is the
- * gateway's to open (the proxy opens the one to the key set's host): a bare `connect ECONNREFUSED 10.0.0.5:3128`
- * did not say that address was the proxy's, where the upstream calls' own failure names it.
+ * A fetch's failure (`error`, with its causes) that was the egress proxy's, as the key set's failure says it,
+ * naming the proxy: a tunnel it refused, with its status; its TLS; its connection failing before it answered the
+ * CONNECT (refused, reset, closed: a bare `connect ECONNREFUSED 10.0.0.5:3128` or `read ECONNRESET` did not say
+ * that was the proxy, where the upstream calls' own failure names it). Undefined for a failure of anything else.
  */
-const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT']);
-
-/** Whether `error` (fetch's, its causes within) is a connection to the egress proxy that could not be opened. */
-function proxyUnreachable(error: unknown): boolean {
-  return (
-    inCauses(error, (cause) => {
-      // A proxy named by a host of several addresses fails with an AggregateError of each's failure.
-      const first = cause instanceof AggregateError ? (cause.errors[0] as unknown) : cause;
-      return NOT_CONNECTED.has(String((first as { code?: unknown } | null)?.code)) || undefined;
-    }) ?? false
-  );
-}
-
-/** An https:// egress proxy's TLS failure (its certificate refused, or its handshake) as the key set's failure names it. */
-function proxyTlsFailure(error: Error): { what: string; how: string; reason: string } | undefined {
-  if (!(error instanceof errors.SecureProxyConnectionError)) return undefined;
-  const code = String((error.cause as { code?: unknown } | undefined)?.code);
-  const reason = `${code}: ${failureReason(error.cause)}`;
-  return tlsFailureAfter(code, false) === 'certificate' ? { what: 'TLS certificate of', how: 'was refused', reason } : { what: 'TLS handshake with', how: 'failed', reason };
-}
-
-/** The egress proxy's refusal status found among `error`'s causes. */
-function proxyRefusalInChain(error: unknown): number | undefined {
-  return inCauses(error, proxyRefusalOf);
+function proxyFailure(error: unknown, proxy: EgressProxy): string | undefined {
+  const status = inCauses(error, proxyRefusalOf);
+  if (status !== undefined) {
+    const hint = proxyRefusalHint(status, proxy, 'AUTH_JWKS_URL');
+    return `the egress proxy ${proxy.shown} refused to open a tunnel to the key set's host (HTTP ${status})${hint === undefined ? '' : `: ${hint}`}`;
+  }
+  const failure = inCauses(error, (cause) => (failedOpeningTunnel(cause) ? cause : undefined));
+  if (failure === undefined) return undefined;
+  if (failure instanceof errors.SecureProxyConnectionError) {
+    const tls = failure.cause as { code?: unknown; reason?: unknown } | undefined;
+    const code = String(tls?.code);
+    // OpenSSL's own errors carry their reason apart ("wrong version number"), their message adding its internals.
+    const reason = `${code}: ${typeof tls?.reason === 'string' ? tls.reason : failureReason(tls)}`;
+    return tlsFailureAfter(code, false) === 'certificate'
+      ? `the TLS certificate of the egress proxy ${proxy.shown} was refused (${reason})`
+      : `the TLS handshake with the egress proxy ${proxy.shown} failed (${reason})`;
+  }
+  if ((failure as { code?: unknown }).code === TUNNEL_CLOSED_UNANSWERED) {
+    return `the egress proxy ${proxy.shown} closed the connection without answering the request for a tunnel to the key set's host`;
+  }
+  return `the egress proxy ${proxy.shown} could not be reached: ${failureReason(failure)}`;
 }
 
 /** The first of `error` and its causes that `pick` finds something in (fetch wraps undici's error twice), what it found. */

@@ -272,9 +272,23 @@ function isAddress(servername: string | null | undefined): boolean {
  */
 function tunnelFailure(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
-  if (code === 'UND_ERR_SOCKET') {
-    return Object.assign(new Error('the egress proxy closed the connection without answering the CONNECT', { cause: error }), { code: TUNNEL_CLOSED_UNANSWERED });
-  }
-  if (typeof code === 'string' && tlsFailureAfter(code, false) !== undefined) return new errors.SecureProxyConnectionError(error as Error);
-  return error;
+  const failure =
+    code === 'UND_ERR_SOCKET'
+      ? Object.assign(new Error('the egress proxy closed the connection without answering the CONNECT', { cause: error }), { code: TUNNEL_CLOSED_UNANSWERED })
+      : typeof code === 'string' && tlsFailureAfter(code, false) !== undefined
+        ? new errors.SecureProxyConnectionError(error as Error)
+        : error;
+  if (typeof failure === 'object' && failure !== null) tunnelFailures.add(failure);
+  return failure;
+}
+
+/** The failures tunnels failed to open with (`tunnelFailure`'s). */
+const tunnelFailures = new WeakSet<object>();
+
+/**
+ * Whether `error` is one a tunnel failed to open with before the proxy answered its CONNECT: the proxy's, whatever
+ * its code (its connection refused, reset, closed, its TLS), as no connection to the destination was made yet.
+ */
+export function failedOpeningTunnel(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && tunnelFailures.has(error);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { GraphQLError } from 'graphql';
 import { CompactEncrypt, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -1487,6 +1487,35 @@ describe('a key set fetched through the egress proxy', () => {
       assert.equal(proxy.counts.connects, 0, 'no CONNECT: the handshake failed first');
     } finally {
       await proxy.close();
+    }
+  });
+  /**
+   * A proxy URL of the wrong scheme, or a proxy dropping the connection before it answers the CONNECT: said as
+   * squid's `read ECONNRESET`, or as the egress proxy closing "the connection", the key set's failure did not say
+   * which proxy, or that it was one (OpenSSL's reason came with its internals: error codes, a source path).
+   */
+  test('a connection to the proxy that fails before its CONNECT is answered is said as the proxy\'s, naming it', async () => {
+    const tls = (name: string) => readFileSync(fileURLToPath(new URL(`../fixtures/tls/${name}`, import.meta.url)));
+    const tlsProxy = await startConnectProxy(() => undefined, { key: tls('key.pem'), cert: tls('localhost.pem') });
+    const plainProxy = await startConnectProxy(() => undefined);
+    // Reset as its CONNECT arrives, as squid's https_port resets one sent in the clear.
+    const resetting = createTcpServer((socket) => socket.on('data', () => socket.resetAndDestroy()));
+    const resettingPort = await listenOnLoopback(resetting);
+    try {
+      const through = (origin: string, shown: string) => keySetProblem('https://keys.test/jwks.json', { origin, authorization: undefined, variable: 'HTTPS_PROXY', shown });
+      assert.equal(await through(`http://127.0.0.1:${resettingPort}`, `127.0.0.1:${resettingPort}`), `it could not be fetched and read (the egress proxy 127.0.0.1:${resettingPort} could not be reached: read ECONNRESET)`);
+      assert.equal(
+        await through(tlsProxy.url.replace('https:', 'http:'), tlsProxy.hostPort),
+        `it could not be fetched and read (the egress proxy ${tlsProxy.hostPort} closed the connection without answering the request for a tunnel to the key set's host)`,
+      );
+      assert.equal(
+        await through(plainProxy.url.replace('http:', 'https:'), plainProxy.hostPort),
+        `it could not be fetched and read (the TLS handshake with the egress proxy ${plainProxy.hostPort} failed (ERR_SSL_WRONG_VERSION_NUMBER: wrong version number))`,
+      );
+    } finally {
+      await tlsProxy.close();
+      await plainProxy.close();
+      await closeServer(resetting);
     }
   });
 });
