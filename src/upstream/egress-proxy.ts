@@ -24,7 +24,10 @@ export interface EgressProxy {
   shown: string;
 }
 
-/** The variables naming the proxy for an upstream of each scheme, the upper-case form first (as curl and Go read them). */
+/**
+ * The variables naming the proxy for an upstream of each scheme, the upper-case form first, as Go reads them (curl
+ * reads the lower-case one first, and `http_proxy` alone; undici's EnvHttpProxyAgent the lower-case one first).
+ */
 const PROXY_VARIABLES = { 'https:': ['HTTPS_PROXY', 'https_proxy'], 'http:': ['HTTP_PROXY', 'http_proxy'] } as const;
 const NO_PROXY_VARIABLES = ['NO_PROXY', 'no_proxy'] as const;
 
