@@ -204,6 +204,19 @@ function throwIfOutOfFileDescriptors(error: unknown): void {
   if (isOutOfFileDescriptors((error as NodeJS.ErrnoException).code)) throw new OutOfFileDescriptors((error as Error).message);
 }
 
+/**
+ * Shown in the IDE's place when its script has not run a few seconds after the page: React's first render
+ * replaces it. Behind a balancer whose instances run two builds (a rolling deploy), the page of one names its
+ * script by its build's hash, which another answers 404: the page stayed blank, the notice of a new build being
+ * in that script. Inline, as the style file is the build's too; hidden without JavaScript, where the noscript
+ * line says why.
+ */
+const NOT_LOADED_STYLE = `<style>.ide-not-loaded{visibility:hidden;margin:2rem;font-family:system-ui,sans-serif;animation:ide-not-loaded 0s 5s forwards}@keyframes ide-not-loaded{to{visibility:visible}}</style>
+<noscript><style>.ide-not-loaded{display:none}</style></noscript>`;
+const NOT_LOADED_NOTICE =
+  '<p class="ide-not-loaded" role="status">The IDE’s script did not load. Reload the page: the gateway may just have been redeployed, ' +
+  'or, behind a load balancer, its instances may run different builds, the page coming from one and its script asked of another.</p>';
+
 /** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */
 function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Manifest): string | undefined {
   const asset = (name: string) => manifest.assets[name];
@@ -232,11 +245,12 @@ function pageHtml({ tokenRequired, introspection }: PageSettings, manifest: Mani
 <link rel="stylesheet" href="${PAGE_ASSET_PREFIX}${asset('app.css')}">
 <script id="ide-config" type="application/json">${jsonForScript(config)}</script>
 <script type="module" src="${PAGE_ASSET_PREFIX}${asset('app.js')}"></script>
+${NOT_LOADED_STYLE}
 </head>
 <body>
 <main>
 <h1 class="visually-hidden">GraphQL IDE of the Context.IO GraphQL gateway</h1>
-<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript></div>
+<div id="graphiql"><noscript>The GraphQL IDE needs JavaScript. Send queries with POST ${ENDPOINT_PATH} instead.</noscript>${NOT_LOADED_NOTICE}</div>
 </main>
 </body>
 </html>
