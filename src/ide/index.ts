@@ -205,16 +205,16 @@ function throwIfOutOfFileDescriptors(error: unknown): void {
 }
 
 /**
- * Shown in the IDE's place when its script has not run a few seconds after the page: React's first render
- * replaces it. Behind a balancer whose instances run two builds (a rolling deploy), the page of one names its
+ * Shown in the IDE's place when its script has not run 10 seconds after the page (long enough for its bundle on a
+ * slow connection: it says what to do if the IDE does not come): React's first render replaces it. Behind a balancer whose instances run two builds (a rolling deploy), the page of one names its
  * script by its build's hash, which another answers 404: the page stayed blank, the notice of a new build being
  * in that script. Inline, as the style file is the build's too; hidden without JavaScript, where the noscript
  * line says why.
  */
-const NOT_LOADED_STYLE = `<style>.ide-not-loaded{visibility:hidden;margin:2rem;font-family:system-ui,sans-serif;animation:ide-not-loaded 0s 5s forwards}@keyframes ide-not-loaded{to{visibility:visible}}</style>
+const NOT_LOADED_STYLE = `<style>.ide-not-loaded{visibility:hidden;margin:2rem;font-family:system-ui,sans-serif;animation:ide-not-loaded 0s 10s forwards}@keyframes ide-not-loaded{to{visibility:visible}}</style>
 <noscript><style>.ide-not-loaded{display:none}</style></noscript>`;
 const NOT_LOADED_NOTICE =
-  '<p class="ide-not-loaded" role="status">The IDE’s script did not load. Reload the page: the gateway may just have been redeployed, ' +
+  '<p class="ide-not-loaded" role="status">The IDE has not loaded. If it does not come, reload the page: the gateway may just have been redeployed, ' +
   'or, behind a load balancer, its instances may run different builds, the page coming from one and its script asked of another.</p>';
 
 /** The GraphiQL page, configured for this gateway; undefined when the build left out a file it needs. */

@@ -15,7 +15,7 @@ browserTest('a page whose script another build’s instance answers 404 says to 
 
   await page.route(/\/graphql\/ide\/app-[^/]+\.js$/, (route) => route.fulfill({ status: 404, contentType: 'text/plain', body: 'no such IDE asset: app-XXXXXXXX.js' }));
   await page.reload();
-  const notice = page.getByText(/The IDE’s script did not load/);
+  const notice = page.getByText(/The IDE has not loaded/);
   await notice.waitFor({ state: 'visible' });
   assert.ok(/reload/i.test((await notice.textContent()) ?? ''), 'the notice says what to do: reload');
 });
