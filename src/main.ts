@@ -4,7 +4,7 @@
  * run before anything else is loaded, and what they refuse is said in one line, not a loader's stack trace.
  */
 import { openFilesLimitProblem } from './support/file-descriptors.ts';
-import { stderrPriority } from './support/journal.ts';
+import { stderrPriority } from './logging/journal.ts';
 
 const problem = openFilesLimitProblem();
 if (problem === undefined) {

@@ -15,7 +15,7 @@ import { ignoredAllProxy } from './upstream/egress-proxy.ts';
 import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
 import { openFilesShortfall } from './support/file-descriptors.ts';
-import { stderrPriority } from './support/journal.ts';
+import { stderrPriority } from './logging/journal.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,

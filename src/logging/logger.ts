@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 import { withControlsEscaped } from '../support/shortened.ts';
-import { stderrPriority } from '../support/journal.ts';
+import { stderrPriority } from './journal.ts';
 import { HALF_PAIRS } from '../support/unseen-characters.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */

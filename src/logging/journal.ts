@@ -1,5 +1,5 @@
 import { fstatSync } from 'node:fs';
-import type { LogLevel } from '../logging/logger.ts';
+import type { LogLevel } from './logger.ts';
 
 /*
  * systemd's journal as standard error. journald stores each line a service writes at the priority a `<N>` before
