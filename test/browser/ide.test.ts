@@ -135,6 +135,14 @@ browserTest('with the gateway gone, a proxy’s error page, or a header fetch re
     // Monaco wraps long lines: compared without whitespace.
     assert.match((await result.innerText()).replace(/\s+/g, ''), /upstreamunreachable/);
     await page.unroute(doomed.gateway.url);
+    // A page whose first 500 UTF-16 units end inside an emoji: cut there, its first half was shown as `\ud83d`.
+    await page.route(doomed.gateway.url, (route) => route.fulfill({ status: 503, contentType: 'text/html; charset=utf-8', body: `${'x'.repeat(499)}😀 and more` }));
+    await page.locator('.graphiql-execute-button').click();
+    await result.getByText('HTTP 503').first().waitFor();
+    const cut = (await result.innerText()).replace(/\s+/g, '');
+    assert.match(cut, /x{499}"/, 'the page is shown up to the character the cut would have split');
+    assert.doesNotMatch(cut, /\\ud83d/i, 'no half of a surrogate pair is shown');
+    await page.unroute(doomed.gateway.url);
     // JSON that is no GraphQL answer (neither data nor errors): a proxy's own error object is shown with its status,
     // which the raw object left out, and `null` as what it is (GraphiQL threw on it, and showed its TypeError with
     // the bundle's stack). A proxy's own rate limit says when to come back in its Retry-After only: shown with it.

@@ -10,6 +10,7 @@ import { useCallback, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import 'graphiql/style.css';
 import './ide.css';
+import { cutEnd } from '../../support/shortened.ts';
 import type { IdeConfig } from '../config.ts';
 
 const config = JSON.parse(document.getElementById('ide-config')?.textContent ?? '{}') as IdeConfig;
@@ -181,7 +182,9 @@ async function send(given: FetcherParams, options: FetcherOpts | undefined, sign
   if (!isGraphQLAnswer(answer)) {
     const retryAfter = response.headers.get('retry-after');
     const status = retryAfter === null ? response.status : `${response.status} (Retry-After: ${retryAfter})`;
-    return failure(`HTTP ${status}: ${text.slice(0, 500) || response.statusText}`);
+    // Cut between characters: a page's 500th UTF-16 unit may be the first half of an emoji, which the result pane
+    // (JSON) would show as `\ud83d`.
+    return failure(`HTTP ${status}: ${text.slice(0, cutEnd(text, SHOWN_PAGE_LENGTH)) || response.statusText}`);
   }
   return withRequestId(answer, response.headers.get('x-request-id'));
 }
@@ -211,6 +214,9 @@ function showsTokenTaken(status: number, answer: unknown): boolean {
 function isGraphQLAnswer(value: unknown): value is Answer {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && ('data' in value || 'errors' in value);
 }
+
+/** How much of an answer that is no GraphQL answer (a proxy's error page) the result pane shows, in UTF-16 units. */
+const SHOWN_PAGE_LENGTH = 500;
 
 /** An answer the page makes up when the gateway's could not be had: a GraphQL error, as the result pane shows them. */
 function failure(message: string): Answer {
