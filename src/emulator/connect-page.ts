@@ -227,6 +227,14 @@ const DERIVE_SCRIPT = `
 /** The script's source for the page's Content-Security-Policy: it, and no other inline script, runs. */
 const DERIVE_SCRIPT_SOURCE = `'sha256-${createHash('sha256').update(DERIVE_SCRIPT).digest('base64')}'`;
 
+/**
+ * The address field: text, for which a phone still offers its email keyboard, checked by the store as it checks any
+ * (the form comes back with the field in error). Not `type="email"`: browsers refuse a non-ASCII local part there
+ * (`zoë@…`, RFC 6531), which the gateway takes from a caller, and send an internationalized domain in its ASCII
+ * form (`zoe@xn--bcher-kva.example` for `zoe@bücher.example`), an address the gateway's `email` filter then misses.
+ */
+const EMAIL_FIELD = 'inputmode="email" autocomplete="email" autocapitalize="none" spellcheck="false"';
+
 function formPage(
   token: string,
   values: Record<string, string>,
@@ -260,7 +268,7 @@ function formPage(
   const placeholder = hint === undefined ? '' : ` placeholder="you${escapeHtml(hint)}"`;
   const emailBlock = fixedEmail
     ? `<p>Mailbox: <strong>${escapeHtml(fixedEmail)}</strong></p>\n<input type="hidden" id="email" name="email" value="${escapeHtml(fixedEmail)}">`
-    : field('email', 'Email address', 'email', ` required maxlength="${MAX_EMAIL_LENGTH}" autocomplete="email"${placeholder}`);
+    : field('email', 'Email address', 'text', ` required maxlength="${MAX_EMAIL_LENGTH}" ${EMAIL_FIELD}${placeholder}`);
 
   const body = `<h1>${addsSource ? 'Add a mailbox to your account' : 'Connect your mailbox'}</h1>
 <p>This is the Context.IO emulator's connect page: no mail server is contacted and the password is not kept.</p>

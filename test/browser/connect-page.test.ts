@@ -214,3 +214,28 @@ browserTest('the server and username fields are described by the note that they 
   assert.equal((await accessibleNode(page, '#server')).description, 'Enter a valid IMAP server name.');
   assert.equal((await accessibleNode(page, '#username')).description, note);
 });
+
+browserTest('an address with a non-ASCII local part or domain (RFC 6531, an IDN) is taken as typed, as the gateway takes it from a caller', async (_context, page) => {
+  // An `<input type="email">` refused `zoë@…` ("A part followed by '@' should not contain the symbol 'ë'") and sent
+  // `zoe@bücher.example` as `zoe@xn--bcher-kva.example`: an account the gateway's own `email` filter then missed.
+  for (const typed of ['zoë@bücher.example', 'zoe@bücher.example']) {
+    const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done`, email: '@bücher.example' } });
+    await page.goto(String(body['browser_redirect_url']));
+    await page.fill('#email', typed);
+    await page.fill('#password', 'x');
+    await page.locator('button#connect').click();
+    await page.waitForURL((url) => url.pathname.endsWith('/done') && url.searchParams.has('contextio_token'));
+    const { body: token } = await api(emulator, `/connect_tokens/${String(body['token'])}`);
+    const account = token['account'] as { email_addresses: string[]; sources: Array<{ server: string }> };
+    assert.deepEqual(account.email_addresses, [typed], 'the address is kept as typed');
+    assert.equal(account.sources[0]?.server, 'imap.xn--bcher-kva.example', 'the server suggested is reached by its ASCII name');
+  }
+  // One without an `@` is still refused, on its field.
+  const { body } = await api(emulator, '/connect_tokens', { form: { callback_url: `${emulator.url}/done` } });
+  await page.goto(String(body['browser_redirect_url']));
+  await page.fill('#email', 'zoë');
+  await page.fill('#password', 'x');
+  await page.locator('button#connect').click();
+  await page.getByRole('alert').waitFor();
+  assert.equal((await accessibleNode(page, '#email')).description, 'Enter a valid email address.');
+});

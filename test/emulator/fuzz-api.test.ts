@@ -610,7 +610,7 @@ function brokenApiAnswer(fuzz: Fuzzed, answer: Answer | undefined, expected: Exp
 /** Attributes the connect page's tags may have: one outside these is markup made of a reflected value. */
 const PAGE_ATTRIBUTES = new Set([
   'lang', 'charset', 'name', 'content', 'rel', 'href', 'role', 'id', 'class', 'tabindex', 'autofocus', 'method', 'action', 'type', 'value', 'for',
-  'required', 'autocomplete', 'placeholder', 'aria-invalid', 'aria-describedby', 'aria-hidden', 'pattern', 'maxlength', 'inputmode', 'title', 'spellcheck', 'checked', 'style',
+  'required', 'autocomplete', 'placeholder', 'aria-invalid', 'aria-describedby', 'aria-hidden', 'pattern', 'maxlength', 'inputmode', 'title', 'spellcheck', 'autocapitalize', 'checked', 'style',
 ]);
 
 /** Why a connect page's HTML shows reflected markup, or `undefined`. */

@@ -260,7 +260,7 @@ describe('mutations: one upstream request each, payload fields loaded only when 
     assert.deepEqual(created.connectToken, { email: '@gmail.com', callbackUrl: 'cio-api-auth://connected' });
     // The connect page asks for the address (the hint is no mailbox), suggesting the provider's server.
     const page = await (await fetch(created.browserRedirectUrl)).text();
-    assert.match(page, /<input type="email" id="email" name="email" value="" required maxlength="254" autocomplete="email" placeholder="you@gmail.com">/);
+    assert.match(page, /<input type="text" id="email" name="email" value="" required maxlength="254" inputmode="email" autocomplete="email" autocapitalize="none" spellcheck="false" placeholder="you@gmail.com">/);
     assert.match(page, /id="server" name="server" value="imap\.gmail\.com"/);
     const submission = /name="submission" value="([0-9a-f]+)"/.exec(page)![1]!;
     const done = await fetch(created.browserRedirectUrl, {
