@@ -3,7 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { handleApiRequest, type ApiContext } from './api.ts';
 import { handleConnectPage, sendInvalidLink, type ConnectPageContext } from './connect-page.ts';
 import { clientErrorAnswerer, hostFilter, refuseConnect, sendError } from './http.ts';
-import { splitTarget, type RequestTarget } from '../http/request.ts';
+import { headerAsSent, splitTarget, type RequestTarget } from '../http/request.ts';
 import { hostnameOf, urlHostOf } from '../support/url.ts';
 import { hasHttp10TransferEncoding, hostHeaderFault, readEveryHeader, receiveDeadlines } from '../http/client-error.ts';
 import { listenOn } from '../http/listen.ts';
@@ -214,7 +214,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const host = target?.origin?.host ?? req.headers.host;
     if (!servesHost(host)) {
       req.resume();
-      const name = shortened(hostnameOf(host ?? ''), 100);
+      const name = shortened(hostnameOf(headerAsSent(host ?? '')), 100);
       // 421 Misdirected Request: the client addressed this server by a name it does not answer to. (A 403
       // would reach the gateway's callers as a permission problem of theirs.)
       return sendError(res, 421, `host "${name}" is not served: the emulator answers loopback names, EMULATOR_PUBLIC_URL's host and EMULATOR_ALLOWED_HOSTS`);

@@ -168,6 +168,19 @@ export function requestUrlOf(req: IncomingMessage): URL | undefined {
   }
 }
 
+/**
+ * A request header's value as its client wrote it, to be quoted in a line or an answer: Node reads a header's bytes
+ * as Latin-1, one character a byte, so `Host: bücher.example` sent in UTF-8 (curl sends what it is given) reads
+ * `bÃ¼cher.example`. Bytes that are UTF-8 are read so; others (a lone 0x85) stay as Node read them.
+ */
+export function headerAsSent(value: string): string {
+  if (!NOT_ASCII.test(value)) return value;
+  const bytes = Buffer.from(value, 'latin1');
+  return isUtf8(bytes) ? bytes.toString('utf8') : value;
+}
+
+const NOT_ASCII = /[\u0080-\u00ff]/;
+
 /** A caller's request id when it is a plain token, else a fresh one: never echo arbitrary header content. */
 export function requestIdOf(req: IncomingMessage): string {
   return requestIdGivenBy(req) ?? randomUUID();

@@ -12,7 +12,7 @@ import { createConnections, type Connections } from './connections.ts';
 import { leftMidRequest, RequestGone } from './body.ts';
 import { serveGraphql, type EndpointParts } from './graphql-endpoint.ts';
 import { LOAD_REFUSAL_LOG_INTERVAL_MS, sayRefusalsForLoadUnsaid } from './load-refusals.ts';
-import { refusalMediaType, requestIdOf, requestUrlOf } from './request.ts';
+import { headerAsSent, refusalMediaType, requestIdOf, requestUrlOf } from './request.ts';
 import { EVERY_ANSWER_HEADERS, graphqlError, sendJson } from './respond.ts';
 import { Shutdown } from './shutdown.ts';
 import { isOutOfFileDescriptors } from '../support/file-descriptors.ts';
@@ -449,7 +449,7 @@ function createHandler(parts: HandlerParts): Handler {
     // Host header (RFC 9112 §3.2.2): judged by it, as Node routes such a request by its path alone.
     const host = url !== undefined && !(req.url ?? '/').startsWith('/') ? url.host : req.headers.host;
     if (!access.acceptsHost(host)) {
-      logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(String(host), 100) });
+      logger.info('request refused: open mode answers loopback host names only', { requestId, host: shortened(headerAsSent(String(host)), 100) });
       return refuse(403, graphqlError('Without authentication the gateway answers only requests addressed to a loopback host name, such as 127.0.0.1 or localhost', ErrorCode.FORBIDDEN));
     }
     // `OPTIONS *` asks what the server as a whole supports (RFC 9110 §9.3.7): the methods some path serves. The

@@ -1101,6 +1101,14 @@ describe('Host check (DNS rebinding)', () => {
     assert.deepEqual(emu.requests, [], 'refused before the API saw it');
   });
 
+  test('a refused Host sent in UTF-8 is quoted as it was written, not its bytes read one by one as Latin-1', async (t) => {
+    const emu = await emulatorFor(t, {});
+    // Node's client writes a header's characters as Latin-1 bytes: these are the UTF-8 bytes of `bücher.example`.
+    const refused = await statusFor(emu, Buffer.from('bücher.example:4010').toString('latin1'));
+    assert.equal(refused.status, 421);
+    assert.match(JSON.parse(refused.text).value, /^host "bücher\.example" is not served/, 'not "bÃ¼cher.example"');
+  });
+
   test('the check follows the address bound, not how EMULATOR_HOST spells it (127.1 is 127.0.0.1)', async (t) => {
     const emu = await emulatorFor(t, { host: '127.1' });
     assert.match(emu.origin, /^http:\/\/127\.0\.0\.1:/);

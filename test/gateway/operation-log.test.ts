@@ -423,6 +423,15 @@ describe('the operation log line', () => {
     assert.match(String((JSON.parse(refusedLine()!) as Record<string, unknown>)['host']), /^evil.*\u0085\{"level":"error","message":"forged"\}$/, 'the host as it came, escaped');
   });
 
+  it('logs a refused Host sent in UTF-8 as it was written, not its bytes read one by one as Latin-1', async () => {
+    // Node reads a header's bytes as Latin-1: `bücher.example` (the ü two bytes, C3 BC) was logged `bÃ¼cher.example`.
+    const answer = await exchange(stack.gateway.url, 'GET /graphql?query=%7B__typename%7D HTTP/1.1\r\nHost: bücher.example:4000\r\nConnection: close\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 403 /, answer);
+    const refusedLine = () => lines.find((line) => line.includes('request refused: open mode answers loopback host names only') && line.includes('cher.example'));
+    await eventually(() => refusedLine() !== undefined);
+    assert.equal((JSON.parse(refusedLine()!) as Record<string, unknown>)['host'], 'bücher.example:4000', refusedLine());
+  });
+
   it('keeps a refused Host holding C1 control bytes escaped: read as Latin-1, a byte 0x9b is U+009B, the one-character escape sequence opener (CSI) of terminals', async () => {
     // JSON escapes ESC (\u001b) but not U+009B: `less -R`, xterm and other terminals showing the log acted on it
     // (a line recoloured, hidden or rewritten by the sender of a request).
