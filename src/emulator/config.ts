@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from '../support/url.ts';
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting, shownSetting } from '../support/shortened.ts';
@@ -56,7 +57,7 @@ export function emulatorOptionsFromEnv(
     problems.push(`EMULATOR_PUBLIC_URL must be an http(s) origin such as http://devbox.lan:4010, with no path (got ${shown}${suggestion})`);
   }
   const rawAllowedHosts = read('EMULATOR_ALLOWED_HOSTS');
-  const allowedHosts = rawAllowedHosts?.split(',').map((name) => name.trim()).filter(Boolean);
+  const allowedHosts = rawAllowedHosts?.split(',').map((name) => asciiName(name.trim())).filter(Boolean);
   const badHost = allowedHosts?.find((name) => name !== '*' && !isHostAndPort(name));
   if (allowedHosts?.length === 0) {
     // Commas and spaces only: an empty list would answer loopback names alone, also where EMULATOR_HOST=0.0.0.0 answers any.
@@ -87,6 +88,17 @@ export function emulatorOptionsFromEnv(
 }
 
 /** A host name, an IPv4 address or an IPv6 one in brackets, with or without a port a URL may carry (0–65535). */
+/**
+ * An allowed name with an internationalized host (`bücher.example:4010`) in the ASCII form browsers send in `Host`
+ * (`xn--bcher-kva.example:4010`), as `EMULATOR_PUBLIC_URL`'s is read; any other as it is, checked as it is.
+ */
+function asciiName(name: string): string {
+  const [, host = '', port = ''] = /^(.*?)((?::\d*)?)$/.exec(name) ?? [];
+  if (!/[\u0080-\uffff]/.test(host)) return name;
+  const ascii = domainToASCII(host);
+  return ascii === '' ? name : `${ascii}${port}`;
+}
+
 function isHostAndPort(text: string): boolean {
   const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(text);
   return match !== null && (match[2] === undefined || Number(match[2]) <= 65_535);
