@@ -87,7 +87,6 @@ export function emulatorOptionsFromEnv(
   };
 }
 
-/** A host name, an IPv4 address or an IPv6 one in brackets, with or without a port a URL may carry (0–65535). */
 /**
  * An allowed name with an internationalized host (`bücher.example:4010`) in the ASCII form browsers send in `Host`
  * (`xn--bcher-kva.example:4010`), as `EMULATOR_PUBLIC_URL`'s is read; any other as it is, checked as it is.
@@ -99,6 +98,7 @@ function asciiName(name: string): string {
   return ascii === '' ? name : `${ascii}${port}`;
 }
 
+/** A host name, an IPv4 address or an IPv6 one in brackets, with or without a port a URL may carry (0–65535). */
 function isHostAndPort(text: string): boolean {
   const match = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/i.exec(text);
   return match !== null && (match[2] === undefined || Number(match[2]) <= 65_535);
