@@ -591,13 +591,13 @@ function backingOffAfterFailure(remote: TimedKeySet, fetched: Partial<ExportedJW
 
 /**
  * Logs a failed fetch of the key set once, however many requests waited on it. `lastGood`: the keys of the
- * last fetch verified the token all the same, fetched that long ago.
+ * last fetch verified the token all the same, fetched that long ago. One message either way, what those keys
+ * did in fields of their own: an alert rule matching the message must see every failed fetch, the first hour
+ * of a provider's outage (when they still verify) included.
  */
 export function reportKeySetFailure(cause: unknown, requestId: string, logger: Logger, lastGood?: { lastFetchedSecondsAgo: number }): void {
   if (cause instanceof Object && reportedFailures.has(cause)) return;
   if (cause instanceof Object) reportedFailures.add(cause);
-  const message = lastGood === undefined
-    ? 'the JWKS could not be fetched or read'
-    : `the JWKS could not be fetched or read: the keys of its last fetch verify tokens meanwhile, up to ${JWKS_LAST_GOOD_MS / 60_000} minutes after it`;
-  logger.error(message, { requestId, error: failureReason(cause), ...lastGood });
+  const meanwhile = lastGood === undefined ? {} : { meanwhile: `the keys of its last fetch verify tokens, up to ${JWKS_LAST_GOOD_MS / 60_000} minutes after it`, ...lastGood };
+  logger.error('the JWKS could not be fetched or read', { requestId, error: failureReason(cause), ...meanwhile });
 }
