@@ -337,6 +337,33 @@ describe('the README and docs name what exists', () => {
   });
 });
 
+describe("docs/operations.md's runbook", () => {
+  /** Every source file's text: a line the runbook quotes must be one the gateway writes. */
+  const sources = (readdirSync('src', { recursive: true }) as string[])
+    .filter((file) => file.endsWith('.ts'))
+    .map((file) => readFileSync(join('src', file), 'utf8'))
+    .join('\n');
+
+  it('quotes as the line to alert on for each incident only messages the gateway writes, as written', () => {
+    const rows = tableRows(documents.find((document) => document.path === 'docs/operations.md')!.text, 'incident');
+    assert.ok(rows.length >= 10, `${rows.length} incidents in the runbook`);
+    let checked = 0;
+    for (const [incident, lines] of rows) {
+      // A message is quoted whole, or up to where it varies (`…`); a field and its value (`sent: true`) are no message.
+      for (const [, quoted] of lines!.matchAll(/`([^`]+)`/g)) {
+        if (quoted!.split(' ').length < 3) continue;
+        // V8's own, which the gateway cannot write (its heap is gone): the runbook says so.
+        if (quoted!.startsWith('FATAL ERROR: ') && lines!.startsWith('none of the gateway')) continue;
+        for (const part of quoted!.split('…').map((piece) => piece.trim()).filter((piece) => piece !== '')) {
+          assert.ok(sources.includes(part), `docs/operations.md's runbook, ${incident}: "${part}" is in no source file (a line renamed?)`);
+          checked += 1;
+        }
+      }
+    }
+    assert.ok(checked >= 15, `${checked} quoted messages checked`);
+  });
+});
+
 describe('the README quick start', () => {
   it('answers its curl example with the demo data as the README shows, on one line', async () => {
     const quickStart = readme.slice(readme.indexOf('## Quick start'));
