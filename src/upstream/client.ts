@@ -500,13 +500,13 @@ export class UpstreamClient {
       if (run.previousFailure) throw run.previousFailure();
       call.signal?.countBreakerRefusal?.();
       const waitMs = this.#breaker.retryInMs();
-      throw this.#fail(
-        ErrorCode.UPSTREAM_ERROR,
-        waitMs > 0
-          ? `The upstream is failing; calls are paused for ${retryAfterSeconds(waitMs)} s (circuit open): the request ${call.action} was not sent`
-          : `The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open): the request ${call.action} was not sent`,
-        info,
-      );
+      if (waitMs <= 0) {
+        throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is failing; one trial call is checking whether it has recovered, retry in a moment (circuit half-open): the request ${call.action} was not sent`, info);
+      }
+      // When calls resume, for a client to wait before it retries, as a rate limit's `retryAfter` says: the
+      // message alone would have a frontend parse it.
+      const retryAfter = retryAfterSeconds(waitMs);
+      throw this.#fail(ErrorCode.UPSTREAM_ERROR, `The upstream is failing; calls are paused for ${retryAfter} s (circuit open): the request ${call.action} was not sent`, info, { retryAfter });
     }
     // The operation's budget of requests: a ceiling for what its estimated cost could not foresee. Claimed
     // only now, for a request about to go out, and given back if it never does.

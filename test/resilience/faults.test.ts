@@ -730,6 +730,26 @@ describe('circuit breaker', () => {
     }
   });
 
+  it('tells a caller the open circuit refused when calls resume, in extensions.retryAfter as for the rate limit, not only in its message', async () => {
+    const stack = await startStack({ gateway: { breakerFailureThreshold: 1, breakerCooldownMs: 7_000, upstreamTimeoutMs: 2_000 } });
+    try {
+      const id = stack.emulator.store.createAccount({ email: 'r@example.com' }).id;
+      stack.emulator.addFault({ path: `/accounts/${id}`, status: 502, retryAfter: 0 });
+      const down = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(down), ['UPSTREAM_ERROR']);
+      assert.equal(down.body.errors![0]!.extensions!['retryAfter'], undefined, 'a failure the upstream answered says no time to wait');
+      assert.ok(stack.upstreamCalls().length > 0, 'the failing call reached the upstream');
+      const paused = await stack.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(stack.upstreamCalls(), [], 'the open circuit sent nothing');
+      const [refusal] = paused.body.errors!;
+      const named = Number(/paused for (\d+) s \(circuit open\)/.exec(refusal!.message)?.[1]);
+      assert.ok(named >= 6 && named <= 7, `the message names the cooldown left: ${refusal!.message}`);
+      assert.deepEqual([refusal!.extensions!['code'], refusal!.extensions!['retryAfter']], ['UPSTREAM_ERROR', named]);
+    } finally {
+      await stack.close();
+    }
+  });
+
   it('stays closed when one path fails while the upstream serves the others: its calls failing together do not open it', async () => {
     // Two reads of a path whose connections break go out together; a read of another path is answered while
     // they wait (the emulator holds each of their requests on the test's timer, then closes its connection);
