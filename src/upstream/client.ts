@@ -935,7 +935,12 @@ export class UpstreamClient {
         // The upstream's own Retry-After, passed on: a client can wait exactly that long instead of guessing.
         // Counted from now, as what is left of the pause it began (or a later 429 made longer): the call may
         // have waited to retry, or for its body, until its deadline, and calls resume no later for it.
-        if (!retryAfterMs) return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again later${earlier}`, info);
+        if (!retryAfterMs) {
+          // Nothing pauses then (`RateLimitPause` takes a Retry-After alone), so nothing else says the key's limit
+          // was reached; the API document promises no Retry-After. At warn, once a second at most, as a call failure.
+          this.#failures.callFailure('the upstream rate limit was reached, its 429 giving no Retry-After: nothing pauses calls, each retries on its own', `HTTP ${status}`, { ...forLog(info, call.signal), status });
+          return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again later${earlier}`, info);
+        }
         const retryAfter = retryAfterSeconds(this.#pause.leftMs());
         return this.#fail(ErrorCode.RATE_LIMITED, `The upstream rate limit was reached while ${call.action}; try again in ${retryAfter} s${earlier}`, info, { retryAfter });
       }

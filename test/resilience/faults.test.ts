@@ -126,6 +126,24 @@ describe('deadlines', () => {
     }
   });
 
+  it('says at warn a 429 that gives no Retry-After, which pauses nothing: without it no line told the key’s limit was reached', async () => {
+    const limited = await startLoggingStack('warn');
+    try {
+      const id = limited.emulator.store.createAccount({ email: 'untimed@example.com' }).id;
+      limited.emulator.addFault({ path: `/accounts/${id}`, status: 429 });
+      const res = await limited.gql(`query ($id: ID!) { account(id: $id) { id } }`, { id });
+      assert.deepEqual(codes(res), ['RATE_LIMITED']);
+      assert.equal(res.body.errors![0]!.extensions!['retryAfter'], undefined, 'no time to pass on');
+      const said = logEntries(limited.lines).filter((entry) => entry['level'] === 'warn' && String(entry['message']).startsWith('the upstream rate limit was reached'));
+      assert.deepEqual(
+        said.map((entry) => [entry['message'], entry['requestId'], entry['status']]),
+        [['the upstream rate limit was reached, its 429 giving no Retry-After: nothing pauses calls, each retries on its own', res.headers.get('x-request-id'), 429]],
+      );
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('meets the key’s hourly limit of an emulator that enforces one (EMULATOR_RATE_LIMIT) as RATE_LIMITED, then pauses the key’s calls', async () => {
     const limited = await startStack({ emulator: { rateLimitPerHour: 2 } });
     try {
