@@ -338,6 +338,8 @@ describe('npm start behind an egress proxy reached over TLS, its https:// upstre
       assert.deepEqual(answer.errors?.map((e) => [e.extensions?.['code'], e.message]), [
         ['UPSTREAM_ERROR', 'The upstream’s TLS certificate could not be verified, so the gateway refused the connection while listing accounts'],
       ]);
+      // Its log line may reach the pipe after the answer (lines are written at their turn's end): waited for.
+      await gateway.waitForLine(/"code":"DEPTH_ZERO_SELF_SIGNED_CERT"/);
       const fault = logEntries(gateway.lines).find((e) => e['code'] === 'DEPTH_ZERO_SELF_SIGNED_CERT');
       assert.match(String(fault?.['message']), /^the upstream’s TLS certificate was refused \(DEPTH_ZERO_SELF_SIGNED_CERT\)/, gateway.lines.join('\n'));
       assert.ok(proxy.counts.tunnels > 0, 'the proxy opened the tunnels the handshakes were made through');
