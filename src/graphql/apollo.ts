@@ -28,7 +28,7 @@ import { numericIdsPlugin } from '../resolvers/numeric-ids.ts';
 import { mutationPrecheckPlugin } from '../resolvers/precheck.ts';
 import { buildSchema } from './schema.ts';
 import { cutEnd } from '../support/shortened.ts';
-import { HALF_PAIRS, HAS_HALF_PAIR } from '../support/unseen-characters.ts';
+import { withHalfPairsReplaced } from '../support/unseen-characters.ts';
 
 /**
  * The Apollo Server the HTTP layer hands `/graphql` to: the schema, the operation limits, the document cache,
@@ -423,7 +423,8 @@ function formatForCaller(
   const worded = withOurWording(introspection ? recoded : withoutSuggestions(recoded));
   // A caller's text quoted whole (`Unknown operation named "…"`) may hold half a surrogate pair, which JSON spells
   // as an escape of no character that strict readers (serde_json, jq 1.6) refuse, the whole answer with it.
-  const shown = HAS_HALF_PAIR.test(worded.message) ? { ...worded, message: worded.message.replace(HALF_PAIRS, '\uFFFD') } : worded;
+  const message = withHalfPairsReplaced(worded.message);
+  const shown = message === worded.message ? worded : { ...worded, message };
   // graphql-js quotes a caller's whole value in its messages: each is kept to a readable length, cut between
   // characters (a lone half of an emoji's surrogate pair would reach the client as an escape of no character).
   if (shown.message.length <= MAX_MESSAGE_LENGTH) return shown;

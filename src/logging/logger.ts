@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { realTimer, type WaitTimer } from '../support/wait-timer.ts';
 import { withControlsEscaped } from '../support/shortened.ts';
 import { stderrPriority } from './journal.ts';
-import { HALF_PAIRS } from '../support/unseen-characters.ts';
+import { withHalfPairsReplaced } from '../support/unseen-characters.ts';
 
 /** Log levels from most to least verbose, as `LOG_LEVEL` names them. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -219,7 +219,7 @@ function logLine(level: LogLevel, message: string, fields?: LogFields): string {
   // written as an escape of no character, `\ud800`, which strict readers (jq 1.6) refuse, losing the whole line:
   // written as U+FFFD instead, as a UTF-8 decoder shows a broken character. Looked for in the text, so that
   // the usual line pays no second pass (a backslash written before the letters ud8… only takes the long way).
-  const wellFormed = HALF_PAIR_ESCAPE.test(json) ? JSON.stringify(entry, (_key, value: unknown) => (typeof value === 'string' ? value.replace(HALF_PAIRS, '\uFFFD') : value)) : json;
+  const wellFormed = HALF_PAIR_ESCAPE.test(json) ? JSON.stringify(entry, (_key, value: unknown) => (typeof value === 'string' ? withHalfPairsReplaced(value) : value)) : json;
   // One line for every reader: a value holding U+2028 (a token's sub, an upstream's words) would break some.
   return `${withControlsEscaped(wellFormed)}\n`;
 }

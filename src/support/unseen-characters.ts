@@ -14,11 +14,21 @@ export const HAS_UNSEEN = new RegExp(`[${UNSEEN_CHARACTERS}]`, 'u');
 /**
  * Half a surrogate pair: JSON can spell one (`"\ud800"`), though it is no character and has no UTF-8 form (no URL
  * or form can carry it, encoding it throws; a UTF-8 decoder would make it U+FFFD). In a `u` pattern a whole pair is
- * one code point, so only a half matches. `HALF_PAIRS` is the same for `replace`, which needs the `g` flag (`test`
- * with it would keep a position between calls).
+ * one code point, so only a half matches.
  */
 export const HAS_HALF_PAIR = /\p{Cs}/u;
-export const HALF_PAIRS = /\p{Cs}/gu;
+/** The same for `replace`, which needs the `g` flag (`test` with it would keep a position between calls). */
+const HALF_PAIRS = /\p{Cs}/gu;
+
+/**
+ * `text` with each half of a surrogate pair as U+FFFD, as a UTF-8 decoder shows a broken character: what the gateway
+ * shows of a text it did not make (an upstream's name, a caller's operation name quoted in an error or a log line).
+ * Left as it is, JSON spells the half as an escape of no character, which strict readers (serde_json, jq 1.6) refuse,
+ * and with it the whole answer or line.
+ */
+export function withHalfPairsReplaced(text: string): string {
+  return HAS_HALF_PAIR.test(text) ? text.replace(HALF_PAIRS, '\uFFFD') : text;
+}
 
 /**
  * What no person's name holds: control characters (a NUL, a line break, an escape sequence that a terminal showing

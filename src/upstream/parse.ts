@@ -9,7 +9,7 @@ import type {
   UpstreamSuccess,
 } from './types.ts';
 import { refuseUnsendableId } from './request.ts';
-import { HALF_PAIRS, HAS_HALF_PAIR } from '../support/unseen-characters.ts';
+import { HAS_HALF_PAIR, withHalfPairsReplaced } from '../support/unseen-characters.ts';
 import { isHttpUrl } from '../support/url.ts';
 
 /**
@@ -71,14 +71,11 @@ function sendableId(value: string, what: string): string {
 }
 
 /**
- * A text shown as it came (a name, an address, a message), half a surrogate pair in it as U+FFFD, as a
- * UTF-8 decoder shows a broken character (a server cutting a name at 256 UTF-16 units may cut an emoji in two):
- * served as is, it reached clients as an escape of no character, which strict JSON readers (Rust's serde_json,
- * Swift's) refuse, failing the whole answer for one letter of a name.
+ * A text shown as it came (a name, an address, a message), half a surrogate pair in it as U+FFFD (a server cutting
+ * a name at 256 UTF-16 units may cut an emoji in two): served as is, strict JSON readers (Rust's serde_json, Swift's)
+ * refused the whole answer for one letter of a name.
  */
-function text(value: string): string {
-  return value.replace(HALF_PAIRS, '\uFFFD');
-}
+const text = withHalfPairsReplaced;
 
 /**
  * An optional text: `""`, what some servers send for "no value", is none, as a missing one is (the schema says
