@@ -4,12 +4,12 @@
  * run before anything else is loaded, and what they refuse is said in one line, not a loader's stack trace.
  */
 import { openFilesLimitProblem } from './support/file-descriptors.ts';
-import { stderrPriority } from './logging/journal.ts';
+import { sayFailedToStart } from './logging/journal.ts';
 
 const problem = openFilesLimitProblem();
 if (problem === undefined) {
   await import('./start.ts');
 } else {
-  console.error(`${stderrPriority('error')}contextio-graphql: failed to start: ${problem}`);
+  sayFailedToStart(problem);
   process.exit(1);
 }

@@ -15,7 +15,7 @@ import { ignoredAllProxy } from './upstream/egress-proxy.ts';
 import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
 import { openFilesShortfall } from './support/file-descriptors.ts';
-import { stderrPriority } from './logging/journal.ts';
+import { sayFailedToStart, sayStartRefused } from './logging/journal.ts';
 
 /**
  * `npm start`: configuration from the environment, the embedded emulator when no upstream is configured,
@@ -85,14 +85,14 @@ function proxyShown({ proxy }: RemoteConfig): { egressProxy?: string } {
 function configOrExit(): GatewayConfig {
   const refusedArguments = argumentsProblem(process.argv.slice(2), 'PORT, HOST and the other settings of docs/configuration.md');
   if (refusedArguments !== undefined) {
-    console.error(`${stderrPriority('error')}contextio-graphql: ${refusedArguments}`);
+    sayStartRefused(refusedArguments);
     process.exit(1);
   }
   try {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    for (const problem of error.problems) console.error(`${stderrPriority('error')}contextio-graphql: ${problem}`);
+    for (const problem of error.problems) sayStartRefused(problem);
     process.exit(1);
   }
 }
@@ -308,7 +308,7 @@ function failToStart(reason: string): never {
   // After the log lines that led here, which are held until the turn ends (on a busy gateway, up to 20 ms).
   stderrLines.finish();
   // One line, whatever the reason quotes: a data file's path with a line break in it, say.
-  console.error(`${stderrPriority('error')}contextio-graphql: failed to start: ${onOneLine(reason)}`);
+  sayFailedToStart(onOneLine(reason));
   process.exit(1);
 }
 

@@ -28,3 +28,17 @@ export function isJournalStream(journalStream: string | undefined, fd: number): 
 
 /** What goes before a line of `level` on standard error: its priority when that is the journal, nothing otherwise. */
 export const stderrPriority: (level: LogLevel) => string = isJournalStream(process.env['JOURNAL_STREAM'], 2) ? (level) => `<${PRIORITIES[level]}>` : () => '';
+
+/**
+ * A start refused, said in plain-text lines on standard error, not JSON ones, under systemd at `err`, so that
+ * `journalctl -p err` shows why: a setting or an argument refused (`contextio-graphql: PORT must be …`), each
+ * problem a line, by `sayStartRefused`; what stopped it once its settings were read (a port taken, too few open
+ * files), by `sayFailedToStart`.
+ */
+export function sayStartRefused(problem: string): void {
+  console.error(`${stderrPriority('error')}contextio-graphql: ${problem}`);
+}
+
+export function sayFailedToStart(reason: string): void {
+  console.error(`${stderrPriority('error')}contextio-graphql: failed to start: ${reason}`);
+}
