@@ -86,12 +86,13 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
   const { jwtSecret, jwksUrl, jwksProxy, issuer, audience } = settings;
   const secret = jwtSecret ? new TextEncoder().encode(jwtSecret) : undefined;
   const keySet = jwksUrl ? openKeySet({ ...settings, jwksUrl }, secret, logger) : undefined;
+  const audiences = audience === undefined ? undefined : [audience].flat();
   const common: JWTVerifyOptions = {
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     // A token that never expires is a password that cannot be revoked.
     requiredClaims: ['exp'],
     ...(issuer ? { issuer } : {}),
-    ...(audience ? { audience: typeof audience === 'string' ? audience : [...audience] } : {}),
+    ...(audiences ? { audience: audiences } : {}),
   };
 
   const verified = new VerifiedTokens(VERIFIED_TOKENS);
@@ -135,7 +136,7 @@ export function createAuthenticator(settings: AuthSettings | undefined, logger: 
         keySet?.unusable(kid, error, requestId);
         throw unauthenticated('No key of the configured key set verifies the token');
       }
-      throw refusal(error, requestId, logger, { issuer, audience });
+      throw refusal(error, requestId, logger, { issuer, audiences });
     }
     const identity = identityOf(payload, token);
     // `exp` is required, so a number here; a token is accepted until then and the tolerance after. One verified
@@ -259,7 +260,7 @@ function scopesOf(scp: unknown): unknown[] {
  * jose's verdict as a fixed message: jose's own messages are fine today, but are not ours to promise. `expected`, the
  * issuer and audience required, tells an `iss` or `aud` that misses them by a trailing slash alone.
  */
-function refusal(error: unknown, requestId: string, logger: Logger, expected: Pick<AuthSettings, 'issuer' | 'audience'>): GraphQLError {
+function refusal(error: unknown, requestId: string, logger: Logger, expected: { issuer: string | undefined; audiences: string[] | undefined }): GraphQLError {
   if (error instanceof joseErrors.JWTExpired) return unauthenticated('The token has expired');
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
     switch (error.claim) {
@@ -270,10 +271,10 @@ function refusal(error: unknown, requestId: string, logger: Logger, expected: Pi
         return unauthenticated('The token has an "iat" claim that is not a number');
       case 'iss':
         if (error.reason === 'missing') return unauthenticated('The token has no "iss" (issuer) claim, which this gateway requires');
-        return unauthenticated(`The token was issued by an issuer this gateway does not accept${slashApart(error.payload.iss, expected.issuer, 'iss', 'AUTH_ISSUER')}`);
+        return unauthenticated(`The token was issued by an issuer this gateway does not accept${slashApart(error.payload.iss, expected.issuer === undefined ? undefined : [expected.issuer], 'iss', 'AUTH_ISSUER')}`);
       case 'aud':
         if (error.reason === 'missing') return unauthenticated('The token has no "aud" (audience) claim, which this gateway requires');
-        return unauthenticated(`The token is meant for another audience${slashApart(error.payload.aud, expected.audience, 'aud', 'AUTH_AUDIENCE')}`);
+        return unauthenticated(`The token is meant for another audience${slashApart(error.payload.aud, expected.audiences, 'aud', 'AUTH_AUDIENCE')}`);
       case 'exp':
         return unauthenticated('The token has no valid "exp" claim');
       default:
@@ -303,15 +304,15 @@ function refusal(error: unknown, requestId: string, logger: Logger, expected: Pi
 }
 
 /**
- * What a refusal adds when the claim (`claimed`, or one of its entries) is `expected` (or one of its entries) but for a trailing slash: Auth0's
+ * What a refusal adds when the claim (`claimed`, or one of its entries) is one of `expected` but for a trailing slash: Auth0's
  * issuer ends with one and its tenant's domain does not, and API identifiers are URLs written either way. Told only
  * that the value was not accepted, the operator compares two that look the same. Nothing of the token's is said but
  * that one character, and only of a token whose signature verified (jose checks claims after it).
  */
-function slashApart(claimed: unknown, expected: string | readonly string[] | undefined, claim: string, setting: string): string {
+function slashApart(claimed: unknown, expected: string[] | undefined, claim: string, setting: string): string {
   if (expected === undefined) return '';
   const values: unknown[] = Array.isArray(claimed) ? claimed : [claimed];
-  const near = values.some((value) => typeof value === 'string' && [expected].flat().some((one) => value === `${one}/` || `${value}/` === one));
+  const near = values.some((value) => typeof value === 'string' && expected.some((one) => value === `${one}/` || `${value}/` === one));
   return near ? `: its "${claim}" and ${setting} differ only by a trailing slash` : '';
 }
 

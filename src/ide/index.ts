@@ -206,10 +206,10 @@ function throwIfOutOfFileDescriptors(error: unknown): void {
 
 /**
  * Shown in the IDE's place when its script has not run 10 seconds after the page (long enough for its bundle on a
- * slow connection: it says what to do if the IDE does not come): React's first render replaces it. Behind a balancer whose instances run two builds (a rolling deploy), the page of one names its
- * script by its build's hash, which another answers 404: the page stayed blank, the notice of a new build being
- * in that script. Inline, as the style file is the build's too; hidden without JavaScript, where the noscript
- * line says why.
+ * slow connection: it says what to do if the IDE does not come): React's first render replaces it. Behind a
+ * balancer whose instances run two builds (a rolling deploy), the page of one names its script by its build's
+ * hash, which another answers 404: the page stayed blank, the notice of a new build being in that script. Inline,
+ * as the style file is the build's too; hidden without JavaScript, where the noscript line says why.
  */
 const NOT_LOADED_STYLE = `<style>.ide-not-loaded{visibility:hidden;margin:2rem;font-family:system-ui,sans-serif;animation:ide-not-loaded 0s 10s forwards}@keyframes ide-not-loaded{to{visibility:visible}}</style>
 <noscript><style>.ide-not-loaded{display:none}</style></noscript>`;
