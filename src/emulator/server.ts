@@ -166,8 +166,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 
   const handleApi = async (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => {
     const method = (req.method ?? 'GET').toUpperCase();
-    const requestId = req.headers['x-request-id'];
-    const entry: EmulatorRequestLogEntry = { method, path: target.path.slice('/2.0'.length), query: target.query, status: 0, ...(typeof requestId === 'string' ? { requestId } : {}) };
+    const { 'x-request-id': requestId, traceparent, tracestate } = req.headers;
+    const entry: EmulatorRequestLogEntry = {
+      method,
+      path: target.path.slice('/2.0'.length),
+      query: target.query,
+      status: 0,
+      ...(typeof requestId === 'string' ? { requestId } : {}),
+      ...(typeof traceparent === 'string' ? { traceparent } : {}),
+      ...(typeof tracestate === 'string' ? { tracestate } : {}),
+    };
     const closed = requestLog.track(entry, res).then(() => {
       openResponses.delete(closed);
     });

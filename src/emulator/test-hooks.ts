@@ -20,6 +20,9 @@ export interface EmulatorRequestLogEntry {
    * operations at once tells whose each request was.
    */
   requestId?: string;
+  /** The request's W3C trace context headers, when it carried them: the gateway passes on its caller's. */
+  traceparent?: string;
+  tracestate?: string;
 }
 
 export interface FaultRule {

@@ -7,7 +7,7 @@ import type { AnswerAdmission, BodyAdmission, OperationAdmission } from './admis
 import type { Connections } from './connections.ts';
 import { awaitsContinue, discardBody, maxBodyPieces, readBody } from './body.ts';
 import { refusalForLoad, refusalsForLoadOver } from './load-refusals.ts';
-import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, searchForApollo, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
+import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, searchForApollo, traceContextOf, traceIdOf, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
 import { endOnceFlushed, graphqlError, sendJson, type Refusal } from './respond.ts';
 import type { Shutdown } from './shutdown.ts';
 import { answerTooLargeBody, documentLinesRefusal } from '../limits/index.ts';
@@ -58,7 +58,7 @@ export async function serveGraphql(parts: EndpointParts, req: IncomingMessage, r
   const started = performance.now();
   // Created now for the log line's count; stopped if its client goes away from the token check on, and given
   // its deadline (and counted in flight for a shutdown) once the body is in.
-  const operation = new OperationScope(requestId, requestBudget);
+  const operation = new OperationScope(requestId, requestBudget, traceContextOf(req));
   /**
    * Whom the token names, once verified: the log line says who made the operation. In open mode everyone is
    * the open admin, token or not, so it is known from the start: a request refused before the token check
@@ -303,6 +303,8 @@ function logOperationOnClose(parts: Pick<EndpointParts, 'logger' | 'shutdown' | 
     const identity = record.identity();
     logger.info('operation', {
       requestId,
+      // The caller's trace, when it sent one: the line found from a trace, and the trace from the line.
+      ...(operation.trace === undefined ? {} : { traceId: traceIdOf(operation.trace) }),
       operationName: outcome.operationName == null ? null : shortened(outcome.operationName, 100),
       status: res.writableFinished ? res.statusCode : null,
       ...(identity === undefined ? {} : callerForLog(identity)),

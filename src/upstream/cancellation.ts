@@ -7,6 +7,8 @@
 export interface CancelSignal {
   /** The id of the request the calls serve: the client's log lines about them carry it. */
   readonly requestId?: string;
+  /** The W3C trace context the request came with, passed on with each of its calls (see {@link TraceContext}). */
+  readonly trace?: TraceContext;
   readonly aborted: boolean;
   readonly reason: unknown;
   addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void;
@@ -35,6 +37,17 @@ export interface CancelSignal {
 }
 
 /**
+ * A caller's W3C Trace Context (https://www.w3.org/TR/trace-context/) headers, as received and checked: the gateway
+ * records no spans of its own, so it passes them on unchanged, as the recommendation asks of a service that does not
+ * take part in a trace, and a tracing backend links the upstream's spans to the caller's.
+ */
+export interface TraceContext {
+  readonly traceparent: string;
+  /** Left out when the caller sent none, or one that is not a valid list. */
+  readonly tracestate?: string;
+}
+
+/**
  * What one GraphQL operation's upstream calls share: its request id (for the client's log lines), its
  * budget of upstream requests and their count, and its cancellation, aborted when its client goes away,
  * its deadline passes or the shutdown grace period ends. An `AbortController` would do the cancelling, but
@@ -53,6 +66,7 @@ export class OperationScope implements CancelSignal {
   constructor(
     readonly requestId?: string,
     readonly maxRequests = Infinity,
+    readonly trace?: TraceContext,
   ) {}
 
   claimRequest(): boolean {

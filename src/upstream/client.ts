@@ -395,7 +395,7 @@ export class UpstreamClient {
       if (this.#pause.leftMs() > 0) await this.#waitOutPause(run);
       // Signed afresh each attempt (a new nonce and timestamp), before the breaker is asked: only the
       // exchange itself, below, can count as the upstream failing.
-      const request = this.#request(call.method, this.#basePath + relativePath, query, form, queryString, call.signal?.requestId);
+      const request = this.#request(call.method, this.#basePath + relativePath, query, form, queryString, call.signal);
       const permit = this.#admit(run);
       const exchange: Exchange = { permit, sent: false, sentAt: 0, waitingSince: performance.now() };
       let response: UpstreamResponse;
@@ -470,7 +470,7 @@ export class UpstreamClient {
   }
 
   /** One attempt's request, signed: its path, headers and form body. */
-  #request(method: Method, path: string, query: OAuthParam[], form: OAuthParam[], queryString: string, requestId: string | undefined): UpstreamRequest {
+  #request(method: Method, path: string, query: OAuthParam[], form: OAuthParam[], queryString: string, signal: CancelSignal | undefined): UpstreamRequest {
     const headers: Record<string, string> = {
       authorization: this.#authorization(method, path, [...query, ...form]),
       accept: 'application/json',
@@ -479,7 +479,11 @@ export class UpstreamClient {
       // lines carry, so that an upstream's logs and the gateway's can be put side by side.
       'user-agent': 'contextio-graphql',
     };
-    if (requestId !== undefined) headers['x-request-id'] = requestId;
+    if (signal?.requestId !== undefined) headers['x-request-id'] = signal.requestId;
+    if (signal?.trace !== undefined) {
+      headers.traceparent = signal.trace.traceparent;
+      if (signal.trace.tracestate !== undefined) headers.tracestate = signal.trace.tracestate;
+    }
     let body: string | undefined;
     if (form.length > 0 || method === 'POST') {
       headers['content-type'] = 'application/x-www-form-urlencoded';

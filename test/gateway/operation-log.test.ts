@@ -538,6 +538,58 @@ describe('the operation log line', () => {
     }
   });
 
+  describe('with a W3C trace context', () => {
+    const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+    /** Sends one operation of two upstream calls with `headers`; its line and what the upstream received. */
+    async function traced(headers: Record<string, string>) {
+      const [one, two] = ['traced1@example.com', 'traced2@example.com'].map((email) => stack.emulator.store.createAccount({ email }).id);
+      const res = await stack.gql('query Traced($one: ID!, $two: ID!) { one: account(id: $one) { id } two: account(id: $two) { id } }', { one, two }, headers);
+      assert.equal(res.body.errors, undefined, JSON.stringify(res.body));
+      const [entry] = await exactOperationLines(1);
+      const upstream = stack.emulator.requests.map(({ traceparent, tracestate }) => ({ traceparent, tracestate }));
+      assert.equal(upstream.length, 2, JSON.stringify(stack.emulator.requests));
+      return { entry: entry!, upstream };
+    }
+
+    it('names its trace id in the line and passes it upstream unchanged with every call', async () => {
+      const { entry, upstream } = await traced({ traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE, rojo=00f067aa0ba902b7' });
+      assert.equal(entry['traceId'], TRACE_ID);
+      assert.deepEqual(upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7' })));
+    });
+
+    it('leaves out a tracestate that is not a valid list, and with a traceparent that is not valid, both', async () => {
+      const badState = await traced({ traceparent: TRACEPARENT, tracestate: 'Congo=upper-case key' });
+      assert.equal(badState.entry['traceId'], TRACE_ID);
+      assert.deepEqual(badState.upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: undefined })));
+      for (const traceparent of [
+        `00-${'0'.repeat(32)}-00f067aa0ba902b7-01`,
+        `00-${TRACE_ID}-${'0'.repeat(16)}-01`,
+        `ff-${TRACE_ID}-00f067aa0ba902b7-01`,
+        `00-${TRACE_ID}-00f067aa0ba902b7-01-extra`,
+        `00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`,
+        `${TRACEPARENT}, ${TRACEPARENT}`,
+        `00-${TRACE_ID}-00f067aa0ba902b7-0g`,
+      ]) {
+        lines.length = 0;
+        stack.emulator.clearRequests();
+        const refused = await traced({ traceparent, tracestate: 'congo=t61rcWkgMzE' });
+        assert.equal('traceId' in refused.entry, false, traceparent);
+        assert.deepEqual(refused.upstream, [0, 1].map(() => ({ traceparent: undefined, tracestate: undefined })), traceparent);
+      }
+    });
+
+    it('reads a later version by its first four fields, and keeps tracestate to 512 characters by whole members', async () => {
+      const later = `01-${TRACE_ID}-00f067aa0ba902b7-01-what-comes-next`;
+      const members = Array.from({ length: 32 }, (_, i) => `k${i}=${'v'.repeat(20)}`);
+      const { entry, upstream } = await traced({ traceparent: later, tracestate: members.join(',') });
+      assert.equal(entry['traceId'], TRACE_ID);
+      const kept = members.slice(0, 20).join(',');
+      assert.ok(kept.length <= 512 && `${kept},${members[20]}`.length > 512, 'the kept members are as many as 512 characters hold');
+      assert.deepEqual(upstream, [0, 1].map(() => ({ traceparent: later, tracestate: kept })));
+    });
+  });
+
   it('is not joined by an error line for each upstream call of an upstream answering bodies it cannot use', async () => {
     const garbling = await startLoggingStack('info');
     try {
