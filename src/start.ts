@@ -9,7 +9,7 @@ import { startEmulator, type Emulator } from './emulator/index.ts';
 import { describeListenFailure, mayShareAPort } from './http/listen.ts';
 import { createLogger, errorFields, messageOf, stderrLines, type Logger } from './logging/logger.ts';
 import { startGateway, type Gateway } from './http/server.ts';
-import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, namesApiVersion, unknownSettings } from './config/settings.ts';
+import { argumentsProblem, extraCertificatesProblem, ignoredEmulatorSettings, namesApiVersion, SETTINGS_REFUSED_EXIT_CODE, unknownSettings } from './config/settings.ts';
 import { exitOnceSaved, StopSignals } from './support/stop-signals.ts';
 import { ignoredAllProxy } from './upstream/egress-proxy.ts';
 import { portOf, urlForLog } from './support/url.ts';
@@ -81,19 +81,19 @@ function proxyShown({ proxy }: RemoteConfig): { egressProxy?: string } {
   return proxy === undefined ? {} : { egressProxy: `${proxy.shown} (${proxy.variable})` };
 }
 
-/** The configuration, or each of its problems on a line of its own and exit code 1. */
+/** The configuration, or each of its problems on a line of its own and exit code SETTINGS_REFUSED_EXIT_CODE. */
 function configOrExit(): GatewayConfig {
   const refusedArguments = argumentsProblem(process.argv.slice(2), 'PORT, HOST and the other settings of docs/configuration.md');
   if (refusedArguments !== undefined) {
     sayStartRefused(refusedArguments);
-    process.exit(1);
+    process.exit(SETTINGS_REFUSED_EXIT_CODE);
   }
   try {
     return loadConfig();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     for (const problem of error.problems) sayStartRefused(problem);
-    process.exit(1);
+    process.exit(SETTINGS_REFUSED_EXIT_CODE);
   }
 }
 

@@ -123,6 +123,13 @@ export function extraCertificatesProblem(env: Record<string, string | undefined>
 }
 
 /**
+ * The exit code of a start refused for its settings (a variable's value, an argument): sysexits' EX_CONFIG, which a
+ * supervisor can tell from 1, a start that failed for its surroundings (a port taken, too few open files) and may
+ * succeed when tried again. systemd's `RestartPreventExitStatus=78` stops retrying what only an edit will fix.
+ */
+export const SETTINGS_REFUSED_EXIT_CODE = 78;
+
+/**
  * The problem of a command set through the environment alone (`npm start`, `npm run emulator`) given `args`, or
  * undefined when it was given none: an argument (`-- --port 5000`) was ignored, and the command ran where the
  * caller had not asked. `settings` names what sets it instead.

@@ -3,30 +3,30 @@ import { startEmulator } from './index.ts';
 import { describeListenFailure } from '../http/listen.ts';
 import { messageOf } from '../logging/logger.ts';
 import { onOneLine } from '../support/shortened.ts';
-import { argumentsProblem, unknownSettings } from '../config/settings.ts';
+import { argumentsProblem, SETTINGS_REFUSED_EXIT_CODE, unknownSettings } from '../config/settings.ts';
 import { exitOnceSaved, FORCED_SAVE_WAIT_MS, StopSignals } from '../support/stop-signals.ts';
 
 /*
  * `npm run emulator`: the emulator on its own, configured from the environment (the README's
- * emulator table). Prints one line on start; SIGINT/SIGTERM (SIGHUP, SIGQUIT, SIGUSR2 too) persist and exit 0 (a second one, while a save
+ * emulator table). Prints one line on start (refused settings: a line each and exit code 78, as the gateway's); SIGINT/SIGTERM (SIGHUP, SIGQUIT, SIGUSR2 too) persist and exit 0 (a second one, while a save
  * hangs, exits 1 without it).
  */
 
-function fail(message: string): never {
+function fail(message: string, exitCode = 1): never {
   process.stderr.write(`${message}\n`);
-  process.exit(1);
+  process.exit(exitCode);
 }
 
 async function main(): Promise<void> {
   // Its output piped to a reader that went away (EPIPE) must not stop the emulator serving.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   const refusedArguments = argumentsProblem(process.argv.slice(2), 'EMULATOR_PORT, EMULATOR_HOST and the other EMULATOR_* variables of docs/configuration.md');
-  if (refusedArguments !== undefined) fail(`Context.IO emulator: ${refusedArguments}`);
+  if (refusedArguments !== undefined) fail(`Context.IO emulator: ${refusedArguments}`, SETTINGS_REFUSED_EXIT_CODE);
   const env = process.env;
   const problems: string[] = [];
   const options = emulatorOptionsFromEnv(env, 4010, problems);
   // Each problem on its own line, named as the emulator's other lines are (beside a gateway's, in one terminal).
-  if (problems.length > 0) fail(problems.map((problem) => `Context.IO emulator: ${problem}`).join('\n'));
+  if (problems.length > 0) fail(problems.map((problem) => `Context.IO emulator: ${problem}`).join('\n'), SETTINGS_REFUSED_EXIT_CODE);
   const { port, consumerKey, consumerSecret } = options;
 
   let emulator;

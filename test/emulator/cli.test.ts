@@ -198,20 +198,20 @@ describe('npm run emulator', () => {
     }
   });
 
-  test('refuses a bad configuration with a message and exit code 1', async () => {
+  test('refuses a bad configuration with a message and exit code 78 (EX_CONFIG), which no retry mends', async () => {
     const run = runCli({ EMULATOR_PORT: 'not-a-port', EMULATOR_SEED: 'empty' });
     const [code] = await run.exited;
-    assert.equal(code, 1);
+    assert.equal(code, 78);
     assert.deepEqual(run.lines, [
       'Context.IO emulator: EMULATOR_PORT must be a whole number from 0 to 65535 (got "not-a-port")',
       'Context.IO emulator: EMULATOR_SEED must be "demo" or "none" (got "empty")',
     ]);
   });
 
-  test('refuses an argument (npm run emulator -- --port 5000) with one line saying it is set through the environment, and exits 1: the argument was ignored, and the emulator listened on 4010', async () => {
+  test('refuses an argument (npm run emulator -- --port 5000) with one line saying it is set through the environment, and exits 78: the argument was ignored, and the emulator listened on 4010', async () => {
     const run = runScript('src/emulator/cli.ts', { EMULATOR_PORT: '0' }, [], ['--port', '5000']);
     const [code] = await run.exited;
-    assert.equal(code, 1, run.lines.join('\n'));
+    assert.equal(code, 78, run.lines.join('\n'));
     assert.deepEqual(run.lines, [
       'Context.IO emulator: takes no arguments (got "--port" "5000"): it is set through the environment, EMULATOR_PORT, EMULATOR_HOST and the other EMULATOR_* variables of docs/configuration.md',
     ]);

@@ -57,7 +57,7 @@ describe('npm start with systemd\'s journal as standard error (JOURNAL_STREAM)',
 
   it('gives a refused start, plain text, the priority of an error (3)', async () => {
     const { code, lines } = await runUnderJournal(dir, { OPERATION_TIMEOUT_MS: 'banana' });
-    assert.equal(code, 1, lines.join('\n'));
+    assert.equal(code, 78, lines.join('\n'));
     assert.deepEqual(lines, ['<3>contextio-graphql: OPERATION_TIMEOUT_MS must be a whole number from 1 to 600000 (got "banana")']);
   });
 

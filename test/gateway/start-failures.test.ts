@@ -149,17 +149,17 @@ describe('npm start, when something fails: the embedded emulator, a crash, a war
     assert.doesNotMatch(started.lines.join('\n'), /injected-secret/);
   });
 
-  it('refuses an argument (npm start -- --port 5000) with one line saying it is set through the environment, and exits 1: it was ignored, and the gateway listened on 4000', async () => {
+  it('refuses an argument (npm start -- --port 5000) with one line saying it is set through the environment, and exits 78: it was ignored, and the gateway listened on 4000', async () => {
     const { code, stderr } = await runToExit({ PORT: '0' }, [], ['--port', '5000']);
-    assert.equal(code, 1, stderr);
+    assert.equal(code, 78, stderr);
     assert.deepEqual(stderr.trim().split('\n'), [
       'contextio-graphql: takes no arguments (got "--port" "5000"): it is set through the environment, PORT, HOST and the other settings of docs/configuration.md',
     ]);
   });
 
-  it('refuses a bad configuration with one line per problem and exit code 1', async () => {
+  it('refuses a bad configuration with one line per problem and exit code 78 (EX_CONFIG: a supervisor tells it from a start to try again, 1)', async () => {
     const { code, stderr } = await runToExit({ PORT: 'x', CONTEXTIO_API_URL: 'https://api.example.com/2.0', CONTEXTIO_CONSUMER_SECRET: 'hidden-value' });
-    assert.equal(code, 1);
+    assert.equal(code, 78, stderr);
     const lines = stderr.trim().split('\n');
     assert.equal(lines.length, 2, stderr);
     assert.match(lines[0]!, /PORT must be a whole number/);
