@@ -40,7 +40,10 @@ export function shownSetting(value: string): string {
  * JSON allows and JSON.stringify does not do: some line readers (Python's str.splitlines, some editors and log
  * viewers) break a line at U+0085 (next line), U+2028 and U+2029, and terminals honouring C1 controls act on U+009B as on
  * ESC (which JSON escapes itself), the opener of an escape sequence that recolours, hides or rewrites what is
- * shown. They reach a line from a header Node reads as Latin-1 (a byte 0x85 or 0x9b in `Host`).
+ * shown. They reach a line from a header Node reads as Latin-1 (a byte 0x85 or 0x9b in `Host`). The directional
+ * embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) too: shown as they are, they make a terminal or a
+ * log viewer display the rest of the line in another order than it is written (a caller's `operationName` holding
+ * U+202E displays the fields after it reversed).
  */
 export function withControlsEscaped(json: string): string {
   return json.replace(CONTROLS_JSON_KEEPS, (separator) => `\\u${separator.charCodeAt(0).toString(16).padStart(4, '0')}`);
@@ -48,10 +51,10 @@ export function withControlsEscaped(json: string): string {
 
 /** The line breaks of some readers that JSON.stringify leaves as they are (it escapes those below U+0020). */
 const JSON_KEPT_LINE_BREAKS = '\\u0085\\u2028\\u2029';
-/** Those and the other control characters JSON.stringify leaves as they are: DEL and the C1 controls. */
-const CONTROLS_JSON_KEEPS = new RegExp(`[\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}]`, 'g');
+/** Those and the other control characters JSON.stringify leaves as they are: DEL, the C1 controls, the directional ones. */
+const CONTROLS_JSON_KEEPS = new RegExp(`[\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}\\u202a-\\u202e\\u2066-\\u2069]`, 'g');
 /** What `onOneLine` escapes: the control characters JSON escapes, and those and the line breaks it keeps. */
-const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}]`, 'g');
+const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}\\u202a-\\u202e\\u2066-\\u2069]`, 'g');
 
 /**
  * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without

@@ -91,6 +91,17 @@ describe('log lines', () => {
     assert.equal((JSON.parse(writes[0]!) as { host: string }).host, 'evil\u009b2K\u007f\u0080\u009f');
   });
 
+  it('hold the directional embeddings, overrides and isolates escaped: shown raw, they reorder what a terminal or log viewer displays of the line (an operationName that reads as another)', async () => {
+    const { writes, lines } = manualBatcher();
+    const logger = createLogger('info', lines.write);
+    // U+202E shows the rest of the line right to left: `"operationName":"Harmless\u202e"` then displays the fields after it reversed.
+    const name = 'Harmless\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069';
+    logger.info('operation', { operationName: name, status: 200 });
+    await nextTurn();
+    assert.doesNotMatch(writes[0]!, /[\u202a-\u202e\u2066-\u2069]/, writes[0]);
+    assert.equal((JSON.parse(writes[0]!) as { operationName: string }).operationName, name);
+  });
+
   it('hold half a surrogate pair as U+FFFD, as a UTF-8 decoder shows a broken character: its escape (\\ud800) is refused by strict JSON readers (jq 1.6), which then lose the whole line', async () => {
     // A caller's operationName and a token's sub are JSON a client wrote, and JSON can spell half a pair.
     const { writes, lines } = manualBatcher();

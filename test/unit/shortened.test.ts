@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { quotedSetting, shortened } from '../../src/support/shortened.ts';
+import { onOneLine, quotedSetting, shortened } from '../../src/support/shortened.ts';
 
 describe('shortened', () => {
   it('keeps a value up to the limit as it is', () => {
@@ -32,5 +32,14 @@ describe('quotedSetting', () => {
 
   it('quotes a value as JSON reads it back, escapes and all: what was set, not another character', () => {
     for (const value of ['a\u2028b', 'a\u2029b', 'x\n"y\\z']) assert.equal(JSON.parse(quotedSetting(value)), value, JSON.stringify(value));
+  });
+});
+
+describe('onOneLine and quotedSetting', () => {
+  it('escape the directional overrides and isolates: shown, they would display the rest of the line reordered', () => {
+    const path = '/srv/data\u202egnp.\u2066x\u2069';
+    assert.equal(onOneLine(path), '/srv/data\\u202egnp.\\u2066x\\u2069');
+    assert.equal(quotedSetting(path), '"/srv/data\\u202egnp.\\u2066x\\u2069"');
+    assert.equal(JSON.parse(quotedSetting(path)), path);
   });
 });
