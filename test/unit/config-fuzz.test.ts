@@ -525,7 +525,7 @@ describe(`random environments (CONFIG_FUZZ_SEED=${SEED}, ${CASES} cases)`, () =>
     assert.ok(accepted > CASES / 10 && accepted < CASES - CASES / 10, `${accepted} of ${CASES} accepted`);
   });
 
-  it('refused when started, exit 1 with each problem on one line of its own and no stack trace', async () => {
+  it('refused when started, exit 78 with each problem on one line of its own and no stack trace', async () => {
     const random = new Random(SEED ^ 0x5eed);
     const fixed: Case[] = [
       { env: { PORT: '1e3' }, secrets: [] },
@@ -546,7 +546,7 @@ describe(`random environments (CONFIG_FUZZ_SEED=${SEED}, ${CASES} cases)`, () =>
         const run = runScript('src/main.ts', env as Record<string, string>);
         const [code, signal] = await run.exited;
         const where = `start ${index} (CONFIG_FUZZ_SEED=${SEED}), environment (secrets masked): ${masked(env, secrets)}\nprinted:\n${run.lines.join('\n')}`;
-        assert.deepEqual([code, signal], [1, null], where);
+        assert.deepEqual([code, signal], [78, null], where);
         assert.deepEqual(run.lines, expected.map((problem) => `contextio-graphql: ${problem}`), where);
         for (const line of run.lines) {
           assert.doesNotMatch(line, /^\s+at |Error:/, where);
