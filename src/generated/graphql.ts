@@ -91,7 +91,7 @@ export type AccountEdge = {
 export type AccountFilter = {
   /**
    * Only accounts with this email address among their `emailAddresses` (an account with no source included): an
-   * address, text without spaces on both sides of one `@`, at most 254 characters; another value, `""` included, is
+   * address, text without spaces on both sides of one `@`, at most 254 characters (UTF-16 code units); another value, `""` included, is
    * refused with `BAD_USER_INPUT` (null is no filter).
    */
   email?: InputMaybe<Scalars['String']['input']>;
@@ -159,7 +159,7 @@ export type ConnectTokenEdge = {
 
 /** The details of a new account. */
 export type CreateAccountInput = {
-  /** The account's primary email address: text without spaces on both sides of one `@`, at most 254 characters; another value (a domain alone, `@gmail.com`, included) is refused with `BAD_USER_INPUT`. */
+  /** The account's primary email address: text without spaces on both sides of one `@`, at most 254 characters (UTF-16 code units); another value (a domain alone, `@gmail.com`, included) is refused with `BAD_USER_INPUT`. */
   email: Scalars['String']['input'];
   /** The account holder's first name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
   firstName?: InputMaybe<Scalars['String']['input']>;
@@ -193,7 +193,7 @@ export type CreateConnectTokenInput = {
   /**
    * The user's email address: when given, the connect page does not ask for it. Or only the part from its `@`
    * on (`@gmail.com`), which picks the user's provider and still lets them type the address. At most 254
-   * characters, with no spaces; another value is refused with `BAD_USER_INPUT`.
+   * characters (UTF-16 code units), with no spaces; another value is refused with `BAD_USER_INPUT`.
    */
   email?: InputMaybe<Scalars['String']['input']>;
   /** The account holder's first name. At most 256 characters (UTF-16 code units), without control characters (line breaks, tabs …) or directional overrides: another is refused with `BAD_USER_INPUT`. */
