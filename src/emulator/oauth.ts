@@ -47,6 +47,12 @@ export interface OAuthRequest {
   form: string;
 }
 
+/**
+ * Why a query string or form body does not decode: a `%` not followed by two hexadecimal digits, or escapes of bytes
+ * that are not UTF-8 (`%E9`, a Latin-1 `é`), which are well-formed percent-encoding all the same.
+ */
+const UNDECODABLE = 'a % not followed by two hexadecimal digits, or bytes that are not UTF-8';
+
 /** A verified request comes with its query and form parameters, decoded. */
 export type OAuthVerdict =
   | { ok: true; query: readonly OAuthParam[]; form: readonly OAuthParam[] }
@@ -109,9 +115,9 @@ export class OAuthVerifier {
     // nothing of the rest of its request (a 400 for its query would tell it, before the 401 it is owed).
     // Malformed, they have no base string, so no signature can match them.
     const query = tryDecodePairs(request.query);
-    if (!query) return fail('the query string is malformed (invalid percent-encoding), so no signature can match it');
+    if (!query) return fail(`the query string is malformed (${UNDECODABLE}), so no signature can match it`);
     const form = tryDecodePairs(request.form);
-    if (!form) return fail('the form body is malformed (invalid percent-encoding), so no signature can match it');
+    if (!form) return fail(`the form body is malformed (${UNDECODABLE}), so no signature can match it`);
 
     // Every parameter of the header but the realm and the signature itself (RFC 5849 §3.4.1.3.1), an extension's
     // (xoauth_requestor_id) as the protocol's: a client signs what its header carries. The realm is an HTTP

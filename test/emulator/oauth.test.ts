@@ -149,6 +149,10 @@ describe('OAuth verification', () => {
     assert.equal(query.status, 401);
     assert.equal(query.body.code, 105);
     assert.match(query.body.value, /^Invalid signature: the query string is malformed/);
+    // %E9 is well-formed percent-encoding of a byte that is no UTF-8 (é in Latin-1): said so, not "invalid percent-encoding".
+    const latin1 = await api(emu, '/accounts?email=ren%E9', { authorization: signRequest('GET', url, [], emu.consumerKey, emu.consumerSecret) });
+    assert.equal(latin1.status, 401);
+    assert.equal(latin1.body.value, 'Invalid signature: the query string is malformed (a % not followed by two hexadecimal digits, or bytes that are not UTF-8), so no signature can match it');
     const form = await formPost(signRequest('POST', url, [], emu.consumerKey, emu.consumerSecret));
     assert.equal(form.status, 401);
     assert.match(((await form.json()) as { value: string }).value, /^Invalid signature: the form body is malformed/);
