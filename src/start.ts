@@ -15,6 +15,7 @@ import { ignoredAllProxy } from './upstream/egress-proxy.ts';
 import { portOf, urlForLog } from './support/url.ts';
 import { onOneLine } from './support/shortened.ts';
 import { openFilesShortfall } from './support/file-descriptors.ts';
+import { projectVersion } from './support/project-root.ts';
 import { sayFailedToStart, sayStartRefused } from './logging/journal.ts';
 
 /**
@@ -50,7 +51,17 @@ async function main(): Promise<void> {
   // Announced: PORT=0 picks the port, and this line is the only one that says which.
   // Which upstream it calls: the embedded emulator has its own line above.
   const remote = config.upstream.kind === 'remote' ? { upstream: config.upstream.baseUrl, ...proxyShown(config.upstream) } : {};
-  logger.announce('info', 'gateway ready', { graphql: gateway.url, ...(config.ide ? { ide: gateway.url } : {}), health: `${gateway.origin}/healthz`, ...remote, ...accessShown(config) });
+  const version = projectVersion();
+  logger.announce('info', 'gateway ready', {
+    graphql: gateway.url,
+    ...(config.ide ? { ide: gateway.url } : {}),
+    health: `${gateway.origin}/healthz`,
+    // What runs, for a fleet mid-deploy or after a rollback: the package's version and the Node.js it runs on.
+    ...(version === undefined ? {} : { version }),
+    node: process.version,
+    ...remote,
+    ...accessShown(config),
+  });
   // And to a parent on an IPC channel: pm2's --wait-ready (and its reload, which stops the old process only then)
   // waits for this message; in a cluster worker, the embedded emulator's listen alone would have looked ready.
   // A parent that has gone, or that listens for nothing, is no failure of the start.

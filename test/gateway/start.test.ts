@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout } from 'node:timers/promises';
 import { createServer, type Socket } from 'node:net';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,6 +163,9 @@ describe('npm start', () => {
       const ready = JSON.parse(started.lines.find((l) => l.includes('gateway ready'))!) as Record<string, string>;
       assert.equal(ready['ide'], started.url);
       assert.equal(ready['health'], new URL('/healthz', started.url).href);
+      // What runs: the package's version and Node's, for a fleet mid-deploy.
+      const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+      assert.deepEqual([ready['version'], ready['node']], [version, process.version]);
       // corsOrigins only when any are set (docs/logs.md): none set, no empty list.
       assert.deepEqual([ready['authentication'], ready['introspection'], 'corsOrigins' in ready], ['off', true, false]);
       const health = await fetch(new URL('/healthz', started.url));
