@@ -217,8 +217,10 @@ export function traceIdOf(trace: TraceContext): string {
   return trace.traceparent.slice(3, 35);
 }
 
-// Version, trace id, parent id and flags, lower-case hexadecimal; a version after 00 may add fields after a dash.
-const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}(-[^]*)?$/;
+// Version, trace id, parent id and flags, lower-case hexadecimal; a version after 00 may add fields after a dash,
+// taken as visible ASCII only: they are sent upstream as they came, where a tab or a byte beyond ASCII (Node reads a
+// header as Latin-1) could fail the call.
+const TRACEPARENT = /^([\da-f]{2})-([\da-f]{32})-([\da-f]{16})-[\da-f]{2}(-[!-~]{0,200})?$/;
 
 function validTraceparent(value: string): boolean {
   const fields = TRACEPARENT.exec(value);

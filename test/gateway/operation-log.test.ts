@@ -570,6 +570,9 @@ describe('the operation log line', () => {
         `00-${TRACE_ID.toUpperCase()}-00f067aa0ba902b7-01`,
         `${TRACEPARENT}, ${TRACEPARENT}`,
         `00-${TRACE_ID}-00f067aa0ba902b7-0g`,
+        // A later version's further fields are passed on only as visible ASCII: a tab or a byte beyond it could fail the call.
+        `01-${TRACE_ID}-00f067aa0ba902b7-01-a\tb`,
+        `01-${TRACE_ID}-00f067aa0ba902b7-01-caf\u00e9`,
       ]) {
         lines.length = 0;
         stack.emulator.clearRequests();
