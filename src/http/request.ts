@@ -53,7 +53,19 @@ export function parseGraphQLBody(text: string): ParsedBody {
       return { ok: false, message: `The variables take ${size} bytes as JSON, more than the ${MAX_VARIABLES_BYTES} accepted` };
     }
   }
-  return { ok: true, body: body as Record<string, unknown> };
+  return { ok: true, body: withoutEmptyOperationName(body as Record<string, unknown>) };
+}
+
+/**
+ * The body without an `operationName` of `""`, which names no operation (no name is empty), as a GET's
+ * `operationName=` is taken (`searchForApollo`): Go's encoding/json writes a string field a client never set as
+ * `""` (a request struct without `omitempty`), and Apollo answered each anonymous operation so sent
+ * `Unknown operation named ""`, where the same request over GET ran.
+ */
+function withoutEmptyOperationName(body: Record<string, unknown>): Record<string, unknown> {
+  if (body['operationName'] !== '') return body;
+  const { operationName: _empty, ...rest } = body;
+  return rest;
 }
 
 /**

@@ -395,6 +395,19 @@ describe('HTTP hygiene', () => {
     assert.deepEqual(named.json, { data: { __typename: 'Query' } }, named.text);
   });
 
+  it('takes a POST body’s empty operationName as not sent, as a GET’s: Go writes a string field it was never given as ""', async () => {
+    // A Go client's request struct with `OperationName string \`json:"operationName"\`` (no omitempty) sends "" for
+    // every anonymous operation: it was answered `Unknown operation named ""`, where the same request over GET ran.
+    const anonymous = await post(stack, JSON.stringify({ query: '{ __typename }', variables: {}, operationName: '' }));
+    assert.deepEqual(anonymous.json, { data: { __typename: 'Query' } }, anonymous.text);
+    const onlyNamed = await post(stack, JSON.stringify({ query: 'query Only { __typename }', operationName: '' }));
+    assert.deepEqual(onlyNamed.json, { data: { __typename: 'Query' } }, onlyNamed.text);
+    // No name is empty, so it still picks none of several, as one left out does.
+    const several = await post(stack, JSON.stringify({ query: 'query A { __typename } query B { __typename }', operationName: '' }));
+    assertRefused(several, 400, 'OPERATION_RESOLUTION_FAILURE', /Must provide operation name/);
+    assertRefused(await post(stack, JSON.stringify({ query: '{ __typename }', operationName: 'Named' })), 400, 'OPERATION_RESOLUTION_FAILURE', /"Named"/);
+  });
+
   it('refuses an Accept header that allows no JSON answer with 406 before the operation runs: a mutation in it is not made', async () => {
     const mutation = JSON.stringify({ query: 'mutation { createAccount(input: { email: "accept@example.com" }) { id } }' });
     for (const accept of ['text/plain', 'application/json;q=0, application/graphql-response+json;q=0', 'image/png']) {
