@@ -324,7 +324,7 @@ function parsedContentType(contentType: string): { type: string; parameters: str
  */
 export function unreadableBodyType(contentType: string | undefined, contentEncoding: string | undefined, transferEncoding?: string): string | undefined {
   const { type, parameters } = parsedContentType(contentType ?? '');
-  if (type !== 'application/json' && type !== 'application/graphql-response+json') return 'POST bodies must be application/json';
+  if (type !== 'application/json' && type !== 'application/graphql-response+json') return `POST bodies must be application/json: send the header Content-Type: application/json${sentType(contentType, type)}`;
   for (const parameter of parameters) {
     const [name = '', value = ''] = parameter.split('=');
     if (name.trim().toLowerCase() !== 'charset') continue;
@@ -340,6 +340,19 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
   }
   return undefined;
 }
+
+/**
+ * What a refused POST's `Content-Type` was, for its 415: curl -d, Python's urllib, Ruby's Net::HTTP and Perl's LWP
+ * type a body as a form by default, Perl's HTTP::Tiny as application/octet-stream, and a caller told only what
+ * to send would not know its client sent anything. Its media type is quoted only when it is one (two tokens,
+ * lower-cased, of a readable length): nothing else of a caller's header is echoed.
+ */
+function sentType(contentType: string | undefined, type: string): string {
+  if (contentType === undefined || type === '') return ' (this request has none)';
+  return MEDIA_TYPE.test(type) ? ` (this request's is ${type})` : '';
+}
+
+const MEDIA_TYPE = /^[\w!#$%&'*+.^`|~-]{1,64}\/[\w!#$%&'*+.^`|~-]{1,64}$/;
 
 /**
  * A `Content-Type` as Apollo Server is handed it: each run of spaces and tabs as one space. Apollo parses it

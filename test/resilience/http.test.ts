@@ -142,6 +142,23 @@ describe('HTTP hygiene', () => {
     }
   });
 
+  it('tells a POST whose body is not typed JSON the header to send and the type it sent: curl -d and most languages’ HTTP clients send another by default', async () => {
+    // curl -d, Python's urllib, Ruby's Net::HTTP.post and Perl's LWP type a body as a form, Perl's HTTP::Tiny as
+    // application/octet-stream: each was told only that bodies must be application/json.
+    const body = JSON.stringify({ query: '{ __typename }' });
+    const form = await post(stack, body, { 'content-type': 'application/x-www-form-urlencoded' });
+    assertRefused(form, 415, 'UNSUPPORTED_MEDIA_TYPE', /^POST bodies must be application\/json: send the header Content-Type: application\/json \(this request's is application\/x-www-form-urlencoded\)$/);
+    const octets = await post(stack, body, { 'content-type': 'Application/Octet-Stream; foo=bar' });
+    assertRefused(octets, 415, 'UNSUPPORTED_MEDIA_TYPE', /\(this request's is application\/octet-stream\)$/);
+    const untyped = await exchange(stack.gateway.url, `POST /graphql HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+    assert.match(untyped, /^HTTP\/1\.1 415 .*"POST bodies must be application\/json: send the header Content-Type: application\/json \(this request has none\)"/s);
+    // A type that is no media type is not quoted back.
+    for (const contentType of ['json', `text/${'x'.repeat(200)}`, 'a b/c']) {
+      const odd = await post(stack, body, { 'content-type': contentType });
+      assertRefused(odd, 415, 'UNSUPPORTED_MEDIA_TYPE', /^POST bodies must be application\/json: send the header Content-Type: application\/json$/);
+    }
+  });
+
   it('answers a GET with a Content-Type other than JSON with the same 415 UNSUPPORTED_MEDIA_TYPE, not Apollo’s 415 BAD_REQUEST', async () => {
     const query = `${stack.gateway.url}?query=${encodeURIComponent('{ accounts { nodes { id } } }')}`;
     for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/graphql-response+json']) {
