@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, test } from 'node:test';
-import { buildClientSchema, buildSchema as buildFromSdl, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql';
+import { buildClientSchema, buildSchema as buildFromSdl, introspectionFromSchema, printSchema, type GraphQLSchema, type IntrospectionQuery } from 'graphql';
 import { projectRoot } from '../../src/support/project-root.ts';
 import { buildSchema } from '../../src/graphql/schema.ts';
 
@@ -43,4 +43,37 @@ test('the generated and published files are checked out with LF lines, whatever 
     return;
   }
   assert.deepEqual(attributes.stdout.trim().split('\n'), files.map((file) => `${file}: eol: lf`));
+});
+
+/**
+ * docs/frontend.md tells consumers in other languages what their tools meet in the published files (its "Other
+ * languages"); these are the facts its advice rests on, so that a graphql-js upgrade or a change to the printed
+ * files that makes one untrue fails here rather than leaving the advice wrong.
+ */
+describe('what docs/frontend.md tells other languages of the published schema', () => {
+  const file = (name: string) => readFileSync(join(projectRoot(), name), 'utf8');
+  const otherLanguages = file('docs/frontend.md').split('## Other languages')[1]?.split('\n## ')[0] ?? '';
+  // As strings: graphql-js's own type of a location does not name DIRECTIVE_DEFINITION, which it lists all the same.
+  const deprecatedLocations = (introspection: IntrospectionQuery): readonly string[] | undefined =>
+    introspection.__schema.directives.find((directive) => directive.name === 'deprecated')?.locations;
+
+  it('has the section', () => assert.ok(otherLanguages.length > 0, 'docs/frontend.md has a section "Other languages"'));
+
+  it('lists DIRECTIVE_DEFINITION among @deprecated’s locations, in schema.json and the gateway’s introspection, which graphql-core before 3.2.11 refuses', () => {
+    assert.ok(deprecatedLocations(JSON.parse(file('schema.json')) as IntrospectionQuery)?.includes('DIRECTIVE_DEFINITION'), 'schema.json: @deprecated on DIRECTIVE_DEFINITION');
+    assert.ok(deprecatedLocations(introspectionFromSchema(buildSchema()))?.includes('DIRECTIVE_DEFINITION'), 'the introspection: @deprecated on DIRECTIVE_DEFINITION');
+    assert.match(otherLanguages, /`DIRECTIVE_DEFINITION` among the built-in\s+`@deprecated` directive's locations/);
+  });
+
+  it('publishes schema.json as an introspection result’s data alone, without the "data" key Ruby’s graphql-client reads', () => {
+    assert.deepEqual(Object.keys(JSON.parse(file('schema.json')) as object), ['__schema']);
+    assert.match(otherLanguages, /load_schema\(\{ "data" => JSON\.parse\(File\.read\("schema\.json"\)\) \}\)/);
+  });
+
+  it('applies @specifiedBy to DateTime in schema.graphql without declaring it, which graphql-ruby 1.13 then refuses', () => {
+    const sdl = file('schema.graphql');
+    assert.match(sdl, /^scalar DateTime @specifiedBy\(url: /m);
+    assert.doesNotMatch(sdl, /^directive @specifiedBy/m);
+    assert.match(otherLanguages, /`directive @specifiedBy\(url: String!\) on SCALAR` is put before it/);
+  });
 });
