@@ -243,9 +243,12 @@ function validTraceparent(value: string): boolean {
   return !/^0+$/.test(traceId!) && !/^0+$/.test(parentId!);
 }
 
-// A member: a key (lower case; a tenant's `tenant@system`), `=`, and a value of printable ASCII but `,` and `=`,
-// not ending in a space. Members are separated by commas with optional spaces or tabs; empty ones are allowed.
-const TRACESTATE_MEMBER = /^(?:[a-z][a-z\d_*/-]{0,255}|[a-z\d][a-z\d_*/-]{0,240}@[a-z][a-z\d_*/-]{0,13})=[ -+\--<>-~]{0,255}[!-+\--<>-~]$/;
+// A member: a key, `=`, and a value of printable ASCII but `,` and `=`, not ending in a space. The key is Trace Context
+// Level 2's: a lower-case letter or digit, then up to 255 of those, `_`, `-`, `*`, `/` and `@`. Level 1's keys (a
+// letter first, or `tenant@system`) are all of that form, and a list holding one of the keys Level 2 added (`1vendor`,
+// `a@b@c`) would otherwise be dropped whole. Members are separated by commas with optional spaces or tabs; empty ones
+// are allowed.
+const TRACESTATE_MEMBER = /^[a-z\d][a-z\d_*/@-]{0,255}=[ -+\--<>-~]{0,255}[!-+\--<>-~]$/;
 
 /** How many characters of `tracestate` are passed on: what the recommendation asks vendors to keep at least. */
 const TRACESTATE_KEPT_CHARACTERS = 512;

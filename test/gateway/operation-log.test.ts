@@ -591,6 +591,21 @@ describe('the operation log line', () => {
       assert.ok(kept.length <= 512 && `${kept},${members[20]}`.length > 512, 'the kept members are as many as 512 characters hold');
       assert.deepEqual(upstream, [0, 1].map(() => ({ traceparent: later, tracestate: kept })));
     });
+
+    it('takes the keys of Trace Context Level 2 (a digit first, an @ anywhere), which Level 1 keys are some of', async () => {
+      // Level 2's key: a lower-case letter or digit, then up to 255 of those, _ - * / and @. Read by Level 1's
+      // grammar alone, one such member dropped the caller's whole tracestate.
+      const tracestate = `1vendor=a,tenant@sys@v2=b,t@${'s'.repeat(20)}=c,${'k'.repeat(256)}=d,fw529a3039@dt=e,congo=t61rcWkgMzE`;
+      assert.ok(tracestate.length <= 512, 'the list is short enough to be passed on whole');
+      const { upstream } = await traced({ traceparent: TRACEPARENT, tracestate });
+      assert.deepEqual(upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate })));
+      for (const refused of ['@vendor=a', 'Vendor=a', `${'k'.repeat(257)}=a`, 've ndor=a']) {
+        stack.emulator.clearRequests();
+        lines.length = 0;
+        const { upstream: left } = await traced({ traceparent: TRACEPARENT, tracestate: `congo=t61rcWkgMzE,${refused}` });
+        assert.deepEqual(left, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: undefined })), refused);
+      }
+    });
   });
 
   it('is not joined by an error line for each upstream call of an upstream answering bodies it cannot use', async () => {
