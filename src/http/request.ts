@@ -211,7 +211,7 @@ export function requestIdGivenBy(req: IncomingMessage): string | undefined {
 /**
  * The W3C trace context a request came with, when its `traceparent` is valid (https://www.w3.org/TR/trace-context/,
  * version 00; a later version read by its first four fields, as the recommendation asks), with its `tracestate` when
- * that is a valid list of at most 32 members, kept to 512 characters by dropping whole members from the end. An
+ * that is a valid list of at most 32 members, kept to 512 characters by dropping whole members (see `tracestateOf`). An
  * invalid `traceparent` is dropped with its `tracestate`, as the recommendation has it: a trace then starts afresh
  * wherever it is picked up, and nothing malformed is written to a log line or sent upstream.
  */
@@ -252,6 +252,8 @@ const TRACESTATE_MEMBER = /^[a-z\d][a-z\d_*/@-]{0,255}=[ -+\--<>-~]{0,255}[!-+\-
 
 /** How many characters of `tracestate` are passed on: what the recommendation asks vendors to keep at least. */
 const TRACESTATE_KEPT_CHARACTERS = 512;
+/** A member longer than this goes first when `tracestate` is cut, as the recommendation asks. */
+const TRACESTATE_LONG_MEMBER = 128;
 
 function tracestateOf(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
@@ -259,8 +261,13 @@ function tracestateOf(header: string | undefined): string | undefined {
   if (members.length === 0 || members.length > 32 || !members.every((member) => TRACESTATE_MEMBER.test(member))) return undefined;
   const keys = new Set(members.map((member) => member.slice(0, member.indexOf('='))));
   if (keys.size !== members.length) return undefined;
-  // Past the length kept, whole members go from the end: the first ones are the most recent vendors'.
-  while (members.join(',').length > TRACESTATE_KEPT_CHARACTERS) members.pop();
+  // Past the length kept, whole members go, as the recommendation orders it: those over 128 characters first (one
+  // would otherwise push out several short ones after it), then the others from the end, the first ones being the
+  // most recent vendors'. Only as many as the length needs.
+  while (members.join(',').length > TRACESTATE_KEPT_CHARACTERS) {
+    const long = members.findLastIndex((member) => member.length > TRACESTATE_LONG_MEMBER);
+    members.splice(long === -1 ? members.length - 1 : long, 1);
+  }
   return members.length === 0 ? undefined : members.join(',');
 }
 

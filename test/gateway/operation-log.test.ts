@@ -606,6 +606,29 @@ describe('the operation log line', () => {
         assert.deepEqual(left, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: undefined })), refused);
       }
     });
+
+    it('keeps tracestate to 512 characters by dropping its members over 128 characters first, then members from the end, as the recommendation asks', async () => {
+      // One long member first: dropping from the end alone lost the short members after it and kept it.
+      const long = `big=${'x'.repeat(200)}`;
+      const short = Array.from({ length: 14 }, (_, i) => `k${i}=${'v'.repeat(20)}`);
+      const first = await traced({ traceparent: TRACEPARENT, tracestate: [long, ...short].join(',') });
+      assert.ok([long, ...short].join(',').length > 512 && short.join(',').length <= 512, 'the short members alone fit, with the long one they do not');
+      assert.deepEqual(first.upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: short.join(',') })));
+      // Only as many long members go as the length needs, the last first; past them, short ones go from the end.
+      stack.emulator.clearRequests();
+      lines.length = 0;
+      const longs = [0, 1, 2].map((i) => `long${i}=${'y'.repeat(140)}`);
+      const second = await traced({ traceparent: TRACEPARENT, tracestate: [longs[0], ...short.slice(0, 4), longs[1], longs[2], ...short.slice(4)].join(',') });
+      assert.ok([longs[0], ...short].join(',').length <= 512, 'one long member and the short ones fit');
+      assert.deepEqual(second.upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: [longs[0], ...short].join(',') })));
+      stack.emulator.clearRequests();
+      lines.length = 0;
+      const many = Array.from({ length: 30 }, (_, i) => `m${i}=${'w'.repeat(20)}`);
+      const third = await traced({ traceparent: TRACEPARENT, tracestate: [...many.slice(0, 10), long, ...many.slice(10)].join(',') });
+      const kept = many.slice(0, 20).join(',');
+      assert.ok(kept.length <= 512 && `${kept},${many[20]}`.length > 512, 'twenty short members are as many as 512 characters hold');
+      assert.deepEqual(third.upstream, [0, 1].map(() => ({ traceparent: TRACEPARENT, tracestate: kept })));
+    });
   });
 
   it('is not joined by an error line for each upstream call of an upstream answering bodies it cannot use', async () => {
