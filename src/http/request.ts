@@ -352,7 +352,7 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
 }
 
 /**
- * What a refused POST's `Content-Type` was, for its 415: curl -d, Python's urllib, Ruby's Net::HTTP and Perl's LWP
+ * What a refused request's `Content-Type` was, for its 415 (a POST's, or a GET's, which should send none): curl -d, Python's urllib, Ruby's Net::HTTP and Perl's LWP
  * type a body as a form by default, Perl's HTTP::Tiny as application/octet-stream, and a caller told only what
  * to send would not know its client sent anything. Its media type is quoted only when it is one (two tokens,
  * lower-cased, of a readable length): nothing else of a caller's header is echoed.
@@ -382,7 +382,9 @@ export function contentTypeForApollo(contentType: string): string {
  */
 export function unacceptableGetType(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined;
-  return parsedContentType(contentType).type === 'application/json' ? undefined : 'GET requests may not have a Content-Type other than application/json: send the operation in the query string, or POST it as JSON';
+  const { type } = parsedContentType(contentType);
+  if (type === 'application/json') return undefined;
+  return `GET requests may not have a Content-Type other than application/json${sentType(contentType, type)}: send the operation in the query string, or POST it as JSON`;
 }
 
 /**

@@ -164,6 +164,8 @@ describe('HTTP hygiene', () => {
     for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/graphql-response+json']) {
       const answer = await send(query, { headers: { 'content-type': contentType, 'apollo-require-preflight': 'true' } });
       assertRefused(answer, 415, 'UNSUPPORTED_MEDIA_TYPE', /^GET requests may not have a Content-Type other than application\/json/);
+      // The type sent is named, as a POST's refusal names it: the caller may not know its client sent one.
+      assert.ok(answer.text.includes(`(this request's is ${contentType})`), answer.text);
     }
     assert.deepEqual(stack.upstreamCalls(), []);
     // JSON's (some clients send it on every request), or none, is served as before.
