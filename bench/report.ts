@@ -1,5 +1,5 @@
 import type { Contender } from './contender.ts';
-import { median } from './figures.ts';
+import { median, shownAgainstBound } from './figures.ts';
 import { scenarios, type Scenario } from './scenarios.ts';
 
 /** The tables of `npm run bench`'s report (bench/results.md) and the targets judged on their figures. */
@@ -94,7 +94,7 @@ export function targets(rows: Row[], cpuRounds: CpuRounds | null, { connections,
   const fanFloor = find('fanout', 'direct', 20);
   add(
     'fan-out p50 at 20 ms upstream latency ≤ 2 × 20 + 10 = 50 ms (operations one at a time)',
-    fan ? `${fan.p50Alone.toFixed(1)} ms (direct REST ${fanFloor ? fanFloor.p50Alone.toFixed(1) : '–'} ms)` : 'not measured',
+    fan ? `${shownAgainstBound(fan.p50Alone, 'at most', 1)} ms (direct REST ${fanFloor ? fanFloor.p50Alone.toFixed(1) : '–'} ms)` : 'not measured',
     fan && fan.p50Alone <= 50,
   );
   add(
@@ -117,14 +117,14 @@ export function targets(rows: Row[], cpuRounds: CpuRounds | null, { connections,
   add(
     `scenario 1 at 0 ms: gateway CPU/op ≤ 1.5 × bare Apollo’s (${basis})`,
     g1 && b1
-      ? `${fmt(g1.cpu)} µs vs ${fmt(b1.cpu)} µs (${(g1.cpu / b1.cpu).toFixed(2)} ×)` +
+      ? `${fmt(g1.cpu)} µs vs ${fmt(b1.cpu)} µs (${shownAgainstBound(g1.cpu / b1.cpu, 'at most', 2)} ×)` +
           (n1 ? `; naive ${fmt(n1.cpu)} µs, the gateway at ${(g1.cpu / n1.cpu).toFixed(2)} × it` : '')
       : 'not measured',
     g1 && b1 && g1.cpu <= 1.5 * b1.cpu,
   );
   add(
     `scenario 1 at 0 ms: gateway throughput ≥ 1.25 × naive’s (${basis})`,
-    g1 && n1 ? `${fmt(g1.rps)} vs ${fmt(n1.rps)} req/s (${(g1.rps / n1.rps).toFixed(2)} ×)` : 'not measured',
+    g1 && n1 ? `${fmt(g1.rps)} vs ${fmt(n1.rps)} req/s (${shownAgainstBound(g1.rps / n1.rps, 'at least', 2)} ×)` : 'not measured',
     g1 && n1 && g1.rps >= 1.25 * n1.rps,
   );
   // Not a target: the CPU target's own figures (bare Apollo ~140 µs, the naive baseline ~300, "the whole upstream
