@@ -1,6 +1,7 @@
-import autocannon, { type Result } from 'autocannon';
 import { wholeNumberSetting } from '../src/config/settings.ts';
 import { startChild, type Child } from './ipc.ts';
+import { performance } from 'node:perf_hooks';
+import autocannon, { type Result } from 'autocannon';
 import type { BenchSeed, Scenario } from './scenarios.ts';
 
 /** What the benchmark measures, each in a process of its own (`contender-child.ts`). */
@@ -46,8 +47,44 @@ export function target(child: Child, contender: Contender, scenario: Scenario, s
   };
 }
 
-/** `connections` clients POSTing the target's body for `seconds`; any GraphQL error counts as a mismatch. */
-export async function loadContender({ url, body, headers }: Target, seconds: number, connections: number): Promise<Result> {
+/** A target whose first answer was checked (`checkedTarget`): each answer under load must be that one. */
+export interface CheckedTarget extends Target {
+  answer: string;
+}
+
+/** One operation sent alone: its HTTP status, its answer as sent, and how long the whole exchange took. */
+export async function post({ url, body, headers }: Target): Promise<{ status: number; text: string; ms: number }> {
+  const started = performance.now();
+  const response = await fetch(url, { method: 'POST', headers, body });
+  const text = await response.text();
+  return { status: response.status, text, ms: performance.now() - started };
+}
+
+/**
+ * The scenario's first answer on `to`, checked before anything is timed (HTTP 200, data without errors, the scenario's
+ * own check of that data): `to` with that answer, which every answer under load must then be; or what is wrong with it.
+ */
+export async function checkedTarget(to: Target, scenario: Scenario): Promise<CheckedTarget | string> {
+  const { status, text } = await post(to);
+  let json: { data?: Record<string, unknown> | null; errors?: unknown } | undefined;
+  try {
+    json = JSON.parse(text) as typeof json;
+  } catch {
+    // Said below with the text itself.
+  }
+  if (status !== 200 || !json?.data || json.errors) return `HTTP ${status} ${text.slice(0, 500)}`;
+  const problem = scenario.check(json.data);
+  return problem === undefined ? { ...to, answer: text } : `wrong answer: ${problem}`;
+}
+
+/**
+ * `connections` clients POSTing the target's body for `seconds`. An answer other than the checked first one, byte for
+ * byte, counts as a mismatch: GraphQL errors, and an answer with less in it (`"account": null`, part of a list) that
+ * holds none, which counting only `"errors"` timed as done. The bench's operations read data nothing changes, or
+ * change it to what it already is, so each answer is the same (its seed is ASCII: autocannon joins a body's chunks as
+ * UTF-8 text one by one, which would garble a character split between two).
+ */
+export async function loadContender({ url, body, headers, answer }: CheckedTarget, seconds: number, connections: number): Promise<Result> {
   return await autocannon({
     url,
     method: 'POST',
@@ -55,7 +92,7 @@ export async function loadContender({ url, body, headers }: Target, seconds: num
     body,
     connections,
     duration: seconds,
-    verifyBody: (text) => !text.includes('"errors"'),
+    verifyBody: (text) => text === answer,
   });
 }
 
@@ -70,7 +107,7 @@ async function stats(child: Child) {
 }
 
 /** A load on a contender, with the CPU its process spent per completed operation and its peak RSS after. */
-export async function measureLoad(child: Child, to: Target, seconds: number, connections: number) {
+export async function measureLoad(child: Child, to: CheckedTarget, seconds: number, connections: number) {
   const before = await stats(child);
   const result = await loadContender(to, seconds, connections);
   const after = await stats(child);

@@ -2,7 +2,7 @@ import { DEFAULTS } from '../src/config/defaults.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { wholeNumberSetting } from '../src/config/settings.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
-import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
+import { checkedTarget, connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target } from './contender.ts';
 import { nodeFlagsProblem, startChild } from './ipc.ts';
 import { scenarios, type BenchSeed } from './scenarios.ts';
 
@@ -43,7 +43,9 @@ if (seconds === undefined || repeats === undefined || problems.length > 0) refus
 const emulator = await startChild('./emulator-child.ts', ['emulator']);
 const child = await startContender(emulator, contender, DEFAULTS.upstreamMaxInFlight);
 try {
-  const to = target(child, contender, scenario, emulator.ready['seed'] as BenchSeed);
+  // Its figures are of right answers only: the first is checked, and each one under load must be the same ("bad").
+  const to = await checkedTarget(target(child, contender, scenario, emulator.ready['seed'] as BenchSeed), scenario);
+  if (typeof to === 'string') throw new Error(`${scenario.id} × ${contender}: ${to}`);
   await loadContender(to, 5, connections);
   for (let i = 0; i < repeats; i++) {
     const { result, cpuMicrosPerOp, systemMicrosPerOp, contextSwitchesPerOp } = await measureLoad(child, to, seconds, connections);

@@ -1,5 +1,4 @@
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
-import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -9,7 +8,7 @@ import { wholeNumberSetting } from '../src/config/settings.ts';
 import { writeAtomically } from '../src/support/atomic-file.ts';
 import { quotedSetting } from '../src/support/shortened.ts';
 import { refuseToStart } from '../scripts/refuse-to-start.ts';
-import { connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, startContender, target, type Contender, type Target } from './contender.ts';
+import { checkedTarget, connectionsSetting, CONTENDERS, isContender, loadContender, measureLoad, post, startContender, target, type CheckedTarget, type Contender } from './contender.ts';
 import { median } from './figures.ts';
 import { CONTENDER_LABEL, cpuTable, table, targets, type CpuRounds, type Row } from './report.ts';
 import { nodeFlagsProblem, startChild, type Child } from './ipc.ts';
@@ -133,24 +132,17 @@ const fail = (message: string) => {
   console.error(`FAIL: ${message}`);
 };
 
-async function post({ url, body, headers }: Target): Promise<{ status: number; json: { data?: Record<string, unknown>; errors?: unknown[] }; ms: number }> {
-  const started = performance.now();
-  const response = await fetch(url, { method: 'POST', headers, body });
-  const json = (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
-  return { status: response.status, json, ms: performance.now() - started };
-}
+const load = (to: CheckedTarget, seconds: number) => loadContender(to, seconds, CONNECTIONS);
+const measuredLoad = (child: Child, to: CheckedTarget, seconds: number) => measureLoad(child, to, seconds, CONNECTIONS);
 
-const load = (to: Target, seconds: number) => loadContender(to, seconds, CONNECTIONS);
-const measuredLoad = (child: Child, to: Target, seconds: number) => measureLoad(child, to, seconds, CONNECTIONS);
-
-/** Fails the run when a load's answers were not all 2xx without GraphQL errors; returns the operations done. */
+/** Fails the run when a load's answers were not all 2xx and the checked first answer; returns the operations done. */
 function checkLoad(label: string, result: Result): number {
   const operations = result.requests.total;
   const broken = result.non2xx + result.errors + result.timeouts + result.mismatches;
   if (broken > 0 || operations === 0) {
     fail(
       `${label}: ${operations} operations, ${result.non2xx} non-2xx, ${result.errors} errors, ` +
-        `${result.timeouts} timeouts, ${result.mismatches} with GraphQL errors`,
+        `${result.timeouts} timeouts, ${result.mismatches} other than the checked first answer (GraphQL errors or other data)`,
     );
   }
   return operations;
@@ -160,24 +152,17 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
   const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
   const rows: Row[] = [];
   try {
-    const to = target(child, contender, scenario, seed);
     const label = `${scenario.id} × ${contender}`;
-
-    // The answer must be right before it is timed.
-    const first = await post(to);
-    if (first.status !== 200 || first.json.errors || !first.json.data) {
-      fail(`${label}: HTTP ${first.status} ${JSON.stringify(first.json).slice(0, 500)}`);
-      return rows;
-    }
-    const problem = scenario.check(first.json.data);
-    if (problem) {
-      fail(`${label}: wrong answer: ${problem}`);
+    // The answer must be right before it is timed, and each one under load the same.
+    const to = await checkedTarget(target(child, contender, scenario, seed), scenario);
+    if (typeof to === 'string') {
+      fail(`${label}: ${to}`);
       return rows;
     }
     if (contender !== 'bare') {
       // Every contender over the same data (GraphQL implementations of one schema, and the direct floor answering
       // their shape) must answer the same: the scenario's check alone reads only a few fields.
-      const text = JSON.stringify(first.json.data);
+      const text = JSON.stringify((JSON.parse(to.answer) as { data: unknown }).data);
       const other = reference.get(scenario.id);
       if (other === undefined) reference.set(scenario.id, text);
       else if (other !== text) fail(`${label}: answer differs from the other contenders':\n  ${text.slice(0, 300)}\n  ${other.slice(0, 300)}`);
@@ -280,7 +265,11 @@ async function interleavedCpu(emulator: Child, seed: BenchSeed): Promise<CpuRoun
     for (const contender of CPU_CONTENDERS.filter(contenderSelected)) {
       const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
       children.push(child);
-      const to = target(child, contender, scenario, seed);
+      const to = await checkedTarget(target(child, contender, scenario, seed), scenario);
+      if (typeof to === 'string') {
+        fail(`${scenario.id} × ${contender}, interleaved: ${to}`);
+        continue;
+      }
       if (WARMUP_S > 0) await load(to, WARMUP_S);
       const runs = { cpu: [] as number[], rps: [] as number[] };
       rounds.set(contender, runs);

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { loadContender } from '../../bench/contender.ts';
+
+/**
+ * Under load the bench counted as a failure only an answer that was not 2xx or held `"errors"`: a contender that
+ * answered its first operation right (checked before timing) and then, under load, a short or empty answer without
+ * errors (`"account": null`, half a list) was timed as if it had done the work. Each answer under load must be the
+ * first one, byte for byte: the bench's operations read data nothing changes, or change it to the same.
+ */
+
+const RIGHT = '{"data":{"account":{"id":"a1","username":"user0"}}}\n';
+const WRONG = '{"data":{"account":null}}\n';
+
+test('a load counts each answer that is not the checked first answer, errors or not', async (t) => {
+  let answered = 0;
+  const server = createServer((req, res) => {
+    req.resume().on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answered++ === 0 ? RIGHT : WRONG);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  const to = { url, body: '{"query":"{ account(id: \\"a1\\") { id username } }"}', headers: { 'content-type': 'application/json' } };
+
+  const first = await fetch(url, { method: 'POST', headers: to.headers, body: to.body });
+  assert.equal(await first.text(), RIGHT);
+
+  const result = await loadContender({ ...to, answer: RIGHT }, 1, 2);
+  assert.ok(result.requests.total > 0, 'the load made no operation');
+  assert.equal(result.non2xx, 0);
+  assert.equal(result.mismatches, result.requests.total, `${result.mismatches} of ${result.requests.total} wrong answers counted`);
+});
