@@ -28,8 +28,8 @@ const USAGE = `usage: npm run bench (no options: it is set through the environme
   BENCH_CPU_ROUNDS=<n>            interleaved scenario-1 CPU rounds (default 3; 0: none)
   BENCH_CPU_ROUND=<s>             seconds of each round (default 3)
   BENCH_MAX_IN_FLIGHT=<n>         the gateway's UPSTREAM_MAX_IN_FLIGHT (default ${DEFAULTS.upstreamMaxInFlight})
-  BENCH_NODE_FLAGS=<flags>        node flags for the contenders
-  BENCH_CPU_PROF=<contender>      node --cpu-prof of that contender (or the emulator), into bench/profiles/
+  BENCH_NODE_FLAGS=<flags>        with BENCH_ONLY, node flags for the contenders
+  BENCH_CPU_PROF=<contender>      with BENCH_ONLY, node --cpu-prof of that contender (or the emulator), into bench/profiles/
 The full run takes about 7 minutes and, when every check passes, rewrites bench/results.md.`;
 
 /** What is wrong with how the bench was started, said before anything starts. */
@@ -116,6 +116,22 @@ const CPU_ROUNDS = env('BENCH_CPU_ROUNDS', 3, 0, 100);
 const CPU_ROUND_S = env('BENCH_CPU_ROUND', 3);
 const flagsProblem = nodeFlagsProblem();
 if (flagsProblem !== undefined) settingProblems.push(flagsProblem);
+if (!ONLY) {
+  // A full run rewrites results.md, whose contenders bench/README.md describes as they run here by default: a run set
+  // otherwise wrote figures that said nothing of it.
+  if (cpuProf !== undefined) {
+    settingProblems.push("BENCH_CPU_PROF profiles a BENCH_ONLY run: give BENCH_ONLY too (a full run rewrites bench/results.md, whose figures would carry the profiler's cost)");
+  }
+  if (process.env['BENCH_NODE_FLAGS']?.trim()) {
+    settingProblems.push('BENCH_NODE_FLAGS tries flags on a BENCH_ONLY run: give BENCH_ONLY too (a full run rewrites bench/results.md, whose contenders run with the flags bench/README.md gives them)');
+  }
+  const nodeEnv = process.env['NODE_ENV']?.trim();
+  if (nodeEnv && nodeEnv !== 'production') {
+    settingProblems.push(
+      `NODE_ENV ${quotedSetting(nodeEnv)} would run graphql-js outside production in every contender, as npm start does not: unset it, or give BENCH_ONLY (a full run rewrites bench/results.md)`,
+    );
+  }
+}
 if (settingProblems.length > 0) refuse(settingProblems);
 /** The interleaved runs need the three the targets compare; the deployed gateway joins them when selected. */
 const CPU_TARGET_CONTENDERS = ['gateway', 'bare', 'naive'] as const satisfies readonly Contender[];

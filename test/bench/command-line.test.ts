@@ -113,6 +113,24 @@ test('BENCH_CONTENDERS without BENCH_ONLY is refused: it narrows only a partial 
 });
 
 /**
+ * A full run rewrites bench/results.md, whose contenders bench/README.md describes as they run by default. Profiling a
+ * contender (its figures then carry the profiler's cost), trying node flags, or a NODE_ENV other than production
+ * (graphql-js's development checks in every contender) made a results.md that said none of it.
+ */
+for (const [env, said] of [
+  [{ BENCH_CPU_PROF: 'gateway' }, /^bench: BENCH_CPU_PROF profiles a BENCH_ONLY run: give BENCH_ONLY too \(a full run rewrites bench\/results\.md, whose figures would carry the profiler's cost\)/],
+  [{ BENCH_NODE_FLAGS: '--max-semi-space-size=64' }, /^bench: BENCH_NODE_FLAGS tries flags on a BENCH_ONLY run: give BENCH_ONLY too \(a full run rewrites bench\/results\.md, whose contenders run with the flags bench\/README\.md gives them\)/],
+  [{ NODE_ENV: 'development' }, /^bench: NODE_ENV "development" would run graphql-js outside production in every contender, as npm start does not: unset it, or give BENCH_ONLY \(a full run rewrites bench\/results\.md\)/],
+] as const) {
+  test(`a full run with ${Object.entries(env).map(([name, value]) => `${name}=${value}`).join(' ')} is refused, and starts no run`, async () => {
+    const result = await runBenchWith(env);
+    assert.equal(result.runBegun, false, 'a run began');
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, said);
+  });
+}
+
+/**
  * A number setting that is no number (`BENCH_DURATION=5s`) ran as NaN: autocannon's own default duration, and
  * "NaN s per measurement" in the report; `BENCH_CONNECTIONS=0` loaded nothing.
  */
