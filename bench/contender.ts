@@ -52,12 +52,23 @@ export interface CheckedTarget extends Target {
   answer: string;
 }
 
+/**
+ * How long an operation sent alone may take: far longer than any of the bench's, even at 50 ms upstream latency on a
+ * loaded machine, so that a contender that stopped answering fails the run rather than holding it for ever.
+ */
+const ALONE_TIMEOUT_MS = 60_000;
+
 /** One operation sent alone: its HTTP status, its answer as sent, and how long the whole exchange took. */
-export async function post({ url, body, headers }: Target): Promise<{ status: number; text: string; ms: number }> {
+export async function post({ url, body, headers }: Target, timeoutMs = ALONE_TIMEOUT_MS): Promise<{ status: number; text: string; ms: number }> {
   const started = performance.now();
-  const response = await fetch(url, { method: 'POST', headers, body });
-  const text = await response.text();
-  return { status: response.status, text, ms: performance.now() - started };
+  try {
+    const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
+    const text = await response.text();
+    return { status: response.status, text, ms: performance.now() - started };
+  } catch (error) {
+    if (error instanceof Error && error.name === 'TimeoutError') throw new Error(`${url} gave no answer within ${timeoutMs / 1000} s`);
+    throw error;
+  }
 }
 
 /**

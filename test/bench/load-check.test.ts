@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { loadContender } from '../../bench/contender.ts';
+import { loadContender, post } from '../../bench/contender.ts';
 
 /**
  * Under load the bench counted as a failure only an answer that was not 2xx or held `"errors"`: a contender that
@@ -36,4 +36,22 @@ test('a load counts each answer that is not the checked first answer, errors or 
   assert.ok(result.requests.total > 0, 'the load made no operation');
   assert.equal(result.non2xx, 0);
   assert.equal(result.mismatches, result.requests.total, `${result.mismatches} of ${result.requests.total} wrong answers counted`);
+});
+
+/**
+ * The bench's operations sent one at a time (the first, checked; those alone; the round-trip probes) waited for their
+ * answer without end: a contender that stopped answering (a deadlock, a lost request) held `npm run bench`, which
+ * promises to be bounded, for ever, where its loads give up on an answer after autocannon's 10 s.
+ */
+test('an operation sent alone to a contender that never answers fails after its time, naming where it went', { timeout: 30_000 }, async (t) => {
+  const server = createServer(() => {
+    // Never answers.
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  await assert.rejects(post({ url, body: '{}', headers: { 'content-type': 'application/json' } }, 200), new RegExp(`^Error: ${url} gave no answer within 0\\.2 s$`));
 });
