@@ -58,13 +58,22 @@ export interface CheckedTarget extends Target {
  */
 const ALONE_TIMEOUT_MS = 60_000;
 
-/** One operation sent alone: its HTTP status, its answer as sent, and how long the whole exchange took. */
-export async function post({ url, body, headers }: Target, timeoutMs = ALONE_TIMEOUT_MS): Promise<{ status: number; text: string; ms: number }> {
+/**
+ * One operation sent alone: its HTTP status, its answer as sent, and how long the whole exchange took. On a checked
+ * target it throws unless the answer is the checked first one: the operations alone and the round-trip probes are
+ * figures only of right answers (errors answered at once would look fast).
+ */
+export async function post(to: Target | CheckedTarget, timeoutMs = ALONE_TIMEOUT_MS): Promise<{ status: number; text: string; ms: number }> {
+  const { url, body, headers } = to;
   const started = performance.now();
   try {
     const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await response.text();
-    return { status: response.status, text, ms: performance.now() - started };
+    const ms = performance.now() - started;
+    if ('answer' in to && (response.status !== 200 || text !== to.answer)) {
+      throw new Error(`${url} answered other than its checked first answer: HTTP ${response.status} ${text.slice(0, 300)}`);
+    }
+    return { status: response.status, text, ms };
   } catch (error) {
     if (error instanceof Error && error.name === 'TimeoutError') throw new Error(`${url} gave no answer within ${timeoutMs / 1000} s`);
     throw error;

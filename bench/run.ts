@@ -167,8 +167,8 @@ function checkLoad(label: string, result: Result): number {
 async function measure(emulator: Child, scenario: Scenario, contender: Contender, seed: BenchSeed, reference: Map<string, string>): Promise<Row[]> {
   const child = await startContender(emulator, contender, MAX_IN_FLIGHT);
   const rows: Row[] = [];
+  const label = `${scenario.id} × ${contender}`;
   try {
-    const label = `${scenario.id} × ${contender}`;
     // The answer must be right before it is timed, and each one under load the same.
     const to = await checkedTarget(target(child, contender, scenario, seed), scenario);
     if (typeof to === 'string') {
@@ -259,9 +259,12 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
           `${roundTrips ?? '-'} round trips, ${cpuMicrosPerOp.toFixed(0)} µs CPU/op`,
       );
     }
-    await emulator.call('latency', { ms: 0 });
+  } catch (error) {
+    // An operation sent alone answered wrong, or the contender stopped answering: this contender's figures end here.
+    fail(`${label}: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
     await child.stop();
+    await emulator.call('latency', { ms: 0 });
   }
   return rows;
 }
