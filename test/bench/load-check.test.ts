@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { loadContender, post } from '../../bench/contender.ts';
 
 /**
@@ -14,19 +14,29 @@ import { loadContender, post } from '../../bench/contender.ts';
 const RIGHT = '{"data":{"account":{"id":"a1","username":"user0"}}}\n';
 const WRONG = '{"data":{"account":null}}\n';
 
-test('a load counts each answer that is not the checked first answer, errors or not', async (t) => {
-  let answered = 0;
-  const server = createServer((req, res) => {
-    req.resume().on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(answered++ === 0 ? RIGHT : WRONG);
-    });
-  });
+/** A stand-in contender on loopback answering each request with `handler`, closed when the test `t` ends; its URL. */
+async function standIn(t: TestContext, handler: RequestListener): Promise<string> {
+  const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
     server.closeAllConnections();
     server.close();
   });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+}
+
+/** A stand-in contender answering its first operation right and every later one with less data, without errors. */
+function rightThenWrong(t: TestContext): Promise<string> {
+  let answered = 0;
+  return standIn(t, (req, res) => {
+    req.resume().on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answered++ === 0 ? RIGHT : WRONG);
+    });
+  });
+}
+
+test('a load counts each answer that is not the checked first answer, errors or not', async (t) => {
+  const url = await rightThenWrong(t);
   const to = { url, body: '{"query":"{ account(id: \\"a1\\") { id username } }"}', headers: { 'content-type': 'application/json' } };
 
   const first = await fetch(url, { method: 'POST', headers: to.headers, body: to.body });
@@ -44,15 +54,9 @@ test('a load counts each answer that is not the checked first answer, errors or 
  * promises to be bounded, for ever, where its loads give up on an answer after autocannon's 10 s.
  */
 test('an operation sent alone to a contender that never answers fails after its time, naming where it went', { timeout: 30_000 }, async (t) => {
-  const server = createServer(() => {
+  const url = await standIn(t, () => {
     // Never answers.
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
   await assert.rejects(post({ url, body: '{}', headers: { 'content-type': 'application/json' } }, 200), new RegExp(`^Error: ${url} gave no answer within 0\\.2 s$`));
 });
 
@@ -62,18 +66,7 @@ test('an operation sent alone to a contender that never answers fails after its 
  * errors at once, or less data, would have shown a fast p50 alone and fewer round trips.
  */
 test('an operation sent alone on a checked target fails when its answer is not the checked first answer', async (t) => {
-  let answered = 0;
-  const server = createServer((req, res) => {
-    req.resume().on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(answered++ === 0 ? RIGHT : WRONG);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  const url = await rightThenWrong(t);
   const checked = { url, body: '{}', headers: { 'content-type': 'application/json' }, answer: RIGHT };
   assert.equal((await post(checked)).text, RIGHT);
   await assert.rejects(post(checked), (error: Error) => error.message === `${url} answered other than its checked first answer: HTTP 200 ${WRONG}`);
