@@ -3,12 +3,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EmulatorStore, startEmulator } from '../src/emulator/index.ts';
+import { realTimer, type WaitTimer } from '../src/support/wait-timer.ts';
 import { serveParent } from './ipc.ts';
 import type { BenchSeed } from './scenarios.ts';
 
 /**
  * The upstream of every contender: the project's emulator in its own process, so its CPU time counts
- * against no contender. The runner drives it over IPC: injected latency, and the request log's length.
+ * against no contender. The runner drives it over IPC: injected latency, the request log's length, and the round
+ * trips since the log was cleared.
  */
 
 const ACCOUNTS = 20;
@@ -78,7 +80,24 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(1));
 const dataFile = join(dir, 'emulator.json');
 const seed = await writeSeed(dataFile);
-const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile, requestLogLimit: REQUEST_LOG_LIMIT });
+/**
+ * Round trips on the critical path, counted from the order of events rather than timed: with a latency injected
+ * (`answerAfterMs`, whose wait this timer runs from each request's arrival), a request arriving after another's answer
+ * was let go is one round trip deeper than that one, and one arriving before any was, the first. Timing an operation at
+ * 50 ms and at 0 ms miscounted whenever noise moved those by 25 ms (a loaded machine read 1 round trip as 3). Only a
+ * request of one round trip sent a whole injected latency after its fellows could still be counted one deeper.
+ */
+let deepestAnswered = 0;
+let deepestArrived = 0;
+const roundTripTimer: WaitTimer = (callback, ms) => {
+  const depth = deepestAnswered + 1;
+  deepestArrived = Math.max(deepestArrived, depth);
+  return realTimer(() => {
+    deepestAnswered = Math.max(deepestAnswered, depth);
+    callback();
+  }, ms);
+};
+const emulator = await startEmulator({ port: 0, host: '127.0.0.1', seed: 'none', dataFile, requestLogLimit: REQUEST_LOG_LIMIT, faultTimer: roundTripTimer });
 let removeLatency: (() => void) | undefined;
 
 serveParent({
@@ -93,11 +112,13 @@ serveParent({
     const requests = emulator.requests;
     const statuses: Record<string, number> = {};
     for (const entry of requests) statuses[entry.status] = (statuses[entry.status] ?? 0) + 1;
-    return { count: requests.length, full: requests.length >= REQUEST_LOG_LIMIT, peakInFlight: emulator.peakInFlight, statuses };
+    return { count: requests.length, full: requests.length >= REQUEST_LOG_LIMIT, peakInFlight: emulator.peakInFlight, statuses, roundTrips: deepestArrived };
   },
   clear: () => {
     emulator.clearRequests();
     emulator.resetPeak();
+    deepestAnswered = 0;
+    deepestArrived = 0;
   },
   close: async () => {
     await emulator.close();

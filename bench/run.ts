@@ -72,7 +72,10 @@ const WARMUP_S = env('BENCH_WARMUP', 5, 0);
 const REWARM_S = Math.min(1, WARMUP_S);
 const CONNECTIONS = connectionsSetting(settingProblems);
 const LATENCIES_MS = [0, 20];
-/** Upstream latency while counting round trips: large against everything else an operation spends. */
+/**
+ * Upstream latency while counting round trips: long enough that the requests a contender sends together all arrive
+ * before the first of them is answered.
+ */
 const PROBE_LATENCY_MS = 50;
 const PROBE_RUNS = 3;
 /** Operations sent one at a time for the unloaded latency. */
@@ -191,16 +194,16 @@ async function measure(emulator: Child, scenario: Scenario, contender: Contender
       await emulator.call('clear');
       await post(to);
       upstreamPerOp = Number((await emulator.call('count'))['count']);
-      const minimum = async () => {
-        let best = Infinity;
-        for (let i = 0; i < PROBE_RUNS; i++) best = Math.min(best, (await post(to)).ms);
-        return best;
-      };
-      const fast = await minimum();
+      // Counted by the emulator from which requests arrived after which answers (emulator-child.ts); a stall of the
+      // contender's could only add one, so the least of a few operations.
       await emulator.call('latency', { ms: PROBE_LATENCY_MS });
-      const slow = await minimum();
+      roundTrips = Infinity;
+      for (let i = 0; i < PROBE_RUNS; i++) {
+        await emulator.call('clear');
+        await post(to);
+        roundTrips = Math.min(roundTrips, Number((await emulator.call('count'))['roundTrips']));
+      }
       await emulator.call('latency', { ms: 0 });
-      roundTrips = Math.round((slow - fast) / PROBE_LATENCY_MS);
     }
 
     let warmup = WARMUP_S;
@@ -379,8 +382,8 @@ async function main() {
     '## All figures',
     '',
     'Upstream req/op: one operation alone (under load in brackets). Round trips: sequential upstream requests on',
-    `the critical path, from the time one operation takes at ${PROBE_LATENCY_MS} ms upstream latency. CPU and peak RSS: the`,
-    'contender process only.',
+    `the critical path, at ${PROBE_LATENCY_MS} ms upstream latency, from which requests reached the emulator after which answers. CPU and`,
+    'peak RSS: the contender process only.',
     '',
     table(rows),
     '',

@@ -16,7 +16,8 @@ export async function startBenchEmulator(t: TestContext, args: string[] = []) {
     consumerKey: String(emulator.ready['consumerKey']),
     consumerSecret: String(emulator.ready['consumerSecret']),
     timeoutMs: 10_000,
-    maxInFlight: 1,
+    // Room for the calls a test makes at once (the round trips), each on a connection of its own.
+    maxInFlight: 4,
     logger: silentLogger,
   });
   t.after(() => client.close());
