@@ -1,7 +1,18 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { getDirectiveValues, GraphQLError, GraphQLSpecifiedByDirective, isScalarType, parse, Source, type DocumentNode, type GraphQLSchema } from 'graphql';
+import {
+  getDirectiveValues,
+  GraphQLDeprecatedDirective,
+  GraphQLDirective,
+  GraphQLError,
+  GraphQLSchema,
+  GraphQLSpecifiedByDirective,
+  isScalarType,
+  parse,
+  Source,
+  type DocumentNode,
+} from 'graphql';
 import { locatingFieldErrors } from './error-locations.ts';
 import { projectRoot } from '../support/project-root.ts';
 import { resolvers } from '../resolvers/index.ts';
@@ -43,7 +54,7 @@ export function inSdlFile(error: GraphQLError): string {
 
 /** The executable schema from `schema/`'s SDL and the resolvers: each gateway builds it once, when it starts. */
 export function buildSchema(): GraphQLSchema {
-  const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
+  const schema = withDeprecatedOnSpecLocations(makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers }));
   // graphql-tools copies a scalar resolver's own fields over the SDL's type, its `description` and `specifiedByURL`
   // even when unset: the SDL's are the ones published (schema.graphql), and the ones introspection must show.
   for (const type of Object.values(schema.getTypeMap())) {
@@ -53,4 +64,22 @@ export function buildSchema(): GraphQLSchema {
   }
   locatingFieldErrors(schema);
   return schema;
+}
+
+/**
+ * `schema` with the built-in @deprecated on the spec's locations only. graphql-js 16.14 added DIRECTIVE_DEFINITION
+ * to them, and introspection (and so schema.json) says so: graphql-js before 16.14, which many frontends' lockfiles
+ * still hold, loads such an introspection but can neither print and parse it again (@graphql-codegen/typescript:
+ * `Syntax Error: Unexpected Name "DIRECTIVE_DEFINITION"`) nor introspect it (its introspection plugin, `graphql-inspector
+ * introspect`: `Unexpected invariant triggered`), and Python's graphql-core before 3.2.11 refuses it. The schema
+ * declares no directive of its own that could be deprecated, so the location offers nothing; deprecating a field
+ * is unchanged (graphql-js reads a deprecation with its own directive, whatever the schema lists).
+ */
+export function withDeprecatedOnSpecLocations(schema: GraphQLSchema): GraphQLSchema {
+  const directives = schema.getDirectives().map((directive) =>
+    directive.name === GraphQLDeprecatedDirective.name
+      ? new GraphQLDirective({ ...directive.toConfig(), locations: directive.locations.filter((location) => String(location) !== 'DIRECTIVE_DEFINITION') })
+      : directive,
+  );
+  return new GraphQLSchema({ ...schema.toConfig(), directives });
 }
