@@ -3,6 +3,7 @@ import { exactOrigin, hostnameOf, isLoopbackHost, originAsBrowsersSendIt } from 
 import type { EmulatorOptions } from './server.ts';
 import { quotedSetting, shownSetting } from '../support/shortened.ts';
 import { listenHostProblem, urlControlProblem, wholeNumberSetting } from '../config/settings.ts';
+import { namesFolder } from './persistence.ts';
 
 /** The development key pair the emulator accepts unless told otherwise; the secret is no secret. */
 export const DEFAULT_CONSUMER_KEY = 'dev-key';
@@ -44,6 +45,8 @@ export function emulatorOptionsFromEnv(
   const seed = read('EMULATOR_SEED') ?? 'demo';
   if (seed !== 'demo' && seed !== 'none') problems.push(`EMULATOR_SEED must be "demo" or "none" (got ${shownSetting(seed)})`);
   const dataFile = read('EMULATOR_DATA_FILE');
+  // Refused here, with the other settings (exit 78), not when the start reads it: no retry mends a spelling.
+  if (dataFile !== undefined && namesFolder(dataFile)) problems.push(`EMULATOR_DATA_FILE names a folder (got ${shownSetting(dataFile)}): set it to a file's path`);
   const publicUrl = read('EMULATOR_PUBLIC_URL');
   const publicControl = publicUrl === undefined ? undefined : urlControlProblem('EMULATOR_PUBLIC_URL', publicUrl);
   const publicOrigin = publicUrl === undefined || publicControl !== undefined ? undefined : exactOrigin(publicUrl);

@@ -25,6 +25,14 @@ export interface PersistedState {
 }
 
 /**
+ * Whether a data file's path names a folder by its spelling alone, however the disk stands (it ends in the path
+ * separator, `.` or `..`): refused with the settings (EMULATOR_DATA_FILE), and by the start for a path given in code.
+ */
+export function namesFolder(file: string): boolean {
+  return file.endsWith(sep) || ['.', '..'].includes(basename(file));
+}
+
+/**
  * Reads and validates a data file; `undefined` when it does not exist. With its state, the version read: a file
  * written by another process before the start's own write (a second emulator answering a write) is not
  * overwritten by it either. Taken before the read, a write between the two makes the start refuse, never
@@ -33,7 +41,7 @@ export interface PersistedState {
 export async function readState(file: string): Promise<{ state: PersistedState; version: FileVersion } | undefined> {
   const cannotRead = (error: unknown) => new Error(`Context.IO emulator: cannot read data file ${file}: ${(error as Error).message}`);
   // Not there yet, such a path was taken for a file's: its folders made, then the write failed on `state.json/.<pid>.tmp`.
-  if (file.endsWith(sep) || ['.', '..'].includes(basename(file))) throw new Error(`Context.IO emulator: data file ${file} names a folder: set EMULATOR_DATA_FILE to a file's path`);
+  if (namesFolder(file)) throw new Error(`Context.IO emulator: data file ${file} names a folder: set EMULATOR_DATA_FILE to a file's path`);
   let found: Stats;
   try {
     found = await stat(file);

@@ -330,4 +330,11 @@ describe('configuration from the environment', () => {
     assert.deepEqual(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_KEY: 'k' }), ['CONTEXTIO_CONSUMER_SECRET is required when CONTEXTIO_API_URL is set']);
     assert.deepEqual(configProblems({ CONTEXTIO_API_URL: url, CONTEXTIO_CONSUMER_SECRET: 's' }), ['CONTEXTIO_CONSUMER_KEY is required when CONTEXTIO_API_URL is set']);
   });
+
+  it('refuses an EMULATOR_DATA_FILE that names a folder by its spelling (ending in /, . or ..) with the settings: only an edit mends it', () => {
+    for (const path of ['/var/lib/emulator/', 'state/.', '/srv/..', '.']) {
+      assert.deepEqual(configProblems({ EMULATOR_DATA_FILE: path }), [`EMULATOR_DATA_FILE names a folder (got ${JSON.stringify(path)}): set it to a file's path`], path);
+    }
+    assert.deepEqual(configProblems({ EMULATOR_DATA_FILE: '/var/lib/emulator/state.json' }), []);
+  });
 });
