@@ -63,7 +63,8 @@ async function main(): Promise<void> {
   // A limit answers 429s that would otherwise surprise whoever tries the API: said where they will look.
   const limited = options.rateLimitPerHour === undefined ? '' : `; at most ${options.rateLimitPerHour} calls an hour (EMULATOR_RATE_LIMIT)`;
   process.stdout.write(`Context.IO emulator listening at ${emulator.url}${published} (consumer key ${consumerKey}, secret ${shownSecret})${limited}\n`);
-  for (const line of unknownSettings(env, ['EMULATOR_'])) process.stderr.write(`Context.IO emulator: warning: ${line}\n`);
+  // A name holds what its environment put in it (a line break, a directional control): kept to one line.
+  for (const line of unknownSettings(env, ['EMULATOR_'])) process.stderr.write(`Context.IO emulator: warning: ${onOneLine(line)}\n`);
   const warning = publicSecretWarning(options);
   if (warning !== undefined) process.stderr.write(`Context.IO emulator: warning: ${warning}\n`);
 }

@@ -158,6 +158,21 @@ describe('npm run emulator', () => {
     );
   });
 
+  test('writes a variable name it warns of on one line, its line breaks and directional controls escaped, as the gateway\'s JSON lines do', async () => {
+    // An environment's names may hold anything but `=`: a line break in one made a line that passed for another.
+    const run = runCli({ 'EMULATOR_X\nContext.IO emulator listening at http://elsewhere': '1', 'EMULATOR_Y\u202eZ': '1' });
+    try {
+      await run.waitForLine(LISTENING);
+    } finally {
+      run.child.kill('SIGTERM');
+      await run.exited;
+    }
+    assert.deepEqual(run.lines.filter((l) => l.includes('warning')), [
+      'Context.IO emulator: warning: EMULATOR_X\\nContext.IO emulator listening at http://elsewhere is not a setting and is ignored',
+      'Context.IO emulator: warning: EMULATOR_Y\\u202eZ is not a setting and is ignored',
+    ]);
+  });
+
   test('says on stderr a source callback it could not make, naming the host only, as the embedded one logs it: the flow went on and nothing else told of it', async () => {
     // The app's callback endpoint fails: its answer, not a timing, makes the failure.
     const app = createHttpServer((_req, res) => res.writeHead(500).end());
