@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { eventually } from '../helpers/eventually.ts';
+import { outputOfNpmStoppedMidRun } from '../helpers/npm-script.ts';
 import { isAlive } from '../helpers/script.ts';
 
 /**
@@ -259,34 +259,8 @@ test('bench/client-calls.ts stopped by SIGTERM takes its run under the node flag
  * it was stopped.
  */
 test('npm run bench: a SIGTERM sent to npm alone stops the run and what it started', { timeout: 120_000 }, async (t) => {
-  const root = fileURLToPath(new URL('../../', import.meta.url));
-  const child = spawn('npm', ['run', '--silent', 'bench'], {
-    cwd: root,
-    // bare Apollo alone, its one scenario's figures taking a minute: a run left going prints them before it ends.
-    env: { PATH: process.env['PATH'] ?? '', BENCH_ONLY: 'account', BENCH_CONTENDERS: 'bare', BENCH_WARMUP: '0', BENCH_DURATION: '60' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  t.after(() => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // The group is gone, as it should be.
-    }
-  });
-  let output = '';
-  const begun = new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-      if (/^1\. one account by id$/m.test(output)) resolve();
-    });
-    child.once('exit', () => reject(new Error(`npm run bench exited before its run began:\n${output}`)));
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  await begun;
-  // 'close': npm has exited and every process holding its output pipes (the bench, its emulator and contender) too.
-  const closed = once(child, 'close');
-  child.kill('SIGTERM');
-  await closed;
+  // bare Apollo alone, its one scenario's figures taking a minute: a run left going prints them before it ends.
+  const env = { BENCH_ONLY: 'account', BENCH_CONTENDERS: 'bare', BENCH_WARMUP: '0', BENCH_DURATION: '60' };
+  const output = await outputOfNpmStoppedMidRun(t, 'bench', [], env, /^1\. one account by id$/m);
   assert.doesNotMatch(output, /account × bare|partial run/, 'the run went on after npm was stopped');
 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { outputOfNpmStoppedMidRun } from '../helpers/npm-script.ts';
 
 /** `npm run soak -- …`: a command line it cannot use is refused with the usage, before anything starts. */
 
@@ -102,33 +102,7 @@ test('--out in a folder that cannot be made: the run ends, failing, and says why
  * them dies alone and the soak, orphaned, drives its gateway on for its whole duration (and writes its `--out`).
  */
 test('npm run soak: a SIGTERM sent to npm alone stops the run and what it started', { timeout: 120_000 }, async (t) => {
-  const child = spawn('npm', ['run', '--silent', 'soak', '--', '--duration', '60', '--warmup', '1', '--connections', '2'], {
-    cwd: fileURLToPath(new URL('../../', import.meta.url)),
-    env: { PATH: process.env['PATH'] ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  t.after(() => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // The group is gone, as it should be.
-    }
-  });
-  let output = '';
-  const begun = new Promise<void>((resolve, reject) => {
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      output += chunk;
-      if (/^soak: gateway /m.test(output)) resolve();
-    });
-    child.once('exit', () => reject(new Error(`npm run soak exited before its load began:\n${output}`)));
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  await begun;
-  // 'close': npm has exited and every process holding its output pipes (the soak and its gateway) too. Left
-  // running, the soak prints its progress every 5 s until its minute is up.
-  const closed = once(child, 'close');
-  child.kill('SIGTERM');
-  await closed;
+  const output = await outputOfNpmStoppedMidRun(t, 'soak', ['--duration', '60', '--warmup', '1', '--connections', '2'], {}, /^soak: gateway /m);
+  // Left running, the soak prints its progress every 5 s until its minute is up.
   assert.doesNotMatch(output, /soak: +\d+ s +sent/, 'the run went on after npm was stopped');
 });
