@@ -7,8 +7,9 @@ import type { AnswerAdmission, BodyAdmission, OperationAdmission } from './admis
 import type { Connections } from './connections.ts';
 import { awaitsContinue, discardBody, maxBodyPieces, readBody } from './body.ts';
 import { refusalForLoad, refusalsForLoadOver } from './load-refusals.ts';
-import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, searchForApollo, traceContextOf, traceIdOf, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
+import { acceptsGraphQLAnswer, carriesOperation, contentTypeForApollo, NOT_ACCEPTABLE_MESSAGE, parseGraphQLBody, percentEncodedUtf8, refusalMediaType, searchForApollo, unacceptableGetType, unreadableBodyType, utf8Text } from './request.ts';
 import { endOnceFlushed, graphqlError, sendJson, type Refusal } from './respond.ts';
+import { traceContextOf, traceIdOf } from './trace-context.ts';
 import type { Shutdown } from './shutdown.ts';
 import { answerTooLargeBody, documentLinesRefusal } from '../limits/index.ts';
 import type { LineThrottle } from '../logging/line-throttle.ts';
