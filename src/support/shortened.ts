@@ -1,3 +1,4 @@
+import { DIRECTIONAL_CONTROLS } from './unseen-characters.ts';
 /**
  * A value quoted back in an error or a log line, cut to `max` UTF-16 code units plus an ellipsis when longer:
  * enough to recognise, bounded whatever was sent. The cut never falls inside a surrogate pair, whose lone
@@ -52,9 +53,9 @@ export function withControlsEscaped(json: string): string {
 /** The line breaks of some readers that JSON.stringify leaves as they are (it escapes those below U+0020). */
 const JSON_KEPT_LINE_BREAKS = '\\u0085\\u2028\\u2029';
 /** Those and the other control characters JSON.stringify leaves as they are: DEL, the C1 controls, the directional ones. */
-const CONTROLS_JSON_KEEPS = new RegExp(`[\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}\\u202a-\\u202e\\u2066-\\u2069]`, 'g');
+const CONTROLS_JSON_KEEPS = new RegExp(`[\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}${DIRECTIONAL_CONTROLS}]`, 'g');
 /** What `onOneLine` escapes: the control characters JSON escapes, and those and the line breaks it keeps. */
-const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}\\u202a-\\u202e\\u2066-\\u2069]`, 'g');
+const LINE_BREAKS_AND_CONTROLS = new RegExp(`[\\u0000-\\u001f\\u007f-\\u009f${JSON_KEPT_LINE_BREAKS}${DIRECTIONAL_CONTROLS}]`, 'g');
 
 /**
  * A setting's value written after its name (`HOST=gateway.invalid: …`), as `quotedSetting` writes it but without

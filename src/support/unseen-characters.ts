@@ -31,6 +31,13 @@ export function withHalfPairsReplaced(text: string): string {
 }
 
 /**
+ * The directional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), as the body of a character
+ * class: shown as they are, they make text display in another order than it is stored. No name holds them, and log
+ * lines write them escaped.
+ */
+export const DIRECTIONAL_CONTROLS = '\\u202a-\\u202e\\u2066-\\u2069';
+
+/**
  * What no person's name holds: control characters (a NUL, a line break, an escape sequence that a terminal showing
  * a log or an export would act on), Unicode's line and paragraph separators, and the directional embeddings,
  * overrides and isolates that make text display in another order than it is stored. Other invisible format
@@ -40,4 +47,4 @@ export function withHalfPairsReplaced(text: string): string {
  * a Hangul filler completes a syllable typed in parts. The gateway's inputs and the emulator's connect page refuse
  * the same set.
  */
-export const HAS_NAME_CONTROL = /[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u;
+export const HAS_NAME_CONTROL = new RegExp(`[\\p{Cc}\\p{Zl}\\p{Zp}${DIRECTIONAL_CONTROLS}]`, 'u');
