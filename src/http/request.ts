@@ -290,8 +290,9 @@ export function unreadableBodyType(contentType: string | undefined, contentEncod
 /**
  * What a refused request's `Content-Type` was, for its 415 (a POST's, or a GET's, which should send none): curl -d,
  * Python's urllib, Ruby's Net::HTTP and Perl's LWP type a body as a form by default, Perl's HTTP::Tiny as
- * application/octet-stream, and a caller told only what to send would not know its client sent anything. Its media type is quoted only when it is one (two tokens,
- * lower-cased, of a readable length): nothing else of a caller's header is echoed.
+ * application/octet-stream, and a caller told only what to send would not know its client sent anything. Its media
+ * type is quoted only when it is one (two tokens, lower-cased, of a readable length): nothing else of a caller's
+ * header is echoed.
  */
 function sentType(contentType: string | undefined, type: string): string {
   if (contentType === undefined || type === '') return ' (this request has none)';
